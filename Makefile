@@ -1,0 +1,50 @@
+# admn_ros developer entry points. `make demo` and `make test` set everything up
+# (idempotently, in .venv/) and then run; a second run reuses what is there.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+DEMO_ARGS ?= --duration 30
+PYTEST_ARGS ?=
+
+# DDS never leaves this machine; the shipped FastDDS profile (large SHM segment) is the default.
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
+export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: env demo test test-all test-slow bench shell clean
+env: $(VENV)/.stamp-pkg
+
+$(VENV)/.stamp-deps: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(VENV)/.stamp-msgs: $(VENV)/.stamp-deps $(wildcard msg/*.msg) CMakeLists.txt package.xml scripts/build_interfaces.py
+	$(PY) scripts/build_interfaces.py
+	@touch $@
+
+$(VENV)/.stamp-pkg: $(VENV)/.stamp-msgs setup.py resource/executables
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+	    -e . --config-settings editable_mode=compat 2>&1 | grep -v -i -E 'deprecat|^\s*!!|^\s*\*+|^\s*$$|editable_mode|mode = ' || true
+	$(PY) -c "import admn_ros.msg, rclpy, torch; print('[env] ready: admn_ros.msg, rclpy, torch', torch.__version__)"
+	@touch $@
+
+demo: env
+	$(PY) -m admn_ros.cli demo $(DEMO_ARGS)
+
+test: env
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-all: env
+	$(PY) -m pytest -q --run-slow $(PYTEST_ARGS)
+
+bench: env
+	$(PY) -m benchmarks.run_all
+
+shell: env
+	@echo "entering $(VENV) (exit to leave)"; source $(VENV)/bin/activate && exec $$SHELL -i
+
+clean:
+	rm -rf build $(VENV)

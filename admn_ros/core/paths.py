@@ -1,0 +1,40 @@
+"""Where the package's data files (config/, models/, launch/) live.
+
+Installed by colcon they are under ``share/admn_ros``; in the venv (editable
+install) they are in the source tree. :func:`share_dir` finds whichever exists.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+@lru_cache(maxsize=1)
+def share_dir() -> Path:
+    """Directory holding config/, models/ and launch/ (``ADMN_ROS_SHARE`` overrides)."""
+    env = os.environ.get("ADMN_ROS_SHARE")
+    if env:
+        return Path(env)
+    if (SOURCE_ROOT / "config").is_dir() and (SOURCE_ROOT / "setup.py").is_file():
+        return SOURCE_ROOT
+    try:  # colcon install
+        from ament_index_python.packages import get_package_share_directory
+
+        p = Path(get_package_share_directory("admn_ros"))
+        if (p / "config").is_dir():
+            return p
+    except Exception:  # noqa: BLE001 - ament index absent or package not registered
+        pass
+    return SOURCE_ROOT
+
+
+def config_path(name: str) -> Path:
+    """Path of a shipped config file, e.g. ``config_path("sensors.yaml")``."""
+    return share_dir() / "config" / name
+
+
+def models_dir() -> Path:
+    return share_dir() / "models"

@@ -1,0 +1,216 @@
+"""Streams, modalities, budgets and layer-allocation masks: the one place for them.
+
+A *stream* is one modality of one sensor node, named ``"<node>/<modality>"``
+(for example ``"node1/rgb"``). ADMN runs one backbone of :data:`DEPTH` blocks
+per stream (weights shared per modality across nodes). A *layer allocation* is
+a boolean mask of shape ``(n_streams, DEPTH)``; the *budget* ``L`` counts every
+active block, including forced first blocks.
+
+Everything here is pure numpy so that the simulator, the ROS nodes and the
+torch model agree on the same arithmetic without importing each other.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+#: Blocks per backbone (the paper's ViT-B depth, so budgets mean the same thing).
+DEPTH: int = 12
+
+#: Maximum depth range used to scale depth images to [0, 1] (metres).
+DEPTH_MAX_M: float = 8.0
+
+
+@dataclass(frozen=True)
+class Modality:
+    """Static facts about one sensing modality.
+
+    Attributes:
+        name: short name used in stream ids (``rgb``, ``depth``, ``radar``).
+        channels: channels of the model input.
+        sigma_max: largest Gaussian noise std on [0, 1]-scaled data (paper: image 3,
+            depth 0.75; radar is our choice, 1.0).
+        encoding: ``sensor_msgs/Image`` encoding the sensor node publishes.
+    """
+
+    name: str
+    channels: int
+    sigma_max: float
+    encoding: str
+
+
+MODALITIES: dict[str, Modality] = {
+    "rgb": Modality("rgb", 3, 3.0, "rgb8"),
+    "depth": Modality("depth", 1, 0.75, "16UC1"),
+    "radar": Modality("radar", 1, 1.0, "32FC1"),
+}
+
+#: Default sensor nodes of the GDTM-style network.
+DEFAULT_NODES: tuple[str, ...] = ("node1", "node2", "node3")
+
+
+def stream_id(node: str, modality: str) -> str:
+    """Return the canonical id ``"<node>/<modality>"``."""
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; known: {sorted(MODALITIES)}")
+    if not node or "/" in node:
+        raise ValueError(f"invalid node name {node!r}: must be non-empty and contain no '/'")
+    return f"{node}/{modality}"
+
+
+def split_stream_id(sid: str) -> tuple[str, str]:
+    """Split ``"node1/rgb"`` into ``("node1", "rgb")``, validating both parts."""
+    parts = sid.split("/")
+    if len(parts) != 2:
+        raise ValueError(f"invalid stream id {sid!r}: expected '<node>/<modality>'")
+    stream_id(*parts)
+    return parts[0], parts[1]
+
+
+@dataclass(frozen=True)
+class StreamSet:
+    """An ordered set of streams; its order is the row order of every mask.
+
+    Streams are ordered node-major: ``node1/rgb, node1/depth, node1/radar, node2/rgb, ...``.
+    """
+
+    nodes: tuple[str, ...] = DEFAULT_NODES
+    modalities: tuple[str, ...] = ("rgb", "depth", "radar")
+
+    def __post_init__(self) -> None:
+        if not self.nodes or not self.modalities:
+            raise ValueError("a StreamSet needs at least one node and one modality")
+        for n in self.nodes:
+            for m in self.modalities:
+                stream_id(n, m)
+        if len(set(self.nodes)) != len(self.nodes) or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"duplicate nodes or modalities in {self}")
+
+    @property
+    def ids(self) -> list[str]:
+        return [stream_id(n, m) for n in self.nodes for m in self.modalities]
+
+    def __len__(self) -> int:
+        return len(self.nodes) * len(self.modalities)
+
+    def index(self, sid: str) -> int:
+        """Row index of stream ``sid``; raises ``KeyError`` naming the known ids."""
+        ids = self.ids
+        if sid not in ids:
+            raise KeyError(f"unknown stream {sid!r}; known streams: {ids}")
+        return ids.index(sid)
+
+    def modality_of(self, i: int) -> str:
+        return self.modalities[i % len(self.modalities)]
+
+    def node_of(self, i: int) -> str:
+        return self.nodes[i // len(self.modalities)]
+
+    @property
+    def total_blocks(self) -> int:
+        return len(self) * DEPTH
+
+    @classmethod
+    def from_ids(cls, ids: Sequence[str]) -> "StreamSet":
+        """Build a node-major StreamSet from ids; they must form a full node x modality grid."""
+        pairs = [split_stream_id(s) for s in ids]
+        nodes = tuple(dict.fromkeys(p[0] for p in pairs))
+        mods = tuple(dict.fromkeys(p[1] for p in pairs))
+        ss = cls(nodes, mods)
+        if sorted(ss.ids) != sorted(ids) or len(ids) != len(ss):
+            raise ValueError(f"streams {list(ids)} do not form a full node x modality grid")
+        return ss
+
+
+def budget_from_fraction(fraction: float, n_streams: int, depth: int = DEPTH) -> int:
+    """Budget ``L`` (active blocks) for a fraction of all blocks, e.g. 0.25 -> 27 of 108."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"budget fraction must be in (0, 1], got {fraction}")
+    return int(round(fraction * n_streams * depth))
+
+
+def validate_budget(budget: int, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> int:
+    """Check a budget against the stream count and the first-block rule; return it as int."""
+    lo = n_streams if first_block else 0
+    hi = n_streams * depth
+    if not lo <= int(budget) <= hi:
+        raise ValueError(
+            f"budget {budget} out of range [{lo}, {hi}] for {n_streams} streams x {depth} blocks"
+            + (" (the first block of every stream is always on)" if first_block else "")
+        )
+    return int(budget)
+
+
+def every_other_blocks(n_keep: int, depth: int = DEPTH) -> list[int]:
+    """Evenly spaced blocks to keep (LayerDrop's "every-other" rule); always starts at block 0.
+
+    ``n_keep=6`` gives ``[0, 2, 4, 6, 8, 10]``; ``n_keep=3`` gives ``[0, 4, 8]``.
+    """
+    if not 0 <= n_keep <= depth:
+        raise ValueError(f"cannot keep {n_keep} of {depth} blocks")
+    return [(i * depth) // n_keep for i in range(n_keep)]
+
+
+def mask_from_counts(counts: Iterable[int], depth: int = DEPTH) -> np.ndarray:
+    """Allocation mask with ``counts[i]`` every-other blocks on in stream ``i``."""
+    counts = list(counts)
+    mask = np.zeros((len(counts), depth), dtype=bool)
+    for i, c in enumerate(counts):
+        mask[i, every_other_blocks(int(c), depth)] = True
+    return mask
+
+
+def naive_allocation(n_streams: int, budget: int, depth: int = DEPTH) -> np.ndarray:
+    """The paper's input-agnostic baseline: an even split of ``budget`` over the streams.
+
+    Each stream gets ``budget // n_streams`` blocks (the first ``budget % n_streams``
+    streams one more), chosen with :func:`every_other_blocks`.
+    """
+    validate_budget(budget, n_streams, depth, first_block=False)
+    base, extra = divmod(int(budget), n_streams)
+    return mask_from_counts([base + (1 if i < extra else 0) for i in range(n_streams)], depth)
+
+
+def modality_allocation(streams: StreamSet, budget: int, keep: Sequence[str],
+                        first_block: bool = True, depth: int = DEPTH) -> np.ndarray:
+    """Single/multi-modality baseline: spread the budget evenly over streams of ``keep``.
+
+    Other streams get only their forced first block (if ``first_block``), or nothing.
+    """
+    n = len(streams)
+    validate_budget(budget, n, depth, first_block)
+    chosen = [i for i in range(n) if streams.modality_of(i) in keep]
+    if not chosen:
+        raise ValueError(f"no stream of modalities {list(keep)} in {streams.ids}")
+    counts = [1 if first_block else 0] * n
+    remaining = budget - sum(counts)
+    per_stream_cap = depth - (1 if first_block else 0)
+    # Round-robin so the split is even and deterministic.
+    k = 0
+    while remaining > 0:
+        i = chosen[k % len(chosen)]
+        if counts[i] - (1 if first_block else 0) < per_stream_cap:
+            counts[i] += 1
+            remaining -= 1
+        elif all(counts[j] >= depth for j in chosen):
+            raise ValueError(f"budget {budget} exceeds the blocks of streams {list(keep)}")
+        k += 1
+    return mask_from_counts(counts, depth)
+
+
+def full_allocation(n_streams: int, depth: int = DEPTH) -> np.ndarray:
+    """Upper Bound: every block of every stream."""
+    return np.ones((n_streams, depth), dtype=bool)
+
+
+def check_mask(mask: np.ndarray, budget: int | None = None, first_block: bool = True) -> None:
+    """Raise ``ValueError`` if ``mask`` is not a valid allocation (shape, budget, first-block rule)."""
+    m = np.asarray(mask)
+    if m.ndim != 2 or m.shape[1] != DEPTH:
+        raise ValueError(f"allocation mask must have shape (n_streams, {DEPTH}), got {m.shape}")
+    if budget is not None and int(m.sum()) != int(budget):
+        raise ValueError(f"allocation uses {int(m.sum())} blocks, budget is {budget}")
+    if first_block and not m[:, 0].all():
+        raise ValueError("first-block rule violated: block 0 must be on for every stream")

@@ -1,0 +1,52 @@
+"""Process environment for DDS: localhost-only discovery, the shipped FastDDS profile,
+and a ROS_DOMAIN_ID of our own. Imports no rclpy: call before ``rclpy.init``."""
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+from typing import MutableMapping
+
+from admn_ros.core.paths import config_path
+
+_held_locks: list = []  # keep lock files open for the life of the process
+
+
+def configure_dds_env(env: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
+    """Set (if unset) ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, the shipped FastDDS profile
+    and rmw_fastrtps_cpp in ``env`` (default ``os.environ``); return it."""
+    env = os.environ if env is None else env
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    profile = config_path("fastdds.xml")
+    if profile.is_file():
+        env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))
+    return env
+
+
+def reserve_domain_id(lo: int = 100, hi: int = 200) -> int:
+    """Pick a ROS_DOMAIN_ID in ``[lo, hi)`` no other live process of ours holds (file locks),
+    so parallel test sessions and demos on one machine do not cross-talk."""
+    lockdir = Path(tempfile.gettempdir()) / "admn_ros_domains"
+    lockdir.mkdir(exist_ok=True)
+    start = os.getpid() % (hi - lo)
+    for k in range(hi - lo):
+        did = lo + (start + k) % (hi - lo)
+        f = open(lockdir / f"{did}.lock", "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        _held_locks.append(f)
+        return did
+    raise RuntimeError(f"no free ROS_DOMAIN_ID in [{lo}, {hi}): all locked under {lockdir}")
+
+
+def isolated_env(env: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
+    """:func:`configure_dds_env` plus a reserved ROS_DOMAIN_ID (unless one is already set)."""
+    env = configure_dds_env(env)
+    if "ROS_DOMAIN_ID" not in env:
+        env["ROS_DOMAIN_ID"] = str(reserve_domain_id())
+    return env
