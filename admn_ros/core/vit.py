@@ -1,0 +1,271 @@
+"""Adaptive-depth Vision Transformer backbone: run any subset of its blocks, per sample.
+
+One :class:`AdaptiveViT` exists per modality; every sensor node's stream of that
+modality runs through it (the node streams are simply more rows of the batch).
+
+Shapes (defaults): an input image ``x`` is ``[B, C, 64, 64]`` in ``[0, 1]``; the
+patch embedding (patch 16) gives ``N = 16`` patch tokens, plus one CLS token, so
+the token tensor is ``[B, T=17, D=64]``. :meth:`AdaptiveViT.forward` returns the
+final-normed CLS embedding ``[B, D]``.
+
+Skipping is *real*: a block that is off for a sample is never computed for it.
+With a per-sample mask ``active`` (bool ``[B, depth]``) block ``j`` runs only on the
+sub-batch ``active[:, j]`` (``index_select`` -> block -> ``index_copy``), so the
+compute scales with the number of active (sample, block) pairs and every sample
+gets exactly what it would get if run alone. :meth:`AdaptiveViT.forward_blend`
+(compute every block, blend ``x = m * blk(x) + (1 - m) * x``) is the authors'
+batched approach; it is kept only as a benchmark baseline and as a reference in
+tests.
+
+Training extras: LayerDrop (each block dropped per sample with probability
+``layerdrop``; block 0 is exempt while ``layerdrop_keep_first`` is set, matching the
+first-block rule) and full-backbone dropout (per sample with probability
+``full_drop`` only block 0 runs). Both act only in ``train()`` mode and go through
+the same real-skipping path. A float allocation mask that carries gradients (the
+controller's straight-through mask) is supported: its forward values must be 0/1,
+the output is bit-identical to the bool mask, and ``d out / d m`` equals
+``blk(x) - x`` for the blocks that ran (blocks that did not run were never
+computed, so their mask entries receive no gradient from the backbone).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from admn_ros.core.streams import DEPTH
+
+#: What :meth:`AdaptiveViT.forward` accepts as an allocation: ``None`` (all blocks),
+#: a bool/float tensor ``[B, depth]`` or ``[depth]``, or a list of block indices
+#: applied to every sample.
+Active = Union[None, torch.Tensor, Sequence[int]]
+
+
+def init_linear(module: nn.Module) -> None:
+    """Truncated-normal (std 0.02) weights and zero biases for Linear layers (ViT convention)."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention. ``x [B, T, D]`` -> ``[B, T, D]``.
+
+    ``attend`` (optional) is a bool mask broadcastable to ``[B, heads, T, T]``, True where a
+    query may attend to a key (used by fusion to hide missing streams).
+    """
+
+    def __init__(self, dim: int, heads: int, qkv_bias: bool = True) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
+        return self.proj(out.transpose(1, 2).reshape(b, t, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: ``x + attn(ln(x))`` then ``x + mlp(ln(x))``. ``[B, T, D]`` -> same."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        hidden = int(round(dim * mlp_ratio))
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), attend)
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class PatchEmbed(nn.Module):
+    """Image ``[B, C, H, W]`` in [0, 1] -> tokens ``[B, 1 + N, D]`` (CLS first, learned positions).
+
+    The input is centred to [-1, 1] before the strided patch convolution.
+    """
+
+    def __init__(self, in_chans: int, img_size: int, patch: int, dim: int) -> None:
+        super().__init__()
+        if img_size % patch:
+            raise ValueError(f"image size {img_size} is not a multiple of patch size {patch}")
+        self.in_chans, self.img_size, self.patch = in_chans, img_size, patch
+        self.n_patches = (img_size // patch) ** 2
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, 1 + self.n_patches, dim))
+        nn.init.trunc_normal_(self.cls, std=0.02)
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        fan_in = in_chans * patch * patch
+        nn.init.trunc_normal_(self.proj.weight, std=1.0 / math.sqrt(fan_in))
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tok = self.proj(x * 2.0 - 1.0).flatten(2).transpose(1, 2)  # [B, N, D]
+        cls = self.cls.expand(tok.shape[0], -1, -1)
+        return torch.cat([cls, tok], dim=1) + self.pos
+
+
+class CLSHead(nn.Module):
+    """Final LayerNorm applied to the CLS token only: ``[B, T, D]`` -> ``[B, D]``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x[:, 0])
+
+
+def active_to_mask(active: Active, batch: int, depth: int, device: torch.device | None = None) -> torch.Tensor:
+    """Normalise an allocation to a ``[batch, depth]`` tensor (bool, or float if ``active`` is float).
+
+    ``None`` -> all on; a list of block indices -> those blocks on for every sample;
+    a ``[depth]`` tensor is broadcast over the batch.
+    """
+    if active is None:
+        return torch.ones(batch, depth, dtype=torch.bool, device=device)
+    if not isinstance(active, torch.Tensor):
+        idx = [int(i) for i in active]
+        if any(not 0 <= i < depth for i in idx):
+            raise ValueError(f"block indices {idx} out of range [0, {depth})")
+        m = torch.zeros(batch, depth, dtype=torch.bool, device=device)
+        m[:, idx] = True
+        return m
+    m = active.to(device) if device is not None else active
+    if m.dim() == 1:
+        m = m.unsqueeze(0).expand(batch, -1)
+    if m.shape != (batch, depth):
+        raise ValueError(f"allocation mask must have shape [{batch}, {depth}], got {list(m.shape)}")
+    return m
+
+
+class AdaptiveViT(nn.Module):
+    """ViT whose blocks can be skipped per sample. ``[B, C, H, W]`` -> CLS embedding ``[B, dim]``.
+
+    Args:
+        in_chans: input channels (3 for RGB, 1 for depth / radar).
+        img_size: square input side (64).
+        patch: patch side (16 -> 16 patches).
+        dim: token width (64).
+        depth: number of blocks (12).
+        heads: attention heads (4).
+        mlp_ratio: MLP hidden width / dim (4).
+        layerdrop: per-block, per-sample drop probability in training (ramped by the trainer).
+        full_drop: per-sample probability in training that only block 0 runs.
+        layerdrop_keep_first: exempt block 0 from LayerDrop (the first-block rule).
+    """
+
+    def __init__(self, in_chans: int, img_size: int = 64, patch: int = 16, dim: int = 64,
+                 depth: int = DEPTH, heads: int = 4, mlp_ratio: float = 4.0,
+                 layerdrop: float = 0.0, full_drop: float = 0.0,
+                 layerdrop_keep_first: bool = True) -> None:
+        super().__init__()
+        self.dim, self.depth = dim, depth
+        self.patch_embed = PatchEmbed(in_chans, img_size, patch, dim)
+        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.head = CLSHead(dim)
+        self.layerdrop = 0.0
+        self.full_drop = 0.0
+        self.layerdrop_keep_first = layerdrop_keep_first
+        self.set_layerdrop(layerdrop, full_drop)
+        self.blocks.apply(init_linear)
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens per sample, CLS included (17 by default)."""
+        return 1 + self.patch_embed.n_patches
+
+    def set_layerdrop(self, p: float, full_drop: float | None = None) -> None:
+        """Set the LayerDrop probability (and optionally the full-backbone drop probability)."""
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"layerdrop probability must be in [0, 1), got {p}")
+        self.layerdrop = float(p)
+        if full_drop is not None:
+            if not 0.0 <= full_drop <= 1.0:
+                raise ValueError(f"full-backbone drop probability must be in [0, 1], got {full_drop}")
+            self.full_drop = float(full_drop)
+
+    def sample_drop_mask(self, batch: int, device: torch.device | None = None,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+        """Training keep-mask ``[batch, depth]`` (bool) from LayerDrop and full-backbone dropout."""
+        keep = torch.rand(batch, self.depth, generator=generator, device=device) >= self.layerdrop
+        if self.layerdrop_keep_first:
+            keep[:, 0] = True
+        if self.full_drop > 0.0:
+            full = torch.rand(batch, generator=generator, device=device) < self.full_drop
+            first_only = torch.zeros(self.depth, dtype=torch.bool, device=device)
+            first_only[0] = True
+            keep = torch.where(full[:, None], first_only[None, :], keep)
+        return keep
+
+    # --- the three stages, public so engines and exporters can run them separately ---
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch embedding + CLS + positions: ``[B, C, H, W]`` -> tokens ``[B, T, D]``."""
+        return self.patch_embed(x)
+
+    def run_blocks(self, tokens: torch.Tensor, active: Active = None) -> torch.Tensor:
+        """Run the active blocks with real per-sample skipping. ``[B, T, D]`` -> ``[B, T, D]``.
+
+        ``active``: see :data:`Active`. Block ``j`` runs on ``active[:, j]``'s sub-batch only.
+        """
+        b = tokens.shape[0]
+        mask = active_to_mask(active, b, self.depth, tokens.device)
+        if self.training and (self.layerdrop > 0.0 or self.full_drop > 0.0):
+            keep = self.sample_drop_mask(b, tokens.device)
+            mask = mask * keep if mask.is_floating_point() else mask & keep
+        ste = mask.is_floating_point() and mask.requires_grad
+        on = (mask > 0.5) if mask.is_floating_point() else mask
+        on_cpu = on.detach().cpu()
+        counts = on_cpu.sum(0).tolist()
+        x = tokens
+        for j, blk in enumerate(self.blocks):
+            n_on = counts[j]
+            if n_on == 0:
+                continue
+            if n_on == b:
+                y = blk(x)
+                if ste:
+                    m = mask[:, j].view(b, 1, 1)
+                    y = y + (m - m.detach()) * (y - x)
+                x = y
+                continue
+            idx = on_cpu[:, j].nonzero().squeeze(1).to(x.device)
+            xs = x.index_select(0, idx)
+            y = blk(xs)
+            if ste:
+                m = mask[:, j].index_select(0, idx).view(-1, 1, 1)
+                y = y + (m - m.detach()) * (y - xs)
+            x = x.index_copy(0, idx, y)
+        return x
+
+    def forward(self, x: torch.Tensor, active: Active = None) -> torch.Tensor:
+        """``x [B, C, H, W]`` in [0, 1], ``active`` (see :data:`Active`) -> CLS embedding ``[B, dim]``."""
+        return self.head(self.run_blocks(self.embed(x), active))
+
+    def forward_blend(self, x: torch.Tensor, active: Active = None) -> torch.Tensor:
+        """Benchmark baseline (the authors' batching): compute EVERY block for every sample and
+        blend ``x = m * blk(x) + (1 - m) * x``. Same output as :meth:`forward` for 0/1 masks,
+        no compute saved. No LayerDrop. ``[B, C, H, W]`` -> ``[B, dim]``."""
+        tok = self.embed(x)
+        mask = active_to_mask(active, tok.shape[0], self.depth, tok.device).to(tok.dtype)
+        for j, blk in enumerate(self.blocks):
+            m = mask[:, j].view(-1, 1, 1)
+            tok = m * blk(tok) + (1.0 - m) * tok
+        return self.head(tok)

@@ -1,0 +1,221 @@
+"""Typed parameter specs -> declared ROS 2 parameters with descriptors, and back.
+
+Every admn_ros node lists its parameters once as :class:`ParamSpec` objects::
+
+    SPECS = (
+        ParamSpec("rate_hz", 15.0, "publish rate (Hz)", min=0.1, max=120.0, read_only=True),
+        ParamSpec("nodes", [], "sensor nodes to publish; [] = all", type=Parameter.Type.STRING_ARRAY),
+        ParamSpec("mode", "fast", "inference mode", choices=("fast", "exact")),
+    )
+    values = declare_parameters(node, SPECS)     # dict name -> value (overrides applied)
+    install_validation(node, SPECS)              # runtime checks: choices, int->double
+
+``declare_parameters`` builds a ``ParameterDescriptor`` with the description, the
+integer / floating-point range, ``read_only`` and ``additional_constraints`` (choices
+are listed there) so ``ros2 param describe`` shows them. Values from YAML
+(``/**: ros__parameters:``) or ``--ros-args -p`` are validated at declaration and
+raise :class:`ParameterError` naming the parameter and the problem; at run time
+:func:`install_validation` rejects bad values with a reason instead of raising.
+
+A common nuisance is fixed too: an integer given for a double parameter
+(``-p rate_hz:=10``) is accepted as ``10.0``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
+                              ParameterUninitializedException)
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+
+class ParameterError(ValueError):
+    """A parameter value given to a node is invalid (message names the parameter)."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: name, default, description and constraints.
+
+    Attributes:
+        name: parameter name (dots allowed, e.g. ``corruption.node1.rgb``).
+        default: default value; its Python type gives the parameter type unless ``type`` is set
+            (needed for empty lists).
+        description: human-readable description (shown by ``ros2 param describe``).
+        type: explicit ``Parameter.Type``.
+        min, max: inclusive range for INTEGER / DOUBLE parameters.
+        step: range step (0 = continuous).
+        choices: allowed values of a STRING parameter.
+        read_only: cannot be changed after start.
+        constraints: extra text for ``additional_constraints``.
+        validator: optional ``value -> error message or None`` run at declaration and on set.
+    """
+
+    name: str
+    default: Any
+    description: str
+    type: Parameter.Type | None = None
+    min: float | int | None = None
+    max: float | int | None = None
+    step: float | int = 0
+    choices: tuple[str, ...] | None = None
+    read_only: bool = False
+    constraints: str = ""
+    validator: Callable[[Any], str | None] | None = field(default=None, compare=False)
+
+    @property
+    def ptype(self) -> Parameter.Type:
+        return self.type if self.type is not None else Parameter.Type.from_parameter_value(self.default)
+
+    def descriptor(self) -> ParameterDescriptor:
+        d = ParameterDescriptor(description=self.description, read_only=self.read_only)
+        d.type = self.ptype.value
+        extra = [self.constraints] if self.constraints else []
+        if self.min is not None or self.max is not None:
+            if self.ptype == Parameter.Type.INTEGER:
+                d.integer_range = [IntegerRange(
+                    from_value=int(self.min if self.min is not None else -(2**63)),
+                    to_value=int(self.max if self.max is not None else 2**63 - 1),
+                    step=int(self.step))]
+            elif self.ptype == Parameter.Type.DOUBLE:
+                d.floating_point_range = [FloatingPointRange(
+                    from_value=float(self.min if self.min is not None else -math.inf),
+                    to_value=float(self.max if self.max is not None else math.inf),
+                    step=float(self.step))]
+            else:
+                raise TypeError(f"parameter {self.name!r}: min/max need an INTEGER or DOUBLE type")
+        if self.choices:
+            extra.append("one of: " + ", ".join(self.choices))
+        d.additional_constraints = "; ".join(extra)
+        return d
+
+    def check(self, value: Any) -> str | None:
+        """Return why ``value`` is invalid for this spec, or ``None`` if it is fine."""
+        pt = self.ptype
+        if pt == Parameter.Type.DOUBLE and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not pt.check(value):
+            return (f"parameter {self.name!r} must be of type {pt.name}, "
+                    f"got {type(value).__name__} {value!r}")
+        if pt in (Parameter.Type.INTEGER, Parameter.Type.DOUBLE):
+            if pt == Parameter.Type.DOUBLE and not math.isfinite(value):
+                return f"parameter {self.name!r} must be finite, got {value}"
+            if self.min is not None and value < self.min:
+                return f"parameter {self.name!r} = {value} is below its minimum {self.min}"
+            if self.max is not None and value > self.max:
+                return f"parameter {self.name!r} = {value} is above its maximum {self.max}"
+        if self.choices and value not in self.choices:
+            return f"parameter {self.name!r} = {value!r} is not one of {list(self.choices)}"
+        if self.validator is not None:
+            why = self.validator(value)
+            if why:
+                return f"parameter {self.name!r} = {value!r}: {why}"
+        return None
+
+
+def parameter_overrides(node: Node) -> dict[str, Parameter]:
+    """Overrides (``-p``, ``--params-file``, ``parameter_overrides=``) targeted at ``node``.
+
+    rclpy keeps them in a private attribute; this is the one place we read it.
+    """
+    return dict(getattr(node, "_parameter_overrides", {}) or {})
+
+
+def _coerce_int_overrides(node: Node, specs: Iterable[ParamSpec]) -> None:
+    overrides = getattr(node, "_parameter_overrides", None)
+    if not overrides:
+        return
+    for s in specs:
+        p = overrides.get(s.name)
+        if (p is not None and s.ptype == Parameter.Type.DOUBLE
+                and p.type_ == Parameter.Type.INTEGER):
+            overrides[s.name] = Parameter(s.name, Parameter.Type.DOUBLE, float(p.value))
+        elif (p is not None and s.ptype == Parameter.Type.DOUBLE_ARRAY
+                and p.type_ == Parameter.Type.INTEGER_ARRAY):
+            overrides[s.name] = Parameter(s.name, Parameter.Type.DOUBLE_ARRAY,
+                                          [float(v) for v in p.value])
+
+
+def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
+    """Declare every spec on ``node`` (overrides applied) and return ``{name: value}``.
+
+    Raises :class:`ParameterError` naming the parameter if an override has the wrong
+    type, lies outside the range, is not one of the choices or fails the validator.
+    """
+    _coerce_int_overrides(node, specs)
+    overrides = parameter_overrides(node)
+    for s in specs:
+        if s.name in overrides:
+            why = s.check(overrides[s.name].value)
+            if why:
+                raise ParameterError(why)
+        default = s.default
+        if s.ptype == Parameter.Type.DOUBLE and isinstance(default, int):
+            default = float(default)
+        try:
+            if s.type is not None and (default is None or default == []):
+                # rclpy cannot infer a type from [] (it guesses BYTE_ARRAY): declare by type;
+                # left unset unless overridden, and read back as the spec default.
+                node.declare_parameter(s.name, s.ptype, s.descriptor())
+            else:
+                node.declare_parameter(s.name, default, s.descriptor())
+        except InvalidParameterTypeException as e:
+            raise ParameterError(f"parameter {s.name!r}: {e}") from None
+        except InvalidParameterValueException as e:
+            raise ParameterError(f"parameter {s.name!r}: {e}") from None
+    return read_parameters(node, specs)
+
+
+def read_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
+    """Current values of ``specs`` on ``node`` as plain Python values (lists, not arrays)."""
+    out: dict[str, Any] = {}
+    for s in specs:
+        try:
+            v = node.get_parameter(s.name).value
+        except ParameterUninitializedException:
+            v = s.default
+        if isinstance(v, (tuple,)) or type(v).__name__ == "array":
+            v = list(v)
+        out[s.name] = [] if v is None and s.ptype.name.endswith("ARRAY") else v
+    return out
+
+
+def install_validation(node: Node, specs: Sequence[ParamSpec]) -> None:
+    """Register callbacks that (1) turn integers into doubles for DOUBLE specs and
+    (2) reject values failing :meth:`ParamSpec.check` (choices, validators) with a reason.
+
+    Ranges and read-only flags are also enforced by rclpy itself through the descriptors.
+    """
+    by_name = {s.name: s for s in specs}
+
+    def pre_set(params: list[Parameter]) -> list[Parameter]:
+        out = []
+        for p in params:
+            s = by_name.get(p.name)
+            if (s is not None and s.ptype == Parameter.Type.DOUBLE
+                    and p.type_ == Parameter.Type.INTEGER):
+                p = Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
+            out.append(p)
+        return out
+
+    def on_set(params: list[Parameter]) -> SetParametersResult:
+        for p in params:
+            s = by_name.get(p.name)
+            if s is None or p.type_ == Parameter.Type.NOT_SET:
+                continue
+            why = s.check(p.value if not type(p.value).__name__ == "array" else list(p.value))
+            if why:
+                return SetParametersResult(successful=False, reason=why)
+        return SetParametersResult(successful=True)
+
+    node.add_pre_set_parameters_callback(pre_set)
+    node.add_on_set_parameters_callback(on_set)
+
+
+def set_result(ok: bool, reason: str = "") -> SetParametersResult:
+    return SetParametersResult(successful=bool(ok), reason=reason)

@@ -1,0 +1,331 @@
+"""Start the ADMN graph where ``ros2 launch`` is not available, and the live demo.
+
+* ``admn-ros run``: the specs of :func:`admn_ros.ros.graph.tracking_graph` (the same
+  graph ``launch/tracking.launch.py`` starts) as one process per node, or with
+  ``--composed`` all ADMN nodes in one process (``admn_container``).
+* ``admn-ros demo`` (``make demo``): ``run`` plus a monitor that prints live
+  tracking error, latency and per-stream allocations, and a summary at the end
+  (after ``--duration`` seconds or Ctrl-C).
+
+Every process gets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, the shipped FastDDS
+profile and this run's own ROS_DOMAIN_ID (:mod:`admn_ros.ros.env`).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from admn_ros.ros.env import isolated_env
+from admn_ros.ros.graph import GraphOptions, NodeSpec, tracking_graph
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--budget", type=int, default=27, help="layer budget L (27 = 25%% of 9 streams x 12 blocks)")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
+    p.add_argument("--namespace", default="", help="namespace for every node")
+    p.add_argument("--params-file", default="", help="ADMN node parameters (default config/tracking.yaml)")
+    p.add_argument("--model-dir", default="", help="models directory (default: the package's models/)")
+    p.add_argument("--sensor-nodes", default="node1,node2,node3", help="comma-separated sensor node names")
+    p.add_argument("--allocation-mode", choices=["per_frame", "pipelined"], default="per_frame",
+                   help="per_frame: backbones wait for the frame's allocation; pipelined: use the latest")
+    p.add_argument("--composed", action="store_true", help="run the ADMN nodes in one process")
+    p.add_argument("--no-sim-sensors", action="store_true", help="do not start the simulated sensors")
+    p.add_argument("--use-sim-time", action="store_true", help="use /clock (bag replay)")
+    p.add_argument("--sensor-args", default="", help="extra sensor_node parameters, e.g. "
+                   "'corruption.node1.rgb:=gaussian:sigma=3.0'")
+    p.add_argument("--quiet", action="store_true", help="do not forward node logs")
+    return p
+
+
+def options_from_args(a: argparse.Namespace) -> GraphOptions:
+    return GraphOptions(namespace=a.namespace, params_file=a.params_file, budget=a.budget,
+                        use_sim_time=a.use_sim_time, sim_sensors=not a.no_sim_sensors,
+                        sensor_nodes=tuple(s for s in a.sensor_nodes.split(",") if s),
+                        model_dir=a.model_dir, allocation_mode=a.allocation_mode, composed=a.composed)
+
+
+@dataclass
+class GraphProcesses:
+    """Child processes of a running graph; stops them all (SIGINT, then SIGKILL)."""
+
+    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+
+    def start(self, specs: Sequence[NodeSpec], composed: bool, env: dict, quiet: bool,
+              sensor_args: Sequence[str] = ()) -> None:
+        out = subprocess.DEVNULL if quiet else None
+        if composed:
+            sensors = [s for s in specs if s.executable == "sensor_node"]
+            others = [s for s in specs if s.executable != "sensor_node"]
+            for s in sensors:
+                self._spawn(s.name, [sys.executable, "-m", s.module, *s.ros_args(), *_p(sensor_args)], env, out)
+            self._spawn("admn_container", [sys.executable, "-m", "admn_ros.ros.runner", "--container-specs",
+                                           _encode_specs(others)], env, out)
+        else:
+            for s in specs:
+                extra = _p(sensor_args) if s.executable == "sensor_node" else []
+                self._spawn(s.name, [sys.executable, "-m", s.module, *s.ros_args(), *extra], env, out)
+
+    def _spawn(self, name: str, cmd: list[str], env: dict, out) -> None:
+        self.procs.append((name, subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)))
+
+    def dead(self) -> list[tuple[str, int]]:
+        return [(n, p.returncode) for n, p in self.procs if p.poll() is not None]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for _, p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        for _, p in self.procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(timeout=2.0)
+
+
+def _p(sensor_args: Sequence[str]) -> list[str]:
+    """Extra ``name:=value`` parameters appended to a node's --ros-args."""
+    out: list[str] = []
+    for a in sensor_args:
+        if a:
+            out += ["-p", a]
+    return out
+
+
+def _encode_specs(specs: Sequence[NodeSpec]) -> str:
+    import json
+
+    return json.dumps([{"name": s.name, "executable": s.executable, "module": s.module,
+                        "node_class": s.node_class, "namespace": s.namespace,
+                        "params_files": s.params_files, "parameters": s.parameters,
+                        "remappings": s.remappings} for s in specs])
+
+
+def compose(specs: Sequence[NodeSpec], duration: float = 0.0) -> int:
+    """Instantiate every spec's node class in this process and spin them together."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init()
+    nodes = []
+    try:
+        for s in specs:
+            cls = getattr(importlib.import_module(s.module), s.node_class)
+            nodes.append(cls(cli_args=s.ros_args(), use_global_arguments=False))
+        ex = MultiThreadedExecutor(num_threads=max(2, len(nodes)))
+        for n in nodes:
+            ex.add_node(n)
+        end = time.monotonic() + duration if duration > 0 else float("inf")
+        while rclpy.ok() and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for n in nodes:
+            n.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+def container_main(argv: Sequence[str] | None = None) -> int:
+    """``admn_container``: the ADMN nodes of the tracking graph in one process."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = argv[: argv.index("--ros-args")] if "--ros-args" in argv else argv
+    a = build_parser("admn_container").parse_args(argv)
+    isolated_env()
+    specs = [s for s in tracking_graph(options_from_args(a)) if s.executable != "sensor_node"]
+    return compose(specs, a.duration)
+
+
+def _decode_specs(blob: str) -> list[NodeSpec]:
+    import json
+
+    return [NodeSpec(**{**d, "remappings": [tuple(r) for r in d["remappings"]]}) for d in json.loads(blob)]
+
+
+# --------------------------------------------------------------------------- monitor
+class _Monitor:
+    """Subscribes to ground truth, target and allocation; keeps live statistics."""
+
+    def __init__(self, node, stream_ids: list[str]) -> None:
+        from geometry_msgs.msg import PointStamped, PoseWithCovarianceStamped
+
+        from admn_ros.msg import LayerAllocation, StreamQoI
+        from admn_ros.ros import topics
+        from admn_ros.ros.qos import reliable_qos, sensor_qos
+
+        self.node = node
+        self.gt: dict[tuple[int, int], np.ndarray] = {}
+        self.errors: list[float] = []
+        self.latencies: list[float] = []
+        self.targets = 0
+        self.last_alloc = None
+        self.alloc_counts: list[np.ndarray] = []
+        self.qoi_counts = {sid: 0 for sid in stream_ids}
+        self.true_sigma = {sid: 0.0 for sid in stream_ids}
+        node.create_subscription(PointStamped, topics.GROUND_TRUTH, self._on_gt, reliable_qos())
+        node.create_subscription(PoseWithCovarianceStamped, topics.TARGET, self._on_target, reliable_qos())
+        node.create_subscription(LayerAllocation, topics.ALLOCATION, self._on_alloc, reliable_qos())
+        for sid in stream_ids:
+            node.create_subscription(StreamQoI, topics.qoi_topic(sid), self._on_qoi, sensor_qos())
+
+    @staticmethod
+    def _key(stamp) -> tuple[int, int]:
+        return (stamp.sec, stamp.nanosec)
+
+    def _on_gt(self, msg) -> None:
+        self.gt[self._key(msg.header.stamp)] = np.array([msg.point.x, msg.point.y])
+        if len(self.gt) > 600:
+            for k in sorted(self.gt)[:300]:
+                del self.gt[k]
+
+    def _on_target(self, msg) -> None:
+        self.targets += 1
+        now = self.node.get_clock().now().nanoseconds * 1e-9
+        st = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self.latencies.append(now - st)
+        gt = self.gt.get(self._key(msg.header.stamp))
+        if gt is not None:
+            p = msg.pose.pose.position
+            self.errors.append(float(np.hypot(p.x - gt[0], p.y - gt[1])))
+
+    def _on_alloc(self, msg) -> None:
+        self.last_alloc = msg
+        n = len(msg.stream_ids)
+        if n and msg.depth:
+            self.alloc_counts.append(np.asarray(msg.active_blocks, dtype=bool).reshape(n, msg.depth).sum(1))
+
+    def _on_qoi(self, msg) -> None:
+        if msg.stream_id in self.qoi_counts:
+            self.qoi_counts[msg.stream_id] += 1
+            self.true_sigma[msg.stream_id] = msg.noise_sigma
+
+    def line(self, elapsed: float) -> str:
+        rates = [c / max(elapsed, 1e-6) for c in self.qoi_counts.values()]
+        parts = [f"t={elapsed:5.1f}s", f"sensors {min(rates):4.1f}-{max(rates):4.1f} Hz x{len(rates)}"]
+        if self.targets:
+            err = f"{100 * np.mean(self.errors[-30:]):5.1f} cm" if self.errors else "  n/a"
+            lat = f"{1000 * np.median(self.latencies[-30:]):5.1f} ms"
+            parts += [f"targets {self.targets}", f"err(last30) {err}", f"latency p50 {lat}"]
+        if self.last_alloc is not None:
+            a = self.last_alloc
+            counts = np.asarray(a.active_blocks, dtype=bool).reshape(len(a.stream_ids), a.depth).sum(1)
+            parts.append(f"L={a.budget} [{a.controller}] " + " ".join(
+                f"{sid.replace('node', 'n')}:{c}" for sid, c in zip(a.stream_ids, counts)))
+        return " | ".join(parts)
+
+    def summary(self, elapsed: float) -> str:
+        rates = {sid: c / max(elapsed, 1e-6) for sid, c in self.qoi_counts.items()}
+        lines = ["", "== admn_ros demo summary ==", f"duration        {elapsed:.1f} s",
+                 "sensor rates    " + ", ".join(f"{k} {v:.1f} Hz" for k, v in rates.items()),
+                 f"targets         {self.targets} ({self.targets / max(elapsed, 1e-6):.1f} Hz)"]
+        if self.errors:
+            e = 100 * np.asarray(self.errors)
+            lines.append(f"tracking error  mean {e.mean():.1f} cm, median {np.median(e):.1f} cm, "
+                         f"p90 {np.percentile(e, 90):.1f} cm over {len(e)} frames")
+        if self.latencies:
+            lat = 1000 * np.asarray(self.latencies)
+            lines.append(f"latency         p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms "
+                         "(sensor stamp -> target received)")
+        if self.alloc_counts and self.last_alloc is not None:
+            mean = np.mean(self.alloc_counts, axis=0)
+            lines.append("mean blocks     " + ", ".join(
+                f"{sid} {m:.1f}" for sid, m in zip(self.last_alloc.stream_ids, mean)))
+        return "\n".join(lines)
+
+
+def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
+    argv = list(argv)
+    if "--container-specs" in argv:  # internal: composed child
+        i = argv.index("--container-specs")
+        isolated_env()
+        return compose(_decode_specs(argv[i + 1]))
+    a = build_parser(prog).parse_args(argv)
+    opts = options_from_args(a)
+    env = dict(isolated_env(dict(os.environ)))
+    os.environ.update(env)
+    specs = tracking_graph(opts)
+    sensor_args = [s.strip() for s in a.sensor_args.split(";") if s.strip()]
+    print(f"[{prog}] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} discovery={env['ROS_AUTOMATIC_DISCOVERY_RANGE']} "
+          f"nodes: {', '.join(s.name for s in specs)}{' (composed)' if a.composed else ''}", flush=True)
+    procs = GraphProcesses()
+    rc = 0
+    t0 = time.monotonic()
+    mon = None
+    node = None
+    stop = {"flag": False}
+
+    def _sigterm(*_):
+        stop["flag"] = True
+
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        procs.start(specs, a.composed, env, a.quiet, sensor_args)
+        import rclpy
+
+        rclpy.init()
+        node = rclpy.create_node("admn_monitor", namespace=a.namespace or None)
+        from admn_ros.core.streams import StreamSet
+
+        ids = StreamSet(nodes=opts.sensor_nodes).ids
+        mon = _Monitor(node, ids) if monitor else None
+        next_print = t0 + 1.0
+        while not stop["flag"]:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            now = time.monotonic()
+            if a.duration and now - t0 >= a.duration:
+                break
+            dead = procs.dead()
+            if dead:
+                print(f"[{prog}] node process(es) exited: {dead}", file=sys.stderr, flush=True)
+                rc = 1
+                break
+            if mon is not None and now >= next_print:
+                print(mon.line(now - t0), flush=True)
+                next_print = now + 1.0
+    except KeyboardInterrupt:
+        pass
+    finally:
+        procs.stop()
+        if mon is not None:
+            print(mon.summary(time.monotonic() - t0), flush=True)
+        if node is not None:
+            node.destroy_node()
+        try:
+            import rclpy
+
+            if rclpy.ok():
+                rclpy.shutdown()
+        except Exception:  # noqa: BLE001
+            pass
+    return rc
+
+
+def run_main(argv: Sequence[str] | None = None) -> int:
+    return _run(sys.argv[1:] if argv is None else argv, "admn-ros run", monitor=False)
+
+
+def demo_main(argv: Sequence[str] | None = None) -> int:
+    return _run(sys.argv[1:] if argv is None else argv, "admn-ros demo", monitor=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_main())

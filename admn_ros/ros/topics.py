@@ -1,0 +1,32 @@
+"""Topic names of the ADMN graph, in one place. Names are relative, so a namespace
+given at launch applies to all of them."""
+from __future__ import annotations
+
+from admn_ros.core.streams import split_stream_id
+
+_IMAGE_SUFFIX = {"rgb": "color/image_raw", "depth": "depth/image_raw", "radar": "radar/range_azimuth"}
+
+GROUND_TRUTH = "ground_truth/target"     # geometry_msgs/PointStamped, frame map
+ALLOCATION = "admn/allocation"           # admn_ros/LayerAllocation
+BUDGET = "admn/budget"                   # std_msgs/UInt16: set the layer budget at runtime
+TARGET = "admn/target"                   # geometry_msgs/PoseWithCovarianceStamped, frame map
+MARKERS = "admn/markers"                 # visualization_msgs/MarkerArray
+DASHBOARD = "admn/dashboard"             # sensor_msgs/Image rgb8
+DIAGNOSTICS = "/diagnostics"             # diagnostic_msgs/DiagnosticArray (absolute, by convention)
+
+
+def image_topic(sid: str) -> str:
+    """``node1/rgb`` -> ``node1/color/image_raw`` (REP-118 style names)."""
+    node, mod = split_stream_id(sid)
+    return f"{node}/{_IMAGE_SUFFIX[mod]}"
+
+
+def qoi_topic(sid: str) -> str:
+    """True QoI of a stream (admn_ros/StreamQoI), published by the (simulated) sensor."""
+    node, mod = split_stream_id(sid)
+    return f"{node}/qoi/{mod}"
+
+
+def embeddings_topic(sensor_node: str) -> str:
+    """admn_ros/StreamEmbeddings of one backbone node."""
+    return f"admn/{sensor_node}/embeddings"
