@@ -1,0 +1,139 @@
+"""Visual geometry for RViz markers and the dashboard image (rclpy-free).
+
+The viz node turns these primitives into ``visualization_msgs/Marker``s; the
+dashboard renders the same primitives top-down with OpenCV, so what RViz shows
+and what an image viewer shows come from one description.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from admn_ros.core.streams import MODALITIES, split_stream_id
+
+RGBA = tuple[float, float, float, float]
+_SHORT = {"rgb": "C", "depth": "D", "radar": "R"}  # colour camera, depth, radar
+
+#: Base colour per modality for labels (RGB in [0, 1]).
+MODALITY_COLOR: dict[str, tuple[float, float, float]] = {
+    "rgb": (0.95, 0.75, 0.1), "depth": (0.2, 0.6, 1.0), "radar": (0.8, 0.3, 0.9)}
+
+
+def qoi_color(sigma: float, modality: str, alpha: float = 0.9) -> RGBA:
+    """Green for a clean stream, through yellow, to red at the modality's ``sigma_max``;
+    grey when the noise is unknown (NaN)."""
+    if sigma is None or not np.isfinite(sigma):
+        return (0.6, 0.6, 0.6, alpha)
+    q = float(np.clip(sigma / MODALITIES[modality].sigma_max, 0.0, 1.0))
+    return (min(1.0, 2 * q), min(1.0, 2 * (1 - q)), 0.1, alpha)
+
+
+def cov_ellipse(mean: Sequence[float], cov: np.ndarray, n_std: float = 2.0, n: int = 48) -> np.ndarray:
+    """Points ``(n, 2)`` of the ``n_std`` ellipse of a 2-D Gaussian (metres)."""
+    cov = np.asarray(cov, dtype=np.float64).reshape(2, 2)
+    cov = 0.5 * (cov + cov.T)
+    w, v = np.linalg.eigh(cov)
+    w = np.sqrt(np.clip(w, 0.0, None)) * n_std
+    t = np.linspace(0, 2 * np.pi, n, endpoint=True)
+    circle = np.stack([np.cos(t) * w[0], np.sin(t) * w[1]], axis=1)
+    return circle @ v.T + np.asarray(mean, dtype=np.float64).reshape(1, 2)
+
+
+@dataclass
+class Bar:
+    """A vertical bar standing at ``xy`` (map frame): one stream's active blocks."""
+
+    stream_id: str
+    xy: tuple[float, float]
+    blocks: int
+    depth: int
+    color: RGBA
+    label: str
+
+
+def allocation_bars(stream_ids: Sequence[str], mask: np.ndarray, est_noise: Sequence[float] | None,
+                    node_xy: dict[str, tuple[float, float]], spacing: float = 0.12,
+                    present: Sequence[bool] | None = None) -> list[Bar]:
+    """One bar per stream, grouped at its sensor node's position (modalities side by side),
+    coloured by estimated QoI, labelled ``rgb 5/12 s=0.3``."""
+    mask = np.asarray(mask, dtype=bool)
+    bars: list[Bar] = []
+    by_node: dict[str, list[int]] = {}
+    for i, sid in enumerate(stream_ids):
+        by_node.setdefault(split_stream_id(sid)[0], []).append(i)
+    for node, idx in by_node.items():
+        cx, cy = node_xy.get(node, (0.0, 0.0))
+        for j, i in enumerate(idx):
+            _, mod = split_stream_id(stream_ids[i])
+            sigma = float(est_noise[i]) if est_noise is not None and len(est_noise) > i else float("nan")
+            alive = True if present is None else bool(present[i])
+            off = (j - (len(idx) - 1) / 2) * spacing
+            label = f"{mod} {int(mask[i].sum())}/{mask.shape[1]}" + (
+                f" s={sigma:.2f}" if np.isfinite(sigma) else "") + ("" if alive else " MISSING")
+            bars.append(Bar(stream_ids[i], (cx + off, cy), int(mask[i].sum()), mask.shape[1],
+                            qoi_color(sigma, mod) if alive else (0.3, 0.3, 0.3, 0.9), label))
+    return bars
+
+
+@dataclass
+class DashboardState:
+    """Everything the dashboard shows for one frame."""
+
+    track_size: tuple[float, float] = (3.0, 3.6)
+    node_xy: dict[str, tuple[float, float]] | None = None
+    bars: list[Bar] | None = None
+    estimate: tuple[float, float] | None = None
+    cov: np.ndarray | None = None
+    trail: Sequence[tuple[float, float]] = ()
+    ground_truth: tuple[float, float] | None = None
+    title: str = ""
+
+
+def render_dashboard(state: DashboardState, width: int = 640, height: int = 480) -> np.ndarray:
+    """Top-down rgb8 image: track, sensors, estimate with 2-sigma ellipse and trail,
+    ground truth, and a bar chart of per-stream blocks coloured by QoI."""
+    img = np.full((height, width, 3), 32, np.uint8)
+    map_w = int(width * 0.55)
+    tw, th = state.track_size
+    scale = min((map_w - 40) / (tw + 1.0), (height - 60) / (th + 1.0))
+    ox, oy = 20 + 0.5 * scale, height - 20 - 0.5 * scale
+
+    def px(xy) -> tuple[int, int]:
+        return int(round(ox + xy[0] * scale)), int(round(oy - xy[1] * scale))
+
+    cv2.rectangle(img, px((0, 0)), px((tw, th)), (90, 90, 90), 2)
+    for node, xy in (state.node_xy or {}).items():
+        cv2.circle(img, px(xy), 6, (200, 200, 200), -1)
+        cv2.putText(img, node, (px(xy)[0] + 8, px(xy)[1] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (200, 200, 200), 1)
+    if len(state.trail) > 1:
+        pts = np.array([px(p) for p in state.trail], np.int32)
+        cv2.polylines(img, [pts], False, (0, 140, 255), 1)
+    if state.ground_truth is not None:
+        cv2.drawMarker(img, px(state.ground_truth), (0, 255, 0), cv2.MARKER_CROSS, 14, 2)
+    if state.estimate is not None:
+        if state.cov is not None:
+            ell = np.array([px(p) for p in cov_ellipse(state.estimate, state.cov)], np.int32)
+            cv2.polylines(img, [ell], True, (255, 160, 0), 1)
+        cv2.circle(img, px(state.estimate), 5, (255, 120, 0), -1)
+    # Bar chart panel.
+    bars = state.bars or []
+    x0, y0, y1 = map_w + 10, 40, height - 30
+    if bars:
+        bw = max(4, (width - x0 - 10) // len(bars) - 4)
+        depth = max(b.depth for b in bars)
+        for k, b in enumerate(bars):
+            x = x0 + k * (bw + 4)
+            h = int((y1 - y0) * b.blocks / max(depth, 1))
+            color = tuple(int(255 * c) for c in b.color[:3])
+            cv2.rectangle(img, (x, y1 - h), (x + bw, y1), color, -1)
+            cv2.rectangle(img, (x, y0), (x + bw, y1), (80, 80, 80), 1)
+            cv2.putText(img, str(b.blocks), (x, y1 - h - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (230, 230, 230), 1)
+            node, mod = split_stream_id(b.stream_id)
+            cv2.putText(img, f"{node[-1]}{_SHORT[mod]}", (x, y1 + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                        tuple(int(255 * c) for c in MODALITY_COLOR[mod]), 1)
+    if state.title:
+        cv2.putText(img, state.title, (10, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    return img
