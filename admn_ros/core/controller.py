@@ -1,0 +1,426 @@
+"""The ADMN controller: per-stream QoI encoders -> transformer -> per-(stream, block) logits.
+
+Data flow (``n`` streams, node-major; inputs as in :mod:`admn_ros.core.model`)::
+
+    x [B, S, C, 64, 64] --QoIEncoder of the modality (3 strided convs)--> [B, S, dim]
+    stream tokens [B, n, dim] (+ stream embedding), CLS [B, 1, dim]
+        --transformer (missing streams masked as keys)--> tokens [B, n, dim]
+        --allocation head (budget FiLM for the universal variant)--> logits [B, n, depth]
+        --noise head--> sigma [B, n]
+
+Allocation is per stream (``n x depth`` logits), not per modality. :func:`select_blocks`
+turns logits into a mask that sums exactly to the budget ``L`` per sample:
+
+* the first-block rule (default on): block 0 of every *present* stream is forced on and
+  counts toward ``L``;
+* missing streams get no blocks and their logits are excluded;
+* training: ``y = softmax((logits + g * Gumbel) / tau)`` over the candidate entries,
+  ``hard = top-(L - forced)(y)``, mask ``= forced + hard + (y - y.detach())`` (straight-through:
+  forward values exactly 0/1, gradients of ``y``). ``tau = 1``; ``g`` (the Gumbel noise
+  scale) defaults to 0.1 as in the authors' code, so training explores only slightly
+  around the deterministic choice;
+* inference: deterministic top-(L - forced) on the logits.
+
+Variants: a fixed-budget controller (``universal=False``, one per ``L``) and a
+budget-conditioned "universal" controller (``universal=True``: the budget fraction
+``L / (n * depth)`` modulates the allocation head through FiLM, so one controller
+serves every budget). ``autoencoder=True`` adds a conv decoder that reconstructs the
+(noisy) inputs from the stream tokens (ADMN_AE); :meth:`AllocationController.freeze_encoder`
+then leaves only the allocation head trainable.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, StreamSet, budget_from_fraction
+from admn_ros.core.vit import Block, init_linear
+
+
+@dataclass
+class ControllerConfig:
+    """Controller architecture and selection settings (serialisable like ``ADMNConfig``).
+
+    Attributes:
+        nodes / modalities: the stream grid (must match the main model's).
+        depth: blocks per backbone.
+        img_size: input side (the controller sees the same 64x64 inputs).
+        dim / layers / heads / mlp_ratio: the controller transformer (small on purpose).
+        conv_channels: output channels of the three QoI convolutions.
+        budget: default budget ``L`` (active blocks in total, forced ones included).
+        universal: budget-conditioned controller (budget fraction is an input).
+        first_block: force block 0 of every present stream (counted in ``L``).
+        gumbel_scale: scale ``g`` of the Gumbel noise in training (authors: 0.1).
+        tau: softmax temperature in training (paper: 1).
+        autoencoder: add the reconstruction decoder (ADMN_AE).
+    """
+
+    nodes: tuple[str, ...] = DEFAULT_NODES
+    modalities: tuple[str, ...] = ("rgb", "depth", "radar")
+    depth: int = DEPTH
+    img_size: int = 64
+    dim: int = 32
+    layers: int = 2
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    conv_channels: tuple[int, int, int] = (4, 8, 16)
+    budget: int = 27
+    universal: bool = False
+    first_block: bool = True
+    gumbel_scale: float = 0.1
+    tau: float = 1.0
+    autoencoder: bool = False
+
+    def __post_init__(self) -> None:
+        self.nodes = tuple(self.nodes)
+        self.modalities = tuple(self.modalities)
+        self.conv_channels = tuple(int(c) for c in self.conv_channels)  # type: ignore[assignment]
+        if len(self.conv_channels) != 3:
+            raise ValueError(f"ControllerConfig.conv_channels needs 3 values, got {self.conv_channels}")
+        if self.img_size % 16:
+            raise ValueError(f"ControllerConfig.img_size must be a multiple of 16, got {self.img_size}")
+        StreamSet(self.nodes, self.modalities)
+        lo = self.n_streams if self.first_block else 0
+        if not lo <= self.budget <= self.n_streams * self.depth:
+            raise ValueError(f"ControllerConfig.budget {self.budget} out of range [{lo}, {self.n_streams * self.depth}]")
+        if self.tau <= 0:
+            raise ValueError(f"ControllerConfig.tau must be > 0, got {self.tau}")
+
+    @property
+    def streams(self) -> StreamSet:
+        return StreamSet(self.nodes, self.modalities)
+
+    @property
+    def n_streams(self) -> int:
+        return len(self.nodes) * len(self.modalities)
+
+    @property
+    def total_blocks(self) -> int:
+        return self.n_streams * self.depth
+
+    @classmethod
+    def for_model(cls, model_cfg: Any, **overrides: Any) -> "ControllerConfig":
+        """Controller config matching an :class:`~admn_ros.core.model.ADMNConfig`'s streams and depth.
+
+        Without an explicit ``budget``, the default is 25% of all blocks.
+        """
+        kw: dict[str, Any] = dict(nodes=model_cfg.nodes, modalities=model_cfg.modalities,
+                                  depth=model_cfg.vit_depth, img_size=model_cfg.img_size,
+                                  first_block=model_cfg.first_block)
+        n = len(model_cfg.nodes) * len(model_cfg.modalities)
+        kw["budget"] = max(n if model_cfg.first_block else 0,
+                           budget_from_fraction(0.25, n, model_cfg.vit_depth))
+        kw.update(overrides)
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["nodes"], d["modalities"], d["conv_channels"] = list(self.nodes), list(self.modalities), list(self.conv_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ControllerConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"ControllerConfig: unknown keys {unknown}; known keys: {sorted(known)}")
+        return cls(**dict(d))
+
+
+# ------------------------------------------------------------------ selection
+def _budget_tensor(budget: int | Sequence[int] | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    b = torch.as_tensor(budget, device=device).long()
+    if b.dim() == 0:
+        b = b.expand(batch)
+    if b.shape != (batch,):
+        raise ValueError(f"budget must be an int or have shape [{batch}], got {list(b.shape)}")
+    return b
+
+
+def select_blocks(logits: torch.Tensor, budget: int | Sequence[int] | torch.Tensor,
+                  present: torch.Tensor | None = None, first_block: bool = True,
+                  training: bool = False, gumbel_scale: float = 0.1, tau: float = 1.0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Turn allocation logits into a mask summing to the budget per sample.
+
+    Args:
+        logits: ``[B, n, depth]``.
+        budget: total active blocks ``L`` (int, or ``[B]`` per-sample budgets). Forced first
+            blocks count toward it. If missing streams leave fewer than ``L`` blocks
+            available, every available block is used (the sum is then that smaller number).
+        present: bool ``[B, n]`` (``None`` = all present). Missing streams get no blocks.
+        first_block: force block 0 of every present stream.
+        training: Gumbel-softmax + top-k + straight-through (else deterministic top-k).
+        gumbel_scale: Gumbel noise scale ``g`` (training only).
+        tau: softmax temperature (training only).
+        generator: RNG for the Gumbel noise.
+    Returns:
+        float mask ``[B, n, depth]`` with values exactly 0/1 in the forward pass; in training it
+        carries the straight-through gradient of the soft selection.
+    Raises:
+        ValueError: if some ``L`` is smaller than the number of forced blocks.
+    """
+    b, n, depth = logits.shape
+    dev = logits.device
+    pres = torch.ones(b, n, dtype=torch.bool, device=dev) if present is None else present.to(dev, torch.bool)
+    forced = torch.zeros(b, n, depth, dtype=torch.bool, device=dev)
+    if first_block:
+        forced[:, :, 0] = pres
+    cand = (pres[:, :, None] & ~forced).reshape(b, n * depth)
+    forced_flat = forced.reshape(b, n * depth)
+    n_forced = forced_flat.sum(1)
+    L = _budget_tensor(budget, b, dev)
+    if bool((L < n_forced).any()):
+        bad = int(L[(L < n_forced)][0])
+        raise ValueError(f"budget {bad} is below the {int(n_forced.max())} forced first blocks "
+                         "(first-block rule: block 0 of every present stream is on and counted)")
+    k = torch.minimum(L - n_forced, cand.sum(1))  # [B]
+    flat = logits.reshape(b, n * depth)
+    neg_inf = torch.finfo(flat.dtype).min
+    if training:
+        gen_dev = generator.device if generator is not None else dev
+        u = torch.rand(flat.shape, generator=generator, device=gen_dev).to(dev).clamp_(1e-10, 1.0 - 1e-7)
+        gumbel = -torch.log(-torch.log(u))
+        scores = (flat + gumbel_scale * gumbel) / tau
+    else:
+        scores = flat
+    scores = scores.masked_fill(~cand, neg_inf)
+    order = torch.sort(scores.detach(), dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(n * depth, device=dev).expand(b, -1))
+    hard = (ranks < k[:, None]) & cand
+    out = (hard | forced_flat).to(logits.dtype)
+    if training:
+        soft = torch.softmax(scores, dim=1) * cand.to(scores.dtype)
+        out = out + (soft - soft.detach())
+    return out.reshape(b, n, depth)
+
+
+# ------------------------------------------------------------------ modules
+class QoIEncoder(nn.Module):
+    """Three strided convs on the 64x64 input -> one QoI token. ``[N, C, H, W]`` -> ``[N, dim]``.
+
+    conv k4/s4 (64 -> 16), conv k2/s2 (16 -> 8), conv k2/s2 (8 -> 4), GELUs, global mean, linear.
+    Cheap on purpose (about 50-100 kFLOP-MACs per stream at 64x64).
+    """
+
+    def __init__(self, in_chans: int, channels: Sequence[int], dim: int) -> None:
+        super().__init__()
+        c1, c2, c3 = channels
+        self.conv1 = nn.Conv2d(in_chans, c1, 4, 4)
+        self.conv2 = nn.Conv2d(c1, c2, 2, 2)
+        self.conv3 = nn.Conv2d(c2, c3, 2, 2)
+        self.fc = nn.Linear(c3, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.conv1(x * 2.0 - 1.0))
+        h = F.gelu(self.conv2(h))
+        h = F.gelu(self.conv3(h))
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+class QoIDecoder(nn.Module):
+    """ADMN_AE decoder: token ``[N, dim]`` -> image ``[N, C, H, W]`` in [0, 1] (mirror of the encoder)."""
+
+    def __init__(self, out_chans: int, channels: Sequence[int], dim: int, img_size: int) -> None:
+        super().__init__()
+        c1, c2, c3 = channels
+        self.side = img_size // 16
+        self.c3 = c3
+        self.fc = nn.Linear(dim, c3 * self.side * self.side)
+        self.up3 = nn.ConvTranspose2d(c3, c2, 2, 2)
+        self.up2 = nn.ConvTranspose2d(c2, c1, 2, 2)
+        self.up1 = nn.ConvTranspose2d(c1, out_chans, 4, 4)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.fc(z).view(-1, self.c3, self.side, self.side)
+        h = F.gelu(self.up3(h))
+        h = F.gelu(self.up2(h))
+        return torch.sigmoid(self.up1(h))
+
+
+class AllocationHead(nn.Module):
+    """Stream token ``[B, n, dim]`` (+ budget fraction ``[B]``) -> logits ``[B, n, depth]``.
+
+    With ``universal``, the budget fraction goes through a small MLP to a FiLM scale/shift
+    of the tokens before the MLP, so one head serves every budget.
+    """
+
+    def __init__(self, dim: int, depth: int, universal: bool) -> None:
+        super().__init__()
+        self.universal = universal
+        if universal:
+            self.budget_mlp = nn.Sequential(nn.Linear(1, dim), nn.GELU(), nn.Linear(dim, 2 * dim))
+        self.fc1 = nn.Linear(dim, dim)
+        self.fc2 = nn.Linear(dim, depth)
+
+    def forward(self, tok: torch.Tensor, budget_frac: torch.Tensor | None = None) -> torch.Tensor:
+        if self.universal:
+            if budget_frac is None:
+                raise ValueError("a universal controller needs the budget fraction")
+            gamma, beta = self.budget_mlp(budget_frac.reshape(-1, 1).to(tok.dtype)).chunk(2, dim=-1)
+            tok = tok * (1.0 + gamma[:, None, :]) + beta[:, None, :]
+        return self.fc2(F.gelu(self.fc1(tok)))
+
+
+class AllocationController(nn.Module):
+    """ADMN controller. ``allocate(inputs, present, budget)`` -> mask ``[B, n, depth]``.
+
+    Submodules: ``encoders`` (per-modality :class:`QoIEncoder`, shared across nodes),
+    ``stream_emb`` / ``cls`` / ``layers`` / ``norm`` (the encoder transformer),
+    ``alloc_head`` (:class:`AllocationHead`), ``noise_head`` and, with ``autoencoder``,
+    ``decoders``.
+    """
+
+    def __init__(self, cfg: ControllerConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or ControllerConfig()
+        ss = cfg.streams
+        self.stream_modalities = [ss.modality_of(i) for i in range(len(ss))]
+        self.encoders = nn.ModuleDict({m: QoIEncoder(MODALITIES[m].channels, cfg.conv_channels, cfg.dim)
+                                       for m in cfg.modalities})
+        self.stream_emb = nn.Parameter(torch.zeros(1, cfg.n_streams, cfg.dim))
+        self.cls = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        nn.init.trunc_normal_(self.stream_emb, std=0.02)
+        nn.init.trunc_normal_(self.cls, std=0.02)
+        self.layers = nn.ModuleList([Block(cfg.dim, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.layers)])
+        self.norm = nn.LayerNorm(cfg.dim, eps=1e-6)
+        self.alloc_head = AllocationHead(cfg.dim, cfg.depth, cfg.universal)
+        self.noise_head = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.GELU(), nn.Linear(cfg.dim, 1))
+        self.decoders = nn.ModuleDict({m: QoIDecoder(MODALITIES[m].channels, cfg.conv_channels, cfg.dim, cfg.img_size)
+                                       for m in cfg.modalities}) if cfg.autoencoder else None
+        for mod in (self.layers, self.alloc_head, self.noise_head, self.encoders):
+            mod.apply(init_linear)
+
+    # ------------------------------------------------------------ encoder
+    def budget_fraction(self, budget: int | Sequence[int] | torch.Tensor, batch: int) -> torch.Tensor:
+        """``L / (n * depth)`` as float ``[B]``."""
+        return _budget_tensor(budget, batch, self.stream_emb.device).float() / float(self.cfg.total_blocks)
+
+    def encode(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
+        """QoI encoders + transformer: inputs -> stream tokens ``[B, n, dim]`` (budget-agnostic)."""
+        cfg = self.cfg
+        x0 = inputs[cfg.modalities[0]]
+        b, s = x0.shape[0], len(cfg.nodes)
+        toks = []
+        for m in cfg.modalities:
+            x = inputs[m]
+            toks.append(self.encoders[m](x.reshape(b * s, *x.shape[2:])).reshape(b, s, cfg.dim))
+        tok = torch.stack(toks, dim=2).reshape(b, cfg.n_streams, cfg.dim) + self.stream_emb
+        x = torch.cat([self.cls.expand(b, -1, -1), tok], dim=1)
+        attend = None
+        if present is not None:
+            keys = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=x.device), present.to(x.device, torch.bool)], 1)
+            attend = keys[:, None, None, :]
+        for layer in self.layers:
+            x = layer(x, attend)
+        return self.norm(x)[:, 1:]
+
+    def forward(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None,
+                budget: int | Sequence[int] | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Inputs (dict modality -> ``[B, S, C, H, W]``) -> ``{"logits": [B, n, depth],
+        "sigma": [B, n], "tokens": [B, n, dim]}``. ``budget`` matters only for ``universal``."""
+        tok = self.encode(inputs, present)
+        b = tok.shape[0]
+        frac = self.budget_fraction(self.cfg.budget if budget is None else budget, b) if self.cfg.universal else None
+        logits, sigma = self.heads(tok, frac)
+        return {"logits": logits, "sigma": sigma, "tokens": tok}
+
+    def heads(self, tok: torch.Tensor, budget_frac: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stream tokens ``[B, n, dim]`` (+ budget fraction ``[B]``, used if universal) ->
+        ``(logits [B, n, depth], sigma [B, n])``."""
+        logits = self.alloc_head(tok, budget_frac if self.cfg.universal else None)
+        sigma = F.softplus(self.noise_head(tok).squeeze(-1))
+        return logits, sigma
+
+    def select(self, logits: torch.Tensor, budget: int | Sequence[int] | torch.Tensor | None = None,
+               present: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """:func:`select_blocks` with this controller's settings; training mode follows ``self.training``."""
+        cfg = self.cfg
+        return select_blocks(logits, cfg.budget if budget is None else budget, present, cfg.first_block,
+                             self.training, cfg.gumbel_scale, cfg.tau, generator)
+
+    def allocate(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None,
+                 budget: int | Sequence[int] | torch.Tensor | None = None,
+                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """forward + select: ``{"mask": [B, n, depth] float (0/1; straight-through in training),
+        "logits", "sigma", "tokens"}``."""
+        out = self.forward(inputs, present, budget)
+        out["mask"] = self.select(out["logits"], budget, present, generator)
+        return out
+
+    # ------------------------------------------------------------ losses
+    def noise_loss(self, sigma_pred: torch.Tensor, sigma_true: torch.Tensor, present: torch.Tensor | None = None,
+                   modality_weights: Mapping[str, float] | None = None) -> torch.Tensor:
+        """Weighted L1 between predicted and true per-stream sigma ``[B, n]``, averaged over present
+        streams. ``modality_weights`` e.g. ``{"depth": 20.0}`` (the authors weight depth x20)."""
+        w = torch.tensor([float((modality_weights or {}).get(m, 1.0)) for m in self.stream_modalities],
+                         device=sigma_pred.device, dtype=sigma_pred.dtype)
+        return l1_noise_loss(sigma_pred, sigma_true.to(sigma_pred), w, present)
+
+    def reconstruct(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """ADMN_AE: reconstructions per modality ``[B, S, C, H, W]`` from the stream tokens."""
+        if self.decoders is None:
+            raise RuntimeError("this controller has no decoder: build it with ControllerConfig(autoencoder=True)")
+        cfg = self.cfg
+        tok = self.encode(inputs, present)
+        b, s = tok.shape[0], len(cfg.nodes)
+        tok = tok.reshape(b, s, len(cfg.modalities), cfg.dim)
+        return {m: self.decoders[m](tok[:, :, mi].reshape(b * s, cfg.dim)).reshape(inputs[m].shape)
+                for mi, m in enumerate(cfg.modalities)}
+
+    def reconstruction_loss(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
+        """ADMN_AE loss: mean squared error of :meth:`reconstruct` against the (noisy) inputs,
+        averaged over present streams."""
+        cfg = self.cfg
+        rec = self.reconstruct(inputs, present)
+        b, s = inputs[cfg.modalities[0]].shape[:2]
+        pres = torch.ones(b, cfg.n_streams, dtype=torch.bool) if present is None else present.to(torch.bool)
+        pres = pres.to(rec[cfg.modalities[0]].device).reshape(b, s, len(cfg.modalities)).float()
+        tot, cnt = 0.0, pres.sum().clamp_min(1.0)
+        for mi, m in enumerate(cfg.modalities):
+            err = (rec[m] - inputs[m]).pow(2).mean(dim=(2, 3, 4))  # [B, S]
+            tot = tot + (err * pres[:, :, mi]).sum()
+        return tot / cnt
+
+    def freeze_encoder(self, frozen: bool = True) -> None:
+        """ADMN_AE stage 2: freeze everything but the allocation head (``frozen=False`` undoes it)."""
+        for name, p in self.named_parameters():
+            p.requires_grad_(not frozen or name.startswith("alloc_head."))
+
+    def flops(self) -> int:
+        """Analytic inference FLOPs per sample (multiply-adds x 2); see :mod:`admn_ros.core.flops`."""
+        from admn_ros.core.flops import controller_flops
+
+        return controller_flops(self.cfg)
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> dict[str, Any]:
+        return {"config": self.cfg.to_dict(), "state_dict": self.state_dict()}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Mapping[str, Any], map_location: str | torch.device = "cpu") -> "AllocationController":
+        c = cls(ControllerConfig.from_dict(ckpt["config"]))
+        c.load_state_dict({k: v.to(map_location) for k, v in ckpt["state_dict"].items()})
+        return c
+
+
+def l1_noise_loss(sigma_pred: torch.Tensor, sigma_true: torch.Tensor, weights: torch.Tensor | None = None,
+                  present: torch.Tensor | None = None) -> torch.Tensor:
+    """``sum(w_i * |pred - true|) / #present`` over ``[B, n]``; ``weights`` is ``[n]``."""
+    err = (sigma_pred - sigma_true).abs()
+    if weights is not None:
+        err = err * weights
+    if present is None:
+        return err.mean()
+    p = present.to(err.device, err.dtype)
+    return (err * p).sum() / p.sum().clamp_min(1.0)
+
+
+def mask_to_numpy(mask: torch.Tensor) -> np.ndarray:
+    """Detach a (possibly straight-through) mask to a bool numpy array."""
+    return (mask.detach() > 0.5).cpu().numpy()

@@ -1,0 +1,465 @@
+"""Inference engine: per-sample allocations with REAL skipping, on several backends.
+
+Every backend runs the backbones block by block and, for each block, only on the
+sub-batch of (sample, node) rows whose allocation has that block on. Nothing is
+computed and then blended away, so the work scales with the number of active
+blocks, and a batch with mixed allocations gives what per-sample execution gives
+(within float tolerance; only the matmul batch size differs).
+
+Backends:
+
+* ``"torch"``: the eager model (:class:`~admn_ros.core.model.ADMNModel`), the reference.
+* ``"jit"``: the same loop over ``torch.jit.trace``-d parts (patch embedding, each block,
+  CLS norm, fusion, controller).
+* ``"onnx"``: each part exported with ``torch.onnx.export(..., dynamo=False)`` (the
+  TorchScript exporter; the dynamo exporter needs onnxscript) to an in-memory graph
+  with a dynamic batch axis and run by ONNX Runtime (CPU, 1 intra-op thread, sequential),
+  with the skipping done in Python. Checked against torch at construction (``atol``).
+* ``"auto"``: builds all three, keeps those matching torch within ``atol`` and picks
+  the fastest at batch 1 (full and 25% allocations).
+
+``torch.set_num_threads(threads)`` (default 1) is applied at construction: torch's
+and ONNX Runtime's thread pools would fight over a 2-core machine.
+"""
+from __future__ import annotations
+
+import io
+import statistics
+import time
+import warnings
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from admn_ros.core.controller import AllocationController, select_blocks
+from admn_ros.core.model import ADMNModel, as_mask_tensor, as_present_tensor, random_inputs
+from admn_ros.core.streams import budget_from_fraction, naive_allocation
+
+BACKENDS: tuple[str, ...] = ("torch", "jit", "onnx", "auto")
+
+
+def pick_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` -> CUDA if present else CPU; anything else is passed to ``torch.device``."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# ------------------------------------------------------------------ export wrappers
+class _FusionPart(nn.Module):
+    """``(emb [B, n, D], present bool [B, n])`` -> head outputs as a tuple (for tracing/export)."""
+
+    def __init__(self, model: ADMNModel) -> None:
+        super().__init__()
+        self.fusion = model.fusion
+
+    def forward(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.fusion(emb, present)
+        return (out["mean"], out["cov"]) if "mean" in out else (out["logits"],)
+
+
+class _ControllerPart(nn.Module):
+    """``(*modality inputs, present bool [B, n], budget_frac [B])`` -> ``(logits, sigma)``."""
+
+    def __init__(self, controller: AllocationController) -> None:
+        super().__init__()
+        self.controller = controller
+        self.modalities = list(controller.cfg.modalities)
+
+    def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, present, frac = args[:-2], args[-2], args[-1]
+        tok = self.controller.encode(dict(zip(self.modalities, xs)), present)
+        return self.controller.heads(tok, frac)
+
+
+def _output_names(model: ADMNModel) -> list[str]:
+    return ["mean", "cov"] if model.cfg.task == "tracking" else ["logits"]
+
+
+# ------------------------------------------------------------------ backends
+class _Backend:
+    """Runs the parts of a model. Subclasses implement the four primitives on torch CPU tensors."""
+
+    name = "base"
+
+    def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
+        """One backbone with real skipping: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` -> ``[N, D]``."""
+        raise NotImplementedError
+
+    def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def control(self, xs: Sequence[torch.Tensor], present: torch.Tensor, frac: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class _TorchBackend(_Backend):
+    """Eager torch (reference) or traced parts (``jit=True``) with index_select/index_copy skipping."""
+
+    def __init__(self, model: ADMNModel, controller: AllocationController | None, jit: bool = False) -> None:
+        self.model, self.controller = model, controller
+        self.name = "jit" if jit else "torch"
+        dev = model.device
+        cfg = model.cfg
+        self.patch: dict[str, Callable[..., torch.Tensor]] = {}
+        self.blocks: dict[str, list[Callable[..., torch.Tensor]]] = {}
+        self.head: dict[str, Callable[..., torch.Tensor]] = {}
+        with torch.no_grad():
+            for m, bb in model.backbones.items():
+                if not jit:
+                    self.patch[m], self.blocks[m], self.head[m] = bb.patch_embed, list(bb.blocks), bb.head
+                    continue
+                x = torch.rand(2, cfg.channels(m), cfg.img_size, cfg.img_size, device=dev)
+                tok = bb.patch_embed(x)
+                self.patch[m] = torch.jit.trace(bb.patch_embed, (x,), check_trace=False)
+                self.blocks[m] = [torch.jit.trace(b, (tok,), check_trace=False) for b in bb.blocks]
+                self.head[m] = torch.jit.trace(bb.head, (tok,), check_trace=False)
+            fpart = _FusionPart(model)
+            cpart = _ControllerPart(controller) if controller is not None else None
+            if jit:
+                emb = torch.rand(2, cfg.n_streams, cfg.vit_dim, device=dev)
+                pres = torch.ones(2, cfg.n_streams, dtype=torch.bool, device=dev)
+                self.fusion: Callable[..., tuple[torch.Tensor, ...]] = torch.jit.trace(fpart, (emb, pres), check_trace=False)
+                if cpart is not None:
+                    ins = random_inputs(cfg, 2, device=dev)
+                    args = (*[ins[m] for m in controller.cfg.modalities], pres, torch.full((2,), 0.25, device=dev))
+                    self.ctrl = torch.jit.trace(cpart, args, check_trace=False)
+            else:
+                self.fusion = fpart
+                self.ctrl = cpart
+
+    def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
+        tok = self.patch[modality](x)
+        n = tok.shape[0]
+        counts = on.sum(0)
+        for j, blk in enumerate(self.blocks[modality]):
+            c = int(counts[j])
+            if c == 0:
+                continue
+            if c == n:
+                tok = blk(tok)
+            else:
+                idx = torch.from_numpy(np.flatnonzero(on[:, j])).to(tok.device)
+                tok = tok.index_copy(0, idx, blk(tok.index_select(0, idx)))
+        return self.head[modality](tok)
+
+    def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.fusion(emb, present))
+
+    def control(self, xs: Sequence[torch.Tensor], present: torch.Tensor, frac: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, sigma = self.ctrl(*xs, present, frac)
+        return logits, sigma
+
+
+class _OnnxBackend(_Backend):
+    """ONNX Runtime sessions per part; Python-level skipping on numpy arrays."""
+
+    name = "onnx"
+
+    def __init__(self, model: ADMNModel, controller: AllocationController | None, opset: int = 17) -> None:
+        import onnxruntime as ort
+
+        self.ort = ort
+        cfg = model.cfg
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._so = so
+        self.opset = opset
+        dev = model.device
+        self.patch: dict[str, Any] = {}
+        self.blocks: dict[str, list[Any]] = {}
+        self.head: dict[str, Any] = {}
+        with torch.no_grad():
+            for m, bb in model.backbones.items():
+                x = torch.rand(2, cfg.channels(m), cfg.img_size, cfg.img_size, device=dev)
+                tok = bb.patch_embed(x)
+                self.patch[m] = self._session(bb.patch_embed, (x,), ["x"], ["tok"])
+                self.blocks[m] = [self._session(b, (tok,), ["x"], ["y"]) for b in bb.blocks]
+                self.head[m] = self._session(bb.head, (tok,), ["x"], ["cls"])
+            emb = torch.rand(2, cfg.n_streams, cfg.vit_dim, device=dev)
+            pres = torch.ones(2, cfg.n_streams, dtype=torch.bool, device=dev)
+            self.fusion = self._session(_FusionPart(model), (emb, pres), ["emb", "present"], _output_names(model))
+            self.ctrl = None
+            self.ctrl_names: list[str] = []
+            self.ctrl_inputs: set[str] = set()
+            if controller is not None:
+                ins = random_inputs(cfg, 2, device=dev)
+                mods = list(controller.cfg.modalities)
+                args = (*[ins[m] for m in mods], pres, torch.full((2,), 0.25, device=dev))
+                self.ctrl = self._session(_ControllerPart(controller), args, [*mods, "present", "budget_frac"],
+                                          ["logits", "sigma"])
+                self.ctrl_names = [*mods, "present", "budget_frac"]  # the export order
+                self.ctrl_inputs = {i.name for i in self.ctrl.get_inputs()}
+
+    def _session(self, module: nn.Module, args: tuple[torch.Tensor, ...], in_names: list[str],
+                 out_names: list[str]) -> Any:
+        buf = io.BytesIO()
+        axes = {nm: {0: "batch"} for nm in in_names + out_names}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, args, buf, dynamo=False, input_names=in_names, output_names=out_names,
+                              dynamic_axes=axes, opset_version=self.opset)
+        return self.ort.InferenceSession(buf.getvalue(), self._so, providers=["CPUExecutionProvider"])
+
+    def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
+        tok = self.patch[modality].run(None, {"x": x.detach().cpu().numpy()})[0]
+        n = tok.shape[0]
+        counts = on.sum(0)
+        for j, sess in enumerate(self.blocks[modality]):
+            c = int(counts[j])
+            if c == 0:
+                continue
+            if c == n:
+                tok = sess.run(None, {"x": tok})[0]
+            else:
+                idx = np.flatnonzero(on[:, j])
+                tok[idx] = sess.run(None, {"x": tok[idx]})[0]
+        return torch.from_numpy(self.head[modality].run(None, {"x": tok})[0])
+
+    def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outs = self.fusion.run(None, {"emb": emb.detach().cpu().numpy(), "present": present.cpu().numpy()})
+        return tuple(torch.from_numpy(o) for o in outs)
+
+    def control(self, xs: Sequence[torch.Tensor], present: torch.Tensor, frac: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self.ctrl is not None
+        arrays = [*(x.detach().cpu().numpy() for x in xs), present.cpu().numpy(),
+                  frac.detach().cpu().numpy().astype(np.float32)]
+        # an input the graph does not use (budget_frac of a fixed-budget controller) was dropped
+        feed = {k: v for k, v in zip(self.ctrl_names, arrays) if k in self.ctrl_inputs}
+        logits, sigma = self.ctrl.run(None, feed)
+        return torch.from_numpy(logits), torch.from_numpy(sigma)
+
+
+# ------------------------------------------------------------------ engine
+class InferenceEngine:
+    """Batched / batch-1 ADMN inference with per-sample allocations and real skipping.
+
+    Args:
+        model: the main network (put in eval mode; its device is used by the torch backends).
+        controller: optional allocation controller; without one, :meth:`infer` needs a mask
+            (or uses every block).
+        backend: ``"torch"``, ``"jit"``, ``"onnx"`` or ``"auto"`` (see the module docstring).
+        threads: ``torch.set_num_threads`` value applied at construction (``None`` = leave it).
+        atol: tolerance for the backend check against torch.
+        budget: default budget ``L`` for the controller (``None`` = the controller's own).
+        opset: ONNX opset of the exported parts.
+        time_reps: timed runs per backend when ``backend="auto"``.
+        device: move model and controller there first (``"auto"``: CUDA if present); ``None``
+            keeps them where they are. The torch backends run on that device; ONNX Runtime
+            always runs on the CPU.
+    Attributes:
+        backend: name of the backend in use.
+        check: ``{backend: max abs difference to torch}`` from the construction check.
+        timings_ms: ``{backend: median batch-1 latency}`` measured by ``"auto"``.
+    """
+
+    def __init__(self, model: ADMNModel, controller: AllocationController | None = None,
+                 backend: str = "torch", threads: int | None = 1, atol: float = 1e-4,
+                 budget: int | None = None, opset: int = 17, time_reps: int = 15,
+                 device: str | torch.device | None = None) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        if device is not None:
+            dev = pick_device(device)
+            model = model.to(dev)
+            controller = controller.to(dev) if controller is not None else None
+        self.model = model.eval()
+        self.controller = controller.eval() if controller is not None else None
+        self.cfg = model.cfg
+        if controller is not None:
+            cc = controller.cfg
+            if (cc.nodes, cc.modalities, cc.depth) != (self.cfg.nodes, self.cfg.modalities, self.cfg.vit_depth):
+                raise ValueError("controller and model disagree on nodes/modalities/depth: "
+                                 f"{(cc.nodes, cc.modalities, cc.depth)} vs "
+                                 f"{(self.cfg.nodes, self.cfg.modalities, self.cfg.vit_depth)}")
+        self.budget = budget
+        self.atol = atol
+        self.check: dict[str, float] = {}
+        self.timings_ms: dict[str, float] = {}
+        self.errors: dict[str, str] = {}
+        self._backends: dict[str, _Backend] = {"torch": _TorchBackend(model, self.controller)}
+        wanted = ["jit", "onnx"] if backend == "auto" else ([backend] if backend != "torch" else [])
+        for name in wanted:
+            try:
+                be = self._build(name, opset)
+            except Exception as exc:  # noqa: BLE001 - report and fall back
+                self.errors[name] = f"{type(exc).__name__}: {exc}"
+                if backend != "auto":
+                    raise
+                continue
+            diff = self._compare(be)
+            self.check[name] = diff
+            if diff > atol:
+                self.errors[name] = f"max abs difference {diff:.3g} to torch exceeds atol {atol}"
+                if backend != "auto":
+                    raise RuntimeError(f"backend {name!r} does not match torch: {self.errors[name]}")
+                continue
+            self._backends[name] = be
+        if backend == "auto":
+            for name, be in self._backends.items():
+                self.timings_ms[name] = self._time(be, time_reps)
+            self.backend = min(self.timings_ms, key=self.timings_ms.__getitem__)
+        else:
+            self.backend = backend
+        self._be = self._backends[self.backend]
+
+    # ------------------------------------------------------------ construction helpers
+    def _build(self, name: str, opset: int) -> _Backend:
+        if name == "jit":
+            return _TorchBackend(self.model, self.controller, jit=True)
+        return _OnnxBackend(self.model, self.controller, opset)
+
+    def _probe(self, batch: int = 3, seed: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        ins = random_inputs(self.cfg, batch, g, self.model.device)
+        n, depth = self.cfg.n_streams, self.cfg.vit_depth
+        mask = torch.rand(batch, n, depth, generator=g) < 0.5
+        mask[:, :, 0] = True
+        mask[0] = True
+        present = torch.ones(batch, n, dtype=torch.bool)
+        if batch > 1:
+            present[-1, 1] = False
+        return ins, mask, present
+
+    def _compare(self, be: _Backend) -> float:
+        ins, mask, present = self._probe()
+        ref = self._run(self._backends["torch"], ins, mask, present, None)
+        out = self._run(be, ins, mask, present, None)
+        keys = [k for k in ("mean", "cov", "logits", "emb", "ctrl_logits", "sigma") if k in ref]
+        return max(float((ref[k].cpu() - out[k].cpu()).abs().max()) for k in keys)
+
+    def _time(self, be: _Backend, reps: int = 15) -> float:
+        ins, _, _ = self._probe(batch=1)
+        full = torch.ones(1, self.cfg.n_streams, self.cfg.vit_depth, dtype=torch.bool)
+        quarter = torch.from_numpy(naive_allocation(self.cfg.n_streams,
+                                                    budget_from_fraction(0.25, self.cfg.n_streams, self.cfg.vit_depth),
+                                                    self.cfg.vit_depth))[None]
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            self._run(be, ins, full, None, None)
+            self._run(be, ins, quarter, None, None)
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts) * 1e3
+
+    # ------------------------------------------------------------ the pipeline
+    @torch.no_grad()
+    def _run(self, be: _Backend, inputs: Mapping[str, torch.Tensor], mask: Any, present: Any,
+             budget: Any) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        b = int(inputs[cfg.modalities[0]].shape[0])
+        dev = self.model.device if be.name != "onnx" else torch.device("cpu")
+        xs = {m: inputs[m].to(dev, torch.float32) for m in cfg.modalities}
+        pres = as_present_tensor(present, b, cfg.n_streams, dev)
+        out: dict[str, torch.Tensor] = {}
+        if mask is None and self.controller is not None:
+            L = budget if budget is not None else (self.budget if self.budget is not None else self.controller.cfg.budget)
+            frac = self.controller.budget_fraction(L, b).to(dev)
+            logits, sigma = be.control([xs[m] for m in self.controller.cfg.modalities], pres, frac)
+            c = self.controller.cfg
+            mask_t = select_blocks(logits.to(dev), torch.as_tensor(L), pres, c.first_block, training=False) > 0.5
+            out["ctrl_logits"], out["sigma"] = logits, sigma
+        else:
+            mask_t = as_mask_tensor(mask, b, cfg.n_streams, cfg.vit_depth, dev)
+            mask_t = (mask_t > 0.5) if mask_t.is_floating_point() else mask_t.to(torch.bool)
+        emb = self._embeddings(be, xs, mask_t, pres)
+        outs = be.fuse(emb, pres)
+        for k, v in zip(_output_names(self.model), outs):
+            out[k] = v
+        out["emb"] = emb
+        out["mask"] = mask_t & pres[:, :, None]
+        return out
+
+    def _embeddings(self, be: _Backend, xs: Mapping[str, torch.Tensor], mask: torch.Tensor,
+                    pres: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        b, s, n_mod, depth = mask.shape[0], len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
+        on_all = mask.reshape(b, s, n_mod, depth).cpu().numpy()
+        p_all = pres.reshape(b, s, n_mod).cpu().numpy()
+        emb = torch.zeros(b, s, n_mod, cfg.vit_dim, device=mask.device)
+        for mi, m in enumerate(cfg.modalities):
+            x = xs[m].reshape(b * s, *xs[m].shape[2:])
+            on = on_all[:, :, mi].reshape(b * s, depth)
+            p = p_all[:, :, mi].reshape(b * s)
+            if p.all():
+                e = be.embed(m, x, on)
+                emb[:, :, mi] = e.to(emb.device).reshape(b, s, -1)
+            elif p.any():
+                rows = np.flatnonzero(p)
+                e = be.embed(m, x[torch.from_numpy(rows).to(x.device)], on[rows])
+                flat = emb[:, :, mi].reshape(b * s, -1)
+                flat[torch.from_numpy(rows).to(flat.device)] = e.to(flat.device)
+                emb[:, :, mi] = flat.reshape(b, s, -1)
+        return emb.reshape(b, cfg.n_streams, cfg.vit_dim)
+
+    # ------------------------------------------------------------ public API
+    def infer(self, inputs: Mapping[str, torch.Tensor], present: Any = None, mask: Any = None,
+              budget: int | Sequence[int] | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Run the whole pipeline on a batch.
+
+        Args:
+            inputs: dict modality -> ``[B, S, C, H, W]`` float in [0, 1] (torch or numpy).
+            present: bool ``[B, n]`` (``None`` = all present).
+            mask: allocation ``[B, n, depth]`` / ``[n, depth]``; ``None`` = ask the controller
+                (or every block when there is no controller).
+            budget: controller budget ``L`` (int or ``[B]``); default the engine's / controller's.
+        Returns:
+            ``{"mean" [B,2], "cov" [B,2,2]}`` or ``{"logits" [B,K]}``, plus ``"emb" [B,n,D]``,
+            ``"mask"`` bool ``[B,n,depth]`` actually executed and, with a controller,
+            ``"ctrl_logits" [B,n,depth]`` and ``"sigma" [B,n]``.
+        """
+        ins = {m: (v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v)))
+               for m, v in inputs.items()}
+        return self._run(self._be, ins, mask, present, budget)
+
+    def allocate(self, inputs: Mapping[str, torch.Tensor], present: Any = None,
+                 budget: int | Sequence[int] | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Controller only: ``{"mask": bool [B, n, depth], "ctrl_logits", "sigma"}``."""
+        if self.controller is None:
+            raise RuntimeError("this engine has no controller")
+        cfg = self.cfg
+        b = int(inputs[cfg.modalities[0]].shape[0])
+        dev = self.model.device if self._be.name != "onnx" else torch.device("cpu")
+        with torch.no_grad():
+            pres = as_present_tensor(present, b, cfg.n_streams, dev)
+            L = budget if budget is not None else (self.budget if self.budget is not None else self.controller.cfg.budget)
+            frac = self.controller.budget_fraction(L, b).to(dev)
+            logits, sigma = self._be.control([inputs[m].to(dev) for m in self.controller.cfg.modalities], pres, frac)
+            c = self.controller.cfg
+            mask = select_blocks(logits, torch.as_tensor(L), pres, c.first_block, training=False) > 0.5
+        return {"mask": mask, "ctrl_logits": logits, "sigma": sigma}
+
+    def embed(self, modality: str, x: torch.Tensor, active: Any = None) -> torch.Tensor:
+        """One backbone on a batch of its streams (for a ROS backbone node).
+
+        ``x [N, C, H, W]``, ``active`` bool ``[N, depth]`` / ``[depth]`` / ``None`` -> ``[N, D]``.
+        """
+        n = x.shape[0]
+        depth = self.cfg.vit_depth
+        if active is None:
+            on = np.ones((n, depth), dtype=bool)
+        else:
+            a = active.detach().cpu().numpy() if isinstance(active, torch.Tensor) else np.asarray(active)
+            on = np.broadcast_to(a.astype(bool) if a.dtype == bool else a > 0.5, (n, depth))
+        dev = self.model.device if self._be.name != "onnx" else torch.device("cpu")
+        with torch.no_grad():
+            return self._be.embed(modality, x.to(dev, torch.float32), np.ascontiguousarray(on))
+
+    def fuse(self, embeddings: torch.Tensor, present: Any = None) -> dict[str, torch.Tensor]:
+        """Fusion + head on ``[B, n, D]`` embeddings (for a ROS fusion node)."""
+        b = embeddings.shape[0]
+        dev = self.model.device if self._be.name != "onnx" else torch.device("cpu")
+        with torch.no_grad():
+            pres = as_present_tensor(present, b, self.cfg.n_streams, dev)
+            outs = self._be.fuse(embeddings.to(dev, torch.float32), pres)
+        return dict(zip(_output_names(self.model), outs))

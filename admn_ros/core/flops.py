@@ -1,0 +1,147 @@
+"""Analytic FLOPs of ADMN as a function of the layer allocation.
+
+Convention: FLOPs = 2 x multiply-adds of every matmul / convolution (the usual
+"GFLOPs" of papers). LayerNorm, softmax, GELU, residual adds and positional adds are
+not counted (they are O(T * D) and below 1% here). Attention counts both
+``Q K^T`` and ``A V``: ``2 * T^2 * D`` multiply-adds per block.
+
+Per sample, the main model costs: for every present stream its modality's patch
+embedding + ``block_flops`` for each active block; plus fusion (adapters,
+transformer over the ``n`` stream tokens, head). The controller (if included) runs
+its three convs on every stream, its transformer over ``n + 1`` tokens and its heads.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from admn_ros.core.controller import ControllerConfig
+from admn_ros.core.model import ADMNConfig
+from admn_ros.core.streams import MODALITIES
+
+
+def patch_embed_flops(in_chans: int, img_size: int, patch: int, dim: int) -> int:
+    """Strided patch convolution: ``N_patches x (C p^2) x D`` multiply-adds, x2."""
+    n = (img_size // patch) ** 2
+    return 2 * n * in_chans * patch * patch * dim
+
+
+def block_flops(tokens: int, dim: int, mlp_ratio: float = 4.0) -> int:
+    """One pre-norm transformer block on ``tokens`` tokens of width ``dim``.
+
+    qkv ``3 T D^2`` + scores and weighted sum ``2 T^2 D`` + projection ``T D^2`` +
+    MLP ``2 T D H`` multiply-adds, x2.
+    """
+    hidden = int(round(dim * mlp_ratio))
+    macs = tokens * dim * 3 * dim + 2 * tokens * tokens * dim + tokens * dim * dim + 2 * tokens * dim * hidden
+    return 2 * macs
+
+
+def vit_block_flops(cfg: ADMNConfig) -> int:
+    """FLOPs of one backbone block (same for every modality: 1 + N_patches tokens)."""
+    return block_flops(1 + (cfg.img_size // cfg.patch) ** 2, cfg.vit_dim, cfg.vit_mlp_ratio)
+
+
+def head_flops(cfg: ADMNConfig) -> int:
+    """Output head on the pooled fusion embedding."""
+    d = cfg.fusion_dim
+    if cfg.task == "tracking":
+        return 2 * (d * d + d * 5 + 8)  # MLP + 2x2 L L^T
+    return 2 * d * cfg.n_classes
+
+
+def fusion_flops(cfg: ADMNConfig) -> int:
+    """Adapters (every stream token) + fusion transformer + head (the head included)."""
+    n, db, df = cfg.n_streams, cfg.vit_dim, cfg.fusion_dim
+    adapters = 2 * n * (db * df + df * df)
+    layers = cfg.fusion_depth * block_flops(n, df, cfg.fusion_mlp_ratio)
+    return adapters + layers + head_flops(cfg)
+
+
+def controller_flops(ccfg: ControllerConfig) -> int:
+    """Controller at inference: QoI convs on every stream, transformer on ``n + 1`` tokens,
+    allocation head (+ FiLM for the universal variant) and noise head. The AE decoder is
+    not counted (training only)."""
+    c1, c2, c3 = ccfg.conv_channels
+    h = ccfg.img_size
+    d = ccfg.dim
+    convs = 0
+    for i in range(ccfg.n_streams):
+        m = ccfg.streams.modality_of(i)
+        cin = MODALITIES[m].channels
+        convs += (h // 4) ** 2 * c1 * cin * 16 + (h // 8) ** 2 * c2 * c1 * 4 + (h // 16) ** 2 * c3 * c2 * 4 + c3 * d
+    n = ccfg.n_streams
+    head = n * (d * d + d * ccfg.depth)
+    if ccfg.universal:
+        head += d + d * 2 * d
+    noise = n * (d * d + d)
+    return 2 * (convs + head + noise) + ccfg.layers * block_flops(n + 1, d, ccfg.mlp_ratio)
+
+
+def _stream_patch_flops(cfg: ADMNConfig) -> np.ndarray:
+    ss = cfg.streams
+    return np.array([patch_embed_flops(MODALITIES[ss.modality_of(i)].channels, cfg.img_size, cfg.patch, cfg.vit_dim)
+                     for i in range(len(ss))], dtype=np.int64)
+
+
+def allocation_flops(cfg: ADMNConfig, mask: Any, present: Any = None) -> np.ndarray | int:
+    """Main-model FLOPs for an allocation (controller excluded).
+
+    Args:
+        cfg: model config.
+        mask: bool ``[n, depth]`` or ``[B, n, depth]`` (numpy or torch).
+        present: bool ``[n]`` / ``[B, n]``; missing streams cost nothing (default all present).
+    Returns:
+        int for a single mask, int64 array ``[B]`` for a batch.
+    """
+    m = _to_numpy(mask).astype(bool)
+    single = m.ndim == 2
+    if single:
+        m = m[None]
+    b, n, depth = m.shape
+    if (n, depth) != (cfg.n_streams, cfg.vit_depth):
+        raise ValueError(f"mask must be [.., {cfg.n_streams}, {cfg.vit_depth}], got {list(m.shape)}")
+    p = np.ones((b, n), dtype=bool) if present is None else np.broadcast_to(_to_numpy(present).astype(bool), (b, n))
+    blocks = (m & p[:, :, None]).sum(axis=(1, 2)).astype(np.int64)
+    patch = (p * _stream_patch_flops(cfg)[None]).sum(1).astype(np.int64)
+    total = patch + blocks * vit_block_flops(cfg) + fusion_flops(cfg)
+    return int(total[0]) if single else total
+
+
+def allocation_gflops(cfg: ADMNConfig, mask: Any, include_controller: bool = True,
+                      controller_cfg: ControllerConfig | None = None, present: Any = None) -> float | np.ndarray:
+    """GFLOPs per sample of the model under ``mask`` (+ the controller if ``include_controller``).
+
+    ``controller_cfg`` defaults to ``ControllerConfig.for_model(cfg)``. Returns a float for an
+    ``[n, depth]`` mask and an array ``[B]`` for ``[B, n, depth]``.
+    """
+    f = allocation_flops(cfg, mask, present)
+    if include_controller:
+        f = f + controller_flops(controller_cfg or ControllerConfig.for_model(cfg))
+    return (f / 1e9) if isinstance(f, np.ndarray) else float(f) / 1e9
+
+
+def flops_breakdown(cfg: ADMNConfig, mask: Any, controller_cfg: ControllerConfig | None = None,
+                    present: Any = None) -> dict[str, float]:
+    """FLOPs of each component for one allocation ``[n, depth]``: ``patch_embed``, ``blocks``,
+    ``fusion`` (with head), ``head``, ``controller``, ``total`` (controller included)."""
+    m = _to_numpy(mask).astype(bool)
+    if m.ndim != 2:
+        raise ValueError("flops_breakdown takes a single [n, depth] mask")
+    p = np.ones(cfg.n_streams, dtype=bool) if present is None else _to_numpy(present).astype(bool)
+    out = {
+        "patch_embed": float((p * _stream_patch_flops(cfg)).sum()),
+        "blocks": float((m & p[:, None]).sum() * vit_block_flops(cfg)),
+        "fusion": float(fusion_flops(cfg)),
+        "head": float(head_flops(cfg)),
+        "controller": float(controller_flops(controller_cfg or ControllerConfig.for_model(cfg))),
+    }
+    out["total"] = out["patch_embed"] + out["blocks"] + out["fusion"] + out["controller"]
+    return out
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)

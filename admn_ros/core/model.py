@@ -1,0 +1,311 @@
+"""The ADMN main network: one adaptive ViT per modality (shared across nodes) + fusion + head.
+
+Data contract (float32 in [0, 1])::
+
+    inputs  = {"rgb": [B, S, 3, H, W], "depth": [B, S, 1, H, W], "radar": [B, S, 1, H, W]}
+    mask    = bool [B, n, depth]   (n = S * M streams, node-major: StreamSet(...).ids)
+    present = bool [B, n]          (False = the stream has no data this frame)
+
+:meth:`ADMNModel.forward` returns ``{"mean": [B, 2], "cov": [B, 2, 2], "emb": [B, n, D]}``
+for tracking or ``{"logits": [B, K], "emb": [B, n, D]}`` for activity. The pipeline
+is split so that ROS nodes can run parts of it: :meth:`ADMNModel.embed` (one
+modality's backbone on any batch of its streams), :meth:`ADMNModel.backbone_embeddings`
+(every stream) and :meth:`ADMNModel.fuse` (fusion + head only).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from admn_ros.core.fusion import DEFAULT_BOUNDS, Fusion
+from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, StreamSet
+from admn_ros.core.vit import AdaptiveViT
+
+TASKS: tuple[str, ...] = ("tracking", "activity")
+CONFIG_VERSION: int = 1
+
+
+@dataclass
+class ADMNConfig:
+    """Architecture of an :class:`ADMNModel` (serialisable with :meth:`to_dict` / :meth:`from_dict`).
+
+    Attributes:
+        nodes: sensor nodes (for activity: the frames play the role of nodes).
+        modalities: modality names (keys of :data:`~admn_ros.core.streams.MODALITIES`).
+        img_size: square input side in pixels.
+        patch: ViT patch side.
+        vit_dim / vit_depth / vit_heads / vit_mlp_ratio: backbone shape.
+        fusion_dim / fusion_depth / fusion_heads / fusion_mlp_ratio: fusion transformer shape.
+        task: ``"tracking"`` (2-D Gaussian) or ``"activity"`` (class logits).
+        n_classes: classes for ``"activity"``.
+        bounds: map-frame box of the Gaussian mean, ``((x_min, x_max), (y_min, y_max))`` metres.
+        cov_eps: covariance floor ``eps`` in ``L L^T + eps I``.
+        layerdrop: initial LayerDrop probability (training only; the trainer ramps it).
+        full_drop: full-backbone dropout probability per stream per sample (training only).
+        first_block: the first-block rule (block 0 of every present stream always on).
+    """
+
+    nodes: tuple[str, ...] = DEFAULT_NODES
+    modalities: tuple[str, ...] = ("rgb", "depth", "radar")
+    img_size: int = 64
+    patch: int = 16
+    vit_dim: int = 64
+    vit_depth: int = DEPTH
+    vit_heads: int = 4
+    vit_mlp_ratio: float = 4.0
+    fusion_dim: int = 64
+    fusion_depth: int = 4
+    fusion_heads: int = 4
+    fusion_mlp_ratio: float = 4.0
+    task: str = "tracking"
+    n_classes: int = 27
+    bounds: tuple[tuple[float, float], tuple[float, float]] = DEFAULT_BOUNDS
+    cov_eps: float = 1e-3
+    layerdrop: float = 0.0
+    full_drop: float = 0.1
+    first_block: bool = True
+    version: int = field(default=CONFIG_VERSION)
+
+    def __post_init__(self) -> None:
+        self.nodes = tuple(self.nodes)
+        self.modalities = tuple(self.modalities)
+        self.bounds = (tuple(map(float, self.bounds[0])), tuple(map(float, self.bounds[1])))  # type: ignore[assignment]
+        for m in self.modalities:
+            if m not in MODALITIES:
+                raise ValueError(f"ADMNConfig.modalities: unknown modality {m!r}; known: {sorted(MODALITIES)}")
+        if self.task not in TASKS:
+            raise ValueError(f"ADMNConfig.task: {self.task!r} is not one of {list(TASKS)}")
+        if self.img_size % self.patch:
+            raise ValueError(f"ADMNConfig.img_size {self.img_size} is not a multiple of patch {self.patch}")
+        StreamSet(self.nodes, self.modalities)  # validates names
+
+    @property
+    def streams(self) -> StreamSet:
+        """The stream set (row order of every mask)."""
+        return StreamSet(self.nodes, self.modalities)
+
+    @property
+    def n_streams(self) -> int:
+        return len(self.nodes) * len(self.modalities)
+
+    @property
+    def total_blocks(self) -> int:
+        return self.n_streams * self.vit_depth
+
+    def channels(self, modality: str) -> int:
+        return MODALITIES[modality].channels
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists)."""
+        d = asdict(self)
+        d["nodes"] = list(self.nodes)
+        d["modalities"] = list(self.modalities)
+        d["bounds"] = [list(b) for b in self.bounds]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ADMNConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"ADMNConfig: unknown keys {unknown}; known keys: {sorted(known)}")
+        return cls(**dict(d))
+
+
+def as_mask_tensor(mask: Any, batch: int, n_streams: int, depth: int, device: torch.device) -> torch.Tensor:
+    """Normalise an allocation to a tensor ``[batch, n_streams, depth]``.
+
+    Accepts ``None`` (all on), numpy or torch, ``[n, depth]`` (shared by the batch) or
+    ``[B, n, depth]``. Bool stays bool; a float mask (e.g. the controller's
+    straight-through mask) stays float so gradients flow.
+    """
+    if mask is None:
+        return torch.ones(batch, n_streams, depth, dtype=torch.bool, device=device)
+    m = torch.from_numpy(np.asarray(mask)) if not isinstance(mask, torch.Tensor) else mask
+    m = m.to(device)
+    if m.dim() == 2:
+        m = m.unsqueeze(0).expand(batch, -1, -1)
+    if tuple(m.shape) != (batch, n_streams, depth):
+        raise ValueError(f"allocation mask must have shape [{batch}, {n_streams}, {depth}] "
+                         f"(or [{n_streams}, {depth}]), got {list(m.shape)}")
+    return m
+
+
+def as_present_tensor(present: Any, batch: int, n_streams: int, device: torch.device) -> torch.Tensor:
+    """Normalise ``present`` to bool ``[batch, n_streams]`` (``None`` = all present)."""
+    if present is None:
+        return torch.ones(batch, n_streams, dtype=torch.bool, device=device)
+    p = torch.from_numpy(np.asarray(present)) if not isinstance(present, torch.Tensor) else present
+    p = p.to(device=device, dtype=torch.bool)
+    if p.dim() == 1:
+        p = p.unsqueeze(0).expand(batch, -1)
+    if tuple(p.shape) != (batch, n_streams):
+        raise ValueError(f"present must have shape [{batch}, {n_streams}], got {list(p.shape)}")
+    return p
+
+
+class ADMNModel(nn.Module):
+    """ADMN main network. See the module docstring for the data contract.
+
+    Attributes:
+        cfg: the :class:`ADMNConfig`.
+        backbones: ``ModuleDict`` modality -> :class:`~admn_ros.core.vit.AdaptiveViT`.
+        fusion: :class:`~admn_ros.core.fusion.Fusion`.
+    """
+
+    def __init__(self, cfg: ADMNConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or ADMNConfig()
+        self.backbones = nn.ModuleDict({
+            m: AdaptiveViT(cfg.channels(m), cfg.img_size, cfg.patch, cfg.vit_dim, cfg.vit_depth,
+                           cfg.vit_heads, cfg.vit_mlp_ratio, cfg.layerdrop, cfg.full_drop,
+                           layerdrop_keep_first=cfg.first_block)
+            for m in cfg.modalities
+        })
+        ss = cfg.streams
+        self.fusion = Fusion([ss.modality_of(i) for i in range(len(ss))], cfg.vit_dim, cfg.fusion_dim,
+                             cfg.fusion_depth, cfg.fusion_heads, cfg.fusion_mlp_ratio, cfg.task,
+                             cfg.n_classes, cfg.bounds, cfg.cov_eps)
+
+    # ------------------------------------------------------------ helpers
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def set_layerdrop(self, p: float, full_drop: float | None = None) -> None:
+        """Set LayerDrop (and optionally full-backbone dropout) on every backbone."""
+        for b in self.backbones.values():
+            b.set_layerdrop(p, full_drop)
+
+    def freeze_backbones(self, trainable_last: int = 0) -> None:
+        """Freeze every backbone except its last ``trainable_last`` blocks and final norm
+        (stage 1 keeps a few late blocks tunable; stage 2 freezes everything with ``requires_grad_``)."""
+        for b in self.backbones.values():
+            b.requires_grad_(False)
+            if trainable_last > 0:
+                for blk in b.blocks[-trainable_last:]:
+                    blk.requires_grad_(True)
+                b.head.requires_grad_(True)
+
+    def _check_inputs(self, inputs: Mapping[str, torch.Tensor]) -> int:
+        cfg = self.cfg
+        missing = [m for m in cfg.modalities if m not in inputs]
+        if missing:
+            raise KeyError(f"inputs lack modalities {missing}; expected keys {list(cfg.modalities)}")
+        batch = None
+        for m in cfg.modalities:
+            x = inputs[m]
+            want = (len(cfg.nodes), cfg.channels(m), cfg.img_size, cfg.img_size)
+            if x.dim() != 5 or tuple(x.shape[1:]) != want:
+                raise ValueError(f"inputs[{m!r}] must have shape [B, {', '.join(map(str, want))}], "
+                                 f"got {list(x.shape)}")
+            if batch is None:
+                batch = x.shape[0]
+            elif x.shape[0] != batch:
+                raise ValueError(f"inputs disagree on batch size: {batch} vs {x.shape[0]} for {m!r}")
+        return int(batch or 0)
+
+    # ------------------------------------------------------------ pipeline parts
+    def embed(self, modality: str, x: torch.Tensor, active: Any = None, blend: bool = False) -> torch.Tensor:
+        """Run one modality's backbone on a batch of its streams (any nodes).
+
+        Args:
+            modality: backbone to use.
+            x: ``[N, C, H, W]`` in [0, 1].
+            active: ``[N, depth]`` allocation (bool or straight-through float), a list of
+                block indices for all rows, or ``None`` for all blocks.
+            blend: use the compute-and-blend baseline instead of real skipping.
+        Returns:
+            CLS embeddings ``[N, vit_dim]``.
+        """
+        bb = self.backbones[modality]
+        return bb.forward_blend(x, active) if blend else bb(x, active)
+
+    def backbone_embeddings(self, inputs: Mapping[str, torch.Tensor], mask: Any = None,
+                            present: Any = None, blend: bool = False) -> torch.Tensor:
+        """Every stream's backbone embedding, real skipping per sample.
+
+        Node streams of a modality are batched through its backbone; missing streams are
+        not computed at all (their rows are zeros and must be masked by :meth:`fuse`).
+
+        Args:
+            inputs: dict modality -> ``[B, S, C, H, W]``.
+            mask: ``[B, n, depth]`` (or ``[n, depth]``) allocation; ``None`` = all blocks.
+            present: bool ``[B, n]``; ``None`` = all present.
+            blend: compute-and-blend baseline (benchmarks only).
+        Returns:
+            ``[B, n, vit_dim]`` in stream order.
+        """
+        cfg = self.cfg
+        b = self._check_inputs(inputs)
+        s, n_mod, depth = len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
+        dev = self.device
+        mask_t = as_mask_tensor(mask, b, cfg.n_streams, depth, dev).reshape(b, s, n_mod, depth)
+        pres = as_present_tensor(present, b, cfg.n_streams, dev).reshape(b, s, n_mod)
+        outs = []
+        for mi, m in enumerate(cfg.modalities):
+            x = inputs[m].to(dev)
+            x = x.reshape(b * s, *x.shape[2:])
+            am = mask_t[:, :, mi].reshape(b * s, depth)
+            pm = pres[:, :, mi].reshape(b * s)
+            if bool(pm.all()):
+                e = self.embed(m, x, am, blend)
+            else:
+                e = x.new_zeros(b * s, cfg.vit_dim)
+                idx = pm.nonzero().squeeze(1)
+                if idx.numel():
+                    e = e.index_copy(0, idx, self.embed(m, x.index_select(0, idx), am.index_select(0, idx), blend))
+            outs.append(e.reshape(b, s, cfg.vit_dim))
+        return torch.stack(outs, dim=2).reshape(b, cfg.n_streams, cfg.vit_dim)
+
+    def fuse(self, embeddings: torch.Tensor, present: Any = None) -> dict[str, torch.Tensor]:
+        """Fusion + head on precomputed embeddings.
+
+        Args:
+            embeddings: ``[B, n, vit_dim]`` in stream order (rows of missing streams are ignored).
+            present: bool ``[B, n]``; ``None`` = all present.
+        Returns:
+            ``{"mean": [B, 2], "cov": [B, 2, 2]}`` (tracking) or ``{"logits": [B, K]}`` (activity).
+        """
+        b = embeddings.shape[0]
+        pres = as_present_tensor(present, b, self.cfg.n_streams, embeddings.device)
+        return self.fusion(embeddings, pres)
+
+    def forward(self, inputs: Mapping[str, torch.Tensor], mask: Any = None, present: Any = None,
+                blend: bool = False) -> dict[str, torch.Tensor]:
+        """Full model. See :meth:`backbone_embeddings` and :meth:`fuse`; adds ``"emb"`` to the output."""
+        emb = self.backbone_embeddings(inputs, mask, present, blend)
+        out = self.fuse(emb, present)
+        out["emb"] = emb
+        return out
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> dict[str, Any]:
+        """``{"config": cfg.to_dict(), "state_dict": ...}`` for ``torch.save`` or safetensors."""
+        return {"config": self.cfg.to_dict(), "state_dict": self.state_dict()}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Mapping[str, Any], map_location: str | torch.device = "cpu") -> "ADMNModel":
+        """Rebuild a model from :meth:`checkpoint`'s dict."""
+        model = cls(ADMNConfig.from_dict(ckpt["config"]))
+        model.load_state_dict({k: v.to(map_location) for k, v in ckpt["state_dict"].items()})
+        return model
+
+
+def random_inputs(cfg: ADMNConfig, batch: int = 1, generator: torch.Generator | None = None,
+                  device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Uniform-random inputs following the data contract (tests, benchmarks, ONNX export)."""
+    return {m: torch.rand(batch, len(cfg.nodes), cfg.channels(m), cfg.img_size, cfg.img_size,
+                          generator=generator).to(device)
+            for m in cfg.modalities}
+
+
+def stream_modalities(cfg: ADMNConfig) -> Sequence[str]:
+    """Modality of each stream in stream order."""
+    ss = cfg.streams
+    return [ss.modality_of(i) for i in range(len(ss))]
