@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("admn_ros.ros.runner", "demo_main", "simulated sensors + full ADMN graph with live summary"),
     "run": ("admn_ros.ros.runner", "run_main", "start the tracking graph (same as tracking.launch.py)"),
-    "dataset": ("admn_ros.core.data.cli", "main", "generate a simulated GDTM-style dataset"),
+    "dataset": ("admn_ros.core.data.generate", "main", "generate a simulated GDTM-style dataset"),
     "train": ("admn_ros.core.train.cli", "main", "train stage 1 / stage 2 models"),
     "evaluate": ("admn_ros.core.evaluate.cli", "main", "Table-1 evaluation on a held-out split"),
     "record": ("admn_ros.bags.record", "main", "record the (simulated) network to rosbag2"),

@@ -1,0 +1,263 @@
+"""Generate the simulated localization dataset (clean frames) with worker processes.
+
+Every sample is one :class:`~admn_ros.core.sim.GDTMSimulator` frame (no corruption),
+passed through :func:`admn_ros.core.preprocess.to_storage`: exactly what a sensor
+node publishes, subsampled the way the model sees it. Episodes (``seed``, episode id)
+are assigned whole to one split, so no trajectory, lighting, background or obstacle
+layout is shared between train, val and test.
+
+    python -m admn_ros.core.data generate --out data/sim --n-samples 20000 --workers 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape)
+from admn_ros.core.preprocess import MODEL_INPUT, to_storage
+from admn_ros.core.sim.config import SimConfig, load_sim_config
+from admn_ros.core.streams import DEPTH_MAX_M
+
+
+@dataclass(frozen=True)
+class _Task:
+    out_dir: str
+    split: str
+    n_split: int
+    episode: int
+    offset: int
+    n_frames: int
+    seed: int
+    cfg: SimConfig
+
+
+def plan_splits(n_samples: int, frames_per_episode: int, val_frac: float, test_frac: float,
+                seed: int) -> dict[str, list[tuple[int, int]]]:
+    """Assign episodes to splits: ``split -> [(episode id, n_frames), ...]`` sorted by id.
+
+    ``ceil(n_samples / frames_per_episode)`` episodes, the last one possibly shorter. A
+    split with a positive fraction gets at least one episode; train keeps at least one.
+    """
+    if n_samples <= 0:
+        raise ValueError(f"n_samples must be > 0, got {n_samples}")
+    if frames_per_episode <= 0:
+        raise ValueError(f"frames_per_episode must be > 0, got {frames_per_episode}")
+    for name, f in (("val_frac", val_frac), ("test_frac", test_frac)):
+        if not 0.0 <= f < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {f}")
+    n_ep = math.ceil(n_samples / frames_per_episode)
+    lengths = [frames_per_episode] * n_ep
+    lengths[-1] = n_samples - frames_per_episode * (n_ep - 1)
+    n_val = max(1, round(val_frac * n_ep)) if val_frac > 0 else 0
+    n_test = max(1, round(test_frac * n_ep)) if test_frac > 0 else 0
+    if n_ep - n_val - n_test < 1:
+        raise ValueError(f"{n_samples} samples at {frames_per_episode} frames per episode give only "
+                         f"{n_ep} episodes: too few for train + val ({n_val}) + test ({n_test}); "
+                         f"lower frames_per_episode")
+    perm = np.random.default_rng([seed, 0x5D17]).permutation(n_ep)
+    groups = {"val": perm[:n_val], "test": perm[n_val:n_val + n_test], "train": perm[n_val + n_test:]}
+    return {s: [(int(e), lengths[e]) for e in sorted(groups[s])] for s in SPLITS}
+
+
+def _open(out_dir: str, split: str, n: int, s: int, mode: str) -> dict[str, np.ndarray]:
+    d = Path(out_dir) / split
+    out = {}
+    for stem, (dtype, _shape, _doc) in ARRAYS.items():
+        p = d / f"{stem}.npy"
+        if mode == "w+" and n == 0:  # an empty split: a plain (header-only) .npy file
+            np.save(p, np.zeros(array_shape(stem, 0, s), np.dtype(dtype)))
+        elif mode == "w+":
+            out[stem] = np.lib.format.open_memmap(p, mode="w+", dtype=np.dtype(dtype),
+                                                  shape=array_shape(stem, n, s))
+        else:
+            out[stem] = np.load(p, mmap_mode="r+")
+    return out
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _run_task(task: _Task) -> tuple[str, int, int, float]:
+    """Render one episode into its slice of the split's arrays."""
+    from admn_ros.core.sim.simulator import GDTMSimulator
+
+    t0 = time.perf_counter()
+    cfg = task.cfg
+    nodes = [n.name for n in cfg.nodes]
+    arrs = _open(task.out_dir, task.split, task.n_split, len(nodes), "r+")
+    sim = GDTMSimulator(cfg, seed=task.seed, episode=task.episode)
+    o = task.offset
+    for i in range(task.n_frames):
+        f = sim.step()
+        j = o + i
+        for k, node in enumerate(nodes):
+            arrs["rgb"][j, k] = to_storage("rgb", f.streams[f"{node}/rgb"].data)
+            arrs["depth"][j, k] = to_storage("depth", f.streams[f"{node}/depth"].data)
+            arrs["radar"][j, k] = to_storage("radar", f.streams[f"{node}/radar"].data)
+            arrs["visibility"][j, k] = f.visibility[node]
+        arrs["gt"][j] = f.gt_xy
+        arrs["episode"][j] = task.episode
+        arrs["t"][j] = f.t
+    for a in arrs.values():
+        a.flush()
+    del arrs
+    return task.split, task.episode, task.n_frames, time.perf_counter() - t0
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
+                     frames_per_episode: int = 200, val_frac: float = 0.1, test_frac: float = 0.1,
+                     workers: int = 2, progress: bool = True, config: SimConfig | str | Path | None = None,
+                     overwrite: bool = False) -> dict[str, Any]:
+    """Render ``n_samples`` clean frames into ``out_dir`` (format: docs/DATASET.md).
+
+    Args:
+        out_dir: output directory (created).
+        n_samples: total samples over all splits.
+        seed: simulator seed; episode ``e`` is ``GDTMSimulator(cfg, seed, e)``.
+        frames_per_episode: consecutive frames per episode (the last may be shorter).
+        val_frac, test_frac: fraction of *episodes* for val and test.
+        workers: processes (<= 1 renders in this process).
+        progress: show a tqdm bar and print a summary.
+        config: a :class:`SimConfig`, a YAML path, or ``None`` for the shipped config.
+        overwrite: replace an existing dataset in ``out_dir``.
+
+    Returns:
+        The summary dict (also written into ``meta.json`` under ``"generation"``).
+    """
+    cfg = config if isinstance(config, SimConfig) else load_sim_config(config)
+    plan = plan_splits(n_samples, frames_per_episode, val_frac, test_frac, seed)
+    out = Path(out_dir)
+    if (out / "meta.json").exists() or any((out / s).exists() for s in SPLITS):
+        if not overwrite:
+            raise FileExistsError(f"{out} already holds a dataset; pass overwrite=True (--overwrite)")
+        (out / "meta.json").unlink(missing_ok=True)
+        for s in SPLITS:
+            shutil.rmtree(out / s, ignore_errors=True)
+    nodes = [n.name for n in cfg.nodes]
+    S = len(nodes)
+    tasks: list[_Task] = []
+    for split in SPLITS:
+        (out / split).mkdir(parents=True, exist_ok=True)
+        n_split = sum(n for _, n in plan[split])
+        arrs = _open(str(out), split, n_split, S, "w+")  # allocate the files
+        for a in arrs.values():
+            a.flush()
+        del arrs
+        off = 0
+        for ep, n in plan[split]:
+            tasks.append(_Task(str(out), split, n_split, ep, off, n, seed, cfg))
+            off += n
+    tasks.sort(key=lambda t: -t.n_frames)  # long episodes first: better load balance
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_samples, unit="sample", desc=f"simdata -> {out}", file=sys.stderr)
+    t0 = time.perf_counter()
+    busy = 0.0
+    if workers <= 1:
+        results = map(_run_task, tasks)
+        pool = None
+    else:
+        pool = mp.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_worker_init)
+        results = pool.imap_unordered(_run_task, tasks)
+    try:
+        for _split, _ep, n, sec in results:
+            busy += sec
+            if bar is not None:
+                bar.update(n)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+
+    sizes = {s: sum(p.stat().st_size for p in (out / s).glob("*.npy")) for s in SPLITS}
+    summary = {
+        "n_samples": n_samples, "workers": workers, "elapsed_s": round(elapsed, 3),
+        "samples_per_s": round(n_samples / elapsed, 1), "worker_busy_s": round(busy, 3),
+        "bytes": sizes, "total_bytes": sum(sizes.values()),
+    }
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "description": "Clean (uncorrupted) frames of the GDTM-style simulator "
+                       "(admn_ros.core.sim), preprocessed with admn_ros.core.preprocess.to_storage "
+                       "(nearest pixel-centre subsampling to 64x64). Splits are by episode.",
+        "stream_ids": cfg.streams.ids,
+        "nodes": nodes,
+        "modalities": list(cfg.streams.modalities),
+        "model_input": MODEL_INPUT,
+        "depth_max_m": DEPTH_MAX_M,
+        "rate_hz": cfg.rate_hz,
+        "seed": seed,
+        "n_samples": n_samples,
+        "frames_per_episode": frames_per_episode,
+        "val_frac": val_frac,
+        "test_frac": test_frac,
+        "sim_config": cfg.to_dict(),
+        "sim_config_source": str(cfg.source) if cfg.source else None,
+        "splits": {s: {"n_samples": sum(n for _, n in plan[s]),
+                       "episodes": [e for e, _ in plan[s]],
+                       "episode_frames": [n for _, n in plan[s]]} for s in SPLITS},
+        "arrays": {f"{stem}.npy": {"dtype": dt, "shape": list(shape), "description": doc}
+                   for stem, (dt, shape, doc) in ARRAYS.items()},
+        "generation": summary,
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    if progress:
+        counts = ", ".join(f"{s}: {meta['splits'][s]['n_samples']} in {len(plan[s])} episodes" for s in SPLITS)
+        per = ", ".join(f"{s} {_fmt_bytes(sizes[s])}" for s in SPLITS)
+        print(f"[simdata] {n_samples} samples ({counts})\n"
+              f"[simdata] {elapsed:.1f} s with {workers} worker(s) = {n_samples / elapsed:.0f} samples/s; "
+              f"on disk {_fmt_bytes(summary['total_bytes'])} ({per}) in {out}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m admn_ros.core.data generate",
+                                 description="Render the simulated localization dataset (docs/DATASET.md).")
+    ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("--n-samples", type=int, default=20000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--frames-per-episode", type=int, default=200)
+    ap.add_argument("--val-frac", type=float, default=0.1)
+    ap.add_argument("--test-frac", type=float, default=0.1)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--config", default=None, help="sensors YAML (default: shipped config/sensors.yaml)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    a = ap.parse_args(argv)
+    generate_dataset(a.out, a.n_samples, a.seed, a.frames_per_episode, a.val_frac, a.test_frac,
+                     a.workers, not a.quiet, a.config, a.overwrite)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""On-disk format of the simulated dataset and its memory-mapped reader :class:`SimDataset`.
+
+Layout (see docs/DATASET.md)::
+
+    <root>/meta.json                 format version, streams, node poses, seeds, splits, array docs
+    <root>/<split>/rgb.npy           uint8   [N, S, 3, 64, 64]
+    <root>/<split>/depth.npy         uint16  [N, S, 64, 64]   millimetres, 0 = invalid
+    <root>/<split>/radar.npy         float16 [N, S, 64, 64]   [0, 1]
+    <root>/<split>/gt.npy            float32 [N, 2]           car (x, y) in map, metres
+    <root>/<split>/episode.npy       int32   [N]
+    <root>/<split>/t.npy             float32 [N]              seconds since episode start
+    <root>/<split>/visibility.npy    float16 [N, S]           unoccluded fraction of the car per node
+
+``S`` is the number of sensor nodes; splits are ``train``, ``val``, ``test``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from admn_ros.core.preprocess import MODEL_INPUT, from_storage
+
+FORMAT_NAME: str = "admn_ros.simdata"
+FORMAT_VERSION: int = 1
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+M = MODEL_INPUT
+
+#: Per-split arrays: file stem -> (dtype, shape with "N" / "S" placeholders, description).
+ARRAYS: dict[str, tuple[str, tuple[Any, ...], str]] = {
+    "rgb": ("uint8", ("N", "S", 3, M, M),
+            "RGB (rgb8) per node, nearest pixel-centre subsampled to 64x64, channels first; "
+            "model input = value / 255"),
+    "depth": ("uint16", ("N", "S", M, M),
+              "z-depth in millimetres per node (REP-118, 0 = invalid), 64x64 nearest; "
+              "model input = min(mm / (depth_max_m * 1000), 1)"),
+    "radar": ("float16", ("N", "S", M, M),
+              "range-azimuth heatmap in [0, 1] per node; rows = range bins (row 0 nearest), "
+              "columns = azimuth from +fov/2 (left) to -fov/2 (right)"),
+    "gt": ("float32", ("N", 2), "ground-truth car position (x, y) in the map frame, metres"),
+    "episode": ("int32", ("N",), "simulator episode id of the sample (GDTMSimulator(seed, episode))"),
+    "t": ("float32", ("N",), "simulation time of the sample in its episode, seconds"),
+    "visibility": ("float16", ("N", "S"),
+                   "fraction of the car's in-image area not hidden by obstacles, per node "
+                   "(0 = out of view or fully occluded)"),
+}
+
+
+def array_shape(stem: str, n: int, s: int) -> tuple[int, ...]:
+    """Concrete shape of array ``stem`` for ``n`` samples and ``s`` nodes."""
+    return tuple(n if d == "N" else s if d == "S" else int(d) for d in ARRAYS[stem][1])
+
+
+class DatasetError(ValueError):
+    """A dataset directory that cannot be read; the message names the path."""
+
+
+def read_meta(root: str | Path) -> dict[str, Any]:
+    """Load and check ``<root>/meta.json`` (format name and version)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset directory not found: {root}")
+    mp = root / "meta.json"
+    if not mp.is_file():
+        raise FileNotFoundError(f"dataset meta file not found: {mp} (incomplete or not a dataset?)")
+    try:
+        meta = json.loads(mp.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{mp}: invalid JSON: {e}") from None
+    if meta.get("format") != FORMAT_NAME:
+        raise DatasetError(f"{mp}: format {meta.get('format')!r} is not {FORMAT_NAME!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(f"{mp}: format_version {meta.get('format_version')!r} is not supported "
+                           f"(this reader reads version {FORMAT_VERSION}); regenerate the dataset")
+    return meta
+
+
+class SimDataset:
+    """Memory-mapped reader of one split of a generated dataset.
+
+    Args:
+        root: dataset directory (holding ``meta.json``).
+        split: ``train``, ``val`` or ``test``.
+
+    Attributes:
+        meta: the parsed ``meta.json``.
+        stream_ids, nodes: stream ids and node names (node order = axis ``S``).
+        rgb, depth, radar, gt, episode, t, visibility: the raw memory-mapped arrays.
+
+    Raises:
+        FileNotFoundError: missing directory, ``meta.json`` or array file (names the path).
+        DatasetError: bad format/version, unknown split, a split with no samples, or arrays
+            whose shape/dtype disagree with ``meta.json`` (names the path).
+    """
+
+    def __init__(self, root: str | Path, split: str = "train") -> None:
+        self.root = Path(root)
+        self.meta = read_meta(self.root)
+        if split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r} for {self.root}; known: {list(SPLITS)}")
+        self.split = split
+        info = self.meta.get("splits", {}).get(split)
+        if info is None:
+            raise DatasetError(f"{self.root / 'meta.json'}: no entry for split {split!r}")
+        n = int(info.get("n_samples", 0))
+        if n <= 0:
+            raise DatasetError(f"split {split!r} of {self.root} has no samples")
+        d = self.root / split
+        if not d.is_dir():
+            raise FileNotFoundError(f"split directory not found: {d}")
+        self.nodes: list[str] = list(self.meta["nodes"])
+        self.stream_ids: list[str] = list(self.meta["stream_ids"])
+        s = len(self.nodes)
+        for stem, (dtype, _shape, _doc) in ARRAYS.items():
+            p = d / f"{stem}.npy"
+            if not p.is_file():
+                raise FileNotFoundError(f"dataset array not found: {p}")
+            arr = np.load(p, mmap_mode="r")
+            want = array_shape(stem, n, s)
+            if arr.shape != want or arr.dtype != np.dtype(dtype):
+                raise DatasetError(f"{p}: expected {dtype} {want} (from meta.json), "
+                                   f"got {arr.dtype} {arr.shape}")
+            setattr(self, stem, arr)
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return f"SimDataset({str(self.root)!r}, {self.split!r}, n={self._n}, nodes={self.nodes})"
+
+    def _index(self, indices: Sequence[int] | np.ndarray | slice) -> np.ndarray:
+        if isinstance(indices, slice):
+            return np.arange(self._n)[indices]
+        idx = np.asarray(indices)
+        if idx.ndim == 0:
+            idx = idx[None]
+        if idx.dtype == bool:
+            raise DatasetError("boolean masks are not supported as batch indices; use np.flatnonzero")
+        idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < -self._n or idx.max() >= self._n):
+            raise IndexError(f"index out of range for split {self.split!r} of {self.root} "
+                             f"with {self._n} samples")
+        return np.where(idx < 0, idx + self._n, idx)
+
+    def batch(self, indices: Sequence[int] | np.ndarray | slice) -> dict[str, np.ndarray]:
+        """Model-ready float32 arrays in [0, 1] for ``indices``:
+
+        ``rgb [B, S, 3, 64, 64]``, ``depth [B, S, 1, 64, 64]``, ``radar [B, S, 1, 64, 64]``,
+        ``gt [B, 2]`` (metres).
+        """
+        idx = self._index(indices)
+        # memmap fancy indexing is fastest on sorted indices; restore the caller's order after
+        order = np.argsort(idx, kind="stable")
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        s_idx = idx[order]
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return np.asarray(a[s_idx])[inv]
+
+        return {
+            "rgb": from_storage("rgb", take(self.rgb)),
+            "depth": from_storage("depth", take(self.depth)),
+            "radar": from_storage("radar", take(self.radar)),
+            "gt": take(self.gt).astype(np.float32),
+        }
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        """One sample without the batch axis (same keys as :meth:`batch`)."""
+        return {k: v[0] for k, v in self.batch([int(i)]).items()}

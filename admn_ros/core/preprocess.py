@@ -1,0 +1,150 @@
+"""Sensor data -> model input (float32 ``(C, 64, 64)`` in [0, 1]) and the dataset storage dtypes.
+
+Subsampling is NEAREST at pixel centres: output pixel ``i`` of ``n_out`` reads input
+pixel ``floor((i + 0.5) * n_in / n_out)``. No averaging happens, so per-pixel noise
+keeps its statistics: Gaussian noise of std ``sigma`` added at sensor resolution is
+still std ``sigma`` at model resolution (the paper's noise model holds on both sides).
+
+Scaling to [0, 1]:
+
+* rgb  ``uint8 (H, W, 3)`` (rgb8): ``/ 255`` -> ``(3, 64, 64)``;
+* depth ``uint16 (H, W)`` millimetres (16UC1, 0 = invalid): ``/ (DEPTH_MAX_M * 1000)``,
+  clipped to 1, 0 stays 0; or ``float32 (H, W)`` metres (32FC1): ``/ DEPTH_MAX_M`` with
+  NaN / +-Inf / <= 0 meaning invalid (REP-118) -> 0;  -> ``(1, 64, 64)``;
+* radar ``float (H, W)`` heatmap: clipped to [0, 1]; NaN is an error -> ``(1, 64, 64)``.
+
+Storage (the on-disk dataset, see docs/DATASET.md): rgb ``uint8 (3, 64, 64)``, depth
+``uint16 (64, 64)`` millimetres, radar ``float16 (64, 64)``. ``from_storage(to_storage(x))``
+equals ``to_model_input(x)`` exactly for rgb and depth (16UC1), to float16 precision for radar.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from admn_ros.core.streams import DEPTH_MAX_M, MODALITIES
+
+#: Side of the square model input (pixels).
+MODEL_INPUT: int = 64
+#: Dataset storage dtype per modality.
+STORAGE_DTYPES: dict[str, np.dtype] = {
+    "rgb": np.dtype(np.uint8), "depth": np.dtype(np.uint16), "radar": np.dtype(np.float16),
+}
+_DEPTH_SCALE_MM = DEPTH_MAX_M * 1000.0
+
+
+@lru_cache(maxsize=64)
+def sample_indices(n_in: int, n_out: int = MODEL_INPUT) -> np.ndarray:
+    """Pixel-centre nearest indices ``floor((i + 0.5) * n_in / n_out)`` (read-only intp array)."""
+    if n_in <= 0 or n_out <= 0:
+        raise ValueError(f"cannot subsample {n_in} pixels to {n_out}")
+    idx = np.floor((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.intp)
+    idx = np.minimum(idx, n_in - 1)
+    idx.setflags(write=False)
+    return idx
+
+
+def subsample(img: np.ndarray, size: int = MODEL_INPUT) -> np.ndarray:
+    """Nearest pixel-centre subsampling of the first two axes to ``size x size``."""
+    r = sample_indices(img.shape[0], size)
+    c = sample_indices(img.shape[1], size)
+    return img[r[:, None], c[None, :]]
+
+
+def _check_modality(modality: str) -> None:
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; known: {sorted(MODALITIES)}")
+
+
+def _validate(modality: str, data: np.ndarray) -> np.ndarray:
+    """Check shape/dtype/values of raw sensor data; return it (depth/radar squeezed to 2-D)."""
+    _check_modality(modality)
+    if not isinstance(data, np.ndarray):
+        raise ValueError(f"{modality}: expected a numpy array, got {type(data).__name__}")
+    if data.size == 0:
+        raise ValueError(f"{modality}: empty array of shape {data.shape}")
+    if modality == "rgb":
+        if data.dtype != np.uint8 or data.ndim != 3 or data.shape[2] != 3:
+            raise ValueError(f"rgb: expected uint8 (H, W, 3) rgb8 data, got {data.dtype} {data.shape}")
+        return data
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[:, :, 0]
+    if data.ndim != 2:
+        raise ValueError(f"{modality}: expected a 2-D (H, W) array, got shape {data.shape}")
+    if modality == "depth":
+        if data.dtype == np.uint16 or np.issubdtype(data.dtype, np.floating):
+            return data
+        raise ValueError(f"depth: expected uint16 millimetres (16UC1) or float32 metres (32FC1), "
+                         f"got {data.dtype}")
+    # radar
+    if not np.issubdtype(data.dtype, np.floating):
+        raise ValueError(f"radar: expected a float heatmap, got {data.dtype}")
+    if np.isnan(data).any():
+        raise ValueError(f"radar: heatmap contains NaN ({int(np.isnan(data).sum())} values)")
+    return data
+
+
+def _depth_m_to_mm(d: np.ndarray) -> np.ndarray:
+    """float metres (32FC1) -> uint16 mm, invalid (non-finite or <= 0) -> 0, saturating."""
+    d = np.asarray(d, np.float64)
+    ok = np.isfinite(d) & (d > 0)
+    mm = np.where(ok, np.rint(np.where(ok, d, 0.0) * 1000.0), 0.0)
+    return np.clip(mm, 0, 65535).astype(np.uint16)
+
+
+def to_storage(modality: str, data: np.ndarray) -> np.ndarray:
+    """Raw sensor data -> compact 64x64 storage array (rgb uint8 ``(3,64,64)``,
+    depth uint16 mm ``(64,64)``, radar float16 ``(64,64)``)."""
+    data = _validate(modality, data)
+    small = subsample(data)
+    if modality == "rgb":
+        return np.ascontiguousarray(np.transpose(small, (2, 0, 1)))
+    if modality == "depth":
+        return small.copy() if small.dtype == np.uint16 else _depth_m_to_mm(small)
+    return np.clip(small, 0.0, 1.0).astype(np.float16)
+
+
+def from_storage(modality: str, stored: np.ndarray) -> np.ndarray:
+    """Storage array(s) -> float32 model input in [0, 1] with a channel axis.
+
+    Accepts leading batch axes: rgb ``(..., 3, 64, 64)`` -> same shape;
+    depth / radar ``(..., 64, 64)`` -> ``(..., 1, 64, 64)``.
+    """
+    _check_modality(modality)
+    stored = np.asarray(stored)
+    want = STORAGE_DTYPES[modality]
+    if stored.dtype != want:
+        raise ValueError(f"{modality}: stored data must be {want}, got {stored.dtype}")
+    tail = (3, MODEL_INPUT, MODEL_INPUT) if modality == "rgb" else (MODEL_INPUT, MODEL_INPUT)
+    if stored.shape[-len(tail):] != tail:
+        raise ValueError(f"{modality}: stored data must end with shape {tail}, got {stored.shape}")
+    if modality == "rgb":
+        return stored.astype(np.float32) * np.float32(1.0 / 255.0)
+    if modality == "depth":
+        x = np.minimum(stored.astype(np.float32) * np.float32(1.0 / _DEPTH_SCALE_MM), 1.0)
+    else:
+        x = stored.astype(np.float32)
+        if np.isnan(x).any():
+            raise ValueError("radar: stored heatmap contains NaN")
+        x = np.clip(x, 0.0, 1.0)
+    return x[..., None, :, :]
+
+
+def to_model_input(modality: str, data: np.ndarray) -> np.ndarray:
+    """Raw sensor data -> float32 ``(C, 64, 64)`` in [0, 1] (see the module docstring).
+
+    Raises:
+        ValueError: unknown modality, wrong dtype or shape, or NaN in a radar heatmap;
+            the message names the problem.
+    """
+    data = _validate(modality, data)
+    small = subsample(data)
+    if modality == "rgb":
+        return np.transpose(small, (2, 0, 1)).astype(np.float32) * np.float32(1.0 / 255.0)
+    if modality == "depth":
+        if small.dtype != np.uint16:
+            small = _depth_m_to_mm(small)  # same rounding as the 16UC1 path
+        x = np.minimum(small.astype(np.float32) * np.float32(1.0 / _DEPTH_SCALE_MM), 1.0)
+        return x[None]
+    return np.clip(small.astype(np.float32), 0.0, 1.0)[None]

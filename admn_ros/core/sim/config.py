@@ -1,0 +1,425 @@
+"""Typed configuration of the simulated GDTM-style sensor network (``config/sensors.yaml``).
+
+Frames and units follow REP-103: the fixed frame is ``map`` (metres, x forward/east,
+y left/north, z up). The track is a ``size_x`` x ``size_y`` rectangle centred on the
+``map`` origin, inside a room whose walls are ``room.size_x`` x ``room.size_y``
+(also centred) and ``room.height`` high.
+
+A sensor node is a rigid body at ``position`` with ``yaw`` (about +z, counter-clockwise
+from +x) and ``pitch`` (about the body y axis; positive = looking *down*, as REP-103
+pitch rotates +x towards -z). Its body frame is x forward, y left, z up; the camera
+optical frame is z forward, x right, y down. The camera, the depth camera (same
+geometry, registered) and the radar (same origin and yaw, horizontal) share the pose.
+
+Every key of the YAML file is optional (defaults below); unknown keys, wrong types
+and out-of-range values raise :class:`SimConfigError` naming the file and the key.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from admn_ros.core.streams import DEPTH_MAX_M, StreamSet, stream_id
+
+#: Modalities every simulated node produces, in stream order.
+SIM_MODALITIES: tuple[str, ...] = ("rgb", "depth", "radar")
+
+
+class SimConfigError(ValueError):
+    """Invalid simulator configuration; the message names the file and the key."""
+
+
+# ----------------------------------------------------------------------------- dataclasses
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """Pinhole intrinsics in pixels (OpenCV convention: pixel centres at integers).
+
+    Attributes:
+        width, height: image size in pixels.
+        fx, fy: focal lengths in pixels.
+        cx, cy: principal point in pixels.
+    """
+
+    width: int = 320
+    height: int = 240
+    fx: float = 160.0
+    fy: float = 160.0
+    cx: float = 159.5
+    cy: float = 119.5
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, hfov_deg: float) -> "CameraIntrinsics":
+        """Square pixels, principal point at the image centre, horizontal field of view ``hfov_deg``."""
+        f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+        return cls(int(width), int(height), f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+
+    @property
+    def K(self) -> np.ndarray:
+        """3x3 camera matrix (float64), as in ``sensor_msgs/CameraInfo.k``."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def hfov_deg(self) -> float:
+        return math.degrees(2.0 * math.atan((self.width / 2.0) / self.fx))
+
+    @property
+    def vfov_deg(self) -> float:
+        return math.degrees(2.0 * math.atan((self.height / 2.0) / self.fy))
+
+
+@dataclass(frozen=True)
+class RadarConfig:
+    """Range-azimuth heatmap geometry.
+
+    Row ``i`` is range bin ``i`` (centre ``(i + 0.5) * range_res_m`` metres, row 0 nearest).
+    Column ``j`` is azimuth, ordered like the camera image from left to right: column 0 is
+    ``+fov/2`` (left, counter-clockwise of the node heading), the last column ``-fov/2``.
+    Default: 64 x 0.1 m = 6.4 m range, 64 columns over +-60 deg (1.875 deg per column).
+    """
+
+    range_bins: int = 64
+    range_res_m: float = 0.1
+    azimuth_bins: int = 64
+    fov_deg: float = 120.0
+
+    @property
+    def max_range_m(self) -> float:
+        return self.range_bins * self.range_res_m
+
+    def range_centers(self) -> np.ndarray:
+        """Range of every row, metres (float32, shape ``(range_bins,)``)."""
+        return ((np.arange(self.range_bins) + 0.5) * self.range_res_m).astype(np.float32)
+
+    def azimuth_centers(self) -> np.ndarray:
+        """Azimuth of every column, radians, +fov/2 (left) to -fov/2 (right) (float32)."""
+        half = math.radians(self.fov_deg) / 2.0
+        step = 2.0 * half / self.azimuth_bins
+        return (half - (np.arange(self.azimuth_bins) + 0.5) * step).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One sensor node: name, pose in ``map`` and camera intrinsics.
+
+    Attributes:
+        name: node name (the stream prefix, e.g. ``node1``).
+        position: (x, y, z) in metres, ``map`` frame.
+        yaw: heading in radians (counter-clockwise from +x).
+        pitch: downward tilt in radians (positive = looking down).
+        camera: intrinsics shared by the RGB and the (registered) depth camera.
+    """
+
+    name: str
+    position: tuple[float, float, float]
+    yaw: float
+    pitch: float
+    camera: CameraIntrinsics = field(default_factory=CameraIntrinsics)
+
+    def rotation_body(self) -> np.ndarray:
+        """``R_map_body`` (3x3): body axes x forward, y left, z up, expressed in ``map``."""
+        cy, sy = math.cos(self.yaw), math.sin(self.yaw)
+        cp, sp = math.cos(self.pitch), math.sin(self.pitch)
+        rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
+        ry = np.array([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])
+        return rz @ ry
+
+    def rotation_optical(self) -> np.ndarray:
+        """``R_map_optical`` (3x3): optical axes (x right, y down, z forward) in ``map``."""
+        body_from_optical = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+        return self.rotation_body() @ body_from_optical
+
+    def quaternion_xyzw(self) -> tuple[float, float, float, float]:
+        """Orientation of the body frame in ``map`` as a unit quaternion (x, y, z, w), for TF."""
+        hy, hp = self.yaw / 2.0, self.pitch / 2.0
+        return (-math.sin(hy) * math.sin(hp), math.cos(hy) * math.sin(hp),
+                math.sin(hy) * math.cos(hp), math.cos(hy) * math.cos(hp))
+
+    def world_to_camera(self, points: np.ndarray) -> np.ndarray:
+        """Map points ``(N, 3)`` in ``map`` to the optical frame (z = depth along the axis)."""
+        r = self.rotation_optical()
+        return (np.asarray(points, dtype=np.float64) - np.asarray(self.position)) @ r
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates ``(N, 2)`` (u, v) and depth ``(N,)`` of ``map`` points.
+
+        Points behind the camera get depth <= 0 and meaningless pixel coordinates.
+        """
+        pc = self.world_to_camera(points)
+        z = pc[:, 2]
+        zs = np.where(np.abs(z) < 1e-9, 1e-9, z)
+        c = self.camera
+        uv = np.stack([c.fx * pc[:, 0] / zs + c.cx, c.fy * pc[:, 1] / zs + c.cy], axis=1)
+        return uv, z
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """Drivable track, centred on the ``map`` origin (metres)."""
+
+    size_x: float = 3.0
+    size_y: float = 3.6
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(x_min, x_max, y_min, y_max)``."""
+        return (-self.size_x / 2, self.size_x / 2, -self.size_y / 2, self.size_y / 2)
+
+
+@dataclass(frozen=True)
+class RoomConfig:
+    """Room walls (centred on the origin) and ceiling height, metres."""
+
+    size_x: float = 5.6
+    size_y: float = 6.2
+    height: float = 2.8
+
+
+@dataclass(frozen=True)
+class CarConfig:
+    """RC car box size (metres) and speed range (m/s)."""
+
+    length: float = 0.30
+    width: float = 0.18
+    height: float = 0.12
+    speed_min: float = 0.3
+    speed_max: float = 1.2
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything the simulator needs. Build with :func:`load_sim_config` or directly.
+
+    Attributes:
+        rate_hz: frame rate; :meth:`GDTMSimulator.step` advances ``1 / rate_hz`` seconds.
+        nodes: the sensor nodes (stream order = node order).
+        track, room, car, radar: geometry.
+        obstacles_min, obstacles_max: number of static obstacles per episode.
+        source: the YAML file this came from (``None`` if built in code).
+    """
+
+    rate_hz: float = 15.0
+    nodes: list[NodeConfig] = field(default_factory=lambda: default_nodes())
+    track: TrackConfig = field(default_factory=TrackConfig)
+    room: RoomConfig = field(default_factory=RoomConfig)
+    car: CarConfig = field(default_factory=CarConfig)
+    radar: RadarConfig = field(default_factory=RadarConfig)
+    obstacles_min: int = 1
+    obstacles_max: int = 3
+    source: Path | None = None
+
+    @property
+    def streams(self) -> StreamSet:
+        """Node-major :class:`StreamSet` (``node1/rgb, node1/depth, node1/radar, node2/rgb, ...``)."""
+        return StreamSet(tuple(n.name for n in self.nodes), SIM_MODALITIES)
+
+    @property
+    def dt(self) -> float:
+        return 1.0 / self.rate_hz
+
+    def node(self, name: str) -> NodeConfig:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"unknown node {name!r}; known: {[n.name for n in self.nodes]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly description (angles in degrees as in the YAML file, plus intrinsics)."""
+        return {
+            "rate_hz": self.rate_hz,
+            "track": asdict(self.track),
+            "room": asdict(self.room),
+            "car": asdict(self.car),
+            "radar": asdict(self.radar),
+            "obstacles": {"min": self.obstacles_min, "max": self.obstacles_max},
+            "depth_max_m": DEPTH_MAX_M,
+            "nodes": [
+                {"name": n.name, "position": list(n.position), "yaw_deg": math.degrees(n.yaw),
+                 "pitch_deg": math.degrees(n.pitch), "quaternion_xyzw": list(n.quaternion_xyzw()),
+                 "camera": asdict(n.camera)}
+                for n in self.nodes
+            ],
+        }
+
+
+def _look_at_center(name: str, x: float, y: float, z: float, pitch_deg: float) -> NodeConfig:
+    return NodeConfig(name, (x, y, z), math.atan2(-y, -x), math.radians(pitch_deg),
+                      CameraIntrinsics.from_fov(320, 240, 90.0))
+
+
+def default_nodes() -> list[NodeConfig]:
+    """The built-in layout (same as the shipped ``config/sensors.yaml``)."""
+    return [
+        _look_at_center("node1", -2.1, -2.4, 1.5, 30.0),
+        _look_at_center("node2", 2.1, -2.4, 1.5, 30.0),
+        _look_at_center("node3", 0.0, 2.6, 1.5, 30.0),
+    ]
+
+
+# ----------------------------------------------------------------------------- YAML loading
+class _Ctx:
+    """Carries the file name for error messages."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, msg: str) -> SimConfigError:
+        return SimConfigError(f"{self.source}: key '{key}': {msg}")
+
+    def mapping(self, value: Any, key: str, known: set[str]) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"expected a mapping, got {type(value).__name__}")
+        for k in value:
+            if k not in known:
+                full = f"{key}.{k}" if key else str(k)
+                raise self.fail(full, f"unknown key (known keys here: {sorted(known)})")
+        return value
+
+    def number(self, m: Mapping[str, Any], key: str, prefix: str, default: float,
+               lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> float:
+        full = f"{prefix}.{key}" if prefix else key
+        if key not in m:
+            return float(default)
+        v = m[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+            raise self.fail(full, f"expected a finite number, got {v!r}")
+        v = float(v)
+        if lo is not None and (v < lo or (lo_open and v == lo)):
+            raise self.fail(full, f"value {v} must be {'>' if lo_open else '>='} {lo}")
+        if hi is not None and v > hi:
+            raise self.fail(full, f"value {v} must be <= {hi}")
+        return v
+
+    def integer(self, m: Mapping[str, Any], key: str, prefix: str, default: int,
+                lo: int, hi: int) -> int:
+        full = f"{prefix}.{key}" if prefix else key
+        if key not in m:
+            return int(default)
+        v = m[key]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(full, f"expected an integer, got {v!r}")
+        if not lo <= v <= hi:
+            raise self.fail(full, f"value {v} must be in [{lo}, {hi}]")
+        return int(v)
+
+
+_CAMERA_KEYS = {"width", "height", "hfov_deg"}
+_NODE_KEYS = {"name", "position", "yaw_deg", "pitch_deg", "camera"}
+_TOP_KEYS = {"rate_hz", "track", "room", "car", "camera", "radar", "obstacles", "nodes"}
+
+
+def _camera(ctx: _Ctx, raw: Any, key: str, base: CameraIntrinsics | None) -> CameraIntrinsics:
+    m = ctx.mapping(raw, key, _CAMERA_KEYS)
+    b = base or CameraIntrinsics.from_fov(320, 240, 90.0)
+    w = ctx.integer(m, "width", key, b.width, 16, 4096)
+    h = ctx.integer(m, "height", key, b.height, 16, 4096)
+    fov = ctx.number(m, "hfov_deg", key, b.hfov_deg, 10.0, 170.0)
+    return CameraIntrinsics.from_fov(w, h, fov)
+
+
+def _node(ctx: _Ctx, raw: Any, key: str, cam: CameraIntrinsics, room: RoomConfig) -> NodeConfig:
+    m = ctx.mapping(raw, key, _NODE_KEYS)
+    for req in ("name", "position"):
+        if req not in m:
+            raise ctx.fail(f"{key}.{req}", "missing required key")
+    name = m["name"]
+    if not isinstance(name, str):
+        raise ctx.fail(f"{key}.name", f"expected a string, got {name!r}")
+    try:
+        stream_id(name, "rgb")
+    except ValueError as e:
+        raise ctx.fail(f"{key}.name", str(e)) from None
+    pos = m["position"]
+    if (not isinstance(pos, (list, tuple)) or len(pos) != 3
+            or not all(isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p)
+                       for p in pos)):
+        raise ctx.fail(f"{key}.position", f"expected [x, y, z] (3 finite numbers), got {pos!r}")
+    x, y, z = (float(p) for p in pos)
+    if abs(x) >= room.size_x / 2 or abs(y) >= room.size_y / 2 or not 0.05 <= z < room.height:
+        raise ctx.fail(f"{key}.position", f"{[x, y, z]} is outside the room "
+                       f"({room.size_x} x {room.size_y} x {room.height} m, centred on the origin)")
+    yaw = ctx.number(m, "yaw_deg", key, math.degrees(math.atan2(-y, -x)), -360.0, 360.0)
+    pitch = ctx.number(m, "pitch_deg", key, 30.0, -89.0, 89.0)
+    camera = _camera(ctx, m.get("camera"), f"{key}.camera", cam)
+    return NodeConfig(name, (x, y, z), math.radians(yaw), math.radians(pitch), camera)
+
+
+def parse_sim_config(data: Any, source: str = "<dict>") -> SimConfig:
+    """Build a :class:`SimConfig` from parsed YAML ``data``; ``source`` names it in errors."""
+    ctx = _Ctx(source)
+    top = ctx.mapping(data, "", _TOP_KEYS)
+    rate = ctx.number(top, "rate_hz", "", 15.0, 0.0, 1000.0, lo_open=True)
+
+    t = ctx.mapping(top.get("track"), "track", {"size_x", "size_y"})
+    track = TrackConfig(ctx.number(t, "size_x", "track", 3.0, 0.5, 50.0),
+                        ctx.number(t, "size_y", "track", 3.6, 0.5, 50.0))
+    r = ctx.mapping(top.get("room"), "room", {"size_x", "size_y", "height"})
+    room = RoomConfig(ctx.number(r, "size_x", "room", 5.6, 1.0, 100.0),
+                      ctx.number(r, "size_y", "room", 6.2, 1.0, 100.0),
+                      ctx.number(r, "height", "room", 2.8, 1.0, 20.0))
+    if room.size_x < track.size_x + 0.4 or room.size_y < track.size_y + 0.4:
+        raise ctx.fail("room", f"room {room.size_x} x {room.size_y} m must exceed the track "
+                       f"{track.size_x} x {track.size_y} m by at least 0.4 m per axis")
+    c = ctx.mapping(top.get("car"), "car",
+                    {"length", "width", "height", "speed_min", "speed_max"})
+    car = CarConfig(ctx.number(c, "length", "car", 0.30, 0.05, 2.0),
+                    ctx.number(c, "width", "car", 0.18, 0.05, 2.0),
+                    ctx.number(c, "height", "car", 0.12, 0.02, 2.0),
+                    ctx.number(c, "speed_min", "car", 0.3, 0.0, 10.0, lo_open=True),
+                    ctx.number(c, "speed_max", "car", 1.2, 0.0, 10.0, lo_open=True))
+    if car.speed_min > car.speed_max:
+        raise ctx.fail("car.speed_min", f"speed_min {car.speed_min} > speed_max {car.speed_max}")
+    ra = ctx.mapping(top.get("radar"), "radar",
+                     {"range_bins", "range_res_m", "azimuth_bins", "fov_deg"})
+    radar = RadarConfig(ctx.integer(ra, "range_bins", "radar", 64, 8, 1024),
+                        ctx.number(ra, "range_res_m", "radar", 0.1, 0.0, 5.0, lo_open=True),
+                        ctx.integer(ra, "azimuth_bins", "radar", 64, 8, 1024),
+                        ctx.number(ra, "fov_deg", "radar", 120.0, 10.0, 180.0))
+    o = ctx.mapping(top.get("obstacles"), "obstacles", {"min", "max"})
+    omin = ctx.integer(o, "min", "obstacles", 1, 0, 8)
+    omax = ctx.integer(o, "max", "obstacles", 3, 0, 8)
+    if omin > omax:
+        raise ctx.fail("obstacles.min", f"min {omin} > max {omax}")
+    cam = _camera(ctx, top.get("camera"), "camera", None)
+
+    if "nodes" in top:
+        raw_nodes = top["nodes"]
+        if not isinstance(raw_nodes, list) or not raw_nodes:
+            raise ctx.fail("nodes", f"expected a non-empty list of nodes, got {raw_nodes!r}")
+        nodes = [_node(ctx, rn, f"nodes[{i}]", cam, room) for i, rn in enumerate(raw_nodes)]
+    else:
+        nodes = [replace(n, camera=cam) for n in default_nodes()]
+    names = [n.name for n in nodes]
+    if len(set(names)) != len(names):
+        raise ctx.fail("nodes", f"duplicate node names in {names}")
+    return SimConfig(rate, nodes, track, room, car, radar, omin, omax,
+                     Path(source) if source != "<dict>" else None)
+
+
+def load_sim_config(path: str | Path | None = None) -> SimConfig:
+    """Load and validate a sensors YAML file (default: the shipped ``config/sensors.yaml``).
+
+    Raises:
+        FileNotFoundError: the file does not exist (the message names it).
+        SimConfigError: (a ``ValueError``) YAML syntax error, unknown key, wrong type or
+            out-of-range value; the message names the file and the key.
+    """
+    import yaml
+
+    if path is None:
+        from admn_ros.core.paths import config_path
+
+        path = config_path("sensors.yaml")
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"simulator config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise SimConfigError(f"{p}: invalid YAML: {e}") from None
+    return parse_sim_config(data, str(p))

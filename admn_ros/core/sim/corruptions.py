@@ -1,0 +1,221 @@
+"""Sensor corruptions: the paper's Gaussian QoI noise and real-world failure modes.
+
+Kinds (and the modalities they apply to):
+
+* ``gaussian`` (all): ``clip(x + N(0, sigma^2), 0, 1)`` on data scaled to [0, 1]
+  (rgb / 255, depth mm / (DEPTH_MAX_M * 1000), radar as is) through
+  :func:`admn_ros.core.noise.add_gaussian_noise`, then back to the sensor dtype.
+  ``sigma`` is in ``[0, sigma_max]`` of the modality (:data:`streams.MODALITIES`);
+  ``severity = sigma / sigma_max``.
+* ``low_light`` (rgb): exposure drops to ``1 - 0.9 severity``, photon shot noise
+  (Poisson) and read noise grow; auto-gain only partly compensates.
+* ``motion_blur`` (rgb, depth): linear blur of ``1 + 24 severity`` pixels (sensor
+  resolution) along a direction drawn when the corruption is set.
+* ``frozen`` (all): the stream repeats the last clean frame before the corruption
+  became active (stuck driver); it re-freezes at every flicker onset.
+* ``clutter`` (radar): ``1 + 12 severity`` spurious point reflectors (multipath ghosts)
+  per frame.
+* ``dropout`` (all): no data at all (``StreamFrame.data is None``).
+* ``none``: clean.
+
+Schedules: ``constant`` (always on) or ``flicker`` (on during the first
+``duty * period_s`` seconds of every ``period_s``, counted from when it was set).
+
+``StreamFrame.sigma`` reports the Gaussian std only (0 for the other kinds, which are
+not Gaussian); ``StreamFrame.severity`` reports every kind's strength in [0, 1].
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from admn_ros.core.noise import add_gaussian_noise, check_sigma
+from admn_ros.core.sim.config import RadarConfig
+from admn_ros.core.sim.render import radar_point_response, radar_power_to_unit, radar_unit_to_power
+from admn_ros.core.streams import DEPTH_MAX_M, MODALITIES
+
+KINDS: tuple[str, ...] = ("none", "gaussian", "low_light", "motion_blur", "frozen", "clutter", "dropout")
+SCHEDULES: tuple[str, ...] = ("constant", "flicker")
+_ALL = frozenset(MODALITIES)
+#: Modalities each corruption kind applies to.
+APPLIES_TO: dict[str, frozenset[str]] = {
+    "none": _ALL, "gaussian": _ALL, "low_light": frozenset({"rgb"}),
+    "motion_blur": frozenset({"rgb", "depth"}), "frozen": _ALL,
+    "clutter": frozenset({"radar"}), "dropout": _ALL,
+}
+_DEPTH_SCALE_MM = DEPTH_MAX_M * 1000.0
+
+
+@dataclass(frozen=True)
+class CorruptionSpec:
+    """What to do to one stream, and when.
+
+    Attributes:
+        kind: one of :data:`KINDS`.
+        sigma: Gaussian std on [0, 1] data (``gaussian`` only; or give ``severity``).
+        severity: strength in [0, 1] (default 1 for the non-Gaussian kinds).
+        schedule: ``constant`` or ``flicker``.
+        period_s: flicker period in seconds (> 0).
+        duty: fraction of each period the corruption is on, in (0, 1].
+    """
+
+    kind: str = "none"
+    sigma: float | None = None
+    severity: float | None = None
+    schedule: str = "constant"
+    period_s: float = 1.0
+    duty: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown corruption kind {self.kind!r}; known kinds: {list(KINDS)}")
+        if self.sigma is not None:
+            try:
+                check_sigma(self.sigma)
+            except (TypeError, ValueError):
+                raise ValueError(f"corruption {self.kind!r}: sigma must be finite and >= 0, "
+                                 f"got {self.sigma!r}") from None
+        if self.severity is not None and not (isinstance(self.severity, (int, float))
+                                              and 0.0 <= float(self.severity) <= 1.0):
+            raise ValueError(f"corruption {self.kind!r}: severity must be in [0, 1], got {self.severity!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown corruption schedule {self.schedule!r}; known: {list(SCHEDULES)}")
+        if not (math.isfinite(self.period_s) and self.period_s > 0):
+            raise ValueError(f"corruption period_s must be > 0, got {self.period_s!r}")
+        if not (math.isfinite(self.duty) and 0.0 < self.duty <= 1.0):
+            raise ValueError(f"corruption duty must be in (0, 1], got {self.duty!r}")
+
+    def resolved(self, modality: str) -> "CorruptionSpec":
+        """This spec with ``sigma`` and ``severity`` filled in for ``modality``.
+
+        Raises ``ValueError`` if the kind does not apply to the modality, if ``sigma`` is
+        given for a non-Gaussian kind, or exceeds the modality's ``sigma_max``.
+        """
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; known: {sorted(MODALITIES)}")
+        if modality not in APPLIES_TO[self.kind]:
+            raise ValueError(f"corruption {self.kind!r} does not apply to {modality!r} streams "
+                             f"(it applies to {sorted(APPLIES_TO[self.kind])})")
+        smax = MODALITIES[modality].sigma_max
+        if self.kind == "gaussian":
+            if self.sigma is None and self.severity is None:
+                raise ValueError("corruption 'gaussian' needs sigma or severity")
+            if self.sigma is not None:
+                sigma = float(self.sigma)
+                if sigma > smax + 1e-9:
+                    raise ValueError(f"gaussian sigma {sigma} exceeds sigma_max {smax} of modality {modality!r}")
+                sev = sigma / smax
+                if self.severity is not None and abs(float(self.severity) - sev) > 1e-6:
+                    raise ValueError(f"gaussian sigma {sigma} and severity {self.severity} disagree "
+                                     f"(severity = sigma / sigma_max = {sev:.4g} for {modality!r})")
+            else:
+                sev = float(self.severity)  # type: ignore[arg-type]
+                sigma = sev * smax
+            return replace(self, sigma=sigma, severity=min(sev, 1.0))
+        if self.sigma not in (None, 0, 0.0):
+            raise ValueError(f"sigma applies to 'gaussian' only, not to {self.kind!r} (use severity)")
+        if self.kind == "none":
+            return replace(self, sigma=0.0, severity=0.0)
+        sev = 1.0 if self.kind in ("frozen", "dropout") or self.severity is None else float(self.severity)
+        return replace(self, sigma=0.0, severity=sev)
+
+    def active(self, elapsed_s: float) -> bool:
+        """Whether the corruption is on ``elapsed_s`` seconds after it was set."""
+        if self.kind == "none":
+            return False
+        if self.schedule == "constant":
+            return True
+        phase = (elapsed_s + 1e-9) % self.period_s
+        return phase < self.duty * self.period_s
+
+
+# ----------------------------------------------------------------------------- scaling
+def to_unit(modality: str, data: np.ndarray) -> np.ndarray:
+    """Sensor data -> float32 in [0, 1] (rgb / 255, depth mm / (DEPTH_MAX_M * 1000), radar)."""
+    if modality == "rgb":
+        return data.astype(np.float32) * np.float32(1.0 / 255.0)
+    if modality == "depth":
+        return np.minimum(data.astype(np.float32) * np.float32(1.0 / _DEPTH_SCALE_MM), 1.0)
+    return np.clip(data.astype(np.float32), 0.0, 1.0)
+
+
+def from_unit(modality: str, x01: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_unit` back to the sensor dtype (uint8 / uint16 mm / float32)."""
+    x = np.clip(x01, 0.0, 1.0)
+    if modality == "rgb":
+        return (x * 255.0 + 0.5).astype(np.uint8)
+    if modality == "depth":
+        return (x * _DEPTH_SCALE_MM + 0.5).astype(np.uint16)
+    return x.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- kinds
+def apply_gaussian(modality: str, data: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """The paper's corruption on [0, 1]-scaled data, returned in the sensor dtype."""
+    if sigma == 0.0:
+        return data.copy()
+    return from_unit(modality, add_gaussian_noise(to_unit(modality, data), sigma, rng))
+
+
+def apply_low_light(rgb: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """Dim exposure with shot (Poisson) and read noise; partial auto-gain."""
+    g = 1.0 - 0.9 * severity
+    full_scale = 800.0 * g + 20.0  # photo-electrons at white
+    lam = rgb.astype(np.float32) * np.float32(full_scale / 255.0)
+    e = rng.poisson(lam).astype(np.float32) + rng.standard_normal(lam.shape, dtype=np.float32) * 3.0
+    y = e * np.float32(g ** 0.4 / full_scale)
+    return (np.clip(y, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+@lru_cache(maxsize=64)
+def _blur_kernel(length: int, angle_deg: int) -> np.ndarray:
+    k = np.zeros((length, length), np.float32)
+    c = (length - 1) / 2.0
+    dx, dy = math.cos(math.radians(angle_deg)) * c, math.sin(math.radians(angle_deg)) * c
+    cv2.line(k, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1.0, 1)
+    return k / k.sum()
+
+
+def apply_motion_blur(data: np.ndarray, severity: float, angle_rad: float) -> np.ndarray:
+    """Linear motion blur of ``1 + round(24 severity)`` pixels along ``angle_rad``."""
+    length = 1 + int(round(24 * severity))
+    if length <= 1:
+        return data.copy()
+    return cv2.filter2D(data, -1, _blur_kernel(length, int(round(math.degrees(angle_rad))) % 180),
+                        borderType=cv2.BORDER_REPLICATE)
+
+
+def apply_clutter(radar_map: np.ndarray, severity: float, rng: np.random.Generator,
+                  radar: RadarConfig) -> np.ndarray:
+    """Add ``1 + round(12 severity)`` spurious reflectors (in the power domain)."""
+    n = 1 + int(round(12 * severity))
+    half = math.radians(radar.fov_deg) / 2
+    ranges = rng.uniform(0.3, radar.max_range_m, n)
+    az = rng.uniform(-half, half, n)
+    pw = np.exp(rng.uniform(math.log(0.05), math.log(1.5), n))
+    p = radar_unit_to_power(radar_map) + radar_point_response(radar, ranges, az, pw)
+    return radar_power_to_unit(p)
+
+
+def apply_corruption(modality: str, data: np.ndarray, spec: CorruptionSpec, rng: np.random.Generator,
+                     radar: RadarConfig | None = None, blur_angle: float = 0.0) -> np.ndarray | None:
+    """Apply a *resolved* stateless corruption to one frame (``frozen`` is stateful: see the
+    simulator). Returns new data in the sensor dtype, or ``None`` for ``dropout``."""
+    k = spec.kind
+    if k == "none":
+        return data
+    if k == "dropout":
+        return None
+    if k == "gaussian":
+        return apply_gaussian(modality, data, float(spec.sigma or 0.0), rng)
+    if k == "low_light":
+        return apply_low_light(data, float(spec.severity or 0.0), rng)
+    if k == "motion_blur":
+        return apply_motion_blur(data, float(spec.severity or 0.0), blur_angle)
+    if k == "clutter":
+        return apply_clutter(data, float(spec.severity or 0.0), rng, radar or RadarConfig())
+    raise ValueError(f"corruption {k!r} is stateful or unknown; apply it through GDTMSimulator")

@@ -1,0 +1,350 @@
+"""Per-episode scene: car trajectory, static obstacles and appearance (lighting, colours).
+
+Everything is drawn from one ``numpy.random.Generator`` so that a (seed, episode) pair
+always gives the same scene. Trajectories are closed smooth curves (ovals, figure-eights,
+closed splines through random waypoints) kept inside the track with a margin; the car
+drives along them with a smoothly varying speed in ``[speed_min, speed_max]`` whose
+arc length is integrated analytically, so the pose is an exact function of time.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from admn_ros.core.sim.config import SimConfig
+
+TRAJECTORY_KINDS: tuple[str, ...] = ("oval", "figure8", "spline")
+
+
+# ----------------------------------------------------------------------------- trajectory
+@dataclass
+class Trajectory:
+    """A closed curve sampled densely, driven with a sum-of-sines speed profile.
+
+    Attributes:
+        kind: ``oval``, ``figure8`` or ``spline``.
+        points: curve samples ``(M, 2)`` in ``map`` metres (closed: last != first).
+        v0, amps, omegas, phases: speed ``v(t) = v0 + sum_k amps[k] sin(omegas[k] t + phases[k])``.
+        s0: arc length at ``t = 0``.
+    """
+
+    kind: str
+    points: np.ndarray
+    v0: float
+    amps: np.ndarray
+    omegas: np.ndarray
+    phases: np.ndarray
+    s0: float
+    _cum: np.ndarray = field(init=False, repr=False)
+    length: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        closed = np.vstack([self.points, self.points[:1]])
+        seg = np.linalg.norm(np.diff(closed, axis=0), axis=1)
+        self._cum = np.concatenate([[0.0], np.cumsum(seg)])
+        self.length = float(self._cum[-1])
+        self._closed = closed
+
+    def speed(self, t: float) -> float:
+        return float(self.v0 + np.sum(self.amps * np.sin(self.omegas * t + self.phases)))
+
+    def arc_length(self, t: float) -> float:
+        """Distance driven since the start of the curve at time ``t`` (exact integral of v)."""
+        integ = np.sum(self.amps / self.omegas * (np.cos(self.phases) - np.cos(self.omegas * t + self.phases)))
+        return float(self.s0 + self.v0 * t + integ)
+
+    def pose(self, t: float) -> tuple[float, float, float]:
+        """``(x, y, yaw)`` at time ``t``; yaw follows the velocity direction."""
+        s = self.arc_length(t) % self.length
+        x = float(np.interp(s, self._cum, self._closed[:, 0]))
+        y = float(np.interp(s, self._cum, self._closed[:, 1]))
+        # Heading from a short central difference along the curve (smooth, follows velocity).
+        ds = 0.02
+        xa = np.interp((s + ds) % self.length, self._cum, self._closed[:, 0])
+        ya = np.interp((s + ds) % self.length, self._cum, self._closed[:, 1])
+        xb = np.interp((s - ds) % self.length, self._cum, self._closed[:, 0])
+        yb = np.interp((s - ds) % self.length, self._cum, self._closed[:, 1])
+        return x, y, float(math.atan2(ya - yb, xa - xb))
+
+
+def _catmull_rom_closed(wp: np.ndarray, per_seg: int) -> np.ndarray:
+    n = len(wp)
+    out = []
+    u = np.linspace(0.0, 1.0, per_seg, endpoint=False)[:, None]
+    for i in range(n):
+        p0, p1, p2, p3 = wp[(i - 1) % n], wp[i], wp[(i + 1) % n], wp[(i + 2) % n]
+        out.append(0.5 * ((2 * p1) + (-p0 + p2) * u + (2 * p0 - 5 * p1 + 4 * p2 - p3) * u ** 2
+                          + (-p0 + 3 * p1 - 3 * p2 + p3) * u ** 3))
+    return np.vstack(out)
+
+
+def _curve(kind: str, rng: np.random.Generator, hx: float, hy: float) -> np.ndarray:
+    """A closed curve roughly filling the half-extents (hx, hy), centred near the origin."""
+    th = np.linspace(0.0, 2 * np.pi, 2048, endpoint=False)
+    if kind == "oval":
+        n = rng.uniform(2.0, 4.0)  # superellipse exponent: ellipse .. rounded rectangle
+        a, b = hx * rng.uniform(0.55, 1.0), hy * rng.uniform(0.55, 1.0)
+        c, s = np.cos(th), np.sin(th)
+        pts = np.stack([a * np.sign(c) * np.abs(c) ** (2 / n), b * np.sign(s) * np.abs(s) ** (2 / n)], 1)
+    elif kind == "figure8":
+        a, b = rng.uniform(0.7, 1.0), rng.uniform(0.6, 1.0)
+        pts = np.stack([np.sin(th), np.sin(th) * np.cos(th) * 2.0], 1)  # lemniscate of Gerono
+        if rng.random() < 0.5:  # long axis along y (the longer side of the track) or x
+            pts = pts[:, ::-1]
+            pts = pts * [hx * b, hy * a]
+        else:
+            pts = pts * [hx * a, hy * b]
+    elif kind == "spline":
+        n = int(rng.integers(5, 9))
+        # keep waypoints well separated in angle so the curve does not self-intersect
+        ang = np.linspace(0, 2 * np.pi, n, endpoint=False) + rng.uniform(-0.25, 0.25, n) * (2 * np.pi / n)
+        ang += rng.uniform(0, 2 * np.pi)
+        rad = rng.uniform(0.45, 1.0, n)
+        wp = np.stack([hx * rad * np.cos(ang), hy * rad * np.sin(ang)], 1)
+        pts = _catmull_rom_closed(wp, 2048 // n + 1)
+    else:
+        raise ValueError(f"unknown trajectory kind {kind!r}; known: {list(TRAJECTORY_KINDS)}")
+    rot = rng.uniform(-0.25, 0.25)
+    cr, sr = math.cos(rot), math.sin(rot)
+    pts = pts @ np.array([[cr, sr], [-sr, cr]])
+    if rng.random() < 0.5:
+        pts = pts[::-1].copy()  # drive the other way round
+    return pts
+
+
+def _fit_into(pts: np.ndarray, hx: float, hy: float, rng: np.random.Generator) -> np.ndarray:
+    """Scale (about its centre) and shift the curve so it lies inside [-hx, hx] x [-hy, hy]."""
+    lo, hi = pts.min(0), pts.max(0)
+    centre, half = (lo + hi) / 2, (hi - lo) / 2
+    scale = min(1.0, hx / half[0], hy / half[1])
+    pts = (pts - centre) * scale
+    half = half * scale
+    slack = np.array([hx, hy]) - half
+    return pts + rng.uniform(-slack, slack)
+
+
+def sample_trajectory(cfg: SimConfig, rng: np.random.Generator, margin: float = 0.25) -> Trajectory:
+    """A random closed trajectory inside the track (``margin`` metres from its edges)."""
+    x0, x1, y0, y1 = cfg.track.bounds
+    hx, hy = (x1 - x0) / 2 - margin, (y1 - y0) / 2 - margin
+    kind = TRAJECTORY_KINDS[int(rng.integers(len(TRAJECTORY_KINDS)))]
+    pts = _fit_into(_curve(kind, rng, hx, hy), hx, hy, rng)
+    pts = pts + [(x0 + x1) / 2, (y0 + y1) / 2]
+    vmin, vmax = cfg.car.speed_min, cfg.car.speed_max
+    v0 = rng.uniform(vmin + 0.3 * (vmax - vmin), vmax - 0.3 * (vmax - vmin))
+    room = min(v0 - vmin, vmax - v0)
+    amps = rng.dirichlet([1.0, 1.0]) * room * rng.uniform(0.6, 1.0)
+    periods = rng.uniform([4.0, 1.5], [12.0, 4.0])
+    traj = Trajectory(kind, pts.astype(np.float64), float(v0), amps, 2 * np.pi / periods,
+                      rng.uniform(0, 2 * np.pi, 2), 0.0)
+    traj.s0 = float(rng.uniform(0, traj.length))
+    return traj
+
+
+# ----------------------------------------------------------------------------- obstacles
+@dataclass(frozen=True)
+class Obstacle:
+    """A static obstacle standing on the floor.
+
+    Attributes:
+        kind: ``box`` (footprint ``size_x`` x ``size_y`` rotated by ``yaw``) or ``pillar``
+            (vertical cylinder of radius ``size_x / 2``).
+        center: (x, y) of the footprint centre, ``map`` metres.
+        size_x, size_y, height: metres.
+        yaw: box rotation, radians.
+        color: linear RGB in [0, 1].
+    """
+
+    kind: str
+    center: tuple[float, float]
+    size_x: float
+    size_y: float
+    height: float
+    yaw: float
+    color: tuple[float, float, float]
+
+    @property
+    def radius(self) -> float:
+        """Radius of a circle enclosing the footprint."""
+        return 0.5 * math.hypot(self.size_x, self.size_y) if self.kind == "box" else self.size_x / 2
+
+    def footprint_distance(self, pts: np.ndarray) -> np.ndarray:
+        """Distance from points ``(N, 2)`` to the footprint (0 inside)."""
+        d = np.asarray(pts, dtype=np.float64) - self.center
+        if self.kind == "pillar":
+            return np.maximum(np.linalg.norm(d, axis=1) - self.size_x / 2, 0.0)
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
+        lx, ly = d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c
+        qx, qy = np.maximum(np.abs(lx) - self.size_x / 2, 0), np.maximum(np.abs(ly) - self.size_y / 2, 0)
+        return np.hypot(qx, qy)
+
+    def segment_hits(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether the 2-D segment a-b crosses the footprint."""
+        ts = np.linspace(0.0, 1.0, 48)[:, None]
+        return bool((self.footprint_distance(a + ts * (b - a)) <= 0.0).any())
+
+
+def sample_obstacles(cfg: SimConfig, traj: Trajectory, rng: np.random.Generator) -> list[Obstacle]:
+    """1-3 (config) obstacles near or inside the track, clear of the car's path and the nodes."""
+    n = int(rng.integers(cfg.obstacles_min, cfg.obstacles_max + 1))
+    x0, x1, y0, y1 = cfg.track.bounds
+    car_clear = 0.5 * math.hypot(cfg.car.length, cfg.car.width) + 0.06
+    path = traj.points[::8]
+    nodes_xy = np.array([n_.position[:2] for n_ in cfg.nodes])
+    out: list[Obstacle] = []
+    for _ in range(n):
+        for _attempt in range(300):
+            if rng.random() < 0.6:
+                kind = "box"
+                sx, sy = rng.uniform(0.2, 0.55), rng.uniform(0.2, 0.55)
+                height = rng.uniform(0.25, 0.8)
+                grey = rng.uniform(0.35, 0.8)
+                tint = rng.uniform(0.85, 1.15, 3) * [1.0, 0.92, 0.78] if rng.random() < 0.5 else np.ones(3)
+                color = np.clip(grey * tint, 0, 1)
+            else:
+                kind = "pillar"
+                sx = sy = rng.uniform(0.16, 0.32)
+                height = rng.uniform(0.9, 2.0)
+                color = np.clip(rng.uniform(0.55, 0.85) * rng.uniform(0.92, 1.08, 3), 0, 1)
+            cx = rng.uniform(x0 - 0.5, x1 + 0.5)
+            cy = rng.uniform(y0 - 0.5, y1 + 0.5)
+            ob = Obstacle(kind, (float(cx), float(cy)), float(sx), float(sy), float(height),
+                          float(rng.uniform(0, np.pi)), tuple(float(c) for c in color))
+            if ob.footprint_distance(path).min() < car_clear:
+                continue
+            if np.linalg.norm(nodes_xy - [cx, cy], axis=1).min() < ob.radius + 0.9:
+                continue
+            if any(math.dist(ob.center, o.center) < ob.radius + o.radius + 0.15 for o in out):
+                continue
+            wall = min(cfg.room.size_x / 2 - abs(cx), cfg.room.size_y / 2 - abs(cy))
+            if wall < ob.radius + 0.1:
+                continue
+            out.append(ob)
+            break
+    return out
+
+
+# ----------------------------------------------------------------------------- appearance
+_CAR_COLORS = np.array([
+    [0.85, 0.05, 0.04],  # red
+    [0.95, 0.35, 0.02],  # orange
+    [0.90, 0.80, 0.05],  # yellow
+    [0.05, 0.25, 0.90],  # blue
+    [0.80, 0.05, 0.65],  # magenta
+    [0.10, 0.70, 0.15],  # green
+])
+_FLOOR_COLORS = np.array([
+    [0.50, 0.50, 0.50], [0.55, 0.47, 0.38], [0.42, 0.33, 0.24], [0.40, 0.44, 0.50],
+    [0.38, 0.42, 0.36], [0.62, 0.60, 0.56], [0.30, 0.30, 0.32],
+])
+FLOOR_TEXTURES: tuple[str, ...] = ("plain", "tiles", "planks", "carpet")
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """Lighting and colours of one episode (linear RGB in [0, 1]).
+
+    Attributes:
+        gain: global exposure gain.
+        cast: per-channel colour cast multipliers.
+        ambient: ambient light level.
+        lights: ceiling point lights ``(K, 3)`` positions in ``map``.
+        light_power: diffuse power of each light.
+        floor_color, wall_color, ceiling_color, tape_color: base colours.
+        floor_texture: one of :data:`FLOOR_TEXTURES`; ``texture_scale`` metres,
+            ``texture_contrast`` relative amplitude, ``texture_seed`` for its pattern.
+        car_color: car body colour.
+        posters: wall posters ``(P, 7)``: wall index (0..3), centre u, centre z, half width,
+            half height and colour index into ``_CAR_COLORS`` (any saturated colour).
+    """
+
+    gain: float
+    cast: tuple[float, float, float]
+    ambient: float
+    lights: np.ndarray
+    light_power: float
+    floor_color: tuple[float, float, float]
+    wall_color: tuple[float, float, float]
+    ceiling_color: tuple[float, float, float]
+    tape_color: tuple[float, float, float]
+    floor_texture: str
+    texture_scale: float
+    texture_contrast: float
+    texture_seed: int
+    car_color: tuple[float, float, float]
+    posters: np.ndarray
+    light_norm: float = 1.0
+
+
+def shade(points: np.ndarray, normals: np.ndarray, app: Appearance) -> np.ndarray:
+    """Illumination factor at ``points`` with ``normals`` (ambient + point lights, no shadows),
+    divided by ``app.light_norm`` so the track floor averages 1."""
+    lit = np.full(points.shape[0], app.ambient)
+    for lp in app.lights:
+        v = lp[None, :] - points
+        dist2 = np.maximum((v * v).sum(1), 0.05)
+        cos = np.maximum((v * normals).sum(1) / np.sqrt(dist2), 0.0)
+        lit = lit + app.light_power * cos / (1.0 + dist2)
+    return lit / app.light_norm
+
+
+def sample_appearance(cfg: SimConfig, rng: np.random.Generator) -> Appearance:
+    """Random lighting, floor/wall colours and texture, car colour for one episode."""
+    floor = _FLOOR_COLORS[int(rng.integers(len(_FLOOR_COLORS)))] * rng.uniform(0.85, 1.15, 3)
+    wall = np.clip(rng.uniform(0.55, 0.9) * rng.uniform(0.9, 1.1, 3), 0, 1)
+    tape = np.full(3, 0.92) if rng.random() < 0.6 else np.full(3, 0.12)
+    car = np.clip(_CAR_COLORS[int(rng.integers(len(_CAR_COLORS)))] + rng.uniform(-0.05, 0.05, 3), 0, 1)
+    n_lights = int(rng.integers(1, 4))
+    lights = np.stack([rng.uniform(-cfg.room.size_x / 3, cfg.room.size_x / 3, n_lights),
+                       rng.uniform(-cfg.room.size_y / 3, cfg.room.size_y / 3, n_lights),
+                       np.full(n_lights, cfg.room.height - 0.05)], 1)
+    n_post = int(rng.integers(0, 5))
+    posters = np.stack([rng.integers(0, 4, n_post), rng.uniform(-1.8, 1.8, n_post),
+                        rng.uniform(1.0, 1.9, n_post), rng.uniform(0.2, 0.5, n_post),
+                        rng.uniform(0.15, 0.4, n_post), rng.integers(0, len(_CAR_COLORS), n_post)], 1)
+    cast = rng.uniform(0.85, 1.15, 3)
+    cast = cast / cast.mean()
+    app = Appearance(
+        gain=float(rng.uniform(0.7, 1.25)),
+        cast=tuple(float(c) for c in cast),
+        ambient=float(rng.uniform(0.3, 0.7)),
+        lights=lights,
+        light_power=float(rng.uniform(2.0, 5.0)),
+        floor_color=tuple(float(c) for c in np.clip(floor, 0, 1)),
+        wall_color=tuple(float(c) for c in wall),
+        ceiling_color=(0.9, 0.9, 0.9),
+        tape_color=tuple(float(c) for c in tape),
+        floor_texture=FLOOR_TEXTURES[int(rng.integers(len(FLOOR_TEXTURES)))],
+        texture_scale=float(rng.uniform(0.2, 0.6)),
+        texture_contrast=float(rng.uniform(0.04, 0.15)),
+        texture_seed=int(rng.integers(2 ** 31)),
+        car_color=tuple(float(c) for c in car),
+        posters=posters,
+    )
+    # normalise the lighting so the track floor averages 1 (exposure then varies via gain)
+    x0, x1, y0, y1 = cfg.track.bounds
+    gx, gy = np.meshgrid(np.linspace(x0, x1, 12), np.linspace(y0, y1, 12))
+    fp = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], 1)
+    fn = np.tile([0.0, 0.0, 1.0], (fp.shape[0], 1))
+    return replace(app, light_norm=float(shade(fp, fn, app).mean()))
+
+
+def palette_color(i: int) -> np.ndarray:
+    """Saturated colour ``i`` of the shared palette (used by wall posters)."""
+    return _CAR_COLORS[int(i) % len(_CAR_COLORS)]
+
+
+@dataclass
+class Scene:
+    """One episode's world: trajectory, obstacles and appearance."""
+
+    trajectory: Trajectory
+    obstacles: list[Obstacle]
+    appearance: Appearance
+
+    @classmethod
+    def sample(cls, cfg: SimConfig, rng: np.random.Generator) -> "Scene":
+        traj = sample_trajectory(cfg, rng)
+        return cls(traj, sample_obstacles(cfg, traj, rng), sample_appearance(cfg, rng))

@@ -1,0 +1,207 @@
+"""The GDTM-style simulator: an RC car on an indoor track seen by camera/depth/radar nodes.
+
+Usage::
+
+    cfg = load_sim_config()                  # config/sensors.yaml
+    sim = GDTMSimulator(cfg, seed=0, episode=0)
+    frame = sim.step()                       # frame.t, frame.gt_xy, frame.streams["node1/rgb"].data
+    sim.set_corruption("node2/depth", CorruptionSpec("gaussian", sigma=0.5, schedule="flicker"))
+
+Determinism: a ``(seed, episode)`` pair fixes the scene (trajectory, obstacles, lighting,
+background) and every random draw of every frame. Random streams are independent:
+corrupting one stream never changes the clean data of another, nor its own clean data.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from admn_ros.core.sim.config import SimConfig, load_sim_config
+from admn_ros.core.sim.corruptions import CorruptionSpec, apply_corruption
+from admn_ros.core.sim.render import CameraRenderer, RadarRenderer
+from admn_ros.core.sim.scene import Scene
+from admn_ros.core.streams import split_stream_id
+
+
+@dataclass
+class StreamFrame:
+    """One stream's data in one frame.
+
+    Attributes:
+        data: rgb ``uint8 (H, W, 3)``; depth ``uint16 (H, W)`` millimetres, 0 = invalid;
+            radar ``float32 (range_bins, azimuth_bins)`` in [0, 1]; ``None`` on dropout.
+        corruption: the corruption kind active in this frame (``"none"`` if clean).
+        sigma: true Gaussian noise std on [0, 1]-scaled data (0 unless ``gaussian``).
+        severity: corruption strength in [0, 1] (0 if clean).
+    """
+
+    data: np.ndarray | None
+    corruption: str = "none"
+    sigma: float = 0.0
+    severity: float = 0.0
+
+
+@dataclass
+class SimFrame:
+    """Everything the simulator produces at one instant.
+
+    Attributes:
+        t: simulation time, seconds (``index / rate_hz``).
+        gt_xy: car position ``np.float32 (2,)`` in ``map`` metres (ground truth).
+        streams: ``stream_id -> StreamFrame`` in :attr:`SimConfig.streams` order.
+        index: frame number in the episode (0-based).
+        gt_yaw: car heading, radians in ``map``.
+        visibility: per node, fraction of the car's in-image area not hidden by obstacles
+            (0 if the car is outside the camera's view).
+        car_pixels: per node, visible car pixels at sensor resolution.
+    """
+
+    t: float
+    gt_xy: np.ndarray
+    streams: dict[str, StreamFrame]
+    index: int = 0
+    gt_yaw: float = 0.0
+    visibility: dict[str, float] = field(default_factory=dict)
+    car_pixels: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _CorruptionState:
+    spec: CorruptionSpec
+    t_set: float
+    rng: np.random.Generator
+    blur_angle: float
+    held: np.ndarray | None = None
+
+
+class GDTMSimulator:
+    """Simulated sensor network (see the module docstring).
+
+    Args:
+        cfg: simulator config; ``None`` loads the shipped ``config/sensors.yaml``.
+        seed: non-negative integer seed.
+        episode: non-negative episode id; selects trajectory, lighting, background and
+            obstacles.
+    """
+
+    def __init__(self, cfg: SimConfig | None = None, seed: int = 0, episode: int = 0) -> None:
+        self.cfg = load_sim_config() if cfg is None else cfg
+        for name, v in (("seed", seed), ("episode", episode)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+        self.seed = int(seed)
+        self.streams = self.cfg.streams
+        self._ids = self.streams.ids
+        self._corr: dict[str, _CorruptionState] = {}
+        self.reset(int(episode))
+
+    # ------------------------------------------------------------------ episode
+    def reset(self, episode: int | None = None) -> None:
+        """Restart at t = 0, in ``episode`` (default: the current one). Corruptions stay set
+        and restart their schedules."""
+        if episode is not None:
+            if isinstance(episode, bool) or not isinstance(episode, (int, np.integer)) or episode < 0:
+                raise ValueError(f"episode must be a non-negative integer, got {episode!r}")
+            self.episode = int(episode)
+        root = np.random.SeedSequence([self.seed, self.episode])
+        scene_ss, bank_ss, sensor_ss, corr_ss = root.spawn(4)
+        self._corr_seeds = corr_ss.spawn(len(self._ids))
+        self.scene = Scene.sample(self.cfg, np.random.default_rng(scene_ss))
+        bank_rng = np.random.default_rng(bank_ss)
+        self._cams = [CameraRenderer(n, self.cfg, self.scene, bank_rng) for n in self.cfg.nodes]
+        self._radars = [RadarRenderer(n, self.cfg, self.scene) for n in self.cfg.nodes]
+        self._sensor_rng = np.random.default_rng(sensor_ss)
+        self._last_clean: dict[str, np.ndarray] = {}
+        self.index = 0
+        for sid, st in list(self._corr.items()):
+            self._corr[sid] = self._new_state(sid, st.spec)
+
+    @property
+    def t(self) -> float:
+        """Time of the next frame :meth:`step` will return (seconds)."""
+        return self.index / self.cfg.rate_hz
+
+    def car_pose(self, t: float | None = None) -> tuple[float, float, float]:
+        """Car ``(x, y, yaw)`` in ``map`` at time ``t`` (default: the next frame's time)."""
+        return self.scene.trajectory.pose(self.t if t is None else float(t))
+
+    # ------------------------------------------------------------------ corruptions
+    def _new_state(self, sid: str, spec: CorruptionSpec) -> _CorruptionState:
+        rng = np.random.default_rng(self._corr_seeds[self._ids.index(sid)])
+        return _CorruptionState(spec, self.t, rng, float(rng.uniform(0, math.pi)))
+
+    def set_corruption(self, stream_id: str, spec: CorruptionSpec | None) -> None:
+        """Corrupt ``stream_id`` from the next frame on (``None`` or kind ``"none"`` clears).
+
+        Raises:
+            ValueError: unknown stream, or a spec that does not fit the stream's modality
+                (unknown kind / negative sigma are rejected when the spec is built).
+        """
+        if stream_id not in self._ids:
+            raise ValueError(f"unknown stream {stream_id!r}; known streams: {self._ids}")
+        if spec is None or (isinstance(spec, CorruptionSpec) and spec.kind == "none"):
+            self._corr.pop(stream_id, None)
+            return
+        if not isinstance(spec, CorruptionSpec):
+            raise ValueError(f"expected a CorruptionSpec for {stream_id!r}, got {type(spec).__name__}")
+        _, modality = split_stream_id(stream_id)
+        try:
+            resolved = spec.resolved(modality)
+        except ValueError as e:
+            raise ValueError(f"stream {stream_id!r}: {e}") from None
+        self._corr[stream_id] = self._new_state(stream_id, resolved)
+
+    def clear_corruptions(self) -> None:
+        """Make every stream clean again."""
+        self._corr.clear()
+
+    @property
+    def corruptions(self) -> dict[str, CorruptionSpec]:
+        """Currently set (resolved) corruption specs by stream id."""
+        return {sid: st.spec for sid, st in self._corr.items()}
+
+    def _corrupt(self, sid: str, clean: np.ndarray, t: float) -> StreamFrame:
+        st = self._corr.get(sid)
+        if st is None:
+            return StreamFrame(clean)
+        spec = st.spec
+        prev_clean = self._last_clean.get(sid)
+        if not spec.active(t - st.t_set):
+            st.held = None
+            return StreamFrame(clean)
+        _, modality = split_stream_id(sid)
+        if spec.kind == "frozen":
+            if st.held is None:
+                st.held = (prev_clean if prev_clean is not None else clean).copy()
+            return StreamFrame(st.held.copy(), "frozen", 0.0, float(spec.severity or 1.0))
+        data = apply_corruption(modality, clean, spec, st.rng, self.cfg.radar, st.blur_angle)
+        return StreamFrame(data, spec.kind, float(spec.sigma or 0.0), float(spec.severity or 0.0))
+
+    # ------------------------------------------------------------------ stepping
+    def step(self) -> SimFrame:
+        """Render the frame at :attr:`t`, then advance the clock by ``1 / rate_hz``."""
+        t = self.t
+        x, y, yaw = self.scene.trajectory.pose(t)
+        pose = (x, y, yaw)
+        streams: dict[str, StreamFrame] = {}
+        vis: dict[str, float] = {}
+        pix: dict[str, int] = {}
+        for node, cam, radar in zip(self.cfg.nodes, self._cams, self._radars):
+            rgb, depth, v, npx = cam.render(pose, self._sensor_rng)
+            rad = radar.render(pose, self._sensor_rng)
+            vis[node.name], pix[node.name] = v, npx
+            for mod, data in (("rgb", rgb), ("depth", depth), ("radar", rad)):
+                sid = f"{node.name}/{mod}"
+                streams[sid] = self._corrupt(sid, data, t)
+                self._last_clean[sid] = data  # for "frozen" (a reference: frames are fresh arrays)
+        frame = SimFrame(t, np.array([x, y], dtype=np.float32), streams, self.index, yaw, vis, pix)
+        self.index += 1
+        return frame
+
+    def skip(self, n: int) -> None:
+        """Advance the clock by ``n`` frames without rendering (cheap)."""
+        if n < 0:
+            raise ValueError(f"cannot skip a negative number of frames ({n})")
+        self.index += int(n)
