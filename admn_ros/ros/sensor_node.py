@@ -1,0 +1,556 @@
+"""Simulated GDTM sensor network as a ROS 2 node.
+
+Drives :class:`admn_ros.core.sim.GDTMSimulator` on a timer and publishes, for each
+selected sensor node ``N`` (topic names relative to the node namespace, see
+:mod:`admn_ros.ros.topics`):
+
+=====================================  ==========================  ============================
+topic                                  type                        frame_id
+=====================================  ==========================  ============================
+``N/color/image_raw``                  sensor_msgs/Image rgb8      ``N_color_optical_frame``
+``N/color/camera_info``                sensor_msgs/CameraInfo      ``N_color_optical_frame``
+``N/depth/image_raw``                  sensor_msgs/Image 16UC1 mm  ``N_depth_optical_frame``
+``N/depth/camera_info``                sensor_msgs/CameraInfo      ``N_depth_optical_frame``
+``N/radar/range_azimuth``              sensor_msgs/Image 32FC1     ``N_radar_frame``
+``N/qoi/{rgb,depth,radar}``            admn_ros/StreamQoI          (as the image)
+``ground_truth/target``                geometry_msgs/PointStamped  ``map``
+``/diagnostics``                       diagnostic_msgs/...Array    achieved rate per stream
+=====================================  ==========================  ============================
+
+Every message of one simulated frame carries the same stamp,
+``start_time + k / rate_hz`` on the node clock (``use_sim_time`` supported). Several
+processes (one per sensor host, ``nodes: [node2]``) given the same ``seed``, ``episode``,
+``rate_hz``, ``start_time`` and corruption parameters publish one consistent scene:
+each process steps the simulator to the frame index due on the shared time grid
+(``round((now - start_time) * rate_hz)``). A late process skips frames with
+``GDTMSimulator.skip`` (not rendered, at most ``max_catch_up`` per tick): geometry and
+ground truth of later frames stay identical across processes, only the per-frame
+sensor noise draws of a process that skipped differ. Note that every process renders
+all nodes of the config (the simulator has no per-node rendering), ~2.5 ms per frame.
+A dropped-out stream (corruption ``dropout``) publishes no image (its QoI still says
+``dropout``; camera_info is skipped too).
+
+Corruption parameters ``corruption.<node>.<modality>`` take strings like
+``"none"``, ``"gaussian:sigma=3.0"`` or
+``"low_light:severity=0.7,schedule=flicker,period_s=2.0,duty=0.5"``; they can be
+changed at run time (``ros2 param set``); bad values are rejected with a reason.
+
+No simulation math here: the node holds parameters, QoS and timing, converts the
+simulator's numpy frames to messages and calls the core.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import deque
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PointStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image
+
+from admn_ros.core.streams import MODALITIES, split_stream_id, stream_id
+from admn_ros.msg import StreamQoI
+from admn_ros.ros import topics
+from admn_ros.ros.convert import (depth_m_to_mm16, make_header, ns_to_stamp, numpy_to_image)
+from admn_ros.ros.env import configure_dds_env
+from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
+                                 parameter_overrides)
+from admn_ros.ros.qos import reliable_qos, sensor_qos
+
+NODE_NAME = "sensor_node"
+
+SCHEDULES = ("constant", "flicker")
+_CORRUPTION_KEYS = ("sigma", "severity", "schedule", "period_s", "duty")
+
+FRAME_SUFFIX = {"rgb": "color_optical_frame", "depth": "depth_optical_frame", "radar": "radar_frame"}
+
+
+def frame_id(node: str, modality: str) -> str:
+    """``("node1", "rgb")`` -> ``node1_color_optical_frame``."""
+    return f"{node}_{FRAME_SUFFIX[modality]}"
+
+
+# ------------------------------------------------------------------ corruption strings
+
+
+def parse_corruption(text: str, modality: str | None = None):
+    """Parse ``"<kind>[:key=value[,key=value...]]"`` into the simulator's ``CorruptionSpec``.
+
+    Keys: ``sigma`` (>= 0, Gaussian std on [0, 1] data, at most the modality's sigma_max),
+    ``severity`` in [0, 1], ``schedule`` (``constant`` | ``flicker``), ``period_s`` (> 0)
+    and ``duty`` in (0, 1] (fraction of each flicker period the corruption is on).
+    ``"flicker"`` alone is not a kind: write e.g. ``"gaussian:sigma=2,schedule=flicker"``.
+    With ``modality`` the spec is also checked against it (e.g. ``low_light`` is RGB only).
+    Raises ``ValueError`` naming the problem.
+    """
+    from admn_ros.core.sim import CORRUPTION_KINDS, CorruptionSpec
+
+    s = str(text).strip()
+    if not s:
+        raise ValueError("empty corruption string; use 'none' for a clean stream")
+    kind, _, rest = s.partition(":")
+    kind = kind.strip().lower()
+    if kind in SCHEDULES:
+        raise ValueError(f"{kind!r} is a schedule, not a corruption kind: write e.g. "
+                         f"'gaussian:sigma=2.0,schedule={kind}'")
+    if kind not in CORRUPTION_KINDS:
+        raise ValueError(f"unknown corruption kind {kind!r}; known: {list(CORRUPTION_KINDS)}")
+    fields: dict[str, Any] = {"kind": kind}
+    for item in filter(None, (x.strip() for x in rest.replace(";", ",").split(","))):
+        key, eq, val = item.partition("=")
+        key, val = key.strip(), val.strip()
+        if not eq or not val:
+            raise ValueError(f"corruption option {item!r} must look like key=value")
+        if key not in _CORRUPTION_KEYS:
+            raise ValueError(f"unknown corruption option {key!r}; known: {list(_CORRUPTION_KEYS)}")
+        if key == "schedule":
+            fields[key] = val
+            continue
+        try:
+            x = float(val)
+        except ValueError:
+            raise ValueError(f"corruption option {key}={val!r} is not a number") from None
+        if key == "sigma" and x < 0:
+            raise ValueError(f"negative sigma {x}: noise sigma must be >= 0")
+        fields[key] = x
+    spec = CorruptionSpec(**fields)  # validates kind, sigma, severity, schedule, period, duty
+    if modality is not None:
+        spec.resolved(modality)      # kind applies to the modality, sigma <= sigma_max
+    return spec
+
+
+def corruption_param(sid: str) -> str:
+    """``node1/rgb`` -> ``corruption.node1.rgb``."""
+    node, mod = split_stream_id(sid)
+    return f"corruption.{node}.{mod}"
+
+
+# ------------------------------------------------------------------ parameters
+
+BASE_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("config_file", "", "Simulator config YAML (scene, nodes, cameras, radar); "
+              "'' = the shipped config/sensors.yaml", read_only=True),
+    ParamSpec("rate_hz", 0.0, "Frame rate in Hz; 0 = rate_hz of the simulator config",
+              min=0.0, max=240.0, read_only=True),
+    ParamSpec("seed", 0, "Scene random seed; processes sharing seed, episode, rate_hz and "
+              "start_time publish the same scene", min=0, max=2**31 - 1, read_only=True),
+    ParamSpec("episode", 0, "Episode index (a new scene per episode)", min=0, max=2**31 - 1,
+              read_only=True),
+    ParamSpec("nodes", [], "Sensor nodes this process publishes; [] = every node of the config",
+              type=Parameter.Type.STRING_ARRAY, read_only=True),
+    ParamSpec("start_time", -1.0, "Node-clock time (s) of frame 0; stamps are start_time + "
+              "k / rate_hz. < 0: the first timer tick (one process). Give all processes the "
+              "same value to align them", min=-1.0, max=4.0e9, read_only=True),
+    ParamSpec("publish_ground_truth", True, "Publish ground_truth/target (PointStamped, map)",
+              read_only=True),
+    ParamSpec("publish_qoi", True, "Publish <node>/qoi/<modality> (admn_ros/StreamQoI)",
+              read_only=True),
+    ParamSpec("publish_camera_info", True, "Publish <node>/{color,depth}/camera_info",
+              read_only=True),
+    ParamSpec("image_reliability", "best_effort", "QoS reliability of the image, QoI and "
+              "camera_info publishers (best_effort = sensor data QoS)",
+              choices=("best_effort", "reliable"), read_only=True),
+    ParamSpec("qos_depth", 5, "History depth of the sensor publishers", min=1, max=100,
+              read_only=True),
+    ParamSpec("max_catch_up", 1000, "When late, frames skipped (not rendered) per tick to get "
+              "back onto the shared time grid; 0 = never skip (stamps then lag the clock)",
+              min=0, max=1_000_000),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 = off)",
+              min=0.0, max=3600.0),
+    ParamSpec("rate_window", 2.0, "Window (s) over which the achieved rate is measured",
+              min=0.1, max=60.0),
+)
+
+
+def _corruption_validator(modality: str):
+    def check(value: Any) -> str | None:
+        try:
+            parse_corruption(value, modality)
+        except ValueError as e:
+            return str(e)
+        return None
+    return check
+
+
+def corruption_specs(stream_ids: list[str]) -> tuple[ParamSpec, ...]:
+    from admn_ros.core.sim import CORRUPTION_KINDS
+
+    return tuple(ParamSpec(corruption_param(sid), "none",
+                           f"Corruption of stream {sid}: '<kind>[:sigma=..,severity=..,"
+                           f"schedule=constant|flicker,period_s=..,duty=..]'",
+                           constraints="kinds: " + ", ".join(CORRUPTION_KINDS),
+                           validator=_corruption_validator(split_stream_id(sid)[1]))
+                 for sid in stream_ids)
+
+
+# ------------------------------------------------------------------ the node
+
+
+class _RateMeter:
+    """Achieved rate over a sliding window (seconds of the clock passed to ``tick``)."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window = window_s
+        self.times: deque[float] = deque()
+        self.count = 0
+
+    def tick(self, t: float) -> None:
+        self.times.append(t)
+        self.count += 1
+        while self.times and t - self.times[0] > self.window:
+            self.times.popleft()
+
+    def rate(self, now: float) -> float:
+        while self.times and now - self.times[0] > self.window:
+            self.times.popleft()
+        if len(self.times) < 2:
+            return 0.0
+        span = max(now - self.times[0], self.times[-1] - self.times[0])
+        return (len(self.times) - 1) / span if span > 0 else 0.0
+
+
+class SensorNode(Node):
+    """Publishes the simulated sensor streams of the selected nodes (see module docstring)."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_undeclared_parameters", True)  # so unknown names get a reason
+        super().__init__(node_name, **kwargs)
+        self._timer = self._phase_timer = None
+        try:
+            self._setup()
+        except BaseException:
+            self.destroy_node()  # do not leave a half-built node in the context
+            raise
+
+    def _setup(self) -> None:
+        from admn_ros.core.sim import GDTMSimulator, load_sim_config
+
+        p = declare_parameters(self, BASE_SPECS)
+        try:
+            self.cfg = load_sim_config(p["config_file"] or None)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"parameter 'config_file': {e}") from None
+        self.streams = self.cfg.streams
+        all_nodes = list(self.streams.nodes)
+        unknown = [n for n in p["nodes"] if n not in all_nodes]
+        if unknown:
+            raise ParameterError(f"parameter 'nodes': unknown sensor node(s) {unknown}; "
+                                 f"known nodes in {self.cfg.source or 'the config'}: {all_nodes}")
+        self.nodes = list(dict.fromkeys(p["nodes"])) or all_nodes
+        self.rate_hz = float(p["rate_hz"]) or float(self.cfg.rate_hz)
+        self.period_ns = int(round(1e9 / self.rate_hz))
+
+        ids = self.streams.ids
+        self._check_corruption_overrides(ids)
+        self._corr_specs = corruption_specs(ids)
+        self._specs = {s.name: s for s in BASE_SPECS + self._corr_specs}
+        corr = declare_parameters(self, self._corr_specs)
+        install_validation(self, BASE_SPECS + self._corr_specs)
+        self.p = p
+
+        if abs(self.rate_hz - float(self.cfg.rate_hz)) > 1e-9:
+            self.cfg = replace(self.cfg, rate_hz=self.rate_hz)
+        self.sim = GDTMSimulator(self.cfg, seed=int(p["seed"]), episode=int(p["episode"]))
+        self.corruption: dict[str, Any] = {}  # stream id -> CorruptionSpec as given
+        for sid in ids:
+            text = corr[corruption_param(sid)]
+            try:
+                self._apply_corruption(sid, parse_corruption(text, split_stream_id(sid)[1]))
+            except ValueError as e:
+                raise ParameterError(f"parameter {corruption_param(sid)!r} = {text!r}: {e}") from None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        # publishers
+        img_qos = sensor_qos(p["qos_depth"]) if p["image_reliability"] == "best_effort" \
+            else reliable_qos(p["qos_depth"])
+        self.my_streams = [stream_id(n, m) for n in self.nodes for m in self.streams.modalities]
+        self.image_pubs = {sid: self.create_publisher(Image, topics.image_topic(sid), img_qos)
+                           for sid in self.my_streams}
+        self.qoi_pubs = ({sid: self.create_publisher(StreamQoI, topics.qoi_topic(sid), img_qos)
+                          for sid in self.my_streams} if p["publish_qoi"] else {})
+        self.info_pubs: dict[str, Any] = {}
+        self.camera_info: dict[str, CameraInfo] = {}
+        if p["publish_camera_info"]:
+            for n in self.nodes:
+                for mod, sub in (("rgb", "color"), ("depth", "depth")):
+                    if mod in self.streams.modalities:
+                        sid = stream_id(n, mod)
+                        self.info_pubs[sid] = self.create_publisher(
+                            CameraInfo, f"{n}/{sub}/camera_info", img_qos)
+                        self.camera_info[sid] = self._make_camera_info(n, frame_id(n, mod))
+        self.gt_pub = (self.create_publisher(PointStamped, topics.GROUND_TRUTH, reliable_qos())
+                       if p["publish_ground_truth"] else None)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos())
+
+        # timing state
+        # start_time is rounded to the microsecond so every process derives the same grid
+        self.start_ns: int | None = (None if p["start_time"] < 0
+                                     else int(round(p["start_time"] * 1e6)) * 1000)
+        self.next_k = 0                 # index of the frame the next sim.step() returns
+        self.frames_published = 0
+        self.frames_skipped = 0
+        self.step_ms: deque[float] = deque(maxlen=100)
+        self.meters = {sid: _RateMeter(p["rate_window"]) for sid in self.my_streams}
+        self.tick_meter = _RateMeter(p["rate_window"])
+        self._last_diag = time.monotonic()
+        self._start_timer()
+        self.get_logger().info(
+            f"publishing {len(self.my_streams)} streams of {self.nodes} at {self.rate_hz:g} Hz "
+            f"(seed {p['seed']}, episode {p['episode']}, config {self.cfg.source or 'built-in'})")
+
+    # ---------------------------------------------------------------- parameters
+    def _check_corruption_overrides(self, ids: list[str]) -> None:
+        known = {corruption_param(s) for s in ids}
+        for name in parameter_overrides(self):
+            if name.startswith("corruption.") and name not in known:
+                raise ParameterError(self._unknown_corruption_reason(name, ids))
+
+    @staticmethod
+    def _unknown_corruption_reason(name: str, ids: list[str]) -> str:
+        parts = name.split(".")
+        what = "/".join(parts[1:]) if len(parts) == 3 else name[len("corruption."):]
+        return (f"parameter {name!r}: unknown stream {what!r}; known streams: {ids} "
+                f"(parameter names look like 'corruption.<node>.<modality>')")
+
+    def _apply_corruption(self, sid: str, spec) -> None:
+        self.sim.set_corruption(sid, spec)
+        self.corruption[sid] = spec
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        ids = self.streams.ids
+        todo: list[tuple[str, Any]] = []
+        for prm in params:
+            if prm.name not in self._specs:
+                if prm.name.startswith("corruption."):
+                    return SetParametersResult(successful=False, reason=self._unknown_corruption_reason(prm.name, ids))
+                if prm.name == "use_sim_time" or prm.name.startswith("qos_overrides."):
+                    continue
+                return SetParametersResult(
+                    successful=False, reason=f"parameter {prm.name!r} is not a parameter of {self.get_name()}")
+            if prm.name.startswith("corruption."):
+                if prm.type_ != Parameter.Type.STRING:
+                    return SetParametersResult(successful=False,
+                                               reason=f"parameter {prm.name!r} must be a string")
+                sid = "/".join(prm.name.split(".")[1:])
+                try:
+                    todo.append((sid, parse_corruption(prm.value, split_stream_id(sid)[1])))
+                except ValueError as e:
+                    return SetParametersResult(successful=False, reason=f"parameter {prm.name!r}: {e}")
+        old = dict(self.corruption)
+        for sid, c in todo:
+            try:
+                self._apply_corruption(sid, c)
+            except (ValueError, KeyError) as e:  # simulator refused: roll back what we applied
+                for s2, c2 in old.items():
+                    if self.corruption.get(s2) != c2:
+                        self._apply_corruption(s2, c2)
+                return SetParametersResult(successful=False, reason=f"stream {sid!r}: {e}")
+        for sid, c in todo:
+            if old.get(sid) != c:
+                self.get_logger().info(f"corruption of {sid} -> {c}")
+        return SetParametersResult(successful=True)
+
+    # ---------------------------------------------------------------- timing
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _start_timer(self) -> None:
+        """Start the periodic timer; with a given start_time, first wait for a grid point so
+        ticks land just after the due times of the frames (all processes alike)."""
+        period_s = self.period_ns * 1e-9
+        if self.start_ns is None:
+            self._timer = self.create_timer(period_s, self._on_timer)
+            return
+        now = self._now_ns()
+        if now <= 0:  # sim time not received yet: retry shortly
+            self._phase_timer = self.create_timer(0.01, self._phase_then_periodic)
+            return
+        rel = (now - self.start_ns) % self.period_ns
+        delay = (self.period_ns - rel) * 1e-9 + 5e-4
+        self._phase_timer = self.create_timer(delay, self._phase_then_periodic)
+
+    def _phase_then_periodic(self) -> None:
+        if self._phase_timer is not None:
+            self.destroy_timer(self._phase_timer)
+            self._phase_timer = None
+        if self._now_ns() <= 0:
+            self._phase_timer = self.create_timer(0.01, self._phase_then_periodic)
+            return
+        self._timer = self.create_timer(self.period_ns * 1e-9, self._on_timer)
+        self._on_timer()
+
+    def frame_stamp_ns(self, k: int) -> int:
+        """Stamp of frame ``k``: start_time + k / rate_hz (integer nanoseconds)."""
+        assert self.start_ns is not None
+        return self.start_ns + int(round(k * 1e9 / self.rate_hz))
+
+    def _on_timer(self) -> None:
+        now = self._now_ns()
+        if self.start_ns is None:
+            if now <= 0:
+                return  # use_sim_time and no /clock yet
+            self.start_ns = now
+        if now < self.start_ns - self.period_ns // 2:
+            return  # before frame 0
+        due = int(math.floor((now - self.start_ns) / self.period_ns + 0.5))
+        if due < self.next_k:
+            return  # already published the frame due now (early tick)
+        late = due - self.next_k  # frames due before this one: skipped (not rendered)
+        if late > int(self.p["max_catch_up"]):
+            late = int(self.p["max_catch_up"])
+        t0 = time.perf_counter()
+        if late:
+            self.sim.skip(late)
+            self.next_k += late
+            self.frames_skipped += late
+        frame = self.sim.step()
+        self.next_k += 1
+        self.step_ms.append((time.perf_counter() - t0) * 1e3)
+        self._publish(frame, int(getattr(frame, "index", self.next_k - 1)))
+        self._maybe_diagnostics()
+
+    # ---------------------------------------------------------------- publishing
+    def _publish(self, frame, k: int) -> None:
+        stamp = ns_to_stamp(self.frame_stamp_ns(k))
+        now_s = self._now_ns() * 1e-9
+        self.tick_meter.tick(now_s)
+        for sid in self.my_streams:
+            sf = frame.streams.get(sid)
+            if sf is None:
+                continue
+            node, mod = split_stream_id(sid)
+            header = make_header(stamp, frame_id(node, mod))
+            if sid in self.qoi_pubs:
+                self.qoi_pubs[sid].publish(self._qoi(header, sid, sf))
+            if sf.data is None:  # dropout: nothing
+                continue
+            msg = numpy_to_image(self._to_encoding(mod, sf.data), MODALITIES[mod].encoding, header)
+            self.image_pubs[sid].publish(msg)
+            self.meters[sid].tick(now_s)
+            info = self.camera_info.get(sid)
+            if info is not None:
+                info.header = header
+                self.info_pubs[sid].publish(info)
+        if self.gt_pub is not None:
+            gt = PointStamped()
+            gt.header = make_header(stamp, "map")
+            gt.point.x, gt.point.y = float(frame.gt_xy[0]), float(frame.gt_xy[1])
+            self.gt_pub.publish(gt)
+        self.frames_published += 1
+
+    def _qoi(self, header, sid: str, sf) -> StreamQoI:
+        q = StreamQoI()
+        q.header = header
+        q.stream_id = sid
+        q.corruption = str(sf.corruption)
+        q.noise_sigma = float(sf.sigma)
+        q.severity = float(sf.severity)
+        return q
+
+    @staticmethod
+    def _to_encoding(mod: str, data: np.ndarray) -> np.ndarray:
+        """Simulator arrays -> the dtype of the modality's encoding (unit conversions only)."""
+        a = np.asarray(data)
+        if mod == "rgb":
+            if a.dtype != np.uint8:  # float in [0, 1]
+                a = (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+            return a
+        if mod == "depth":
+            return a if a.dtype == np.uint16 else depth_m_to_mm16(a)  # metres -> REP-118 mm
+        return a.astype(np.float32, copy=False)
+
+    def _make_camera_info(self, node: str, fid: str) -> CameraInfo:
+        cam = self.cfg.node(node).camera
+        info = CameraInfo()
+        info.header.frame_id = fid
+        info.width, info.height = int(cam.width), int(cam.height)
+        info.distortion_model = "plumb_bob"
+        info.d = [0.0] * 5
+        info.k = [float(x) for x in cam.K.reshape(-1)]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.p = [cam.fx, 0.0, cam.cx, 0.0, 0.0, cam.fy, cam.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        return info
+
+    # ---------------------------------------------------------------- diagnostics
+    def achieved_rate(self, sid: str | None = None) -> float:
+        """Achieved publish rate (Hz) of one stream, or of frames if ``sid`` is None."""
+        now_s = self._now_ns() * 1e-9
+        return (self.tick_meter if sid is None else self.meters[sid]).rate(now_s)
+
+    def _maybe_diagnostics(self) -> None:
+        period = float(self.get_parameter("diagnostics_period").value)
+        if period <= 0 or time.monotonic() - self._last_diag < period:
+            return
+        self._last_diag = time.monotonic()
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        name = self.get_fully_qualified_name()
+        frame_rate = self.achieved_rate()
+        st = DiagnosticStatus(name=f"{name}: frames", hardware_id="gdtm_sim")
+        ok = frame_rate >= 0.8 * self.rate_hz
+        st.level = DiagnosticStatus.OK if ok else DiagnosticStatus.WARN
+        st.message = f"{frame_rate:.1f} / {self.rate_hz:g} Hz"
+        st.values = [KeyValue(key="target_hz", value=f"{self.rate_hz:g}"),
+                     KeyValue(key="achieved_hz", value=f"{frame_rate:.2f}"),
+                     KeyValue(key="frames_published", value=str(self.frames_published)),
+                     KeyValue(key="frames_skipped", value=str(self.frames_skipped)),
+                     KeyValue(key="step_ms_mean",
+                              value=f"{np.mean(self.step_ms) if self.step_ms else 0.0:.2f}")]
+        arr.status.append(st)
+        for sid in self.my_streams:
+            r = self.achieved_rate(sid)
+            c = self.corruption.get(sid)
+            kind = "none" if c is None else c.kind
+            s = DiagnosticStatus(name=f"{name}: {sid}", hardware_id=sid)
+            if kind == "dropout":
+                s.level, s.message = DiagnosticStatus.WARN, "dropout (publishing nothing)"
+            else:
+                s.level = DiagnosticStatus.OK if r >= 0.8 * self.rate_hz else DiagnosticStatus.WARN
+                s.message = f"{r:.1f} Hz"
+            s.values = [KeyValue(key="achieved_hz", value=f"{r:.2f}"),
+                        KeyValue(key="corruption", value=kind),
+                        KeyValue(key="sigma", value=f"{(c.sigma or 0.0) if c else 0.0:g}")]
+            arr.status.append(s)
+        self.diag_pub.publish(arr)
+
+    def destroy_node(self) -> None:
+        for t in (getattr(self, "_timer", None), getattr(self, "_phase_timer", None)):
+            if t is not None:
+                self.destroy_timer(t)
+        self._timer = self._phase_timer = None
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``python -m admn_ros.ros.sensor_node --ros-args -p rate_hz:=10 -p nodes:=[node1]``."""
+    configure_dds_env()  # localhost-only discovery unless the environment says otherwise
+    rclpy.init(args=args)
+    node = None
+    try:
+        try:
+            node = SensorNode()
+        except (ValueError, FileNotFoundError, KeyError) as e:  # ParameterError is a ValueError
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            print(f"[{NODE_NAME}] error: {msg}", file=sys.stderr, flush=True)
+            return 2
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""Sensor-side figures: simulated sensor nodes and cross-process image transport.
+
+Run: ``.venv/bin/python -m benchmarks.bench_sensors`` (about 1.5-2 minutes; DDS stays on
+this machine: localhost-only discovery and a ROS_DOMAIN_ID of our own).
+
+(a) three ``sensor_node`` processes (one per sensor node, 3 streams each) at 15 Hz on a
+    shared time grid: achieved rate per stream (counted by a subscriber here) and the
+    CPU share of each process (``/proc/<pid>/stat`` utime+stime over the window).
+(b) cross-process latency of ``sensor_msgs/Image`` rgb8 640x480 and 320x240 (publish
+    -> Python callback, stamps from CLOCK_REALTIME), sensor-data QoS, under several DDS
+    set-ups side by side: no profile, the shipped ``config/fastdds.xml``, the shipped
+    profile with ``RMW_FASTRTPS_USE_QOS_FROM_XML=1``, and a tweaked profile (see
+    ``PROFILE_VARIANTS``). ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST in every case; note
+    that rmw_fastrtps then appends its own default SHM (512 KiB segment) + UDPv4
+    transports after the profile's.
+
+Options: ``--quick`` (shorter windows), ``--only a|b``, ``--duration-a S``, ``--frames-b N``.
+Internal roles (used by the benchmark itself): ``--role pub|sub``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from admn_ros.ros.env import isolated_env
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """utime + stime of ``pid`` (clock ticks), or None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])  # fields 14, 15 of stat(5), after "pid (comm)"
+
+
+def _percentile(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    k = (len(s) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def _kill(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + 5.0
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=5.0)
+
+
+# ----------------------------------------------------------------------------- (a) sensor nodes
+
+
+def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
+    """Three sensor_node processes (node1..3), one subscriber here; rates and CPU shares."""
+    import rclpy
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+
+    from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, stream_id
+    from admn_ros.ros import topics
+    from admn_ros.ros.qos import sensor_qos
+
+    nodes = list(DEFAULT_NODES)
+    start_time = time.time() + 4.0  # shared grid; processes need ~1-3 s to start
+    procs: list[subprocess.Popen] = []
+    logs = []
+    rclpy.init()
+    sub_node = Node("bench_sensor_counter")
+    stamps: dict[str, set] = {}
+    counting = [False]
+
+    def make_cb(sid: str):
+        def cb(msg: Image) -> None:
+            if counting[0]:
+                stamps.setdefault(sid, set()).add(msg.header.stamp.sec * 1_000_000_000
+                                                  + msg.header.stamp.nanosec)
+        return cb
+
+    sids = [stream_id(n, m) for n in nodes for m in MODALITIES]
+    subs = [sub_node.create_subscription(Image, topics.image_topic(s), make_cb(s), sensor_qos(10))
+            for s in sids]
+    try:
+        for i, n in enumerate(nodes):
+            log = tempfile.TemporaryFile()
+            logs.append(log)
+            cmd = [PY, "-m", "admn_ros.ros.sensor_node", "--ros-args",
+                   "-r", f"__node:=sensor_{n}", "-p", f"nodes:=[{n}]", "-p", f"rate_hz:={rate_hz}",
+                   "-p", f"start_time:={start_time:.3f}", "-p", "publish_camera_info:=false",
+                   "-p", f"publish_ground_truth:={'true' if i == 0 else 'false'}",
+                   "-p", "diagnostics_period:=0.0"]
+            procs.append(subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
+        # wait until all 9 streams arrive (bounded), then measure
+        t_end = time.monotonic() + 30.0
+        seen: set[str] = set()
+
+        def probe(sid):
+            def cb(_msg):
+                seen.add(sid)
+            return cb
+        probes = [sub_node.create_subscription(Image, topics.image_topic(s), probe(s), sensor_qos(1))
+                  for s in sids]
+        while len(seen) < len(sids) and time.monotonic() < t_end:
+            rclpy.spin_once(sub_node, timeout_sec=0.05)
+            dead = [p for p in procs if p.poll() is not None]
+            if dead:
+                break
+        for pr in probes:
+            sub_node.destroy_subscription(pr)
+        if len(seen) < len(sids) or any(p.poll() is not None for p in procs):
+            out = []
+            for log in logs:
+                log.seek(0)
+                out.append(log.read().decode(errors="replace")[-2000:])
+            return {"error": f"streams seen: {sorted(seen)}; process output:\n" + "\n---\n".join(out)}
+        time.sleep(0.5)
+        for _ in range(20):
+            rclpy.spin_once(sub_node, timeout_sec=0.0)
+        # Stamps are start_time + k / rate on the wall clock: count, per stream, the frames
+        # received whose stamp lies in the window (immune to queued messages at its edges).
+        counting[0] = True
+        ticks0 = [_cpu_ticks(p.pid) for p in procs]
+        w0, t0 = time.time_ns(), time.monotonic()
+        while time.monotonic() - t0 < duration:
+            rclpy.spin_once(sub_node, timeout_sec=0.05)
+        w1, elapsed = time.time_ns(), time.monotonic() - t0
+        ticks1 = [_cpu_ticks(p.pid) for p in procs]
+        t_drain = time.monotonic() + 0.5  # late deliveries of frames stamped inside the window
+        while time.monotonic() < t_drain:
+            rclpy.spin_once(sub_node, timeout_sec=0.05)
+        counting[0] = False
+        cpu = {n: (None if a is None or b is None else (b - a) / CLK_TCK / elapsed)
+               for n, a, b in zip(nodes, ticks0, ticks1)}
+        inside = {s: {k for k in stamps.get(s, set()) if w0 <= k < w1} for s in sids}
+        window_s = (w1 - w0) * 1e-9
+        rates = {s: len(inside[s]) / window_s for s in sids}
+        expected = len({k for v in inside.values() for k in v})
+        common = set.intersection(*inside.values())
+        return {"elapsed": window_s, "rate_hz": rate_hz, "rates": rates, "cpu": cpu,
+                "frames_all_9_streams": len(common), "distinct_stamps": expected}
+    finally:
+        _kill(procs)
+        for s in subs:
+            sub_node.destroy_subscription(s)
+        sub_node.destroy_node()
+        rclpy.try_shutdown()
+
+
+# ----------------------------------------------------------------------------- (b) latency
+
+_TWEAKED_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
+<!-- benchmark variant: SHM only in the profile (rmw_fastrtps appends SHM + UDP under LOCALHOST
+     anyway), 32 MiB segment, larger port queue. -->
+<dds xmlns="http://www.eprosima.com">
+  <profiles>
+    <transport_descriptors>
+      <transport_descriptor>
+        <transport_id>bench_shm_32mb</transport_id>
+        <type>SHM</type>
+        <segment_size>33554432</segment_size>
+        <port_queue_capacity>2048</port_queue_capacity>
+        <maxMessageSize>33554432</maxMessageSize>
+      </transport_descriptor>
+    </transport_descriptors>
+    <participant profile_name="bench_default" is_default_profile="true">
+      <rtps>
+        <useBuiltinTransports>false</useBuiltinTransports>
+        <userTransports>
+          <transport_id>bench_shm_32mb</transport_id>
+        </userTransports>
+      </rtps>
+    </participant>
+  </profiles>
+</dds>
+"""
+
+
+def _variants(tmpdir: Path) -> list[tuple[str, dict]]:
+    """(label, env changes) of the DDS set-ups compared; None value = unset."""
+    shipped = str(REPO / "config" / "fastdds.xml")
+    tweaked = tmpdir / "bench_fastdds_shm_only.xml"
+    tweaked.write_text(_TWEAKED_PROFILE)
+    return [
+        ("no profile", {"FASTDDS_DEFAULT_PROFILES_FILE": None}),
+        ("shipped profile", {"FASTDDS_DEFAULT_PROFILES_FILE": shipped}),
+        ("shipped + USE_QOS_FROM_XML", {"FASTDDS_DEFAULT_PROFILES_FILE": shipped,
+                                        "RMW_FASTRTPS_USE_QOS_FROM_XML": "1"}),
+        ("SHM-only profile", {"FASTDDS_DEFAULT_PROFILES_FILE": str(tweaked)}),
+        ("no profile, RELIABLE QoS", {"FASTDDS_DEFAULT_PROFILES_FILE": None, "_RELIABLE": "1"}),
+    ]
+
+
+def run_latency_pair(width: int, height: int, frames: int, rate: float, env_changes: dict,
+                     timeout: float = 40.0) -> dict:
+    env = dict(os.environ)
+    for k, v in env_changes.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    common = ["--width", str(width), "--height", str(height), "--frames", str(frames),
+              "--rate", str(rate)]
+    if env.pop("_RELIABLE", None):
+        common.append("--reliable")
+    sub = subprocess.Popen([PY, "-m", "benchmarks.bench_sensors", "--role", "sub", *common],
+                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pub = subprocess.Popen([PY, "-m", "benchmarks.bench_sensors", "--role", "pub", *common],
+                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = sub.communicate(timeout=timeout)
+        for line in reversed(out.decode().splitlines()):
+            if line.startswith("{"):
+                return json.loads(line)
+        return {"error": err.decode(errors="replace")[-1500:]}
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout} s"}
+    finally:
+        _kill([pub, sub])
+
+
+def _role_pub(a: argparse.Namespace) -> int:
+    import numpy as np
+    import rclpy
+
+    from admn_ros.ros.convert import numpy_to_image
+    from admn_ros.ros.qos import reliable_qos, sensor_qos
+    from sensor_msgs.msg import Image
+
+    rclpy.init()
+    node = rclpy.create_node("bench_image_pub")
+    pub = node.create_publisher(Image, "bench/image", reliable_qos(5) if a.reliable else sensor_qos(5))
+    img = np.random.default_rng(0).integers(0, 255, (a.height, a.width, 3), dtype=np.uint8)
+    msg = numpy_to_image(img, "rgb8", frame_id="0")
+    t_end = time.monotonic() + 15.0
+    while pub.get_subscription_count() < 1 and time.monotonic() < t_end:
+        time.sleep(0.02)
+    time.sleep(0.3)  # let the reader's side of discovery settle too
+    period = 1.0 / a.rate
+    t_next = time.monotonic()
+    for i in range(a.frames + 10):  # 10 warm-up frames (the subscriber drops them)
+        ns = time.time_ns()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+        msg.header.frame_id = str(i)
+        pub.publish(msg)
+        t_next += period
+        time.sleep(max(0.0, t_next - time.monotonic()))
+    time.sleep(0.5)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+def _role_sub(a: argparse.Namespace) -> int:
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from admn_ros.ros.qos import reliable_qos, sensor_qos
+
+    rclpy.init()
+    node = rclpy.create_node("bench_image_sub")
+    lat: list[float] = []
+    seqs: set[int] = set()
+    last = [0.0]
+
+    def cb(msg: Image) -> None:
+        now = time.time_ns()
+        i = int(msg.header.frame_id)
+        if i < 10:
+            return
+        lat.append((now - (msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)) / 1e6)
+        seqs.add(i)
+        last[0] = time.monotonic()
+
+    node.create_subscription(Image, "bench/image", cb, reliable_qos(5) if a.reliable else sensor_qos(5))
+    t_end = time.monotonic() + 10.0 + a.frames / a.rate + 5.0
+    while time.monotonic() < t_end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+        if len(seqs) >= a.frames or (last[0] and time.monotonic() - last[0] > 1.5):
+            break
+    print(json.dumps({"n": len(lat), "sent": a.frames, "p50_ms": _percentile(lat, 50),
+                      "p99_ms": _percentile(lat, 99), "max_ms": max(lat) if lat else float("nan")}),
+          flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+def bench_latency(frames: int, rate: float) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for label, changes in _variants(Path(d)):
+            for (w, h) in ((640, 480), (320, 240)):
+                r = run_latency_pair(w, h, frames, rate, changes)
+                r.update(setup=label, size=f"{w}x{h}")
+                rows.append(r)
+                _print_latency_row(r)
+    return rows
+
+
+def _print_latency_row(r: dict) -> None:
+    if "error" in r:
+        print(f"  {r['setup']:<28} {r['size']:>8}  ERROR: {r['error'][:300]}", flush=True)
+        return
+    print(f"  {r['setup']:<28} {r['size']:>8}  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
+          f"  max {r['max_ms']:7.2f} ms  delivered {r['n']}/{r['sent']}", flush=True)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--role", choices=("pub", "sub"))
+    ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--height", type=int, default=480)
+    ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--rate", type=float, default=30.0)
+    ap.add_argument("--reliable", action="store_true", help="reliable QoS in --role pub/sub")
+    ap.add_argument("--only", choices=("a", "b"))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--duration-a", type=float, default=10.0)
+    ap.add_argument("--frames-b", type=int, default=150)
+    a = ap.parse_args(argv)
+    if a.role:
+        # Children of this benchmark: the parent chose the DDS set-up (profile or none) and the
+        # domain id; only make sure discovery stays on this machine. isolated_env() would put
+        # the shipped profile back into a "no profile" run.
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+        if "ROS_DOMAIN_ID" not in os.environ:
+            isolated_env()
+        return _role_pub(a) if a.role == "pub" else _role_sub(a)
+    isolated_env()  # LOCALHOST discovery + a domain id of our own (inherited by the children)
+
+    t_start = time.monotonic()
+    print(f"bench_sensors: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} "
+          f"ROS_AUTOMATIC_DISCOVERY_RANGE={os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE']} "
+          f"cores={os.cpu_count()}", flush=True)
+    if a.only in (None, "a"):
+        dur = 4.0 if a.quick else a.duration_a
+        print(f"\n(a) 3 sensor_node processes x 3 streams at 15 Hz, window {dur:.0f} s", flush=True)
+        r = bench_sensor_nodes(dur)
+        if "error" in r:
+            print("  ERROR:", r["error"])
+        else:
+            for sid, hz in r["rates"].items():
+                print(f"  {sid:<14} {hz:6.2f} Hz  ({100 * hz / r['rate_hz']:5.1f}% of {r['rate_hz']:g})")
+            for n, c in r["cpu"].items():
+                print(f"  sensor_{n:<8} CPU {('n/a' if c is None else f'{100 * c:5.1f}% of one core')}")
+            print(f"  frames stamped in the window {r['distinct_stamps']} "
+                  f"(expected {r['rate_hz'] * r['elapsed']:.0f}), seen on all 9 streams "
+                  f"{r['frames_all_9_streams']}")
+    if a.only in (None, "b"):
+        frames = 60 if a.quick else a.frames_b
+        print(f"\n(b) image latency publish -> Python callback, {frames} frames at {a.rate:g} Hz, "
+              f"best effort, LOCALHOST in all rows", flush=True)
+        bench_latency(frames, a.rate)
+    print(f"\ntotal {time.monotonic() - t_start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
