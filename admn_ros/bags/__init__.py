@@ -1,0 +1,44 @@
+"""Bag I/O: record the (simulated) network to rosbag2, read bags as synchronized ADMN
+frames, write pipeline outputs for RViz / Foxglove, and replay bags through a pipeline.
+
+Main entry points (imported lazily, so ``import admn_ros.bags`` stays cheap)::
+
+    from admn_ros.bags import BagFrames, load_mapping, OutputBagWriter, record_sim
+    with BagFrames("my_bag", "realsense_zed", progress=True) as frames:
+        for f in frames:            # f.stamp_ns, f.streams[sid], f.true_noise(), f.gt_xy
+            ...
+
+Modules: :mod:`~admn_ros.bags.typestore` (rosbags typestore + our msgs),
+:mod:`~admn_ros.bags.mapping` (topic mapping YAML), :mod:`~admn_ros.bags.decode`
+(Image / CompressedImage -> numpy), :mod:`~admn_ros.bags.reader` (``BagFrames``),
+:mod:`~admn_ros.bags.msgs` (message builders), :mod:`~admn_ros.bags.record`
+(``admn-ros record``), :mod:`~admn_ros.bags.writer` (output bags),
+:mod:`~admn_ros.bags.pipeline` (``FramePipeline``, ``FrameResult``, the baseline) and
+:mod:`~admn_ros.bags.replay` (``admn-ros replay``).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "BagFrames": "reader", "BagFrame": "reader", "BagError": "reader", "BagReadError": "reader",
+    "BagContentError": "reader", "StreamQoIInfo": "reader", "bag_contents": "reader",
+    "TopicMapping": "mapping", "StreamTopic": "mapping", "MappingError": "mapping",
+    "load_mapping": "mapping", "default_mapping": "mapping",
+    "OutputBagWriter": "writer",
+    "record_sim": "record", "record_live": "record", "RecordSummary": "record",
+    "FramePipeline": "pipeline", "FrameResult": "pipeline", "TrackCentreBaseline": "pipeline",
+    "make_pipeline": "pipeline", "PIPELINES": "pipeline",
+    "replay": "replay", "ReplaySummary": "replay",
+    "get_admn_typestore": "typestore",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'admn_ros.bags' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"admn_ros.bags.{mod}"), name)

@@ -1,0 +1,264 @@
+"""Topic mapping: which bag topic feeds which ADMN stream (YAML, validated).
+
+Format (every key but ``streams`` optional)::
+
+    slop: 0.02             # s: largest header-stamp spread inside one synchronized frame
+    timeout: null          # s: a stream silent this long (bag time) is missing;
+                           #    null = 1.5 periods of the fastest mapped stream
+    streams:               # stream id -> topic; the order here is the output order
+      node1/rgb:   {topic: /node1/color/image_raw, encoding: rgb8}
+      node1/depth: {topic: /node1/depth/image_raw, encoding: [16UC1, 32FC1]}
+      node1/radar: /node1/radar/range_azimuth          # shorthand: just the topic
+      node2/rgb:   {topic: /node2/zed/left/image_rect_color/compressed, optional: true}
+    qoi:                   # stream id -> admn_ros/StreamQoI topic (true noise; optional)
+      node1/rgb: /node1/qoi/rgb
+    ground_truth:          # or just the topic as a string
+      topic: /ground_truth/target
+      axes: [x, y]         # position components used as map (x, y), e.g. [x, z] for mocap
+      tolerance: 0.05      # s: largest |gt stamp - frame stamp| (linear interpolation inside)
+
+``encoding`` lists the encodings (Image) or formats (CompressedImage, e.g. ``jpeg``,
+``png``, ``compressedDepth``) accepted for that stream; absent = anything the decoder
+supports. ``optional: true`` streams may be absent from a bag (always ``None`` then);
+other streams must be in the bag. Topic names compare without the leading ``/``.
+
+Shipped mappings: ``default`` (our topic names, :file:`config/bag_topics_default.yaml`)
+and ``realsense_zed`` (:file:`config/bag_topics_realsense_zed.yaml`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from admn_ros.core import paths
+from admn_ros.core.streams import StreamSet, split_stream_id
+from admn_ros.ros import topics
+
+#: Shipped mapping names -> config file names.
+SHIPPED: dict[str, str] = {
+    "default": "bag_topics_default.yaml",
+    "realsense_zed": "bag_topics_realsense_zed.yaml",
+}
+
+_TOP_KEYS = {"slop", "timeout", "streams", "qoi", "ground_truth"}
+_STREAM_KEYS = {"topic", "encoding", "optional"}
+_GT_KEYS = {"topic", "axes", "tolerance"}
+_AXES = ("x", "y", "z")
+
+
+class MappingError(ValueError):
+    """Invalid topic mapping; the message names the file and the key."""
+
+
+def norm_topic(topic: str) -> str:
+    """Topic name for comparisons: no leading/trailing ``/`` (``/a/b`` == ``a/b``)."""
+    return str(topic).strip().strip("/")
+
+
+@dataclass(frozen=True)
+class StreamTopic:
+    """One stream's source topic.
+
+    Attributes:
+        stream_id: e.g. ``node1/rgb`` (its modality decides how the data is decoded).
+        topic: bag topic (``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage``).
+        encodings: accepted Image encodings / CompressedImage formats; empty = any supported.
+        optional: the stream may be absent from the bag.
+    """
+
+    stream_id: str
+    topic: str
+    encodings: tuple[str, ...] = ()
+    optional: bool = False
+
+    @property
+    def modality(self) -> str:
+        return split_stream_id(self.stream_id)[1]
+
+
+@dataclass(frozen=True)
+class TopicMapping:
+    """A validated topic mapping (see the module docstring)."""
+
+    streams: tuple[StreamTopic, ...]
+    qoi: dict[str, str] = field(default_factory=dict)
+    ground_truth: str | None = None
+    gt_axes: tuple[str, str] = ("x", "y")
+    gt_tolerance: float = 0.05
+    slop: float = 0.02
+    timeout: float | None = None
+    source: str = "<dict>"
+
+    @property
+    def stream_ids(self) -> list[str]:
+        return [s.stream_id for s in self.streams]
+
+    def stream(self, sid: str) -> StreamTopic:
+        for s in self.streams:
+            if s.stream_id == sid:
+                return s
+        raise KeyError(f"stream {sid!r} is not in mapping {self.source}; streams: {self.stream_ids}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data in the YAML format (round-trips through :func:`parse_mapping`)."""
+        out: dict[str, Any] = {"slop": self.slop, "timeout": self.timeout, "streams": {}}
+        for s in self.streams:
+            e: dict[str, Any] = {"topic": s.topic}
+            if s.encodings:
+                e["encoding"] = list(s.encodings)
+            if s.optional:
+                e["optional"] = True
+            out["streams"][s.stream_id] = e
+        if self.qoi:
+            out["qoi"] = dict(self.qoi)
+        if self.ground_truth:
+            out["ground_truth"] = {"topic": self.ground_truth, "axes": list(self.gt_axes),
+                                   "tolerance": self.gt_tolerance}
+        return out
+
+
+def _fail(source: str, key: str, msg: str) -> MappingError:
+    return MappingError(f"{source}: {key}: {msg}")
+
+
+def _number(raw: Any, source: str, key: str, lo: float, allow_none: bool = False) -> float | None:
+    if raw is None and allow_none:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or raw < lo:
+        raise _fail(source, key, f"must be a number >= {lo}, got {raw!r}")
+    return float(raw)
+
+
+def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
+    """Validate plain data (the YAML format) into a :class:`TopicMapping`.
+
+    Raises :class:`MappingError` naming ``source`` and the offending key.
+    """
+    if not isinstance(data, Mapping):
+        raise _fail(source, "<top>", f"expected a mapping with keys {sorted(_TOP_KEYS)}, "
+                                     f"got {type(data).__name__}")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise _fail(source, ",".join(sorted(map(str, unknown))), f"unknown key(s); known: {sorted(_TOP_KEYS)}")
+    raw_streams = data.get("streams")
+    if not isinstance(raw_streams, Mapping) or not raw_streams:
+        raise _fail(source, "streams", "must be a non-empty mapping 'stream id -> topic'")
+    streams: list[StreamTopic] = []
+    for sid, raw in raw_streams.items():
+        key = f"streams.{sid}"
+        try:
+            split_stream_id(str(sid))
+        except ValueError as e:
+            raise _fail(source, key, str(e)) from None
+        if isinstance(raw, str):
+            raw = {"topic": raw}
+        if not isinstance(raw, Mapping):
+            raise _fail(source, key, f"expected a topic string or a mapping with {sorted(_STREAM_KEYS)}")
+        bad = set(raw) - _STREAM_KEYS
+        if bad:
+            raise _fail(source, f"{key}.{sorted(bad)[0]}", f"unknown key; known: {sorted(_STREAM_KEYS)}")
+        topic = raw.get("topic")
+        if not isinstance(topic, str) or not norm_topic(topic):
+            raise _fail(source, f"{key}.topic", f"must be a non-empty topic name, got {topic!r}")
+        enc = raw.get("encoding", ())
+        if isinstance(enc, str):
+            enc = (enc,)
+        if not isinstance(enc, (list, tuple)) or not all(isinstance(e, str) and e for e in enc):
+            raise _fail(source, f"{key}.encoding", f"must be a string or a list of strings, got {enc!r}")
+        opt = raw.get("optional", False)
+        if not isinstance(opt, bool):
+            raise _fail(source, f"{key}.optional", f"must be true or false, got {opt!r}")
+        streams.append(StreamTopic(str(sid), topic, tuple(enc), opt))
+    seen: dict[str, str] = {}
+    for s in streams:
+        t = norm_topic(s.topic)
+        if t in seen:
+            raise _fail(source, f"streams.{s.stream_id}.topic",
+                        f"topic {s.topic!r} is also used by stream {seen[t]!r}")
+        seen[t] = s.stream_id
+    ids = [s.stream_id for s in streams]
+
+    raw_qoi = data.get("qoi") or {}
+    if not isinstance(raw_qoi, Mapping):
+        raise _fail(source, "qoi", "must be a mapping 'stream id -> StreamQoI topic'")
+    qoi: dict[str, str] = {}
+    for sid, t in raw_qoi.items():
+        if sid not in ids:
+            raise _fail(source, f"qoi.{sid}", f"not a stream of this mapping; streams: {ids}")
+        if not isinstance(t, str) or not norm_topic(t):
+            raise _fail(source, f"qoi.{sid}", f"must be a topic name, got {t!r}")
+        qoi[str(sid)] = t
+
+    gt_raw = data.get("ground_truth")
+    gt_topic: str | None = None
+    axes: tuple[str, str] = ("x", "y")
+    tol = 0.05
+    if isinstance(gt_raw, str):
+        gt_raw = {"topic": gt_raw}
+    if gt_raw is not None:
+        if not isinstance(gt_raw, Mapping):
+            raise _fail(source, "ground_truth", f"expected a topic or a mapping with {sorted(_GT_KEYS)}")
+        bad = set(gt_raw) - _GT_KEYS
+        if bad:
+            raise _fail(source, f"ground_truth.{sorted(bad)[0]}", f"unknown key; known: {sorted(_GT_KEYS)}")
+        gt_topic = gt_raw.get("topic")
+        if not isinstance(gt_topic, str) or not norm_topic(gt_topic):
+            raise _fail(source, "ground_truth.topic", f"must be a topic name, got {gt_topic!r}")
+        ax = gt_raw.get("axes", ["x", "y"])
+        if (not isinstance(ax, (list, tuple)) or len(ax) != 2 or not all(a in _AXES for a in ax)
+                or ax[0] == ax[1]):
+            raise _fail(source, "ground_truth.axes", f"must be two different axes of {list(_AXES)}, got {ax!r}")
+        axes = (str(ax[0]), str(ax[1]))
+        tol = float(_number(gt_raw.get("tolerance", 0.05), source, "ground_truth.tolerance", 0.0))  # type: ignore[arg-type]
+
+    slop = float(_number(data.get("slop", 0.02), source, "slop", 0.0))  # type: ignore[arg-type]
+    timeout = _number(data.get("timeout"), source, "timeout", 1e-6, allow_none=True)
+    return TopicMapping(tuple(streams), qoi, gt_topic, axes, tol, slop, timeout, source)
+
+
+def default_mapping(streams: StreamSet | None = None) -> TopicMapping:
+    """The mapping of our own topic names (:mod:`admn_ros.ros.topics`), as absolute names."""
+    ss = StreamSet() if streams is None else streams
+    from admn_ros.core.streams import MODALITIES
+
+    st = tuple(StreamTopic(sid, "/" + topics.image_topic(sid),
+                           (MODALITIES[split_stream_id(sid)[1]].encoding,)) for sid in ss.ids)
+    return TopicMapping(st, {sid: "/" + topics.qoi_topic(sid) for sid in ss.ids},
+                        "/" + topics.GROUND_TRUTH, source="default_mapping()")
+
+
+def mapping_path(spec: str | Path) -> Path:
+    """Resolve a shipped mapping name (``default``, ``realsense_zed``) or a file path."""
+    s = str(spec)
+    if s in SHIPPED:
+        return paths.config_path(SHIPPED[s])
+    p = Path(s).expanduser()
+    if not p.is_file():
+        raise MappingError(f"topic mapping {s!r} is neither a shipped mapping {sorted(SHIPPED)} "
+                           f"nor an existing file")
+    return p
+
+
+def load_mapping(spec: str | Path | Mapping[str, Any] | TopicMapping | None = None) -> TopicMapping:
+    """Load a mapping: ``None``/``"default"``, ``"realsense_zed"``, a YAML path, plain data
+    or an existing :class:`TopicMapping`."""
+    if isinstance(spec, TopicMapping):
+        return spec
+    if isinstance(spec, Mapping):
+        return parse_mapping(spec)
+    p = mapping_path("default" if spec is None else spec)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise MappingError(f"cannot read topic mapping {p}: {e}") from None
+    except yaml.YAMLError as e:
+        raise MappingError(f"{p}: invalid YAML: {e}") from None
+    return parse_mapping(data, str(p))
+
+
+__all__ = ["SHIPPED", "MappingError", "StreamTopic", "TopicMapping", "norm_topic", "parse_mapping",
+           "default_mapping", "mapping_path", "load_mapping"]

@@ -1,0 +1,178 @@
+"""Build ROS 2 messages as rosbags dataclasses (no rclpy) and serialise them to CDR.
+
+:func:`new_msg` creates any message of the typestore with ROS default values (0, "",
+empty sequences, zero-filled fixed arrays), overriding given fields, so callers only
+spell out what matters. The helpers below build the messages our bags hold with the
+same fields, encodings and frame ids as the live nodes.
+"""
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from admn_ros.bags.typestore import get_admn_typestore, normalize_type
+
+if TYPE_CHECKING:
+    from rosbags.typesys.store import Typestore
+
+_NP_BASE = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8, "int8": np.int8, "uint8": np.uint8,
+            "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32,
+            "int64": np.int64, "uint64": np.uint64, "float32": np.float32, "float64": np.float64}
+_HOST_BIG = sys.byteorder == "big"
+
+
+def _default(ts: "Typestore", desc: tuple) -> Any:
+    from rosbags.interfaces import Nodetype
+
+    kind, rest = desc
+    if kind == Nodetype.BASE:
+        name = rest[0]
+        if name in ("string", "wstring"):
+            return ""
+        if name == "bool":
+            return False
+        return 0.0 if name.startswith("float") else 0
+    if kind == Nodetype.NAME:
+        return new_msg(rest, ts=ts)
+    sub, n = rest
+    if sub[0] == Nodetype.BASE and sub[1][0] in _NP_BASE:
+        return np.zeros(n if kind == Nodetype.ARRAY else 0, dtype=_NP_BASE[sub[1][0]])
+    return [_default(ts, sub) for _ in range(n)] if kind == Nodetype.ARRAY else []
+
+
+def new_msg(msgtype: str, ts: "Typestore | None" = None, **fields: Any) -> Any:
+    """A message of ``msgtype`` with ROS default values, ``fields`` overriding them."""
+    ts = get_admn_typestore() if ts is None else ts
+    name = normalize_type(msgtype)
+    _, fdefs = ts.fielddefs[name]
+    unknown = set(fields) - {f for f, _ in fdefs}
+    if unknown:
+        raise TypeError(f"{name} has no field(s) {sorted(unknown)}; fields: {[f for f, _ in fdefs]}")
+    kwargs = {f: (fields[f] if f in fields else _default(ts, d)) for f, d in fdefs}
+    return ts.types[name](**kwargs)
+
+
+def serialize(msg: Any, ts: "Typestore | None" = None) -> memoryview:
+    """CDR (little endian, with encapsulation header) bytes of a rosbags message."""
+    ts = get_admn_typestore() if ts is None else ts
+    return ts.serialize_cdr(msg, msg.__msgtype__)
+
+
+# ---------------------------------------------------------------------------- builders
+
+
+def stamp(ns: int) -> Any:
+    sec, nsec = divmod(int(ns), 1_000_000_000)
+    return new_msg("builtin_interfaces/msg/Time", sec=sec, nanosec=nsec)
+
+
+def header(ns: int, frame_id: str = "") -> Any:
+    return new_msg("std_msgs/msg/Header", stamp=stamp(ns), frame_id=frame_id)
+
+
+def image(arr: np.ndarray, encoding: str, hdr: Any) -> Any:
+    """``sensor_msgs/Image`` of a contiguous array (cv_bridge layout: step = W*C*itemsize,
+    host byte order)."""
+    a = np.ascontiguousarray(arr)
+    h, w = int(a.shape[0]), int(a.shape[1])
+    ch = 1 if a.ndim == 2 else int(a.shape[2])
+    return new_msg("sensor_msgs/msg/Image", header=hdr, height=h, width=w, encoding=encoding,
+                   is_bigendian=int(_HOST_BIG), step=w * ch * a.dtype.itemsize,
+                   data=a.reshape(-1).view(np.uint8))
+
+
+def compressed_image(data: bytes | np.ndarray, fmt: str, hdr: Any) -> Any:
+    """``sensor_msgs/CompressedImage`` (``fmt`` e.g. ``jpeg``, ``"rgb8; jpeg compressed bgr8"``)."""
+    buf = np.frombuffer(bytes(data), dtype=np.uint8) if not isinstance(data, np.ndarray) else data.astype(np.uint8)
+    return new_msg("sensor_msgs/msg/CompressedImage", header=hdr, format=fmt, data=buf)
+
+
+def camera_info(hdr: Any, width: int, height: int, K: np.ndarray) -> Any:
+    """Pinhole ``sensor_msgs/CameraInfo`` (plumb_bob, no distortion), as the sensor node sends."""
+    k = np.asarray(K, dtype=np.float64).reshape(3, 3)
+    p = np.array([k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0])
+    return new_msg("sensor_msgs/msg/CameraInfo", header=hdr, width=int(width), height=int(height),
+                   distortion_model="plumb_bob", d=np.zeros(5), k=k.reshape(-1).copy(),
+                   r=np.eye(3).reshape(-1), p=p)
+
+
+def stream_qoi(hdr: Any, sid: str, corruption: str, sigma: float, severity: float) -> Any:
+    return new_msg("admn_ros/msg/StreamQoI", header=hdr, stream_id=sid, corruption=str(corruption),
+                   noise_sigma=float(sigma), severity=float(severity))
+
+
+def point_stamped(hdr: Any, x: float, y: float, z: float = 0.0) -> Any:
+    pt = new_msg("geometry_msgs/msg/Point", x=float(x), y=float(y), z=float(z))
+    return new_msg("geometry_msgs/msg/PointStamped", header=hdr, point=pt)
+
+
+def pose(x: float, y: float, z: float = 0.0, qxyzw: Sequence[float] = (0.0, 0.0, 0.0, 1.0)) -> Any:
+    return new_msg("geometry_msgs/msg/Pose",
+                   position=new_msg("geometry_msgs/msg/Point", x=float(x), y=float(y), z=float(z)),
+                   orientation=new_msg("geometry_msgs/msg/Quaternion", x=float(qxyzw[0]), y=float(qxyzw[1]),
+                                       z=float(qxyzw[2]), w=float(qxyzw[3])))
+
+
+def pose_with_covariance_stamped(hdr: Any, mean: Sequence[float], cov: np.ndarray) -> Any:
+    """``PoseWithCovarianceStamped`` of a 2-D Gaussian: x/y block of the 6x6 covariance set,
+    z and rotations 0 (unknown/unused, as planar trackers publish)."""
+    c6 = np.zeros((6, 6), dtype=np.float64)
+    c6[:2, :2] = np.asarray(cov, dtype=np.float64).reshape(2, 2)
+    pwc = new_msg("geometry_msgs/msg/PoseWithCovariance", pose=pose(mean[0], mean[1]),
+                  covariance=c6.reshape(-1))
+    return new_msg("geometry_msgs/msg/PoseWithCovarianceStamped", header=hdr, pose=pwc)
+
+
+def layer_allocation(hdr: Any, mask: np.ndarray, stream_ids: Sequence[str], *, budget: int | None = None,
+                     present: Sequence[bool] | np.ndarray | None = None,
+                     estimated_noise: Sequence[float] | np.ndarray | None = None,
+                     controller: str = "", decision_ms: float = 0.0,
+                     first_block_forced: bool = True) -> Any:
+    """``admn_ros/LayerAllocation`` (same layout as :func:`admn_ros.ros.convert.mask_to_allocation`)."""
+    m = np.asarray(mask, dtype=bool)
+    n = len(stream_ids)
+    if m.ndim != 2 or m.shape[0] != n:
+        raise ValueError(f"allocation mask must have shape ({n}, depth), got {m.shape}")
+    pres = np.ones(n, bool) if present is None else np.asarray(present, dtype=bool).reshape(n)
+    noise = (np.full(n, np.nan, np.float32) if estimated_noise is None
+             else np.asarray(estimated_noise, dtype=np.float32).reshape(n))
+    return new_msg("admn_ros/msg/LayerAllocation", header=hdr,
+                   budget=int(m.sum()) if budget is None else int(budget), depth=int(m.shape[1]),
+                   first_block_forced=bool(first_block_forced), stream_ids=list(stream_ids),
+                   active_blocks=m.reshape(-1).copy(), stream_present=pres.copy(),
+                   estimated_noise=noise.copy(), controller=str(controller), decision_ms=float(decision_ms))
+
+
+def color(r: float, g: float, b: float, a: float = 1.0) -> Any:
+    return new_msg("std_msgs/msg/ColorRGBA", r=float(r), g=float(g), b=float(b), a=float(a))
+
+
+def vector3(x: float, y: float, z: float) -> Any:
+    return new_msg("geometry_msgs/msg/Vector3", x=float(x), y=float(y), z=float(z))
+
+
+def point(x: float, y: float, z: float = 0.0) -> Any:
+    return new_msg("geometry_msgs/msg/Point", x=float(x), y=float(y), z=float(z))
+
+
+def marker(hdr: Any, ns: str, mid: int, mtype: int, *, position: Sequence[float] = (0.0, 0.0, 0.0),
+           scale: Sequence[float] = (1.0, 1.0, 1.0), rgba: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
+           points: Sequence[Sequence[float]] = (), text: str = "", lifetime_ns: int = 0) -> Any:
+    """A ``visualization_msgs/Marker`` (action ADD)."""
+    sec, nsec = divmod(int(lifetime_ns), 1_000_000_000)
+    return new_msg("visualization_msgs/msg/Marker", header=hdr, ns=ns, id=int(mid), type=int(mtype),
+                   action=0, pose=pose(*position), scale=vector3(*scale), color=color(*rgba),
+                   lifetime=new_msg("builtin_interfaces/msg/Duration", sec=sec, nanosec=nsec),
+                   points=[point(*p) for p in points], text=text)
+
+
+#: visualization_msgs/Marker type constants.
+MARKER = {"ARROW": 0, "CUBE": 1, "SPHERE": 2, "CYLINDER": 3, "LINE_STRIP": 4, "LINE_LIST": 5,
+          "TEXT_VIEW_FACING": 9}
+
+
+__all__ = ["new_msg", "serialize", "stamp", "header", "image", "compressed_image", "camera_info",
+           "stream_qoi", "point_stamped", "pose", "pose_with_covariance_stamped", "layer_allocation",
+           "color", "vector3", "point", "marker", "MARKER"]

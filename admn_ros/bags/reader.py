@@ -1,0 +1,601 @@
+"""Read a bag as synchronized ADMN frames: ``BagFrames(path, mapping)``.
+
+Reads rosbag2 (a bag directory with ``metadata.yaml``, or a bare ``.db3`` / ``.mcap``
+file) and ROS 1 ``.bag`` files through ``rosbags.highlevel.AnyReader``. For every frame it
+yields a :class:`BagFrame`: the stamp, one decoded numpy array per mapped stream (``None``
+when the stream has no message in that frame), the true QoI per stream when the bag has
+``admn_ros/StreamQoI`` topics, and the ground-truth position when the bag has it.
+
+Synchronisation is :class:`admn_ros.core.sync.ApproxTimeSync` driven by *bag time*: the
+image messages are offered in log-time order, keyed by their header stamps, with the
+mapping's ``slop``; the log time is the synchronizer's clock, so a stream that delivers
+nothing for ``timeout`` seconds of bag time is missing and frames keep coming without it
+(what the live graph does). Offline no frame needs to be lost: the default timeout is
+1.5 frame periods and the synchronizer is polled before every message, so a stream that
+skipped a frame times out before the next frame's messages arrive, and the skipped frame
+is emitted with ``None`` for it. At the end of the bag the inputs time out one by one so
+that trailing partial frames are emitted too.
+
+Multi-rate or offset streams (message_filters semantics apply): give a ``slop`` of about
+half a frame period (the realsense_zed mapping does) so every message lies within slop
+of a frame. A stream slower than the frame rate counts as missing between its messages;
+its message joins a frame only if it arrives before that frame was emitted, otherwise it
+is dropped (counted in :attr:`BagFrames.stats` ``unmatched`` / ``late``; a message
+further than ``slop`` from every frame can also make the frame it overtakes be dropped).
+
+QoI messages are matched to a stream by nearest stamp (within ``slop``); ground truth is
+linearly interpolated between the two samples around the frame stamp (or taken from the
+nearest one) within the mapping's ``ground_truth.tolerance``. Both topics are read in a
+first, cheap pass.
+
+Errors are explicit: a bag that lacks a required topic, has a mapped topic of the wrong
+type or an unsupported / unexpected encoding raises :class:`BagContentError`, whose
+message lists what the bag *does* contain (topic, type, count); an unreadable,
+truncated or corrupt bag raises :class:`BagReadError` naming the file.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from admn_ros.bags.decode import DecodeError, check_supported, decode, message_encoding, supported_text
+from admn_ros.bags.mapping import StreamTopic, TopicMapping, load_mapping, norm_topic
+from admn_ros.bags.typestore import get_admn_typestore, short_type
+from admn_ros.core.sync import ApproxTimeSync, SyncStats
+
+if TYPE_CHECKING:
+    from rosbags.highlevel import AnyReader
+    from rosbags.interfaces import Connection
+
+#: Ground-truth message types and how to get the position out of them.
+GT_TYPES: dict[str, str] = {
+    "geometry_msgs/PointStamped": "point",
+    "geometry_msgs/PoseStamped": "pose.position",
+    "geometry_msgs/PoseWithCovarianceStamped": "pose.pose.position",
+    "nav_msgs/Odometry": "pose.pose.position",
+    "geometry_msgs/TransformStamped": "transform.translation",
+}
+QOI_TYPE = "admn_ros/StreamQoI"
+_IMAGE = "sensor_msgs/Image"
+_COMPRESSED = "sensor_msgs/CompressedImage"
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+class BagError(RuntimeError):
+    """Base class of the bag errors."""
+
+
+class BagReadError(BagError):
+    """The bag (file) cannot be read: missing, truncated, corrupt. Names the file."""
+
+
+class BagTopic(NamedTuple):
+    """One topic of a bag as ``ros2 bag info`` lists it."""
+
+    topic: str
+    msgtype: str
+    count: int
+
+
+def format_contents(contents: Sequence[BagTopic]) -> str:
+    """A ``ros2 bag info``-like table of a bag's topics."""
+    if not contents:
+        return "  (the bag has no topics)"
+    w = max(len(c.topic) for c in contents)
+    wt = max(len(c.msgtype) for c in contents)
+    return "\n".join(f"  {c.topic:<{w}}  {c.msgtype:<{wt}}  {c.count:>7} msgs" for c in contents)
+
+
+class BagContentError(BagError):
+    """The bag lacks what the mapping needs or holds data we cannot decode.
+
+    Attributes:
+        path: the bag.
+        contents: the topics the bag holds (also listed in the message).
+        problems: one line per problem.
+    """
+
+    def __init__(self, path: Path, problems: Sequence[str], contents: Sequence[BagTopic],
+                 hint: str = "") -> None:
+        self.path = path
+        self.problems = list(problems)
+        self.contents = list(contents)
+        msg = (f"bag {path}:\n" + "\n".join(f"  - {p}" for p in self.problems)
+               + f"\nthe bag contains {len(self.contents)} topic(s):\n" + format_contents(self.contents))
+        if hint:
+            msg += "\n" + hint
+        super().__init__(msg)
+
+
+# ---------------------------------------------------------------------------- frames
+
+
+@dataclass(frozen=True)
+class StreamQoIInfo:
+    """True quality of one stream in one frame (from ``admn_ros/StreamQoI``)."""
+
+    corruption: str
+    noise_sigma: float
+    severity: float
+
+
+@dataclass
+class BagFrame:
+    """One synchronized frame.
+
+    Attributes:
+        index: 0-based frame number in the bag.
+        stamp_ns: frame stamp (newest header stamp of the set), integer nanoseconds.
+        streams: stream id -> decoded array or ``None`` (no message in this frame).
+        stream_stamps_ns: stream id -> header stamp of the message used, or ``None``.
+        qoi: stream id -> :class:`StreamQoIInfo` (``None`` if no QoI message matched);
+            the whole attribute is ``None`` when the bag/mapping has no QoI topics.
+        gt_xy: ground-truth position ``float64 (2,)`` in metres, or ``None``.
+    """
+
+    index: int
+    stamp_ns: int
+    streams: dict[str, np.ndarray | None]
+    stream_stamps_ns: dict[str, int | None]
+    qoi: dict[str, StreamQoIInfo | None] | None
+    gt_xy: np.ndarray | None
+
+    @property
+    def stamp(self) -> float:
+        """Frame stamp in seconds."""
+        return self.stamp_ns * 1e-9
+
+    @property
+    def stream_ids(self) -> list[str]:
+        return list(self.streams)
+
+    @property
+    def present(self) -> np.ndarray:
+        """``bool (n_streams,)``: which streams have data, in :attr:`streams` order."""
+        return np.array([a is not None for a in self.streams.values()], dtype=bool)
+
+    def true_noise(self) -> np.ndarray | None:
+        """``float32 (n_streams,)`` true noise sigma per stream (NaN where unknown), or
+        ``None`` if the bag has no QoI topics."""
+        if self.qoi is None:
+            return None
+        return np.array([(q.noise_sigma if q is not None else np.nan) for q in
+                         (self.qoi.get(s) for s in self.streams)], dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _stamp_ns(msg: Any, fallback: int) -> int:
+    h = getattr(msg, "header", None)
+    if h is None:
+        return fallback
+    st = h.stamp
+    ns = int(st.sec) * 1_000_000_000 + int(getattr(st, "nanosec", getattr(st, "nsec", 0)))
+    return ns if ns > 0 else fallback
+
+
+def _get_path(msg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        msg = getattr(msg, part)
+    return msg
+
+
+def bag_files(path: Path) -> list[Path]:
+    """The storage files of a bag (the data files, to name in errors)."""
+    if path.is_dir():
+        files = sorted([*path.glob("*.db3"), *path.glob("*.mcap"), *path.glob("*.zstd")])
+        return files or [path / "metadata.yaml"]
+    return [path]
+
+
+def _describe(path: Path) -> str:
+    files = bag_files(path) if path.exists() else [path]
+    return ", ".join(str(f) for f in files)
+
+
+def _open_reader(path: Path) -> "AnyReader":
+    from rosbags.highlevel import AnyReader
+
+    if not path.exists():
+        raise BagReadError(f"bag {path} does not exist")
+    if path.is_dir() and not (path / "metadata.yaml").is_file():
+        data = [*path.glob("*.db3"), *path.glob("*.mcap")]
+        if len(data) == 1:
+            path = data[0]  # a rosbag2 directory that lost its metadata.yaml: read the file
+        else:
+            raise BagReadError(f"bag directory {path} has no metadata.yaml (and {len(data)} storage files)")
+    try:
+        reader = AnyReader([path], default_typestore=get_admn_typestore())
+        reader.open()
+    except BagError:
+        raise
+    except Exception as e:  # noqa: BLE001 - rosbags/sqlite3/mcap raise many error types
+        raise BagReadError(f"cannot read bag {path} (file(s): {_describe(path)}): the file is "
+                           f"truncated, corrupt or not a bag: {type(e).__name__}: {e}") from e
+    return reader
+
+
+def bag_contents(path: str | Path) -> list[BagTopic]:
+    """Topics of a bag (topic, type, count), sorted by topic."""
+    reader = _open_reader(Path(path))
+    try:
+        return _contents(reader)
+    finally:
+        reader.close()
+
+
+def _contents(reader: "AnyReader") -> list[BagTopic]:
+    out = []
+    for topic, info in sorted(reader.topics.items()):
+        out.append(BagTopic(topic, info.msgtype or "<mixed>", int(info.msgcount)))
+    return out
+
+
+class _Track:
+    """Sorted (stamp_ns, value) samples with nearest / interpolated lookup."""
+
+    def __init__(self, samples: list[tuple[int, Any]]) -> None:
+        samples.sort(key=lambda s: s[0])
+        self.t = [s[0] for s in samples]
+        self.v = [s[1] for s in samples]
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def nearest(self, t: int, tol_ns: int) -> Any | None:
+        if not self.t:
+            return None
+        i = bisect.bisect_left(self.t, t)
+        best = None
+        for j in (i - 1, i):
+            if 0 <= j < len(self.t) and abs(self.t[j] - t) <= tol_ns:
+                if best is None or abs(self.t[j] - t) < abs(self.t[best] - t):
+                    best = j
+        return None if best is None else self.v[best]
+
+    def interp(self, t: int, tol_ns: int) -> np.ndarray | None:
+        if not self.t:
+            return None
+        i = bisect.bisect_left(self.t, t)
+        if i < len(self.t) and self.t[i] == t:
+            return np.asarray(self.v[i], dtype=np.float64)
+        if 0 < i < len(self.t) and t - self.t[i - 1] <= tol_ns and self.t[i] - t <= tol_ns:
+            a = (t - self.t[i - 1]) / (self.t[i] - self.t[i - 1])
+            return (1 - a) * np.asarray(self.v[i - 1], np.float64) + a * np.asarray(self.v[i], np.float64)
+        v = self.nearest(t, tol_ns)
+        return None if v is None else np.asarray(v, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------- the reader
+
+
+class BagFrames:
+    """Synchronized frames of a bag (see the module docstring).
+
+    Args:
+        path: rosbag2 directory, ``.db3`` / ``.mcap`` file, or ROS 1 ``.bag``.
+        mapping: a :class:`TopicMapping`, a shipped name (``default``, ``realsense_zed``),
+            a YAML path, plain data, or ``None`` (= ``default``).
+        slop: override of the mapping's slop (s).
+        timeout: override of the mapping's timeout (s).
+        progress: show a tqdm progress bar while iterating.
+        max_frames: stop after this many frames.
+
+    Raises (at construction): :class:`BagReadError`, :class:`BagContentError`.
+    Iterating may raise them too (corrupt data further in, an encoding change).
+    Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | Path, mapping: Any = None, *, slop: float | None = None,
+                 timeout: float | None = None, progress: bool = False,
+                 max_frames: int | None = None) -> None:
+        self.path = Path(path)
+        self.mapping: TopicMapping = load_mapping(mapping)
+        self.slop = float(self.mapping.slop if slop is None else slop)
+        self.progress = bool(progress)
+        self.max_frames = max_frames
+        self.stats = SyncStats()
+        self._reader: AnyReader | None = _open_reader(self.path)
+        try:
+            self.contents = _contents(self._reader)
+            self._resolve_topics()
+            self.timeout = float(timeout if timeout is not None else
+                                 (self.mapping.timeout if self.mapping.timeout is not None
+                                  else self._default_timeout()))
+            self._check_first_messages()
+            self._load_side_topics()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ setup
+    def _conns_by_topic(self) -> dict[str, list["Connection"]]:
+        assert self._reader is not None
+        out: dict[str, list[Connection]] = {}
+        for c in self._reader.connections:
+            out.setdefault(norm_topic(c.topic), []).append(c)
+        return out
+
+    def _content_error(self, problems: list[str], hint: str = "") -> BagContentError:
+        return BagContentError(self.path, problems, self.contents,
+                               hint or f"(topic mapping: {self.mapping.source})")
+
+    def _resolve_topics(self) -> None:
+        by_topic = self._conns_by_topic()
+        problems: list[str] = []
+        self.stream_conns: dict[str, list[Connection]] = {}
+        self.compressed: dict[str, bool] = {}
+        for st in self.mapping.streams:
+            conns = by_topic.get(norm_topic(st.topic), [])
+            if not conns:
+                if not st.optional:
+                    problems.append(f"stream {st.stream_id}: topic {st.topic!r} is not in the bag")
+                continue
+            types = {short_type(c.msgtype) for c in conns}
+            if types == {_IMAGE}:
+                self.compressed[st.stream_id] = False
+            elif types == {_COMPRESSED}:
+                self.compressed[st.stream_id] = True
+            else:
+                problems.append(f"stream {st.stream_id}: topic {st.topic!r} has type(s) {sorted(types)}, "
+                                f"expected sensor_msgs/Image or sensor_msgs/CompressedImage")
+                continue
+            self.stream_conns[st.stream_id] = conns
+        if not problems and not self.stream_conns:
+            problems.append("none of the mapped stream topics is in the bag")
+        self.qoi_conns: dict[str, list[Connection]] = {}
+        for sid, topic in self.mapping.qoi.items():
+            conns = by_topic.get(norm_topic(topic), [])
+            if conns:
+                bad = {short_type(c.msgtype) for c in conns} - {QOI_TYPE}
+                if bad:
+                    problems.append(f"qoi of {sid}: topic {topic!r} has type(s) {sorted(bad)}, expected {QOI_TYPE}")
+                else:
+                    self.qoi_conns[sid] = conns
+        self.gt_conns: list[Connection] = []
+        self.gt_field = ""
+        if self.mapping.ground_truth:
+            conns = by_topic.get(norm_topic(self.mapping.ground_truth), [])
+            types = {short_type(c.msgtype) for c in conns}
+            if conns and (len(types) != 1 or next(iter(types)) not in GT_TYPES):
+                problems.append(f"ground truth: topic {self.mapping.ground_truth!r} has type(s) {sorted(types)}, "
+                                f"expected one of {sorted(GT_TYPES)}")
+            elif conns:
+                self.gt_conns = conns
+                self.gt_field = GT_TYPES[next(iter(types))]
+        if problems:
+            raise self._content_error(problems)
+
+    def _topic_stats(self, sid: str) -> tuple[int, float]:
+        """(message count, duration s) of a stream's topic, from the bag index."""
+        conns = self.stream_conns[sid]
+        n = sum(int(c.msgcount) for c in conns)
+        assert self._reader is not None
+        dur = max(self._reader.duration, 1) * 1e-9
+        return n, dur
+
+    def _default_timeout(self) -> float:
+        """1.5 frame periods (of the fastest mapped stream): long enough that a stream which
+        delivered the previous frame is not missing, short enough that one which skipped a
+        frame is missing by the time the next frame arrives (so no frame is lost)."""
+        periods = []
+        for sid in self.stream_conns:
+            n, dur = self._topic_stats(sid)
+            if n >= 2:
+                periods.append(dur / (n - 1))
+        return max(1.5 * min(periods), 1e-3) if periods else 1.0
+
+    @property
+    def expected_frames(self) -> int:
+        """Upper estimate of the number of frames (messages of the busiest stream topic)."""
+        n = max((self._topic_stats(s)[0] for s in self.stream_conns), default=0)
+        return min(n, self.max_frames) if self.max_frames is not None else n
+
+    def __len__(self) -> int:
+        return self.expected_frames
+
+    @property
+    def stream_ids(self) -> list[str]:
+        return self.mapping.stream_ids
+
+    @property
+    def has_qoi(self) -> bool:
+        return bool(self.qoi_conns)
+
+    @property
+    def has_ground_truth(self) -> bool:
+        return bool(self.gt_conns)
+
+    def _deserialize(self, conn: "Connection", raw: bytes) -> Any:
+        assert self._reader is not None
+        try:
+            return self._reader.deserialize(raw, conn.msgtype)
+        except Exception as e:  # noqa: BLE001
+            raise BagReadError(f"cannot deserialize a {conn.msgtype} message of topic {conn.topic!r} in "
+                               f"bag {self.path} (file(s): {_describe(self.path)}): {type(e).__name__}: {e}") from e
+
+    def _messages(self, conns: Sequence["Connection"]) -> Iterator[tuple["Connection", int, bytes]]:
+        assert self._reader is not None
+        try:
+            yield from self._reader.messages(connections=list(conns))
+        except BagError:
+            raise
+        except Exception as e:  # noqa: BLE001 - sqlite3 / mcap / rosbags errors
+            raise BagReadError(f"error reading bag {self.path} (file(s): {_describe(self.path)}): the file "
+                               f"is truncated or corrupt: {type(e).__name__}: {e}") from e
+
+    def _check_encoding(self, st: StreamTopic, enc: str, compressed: bool) -> str | None:
+        kind = "CompressedImage format" if compressed else "Image encoding"
+        if not check_supported(st.modality, enc, compressed):
+            return (f"stream {st.stream_id}: topic {st.topic!r} has {kind} {enc!r}, which a "
+                    f"{st.modality} stream cannot use; supported: {supported_text(st.modality)}")
+        if st.encodings and enc not in st.encodings:
+            return (f"stream {st.stream_id}: topic {st.topic!r} has {kind} {enc!r}, the mapping "
+                    f"expects {list(st.encodings)}")
+        return None
+
+    def _check_first_messages(self) -> None:
+        problems = []
+        for sid, conns in self.stream_conns.items():
+            st = self.mapping.stream(sid)
+            for conn, _, raw in self._messages(conns):
+                msg = self._deserialize(conn, raw)
+                p = self._check_encoding(st, message_encoding(msg, self.compressed[sid]), self.compressed[sid])
+                if p:
+                    problems.append(p)
+                break
+        if problems:
+            raise self._content_error(problems)
+
+    def _load_side_topics(self) -> None:
+        qoi: dict[str, list[tuple[int, StreamQoIInfo]]] = {sid: [] for sid in self.qoi_conns}
+        gt: list[tuple[int, tuple[float, float]]] = []
+        conn_sid = {(c.id, id(c.owner)): sid for sid, cs in self.qoi_conns.items() for c in cs}
+        gt_ids = {(c.id, id(c.owner)) for c in self.gt_conns}
+        axes = self.mapping.gt_axes
+        conns = [c for cs in self.qoi_conns.values() for c in cs] + self.gt_conns
+        if conns:
+            for conn, t, raw in self._messages(conns):
+                msg = self._deserialize(conn, raw)
+                if (conn.id, id(conn.owner)) in gt_ids:
+                    p = _get_path(msg, self.gt_field)
+                    gt.append((_stamp_ns(msg, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1])))))
+                else:
+                    sid = conn_sid[(conn.id, id(conn.owner))]
+                    qoi[sid].append((_stamp_ns(msg, t), StreamQoIInfo(
+                        str(msg.corruption), float(msg.noise_sigma), float(msg.severity))))
+        self._qoi = {sid: _Track(v) for sid, v in qoi.items()}
+        self._gt = _Track(gt)
+
+    # ------------------------------------------------------------------ iteration
+    def _make_frame(self, index: int, items: dict[str, Any]) -> BagFrame:
+        streams: dict[str, np.ndarray | None] = {}
+        stamps: dict[str, int | None] = {}
+        for sid in self.mapping.stream_ids:
+            it = items.get(sid)
+            if it is None:
+                streams[sid], stamps[sid] = None, None
+                continue
+            stamp_ns, msg = it
+            st = self.mapping.stream(sid)
+            comp = self.compressed[sid]
+            p = self._check_encoding(st, message_encoding(msg, comp), comp)
+            if p:
+                raise self._content_error([p + f" (message stamped {stamp_ns} ns)"])
+            try:
+                streams[sid] = decode(msg, comp, st.modality)
+            except DecodeError as e:
+                raise self._content_error([f"stream {sid}: topic {st.topic!r}, message stamped "
+                                           f"{stamp_ns} ns: {e}"]) from None
+            stamps[sid] = stamp_ns
+        present = [s for s in stamps.values() if s is not None]
+        stamp_ns = max(present)
+        tol = int(round(self.slop * 1e9))
+        qoi: dict[str, StreamQoIInfo | None] | None = None
+        if self._qoi:
+            qoi = {sid: (self._qoi[sid].nearest(stamps[sid] if stamps[sid] is not None else stamp_ns, tol)
+                         if sid in self._qoi else None) for sid in self.mapping.stream_ids}
+        gt = self._gt.interp(stamp_ns, int(round(self.mapping.gt_tolerance * 1e9))) if len(self._gt) else None
+        return BagFrame(index, stamp_ns, streams, stamps, qoi, gt)
+
+    def __iter__(self) -> Iterator[BagFrame]:
+        if self._reader is None:
+            raise BagError(f"BagFrames({self.path}) is closed")
+        from tqdm import tqdm
+
+        keys = list(self.stream_conns)
+        assert self._reader is not None
+        start = self._reader.start_time * 1e-9
+        sync: ApproxTimeSync[str] = ApproxTimeSync(
+            keys, slop=self.slop, timeout=self.timeout, start_time=start,
+            queue_size=self._queue_size())
+        self.stats = sync.stats
+        sid_of = {(c.id, id(c.owner)): sid for sid, cs in self.stream_conns.items() for c in cs}
+        conns = [c for cs in self.stream_conns.values() for c in cs]
+        expected = {sid: self._topic_stats(sid)[0] for sid in keys}
+        seen = {sid: 0 for sid in keys}
+        last_seen = {sid: start for sid in keys}
+        index = 0
+        bar = tqdm(total=self.expected_frames, unit="frame", desc=f"read {self.path.name}",
+                   disable=not self.progress, leave=False)
+        try:
+            for conn, t_ns, raw in self._messages(conns):
+                sid = sid_of[(conn.id, id(conn.owner))]
+                msg = self._deserialize(conn, raw)
+                now = t_ns * 1e-9
+                seen[sid] += 1
+                last_seen[sid] = now
+                stamp_ns = _stamp_ns(msg, t_ns)
+                # poll first: inputs that skipped the previous frame time out *before* this
+                # message can pivot past (and drop) that frame's other items
+                for s in sync.poll(now) + sync.add(sid, stamp_ns * 1e-9, (stamp_ns, msg), now=now):
+                    yield self._make_frame(index, s.items)
+                    index += 1
+                    bar.update(1)
+                    if self.max_frames is not None and index >= self.max_frames:
+                        return
+            short = {s: (seen[s], expected[s]) for s in keys if seen[s] < expected[s]}
+            if short:
+                raise BagReadError(
+                    f"bag {self.path} (file(s): {_describe(self.path)}) is truncated: read fewer messages "
+                    f"than its index lists: " + ", ".join(
+                        f"{self.mapping.stream(s).topic} {a}/{b}" for s, (a, b) in short.items()))
+            # end of bag: let the inputs time out one by one (oldest first) to flush partial sets
+            for now in sorted(last_seen.values()):
+                for s in sync.poll(now + self.timeout + 1e-6):
+                    yield self._make_frame(index, s.items)
+                    index += 1
+                    bar.update(1)
+                    if self.max_frames is not None and index >= self.max_frames:
+                        return
+        finally:
+            bar.close()
+
+    def _queue_size(self) -> int:
+        rates = []
+        for sid in self.stream_conns:
+            n, dur = self._topic_stats(sid)
+            rates.append(n / dur if dur > 0 else n)
+        return int(math.ceil(self.timeout * max(rates, default=1.0))) + 10
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        r, self._reader = self._reader, None
+        if r is not None:
+            try:
+                r.close()
+            except Exception:  # noqa: BLE001 - closing a reader that failed half-way
+                pass
+
+    def __enter__(self) -> "BagFrames":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def summary(self) -> str:
+        """What will be read: topics used and the bag's contents."""
+        lines = [f"bag {self.path} (mapping {self.mapping.source}, slop {self.slop * 1e3:.0f} ms, "
+                 f"timeout {self.timeout * 1e3:.0f} ms)"]
+        for sid in self.mapping.stream_ids:
+            st = self.mapping.stream(sid)
+            if sid in self.stream_conns:
+                n = self._topic_stats(sid)[0]
+                lines.append(f"  {sid:<12} <- {st.topic} ({'CompressedImage' if self.compressed[sid] else 'Image'}, {n} msgs)")
+            else:
+                lines.append(f"  {sid:<12} <- {st.topic} (absent: always None)")
+        lines.append(f"  true QoI: {len(self.qoi_conns)} stream(s); ground truth: "
+                     f"{self.mapping.ground_truth + f' ({len(self._gt)} samples)' if self.gt_conns else 'none'}")
+        return "\n".join(lines)
+
+
+__all__ = ["GT_TYPES", "BagError", "BagReadError", "BagContentError", "BagTopic", "BagFrame",
+           "StreamQoIInfo", "BagFrames", "bag_contents", "bag_files", "format_contents"]
