@@ -13,7 +13,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
 export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: env demo test test-all test-slow bench shell clean
+.PHONY: env demo test test-all bench models evaluate shell clean
 env: $(VENV)/.stamp-pkg
 
 $(VENV)/.stamp-deps: requirements.txt
@@ -39,6 +39,15 @@ test: env
 
 test-all: env
 	$(PY) -m pytest -q --run-slow $(PYTEST_ARGS)
+
+# The shipped models: dataset + stage 1 + all controllers -> models/ (fixed seeds; see docs/TRAINING.md).
+MODELS_ARGS ?= --stage1-epochs 10
+models: env
+	OMP_NUM_THREADS=2 $(PY) -m admn_ros.cli train all --data data/gdtm_sim --runs runs/shipped --models models $(MODELS_ARGS)
+
+# Table 1 on the held-out test split with the shipped models.
+evaluate: env
+	$(PY) -m admn_ros.cli evaluate --data data/gdtm_sim --models models --out docs/results/table1
 
 bench: env
 	$(PY) -m benchmarks.run_all
