@@ -79,10 +79,18 @@ def controller_flops(ccfg: ControllerConfig) -> int:
     return 2 * (convs + head + noise) + ccfg.layers * block_flops(n + 1, d, ccfg.mlp_ratio)
 
 
+def readout_flops(cfg: ADMNConfig, proj: int = 16) -> int:
+    """Backbone spatial readout (:class:`admn_ros.core.vit.SpatialHead`): per-token
+    ``D -> proj`` then ``T*proj -> D`` multiply-adds, x2."""
+    t = 1 + (cfg.img_size // cfg.patch) ** 2
+    return 2 * (t * cfg.vit_dim * proj + t * proj * cfg.vit_dim)
+
+
 def _stream_patch_flops(cfg: ADMNConfig) -> np.ndarray:
+    """Per-stream fixed backbone cost: patch embedding + readout (run even with 0 blocks)."""
     ss = cfg.streams
     return np.array([patch_embed_flops(MODALITIES[ss.modality_of(i)].channels, cfg.img_size, cfg.patch, cfg.vit_dim)
-                     for i in range(len(ss))], dtype=np.int64)
+                     + readout_flops(cfg) for i in range(len(ss))], dtype=np.int64)
 
 
 def allocation_flops(cfg: ADMNConfig, mask: Any, present: Any = None) -> np.ndarray | int:

@@ -22,7 +22,9 @@ from torch import nn
 from admn_ros.core.vit import Block, init_linear
 
 #: Default map-frame box of the track (metres): ((x_min, x_max), (y_min, y_max)).
-DEFAULT_BOUNDS: tuple[tuple[float, float], tuple[float, float]] = ((-0.2, 3.2), (-0.2, 3.8))
+#: Map-frame box (metres) the Gaussian mean is bounded to: the default simulated track
+#: (3.0 m x 3.6 m centred on the map origin, config/sensors.yaml) plus a 0.2 m margin.
+DEFAULT_BOUNDS: tuple[tuple[float, float], tuple[float, float]] = ((-1.7, 1.7), (-2.0, 2.0))
 
 
 class Adapter(nn.Module):
@@ -113,6 +115,13 @@ class Fusion(nn.Module):
         nn.init.trunc_normal_(self.stream_emb, std=0.02)
         self.layers = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
+        # Readout: tokens flattened in stream order (a missing stream's token is replaced by
+        # a learned "missing" token), then one linear layer. Mean pooling over stream tokens
+        # loses which node saw what, and trained from scratch it stayed at the "predict
+        # the track centre" plateau; the ordered readout keeps node identity for triangulation.
+        self.missing_tok = nn.Parameter(torch.zeros(1, 1, dim))
+        nn.init.trunc_normal_(self.missing_tok, std=0.02)
+        self.readout = nn.Linear(self.n_streams * dim, dim)
         if task == "tracking":
             self.head: nn.Module = GaussianHead(dim, dim, bounds, cov_eps)
         elif task == "activity":
@@ -130,6 +139,7 @@ class Fusion(nn.Module):
         self.adapters.apply(init_linear)
         self.layers.apply(init_linear)
         self.head.apply(init_linear)
+        init_linear(self.readout)
 
     def tokens(self, emb: torch.Tensor) -> torch.Tensor:
         """Adapters + stream embedding: ``[B, n, Db]`` -> ``[B, n, Df]``."""
@@ -137,7 +147,8 @@ class Fusion(nn.Module):
         return torch.cat(parts, dim=1).index_select(1, self._perm) + self.stream_emb
 
     def pooled(self, emb: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """``emb [B, n, Db]``, ``present`` bool ``[B, n]`` -> pooled fused embedding ``[B, Df]``.
+        """``emb [B, n, Db]``, ``present`` bool ``[B, n]`` -> fused embedding ``[B, Df]``
+        (ordered readout over the stream tokens; missing streams contribute a learned token).
 
         Samples with no present stream at all get every token unmasked (the output is then
         meaningless but finite) rather than NaN.
@@ -150,8 +161,8 @@ class Fusion(nn.Module):
         for layer in self.layers:
             x = layer(x, attend)
         x = self.norm(x)
-        w = keys.to(x.dtype).unsqueeze(-1)  # [B, n, 1]
-        return (x * w).sum(1) / w.sum(1).clamp_min(1.0)
+        x = torch.where(present.unsqueeze(-1), x, self.missing_tok.to(x.dtype).expand_as(x))
+        return self.readout(x.flatten(1))
 
     def forward(self, emb: torch.Tensor, present: torch.Tensor) -> dict[str, torch.Tensor]:
         """``emb [B, n, Db]``, ``present [B, n]`` -> ``{"mean": [B,2], "cov": [B,2,2]}`` (tracking)

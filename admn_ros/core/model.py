@@ -58,7 +58,7 @@ class ADMNConfig:
     vit_heads: int = 4
     vit_mlp_ratio: float = 4.0
     fusion_dim: int = 64
-    fusion_depth: int = 4
+    fusion_depth: int = 3
     fusion_heads: int = 4
     fusion_mlp_ratio: float = 4.0
     task: str = "tracking"
