@@ -1,0 +1,315 @@
+"""Checkpoints that carry their configuration and never execute code on load.
+
+One checkpoint is one ``.safetensors`` file:
+
+* model weights under their ``state_dict`` keys (float32, or float16 for shipped
+  models; integer/bool buffers keep their dtype);
+* optionally the optimizer state for ``--resume``: its tensors under the reserved
+  prefix ``__optim__/`` and its scalars/param groups as JSON;
+* a JSON document in the safetensors header metadata (key ``admn_ros``) holding
+  ``format``, ``version``, ``kind`` (``stage1``, ``controller``, ...), the full
+  ``model_config``, ``train_config``, ``stage``, ``epoch``, ``metrics`` and
+  ``weights_id`` (a content hash of the weights, used to pair controllers with the
+  stage-1 network they were trained on).
+
+Loading uses :func:`safetensors.torch.load_file` (plain tensors + JSON), so a
+checkpoint cannot run code. Every failure raises :class:`CheckpointError` whose
+message starts with the file path and names the problem, e.g.::
+
+    models/tracking.safetensors: key fusion.head.w shape (2,64) != expected (2,32)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+
+#: Value of ``meta["format"]``; anything else is not one of our checkpoints.
+FORMAT = "admn_ros.checkpoint"
+#: Bumped when the layout changes incompatibly.
+VERSION = 1
+#: safetensors header-metadata key that holds the JSON document.
+META_KEY = "admn_ros"
+#: Reserved tensor-name prefix for optimizer state.
+OPTIM_PREFIX = "__optim__/"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, corrupt or does not fit the model/config."""
+
+
+def _shape(t: Iterable[int]) -> str:
+    return "(" + ",".join(str(int(s)) for s in t) + ")"
+
+
+def weights_id(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """Content hash of weights, invariant to a float32 -> float16 export.
+
+    Floating tensors are hashed after rounding to float16, so a training checkpoint
+    and its float16 shipped copy have the same id. Returns 16 hex digits.
+    """
+    h = hashlib.sha256()
+    for k in sorted(state_dict):
+        if k.startswith(OPTIM_PREFIX):
+            continue
+        t = state_dict[k].detach().cpu()
+        if t.is_floating_point():
+            t = t.to(torch.float16)
+        h.update(k.encode())
+        h.update(_shape(t.shape).encode())
+        h.update(t.contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Attributes:
+        path: file it came from.
+        meta: the JSON document (``kind``, ``model_config``, ``train_config``, ``epoch``, ...).
+        tensors: model weights (floating tensors as float32).
+        optimizer: a ``torch.optim.Optimizer.state_dict()``-shaped dict, or ``None``.
+    """
+
+    path: Path
+    meta: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+    optimizer: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return str(self.meta.get("kind"))
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        return dict(self.meta.get("model_config") or {})
+
+    @property
+    def train_config(self) -> dict[str, Any]:
+        return dict(self.meta.get("train_config") or {})
+
+    @property
+    def epoch(self) -> int:
+        """Number of completed epochs stored in the checkpoint (0 if none)."""
+        return int(self.meta.get("epoch", 0))
+
+    def load_into(self, module: torch.nn.Module, prefix: str = "", strict: bool = True) -> None:
+        """Copy the weights into ``module`` after checking keys and shapes (see :func:`load_into`)."""
+        load_into(module, self.tensors, path=self.path, prefix=prefix, strict=strict)
+
+
+# ----------------------------------------------------------------------------- optimizer state
+
+def _flatten_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer ``state_dict`` into tensors and a JSON-able remainder."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, pstate in state.get("state", {}).items():
+        for name, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{OPTIM_PREFIX}{pid}/{name}"] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars.setdefault(str(pid), {})[name] = value
+    groups = []
+    for g in state.get("param_groups", []):
+        gg = {}
+        for k, v in g.items():
+            if isinstance(v, torch.Tensor):
+                v = v.item()
+            if isinstance(v, tuple):
+                v = list(v)
+            gg[k] = v
+        groups.append(gg)
+    return tensors, {"scalars": scalars, "param_groups": groups}
+
+
+def _unflatten_optimizer(tensors: Mapping[str, torch.Tensor], js: Mapping[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, t in tensors.items():
+        pid, name = key[len(OPTIM_PREFIX):].split("/", 1)
+        state.setdefault(int(pid), {})[name] = t
+    for pid, vals in js.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(vals)
+    groups = []
+    for g in js.get("param_groups", []):
+        g = dict(g)
+        if isinstance(g.get("betas"), list):
+            g["betas"] = tuple(g["betas"])
+        groups.append(g)
+    return {"state": state, "param_groups": groups}
+
+
+# ----------------------------------------------------------------------------- save / load
+
+def save_checkpoint(path: str | os.PathLike[str], *, kind: str, state_dict: Mapping[str, torch.Tensor],
+                    meta: Mapping[str, Any] | None = None, optimizer_state: Mapping[str, Any] | None = None,
+                    dtype: torch.dtype | None = None) -> Path:
+    """Write a checkpoint atomically (temp file + rename) and return its path.
+
+    Args:
+        path: destination ``.safetensors`` file (parent directories are created).
+        kind: what the weights are (``"stage1"``, ``"controller"``, ``"stage0"``, ...);
+            loaders can insist on it.
+        state_dict: model weights.
+        meta: JSON-serialisable facts: ``model_config``, ``train_config``, ``stage``,
+            ``epoch``, ``metrics``, ... (``format``/``version``/``kind``/``weights_id`` are added).
+        optimizer_state: ``optimizer.state_dict()`` to resume from, or ``None`` (shipped models).
+        dtype: store floating weights in this dtype (e.g. ``torch.float16``); default float32.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in state_dict.items():
+        if k.startswith(OPTIM_PREFIX):
+            raise CheckpointError(f"{path}: model key {k!r} uses the reserved prefix {OPTIM_PREFIX!r}")
+        t = v.detach().cpu()
+        if t.is_floating_point():
+            t = t.to(dtype or torch.float32)
+        tensors[k] = t.contiguous().clone()
+    doc: dict[str, Any] = dict(meta or {})
+    doc.update(format=FORMAT, version=VERSION, kind=kind, weights_id=weights_id(tensors),
+               saved_at=time.strftime("%Y-%m-%dT%H:%M:%S"), torch=torch.__version__)
+    if optimizer_state is not None:
+        otensors, ojs = _flatten_optimizer(optimizer_state)
+        tensors.update(otensors)
+        doc["optimizer"] = ojs
+    try:
+        text = json.dumps(doc, sort_keys=True, allow_nan=True)
+    except TypeError as exc:
+        raise CheckpointError(f"{path}: metadata is not JSON-serialisable: {exc}") from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata={META_KEY: text})
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    """Parse the JSON document from the safetensors header (no tensor data read)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found"
+                              + ("" if path.parent.is_dir() else f" (directory {path.parent} does not exist)"))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(META_KEY)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise CheckpointError(f"{path}: not a readable safetensors file (corrupt or truncated?): {exc}") from exc
+    if raw is None:
+        raise CheckpointError(f"{path}: safetensors file has no {META_KEY!r} metadata; not an admn_ros checkpoint")
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: metadata is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: metadata format {doc.get('format') if isinstance(doc, dict) else doc!r} "
+                              f"!= {FORMAT!r}")
+    if int(doc.get("version", -1)) != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {doc.get('version')} != supported {VERSION}")
+    return doc
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checkpoint's JSON document without loading its tensors."""
+    return _read_header(Path(path))
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, kind: str | Iterable[str] | None = None,
+                    with_optimizer: bool = True) -> Checkpoint:
+    """Load a checkpoint (plain tensors + JSON; never executes code).
+
+    Args:
+        path: the ``.safetensors`` file.
+        kind: required ``kind`` (or several accepted kinds); ``None`` accepts any.
+        with_optimizer: also rebuild the optimizer state if it is stored.
+
+    Raises:
+        CheckpointError: missing/corrupt file, foreign format, wrong kind.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    doc = _read_header(path)
+    if kind is not None:
+        kinds = {kind} if isinstance(kind, str) else set(kind)
+        if doc.get("kind") not in kinds:
+            raise CheckpointError(f"{path}: checkpoint kind {doc.get('kind')!r} != expected "
+                                  f"{' or '.join(repr(k) for k in sorted(kinds))}")
+    try:
+        raw = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"{path}: cannot read tensors (corrupt or truncated?): {exc}") from exc
+    tensors: dict[str, torch.Tensor] = {}
+    otensors: dict[str, torch.Tensor] = {}
+    for k, t in raw.items():
+        if k.startswith(OPTIM_PREFIX):
+            otensors[k] = t
+        else:
+            tensors[k] = t.float() if t.is_floating_point() else t
+    for k, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: key {k} contains NaN/Inf values")
+    optim = None
+    if with_optimizer and "optimizer" in doc:
+        optim = _unflatten_optimizer(otensors, doc["optimizer"])
+    return Checkpoint(path=path, meta=doc, tensors=tensors, optimizer=optim)
+
+
+def check_state_dict(got: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], *,
+                     path: str | os.PathLike[str] = "<checkpoint>", strict: bool = True) -> None:
+    """Raise :class:`CheckpointError` naming the file and every missing/unexpected/mis-shaped key."""
+    problems: list[str] = []
+    for k, t in expected.items():
+        if k not in got:
+            problems.append(f"missing key {k} (expected shape {_shape(t.shape)})")
+        elif tuple(got[k].shape) != tuple(t.shape):
+            problems.append(f"key {k} shape {_shape(got[k].shape)} != expected {_shape(t.shape)}")
+    if strict:
+        problems += [f"unexpected key {k} shape {_shape(got[k].shape)}" for k in got if k not in expected]
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise CheckpointError(f"{path}: " + "; ".join(problems[:5]) + more)
+
+
+def load_into(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *,
+              path: str | os.PathLike[str] = "<checkpoint>", prefix: str = "", strict: bool = True) -> None:
+    """Check keys/shapes against ``module.state_dict()`` and copy the weights in.
+
+    ``prefix`` selects a sub-tree of ``tensors`` (e.g. ``"controller."``), stripped before matching.
+    """
+    sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)} if prefix else dict(tensors)
+    expected = module.state_dict()
+    check_state_dict(sub, expected, path=path, strict=strict)
+    module.load_state_dict({k: v for k, v in sub.items() if k in expected}, strict=strict)
+
+
+def check_config(path: str | os.PathLike[str], stored: Mapping[str, Any], expected: Mapping[str, Any],
+                 keys: Iterable[str] | None = None, what: str = "model_config") -> None:
+    """Raise if ``stored[k] != expected[k]`` for the given keys (all shared keys by default)."""
+    keys = list(keys) if keys is not None else [k for k in expected if k in stored]
+    bad = [f"{what}.{k} = {stored.get(k)!r} != expected {expected.get(k)!r}"
+           for k in keys if _norm(stored.get(k)) != _norm(expected.get(k))]
+    if bad:
+        raise CheckpointError(f"{path}: " + "; ".join(bad))
+
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _norm(x) for k, x in v.items()}
+    return v

@@ -1,0 +1,227 @@
+"""``admn-ros evaluate``: the paper's Table 1 on a held-out split, with compute and targets.
+
+    admn-ros evaluate --data data/gdtm_sim --models models --out docs/results/table1
+
+Writes ``table1.md``, ``table1.csv``, ``results.json`` and PNG plots into ``--out`` and
+prints the targets as PASS/FAIL lines with their numbers. Exit code 0 unless the
+evaluation itself fails (targets are reported, not enforced; ``--strict`` makes a FAIL
+exit with 1).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from admn_ros.core.checkpoint import CheckpointError, read_metadata
+from admn_ros.core.controller import AllocationController
+from admn_ros.core.evaluate.cost import FlopsRow, LatencyResult, flops_table, measure_latency
+from admn_ros.core.evaluate.methods import build_methods
+from admn_ros.core.evaluate.report import Target, check_targets, markdown, summary_lines, write_csv
+from admn_ros.core.evaluate.table import EvalSettings, Example, Record, run_table
+from admn_ros.core.noise import REGIMES
+from admn_ros.core.train.common import check_dataset, fmt_duration, open_split, set_threads, write_json
+from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
+from admn_ros.core.train.stage2 import load_controller, load_stage1
+
+
+@dataclass
+class ModelSet:
+    """The networks to evaluate: the stage-1 model and the controllers found."""
+
+    stage1: Path
+    controllers_budget: dict[int, Path] = field(default_factory=dict)
+    universal: Path | None = None
+    ae: Path | None = None
+
+    def describe(self) -> str:
+        parts = [f"stage1 {self.stage1}"]
+        if self.controllers_budget:
+            parts.append("per-budget " + ", ".join(f"L={L}: {p.name}" for L, p in sorted(self.controllers_budget.items())))
+        if self.universal:
+            parts.append(f"universal {self.universal.name}")
+        if self.ae:
+            parts.append(f"AE {self.ae.name}")
+        return "; ".join(parts)
+
+
+def discover_models(models: str | Path | None, stage1: str | None = None,
+                    controllers: Sequence[str] = ()) -> ModelSet:
+    """Find the stage-1 model and controllers in ``models`` (by checkpoint ``kind``/``variant``),
+    with explicit ``stage1`` / ``controllers`` paths taking precedence."""
+    files: list[Path] = []
+    if models:
+        d = Path(models)
+        if not d.is_dir():
+            raise TrainConfigError(f"{d}: models directory not found")
+        files = sorted(d.glob("*.safetensors")) + sorted(d.glob("baselines/*.safetensors"))
+    found_stage1: list[Path] = []
+    ms = ModelSet(Path(stage1) if stage1 else Path())
+    for p in [*files, *map(Path, controllers)]:
+        meta = read_metadata(p)
+        kind = meta.get("kind")
+        if kind == "stage1":
+            found_stage1.append(p)
+        elif kind == "controller":
+            v = meta.get("variant")
+            if v == "budget":
+                ms.controllers_budget[int(meta["budget"])] = p
+            elif v == "universal":
+                ms.universal = p
+            elif v == "ae":
+                ms.ae = p
+    if not stage1:
+        if not found_stage1:
+            raise TrainConfigError(f"{models}: no stage-1 model (kind 'stage1') found; train one with "
+                                   "`admn-ros train stage1` or pass --stage1")
+        pref = [p for p in found_stage1 if p.name == "tracking.safetensors"]
+        ms.stage1 = (pref or found_stage1)[0]
+    return ms
+
+
+@dataclass
+class EvalResult:
+    records: list[Record]
+    flops: list[FlopsRow]
+    latency: LatencyResult | None
+    targets: list[Target]
+    examples: list[Example]
+    files: dict[str, Path]
+    seconds: float
+
+
+def evaluate(data: str, out: str, models: str | None = "models", stage1: str | None = None,
+             controllers: Sequence[str] = (), split: str = "test", settings: EvalSettings | None = None,
+             latency: bool = True, latency_reps: int = 20, plots: bool = True, show_progress: bool = True,
+             threads: int = 1, log: Callable[[str], None] = print) -> EvalResult:
+    """Run Table 1 and write the report files; see the module docstring."""
+    t0 = time.perf_counter()
+    settings = settings or EvalSettings()
+    set_threads(threads)
+    ms = discover_models(models, stage1, controllers)
+    model, wid = load_stage1(ms.stage1)
+    ds = open_split(data, split)
+    check_dataset(ds, model.cfg, f"{data}/{split}")
+
+    def ctrl(p: Path) -> AllocationController:
+        c, meta = load_controller(p, model, wid)
+        if meta.get("parent_mismatch"):
+            log(f"[evaluate] warning: {p} was trained on stage-1 weights {meta.get('stage1_weights_id')}, "
+                f"not on {ms.stage1} ({wid})")
+        return c
+
+    per_budget = {L: ctrl(p) for L, p in sorted(ms.controllers_budget.items())}
+    universal = ctrl(ms.universal) if ms.universal else None
+    ae = ctrl(ms.ae) if ms.ae else None
+    streams = model.cfg.streams
+    methods = build_methods(streams, model.cfg.vit_depth, per_budget, universal, ae, model.cfg.first_block)
+    budgets = settings.budgets(len(streams), model.cfg.vit_depth)
+    n = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
+    log(f"[evaluate] {ms.describe()}")
+    log(f"[evaluate] {n} {split} samples x {len(settings.regimes)} regimes x {len(settings.draws)} draws, "
+        f"budgets {budgets}, methods {[m.name for m in methods]}")
+    records, examples = run_table(model, methods, ds, settings, show_progress)
+    fl = flops_table(model, methods, budgets)
+    lat = None
+    if latency:
+        lat_ctrl = per_budget or ({L: universal for L in budgets} if universal is not None else {})
+        lat = measure_latency(model, lat_ctrl, budgets, reps=latency_reps, threads=max(1, threads))
+    targets = check_targets(records, fl, budgets, settings)
+
+    outd = Path(out)
+    outd.mkdir(parents=True, exist_ok=True)
+    info = {"data": data, "split": split, "n_samples": n, "models": ms.describe(), "total_blocks": streams.total_blocks}
+    files = {"markdown": outd / "table1.md", "csv": outd / "table1.csv", "json": outd / "results.json"}
+    files["markdown"].write_text(markdown(records, fl, lat, targets, settings, budgets, info))
+    write_csv(files["csv"], records, fl)
+    write_json(files["json"], {"settings": asdict(settings), "info": info, "budgets": budgets,
+                               "records": [r.to_dict() for r in records],
+                               "flops": [dict(asdict(r), gflops_total=r.gflops_total) for r in fl],
+                               "latency": asdict(lat) if lat else None,
+                               "targets": [asdict(t) for t in targets]})
+    if plots:
+        from admn_ros.core.evaluate.plots import plot_error_vs_budget, plot_examples, plot_latency
+
+        files["error_plot"] = plot_error_vs_budget(records, settings, budgets, outd / "error_vs_budget.png")
+        if lat is not None:
+            files["latency_plot"] = plot_latency(lat, outd / "latency_vs_blocks.png")
+        name = next((m.name for m in methods if m.adaptive), None)
+        if name:
+            for draw in settings.draws:
+                exs = [e for e in examples if e.draw == draw and e.regime == settings.regimes[0]]
+                p = plot_examples(exs, streams, outd / f"allocation_examples_{draw}.png", method=name)
+                if p:
+                    files[f"examples_{draw}"] = p
+    seconds = time.perf_counter() - t0
+    log(f"==== evaluation done in {fmt_duration(seconds)}: " + ", ".join(f"{k}={v}" for k, v in files.items()))
+    for line in summary_lines(targets):
+        log(line)
+    return EvalResult(records, fl, lat, targets, examples, files, seconds)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="admn-ros evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="dataset root (meta.json + train/ val/ test/)")
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--models", default="models", help="directory with tracking + controller checkpoints")
+    p.add_argument("--stage1", default=None, help="explicit stage-1 checkpoint (overrides --models)")
+    p.add_argument("--controller", action="append", default=[], help="extra controller checkpoint (repeatable)")
+    p.add_argument("--out", required=True, help="output directory for table1.md/.csv, results.json, plots")
+    p.add_argument("--samples", type=int, default=0, help="test samples to use (0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (identical corrupted inputs for every method)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--regimes", default="binary,discrete,continuous", help="comma list of noise regimes")
+    p.add_argument("--draws", default="modality,stream", help="comma list: modality (paper), stream")
+    p.add_argument("--fractions", default=",".join(str(f) for f in TABLE_FRACTIONS),
+                   help="comma list of budget fractions of all blocks")
+    p.add_argument("--no-latency", action="store_true", help="skip batch-1 latency measurement")
+    p.add_argument("--latency-reps", type=int, default=20)
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any target FAILs")
+    return p
+
+
+def _csv(s: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in s.split(",") if x.strip())
+
+
+def settings_from_args(a: argparse.Namespace) -> EvalSettings:
+    regimes, draws = _csv(a.regimes), _csv(a.draws)
+    bad = [r for r in regimes if r not in REGIMES or r == "none"]
+    if bad:
+        raise TrainConfigError(f"--regimes: unknown {bad}; use binary, discrete, continuous")
+    if any(d not in ("modality", "stream") for d in draws):
+        raise TrainConfigError(f"--draws: {list(draws)}; use modality and/or stream")
+    try:
+        fr = tuple(float(x) for x in _csv(a.fractions))
+    except ValueError as exc:
+        raise TrainConfigError(f"--fractions: {exc}") from exc
+    if not fr or any(not 0 < f <= 1 for f in fr):
+        raise TrainConfigError(f"--fractions must be in (0, 1], got {list(fr)}")
+    if a.batch_size < 1 or a.samples < 0:
+        raise TrainConfigError("--batch-size must be >= 1 and --samples >= 0")
+    return EvalSettings(regimes, draws, fr, a.samples, a.seed, a.batch_size)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        res = evaluate(a.data, a.out, a.models, a.stage1, a.controller, a.split, settings_from_args(a),
+                       latency=not a.no_latency, latency_reps=a.latency_reps, plots=not a.no_plots,
+                       show_progress=not a.no_progress, threads=a.threads)
+    except (TrainConfigError, CheckpointError) as exc:
+        print(f"admn-ros evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    if a.strict and any(t.passed is False for t in res.targets):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

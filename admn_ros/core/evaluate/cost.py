@@ -1,0 +1,105 @@
+"""Compute cost per allocation: analytic GFLOPs (controller counted) and batch-1 latency.
+
+GFLOPs come from :mod:`admn_ros.core.flops` (2 x multiply-adds). For a fixed budget and
+all streams present they depend only on the number of active blocks, so one value per
+(method, budget) is exact. Latency is measured through :class:`admn_ros.core.engine.InferenceEngine`
+(real skipping) at batch size 1: the median of ``reps`` timed runs after ``warmup`` runs.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from admn_ros.core.controller import AllocationController
+from admn_ros.core.evaluate.methods import Method
+from admn_ros.core.flops import allocation_flops, controller_flops
+from admn_ros.core.model import ADMNModel, random_inputs
+from admn_ros.core.streams import full_allocation, naive_allocation
+
+
+@dataclass
+class FlopsRow:
+    """FLOPs of one method at one budget (per sample)."""
+
+    method: str
+    budget: int
+    gflops_model: float
+    gflops_controller: float
+
+    @property
+    def gflops_total(self) -> float:
+        return self.gflops_model + self.gflops_controller
+
+
+def flops_table(model: ADMNModel, methods: Sequence[Method], budgets: Sequence[int]) -> list[FlopsRow]:
+    """Analytic GFLOPs per (method, budget); controller FLOPs counted for adaptive methods."""
+    cfg = model.cfg
+    n, depth = cfg.n_streams, cfg.vit_depth
+    rows = []
+    for meth in methods:
+        for L in (budgets if meth.budgeted else [n * depth]):
+            mask = naive_allocation(n, L, depth) if meth.budgeted else full_allocation(n, depth)
+            c = meth.controller_for(L)
+            rows.append(FlopsRow(meth.name, L, allocation_flops(cfg, mask) / 1e9,
+                                 controller_flops(c.cfg) / 1e9 if (c is not None and meth.adaptive) else 0.0))
+    return rows
+
+
+@dataclass
+class LatencyResult:
+    """Batch-1 latencies (ms, median).
+
+    Attributes:
+        full_ms: every block, no controller.
+        per_budget_ms: ADMN (controller + allocated blocks) per budget.
+        controller_ms: the controller alone per budget.
+        curve: ``[(active blocks, ms)]`` for static allocations (no controller).
+        threads: torch threads used.
+    """
+
+    full_ms: float
+    per_budget_ms: dict[int, float] = field(default_factory=dict)
+    controller_ms: dict[int, float] = field(default_factory=dict)
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    threads: int = 1
+
+
+def _median_ms(fn: Any, reps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts) * 1e3
+
+
+def measure_latency(model: ADMNModel, controllers: dict[int, AllocationController], budgets: Sequence[int],
+                    reps: int = 20, warmup: int = 3, curve_points: int = 8, seed: int = 0,
+                    threads: int = 1) -> LatencyResult:
+    """Batch-1 latency via the engine: full model, ADMN per budget, and a blocks-vs-ms curve."""
+    from admn_ros.core.engine import InferenceEngine
+
+    cfg = model.cfg
+    n, depth = cfg.n_streams, cfg.vit_depth
+    x = random_inputs(cfg, 1, torch.Generator().manual_seed(seed))
+    base = InferenceEngine(model, None, backend="torch", threads=threads)
+    full = full_allocation(n, depth)
+    res = LatencyResult(_median_ms(lambda: base.infer(x, mask=full), reps, warmup), threads=threads)
+    for L in budgets:
+        c = controllers.get(L)
+        if c is None:
+            continue
+        eng = InferenceEngine(model, c, backend="torch", threads=threads)
+        res.per_budget_ms[L] = _median_ms(lambda: eng.infer(x, budget=L), reps, warmup)
+        res.controller_ms[L] = _median_ms(lambda: eng.allocate(x, budget=L), reps, warmup)
+    for blocks in np.unique(np.linspace(n, n * depth, curve_points).round().astype(int)):
+        m = naive_allocation(n, int(blocks), depth)
+        res.curve.append((int(blocks), _median_ms(lambda: base.infer(x, mask=m), reps, warmup)))
+    return res

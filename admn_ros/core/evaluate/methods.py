@@ -1,0 +1,193 @@
+"""Allocation methods compared in Table 1: each maps (noisy inputs, budget) -> a bool mask.
+
+* ``ADMN`` (one controller per budget), ``ADMN universal`` (one budget-conditioned
+  controller), ``ADMN_AE`` (autoencoder controller): the controller's deterministic top-L.
+* ``ADMN per-modality``: the paper's allocation granularity, derived from the per-budget
+  controller: its per-stream logits are averaged over the nodes of each modality and the
+  same blocks are chosen for every node's stream of a modality (:func:`per_modality_mask`).
+* ``Upper Bound`` (every block), ``Naive Allocation`` (even split, every-other blocks),
+  ``RGB only`` / ``Depth only`` / ``Radar only`` (the budget spread over one modality's
+  streams, the others keep their forced first block): input-agnostic.
+
+A method returns ``None`` for a budget it cannot serve (e.g. "RGB only" above 3 x 12 + 6
+blocks), shown as "n/a" in the table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from admn_ros.core.controller import AllocationController
+from admn_ros.core.streams import StreamSet, full_allocation, modality_allocation, naive_allocation
+
+Inputs = Mapping[str, torch.Tensor]
+#: ``(noisy inputs, budget L, batch size) -> bool [B, n, depth]`` or ``None`` (not applicable).
+AllocateFn = Callable[[Inputs, int, int], "np.ndarray | None"]
+
+
+@dataclass
+class Method:
+    """One column family of the table.
+
+    Attributes:
+        name: display name.
+        key: CSV-friendly id.
+        allocate: see :data:`AllocateFn`.
+        controller: the controller whose FLOPs count for this method (``None`` = no controller).
+        budgeted: False for Upper Bound (one value regardless of the budget).
+        adaptive: True if the mask depends on the input.
+        controllers: per-budget controllers (``ADMN``), for FLOPs/latency per budget.
+    """
+
+    name: str
+    key: str
+    allocate: AllocateFn
+    controller: AllocationController | None = None
+    budgeted: bool = True
+    adaptive: bool = False
+    controllers: dict[int, AllocationController] = field(default_factory=dict)
+
+    def controller_for(self, budget: int) -> AllocationController | None:
+        return self.controllers.get(budget, self.controller)
+
+
+def _tile(mask: np.ndarray, batch: int) -> np.ndarray:
+    return np.broadcast_to(mask[None], (batch, *mask.shape))
+
+
+def static_method(name: str, key: str, fn: Callable[[int], np.ndarray]) -> Method:
+    """An input-agnostic method from ``budget -> [n, depth]`` (``ValueError`` -> not applicable)."""
+    cache: dict[int, np.ndarray | None] = {}
+
+    def allocate(inputs: Inputs, budget: int, batch: int) -> np.ndarray | None:
+        if budget not in cache:
+            try:
+                cache[budget] = fn(budget)
+            except ValueError:
+                cache[budget] = None
+        m = cache[budget]
+        return None if m is None else _tile(m, batch)
+
+    return Method(name, key, allocate)
+
+
+def upper_bound(streams: StreamSet, depth: int) -> Method:
+    m = static_method("Upper Bound", "upper_bound", lambda L: full_allocation(len(streams), depth))
+    m.budgeted = False
+    return m
+
+
+def naive(streams: StreamSet, depth: int) -> Method:
+    return static_method("Naive Allocation", "naive", lambda L: naive_allocation(len(streams), L, depth))
+
+
+def single_modality(streams: StreamSet, modality: str, depth: int, first_block: bool = True) -> Method:
+    title = {"rgb": "RGB", "depth": "Depth", "radar": "Radar"}.get(modality, modality)
+    return static_method(f"{title} only", f"{modality}_only",
+                         lambda L: modality_allocation(streams, L, [modality], first_block, depth))
+
+
+def controller_method(name: str, key: str, controllers: Mapping[int, AllocationController] | AllocationController
+                      ) -> Method:
+    """Controller top-L. ``controllers`` is one (universal) controller or ``{budget: controller}``."""
+    per_budget = dict(controllers) if isinstance(controllers, Mapping) else {}
+    shared = None if isinstance(controllers, Mapping) else controllers
+
+    @torch.no_grad()
+    def allocate(inputs: Inputs, budget: int, batch: int) -> np.ndarray | None:
+        c = per_budget.get(budget, shared)
+        if c is None:
+            return None
+        c.eval()
+        return (c.allocate(dict(inputs), budget=budget)["mask"] > 0.5).numpy()
+
+    return Method(name, key, allocate, controller=shared, adaptive=True, controllers=per_budget)
+
+
+def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: StreamSet,
+                      first_block: bool = True) -> np.ndarray:
+    """Allocation shared by every node's stream of a modality, from per-stream logits.
+
+    Logits ``[B, n, depth]`` are averaged over the nodes of each modality. Block 0 of every
+    stream is forced (first-block rule). The remaining ``R = L - forced`` blocks go in units of
+    one (modality, block) pair = ``S`` streams, best mean logit first; if ``R`` is not a
+    multiple of ``S`` the next pair is given to the ``R mod S`` nodes with the highest
+    per-stream logits. Returns bool ``[B, n, depth]`` summing to ``L`` per sample.
+    """
+    lg = torch.as_tensor(np.asarray(logits) if not isinstance(logits, torch.Tensor) else logits).detach().float()
+    b, n, depth = lg.shape
+    s, nm = len(streams.nodes), len(streams.modalities)
+    per = lg.reshape(b, s, nm, depth)
+    mean = per.mean(1)  # [B, M, depth]
+    out = np.zeros((b, s, nm, depth), dtype=bool)
+    first = 1 if first_block else 0
+    if first_block:
+        out[..., 0] = True
+    rem = int(budget) - (n if first_block else 0)
+    if rem < 0 or rem > n * (depth - first):
+        raise ValueError(f"budget {budget} out of range for {n} streams x {depth} blocks")
+    k, r = divmod(rem, s)
+    cand = mean[:, :, first:].reshape(b, -1)  # [B, M*(depth-first)]
+    order = torch.argsort(cand, dim=1, descending=True, stable=True).numpy()
+    for bi in range(b):
+        for rank in range(k):
+            mi, j = divmod(int(order[bi, rank]), depth - first)
+            out[bi, :, mi, j + first] = True
+        if r:
+            mi, j = divmod(int(order[bi, k]), depth - first)
+            nodes = torch.argsort(per[bi, :, mi, j + first], descending=True, stable=True)[:r].numpy()
+            out[bi, nodes, mi, j + first] = True
+    return out.reshape(b, n, depth)
+
+
+def per_modality_method(controllers: Mapping[int, AllocationController] | AllocationController,
+                        streams: StreamSet, first_block: bool = True,
+                        name: str = "ADMN per-modality", key: str = "admn_per_modality") -> Method:
+    """The per-modality baseline from a controller's logits (see :func:`per_modality_mask`)."""
+    per_budget = dict(controllers) if isinstance(controllers, Mapping) else {}
+    shared = None if isinstance(controllers, Mapping) else controllers
+
+    @torch.no_grad()
+    def allocate(inputs: Inputs, budget: int, batch: int) -> np.ndarray | None:
+        c = per_budget.get(budget, shared)
+        if c is None:
+            return None
+        c.eval()
+        logits = c(dict(inputs), budget=budget)["logits"]
+        return per_modality_mask(logits, budget, streams, first_block)
+
+    return Method(name, key, allocate, controller=shared, adaptive=True, controllers=per_budget)
+
+
+def baseline_methods(streams: StreamSet, depth: int, first_block: bool = True) -> list[Method]:
+    """Upper Bound, Naive Allocation and one single-modality baseline per modality."""
+    out = [upper_bound(streams, depth), naive(streams, depth)]
+    out += [single_modality(streams, m, depth, first_block) for m in streams.modalities]
+    return out
+
+
+def build_methods(streams: StreamSet, depth: int, per_budget: Mapping[int, AllocationController] | None = None,
+                  universal: AllocationController | None = None, ae: AllocationController | None = None,
+                  first_block: bool = True) -> list[Method]:
+    """Every method of the table that the given controllers allow, in display order."""
+    out: list[Method] = []
+    if per_budget:
+        out.append(controller_method("ADMN", "admn", per_budget))
+    if universal is not None:
+        out.append(controller_method("ADMN universal", "admn_universal", universal))
+    if ae is not None:
+        out.append(controller_method("ADMN_AE", "admn_ae", ae))
+    base = baseline_methods(streams, depth, first_block)
+    out += base[:2]
+    if per_budget or universal is not None:
+        out.append(per_modality_method(per_budget if per_budget else universal, streams, first_block))  # type: ignore[arg-type]
+    out += base[2:]
+    return out
+
+
+def mask_budget(mask: Any) -> np.ndarray:
+    """Active blocks per sample of a ``[B, n, depth]`` mask."""
+    return np.asarray(mask).reshape(np.shape(mask)[0], -1).sum(1)

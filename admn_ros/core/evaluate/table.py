@@ -1,0 +1,175 @@
+"""Table 1 on a held-out split: localisation error (cm) per noise regime, draw mode, method, budget.
+
+Noise is drawn once per (regime, draw mode) from seeds derived from the evaluation seed,
+and every method and budget is run on the *same* corrupted inputs. Errors are per-sample
+Euclidean distances (cm) averaged over samples: batch-1 semantics (per-sample masks,
+eval mode, no coupling between the samples of a batch).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from admn_ros.core.evaluate.methods import Method
+from admn_ros.core.noise import draw_stream_sigmas
+from admn_ros.core.streams import MODALITIES, StreamSet, budget_from_fraction
+from admn_ros.core.train.common import apply_noise, derive_seed, progress, to_torch
+from admn_ros.core.train.config import TABLE_FRACTIONS
+
+DRAWS: dict[str, str] = {"modality": "per modality", "stream": "per stream"}
+
+
+@dataclass
+class EvalSettings:
+    """What the table covers.
+
+    Attributes:
+        regimes: noise regimes (rows).
+        draws: ``modality`` (one sigma per modality shared by the nodes; the paper) and/or
+            ``stream`` (independent per node stream).
+        fractions: budgets as fractions of all blocks (columns).
+        samples: test samples used (0 = all).
+        seed: noise seed (the same seed gives the same corrupted inputs).
+        batch_size: evaluation batch (results do not depend on it).
+    """
+
+    regimes: tuple[str, ...] = ("binary", "discrete", "continuous")
+    draws: tuple[str, ...] = ("modality", "stream")
+    fractions: tuple[float, ...] = TABLE_FRACTIONS
+    samples: int = 0
+    seed: int = 0
+    batch_size: int = 64
+
+    def budgets(self, n_streams: int, depth: int) -> list[int]:
+        return [budget_from_fraction(f, n_streams, depth) for f in self.fractions]
+
+
+@dataclass
+class Record:
+    """One table cell: mean error of ``method`` at ``budget`` under (``regime``, ``draw``)."""
+
+    regime: str
+    draw: str
+    method: str
+    key: str
+    budget: int
+    fraction: float
+    error_cm: float
+    median_cm: float
+    n: int
+    noisy_share: float = float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Example:
+    """An allocation example (Fig. 8): noisy inputs, sigmas and the masks chosen per method."""
+
+    regime: str
+    draw: str
+    budget: int
+    inputs: dict[str, np.ndarray]  # modality -> [S, C, H, W]
+    sigmas: np.ndarray  # [n]
+    gt: np.ndarray  # [2]
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # method name -> [n, depth]
+    preds: dict[str, np.ndarray] = field(default_factory=dict)  # method name -> [2]
+
+
+def noisy_stream_mask(sigmas: np.ndarray, streams: StreamSet, threshold: float = 0.5) -> np.ndarray:
+    """bool ``[B, n]``: streams whose sigma is at least ``threshold * sigma_max``."""
+    smax = np.array([MODALITIES[streams.modality_of(i)].sigma_max for i in range(len(streams))], dtype=np.float32)
+    return sigmas >= threshold * smax[None]
+
+
+@torch.no_grad()
+def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settings: EvalSettings,
+              show_progress: bool = True, n_examples: int = 4) -> tuple[list[Record], list[Example]]:
+    """Evaluate every method on every (regime, draw, budget). Returns the records and a few
+    allocation examples (first samples of each (regime, draw) at the smallest budget)."""
+    model.eval()
+    cfg = model.cfg
+    streams: StreamSet = cfg.streams
+    depth = cfg.vit_depth
+    n_total = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
+    budgets = settings.budgets(len(streams), depth)
+    forced = len(streams) if cfg.first_block else 0
+    records: list[Record] = []
+    examples: list[Example] = []
+    n_batches = (n_total + settings.batch_size - 1) // settings.batch_size
+    bar = progress(len(settings.regimes) * len(settings.draws) * n_batches, "evaluate", show_progress)
+    for regime in settings.regimes:
+        for draw in settings.draws:
+            rng = np.random.default_rng(derive_seed(settings.seed, "eval", regime, draw))
+            sig_all = np.stack([draw_stream_sigmas(streams, regime, rng, mode=draw) for _ in range(n_total)])
+            gen = torch.Generator().manual_seed(derive_seed(settings.seed, "eval-gauss", regime, draw))
+            errs: dict[tuple[str, int], list[np.ndarray]] = {}
+            shares: dict[tuple[str, int], list[float]] = {}
+            na: set[tuple[str, int]] = set()
+            for bi, start in enumerate(range(0, n_total, settings.batch_size)):
+                sel = np.arange(start, min(n_total, start + settings.batch_size))
+                clean, gt = to_torch(ds.batch(sel), streams.modalities)
+                sig = sig_all[sel]
+                noisy = apply_noise(clean, sig, streams, gen)
+                noisy_rows = noisy_stream_mask(sig, streams)
+                ex = None
+                if bi == 0 and n_examples > 0:
+                    k = min(n_examples, len(sel))
+                    ex = [Example(regime, draw, budgets[0], {m: noisy[m][i].numpy().copy() for m in streams.modalities},
+                                  sig[i].copy(), gt[i].numpy().copy()) for i in range(k)]
+                for meth in methods:
+                    for L in (budgets if meth.budgeted else [len(streams) * depth]):
+                        key = (meth.name, L)
+                        if key in na:
+                            continue
+                        mask = meth.allocate(noisy, L, len(sel))
+                        if mask is None:
+                            na.add(key)
+                            continue
+                        mask = np.asarray(mask, dtype=bool)
+                        got = mask.reshape(len(sel), -1).sum(1)
+                        if not (got == L).all():
+                            raise AssertionError(f"{meth.name}: allocation uses {got.tolist()} blocks, budget {L}")
+                        out = model(noisy, torch.from_numpy(np.ascontiguousarray(mask)))
+                        e = ((out["mean"] - gt).norm(dim=-1) * 100.0).numpy()
+                        errs.setdefault(key, []).append(e)
+                        if meth.adaptive and L > forced:
+                            extra = mask.copy()
+                            if cfg.first_block:
+                                extra[:, :, 0] = False
+                            on_noisy = (extra.sum(2) * noisy_rows).sum(1)
+                            shares.setdefault(key, []).extend((on_noisy / (L - forced)).tolist())
+                        if ex is not None and (L == budgets[0] or not meth.budgeted):
+                            for i, exi in enumerate(ex):
+                                exi.masks[meth.name] = mask[i].copy()
+                                exi.preds[meth.name] = out["mean"][i].numpy().copy()
+                if ex is not None:
+                    examples.extend(ex)
+                bar.update(1)
+            for meth in methods:
+                for L in (budgets if meth.budgeted else [len(streams) * depth]):
+                    key = (meth.name, L)
+                    if key in na or key not in errs:
+                        records.append(Record(regime, draw, meth.name, meth.key, L, L / (len(streams) * depth),
+                                              float("nan"), float("nan"), 0))
+                        continue
+                    e = np.concatenate(errs[key])
+                    sh = shares.get(key)
+                    records.append(Record(regime, draw, meth.name, meth.key, L, L / (len(streams) * depth),
+                                          float(e.mean()), float(np.median(e)), int(e.size),
+                                          float(np.mean(sh)) if sh else float("nan")))
+    bar.close()
+    return records, examples
+
+
+def lookup(records: Sequence[Record], regime: str, draw: str, method: str, budget: int | None = None) -> float:
+    """Error (cm) of one cell; ``budget=None`` takes the method's only value (Upper Bound). NaN if absent."""
+    for r in records:
+        if r.regime == regime and r.draw == draw and (r.method == method or r.key == method) and (
+                budget is None or r.budget == budget):
+            return r.error_cm
+    return float("nan")

@@ -1,0 +1,161 @@
+"""``admn-ros train``: stage 1 / stage 2 training, export, and the whole shipped-model pipeline.
+
+    admn-ros train stage1 --data data/gdtm_sim --out runs/stage1 --epochs 18 --seed 0
+    admn-ros train stage2 --data data/gdtm_sim --stage1 runs/stage1/model.safetensors \\
+        --variant universal --out runs/ctrl_universal
+    admn-ros train stage2 ... --variant budget --budget 27 --init runs/ctrl_universal/controller.safetensors
+    admn-ros train stage2 ... --variant ae --out runs/ctrl_ae
+    admn-ros train ship --stage1 runs/stage1/model.safetensors --controller runs/ctrl_*/controller.safetensors
+    admn-ros train all --data data/gdtm_sim --runs runs/shipped --models models     # everything
+
+Every run directory keeps ``last.safetensors`` after each epoch; ``--resume`` continues
+it (the checkpoint carries its config; a different model/data/seed is refused).
+Stage 0 (MAE pretraining with LayerDrop) is not implemented: the backbones are trained
+from scratch in stage 1 (docs/TRAINING.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from admn_ros.core.checkpoint import CheckpointError
+from admn_ros.core.train.config import Stage1Config, Stage2Config, TrainConfigError
+
+
+def _load_config_file(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise TrainConfigError(f"{p}: config file not found")
+    text = p.read_text()
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            d = yaml.safe_load(text) or {}
+        else:
+            d = json.loads(text)
+    except Exception as exc:  # noqa: BLE001
+        raise TrainConfigError(f"{p}: cannot parse config: {exc}") from exc
+    if not isinstance(d, dict):
+        raise TrainConfigError(f"{p}: config must be a mapping of field -> value")
+    return d
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="dataset root (meta.json + train/ val/ test/)")
+    p.add_argument("--out", help="run directory")
+    p.add_argument("--config", help="JSON/YAML file with config fields (flags override it)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--train-samples", type=int, dest="train_samples", help="training samples per epoch, random subset each epoch (0 = all)")
+    p.add_argument("--val-samples", type=int, dest="val_samples", help="validation samples per epoch (0 = all)")
+    p.add_argument("--threads", type=int, help="torch threads (0 = OMP_NUM_THREADS default)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    p.add_argument("--force", action="store_true", help="start over even if OUT has a checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``admn-ros train`` parser (subcommands stage1, stage2, ship, all)."""
+    p = argparse.ArgumentParser(prog="admn-ros train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s1 = sub.add_parser("stage1", help="LayerDrop finetuning of backbones + fusion (tracking)")
+    _common(s1)
+    s1.add_argument("--noise-start-epoch", type=int, dest="noise_start_epoch")
+    s1.add_argument("--model", dest="model_json", help="ADMNConfig overrides as JSON, e.g. '{\"vit_dim\": 64}'")
+
+    s2 = sub.add_parser("stage2", help="train a controller on the frozen stage-1 network")
+    _common(s2)
+    s2.add_argument("--stage1", help="stage-1 checkpoint (model.safetensors or models/tracking.safetensors)")
+    s2.add_argument("--variant", choices=["budget", "universal", "ae"])
+    s2.add_argument("--budget", type=int, help="blocks L for --variant budget")
+    s2.add_argument("--budget-fraction", type=float, dest="budget_fraction", help="L as a fraction of all blocks")
+    s2.add_argument("--budget-range", dest="budget_range", help="lo,hi fractions for universal/ae (e.g. 0.2,0.75)")
+    s2.add_argument("--init", help="controller checkpoint to start from (universal is folded at --budget)")
+    s2.add_argument("--warmup-epochs", type=int, dest="noise_warmup_epochs",
+                    help="noise-head-only (or AE reconstruction) epochs first")
+
+    sh = sub.add_parser("ship", help="export final checkpoints into models/ (+ manifest.json)")
+    sh.add_argument("--stage1", required=True)
+    sh.add_argument("--controller", action="append", default=[], help="controller checkpoint (repeatable)")
+    sh.add_argument("--models", default="models")
+    sh.add_argument("--float16", action="store_true", help="store weights as float16")
+
+    al = sub.add_parser("all", help="dataset + stage 1 + all controllers + ship (the `make models` pipeline)")
+    from admn_ros.core.train.pipeline import add_pipeline_args
+
+    add_pipeline_args(al)
+    return p
+
+
+_S1_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "val_samples", "threads",
+             "noise_start_epoch")
+_S2_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "val_samples", "threads",
+             "stage1", "variant", "budget", "budget_fraction", "init", "noise_warmup_epochs")
+
+
+def stage1_config(a: argparse.Namespace) -> Stage1Config:
+    d = _load_config_file(a.config)
+    d.update({k: getattr(a, k) for k in _S1_FLAGS if getattr(a, k, None) is not None})
+    if a.model_json:
+        try:
+            d["model"] = {**d.get("model", {}), **json.loads(a.model_json)}
+        except json.JSONDecodeError as exc:
+            raise TrainConfigError(f"--model: invalid JSON: {exc}") from exc
+    if a.no_progress:
+        d["progress"] = False
+    return Stage1Config.from_dict(d)
+
+
+def stage2_config(a: argparse.Namespace) -> Stage2Config:
+    d = _load_config_file(a.config)
+    d.update({k: getattr(a, k) for k in _S2_FLAGS if getattr(a, k, None) is not None})
+    if a.budget_range:
+        try:
+            d["budget_range"] = [float(x) for x in a.budget_range.split(",")]
+        except ValueError as exc:
+            raise TrainConfigError(f"--budget-range: expected lo,hi fractions, got {a.budget_range!r}") from exc
+    if a.no_progress:
+        d["progress"] = False
+    return Stage2Config.from_dict(d)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``admn-ros train``; returns a process exit code (2 = bad config/data)."""
+    a = build_parser().parse_args(argv)
+    try:
+        if a.cmd == "stage1":
+            from admn_ros.core.train.stage1 import train_stage1
+
+            train_stage1(stage1_config(a), resume=a.resume, force=a.force)
+        elif a.cmd == "stage2":
+            from admn_ros.core.train.stage2 import train_stage2
+
+            train_stage2(stage2_config(a), resume=a.resume, force=a.force)
+        elif a.cmd == "ship":
+            import torch
+
+            from admn_ros.core.train.ship import ship_models
+
+            man = ship_models(a.stage1, a.controller, a.models, torch.float16 if a.float16 else torch.float32)
+            print(f"[ship] {len(man['files'])} files, {man['total_bytes'] / 1e6:.1f} MB -> {a.models}/manifest.json")
+        elif a.cmd == "all":
+            from admn_ros.core.train.pipeline import run_pipeline_args
+
+            return run_pipeline_args(a)
+    except (TrainConfigError, CheckpointError) as exc:
+        print(f"admn-ros train {a.cmd}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

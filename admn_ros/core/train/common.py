@@ -1,0 +1,298 @@
+"""Pieces shared by every training stage and by the evaluation.
+
+* dataset access with early, named errors (:func:`open_split`, :func:`check_dataset`);
+* seeded per-epoch randomness (:func:`derive_seed`, :func:`epoch_batches`);
+* the noise sampler (per sample: regime mixture, per-stream or per-modality draws) and
+  its application to a batch (:class:`NoiseSampler`, :func:`apply_noise`);
+* learning-rate schedules, progress bars and a timing/summary helper;
+* localisation error (cm, batch-1 semantics) of a model under an allocation policy.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from admn_ros.core.noise import draw_stream_sigmas
+from admn_ros.core.streams import StreamSet
+from admn_ros.core.train.config import TrainConfigError
+
+#: A batch as the model wants it: dict modality -> float32 ``[B, S, C, H, W]`` in [0, 1].
+Inputs = dict[str, torch.Tensor]
+
+
+# ----------------------------------------------------------------------------- threads, seeds
+def set_threads(n: int) -> None:
+    """Set torch intra-op threads (``n <= 0`` leaves the default, i.e. ``OMP_NUM_THREADS``)."""
+    if n > 0:
+        torch.set_num_threads(int(n))
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 63-bit seed from any printable parts (``derive_seed(seed, "stage1", epoch)``)."""
+    h = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+
+
+def seed_everything(*parts: Any) -> np.random.Generator:
+    """Seed torch's global RNG (LayerDrop, dropout) from ``parts`` and return a numpy generator."""
+    s = derive_seed(*parts)
+    torch.manual_seed(s)
+    return np.random.default_rng(s)
+
+
+def epoch_batches(n: int, batch_size: int, rng: np.random.Generator, shuffle: bool = True,
+                  drop_last: bool = True, limit: int = 0) -> list[np.ndarray]:
+    """Index batches for one epoch (sorted within each batch for faster memmap reads).
+
+    ``limit > 0`` takes a fresh random subset of ``limit`` of the ``n`` samples (per epoch).
+    """
+    idx = rng.permutation(n) if shuffle else np.arange(n)
+    if limit > 0:
+        idx = idx[:limit]
+    m = len(idx)
+    stop = (m // batch_size) * batch_size if drop_last and m >= batch_size else m
+    return [np.sort(idx[i:i + batch_size]) for i in range(0, stop, batch_size)]
+
+
+# ----------------------------------------------------------------------------- data
+def open_split(root: str | os.PathLike[str], split: str) -> Any:
+    """Open ``SimDataset(root, split)`` or raise :class:`TrainConfigError` naming what is missing."""
+    root = Path(root)
+    if not root.is_dir():
+        raise TrainConfigError(f"{root}: dataset directory not found "
+                               f"(generate one with `admn-ros dataset --out {root}`)")
+    if not (root / "meta.json").is_file():
+        raise TrainConfigError(f"{root}: no meta.json; not a dataset directory "
+                               f"(generate one with `admn-ros dataset --out {root}`)")
+    if not (root / split).is_dir():
+        raise TrainConfigError(f"{root}: split {split!r} not found (expected directory {root / split})")
+    from admn_ros.core.data import SimDataset  # the dataset engineer's reader
+
+    try:
+        ds = SimDataset(root, split)
+    except (OSError, ValueError, KeyError) as exc:
+        raise TrainConfigError(f"{root}/{split}: cannot open dataset split: {exc}") from exc
+    if len(ds) == 0:
+        raise TrainConfigError(f"{root}/{split}: split is empty")
+    return ds
+
+
+def to_torch(batch: Mapping[str, Any], modalities: Sequence[str]) -> tuple[Inputs, torch.Tensor]:
+    """``SimDataset.batch`` output -> (inputs dict of float32 tensors, ground truth ``[B, 2]`` metres)."""
+    inputs = {m: torch.as_tensor(np.ascontiguousarray(batch[m]), dtype=torch.float32) for m in modalities}
+    gt = torch.as_tensor(np.asarray(batch["gt"]), dtype=torch.float32)
+    return inputs, gt
+
+
+def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
+    """Fail early if the dataset's streams/shapes do not match the model config.
+
+    Checks one sample: every modality of the config present with shape
+    ``[1, S, C, img, img]``, ground truth ``[1, 2]``, values finite and in [0, 1]; and the
+    dataset's declared nodes/modalities (if it declares them) equal the config's.
+    """
+    meta = getattr(ds, "meta", None)
+    if isinstance(meta, Mapping):
+        for key, want in (("nodes", list(model_cfg.nodes)), ("modalities", list(model_cfg.modalities))):
+            got = meta.get(key)
+            if got is not None and list(got) != want:
+                raise TrainConfigError(f"{where}: dataset {key} {list(got)} != model config {key} {want} "
+                                       "(stream set mismatch)")
+    b = ds.batch(np.array([0]))
+    s = len(model_cfg.nodes)
+    for m in model_cfg.modalities:
+        if m not in b:
+            raise TrainConfigError(f"{where}: dataset has no {m!r} data; model config expects modalities "
+                                   f"{list(model_cfg.modalities)} (stream set mismatch)")
+        want = (1, s, model_cfg.channels(m), model_cfg.img_size, model_cfg.img_size)
+        if tuple(np.shape(b[m])) != want:
+            raise TrainConfigError(f"{where}: dataset {m!r} batch shape {tuple(np.shape(b[m]))} != expected "
+                                   f"{want} for nodes {list(model_cfg.nodes)} (stream set / image size mismatch)")
+        x = np.asarray(b[m])
+        if not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0:
+            raise TrainConfigError(f"{where}: dataset {m!r} values must be finite and in [0, 1] "
+                                   f"(got min {x.min():.3g}, max {x.max():.3g})")
+    if "gt" not in b or tuple(np.shape(b["gt"])) != (1, 2):
+        raise TrainConfigError(f"{where}: dataset ground truth 'gt' must have shape [B, 2], "
+                               f"got {None if 'gt' not in b else tuple(np.shape(b['gt']))}")
+
+
+def subset_size(n: int, limit: int) -> int:
+    """``limit`` samples of ``n`` (0 = all)."""
+    return n if limit <= 0 else min(n, int(limit))
+
+
+# ----------------------------------------------------------------------------- noise
+@dataclass
+class NoiseSampler:
+    """Per-sample noise draws: a regime from ``regimes`` (weights), then per-stream or
+    per-modality sigmas (per modality with probability ``modality_prob``); a sample is left
+    clean with probability ``clean_prob``.
+
+    :meth:`draw` returns float32 ``[B, n_streams]`` sigmas (the noise-head labels).
+    """
+
+    streams: StreamSet
+    regimes: Mapping[str, float] = field(default_factory=lambda: {"continuous": 1.0})
+    modality_prob: float = 0.5
+    clean_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        names = [k for k, v in self.regimes.items() if float(v) > 0]
+        w = np.array([float(self.regimes[k]) for k in names], dtype=np.float64)
+        self._names, self._p = names, w / w.sum()
+
+    def draw(self, batch: int, rng: np.random.Generator) -> np.ndarray:
+        out = np.zeros((batch, len(self.streams)), dtype=np.float32)
+        for b in range(batch):
+            if self.clean_prob > 0 and rng.random() < self.clean_prob:
+                continue
+            regime = self._names[int(rng.choice(len(self._names), p=self._p))]
+            mode = "modality" if rng.random() < self.modality_prob else "stream"
+            out[b] = draw_stream_sigmas(self.streams, regime, rng, mode=mode)
+        return out
+
+
+def apply_noise(inputs: Mapping[str, torch.Tensor], sigmas: np.ndarray | torch.Tensor, streams: StreamSet,
+                generator: torch.Generator | None = None) -> Inputs:
+    """``clip(x + N(0, sigma^2), 0, 1)`` per sample and stream; ``sigmas`` is ``[B, n]`` (stream order)."""
+    sig = torch.as_tensor(np.asarray(sigmas), dtype=torch.float32)
+    b = sig.shape[0]
+    s, m_count = len(streams.nodes), len(streams.modalities)
+    sig = sig.reshape(b, s, m_count)
+    out: Inputs = {}
+    for mi, m in enumerate(streams.modalities):
+        x = inputs[m]
+        sm = sig[:, :, mi]
+        if not bool((sm > 0).any()):
+            out[m] = x
+            continue
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        out[m] = (x + noise * sm.view(b, s, 1, 1, 1)).clamp_(0.0, 1.0)
+    return out
+
+
+def draw_missing(batch: int, n: int, prob: float, rng: np.random.Generator) -> np.ndarray | None:
+    """``present`` mask ``[B, n]`` with each stream missing with ``prob`` (at least one kept); None if prob=0."""
+    if prob <= 0:
+        return None
+    pres = rng.random((batch, n)) >= prob
+    empty = ~pres.any(1)
+    if empty.any():
+        pres[np.nonzero(empty)[0], rng.integers(0, n, int(empty.sum()))] = True
+    return pres
+
+
+# ----------------------------------------------------------------------------- schedules
+def lr_at(step: int, total: int, base: float, min_lr: float, warmup: int = 0, schedule: str = "cosine") -> float:
+    """Linear warmup over ``warmup`` steps, then cosine or linear decay from ``base`` to ``min_lr``."""
+    if warmup > 0 and step < warmup:
+        return base * (step + 1) / warmup
+    t = min(1.0, max(0.0, (step - warmup) / max(1, total - warmup)))
+    if schedule == "cosine":
+        return min_lr + (base - min_lr) * 0.5 * (1.0 + float(np.cos(np.pi * t)))
+    return base + (min_lr - base) * t
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def make_adamw(params: Sequence[torch.nn.Parameter] | Iterator[torch.nn.Parameter], lr: float,
+               weight_decay: float) -> torch.optim.AdamW:
+    """AdamW (fused kernel when torch supports it on this device); no decay on biases/norms/embeddings."""
+    params = [p for p in params if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    try:
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # fused unsupported on this build/device
+        return torch.optim.AdamW(groups, lr=lr)
+
+
+# ----------------------------------------------------------------------------- progress, summaries
+def progress(total: int, desc: str, enabled: bool = True) -> Any:
+    """A tqdm bar on stderr (a no-op object when disabled)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True,
+                file=sys.stderr, unit="batch")
+
+
+@dataclass
+class Throughput:
+    """Counts samples and wall time for samples/s."""
+
+    samples: int = 0
+    seconds: float = 0.0
+    _t0: float = field(default=0.0, repr=False)
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def stop(self, samples: int) -> None:
+        self.seconds += time.perf_counter() - self._t0
+        self.samples += int(samples)
+
+    @property
+    def rate(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def fmt_duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+# ----------------------------------------------------------------------------- error metric
+MaskFn = Callable[[Inputs, int], torch.Tensor | np.ndarray | None]
+
+
+@torch.no_grad()
+def localization_errors_cm(model: torch.nn.Module, ds: Any, indices: np.ndarray, streams: StreamSet,
+                           mask_fn: MaskFn, sigmas: np.ndarray | None = None, batch_size: int = 64,
+                           noise_seed: int = 0) -> np.ndarray:
+    """Per-sample Euclidean error in cm (batch-1 semantics: per-sample masks, no batch coupling).
+
+    Args:
+        model: an ``ADMNModel`` (put in eval mode here).
+        ds: dataset split; ``indices`` the samples to use.
+        streams: stream order of the sigmas.
+        mask_fn: ``(noisy_inputs, batch) -> mask`` ``[B, n, depth]`` / ``[n, depth]`` / ``None``.
+        sigmas: ``[len(indices), n]`` noise per sample and stream (``None`` = clean).
+        noise_seed: seed of the Gaussian noise (same seed -> identical corrupted inputs).
+    """
+    model.eval()
+    gen = torch.Generator().manual_seed(int(noise_seed))
+    errs = []
+    mods = list(streams.modalities)
+    for start in range(0, len(indices), batch_size):
+        sel = np.asarray(indices[start:start + batch_size])
+        inputs, gt = to_torch(ds.batch(sel), mods)
+        if sigmas is not None:
+            inputs = apply_noise(inputs, sigmas[start:start + len(sel)], streams, gen)
+        mask = mask_fn(inputs, len(sel))
+        out = model(inputs, mask)
+        errs.append(((out["mean"] - gt).norm(dim=-1) * 100.0).numpy())
+    return np.concatenate(errs) if errs else np.zeros(0)

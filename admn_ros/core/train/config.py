@@ -1,0 +1,241 @@
+"""Typed training configurations (stage 1 and stage 2), serialisable into checkpoints.
+
+Every field has a default that is the shipped recipe; the CLI overrides a few. A
+config is validated once, at construction, and every problem raises
+:class:`TrainConfigError` naming the field.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, Sequence, TypeVar
+
+from admn_ros.core.noise import REGIMES
+from admn_ros.core.streams import DEPTH
+
+T = TypeVar("T", bound="_Base")
+
+#: Budgets of the paper's Table 1 as fractions of all blocks (25/33/50/67% of 108 -> 27/36/54/72).
+TABLE_FRACTIONS: tuple[float, ...] = (0.25, 0.33, 0.50, 0.67)
+
+
+class TrainConfigError(ValueError):
+    """A training/evaluation setting or input is invalid; the message names it."""
+
+
+@dataclass
+class _Base:
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls: type[T], d: Mapping[str, Any]) -> T:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise TrainConfigError(f"{cls.__name__}: unknown keys {unknown}; known keys: {sorted(known)}")
+        return cls(**dict(d))
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise TrainConfigError(msg)
+
+
+def _check_mix(name: str, mix: Mapping[str, float], allowed: Sequence[str]) -> None:
+    _check(bool(mix), f"{name}: needs at least one entry")
+    for k, v in mix.items():
+        _check(k in allowed, f"{name}: unknown key {k!r}; allowed: {list(allowed)}")
+        _check(float(v) >= 0.0, f"{name}[{k!r}] must be >= 0, got {v}")
+    _check(sum(float(v) for v in mix.values()) > 0.0, f"{name}: weights sum to 0")
+
+
+@dataclass
+class Stage1Config(_Base):
+    """Stage 1: LayerDrop finetuning of backbones + fusion on tracking with noise augmentation.
+
+    Attributes:
+        data: dataset root (``meta.json`` + ``train/ val/ test/``).
+        out: run directory (``last.safetensors`` for resume, ``model.safetensors``, ``summary.json``).
+        epochs: training epochs.
+        batch_size: samples per step (64).
+        lr / min_lr / weight_decay / warmup_epochs: AdamW with linear warmup, then ``schedule``
+            (``cosine`` or ``linear``) decay to ``min_lr``.
+        seed: everything random (init, data order, noise, LayerDrop) derives from it.
+        train_samples: training samples per epoch, a fresh random subset of the split each epoch (0 = all).
+        val_samples: validation samples per evaluation (0 = all).
+        layerdrop_ramp: ``[[epoch, p], ...]``: LayerDrop ``p`` from that epoch on (0 -> 0.1 -> 0.2).
+        loss_ramp: ``[[epoch, nll_weight, dist_weight], ...]`` from that epoch on. The paper's loss is
+            ``NLL + 0.05 x distance``; the default starts with the Euclidean distance alone, which
+            leaves the from-scratch network's initial plateau much sooner (docs/TRAINING.md).
+        full_drop: full-backbone dropout probability (only block 0 runs), per stream and sample.
+        noise_start_epoch: epochs without noise augmentation at the start.
+        noise_regimes: mixture weights of the noise regimes drawn per sample
+            (the paper: continuous, sigma ~ U(0, sigma_max)).
+        modality_draw_prob: probability that a sample's sigmas are drawn per modality (one sigma
+            shared by all nodes) instead of per stream.
+        clean_prob: probability that a (noisy-phase) sample is left clean.
+        missing_prob: probability that a stream is marked missing (``present=False``) in a sample.
+        model: ``ADMNConfig`` overrides (dict) for the network.
+        threads: torch intra-op threads (0 = leave torch's default).
+        progress: show tqdm progress bars.
+    """
+
+    data: str = "data/gdtm_sim"
+    out: str = "runs/stage1"
+    epochs: int = 14
+    batch_size: int = 64
+    lr: float = 5e-4
+    min_lr: float = 2e-5
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    schedule: str = "cosine"
+    seed: int = 0
+    train_samples: int = 0
+    val_samples: int = 0
+    layerdrop_ramp: tuple[tuple[int, float], ...] = ((0, 0.0), (2, 0.1), (4, 0.2))
+    loss_ramp: tuple[tuple[int, float, float], ...] = ((0, 0.0, 1.0), (2, 1.0, 0.05))
+    full_drop: float = 0.1
+    noise_start_epoch: int = 2
+    noise_regimes: dict[str, float] = field(default_factory=lambda: {"continuous": 1.0})
+    modality_draw_prob: float = 0.3
+    clean_prob: float = 0.1
+    missing_prob: float = 0.02
+    model: dict[str, Any] = field(default_factory=dict)
+    threads: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.layerdrop_ramp = tuple((int(e), float(p)) for e, p in self.layerdrop_ramp)
+        try:
+            self.loss_ramp = tuple((int(e), float(a), float(b)) for e, a, b in self.loss_ramp)
+        except (TypeError, ValueError) as exc:
+            raise TrainConfigError(f"Stage1Config.loss_ramp must be [[epoch, nll_weight, dist_weight], ...]: "
+                                   f"{exc}") from exc
+        _check(bool(self.loss_ramp) and all(a >= 0 and b >= 0 and a + b > 0 for _, a, b in self.loss_ramp),
+               f"Stage1Config.loss_ramp weights must be >= 0 and not both 0: {self.loss_ramp}")
+        _check(self.epochs >= 1, f"Stage1Config.epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"Stage1Config.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0 and 0 <= self.min_lr <= self.lr, f"Stage1Config.lr/min_lr invalid: {self.lr}/{self.min_lr}")
+        _check(self.schedule in ("cosine", "linear"), f"Stage1Config.schedule must be 'cosine' or 'linear', "
+                                                      f"got {self.schedule!r}")
+        _check(self.warmup_epochs >= 0, f"Stage1Config.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        _check(all(0.0 <= p < 1.0 for _, p in self.layerdrop_ramp),
+               f"Stage1Config.layerdrop_ramp probabilities must be in [0, 1): {self.layerdrop_ramp}")
+        _check(0.0 <= self.full_drop <= 1.0, f"Stage1Config.full_drop must be in [0, 1], got {self.full_drop}")
+        _check(self.noise_start_epoch >= 0, "Stage1Config.noise_start_epoch must be >= 0")
+        _check_mix("Stage1Config.noise_regimes", self.noise_regimes, REGIMES)
+        for name in ("modality_draw_prob", "clean_prob", "missing_prob"):
+            v = getattr(self, name)
+            _check(0.0 <= v <= 1.0, f"Stage1Config.{name} must be in [0, 1], got {v}")
+        _check(self.missing_prob < 0.5, f"Stage1Config.missing_prob must be < 0.5, got {self.missing_prob}")
+        _check(self.train_samples >= 0 and self.val_samples >= 0, "Stage1Config.train/val_samples must be >= 0")
+
+    def loss_weights_at(self, epoch: int) -> tuple[float, float]:
+        """``(nll_weight, dist_weight)`` in ``epoch`` from :attr:`loss_ramp`."""
+        w = (1.0, 0.05)
+        for e, a, b in sorted(self.loss_ramp):
+            if epoch >= e:
+                w = (a, b)
+        return w
+
+    def layerdrop_at(self, epoch: int) -> float:
+        """LayerDrop probability in ``epoch`` (0-based) from :attr:`layerdrop_ramp`."""
+        p = 0.0
+        for e, q in sorted(self.layerdrop_ramp):
+            if epoch >= e:
+                p = q
+        return p
+
+
+#: Controller variants trained in stage 2.
+VARIANTS: tuple[str, ...] = ("budget", "universal", "ae")
+
+
+@dataclass
+class Stage2Config(_Base):
+    """Stage 2: a controller on the frozen stage-1 network.
+
+    Attributes:
+        data / out / seed / batch_size / train_samples / val_samples / threads / progress: as stage 1.
+        stage1: the stage-1 checkpoint (``model.safetensors`` of a stage-1 run, or ``models/tracking.safetensors``).
+        variant: ``budget`` (one controller per budget), ``universal`` (budget-conditioned) or
+            ``ae`` (ADMN_AE: autoencoder-pretrained encoder, universal allocation head, no noise labels).
+        budget: blocks ``L`` for ``variant="budget"`` (0 = use ``budget_fraction``).
+        budget_fraction: fraction of all blocks for ``variant="budget"`` when ``budget`` is 0.
+        budget_range: ``[lo, hi]`` fractions of all blocks sampled per sample for universal / ae.
+        init: optional controller checkpoint to start from (a universal one is folded exactly into
+            a fixed-budget controller at ``budget``).
+        epochs: allocation-training epochs (after the warmup).
+        noise_warmup_epochs: noise-head-only epochs first (the paper's noise-only epoch;
+            for ``ae`` these are autoencoder epochs instead).
+        lr / min_lr / weight_decay: AdamW, linear decay.
+        noise_weight: weight of the L1 noise loss next to the task loss.
+        noise_regimes / modality_draw_prob: training noise mixture (per sample).
+        gumbel_scale: Gumbel noise scale in training (``None`` = the controller default).
+        controller: ``ControllerConfig`` overrides (dict).
+    """
+
+    data: str = "data/gdtm_sim"
+    out: str = "runs/controller"
+    stage1: str = "runs/stage1/model.safetensors"
+    variant: str = "budget"
+    budget: int = 0
+    budget_fraction: float = 0.25
+    budget_range: tuple[float, float] = (0.2, 0.75)
+    init: str = ""
+    epochs: int = 3
+    noise_warmup_epochs: int = 1
+    batch_size: int = 64
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 0.01
+    noise_weight: float = 1.0
+    noise_regimes: dict[str, float] = field(default_factory=lambda: {"binary": 1.0, "discrete": 1.0,
+                                                                     "continuous": 1.0})
+    modality_draw_prob: float = 0.5
+    gumbel_scale: float | None = None
+    controller: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    train_samples: int = 0
+    val_samples: int = 0
+    threads: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.budget_range = tuple(float(x) for x in self.budget_range)  # type: ignore[assignment]
+        _check(self.variant in VARIANTS, f"Stage2Config.variant must be one of {list(VARIANTS)}, got {self.variant!r}")
+        _check(self.epochs >= 0 and self.noise_warmup_epochs >= 0, "Stage2Config.epochs must be >= 0")
+        _check(self.epochs + self.noise_warmup_epochs >= 1, "Stage2Config: nothing to train (0 epochs)")
+        _check(self.batch_size >= 1, f"Stage2Config.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0 and 0 <= self.min_lr <= self.lr, f"Stage2Config.lr/min_lr invalid: {self.lr}/{self.min_lr}")
+        _check(0.0 < self.budget_fraction <= 1.0,
+               f"Stage2Config.budget_fraction must be in (0, 1], got {self.budget_fraction}")
+        lo, hi = self.budget_range
+        _check(len(self.budget_range) == 2 and 0.0 < lo <= hi <= 1.0,
+               f"Stage2Config.budget_range must be [lo, hi] with 0 < lo <= hi <= 1, got {list(self.budget_range)}")
+        _check(self.budget >= 0, f"Stage2Config.budget must be >= 0, got {self.budget}")
+        _check(self.noise_weight >= 0, "Stage2Config.noise_weight must be >= 0")
+        _check_mix("Stage2Config.noise_regimes", self.noise_regimes, REGIMES)
+        _check(0.0 <= self.modality_draw_prob <= 1.0, "Stage2Config.modality_draw_prob must be in [0, 1]")
+
+    def resolve_budget(self, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> int:
+        """The fixed budget ``L`` (for ``variant="budget"``), validated against the stream set."""
+        from admn_ros.core.streams import budget_from_fraction, validate_budget
+
+        L = self.budget or budget_from_fraction(self.budget_fraction, n_streams, depth)
+        try:
+            return validate_budget(L, n_streams, depth, first_block)
+        except ValueError as exc:
+            raise TrainConfigError(f"Stage2Config.budget: {exc}") from exc
+
+    def resolve_range(self, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> tuple[int, int]:
+        """``budget_range`` in blocks, clipped to what the first-block rule allows."""
+        from admn_ros.core.streams import budget_from_fraction
+
+        lo = max(n_streams if first_block else 1, budget_from_fraction(self.budget_range[0], n_streams, depth))
+        hi = budget_from_fraction(self.budget_range[1], n_streams, depth)
+        if hi < lo:
+            raise TrainConfigError(f"Stage2Config.budget_range {list(self.budget_range)} gives [{lo}, {hi}] blocks; "
+                                   f"need at least {lo} (one block per stream)")
+        return lo, hi

@@ -1,0 +1,239 @@
+"""The shipped-model pipeline (``admn-ros train all``, ``make models``): dataset -> stage 1 ->
+controllers -> ``models/``, with fixed seeds, sized for <= 60 min on a 2-core CPU.
+
+Steps (each is skipped/resumed if its output already exists, so a re-run continues):
+
+1. dataset: ``generate_dataset(data, samples, seed)`` unless ``data/meta.json`` exists;
+2. stage 1 in this process with ``--stage1-threads`` torch threads;
+3. stage 2 in two parallel lanes (subprocesses, 1 torch thread each; on 2 cores this is
+   faster than one 2-thread process for these small matrices):
+   lane A: universal controller, then per-budget controllers for the first half of the budgets;
+   lane B: ADMN_AE controller, then (once the universal one exists) the other budgets.
+   Per-budget controllers start from the universal controller folded at their budget;
+4. ship: ``models/tracking.safetensors``, ``controller_L*.safetensors``,
+   ``controller_universal.safetensors``, ``controller_ae.safetensors``, ``manifest.json``.
+
+Logs of the stage-2 subprocesses go to ``<runs>/<name>.log``; the end summary (times,
+throughput, validation errors) is printed and written to ``<runs>/pipeline_summary.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from admn_ros.core.streams import budget_from_fraction
+from admn_ros.core.train.common import fmt_duration, write_json
+from admn_ros.core.train.config import TABLE_FRACTIONS, Stage1Config, TrainConfigError
+
+
+@dataclass
+class PipelineConfig:
+    """Knobs of the pipeline; the defaults are the shipped recipe (see docs/TRAINING.md)."""
+
+    data: str = "data/gdtm_sim"
+    runs: str = "runs/shipped"
+    models: str = "models"
+    seed: int = 0
+    samples: int = 30000
+    frames_per_episode: int = 50
+    workers: int = 2
+    stage1_epochs: int = 14
+    stage1_threads: int = 2
+    stage1_val_samples: int = 512
+    universal_epochs: int = 4
+    budget_epochs: int = 1
+    ae_epochs: int = 2
+    stage2_val_samples: int = 512
+    stage2_train_samples: int = 12000
+    fractions: tuple[float, ...] = TABLE_FRACTIONS
+    lanes: int = 2
+    progress: bool = True
+    extra_stage1: dict[str, Any] = field(default_factory=dict)
+
+
+def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    d = PipelineConfig()
+    p.add_argument("--data", default=d.data, help=f"dataset root; generated if missing (default {d.data})")
+    p.add_argument("--runs", default=d.runs, help=f"run directories (default {d.runs})")
+    p.add_argument("--models", default=d.models, help=f"where the shipped models go (default {d.models})")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--samples", type=int, default=d.samples, help="dataset size if it must be generated")
+    p.add_argument("--frames-per-episode", type=int, default=d.frames_per_episode,
+                   help="consecutive frames per simulated episode (fewer = more distinct scenes)")
+    p.add_argument("--workers", type=int, default=d.workers, help="dataset generation processes")
+    p.add_argument("--stage1-epochs", type=int, default=d.stage1_epochs)
+    p.add_argument("--stage1-threads", type=int, default=d.stage1_threads)
+    p.add_argument("--universal-epochs", type=int, default=d.universal_epochs)
+    p.add_argument("--budget-epochs", type=int, default=d.budget_epochs)
+    p.add_argument("--ae-epochs", type=int, default=d.ae_epochs)
+    p.add_argument("--val-samples", type=int, default=d.stage1_val_samples, help="validation samples per epoch")
+    p.add_argument("--stage2-train-samples", type=int, default=d.stage2_train_samples,
+                   help="training samples per stage-2 epoch (0 = all)")
+    p.add_argument("--lanes", type=int, choices=[1, 2], default=d.lanes, help="parallel stage-2 lanes")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run_pipeline_args(a: argparse.Namespace) -> int:
+    cfg = PipelineConfig(data=a.data, runs=a.runs, models=a.models, seed=a.seed, samples=a.samples,
+                         frames_per_episode=a.frames_per_episode, workers=a.workers,
+                         stage1_epochs=a.stage1_epochs, stage1_threads=a.stage1_threads,
+                         stage1_val_samples=a.val_samples, universal_epochs=a.universal_epochs,
+                         budget_epochs=a.budget_epochs, ae_epochs=a.ae_epochs, stage2_val_samples=a.val_samples,
+                         stage2_train_samples=a.stage2_train_samples, lanes=a.lanes, progress=not a.no_progress)
+    run_pipeline(cfg)
+    return 0
+
+
+def _stage2_cmd(cfg: PipelineConfig, stage1: Path, name: str, variant: str, extra: list[str]) -> list[str]:
+    return [sys.executable, "-m", "admn_ros.core.train.cli", "stage2", "--data", cfg.data, "--stage1", str(stage1),
+            "--out", str(Path(cfg.runs) / name), "--variant", variant, "--seed", str(cfg.seed), "--threads", "1",
+            "--val-samples", str(cfg.stage2_val_samples), "--train-samples", str(cfg.stage2_train_samples),
+            "--resume", "--no-progress", *extra]
+
+
+@dataclass
+class _Job:
+    name: str
+    cmd: list[str]
+    needs: str | None = None  # name of a job that must finish first
+
+
+def _run_lane(jobs: list[_Job], done: dict[str, threading.Event], runs: Path, status: dict[str, Any],
+              log: Any) -> None:
+    for job in jobs:
+        if job.needs:
+            done[job.needs].wait()
+            if status.get(job.needs, {}).get("rc") != 0:
+                status[job.name] = {"rc": -1, "error": f"skipped: {job.needs} failed"}
+                done[job.name].set()
+                continue
+        t0 = time.perf_counter()
+        logf = runs / f"{job.name}.log"
+        log(f"[all] start {job.name} (log {logf})")
+        with open(logf, "a") as fh:
+            env = dict(os.environ, OMP_NUM_THREADS="1")
+            rc = subprocess.call(job.cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        secs = time.perf_counter() - t0
+        status[job.name] = {"rc": rc, "seconds": secs}
+        summ = runs / job.name / "summary.json"
+        if rc == 0 and summ.is_file():
+            s = json.loads(summ.read_text())
+            status[job.name].update(val=s.get("val"), samples_per_s=s.get("samples_per_s"))
+        log(f"[all] {job.name} {'done' if rc == 0 else f'FAILED (rc {rc}, see {logf})'} in {fmt_duration(secs)}")
+        done[job.name].set()
+
+
+def _locked(log: Any) -> Any:
+    lock = threading.Lock()
+
+    def out(msg: str) -> None:
+        with lock:
+            log(msg)
+            sys.stdout.flush()
+
+    return out
+
+
+def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
+    """Run every step (see the module docstring); returns the summary dict."""
+    import torch
+
+    log = _locked(log)
+    from admn_ros.core.train.ship import ship_models
+    from admn_ros.core.train.stage1 import train_stage1
+
+    t_all = time.perf_counter()
+    runs = Path(cfg.runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"config": {k: (list(v) if isinstance(v, tuple) else v)
+                                          for k, v in cfg.__dict__.items()}, "steps": {}}
+
+    # 1. dataset
+    t0 = time.perf_counter()
+    if (Path(cfg.data) / "meta.json").is_file():
+        log(f"[all] dataset {cfg.data} exists; reusing it")
+    else:
+        from admn_ros.core.data import generate_dataset
+
+        log(f"[all] generating {cfg.samples} samples into {cfg.data} (seed {cfg.seed}, {cfg.workers} workers)")
+        generate_dataset(cfg.data, n_samples=cfg.samples, seed=cfg.seed, workers=cfg.workers,
+                         frames_per_episode=cfg.frames_per_episode, progress=cfg.progress)
+    summary["steps"]["dataset"] = {"seconds": time.perf_counter() - t0}
+
+    # 2. stage 1
+    t0 = time.perf_counter()
+    s1cfg = Stage1Config(data=cfg.data, out=str(runs / "stage1"), epochs=cfg.stage1_epochs, seed=cfg.seed,
+                         val_samples=cfg.stage1_val_samples, threads=cfg.stage1_threads, progress=cfg.progress,
+                         **cfg.extra_stage1)
+    res1 = train_stage1(s1cfg, resume=True, log=log)
+    summary["steps"]["stage1"] = {"seconds": time.perf_counter() - t0, "samples_per_s": res1.samples_per_s,
+                                  "val": res1.val, "epochs": res1.epochs}
+    stage1 = res1.model_path
+
+    # 3. stage 2 lanes
+    t0 = time.perf_counter()
+    from admn_ros.core.model import ADMNConfig
+    from admn_ros.core.checkpoint import read_metadata
+
+    mcfg = ADMNConfig.from_dict(read_metadata(stage1)["model_config"])
+    budgets = [budget_from_fraction(f, mcfg.n_streams, mcfg.vit_depth) for f in cfg.fractions]
+    uni = "ctrl_universal"
+    jobs_a = [_Job(uni, _stage2_cmd(cfg, stage1, uni, "universal",
+                                    ["--epochs", str(cfg.universal_epochs), "--warmup-epochs", "1"]))]
+    jobs_b = [_Job("ctrl_ae", _stage2_cmd(cfg, stage1, "ctrl_ae", "ae",
+                                          ["--epochs", str(cfg.ae_epochs), "--warmup-epochs", "1"]))]
+    init = str(runs / uni / "controller.safetensors")
+    per_budget = [_Job(f"ctrl_L{L}", _stage2_cmd(cfg, stage1, f"ctrl_L{L}", "budget",
+                                                 ["--budget", str(L), "--init", init, "--epochs",
+                                                  str(cfg.budget_epochs), "--warmup-epochs", "0"]), needs=uni)
+                  for L in budgets]
+    # small budgets are cheap: lane A gets the smaller half, lane B (after the AE) the larger half
+    half = (len(per_budget) + 1) // 2
+    jobs_a += per_budget[:half]
+    jobs_b += list(reversed(per_budget[half:]))
+    if cfg.lanes == 1:
+        jobs_a, jobs_b = jobs_a + jobs_b, []
+    done = {j.name: threading.Event() for j in jobs_a + jobs_b}
+    status: dict[str, Any] = {}
+    lanes = [threading.Thread(target=_run_lane, args=(jobs, done, runs, status, log), daemon=True)
+             for jobs in (jobs_a, jobs_b) if jobs]
+    for th in lanes:
+        th.start()
+    for th in lanes:
+        th.join()
+    summary["steps"]["stage2"] = {"seconds": time.perf_counter() - t0, "jobs": status}
+    failed = [k for k, v in status.items() if v.get("rc") != 0]
+    if failed:
+        raise TrainConfigError(f"stage-2 jobs failed: {failed}; see their logs in {runs}")
+
+    # 4. ship
+    ctrls = [runs / j.name / "controller.safetensors" for j in jobs_a + jobs_b]
+    man = ship_models(stage1, ctrls, cfg.models, torch.float32)
+    summary["models"] = man
+    total = time.perf_counter() - t_all
+    summary["seconds"] = total
+    write_json(runs / "pipeline_summary.json", summary)
+
+    log("=" * 72)
+    log(f"[all] shipped {len(man['files'])} files ({man['total_bytes'] / 1e6:.1f} MB) to {cfg.models}/ "
+        f"in {fmt_duration(total)}")
+    for step, s in summary["steps"].items():
+        log(f"[all]   {step:<8} {fmt_duration(s['seconds'])}")
+    v = res1.val
+    log(f"[all]   stage-1 val: clean {v.get('clean_full_cm', float('nan')):.1f} cm, noisy full "
+        f"{v.get('noisy_full_cm', float('nan')):.1f} cm, noisy naive-25% {v.get('noisy_naive25_cm', float('nan')):.1f}"
+        f" cm ({res1.samples_per_s:.0f} samples/s)")
+    for name, st in status.items():
+        val = st.get("val") or {}
+        cells = ", ".join(f"{k.replace('_cm', '')} {x:.1f}" for k, x in val.items() if k.endswith("_cm"))
+        log(f"[all]   {name}: {fmt_duration(st.get('seconds', 0))}, val cm: {cells}")
+    log(f"[all] evaluate with: admn-ros evaluate --data {cfg.data} --models {cfg.models} --out docs/results/table1")
+    return summary

@@ -1,0 +1,72 @@
+"""Export trained checkpoints into the shipped ``models/`` directory.
+
+Files (weights only, no optimizer state; the metadata keeps configs and metrics):
+
+* ``tracking.safetensors``: the stage-1 network (kind ``stage1``);
+* ``controller_L<budget>.safetensors``: per-budget controllers (kind ``controller``);
+* ``controller_universal.safetensors``;
+* ``baselines/controller_ae.safetensors``: the ADMN_AE controller, an evaluation baseline kept
+  out of the top level so runtimes that load every ``models/*.safetensors`` controller (the
+  ROS tracking runtime) never pick it as their budget-conditioned controller;
+* ``manifest.json``: file list with sizes, ``weights_id``, budgets and validation metrics.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from admn_ros.core.train.common import write_json
+
+#: Upper bound on the shipped models' total size (bytes).
+MAX_TOTAL_BYTES = 30 * 1024 * 1024
+
+
+def shipped_name(meta: dict[str, Any]) -> str:
+    """File name of a checkpoint in ``models/`` from its metadata."""
+    if meta.get("kind") == "stage1":
+        return "tracking.safetensors"
+    v = meta.get("variant")
+    if v == "budget":
+        return f"controller_L{int(meta['budget'])}.safetensors"
+    if v == "universal":
+        return "controller_universal.safetensors"
+    if v == "ae":
+        return "baselines/controller_ae.safetensors"
+    raise CheckpointError(f"cannot name a shipped file for kind {meta.get('kind')!r} variant {v!r}")
+
+
+def ship_models(stage1: str | Path, controllers: Sequence[str | Path], out_dir: str | Path = "models",
+                dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """Copy ``stage1`` + ``controllers`` (final checkpoints) into ``out_dir`` and write the manifest.
+
+    Controllers must have been trained on this ``stage1`` network (``stage1_weights_id``).
+    Raises :class:`CheckpointError` on a mismatch or if the total exceeds :data:`MAX_TOTAL_BYTES`.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    s1 = load_checkpoint(stage1, kind="stage1", with_optimizer=False)
+    wid = s1.meta["weights_id"]
+    for ck in [s1, *(load_checkpoint(p, kind="controller", with_optimizer=False) for p in controllers)]:
+        meta = {k: v for k, v in ck.meta.items()
+                if k not in ("format", "version", "kind", "weights_id", "saved_at", "torch", "optimizer")}
+        if ck.kind == "controller" and meta.get("stage1_weights_id") != wid:
+            raise CheckpointError(f"{ck.path}: trained on stage-1 weights {meta.get('stage1_weights_id')}, "
+                                  f"not on {stage1} ({wid})")
+        meta["source"] = str(ck.path)
+        dst = out / shipped_name(ck.meta)
+        save_checkpoint(dst, kind=ck.kind, state_dict=ck.tensors, meta=meta, dtype=dtype)
+        entries.append({"file": str(dst.relative_to(out)), "kind": ck.kind, "variant": ck.meta.get("variant"),
+                        "budget": ck.meta.get("budget"), "budget_range": ck.meta.get("budget_range"),
+                        "bytes": dst.stat().st_size, "weights_id": ck.meta["weights_id"],
+                        "metrics": ck.meta.get("metrics", {}), "epochs": ck.epoch, "source": str(ck.path)})
+    total = sum(e["bytes"] for e in entries)
+    if total > MAX_TOTAL_BYTES:
+        raise CheckpointError(f"{out}: shipped models total {total / 1e6:.1f} MB > {MAX_TOTAL_BYTES / 1e6:.0f} MB")
+    manifest = {"stage1_weights_id": wid, "total_bytes": total, "dtype": str(dtype).replace("torch.", ""),
+                "files": entries}
+    write_json(out / "manifest.json", manifest)
+    return manifest

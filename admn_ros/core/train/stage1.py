@@ -1,0 +1,264 @@
+"""Stage 1: LayerDrop finetuning of the backbones + fusion on the tracking task.
+
+Recipe (paper section 3.3 / appendix A.3, scaled to this machine):
+
+* every block is really skipped with the LayerDrop probability, ramped 0 -> 0.1 -> 0.2
+  (:attr:`Stage1Config.layerdrop_ramp`); full-backbone dropout 0.1 (only block 0 runs);
+* Gaussian noise augmentation after :attr:`Stage1Config.noise_start_epoch` clean epochs:
+  per sample, sigma ~ U(0, sigma_max) per stream (or per modality, shared by the nodes,
+  with :attr:`Stage1Config.modality_draw_prob`), ``x' = clip(x + N(0, sigma^2), 0, 1)``;
+* loss: Gaussian NLL + 0.05 x Euclidean distance, after :attr:`Stage1Config.loss_ramp`'s
+  distance-only start; fused AdamW, warmup + cosine LR.
+
+Our backbones are trained from scratch here (no stage 0 / MAE pretraining: see
+docs/TRAINING.md), so every backbone block is trainable.
+
+Outputs in ``cfg.out``: ``last.safetensors`` (weights + optimizer, for ``--resume``, written
+after every epoch), ``model.safetensors`` (final weights, no optimizer), ``summary.json``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from admn_ros.core.checkpoint import (CheckpointError, check_config, load_checkpoint, save_checkpoint)
+from admn_ros.core.fusion import euclidean_distance, gaussian_nll
+from admn_ros.core.model import ADMNConfig, ADMNModel
+from admn_ros.core.streams import budget_from_fraction, naive_allocation
+from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
+                                        draw_missing, epoch_batches, fmt_duration, localization_errors_cm,
+                                        lr_at, make_adamw, open_split, progress, seed_everything, set_lr,
+                                        set_threads, subset_size, to_torch, write_json)
+from admn_ros.core.train.config import Stage1Config, TrainConfigError
+
+LAST = "last.safetensors"
+FINAL = "model.safetensors"
+SUMMARY = "summary.json"
+#: Fields of the training config that must not change when resuming.
+RESUME_FIXED = ("data", "batch_size", "seed", "train_samples", "model")
+
+
+@dataclass
+class StageResult:
+    """What a training stage produced.
+
+    Attributes:
+        out: run directory.
+        model_path: final checkpoint.
+        epochs: completed epochs (cumulative over resumes).
+        seconds: wall time of this invocation's training.
+        samples_per_s: training throughput of this invocation.
+        val: validation metrics after the last epoch.
+        history: per-epoch records.
+    """
+
+    out: Path
+    model_path: Path
+    epochs: int
+    seconds: float
+    samples_per_s: float
+    val: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+#: Margin (metres) added around the track to get the Gaussian head's mean bounds.
+BOUNDS_MARGIN = 0.2
+
+
+def dataset_bounds(ds: Any, margin: float = BOUNDS_MARGIN) -> list[list[float]] | None:
+    """Map-frame box of the car from the dataset: the simulator's track (centred on the map
+    origin) plus ``margin``; ``None`` if the dataset does not describe its track."""
+    meta = getattr(ds, "meta", None)
+    track = (meta or {}).get("sim_config", {}).get("track") if isinstance(meta, dict) else None
+    if not track:
+        return None
+    hx, hy = float(track["size_x"]) / 2.0, float(track["size_y"]) / 2.0
+    return [[-hx - margin, hx + margin], [-hy - margin, hy + margin]]
+
+
+def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
+    """``ADMNConfig`` from ``cfg.model`` overrides; nodes/modalities and the head's mean
+    bounds default to the dataset's (streams, track box + margin)."""
+    over = dict(cfg.model)
+    meta = getattr(ds, "meta", None) or {}
+    for key in ("nodes", "modalities"):
+        if key not in over and isinstance(meta, dict) and meta.get(key):
+            over[key] = list(meta[key])
+    if "bounds" not in over:
+        b = dataset_bounds(ds)
+        if b is not None:
+            over["bounds"] = b
+    try:
+        mcfg = ADMNConfig.from_dict({**over, "full_drop": cfg.full_drop})
+    except (ValueError, TypeError) as exc:
+        raise TrainConfigError(f"Stage1Config.model: {exc}") from exc
+    raw_gt = getattr(ds, "gt", None)  # SimDataset exposes the memory-mapped ground truth
+    gt = np.asarray(raw_gt) if raw_gt is not None else np.asarray(ds.batch(np.arange(min(len(ds), 256)))["gt"])
+    (x0, x1), (y0, y1) = mcfg.bounds
+    if gt.size and (gt[:, 0].min() < x0 or gt[:, 0].max() > x1 or gt[:, 1].min() < y0 or gt[:, 1].max() > y1):
+        raise TrainConfigError(f"{cfg.data}: ground truth x [{gt[:, 0].min():.2f}, {gt[:, 0].max():.2f}], "
+                               f"y [{gt[:, 1].min():.2f}, {gt[:, 1].max():.2f}] falls outside the model's "
+                               f"mean bounds {mcfg.bounds}; set model.bounds")
+    return mcfg
+
+
+def validate_stage1(model: ADMNModel, ds: Any, n: int, batch_size: int, seed: int) -> dict[str, float]:
+    """Validation errors (cm): clean full model, continuous-noise full model, continuous-noise naive 25%."""
+    streams = model.cfg.streams
+    idx = np.arange(n)
+    rng = np.random.default_rng(derive_seed(seed, "val-noise"))
+    sig = NoiseSampler(streams, {"continuous": 1.0}, modality_prob=0.5).draw(n, rng)
+    naive = naive_allocation(len(streams), budget_from_fraction(0.25, len(streams), model.cfg.vit_depth),
+                             model.cfg.vit_depth)
+    noise_seed = derive_seed(seed, "val-gauss")
+    out = {
+        "clean_full_cm": localization_errors_cm(model, ds, idx, streams, lambda x, b: None, None, batch_size),
+        "noisy_full_cm": localization_errors_cm(model, ds, idx, streams, lambda x, b: None, sig, batch_size,
+                                                noise_seed),
+        "noisy_naive25_cm": localization_errors_cm(model, ds, idx, streams, lambda x, b: naive, sig, batch_size,
+                                                   noise_seed),
+    }
+    return {k: float(v.mean()) for k, v in out.items()}
+
+
+def _resume_state(cfg: Stage1Config, out: Path, mcfg: ADMNConfig, log: Callable[[str], None]) -> Any:
+    last = out / LAST
+    if not last.exists():
+        log(f"[stage1] --resume: no {last}; starting from scratch")
+        return None
+    ck = load_checkpoint(last, kind="stage1")
+    check_config(last, ck.model_config, mcfg.to_dict())
+    check_config(last, ck.train_config, cfg.to_dict(), keys=RESUME_FIXED, what="train_config")
+    if ck.optimizer is None:
+        raise CheckpointError(f"{last}: has no optimizer state; cannot resume")
+    return ck
+
+
+def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
+                 log: Callable[[str], None] = print) -> StageResult:
+    """Run stage 1 as configured; see the module docstring for outputs.
+
+    Args:
+        cfg: the training configuration.
+        resume: continue from ``cfg.out/last.safetensors`` (must carry the same model config,
+            data, seed and batch size); the run continues at the saved epoch, up to ``cfg.epochs``.
+        force: start from scratch even if ``cfg.out`` already holds a checkpoint.
+        log: line logger.
+    Raises:
+        TrainConfigError: bad config or data (missing dataset, stream set mismatch).
+        CheckpointError: unreadable or mismatched resume checkpoint.
+    """
+    set_threads(cfg.threads)
+    out = Path(cfg.out)
+    if (out / LAST).exists() and not (resume or force):
+        raise TrainConfigError(f"{out}: run directory already has {LAST}; pass --resume to continue it "
+                               "or --force to start over")
+    train_ds, val_ds = open_split(cfg.data, "train"), open_split(cfg.data, "val")
+    mcfg = build_model_config(cfg, train_ds)
+    check_dataset(train_ds, mcfg, f"{cfg.data}/train")
+    check_dataset(val_ds, mcfg, f"{cfg.data}/val")
+    n_all = len(train_ds)
+    n_train, n_val = subset_size(n_all, cfg.train_samples), subset_size(len(val_ds), cfg.val_samples)
+    if n_train < cfg.batch_size:
+        log(f"[stage1] note: {n_train} training samples < batch size {cfg.batch_size}; one partial batch per epoch")
+
+    seed_everything(cfg.seed, "init")
+    model = ADMNModel(mcfg)
+    opt = make_adamw(model.parameters(), cfg.lr, cfg.weight_decay)
+    start_epoch, history = 0, []
+    ck = _resume_state(cfg, out, mcfg, log) if resume else None
+    if ck is not None:
+        ck.load_into(model)
+        opt.load_state_dict(ck.optimizer)
+        start_epoch = ck.epoch
+        history = list(ck.meta.get("history", []))
+        log(f"[stage1] resumed {out / LAST} at epoch {start_epoch}/{cfg.epochs}")
+        if start_epoch >= cfg.epochs:
+            log(f"[stage1] already trained {start_epoch} epochs (>= --epochs {cfg.epochs}); nothing to do")
+
+    streams = mcfg.streams
+    steps_per_epoch = max(1, n_train // cfg.batch_size) if n_train >= cfg.batch_size else 1
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    sampler = NoiseSampler(streams, cfg.noise_regimes, cfg.modality_draw_prob, cfg.clean_prob)
+    tput = Throughput()
+    t_start = time.perf_counter()
+    val: dict[str, float] = dict(history[-1]["val"]) if history else {}
+    log(f"[stage1] {n_train} train / {n_val} val samples, {steps_per_epoch} steps/epoch x {cfg.epochs} epochs, "
+        f"batch {cfg.batch_size}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
+        f"torch threads {torch.get_num_threads()}")
+
+    for epoch in range(start_epoch, cfg.epochs):
+        rng = seed_everything(cfg.seed, "stage1", epoch)
+        noise_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "stage1-gauss", epoch))
+        p_drop = cfg.layerdrop_at(epoch)
+        w_nll, w_dist = cfg.loss_weights_at(epoch)
+        noisy_phase = epoch >= cfg.noise_start_epoch
+        model.set_layerdrop(p_drop, cfg.full_drop)
+        model.train()
+        batches = epoch_batches(n_all, cfg.batch_size, rng, limit=cfg.train_samples)
+        bar = progress(len(batches), f"stage1 epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+        losses = []
+        for i, sel in enumerate(batches):
+            step = epoch * steps_per_epoch + i
+            lr = lr_at(step, total_steps, cfg.lr, cfg.min_lr, warmup, cfg.schedule)
+            set_lr(opt, lr)
+            inputs, gt = to_torch(train_ds.batch(sel), streams.modalities)
+            tput.start()
+            if noisy_phase:
+                inputs = apply_noise(inputs, sampler.draw(len(sel), rng), streams, noise_gen)
+            present = draw_missing(len(sel), len(streams), cfg.missing_prob, rng)
+            out_d = model(inputs, None, present)
+            loss = w_dist * euclidean_distance(out_d["mean"], gt).mean()
+            if w_nll > 0:
+                loss = loss + w_nll * gaussian_nll(out_d["mean"], out_d["cov"], gt).mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"[stage1] non-finite loss at epoch {epoch + 1} step {i}: {loss.item()}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            tput.stop(len(sel))
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{lr:.1e}", sps=f"{tput.rate:.0f}")
+        bar.close()
+        val = validate_stage1(model, val_ds, n_val, cfg.batch_size, cfg.seed)
+        rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "loss_weights": [w_nll, w_dist],
+               "layerdrop": p_drop, "noise": noisy_phase,
+               "lr": lr, "val": val, "samples_per_s": tput.rate}
+        history.append(rec)
+        meta = {"model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 1, "epoch": epoch + 1,
+                "metrics": val, "history": history}
+        save_checkpoint(out / LAST, kind="stage1", state_dict=model.state_dict(), meta=meta,
+                        optimizer_state=opt.state_dict())
+        log(f"[stage1] epoch {epoch + 1}/{cfg.epochs} loss {rec['loss']:.3f} layerdrop {p_drop:.2f} "
+            f"noise {'on' if noisy_phase else 'off'} | val clean {val['clean_full_cm']:.1f} cm, noisy "
+            f"{val['noisy_full_cm']:.1f} cm, noisy naive-25% {val['noisy_naive25_cm']:.1f} cm | "
+            f"{tput.rate:.0f} samples/s, elapsed {fmt_duration(time.perf_counter() - t_start)}")
+
+    seconds = time.perf_counter() - t_start
+    epochs_done = max(start_epoch, cfg.epochs)
+    meta = {"model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 1, "epoch": epochs_done,
+            "metrics": val, "history": history}
+    final = save_checkpoint(out / FINAL, kind="stage1", state_dict=model.state_dict(), meta=meta)
+    res = StageResult(out, final, epochs_done, seconds, tput.rate, val, history)
+    write_json(out / SUMMARY, {"stage": 1, "model": str(final), "epochs": epochs_done, "seconds": seconds,
+                               "samples_per_s": tput.rate, "val": val, "history": history,
+                               "train_config": cfg.to_dict(), "model_config": mcfg.to_dict()})
+    log(summary_text("stage 1", res))
+    return res
+
+
+def summary_text(title: str, res: StageResult) -> str:
+    """A readable end-of-run summary."""
+    lines = [f"==== {title} done: {res.epochs} epochs, {fmt_duration(res.seconds)} this run, "
+             f"{res.samples_per_s:.0f} samples/s", f"     checkpoint: {res.model_path}"]
+    for k, v in res.val.items():
+        lines.append(f"     val {k}: {v:.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,360 @@
+"""Stage 2: allocation controllers on the frozen stage-1 network.
+
+Variants (:attr:`Stage2Config.variant`):
+
+* ``budget``: one controller per budget ``L`` (the paper). Noise-head warmup epoch(s)
+  (L1 on the per-stream sigma, weights ``1 / sigma_max`` per modality so every modality
+  counts alike), then the task loss through the frozen network with Gumbel top-L +
+  straight-through, plus the noise L1.
+* ``universal``: one budget-conditioned controller; every training sample gets a budget
+  drawn uniformly from :attr:`Stage2Config.budget_range`.
+* ``ae`` (ADMN_AE): the encoder is first trained as an autoencoder of the noisy inputs
+  (warmup epochs), then frozen; only the allocation head is trained on the task loss,
+  without noise labels. Budget-conditioned like ``universal`` (one AE controller serves
+  every budget).
+
+A universal checkpoint can initialise a ``budget`` controller (:attr:`Stage2Config.init`):
+its budget FiLM is folded exactly into the fixed-budget head (:func:`fold_universal`), so
+the per-budget controller starts as the universal one at that budget and is finetuned.
+
+Training noise: per sample a regime from :attr:`Stage2Config.noise_regimes` (binary /
+discrete / continuous), drawn per stream or per modality. The stage-1 network runs in
+eval mode (no LayerDrop) with ``requires_grad=False``; gradients reach the controller
+through the straight-through mask.
+
+Outputs in ``cfg.out``: ``last.safetensors`` (for ``--resume``), ``controller.safetensors``
+(kind ``controller``; metadata: controller config, variant, budget(s), the stage-1
+``weights_id`` it was trained against, validation metrics) and ``summary.json``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from admn_ros.core.checkpoint import (CheckpointError, check_config, load_checkpoint, save_checkpoint)
+from admn_ros.core.controller import AllocationController, ControllerConfig
+from admn_ros.core.fusion import tracking_loss
+from admn_ros.core.model import ADMNConfig, ADMNModel
+from admn_ros.core.streams import MODALITIES, budget_from_fraction, naive_allocation
+from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
+                                        epoch_batches, fmt_duration, localization_errors_cm, lr_at, make_adamw,
+                                        open_split, progress, seed_everything, set_lr, set_threads, subset_size,
+                                        to_torch, write_json)
+from admn_ros.core.train.config import TABLE_FRACTIONS, Stage2Config, TrainConfigError
+from admn_ros.core.train.stage1 import StageResult, summary_text
+
+LAST = "last.safetensors"
+FINAL = "controller.safetensors"
+SUMMARY = "summary.json"
+RESUME_FIXED = ("data", "stage1", "variant", "budget", "budget_fraction", "budget_range", "batch_size", "seed",
+                "train_samples", "controller", "init")
+
+
+# ----------------------------------------------------------------------------- loading helpers
+def load_stage1(path: str | Path) -> tuple[ADMNModel, str]:
+    """The frozen stage-1 network (eval mode, no grads) and its ``weights_id``."""
+    ck = load_checkpoint(path, kind="stage1", with_optimizer=False)
+    try:
+        mcfg = ADMNConfig.from_dict(ck.model_config)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: invalid model_config: {exc}") from exc
+    model = ADMNModel(mcfg)
+    ck.load_into(model)
+    model.eval().requires_grad_(False)
+    return model, str(ck.meta["weights_id"])
+
+
+def load_controller(path: str | Path, model: ADMNModel | None = None, model_weights_id: str | None = None,
+                    strict_parent: bool = False) -> tuple[AllocationController, dict[str, Any]]:
+    """A controller checkpoint -> (controller in eval mode, its metadata).
+
+    Checks that the controller's streams/depth match ``model``'s config (error names the file).
+    If ``model_weights_id`` is given and differs from the stage-1 network the controller was
+    trained on, raises when ``strict_parent`` else records ``meta["parent_mismatch"] = True``.
+    """
+    ck = load_checkpoint(path, kind="controller", with_optimizer=False)
+    try:
+        ccfg = ControllerConfig.from_dict(ck.meta["controller_config"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: invalid controller_config: {exc}") from exc
+    if model is not None:
+        mc = model.cfg
+        got = (list(ccfg.nodes), list(ccfg.modalities), ccfg.depth)
+        want = (list(mc.nodes), list(mc.modalities), mc.vit_depth)
+        if got != want:
+            raise CheckpointError(f"{path}: controller streams/depth {got} != model {want}")
+    ctrl = AllocationController(ccfg)
+    ck.load_into(ctrl)
+    ctrl.eval()
+    meta = dict(ck.meta)
+    parent = meta.get("stage1_weights_id")
+    if model_weights_id is not None and parent is not None and parent != model_weights_id:
+        if strict_parent:
+            raise CheckpointError(f"{path}: trained on stage-1 weights {parent}, but the loaded network is "
+                                  f"{model_weights_id}")
+        meta["parent_mismatch"] = True
+    return ctrl, meta
+
+
+@torch.no_grad()
+def fold_universal(src: AllocationController, budget: int) -> AllocationController:
+    """A fixed-budget controller equal to the universal ``src`` at ``budget`` (exact FiLM folding).
+
+    FiLM ``tok * (1 + g) + b`` followed by ``fc1`` equals ``fc1'`` with
+    ``W' = W diag(1 + g)`` and ``b' = W b + b1``, since ``g, b`` depend only on the budget.
+    """
+    if not src.cfg.universal:
+        raise ValueError("fold_universal needs a universal (budget-conditioned) controller")
+    d = src.cfg.to_dict()
+    d.update(universal=False, budget=int(budget), autoencoder=False)
+    dst = AllocationController(ControllerConfig.from_dict(d))
+    sd = {k: v for k, v in src.state_dict().items()
+          if not k.startswith("decoders.") and not k.startswith("alloc_head.budget_mlp.")}
+    frac = src.budget_fraction(int(budget), 1)
+    gamma, beta = src.alloc_head.budget_mlp(frac.reshape(-1, 1)).chunk(2, dim=-1)
+    w, b1 = src.alloc_head.fc1.weight, src.alloc_head.fc1.bias
+    sd["alloc_head.fc1.weight"] = w * (1.0 + gamma[0])[None, :]
+    sd["alloc_head.fc1.bias"] = w @ beta[0] + b1
+    dst.load_state_dict(sd)
+    return dst
+
+
+def _noise_weights(modalities: list[str]) -> dict[str, float]:
+    """L1 weight per modality: ``1 / sigma_max`` (errors relative to each modality's range)."""
+    return {m: 1.0 / MODALITIES[m].sigma_max for m in modalities}
+
+
+# ----------------------------------------------------------------------------- validation
+def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n: int, budgets: list[int],
+                        regimes: Mapping[str, float], batch_size: int, seed: int) -> dict[str, float]:
+    """Mean val error (cm) of the controller and of naive allocation on identical noisy inputs
+    (mixed regimes, half per-stream / half per-modality), per budget; plus the noise-head L1."""
+    streams = model.cfg.streams
+    idx = np.arange(n)
+    sig = NoiseSampler(streams, regimes, modality_prob=0.5).draw(n, np.random.default_rng(derive_seed(seed, "v2")))
+    noise_seed = derive_seed(seed, "v2-gauss")
+    ctrl.eval()
+    res: dict[str, float] = {}
+    for L in budgets:
+        def admn(x: dict[str, torch.Tensor], b: int, L: int = L) -> torch.Tensor:
+            return ctrl.allocate(x, budget=L)["mask"] > 0.5
+        naive = naive_allocation(len(streams), L, model.cfg.vit_depth)
+        res[f"admn_L{L}_cm"] = float(localization_errors_cm(model, ds, idx, streams, admn, sig, batch_size,
+                                                            noise_seed).mean())
+        res[f"naive_L{L}_cm"] = float(localization_errors_cm(model, ds, idx, streams, lambda x, b: naive, sig,
+                                                             batch_size, noise_seed).mean())
+    # noise-head error on the same draws
+    gen = torch.Generator().manual_seed(noise_seed)
+    errs = []
+    with torch.no_grad():
+        for s in range(0, n, batch_size):
+            sel = idx[s:s + batch_size]
+            inputs, _ = to_torch(ds.batch(sel), streams.modalities)
+            inputs = apply_noise(inputs, sig[s:s + len(sel)], streams, gen)
+            pred = ctrl(inputs, budget=budgets[0])["sigma"]
+            errs.append((pred - torch.from_numpy(sig[s:s + len(sel)])).abs().mean().item())
+    res["sigma_l1"] = float(np.mean(errs)) if errs else float("nan")
+    return res
+
+
+# ----------------------------------------------------------------------------- training
+def build_controller_config(cfg: Stage2Config, mcfg: ADMNConfig) -> ControllerConfig:
+    """The controller config for ``cfg.variant`` on the stage-1 model's streams."""
+    over: dict[str, Any] = dict(cfg.controller)
+    if cfg.variant == "budget":
+        over["budget"] = cfg.resolve_budget(mcfg.n_streams, mcfg.vit_depth, mcfg.first_block)
+        over["universal"] = False
+    else:
+        lo, hi = cfg.resolve_range(mcfg.n_streams, mcfg.vit_depth, mcfg.first_block)
+        over["budget"] = budget_from_fraction(0.25, mcfg.n_streams, mcfg.vit_depth) if lo <= budget_from_fraction(
+            0.25, mcfg.n_streams, mcfg.vit_depth) <= hi else lo
+        over["universal"] = True
+    over["autoencoder"] = cfg.variant == "ae"
+    if cfg.gumbel_scale is not None:
+        over["gumbel_scale"] = float(cfg.gumbel_scale)
+    try:
+        return ControllerConfig.for_model(mcfg, **over)
+    except (ValueError, TypeError) as exc:
+        raise TrainConfigError(f"Stage2Config.controller: {exc}") from exc
+
+
+def _init_controller(ctrl: AllocationController, path: str, log: Callable[[str], None]) -> None:
+    src, meta = load_controller(path)
+    if src.cfg.universal and not ctrl.cfg.universal:
+        src = fold_universal(src, ctrl.cfg.budget)
+        log(f"[stage2] initialised from universal controller {path} folded at budget {ctrl.cfg.budget}")
+    else:
+        log(f"[stage2] initialised from controller {path}")
+    sd = {k: v for k, v in src.state_dict().items() if k in ctrl.state_dict()}
+    from admn_ros.core.checkpoint import load_into
+
+    load_into(ctrl, sd, path=path, strict=False)
+
+
+def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
+                 log: Callable[[str], None] = print) -> StageResult:
+    """Train one controller as configured (see the module docstring).
+
+    Raises:
+        TrainConfigError: bad config/data (missing dataset, stream mismatch, budget out of range).
+        CheckpointError: missing/mismatched stage-1 checkpoint or resume checkpoint.
+    """
+    set_threads(cfg.threads)
+    out = Path(cfg.out)
+    if (out / LAST).exists() and not (resume or force):
+        raise TrainConfigError(f"{out}: run directory already has {LAST}; pass --resume to continue it "
+                               "or --force to start over")
+    model, parent_id = load_stage1(cfg.stage1)
+    mcfg = model.cfg
+    ccfg = build_controller_config(cfg, mcfg)  # validates budgets before touching data
+    train_ds, val_ds = open_split(cfg.data, "train"), open_split(cfg.data, "val")
+    check_dataset(train_ds, mcfg, f"{cfg.data}/train")
+    check_dataset(val_ds, mcfg, f"{cfg.data}/val")
+    n_all = len(train_ds)
+    n_train, n_val = subset_size(n_all, cfg.train_samples), subset_size(len(val_ds), cfg.val_samples)
+    streams = mcfg.streams
+
+    seed_everything(cfg.seed, "stage2-init", cfg.variant)
+    ctrl = AllocationController(ccfg)
+    if cfg.init:
+        _init_controller(ctrl, cfg.init, log)
+    opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
+    total_epochs = cfg.noise_warmup_epochs + cfg.epochs
+    start_epoch, history = 0, []
+    if resume:
+        last = out / LAST
+        if last.exists():
+            ck = load_checkpoint(last, kind="controller_train")
+            check_config(last, ck.meta.get("controller_config", {}), ccfg.to_dict(), what="controller_config")
+            check_config(last, ck.train_config, cfg.to_dict(), keys=RESUME_FIXED, what="train_config")
+            if ck.meta.get("stage1_weights_id") != parent_id:
+                raise CheckpointError(f"{last}: was trained on stage-1 weights {ck.meta.get('stage1_weights_id')}, "
+                                      f"but {cfg.stage1} is {parent_id}")
+            if cfg.variant == "ae" and ck.epoch > cfg.noise_warmup_epochs:
+                ctrl.freeze_encoder(True)
+                opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
+            ck.load_into(ctrl)
+            if ck.optimizer is not None:
+                opt.load_state_dict(ck.optimizer)
+            start_epoch, history = ck.epoch, list(ck.meta.get("history", []))
+            log(f"[stage2] resumed {last} at epoch {start_epoch}/{total_epochs}")
+        else:
+            log(f"[stage2] --resume: no {last}; starting from scratch")
+
+    if cfg.variant == "budget":
+        budgets_val = [ccfg.budget]
+        lo = hi = ccfg.budget
+    else:
+        lo, hi = cfg.resolve_range(mcfg.n_streams, mcfg.vit_depth, mcfg.first_block)
+        budgets_val = [L for L in (budget_from_fraction(f, mcfg.n_streams, mcfg.vit_depth) for f in TABLE_FRACTIONS)
+                       if lo <= L <= hi] or [lo]
+    sampler = NoiseSampler(streams, cfg.noise_regimes, cfg.modality_draw_prob, 0.0)
+    nweights = _noise_weights(list(mcfg.modalities))
+    steps_per_epoch = max(1, n_train // cfg.batch_size) if n_train >= cfg.batch_size else 1
+    alloc_steps = steps_per_epoch * max(1, cfg.epochs)
+    tput = Throughput()
+    t0 = time.perf_counter()
+    val: dict[str, float] = dict(history[-1]["val"]) if history else {}
+    label = f"{cfg.variant}" + (f" L={ccfg.budget}" if cfg.variant == "budget" else f" L in [{lo}, {hi}]")
+    log(f"[stage2] controller {label}: {sum(p.numel() for p in ctrl.parameters())} params, {n_train} train / "
+        f"{n_val} val samples, {cfg.noise_warmup_epochs} warmup + {cfg.epochs} epochs")
+
+    for epoch in range(start_epoch, total_epochs):
+        warm = epoch < cfg.noise_warmup_epochs
+        if cfg.variant == "ae" and not warm and epoch == cfg.noise_warmup_epochs:
+            ctrl.freeze_encoder(True)  # AE: only the allocation head learns from here on
+            opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
+        rng = seed_everything(cfg.seed, "stage2", cfg.variant, epoch)
+        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "stage2-gauss", epoch))
+        ggen = torch.Generator().manual_seed(derive_seed(cfg.seed, "stage2-gumbel", epoch))
+        ctrl.train()
+        batches = epoch_batches(n_all, cfg.batch_size, rng, limit=cfg.train_samples)
+        phase = ("autoencoder" if cfg.variant == "ae" else "noise-head") if warm else "allocation"
+        bar = progress(len(batches), f"stage2 {label} epoch {epoch + 1}/{total_epochs} ({phase})", cfg.progress)
+        losses, task_losses = [], []
+        for i, sel in enumerate(batches):
+            if warm:
+                lr = cfg.lr
+            else:
+                lr = lr_at((epoch - cfg.noise_warmup_epochs) * steps_per_epoch + i, alloc_steps, cfg.lr, cfg.min_lr,
+                           0, "linear")
+            set_lr(opt, lr)
+            inputs, gt = to_torch(train_ds.batch(sel), streams.modalities)
+            tput.start()
+            sig = sampler.draw(len(sel), rng)
+            noisy = apply_noise(inputs, sig, streams, gen)
+            if cfg.variant == "budget":
+                budget: Any = ccfg.budget
+            else:
+                budget = torch.from_numpy(rng.integers(lo, hi + 1, size=len(sel)))
+            if warm and cfg.variant == "ae":
+                loss = ctrl.reconstruction_loss(noisy)
+            elif warm:
+                o = ctrl(noisy, budget=budget)
+                loss = ctrl.noise_loss(o["sigma"], torch.from_numpy(sig), modality_weights=nweights)
+            else:
+                o = ctrl.allocate(noisy, budget=budget, generator=ggen)
+                pred = model(noisy, o["mask"])
+                task = tracking_loss(pred["mean"], pred["cov"], gt)
+                task_losses.append(task.item())
+                loss = task
+                if cfg.variant != "ae" and cfg.noise_weight > 0:
+                    loss = loss + cfg.noise_weight * ctrl.noise_loss(o["sigma"], torch.from_numpy(sig),
+                                                                     modality_weights=nweights)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"[stage2] non-finite loss at epoch {epoch + 1} step {i}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for p in ctrl.parameters() if p.requires_grad], 1.0)
+            opt.step()
+            tput.stop(len(sel))
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", sps=f"{tput.rate:.0f}")
+        bar.close()
+        val = validate_controller(model, ctrl, val_ds, n_val, budgets_val, cfg.noise_regimes, cfg.batch_size,
+                                  cfg.seed)
+        rec = {"epoch": epoch + 1, "phase": phase, "loss": float(np.mean(losses)),
+               "task_loss": float(np.mean(task_losses)) if task_losses else None, "val": val,
+               "samples_per_s": tput.rate}
+        history.append(rec)
+        save_checkpoint(out / LAST, kind="controller_train", state_dict=ctrl.state_dict(),
+                        meta=_meta(cfg, ccfg, mcfg, parent_id, epoch + 1, val, history),
+                        optimizer_state=opt.state_dict())
+        vs = ", ".join(f"L={L}: {val[f'admn_L{L}_cm']:.1f} vs naive {val[f'naive_L{L}_cm']:.1f}" for L in budgets_val)
+        log(f"[stage2] {label} epoch {epoch + 1}/{total_epochs} ({phase}) loss {rec['loss']:.3f} | val cm {vs}; "
+            f"sigma L1 {val['sigma_l1']:.3f} | {tput.rate:.0f} samples/s, "
+            f"elapsed {fmt_duration(time.perf_counter() - t0)}")
+
+    seconds = time.perf_counter() - t0
+    done = max(start_epoch, total_epochs)
+    final = save_checkpoint(out / FINAL, kind="controller", state_dict=_export_state(ctrl),
+                            meta=_meta(cfg, ccfg, mcfg, parent_id, done, val, history, export=True))
+    res = StageResult(out, final, done, seconds, tput.rate, val, history)
+    write_json(out / SUMMARY, {"stage": 2, "variant": cfg.variant, "controller": str(final), "epochs": done,
+                               "seconds": seconds, "samples_per_s": tput.rate, "val": val, "history": history,
+                               "train_config": cfg.to_dict(), "controller_config": ccfg.to_dict()})
+    log(summary_text(f"stage 2 ({label})", res))
+    return res
+
+
+def _export_state(ctrl: AllocationController) -> dict[str, torch.Tensor]:
+    """Inference weights only (the AE decoder is training-only)."""
+    return {k: v for k, v in ctrl.state_dict().items() if not k.startswith("decoders.")}
+
+
+def _meta(cfg: Stage2Config, ccfg: ControllerConfig, mcfg: ADMNConfig, parent_id: str, epoch: int,
+          val: dict[str, float], history: list[dict[str, Any]], export: bool = False) -> dict[str, Any]:
+    cc = ccfg.to_dict()
+    if export:
+        cc["autoencoder"] = False  # decoder weights are not shipped
+    return {"controller_config": cc, "model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 2,
+            "variant": cfg.variant, "epoch": epoch, "metrics": val, "history": history,
+            "stage1_weights_id": parent_id,
+            "budget": ccfg.budget if cfg.variant == "budget" else None,
+            "budget_range": None if cfg.variant == "budget" else list(cfg.resolve_range(
+                mcfg.n_streams, mcfg.vit_depth, mcfg.first_block))}

@@ -1,0 +1,175 @@
+"""Table-1 evaluation on a tiny model: baseline masks, per-modality masks, identical noise for every
+method, report structure (markdown / CSV / JSON / plots), targets, CLI errors."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from admn_ros.core.checkpoint import save_checkpoint, weights_id
+from admn_ros.core.controller import AllocationController, ControllerConfig
+from admn_ros.core.evaluate import cli as ecli
+from admn_ros.core.evaluate.methods import (baseline_methods, build_methods, naive, per_modality_mask,
+                                            single_modality, static_method)
+from admn_ros.core.evaluate.report import check_targets
+from admn_ros.core.evaluate.table import EvalSettings, Record, run_table
+from admn_ros.core.model import ADMNConfig, ADMNModel
+from admn_ros.core.streams import StreamSet, naive_allocation
+from admn_ros.core.train.common import open_split
+from admn_ros.core.train.stage1 import dataset_bounds
+from admn_ros.core.train.tiny import TINY_CONTROLLER, TINY_MODEL, make_tiny_dataset
+
+SS = StreamSet()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    torch.set_num_threads(1)
+    return make_tiny_dataset(tmp_path_factory.mktemp("ds") / "sim", n_samples=80, seed=1)
+
+
+@pytest.fixture(scope="module")
+def models(data, tmp_path_factory):
+    """Untrained tiny stage-1 model + controllers saved as real checkpoints (structure tests only)."""
+    d = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    ds = open_split(data, "test")
+    mcfg = ADMNConfig(**{**TINY_MODEL, "bounds": dataset_bounds(ds)})
+    model = ADMNModel(mcfg)
+    wid = weights_id(model.state_dict())
+    save_checkpoint(d / "tracking.safetensors", kind="stage1", state_dict=model.state_dict(),
+                    meta={"model_config": mcfg.to_dict(), "epoch": 0})
+    for L in (27, 36, 54, 72):
+        c = AllocationController(ControllerConfig.for_model(mcfg, budget=L, **TINY_CONTROLLER))
+        save_checkpoint(d / f"controller_L{L}.safetensors", kind="controller", state_dict=c.state_dict(),
+                        meta={"controller_config": c.cfg.to_dict(), "variant": "budget", "budget": L,
+                              "stage1_weights_id": wid})
+    u = AllocationController(ControllerConfig.for_model(mcfg, universal=True, **TINY_CONTROLLER))
+    save_checkpoint(d / "controller_universal.safetensors", kind="controller", state_dict=u.state_dict(),
+                    meta={"controller_config": u.cfg.to_dict(), "variant": "universal", "stage1_weights_id": wid})
+    return d
+
+
+# ----------------------------------------------------------------------------- masks
+@pytest.mark.parametrize("L", [27, 36, 54, 72])
+def test_baseline_masks_have_the_budget(L):
+    x = {}
+    for meth in baseline_methods(SS, 12):
+        m = meth.allocate(x, L, 2)
+        if meth.key == "upper_bound":
+            assert m.shape == (2, 9, 12) and m.all()
+            continue
+        if m is None:  # single modality cannot hold L blocks
+            assert meth.key.endswith("_only") and L > 6 + 3 * 11
+            continue
+        assert m.shape == (2, 9, 12) and (m.reshape(2, -1).sum(1) == L).all(), meth.name
+        assert m[:, :, 0].all(), meth.name  # first-block rule
+    nv = naive(SS, 12).allocate(x, 27, 1)[0]
+    assert (nv.sum(1) == 3).all() and np.array_equal(nv, naive_allocation(9, 27))
+    rgb = single_modality(SS, "rgb", 12).allocate(x, 27, 1)[0]
+    assert rgb.sum(1).tolist() == [7, 1, 1, 7, 1, 1, 7, 1, 1]
+
+
+@pytest.mark.parametrize("L", [27, 28, 36, 54, 72, 100])
+def test_per_modality_mask_is_shared_across_nodes(L):
+    torch.manual_seed(L)
+    logits = torch.randn(4, 9, 12)
+    m = per_modality_mask(logits, L, SS)
+    assert m.shape == (4, 9, 12) and (m.reshape(4, -1).sum(1) == L).all() and m[:, :, 0].all()
+    per = m.reshape(4, 3, 3, 12)
+    differing = (per != per[:, :1]).any(-1).sum((1, 2))  # node streams that differ from node1's
+    if (L - 9) % 3 == 0:
+        assert (per == per[:, :1]).all()
+    else:
+        assert (differing <= 3).all()
+
+
+def test_per_modality_mask_follows_the_mean_logits():
+    logits = torch.full((1, 9, 12), -5.0)
+    logits[0, [1, 4, 7], 1:7] = 5.0  # depth of every node: blocks 1-6 best
+    m = per_modality_mask(logits, 27, SS)[0]
+    assert m.reshape(3, 3, 12)[:, 1, :7].all() and m.sum() == 27
+
+
+# ----------------------------------------------------------------------------- table
+def test_every_method_sees_identical_noise(data, models):
+    from admn_ros.core.train.stage2 import load_stage1
+
+    model, _ = load_stage1(models / "tracking.safetensors")
+    ds = open_split(data, "test")
+    nv = naive_allocation(9, 27)
+    a = static_method("A", "a", lambda L: nv)
+    b = static_method("B", "b", lambda L: nv)
+    s = EvalSettings(regimes=("binary", "continuous"), draws=("stream",), fractions=(0.25,), samples=10)
+    recs, _ = run_table(model, [a, b], ds, s, show_progress=False, n_examples=0)
+    by = {(r.regime, r.method): r.error_cm for r in recs}
+    assert by[("binary", "A")] == by[("binary", "B")] and by[("continuous", "A")] == by[("continuous", "B")]
+    recs2, _ = run_table(model, [b], ds, s, show_progress=False, n_examples=0)  # same seed, other method set
+    assert {(r.regime, r.error_cm) for r in recs2} == {(r.regime, r.error_cm) for r in recs if r.method == "B"}
+
+
+def test_evaluate_writes_table_csv_json_and_plots(data, models, tmp_path):
+    s = EvalSettings(samples=10, batch_size=8)
+    res = ecli.evaluate(str(data), str(tmp_path / "out"), str(models), settings=s, latency_reps=1,
+                        show_progress=False, log=lambda m: None)
+    for k in ("markdown", "csv", "json", "error_plot", "latency_plot", "examples_modality", "examples_stream"):
+        assert res.files[k].is_file() and res.files[k].stat().st_size > 0, k
+    md = res.files["markdown"].read_text()
+    assert "| binary | ADMN |" in md and "Naive Allocation" in md and "ADMN per-modality" in md
+    assert "## Noise drawn per modality" in md and "## Noise drawn per stream" in md and "## Targets" in md
+    rows = list(csv.DictReader(res.files["csv"].open()))
+    methods = {r["method"] for r in rows}
+    assert {"ADMN", "ADMN universal", "Upper Bound", "Naive Allocation", "ADMN per-modality", "RGB only",
+            "Depth only", "Radar only"} <= methods
+    # 3 regimes x 2 draws x (7 budgeted methods x 4 budgets + Upper Bound)
+    assert len(rows) == 3 * 2 * (7 * 4 + 1)
+    admn = [r for r in rows if r["method"] == "ADMN"]
+    assert all(float(r["error_cm"]) > 0 and int(r["n_samples"]) == 10 for r in admn)
+    assert all(float(r["gflops_controller"]) > 0 for r in admn)
+    assert {r["error_cm"] for r in rows if r["method"] == "RGB only" and r["budget_blocks"] == "72"} == {"n/a"}
+    js = json.loads(res.files["json"].read_text())
+    assert js["budgets"] == [27, 36, 54, 72] and js["latency"]["full_ms"] > 0
+    names = [t.name for t in res.targets]
+    assert any("ADMN/UpperBound <= 1.15" in n for n in names) and any("controller share" in n for n in names)
+    assert all(t.passed is not None for t in res.targets if "FLOPs" in t.name or "share" in t.name)
+
+
+def test_targets_pass_and_fail_on_constructed_numbers():
+    from admn_ros.core.evaluate.cost import FlopsRow
+
+    def rec(regime, method, L, e):
+        return Record(regime, "modality", method, method, L, L / 108, e, e, 10)
+
+    recs = [rec("binary", "ADMN", 27, 22.0), rec("binary", "Upper Bound", 108, 20.0),
+            rec("binary", "Naive Allocation", 27, 60.0)]
+    for regime in ("discrete", "continuous"):
+        recs += [rec(regime, "ADMN", L, 30.0) for L in (27, 36)] + [rec(regime, "Naive Allocation", L, 40.0)
+                                                                      for L in (27, 36)]
+    fl = [FlopsRow("Upper Bound", 108, 1.0, 0.0), FlopsRow("ADMN", 27, 0.27, 0.004)]
+    s = EvalSettings(draws=("modality",), fractions=(0.25, 0.33))
+    t = {x.name.split(":")[-1].strip(): x for x in check_targets(recs, fl, [27, 36], s)}
+    assert t["ADMN/UpperBound <= 1.15"].passed and "1.100" in t["ADMN/UpperBound <= 1.15"].detail
+    assert t["Naive/ADMN >= 2.0"].passed
+    assert all(x.passed for x in t.values()), [x.line() for x in t.values()]
+    recs[0] = rec("binary", "ADMN", 27, 40.0)
+    bad = {x.name.split(":")[-1].strip(): x for x in check_targets(recs, fl, [27, 36], s)}
+    assert bad["ADMN/UpperBound <= 1.15"].passed is False and bad["Naive/ADMN >= 2.0"].passed is False
+
+
+def test_build_methods_without_controllers_has_baselines_only():
+    names = [m.name for m in build_methods(SS, 12)]
+    assert names == ["Upper Bound", "Naive Allocation", "RGB only", "Depth only", "Radar only"]
+
+
+def test_cli_errors(data, tmp_path, capsys):
+    rc = ecli.main(["--data", str(data), "--models", str(tmp_path / "nomodels"), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "models directory not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    rc = ecli.main(["--data", str(data), "--models", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "no stage-1 model" in capsys.readouterr().err
+    rc = ecli.main(["--data", str(data), "--models", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
+                    "--regimes", "binary,foggy"])
+    assert rc == 2 and "foggy" in capsys.readouterr().err

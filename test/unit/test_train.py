@@ -1,0 +1,289 @@
+"""Training stages on a tiny rendered dataset: loss goes down, resume is exact, budgets are honoured,
+bad data/config fail early with named errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, read_metadata
+from admn_ros.core.controller import AllocationController, ControllerConfig
+from admn_ros.core.noise import draw_stream_sigmas
+from admn_ros.core.streams import StreamSet
+from admn_ros.core.train import cli
+from admn_ros.core.train.common import NoiseSampler, apply_noise, epoch_batches, lr_at, open_split, to_torch
+from admn_ros.core.train.config import Stage1Config, Stage2Config, TrainConfigError
+from admn_ros.core.train.stage1 import train_stage1
+from admn_ros.core.train.stage2 import fold_universal, load_controller, load_stage1, train_stage2
+from admn_ros.core.train.tiny import TINY_CONTROLLER, TINY_MODEL, make_tiny_dataset
+
+QUIET = dict(progress=False, threads=1)
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    torch.set_num_threads(1)
+    return make_tiny_dataset(tmp_path_factory.mktemp("ds") / "sim", n_samples=80, seed=0)
+
+
+def _s1(data, out, **kw) -> Stage1Config:
+    base = dict(data=str(data), out=str(out), epochs=2, batch_size=16, lr=3e-3, noise_start_epoch=1,
+                layerdrop_ramp=[[0, 0.0], [1, 0.2]], model=dict(TINY_MODEL), **QUIET)
+    base.update(kw)
+    return Stage1Config(**base)
+
+
+@pytest.fixture(scope="module")
+def stage1_model(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("s1")
+    res = train_stage1(_s1(data, out, epochs=2), log=_quiet)
+    return res.model_path
+
+
+# ----------------------------------------------------------------------------- helpers
+def test_noise_sampler_regimes_and_modes():
+    ss = StreamSet()
+    rng = np.random.default_rng(0)
+    sig = NoiseSampler(ss, {"binary": 1.0}, modality_prob=1.0).draw(50, rng)
+    assert sig.shape == (50, 9)
+    # per-modality draws: every node shares its modality's sigma
+    per = sig.reshape(50, 3, 3)
+    assert (per == per[:, :1]).all()
+    assert set(np.unique(sig[:, 0])) <= {0.0, 3.0}
+    clean = NoiseSampler(ss, {"continuous": 1.0}, clean_prob=1.0).draw(4, rng)
+    assert (clean == 0).all()
+
+
+def test_apply_noise_is_seeded_and_clipped():
+    ss = StreamSet()
+    x = {m: torch.full((2, 3, c, 64, 64), 0.5) for m, c in (("rgb", 3), ("depth", 1), ("radar", 1))}
+    sig = draw_stream_sigmas(ss, "continuous", np.random.default_rng(0))[None].repeat(2, 0)
+    a = apply_noise(x, sig, ss, torch.Generator().manual_seed(3))
+    b = apply_noise(x, sig, ss, torch.Generator().manual_seed(3))
+    for m in a:
+        assert torch.equal(a[m], b[m]) and a[m].min() >= 0 and a[m].max() <= 1
+    zero = apply_noise(x, np.zeros((2, 9), np.float32), ss)
+    assert all(torch.equal(zero[m], x[m]) for m in x)
+
+
+def test_lr_schedule_and_batches():
+    assert lr_at(0, 100, 1e-3, 0.0, warmup=10) == pytest.approx(1e-4)
+    assert lr_at(10, 100, 1e-3, 0.0, warmup=10) == pytest.approx(1e-3)
+    assert lr_at(100, 100, 1e-3, 1e-5, warmup=10) == pytest.approx(1e-5)
+    assert lr_at(55, 100, 1e-3, 0.0, 10, "linear") == pytest.approx(5e-4)
+    b = epoch_batches(10, 4, np.random.default_rng(0))
+    assert len(b) == 2 and all(len(x) == 4 for x in b)
+    assert len(epoch_batches(3, 4, np.random.default_rng(0))) == 1  # fewer samples than a batch
+
+
+def test_stage1_config_layerdrop_ramp():
+    c = Stage1Config()
+    assert [c.layerdrop_at(e) for e in range(6)] == [0.0, 0.0, 0.1, 0.1, 0.2, 0.2]
+    assert [c.loss_weights_at(e) for e in (0, 1, 2, 9)] == [(0.0, 1.0), (0.0, 1.0), (1.0, 0.05), (1.0, 0.05)]
+
+
+# ----------------------------------------------------------------------------- stage 1
+def test_stage1_tiny_run_lowers_loss(data, tmp_path):
+    cfg = _s1(data, tmp_path / "run", epochs=6, noise_start_epoch=99, layerdrop_ramp=[[0, 0.0]], full_drop=0.0,
+              missing_prob=0.0, lr=5e-3, warmup_epochs=0.0, loss_ramp=[[0, 1.0, 0.05]])
+    res = train_stage1(cfg, log=_quiet)
+    losses = [h["loss"] for h in res.history]
+    assert losses[-1] < losses[0] - 0.05, losses
+    assert res.model_path.is_file() and (tmp_path / "run" / "last.safetensors").is_file()
+    assert (tmp_path / "run" / "summary.json").is_file()
+    meta = read_metadata(res.model_path)
+    assert meta["kind"] == "stage1" and meta["epoch"] == 6 and meta["model_config"]["vit_dim"] == 16
+    assert "optimizer" not in meta  # final model: weights only
+    # the Gaussian head's bounds come from the dataset's track
+    assert meta["model_config"]["bounds"][0][0] < 0 < meta["model_config"]["bounds"][0][1]
+
+
+def test_stage1_resume_continues_from_saved_epoch_exactly(data, tmp_path):
+    cfg = _s1(data, tmp_path / "ref", epochs=3)
+    ref = train_stage1(cfg, log=_quiet)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(msg: str) -> None:
+        if msg.startswith("[stage1] epoch 2/3"):
+            raise Stop
+
+    cfg2 = _s1(data, tmp_path / "cut", epochs=3)
+    with pytest.raises(Stop):
+        train_stage1(cfg2, log=stop_after_two)
+    assert load_checkpoint(tmp_path / "cut" / "last.safetensors").epoch == 2
+    logs: list[str] = []
+    res = train_stage1(cfg2, resume=True, log=logs.append)
+    assert any("resumed" in m and "epoch 2/3" in m for m in logs)
+    assert [h["epoch"] for h in res.history] == [1, 2, 3]
+    a, b = load_checkpoint(ref.model_path).tensors, load_checkpoint(res.model_path).tensors
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_stage1_refuses_to_overwrite_and_checks_resume_config(data, tmp_path):
+    train_stage1(_s1(data, tmp_path / "r", epochs=1), log=_quiet)
+    with pytest.raises(TrainConfigError, match="--resume"):
+        train_stage1(_s1(data, tmp_path / "r", epochs=2), log=_quiet)
+    other = dict(TINY_MODEL, vit_dim=8)
+    with pytest.raises(CheckpointError, match=r"last.safetensors: model_config.vit_dim = 16 != expected 8"):
+        train_stage1(_s1(data, tmp_path / "r", epochs=2, model=other), resume=True, log=_quiet)
+    with pytest.raises(CheckpointError, match=r"train_config.seed = 0 != expected 5"):
+        train_stage1(_s1(data, tmp_path / "r", epochs=2, seed=5), resume=True, log=_quiet)
+
+
+def test_stage1_bad_data_fails_early(data, tmp_path):
+    with pytest.raises(TrainConfigError, match=r"nowhere: dataset directory not found"):
+        train_stage1(_s1(tmp_path / "nowhere", tmp_path / "o"), log=_quiet)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainConfigError, match="no meta.json"):
+        train_stage1(_s1(tmp_path / "empty", tmp_path / "o"), log=_quiet)
+    with pytest.raises(TrainConfigError, match="stream set mismatch"):
+        train_stage1(_s1(data, tmp_path / "o", model=dict(TINY_MODEL, nodes=["node1", "node2"])), log=_quiet)
+    with pytest.raises(TrainConfigError, match="outside the model's mean bounds"):
+        train_stage1(_s1(data, tmp_path / "o", model=dict(TINY_MODEL, bounds=[[5, 6], [5, 6]])), log=_quiet)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"schedule": "step"}, "schedule"),
+    ({"layerdrop_ramp": [[0, 1.5]]}, "layerdrop_ramp"),
+    ({"noise_regimes": {"gaussian": 1.0}}, "unknown key 'gaussian'"),
+    ({"missing_prob": 0.7}, "missing_prob"),
+    ({"loss_ramp": [[0, 0.0, 0.0]]}, "loss_ramp"),
+    ({"loss_ramp": [[0, 1.0]]}, "loss_ramp"),
+])
+def test_stage1_config_errors(kw, match):
+    with pytest.raises(TrainConfigError, match=match):
+        Stage1Config(**kw)
+    with pytest.raises(TrainConfigError, match="unknown keys"):
+        Stage1Config.from_dict({"epochz": 3})
+
+
+# ----------------------------------------------------------------------------- stage 2
+def _s2(data, stage1, out, **kw) -> Stage2Config:
+    base = dict(data=str(data), stage1=str(stage1), out=str(out), epochs=1, noise_warmup_epochs=1, batch_size=16,
+                controller=dict(TINY_CONTROLLER), **QUIET)
+    base.update(kw)
+    return Stage2Config(**base)
+
+
+def _batch(data, n=6):
+    ds = open_split(data, "val")
+    ins, _ = to_torch(ds.batch(np.arange(n)), ("rgb", "depth", "radar"))
+    return ins
+
+
+def test_stage2_budget_controller_honours_budget(data, stage1_model, tmp_path):
+    res = train_stage2(_s2(data, stage1_model, tmp_path / "c27", variant="budget", budget=27), log=_quiet)
+    model, wid = load_stage1(stage1_model)
+    ctrl, meta = load_controller(res.model_path, model, wid)
+    assert meta["variant"] == "budget" and meta["budget"] == 27 and meta["stage1_weights_id"] == wid
+    assert [h["phase"] for h in res.history] == ["noise-head", "allocation"]
+    mask = ctrl.allocate(_batch(data))["mask"]
+    assert mask.shape == (6, 9, 12)
+    assert (mask.sum((1, 2)) == 27).all() and (mask[:, :, 0] == 1).all()
+    # the stage-1 network was not modified
+    assert load_checkpoint(stage1_model).meta["weights_id"] == wid
+
+
+def test_stage2_universal_fold_and_ae(data, stage1_model, tmp_path):
+    res = train_stage2(_s2(data, stage1_model, tmp_path / "u", variant="universal", budget_range=[0.25, 0.7]),
+                       log=_quiet)
+    uni, meta = load_controller(res.model_path)
+    assert meta["budget_range"] == [27, 76]
+    x = _batch(data)
+    for L in (27, 54, 72):
+        m = uni.allocate(x, budget=L)["mask"]
+        assert (m.sum((1, 2)) == L).all()
+    per_sample = uni.allocate(x, budget=torch.tensor([27, 36, 54, 72, 30, 60]))["mask"]
+    assert per_sample.sum((1, 2)).tolist() == [27, 36, 54, 72, 30, 60]
+    folded = fold_universal(uni, 36)
+    assert not folded.cfg.universal and folded.cfg.budget == 36
+    assert torch.allclose(folded(x)["logits"], uni(x, budget=36)["logits"], atol=1e-5)
+    # a per-budget controller initialised from the universal one
+    r36 = train_stage2(_s2(data, stage1_model, tmp_path / "c36", variant="budget", budget=36, init=str(res.model_path),
+                           noise_warmup_epochs=0), log=_quiet)
+    assert (load_controller(r36.model_path)[0].allocate(x)["mask"].sum((1, 2)) == 36).all()
+    # ADMN_AE: autoencoder warmup, then only the allocation head; decoder not exported
+    ae = train_stage2(_s2(data, stage1_model, tmp_path / "ae", variant="ae"), log=_quiet)
+    assert [h["phase"] for h in ae.history] == ["autoencoder", "allocation"]
+    c, m = load_controller(ae.model_path)
+    assert m["variant"] == "ae" and c.decoders is None
+    assert not any(k.startswith("decoders.") for k in load_checkpoint(ae.model_path).tensors)
+
+
+def test_stage2_resume(data, stage1_model, tmp_path):
+    cfg = _s2(data, stage1_model, tmp_path / "c", variant="budget", budget=27, epochs=1, noise_warmup_epochs=1)
+    train_stage2(cfg, log=_quiet)
+    logs: list[str] = []
+    cfg2 = _s2(data, stage1_model, tmp_path / "c", variant="budget", budget=27, epochs=2, noise_warmup_epochs=1)
+    res = train_stage2(cfg2, resume=True, log=logs.append)
+    assert any("resumed" in m for m in logs) and [h["epoch"] for h in res.history] == [1, 2, 3]
+    with pytest.raises(CheckpointError, match="controller_config.budget = 27 != expected 36"):
+        train_stage2(_s2(data, stage1_model, tmp_path / "c", variant="budget", budget=36), resume=True, log=_quiet)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"budget": 5}, r"budget 5 out of range \[9, 108\]"),
+    ({"budget": 200}, r"budget 200 out of range"),
+    ({"budget_fraction": 0.01}, r"out of range \[9, 108\]"),
+])
+def test_stage2_budget_out_of_range(data, stage1_model, tmp_path, kw, match):
+    with pytest.raises(TrainConfigError, match=match):
+        train_stage2(_s2(data, stage1_model, tmp_path / "x", variant="budget", **kw), log=_quiet)
+
+
+def test_stage2_config_and_input_errors(data, stage1_model, tmp_path):
+    with pytest.raises(TrainConfigError, match="variant"):
+        Stage2Config(variant="fancy")
+    with pytest.raises(TrainConfigError, match="budget_range"):
+        Stage2Config(budget_range=(0.8, 0.2))
+    with pytest.raises(CheckpointError, match=r"missing.safetensors: checkpoint file not found"):
+        train_stage2(_s2(data, tmp_path / "missing.safetensors", tmp_path / "x"), log=_quiet)
+    with pytest.raises(TrainConfigError, match="dataset directory not found"):
+        train_stage2(_s2(tmp_path / "nodata", stage1_model, tmp_path / "x"), log=_quiet)
+
+
+def test_controller_stream_mismatch_is_named(stage1_model, tmp_path):
+    from admn_ros.core.checkpoint import save_checkpoint
+
+    c = AllocationController(ControllerConfig(nodes=("node1", "node2"), budget=18, **TINY_CONTROLLER))
+    p = save_checkpoint(tmp_path / "c.safetensors", kind="controller", state_dict=c.state_dict(),
+                        meta={"controller_config": c.cfg.to_dict(), "variant": "budget", "budget": 18})
+    model, _ = load_stage1(stage1_model)
+    with pytest.raises(CheckpointError, match=r"c.safetensors: controller streams/depth"):
+        load_controller(p, model)
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_stage1_and_errors(data, tmp_path, capsys):
+    rc = cli.main(["stage1", "--data", str(data), "--out", str(tmp_path / "s"), "--epochs", "1", "--batch-size", "16",
+                   "--threads", "1", "--no-progress", "--model", '{"vit_dim": 16, "vit_heads": 2, "fusion_dim": 16, '
+                   '"fusion_depth": 1, "fusion_heads": 2}'])
+    assert rc == 0 and (tmp_path / "s" / "model.safetensors").is_file()
+    rc = cli.main(["stage1", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "t"), "--no-progress"])
+    assert rc == 2 and "dataset directory not found" in capsys.readouterr().err
+    rc = cli.main(["stage2", "--data", str(data), "--stage1", str(tmp_path / "s" / "model.safetensors"),
+                   "--out", str(tmp_path / "c"), "--variant", "budget", "--budget", "500", "--no-progress"])
+    assert rc == 2 and "budget 500 out of range" in capsys.readouterr().err
+    assert cli.build_parser().parse_args(["stage2", "--variant", "ae"]).variant == "ae"
+
+
+def test_ship_models(data, stage1_model, tmp_path):
+    from admn_ros.core.train.ship import ship_models
+
+    c = train_stage2(_s2(data, stage1_model, tmp_path / "c", variant="budget", budget=27, epochs=0), log=_quiet)
+    man = ship_models(stage1_model, [c.model_path], tmp_path / "models")
+    names = sorted(e["file"] for e in man["files"])
+    assert names == ["controller_L27.safetensors", "tracking.safetensors"]
+    assert (tmp_path / "models" / "manifest.json").is_file() and man["total_bytes"] < 30 * 2**20
+    assert read_metadata(tmp_path / "models" / "tracking.safetensors")["weights_id"] == man["stage1_weights_id"]
+    other = train_stage1(_s1(data, tmp_path / "s1b", epochs=1, seed=9), log=_quiet)
+    with pytest.raises(CheckpointError, match="trained on stage-1 weights"):
+        ship_models(other.model_path, [c.model_path], tmp_path / "m2")
