@@ -1,0 +1,309 @@
+"""ADMN backbone node: one sensor node's streams through their adaptive-depth backbones.
+
+One instance per sensor node (parameter ``sensor_node``, e.g. ``node2``), so on a real
+network it runs on that node's host next to its cameras and only embeddings (a few
+hundred bytes per stream) cross the network.
+
+Subscribes (sensor-data QoS) to the node's image topics, synchronizes them with
+:class:`admn_ros.core.sync.ApproxTimeSync` (a silent stream is missing after ``timeout``),
+and to ``admn/allocation`` (reliable). Runs :meth:`TrackingRuntime.embed` (real block
+skipping) with the allocation's rows of its streams and publishes
+``admn_ros/StreamEmbeddings`` on ``admn/<sensor_node>/embeddings`` with the frame's stamp.
+
+``allocation_mode``:
+
+* ``per_frame`` (ADMN as in the paper): a frame waits for the allocation decided for it
+  (allocation stamp within ``slop`` of the frame stamp). Frames wait at most
+  ``allocation_wait`` s and at most ``max_pending`` of them; a frame whose allocation
+  never comes (timeout, queue overflow, or a newer allocation arrived first) is dropped
+  and counted (``dropped.allocation_timeout`` / ``pending_overflow`` / ``allocation_skipped``).
+* ``pipelined``: use the latest allocation at once (it was decided on an earlier frame):
+  lower latency, one frame of staleness in the QoI estimate. Frames before the first
+  allocation are dropped (``dropped.no_allocation_yet``).
+
+A stream without data, or with 0 blocks in the allocation, is not computed: its
+``StreamEmbedding`` has all ``active_blocks`` false and an empty ``embedding``.
+"""
+from __future__ import annotations
+
+import array
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import Image
+
+from admn_ros.core.runtime import LatencyWindow, TrackingRuntime
+from admn_ros.core.streams import stream_id
+from admn_ros.core.sync import ApproxTimeSync
+from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
+from admn_ros.ros import topics
+from admn_ros.ros.convert import allocation_to_mask, make_header
+from admn_ros.ros.diagnostics import input_status, latency_values, summary_status
+from admn_ros.ros.lifecycle import (AdmnNode, InputRejected, decode_sensor_image, image_qos, image_specs,
+                                    model_specs, resolve_model_dir, run_node, sync_specs)
+from admn_ros.ros.params import ParamSpec
+from admn_ros.ros.qos import reliable_qos
+
+MODES = ("per_frame", "pipelined")
+
+
+@dataclass
+class _Frame:
+    stamp: Time
+    stamp_ns: int
+    inputs: dict[str, np.ndarray | None]
+    ready: float          # monotonic time the frame was complete
+
+
+@dataclass
+class _Alloc:
+    stamp_ns: int
+    rows: dict[str, np.ndarray]     # our streams -> bool (depth,)
+    present: dict[str, bool]
+    noise: dict[str, float]
+    controller: str
+    received: float
+
+
+class BackboneNode(AdmnNode):
+    """See the module docstring."""
+
+    NODE_NAME = "backbone_node"
+    SUMMARY = "backbone"
+
+    def param_specs(self) -> list[ParamSpec]:
+        return [
+            *model_specs(with_nodes=False),
+            ParamSpec("sensor_node", "node1", "The sensor node whose streams this backbone node runs; "
+                      "applied on configure"),
+            ParamSpec("allocation_mode", "per_frame", "per_frame: wait for each frame's allocation; "
+                      "pipelined: use the latest allocation at once", choices=MODES),
+            ParamSpec("allocation_wait", 0.5, "per_frame: longest wait (s) for a frame's allocation before "
+                      "the frame is dropped", min=0.001, max=60.0),
+            ParamSpec("max_pending", 10, "per_frame: frames kept waiting for their allocation", min=1, max=1000),
+            *sync_specs(),
+            *image_specs(),
+        ]
+
+    def on_parameter(self, name: str, value: Any) -> None:
+        if name in ("slop", "timeout") and getattr(self, "sync", None) is not None:
+            setattr(self.sync, name, float(value))
+        elif name == "allocation_mode":
+            self.get_logger().info(f"allocation_mode -> {value}")
+
+    # ------------------------------------------------------------------ lifecycle
+    def configure(self) -> None:
+        p = self.p
+        self.runtime = None
+        rt = TrackingRuntime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"])
+        node = p["sensor_node"]
+        if node not in rt.streams.nodes:
+            raise ValueError(f"{rt.model_path}: sensor_node {node!r} is not one of the model's nodes "
+                             f"{list(rt.streams.nodes)}")
+        self.runtime = rt
+        rt.warmup(("embed",))
+        self.node_name = node
+        self.sids = [stream_id(node, m) for m in rt.cfg.modalities]
+        self.sync = None
+        self.pub = self.lifecycle_publisher(StreamEmbeddings, topics.embeddings_topic(node), reliable_qos())
+        self.pending: deque[_Frame] = deque()
+        self.allocs: deque[_Alloc] = deque(maxlen=64)
+        self.latest: _Alloc | None = None
+        self.embed_ms = LatencyWindow()
+        self.wait_ms = LatencyWindow()
+        self.frames = 0
+        self.get_logger().info(f"{node}: streams {self.sids}; {rt.describe()}; mode {p['allocation_mode']}")
+
+    def activate(self) -> None:
+        self.sync = ApproxTimeSync(self.sids, self.p["slop"], self.p["queue_size"], self.p["timeout"],
+                                   start_time=self.now_s())
+        q = image_qos(self.p)
+        for sid in self.sids:
+            self.subscribe(Image, topics.image_topic(sid), lambda m, s=sid: self._on_image(s, m), q)
+        self.subscribe(LayerAllocation, topics.ALLOCATION, self._on_allocation, reliable_qos(20))
+        self.timer(float(self.p["poll_period"]), self._on_poll)
+
+    def deactivate(self) -> None:
+        self.pending.clear()
+
+    def cleanup(self) -> None:
+        self.runtime = None
+        self.sync = None
+
+    # ------------------------------------------------------------------ inputs
+    def _on_image(self, sid: str, msg: Image) -> None:
+        ns = self.check_stamp(sid, msg.header.stamp)
+        if ns is None:
+            return
+        try:
+            arr = decode_sensor_image(sid, msg, self.p["min_image_side"], self.p["max_image_side"])
+            x = self.runtime.preprocess(sid, arr)
+        except InputRejected as exc:
+            self.reject(sid, exc.reason, exc.detail)
+            return
+        except ValueError as exc:
+            self.reject(sid, "bad_values", str(exc))
+            return
+        now = self.now_s()
+        self.monitor.accept(sid, ns, now)
+        for s in self.sync.add(sid, ns * 1e-9, (x, msg.header.stamp, ns), now):
+            self._on_frame(s)
+
+    def _on_allocation(self, msg: LayerAllocation) -> None:
+        key = topics.ALLOCATION
+        ns = self.check_stamp(key, msg.header.stamp)
+        if ns is None:
+            return
+        try:
+            a = allocation_to_mask(msg)
+        except ValueError as exc:
+            self.reject(key, "bad_allocation", str(exc))
+            return
+        if a.mask.shape[1] != self.runtime.depth:
+            self.reject(key, "bad_allocation", f"depth {a.mask.shape[1]} != model depth {self.runtime.depth}")
+            return
+        idx = {s: i for i, s in enumerate(a.stream_ids)}
+        missing = [s for s in self.sids if s not in idx]
+        if missing:
+            self.reject(key, "bad_allocation", f"allocation has no row for {missing} (streams {a.stream_ids})")
+            return
+        self.monitor.accept(key, ns, self.now_s())
+        al = _Alloc(ns, {s: a.mask[idx[s]].copy() for s in self.sids},
+                    {s: bool(a.present[idx[s]]) for s in self.sids},
+                    {s: float(a.estimated_noise[idx[s]]) for s in self.sids}, a.controller, time.monotonic())
+        self.allocs.append(al)
+        self.latest = al
+        if self.p["allocation_mode"] == "per_frame":
+            self._match_pending()
+
+    def _on_poll(self) -> None:
+        if self.sync is None:
+            return
+        for s in self.sync.poll(self.now_s()):
+            self._on_frame(s)
+        if self.pending:
+            self._match_pending()
+            limit = time.monotonic() - float(self.p["allocation_wait"])
+            while self.pending and self.pending[0].ready < limit:
+                self.pending.popleft()
+                self.monitor.drop("allocation_timeout")
+
+    # ------------------------------------------------------------------ frames
+    def _on_frame(self, fs) -> None:
+        items = [it for it in fs.items.values() if it is not None]
+        newest = max(items, key=lambda it: it[2])
+        f = _Frame(newest[1], newest[2], {sid: (it[0] if it is not None else None) for sid, it in fs.items.items()},
+                   time.monotonic())
+        if self.p["allocation_mode"] == "pipelined":
+            if self.latest is None:
+                self.monitor.drop("no_allocation_yet")
+                return
+            self._run(f, self.latest)
+            return
+        a = self._find(f.stamp_ns)
+        if a is not None:
+            self._run(f, a)
+            return
+        self.pending.append(f)
+        while len(self.pending) > int(self.p["max_pending"]):
+            self.pending.popleft()
+            self.monitor.drop("pending_overflow")
+
+    def _find(self, stamp_ns: int) -> _Alloc | None:
+        slop = int(float(self.p["slop"]) * 1e9)
+        best = None
+        for a in self.allocs:
+            d = abs(a.stamp_ns - stamp_ns)
+            if d <= slop and (best is None or d < abs(best.stamp_ns - stamp_ns)):
+                best = a
+        return best
+
+    def _match_pending(self) -> None:
+        slop = int(float(self.p["slop"]) * 1e9)
+        newest = self.allocs[-1].stamp_ns if self.allocs else None
+        keep: deque[_Frame] = deque()
+        for f in self.pending:
+            a = self._find(f.stamp_ns)
+            if a is not None:
+                self.wait_ms.add((time.monotonic() - f.ready) * 1e3)
+                self._run(f, a)
+            elif newest is not None and f.stamp_ns < newest - slop:
+                # allocations come in stamp order: this frame's allocation will never come
+                self.monitor.drop("allocation_skipped")
+            else:
+                keep.append(f)
+        self.pending = keep
+
+    def _run(self, f: _Frame, a: _Alloc) -> None:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        try:
+            embs = self.runtime.embed(self.sids, f.inputs, a.rows, timings)
+        except (ValueError, KeyError) as exc:
+            self.monitor.drop("embed_error")
+            self.warn_throttled("embed_error", f"embedding failed: {exc}")
+            return
+        self.embed_ms.add((time.perf_counter() - t0) * 1e3)
+        out = StreamEmbeddings()
+        out.header = make_header(f.stamp)
+        out.allocation_controller = a.controller
+        depth = self.runtime.depth
+        for sid in self.sids:
+            e = StreamEmbedding()
+            e.header = out.header
+            e.stream_id = sid
+            e.depth = depth
+            vec = embs.get(sid)
+            if vec is None:
+                e.active_blocks = [False] * depth
+            else:
+                e.active_blocks = a.rows[sid].tolist()
+                e.embedding = array.array("f", np.ascontiguousarray(vec, np.float32).tobytes())
+                e.backbone_ms = float(timings.get(sid, 0.0))
+            out.embeddings.append(e)
+        self.pub.publish(out)
+        self.frames += 1
+
+    # ------------------------------------------------------------------ diagnostics
+    def diagnostic_statuses(self):
+        name = self.get_fully_qualified_name()
+        now_s, now_ns = self.now_s(), self.now_ns()
+        out = []
+        a = getattr(self, "latest", None)
+        for sid in getattr(self, "sids", []):
+            extra: dict[str, Any] = {}
+            if a is not None:
+                extra = {"est_sigma": a.noise[sid], "blocks": int(a.rows[sid].sum()), "present": a.present[sid]}
+            out.append(input_status(name, sid, self.monitor, now_s, now_ns, self.p["stale_s"], extra,
+                                    self._prev_rejected.get(sid, 0)))
+        if getattr(self, "sids", None):
+            out.append(input_status(name, topics.ALLOCATION, self.monitor, now_s, now_ns, self.p["stale_s"], {},
+                                    self._prev_rejected.get(topics.ALLOCATION, 0)))
+        values: dict[str, Any] = {"frames": getattr(self, "frames", 0), "mode": self.p["allocation_mode"],
+                                  "pending": len(getattr(self, "pending", ())),
+                                  "backend": self.runtime.engine_backend if getattr(self, "runtime", None) else ""}
+        if hasattr(self, "embed_ms"):
+            values.update(latency_values("embed", self.embed_ms))
+            values.update(latency_values("allocation_wait", self.wait_ms))
+        sync = getattr(self, "sync", None)
+        if sync is not None:
+            values.update({"sync_late": sync.stats.late, "sync_duplicate": sync.stats.duplicate,
+                           "sync_unmatched": sync.stats.unmatched, "sync_overflow": sync.stats.overflow})
+        msg = f"{values['frames']} frames ({values['mode']})"
+        out.append(summary_status(name, self.SUMMARY, msg, values, self.monitor.dropped, self._prev_dropped,
+                                  self.configure_error))
+        return out
+
+
+def main(args: list[str] | None = None) -> int:
+    """``python -m admn_ros.ros.backbone_node --ros-args -p sensor_node:=node1 -p model_dir:=models``."""
+    return run_node(BackboneNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""``/diagnostics`` messages of the ADMN nodes (conversion only; the bookkeeping is
+:class:`admn_ros.core.runtime.StreamMonitor` / :class:`~admn_ros.core.runtime.LatencyWindow`).
+
+Every ADMN node publishes one ``diagnostic_msgs/DiagnosticArray`` per
+``diagnostics_period`` (1 s by default) with
+
+* one status per input (stream or backbone node): ``<node fqn>: input <key>`` with
+  ``rate_hz``, ``age_s`` (now minus the stamp of the last accepted message),
+  ``accepted``, ``rejected`` and ``rejected.<reason>`` counters, plus node-specific values
+  such as the estimated QoI (``est_sigma``) and the blocks last allocated;
+* one summary status ``<node fqn>: <what>`` with frames processed, frames dropped by
+  reason (``dropped.<reason>``) and latency windows (``<name>_ms_p50`` / ``_p99`` / ``_max``).
+
+Levels: OK; WARN when an input is stale (older than ``stale_s`` or never seen) or the
+node dropped/rejected something during the last period; ERROR when the node is not
+configured (e.g. no model).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Hashable, Mapping
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from admn_ros.core.runtime import LatencyWindow, StreamMonitor
+
+OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR,
+                          DiagnosticStatus.STALE)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def make_status(name: str, hardware_id: str, level: int | bytes, message: str,
+                values: Mapping[str, Any] | None = None) -> DiagnosticStatus:
+    """A ``DiagnosticStatus`` with ``values`` formatted as strings (floats to 4 digits)."""
+    st = DiagnosticStatus(name=name, hardware_id=hardware_id, message=message)
+    st.level = level if isinstance(level, bytes) else bytes([int(level)])  # levels are bytes in rclpy
+    st.values = [KeyValue(key=str(k), value=_fmt(v)) for k, v in (values or {}).items()]
+    return st
+
+
+def latency_values(prefix: str, window: LatencyWindow) -> dict[str, float]:
+    s = window.summary()
+    return {f"{prefix}_ms_p50": s["p50"], f"{prefix}_ms_p99": s["p99"], f"{prefix}_ms_max": s["max"],
+            f"{prefix}_count": float(window.count)}
+
+
+def input_status(node_name: str, key: Hashable, monitor: StreamMonitor, now_s: float, now_ns: int,
+                 stale_s: float, extra: Mapping[str, Any] | None = None,
+                 prev_rejected: int = 0) -> DiagnosticStatus:
+    """Status of one input: rate, age, accepted/rejected counts (by reason) and ``extra`` values."""
+    st = monitor.inputs.get(key)
+    rate = monitor.rate(key, now_s)
+    age = monitor.age(key, now_ns)
+    rej: Counter = monitor.rejected(key)
+    n_rej = int(sum(rej.values()))
+    values: dict[str, Any] = {"rate_hz": rate, "age_s": age, "accepted": st.accepted if st else 0,
+                              "rejected": n_rej}
+    values.update({f"rejected.{r}": c for r, c in sorted(rej.items())})
+    values.update(extra or {})
+    if st is None or st.accepted == 0:
+        level, msg = WARN, "no data yet"
+    elif not math.isnan(age) and age > stale_s:
+        level, msg = WARN, f"stale: last stamp {age:.2f} s old"
+    else:
+        level, msg = OK, f"{rate:.1f} Hz"
+    if n_rej > prev_rejected:
+        level = max(level, WARN)
+        msg += f", {n_rej - prev_rejected} rejected ({', '.join(f'{r} {c}' for r, c in rej.most_common(3))})"
+    return make_status(f"{node_name}: input {key}", str(key), level, msg, values)
+
+
+def summary_status(node_name: str, what: str, message: str, values: Mapping[str, Any],
+                   dropped: Counter, prev_dropped: int = 0, error: str | None = None) -> DiagnosticStatus:
+    """The node's summary status; WARN if frames were dropped since the last report, ERROR on ``error``."""
+    v = dict(values)
+    v["dropped"] = int(sum(dropped.values()))
+    v.update({f"dropped.{r}": c for r, c in sorted(dropped.items())})
+    level = OK
+    if v["dropped"] > prev_dropped:
+        level = WARN
+        message += f"; dropped {v['dropped'] - prev_dropped} frame(s) since last report"
+    if error:
+        level, message = ERROR, error
+    return make_status(f"{node_name}: {what}", node_name, level, message, v)
+
+
+def make_array(stamp, statuses: list[DiagnosticStatus]) -> DiagnosticArray:
+    arr = DiagnosticArray()
+    arr.header.stamp = stamp
+    arr.status = list(statuses)
+    return arr
+
+
+def values_of(status: DiagnosticStatus) -> dict[str, str]:
+    """``{key: value}`` of a status (for tests and monitors)."""
+    return {kv.key: kv.value for kv in status.values}

@@ -1,0 +1,421 @@
+"""The base of the ADMN nodes: an rclpy ``LifecycleNode`` with declared parameters,
+autostart, /diagnostics, throttled rejection logs and the sensor-image checks.
+
+Lifecycle (the shape of mgonzs13/yolo_ros' nodes):
+
+* constructor: declares every parameter (descriptions, ranges, choices; values from
+  ``--params-file config/tracking.yaml`` / ``-p``); a bad value raises ``ParameterError``;
+* ``configure``: reads the parameters, loads models (:meth:`AdmnNode.configure`); a failure
+  (missing model directory, corrupt checkpoint, stream set mismatch, ...) is logged with
+  the file and the problem, everything created so far is released and the transition
+  returns FAILURE (the node stays *unconfigured* and can be configured again);
+* ``activate``: subscriptions and timers (:meth:`AdmnNode.activate`), lifecycle publishers on;
+* ``deactivate`` / ``cleanup`` / ``shutdown`` undo that.
+
+``autostart`` (default true) runs configure + activate in the constructor so ``ros2 run``
+and ``admn-ros run`` need no lifecycle manager; with ``autostart:=false`` a manager (or
+``ros2 lifecycle set``) drives the transitions.
+
+Subclasses set ``NODE_NAME``, implement :meth:`param_specs` and the hooks, and must not do
+work after ``super().__init__`` (autostart runs inside it). Every node accepts the
+``rclpy.node.Node`` keyword arguments (``cli_args``, ``use_global_arguments``, ``context``,
+...), so several can live in one process (``admn_container``).
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+
+from admn_ros.core.checkpoint import CheckpointError
+from admn_ros.core.engine import BACKENDS
+from admn_ros.core.paths import models_dir
+from admn_ros.core.runtime import StreamMonitor
+from admn_ros.core.streams import DEFAULT_NODES, split_stream_id
+from admn_ros.ros import topics
+from admn_ros.ros.convert import ENCODINGS, image_to_numpy, stamp_to_ns
+from admn_ros.ros.diagnostics import make_array
+from admn_ros.ros.env import configure_dds_env
+from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
+                                 read_parameters)
+from admn_ros.ros.qos import reliable_qos
+
+COMMON_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("autostart", True, "Configure and activate at start-up (false: wait for a lifecycle "
+              "manager / `ros2 lifecycle set`)", read_only=True),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 = off)",
+              min=0.0, max=3600.0),
+    ParamSpec("stale_s", 1.0, "An input whose last stamp is older than this is reported stale (WARN)",
+              min=0.01, max=3600.0),
+    ParamSpec("max_future_s", 2.0, "Reject input stamped more than this many seconds ahead of the node clock "
+              "(one bogus future stamp would otherwise make every later message 'out of order'); 0 = off",
+              min=0.0, max=86400.0),
+    ParamSpec("log_throttle_s", 2.0, "Minimum seconds between two warnings of the same kind about one "
+              "input (bad encoding, size, NaN, stamps, ...)", min=0.0, max=3600.0),
+)
+
+#: Encodings each modality accepts on its image topic (REP-118 for depth).
+ACCEPTED_ENCODINGS: dict[str, tuple[str, ...]] = {
+    "rgb": ("rgb8", "bgr8"),
+    "depth": ("16UC1", "32FC1"),
+    "radar": ("32FC1",),
+}
+
+
+def model_specs(with_nodes: bool = True) -> list[ParamSpec]:
+    """Parameters every model-loading node shares (applied on configure)."""
+    specs = [
+        ParamSpec("model_dir", "", "Directory with the tracking model and controllers "
+                  "('' = the package's models/); applied on configure"),
+        ParamSpec("backend", "auto", "Inference backend of the backbones/fusion (auto measures "
+                  "torch, jit and onnx at configure and keeps the fastest); applied on configure",
+                  choices=BACKENDS),
+        ParamSpec("device", "cpu", "torch device (cpu, cuda, auto); applied on configure"),
+        ParamSpec("threads", 1, "torch intra-op threads (1 on shared CPUs); applied on configure",
+                  min=1, max=256),
+    ]
+    if with_nodes:
+        specs.append(ParamSpec("sensor_nodes", list(DEFAULT_NODES), "Sensor nodes of the graph (must be "
+                               "the model's nodes, in order); applied on configure"))
+    return specs
+
+
+def sync_specs(slop: float = 0.03, timeout: float = 0.5) -> list[ParamSpec]:
+    return [
+        ParamSpec("slop", slop, "Largest stamp difference (s) inside one synchronized frame", min=0.0, max=10.0),
+        ParamSpec("timeout", timeout, "An input silent this long (s) is missing: frames go on without it",
+                  min=0.01, max=3600.0),
+        ParamSpec("queue_size", 10, "Messages kept per input while synchronizing", min=1, max=1000),
+        ParamSpec("poll_period", 0.1, "Period (s) of the timer that fires frames whose missing inputs "
+                  "timed out", min=0.001, max=10.0),
+    ]
+
+
+def image_specs() -> list[ParamSpec]:
+    return [
+        ParamSpec("qos_depth", 5, "History depth of the image subscriptions", min=1, max=1000),
+        ParamSpec("image_reliability", "best_effort", "QoS reliability of the image subscriptions: best_effort "
+                  "(sensor data QoS, default) or reliable (lossy links: lost fragments are resent, if the "
+                  "publisher is reliable too); applied on activate", choices=("best_effort", "reliable")),
+        ParamSpec("min_image_side", 8, "Smallest accepted image height/width (pixels)", min=1, max=65535),
+        ParamSpec("max_image_side", 8192, "Largest accepted image height/width (pixels)", min=1, max=65535),
+    ]
+
+
+def image_qos(p: dict[str, Any]):
+    """QoS of the image subscriptions from the ``image_specs`` parameters."""
+    from admn_ros.ros.qos import sensor_qos
+
+    d = int(p["qos_depth"])
+    return reliable_qos(d) if p["image_reliability"] == "reliable" else sensor_qos(d)
+
+
+def resolve_model_dir(p: dict[str, Any]) -> str:
+    return p["model_dir"] or str(models_dir())
+
+
+class InputRejected(ValueError):
+    """A message that cannot be used; ``reason`` is a short identifier counted on /diagnostics."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode_sensor_image(sid: str, msg: Image, min_side: int = 8, max_side: int = 8192) -> np.ndarray:
+    """``sensor_msgs/Image`` of stream ``sid`` -> numpy array for
+    :meth:`TrackingRuntime.preprocess`, or :class:`InputRejected` with a reason:
+    ``bad_encoding``, ``empty``, ``bad_size`` (side outside [min_side, max_side]),
+    ``bad_layout`` (step / data length inconsistent), ``non_finite`` (radar NaN/inf)."""
+    _, mod = split_stream_id(sid)
+    enc = str(msg.encoding)
+    if enc not in ACCEPTED_ENCODINGS[mod]:
+        known = "" if enc in ENCODINGS else " (unknown encoding)"
+        raise InputRejected("bad_encoding", f"encoding {enc!r}{known}; {mod} accepts "
+                            f"{list(ACCEPTED_ENCODINGS[mod])}")
+    h, w = int(msg.height), int(msg.width)
+    if h == 0 or w == 0 or len(msg.data) == 0:
+        raise InputRejected("empty", f"empty image {w}x{h}, {len(msg.data)} data bytes")
+    if not (min_side <= h <= max_side and min_side <= w <= max_side):
+        raise InputRejected("bad_size", f"image {w}x{h} outside the accepted side range "
+                            f"[{min_side}, {max_side}]")
+    try:
+        arr = image_to_numpy(msg, "rgb8" if enc == "bgr8" else "passthrough")
+    except ValueError as exc:
+        raise InputRejected("bad_layout", str(exc)) from None
+    if mod == "radar" and not np.isfinite(arr).all():
+        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise InputRejected("non_finite", f"radar heatmap has {n_bad} NaN/inf value(s)")
+    return arr
+
+
+class AdmnNode(LifecycleNode):
+    """Base class of the ADMN nodes (see the module docstring)."""
+
+    NODE_NAME = "admn_node"
+    #: name of the summary status on /diagnostics
+    SUMMARY = "pipeline"
+
+    def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(node_name or self.NODE_NAME, **kwargs)
+        self._subs: list[Any] = []
+        self._timers: list[Any] = []
+        self._lc_pubs: list[Any] = []
+        self._child_loggers: dict[tuple[str, str], Any] = {}
+        self.configure_error: str | None = None
+        self.monitor = StreamMonitor([])
+        self._prev_rejected: dict[Any, int] = {}
+        self._prev_dropped = 0
+        self.diag_pub = None
+        try:
+            self.specs: tuple[ParamSpec, ...] = COMMON_SPECS + tuple(self.param_specs())
+            self.p: dict[str, Any] = declare_parameters(self, self.specs)
+            install_validation(self, self.specs)
+            self.add_post_set_parameters_callback(self._after_set)
+        except BaseException:
+            self.destroy_node()
+            raise
+        if self.p["autostart"]:
+            self.autostart()
+
+    # ------------------------------------------------------------------ to implement
+    def param_specs(self) -> Sequence[ParamSpec]:
+        return ()
+
+    def configure(self) -> None:
+        """Load models, create publishers (:meth:`lifecycle_publisher`). Raise to fail."""
+
+    def activate(self) -> None:
+        """Create subscriptions (:meth:`subscribe`) and timers (:meth:`timer`)."""
+
+    def deactivate(self) -> None:
+        """Extra work when deactivating (subscriptions/timers are destroyed by the base)."""
+
+    def cleanup(self) -> None:
+        """Drop what :meth:`configure` made (publishers are destroyed by the base)."""
+
+    def on_parameter(self, name: str, value: Any) -> None:
+        """A parameter was changed at run time (already validated and stored in ``self.p``)."""
+
+    def diagnostic_statuses(self) -> list[DiagnosticStatus]:
+        return []
+
+    # ------------------------------------------------------------------ helpers
+    def autostart(self) -> bool:
+        """configure + activate; False (and ``configure_error`` set) if either failed."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self.configure_error = self.configure_error or "configure transition failed"
+            return False
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.configure_error = self.configure_error or "activate transition failed"
+            return False
+        return True
+
+    @property
+    def state_label(self) -> str:
+        return str(self._state_machine.current_state[1])
+
+    def subscribe(self, msg_type: Any, topic: str, callback: Callable, qos: Any) -> Any:
+        s = self.create_subscription(msg_type, topic, callback, qos)
+        self._subs.append(s)
+        return s
+
+    def timer(self, period_s: float, callback: Callable) -> Any:
+        t = self.create_timer(period_s, callback)
+        self._timers.append(t)
+        return t
+
+    def lifecycle_publisher(self, msg_type: Any, topic: str, qos: Any) -> Any:
+        p = self.create_lifecycle_publisher(msg_type, topic, qos)
+        self._lc_pubs.append(p)
+        return p
+
+    def now_ns(self) -> int:
+        return int(self.get_clock().now().nanoseconds)
+
+    def now_s(self) -> float:
+        return self.now_ns() * 1e-9
+
+    def reject(self, key: Any, reason: str, detail: str) -> None:
+        """Count a rejected message on /diagnostics and warn (throttled per input and reason)."""
+        self.monitor.reject(key, reason)
+        lg = self._child_loggers.get((str(key), reason))
+        if lg is None:
+            lg = self._child_loggers[(str(key), reason)] = self.get_logger().get_child(reason)
+        n = self.monitor.rejected(key)[reason]
+        lg.warning(f"{key}: message rejected ({reason}, {n} so far): {detail}",
+                   throttle_duration_sec=float(self.p["log_throttle_s"]) or 1e-9)
+
+    def warn_throttled(self, kind: str, text: str) -> None:
+        lg = self._child_loggers.get(("", kind))
+        if lg is None:
+            lg = self._child_loggers[("", kind)] = self.get_logger().get_child(kind)
+        lg.warning(text, throttle_duration_sec=float(self.p["log_throttle_s"]) or 1e-9)
+
+    def check_stamp(self, key: Any, stamp: Time) -> int | None:
+        """Stamp in ns, or None after rejecting a zero, duplicate, out-of-order or future stamp."""
+        ns = stamp_to_ns(stamp)
+        why = self.monitor.check_stamp(key, ns)
+        future = float(self.p["max_future_s"])
+        if why is None and future > 0:
+            now = self.now_ns()
+            if now > 0 and ns > now + int(future * 1e9):
+                why = "future_stamp"
+        if why is not None:
+            self.reject(key, why, f"stamp {ns * 1e-9:.6f} s")
+            return None
+        return ns
+
+    # ------------------------------------------------------------------ parameters
+    def _after_set(self, params: list[Parameter]) -> None:
+        names = {s.name for s in self.specs}
+        for prm in params:
+            if prm.name in names:
+                v = prm.value
+                self.p[prm.name] = list(v) if type(v).__name__ == "array" or isinstance(v, tuple) else v
+                try:
+                    self.on_parameter(prm.name, self.p[prm.name])
+                except Exception as exc:  # noqa: BLE001 - never let a callback kill the node
+                    self.get_logger().error(f"applying parameter {prm.name}={prm.value!r} failed: {exc}")
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.configure_error = None
+        try:
+            self.p = read_parameters(self, self.specs)
+            self.monitor = StreamMonitor([])
+            self._prev_rejected, self._prev_dropped = {}, 0
+            self.configure()
+            self.diag_pub = self.lifecycle_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos())
+        except (CheckpointError, ParameterError, ValueError, KeyError, FileNotFoundError, OSError) as exc:
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            self.configure_error = str(msg)
+            self.get_logger().error(f"configure failed: {msg}")
+            self._release_all()
+            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # noqa: BLE001 - report, never leave a half-configured node
+            self.configure_error = f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"configure failed: {self.configure_error}")
+            self._release_all()
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info("configured")
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.activate()
+            period = float(self.p["diagnostics_period"])
+            if period > 0:
+                self.timer(period, self.publish_diagnostics)
+        except Exception as exc:  # noqa: BLE001
+            self.configure_error = f"activate failed: {type(exc).__name__}: {exc}"
+            self.get_logger().error(self.configure_error)
+            self._destroy_subs_timers()
+            return TransitionCallbackReturn.FAILURE
+        ret = super().on_activate(state)
+        self.get_logger().info("active")
+        return ret
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_subs_timers()
+        self.deactivate()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release_all()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_subs_timers()
+        self._release_all()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_subs_timers()
+        self._release_all()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _destroy_subs_timers(self) -> None:
+        for s in self._subs:
+            self.destroy_subscription(s)
+        for t in self._timers:
+            self.destroy_timer(t)
+        self._subs, self._timers = [], []
+
+    def _release_all(self) -> None:
+        self._destroy_subs_timers()
+        for p in self._lc_pubs:
+            try:
+                self.destroy_lifecycle_publisher(p)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self._lc_pubs = []
+        self.diag_pub = None
+        try:
+            self.cleanup()
+        except Exception as exc:  # noqa: BLE001
+            self.get_logger().error(f"cleanup failed: {exc}")
+
+    # ------------------------------------------------------------------ diagnostics
+    def publish_diagnostics(self) -> None:
+        if self.diag_pub is None:
+            return
+        try:
+            statuses = self.diagnostic_statuses()
+        except Exception as exc:  # noqa: BLE001 - diagnostics must never kill the node
+            self.warn_throttled("diagnostics", f"building diagnostics failed: {exc}")
+            return
+        self.diag_pub.publish(make_array(self.get_clock().now().to_msg(), statuses))
+        self._prev_rejected = {k: int(sum(self.monitor.rejected(k).values())) for k in self.monitor.inputs}
+        self._prev_dropped = int(sum(self.monitor.dropped.values()))
+
+    def destroy_node(self) -> None:
+        try:
+            self._destroy_subs_timers()
+        except Exception:  # noqa: BLE001
+            pass
+        super().destroy_node()
+
+
+def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
+    """``main()`` of a node: environment, init, construct (autostart), spin, clean up.
+
+    Exit code 2 (with the problem on stderr) if a parameter is invalid or autostart failed
+    (e.g. the model directory or a checkpoint is wrong)."""
+    configure_dds_env()  # localhost discovery + shipped FastDDS profile unless the environment says otherwise
+    rclpy.init(args=args)
+    node = None
+    try:
+        try:
+            node = cls()
+        except (ParameterError, ValueError) as exc:
+            print(f"[{cls.NODE_NAME}] error: {exc}", file=sys.stderr, flush=True)
+            return 2
+        if node.p["autostart"] and node.configure_error:
+            print(f"[{node.get_name()}] error: {node.configure_error}", file=sys.stderr, flush=True)
+            return 2
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGINT/SIGTERM shut the context down while a callback was publishing: a clean exit
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+__all__ = ["AdmnNode", "COMMON_SPECS", "ACCEPTED_ENCODINGS", "InputRejected", "decode_sensor_image",
+           "run_node", "model_specs", "sync_specs", "image_specs", "image_qos", "resolve_model_dir"]

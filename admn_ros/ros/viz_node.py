@@ -1,0 +1,364 @@
+"""ADMN visualization node: RViz markers and a dashboard image of the tracking graph.
+
+Subscribes to ``admn/allocation`` (LayerAllocation), ``admn/target``
+(PoseWithCovarianceStamped) and ``ground_truth/target`` (PointStamped) and publishes, in
+``frame_id`` (``map``):
+
+* ``admn/markers`` (``visualization_msgs/MarkerArray``, ``marker_rate`` Hz), namespaces:
+
+  =====================  =====================================================================
+  ``track``              track outline (LINE_STRIP) from the simulator config
+  ``sensor_nodes``       a disc per sensor node at its pose + its name (TEXT)
+  ``allocation_bars``    per stream a bar at its node: height = active blocks / 12 x
+                         ``bar_height``, colour = estimated QoI (green clean -> red noisy,
+                         grey missing; :func:`admn_ros.core.viz.qoi_color`)
+  ``allocation_capacity``  faint full-height bar behind each (12 blocks)
+  ``allocation_text``    per stream ``rgb 5/12 s=0.30`` (TEXT_VIEW_FACING)
+  ``estimate``           estimate sphere; ``estimate_cov``: 2-sigma ellipse (LINE_STRIP);
+                         ``estimate_trail``: past estimates (LINE_STRIP)
+  ``ground_truth``       ground-truth sphere; ``ground_truth_trail``
+  ``status``             budget, controller, error (TEXT)
+  =====================  =====================================================================
+
+* ``admn/dashboard`` (``sensor_msgs/Image`` rgb8, ``dashboard_rate`` Hz): the same state
+  rendered top-down by :func:`admn_ros.core.viz.render_dashboard`.
+
+Node poses and the track come from ``config/sensors.yaml`` (``sensors_config``) through
+:func:`admn_ros.core.sim.load_sim_config`. Dynamic markers carry ``marker_lifetime`` so
+they vanish when their source stops.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from geometry_msgs.msg import Point, PointStamped, PoseWithCovarianceStamped
+from sensor_msgs.msg import Image
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from admn_ros.core.streams import DEFAULT_NODES, StreamSet
+from admn_ros.core.viz import Bar, DashboardState, allocation_bars, cov_ellipse, render_dashboard
+from admn_ros.msg import LayerAllocation
+from admn_ros.ros import topics
+from admn_ros.ros.convert import Allocation, allocation_to_mask, make_header, numpy_to_image
+from admn_ros.ros.diagnostics import input_status, summary_status
+from admn_ros.ros.lifecycle import AdmnNode, run_node
+from admn_ros.ros.params import ParamSpec
+from admn_ros.ros.qos import reliable_qos
+
+_SHORT = {"rgb": "C", "depth": "D", "radar": "R"}
+
+
+@dataclass
+class VizState:
+    """What the markers and the dashboard show (filled by the node, or by tests)."""
+
+    track_bounds: tuple[float, float, float, float]            # x_min, x_max, y_min, y_max
+    node_xy: dict[str, tuple[float, float]]
+    allocation: Allocation | None = None
+    estimate: tuple[float, float] | None = None
+    cov: np.ndarray | None = None
+    trail: deque = field(default_factory=lambda: deque(maxlen=150))
+    ground_truth: tuple[float, float] | None = None
+    gt_trail: deque = field(default_factory=lambda: deque(maxlen=150))
+    error_m: float | None = None
+
+    def bars(self, spacing: float = 0.12) -> list[Bar]:
+        a = self.allocation
+        if a is None:
+            return []
+        return allocation_bars(a.stream_ids, a.mask, a.estimated_noise, self.node_xy, spacing, a.present)
+
+    def title(self) -> str:
+        a = self.allocation
+        t = f"L={a.budget} [{a.controller}]" if a is not None else "no allocation yet"
+        if self.error_m is not None:
+            t += f"  err {100 * self.error_m:.1f} cm"
+        return t
+
+
+def _color(rgba: Sequence[float]) -> ColorRGBA:
+    return ColorRGBA(r=float(rgba[0]), g=float(rgba[1]), b=float(rgba[2]), a=float(rgba[3]))
+
+
+def _marker(ns: str, mid: int, mtype: int, frame_id: str, stamp: Time, lifetime_s: float = 0.0) -> Marker:
+    m = Marker()
+    m.header = make_header(stamp, frame_id)
+    m.ns, m.id, m.type, m.action = ns, mid, mtype, Marker.ADD
+    m.pose.orientation.w = 1.0
+    if lifetime_s > 0:
+        sec = int(lifetime_s)
+        m.lifetime = Duration(sec=sec, nanosec=int((lifetime_s - sec) * 1e9))
+    return m
+
+
+def _line(ns: str, mid: int, pts: np.ndarray, z: float, width: float, rgba, frame_id: str, stamp: Time,
+          lifetime_s: float = 0.0) -> Marker:
+    m = _marker(ns, mid, Marker.LINE_STRIP, frame_id, stamp, lifetime_s)
+    m.scale.x = float(width)
+    m.color = _color(rgba)
+    m.points = [Point(x=float(p[0]), y=float(p[1]), z=float(z)) for p in pts]
+    return m
+
+
+def build_markers(state: VizState, frame_id: str = "map", stamp: Time | None = None, bar_height: float = 0.6,
+                  bar_width: float = 0.09, lifetime_s: float = 1.0) -> MarkerArray:
+    """The MarkerArray of ``state`` (see the module docstring for the namespaces)."""
+    stamp = stamp or Time()
+    out = MarkerArray()
+    x0, x1, y0, y1 = state.track_bounds
+    track = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]])
+    out.markers.append(_line("track", 0, track, 0.0, 0.03, (0.7, 0.7, 0.7, 1.0), frame_id, stamp))
+    for k, (node, (x, y)) in enumerate(sorted(state.node_xy.items())):
+        d = _marker("sensor_nodes", k, Marker.CYLINDER, frame_id, stamp)
+        d.pose.position.x, d.pose.position.y, d.pose.position.z = float(x), float(y), 0.01
+        d.scale.x = d.scale.y = 0.5
+        d.scale.z = 0.02
+        d.color = _color((0.35, 0.35, 0.4, 0.8))
+        out.markers.append(d)
+        t = _marker("sensor_nodes", 100 + k, Marker.TEXT_VIEW_FACING, frame_id, stamp)
+        t.pose.position.x, t.pose.position.y, t.pose.position.z = float(x), float(y) + 0.36, 0.05
+        t.scale.z = 0.14
+        t.color = _color((0.9, 0.9, 0.9, 1.0))
+        t.text = node
+        out.markers.append(t)
+    bars = state.bars(spacing=bar_width * 1.4)
+    per_node: dict[str, int] = {}
+    for k, b in enumerate(bars):
+        frac = b.blocks / max(b.depth, 1)
+        h = max(frac * bar_height, 0.005)
+        cap = _marker("allocation_capacity", k, Marker.CUBE, frame_id, stamp, lifetime_s)
+        cap.pose.position.x, cap.pose.position.y, cap.pose.position.z = b.xy[0], b.xy[1], bar_height / 2
+        cap.scale.x = cap.scale.y = bar_width
+        cap.scale.z = bar_height
+        cap.color = _color((0.8, 0.8, 0.8, 0.15))
+        out.markers.append(cap)
+        m = _marker("allocation_bars", k, Marker.CUBE, frame_id, stamp, lifetime_s)
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = b.xy[0], b.xy[1], h / 2
+        m.scale.x = m.scale.y = bar_width
+        m.scale.z = h
+        m.color = _color(b.color)
+        out.markers.append(m)
+        node = b.stream_id.split("/")[0]
+        j = per_node.get(node, 0)
+        per_node[node] = j + 1
+        nx, ny = state.node_xy.get(node, b.xy)
+        t = _marker("allocation_text", k, Marker.TEXT_VIEW_FACING, frame_id, stamp, lifetime_s)
+        # a list under the node's disc (one line per stream), readable from above and obliquely
+        t.pose.position.x, t.pose.position.y, t.pose.position.z = float(nx), float(ny) - 0.36 - 0.13 * j, 0.02
+        t.scale.z = 0.1
+        t.color = _color((1.0, 1.0, 1.0, 1.0))
+        t.text = b.label
+        out.markers.append(t)
+    if state.estimate is not None:
+        mx, my = state.estimate
+        s = _marker("estimate", 0, Marker.SPHERE, frame_id, stamp, lifetime_s)
+        s.pose.position.x, s.pose.position.y, s.pose.position.z = float(mx), float(my), 0.06
+        s.scale.x = s.scale.y = s.scale.z = 0.12
+        s.color = _color((1.0, 0.55, 0.0, 1.0))
+        out.markers.append(s)
+        if state.cov is not None:
+            ell = cov_ellipse((mx, my), state.cov, n_std=2.0)
+            out.markers.append(_line("estimate_cov", 0, ell, 0.02, 0.02, (1.0, 0.7, 0.1, 0.9), frame_id, stamp,
+                                     lifetime_s))
+    if len(state.trail) > 1:
+        out.markers.append(_line("estimate_trail", 0, np.asarray(state.trail), 0.01, 0.015, (1.0, 0.55, 0.0, 0.6),
+                                 frame_id, stamp, lifetime_s))
+    if state.ground_truth is not None:
+        g = _marker("ground_truth", 0, Marker.SPHERE, frame_id, stamp, lifetime_s)
+        g.pose.position.x, g.pose.position.y, g.pose.position.z = (float(state.ground_truth[0]),
+                                                                   float(state.ground_truth[1]), 0.06)
+        g.scale.x = g.scale.y = g.scale.z = 0.1
+        g.color = _color((0.1, 0.9, 0.2, 1.0))
+        out.markers.append(g)
+    if len(state.gt_trail) > 1:
+        out.markers.append(_line("ground_truth_trail", 0, np.asarray(state.gt_trail), 0.005, 0.01,
+                                 (0.1, 0.9, 0.2, 0.5), frame_id, stamp, lifetime_s))
+    st = _marker("status", 0, Marker.TEXT_VIEW_FACING, frame_id, stamp, lifetime_s)
+    y_low = min([y0] + [xy[1] for xy in state.node_xy.values()])
+    st.pose.position.x, st.pose.position.y, st.pose.position.z = (x0 + x1) / 2, y_low - 0.9, 0.0
+    st.scale.z = 0.16
+    st.color = _color((1.0, 1.0, 1.0, 1.0))
+    st.text = state.title()
+    out.markers.append(st)
+    return out
+
+
+def dashboard_state(state: VizState) -> DashboardState:
+    """:class:`admn_ros.core.viz.DashboardState` of ``state``. ``render_dashboard`` draws the track
+    from (0, 0) to its size, so map coordinates (track centred on the origin) are shifted by
+    the track's lower-left corner."""
+    x0, x1, y0, y1 = state.track_bounds
+
+    def sh(p):
+        return None if p is None else (float(p[0]) - x0, float(p[1]) - y0)
+
+    bars = [Bar(b.stream_id, sh(b.xy), b.blocks, b.depth, b.color, b.label) for b in state.bars()]
+    return DashboardState(track_size=(x1 - x0, y1 - y0), node_xy={k: sh(v) for k, v in state.node_xy.items()},
+                          bars=bars, estimate=sh(state.estimate), cov=state.cov,
+                          trail=[sh(p) for p in state.trail], ground_truth=sh(state.ground_truth),
+                          title=state.title())
+
+
+class VizNode(AdmnNode):
+    """See the module docstring."""
+
+    NODE_NAME = "viz_node"
+    SUMMARY = "viz"
+
+    def param_specs(self) -> list[ParamSpec]:
+        return [
+            ParamSpec("sensor_nodes", list(DEFAULT_NODES), "Sensor nodes to draw; applied on configure"),
+            ParamSpec("sensors_config", "", "Simulator/sensor config YAML with node poses and the track "
+                      "('' = shipped config/sensors.yaml); applied on configure"),
+            ParamSpec("frame_id", "map", "Fixed frame of the markers"),
+            ParamSpec("trail_length", 150, "Estimates kept in the trail", min=0, max=100000),
+            ParamSpec("marker_rate", 10.0, "MarkerArray publish rate (Hz)", min=0.1, max=100.0),
+            ParamSpec("dashboard_rate", 5.0, "Dashboard image rate (Hz); 0 = off", min=0.0, max=60.0),
+            ParamSpec("dashboard_width", 640, "Dashboard width (pixels)", min=160, max=4096),
+            ParamSpec("dashboard_height", 480, "Dashboard height (pixels)", min=120, max=4096),
+            ParamSpec("bar_height", 0.6, "Bar height (m) of a full backbone (all blocks)", min=0.05, max=10.0),
+            ParamSpec("marker_lifetime", 1.0, "Lifetime (s) of the dynamic markers (0 = forever)",
+                      min=0.0, max=3600.0),
+        ]
+
+    def configure(self) -> None:
+        from admn_ros.core.sim import load_sim_config
+
+        p = self.p
+        cfg = load_sim_config(p["sensors_config"] or None)
+        known = [n.name for n in cfg.nodes]
+        unknown = [n for n in p["sensor_nodes"] if n not in known]
+        if unknown:
+            raise ValueError(f"{cfg.source or 'sensor config'}: sensor_nodes {unknown} have no pose "
+                             f"(nodes in the config: {known})")
+        StreamSet(tuple(p["sensor_nodes"]))
+        node_xy = {n: (float(cfg.node(n).position[0]), float(cfg.node(n).position[1])) for n in p["sensor_nodes"]}
+        self.state = VizState(cfg.track.bounds, node_xy)
+        self.state.trail = deque(maxlen=max(1, int(p["trail_length"])))
+        self.state.gt_trail = deque(maxlen=max(1, int(p["trail_length"])))
+        self._gt: dict[int, tuple[float, float]] = {}
+        self._last_target: tuple[int, float, float] | None = None
+        self.errors: deque[float] = deque(maxlen=300)
+        self.stamp = Time()
+        self.markers_published = 0
+        self.dashboards_published = 0
+        self.marker_pub = self.lifecycle_publisher(MarkerArray, topics.MARKERS, reliable_qos(2))
+        self.dash_pub = self.lifecycle_publisher(Image, topics.DASHBOARD, reliable_qos(2))
+
+    def activate(self) -> None:
+        self.subscribe(LayerAllocation, topics.ALLOCATION, self._on_allocation, reliable_qos())
+        self.subscribe(PoseWithCovarianceStamped, topics.TARGET, self._on_target, reliable_qos())
+        self.subscribe(PointStamped, topics.GROUND_TRUTH, self._on_gt, reliable_qos())
+        self.timer(1.0 / float(self.p["marker_rate"]), self.publish_markers)
+        if float(self.p["dashboard_rate"]) > 0:
+            self.timer(1.0 / float(self.p["dashboard_rate"]), self.publish_dashboard)
+
+    def cleanup(self) -> None:
+        self.state = None
+
+    def on_parameter(self, name: str, value: Any) -> None:
+        if name == "trail_length" and getattr(self, "state", None) is not None:
+            self.state.trail = deque(self.state.trail, maxlen=max(1, int(value)))
+            self.state.gt_trail = deque(self.state.gt_trail, maxlen=max(1, int(value)))
+
+    # ------------------------------------------------------------------ inputs
+    def _on_allocation(self, msg: LayerAllocation) -> None:
+        ns = self.check_stamp(topics.ALLOCATION, msg.header.stamp)
+        if ns is None:
+            return
+        try:
+            a = allocation_to_mask(msg)
+            StreamSet.from_ids(a.stream_ids)
+        except ValueError as exc:
+            self.reject(topics.ALLOCATION, "bad_allocation", str(exc))
+            return
+        self.monitor.accept(topics.ALLOCATION, ns, self.now_s())
+        self.state.allocation = a
+
+    def _on_target(self, msg: PoseWithCovarianceStamped) -> None:
+        ns = self.check_stamp(topics.TARGET, msg.header.stamp)
+        if ns is None:
+            return
+        p = msg.pose.pose.position
+        c = np.asarray(msg.pose.covariance, np.float64).reshape(6, 6)[:2, :2]
+        if not (math.isfinite(p.x) and math.isfinite(p.y) and np.isfinite(c).all()):
+            self.reject(topics.TARGET, "non_finite", "target position/covariance not finite")
+            return
+        self.monitor.accept(topics.TARGET, ns, self.now_s())
+        st = self.state
+        st.estimate, st.cov = (p.x, p.y), c
+        st.trail.append((p.x, p.y))
+        self.stamp = msg.header.stamp
+        self._last_target = (ns, p.x, p.y)
+        gt = self._gt.get(ns)
+        if gt is not None:
+            self._error(p.x, p.y, gt)
+
+    def _error(self, x: float, y: float, gt: tuple[float, float]) -> None:
+        self.state.error_m = float(math.hypot(x - gt[0], y - gt[1]))
+        self.errors.append(self.state.error_m)
+
+    def _on_gt(self, msg: PointStamped) -> None:
+        ns = self.check_stamp(topics.GROUND_TRUTH, msg.header.stamp)
+        if ns is None:
+            return
+        self.monitor.accept(topics.GROUND_TRUTH, ns, self.now_s())
+        xy = (float(msg.point.x), float(msg.point.y))
+        self._gt[ns] = xy
+        while len(self._gt) > 600:
+            del self._gt[next(iter(self._gt))]
+        self.state.ground_truth = xy
+        self.state.gt_trail.append(xy)
+        lt = self._last_target
+        if lt is not None and lt[0] == ns:     # the target of this stamp came first
+            self._error(lt[1], lt[2], xy)
+
+    # ------------------------------------------------------------------ outputs
+    def markers(self) -> MarkerArray:
+        return build_markers(self.state, str(self.p["frame_id"]), self.stamp, float(self.p["bar_height"]),
+                             lifetime_s=float(self.p["marker_lifetime"]))
+
+    def publish_markers(self) -> None:
+        if getattr(self, "state", None) is None:
+            return
+        self.marker_pub.publish(self.markers())
+        self.markers_published += 1
+
+    def publish_dashboard(self) -> None:
+        if getattr(self, "state", None) is None:
+            return
+        img = render_dashboard(dashboard_state(self.state), int(self.p["dashboard_width"]),
+                               int(self.p["dashboard_height"]))
+        self.dash_pub.publish(numpy_to_image(img, "rgb8", make_header(self.stamp, str(self.p["frame_id"]))))
+        self.dashboards_published += 1
+
+    def diagnostic_statuses(self):
+        name = self.get_fully_qualified_name()
+        now_s, now_ns = self.now_s(), self.now_ns()
+        out = [input_status(name, k, self.monitor, now_s, now_ns, self.p["stale_s"], {},
+                            self._prev_rejected.get(k, 0))
+               for k in (topics.ALLOCATION, topics.TARGET, topics.GROUND_TRUTH)]
+        errs = list(getattr(self, "errors", ()))
+        values = {"markers_published": getattr(self, "markers_published", 0),
+                  "dashboards_published": getattr(self, "dashboards_published", 0),
+                  "error_cm_mean": 100 * float(np.mean(errs)) if errs else float("nan")}
+        msg = f"error {values['error_cm_mean']:.1f} cm over {len(errs)} frames" if errs else "no error yet"
+        out.append(summary_status(name, self.SUMMARY, msg, values, self.monitor.dropped, self._prev_dropped,
+                                  self.configure_error))
+        return out
+
+
+def main(args: list[str] | None = None) -> int:
+    """``python -m admn_ros.ros.viz_node``."""
+    return run_node(VizNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""TrackingRuntime (admn_ros.core.runtime): loading a model directory with clear errors,
+the allocation policy, real skipping in embed, fusion with missing streams, and the
+input-health bookkeeping the nodes show on /diagnostics."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from admn_ros.core.checkpoint import CheckpointError, read_metadata, save_checkpoint
+from admn_ros.core.runtime import (NAIVE, NONE, UNIVERSAL, LatencyWindow, RateMeter, StreamMonitor,
+                                   TrackingRuntime, write_random_models)
+from admn_ros.core.streams import DEPTH, StreamSet
+
+NODES = ("node1", "node2")
+SMALL = dict(vit_dim=16, vit_heads=2, vit_mlp_ratio=2.0, fusion_dim=16, fusion_depth=1, fusion_heads=2)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    write_random_models(d, NODES, seed=1, universal=True, budgets=(12,), **SMALL)
+    return d
+
+
+@pytest.fixture(scope="module")
+def rt(model_dir):
+    return TrackingRuntime.load(model_dir, backend="torch")
+
+
+def frame(rt: TrackingRuntime, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {s: rng.random((rt.cfg.channels(s.split("/")[1]), 64, 64), dtype=np.float32) for s in rt.stream_ids}
+
+
+# ------------------------------------------------------------------ loading
+def test_load_finds_model_and_controllers(rt, model_dir):
+    assert rt.model_path.name == "tracking.safetensors"
+    assert set(rt.controllers) == {UNIVERSAL, "admn_L12"}
+    assert rt.stream_ids == StreamSet(NODES).ids
+    assert "admn_universal" in rt.describe()
+
+
+def test_missing_dir_and_empty_dir(tmp_path):
+    with pytest.raises(CheckpointError, match="model directory not found"):
+        TrackingRuntime.load(tmp_path / "nope")
+    with pytest.raises(CheckpointError, match="no \\*.safetensors"):
+        TrackingRuntime.load(tmp_path)
+
+
+def test_no_stage1_model_names_kinds(tmp_path, model_dir):
+    shutil.copy(model_dir / "controller_L12.safetensors", tmp_path)
+    with pytest.raises(CheckpointError, match="no stage1 tracking model.*'controller'"):
+        TrackingRuntime.load(tmp_path)
+
+
+def test_corrupt_file_is_named(tmp_path, model_dir):
+    shutil.copy(model_dir / "tracking.safetensors", tmp_path)
+    (tmp_path / "broken.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="broken.safetensors.*corrupt"):
+        TrackingRuntime.load(tmp_path)
+
+
+def test_stream_set_mismatch(tmp_path, model_dir):
+    with pytest.raises(CheckpointError, match="stream set mismatch.*node3"):
+        TrackingRuntime.load(model_dir, streams=("node1", "node2", "node3"))
+    # a controller for other streams, claiming the same model (no parent id)
+    shutil.copy(model_dir / "tracking.safetensors", tmp_path)
+    other = tmp_path / "o"
+    paths = write_random_models(other, ("node1", "node2", "node3"), universal=False, budgets=(27,), **SMALL)
+    meta = read_metadata(paths["L27"])
+    meta.pop("stage1_weights_id")
+    from safetensors.torch import load_file
+
+    save_checkpoint(tmp_path / "ctrl.safetensors", kind="controller", state_dict=load_file(paths["L27"]),
+                    meta={k: v for k, v in meta.items() if k not in ("format", "version", "kind", "weights_id")})
+    with pytest.raises(CheckpointError, match="ctrl.safetensors: stream set mismatch.*nodes"):
+        TrackingRuntime.load(tmp_path)
+
+
+def test_controller_of_another_model_is_skipped(tmp_path, model_dir):
+    write_random_models(tmp_path, NODES, seed=5, universal=False, budgets=(), **SMALL)  # a different model
+    shutil.copy(model_dir / "controller_L12.safetensors", tmp_path)
+    rt = TrackingRuntime.load(tmp_path, backend="torch")
+    assert rt.controllers == {}
+    assert any("controller_L12" in p.name and "stage1 weights" in why for p, why in rt.skipped)
+
+
+def test_shape_mismatch_names_key(tmp_path, model_dir):
+    meta = read_metadata(model_dir / "tracking.safetensors")
+    mc = dict(meta["model_config"], vit_dim=32)
+    from safetensors.torch import load_file
+
+    save_checkpoint(tmp_path / "m.safetensors", kind="stage1", state_dict=load_file(model_dir / "tracking.safetensors"),
+                    meta={"model_config": mc})
+    with pytest.raises(CheckpointError, match="m.safetensors: .*shape"):
+        TrackingRuntime.load(tmp_path)
+
+
+# ------------------------------------------------------------------ allocation policy
+def test_allocation_policy_and_budget(rt, model_dir, tmp_path):
+    x = frame(rt)
+    a = rt.allocate(x, 12)
+    assert a.controller == UNIVERSAL and int(a.mask.sum()) == 12 and a.mask[:, 0].all()
+    assert np.isfinite(a.est_noise).all() and a.ms > 0
+    a2 = rt.allocate(x, 30)
+    assert int(a2.mask.sum()) == 30
+    with pytest.raises(ValueError, match="out of range"):
+        rt.allocate(x, 5)
+    # without the universal controller: exact-budget controller, else naive
+    shutil.copy(model_dir / "tracking.safetensors", tmp_path)
+    shutil.copy(model_dir / "controller_L12.safetensors", tmp_path)
+    rt2 = TrackingRuntime.load(tmp_path, backend="torch")
+    assert rt2.allocate(x, 12).controller == "admn_L12"
+    n = rt2.allocate(x, 20)
+    assert n.controller == NAIVE and int(n.mask.sum()) == 20 and np.isnan(n.est_noise).all()
+
+
+def test_missing_streams_get_no_blocks(rt):
+    x = frame(rt)
+    x["node2/rgb"] = None
+    del x["node1/depth"]
+    a = rt.allocate(x, 12)
+    i, j = rt.index("node2/rgb"), rt.index("node1/depth")
+    assert not a.present[i] and not a.present[j]
+    assert a.mask[i].sum() == 0 and a.mask[j].sum() == 0 and int(a.mask.sum()) == 12
+    assert np.isnan(a.est_noise[[i, j]]).all()
+    none = rt.allocate({}, 12)
+    assert none.controller == NONE and not none.mask.any()
+
+
+# ------------------------------------------------------------------ embed / fuse
+def test_embed_and_fuse_equal_the_model(rt):
+    x = frame(rt, 3)
+    x["node1/radar"] = None
+    a = rt.allocate(x, 12)
+    calls = []
+    hooks = [blk.register_forward_hook(lambda _m, a, _o: calls.append(a[0].shape[0])) for bb in rt.model.backbones.values()
+             for blk in bb.blocks]
+    timings: dict[str, float] = {}
+    embs = rt.embed(rt.stream_ids, x, a.mask, timings)
+    for h in hooks:
+        h.remove()
+    assert sum(calls) == int(a.mask.sum())  # every active block runs once per stream, nothing else
+    assert "node1/radar" not in embs and set(timings) == set(embs)
+    mean, cov = rt.fuse(embs)
+    assert mean.shape == (2,) and cov.shape == (2, 2) and np.all(np.linalg.eigvalsh(cov) > 0)
+    # reference: the model's own forward with the same mask and presence
+    ins = {m: torch.zeros(1, len(NODES), rt.cfg.channels(m), 64, 64) for m in rt.cfg.modalities}
+    for sid, v in x.items():
+        if v is not None:
+            node, mod = sid.split("/")
+            ins[mod][0, NODES.index(node)] = torch.from_numpy(v)
+    with torch.no_grad():
+        ref = rt.model(ins, torch.from_numpy(a.mask)[None], torch.from_numpy(a.present)[None])
+    np.testing.assert_allclose(mean, ref["mean"][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(cov, ref["cov"][0].numpy(), atol=1e-5)
+    res = rt.infer(x, 12)
+    np.testing.assert_allclose(res.mean, mean, atol=1e-6)
+
+
+def test_fuse_rejects_bad_embeddings(rt):
+    with pytest.raises(ValueError, match="no stream present"):
+        rt.fuse({"node1/rgb": None})
+    with pytest.raises(ValueError, match="16 values"):
+        rt.fuse({"node1/rgb": np.zeros(3, np.float32)})
+    with pytest.raises(ValueError, match="NaN"):
+        rt.fuse({"node1/rgb": np.full(16, np.nan, np.float32)})
+    with pytest.raises(KeyError, match="unknown stream"):
+        rt.fuse({"node9/rgb": np.zeros(16, np.float32)})
+
+
+def test_preprocess_checks(rt):
+    assert rt.preprocess("node1/rgb", np.zeros((240, 320, 3), np.uint8)).shape == (3, 64, 64)
+    d = np.full((48, 64), np.nan, np.float32)
+    assert rt.preprocess("node1/depth", d).max() == 0.0  # REP-118: NaN depth = no return
+    r = np.zeros((64, 64), np.float32)
+    r[3, 3] = np.inf
+    with pytest.raises(ValueError, match="node1/radar: .*NaN/inf"):
+        rt.preprocess("node1/radar", r)
+    with pytest.raises(ValueError, match="node1/rgb: rgb: expected uint8"):
+        rt.preprocess("node1/rgb", np.zeros((8, 8), np.uint16))
+
+
+def test_warmup_auto_backend(model_dir):
+    rt = TrackingRuntime.load(model_dir, backend="auto")
+    rt.warmup(("embed", "fuse"))
+    assert rt.engine_backend in ("torch", "jit", "onnx")
+
+
+# ------------------------------------------------------------------ bookkeeping
+def test_stream_monitor_and_meters():
+    m = StreamMonitor(["a"])
+    assert m.check_stamp("a", 0) == "zero_stamp"
+    m.accept("a", 100, now=1.0)
+    assert m.check_stamp("a", 100) == "duplicate_stamp"
+    assert m.check_stamp("a", 50) == "out_of_order"
+    assert m.check_stamp("a", 200) is None
+    m.reject("a", "bad_encoding")
+    m.reject("b", "empty")
+    assert m.total_rejected() == 2 and m.rejected("a")["bad_encoding"] == 1
+    assert m.age("a", 1_000_000_100) == pytest.approx(1.0)
+    r = RateMeter(2.0)
+    for k in range(21):
+        r.tick(k * 0.1)
+    assert r.rate(2.0) == pytest.approx(10.0, rel=0.01)
+    lw = LatencyWindow(10)
+    for v in range(20):
+        lw.add(v)
+    s = lw.summary()
+    assert s["n"] == 10 and s["max"] == 19
+
+
+def test_depth_constant():
+    assert DEPTH == 12
