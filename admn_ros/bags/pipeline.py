@@ -114,10 +114,68 @@ def _baseline_factory(stream_ids: Sequence[str], budget: int | None = None, **_:
 
 
 #: Pipelines by name: ``name -> factory(stream_ids=..., budget=...)``. Others register here.
-PIPELINES: dict[str, Callable[..., FramePipeline]] = {"baseline": _baseline_factory}
+class AdmnPipeline:
+    """The ADMN tracking pipeline on recorded frames, through the same
+    :class:`admn_ros.core.runtime.TrackingRuntime` the ROS nodes use (offline, fast).
+
+    ``policy``: ``"admn"`` (the runtime's controller for the budget), ``"naive"`` (even
+    split, every-other blocks) or ``"upper_bound"`` (all blocks). Missing streams get 0
+    blocks in every policy.
+    """
+
+    POLICIES = ("admn", "naive", "upper_bound")
+
+    def __init__(self, stream_ids: Sequence[str], budget: int | None = None, *, policy: str = "admn",
+                 model_dir: str | None = None, backend: str = "auto") -> None:
+        from admn_ros.core.paths import models_dir
+        from admn_ros.core.runtime import TrackingRuntime
+
+        if policy not in self.POLICIES:
+            raise ValueError(f"unknown policy {policy!r}; known: {list(self.POLICIES)}")
+        self.rt = TrackingRuntime.load(model_dir or models_dir(), backend=backend)
+        if list(stream_ids) != list(self.rt.stream_ids):
+            raise ValueError(f"bag mapping streams {list(stream_ids)} != model streams {list(self.rt.stream_ids)}")
+        n = len(self.rt.stream_ids)
+        self.policy = policy
+        self.budget = int(budget) if budget is not None else budget_from_fraction(0.25, n)
+        self.name = f"{policy}_L{self.budget}" if policy != "upper_bound" else "upper_bound"
+
+    def process(self, stamp: float, streams: dict[str, np.ndarray | None]) -> FrameResult:
+        rt = self.rt
+        inputs = {sid: (None if streams.get(sid) is None else rt.preprocess(sid, streams[sid]))
+                  for sid in rt.stream_ids}
+        present = np.array([inputs[s] is not None for s in rt.stream_ids])
+        if not present.any():
+            raise ValueError("no stream present in this frame")
+        if self.policy == "admn":
+            alloc = rt.allocate(inputs, self.budget)
+            mask, noise, who = alloc.mask, alloc.est_noise, alloc.controller
+        else:
+            n = len(rt.stream_ids)
+            mask = (np.ones((n, DEPTH), bool) if self.policy == "upper_bound"
+                    else naive_allocation(n, self.budget))
+            mask = mask & present[:, None]
+            noise, who = None, self.policy
+        mean, cov = rt.fuse(rt.embed(rt.stream_ids, inputs, mask))
+        from admn_ros.core.flops import allocation_gflops
+
+        gflops = float(allocation_gflops(rt.cfg, mask, include_controller=self.policy == "admn", present=present))
+        return FrameResult(mean, cov, mask, noise, int(mask.sum()), {"controller": who, "gflops": gflops})
 
 
-def make_pipeline(spec: str, stream_ids: Sequence[str], budget: int | None = None) -> FramePipeline:
+def _admn_factory(policy: str) -> Callable[..., FramePipeline]:
+    def make(stream_ids: Sequence[str], budget: int | None = None, **kw: Any) -> FramePipeline:
+        return AdmnPipeline(stream_ids, budget, policy=policy, **kw)
+    return make
+
+
+PIPELINES: dict[str, Callable[..., FramePipeline]] = {
+    "baseline": _baseline_factory, "admn": _admn_factory("admn"), "naive": _admn_factory("naive"),
+    "upper_bound": _admn_factory("upper_bound")}
+
+
+def make_pipeline(spec: str, stream_ids: Sequence[str], budget: int | None = None,
+                  **options: Any) -> FramePipeline:
     """A pipeline from a :data:`PIPELINES` name or a ``module:factory`` import string."""
     if spec in PIPELINES:
         factory = PIPELINES[spec]
@@ -129,10 +187,10 @@ def make_pipeline(spec: str, stream_ids: Sequence[str], budget: int | None = Non
             raise ValueError(f"cannot load pipeline factory {spec!r}: {e}") from None
     else:
         raise ValueError(f"unknown pipeline {spec!r}; known: {sorted(PIPELINES)} or 'module:factory'")
-    p = factory(stream_ids=list(stream_ids), budget=budget)
+    p = factory(stream_ids=list(stream_ids), budget=budget, **options)
     if not isinstance(p, FramePipeline):
         raise ValueError(f"pipeline {spec!r} returned {type(p).__name__}, which lacks name/process()")
     return p
 
 
-__all__ = ["FrameResult", "FramePipeline", "TrackCentreBaseline", "PIPELINES", "make_pipeline"]
+__all__ = ["FrameResult", "FramePipeline", "TrackCentreBaseline", "AdmnPipeline", "PIPELINES", "make_pipeline"]

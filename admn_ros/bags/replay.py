@@ -130,7 +130,7 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, map
             w.writerow(["index", "stamp_ns", "stamp_s", "gt_x", "gt_y", "est_x", "est_y", "error_cm",
                         "cov_xx", "cov_xy", "cov_yy", "active_blocks", "budget", "n_present", "missing",
                         *[f"true_sigma:{s}" for s in ids], *[f"est_sigma:{s}" for s in ids],
-                        "pipeline_ms", "pipeline"])
+                        *[f"blocks:{s}" for s in ids], "gflops", "pipeline_ms", "pipeline"])
             for f in frames:
                 tp = time.perf_counter()
                 res = pipeline.process(f.stamp, f.streams).validated(len(ids))
@@ -159,7 +159,8 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, map
                             *[_fmt(float(x)) for x in (true if true is not None else [math.nan] * len(ids))],
                             *[_fmt(float(x)) for x in (res.est_noise if res.est_noise is not None
                                                         else [math.nan] * len(ids))],
-                            f"{ms:.3f}", pipeline.name])
+                            *(res.mask.sum(1).tolist() if res.mask is not None else [""] * len(ids)),
+                            _fmt(float(res.extra.get("gflops", math.nan))), f"{ms:.3f}", pipeline.name])
                 if writer is not None:
                     writer.write(f.stamp_ns, res.mean, res.cov, mask=res.mask, est_noise=res.est_noise,
                                  gt_xy=f.gt_xy, present=present, budget=res.budget, decision_ms=ms,
@@ -197,9 +198,15 @@ def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (frames.csv, outputs/, summary.json)")
     p.add_argument("--mapping", default="default",
                    help="topic mapping: 'default', 'realsense_zed' or a YAML file (see config/bag_topics_*.yaml)")
-    p.add_argument("--pipeline", default="baseline",
-                   help="'baseline' (constant track centre + naive allocation) or 'package.module:factory'")
-    p.add_argument("--budget", type=int, default=None, help="layer budget L (default: pipeline's)")
+    p.add_argument("--pipeline", default="admn",
+                   help="'admn' (ADMN controller), 'naive', 'upper_bound', 'baseline' (constant track centre, "
+                        "for plumbing checks) or 'package.module:factory'")
+    p.add_argument("--budget", type=int, default=None, help="layer budget L (default: 25%% of all blocks)")
+    p.add_argument("--budgets", default=None,
+                   help="comma list of budgets: replay every --methods x budget and write report.md/csv + plots")
+    p.add_argument("--methods", default="admn,naive,upper_bound", help="methods for --budgets")
+    p.add_argument("--model-dir", default=None, help="models directory (default: the package's models/)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "jit", "onnx"), help="inference backend")
     p.add_argument("--slop", type=float, default=None, help="sync slop in s (default: the mapping's)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="storage of the output bag")
@@ -211,14 +218,27 @@ def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """``admn-ros replay ...``; returns the exit code."""
     a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from admn_ros.core.checkpoint import CheckpointError
+
     try:
         from admn_ros.bags.mapping import load_mapping
 
         mapping = load_mapping(a.mapping)
-        pipe = make_pipeline(a.pipeline, mapping.stream_ids, a.budget)
+        if a.budgets:
+            from admn_ros.bags.report import replay_report
+
+            rows = replay_report(a.bag, a.out, methods=[m for m in a.methods.split(",") if m],
+                                 budgets=[int(b) for b in a.budgets.split(",") if b], mapping=mapping,
+                                 model_dir=a.model_dir, backend=a.backend, max_frames=a.max_frames,
+                                 storage=a.storage, progress=not a.no_progress, write_bags=not a.no_bag)
+            print((Path(a.out) / "report.md").read_text())
+            return 0
+        opts = {} if a.pipeline in ("baseline",) or ":" in a.pipeline else {
+            "model_dir": a.model_dir, "backend": a.backend}
+        pipe = make_pipeline(a.pipeline, mapping.stream_ids, a.budget, **opts)
         s = replay(a.bag, pipe, a.out, mapping=mapping, storage=a.storage, max_frames=a.max_frames,
                    slop=a.slop, progress=not a.no_progress, write_bag=not a.no_bag)
-    except (BagError, ValueError, FileExistsError) as e:
+    except (BagError, ValueError, FileExistsError, CheckpointError) as e:
         print(f"admn-ros replay: error: {e}", file=sys.stderr)
         return 2
     print(s.text())

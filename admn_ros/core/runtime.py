@@ -263,6 +263,11 @@ class TrackingRuntime:
                 names = ("nodes", "modalities", "depth", "img_size", "first_block")
                 diff = "; ".join(f"{n} {g!r} != model {e!r}" for n, g, e in zip(names, got, exp) if g != e)
                 raise CheckpointError(f"{f}: stream set mismatch with {main.name}: {diff}")
+            if ccfg.autoencoder or m.get("variant") == "ae":
+                # ADMN_AE is the evaluation baseline without noise labels; the runtime uses
+                # the supervised controllers (select on the variant, not the file name).
+                skipped.append((f, "autoencoder (ADMN_AE) baseline controller is not used at runtime"))
+                continue
             budget = None
             if not ccfg.universal:
                 tc = m.get("train_config") or {}

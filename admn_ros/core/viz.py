@@ -82,7 +82,9 @@ def allocation_bars(stream_ids: Sequence[str], mask: np.ndarray, est_noise: Sequ
 class DashboardState:
     """Everything the dashboard shows for one frame."""
 
-    track_size: tuple[float, float] = (3.0, 3.6)
+    #: track rectangle in the map frame, ``((x_min, x_max), (y_min, y_max))`` metres
+    #: (default: the simulated 3.0 m x 3.6 m track centred on the origin)
+    track_box: tuple[tuple[float, float], tuple[float, float]] = ((-1.5, 1.5), (-1.8, 1.8))
     node_xy: dict[str, tuple[float, float]] | None = None
     bars: list[Bar] | None = None
     estimate: tuple[float, float] | None = None
@@ -97,14 +99,15 @@ def render_dashboard(state: DashboardState, width: int = 640, height: int = 480)
     ground truth, and a bar chart of per-stream blocks coloured by QoI."""
     img = np.full((height, width, 3), 32, np.uint8)
     map_w = int(width * 0.55)
-    tw, th = state.track_size
+    (x0, x1), (y0, y1) = state.track_box
+    tw, th = x1 - x0, y1 - y0
     scale = min((map_w - 40) / (tw + 1.0), (height - 60) / (th + 1.0))
     ox, oy = 20 + 0.5 * scale, height - 20 - 0.5 * scale
 
     def px(xy) -> tuple[int, int]:
-        return int(round(ox + xy[0] * scale)), int(round(oy - xy[1] * scale))
+        return int(round(ox + (xy[0] - x0) * scale)), int(round(oy - (xy[1] - y0) * scale))
 
-    cv2.rectangle(img, px((0, 0)), px((tw, th)), (90, 90, 90), 2)
+    cv2.rectangle(img, px((x0, y0)), px((x1, y1)), (90, 90, 90), 2)
     for node, xy in (state.node_xy or {}).items():
         cv2.circle(img, px(xy), 6, (200, 200, 200), -1)
         cv2.putText(img, node, (px(xy)[0] + 8, px(xy)[1] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (200, 200, 200), 1)

@@ -121,7 +121,7 @@ def _encode_specs(specs: Sequence[NodeSpec]) -> str:
 def compose(specs: Sequence[NodeSpec], duration: float = 0.0) -> int:
     """Instantiate every spec's node class in this process and spin them together."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init()
     nodes = []
@@ -129,7 +129,9 @@ def compose(specs: Sequence[NodeSpec], duration: float = 0.0) -> int:
         for s in specs:
             cls = getattr(importlib.import_module(s.module), s.node_class)
             nodes.append(cls(cli_args=s.ros_args(), use_global_arguments=False))
-        ex = MultiThreadedExecutor(num_threads=max(2, len(nodes)))
+        # One thread: with the GIL a multi-threaded executor only adds contention
+        # (measured: p50/p99 64/230 ms at 0.44 cores vs 91/379 ms at 0.75 cores).
+        ex = SingleThreadedExecutor()
         for n in nodes:
             ex.add_node(n)
         end = time.monotonic() + duration if duration > 0 else float("inf")

@@ -191,19 +191,11 @@ def build_markers(state: VizState, frame_id: str = "map", stamp: Time | None = N
 
 
 def dashboard_state(state: VizState) -> DashboardState:
-    """:class:`admn_ros.core.viz.DashboardState` of ``state``. ``render_dashboard`` draws the track
-    from (0, 0) to its size, so map coordinates (track centred on the origin) are shifted by
-    the track's lower-left corner."""
+    """:class:`admn_ros.core.viz.DashboardState` of ``state`` (map-frame coordinates)."""
     x0, x1, y0, y1 = state.track_bounds
-
-    def sh(p):
-        return None if p is None else (float(p[0]) - x0, float(p[1]) - y0)
-
-    bars = [Bar(b.stream_id, sh(b.xy), b.blocks, b.depth, b.color, b.label) for b in state.bars()]
-    return DashboardState(track_size=(x1 - x0, y1 - y0), node_xy={k: sh(v) for k, v in state.node_xy.items()},
-                          bars=bars, estimate=sh(state.estimate), cov=state.cov,
-                          trail=[sh(p) for p in state.trail], ground_truth=sh(state.ground_truth),
-                          title=state.title())
+    return DashboardState(track_box=((x0, x1), (y0, y1)), node_xy=dict(state.node_xy), bars=state.bars(),
+                          estimate=state.estimate, cov=state.cov, trail=list(state.trail),
+                          ground_truth=state.ground_truth, title=state.title())
 
 
 class VizNode(AdmnNode):

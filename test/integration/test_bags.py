@@ -350,7 +350,7 @@ def test_record_and_replay_cli(tmp_path, capsys):
     assert "exists already" in capsys.readouterr().err
 
     # node3 streams are absent: the default mapping refuses, listing the bag's topics
-    assert replay_main([str(bag), "--out", str(tmp_path / "r0"), "--no-progress"]) == 2
+    assert replay_main([str(bag), "--out", str(tmp_path / "r0"), "--no-progress", "--pipeline", "baseline"]) == 2
     assert "node3/rgb" in capsys.readouterr().err
     mp = tmp_path / "two_nodes.yaml"
     mp.write_text(yaml.safe_dump({"streams": {s: f"/{s.split('/')[0]}/" + {"rgb": "color/image_raw", "depth": "depth/image_raw",
@@ -358,7 +358,8 @@ def test_record_and_replay_cli(tmp_path, capsys):
                                               for s in ["node1/rgb", "node1/depth", "node1/radar", "node2/rgb", "node2/depth", "node2/radar"]},
                                   "qoi": {"node1/rgb": "/node1/qoi/rgb"}, "ground_truth": "/ground_truth/target"}))
     rdir = tmp_path / "r1"
-    assert replay_main([str(bag), "--mapping", str(mp), "--out", str(rdir), "--no-progress", "--budget", "12"]) == 0
+    assert replay_main([str(bag), "--mapping", str(mp), "--out", str(rdir), "--no-progress", "--budget", "12",
+                        "--pipeline", "baseline"]) == 0
     out = capsys.readouterr().out
     assert "BASELINE" in out and "frames     6 (6 with ground truth" in out
     lines = (rdir / "frames.csv").read_text().splitlines()
