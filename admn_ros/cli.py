@@ -6,7 +6,8 @@
     admn-ros train      stage 1 / stage 2 training
     admn-ros evaluate   the paper's Table 1 on a held-out split
     admn-ros record     record the (simulated) network to a rosbag2
-    admn-ros replay     evaluate a rosbag2 through the pipeline
+    admn-ros replay     evaluate a rosbag2 through the pipeline (offline, or --realtime via the graph)
+    admn-ros play       publish a rosbag2 in real time with /clock
 
 Each subcommand imports only what it needs, so ``admn-ros dataset`` works without
 rclpy and ``admn-ros run`` without matplotlib.
@@ -26,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("admn_ros.core.evaluate.cli", "main", "Table-1 evaluation on a held-out split"),
     "record": ("admn_ros.bags.record", "main", "record the (simulated) network to rosbag2"),
     "replay": ("admn_ros.bags.replay", "main", "evaluate a rosbag2 through the pipeline"),
+    "play": ("admn_ros.bags.play", "main", "publish a rosbag2 in real time with /clock"),
 }
 
 

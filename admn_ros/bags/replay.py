@@ -205,6 +205,10 @@ def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
     p.add_argument("--budgets", default=None,
                    help="comma list of budgets: replay every --methods x budget and write report.md/csv + plots")
     p.add_argument("--methods", default="admn,naive,upper_bound", help="methods for --budgets")
+    p.add_argument("--realtime", action="store_true",
+                   help="also replay in real time through the node graph (use_sim_time, /clock) and compare "
+                        "its allocations with the offline run frame by frame")
+    p.add_argument("--rate", type=float, default=1.0, help="playback rate for --realtime")
     p.add_argument("--model-dir", default=None, help="models directory (default: the package's models/)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "jit", "onnx"), help="inference backend")
     p.add_argument("--slop", type=float, default=None, help="sync slop in s (default: the mapping's)")
@@ -224,6 +228,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from admn_ros.bags.mapping import load_mapping
 
         mapping = load_mapping(a.mapping)
+        if a.realtime:
+            from admn_ros.bags.realtime import realtime_replay
+            from admn_ros.core.streams import budget_from_fraction
+
+            budget = a.budget or budget_from_fraction(0.25, len(mapping.stream_ids))
+            print(realtime_replay(a.bag, a.out, mapping=mapping, budget=budget, model_dir=a.model_dir,
+                                  rate=a.rate).text())
+            return 0
         if a.budgets:
             from admn_ros.bags.report import replay_report
 
@@ -238,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipe = make_pipeline(a.pipeline, mapping.stream_ids, a.budget, **opts)
         s = replay(a.bag, pipe, a.out, mapping=mapping, storage=a.storage, max_frames=a.max_frames,
                    slop=a.slop, progress=not a.no_progress, write_bag=not a.no_bag)
-    except (BagError, ValueError, FileExistsError, CheckpointError) as e:
+    except (BagError, ValueError, FileExistsError, CheckpointError, RuntimeError) as e:
         print(f"admn-ros replay: error: {e}", file=sys.stderr)
         return 2
     print(s.text())

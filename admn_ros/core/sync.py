@@ -60,11 +60,14 @@ class ApproxTimeSync(Generic[K]):
         slop: largest stamp difference (s) inside one set.
         queue_size: items kept per input.
         timeout: an input silent for longer than this (s) is missing.
-        start_time: ``now`` at creation (the clock origin for never-seen inputs).
+        start_time: the clock origin for never-seen inputs; ``None`` (default) = the ``now``
+            of the first :meth:`add` (the first data). Nodes should leave it ``None``:
+            with ``use_sim_time`` the clock reads 0 until ``/clock`` arrives and then jumps
+            to bag time, which would make every not-yet-seen input "missing" at once.
     """
 
     def __init__(self, keys: Sequence[K], slop: float, queue_size: int = 10,
-                 timeout: float = 0.5, start_time: float = 0.0) -> None:
+                 timeout: float = 0.5, start_time: float | None = None) -> None:
         if not keys:
             raise ValueError("ApproxTimeSync needs at least one input key")
         if len(set(keys)) != len(keys):
@@ -77,7 +80,8 @@ class ApproxTimeSync(Generic[K]):
         self.queue_size = int(queue_size)
         self.timeout = float(timeout)
         self._queues: dict[K, dict[float, Any]] = {k: {} for k in self.keys}
-        self._last_seen: dict[K, float] = {k: float(start_time) for k in self.keys}
+        self._started = start_time is not None
+        self._last_seen: dict[K, float] = {k: float(start_time or 0.0) for k in self.keys}
         self._last_set_stamp = float("-inf")
         self.stats = SyncStats()
 
@@ -86,6 +90,7 @@ class ApproxTimeSync(Generic[K]):
         """Offer one item; returns the sets that fire because of it (usually 0 or 1)."""
         if key not in self._queues:
             raise KeyError(f"unknown input {key!r}; inputs: {self.keys}")
+        self._start(now)
         stamp = float(stamp)
         self._last_seen[key] = float(now)
         if stamp <= self._last_set_stamp:
@@ -104,7 +109,14 @@ class ApproxTimeSync(Generic[K]):
     def poll(self, now: float) -> list[SyncedSet[K]]:
         """Call periodically (e.g. from a timer): fires sets that became complete because
         an input timed out."""
+        if not self._started:  # no data yet: nothing can fire, and the clock may not be valid yet
+            return []
         return self._try_emit(now)
+
+    def _start(self, now: float) -> None:
+        if not self._started:
+            self._started = True
+            self._last_seen = {k: float(now) for k in self.keys}
 
     # ------------------------------------------------------------------ state
     def missing(self, now: float) -> frozenset[K]:

@@ -120,8 +120,7 @@ class BackboneNode(AdmnNode):
         self.get_logger().info(f"{node}: streams {self.sids}; {rt.describe()}; mode {p['allocation_mode']}")
 
     def activate(self) -> None:
-        self.sync = ApproxTimeSync(self.sids, self.p["slop"], self.p["queue_size"], self.p["timeout"],
-                                   start_time=self.now_s())
+        self.sync = ApproxTimeSync(self.sids, self.p["slop"], self.p["queue_size"], self.p["timeout"])
         q = image_qos(self.p)
         for sid in self.sids:
             self.subscribe(Image, topics.image_topic(sid), lambda m, s=sid: self._on_image(s, m), q)

@@ -142,8 +142,7 @@ class ControllerNode(AdmnNode):
                                f"starting at budget {self.deadline_budget}")
 
     def activate(self) -> None:
-        self.sync = ApproxTimeSync(self.ids, self.p["slop"], self.p["queue_size"], self.p["timeout"],
-                                   start_time=self.now_s())
+        self.sync = ApproxTimeSync(self.ids, self.p["slop"], self.p["queue_size"], self.p["timeout"])
         q = image_qos(self.p)
         for sid in self.ids:
             self.subscribe(Image, topics.image_topic(sid), lambda m, s=sid: self._on_image(s, m), q)

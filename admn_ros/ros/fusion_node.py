@@ -83,8 +83,7 @@ class FusionNode(AdmnNode):
         self.get_logger().info(f"fusing {self.nodes}; {rt.describe()}")
 
     def activate(self) -> None:
-        self.sync = ApproxTimeSync(self.nodes, self.p["slop"], self.p["queue_size"], self.p["timeout"],
-                                   start_time=self.now_s())
+        self.sync = ApproxTimeSync(self.nodes, self.p["slop"], self.p["queue_size"], self.p["timeout"])
         for n in self.nodes:
             self.subscribe(StreamEmbeddings, topics.embeddings_topic(n), lambda m, n=n: self._on_embeddings(n, m),
                            reliable_qos(20))

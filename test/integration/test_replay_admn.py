@@ -67,3 +67,22 @@ def test_same_bag_and_model_give_identical_outputs(bag_and_models):
         runs.append(_frames(d / f"same{k}" / "admn_L27" / "frames.csv"))
     strip = lambda rows: [{k: v for k, v in r.items() if k != "pipeline_ms"} for r in rows]  # noqa: E731
     assert strip(runs[0]) == strip(runs[1])
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_realtime_replay_through_graph_matches_offline_allocations(bag_and_models, tmp_path):
+    """The bag played with /clock through the node graph (use_sim_time) gives the same
+    allocations as the offline runtime for >= 99% of the frames both produced."""
+    from admn_ros.bags.realtime import realtime_replay
+
+    _, models, _ = bag_and_models
+    bag = tmp_path / "rt_bag"
+    record_sim(bag, frames=45, seed=5, storage="sqlite3",
+               corruptions={"node2/depth": CorruptionSpec(kind="gaussian", sigma=0.75)})
+    s = realtime_replay(bag, tmp_path / "rt", mapping=load_mapping("default"), budget=27, model_dir=str(models),
+                        log=lambda *_: None)
+    assert s.frames_offline == 45
+    assert s.matched >= 0.8 * 45, s.text()
+    assert s.identical_fraction >= 0.99, s.text()
+    assert s.targets_realtime >= 0.8 * 45, s.text()

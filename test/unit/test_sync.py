@@ -105,3 +105,12 @@ def test_unknown_key_names_inputs():
     s = ApproxTimeSync(["a"], slop=0.1)
     with pytest.raises(KeyError, match="inputs"):
         s.add("zz", 1.0, None, now=0.0)
+
+
+def test_clock_jump_before_first_data_does_not_mark_inputs_missing():
+    """use_sim_time: polls at time 0 before /clock, then data at bag time 1.7e9."""
+    s = ApproxTimeSync(["a", "b"], slop=0.01, timeout=0.5)
+    assert s.poll(now=0.0) == [] and s.poll(now=0.3) == []
+    assert s.add("a", 1.7e9, "A", now=1.7e9) == []          # b not missing yet: wait for it
+    out = s.add("b", 1.7e9, "B", now=1.7e9 + 0.05)
+    assert out and out[0].items == {"a": "A", "b": "B"} and not out[0].missing

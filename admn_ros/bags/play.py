@@ -1,0 +1,162 @@
+"""``admn-ros play``: publish a rosbag2 at its recorded rate with ``/clock`` (where
+``ros2 bag play --clock`` is not installed).
+
+Messages are forwarded as their recorded CDR bytes (``Publisher.publish(bytes)``), so
+nothing is decoded. Run the graph with ``use_sim_time`` to process the bag in bag time::
+
+    admn-ros run --no-sim-sensors --use-sim-time &      # or ros2 launch ... sim_sensors:=false use_sim_time:=true
+    admn-ros play rig_bag --rate 1.0
+
+ROS 1 bags are not played (their payload is not CDR); ``admn-ros replay`` reads them offline.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+CLOCK_TOPIC = "/clock"
+
+
+@dataclass
+class PlayStats:
+    messages: int = 0
+    topics: dict[str, int] = field(default_factory=dict)
+    bag_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    max_lag_ms: float = 0.0  # worst wall-clock lateness of a publish vs its schedule
+
+    def text(self) -> str:
+        return (f"played {self.messages} messages on {len(self.topics)} topics: {self.bag_seconds:.2f} s of bag "
+                f"in {self.wall_seconds:.2f} s wall (max lag {self.max_lag_ms:.1f} ms)")
+
+
+def _msg_class(msgtype: str) -> Any:
+    pkg, _, name = msgtype.replace("/msg/", "/").partition("/")
+    try:
+        return getattr(importlib.import_module(f"{pkg}.msg"), name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot publish {msgtype}: message package not importable ({e})") from None
+
+
+def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str] | None = None,
+         clock: bool = True, clock_hz: float = 100.0, start_delay: float = 0.2, match_timeout: float = 5.0,
+         should_stop: Callable[[], bool] = lambda: False, progress: bool = False) -> PlayStats:
+    """Publish ``bag`` through ``node`` (an rclpy node) in real time scaled by ``rate``.
+
+    ``/clock`` (rosgraph_msgs/Clock) carries the bag time at ``clock_hz`` and before every
+    message. Before the first message every publisher waits (at most ``match_timeout``) until
+    it has matched all subscriptions the graph shows on its topic: with volatile QoS, messages
+    sent before matching are lost. ``should_stop`` is polled between messages. Raises
+    ``BagError`` for bad bags.
+    """
+    from rosgraph_msgs.msg import Clock
+
+    from admn_ros.bags.reader import BagReadError, _open_reader
+    from admn_ros.ros.convert import ns_to_stamp
+    from admn_ros.ros.qos import reliable_qos
+
+    if rate <= 0:
+        raise ValueError(f"play rate must be > 0, got {rate}")
+    path = Path(bag)
+    if path.suffix == ".bag":
+        raise ValueError(f"{path}: ROS 1 bags carry no CDR payload to publish; use `admn-ros replay` offline")
+    reader = _open_reader(path)
+    stats = PlayStats()
+    try:
+        conns = [c for c in reader.connections if topics is None or c.topic in topics]
+        if not conns:
+            raise BagReadError(f"{path}: none of the requested topics {list(topics or [])} in the bag")
+        pubs = {}
+        for c in conns:
+            if c.topic not in pubs:
+                pubs[c.topic] = node.create_publisher(_msg_class(c.msgtype), c.topic, reliable_qos())
+        clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, reliable_qos()) if clock else None
+        deadline = time.monotonic() + match_timeout
+        while time.monotonic() < deadline and not all(
+                p.get_subscription_count() >= node.count_subscribers(t) for t, p in pubs.items()):
+            time.sleep(0.05)
+        it = reader.messages(connections=conns)
+        t0_bag = None
+        wall0 = None
+        next_clock = 0.0
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=sum(c.msgcount for c in conns), desc=f"play {path.name}", unit="msg")
+        for conn, t_ns, raw in it:
+            if should_stop():
+                break
+            if t0_bag is None:
+                t0_bag = t_ns
+                if clock_pub is not None:
+                    clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
+                time.sleep(start_delay)
+                wall0 = time.monotonic()
+            due = wall0 + (t_ns - t0_bag) * 1e-9 / rate
+            while True:
+                now = time.monotonic()
+                if clock_pub is not None and now >= next_clock:
+                    bag_now = t0_bag + int(min(now - wall0, (due - wall0)) * rate * 1e9)
+                    clock_pub.publish(Clock(clock=ns_to_stamp(bag_now)))
+                    next_clock = now + 1.0 / clock_hz
+                if now >= due:
+                    break
+                time.sleep(min(due - now, 1.0 / clock_hz))
+            if clock_pub is not None:
+                clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
+            pubs[conn.topic].publish(bytes(raw))
+            stats.max_lag_ms = max(stats.max_lag_ms, (time.monotonic() - due) * 1e3)
+            stats.messages += 1
+            stats.topics[conn.topic] = stats.topics.get(conn.topic, 0) + 1
+            stats.bag_seconds = (t_ns - t0_bag) * 1e-9
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        stats.wall_seconds = 0.0 if wall0 is None else time.monotonic() - wall0
+    finally:
+        reader.close()
+    return stats
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="admn-ros play", description=__doc__.split("\n\n")[0])
+    p.add_argument("bag", help="rosbag2 directory or .db3/.mcap file")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    p.add_argument("--topics", nargs="*", default=None, help="only these topics")
+    p.add_argument("--no-clock", action="store_true", help="do not publish /clock")
+    p.add_argument("--start-delay", type=float, default=1.0, help="seconds to wait for subscribers to match")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    import rclpy
+
+    from admn_ros.bags.reader import BagError
+    from admn_ros.ros.env import configure_dds_env
+
+    configure_dds_env()
+    rclpy.init()
+    node = rclpy.create_node("admn_bag_player")
+    try:
+        s = play(a.bag, node, rate=a.rate, topics=a.topics, clock=not a.no_clock, start_delay=a.start_delay,
+                 progress=not a.no_progress)
+        print(s.text())
+        return 0
+    except (BagError, ValueError) as e:
+        print(f"admn-ros play: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
