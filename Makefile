@@ -13,7 +13,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
 export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: env demo test test-all bench models evaluate shell clean
+.PHONY: env demo test test-all bench models evaluate heldout-report shell clean
 env: $(VENV)/.stamp-pkg
 
 $(VENV)/.stamp-deps: requirements.txt
@@ -48,6 +48,19 @@ models: env
 # Table 1 on the held-out test split with the shipped models.
 evaluate: env
 	$(PY) -m admn_ros.cli evaluate --data data/gdtm_sim --models models --out docs/results/table1
+
+# Held-out scenario (seed, trajectories and corruption schedule unlike training) and its
+# replay report at the four table budgets (committed under docs/results/heldout/).
+HELDOUT_BAG ?= data/heldout_bag
+$(HELDOUT_BAG)/metadata.yaml:
+	$(PY) -m admn_ros.cli record --frames 450 --seed 20261122 --episode 7 --storage mcap --out $(HELDOUT_BAG) --no-progress \
+	    --corrupt "node1/rgb=gaussian:sigma=3.0,schedule=flicker,period_s=4,duty=0.5" \
+	    --corrupt "node2/depth=gaussian:sigma=0.75,schedule=flicker,period_s=3,duty=0.5" \
+	    --corrupt "node2/rgb=gaussian:sigma=1.5" \
+	    --corrupt "node3/radar=gaussian:sigma=1.0,schedule=flicker,period_s=6,duty=0.5" \
+	    --corrupt "node3/rgb=dropout:schedule=flicker,period_s=5,duty=0.3"
+heldout-report: env $(HELDOUT_BAG)/metadata.yaml
+	$(PY) -m admn_ros.cli replay $(HELDOUT_BAG) --out docs/results/heldout --budgets 27,36,54,72 --no-bag --no-progress
 
 bench: env
 	$(PY) -m benchmarks.run_all
