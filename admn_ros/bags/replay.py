@@ -239,10 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.budgets:
             from admn_ros.bags.report import replay_report
 
-            rows = replay_report(a.bag, a.out, methods=[m for m in a.methods.split(",") if m],
-                                 budgets=[int(b) for b in a.budgets.split(",") if b], mapping=mapping,
-                                 model_dir=a.model_dir, backend=a.backend, max_frames=a.max_frames,
-                                 storage=a.storage, progress=not a.no_progress, write_bags=not a.no_bag)
+            replay_report(a.bag, a.out, methods=[m for m in a.methods.split(",") if m],
+                          budgets=[int(b) for b in a.budgets.split(",") if b], mapping=mapping,
+                          model_dir=a.model_dir, backend=a.backend, max_frames=a.max_frames,
+                          storage=a.storage, progress=not a.no_progress, write_bags=not a.no_bag)
             print((Path(a.out) / "report.md").read_text())
             return 0
         opts = {} if a.pipeline in ("baseline",) or ":" in a.pipeline else {

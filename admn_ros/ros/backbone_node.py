@@ -44,7 +44,7 @@ from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header
 from admn_ros.ros.diagnostics import input_status, latency_values, summary_status
-from admn_ros.ros.lifecycle import (AdmnNode, InputRejected, decode_sensor_image, image_qos, image_specs,
+from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs,
                                     model_specs, resolve_model_dir, run_node, sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -136,22 +136,9 @@ class BackboneNode(AdmnNode):
 
     # ------------------------------------------------------------------ inputs
     def _on_image(self, sid: str, msg: Image) -> None:
-        ns = self.check_stamp(sid, msg.header.stamp)
-        if ns is None:
-            return
-        try:
-            arr = decode_sensor_image(sid, msg, self.p["min_image_side"], self.p["max_image_side"])
-            x = self.runtime.preprocess(sid, arr)
-        except InputRejected as exc:
-            self.reject(sid, exc.reason, exc.detail)
-            return
-        except ValueError as exc:
-            self.reject(sid, "bad_values", str(exc))
-            return
-        now = self.now_s()
-        self.monitor.accept(sid, ns, now)
-        for s in self.sync.add(sid, ns * 1e-9, (x, msg.header.stamp, ns), now):
-            self._on_frame(s)
+        item = self.image_item(sid, msg)
+        if item is not None:
+            self.sync_offer(sid, item, self._on_frame)
 
     def _on_allocation(self, msg: LayerAllocation) -> None:
         key = topics.ALLOCATION
@@ -183,8 +170,7 @@ class BackboneNode(AdmnNode):
     def _on_poll(self) -> None:
         if self.sync is None:
             return
-        for s in self.sync.poll(self.now_s()):
-            self._on_frame(s)
+        self.sync_poll(self._on_frame)
         if self.pending:
             self._match_pending()
             limit = time.monotonic() - float(self.p["allocation_wait"])

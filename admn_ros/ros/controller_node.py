@@ -50,7 +50,7 @@ from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, stamp_to_ns
 from admn_ros.ros.diagnostics import input_status, latency_values, summary_status
-from admn_ros.ros.lifecycle import (AdmnNode, InputRejected, decode_sensor_image, image_qos, image_specs,
+from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs,
                                     model_specs, resolve_model_dir, run_node, sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -183,28 +183,12 @@ class ControllerNode(AdmnNode):
 
     # ------------------------------------------------------------------ frames
     def _on_image(self, sid: str, msg: Image) -> None:
-        ns = self.check_stamp(sid, msg.header.stamp)
-        if ns is None:
-            return
-        try:
-            arr = decode_sensor_image(sid, msg, self.p["min_image_side"], self.p["max_image_side"])
-            x = self.runtime.preprocess(sid, arr)
-        except InputRejected as exc:
-            self.reject(sid, exc.reason, exc.detail)
-            return
-        except ValueError as exc:
-            self.reject(sid, "bad_values", str(exc))
-            return
-        now = self.now_s()
-        self.monitor.accept(sid, ns, now)
-        for s in self.sync.add(sid, ns * 1e-9, (x, msg.header.stamp, ns), now):
-            self._process(s)
+        item = self.image_item(sid, msg)
+        if item is not None:
+            self.sync_offer(sid, item, self._process)
 
     def _on_poll(self) -> None:
-        if self.sync is None:
-            return
-        for s in self.sync.poll(self.now_s()):
-            self._process(s)
+        self.sync_poll(self._process)
 
     def _process(self, fs) -> None:
         inputs = {sid: (it[0] if it is not None else None) for sid, it in fs.items.items()}

@@ -134,16 +134,11 @@ class FusionNode(AdmnNode):
         except ValueError as exc:
             self.reject(node, "bad_embedding", str(exc))
             return
-        now = self.now_s()
-        self.monitor.accept(node, ns, now)
-        for s in self.sync.add(node, ns * 1e-9, (embs, msg.header.stamp, ns), now):
-            self._process(s)
+        self.monitor.accept(node, ns, self.now_s())
+        self.sync_offer(node, (embs, msg.header.stamp, ns), self._process)
 
     def _on_poll(self) -> None:
-        if self.sync is None:
-            return
-        for s in self.sync.poll(self.now_s()):
-            self._process(s)
+        self.sync_poll(self._process)
 
     def _process(self, fs) -> None:
         embs: dict[str, np.ndarray | None] = {}

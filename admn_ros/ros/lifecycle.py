@@ -261,6 +261,37 @@ class AdmnNode(LifecycleNode):
             lg = self._child_loggers[("", kind)] = self.get_logger().get_child(kind)
         lg.warning(text, throttle_duration_sec=float(self.p["log_throttle_s"]) or 1e-9)
 
+    def image_item(self, sid: str, msg: Image) -> tuple | None:
+        """Stamp check, decode and preprocess one sensor image (controller and backbones);
+        rejections are counted and logged. Returns the synchronizer item
+        ``(model_input, stamp, stamp_ns)`` or ``None``. Needs ``self.runtime``/``self.monitor``."""
+        ns = self.check_stamp(sid, msg.header.stamp)
+        if ns is None:
+            return None
+        try:
+            arr = decode_sensor_image(sid, msg, self.p["min_image_side"], self.p["max_image_side"])
+            x = self.runtime.preprocess(sid, arr)
+        except InputRejected as exc:
+            self.reject(sid, exc.reason, exc.detail)
+            return None
+        except ValueError as exc:
+            self.reject(sid, "bad_values", str(exc))
+            return None
+        self.monitor.accept(sid, ns, self.now_s())
+        return (x, msg.header.stamp, ns)
+
+    def sync_offer(self, key: Any, item: tuple, on_set: Callable[[Any], None]) -> None:
+        """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; call ``on_set`` for every set it fires."""
+        for fs in self.sync.add(key, item[2] * 1e-9, item, self.now_s()):
+            on_set(fs)
+
+    def sync_poll(self, on_set: Callable[[Any], None]) -> None:
+        """Timer callback body: fire sets whose missing inputs timed out."""
+        if self.sync is None:
+            return
+        for fs in self.sync.poll(self.now_s()):
+            on_set(fs)
+
     def check_stamp(self, key: Any, stamp: Time) -> int | None:
         """Stamp in ns, or None after rejecting a zero, duplicate, out-of-order or future stamp."""
         ns = stamp_to_ns(stamp)
