@@ -3,6 +3,7 @@
     admn-ros demo       simulated sensors + the full ADMN graph, live error and allocations
     admn-ros run        start the tracking graph (the launch file's graph) as processes
     admn-ros dataset    generate a simulated GDTM-style dataset
+    admn-ros convert-gdtm  convert a real GDTM copy (HDF5) into the same dataset format
     admn-ros train      stage 1 / stage 2 training
     admn-ros evaluate   the paper's Table 1 on a held-out split
     admn-ros record     record the (simulated) network to a rosbag2
@@ -23,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("admn_ros.ros.runner", "demo_main", "simulated sensors + full ADMN graph with live summary"),
     "run": ("admn_ros.ros.runner", "run_main", "start the tracking graph (same as tracking.launch.py)"),
     "dataset": ("admn_ros.core.data.generate", "main", "generate a simulated GDTM-style dataset"),
+    "convert-gdtm": ("admn_ros.core.data.gdtm", "main", "convert a preprocessed GDTM copy into our dataset format"),
     "train": ("admn_ros.core.train.cli", "main", "train stage 1 / stage 2 models"),
     "evaluate": ("admn_ros.core.evaluate.cli", "main", "Table-1 evaluation on a held-out split"),
     "record": ("admn_ros.bags.record", "main", "record the (simulated) network to rosbag2"),

@@ -71,9 +71,12 @@ BOUNDS_MARGIN = 0.2
 
 
 def dataset_bounds(ds: Any, margin: float = BOUNDS_MARGIN) -> list[list[float]] | None:
-    """Map-frame box of the car from the dataset: the simulator's track (centred on the map
-    origin) plus ``margin``; ``None`` if the dataset does not describe its track."""
+    """Map-frame box of the car from the dataset plus ``margin``: ``meta["bounds"]`` (the
+    ground-truth extent, e.g. of converted GDTM) if the dataset states it, else the
+    simulator's track (centred on the map origin); ``None`` if it describes neither."""
     meta = getattr(ds, "meta", None)
+    if isinstance(meta, dict) and meta.get("bounds"):
+        return [[float(b[0]) - margin, float(b[1]) + margin] for b in meta["bounds"]]
     track = (meta or {}).get("sim_config", {}).get("track") if isinstance(meta, dict) else None
     if not track:
         return None

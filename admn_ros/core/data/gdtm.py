@@ -1,0 +1,1137 @@
+"""Convert the released, preprocessed GDTM dataset (HDF5) into our dataset format.
+
+GDTM (nesl/GDTM, "An Indoor Geospatial Tracking Dataset with Distributed Multimodal
+Sensors") is published as HDF5 files written by the authors' preprocessing
+(``gdtm_preprocess/app/src/convert_*.py`` in nesl/GDTM)::
+
+    <src>/<split>/mocap.hdf5                      one group per aligned frame
+    <src>/<split>/node_<k>/zed.hdf5               (the GDTM README tree spells it node<k>/;
+    <src>/<split>/node_<k>/realsense.hdf5          both spellings are accepted)
+    <src>/<split>/node_<k>/mmwave.hdf5
+    <src>/<split>/node_<k>/respeaker.hdf5         (audio; not used here)
+
+Every file holds one top-level group per frame, named by its timestamp in integer
+milliseconds since the epoch (``str(int(datetime.timestamp() * 1000))``); the frames
+are the ~15 Hz (66 ms) timeline the authors aligned every sensor to. Inside a group:
+
+* ``mocap.hdf5``: ``/<ms>/mocap``, a JSON string: a list of objects with ``id``,
+  ``type`` (``"node"`` or ``"truck"``), ``position`` ``[x, y, z]`` (OptiTrack frame,
+  metres, y up), ``rotation`` (flattened 3x3), ...; node objects carry the node pose
+  (``position`` = T, ``rotation`` = R with ``local = R (p - T)``), ids 0, 1, 2 =
+  node1..node3, 3 = red car, 4 = green car.
+* ``zed.hdf5``: ``/<ms>/node_<k>/zed_camera_left`` (JPEG bytes of the 1080x1920 left
+  image resized /4 to 270x480, BGR), ``zed_camera_right`` (same), ``zed_camera_depth``
+  (uint16 **millimetres**, 270x480, gzip).
+* ``realsense.hdf5``: ``realsense_camera_img`` (JPEG, 270x480) and
+  ``realsense_camera_depth`` (JPEG of the L515's *colourised* 640x480 depth video
+  resized /4 to 120x160: not metric).
+* ``mmwave.hdf5``: ``azimuth_static`` (float32 399x399 Cartesian bird's-eye heatmap,
+  NaN outside the field of view), ``range_doppler`` (float32 range bins x doppler
+  bins, e.g. 256x16, doppler fft-shifted), ``range_profile``, ``noise_profile``,
+  ``detected_points`` (JSON); radar frames come at ~4 Hz and repeat on the 15 Hz
+  timeline.
+
+:func:`convert_gdtm` aligns every node's streams to the mocap timestamps (nearest
+sample within a tolerance), decodes and subsamples them exactly like
+:func:`admn_ros.core.preprocess.to_storage` and writes ``meta.json`` + ``train/``
+``val/`` ``test/`` arrays that :class:`admn_ros.core.data.SimDataset` reads, so the
+training, evaluation and report commands work on it unchanged (``--data <out>``).
+Every dropped frame is counted by reason; nothing is skipped silently. See
+docs/GDTM.md for the details, the normalisations and what is an assumption.
+
+    python -m admn_ros.core.data.gdtm --src /path/to/GDTM --out data/gdtm_real
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError,
+                                        array_shape)
+from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
+from admn_ros.core.streams import DEPTH_MAX_M, StreamSet
+
+if TYPE_CHECKING:  # pragma: no cover
+    import h5py
+
+#: The h5py version this reader is tested with (requirements pin).
+H5PY_PIN: str = "h5py==3.16.0"
+
+#: Our modality -> source option -> (HDF5 file in the node directory, dataset key).
+RGB_SOURCES: dict[str, tuple[str, str]] = {
+    "zed": ("zed.hdf5", "zed_camera_left"),
+    "realsense": ("realsense.hdf5", "realsense_camera_img"),
+}
+DEPTH_SOURCES: dict[str, tuple[str, str]] = {
+    "zed": ("zed.hdf5", "zed_camera_depth"),
+    "realsense": ("realsense.hdf5", "realsense_camera_depth"),
+}
+RADAR_SOURCES: dict[str, tuple[str, str]] = {
+    "azimuth": ("mmwave.hdf5", "azimuth_static"),
+    "range_doppler": ("mmwave.hdf5", "range_doppler"),
+}
+MOCAP_FILE: str = "mocap.hdf5"
+MOCAP_KEY: str = "mocap"
+MODALITIES: tuple[str, ...] = ("rgb", "depth", "radar")
+#: Frame period of the authors' alignment (``pd.date_range(..., freq='66ms')``), ms.
+FRAME_MS: int = 66
+#: Radar transform per source: ``db`` = 20 log10(magnitude) (azimuth_static is |FFT|),
+#: ``identity`` (range_doppler is already logarithmic: TI's log-magnitude output).
+RADAR_TRANSFORMS: dict[str, str] = {"azimuth": "db", "range_doppler": "identity"}
+#: Percentiles of the calibration values mapped to 0 and 1.
+RADAR_PERCENTILES: tuple[float, float] = (1.0, 99.9)
+_AXES = {"x": 0, "y": 1, "z": 2}
+_DB_FLOOR = 1e-6
+
+
+class GDTMError(DatasetError):
+    """A GDTM source that cannot be converted. The message names the file and, where it
+    applies, the HDF5 key (``/<ms>/<node group>/<dataset>``); also in :attr:`path` / :attr:`key`."""
+
+    def __init__(self, message: str, path: str | Path | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.key = key
+
+
+def _err(path: str | Path, key: str | None, msg: str) -> GDTMError:
+    where = f"{path}" + (f": key {key!r}" if key else "")
+    return GDTMError(f"{where}: {msg}", path, key)
+
+
+def _h5py() -> Any:
+    """Import h5py with an actionable message when it is missing."""
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(f"reading GDTM needs h5py: pip install '{H5PY_PIN}'") from exc
+    return h5py
+
+
+def _open_h5(path: Path) -> "h5py.File":
+    """Open an HDF5 file read-only; a missing file raises FileNotFoundError, an unreadable one GDTMError."""
+    h5py = _h5py()
+    if not path.is_file():
+        raise FileNotFoundError(f"GDTM file not found: {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise _err(path, None, f"not a readable HDF5 file ({exc})") from None
+
+
+# ----------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class RadarNorm:
+    """How a radar frame becomes a [0, 1] heatmap.
+
+    ``v = transform(frame)`` (``db``: ``20 log10(max(|a|, 1e-6))``; ``identity``), rows
+    flipped for ``azimuth`` so that row 0 is the nearest range; then
+    ``clip((v - lo) / (hi - lo), 0, 1)``; non-finite values (outside the azimuth field of
+    view) become 0. ``lo`` / ``hi`` are the 1st / 99.9th percentiles of ``v`` over
+    calibration frames of the training split, unless given.
+    """
+
+    kind: str
+    lo: float
+    hi: float
+
+    @property
+    def transform(self) -> str:
+        return RADAR_TRANSFORMS[self.kind]
+
+    def _oriented(self, frame: np.ndarray) -> np.ndarray:
+        a = np.asarray(frame)
+        return a[::-1] if self.kind == "azimuth" else a  # stored zi[::-1, ::-1]: row 0 = far end
+
+    def _transform(self, a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a, dtype=np.float64)
+        bad = ~np.isfinite(a)
+        if self.transform == "db":
+            a = 20.0 * np.log10(np.maximum(np.abs(np.where(bad, 1.0, a)), _DB_FLOOR))
+        return np.where(bad, np.nan, a)
+
+    def values(self, frame: np.ndarray) -> np.ndarray:
+        """Transformed float64 values (rows nearest-first), NaN where not finite."""
+        return self._transform(self._oriented(frame))
+
+    def apply(self, frame: np.ndarray, size: int | None = None) -> np.ndarray:
+        """Float32 heatmap in [0, 1]; ``size`` first subsamples (nearest, like ``to_storage``) to
+        ``size x size``, which gives exactly ``to_storage("radar", apply(frame))`` but faster."""
+        a = self._oriented(frame)
+        if size is not None:
+            a = subsample(a, size)
+        x = (self._transform(a) - self.lo) / (self.hi - self.lo)
+        x = np.where(np.isfinite(x), x, 0.0)
+        return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "source_key": RADAR_SOURCES[self.kind][1], "transform": self.transform,
+                "lo": self.lo, "hi": self.hi}
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """Where one of our streams comes from in one split."""
+
+    node: str
+    modality: str
+    path: Path
+    group: str  # node group inside the file, e.g. "node_1"
+    key: str    # dataset name, e.g. "zed_camera_left"
+
+    @property
+    def sid(self) -> str:
+        return f"{self.node}/{self.modality}"
+
+    def h5key(self, stamp: int) -> str:
+        return f"/{stamp}/{self.group}/{self.key}"
+
+
+@dataclass
+class _Plan:
+    """Alignment result of one split (before any sensor data is decoded)."""
+
+    split: str
+    src_dir: Path
+    mocap_path: Path
+    n_mocap: int
+    stamps: np.ndarray                     # int64 [n] kept mocap stamps (ms)
+    gt: np.ndarray                         # float32 [n, 2]
+    pose_ids: np.ndarray                   # int32 [n] index into the dataset-wide pose table
+    streams: list[_Stream]
+    match: dict[str, np.ndarray]           # sid -> int64 [n] matched source stamps
+    dropped: Counter = field(default_factory=Counter)
+    missing_per_stream: Counter = field(default_factory=Counter)
+    inexact: Counter = field(default_factory=Counter)
+    metadata_json: dict[str, Any] | None = None
+
+
+# ----------------------------------------------------------------------------- layout
+def _node_number(node: str) -> int:
+    m = re.fullmatch(r"node_?(\d+)", node)
+    if not m:
+        raise ValueError(f"node name {node!r} must look like 'node1' (GDTM nodes are numbered)")
+    return int(m.group(1))
+
+
+def _node_spellings(node: str) -> list[str]:
+    k = _node_number(node)
+    return [f"node_{k}", f"node{k}"]
+
+
+def _resolve_splits(src: Path, splits: Sequence[str] | Mapping[str, str]) -> dict[str, Path]:
+    """Our split name -> GDTM split directory (``"."`` = ``src`` itself)."""
+    items = list(splits.items()) if isinstance(splits, Mapping) else [(s, s) for s in splits]
+    if not items:
+        raise ValueError("no splits to convert")
+    out: dict[str, Path] = {}
+    for name, sub in items:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; our splits are {list(SPLITS)}")
+        if name in out:
+            raise ValueError(f"split {name!r} given twice")
+        d = src if str(sub) in ("", ".") else src / str(sub)
+        if not d.is_dir():
+            have = sorted(p.name for p in src.iterdir()) if src.is_dir() else []
+            hint = (" (it holds mocap.hdf5 itself: a single chunk; map it with --splits train=.)"
+                    if (src / MOCAP_FILE).is_file() else "")
+            raise FileNotFoundError(f"GDTM split directory not found: {d}; expected "
+                                    f"<src>/<split>/{MOCAP_FILE} and <src>/<split>/node_<k>/*.hdf5; "
+                                    f"{src} contains {have}{hint}")
+        out[name] = d
+    return out
+
+
+def _node_file(split_dir: Path, node: str, fname: str) -> Path:
+    """``<split>/node_<k>/<fname>`` (or ``node<k>``); FileNotFoundError naming what exists."""
+    for d in _node_spellings(node):
+        if (split_dir / d).is_dir():
+            p = split_dir / d / fname
+            if not p.is_file():
+                have = sorted(x.name for x in (split_dir / d).iterdir())
+                raise FileNotFoundError(f"GDTM file not found: {p} (needed for {node}; "
+                                        f"{split_dir / d} contains {have})")
+            return p
+    have = sorted(x.name for x in split_dir.iterdir())
+    raise FileNotFoundError(f"GDTM node directory not found: {split_dir}/{_node_spellings(node)[0]} "
+                            f"(or {_node_spellings(node)[1]}) for {node}; {split_dir} contains {have}")
+
+
+def _parse_stamp(path: Path, name: str) -> int:
+    try:
+        return int(name)
+    except ValueError:
+        raise _err(path, f"/{name}", "top-level group is not a millisecond timestamp; "
+                                     "not a GDTM preprocessed file?") from None
+
+
+def _index_node_file(path: Path, node: str, keys: Sequence[str]) -> tuple[str, dict[str, np.ndarray]]:
+    """One pass over a node file: its node group name and, per dataset key, the sorted stamps holding it."""
+    h5py = _h5py()
+    spell = _node_spellings(node)
+    found: dict[str, list[int]] = {k: [] for k in keys}
+    groups_seen: set[str] = set()
+    sample_content: dict[str, list[str]] = {}
+    n_groups = 0
+    name = ""
+    with _open_h5(path) as f:
+        try:
+            for name in f.keys():
+                stamp = _parse_stamp(path, name)
+                g = f[name]
+                if not isinstance(g, h5py.Group):
+                    raise _err(path, f"/{name}", "expected a timestamp group, found a dataset")
+                n_groups += 1
+                if len(sample_content) < 3:
+                    sample_content[name] = sorted(g.keys())
+                sub = None
+                for cand in spell:
+                    sub = g.get(cand)
+                    if sub is not None:
+                        groups_seen.add(cand)
+                        break
+                if sub is None:
+                    continue
+                for k in keys:
+                    if k in sub:
+                        found[k].append(stamp)
+        except GDTMError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            raise _err(path, f"/{name}", f"cannot read the file's structure ({exc})") from None
+    if n_groups == 0:
+        raise _err(path, None, "has no timestamp groups (empty file)")
+    if not groups_seen:
+        raise _err(path, None, f"no timestamp group holds a {spell[0]} (or {spell[1]}) group for {node}; "
+                               f"groups look like {sample_content} (a file of another node?)")
+    if len(groups_seen) > 1:
+        raise _err(path, None, f"mixes node group spellings {sorted(groups_seen)}")
+    group = groups_seen.pop()
+    for k in keys:
+        if not found[k]:
+            raise _err(path, None, f"no dataset {group}/{k} in any of its {n_groups} timestamp groups "
+                                   f"(modality missing); groups look like {sample_content}")
+    return group, {k: np.array(sorted(v), dtype=np.int64) for k, v in found.items()}
+
+
+def _nearest(stamps: np.ndarray, query: np.ndarray, tol_ms: float) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest ``stamps`` entry for every ``query`` value: (matched stamps, within-tolerance mask)."""
+    i = np.searchsorted(stamps, query)
+    lo = np.clip(i - 1, 0, len(stamps) - 1)
+    hi = np.clip(i, 0, len(stamps) - 1)
+    pick = np.where(np.abs(stamps[hi] - query) < np.abs(stamps[lo] - query), hi, lo)
+    m = stamps[pick]
+    return m, np.abs(m - query) <= tol_ms
+
+
+# ----------------------------------------------------------------------------- mocap
+def _read_scalar(f: "h5py.File", path: Path, key: str) -> Any:
+    try:
+        return f[key][()]
+    except KeyError:
+        raise _err(path, key, "dataset missing") from None
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise _err(path, key, f"cannot read ({exc})") from None
+
+
+def _parse_mocap(raw: Any, path: Path, key: str) -> list[dict[str, Any]]:
+    if isinstance(raw, np.ndarray) and raw.shape == ():
+        raw = raw.item()
+    if isinstance(raw, (bytes, np.bytes_)):
+        raw = bytes(raw).decode("utf-8", errors="strict")
+    if not isinstance(raw, str):
+        raise _err(path, key, f"expected a JSON string, got {type(raw).__name__}")
+    try:
+        objs = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _err(path, key, f"invalid mocap JSON ({exc})") from None
+    if not isinstance(objs, list) or not all(isinstance(o, dict) for o in objs):
+        raise _err(path, key, "mocap JSON must be a list of objects")
+    return objs
+
+
+def _vec(o: Mapping[str, Any], name: str, n: int, path: Path, key: str) -> list[float]:
+    v = o.get(name)
+    if not isinstance(v, (list, tuple)) or len(v) != n:
+        raise _err(path, key, f"mocap object {o.get('id')!r}: {name!r} must be a list of {n} numbers, got {v!r}")
+    try:
+        return [float(x) for x in v]
+    except (TypeError, ValueError):
+        raise _err(path, key, f"mocap object {o.get('id')!r}: {name!r} is not numeric: {v!r}") from None
+
+
+def _pick_car(objs: list[dict[str, Any]], car_id: int | None, axes: tuple[int, int], path: Path,
+              key: str) -> tuple[str, tuple[float, float] | None]:
+    """(drop reason or "", car (a, b) position)."""
+    cars = [o for o in objs if str(o.get("type")) != "node"]
+    if car_id is not None:
+        cars = [o for o in cars if o.get("id") == car_id]
+    if not cars:
+        return "no_car", None
+    if len(cars) > 1:
+        return "multiple_cars", None
+    p = _vec(cars[0], "position", 3, path, key)
+    if not all(math.isfinite(x) for x in p):
+        return "car_position_nan", None
+    return "", (p[axes[0]], p[axes[1]])
+
+
+def _node_poses(objs: list[dict[str, Any]], path: Path, key: str) -> dict[str, dict[str, list[float]]]:
+    """Node poses in a mocap frame: ``node<id+1>`` -> {"T": [x, y, z], "R": 9 values (row-major)}."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for o in objs:
+        if str(o.get("type")) != "node":
+            continue
+        nid = o.get("id")
+        if not isinstance(nid, int):
+            raise _err(path, key, f"node object without an integer id: {o!r}")
+        out[f"node{nid + 1}"] = {"T": _vec(o, "position", 3, path, key), "R": _vec(o, "rotation", 9, path, key)}
+    return out
+
+
+def _pose_key(poses: Mapping[str, Mapping[str, list[float]]]) -> str:
+    return json.dumps({n: {k: [round(x, 4) for x in v] for k, v in p.items()} for n, p in sorted(poses.items())},
+                      sort_keys=True)
+
+
+def _read_metadata_json(*dirs: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The raw session ``metadata.json`` (nodeN: x, y, z, rot) if one lies in ``dirs``."""
+    for d in dirs:
+        p = d / "metadata.json"
+        if p.is_file():
+            try:
+                data = json.loads(p.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise _err(p, None, f"invalid JSON ({exc})") from None
+            if not isinstance(data, dict):
+                raise _err(p, None, "expected a JSON object")
+            return p, data
+    return None
+
+
+def _metadata_poses(path: Path, data: Mapping[str, Any], nodes: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for n in nodes:
+        m = data.get(n)
+        if not isinstance(m, Mapping):
+            continue
+        try:
+            out[n] = {"T": [float(m["x"]), float(m["y"]), float(m["z"])], "R": [float(v) for v in m["rot"]]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _err(path, n, f"node pose needs x, y, z and rot (9 values): {exc}") from None
+    return out
+
+
+# ----------------------------------------------------------------------------- decoding
+def _as_bytes_array(raw: Any, path: Path, key: str) -> np.ndarray:
+    if isinstance(raw, (bytes, np.bytes_)):
+        return np.frombuffer(bytes(raw), dtype=np.uint8)
+    a = np.asarray(raw)
+    if a.dtype == np.uint8:
+        return a.reshape(-1)
+    if a.dtype.kind in "SV":
+        return np.frombuffer(a.tobytes(), dtype=np.uint8)
+    raise _err(path, key, f"expected JPEG bytes (uint8), got {a.dtype} {a.shape}")
+
+
+def _decode_jpeg(raw: Any, path: Path, key: str, gray: bool = False) -> np.ndarray:
+    import cv2
+
+    buf = _as_bytes_array(raw, path, key)
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR) if buf.size else None
+    if img is None:
+        raise _err(path, key, f"cannot decode the JPEG image ({buf.size} bytes)")
+    return img if gray else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _depth_mm(raw: Any, path: Path, key: str) -> np.ndarray:
+    """ZED depth -> uint16 mm (0 = invalid); float input is taken as millimetres."""
+    a = np.asarray(raw)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim != 2 or a.size == 0:
+        raise _err(path, key, f"expected a 2-D depth map in millimetres, got shape {a.shape}")
+    if a.dtype == np.uint16:
+        return a
+    if np.issubdtype(a.dtype, np.floating):
+        ok = np.isfinite(a) & (a > 0)
+        return np.clip(np.where(ok, np.rint(np.where(ok, a, 0.0)), 0.0), 0, 65535).astype(np.uint16)
+    if np.issubdtype(a.dtype, np.integer):
+        return np.clip(a, 0, 65535).astype(np.uint16)
+    raise _err(path, key, f"expected a numeric depth map, got {a.dtype}")
+
+
+def _radar_frame(raw: Any, path: Path, key: str) -> np.ndarray:
+    a = np.asarray(raw)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim != 2 or a.size == 0 or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise _err(path, key, f"expected a 2-D numeric radar heatmap, got {a.dtype} {a.shape}")
+    return a
+
+
+def _convert(st: _Stream, raw: Any, key: str, depth_src: str, radar: RadarNorm | None) -> np.ndarray:
+    """Raw GDTM value -> our storage array for ``st.modality``."""
+    if st.modality == "rgb":
+        return to_storage("rgb", _decode_jpeg(raw, st.path, key))
+    if st.modality == "depth":
+        if depth_src == "realsense":
+            g = _decode_jpeg(raw, st.path, key, gray=True).astype(np.float64)
+            mm = np.rint(g * (DEPTH_MAX_M * 1000.0 / 255.0)).astype(np.uint16)
+            return to_storage("depth", mm)
+        return to_storage("depth", _depth_mm(raw, st.path, key))
+    assert radar is not None
+    return to_storage("radar", radar.apply(_radar_frame(raw, st.path, key), MODEL_INPUT))
+
+
+# ----------------------------------------------------------------------------- planning
+def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], sources: Mapping[str, tuple[str, str]],
+                tol_ms: float, radar_tol_ms: float, car_id: int | None, axes: tuple[int, int], limit: int,
+                on_corrupt: str, pose_table: list[str], pose_values: list[dict[str, Any]]) -> _Plan:
+    """Index the split's files and align every stream to the mocap timestamps."""
+    mocap_path = split_dir / MOCAP_FILE
+    if not mocap_path.is_file():
+        have = sorted(p.name for p in split_dir.iterdir())
+        raise FileNotFoundError(f"GDTM file not found: {mocap_path} ({split_dir} contains {have})")
+    # streams and their per-file indices (one pass per file)
+    streams: list[_Stream] = []
+    need: dict[tuple[str, str], list[str]] = {}
+    for node in nodes:
+        for modality in MODALITIES:
+            fname, key = sources[modality]
+            need.setdefault((node, fname), [])
+            if key not in need[(node, fname)]:
+                need[(node, fname)].append(key)
+    index: dict[tuple[str, str], tuple[Path, str, dict[str, np.ndarray]]] = {}
+    for (node, fname), keys in need.items():
+        p = _node_file(split_dir, node, fname)
+        group, stamps = _index_node_file(p, node, keys)
+        index[(node, fname)] = (p, group, stamps)
+    for node in nodes:
+        for modality in MODALITIES:
+            fname, key = sources[modality]
+            p, group, _ = index[(node, fname)]
+            streams.append(_Stream(node, modality, p, group, key))
+
+    # mocap: timestamps, car position, node poses
+    dropped: Counter = Counter()
+    stamps: list[int] = []
+    gts: list[tuple[float, float]] = []
+    pose_ids: list[int] = []
+    h5py = _h5py()
+    with _open_h5(mocap_path) as f:
+        try:
+            names = list(f.keys())
+        except (OSError, RuntimeError) as exc:
+            raise _err(mocap_path, None, f"cannot list groups ({exc})") from None
+        order = sorted(((_parse_stamp(mocap_path, n), n) for n in names))
+        if limit > 0:
+            order = order[:limit]
+        n_mocap = len(order)
+        if n_mocap == 0:
+            raise GDTMError(f"split {split!r}: {mocap_path} has no timestamp groups: the split has no samples",
+                            mocap_path)
+        last_pose = -1
+        for stamp, name in order:
+            key = f"/{name}/{MOCAP_KEY}"
+            try:
+                try:
+                    if not isinstance(f[name], h5py.Group):
+                        raise _err(mocap_path, f"/{name}", "expected a timestamp group, found a dataset")
+                except (OSError, RuntimeError, KeyError) as exc:
+                    raise _err(mocap_path, f"/{name}", f"cannot read the group ({exc})") from None
+                objs = _parse_mocap(_read_scalar(f, mocap_path, key), mocap_path, key)
+                reason, pos = _pick_car(objs, car_id, axes, mocap_path, key)
+                poses = _node_poses(objs, mocap_path, key)
+            except GDTMError:
+                if on_corrupt == "raise":
+                    raise
+                dropped["corrupt:mocap"] += 1
+                continue
+            if reason:
+                dropped[reason] += 1
+                continue
+            if poses:
+                pk = _pose_key({n: poses[n] for n in nodes if n in poses} or poses)
+                if pk not in pose_table:
+                    pose_table.append(pk)
+                    pose_values.append({n: {"T": poses[n]["T"],
+                                            "R": np.reshape(poses[n]["R"], (3, 3)).tolist()} for n in sorted(poses)})
+                last_pose = pose_table.index(pk)
+            stamps.append(stamp)
+            gts.append(pos)  # type: ignore[arg-type]
+            pose_ids.append(last_pose)
+
+    st_arr = np.array(stamps, dtype=np.int64)
+    keep = np.ones(len(st_arr), dtype=bool)
+    match: dict[str, np.ndarray] = {}
+    missing: Counter = Counter()
+    inexact: Counter = Counter()
+    first_missing: list[str] = [""] * len(st_arr)
+    for s in streams:
+        _, _, idx = index[(s.node, s.path.name)]
+        tol = radar_tol_ms if s.modality == "radar" else tol_ms
+        m, ok = _nearest(idx[s.key], st_arr, tol) if len(st_arr) else (st_arr, keep)
+        match[s.sid] = m
+        missing[s.sid] = int((~ok).sum())
+        inexact[s.sid] = int((ok & (m != st_arr)).sum())
+        for i in np.flatnonzero(~ok & keep):
+            first_missing[i] = f"missing:{s.sid}"
+        keep &= ok
+    for r in first_missing:
+        if r:
+            dropped[r] += 1
+    meta_json = _read_metadata_json(split_dir, src)
+    plan = _Plan(split=split, src_dir=split_dir, mocap_path=mocap_path, n_mocap=n_mocap, stamps=st_arr[keep],
+                 gt=np.array(gts, dtype=np.float32).reshape(-1, 2)[keep],
+                 pose_ids=np.array(pose_ids, dtype=np.int32)[keep], streams=streams,
+                 match={k: v[keep] for k, v in match.items()}, dropped=dropped,
+                 missing_per_stream=missing, inexact=inexact)
+    if meta_json is not None:
+        p, data = meta_json
+        plan.metadata_json = {"path": str(p), "node_poses": _metadata_poses(p, data, nodes)}
+    return plan
+
+
+def _empty_split_error(plan: _Plan, extra: Mapping[str, int] | None = None) -> GDTMError:
+    d = dict(plan.dropped)
+    for k, v in (extra or {}).items():
+        d[k] = d.get(k, 0) + v
+    return GDTMError(f"split {plan.split!r} ({plan.src_dir}): no samples left: {plan.n_mocap} mocap frames in "
+                     f"{plan.mocap_path}, all dropped ({d})", plan.mocap_path)
+
+
+# ----------------------------------------------------------------------------- radar calibration
+def _calibrate_radar(plan: _Plan, kind: str, frames: int, on_corrupt: str) -> tuple[RadarNorm, int]:
+    """lo / hi percentiles of the transformed radar values over up to ``frames`` kept samples."""
+    radar_streams = [s for s in plan.streams if s.modality == "radar"]
+    n = len(plan.stamps)
+    picks = np.unique(np.linspace(0, n - 1, num=min(n, max(1, frames))).round().astype(int)) if n else []
+    probe = RadarNorm(kind, 0.0, 1.0)
+    vals: list[np.ndarray] = []
+    used = 0
+    with ExitStack() as stack:
+        files = {s.path: stack.enter_context(_open_h5(s.path)) for s in radar_streams}
+        for i in picks:
+            for s in radar_streams:
+                key = s.h5key(int(plan.match[s.sid][i]))
+                try:
+                    v = probe.values(_radar_frame(_read_scalar(files[s.path], s.path, key), s.path, key))
+                except GDTMError:
+                    if on_corrupt == "raise":
+                        raise
+                    continue
+                v = v[np.isfinite(v)]
+                if v.size > 20000:
+                    v = v[:: int(math.ceil(v.size / 20000))]
+                vals.append(v)
+                used += 1
+    allv = np.concatenate(vals) if vals else np.zeros(0)
+    if allv.size == 0:
+        raise GDTMError(f"split {plan.split!r}: no finite radar values in {used} calibration frames "
+                        f"({RADAR_SOURCES[kind][1]}); pass radar_range=(lo, hi)", plan.src_dir)
+    lo, hi = (float(x) for x in np.percentile(allv, RADAR_PERCENTILES))
+    if not hi - lo > 1e-9:
+        hi = lo + 1.0
+    return RadarNorm(kind, lo, hi), used
+
+
+# ----------------------------------------------------------------------------- writing
+def _episodes(stamps: np.ndarray, pose_ids: np.ndarray, gap_ms: float, first_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Episode ids (new at a gap > ``gap_ms`` or a node-pose change) and seconds since the episode start."""
+    n = len(stamps)
+    ep = np.zeros(n, dtype=np.int32)
+    t = np.zeros(n, dtype=np.float32)
+    if n == 0:
+        return ep, t
+    new = np.ones(n, dtype=bool)
+    new[1:] = (np.diff(stamps) > gap_ms) | (pose_ids[1:] != pose_ids[:-1])
+    ep[:] = first_id + np.cumsum(new) - 1
+    starts = stamps[np.flatnonzero(new)][ep - first_id]
+    t[:] = (stamps - starts) / 1000.0
+    return ep, t
+
+
+def _truncate_npy(path: Path, n: int) -> None:
+    """Rewrite ``path`` (a .npy array) keeping its first ``n`` rows."""
+    src = np.load(path, mmap_mode="r")
+    tmp = path.with_name(path.stem + ".tmp.npy")
+    dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype, shape=(n, *src.shape[1:]))
+    step = 1024
+    for i in range(0, n, step):
+        j = min(i + step, n)
+        dst[i:j] = src[i:j]
+    dst.flush()
+    del dst, src
+    os.replace(tmp, path)
+
+
+def _write_split(plan: _Plan, out_dir: Path, nodes: Sequence[str], depth_src: str, radar: RadarNorm,
+                 on_corrupt: str, progress: bool) -> tuple[int, Counter, list[str], np.ndarray]:
+    """Decode and store the split's samples; returns (n written, corrupt drops, examples, kept row mask)."""
+    n = len(plan.stamps)
+    S = len(nodes)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    big = {stem: np.lib.format.open_memmap(out_dir / f"{stem}.npy", mode="w+", dtype=ARRAYS[stem][0],
+                                           shape=array_shape(stem, n, S)) for stem in ("rgb", "depth", "radar")}
+    corrupt: Counter = Counter()
+    examples: list[str] = []
+    kept = np.zeros(n, dtype=bool)
+    w = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, unit="sample", desc=f"gdtm {plan.split}", file=sys.stderr)
+    by_node = {node: [s for s in plan.streams if s.node == node] for node in nodes}
+    with ExitStack() as stack:
+        files = {p: stack.enter_context(_open_h5(p)) for p in {s.path for s in plan.streams}}
+        for i in range(n):
+            row: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
+            bad = ""
+            for node in nodes:
+                for s in by_node[node]:
+                    key = s.h5key(int(plan.match[s.sid][i]))
+                    try:
+                        row[s.modality].append(_convert(s, _read_scalar(files[s.path], s.path, key), key,
+                                                        depth_src, radar))
+                    except GDTMError as exc:
+                        if on_corrupt == "raise":
+                            raise
+                        bad = f"corrupt:{s.sid}"
+                        if len(examples) < 10:
+                            examples.append(str(exc))
+                        break
+                    except ValueError as exc:  # to_storage's shape / dtype checks
+                        err = _err(s.path, key, str(exc))
+                        if on_corrupt == "raise":
+                            raise err from None
+                        bad = f"corrupt:{s.sid}"
+                        if len(examples) < 10:
+                            examples.append(str(err))
+                        break
+                if bad:
+                    break
+            if bad:
+                corrupt[bad] += 1
+            else:
+                for m in MODALITIES:
+                    big[m][w] = np.stack(row[m])
+                kept[i] = True
+                w += 1
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    for a in big.values():
+        a.flush()
+    del big
+    if w < n:
+        for stem in ("rgb", "depth", "radar"):
+            _truncate_npy(out_dir / f"{stem}.npy", w)
+    return w, corrupt, examples, kept
+
+
+# ----------------------------------------------------------------------------- public API
+def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
+                 splits: Sequence[str] | Mapping[str, str] = SPLITS,
+                 nodes: Sequence[str] = ("node1", "node2", "node3"),
+                 radar: str = "azimuth", rgb: str = "zed", depth: str = "zed",
+                 radar_range: tuple[float, float] | None = None, radar_calibration_frames: int = 200,
+                 tolerance_ms: float = FRAME_MS / 2, radar_tolerance_ms: float = 250.0,
+                 car_id: int | None = None, gt_axes: tuple[str, str] = ("x", "z"),
+                 episode_gap_ms: float = 1000.0, limit: int = 0, on_corrupt: str = "raise",
+                 overwrite: bool = False, progress: bool = True,
+                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Convert a preprocessed GDTM copy into our dataset format (docs/DATASET.md, docs/GDTM.md).
+
+    Args:
+        src_root: directory holding ``<split>/mocap.hdf5`` and ``<split>/node_<k>/*.hdf5``.
+        out_dir: output dataset directory (``meta.json`` + ``train/ val/ test/``).
+        splits: our split names to convert (their GDTM directory has the same name), or a
+            mapping ``{our split: GDTM directory relative to src_root}`` (``"."`` = src_root,
+            e.g. ``{"train": "chunk_0", "val": "chunk_1", "test": "chunk_2"}``). Training and
+            evaluation need ``train``, ``val`` and ``test``.
+        nodes: our node names in output order (``nodeK`` reads ``node_K`` / ``nodeK``).
+        radar: ``"azimuth"`` (``azimuth_static``) or ``"range_doppler"``.
+        rgb: ``"zed"`` (``zed_camera_left``, default) or ``"realsense"`` (``realsense_camera_img``).
+        depth: ``"zed"`` (``zed_camera_depth``, uint16 mm: metric, default) or ``"realsense"``
+            (``realsense_camera_depth``: a colourised JPEG, stored as gray/255 of the depth range;
+            what the ADMN authors used, but not metric).
+        radar_range: ``(lo, hi)`` of the transformed radar values mapped to [0, 1]; default: the
+            1st / 99.9th percentiles over calibration frames of ``train`` (or the first split).
+            Pass the values from a previous conversion's ``meta.json`` to convert more splits alike.
+        radar_calibration_frames: samples used for that calibration.
+        tolerance_ms: largest |stream stamp - mocap stamp| for rgb and depth (default half a frame).
+        radar_tolerance_ms: same for radar (~4 Hz: default 250 ms).
+        car_id: mocap object id of the car to track (3 red, 4 green); ``None``: the only
+            non-node object (frames with none or several are dropped and counted).
+        gt_axes: mocap axes giving ground truth (x, y); default ``("x", "z")`` (OptiTrack is y-up).
+        episode_gap_ms: a gap longer than this (or a node-pose change) starts a new episode.
+        limit: convert only the first ``limit`` mocap frames of each split (0 = all).
+        on_corrupt: ``"raise"`` (default) stops at the first undecodable frame naming the file
+            and key; ``"drop"`` drops the frame and counts it (``corrupt:<stream>``).
+        overwrite: replace an existing dataset in ``out_dir``.
+        progress: tqdm bars and a printed summary.
+        log: where the summary lines go (default ``print`` when ``progress``).
+
+    Returns:
+        The conversion summary (also in ``meta.json["conversion"]``): per split the mocap frames,
+        samples written and drops per reason.
+
+    Raises:
+        FileNotFoundError: ``src_root``, a split directory, a node directory or a needed file is
+            missing (the message names it and what exists instead).
+        GDTMError: a corrupt or unexpected file (names the file and HDF5 key), a modality missing
+            from a file, or a split left with no samples.
+        FileExistsError: ``out_dir`` already holds a dataset and ``overwrite`` is false.
+        ValueError: invalid options.
+    """
+    t0 = time.perf_counter()
+    say = log if log is not None else (print if progress else (lambda _m: None))
+    src = Path(src_root)
+    out = Path(out_dir)
+    if radar not in RADAR_SOURCES:
+        raise ValueError(f"radar must be one of {sorted(RADAR_SOURCES)}, got {radar!r}")
+    if rgb not in RGB_SOURCES:
+        raise ValueError(f"rgb must be one of {sorted(RGB_SOURCES)}, got {rgb!r}")
+    if depth not in DEPTH_SOURCES:
+        raise ValueError(f"depth must be one of {sorted(DEPTH_SOURCES)}, got {depth!r}")
+    if on_corrupt not in ("raise", "drop"):
+        raise ValueError(f"on_corrupt must be 'raise' or 'drop', got {on_corrupt!r}")
+    if len(gt_axes) != 2 or any(a not in _AXES for a in gt_axes) or gt_axes[0] == gt_axes[1]:
+        raise ValueError(f"gt_axes must be two different axes of x, y, z, got {gt_axes!r}")
+    if tolerance_ms < 0 or radar_tolerance_ms < 0:
+        raise ValueError("tolerances must be >= 0")
+    if radar_range is not None and not (len(radar_range) == 2 and float(radar_range[1]) > float(radar_range[0])):
+        raise ValueError(f"radar_range must be (lo, hi) with hi > lo, got {radar_range!r}")
+    nodes = list(nodes)
+    streams_set = StreamSet(tuple(nodes), MODALITIES)  # validates the node names
+    for n in nodes:
+        _node_number(n)
+    if not src.is_dir():
+        raise FileNotFoundError(f"GDTM source directory not found: {src}")
+    split_dirs = _resolve_splits(src, splits)
+    if out.resolve() in {src.resolve(), *(d.resolve() for d in split_dirs.values())}:
+        raise ValueError(f"output {out} must not be a GDTM input directory")
+    if (out / "meta.json").exists() or any((out / s).exists() for s in SPLITS):
+        if not overwrite:
+            raise FileExistsError(f"{out} already holds a dataset; pass overwrite=True (--overwrite)")
+    sources = {"rgb": RGB_SOURCES[rgb], "depth": DEPTH_SOURCES[depth], "radar": RADAR_SOURCES[radar]}
+    axes = (_AXES[gt_axes[0]], _AXES[gt_axes[1]])
+
+    # 1. align every split (timestamps + mocap only); fails early on layout problems
+    pose_table: list[str] = []
+    pose_values: list[dict[str, Any]] = []
+    plans: dict[str, _Plan] = {}
+    for name, d in split_dirs.items():
+        plan = _plan_split(name, d, src, nodes, sources, tolerance_ms, radar_tolerance_ms, car_id, axes, limit,
+                           on_corrupt, pose_table, pose_values)
+        if len(plan.stamps) == 0:
+            raise _empty_split_error(plan)
+        plans[name] = plan
+
+    # 2. radar normalisation, from train (or the first split) unless given
+    if radar_range is not None:
+        norm = RadarNorm(radar, float(radar_range[0]), float(radar_range[1]))
+        calib = {"from": "radar_range argument"}
+    else:
+        cal_split = "train" if "train" in plans else next(iter(plans))
+        norm, used = _calibrate_radar(plans[cal_split], radar, radar_calibration_frames, on_corrupt)
+        calib = {"from": f"split {cal_split}", "frames": used, "percentiles": list(RADAR_PERCENTILES)}
+
+    # 3. decode + write
+    if overwrite:
+        (out / "meta.json").unlink(missing_ok=True)
+        for s in SPLITS:
+            shutil.rmtree(out / s, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    S = len(nodes)
+    split_info: dict[str, Any] = {}
+    summary_splits: dict[str, Any] = {}
+    all_gt: list[np.ndarray] = []
+    next_episode = 0
+    try:  # a failed conversion leaves no half-written split behind
+        for name, plan in plans.items():
+            ts = time.perf_counter()
+            w, corrupt, examples, kept = _write_split(plan, out / name, nodes, depth, norm, on_corrupt, progress)
+            if w == 0:
+                shutil.rmtree(out / name, ignore_errors=True)
+                raise _empty_split_error(plan, corrupt)
+            stamps = plan.stamps[kept]
+            gt = plan.gt[kept]
+            ep, t = _episodes(stamps, plan.pose_ids[kept], episode_gap_ms, next_episode)
+            ep_ids, ep_frames = np.unique(ep, return_counts=True)
+            next_episode = int(ep.max()) + 1
+            np.save(out / name / "gt.npy", gt.astype(np.float32))
+            np.save(out / name / "episode.npy", ep)
+            np.save(out / name / "t.npy", t)
+            np.save(out / name / "visibility.npy", np.full((w, S), np.nan, dtype=np.float16))
+            np.save(out / name / "stamp_ms.npy", stamps.astype(np.int64))
+            all_gt.append(gt)
+            dropped = dict(plan.dropped)
+            for k, v in corrupt.items():
+                dropped[k] = dropped.get(k, 0) + v
+            poses_used = sorted({int(p) for p in plan.pose_ids[kept] if p >= 0})
+            split_info[name] = {"n_samples": w, "episodes": ep_ids.tolist(), "episode_frames": ep_frames.tolist(),
+                                "source_dir": str(plan.src_dir), "node_pose_sets": poses_used,
+                                "stamp_ms_range": [int(stamps[0]), int(stamps[-1])]}
+            summary_splits[name] = {
+                "source_dir": str(plan.src_dir), "mocap_frames": plan.n_mocap, "n_samples": w,
+                "dropped": dict(sorted(dropped.items())), "n_dropped": int(sum(dropped.values())),
+                "missing_per_stream": {k: v for k, v in plan.missing_per_stream.items() if v},
+                "inexact_matches": {k: v for k, v in plan.inexact.items() if v},
+                "corrupt_examples": examples, "episodes": len(ep_ids),
+                "seconds": round(time.perf_counter() - ts, 3),
+                "metadata_json": plan.metadata_json,
+            }
+            assert w + summary_splits[name]["n_dropped"] == plan.n_mocap
+    except BaseException:
+        for s in plans:
+            shutil.rmtree(out / s, ignore_errors=True)
+        raise
+
+    gt_all = np.concatenate(all_gt)
+    box = [[float(gt_all[:, 0].min()), float(gt_all[:, 0].max())],
+           [float(gt_all[:, 1].min()), float(gt_all[:, 1].max())]]
+    sizes = {s: sum(p.stat().st_size for p in (out / s).glob("*.npy")) for s in plans}
+    elapsed = time.perf_counter() - t0
+    n_total = sum(v["n_samples"] for v in summary_splits.values())
+    summary = {"source": "gdtm", "src_root": str(src), "out": str(out), "elapsed_s": round(elapsed, 3),
+               "n_samples": n_total, "splits": summary_splits, "radar": {**norm.to_dict(), "calibration": calib},
+               "bytes": sizes, "total_bytes": sum(sizes.values())}
+    arrays = {f"{stem}.npy": {"dtype": dt, "shape": list(shape), "description": doc}
+              for stem, (dt, shape, doc) in ARRAYS.items()}
+    arrays["rgb.npy"]["description"] = (f"GDTM {RGB_SOURCES[rgb][1]} JPEG decoded to rgb8, nearest pixel-centre "
+                                        "subsampled to 64x64 (16:9 squeezed), channels first; "
+                                        "model input = value / 255")
+    arrays["depth.npy"]["description"] = (
+        "GDTM zed_camera_depth, uint16 millimetres (0 = invalid), 64x64 nearest" if depth == "zed" else
+        "GDTM realsense_camera_depth (colourised JPEG) as grayscale g, stored as round(g / 255 * depth_max_m * "
+        "1000) so that model input = g / 255: NOT metric")
+    arrays["radar.npy"]["description"] = (
+        f"GDTM {RADAR_SOURCES[radar][1]} normalised to [0, 1] (see meta radar), 64x64 nearest; " +
+        ("Cartesian bird's-eye grid, row 0 nearest (flipped from the stored far-first rows), columns as stored"
+         if radar == "azimuth" else "rows = range bins (row 0 nearest), columns = doppler bins (fft-shifted)"))
+    arrays["gt.npy"]["description"] = (f"car position (mocap {gt_axes[0]}, mocap {gt_axes[1]}) in the OptiTrack "
+                                       "frame, metres")
+    arrays["episode.npy"]["description"] = ("contiguous recording segment id (new at a gap > episode_gap_ms or a "
+                                            "node-pose change); unique across splits")
+    arrays["t.npy"]["description"] = "seconds since the start of the sample's episode (segment)"
+    arrays["visibility.npy"]["description"] = "unknown for real data: NaN"
+    arrays["stamp_ms.npy"] = {"dtype": "int64", "shape": ["N"],
+                              "description": "GDTM frame timestamp (mocap group name), ms since the epoch"}
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "source": "gdtm",
+        "description": "GDTM (nesl/GDTM) preprocessed HDF5 converted by admn_ros.core.data.gdtm: streams aligned "
+                       "to the mocap timestamps, images/depth subsampled with preprocess.to_storage, radar "
+                       "normalised to [0, 1]. Splits are the GDTM split directories.",
+        "stream_ids": streams_set.ids,
+        "nodes": nodes,
+        "modalities": list(MODALITIES),
+        "model_input": MODEL_INPUT,
+        "depth_max_m": DEPTH_MAX_M,
+        "rate_hz": round(1000.0 / FRAME_MS, 3),
+        "gdtm": {
+            "src_root": str(src),
+            "split_dirs": {k: str(v) for k, v in split_dirs.items()},
+            "sources": {"rgb": {"option": rgb, "file": sources["rgb"][0], "key": sources["rgb"][1]},
+                        "depth": {"option": depth, "file": sources["depth"][0], "key": sources["depth"][1],
+                                  "metric": depth == "zed"},
+                        "radar": {"option": radar, "file": sources["radar"][0], "key": sources["radar"][1]}},
+            "mocap": {"file": MOCAP_FILE, "key": f"/<ms>/{MOCAP_KEY}", "frame": "OptiTrack, metres, y up",
+                      "gt_axes": list(gt_axes), "car_id": car_id},
+            "tolerance_ms": tolerance_ms, "radar_tolerance_ms": radar_tolerance_ms,
+            "episode_gap_ms": episode_gap_ms, "limit": limit, "on_corrupt": on_corrupt,
+        },
+        "mocap_axes": list(gt_axes),
+        "radar": {**norm.to_dict(), "calibration": calib},
+        "node_poses": {"convention": "OptiTrack frame, metres: local = R (p - T); from the mocap JSON node objects",
+                       "sets": pose_values},
+        "bounds": box,  # ground-truth extent; stage 1 adds its margin for the Gaussian head's box
+        "splits": split_info,
+        "arrays": arrays,
+        "conversion": summary,
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    if progress or log is not None:
+        say(f"[gdtm] {n_total} samples from {src} -> {out} in {elapsed:.1f} s")
+        for name, s in summary_splits.items():
+            say(f"[gdtm] {name}: {s['n_samples']} of {s['mocap_frames']} mocap frames, {s['episodes']} episode(s); "
+                f"dropped {s['n_dropped']}" + (f" {s['dropped']}" if s["dropped"] else ""))
+        say(f"[gdtm] radar {radar}: [{norm.lo:.4g}, {norm.hi:.4g}] ({norm.transform}) -> [0, 1]")
+    return summary
+
+
+# ----------------------------------------------------------------------------- synthetic data (tests, smoke runs)
+def _rot_y(yaw: float) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])
+
+
+def write_synthetic_gdtm(root: str | os.PathLike[str], frames: Mapping[str, int] | None = None, *,
+                         n_nodes: int = 3, start_ms: int = 1_660_000_000_000, seed: int = 0,
+                         node_dir: str = "node_{k}", metadata_json: bool = True) -> dict[str, Any]:
+    """Write a tiny fake GDTM copy in the released layout (what the authors' convert_*.py write).
+
+    Frame ``i`` of a split has stamp ``start + 66 i`` (ms, splits follow each other), the car
+    (id 3, type ``truck``) on an ellipse at height 0.05 m, ZED/RealSense JPEGs of a uniform colour
+    ``(10 + 7 i + 40 k) % 256`` (node ``k``), ZED depth ``1000 + 20 i + 300 k`` mm everywhere,
+    RealSense colourised-depth JPEGs, and radar frames with a peak at the car's direction.
+
+    Returns:
+        ``{split: {"stamps": [...], "car": [[x, y, z], ...]}}`` (the truth to check against).
+    """
+    import cv2
+
+    h5py = _h5py()
+    frames = dict(frames or {"train": 12, "val": 6, "test": 6})
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    node_pos = [np.array([-1.6, 1.2, -1.8]), np.array([1.9, 1.2, -1.8]), np.array([0.2, 1.2, 2.1]),
+                np.array([-1.6, 1.2, 2.1])]
+    truth: dict[str, Any] = {}
+    t0 = start_ms
+    for split, n in frames.items():
+        d = root / split
+        d.mkdir(parents=True, exist_ok=True)
+        stamps = [t0 + FRAME_MS * i for i in range(n)]
+        t0 += FRAME_MS * (n + 100)
+        th = 2 * math.pi * np.arange(n) / max(n, 1)
+        cars = np.stack([0.3 + 1.2 * np.cos(th), np.full(n, 0.05), -0.2 + 1.4 * np.sin(th)], axis=1)
+        truth[split] = {"stamps": stamps, "car": cars.tolist()}
+        with h5py.File(d / MOCAP_FILE, "w") as f:
+            for i, ts in enumerate(stamps):
+                objs = []
+                for k in range(n_nodes):
+                    rot = _rot_y(0.5 + k).reshape(-1).tolist()
+                    objs.append({"id": k, "type": "node", "position": node_pos[k % 4].tolist(),
+                                 "normalized_position": [0.0, 0.0, 0.0], "roll": 0.0, "pitch": 0.0, "yaw": 0.0,
+                                 "rotation": rot, "timestamp": str(ts)})
+                objs.append({"id": 3, "type": "truck", "position": cars[i].tolist(),
+                             "normalized_position": [0.0, 0.0, 0.0], "roll": 0.0, "pitch": float(th[i]), "yaw": 0.0,
+                             "rotation": _rot_y(float(th[i])).reshape(-1).tolist(), "timestamp": str(ts)})
+                f.create_group(str(ts)).create_dataset(MOCAP_KEY, data=json.dumps(objs))
+        for k in range(1, n_nodes + 1):
+            nd = d / node_dir.format(k=k)
+            nd.mkdir(parents=True, exist_ok=True)
+            grp = f"node_{k}"
+            with h5py.File(nd / "zed.hdf5", "w") as fz, h5py.File(nd / "realsense.hdf5", "w") as fr, \
+                    h5py.File(nd / "mmwave.hdf5", "w") as fm, h5py.File(nd / "respeaker.hdf5", "w") as fa:
+                for i, ts in enumerate(stamps):
+                    c = (10 + 7 * i + 40 * (k - 1)) % 256
+                    img = np.full((270, 480, 3), c, dtype=np.uint8)  # BGR, uniform: survives JPEG
+                    code = cv2.imencode(".jpg", img)[1]
+                    g = fz.create_group(str(ts)).create_group(grp)
+                    g.create_dataset("zed_camera_left", data=code)
+                    g.create_dataset("zed_camera_right", data=code)
+                    g.create_dataset("zed_camera_depth", data=np.full((270, 480), 1000 + 20 * i + 300 * (k - 1),
+                                                                      dtype=np.uint16), compression="gzip")
+                    g = fr.create_group(str(ts)).create_group(grp)
+                    g.create_dataset("realsense_camera_img", data=code)
+                    dep = cv2.applyColorMap(np.full((120, 160), (5 * i) % 256, dtype=np.uint8), cv2.COLORMAP_JET)
+                    g.create_dataset("realsense_camera_depth", data=cv2.imencode(".jpg", dep)[1])
+                    g = fm.create_group(str(ts)).create_group(grp)
+                    az = np.abs(rng.normal(50.0, 10.0, size=(399, 399))).astype(np.float32)
+                    az[:, :40] = np.nan  # outside the field of view
+                    az[200 + (i % 50), 100:110] = 5000.0
+                    g.create_dataset("azimuth_static", data=az, compression="gzip")
+                    rd = (4353.0 + rng.normal(0.0, 700.0, size=(256, 16))).astype(np.float32)
+                    g.create_dataset("range_doppler", data=rd, compression="gzip")
+                    g.create_dataset("range_profile", data=rd[:, 8].copy(), compression="gzip")
+                    g.create_dataset("detected_points", data=json.dumps({}))
+                    g = fa.create_group(str(ts)).create_group(grp)
+                    g.create_dataset("mic_waveform", data=np.zeros((1056, 6), dtype=np.float32))
+    if metadata_json:
+        md: dict[str, Any] = {f"node{k + 1}": {"x": float(node_pos[k % 4][0]), "y": float(node_pos[k % 4][1]),
+                                               "z": float(node_pos[k % 4][2]),
+                                               "rot": _rot_y(0.5 + k).reshape(-1).tolist()} for k in range(n_nodes)}
+        md["red_car"] = {"exists": True, "calibration": np.eye(3).tolist()}
+        md["green_car"] = {"exists": False, "calibration": np.eye(3).tolist()}
+        (root / "metadata.json").write_text(json.dumps(md))
+    return truth
+
+
+# ----------------------------------------------------------------------------- CLI
+def _parse_splits(items: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for it in items:
+        name, _, sub = it.partition("=")
+        out[name] = sub or name
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser of ``python -m admn_ros.core.data.gdtm`` (reusable by ``admn-ros dataset --from-gdtm``)."""
+    p = argparse.ArgumentParser(
+        prog="python -m admn_ros.core.data.gdtm",
+        description="Convert a preprocessed GDTM copy (HDF5: <src>/<split>/mocap.hdf5, "
+                    "<src>/<split>/node_<k>/{zed,realsense,mmwave}.hdf5) into our dataset format "
+                    "(docs/GDTM.md), usable with `admn-ros train/evaluate --data OUT`.")
+    p.add_argument("--src", required=True, help="GDTM root holding train/ val/ test/")
+    p.add_argument("--out", required=True, help="output dataset directory (e.g. data/gdtm_real)")
+    p.add_argument("--splits", nargs="+", default=list(SPLITS), metavar="SPLIT[=DIR]",
+                   help="our splits to convert, optionally from another GDTM directory "
+                        "(e.g. train=chunk_0 val=chunk_1 test=chunk_2; '.' = --src itself)")
+    p.add_argument("--nodes", nargs="+", default=["node1", "node2", "node3"], help="nodes in output order")
+    p.add_argument("--radar", choices=sorted(RADAR_SOURCES), default="azimuth",
+                   help="radar source: azimuth_static or range_doppler (default azimuth)")
+    p.add_argument("--rgb", choices=sorted(RGB_SOURCES), default="zed", help="camera (default zed)")
+    p.add_argument("--depth", choices=sorted(DEPTH_SOURCES), default="zed",
+                   help="depth: zed (metric mm, default) or realsense (colourised JPEG, not metric)")
+    p.add_argument("--radar-range", nargs=2, type=float, metavar=("LO", "HI"), default=None,
+                   help="transformed radar values mapped to 0 and 1 (default: train percentiles)")
+    p.add_argument("--tolerance-ms", type=float, default=FRAME_MS / 2, help="rgb/depth alignment tolerance")
+    p.add_argument("--radar-tolerance-ms", type=float, default=250.0, help="radar alignment tolerance")
+    p.add_argument("--car-id", type=int, default=None, help="mocap id of the car (3 red, 4 green)")
+    p.add_argument("--gt-axes", nargs=2, default=["x", "z"], metavar=("A", "B"),
+                   help="mocap axes used as ground truth (default x z)")
+    p.add_argument("--episode-gap-ms", type=float, default=1000.0, help="gap that starts a new episode")
+    p.add_argument("--limit", type=int, default=0, help="first N mocap frames per split only (0 = all)")
+    p.add_argument("--on-corrupt", choices=("raise", "drop"), default="raise",
+                   help="undecodable frame: stop naming file and key (default) or drop and count it")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    return p
+
+
+def run_from_args(a: argparse.Namespace) -> int:
+    """Run a conversion from parsed arguments; 0 on success, 2 with a one-line error otherwise."""
+    try:
+        convert_gdtm(a.src, a.out, splits=_parse_splits(a.splits), nodes=a.nodes, radar=a.radar, rgb=a.rgb,
+                     depth=a.depth, radar_range=tuple(a.radar_range) if a.radar_range else None,
+                     tolerance_ms=a.tolerance_ms, radar_tolerance_ms=a.radar_tolerance_ms, car_id=a.car_id,
+                     gt_axes=tuple(a.gt_axes), episode_gap_ms=a.episode_gap_ms, limit=a.limit,
+                     on_corrupt=a.on_corrupt, overwrite=a.overwrite, progress=not a.quiet)
+    except (OSError, ValueError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m admn_ros.core.data.gdtm --src DIR --out DIR [options]``."""
+    return run_from_args(build_parser().parse_args(argv))
+
+
+__all__ = ["GDTMError", "RadarNorm", "convert_gdtm", "write_synthetic_gdtm", "build_parser", "run_from_args",
+           "main", "H5PY_PIN", "RGB_SOURCES", "DEPTH_SOURCES", "RADAR_SOURCES"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
