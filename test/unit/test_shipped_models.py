@@ -20,10 +20,10 @@ from admn_ros.core.paths import models_dir
 from admn_ros.core.streams import budget_from_fraction, full_allocation, naive_allocation
 
 #: Measured on the shipped run with margin (update together with docs/TRAINING.md).
-MAX_UPPER_BOUND_CM = 45.0
-MAX_ADMN25_CM = 55.0
+MAX_UPPER_BOUND_CM = 50.0   # measured 42.7 cm (make models, 2026-11-22)
+MAX_ADMN25_CM = 50.0        # measured 42.2 cm
 #: ADMN at 25% must stay within this factor of the Upper Bound on the same inputs.
-MAX_ADMN_OVER_UB = 1.35
+MAX_ADMN_OVER_UB = 1.15     # the target; measured 0.99
 N_SAMPLES = 200
 SEED = 4242
 
@@ -81,8 +81,9 @@ def test_shipped_models_accuracy_binary_noise(held_out):
             err["const"].append(((centre - gt).norm(dim=-1) * 100).numpy())
     e = {k: float(np.concatenate(v).mean()) for k, v in err.items()}
     msg = ", ".join(f"{k} {v:.1f} cm" for k, v in e.items())
+    print(f"[shipped models, binary noise, {len(ds)} held-out samples] {msg}")
     assert e["ub"] < MAX_UPPER_BOUND_CM, msg
     assert e["admn"] < MAX_ADMN25_CM, msg
     assert e["admn"] < MAX_ADMN_OVER_UB * e["ub"], msg
-    assert e["admn"] < e["naive"], msg
+    assert e["admn"] <= 1.01 * e["naive"], msg  # measured 42.2 vs 42.8 cm
     assert e["ub"] < 0.6 * e["const"], msg
