@@ -18,7 +18,8 @@ env: $(VENV)/.stamp-pkg
 
 $(VENV)/.stamp-deps: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 \
+	    | grep -v "is neither a file nor a directory"; test $${PIPESTATUS[0]} -eq 0
 	@touch $@
 
 $(VENV)/.stamp-msgs: $(VENV)/.stamp-deps $(wildcard msg/*.msg) CMakeLists.txt package.xml scripts/build_interfaces.py
