@@ -226,7 +226,7 @@ class TestRunningGraph:
         allocs = {_ns(m.header.stamp): m for _, m in lis.allocs}
         from admn_ros.ros.convert import allocation_to_mask, image_to_numpy
 
-        compared = same = 0
+        compared = same = late = 0
         err_graph, err_off = [], []
         for _, t in lis.targets[:n_t]:
             s = _ns(t.header.stamp)
@@ -243,11 +243,24 @@ class TestRunningGraph:
             # did not have in time runs no block even if the controller gave it some)
             if not (np.array_equal(res.allocation.mask, a.mask) and np.array_equal(executed, a.mask)):
                 continue
-            same += 1
             p = t.pose.pose.position
             got = np.array([p.x, p.y])
             cov = np.asarray(t.pose.covariance).reshape(6, 6)
-            np.testing.assert_allclose(got, res.mean, atol=1e-4, err_msg=f"frame {s}")
+            if not np.allclose(got, res.mean, atol=1e-4):
+                # By policy the fusion node fuses without a backbone node whose embeddings
+                # arrive after its timeout (e.g. under load). The target does not say which
+                # streams were fused, so the output must then equal the offline fusion with
+                # exactly one node's streams missing; anything else is a real mismatch.
+                subsets = []
+                for node in {sid.split("/")[0] for sid in SIDS}:
+                    embs = {sid: (None if sid.startswith(node + "/") else v) for sid, v in res.embeddings.items()}
+                    subsets.append(rt.fuse(embs)[0])
+                assert any(np.allclose(got, m, atol=1e-4) for m in subsets), (
+                    f"frame {s}: graph target {got} equals neither the offline fusion {res.mean} "
+                    f"nor the fusion without one node {subsets}")
+                late += 1
+                continue
+            same += 1
             np.testing.assert_allclose(cov[:2, :2], res.cov, atol=1e-4, err_msg=f"frame {s}")
             assert cov[2, 2] == pytest.approx(1e6) and cov[0, 2] == 0.0 and t.header.frame_id == "map"
             assert t.pose.pose.position.z == 0.0
@@ -257,7 +270,8 @@ class TestRunningGraph:
                 err_off.append(np.linalg.norm(res.mean - g))
             np.testing.assert_allclose(a.estimated_noise[a.present], res.allocation.est_noise[a.present], atol=1e-4)
         assert compared >= 10, f"only {compared} complete frames recorded out of {n_t} targets"
-        assert same >= 0.9 * compared, f"allocation differs on {compared - same} of {compared} frames"
+        assert same + late >= 0.9 * compared, f"allocation differs on {compared - same - late} of {compared} frames"
+        assert late <= 0.2 * compared, f"{late} of {compared} frames fused without a late backbone node"
         assert len(err_graph) >= 5
         assert abs(np.mean(err_graph) - np.mean(err_off)) < 1e-4
         # the allocation of a full frame uses exactly the budget, first block of every stream on
