@@ -7,29 +7,18 @@ warm-up, random weights (latency does not depend on them). Takes about a minute.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
-from typing import Callable
 
 import torch
 
 from admn_ros.core.controller import AllocationController, ControllerConfig, select_blocks
+from admn_ros.core.evaluate.cost import median_ms
 from admn_ros.core.engine import InferenceEngine
 from admn_ros.core.flops import allocation_gflops, controller_flops, flops_breakdown
 from admn_ros.core.model import ADMNConfig, ADMNModel, random_inputs
 from admn_ros.core.streams import budget_from_fraction, full_allocation, naive_allocation
 
 
-def median_ms(fn: Callable[[], object], reps: int, warmup: int = 3) -> float:
-    """Median wall time of ``fn()`` in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts) * 1e3
 
 
 def main() -> None:

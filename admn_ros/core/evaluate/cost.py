@@ -69,7 +69,8 @@ class LatencyResult:
     threads: int = 1
 
 
-def _median_ms(fn: Any, reps: int, warmup: int) -> float:
+def median_ms(fn: Any, reps: int, warmup: int = 3) -> float:
+    """Median wall time of ``fn()`` in milliseconds after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
     ts = []
@@ -91,15 +92,15 @@ def measure_latency(model: ADMNModel, controllers: dict[int, AllocationControlle
     x = random_inputs(cfg, 1, torch.Generator().manual_seed(seed))
     base = InferenceEngine(model, None, backend="torch", threads=threads)
     full = full_allocation(n, depth)
-    res = LatencyResult(_median_ms(lambda: base.infer(x, mask=full), reps, warmup), threads=threads)
+    res = LatencyResult(median_ms(lambda: base.infer(x, mask=full), reps, warmup), threads=threads)
     for L in budgets:
         c = controllers.get(L)
         if c is None:
             continue
         eng = InferenceEngine(model, c, backend="torch", threads=threads)
-        res.per_budget_ms[L] = _median_ms(lambda: eng.infer(x, budget=L), reps, warmup)
-        res.controller_ms[L] = _median_ms(lambda: eng.allocate(x, budget=L), reps, warmup)
+        res.per_budget_ms[L] = median_ms(lambda: eng.infer(x, budget=L), reps, warmup)
+        res.controller_ms[L] = median_ms(lambda: eng.allocate(x, budget=L), reps, warmup)
     for blocks in np.unique(np.linspace(n, n * depth, curve_points).round().astype(int)):
         m = naive_allocation(n, int(blocks), depth)
-        res.curve.append((int(blocks), _median_ms(lambda: base.infer(x, mask=m), reps, warmup)))
+        res.curve.append((int(blocks), median_ms(lambda: base.infer(x, mask=m), reps, warmup)))
     return res
