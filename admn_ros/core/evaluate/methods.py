@@ -90,18 +90,30 @@ def single_modality(streams: StreamSet, modality: str, depth: int, first_block: 
                          lambda L: modality_allocation(streams, L, [modality], first_block, depth))
 
 
-def controller_method(name: str, key: str, controllers: Mapping[int, AllocationController] | AllocationController
-                      ) -> Method:
-    """Controller top-L. ``controllers`` is one (universal) controller or ``{budget: controller}``."""
+def _controller_lookup(controllers: Mapping[int, AllocationController] | AllocationController
+                       ) -> tuple[dict[int, AllocationController], AllocationController | None,
+                              Callable[[int], AllocationController | None]]:
+    """``(per_budget, shared, pick)``: ``pick(budget)`` is the per-budget controller, or the
+    single universal one, in eval mode (``None`` if there is none for that budget)."""
     per_budget = dict(controllers) if isinstance(controllers, Mapping) else {}
     shared = None if isinstance(controllers, Mapping) else controllers
 
+    def pick(budget: int) -> AllocationController | None:
+        c = per_budget.get(budget, shared)
+        return None if c is None else c.eval()
+    return per_budget, shared, pick
+
+
+def controller_method(name: str, key: str, controllers: Mapping[int, AllocationController] | AllocationController
+                      ) -> Method:
+    """Controller top-L. ``controllers`` is one (universal) controller or ``{budget: controller}``."""
+    per_budget, shared, pick = _controller_lookup(controllers)
+
     @torch.no_grad()
     def allocate(inputs: Inputs, budget: int, batch: int) -> np.ndarray | None:
-        c = per_budget.get(budget, shared)
+        c = pick(budget)
         if c is None:
             return None
-        c.eval()
         return (c.allocate(dict(inputs), budget=budget)["mask"] > 0.5).numpy()
 
     return Method(name, key, allocate, controller=shared, adaptive=True, controllers=per_budget)
@@ -147,15 +159,13 @@ def per_modality_method(controllers: Mapping[int, AllocationController] | Alloca
                         streams: StreamSet, first_block: bool = True,
                         name: str = "ADMN per-modality", key: str = "admn_per_modality") -> Method:
     """The per-modality baseline from a controller's logits (see :func:`per_modality_mask`)."""
-    per_budget = dict(controllers) if isinstance(controllers, Mapping) else {}
-    shared = None if isinstance(controllers, Mapping) else controllers
+    per_budget, shared, pick = _controller_lookup(controllers)
 
     @torch.no_grad()
     def allocate(inputs: Inputs, budget: int, batch: int) -> np.ndarray | None:
-        c = per_budget.get(budget, shared)
+        c = pick(budget)
         if c is None:
             return None
-        c.eval()
         logits = c(dict(inputs), budget=budget)["logits"]
         return per_modality_mask(logits, budget, streams, first_block)
 
