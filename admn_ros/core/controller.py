@@ -302,13 +302,18 @@ class AllocationController(nn.Module):
         return _budget_tensor(budget, batch, self.stream_emb.device).float() / float(self.cfg.total_blocks)
 
     def encode(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
-        """QoI encoders + transformer: inputs -> stream tokens ``[B, n, dim]`` (budget-agnostic)."""
+        """QoI encoders + transformer: inputs -> stream tokens ``[B, n, dim]`` (budget-agnostic).
+
+        Inputs holding a window of frames (``[B, F*S, C, H, W]``, frame-major) are judged on
+        their newest frame (the last ``S`` images): one allocation per window and stream.
+        """
         cfg = self.cfg
         x0 = inputs[cfg.modalities[0]]
         b, s = x0.shape[0], len(cfg.nodes)
         toks = []
         for m in cfg.modalities:
             x = inputs[m]
+            x = x[:, -s:]  # identity for single-frame inputs
             toks.append(self.encoders[m](x.reshape(b * s, *x.shape[2:])).reshape(b, s, cfg.dim))
         tok = torch.stack(toks, dim=2).reshape(b, cfg.n_streams, cfg.dim) + self.stream_emb
         x = torch.cat([self.cls.expand(b, -1, -1), tok], dim=1)

@@ -52,8 +52,8 @@ def head_flops(cfg: ADMNConfig) -> int:
 
 
 def fusion_flops(cfg: ADMNConfig) -> int:
-    """Adapters (every stream token) + fusion transformer + head (the head included)."""
-    n, db, df = cfg.n_streams, cfg.vit_dim, cfg.fusion_dim
+    """Adapters (every token: every frame of every stream) + fusion transformer + head (included)."""
+    n, db, df = cfg.n_tokens, cfg.vit_dim, cfg.fusion_dim
     adapters = 2 * n * (db * df + df * df)
     layers = cfg.fusion_depth * block_flops(n, df, cfg.fusion_mlp_ratio)
     return adapters + layers + head_flops(cfg)
@@ -94,7 +94,8 @@ def _stream_patch_flops(cfg: ADMNConfig) -> np.ndarray:
 
 
 def allocation_flops(cfg: ADMNConfig, mask: Any, present: Any = None) -> np.ndarray | int:
-    """Main-model FLOPs for an allocation (controller excluded).
+    """Main-model FLOPs for an allocation (controller excluded). With ``cfg.frames > 1`` every
+    window stream runs its allocation on each of its frames (patch embedding and blocks ``x F``).
 
     Args:
         cfg: model config.
@@ -111,8 +112,8 @@ def allocation_flops(cfg: ADMNConfig, mask: Any, present: Any = None) -> np.ndar
     if (n, depth) != (cfg.n_streams, cfg.vit_depth):
         raise ValueError(f"mask must be [.., {cfg.n_streams}, {cfg.vit_depth}], got {list(m.shape)}")
     p = np.ones((b, n), dtype=bool) if present is None else np.broadcast_to(_to_numpy(present).astype(bool), (b, n))
-    blocks = (m & p[:, :, None]).sum(axis=(1, 2)).astype(np.int64)
-    patch = (p * _stream_patch_flops(cfg)[None]).sum(1).astype(np.int64)
+    blocks = (m & p[:, :, None]).sum(axis=(1, 2)).astype(np.int64) * cfg.frames
+    patch = (p * _stream_patch_flops(cfg)[None]).sum(1).astype(np.int64) * cfg.frames
     total = patch + blocks * vit_block_flops(cfg) + fusion_flops(cfg)
     return int(total[0]) if single else total
 
@@ -139,8 +140,8 @@ def flops_breakdown(cfg: ADMNConfig, mask: Any, controller_cfg: ControllerConfig
         raise ValueError("flops_breakdown takes a single [n, depth] mask")
     p = np.ones(cfg.n_streams, dtype=bool) if present is None else _to_numpy(present).astype(bool)
     out = {
-        "patch_embed": float((p * _stream_patch_flops(cfg)).sum()),
-        "blocks": float((m & p[:, None]).sum() * vit_block_flops(cfg)),
+        "patch_embed": float((p * _stream_patch_flops(cfg)).sum() * cfg.frames),
+        "blocks": float((m & p[:, None]).sum() * vit_block_flops(cfg) * cfg.frames),
         "fusion": float(fusion_flops(cfg)),
         "head": float(head_flops(cfg)),
         "controller": float(controller_flops(controller_cfg or ControllerConfig.for_model(cfg))),

@@ -201,3 +201,32 @@ def tracking_loss(mean: torch.Tensor, cov: torch.Tensor, target: torch.Tensor,
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of ``logits [B, K]`` against integer ``labels [B]``."""
     return F.cross_entropy(logits, labels)
+
+
+# ------------------------------------------------------------------ task-generic helpers
+#: Per task: (metric name, unit, lower is better).
+TASK_METRICS: dict[str, tuple[str, str, bool]] = {
+    "tracking": ("error", "cm", True),
+    "activity": ("accuracy", "%", False),
+}
+
+
+def task_loss(task: str, out: dict[str, torch.Tensor], target: torch.Tensor, nll_weight: float = 1.0,
+              dist_weight: float = 0.05) -> torch.Tensor:
+    """Scalar training loss of a model output: tracking ``nll_weight * NLL + dist_weight *
+    distance`` (the paper: 1 and 0.05), activity cross-entropy."""
+    if task == "activity":
+        return classification_loss(out["logits"], target)
+    loss = dist_weight * euclidean_distance(out["mean"], target).mean()
+    if nll_weight > 0:
+        loss = loss + nll_weight * gaussian_nll(out["mean"], out["cov"], target).mean()
+    return loss
+
+
+@torch.no_grad()
+def task_scores(task: str, out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """Per-sample score ``[B]`` in the unit of :data:`TASK_METRICS`: tracking Euclidean error
+    in cm, activity 100 for a correct label and 0 otherwise (its mean is the accuracy in %)."""
+    if task == "activity":
+        return (out["logits"].argmax(-1) == target).float() * 100.0
+    return euclidean_distance(out["mean"], target) * 100.0

@@ -2,9 +2,15 @@
 
 Data contract (float32 in [0, 1])::
 
-    inputs  = {"rgb": [B, S, 3, H, W], "depth": [B, S, 1, H, W], "radar": [B, S, 1, H, W]}
+    inputs  = {"rgb": [B, F*S, 3, H, W], "depth": [B, F*S, 1, H, W], "radar": [B, F*S, 1, H, W]}
     mask    = bool [B, n, depth]   (n = S * M streams, node-major: StreamSet(...).ids)
-    present = bool [B, n]          (False = the stream has no data this frame)
+    present = bool [B, n] or [B, F*n]   (False = the stream / that frame of it has no data)
+
+``F`` is :attr:`ADMNConfig.frames`: 1 for tracking (one frame of S nodes); for activity a
+window of F frames, frame-major (frame 0's S nodes first). A *stream* (node, modality)
+gets one allocation per window, shared by its F frames, so the budget ``L`` counts the
+blocks of the ``n`` window streams and the compute is ``F x`` that. The fusion sees
+``F * n`` tokens (token ``f * n + i`` = frame ``f`` of stream ``i``).
 
 :meth:`ADMNModel.forward` returns ``{"mean": [B, 2], "cov": [B, 2, 2], "emb": [B, n, D]}``
 for tracking or ``{"logits": [B, K], "emb": [B, n, D]}`` for activity. The pipeline
@@ -34,8 +40,9 @@ class ADMNConfig:
     """Architecture of an :class:`ADMNModel` (serialisable with :meth:`to_dict` / :meth:`from_dict`).
 
     Attributes:
-        nodes: sensor nodes (for activity: the frames play the role of nodes).
+        nodes: sensor nodes.
         modalities: modality names (keys of :data:`~admn_ros.core.streams.MODALITIES`).
+        frames: frames per window ``F`` (1 for tracking; activity windows use several).
         img_size: square input side in pixels.
         patch: ViT patch side.
         vit_dim / vit_depth / vit_heads / vit_mlp_ratio: backbone shape.
@@ -51,6 +58,7 @@ class ADMNConfig:
 
     nodes: tuple[str, ...] = DEFAULT_NODES
     modalities: tuple[str, ...] = ("rgb", "depth", "radar")
+    frames: int = 1
     img_size: int = 64
     patch: int = 16
     vit_dim: int = 64
@@ -79,6 +87,9 @@ class ADMNConfig:
                 raise ValueError(f"ADMNConfig.modalities: unknown modality {m!r}; known: {sorted(MODALITIES)}")
         if self.task not in TASKS:
             raise ValueError(f"ADMNConfig.task: {self.task!r} is not one of {list(TASKS)}")
+        if int(self.frames) < 1:
+            raise ValueError(f"ADMNConfig.frames must be >= 1, got {self.frames}")
+        self.frames = int(self.frames)
         if self.img_size % self.patch:
             raise ValueError(f"ADMNConfig.img_size {self.img_size} is not a multiple of patch {self.patch}")
         StreamSet(self.nodes, self.modalities)  # validates names
@@ -91,6 +102,11 @@ class ADMNConfig:
     @property
     def n_streams(self) -> int:
         return len(self.nodes) * len(self.modalities)
+
+    @property
+    def n_tokens(self) -> int:
+        """Fusion tokens: every frame of every stream (``frames * n_streams``)."""
+        return self.frames * self.n_streams
 
     @property
     def total_blocks(self) -> int:
@@ -136,16 +152,25 @@ def as_mask_tensor(mask: Any, batch: int, n_streams: int, depth: int, device: to
     return m
 
 
-def as_present_tensor(present: Any, batch: int, n_streams: int, device: torch.device) -> torch.Tensor:
-    """Normalise ``present`` to bool ``[batch, n_streams]`` (``None`` = all present)."""
+def as_present_tensor(present: Any, batch: int, n_streams: int, device: torch.device,
+                      frames: int = 1) -> torch.Tensor:
+    """Normalise ``present`` to bool ``[batch, frames * n_streams]`` (``None`` = all present).
+
+    Per stream (``[B, n]`` / ``[n]``, repeated over the frames) or, with ``frames > 1``, per
+    frame of every stream (``[B, F*n]`` / ``[F*n]``, token order).
+    """
+    n_tok = frames * n_streams
     if present is None:
-        return torch.ones(batch, n_streams, dtype=torch.bool, device=device)
+        return torch.ones(batch, n_tok, dtype=torch.bool, device=device)
     p = torch.from_numpy(np.asarray(present)) if not isinstance(present, torch.Tensor) else present
     p = p.to(device=device, dtype=torch.bool)
     if p.dim() == 1:
         p = p.unsqueeze(0).expand(batch, -1)
-    if tuple(p.shape) != (batch, n_streams):
-        raise ValueError(f"present must have shape [{batch}, {n_streams}], got {list(p.shape)}")
+    if p.dim() == 2 and p.shape[0] == batch and p.shape[1] == n_streams and frames > 1:
+        p = p.repeat(1, frames)
+    if tuple(p.shape) != (batch, n_tok):
+        want = f"[{batch}, {n_streams}]" + (f" or [{batch}, {n_tok}]" if frames > 1 else "")
+        raise ValueError(f"present must have shape {want}, got {list(p.shape)}")
     return p
 
 
@@ -167,8 +192,7 @@ class ADMNModel(nn.Module):
                            layerdrop_keep_first=cfg.first_block)
             for m in cfg.modalities
         })
-        ss = cfg.streams
-        self.fusion = Fusion([ss.modality_of(i) for i in range(len(ss))], cfg.vit_dim, cfg.fusion_dim,
+        self.fusion = Fusion(list(stream_modalities(cfg)) * cfg.frames, cfg.vit_dim, cfg.fusion_dim,
                              cfg.fusion_depth, cfg.fusion_heads, cfg.fusion_mlp_ratio, cfg.task,
                              cfg.n_classes, cfg.bounds, cfg.cov_eps)
 
@@ -197,10 +221,11 @@ class ADMNModel(nn.Module):
         missing = [m for m in cfg.modalities if m not in inputs]
         if missing:
             raise KeyError(f"inputs lack modalities {missing}; expected keys {list(cfg.modalities)}")
+        # shapes: [B, frames * nodes, C, H, W]
         batch = None
         for m in cfg.modalities:
             x = inputs[m]
-            want = (len(cfg.nodes), cfg.channels(m), cfg.img_size, cfg.img_size)
+            want = (cfg.frames * len(cfg.nodes), cfg.channels(m), cfg.img_size, cfg.img_size)
             if x.dim() != 5 or tuple(x.shape[1:]) != want:
                 raise ValueError(f"inputs[{m!r}] must have shape [B, {', '.join(map(str, want))}], "
                                  f"got {list(x.shape)}")
@@ -236,17 +261,20 @@ class ADMNModel(nn.Module):
         Args:
             inputs: dict modality -> ``[B, S, C, H, W]``.
             mask: ``[B, n, depth]`` (or ``[n, depth]``) allocation; ``None`` = all blocks.
-            present: bool ``[B, n]``; ``None`` = all present.
+            present: bool ``[B, n]`` or ``[B, F*n]``; ``None`` = all present.
             blend: compute-and-blend baseline (benchmarks only).
         Returns:
-            ``[B, n, vit_dim]`` in stream order.
+            ``[B, F*n, vit_dim]`` in token order (frame-major, then stream order).
         """
         cfg = self.cfg
         b = self._check_inputs(inputs)
-        s, n_mod, depth = len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
+        s, n_mod, depth = cfg.frames * len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
         dev = self.device
-        mask_t = as_mask_tensor(mask, b, cfg.n_streams, depth, dev).reshape(b, s, n_mod, depth)
-        pres = as_present_tensor(present, b, cfg.n_streams, dev).reshape(b, s, n_mod)
+        mask_t = as_mask_tensor(mask, b, cfg.n_streams, depth, dev)
+        if cfg.frames > 1:  # one allocation per window stream, shared by its frames
+            mask_t = mask_t.repeat(1, cfg.frames, 1)
+        mask_t = mask_t.reshape(b, s, n_mod, depth)
+        pres = as_present_tensor(present, b, cfg.n_streams, dev, cfg.frames).reshape(b, s, n_mod)
         outs = []
         for mi, m in enumerate(cfg.modalities):
             x = inputs[m].to(dev)
@@ -261,19 +289,19 @@ class ADMNModel(nn.Module):
                 if idx.numel():
                     e = e.index_copy(0, idx, self.embed(m, x.index_select(0, idx), am.index_select(0, idx), blend))
             outs.append(e.reshape(b, s, cfg.vit_dim))
-        return torch.stack(outs, dim=2).reshape(b, cfg.n_streams, cfg.vit_dim)
+        return torch.stack(outs, dim=2).reshape(b, cfg.n_tokens, cfg.vit_dim)
 
     def fuse(self, embeddings: torch.Tensor, present: Any = None) -> dict[str, torch.Tensor]:
         """Fusion + head on precomputed embeddings.
 
         Args:
-            embeddings: ``[B, n, vit_dim]`` in stream order (rows of missing streams are ignored).
-            present: bool ``[B, n]``; ``None`` = all present.
+            embeddings: ``[B, F*n, vit_dim]`` in token order (rows of missing streams are ignored).
+            present: bool ``[B, n]`` or ``[B, F*n]``; ``None`` = all present.
         Returns:
             ``{"mean": [B, 2], "cov": [B, 2, 2]}`` (tracking) or ``{"logits": [B, K]}`` (activity).
         """
         b = embeddings.shape[0]
-        pres = as_present_tensor(present, b, self.cfg.n_streams, embeddings.device)
+        pres = as_present_tensor(present, b, self.cfg.n_streams, embeddings.device, self.cfg.frames)
         return self.fusion(embeddings, pres)
 
     def forward(self, inputs: Mapping[str, torch.Tensor], mask: Any = None, present: Any = None,
@@ -300,7 +328,7 @@ class ADMNModel(nn.Module):
 def random_inputs(cfg: ADMNConfig, batch: int = 1, generator: torch.Generator | None = None,
                   device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Uniform-random inputs following the data contract (tests, benchmarks, ONNX export)."""
-    return {m: torch.rand(batch, len(cfg.nodes), cfg.channels(m), cfg.img_size, cfg.img_size,
+    return {m: torch.rand(batch, cfg.frames * len(cfg.nodes), cfg.channels(m), cfg.img_size, cfg.img_size,
                           generator=generator).to(device)
             for m in cfg.modalities}
 

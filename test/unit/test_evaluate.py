@@ -105,10 +105,10 @@ def test_every_method_sees_identical_noise(data, models):
     b = static_method("B", "b", lambda L: nv)
     s = EvalSettings(regimes=("binary", "continuous"), draws=("stream",), fractions=(0.25,), samples=10)
     recs, _ = run_table(model, [a, b], ds, s, show_progress=False, n_examples=0)
-    by = {(r.regime, r.method): r.error_cm for r in recs}
+    by = {(r.regime, r.method): r.value for r in recs}
     assert by[("binary", "A")] == by[("binary", "B")] and by[("continuous", "A")] == by[("continuous", "B")]
     recs2, _ = run_table(model, [b], ds, s, show_progress=False, n_examples=0)  # same seed, other method set
-    assert {(r.regime, r.error_cm) for r in recs2} == {(r.regime, r.error_cm) for r in recs if r.method == "B"}
+    assert {(r.regime, r.value) for r in recs2} == {(r.regime, r.value) for r in recs if r.method == "B"}
 
 
 def test_evaluate_writes_table_csv_json_and_plots(data, models, tmp_path):

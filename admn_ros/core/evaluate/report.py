@@ -30,7 +30,7 @@ def _f(x: float, nd: int = 1) -> str:
 
 def admn_name(records: Sequence[Record]) -> str:
     """The method the targets judge: per-budget ADMN if evaluated, else the universal controller."""
-    names = {r.method for r in records if not math.isnan(r.error_cm)}
+    names = {r.method for r in records if not math.isnan(r.value)}
     for n in ("ADMN", "ADMN universal", "ADMN_AE"):
         if n in names:
             return n
@@ -102,16 +102,21 @@ def check_targets(records: Sequence[Record], flops: Sequence[FlopsRow], budgets:
     return out
 
 
-def write_csv(path: Path, records: Sequence[Record], flops: Sequence[FlopsRow]) -> Path:
+def value_columns(task: str) -> tuple[str, str]:
+    """CSV column names of the cell mean and median: ``error_cm`` or ``accuracy_pct``."""
+    return ("accuracy_pct", "median_pct") if task == "activity" else ("error_cm", "median_cm")
+
+
+def write_csv(path: Path, records: Sequence[Record], flops: Sequence[FlopsRow], task: str = "tracking") -> Path:
     fl = {(r.method, r.budget): r for r in flops}
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["regime", "draw", "method", "budget_blocks", "budget_fraction", "error_cm", "median_cm",
+        w.writerow(["regime", "draw", "method", "budget_blocks", "budget_fraction", *value_columns(task),
                     "n_samples", "noisy_share", "gflops_model", "gflops_controller", "gflops_total"])
         for r in records:
             fr = fl.get((r.method, r.budget))
-            w.writerow([r.regime, r.draw, r.method, r.budget, f"{r.fraction:.4f}", _f(r.error_cm, 3),
-                        _f(r.median_cm, 3), r.n, _f(r.noisy_share, 4),
+            w.writerow([r.regime, r.draw, r.method, r.budget, f"{r.fraction:.4f}", _f(r.value, 3),
+                        _f(r.median, 3), r.n, _f(r.noisy_share, 4),
                         f"{fr.gflops_model:.6f}" if fr else "", f"{fr.gflops_controller:.6f}" if fr else "",
                         f"{fr.gflops_total:.6f}" if fr else ""])
     return path

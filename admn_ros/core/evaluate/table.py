@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from admn_ros.core.evaluate.methods import Method
+from admn_ros.core.fusion import task_scores
 from admn_ros.core.noise import draw_stream_sigmas
 from admn_ros.core.streams import MODALITIES, StreamSet, budget_from_fraction
 from admn_ros.core.train.common import apply_noise, derive_seed, progress, to_torch
@@ -49,7 +50,10 @@ class EvalSettings:
 
 @dataclass
 class Record:
-    """One table cell: mean error of ``method`` at ``budget`` under (``regime``, ``draw``)."""
+    """One table cell: the mean score of ``method`` at ``budget`` under (``regime``, ``draw``).
+
+    ``value`` / ``median`` are in the task's unit (:data:`admn_ros.core.fusion.TASK_METRICS`):
+    tracking error in cm (lower is better), activity accuracy in % (higher is better)."""
 
     regime: str
     draw: str
@@ -57,8 +61,8 @@ class Record:
     key: str
     budget: int
     fraction: float
-    error_cm: float
-    median_cm: float
+    value: float
+    median: float
     n: int
     noisy_share: float = float("nan")
 
@@ -75,9 +79,9 @@ class Example:
     budget: int
     inputs: dict[str, np.ndarray]  # modality -> [S, C, H, W]
     sigmas: np.ndarray  # [n]
-    gt: np.ndarray  # [2]
+    gt: np.ndarray  # tracking [2] metres, activity [] class index
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # method name -> [n, depth]
-    preds: dict[str, np.ndarray] = field(default_factory=dict)  # method name -> [2]
+    preds: dict[str, np.ndarray] = field(default_factory=dict)  # method name -> [2] or class index
 
 
 def noisy_stream_mask(sigmas: np.ndarray, streams: StreamSet, threshold: float = 0.5) -> np.ndarray:
@@ -135,7 +139,7 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                         if not (got == L).all():
                             raise AssertionError(f"{meth.name}: allocation uses {got.tolist()} blocks, budget {L}")
                         out = model(noisy, torch.from_numpy(np.ascontiguousarray(mask)))
-                        e = ((out["mean"] - gt).norm(dim=-1) * 100.0).numpy()
+                        e = task_scores(cfg.task, out, gt).numpy()
                         errs.setdefault(key, []).append(e)
                         if meth.adaptive and L > forced:
                             extra = mask.copy()
@@ -146,7 +150,8 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                         if ex is not None and (L == budgets[0] or not meth.budgeted):
                             for i, exi in enumerate(ex):
                                 exi.masks[meth.name] = mask[i].copy()
-                                exi.preds[meth.name] = out["mean"][i].numpy().copy()
+                                exi.preds[meth.name] = (out["mean"][i].numpy().copy() if "mean" in out
+                                                        else out["logits"][i].argmax(-1).numpy().copy())
                 if ex is not None:
                     examples.extend(ex)
                 bar.update(1)
@@ -167,9 +172,9 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
 
 
 def lookup(records: Sequence[Record], regime: str, draw: str, method: str, budget: int | None = None) -> float:
-    """Error (cm) of one cell; ``budget=None`` takes the method's only value (Upper Bound). NaN if absent."""
+    """Score of one cell (cm or %); ``budget=None`` takes the method's only value (Upper Bound). NaN if absent."""
     for r in records:
         if r.regime == regime and r.draw == draw and (r.method == method or r.key == method) and (
                 budget is None or r.budget == budget):
-            return r.error_cm
+            return r.value
     return float("nan")

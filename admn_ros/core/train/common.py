@@ -78,7 +78,16 @@ def open_split(root: str | os.PathLike[str], split: str) -> Any:
     from admn_ros.core.data import SimDataset  # the dataset engineer's reader
 
     try:
-        ds = SimDataset(root, split)
+        fmt = json.loads((root / "meta.json").read_text()).get("format")
+    except (OSError, ValueError) as exc:
+        raise TrainConfigError(f"{root / 'meta.json'}: unreadable: {exc}") from exc
+    try:
+        if fmt == "admn_ros.activitydata":
+            from admn_ros.core.data.activity import ActivityDataset
+
+            ds = ActivityDataset(root, split)
+        else:
+            ds = SimDataset(root, split)
     except (OSError, ValueError, KeyError) as exc:
         raise TrainConfigError(f"{root}/{split}: cannot open dataset split: {exc}") from exc
     if len(ds) == 0:
@@ -87,28 +96,40 @@ def open_split(root: str | os.PathLike[str], split: str) -> Any:
 
 
 def to_torch(batch: Mapping[str, Any], modalities: Sequence[str]) -> tuple[Inputs, torch.Tensor]:
-    """``SimDataset.batch`` output -> (inputs dict of float32 tensors, ground truth ``[B, 2]`` metres)."""
+    """A dataset batch -> (inputs dict of float32 tensors, target): tracking ground truth
+    ``gt [B, 2]`` metres (float32) or activity ``label [B]`` (int64)."""
     inputs = {m: torch.as_tensor(np.ascontiguousarray(batch[m]), dtype=torch.float32) for m in modalities}
-    gt = torch.as_tensor(np.asarray(batch["gt"]), dtype=torch.float32)
-    return inputs, gt
+    if "gt" in batch:
+        return inputs, torch.as_tensor(np.asarray(batch["gt"]), dtype=torch.float32)
+    return inputs, torch.as_tensor(np.asarray(batch["label"]), dtype=torch.int64)
 
 
 def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
     """Fail early if the dataset's streams/shapes do not match the model config.
 
     Checks one sample: every modality of the config present with shape
-    ``[1, S, C, img, img]``, ground truth ``[1, 2]``, values finite and in [0, 1]; and the
-    dataset's declared nodes/modalities (if it declares them) equal the config's.
+    ``[1, F*S, C, img, img]``, the target (tracking ``gt [1, 2]``, activity ``label [1]`` in
+    ``[0, n_classes)``), values finite and in [0, 1]; and the dataset's declared
+    nodes/modalities/frames (if it declares them) equal the config's.
     """
     meta = getattr(ds, "meta", None)
     if isinstance(meta, Mapping):
-        for key, want in (("nodes", list(model_cfg.nodes)), ("modalities", list(model_cfg.modalities))):
+        want_task = getattr(model_cfg, "task", "tracking")
+        got_task = meta.get("task", "tracking")
+        if got_task != want_task:
+            raise TrainConfigError(f"{where}: dataset is for task {got_task!r}, the model config for {want_task!r}")
+        for key, want in (("nodes", list(model_cfg.nodes)), ("modalities", list(model_cfg.modalities)),
+                          ("frames", int(getattr(model_cfg, "frames", 1)))):
             got = meta.get(key)
             if got is not None and list(got) != want:
                 raise TrainConfigError(f"{where}: dataset {key} {list(got)} != model config {key} {want} "
                                        "(stream set mismatch)")
+            if key == "frames":
+                if got is not None and int(got) != want:
+                    raise TrainConfigError(f"{where}: dataset windows have {got} frames, the model config {want}")
+                continue
     b = ds.batch(np.array([0]))
-    s = len(model_cfg.nodes)
+    s = int(getattr(model_cfg, "frames", 1)) * len(model_cfg.nodes)
     for m in model_cfg.modalities:
         if m not in b:
             raise TrainConfigError(f"{where}: dataset has no {m!r} data; model config expects modalities "
@@ -121,6 +142,12 @@ def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
         if not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0:
             raise TrainConfigError(f"{where}: dataset {m!r} values must be finite and in [0, 1] "
                                    f"(got min {x.min():.3g}, max {x.max():.3g})")
+    if getattr(model_cfg, "task", "tracking") == "activity":
+        lab = np.asarray(b.get("label", np.zeros(0)))
+        if lab.shape != (1,) or not (0 <= int(lab[0]) < model_cfg.n_classes):
+            raise TrainConfigError(f"{where}: dataset 'label' must be [B] class indices in [0, "
+                                   f"{model_cfg.n_classes}), got {lab.tolist()}")
+        return
     if "gt" not in b or tuple(np.shape(b["gt"])) != (1, 2):
         raise TrainConfigError(f"{where}: dataset ground truth 'gt' must have shape [B, 2], "
                                f"got {None if 'gt' not in b else tuple(np.shape(b['gt']))}")
@@ -164,7 +191,10 @@ class NoiseSampler:
 
 def apply_noise(inputs: Mapping[str, torch.Tensor], sigmas: np.ndarray | torch.Tensor, streams: StreamSet,
                 generator: torch.Generator | None = None) -> Inputs:
-    """``clip(x + N(0, sigma^2), 0, 1)`` per sample and stream; ``sigmas`` is ``[B, n]`` (stream order)."""
+    """``clip(x + N(0, sigma^2), 0, 1)`` per sample and stream; ``sigmas`` is ``[B, n]`` (stream order).
+
+    Inputs holding a window of frames (``[B, F*S, C, H, W]``, frame-major) get each stream's
+    sigma on all its frames (a fresh noise draw per frame)."""
     sig = torch.as_tensor(np.asarray(sigmas), dtype=torch.float32)
     b = sig.shape[0]
     s, m_count = len(streams.nodes), len(streams.modalities)
@@ -176,16 +206,35 @@ def apply_noise(inputs: Mapping[str, torch.Tensor], sigmas: np.ndarray | torch.T
         if not bool((sm > 0).any()):
             out[m] = x
             continue
+        frames = x.shape[1] // s
+        if frames * s != x.shape[1]:
+            raise ValueError(f"inputs[{m!r}] has {x.shape[1]} images per sample, not a multiple of {s} nodes")
+        if frames > 1:
+            sm = sm.repeat(1, frames)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-        out[m] = (x + noise * sm.view(b, s, 1, 1, 1)).clamp_(0.0, 1.0)
+        out[m] = (x + noise * sm.reshape(b, frames * s, 1, 1, 1)).clamp_(0.0, 1.0)
     return out
 
 
-def draw_missing(batch: int, n: int, prob: float, rng: np.random.Generator) -> np.ndarray | None:
-    """``present`` mask ``[B, n]`` with each stream missing with ``prob`` (at least one kept); None if prob=0."""
-    if prob <= 0:
+def draw_missing(batch: int, n: int, prob: float, rng: np.random.Generator,
+                 streams: StreamSet | None = None,
+                 modality_prob: Mapping[str, float] | None = None) -> np.ndarray | None:
+    """``present`` mask ``[B, n]``: each stream missing with ``prob``, and (with ``streams``)
+    all streams of modality ``m`` missing with ``modality_prob[m]``; at least one stream is
+    kept per sample. ``None`` if nothing can go missing."""
+    mod_p = {m: float(p) for m, p in (modality_prob or {}).items() if float(p) > 0}
+    if prob <= 0 and not mod_p:
         return None
     pres = rng.random((batch, n)) >= prob
+    if mod_p:
+        if streams is None:
+            raise ValueError("draw_missing: modality_prob needs the stream set")
+        for m, p in mod_p.items():
+            if m not in streams.modalities:
+                continue
+            rows = [i for i in range(n) if streams.modality_of(i) == m]
+            gone = rng.random(batch) < p
+            pres[np.ix_(gone, rows)] = False
     empty = ~pres.any(1)
     if empty.any():
         pres[np.nonzero(empty)[0], rng.integers(0, n, int(empty.sum()))] = True
@@ -269,11 +318,18 @@ def fmt_duration(seconds: float) -> str:
 MaskFn = Callable[[Inputs, int], torch.Tensor | np.ndarray | None]
 
 
+def metric_key(task: str) -> str:
+    """Suffix of validation metric names: ``cm`` (tracking error) or ``acc`` (activity accuracy, %)."""
+    return "acc" if task == "activity" else "cm"
+
+
 @torch.no_grad()
-def localization_errors_cm(model: torch.nn.Module, ds: Any, indices: np.ndarray, streams: StreamSet,
-                           mask_fn: MaskFn, sigmas: np.ndarray | None = None, batch_size: int = 64,
-                           noise_seed: int = 0) -> np.ndarray:
-    """Per-sample Euclidean error in cm (batch-1 semantics: per-sample masks, no batch coupling).
+def sample_scores(model: torch.nn.Module, ds: Any, indices: np.ndarray, streams: StreamSet,
+                  mask_fn: MaskFn, sigmas: np.ndarray | None = None, batch_size: int = 64,
+                  noise_seed: int = 0) -> np.ndarray:
+    """Per-sample scores (batch-1 semantics: per-sample masks, no batch coupling): tracking
+    Euclidean error in cm, activity 100 / 0 for a right / wrong label (see
+    :func:`admn_ros.core.fusion.task_scores`).
 
     Args:
         model: an ``ADMNModel`` (put in eval mode here).
@@ -283,16 +339,19 @@ def localization_errors_cm(model: torch.nn.Module, ds: Any, indices: np.ndarray,
         sigmas: ``[len(indices), n]`` noise per sample and stream (``None`` = clean).
         noise_seed: seed of the Gaussian noise (same seed -> identical corrupted inputs).
     """
+    from admn_ros.core.fusion import task_scores
+
     model.eval()
     gen = torch.Generator().manual_seed(int(noise_seed))
     errs = []
     mods = list(streams.modalities)
+    task = getattr(model.cfg, "task", "tracking")
     for start in range(0, len(indices), batch_size):
         sel = np.asarray(indices[start:start + batch_size])
-        inputs, gt = to_torch(ds.batch(sel), mods)
+        inputs, target = to_torch(ds.batch(sel), mods)
         if sigmas is not None:
             inputs = apply_noise(inputs, sigmas[start:start + len(sel)], streams, gen)
         mask = mask_fn(inputs, len(sel))
         out = model(inputs, mask)
-        errs.append(((out["mean"] - gt).norm(dim=-1) * 100.0).numpy())
+        errs.append(task_scores(task, out, target).numpy())
     return np.concatenate(errs) if errs else np.zeros(0)

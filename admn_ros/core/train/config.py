@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, Sequence, TypeVar
 
 from admn_ros.core.noise import REGIMES
-from admn_ros.core.streams import DEPTH
+from admn_ros.core.streams import DEPTH, MODALITIES
 
 T = TypeVar("T", bound="_Base")
 
@@ -76,6 +76,10 @@ class Stage1Config(_Base):
             shared by all nodes) instead of per stream.
         clean_prob: probability that a (noisy-phase) sample is left clean.
         missing_prob: probability that a stream is marked missing (``present=False``) in a sample.
+        modality_missing: per modality, the probability that *all* its streams are marked missing
+            in a sample (modality dropout; at least one stream stays present). It stops the
+            network from leaning on the easiest modality only: without it the radar alone
+            carried the position and clean cameras could not replace a noisy radar.
         model: ``ADMNConfig`` overrides (dict) for the network.
         threads: torch intra-op threads (0 = leave torch's default).
         progress: show tqdm progress bars.
@@ -101,6 +105,7 @@ class Stage1Config(_Base):
     modality_draw_prob: float = 0.3
     clean_prob: float = 0.1
     missing_prob: float = 0.02
+    modality_missing: dict[str, float] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     threads: int = 0
     progress: bool = True
@@ -129,6 +134,10 @@ class Stage1Config(_Base):
             v = getattr(self, name)
             _check(0.0 <= v <= 1.0, f"Stage1Config.{name} must be in [0, 1], got {v}")
         _check(self.missing_prob < 0.5, f"Stage1Config.missing_prob must be < 0.5, got {self.missing_prob}")
+        for m, p in self.modality_missing.items():
+            _check(m in MODALITIES, f"Stage1Config.modality_missing: unknown modality {m!r}; known: "
+                                    f"{sorted(MODALITIES)}")
+            _check(0.0 <= float(p) <= 1.0, f"Stage1Config.modality_missing[{m!r}] must be in [0, 1], got {p}")
         _check(self.train_samples >= 0 and self.val_samples >= 0, "Stage1Config.train/val_samples must be >= 0")
 
     def loss_weights_at(self, epoch: int) -> tuple[float, float]:

@@ -37,11 +37,11 @@ import torch
 
 from admn_ros.core.checkpoint import (CheckpointError, check_config, load_checkpoint, save_checkpoint)
 from admn_ros.core.controller import AllocationController, ControllerConfig
-from admn_ros.core.fusion import tracking_loss
+from admn_ros.core.fusion import task_loss
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import MODALITIES, budget_from_fraction, naive_allocation
 from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
-                                        epoch_batches, fmt_duration, localization_errors_cm, lr_at, make_adamw,
+                                        epoch_batches, fmt_duration, metric_key, sample_scores, lr_at, make_adamw,
                                         open_split, progress, seed_everything, set_lr, set_threads, subset_size,
                                         to_torch, write_json)
 from admn_ros.core.train.config import TABLE_FRACTIONS, Stage2Config, TrainConfigError
@@ -131,9 +131,11 @@ def _noise_weights(modalities: list[str]) -> dict[str, float]:
 # ----------------------------------------------------------------------------- validation
 def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n: int, budgets: list[int],
                         regimes: Mapping[str, float], batch_size: int, seed: int) -> dict[str, float]:
-    """Mean val error (cm) of the controller and of naive allocation on identical noisy inputs
-    (mixed regimes, half per-stream / half per-modality), per budget; plus the noise-head L1."""
+    """Mean val score of the controller and of naive allocation on identical noisy inputs
+    (mixed regimes, half per-stream / half per-modality), per budget (``admn_L{L}_cm`` errors for
+    tracking, ``admn_L{L}_acc`` accuracies in % for activity); plus the noise-head L1."""
     streams = model.cfg.streams
+    k = metric_key(model.cfg.task)
     idx = np.arange(n)
     sig = NoiseSampler(streams, regimes, modality_prob=0.5).draw(n, np.random.default_rng(derive_seed(seed, "v2")))
     noise_seed = derive_seed(seed, "v2-gauss")
@@ -143,10 +145,10 @@ def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n
         def admn(x: dict[str, torch.Tensor], b: int, L: int = L) -> torch.Tensor:
             return ctrl.allocate(x, budget=L)["mask"] > 0.5
         naive = naive_allocation(len(streams), L, model.cfg.vit_depth)
-        res[f"admn_L{L}_cm"] = float(localization_errors_cm(model, ds, idx, streams, admn, sig, batch_size,
-                                                            noise_seed).mean())
-        res[f"naive_L{L}_cm"] = float(localization_errors_cm(model, ds, idx, streams, lambda x, b: naive, sig,
-                                                             batch_size, noise_seed).mean())
+        res[f"admn_L{L}_{k}"] = float(sample_scores(model, ds, idx, streams, admn, sig, batch_size,
+                                                    noise_seed).mean())
+        res[f"naive_L{L}_{k}"] = float(sample_scores(model, ds, idx, streams, lambda x, b: naive, sig,
+                                                     batch_size, noise_seed).mean())
     # noise-head error on the same draws
     gen = torch.Generator().manual_seed(noise_seed)
     errs = []
@@ -299,7 +301,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
             else:
                 o = ctrl.allocate(noisy, budget=budget, generator=ggen)
                 pred = model(noisy, o["mask"])
-                task = tracking_loss(pred["mean"], pred["cov"], gt)
+                task = task_loss(mcfg.task, pred, gt)
                 task_losses.append(task.item())
                 loss = task
                 if cfg.variant != "ae" and cfg.noise_weight > 0:
@@ -325,8 +327,11 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
         save_checkpoint(out / LAST, kind="controller_train", state_dict=ctrl.state_dict(),
                         meta=_meta(cfg, ccfg, mcfg, parent_id, epoch + 1, val, history),
                         optimizer_state=opt.state_dict())
-        vs = ", ".join(f"L={L}: {val[f'admn_L{L}_cm']:.1f} vs naive {val[f'naive_L{L}_cm']:.1f}" for L in budgets_val)
-        log(f"[stage2] {label} epoch {epoch + 1}/{total_epochs} ({phase}) loss {rec['loss']:.3f} | val cm {vs}; "
+        k = metric_key(mcfg.task)
+        vs = ", ".join(f"L={L}: {val[f'admn_L{L}_{k}']:.1f} vs naive {val[f'naive_L{L}_{k}']:.1f}"
+                       for L in budgets_val)
+        log(f"[stage2] {label} epoch {epoch + 1}/{total_epochs} ({phase}) loss {rec['loss']:.3f} | val "
+            f"{'accuracy %' if k == 'acc' else 'cm'} {vs}; "
             f"sigma L1 {val['sigma_l1']:.3f} | {tput.rate:.0f} samples/s, "
             f"elapsed {fmt_duration(time.perf_counter() - t0)}")
 
