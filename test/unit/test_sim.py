@@ -210,7 +210,7 @@ def test_obstacle_hides_car(cfg: SimConfig) -> None:
 
 def test_occlusion_happens_in_some_simulated_frames(cfg: SimConfig) -> None:
     found = False
-    for ep in range(6):
+    for ep in range(20):
         sim = GDTMSimulator(cfg, seed=0, episode=ep)
         for _ in range(40):
             f = sim.step()

@@ -180,11 +180,11 @@ class RoomConfig:
 
 @dataclass(frozen=True)
 class CarConfig:
-    """RC car box size (metres) and speed range (m/s)."""
+    """Target body box size (metres; a small ground robot, see config/sensors.yaml) and speed range (m/s)."""
 
-    length: float = 0.30
-    width: float = 0.18
-    height: float = 0.12
+    length: float = 0.60
+    width: float = 0.40
+    height: float = 0.35
     speed_min: float = 0.3
     speed_max: float = 1.2
 

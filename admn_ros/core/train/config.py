@@ -70,8 +70,9 @@ class Stage1Config(_Base):
             leaves the from-scratch network's initial plateau much sooner (docs/TRAINING.md).
         full_drop: full-backbone dropout probability (only block 0 runs), per stream and sample.
         noise_start_epoch: epochs without noise augmentation at the start.
-        noise_regimes: mixture weights of the noise regimes drawn per sample
-            (the paper: continuous, sigma ~ U(0, sigma_max)).
+        noise_regimes: mixture weights of the noise regimes drawn per sample (the paper:
+            continuous, sigma ~ U(0, sigma_max); we add binary draws, whose all-or-nothing noise
+            teaches the fusion to fall back on the clean modalities).
         modality_draw_prob: probability that a sample's sigmas are drawn per modality (one sigma
             shared by all nodes) instead of per stream.
         clean_prob: probability that a (noisy-phase) sample is left clean.
@@ -100,12 +101,12 @@ class Stage1Config(_Base):
     layerdrop_ramp: tuple[tuple[int, float], ...] = ((0, 0.0), (2, 0.1), (4, 0.2))
     loss_ramp: tuple[tuple[int, float, float], ...] = ((0, 0.0, 1.0), (2, 1.0, 0.05))
     full_drop: float = 0.1
-    noise_start_epoch: int = 2
-    noise_regimes: dict[str, float] = field(default_factory=lambda: {"continuous": 1.0})
-    modality_draw_prob: float = 0.3
+    noise_start_epoch: int = 1
+    noise_regimes: dict[str, float] = field(default_factory=lambda: {"binary": 0.5, "continuous": 0.5})
+    modality_draw_prob: float = 0.5
     clean_prob: float = 0.1
     missing_prob: float = 0.02
-    modality_missing: dict[str, float] = field(default_factory=dict)
+    modality_missing: dict[str, float] = field(default_factory=lambda: {"radar": 0.25})
     model: dict[str, Any] = field(default_factory=dict)
     threads: int = 0
     progress: bool = True
