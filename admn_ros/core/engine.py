@@ -120,9 +120,11 @@ class _TorchBackend(_Backend):
             fpart = _FusionPart(model)
             cpart = _ControllerPart(controller) if controller is not None else None
             if jit:
-                emb = torch.rand(2, cfg.n_streams, cfg.vit_dim, device=dev)
+                emb = torch.rand(2, cfg.n_tokens, cfg.vit_dim, device=dev)
+                tok_pres = torch.ones(2, cfg.n_tokens, dtype=torch.bool, device=dev)
                 pres = torch.ones(2, cfg.n_streams, dtype=torch.bool, device=dev)
-                self.fusion: Callable[..., tuple[torch.Tensor, ...]] = torch.jit.trace(fpart, (emb, pres), check_trace=False)
+                self.fusion: Callable[..., tuple[torch.Tensor, ...]] = torch.jit.trace(fpart, (emb, tok_pres),
+                                                                                       check_trace=False)
                 if cpart is not None:
                     ins = random_inputs(cfg, 2, device=dev)
                     args = (*[ins[m] for m in controller.cfg.modalities], pres, torch.full((2,), 0.25, device=dev))
@@ -183,9 +185,11 @@ class _OnnxBackend(_Backend):
                 self.patch[m] = self._session(bb.patch_embed, (x,), ["x"], ["tok"])
                 self.blocks[m] = [self._session(b, (tok,), ["x"], ["y"]) for b in bb.blocks]
                 self.head[m] = self._session(bb.head, (tok,), ["x"], ["cls"])
-            emb = torch.rand(2, cfg.n_streams, cfg.vit_dim, device=dev)
+            emb = torch.rand(2, cfg.n_tokens, cfg.vit_dim, device=dev)
+            tok_pres = torch.ones(2, cfg.n_tokens, dtype=torch.bool, device=dev)
             pres = torch.ones(2, cfg.n_streams, dtype=torch.bool, device=dev)
-            self.fusion = self._session(_FusionPart(model), (emb, pres), ["emb", "present"], _output_names(model))
+            self.fusion = self._session(_FusionPart(model), (emb, tok_pres), ["emb", "present"],
+                                        _output_names(model))
             self.ctrl = None
             self.ctrl_names: list[str] = []
             self.ctrl_inputs: set[str] = set()
@@ -360,7 +364,8 @@ class InferenceEngine:
         b = int(inputs[cfg.modalities[0]].shape[0])
         dev = self.model.device if be.name != "onnx" else torch.device("cpu")
         xs = {m: inputs[m].to(dev, torch.float32) for m in cfg.modalities}
-        pres = as_present_tensor(present, b, cfg.n_streams, dev)
+        tok_pres = as_present_tensor(present, b, cfg.n_streams, dev, cfg.frames)  # [B, F*n]
+        pres = tok_pres.reshape(b, cfg.frames, cfg.n_streams).any(1)  # per window stream
         out: dict[str, torch.Tensor] = {}
         if mask is None and self.controller is not None:
             L = budget if budget is not None else (self.budget if self.budget is not None else self.controller.cfg.budget)
@@ -372,8 +377,8 @@ class InferenceEngine:
         else:
             mask_t = as_mask_tensor(mask, b, cfg.n_streams, cfg.vit_depth, dev)
             mask_t = (mask_t > 0.5) if mask_t.is_floating_point() else mask_t.to(torch.bool)
-        emb = self._embeddings(be, xs, mask_t, pres)
-        outs = be.fuse(emb, pres)
+        emb = self._embeddings(be, xs, mask_t.repeat(1, cfg.frames, 1) if cfg.frames > 1 else mask_t, tok_pres)
+        outs = be.fuse(emb, tok_pres)
         for k, v in zip(_output_names(self.model), outs):
             out[k] = v
         out["emb"] = emb
@@ -383,7 +388,8 @@ class InferenceEngine:
     def _embeddings(self, be: _Backend, xs: Mapping[str, torch.Tensor], mask: torch.Tensor,
                     pres: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        b, s, n_mod, depth = mask.shape[0], len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
+        # one row per token: frames x nodes "images" per modality
+        b, s, n_mod, depth = mask.shape[0], cfg.frames * len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
         on_all = mask.reshape(b, s, n_mod, depth).cpu().numpy()
         p_all = pres.reshape(b, s, n_mod).cpu().numpy()
         emb = torch.zeros(b, s, n_mod, cfg.vit_dim, device=mask.device)
@@ -400,7 +406,7 @@ class InferenceEngine:
                 flat = emb[:, :, mi].reshape(b * s, -1)
                 flat[torch.from_numpy(rows).to(flat.device)] = e.to(flat.device)
                 emb[:, :, mi] = flat.reshape(b, s, -1)
-        return emb.reshape(b, cfg.n_streams, cfg.vit_dim)
+        return emb.reshape(b, cfg.n_tokens, cfg.vit_dim)
 
     # ------------------------------------------------------------ public API
     def infer(self, inputs: Mapping[str, torch.Tensor], present: Any = None, mask: Any = None,
@@ -456,10 +462,11 @@ class InferenceEngine:
             return self._be.embed(modality, x.to(dev, torch.float32), np.ascontiguousarray(on))
 
     def fuse(self, embeddings: torch.Tensor, present: Any = None) -> dict[str, torch.Tensor]:
-        """Fusion + head on ``[B, n, D]`` embeddings (for a ROS fusion node)."""
+        """Fusion + head on ``[B, F*n, D]`` embeddings (for a ROS fusion node); ``present``
+        ``[B, n]`` or per token ``[B, F*n]``."""
         b = embeddings.shape[0]
         dev = self.model.device if self._be.name != "onnx" else torch.device("cpu")
         with torch.no_grad():
-            pres = as_present_tensor(present, b, self.cfg.n_streams, dev)
+            pres = as_present_tensor(present, b, self.cfg.n_streams, dev, self.cfg.frames)
             outs = self._be.fuse(embeddings.to(dev, torch.float32), pres)
         return dict(zip(_output_names(self.model), outs))

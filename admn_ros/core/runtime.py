@@ -134,6 +134,9 @@ class TrackingRuntime:
             after :meth:`warmup` (``auto`` resolved).
     """
 
+    #: The model task this runtime serves (``stage1`` checkpoints of other tasks are skipped).
+    TASK: str = "tracking"
+
     def __init__(self, model_path: Path, model: Any, controllers: list[_ControllerEntry],
                  skipped: list[tuple[Path, str]], backend: str = "auto", device: str = "cpu",
                  threads: int = 1, controller_backend: str = "torch") -> None:
@@ -152,6 +155,7 @@ class TrackingRuntime:
         self.threads = threads
         self.controller_backend = controller_backend
         self._engine: Any = None
+        self.meta: dict[str, Any] = {}
         self.universal = next((c for c in controllers if c.universal), None)
         self.per_budget = {int(c.budget): c for c in controllers if not c.universal and c.budget is not None}
 
@@ -201,14 +205,14 @@ class TrackingRuntime:
             kind = m.get("kind")
             if kind == "stage1":
                 task = (m.get("model_config") or {}).get("task", "tracking")
-                if task == "tracking":
+                if task == cls.TASK:
                     mains.append(f)
                 else:
-                    skipped.append((f, f"stage1 model for task {task!r}, not tracking"))
+                    skipped.append((f, f"stage1 model for task {task!r}, not {cls.TASK}"))
             elif kind == "controller":
                 ctrls.append(f)
             else:
-                skipped.append((f, f"checkpoint kind {kind!r} is not used by the tracking runtime"))
+                skipped.append((f, f"checkpoint kind {kind!r} is not used by the {cls.TASK} runtime"))
         if model_file is not None:
             mp = Path(model_file)
             mp = mp if mp.is_absolute() or mp.parent != Path(".") else d / mp
@@ -221,13 +225,13 @@ class TrackingRuntime:
         else:
             if not mains:
                 kinds = sorted({str(m.get('kind')) for m in metas.values()})
-                raise CheckpointError(f"{d}: no stage1 tracking model among {len(files)} checkpoint(s) "
+                raise CheckpointError(f"{d}: no stage1 {cls.TASK} model among {len(files)} checkpoint(s) "
                                       f"(kinds found: {kinds})")
             votes = Counter(metas[c].get("stage1_weights_id") for c in ctrls)
             ranked = sorted(mains, key=lambda f: -votes.get(metas[f].get("weights_id"), 0))
             if len(ranked) > 1 and votes.get(metas[ranked[0]].get("weights_id"), 0) == \
                     votes.get(metas[ranked[1]].get("weights_id"), 0):
-                raise CheckpointError(f"{d}: several stage1 tracking models {[f.name for f in mains]} and the "
+                raise CheckpointError(f"{d}: several stage1 {cls.TASK} models {[f.name for f in mains]} and the "
                                       "controllers do not single one out; choose one with model_file")
             main = ranked[0]
         mmeta = metas[main]
@@ -288,7 +292,9 @@ class TrackingRuntime:
                 else:
                     seen[int(e.budget)] = e
         used = uni[:1] + list(seen.values())
-        return cls(main, model, used, skipped, backend, device, threads, controller_backend)
+        rt = cls(main, model, used, skipped, backend, device, threads, controller_backend)
+        rt.meta = mmeta
+        return rt
 
     # ------------------------------------------------------------------ info
     @property

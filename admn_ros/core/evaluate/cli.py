@@ -77,7 +77,7 @@ def discover_models(models: str | Path | None, stage1: str | None = None,
         if not found_stage1:
             raise TrainConfigError(f"{models}: no stage-1 model (kind 'stage1') found; train one with "
                                    "`admn-ros train stage1` or pass --stage1")
-        pref = [p for p in found_stage1 if p.name == "tracking.safetensors"]
+        pref = [p for p in found_stage1 if p.name in ("tracking.safetensors", "activity.safetensors")]
         ms.stage1 = (pref or found_stage1)[0]
     return ms
 
@@ -129,14 +129,15 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     if latency:
         lat_ctrl = per_budget or ({L: universal for L in budgets} if universal is not None else {})
         lat = measure_latency(model, lat_ctrl, budgets, reps=latency_reps, threads=max(1, threads))
-    targets = check_targets(records, fl, budgets, settings)
+    targets = check_targets(records, fl, budgets, settings, model.cfg.task)
 
     outd = Path(out)
     outd.mkdir(parents=True, exist_ok=True)
-    info = {"data": data, "split": split, "n_samples": n, "models": ms.describe(), "total_blocks": streams.total_blocks}
+    info = {"data": data, "split": split, "n_samples": n, "models": ms.describe(), "total_blocks": streams.total_blocks,
+            "task": model.cfg.task, "frames": model.cfg.frames}
     files = {"markdown": outd / "table1.md", "csv": outd / "table1.csv", "json": outd / "results.json"}
     files["markdown"].write_text(markdown(records, fl, lat, targets, settings, budgets, info))
-    write_csv(files["csv"], records, fl)
+    write_csv(files["csv"], records, fl, model.cfg.task)
     write_json(files["json"], {"settings": asdict(settings), "info": info, "budgets": budgets,
                                "records": [r.to_dict() for r in records],
                                "flops": [dict(asdict(r), gflops_total=r.gflops_total) for r in fl],
@@ -145,14 +146,17 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     if plots:
         from admn_ros.core.evaluate.plots import plot_error_vs_budget, plot_examples, plot_latency
 
-        files["error_plot"] = plot_error_vs_budget(records, settings, budgets, outd / "error_vs_budget.png")
+        files["error_plot"] = plot_error_vs_budget(records, settings, budgets, outd / "error_vs_budget.png",
+                                                   model.cfg.task)
         if lat is not None:
             files["latency_plot"] = plot_latency(lat, outd / "latency_vs_blocks.png")
         name = next((m.name for m in methods if m.adaptive), None)
+        classes = list((getattr(ds, "meta", None) or {}).get("classes", [])) or None
         if name:
             for draw in settings.draws:
                 exs = [e for e in examples if e.draw == draw and e.regime == settings.regimes[0]]
-                p = plot_examples(exs, streams, outd / f"allocation_examples_{draw}.png", method=name)
+                p = plot_examples(exs, streams, outd / f"allocation_examples_{draw}.png", method=name,
+                                  classes=classes)
                 if p:
                     files[f"examples_{draw}"] = p
     seconds = time.perf_counter() - t0

@@ -35,7 +35,7 @@ STYLE = {"ADMN": ("tab:green", "o", "-"), "ADMN universal": ("tab:olive", "s", "
 
 
 def plot_error_vs_budget(records: Sequence[Record], settings: EvalSettings, budgets: Sequence[int],
-                         path: Path) -> Path:
+                         path: Path, task: str = "tracking") -> Path:
     plt = _plt()
     rows, cols = len(settings.draws), len(settings.regimes)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, sharex=True)
@@ -60,7 +60,7 @@ def plot_error_vs_budget(records: Sequence[Record], settings: EvalSettings, budg
             ax.set_xticks(x)
             ax.grid(alpha=0.3)
             if j == 0:
-                ax.set_ylabel("error (cm)")
+                ax.set_ylabel("accuracy (%)" if task == "activity" else "error (cm)")
             if i == rows - 1:
                 ax.set_xlabel("budget (% of blocks)")
     handles, labels = axes[0][0].get_legend_handles_labels()
@@ -98,8 +98,10 @@ def _thumb(x: np.ndarray) -> np.ndarray:
 
 
 def plot_examples(examples: Sequence[Example], streams: StreamSet, path: Path, method: str = "ADMN",
-                  max_examples: int = 3) -> Path | None:
-    """Fig.-8-style: per example a row of noisy inputs (node x modality) and a bar chart of blocks per stream."""
+                  max_examples: int = 3, classes: Sequence[str] | None = None) -> Path | None:
+    """Fig.-8-style: per example a row of noisy inputs (node x modality; for windows the newest
+    frame) and a bar chart of blocks per stream. With ``classes`` (activity) the titles show the
+    true and predicted labels instead of the localisation error."""
     ex = [e for e in examples if method in e.masks][:max_examples]
     if not ex:
         return None
@@ -112,7 +114,7 @@ def plot_examples(examples: Sequence[Example], streams: StreamSet, path: Path, m
             node, mi = divmod(i, nm)
             m = streams.modalities[mi]
             ax = fig.add_subplot(gs[r, i])
-            img = _thumb(e.inputs[m][node])
+            img = _thumb(e.inputs[m][len(e.inputs[m]) - s + node])
             ax.imshow(img, cmap=None if img.ndim == 3 else "viridis", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -129,7 +131,9 @@ def plot_examples(examples: Sequence[Example], streams: StreamSet, path: Path, m
         ax.set_ylim(0, 12.5)
         ax.set_ylabel("blocks", fontsize=7)
         err = ""
-        if method in e.preds:
+        if method in e.preds and classes is not None:
+            err = f", true {classes[int(e.gt)]}, pred {classes[int(e.preds[method])]}"
+        elif method in e.preds:
             err = f", err {100 * float(np.linalg.norm(e.preds[method] - e.gt)):.0f} cm"
         ax.set_title(f"{method} L={int(blocks.sum())} ({e.regime}, {DRAWS.get(e.draw, e.draw)}{err})", fontsize=7)
     fig.suptitle("bars: blocks per stream (red = noisy stream, sigma >= sigma_max/2; green = clean)", fontsize=8)

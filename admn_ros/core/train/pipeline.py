@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from admn_ros.core.streams import budget_from_fraction
-from admn_ros.core.train.common import fmt_duration, write_json
+from admn_ros.core.train.common import fmt_duration, metric_key, write_json
 from admn_ros.core.train.config import TABLE_FRACTIONS, Stage1Config, TrainConfigError
 
 
@@ -38,6 +38,7 @@ from admn_ros.core.train.config import TABLE_FRACTIONS, Stage1Config, TrainConfi
 class PipelineConfig:
     """Knobs of the pipeline; the defaults are the shipped recipe (see docs/TRAINING.md)."""
 
+    task: str = "tracking"
     data: str = "data/gdtm_sim"
     runs: str = "runs/shipped"
     models: str = "models"
@@ -57,13 +58,29 @@ class PipelineConfig:
     lanes: int = 2
     progress: bool = True
     extra_stage1: dict[str, Any] = field(default_factory=dict)
+    activity_subjects: int = 40
+    activity_windows: int = 20
+    activity_frames: int = 5
+
+
+#: Defaults that differ for the activity task (``--task activity``).
+ACTIVITY_DEFAULTS: dict[str, Any] = {"data": "data/activity_sim", "runs": "runs/activity",
+                                     "models": "models/activity"}
 
 
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     d = PipelineConfig()
-    p.add_argument("--data", default=d.data, help=f"dataset root; generated if missing (default {d.data})")
-    p.add_argument("--runs", default=d.runs, help=f"run directories (default {d.runs})")
-    p.add_argument("--models", default=d.models, help=f"where the shipped models go (default {d.models})")
+    p.add_argument("--task", choices=["tracking", "activity"], default="tracking",
+                   help="tracking (GDTM-style, default) or activity (MM-Fi-style; data/runs/models default to "
+                        "data/activity_sim, runs/activity, models/activity)")
+    p.add_argument("--data", default=None, help=f"dataset root; generated if missing (default {d.data})")
+    p.add_argument("--runs", default=None, help=f"run directories (default {d.runs})")
+    p.add_argument("--models", default=None, help=f"where the shipped models go (default {d.models})")
+    p.add_argument("--subjects", type=int, default=d.activity_subjects,
+                   help="activity: simulated subjects if the dataset must be generated")
+    p.add_argument("--windows-per-activity", type=int, default=d.activity_windows,
+                   help="activity: windows per (subject, activity) if the dataset must be generated")
+    p.add_argument("--frames", type=int, default=d.activity_frames, help="activity: frames per window")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--samples", type=int, default=d.samples, help="dataset size if it must be generated")
     p.add_argument("--frames-per-episode", type=int, default=d.frames_per_episode,
@@ -82,7 +99,12 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_pipeline_args(a: argparse.Namespace) -> int:
-    cfg = PipelineConfig(data=a.data, runs=a.runs, models=a.models, seed=a.seed, samples=a.samples,
+    d = PipelineConfig()
+    dflt = ACTIVITY_DEFAULTS if a.task == "activity" else {"data": d.data, "runs": d.runs, "models": d.models}
+    cfg = PipelineConfig(task=a.task, data=a.data or dflt["data"], runs=a.runs or dflt["runs"],
+                         models=a.models or dflt["models"], seed=a.seed, samples=a.samples,
+                         activity_subjects=a.subjects, activity_windows=a.windows_per_activity,
+                         activity_frames=a.frames,
                          frames_per_episode=a.frames_per_episode, workers=a.workers,
                          stage1_epochs=a.stage1_epochs, stage1_threads=a.stage1_threads,
                          stage1_val_samples=a.val_samples, universal_epochs=a.universal_epochs,
@@ -160,6 +182,14 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     t0 = time.perf_counter()
     if (Path(cfg.data) / "meta.json").is_file():
         log(f"[all] dataset {cfg.data} exists; reusing it")
+    elif cfg.task == "activity":
+        from admn_ros.core.data.activity import generate_activity_dataset
+
+        log(f"[all] generating activity windows into {cfg.data} ({cfg.activity_subjects} subjects x "
+            f"{cfg.activity_windows} windows per activity, {cfg.activity_frames} frames, seed {cfg.seed})")
+        generate_activity_dataset(cfg.data, n_subjects=cfg.activity_subjects,
+                                  windows_per_activity=cfg.activity_windows, frames=cfg.activity_frames,
+                                  seed=cfg.seed, workers=cfg.workers, progress=cfg.progress)
     else:
         from admn_ros.core.data import generate_dataset
 
@@ -227,13 +257,15 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
         f"in {fmt_duration(total)}")
     for step, s in summary["steps"].items():
         log(f"[all]   {step:<8} {fmt_duration(s['seconds'])}")
-    v = res1.val
-    log(f"[all]   stage-1 val: clean {v.get('clean_full_cm', float('nan')):.1f} cm, noisy full "
-        f"{v.get('noisy_full_cm', float('nan')):.1f} cm, noisy naive-25% {v.get('noisy_naive25_cm', float('nan')):.1f}"
-        f" cm ({res1.samples_per_s:.0f} samples/s)")
+    from admn_ros.core.train.stage1 import val_text
+
+    k = metric_key(mcfg.task)
+    log(f"[all]   stage-1 val: {val_text(res1.val, mcfg.task)} ({res1.samples_per_s:.0f} samples/s)")
     for name, st in status.items():
         val = st.get("val") or {}
-        cells = ", ".join(f"{k.replace('_cm', '')} {x:.1f}" for k, x in val.items() if k.endswith("_cm"))
-        log(f"[all]   {name}: {fmt_duration(st.get('seconds', 0))}, val cm: {cells}")
-    log(f"[all] evaluate with: admn-ros evaluate --data {cfg.data} --models {cfg.models} --out docs/results/table1")
+        cells = ", ".join(f"{key.replace('_' + k, '')} {x:.1f}" for key, x in val.items() if key.endswith("_" + k))
+        log(f"[all]   {name}: {fmt_duration(st.get('seconds', 0))}, val {'accuracy %' if k == 'acc' else 'cm'}: "
+            f"{cells}")
+    out_dir = "docs/results/activity" if mcfg.task == "activity" else "docs/results/table1"
+    log(f"[all] evaluate with: admn-ros evaluate --data {cfg.data} --models {cfg.models} --out {out_dir}")
     return summary

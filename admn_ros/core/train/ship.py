@@ -2,7 +2,8 @@
 
 Files (weights only, no optimizer state; the metadata keeps configs and metrics):
 
-* ``tracking.safetensors``: the stage-1 network (kind ``stage1``);
+* ``tracking.safetensors`` (``activity.safetensors`` for the activity task, shipped in
+  ``models/activity/``): the stage-1 network (kind ``stage1``);
 * ``controller_L<budget>.safetensors``: per-budget controllers (kind ``controller``);
 * ``controller_universal.safetensors``;
 * ``baselines/controller_ae.safetensors``: the ADMN_AE controller, an evaluation baseline kept
@@ -27,7 +28,8 @@ MAX_TOTAL_BYTES = 30 * 1024 * 1024
 def shipped_name(meta: dict[str, Any]) -> str:
     """File name of a checkpoint in ``models/`` from its metadata."""
     if meta.get("kind") == "stage1":
-        return "tracking.safetensors"
+        task = (meta.get("model_config") or {}).get("task", "tracking")
+        return "activity.safetensors" if task == "activity" else "tracking.safetensors"
     v = meta.get("variant")
     if v == "budget":
         return f"controller_L{int(meta['budget'])}.safetensors"

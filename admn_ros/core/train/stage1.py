@@ -204,6 +204,8 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
             log(f"[stage1] already trained {start_epoch} epochs (>= --epochs {cfg.epochs}); nothing to do")
 
     streams = mcfg.streams
+    ds_meta = getattr(train_ds, "meta", None) or {}
+    extra_meta = {"classes": list(ds_meta["classes"])} if mcfg.task == "activity" and ds_meta.get("classes") else {}
     steps_per_epoch = max(1, n_train // cfg.batch_size) if n_train >= cfg.batch_size else 1
     total_steps = steps_per_epoch * cfg.epochs
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
@@ -255,7 +257,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
                "lr": lr, "val": val, "samples_per_s": tput.rate}
         history.append(rec)
         meta = {"model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 1, "epoch": epoch + 1,
-                "metrics": val, "history": history}
+                "metrics": val, "history": history, **extra_meta}
         save_checkpoint(out / LAST, kind="stage1", state_dict=model.state_dict(), meta=meta,
                         optimizer_state=opt.state_dict())
         log(f"[stage1] epoch {epoch + 1}/{cfg.epochs} loss {rec['loss']:.3f} layerdrop {p_drop:.2f} "
@@ -265,7 +267,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
     seconds = time.perf_counter() - t_start
     epochs_done = max(start_epoch, cfg.epochs)
     meta = {"model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 1, "epoch": epochs_done,
-            "metrics": val, "history": history}
+            "metrics": val, "history": history, **extra_meta}
     final = save_checkpoint(out / FINAL, kind="stage1", state_dict=model.state_dict(), meta=meta)
     res = StageResult(out, final, epochs_done, seconds, tput.rate, val, history)
     write_json(out / SUMMARY, {"stage": 1, "model": str(final), "epochs": epochs_done, "seconds": seconds,
