@@ -13,7 +13,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
 export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: env demo test test-all bench models evaluate heldout-report shell clean
+.PHONY: env demo test test-all bench models evaluate heldout-report models-activity evaluate-activity shell clean
 env: $(VENV)/.stamp-pkg
 
 $(VENV)/.stamp-deps: requirements.txt
@@ -49,6 +49,15 @@ models: env
 # Table 1 on the held-out test split with the shipped models.
 evaluate: env
 	$(PY) -m admn_ros.cli evaluate --data data/gdtm_sim --models models --out docs/results/table1
+
+# Activity recognition (MM-Fi-style simulated data): dataset + stage 1 + controllers ->
+# models/activity/, then its accuracy table (docs/TRAINING.md "Activity").
+ACTIVITY_ARGS ?= --subjects 40 --windows-per-activity 20 --frames 5 --stage1-epochs 12
+models-activity: env
+	OMP_NUM_THREADS=2 $(PY) -m admn_ros.cli train all --task activity --data data/activity_sim --runs runs/activity \
+	    --models models/activity $(ACTIVITY_ARGS)
+evaluate-activity: env
+	$(PY) -m admn_ros.cli evaluate --data data/activity_sim --models models/activity --out docs/results/activity
 
 # Held-out scenario (seed, trajectories and corruption schedule unlike training) and its
 # replay report at the four table budgets (committed under docs/results/heldout/).

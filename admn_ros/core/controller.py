@@ -380,8 +380,11 @@ class AllocationController(nn.Module):
 
     def reconstruction_loss(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
         """ADMN_AE loss: mean squared error of :meth:`reconstruct` against the (noisy) inputs,
-        averaged over present streams."""
+        averaged over present streams (for a window of frames: against the newest frame, the
+        one the controller sees)."""
         cfg = self.cfg
+        s_nodes = len(cfg.nodes)
+        inputs = {m: x[:, -s_nodes:] for m, x in inputs.items()}
         rec = self.reconstruct(inputs, present)
         b, s = inputs[cfg.modalities[0]].shape[:2]
         pres = torch.ones(b, cfg.n_streams, dtype=torch.bool) if present is None else present.to(torch.bool)

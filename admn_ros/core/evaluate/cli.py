@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -105,6 +105,10 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     model, wid = load_stage1(ms.stage1)
     ds = open_split(data, split)
     check_dataset(ds, model.cfg, f"{data}/{split}")
+    if len(model.cfg.nodes) == 1 and len(settings.draws) > 1:
+        # one sensor node: drawing per stream is drawing per modality
+        settings = replace(settings, draws=("modality",))
+        log("[evaluate] one sensor node: per-stream and per-modality noise coincide; evaluating per modality")
 
     def ctrl(p: Path) -> AllocationController:
         c, meta = load_controller(p, model, wid)
