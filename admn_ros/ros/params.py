@@ -99,6 +99,8 @@ class ParamSpec:
         pt = self.ptype
         if pt == Parameter.Type.DOUBLE and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if value is None and pt.name.endswith("ARRAY"):
+            value = []  # an empty YAML list arrives untyped (None): it is the empty array
         if not pt.check(value):
             return (f"parameter {self.name!r} must be of type {pt.name}, "
                     f"got {type(value).__name__} {value!r}")
