@@ -1,9 +1,12 @@
 """``admn-ros``: one command for everything a user runs.
 
     admn-ros demo       simulated sensors + the full ADMN graph, live error and allocations
+                        (demo --task activity: the activity graph, live label vs. truth)
     admn-ros run        start the tracking graph (the launch file's graph) as processes
-    admn-ros dataset    generate a simulated GDTM-style dataset
+                        (run activity: the activity graph of activity.launch.py)
+    admn-ros dataset    generate a simulated GDTM-style dataset (--task activity: MM-Fi-style)
     admn-ros convert-gdtm  convert a real GDTM copy (HDF5) into the same dataset format
+    admn-ros convert-mmfi  convert an MM-Fi copy into the activity dataset format
     admn-ros train      stage 1 / stage 2 training
     admn-ros evaluate   the paper's Table 1 on a held-out split
     admn-ros record     record the (simulated) network to a rosbag2
@@ -21,10 +24,14 @@ from typing import Callable, Sequence
 
 # subcommand -> (module, function taking argv, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("admn_ros.ros.runner", "demo_main", "simulated sensors + full ADMN graph with live summary"),
-    "run": ("admn_ros.ros.runner", "run_main", "start the tracking graph (same as tracking.launch.py)"),
-    "dataset": ("admn_ros.core.data.generate", "main", "generate a simulated GDTM-style dataset"),
+    "demo": ("admn_ros.ros.runner", "demo_main",
+             "simulated sensors + full ADMN graph with live summary (--task activity)"),
+    "run": ("admn_ros.ros.runner", "run_main", "start the tracking graph (tracking.launch.py); `run activity`: "
+            "the activity graph (activity.launch.py)"),
+    "dataset": ("admn_ros.core.data.__main__", "dataset_main",
+                "generate a simulated dataset: GDTM-style (--task tracking, default) or MM-Fi-style (--task activity)"),
     "convert-gdtm": ("admn_ros.core.data.gdtm", "main", "convert a preprocessed GDTM copy into our dataset format"),
+    "convert-mmfi": ("admn_ros.core.data.mmfi", "main", "convert an MM-Fi copy into the activity dataset format"),
     "train": ("admn_ros.core.train.cli", "main", "train stage 1 / stage 2 models"),
     "evaluate": ("admn_ros.core.evaluate.cli", "main", "Table-1 evaluation on a held-out split"),
     "record": ("admn_ros.bags.record", "main", "record the (simulated) network to rosbag2"),

@@ -17,7 +17,8 @@ unless ``allow_nonfinite=False``). Every error is a ``ValueError`` that names th
 problem (encoding, expected vs. actual size, ...).
 
 Also: LayerAllocation <-> boolean ``(n_streams, depth)`` mask (row-major
-``active_blocks``), and float seconds / integer nanoseconds <-> ``builtin_interfaces/Time``.
+``active_blocks``), class probabilities <-> ``admn_ros/ActivityLabel``, and float seconds /
+integer nanoseconds <-> ``builtin_interfaces/Time``.
 """
 from __future__ import annotations
 
@@ -338,7 +339,58 @@ def allocation_to_mask(msg) -> Allocation:
                       first_block_forced=bool(msg.first_block_forced), header=msg.header)
 
 
+# ---------------------------------------------------------------------------- activity labels
+
+
+def make_activity_label(classes: Sequence[str], probs: Sequence[float] | np.ndarray, *,
+                        header: Header | None = None, window_frames: int = 0):
+    """Class probabilities (model index order) -> ``admn_ros/ActivityLabel``.
+
+    ``class_id`` / ``class_name`` / ``confidence`` are the top class; ``class_names`` and
+    ``scores`` list every class in score order (highest first, ties by class index).
+    Raises ``ValueError`` if the sizes differ, a probability is not finite or negative,
+    or there are more than 65535 classes.
+    """
+    from admn_ros.msg import ActivityLabel
+
+    names = [str(c) for c in classes]
+    p = np.asarray(probs, dtype=np.float64).reshape(-1)
+    if p.shape != (len(names),) or not names:
+        raise ValueError(f"{p.size} probabilities for {len(names)} classes")
+    if len(names) >= 2**16:
+        raise ValueError(f"{len(names)} classes do not fit ActivityLabel.class_id (uint16)")
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise ValueError("class probabilities must be finite and >= 0")
+    if not 0 <= int(window_frames) < 2**16:
+        raise ValueError(f"window_frames {window_frames} out of range for uint16")
+    order = np.argsort(-p, kind="stable")
+    msg = ActivityLabel()
+    msg.header = header if header is not None else Header()
+    msg.class_id = int(order[0])
+    msg.class_name = names[int(order[0])]
+    msg.confidence = float(p[order[0]])
+    msg.class_names = [names[int(i)] for i in order]
+    msg.scores = array.array("f", p[order].astype(np.float32).tobytes())
+    msg.window_frames = int(window_frames)
+    return msg
+
+
+def activity_label_probs(msg, classes: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """``admn_ros/ActivityLabel`` -> ``(class names, float32 probabilities)``, in ``classes``
+    order if given (absent classes get 0), else in the message's score order.
+    Raises ``ValueError`` if ``class_names`` and ``scores`` differ in length."""
+    names = list(msg.class_names)
+    scores = np.asarray(msg.scores, dtype=np.float32).reshape(-1)
+    if len(names) != scores.size:
+        raise ValueError(f"ActivityLabel has {len(names)} class_names but {scores.size} scores")
+    if classes is None:
+        return names, scores
+    by = dict(zip(names, scores.tolist()))
+    return list(classes), np.array([by.get(c, 0.0) for c in classes], np.float32)
+
+
 __all__ = [
+    "make_activity_label", "activity_label_probs",
     "ENCODINGS", "EncodingInfo", "encoding_info", "numpy_to_image", "image_to_numpy",
     "depth_m_to_mm16", "depth_mm16_to_m", "ns_to_stamp", "stamp_to_ns", "seconds_to_stamp",
     "stamp_to_seconds", "make_header", "Allocation", "mask_to_allocation",

@@ -3,9 +3,13 @@
 * ``admn-ros run``: the specs of :func:`admn_ros.ros.graph.tracking_graph` (the same
   graph ``launch/tracking.launch.py`` starts) as one process per node, or with
   ``--composed`` all ADMN nodes in one process (``admn_container``).
+* ``admn-ros run activity`` (or ``--task activity``): the specs of
+  :func:`admn_ros.ros.graph.activity_graph` (``launch/activity.launch.py``): simulated
+  activity sensors (``--subject-id``, ``--seed``) and the activity node.
 * ``admn-ros demo`` (``make demo``): ``run`` plus a monitor that prints live
   tracking error, latency and per-stream allocations, and a summary at the end
-  (after ``--duration`` seconds or Ctrl-C).
+  (after ``--duration`` seconds or Ctrl-C); ``admn-ros demo --task activity`` prints the
+  live label vs. the simulated truth, accuracy, latency and allocations instead.
 
 Every process gets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, the shipped FastDDS
 profile and this run's own ROS_DOMAIN_ID (:mod:`admn_ros.ros.env`).
@@ -25,17 +29,31 @@ from typing import Sequence
 import numpy as np
 
 from admn_ros.ros.env import isolated_env
-from admn_ros.ros.graph import GraphOptions, NodeSpec, tracking_graph
+from admn_ros.ros.graph import ActivityGraphOptions, GraphOptions, NodeSpec, activity_graph, tracking_graph
+
+TASKS = ("tracking", "activity")
+_DEFAULT_BUDGET = {"tracking": 27, "activity": 0}
+_DEFAULT_NODES = {"tracking": "node1,node2,node3", "activity": "node1"}
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--budget", type=int, default=27, help="layer budget L (27 = 25%% of 9 streams x 12 blocks)")
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+                                usage=f"{prog} [tracking|activity] [options]")
+    p.add_argument("--task", choices=TASKS, default=None,
+                   help="which graph: tracking (default) or activity (also as the first argument)")
+    p.add_argument("--budget", type=int, default=None, help="layer budget L (tracking: 27 = 25%% of 9 streams x "
+                   "12 blocks; activity: 0 = 25%% of the model's blocks, 9 for node1's 3 streams)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
     p.add_argument("--namespace", default="", help="namespace for every node")
-    p.add_argument("--params-file", default="", help="ADMN node parameters (default config/tracking.yaml)")
-    p.add_argument("--model-dir", default="", help="models directory (default: the package's models/)")
-    p.add_argument("--sensor-nodes", default="node1,node2,node3", help="comma-separated sensor node names")
+    p.add_argument("--params-file", default="", help="ADMN node parameters (default config/tracking.yaml; "
+                   "activity: config/activity.yaml)")
+    p.add_argument("--model-dir", default="", help="models directory (default: the package's models/; "
+                   "activity: models/activity)")
+    p.add_argument("--sensor-nodes", default=None, help="comma-separated sensor node names (tracking: "
+                   "node1,node2,node3; activity: node1)")
+    p.add_argument("--subject-id", type=int, default=0, help="activity: the simulated subject")
+    p.add_argument("--seed", type=int, default=0, help="activity: simulator seed (subject and scene)")
+    p.add_argument("--episode", type=int, default=0, help="activity: simulator episode")
     p.add_argument("--allocation-mode", choices=["per_frame", "pipelined"], default="per_frame",
                    help="per_frame: backbones wait for the frame's allocation; pipelined: use the latest")
     p.add_argument("--composed", action="store_true", help="run the ADMN nodes in one process")
@@ -47,11 +65,40 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(prog: str, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse ``[tracking|activity] [options]``; fills the task's defaults (budget, sensor nodes)."""
+    argv = list(argv)
+    task = argv.pop(0) if argv and argv[0] in TASKS else None
+    a = build_parser(prog).parse_args(argv)
+    if task is not None and a.task is not None and task != a.task:
+        build_parser(prog).error(f"task given twice: {task!r} and --task {a.task!r}")
+    a.task = task or a.task or "tracking"
+    if a.budget is None:
+        a.budget = _DEFAULT_BUDGET[a.task]
+    if a.sensor_nodes is None:
+        a.sensor_nodes = _DEFAULT_NODES[a.task]
+    return a
+
+
 def options_from_args(a: argparse.Namespace) -> GraphOptions:
     return GraphOptions(namespace=a.namespace, params_file=a.params_file, budget=a.budget,
                         use_sim_time=a.use_sim_time, sim_sensors=not a.no_sim_sensors,
                         sensor_nodes=tuple(s for s in a.sensor_nodes.split(",") if s),
                         model_dir=a.model_dir, allocation_mode=a.allocation_mode, composed=a.composed)
+
+
+def activity_options_from_args(a: argparse.Namespace) -> ActivityGraphOptions:
+    return ActivityGraphOptions(namespace=a.namespace, params_file=a.params_file, budget=a.budget,
+                                use_sim_time=a.use_sim_time, sim_sensors=not a.no_sim_sensors,
+                                sensor_nodes=tuple(s for s in a.sensor_nodes.split(",") if s),
+                                model_dir=a.model_dir, subject_id=a.subject_id, seed=a.seed, episode=a.episode)
+
+
+def graph_specs(a: argparse.Namespace) -> list[NodeSpec]:
+    """The node specs of the task ``a.task`` (parsed by :func:`parse_args`)."""
+    if a.task == "activity":
+        return activity_graph(activity_options_from_args(a))
+    return tracking_graph(options_from_args(a))
 
 
 @dataclass
@@ -151,9 +198,9 @@ def container_main(argv: Sequence[str] | None = None) -> int:
     """``admn_container``: the ADMN nodes of the tracking graph in one process."""
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = argv[: argv.index("--ros-args")] if "--ros-args" in argv else argv
-    a = build_parser("admn_container").parse_args(argv)
+    a = parse_args("admn_container", argv)
     isolated_env()
-    specs = [s for s in tracking_graph(options_from_args(a)) if s.executable != "sensor_node"]
+    specs = [s for s in graph_specs(a) if s.executable != "sensor_node"]
     return compose(specs, a.duration)
 
 
@@ -254,20 +301,118 @@ class _Monitor:
         return "\n".join(lines)
 
 
+class _ActivityMonitor:
+    """Subscribes to the activity labels, the simulated truth and the allocations; keeps
+    live accuracy (label vs. truth at the window's newest frame), latency and blocks."""
+
+    def __init__(self, node, stream_ids: list[str]) -> None:
+        from admn_ros.msg import ActivityLabel, LayerAllocation, StreamQoI
+        from admn_ros.ros import topics
+        from admn_ros.ros.qos import reliable_qos, sensor_qos
+
+        self.node = node
+        self.truth: dict[tuple[int, int], str] = {}
+        self.pending: dict[tuple[int, int], str] = {}
+        self.hits: list[bool] = []
+        self.latencies: list[float] = []
+        self.labels = 0
+        self.last = None
+        self.last_alloc = None
+        self.alloc_counts: list[np.ndarray] = []
+        self.qoi_counts = {sid: 0 for sid in stream_ids}
+        node.create_subscription(ActivityLabel, topics.ACTIVITY, self._on_label, reliable_qos(50))
+        node.create_subscription(ActivityLabel, topics.ACTIVITY_GROUND_TRUTH, self._on_truth, reliable_qos(50))
+        node.create_subscription(LayerAllocation, topics.ALLOCATION, self._on_alloc, reliable_qos())
+        for sid in stream_ids:
+            node.create_subscription(StreamQoI, topics.qoi_topic(sid), self._on_qoi, sensor_qos())
+
+    @staticmethod
+    def _key(stamp) -> tuple[int, int]:
+        return (stamp.sec, stamp.nanosec)
+
+    def _on_truth(self, msg) -> None:
+        k = self._key(msg.header.stamp)
+        self.truth[k] = msg.class_name
+        if k in self.pending:
+            self.hits.append(self.pending.pop(k) == msg.class_name)
+        if len(self.truth) > 600:
+            for old in sorted(self.truth)[:300]:
+                del self.truth[old]
+
+    def _on_label(self, msg) -> None:
+        self.labels += 1
+        self.last = msg
+        now = self.node.get_clock().now().nanoseconds * 1e-9
+        self.latencies.append(now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
+        k = self._key(msg.header.stamp)
+        if k in self.truth:
+            self.hits.append(self.truth[k] == msg.class_name)
+        else:
+            self.pending[k] = msg.class_name
+            if len(self.pending) > 300:
+                del self.pending[min(self.pending)]
+
+    def _on_alloc(self, msg) -> None:
+        self.last_alloc = msg
+        n = len(msg.stream_ids)
+        if n and msg.depth:
+            self.alloc_counts.append(np.asarray(msg.active_blocks, dtype=bool).reshape(n, msg.depth).sum(1))
+
+    def _on_qoi(self, msg) -> None:
+        if msg.stream_id in self.qoi_counts:
+            self.qoi_counts[msg.stream_id] += 1
+
+    def line(self, elapsed: float) -> str:
+        rates = [c / max(elapsed, 1e-6) for c in self.qoi_counts.values()]
+        parts = [f"t={elapsed:5.1f}s", f"sensors {min(rates):4.1f}-{max(rates):4.1f} Hz x{len(rates)}"]
+        if self.last is not None:
+            m = self.last
+            truth = self.truth.get(self._key(m.header.stamp))
+            parts += [f"labels {self.labels}", f"{m.class_name} {m.confidence:.2f}"
+                      + (f" (truth {truth})" if truth is not None else ""),
+                      f"latency p50 {1000 * np.median(self.latencies[-30:]):5.1f} ms"]
+            if self.hits:
+                parts.append(f"acc(last30) {100 * np.mean(self.hits[-30:]):3.0f}%")
+        if self.last_alloc is not None:
+            a = self.last_alloc
+            counts = np.asarray(a.active_blocks, dtype=bool).reshape(len(a.stream_ids), a.depth).sum(1)
+            parts.append(f"L={a.budget} [{a.controller}] " + " ".join(
+                f"{sid.replace('node', 'n')}:{c}" for sid, c in zip(a.stream_ids, counts)))
+        return " | ".join(parts)
+
+    def summary(self, elapsed: float) -> str:
+        rates = {sid: c / max(elapsed, 1e-6) for sid, c in self.qoi_counts.items()}
+        lines = ["", "== admn_ros activity demo summary ==", f"duration        {elapsed:.1f} s",
+                 "sensor rates    " + ", ".join(f"{k} {v:.1f} Hz" for k, v in rates.items()),
+                 f"labels          {self.labels} ({self.labels / max(elapsed, 1e-6):.1f} Hz)"]
+        if self.hits:
+            lines.append(f"accuracy        {100 * np.mean(self.hits):.1f}% over {len(self.hits)} windows "
+                         "(label vs. simulated truth at the window's newest frame)")
+        if self.latencies:
+            lat = 1000 * np.asarray(self.latencies)
+            lines.append(f"latency         p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms "
+                         "(newest frame's stamp -> label received)")
+        if self.alloc_counts and self.last_alloc is not None:
+            mean = np.mean(self.alloc_counts, axis=0)
+            lines.append("mean blocks     " + ", ".join(
+                f"{sid} {m:.1f}" for sid, m in zip(self.last_alloc.stream_ids, mean)))
+        return "\n".join(lines)
+
+
 def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     argv = list(argv)
     if "--container-specs" in argv:  # internal: composed child
         i = argv.index("--container-specs")
         isolated_env()
         return compose(_decode_specs(argv[i + 1]))
-    a = build_parser(prog).parse_args(argv)
-    opts = options_from_args(a)
+    a = parse_args(prog, argv)
     env = dict(isolated_env(dict(os.environ)))
     os.environ.update(env)
-    specs = tracking_graph(opts)
+    specs = graph_specs(a)
     sensor_args = [s.strip() for s in a.sensor_args.split(";") if s.strip()]
     print(f"[{prog}] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} discovery={env['ROS_AUTOMATIC_DISCOVERY_RANGE']} "
-          f"nodes: {', '.join(s.name for s in specs)}{' (composed)' if a.composed else ''}", flush=True)
+          f"{a.task} graph nodes: {', '.join(s.name for s in specs)}{' (composed)' if a.composed else ''}",
+          flush=True)
     procs = GraphProcesses()
     rc = 0
     t0 = time.monotonic()
@@ -287,8 +432,9 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
         node = rclpy.create_node("admn_monitor", namespace=a.namespace or None)
         from admn_ros.core.streams import StreamSet
 
-        ids = StreamSet(nodes=opts.sensor_nodes).ids
-        mon = _Monitor(node, ids) if monitor else None
+        ids = StreamSet(nodes=tuple(s for s in a.sensor_nodes.split(",") if s)).ids
+        if monitor:
+            mon = _ActivityMonitor(node, ids) if a.task == "activity" else _Monitor(node, ids)
         next_print = t0 + 1.0
         while not stop["flag"]:
             rclpy.spin_once(node, timeout_sec=0.05)

@@ -30,6 +30,14 @@ all nodes of the config (the simulator has no per-node rendering), ~2.5 ms per f
 A dropped-out stream (corruption ``dropout``) publishes no image (its QoI still says
 ``dropout``; camera_info is skipped too).
 
+``scenario: activity`` publishes the activity simulator instead
+(:class:`admn_ros.core.sim.activity.ActivitySimulator`: a subject, chosen by ``seed`` and
+``subject_id``, performing activities in front of ``node1``): the same image and QoI
+topics for node1's rgb, depth and radar (10 Hz unless ``rate_hz``), no camera_info, and
+instead of ``ground_truth/target`` the true activity on ``ground_truth/activity``
+(``admn_ros/ActivityLabel``, confidence 1, ``window_frames`` 1). ``config_file`` is not used
+then; corruption parameters work the same for node1's streams.
+
 Corruption parameters ``corruption.<node>.<modality>`` take strings like
 ``"none"``, ``"gaussian:sigma=3.0"`` or
 ``"low_light:severity=0.7,schedule=flicker,period_s=2.0,duty=0.5"``; they can be
@@ -57,16 +65,22 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
-from admn_ros.core.streams import MODALITIES, split_stream_id, stream_id
-from admn_ros.msg import StreamQoI
+from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id, stream_id
+from admn_ros.msg import ActivityLabel, StreamQoI
 from admn_ros.ros import topics
-from admn_ros.ros.convert import (depth_m_to_mm16, make_header, ns_to_stamp, numpy_to_image)
+from admn_ros.ros.convert import (depth_m_to_mm16, make_activity_label, make_header, ns_to_stamp,
+                                  numpy_to_image)
 from admn_ros.ros.env import configure_dds_env
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  parameter_overrides)
 from admn_ros.ros.qos import reliable_qos, sensor_qos
 
 NODE_NAME = "sensor_node"
+
+SCENARIOS = ("tracking", "activity")
+#: sensor nodes and default frame rate of the activity scenario
+ACTIVITY_NODES: tuple[str, ...] = ("node1",)
+ACTIVITY_RATE_HZ = 10.0
 
 SCHEDULES = ("constant", "flicker")
 _CORRUPTION_KEYS = ("sigma", "severity", "schedule", "period_s", "duty")
@@ -137,10 +151,15 @@ def corruption_param(sid: str) -> str:
 # ------------------------------------------------------------------ parameters
 
 BASE_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("scenario", "tracking", "What to simulate: tracking (the GDTM-style car seen by every "
+              "node of config_file) or activity (a subject performing activities in front of node1's "
+              "rgb, depth and radar; publishes ground_truth/activity)", choices=SCENARIOS, read_only=True),
+    ParamSpec("subject_id", 0, "activity scenario: the simulated subject (drawn from seed and this id)",
+              min=0, max=2**31 - 1, read_only=True),
     ParamSpec("config_file", "", "Simulator config YAML (scene, nodes, cameras, radar); "
-              "'' = the shipped config/sensors.yaml", read_only=True),
-    ParamSpec("rate_hz", 0.0, "Frame rate in Hz; 0 = rate_hz of the simulator config",
-              min=0.0, max=240.0, read_only=True),
+              "'' = the shipped config/sensors.yaml (tracking scenario)", read_only=True),
+    ParamSpec("rate_hz", 0.0, "Frame rate in Hz; 0 = rate_hz of the simulator config (tracking) or "
+              f"{ACTIVITY_RATE_HZ:g} Hz (activity)", min=0.0, max=240.0, read_only=True),
     ParamSpec("seed", 0, "Scene random seed; processes sharing seed, episode, rate_hz and "
               "start_time publish the same scene", min=0, max=2**31 - 1, read_only=True),
     ParamSpec("episode", 0, "Episode index (a new scene per episode)", min=0, max=2**31 - 1,
@@ -150,8 +169,8 @@ BASE_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("start_time", -1.0, "Node-clock time (s) of frame 0; stamps are start_time + "
               "k / rate_hz. < 0: the first timer tick (one process). Give all processes the "
               "same value to align them", min=-1.0, max=4.0e9, read_only=True),
-    ParamSpec("publish_ground_truth", True, "Publish ground_truth/target (PointStamped, map)",
-              read_only=True),
+    ParamSpec("publish_ground_truth", True, "Publish ground_truth/target (PointStamped, map; tracking) or "
+              "ground_truth/activity (ActivityLabel; activity)", read_only=True),
     ParamSpec("publish_qoi", True, "Publish <node>/qoi/<modality> (admn_ros/StreamQoI)",
               read_only=True),
     ParamSpec("publish_camera_info", True, "Publish <node>/{color,depth}/camera_info",
@@ -235,18 +254,25 @@ class SensorNode(Node):
         from admn_ros.core.sim import GDTMSimulator, load_sim_config
 
         p = declare_parameters(self, BASE_SPECS)
-        try:
-            self.cfg = load_sim_config(p["config_file"] or None)
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"parameter 'config_file': {e}") from None
-        self.streams = self.cfg.streams
+        self.scenario = str(p["scenario"])
+        if self.scenario == "activity":
+            self.cfg = None                 # the activity simulator has no config file
+            self.streams = StreamSet(ACTIVITY_NODES)
+            source, default_rate = "the activity scenario", ACTIVITY_RATE_HZ
+        else:
+            try:
+                self.cfg = load_sim_config(p["config_file"] or None)
+            except FileNotFoundError as e:
+                raise FileNotFoundError(f"parameter 'config_file': {e}") from None
+            self.streams = self.cfg.streams
+            source, default_rate = self.cfg.source or "the config", float(self.cfg.rate_hz)
         all_nodes = list(self.streams.nodes)
         unknown = [n for n in p["nodes"] if n not in all_nodes]
         if unknown:
             raise ParameterError(f"parameter 'nodes': unknown sensor node(s) {unknown}; "
-                                 f"known nodes in {self.cfg.source or 'the config'}: {all_nodes}")
+                                 f"known nodes in {source}: {all_nodes}")
         self.nodes = list(dict.fromkeys(p["nodes"])) or all_nodes
-        self.rate_hz = float(p["rate_hz"]) or float(self.cfg.rate_hz)
+        self.rate_hz = float(p["rate_hz"]) or default_rate
         self.period_ns = int(round(1e9 / self.rate_hz))
 
         ids = self.streams.ids
@@ -257,9 +283,12 @@ class SensorNode(Node):
         install_validation(self, BASE_SPECS + self._corr_specs)
         self.p = p
 
-        if abs(self.rate_hz - float(self.cfg.rate_hz)) > 1e-9:
-            self.cfg = replace(self.cfg, rate_hz=self.rate_hz)
-        self.sim = GDTMSimulator(self.cfg, seed=int(p["seed"]), episode=int(p["episode"]))
+        if self.cfg is None:
+            self.sim = self._activity_simulator(p)
+        else:
+            if abs(self.rate_hz - float(self.cfg.rate_hz)) > 1e-9:
+                self.cfg = replace(self.cfg, rate_hz=self.rate_hz)
+            self.sim = GDTMSimulator(self.cfg, seed=int(p["seed"]), episode=int(p["episode"]))
         self.corruption: dict[str, Any] = {}  # stream id -> CorruptionSpec as given
         for sid in ids:
             text = corr[corruption_param(sid)]
@@ -279,7 +308,7 @@ class SensorNode(Node):
                           for sid in self.my_streams} if p["publish_qoi"] else {})
         self.info_pubs: dict[str, Any] = {}
         self.camera_info: dict[str, CameraInfo] = {}
-        if p["publish_camera_info"]:
+        if p["publish_camera_info"] and self.cfg is not None:
             for n in self.nodes:
                 for mod, sub in (("rgb", "color"), ("depth", "depth")):
                     if mod in self.streams.modalities:
@@ -287,8 +316,11 @@ class SensorNode(Node):
                         self.info_pubs[sid] = self.create_publisher(
                             CameraInfo, f"{n}/{sub}/camera_info", img_qos)
                         self.camera_info[sid] = self._make_camera_info(n, frame_id(n, mod))
-        self.gt_pub = (self.create_publisher(PointStamped, topics.GROUND_TRUTH, reliable_qos())
-                       if p["publish_ground_truth"] else None)
+        self.gt_pub = None
+        if p["publish_ground_truth"]:
+            self.gt_pub = (self.create_publisher(ActivityLabel, topics.ACTIVITY_GROUND_TRUTH, reliable_qos())
+                           if self.scenario == "activity"
+                           else self.create_publisher(PointStamped, topics.GROUND_TRUTH, reliable_qos()))
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos())
 
         # timing state
@@ -303,9 +335,22 @@ class SensorNode(Node):
         self.tick_meter = _RateMeter(p["rate_window"])
         self._last_diag = time.monotonic()
         self._start_timer()
+        what = (f"activity scenario, subject {p['subject_id']}" if self.cfg is None
+                else f"config {self.cfg.source or 'built-in'}")
         self.get_logger().info(
             f"publishing {len(self.my_streams)} streams of {self.nodes} at {self.rate_hz:g} Hz "
-            f"(seed {p['seed']}, episode {p['episode']}, config {self.cfg.source or 'built-in'})")
+            f"(seed {p['seed']}, episode {p['episode']}, {what})")
+
+    def _activity_simulator(self, p: dict[str, Any]):
+        """The activity scenario's simulator (subject from ``seed`` and ``subject_id``)."""
+        from admn_ros.core.sim.activity import ACTIVITIES, ActivitySimulator, draw_subject
+
+        self.activities = list(ACTIVITIES)
+        subject = draw_subject(int(p["seed"]), int(p["subject_id"]))
+        sim = ActivitySimulator(subject, seed=int(p["seed"]), episode=int(p["episode"]), rate_hz=self.rate_hz)
+        if list(sim.stream_ids) != self.streams.ids:
+            raise ValueError(f"activity simulator streams {list(sim.stream_ids)} != {self.streams.ids}")
+        return sim
 
     # ---------------------------------------------------------------- parameters
     def _check_corruption_overrides(self, ids: list[str]) -> None:
@@ -409,7 +454,7 @@ class SensorNode(Node):
             late = int(self.p["max_catch_up"])
         t0 = time.perf_counter()
         if late:
-            self.sim.skip(late)
+            self._skip(late)
             self.next_k += late
             self.frames_skipped += late
         frame = self.sim.step()
@@ -417,6 +462,16 @@ class SensorNode(Node):
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
         self._publish(frame, int(getattr(frame, "index", self.next_k - 1)))
         self._maybe_diagnostics()
+
+    def _skip(self, n: int) -> None:
+        """Advance the simulator ``n`` frames without publishing them (``skip`` when the
+        simulator has it: not rendered; else rendered and discarded)."""
+        skip = getattr(self.sim, "skip", None)
+        if skip is not None:
+            skip(n)
+            return
+        for _ in range(n):
+            self.sim.step()
 
     # ---------------------------------------------------------------- publishing
     def _publish(self, frame, k: int) -> None:
@@ -441,11 +496,25 @@ class SensorNode(Node):
                 info.header = header
                 self.info_pubs[sid].publish(info)
         if self.gt_pub is not None:
-            gt = PointStamped()
-            gt.header = make_header(stamp, "map")
-            gt.point.x, gt.point.y = float(frame.gt_xy[0]), float(frame.gt_xy[1])
-            self.gt_pub.publish(gt)
+            self.gt_pub.publish(self._ground_truth(frame, stamp))
         self.frames_published += 1
+
+    def _ground_truth(self, frame, stamp):
+        """``PointStamped`` of the car in ``map`` (tracking) or the true ``ActivityLabel``
+        (activity: confidence 1, every activity listed, ``window_frames`` 1)."""
+        if self.scenario == "activity":
+            label = str(frame.label)
+            probs = [1.0 if a == label else 0.0 for a in self.activities]
+            if label not in self.activities:   # defensive: a label outside ACTIVITIES
+                names, probs = self.activities + [label], probs + [1.0]
+            else:
+                names = self.activities
+            return make_activity_label(names, probs, header=make_header(stamp, frame_id(self.nodes[0], "rgb")),
+                                       window_frames=1)
+        gt = PointStamped()
+        gt.header = make_header(stamp, "map")
+        gt.point.x, gt.point.y = float(frame.gt_xy[0]), float(frame.gt_xy[1])
+        return gt
 
     def _qoi(self, header, sid: str, sf) -> StreamQoI:
         q = StreamQoI()
@@ -495,7 +564,8 @@ class SensorNode(Node):
         arr.header.stamp = self.get_clock().now().to_msg()
         name = self.get_fully_qualified_name()
         frame_rate = self.achieved_rate()
-        st = DiagnosticStatus(name=f"{name}: frames", hardware_id="gdtm_sim")
+        st = DiagnosticStatus(name=f"{name}: frames",
+                              hardware_id="activity_sim" if self.scenario == "activity" else "gdtm_sim")
         ok = frame_rate >= 0.8 * self.rate_hz
         st.level = DiagnosticStatus.OK if ok else DiagnosticStatus.WARN
         st.message = f"{frame_rate:.1f} / {self.rate_hz:g} Hz"

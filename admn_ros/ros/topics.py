@@ -13,6 +13,8 @@ TARGET = "admn/target"                   # geometry_msgs/PoseWithCovarianceStamp
 MARKERS = "admn/markers"                 # visualization_msgs/MarkerArray
 DASHBOARD = "admn/dashboard"             # sensor_msgs/Image rgb8
 DIAGNOSTICS = "/diagnostics"             # diagnostic_msgs/DiagnosticArray (absolute, by convention)
+ACTIVITY = "admn/activity"               # admn_ros/ActivityLabel: the activity node's label per window
+ACTIVITY_GROUND_TRUTH = "ground_truth/activity"  # admn_ros/ActivityLabel (confidence 1): simulated truth
 
 
 def image_topic(sid: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from admn_ros.core.paths import SOURCE_ROOT
-from admn_ros.ros.graph import GraphOptions
+from admn_ros.ros.graph import ActivityGraphOptions, GraphOptions
 
 PREFIX = Path(sys.prefix)
 
@@ -48,7 +48,8 @@ def test_cmake_install_layout_matches_ros2_run_and_launch(tmp_path: Path) -> Non
         exe = inst / "lib" / "admn_ros" / name
         assert exe.is_file() and os.access(exe, os.X_OK), f"missing executable {exe}"
     share = inst / "share" / "admn_ros"
-    for rel in ("package.xml", "launch/tracking.launch.py", "config/fastdds.xml", "config/sensors.yaml"):
+    for rel in ("package.xml", "launch/tracking.launch.py", "launch/activity.launch.py", "config/fastdds.xml",
+                "config/sensors.yaml", "config/activity.yaml"):
         assert (share / rel).is_file(), f"missing {share / rel}"
     assert (inst / "share" / "ament_index" / "resource_index" / "packages" / "admn_ros").is_file()
 
@@ -69,14 +70,22 @@ def test_cmake_install_layout_matches_ros2_run_and_launch(tmp_path: Path) -> Non
     assert str(site) in r.stdout
 
 
-def test_launch_file_declares_described_arguments_matching_graph_options() -> None:
-    tree = ast.parse((SOURCE_ROOT / "launch" / "tracking.launch.py").read_text())
+@pytest.mark.parametrize("launch_file, options, extra", [
+    ("tracking.launch.py", GraphOptions, set()),
+    ("activity.launch.py", ActivityGraphOptions, {"subject_id", "seed"}),
+])
+def test_launch_file_declares_described_arguments_matching_graph_options(launch_file, options, extra) -> None:
+    tree = ast.parse((SOURCE_ROOT / "launch" / launch_file).read_text())
     args = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign)
                 and any(getattr(t, "id", "") == "ARGS" for t in n.targets))
-    declared = {elt.elts[0].value: elt.elts[2].value for elt in args.value.elts}
-    required = {"namespace", "params_file", "budget", "use_sim_time", "use_rviz", "sim_sensors", "model_dir"}
+    declared = {elt.elts[0].value: elt.elts[-1].value for elt in args.value.elts}
+    required = {"namespace", "params_file", "budget", "use_sim_time", "use_rviz", "sim_sensors", "model_dir"} | extra
     assert required <= set(declared), f"missing launch arguments: {required - set(declared)}"
     assert all(len(desc) > 10 for desc in declared.values()), "every launch argument needs a description"
-    fields = set(GraphOptions.__dataclass_fields__)
-    assert set(declared) - {"sensor_nodes"} <= fields | {"sensor_nodes"}
+    fields = set(options.__dataclass_fields__)
+    assert set(declared) <= fields, f"launch arguments without a graph option: {set(declared) - fields}"
     assert "generate_launch_description" in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    # every declared argument is read when building the nodes
+    used = {n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "get"
+            and n.args and isinstance(n.args[0], ast.Constant)}
+    assert set(declared) - {"use_rviz"} <= used | {"composed"}, f"arguments never read: {set(declared) - used}"

@@ -118,16 +118,19 @@ def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
         got_task = meta.get("task", "tracking")
         if got_task != want_task:
             raise TrainConfigError(f"{where}: dataset is for task {got_task!r}, the model config for {want_task!r}")
+        activity = got_task == "activity"
         for key, want in (("nodes", list(model_cfg.nodes)), ("modalities", list(model_cfg.modalities)),
                           ("frames", int(getattr(model_cfg, "frames", 1)))):
             got = meta.get(key)
+            if key == "frames":
+                if activity and got is not None and int(got) != want:
+                    raise TrainConfigError(f"{where}: dataset windows have {got} frames, the model config {want}")
+                continue
+            if key == "nodes" and activity:  # an activity dataset lists frame slots; its sensor node is separate
+                got = [meta["sensor_node"]] if meta.get("sensor_node") else None
             if got is not None and list(got) != want:
                 raise TrainConfigError(f"{where}: dataset {key} {list(got)} != model config {key} {want} "
                                        "(stream set mismatch)")
-            if key == "frames":
-                if got is not None and int(got) != want:
-                    raise TrainConfigError(f"{where}: dataset windows have {got} frames, the model config {want}")
-                continue
     b = ds.batch(np.array([0]))
     s = int(getattr(model_cfg, "frames", 1)) * len(model_cfg.nodes)
     for m in model_cfg.modalities:

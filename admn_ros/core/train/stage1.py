@@ -94,6 +94,9 @@ def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
         if key not in over and isinstance(meta, dict) and meta.get(key):
             over[key] = list(meta[key])
     if isinstance(meta, dict) and meta.get("task") == "activity":
+        # the dataset's "nodes" are its frame slots (f0..); the model's node is the sensor node
+        if "nodes" not in dict(cfg.model):
+            over["nodes"] = [meta.get("sensor_node") or "node1"]
         over.setdefault("task", "activity")
         over.setdefault("frames", int(meta.get("frames", 1)))
         over.setdefault("n_classes", len(meta.get("classes", [])) or 1)

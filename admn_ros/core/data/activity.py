@@ -1,0 +1,734 @@
+"""Activity-recognition datasets (task ``activity``): on-disk format, reader, writer, simulated generator.
+
+Layout (format ``admn_ros.activitydata`` version 1; docs/DATASET.md "Activity dataset")::
+
+    <root>/meta.json                format, classes, frames F, rate, streams, seed, splits, array docs
+    <root>/<split>/rgb.npy          uint8   [N, F, 3, 64, 64]   channels first, nearest pixel-centre subsampled
+    <root>/<split>/depth.npy        uint16  [N, F, 64, 64]      millimetres, 0 = invalid
+    <root>/<split>/radar.npy        float16 [N, F, 64, 64]      range-Doppler heatmap in [0, 1]
+    <root>/<split>/label.npy        int64   [N]                 index into meta["classes"]
+    <root>/<split>/subject.npy      int32   [N]                 subject id
+    <root>/<split>/t.npy            float32 [N]                 window start time, s
+
+One sample is a *window* of ``F`` consecutive frames of one sensor node (``meta["sensor_node"]``,
+``node1``). In the model's stream layout the frames play the role of nodes: ``meta["nodes"]`` is
+``["f0", ..., "f{F-1}"]`` and ``meta["stream_ids"]`` ``["f0/rgb", "f0/depth", "f0/radar", "f1/rgb", ...]``.
+Images are stored exactly as :func:`admn_ros.core.preprocess.to_storage` makes them from the
+sensor arrays, so ``from_storage`` gives what the ROS backbone computes from the same frames.
+Splits are ``train``, ``val``, ``test``, disjoint by subject.
+
+* :class:`ActivityDataset` reads one split (memory-mapped); ``batch(idx)`` gives float32 model inputs.
+* :class:`ActivityWriter` creates the layout from windows added per split (the simulator's
+  generator below and the MM-Fi converter :mod:`admn_ros.core.data.mmfi` both use it).
+* :func:`generate_activity_dataset` renders simulated windows with
+  :mod:`admn_ros.core.sim.activity` (``python -m admn_ros.core.data activity --out DIR``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from admn_ros.core.data.simdata import SPLITS, DatasetError
+from admn_ros.core.preprocess import MODEL_INPUT, from_storage, to_storage
+from admn_ros.core.streams import DEPTH_MAX_M
+
+ACTIVITY_FORMAT: str = "admn_ros.activitydata"
+ACTIVITY_FORMAT_VERSION: int = 1
+#: The modalities of every frame, in stream order.
+ACTIVITY_MODALITIES: tuple[str, ...] = ("rgb", "depth", "radar")
+#: The sensor node the windows come from.
+SENSOR_NODE: str = "node1"
+M = MODEL_INPUT
+
+#: Per-split arrays: stem -> (dtype, shape with "N" / "F" placeholders, description).
+ACTIVITY_ARRAYS: dict[str, tuple[str, tuple[Any, ...], str]] = {
+    "rgb": ("uint8", ("N", "F", 3, M, M),
+            "RGB (rgb8) per frame, nearest pixel-centre subsampled to 64x64 (preprocess.to_storage), "
+            "channels first; model input = value / 255"),
+    "depth": ("uint16", ("N", "F", M, M),
+              "depth in millimetres per frame (0 = invalid), 64x64 nearest; "
+              "model input = min(mm / (depth_max_m * 1000), 1)"),
+    "radar": ("float16", ("N", "F", M, M),
+              "radar heatmap in [0, 1] per frame, 64x64 (simulated and MM-Fi: range-Doppler, rows = range "
+              "0..6 m with row 0 nearest, columns = radial velocity -3..+3 m/s)"),
+    "label": ("int64", ("N",), "activity class, index into meta['classes']"),
+    "subject": ("int32", ("N",), "subject id (splits are disjoint by subject)"),
+    "t": ("float32", ("N",), "start time of the window in its recording / performance, seconds"),
+}
+#: meta.json keys the writer owns (``extra_meta`` may not set them).
+RESERVED_META: frozenset[str] = frozenset({
+    "format", "format_version", "task", "source", "classes", "n_classes", "frames", "rate_hz", "sensor_node",
+    "nodes", "modalities", "stream_ids", "splits", "arrays", "model_input", "depth_max_m"})
+
+
+def frame_names(frames: int) -> tuple[str, ...]:
+    """The pseudo-node names of a window's frames: ``("f0", ..., "f{F-1}")``."""
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+        raise ValueError(f"frames must be a positive integer, got {frames!r}")
+    return tuple(f"f{i}" for i in range(int(frames)))
+
+
+def activity_stream_ids(frames: int) -> list[str]:
+    """``["f0/rgb", "f0/depth", "f0/radar", "f1/rgb", ...]`` (frame-major)."""
+    return [f"{n}/{m}" for n in frame_names(frames) for m in ACTIVITY_MODALITIES]
+
+
+def array_shape(stem: str, n: int, frames: int) -> tuple[int, ...]:
+    """Concrete shape of array ``stem`` for ``n`` windows of ``frames`` frames."""
+    return tuple(n if d == "N" else frames if d == "F" else int(d) for d in ACTIVITY_ARRAYS[stem][1])
+
+
+def read_activity_meta(root: str | Path) -> dict[str, Any]:
+    """Load and check ``<root>/meta.json`` (format name, version, classes, frames, nodes)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset directory not found: {root}")
+    mp_ = root / "meta.json"
+    if not mp_.is_file():
+        raise FileNotFoundError(f"dataset meta file not found: {mp_} (incomplete or not a dataset?)")
+    try:
+        meta = json.loads(mp_.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{mp_}: invalid JSON: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != ACTIVITY_FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise DatasetError(f"{mp_}: format {got!r} is not {ACTIVITY_FORMAT!r}")
+    if meta.get("format_version") != ACTIVITY_FORMAT_VERSION:
+        raise DatasetError(f"{mp_}: format_version {meta.get('format_version')!r} is not supported "
+                           f"(this reader reads version {ACTIVITY_FORMAT_VERSION}); regenerate or reconvert "
+                           "the dataset")
+    classes, frames = meta.get("classes"), meta.get("frames")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise DatasetError(f"{mp_}: 'classes' must be a non-empty list of names, got {classes!r}")
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise DatasetError(f"{mp_}: 'frames' must be a positive integer, got {frames!r}")
+    if meta.get("nodes") != list(frame_names(frames)):
+        raise DatasetError(f"{mp_}: 'nodes' {meta.get('nodes')!r} do not match frames = {frames} "
+                           f"(expected {list(frame_names(frames))})")
+    return meta
+
+
+# ============================================================================ reader
+class ActivityDataset:
+    """Memory-mapped reader of one split of an activity dataset.
+
+    Args:
+        root: dataset directory (holding ``meta.json``).
+        split: ``train``, ``val`` or ``test``.
+
+    Attributes:
+        meta: the parsed ``meta.json``; classes: class names; frames: ``F``;
+        nodes: ``["f0", ...]``; stream_ids: frame-major stream ids; rate_hz: frame rate.
+        rgb, depth, radar, label, subject, t: the raw memory-mapped arrays
+        (``labels`` and ``subjects`` are the label and subject arrays too).
+        subject_ids: the split's subject ids (sorted).
+
+    Raises:
+        FileNotFoundError: missing directory, ``meta.json`` or array file (names the path).
+        DatasetError: bad format/version, unknown split, a split with no samples, arrays whose
+            shape/dtype disagree with ``meta.json``, or labels outside the classes (names the path).
+    """
+
+    def __init__(self, root: str | Path, split: str = "train") -> None:
+        self.root = Path(root)
+        self.meta = read_activity_meta(self.root)
+        if split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r} for {self.root}; known: {list(SPLITS)}")
+        self.split = split
+        info = (self.meta.get("splits") or {}).get(split)
+        if info is None:
+            raise DatasetError(f"{self.root / 'meta.json'}: no entry for split {split!r}")
+        n = int(info.get("n_samples", 0))
+        if n <= 0:
+            raise DatasetError(f"split {split!r} of {self.root} has no samples")
+        d = self.root / split
+        if not d.is_dir():
+            raise FileNotFoundError(f"split directory not found: {d}")
+        self.classes: list[str] = list(self.meta["classes"])
+        self.frames: int = int(self.meta["frames"])
+        self.nodes: list[str] = list(self.meta["nodes"])
+        self.stream_ids: list[str] = list(self.meta.get("stream_ids") or activity_stream_ids(self.frames))
+        self.modalities: list[str] = list(self.meta.get("modalities") or ACTIVITY_MODALITIES)
+        self.rate_hz = float(self.meta.get("rate_hz", 0.0))
+        for stem, (dtype, _shape, _doc) in ACTIVITY_ARRAYS.items():
+            p = d / f"{stem}.npy"
+            if not p.is_file():
+                raise FileNotFoundError(f"dataset array not found: {p}")
+            try:
+                arr = np.load(p, mmap_mode="r")
+            except ValueError as e:
+                raise DatasetError(f"{p}: not a readable .npy file: {e}") from None
+            want = array_shape(stem, n, self.frames)
+            if arr.shape != want or arr.dtype != np.dtype(dtype):
+                raise DatasetError(f"{p}: expected {dtype} {want} (from meta.json), got {arr.dtype} {arr.shape}")
+            setattr(self, stem, arr)
+        self.labels: np.ndarray = self.label
+        self.subjects: np.ndarray = self.subject
+        lo, hi = int(self.label.min()), int(self.label.max())
+        if lo < 0 or hi >= len(self.classes):
+            raise DatasetError(f"{d / 'label.npy'}: labels in [{lo}, {hi}] but meta.json has "
+                               f"{len(self.classes)} classes")
+        ids = info.get("subjects")
+        self.subject_ids: list[int] = sorted(int(s) for s in (np.unique(self.subject) if ids is None else ids))
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return (f"ActivityDataset({str(self.root)!r}, {self.split!r}, n={self._n}, frames={self.frames}, "
+                f"classes={len(self.classes)})")
+
+    def _index(self, indices: Sequence[int] | np.ndarray | slice) -> np.ndarray:
+        if isinstance(indices, slice):
+            return np.arange(self._n)[indices]
+        idx = np.asarray(indices)
+        if idx.ndim == 0:
+            idx = idx[None]
+        if idx.dtype == bool:
+            raise DatasetError("boolean masks are not supported as batch indices; use np.flatnonzero")
+        idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < -self._n or idx.max() >= self._n):
+            raise IndexError(f"index out of range for split {self.split!r} of {self.root} with {self._n} samples")
+        return np.where(idx < 0, idx + self._n, idx)
+
+    def batch(self, indices: Sequence[int] | np.ndarray | slice) -> dict[str, np.ndarray]:
+        """Model-ready arrays for ``indices``: float32 in [0, 1] ``rgb [B, F, 3, 64, 64]``,
+        ``depth [B, F, 1, 64, 64]``, ``radar [B, F, 1, 64, 64]`` and int64 ``label [B]``."""
+        idx = self._index(indices)
+        order = np.argsort(idx, kind="stable")   # memmap fancy indexing is fastest sorted
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        s_idx = idx[order]
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return np.asarray(a[s_idx])[inv]
+
+        return {
+            "rgb": from_storage("rgb", take(self.rgb)),
+            "depth": from_storage("depth", take(self.depth)),
+            "radar": from_storage("radar", take(self.radar)),
+            "label": take(self.label).astype(np.int64),
+        }
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        """One window without the batch axis (same keys as :meth:`batch`)."""
+        return {k: v[0] for k, v in self.batch([int(i)]).items()}
+
+
+# ============================================================================ writer
+def _stored(modality: str, arr: Any, frames: int, what: str) -> np.ndarray:
+    """Windows ``[n, F, ...]`` of sensor arrays or storage arrays -> storage form."""
+    a = np.asarray(arr)
+    if modality == "rgb":
+        if a.ndim == 5 and a.shape[2:] == (3, M, M) and a.dtype == np.uint8:
+            out = a
+        elif a.ndim == 5 and a.shape[-1] == 3 and a.dtype == np.uint8:
+            out = np.stack([np.stack([to_storage("rgb", f) for f in w]) for w in a]) if len(a) else \
+                np.zeros((0, a.shape[1], 3, M, M), np.uint8)
+        else:
+            raise ValueError(f"{what}: rgb must be uint8 [F, H, W, 3] sensor frames or [F, 3, 64, 64] storage "
+                             f"(with a leading window axis for a batch), got {a.dtype} {a.shape}")
+    else:
+        if a.ndim != 4:
+            raise ValueError(f"{what}: {modality} must be [F, H, W] per window (with a leading window axis for "
+                             f"a batch), got {a.dtype} {a.shape}")
+        want = np.dtype(np.uint16) if modality == "depth" else np.dtype(np.float16)
+        if a.dtype == want and a.shape[2:] == (M, M):
+            out = a
+            if modality == "radar":
+                x = a.astype(np.float32)
+                if np.isnan(x).any():
+                    raise ValueError(f"{what}: radar contains NaN")
+                out = np.clip(x, 0.0, 1.0).astype(np.float16)
+        else:
+            try:
+                out = np.stack([np.stack([to_storage(modality, f) for f in w]) for w in a]) if len(a) else \
+                    np.zeros((0, a.shape[1], M, M), want)
+            except ValueError as e:
+                raise ValueError(f"{what}: {e}") from None
+    if out.shape[1] != frames:
+        raise ValueError(f"{what}: {modality} windows have {out.shape[1]} frames, the dataset {frames}")
+    return np.ascontiguousarray(out)
+
+
+class ActivityWriter:
+    """Create an activity dataset (layout in the module docstring) from windows added per split.
+
+    ::
+
+        w = ActivityWriter("data/x", classes=["a", "b"], frames=5, rate_hz=10.0, source="mmfi")
+        w.add("train", rgb=rgb, depth=depth, radar=radar, label=0, subject=3, t=1.5)   # one window
+        w.add("test", rgb=R, depth=D, radar=Q, label=L, subject=S, t=T)                # a batch of n
+        w.update_meta({"conversion": {...}})
+        w.close()                                                                      # meta.json last
+
+    ``rgb`` may be sensor frames (uint8 ``[F, H, W, 3]``) or storage (uint8 ``[F, 3, 64, 64]``);
+    ``depth`` uint16 mm / float metres ``[F, H, W]`` or storage uint16 ``[F, 64, 64]``; ``radar``
+    float ``[F, H, W]`` or storage float16 ``[F, 64, 64]``; sensor frames go through
+    :func:`admn_ros.core.preprocess.to_storage`. A batch has a leading window axis on every
+    array and 1-D ``label`` / ``subject`` / ``t`` (a scalar ``label`` means one window).
+
+    Args:
+        root: output directory (created).
+        classes: class names (labels index them).
+        frames: frames per window ``F``.
+        rate_hz: frame rate of the windows.
+        source: where the data comes from (``"sim"``, ``"mmfi"``, ...).
+        extra_meta: more ``meta.json`` entries (not the keys in :data:`RESERVED_META`).
+        overwrite: replace an existing dataset in ``root`` (else ``FileExistsError``).
+        sizes: windows per split if known: the arrays are preallocated
+            (``np.lib.format.open_memmap``) and filled in order; else windows are appended to
+            ``<split>/.<stem>.part`` files turned into ``.npy`` by :meth:`close`.
+        seed: the generation seed recorded in ``meta.json`` (or give ``extra_meta["seed"]``).
+
+    A failed run should call :meth:`abort` (removes the splits and ``meta.json``); used as a
+    context manager the writer closes on success and aborts on an exception.
+    """
+
+    def __init__(self, root: str | Path, classes: Sequence[str], frames: int, rate_hz: float, source: str,
+                 extra_meta: Mapping[str, Any] | None = None, overwrite: bool = False, *,
+                 sizes: Mapping[str, int] | None = None, seed: int | None = None) -> None:
+        self.root = Path(root)
+        self.classes = [str(c) for c in classes]
+        if not self.classes or len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes must be non-empty and unique, got {list(classes)!r}")
+        self.frames = len(frame_names(frames))
+        if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
+            raise ValueError(f"rate_hz must be > 0, got {rate_hz!r}")
+        self.rate_hz = float(rate_hz)
+        if not isinstance(source, str) or not source:
+            raise ValueError(f"source must be a non-empty string, got {source!r}")
+        self.source = source
+        self.seed = seed
+        self.extra_meta: dict[str, Any] = {}
+        self.update_meta(extra_meta or {})
+        if sizes is not None:
+            bad = [k for k in sizes if k not in SPLITS]
+            if bad:
+                raise ValueError(f"sizes: unknown split(s) {bad}; known: {list(SPLITS)}")
+        existed = self.root.exists()
+        if (self.root / "meta.json").exists() or any((self.root / s).exists() for s in SPLITS):
+            if not overwrite:
+                raise FileExistsError(f"{self.root} already holds a dataset; pass overwrite=True (--overwrite)")
+            (self.root / "meta.json").unlink(missing_ok=True)
+            for s in SPLITS:
+                shutil.rmtree(self.root / s, ignore_errors=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._created_root = not existed
+        self._closed = False
+        self._n = {s: 0 for s in SPLITS}
+        self._subjects: dict[str, set[int]] = {s: set() for s in SPLITS}
+        self._counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
+        self._sizes = None if sizes is None else {s: int(sizes.get(s, 0)) for s in SPLITS}
+        self._mm: dict[str, dict[str, np.ndarray]] = {}
+        self._parts: dict[str, dict[str, Any]] = {}
+        if self._sizes is not None:
+            for s, n in self._sizes.items():
+                if n < 0:
+                    raise ValueError(f"sizes[{s!r}] must be >= 0, got {n}")
+                if n:
+                    (self.root / s).mkdir(parents=True, exist_ok=True)
+                    self._mm[s] = {stem: np.lib.format.open_memmap(
+                        self.root / s / f"{stem}.npy", mode="w+", dtype=np.dtype(dt),
+                        shape=array_shape(stem, n, self.frames)) for stem, (dt, _, _) in ACTIVITY_ARRAYS.items()}
+
+    # ------------------------------------------------------------------ meta
+    def update_meta(self, extra: Mapping[str, Any]) -> None:
+        """Add entries to ``meta.json`` (written by :meth:`close`)."""
+        bad = sorted(set(extra) & RESERVED_META)
+        if bad:
+            raise ValueError(f"extra_meta may not set {bad} (the writer owns them)")
+        self.extra_meta.update(extra)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Windows written so far per split."""
+        return dict(self._n)
+
+    # ------------------------------------------------------------------ data
+    def add(self, split: str, rgb: Any, depth: Any, radar: Any, label: Any, subject: Any, t: Any) -> int:
+        """Append one window (scalar ``label``) or a batch of windows to ``split``; returns how many.
+
+        Raises:
+            ValueError: unknown split, wrong shapes/dtypes/frame count, a label outside the
+                classes, a negative subject id, a non-finite time, or more windows than ``sizes``.
+        """
+        if self._closed:
+            raise ValueError(f"{self.root}: writer is closed")
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; known: {list(SPLITS)}")
+        single = np.ndim(label) == 0
+        lab = np.atleast_1d(np.asarray(label))
+        n = len(lab)
+        what = f"{self.root} split {split!r}"
+        if single:
+            rgb, depth, radar = np.asarray(rgb)[None], np.asarray(depth)[None], np.asarray(radar)[None]
+        if not np.issubdtype(lab.dtype, np.integer) or (n and (lab.min() < 0 or lab.max() >= len(self.classes))):
+            raise ValueError(f"{what}: labels must be integers in [0, {len(self.classes)}), got {lab.tolist()[:8]}")
+        sub = np.broadcast_to(np.asarray(subject), (n,)) if np.ndim(subject) == 0 else np.asarray(subject)
+        tt = np.broadcast_to(np.asarray(t, np.float64), (n,)) if np.ndim(t) == 0 else np.asarray(t, np.float64)
+        if sub.shape != (n,) or tt.shape != (n,):
+            raise ValueError(f"{what}: label, subject and t must have the same length ({n}), "
+                             f"got {sub.shape} and {tt.shape}")
+        if not np.issubdtype(sub.dtype, np.integer) or (n and (sub.min() < 0 or sub.max() > np.iinfo(np.int32).max)):
+            raise ValueError(f"{what}: subject ids must be non-negative int32 integers, got {sub.tolist()[:8]}")
+        if not np.isfinite(tt).all():
+            raise ValueError(f"{what}: window times must be finite")
+        arrays = {
+            "rgb": _stored("rgb", rgb, self.frames, what), "depth": _stored("depth", depth, self.frames, what),
+            "radar": _stored("radar", radar, self.frames, what),
+            "label": lab.astype(np.int64), "subject": sub.astype(np.int32), "t": tt.astype(np.float32),
+        }
+        for stem in ("rgb", "depth", "radar"):
+            if len(arrays[stem]) != n:
+                raise ValueError(f"{what}: {stem} holds {len(arrays[stem])} windows, label {n}")
+        if n == 0:
+            return 0
+        i0 = self._n[split]
+        if self._sizes is not None:
+            if i0 + n > self._sizes[split]:
+                raise ValueError(f"{what}: {i0 + n} windows exceed the preallocated size {self._sizes[split]}")
+            for stem, a in arrays.items():
+                self._mm[split][stem][i0:i0 + n] = a
+        else:
+            files = self._parts.get(split)
+            if files is None:
+                (self.root / split).mkdir(parents=True, exist_ok=True)
+                files = self._parts[split] = {stem: open(self.root / split / f".{stem}.part", "wb")
+                                              for stem in ACTIVITY_ARRAYS}
+            for stem, a in arrays.items():
+                files[stem].write(np.ascontiguousarray(a, dtype=np.dtype(ACTIVITY_ARRAYS[stem][0])).tobytes())
+        self._n[split] = i0 + n
+        self._subjects[split].update(int(x) for x in np.unique(arrays["subject"]))
+        self._counts[split].update(int(x) for x in arrays["label"])
+        return n
+
+    # ------------------------------------------------------------------ finishing
+    def _finish_split(self, split: str) -> None:
+        n, d = self._n[split], self.root / split
+        d.mkdir(parents=True, exist_ok=True)
+        if split in self._mm:
+            for a in self._mm[split].values():
+                a.flush()
+            self._mm.pop(split)
+            return
+        files = self._parts.pop(split, None)
+        for stem, (dt, _, _) in ACTIVITY_ARRAYS.items():
+            dtype, shape = np.dtype(dt), array_shape(stem, n, self.frames)
+            out = d / f"{stem}.npy"
+            if files is None or n == 0:
+                np.save(out, np.zeros(shape, dtype))
+                continue
+            files[stem].close()
+            part = d / f".{stem}.part"
+            src = np.memmap(part, dtype=dtype, mode="r", shape=shape)
+            dst = np.lib.format.open_memmap(out, mode="w+", dtype=dtype, shape=shape)
+            step = max(1, (64 << 20) // max(1, int(np.prod(shape[1:])) * dtype.itemsize))
+            for i in range(0, n, step):
+                dst[i:i + step] = src[i:i + step]
+            dst.flush()
+            del src, dst
+            part.unlink()
+
+    def meta(self) -> dict[str, Any]:
+        """The ``meta.json`` content as it stands."""
+        nodes = list(frame_names(self.frames))
+        meta: dict[str, Any] = {
+            "format": ACTIVITY_FORMAT, "format_version": ACTIVITY_FORMAT_VERSION, "task": "activity",
+            "source": self.source, "classes": list(self.classes), "n_classes": len(self.classes),
+            "frames": self.frames, "rate_hz": self.rate_hz, "sensor_node": SENSOR_NODE, "nodes": nodes,
+            "modalities": list(ACTIVITY_MODALITIES), "stream_ids": activity_stream_ids(self.frames),
+            "model_input": MODEL_INPUT, "depth_max_m": DEPTH_MAX_M,
+            "seed": self.seed,
+            "splits": {s: {"n_samples": self._n[s], "subjects": sorted(self._subjects[s]),
+                           "class_counts": [int(self._counts[s].get(k, 0)) for k in range(len(self.classes))]}
+                       for s in SPLITS},
+            "arrays": {stem: {"dtype": dt, "shape": list(shape), "doc": doc}
+                       for stem, (dt, shape, doc) in ACTIVITY_ARRAYS.items()},
+        }
+        for k, v in self.extra_meta.items():
+            if k == "seed" and self.seed is not None:
+                continue
+            meta[k] = v
+        return meta
+
+    def close(self) -> dict[str, Any]:
+        """Finish every split's arrays, then write ``meta.json`` (last); returns the meta.
+
+        Raises:
+            DatasetError: a preallocated split was not filled completely.
+        """
+        if self._closed:
+            raise ValueError(f"{self.root}: writer already closed")
+        if self._sizes is not None:
+            short = {s: (self._n[s], n) for s, n in self._sizes.items() if self._n[s] != n}
+            if short:
+                raise DatasetError(f"{self.root}: splits not filled (written, preallocated): {short}")
+        for s in SPLITS:
+            self._finish_split(s)
+        meta = self.meta()
+        tmp = self.root / ".meta.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, self.root / "meta.json")
+        self._closed = True
+        return meta
+
+    def abort(self) -> None:
+        """Remove everything written (splits, part files, ``meta.json``); the writer is closed."""
+        for files in self._parts.values():
+            for f in files.values():
+                f.close()
+        self._parts.clear()
+        self._mm.clear()
+        for s in SPLITS:
+            shutil.rmtree(self.root / s, ignore_errors=True)
+        (self.root / "meta.json").unlink(missing_ok=True)
+        (self.root / ".meta.json.tmp").unlink(missing_ok=True)
+        if self._created_root:
+            try:
+                self.root.rmdir()
+            except OSError:
+                pass
+        self._closed = True
+
+    def __enter__(self) -> "ActivityWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._closed:
+            self.close()
+
+
+# ============================================================================ simulated generator
+def plan_subject_splits(n_subjects: int, val_subjects: int, test_subjects: int, seed: int) -> dict[str, list[int]]:
+    """Subject ids ``0 .. n_subjects-1`` assigned to splits by a seeded permutation (sorted lists)."""
+    for name, v in (("n_subjects", n_subjects), ("val_subjects", val_subjects), ("test_subjects", test_subjects)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    if n_subjects - val_subjects - test_subjects < 1:
+        raise ValueError(f"{n_subjects} subjects leave none for train after {val_subjects} val and "
+                         f"{test_subjects} test subjects")
+    perm = np.random.default_rng(np.random.SeedSequence([int(seed), 0xAC71])).permutation(int(n_subjects))
+    groups = {"val": perm[:val_subjects], "test": perm[val_subjects:val_subjects + test_subjects],
+              "train": perm[val_subjects + test_subjects:]}
+    return {s: sorted(int(x) for x in groups[s]) for s in SPLITS}
+
+
+@dataclass(frozen=True)
+class _Task:
+    seed: int
+    subject_id: int
+    activity: int
+    windows: int
+    frames: int
+    rate_hz: float
+    width: int
+    height: int
+    max_start_s: float
+
+
+def window_rng(seed: int, subject_id: int, activity: int, window: int) -> np.random.Generator:
+    """The generator of one window: its start time, then its sensor noise."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(subject_id), int(activity), int(window),
+                                                         0x3D]))
+
+
+_RENDERERS: dict[tuple[int, int, int, int], Any] = {}
+
+
+def _renderer(seed: int, subject_id: int, width: int, height: int) -> Any:
+    from admn_ros.core.sim.activity import ActivityRenderer, draw_subject
+
+    key = (seed, subject_id, width, height)
+    r = _RENDERERS.get(key)
+    if r is None:
+        if len(_RENDERERS) >= 4:
+            _RENDERERS.pop(next(iter(_RENDERERS)))
+        r = _RENDERERS[key] = ActivityRenderer(draw_subject(seed, subject_id), width, height)
+    return r
+
+
+def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
+    """Render the windows of one (subject, activity) into storage arrays."""
+    from admn_ros.core.sim.activity import ACTIVITIES, render_window
+
+    t0 = time.perf_counter()
+    r = _renderer(task.seed, task.subject_id, task.width, task.height)
+    F, n = task.frames, task.windows
+    out = {"rgb": np.empty((n, F, 3, M, M), np.uint8), "depth": np.empty((n, F, M, M), np.uint16),
+           "radar": np.empty((n, F, M, M), np.float16), "t": np.empty(n, np.float32)}
+    for w in range(n):
+        rng = window_rng(task.seed, task.subject_id, task.activity, w)
+        start = float(rng.uniform(0.0, task.max_start_s))
+        win = render_window(r.subject, ACTIVITIES[task.activity], start, F, task.rate_hz, rng, renderer=r)
+        for i in range(F):
+            out["rgb"][w, i] = to_storage("rgb", win["rgb"][i])
+            out["depth"][w, i] = to_storage("depth", win["depth"][i])
+            out["radar"][w, i] = to_storage("radar", win["radar"][i])
+        out["t"][w] = start
+    return task, out, time.perf_counter() - t0
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subjects: int = 5, test_subjects: int = 5,
+                              windows_per_activity: int = 20, frames: int = 5, rate_hz: float = 10.0, seed: int = 0,
+                              workers: int = 2, progress: bool = True, overwrite: bool = False, *,
+                              width: int = 160, height: int = 120, max_start_s: float = 30.0) -> Path:
+    """Render a simulated MM-Fi-style activity dataset into ``out`` (format: module docstring).
+
+    Subjects ``0 .. n_subjects-1`` (:func:`admn_ros.core.sim.activity.draw_subject` with ``seed``)
+    are split by subject (:func:`plan_subject_splits`); every (subject, activity) gets
+    ``windows_per_activity`` windows of ``frames`` consecutive frames at ``rate_hz``, each
+    starting at a random time in ``[0, max_start_s)`` of a continuous performance. Within a
+    split, windows are ordered by subject, activity, window. The arrays depend only on the
+    arguments (not on ``workers``).
+
+    Returns:
+        ``out`` as a Path; the summary (windows per split, seconds, windows/s, bytes) is in
+        ``meta.json["generation"]`` and printed when ``progress``.
+    """
+    from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M,
+                                            SENSOR_HEIGHT_M, activity_index, draw_subject)
+
+    for name, v, lo in (("windows_per_activity", windows_per_activity, 1), ("workers", workers, 0),
+                        ("seed", seed, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    frame_names(frames)
+    if not (math.isfinite(max_start_s) and max_start_s > 0):
+        raise ValueError(f"max_start_s must be > 0, got {max_start_s!r}")
+    plan = plan_subject_splits(n_subjects, val_subjects, test_subjects, seed)
+    n_act = len(ACTIVITIES)
+    sizes = {s: len(plan[s]) * n_act * windows_per_activity for s in SPLITS}
+    total = sum(sizes.values())
+    out = Path(out)
+    subjects = {sid: draw_subject(seed, sid) for sid in range(n_subjects)}
+    extra = {
+        "description": "Simulated MM-Fi-style activity windows (admn_ros.core.sim.activity): one subject per "
+                       "recording in front of node1 (rgb, depth, range-Doppler radar), clean frames "
+                       "preprocessed with admn_ros.core.preprocess.to_storage. Splits are by subject.",
+        "generator": {"n_subjects": n_subjects, "val_subjects": val_subjects, "test_subjects": test_subjects,
+                      "windows_per_activity": windows_per_activity, "frames": frames, "rate_hz": rate_hz,
+                      "seed": seed, "width": width, "height": height, "max_start_s": max_start_s},
+        "sensor": {"height_m": SENSOR_HEIGHT_M, "camera": {"width": width, "height": height,
+                                                           "vfov_deg": CAMERA_VFOV_DEG},
+                   "radar_axes": {"rows": f"slant range [i, i+1) * {RANGE_RES_M} m, row 0 nearest (0..6 m)",
+                                  "cols": f"radial velocity -3 + [j, j+1) * {DOPPLER_RES_MPS} m/s, "
+                                          "positive = moving away; zero Doppler between columns 31 and 32"}},
+        "subjects": {str(sid): subjects[sid].to_dict() for sid in range(n_subjects)},
+    }
+    tasks = [_Task(int(seed), sid, activity_index(a), int(windows_per_activity), int(frames), float(rate_hz),
+                   int(width), int(height), float(max_start_s))
+             for s in SPLITS for sid in plan[s] for a in ACTIVITIES]
+    split_of = {sid: s for s in SPLITS for sid in plan[s]}
+    writer = ActivityWriter(out, list(ACTIVITIES), frames, rate_hz, "sim", extra, overwrite, sizes=sizes, seed=seed)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="window", desc=f"activity -> {out}", file=sys.stderr)
+    t0 = time.perf_counter()
+    busy = 0.0
+    pool = None
+    ok = False
+    try:
+        if workers <= 1:
+            results: Iterator[tuple[_Task, dict[str, np.ndarray], float]] = map(_run_task, tasks)
+        else:
+            pool = mp.get_context("spawn").Pool(min(int(workers), len(tasks)), initializer=_worker_init)
+            results = pool.imap(_run_task, tasks)
+        for task, arr, sec in results:   # in task order: deterministic layout
+            busy += sec
+            n = task.windows
+            writer.add(split_of[task.subject_id], arr["rgb"], arr["depth"], arr["radar"],
+                       np.full(n, task.activity, np.int64), np.full(n, task.subject_id, np.int32), arr["t"])
+            if bar is not None:
+                bar.update(n)
+        elapsed = time.perf_counter() - t0
+        nbytes = {s: sum(p.stat().st_size for p in (out / s).glob("*.npy")) for s in SPLITS}
+        summary = {"n_samples": total, "workers": int(workers), "elapsed_s": round(elapsed, 3),
+                   "samples_per_s": round(total / max(elapsed, 1e-9), 1), "worker_busy_s": round(busy, 3),
+                   "bytes": nbytes, "total_bytes": sum(nbytes.values()),
+                   "bytes_per_window": round(sum(nbytes.values()) / max(total, 1), 1)}
+        writer.update_meta({"generation": summary})
+        writer.close()
+        ok = True
+    finally:
+        if pool is not None:
+            if ok:
+                pool.close()
+            else:
+                pool.terminate()
+            pool.join()
+        if bar is not None:
+            bar.close()
+        if not ok:
+            writer.abort()
+    if progress:
+        counts = ", ".join(f"{s}: {sizes[s]} windows of {len(plan[s])} subjects" for s in SPLITS)
+        per = ", ".join(f"{s} {_fmt_bytes(nbytes[s])}" for s in SPLITS)
+        print(f"[activity] {total} windows of {frames} frames at {rate_hz:g} Hz, {n_act} activities ({counts})\n"
+              f"[activity] {elapsed:.1f} s with {workers} worker(s) = {total / max(elapsed, 1e-9):.1f} windows/s; "
+              f"on disk {_fmt_bytes(summary['total_bytes'])} ({per}; "
+              f"{_fmt_bytes(summary['bytes_per_window'])} per window) in {out}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m admn_ros.core.data activity",
+                                 description="Render the simulated MM-Fi-style activity dataset (docs/DATASET.md).")
+    ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("--subjects", type=int, default=40, help="simulated subjects (ids 0..N-1)")
+    ap.add_argument("--val-subjects", type=int, default=5)
+    ap.add_argument("--test-subjects", type=int, default=5)
+    ap.add_argument("--windows-per-activity", type=int, default=20, help="windows per (subject, activity)")
+    ap.add_argument("--frames", type=int, default=5, help="frames per window")
+    ap.add_argument("--rate-hz", type=float, default=10.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--width", type=int, default=160, help="camera width (pixels) before subsampling to 64x64")
+    ap.add_argument("--height", type=int, default=120)
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    a = ap.parse_args(argv)
+    try:
+        generate_activity_dataset(a.out, a.subjects, a.val_subjects, a.test_subjects, a.windows_per_activity,
+                                  a.frames, a.rate_hz, a.seed, a.workers, not a.quiet, a.overwrite,
+                                  width=a.width, height=a.height)
+    except (FileExistsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

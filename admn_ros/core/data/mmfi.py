@@ -1,0 +1,1115 @@
+"""Convert a copy of MM-Fi into our activity dataset format (task ``activity``).
+
+MM-Fi (Yang et al., NeurIPS 2023 Datasets & Benchmarks; toolbox: github.com/ybhbingo/MMFi_dataset)
+holds 40 subjects doing 27 actions in 4 environments, one folder per sequence and modality::
+
+    <root>/E01/S01/A01/rgb/frame001.npy ...      2-D keypoints (17 per frame) of the RGB camera
+    <root>/E01/S01/A01/infra1/frame001.npy ...   same for the two infrared cameras (infra2/)
+    <root>/E01/S01/A01/depth/frame001.png ...    16-bit depth PNG, millimetres
+    <root>/E01/S01/A01/mmwave/frame001.bin ...   radar point cloud, 5 values per point
+    <root>/E01/S01/A01/lidar/frame001.bin ...    LiDAR point cloud, 3 values per point (not used)
+    <root>/E01/S01/A01/wifi-csi/frame001.mat ... WiFi CSI (not used)
+    <root>/E01/S01/A01/ground_truth.npy          3-D pose (not used)
+
+What was confirmed from the public toolbox and what is assumed is listed in docs/MMFI.md.
+:func:`convert_mmfi` cuts every sequence (E/S/A folder) into windows of ``frames``
+consecutive frames and writes, per window, our three modality slots:
+
+* ``rgb``   the camera image: the anonymised RGB frames released separately (``rgb_img/``
+  next to ``rgb/``, or a tree given as ``rgb_root``), the infrared images (grey, repeated
+  to 3 channels) if a copy holds them, or the 2-D keypoints of ``rgb/`` rendered as a stick
+  figure on a black image (the public main release has keypoints, not images);
+* ``depth`` the depth PNG (uint16 mm) subsampled like :func:`admn_ros.core.preprocess.to_storage`;
+* ``radar`` the mmWave point cloud as a 64x64 range-Doppler histogram with our simulator's
+  axes (rows: range 0..6 m, row 0 nearest; columns: Doppler -3..+3 m/s), each point weighted
+  by its intensity, divided by the frame's maximum (so in [0, 1]).
+
+Labels are the action index among the converted actions (classes ``A01`` ... ``A27``). The
+default split ``admn`` is the ADMN paper's (its code's subject lists: 24 train, 4 val, 12 test
+subjects); MM-Fi's own are available too (``cross_subject`` = the toolbox's S2 subject lists,
+``random`` = its seeded per-action subject permutation, ``cross_environment`` = E01-E03 vs E04),
+with a few training subjects held out as ``val``. A missing or undecodable frame drops only the windows
+that contain it and is counted per reason (``strict=True`` raises instead, naming the file);
+nothing is skipped silently.
+
+    admn-ros convert-mmfi /data/MMFi_Dataset --out data/mmfi --rgb-root /data/all_images
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from admn_ros.core.data.simdata import DatasetError
+from admn_ros.core.preprocess import MODEL_INPUT, to_storage
+
+# ----------------------------------------------------------------------------- the dataset's facts
+#: The 27 actions (toolbox README "Activities Included").
+MMFI_ACTIONS: dict[str, str] = {
+    "A01": "Stretching and relaxing", "A02": "Chest expansion (horizontal)",
+    "A03": "Chest expansion (vertical)", "A04": "Twist (left)", "A05": "Twist (right)",
+    "A06": "Mark time", "A07": "Limb extension (left)", "A08": "Limb extension (right)",
+    "A09": "Lunge (toward left-front)", "A10": "Lunge (toward right-front)",
+    "A11": "Limb extension (both)", "A12": "Squat", "A13": "Raising hand (left)",
+    "A14": "Raising hand (right)", "A15": "Lunge (toward left side)", "A16": "Lunge (toward right side)",
+    "A17": "Waving hand (left)", "A18": "Waving hand (right)", "A19": "Picking up things",
+    "A20": "Throwing (toward left side)", "A21": "Throwing (toward right side)",
+    "A22": "Kicking (toward left side)", "A23": "Kicking (toward right side)",
+    "A24": "Body extension (left)", "A25": "Body extension (right)", "A26": "Jumping up", "A27": "Bowing",
+}
+ALL_ACTIONS: tuple[str, ...] = tuple(MMFI_ACTIONS)
+#: The toolbox's action protocols (``decode_config``): daily, rehabilitation, all.
+PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "protocol1": ("A02", "A03", "A04", "A05", "A13", "A14", "A17", "A18", "A19", "A20", "A21", "A22",
+                  "A23", "A27"),
+    "protocol2": ("A01", "A06", "A07", "A08", "A09", "A10", "A11", "A12", "A15", "A16", "A24", "A25",
+                  "A26"),
+    "protocol3": ALL_ACTIONS,
+}
+ENVIRONMENTS: tuple[str, ...] = ("E01", "E02", "E03", "E04")
+ALL_SUBJECTS: tuple[str, ...] = tuple(f"S{i:02d}" for i in range(1, 41))
+#: Subjects per environment (toolbox ``get_scene``): S01-S10 in E01, ..., S31-S40 in E04.
+SUBJECT_ENV: dict[str, str] = {s: ENVIRONMENTS[(int(s[1:]) - 1) // 10] for s in ALL_SUBJECTS}
+#: Validation (= test) subjects of the toolbox's ``cross_subject_split`` (config.yaml).
+CROSS_SUBJECT_TEST: tuple[str, ...] = ("S05", "S10", "S15", "S20", "S25", "S30", "S35", "S40")
+#: ``random_split`` defaults of config.yaml.
+RANDOM_SPLIT_SEED: int = 0
+RANDOM_SPLIT_RATIO: float = 0.8
+#: The ADMN authors' MM-Fi subjects (nesl/ADMN ``MMFI_Noise/PickleDataset.py``): test and val; the rest train.
+ADMN_TEST_SUBJECTS: tuple[str, ...] = ("S08", "S09", "S10", "S18", "S19", "S20", "S28", "S29", "S30", "S38", "S39",
+                                       "S40")
+ADMN_VAL_SUBJECTS: tuple[str, ...] = ("S07", "S17", "S27", "S37")
+SPLIT_KINDS: tuple[str, ...] = ("admn", "cross_subject", "random", "cross_environment")
+#: Training subjects held out as ``val`` (``admn``: the authors' own; the others: ours, one per environment).
+DEFAULT_VAL_SUBJECTS: dict[str, tuple[str, ...]] = {
+    "admn": ADMN_VAL_SUBJECTS,
+    "cross_subject": ("S04", "S14", "S24", "S34"),
+    "cross_environment": ("S10", "S20", "S30"),
+}
+#: ``random``: per action, the last this many subjects of the toolbox's training permutation are ``val``.
+RANDOM_VAL_PER_ACTION: int = 4
+#: Frames per sequence the toolbox assumes (``frame_num = 297``); only used in messages.
+TOOLBOX_FRAMES_PER_SEQUENCE: int = 297
+#: Frame rate used for ``t`` and ``rate_hz`` (an assumption: not stated in the toolbox; override with rate_hz).
+DEFAULT_RATE_HZ: float = 10.0
+#: mmWave .bin: the toolbox reads ``np.frombuffer(raw, dtype=np.float64).reshape(-1, 5)``.
+MMWAVE_FEATURES: int = 5
+MMWAVE_DTYPES: dict[str, np.dtype] = {"float64": np.dtype("<f8"), "float32": np.dtype("<f4")}
+#: Our simulator's range-Doppler axes: rows range [0, RANGE_MAX_M), columns Doppler [-DOPPLER_MAX, +DOPPLER_MAX).
+RADAR_RANGE_MAX_M: float = 6.0
+RADAR_DOPPLER_MAX_MPS: float = 3.0
+RADAR_WEIGHTS: tuple[str, ...] = ("intensity", "count")
+IMAGE_SOURCES: tuple[str, ...] = ("auto", "rgb", "infra1", "infra2", "keypoints")
+#: Folder (inside a sequence folder) holding the anonymised RGB images, as HoloLLM (NTUMARS) arranges them.
+RGB_IMAGE_DIR: str = "rgb_img"
+#: Default canvas of the 2-D keypoints (pixels; an assumption, see docs/MMFI.md).
+DEFAULT_KEYPOINT_CANVAS: tuple[int, int] = (640, 480)
+#: COCO-17 limbs (keypoint order nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
+COCO_LIMBS: tuple[tuple[int, int, str], ...] = (
+    (5, 7, "L"), (7, 9, "L"), (11, 13, "L"), (13, 15, "L"),
+    (6, 8, "R"), (8, 10, "R"), (12, 14, "R"), (14, 16, "R"),
+    (5, 6, "C"), (11, 12, "C"), (5, 11, "C"), (6, 12, "C"),
+    (0, 1, "C"), (0, 2, "C"), (1, 3, "C"), (2, 4, "C"),
+)
+_LIMB_RGB = {"L": (255, 80, 40), "R": (40, 120, 255), "C": (60, 230, 60)}
+_FRAME_RE = re.compile(r"^frame(\d+)\.([A-Za-z0-9]+)$")
+_IMAGE_EXTS = ("png", "jpg", "jpeg", "bmp")
+_ENV_RE = re.compile(r"^E\d{2}$")
+_SUBJ_RE = re.compile(r"^S\d{2}$")
+_ACT_RE = re.compile(r"^A\d{2}$")
+OUT_SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+class MMFiError(DatasetError):
+    """An MM-Fi copy that cannot be converted; the message names the folder or file (also :attr:`path`)."""
+
+    def __init__(self, message: str, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+
+
+def _err(path: str | Path, msg: str) -> MMFiError:
+    return MMFiError(f"{path}: {msg}", path)
+
+
+# ----------------------------------------------------------------------------- splits
+def split_subjects(split: str = "admn", actions: Sequence[str] | str = "protocol3", *,
+                   val_subjects: Sequence[str] | None = None, seed: int = RANDOM_SPLIT_SEED,
+                   ratio: float = RANDOM_SPLIT_RATIO) -> dict[str, dict[str, list[str]]]:
+    """Which (subject, action) sequences go to ``train`` / ``val`` / ``test``.
+
+    ``test`` is exactly the toolbox's validation set of that split; ``val`` is carved out of its
+    training set (``val_subjects``, default :data:`DEFAULT_VAL_SUBJECTS`; ``()`` = no val split).
+
+    * ``admn`` (default): the ADMN paper's code: test = :data:`ADMN_TEST_SUBJECTS` (S08-S10, S18-S20,
+      S28-S30, S38-S40), val = S07, S17, S27, S37, train = the other 24 subjects.
+    * ``cross_subject``: test = :data:`CROSS_SUBJECT_TEST` (S05, S10, ..., S40), all actions.
+    * ``cross_environment``: test = E04's subjects (S31-S40), train = E01-E03 (the toolbox's
+      ``cross_scene_split``).
+    * ``random``: per action ``a`` (in the protocol's order, ``i`` = its position):
+      ``np.random.seed(seed + i); p = np.random.permutation(40)``; subjects ``p[:floor(ratio*40)]``
+      train, the rest test (the toolbox's ``random_split``). ``val`` = the last
+      :data:`RANDOM_VAL_PER_ACTION` training subjects of each action's permutation (or, if
+      ``val_subjects`` is given, those subjects' training sequences). For an action list that is
+      not a protocol, ``i`` is the action's position in A01..A27 (= protocol3).
+
+    Returns:
+        ``{split: {subject: [actions]}}`` (subjects sorted, empty splits omitted).
+    """
+    acts, proto = _resolve_actions(actions)
+    if split not in SPLIT_KINDS:
+        raise ValueError(f"split must be one of {list(SPLIT_KINDS)}, got {split!r}")
+    form: dict[str, dict[str, list[str]]] = {s: {} for s in OUT_SPLITS}
+
+    def put(name: str, subj: str, act: str) -> None:
+        form[name].setdefault(subj, []).append(act)
+
+    if split == "random":
+        order = PROTOCOLS[proto] if proto else ALL_ACTIONS
+        n_train = int(np.floor(ratio * len(ALL_SUBJECTS)))
+        if not 0 < n_train < len(ALL_SUBJECTS):
+            raise ValueError(f"ratio {ratio} leaves no training or no test subjects")
+        vals = None if val_subjects is None else set(_check_subjects(val_subjects))
+        for act in acts:
+            perm = np.random.RandomState(seed + order.index(act)).permutation(len(ALL_SUBJECTS))
+            train_idx, test_idx = perm[:n_train], perm[n_train:]
+            if vals is None:
+                k = min(RANDOM_VAL_PER_ACTION, n_train - 1)
+                val_set = {ALL_SUBJECTS[j] for j in train_idx[n_train - k:]} if k > 0 else set()
+            else:
+                val_set = vals
+            for j in train_idx:
+                put("val" if ALL_SUBJECTS[j] in val_set else "train", ALL_SUBJECTS[j], act)
+            for j in test_idx:
+                put("test", ALL_SUBJECTS[j], act)
+    else:
+        if split == "admn":
+            test = set(ADMN_TEST_SUBJECTS)
+        elif split == "cross_subject":
+            test = set(CROSS_SUBJECT_TEST)
+        else:
+            test = {s for s in ALL_SUBJECTS if SUBJECT_ENV[s] == "E04"}
+        vals = set(_check_subjects(DEFAULT_VAL_SUBJECTS[split] if val_subjects is None else val_subjects))
+        if vals & test:
+            raise ValueError(f"val_subjects {sorted(vals & test)} are test subjects of the {split} split")
+        for subj in ALL_SUBJECTS:
+            name = "test" if subj in test else "val" if subj in vals else "train"
+            for act in acts:
+                put(name, subj, act)
+    return {k: dict(sorted(v.items())) for k, v in form.items() if v}
+
+
+def _check_subjects(subjects: Iterable[str]) -> list[str]:
+    out = [str(s) for s in subjects]
+    bad = [s for s in out if s not in SUBJECT_ENV]
+    if bad:
+        raise ValueError(f"unknown MM-Fi subjects {bad}; subjects are S01..S40")
+    return out
+
+
+def _resolve_actions(actions: Sequence[str] | str | None) -> tuple[list[str], str | None]:
+    """Action codes in class order and the protocol name if ``actions`` named one."""
+    if actions is None:
+        return list(ALL_ACTIONS), "protocol3"
+    if isinstance(actions, str):
+        if actions in PROTOCOLS:
+            return list(PROTOCOLS[actions]), actions
+        actions = [a for a in re.split(r"[,\s]+", actions) if a]
+    acts = [str(a).upper() for a in actions]
+    bad = [a for a in acts if a not in MMFI_ACTIONS]
+    if bad or not acts:
+        raise ValueError(f"unknown MM-Fi actions {bad or acts}; use A01..A27 or protocol1/2/3")
+    if len(set(acts)) != len(acts):
+        raise ValueError(f"duplicate actions in {acts}")
+    for name, proto in PROTOCOLS.items():
+        if list(proto) == acts:
+            return acts, name
+    return acts, None
+
+
+# ----------------------------------------------------------------------------- readers
+def read_depth_png(path: str | Path) -> np.ndarray:
+    """A depth PNG as uint16 millimetres ``(H, W)`` (0 = no depth).
+
+    Raises:
+        MMFiError: the file cannot be decoded or is not a 16-bit single-channel image (names it).
+    """
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise _err(path, "OpenCV cannot decode this depth PNG (corrupt or not an image)")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.dtype != np.uint16 or img.ndim != 2:
+        raise _err(path, f"expected a 16-bit single-channel depth PNG (millimetres), got {img.dtype} {img.shape}")
+    return img
+
+
+def read_mmwave_bin(path: str | Path, dtype: str = "float64") -> np.ndarray:
+    """A radar frame as float64 ``(n_points, 5)``; an empty file is a frame with no points.
+
+    Raises:
+        MMFiError: the size is not a multiple of ``5 * itemsize`` bytes, or values are not finite.
+    """
+    dt = MMWAVE_DTYPES[dtype]
+    p = Path(path)
+    raw = p.read_bytes()
+    rec = MMWAVE_FEATURES * dt.itemsize
+    if len(raw) % rec:
+        raise _err(p, f"size {len(raw)} bytes is not a multiple of {rec} ({MMWAVE_FEATURES} {dtype} values per "
+                      f"point); corrupt, or written with another dtype (see --mmwave-dtype)")
+    pts = np.frombuffer(raw, dtype=dt).reshape(-1, MMWAVE_FEATURES).astype(np.float64)
+    if not np.isfinite(pts).all():
+        raise _err(p, f"{int((~np.isfinite(pts)).any(axis=1).sum())} of {len(pts)} points have non-finite values")
+    return pts
+
+
+def read_keypoints(path: str | Path) -> np.ndarray:
+    """2-D keypoints ``(K, 2)`` float64 from a ``frameNNN.npy`` (extra columns, e.g. scores, are ignored)."""
+    p = Path(path)
+    try:
+        a = np.load(p, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - numpy raises several types for broken files
+        raise _err(p, f"not a readable .npy array ({type(exc).__name__}: {exc})") from None
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 2 or a.shape[1] < 2 or a.shape[0] == 0 or not np.issubdtype(a.dtype, np.number):
+        raise _err(p, f"expected keypoints of shape (K, 2) or (K, 3), got {a.dtype} {a.shape}")
+    return a[:, :2].astype(np.float64)
+
+
+def read_image(path: str | Path, grey: bool = False) -> np.ndarray:
+    """An image as rgb8 ``(H, W, 3)``; ``grey`` reads one channel and repeats it (infrared)."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise _err(path, "OpenCV cannot decode this image (corrupt or not an image)")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    if img.dtype != np.uint8:
+        raise _err(path, f"expected an 8- or 16-bit image, got {img.dtype}")
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if grey:
+        if img.ndim == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        return np.repeat(img[:, :, None], 3, axis=2)
+    if img.ndim == 2:
+        return np.repeat(img[:, :, None], 3, axis=2)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def render_keypoints(kp: np.ndarray, canvas: tuple[float, float] = DEFAULT_KEYPOINT_CANVAS,
+                     size: int = MODEL_INPUT) -> tuple[np.ndarray, int]:
+    """Draw 2-D keypoints (pixels of a ``canvas = (W, H)`` image) as a stick figure on a black
+    ``size x size`` rgb8 image: left limbs orange, right limbs blue, torso/head green, joints white.
+
+    Non-finite keypoints are left out; with other than 17 keypoints only the joints are drawn.
+
+    Returns:
+        ``(image, n_outside)``: the image and how many finite keypoints fell outside the canvas.
+    """
+    import cv2
+
+    img = np.zeros((size, size, 3), np.uint8)
+    kp = np.asarray(kp, np.float64)
+    ok = np.isfinite(kp).all(axis=1)
+    w, h = float(canvas[0]), float(canvas[1])
+    outside = int((ok & ((kp[:, 0] < 0) | (kp[:, 0] >= w) | (kp[:, 1] < 0) | (kp[:, 1] >= h))).sum())
+    shift = 4
+    scale = np.array([size / w, size / h]) * (1 << shift)
+    pix = np.where(ok[:, None], kp, 0.0) * scale
+    pix = np.clip(np.rint(pix), -(1 << 20), 1 << 20).astype(np.int64)
+    if len(kp) == 17:
+        for a, b, side in COCO_LIMBS:
+            if ok[a] and ok[b]:
+                cv2.line(img, (int(pix[a, 0]), int(pix[a, 1])), (int(pix[b, 0]), int(pix[b, 1])),
+                         _LIMB_RGB[side], 1, cv2.LINE_AA, shift)
+    for i in np.flatnonzero(ok):
+        cv2.circle(img, (int(pix[i, 0]), int(pix[i, 1])), 1 << shift, (255, 255, 255), -1, cv2.LINE_AA, shift)
+    return img, outside
+
+
+def radar_histogram(points: np.ndarray, *, range_max_m: float = RADAR_RANGE_MAX_M,
+                    doppler_max_mps: float = RADAR_DOPPLER_MAX_MPS, weight: str = "intensity",
+                    size: int = MODEL_INPUT) -> tuple[np.ndarray, int]:
+    """A point cloud ``(n, 5)`` = (x, y, z, doppler, intensity) -> range-Doppler histogram.
+
+    Row ``floor(r / range_max * size)`` with ``r = sqrt(x^2 + y^2 + z^2)`` (row 0 nearest), column
+    ``floor((v + doppler_max) / (2 doppler_max) * size)`` (column 0 = -doppler_max), each point adding
+    ``max(intensity, 0)`` (``weight="intensity"``; a frame whose in-range intensities are all <= 0
+    counts points instead) or 1 (``"count"``); then divided by the frame's maximum, so values are in
+    [0, 1] and a frame without points is all zeros.
+
+    Returns:
+        ``(float32 (size, size), n_outside)``: the heatmap and the points outside the axes (dropped).
+    """
+    if weight not in RADAR_WEIGHTS:
+        raise ValueError(f"weight must be one of {list(RADAR_WEIGHTS)}, got {weight!r}")
+    h = np.zeros((size, size), np.float64)
+    pts = np.asarray(points, np.float64).reshape(-1, MMWAVE_FEATURES)
+    if len(pts) == 0:
+        return h.astype(np.float32), 0
+    r = np.sqrt((pts[:, :3] ** 2).sum(axis=1))
+    v = pts[:, 3]
+    row = np.floor(r / range_max_m * size).astype(np.int64)
+    col = np.floor((v + doppler_max_mps) / (2.0 * doppler_max_mps) * size).astype(np.int64)
+    inside = (row >= 0) & (row < size) & (col >= 0) & (col < size)
+    n_out = int((~inside).sum())
+    if not inside.any():
+        return h.astype(np.float32), n_out
+    wts = np.ones(int(inside.sum()))
+    if weight == "intensity":
+        wi = np.maximum(pts[inside, 4], 0.0)
+        if wi.sum() > 0:
+            wts = wi
+    np.add.at(h, (row[inside], col[inside]), wts)
+    m = h.max()
+    if m > 0:
+        h /= m
+    return h.astype(np.float32), n_out
+
+
+# ----------------------------------------------------------------------------- layout scan
+@dataclass(frozen=True)
+class SequenceDir:
+    """One MM-Fi sequence folder ``<root>/<env>/<subject>/<action>``."""
+
+    env: str
+    subject: str
+    action: str
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.env}/{self.subject}/{self.action}"
+
+
+def _sorted_dirs(d: Path, pattern: re.Pattern[str]) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(d) if e.is_dir() and pattern.match(e.name))
+    except OSError as exc:
+        raise _err(d, f"cannot list this folder ({exc})") from None
+
+
+def scan_mmfi(root: str | Path, environments: Sequence[str] | None = None) -> list[SequenceDir]:
+    """All ``<env>/<subject>/<action>`` folders under ``root`` (sorted).
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist. NotADirectoryError: it is a file.
+        MMFiError: no ``E..`` folders (the message lists what is there and hints where E01 is),
+            or a requested environment is missing.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"MM-Fi root not found: {root} (point it at the folder holding E01 ... E04)")
+    if not root.is_dir():
+        raise NotADirectoryError(f"MM-Fi root is not a directory: {root}")
+    envs = _sorted_dirs(root, _ENV_RE)
+    if not envs:
+        found = sorted(e.name for e in os.scandir(root))[:12]
+        hint = ""
+        for name in found:
+            if (root / name).is_dir() and _sorted_dirs(root / name, _ENV_RE):
+                hint = f"; did you mean {root / name}?"
+                break
+        raise _err(root, f"not an MM-Fi root: no environment folders E01..E04 here (found {found}){hint}")
+    if environments is not None:
+        want = [str(e).upper() for e in environments]
+        missing = [e for e in want if e not in envs]
+        if missing:
+            raise _err(root, f"environment folder(s) {missing} not found (present: {envs})")
+        envs = [e for e in envs if e in want]
+    out: list[SequenceDir] = []
+    for env in envs:
+        for subj in _sorted_dirs(root / env, _SUBJ_RE):
+            for act in _sorted_dirs(root / env / subj, _ACT_RE):
+                out.append(SequenceDir(env, subj, act, root / env / subj / act))
+    return out
+
+
+def _frame_files(d: Path, exts: Sequence[str]) -> dict[int, Path]:
+    """``{frame number: path}`` of ``frameNNN.<ext>`` files in ``d`` (first matching ext wins)."""
+    found: dict[int, tuple[int, Path]] = {}
+    for e in os.scandir(d):
+        m = _FRAME_RE.match(e.name)
+        if not m:
+            continue
+        ext = m.group(2).lower()
+        if ext not in exts:
+            continue
+        rank = exts.index(ext)
+        n = int(m.group(1))
+        if n not in found or rank < found[n][0]:
+            found[n] = (rank, Path(e.path))
+    return {n: p for n, (_, p) in sorted(found.items())}
+
+
+# ----------------------------------------------------------------------------- sources
+@dataclass(frozen=True)
+class _Source:
+    """Where one of our modalities comes from in a sequence folder."""
+
+    modality: str   # our slot: rgb / depth / radar
+    kind: str       # image / grey / keypoints / depth / mmwave
+    exts: tuple[str, ...]
+
+    def folder(self, seq: SequenceDir, image_dir: str, rgb_root: Path | None) -> Path:
+        if self.kind == "depth":
+            return seq.path / "depth"
+        if self.kind == "mmwave":
+            return seq.path / "mmwave"
+        if self.kind == "keypoints":
+            return seq.path / image_dir
+        if rgb_root is not None and self.kind == "image":
+            return _rgb_root_folder(rgb_root, seq)
+        return seq.path / image_dir
+
+
+def _rgb_root_folder(rgb_root: Path, seq: SequenceDir) -> Path:
+    """The anonymised-RGB folder of ``seq`` under ``rgb_root`` (``[MMFi_Defaced_RGB/]E/S/A/rgb`` or ``rgb_img``)."""
+    for base in (rgb_root, rgb_root / "MMFi_Defaced_RGB", rgb_root / "all_images" / "MMFi_Defaced_RGB"):
+        for leaf in ("rgb", RGB_IMAGE_DIR, ""):
+            d = base / seq.env / seq.subject / seq.action / leaf if leaf else base / seq.env / seq.subject / seq.action
+            if d.is_dir() and _frame_files(d, _IMAGE_EXTS):
+                return d
+    return rgb_root / seq.env / seq.subject / seq.action / "rgb"
+
+
+def _image_plan(image_source: str) -> tuple[_Source, str]:
+    if image_source == "rgb":
+        return _Source("rgb", "image", _IMAGE_EXTS), RGB_IMAGE_DIR
+    if image_source in ("infra1", "infra2"):
+        return _Source("rgb", "grey", _IMAGE_EXTS), image_source
+    if image_source == "keypoints":
+        return _Source("rgb", "keypoints", ("npy",)), "rgb"
+    raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
+
+
+def _resolve_image_source(image_source: str, first: SequenceDir, rgb_root: Path | None) -> str:
+    """``auto``: anonymised RGB images if there are any for the first sequence, else keypoints."""
+    if image_source != "auto":
+        return image_source
+    if rgb_root is not None:
+        return "rgb"
+    d = first.path / RGB_IMAGE_DIR
+    if d.is_dir() and _frame_files(d, _IMAGE_EXTS):
+        return "rgb"
+    return "keypoints"
+
+
+# ----------------------------------------------------------------------------- summary
+@dataclass
+class ConvertSummary:
+    """What :func:`convert_mmfi` did (also stored as ``meta.json["conversion"]``).
+
+    Attributes:
+        windows: windows written per split. sequences: sequences read per split.
+        subjects: subjects written per split. skipped: windows not written, per reason
+            (``missing:<modality>``, ``corrupt:<modality>``, ``short_sequence``).
+        skipped_sequences: sequences with no window at all, per reason.
+        examples: up to 10 messages naming skipped files. notes: counters that change no
+            window (``radar_points_outside_axes``, ``radar_empty_frames``, ``keypoints_outside_canvas``,
+            ``sequences_absent`` = split sequences not in this copy).
+    """
+
+    root: str
+    out: str
+    split: str
+    image_source: str
+    frames: int
+    stride: int
+    classes: list[str]
+    frame_step: int = 1
+    windows: dict[str, int] = field(default_factory=dict)
+    sequences: dict[str, int] = field(default_factory=dict)
+    subjects: dict[str, list[str]] = field(default_factory=dict)
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped_sequences: dict[str, dict[str, int]] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def n_windows(self) -> int:
+        return int(sum(self.windows.values()))
+
+    @property
+    def n_skipped(self) -> int:
+        return int(sum(sum(v.values()) for v in self.skipped.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": "mmfi", "root": self.root, "out": self.out, "split": self.split,
+                "image_source": self.image_source, "frames": self.frames, "stride": self.stride,
+                "frame_step": self.frame_step,
+                "n_classes": len(self.classes), "windows": self.windows, "sequences": self.sequences,
+                "subjects": self.subjects, "skipped": self.skipped, "skipped_sequences": self.skipped_sequences,
+                "n_windows": self.n_windows, "n_skipped": self.n_skipped, "notes": self.notes,
+                "examples": self.examples, "elapsed_s": self.elapsed_s}
+
+    def lines(self) -> list[str]:
+        step = f", frame step {self.frame_step}" if self.frame_step != 1 else ""
+        out = [f"[mmfi] {self.n_windows} windows of {self.frames} frames (stride {self.stride}{step}) from {self.root} -> "
+               f"{self.out} in {self.elapsed_s:.1f} s; split {self.split}, image source {self.image_source}, "
+               f"{len(self.classes)} classes"]
+        for s, n in self.windows.items():
+            sk = self.skipped.get(s, {})
+            out.append(f"[mmfi] {s}: {n} windows from {self.sequences.get(s, 0)} sequences, "
+                       f"{len(self.subjects.get(s, []))} subjects; skipped {sum(sk.values())} windows"
+                       + (f" {dict(sorted(sk.items()))}" if sk else ""))
+            if self.skipped_sequences.get(s):
+                out.append(f"[mmfi] {s}: sequences without any window {dict(sorted(self.skipped_sequences[s].items()))}")
+        if any(self.notes.values()):
+            out.append(f"[mmfi] notes {dict(sorted((k, v) for k, v in self.notes.items() if v))}")
+        out += [f"[mmfi]   e.g. {e}" for e in self.examples[:3]]
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+# ----------------------------------------------------------------------------- writer
+def _activity_writer(root: Path, classes: list[str], frames: int, rate_hz: float, extra_meta: dict[str, Any],
+                     overwrite: bool) -> Any:
+    """The activity dataset writer (``admn_ros.core.data.activity.ActivityWriter``)."""
+    try:
+        from admn_ros.core.data.activity import ActivityWriter
+    except ImportError:  # TEMPORARY until admn_ros.core.data.activity lands
+        ActivityWriter = _InterimActivityWriter
+    return ActivityWriter(root, classes, frames, rate_hz, source="mmfi", extra_meta=extra_meta, overwrite=overwrite)
+
+
+class _InterimActivityWriter:
+    """TEMPORARY stand-in for ``admn_ros.core.data.activity.ActivityWriter`` (same contract)."""
+
+    def __init__(self, root: Path, classes: list[str], frames: int, rate_hz: float, source: str,
+                 extra_meta: dict[str, Any] | None = None, overwrite: bool = False) -> None:
+        self.root = Path(root)
+        if (self.root / "meta.json").exists() or any((self.root / s).exists() for s in OUT_SPLITS):
+            if not overwrite:
+                raise FileExistsError(f"{self.root} already holds a dataset; pass overwrite=True (--overwrite)")
+            (self.root / "meta.json").unlink(missing_ok=True)
+            for s in OUT_SPLITS:
+                shutil.rmtree(self.root / s, ignore_errors=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.classes, self.frames, self.rate_hz, self.source = list(classes), frames, rate_hz, source
+        self.extra_meta = dict(extra_meta or {})
+        self.parts: dict[str, dict[str, list[np.ndarray]]] = {}
+
+    def add(self, split: str, **arrays: np.ndarray) -> None:
+        d = self.parts.setdefault(split, {})
+        for k, v in arrays.items():
+            d.setdefault(k, []).append(np.asarray(v))
+
+    def update_meta(self, extra: Mapping[str, Any]) -> None:
+        self.extra_meta.update(extra)
+
+    def abort(self) -> None:
+        for s in OUT_SPLITS:
+            shutil.rmtree(self.root / s, ignore_errors=True)
+        (self.root / "meta.json").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        splits = {}
+        for split, d in self.parts.items():
+            (self.root / split).mkdir(parents=True, exist_ok=True)
+            for k, v in d.items():
+                np.save(self.root / split / f"{k}.npy", np.concatenate(v))
+            splits[split] = {"n_samples": int(sum(len(x) for x in d["label"])),
+                             "subjects": sorted({int(x) for a in d["subject"] for x in a})}
+        nodes = [f"f{i}" for i in range(self.frames)]
+        meta = {"format": "admn_ros.activitydata", "format_version": 1, "task": "activity", "source": self.source,
+                "classes": self.classes, "frames": self.frames, "rate_hz": self.rate_hz, "sensor_node": "node1",
+                "nodes": nodes, "modalities": ["rgb", "depth", "radar"],
+                "stream_ids": [f"{n}/{m}" for n in nodes for m in ("rgb", "depth", "radar")],
+                "splits": splits, **self.extra_meta}
+        (self.root / "meta.json").write_text(json.dumps(meta, indent=2))
+
+
+# ----------------------------------------------------------------------------- conversion
+class _Decoder:
+    """Decodes frames of one sequence into 64x64 storage arrays, caching per frame number."""
+
+    def __init__(self, img: _Source, files: Mapping[str, Mapping[int, Path]], mmwave_dtype: str, radar_weight: str,
+                 keypoint_canvas: tuple[float, float], notes: Counter) -> None:
+        self.img = img
+        self.files = files
+        self.mmwave_dtype = mmwave_dtype
+        self.radar_weight = radar_weight
+        self.canvas = keypoint_canvas
+        self.notes = notes
+        self.cache: dict[tuple[str, int], np.ndarray] = {}
+
+    def get(self, modality: str, n: int) -> np.ndarray:
+        """Storage array of frame ``n``; KeyError if the file is missing, MMFiError if corrupt."""
+        key = (modality, n)
+        if key in self.cache:
+            return self.cache[key]
+        path = self.files[modality][n]  # KeyError = missing
+        if modality == "depth":
+            out = to_storage("depth", read_depth_png(path))
+        elif modality == "radar":
+            h, n_out = radar_histogram(read_mmwave_bin(path, self.mmwave_dtype), weight=self.radar_weight)
+            self.notes["radar_points_outside_axes"] += n_out
+            if not h.any():
+                self.notes["radar_empty_frames"] += 1
+            out = to_storage("radar", h)
+        elif self.img.kind == "keypoints":
+            img, n_out = render_keypoints(read_keypoints(path), self.canvas)
+            self.notes["keypoints_outside_canvas"] += n_out
+            out = to_storage("rgb", img)
+        else:
+            try:
+                out = to_storage("rgb", read_image(path, grey=self.img.kind == "grey"))
+            except ValueError as exc:
+                if isinstance(exc, MMFiError):
+                    raise
+                raise _err(path, str(exc)) from None
+        self.cache[key] = out
+        return out
+
+
+def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, frames: int = 5,
+                 stride: int | None = None, frame_step: int = 1, split: str = "admn",
+                 environments: Sequence[str] | None = None, actions: Sequence[str] | str | None = None,
+                 image_source: str = "auto", rgb_root: str | os.PathLike[str] | None = None,
+                 keypoint_canvas: tuple[float, float] = DEFAULT_KEYPOINT_CANVAS,
+                 val_subjects: Sequence[str] | None = None, seed: int = RANDOM_SPLIT_SEED,
+                 mmwave_dtype: str = "float64", radar_weight: str = "intensity",
+                 rate_hz: float = DEFAULT_RATE_HZ, strict: bool = False, overwrite: bool = False,
+                 progress: bool = True, log: Callable[[str], None] | None = None) -> ConvertSummary:
+    """Convert an MM-Fi copy into our activity dataset (docs/MMFI.md).
+
+    Args:
+        root: folder holding ``E01`` ... ``E04`` (or some of them).
+        out: output dataset directory (``meta.json`` + ``train/ val/ test/``).
+        frames: frames per window ``F``.
+        stride: frames between window starts (default ``frames * frame_step``: non-overlapping).
+        frame_step: frames between the frames of a window (the ADMN code uses 15 frames with step 2).
+        split: ``admn`` (the ADMN paper's subjects, default), ``cross_subject``, ``random`` or
+            ``cross_environment`` (MM-Fi's own); see :func:`split_subjects`.
+        environments: only these environment folders (default: all present).
+        actions: action codes (class order) or ``protocol1`` / ``protocol2`` / ``protocol3`` (default all 27).
+        image_source: our ``rgb`` slot from ``rgb`` (anonymised RGB images: ``<seq>/rgb_img/`` or
+            ``rgb_root``), ``infra1`` / ``infra2`` (infrared images, grey -> 3 channels), ``keypoints``
+            (``<seq>/rgb/frameNNN.npy`` drawn as a stick figure) or ``auto`` (images if the first
+            sequence has them or ``rgb_root`` is given, else keypoints).
+        rgb_root: the extracted anonymised-RGB download (``[MMFi_Defaced_RGB/]E01/S01/A01/rgb/frameNNN.png``).
+        keypoint_canvas: ``(W, H)`` pixels the keypoints are given in (default 640 x 480, an assumption).
+        val_subjects: training subjects held out as ``val`` (default :data:`DEFAULT_VAL_SUBJECTS`).
+        seed: first seed of the ``random`` split (toolbox default 0).
+        mmwave_dtype: ``float64`` (the toolbox's reader) or ``float32``.
+        radar_weight: ``intensity`` (default) or ``count``.
+        rate_hz: frame rate for ``t`` and the metadata (default 10, an assumption).
+        strict: a missing or corrupt frame raises (naming the file) instead of dropping its windows.
+        overwrite: replace an existing dataset in ``out``.
+        progress: a tqdm bar per split and the printed summary.
+        log: where the summary lines go (default ``print`` when ``progress``).
+
+    Returns:
+        The :class:`ConvertSummary` (windows per split, skipped windows per reason, notes).
+
+    Raises:
+        FileNotFoundError / NotADirectoryError: ``root`` does not exist / is a file.
+        MMFiError: not an MM-Fi root, a missing modality folder (names ``E../S../A../<folder>``), a
+            folder without frame files, a split with no sequences or no windows, or (``strict``) a
+            missing or corrupt frame (names the file).
+        FileExistsError: ``out`` already holds a dataset and ``overwrite`` is false.
+        ValueError: invalid options.
+    """
+    t0 = time.perf_counter()
+    say = log if log is not None else (print if progress else (lambda _m: None))
+    root_p, out_p = Path(root), Path(out)
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    if frame_step < 1:
+        raise ValueError(f"frame_step must be >= 1, got {frame_step}")
+    stride = frames * frame_step if stride is None else int(stride)
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if image_source not in IMAGE_SOURCES:
+        raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
+    if mmwave_dtype not in MMWAVE_DTYPES:
+        raise ValueError(f"mmwave_dtype must be one of {list(MMWAVE_DTYPES)}, got {mmwave_dtype!r}")
+    if radar_weight not in RADAR_WEIGHTS:
+        raise ValueError(f"radar_weight must be one of {list(RADAR_WEIGHTS)}, got {radar_weight!r}")
+    if not rate_hz > 0:
+        raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+    if len(keypoint_canvas) != 2 or min(keypoint_canvas) <= 0:
+        raise ValueError(f"keypoint_canvas must be (W, H) > 0, got {keypoint_canvas!r}")
+    acts, proto = _resolve_actions(actions)
+    form = split_subjects(split, actions if actions is not None else "protocol3", val_subjects=val_subjects,
+                          seed=seed)
+    rgb_root_p = None if rgb_root is None else Path(rgb_root)
+    if rgb_root_p is not None and not rgb_root_p.is_dir():
+        raise FileNotFoundError(f"anonymised RGB root not found: {rgb_root_p}")
+    if root_p.exists() and out_p.resolve() in (root_p.resolve(), *(root_p.resolve() / e for e in ENVIRONMENTS)):
+        raise ValueError(f"output {out_p} must not be the MM-Fi root or one of its environment folders")
+
+    # 1. layout: which sequences exist, which go where; every needed folder checked up front
+    seqs = scan_mmfi(root_p, environments)
+    envs_used = sorted({s.env for s in seqs}) if environments is None else [str(e).upper() for e in environments]
+    if not seqs:
+        raise _err(root_p, f"no sequence folders <env>/S../A.. under environments {envs_used}")
+    by_key = {(s.subject, s.action): s for s in seqs}
+    for s in seqs:
+        if SUBJECT_ENV.get(s.subject) not in (None, s.env):
+            raise _err(s.path, f"subject {s.subject} belongs to {SUBJECT_ENV[s.subject]} in MM-Fi, not {s.env}")
+    plan: dict[str, list[SequenceDir]] = {}
+    absent = 0
+    empty: list[str] = []
+    for name in OUT_SPLITS:
+        pairs = [(subj, a) for subj, al in form.get(name, {}).items() for a in al]
+        if not pairs:
+            continue
+        got = [by_key[p] for p in pairs if p in by_key]
+        absent += len(pairs) - len(got)
+        if not got:
+            subs = sorted({p[0] for p in pairs})
+            empty.append(f"split {name!r} has no sequences in this copy: it needs subjects {_short(subs)} "
+                         f"(environments {sorted({SUBJECT_ENV[x] for x in subs})}) with actions "
+                         f"{_short(sorted({p[1] for p in pairs}))}")
+        plan[name] = sorted(got, key=lambda q: (q.env, q.subject, q.action))
+    if empty:
+        raise _err(root_p, f"{split} split: " + "; ".join(empty) + f"; present environments {envs_used}"
+                           + " (choose another --split, --val-subjects, or convert a fuller copy)")
+    chosen = [s for v in plan.values() for s in v]
+    image_source = _resolve_image_source(image_source, chosen[0], rgb_root_p)
+    img_src, image_dir = _image_plan(image_source)
+    sources = {"rgb": img_src, "depth": _Source("depth", "depth", ("png",)),
+               "radar": _Source("radar", "mmwave", ("bin",))}
+    files: dict[SequenceDir, dict[str, dict[int, Path]]] = {}
+    for s in chosen:
+        files[s] = {}
+        for mod, src in sources.items():
+            d = src.folder(s, image_dir, rgb_root_p)
+            if not d.is_dir():
+                present = sorted(e.name for e in os.scandir(s.path) if e.is_dir())
+                what = f"{s.name}/{d.name}" if d.parent == s.path else str(d)
+                raise _err(d, f"modality folder missing for {s.name}: {what} ({mod} slot, image source "
+                              f"{image_source}); folders present: {present}")
+            ff = _frame_files(d, src.exts)
+            if not ff:
+                other = sorted({p.suffix for p in d.iterdir()})[:6]
+                hint = ""
+                if src.kind in ("image", "grey") and ".npy" in other:
+                    hint = "; it holds .npy keypoints (the public release): use image_source='keypoints'"
+                raise _err(d, f"no frameNNN.{'|'.join(src.exts)} files in {s.name}/{d.name} (suffixes found: "
+                              f"{other}){hint}")
+            files[s][mod] = ff
+
+    # 2. decode + write
+    classes = list(acts)
+    summary = ConvertSummary(str(root_p), str(out_p), split, image_source, frames, stride, classes,
+                             frame_step=frame_step)
+    notes: Counter = Counter()
+    notes["sequences_absent"] = absent
+    extra = {
+        "mmfi": {
+            "root": str(root_p), "split": split, "protocol": proto, "actions": classes,
+            "class_descriptions": [MMFI_ACTIONS[a] for a in classes],
+            "environments": envs_used, "image_source": image_source,
+            "image_folder": (str(rgb_root_p) if (rgb_root_p is not None and img_src.kind == "image") else image_dir),
+            "keypoint_canvas": list(keypoint_canvas) if img_src.kind == "keypoints" else None,
+            "mmwave_dtype": mmwave_dtype, "radar_weight": radar_weight,
+            "radar_axes": {"rows": f"range sqrt(x^2+y^2+z^2) in [0, {RADAR_RANGE_MAX_M}) m, row 0 nearest",
+                           "cols": f"doppler (4th value) in [-{RADAR_DOPPLER_MAX_MPS}, {RADAR_DOPPLER_MAX_MPS}) m/s, "
+                                   "column 0 = most negative", "norm": "per-frame maximum -> 1"},
+            "stride": stride, "frame_step": frame_step, "seed": seed,
+            "split_subjects": {k: sorted(form.get(k, {})) for k in plan},
+            "rate_hz_assumed": rate_hz,
+        },
+    }
+    writer = _activity_writer(out_p, classes, frames, rate_hz, extra, overwrite)
+    seq_index: dict[str, list[dict[str, Any]]] = {}
+    ok = False
+    try:
+        for name, seq_list in plan.items():
+            skipped: Counter = Counter()
+            skipped_seq: Counter = Counter()
+            n_written = 0
+            subjects: set[str] = set()
+            seq_index[name] = []
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(seq_list), unit="seq", desc=f"mmfi {name}", file=sys.stderr)
+            for s in seq_list:
+                w, reasons = _convert_sequence(s, files[s], img_src, frames, frame_step, stride,
+                                               classes.index(s.action),
+                                               int(s.subject[1:]), rate_hz, name, writer, mmwave_dtype, radar_weight,
+                                               keypoint_canvas, strict, notes, summary.examples)
+                skipped.update(reasons)
+                if w:
+                    n_written += w
+                    subjects.add(s.subject)
+                    seq_index[name].append({"seq": s.name, "windows": w})
+                else:
+                    skipped_seq["short_sequence" if reasons.get("short_sequence") else "all_windows_dropped"] += 1
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.close()
+            if n_written == 0:
+                raise _err(root_p, f"split {name!r} has no windows: all {len(seq_list)} sequences were dropped "
+                                   f"({dict(skipped)}); e.g. {summary.examples[:2]}")
+            summary.windows[name] = n_written
+            summary.sequences[name] = len(seq_list)
+            summary.subjects[name] = sorted(subjects)
+            summary.skipped[name] = dict(sorted(skipped.items()))
+            summary.skipped_sequences[name] = dict(sorted(skipped_seq.items()))
+        summary.notes = {k: int(v) for k, v in sorted(notes.items())}
+        summary.elapsed_s = round(time.perf_counter() - t0, 3)
+        _set_extra(writer, {"conversion": summary.to_dict(), "mmfi_sequences": seq_index})
+        writer.close()
+        ok = True
+    finally:
+        if not ok:
+            _abort(writer, out_p)
+    if progress or log is not None:
+        for line in summary.lines():
+            say(line)
+    return summary
+
+
+def _short(items: Sequence[str], n: int = 10) -> str:
+    items = list(items)
+    return ", ".join(items[:n]) + (f", ... ({len(items)} in all)" if len(items) > n else "")
+
+
+def _set_extra(writer: Any, extra: Mapping[str, Any]) -> None:
+    """Add entries to the writer's ``meta.json`` (before ``close``)."""
+    if hasattr(writer, "update_meta"):
+        writer.update_meta(dict(extra))
+    else:  # pragma: no cover - depends on the writer version
+        writer.extra_meta.update(extra)
+
+
+def _abort(writer: Any, out: Path) -> None:
+    """A failed conversion leaves no half-written dataset behind."""
+    if hasattr(writer, "abort"):
+        writer.abort()
+        return
+    for s in OUT_SPLITS:  # pragma: no cover - depends on the writer version
+        shutil.rmtree(out / s, ignore_errors=True)
+    (out / "meta.json").unlink(missing_ok=True)
+
+
+def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], img_src: _Source, frames: int,
+                      frame_step: int, stride: int,
+                      label: int, subject: int, rate_hz: float, split: str, writer: Any, mmwave_dtype: str,
+                      radar_weight: str, keypoint_canvas: tuple[float, float], strict: bool, notes: Counter,
+                      examples: list[str]) -> tuple[int, Counter]:
+    """Write the windows of one sequence; returns (windows written, skipped windows per reason)."""
+    reasons: Counter = Counter()
+    last = max(max(f) for f in files.values())
+    first = min(min(f) for f in files.values())
+    span = (frames - 1) * frame_step + 1
+    starts = list(range(first, last - span + 2, stride))
+    if not starts:
+        reasons["short_sequence"] += 1
+        if len(examples) < 10:
+            examples.append(f"{s.path}: only {last - first + 1} frames, a window spans {span}")
+        return 0, reasons
+    dec = _Decoder(img_src, files, mmwave_dtype, radar_weight, keypoint_canvas, notes)
+    bad: dict[int, str] = {}
+    rows: dict[str, list[np.ndarray]] = {"rgb": [], "depth": [], "radar": []}
+    t: list[float] = []
+    for st in starts:
+        win = range(st, st + span, frame_step)
+        reason = next((bad[n] for n in win if n in bad), None)
+        stack: dict[str, list[np.ndarray]] = {"rgb": [], "depth": [], "radar": []}
+        if reason is None:
+            for n in win:
+                for mod in ("rgb", "depth", "radar"):
+                    try:
+                        stack[mod].append(dec.get(mod, n))
+                    except KeyError:
+                        reason = f"missing:{mod}"
+                        folder = next(iter(files[mod].values())).parent
+                        msg = f"{folder / _frame_name(n, files[mod])}: frame {n} missing"
+                        if strict:
+                            raise _err(folder / _frame_name(n, files[mod]),
+                                       f"frame {n} of {s.name} missing from {folder.name}/ (strict)") from None
+                    except MMFiError as exc:
+                        reason = f"corrupt:{mod}"
+                        msg = str(exc)
+                        if strict:
+                            raise
+                    if reason is not None:
+                        bad[n] = reason
+                        if len(examples) < 10:
+                            examples.append(msg)
+                        break
+                if reason is not None:
+                    break
+        if reason is not None:
+            reasons[reason] += 1
+            continue
+        for mod in rows:
+            rows[mod].append(np.stack(stack[mod]))
+        t.append((st - first) / rate_hz)
+    n = len(t)
+    if n:
+        writer.add(split, rgb=np.stack(rows["rgb"]), depth=np.stack(rows["depth"]), radar=np.stack(rows["radar"]),
+                   label=np.full(n, label, np.int64), subject=np.full(n, subject, np.int32),
+                   t=np.asarray(t, np.float32))
+    return n, reasons
+
+
+def _frame_name(n: int, existing: Mapping[int, Path]) -> str:
+    """The name frame ``n`` would have in a folder (same digits and extension as its files)."""
+    sample = next(iter(existing.values())).name
+    m = _FRAME_RE.match(sample)
+    digits = len(m.group(1)) if m else 3
+    ext = m.group(2) if m else "bin"
+    return f"frame{n:0{digits}d}.{ext}"
+
+
+# ----------------------------------------------------------------------------- synthetic data (tests, smoke runs)
+def write_synthetic_mmfi(root: str | os.PathLike[str], *, environments: Sequence[str] = ("E01",),
+                         subjects: Sequence[str] | None = None, actions: Sequence[str] = ("A01", "A02"),
+                         frames: int = 8, rgb_images: bool = False, infra_images: bool = False,
+                         image_size: tuple[int, int] = (64, 48), seed: int = 0) -> dict[str, Any]:
+    """Write a tiny fake MM-Fi copy in the released layout (the toolbox's reader conventions).
+
+    Per sequence ``E/S/A``: ``rgb/``, ``infra1/``, ``infra2/`` = keypoints ``frameNNN.npy`` (float32
+    ``(17, 2)`` in a 640 x 480 image, the figure's height depending on the action), ``depth/`` =
+    uint16 PNGs (``1000 + 100 * action + 10 * frame`` mm everywhere), ``mmwave/`` = float64 ``.bin``
+    point clouds ``(n, 5)`` (x, y, z, doppler, intensity) at range ``1 + 0.5 * action`` m and Doppler
+    ``+1`` m/s for even actions, ``-1`` for odd ones, ``lidar/`` = float64 ``(n, 3)``, and
+    ``ground_truth.npy``. ``rgb_images`` adds ``rgb_img/frameNNN.png`` (a uniform colour per action),
+    ``infra_images`` replaces the infra keypoints with grey PNGs.
+
+    Returns:
+        ``{"sequences": [E/S/A, ...], "frames": frames}``.
+    """
+    import cv2
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    if subjects is None:
+        subjects = [s for s in ALL_SUBJECTS if SUBJECT_ENV[s] in environments][:3]
+    w, h = image_size
+    seqs = []
+    for subj in subjects:
+        env = SUBJECT_ENV[subj]
+        for act in actions:
+            a = int(act[1:])
+            d = root / env / subj / act
+            for sub in ("rgb", "infra1", "infra2", "depth", "mmwave", "lidar", "wifi-csi"):
+                (d / sub).mkdir(parents=True, exist_ok=True)
+            for i in range(1, frames + 1):
+                name = f"frame{i:03d}"
+                kp = np.zeros((17, 2), np.float32)
+                kp[:, 0] = 320 + rng.normal(0, 5, 17) + np.linspace(-60, 60, 17)
+                kp[:, 1] = np.linspace(100, 100 + 40 * a, 17)
+                np.save(d / "rgb" / f"{name}.npy", kp)
+                for infra in ("infra1", "infra2"):
+                    if infra_images:
+                        cv2.imwrite(str(d / infra / f"{name}.png"), np.full((h, w), 30 * a + i, np.uint8))
+                    else:
+                        np.save(d / infra / f"{name}.npy", kp)
+                cv2.imwrite(str(d / "depth" / f"{name}.png"), np.full((h, w), 1000 + 100 * a + 10 * i, np.uint16))
+                n_pts = 6
+                pts = np.zeros((n_pts, 5), np.float64)
+                pts[:, 0] = 1.0 + 0.5 * a
+                pts[:, 3] = 1.0 if a % 2 == 0 else -1.0
+                pts[:, 4] = rng.uniform(5, 20, n_pts)
+                pts.tofile(d / "mmwave" / f"{name}.bin")
+                rng.normal(0, 1, (20, 3)).astype(np.float64).tofile(d / "lidar" / f"{name}.bin")
+                if rgb_images:
+                    (d / RGB_IMAGE_DIR).mkdir(exist_ok=True)
+                    cv2.imwrite(str(d / RGB_IMAGE_DIR / f"{name}.png"),
+                                np.full((h, w, 3), (10 * a, 50 + i, 200), np.uint8))
+            np.save(d / "ground_truth.npy", np.zeros((frames, 17, 3), np.float32))
+            seqs.append(f"{env}/{subj}/{act}")
+    return {"sequences": seqs, "frames": frames}
+
+
+# ----------------------------------------------------------------------------- CLI
+def build_parser(prog: str = "admn-ros convert-mmfi") -> argparse.ArgumentParser:
+    """Argument parser of ``admn-ros convert-mmfi`` / ``python -m admn_ros.core.data.mmfi``."""
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Convert an MM-Fi copy (ROOT/E01/S01/A01/{rgb,depth,mmwave,...}/frameNNN.*) into our activity "
+                    "dataset format (docs/MMFI.md).")
+    p.add_argument("root", help="MM-Fi root holding E01 ... E04")
+    p.add_argument("--out", required=True, help="output dataset directory (e.g. data/mmfi_xsub)")
+    p.add_argument("--frames", type=int, default=5, help="frames per window (default 5)")
+    p.add_argument("--stride", type=int, default=None,
+                   help="frames between window starts (default = frames x frame-step: non-overlapping)")
+    p.add_argument("--frame-step", type=int, default=1, help="frames between a window's frames (default 1)")
+    p.add_argument("--split", choices=SPLIT_KINDS, default="admn",
+                   help="admn (the ADMN paper's subjects, default), or MM-Fi's cross_subject, random, "
+                        "cross_environment")
+    p.add_argument("--environments", nargs="+", default=None, metavar="E0N", help="only these environments")
+    p.add_argument("--actions", nargs="+", default=None, metavar="A",
+                   help="action codes (class order) or one of protocol1 protocol2 protocol3 (default all 27)")
+    p.add_argument("--image-source", choices=IMAGE_SOURCES, default="auto",
+                   help="rgb slot: rgb (anonymised images), infra1/infra2 (grey images), keypoints "
+                        "(rgb/*.npy drawn as a stick figure) or auto (default)")
+    p.add_argument("--rgb-root", default=None, help="extracted anonymised RGB download (E01/S01/A01/rgb/*.png)")
+    p.add_argument("--keypoint-canvas", nargs=2, type=float, default=list(DEFAULT_KEYPOINT_CANVAS),
+                   metavar=("W", "H"), help="image size the keypoints are given in (default 640 480)")
+    p.add_argument("--val-subjects", nargs="*", default=None, metavar="S",
+                   help="training subjects held out as val (default one per environment; none: no val split)")
+    p.add_argument("--seed", type=int, default=RANDOM_SPLIT_SEED, help="random split: first seed (default 0)")
+    p.add_argument("--mmwave-dtype", choices=sorted(MMWAVE_DTYPES), default="float64",
+                   help="dtype of the mmwave .bin values (default float64, as the toolbox reads them)")
+    p.add_argument("--radar-weight", choices=RADAR_WEIGHTS, default="intensity",
+                   help="histogram weight per point (default intensity)")
+    p.add_argument("--rate-hz", type=float, default=DEFAULT_RATE_HZ, help="frame rate (default 10)")
+    p.add_argument("--strict", action="store_true", help="a missing or corrupt frame is an error")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    return p
+
+
+def run_from_args(a: argparse.Namespace) -> int:
+    """Run a conversion from parsed arguments; 0 on success, 2 with a one-line error otherwise."""
+    actions: Any = a.actions
+    if actions is not None and len(actions) == 1:
+        actions = actions[0]
+    try:
+        convert_mmfi(a.root, a.out, frames=a.frames, stride=a.stride, frame_step=a.frame_step, split=a.split, environments=a.environments,
+                     actions=actions, image_source=a.image_source, rgb_root=a.rgb_root,
+                     keypoint_canvas=(float(a.keypoint_canvas[0]), float(a.keypoint_canvas[1])),
+                     val_subjects=a.val_subjects, seed=a.seed, mmwave_dtype=a.mmwave_dtype,
+                     radar_weight=a.radar_weight, rate_hz=a.rate_hz, strict=a.strict, overwrite=a.overwrite,
+                     progress=not a.quiet)
+    except (OSError, ValueError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``admn-ros convert-mmfi ROOT --out DIR [options]``."""
+    return run_from_args(build_parser().parse_args(argv))
+
+
+__all__ = ["MMFiError", "ConvertSummary", "convert_mmfi", "split_subjects", "scan_mmfi", "read_depth_png",
+           "read_mmwave_bin", "read_keypoints", "read_image", "render_keypoints", "radar_histogram",
+           "write_synthetic_mmfi", "build_parser", "run_from_args", "main", "MMFI_ACTIONS", "PROTOCOLS",
+           "CROSS_SUBJECT_TEST", "ADMN_TEST_SUBJECTS", "ADMN_VAL_SUBJECTS", "DEFAULT_VAL_SUBJECTS", "SPLIT_KINDS", "IMAGE_SOURCES"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(None))

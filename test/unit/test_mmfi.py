@@ -1,0 +1,280 @@
+"""MM-Fi reader: a tiny fake copy written here in the released layout (ROOT/E01/S01/A01/{rgb,infra1,
+infra2,depth,mmwave,lidar}/frameNNN.{npy,png,bin}: keypoint .npy, 16-bit depth PNGs via OpenCV,
+float64 (n, 5) mmWave point clouds via numpy tofile, as the MM-Fi toolbox reads them) converts into
+the activity format with the right shapes, dtypes, labels, radar bins and disjoint subject splits;
+the error cases (wrong path, missing modality folder, empty split, corrupt PNG / .bin / .npy, missing
+frame) name the folder or file, and dropped windows are counted per reason."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from admn_ros.core.data.mmfi import (ADMN_TEST_SUBJECTS, CROSS_SUBJECT_TEST, MMFiError, convert_mmfi,  # noqa: E402
+                                     main,
+                                     radar_histogram, render_keypoints, split_subjects, write_synthetic_mmfi)
+
+SUBJECTS = ("S01", "S07", "S08")   # the ADMN split: S01 train, S07 val, S08 test
+ACTIONS = ("A01", "A02")
+N_FRAMES = 8
+DEPTH_HW = (48, 64)
+
+
+def _depth_mm(action: int, frame: int) -> int:
+    return 1000 + 100 * action + 10 * frame
+
+
+def write_tree(root: Path, subjects=SUBJECTS, actions=ACTIONS, frames: int = N_FRAMES,
+               rgb_jpeg: bool = False, infra_png: bool = False) -> Path:
+    """The released layout, written with the toolbox's conventions (frame%03d, float64 .bin)."""
+    rng = np.random.default_rng(0)
+    for subj in subjects:
+        env = f"E{(int(subj[1:]) - 1) // 10 + 1:02d}"
+        for act in actions:
+            a = int(act[1:])
+            d = root / env / subj / act
+            for sub in ("rgb", "infra1", "infra2", "depth", "mmwave", "lidar", "wifi-csi"):
+                (d / sub).mkdir(parents=True)
+            for i in range(1, frames + 1):
+                name = f"frame{i:03d}"
+                kp = np.stack([np.linspace(200, 440, 17), np.linspace(60, 420, 17)], axis=1).astype(np.float32)
+                np.save(d / "rgb" / f"{name}.npy", kp)
+                for infra in ("infra1", "infra2"):
+                    if infra_png:
+                        cv2.imwrite(str(d / infra / f"{name}.png"), np.full(DEPTH_HW, 20 * a + i, np.uint8))
+                    else:
+                        np.save(d / infra / f"{name}.npy", kp)
+                assert cv2.imwrite(str(d / "depth" / f"{name}.png"), np.full(DEPTH_HW, _depth_mm(a, i), np.uint16))
+                pts = np.zeros((5, 5), np.float64)           # x, y, z, doppler, intensity
+                pts[:, 0], pts[:, 1] = 0.6 * a, 0.8 * a          # range = 1.0 * a m
+                pts[:, 3] = 1.5 if a % 2 == 0 else -1.5
+                pts[:, 4] = rng.uniform(5.0, 10.0, 5)
+                pts.tofile(d / "mmwave" / f"{name}.bin")
+                rng.normal(size=(10, 3)).tofile(d / "lidar" / f"{name}.bin")
+                if rgb_jpeg:
+                    (d / "rgb_img").mkdir(exist_ok=True)
+                    cv2.imwrite(str(d / "rgb_img" / f"{name}.jpg"), np.full((*DEPTH_HW, 3), (0, 0, 200), np.uint8))
+            np.save(d / "ground_truth.npy", np.zeros((frames, 17, 3), np.float32))
+    return root
+
+
+def _load(out: Path, split: str) -> dict[str, np.ndarray]:
+    return {k: np.load(out / split / f"{k}.npy") for k in ("rgb", "depth", "radar", "label", "subject", "t")}
+
+
+def _convert(root: Path, out: Path, **kw):
+    kw.setdefault("actions", list(ACTIONS))
+    kw.setdefault("frames", 3)
+    return convert_mmfi(root, out, progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    root = write_tree(tmp_path_factory.mktemp("mmfi") / "MMFi_Dataset")
+    out = tmp_path_factory.mktemp("mmfi_out") / "ds"
+    return root, out, _convert(root, out)
+
+
+# ----------------------------------------------------------------------------- conversion
+def test_shapes_dtypes_labels_and_meta(converted):
+    root, out, summary = converted
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["format"] == "admn_ros.activitydata" and meta["task"] == "activity" and meta["source"] == "mmfi"
+    assert meta["classes"] == ["A01", "A02"] and meta["frames"] == 3
+    assert meta["nodes"] == ["f0", "f1", "f2"] and meta["modalities"] == ["rgb", "depth", "radar"]
+    assert meta["mmfi"]["image_source"] == "keypoints" and meta["mmfi"]["split"] == "admn"
+    # 8 frames, windows of 3 with stride 3 -> starts 1, 4 -> 2 windows per sequence, 2 actions
+    assert summary.windows == {"train": 4, "val": 4, "test": 4} and summary.n_skipped == 0
+    for split, subj in (("train", 1), ("val", 7), ("test", 8)):
+        a = _load(out, split)
+        assert a["rgb"].dtype == np.uint8 and a["rgb"].shape == (4, 3, 3, 64, 64)
+        assert a["depth"].dtype == np.uint16 and a["depth"].shape == (4, 3, 64, 64)
+        assert a["radar"].dtype == np.float16 and a["radar"].shape == (4, 3, 64, 64)
+        assert a["label"].dtype == np.int64 and a["subject"].dtype == np.int32 and a["t"].dtype == np.float32
+        assert a["label"].tolist() == [0, 0, 1, 1] and set(a["subject"].tolist()) == {subj}
+        np.testing.assert_allclose(a["t"], [0.0, 0.3, 0.0, 0.3], atol=1e-6)  # (start - 1) / 10 Hz
+        assert meta["splits"][split]["n_samples"] == 4
+        # depth: uint16 millimetres of the PNG, frame by frame (window 2 starts at frame 4)
+        assert a["depth"][3, :, 10, 10].tolist() == [_depth_mm(2, i) for i in (4, 5, 6)]
+        assert a["rgb"].max() > 0  # the stick figure is drawn
+    # radar: range 1.0 * a m -> row floor(a / 6 * 64); doppler -1.5 (A01) / +1.5 (A02) -> col 16 / 48
+    r = _load(out, "train")["radar"].astype(np.float32)
+    for w, (row, col) in ((0, (10, 16)), (2, (21, 48))):
+        assert np.argwhere(r[w, 0] > 0).tolist() == [[row, col]] and r[w, 0, row, col] == 1.0
+
+
+def test_subject_splits_are_disjoint_and_follow_mmfi():
+    for kind in ("admn", "cross_subject", "cross_environment"):
+        form = split_subjects(kind)
+        sets = {k: set(v) for k, v in form.items()}
+        assert sets["train"].isdisjoint(sets["test"]) and sets["val"].isdisjoint(sets["test"])
+        assert sets["train"].isdisjoint(sets["val"]) and len(set.union(*sets.values())) == 40
+    assert sorted(split_subjects("cross_subject")["test"]) == list(CROSS_SUBJECT_TEST)
+    admn = split_subjects("admn")
+    assert sorted(admn["test"]) == list(ADMN_TEST_SUBJECTS) and sorted(admn["val"]) == ["S07", "S17", "S27", "S37"]
+    assert sorted(admn["train"]) == [f"S{e}{i}" for e in "0123" for i in "123456"]
+    assert sorted(split_subjects("cross_environment")["test"]) == [f"S{i}" for i in range(31, 41)]
+    # random: per action 32 training (28 train + 4 val) and 8 test subjects, the toolbox's permutation
+    form = split_subjects("random")
+    for act in ("A01", "A27"):
+        per = {k: {s for s, acts in v.items() if act in acts} for k, v in form.items()}
+        assert [len(per[k]) for k in ("train", "val", "test")] == [28, 4, 8]
+        i = int(act[1:]) - 1
+        perm = np.random.RandomState(i).permutation(40)
+        assert per["test"] == {f"S{j + 1:02d}" for j in perm[32:]}
+
+
+def test_converted_subjects_disjoint(converted):
+    _, out, summary = converted
+    subs = {s: set(_load(out, s)["subject"].tolist()) for s in ("train", "val", "test")}
+    assert subs["train"].isdisjoint(subs["test"]) and subs["val"].isdisjoint(subs["test"])
+    assert summary.subjects == {"train": ["S01"], "val": ["S07"], "test": ["S08"]}
+
+
+def test_reads_back_through_activity_dataset(converted):
+    activity = pytest.importorskip("admn_ros.core.data.activity")
+    _, out, _ = converted
+    ds = activity.ActivityDataset(out, "test")
+    assert len(ds) == 4
+
+
+def test_image_sources_rgb_jpeg_rgb_root_and_infra(tmp_path):
+    root = write_tree(tmp_path / "src", actions=("A01",), frames=3, rgb_jpeg=True, infra_png=True)
+    s = _convert(root, tmp_path / "rgb", actions=["A01"])        # auto: rgb_img/ exists -> images
+    assert s.image_source == "rgb"
+    px = _load(tmp_path / "rgb", "train")["rgb"][0, 0, :, 5, 5]
+    assert abs(int(px[0]) - 200) <= 3 and px[1] <= 3 and px[2] <= 3  # BGR (0, 0, 200) -> red
+    s = _convert(root, tmp_path / "ir", actions=["A01"], image_source="infra1")
+    ir = _load(tmp_path / "ir", "train")["rgb"][0]
+    assert (ir[:, 0] == ir[:, 1]).all() and ir[0, 0, 5, 5] == 21  # grey repeated, 20 * 1 + frame 1
+    # the separately released anonymised RGB tree: <rgb_root>/all_images/MMFi_Defaced_RGB/E01/S01/A01/rgb/*.png
+    rgb_root = tmp_path / "rgbdl"
+    for subj in SUBJECTS:   # as all_images.zip extracts (nesl/ADMN MMFI_Noise/generate_MMFI_pickles.py)
+        d = rgb_root / "all_images" / "MMFi_Defaced_RGB" / "E01" / subj / "A01" / "rgb"
+        d.mkdir(parents=True)
+        for i in range(1, 4):
+            cv2.imwrite(str(d / f"frame{i:03d}.png"), np.full((*DEPTH_HW, 3), (200, 0, 0), np.uint8))
+    s = _convert(root, tmp_path / "rr", actions=["A01"], rgb_root=rgb_root)
+    assert s.image_source == "rgb" and _load(tmp_path / "rr", "test")["rgb"][0, 0, 2, 5, 5] == 200
+
+
+def test_synthetic_writer_converts(tmp_path):
+    info = write_synthetic_mmfi(tmp_path / "src", subjects=SUBJECTS, actions=("A03", "A12"), frames=6)
+    assert len(info["sequences"]) == 6
+    s = convert_mmfi(tmp_path / "src", tmp_path / "out", actions="A03,A12", frames=2, stride=1, progress=False)
+    assert s.windows == {"train": 10, "val": 10, "test": 10}
+    # the ADMN code's windows: frames s, s+2, ..., s+2(F-1); 6 frames -> F=3 step 2 spans 5 -> starts 1, 2
+    s = convert_mmfi(tmp_path / "src", tmp_path / "o2", actions="A03,A12", frames=3, frame_step=2, stride=1,
+                     progress=False)
+    assert s.windows == {"train": 4, "val": 4, "test": 4}
+    d = np.load(tmp_path / "o2" / "train" / "depth.npy")[:, :, 0, 0]
+    assert d[1].tolist() == [1000 + 300 + 10 * i for i in (2, 4, 6)]
+
+
+def test_radar_axes_match_the_activity_simulator():
+    sim = pytest.importorskip("admn_ros.core.sim.activity")
+    from admn_ros.core.data import mmfi
+
+    assert (mmfi.RADAR_RANGE_MAX_M, mmfi.RADAR_DOPPLER_MAX_MPS) == (sim.RADAR_RANGE_MAX_M, sim.RADAR_DOPPLER_MAX_MPS)
+    assert getattr(sim, "RADAR_BINS", 64) == 64
+
+
+def test_helpers():
+    h, out = radar_histogram(np.array([[3.0, 0, 0, 0.0, 2.0], [3.0, 0, 0, 0.0, 2.0], [9.0, 0, 0, 0, 1.0],
+                                       [1.0, 0, 0, -2.9, 1.0]]))
+    assert out == 1 and h[32, 32] == 1.0 and h[10, 1] == 0.25 and h.sum() == 1.25
+    assert radar_histogram(np.zeros((0, 5)))[0].max() == 0.0
+    img, outside = render_keypoints(np.array([[320.0, 240.0]] * 16 + [[-5.0, 10.0]]))
+    assert img.shape == (64, 64, 3) and img[32, 32].max() > 0 and outside == 1
+
+
+# ----------------------------------------------------------------------------- errors and skips
+def test_wrong_root_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="MM-Fi root not found"):
+        _convert(tmp_path / "nope", tmp_path / "out")
+    root = write_tree(tmp_path / "data" / "MMFi_Dataset", subjects=("S01",), actions=("A01",), frames=3)
+    with pytest.raises(MMFiError, match=r"no environment folders.*did you mean .*MMFi_Dataset"):
+        _convert(tmp_path / "data", tmp_path / "out")
+    with pytest.raises(MMFiError, match="no environment folders"):
+        _convert(root / "E01", tmp_path / "out")   # one level too deep
+    assert not (tmp_path / "out" / "meta.json").exists()
+
+
+def test_missing_modality_folder_names_it(tmp_path):
+    root = write_tree(tmp_path / "src")
+    shutil.rmtree(root / "E01" / "S07" / "A02" / "mmwave")
+    with pytest.raises(MMFiError, match=r"E01/S07/A02/mmwave") as e:
+        _convert(root, tmp_path / "out")
+    assert e.value.path.endswith("E01/S07/A02/mmwave")
+    with pytest.raises(MMFiError, match=r"E01/S01/A01/rgb_img"):
+        _convert(root, tmp_path / "out", image_source="rgb")
+    with pytest.raises(MMFiError, match=r"E01/S01/A01/infra1.*keypoints"):   # .npy, not images
+        _convert(root, tmp_path / "out", image_source="infra1")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_empty_split_is_an_error(tmp_path):
+    root = write_tree(tmp_path / "src", subjects=("S01", "S07"))   # no ADMN test subject
+    with pytest.raises(MMFiError, match=r"split 'test' has no sequences.*S08, S09, S10"):
+        _convert(root, tmp_path / "out")
+    with pytest.raises(MMFiError, match=r"split 'test' has no sequences.*S05"):
+        _convert(root, tmp_path / "out", split="cross_subject", val_subjects=["S07"])
+    with pytest.raises(MMFiError, match=r"split 'test'.*no sequences.*E04"):
+        _convert(root, tmp_path / "out", split="cross_environment")
+    root2 = write_tree(tmp_path / "src2", frames=2)                   # every sequence shorter than a window
+    with pytest.raises(MMFiError, match=r"split 'train' has no windows.*short_sequence"):
+        _convert(root2, tmp_path / "out2")
+    assert not (tmp_path / "out2" / "meta.json").exists()
+
+
+def test_corrupt_and_missing_frames_are_counted_or_raise(tmp_path):
+    root = write_tree(tmp_path / "src")
+    seq = root / "E01" / "S01" / "A01"
+    (seq / "depth" / "frame002.png").write_bytes(b"not a png")           # window 1 (frames 1-3)
+    (seq / "mmwave" / "frame005.bin").write_bytes(b"\0" * 44)            # window 2 (4-6): 44 % 40 != 0
+    seq2 = root / "E01" / "S01" / "A02"
+    (seq2 / "rgb" / "frame001.npy").write_bytes(b"garbage")              # A02 window 1
+    (seq2 / "mmwave" / "frame006.bin").unlink()                          # A02 window 2
+    s = _convert(root, tmp_path / "out", frames=2)                      # windows 1-2, 3-4, 5-6, 7-8
+    assert s.windows == {"train": 4, "val": 8, "test": 8}
+    assert s.skipped["train"] == {"corrupt:depth": 1, "corrupt:radar": 1, "corrupt:rgb": 1, "missing:radar": 1}
+    assert s.skipped["val"] == {} and s.n_skipped == 4
+    text = "\n".join(s.examples)
+    assert "frame002.png" in text and "OpenCV cannot decode" in text
+    assert "frame005.bin" in text and "not a multiple of 40" in text
+    assert "frame001.npy" in text and "frame006.bin: frame 6 missing" in text
+    assert "skipped 4 windows" in str(s)
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    assert meta["conversion"]["skipped"]["train"]["missing:radar"] == 1
+    with pytest.raises(MMFiError, match=r"depth/frame002\.png: OpenCV cannot decode"):
+        _convert(root, tmp_path / "strict", strict=True)
+    (seq / "depth" / "frame002.png").unlink()
+    cv2.imwrite(str(seq / "depth" / "frame002.png"), np.full(DEPTH_HW, 1, np.uint16))
+    with pytest.raises(MMFiError, match=r"mmwave/frame005\.bin: size 44 bytes is not a multiple of 40"):
+        _convert(root, tmp_path / "strict", strict=True)
+
+
+def test_corrupt_everywhere_leaves_no_dataset(tmp_path):
+    root = write_tree(tmp_path / "src", actions=("A01",), frames=3)
+    (root / "E01" / "S08" / "A01" / "depth" / "frame003.png").write_bytes(b"")
+    with pytest.raises(MMFiError, match=r"split 'test' has no windows.*corrupt:depth"):
+        _convert(root, tmp_path / "out", actions=["A01"])
+    assert not (tmp_path / "out" / "meta.json").exists() and not (tmp_path / "out" / "train").exists()
+
+
+def test_existing_output_and_cli(tmp_path, capsys):
+    root = write_tree(tmp_path / "src", actions=("A01",), frames=3)
+    out = tmp_path / "out"
+    args = [str(root), "--out", str(out), "--actions", "A01", "--frames", "3", "--quiet"]
+    assert main(args) == 0 and (out / "meta.json").is_file()
+    assert main(args) == 2 and "already holds a dataset" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
+    assert main([str(tmp_path / "missing"), "--out", str(tmp_path / "o2")]) == 2
+    assert "MM-Fi root not found" in capsys.readouterr().err
+    from admn_ros.cli import COMMANDS
+    assert COMMANDS["convert-mmfi"][:2] == ("admn_ros.core.data.mmfi", "main")
