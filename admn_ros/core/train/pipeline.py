@@ -63,6 +63,10 @@ class PipelineConfig:
     activity_frames: int = 5
 
 
+#: Stage-1 overrides of the activity task: modality dropout on every modality (the body is
+#: seen by all three; each backbone must learn alone, so a clean one can replace a noisy one).
+ACTIVITY_STAGE1: dict[str, Any] = {"modality_missing": {"rgb": 0.2, "depth": 0.2, "radar": 0.2}}
+
 #: Defaults that differ for the activity task (``--task activity``).
 ACTIVITY_DEFAULTS: dict[str, Any] = {"data": "data/activity_sim", "runs": "runs/activity",
                                      "models": "models/activity"}
@@ -200,9 +204,11 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
 
     # 2. stage 1
     t0 = time.perf_counter()
+    extra = dict(ACTIVITY_STAGE1) if cfg.task == "activity" else {}
+    extra.update(cfg.extra_stage1)
     s1cfg = Stage1Config(data=cfg.data, out=str(runs / "stage1"), epochs=cfg.stage1_epochs, seed=cfg.seed,
                          val_samples=cfg.stage1_val_samples, threads=cfg.stage1_threads, progress=cfg.progress,
-                         **cfg.extra_stage1)
+                         **extra)
     res1 = train_stage1(s1cfg, resume=True, log=log)
     summary["steps"]["stage1"] = {"seconds": time.perf_counter() - t0, "samples_per_s": res1.samples_per_s,
                                   "val": res1.val, "epochs": res1.epochs}
