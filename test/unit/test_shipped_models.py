@@ -20,10 +20,10 @@ from admn_ros.core.paths import models_dir
 from admn_ros.core.streams import budget_from_fraction, full_allocation, naive_allocation
 
 #: Measured on the shipped run with margin (update together with docs/TRAINING.md).
-MAX_UPPER_BOUND_CM = 50.0   # measured 42.7 cm (make models, 2026-11-22)
-MAX_ADMN25_CM = 50.0        # measured 42.2 cm
+MAX_UPPER_BOUND_CM = 25.0   # measured 19.5 cm (make models, session 2, 2026-11-22; session 1: 42.7)
+MAX_ADMN25_CM = 26.0        # measured 20.3 cm (session 1: 42.2)
 #: ADMN at 25% must stay within this factor of the Upper Bound on the same inputs.
-MAX_ADMN_OVER_UB = 1.15     # the target; measured 0.99
+MAX_ADMN_OVER_UB = 1.15     # the target; measured 1.04
 N_SAMPLES = 200
 SEED = 4242
 
@@ -85,5 +85,5 @@ def test_shipped_models_accuracy_binary_noise(held_out):
     assert e["ub"] < MAX_UPPER_BOUND_CM, msg
     assert e["admn"] < MAX_ADMN25_CM, msg
     assert e["admn"] < MAX_ADMN_OVER_UB * e["ub"], msg
-    assert e["admn"] <= 1.01 * e["naive"], msg  # measured 42.2 vs 42.8 cm
-    assert e["ub"] < 0.6 * e["const"], msg
+    assert e["admn"] <= e["naive"], msg  # measured 20.3 vs 21.1 cm
+    assert e["ub"] < 0.3 * e["const"], msg  # measured 19.5 vs 99.0 cm
