@@ -278,3 +278,30 @@ def test_existing_output_and_cli(tmp_path, capsys):
     assert "MM-Fi root not found" in capsys.readouterr().err
     from admn_ros.cli import COMMANDS
     assert COMMANDS["convert-mmfi"][:2] == ("admn_ros.core.data.mmfi", "main")
+
+
+# ----------------------------------------------------------------------------- end to end
+def test_converted_mmfi_trains_and_evaluates_end_to_end(converted, tmp_path):
+    """The same training and evaluation commands take a converted MM-Fi copy: one stage-1
+    step, one controller step, then the accuracy table (the task comes from meta.json)."""
+    from admn_ros.core.evaluate.cli import main as evaluate_main
+    from admn_ros.core.train.cli import main as train_main
+
+    _, out, _ = converted
+    s1, c1 = tmp_path / "s1", tmp_path / "c1"
+    common = ["--data", str(out), "--epochs", "1", "--batch-size", "4", "--train-samples", "4",
+              "--val-samples", "2", "--no-progress", "--threads", "1"]
+    assert train_main(["stage1", *common, "--out", str(s1), "--noise-start-epoch", "0"]) == 0
+    meta = json.loads((s1 / "summary.json").read_text())
+    assert meta["model_config"]["task"] == "activity" and meta["model_config"]["n_classes"] == len(ACTIONS)
+    assert meta["model_config"]["frames"] == 3 and meta["model_config"]["nodes"] == ["node1"]
+    assert train_main(["stage2", *common, "--stage1", str(s1 / "model.safetensors"), "--out", str(c1),
+                       "--variant", "budget", "--budget", "9", "--warmup-epochs", "0"]) == 0
+    rep = tmp_path / "rep"
+    assert evaluate_main(["--data", str(out), "--stage1", str(s1 / "model.safetensors"), "--models", "",
+                          "--controller", str(c1 / "controller.safetensors"), "--out", str(rep),
+                          "--no-latency", "--no-plots", "--no-progress", "--regimes", "binary",
+                          "--fractions", "0.25"]) == 0
+    md = (rep / "table1.md").read_text()
+    assert "activity recognition" in md and "| binary | ADMN |" in md
+    assert "accuracy_pct" in (rep / "table1.csv").read_text().splitlines()[0]
