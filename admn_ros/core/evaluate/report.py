@@ -37,6 +37,51 @@ def admn_name(records: Sequence[Record]) -> str:
     return "ADMN"
 
 
+def _binary_ratio_targets(a: float, ub: float, nv: float, where: str, adm: str) -> list[Target]:
+    """Tracking (error, lower is better): ADMN / Upper Bound <= 1.15 and Naive / ADMN >= 2.0."""
+    r1, r2 = a / ub if ub else math.nan, nv / a if a else math.nan
+    return [Target(f"{where}: {adm}/UpperBound <= 1.15", None if math.isnan(r1) else r1 <= 1.15,
+                   f"{_f(a)} / {_f(ub)} cm = {_f(r1, 3)}"),
+            Target(f"{where}: Naive/{adm} >= 2.0", None if math.isnan(r2) else r2 >= 2.0,
+                   f"{_f(nv)} / {_f(a)} cm = {_f(r2, 2)}")]
+
+
+def _binary_point_targets(a: float, ub: float, nv: float, where: str, adm: str) -> list[Target]:
+    """Activity (accuracy %, higher is better): within 5 points of Upper Bound, >= 15 above Naive."""
+    return [Target(f"{where}: Upper Bound - {adm} <= 5 points", None if math.isnan(a - ub) else ub - a <= 5.0,
+                   f"{_f(ub)} - {_f(a)} = {_f(ub - a)} points"),
+            Target(f"{where}: {adm} - Naive >= 15 points", None if math.isnan(a - nv) else a - nv >= 15.0,
+                   f"{_f(a)} - {_f(nv)} = {_f(a - nv)} points")]
+
+
+def _accuracy_targets(records: Sequence[Record], budgets: Sequence[int], settings: EvalSettings,
+                      higher_is_better: bool) -> list[Target]:
+    """Per draw mode: the binary targets at the smallest budget, and "ADMN better than Naive at
+    every budget" under discrete and continuous noise."""
+    out: list[Target] = []
+    adm = admn_name(records)
+    L0 = budgets[0]
+    pct = f"{round(100 * settings.fractions[0])}%"
+    binary = _binary_point_targets if higher_is_better else _binary_ratio_targets
+    word, unit = (">", " %") if higher_is_better else ("<", "")
+    for draw in settings.draws:
+        dname = DRAWS.get(draw, draw)
+        if "binary" in settings.regimes:
+            out += binary(lookup(records, "binary", draw, adm, L0), lookup(records, "binary", draw, "Upper Bound"),
+                          lookup(records, "binary", draw, "Naive Allocation", L0), f"binary {dname}, {pct} (L={L0})",
+                          adm)
+        for regime in ("discrete", "continuous"):
+            if regime not in settings.regimes:
+                continue
+            pairs = [(L, lookup(records, regime, draw, adm, L), lookup(records, regime, draw, "Naive Allocation", L))
+                     for L in budgets]
+            ok = [(a > n) if higher_is_better else (a < n) for _, a, n in pairs if not (math.isnan(a) or math.isnan(n))]
+            out.append(Target(f"{regime} {dname}: {adm} {word} Naive at every budget",
+                              None if len(ok) < len(pairs) else all(ok),
+                              ", ".join(f"L={L}: {_f(a)} vs {_f(n)}{unit}" for L, a, n in pairs)))
+    return out
+
+
 def check_activity_targets(records: Sequence[Record], budgets: Sequence[int], settings: EvalSettings) -> list[Target]:
     """Activity targets (accuracy in %, higher is better), per draw mode:
 
@@ -44,32 +89,7 @@ def check_activity_targets(records: Sequence[Record], budgets: Sequence[int], se
       above Naive Allocation;
     * discrete and continuous: ADMN above Naive at every budget.
     """
-    out: list[Target] = []
-    adm = admn_name(records)
-    L0 = budgets[0]
-    pct = f"{round(100 * settings.fractions[0])}%"
-    for draw in settings.draws:
-        dname = DRAWS.get(draw, draw)
-        if "binary" in settings.regimes:
-            a = lookup(records, "binary", draw, adm, L0)
-            ub = lookup(records, "binary", draw, "Upper Bound")
-            nv = lookup(records, "binary", draw, "Naive Allocation", L0)
-            out.append(Target(f"binary {dname}, {pct} (L={L0}): Upper Bound - {adm} <= 5 points",
-                              None if math.isnan(a - ub) else ub - a <= 5.0,
-                              f"{_f(ub)} - {_f(a)} = {_f(ub - a)} points"))
-            out.append(Target(f"binary {dname}, {pct} (L={L0}): {adm} - Naive >= 15 points",
-                              None if math.isnan(a - nv) else a - nv >= 15.0,
-                              f"{_f(a)} - {_f(nv)} = {_f(a - nv)} points"))
-        for regime in ("discrete", "continuous"):
-            if regime not in settings.regimes:
-                continue
-            pairs = [(L, lookup(records, regime, draw, adm, L), lookup(records, regime, draw, "Naive Allocation", L))
-                     for L in budgets]
-            ok = [a > n for _, a, n in pairs if not (math.isnan(a) or math.isnan(n))]
-            out.append(Target(f"{regime} {dname}: {adm} > Naive at every budget",
-                              None if len(ok) < len(pairs) else all(ok),
-                              ", ".join(f"L={L}: {_f(a)} vs {_f(n)} %" for L, a, n in pairs)))
-    return out
+    return _accuracy_targets(records, budgets, settings, higher_is_better=True)
 
 
 def check_targets(records: Sequence[Record], flops: Sequence[FlopsRow], budgets: Sequence[int],
@@ -85,32 +105,10 @@ def check_targets(records: Sequence[Record], flops: Sequence[FlopsRow], budgets:
     """
     if task == "activity":
         return check_activity_targets(records, budgets, settings)
-    out: list[Target] = []
+    out = _accuracy_targets(records, budgets, settings, higher_is_better=False)
     adm = admn_name(records)
     L0 = budgets[0]
     pct = f"{round(100 * settings.fractions[0])}%"
-    for draw in settings.draws:
-        dname = DRAWS.get(draw, draw)
-        if "binary" in settings.regimes:
-            a = lookup(records, "binary", draw, adm, L0)
-            ub = lookup(records, "binary", draw, "Upper Bound")
-            nv = lookup(records, "binary", draw, "Naive Allocation", L0)
-            r1, r2 = a / ub if ub else math.nan, nv / a if a else math.nan
-            out.append(Target(f"binary {dname}, {pct} (L={L0}): {adm}/UpperBound <= 1.15",
-                              None if math.isnan(r1) else r1 <= 1.15,
-                              f"{_f(a)} / {_f(ub)} cm = {_f(r1, 3)}"))
-            out.append(Target(f"binary {dname}, {pct} (L={L0}): Naive/{adm} >= 2.0",
-                              None if math.isnan(r2) else r2 >= 2.0,
-                              f"{_f(nv)} / {_f(a)} cm = {_f(r2, 2)}"))
-        for regime in ("discrete", "continuous"):
-            if regime not in settings.regimes:
-                continue
-            pairs = [(L, lookup(records, regime, draw, adm, L), lookup(records, regime, draw, "Naive Allocation", L))
-                     for L in budgets]
-            ok = [a < n for _, a, n in pairs if not (math.isnan(a) or math.isnan(n))]
-            out.append(Target(f"{regime} {dname}: {adm} < Naive at every budget",
-                              None if len(ok) < len(pairs) else all(ok),
-                              ", ".join(f"L={L}: {_f(a)} vs {_f(n)}" for L, a, n in pairs)))
     fl = {(r.method, r.budget): r for r in flops}
     full = next((r for r in flops if r.method == "Upper Bound"), None)
     a0 = fl.get((adm, L0))
