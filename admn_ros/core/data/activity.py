@@ -40,8 +40,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.data.simdata import SPLITS, DatasetError
-from admn_ros.core.preprocess import MODEL_INPUT, from_storage, to_storage
+from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches
+from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M
 
 ACTIVITY_FORMAT: str = "admn_ros.activitydata"
@@ -121,7 +121,7 @@ def read_activity_meta(root: str | Path) -> dict[str, Any]:
 
 
 # ============================================================================ reader
-class ActivityDataset:
+class ActivityDataset(MemmapBatches):
     """Memory-mapped reader of one split of an activity dataset.
 
     Args:
@@ -140,6 +140,8 @@ class ActivityDataset:
         DatasetError: bad format/version, unknown split, a split with no samples, arrays whose
             shape/dtype disagree with ``meta.json``, or labels outside the classes (names the path).
     """
+
+    TARGET = ("label", np.int64)
 
     def __init__(self, root: str | Path, split: str = "train") -> None:
         self.root = Path(root)
@@ -191,41 +193,6 @@ class ActivityDataset:
         return (f"ActivityDataset({str(self.root)!r}, {self.split!r}, n={self._n}, frames={self.frames}, "
                 f"classes={len(self.classes)})")
 
-    def _index(self, indices: Sequence[int] | np.ndarray | slice) -> np.ndarray:
-        if isinstance(indices, slice):
-            return np.arange(self._n)[indices]
-        idx = np.asarray(indices)
-        if idx.ndim == 0:
-            idx = idx[None]
-        if idx.dtype == bool:
-            raise DatasetError("boolean masks are not supported as batch indices; use np.flatnonzero")
-        idx = idx.astype(np.int64)
-        if idx.size and (idx.min() < -self._n or idx.max() >= self._n):
-            raise IndexError(f"index out of range for split {self.split!r} of {self.root} with {self._n} samples")
-        return np.where(idx < 0, idx + self._n, idx)
-
-    def batch(self, indices: Sequence[int] | np.ndarray | slice) -> dict[str, np.ndarray]:
-        """Model-ready arrays for ``indices``: float32 in [0, 1] ``rgb [B, F, 3, 64, 64]``,
-        ``depth [B, F, 1, 64, 64]``, ``radar [B, F, 1, 64, 64]`` and int64 ``label [B]``."""
-        idx = self._index(indices)
-        order = np.argsort(idx, kind="stable")   # memmap fancy indexing is fastest sorted
-        inv = np.empty_like(order)
-        inv[order] = np.arange(len(order))
-        s_idx = idx[order]
-
-        def take(a: np.ndarray) -> np.ndarray:
-            return np.asarray(a[s_idx])[inv]
-
-        return {
-            "rgb": from_storage("rgb", take(self.rgb)),
-            "depth": from_storage("depth", take(self.depth)),
-            "radar": from_storage("radar", take(self.radar)),
-            "label": take(self.label).astype(np.int64),
-        }
-
-    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        """One window without the batch axis (same keys as :meth:`batch`)."""
-        return {k: v[0] for k, v in self.batch([int(i)]).items()}
 
 
 # ============================================================================ writer

@@ -77,7 +77,62 @@ def read_meta(root: str | Path) -> dict[str, Any]:
     return meta
 
 
-class SimDataset:
+class MemmapBatches:
+    """Batches of a memory-mapped split: the indexing shared by :class:`SimDataset` and
+    :class:`~admn_ros.core.data.activity.ActivityDataset`.
+
+    Subclasses set ``root``, ``split``, ``_n``, the arrays ``rgb``, ``depth``, ``radar`` and the
+    target array named by :attr:`TARGET` (``(name, dtype)``).
+    """
+
+    TARGET: tuple[str, Any] = ("gt", np.float32)
+    root: Path
+    split: str
+    _n: int
+
+    def _index(self, indices: Sequence[int] | np.ndarray | slice) -> np.ndarray:
+        if isinstance(indices, slice):
+            return np.arange(self._n)[indices]
+        idx = np.asarray(indices)
+        if idx.ndim == 0:
+            idx = idx[None]
+        if idx.dtype == bool:
+            raise DatasetError("boolean masks are not supported as batch indices; use np.flatnonzero")
+        idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < -self._n or idx.max() >= self._n):
+            raise IndexError(f"index out of range for split {self.split!r} of {self.root} "
+                             f"with {self._n} samples")
+        return np.where(idx < 0, idx + self._n, idx)
+
+    def batch(self, indices: Sequence[int] | np.ndarray | slice) -> dict[str, np.ndarray]:
+        """Model-ready float32 arrays in [0, 1] for ``indices``: ``rgb [B, S, 3, 64, 64]``,
+        ``depth [B, S, 1, 64, 64]``, ``radar [B, S, 1, 64, 64]`` (``S`` = nodes, or frames of an
+        activity window) and the target (tracking ``gt [B, 2]`` metres, activity ``label [B]``).
+        """
+        idx = self._index(indices)
+        # memmap fancy indexing is fastest on sorted indices; restore the caller's order after
+        order = np.argsort(idx, kind="stable")
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        s_idx = idx[order]
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return np.asarray(a[s_idx])[inv]
+
+        name, dtype = self.TARGET
+        return {
+            "rgb": from_storage("rgb", take(self.rgb)),  # type: ignore[attr-defined]
+            "depth": from_storage("depth", take(self.depth)),  # type: ignore[attr-defined]
+            "radar": from_storage("radar", take(self.radar)),  # type: ignore[attr-defined]
+            name: take(getattr(self, name)).astype(dtype),
+        }
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        """One sample without the batch axis (same keys as :meth:`batch`)."""
+        return {k: v[0] for k, v in self.batch([int(i)]).items()}
+
+
+class SimDataset(MemmapBatches):
     """Memory-mapped reader of one split of a generated dataset.
 
     Args:
@@ -131,43 +186,3 @@ class SimDataset:
     def __repr__(self) -> str:
         return f"SimDataset({str(self.root)!r}, {self.split!r}, n={self._n}, nodes={self.nodes})"
 
-    def _index(self, indices: Sequence[int] | np.ndarray | slice) -> np.ndarray:
-        if isinstance(indices, slice):
-            return np.arange(self._n)[indices]
-        idx = np.asarray(indices)
-        if idx.ndim == 0:
-            idx = idx[None]
-        if idx.dtype == bool:
-            raise DatasetError("boolean masks are not supported as batch indices; use np.flatnonzero")
-        idx = idx.astype(np.int64)
-        if idx.size and (idx.min() < -self._n or idx.max() >= self._n):
-            raise IndexError(f"index out of range for split {self.split!r} of {self.root} "
-                             f"with {self._n} samples")
-        return np.where(idx < 0, idx + self._n, idx)
-
-    def batch(self, indices: Sequence[int] | np.ndarray | slice) -> dict[str, np.ndarray]:
-        """Model-ready float32 arrays in [0, 1] for ``indices``:
-
-        ``rgb [B, S, 3, 64, 64]``, ``depth [B, S, 1, 64, 64]``, ``radar [B, S, 1, 64, 64]``,
-        ``gt [B, 2]`` (metres).
-        """
-        idx = self._index(indices)
-        # memmap fancy indexing is fastest on sorted indices; restore the caller's order after
-        order = np.argsort(idx, kind="stable")
-        inv = np.empty_like(order)
-        inv[order] = np.arange(len(order))
-        s_idx = idx[order]
-
-        def take(a: np.ndarray) -> np.ndarray:
-            return np.asarray(a[s_idx])[inv]
-
-        return {
-            "rgb": from_storage("rgb", take(self.rgb)),
-            "depth": from_storage("depth", take(self.depth)),
-            "radar": from_storage("radar", take(self.radar)),
-            "gt": take(self.gt).astype(np.float32),
-        }
-
-    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        """One sample without the batch axis (same keys as :meth:`batch`)."""
-        return {k: v[0] for k, v in self.batch([int(i)]).items()}
