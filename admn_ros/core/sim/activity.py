@@ -65,11 +65,10 @@ import cv2
 import numpy as np
 
 from admn_ros.core.sim.config import RadarConfig
-from admn_ros.core.sim.corruptions import CorruptionSpec, apply_corruption
 from admn_ros.core.sim.render import (RADAR_SPECKLE_LOOKS, RGB_SENSOR_SIGMA, depth_sigma_m,
                                       radar_power_to_unit)
-from admn_ros.core.sim.simulator import StreamFrame
-from admn_ros.core.streams import DEPTH_MAX_M, split_stream_id
+from admn_ros.core.sim.simulator import CorruptibleStreams, StreamFrame
+from admn_ros.core.streams import DEPTH_MAX_M
 
 #: The simulated activities, in class-index order.
 ACTIVITIES: tuple[str, ...] = ("wave", "squat", "jump", "walk_in_place", "raise_arms", "sit_down",
@@ -922,21 +921,12 @@ class ActivityFrame:
     subject_id: int = 0
 
 
-@dataclass
-class _CorruptionState:
-    spec: CorruptionSpec
-    t_set: float
-    rng: np.random.Generator
-    blur_angle: float
-    held: np.ndarray | None = None
-
-
 #: Radar geometry handed to :func:`apply_corruption` (``clutter`` ghosts land at a random range
 #: and Doppler column of the 64 x 64 map).
 CLUTTER_RADAR = RadarConfig(range_bins=RADAR_BINS, range_res_m=RANGE_RES_M, azimuth_bins=RADAR_BINS, fov_deg=120.0)
 
 
-class ActivitySimulator:
+class ActivitySimulator(CorruptibleStreams):
     """A subject performing a schedule of activities in front of ``node1`` (see the module docstring).
 
     Args:
@@ -962,7 +952,7 @@ class ActivitySimulator:
         self.renderer = ActivityRenderer(subject, width, height)
         self._schedule_arg = None if schedule is None else list(schedule)
         self._ids = list(STREAM_IDS)
-        self._corr: dict[str, _CorruptionState] = {}
+        self._corr = {}
         self.reset(_check_int("episode", episode))
 
     @property
@@ -996,60 +986,8 @@ class ActivitySimulator:
         """Activity at ``t`` (default: the next frame's time)."""
         return self.performance.label(self.t if t is None else float(t))
 
-    # ------------------------------------------------------------------ corruptions
-    def _new_state(self, sid: str, spec: CorruptionSpec) -> _CorruptionState:
-        rng = np.random.default_rng(self._corr_seeds[self._ids.index(sid)])
-        return _CorruptionState(spec, self.t, rng, float(rng.uniform(0, math.pi)))
-
-    def set_corruption(self, stream_id: str, spec: CorruptionSpec | None) -> None:
-        """Corrupt ``stream_id`` from the next frame on (``None`` or kind ``"none"`` clears).
-
-        Raises:
-            ValueError: unknown stream, or a spec that does not fit the stream's modality.
-        """
-        if stream_id not in self._ids:
-            raise ValueError(f"unknown stream {stream_id!r}; known streams: {self._ids}")
-        if spec is None or (isinstance(spec, CorruptionSpec) and spec.kind == "none"):
-            self._corr.pop(stream_id, None)
-            return
-        if not isinstance(spec, CorruptionSpec):
-            raise ValueError(f"expected a CorruptionSpec for {stream_id!r}, got {type(spec).__name__}")
-        _, modality = split_stream_id(stream_id)
-        try:
-            resolved = spec.resolved(modality)
-        except ValueError as e:
-            raise ValueError(f"stream {stream_id!r}: {e}") from None
-        self._corr[stream_id] = self._new_state(stream_id, resolved)
-
-    def clear_corruption(self, stream_id: str) -> None:
-        """Make ``stream_id`` clean again."""
-        self.set_corruption(stream_id, None)
-
-    def clear_corruptions(self) -> None:
-        """Make every stream clean again."""
-        self._corr.clear()
-
-    @property
-    def corruptions(self) -> dict[str, CorruptionSpec]:
-        """Currently set (resolved) corruption specs by stream id."""
-        return {sid: st.spec for sid, st in self._corr.items()}
-
-    def _corrupt(self, sid: str, clean: np.ndarray, t: float) -> StreamFrame:
-        st = self._corr.get(sid)
-        if st is None:
-            return StreamFrame(clean)
-        spec = st.spec
-        prev_clean = self._last_clean.get(sid)
-        if not spec.active(t - st.t_set):
-            st.held = None
-            return StreamFrame(clean)
-        _, modality = split_stream_id(sid)
-        if spec.kind == "frozen":
-            if st.held is None:
-                st.held = (prev_clean if prev_clean is not None else clean).copy()
-            return StreamFrame(st.held.copy(), "frozen", 0.0, float(spec.severity or 1.0))
-        data = apply_corruption(modality, clean, spec, st.rng, CLUTTER_RADAR, st.blur_angle)
-        return StreamFrame(data, spec.kind, float(spec.sigma or 0.0), float(spec.severity or 0.0))
+    def _clutter_radar(self) -> RadarConfig:
+        return CLUTTER_RADAR
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> ActivityFrame:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from admn_ros.core.sim.config import SimConfig, load_sim_config
+from admn_ros.core.sim.config import RadarConfig, SimConfig, load_sim_config
 from admn_ros.core.sim.corruptions import CorruptionSpec, apply_corruption
 from admn_ros.core.sim.render import CameraRenderer, RadarRenderer
 from admn_ros.core.sim.scene import Scene
@@ -76,7 +76,83 @@ class _CorruptionState:
     held: np.ndarray | None = None
 
 
-class GDTMSimulator:
+class CorruptibleStreams:
+    """Runtime corruptions of a simulator's streams (one place for :class:`GDTMSimulator` and
+    :class:`~admn_ros.core.sim.activity.ActivitySimulator`).
+
+    The simulator sets ``_ids`` (stream ids), ``_corr`` (``{}``), and on every reset
+    ``_corr_seeds`` (one ``SeedSequence`` per stream), ``_last_clean`` (``{}``) and re-creates
+    the states of the set corruptions with :meth:`_new_state`; it provides ``t`` (time of the
+    next frame) and :meth:`_clutter_radar` (radar geometry for ``clutter`` ghosts), and passes
+    every clean frame through :meth:`_corrupt`.
+    """
+
+    _ids: list[str]
+    _corr: dict[str, _CorruptionState]
+    _corr_seeds: list[np.random.SeedSequence]
+    _last_clean: dict[str, np.ndarray]
+    t: float
+
+    def _clutter_radar(self) -> RadarConfig:
+        raise NotImplementedError
+
+    def _new_state(self, sid: str, spec: CorruptionSpec) -> _CorruptionState:
+        rng = np.random.default_rng(self._corr_seeds[self._ids.index(sid)])
+        return _CorruptionState(spec, self.t, rng, float(rng.uniform(0, math.pi)))
+
+    def set_corruption(self, stream_id: str, spec: CorruptionSpec | None) -> None:
+        """Corrupt ``stream_id`` from the next frame on (``None`` or kind ``"none"`` clears).
+
+        Raises:
+            ValueError: unknown stream, or a spec that does not fit the stream's modality
+                (unknown kind / negative sigma are rejected when the spec is built).
+        """
+        if stream_id not in self._ids:
+            raise ValueError(f"unknown stream {stream_id!r}; known streams: {self._ids}")
+        if spec is None or (isinstance(spec, CorruptionSpec) and spec.kind == "none"):
+            self._corr.pop(stream_id, None)
+            return
+        if not isinstance(spec, CorruptionSpec):
+            raise ValueError(f"expected a CorruptionSpec for {stream_id!r}, got {type(spec).__name__}")
+        _, modality = split_stream_id(stream_id)
+        try:
+            resolved = spec.resolved(modality)
+        except ValueError as e:
+            raise ValueError(f"stream {stream_id!r}: {e}") from None
+        self._corr[stream_id] = self._new_state(stream_id, resolved)
+
+    def clear_corruption(self, stream_id: str) -> None:
+        """Make ``stream_id`` clean again."""
+        self.set_corruption(stream_id, None)
+
+    def clear_corruptions(self) -> None:
+        """Make every stream clean again."""
+        self._corr.clear()
+
+    @property
+    def corruptions(self) -> dict[str, CorruptionSpec]:
+        """Currently set (resolved) corruption specs by stream id."""
+        return {sid: st.spec for sid, st in self._corr.items()}
+
+    def _corrupt(self, sid: str, clean: np.ndarray, t: float) -> StreamFrame:
+        st = self._corr.get(sid)
+        if st is None:
+            return StreamFrame(clean)
+        spec = st.spec
+        prev_clean = self._last_clean.get(sid)
+        if not spec.active(t - st.t_set):
+            st.held = None
+            return StreamFrame(clean)
+        _, modality = split_stream_id(sid)
+        if spec.kind == "frozen":
+            if st.held is None:
+                st.held = (prev_clean if prev_clean is not None else clean).copy()
+            return StreamFrame(st.held.copy(), "frozen", 0.0, float(spec.severity or 1.0))
+        data = apply_corruption(modality, clean, spec, st.rng, self._clutter_radar(), st.blur_angle)
+        return StreamFrame(data, spec.kind, float(spec.sigma or 0.0), float(spec.severity or 0.0))
+
+
+class GDTMSimulator(CorruptibleStreams):
     """Simulated sensor network (see the module docstring).
 
     Args:
@@ -123,61 +199,12 @@ class GDTMSimulator:
         """Time of the next frame :meth:`step` will return (seconds)."""
         return self.index / self.cfg.rate_hz
 
+    def _clutter_radar(self) -> RadarConfig:
+        return self.cfg.radar
+
     def car_pose(self, t: float | None = None) -> tuple[float, float, float]:
         """Car ``(x, y, yaw)`` in ``map`` at time ``t`` (default: the next frame's time)."""
         return self.scene.trajectory.pose(self.t if t is None else float(t))
-
-    # ------------------------------------------------------------------ corruptions
-    def _new_state(self, sid: str, spec: CorruptionSpec) -> _CorruptionState:
-        rng = np.random.default_rng(self._corr_seeds[self._ids.index(sid)])
-        return _CorruptionState(spec, self.t, rng, float(rng.uniform(0, math.pi)))
-
-    def set_corruption(self, stream_id: str, spec: CorruptionSpec | None) -> None:
-        """Corrupt ``stream_id`` from the next frame on (``None`` or kind ``"none"`` clears).
-
-        Raises:
-            ValueError: unknown stream, or a spec that does not fit the stream's modality
-                (unknown kind / negative sigma are rejected when the spec is built).
-        """
-        if stream_id not in self._ids:
-            raise ValueError(f"unknown stream {stream_id!r}; known streams: {self._ids}")
-        if spec is None or (isinstance(spec, CorruptionSpec) and spec.kind == "none"):
-            self._corr.pop(stream_id, None)
-            return
-        if not isinstance(spec, CorruptionSpec):
-            raise ValueError(f"expected a CorruptionSpec for {stream_id!r}, got {type(spec).__name__}")
-        _, modality = split_stream_id(stream_id)
-        try:
-            resolved = spec.resolved(modality)
-        except ValueError as e:
-            raise ValueError(f"stream {stream_id!r}: {e}") from None
-        self._corr[stream_id] = self._new_state(stream_id, resolved)
-
-    def clear_corruptions(self) -> None:
-        """Make every stream clean again."""
-        self._corr.clear()
-
-    @property
-    def corruptions(self) -> dict[str, CorruptionSpec]:
-        """Currently set (resolved) corruption specs by stream id."""
-        return {sid: st.spec for sid, st in self._corr.items()}
-
-    def _corrupt(self, sid: str, clean: np.ndarray, t: float) -> StreamFrame:
-        st = self._corr.get(sid)
-        if st is None:
-            return StreamFrame(clean)
-        spec = st.spec
-        prev_clean = self._last_clean.get(sid)
-        if not spec.active(t - st.t_set):
-            st.held = None
-            return StreamFrame(clean)
-        _, modality = split_stream_id(sid)
-        if spec.kind == "frozen":
-            if st.held is None:
-                st.held = (prev_clean if prev_clean is not None else clean).copy()
-            return StreamFrame(st.held.copy(), "frozen", 0.0, float(spec.severity or 1.0))
-        data = apply_corruption(modality, clean, spec, st.rng, self.cfg.radar, st.blur_angle)
-        return StreamFrame(data, spec.kind, float(spec.sigma or 0.0), float(spec.severity or 0.0))
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> SimFrame:
