@@ -57,7 +57,7 @@ from admn_ros.core.activity_runtime import ActivityResult, ActivityRuntime, Fram
 from admn_ros.core.activity_viz import ActivityView, render_activity_dashboard
 from admn_ros.core.paths import activity_models_dir
 from admn_ros.core.runtime import LatencyWindow, RateMeter
-from admn_ros.core.streams import MODALITIES, StreamSet, budget_from_fraction, validate_budget
+from admn_ros.core.streams import StreamSet, budget_from_fraction, validate_budget
 from admn_ros.core.sync import AssembledFrame, FrameAssembler
 from admn_ros.msg import ActivityLabel, LayerAllocation
 from admn_ros.ros import topics
@@ -165,6 +165,8 @@ class ActivityNode(AdmnNode):
     """See the module docstring."""
 
     NODE_NAME = "activity_node"
+    DEFAULT_SENSOR_NODES = ACTIVITY_NODES
+    AUTO_BUDGET = AUTO_BUDGET
     SUMMARY = "activity"
 
     def param_specs(self) -> list[ParamSpec]:
@@ -197,25 +199,6 @@ class ActivityNode(AdmnNode):
         ]
 
     # ------------------------------------------------------------------ parameters
-    def _n_streams(self) -> int:
-        rt = getattr(self, "runtime", None)
-        if rt is not None:
-            return len(rt.stream_ids)
-        try:
-            nodes = list(self.get_parameter("sensor_nodes").value)
-        except Exception:  # noqa: BLE001 - not declared yet
-            nodes = list(ACTIVITY_NODES)
-        return max(1, len(nodes)) * len(MODALITIES)
-
-    def _budget_problem(self, value: Any) -> str | None:
-        if int(value) == AUTO_BUDGET:
-            return None
-        try:
-            validate_budget(int(value), self._n_streams())
-        except ValueError as exc:
-            return str(exc)
-        return None
-
     def resolved_budget(self, value: int | None = None) -> int:
         v = int(self.p["budget"] if value is None else value)
         return auto_budget(self._n_streams()) if v == AUTO_BUDGET else v

@@ -44,7 +44,7 @@ from std_msgs.msg import UInt16
 
 from admn_ros.core.budget import DeadlineBudget
 from admn_ros.core.runtime import LatencyWindow, TrackingRuntime
-from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, StreamSet, validate_budget
+from admn_ros.core.streams import StreamSet, validate_budget
 from admn_ros.core.sync import ApproxTimeSync
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
@@ -77,23 +77,6 @@ class ControllerNode(AdmnNode):
         ]
 
     # ------------------------------------------------------------------ parameters
-    def _n_streams(self) -> int:
-        rt = getattr(self, "runtime", None)
-        if rt is not None:
-            return len(rt.stream_ids)
-        try:
-            nodes = list(self.get_parameter("sensor_nodes").value)
-        except Exception:  # noqa: BLE001 - not declared yet
-            nodes = list(DEFAULT_NODES)
-        return max(1, len(nodes)) * len(MODALITIES)
-
-    def _budget_problem(self, value: Any) -> str | None:
-        try:
-            validate_budget(int(value), self._n_streams())
-        except ValueError as exc:
-            return str(exc)
-        return None
-
     def on_parameter(self, name: str, value: Any) -> None:
         if name == "budget":
             self.budget = int(value)

@@ -39,7 +39,7 @@ from admn_ros.core.checkpoint import CheckpointError
 from admn_ros.core.engine import BACKENDS
 from admn_ros.core.paths import models_dir
 from admn_ros.core.runtime import StreamMonitor
-from admn_ros.core.streams import DEFAULT_NODES, split_stream_id
+from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, split_stream_id, validate_budget
 from admn_ros.ros import topics
 from admn_ros.ros.convert import ENCODINGS, image_to_numpy, stamp_to_ns
 from admn_ros.ros.diagnostics import make_array
@@ -188,6 +188,32 @@ class AdmnNode(LifecycleNode):
             self.autostart()
 
     # ------------------------------------------------------------------ to implement
+    #: Sensor nodes assumed before ``sensor_nodes`` is declared (stream counts for budget checks).
+    DEFAULT_SENSOR_NODES: tuple[str, ...] = DEFAULT_NODES
+    #: A budget parameter value meaning "derive it from the model" (None = no such value).
+    AUTO_BUDGET: int | None = None
+
+    def _n_streams(self) -> int:
+        """Streams the budget counts: the loaded runtime's, else ``sensor_nodes`` x modalities."""
+        rt = getattr(self, "runtime", None)
+        if rt is not None:
+            return len(rt.stream_ids)
+        try:
+            nodes = list(self.get_parameter("sensor_nodes").value)
+        except Exception:  # noqa: BLE001 - not declared yet
+            nodes = list(self.DEFAULT_SENSOR_NODES)
+        return max(1, len(nodes)) * len(MODALITIES)
+
+    def _budget_problem(self, value: Any) -> str | None:
+        """Why ``value`` is not a valid ``budget`` parameter (None if it is)."""
+        if self.AUTO_BUDGET is not None and int(value) == self.AUTO_BUDGET:
+            return None
+        try:
+            validate_budget(int(value), self._n_streams())
+        except ValueError as exc:
+            return str(exc)
+        return None
+
     def param_specs(self) -> Sequence[ParamSpec]:
         return ()
 
