@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -99,6 +99,20 @@ def graph_specs(a: argparse.Namespace) -> list[NodeSpec]:
     if a.task == "activity":
         return activity_graph(activity_options_from_args(a))
     return tracking_graph(options_from_args(a))
+
+
+def allocation_text(a: Any) -> str:
+    """``L=27 [admn_universal] n1/rgb:4 ...`` for a ``LayerAllocation`` message."""
+    counts = np.asarray(a.active_blocks, dtype=bool).reshape(len(a.stream_ids), a.depth).sum(1)
+    return f"L={a.budget} [{a.controller}] " + " ".join(
+        f"{sid.replace('node', 'n')}:{c}" for sid, c in zip(a.stream_ids, counts))
+
+
+def summary_head(title: str, counts: dict[str, int], elapsed: float) -> list[str]:
+    """First lines of a demo summary: title, duration, per-stream sensor rates."""
+    rates = {sid: c / max(elapsed, 1e-6) for sid, c in counts.items()}
+    return ["", title, f"duration        {elapsed:.1f} s",
+            "sensor rates    " + ", ".join(f"{k} {v:.1f} Hz" for k, v in rates.items())]
 
 
 @dataclass
@@ -275,16 +289,11 @@ class _Monitor:
             lat = f"{1000 * np.median(self.latencies[-30:]):5.1f} ms"
             parts += [f"targets {self.targets}", f"err(last30) {err}", f"latency p50 {lat}"]
         if self.last_alloc is not None:
-            a = self.last_alloc
-            counts = np.asarray(a.active_blocks, dtype=bool).reshape(len(a.stream_ids), a.depth).sum(1)
-            parts.append(f"L={a.budget} [{a.controller}] " + " ".join(
-                f"{sid.replace('node', 'n')}:{c}" for sid, c in zip(a.stream_ids, counts)))
+            parts.append(allocation_text(self.last_alloc))
         return " | ".join(parts)
 
     def summary(self, elapsed: float) -> str:
-        rates = {sid: c / max(elapsed, 1e-6) for sid, c in self.qoi_counts.items()}
-        lines = ["", "== admn_ros demo summary ==", f"duration        {elapsed:.1f} s",
-                 "sensor rates    " + ", ".join(f"{k} {v:.1f} Hz" for k, v in rates.items()),
+        lines = summary_head("== admn_ros demo summary ==", self.qoi_counts, elapsed) + [
                  f"targets         {self.targets} ({self.targets / max(elapsed, 1e-6):.1f} Hz)"]
         if self.errors:
             e = 100 * np.asarray(self.errors)
@@ -374,16 +383,11 @@ class _ActivityMonitor:
             if self.hits:
                 parts.append(f"acc(last30) {100 * np.mean(self.hits[-30:]):3.0f}%")
         if self.last_alloc is not None:
-            a = self.last_alloc
-            counts = np.asarray(a.active_blocks, dtype=bool).reshape(len(a.stream_ids), a.depth).sum(1)
-            parts.append(f"L={a.budget} [{a.controller}] " + " ".join(
-                f"{sid.replace('node', 'n')}:{c}" for sid, c in zip(a.stream_ids, counts)))
+            parts.append(allocation_text(self.last_alloc))
         return " | ".join(parts)
 
     def summary(self, elapsed: float) -> str:
-        rates = {sid: c / max(elapsed, 1e-6) for sid, c in self.qoi_counts.items()}
-        lines = ["", "== admn_ros activity demo summary ==", f"duration        {elapsed:.1f} s",
-                 "sensor rates    " + ", ".join(f"{k} {v:.1f} Hz" for k, v in rates.items()),
+        lines = summary_head("== admn_ros activity demo summary ==", self.qoi_counts, elapsed) + [
                  f"labels          {self.labels} ({self.labels / max(elapsed, 1e-6):.1f} Hz)"]
         if self.hits:
             lines.append(f"accuracy        {100 * np.mean(self.hits):.1f}% over {len(self.hits)} windows "
