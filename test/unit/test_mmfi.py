@@ -2,6 +2,7 @@
 infra2,depth,mmwave,lidar}/frameNNN.{npy,png,bin}: keypoint .npy, 16-bit depth PNGs via OpenCV,
 float64 (n, 5) mmWave point clouds via numpy tofile, as the MM-Fi toolbox reads them) converts into
 the activity format with the right shapes, dtypes, labels, radar bins and disjoint subject splits;
+the converted copy reads back through ActivityDataset and trains/evaluates through the CLI;
 the error cases (wrong path, missing modality folder, empty split, corrupt PNG / .bin / .npy, missing
 frame) name the folder or file, and dropped windows are counted per reason."""
 from __future__ import annotations
@@ -137,10 +138,13 @@ def test_converted_subjects_disjoint(converted):
 
 
 def test_reads_back_through_activity_dataset(converted):
-    activity = pytest.importorskip("admn_ros.core.data.activity")
+    from admn_ros.core.data.activity import ActivityDataset
+
     _, out, _ = converted
-    ds = activity.ActivityDataset(out, "test")
-    assert len(ds) == 4
+    for split, subj in (("train", 1), ("val", 7), ("test", 8)):
+        ds = ActivityDataset(out, split)
+        assert len(ds) == 4 and ds.classes == ["A01", "A02"] and ds.frames == 3 and ds.subject_ids == [subj]
+    assert ds.label.tolist() == [0, 0, 1, 1]
 
 
 def test_image_sources_rgb_jpeg_rgb_root_and_infra(tmp_path):

@@ -37,10 +37,8 @@ nothing is skipped silently.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import shutil
 import sys
 import time
 from collections import Counter
@@ -50,6 +48,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from admn_ros.core.data.activity import ActivityWriter
 from admn_ros.core.data.simdata import DatasetError
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 
@@ -583,64 +582,6 @@ class ConvertSummary:
         return "\n".join(self.lines())
 
 
-# ----------------------------------------------------------------------------- writer
-def _activity_writer(root: Path, classes: list[str], frames: int, rate_hz: float, extra_meta: dict[str, Any],
-                     overwrite: bool) -> Any:
-    """The activity dataset writer (``admn_ros.core.data.activity.ActivityWriter``)."""
-    try:
-        from admn_ros.core.data.activity import ActivityWriter
-    except ImportError:  # TEMPORARY until admn_ros.core.data.activity lands
-        ActivityWriter = _InterimActivityWriter
-    return ActivityWriter(root, classes, frames, rate_hz, source="mmfi", extra_meta=extra_meta, overwrite=overwrite)
-
-
-class _InterimActivityWriter:
-    """TEMPORARY stand-in for ``admn_ros.core.data.activity.ActivityWriter`` (same contract)."""
-
-    def __init__(self, root: Path, classes: list[str], frames: int, rate_hz: float, source: str,
-                 extra_meta: dict[str, Any] | None = None, overwrite: bool = False) -> None:
-        self.root = Path(root)
-        if (self.root / "meta.json").exists() or any((self.root / s).exists() for s in OUT_SPLITS):
-            if not overwrite:
-                raise FileExistsError(f"{self.root} already holds a dataset; pass overwrite=True (--overwrite)")
-            (self.root / "meta.json").unlink(missing_ok=True)
-            for s in OUT_SPLITS:
-                shutil.rmtree(self.root / s, ignore_errors=True)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.classes, self.frames, self.rate_hz, self.source = list(classes), frames, rate_hz, source
-        self.extra_meta = dict(extra_meta or {})
-        self.parts: dict[str, dict[str, list[np.ndarray]]] = {}
-
-    def add(self, split: str, **arrays: np.ndarray) -> None:
-        d = self.parts.setdefault(split, {})
-        for k, v in arrays.items():
-            d.setdefault(k, []).append(np.asarray(v))
-
-    def update_meta(self, extra: Mapping[str, Any]) -> None:
-        self.extra_meta.update(extra)
-
-    def abort(self) -> None:
-        for s in OUT_SPLITS:
-            shutil.rmtree(self.root / s, ignore_errors=True)
-        (self.root / "meta.json").unlink(missing_ok=True)
-
-    def close(self) -> None:
-        splits = {}
-        for split, d in self.parts.items():
-            (self.root / split).mkdir(parents=True, exist_ok=True)
-            for k, v in d.items():
-                np.save(self.root / split / f"{k}.npy", np.concatenate(v))
-            splits[split] = {"n_samples": int(sum(len(x) for x in d["label"])),
-                             "subjects": sorted({int(x) for a in d["subject"] for x in a})}
-        nodes = [f"f{i}" for i in range(self.frames)]
-        meta = {"format": "admn_ros.activitydata", "format_version": 1, "task": "activity", "source": self.source,
-                "classes": self.classes, "frames": self.frames, "rate_hz": self.rate_hz, "sensor_node": "node1",
-                "nodes": nodes, "modalities": ["rgb", "depth", "radar"],
-                "stream_ids": [f"{n}/{m}" for n in nodes for m in ("rgb", "depth", "radar")],
-                "splits": splits, **self.extra_meta}
-        (self.root / "meta.json").write_text(json.dumps(meta, indent=2))
-
-
 # ----------------------------------------------------------------------------- conversion
 class _Decoder:
     """Decodes frames of one sequence into 64x64 storage arrays, caching per frame number."""
@@ -835,7 +776,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             "rate_hz_assumed": rate_hz,
         },
     }
-    writer = _activity_writer(out_p, classes, frames, rate_hz, extra, overwrite)
+    writer = ActivityWriter(out_p, classes, frames, rate_hz, source="mmfi", extra_meta=extra, overwrite=overwrite)
     seq_index: dict[str, list[dict[str, Any]]] = {}
     ok = False
     try:
@@ -876,12 +817,12 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             summary.skipped_sequences[name] = dict(sorted(skipped_seq.items()))
         summary.notes = {k: int(v) for k, v in sorted(notes.items())}
         summary.elapsed_s = round(time.perf_counter() - t0, 3)
-        _set_extra(writer, {"conversion": summary.to_dict(), "mmfi_sequences": seq_index})
+        writer.update_meta({"conversion": summary.to_dict(), "mmfi_sequences": seq_index})
         writer.close()
         ok = True
     finally:
         if not ok:
-            _abort(writer, out_p)
+            writer.abort()  # a failed conversion leaves no half-written dataset behind
     if progress or log is not None:
         for line in summary.lines():
             say(line)
@@ -891,24 +832,6 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
 def _short(items: Sequence[str], n: int = 10) -> str:
     items = list(items)
     return ", ".join(items[:n]) + (f", ... ({len(items)} in all)" if len(items) > n else "")
-
-
-def _set_extra(writer: Any, extra: Mapping[str, Any]) -> None:
-    """Add entries to the writer's ``meta.json`` (before ``close``)."""
-    if hasattr(writer, "update_meta"):
-        writer.update_meta(dict(extra))
-    else:  # pragma: no cover - depends on the writer version
-        writer.extra_meta.update(extra)
-
-
-def _abort(writer: Any, out: Path) -> None:
-    """A failed conversion leaves no half-written dataset behind."""
-    if hasattr(writer, "abort"):
-        writer.abort()
-        return
-    for s in OUT_SPLITS:  # pragma: no cover - depends on the writer version
-        shutil.rmtree(out / s, ignore_errors=True)
-    (out / "meta.json").unlink(missing_ok=True)
 
 
 def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], img_src: _Source, frames: int,
