@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing as mp
 import os
 import shutil
 import sys
@@ -36,11 +35,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches
+from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load_meta_json
+from admn_ros.core.data.tools import WorkerPool, fmt_bytes, generation_summary
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M
 
@@ -92,23 +92,8 @@ def array_shape(stem: str, n: int, frames: int) -> tuple[int, ...]:
 
 def read_activity_meta(root: str | Path) -> dict[str, Any]:
     """Load and check ``<root>/meta.json`` (format name, version, classes, frames, nodes)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"dataset directory not found: {root}")
-    mp_ = root / "meta.json"
-    if not mp_.is_file():
-        raise FileNotFoundError(f"dataset meta file not found: {mp_} (incomplete or not a dataset?)")
-    try:
-        meta = json.loads(mp_.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{mp_}: invalid JSON: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != ACTIVITY_FORMAT:
-        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise DatasetError(f"{mp_}: format {got!r} is not {ACTIVITY_FORMAT!r}")
-    if meta.get("format_version") != ACTIVITY_FORMAT_VERSION:
-        raise DatasetError(f"{mp_}: format_version {meta.get('format_version')!r} is not supported "
-                           f"(this reader reads version {ACTIVITY_FORMAT_VERSION}); regenerate or reconvert "
-                           "the dataset")
+    meta = load_meta_json(root, ACTIVITY_FORMAT, ACTIVITY_FORMAT_VERSION, "regenerate or reconvert the dataset")
+    mp_ = Path(root) / "meta.json"
     classes, frames = meta.get("classes"), meta.get("frames")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise DatasetError(f"{mp_}: 'classes' must be a non-empty list of names, got {classes!r}")
@@ -146,36 +131,14 @@ class ActivityDataset(MemmapBatches):
     def __init__(self, root: str | Path, split: str = "train") -> None:
         self.root = Path(root)
         self.meta = read_activity_meta(self.root)
-        if split not in SPLITS:
-            raise DatasetError(f"unknown split {split!r} for {self.root}; known: {list(SPLITS)}")
-        self.split = split
-        info = (self.meta.get("splits") or {}).get(split)
-        if info is None:
-            raise DatasetError(f"{self.root / 'meta.json'}: no entry for split {split!r}")
-        n = int(info.get("n_samples", 0))
-        if n <= 0:
-            raise DatasetError(f"split {split!r} of {self.root} has no samples")
-        d = self.root / split
-        if not d.is_dir():
-            raise FileNotFoundError(f"split directory not found: {d}")
+        info, d = self._open_split(split)
         self.classes: list[str] = list(self.meta["classes"])
         self.frames: int = int(self.meta["frames"])
         self.nodes: list[str] = list(self.meta["nodes"])
         self.stream_ids: list[str] = list(self.meta.get("stream_ids") or activity_stream_ids(self.frames))
         self.modalities: list[str] = list(self.meta.get("modalities") or ACTIVITY_MODALITIES)
         self.rate_hz = float(self.meta.get("rate_hz", 0.0))
-        for stem, (dtype, _shape, _doc) in ACTIVITY_ARRAYS.items():
-            p = d / f"{stem}.npy"
-            if not p.is_file():
-                raise FileNotFoundError(f"dataset array not found: {p}")
-            try:
-                arr = np.load(p, mmap_mode="r")
-            except ValueError as e:
-                raise DatasetError(f"{p}: not a readable .npy file: {e}") from None
-            want = array_shape(stem, n, self.frames)
-            if arr.shape != want or arr.dtype != np.dtype(dtype):
-                raise DatasetError(f"{p}: expected {dtype} {want} (from meta.json), got {arr.dtype} {arr.shape}")
-            setattr(self, stem, arr)
+        self._map_arrays(d, ACTIVITY_ARRAYS, lambda stem: array_shape(stem, self._n, self.frames))
         self.labels: np.ndarray = self.label
         self.subjects: np.ndarray = self.subject
         lo, hi = int(self.label.min()), int(self.label.max())
@@ -184,7 +147,6 @@ class ActivityDataset(MemmapBatches):
                                f"{len(self.classes)} classes")
         ids = info.get("subjects")
         self.subject_ids: list[int] = sorted(int(s) for s in (np.unique(self.subject) if ids is None else ids))
-        self._n = n
 
     def __len__(self) -> int:
         return self._n
@@ -551,21 +513,6 @@ def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
     return task, out, time.perf_counter() - t0
 
 
-def _worker_init() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subjects: int = 5, test_subjects: int = 5,
                               windows_per_activity: int = 20, frames: int = 5, rate_hz: float = 10.0, seed: int = 0,
                               workers: int = 2, progress: bool = True, overwrite: bool = False, *,
@@ -618,55 +565,35 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
              for s in SPLITS for sid in plan[s] for a in ACTIVITIES]
     split_of = {sid: s for s in SPLITS for sid in plan[s]}
     writer = ActivityWriter(out, list(ACTIVITIES), frames, rate_hz, "sim", extra, overwrite, sizes=sizes, seed=seed)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, unit="window", desc=f"activity -> {out}", file=sys.stderr)
     t0 = time.perf_counter()
     busy = 0.0
-    pool = None
     ok = False
     try:
-        if workers <= 1:
-            results: Iterator[tuple[_Task, dict[str, np.ndarray], float]] = map(_run_task, tasks)
-        else:
-            pool = mp.get_context("spawn").Pool(min(int(workers), len(tasks)), initializer=_worker_init)
-            results = pool.imap(_run_task, tasks)
-        for task, arr, sec in results:   # in task order: deterministic layout
-            busy += sec
-            n = task.windows
-            writer.add(split_of[task.subject_id], arr["rgb"], arr["depth"], arr["radar"],
-                       np.full(n, task.activity, np.int64), np.full(n, task.subject_id, np.int32), arr["t"])
-            if bar is not None:
-                bar.update(n)
-        elapsed = time.perf_counter() - t0
-        nbytes = {s: sum(p.stat().st_size for p in (out / s).glob("*.npy")) for s in SPLITS}
-        summary = {"n_samples": total, "workers": int(workers), "elapsed_s": round(elapsed, 3),
-                   "samples_per_s": round(total / max(elapsed, 1e-9), 1), "worker_busy_s": round(busy, 3),
-                   "bytes": nbytes, "total_bytes": sum(nbytes.values()),
-                   "bytes_per_window": round(sum(nbytes.values()) / max(total, 1), 1)}
+        with WorkerPool(_run_task, tasks, workers, progress=progress, total=total, unit="window",
+                        desc=f"activity -> {out}") as pool:
+            for task, arr, sec in pool:   # in task order: deterministic layout
+                busy += sec
+                n = task.windows
+                writer.add(split_of[task.subject_id], arr["rgb"], arr["depth"], arr["radar"],
+                           np.full(n, task.activity, np.int64), np.full(n, task.subject_id, np.int32), arr["t"])
+                pool.advance(n)
+            elapsed = time.perf_counter() - t0
+        summary = generation_summary(out, total, workers, elapsed, busy)
+        nbytes = summary["bytes"]
+        summary["bytes_per_window"] = round(summary["total_bytes"] / max(total, 1), 1)
         writer.update_meta({"generation": summary})
         writer.close()
         ok = True
     finally:
-        if pool is not None:
-            if ok:
-                pool.close()
-            else:
-                pool.terminate()
-            pool.join()
-        if bar is not None:
-            bar.close()
         if not ok:
             writer.abort()
     if progress:
         counts = ", ".join(f"{s}: {sizes[s]} windows of {len(plan[s])} subjects" for s in SPLITS)
-        per = ", ".join(f"{s} {_fmt_bytes(nbytes[s])}" for s in SPLITS)
+        per = ", ".join(f"{s} {fmt_bytes(nbytes[s])}" for s in SPLITS)
         print(f"[activity] {total} windows of {frames} frames at {rate_hz:g} Hz, {n_act} activities ({counts})\n"
               f"[activity] {elapsed:.1f} s with {workers} worker(s) = {total / max(elapsed, 1e-9):.1f} windows/s; "
-              f"on disk {_fmt_bytes(summary['total_bytes'])} ({per}; "
-              f"{_fmt_bytes(summary['bytes_per_window'])} per window) in {out}")
+              f"on disk {fmt_bytes(summary['total_bytes'])} ({per}; "
+              f"{fmt_bytes(summary['bytes_per_window'])} per window) in {out}")
     return out
 
 

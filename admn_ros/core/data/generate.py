@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing as mp
-import os
 import shutil
 import sys
 import time
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape)
+from admn_ros.core.data.tools import WorkerPool, fmt_bytes, generation_summary
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import SimConfig, load_sim_config
 from admn_ros.core.streams import DEPTH_MAX_M
@@ -85,13 +84,6 @@ def _open(out_dir: str, split: str, n: int, s: int, mode: str) -> dict[str, np.n
     return out
 
 
-def _worker_init() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def _run_task(task: _Task) -> tuple[str, int, int, float]:
     """Render one episode into its slice of the split's arrays."""
     from admn_ros.core.sim.simulator import GDTMSimulator
@@ -117,14 +109,6 @@ def _run_task(task: _Task) -> tuple[str, int, int, float]:
         a.flush()
     del arrs
     return task.split, task.episode, task.n_frames, time.perf_counter() - t0
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
@@ -172,38 +156,16 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
             off += n
     tasks.sort(key=lambda t: -t.n_frames)  # long episodes first: better load balance
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n_samples, unit="sample", desc=f"simdata -> {out}", file=sys.stderr)
     t0 = time.perf_counter()
     busy = 0.0
-    if workers <= 1:
-        results = map(_run_task, tasks)
-        pool = None
-    else:
-        pool = mp.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_worker_init)
-        results = pool.imap_unordered(_run_task, tasks)
-    try:
-        for _split, _ep, n, sec in results:
+    with WorkerPool(_run_task, tasks, workers, ordered=False, progress=progress, total=n_samples, unit="sample",
+                    desc=f"simdata -> {out}") as pool:
+        for _split, _ep, n, sec in pool:
             busy += sec
-            if bar is not None:
-                bar.update(n)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
-        if bar is not None:
-            bar.close()
+            pool.advance(n)
     elapsed = time.perf_counter() - t0
-
-    sizes = {s: sum(p.stat().st_size for p in (out / s).glob("*.npy")) for s in SPLITS}
-    summary = {
-        "n_samples": n_samples, "workers": workers, "elapsed_s": round(elapsed, 3),
-        "samples_per_s": round(n_samples / elapsed, 1), "worker_busy_s": round(busy, 3),
-        "bytes": sizes, "total_bytes": sum(sizes.values()),
-    }
+    summary = generation_summary(out, n_samples, workers, elapsed, busy)
+    sizes = summary["bytes"]
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -233,10 +195,10 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     if progress:
         counts = ", ".join(f"{s}: {meta['splits'][s]['n_samples']} in {len(plan[s])} episodes" for s in SPLITS)
-        per = ", ".join(f"{s} {_fmt_bytes(sizes[s])}" for s in SPLITS)
+        per = ", ".join(f"{s} {fmt_bytes(sizes[s])}" for s in SPLITS)
         print(f"[simdata] {n_samples} samples ({counts})\n"
               f"[simdata] {elapsed:.1f} s with {workers} worker(s) = {n_samples / elapsed:.0f} samples/s; "
-              f"on disk {_fmt_bytes(summary['total_bytes'])} ({per}) in {out}")
+              f"on disk {fmt_bytes(summary['total_bytes'])} ({per}) in {out}")
     return summary
 
 
@@ -254,8 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     a = ap.parse_args(argv)
-    generate_dataset(a.out, a.n_samples, a.seed, a.frames_per_episode, a.val_frac, a.test_frac,
-                     a.workers, not a.quiet, a.config, a.overwrite)
+    try:
+        generate_dataset(a.out, a.n_samples, a.seed, a.frames_per_episode, a.val_frac, a.test_frac,
+                         a.workers, not a.quiet, a.config, a.overwrite)
+    except (ValueError, FileExistsError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -59,6 +59,18 @@ class DatasetError(ValueError):
 
 def read_meta(root: str | Path) -> dict[str, Any]:
     """Load and check ``<root>/meta.json`` (format name and version)."""
+    return load_meta_json(root, FORMAT_NAME, FORMAT_VERSION, "regenerate the dataset")
+
+
+def load_meta_json(root: str | Path, format_name: str, format_version: int, remedy: str) -> dict[str, Any]:
+    """``<root>/meta.json`` of a dataset of format ``format_name`` version ``format_version``
+    (the checks :func:`read_meta` and :func:`~admn_ros.core.data.activity.read_activity_meta`
+    share; ``remedy`` ends the message about an unsupported version).
+
+    Raises:
+        FileNotFoundError: no directory ``root`` or no ``meta.json`` in it.
+        DatasetError: invalid JSON, another format or another version (names the file).
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset directory not found: {root}")
@@ -69,11 +81,12 @@ def read_meta(root: str | Path) -> dict[str, Any]:
         meta = json.loads(mp.read_text())
     except json.JSONDecodeError as e:
         raise DatasetError(f"{mp}: invalid JSON: {e}") from None
-    if meta.get("format") != FORMAT_NAME:
-        raise DatasetError(f"{mp}: format {meta.get('format')!r} is not {FORMAT_NAME!r}")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != format_name:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise DatasetError(f"{mp}: format {got!r} is not {format_name!r}")
+    if meta.get("format_version") != format_version:
         raise DatasetError(f"{mp}: format_version {meta.get('format_version')!r} is not supported "
-                           f"(this reader reads version {FORMAT_VERSION}); regenerate the dataset")
+                           f"(this reader reads version {format_version}); {remedy}")
     return meta
 
 
@@ -81,14 +94,51 @@ class MemmapBatches:
     """Batches of a memory-mapped split: the indexing shared by :class:`SimDataset` and
     :class:`~admn_ros.core.data.activity.ActivityDataset`.
 
-    Subclasses set ``root``, ``split``, ``_n``, the arrays ``rgb``, ``depth``, ``radar`` and the
-    target array named by :attr:`TARGET` (``(name, dtype)``).
+    Subclasses set ``root`` and ``meta``, then open their split with :meth:`_open_split` and
+    :meth:`_map_arrays` (which set ``split``, ``_n``, the arrays ``rgb``, ``depth``, ``radar``
+    and the target array named by :attr:`TARGET`, ``(name, dtype)``).
     """
 
     TARGET: tuple[str, Any] = ("gt", np.float32)
     root: Path
+    meta: dict[str, Any]
     split: str
     _n: int
+
+    def _open_split(self, split: str) -> tuple[dict[str, Any], Path]:
+        """Check ``split`` against ``meta.json`` and its directory; sets ``split`` and ``_n``.
+        Returns the split's ``meta["splits"]`` entry and its directory."""
+        if split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r} for {self.root}; known: {list(SPLITS)}")
+        self.split = split
+        info = (self.meta.get("splits") or {}).get(split)
+        if info is None:
+            raise DatasetError(f"{self.root / 'meta.json'}: no entry for split {split!r}")
+        n = int(info.get("n_samples", 0))
+        if n <= 0:
+            raise DatasetError(f"split {split!r} of {self.root} has no samples")
+        d = self.root / split
+        if not d.is_dir():
+            raise FileNotFoundError(f"split directory not found: {d}")
+        self._n = n
+        return info, d
+
+    def _map_arrays(self, d: Path, arrays: dict[str, tuple[str, tuple[Any, ...], str]],
+                    shape: Callable[[str], tuple[int, ...]]) -> None:
+        """Memory-map ``<d>/<stem>.npy`` for every stem of ``arrays`` (stem -> ``(dtype, _, _)``)
+        as attribute ``stem``, checking dtype and ``shape(stem)``."""
+        for stem, (dtype, _shape, _doc) in arrays.items():
+            p = d / f"{stem}.npy"
+            if not p.is_file():
+                raise FileNotFoundError(f"dataset array not found: {p}")
+            try:
+                arr = np.load(p, mmap_mode="r")
+            except ValueError as e:
+                raise DatasetError(f"{p}: not a readable .npy file: {e}") from None
+            want = shape(stem)
+            if arr.shape != want or arr.dtype != np.dtype(dtype):
+                raise DatasetError(f"{p}: expected {dtype} {want} (from meta.json), got {arr.dtype} {arr.shape}")
+            setattr(self, stem, arr)
 
     def _index(self, indices: Sequence[int] | np.ndarray | slice) -> np.ndarray:
         if isinstance(indices, slice):
@@ -153,32 +203,11 @@ class SimDataset(MemmapBatches):
     def __init__(self, root: str | Path, split: str = "train") -> None:
         self.root = Path(root)
         self.meta = read_meta(self.root)
-        if split not in SPLITS:
-            raise DatasetError(f"unknown split {split!r} for {self.root}; known: {list(SPLITS)}")
-        self.split = split
-        info = self.meta.get("splits", {}).get(split)
-        if info is None:
-            raise DatasetError(f"{self.root / 'meta.json'}: no entry for split {split!r}")
-        n = int(info.get("n_samples", 0))
-        if n <= 0:
-            raise DatasetError(f"split {split!r} of {self.root} has no samples")
-        d = self.root / split
-        if not d.is_dir():
-            raise FileNotFoundError(f"split directory not found: {d}")
+        _info, d = self._open_split(split)
         self.nodes: list[str] = list(self.meta["nodes"])
         self.stream_ids: list[str] = list(self.meta["stream_ids"])
         s = len(self.nodes)
-        for stem, (dtype, _shape, _doc) in ARRAYS.items():
-            p = d / f"{stem}.npy"
-            if not p.is_file():
-                raise FileNotFoundError(f"dataset array not found: {p}")
-            arr = np.load(p, mmap_mode="r")
-            want = array_shape(stem, n, s)
-            if arr.shape != want or arr.dtype != np.dtype(dtype):
-                raise DatasetError(f"{p}: expected {dtype} {want} (from meta.json), "
-                                   f"got {arr.dtype} {arr.shape}")
-            setattr(self, stem, arr)
-        self._n = n
+        self._map_arrays(d, ARRAYS, lambda stem: array_shape(stem, self._n, s))
 
     def __len__(self) -> int:
         return self._n

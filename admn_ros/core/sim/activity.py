@@ -970,12 +970,9 @@ class ActivitySimulator(CorruptibleStreams):
         self.performance = Performance(self.subject, self.schedule)
         root = np.random.SeedSequence([self.seed, self.subject.subject_id, self.episode, 0xAC75])
         sensor_ss, corr_ss = root.spawn(2)
-        self._corr_seeds = corr_ss.spawn(len(self._ids))
         self._sensor_rng = np.random.default_rng(sensor_ss)
-        self._last_clean: dict[str, np.ndarray] = {}
         self.index = 0
-        for sid, st in list(self._corr.items()):
-            self._corr[sid] = self._new_state(sid, st.spec)
+        self._restart_corruptions(corr_ss)
 
     @property
     def t(self) -> float:

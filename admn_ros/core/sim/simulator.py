@@ -80,11 +80,11 @@ class CorruptibleStreams:
     """Runtime corruptions of a simulator's streams (one place for :class:`GDTMSimulator` and
     :class:`~admn_ros.core.sim.activity.ActivitySimulator`).
 
-    The simulator sets ``_ids`` (stream ids), ``_corr`` (``{}``), and on every reset
-    ``_corr_seeds`` (one ``SeedSequence`` per stream), ``_last_clean`` (``{}``) and re-creates
-    the states of the set corruptions with :meth:`_new_state`; it provides ``t`` (time of the
-    next frame) and :meth:`_clutter_radar` (radar geometry for ``clutter`` ghosts), and passes
-    every clean frame through :meth:`_corrupt`.
+    The simulator sets ``_ids`` (stream ids) and ``_corr`` (``{}``), calls
+    :meth:`_restart_corruptions` on every reset once its clock is back at 0, provides ``t``
+    (time of the next frame) and :meth:`_clutter_radar` (radar geometry for ``clutter``
+    ghosts), and passes every clean frame through :meth:`_corrupt` (then stores it in
+    ``_last_clean`` for ``frozen``).
     """
 
     _ids: list[str]
@@ -95,6 +95,14 @@ class CorruptibleStreams:
 
     def _clutter_radar(self) -> RadarConfig:
         raise NotImplementedError
+
+    def _restart_corruptions(self, corr_ss: np.random.SeedSequence) -> None:
+        """On reset, with the clock at 0: one random stream per stream id spawned from
+        ``corr_ss``, no last clean frames, and the set corruptions restart their schedules."""
+        self._corr_seeds = corr_ss.spawn(len(self._ids))
+        self._last_clean = {}
+        for sid, st in list(self._corr.items()):
+            self._corr[sid] = self._new_state(sid, st.spec)
 
     def _new_state(self, sid: str, spec: CorruptionSpec) -> _CorruptionState:
         rng = np.random.default_rng(self._corr_seeds[self._ids.index(sid)])
@@ -183,16 +191,13 @@ class GDTMSimulator(CorruptibleStreams):
             self.episode = int(episode)
         root = np.random.SeedSequence([self.seed, self.episode])
         scene_ss, bank_ss, sensor_ss, corr_ss = root.spawn(4)
-        self._corr_seeds = corr_ss.spawn(len(self._ids))
         self.scene = Scene.sample(self.cfg, np.random.default_rng(scene_ss))
         bank_rng = np.random.default_rng(bank_ss)
         self._cams = [CameraRenderer(n, self.cfg, self.scene, bank_rng) for n in self.cfg.nodes]
         self._radars = [RadarRenderer(n, self.cfg, self.scene) for n in self.cfg.nodes]
         self._sensor_rng = np.random.default_rng(sensor_ss)
-        self._last_clean: dict[str, np.ndarray] = {}
         self.index = 0
-        for sid, st in list(self._corr.items()):
-            self._corr[sid] = self._new_state(sid, st.spec)
+        self._restart_corruptions(corr_ss)
 
     @property
     def t(self) -> float:
