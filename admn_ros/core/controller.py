@@ -38,7 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, StreamSet, budget_from_fraction
+from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, StreamSet, allocation_prior, budget_from_fraction
+
+#: Values of :attr:`ControllerConfig.prior`.
+PRIORS: tuple[str, ...] = ("naive", "spread", "none")
 from admn_ros.core.vit import Block, init_linear
 
 
@@ -58,6 +61,16 @@ class ControllerConfig:
         gumbel_scale: scale ``g`` of the Gumbel noise in training (authors: 0.1).
         tau: softmax temperature in training (paper: 1).
         autoencoder: add the reconstruction decoder (ADMN_AE).
+        prior: input-agnostic allocation the logits start from, ``logits = head(tokens) +
+            prior_scale * prior`` (:func:`~admn_ros.core.streams.allocation_prior`):
+            ``"naive"`` = Naive Allocation's blocks at ``budget`` for a fixed-budget controller
+            and the budget-independent ``"spread"`` ranking for a universal one; ``"spread"``;
+            ``"none"`` (default; the paper: logits from the head alone). With the head
+            initialised near zero, an untrained controller allocates like Naive Allocation
+            and training learns where to deviate from it. Measured on the shipped pipeline it
+            did worse than ``"none"`` at every Table-1 budget (docs/TRAINING.md), so it is
+            opt-in. Checkpoints without the key load as ``"none"``.
+        prior_scale: weight of the prior in the logits.
     """
 
     nodes: tuple[str, ...] = DEFAULT_NODES
@@ -75,6 +88,8 @@ class ControllerConfig:
     gumbel_scale: float = 0.1
     tau: float = 1.0
     autoencoder: bool = False
+    prior: str = "none"
+    prior_scale: float = 1.0
 
     def __post_init__(self) -> None:
         self.nodes = tuple(self.nodes)
@@ -90,6 +105,15 @@ class ControllerConfig:
             raise ValueError(f"ControllerConfig.budget {self.budget} out of range [{lo}, {self.n_streams * self.depth}]")
         if self.tau <= 0:
             raise ValueError(f"ControllerConfig.tau must be > 0, got {self.tau}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"ControllerConfig.prior must be one of {PRIORS}, got {self.prior!r}")
+
+    def prior_logits(self) -> np.ndarray:
+        """``prior_scale * prior`` as ``[n, depth]`` float32 (zeros for ``"none"``)."""
+        if self.prior == "none":
+            return np.zeros((self.n_streams, self.depth), np.float32)
+        fixed = self.prior == "naive" and not self.universal
+        return self.prior_scale * allocation_prior(self.n_streams, self.depth, self.budget if fixed else None)
 
     @property
     def streams(self) -> StreamSet:
@@ -129,7 +153,9 @@ class ControllerConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"ControllerConfig: unknown keys {unknown}; known keys: {sorted(known)}")
-        return cls(**dict(d))
+        d = dict(d)
+        d.setdefault("prior", "none")  # saved before the prior existed
+        return cls(**d)
 
 
 # ------------------------------------------------------------------ selection
@@ -295,6 +321,8 @@ class AllocationController(nn.Module):
                                        for m in cfg.modalities}) if cfg.autoencoder else None
         for mod in (self.layers, self.alloc_head, self.noise_head, self.encoders):
             mod.apply(init_linear)
+        # derived from cfg, not saved: checkpoints stay loadable when the prior changes
+        self.register_buffer("alloc_prior", torch.from_numpy(cfg.prior_logits()), persistent=False)
 
     # ------------------------------------------------------------ encoder
     def budget_fraction(self, budget: int | Sequence[int] | torch.Tensor, batch: int) -> torch.Tensor:
@@ -338,7 +366,7 @@ class AllocationController(nn.Module):
     def heads(self, tok: torch.Tensor, budget_frac: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Stream tokens ``[B, n, dim]`` (+ budget fraction ``[B]``, used if universal) ->
         ``(logits [B, n, depth], sigma [B, n])``."""
-        logits = self.alloc_head(tok, budget_frac if self.cfg.universal else None)
+        logits = self.alloc_head(tok, budget_frac if self.cfg.universal else None) + self.alloc_prior
         sigma = F.softplus(self.noise_head(tok).squeeze(-1))
         return logits, sigma
 

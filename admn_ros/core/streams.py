@@ -200,6 +200,35 @@ def modality_allocation(streams: StreamSet, budget: int, keep: Sequence[str],
     return mask_from_counts(counts, depth)
 
 
+def spread_order(depth: int = DEPTH) -> list[int]:
+    """Blocks in the order :func:`every_other_blocks` first uses them as ``n_keep`` grows.
+
+    The first ``k`` entries are spread over the depth like the every-other choice for ``k``
+    blocks (equal for k = 1, 2 and >= 10): for 12 blocks ``[0, 6, 4, 8, 3, 9, 2, 7, 10, 1, 5, 11]``.
+    """
+    order: list[int] = []
+    for k in range(1, depth + 1):
+        order += [j for j in every_other_blocks(k, depth) if j not in order]
+    return order
+
+
+def allocation_prior(n_streams: int, depth: int = DEPTH, budget: int | None = None) -> np.ndarray:
+    """Input-agnostic preference ``[n_streams, depth]`` in [0, 1] that a controller's
+    allocation logits start from (:class:`~admn_ros.core.controller.ControllerConfig` ``prior``).
+
+    With ``budget``: 1 on the blocks :func:`naive_allocation` runs at that budget, else 0, so
+    top-``budget`` of the prior alone *is* Naive Allocation. Without: ``1 - r / depth`` for the
+    block of rank ``r`` in :func:`spread_order`, the same for every stream, so top-``L`` of
+    the prior splits any ``L`` evenly over the streams with every-other-like blocks.
+    """
+    if budget is not None:
+        return naive_allocation(n_streams, int(budget), depth).astype(np.float32)
+    pri = np.zeros(depth, np.float32)
+    for r, j in enumerate(spread_order(depth)):
+        pri[j] = 1.0 - r / depth
+    return np.tile(pri, (n_streams, 1))
+
+
 def full_allocation(n_streams: int, depth: int = DEPTH) -> np.ndarray:
     """Upper Bound: every block of every stream."""
     return np.ones((n_streams, depth), dtype=bool)

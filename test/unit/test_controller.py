@@ -170,3 +170,38 @@ def test_controller_flops_are_small_at_default_size():
     share = controller_flops(ccfg) / 1e9 / allocation_gflops(cfg, naive_allocation(9, 27))
     assert share <= 0.02
     assert AllocationController(ccfg).flops() == controller_flops(ccfg)
+
+
+def test_untrained_controller_with_naive_prior_allocates_like_naive_allocation():
+    x, present = random_inputs(tiny_model_cfg(), batch=4, generator=torch.Generator().manual_seed(3)), None
+    for L in (N, 10, 18, 40):
+        ctrl = tiny_ctrl(budget=L, prior="naive").eval()
+        with torch.no_grad():
+            mask = ctrl.allocate(x, present)["mask"]
+        want = torch.from_numpy(naive_allocation(N, L, D)).float()
+        assert torch.equal(mask, want.expand_as(mask)), L
+    off = tiny_ctrl(budget=18, prior="none").eval()
+    with torch.no_grad():
+        assert not torch.equal(off.allocate(x, present)["mask"][0], torch.from_numpy(naive_allocation(N, 18, D)).float())
+
+
+def test_universal_spread_prior_splits_every_budget_evenly():
+    x, present = random_inputs(tiny_model_cfg(), batch=2, generator=torch.Generator().manual_seed(4)), None
+    ctrl = tiny_ctrl(universal=True, prior="naive").eval()
+    for L in (N, 12, 21, 40, 66):
+        with torch.no_grad():
+            counts = ctrl.allocate(x, present, budget=L)["mask"].sum(-1)
+        assert int(counts.max() - counts.min()) <= 1, (L, counts)
+        assert torch.equal(counts.sum(-1), torch.full((2,), float(L)))
+
+
+def test_prior_is_config_not_weights_and_old_configs_load_without_it():
+    ctrl = tiny_ctrl(budget=18, prior="naive")
+    assert "alloc_prior" not in ctrl.state_dict()
+    d = ctrl.cfg.to_dict()
+    assert d["prior"] == "naive"
+    assert ControllerConfig.from_dict(d).prior == "naive"
+    d.pop("prior")
+    assert ControllerConfig.from_dict(d).prior == "none"
+    with pytest.raises(ValueError, match="prior"):
+        ControllerConfig.for_model(tiny_model_cfg(), prior="uniform")

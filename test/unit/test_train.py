@@ -2,6 +2,8 @@
 bad data/config fail early with named errors."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -135,6 +137,9 @@ def test_stage1_refuses_to_overwrite_and_checks_resume_config(data, tmp_path):
         train_stage1(_s1(data, tmp_path / "r", epochs=2, model=other), resume=True, log=_quiet)
     with pytest.raises(CheckpointError, match=r"train_config.seed = 0 != expected 5"):
         train_stage1(_s1(data, tmp_path / "r", epochs=2, seed=5), resume=True, log=_quiet)
+    # the same dataset named by a relative path resumes (no spurious train_config.data mismatch)
+    res = train_stage1(_s1(os.path.relpath(data), tmp_path / "r", epochs=2), resume=True, log=_quiet)
+    assert res.epochs == 2
 
 
 def test_stage1_bad_data_fails_early(data, tmp_path):
@@ -244,6 +249,9 @@ def test_stage2_config_and_input_errors(data, stage1_model, tmp_path):
         Stage2Config(variant="fancy")
     with pytest.raises(TrainConfigError, match="budget_range"):
         Stage2Config(budget_range=(0.8, 0.2))
+    with pytest.raises(TrainConfigError, match="loss_weights"):
+        Stage2Config(loss_weights=(0.0, 0.0))
+    assert Stage2Config(loss_weights=[0, 1]).to_dict()["loss_weights"] == [0.0, 1.0]
     with pytest.raises(CheckpointError, match=r"missing.safetensors: checkpoint file not found"):
         train_stage2(_s2(data, tmp_path / "missing.safetensors", tmp_path / "x"), log=_quiet)
     with pytest.raises(TrainConfigError, match="dataset directory not found"):

@@ -181,6 +181,8 @@ class Stage2Config(_Base):
             for ``ae`` these are autoencoder epochs instead).
         lr / min_lr / weight_decay: AdamW, linear decay.
         noise_weight: weight of the L1 noise loss next to the task loss.
+        loss_weights: ``(nll_weight, dist_weight)`` of the tracking task loss the allocation is
+            trained on (the paper: stage 1's ``(1, 0.05)``). Ignored for activity.
         noise_regimes / modality_draw_prob: training noise mixture (per sample).
         gumbel_scale: Gumbel noise scale in training (``None`` = the controller default).
         controller: ``ControllerConfig`` overrides (dict).
@@ -201,6 +203,7 @@ class Stage2Config(_Base):
     min_lr: float = 1e-5
     weight_decay: float = 0.01
     noise_weight: float = 1.0
+    loss_weights: tuple[float, float] = (1.0, 0.05)
     noise_regimes: dict[str, float] = field(default_factory=lambda: {"binary": 1.0, "discrete": 1.0,
                                                                      "continuous": 1.0})
     modality_draw_prob: float = 0.5
@@ -214,6 +217,9 @@ class Stage2Config(_Base):
 
     def __post_init__(self) -> None:
         self.budget_range = tuple(float(x) for x in self.budget_range)  # type: ignore[assignment]
+        self.loss_weights = tuple(float(x) for x in self.loss_weights)  # type: ignore[assignment]
+        _check(len(self.loss_weights) == 2 and min(self.loss_weights) >= 0 and sum(self.loss_weights) > 0,
+               f"Stage2Config.loss_weights must be [nll, dist] >= 0, not both 0, got {list(self.loss_weights)}")
         _check(self.variant in VARIANTS, f"Stage2Config.variant must be one of {list(VARIANTS)}, got {self.variant!r}")
         _check(self.epochs >= 0 and self.noise_warmup_epochs >= 0, "Stage2Config.epochs must be >= 0")
         _check(self.epochs + self.noise_warmup_epochs >= 1, "Stage2Config: nothing to train (0 epochs)")

@@ -158,7 +158,11 @@ def _resume_state(cfg: Stage1Config, out: Path, mcfg: ADMNConfig, log: Callable[
         return None
     ck = load_checkpoint(last, kind="stage1")
     check_config(last, ck.model_config, mcfg.to_dict())
-    check_config(last, ck.train_config, cfg.to_dict(), keys=RESUME_FIXED, what="train_config")
+    stored, expected = dict(ck.train_config), cfg.to_dict()
+    for d in (stored, expected):  # the same dataset, whether named relative or absolute
+        if d.get("data"):
+            d["data"] = str(Path(d["data"]).resolve())
+    check_config(last, stored, expected, keys=RESUME_FIXED, what="train_config")
     if ck.optimizer is None:
         raise CheckpointError(f"{last}: has no optimizer state; cannot resume")
     return ck

@@ -110,7 +110,8 @@ def fold_universal(src: AllocationController, budget: int) -> AllocationControll
     if not src.cfg.universal:
         raise ValueError("fold_universal needs a universal (budget-conditioned) controller")
     d = src.cfg.to_dict()
-    d.update(universal=False, budget=int(budget), autoencoder=False)
+    d.update(universal=False, budget=int(budget), autoencoder=False,
+             prior="none" if src.cfg.prior == "none" else "spread")  # the universal's own prior
     dst = AllocationController(ControllerConfig.from_dict(d))
     sd = {k: v for k, v in src.state_dict().items()
           if not k.startswith("decoders.") and not k.startswith("alloc_head.budget_mlp.")}
@@ -301,7 +302,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
             else:
                 o = ctrl.allocate(noisy, budget=budget, generator=ggen)
                 pred = model(noisy, o["mask"])
-                task = task_loss(mcfg.task, pred, gt)
+                task = task_loss(mcfg.task, pred, gt, *cfg.loss_weights)
                 task_losses.append(task.item())
                 loss = task
                 if cfg.variant != "ae" and cfg.noise_weight > 0:
