@@ -30,7 +30,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load_meta_json
-from admn_ros.core.data.tools import WorkerPool, fmt_bytes, generation_summary
+from admn_ros.core.data.tools import WorkerPool, cli_exit_code, fmt_bytes, generation_summary
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M
 
@@ -614,14 +613,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     a = ap.parse_args(argv)
-    try:
-        generate_activity_dataset(a.out, a.subjects, a.val_subjects, a.test_subjects, a.windows_per_activity,
-                                  a.frames, a.rate_hz, a.seed, a.workers, not a.quiet, a.overwrite,
-                                  width=a.width, height=a.height)
-    except (FileExistsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return cli_exit_code(lambda: generate_activity_dataset(
+        a.out, a.subjects, a.val_subjects, a.test_subjects, a.windows_per_activity, a.frames, a.rate_hz, a.seed,
+        a.workers, not a.quiet, a.overwrite, width=a.width, height=a.height))
 
 
 if __name__ == "__main__":

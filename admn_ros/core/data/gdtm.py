@@ -61,7 +61,7 @@ import numpy as np
 
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError,
                                         array_shape)
-from admn_ros.core.data.tools import converter_exit_code
+from admn_ros.core.data.tools import cli_exit_code
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M, StreamSet
 
@@ -1113,7 +1113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_from_args(a: argparse.Namespace) -> int:
     """Run a conversion from parsed arguments; 0 on success, 2 with a one-line error otherwise."""
-    return converter_exit_code(lambda: convert_gdtm(
+    return cli_exit_code(lambda: convert_gdtm(
         a.src, a.out, splits=_parse_splits(a.splits), nodes=a.nodes, radar=a.radar, rgb=a.rgb, depth=a.depth,
         radar_range=tuple(a.radar_range) if a.radar_range else None, tolerance_ms=a.tolerance_ms,
         radar_tolerance_ms=a.radar_tolerance_ms, car_id=a.car_id, gt_axes=tuple(a.gt_axes),

@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape)
-from admn_ros.core.data.tools import WorkerPool, fmt_bytes, generation_summary
+from admn_ros.core.data.tools import WorkerPool, cli_exit_code, fmt_bytes, generation_summary
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import SimConfig, load_sim_config
 from admn_ros.core.streams import DEPTH_MAX_M
@@ -216,13 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     a = ap.parse_args(argv)
-    try:
-        generate_dataset(a.out, a.n_samples, a.seed, a.frames_per_episode, a.val_frac, a.test_frac,
-                         a.workers, not a.quiet, a.config, a.overwrite)
-    except (ValueError, FileExistsError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return cli_exit_code(lambda: generate_dataset(a.out, a.n_samples, a.seed, a.frames_per_episode, a.val_frac,
+                                                  a.test_frac, a.workers, not a.quiet, a.config, a.overwrite))
 
 
 if __name__ == "__main__":

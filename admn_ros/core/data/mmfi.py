@@ -50,7 +50,7 @@ import numpy as np
 
 from admn_ros.core.data.activity import ActivityWriter
 from admn_ros.core.data.simdata import DatasetError
-from admn_ros.core.data.tools import converter_exit_code
+from admn_ros.core.data.tools import cli_exit_code
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 
 # ----------------------------------------------------------------------------- the dataset's facts
@@ -1011,7 +1011,7 @@ def run_from_args(a: argparse.Namespace) -> int:
     actions: Any = a.actions
     if actions is not None and len(actions) == 1:
         actions = actions[0]
-    return converter_exit_code(lambda: convert_mmfi(
+    return cli_exit_code(lambda: convert_mmfi(
         a.root, a.out, frames=a.frames, stride=a.stride, frame_step=a.frame_step, split=a.split,
         environments=a.environments, actions=actions, image_source=a.image_source, rgb_root=a.rgb_root,
         keypoint_canvas=(float(a.keypoint_canvas[0]), float(a.keypoint_canvas[1])),

@@ -6,8 +6,8 @@ the generation summary, byte counts, and the converters' command-line exit codes
   :mod:`admn_ros.core.data.activity`);
 * :func:`generation_summary`, :func:`split_bytes`, :func:`fmt_bytes`: ``meta.json["generation"]``
   and the printed summary;
-* :func:`converter_exit_code`: 0, or 2 with a one-line error (:mod:`admn_ros.core.data.gdtm`,
-  :mod:`admn_ros.core.data.mmfi`).
+* :func:`cli_exit_code`: 0, or 2 with a one-line error (the generators' and converters'
+  command lines).
 """
 from __future__ import annotations
 
@@ -107,9 +107,9 @@ def fmt_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def converter_exit_code(convert: Callable[[], Any]) -> int:
-    """Run a converter for its command line: 0 on success, 2 after printing ``error: ...`` to
-    stderr for an ``OSError``, ``ValueError`` or ``ImportError``."""
+def cli_exit_code(convert: Callable[[], Any]) -> int:
+    """Run a generator or converter for its command line: 0 on success, 2 after printing
+    ``error: ...`` to stderr for an ``OSError``, ``ValueError`` or ``ImportError``."""
     try:
         convert()
     except (OSError, ValueError, ImportError) as exc:
