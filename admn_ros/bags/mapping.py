@@ -17,13 +17,19 @@ Format (every key but ``streams`` optional)::
       axes: [x, y]         # position components used as map (x, y), e.g. [x, z] for mocap
       tolerance: 0.05      # s: largest |gt stamp - frame stamp| (linear interpolation inside)
 
+The ground-truth topic's type decides what it is: a position (PointStamped, PoseStamped,
+PoseWithCovarianceStamped, Odometry, TransformStamped) for tracking, or an activity label
+(``admn_ros/ActivityLabel``, nearest stamp; ``axes`` unused) for activity recognition.
+
 ``encoding`` lists the encodings (Image) or formats (CompressedImage, e.g. ``jpeg``,
 ``png``, ``compressedDepth``) accepted for that stream; absent = anything the decoder
 supports. ``optional: true`` streams may be absent from a bag (always ``None`` then);
 other streams must be in the bag. Topic names compare without the leading ``/``.
 
-Shipped mappings: ``default`` (our topic names, :file:`config/bag_topics_default.yaml`)
-and ``realsense_zed`` (:file:`config/bag_topics_realsense_zed.yaml`).
+Shipped mappings: ``default`` (our topic names, :file:`config/bag_topics_default.yaml`),
+``realsense_zed`` (:file:`config/bag_topics_realsense_zed.yaml`) and ``activity`` (the
+activity scenario's node1 streams and ``/ground_truth/activity``,
+:file:`config/bag_topics_activity.yaml`).
 """
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ from admn_ros.ros import topics
 SHIPPED: dict[str, str] = {
     "default": "bag_topics_default.yaml",
     "realsense_zed": "bag_topics_realsense_zed.yaml",
+    "activity": "bag_topics_activity.yaml",
 }
 
 _TOP_KEYS = {"slop", "timeout", "streams", "qoi", "ground_truth"}

@@ -145,6 +145,16 @@ def layer_allocation(hdr: Any, mask: np.ndarray, stream_ids: Sequence[str], *, b
                    estimated_noise=noise.copy(), controller=str(controller), decision_ms=float(decision_ms))
 
 
+def activity_label(hdr: Any, classes: Sequence[str], probs: Sequence[float] | np.ndarray,
+                   window_frames: int = 0) -> Any:
+    """``admn_ros/ActivityLabel`` of class probabilities (model index order; same fields as
+    :func:`admn_ros.ros.convert.make_activity_label`)."""
+    from admn_ros.core.activity_runtime import activity_label_fields
+
+    f = activity_label_fields(classes, probs, window_frames)
+    return new_msg("admn_ros/msg/ActivityLabel", header=hdr, **f)
+
+
 def color(r: float, g: float, b: float, a: float = 1.0) -> Any:
     return new_msg("std_msgs/msg/ColorRGBA", r=float(r), g=float(g), b=float(b), a=float(a))
 
@@ -174,5 +184,5 @@ MARKER = {"ARROW": 0, "CUBE": 1, "SPHERE": 2, "CYLINDER": 3, "LINE_STRIP": 4, "L
 
 
 __all__ = ["new_msg", "serialize", "stamp", "header", "image", "compressed_image", "camera_info",
-           "stream_qoi", "point_stamped", "pose", "pose_with_covariance_stamped", "layer_allocation",
+           "stream_qoi", "point_stamped", "pose", "pose_with_covariance_stamped", "layer_allocation", "activity_label",
            "color", "vector3", "point", "marker", "MARKER"]

@@ -23,7 +23,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from admn_ros.core.streams import DEPTH, budget_from_fraction, naive_allocation
+from admn_ros.core.streams import DEPTH, POLICIES, budget_from_fraction, naive_allocation
 
 
 @dataclass
@@ -123,7 +123,7 @@ class AdmnPipeline:
     blocks in every policy.
     """
 
-    POLICIES = ("admn", "naive", "upper_bound")
+    POLICIES = POLICIES
 
     def __init__(self, stream_ids: Sequence[str], budget: int | None = None, *, policy: str = "admn",
                  model_dir: str | None = None, backend: str = "auto") -> None:
@@ -149,15 +149,9 @@ class AdmnPipeline:
         present = np.array([inputs[s] is not None for s in rt.stream_ids])
         if not present.any():
             raise ValueError("no stream present in this frame")
-        if self.policy == "admn":
-            alloc = rt.allocate(inputs, self.budget)
-            mask, noise, who = alloc.mask, alloc.est_noise, alloc.controller
-        else:
-            n = len(rt.stream_ids)
-            mask = (np.ones((n, DEPTH), bool) if self.policy == "upper_bound"
-                    else naive_allocation(n, self.budget))
-            mask = mask & present[:, None]
-            noise, who = None, self.policy
+        alloc = rt.allocate(inputs, self.budget, self.policy)
+        mask, who = alloc.mask, alloc.controller
+        noise = alloc.est_noise if self.policy == "admn" else None
         mean, cov = rt.fuse(rt.embed(rt.stream_ids, inputs, mask))
         from admn_ros.core.flops import allocation_gflops
 

@@ -4,7 +4,8 @@ Reads rosbag2 (a bag directory with ``metadata.yaml``, or a bare ``.db3`` / ``.m
 file) and ROS 1 ``.bag`` files through ``rosbags.highlevel.AnyReader``. For every frame it
 yields a :class:`BagFrame`: the stamp, one decoded numpy array per mapped stream (``None``
 when the stream has no message in that frame), the true QoI per stream when the bag has
-``admn_ros/StreamQoI`` topics, and the ground-truth position when the bag has it.
+``admn_ros/StreamQoI`` topics, and the ground truth when the bag has it: a position
+(tracking) or, from ``admn_ros/ActivityLabel`` messages, an activity label.
 
 Synchronisation is :class:`admn_ros.core.sync.ApproxTimeSync` driven by *bag time*: the
 image messages are offered in log-time order, keyed by their header stamps, with the
@@ -23,9 +24,10 @@ its message joins a frame only if it arrives before that frame was emitted, othe
 is dropped (counted in :attr:`BagFrames.stats` ``unmatched`` / ``late``; a message
 further than ``slop`` from every frame can also make the frame it overtakes be dropped).
 
-QoI messages are matched to a stream by nearest stamp (within ``slop``); ground truth is
-linearly interpolated between the two samples around the frame stamp (or taken from the
-nearest one) within the mapping's ``ground_truth.tolerance``. Both topics are read in a
+QoI messages are matched to a stream by nearest stamp (within ``slop``); a ground-truth
+position is linearly interpolated between the two samples around the frame stamp (or taken
+from the nearest one), a label is the nearest one, both within the mapping's
+``ground_truth.tolerance``. Both topics are read in a
 first, cheap pass.
 
 Errors are explicit: a bag that lacks a required topic, has a mapped topic of the wrong
@@ -52,13 +54,17 @@ if TYPE_CHECKING:
     from rosbags.highlevel import AnyReader
     from rosbags.interfaces import Connection
 
-#: Ground-truth message types and how to get the position out of them.
+#: Field of the ground-truth types that carry a class label (activity) instead of a position.
+LABEL_FIELD = "class_name"
+#: Ground-truth message types and how to get the position (or, for :data:`LABEL_FIELD`,
+#: the activity label) out of them.
 GT_TYPES: dict[str, str] = {
     "geometry_msgs/PointStamped": "point",
     "geometry_msgs/PoseStamped": "pose.position",
     "geometry_msgs/PoseWithCovarianceStamped": "pose.pose.position",
     "nav_msgs/Odometry": "pose.pose.position",
     "geometry_msgs/TransformStamped": "transform.translation",
+    "admn_ros/ActivityLabel": LABEL_FIELD,
 }
 QOI_TYPE = "admn_ros/StreamQoI"
 _IMAGE = "sensor_msgs/Image"
@@ -138,6 +144,8 @@ class BagFrame:
         qoi: stream id -> :class:`StreamQoIInfo` (``None`` if no QoI message matched);
             the whole attribute is ``None`` when the bag/mapping has no QoI topics.
         gt_xy: ground-truth position ``float64 (2,)`` in metres, or ``None``.
+        gt_label: ground-truth activity (``admn_ros/ActivityLabel`` ground truth: the
+            label with the nearest stamp within the mapping's tolerance), or ``None``.
     """
 
     index: int
@@ -146,6 +154,7 @@ class BagFrame:
     stream_stamps_ns: dict[str, int | None]
     qoi: dict[str, StreamQoIInfo | None] | None
     gt_xy: np.ndarray | None
+    gt_label: str | None = None
 
     @property
     def stamp(self) -> float:
@@ -414,6 +423,13 @@ class BagFrames:
     def has_ground_truth(self) -> bool:
         return bool(self.gt_conns)
 
+    @property
+    def ground_truth_kind(self) -> str | None:
+        """``"position"`` (tracking), ``"label"`` (activity) or ``None`` (no ground truth)."""
+        if not self.gt_conns:
+            return None
+        return "label" if self.gt_field == LABEL_FIELD else "position"
+
     def _deserialize(self, conn: "Connection", raw: bytes) -> Any:
         assert self._reader is not None
         try:
@@ -458,6 +474,7 @@ class BagFrames:
     def _load_side_topics(self) -> None:
         qoi: dict[str, list[tuple[int, StreamQoIInfo]]] = {sid: [] for sid in self.qoi_conns}
         gt: list[tuple[int, tuple[float, float]]] = []
+        labels: list[tuple[int, str]] = []
         conn_sid = {(c.id, id(c.owner)): sid for sid, cs in self.qoi_conns.items() for c in cs}
         gt_ids = {(c.id, id(c.owner)) for c in self.gt_conns}
         axes = self.mapping.gt_axes
@@ -465,7 +482,9 @@ class BagFrames:
         if conns:
             for conn, t, raw in self._messages(conns):
                 msg = self._deserialize(conn, raw)
-                if (conn.id, id(conn.owner)) in gt_ids:
+                if (conn.id, id(conn.owner)) in gt_ids and self.gt_field == LABEL_FIELD:
+                    labels.append((_stamp_ns(msg, t), str(msg.class_name)))
+                elif (conn.id, id(conn.owner)) in gt_ids:
                     p = _get_path(msg, self.gt_field)
                     gt.append((_stamp_ns(msg, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1])))))
                 else:
@@ -474,6 +493,7 @@ class BagFrames:
                         str(msg.corruption), float(msg.noise_sigma), float(msg.severity))))
         self._qoi = {sid: _Track(v) for sid, v in qoi.items()}
         self._gt = _Track(gt)
+        self._labels = _Track(labels)
 
     # ------------------------------------------------------------------ iteration
     def _make_frame(self, index: int, items: dict[str, Any]) -> BagFrame:
@@ -503,8 +523,10 @@ class BagFrames:
         if self._qoi:
             qoi = {sid: (self._qoi[sid].nearest(stamps[sid] if stamps[sid] is not None else stamp_ns, tol)
                          if sid in self._qoi else None) for sid in self.mapping.stream_ids}
-        gt = self._gt.interp(stamp_ns, int(round(self.mapping.gt_tolerance * 1e9))) if len(self._gt) else None
-        return BagFrame(index, stamp_ns, streams, stamps, qoi, gt)
+        tol_gt = int(round(self.mapping.gt_tolerance * 1e9))
+        gt = self._gt.interp(stamp_ns, tol_gt) if len(self._gt) else None
+        label = self._labels.nearest(stamp_ns, tol_gt) if len(self._labels) else None
+        return BagFrame(index, stamp_ns, streams, stamps, qoi, gt, label)
 
     def __iter__(self) -> Iterator[BagFrame]:
         if self._reader is None:
@@ -593,9 +615,9 @@ class BagFrames:
             else:
                 lines.append(f"  {sid:<12} <- {st.topic} (absent: always None)")
         lines.append(f"  true QoI: {len(self.qoi_conns)} stream(s); ground truth: "
-                     f"{self.mapping.ground_truth + f' ({len(self._gt)} samples)' if self.gt_conns else 'none'}")
+                     f"{self.mapping.ground_truth + f' ({len(self._gt) + len(self._labels)} samples)' if self.gt_conns else 'none'}")
         return "\n".join(lines)
 
 
-__all__ = ["GT_TYPES", "BagError", "BagReadError", "BagContentError", "BagTopic", "BagFrame",
+__all__ = ["GT_TYPES", "LABEL_FIELD", "BagError", "BagReadError", "BagContentError", "BagTopic", "BagFrame",
            "StreamQoIInfo", "BagFrames", "bag_contents", "bag_files", "format_contents"]

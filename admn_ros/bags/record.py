@@ -12,6 +12,11 @@ Two sources:
     (PointStamped, map), with the sensor node's frame ids and offered QoS. Stamps are
     ``start_time + k / rate`` (sim time); the log time of each message equals its stamp.
     A dropped-out stream writes its QoI but no image, as the node does.
+    ``--scenario activity`` records the sensor node's activity scenario instead
+    (:class:`admn_ros.core.sim.activity.ActivitySimulator`: subject ``--subject-id``,
+    default 1000, a person no dataset of ours trains on): node1's rgb / depth /
+    range-Doppler radar images and QoI at 10 Hz, no camera_info, and the true activity on
+    ``ground_truth/activity`` (admn_ros/ActivityLabel).
 
 ``--source live``
     Subscribes over DDS with rclpy to the given topics (default: the topics above),
@@ -30,6 +35,8 @@ Examples::
     admn-ros record --frames 150 --seed 0 --out /tmp/sim_bag
     admn-ros record --duration 20 --storage mcap --corrupt "node1/rgb=gaussian:sigma=3.0,flicker:period=2:duty=0.5" \\
         --corrupt node2/depth=dropout --out /tmp/sim_corrupt
+    admn-ros record --scenario activity --frames 300 --corrupt "node1/rgb=gaussian:sigma=3.0,flicker:period=4:duty=0.5" \
+        --out /tmp/activity_bag
     admn-ros record --source live --duration 5 --out /tmp/live_bag
 """
 from __future__ import annotations
@@ -217,61 +224,30 @@ def _to_encoding(mod: str, data: np.ndarray) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-def record_sim(out: str | Path, *, frames: int, seed: int = 0, episode: int = 0,
-               rate_hz: float | None = None, corruptions: dict[str, "CorruptionSpec"] | None = None,
-               storage: str = "sqlite3", start_time: float = DEFAULT_START_TIME,
-               config_file: str | None = None, nodes: Sequence[str] | None = None,
-               camera_info: bool = True, qos_depth: int = 5, progress: bool = False) -> RecordSummary:
-    """Record ``frames`` simulator frames to a new bag at ``out`` (see the module docstring).
-
-    Returns a :class:`RecordSummary`. On error the partial bag is removed.
-    """
-    from dataclasses import replace
-
+def _sim_loop(out: Path, storage: str, *, custom: dict[str, str], topic_types: dict[str, tuple[str, bool]],
+              frames: int, rate: float, start_time: float, qos_depth: int, progress: bool,
+              emit: Any) -> RecordSummary:
+    """The recording loop both sim scenarios share: open the bag, add the connections, call
+    ``emit(k, t_ns, put)`` for frame ``k`` (``put(topic, msg, t_ns)`` writes one message),
+    close it. On error the partial bag is removed."""
     from tqdm import tqdm
-
-    from admn_ros.core.sim import GDTMSimulator, load_sim_config
-    from admn_ros.core.streams import MODALITIES, split_stream_id
 
     if frames <= 0:
         raise ValueError(f"number of frames must be > 0, got {frames}")
     if not math.isfinite(start_time) or start_time <= 0:
         raise ValueError(f"start_time must be > 0 s (0 means 'unset' in ROS), got {start_time}")
-    cfg = load_sim_config(config_file)
-    if rate_hz is not None and abs(float(rate_hz) - float(cfg.rate_hz)) > 1e-9:
-        if not (math.isfinite(rate_hz) and 0 < rate_hz <= 240):
-            raise ValueError(f"rate must be in (0, 240] Hz, got {rate_hz}")
-        cfg = replace(cfg, rate_hz=float(rate_hz))
-    rate = float(cfg.rate_hz)
-    sim = GDTMSimulator(cfg, seed=int(seed), episode=int(episode))
-    for sid, spec in (corruptions or {}).items():
-        sim.set_corruption(sid, spec)
-    all_nodes = list(cfg.streams.nodes)
-    use_nodes = list(dict.fromkeys(nodes)) if nodes else all_nodes
-    bad = [n for n in use_nodes if n not in all_nodes]
-    if bad:
-        raise ValueError(f"unknown sensor node(s) {bad}; nodes of the config: {all_nodes}")
-    ids = [sid for sid in cfg.streams.ids if split_stream_id(sid)[0] in use_nodes]
-    cams = {n: cfg.node(n).camera for n in use_nodes}
     ts = get_admn_typestore()
     start_ns = int(round(start_time * 1e9))
     period_ns = 1e9 / rate
-
-    out = Path(out)
     summary = RecordSummary(out, storage)
     t_wall = time.perf_counter()
     writer = open_writer(out, storage)
     try:
-        writer.set_custom_data("admn_ros.source", "sim")
-        writer.set_custom_data("admn_ros.sim", f"seed={seed} episode={episode} rate_hz={rate:g} "
-                                               f"frames={frames} config={cfg.source or 'built-in'}")
-        if corruptions:
-            writer.set_custom_data("admn_ros.corruptions",
-                                   "; ".join(f"{k}={corruption_text(v)}" for k, v in corruptions.items()))
+        for k, v in custom.items():
+            writer.set_custom_data(k, v)
         conns = {t: writer.add_connection(t, typ, typestore=ts, offered_qos_profiles=[_qos(rel, qos_depth if not rel else 10)])
-                 for t, (typ, rel) in sim_topics(ids, camera_info).items()}
+                 for t, (typ, rel) in topic_types.items()}
         summary.per_topic = {t: 0 for t in conns}
-        from admn_ros.ros import topics
 
         def put(topic: str, msg: Any, t_ns: int) -> None:
             writer.write(conns[topic], t_ns, msgs.serialize(msg, ts))
@@ -279,27 +255,8 @@ def record_sim(out: str | Path, *, frames: int, seed: int = 0, episode: int = 0,
 
         last_ns = start_ns
         for k in tqdm(range(frames), unit="frame", desc="record (sim)", disable=not progress, leave=False):
-            frame = sim.step()
-            t_ns = start_ns + int(round(k * period_ns))
-            last_ns = t_ns
-            for sid in ids:
-                sf = frame.streams.get(sid)
-                if sf is None:
-                    continue
-                node, mod = split_stream_id(sid)
-                hdr = msgs.header(t_ns, frame_id(node, mod))
-                put("/" + topics.qoi_topic(sid),
-                    msgs.stream_qoi(hdr, sid, sf.corruption, sf.sigma, sf.severity), t_ns)
-                if sf.data is None:  # dropout: no image, as the sensor node
-                    continue
-                put("/" + topics.image_topic(sid),
-                    msgs.image(_to_encoding(mod, sf.data), MODALITIES[mod].encoding, hdr), t_ns)
-                if camera_info and mod in ("rgb", "depth"):
-                    cam = cams[node]
-                    put(f"/{node}/{'color' if mod == 'rgb' else 'depth'}/camera_info",
-                        msgs.camera_info(hdr, cam.width, cam.height, cam.K), t_ns)
-            put("/" + topics.GROUND_TRUTH,
-                msgs.point_stamped(msgs.header(t_ns, "map"), frame.gt_xy[0], frame.gt_xy[1]), t_ns)
+            last_ns = start_ns + int(round(k * period_ns))
+            emit(k, last_ns, put)
             summary.frames += 1
         writer.close()
     except BaseException:
@@ -311,6 +268,136 @@ def record_sim(out: str | Path, *, frames: int, seed: int = 0, episode: int = 0,
     summary.wall_s = time.perf_counter() - t_wall
     summary.size_bytes = dir_size(out)
     return summary
+
+
+def _put_streams(put: Any, streams: dict[str, Any], ids: Sequence[str], t_ns: int,
+                 cams: dict[str, Any] | None = None) -> None:
+    """One frame's stream messages, as the sensor node publishes them: per stream its QoI,
+    then (unless dropped out) its image and, with ``cams``, the camera's CameraInfo."""
+    from admn_ros.core.streams import MODALITIES, split_stream_id
+    from admn_ros.ros import topics
+
+    for sid in ids:
+        sf = streams.get(sid)
+        if sf is None:
+            continue
+        node, mod = split_stream_id(sid)
+        hdr = msgs.header(t_ns, frame_id(node, mod))
+        put("/" + topics.qoi_topic(sid), msgs.stream_qoi(hdr, sid, sf.corruption, sf.sigma, sf.severity), t_ns)
+        if sf.data is None:  # dropout: no image, as the sensor node
+            continue
+        put("/" + topics.image_topic(sid), msgs.image(_to_encoding(mod, sf.data), MODALITIES[mod].encoding, hdr), t_ns)
+        if cams and mod in ("rgb", "depth"):
+            cam = cams[node]
+            put(f"/{node}/{'color' if mod == 'rgb' else 'depth'}/camera_info",
+                msgs.camera_info(hdr, cam.width, cam.height, cam.K), t_ns)
+
+
+def _check_rate(rate_hz: float) -> float:
+    if not (math.isfinite(rate_hz) and 0 < rate_hz <= 240):
+        raise ValueError(f"rate must be in (0, 240] Hz, got {rate_hz}")
+    return float(rate_hz)
+
+
+def record_sim(out: str | Path, *, frames: int, seed: int = 0, episode: int = 0,
+               rate_hz: float | None = None, corruptions: dict[str, "CorruptionSpec"] | None = None,
+               storage: str = "sqlite3", start_time: float = DEFAULT_START_TIME,
+               config_file: str | None = None, nodes: Sequence[str] | None = None,
+               camera_info: bool = True, qos_depth: int = 5, progress: bool = False) -> RecordSummary:
+    """Record ``frames`` simulator frames to a new bag at ``out`` (see the module docstring).
+
+    Returns a :class:`RecordSummary`. On error the partial bag is removed.
+    """
+    from dataclasses import replace
+
+    from admn_ros.core.sim import GDTMSimulator, load_sim_config
+    from admn_ros.core.streams import split_stream_id
+    from admn_ros.ros import topics
+
+    cfg = load_sim_config(config_file)
+    if rate_hz is not None and abs(float(rate_hz) - float(cfg.rate_hz)) > 1e-9:
+        cfg = replace(cfg, rate_hz=_check_rate(float(rate_hz)))
+    rate = float(cfg.rate_hz)
+    sim = GDTMSimulator(cfg, seed=int(seed), episode=int(episode))
+    for sid, spec in (corruptions or {}).items():
+        sim.set_corruption(sid, spec)
+    all_nodes = list(cfg.streams.nodes)
+    use_nodes = list(dict.fromkeys(nodes)) if nodes else all_nodes
+    bad = [n for n in use_nodes if n not in all_nodes]
+    if bad:
+        raise ValueError(f"unknown sensor node(s) {bad}; nodes of the config: {all_nodes}")
+    ids = [sid for sid in cfg.streams.ids if split_stream_id(sid)[0] in use_nodes]
+    cams = {n: cfg.node(n).camera for n in use_nodes} if camera_info else None
+    custom = {"admn_ros.source": "sim",
+              "admn_ros.sim": f"seed={seed} episode={episode} rate_hz={rate:g} frames={frames} "
+                              f"config={cfg.source or 'built-in'}"}
+    if corruptions:
+        custom["admn_ros.corruptions"] = "; ".join(f"{k}={corruption_text(v)}" for k, v in corruptions.items())
+
+    def emit(k: int, t_ns: int, put: Any) -> None:
+        frame = sim.step()
+        _put_streams(put, frame.streams, ids, t_ns, cams)
+        put("/" + topics.GROUND_TRUTH,
+            msgs.point_stamped(msgs.header(t_ns, "map"), frame.gt_xy[0], frame.gt_xy[1]), t_ns)
+
+    return _sim_loop(Path(out), storage, custom=custom, topic_types=sim_topics(ids, camera_info), frames=frames,
+                     rate=rate, start_time=start_time, qos_depth=qos_depth, progress=progress, emit=emit)
+
+
+#: Default subject of ``record --scenario activity``: an id no dataset of ours trains on
+#: (datasets use ids ``0 .. subjects-1``), i.e. a person the shipped models never saw.
+ACTIVITY_DEFAULT_SUBJECT = 1000
+
+
+def activity_sim_topics(stream_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
+    """Absolute topic -> (type, reliable) of the activity scenario of the sensor node: images
+    and QoI of ``stream_ids`` (no camera_info) and ``/ground_truth/activity``."""
+    from admn_ros.ros import topics
+
+    out = {t: v for t, v in sim_topics(stream_ids, camera_info=False).items() if t != "/" + topics.GROUND_TRUTH}
+    out["/" + topics.ACTIVITY_GROUND_TRUTH] = ("admn_ros/msg/ActivityLabel", True)
+    return out
+
+
+def record_activity_sim(out: str | Path, *, frames: int, seed: int = 0, episode: int = 0,
+                        subject_id: int = ACTIVITY_DEFAULT_SUBJECT, rate_hz: float | None = None,
+                        corruptions: dict[str, "CorruptionSpec"] | None = None, storage: str = "sqlite3",
+                        start_time: float = DEFAULT_START_TIME, qos_depth: int = 5,
+                        progress: bool = False) -> RecordSummary:
+    """Record the sensor node's ``scenario: activity`` (a subject performing the activities in
+    front of node1; :class:`admn_ros.core.sim.activity.ActivitySimulator`) to a new bag:
+    node1's rgb / depth / radar images and QoI, and the true activity of every frame on
+    ``/ground_truth/activity`` (``admn_ros/ActivityLabel``, confidence 1, as the node sends).
+
+    Returns a :class:`RecordSummary`. On error the partial bag is removed.
+    """
+    from admn_ros.core.sim.activity import ACTIVITIES, ActivitySimulator, draw_subject
+    from admn_ros.ros import topics
+
+    rate = 10.0 if rate_hz is None else _check_rate(float(rate_hz))
+    sim = ActivitySimulator(draw_subject(int(seed), int(subject_id)), seed=int(seed), episode=int(episode),
+                            rate_hz=rate)
+    ids = list(sim.stream_ids)
+    for sid, spec in (corruptions or {}).items():
+        if sid not in ids:
+            raise ValueError(f"--corrupt {sid}: not a stream of the activity scenario; streams: {ids}")
+        sim.set_corruption(sid, spec)
+    names = list(ACTIVITIES)
+    custom = {"admn_ros.source": "sim",
+              "admn_ros.sim": f"scenario=activity subject_id={subject_id} seed={seed} episode={episode} "
+                              f"rate_hz={rate:g} frames={frames}"}
+    if corruptions:
+        custom["admn_ros.corruptions"] = "; ".join(f"{k}={corruption_text(v)}" for k, v in corruptions.items())
+
+    def emit(k: int, t_ns: int, put: Any) -> None:
+        frame = sim.step()
+        _put_streams(put, frame.streams, ids, t_ns)
+        probs = [1.0 if a == frame.label else 0.0 for a in names]
+        put("/" + topics.ACTIVITY_GROUND_TRUTH,
+            msgs.activity_label(msgs.header(t_ns, frame_id(ids[0].split("/")[0], "rgb")), names, probs, 1), t_ns)
+
+    return _sim_loop(Path(out), storage, custom=custom, topic_types=activity_sim_topics(ids), frames=frames,
+                     rate=rate, start_time=start_time, qos_depth=qos_depth, progress=progress, emit=emit)
 
 
 def _remove_bag(out: Path) -> None:
@@ -492,6 +579,11 @@ def build_parser(prog: str = "admn-ros record") -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=None, help="sim: number of frames (overrides --duration)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("sim source")
+    g.add_argument("--scenario", choices=("tracking", "activity"), default="tracking",
+                   help="tracking (the GDTM-style network of --config) or activity (a subject in front of node1, "
+                        "ground truth on /ground_truth/activity)")
+    g.add_argument("--subject-id", type=int, default=None,
+                   help="activity: the simulated subject (default 1000, a person no dataset trains on)")
     g.add_argument("--seed", type=int, default=0, help="scene seed")
     g.add_argument("--episode", type=int, default=0, help="episode index")
     g.add_argument("--rate", type=float, default=None, help="frame rate Hz (default: the sim config's)")
@@ -523,15 +615,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             for text in args.corrupt:
                 sid, spec = parse_corrupt_arg(text)
                 corr[sid] = spec
+            activity = args.scenario == "activity"
+            if activity and (args.config or args.nodes or args.no_camera_info):
+                raise ValueError("--config, --nodes and --no-camera-info are for --scenario tracking")
+            if not activity and args.subject_id is not None:
+                raise ValueError("--subject-id is for --scenario activity")
             if args.frames is not None:
                 frames = int(args.frames)
             else:
-                rate = args.rate or load_sim_config(args.config).rate_hz
+                rate = args.rate or (10.0 if activity else load_sim_config(args.config).rate_hz)
                 frames = int(round((10.0 if args.duration is None else args.duration) * rate)) + 1
-            s = record_sim(args.out, frames=frames, seed=args.seed, episode=args.episode, rate_hz=args.rate,
-                           corruptions=corr, storage=args.storage, start_time=args.start_time,
-                           config_file=args.config, nodes=args.nodes, camera_info=not args.no_camera_info,
-                           progress=progress)
+            if activity:
+                s = record_activity_sim(
+                    args.out, frames=frames, seed=args.seed, episode=args.episode, rate_hz=args.rate,
+                    subject_id=ACTIVITY_DEFAULT_SUBJECT if args.subject_id is None else args.subject_id,
+                    corruptions=corr, storage=args.storage, start_time=args.start_time, progress=progress)
+            else:
+                s = record_sim(args.out, frames=frames, seed=args.seed, episode=args.episode, rate_hz=args.rate,
+                               corruptions=corr, storage=args.storage, start_time=args.start_time,
+                               config_file=args.config, nodes=args.nodes, camera_info=not args.no_camera_info,
+                               progress=progress)
         else:
             s = record_live(args.out, args.topics or default_live_topics(), duration=args.duration or 10.0,
                             storage=args.storage, wait=args.wait, progress=progress)
@@ -544,7 +647,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = ["DEFAULT_START_TIME", "BAG_VERSION", "RecordSummary", "frame_id", "parse_corrupt_arg", "corruption_text",
-           "sim_topics", "record_sim", "record_live", "default_live_topics", "open_writer", "main"]
+           "sim_topics", "record_sim", "activity_sim_topics", "record_activity_sim",
+           "ACTIVITY_DEFAULT_SUBJECT", "record_live", "default_live_topics", "open_writer", "main"]
 
 
 if __name__ == "__main__":

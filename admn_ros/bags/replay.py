@@ -18,6 +18,10 @@ Examples::
 
     admn-ros replay /tmp/sim_bag --out /tmp/replay_sim
     admn-ros replay rig.mcap --mapping realsense_zed --budget 27 --out /tmp/replay_rig
+    admn-ros replay /tmp/activity_bag --task activity --out /tmp/replay_activity
+
+``--task activity`` replays a bag of the activity scenario through the activity model, a
+label per sliding window (:mod:`admn_ros.bags.activity_replay`, mapping ``activity``).
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ import numpy as np
 
 from admn_ros.bags.pipeline import FramePipeline, FrameResult, TrackCentreBaseline, make_pipeline
 from admn_ros.bags.reader import BagError, BagFrames
+from admn_ros.core.streams import POLICIES
 
 __all__ = ["FramePipeline", "FrameResult", "TrackCentreBaseline", "ReplaySummary", "replay", "main"]
 
@@ -196,12 +201,17 @@ def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bag", help="rosbag2 directory, .db3/.mcap file or ROS 1 .bag")
     p.add_argument("--out", required=True, help="output directory (frames.csv, outputs/, summary.json)")
-    p.add_argument("--mapping", default="default",
-                   help="topic mapping: 'default', 'realsense_zed' or a YAML file (see config/bag_topics_*.yaml)")
+    p.add_argument("--task", choices=("tracking", "activity"), default="tracking",
+                   help="tracking (positions vs /ground_truth/target) or activity (a label per sliding window "
+                        "vs /ground_truth/activity; see admn_ros/bags/activity_replay.py)")
+    p.add_argument("--mapping", default=None,
+                   help="topic mapping: 'default', 'realsense_zed', 'activity' or a YAML file (see "
+                        "config/bag_topics_*.yaml); default: 'default' (tracking) or 'activity' (activity)")
     p.add_argument("--pipeline", default="admn",
                    help="'admn' (ADMN controller), 'naive', 'upper_bound', 'baseline' (constant track centre, "
-                        "for plumbing checks) or 'package.module:factory'")
-    p.add_argument("--budget", type=int, default=None, help="layer budget L (default: 25%% of all blocks)")
+                        "for plumbing checks; tracking only) or 'package.module:factory' (tracking only)")
+    p.add_argument("--budget", type=int, default=None,
+                   help="layer budget L (default: 25%% of all blocks; activity: of one window's blocks)")
     p.add_argument("--budgets", default=None,
                    help="comma list of budgets: replay every --methods x budget and write report.md/csv + plots")
     p.add_argument("--methods", default="admn,naive,upper_bound", help="methods for --budgets")
@@ -209,7 +219,8 @@ def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
                    help="also replay in real time through the node graph (use_sim_time, /clock) and compare "
                         "its allocations with the offline run frame by frame")
     p.add_argument("--rate", type=float, default=1.0, help="playback rate for --realtime")
-    p.add_argument("--model-dir", default=None, help="models directory (default: the package's models/)")
+    p.add_argument("--model-dir", default=None,
+                   help="models directory (default: the package's models/, or models/activity with --task activity)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "jit", "onnx"), help="inference backend")
     p.add_argument("--slop", type=float, default=None, help="sync slop in s (default: the mapping's)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
@@ -217,6 +228,21 @@ def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
     p.add_argument("--no-bag", action="store_true", help="do not write the output bag")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _task_hint(e: Exception, task: str) -> str:
+    """A hint when a tracking replay is pointed at an activity bag (or the other way round)."""
+    from admn_ros.bags.reader import BagContentError
+    from admn_ros.ros import topics
+
+    if not isinstance(e, BagContentError):
+        return ""
+    names = {c.topic.strip("/") for c in e.contents}
+    if task == "tracking" and topics.ACTIVITY_GROUND_TRUTH in names:
+        return "\nthis bag holds /ground_truth/activity: replay it with --task activity"
+    if task == "activity" and topics.GROUND_TRUTH in names:
+        return "\nthis bag holds /ground_truth/target: replay it with --task tracking (the default)"
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,7 +253,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from admn_ros.bags.mapping import load_mapping
 
-        mapping = load_mapping(a.mapping)
+        activity = a.task == "activity"
+        mapping = load_mapping(a.mapping or ("activity" if activity else "default"))
+        if activity and a.realtime:
+            raise ValueError("--realtime is for --task tracking; replay an activity bag in real time with "
+                             "`admn-ros play BAG` next to `admn-ros run activity`")
+        if activity and a.pipeline not in POLICIES:
+            raise ValueError(f"--task activity runs the pipelines {list(POLICIES)}, not {a.pipeline!r}")
         if a.realtime:
             from admn_ros.bags.realtime import realtime_replay
             from admn_ros.core.streams import budget_from_fraction
@@ -242,8 +274,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             replay_report(a.bag, a.out, methods=[m for m in a.methods.split(",") if m],
                           budgets=[int(b) for b in a.budgets.split(",") if b], mapping=mapping,
                           model_dir=a.model_dir, backend=a.backend, max_frames=a.max_frames,
-                          storage=a.storage, progress=not a.no_progress, write_bags=not a.no_bag)
+                          storage=a.storage, progress=not a.no_progress, write_bags=not a.no_bag, task=a.task)
             print((Path(a.out) / "report.md").read_text())
+            return 0
+        if activity:
+            from admn_ros.bags.activity_replay import ActivityPipeline, replay_activity
+
+            apipe = ActivityPipeline(mapping.stream_ids, a.budget, policy=a.pipeline, model_dir=a.model_dir,
+                                     backend=a.backend)
+            print(replay_activity(a.bag, apipe, a.out, mapping=mapping, storage=a.storage, max_frames=a.max_frames,
+                                  slop=a.slop, progress=not a.no_progress, write_bag=not a.no_bag).text())
             return 0
         opts = {} if a.pipeline in ("baseline",) or ":" in a.pipeline else {
             "model_dir": a.model_dir, "backend": a.backend}
@@ -251,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         s = replay(a.bag, pipe, a.out, mapping=mapping, storage=a.storage, max_frames=a.max_frames,
                    slop=a.slop, progress=not a.no_progress, write_bag=not a.no_bag)
     except (BagError, ValueError, FileExistsError, CheckpointError, RuntimeError) as e:
-        print(f"admn-ros replay: error: {e}", file=sys.stderr)
+        print(f"admn-ros replay: error: {e}{_task_hint(e, a.task)}", file=sys.stderr)
         return 2
     print(s.text())
     return 0

@@ -18,6 +18,11 @@ Usage::
 
     with OutputBagWriter("out_bag", stream_ids, controller="naive") as w:
         w.write(stamp_ns, mean, cov, mask=mask, est_noise=noise, gt_xy=gt)
+
+Activity replays use :class:`ActivityOutputBagWriter` (one message set per window):
+``/admn/activity`` (admn_ros/ActivityLabel, the activity node's message), ``/admn/allocation``,
+``/admn/markers`` (a text marker: estimate, confidence, truth, blocks per stream) and
+``/ground_truth/activity`` (copied).
 """
 from __future__ import annotations
 
@@ -39,11 +44,66 @@ OUTPUT_TOPICS: dict[str, str] = {
     "/" + topics.GROUND_TRUTH: "geometry_msgs/msg/PointStamped",
 }
 
+#: Output topic -> message type of :class:`ActivityOutputBagWriter`.
+ACTIVITY_OUTPUT_TOPICS: dict[str, str] = {
+    "/" + topics.ACTIVITY: "admn_ros/msg/ActivityLabel",
+    "/" + topics.ALLOCATION: "admn_ros/msg/LayerAllocation",
+    "/" + topics.MARKERS: "visualization_msgs/msg/MarkerArray",
+    "/" + topics.ACTIVITY_GROUND_TRUTH: "admn_ros/msg/ActivityLabel",
+}
+
 _EST_RGBA = (0.1, 0.5, 1.0, 0.95)
 _GT_RGBA = (0.1, 0.9, 0.2, 0.95)
 
 
-class OutputBagWriter:
+class _OutputBag:
+    """A new output bag with fixed topics (reliable, depth 10): open, write, close/abort."""
+
+    def __init__(self, path: str | Path, topic_types: dict[str, str], storage: str, controller: str) -> None:
+        self.path = Path(path)
+        self.controller = controller
+        self.ts = get_admn_typestore()
+        self.counts = {t: 0 for t in topic_types}
+        self._w = open_writer(self.path, storage)
+        self._w.set_custom_data("admn_ros.source", "replay outputs")
+        if controller:
+            self._w.set_custom_data("admn_ros.controller", controller)
+        self._conns = {t: self._w.add_connection(t, typ, typestore=self.ts, offered_qos_profiles=[_qos(True, 10)])
+                       for t, typ in topic_types.items()}
+        self._closed = False
+
+    def _put(self, topic: str, msg: Any, t_ns: int) -> None:
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__}({self.path}) is closed")
+        self._w.write(self._conns[topic], t_ns, msgs.serialize(msg, self.ts))
+        self.counts[topic] += 1
+
+    def close(self) -> None:
+        """Finish the bag (writes ``metadata.yaml``)."""
+        if not self._closed:
+            self._closed = True
+            self._w.close()
+
+    def abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._w.abort()
+
+    @property
+    def size_bytes(self) -> int:
+        return dir_size(self.path)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class OutputBagWriter(_OutputBag):
     """Writes pipeline outputs frame by frame (see the module docstring).
 
     Args:
@@ -62,33 +122,17 @@ class OutputBagWriter:
     def __init__(self, path: str | Path, stream_ids: Sequence[str], *, storage: str = "sqlite3",
                  frame_id: str = "map", controller: str = "", node_xy: dict[str, tuple[float, float]] | None = None,
                  marker_lifetime_s: float = 0.0) -> None:
-        self.path = Path(path)
+        super().__init__(path, OUTPUT_TOPICS, storage, controller)
         self.stream_ids = list(stream_ids)
         self.frame_id = frame_id
-        self.controller = controller
         self.node_xy = node_xy
         self.lifetime_ns = int(marker_lifetime_s * 1e9)
-        self.ts = get_admn_typestore()
-        self.counts = {t: 0 for t in OUTPUT_TOPICS}
-        self._w = open_writer(self.path, storage)
-        self._w.set_custom_data("admn_ros.source", "replay outputs")
-        if controller:
-            self._w.set_custom_data("admn_ros.controller", controller)
-        self._conns = {t: self._w.add_connection(t, typ, typestore=self.ts, offered_qos_profiles=[_qos(True, 10)])
-                       for t, typ in OUTPUT_TOPICS.items()}
-        self._closed = False
-
-    def _put(self, topic: str, msg: Any, t_ns: int) -> None:
-        self._w.write(self._conns[topic], t_ns, msgs.serialize(msg, self.ts))
-        self.counts[topic] += 1
 
     def write(self, stamp_ns: int, mean: Sequence[float], cov: np.ndarray, *, mask: np.ndarray | None = None,
               est_noise: Sequence[float] | np.ndarray | None = None, gt_xy: Sequence[float] | None = None,
               present: Sequence[bool] | np.ndarray | None = None, budget: int | None = None,
               decision_ms: float = 0.0, label: str = "") -> None:
         """Write one frame's outputs (all at ``stamp_ns``)."""
-        if self._closed:
-            raise RuntimeError(f"OutputBagWriter({self.path}) is closed")
         t = int(stamp_ns)
         mean = np.asarray(mean, dtype=np.float64).reshape(2)
         cov = np.asarray(cov, dtype=np.float64).reshape(2, 2)
@@ -137,29 +181,51 @@ class OutputBagWriter:
                                        rgba=(1, 1, 1, 1), text=b.label, lifetime_ns=lt))
         return msgs.new_msg("visualization_msgs/msg/MarkerArray", markers=out)
 
-    def close(self) -> None:
-        """Finish the bag (writes ``metadata.yaml``)."""
-        if not self._closed:
-            self._closed = True
-            self._w.close()
 
-    def abort(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._w.abort()
+class ActivityOutputBagWriter(_OutputBag):
+    """Writes an activity replay's outputs window by window (see the module docstring).
 
-    @property
-    def size_bytes(self) -> int:
-        return dir_size(self.path)
+    Args:
+        path: new bag directory (must not exist).
+        stream_ids: row order of the allocation masks.
+        classes: class names in model index order.
+        storage: ``sqlite3`` or ``mcap``.
+        frame_id: frame of the label marker and the messages' headers.
+        controller: written into ``LayerAllocation.controller`` and the marker text.
+    """
 
-    def __enter__(self) -> "OutputBagWriter":
-        return self
+    def __init__(self, path: str | Path, stream_ids: Sequence[str], classes: Sequence[str], *,
+                 storage: str = "sqlite3", frame_id: str = "node1_color_optical_frame",
+                 controller: str = "") -> None:
+        super().__init__(path, ACTIVITY_OUTPUT_TOPICS, storage, controller)
+        self.stream_ids = list(stream_ids)
+        self.classes = [str(c) for c in classes]
+        self.frame_id = frame_id
 
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+    def write(self, stamp_ns: int, probs: Sequence[float] | np.ndarray, *, window_frames: int,
+              mask: np.ndarray, est_noise: Sequence[float] | np.ndarray | None = None,
+              present: Sequence[bool] | np.ndarray | None = None, budget: int | None = None,
+              decision_ms: float = 0.0, gt_label: str | None = None) -> None:
+        """Write one window's outputs (all at ``stamp_ns``, the window's newest frame)."""
+        t = int(stamp_ns)
+        hdr = msgs.header(t, self.frame_id)
+        label = msgs.activity_label(hdr, self.classes, probs, window_frames)
+        self._put("/" + topics.ACTIVITY, label, t)
+        self._put("/" + topics.ALLOCATION, msgs.layer_allocation(
+            hdr, mask, self.stream_ids, budget=budget, present=present, estimated_noise=est_noise,
+            controller=self.controller, decision_ms=decision_ms), t)
+        if gt_label is not None:
+            names = self.classes if gt_label in self.classes else self.classes + [gt_label]
+            self._put("/" + topics.ACTIVITY_GROUND_TRUTH,
+                      msgs.activity_label(hdr, names, [float(c == gt_label) for c in names], 1), t)
+        blocks = np.asarray(mask, bool).sum(1)
+        text = (f"{self.controller}: {label.class_name} ({label.confidence:.2f})"
+                + (f"  truth {gt_label}" if gt_label is not None else "") + "\n"
+                + "  ".join(f"{s} {int(b)}" for s, b in zip(self.stream_ids, blocks)))
+        ok = gt_label is None or gt_label == label.class_name
+        marker = msgs.marker(hdr, "activity", 0, msgs.MARKER["TEXT_VIEW_FACING"], position=(0.0, 0.0, 1.0),
+                             scale=(0, 0, 0.12), rgba=(1, 1, 1, 1) if ok else (1.0, 0.35, 0.3, 1.0), text=text)
+        self._put("/" + topics.MARKERS, msgs.new_msg("visualization_msgs/msg/MarkerArray", markers=[marker]), t)
 
 
-__all__ = ["OUTPUT_TOPICS", "OutputBagWriter"]
+__all__ = ["OUTPUT_TOPICS", "ACTIVITY_OUTPUT_TOPICS", "OutputBagWriter", "ActivityOutputBagWriter"]

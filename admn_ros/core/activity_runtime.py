@@ -174,9 +174,12 @@ class ActivityRuntime(TrackingRuntime):
         lo, hi = self.budget_range()
         self.classify(win, max(lo, hi // 4))
 
-    def classify(self, window: FrameWindow, budget: int) -> ActivityResult:
+    def classify(self, window: FrameWindow, budget: int, policy: str = "admn") -> ActivityResult:
         """Allocate (controller on each stream's newest frame), embed every (frame, stream)
         with the window's allocation (cached when unchanged), fuse and classify.
+
+        ``policy``: ``"admn"`` (the controllers), or the baselines ``"naive"`` /
+        ``"upper_bound"`` of :meth:`~admn_ros.core.runtime.TrackingRuntime.allocate`.
 
         Raises:
             ValueError: empty window, no stream with data, budget out of range, bad input shape.
@@ -192,7 +195,7 @@ class ActivityRuntime(TrackingRuntime):
         newest = window.newest_inputs()
         if not newest:
             raise ValueError("no stream has data in the window")
-        alloc = self.allocate(newest, budget)
+        alloc = self.allocate(newest, budget, policy)
         n, f_total = len(self.stream_ids), self.frames
         present = window.present()
         off = f_total - len(frames)
@@ -233,6 +236,34 @@ class ActivityRuntime(TrackingRuntime):
         names = self.classes
         return ActivityResult(k, names[k], float(probs[k]), probs, names, alloc, present, computed,
                               (time.perf_counter() - t0) * 1e3, frames[-1].stamp_ns)
+
+
+def activity_label_fields(classes: Sequence[str], probs: Sequence[float] | np.ndarray,
+                          window_frames: int = 0) -> dict[str, Any]:
+    """The fields of an ``admn_ros/ActivityLabel`` for class probabilities (model index order).
+
+    ``class_id`` / ``class_name`` / ``confidence`` are the top class; ``class_names`` and
+    ``scores`` (float32) list every class in score order (highest first, ties by class
+    index). One place for the ROS message (:func:`admn_ros.ros.convert.make_activity_label`)
+    and the bag message (:func:`admn_ros.bags.msgs.activity_label`).
+
+    Raises ``ValueError`` if the sizes differ, a probability is not finite or negative,
+    or a count does not fit the message's uint16 fields.
+    """
+    names = [str(c) for c in classes]
+    p = np.asarray(probs, dtype=np.float64).reshape(-1)
+    if p.shape != (len(names),) or not names:
+        raise ValueError(f"{p.size} probabilities for {len(names)} classes")
+    if len(names) >= 2**16:
+        raise ValueError(f"{len(names)} classes do not fit ActivityLabel.class_id (uint16)")
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise ValueError("class probabilities must be finite and >= 0")
+    if not 0 <= int(window_frames) < 2**16:
+        raise ValueError(f"window_frames {window_frames} out of range for uint16")
+    order = np.argsort(-p, kind="stable")
+    return {"class_id": int(order[0]), "class_name": names[int(order[0])], "confidence": float(p[order[0]]),
+            "class_names": [names[int(i)] for i in order], "scores": p[order].astype(np.float32),
+            "window_frames": int(window_frames)}
 
 
 def write_random_activity_models(model_dir: Any, frames: int = 4, classes: Sequence[str] | None = None,

@@ -55,7 +55,7 @@ from typing import Any, Hashable, Iterable, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, read_metadata
-from admn_ros.core.streams import StreamSet, naive_allocation, split_stream_id
+from admn_ros.core.streams import POLICIES, StreamSet, naive_allocation, split_stream_id
 
 #: Values of :attr:`Allocation.controller` besides ``admn_L<budget>``.
 UNIVERSAL = "admn_universal"
@@ -415,17 +415,34 @@ class TrackingRuntime:
             present[i] = True
         return {m: torch.from_numpy(v) for m, v in xs.items()}, present
 
-    def allocate(self, inputs: Mapping[str, np.ndarray | None], budget: int) -> Allocation:
+    def allocate(self, inputs: Mapping[str, np.ndarray | None], budget: int, policy: str = "admn") -> Allocation:
         """Per-stream layer allocation for one frame (see the module docstring for the policy).
 
         Args:
             inputs: ``stream id -> (C, 64, 64)`` model input, or ``None`` / absent = missing.
             budget: total active blocks ``L`` (first blocks of present streams included).
+            policy: ``"admn"`` (the controllers, as above), or one of the paper's baselines
+                for evaluation: ``"naive"`` (input-agnostic even split of ``budget`` over all
+                streams, every-other blocks, as in Table 1) or ``"upper_bound"`` (every block;
+                ``budget`` is ignored). Missing streams get 0 blocks in every policy.
         Raises:
-            ValueError: budget outside :meth:`budget_range`, unknown stream, wrong shape.
+            ValueError: budget outside :meth:`budget_range`, unknown stream, wrong shape,
+                unknown policy.
         """
         import torch
 
+        if policy not in POLICIES:
+            raise ValueError(f"unknown allocation policy {policy!r}; known: {list(POLICIES)}")
+        if policy != "admn":
+            t0 = time.perf_counter()
+            present = self._batch(inputs)[1]
+            n = len(self.stream_ids)
+            if policy == "upper_bound":
+                mask, budget = np.ones((n, self.depth), bool), n * self.depth
+            else:
+                mask = naive_allocation(n, int(budget), self.depth)
+            return Allocation(mask & present[:, None], present, np.full(n, np.nan, np.float32), policy,
+                              (time.perf_counter() - t0) * 1e3, int(budget))
         lo, hi = self.budget_range()
         budget = int(budget)
         if not lo <= budget <= hi:

@@ -162,6 +162,11 @@ def mask_from_counts(counts: Iterable[int], depth: int = DEPTH) -> np.ndarray:
     return mask
 
 
+#: Allocation policies at run time (:meth:`admn_ros.core.runtime.TrackingRuntime.allocate`):
+#: the ADMN controllers and the paper's two input-agnostic baselines.
+POLICIES: tuple[str, ...] = ("admn", "naive", "upper_bound")
+
+
 def naive_allocation(n_streams: int, budget: int, depth: int = DEPTH) -> np.ndarray:
     """The paper's input-agnostic baseline: an even split of ``budget`` over the streams.
 

@@ -344,34 +344,18 @@ def allocation_to_mask(msg) -> Allocation:
 
 def make_activity_label(classes: Sequence[str], probs: Sequence[float] | np.ndarray, *,
                         header: Header | None = None, window_frames: int = 0):
-    """Class probabilities (model index order) -> ``admn_ros/ActivityLabel``.
-
-    ``class_id`` / ``class_name`` / ``confidence`` are the top class; ``class_names`` and
-    ``scores`` list every class in score order (highest first, ties by class index).
-    Raises ``ValueError`` if the sizes differ, a probability is not finite or negative,
-    or there are more than 65535 classes.
-    """
+    """Class probabilities (model index order) -> ``admn_ros/ActivityLabel`` (fields and
+    errors: :func:`admn_ros.core.activity_runtime.activity_label_fields`)."""
+    from admn_ros.core.activity_runtime import activity_label_fields
     from admn_ros.msg import ActivityLabel
 
-    names = [str(c) for c in classes]
-    p = np.asarray(probs, dtype=np.float64).reshape(-1)
-    if p.shape != (len(names),) or not names:
-        raise ValueError(f"{p.size} probabilities for {len(names)} classes")
-    if len(names) >= 2**16:
-        raise ValueError(f"{len(names)} classes do not fit ActivityLabel.class_id (uint16)")
-    if not np.isfinite(p).all() or (p < 0).any():
-        raise ValueError("class probabilities must be finite and >= 0")
-    if not 0 <= int(window_frames) < 2**16:
-        raise ValueError(f"window_frames {window_frames} out of range for uint16")
-    order = np.argsort(-p, kind="stable")
+    f = activity_label_fields(classes, probs, window_frames)
     msg = ActivityLabel()
     msg.header = header if header is not None else Header()
-    msg.class_id = int(order[0])
-    msg.class_name = names[int(order[0])]
-    msg.confidence = float(p[order[0]])
-    msg.class_names = [names[int(i)] for i in order]
-    msg.scores = array.array("f", p[order].astype(np.float32).tobytes())
-    msg.window_frames = int(window_frames)
+    msg.class_id, msg.class_name, msg.confidence = f["class_id"], f["class_name"], f["confidence"]
+    msg.class_names = f["class_names"]
+    msg.scores = array.array("f", f["scores"].tobytes())
+    msg.window_frames = f["window_frames"]
     return msg
 
 

@@ -12,7 +12,7 @@ import torch
 from admn_ros.core.checkpoint import CheckpointError, read_metadata, save_checkpoint
 from admn_ros.core.runtime import (NAIVE, NONE, UNIVERSAL, LatencyWindow, RateMeter, StreamMonitor,
                                    TrackingRuntime, write_random_models)
-from admn_ros.core.streams import DEPTH, StreamSet
+from admn_ros.core.streams import DEPTH, StreamSet, naive_allocation
 
 NODES = ("node1", "node2")
 SMALL = dict(vit_dim=16, vit_heads=2, vit_mlp_ratio=2.0, fusion_dim=16, fusion_depth=1, fusion_heads=2)
@@ -116,6 +116,25 @@ def test_allocation_policy_and_budget(rt, model_dir, tmp_path):
     assert rt2.allocate(x, 12).controller == "admn_L12"
     n = rt2.allocate(x, 20)
     assert n.controller == NAIVE and int(n.mask.sum()) == 20 and np.isnan(n.est_noise).all()
+
+
+def test_baseline_policies_are_input_agnostic(rt):
+    x = frame(rt)
+    x["node2/radar"] = None
+    i = rt.index("node2/radar")
+    n = len(rt.stream_ids)
+    naive = rt.allocate(x, 12, "naive")
+    want = naive_allocation(n, 12, DEPTH)
+    want[i] = False
+    assert naive.controller == "naive" and np.array_equal(naive.mask, want) and naive.budget == 12
+    assert np.isnan(naive.est_noise).all()
+    # the same split whatever the inputs hold
+    assert np.array_equal(rt.allocate(frame(rt, seed=9), 12, "naive").mask, naive_allocation(n, 12, DEPTH))
+    ub = rt.allocate(x, 12, "upper_bound")
+    assert ub.controller == "upper_bound" and ub.budget == n * DEPTH
+    assert ub.mask.sum() == (n - 1) * DEPTH and not ub.mask[i].any()
+    with pytest.raises(ValueError, match="unknown allocation policy 'best'"):
+        rt.allocate(x, 12, "best")
 
 
 def test_missing_streams_get_no_blocks(rt):
