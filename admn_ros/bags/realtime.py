@@ -6,6 +6,11 @@ without simulated sensors and with ``use_sim_time`` (the same specs as
 ``/clock`` (:mod:`admn_ros.bags.play`), records every published allocation and
 target, then runs the same bag offline through the runtime and reports, per frame
 stamp, whether the allocations are identical.
+
+``--task activity`` does the same with the activity graph (``activity.launch.py``'s
+specs: ``activity_node`` alone) and its labels on ``admn/activity``, compared with
+:class:`admn_ros.bags.activity_replay.ActivityPipeline` window by window: allocations
+and labels per window stamp, and the accuracy of both against the bag's truth.
 """
 from __future__ import annotations
 
@@ -34,13 +39,24 @@ class RealtimeSummary:
     latency_ms_p50: float
     latency_ms_p99: float
     play: str
+    task: str = "tracking"
+    #: activity: windows whose real-time label equals the offline one, of the matched windows
+    labels_identical: int = 0
+    accuracy_pct_realtime: float = float("nan")
+    accuracy_pct_offline: float = float("nan")
 
     def text(self) -> str:
-        return (f"real time: {self.allocations_realtime} allocations, {self.targets_realtime} targets; offline: "
-                f"{self.frames_offline} frames\nallocations identical for {self.identical}/{self.matched} matched "
-                f"frames ({100 * self.identical_fraction:.1f}%)\nmean error: real time "
-                f"{self.mean_error_cm_realtime:.1f} cm, offline {self.mean_error_cm_offline:.1f} cm; graph "
-                f"latency (bag time) p50 {self.latency_ms_p50:.1f} ms, p99 {self.latency_ms_p99:.1f} ms\n{self.play}")
+        what = "labels" if self.task == "activity" else "targets"
+        unit = "windows" if self.task == "activity" else "frames"
+        quality = (f"labels identical for {self.labels_identical}/{self.matched} matched windows\naccuracy: real time "
+                   f"{self.accuracy_pct_realtime:.1f}%, offline {self.accuracy_pct_offline:.1f}%"
+                   if self.task == "activity" else
+                   f"mean error: real time {self.mean_error_cm_realtime:.1f} cm, offline "
+                   f"{self.mean_error_cm_offline:.1f} cm")
+        return (f"real time: {self.allocations_realtime} allocations, {self.targets_realtime} {what}; offline: "
+                f"{self.frames_offline} {unit}\nallocations identical for {self.identical}/{self.matched} matched "
+                f"{unit} ({100 * self.identical_fraction:.1f}%)\n{quality}; graph latency (bag time) p50 "
+                f"{self.latency_ms_p50:.1f} ms, p99 {self.latency_ms_p99:.1f} ms\n{self.play}")
 
 
 def _offline_masks(bag: Path, mapping: Any, budget: int, model_dir: str | None) -> tuple[dict, dict, dict]:
@@ -60,29 +76,54 @@ def _offline_masks(bag: Path, mapping: Any, budget: int, model_dir: str | None) 
     return masks, means, gts
 
 
+def _offline_activity(bag: Path, mapping: Any, budget: int, model_dir: str | None) -> tuple[dict, dict, dict]:
+    """Per window stamp: allocation mask, label and true label (offline activity pipeline)."""
+    from admn_ros.bags.activity_replay import ActivityPipeline
+    from admn_ros.bags.reader import BagFrames
+
+    pipe = ActivityPipeline(mapping.stream_ids, budget, model_dir=model_dir, backend="torch")
+    masks, labels, gts = {}, {}, {}
+    with BagFrames(bag, mapping) as frames:
+        for f in frames:
+            r = pipe.process(f.stamp_ns, f.streams)
+            if r is None:
+                continue
+            masks[f.stamp_ns], labels[f.stamp_ns] = r.allocation.mask, r.class_name
+            if f.gt_label is not None:
+                gts[f.stamp_ns] = f.gt_label
+    return masks, labels, gts
+
+
 def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budget: int,
                     model_dir: str | None = None, rate: float = 1.0, ready_timeout: float = 90.0,
-                    drain_s: float = 3.0, log=print) -> RealtimeSummary:
+                    drain_s: float = 3.0, log=print, task: str = "tracking") -> RealtimeSummary:
+    """Play ``bag`` through the ``task``'s node graph and compare with offline replay (module docstring)."""
     import rclpy
     from geometry_msgs.msg import PoseWithCovarianceStamped
 
     from admn_ros.bags.play import play
-    from admn_ros.msg import LayerAllocation
+    from admn_ros.msg import ActivityLabel, LayerAllocation
     from admn_ros.ros import topics
     from admn_ros.ros.convert import stamp_to_ns
     from admn_ros.ros.env import isolated_env
-    from admn_ros.ros.graph import GraphOptions, tracking_graph
+    from admn_ros.ros.graph import ActivityGraphOptions, GraphOptions, activity_graph, tracking_graph
     from admn_ros.ros.qos import reliable_qos
     from admn_ros.ros.runner import GraphProcesses
 
+    if task not in ("tracking", "activity"):
+        raise ValueError(f"unknown task {task!r}; use tracking or activity")
+    activity = task == "activity"
     bag, out = Path(bag), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     env = dict(isolated_env(dict(os.environ)))
     os.environ.update(env)
     nodes = tuple(dict.fromkeys(s.split("/")[0] for s in mapping.stream_ids))
-    opts = GraphOptions(budget=budget, use_sim_time=True, sim_sensors=False, sensor_nodes=nodes,
-                        model_dir=model_dir or "")
-    specs = tracking_graph(opts)
+    if activity:
+        specs = activity_graph(ActivityGraphOptions(budget=budget, use_sim_time=True, sim_sensors=False,
+                                                    sensor_nodes=nodes, model_dir=model_dir or ""))
+    else:
+        specs = tracking_graph(GraphOptions(budget=budget, use_sim_time=True, sim_sensors=False, sensor_nodes=nodes,
+                                            model_dir=model_dir or ""))
     # Foreign topic names (e.g. realsense/zed) are remapped onto the graph's inputs.
     remaps = [(topics.image_topic(st.stream_id), st.topic) for st in mapping.streams
               if st.topic.lstrip("/") != topics.image_topic(st.stream_id)]
@@ -90,7 +131,7 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
         sp.remappings = list(sp.remappings) + remaps
     procs = GraphProcesses()
     allocs: dict[int, np.ndarray] = {}
-    targets: dict[int, np.ndarray] = {}
+    targets: dict[int, Any] = {}          # tracking: position; activity: label
     recv_bagtime: dict[int, int] = {}
     rclpy.init()
     node = rclpy.create_node("admn_realtime_replay")
@@ -103,11 +144,13 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
 
     def on_target(m: Any) -> None:
         k = stamp_to_ns(m.header.stamp)
-        targets[k] = np.array([m.pose.pose.position.x, m.pose.pose.position.y])
+        targets[k] = str(m.class_name) if activity else np.array([m.pose.pose.position.x, m.pose.pose.position.y])
         recv_bagtime[k] = node.get_clock().now().nanoseconds
 
+    out_topic = topics.ACTIVITY if activity else topics.TARGET
     node.create_subscription(LayerAllocation, topics.ALLOCATION, on_alloc, reliable_qos(depth=100))
-    node.create_subscription(PoseWithCovarianceStamped, topics.TARGET, on_target, reliable_qos(depth=100))
+    node.create_subscription(ActivityLabel if activity else PoseWithCovarianceStamped, out_topic, on_target,
+                             reliable_qos(depth=100))
     stop = threading.Event()
     spin = threading.Thread(target=lambda: [rclpy.spin_once(node, timeout_sec=0.05) for _ in iter(stop.is_set, True)],
                             daemon=True)
@@ -116,10 +159,13 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
         spin.start()
         image_topics = ["/" + st.topic.lstrip("/") for st in mapping.streams]
         deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:  # controller + one backbone per image topic, fusion on targets
+        # tracking: controller + one backbone per image topic, fusion on targets; activity: the activity node
+        subs_needed = 1 if activity else 2
+        while time.monotonic() < deadline:
             if procs.dead():
                 raise RuntimeError(f"graph process exited during start-up: {procs.dead()}")
-            if all(node.count_subscribers(t) >= 2 for t in image_topics) and node.count_publishers(topics.TARGET):
+            if (all(node.count_subscribers(t) >= subs_needed for t in image_topics)
+                    and node.count_publishers(out_topic)):
                 break
             time.sleep(0.2)
         else:
@@ -138,12 +184,16 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
         if rclpy.ok():
             rclpy.shutdown()
     log("[replay --realtime] offline pass for comparison ...")
-    masks, means, gts = _offline_masks(bag, mapping, budget, model_dir)
+    masks, means, gts = (_offline_activity if activity else _offline_masks)(bag, mapping, budget, model_dir)
     matched = [k for k in masks if k in allocs]
     same = [k for k in matched if allocs[k].shape == masks[k].shape and np.array_equal(allocs[k], masks[k])]
+    lat = [(recv_bagtime[k] - k) * 1e-6 for k in recv_bagtime]
+    if activity:
+        s = _activity_summary(out, masks, means, gts, allocs, targets, matched, same, lat, ps.text())
+        (out / "realtime_summary.json").write_text(json.dumps(asdict(s), indent=2))
+        return s
     err_rt = [100 * np.linalg.norm(targets[k] - gts[k]) for k in targets if k in gts]
     err_off = [100 * np.linalg.norm(means[k] - gts[k]) for k in means if k in gts]
-    lat = [(recv_bagtime[k] - k) * 1e-6 for k in recv_bagtime]
     with open(out / "realtime_frames.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["stamp_ns", "offline_blocks", "realtime_blocks", "identical", "realtime_x", "realtime_y",
@@ -162,3 +212,29 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
                         latency_ms_p99=float(np.percentile(lat, 99)) if lat else float("nan"), play=ps.text())
     (out / "realtime_summary.json").write_text(json.dumps(asdict(s), indent=2))
     return s
+
+
+def _activity_summary(out: Path, masks: dict, labels: dict, gts: dict, allocs: dict, rt_labels: dict,
+                      matched: list, same: list, lat: list, play_text: str) -> RealtimeSummary:
+    """Write ``realtime_windows.csv`` and summarise an activity real-time replay."""
+    with open(out / "realtime_windows.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["stamp_ns", "gt_label", "offline_label", "realtime_label", "offline_blocks", "realtime_blocks",
+                    "allocation_identical"])
+        for k in sorted(masks):
+            rt_m = allocs.get(k)
+            w.writerow([k, gts.get(k, ""), labels[k], rt_labels.get(k, ""), int(masks[k].sum()),
+                        "" if rt_m is None else int(rt_m.sum()),
+                        "" if rt_m is None else int(np.array_equal(rt_m, masks[k]))])
+    both = [k for k in labels if k in rt_labels]
+    acc_rt = [rt_labels[k] == gts[k] for k in rt_labels if k in gts]
+    acc_off = [labels[k] == gts[k] for k in labels if k in gts]
+    return RealtimeSummary(
+        frames_offline=len(masks), allocations_realtime=len(allocs), targets_realtime=len(rt_labels),
+        matched=len(matched), identical=len(same), identical_fraction=len(same) / max(len(matched), 1),
+        mean_error_cm_realtime=float("nan"), mean_error_cm_offline=float("nan"),
+        latency_ms_p50=float(np.percentile(lat, 50)) if lat else float("nan"),
+        latency_ms_p99=float(np.percentile(lat, 99)) if lat else float("nan"), play=play_text, task="activity",
+        labels_identical=sum(rt_labels[k] == labels[k] for k in both),
+        accuracy_pct_realtime=100.0 * float(np.mean(acc_rt)) if acc_rt else float("nan"),
+        accuracy_pct_offline=100.0 * float(np.mean(acc_off)) if acc_off else float("nan"))

@@ -217,7 +217,7 @@ def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
     p.add_argument("--methods", default="admn,naive,upper_bound", help="methods for --budgets")
     p.add_argument("--realtime", action="store_true",
                    help="also replay in real time through the node graph (use_sim_time, /clock) and compare "
-                        "its allocations with the offline run frame by frame")
+                        "its allocations (activity: and labels) with the offline run frame by frame")
     p.add_argument("--rate", type=float, default=1.0, help="playback rate for --realtime")
     p.add_argument("--model-dir", default=None,
                    help="models directory (default: the package's models/, or models/activity with --task activity)")
@@ -255,9 +255,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         activity = a.task == "activity"
         mapping = load_mapping(a.mapping or ("activity" if activity else "default"))
-        if activity and a.realtime:
-            raise ValueError("--realtime is for --task tracking; replay an activity bag in real time with "
-                             "`admn-ros play BAG` next to `admn-ros run activity`")
         if activity and a.pipeline not in POLICIES:
             raise ValueError(f"--task activity runs the pipelines {list(POLICIES)}, not {a.pipeline!r}")
         if a.realtime:
@@ -266,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             budget = a.budget or budget_from_fraction(0.25, len(mapping.stream_ids))
             print(realtime_replay(a.bag, a.out, mapping=mapping, budget=budget, model_dir=a.model_dir,
-                                  rate=a.rate).text())
+                                  rate=a.rate, task=a.task).text())
             return 0
         if a.budgets:
             from admn_ros.bags.report import replay_report

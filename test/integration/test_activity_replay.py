@@ -133,11 +133,27 @@ def test_cli_errors_name_the_fix(bag_and_models, tmp_path, capsys):
     assert "node2/color/image_raw" in err and "replay it with --task activity" in err
     assert replay_main([str(bag), "--task", "activity", "--pipeline", "baseline", "--out", str(tmp_path / "b")]) == 2
     assert "runs the pipelines" in capsys.readouterr().err
-    assert replay_main([str(bag), "--task", "activity", "--realtime", "--out", str(tmp_path / "c")]) == 2
-    assert "admn-ros run activity" in capsys.readouterr().err
     assert record_main(["--scenario", "activity", "--nodes", "node2", "--out", str(tmp_path / "d")]) == 2
     assert "for --scenario tracking" in capsys.readouterr().err
     assert record_main(["--scenario", "activity", "--frames", "3", "--corrupt", "node2/rgb=dropout",
                         "--out", str(tmp_path / "e")]) == 2
     assert "not a stream of the activity scenario" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.ros
+def test_realtime_replay_through_the_activity_node_matches_offline(bag_and_models, tmp_path):
+    """The bag played with /clock through activity_node (use_sim_time, real DDS) gives the
+    offline pipeline's allocation and label for the windows both produced."""
+    from admn_ros.bags.realtime import realtime_replay
+
+    bag, models, _, _ = bag_and_models
+    s = realtime_replay(bag, tmp_path / "rt", mapping=load_mapping("activity"), budget=9, model_dir=str(models),
+                        log=lambda *_: None, task="activity")
+    windows = FRAMES - F + 1
+    assert s.frames_offline == windows
+    assert s.matched >= 0.6 * windows and s.targets_realtime >= 0.6 * windows, s.text()
+    assert s.identical == s.matched and s.labels_identical == s.matched, s.text()
+    assert np.isfinite(s.accuracy_pct_realtime) and np.isfinite(s.accuracy_pct_offline)
+    rows = _rows(tmp_path / "rt" / "realtime_windows.csv")
+    assert len(rows) == windows and sum(r["realtime_label"] != "" for r in rows) == s.targets_realtime
