@@ -32,11 +32,10 @@ Examples::
 from __future__ import annotations
 
 import csv
-import json
 import math
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -161,14 +160,11 @@ def replay_activity(bag: str | Path, pipeline: ActivityPipeline, out_dir: str | 
     Raises :class:`admn_ros.bags.reader.BagError` (with the bag's contents) on bad bags.
     """
     from admn_ros.bags.reader import BagFrames
+    from admn_ros.bags.replay import finish_summary, prepare_run
     from admn_ros.bags.writer import ActivityOutputBagWriter
     from admn_ros.core.flops import allocation_gflops
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, bag_out, json_path = out_dir / "windows.csv", out_dir / "outputs", out_dir / "summary.json"
-    if write_bag and bag_out.exists():
-        raise FileExistsError(f"output bag {bag_out} exists already; choose another --out or remove it")
+    csv_path, bag_out, json_path = prepare_run(out_dir, "windows.csv", write_bag)
     t0 = time.perf_counter()
     frames = BagFrames(bag, mapping, slop=slop, progress=progress, max_frames=max_frames)
     ids = frames.stream_ids
@@ -239,8 +235,6 @@ def replay_activity(bag: str | Path, pipeline: ActivityPipeline, out_dir: str | 
     finally:
         if writer is not None:
             writer.close() if ok else writer.abort()
-    summary.wall_s = time.perf_counter() - t0
-    summary.sync_unmatched, summary.sync_late = int(frames.stats.unmatched), int(frames.stats.late)
     summary.window_restarts = pipeline.restarts
     summary.windows_with_gt, summary.pure_windows = len(correct), len(pure)
     if correct:
@@ -250,16 +244,8 @@ def replay_activity(bag: str | Path, pipeline: ActivityPipeline, out_dir: str | 
     if conf:
         summary.mean_confidence = float(np.mean(conf))
     summary.per_class_accuracy_pct = {k: 100.0 * float(np.mean(v)) for k, v in sorted(per_class.items())}
-    if blocks:
-        summary.mean_blocks = float(np.mean(blocks))
-    if proc_ms:
-        summary.pipeline_ms_mean = float(np.mean(proc_ms))
-    summary.frames_per_s = summary.frames / summary.wall_s if summary.wall_s > 0 else 0.0
-    summary.bag_duration_s = (last - first) if first is not None and last is not None else 0.0
-    summary.outputs = {"csv": str(csv_path), "summary": str(json_path)}
-    if writer is not None:
-        summary.outputs["bag"] = str(bag_out)
-    json_path.write_text(json.dumps(asdict(summary), indent=2, allow_nan=True) + "\n")
+    finish_summary(summary, t0=t0, frames=frames, blocks=blocks, proc_ms=proc_ms, first=first, last=last,
+                   csv_path=csv_path, json_path=json_path, bag_out=bag_out if writer is not None else None)
     return summary
 
 

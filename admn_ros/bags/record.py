@@ -224,12 +224,13 @@ def _to_encoding(mod: str, data: np.ndarray) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-def _sim_loop(out: Path, storage: str, *, custom: dict[str, str], topic_types: dict[str, tuple[str, bool]],
-              frames: int, rate: float, start_time: float, qos_depth: int, progress: bool,
-              emit: Any) -> RecordSummary:
-    """The recording loop both sim scenarios share: open the bag, add the connections, call
-    ``emit(k, t_ns, put)`` for frame ``k`` (``put(topic, msg, t_ns)`` writes one message),
-    close it. On error the partial bag is removed."""
+def _sim_loop(out: Path, storage: str, *, sim_text: str, corruptions: dict[str, "CorruptionSpec"] | None,
+              topic_types: dict[str, tuple[str, bool]], frames: int, rate: float, start_time: float,
+              qos_depth: int, progress: bool, emit: Any) -> RecordSummary:
+    """The recording loop both sim scenarios share: open the bag, store ``sim_text`` and the
+    corruptions as custom data, add the connections, call ``emit(k, t_ns, put)`` for frame
+    ``k`` (``put(topic, msg, t_ns)`` writes one message), close it. On error the partial bag
+    is removed."""
     from tqdm import tqdm
 
     if frames <= 0:
@@ -243,8 +244,11 @@ def _sim_loop(out: Path, storage: str, *, custom: dict[str, str], topic_types: d
     t_wall = time.perf_counter()
     writer = open_writer(out, storage)
     try:
-        for k, v in custom.items():
-            writer.set_custom_data(k, v)
+        writer.set_custom_data("admn_ros.source", "sim")
+        writer.set_custom_data("admn_ros.sim", f"{sim_text} rate_hz={rate:g} frames={frames}")
+        if corruptions:
+            writer.set_custom_data("admn_ros.corruptions",
+                                   "; ".join(f"{k}={corruption_text(v)}" for k, v in corruptions.items()))
         conns = {t: writer.add_connection(t, typ, typestore=ts, offered_qos_profiles=[_qos(rel, qos_depth if not rel else 10)])
                  for t, (typ, rel) in topic_types.items()}
         summary.per_topic = {t: 0 for t in conns}
@@ -328,11 +332,6 @@ def record_sim(out: str | Path, *, frames: int, seed: int = 0, episode: int = 0,
         raise ValueError(f"unknown sensor node(s) {bad}; nodes of the config: {all_nodes}")
     ids = [sid for sid in cfg.streams.ids if split_stream_id(sid)[0] in use_nodes]
     cams = {n: cfg.node(n).camera for n in use_nodes} if camera_info else None
-    custom = {"admn_ros.source": "sim",
-              "admn_ros.sim": f"seed={seed} episode={episode} rate_hz={rate:g} frames={frames} "
-                              f"config={cfg.source or 'built-in'}"}
-    if corruptions:
-        custom["admn_ros.corruptions"] = "; ".join(f"{k}={corruption_text(v)}" for k, v in corruptions.items())
 
     def emit(k: int, t_ns: int, put: Any) -> None:
         frame = sim.step()
@@ -340,8 +339,9 @@ def record_sim(out: str | Path, *, frames: int, seed: int = 0, episode: int = 0,
         put("/" + topics.GROUND_TRUTH,
             msgs.point_stamped(msgs.header(t_ns, "map"), frame.gt_xy[0], frame.gt_xy[1]), t_ns)
 
-    return _sim_loop(Path(out), storage, custom=custom, topic_types=sim_topics(ids, camera_info), frames=frames,
-                     rate=rate, start_time=start_time, qos_depth=qos_depth, progress=progress, emit=emit)
+    return _sim_loop(Path(out), storage, sim_text=f"seed={seed} episode={episode} config={cfg.source or 'built-in'}",
+                     corruptions=corruptions, topic_types=sim_topics(ids, camera_info), frames=frames, rate=rate,
+                     start_time=start_time, qos_depth=qos_depth, progress=progress, emit=emit)
 
 
 #: Default subject of ``record --scenario activity``: an id no dataset of ours trains on
@@ -383,11 +383,6 @@ def record_activity_sim(out: str | Path, *, frames: int, seed: int = 0, episode:
             raise ValueError(f"--corrupt {sid}: not a stream of the activity scenario; streams: {ids}")
         sim.set_corruption(sid, spec)
     names = list(ACTIVITIES)
-    custom = {"admn_ros.source": "sim",
-              "admn_ros.sim": f"scenario=activity subject_id={subject_id} seed={seed} episode={episode} "
-                              f"rate_hz={rate:g} frames={frames}"}
-    if corruptions:
-        custom["admn_ros.corruptions"] = "; ".join(f"{k}={corruption_text(v)}" for k, v in corruptions.items())
 
     def emit(k: int, t_ns: int, put: Any) -> None:
         frame = sim.step()
@@ -396,8 +391,10 @@ def record_activity_sim(out: str | Path, *, frames: int, seed: int = 0, episode:
         put("/" + topics.ACTIVITY_GROUND_TRUTH,
             msgs.activity_label(msgs.header(t_ns, frame_id(ids[0].split("/")[0], "rgb")), names, probs, 1), t_ns)
 
-    return _sim_loop(Path(out), storage, custom=custom, topic_types=activity_sim_topics(ids), frames=frames,
-                     rate=rate, start_time=start_time, qos_depth=qos_depth, progress=progress, emit=emit)
+    return _sim_loop(Path(out), storage,
+                     sim_text=f"scenario=activity subject_id={subject_id} seed={seed} episode={episode}",
+                     corruptions=corruptions, topic_types=activity_sim_topics(ids), frames=frames, rate=rate,
+                     start_time=start_time, qos_depth=qos_depth, progress=progress, emit=emit)
 
 
 def _remove_bag(out: Path) -> None:

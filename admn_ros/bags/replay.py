@@ -102,6 +102,35 @@ def _node_xy(stream_ids: Sequence[str]) -> dict[str, tuple[float, float]] | None
         return None
 
 
+def prepare_run(out_dir: str | Path, csv_name: str, write_bag: bool) -> tuple[Path, Path, Path]:
+    """Create ``out_dir``; return (CSV, output bag, summary.json) paths. Raises
+    ``FileExistsError`` if the output bag would overwrite one."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bag_out = out_dir / "outputs"
+    if write_bag and bag_out.exists():
+        raise FileExistsError(f"output bag {bag_out} exists already; choose another --out or remove it")
+    return out_dir / csv_name, bag_out, out_dir / "summary.json"
+
+
+def finish_summary(summary: Any, *, t0: float, frames: BagFrames, blocks: Sequence[int], proc_ms: Sequence[float],
+                   first: float | None, last: float | None, csv_path: Path, json_path: Path,
+                   bag_out: Path | None) -> None:
+    """The fields every replay summary shares (timing, sync, blocks, outputs); writes summary.json."""
+    summary.wall_s = time.perf_counter() - t0
+    summary.sync_unmatched, summary.sync_late = int(frames.stats.unmatched), int(frames.stats.late)
+    if blocks:
+        summary.mean_blocks = float(np.mean(blocks))
+    if proc_ms:
+        summary.pipeline_ms_mean = float(np.mean(proc_ms))
+    summary.frames_per_s = summary.frames / summary.wall_s if summary.wall_s > 0 else 0.0
+    summary.bag_duration_s = (last - first) if first is not None and last is not None else 0.0
+    summary.outputs = {"csv": str(csv_path), "summary": str(json_path)}
+    if bag_out is not None:
+        summary.outputs["bag"] = str(bag_out)
+    json_path.write_text(json.dumps(asdict(summary), indent=2, allow_nan=True) + "\n")
+
+
 def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, mapping: Any = None,
            storage: str = "sqlite3", max_frames: int | None = None, slop: float | None = None,
            progress: bool = False, write_bag: bool = True,
@@ -112,11 +141,7 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, map
     """
     from admn_ros.bags.writer import OutputBagWriter
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, bag_out, json_path = out_dir / "frames.csv", out_dir / "outputs", out_dir / "summary.json"
-    if write_bag and bag_out.exists():
-        raise FileExistsError(f"output bag {bag_out} exists already; choose another --out or remove it")
+    csv_path, bag_out, json_path = prepare_run(out_dir, "frames.csv", write_bag)
     t0 = time.perf_counter()
     frames = BagFrames(bag, mapping, slop=slop, progress=progress, max_frames=max_frames)
     ids = frames.stream_ids
@@ -174,8 +199,6 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, map
     finally:
         if writer is not None:
             writer.close() if ok else writer.abort()
-    summary.wall_s = time.perf_counter() - t0
-    summary.sync_unmatched, summary.sync_late = int(frames.stats.unmatched), int(frames.stats.late)
     summary.frames_with_gt = len(errs)
     if errs:
         e = np.asarray(errs)
@@ -183,16 +206,8 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, map
         summary.median_error_cm = float(np.median(e))
         summary.p90_error_cm = float(np.percentile(e, 90))
         summary.rmse_cm = float(np.sqrt(np.mean(e ** 2)))
-    if blocks:
-        summary.mean_blocks = float(np.mean(blocks))
-    if proc_ms:
-        summary.pipeline_ms_mean = float(np.mean(proc_ms))
-    summary.frames_per_s = summary.frames / summary.wall_s if summary.wall_s > 0 else 0.0
-    summary.bag_duration_s = (last - first) if first is not None and last is not None else 0.0
-    summary.outputs = {"csv": str(csv_path), "summary": str(json_path)}
-    if writer is not None:
-        summary.outputs["bag"] = str(bag_out)
-    json_path.write_text(json.dumps(asdict(summary), indent=2, allow_nan=True) + "\n")
+    finish_summary(summary, t0=t0, frames=frames, blocks=blocks, proc_ms=proc_ms, first=first, last=last,
+                   csv_path=csv_path, json_path=json_path, bag_out=bag_out if writer is not None else None)
     return summary
 
 
