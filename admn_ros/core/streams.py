@@ -184,23 +184,31 @@ def modality_allocation(streams: StreamSet, budget: int, keep: Sequence[str],
 
     Other streams get only their forced first block (if ``first_block``), or nothing.
     """
-    n = len(streams)
-    validate_budget(budget, n, depth, first_block)
-    chosen = [i for i in range(n) if streams.modality_of(i) in keep]
+    chosen = [i for i in range(len(streams)) if streams.modality_of(i) in keep]
     if not chosen:
         raise ValueError(f"no stream of modalities {list(keep)} in {streams.ids}")
+    return spread_allocation(len(streams), budget, chosen, first_block, depth)
+
+
+def spread_allocation(n_streams: int, budget: int, chosen: Sequence[int], first_block: bool = True,
+                      depth: int = DEPTH) -> np.ndarray:
+    """Spread ``budget`` evenly (round-robin, every-other blocks) over the streams ``chosen``;
+    the others keep only their forced first block (if ``first_block``), or nothing."""
+    n = int(n_streams)
+    validate_budget(budget, n, depth, first_block)
+    chosen = list(dict.fromkeys(int(i) for i in chosen))
+    if not chosen or any(not 0 <= i < n for i in chosen):
+        raise ValueError(f"chosen streams {chosen} must be a non-empty subset of range({n})")
     counts = [1 if first_block else 0] * n
-    remaining = budget - sum(counts)
-    per_stream_cap = depth - (1 if first_block else 0)
-    # Round-robin so the split is even and deterministic.
+    remaining = int(budget) - sum(counts)
+    if remaining > sum(depth - counts[i] for i in chosen):
+        raise ValueError(f"budget {budget} exceeds the blocks of streams {chosen}")
     k = 0
-    while remaining > 0:
+    while remaining > 0:  # terminates: the check above leaves room on a chosen stream
         i = chosen[k % len(chosen)]
-        if counts[i] - (1 if first_block else 0) < per_stream_cap:
+        if counts[i] < depth:
             counts[i] += 1
             remaining -= 1
-        elif all(counts[j] >= depth for j in chosen):
-            raise ValueError(f"budget {budget} exceeds the blocks of streams {list(keep)}")
         k += 1
     return mask_from_counts(counts, depth)
 

@@ -62,6 +62,9 @@ def test_baseline_masks_have_the_budget(L):
         if meth.key == "upper_bound":
             assert m.shape == (2, 9, 12) and m.all()
             continue
+        if meth.from_sigmas is not None:  # the oracle needs the true sigmas: tested below
+            assert m is None
+            continue
         if m is None:  # single modality cannot hold L blocks
             assert meth.key.endswith("_only") and L > 6 + 3 * 11
             continue
@@ -122,10 +125,12 @@ def test_evaluate_writes_table_csv_json_and_plots(data, models, tmp_path):
     assert "## Noise drawn per modality" in md and "## Noise drawn per stream" in md and "## Targets" in md
     rows = list(csv.DictReader(res.files["csv"].open()))
     methods = {r["method"] for r in rows}
-    assert {"ADMN", "ADMN universal", "Upper Bound", "Naive Allocation", "ADMN per-modality", "RGB only",
-            "Depth only", "Radar only"} <= methods
-    # 3 regimes x 2 draws x (7 budgeted methods x 4 budgets + Upper Bound)
-    assert len(rows) == 3 * 2 * (7 * 4 + 1)
+    assert {"ADMN", "ADMN universal", "Upper Bound", "Naive Allocation", "QoI oracle", "ADMN per-modality",
+            "RGB only", "Depth only", "Radar only"} <= methods
+    # 3 regimes x 2 draws x (8 budgeted methods x 4 budgets + Upper Bound)
+    assert len(rows) == 3 * 2 * (8 * 4 + 1)
+    assert [k for k, _ in res.depth_curve] == [1, 2, 3, 4, 6, 9, 12]
+    assert all(v > 0 for _, v in res.depth_curve) and "## Depth sensitivity" in md
     admn = [r for r in rows if r["method"] == "ADMN"]
     assert all(float(r["error_cm"]) > 0 and int(r["n_samples"]) == 10 for r in admn)
     assert all(float(r["gflops_controller"]) > 0 for r in admn)
@@ -161,7 +166,31 @@ def test_targets_pass_and_fail_on_constructed_numbers():
 
 def test_build_methods_without_controllers_has_baselines_only():
     names = [m.name for m in build_methods(SS, 12)]
-    assert names == ["Upper Bound", "Naive Allocation", "RGB only", "Depth only", "Radar only"]
+    assert names == ["Upper Bound", "Naive Allocation", "QoI oracle", "RGB only", "Depth only", "Radar only"]
+
+
+@pytest.mark.parametrize("L", [9, 27, 54, 100])
+def test_qoi_oracle_spends_the_budget_on_the_clean_streams(L):
+    from admn_ros.core.evaluate.methods import qoi_oracle
+    from admn_ros.core.streams import MODALITIES
+
+    oracle = qoi_oracle(SS, 12)
+    smax = np.array([MODALITIES[SS.modality_of(i)].sigma_max for i in range(len(SS))])
+    sig = np.zeros((3, len(SS)), np.float32)
+    sig[0, [SS.modality_of(i) == "rgb" for i in range(len(SS))]] = smax[0]  # every camera noisy
+    sig[1, 4] = smax[4]  # one stream noisy
+    sig[2] = smax  # everything noisy: an even split
+    m = oracle.from_sigmas(sig, L)
+    assert m.shape == (3, 9, 12) and (m.sum((1, 2)) == L).all() and m[:, :, 0].all()
+    noisy = sig >= 0.5 * smax
+    for b in range(2):
+        extra = m[b].sum(1) - 1
+        n_clean = int((~noisy[b]).sum())
+        if L - 9 <= n_clean * 11:  # fits in the clean streams: noisy ones keep block 0 only
+            assert (extra[noisy[b]] == 0).all() and extra[~noisy[b]].max() - extra[~noisy[b]].min() <= 1
+        else:  # clean streams run everything, the rest is spread over the noisy ones
+            assert m[b][~noisy[b]].all()
+    assert np.ptp(m[2].sum(1)) <= 1  # all noisy: an even split
 
 
 def test_cli_errors(data, tmp_path, capsys):

@@ -21,7 +21,7 @@ from admn_ros.core.controller import AllocationController
 from admn_ros.core.evaluate.cost import FlopsRow, LatencyResult, flops_table, measure_latency
 from admn_ros.core.evaluate.methods import build_methods
 from admn_ros.core.evaluate.report import Target, check_targets, markdown, summary_lines, write_csv
-from admn_ros.core.evaluate.table import EvalSettings, Example, Record, run_table
+from admn_ros.core.evaluate.table import EvalSettings, Example, Record, depth_curve, run_table
 from admn_ros.core.noise import REGIMES
 from admn_ros.core.train.common import check_dataset, fmt_duration, open_split, set_threads, write_json
 from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
@@ -91,6 +91,7 @@ class EvalResult:
     examples: list[Example]
     files: dict[str, Path]
     seconds: float
+    depth_curve: list[tuple[int, float]] = field(default_factory=list)
 
 
 def evaluate(data: str, out: str, models: str | None = "models", stage1: str | None = None,
@@ -128,6 +129,9 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     log(f"[evaluate] {n} {split} samples x {len(settings.regimes)} regimes x {len(settings.draws)} draws, "
         f"budgets {budgets}, methods {[m.name for m in methods]}")
     records, examples = run_table(model, methods, ds, settings, show_progress)
+    curve = depth_curve(model, ds, settings)
+    log("[evaluate] depth sensitivity (clean, k blocks per stream): "
+        + ", ".join(f"k={k}: {v:.1f}" for k, v in curve))
     fl = flops_table(model, methods, budgets)
     lat = None
     if latency:
@@ -140,12 +144,13 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     info = {"data": data, "split": split, "n_samples": n, "models": ms.describe(), "total_blocks": streams.total_blocks,
             "task": model.cfg.task, "frames": model.cfg.frames}
     files = {"markdown": outd / "table1.md", "csv": outd / "table1.csv", "json": outd / "results.json"}
-    files["markdown"].write_text(markdown(records, fl, lat, targets, settings, budgets, info))
+    files["markdown"].write_text(markdown(records, fl, lat, targets, settings, budgets, info, curve))
     write_csv(files["csv"], records, fl, model.cfg.task)
     write_json(files["json"], {"settings": asdict(settings), "info": info, "budgets": budgets,
                                "records": [r.to_dict() for r in records],
                                "flops": [dict(asdict(r), gflops_total=r.gflops_total) for r in fl],
                                "latency": asdict(lat) if lat else None,
+                               "depth_curve": [{"blocks": k, "value": v} for k, v in curve],
                                "targets": [asdict(t) for t in targets]})
     if plots:
         from admn_ros.core.evaluate.plots import plot_error_vs_budget, plot_examples, plot_latency
@@ -167,7 +172,7 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     log(f"==== evaluation done in {fmt_duration(seconds)}: " + ", ".join(f"{k}={v}" for k, v in files.items()))
     for line in summary_lines(targets):
         log(line)
-    return EvalResult(records, fl, lat, targets, examples, files, seconds)
+    return EvalResult(records, fl, lat, targets, examples, files, seconds, curve)
 
 
 def build_parser() -> argparse.ArgumentParser:

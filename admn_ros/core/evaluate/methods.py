@@ -5,6 +5,10 @@
 * ``ADMN per-modality``: the paper's allocation granularity, derived from the per-budget
   controller: its per-stream logits are averaged over the nodes of each modality and the
   same blocks are chosen for every node's stream of a modality (:func:`per_modality_mask`).
+* ``QoI oracle``: not a deployable method but a yardstick. It is told the true noise of
+  every stream and spreads the budget evenly over the streams with ``sigma < sigma_max / 2``
+  (all streams if none is). Any controller that learns the noise can do about this well, so
+  ``Naive - oracle`` bounds what QoI-aware allocation can gain with the given backbones.
 * ``Upper Bound`` (every block), ``Naive Allocation`` (even split, every-other blocks),
   ``RGB only`` / ``Depth only`` / ``Radar only`` (the budget spread over one modality's
   streams, the others keep their forced first block): input-agnostic.
@@ -21,11 +25,14 @@ import numpy as np
 import torch
 
 from admn_ros.core.controller import AllocationController
-from admn_ros.core.streams import StreamSet, full_allocation, modality_allocation, naive_allocation
+from admn_ros.core.streams import (MODALITIES, StreamSet, full_allocation, modality_allocation,
+                                  naive_allocation, spread_allocation)
 
 Inputs = Mapping[str, torch.Tensor]
 #: ``(noisy inputs, budget L, batch size) -> bool [B, n, depth]`` or ``None`` (not applicable).
 AllocateFn = Callable[[Inputs, int, int], "np.ndarray | None"]
+#: ``(true sigmas [B, n], budget L) -> bool [B, n, depth]`` (for the oracle, which is told the noise).
+OracleFn = Callable[[np.ndarray, int], np.ndarray]
 
 
 @dataclass
@@ -40,6 +47,8 @@ class Method:
         budgeted: False for Upper Bound (one value regardless of the budget).
         adaptive: True if the mask depends on the input.
         controllers: per-budget controllers (``ADMN``), for FLOPs/latency per budget.
+        from_sigmas: set for the oracle: the table calls it with the true sigmas instead of
+            ``allocate``.
     """
 
     name: str
@@ -49,6 +58,15 @@ class Method:
     budgeted: bool = True
     adaptive: bool = False
     controllers: dict[int, AllocationController] = field(default_factory=dict)
+    from_sigmas: OracleFn | None = None
+
+    def mask(self, inputs: Inputs, budget: int, batch: int, sigmas: np.ndarray | None = None
+             ) -> np.ndarray | None:
+        """The allocation for a batch: :attr:`from_sigmas` when set (and ``sigmas`` given),
+        else :attr:`allocate`."""
+        if self.from_sigmas is not None and sigmas is not None:
+            return self.from_sigmas(sigmas, budget)
+        return self.allocate(inputs, budget, batch)
 
     def controller_for(self, budget: int) -> AllocationController | None:
         return self.controllers.get(budget, self.controller)
@@ -88,6 +106,33 @@ def single_modality(streams: StreamSet, modality: str, depth: int, first_block: 
     title = {"rgb": "RGB", "depth": "Depth", "radar": "Radar"}.get(modality, modality)
     return static_method(f"{title} only", f"{modality}_only",
                          lambda L: modality_allocation(streams, L, [modality], first_block, depth))
+
+
+def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True, threshold: float = 0.5) -> Method:
+    """The ``QoI oracle`` yardstick (module docstring): told the true sigmas, it spreads the
+    budget evenly over the streams with ``sigma < threshold * sigma_max`` (all if none is)."""
+    smax = np.array([MODALITIES[streams.modality_of(i)].sigma_max for i in range(len(streams))], np.float32)
+
+    def from_sigmas(sigmas: np.ndarray, budget: int) -> np.ndarray:
+        out = []
+        for sig in np.asarray(sigmas, dtype=np.float32).reshape(-1, len(streams)):
+            clean = np.flatnonzero(sig < threshold * smax)
+            chosen = clean if clean.size else np.arange(len(streams))
+            capacity = clean.size * (depth - (1 if first_block else 0))
+            if clean.size and budget - (len(streams) if first_block else 0) > capacity:
+                # more blocks than the clean streams hold: they run everything, the rest is spread
+                noisy = np.flatnonzero(sig >= threshold * smax).tolist()
+                m = spread_allocation(len(streams), budget - capacity, noisy, first_block, depth)
+                m[clean] = True
+            else:
+                m = spread_allocation(len(streams), budget, chosen.tolist(), first_block, depth)
+            out.append(m)
+        return np.stack(out)
+
+    def allocate(inputs: Inputs, budget: int, batch: int) -> np.ndarray | None:
+        return None  # not applicable without the true sigmas (see Method.mask)
+
+    return Method("QoI oracle", "qoi_oracle", allocate, adaptive=True, from_sigmas=from_sigmas)
 
 
 def _controller_lookup(controllers: Mapping[int, AllocationController] | AllocationController
@@ -173,8 +218,8 @@ def per_modality_method(controllers: Mapping[int, AllocationController] | Alloca
 
 
 def baseline_methods(streams: StreamSet, depth: int, first_block: bool = True) -> list[Method]:
-    """Upper Bound, Naive Allocation and one single-modality baseline per modality."""
-    out = [upper_bound(streams, depth), naive(streams, depth)]
+    """Upper Bound, Naive Allocation, the QoI oracle and one single-modality baseline per modality."""
+    out = [upper_bound(streams, depth), naive(streams, depth), qoi_oracle(streams, depth, first_block)]
     out += [single_modality(streams, m, depth, first_block) for m in streams.modalities]
     return out
 
@@ -191,10 +236,10 @@ def build_methods(streams: StreamSet, depth: int, per_budget: Mapping[int, Alloc
     if ae is not None:
         out.append(controller_method("ADMN_AE", "admn_ae", ae))
     base = baseline_methods(streams, depth, first_block)
-    out += base[:2]
+    out += base[:3]
     if per_budget or universal is not None:
         out.append(per_modality_method(per_budget if per_budget else universal, streams, first_block))  # type: ignore[arg-type]
-    out += base[2:]
+    out += base[3:]
     return out
 
 

@@ -159,8 +159,8 @@ def write_csv(path: Path, records: Sequence[Record], flops: Sequence[FlopsRow], 
 
 
 def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: LatencyResult | None,
-             targets: Sequence[Target], settings: EvalSettings, budgets: Sequence[int], info: dict[str, Any]
-             ) -> str:
+             targets: Sequence[Target], settings: EvalSettings, budgets: Sequence[int], info: dict[str, Any],
+             curve: Sequence[tuple[int, float]] = ()) -> str:
     """The report as markdown: tables per draw mode, compute, targets."""
     total = info.get("total_blocks", 108)
     activity = info.get("task") == "activity"
@@ -202,6 +202,14 @@ def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: Late
                 f"{r.method} {r.regime} L={r.budget}: {r.noisy_share:.2f}" for r in shares
                 if r.method in ("ADMN", "ADMN universal") and r.budget == budgets[0]))
             lines.append("")
+    if curve:
+        unit = "accuracy %" if activity else "error cm"
+        lines += ["## Depth sensitivity (clean inputs, the same k every-other blocks on every stream)", "",
+                  "| blocks per stream k | " + " | ".join(str(k) for k, _ in curve) + " |",
+                  "|---|" + "---|" * len(curve),
+                  f"| {unit} | " + " | ".join(_f(v) for _, v in curve) + " |", "",
+                  "If this row is nearly flat, no allocation can gain much over Naive Allocation: compare "
+                  "the QoI oracle (told the true noise) with Naive in the tables above.", ""]
     lines += ["## Compute", "", "| method | budget | GFLOPs model | GFLOPs controller | GFLOPs total | share of full |",
               "|---|---|---|---|---|---|"]
     full = next((r for r in flops if r.method == "Upper Bound"), None)

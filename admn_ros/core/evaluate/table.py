@@ -16,8 +16,8 @@ import torch
 from admn_ros.core.evaluate.methods import Method
 from admn_ros.core.fusion import task_scores
 from admn_ros.core.noise import draw_stream_sigmas
-from admn_ros.core.streams import MODALITIES, StreamSet, budget_from_fraction
-from admn_ros.core.train.common import apply_noise, derive_seed, progress, to_torch
+from admn_ros.core.streams import MODALITIES, StreamSet, budget_from_fraction, mask_from_counts
+from admn_ros.core.train.common import apply_noise, derive_seed, progress, sample_scores, to_torch
 from admn_ros.core.train.config import TABLE_FRACTIONS
 
 DRAWS: dict[str, str] = {"modality": "per modality", "stream": "per stream"}
@@ -130,7 +130,7 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                         key = (meth.name, L)
                         if key in na:
                             continue
-                        mask = meth.allocate(noisy, L, len(sel))
+                        mask = meth.mask(noisy, L, len(sel), sig)
                         if mask is None:
                             na.add(key)
                             continue
@@ -169,6 +169,32 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                                           float(np.mean(sh)) if sh else float("nan")))
     bar.close()
     return records, examples
+
+
+#: Blocks per stream of the depth-sensitivity curve (:func:`depth_curve`).
+CURVE_BLOCKS: tuple[int, ...] = (1, 2, 3, 4, 6, 9, 12)
+
+
+@torch.no_grad()
+def depth_curve(model: torch.nn.Module, ds: Any, settings: EvalSettings,
+                blocks: Sequence[int] = CURVE_BLOCKS) -> list[tuple[int, float]]:
+    """Clean-input score with the same ``k`` every-other blocks on every stream, per ``k``.
+
+    This is what any allocation works with: if the score barely changes between ``k = 1`` and
+    the full depth, no allocation (not even the QoI oracle) can beat an even split by much.
+    ``scripts/diagnose_model.py depth`` prints the full curve, also with noisy modalities.
+    """
+    cfg = model.cfg
+    n_total = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
+    idx = np.arange(n_total)
+    out = []
+    for k in blocks:
+        if 1 <= k <= cfg.vit_depth:
+            mask = mask_from_counts([k] * cfg.n_streams, cfg.vit_depth)
+            scores = sample_scores(model, ds, idx, cfg.streams, lambda x, b, m=mask: m,
+                                   batch_size=settings.batch_size)
+            out.append((int(k), float(scores.mean())))
+    return out
 
 
 def lookup(records: Sequence[Record], regime: str, draw: str, method: str, budget: int | None = None) -> float:
