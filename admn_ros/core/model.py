@@ -29,7 +29,7 @@ from torch import nn
 
 from admn_ros.core.fusion import DEFAULT_BOUNDS, Fusion
 from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, StreamSet
-from admn_ros.core.vit import AdaptiveViT
+from admn_ros.core.vit import READOUTS, AdaptiveViT
 
 TASKS: tuple[str, ...] = ("tracking", "activity")
 CONFIG_VERSION: int = 1
@@ -54,6 +54,9 @@ class ADMNConfig:
         layerdrop: initial LayerDrop probability (training only; the trainer ramps it).
         full_drop: full-backbone dropout probability per stream per sample (training only).
         first_block: the first-block rule (block 0 of every present stream always on).
+        readout: backbone readout, ``"spatial"`` (token layout kept; the default of the
+            session-1 to -4 models), ``"cls"`` (the paper) or ``"mean"``; see
+            :mod:`admn_ros.core.vit`.
     """
 
     nodes: tuple[str, ...] = DEFAULT_NODES
@@ -76,6 +79,7 @@ class ADMNConfig:
     layerdrop: float = 0.0
     full_drop: float = 0.1
     first_block: bool = True
+    readout: str = "spatial"
     version: int = field(default=CONFIG_VERSION)
 
     def __post_init__(self) -> None:
@@ -92,6 +96,8 @@ class ADMNConfig:
         self.frames = int(self.frames)
         if self.img_size % self.patch:
             raise ValueError(f"ADMNConfig.img_size {self.img_size} is not a multiple of patch {self.patch}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"ADMNConfig.readout: {self.readout!r} is not one of {list(READOUTS)}")
         StreamSet(self.nodes, self.modalities)  # validates names
 
     @property
@@ -189,7 +195,7 @@ class ADMNModel(nn.Module):
         self.backbones = nn.ModuleDict({
             m: AdaptiveViT(cfg.channels(m), cfg.img_size, cfg.patch, cfg.vit_dim, cfg.vit_depth,
                            cfg.vit_heads, cfg.vit_mlp_ratio, cfg.layerdrop, cfg.full_drop,
-                           layerdrop_keep_first=cfg.first_block)
+                           layerdrop_keep_first=cfg.first_block, readout=cfg.readout)
             for m in cfg.modalities
         })
         self.fusion = Fusion(list(stream_modalities(cfg)) * cfg.frames, cfg.vit_dim, cfg.fusion_dim,

@@ -146,6 +146,36 @@ class SpatialHead(nn.Module):
         return self.out(self.reduce(self.norm(x)).flatten(1))
 
 
+class TokenReadout(nn.Module):
+    """Pooled readout ``[B, T, D]`` -> ``[B, D]`` with no spatial layout: ``"cls"`` (the
+    paper: final-normed CLS token) or ``"mean"`` (final-normed mean of the patch tokens).
+
+    Unlike :class:`SpatialHead`, nothing here can read *where* a feature sits from the token
+    order, so whatever the task needs (pose, position) must be written into the channels by
+    the blocks. That is what makes backbone depth matter: with the spatial readout a single
+    block already gives nearly the full model's accuracy on our simulated data (measured in
+    docs/BENCHMARKS.md), so no allocation can beat an even split by much.
+    """
+
+    MODES: tuple[str, ...] = ("cls", "mean")
+
+    def __init__(self, dim: int, mode: str = "cls") -> None:
+        super().__init__()
+        if mode not in self.MODES:
+            raise ValueError(f"unknown token readout {mode!r}; use one of {list(self.MODES)}")
+        self.mode = mode
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = x[:, 0] if self.mode == "cls" else x[:, 1:].mean(dim=1)
+        return self.norm(pooled)
+
+
+#: Backbone readouts (:class:`AdaptiveViT` ``readout``): ``"spatial"`` (:class:`SpatialHead`),
+#: ``"cls"`` / ``"mean"`` (:class:`TokenReadout`).
+READOUTS: tuple[str, ...] = ("spatial",) + TokenReadout.MODES
+
+
 def active_to_mask(active: Active, batch: int, depth: int, device: torch.device | None = None) -> torch.Tensor:
     """Normalise an allocation to a ``[batch, depth]`` tensor (bool, or float if ``active`` is float).
 
@@ -183,17 +213,22 @@ class AdaptiveViT(nn.Module):
         layerdrop: per-block, per-sample drop probability in training (ramped by the trainer).
         full_drop: per-sample probability in training that only block 0 runs.
         layerdrop_keep_first: exempt block 0 from LayerDrop (the first-block rule).
+        readout: ``"spatial"`` (:class:`SpatialHead`), ``"cls"`` or ``"mean"`` (:class:`TokenReadout`).
     """
 
     def __init__(self, in_chans: int, img_size: int = 64, patch: int = 16, dim: int = 64,
                  depth: int = DEPTH, heads: int = 4, mlp_ratio: float = 4.0,
                  layerdrop: float = 0.0, full_drop: float = 0.0,
-                 layerdrop_keep_first: bool = True) -> None:
+                 layerdrop_keep_first: bool = True, readout: str = "spatial") -> None:
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"unknown backbone readout {readout!r}; use one of {list(READOUTS)}")
+        self.readout = readout
         self.dim, self.depth = dim, depth
         self.patch_embed = PatchEmbed(in_chans, img_size, patch, dim)
         self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
-        self.head = SpatialHead(dim, 1 + self.patch_embed.n_patches)
+        self.head: nn.Module = (SpatialHead(dim, 1 + self.patch_embed.n_patches) if readout == "spatial"
+                                else TokenReadout(dim, readout))
         self.layerdrop = 0.0
         self.full_drop = 0.0
         self.layerdrop_keep_first = layerdrop_keep_first

@@ -193,3 +193,12 @@ def test_flops_follow_the_allocation():
     present[0] = False
     assert allocation_flops(cfg, full, present) < allocation_flops(cfg, full)
     assert StreamSet().total_blocks == cfg.total_blocks
+    # pooled readouts drop the spatial readout's fixed cost per stream: 2 x 17 x (64 x 16 + 16 x 64)
+    from admn_ros.core.flops import readout_flops
+
+    assert readout_flops(cfg) == 2 * 17 * (64 * 16 + 16 * 64)
+    pooled = ADMNConfig(readout="mean")
+    assert readout_flops(pooled) == 16 * 64 and readout_flops(ADMNConfig(readout="cls")) == 0
+    with pytest.raises(ValueError, match="readout"):
+        ADMNConfig(readout="max")
+    assert allocation_flops(cfg, full) - allocation_flops(pooled, full) == 9 * (readout_flops(cfg) - 16 * 64)

@@ -44,6 +44,29 @@ def test_output_shape_and_tokens():
     assert vit.n_tokens == 1 + 4
 
 
+def test_readouts_see_what_they_should():
+    """The spatial readout keeps the token layout; CLS reads token 0 only; mean pools patches."""
+    torch.manual_seed(0)
+    tok = torch.randn(3, 5, 16)
+    perm = tok.clone()
+    perm[:, 1:] = tok[:, [3, 1, 4, 2]]  # same patches, other positions
+    spatial = tiny_vit(readout="spatial").eval().head
+    cls = tiny_vit(readout="cls").eval().head
+    mean = tiny_vit(readout="mean").eval().head
+    with torch.no_grad():
+        assert not torch.allclose(spatial(tok), spatial(perm))
+        torch.testing.assert_close(mean(tok), mean(perm))
+        changed = tok.clone()
+        changed[:, 1:] += 1.0
+        torch.testing.assert_close(cls(tok), cls(changed))
+        assert not torch.allclose(mean(tok), mean(changed))
+    for readout in ("spatial", "cls", "mean"):
+        vit = tiny_vit(readout=readout).eval()
+        assert vit(torch.rand(2, 3, 32, 32)).shape == (2, 16)
+    with pytest.raises(ValueError, match="unknown backbone readout"):
+        tiny_vit(readout="max")
+
+
 def test_skip_equals_blend_for_the_same_mask():
     vit = tiny_vit().eval()
     x = torch.rand(6, 3, 32, 32)

@@ -10,8 +10,11 @@
 
 Every run directory keeps ``last.safetensors`` after each epoch; ``--resume`` continues
 it (the checkpoint carries its config; a different model/data/seed is refused).
-Stage 0 (MAE pretraining with LayerDrop) is not implemented: the backbones are trained
-from scratch in stage 1 (docs/TRAINING.md).
+Optional stage 0 (MAE pretraining of the backbones with LayerDrop, no labels):
+
+    admn-ros train stage0 --data data/activity_sim --out runs/stage0 --model '{"readout": "mean"}'
+    admn-ros train stage1 ... --init runs/stage0/model.safetensors --model '{"readout": "mean"}'
+
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from admn_ros.core.checkpoint import CheckpointError
-from admn_ros.core.train.config import Stage1Config, Stage2Config, TrainConfigError
+from admn_ros.core.train.config import Stage0Config, Stage1Config, Stage2Config, TrainConfigError
 
 
 def _load_config_file(path: str | None) -> dict[str, Any]:
@@ -63,14 +66,19 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``admn-ros train`` parser (subcommands stage1, stage2, ship, all)."""
+    """The ``admn-ros train`` parser (subcommands stage0, stage1, stage2, ship, all)."""
     p = argparse.ArgumentParser(prog="admn-ros train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
+    s0 = sub.add_parser("stage0", help="optional MAE pretraining of the backbones with LayerDrop")
+    _common(s0)
+    s0.add_argument("--mask-ratio", type=float, dest="mask_ratio", help="share of patches hidden (0.75)")
+    s0.add_argument("--model", dest="model_json", help="ADMNConfig overrides as JSON, e.g. '{\"readout\": \"mean\"}'")
     s1 = sub.add_parser("stage1", help="LayerDrop finetuning of backbones + fusion (tracking)")
     _common(s1)
     s1.add_argument("--noise-start-epoch", type=int, dest="noise_start_epoch")
     s1.add_argument("--model", dest="model_json", help="ADMNConfig overrides as JSON, e.g. '{\"vit_dim\": 64}'")
+    s1.add_argument("--init", help="stage-0 checkpoint to start the backbones from")
 
     s2 = sub.add_parser("stage2", help="train a controller on the frozen stage-1 network")
     _common(s2)
@@ -96,23 +104,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_S0_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "threads", "mask_ratio")
 _S1_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "val_samples", "threads",
-             "noise_start_epoch")
+             "noise_start_epoch", "init")
 _S2_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "val_samples", "threads",
              "stage1", "variant", "budget", "budget_fraction", "init", "noise_warmup_epochs")
 
 
-def stage1_config(a: argparse.Namespace) -> Stage1Config:
+def _flags_config(a: argparse.Namespace, flags: Sequence[str]) -> dict[str, Any]:
+    """Config file, then command-line flags over it, then ``--model`` JSON merged into ``model``."""
     d = _load_config_file(a.config)
-    d.update({k: getattr(a, k) for k in _S1_FLAGS if getattr(a, k, None) is not None})
-    if a.model_json:
+    d.update({k: getattr(a, k) for k in flags if getattr(a, k, None) is not None})
+    if getattr(a, "model_json", None):
         try:
             d["model"] = {**d.get("model", {}), **json.loads(a.model_json)}
         except json.JSONDecodeError as exc:
             raise TrainConfigError(f"--model: invalid JSON: {exc}") from exc
     if a.no_progress:
         d["progress"] = False
-    return Stage1Config.from_dict(d)
+    return d
+
+
+def stage0_config(a: argparse.Namespace) -> Stage0Config:
+    return Stage0Config.from_dict(_flags_config(a, _S0_FLAGS))
+
+
+def stage1_config(a: argparse.Namespace) -> Stage1Config:
+    return Stage1Config.from_dict(_flags_config(a, _S1_FLAGS))
 
 
 def stage2_config(a: argparse.Namespace) -> Stage2Config:
@@ -132,7 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``admn-ros train``; returns a process exit code (2 = bad config/data)."""
     a = build_parser().parse_args(argv)
     try:
-        if a.cmd == "stage1":
+        if a.cmd == "stage0":
+            from admn_ros.core.train.stage0 import train_stage0
+
+            train_stage0(stage0_config(a), resume=a.resume, force=a.force)
+        elif a.cmd == "stage1":
             from admn_ros.core.train.stage1 import train_stage1
 
             train_stage1(stage1_config(a), resume=a.resume, force=a.force)

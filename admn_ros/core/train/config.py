@@ -51,6 +51,51 @@ def _check_mix(name: str, mix: Mapping[str, float], allowed: Sequence[str]) -> N
 
 
 @dataclass
+class Stage0Config(_Base):
+    """Stage 0 (optional): MAE-style pretraining of the backbones with LayerDrop
+    (:mod:`admn_ros.core.train.stage0`).
+
+    Attributes:
+        data / out / seed / batch_size / train_samples / threads / progress / model: as stage 1
+            (``batch_size`` counts dataset samples; every frame of every node in them is an image).
+        epochs: pretraining epochs.
+        lr / min_lr / weight_decay / warmup_epochs: AdamW, linear warmup then cosine decay.
+        mask_ratio: share of patches hidden from the encoder (MAE: 0.75).
+        layerdrop: LayerDrop probability in the encoder (the paper pretrains with 0.2).
+        decoder_dim / decoder_depth: the pixel decoder's transformer (dropped after pretraining).
+    """
+
+    data: str = "data/gdtm_sim"
+    out: str = "runs/stage0"
+    epochs: int = 8
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr: float = 5e-5
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.5
+    seed: int = 0
+    train_samples: int = 0
+    mask_ratio: float = 0.75
+    layerdrop: float = 0.2
+    decoder_dim: int = 64
+    decoder_depth: int = 2
+    model: dict[str, Any] = field(default_factory=dict)
+    threads: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, f"Stage0Config.epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"Stage0Config.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0 and 0 <= self.min_lr <= self.lr, f"Stage0Config.lr/min_lr invalid: {self.lr}/{self.min_lr}")
+        _check(0.0 < self.mask_ratio < 1.0, f"Stage0Config.mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        _check(0.0 <= self.layerdrop < 1.0, f"Stage0Config.layerdrop must be in [0, 1), got {self.layerdrop}")
+        _check(self.decoder_dim >= 4 and self.decoder_depth >= 1,
+               f"Stage0Config.decoder_dim/decoder_depth too small: {self.decoder_dim}/{self.decoder_depth}")
+        _check(self.warmup_epochs >= 0 and self.train_samples >= 0,
+               "Stage0Config.warmup_epochs/train_samples must be >= 0")
+
+
+@dataclass
 class Stage1Config(_Base):
     """Stage 1: LayerDrop finetuning of backbones + fusion on tracking with noise augmentation.
 
@@ -82,6 +127,8 @@ class Stage1Config(_Base):
             network from leaning on the easiest modality only: without it the radar alone
             carried the position and clean cameras could not replace a noisy radar.
         model: ``ADMNConfig`` overrides (dict) for the network.
+        init: a stage-0 checkpoint (``model.safetensors`` of a stage-0 run) whose backbone
+            weights the network starts from ("" = from scratch).
         threads: torch intra-op threads (0 = leave torch's default).
         progress: show tqdm progress bars.
     """
@@ -108,6 +155,7 @@ class Stage1Config(_Base):
     missing_prob: float = 0.02
     modality_missing: dict[str, float] = field(default_factory=lambda: {"radar": 0.25})
     model: dict[str, Any] = field(default_factory=dict)
+    init: str = ""
     threads: int = 0
     progress: bool = True
 

@@ -4,7 +4,9 @@ controllers -> ``models/``, with fixed seeds, sized for <= 60 min on a 2-core CP
 Steps (each is skipped/resumed if its output already exists, so a re-run continues):
 
 1. dataset: ``generate_dataset(data, samples, seed)`` unless ``data/meta.json`` exists;
-2. stage 1 in this process with ``--stage1-threads`` torch threads;
+   (optional) stage 0, MAE pretraining of the backbones, with ``--stage0-epochs N > 0``;
+2. stage 1 in this process with ``--stage1-threads`` torch threads (from stage 0's backbones
+   if it ran), with the backbone readout of ``--readout``;
 3. stage 2 in two parallel lanes (subprocesses, 1 torch thread each; on 2 cores this is
    faster than one 2-thread process for these small matrices):
    lane A: universal controller, then per-budget controllers for the first half of the budgets;
@@ -31,7 +33,7 @@ from typing import Any
 
 from admn_ros.core.streams import budget_from_fraction
 from admn_ros.core.train.common import fmt_duration, metric_key, write_json
-from admn_ros.core.train.config import TABLE_FRACTIONS, Stage1Config, TrainConfigError
+from admn_ros.core.train.config import TABLE_FRACTIONS, Stage0Config, Stage1Config, TrainConfigError
 
 
 @dataclass
@@ -58,6 +60,8 @@ class PipelineConfig:
     lanes: int = 2
     progress: bool = True
     extra_stage1: dict[str, Any] = field(default_factory=dict)
+    readout: str = "spatial"
+    stage0_epochs: int = 0
     activity_subjects: int = 40
     activity_windows: int = 20
     activity_frames: int = 5
@@ -90,6 +94,10 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames-per-episode", type=int, default=d.frames_per_episode,
                    help="consecutive frames per simulated episode (fewer = more distinct scenes)")
     p.add_argument("--workers", type=int, default=d.workers, help="dataset generation processes")
+    p.add_argument("--readout", choices=["spatial", "cls", "mean"], default=d.readout,
+                   help="backbone readout (ADMNConfig.readout; 'cls'/'mean' need --stage0-epochs to train)")
+    p.add_argument("--stage0-epochs", type=int, default=d.stage0_epochs,
+                   help="MAE pretraining epochs of the backbones before stage 1 (0 = none)")
     p.add_argument("--stage1-epochs", type=int, default=d.stage1_epochs)
     p.add_argument("--stage1-threads", type=int, default=d.stage1_threads)
     p.add_argument("--universal-epochs", type=int, default=d.universal_epochs)
@@ -110,6 +118,7 @@ def run_pipeline_args(a: argparse.Namespace) -> int:
                          activity_subjects=a.subjects, activity_windows=a.windows_per_activity,
                          activity_frames=a.frames,
                          frames_per_episode=a.frames_per_episode, workers=a.workers,
+                         readout=a.readout, stage0_epochs=a.stage0_epochs,
                          stage1_epochs=a.stage1_epochs, stage1_threads=a.stage1_threads,
                          stage1_val_samples=a.val_samples, universal_epochs=a.universal_epochs,
                          budget_epochs=a.budget_epochs, ae_epochs=a.ae_epochs, stage2_val_samples=a.val_samples,
@@ -202,13 +211,24 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
                          frames_per_episode=cfg.frames_per_episode, progress=cfg.progress)
     summary["steps"]["dataset"] = {"seconds": time.perf_counter() - t0}
 
-    # 2. stage 1
-    t0 = time.perf_counter()
+    # 1b. optional stage 0
     extra = dict(ACTIVITY_STAGE1) if cfg.task == "activity" else {}
     extra.update(cfg.extra_stage1)
+    model_over = {**dict(extra.pop("model", {})), **({"readout": cfg.readout} if cfg.readout != "spatial" else {})}
+    if cfg.stage0_epochs > 0:
+        from admn_ros.core.train.stage0 import train_stage0
+
+        t0 = time.perf_counter()
+        s0cfg = Stage0Config(data=cfg.data, out=str(runs / "stage0"), epochs=cfg.stage0_epochs, seed=cfg.seed,
+                             threads=cfg.stage1_threads, progress=cfg.progress, model=model_over)
+        extra["init"] = str(train_stage0(s0cfg, resume=True, log=log))
+        summary["steps"]["stage0"] = {"seconds": time.perf_counter() - t0, "epochs": cfg.stage0_epochs}
+
+    # 2. stage 1
+    t0 = time.perf_counter()
     s1cfg = Stage1Config(data=cfg.data, out=str(runs / "stage1"), epochs=cfg.stage1_epochs, seed=cfg.seed,
                          val_samples=cfg.stage1_val_samples, threads=cfg.stage1_threads, progress=cfg.progress,
-                         **extra)
+                         model=model_over, **extra)
     res1 = train_stage1(s1cfg, resume=True, log=log)
     summary["steps"]["stage1"] = {"seconds": time.perf_counter() - t0, "samples_per_s": res1.samples_per_s,
                                   "val": res1.val, "epochs": res1.epochs}

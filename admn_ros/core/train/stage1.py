@@ -10,8 +10,8 @@ Recipe (paper section 3.3 / appendix A.3, scaled to this machine):
 * loss: Gaussian NLL + 0.05 x Euclidean distance, after :attr:`Stage1Config.loss_ramp`'s
   distance-only start; fused AdamW, warmup + cosine LR.
 
-Our backbones are trained from scratch here (no stage 0 / MAE pretraining: see
-docs/TRAINING.md), so every backbone block is trainable.
+The backbones start from scratch, or from a stage-0 (MAE) checkpoint with
+:attr:`Stage1Config.init`; every backbone block is trainable either way.
 
 Outputs in ``cfg.out``: ``last.safetensors`` (weights + optimizer, for ``--resume``, written
 after every epoch), ``model.safetensors`` (final weights, no optimizer), ``summary.json``.
@@ -40,7 +40,7 @@ LAST = "last.safetensors"
 FINAL = "model.safetensors"
 SUMMARY = "summary.json"
 #: Fields of the training config that must not change when resuming.
-RESUME_FIXED = ("data", "batch_size", "seed", "train_samples", "model")
+RESUME_FIXED = ("data", "batch_size", "seed", "train_samples", "model", "init")
 
 
 @dataclass
@@ -198,6 +198,10 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
 
     seed_everything(cfg.seed, "init")
     model = ADMNModel(mcfg)
+    if cfg.init:
+        from admn_ros.core.train.stage0 import init_backbones
+
+        init_backbones(model, cfg.init, log)
     opt = make_adamw(model.parameters(), cfg.lr, cfg.weight_decay)
     start_epoch, history = 0, []
     ck = _resume_state(cfg, out, mcfg, log) if resume else None

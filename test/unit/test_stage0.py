@@ -1,0 +1,111 @@
+"""Stage 0 (MAE pretraining with LayerDrop) on a tiny rendered dataset: the reconstruction loss goes
+down, resume continues, stage 1 starts from its backbones and refuses mismatched ones."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from admn_ros.core.checkpoint import CheckpointError, load_checkpoint
+from admn_ros.core.train import cli
+from admn_ros.core.train.config import Stage0Config, Stage1Config, TrainConfigError
+from admn_ros.core.model import ADMNConfig, ADMNModel
+from admn_ros.core.train.stage0 import MAEDecoder, init_backbones, mae_loss, patchify, train_stage0
+from admn_ros.core.train.stage1 import train_stage1
+from admn_ros.core.train.tiny import TINY_MODEL, make_tiny_dataset
+from admn_ros.core.vit import AdaptiveViT
+
+QUIET = dict(progress=False, threads=1)
+MEAN_MODEL = {**TINY_MODEL, "readout": "mean"}
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    torch.set_num_threads(1)
+    return make_tiny_dataset(tmp_path_factory.mktemp("ds") / "sim", n_samples=48, seed=3)
+
+
+def _s0(data, out, **kw) -> Stage0Config:
+    base = dict(data=str(data), out=str(out), epochs=4, batch_size=8, lr=3e-3, warmup_epochs=0.0,
+                model=dict(MEAN_MODEL), **QUIET)
+    base.update(kw)
+    return Stage0Config(**base)
+
+
+def test_patchify_matches_the_patch_embedding_order():
+    x = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8)
+    p = patchify(x, 4)
+    assert p.shape == (2, 4, 16)
+    # patch 1 is the top-right 4x4 block, row-major within the patch
+    assert torch.equal(p[0, 1], x[0, 0, :4, 4:].reshape(-1))
+    assert torch.equal(p[1, 2], x[1, 0, 4:, :4].reshape(-1))
+
+
+def test_mae_loss_hides_patches_and_trains():
+    torch.manual_seed(0)
+    vit = AdaptiveViT(1, 32, 8, 16, 12, 2, 2.0, layerdrop=0.2, readout="mean").train()
+    dec = MAEDecoder(16, 16, 64, decoder_dim=16, decoder_depth=1, heads=2)
+    seen = []
+    vit.blocks[0].register_forward_hook(lambda _m, a, _o: seen.append(a[0].shape[1]))
+    # predictable images (ramps): masked patches follow from the visible ones
+    r = torch.linspace(0, 1, 32)
+    x = torch.stack([r[None, :].expand(32, 32), r[:, None].expand(32, 32), 1 - r[None, :].expand(32, 32),
+                     1 - r[:, None].expand(32, 32)])[:, None]
+    opt = torch.optim.Adam(list(vit.parameters()) + list(dec.parameters()), lr=3e-3)
+    gen = torch.Generator().manual_seed(1)
+    losses = []
+    for _ in range(30):
+        loss = mae_loss(vit, dec, x, 0.75, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert seen[0] == 1 + 4  # CLS + 25% of 16 patches reach the encoder
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_stage0_then_stage1_from_its_backbones(data, tmp_path):
+    s0 = train_stage0(_s0(data, tmp_path / "s0"), log=_quiet)
+    ck = load_checkpoint(s0, kind="stage0")
+    hist = ck.meta["history"]
+    assert len(hist) == 4 and hist[-1]["loss"] < hist[0]["loss"], hist
+    assert all(k.startswith("backbones.") for k in ck.tensors)
+    # resume: more epochs continue from the saved one
+    s0b = train_stage0(_s0(data, tmp_path / "s0", epochs=5), resume=True, log=_quiet)
+    assert load_checkpoint(s0b, kind="stage0").epoch == 5
+
+    lines: list[str] = []
+    s1 = Stage1Config(data=str(data), out=str(tmp_path / "s1"), epochs=1, batch_size=8, model=dict(MEAN_MODEL),
+                      init=str(s0b), **QUIET)
+    res = train_stage1(s1, log=lines.append)
+    assert any("initialised from stage-0" in ln for ln in lines)
+    # what stage 1 starts from is exactly stage 0's backbones
+    ck0 = load_checkpoint(s0b, kind="stage0")
+    fresh = ADMNModel(ADMNConfig.from_dict(ck0.model_config))
+    init_backbones(fresh, s0b, log=_quiet)
+    got = fresh.backbones.state_dict()
+    assert got.keys() == {k[len("backbones."):] for k in ck0.tensors}
+    assert all(torch.equal(got[k[len("backbones."):]], v) for k, v in ck0.tensors.items())
+    assert res.model_path.is_file()
+    # a stage-1 model with another readout cannot start from these backbones
+    bad = Stage1Config(data=str(data), out=str(tmp_path / "s1b"), epochs=1, batch_size=8, model=dict(TINY_MODEL),
+                       init=str(s0b), **QUIET)
+    with pytest.raises(CheckpointError, match="readout"):
+        train_stage1(bad, log=_quiet)
+    with pytest.raises(CheckpointError, match="kind"):
+        train_stage1(Stage1Config(data=str(data), out=str(tmp_path / "s1c"), epochs=1, model=dict(MEAN_MODEL),
+                                  init=str(res.model_path), **QUIET), log=_quiet)
+
+
+def test_stage0_config_and_cli_errors(data, tmp_path, capsys):
+    with pytest.raises(TrainConfigError, match="mask_ratio"):
+        Stage0Config(mask_ratio=1.0)
+    with pytest.raises(TrainConfigError, match="unknown keys"):
+        Stage0Config.from_dict({"mask": 0.5})
+    rc = cli.main(["stage0", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--no-progress"])
+    assert rc == 2 and "stage0" in capsys.readouterr().err
+    rc = cli.main(["stage0", "--data", str(data), "--out", str(tmp_path / "o"), "--model", "{bad", "--no-progress"])
+    assert rc == 2 and "--model: invalid JSON" in capsys.readouterr().err
