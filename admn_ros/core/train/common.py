@@ -42,6 +42,46 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
 
 
+def start_run(out: str | Path, threads: int, resume: bool, force: bool, last: str = "last.safetensors") -> Path:
+    """Set torch's threads and return the run directory ``out``.
+
+    Raises:
+        TrainConfigError: ``out`` already holds ``last`` and neither ``resume`` nor ``force`` is set.
+    """
+    from admn_ros.core.train.config import TrainConfigError
+
+    set_threads(threads)
+    path = Path(out)
+    if (path / last).exists() and not (resume or force):
+        raise TrainConfigError(f"{path}: run directory already has {last}; pass --resume to continue it "
+                               "or --force to start over")
+    return path
+
+
+def load_resume(last: Path, kind: str, model_config: Mapping[str, Any], train_config: Mapping[str, Any],
+                fixed: Sequence[str]) -> Any:
+    """The checkpoint to resume from: same model config, the same ``fixed`` training fields
+    (the dataset compared as a resolved path) and an optimizer state. ``None`` if ``last`` is absent.
+
+    Raises:
+        CheckpointError: wrong kind, a changed config, or no optimizer state.
+    """
+    from admn_ros.core.checkpoint import CheckpointError, check_config, load_checkpoint
+
+    if not last.exists():
+        return None
+    ck = load_checkpoint(last, kind=kind)
+    check_config(last, ck.model_config, dict(model_config))
+    stored, expected = dict(ck.train_config), dict(train_config)
+    for d in (stored, expected):  # the same dataset, whether named relative or absolute
+        if d.get("data"):
+            d["data"] = str(Path(d["data"]).resolve())
+    check_config(last, stored, expected, keys=fixed, what="train_config")
+    if ck.optimizer is None:
+        raise CheckpointError(f"{last}: has no optimizer state; cannot resume")
+    return ck
+
+
 def seed_everything(*parts: Any) -> np.random.Generator:
     """Seed torch's global RNG (LayerDrop, dropout) from ``parts`` and return a numpy generator."""
     s = derive_seed(*parts)

@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from admn_ros.core.checkpoint import CheckpointError, check_config, load_checkpoint, save_checkpoint
+from admn_ros.core.checkpoint import check_config, load_checkpoint, save_checkpoint
 from admn_ros.core.model import ADMNConfig, ADMNModel
-from admn_ros.core.train.common import (Throughput, check_dataset, derive_seed, epoch_batches, fmt_duration,
+from admn_ros.core.train.common import (load_resume, Throughput, check_dataset, derive_seed, epoch_batches, fmt_duration,
                                         lr_at, make_adamw, open_split, progress, seed_everything, set_lr,
-                                        set_threads, subset_size, to_torch, write_json)
-from admn_ros.core.train.config import Stage0Config, Stage1Config, TrainConfigError
+                                        start_run, subset_size, to_torch, write_json)
+from admn_ros.core.train.config import Stage0Config, Stage1Config
 from admn_ros.core.vit import AdaptiveViT, Block, init_linear
 
 LAST = "last.safetensors"
@@ -152,11 +152,7 @@ def train_stage0(cfg: Stage0Config, resume: bool = False, force: bool = False,
         TrainConfigError: bad config or data.
         CheckpointError: unreadable or mismatched resume checkpoint.
     """
-    set_threads(cfg.threads)
-    out = Path(cfg.out)
-    if (out / LAST).exists() and not (resume or force):
-        raise TrainConfigError(f"{out}: run directory already has {LAST}; pass --resume to continue it "
-                               "or --force to start over")
+    out = start_run(cfg.out, cfg.threads, resume, force, LAST)
     ds = open_split(cfg.data, "train")
     mcfg = _model_config(cfg, ds)
     check_dataset(ds, mcfg, f"{cfg.data}/train")
@@ -166,15 +162,8 @@ def train_stage0(cfg: Stage0Config, resume: bool = False, force: bool = False,
     params = list(model.backbones.parameters()) + list(decoders.parameters())
     opt = make_adamw(params, cfg.lr, cfg.weight_decay)
     start_epoch, history = 0, []
-    if resume and (out / LAST).exists():
-        ck = load_checkpoint(out / LAST, kind="stage0-run")
-        check_config(out / LAST, ck.model_config, mcfg.to_dict())
-        stored, expected = dict(ck.train_config), cfg.to_dict()
-        for d in (stored, expected):
-            d["data"] = str(Path(d["data"]).resolve())
-        check_config(out / LAST, stored, expected, keys=RESUME_FIXED, what="train_config")
-        if ck.optimizer is None:
-            raise CheckpointError(f"{out / LAST}: has no optimizer state; cannot resume")
+    ck = load_resume(out / LAST, "stage0-run", mcfg.to_dict(), cfg.to_dict(), RESUME_FIXED) if resume else None
+    if ck is not None:
         ck.load_into(model.backbones, prefix="backbones.")
         ck.load_into(decoders, prefix="decoders.")
         opt.load_state_dict(ck.optimizer)

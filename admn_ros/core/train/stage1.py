@@ -26,14 +26,14 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from admn_ros.core.checkpoint import (CheckpointError, check_config, load_checkpoint, save_checkpoint)
+from admn_ros.core.checkpoint import save_checkpoint
 from admn_ros.core.fusion import task_loss
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import budget_from_fraction, naive_allocation
-from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
+from admn_ros.core.train.common import (load_resume, NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
                                         draw_missing, epoch_batches, fmt_duration, metric_key, sample_scores,
                                         lr_at, make_adamw, open_split, progress, seed_everything, set_lr,
-                                        set_threads, subset_size, to_torch, write_json)
+                                        start_run, subset_size, to_torch, write_json)
 from admn_ros.core.train.config import Stage1Config, TrainConfigError
 
 LAST = "last.safetensors"
@@ -152,19 +152,9 @@ def val_text(val: Mapping[str, float], task: str) -> str:
 
 
 def _resume_state(cfg: Stage1Config, out: Path, mcfg: ADMNConfig, log: Callable[[str], None]) -> Any:
-    last = out / LAST
-    if not last.exists():
-        log(f"[stage1] --resume: no {last}; starting from scratch")
-        return None
-    ck = load_checkpoint(last, kind="stage1")
-    check_config(last, ck.model_config, mcfg.to_dict())
-    stored, expected = dict(ck.train_config), cfg.to_dict()
-    for d in (stored, expected):  # the same dataset, whether named relative or absolute
-        if d.get("data"):
-            d["data"] = str(Path(d["data"]).resolve())
-    check_config(last, stored, expected, keys=RESUME_FIXED, what="train_config")
-    if ck.optimizer is None:
-        raise CheckpointError(f"{last}: has no optimizer state; cannot resume")
+    ck = load_resume(out / LAST, "stage1", mcfg.to_dict(), cfg.to_dict(), RESUME_FIXED)
+    if ck is None:
+        log(f"[stage1] --resume: no {out / LAST}; starting from scratch")
     return ck
 
 
@@ -182,11 +172,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
         TrainConfigError: bad config or data (missing dataset, stream set mismatch).
         CheckpointError: unreadable or mismatched resume checkpoint.
     """
-    set_threads(cfg.threads)
-    out = Path(cfg.out)
-    if (out / LAST).exists() and not (resume or force):
-        raise TrainConfigError(f"{out}: run directory already has {LAST}; pass --resume to continue it "
-                               "or --force to start over")
+    out = start_run(cfg.out, cfg.threads, resume, force, LAST)
     train_ds, val_ds = open_split(cfg.data, "train"), open_split(cfg.data, "val")
     mcfg = build_model_config(cfg, train_ds)
     check_dataset(train_ds, mcfg, f"{cfg.data}/train")

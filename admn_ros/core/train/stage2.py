@@ -42,7 +42,7 @@ from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import MODALITIES, budget_from_fraction, naive_allocation
 from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
                                         epoch_batches, fmt_duration, metric_key, sample_scores, lr_at, make_adamw,
-                                        open_split, progress, seed_everything, set_lr, set_threads, subset_size,
+                                        open_split, progress, seed_everything, set_lr, start_run, subset_size,
                                         to_torch, write_json)
 from admn_ros.core.train.config import TABLE_FRACTIONS, Stage2Config, TrainConfigError
 from admn_ros.core.train.stage1 import StageResult, summary_text
@@ -206,11 +206,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
         TrainConfigError: bad config/data (missing dataset, stream mismatch, budget out of range).
         CheckpointError: missing/mismatched stage-1 checkpoint or resume checkpoint.
     """
-    set_threads(cfg.threads)
-    out = Path(cfg.out)
-    if (out / LAST).exists() and not (resume or force):
-        raise TrainConfigError(f"{out}: run directory already has {LAST}; pass --resume to continue it "
-                               "or --force to start over")
+    out = start_run(cfg.out, cfg.threads, resume, force, LAST)
     model, parent_id = load_stage1(cfg.stage1)
     mcfg = model.cfg
     ccfg = build_controller_config(cfg, mcfg)  # validates budgets before touching data
