@@ -100,17 +100,24 @@ class Fusion(nn.Module):
         n_classes: classes for ``"activity"``.
         bounds: map box for the Gaussian mean.
         cov_eps: ``eps`` of the covariance.
+        token_norm: LayerNorm on every adapter output before the stream embedding is added.
+            At initialisation an adapter's output is ~0.02 in scale, the size of the stream
+            embedding and of each fusion block's update, so a weak backbone signal (a pooled
+            readout) is drowned before training can amplify it; normalised tokens start at
+            unit scale (docs/TRAINING.md, "Session 5").
     """
 
     def __init__(self, stream_modalities: Sequence[str], in_dim: int, dim: int = 64, depth: int = 4,
                  heads: int = 4, mlp_ratio: float = 4.0, task: str = "tracking", n_classes: int = 27,
-                 bounds: Sequence[Sequence[float]] = DEFAULT_BOUNDS, cov_eps: float = 1e-3) -> None:
+                 bounds: Sequence[Sequence[float]] = DEFAULT_BOUNDS, cov_eps: float = 1e-3,
+                 token_norm: bool = False) -> None:
         super().__init__()
         self.stream_modalities = list(stream_modalities)
         self.modalities = list(dict.fromkeys(self.stream_modalities))
         self.n_streams = len(self.stream_modalities)
         self.task = task
         self.adapters = nn.ModuleDict({m: Adapter(in_dim, dim) for m in self.modalities})
+        self.token_norm = nn.LayerNorm(dim, eps=1e-6) if token_norm else nn.Identity()
         self.stream_emb = nn.Parameter(torch.zeros(1, self.n_streams, dim))
         nn.init.trunc_normal_(self.stream_emb, std=0.02)
         self.layers = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
@@ -144,7 +151,7 @@ class Fusion(nn.Module):
     def tokens(self, emb: torch.Tensor) -> torch.Tensor:
         """Adapters + stream embedding: ``[B, n, Db]`` -> ``[B, n, Df]``."""
         parts = [self.adapters[m](emb.index_select(1, getattr(self, f"_idx_{m}"))) for m in self.modalities]
-        return torch.cat(parts, dim=1).index_select(1, self._perm) + self.stream_emb
+        return self.token_norm(torch.cat(parts, dim=1).index_select(1, self._perm)) + self.stream_emb
 
     def pooled(self, emb: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """``emb [B, n, Db]``, ``present`` bool ``[B, n]`` -> fused embedding ``[B, Df]``

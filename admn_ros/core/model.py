@@ -57,6 +57,8 @@ class ADMNConfig:
         readout: backbone readout, ``"spatial"`` (token layout kept; the default of the
             session-1 to -4 models), ``"cls"`` (the paper) or ``"mean"``; see
             :mod:`admn_ros.core.vit`.
+        fusion_token_norm: LayerNorm on the fusion's adapter outputs (see
+            :class:`~admn_ros.core.fusion.Fusion`; off in the shipped models).
     """
 
     nodes: tuple[str, ...] = DEFAULT_NODES
@@ -80,6 +82,7 @@ class ADMNConfig:
     full_drop: float = 0.1
     first_block: bool = True
     readout: str = "spatial"
+    fusion_token_norm: bool = False
     version: int = field(default=CONFIG_VERSION)
 
     def __post_init__(self) -> None:
@@ -200,7 +203,7 @@ class ADMNModel(nn.Module):
         })
         self.fusion = Fusion(list(stream_modalities(cfg)) * cfg.frames, cfg.vit_dim, cfg.fusion_dim,
                              cfg.fusion_depth, cfg.fusion_heads, cfg.fusion_mlp_ratio, cfg.task,
-                             cfg.n_classes, cfg.bounds, cfg.cov_eps)
+                             cfg.n_classes, cfg.bounds, cfg.cov_eps, cfg.fusion_token_norm)
 
     # ------------------------------------------------------------ helpers
     @property

@@ -15,7 +15,8 @@ N, D = 6, 12
 def tiny(universal: bool = False, readout: str = "spatial") -> tuple[ADMNModel, AllocationController]:
     torch.manual_seed(0)
     cfg = ADMNConfig(nodes=NODES, img_size=32, vit_dim=16, vit_heads=2, vit_mlp_ratio=2.0,
-                     fusion_dim=16, fusion_depth=1, fusion_heads=2, readout=readout)
+                     fusion_dim=16, fusion_depth=1, fusion_heads=2, readout=readout,
+                     fusion_token_norm=readout != "spatial")
     ctrl = AllocationController(ControllerConfig.for_model(cfg, dim=16, layers=1, heads=2, budget=18,
                                                            universal=universal))
     return ADMNModel(cfg).eval(), ctrl.eval()

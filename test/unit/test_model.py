@@ -176,6 +176,19 @@ def test_tiny_training_run_lowers_the_loss():
     assert after < before - 0.5, (before, after)
 
 
+def test_fusion_token_norm_puts_tokens_at_unit_scale():
+    torch.manual_seed(0)
+    emb = torch.randn(2, 9, 64)
+    plain = ADMNModel(ADMNConfig()).fusion
+    normed = ADMNModel(ADMNConfig(fusion_token_norm=True)).fusion
+    with torch.no_grad():
+        small = plain.tokens(emb) - plain.stream_emb
+        unit = normed.tokens(emb) - normed.stream_emb
+    assert small.std(-1).max() < 0.2  # the init scale that drowns a weak backbone signal
+    torch.testing.assert_close(unit.std(-1, unbiased=False), torch.ones(2, 9), rtol=0, atol=2e-2)
+    assert "token_norm.weight" in normed.state_dict() and not any("token_norm" in k for k in plain.state_dict())
+
+
 def test_flops_follow_the_allocation():
     cfg = ADMNConfig()
     full, quarter = full_allocation(9), naive_allocation(9, 27)

@@ -61,6 +61,7 @@ class PipelineConfig:
     progress: bool = True
     extra_stage1: dict[str, Any] = field(default_factory=dict)
     readout: str = "spatial"
+    fusion_token_norm: bool = False
     stage0_epochs: int = 0
     activity_subjects: int = 40
     activity_windows: int = 20
@@ -96,6 +97,8 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=d.workers, help="dataset generation processes")
     p.add_argument("--readout", choices=["spatial", "cls", "mean"], default=d.readout,
                    help="backbone readout (ADMNConfig.readout; 'cls'/'mean' need --stage0-epochs to train)")
+    p.add_argument("--fusion-token-norm", action="store_true",
+                   help="LayerNorm on the fusion's adapter outputs (ADMNConfig.fusion_token_norm)")
     p.add_argument("--stage0-epochs", type=int, default=d.stage0_epochs,
                    help="MAE pretraining epochs of the backbones before stage 1 (0 = none)")
     p.add_argument("--stage1-epochs", type=int, default=d.stage1_epochs)
@@ -118,7 +121,8 @@ def run_pipeline_args(a: argparse.Namespace) -> int:
                          activity_subjects=a.subjects, activity_windows=a.windows_per_activity,
                          activity_frames=a.frames,
                          frames_per_episode=a.frames_per_episode, workers=a.workers,
-                         readout=a.readout, stage0_epochs=a.stage0_epochs,
+                         readout=a.readout, fusion_token_norm=a.fusion_token_norm,
+                         stage0_epochs=a.stage0_epochs,
                          stage1_epochs=a.stage1_epochs, stage1_threads=a.stage1_threads,
                          stage1_val_samples=a.val_samples, universal_epochs=a.universal_epochs,
                          budget_epochs=a.budget_epochs, ae_epochs=a.ae_epochs, stage2_val_samples=a.val_samples,
@@ -214,7 +218,8 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     # 1b. optional stage 0
     extra = dict(ACTIVITY_STAGE1) if cfg.task == "activity" else {}
     extra.update(cfg.extra_stage1)
-    model_over = {**dict(extra.pop("model", {})), **({"readout": cfg.readout} if cfg.readout != "spatial" else {})}
+    model_over = {**dict(extra.pop("model", {})), **({"readout": cfg.readout} if cfg.readout != "spatial" else {}),
+                  **({"fusion_token_norm": True} if cfg.fusion_token_norm else {})}
     if cfg.stage0_epochs > 0:
         from admn_ros.core.train.stage0 import train_stage0
 
