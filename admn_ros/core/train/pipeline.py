@@ -221,11 +221,12 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     model_over = {**dict(extra.pop("model", {})), **({"readout": cfg.readout} if cfg.readout != "spatial" else {}),
                   **({"fusion_token_norm": True} if cfg.fusion_token_norm else {})}
     if cfg.stage0_epochs > 0:
-        from admn_ros.core.train.stage0 import train_stage0
+        from admn_ros.core.train.stage0 import BACKBONE_KEYS, train_stage0
 
         t0 = time.perf_counter()
+        backbone_over = {k: v for k, v in model_over.items() if k in BACKBONE_KEYS}  # stage 0 has no fusion
         s0cfg = Stage0Config(data=cfg.data, out=str(runs / "stage0"), epochs=cfg.stage0_epochs, seed=cfg.seed,
-                             threads=cfg.stage1_threads, progress=cfg.progress, model=model_over)
+                             threads=cfg.stage1_threads, progress=cfg.progress, model=backbone_over)
         extra["init"] = str(train_stage0(s0cfg, resume=True, log=log))
         summary["steps"]["stage0"] = {"seconds": time.perf_counter() - t0, "epochs": cfg.stage0_epochs}
 
