@@ -76,6 +76,12 @@ def test_stage0_then_stage1_from_its_backbones(data, tmp_path):
     # resume: more epochs continue from the saved one
     s0b = train_stage0(_s0(data, tmp_path / "s0", epochs=5), resume=True, log=_quiet)
     assert load_checkpoint(s0b, kind="stage0").epoch == 5
+    # resuming a finished run trains nothing and reports the last epoch's loss (not NaN)
+    done: list[str] = []
+    train_stage0(_s0(data, tmp_path / "s0", epochs=5), resume=True, log=done.append)
+    last = load_checkpoint(s0b, kind="stage0").meta["history"][-1]["loss"]
+    assert f"per modality {last / 3:.3f}" in done[-1], done
+    assert load_checkpoint(s0b, kind="stage0").epoch == 5
 
     lines: list[str] = []
     s1 = Stage1Config(data=str(data), out=str(tmp_path / "s1"), epochs=1, batch_size=8, model=dict(MEAN_MODEL),

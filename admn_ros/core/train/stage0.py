@@ -181,7 +181,9 @@ def train_stage0(cfg: Stage0Config, resume: bool = False, force: bool = False,
     log(f"[stage0] MAE pretraining of {list(mcfg.modalities)} backbones: {n_train} samples x {frames_per_sample} "
         f"frames per epoch, {steps_per_epoch} steps x {cfg.epochs} epochs, mask ratio {cfg.mask_ratio}, "
         f"LayerDrop {cfg.layerdrop}, torch threads {torch.get_num_threads()}")
-    loss_now = float("nan")
+    # a finished run resumed for nothing reports its last epoch, not NaN
+    loss_now = float(history[-1]["loss"]) if history else float("nan")
+    rate = float(history[-1].get("samples_per_s", 0.0)) if history else 0.0
     for epoch in range(start_epoch, cfg.epochs):
         rng = seed_everything(cfg.seed, "stage0", epoch)
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "stage0-mask", epoch))
@@ -214,8 +216,9 @@ def train_stage0(cfg: Stage0Config, resume: bool = False, force: bool = False,
         bar.close()
         per_mod = {m: float(np.mean(v)) for m, v in losses.items()}
         loss_now = float(sum(per_mod.values()))
+        rate = tput.rate
         history.append({"epoch": epoch + 1, "loss": loss_now, "loss_per_modality": per_mod, "lr": lr,
-                        "samples_per_s": tput.rate})
+                        "samples_per_s": rate})
         tensors = {**{f"backbones.{k}": v for k, v in model.backbones.state_dict().items()},
                    **{f"decoders.{k}": v for k, v in decoders.state_dict().items()}}
         save_checkpoint(out / LAST, kind="stage0-run", state_dict=tensors, optimizer_state=opt.state_dict(),
@@ -233,7 +236,7 @@ def train_stage0(cfg: Stage0Config, resume: bool = False, force: bool = False,
     seconds = time.perf_counter() - t_start
     write_json(out / SUMMARY, {"stage": 0, "model": str(final), "epochs": epochs_done, "seconds": seconds,
                                "history": history, "train_config": cfg.to_dict(), "model_config": mcfg.to_dict()})
-    log(f"==== stage 0 done: {epochs_done} epochs, {fmt_duration(seconds)} this run, {tput.rate:.0f} samples/s, "
+    log(f"==== stage 0 done: {epochs_done} epochs, {fmt_duration(seconds)} this run, {rate:.0f} samples/s, "
         f"final masked-patch loss per modality {loss_now / len(mcfg.modalities):.3f} "
         f"(1.0 = predicting each patch's mean)\n     checkpoint: {final}")
     return final
