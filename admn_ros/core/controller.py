@@ -38,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, StreamSet, allocation_prior, budget_from_fraction
+from admn_ros.core.streams import (DEFAULT_NODES, DEPTH, MODALITIES, StreamGridMixin, StreamSet, allocation_prior,
+                                  budget_from_fraction)
 
 #: Values of :attr:`ControllerConfig.prior`.
 PRIORS: tuple[str, ...] = ("naive", "spread", "none")
@@ -46,7 +47,7 @@ from admn_ros.core.vit import Block, init_linear
 
 
 @dataclass
-class ControllerConfig:
+class ControllerConfig(StreamGridMixin):
     """Controller architecture and selection settings (serialisable like ``ADMNConfig``).
 
     Attributes:
@@ -115,17 +116,8 @@ class ControllerConfig:
         fixed = self.prior == "naive" and not self.universal
         return self.prior_scale * allocation_prior(self.n_streams, self.depth, self.budget if fixed else None)
 
-    @property
-    def streams(self) -> StreamSet:
-        return StreamSet(self.nodes, self.modalities)
-
-    @property
-    def n_streams(self) -> int:
-        return len(self.nodes) * len(self.modalities)
-
-    @property
-    def total_blocks(self) -> int:
-        return self.n_streams * self.depth
+    def _stream_depth(self) -> int:
+        return self.depth
 
     @classmethod
     def for_model(cls, model_cfg: Any, **overrides: Any) -> "ControllerConfig":

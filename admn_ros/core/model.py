@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from admn_ros.core.fusion import DEFAULT_BOUNDS, Fusion
-from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, StreamSet
+from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, StreamGridMixin, StreamSet
 from admn_ros.core.vit import READOUTS, AdaptiveViT
 
 TASKS: tuple[str, ...] = ("tracking", "activity")
@@ -36,7 +36,7 @@ CONFIG_VERSION: int = 1
 
 
 @dataclass
-class ADMNConfig:
+class ADMNConfig(StreamGridMixin):
     """Architecture of an :class:`ADMNModel` (serialisable with :meth:`to_dict` / :meth:`from_dict`).
 
     Attributes:
@@ -103,23 +103,13 @@ class ADMNConfig:
             raise ValueError(f"ADMNConfig.readout: {self.readout!r} is not one of {list(READOUTS)}")
         StreamSet(self.nodes, self.modalities)  # validates names
 
-    @property
-    def streams(self) -> StreamSet:
-        """The stream set (row order of every mask)."""
-        return StreamSet(self.nodes, self.modalities)
-
-    @property
-    def n_streams(self) -> int:
-        return len(self.nodes) * len(self.modalities)
+    def _stream_depth(self) -> int:
+        return self.vit_depth
 
     @property
     def n_tokens(self) -> int:
         """Fusion tokens: every frame of every stream (``frames * n_streams``)."""
         return self.frames * self.n_streams
-
-    @property
-    def total_blocks(self) -> int:
-        return self.n_streams * self.vit_depth
 
     def channels(self, modality: str) -> int:
         return MODALITIES[modality].channels

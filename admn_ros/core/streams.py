@@ -124,6 +124,36 @@ class StreamSet:
         return ss
 
 
+class StreamGridMixin:
+    """``streams`` / ``n_streams`` / ``total_blocks`` for a config with a node x modality grid.
+
+    For dataclasses with ``nodes`` and ``modalities`` fields whose backbones all have the
+    same depth, which :meth:`_stream_depth` returns (the field is named differently in
+    :class:`~admn_ros.core.model.ADMNConfig` and :class:`~admn_ros.core.controller.ControllerConfig`).
+    """
+
+    nodes: tuple[str, ...]
+    modalities: tuple[str, ...]
+
+    def _stream_depth(self) -> int:
+        """Blocks per stream (backbone depth)."""
+        raise NotImplementedError
+
+    @property
+    def streams(self) -> StreamSet:
+        """The stream set (row order of every mask)."""
+        return StreamSet(self.nodes, self.modalities)
+
+    @property
+    def n_streams(self) -> int:
+        return len(self.nodes) * len(self.modalities)
+
+    @property
+    def total_blocks(self) -> int:
+        """Blocks of all streams: ``n_streams * depth``."""
+        return self.n_streams * self._stream_depth()
+
+
 def budget_from_fraction(fraction: float, n_streams: int, depth: int = DEPTH) -> int:
     """Budget ``L`` (active blocks) for a fraction of all blocks, e.g. 0.25 -> 27 of 108."""
     if not 0.0 < fraction <= 1.0:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from admn_ros.core.paths import activity_models_dir, config_path, models_dir
 from admn_ros.core.streams import DEFAULT_NODES
@@ -68,8 +68,14 @@ def _param_literal(v: Any) -> str:
 
 
 @dataclass
-class GraphOptions:
-    """What a user chooses at launch (mirrors the launch arguments)."""
+class _GraphOptionsBase:
+    """The launch options every graph shares (both launch files declare them).
+
+    The defaults are the tracking graph's; :class:`ActivityGraphOptions` overrides
+    ``budget`` and ``sensor_nodes``. Subclasses set ``_PARAMS_FILE`` and
+    :meth:`_default_model_dir`, which :meth:`resolved_params_file` and
+    :meth:`resolved_model_dir` fall back to.
+    """
 
     namespace: str = ""
     params_file: str = ""
@@ -79,13 +85,19 @@ class GraphOptions:
     sim_sensors: bool = True
     sensor_nodes: tuple[str, ...] = DEFAULT_NODES
     model_dir: str = ""
-    allocation_mode: str = "per_frame"  # or "pipelined"
-    composed: bool = False
 
-    def to_cli_args(self) -> list[str]:
-        """These options as ``admn-ros run`` / ``admn_container`` flags."""
-        a = ["--budget", str(self.budget), "--allocation-mode", self.allocation_mode,
-             "--sensor-nodes", ",".join(self.sensor_nodes)]
+    #: Shipped parameter file (under ``config/``) used when ``params_file`` is empty.
+    _PARAMS_FILE: ClassVar[str] = "tracking.yaml"
+
+    @staticmethod
+    def _default_model_dir() -> Path:
+        """Models directory used when ``model_dir`` is empty."""
+        return models_dir()
+
+    def _common_cli_args(self) -> list[str]:
+        """The shared options that differ from their defaults, as ``admn-ros run`` flags
+        (``budget`` and ``sensor_nodes``, always given, are left to the subclass)."""
+        a: list[str] = []
         if self.namespace:
             a += ["--namespace", self.namespace]
         if self.params_file:
@@ -99,10 +111,30 @@ class GraphOptions:
         return a
 
     def resolved_params_file(self) -> str:
-        return self.params_file or str(config_path("tracking.yaml"))
+        """``params_file``, or the graph's shipped parameter file."""
+        return self.params_file or str(config_path(self._PARAMS_FILE))
 
     def resolved_model_dir(self) -> str:
-        return self.model_dir or str(models_dir())
+        """``model_dir``, or the graph's default models directory."""
+        return self.model_dir or str(self._default_model_dir())
+
+
+@dataclass
+class GraphOptions(_GraphOptionsBase):
+    """What a user chooses at launch (mirrors the launch arguments).
+
+    The shared options (``namespace``, ``params_file``, ``budget`` 27, ``use_sim_time``,
+    ``use_rviz``, ``sim_sensors``, ``sensor_nodes`` node1-3, ``model_dir``) plus
+    ``allocation_mode`` and ``composed``.
+    """
+
+    allocation_mode: str = "per_frame"  # or "pipelined"
+    composed: bool = False
+
+    def to_cli_args(self) -> list[str]:
+        """These options as ``admn-ros run`` / ``admn_container`` flags."""
+        return ["--budget", str(self.budget), "--allocation-mode", self.allocation_mode,
+                "--sensor-nodes", ",".join(self.sensor_nodes), *self._common_cli_args()]
 
 
 def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
@@ -132,46 +164,31 @@ def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
 
 
 @dataclass
-class ActivityGraphOptions:
+class ActivityGraphOptions(_GraphOptionsBase):
     """What a user chooses when starting the activity graph (mirrors ``activity.launch.py``).
 
-    ``budget`` 0 means 25% of the model's blocks (9 for node1's 3 streams x 12);
+    The shared options as in :class:`GraphOptions`, but ``budget`` 0 means 25% of the
+    model's blocks (9 for node1's 3 streams x 12) and ``sensor_nodes`` is node1;
     ``subject_id`` / ``seed`` / ``episode`` choose the simulated subject and scene.
     """
 
-    namespace: str = ""
-    params_file: str = ""
     budget: int = 0
-    use_sim_time: bool = False
-    use_rviz: bool = False
-    sim_sensors: bool = True
     sensor_nodes: tuple[str, ...] = ("node1",)
-    model_dir: str = ""
     subject_id: int = 0
     seed: int = 0
     episode: int = 0
 
+    _PARAMS_FILE: ClassVar[str] = "activity.yaml"
+
+    @staticmethod
+    def _default_model_dir() -> Path:
+        return activity_models_dir()
+
     def to_cli_args(self) -> list[str]:
         """These options as ``admn-ros run activity`` flags."""
-        a = ["--task", "activity", "--budget", str(self.budget), "--sensor-nodes", ",".join(self.sensor_nodes),
-             "--subject-id", str(self.subject_id), "--seed", str(self.seed), "--episode", str(self.episode)]
-        if self.namespace:
-            a += ["--namespace", self.namespace]
-        if self.params_file:
-            a += ["--params-file", self.params_file]
-        if self.model_dir:
-            a += ["--model-dir", self.model_dir]
-        if self.use_sim_time:
-            a.append("--use-sim-time")
-        if not self.sim_sensors:
-            a.append("--no-sim-sensors")
-        return a
-
-    def resolved_params_file(self) -> str:
-        return self.params_file or str(config_path("activity.yaml"))
-
-    def resolved_model_dir(self) -> str:
-        return self.model_dir or str(activity_models_dir())
+        return ["--task", "activity", "--budget", str(self.budget), "--sensor-nodes", ",".join(self.sensor_nodes),
+                "--subject-id", str(self.subject_id), "--seed", str(self.seed), "--episode", str(self.episode),
+                *self._common_cli_args()]
 
 
 def activity_graph(opts: ActivityGraphOptions) -> list[NodeSpec]:

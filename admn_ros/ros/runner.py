@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -225,27 +225,28 @@ def _decode_specs(blob: str) -> list[NodeSpec]:
 
 
 # --------------------------------------------------------------------------- monitor
-class _Monitor:
-    """Subscribes to ground truth, target and allocation; keeps live statistics."""
+class _AllocationMonitor:
+    """What both demo monitors keep: sensor message counts (``StreamQoI`` per stream) and
+    the allocations (``LayerAllocation``: the last one and per-stream block counts).
+
+    Subclasses subscribe to their task's topics, then call ``super().__init__`` (so these
+    subscriptions come after theirs), and fill in :meth:`_line_parts` and
+    :meth:`_summary_lines`; :meth:`line` and :meth:`summary` frame them with the sensor
+    rates and the allocations.
+    """
+
+    #: First line of :meth:`summary`.
+    TITLE: ClassVar[str] = ""
 
     def __init__(self, node, stream_ids: list[str]) -> None:
-        from geometry_msgs.msg import PointStamped, PoseWithCovarianceStamped
-
         from admn_ros.msg import LayerAllocation, StreamQoI
         from admn_ros.ros import topics
         from admn_ros.ros.qos import reliable_qos, sensor_qos
 
         self.node = node
-        self.gt: dict[tuple[int, int], np.ndarray] = {}
-        self.errors: list[float] = []
-        self.latencies: list[float] = []
-        self.targets = 0
         self.last_alloc = None
         self.alloc_counts: list[np.ndarray] = []
         self.qoi_counts = {sid: 0 for sid in stream_ids}
-        self.true_sigma = {sid: 0.0 for sid in stream_ids}
-        node.create_subscription(PointStamped, topics.GROUND_TRUTH, self._on_gt, reliable_qos())
-        node.create_subscription(PoseWithCovarianceStamped, topics.TARGET, self._on_target, reliable_qos())
         node.create_subscription(LayerAllocation, topics.ALLOCATION, self._on_alloc, reliable_qos())
         for sid in stream_ids:
             node.create_subscription(StreamQoI, topics.qoi_topic(sid), self._on_qoi, sensor_qos())
@@ -253,6 +254,63 @@ class _Monitor:
     @staticmethod
     def _key(stamp) -> tuple[int, int]:
         return (stamp.sec, stamp.nanosec)
+
+    def _on_alloc(self, msg) -> None:
+        self.last_alloc = msg
+        n = len(msg.stream_ids)
+        if n and msg.depth:
+            self.alloc_counts.append(np.asarray(msg.active_blocks, dtype=bool).reshape(n, msg.depth).sum(1))
+
+    def _on_qoi(self, msg) -> None:
+        if msg.stream_id in self.qoi_counts:
+            self.qoi_counts[msg.stream_id] += 1
+
+    def _line_parts(self) -> list[str]:
+        """The task's live statistics in :meth:`line`."""
+        return []
+
+    def _summary_lines(self, elapsed: float) -> list[str]:
+        """The task's lines of :meth:`summary` (after the sensor rates)."""
+        return []
+
+    def line(self, elapsed: float) -> str:
+        """One live status line: sensor rates, the task's statistics, the last allocation."""
+        rates = [c / max(elapsed, 1e-6) for c in self.qoi_counts.values()]
+        parts = [f"t={elapsed:5.1f}s", f"sensors {min(rates):4.1f}-{max(rates):4.1f} Hz x{len(rates)}",
+                 *self._line_parts()]
+        if self.last_alloc is not None:
+            parts.append(allocation_text(self.last_alloc))
+        return " | ".join(parts)
+
+    def summary(self, elapsed: float) -> str:
+        """The summary at the end: title, duration, sensor rates, the task's lines, mean blocks."""
+        lines = summary_head(self.TITLE, self.qoi_counts, elapsed) + self._summary_lines(elapsed)
+        if self.alloc_counts and self.last_alloc is not None:
+            mean = np.mean(self.alloc_counts, axis=0)
+            lines.append("mean blocks     " + ", ".join(
+                f"{sid} {m:.1f}" for sid, m in zip(self.last_alloc.stream_ids, mean)))
+        return "\n".join(lines)
+
+
+class _Monitor(_AllocationMonitor):
+    """Subscribes to ground truth, target and allocation; keeps live statistics."""
+
+    TITLE = "== admn_ros demo summary =="
+
+    def __init__(self, node, stream_ids: list[str]) -> None:
+        from geometry_msgs.msg import PointStamped, PoseWithCovarianceStamped
+
+        from admn_ros.ros import topics
+        from admn_ros.ros.qos import reliable_qos
+
+        self.gt: dict[tuple[int, int], np.ndarray] = {}
+        self.errors: list[float] = []
+        self.latencies: list[float] = []
+        self.targets = 0
+        self.true_sigma = {sid: 0.0 for sid in stream_ids}
+        node.create_subscription(PointStamped, topics.GROUND_TRUTH, self._on_gt, reliable_qos())
+        node.create_subscription(PoseWithCovarianceStamped, topics.TARGET, self._on_target, reliable_qos())
+        super().__init__(node, stream_ids)
 
     def _on_gt(self, msg) -> None:
         self.gt[self._key(msg.header.stamp)] = np.array([msg.point.x, msg.point.y])
@@ -270,31 +328,20 @@ class _Monitor:
             p = msg.pose.pose.position
             self.errors.append(float(np.hypot(p.x - gt[0], p.y - gt[1])))
 
-    def _on_alloc(self, msg) -> None:
-        self.last_alloc = msg
-        n = len(msg.stream_ids)
-        if n and msg.depth:
-            self.alloc_counts.append(np.asarray(msg.active_blocks, dtype=bool).reshape(n, msg.depth).sum(1))
-
     def _on_qoi(self, msg) -> None:
-        if msg.stream_id in self.qoi_counts:
-            self.qoi_counts[msg.stream_id] += 1
+        super()._on_qoi(msg)
+        if msg.stream_id in self.true_sigma:
             self.true_sigma[msg.stream_id] = msg.noise_sigma
 
-    def line(self, elapsed: float) -> str:
-        rates = [c / max(elapsed, 1e-6) for c in self.qoi_counts.values()]
-        parts = [f"t={elapsed:5.1f}s", f"sensors {min(rates):4.1f}-{max(rates):4.1f} Hz x{len(rates)}"]
-        if self.targets:
-            err = f"{100 * np.mean(self.errors[-30:]):5.1f} cm" if self.errors else "  n/a"
-            lat = f"{1000 * np.median(self.latencies[-30:]):5.1f} ms"
-            parts += [f"targets {self.targets}", f"err(last30) {err}", f"latency p50 {lat}"]
-        if self.last_alloc is not None:
-            parts.append(allocation_text(self.last_alloc))
-        return " | ".join(parts)
+    def _line_parts(self) -> list[str]:
+        if not self.targets:
+            return []
+        err = f"{100 * np.mean(self.errors[-30:]):5.1f} cm" if self.errors else "  n/a"
+        lat = f"{1000 * np.median(self.latencies[-30:]):5.1f} ms"
+        return [f"targets {self.targets}", f"err(last30) {err}", f"latency p50 {lat}"]
 
-    def summary(self, elapsed: float) -> str:
-        lines = summary_head("== admn_ros demo summary ==", self.qoi_counts, elapsed) + [
-                 f"targets         {self.targets} ({self.targets / max(elapsed, 1e-6):.1f} Hz)"]
+    def _summary_lines(self, elapsed: float) -> list[str]:
+        lines = [f"targets         {self.targets} ({self.targets / max(elapsed, 1e-6):.1f} Hz)"]
         if self.errors:
             e = 100 * np.asarray(self.errors)
             lines.append(f"tracking error  mean {e.mean():.1f} cm, median {np.median(e):.1f} cm, "
@@ -303,41 +350,29 @@ class _Monitor:
             lat = 1000 * np.asarray(self.latencies)
             lines.append(f"latency         p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms "
                          "(sensor stamp -> target received)")
-        if self.alloc_counts and self.last_alloc is not None:
-            mean = np.mean(self.alloc_counts, axis=0)
-            lines.append("mean blocks     " + ", ".join(
-                f"{sid} {m:.1f}" for sid, m in zip(self.last_alloc.stream_ids, mean)))
-        return "\n".join(lines)
+        return lines
 
 
-class _ActivityMonitor:
+class _ActivityMonitor(_AllocationMonitor):
     """Subscribes to the activity labels, the simulated truth and the allocations; keeps
     live accuracy (label vs. truth at the window's newest frame), latency and blocks."""
 
-    def __init__(self, node, stream_ids: list[str]) -> None:
-        from admn_ros.msg import ActivityLabel, LayerAllocation, StreamQoI
-        from admn_ros.ros import topics
-        from admn_ros.ros.qos import reliable_qos, sensor_qos
+    TITLE = "== admn_ros activity demo summary =="
 
-        self.node = node
+    def __init__(self, node, stream_ids: list[str]) -> None:
+        from admn_ros.msg import ActivityLabel
+        from admn_ros.ros import topics
+        from admn_ros.ros.qos import reliable_qos
+
         self.truth: dict[tuple[int, int], str] = {}
         self.pending: dict[tuple[int, int], str] = {}
         self.hits: list[bool] = []
         self.latencies: list[float] = []
         self.labels = 0
         self.last = None
-        self.last_alloc = None
-        self.alloc_counts: list[np.ndarray] = []
-        self.qoi_counts = {sid: 0 for sid in stream_ids}
         node.create_subscription(ActivityLabel, topics.ACTIVITY, self._on_label, reliable_qos(50))
         node.create_subscription(ActivityLabel, topics.ACTIVITY_GROUND_TRUTH, self._on_truth, reliable_qos(50))
-        node.create_subscription(LayerAllocation, topics.ALLOCATION, self._on_alloc, reliable_qos())
-        for sid in stream_ids:
-            node.create_subscription(StreamQoI, topics.qoi_topic(sid), self._on_qoi, sensor_qos())
-
-    @staticmethod
-    def _key(stamp) -> tuple[int, int]:
-        return (stamp.sec, stamp.nanosec)
+        super().__init__(node, stream_ids)
 
     def _on_truth(self, msg) -> None:
         k = self._key(msg.header.stamp)
@@ -361,34 +396,20 @@ class _ActivityMonitor:
             if len(self.pending) > 300:
                 del self.pending[min(self.pending)]
 
-    def _on_alloc(self, msg) -> None:
-        self.last_alloc = msg
-        n = len(msg.stream_ids)
-        if n and msg.depth:
-            self.alloc_counts.append(np.asarray(msg.active_blocks, dtype=bool).reshape(n, msg.depth).sum(1))
+    def _line_parts(self) -> list[str]:
+        if self.last is None:
+            return []
+        m = self.last
+        truth = self.truth.get(self._key(m.header.stamp))
+        parts = [f"labels {self.labels}", f"{m.class_name} {m.confidence:.2f}"
+                 + (f" (truth {truth})" if truth is not None else ""),
+                 f"latency p50 {1000 * np.median(self.latencies[-30:]):5.1f} ms"]
+        if self.hits:
+            parts.append(f"acc(last30) {100 * np.mean(self.hits[-30:]):3.0f}%")
+        return parts
 
-    def _on_qoi(self, msg) -> None:
-        if msg.stream_id in self.qoi_counts:
-            self.qoi_counts[msg.stream_id] += 1
-
-    def line(self, elapsed: float) -> str:
-        rates = [c / max(elapsed, 1e-6) for c in self.qoi_counts.values()]
-        parts = [f"t={elapsed:5.1f}s", f"sensors {min(rates):4.1f}-{max(rates):4.1f} Hz x{len(rates)}"]
-        if self.last is not None:
-            m = self.last
-            truth = self.truth.get(self._key(m.header.stamp))
-            parts += [f"labels {self.labels}", f"{m.class_name} {m.confidence:.2f}"
-                      + (f" (truth {truth})" if truth is not None else ""),
-                      f"latency p50 {1000 * np.median(self.latencies[-30:]):5.1f} ms"]
-            if self.hits:
-                parts.append(f"acc(last30) {100 * np.mean(self.hits[-30:]):3.0f}%")
-        if self.last_alloc is not None:
-            parts.append(allocation_text(self.last_alloc))
-        return " | ".join(parts)
-
-    def summary(self, elapsed: float) -> str:
-        lines = summary_head("== admn_ros activity demo summary ==", self.qoi_counts, elapsed) + [
-                 f"labels          {self.labels} ({self.labels / max(elapsed, 1e-6):.1f} Hz)"]
+    def _summary_lines(self, elapsed: float) -> list[str]:
+        lines = [f"labels          {self.labels} ({self.labels / max(elapsed, 1e-6):.1f} Hz)"]
         if self.hits:
             lines.append(f"accuracy        {100 * np.mean(self.hits):.1f}% over {len(self.hits)} windows "
                          "(label vs. simulated truth at the window's newest frame)")
@@ -396,11 +417,7 @@ class _ActivityMonitor:
             lat = 1000 * np.asarray(self.latencies)
             lines.append(f"latency         p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms "
                          "(newest frame's stamp -> label received)")
-        if self.alloc_counts and self.last_alloc is not None:
-            mean = np.mean(self.alloc_counts, axis=0)
-            lines.append("mean blocks     " + ", ".join(
-                f"{sid} {m:.1f}" for sid, m in zip(self.last_alloc.stream_ids, mean)))
-        return "\n".join(lines)
+        return lines
 
 
 def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
