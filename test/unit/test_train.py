@@ -295,3 +295,25 @@ def test_ship_models(data, stage1_model, tmp_path):
     other = train_stage1(_s1(data, tmp_path / "s1b", epochs=1, seed=9), log=_quiet)
     with pytest.raises(CheckpointError, match="trained on stage-1 weights"):
         ship_models(other.model_path, [c.model_path], tmp_path / "m2")
+
+
+def test_train_all_stage1_config_is_checked_before_any_work(tmp_path, capsys):
+    """``train all --stage1-config``: bad overrides fail at once, before a dataset is generated."""
+    args = ["all", "--data", str(tmp_path / "d"), "--runs", str(tmp_path / "r"), "--models", str(tmp_path / "m"),
+            "--no-progress", "--stage1-config"]
+    cases = [('{"modality_missing": {"lidar": 0.4}}', "unknown modality 'lidar'"),
+             ('{"no_such_field": 1}', "unknown keys ['no_such_field']"),
+             ('{"epochs": 3}', "set by the pipeline's own flags"),
+             ('[1, 2]', "must be a mapping")]
+    for i, (text, match) in enumerate(cases):
+        f = tmp_path / f"s1_{i}.json"
+        f.write_text(text)
+        assert cli.main([*args, str(f)]) == 2
+        assert match in capsys.readouterr().err
+    assert cli.main([*args, str(tmp_path / "missing.json")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists() and not (tmp_path / "r" / "stage1").exists()
+    ok = tmp_path / "ok.json"
+    ok.write_text('{"modality_missing": {"rgb": 0.4, "depth": 0.4, "radar": 0.4}}')
+    a = cli.build_parser().parse_args([*args, str(ok)])
+    assert a.stage1_config == str(ok)

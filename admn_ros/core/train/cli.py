@@ -25,28 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from admn_ros.core.checkpoint import CheckpointError
-from admn_ros.core.train.config import Stage0Config, Stage1Config, Stage2Config, TrainConfigError
-
-
-def _load_config_file(path: str | None) -> dict[str, Any]:
-    if not path:
-        return {}
-    p = Path(path)
-    if not p.is_file():
-        raise TrainConfigError(f"{p}: config file not found")
-    text = p.read_text()
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            d = yaml.safe_load(text) or {}
-        else:
-            d = json.loads(text)
-    except Exception as exc:  # noqa: BLE001
-        raise TrainConfigError(f"{p}: cannot parse config: {exc}") from exc
-    if not isinstance(d, dict):
-        raise TrainConfigError(f"{p}: config must be a mapping of field -> value")
-    return d
+from admn_ros.core.train.config import Stage0Config, Stage1Config, Stage2Config, TrainConfigError, load_config_file
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -113,7 +92,7 @@ _S2_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples
 
 def _flags_config(a: argparse.Namespace, flags: Sequence[str]) -> dict[str, Any]:
     """Config file, then command-line flags over it, then ``--model`` JSON merged into ``model``."""
-    d = _load_config_file(a.config)
+    d = load_config_file(a.config)
     d.update({k: getattr(a, k) for k in flags if getattr(a, k, None) is not None})
     if getattr(a, "model_json", None):
         try:
@@ -134,7 +113,7 @@ def stage1_config(a: argparse.Namespace) -> Stage1Config:
 
 
 def stage2_config(a: argparse.Namespace) -> Stage2Config:
-    d = _load_config_file(a.config)
+    d = load_config_file(a.config)
     d.update({k: getattr(a, k) for k in _S2_FLAGS if getattr(a, k, None) is not None})
     if a.budget_range:
         try:

@@ -6,7 +6,9 @@ config is validated once, at construction, and every problem raises
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
 from admn_ros.core.noise import REGIMES
@@ -20,6 +22,32 @@ TABLE_FRACTIONS: tuple[float, ...] = (0.25, 0.33, 0.50, 0.67)
 
 class TrainConfigError(ValueError):
     """A training/evaluation setting or input is invalid; the message names it."""
+
+
+def load_config_file(path: str | None) -> dict[str, Any]:
+    """A JSON (or ``.yaml``/``.yml``) file of config fields as a dict; ``{}`` for no path.
+
+    Raises:
+        TrainConfigError: the file is missing, does not parse, or is not a mapping.
+    """
+    if not path:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise TrainConfigError(f"{p}: config file not found")
+    text = p.read_text()
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            d = yaml.safe_load(text) or {}
+        else:
+            d = json.loads(text)
+    except Exception as exc:  # noqa: BLE001
+        raise TrainConfigError(f"{p}: cannot parse config: {exc}") from exc
+    if not isinstance(d, dict):
+        raise TrainConfigError(f"{p}: config must be a mapping of field -> value")
+    return d
 
 
 @dataclass

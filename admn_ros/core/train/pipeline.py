@@ -33,7 +33,7 @@ from typing import Any
 
 from admn_ros.core.streams import budget_from_fraction
 from admn_ros.core.train.common import fmt_duration, metric_key, write_json
-from admn_ros.core.train.config import TABLE_FRACTIONS, Stage0Config, Stage1Config, TrainConfigError
+from admn_ros.core.train.config import TABLE_FRACTIONS, Stage0Config, Stage1Config, TrainConfigError, load_config_file
 
 
 @dataclass
@@ -103,6 +103,9 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
                    help="MAE pretraining epochs of the backbones before stage 1 (0 = none)")
     p.add_argument("--stage1-epochs", type=int, default=d.stage1_epochs)
     p.add_argument("--stage1-threads", type=int, default=d.stage1_threads)
+    p.add_argument("--stage1-config", default=None, metavar="FILE",
+                   help="JSON/YAML file of stage-1 config fields over the recipe, e.g. "
+                        "{\"modality_missing\": {\"rgb\": 0.4, \"depth\": 0.4, \"radar\": 0.4}}")
     p.add_argument("--universal-epochs", type=int, default=d.universal_epochs)
     p.add_argument("--budget-epochs", type=int, default=d.budget_epochs)
     p.add_argument("--ae-epochs", type=int, default=d.ae_epochs)
@@ -126,7 +129,8 @@ def run_pipeline_args(a: argparse.Namespace) -> int:
                          stage1_epochs=a.stage1_epochs, stage1_threads=a.stage1_threads,
                          stage1_val_samples=a.val_samples, universal_epochs=a.universal_epochs,
                          budget_epochs=a.budget_epochs, ae_epochs=a.ae_epochs, stage2_val_samples=a.val_samples,
-                         stage2_train_samples=a.stage2_train_samples, lanes=a.lanes, progress=not a.no_progress)
+                         stage2_train_samples=a.stage2_train_samples, lanes=a.lanes, progress=not a.no_progress,
+                         extra_stage1=load_config_file(a.stage1_config))
     run_pipeline(cfg)
     return 0
 
@@ -181,6 +185,21 @@ def _locked(log: Any) -> Any:
     return out
 
 
+#: Stage-1 fields the pipeline sets from its own flags (not overridable by ``extra_stage1``).
+_PIPELINE_STAGE1_KEYS: frozenset[str] = frozenset({"data", "out", "epochs", "seed", "val_samples", "threads",
+                                                  "progress", "init"})
+
+
+def _check_stage1_overrides(extra: dict[str, Any], model_over: dict[str, Any]) -> None:
+    """Raise :class:`TrainConfigError` for stage-1 overrides that are unknown, invalid or the pipeline's own."""
+    own = sorted(_PIPELINE_STAGE1_KEYS & set(extra))
+    if own:
+        raise TrainConfigError(f"stage-1 overrides {own} are set by the pipeline's own flags "
+                               "(--data, --runs, --stage1-epochs, --seed, --val-samples, --stage1-threads, "
+                               "--stage0-epochs); remove them from the stage-1 config")
+    Stage1Config.from_dict({**extra, "data": "", "out": "", "model": model_over})
+
+
 def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     """Run every step (see the module docstring); returns the summary dict."""
     import torch
@@ -194,6 +213,13 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     runs.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"config": {k: (list(v) if isinstance(v, tuple) else v)
                                           for k, v in cfg.__dict__.items()}, "steps": {}}
+
+    # Stage-1 overrides are checked now, not after the dataset and stage 0.
+    extra = dict(ACTIVITY_STAGE1) if cfg.task == "activity" else {}
+    extra.update(cfg.extra_stage1)
+    model_over = {**dict(extra.pop("model", {})), **({"readout": cfg.readout} if cfg.readout != "spatial" else {}),
+                  **({"fusion_token_norm": True} if cfg.fusion_token_norm else {})}
+    _check_stage1_overrides(extra, model_over)
 
     # 1. dataset
     t0 = time.perf_counter()
@@ -216,10 +242,6 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     summary["steps"]["dataset"] = {"seconds": time.perf_counter() - t0}
 
     # 1b. optional stage 0
-    extra = dict(ACTIVITY_STAGE1) if cfg.task == "activity" else {}
-    extra.update(cfg.extra_stage1)
-    model_over = {**dict(extra.pop("model", {})), **({"readout": cfg.readout} if cfg.readout != "spatial" else {}),
-                  **({"fusion_token_norm": True} if cfg.fusion_token_norm else {})}
     if cfg.stage0_epochs > 0:
         from admn_ros.core.train.stage0 import BACKBONE_KEYS, train_stage0
 
