@@ -105,13 +105,20 @@ class Fusion(nn.Module):
             embedding and of each fusion block's update, so a weak backbone signal (a pooled
             readout) is drowned before training can amplify it; normalised tokens start at
             unit scale (docs/TRAINING.md, "Session 5").
+        aux_heads: ``"activity"`` only: one auxiliary class head per modality on the mean of
+            that modality's present tokens (after the adapters, before the fusion transformer).
+            In training mode :meth:`forward` also returns their logits, so a loss
+            (:func:`aux_classification_loss`) can ask every backbone to classify on its own;
+            in eval mode (inference, export) they are not run.
     """
 
     def __init__(self, stream_modalities: Sequence[str], in_dim: int, dim: int = 64, depth: int = 4,
                  heads: int = 4, mlp_ratio: float = 4.0, task: str = "tracking", n_classes: int = 27,
                  bounds: Sequence[Sequence[float]] = DEFAULT_BOUNDS, cov_eps: float = 1e-3,
-                 token_norm: bool = False) -> None:
+                 token_norm: bool = False, aux_heads: bool = False) -> None:
         super().__init__()
+        if aux_heads and task != "activity":
+            raise ValueError(f"aux_heads needs task 'activity', got {task!r}")
         self.stream_modalities = list(stream_modalities)
         self.modalities = list(dict.fromkeys(self.stream_modalities))
         self.n_streams = len(self.stream_modalities)
@@ -143,6 +150,10 @@ class Fusion(nn.Module):
             order += idx
             self.register_buffer(f"_idx_{m}", torch.tensor(idx, dtype=torch.long), persistent=False)
         self.register_buffer("_perm", torch.argsort(torch.tensor(order)), persistent=False)
+        self.aux: nn.ModuleDict | None = None
+        if aux_heads:
+            self.aux = nn.ModuleDict({m: ClassHead(dim, n_classes) for m in self.modalities})
+            self.aux.apply(init_linear)
         self.adapters.apply(init_linear)
         self.layers.apply(init_linear)
         self.head.apply(init_linear)
@@ -178,7 +189,27 @@ class Fusion(nn.Module):
         if self.task == "tracking":
             mean, cov = self.head(z)
             return {"mean": mean, "cov": cov}
-        return {"logits": self.head(z)}
+        out = {"logits": self.head(z)}
+        if self.aux is not None and self.training:
+            out["aux_logits"], out["aux_present"] = self.aux_outputs(emb, present)
+        return out
+
+    def aux_outputs(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Auxiliary per-modality logits ``[B, M, K]`` (modalities in :attr:`modalities` order)
+        from the mean of each modality's present tokens, and ``[B, M]`` bool: the modality
+        had a present token (its logits are meaningless otherwise)."""
+        if self.aux is None:
+            raise RuntimeError("this Fusion was built without aux_heads")
+        x = self.tokens(emb)
+        logits, has = [], []
+        for m in self.modalities:
+            idx = getattr(self, f"_idx_{m}")
+            p = present.index_select(1, idx).to(x.dtype)  # [B, k]
+            cnt = p.sum(1, keepdim=True)
+            mean = (x.index_select(1, idx) * p.unsqueeze(-1)).sum(1) / cnt.clamp_min(1.0)
+            logits.append(self.aux[m](mean))
+            has.append(cnt.squeeze(1) > 0)
+        return torch.stack(logits, 1), torch.stack(has, 1)
 
 
 # ------------------------------------------------------------------ losses
@@ -210,6 +241,17 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return F.cross_entropy(logits, labels)
 
 
+def aux_classification_loss(aux_logits: torch.Tensor, aux_present: torch.Tensor,
+                            labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the auxiliary heads (``[B, M, K]``) over the (sample, modality)
+    pairs with a present modality (``aux_present [B, M]``); 0 if there is none."""
+    k = aux_logits.shape[-1]
+    ce = F.cross_entropy(aux_logits.reshape(-1, k), labels.repeat_interleave(aux_logits.shape[1]),
+                         reduction="none")
+    w = aux_present.reshape(-1).to(ce.dtype)
+    return (ce * w).sum() / w.sum().clamp_min(1.0)
+
+
 # ------------------------------------------------------------------ task-generic helpers
 #: Per task: (metric name, unit, lower is better).
 TASK_METRICS: dict[str, tuple[str, str, bool]] = {
@@ -219,11 +261,15 @@ TASK_METRICS: dict[str, tuple[str, str, bool]] = {
 
 
 def task_loss(task: str, out: dict[str, torch.Tensor], target: torch.Tensor, nll_weight: float = 1.0,
-              dist_weight: float = 0.05) -> torch.Tensor:
+              dist_weight: float = 0.05, aux_weight: float = 0.0) -> torch.Tensor:
     """Scalar training loss of a model output: tracking ``nll_weight * NLL + dist_weight *
-    distance`` (the paper: 1 and 0.05), activity cross-entropy."""
+    distance`` (the paper: 1 and 0.05), activity cross-entropy, plus ``aux_weight`` times
+    :func:`aux_classification_loss` when the output has auxiliary logits."""
     if task == "activity":
-        return classification_loss(out["logits"], target)
+        loss = classification_loss(out["logits"], target)
+        if aux_weight > 0 and "aux_logits" in out:
+            loss = loss + aux_weight * aux_classification_loss(out["aux_logits"], out["aux_present"], target)
+        return loss
     loss = dist_weight * euclidean_distance(out["mean"], target).mean()
     if nll_weight > 0:
         loss = loss + nll_weight * gaussian_nll(out["mean"], out["cov"], target).mean()

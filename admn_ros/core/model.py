@@ -59,6 +59,8 @@ class ADMNConfig(StreamGridMixin):
             :mod:`admn_ros.core.vit`.
         fusion_token_norm: LayerNorm on the fusion's adapter outputs (see
             :class:`~admn_ros.core.fusion.Fusion`; off in the shipped models).
+        aux_heads: activity only: per-modality auxiliary class heads, used in training
+            (``Stage1Config.aux_weight``); see :class:`~admn_ros.core.fusion.Fusion`.
     """
 
     nodes: tuple[str, ...] = DEFAULT_NODES
@@ -83,6 +85,7 @@ class ADMNConfig(StreamGridMixin):
     first_block: bool = True
     readout: str = "spatial"
     fusion_token_norm: bool = False
+    aux_heads: bool = False
     version: int = field(default=CONFIG_VERSION)
 
     def __post_init__(self) -> None:
@@ -101,6 +104,8 @@ class ADMNConfig(StreamGridMixin):
             raise ValueError(f"ADMNConfig.img_size {self.img_size} is not a multiple of patch {self.patch}")
         if self.readout not in READOUTS:
             raise ValueError(f"ADMNConfig.readout: {self.readout!r} is not one of {list(READOUTS)}")
+        if self.aux_heads and self.task != "activity":
+            raise ValueError(f"ADMNConfig.aux_heads needs task 'activity', got {self.task!r}")
         StreamSet(self.nodes, self.modalities)  # validates names
 
     def _stream_depth(self) -> int:
@@ -193,7 +198,8 @@ class ADMNModel(nn.Module):
         })
         self.fusion = Fusion(list(stream_modalities(cfg)) * cfg.frames, cfg.vit_dim, cfg.fusion_dim,
                              cfg.fusion_depth, cfg.fusion_heads, cfg.fusion_mlp_ratio, cfg.task,
-                             cfg.n_classes, cfg.bounds, cfg.cov_eps, cfg.fusion_token_norm)
+                             cfg.n_classes, cfg.bounds, cfg.cov_eps, cfg.fusion_token_norm,
+                             cfg.aux_heads)
 
     # ------------------------------------------------------------ helpers
     @property

@@ -117,3 +117,47 @@ def test_activity_targets_use_accuracy_points() -> None:
     assert t["binary per modality, 25% (L=9): Upper Bound - ADMN <= 5 points"].passed is True
     assert t["binary per modality, 25% (L=9): ADMN - Naive >= 15 points"].passed is True
     assert t["continuous per modality: ADMN > Naive at every budget"].passed is False
+
+
+def test_aux_heads_train_each_modality_alone_and_stay_out_of_inference() -> None:
+    """``aux_heads``: per-modality logits in training only, masked by presence, with a
+    gradient into that modality's backbone; eval outputs equal a model without the heads."""
+    from admn_ros.core.fusion import aux_classification_loss, task_loss
+
+    with pytest.raises(ValueError, match="needs task 'activity'"):
+        ADMNConfig(aux_heads=True)
+    torch.manual_seed(0)
+    cfg = ADMNConfig(nodes=("node1",), frames=2, task="activity", n_classes=5, aux_heads=True,
+                     vit_dim=16, vit_heads=2, fusion_dim=16, fusion_heads=2, fusion_depth=1)
+    m = ADMNModel(cfg)
+    x = random_inputs(cfg, 3, torch.Generator().manual_seed(3))
+    present = torch.ones(3, cfg.n_tokens, dtype=torch.bool)
+    present[0, [1, 4]] = False  # sample 0: both frames of depth missing
+    labels = torch.tensor([0, 3, 4])
+    m.train()
+    m.set_layerdrop(0.0, 0.0)
+    out = m(x, None, present)
+    assert out["aux_logits"].shape == (3, 3, 5)
+    assert out["aux_present"].tolist() == [[True, False, True], [True] * 3, [True] * 3]
+    base = task_loss("activity", out, labels)
+    total = task_loss("activity", out, labels, aux_weight=0.5)
+    aux = aux_classification_loss(out["aux_logits"], out["aux_present"], labels)
+    assert torch.allclose(total, base + 0.5 * aux)
+    # the missing (sample, modality) pair does not count: changing its logits changes nothing
+    changed = out["aux_logits"].detach().clone()
+    changed[0, 1] += 10.0
+    assert torch.allclose(aux_classification_loss(changed, out["aux_present"], labels), aux.detach())
+    # the aux loss alone reaches every backbone (each modality classifies on its own)
+    m.zero_grad()
+    aux.backward()
+    for name in cfg.modalities:
+        grads = [p.grad for p in m.backbones[name].parameters() if p.grad is not None]
+        assert grads and any(float(gr.abs().sum()) > 0 for gr in grads), name
+    # in eval mode there are no aux outputs and the logits match a model without the heads
+    m.eval()
+    plain = ADMNModel(ADMNConfig(**{**cfg.to_dict(), "aux_heads": False})).eval()
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if ".aux." not in k})
+    with torch.no_grad():
+        a, b = m(x, None, present), plain(x, None, present)
+    assert "aux_logits" not in a
+    assert torch.allclose(a["logits"], b["logits"], atol=1e-6)

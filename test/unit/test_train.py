@@ -152,6 +152,8 @@ def test_stage1_bad_data_fails_early(data, tmp_path):
         train_stage1(_s1(data, tmp_path / "o", model=dict(TINY_MODEL, nodes=["node1", "node2"])), log=_quiet)
     with pytest.raises(TrainConfigError, match="outside the model's mean bounds"):
         train_stage1(_s1(data, tmp_path / "o", model=dict(TINY_MODEL, bounds=[[5, 6], [5, 6]])), log=_quiet)
+    with pytest.raises(TrainConfigError, match="aux_heads needs task 'activity'"):
+        train_stage1(_s1(data, tmp_path / "o", aux_weight=0.5), log=_quiet)
 
 
 @pytest.mark.parametrize("kw,match", [
@@ -162,6 +164,7 @@ def test_stage1_bad_data_fails_early(data, tmp_path):
     ({"missing_prob": 0.7}, "missing_prob"),
     ({"loss_ramp": [[0, 0.0, 0.0]]}, "loss_ramp"),
     ({"loss_ramp": [[0, 1.0]]}, "loss_ramp"),
+    ({"aux_weight": -0.1}, "aux_weight must be >= 0"),
 ])
 def test_stage1_config_errors(kw, match):
     with pytest.raises(TrainConfigError, match=match):

@@ -154,6 +154,10 @@ class Stage1Config(_Base):
             in a sample (modality dropout; at least one stream stays present). It stops the
             network from leaning on the easiest modality only: without it the radar alone
             carried the position and clean cameras could not replace a noisy radar.
+        aux_weight: activity only: weight of the per-modality auxiliary classification loss
+            (``fusion.aux_classification_loss``); > 0 turns on ``ADMNConfig.aux_heads``. Each
+            backbone is then asked to classify from its own tokens, so a clean modality can
+            stand in for noisy ones (docs/TRAINING.md, "Session 7"). 0 (default) = off.
         model: ``ADMNConfig`` overrides (dict) for the network.
         init: a stage-0 checkpoint (``model.safetensors`` of a stage-0 run) whose backbone
             weights the network starts from ("" = from scratch).
@@ -182,6 +186,7 @@ class Stage1Config(_Base):
     clean_prob: float = 0.1
     missing_prob: float = 0.02
     modality_missing: dict[str, float] = field(default_factory=lambda: {"radar": 0.25})
+    aux_weight: float = 0.0
     model: dict[str, Any] = field(default_factory=dict)
     init: str = ""
     threads: int = 0
@@ -210,6 +215,7 @@ class Stage1Config(_Base):
         for name in ("modality_draw_prob", "clean_prob", "missing_prob"):
             v = getattr(self, name)
             _check(0.0 <= v <= 1.0, f"Stage1Config.{name} must be in [0, 1], got {v}")
+        _check(self.aux_weight >= 0.0, f"Stage1Config.aux_weight must be >= 0, got {self.aux_weight}")
         _check(self.missing_prob < 0.5, f"Stage1Config.missing_prob must be < 0.5, got {self.missing_prob}")
         for m, p in self.modality_missing.items():
             _check(m in MODALITIES, f"Stage1Config.modality_missing: unknown modality {m!r}; known: "

@@ -89,6 +89,8 @@ def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
     bounds default to the dataset's (streams, track box + margin); an activity dataset also
     sets the task, the window length (frames) and the classes."""
     over = dict(cfg.model)
+    if cfg.aux_weight > 0:
+        over["aux_heads"] = True
     meta = getattr(ds, "meta", None) or {}
     for key in ("nodes", "modalities"):
         if key not in over and isinstance(meta, dict) and meta.get(key):
@@ -236,7 +238,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
             present = draw_missing(len(sel), len(streams), cfg.missing_prob, rng, streams,
                                    cfg.modality_missing if noisy_phase else None)
             out_d = model(inputs, None, present)
-            loss = task_loss(mcfg.task, out_d, gt, w_nll, w_dist)
+            loss = task_loss(mcfg.task, out_d, gt, w_nll, w_dist, cfg.aux_weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"[stage1] non-finite loss at epoch {epoch + 1} step {i}: {loss.item()}")
             opt.zero_grad(set_to_none=True)
