@@ -39,10 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from admn_ros.core.streams import (DEFAULT_NODES, DEPTH, MODALITIES, StreamGridMixin, StreamSet, allocation_prior,
-                                  budget_from_fraction)
+                                  budget_from_fraction, mask_from_counts)
 
 #: Values of :attr:`ControllerConfig.prior`.
-PRIORS: tuple[str, ...] = ("naive", "spread", "none")
+PRIORS: tuple[str, ...] = ("naive", "spread", "static", "none")
 from admn_ros.core.vit import Block, init_linear
 
 
@@ -70,8 +70,13 @@ class ControllerConfig(StreamGridMixin):
             initialised near zero, an untrained controller allocates like Naive Allocation
             and training learns where to deviate from it. Measured on the shipped pipeline it
             did worse than ``"none"`` at every Table-1 budget (docs/TRAINING.md), so it is
-            opt-in. Checkpoints without the key load as ``"none"``.
+            opt-in. ``"static"``: a fixed-budget controller starts from the input-agnostic
+            split ``prior_counts`` (e.g. the best single-modality split found on validation),
+            so training can only move away from it where the inputs say so. Checkpoints
+            without the key load as ``"none"``.
         prior_scale: weight of the prior in the logits.
+        prior_counts: ``"static"`` prior only: blocks per stream (stream order, forced first
+            blocks included, summing to ``budget``), placed on every-other blocks.
     """
 
     nodes: tuple[str, ...] = DEFAULT_NODES
@@ -91,6 +96,7 @@ class ControllerConfig(StreamGridMixin):
     autoencoder: bool = False
     prior: str = "none"
     prior_scale: float = 1.0
+    prior_counts: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.nodes = tuple(self.nodes)
@@ -108,11 +114,24 @@ class ControllerConfig(StreamGridMixin):
             raise ValueError(f"ControllerConfig.tau must be > 0, got {self.tau}")
         if self.prior not in PRIORS:
             raise ValueError(f"ControllerConfig.prior must be one of {PRIORS}, got {self.prior!r}")
+        self.prior_counts = tuple(int(c) for c in self.prior_counts)
+        if self.prior == "static":
+            c = self.prior_counts
+            if self.universal:
+                raise ValueError("ControllerConfig.prior 'static' needs a fixed-budget controller (universal=False)")
+            if (len(c) != self.n_streams or sum(c) != self.budget or min(c) < int(self.first_block)
+                    or max(c) > self.depth):
+                raise ValueError(f"ControllerConfig.prior_counts {list(c)} must give each of the {self.n_streams} "
+                                 f"streams {int(self.first_block)}..{self.depth} blocks, {self.budget} in total")
+        elif self.prior_counts:
+            raise ValueError(f"ControllerConfig.prior_counts is only used with prior 'static', not {self.prior!r}")
 
     def prior_logits(self) -> np.ndarray:
         """``prior_scale * prior`` as ``[n, depth]`` float32 (zeros for ``"none"``)."""
         if self.prior == "none":
             return np.zeros((self.n_streams, self.depth), np.float32)
+        if self.prior == "static":
+            return self.prior_scale * mask_from_counts(self.prior_counts, self.depth).astype(np.float32)
         fixed = self.prior == "naive" and not self.universal
         return self.prior_scale * allocation_prior(self.n_streams, self.depth, self.budget if fixed else None)
 

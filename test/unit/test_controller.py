@@ -185,6 +185,27 @@ def test_untrained_controller_with_naive_prior_allocates_like_naive_allocation()
         assert not torch.equal(off.allocate(x, present)["mask"][0], torch.from_numpy(naive_allocation(N, 18, D)).float())
 
 
+def test_untrained_controller_with_static_prior_allocates_its_counts():
+    from admn_ros.core.streams import mask_from_counts
+
+    x = random_inputs(tiny_model_cfg(), batch=3, generator=torch.Generator().manual_seed(5))
+    counts = (1, 7, 1, 1, 1, 1)  # node1's depth stream gets the budget
+    ctrl = tiny_ctrl(budget=12, prior="static", prior_counts=counts, prior_scale=5.0).eval()
+    with torch.no_grad():
+        mask = ctrl.allocate(x, None)["mask"]
+    assert torch.equal(mask, torch.from_numpy(mask_from_counts(counts, D)).float().expand_as(mask))
+    d = ctrl.cfg.to_dict()
+    assert ControllerConfig.from_dict(d).prior_counts == counts
+    for kw, match in (({"prior_counts": (1, 7, 1, 1, 1)}, "prior_counts"),      # wrong length
+                      ({"prior_counts": (0, 8, 1, 1, 1, 1)}, "prior_counts"),   # breaks the first-block rule
+                      ({"prior_counts": (1, 6, 1, 1, 1, 1)}, "12 in total"),    # wrong sum
+                      ({"universal": True, "prior_counts": counts}, "fixed-budget")):
+        with pytest.raises(ValueError, match=match):
+            tiny_ctrl(budget=12, prior="static", **kw)
+    with pytest.raises(ValueError, match="only used with prior 'static'"):
+        tiny_ctrl(budget=12, prior="naive", prior_counts=counts)
+
+
 def test_universal_spread_prior_splits_every_budget_evenly():
     x, present = random_inputs(tiny_model_cfg(), batch=2, generator=torch.Generator().manual_seed(4)), None
     ctrl = tiny_ctrl(universal=True, prior="naive").eval()
