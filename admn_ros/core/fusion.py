@@ -265,14 +265,20 @@ def task_loss(task: str, out: dict[str, torch.Tensor], target: torch.Tensor, nll
     """Scalar training loss of a model output: tracking ``nll_weight * NLL + dist_weight *
     distance`` (the paper: 1 and 0.05), activity cross-entropy, plus ``aux_weight`` times
     :func:`aux_classification_loss` when the output has auxiliary logits."""
+    loss = task_loss_per_sample(task, out, target, nll_weight, dist_weight).mean()
+    if task == "activity" and aux_weight > 0 and "aux_logits" in out:
+        loss = loss + aux_weight * aux_classification_loss(out["aux_logits"], out["aux_present"], target)
+    return loss
+
+
+def task_loss_per_sample(task: str, out: dict[str, torch.Tensor], target: torch.Tensor, nll_weight: float = 1.0,
+                         dist_weight: float = 0.05) -> torch.Tensor:
+    """:func:`task_loss` (without auxiliary terms) per sample: ``[B]``."""
     if task == "activity":
-        loss = classification_loss(out["logits"], target)
-        if aux_weight > 0 and "aux_logits" in out:
-            loss = loss + aux_weight * aux_classification_loss(out["aux_logits"], out["aux_present"], target)
-        return loss
-    loss = dist_weight * euclidean_distance(out["mean"], target).mean()
+        return F.cross_entropy(out["logits"], target, reduction="none")
+    loss = dist_weight * euclidean_distance(out["mean"], target)
     if nll_weight > 0:
-        loss = loss + nll_weight * gaussian_nll(out["mean"], out["cov"], target).mean()
+        loss = loss + nll_weight * gaussian_nll(out["mean"], out["cov"], target)
     return loss
 
 

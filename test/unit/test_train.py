@@ -320,3 +320,47 @@ def test_train_all_stage1_config_is_checked_before_any_work(tmp_path, capsys):
     ok.write_text('{"modality_missing": {"rgb": 0.4, "depth": 0.4, "radar": 0.4}}')
     a = cli.build_parser().parse_args([*args, str(ok)])
     assert a.stage1_config == str(ok)
+
+
+def test_best_of_k_target_is_never_worse_than_the_controller_and_its_loss_ranks_it(data, stage1_model):
+    """``estimator="best_of_k"``: the target allocation honours the budget and scores at
+    least as well as the controller's own top-L; gradient steps on
+    ``allocation_target_loss`` put the target's blocks into the top-L."""
+    from admn_ros.core.fusion import task_loss_per_sample
+    from admn_ros.core.train.stage2 import allocation_target_loss, best_of_k_masks
+
+    model, _ = load_stage1(stage1_model)
+    ds = open_split(data, "val")
+    x, gt = to_torch(ds.batch(np.arange(8)), ("rgb", "depth", "radar"))
+    ctrl = AllocationController(ControllerConfig.for_model(model.cfg, budget=27, **TINY_CONTROLLER)).eval()
+    cfg = Stage2Config(data=str(data), stage1=str(stage1_model), estimator="best_of_k", k_samples=3)
+    logits = ctrl(x, budget=27)["logits"]
+    best, best_loss = best_of_k_masks(model, ctrl, x, gt, logits, 27, cfg, torch.Generator().manual_seed(0))
+    assert best.dtype == torch.bool and (best.sum((1, 2)) == 27).all() and best[:, :, 0].all()
+    with torch.no_grad():
+        own = ctrl.select(logits.detach(), 27)
+        own_loss = task_loss_per_sample(model.cfg.task, model(x, own), gt, *cfg.loss_weights)
+        again = task_loss_per_sample(model.cfg.task, model(x, best.float()), gt, *cfg.loss_weights)
+    assert (best_loss <= own_loss + 1e-4).all()
+    assert torch.allclose(again, best_loss, atol=1e-4)
+    # the target loss trains free logits towards the target's blocks
+    free = torch.zeros(8, 9, 12, requires_grad=True)
+    opt = torch.optim.SGD([free], lr=50.0)
+    for _ in range(20):
+        opt.zero_grad()
+        allocation_target_loss(free, best).backward()
+        opt.step()
+    sel = ctrl.select(free.detach(), 27) > 0.5
+    assert torch.equal(sel, best)
+    with pytest.raises(TrainConfigError, match="estimator"):
+        Stage2Config(estimator="reinforce")
+
+
+def test_stage2_best_of_k_runs_every_variant(data, stage1_model, tmp_path):
+    for variant, kw in (("budget", {"budget": 27}), ("universal", {})):
+        res = train_stage2(_s2(data, stage1_model, tmp_path / variant, variant=variant, estimator="best_of_k",
+                               k_samples=2, **kw), log=_quiet)
+        model, wid = load_stage1(stage1_model)
+        ctrl, _ = load_controller(res.model_path, model, wid)
+        assert res.history[-1]["phase"] == "allocation" and np.isfinite(res.history[-1]["loss"])
+        assert (ctrl.allocate(_batch(data), budget=27)["mask"].sum((1, 2)) == 27).all()

@@ -20,6 +20,10 @@ T = TypeVar("T", bound="_Base")
 TABLE_FRACTIONS: tuple[float, ...] = (0.25, 0.33, 0.50, 0.67)
 
 
+#: Values of :attr:`Stage2Config.estimator`.
+ESTIMATORS: tuple[str, ...] = ("ste", "best_of_k")
+
+
 class TrainConfigError(ValueError):
     """A training/evaluation setting or input is invalid; the message names it."""
 
@@ -267,6 +271,16 @@ class Stage2Config(_Base):
             trained on (the paper: stage 1's ``(1, 0.05)``). Ignored for activity.
         noise_regimes / modality_draw_prob: training noise mixture (per sample).
         gumbel_scale: Gumbel noise scale in training (``None`` = the controller default).
+        estimator: how the allocation learns from the task loss. ``"ste"`` (the paper):
+            Gumbel top-L with the straight-through estimator. ``"best_of_k"``: per sample, the
+            controller's own top-L and ``k_samples`` Gumbel-perturbed allocations (scale
+            ``explore_scale``) are scored by the frozen network's task loss (forward only),
+            and the logits are trained with cross-entropy towards the best one's blocks. The
+            straight-through gradient was measured to climb its own training loss
+            (docs/TRAINING.md, "Session 7"); best-of-K only moves towards allocations that
+            scored better. Works for every variant.
+        k_samples: perturbed allocations per sample for ``best_of_k``.
+        explore_scale: Gumbel scale of those perturbations.
         controller: ``ControllerConfig`` overrides (dict).
     """
 
@@ -290,6 +304,9 @@ class Stage2Config(_Base):
                                                                      "continuous": 1.0})
     modality_draw_prob: float = 0.5
     gumbel_scale: float | None = None
+    estimator: str = "ste"
+    k_samples: int = 4
+    explore_scale: float = 1.0
     controller: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     train_samples: int = 0
@@ -298,6 +315,10 @@ class Stage2Config(_Base):
     progress: bool = True
 
     def __post_init__(self) -> None:
+        _check(self.estimator in ESTIMATORS,
+               f"Stage2Config.estimator must be one of {list(ESTIMATORS)}, got {self.estimator!r}")
+        _check(self.k_samples >= 1, f"Stage2Config.k_samples must be >= 1, got {self.k_samples}")
+        _check(self.explore_scale > 0, f"Stage2Config.explore_scale must be > 0, got {self.explore_scale}")
         self.budget_range = tuple(float(x) for x in self.budget_range)  # type: ignore[assignment]
         self.loss_weights = tuple(float(x) for x in self.loss_weights)  # type: ignore[assignment]
         _check(len(self.loss_weights) == 2 and min(self.loss_weights) >= 0 and sum(self.loss_weights) > 0,

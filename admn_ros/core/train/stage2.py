@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from admn_ros.core.checkpoint import (CheckpointError, check_config, load_checkpoint, save_checkpoint)
-from admn_ros.core.controller import AllocationController, ControllerConfig
-from admn_ros.core.fusion import task_loss
+from admn_ros.core.controller import AllocationController, ControllerConfig, select_blocks
+from admn_ros.core.fusion import task_loss, task_loss_per_sample
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import MODALITIES, budget_from_fraction, naive_allocation
 from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
@@ -162,6 +162,44 @@ def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n
             errs.append((pred - torch.from_numpy(sig[s:s + len(sel)])).abs().mean().item())
     res["sigma_l1"] = float(np.mean(errs)) if errs else float("nan")
     return res
+
+
+# ----------------------------------------------------------------------------- best-of-K
+@torch.no_grad()
+def best_of_k_masks(model: ADMNModel, ctrl: AllocationController, inputs: Mapping[str, torch.Tensor],
+                    target: torch.Tensor, logits: torch.Tensor, budget: Any, cfg: Stage2Config,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, the allocation with the lowest task loss among the controller's own top-L
+    and ``cfg.k_samples`` Gumbel-perturbed top-L selections (scale ``cfg.explore_scale``).
+
+    Returns ``(mask [B, n, depth] bool, its task loss [B])``. Including the controller's own
+    choice means the target is never worse than it on the batch.
+    """
+    fb = ctrl.cfg.first_block
+    lg = logits.detach()
+    cands = [select_blocks(lg, budget, None, fb)]
+    cands += [select_blocks(lg, budget, None, fb, training=True, gumbel_scale=cfg.explore_scale,
+                            generator=generator) for _ in range(cfg.k_samples)]
+    losses = torch.stack([task_loss_per_sample(model.cfg.task, model(inputs, m), target, *cfg.loss_weights)
+                          for m in cands])  # [K+1, B]
+    best = losses.argmin(0)
+    masks = torch.stack(cands) > 0.5  # [K+1, B, n, depth]
+    return masks[best, torch.arange(lg.shape[0])], losses.min(0).values
+
+
+def allocation_target_loss(logits: torch.Tensor, target: torch.Tensor, first_block: bool = True) -> torch.Tensor:
+    """Cross-entropy of the softmax over the selectable (stream, block) logits towards the
+    blocks of ``target`` (bool ``[B, n, depth]``; forced first blocks are not selectable),
+    averaged over each sample's target blocks: raising it ranks those blocks in the top-L."""
+    b, n, d = logits.shape
+    cand = torch.ones(n, d, dtype=torch.bool, device=logits.device)
+    if first_block:
+        cand[:, 0] = False
+    cand = cand.reshape(1, -1).expand(b, -1)
+    flat = logits.reshape(b, -1).masked_fill(~cand, torch.finfo(logits.dtype).min)
+    logp = torch.log_softmax(flat, dim=1).masked_fill(~cand, 0.0)
+    t = (target.reshape(b, -1) & cand).to(logits.dtype)
+    return (-(t * logp).sum(1) / t.sum(1).clamp_min(1.0)).mean()
 
 
 # ----------------------------------------------------------------------------- training
@@ -295,6 +333,11 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
             elif warm:
                 o = ctrl(noisy, budget=budget)
                 loss = ctrl.noise_loss(o["sigma"], torch.from_numpy(sig), modality_weights=nweights)
+            elif cfg.estimator == "best_of_k":
+                o = ctrl(noisy, budget=budget)
+                best, best_loss = best_of_k_masks(model, ctrl, noisy, gt, o["logits"], budget, cfg, ggen)
+                task_losses.append(float(best_loss.mean()))
+                loss = allocation_target_loss(o["logits"], best, ctrl.cfg.first_block)
             else:
                 o = ctrl.allocate(noisy, budget=budget, generator=ggen)
                 pred = model(noisy, o["mask"])
