@@ -1,9 +1,6 @@
 """scripts/controller_objective_check.py: per-allocation task loss and score on shared noise."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -15,18 +12,9 @@ from admn_ros.core.train.common import open_split, to_torch
 from admn_ros.core.train.config import Stage1Config
 from admn_ros.core.train.stage1 import build_model_config
 
-_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "controller_objective_check.py"
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("controller_objective_check", _SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_losses_and_scores_match_the_model_on_clean_inputs_and_share_the_noise(tmp_path):
-    mod = _load()
+def test_losses_and_scores_share_the_noise_and_average_per_sample(tmp_path, load_script):
+    mod = load_script("controller_objective_check")
     root = tmp_path / "ds"
     generate_activity_dataset(root, n_subjects=4, val_subjects=1, test_subjects=1, windows_per_activity=1,
                               frames=2, seed=5, workers=1, progress=False)

@@ -2,26 +2,13 @@
 puts the blocks on the every-other pattern."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
 from admn_ros.core.evaluate.methods import Method
 from admn_ros.core.streams import every_other_blocks
 
-_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "placement_experiment.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("placement_experiment", _SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_spread_variant_keeps_counts_and_uses_every_other_blocks():
-    mod = _load()
+def test_spread_variant_keeps_counts_and_uses_every_other_blocks(load_script):
+    mod = load_script("placement_experiment")
     depth = 12
     rng = np.random.default_rng(0)
     mask = np.zeros((4, 3, depth), dtype=bool)
@@ -41,8 +28,8 @@ def test_spread_variant_keeps_counts_and_uses_every_other_blocks():
     assert none.allocate({}, 9, 4) is None
 
 
-def test_build_with_spread_adds_rows_for_controller_methods_only():
-    mod = _load()
+def test_build_with_spread_adds_rows_for_controller_methods_only(load_script):
+    mod = load_script("placement_experiment")
     from admn_ros.core.streams import StreamSet
 
     methods = mod.build_with_spread(StreamSet(("node1",), ("rgb", "depth", "radar")), 12)
