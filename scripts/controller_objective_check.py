@@ -24,7 +24,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from admn_ros.core.fusion import task_loss, task_scores
+from admn_ros.core.fusion import task_loss_per_sample, task_scores
 from admn_ros.core.model import ADMNModel
 from admn_ros.core.streams import mask_from_counts, naive_allocation
 from admn_ros.core.train.common import NoiseSampler, apply_noise, open_split, to_torch
@@ -52,9 +52,7 @@ def losses_and_scores(model: ADMNModel, ds, idx: np.ndarray, allocators: Mapping
             x = apply_noise(x, sig[s:s + len(sel)], streams, gen)
             for name, alloc in allocators.items():
                 out = model(x, alloc(x))
-                for i in range(len(sel)):  # per-sample loss (task_loss averages over its batch)
-                    one = {k: v[i:i + 1] for k, v in out.items() if k in ("logits", "mean", "cov")}
-                    acc[name][0].append(float(task_loss(model.cfg.task, one, gt[i:i + 1])))
+                acc[name][0].extend(task_loss_per_sample(model.cfg.task, out, gt).tolist())
                 acc[name][1].extend(task_scores(model.cfg.task, out, gt).tolist())
     return {k: (float(np.mean(v[0])), float(np.mean(v[1]))) for k, v in acc.items()}
 

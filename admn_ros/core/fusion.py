@@ -236,11 +236,6 @@ def tracking_loss(mean: torch.Tensor, cov: torch.Tensor, target: torch.Tensor,
     return (gaussian_nll(mean, cov, target) + dist_weight * euclidean_distance(mean, target)).mean()
 
 
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of ``logits [B, K]`` against integer ``labels [B]``."""
-    return F.cross_entropy(logits, labels)
-
-
 def aux_classification_loss(aux_logits: torch.Tensor, aux_present: torch.Tensor,
                             labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of the auxiliary heads (``[B, M, K]``) over the (sample, modality)

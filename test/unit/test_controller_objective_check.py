@@ -13,7 +13,7 @@ from admn_ros.core.train.config import Stage1Config
 from admn_ros.core.train.stage1 import build_model_config
 
 
-def test_losses_and_scores_share_the_noise_and_average_per_sample(tmp_path, load_script):
+def test_losses_and_scores_share_the_noise_across_allocations(tmp_path, load_script):
     mod = load_script("controller_objective_check")
     root = tmp_path / "ds"
     generate_activity_dataset(root, n_subjects=4, val_subjects=1, test_subjects=1, windows_per_activity=1,
@@ -31,11 +31,9 @@ def test_losses_and_scores_share_the_noise_and_average_per_sample(tmp_path, load
     assert set(res) == set(allocs)
     assert res["static"] == res["static again"]  # identical inputs for every allocation
     assert res["static"] != res["naive"]
-    # the per-sample loop averages to the batch loss, and the noise reaches the inputs
+    # the loss is the per-sample task loss on noisy inputs, so it differs from the clean one
     x, gt = to_torch(ds.batch(idx), cfg.streams.modalities)
     with torch.no_grad():
         out = model(x, naive)
-    per_sample = [float(task_loss(cfg.task, {"logits": out["logits"][i:i + 1]}, gt[i:i + 1])) for i in idx]
-    assert np.isclose(np.mean(per_sample), float(task_loss(cfg.task, out, gt)), atol=1e-5)
     assert not np.isclose(res["naive"][0], float(task_loss(cfg.task, out, gt)), atol=1e-6)
     assert 0.0 <= res["naive"][1] <= 100.0

@@ -341,12 +341,11 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
             else:
                 o = ctrl.allocate(noisy, budget=budget, generator=ggen)
                 pred = model(noisy, o["mask"])
-                task = task_loss(mcfg.task, pred, gt, *cfg.loss_weights)
-                task_losses.append(task.item())
-                loss = task
-                if cfg.variant != "ae" and cfg.noise_weight > 0:
-                    loss = loss + cfg.noise_weight * ctrl.noise_loss(o["sigma"], torch.from_numpy(sig),
-                                                                     modality_weights=nweights)
+                loss = task_loss(mcfg.task, pred, gt, *cfg.loss_weights)
+                task_losses.append(loss.item())
+            if not warm and cfg.variant != "ae" and cfg.noise_weight > 0:  # both estimators keep the noise head
+                loss = loss + cfg.noise_weight * ctrl.noise_loss(o["sigma"], torch.from_numpy(sig),
+                                                                 modality_weights=nweights)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"[stage2] non-finite loss at epoch {epoch + 1} step {i}")
             opt.zero_grad(set_to_none=True)
