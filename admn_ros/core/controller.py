@@ -39,10 +39,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from admn_ros.core.streams import (DEFAULT_NODES, DEPTH, MODALITIES, StreamGridMixin, StreamSet, allocation_prior,
-                                  budget_from_fraction, mask_from_counts)
+                                  budget_from_fraction, mask_from_counts, spread_order)
 
 #: Values of :attr:`ControllerConfig.prior`.
 PRIORS: tuple[str, ...] = ("naive", "spread", "static", "none")
+#: Values of :attr:`ControllerConfig.block_order`.
+BLOCK_ORDERS: tuple[str, ...] = ("free", "spread")
 from admn_ros.core.vit import Block, init_linear
 
 
@@ -77,6 +79,13 @@ class ControllerConfig(StreamGridMixin):
         prior_scale: weight of the prior in the logits.
         prior_counts: ``"static"`` prior only: blocks per stream (stream order, forced first
             blocks included, summing to ``budget``), placed on every-other blocks.
+        block_order: ``"free"`` (default; the paper): any block of a stream can be chosen.
+            ``"spread"``: each stream's (non-forced) logits are sorted and laid out along
+            :func:`~admn_ros.core.streams.spread_order` (:func:`spread_ordered`), so every
+            top-L selection runs a prefix of that order in every stream: blocks spread over
+            the depth like LayerDrop's every-other choice, and an allocation is fully
+            described by its per-stream counts (what the ``"splits"`` stage-2 estimator
+            optimises exactly). Checkpoints without the key load as ``"free"``.
     """
 
     nodes: tuple[str, ...] = DEFAULT_NODES
@@ -97,6 +106,7 @@ class ControllerConfig(StreamGridMixin):
     prior: str = "none"
     prior_scale: float = 1.0
     prior_counts: tuple[int, ...] = ()
+    block_order: str = "free"
 
     def __post_init__(self) -> None:
         self.nodes = tuple(self.nodes)
@@ -114,6 +124,8 @@ class ControllerConfig(StreamGridMixin):
             raise ValueError(f"ControllerConfig.tau must be > 0, got {self.tau}")
         if self.prior not in PRIORS:
             raise ValueError(f"ControllerConfig.prior must be one of {PRIORS}, got {self.prior!r}")
+        if self.block_order not in BLOCK_ORDERS:
+            raise ValueError(f"ControllerConfig.block_order must be one of {BLOCK_ORDERS}, got {self.block_order!r}")
         self.prior_counts = tuple(int(c) for c in self.prior_counts)
         if self.prior == "static":
             c = self.prior_counts
@@ -166,6 +178,7 @@ class ControllerConfig(StreamGridMixin):
             raise ValueError(f"ControllerConfig: unknown keys {unknown}; known keys: {sorted(known)}")
         d = dict(d)
         d.setdefault("prior", "none")  # saved before the prior existed
+        d.setdefault("block_order", "free")  # saved before block_order existed
         return cls(**d)
 
 
@@ -235,6 +248,19 @@ def select_blocks(logits: torch.Tensor, budget: int | Sequence[int] | torch.Tens
         soft = torch.softmax(scores, dim=1) * cand.to(scores.dtype)
         out = out + (soft - soft.detach())
     return out.reshape(b, n, depth)
+
+
+def spread_ordered(logits: torch.Tensor, first_block: bool = True) -> torch.Tensor:
+    """``block_order="spread"``: per stream, the selectable logits sorted in descending order
+    and placed along :func:`~admn_ros.core.streams.spread_order` (the forced block 0 keeps
+    its value). Differentiable; ties are broken towards the earlier rank (a ``1e-5 * rank``
+    offset), so any top-k of a stream is a prefix of the order."""
+    depth = logits.shape[-1]
+    order = torch.tensor(spread_order(depth), device=logits.device)
+    free = order[1:] if first_block else order  # spread_order starts with block 0
+    vals = logits.index_select(-1, free).sort(dim=-1, descending=True).values
+    vals = vals - 1e-5 * torch.arange(len(free), device=logits.device, dtype=logits.dtype)
+    return logits.index_copy(-1, free, vals)
 
 
 # ------------------------------------------------------------------ modules
@@ -378,6 +404,8 @@ class AllocationController(nn.Module):
         """Stream tokens ``[B, n, dim]`` (+ budget fraction ``[B]``, used if universal) ->
         ``(logits [B, n, depth], sigma [B, n])``."""
         logits = self.alloc_head(tok, budget_frac if self.cfg.universal else None) + self.alloc_prior
+        if self.cfg.block_order == "spread":
+            logits = spread_ordered(logits, self.cfg.first_block)
         sigma = F.softplus(self.noise_head(tok).squeeze(-1))
         return logits, sigma
 

@@ -356,9 +356,10 @@ def test_best_of_k_target_is_never_worse_than_the_controller_and_its_loss_ranks_
         Stage2Config(estimator="reinforce")
 
 
-def test_stage2_best_of_k_runs_every_variant(data, stage1_model, tmp_path):
+@pytest.mark.parametrize("estimator", ["best_of_k", "splits"])
+def test_stage2_other_estimators_run_every_variant(data, stage1_model, tmp_path, estimator):
     for variant, kw in (("budget", {"budget": 27}), ("universal", {})):
-        res = train_stage2(_s2(data, stage1_model, tmp_path / variant, variant=variant, estimator="best_of_k",
+        res = train_stage2(_s2(data, stage1_model, tmp_path / variant, variant=variant, estimator=estimator,
                                k_samples=2, **kw), log=_quiet)
         model, wid = load_stage1(stage1_model)
         ctrl, _ = load_controller(res.model_path, model, wid)

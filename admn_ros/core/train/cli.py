@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     s2.add_argument("--budget-fraction", type=float, dest="budget_fraction", help="L as a fraction of all blocks")
     s2.add_argument("--budget-range", dest="budget_range", help="lo,hi fractions for universal/ae (e.g. 0.2,0.75)")
     s2.add_argument("--init", help="controller checkpoint to start from (universal is folded at --budget)")
+    s2.add_argument("--estimator", choices=["ste", "best_of_k", "splits"],
+                    help="how the allocation learns from the task loss (Stage2Config.estimator; default ste)")
     s2.add_argument("--warmup-epochs", type=int, dest="noise_warmup_epochs",
                     help="noise-head-only (or AE reconstruction) epochs first")
 
@@ -87,7 +89,7 @@ _S0_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples
 _S1_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "val_samples", "threads",
              "noise_start_epoch", "init")
 _S2_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "val_samples", "threads",
-             "stage1", "variant", "budget", "budget_fraction", "init", "noise_warmup_epochs")
+             "stage1", "variant", "budget", "budget_fraction", "init", "noise_warmup_epochs", "estimator")
 
 
 def _flags_config(a: argparse.Namespace, flags: Sequence[str]) -> dict[str, Any]:

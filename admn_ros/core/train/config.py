@@ -21,7 +21,7 @@ TABLE_FRACTIONS: tuple[float, ...] = (0.25, 0.33, 0.50, 0.67)
 
 
 #: Values of :attr:`Stage2Config.estimator`.
-ESTIMATORS: tuple[str, ...] = ("ste", "best_of_k")
+ESTIMATORS: tuple[str, ...] = ("ste", "best_of_k", "splits")
 
 
 class TrainConfigError(ValueError):
@@ -259,7 +259,8 @@ class Stage2Config(_Base):
             ``ae`` (ADMN_AE: autoencoder-pretrained encoder, universal allocation head, no noise labels).
         budget: blocks ``L`` for ``variant="budget"`` (0 = use ``budget_fraction``).
         budget_fraction: fraction of all blocks for ``variant="budget"`` when ``budget`` is 0.
-        budget_range: ``[lo, hi]`` fractions of all blocks sampled per sample for universal / ae.
+        budget_range: ``[lo, hi]`` fractions of all blocks sampled per sample for universal / ae (per
+            batch with the ``"splits"`` estimator).
         init: optional controller checkpoint to start from (a universal one is folded exactly into
             a fixed-budget controller at ``budget``).
         epochs: allocation-training epochs (after the warmup).
@@ -279,8 +280,21 @@ class Stage2Config(_Base):
             straight-through gradient was measured to climb its own training loss
             (docs/TRAINING.md, "Session 7"); best-of-K only moves towards allocations that
             scored better. Works for every variant.
-        k_samples: perturbed allocations per sample for ``best_of_k``.
+            ``"splits"``: expected task loss over per-stream count splits of the budget
+            (:mod:`admn_ros.core.splits`; needs the controller's ``block_order``
+            ``"spread"``, set automatically): the frozen network scores every candidate
+            split on the batch (forward only), the controller's split scores give a softmax
+            over them (temperature ``split_temperature``), and the loss is the
+            softmax-weighted mean of their losses. Where a budget has at most
+            ``split_limit`` splits (the activity window's 3 streams) the candidates are all
+            of them: the exact expected loss, no sampling noise. Otherwise (9 tracking
+            streams) each sample's candidates are its current split, the even split and
+            ``k_samples`` Gumbel-perturbed ones (scale ``explore_scale``), with the softmax
+            over that set.
+        k_samples: perturbed allocations per sample for ``best_of_k`` (and sampled ``splits``).
         explore_scale: Gumbel scale of those perturbations.
+        split_temperature: softmax temperature over split scores for ``splits``.
+        split_limit: most splits per budget ``splits`` enumerates (sampled candidates above).
         controller: ``ControllerConfig`` overrides (dict).
     """
 
@@ -307,6 +321,8 @@ class Stage2Config(_Base):
     estimator: str = "ste"
     k_samples: int = 4
     explore_scale: float = 1.0
+    split_temperature: float = 1.0
+    split_limit: int = 4096
     controller: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     train_samples: int = 0
@@ -319,6 +335,9 @@ class Stage2Config(_Base):
                f"Stage2Config.estimator must be one of {list(ESTIMATORS)}, got {self.estimator!r}")
         _check(self.k_samples >= 1, f"Stage2Config.k_samples must be >= 1, got {self.k_samples}")
         _check(self.explore_scale > 0, f"Stage2Config.explore_scale must be > 0, got {self.explore_scale}")
+        _check(self.split_temperature > 0,
+               f"Stage2Config.split_temperature must be > 0, got {self.split_temperature}")
+        _check(self.split_limit >= 1, f"Stage2Config.split_limit must be >= 1, got {self.split_limit}")
         self.budget_range = tuple(float(x) for x in self.budget_range)  # type: ignore[assignment]
         self.loss_weights = tuple(float(x) for x in self.loss_weights)  # type: ignore[assignment]
         _check(len(self.loss_weights) == 2 and min(self.loss_weights) >= 0 and sum(self.loss_weights) > 0,

@@ -33,7 +33,8 @@ from typing import Any
 
 from admn_ros.core.streams import budget_from_fraction
 from admn_ros.core.train.common import fmt_duration, metric_key, write_json
-from admn_ros.core.train.config import TABLE_FRACTIONS, Stage0Config, Stage1Config, TrainConfigError, load_config_file
+from admn_ros.core.train.config import (ESTIMATORS, TABLE_FRACTIONS, Stage0Config, Stage1Config, TrainConfigError,
+                                        load_config_file)
 
 
 @dataclass
@@ -66,6 +67,8 @@ class PipelineConfig:
     activity_subjects: int = 40
     activity_windows: int = 20
     activity_frames: int = 5
+    stage2_estimator: str = "ste"
+    stage1_from: str = ""
 
 
 #: Stage-1 overrides of the activity task: modality dropout on every modality (the body is
@@ -113,6 +116,13 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stage2-train-samples", type=int, default=d.stage2_train_samples,
                    help="training samples per stage-2 epoch (0 = all)")
     p.add_argument("--lanes", type=int, choices=[1, 2], default=d.lanes, help="parallel stage-2 lanes")
+    p.add_argument("--stage2-estimator", choices=list(ESTIMATORS), default=d.stage2_estimator,
+                   help="how every controller learns its allocation (Stage2Config.estimator): ste (the paper), "
+                        "best_of_k, or splits (expected loss over count splits: all of them for activity's 3 streams, "
+                        "sampled ones for tracking's 9)")
+    p.add_argument("--stage1-from", default=d.stage1_from, metavar="CKPT",
+                   help="skip stage 0 and 1 and train the controllers on this stage-1 checkpoint "
+                        "(e.g. the shipped models/activity/activity.safetensors); it is shipped unchanged")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -130,7 +140,8 @@ def run_pipeline_args(a: argparse.Namespace) -> int:
                          stage1_val_samples=a.val_samples, universal_epochs=a.universal_epochs,
                          budget_epochs=a.budget_epochs, ae_epochs=a.ae_epochs, stage2_val_samples=a.val_samples,
                          stage2_train_samples=a.stage2_train_samples, lanes=a.lanes, progress=not a.no_progress,
-                         extra_stage1=load_config_file(a.stage1_config))
+                         extra_stage1=load_config_file(a.stage1_config),
+                         stage2_estimator=a.stage2_estimator, stage1_from=a.stage1_from)
     run_pipeline(cfg)
     return 0
 
@@ -139,7 +150,7 @@ def _stage2_cmd(cfg: PipelineConfig, stage1: Path, name: str, variant: str, extr
     return [sys.executable, "-m", "admn_ros.core.train.cli", "stage2", "--data", cfg.data, "--stage1", str(stage1),
             "--out", str(Path(cfg.runs) / name), "--variant", variant, "--seed", str(cfg.seed), "--threads", "1",
             "--val-samples", str(cfg.stage2_val_samples), "--train-samples", str(cfg.stage2_train_samples),
-            "--resume", "--no-progress", *extra]
+            "--estimator", cfg.stage2_estimator, "--resume", "--no-progress", *extra]
 
 
 @dataclass
@@ -200,6 +211,28 @@ def _check_stage1_overrides(extra: dict[str, Any], model_over: dict[str, Any]) -
     Stage1Config.from_dict({**extra, "data": "", "out": "", "model": model_over})
 
 
+def _given_stage1(cfg: PipelineConfig, runs: Path) -> Path | None:
+    """``--stage1-from``: check it is a stage-1 checkpoint of the task and copy it into the
+    run directory (so shipping it over itself in ``--models`` is safe); else ``None``."""
+    if not cfg.stage1_from:
+        return None
+    import shutil
+
+    from admn_ros.core.checkpoint import CheckpointError, read_metadata
+
+    try:
+        meta = read_metadata(cfg.stage1_from)
+    except (CheckpointError, OSError) as exc:
+        raise TrainConfigError(f"--stage1-from {cfg.stage1_from}: {exc}") from exc
+    task = (meta.get("model_config") or {}).get("task", "tracking")
+    if meta.get("kind") != "stage1" or task != cfg.task:
+        raise TrainConfigError(f"--stage1-from {cfg.stage1_from}: not a {cfg.task} stage-1 checkpoint "
+                               f"(kind {meta.get('kind')!r}, task {task!r})")
+    dst = runs / "stage1_given.safetensors"
+    shutil.copyfile(cfg.stage1_from, dst)
+    return dst
+
+
 def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     """Run every step (see the module docstring); returns the summary dict."""
     import torch
@@ -220,6 +253,7 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     model_over = {**dict(extra.pop("model", {})), **({"readout": cfg.readout} if cfg.readout != "spatial" else {}),
                   **({"fusion_token_norm": True} if cfg.fusion_token_norm else {})}
     _check_stage1_overrides(extra, model_over)
+    given = _given_stage1(cfg, runs)  # checked before any work
 
     # 1. dataset
     t0 = time.perf_counter()
@@ -242,7 +276,9 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     summary["steps"]["dataset"] = {"seconds": time.perf_counter() - t0}
 
     # 1b. optional stage 0
-    if cfg.stage0_epochs > 0:
+    if given is not None:
+        log(f"[all] --stage1-from {cfg.stage1_from}: skipping stage 0 and stage 1")
+    elif cfg.stage0_epochs > 0:
         from admn_ros.core.train.stage0 import BACKBONE_KEYS, train_stage0
 
         t0 = time.perf_counter()
@@ -257,10 +293,14 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     s1cfg = Stage1Config(data=cfg.data, out=str(runs / "stage1"), epochs=cfg.stage1_epochs, seed=cfg.seed,
                          val_samples=cfg.stage1_val_samples, threads=cfg.stage1_threads, progress=cfg.progress,
                          model=model_over, **extra)
-    res1 = train_stage1(s1cfg, resume=True, log=log)
-    summary["steps"]["stage1"] = {"seconds": time.perf_counter() - t0, "samples_per_s": res1.samples_per_s,
-                                  "val": res1.val, "epochs": res1.epochs}
-    stage1 = res1.model_path
+    if given is None:
+        res1 = train_stage1(s1cfg, resume=True, log=log)
+        summary["steps"]["stage1"] = {"seconds": time.perf_counter() - t0, "samples_per_s": res1.samples_per_s,
+                                      "val": res1.val, "epochs": res1.epochs}
+        stage1 = res1.model_path
+    else:
+        res1, stage1 = None, given
+        summary["steps"]["stage1"] = {"seconds": time.perf_counter() - t0, "from": cfg.stage1_from}
 
     # 3. stage 2 lanes
     t0 = time.perf_counter()
@@ -314,7 +354,10 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     from admn_ros.core.train.stage1 import val_text
 
     k = metric_key(mcfg.task)
-    log(f"[all]   stage-1 val: {val_text(res1.val, mcfg.task)} ({res1.samples_per_s:.0f} samples/s)")
+    if res1 is not None:
+        log(f"[all]   stage-1 val: {val_text(res1.val, mcfg.task)} ({res1.samples_per_s:.0f} samples/s)")
+    else:
+        log(f"[all]   stage 1: {cfg.stage1_from} (given)")
     for name, st in status.items():
         val = st.get("val") or {}
         cells = ", ".join(f"{key.replace('_' + k, '')} {x:.1f}" for key, x in val.items() if key.endswith("_" + k))

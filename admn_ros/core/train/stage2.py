@@ -39,6 +39,8 @@ from admn_ros.core.checkpoint import (CheckpointError, check_config, load_checkp
 from admn_ros.core.controller import AllocationController, ControllerConfig, select_blocks
 from admn_ros.core.fusion import task_loss, task_loss_per_sample
 from admn_ros.core.model import ADMNConfig, ADMNModel
+from admn_ros.core.splits import (count_embeddings, sampled_splits, split_candidates, split_log_scores,
+                                  split_losses)
 from admn_ros.core.streams import MODALITIES, budget_from_fraction, naive_allocation
 from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
                                         epoch_batches, fmt_duration, metric_key, sample_scores, lr_at, make_adamw,
@@ -51,7 +53,7 @@ LAST = "last.safetensors"
 FINAL = "controller.safetensors"
 SUMMARY = "summary.json"
 RESUME_FIXED = ("data", "stage1", "variant", "budget", "budget_fraction", "budget_range", "batch_size", "seed",
-                "train_samples", "controller", "init")
+                "train_samples", "controller", "init", "estimator")
 
 
 # ----------------------------------------------------------------------------- loading helpers
@@ -202,6 +204,59 @@ def allocation_target_loss(logits: torch.Tensor, target: torch.Tensor, first_blo
     return (-(t * logp).sum(1) / t.sum(1).clamp_min(1.0)).mean()
 
 
+# ----------------------------------------------------------------------------- splits
+def split_table(cfg: Stage2Config, ccfg: ControllerConfig, budgets: list[int]) -> dict[int, np.ndarray | None]:
+    """The ``"splits"`` estimator's candidates per budget: every split, or ``None`` where
+    there are more than ``cfg.split_limit`` (sampled per batch then, :func:`sampled_splits`)."""
+    out: dict[int, np.ndarray | None] = {}
+    for L in budgets:
+        try:
+            out[L] = split_candidates(ccfg.n_streams, L, ccfg.depth, ccfg.first_block, cfg.split_limit)
+        except ValueError as exc:
+            if "exceed the limit" not in str(exc):
+                raise TrainConfigError(f"Stage2Config.estimator 'splits': {exc}") from exc
+            out[L] = None
+    return out
+
+
+def expected_split_loss(model: ADMNModel, logits: torch.Tensor, inputs: Mapping[str, torch.Tensor],
+                        target: torch.Tensor, budget: Any, table: Mapping[int, np.ndarray | None], cfg: Stage2Config,
+                        first_block: bool = True, generator: torch.Generator | None = None
+                        ) -> tuple[torch.Tensor, float]:
+    """The ``"splits"`` objective: per sample, ``sum_c softmax(score / T)_c * loss_c`` over the
+    candidate splits ``c`` of its budget (every split, or the per-sample sample of
+    :func:`sampled_splits` where ``table`` has ``None``; scores:
+    :func:`~admn_ros.core.splits.split_log_scores`, losses: the frozen network, no grad).
+    Returns ``(mean over the batch, differentiable; mean loss of the deterministic choice,
+    for logging)``."""
+    b = logits.shape[0]
+    bt = torch.as_tensor(budget).long()
+    budgets = bt.expand(b) if bt.dim() == 0 else bt
+    groups = []
+    for L in sorted(set(budgets.tolist())):
+        rows = (budgets == L).nonzero().squeeze(1)
+        lg = logits.index_select(0, rows)
+        if table[L] is None:
+            counts, keep = sampled_splits(lg, L, cfg.k_samples, cfg.explore_scale, first_block, generator)
+        else:
+            counts, keep = torch.from_numpy(table[L]), None
+        groups.append((rows, lg, counts, keep))
+    ks = sorted({int(k) for g in groups for k in g[2].unique().tolist()})
+    emb = count_embeddings(model, inputs, ks)
+    total = logits.new_zeros(())
+    chosen = 0.0
+    for rows, lg, counts, keep in groups:
+        lmat = split_losses(model, None, target.index_select(0, rows), counts, cfg.loss_weights,
+                            emb=(ks, emb.index_select(1, rows)))[0].T  # [b_L, C]
+        s = split_log_scores(lg, counts, first_block)
+        if keep is not None:
+            s = s.masked_fill(~keep, float("-inf"))
+        q = torch.softmax(s / cfg.split_temperature, dim=1)
+        total = total + (q * lmat).sum()
+        chosen += float(lmat.gather(1, s.argmax(1, keepdim=True)).sum())
+    return total / b, chosen / b
+
+
 # ----------------------------------------------------------------------------- training
 def build_controller_config(cfg: Stage2Config, mcfg: ADMNConfig) -> ControllerConfig:
     """The controller config for ``cfg.variant`` on the stage-1 model's streams."""
@@ -217,6 +272,11 @@ def build_controller_config(cfg: Stage2Config, mcfg: ADMNConfig) -> ControllerCo
     over["autoencoder"] = cfg.variant == "ae"
     if cfg.gumbel_scale is not None:
         over["gumbel_scale"] = float(cfg.gumbel_scale)
+    if cfg.estimator == "splits":
+        if over.get("block_order", "spread") != "spread":
+            raise TrainConfigError("Stage2Config.estimator 'splits' needs controller block_order 'spread', "
+                                   f"got {over['block_order']!r}")
+        over["block_order"] = "spread"
     try:
         return ControllerConfig.for_model(mcfg, **over)
     except (ValueError, TypeError) as exc:
@@ -248,6 +308,9 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
     model, parent_id = load_stage1(cfg.stage1)
     mcfg = model.cfg
     ccfg = build_controller_config(cfg, mcfg)  # validates budgets before touching data
+    lo, hi = (ccfg.budget, ccfg.budget) if cfg.variant == "budget" else \
+        cfg.resolve_range(mcfg.n_streams, mcfg.vit_depth, mcfg.first_block)
+    table = split_table(cfg, ccfg, list(range(lo, hi + 1))) if cfg.estimator == "splits" else {}
     train_ds, val_ds = open_split(cfg.data, "train"), open_split(cfg.data, "val")
     check_dataset(train_ds, mcfg, f"{cfg.data}/train")
     check_dataset(val_ds, mcfg, f"{cfg.data}/val")
@@ -284,9 +347,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
 
     if cfg.variant == "budget":
         budgets_val = [ccfg.budget]
-        lo = hi = ccfg.budget
     else:
-        lo, hi = cfg.resolve_range(mcfg.n_streams, mcfg.vit_depth, mcfg.first_block)
         budgets_val = [L for L in (budget_from_fraction(f, mcfg.n_streams, mcfg.vit_depth) for f in TABLE_FRACTIONS)
                        if lo <= L <= hi] or [lo]
     sampler = NoiseSampler(streams, cfg.noise_regimes, cfg.modality_draw_prob, 0.0)
@@ -327,7 +388,10 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
             if cfg.variant == "budget":
                 budget: Any = ccfg.budget
             else:
-                budget = torch.from_numpy(rng.integers(lo, hi + 1, size=len(sel)))
+                # "splits" enumerates every split of each budget in the batch: one budget per
+                # batch keeps that cost at one budget's (budgets still vary across batches)
+                size = 1 if cfg.estimator == "splits" else len(sel)
+                budget = torch.from_numpy(rng.integers(lo, hi + 1, size=size)).expand(len(sel))
             if warm and cfg.variant == "ae":
                 loss = ctrl.reconstruction_loss(noisy)
             elif warm:
@@ -338,6 +402,11 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
                 best, best_loss = best_of_k_masks(model, ctrl, noisy, gt, o["logits"], budget, cfg, ggen)
                 task_losses.append(float(best_loss.mean()))
                 loss = allocation_target_loss(o["logits"], best, ctrl.cfg.first_block)
+            elif cfg.estimator == "splits":
+                o = ctrl(noisy, budget=budget)
+                loss, chosen = expected_split_loss(model, o["logits"], noisy, gt, budget, table, cfg,
+                                                   ctrl.cfg.first_block, ggen)
+                task_losses.append(chosen)
             else:
                 o = ctrl.allocate(noisy, budget=budget, generator=ggen)
                 pred = model(noisy, o["mask"])
