@@ -250,16 +250,24 @@ def select_blocks(logits: torch.Tensor, budget: int | Sequence[int] | torch.Tens
     return out.reshape(b, n, depth)
 
 
-def spread_ordered(logits: torch.Tensor, first_block: bool = True) -> torch.Tensor:
+def spread_free_blocks(depth: int, first_block: bool = True) -> torch.Tensor:
+    """The selectable blocks of a stream in :func:`~admn_ros.core.streams.spread_order`
+    (block 0 left out when it is forced), as a ``long`` index tensor."""
+    order = spread_order(depth)  # starts with block 0
+    return torch.tensor(order[1:] if first_block else order, dtype=torch.long)
+
+
+def spread_ordered(logits: torch.Tensor, first_block: bool = True, free: torch.Tensor | None = None) -> torch.Tensor:
     """``block_order="spread"``: per stream, the selectable logits sorted in descending order
     and placed along :func:`~admn_ros.core.streams.spread_order` (the forced block 0 keeps
     its value). Differentiable; ties are broken towards the earlier rank (a ``1e-5 * rank``
-    offset), so any top-k of a stream is a prefix of the order."""
-    depth = logits.shape[-1]
-    order = torch.tensor(spread_order(depth), device=logits.device)
-    free = order[1:] if first_block else order  # spread_order starts with block 0
+    offset), so any top-k of a stream is a prefix of the order. ``free``: the
+    :func:`spread_free_blocks` index (the controller keeps it as a buffer, which also keeps
+    traced/ONNX graphs free of Python-side constants)."""
+    if free is None:
+        free = spread_free_blocks(logits.shape[-1], first_block).to(logits.device)
     vals = logits.index_select(-1, free).sort(dim=-1, descending=True).values
-    vals = vals - 1e-5 * torch.arange(len(free), device=logits.device, dtype=logits.dtype)
+    vals = vals - 1e-5 * torch.arange(free.shape[0], device=logits.device, dtype=logits.dtype)
     return logits.index_copy(-1, free, vals)
 
 
@@ -360,6 +368,7 @@ class AllocationController(nn.Module):
             mod.apply(init_linear)
         # derived from cfg, not saved: checkpoints stay loadable when the prior changes
         self.register_buffer("alloc_prior", torch.from_numpy(cfg.prior_logits()), persistent=False)
+        self.register_buffer("spread_free", spread_free_blocks(cfg.depth, cfg.first_block), persistent=False)
 
     # ------------------------------------------------------------ encoder
     def budget_fraction(self, budget: int | Sequence[int] | torch.Tensor, batch: int) -> torch.Tensor:
@@ -405,7 +414,7 @@ class AllocationController(nn.Module):
         ``(logits [B, n, depth], sigma [B, n])``."""
         logits = self.alloc_head(tok, budget_frac if self.cfg.universal else None) + self.alloc_prior
         if self.cfg.block_order == "spread":
-            logits = spread_ordered(logits, self.cfg.first_block)
+            logits = spread_ordered(logits, self.cfg.first_block, self.spread_free)
         sigma = F.softplus(self.noise_head(tok).squeeze(-1))
         return logits, sigma
 
