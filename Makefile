@@ -42,7 +42,8 @@ test-all: env
 	$(PY) -m pytest -q --run-slow $(PYTEST_ARGS)
 
 # The shipped models: dataset + stage 1 + all controllers -> models/ (fixed seeds; see docs/TRAINING.md).
-MODELS_ARGS ?= --samples 24000 --frames-per-episode 50 --stage1-epochs 10
+MODELS_ARGS ?= --samples 24000 --frames-per-episode 50 --stage1-epochs 10 \
+    --stage2-estimator splits --stage2-train-samples 4800
 models: env
 	OMP_NUM_THREADS=2 $(PY) -m admn_ros.cli train all --data data/gdtm_sim --runs runs/shipped --models models $(MODELS_ARGS)
 
