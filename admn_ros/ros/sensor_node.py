@@ -167,8 +167,8 @@ BASE_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("nodes", [], "Sensor nodes this process publishes; [] = every node of the config",
               type=Parameter.Type.STRING_ARRAY, read_only=True),
     ParamSpec("start_time", -1.0, "Node-clock time (s) of frame 0; stamps are start_time + "
-              "k / rate_hz. < 0: the first timer tick (one process). Give all processes the "
-              "same value to align them", min=-1.0, max=4.0e9, read_only=True),
+              "k / rate_hz. < 0: 10 ms after the node starts (one process; under sim time "
+              "without /clock yet: the first timer tick). Give all processes the same value to align them", min=-1.0, max=4.0e9, read_only=True),
     ParamSpec("publish_ground_truth", True, "Publish ground_truth/target (PointStamped, map; tracking) or "
               "ground_truth/activity (ActivityLabel; activity)", read_only=True),
     ParamSpec("publish_qoi", True, "Publish <node>/qoi/<modality> (admn_ros/StreamQoI)",
@@ -213,6 +213,15 @@ def corruption_specs(stream_ids: list[str]) -> tuple[ParamSpec, ...]:
 
 # ------------------------------------------------------------------ the node
 
+
+#: Without start_time, frame 0 is due this long after the timer starts (ns).
+_ANCHOR_DELAY_NS = 10_000_000
+#: The periodic timer is started this long after a grid point (ns) ...
+_PHASE_SLACK_NS = 500_000
+#: ... and only if the phase callback ran at most this long after it; else it waits again
+_PHASE_TOLERANCE_NS = 3_000_000
+#: Bound on those waits (each at most one period); then the timer starts where it is
+_PHASE_MAX_RETRIES = 20
 
 class _RateMeter:
     """Achieved rate over a sliding window (seconds of the clock passed to ``tick``)."""
@@ -327,10 +336,13 @@ class SensorNode(Node):
         # start_time is rounded to the microsecond so every process derives the same grid
         self.start_ns: int | None = (None if p["start_time"] < 0
                                      else int(round(p["start_time"] * 1e6)) * 1000)
+        self._phase_retries = 0
         self.next_k = 0                 # index of the frame the next sim.step() returns
         self.frames_published = 0
         self.frames_skipped = 0
         self.step_ms: deque[float] = deque(maxlen=100)
+        #: node-clock time after a frame's messages went out minus the frame's stamp (ms)
+        self.publish_lag_ms: deque[float] = deque(maxlen=100)
         self.meters = {sid: _RateMeter(p["rate_window"]) for sid in self.my_streams}
         self.tick_meter = _RateMeter(p["rate_window"])
         self._last_diag = time.monotonic()
@@ -409,26 +421,47 @@ class SensorNode(Node):
         return self.get_clock().now().nanoseconds
 
     def _start_timer(self) -> None:
-        """Start the periodic timer; with a given start_time, first wait for a grid point so
-        ticks land just after the due times of the frames (all processes alike)."""
+        """Start the periodic timer, first waiting for a grid point so ticks land just after
+        the due times of the frames (all processes alike). Without a start_time the grid
+        starts ``_ANCHOR_DELAY_NS`` from now; only under sim time with no /clock yet is it
+        anchored at the first tick instead. (Anchoring at the first tick of a free-running
+        timer put the stamps up to tens of ms before or after the real publish time,
+        depending on the start-up delay of that tick: end-to-end latencies then differed by
+        a constant per run.)"""
         period_s = self.period_ns * 1e-9
-        if self.start_ns is None:
-            self._timer = self.create_timer(period_s, self._on_timer)
-            return
         now = self._now_ns()
+        if self.start_ns is None:
+            if now <= 0:  # use_sim_time and no /clock yet: anchor at the first tick
+                self._timer = self.create_timer(period_s, self._on_timer)
+                return
+            self.start_ns = now + _ANCHOR_DELAY_NS
         if now <= 0:  # sim time not received yet: retry shortly
             self._phase_timer = self.create_timer(0.01, self._phase_then_periodic)
             return
+        self._arm_phase_timer(now)
+
+    def _arm_phase_timer(self, now: int) -> None:
+        """One-shot timer to just after the next grid point."""
         rel = (now - self.start_ns) % self.period_ns
-        delay = (self.period_ns - rel) * 1e-9 + 5e-4
+        delay = (self.period_ns - rel) * 1e-9 + _PHASE_SLACK_NS * 1e-9
         self._phase_timer = self.create_timer(delay, self._phase_then_periodic)
 
     def _phase_then_periodic(self) -> None:
+        """Start the periodic timer on a grid point. If this callback itself ran late (the
+        executor was not spinning yet, e.g. while the node started up), the periodic timer
+        would inherit that offset for the whole run, so wait for the next grid point again
+        (at most one period per retry)."""
         if self._phase_timer is not None:
             self.destroy_timer(self._phase_timer)
             self._phase_timer = None
-        if self._now_ns() <= 0:
+        now = self._now_ns()
+        if now <= 0:
             self._phase_timer = self.create_timer(0.01, self._phase_then_periodic)
+            return
+        rel = (now - self.start_ns) % self.period_ns
+        if rel > _PHASE_TOLERANCE_NS and self._phase_retries < _PHASE_MAX_RETRIES:
+            self._phase_retries += 1
+            self._arm_phase_timer(now)
             return
         self._timer = self.create_timer(self.period_ns * 1e-9, self._on_timer)
         self._on_timer()
@@ -498,6 +531,7 @@ class SensorNode(Node):
         if self.gt_pub is not None:
             self.gt_pub.publish(self._ground_truth(frame, stamp))
         self.frames_published += 1
+        self.publish_lag_ms.append((self._now_ns() - self.frame_stamp_ns(k)) * 1e-6)
 
     def _ground_truth(self, frame, stamp):
         """``PointStamped`` of the car in ``map`` (tracking) or the true ``ActivityLabel``
@@ -574,7 +608,9 @@ class SensorNode(Node):
                      KeyValue(key="frames_published", value=str(self.frames_published)),
                      KeyValue(key="frames_skipped", value=str(self.frames_skipped)),
                      KeyValue(key="step_ms_mean",
-                              value=f"{np.mean(self.step_ms) if self.step_ms else 0.0:.2f}")]
+                              value=f"{np.mean(self.step_ms) if self.step_ms else 0.0:.2f}"),
+                     KeyValue(key="publish_lag_ms_p50",
+                              value=f"{np.median(self.publish_lag_ms) if self.publish_lag_ms else 0.0:.2f}")]
         arr.status.append(st)
         for sid in self.my_streams:
             r = self.achieved_rate(sid)

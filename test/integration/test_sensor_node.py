@@ -207,6 +207,47 @@ def test_publishes_all_streams_at_rate_with_shared_stamps_then_runtime_corruptio
         lis.close()
 
 
+@pytest.mark.parametrize("startup_delay_s", [0.0, 0.33])
+def test_stamps_are_never_in_the_future(startup_delay_s):
+    """In-process: a frame's stamp is its due time on the node's grid and the timer ticks
+    just after it, so no image arrives stamped later than its receipt, even when the
+    executor starts spinning late (as in a process that loads models after creating the
+    node). The grid used to be anchored on the first, delayed tick while the timer kept its
+    creation phase: with a 0.33 s delay at 10 Hz every stamp was ~30 ms in the future."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from admn_ros.ros.qos import sensor_qos
+    from admn_ros.ros.sensor_node import SensorNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = SensorNode("sensor_node_future", context=ctx, parameter_overrides=[
+            Parameter("rate_hz", value=RATE), Parameter("nodes", value=["node1"]),
+            Parameter("diagnostics_period", value=0.0), Parameter("publish_ground_truth", value=False)])
+        aux = rclpy.create_node("future_listener", context=ctx)
+        lags_ms: list[float] = []
+        aux.create_subscription(Image, "node1/radar/range_azimuth",
+                                lambda m: lags_ms.append((time.time_ns() - _key(m)) * 1e-6), sensor_qos(20))
+        time.sleep(startup_delay_s)
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        ex.add_node(aux)
+        t0 = time.monotonic()
+        while len(lags_ms) < 12 and time.monotonic() - t0 < 10.0:
+            ex.spin_once(timeout_sec=0.01)
+        assert len(lags_ms) >= 12, f"{len(lags_ms)} frames in 10 s"
+        assert min(lags_ms) >= 0.0, f"image stamped in the future by {-min(lags_ms):.1f} ms: {lags_ms}"
+        ex.shutdown()
+        node.destroy_node()
+        aux.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
+
+
 def test_two_processes_share_the_time_grid():
     start = time.time() + 2.5  # both processes need ~1 s to start
     common = ["-p", f"rate_hz:={RATE}", "-p", f"start_time:={start:.3f}", "-p", "seed:=7",
