@@ -168,7 +168,8 @@ BASE_SPECS: tuple[ParamSpec, ...] = (
               type=Parameter.Type.STRING_ARRAY, read_only=True),
     ParamSpec("start_time", -1.0, "Node-clock time (s) of frame 0; stamps are start_time + "
               "k / rate_hz. < 0: 10 ms after the node starts (one process; under sim time "
-              "without /clock yet: the first timer tick). Give all processes the same value to align them", min=-1.0, max=4.0e9, read_only=True),
+              "without /clock yet: the first timer tick). Give all processes the same value "
+              "to align them", min=-1.0, max=4.0e9, read_only=True),
     ParamSpec("publish_ground_truth", True, "Publish ground_truth/target (PointStamped, map; tracking) or "
               "ground_truth/activity (ActivityLabel; activity)", read_only=True),
     ParamSpec("publish_qoi", True, "Publish <node>/qoi/<modality> (admn_ros/StreamQoI)",
@@ -222,6 +223,7 @@ _PHASE_SLACK_NS = 500_000
 _PHASE_TOLERANCE_NS = 3_000_000
 #: Bound on those waits (each at most one period); then the timer starts where it is
 _PHASE_MAX_RETRIES = 20
+
 
 class _RateMeter:
     """Achieved rate over a sliding window (seconds of the clock passed to ``tick``)."""
