@@ -28,7 +28,8 @@ SS = StreamSet()
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     torch.set_num_threads(1)
-    return make_tiny_dataset(tmp_path_factory.mktemp("ds") / "sim", n_samples=80, seed=1)
+    # 5 frames per episode: the 10 test samples span 2 episodes (groups of the paired interval)
+    return make_tiny_dataset(tmp_path_factory.mktemp("ds") / "sim", n_samples=80, seed=1, frames_per_episode=5)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +136,23 @@ def test_evaluate_writes_table_csv_json_and_plots(data, models, tmp_path):
     assert all(float(r["error_cm"]) > 0 and int(r["n_samples"]) == 10 for r in admn)
     assert all(float(r["gflops_controller"]) > 0 for r in admn)
     assert {r["error_cm"] for r in rows if r["method"] == "RGB only" and r["budget_blocks"] == "72"} == {"n/a"}
+    # every budgeted method is compared with Naive sample by sample: the paired mean is the
+    # difference of the two cells, inside its interval; Naive and Upper Bound have none
+    n_episodes = len(np.unique(open_split(data, "test").episode[:10]))
+    naive = {(r["regime"], r["draw"], r["budget_blocks"]): float(r["error_cm"]) for r in rows
+             if r["method"] == "Naive Allocation"}
+    for r in admn:
+        d = float(r["vs_naive"])
+        assert d == pytest.approx(float(r["error_cm"]) - naive[(r["regime"], r["draw"], r["budget_blocks"])],
+                                  abs=2e-3)
+        assert int(r["vs_naive_groups"]) == n_episodes
+        if n_episodes >= 2:
+            assert float(r["vs_naive_ci_lo"]) <= d <= float(r["vs_naive_ci_hi"])
+        else:  # one episode: nothing to resample, no interval
+            assert r["vs_naive_ci_lo"] == r["vs_naive_ci_hi"] == "n/a"
+    assert all(r["vs_naive"] == "n/a" for r in rows if r["method"] in ("Naive Allocation", "Upper Bound"))
+    assert "## Paired difference to Naive Allocation" in md and "episodes" in md
+    assert any("paired ADMN - Naive" in t.detail for t in res.targets)
     js = json.loads(res.files["json"].read_text())
     assert js["budgets"] == [27, 36, 54, 72] and js["latency"]["full_ms"] > 0
     names = [t.name for t in res.targets]

@@ -21,6 +21,7 @@ from admn_ros.core.controller import AllocationController
 from admn_ros.core.evaluate.cost import FlopsRow, LatencyResult, flops_table, measure_latency
 from admn_ros.core.evaluate.methods import build_methods
 from admn_ros.core.evaluate.report import Target, check_targets, markdown, summary_lines, write_csv
+from admn_ros.core.evaluate.stats import sample_groups
 from admn_ros.core.evaluate.table import EvalSettings, Example, Record, depth_curve, run_table
 from admn_ros.core.noise import REGIMES
 from admn_ros.core.train.common import check_dataset, fmt_duration, open_split, set_threads, write_json
@@ -142,7 +143,7 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     outd = Path(out)
     outd.mkdir(parents=True, exist_ok=True)
     info = {"data": data, "split": split, "n_samples": n, "models": ms.describe(), "total_blocks": streams.total_blocks,
-            "task": model.cfg.task, "frames": model.cfg.frames}
+            "task": model.cfg.task, "frames": model.cfg.frames, "groups": sample_groups(ds, n)[1]}
     files = {"markdown": outd / "table1.md", "csv": outd / "table1.csv", "json": outd / "results.json"}
     files["markdown"].write_text(markdown(records, fl, lat, targets, settings, budgets, info, curve))
     write_csv(files["csv"], records, fl, model.cfg.task)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from admn_ros.core.evaluate.cost import FlopsRow, LatencyResult
-from admn_ros.core.evaluate.table import DRAWS, EvalSettings, Record, lookup
+from admn_ros.core.evaluate.table import DRAWS, NAIVE, EvalSettings, Record, find, lookup
 
 
 @dataclass
@@ -26,6 +26,17 @@ class Target:
 
 def _f(x: float, nd: int = 1) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def _sf(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:+.1f}"
+
+
+def vs_naive_text(r: Record | None) -> str:
+    """``"-0.6 [-2.1, +0.9]"``: paired difference to Naive Allocation and its 95% interval."""
+    if r is None or math.isnan(r.vs_naive):
+        return "n/a"
+    return f"{_sf(r.vs_naive)} [{_sf(r.vs_naive_lo)}, {_sf(r.vs_naive_hi)}]"
 
 
 def admn_name(records: Sequence[Record]) -> str:
@@ -67,18 +78,21 @@ def _accuracy_targets(records: Sequence[Record], budgets: Sequence[int], setting
     for draw in settings.draws:
         dname = DRAWS.get(draw, draw)
         if "binary" in settings.regimes:
-            out += binary(lookup(records, "binary", draw, adm, L0), lookup(records, "binary", draw, "Upper Bound"),
-                          lookup(records, "binary", draw, "Naive Allocation", L0), f"binary {dname}, {pct} (L={L0})",
-                          adm)
+            bt = binary(lookup(records, "binary", draw, adm, L0), lookup(records, "binary", draw, "Upper Bound"),
+                        lookup(records, "binary", draw, NAIVE, L0), f"binary {dname}, {pct} (L={L0})", adm)
+            bt[1].detail += f"; paired {adm} - Naive {vs_naive_text(find(records, 'binary', draw, adm, L0))}"
+            out += bt
         for regime in ("discrete", "continuous"):
             if regime not in settings.regimes:
                 continue
-            pairs = [(L, lookup(records, regime, draw, adm, L), lookup(records, regime, draw, "Naive Allocation", L))
+            pairs = [(L, lookup(records, regime, draw, adm, L), lookup(records, regime, draw, NAIVE, L))
                      for L in budgets]
             ok = [(a > n) if higher_is_better else (a < n) for _, a, n in pairs if not (math.isnan(a) or math.isnan(n))]
             out.append(Target(f"{regime} {dname}: {adm} {word} Naive at every budget",
                               None if len(ok) < len(pairs) else all(ok),
-                              ", ".join(f"L={L}: {_f(a)} vs {_f(n)}{unit}" for L, a, n in pairs)))
+                              ", ".join(f"L={L}: {_f(a)} vs {_f(n)}{unit} (paired "
+                                        f"{vs_naive_text(find(records, regime, draw, adm, L))})"
+                                        for L, a, n in pairs)))
     return out
 
 
@@ -148,14 +162,42 @@ def write_csv(path: Path, records: Sequence[Record], flops: Sequence[FlopsRow], 
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["regime", "draw", "method", "budget_blocks", "budget_fraction", *value_columns(task),
-                    "n_samples", "noisy_share", "gflops_model", "gflops_controller", "gflops_total"])
+                    "n_samples", "noisy_share", "vs_naive", "vs_naive_ci_lo", "vs_naive_ci_hi", "vs_naive_groups",
+                    "gflops_model", "gflops_controller", "gflops_total"])
         for r in records:
             fr = fl.get((r.method, r.budget))
             w.writerow([r.regime, r.draw, r.method, r.budget, f"{r.fraction:.4f}", _f(r.value, 3),
-                        _f(r.median, 3), r.n, _f(r.noisy_share, 4),
+                        _f(r.median, 3), r.n, _f(r.noisy_share, 4), _f(r.vs_naive, 3), _f(r.vs_naive_lo, 3),
+                        _f(r.vs_naive_hi, 3), r.vs_naive_groups or "",
                         f"{fr.gflops_model:.6f}" if fr else "", f"{fr.gflops_controller:.6f}" if fr else "",
                         f"{fr.gflops_total:.6f}" if fr else ""])
     return path
+
+
+def _paired_section(records: Sequence[Record], settings: EvalSettings, budgets: Sequence[int], info: dict[str, Any],
+                    activity: bool) -> list[str]:
+    """Markdown: each adaptive method minus Naive Allocation, sample by sample, with its interval."""
+    names = [m for m in dict.fromkeys(r.method for r in records if not math.isnan(r.vs_naive))]
+    if not names:
+        return []
+    n_groups = max(r.vs_naive_groups for r in records)
+    group = info.get("groups", "group")
+    better = "positive = more accurate than Naive" if activity else "negative = smaller error than Naive"
+    lines = [f"## Paired difference to Naive Allocation ({'points' if activity else 'cm'}; {better})", "",
+             "Mean of (method - Naive) over the same corrupted samples, with a 95% bootstrap interval that "
+             f"resamples whole {group}s ({n_groups} in this split). An interval that contains 0 means this "
+             "split cannot tell the two apart.", ""]
+    cols = [f"L={L}" for L in budgets]
+    for draw in settings.draws:
+        lines += [f"Noise drawn {DRAWS.get(draw, draw)}:", "", "| noise | method | " + " | ".join(cols) + " |",
+                  "|---|---|" + "---|" * len(cols)]
+        for regime in settings.regimes:
+            for m in names:
+                cells = [vs_naive_text(find(records, regime, draw, m, L)) for L in budgets]
+                if any(c != "n/a" for c in cells):
+                    lines.append(f"| {regime} | {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: LatencyResult | None,
@@ -202,6 +244,7 @@ def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: Late
                 f"{r.method} {r.regime} L={r.budget}: {r.noisy_share:.2f}" for r in shares
                 if r.method in ("ADMN", "ADMN universal") and r.budget == budgets[0]))
             lines.append("")
+    lines += _paired_section(records, settings, budgets, info, activity)
     if curve:
         unit = "accuracy %" if activity else "error cm"
         lines += ["## Depth sensitivity (clean inputs, the same k every-other blocks on every stream)", "",

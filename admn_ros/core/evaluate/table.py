@@ -3,7 +3,9 @@
 Noise is drawn once per (regime, draw mode) from seeds derived from the evaluation seed,
 and every method and budget is run on the *same* corrupted inputs. Errors are per-sample
 Euclidean distances (cm) averaged over samples: batch-1 semantics (per-sample masks,
-eval mode, no coupling between the samples of a batch).
+eval mode, no coupling between the samples of a batch). Each budgeted method is also compared
+with Naive Allocation sample by sample (:mod:`admn_ros.core.evaluate.stats`), with a bootstrap
+interval over the split's episodes (tracking) or subjects (activity).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 
 from admn_ros.core.evaluate.methods import Method
+from admn_ros.core.evaluate.stats import paired_diff, sample_groups
 from admn_ros.core.fusion import task_scores
 from admn_ros.core.noise import draw_stream_sigmas
 from admn_ros.core.streams import MODALITIES, StreamSet, budget_from_fraction, mask_from_counts
@@ -21,6 +24,8 @@ from admn_ros.core.train.common import apply_noise, derive_seed, progress, sampl
 from admn_ros.core.train.config import TABLE_FRACTIONS
 
 DRAWS: dict[str, str] = {"modality": "per modality", "stream": "per stream"}
+#: The input-agnostic baseline every budgeted method is compared with.
+NAIVE = "Naive Allocation"
 
 
 @dataclass
@@ -65,6 +70,13 @@ class Record:
     median: float
     n: int
     noisy_share: float = float("nan")
+    #: paired comparison with Naive Allocation at the same budget (:mod:`.stats`): mean of
+    #: ``score - naive score`` over the samples and its 95% cluster-bootstrap interval over
+    #: ``vs_naive_groups`` groups (episodes / subjects); NaN for Naive and unbudgeted methods.
+    vs_naive: float = float("nan")
+    vs_naive_lo: float = float("nan")
+    vs_naive_hi: float = float("nan")
+    vs_naive_groups: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +114,7 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
     n_total = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
     budgets = settings.budgets(len(streams), depth)
     forced = len(streams) if cfg.first_block else 0
+    groups, _ = sample_groups(ds, n_total)
     records: list[Record] = []
     examples: list[Example] = []
     n_batches = (n_total + settings.batch_size - 1) // settings.batch_size
@@ -164,9 +177,16 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                         continue
                     e = np.concatenate(errs[key])
                     sh = shares.get(key)
-                    records.append(Record(regime, draw, meth.name, meth.key, L, L / (len(streams) * depth),
-                                          float(e.mean()), float(np.median(e)), int(e.size),
-                                          float(np.mean(sh)) if sh else float("nan")))
+                    rec = Record(regime, draw, meth.name, meth.key, L, L / (len(streams) * depth),
+                                 float(e.mean()), float(np.median(e)), int(e.size),
+                                 float(np.mean(sh)) if sh else float("nan"))
+                    base = errs.get((NAIVE, L))
+                    if meth.budgeted and meth.name != NAIVE and base is not None:
+                        pd = paired_diff(e, np.concatenate(base), groups,
+                                         seed=derive_seed(settings.seed, "bootstrap", regime, draw))
+                        rec.vs_naive, rec.vs_naive_lo, rec.vs_naive_hi = pd.mean, pd.lo, pd.hi
+                        rec.vs_naive_groups = pd.groups
+                    records.append(rec)
     bar.close()
     return records, examples
 
@@ -197,10 +217,16 @@ def depth_curve(model: torch.nn.Module, ds: Any, settings: EvalSettings,
     return out
 
 
-def lookup(records: Sequence[Record], regime: str, draw: str, method: str, budget: int | None = None) -> float:
-    """Score of one cell (cm or %); ``budget=None`` takes the method's only value (Upper Bound). NaN if absent."""
+def find(records: Sequence[Record], regime: str, draw: str, method: str, budget: int | None = None) -> Record | None:
+    """The record of one cell (``method`` is a name or key; ``budget=None`` takes the first), or None."""
     for r in records:
         if r.regime == regime and r.draw == draw and (r.method == method or r.key == method) and (
                 budget is None or r.budget == budget):
-            return r.value
-    return float("nan")
+            return r
+    return None
+
+
+def lookup(records: Sequence[Record], regime: str, draw: str, method: str, budget: int | None = None) -> float:
+    """Score of one cell (cm or %); ``budget=None`` takes the method's only value (Upper Bound). NaN if absent."""
+    r = find(records, regime, draw, method, budget)
+    return float("nan") if r is None else r.value
