@@ -69,7 +69,8 @@ $(ACTIVITY_UNSEEN)/meta.json:
 	$(PY) -m admn_ros.cli dataset --task activity --out $(ACTIVITY_UNSEEN) --subjects 25 --val-subjects 1 \
 	    --test-subjects 23 --windows-per-activity 8 --frames 5 --seed 1 --quiet
 evaluate-activity-unseen: env $(ACTIVITY_UNSEEN)/meta.json
-	$(PY) -m admn_ros.cli evaluate --data $(ACTIVITY_UNSEEN) --models models/activity --out docs/results/activity_unseen
+	$(PY) -m admn_ros.cli evaluate --data $(ACTIVITY_UNSEEN) --models models/activity --out docs/results/activity_unseen \
+	    --no-latency --no-progress
 
 # Held-out scenario (seed, trajectories and corruption schedule unlike training) and its
 # replay report at the four table budgets (committed under docs/results/heldout/).

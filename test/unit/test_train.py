@@ -13,7 +13,8 @@ from admn_ros.core.controller import AllocationController, ControllerConfig
 from admn_ros.core.noise import draw_stream_sigmas
 from admn_ros.core.streams import StreamSet
 from admn_ros.core.train import cli
-from admn_ros.core.train.common import NoiseSampler, apply_noise, epoch_batches, lr_at, open_split, to_torch
+from admn_ros.core.train.common import (NoiseSampler, apply_noise, color_augment, epoch_batches, lr_at, open_split,
+                                        to_torch)
 from admn_ros.core.train.config import Stage1Config, Stage2Config, TrainConfigError
 from admn_ros.core.train.stage1 import train_stage1
 from admn_ros.core.train.stage2 import fold_universal, load_controller, load_stage1, train_stage2
@@ -70,6 +71,31 @@ def test_apply_noise_is_seeded_and_clipped():
         assert torch.equal(a[m], b[m]) and a[m].min() >= 0 and a[m].max() <= 1
     zero = apply_noise(x, np.zeros((2, 9), np.float32), ss)
     assert all(torch.equal(zero[m], x[m]) for m in x)
+
+
+def test_color_augment_changes_colours_not_shapes():
+    rng = np.random.default_rng(0)
+    x = {"rgb": torch.rand(32, 5, 3, 8, 8), "depth": torch.rand(32, 5, 1, 8, 8)}
+    y = color_augment(x, 1.0, np.random.default_rng(1))
+    assert y["depth"] is x["depth"] and y["rgb"].shape == x["rgb"].shape
+    assert y["rgb"].min() >= 0 and y["rgb"].max() <= 1 and not torch.equal(y["rgb"], x["rgb"])
+    # one transform per sample, shared by all its images: where nothing was clipped, each
+    # output channel is an affine function of one input channel
+    flat = x["rgb"][0].permute(1, 0, 2, 3).reshape(3, -1)
+    out = y["rgb"][0].permute(1, 0, 2, 3).reshape(3, -1)
+    for c in range(3):
+        ok = (out[c] > 0) & (out[c] < 1)
+        corr = [abs(float(np.corrcoef(flat[k][ok], out[c][ok])[0, 1])) for k in range(3)]
+        assert max(corr) > 0.999
+    # deterministic for a seed; off (identity, no random draws) at probability 0
+    assert torch.equal(color_augment(x, 1.0, np.random.default_rng(1))["rgb"], y["rgb"])
+    state = rng.bit_generator.state
+    assert color_augment(x, 0.0, rng)["rgb"] is x["rgb"] and rng.bit_generator.state == state
+    half = color_augment(x, 0.5, np.random.default_rng(2))["rgb"]
+    changed = [not torch.equal(half[i], x["rgb"][i]) for i in range(32)]
+    assert 5 < sum(changed) < 27
+    with pytest.raises(TrainConfigError, match="color_aug"):
+        Stage1Config(color_aug=1.5)
 
 
 def test_lr_schedule_and_batches():

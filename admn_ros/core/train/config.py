@@ -162,6 +162,10 @@ class Stage1Config(_Base):
             (``fusion.aux_classification_loss``); > 0 turns on ``ADMNConfig.aux_heads``. Each
             backbone is then asked to classify from its own tokens, so a clean modality can
             stand in for noisy ones (docs/TRAINING.md, "Session 7"). 0 (default) = off.
+        color_aug: probability per sample of the RGB photometric augmentation
+            (:func:`admn_ros.core.train.common.color_augment`: channel permutation, per-channel
+            gain, offset). 0 (default) = off. Tried on activity at 0.8 in session 10: no
+            gain (docs/TRAINING.md "Session 10"), so the shipped recipe leaves it off.
         model: ``ADMNConfig`` overrides (dict) for the network.
         init: a stage-0 checkpoint (``model.safetensors`` of a stage-0 run) whose backbone
             weights the network starts from ("" = from scratch).
@@ -191,6 +195,7 @@ class Stage1Config(_Base):
     missing_prob: float = 0.02
     modality_missing: dict[str, float] = field(default_factory=lambda: {"radar": 0.25})
     aux_weight: float = 0.0
+    color_aug: float = 0.0
     model: dict[str, Any] = field(default_factory=dict)
     init: str = ""
     threads: int = 0
@@ -220,6 +225,7 @@ class Stage1Config(_Base):
             v = getattr(self, name)
             _check(0.0 <= v <= 1.0, f"Stage1Config.{name} must be in [0, 1], got {v}")
         _check(self.aux_weight >= 0.0, f"Stage1Config.aux_weight must be >= 0, got {self.aux_weight}")
+        _check(0.0 <= self.color_aug <= 1.0, f"Stage1Config.color_aug must be in [0, 1], got {self.color_aug}")
         _check(self.missing_prob < 0.5, f"Stage1Config.missing_prob must be < 0.5, got {self.missing_prob}")
         for m, p in self.modality_missing.items():
             _check(m in MODALITIES, f"Stage1Config.modality_missing: unknown modality {m!r}; known: "

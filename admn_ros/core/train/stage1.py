@@ -30,10 +30,10 @@ from admn_ros.core.checkpoint import save_checkpoint
 from admn_ros.core.fusion import task_loss
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import budget_from_fraction, naive_allocation
-from admn_ros.core.train.common import (load_resume, NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
-                                        draw_missing, epoch_batches, fmt_duration, metric_key, sample_scores,
-                                        lr_at, make_adamw, open_split, progress, seed_everything, set_lr,
-                                        start_run, subset_size, to_torch, write_json)
+from admn_ros.core.train.common import (load_resume, NoiseSampler, Throughput, apply_noise, check_dataset,
+                                        color_augment, derive_seed, draw_missing, epoch_batches, fmt_duration,
+                                        metric_key, sample_scores, lr_at, make_adamw, open_split, progress,
+                                        seed_everything, set_lr, start_run, subset_size, to_torch, write_json)
 from admn_ros.core.train.config import Stage1Config, TrainConfigError
 
 LAST = "last.safetensors"
@@ -233,6 +233,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
             set_lr(opt, lr)
             inputs, gt = to_torch(train_ds.batch(sel), streams.modalities)
             tput.start()
+            inputs = color_augment(inputs, cfg.color_aug, rng)
             if noisy_phase:
                 inputs = apply_noise(inputs, sampler.draw(len(sel), rng), streams, noise_gen)
             present = draw_missing(len(sel), len(streams), cfg.missing_prob, rng, streams,
