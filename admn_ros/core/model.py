@@ -57,10 +57,14 @@ class ADMNConfig(StreamGridMixin):
         readout: backbone readout, ``"spatial"`` (token layout kept; the default of the
             session-1 to -4 models), ``"cls"`` (the paper) or ``"mean"``; see
             :mod:`admn_ros.core.vit`.
+        pos_init_std: initial scale of the backbones' learned position embeddings (0.02, the
+            ViT convention; about 1 lets a pooled readout learn *where* the target is, see
+            docs/TRAINING.md "Session 11").
         fusion_token_norm: LayerNorm on the fusion's adapter outputs (see
             :class:`~admn_ros.core.fusion.Fusion`; off in the shipped models).
-        aux_heads: activity only: per-modality auxiliary class heads, used in training
-            (``Stage1Config.aux_weight``); see :class:`~admn_ros.core.fusion.Fusion`.
+        aux_heads: auxiliary heads used in training only (``Stage1Config.aux_weight``):
+            per-modality class heads (activity) or per-stream position heads (tracking); see
+            :class:`~admn_ros.core.fusion.Fusion`.
     """
 
     nodes: tuple[str, ...] = DEFAULT_NODES
@@ -84,6 +88,7 @@ class ADMNConfig(StreamGridMixin):
     full_drop: float = 0.1
     first_block: bool = True
     readout: str = "spatial"
+    pos_init_std: float = 0.02
     fusion_token_norm: bool = False
     aux_heads: bool = False
     version: int = field(default=CONFIG_VERSION)
@@ -104,8 +109,9 @@ class ADMNConfig(StreamGridMixin):
             raise ValueError(f"ADMNConfig.img_size {self.img_size} is not a multiple of patch {self.patch}")
         if self.readout not in READOUTS:
             raise ValueError(f"ADMNConfig.readout: {self.readout!r} is not one of {list(READOUTS)}")
-        if self.aux_heads and self.task != "activity":
-            raise ValueError(f"ADMNConfig.aux_heads needs task 'activity', got {self.task!r}")
+        if not float(self.pos_init_std) > 0.0:
+            raise ValueError(f"ADMNConfig.pos_init_std must be > 0, got {self.pos_init_std}")
+        self.pos_init_std = float(self.pos_init_std)
         StreamSet(self.nodes, self.modalities)  # validates names
 
     def _stream_depth(self) -> int:
@@ -193,7 +199,8 @@ class ADMNModel(nn.Module):
         self.backbones = nn.ModuleDict({
             m: AdaptiveViT(cfg.channels(m), cfg.img_size, cfg.patch, cfg.vit_dim, cfg.vit_depth,
                            cfg.vit_heads, cfg.vit_mlp_ratio, cfg.layerdrop, cfg.full_drop,
-                           layerdrop_keep_first=cfg.first_block, readout=cfg.readout)
+                           layerdrop_keep_first=cfg.first_block, readout=cfg.readout,
+                           pos_std=cfg.pos_init_std)
             for m in cfg.modalities
         })
         self.fusion = Fusion(list(stream_modalities(cfg)) * cfg.frames, cfg.vit_dim, cfg.fusion_dim,

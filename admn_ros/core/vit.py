@@ -98,10 +98,13 @@ class Block(nn.Module):
 class PatchEmbed(nn.Module):
     """Image ``[B, C, H, W]`` in [0, 1] -> tokens ``[B, 1 + N, D]`` (CLS first, learned positions).
 
-    The input is centred to [-1, 1] before the strided patch convolution.
+    The input is centred to [-1, 1] before the strided patch convolution. ``pos_std`` is the
+    initial scale of the learned positions (ViT convention 0.02); the pooled readouts need
+    positions of the size of the content features (about 1) to learn localization, see
+    :class:`TokenReadout`.
     """
 
-    def __init__(self, in_chans: int, img_size: int, patch: int, dim: int) -> None:
+    def __init__(self, in_chans: int, img_size: int, patch: int, dim: int, pos_std: float = 0.02) -> None:
         super().__init__()
         if img_size % patch:
             raise ValueError(f"image size {img_size} is not a multiple of patch size {patch}")
@@ -111,7 +114,7 @@ class PatchEmbed(nn.Module):
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.zeros(1, 1 + self.n_patches, dim))
         nn.init.trunc_normal_(self.cls, std=0.02)
-        nn.init.trunc_normal_(self.pos, std=0.02)
+        nn.init.trunc_normal_(self.pos, std=pos_std)
         fan_in = in_chans * patch * patch
         nn.init.trunc_normal_(self.proj.weight, std=1.0 / math.sqrt(fan_in))
         nn.init.zeros_(self.proj.bias)
@@ -214,18 +217,21 @@ class AdaptiveViT(nn.Module):
         full_drop: per-sample probability in training that only block 0 runs.
         layerdrop_keep_first: exempt block 0 from LayerDrop (the first-block rule).
         readout: ``"spatial"`` (:class:`SpatialHead`), ``"cls"`` or ``"mean"`` (:class:`TokenReadout`).
+        pos_std: initial scale of the learned position embedding (:class:`PatchEmbed`).
     """
 
     def __init__(self, in_chans: int, img_size: int = 64, patch: int = 16, dim: int = 64,
                  depth: int = DEPTH, heads: int = 4, mlp_ratio: float = 4.0,
                  layerdrop: float = 0.0, full_drop: float = 0.0,
-                 layerdrop_keep_first: bool = True, readout: str = "spatial") -> None:
+                 layerdrop_keep_first: bool = True, readout: str = "spatial", pos_std: float = 0.02) -> None:
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"unknown backbone readout {readout!r}; use one of {list(READOUTS)}")
         self.readout = readout
         self.dim, self.depth = dim, depth
-        self.patch_embed = PatchEmbed(in_chans, img_size, patch, dim)
+        if not pos_std > 0.0:
+            raise ValueError(f"pos_std must be > 0, got {pos_std}")
+        self.patch_embed = PatchEmbed(in_chans, img_size, patch, dim, pos_std)
         self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
         self.head: nn.Module = (SpatialHead(dim, 1 + self.patch_embed.n_patches) if readout == "spatial"
                                 else TokenReadout(dim, readout))

@@ -158,10 +158,12 @@ class Stage1Config(_Base):
             in a sample (modality dropout; at least one stream stays present). It stops the
             network from leaning on the easiest modality only: without it the radar alone
             carried the position and clean cameras could not replace a noisy radar.
-        aux_weight: activity only: weight of the per-modality auxiliary classification loss
-            (``fusion.aux_classification_loss``); > 0 turns on ``ADMNConfig.aux_heads``. Each
-            backbone is then asked to classify from its own tokens, so a clean modality can
-            stand in for noisy ones (docs/TRAINING.md, "Session 7"). 0 (default) = off.
+        aux_weight: weight of the auxiliary loss; > 0 turns on ``ADMNConfig.aux_heads``.
+            Activity: per-modality classification (``fusion.aux_classification_loss``), so a
+            clean modality can stand in for noisy ones (docs/TRAINING.md, "Session 7").
+            Tracking: per-stream position (``fusion.aux_position_loss``), which lets a pooled
+            backbone readout leave the "predict the centre" plateau (docs/TRAINING.md,
+            "Session 11"). 0 (default) = off.
         color_aug: probability per sample of the RGB photometric augmentation
             (:func:`admn_ros.core.train.common.color_augment`: channel permutation, per-channel
             gain, offset). 0 (default) = off. Tried on activity at 0.8 in session 10: no
