@@ -178,8 +178,8 @@ def test_stage1_bad_data_fails_early(data, tmp_path):
         train_stage1(_s1(data, tmp_path / "o", model=dict(TINY_MODEL, nodes=["node1", "node2"])), log=_quiet)
     with pytest.raises(TrainConfigError, match="outside the model's mean bounds"):
         train_stage1(_s1(data, tmp_path / "o", model=dict(TINY_MODEL, bounds=[[5, 6], [5, 6]])), log=_quiet)
-    with pytest.raises(TrainConfigError, match="aux_heads needs task 'activity'"):
-        train_stage1(_s1(data, tmp_path / "o", aux_weight=0.5), log=_quiet)
+    with pytest.raises(TrainConfigError, match="pos_init_std must be > 0"):
+        train_stage1(_s1(data, tmp_path / "o", model=dict(TINY_MODEL, pos_init_std=0.0)), log=_quiet)
 
 
 @pytest.mark.parametrize("kw,match", [
