@@ -87,7 +87,7 @@ def test_stage0_then_stage1_from_its_backbones(data, tmp_path):
     s1 = Stage1Config(data=str(data), out=str(tmp_path / "s1"), epochs=1, batch_size=8, model=dict(MEAN_MODEL),
                       init=str(s0b), **QUIET)
     res = train_stage1(s1, log=lines.append)
-    assert any("initialised from stage-0" in ln for ln in lines)
+    assert any("initialised from stage0 checkpoint" in ln for ln in lines)
     # what stage 1 starts from is exactly stage 0's backbones
     ck0 = load_checkpoint(s0b, kind="stage0")
     fresh = ADMNModel(ADMNConfig.from_dict(ck0.model_config))
@@ -101,9 +101,36 @@ def test_stage0_then_stage1_from_its_backbones(data, tmp_path):
                        init=str(s0b), **QUIET)
     with pytest.raises(CheckpointError, match="readout"):
         train_stage1(bad, log=_quiet)
+    # a resumable run file is neither a stage-0 nor a stage-1 model
     with pytest.raises(CheckpointError, match="kind"):
         train_stage1(Stage1Config(data=str(data), out=str(tmp_path / "s1c"), epochs=1, model=dict(MEAN_MODEL),
-                                  init=str(res.model_path), **QUIET), log=_quiet)
+                                  init=str(tmp_path / "s0" / "last.safetensors"), **QUIET), log=_quiet)
+
+
+def test_stage1_warm_start_from_a_stage1_model_with_another_readout(data, tmp_path):
+    spatial = train_stage1(Stage1Config(data=str(data), out=str(tmp_path / "sp"), epochs=1, batch_size=8,
+                                        model=dict(TINY_MODEL), **QUIET), log=_quiet).model_path
+    src = load_checkpoint(spatial, kind="stage1").tensors
+    torch.manual_seed(0)
+    fresh = ADMNModel(ADMNConfig.from_dict({**load_checkpoint(spatial).model_config, "readout": "mean"}))
+    head_before = {k: v.clone() for k, v in fresh.backbones.state_dict().items() if ".head." in f".{k}"}
+    lines: list[str] = []
+    init_backbones(fresh, spatial, log=lines.append)
+    got = fresh.backbones.state_dict()
+    copied = [k for k in got if k.split(".")[1] != "head"]
+    assert copied and all(torch.equal(got[k], src["backbones." + k]) for k in copied)
+    # the mean readout's head is not the spatial head: it keeps its own initialisation
+    assert head_before and all(torch.equal(got[k], v) for k, v in head_before.items())
+    assert "readout 'spatial' -> 'mean'" in lines[0], lines
+    # stage 1 then trains from it
+    out: list[str] = []
+    res = train_stage1(Stage1Config(data=str(data), out=str(tmp_path / "warm"), epochs=1, batch_size=8,
+                                    model=dict(MEAN_MODEL), init=str(spatial), **QUIET), log=out.append)
+    assert res.model_path.is_file() and any("from stage1 checkpoint" in ln for ln in out)
+    # other backbone fields must still match
+    with pytest.raises(CheckpointError, match="vit_dim"):
+        init_backbones(ADMNModel(ADMNConfig.from_dict({**load_checkpoint(spatial).model_config, "readout": "mean",
+                                                        "vit_dim": 2 * TINY_MODEL["vit_dim"]})), spatial, log=_quiet)
 
 
 def test_stage0_config_and_cli_errors(data, tmp_path, capsys):

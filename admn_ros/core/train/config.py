@@ -169,8 +169,9 @@ class Stage1Config(_Base):
             gain, offset). 0 (default) = off. Tried on activity at 0.8 in session 10: no
             gain (docs/TRAINING.md "Session 10"), so the shipped recipe leaves it off.
         model: ``ADMNConfig`` overrides (dict) for the network.
-        init: a stage-0 checkpoint (``model.safetensors`` of a stage-0 run) whose backbone
-            weights the network starts from ("" = from scratch).
+        init: a stage-0 checkpoint (``model.safetensors`` of a stage-0 run) or a stage-1
+            model (warm start; its readout may differ, then the readout head starts fresh)
+            whose backbone weights the network starts from ("" = from scratch).
         threads: torch intra-op threads (0 = leave torch's default).
         progress: show tqdm progress bars.
     """

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from admn_ros.core.checkpoint import check_config, load_checkpoint, save_checkpoint
+from admn_ros.core.checkpoint import check_config, check_state_dict, load_checkpoint, save_checkpoint
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.train.common import (load_resume, Throughput, check_dataset, derive_seed, epoch_batches, fmt_duration,
                                         lr_at, make_adamw, open_split, progress, seed_everything, set_lr,
@@ -126,16 +126,34 @@ def frames_of(batch: torch.Tensor) -> torch.Tensor:
 
 
 def init_backbones(model: ADMNModel, path: str | Path, log: Callable[[str], None] = print) -> None:
-    """Load a stage-0 checkpoint's backbone weights into ``model`` (stage 1's ``init``).
+    """Load a checkpoint's backbone weights into ``model`` (stage 1's ``init``).
+
+    ``path`` is a stage-0 checkpoint (MAE pretraining) or a stage-1 checkpoint (warm start
+    from another trained network, e.g. a shipped model). A stage-1 source may use a
+    different backbone readout: its patch embedding, positions, CLS token and blocks are
+    copied and ``model``'s readout head keeps its fresh initialisation.
 
     Raises:
-        CheckpointError: not a stage-0 checkpoint, or its backbones differ from ``model``'s
-            (:data:`BACKBONE_KEYS`).
+        CheckpointError: neither kind, or its backbones differ from ``model``'s
+            (:data:`BACKBONE_KEYS`; ``readout`` only for stage-0 sources).
     """
-    ck = load_checkpoint(path, kind="stage0")
-    check_config(path, ck.model_config, model.cfg.to_dict(), keys=BACKBONE_KEYS)
-    ck.load_into(model.backbones, prefix="backbones.")
-    log(f"[stage1] backbones initialised from stage-0 checkpoint {path} (epoch {ck.epoch})")
+    ck = load_checkpoint(path, kind=("stage0", "stage1"), with_optimizer=False)
+    kind = ck.meta.get("kind")
+    stored = {"readout": "spatial", **ck.model_config}  # checkpoints older than the field are spatial
+    keys = BACKBONE_KEYS if kind == "stage0" else tuple(k for k in BACKBONE_KEYS if k != "readout")
+    check_config(path, stored, model.cfg.to_dict(), keys=keys)
+    prefix = "backbones."
+    sub = {k[len(prefix):]: v for k, v in ck.tensors.items() if k.startswith(prefix)}
+    expected = model.backbones.state_dict()
+    if stored["readout"] != model.cfg.readout:
+        is_head = [k for k in expected if k.split(".")[1] == "head"]
+        sub = {k: v for k, v in sub.items() if k.split(".")[1] != "head"}
+        expected = {k: v for k, v in expected.items() if k not in is_head}
+    check_state_dict(sub, expected, path=path, strict=True)
+    model.backbones.load_state_dict(sub, strict=False)
+    log(f"[stage1] backbones initialised from {kind} checkpoint {path} (epoch {ck.epoch}"
+        + (f"; readout {stored['readout']!r} -> {model.cfg.readout!r}, head re-initialised)"
+           if stored["readout"] != model.cfg.readout else ")"))
 
 
 def _model_config(cfg: Stage0Config, ds: Any) -> ADMNConfig:
