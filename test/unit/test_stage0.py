@@ -113,7 +113,7 @@ def test_stage1_warm_start_from_a_stage1_model_with_another_readout(data, tmp_pa
     src = load_checkpoint(spatial, kind="stage1").tensors
     torch.manual_seed(0)
     fresh = ADMNModel(ADMNConfig.from_dict({**load_checkpoint(spatial).model_config, "readout": "mean"}))
-    head_before = {k: v.clone() for k, v in fresh.backbones.state_dict().items() if ".head." in f".{k}"}
+    head_before = {k: v.clone() for k, v in fresh.backbones.state_dict().items() if k.split(".")[1] == "head"}
     lines: list[str] = []
     init_backbones(fresh, spatial, log=lines.append)
     got = fresh.backbones.state_dict()

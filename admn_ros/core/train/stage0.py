@@ -145,15 +145,14 @@ def init_backbones(model: ADMNModel, path: str | Path, log: Callable[[str], None
     prefix = "backbones."
     sub = {k[len(prefix):]: v for k, v in ck.tensors.items() if k.startswith(prefix)}
     expected = model.backbones.state_dict()
-    if stored["readout"] != model.cfg.readout:
-        is_head = [k for k in expected if k.split(".")[1] == "head"]
+    new_head = stored["readout"] != model.cfg.readout
+    if new_head:  # keys are "<modality>.head.<...>": drop the source's head, keep the model's own
         sub = {k: v for k, v in sub.items() if k.split(".")[1] != "head"}
-        expected = {k: v for k, v in expected.items() if k not in is_head}
+        expected = {k: v for k, v in expected.items() if k.split(".")[1] != "head"}
     check_state_dict(sub, expected, path=path, strict=True)
-    model.backbones.load_state_dict(sub, strict=False)
+    model.backbones.load_state_dict(sub, strict=not new_head)
     log(f"[stage1] backbones initialised from {kind} checkpoint {path} (epoch {ck.epoch}"
-        + (f"; readout {stored['readout']!r} -> {model.cfg.readout!r}, head re-initialised)"
-           if stored["readout"] != model.cfg.readout else ")"))
+        + (f"; readout {stored['readout']!r} -> {model.cfg.readout!r}, head re-initialised)" if new_head else ")"))
 
 
 def _model_config(cfg: Stage0Config, ds: Any) -> ADMNConfig:
