@@ -142,3 +142,27 @@ def test_stage0_config_and_cli_errors(data, tmp_path, capsys):
     assert rc == 2 and "stage0" in capsys.readouterr().err
     rc = cli.main(["stage0", "--data", str(data), "--out", str(tmp_path / "o"), "--model", "{bad", "--no-progress"])
     assert rc == 2 and "--model: invalid JSON" in capsys.readouterr().err
+
+
+def test_pipeline_spatial_stage0_trains_the_task_and_starts_a_pooled_stage1(data, tmp_path):
+    """``train all --stage0 spatial``: stage 0 is the task with the spatial readout; a mean-readout
+    stage 1 then starts from its backbones (its readout head fresh)."""
+    from admn_ros.core.train.pipeline import PipelineConfig, _run_stage0, run_pipeline
+
+    cfg = PipelineConfig(data=str(data), runs=str(tmp_path / "r"), stage0="spatial", stage0_epochs=1,
+                         stage1_threads=1, stage1_val_samples=8, progress=False)
+    lines: list[str] = []
+    s0 = _run_stage0(cfg, tmp_path / "r", dict(MEAN_MODEL), lines.append)
+    ck = load_checkpoint(s0, kind="stage1")
+    assert ck.epoch == 1 and ck.model_config["readout"] == "spatial"
+    assert ck.model_config["vit_dim"] == TINY_MODEL["vit_dim"]  # the backbone shape of the main stage 1
+    assert s0.parent == tmp_path / "r" / "stage0" and any("spatial readout" in ln for ln in lines)
+    out: list[str] = []
+    train_stage1(Stage1Config(data=str(data), out=str(tmp_path / "s1"), epochs=1, batch_size=8,
+                              model=dict(MEAN_MODEL), init=str(s0), **QUIET), log=out.append)
+    assert any("readout 'spatial' -> 'mean'" in ln for ln in out), out
+    # an unknown kind fails before any work
+    with pytest.raises(TrainConfigError, match="unknown stage 0"):
+        run_pipeline(PipelineConfig(data=str(tmp_path / "d"), runs=str(tmp_path / "r2"), stage0="imagenet",
+                                    progress=False), log=_quiet)
+    assert not (tmp_path / "d").exists()

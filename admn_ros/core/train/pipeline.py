@@ -4,7 +4,9 @@ controllers -> ``models/``, with fixed seeds, sized for <= 60 min on a 2-core CP
 Steps (each is skipped/resumed if its output already exists, so a re-run continues):
 
 1. dataset: ``generate_dataset(data, samples, seed)`` unless ``data/meta.json`` exists;
-   (optional) stage 0, MAE pretraining of the backbones, with ``--stage0-epochs N > 0``;
+   (optional) stage 0, pretraining of the backbones, with ``--stage0-epochs N > 0``: MAE
+   reconstruction (``--stage0 mae``, no labels) or the task itself with the spatial readout
+   (``--stage0 spatial``, the default recipe's stage 1 for N epochs), for a pooled readout;
 2. stage 1 in this process with ``--stage1-threads`` torch threads (from stage 0's backbones
    if it ran), with the backbone readout of ``--readout``;
 3. stage 2 in two parallel lanes (subprocesses, 1 torch thread each; on 2 cores this is
@@ -64,6 +66,7 @@ class PipelineConfig:
     readout: str = "spatial"
     fusion_token_norm: bool = False
     stage0_epochs: int = 0
+    stage0: str = "mae"
     activity_subjects: int = 40
     activity_windows: int = 20
     activity_frames: int = 5
@@ -74,6 +77,9 @@ class PipelineConfig:
 #: Stage-1 overrides of the activity task: modality dropout on every modality (the body is
 #: seen by all three; each backbone must learn alone, so a clean one can replace a noisy one).
 ACTIVITY_STAGE1: dict[str, Any] = {"modality_missing": {"rgb": 0.2, "depth": 0.2, "radar": 0.2}}
+
+#: What stage 0 can pretrain the backbones on (``PipelineConfig.stage0``).
+STAGE0_KINDS: tuple[str, ...] = ("mae", "spatial")
 
 #: Defaults that differ for the activity task (``--task activity``).
 ACTIVITY_DEFAULTS: dict[str, Any] = {"data": "data/activity_sim", "runs": "runs/activity",
@@ -104,6 +110,10 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
                    help="LayerNorm on the fusion's adapter outputs (ADMNConfig.fusion_token_norm)")
     p.add_argument("--stage0-epochs", type=int, default=d.stage0_epochs,
                    help="MAE pretraining epochs of the backbones before stage 1 (0 = none)")
+    p.add_argument("--stage0", choices=list(STAGE0_KINDS), default=d.stage0,
+                   help="what stage 0 pretrains the backbones on: mae = masked-patch reconstruction (no labels); "
+                        "spatial = the task itself with the spatial readout (the default stage-1 recipe for "
+                        "--stage0-epochs epochs), whose backbones then start a pooled-readout stage 1")
     p.add_argument("--stage1-epochs", type=int, default=d.stage1_epochs)
     p.add_argument("--stage1-threads", type=int, default=d.stage1_threads)
     p.add_argument("--stage1-config", default=None, metavar="FILE",
@@ -135,7 +145,7 @@ def run_pipeline_args(a: argparse.Namespace) -> int:
                          activity_frames=a.frames,
                          frames_per_episode=a.frames_per_episode, workers=a.workers,
                          readout=a.readout, fusion_token_norm=a.fusion_token_norm,
-                         stage0_epochs=a.stage0_epochs,
+                         stage0_epochs=a.stage0_epochs, stage0=a.stage0,
                          stage1_epochs=a.stage1_epochs, stage1_threads=a.stage1_threads,
                          stage1_val_samples=a.val_samples, universal_epochs=a.universal_epochs,
                          budget_epochs=a.budget_epochs, ae_epochs=a.ae_epochs, stage2_val_samples=a.val_samples,
@@ -233,6 +243,30 @@ def _given_stage1(cfg: PipelineConfig, runs: Path) -> Path | None:
     return dst
 
 
+def _run_stage0(cfg: PipelineConfig, runs: Path, model_over: dict[str, Any], log: Any) -> Path:
+    """Stage 0 into ``<runs>/stage0``; returns the checkpoint stage 1 starts from.
+
+    ``mae``: :func:`~admn_ros.core.train.stage0.train_stage0` on the backbones alone.
+    ``spatial``: :func:`~admn_ros.core.train.stage1.train_stage1` with the task's default recipe
+    and the spatial readout; only its backbones (not the readout head or the fusion) are used.
+    """
+    from admn_ros.core.train.stage0 import BACKBONE_KEYS, train_stage0
+
+    backbone_over = {k: v for k, v in model_over.items() if k in BACKBONE_KEYS}  # stage 0 has no fusion
+    if cfg.stage0 == "mae":
+        s0cfg = Stage0Config(data=cfg.data, out=str(runs / "stage0"), epochs=cfg.stage0_epochs, seed=cfg.seed,
+                             threads=cfg.stage1_threads, progress=cfg.progress, model=backbone_over)
+        return train_stage0(s0cfg, resume=True, log=log)
+    from admn_ros.core.train.stage1 import train_stage1
+
+    recipe = dict(ACTIVITY_STAGE1) if cfg.task == "activity" else {}
+    s0cfg = Stage1Config(data=cfg.data, out=str(runs / "stage0"), epochs=cfg.stage0_epochs, seed=cfg.seed,
+                         val_samples=cfg.stage1_val_samples, threads=cfg.stage1_threads, progress=cfg.progress,
+                         model={**backbone_over, "readout": "spatial"}, **recipe)
+    log(f"[all] stage 0: the task with the spatial readout for {cfg.stage0_epochs} epochs (backbones for stage 1)")
+    return train_stage1(s0cfg, resume=True, log=log).model_path
+
+
 def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     """Run every step (see the module docstring); returns the summary dict."""
     import torch
@@ -253,6 +287,8 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     model_over = {**dict(extra.pop("model", {})), **({"readout": cfg.readout} if cfg.readout != "spatial" else {}),
                   **({"fusion_token_norm": True} if cfg.fusion_token_norm else {})}
     _check_stage1_overrides(extra, model_over)
+    if cfg.stage0 not in STAGE0_KINDS:
+        raise TrainConfigError(f"unknown stage 0 {cfg.stage0!r}; known: {list(STAGE0_KINDS)}")
     given = _given_stage1(cfg, runs)  # checked before any work
 
     # 1. dataset
@@ -279,14 +315,10 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     if given is not None:
         log(f"[all] --stage1-from {cfg.stage1_from}: skipping stage 0 and stage 1")
     elif cfg.stage0_epochs > 0:
-        from admn_ros.core.train.stage0 import BACKBONE_KEYS, train_stage0
-
         t0 = time.perf_counter()
-        backbone_over = {k: v for k, v in model_over.items() if k in BACKBONE_KEYS}  # stage 0 has no fusion
-        s0cfg = Stage0Config(data=cfg.data, out=str(runs / "stage0"), epochs=cfg.stage0_epochs, seed=cfg.seed,
-                             threads=cfg.stage1_threads, progress=cfg.progress, model=backbone_over)
-        extra["init"] = str(train_stage0(s0cfg, resume=True, log=log))
-        summary["steps"]["stage0"] = {"seconds": time.perf_counter() - t0, "epochs": cfg.stage0_epochs}
+        extra["init"] = str(_run_stage0(cfg, runs, model_over, log))
+        summary["steps"]["stage0"] = {"seconds": time.perf_counter() - t0, "epochs": cfg.stage0_epochs,
+                                      "kind": cfg.stage0}
 
     # 2. stage 1
     t0 = time.perf_counter()
