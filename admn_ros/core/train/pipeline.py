@@ -109,7 +109,7 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fusion-token-norm", action="store_true",
                    help="LayerNorm on the fusion's adapter outputs (ADMNConfig.fusion_token_norm)")
     p.add_argument("--stage0-epochs", type=int, default=d.stage0_epochs,
-                   help="MAE pretraining epochs of the backbones before stage 1 (0 = none)")
+                   help="stage-0 pretraining epochs of the backbones before stage 1 (0 = none; what it trains: --stage0)")
     p.add_argument("--stage0", choices=list(STAGE0_KINDS), default=d.stage0,
                    help="what stage 0 pretrains the backbones on: mae = masked-patch reconstruction (no labels); "
                         "spatial = the task itself with the spatial readout (the default stage-1 recipe for "
