@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from admn_ros.core.checkpoint import CheckpointError, load_checkpoint
+from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from admn_ros.core.train import cli
 from admn_ros.core.train.config import Stage0Config, Stage1Config, TrainConfigError
 from admn_ros.core.model import ADMNConfig, ADMNModel
@@ -127,6 +127,21 @@ def test_stage1_warm_start_from_a_stage1_model_with_another_readout(data, tmp_pa
     res = train_stage1(Stage1Config(data=str(data), out=str(tmp_path / "warm"), epochs=1, batch_size=8,
                                     model=dict(MEAN_MODEL), init=str(spatial), **QUIET), log=out.append)
     assert res.model_path.is_file() and any("from stage1 checkpoint" in ln for ln in out)
+    assert not any("whole network" in ln for ln in lines + out)  # another readout: backbones only
+    # the very same network: the fusion and head come along too (a whole-network warm start)
+    same = ADMNModel(ADMNConfig.from_dict(load_checkpoint(spatial).model_config))
+    lines = []
+    init_backbones(same, spatial, log=lines.append)
+    assert "whole network" in lines[0], lines
+    assert all(torch.equal(v, src[k]) for k, v in same.state_dict().items())
+    # a model saved before newer config fields existed (they take their defaults) is the same network
+    ck = load_checkpoint(spatial, kind="stage1")
+    legacy_cfg = {k: v for k, v in ck.model_config.items() if k not in ("pos_init_std", "aux_heads", "readout")}
+    legacy = save_checkpoint(tmp_path / "legacy.safetensors", kind="stage1", state_dict=src,
+                             meta={"model_config": legacy_cfg, "epoch": 1})
+    lines = []
+    init_backbones(ADMNModel(ADMNConfig.from_dict(ck.model_config)), legacy, log=lines.append)
+    assert "whole network" in lines[0], lines
     # other backbone fields must still match
     with pytest.raises(CheckpointError, match="vit_dim"):
         init_backbones(ADMNModel(ADMNConfig.from_dict({**load_checkpoint(spatial).model_config, "readout": "mean",

@@ -11,10 +11,11 @@ import torch
 from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from admn_ros.core.controller import AllocationController, ControllerConfig
 from admn_ros.core.noise import draw_stream_sigmas
-from admn_ros.core.streams import StreamSet
+from admn_ros.core.streams import MODALITIES, StreamSet, budget_from_fraction
 from admn_ros.core.train import cli
-from admn_ros.core.train.common import (NoiseSampler, apply_noise, color_augment, epoch_batches, lr_at, open_split,
-                                        to_torch)
+from admn_ros.core.model import ADMNModel
+from admn_ros.core.train.common import (NoiseSampler, apply_noise, color_augment, epoch_batches, lr_at,
+                                        noise_aware_masks, open_split, to_torch)
 from admn_ros.core.train.config import Stage1Config, Stage2Config, TrainConfigError
 from admn_ros.core.train.stage1 import train_stage1
 from admn_ros.core.train.stage2 import fold_universal, load_controller, load_stage1, train_stage2
@@ -114,7 +115,61 @@ def test_stage1_config_layerdrop_ramp():
     assert [c.loss_weights_at(e) for e in (0, 1, 2, 9)] == [(0.0, 1.0), (0.0, 1.0), (1.0, 0.05), (1.0, 0.05)]
 
 
+def test_noise_aware_masks_honour_the_budgets_and_favour_clean_streams():
+    streams = StreamSet(["node1", "node2", "node3"], ["rgb", "depth", "radar"])
+    smax = np.array([MODALITIES[streams.modality_of(i)].sigma_max for i in range(9)], np.float32)
+    noisy = np.array([1, 0, 0, 1, 0, 1, 0, 0, 1], bool)
+    sig = np.tile(np.where(noisy, smax, 0.0), (200, 1))
+    rng = np.random.default_rng(0)
+    m = noise_aware_masks(sig, streams, [27, 36], 12, True, rng)
+    assert m.shape == (200, 9, 12) and m.dtype == bool
+    assert set(m.sum((1, 2)).tolist()) == {27, 36}  # both budgets drawn, each exactly
+    assert m[:, :, 0].all()  # first-block rule
+    per_stream = m.sum(2).mean(0)
+    assert per_stream[~noisy].min() > 2 * per_stream[noisy].max(), per_stream
+    assert len({tuple(np.flatnonzero(r)) for r in m[:, 1]}) > 20  # which blocks run varies
+    # temperature 0: the noisy streams keep only their first block while the clean ones have room
+    m0 = noise_aware_masks(sig[:3], streams, [27], 12, True, rng, temperature=0.0)
+    assert (m0[:, noisy].sum(2) == 1).all() and (m0.sum((1, 2)) == 27).all()
+    # without the first-block rule nothing is forced; a budget below the stream count is refused
+    assert not noise_aware_masks(sig[:3], streams, [5], 12, False, rng, 0.0)[:, noisy].any()
+    with pytest.raises(ValueError):
+        noise_aware_masks(sig[:1], streams, [5], 12, True, rng)
+
+
+def test_stage1_config_alloc_ramp():
+    c = Stage1Config(alloc_ramp=[[0, 0.0], [3, 0.5]])
+    assert [c.alloc_at(e) for e in range(5)] == [0.0, 0.0, 0.0, 0.5, 0.5]
+    assert Stage1Config().alloc_at(10) == 0.0  # off by default
+
+
 # ----------------------------------------------------------------------------- stage 1
+def test_stage1_alloc_batches_run_budgeted_qoi_aware_masks(data, tmp_path, monkeypatch):
+    """With ``alloc_ramp`` the noisy-phase batches run noise-aware masks of the configured
+    budgets (and no LayerDrop on top); before the ramp starts they run LayerDrop (mask None)."""
+    seen: list = []
+    real_forward = ADMNModel.forward
+
+    def spy(self, inputs, mask=None, present=None, blend=False):
+        layerdrop = [b.layerdrop for b in self.backbones.values()]
+        if self.training:  # validation runs in eval mode
+            seen.append((None if mask is None else np.asarray(mask), layerdrop))
+        return real_forward(self, inputs, mask, present, blend)
+
+    monkeypatch.setattr(ADMNModel, "forward", spy)
+    cfg = _s1(data, tmp_path / "alloc", epochs=2, noise_start_epoch=0, alloc_ramp=[[0, 0.0], [1, 1.0]],
+              alloc_fractions=[0.25, 0.5], layerdrop_ramp=[[0, 0.2]])
+    res = train_stage1(cfg, log=_quiet)
+    assert [h["alloc"] for h in res.history] == [0.0, 1.0]
+    first, second = seen[:len(seen) // 2], seen[len(seen) // 2:]  # one half per epoch
+    assert all(m is None and ld[0] == pytest.approx(0.2) for m, ld in first)
+    assert second and all(m is not None and ld[0] == 0.0 for m, ld in second)
+    n_streams, depth = second[0][0].shape[1:]
+    budgets = {budget_from_fraction(f, n_streams, depth) for f in (0.25, 0.5)}
+    assert set(np.concatenate([m.sum((1, 2)) for m, _ in second]).tolist()) <= budgets
+    assert np.isfinite([h["loss"] for h in res.history]).all()
+
+
 def test_stage1_tiny_run_lowers_loss(data, tmp_path):
     cfg = _s1(data, tmp_path / "run", epochs=6, noise_start_epoch=99, layerdrop_ramp=[[0, 0.0]], full_drop=0.0,
               missing_prob=0.0, lr=5e-3, warmup_epochs=0.0, loss_ramp=[[0, 1.0, 0.05]])
@@ -191,6 +246,10 @@ def test_stage1_bad_data_fails_early(data, tmp_path):
     ({"loss_ramp": [[0, 0.0, 0.0]]}, "loss_ramp"),
     ({"loss_ramp": [[0, 1.0]]}, "loss_ramp"),
     ({"aux_weight": -0.1}, "aux_weight must be >= 0"),
+    ({"alloc_ramp": [[0, 1.5]]}, "alloc_ramp"),
+    ({"alloc_ramp": [[0]]}, "alloc_ramp"),
+    ({"alloc_fractions": [0.0]}, "alloc_fractions"),
+    ({"alloc_temperature": -1.0}, "alloc_temperature"),
 ])
 def test_stage1_config_errors(kw, match):
     with pytest.raises(TrainConfigError, match=match):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from admn_ros.core.noise import draw_stream_sigmas
-from admn_ros.core.streams import StreamSet
+from admn_ros.core.streams import MODALITIES, StreamSet, validate_budget
 from admn_ros.core.train.config import TrainConfigError
 
 #: A batch as the model wants it: dict modality -> float32 ``[B, S, C, H, W]`` in [0, 1].
@@ -230,6 +230,33 @@ class NoiseSampler:
             mode = "modality" if rng.random() < self.modality_prob else "stream"
             out[b] = draw_stream_sigmas(self.streams, regime, rng, mode=mode)
         return out
+
+
+def noise_aware_masks(sigmas: np.ndarray, streams: StreamSet, budgets: Sequence[int], depth: int,
+                      first_block: bool, rng: np.random.Generator, temperature: float = 0.2) -> np.ndarray:
+    """Budgeted, QoI-aware training allocations (stage 1's ``alloc_ramp``): bool ``[B, n, depth]``.
+
+    Per sample a budget ``L`` is drawn from ``budgets``; every (stream, block) pair scores
+    ``1 - sigma / sigma_max`` of its stream plus ``temperature`` x Gumbel noise, and the
+    ``L`` best pairs run (block 0 of every stream first if ``first_block``). So the network
+    trains on allocations like a QoI-aware controller's: cleaner streams get more blocks,
+    noisy ones little more than the forced first, and which blocks run is random.
+    """
+    sig = np.asarray(sigmas, dtype=np.float32).reshape(-1, len(streams))
+    n = len(streams)
+    smax = np.array([MODALITIES[streams.modality_of(i)].sigma_max for i in range(n)], np.float32)
+    quality = 1.0 - np.clip(sig / smax, 0.0, 1.0)
+    out = np.zeros((sig.shape[0], n, depth), dtype=bool)
+    forced = n if first_block else 0
+    for b in range(sig.shape[0]):
+        budget = validate_budget(int(budgets[int(rng.integers(len(budgets)))]), n, depth, first_block)
+        score = quality[b][:, None] + temperature * rng.gumbel(size=(n, depth))
+        if first_block:
+            out[b, :, 0] = True
+            score[:, 0] = -np.inf
+        pick = np.argsort(-score, axis=None, kind="stable")[:budget - forced]
+        out[b].reshape(-1)[pick] = True
+    return out
 
 
 def apply_noise(inputs: Mapping[str, torch.Tensor], sigmas: np.ndarray | torch.Tensor, streams: StreamSet,

@@ -168,6 +168,13 @@ class Stage1Config(_Base):
             (:func:`admn_ros.core.train.common.color_augment`: channel permutation, per-channel
             gain, offset). 0 (default) = off. Tried on activity at 0.8 in session 10: no
             gain (docs/TRAINING.md "Session 10"), so the shipped recipe leaves it off.
+        alloc_ramp: ``[[epoch, p], ...]``: from that epoch on, a noisy-phase batch runs with
+            probability ``p`` under budgeted QoI-aware allocations
+            (:func:`admn_ros.core.train.common.noise_aware_masks`, budgets ``alloc_fractions``
+            of all blocks) instead of LayerDrop, so the network learns the shallow-but-focused
+            allocations a controller will give it. Default: never (docs/TRAINING.md "Session 16").
+        alloc_fractions: budgets of those batches as fractions of all blocks.
+        alloc_temperature: Gumbel scale of those allocations (0 = the cleanest streams' blocks in order).
         model: ``ADMNConfig`` overrides (dict) for the network.
         init: a stage-0 checkpoint (``model.safetensors`` of a stage-0 run) or a stage-1
             model (warm start; its readout may differ, then the readout head starts fresh)
@@ -199,6 +206,9 @@ class Stage1Config(_Base):
     modality_missing: dict[str, float] = field(default_factory=lambda: {"radar": 0.25})
     aux_weight: float = 0.0
     color_aug: float = 0.0
+    alloc_ramp: tuple[tuple[int, float], ...] = ((0, 0.0),)
+    alloc_fractions: tuple[float, ...] = TABLE_FRACTIONS
+    alloc_temperature: float = 0.2
     model: dict[str, Any] = field(default_factory=dict)
     init: str = ""
     threads: int = 0
@@ -206,6 +216,18 @@ class Stage1Config(_Base):
 
     def __post_init__(self) -> None:
         self.layerdrop_ramp = tuple((int(e), float(p)) for e, p in self.layerdrop_ramp)
+        try:
+            self.alloc_ramp = tuple((int(e), float(p)) for e, p in self.alloc_ramp)
+            self.alloc_fractions = tuple(float(f) for f in self.alloc_fractions)
+        except (TypeError, ValueError) as exc:
+            raise TrainConfigError(f"Stage1Config.alloc_ramp must be [[epoch, p], ...] and alloc_fractions "
+                                   f"a list of fractions: {exc}") from exc
+        _check(all(0.0 <= p <= 1.0 for _, p in self.alloc_ramp),
+               f"Stage1Config.alloc_ramp probabilities must be in [0, 1]: {self.alloc_ramp}")
+        _check(bool(self.alloc_fractions) and all(0.0 < f <= 1.0 for f in self.alloc_fractions),
+               f"Stage1Config.alloc_fractions must be fractions in (0, 1]: {self.alloc_fractions}")
+        _check(self.alloc_temperature >= 0.0,
+               f"Stage1Config.alloc_temperature must be >= 0, got {self.alloc_temperature}")
         try:
             self.loss_ramp = tuple((int(e), float(a), float(b)) for e, a, b in self.loss_ramp)
         except (TypeError, ValueError) as exc:
@@ -246,11 +268,20 @@ class Stage1Config(_Base):
 
     def layerdrop_at(self, epoch: int) -> float:
         """LayerDrop probability in ``epoch`` (0-based) from :attr:`layerdrop_ramp`."""
-        p = 0.0
-        for e, q in sorted(self.layerdrop_ramp):
-            if epoch >= e:
-                p = q
-        return p
+        return _ramp_at(self.layerdrop_ramp, epoch)
+
+    def alloc_at(self, epoch: int) -> float:
+        """Share of noisy-phase batches under QoI-aware allocations in ``epoch`` (:attr:`alloc_ramp`)."""
+        return _ramp_at(self.alloc_ramp, epoch)
+
+
+def _ramp_at(ramp: Sequence[tuple[int, float]], epoch: int) -> float:
+    """The value of a ``[[epoch, value], ...]`` ramp in ``epoch`` (0 before its first entry)."""
+    p = 0.0
+    for e, q in sorted(ramp):
+        if epoch >= e:
+            p = q
+    return p
 
 
 #: Controller variants trained in stage 2.

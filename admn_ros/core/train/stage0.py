@@ -23,6 +23,8 @@ config; stage 1 starts from it with ``Stage1Config.init``), ``summary.json``.
 """
 from __future__ import annotations
 
+import json
+
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -125,13 +127,26 @@ def frames_of(batch: torch.Tensor) -> torch.Tensor:
     return batch.flatten(0, 1)
 
 
+def _same_config(stored: dict[str, Any], cfg: ADMNConfig) -> bool:
+    """Whether a checkpoint's model config (fields added since it was saved take their
+    defaults) describes exactly the network ``cfg`` does."""
+    try:
+        full = ADMNConfig.from_dict(stored).to_dict()
+    except (TypeError, ValueError):
+        return False
+    return json.dumps(full, sort_keys=True) == json.dumps(cfg.to_dict(), sort_keys=True)
+
+
 def init_backbones(model: ADMNModel, path: str | Path, log: Callable[[str], None] = print) -> None:
     """Load a checkpoint's backbone weights into ``model`` (stage 1's ``init``).
 
     ``path`` is a stage-0 checkpoint (MAE pretraining) or a stage-1 checkpoint (warm start
     from another trained network, e.g. a shipped model). A stage-1 source may use a
     different backbone readout: its patch embedding, positions, CLS token and blocks are
-    copied and ``model``'s readout head keeps its fresh initialisation.
+    copied and ``model``'s readout head keeps its fresh initialisation. A stage-1 source
+    of the very same network (identical model config) also gives its fusion and head: the
+    whole network is warm-started, e.g. to finetune it under budgeted allocations
+    (``Stage1Config.alloc_ramp``).
 
     Raises:
         CheckpointError: neither kind, or its backbones differ from ``model``'s
@@ -151,7 +166,13 @@ def init_backbones(model: ADMNModel, path: str | Path, log: Callable[[str], None
         expected = {k: v for k, v in expected.items() if k.split(".")[1] != "head"}
     check_state_dict(sub, expected, path=path, strict=True)
     model.backbones.load_state_dict(sub, strict=not new_head)
-    log(f"[stage1] backbones initialised from {kind} checkpoint {path} (epoch {ck.epoch}"
+    same_net = kind == "stage1" and _same_config(stored, model.cfg)
+    if same_net:
+        fusion = {k[len("fusion."):]: v for k, v in ck.tensors.items() if k.startswith("fusion.")}
+        check_state_dict(fusion, model.fusion.state_dict(), path=path, strict=True)
+        model.fusion.load_state_dict(fusion)
+    what = "whole network (same model config)" if same_net else "backbones"
+    log(f"[stage1] {what} initialised from {kind} checkpoint {path} (epoch {ck.epoch}"
         + (f"; readout {stored['readout']!r} -> {model.cfg.readout!r}, head re-initialised)" if new_head else ")"))
 
 

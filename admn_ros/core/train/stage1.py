@@ -32,8 +32,9 @@ from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import budget_from_fraction, naive_allocation
 from admn_ros.core.train.common import (load_resume, NoiseSampler, Throughput, apply_noise, check_dataset,
                                         color_augment, derive_seed, draw_missing, epoch_batches, fmt_duration,
-                                        metric_key, sample_scores, lr_at, make_adamw, open_split, progress,
-                                        seed_everything, set_lr, start_run, subset_size, to_torch, write_json)
+                                        metric_key, noise_aware_masks, sample_scores, lr_at, make_adamw,
+                                        open_split, progress, seed_everything, set_lr, start_run, subset_size,
+                                        to_torch, write_json)
 from admn_ros.core.train.config import Stage1Config, TrainConfigError
 
 LAST = "last.safetensors"
@@ -209,6 +210,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
     total_steps = steps_per_epoch * cfg.epochs
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     sampler = NoiseSampler(streams, cfg.noise_regimes, cfg.modality_draw_prob, cfg.clean_prob)
+    budgets = sorted({budget_from_fraction(f, len(streams), mcfg.vit_depth) for f in cfg.alloc_fractions})
     tput = Throughput()
     t_start = time.perf_counter()
     val: dict[str, float] = dict(history[-1]["val"]) if history else {}
@@ -222,6 +224,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
         p_drop = cfg.layerdrop_at(epoch)
         w_nll, w_dist = cfg.loss_weights_at(epoch)
         noisy_phase = epoch >= cfg.noise_start_epoch
+        p_alloc = cfg.alloc_at(epoch) if noisy_phase else 0.0
         model.set_layerdrop(p_drop, cfg.full_drop)
         model.train()
         batches = epoch_batches(n_all, cfg.batch_size, rng, limit=cfg.train_samples)
@@ -234,11 +237,18 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
             inputs, gt = to_torch(train_ds.batch(sel), streams.modalities)
             tput.start()
             inputs = color_augment(inputs, cfg.color_aug, rng)
+            mask = None
             if noisy_phase:
-                inputs = apply_noise(inputs, sampler.draw(len(sel), rng), streams, noise_gen)
+                sig = sampler.draw(len(sel), rng)
+                inputs = apply_noise(inputs, sig, streams, noise_gen)
+                if p_alloc > 0 and rng.random() < p_alloc:
+                    mask = noise_aware_masks(sig, streams, budgets, mcfg.vit_depth, mcfg.first_block, rng,
+                                             cfg.alloc_temperature)
             present = draw_missing(len(sel), len(streams), cfg.missing_prob, rng, streams,
                                    cfg.modality_missing if noisy_phase else None)
-            out_d = model(inputs, None, present)
+            # an allocation batch runs exactly its budget: no LayerDrop on top
+            model.set_layerdrop(0.0 if mask is not None else p_drop, 0.0 if mask is not None else cfg.full_drop)
+            out_d = model(inputs, mask, present)
             loss = task_loss(mcfg.task, out_d, gt, w_nll, w_dist, cfg.aux_weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"[stage1] non-finite loss at epoch {epoch + 1} step {i}: {loss.item()}")
@@ -253,7 +263,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
         bar.close()
         val = validate_stage1(model, val_ds, n_val, cfg.batch_size, cfg.seed)
         rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "loss_weights": [w_nll, w_dist],
-               "layerdrop": p_drop, "noise": noisy_phase,
+               "layerdrop": p_drop, "alloc": p_alloc, "noise": noisy_phase,
                "lr": lr, "val": val, "samples_per_s": tput.rate}
         history.append(rec)
         meta = {"model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 1, "epoch": epoch + 1,
@@ -261,6 +271,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
         save_checkpoint(out / LAST, kind="stage1", state_dict=model.state_dict(), meta=meta,
                         optimizer_state=opt.state_dict())
         log(f"[stage1] epoch {epoch + 1}/{cfg.epochs} loss {rec['loss']:.3f} layerdrop {p_drop:.2f} "
+            + (f"alloc {p_alloc:.2f} " if p_alloc > 0 else "") +
             f"noise {'on' if noisy_phase else 'off'} | val {val_text(val, mcfg.task)} | "
             f"{tput.rate:.0f} samples/s, elapsed {fmt_duration(time.perf_counter() - t_start)}")
 
