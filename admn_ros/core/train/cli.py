@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(s1)
     s1.add_argument("--noise-start-epoch", type=int, dest="noise_start_epoch")
     s1.add_argument("--model", dest="model_json", help="ADMNConfig overrides as JSON, e.g. '{\"vit_dim\": 64}'")
-    s1.add_argument("--init", help="stage-0 or stage-1 checkpoint to start the backbones from")
+    s1.add_argument("--init", help="stage-0 or stage-1 checkpoint to start the backbones from (a stage-1 "
+                    "model of the same network: the whole network)")
 
     s2 = sub.add_parser("stage2", help="train a controller on the frozen stage-1 network")
     _common(s2)

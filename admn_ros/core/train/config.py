@@ -178,7 +178,8 @@ class Stage1Config(_Base):
         model: ``ADMNConfig`` overrides (dict) for the network.
         init: a stage-0 checkpoint (``model.safetensors`` of a stage-0 run) or a stage-1
             model (warm start; its readout may differ, then the readout head starts fresh)
-            whose backbone weights the network starts from ("" = from scratch).
+            whose backbone weights the network starts from ("" = from scratch); a stage-1
+            model of the very same network gives the whole network (fusion and head too).
         threads: torch intra-op threads (0 = leave torch's default).
         progress: show tqdm progress bars.
     """
