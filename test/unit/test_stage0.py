@@ -181,3 +181,26 @@ def test_pipeline_spatial_stage0_trains_the_task_and_starts_a_pooled_stage1(data
         run_pipeline(PipelineConfig(data=str(tmp_path / "d"), runs=str(tmp_path / "r2"), stage0="imagenet",
                                     progress=False), log=_quiet)
     assert not (tmp_path / "d").exists()
+
+
+def test_pipeline_finetune_warm_starts_the_whole_network_under_allocations(data, tmp_path):
+    """``train all --finetune-epochs N``: the finetune starts from the whole stage-1 network
+    (fusion and head too), keeps the task recipe and trains under budgeted allocations."""
+    from admn_ros.core.train.pipeline import FINETUNE_STAGE1, PipelineConfig, _run_finetune
+
+    s1 = train_stage1(Stage1Config(data=str(data), out=str(tmp_path / "s1"), epochs=1, batch_size=8,
+                                   model=dict(TINY_MODEL), **QUIET), log=_quiet).model_path
+    cfg = PipelineConfig(data=str(data), runs=str(tmp_path / "r"), finetune_epochs=1, stage1_threads=1,
+                         stage1_val_samples=8, progress=False)
+    lines: list[str] = []
+    res = _run_finetune(cfg, tmp_path / "r", s1, {"modality_missing": {"rgb": 0.3}, "init": "ignored"},
+                        dict(TINY_MODEL), lines.append)
+    assert res.model_path == tmp_path / "r" / "finetune" / "model.safetensors"
+    assert any("whole network" in ln for ln in lines), lines
+    tc = load_checkpoint(res.model_path, kind="stage1").meta["train_config"]
+    assert tc["init"] == str(s1) and tc["modality_missing"] == {"rgb": 0.3}
+    assert tc["alloc_ramp"] == FINETUNE_STAGE1["alloc_ramp"] and tc["lr"] == FINETUNE_STAGE1["lr"]
+    assert res.history[0]["alloc"] == 0.5
+    # the finetuned weights moved away from the stage-1 ones
+    a, b = load_checkpoint(s1).tensors, load_checkpoint(res.model_path).tensors
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("fusion."))

@@ -8,7 +8,10 @@ Steps (each is skipped/resumed if its output already exists, so a re-run continu
    reconstruction (``--stage0 mae``, no labels) or the task itself with the spatial readout
    (``--stage0 spatial``, the default recipe's stage 1 for N epochs), for a pooled readout;
 2. stage 1 in this process with ``--stage1-threads`` torch threads (from stage 0's backbones
-   if it ran), with the backbone readout of ``--readout``;
+   if it ran), with the backbone readout of ``--readout``; (optional) with
+   ``--finetune-epochs N > 0``, the whole stage-1 network (trained or ``--stage1-from``) is
+   then finetuned for N epochs with half of its noisy batches under budgeted QoI-aware
+   allocations (:data:`FINETUNE_STAGE1`), and that network gets the controllers;
 3. stage 2 in two parallel lanes (subprocesses, 1 torch thread each; on 2 cores this is
    faster than one 2-thread process for these small matrices):
    lane A: universal controller, then per-budget controllers for the first half of the budgets;
@@ -72,11 +75,19 @@ class PipelineConfig:
     activity_frames: int = 5
     stage2_estimator: str = "ste"
     stage1_from: str = ""
+    finetune_epochs: int = 0
 
 
 #: Stage-1 overrides of the activity task: modality dropout on every modality (the body is
 #: seen by all three; each backbone must learn alone, so a clean one can replace a noisy one).
 ACTIVITY_STAGE1: dict[str, Any] = {"modality_missing": {"rgb": 0.2, "depth": 0.2, "radar": 0.2}}
+
+#: Stage-1 fields of the optional finetune (``--finetune-epochs``): a low learning rate
+#: without warmup, LayerDrop and noise from the start, and half of the noisy batches under
+#: budgeted QoI-aware allocations (``Stage1Config.alloc_ramp``; docs/TRAINING.md "Session 16").
+FINETUNE_STAGE1: dict[str, Any] = {"lr": 1e-4, "min_lr": 1e-5, "warmup_epochs": 0.0,
+                                   "layerdrop_ramp": [[0, 0.2]], "loss_ramp": [[0, 1.0, 0.05]],
+                                   "noise_start_epoch": 0, "alloc_ramp": [[0, 0.5]]}
 
 #: What stage 0 can pretrain the backbones on (``PipelineConfig.stage0``).
 STAGE0_KINDS: tuple[str, ...] = ("mae", "spatial")
@@ -133,6 +144,9 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stage1-from", default=d.stage1_from, metavar="CKPT",
                    help="skip stage 0 and 1 and train the controllers on this stage-1 checkpoint "
                         "(e.g. the shipped models/activity/activity.safetensors); it is shipped unchanged")
+    p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
+                   help="after stage 1 (or --stage1-from), finetune the whole network this many epochs with half "
+                        "of its noisy batches under budgeted QoI-aware allocations (0 = none)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -151,7 +165,8 @@ def run_pipeline_args(a: argparse.Namespace) -> int:
                          budget_epochs=a.budget_epochs, ae_epochs=a.ae_epochs, stage2_val_samples=a.val_samples,
                          stage2_train_samples=a.stage2_train_samples, lanes=a.lanes, progress=not a.no_progress,
                          extra_stage1=load_config_file(a.stage1_config),
-                         stage2_estimator=a.stage2_estimator, stage1_from=a.stage1_from)
+                         stage2_estimator=a.stage2_estimator, stage1_from=a.stage1_from,
+                         finetune_epochs=a.finetune_epochs)
     run_pipeline(cfg)
     return 0
 
@@ -267,6 +282,23 @@ def _run_stage0(cfg: PipelineConfig, runs: Path, model_over: dict[str, Any], log
     return train_stage1(s0cfg, resume=True, log=log).model_path
 
 
+def _run_finetune(cfg: PipelineConfig, runs: Path, stage1: Path, extra: dict[str, Any],
+                  model_over: dict[str, Any], log: Any) -> Any:
+    """``--finetune-epochs``: the whole ``stage1`` network trained on for ``cfg.finetune_epochs``
+    epochs with the stage-1 recipe ``extra`` under :data:`FINETUNE_STAGE1`, into
+    ``<runs>/finetune/`` (resumed if it exists); returns the :class:`StageResult`."""
+    from admn_ros.core.train.stage1 import train_stage1
+
+    recipe = {k: v for k, v in extra.items() if k != "init"}
+    recipe.update(FINETUNE_STAGE1, init=str(stage1))
+    ftcfg = Stage1Config(data=cfg.data, out=str(runs / "finetune"), epochs=cfg.finetune_epochs, seed=cfg.seed,
+                         val_samples=cfg.stage1_val_samples, threads=cfg.stage1_threads, progress=cfg.progress,
+                         model=model_over, **recipe)
+    log(f"[all] finetune: the whole stage-1 network for {cfg.finetune_epochs} epochs under budgeted "
+        f"QoI-aware allocations")
+    return train_stage1(ftcfg, resume=True, log=log)
+
+
 def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     """Run every step (see the module docstring); returns the summary dict."""
     import torch
@@ -334,6 +366,14 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
         res1, stage1 = None, given
         summary["steps"]["stage1"] = {"seconds": time.perf_counter() - t0, "from": cfg.stage1_from}
 
+    # 2b. optional finetune of the whole network under budgeted allocations
+    if cfg.finetune_epochs > 0:
+        t0 = time.perf_counter()
+        res1 = _run_finetune(cfg, runs, stage1, extra, model_over, log)
+        stage1 = res1.model_path
+        summary["steps"]["finetune"] = {"seconds": time.perf_counter() - t0, "samples_per_s": res1.samples_per_s,
+                                        "val": res1.val, "epochs": res1.epochs}
+
     # 3. stage 2 lanes
     t0 = time.perf_counter()
     from admn_ros.core.model import ADMNConfig
@@ -387,7 +427,8 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
 
     k = metric_key(mcfg.task)
     if res1 is not None:
-        log(f"[all]   stage-1 val: {val_text(res1.val, mcfg.task)} ({res1.samples_per_s:.0f} samples/s)")
+        step = "finetune" if cfg.finetune_epochs > 0 else "stage-1"
+        log(f"[all]   {step} val: {val_text(res1.val, mcfg.task)} ({res1.samples_per_s:.0f} samples/s)")
     else:
         log(f"[all]   stage 1: {cfg.stage1_from} (given)")
     for name, st in status.items():
