@@ -53,7 +53,7 @@ evaluate: env
 
 # Activity recognition (MM-Fi-style simulated data): dataset + stage 1 + controllers ->
 # models/activity/, then its accuracy table (docs/TRAINING.md "Activity").
-ACTIVITY_ARGS ?= --subjects 100 --windows-per-activity 8 --frames 5 --stage1-epochs 14 \
+ACTIVITY_ARGS ?= --subjects 100 --windows-per-activity 8 --frames 5 --stage1-epochs 14 --finetune-epochs 4 \
     --stage2-estimator splits --stage2-train-samples 2400
 models-activity: env
 	OMP_NUM_THREADS=2 $(PY) -m admn_ros.cli train all --task activity --data data/activity_sim --runs runs/activity \
