@@ -168,6 +168,10 @@ def test_stage1_alloc_batches_run_budgeted_qoi_aware_masks(data, tmp_path, monke
     budgets = {budget_from_fraction(f, n_streams, depth) for f in (0.25, 0.5)}
     assert set(np.concatenate([m.sum((1, 2)) for m, _ in second]).tolist()) <= budgets
     assert np.isfinite([h["loss"] for h in res.history]).all()
+    # a budget below one block per stream cannot be allocated: refused before any training
+    with pytest.raises(TrainConfigError, match="alloc_fractions"):
+        train_stage1(_s1(data, tmp_path / "bad", alloc_ramp=[[0, 0.5]], alloc_fractions=[0.01]), log=_quiet)
+    assert not (tmp_path / "bad" / "last.safetensors").exists()
 
 
 def test_stage1_tiny_run_lowers_loss(data, tmp_path):

@@ -24,7 +24,6 @@ config; stage 1 starts from it with ``Stage1Config.init``), ``summary.json``.
 from __future__ import annotations
 
 import json
-
 import time
 from pathlib import Path
 from typing import Any, Callable

@@ -29,7 +29,7 @@ import torch
 from admn_ros.core.checkpoint import save_checkpoint
 from admn_ros.core.fusion import task_loss
 from admn_ros.core.model import ADMNConfig, ADMNModel
-from admn_ros.core.streams import budget_from_fraction, naive_allocation
+from admn_ros.core.streams import budget_from_fraction, naive_allocation, validate_budget
 from admn_ros.core.train.common import (load_resume, NoiseSampler, Throughput, apply_noise, check_dataset,
                                         color_augment, derive_seed, draw_missing, epoch_batches, fmt_duration,
                                         metric_key, noise_aware_masks, sample_scores, lr_at, make_adamw,
@@ -211,6 +211,12 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     sampler = NoiseSampler(streams, cfg.noise_regimes, cfg.modality_draw_prob, cfg.clean_prob)
     budgets = sorted({budget_from_fraction(f, len(streams), mcfg.vit_depth) for f in cfg.alloc_fractions})
+    if any(p > 0 for _, p in cfg.alloc_ramp):  # a budget the allocations cannot meet fails now, not mid-run
+        try:
+            for b in budgets:
+                validate_budget(b, len(streams), mcfg.vit_depth, mcfg.first_block)
+        except ValueError as exc:
+            raise TrainConfigError(f"Stage1Config.alloc_fractions {list(cfg.alloc_fractions)}: {exc}") from exc
     tput = Throughput()
     t_start = time.perf_counter()
     val: dict[str, float] = dict(history[-1]["val"]) if history else {}
@@ -225,7 +231,6 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
         w_nll, w_dist = cfg.loss_weights_at(epoch)
         noisy_phase = epoch >= cfg.noise_start_epoch
         p_alloc = cfg.alloc_at(epoch) if noisy_phase else 0.0
-        model.set_layerdrop(p_drop, cfg.full_drop)
         model.train()
         batches = epoch_batches(n_all, cfg.batch_size, rng, limit=cfg.train_samples)
         bar = progress(len(batches), f"stage1 epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
