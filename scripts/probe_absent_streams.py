@@ -6,15 +6,15 @@ Per-stream binary noise (each stream at sigma_max with p = 0.5, seed 0) on the f
 samples, scored (mean error, cm) under hand-built allocations:
 
 * ``upper``: every block of every stream;
-* ``naive``: the same count on every stream (``L // streams``);
+* ``naive``: the paper's Naive Allocation (an even split over every stream);
 * ``forced``: noisy streams keep only block 0 (the first-block rule), the clean streams
   share the rest of ``L`` evenly;
 * ``absent``: noisy streams are dropped from fusion (``present = False``) and the clean
   streams share all of ``L``: the first-block rule switched off at the controller;
 * ``absent_even``: noisy streams absent, clean streams keep Naive's count.
 
-A sample whose streams are all noisy keeps every stream present (nothing to fuse
-otherwise). docs/TRAINING.md "Session 17" records the result.
+A sample whose streams are all noisy runs Naive's split in every allocation but ``upper``,
+all streams present (nothing clean to favour or to fuse). docs/TRAINING.md "Session 17" records the result.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from admn_ros.core.fusion import task_scores
-from admn_ros.core.streams import MODALITIES, mask_from_counts
+from admn_ros.core.streams import MODALITIES, naive_allocation, spread_allocation
 from admn_ros.core.train.common import apply_noise, open_split, to_torch
 from admn_ros.core.train.stage2 import load_stage1
 
@@ -32,27 +32,24 @@ from admn_ros.core.train.stage2 import load_stage1
 KEYS = ("upper", "naive", "forced", "absent", "absent_even")
 
 
-def even_counts(total: int, k: int, cap: int) -> list[int]:
-    """``total`` blocks split as evenly as possible over ``k`` streams, at most ``cap`` each."""
-    return [min(cap, total // k + (1 if j < total % k else 0)) for j in range(k)]
-
-
 def probe_allocations(noisy: np.ndarray, budget: int, depth: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The probe's ``(streams, depth)`` masks for one sample, and which streams an
-    ``absent*`` allocation keeps in fusion (all of them when every stream is noisy)."""
+    ``absent*`` allocation keeps in fusion (all of them when every stream is noisy).
+
+    Clean streams share blocks round-robin (:func:`spread_allocation`); when they cannot
+    hold the whole budget they are full and the rest is not spent."""
     n = len(noisy)
-    clean = np.flatnonzero(~noisy)
-    naive = mask_from_counts([budget // n] * n, depth)
-    forced = [1] * n
-    for i, v in zip(clean, even_counts(budget - n, len(clean), depth - 1)):
-        forced[i] = 1 + v
-    absent = [0] * n
-    for i, v in zip(clean, even_counts(budget, len(clean), depth)):
-        absent[i] = v
-    masks = {"upper": np.ones((n, depth), bool), "naive": naive, "forced": mask_from_counts(forced, depth),
-             "absent": mask_from_counts(absent, depth) if len(clean) else naive, "absent_even": naive}
-    present = ~noisy if len(clean) else np.ones(n, bool)
-    return masks, present
+    clean = np.flatnonzero(~noisy).tolist()
+    naive = naive_allocation(n, budget, depth)
+    if not clean:
+        return {"upper": np.ones((n, depth), bool), "naive": naive, "forced": naive, "absent": naive,
+                "absent_even": naive}, np.ones(n, bool)
+    room = len(clean) * depth
+    forced = spread_allocation(n, min(budget, n + room - len(clean)), clean, True, depth)
+    absent = spread_allocation(n, min(budget, room), clean, False, depth)
+    masks = {"upper": np.ones((n, depth), bool), "naive": naive, "forced": forced, "absent": absent,
+             "absent_even": naive}
+    return masks, ~noisy
 
 
 def main() -> None:

@@ -27,4 +27,6 @@ def test_all_noisy_sample_keeps_every_stream_and_caps_at_depth(load_script):
     assert present.all() and int(masks["absent"].sum()) == 9  # falls back to naive
     masks, present = mod.probe_allocations(np.array([False, True, True]), 30, 12)
     assert masks["absent"].sum(-1).tolist() == [12, 0, 0]  # one clean stream holds at most depth
-    assert mod.even_counts(7, 3, 12) == [3, 2, 2]
+    assert masks["forced"].sum(-1).tolist() == [12, 1, 1]
+    masks, _ = mod.probe_allocations(np.array([False, False, False]), 7, 12)
+    assert masks["absent"].sum(-1).tolist() == [3, 2, 2]  # round-robin: the first streams get the extra
