@@ -192,7 +192,7 @@ def mask_from_counts(counts: Iterable[int], depth: int = DEPTH) -> np.ndarray:
     return mask
 
 
-#: Allocation policies at run time (:meth:`admn_ros.core.runtime.TrackingRuntime.allocate`):
+#: Allocation policies at run time (:meth:`admn_ros.core.runtime.Runtime.allocate`):
 #: the ADMN controllers and the paper's two input-agnostic baselines.
 POLICIES: tuple[str, ...] = ("admn", "naive", "upper_bound")
 

@@ -43,6 +43,24 @@ def cov_ellipse(mean: Sequence[float], cov: np.ndarray, n_std: float = 2.0, n: i
 
 
 @dataclass
+class MarkerSpec:
+    """One RViz marker, independent of the message library: the ROS nodes and the bag
+    writer turn it into a ``visualization_msgs/Marker`` (action ADD, identity orientation).
+
+    ``kind`` is a Marker type name (``SPHERE``, ``CUBE``, ``LINE_STRIP``, ``LINE_LIST``,
+    ``TEXT_VIEW_FACING``, ...); ``points`` are ``(x, y, z)`` in the marker's frame."""
+
+    ns: str
+    id: int
+    kind: str
+    position: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    rgba: RGBA = (1.0, 1.0, 1.0, 1.0)
+    points: Sequence[tuple[float, float, float]] = ()
+    text: str = ""
+
+
+@dataclass
 class Bar:
     """A vertical bar standing at ``xy`` (map frame): one stream's active blocks."""
 

@@ -6,7 +6,7 @@ hundred bytes per stream) cross the network.
 
 Subscribes (sensor-data QoS) to the node's image topics, synchronizes them with
 :class:`admn_ros.core.sync.ApproxTimeSync` (a silent stream is missing after ``timeout``),
-and to ``admn/allocation`` (reliable). Runs :meth:`TrackingRuntime.embed` (real block
+and to ``admn/allocation`` (reliable). Runs :meth:`Runtime.embed` (real block
 skipping) with the allocation's rows of its streams and publishes
 ``admn_ros/StreamEmbeddings`` on ``admn/<sensor_node>/embeddings`` with the frame's stamp.
 
@@ -37,7 +37,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 
-from admn_ros.core.runtime import LatencyWindow, TrackingRuntime
+from admn_ros.core.runtime import Runtime
 from admn_ros.core.streams import stream_id
 from admn_ros.core.sync import ApproxTimeSync
 from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
@@ -48,6 +48,7 @@ from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs,
                                     model_specs, resolve_model_dir, run_node, sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
+from admn_ros.ros.telemetry import LatencyWindow
 
 MODES = ("per_frame", "pipelined")
 
@@ -78,7 +79,7 @@ class BackboneNode(AdmnNode):
 
     def param_specs(self) -> list[ParamSpec]:
         return [
-            *model_specs(with_nodes=False),
+            *[s for s in model_specs() if s.name != "sensor_nodes"],
             ParamSpec("sensor_node", "node1", "The sensor node whose streams this backbone node runs; "
                       "applied on configure"),
             ParamSpec("allocation_mode", "per_frame", "per_frame: wait for each frame's allocation; "
@@ -100,7 +101,7 @@ class BackboneNode(AdmnNode):
     def configure(self) -> None:
         p = self.p
         self.runtime = None
-        rt = TrackingRuntime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"])
+        rt = Runtime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"])
         node = p["sensor_node"]
         if node not in rt.streams.nodes:
             raise ValueError(f"{rt.model_path}: sensor_node {node!r} is not one of the model's nodes "

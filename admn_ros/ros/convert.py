@@ -17,8 +17,9 @@ unless ``allow_nonfinite=False``). Every error is a ``ValueError`` that names th
 problem (encoding, expected vs. actual size, ...).
 
 Also: LayerAllocation <-> boolean ``(n_streams, depth)`` mask (row-major
-``active_blocks``), class probabilities <-> ``admn_ros/ActivityLabel``, and float seconds /
-integer nanoseconds <-> ``builtin_interfaces/Time``.
+``active_blocks``), float seconds / integer nanoseconds <-> ``builtin_interfaces/Time``, and
+message type names -> rclpy classes (a task's estimate and truth messages are filled by
+the task: :meth:`~admn_ros.core.tasks.base.Task.fill_output`).
 """
 from __future__ import annotations
 
@@ -339,42 +340,23 @@ def allocation_to_mask(msg) -> Allocation:
                       first_block_forced=bool(msg.first_block_forced), header=msg.header)
 
 
-# ---------------------------------------------------------------------------- activity labels
+def message_class(msgtype: str) -> type:
+    """``geometry_msgs/msg/PointStamped`` (or ``geometry_msgs/PointStamped``) -> the rclpy message
+    class; ``RuntimeError`` naming the module when the interface package is not importable."""
+    import importlib
 
-
-def make_activity_label(classes: Sequence[str], probs: Sequence[float] | np.ndarray, *,
-                        header: Header | None = None, window_frames: int = 0):
-    """Class probabilities (model index order) -> ``admn_ros/ActivityLabel`` (fields and
-    errors: :func:`admn_ros.core.activity_runtime.activity_label_fields`)."""
-    from admn_ros.core.activity_runtime import activity_label_fields
-    from admn_ros.msg import ActivityLabel
-
-    f = activity_label_fields(classes, probs, window_frames)
-    msg = ActivityLabel()
-    msg.header = header if header is not None else Header()
-    msg.class_id, msg.class_name, msg.confidence = f["class_id"], f["class_name"], f["confidence"]
-    msg.class_names = f["class_names"]
-    msg.scores = array.array("f", f["scores"].tobytes())
-    msg.window_frames = f["window_frames"]
-    return msg
-
-
-def activity_label_probs(msg, classes: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
-    """``admn_ros/ActivityLabel`` -> ``(class names, float32 probabilities)``, in ``classes``
-    order if given (absent classes get 0), else in the message's score order.
-    Raises ``ValueError`` if ``class_names`` and ``scores`` differ in length."""
-    names = list(msg.class_names)
-    scores = np.asarray(msg.scores, dtype=np.float32).reshape(-1)
-    if len(names) != scores.size:
-        raise ValueError(f"ActivityLabel has {len(names)} class_names but {scores.size} scores")
-    if classes is None:
-        return names, scores
-    by = dict(zip(names, scores.tolist()))
-    return list(classes), np.array([by.get(c, 0.0) for c in classes], np.float32)
+    parts = str(msgtype).strip("/").split("/")
+    pkg, name = parts[0], parts[-1]
+    sub = parts[1] if len(parts) == 3 else "msg"
+    try:
+        return getattr(importlib.import_module(f"{pkg}.{sub}"), name)
+    except (ImportError, AttributeError) as e:
+        raise RuntimeError(f"cannot import the Python message class of {msgtype!r} ({pkg}.{sub}.{name}): {e}; "
+                           "is the interface package built and on PYTHONPATH?") from None
 
 
 __all__ = [
-    "make_activity_label", "activity_label_probs",
+    "message_class",
     "ENCODINGS", "EncodingInfo", "encoding_info", "numpy_to_image", "image_to_numpy",
     "depth_m_to_mm16", "depth_mm16_to_m", "ns_to_stamp", "stamp_to_ns", "seconds_to_stamp",
     "stamp_to_seconds", "make_header", "Allocation", "mask_to_allocation",

@@ -37,9 +37,8 @@ from sensor_msgs.msg import Image
 
 from admn_ros.core.checkpoint import CheckpointError
 from admn_ros.core.engine import BACKENDS
-from admn_ros.core.paths import models_dir
-from admn_ros.core.runtime import StreamMonitor
 from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, split_stream_id, validate_budget
+from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import topics
 from admn_ros.ros.convert import ENCODINGS, image_to_numpy, stamp_to_ns
 from admn_ros.ros.diagnostics import make_array
@@ -47,6 +46,7 @@ from admn_ros.ros.env import configure_dds_env
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  read_parameters)
 from admn_ros.ros.qos import reliable_qos
+from admn_ros.ros.telemetry import StreamMonitor
 
 COMMON_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "Configure and activate at start-up (false: wait for a lifecycle "
@@ -70,22 +70,23 @@ ACCEPTED_ENCODINGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def model_specs(with_nodes: bool = True) -> list[ParamSpec]:
-    """Parameters every model-loading node shares (applied on configure)."""
-    specs = [
-        ParamSpec("model_dir", "", "Directory with the tracking model and controllers "
-                  "('' = the package's models/); applied on configure"),
+def model_specs(task: Task | None = None) -> list[ParamSpec]:
+    """Parameters every model-loading node shares (applied on configure); ``task`` gives the
+    defaults of ``model_dir`` and ``sensor_nodes`` (its shipped models and nodes)."""
+    task = get_task(task)
+    sub = f"models/{task.models_subdir}" if task.models_subdir else "models/"
+    return [
+        ParamSpec("model_dir", "", f"Directory with the model and its controllers ('' = the package's {sub}, "
+                  f"the {task.name} models); applied on configure"),
         ParamSpec("backend", "auto", "Inference backend of the backbones/fusion (auto measures "
                   "torch, jit and onnx at configure and keeps the fastest); applied on configure",
                   choices=BACKENDS),
         ParamSpec("device", "cpu", "torch device (cpu, cuda, auto); applied on configure"),
         ParamSpec("threads", 1, "torch intra-op threads (1 on shared CPUs); applied on configure",
                   min=1, max=256),
+        ParamSpec("sensor_nodes", list(task.sensor_nodes), "Sensor nodes of the graph (must be the model's "
+                  "nodes, in order); applied on configure"),
     ]
-    if with_nodes:
-        specs.append(ParamSpec("sensor_nodes", list(DEFAULT_NODES), "Sensor nodes of the graph (must be "
-                               "the model's nodes, in order); applied on configure"))
-    return specs
 
 
 def sync_specs(slop: float = 0.03, timeout: float = 0.5) -> list[ParamSpec]:
@@ -118,8 +119,9 @@ def image_qos(p: dict[str, Any]):
     return reliable_qos(d) if p["image_reliability"] == "reliable" else sensor_qos(d)
 
 
-def resolve_model_dir(p: dict[str, Any]) -> str:
-    return p["model_dir"] or str(models_dir())
+def resolve_model_dir(p: dict[str, Any], task: Task | None = None) -> str:
+    """``model_dir``, or the shipped models of ``task``."""
+    return p["model_dir"] or str(get_task(task).models_dir())
 
 
 class InputRejected(ValueError):
@@ -133,7 +135,7 @@ class InputRejected(ValueError):
 
 def decode_sensor_image(sid: str, msg: Image, min_side: int = 8, max_side: int = 8192) -> np.ndarray:
     """``sensor_msgs/Image`` of stream ``sid`` -> numpy array for
-    :meth:`TrackingRuntime.preprocess`, or :class:`InputRejected` with a reason:
+    :meth:`Runtime.preprocess`, or :class:`InputRejected` with a reason:
     ``bad_encoding``, ``empty``, ``bad_size`` (side outside [min_side, max_side]),
     ``bad_layout`` (step / data length inconsistent), ``non_finite`` (radar NaN/inf)."""
     _, mod = split_stream_id(sid)

@@ -1,7 +1,8 @@
 """ADMN visualization node: RViz markers and a dashboard image of the tracking graph.
 
-Subscribes to ``admn/allocation`` (LayerAllocation), ``admn/target``
-(PoseWithCovarianceStamped) and ``ground_truth/target`` (PointStamped) and publishes, in
+Subscribes to ``admn/allocation`` (LayerAllocation) and to the positions of the tracking task
+(:data:`MAP_TASK`: its estimate ``admn/target``, PoseWithCovarianceStamped, and truth
+``ground_truth/target``, PointStamped, read with the task's message hooks) and publishes, in
 ``frame_id`` (``map``):
 
 * ``admn/markers`` (``visualization_msgs/MarkerArray``, ``marker_rate`` Hz), namespaces:
@@ -37,22 +38,26 @@ from typing import Any, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from geometry_msgs.msg import Point, PointStamped, PoseWithCovarianceStamped
+from geometry_msgs.msg import Point
 from sensor_msgs.msg import Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from admn_ros.core.streams import DEFAULT_NODES, StreamSet
+from admn_ros.core.tasks import get_task
 from admn_ros.core.viz import Bar, DashboardState, allocation_bars, cov_ellipse, render_dashboard
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
-from admn_ros.ros.convert import Allocation, allocation_to_mask, make_header, numpy_to_image
+from admn_ros.ros.convert import Allocation, allocation_to_mask, make_header, message_class, numpy_to_image
 from admn_ros.ros.diagnostics import input_status, summary_status
 from admn_ros.ros.lifecycle import AdmnNode, run_node
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 
 _SHORT = {"rgb": "C", "depth": "D", "radar": "R"}
+#: The task whose estimates and truths this node draws on the map (2-D positions with a covariance).
+MAP_TASK = get_task("tracking")
+TARGET, GROUND_TRUTH = MAP_TASK.output.topic, MAP_TASK.truth.topic
 
 
 @dataclass
@@ -246,8 +251,8 @@ class VizNode(AdmnNode):
 
     def activate(self) -> None:
         self.subscribe(LayerAllocation, topics.ALLOCATION, self._on_allocation, reliable_qos())
-        self.subscribe(PoseWithCovarianceStamped, topics.TARGET, self._on_target, reliable_qos())
-        self.subscribe(PointStamped, topics.GROUND_TRUTH, self._on_gt, reliable_qos())
+        self.subscribe(message_class(MAP_TASK.output.type), TARGET, self._on_target, reliable_qos())
+        self.subscribe(message_class(MAP_TASK.truth.type), GROUND_TRUTH, self._on_gt, reliable_qos())
         self.timer(1.0 / float(self.p["marker_rate"]), self.publish_markers)
         if float(self.p["dashboard_rate"]) > 0:
             self.timer(1.0 / float(self.p["dashboard_rate"]), self.publish_dashboard)
@@ -274,35 +279,35 @@ class VizNode(AdmnNode):
         self.monitor.accept(topics.ALLOCATION, ns, self.now_s())
         self.state.allocation = a
 
-    def _on_target(self, msg: PoseWithCovarianceStamped) -> None:
-        ns = self.check_stamp(topics.TARGET, msg.header.stamp)
+    def _on_target(self, msg: Any) -> None:
+        ns = self.check_stamp(TARGET, msg.header.stamp)
         if ns is None:
             return
-        p = msg.pose.pose.position
-        c = np.asarray(msg.pose.covariance, np.float64).reshape(6, 6)[:2, :2]
-        if not (math.isfinite(p.x) and math.isfinite(p.y) and np.isfinite(c).all()):
-            self.reject(topics.TARGET, "non_finite", "target position/covariance not finite")
+        est = MAP_TASK.read_output(msg)
+        (x, y), c = est["mean"], est["cov"]
+        if not (math.isfinite(x) and math.isfinite(y) and np.isfinite(c).all()):
+            self.reject(TARGET, "non_finite", "target position/covariance not finite")
             return
-        self.monitor.accept(topics.TARGET, ns, self.now_s())
+        self.monitor.accept(TARGET, ns, self.now_s())
         st = self.state
-        st.estimate, st.cov = (p.x, p.y), c
-        st.trail.append((p.x, p.y))
+        st.estimate, st.cov = (x, y), c
+        st.trail.append((x, y))
         self.stamp = msg.header.stamp
-        self._last_target = (ns, p.x, p.y)
+        self._last_target = (ns, x, y)
         gt = self._gt.get(ns)
         if gt is not None:
-            self._error(p.x, p.y, gt)
+            self._error(x, y, gt)
 
     def _error(self, x: float, y: float, gt: tuple[float, float]) -> None:
         self.state.error_m = float(math.hypot(x - gt[0], y - gt[1]))
         self.errors.append(self.state.error_m)
 
-    def _on_gt(self, msg: PointStamped) -> None:
-        ns = self.check_stamp(topics.GROUND_TRUTH, msg.header.stamp)
+    def _on_gt(self, msg: Any) -> None:
+        ns = self.check_stamp(GROUND_TRUTH, msg.header.stamp)
         if ns is None:
             return
-        self.monitor.accept(topics.GROUND_TRUTH, ns, self.now_s())
-        xy = (float(msg.point.x), float(msg.point.y))
+        self.monitor.accept(GROUND_TRUTH, ns, self.now_s())
+        xy = tuple(float(v) for v in MAP_TASK.read_truth(msg))
         self._gt[ns] = xy
         while len(self._gt) > 600:
             del self._gt[next(iter(self._gt))]
@@ -336,7 +341,7 @@ class VizNode(AdmnNode):
         now_s, now_ns = self.now_s(), self.now_ns()
         out = [input_status(name, k, self.monitor, now_s, now_ns, self.p["stale_s"], {},
                             self._prev_rejected.get(k, 0))
-               for k in (topics.ALLOCATION, topics.TARGET, topics.GROUND_TRUTH)]
+               for k in (topics.ALLOCATION, TARGET, GROUND_TRUTH)]
         errs = list(getattr(self, "errors", ()))
         values = {"markers_published": getattr(self, "markers_published", 0),
                   "dashboards_published": getattr(self, "dashboards_published", 0),

@@ -14,7 +14,8 @@ import pytest
 h5py = pytest.importorskip("h5py")
 
 from admn_ros.core.data import SimDataset  # noqa: E402
-from admn_ros.core.data.gdtm import GDTMError, convert_gdtm, main, write_synthetic_gdtm  # noqa: E402
+from admn_ros.core.data.gdtm import GDTMError, convert_gdtm, main  # noqa: E402
+from fixtures import write_synthetic_gdtm  # noqa: E402
 
 FRAMES = {"train": 16, "val": 6, "test": 6}
 

@@ -1,10 +1,11 @@
-"""What the activity node shows (rclpy-free): the label, per-class scores, per-stream
-layer use and which (frame, stream) tokens of the window had data.
+"""What the window node (``activity_node``) shows (rclpy-free): the estimate vs its truth,
+the task's ranked entries (class scores), per-stream layer use and which (frame, stream)
+tokens of the window had data.
 
-:class:`ActivityView` is filled from an :class:`~admn_ros.core.activity_runtime.ActivityResult`
-(plus the ground truth when known); the ROS node turns it into RViz markers and
-:func:`render_activity_dashboard` draws the same content as an rgb image, so RViz and an
-image viewer show one description (as :mod:`admn_ros.core.viz` does for tracking).
+:class:`WindowView` is filled from a :class:`~admn_ros.core.runtime.Result` through the
+task's display hooks (plus the ground truth when known); the ROS node turns it into RViz
+markers and :func:`render_window_dashboard` draws the same content as an rgb image, so RViz
+and an image viewer show one description (as :mod:`admn_ros.core.viz` does for the map).
 """
 from __future__ import annotations
 
@@ -21,49 +22,47 @@ _SHORT = {"rgb": "C", "depth": "D", "radar": "R"}
 
 
 @dataclass
-class ActivityView:
-    """One window's result as displayed.
+class WindowView:
+    """One window's result as displayed, for any task.
 
     Attributes:
-        classes: class names (model index order).
-        probs: float ``[K]`` class probabilities, or ``None`` before the first window.
-        class_name / confidence: the top class and its probability.
-        truth: the ground-truth activity at the window's newest frame (``None`` = unknown).
         stream_ids: the streams, in allocation order.
+        title: extra text (e.g. the node name).
+        label: the estimate (and its truth) in one line (:meth:`Task.text`).
+        ok: the estimate is right (``True``) / wrong (``False``) against the truth, ``None``
+            when unknown or the task only scores (:meth:`Task.verdict`).
+        ranked: ``(name, value, is_truth)`` entries shown as bars, highest first
+            (:meth:`Task.ranked`, e.g. class probabilities); the first is the estimate.
         mask: bool ``[n, depth]`` allocation of the window.
         est_noise: float ``[n]`` estimated noise per stream (NaN = unknown).
         present: bool ``[n]`` stream had data in the window (allocation).
         tokens: bool ``[F, n]`` (frame, stream) tokens with data and blocks.
         budget / controller: of the allocation.
-        accuracy: running fraction of windows whose label matched the truth (``None`` = no truth).
-        title: extra text (e.g. the node name).
+        metric: the running metric against the truth, as text ('' = no truth yet).
     """
 
-    classes: list[str]
     stream_ids: list[str]
-    probs: np.ndarray | None = None
-    class_name: str = ""
-    confidence: float = float("nan")
-    truth: str | None = None
+    title: str = ""
+    label: str = "no window yet"
+    ok: bool | None = None
+    ranked: list[tuple[str, float, bool]] = field(default_factory=list)
     mask: np.ndarray | None = None
     est_noise: np.ndarray | None = None
     present: np.ndarray | None = None
     tokens: np.ndarray | None = None
     budget: int = 0
     controller: str = ""
-    accuracy: float | None = None
-    title: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    metric: str = ""
 
     @classmethod
-    def from_result(cls, res: Any, stream_ids: Sequence[str], truth: str | None = None,
-                    accuracy: float | None = None, title: str = "") -> "ActivityView":
-        """From an :class:`~admn_ros.core.activity_runtime.ActivityResult`."""
+    def from_result(cls, task: Any, res: Any, stream_ids: Sequence[str], truth: Any = None, metric: str = "",
+                    title: str = "") -> "WindowView":
+        """From a :class:`~admn_ros.core.runtime.Result` of ``task`` (a :class:`~admn_ros.core.tasks.base.Task`)."""
         a = res.allocation
-        return cls(list(res.classes), list(stream_ids), np.asarray(res.probs, np.float64), res.class_name,
-                   float(res.confidence), truth, np.asarray(a.mask, bool), np.asarray(a.est_noise, np.float64),
+        return cls(list(stream_ids), title, task.text(res.estimate, truth), task.verdict(res.estimate, truth),
+                   task.ranked(res.estimate, truth), np.asarray(a.mask, bool), np.asarray(a.est_noise, np.float64),
                    np.asarray(a.present, bool), np.asarray(res.present, bool), int(a.budget), str(a.controller),
-                   accuracy, title)
+                   metric)
 
     @property
     def blocks(self) -> np.ndarray:
@@ -76,29 +75,9 @@ class ActivityView:
     def depth(self) -> int:
         return int(self.mask.shape[1]) if self.mask is not None else DEPTH
 
-    def ranked(self, top: int | None = None) -> list[tuple[str, float]]:
-        """``(class, probability)`` in score order (highest first; ties by class index)."""
-        if self.probs is None:
-            return []
-        order = np.argsort(-np.asarray(self.probs), kind="stable")
-        out = [(self.classes[i], float(self.probs[i])) for i in order]
-        return out[:top] if top else out
-
-    def label_text(self) -> str:
-        """``walking 0.87`` (+ ``| truth sitting``), or ``no window yet``."""
-        if self.probs is None:
-            t = "no window yet"
-        else:
-            t = f"{self.class_name} {self.confidence:.2f}"
-        if self.truth is not None:
-            t += f"  | truth {self.truth}" + ("" if self.probs is None or self.truth != self.class_name else " (ok)")
-        return t
-
     def status_text(self) -> str:
-        t = f"L={self.budget} [{self.controller}]" if self.mask is not None else ""
-        if self.accuracy is not None:
-            t += f"  acc {100 * self.accuracy:.0f}%"
-        return (self.title + "  " + t).strip()
+        t = f"L={self.budget} [{self.controller}]" if self.mask is not None else "waiting for a full window"
+        return f"{self.title}  {t}  {self.metric}".strip()
 
     def stream_label(self, i: int) -> str:
         """``rgb 5/12 s=0.30`` (``MISSING`` when the stream had no data in the window)."""
@@ -124,27 +103,28 @@ def _rgb255(rgba: Sequence[float]) -> tuple[int, int, int]:
     return (int(255 * rgba[0]), int(255 * rgba[1]), int(255 * rgba[2]))
 
 
-def render_activity_dashboard(view: ActivityView, width: int = 640, height: int = 480,
-                              top_classes: int = 8) -> np.ndarray:
-    """rgb8 ``(height, width, 3)``: the label (and truth), the top class scores, per-stream
+def verdict_rgb(ok: bool | None) -> tuple[float, float, float, float]:
+    """Colour of a label: green right, red wrong, white unknown."""
+    return (0.5, 1.0, 0.5, 1.0) if ok else ((1.0, 0.6, 0.5, 1.0) if ok is False else (1.0, 1.0, 1.0, 1.0))
+
+
+def render_window_dashboard(view: WindowView, width: int = 640, height: int = 480, top: int = 8) -> np.ndarray:
+    """rgb8 ``(height, width, 3)``: the label (and truth), the top ranked entries, per-stream
     blocks coloured by QoI, and the window's (frame x stream) tokens with data."""
     img = np.full((height, width, 3), 32, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    ok = view.truth is not None and view.probs is not None and view.truth == view.class_name
-    head = (120, 230, 120) if ok else ((250, 140, 120) if view.truth is not None and view.probs is not None
-                                       else (255, 255, 255))
-    cv2.putText(img, view.label_text(), (12, 34), font, 0.8, head, 2, cv2.LINE_AA)
+    cv2.putText(img, view.label, (12, 34), font, 0.8, _rgb255(verdict_rgb(view.ok)), 2, cv2.LINE_AA)
     cv2.putText(img, view.status_text(), (12, 60), font, 0.45, (210, 210, 210), 1, cv2.LINE_AA)
 
     # scores (left half)
     x0, y0, bar_h = 12, 84, 20
     sw = int(width * 0.5) - 24
-    for k, (name, p) in enumerate(view.ranked(top_classes)):
+    for k, (name, p, is_truth) in enumerate(view.ranked[:top]):
         y = y0 + k * (bar_h + 8)
         if y + bar_h > height - 8:
             break
-        col = (255, 150, 40) if name == view.class_name else (110, 150, 220)
-        if view.truth is not None and name == view.truth:
+        col = (255, 150, 40) if k == 0 else (110, 150, 220)
+        if is_truth:
             cv2.rectangle(img, (x0 - 3, y - 3), (x0 + sw + 3, y + bar_h + 3), (120, 230, 120), 1)
         cv2.rectangle(img, (x0, y), (x0 + sw, y + bar_h), (60, 60, 60), -1)
         cv2.rectangle(img, (x0, y), (x0 + int(sw * float(np.clip(p, 0, 1))), y + bar_h), col, -1)
@@ -183,4 +163,4 @@ def render_activity_dashboard(view: ActivityView, width: int = 640, height: int 
     return img
 
 
-__all__ = ["ActivityView", "render_activity_dashboard"]
+__all__ = ["WindowView", "render_window_dashboard", "verdict_rgb"]
