@@ -173,6 +173,8 @@ class AdmnNode(LifecycleNode):
     def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(node_name or self.NODE_NAME, **kwargs)
         self._subs: list[Any] = []
+        #: topic -> the message_filters Subscriber of each synchronized input (while active)
+        self.input_filters: dict[str, Any] = {}
         self._timers: list[Any] = []
         self._lc_pubs: list[Any] = []
         self._child_loggers: dict[tuple[str, str], Any] = {}
@@ -266,6 +268,7 @@ class AdmnNode(LifecycleNode):
         its subscription is destroyed with the others on deactivate."""
         f = msg_filters.Subscriber(self, msg_type, topic, qos_profile=qos)
         self._subs.append(f.sub)
+        self.input_filters[topic] = f
         return f
 
     def make_sync(self, keys: Sequence[Any]) -> StreamSync:
@@ -443,6 +446,7 @@ class AdmnNode(LifecycleNode):
         for t in self._timers:
             self.destroy_timer(t)
         self._subs, self._timers = [], []
+        self.input_filters = {}
 
     def _release_all(self) -> None:
         self._destroy_subs_timers()
