@@ -589,6 +589,12 @@ class BagFrames:
         finally:
             bar.close()
 
+    @property
+    def sync_parameters(self) -> dict[str, float | int]:
+        """``slop``, ``timeout`` and ``queue_size`` of the synchronization: the node parameters
+        that make a live node form the same frames from the same message order."""
+        return {"slop": self.slop, "timeout": self.timeout, "queue_size": self._queue_size()}
+
     def _queue_size(self) -> int:
         if self.queue_size is not None:
             return int(self.queue_size)
