@@ -172,6 +172,7 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
                  allow_headerless: bool = False, sync_arrival_time: bool = False, *,
                  clock: Callable[[], int] | None = None, logger: Any = None) -> None:
         TimeSynchronizer.__init__(self, fs, queue_size)
+        self.slop = float(slop)
         self.slop_ns = seconds_to_ns(slop)
         self.queue_offset = queue_offset
         self.allow_headerless = bool(allow_headerless)

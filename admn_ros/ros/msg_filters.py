@@ -18,6 +18,7 @@ import os
 from typing import Any, Sequence
 
 from rclpy.clock import ROSClock
+from rclpy.duration import Duration
 
 from admn_ros.core import sync as _core
 
@@ -63,12 +64,14 @@ class BuiltinSubscriber(_core.SimpleFilter):
 
 
 class BuiltinApproximateTimeSynchronizer(_core.ApproximateTimeSynchronizer):
-    """:class:`admn_ros.core.sync.ApproximateTimeSynchronizer` with the ROS clock and logger."""
+    """:class:`admn_ros.core.sync.ApproximateTimeSynchronizer` with the ROS clock and logger;
+    ``slop`` is an ``rclpy.duration.Duration``, as in the package."""
 
     def __init__(self, fs: Sequence[Any], queue_size: int, slop: float, queue_offset: Any = False,
                  allow_headerless: bool = False, sync_arrival_time: bool = False) -> None:
         super().__init__(fs, queue_size, slop, queue_offset, allow_headerless, sync_arrival_time,
                          clock=_ros_now_ns, logger=_RosLogger())
+        self.slop = Duration(nanoseconds=self.slop_ns)
 
 
 def _load(choice: str) -> tuple[str, Any, Any, Any, Any]:

@@ -42,6 +42,7 @@ def test_headerless_messages_get_the_ros_clock():
     after = ROSClock().now().nanoseconds
     (stamp,) = sync.queues[0]
     assert before <= stamp <= after
+    assert sync.slop.nanoseconds == 500_000_000        # an rclpy Duration, as in message_filters
 
 
 def test_subscriber_feeds_a_synchronizer_over_dds():

@@ -112,11 +112,16 @@ def test_exact_sync_recombines_in_order_within_queue_length(n):
     assert set(got) == set(zip(seq0, seq1))
 
 
+def exact_two_frames():
+    """Exact sync of two inputs and frames x (t=0) and y (t=1 s): ``a, b, got, (x0, x1, y0, y1)``."""
+    (a, b), _, got = wire(TimeSynchronizer, 2, 10)
+    return a, b, got, (Msg(0, 1), Msg(0, 2), Msg(S, 1), Msg(S, 2))
+
+
 def test_exact_sync_drops_messages_older_than_a_set():
     """Break tried: keeping older messages after a set (the pre-Kilted Python behaviour)
     makes x1 fire (x0, x1) and this test fail."""
-    (a, b), _, got = wire(TimeSynchronizer, 2, 10)
-    x0, x1, y0, y1 = Msg(0, 1), Msg(0, 2), Msg(S, 1), Msg(S, 2)
+    a, b, got, (x0, x1, y0, y1) = exact_two_frames()
     a.signalMessage(x0)
     b.signalMessage(y1)
     assert got == []
@@ -127,8 +132,7 @@ def test_exact_sync_drops_messages_older_than_a_set():
 
 
 def test_exact_sync_shifted_signalling():
-    (a, b), _, got = wire(TimeSynchronizer, 2, 10)
-    x0, x1, y0, y1 = Msg(0, 1), Msg(0, 2), Msg(S, 1), Msg(S, 2)
+    a, b, got, (x0, x1, y0, y1) = exact_two_frames()
     a.signalMessage(x0)
     a.signalMessage(y0)
     assert got == []
