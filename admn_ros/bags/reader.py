@@ -11,7 +11,7 @@ Synchronisation is the live nodes' (:class:`admn_ros.core.sync.StreamSync`:
 ``message_filters`` ApproximateTimeSynchronizer semantics plus stream timeouts) driven by
 *bag time*: the image messages are offered in log-time order (the order a subscriber
 received them when the bag was recorded), keyed by their header stamps (a zero stamp is
-replaced by the log time), with the mapping's ``slop``; the log time is the clock of the
+replaced by the log time; the live nodes reject such messages), with the mapping's ``slop``; the log time is the clock of the
 stream timeouts, so a stream that delivers nothing for ``timeout`` seconds of bag time is
 missing and frames keep coming without it (what the live graph does). So a frame is one
 ``message_filters`` set: it fires when its last message arrives and every message lies
