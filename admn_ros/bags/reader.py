@@ -7,22 +7,31 @@ when the stream has no message in that frame), the true QoI per stream when the 
 ``admn_ros/StreamQoI`` topics, and the ground truth when the bag has it: a position
 (tracking) or, from ``admn_ros/ActivityLabel`` messages, an activity label.
 
-Synchronisation is :class:`admn_ros.core.sync.ApproxTimeSync` driven by *bag time*: the
-image messages are offered in log-time order, keyed by their header stamps, with the
-mapping's ``slop``; the log time is the synchronizer's clock, so a stream that delivers
-nothing for ``timeout`` seconds of bag time is missing and frames keep coming without it
-(what the live graph does). Offline no frame needs to be lost: the default timeout is
-1.5 frame periods and the synchronizer is polled before every message, so a stream that
-skipped a frame times out before the next frame's messages arrive, and the skipped frame
-is emitted with ``None`` for it. At the end of the bag the inputs time out one by one so
-that trailing partial frames are emitted too.
+Synchronisation is the live nodes' (:class:`admn_ros.core.sync.StreamSync`:
+``message_filters`` ApproximateTimeSynchronizer semantics plus stream timeouts) driven by
+*bag time*: the image messages are offered in log-time order (the order a subscriber
+received them when the bag was recorded), keyed by their header stamps (a zero stamp is
+replaced by the log time; the live nodes reject such messages), with the mapping's ``slop``; the log time is the clock of the
+stream timeouts, so a stream that delivers nothing for ``timeout`` seconds of bag time is
+missing and frames keep coming without it (what the live graph does). So a frame is one
+``message_filters`` set: it fires when its last message arrives and every message lies
+less than ``slop`` from the others; messages that never complete a set stay queued
+(``queue_size``) and are dropped when their queue overflows; a set that fires after a newer
+one (a message arrived late) is dropped as stale. With the same ``slop``, ``queue_size``
+and ``timeout`` the live nodes form the same frames from the same message order.
 
-Multi-rate or offset streams (message_filters semantics apply): give a ``slop`` of about
-half a frame period (the realsense_zed mapping does) so every message lies within slop
-of a frame. A stream slower than the frame rate counts as missing between its messages;
-its message joins a frame only if it arrives before that frame was emitted, otherwise it
-is dropped (counted in :attr:`BagFrames.stats` ``unmatched`` / ``late``; a message
-further than ``slop`` from every frame can also make the frame it overtakes be dropped).
+Offline no frame needs to be lost to a skipped message: the default timeout is 1.5 frame
+periods, so a stream that skipped a frame times out when the next frame's first message
+arrives, the synchronizer goes on over the other streams and the waiting frame fires with
+``None`` for the silent stream; the stream rejoins with its next message. At the end of the
+bag the inputs time out one by one so that trailing partial frames are emitted too.
+
+Multi-rate or offset streams: give a ``slop`` of about half a frame period (the
+realsense_zed mapping does) so every message lies within slop of a frame. A stream slower
+than the frame rate counts as missing between its messages; its message joins a frame only
+if that frame has not fired yet, otherwise it is dropped (counted in
+:attr:`BagFrames.stats`: ``unmatched`` messages left the synchronizer without a set,
+``late`` ones were in a stale set).
 
 QoI messages are matched to a stream by nearest stamp (within ``slop``); a ground-truth
 position is linearly interpolated between the two samples around the frame stamp (or taken
@@ -48,7 +57,7 @@ import numpy as np
 from admn_ros.bags.decode import DecodeError, check_supported, decode, message_encoding, supported_text
 from admn_ros.bags.mapping import StreamTopic, TopicMapping, load_mapping, norm_topic
 from admn_ros.bags.typestore import get_admn_typestore, short_type
-from admn_ros.core.sync import ApproxTimeSync, SyncStats
+from admn_ros.core.sync import StreamSync, SyncStats
 
 if TYPE_CHECKING:
     from rosbags.highlevel import AnyReader
@@ -295,6 +304,8 @@ class BagFrames:
             a YAML path, plain data, or ``None`` (= ``default``).
         slop: override of the mapping's slop (s).
         timeout: override of the mapping's timeout (s).
+        queue_size: messages kept per stream while synchronizing (default: what arrives in
+            ``timeout`` at the fastest stream's rate, plus 10).
         progress: show a tqdm progress bar while iterating.
         max_frames: stop after this many frames.
 
@@ -305,12 +316,13 @@ class BagFrames:
 
     def __init__(self, path: str | Path, mapping: Any = None, *, slop: float | None = None,
                  timeout: float | None = None, progress: bool = False,
-                 max_frames: int | None = None) -> None:
+                 max_frames: int | None = None, queue_size: int | None = None) -> None:
         self.path = Path(path)
         self.mapping: TopicMapping = load_mapping(mapping)
         self.slop = float(self.mapping.slop if slop is None else slop)
         self.progress = bool(progress)
         self.max_frames = max_frames
+        self.queue_size = queue_size
         self.stats = SyncStats()
         self._reader: AnyReader | None = _open_reader(self.path)
         try:
@@ -536,9 +548,7 @@ class BagFrames:
         keys = list(self.stream_conns)
         assert self._reader is not None
         start = self._reader.start_time * 1e-9
-        sync: ApproxTimeSync[str] = ApproxTimeSync(
-            keys, slop=self.slop, timeout=self.timeout, start_time=start,
-            queue_size=self._queue_size())
+        sync: StreamSync[str] = StreamSync(keys, self.slop, self._queue_size(), self.timeout, start_time=start)
         self.stats = sync.stats
         sid_of = {(c.id, id(c.owner)): sid for sid, cs in self.stream_conns.items() for c in cs}
         conns = [c for cs in self.stream_conns.values() for c in cs]
@@ -556,9 +566,7 @@ class BagFrames:
                 seen[sid] += 1
                 last_seen[sid] = now
                 stamp_ns = _stamp_ns(msg, t_ns)
-                # poll first: inputs that skipped the previous frame time out *before* this
-                # message can pivot past (and drop) that frame's other items
-                for s in sync.poll(now) + sync.add(sid, stamp_ns * 1e-9, (stamp_ns, msg), now=now):
+                for s in sync.add(sid, stamp_ns, (stamp_ns, msg), now=now):
                     yield self._make_frame(index, s.items)
                     index += 1
                     bar.update(1)
@@ -581,7 +589,15 @@ class BagFrames:
         finally:
             bar.close()
 
+    @property
+    def sync_parameters(self) -> dict[str, float | int]:
+        """``slop``, ``timeout`` and ``queue_size`` of the synchronization: the node parameters
+        that make a live node form the same frames from the same message order."""
+        return {"slop": self.slop, "timeout": self.timeout, "queue_size": self._queue_size()}
+
     def _queue_size(self) -> int:
+        if self.queue_size is not None:
+            return int(self.queue_size)
         rates = []
         for sid in self.stream_conns:
             n, dur = self._topic_stats(sid)

@@ -7,6 +7,10 @@ without simulated sensors and with ``use_sim_time`` (the same specs as
 target, then runs the same bag offline through the runtime and reports, per frame
 stamp, whether the allocations are identical.
 
+The nodes that synchronize the bag's images (controller, backbones, activity node) run
+with the offline reader's ``slop``, ``timeout`` and ``queue_size``
+(:attr:`~admn_ros.bags.reader.BagFrames.sync_parameters`), so both sides form the same frames.
+
 ``--task activity`` does the same with the activity graph (``activity.launch.py``'s
 specs: ``activity_node`` alone) and its labels on ``admn/activity``, compared with
 :class:`admn_ros.bags.activity_replay.ActivityPipeline` window by window: allocations
@@ -24,6 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+#: graph nodes that synchronize the bag's image topics (they get the reader's sync parameters)
+IMAGE_SYNC_NODES = ("controller_node", "backbone_node", "activity_node")
 
 
 @dataclass
@@ -124,6 +132,13 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
     else:
         specs = tracking_graph(GraphOptions(budget=budget, use_sim_time=True, sim_sensors=False, sensor_nodes=nodes,
                                             model_dir=model_dir or ""))
+    from admn_ros.bags.reader import BagFrames
+
+    with BagFrames(bag, mapping) as frames:
+        sync = frames.sync_parameters
+    for sp in specs:
+        if sp.executable in IMAGE_SYNC_NODES:
+            sp.parameters.update(sync)
     # Foreign topic names (e.g. realsense/zed) are remapped onto the graph's inputs.
     remaps = [(topics.image_topic(st.stream_id), st.topic) for st in mapping.streams
               if st.topic.lstrip("/") != topics.image_topic(st.stream_id)]

@@ -1,15 +1,18 @@
 """ADMN activity node: a sensor node's rgb/depth/radar frames -> an activity label per
 sliding window of ``F`` frames.
 
-Subscribes (sensor-data QoS, as the tracking graph's controller) to every stream of the
-activity model (``node1/color/image_raw``, ``node1/depth/image_raw``,
-``node1/radar/range_azimuth``; :func:`admn_ros.ros.topics.image_topic`), decodes and
-preprocesses each image and groups them into frames with
-:class:`admn_ros.core.sync.FrameAssembler`: a frame is taken as soon as every live stream
-delivered, or when a newer frame completed, or after ``timeout`` s; a lost message only
-makes its stream absent from that frame, and a stream silent for ``timeout`` s is
-missing (frames go on without it, its tokens are masked and it gets 0 blocks), so a
-missing stream never blocks the labels. Frames go into a
+Subscribes (sensor-data QoS, ``message_filters`` ``Subscriber`` s, as the tracking graph's
+controller) to every stream of the activity model (``node1/color/image_raw``,
+``node1/depth/image_raw``, ``node1/radar/range_azimuth``;
+:func:`admn_ros.ros.topics.image_topic`), decodes and preprocesses each image and
+synchronizes them into frames as the controller does, and as offline replay
+(:class:`admn_ros.bags.reader.BagFrames`) does: ``message_filters``
+ApproximateTimeSynchronizer semantics plus stream timeouts (:mod:`admn_ros.ros.msg_filters`).
+A stream silent for ``timeout`` s is missing (frames go on without it, its tokens are masked
+and it gets 0 blocks), so a missing stream never blocks the labels; a frame whose message was
+lost on one live stream does not fire (its other messages wait in their queues) and the
+window slides on with the next frame; a frame older than the window's newest is dropped
+(``stale_set``). Frames go into a
 :class:`~admn_ros.core.activity_runtime.FrameWindow`; every ``publish_every_n_frames``
 frames of a full window :meth:`ActivityRuntime.classify` runs (one allocation per window
 and stream, ``budget`` blocks; cached embeddings when the allocation is unchanged) and
@@ -36,8 +39,8 @@ simulated sensors' truth) and shows truth vs. estimate and the running accuracy.
 
 Budget ``L``: parameter ``budget`` (0 = 25% of the model's blocks, 9 for 3 streams x 12)
 or ``std_msgs/UInt16`` on ``admn/budget``; out-of-range values are rejected with the
-reason. Bad input (wrong encoding, size, empty data, NaN/inf radar, zero/duplicate/
-out-of-order/future stamps) is rejected, counted per stream and reason on
+reason. Bad input (wrong encoding, size, empty data, NaN/inf radar, zero or future stamps)
+is rejected, counted per stream and reason on
 ``/diagnostics`` and logged throttled; it never stops the node.
 """
 from __future__ import annotations
@@ -58,7 +61,7 @@ from admn_ros.core.activity_viz import ActivityView, render_activity_dashboard
 from admn_ros.core.paths import activity_models_dir
 from admn_ros.core.runtime import LatencyWindow, RateMeter
 from admn_ros.core.streams import StreamSet, budget_from_fraction, validate_budget
-from admn_ros.core.sync import AssembledFrame, FrameAssembler
+from admn_ros.core.sync import SyncedSet
 from admn_ros.msg import ActivityLabel, LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_activity_label, make_header, mask_to_allocation, numpy_to_image
@@ -207,8 +210,6 @@ class ActivityNode(AdmnNode):
         if name == "budget":
             self.budget = self.resolved_budget(int(value))
             self.get_logger().info(f"budget -> {self.budget}")
-        elif name in ("slop", "timeout") and getattr(self, "assembler", None) is not None:
-            setattr(self.assembler, name, float(value))
 
     # ------------------------------------------------------------------ lifecycle
     def configure(self) -> None:
@@ -226,7 +227,7 @@ class ActivityNode(AdmnNode):
         validate_budget(self.budget, len(self.ids), rt.depth, bool(rt.cfg.first_block))
         rt.warmup()
         self.window = FrameWindow(rt.frames, self.ids)
-        self.assembler: FrameAssembler | None = None   # made on activate
+        self.sync = None                    # made on activate
         self.label_pub = self.lifecycle_publisher(ActivityLabel, topics.ACTIVITY, reliable_qos())
         self.alloc_pub = self.lifecycle_publisher(LayerAllocation, topics.ALLOCATION, reliable_qos())
         self.marker_pub = self.lifecycle_publisher(MarkerArray, topics.MARKERS, reliable_qos(2))
@@ -251,12 +252,12 @@ class ActivityNode(AdmnNode):
 
     def activate(self) -> None:
         p = self.p
-        self.assembler = FrameAssembler(self.ids, float(p["slop"]), float(p["timeout"]), int(p["queue_size"]))
+        self.sync = self.make_sync(self.ids)
         self.window.clear()
         self._last_frame_ns = None
         q = image_qos(p)
         for sid in self.ids:
-            self.subscribe(Image, topics.image_topic(sid), lambda m, s=sid: self._on_image(s, m), q)
+            self.subscribe_filter(Image, topics.image_topic(sid), q).registerCallback(self._on_image, sid)
         self.subscribe(UInt16, topics.BUDGET, self._on_budget, reliable_qos())
         if p["ground_truth"]:
             self.subscribe(ActivityLabel, topics.ACTIVITY_GROUND_TRUTH, self._on_ground_truth, reliable_qos(50))
@@ -266,21 +267,16 @@ class ActivityNode(AdmnNode):
 
     def cleanup(self) -> None:
         self.runtime = None
-        self.assembler = None
+        self.sync = None
 
     # ------------------------------------------------------------------ inputs
-    def _on_image(self, sid: str, msg: Image) -> None:
+    def _on_image(self, msg: Image, sid: str) -> None:
         item = self.image_item(sid, msg)
-        if item is None or self.assembler is None:
-            return
-        for fr in self.assembler.add(sid, item[2] * 1e-9, item, self.now_s()):
-            self._on_frame(fr)
+        if item is not None:
+            self.sync_offer(sid, item, self._on_frame)
 
     def _on_poll(self) -> None:
-        if self.assembler is None:
-            return
-        for fr in self.assembler.poll(self.now_s()):
-            self._on_frame(fr)
+        self.sync_poll(self._on_frame)
 
     def _on_budget(self, msg: UInt16) -> None:
         v = int(msg.data)
@@ -312,15 +308,15 @@ class ActivityNode(AdmnNode):
         self.view.truth = truth
 
     # ------------------------------------------------------------------ frames -> windows
-    def _on_frame(self, fr: AssembledFrame) -> None:
-        newest = max(fr.items.values(), key=lambda it: it[2])
+    def _on_frame(self, fr: SyncedSet) -> None:
+        newest = max((it for it in fr.items.values() if it is not None), key=lambda it: it[2])
         stamp_ns = int(newest[2])
         if self._last_frame_ns is not None and (stamp_ns - self._last_frame_ns) * 1e-9 > float(self.p["max_gap_s"]):
             self.window.clear()                   # a long gap: do not mix old frames with new ones
             self._since_label = 0
             self.monitor.drop("window_restart")
         try:
-            self.window.push(stamp_ns, {sid: it[0] for sid, it in fr.items.items()})
+            self.window.push(stamp_ns, {sid: (it[0] if it is not None else None) for sid, it in fr.items.items()})
         except ValueError as exc:
             self.monitor.drop("frame_order")
             self.warn_throttled("frame_order", f"frame not added to the window: {exc}")
@@ -396,9 +392,9 @@ class ActivityNode(AdmnNode):
         now_s, now_ns = self.now_s(), self.now_ns()
         out = []
         res = self.last
-        asm = getattr(self, "assembler", None)
+        sync = getattr(self, "sync", None)
         for i, sid in enumerate(getattr(self, "ids", [])):
-            extra: dict[str, Any] = {"frames_absent": asm.missing_count.get(sid, 0) if asm is not None else 0}
+            extra: dict[str, Any] = {"frames_absent": sync.missing_count.get(sid, 0) if sync is not None else 0}
             if res is not None:
                 extra.update({"est_sigma": float(res.allocation.est_noise[i]),
                               "blocks": int(res.allocation.mask[i].sum()),
@@ -428,11 +424,7 @@ class ActivityNode(AdmnNode):
         if hasattr(self, "classify_ms"):
             values.update(latency_values("classify", self.classify_ms))
             values.update(latency_values("e2e", self.e2e_ms))
-        if asm is not None:
-            st = asm.stats
-            values.update({"assembly_complete": st.complete, "assembly_incomplete": st.incomplete,
-                           "assembly_late": st.late, "assembly_duplicate": st.duplicate,
-                           "assembly_overflow": st.overflow})
+        values.update(self.sync_diagnostics())
         msg = ""
         if self.configure_error is None:
             msg = (f"{values['windows']} labels, last {values['label'] or '-'}"
