@@ -143,13 +143,16 @@ class _Ours:
 SEEDS = range(400)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_sets_equal_the_documented_algorithm(seed):
+def test_sets_equal_the_documented_algorithm():
     """Break tried: ``<=`` instead of ``<`` for the spread fails 9 of the 400 seeds;
     deleting every older message after a set (the old policy) fails 170."""
-    n, queue_size, slop, events = random_events(seed)
-    got, _ = run(_Ours, n, queue_size, slop, events)
-    assert got == reference_sets(n, queue_size, slop, events)
+    bad = []
+    for seed in SEEDS:
+        n, queue_size, slop, events = random_events(seed)
+        got, _ = run(_Ours, n, queue_size, slop, events)
+        if got != reference_sets(n, queue_size, slop, events):
+            bad.append(seed)
+    assert not bad, f"{len(bad)} of {len(SEEDS)} seeds differ from the reference: {bad[:10]}"
 
 
 def test_the_random_streams_exercise_every_case():
@@ -170,12 +173,15 @@ HAVE_MESSAGE_FILTERS = importlib.util.find_spec("message_filters") is not None
 
 
 @pytest.mark.skipif(not HAVE_MESSAGE_FILTERS, reason="the message_filters package is not installed")
-@pytest.mark.parametrize("seed", SEEDS)
-def test_sets_and_queues_equal_the_message_filters_package(seed):
+def test_sets_and_queues_equal_the_message_filters_package():
     import message_filters
     from builtin_interfaces.msg import Time
 
-    n, queue_size, slop, events = random_events(seed)
-    for _, m in events:           # the package reads builtin_interfaces/Time stamps
-        m.header.stamp = Time(sec=m.header.stamp.sec, nanosec=m.header.stamp.nanosec)
-    assert run(_Ours, n, queue_size, slop, events) == run(message_filters, n, queue_size, slop, events)
+    bad = []
+    for seed in SEEDS:
+        n, queue_size, slop, events = random_events(seed)
+        for _, m in events:           # the package reads builtin_interfaces/Time stamps
+            m.header.stamp = Time(sec=m.header.stamp.sec, nanosec=m.header.stamp.nanosec)
+        if run(_Ours, n, queue_size, slop, events) != run(message_filters, n, queue_size, slop, events):
+            bad.append(seed)
+    assert not bad, f"{len(bad)} of {len(SEEDS)} seeds differ from message_filters: {bad[:10]}"
