@@ -190,7 +190,8 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                         detail.update(f"{reason}: {s}" for s in streams.split(", ") if s)
             report.append({"bag": str(path), "frames": n, "kept": n - sum(skipped.values()),
                            "skipped": {r: skipped[r] for r in REASONS if skipped[r]}, "skipped_streams": dict(detail)})
-            say(f"[dataset] {path}: {n} frames, kept {report[-1]['kept']}" + _skips(report[-1]))
+            say(f"[dataset] {path}: {n} frames, {report[-1]['kept']} with their streams and ground truth"
+                + _skips(report[-1]))
         arr = rd.arrays()
         bag, stamp = np.asarray(rd.bag, np.int64), np.asarray(rd.stamp, np.int64)
         gt = np.asarray(rd.gt, np.float32).reshape(-1, 2)
@@ -288,9 +289,10 @@ def summary_text(meta: dict[str, Any]) -> str:
         rows.append(f"  {Path(r['bag']).name:<{w}}  frames {r['frames']:>6}  kept {r['kept']:>6} "
                     f"(train/val/test {sp})" + _skips(r))
     tot = {s: meta["splits"][s]["n_samples"] for s in SPLITS}
-    rows.append(f"  total: {sum(tot.values())} samples: " + ", ".join(f"{s} {n}" for s, n in tot.items())
-                + f"; streams {meta['stream_ids']}" + (f"; absent (zeros): {meta['absent_streams']}"
-                                                      if meta["absent_streams"] else ""))
+    rows.append(f"  total: {sum(tot.values())} samples (" + ", ".join(f"{s} {n}" for s, n in tot.items())
+                + f"), nodes {meta['nodes']}, modalities {meta['modalities']}")
+    if meta["absent_streams"]:
+        rows.append(f"  never in the bags, stored as zeros: {', '.join(meta['absent_streams'])}")
     return "\n".join(rows)
 
 
