@@ -51,11 +51,11 @@ def _grid(stream_ids: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 class _Reading:
-    """One bag's kept frames, appended to raw files in ``work`` (one per stored array)."""
+    """The kept frames of all bags, appended to raw files in ``work`` (one per stored array)."""
 
     def __init__(self, work: Path, nodes: list[str]) -> None:
         self.nodes, self.work = nodes, work
-        self.files = {m: open(work / f"{m}.bin", "ab") for m in _STORED}  # noqa: SIM115 - closed in close()
+        self.files = {m: open(work / f"{m}.bin", "ab") for m in _STORED}  # noqa: SIM115 - closed in arrays()
         self.n = 0
         self.bag: list[int] = []
         self.stamp: list[int] = []
@@ -192,6 +192,9 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                            "skipped": {r: skipped[r] for r in REASONS if skipped[r]}, "skipped_streams": dict(detail)})
             say(f"[dataset] {path}: {n} frames, {report[-1]['kept']} with their streams and ground truth"
                 + _skips(report[-1]))
+        if rd.n == 0:
+            raise ValueError(f"no frame of {len(bags)} bag(s) has every required stream and ground truth: "
+                             + "; ".join(r["bag"] + _skips(r) for r in report))
         arr = rd.arrays()
         bag, stamp = np.asarray(rd.bag, np.int64), np.asarray(rd.stamp, np.int64)
         gt = np.asarray(rd.gt, np.float32).reshape(-1, 2)

@@ -329,6 +329,9 @@ def test_bad_input_is_explained_and_leaves_nothing(tmp_path, capsys):
                       progress=False, log=None)
     with pytest.raises(ValueError, match="ground_truth: the mapping names no ground-truth topic"):
         build_dataset([bag], base, out, progress=False, log=None)
+    with pytest.raises(ValueError, match=r"no frame of 1 bag\(s\).*no ground truth 30"):
+        build_dataset([bag], {**base, "ground_truth": {"topic": "/truth", "parent": "world", "child": "rc_car",
+                                                       "tolerance": 0.001}}, out, progress=False, log=None)
     with pytest.raises(ValueError, match="no position ground truth on '/nope'"):
         build_dataset([bag], {**base, "ground_truth": "/nope"}, out, progress=False, log=None)
     assert not out.exists()
