@@ -13,8 +13,9 @@ Modules: :mod:`~admn_ros.bags.typestore` (rosbags typestore + our msgs),
 (Image / CompressedImage -> numpy), :mod:`~admn_ros.bags.reader` (``BagFrames``),
 :mod:`~admn_ros.bags.msgs` (message builders), :mod:`~admn_ros.bags.record`
 (``admn-ros record``), :mod:`~admn_ros.bags.writer` (output bags),
-:mod:`~admn_ros.bags.pipeline` (``FramePipeline``, ``FrameResult``, the baseline) and
-:mod:`~admn_ros.bags.replay` (``admn-ros replay``).
+:mod:`~admn_ros.bags.pipeline` (``FramePipeline``, ``FrameResult``, the baseline),
+:mod:`~admn_ros.bags.replay` (``admn-ros replay``) and :mod:`~admn_ros.bags.dataset`
+(``admn-ros dataset --from-bag``: a tracking dataset from recordings).
 """
 from __future__ import annotations
 

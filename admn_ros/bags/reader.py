@@ -36,8 +36,9 @@ if that frame has not fired yet, otherwise it is dropped (counted in
 QoI messages are matched to a stream by nearest stamp (within ``slop``); a ground-truth
 position is linearly interpolated between the two samples around the frame stamp (or taken
 from the nearest one), a label is the nearest one, both within the mapping's
-``ground_truth.tolerance``. Both topics are read in a
-first, cheap pass.
+``ground_truth.tolerance``. A transform ground truth (``/tf`` or TransformStamped) uses the
+transforms from the mapping's ``ground_truth.parent`` to ``ground_truth.child``. Both
+topics are read in a first, cheap pass.
 
 Errors are explicit: a bag that lacks a required topic, has a mapped topic of the wrong
 type or an unsupported / unexpected encoding raises :class:`BagContentError`, whose
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 
@@ -73,6 +74,7 @@ GT_TYPES: dict[str, str] = {
     "geometry_msgs/PoseWithCovarianceStamped": "pose.pose.position",
     "nav_msgs/Odometry": "pose.pose.position",
     "geometry_msgs/TransformStamped": "transform.translation",
+    "tf2_msgs/TFMessage": "transforms",
     "admn_ros/ActivityLabel": LABEL_FIELD,
 }
 QOI_TYPE = "admn_ros/StreamQoI"
@@ -155,6 +157,8 @@ class BagFrame:
         gt_xy: ground-truth position ``float64 (2,)`` in metres, or ``None``.
         gt_label: ground-truth activity (``admn_ros/ActivityLabel`` ground truth: the
             label with the nearest stamp within the mapping's tolerance), or ``None``.
+        bad: stream id -> why its message could not be used (``skip_bad`` readers only;
+            the stream is ``None`` in :attr:`streams` then).
     """
 
     index: int
@@ -164,6 +168,7 @@ class BagFrame:
     qoi: dict[str, StreamQoIInfo | None] | None
     gt_xy: np.ndarray | None
     gt_label: str | None = None
+    bad: dict[str, str] = field(default_factory=dict)
 
     @property
     def stamp(self) -> float:
@@ -204,6 +209,19 @@ def _get_path(msg: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         msg = getattr(msg, part)
     return msg
+
+
+def _positions(msg: Any, path: str, frames: tuple[str, str] | None, seen: set) -> list[tuple[Any, Any]]:
+    """``(stamped message, point)`` pairs of one position ground-truth message: the message
+    itself, or for a TFMessage (``path`` ``transforms``) and a TransformStamped with
+    ``frames`` the transforms ``frames[0] -> frames[1]`` (other frame pairs go to ``seen``)."""
+    items = list(msg.transforms) if path == "transforms" else [msg]
+    if frames is not None and path in ("transforms", "transform.translation"):
+        pairs = [(norm_topic(m.header.frame_id), norm_topic(m.child_frame_id)) for m in items]
+        seen.update(pairs)
+        items = [m for m, pair in zip(items, pairs) if pair == frames]
+    path = "transform.translation" if path == "transforms" else path
+    return [(m, _get_path(m, path)) for m in items]
 
 
 def bag_files(path: Path) -> list[Path]:
@@ -308,6 +326,9 @@ class BagFrames:
             ``timeout`` at the fastest stream's rate, plus 10).
         progress: show a tqdm progress bar while iterating.
         max_frames: stop after this many frames.
+        skip_bad: a message that cannot be decoded (an unexpected encoding, bad data) leaves
+            its stream ``None`` in that frame, with the reason in :attr:`BagFrame.bad`,
+            instead of raising :class:`BagContentError` while iterating.
 
     Raises (at construction): :class:`BagReadError`, :class:`BagContentError`.
     Iterating may raise them too (corrupt data further in, an encoding change).
@@ -316,8 +337,10 @@ class BagFrames:
 
     def __init__(self, path: str | Path, mapping: Any = None, *, slop: float | None = None,
                  timeout: float | None = None, progress: bool = False,
-                 max_frames: int | None = None, queue_size: int | None = None) -> None:
+                 max_frames: int | None = None, queue_size: int | None = None,
+                 skip_bad: bool = False) -> None:
         self.path = Path(path)
+        self.skip_bad = bool(skip_bad)
         self.mapping: TopicMapping = load_mapping(mapping)
         self.slop = float(self.mapping.slop if slop is None else slop)
         self.progress = bool(progress)
@@ -392,6 +415,9 @@ class BagFrames:
             elif conns:
                 self.gt_conns = conns
                 self.gt_field = GT_TYPES[next(iter(types))]
+                if self.gt_field == "transforms" and not self.mapping.gt_frames:
+                    problems.append(f"ground truth: topic {self.mapping.ground_truth!r} is a tf2_msgs/TFMessage: "
+                                    f"name the transform with ground_truth.parent and ground_truth.child")
         if problems:
             raise self._content_error(problems)
 
@@ -490,6 +516,7 @@ class BagFrames:
         conn_sid = {(c.id, id(c.owner)): sid for sid, cs in self.qoi_conns.items() for c in cs}
         gt_ids = {(c.id, id(c.owner)) for c in self.gt_conns}
         axes = self.mapping.gt_axes
+        pairs: set[tuple[str, str]] = set()
         conns = [c for cs in self.qoi_conns.values() for c in cs] + self.gt_conns
         if conns:
             for conn, t, raw in self._messages(conns):
@@ -497,39 +524,43 @@ class BagFrames:
                 if (conn.id, id(conn.owner)) in gt_ids and self.gt_field == LABEL_FIELD:
                     labels.append((_stamp_ns(msg, t), str(msg.class_name)))
                 elif (conn.id, id(conn.owner)) in gt_ids:
-                    p = _get_path(msg, self.gt_field)
-                    gt.append((_stamp_ns(msg, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1])))))
+                    for m, p in _positions(msg, self.gt_field, self.mapping.gt_frames, pairs):
+                        gt.append((_stamp_ns(m, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1])))))
                 else:
                     sid = conn_sid[(conn.id, id(conn.owner))]
                     qoi[sid].append((_stamp_ns(msg, t), StreamQoIInfo(
                         str(msg.corruption), float(msg.noise_sigma), float(msg.severity))))
+        if pairs and not gt:
+            raise self._content_error([f"ground truth: topic {self.mapping.ground_truth!r} has no transform "
+                                       f"{' -> '.join(self.mapping.gt_frames or ())} (ground_truth.parent -> "
+                                       f"ground_truth.child); it has: "
+                                       + ", ".join(f"{a} -> {b}" for a, b in sorted(pairs)[:20])])
         self._qoi = {sid: _Track(v) for sid, v in qoi.items()}
         self._gt = _Track(gt)
         self._labels = _Track(labels)
 
     # ------------------------------------------------------------------ iteration
     def _make_frame(self, index: int, items: dict[str, Any]) -> BagFrame:
-        streams: dict[str, np.ndarray | None] = {}
-        stamps: dict[str, int | None] = {}
-        for sid in self.mapping.stream_ids:
-            it = items.get(sid)
-            if it is None:
-                streams[sid], stamps[sid] = None, None
-                continue
-            stamp_ns, msg = it
+        streams: dict[str, np.ndarray | None] = {sid: None for sid in self.mapping.stream_ids}
+        stamps: dict[str, int | None] = dict.fromkeys(streams)
+        bad: dict[str, str] = {}
+        items = {sid: it for sid, it in items.items() if it is not None}
+        for sid, (stamp_ns, msg) in items.items():
             st = self.mapping.stream(sid)
             comp = self.compressed[sid]
             p = self._check_encoding(st, message_encoding(msg, comp), comp)
             if p:
-                raise self._content_error([p + f" (message stamped {stamp_ns} ns)"])
-            try:
-                streams[sid] = decode(msg, comp, st.modality)
-            except DecodeError as e:
-                raise self._content_error([f"stream {sid}: topic {st.topic!r}, message stamped "
-                                           f"{stamp_ns} ns: {e}"]) from None
-            stamps[sid] = stamp_ns
-        present = [s for s in stamps.values() if s is not None]
-        stamp_ns = max(present)
+                p += f" (message stamped {stamp_ns} ns)"
+            else:
+                try:
+                    streams[sid], stamps[sid] = decode(msg, comp, st.modality), stamp_ns
+                except DecodeError as e:
+                    p = f"stream {sid}: topic {st.topic!r}, message stamped {stamp_ns} ns: {e}"
+            if p and not self.skip_bad:
+                raise self._content_error([p])
+            if p:
+                bad[sid] = p
+        stamp_ns = max(s for s, _ in items.values())
         tol = int(round(self.slop * 1e9))
         qoi: dict[str, StreamQoIInfo | None] | None = None
         if self._qoi:
@@ -538,7 +569,7 @@ class BagFrames:
         tol_gt = int(round(self.mapping.gt_tolerance * 1e9))
         gt = self._gt.interp(stamp_ns, tol_gt) if len(self._gt) else None
         label = self._labels.nearest(stamp_ns, tol_gt) if len(self._labels) else None
-        return BagFrame(index, stamp_ns, streams, stamps, qoi, gt, label)
+        return BagFrame(index, stamp_ns, streams, stamps, qoi, gt, label, bad)
 
     def __iter__(self) -> Iterator[BagFrame]:
         if self._reader is None:
