@@ -4,7 +4,8 @@
                         (demo --task activity: the activity graph, live label vs. truth)
     admn-ros run        start the tracking graph (the launch file's graph) as processes
                         (run activity: the activity graph of activity.launch.py)
-    admn-ros dataset    generate a simulated GDTM-style dataset (--task activity: MM-Fi-style)
+    admn-ros dataset    generate a simulated GDTM-style dataset (--task activity: MM-Fi-style);
+                        --from-bag BAG... --mapping FILE: a tracking dataset from your recordings
     admn-ros convert-gdtm  convert a real GDTM copy (HDF5) into the same dataset format
     admn-ros convert-mmfi  convert an MM-Fi copy into the activity dataset format
     admn-ros train      stage 1 / stage 2 training
@@ -28,8 +29,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "simulated sensors + full ADMN graph with live summary (--task activity)"),
     "run": ("admn_ros.ros.runner", "run_main", "start a task's graph (`run [tracking|activity]`, the graph of "
             "<task>.launch.py)"),
-    "dataset": ("admn_ros.core.data.__main__", "dataset_main",
-                "generate a simulated dataset: GDTM-style (--task tracking, default) or MM-Fi-style (--task activity)"),
+    "dataset": ("admn_ros.bags.dataset", "dataset_main",
+                "generate a simulated dataset: GDTM-style (--task tracking, default) or MM-Fi-style (--task activity); "
+                "--from-bag: build one from your recordings"),
     "convert-gdtm": ("admn_ros.core.data.gdtm", "main", "convert a preprocessed GDTM copy into our dataset format"),
     "convert-mmfi": ("admn_ros.core.data.mmfi", "main", "convert an MM-Fi copy into the activity dataset format"),
     "train": ("admn_ros.core.train.cli", "main", "train stage 1 / stage 2 models"),

@@ -15,7 +15,7 @@ Per configuration, over the measurement window (after the first target + ``--war
 * throughput: targets/s against the sensor rate, and frames lost (sensor frames without a target);
 * backlog: latency drift (ms per minute, least squares over the window: a graph that
   does not keep up queues frames and the drift is positive), frames dropped by the nodes
-  (``dropped.*`` on /diagnostics: allocation waits, pending overflow, sync overflow);
+  (``dropped.*`` on /diagnostics: allocation waits, pending overflow, messages the synchronizers discarded unmatched);
 * memory: RSS of all graph processes at the start and end of the window (growth MB and MB/min);
 * CPU: cores used by the graph processes (utime + stime over the window).
 
@@ -116,7 +116,7 @@ class _Recorder:
                 continue
             node = name.split(":")[0].strip("/")
             for k, v in vals.items():
-                if k.startswith("dropped.") or k == "sync_overflow":
+                if k.startswith("dropped.") or k == "sync_discarded":
                     try:
                         out[f"{node}: {k.replace('dropped.', '')}"] = int(float(v))
                     except ValueError:

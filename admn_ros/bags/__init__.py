@@ -15,8 +15,9 @@ Modules: :mod:`~admn_ros.bags.typestore` (rosbags typestore + our msgs),
 (``admn-ros record``), :mod:`~admn_ros.bags.writer` (output bags),
 :mod:`~admn_ros.bags.pipeline` (``FramePipeline``, ``RuntimePipeline``, the baseline),
 :mod:`~admn_ros.bags.replay` (the replay of any task), :mod:`~admn_ros.bags.report`
-(methods x budgets), :mod:`~admn_ros.bags.realtime` (through the node graph) and
-:mod:`~admn_ros.bags.replay_cli` (``admn-ros replay``).
+(methods x budgets), :mod:`~admn_ros.bags.realtime` (through the node graph),
+:mod:`~admn_ros.bags.replay_cli` (``admn-ros replay``) and :mod:`~admn_ros.bags.dataset`
+(``admn-ros dataset --from-bag``: a tracking dataset from recordings).
 """
 from __future__ import annotations
 

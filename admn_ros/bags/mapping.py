@@ -15,11 +15,20 @@ Format (every key but ``streams`` optional)::
     ground_truth:          # or just the topic as a string
       topic: /ground_truth/target
       axes: [x, y]         # position components used as map (x, y), e.g. [x, z] for mocap
-      tolerance: 0.05      # s: largest |gt stamp - frame stamp| (linear interpolation inside)
+      tolerance: 0.05      # s: the largest allowed gap between a frame and the ground truth
+      parent: world        # tf2_msgs/TFMessage (/tf) or TransformStamped: the transform
+      child: rc_car        #   parent -> child whose translation is the position
 
 The ground-truth topic's type decides what it is: a position (PointStamped, PoseStamped,
-PoseWithCovarianceStamped, Odometry, TransformStamped) for tracking, or an activity label
-(``admn_ros/ActivityLabel``, nearest stamp; ``axes`` unused) for activity recognition.
+PoseWithCovarianceStamped, Odometry, TransformStamped, TFMessage) for tracking, or an
+activity label (``admn_ros/ActivityLabel``, nearest stamp; ``axes`` unused) for activity
+recognition. A position is interpolated linearly between the samples just before and just
+after the frame stamp when both lie within ``tolerance``, else it is the nearest sample
+within ``tolerance``; a frame with neither has no ground truth. On a ``tf2_msgs/TFMessage``
+topic (``/tf``) ``parent`` and ``child`` are required and only the transforms with exactly
+these frame ids count (no chaining through the tf tree: publish the mocap body in its
+world frame); on a TransformStamped topic they are optional filters. Frame ids compare
+without a leading ``/``.
 
 ``encoding`` lists the encodings (Image) or formats (CompressedImage, e.g. ``jpeg``,
 ``png``, ``compressedDepth``) accepted for that stream; absent = anything the decoder
@@ -54,7 +63,7 @@ SHIPPED: dict[str, str] = {
 
 _TOP_KEYS = {"slop", "timeout", "streams", "qoi", "ground_truth"}
 _STREAM_KEYS = {"topic", "encoding", "optional"}
-_GT_KEYS = {"topic", "axes", "tolerance"}
+_GT_KEYS = {"topic", "axes", "tolerance", "parent", "child"}
 _AXES = ("x", "y", "z")
 
 
@@ -100,6 +109,7 @@ class TopicMapping:
     slop: float = 0.02
     timeout: float | None = None
     source: str = "<dict>"
+    gt_frames: tuple[str, str] | None = None  # (parent, child) of a transform ground truth
 
     @property
     def stream_ids(self) -> list[str]:
@@ -126,6 +136,8 @@ class TopicMapping:
         if self.ground_truth:
             out["ground_truth"] = {"topic": self.ground_truth, "axes": list(self.gt_axes),
                                    "tolerance": self.gt_tolerance}
+            if self.gt_frames:
+                out["ground_truth"].update(parent=self.gt_frames[0], child=self.gt_frames[1])
         return out
 
 
@@ -205,6 +217,7 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
     gt_topic: str | None = None
     axes: tuple[str, str] = ("x", "y")
     tol = 0.05
+    frames: tuple[str, str] | None = None
     if isinstance(gt_raw, str):
         gt_raw = {"topic": gt_raw}
     if gt_raw is not None:
@@ -222,10 +235,20 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
             raise _fail(source, "ground_truth.axes", f"must be two different axes of {list(_AXES)}, got {ax!r}")
         axes = (str(ax[0]), str(ax[1]))
         tol = float(_number(gt_raw.get("tolerance", 0.05), source, "ground_truth.tolerance", 0.0))  # type: ignore[arg-type]
+        named = [k for k in ("parent", "child") if k in gt_raw]
+        for k in named:
+            if not isinstance(gt_raw[k], str) or not norm_topic(gt_raw[k]):
+                raise _fail(source, f"ground_truth.{k}", f"must be a frame id, got {gt_raw[k]!r}")
+        if len(named) == 1:
+            other = ({"parent", "child"} - set(named)).pop()
+            raise _fail(source, f"ground_truth.{other}", f"missing: name both parent and child "
+                                                         f"(only {named[0]} is given)")
+        if named:
+            frames = (norm_topic(gt_raw["parent"]), norm_topic(gt_raw["child"]))
 
     slop = float(_number(data.get("slop", 0.02), source, "slop", 0.0))  # type: ignore[arg-type]
     timeout = _number(data.get("timeout"), source, "timeout", 1e-6, allow_none=True)
-    return TopicMapping(tuple(streams), qoi, gt_topic, axes, tol, slop, timeout, source)
+    return TopicMapping(tuple(streams), qoi, gt_topic, axes, tol, slop, timeout, source, gt_frames=frames)
 
 
 def default_mapping(streams: StreamSet | None = None) -> TopicMapping:

@@ -7,28 +7,38 @@ when the stream has no message in that frame), the true QoI per stream when the 
 ``admn_ros/StreamQoI`` topics, and the ground truth when the bag has it: a position
 (tracking) or, from ``admn_ros/ActivityLabel`` messages, an activity label.
 
-Synchronisation is :class:`admn_ros.core.sync.ApproxTimeSync` driven by *bag time*: the
-image messages are offered in log-time order, keyed by their header stamps, with the
-mapping's ``slop``; the log time is the synchronizer's clock, so a stream that delivers
-nothing for ``timeout`` seconds of bag time is missing and frames keep coming without it
-(what the live graph does). Offline no frame needs to be lost: the default timeout is
-1.5 frame periods and the synchronizer is polled before every message, so a stream that
-skipped a frame times out before the next frame's messages arrive, and the skipped frame
-is emitted with ``None`` for it. At the end of the bag the inputs time out one by one so
-that trailing partial frames are emitted too.
+Synchronisation is the live nodes' (:class:`admn_ros.core.sync.StreamSync`:
+``message_filters`` ApproximateTimeSynchronizer semantics plus stream timeouts) driven by
+*bag time*: the image messages are offered in log-time order (the order a subscriber
+received them when the bag was recorded), keyed by their header stamps (a zero stamp is
+replaced by the log time; the live nodes reject such messages), with the mapping's ``slop``; the log time is the clock of the
+stream timeouts, so a stream that delivers nothing for ``timeout`` seconds of bag time is
+missing and frames keep coming without it (what the live graph does). So a frame is one
+``message_filters`` set: it fires when its last message arrives and every message lies
+less than ``slop`` from the others; messages that never complete a set stay queued
+(``queue_size``) and are dropped when their queue overflows; a set that fires after a newer
+one (a message arrived late) is dropped as stale. With the same ``slop``, ``queue_size``
+and ``timeout`` the live nodes form the same frames from the same message order.
 
-Multi-rate or offset streams (message_filters semantics apply): give a ``slop`` of about
-half a frame period (the realsense_zed mapping does) so every message lies within slop
-of a frame. A stream slower than the frame rate counts as missing between its messages;
-its message joins a frame only if it arrives before that frame was emitted, otherwise it
-is dropped (counted in :attr:`BagFrames.stats` ``unmatched`` / ``late``; a message
-further than ``slop`` from every frame can also make the frame it overtakes be dropped).
+Offline no frame needs to be lost to a skipped message: the default timeout is 1.5 frame
+periods, so a stream that skipped a frame times out when the next frame's first message
+arrives, the synchronizer goes on over the other streams and the waiting frame fires with
+``None`` for the silent stream; the stream rejoins with its next message. At the end of the
+bag the inputs time out one by one so that trailing partial frames are emitted too.
+
+Multi-rate or offset streams: give a ``slop`` of about half a frame period (the
+realsense_zed mapping does) so every message lies within slop of a frame. A stream slower
+than the frame rate counts as missing between its messages; its message joins a frame only
+if that frame has not fired yet, otherwise it is dropped (counted in
+:attr:`BagFrames.stats`: ``unmatched`` messages left the synchronizer without a set,
+``late`` ones were in a stale set).
 
 QoI messages are matched to a stream by nearest stamp (within ``slop``); a ground-truth
 position is linearly interpolated between the two samples around the frame stamp (or taken
 from the nearest one), a label is the nearest one, both within the mapping's
-``ground_truth.tolerance``. Both topics are read in a
-first, cheap pass.
+``ground_truth.tolerance``. A transform ground truth (``/tf`` or TransformStamped) uses the
+transforms from the mapping's ``ground_truth.parent`` to ``ground_truth.child``. Both
+topics are read in a first, cheap pass.
 
 Errors are explicit: a bag that lacks a required topic, has a mapped topic of the wrong
 type or an unsupported / unexpected encoding raises :class:`BagContentError`, whose
@@ -39,7 +49,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 
@@ -48,7 +58,7 @@ import numpy as np
 from admn_ros.bags.decode import DecodeError, check_supported, decode, message_encoding, supported_text
 from admn_ros.bags.mapping import StreamTopic, TopicMapping, load_mapping, norm_topic
 from admn_ros.bags.typestore import get_admn_typestore, short_type
-from admn_ros.core.sync import ApproxTimeSync, SyncStats
+from admn_ros.core.sync import StreamSync, SyncStats
 
 if TYPE_CHECKING:
     from rosbags.highlevel import AnyReader
@@ -64,6 +74,7 @@ GT_TYPES: dict[str, str] = {
     "geometry_msgs/PoseWithCovarianceStamped": "pose.pose.position",
     "nav_msgs/Odometry": "pose.pose.position",
     "geometry_msgs/TransformStamped": "transform.translation",
+    "tf2_msgs/TFMessage": "transforms",
     "admn_ros/ActivityLabel": LABEL_FIELD,
 }
 QOI_TYPE = "admn_ros/StreamQoI"
@@ -146,6 +157,8 @@ class BagFrame:
         gt_xy: ground-truth position ``float64 (2,)`` in metres, or ``None``.
         gt_label: ground-truth activity (``admn_ros/ActivityLabel`` ground truth: the
             label with the nearest stamp within the mapping's tolerance), or ``None``.
+        bad: stream id -> why its message could not be used (``skip_bad`` readers only;
+            the stream is ``None`` in :attr:`streams` then).
     """
 
     index: int
@@ -155,6 +168,7 @@ class BagFrame:
     qoi: dict[str, StreamQoIInfo | None] | None
     gt_xy: np.ndarray | None
     gt_label: str | None = None
+    bad: dict[str, str] = field(default_factory=dict)
 
     @property
     def stamp(self) -> float:
@@ -195,6 +209,19 @@ def _get_path(msg: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         msg = getattr(msg, part)
     return msg
+
+
+def _positions(msg: Any, path: str, frames: tuple[str, str] | None, seen: set) -> list[tuple[Any, Any]]:
+    """``(stamped message, point)`` pairs of one position ground-truth message: the message
+    itself, or for a TFMessage (``path`` ``transforms``) and a TransformStamped with
+    ``frames`` the transforms ``frames[0] -> frames[1]`` (other frame pairs go to ``seen``)."""
+    items = list(msg.transforms) if path == "transforms" else [msg]
+    if frames is not None and path in ("transforms", "transform.translation"):
+        pairs = [(norm_topic(m.header.frame_id), norm_topic(m.child_frame_id)) for m in items]
+        seen.update(pairs)
+        items = [m for m, pair in zip(items, pairs) if pair == frames]
+    path = "transform.translation" if path == "transforms" else path
+    return [(m, _get_path(m, path)) for m in items]
 
 
 def bag_files(path: Path) -> list[Path]:
@@ -295,8 +322,13 @@ class BagFrames:
             a YAML path, plain data, or ``None`` (= ``default``).
         slop: override of the mapping's slop (s).
         timeout: override of the mapping's timeout (s).
+        queue_size: messages kept per stream while synchronizing (default: what arrives in
+            ``timeout`` at the fastest stream's rate, plus 10).
         progress: show a tqdm progress bar while iterating.
         max_frames: stop after this many frames.
+        skip_bad: a message that cannot be decoded (an unexpected encoding, bad data) leaves
+            its stream ``None`` in that frame, with the reason in :attr:`BagFrame.bad`,
+            instead of raising :class:`BagContentError` while iterating.
 
     Raises (at construction): :class:`BagReadError`, :class:`BagContentError`.
     Iterating may raise them too (corrupt data further in, an encoding change).
@@ -305,12 +337,15 @@ class BagFrames:
 
     def __init__(self, path: str | Path, mapping: Any = None, *, slop: float | None = None,
                  timeout: float | None = None, progress: bool = False,
-                 max_frames: int | None = None) -> None:
+                 max_frames: int | None = None, queue_size: int | None = None,
+                 skip_bad: bool = False) -> None:
         self.path = Path(path)
+        self.skip_bad = bool(skip_bad)
         self.mapping: TopicMapping = load_mapping(mapping)
         self.slop = float(self.mapping.slop if slop is None else slop)
         self.progress = bool(progress)
         self.max_frames = max_frames
+        self.queue_size = queue_size
         self.stats = SyncStats()
         self._reader: AnyReader | None = _open_reader(self.path)
         try:
@@ -380,6 +415,9 @@ class BagFrames:
             elif conns:
                 self.gt_conns = conns
                 self.gt_field = GT_TYPES[next(iter(types))]
+                if self.gt_field == "transforms" and not self.mapping.gt_frames:
+                    problems.append(f"ground truth: topic {self.mapping.ground_truth!r} is a tf2_msgs/TFMessage: "
+                                    f"name the transform with ground_truth.parent and ground_truth.child")
         if problems:
             raise self._content_error(problems)
 
@@ -478,6 +516,7 @@ class BagFrames:
         conn_sid = {(c.id, id(c.owner)): sid for sid, cs in self.qoi_conns.items() for c in cs}
         gt_ids = {(c.id, id(c.owner)) for c in self.gt_conns}
         axes = self.mapping.gt_axes
+        pairs: set[tuple[str, str]] = set()
         conns = [c for cs in self.qoi_conns.values() for c in cs] + self.gt_conns
         if conns:
             for conn, t, raw in self._messages(conns):
@@ -485,39 +524,43 @@ class BagFrames:
                 if (conn.id, id(conn.owner)) in gt_ids and self.gt_field == LABEL_FIELD:
                     labels.append((_stamp_ns(msg, t), str(msg.class_name)))
                 elif (conn.id, id(conn.owner)) in gt_ids:
-                    p = _get_path(msg, self.gt_field)
-                    gt.append((_stamp_ns(msg, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1])))))
+                    for m, p in _positions(msg, self.gt_field, self.mapping.gt_frames, pairs):
+                        gt.append((_stamp_ns(m, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1])))))
                 else:
                     sid = conn_sid[(conn.id, id(conn.owner))]
                     qoi[sid].append((_stamp_ns(msg, t), StreamQoIInfo(
                         str(msg.corruption), float(msg.noise_sigma), float(msg.severity))))
+        if pairs and not gt:
+            raise self._content_error([f"ground truth: topic {self.mapping.ground_truth!r} has no transform "
+                                       f"{' -> '.join(self.mapping.gt_frames or ())} (ground_truth.parent -> "
+                                       f"ground_truth.child); it has: "
+                                       + ", ".join(f"{a} -> {b}" for a, b in sorted(pairs)[:20])])
         self._qoi = {sid: _Track(v) for sid, v in qoi.items()}
         self._gt = _Track(gt)
         self._labels = _Track(labels)
 
     # ------------------------------------------------------------------ iteration
     def _make_frame(self, index: int, items: dict[str, Any]) -> BagFrame:
-        streams: dict[str, np.ndarray | None] = {}
-        stamps: dict[str, int | None] = {}
-        for sid in self.mapping.stream_ids:
-            it = items.get(sid)
-            if it is None:
-                streams[sid], stamps[sid] = None, None
-                continue
-            stamp_ns, msg = it
+        streams: dict[str, np.ndarray | None] = {sid: None for sid in self.mapping.stream_ids}
+        stamps: dict[str, int | None] = dict.fromkeys(streams)
+        bad: dict[str, str] = {}
+        items = {sid: it for sid, it in items.items() if it is not None}
+        for sid, (stamp_ns, msg) in items.items():
             st = self.mapping.stream(sid)
             comp = self.compressed[sid]
             p = self._check_encoding(st, message_encoding(msg, comp), comp)
             if p:
-                raise self._content_error([p + f" (message stamped {stamp_ns} ns)"])
-            try:
-                streams[sid] = decode(msg, comp, st.modality)
-            except DecodeError as e:
-                raise self._content_error([f"stream {sid}: topic {st.topic!r}, message stamped "
-                                           f"{stamp_ns} ns: {e}"]) from None
-            stamps[sid] = stamp_ns
-        present = [s for s in stamps.values() if s is not None]
-        stamp_ns = max(present)
+                p += f" (message stamped {stamp_ns} ns)"
+            else:
+                try:
+                    streams[sid], stamps[sid] = decode(msg, comp, st.modality), stamp_ns
+                except DecodeError as e:
+                    p = f"stream {sid}: topic {st.topic!r}, message stamped {stamp_ns} ns: {e}"
+            if p and not self.skip_bad:
+                raise self._content_error([p])
+            if p:
+                bad[sid] = p
+        stamp_ns = max(s for s, _ in items.values())
         tol = int(round(self.slop * 1e9))
         qoi: dict[str, StreamQoIInfo | None] | None = None
         if self._qoi:
@@ -526,7 +569,7 @@ class BagFrames:
         tol_gt = int(round(self.mapping.gt_tolerance * 1e9))
         gt = self._gt.interp(stamp_ns, tol_gt) if len(self._gt) else None
         label = self._labels.nearest(stamp_ns, tol_gt) if len(self._labels) else None
-        return BagFrame(index, stamp_ns, streams, stamps, qoi, gt, label)
+        return BagFrame(index, stamp_ns, streams, stamps, qoi, gt, label, bad)
 
     def __iter__(self) -> Iterator[BagFrame]:
         if self._reader is None:
@@ -536,9 +579,7 @@ class BagFrames:
         keys = list(self.stream_conns)
         assert self._reader is not None
         start = self._reader.start_time * 1e-9
-        sync: ApproxTimeSync[str] = ApproxTimeSync(
-            keys, slop=self.slop, timeout=self.timeout, start_time=start,
-            queue_size=self._queue_size())
+        sync: StreamSync[str] = StreamSync(keys, self.slop, self._queue_size(), self.timeout, start_time=start)
         self.stats = sync.stats
         sid_of = {(c.id, id(c.owner)): sid for sid, cs in self.stream_conns.items() for c in cs}
         conns = [c for cs in self.stream_conns.values() for c in cs]
@@ -556,9 +597,7 @@ class BagFrames:
                 seen[sid] += 1
                 last_seen[sid] = now
                 stamp_ns = _stamp_ns(msg, t_ns)
-                # poll first: inputs that skipped the previous frame time out *before* this
-                # message can pivot past (and drop) that frame's other items
-                for s in sync.poll(now) + sync.add(sid, stamp_ns * 1e-9, (stamp_ns, msg), now=now):
+                for s in sync.add(sid, stamp_ns, (stamp_ns, msg), now=now):
                     yield self._make_frame(index, s.items)
                     index += 1
                     bar.update(1)
@@ -581,7 +620,15 @@ class BagFrames:
         finally:
             bar.close()
 
+    @property
+    def sync_parameters(self) -> dict[str, float | int]:
+        """``slop``, ``timeout`` and ``queue_size`` of the synchronization: the node parameters
+        that make a live node form the same frames from the same message order."""
+        return {"slop": self.slop, "timeout": self.timeout, "queue_size": self._queue_size()}
+
     def _queue_size(self) -> int:
+        if self.queue_size is not None:
+            return int(self.queue_size)
         rates = []
         for sid in self.stream_conns:
             n, dur = self._topic_stats(sid)

@@ -7,6 +7,10 @@ task's graph without simulated sensors and with ``use_sim_time`` (the same specs
 the same bag offline (:class:`~admn_ros.bags.pipeline.RuntimePipeline`) and reports, per
 output stamp, whether the allocations and the estimates are identical, and the task's
 metric of both against the bag's truth.
+
+The nodes that synchronize the bag's images (controller, backbones, activity node) run
+with the offline reader's ``slop``, ``timeout`` and ``queue_size``
+(:attr:`~admn_ros.bags.reader.BagFrames.sync_parameters`), so both sides form the same frames.
 """
 from __future__ import annotations
 
@@ -22,6 +26,10 @@ from typing import Any
 import numpy as np
 
 from admn_ros.core.tasks import Task, get_task
+
+
+#: graph nodes that synchronize the bag's image topics (they get the reader's sync parameters)
+IMAGE_SYNC_NODES = ("controller_node", "backbone_node", "activity_node")
 
 
 @dataclass
@@ -97,6 +105,13 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
     nodes = tuple(dict.fromkeys(s.split("/")[0] for s in mapping.stream_ids))
     specs = build_graph(GraphOptions(task=t.name, budget=budget, use_sim_time=True, sim_sensors=False,
                                      sensor_nodes=nodes, model_dir=model_dir or ""))
+    from admn_ros.bags.reader import BagFrames
+
+    with BagFrames(bag, mapping) as frames:
+        sync = frames.sync_parameters
+    for sp in specs:
+        if sp.executable in IMAGE_SYNC_NODES:
+            sp.parameters.update(sync)
     # Foreign topic names (e.g. realsense/zed) are remapped onto the graph's inputs.
     remaps = [(topics.image_topic(st.stream_id), st.topic) for st in mapping.streams
               if st.topic.lstrip("/") != topics.image_topic(st.stream_id)]

@@ -1,328 +1,465 @@
-"""Approximate-time synchronizer with stream timeouts (rclpy-free).
+"""Time synchronization with ``message_filters`` semantics, plus stream timeouts (rclpy-free).
 
-Semantics follow ``message_filters.ApproximateTimeSynchronizer``:
+Two layers:
 
-* each input key (a stream) has its own queue of items keyed by stamp, at most
-  ``queue_size`` long (oldest dropped first);
-* a *set* fires when every input has an item and all chosen stamps lie within
-  ``slop`` seconds of each other;
-* after a set fires, everything at or before the chosen stamps is discarded, and
-  a late item whose stamp is not newer than the last emitted set never fires
-  (it is counted as ``late``); a repeated stamp is counted as ``duplicate``.
+1. A drop-in for the Python API of ROS 2 ``message_filters`` (Kilted):
+   :class:`SimpleFilter` (``registerCallback`` / ``signalMessage`` / ``unregisterCallback``),
+   :class:`TimeSynchronizer` and :class:`ApproximateTimeSynchronizer` (``connectInput``,
+   ``add``, ``queues``). They reproduce the Python ``ApproximateTimeSynchronizer`` exactly:
 
-What ``message_filters`` lacks and robots need: an input that has delivered
-nothing for longer than ``timeout`` seconds is marked *missing* and sets keep
-firing from the remaining inputs, with ``None`` for the missing one (the
-controller then gives that stream 0 blocks). A missing input rejoins as soon as
-it delivers again. Inputs never seen count as missing ``timeout`` seconds after
-the synchronizer starts. With every input missing nothing fires.
+   * every input has a queue ``{stamp_ns: message}`` (insertion ordered); a new message is
+     stored under its header stamp (a second message with the same stamp replaces the
+     first in place) and the queue is trimmed to ``queue_size`` by deleting its oldest
+     stamps -- possibly the message that just arrived;
+   * the arriving message is the *anchor*. For every other input, the stored stamps at
+     most ``slop`` away from the anchor are the candidates, nearest first (ties keep queue
+     order); if an input has none, nothing fires. The combinations of candidates are tried
+     in ``itertools.product`` order (the first input varies slowest) and the first whose
+     spread (newest - oldest, anchor included) is *strictly* below ``slop`` fires;
+   * only the messages of the fired set are deleted: older unmatched messages stay until
+     their queue overflows, so a complete older set that arrives late still fires (after a
+     newer one: see :class:`StreamSync`); at most one set fires per arriving message;
+   * stamps are compared as integer nanoseconds; ``slop`` becomes ``int(slop * 1e9)`` ns
+     as ``rclpy.duration.Duration(seconds=slop)`` does;
+   * a message without ``header.stamp`` is dropped with a warning, unless
+     ``allow_headerless`` (or ``sync_arrival_time``) is set: then it is stamped with the
+     clock's *now* (the ROS layer passes the ROS clock; here the default is the wall
+     clock); ``queue_offset`` (a per-input list of ns subtracted from the stamps) is kept
+     with the same behaviour as upstream, including that the arriving message itself enters
+     the spread with its unshifted stamp.
 
-Matching: with ``pivot`` = the newest of the queues' oldest stamps, each queue
-contributes its item closest to ``pivot``; if they all lie within ``slop`` the set
-fires, otherwise items older than ``pivot - slop`` can never match (inputs
-arrive in stamp order) and are dropped as ``unmatched``.
+   :class:`TimeSynchronizer` (exact stamps) fires the oldest stamp every queue holds, at most
+   one set per message, then deletes every stored message older than it (the behaviour
+   the Python implementation shares with the C++ one).
 
-Time is passed in explicitly (``now``, seconds), so the policy is testable and
-works with ROS time, wall time or simulated time alike.
+   Stamps may be ``builtin_interfaces/Time``-like (``sec`` / ``nanosec``, e.g. rclpy or
+   rosbags messages), ``rclpy.time.Time``-like (``nanoseconds``) or plain integers (ns).
 
-:class:`FrameAssembler` (activity windows) groups the same inputs into frames by stamp
-but never drops a frame because one input lost one message: that input is simply absent
-from that frame (see its docstring).
+2. :class:`StreamSync`, what the nodes and the bag reader run: stream timeouts as a layer
+   on top of an approximate-time synchronizer (ours, or the real ``message_filters`` one
+   passed as ``synchronizer``). An input that has delivered nothing for longer than
+   ``timeout`` is *missing*: the synchronizer is rebuilt over the live inputs (the queued
+   messages of those are offered again in their arrival order), so frames go on without it
+   (``None`` for it; the controller gives it 0 blocks). It rejoins with its next message,
+   which rebuilds the synchronizer again. While the set of live inputs does not change,
+   the sets are exactly the synchronizer's. A set that is not newer than the last emitted
+   one (``message_filters`` can fire an older set after a newer one) is dropped as *stale*
+   and counted. Time (``now``) is passed in explicitly (s), so the policy works with ROS
+   time, wall time, bag time or simulated time alike.
 """
 from __future__ import annotations
 
+import itertools
+import logging
+import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any, Generic, Hashable, Sequence, TypeVar
+from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
+#: Warning logged for a message without ``header.stamp`` when headerless messages are not allowed.
+HEADERLESS_WARNING = ("message without header.stamp dropped: approximate time synchronization needs "
+                      "stamps; set allow_headerless=True to stamp such messages with the clock's now")
 
+
+# ---------------------------------------------------------------------------- stamps
+def stamp_to_ns(stamp: Any) -> int:
+    """Integer nanoseconds of a stamp: an int (ns), an object with ``nanoseconds``
+    (``rclpy.time.Time``) or with ``sec`` and ``nanosec`` (``nsec``) fields."""
+    if isinstance(stamp, int):
+        return stamp
+    ns = getattr(stamp, "nanoseconds", None)
+    if ns is not None:
+        return int(ns)
+    try:
+        sec = stamp.sec
+    except AttributeError:
+        raise TypeError(f"not a stamp: {type(stamp).__name__} has no sec/nanosec or nanoseconds") from None
+    return int(sec) * 1_000_000_000 + int(getattr(stamp, "nanosec", getattr(stamp, "nsec", 0)))
+
+
+def header_stamp_ns(msg: Any) -> int | None:
+    """``msg.header.stamp`` in ns, or ``None`` for a message without one."""
+    header = getattr(msg, "header", None)
+    if header is None or not hasattr(header, "stamp"):
+        return None
+    return stamp_to_ns(header.stamp)
+
+
+def seconds_to_ns(seconds: float) -> int:
+    """``slop`` seconds -> ns, truncated like ``rclpy.duration.Duration(seconds=...)``."""
+    return int(seconds * 1_000_000_000)
+
+
+# ---------------------------------------------------------------------------- filters
+class SimpleFilter:
+    """A filter stage: callbacks registered with :meth:`registerCallback` get every message
+    passed to :meth:`signalMessage`, followed by the extra arguments given at registration."""
+
+    def __init__(self) -> None:
+        self.callbacks: dict[int, tuple[Callable[..., Any], tuple]] = {}
+        self._next_conn = 0
+
+    def registerCallback(self, cb: Callable[..., Any], *args: Any) -> int:  # noqa: N802 - message_filters API
+        """Call ``cb(*messages, *args)`` on every output; returns the connection id."""
+        conn = self._next_conn
+        self._next_conn += 1
+        self.callbacks[conn] = (cb, args)
+        return conn
+
+    def unregisterCallback(self, conn: int) -> None:  # noqa: N802
+        self.callbacks.pop(conn, None)
+
+    def signalMessage(self, *msg: Any) -> None:  # noqa: N802
+        for cb, args in list(self.callbacks.values()):
+            cb(*msg, *args)
+
+
+class TimeSynchronizer(SimpleFilter):
+    """Sets of messages with *identical* header stamps, one from each filter in ``fs``;
+    ``registerCallback(cb)`` gets ``cb(msg_0, ..., msg_n-1)``. See the module docstring."""
+
+    def __init__(self, fs: Sequence[Any], queue_size: int) -> None:
+        SimpleFilter.__init__(self)
+        self.queue_size = int(queue_size)
+        self.lock = threading.Lock()
+        self.connectInput(fs)
+
+    def connectInput(self, fs: Sequence[Any]) -> None:  # noqa: N802
+        """Take input from the filters ``fs`` (one queue each, in order)."""
+        self.queues: list[dict[int, Any]] = [{} for _ in fs]
+        self.input_connections = [f.registerCallback(self.add, self.queues[i], i) for i, f in enumerate(fs)]
+
+    def _store(self, queue: dict[int, Any], key: int, msg: Any) -> None:
+        queue[key] = msg
+        while len(queue) > self.queue_size:
+            del queue[min(queue)]
+
+    def add(self, msg: Any, my_queue: dict[int, Any], my_queue_index: int | None = None) -> None:
+        ns = header_stamp_ns(msg)
+        if ns is None:
+            raise ValueError(f"{type(self).__name__}: a {type(msg).__name__} without header.stamp cannot be "
+                             "synchronized by exact stamp")
+        with self.lock:
+            self._store(my_queue, ns, msg)
+            shared = set(self.queues[0]).intersection(*self.queues[1:]) if self.queues else set()
+            if not shared:
+                return
+            t = min(shared)
+            self.signalMessage(*(q[t] for q in self.queues))
+            for q in self.queues:
+                for s in [s for s in q if s <= t]:
+                    del q[s]
+
+
+class ApproximateTimeSynchronizer(TimeSynchronizer):
+    """Sets of messages whose header stamps lie within ``slop`` seconds, one from each filter
+    in ``fs`` (``message_filters`` semantics, see the module docstring).
+
+    Args:
+        fs: the input filters (anything with ``registerCallback``).
+        queue_size: messages kept per input.
+        slop: the spread of a set must be strictly below this (s).
+        queue_offset: ``False`` or one offset (ns) per input, subtracted from its stamps.
+        allow_headerless: stamp messages without a header with ``clock()`` instead of dropping them.
+        sync_arrival_time: stamp every message with ``clock()`` (arrival time).
+        clock: ``() -> ns`` for headerless / arrival stamps (default: the wall clock).
+        logger: gets the headerless warning (default: the ``message_filters_approx`` logger).
+    """
+
+    def __init__(self, fs: Sequence[Any], queue_size: int, slop: float, queue_offset: Any = False,
+                 allow_headerless: bool = False, sync_arrival_time: bool = False, *,
+                 clock: Callable[[], int] | None = None, logger: Any = None) -> None:
+        TimeSynchronizer.__init__(self, fs, queue_size)
+        self.slop = float(slop)
+        self.slop_ns = seconds_to_ns(slop)
+        self.queue_offset = queue_offset
+        self.allow_headerless = bool(allow_headerless)
+        self.sync_arrival_time = bool(sync_arrival_time)
+        self._clock = clock or time.time_ns
+        self._logger = logger if logger is not None else logging.getLogger("message_filters_approx")
+
+    def _arrival_stamp(self, msg: Any) -> int | None:
+        ns = None if self.sync_arrival_time else header_stamp_ns(msg)
+        if ns is not None:
+            return ns
+        if not (self.allow_headerless or self.sync_arrival_time):
+            self._logger.warning(HEADERLESS_WARNING)
+            return None
+        return int(self._clock())
+
+    def add(self, msg: Any, my_queue: dict[int, Any], my_queue_index: int | None = None) -> None:
+        ns = self._arrival_stamp(msg)
+        if ns is None:
+            return
+        key = ns
+        if my_queue_index is not None and self.queue_offset:
+            key -= int(self.queue_offset[my_queue_index])
+        with self.lock:
+            self._store(my_queue, key, msg)
+            others = range(len(self.queues)) if my_queue_index is None else \
+                [i for i in range(len(self.queues)) if i != my_queue_index]
+            candidates = []
+            for i in others:
+                near = [s for s in self.queues[i] if abs(s - key) <= self.slop_ns]
+                if not near:
+                    return
+                near.sort(key=lambda s: abs(s - key))     # stable: ties stay in queue order
+                candidates.append(near)
+            for combo in itertools.product(*candidates):
+                stamps = list(combo)
+                if my_queue_index is not None:
+                    stamps.insert(my_queue_index, ns)     # the anchor's own, unshifted stamp
+                if max(stamps) - min(stamps) >= self.slop_ns:
+                    continue
+                if any(s not in q for q, s in zip(self.queues, stamps)):
+                    continue
+                self.signalMessage(*(q[s] for q, s in zip(self.queues, stamps)))
+                for q, s in zip(self.queues, stamps):
+                    del q[s]
+                return
+
+
+# ---------------------------------------------------------------------------- stream timeouts
 @dataclass
 class SyncedSet(Generic[K]):
-    """One synchronized set: ``items[k]`` is ``None`` for missing inputs."""
+    """One synchronized set: ``items[k]`` is ``None`` for the missing inputs.
 
-    stamp: float
+    Attributes:
+        stamp_ns: the newest stamp in the set.
+        items: input -> payload (``None``: missing).
+        missing: the inputs that were timed out when the set fired.
+        stamps_ns: input -> stamp of its message, for the inputs in the set.
+    """
+
+    stamp_ns: int
     items: dict[K, Any]
     missing: frozenset[K]
-    stamps: dict[K, float] = field(default_factory=dict)
+    stamps_ns: dict[K, int] = field(default_factory=dict)
+
+    @property
+    def stamp(self) -> float:
+        return self.stamp_ns * 1e-9
 
 
 @dataclass
 class SyncStats:
-    emitted: int = 0
-    late: int = 0
-    duplicate: int = 0
-    unmatched: int = 0
-    overflow: int = 0
+    """Counters of a :class:`StreamSync`.
+
+    ``offered`` messages went in; ``matched`` of them fired in a set; ``sets`` sets were
+    emitted; ``stale_sets`` sets (``stale`` messages) were dropped because they were not
+    newer than an emitted set; ``rebuilds`` counts changes of the live inputs; ``queued``
+    messages wait in the synchronizer now; the rest were ``discarded`` (a queue overflowed,
+    a second message with the same stamp replaced the first, the input timed out)."""
+
+    offered: int = 0
+    matched: int = 0
+    sets: int = 0
+    stale_sets: int = 0
+    stale: int = 0
+    rebuilds: int = 0
+    queued: int = 0
+
+    @property
+    def discarded(self) -> int:
+        return self.offered - self.matched - self.queued
+
+    # the names of the replay summaries
+    @property
+    def unmatched(self) -> int:
+        """Messages that left the synchronizer without being part of a set."""
+        return self.discarded
+
+    @property
+    def late(self) -> int:
+        """Messages dropped in stale sets (a newer set had already been emitted)."""
+        return self.stale
 
 
-class ApproxTimeSync(Generic[K]):
-    """Approximate-time synchronizer; see the module docstring for the policy.
+class _Header:
+    __slots__ = ("stamp",)
+
+    def __init__(self, stamp: Any) -> None:
+        self.stamp = stamp
+
+
+class _Entry:
+    """What :class:`StreamSync` passes through the synchronizer: a header plus our payload."""
+
+    __slots__ = ("header", "key", "payload", "stamp_ns", "seq")
+
+    def __init__(self, key: Any, stamp: Any, payload: Any, seq: int) -> None:
+        self.header = _Header(stamp)
+        self.key = key
+        self.payload = payload
+        self.stamp_ns = stamp_to_ns(stamp)
+        self.seq = seq
+
+
+SynchronizerFactory = Callable[[Sequence[Any], int, float], Any]
+
+
+class StreamSync(Generic[K]):
+    """Approximate-time synchronization over the *live* inputs (see the module docstring).
 
     Args:
         keys: the inputs, in output order.
-        slop: largest stamp difference (s) inside one set.
-        queue_size: items kept per input.
+        slop: the spread of a set must be below this (s), > 0.
+        queue_size: messages kept per input.
         timeout: an input silent for longer than this (s) is missing.
-        start_time: the clock origin for never-seen inputs; ``None`` (default) = the ``now``
-            of the first :meth:`add` (the first data). Nodes should leave it ``None``:
-            with ``use_sim_time`` the clock reads 0 until ``/clock`` arrives and then jumps
-            to bag time, which would make every not-yet-seen input "missing" at once.
+        synchronizer: ``(filters, queue_size, slop) -> synchronizer`` with the
+            ``message_filters`` API (``registerCallback``, ``queues``); default
+            :class:`ApproximateTimeSynchronizer`. The ROS layer passes the real
+            ``message_filters.ApproximateTimeSynchronizer`` when it is importable.
+        start_time: the clock origin for never-seen inputs; ``None`` (default) = the ``now`` of
+            the first :meth:`add`. Nodes should leave it ``None``: with ``use_sim_time`` the
+            clock reads 0 until ``/clock`` arrives and then jumps to bag time.
     """
 
-    def __init__(self, keys: Sequence[K], slop: float, queue_size: int = 10,
-                 timeout: float = 0.5, start_time: float | None = None) -> None:
+    def __init__(self, keys: Sequence[K], slop: float, queue_size: int = 10, timeout: float = 0.5, *,
+                 synchronizer: SynchronizerFactory | None = None, start_time: float | None = None) -> None:
         if not keys:
-            raise ValueError("ApproxTimeSync needs at least one input key")
+            raise ValueError("StreamSync needs at least one input key")
         if len(set(keys)) != len(keys):
             raise ValueError(f"duplicate input keys: {list(keys)}")
-        if slop < 0 or queue_size < 1 or timeout <= 0:
-            raise ValueError(f"invalid sync settings: slop={slop} (>=0), queue_size={queue_size} (>=1), "
-                             f"timeout={timeout} (>0)")
+        _check_settings(slop, queue_size, timeout)
         self.keys: list[K] = list(keys)
-        self.slop = float(slop)
-        self.queue_size = int(queue_size)
+        self._slop = float(slop)
+        self._queue_size = int(queue_size)
         self.timeout = float(timeout)
-        self._queues: dict[K, dict[float, Any]] = {k: {} for k in self.keys}
+        self._factory: SynchronizerFactory = synchronizer or ApproximateTimeSynchronizer
         self._started = start_time is not None
         self._last_seen: dict[K, float] = {k: float(start_time or 0.0) for k in self.keys}
-        self._last_set_stamp = float("-inf")
+        self._live: tuple[K, ...] = ()
+        self._sync: Any = None
+        self._filters: dict[K, SimpleFilter] = {}
+        self._fired: list[tuple[tuple[_Entry, ...], tuple[K, ...]]] = []
+        self._seq = itertools.count()
+        self._last_stamp_ns: int | None = None
         self.stats = SyncStats()
-
-    # ------------------------------------------------------------------ inputs
-    def add(self, key: K, stamp: float, item: Any, now: float) -> list[SyncedSet[K]]:
-        """Offer one item; returns the sets that fire because of it (usually 0 or 1)."""
-        if key not in self._queues:
-            raise KeyError(f"unknown input {key!r}; inputs: {self.keys}")
-        self._start(now)
-        stamp = float(stamp)
-        self._last_seen[key] = float(now)
-        if stamp <= self._last_set_stamp:
-            self.stats.late += 1
-            return self._try_emit(now)
-        q = self._queues[key]
-        if stamp in q:
-            self.stats.duplicate += 1
-            return self._try_emit(now)
-        q[stamp] = item
-        while len(q) > self.queue_size:
-            del q[min(q)]
-            self.stats.overflow += 1
-        return self._try_emit(now)
-
-    def poll(self, now: float) -> list[SyncedSet[K]]:
-        """Call periodically (e.g. from a timer): fires sets that became complete because
-        an input timed out."""
-        if not self._started:  # no data yet: nothing can fire, and the clock may not be valid yet
-            return []
-        return self._try_emit(now)
-
-    def _start(self, now: float) -> None:
-        if not self._started:
-            self._started = True
-            self._last_seen = {k: float(now) for k in self.keys}
-
-    # ------------------------------------------------------------------ state
-    def missing(self, now: float) -> frozenset[K]:
-        """Inputs silent for longer than ``timeout`` at time ``now``."""
-        return frozenset(k for k in self.keys if now - self._last_seen[k] > self.timeout)
-
-    def queued(self, key: K) -> int:
-        return len(self._queues[key])
-
-    # ------------------------------------------------------------------ policy
-    def _try_emit(self, now: float) -> list[SyncedSet[K]]:
-        out: list[SyncedSet[K]] = []
-        while True:
-            missing = self.missing(now)
-            active = [k for k in self.keys if k not in missing]
-            if not active or any(not self._queues[k] for k in active):
-                return out
-            pivot = max(min(self._queues[k]) for k in active)
-            chosen = {k: min(self._queues[k], key=lambda s: abs(s - pivot)) for k in active}
-            if max(chosen.values()) - min(chosen.values()) <= self.slop:
-                items = {k: (self._queues[k][chosen[k]] if k in chosen else None) for k in self.keys}
-                stamp = max(chosen.values())
-                self._last_set_stamp = stamp
-                self._purge(chosen, stamp)
-                self.stats.emitted += 1
-                out.append(SyncedSet(stamp=stamp, items=items, missing=missing, stamps=dict(chosen)))
-                continue
-            # Items older than pivot - slop can never be matched any more.
-            dropped = False
-            for k in active:
-                for s in [s for s in self._queues[k] if s < pivot - self.slop]:
-                    del self._queues[k][s]
-                    self.stats.unmatched += 1
-                    dropped = True
-            if not dropped:  # pragma: no cover - defensive: pivot logic guarantees progress
-                return out
-
-    def _purge(self, chosen: dict[K, float], stamp: float) -> None:
-        for k, q in self._queues.items():
-            limit = chosen.get(k, stamp)
-            for s in [s for s in q if s <= limit]:
-                del q[s]
-
-
-# ---------------------------------------------------------------------------- frame assembly
-@dataclass
-class AssembledFrame(Generic[K]):
-    """One frame of :class:`FrameAssembler`: the items that arrived for it.
-
-    Attributes:
-        stamp: the newest item stamp in the frame (s).
-        items: ``key -> item`` of the inputs that delivered; inputs without data are absent.
-        stamps: ``key -> stamp`` of those items.
-        missing: inputs absent from this frame.
-        reason: why it was emitted: ``complete`` (every live input delivered), ``superseded``
-            (a newer frame completed first: its missing inputs will never come, inputs
-            arrive in stamp order), ``timeout`` (waited ``timeout`` s) or ``overflow``
-            (more than ``max_open`` frames were open).
-    """
-
-    stamp: float
-    items: dict[K, Any]
-    stamps: dict[K, float]
-    missing: frozenset[K]
-    reason: str
-
-
-@dataclass
-class AssemblyStats:
-    emitted: int = 0
-    complete: int = 0
-    incomplete: int = 0
-    late: int = 0
-    duplicate: int = 0
-    overflow: int = 0
-
-
-@dataclass
-class _OpenFrame:
-    anchor: float
-    opened: float
-    items: dict[Any, Any] = field(default_factory=dict)
-    stamps: dict[Any, float] = field(default_factory=dict)
-
-
-class FrameAssembler(Generic[K]):
-    """Per-input messages -> frames (sets of items sharing a stamp), where a lost message
-    only makes its input absent from *that* frame (activity windows need every frame).
-
-    :class:`ApproxTimeSync` drops a whole set when one input skips a stamp but keeps
-    delivering (the other items can no longer match); for a sliding window of frames
-    that loses a time step. Here instead:
-
-    * an item joins the open frame whose first stamp is within ``slop`` of its stamp (and
-      which has no item of that input yet), else it opens a new frame;
-    * a frame is emitted, always in stamp order, as soon as every *live* input delivered
-      (``complete``), when a newer frame completed first (``superseded``: inputs arrive
-      in stamp order, so the missing items are lost), after waiting ``timeout`` s since
-      its first item (``timeout``, via :meth:`poll`), or when more than ``max_open``
-      frames are open (``overflow``);
-    * an input silent for more than ``timeout`` s is not *live*: frames complete without
-      it (as in :class:`ApproxTimeSync`), and it rejoins with its next message; inputs
-      never seen count as silent ``timeout`` s after the first item;
-    * an item at or before an emitted frame (within ``slop``) is ``late`` and dropped; an
-      input's second item for one frame is a ``duplicate`` and dropped.
-
-    Time is passed in explicitly (``now``, seconds), as for :class:`ApproxTimeSync`.
-    """
-
-    def __init__(self, keys: Sequence[K], slop: float, timeout: float = 0.5, max_open: int = 10) -> None:
-        if not keys:
-            raise ValueError("FrameAssembler needs at least one input key")
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"duplicate input keys: {list(keys)}")
-        if slop < 0 or timeout <= 0 or max_open < 1:
-            raise ValueError(f"invalid assembly settings: slop={slop} (>=0), timeout={timeout} (>0), "
-                             f"max_open={max_open} (>=1)")
-        self.keys: list[K] = list(keys)
-        self.slop = float(slop)
-        self.timeout = float(timeout)
-        self.max_open = int(max_open)
-        self._open: list[_OpenFrame] = []          # sorted by anchor
-        self._last_seen: dict[K, float] = {}
-        self._started = False
-        self._last_emitted = float("-inf")
-        self.stats = AssemblyStats()
+        #: sets emitted without each input (it was timed out)
         self.missing_count: dict[K, int] = {k: 0 for k in self.keys}
 
+    # ------------------------------------------------------------------ settings
+    @property
+    def slop(self) -> float:
+        return self._slop
+
+    @property
+    def queue_size(self) -> int:
+        return self._queue_size
+
+    def configure(self, slop: float | None = None, queue_size: int | None = None,
+                  timeout: float | None = None) -> None:
+        """Change settings at run time; a new ``slop`` / ``queue_size`` rebuilds the synchronizer
+        (its queued messages are offered again; the sets that completes come with the next
+        :meth:`add` / :meth:`poll`)."""
+        s = self._slop if slop is None else float(slop)
+        q = self._queue_size if queue_size is None else int(queue_size)
+        t = self.timeout if timeout is None else float(timeout)
+        _check_settings(s, q, t)
+        rebuild = (s, q) != (self._slop, self._queue_size)
+        self._slop, self._queue_size, self.timeout = s, q, t
+        if rebuild and self._sync is not None:
+            self._rebuild(self._live)
+
     # ------------------------------------------------------------------ inputs
-    def add(self, key: K, stamp: float, item: Any, now: float) -> list[AssembledFrame[K]]:
-        """Offer one item; returns the frames emitted because of it (in stamp order)."""
+    def add(self, key: K, stamp: Any, payload: Any, now: float) -> list[SyncedSet[K]]:
+        """Offer one message (its header ``stamp`` and what the sets should carry); returns the
+        sets that fire because of it, oldest first."""
         if key not in self.missing_count:
             raise KeyError(f"unknown input {key!r}; inputs: {self.keys}")
-        now, stamp = float(now), float(stamp)
+        now = float(now)
         if not self._started:
             self._started = True
             self._last_seen = {k: now for k in self.keys}
         self._last_seen[key] = now
-        best = None
-        for f in self._open:
-            d = abs(stamp - f.anchor)
-            if d <= self.slop and (best is None or d < abs(stamp - best.anchor)):
-                best = f
-        if best is None and stamp <= self._last_emitted + self.slop:
-            self.stats.late += 1
-            return self._emit(now)
-        if best is not None and key in best.items:
-            self.stats.duplicate += 1
-            return self._emit(now)
-        out: list[AssembledFrame[K]] = []
-        if best is None:
-            best = _OpenFrame(stamp, now)
-            self._open.append(best)
-            self._open.sort(key=lambda f: f.anchor)
-            while len(self._open) > self.max_open:
-                self.stats.overflow += 1
-                out.append(self._pop_oldest("overflow"))
-            if best not in self._open:      # the new frame itself was the oldest: flushed
-                return out + self._emit(now)
-        best.items[key] = item
-        best.stamps[key] = stamp
-        return out + self._emit(now)
+        self.stats.offered += 1
+        self._refresh(now)
+        self._filters[key].signalMessage(_Entry(key, stamp, payload, next(self._seq)))
+        return self._drain()
 
-    def poll(self, now: float) -> list[AssembledFrame[K]]:
-        """Call periodically (a timer): emits frames that waited ``timeout`` s."""
-        if not self._started:
+    def poll(self, now: float) -> list[SyncedSet[K]]:
+        """Call periodically (a timer): fires the sets that an input's timeout completes."""
+        if not self._started:   # no data yet: nothing can fire, and the clock may not be valid yet
             return []
-        return self._emit(float(now))
+        self._refresh(float(now))
+        return self._drain()
 
     # ------------------------------------------------------------------ state
     def missing(self, now: float) -> frozenset[K]:
-        """Inputs silent for longer than ``timeout`` at time ``now`` (none before the first item)."""
+        """Inputs silent for longer than ``timeout`` at time ``now`` (none before the first message)."""
         if not self._started:
             return frozenset()
         return frozenset(k for k in self.keys if now - self._last_seen[k] > self.timeout)
 
     @property
-    def open_frames(self) -> int:
-        return len(self._open)
+    def live(self) -> tuple[K, ...]:
+        """The inputs the current synchronizer runs over."""
+        return self._live
 
-    # ------------------------------------------------------------------ policy
-    def _pop_oldest(self, reason: str) -> AssembledFrame[K]:
-        f = self._open.pop(0)
-        missing = frozenset(k for k in self.keys if k not in f.items)
-        self._last_emitted = max(self._last_emitted, f.anchor)
-        self.stats.emitted += 1
-        if missing:
-            self.stats.incomplete += 1
+    @property
+    def synchronizer(self) -> Any:
+        """The current synchronizer (``None`` while no input is live)."""
+        return self._sync
+
+    def queued(self, key: K) -> int:
+        if key not in self._filters:
+            return 0
+        return len(self._sync.queues[self._live.index(key)])
+
+    # ------------------------------------------------------------------ internals
+    def _refresh(self, now: float) -> None:
+        missing = self.missing(now)
+        live = tuple(k for k in self.keys if k not in missing)
+        if live != self._live:
+            self._rebuild(live)
+
+    def _rebuild(self, live: tuple[K, ...]) -> None:
+        keep = sorted((e for q in (self._sync.queues if self._sync is not None else ()) for e in q.values()
+                       if e.key in live), key=lambda e: e.seq)
+        self._live = live
+        self._filters = {k: SimpleFilter() for k in live}
+        self._sync = None
+        if live:
+            self._sync = self._factory([self._filters[k] for k in live], self._queue_size, self._slop)
+            self._sync.registerCallback(self._collect, live)
+        self.stats.rebuilds += 1
+        for e in keep:
+            self._filters[e.key].signalMessage(e)
+
+    def _collect(self, *args: Any) -> None:
+        *entries, live = args
+        self._fired.append((tuple(entries), live))
+
+    def _drain(self) -> list[SyncedSet[K]]:
+        out: list[SyncedSet[K]] = []
+        fired, self._fired = self._fired, []
+        for entries, live in fired:
+            self.stats.matched += len(entries)
+            stamps = {e.key: e.stamp_ns for e in entries}
+            newest = max(stamps.values())
+            if self._last_stamp_ns is not None and newest <= self._last_stamp_ns:
+                self.stats.stale_sets += 1
+                self.stats.stale += len(entries)
+                continue
+            self._last_stamp_ns = newest
+            payloads = {e.key: e.payload for e in entries}
+            missing = frozenset(k for k in self.keys if k not in live)
             for k in missing:
                 self.missing_count[k] += 1
-        else:
-            self.stats.complete += 1
-        return AssembledFrame(max(f.stamps.values()), dict(f.items), dict(f.stamps), missing,
-                              "complete" if not missing else reason)
-
-    def _emit(self, now: float) -> list[AssembledFrame[K]]:
-        out: list[AssembledFrame[K]] = []
-        live = [k for k in self.keys if k not in self.missing(now)]
-        # the newest frame every live input delivered to: it and everything older goes
-        done = max((i for i, f in enumerate(self._open) if all(k in f.items for k in live)), default=-1)
-        for i in range(done + 1):
-            out.append(self._pop_oldest("complete" if i == done else "superseded"))
-        while self._open and now - self._open[0].opened >= self.timeout:
-            out.append(self._pop_oldest("timeout"))
+            self.stats.sets += 1
+            out.append(SyncedSet(newest, {k: payloads.get(k) for k in self.keys}, missing, stamps))
+        self.stats.queued = sum(len(q) for q in self._sync.queues) if self._sync is not None else 0
         return out
+
+
+def _check_settings(slop: float, queue_size: int, timeout: float) -> None:
+    if not slop > 0 or queue_size < 1 or not timeout > 0:
+        raise ValueError(f"invalid sync settings: slop={slop} (> 0: a set's spread must be below it), "
+                         f"queue_size={queue_size} (>= 1), timeout={timeout} (> 0)")
+
+
+__all__ = ["SimpleFilter", "TimeSynchronizer", "ApproximateTimeSynchronizer", "StreamSync", "SyncedSet",
+           "SyncStats", "stamp_to_ns", "header_stamp_ns", "seconds_to_ns", "HEADERLESS_WARNING"]

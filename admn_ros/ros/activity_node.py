@@ -2,18 +2,20 @@
 estimate per sliding window of ``F`` frames, the whole pipeline in one node.
 
 Loads the model of ``model_dir`` (any task; '' = the shipped activity models) and subscribes
-(sensor-data QoS, as the split graph's controller) to every stream of the model
-(``node1/color/image_raw``, ``node1/depth/image_raw``, ``node1/radar/range_azimuth``;
-:func:`admn_ros.ros.topics.image_topic`), decodes and preprocesses each image and groups
-them into frames with :class:`admn_ros.core.sync.FrameAssembler`: a frame is taken as soon
-as every live stream delivered, or when a newer frame completed, or after ``timeout`` s; a
-lost message only makes its stream absent from that frame, and a stream silent for
-``timeout`` s is missing (frames go on without it, its tokens are masked and it gets 0
-blocks), so a missing stream never blocks the estimates. Frames go into a
-:class:`~admn_ros.core.runtime.FrameWindow`; every ``publish_every_n_frames`` frames of a
-full window :meth:`Runtime.infer` runs (one allocation per window and stream, ``budget``
-blocks; cached embeddings when the allocation is unchanged) and the node publishes,
-stamped with the window's newest frame:
+(sensor-data QoS, ``message_filters`` ``Subscriber`` s, as the split graph's controller) to
+every stream of the model (``node1/color/image_raw``, ``node1/depth/image_raw``,
+``node1/radar/range_azimuth``; :func:`admn_ros.ros.topics.image_topic`), decodes and
+preprocesses each image and synchronizes them into frames as the controller does, and as
+offline replay (:class:`admn_ros.bags.reader.BagFrames`) does: ``message_filters``
+ApproximateTimeSynchronizer semantics plus stream timeouts (:mod:`admn_ros.ros.msg_filters`).
+A stream silent for ``timeout`` s is missing (frames go on without it, its tokens are masked
+and it gets 0 blocks), so a missing stream never blocks the estimates; a frame whose message
+was lost on one live stream does not fire (its other messages wait in their queues) and the
+window slides on with the next frame; a frame older than the window's newest is dropped
+(``stale_set``). Frames go into a :class:`~admn_ros.core.runtime.FrameWindow`; every
+``publish_every_n_frames`` frames of a full window :meth:`Runtime.infer` runs (one
+allocation per window and stream, ``budget`` blocks; cached embeddings when the allocation
+is unchanged) and the node publishes, stamped with the window's newest frame:
 
 =========================  ===============================  ===================================
 topic                      type                             what
@@ -38,8 +40,8 @@ from the simulated sensors) and shows truth vs. estimate and the running metric.
 
 Budget ``L``: parameter ``budget`` (0 = 25% of the model's blocks, 9 for 3 streams x 12)
 or ``std_msgs/UInt16`` on ``admn/budget``; out-of-range values are rejected with the
-reason. Bad input (wrong encoding, size, empty data, NaN/inf radar, zero/duplicate/
-out-of-order/future stamps) is rejected, counted per stream and reason on
+reason. Bad input (wrong encoding, size, empty data, NaN/inf radar, zero or future stamps)
+is rejected, counted per stream and reason on
 ``/diagnostics`` and logged throttled; it never stops the node.
 """
 from __future__ import annotations
@@ -57,7 +59,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from admn_ros.core.runtime import FrameWindow, Result, Runtime
 from admn_ros.core.streams import StreamSet, budget_from_fraction, validate_budget
-from admn_ros.core.sync import AssembledFrame, FrameAssembler
+from admn_ros.core.sync import SyncedSet
 from admn_ros.core.tasks import TASKS
 from admn_ros.core.window_viz import WindowView, render_window_dashboard, verdict_rgb
 from admn_ros.msg import LayerAllocation
@@ -202,8 +204,6 @@ class ActivityNode(AdmnNode):
         if name == "budget":
             self.budget = self.resolved_budget(int(value))
             self.get_logger().info(f"budget -> {self.budget}")
-        elif name in ("slop", "timeout") and getattr(self, "assembler", None) is not None:
-            setattr(self.assembler, name, float(value))
 
     # ------------------------------------------------------------------ lifecycle
     def configure(self) -> None:
@@ -222,7 +222,7 @@ class ActivityNode(AdmnNode):
         validate_budget(self.budget, len(self.ids), rt.depth, bool(rt.cfg.first_block))
         rt.warmup()
         self.window = FrameWindow(rt.frames, self.ids)
-        self.assembler: FrameAssembler | None = None   # made on activate
+        self.sync = None                    # made on activate
         self._out_cls = message_class(self.task.output.type)
         self.out_pub = self.lifecycle_publisher(self._out_cls, self.task.output.topic, reliable_qos())
         self.alloc_pub = self.lifecycle_publisher(LayerAllocation, topics.ALLOCATION, reliable_qos())
@@ -247,12 +247,12 @@ class ActivityNode(AdmnNode):
 
     def activate(self) -> None:
         p = self.p
-        self.assembler = FrameAssembler(self.ids, float(p["slop"]), float(p["timeout"]), int(p["queue_size"]))
+        self.sync = self.make_sync(self.ids)
         self.window.clear()
         self._last_frame_ns = None
         q = image_qos(p)
         for sid in self.ids:
-            self.subscribe(Image, topics.image_topic(sid), lambda m, s=sid: self._on_image(s, m), q)
+            self.subscribe_filter(Image, topics.image_topic(sid), q).registerCallback(self._on_image, sid)
         self.subscribe(UInt16, topics.BUDGET, self._on_budget, reliable_qos())
         if p["ground_truth"]:
             self.subscribe(message_class(self.task.truth.type), self.task.truth.topic, self._on_ground_truth,
@@ -263,21 +263,16 @@ class ActivityNode(AdmnNode):
 
     def cleanup(self) -> None:
         self.runtime = None
-        self.assembler = None
+        self.sync = None
 
     # ------------------------------------------------------------------ inputs
-    def _on_image(self, sid: str, msg: Image) -> None:
+    def _on_image(self, msg: Image, sid: str) -> None:
         item = self.image_item(sid, msg)
-        if item is None or self.assembler is None:
-            return
-        for fr in self.assembler.add(sid, item[2] * 1e-9, item, self.now_s()):
-            self._on_frame(fr)
+        if item is not None:
+            self.sync_offer(sid, item, self._on_frame)
 
     def _on_poll(self) -> None:
-        if self.assembler is None:
-            return
-        for fr in self.assembler.poll(self.now_s()):
-            self._on_frame(fr)
+        self.sync_poll(self._on_frame)
 
     def _on_budget(self, msg: UInt16) -> None:
         v = int(msg.data)
@@ -304,15 +299,15 @@ class ActivityNode(AdmnNode):
             self.scores.append(self.task.score(est, truth))
 
     # ------------------------------------------------------------------ frames -> windows
-    def _on_frame(self, fr: AssembledFrame) -> None:
-        newest = max(fr.items.values(), key=lambda it: it[2])
+    def _on_frame(self, fr: SyncedSet) -> None:
+        newest = max((it for it in fr.items.values() if it is not None), key=lambda it: it[2])
         stamp_ns = int(newest[2])
         if self._last_frame_ns is not None and (stamp_ns - self._last_frame_ns) * 1e-9 > float(self.p["max_gap_s"]):
             self.window.clear()                   # a long gap: do not mix old frames with new ones
             self._since_out = 0
             self.monitor.drop("window_restart")
         try:
-            self.window.push(stamp_ns, {sid: it[0] for sid, it in fr.items.items()})
+            self.window.push(stamp_ns, {sid: (it[0] if it is not None else None) for sid, it in fr.items.items()})
         except ValueError as exc:
             self.monitor.drop("frame_order")
             self.warn_throttled("frame_order", f"frame not added to the window: {exc}")
@@ -391,10 +386,10 @@ class ActivityNode(AdmnNode):
         now_s, now_ns = self.now_s(), self.now_ns()
         out = []
         res = self.last
-        asm = getattr(self, "assembler", None)
+        sync = getattr(self, "sync", None)
         rt = getattr(self, "runtime", None)
         for i, sid in enumerate(getattr(self, "ids", [])):
-            extra: dict[str, Any] = {"frames_absent": asm.missing_count.get(sid, 0) if asm is not None else 0}
+            extra: dict[str, Any] = {"frames_absent": sync.missing_count.get(sid, 0) if sync is not None else 0}
             if res is not None:
                 extra.update({"est_sigma": float(res.allocation.est_noise[i]),
                               "blocks": int(res.allocation.mask[i].sum()),
@@ -424,11 +419,7 @@ class ActivityNode(AdmnNode):
         if hasattr(self, "infer_ms"):
             values.update(latency_values("infer", self.infer_ms))
             values.update(latency_values("e2e", self.e2e_ms))
-        if asm is not None:
-            st = asm.stats
-            values.update({"assembly_complete": st.complete, "assembly_incomplete": st.incomplete,
-                           "assembly_late": st.late, "assembly_duplicate": st.duplicate,
-                           "assembly_overflow": st.overflow})
+        values.update(self.sync_diagnostics())
         msg = ""
         if self.configure_error is None:
             msg = (f"{values['windows']} estimates, last {values['estimate'] or '-'}, L={values['budget']}"

@@ -4,9 +4,11 @@ One instance per sensor node (parameter ``sensor_node``, e.g. ``node2``), so on 
 network it runs on that node's host next to its cameras and only embeddings (a few
 hundred bytes per stream) cross the network.
 
-Subscribes (sensor-data QoS) to the node's image topics, synchronizes them with
-:class:`admn_ros.core.sync.ApproxTimeSync` (a silent stream is missing after ``timeout``),
-and to ``admn/allocation`` (reliable). Runs :meth:`Runtime.embed` (real block
+Subscribes (sensor-data QoS, ``message_filters`` ``Subscriber`` s) to the node's image
+topics and synchronizes them as the controller does (``message_filters``
+ApproximateTimeSynchronizer semantics plus stream timeouts, :mod:`admn_ros.ros.msg_filters`:
+a silent stream is missing after ``timeout``; a frame older than one already processed is
+dropped as ``stale_set``), and to ``admn/allocation`` (reliable). Runs :meth:`Runtime.embed` (real block
 skipping) with the allocation's rows of its streams and publishes
 ``admn_ros/StreamEmbeddings`` on ``admn/<sensor_node>/embeddings`` with the frame's stamp.
 
@@ -39,7 +41,6 @@ from sensor_msgs.msg import Image
 
 from admn_ros.core.runtime import Runtime
 from admn_ros.core.streams import stream_id
-from admn_ros.core.sync import ApproxTimeSync
 from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header
@@ -92,9 +93,7 @@ class BackboneNode(AdmnNode):
         ]
 
     def on_parameter(self, name: str, value: Any) -> None:
-        if name in ("slop", "timeout") and getattr(self, "sync", None) is not None:
-            setattr(self.sync, name, float(value))
-        elif name == "allocation_mode":
+        if name == "allocation_mode":
             self.get_logger().info(f"allocation_mode -> {value}")
 
     # ------------------------------------------------------------------ lifecycle
@@ -121,10 +120,10 @@ class BackboneNode(AdmnNode):
         self.get_logger().info(f"{node}: streams {self.sids}; {rt.describe()}; mode {p['allocation_mode']}")
 
     def activate(self) -> None:
-        self.sync = ApproxTimeSync(self.sids, self.p["slop"], self.p["queue_size"], self.p["timeout"])
+        self.sync = self.make_sync(self.sids)
         q = image_qos(self.p)
         for sid in self.sids:
-            self.subscribe(Image, topics.image_topic(sid), lambda m, s=sid: self._on_image(s, m), q)
+            self.subscribe_filter(Image, topics.image_topic(sid), q).registerCallback(self._on_image, sid)
         self.subscribe(LayerAllocation, topics.ALLOCATION, self._on_allocation, reliable_qos(20))
         self.timer(float(self.p["poll_period"]), self._on_poll)
 
@@ -136,7 +135,7 @@ class BackboneNode(AdmnNode):
         self.sync = None
 
     # ------------------------------------------------------------------ inputs
-    def _on_image(self, sid: str, msg: Image) -> None:
+    def _on_image(self, msg: Image, sid: str) -> None:
         item = self.image_item(sid, msg)
         if item is not None:
             self.sync_offer(sid, item, self._on_frame)
@@ -276,10 +275,7 @@ class BackboneNode(AdmnNode):
         if hasattr(self, "embed_ms"):
             values.update(latency_values("embed", self.embed_ms))
             values.update(latency_values("allocation_wait", self.wait_ms))
-        sync = getattr(self, "sync", None)
-        if sync is not None:
-            values.update({"sync_late": sync.stats.late, "sync_duplicate": sync.stats.duplicate,
-                           "sync_unmatched": sync.stats.unmatched, "sync_overflow": sync.stats.overflow})
+        values.update(self.sync_diagnostics())
         msg = f"{values['frames']} frames ({values['mode']})"
         out.append(summary_status(name, self.SUMMARY, msg, values, self.monitor.dropped, self._prev_dropped,
                                   self.configure_error))

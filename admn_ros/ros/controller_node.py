@@ -1,12 +1,15 @@
 """ADMN controller node: synchronized sensor frames -> per-stream layer allocation.
 
-Subscribes (sensor-data QoS) to every stream's image topic
-(:func:`admn_ros.ros.topics.image_topic`: ``<node>/color/image_raw``,
-``<node>/depth/image_raw``, ``<node>/radar/range_azimuth``), synchronizes them with
-:class:`admn_ros.core.sync.ApproxTimeSync` (``slop``; a stream silent for ``timeout`` s is
-*missing* and the frame proceeds without it, so that stream gets 0 blocks; a timer calls
-``poll()`` every ``poll_period`` so frames fire even when the dead stream sends nothing),
-preprocesses each image and calls :meth:`Runtime.allocate`. Publishes
+Subscribes (sensor-data QoS, ``message_filters`` ``Subscriber`` s) to every stream's image
+topic (:func:`admn_ros.ros.topics.image_topic`: ``<node>/color/image_raw``,
+``<node>/depth/image_raw``, ``<node>/radar/range_azimuth``), decodes and preprocesses each
+image and synchronizes them with ``message_filters.ApproximateTimeSynchronizer`` semantics
+(:mod:`admn_ros.ros.msg_filters`: the real package when installed; ``slop``,
+``queue_size``) plus stream timeouts (:class:`admn_ros.core.sync.StreamSync`: a stream silent
+for ``timeout`` s is *missing* and frames proceed without it, so that stream gets 0 blocks; a
+timer calls ``poll()`` every ``poll_period`` so frames fire even when the dead stream sends
+nothing; a frame older than one already processed is dropped as ``stale_set``), then calls
+:meth:`Runtime.allocate`. Publishes
 ``admn_ros/LayerAllocation`` on ``admn/allocation`` (reliable) with the frame's stamp,
 ``stream_present``, ``estimated_noise``, the controller used and ``decision_ms``.
 
@@ -26,9 +29,10 @@ Budget ``L`` (active blocks over all streams, first blocks included):
   the controller's (same host, or synchronized clocks). ``budget`` is the starting value;
   with ``deadline_ms`` back at 0 the parameter rules again.
 
-Bad input (wrong encoding, size, empty data, NaN/inf radar, zero/duplicate/out-of-order
-stamps) is rejected, counted per stream and reason on ``/diagnostics`` and logged
-throttled; it never stops the node.
+Bad input (wrong encoding, size, empty data, NaN/inf radar, zero or future stamps) is
+rejected, counted per stream and reason on ``/diagnostics`` and logged throttled; it never
+stops the node. Reordered or repeated stamps go to the synchronizer, as with
+``message_filters``.
 """
 from __future__ import annotations
 
@@ -44,7 +48,6 @@ from std_msgs.msg import UInt16
 from admn_ros.core.budget import DeadlineBudget
 from admn_ros.core.runtime import Runtime
 from admn_ros.core.streams import StreamSet, validate_budget
-from admn_ros.core.sync import ApproxTimeSync
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, stamp_to_ns
@@ -85,8 +88,6 @@ class ControllerNode(AdmnNode):
             self.get_logger().info(f"budget -> {value}")
         elif name in ("deadline_ms", "deadline_margin"):
             self._make_deadline()
-        elif name in ("slop", "timeout") and getattr(self, "sync", None) is not None:
-            setattr(self.sync, name, float(value))
 
     # ------------------------------------------------------------------ lifecycle
     def configure(self) -> None:
@@ -125,10 +126,10 @@ class ControllerNode(AdmnNode):
                                f"starting at budget {self.deadline_budget}")
 
     def activate(self) -> None:
-        self.sync = ApproxTimeSync(self.ids, self.p["slop"], self.p["queue_size"], self.p["timeout"])
+        self.sync = self.make_sync(self.ids)
         q = image_qos(self.p)
         for sid in self.ids:
-            self.subscribe(Image, topics.image_topic(sid), lambda m, s=sid: self._on_image(s, m), q)
+            self.subscribe_filter(Image, topics.image_topic(sid), q).registerCallback(self._on_image, sid)
         self.subscribe(UInt16, topics.BUDGET, self._on_budget, reliable_qos())
         out = self.runtime.task.output
         self.subscribe(message_class(out.type), out.topic, self._on_target, reliable_qos())
@@ -166,7 +167,7 @@ class ControllerNode(AdmnNode):
         self.deadline_budget = new
 
     # ------------------------------------------------------------------ frames
-    def _on_image(self, sid: str, msg: Image) -> None:
+    def _on_image(self, msg: Image, sid: str) -> None:
         item = self.image_item(sid, msg)
         if item is not None:
             self.sync_offer(sid, item, self._process)
@@ -212,7 +213,6 @@ class ControllerNode(AdmnNode):
         if topics.BUDGET in self.monitor.inputs:
             out.append(input_status(name, topics.BUDGET, self.monitor, now_s, now_ns, 1e9, {},
                                     self._prev_rejected.get(topics.BUDGET, 0)))
-        st = self.sync.stats if getattr(self, "sync", None) is not None else None
         values: dict[str, Any] = {
             "frames": getattr(self, "frames", 0), "budget": self.p["budget"],
             "effective_budget": self.effective_budget() if hasattr(self, "budget") else self.p["budget"],
@@ -227,9 +227,7 @@ class ControllerNode(AdmnNode):
             m = self.deadline.model()
             if m is not None:
                 values.update({"deadline_model_a_ms": m[0], "deadline_model_b_ms_per_block": m[1]})
-        if st is not None:
-            values.update({"sync_late": st.late, "sync_duplicate": st.duplicate, "sync_unmatched": st.unmatched,
-                           "sync_overflow": st.overflow})
+        values.update(self.sync_diagnostics())
         msg = (f"{values['frames']} frames, L={values['effective_budget']} [{values['controller']}]"
                if self.configure_error is None else "")
         out.append(summary_status(name, self.SUMMARY, msg, values, self.monitor.dropped, self._prev_dropped,

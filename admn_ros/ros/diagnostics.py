@@ -9,7 +9,8 @@ Every ADMN node publishes one ``diagnostic_msgs/DiagnosticArray`` per
   ``accepted``, ``rejected`` and ``rejected.<reason>`` counters, plus node-specific values
   such as the estimated QoI (``est_sigma``) and the blocks last allocated;
 * one summary status ``<node fqn>: <what>`` with frames processed, frames dropped by
-  reason (``dropped.<reason>``) and latency windows (``<name>_ms_p50`` / ``_p99`` / ``_max``).
+  reason (``dropped.<reason>``), latency windows (``<name>_ms_p50`` / ``_p99`` / ``_max``)
+  and, for the synchronizing nodes, the synchronizer's counters (:func:`sync_values`).
 
 Levels: OK; WARN when an input is stale (older than ``stale_s`` or never seen) or the
 node dropped/rejected something during the last period; ERROR when the node is not
@@ -50,6 +51,16 @@ def latency_values(prefix: str, window: LatencyWindow) -> dict[str, float]:
     s = window.summary()
     return {f"{prefix}_ms_p50": s["p50"], f"{prefix}_ms_p99": s["p99"], f"{prefix}_ms_max": s["max"],
             f"{prefix}_count": float(window.count)}
+
+
+def sync_values(stats: Any, implementation: str) -> dict[str, Any]:
+    """The counters of a :class:`admn_ros.core.sync.StreamSync` (``stats``): ``sync_sets``
+    emitted, ``sync_stale_sets`` dropped because a newer set had been emitted already,
+    ``sync_discarded`` messages that left the synchronizer unmatched (queue overflow, same
+    stamp twice, input timed out), ``sync_queued`` messages waiting, ``sync_rebuilds``
+    (changes of the live inputs) and ``sync_impl`` (``message_filters`` or ``admn_ros``)."""
+    return {"sync_sets": stats.sets, "sync_stale_sets": stats.stale_sets, "sync_discarded": stats.discarded,
+            "sync_queued": stats.queued, "sync_rebuilds": stats.rebuilds, "sync_impl": implementation}
 
 
 def input_status(node_name: str, key: Hashable, monitor: StreamMonitor, now_s: float, now_ns: int,

@@ -1,19 +1,21 @@
 """ADMN fusion node: every backbone node's embeddings -> the task's estimate.
 
-Subscribes (reliable) to ``admn/<node>/embeddings`` of every sensor node, synchronizes
-them with :class:`admn_ros.core.sync.ApproxTimeSync` (a backbone node silent for
-``timeout`` s is missing: its streams are masked in the fusion and frames go on),
-runs :meth:`Runtime.fuse` and publishes the model's task output
-(:attr:`Task.output <admn_ros.core.tasks.base.Task.output>`, filled by the task) with the
-frame's (sensor) stamp in ``frame_id``. Tracking: ``geometry_msgs/PoseWithCovarianceStamped``
-on ``admn/target``, position ``(x, y, 0)``, orientation identity; covariance (6x6, row-major,
-``x y z roll pitch yaw``): the 2x2 ``x, y`` block is the head's, ``z`` and the three rotations
-get ``unknown_variance`` (1e6 m^2 / rad^2 by default: "not estimated", as REP-145 style
-consumers expect a large value rather than 0), every other cross term 0. The model must
-see one frame per window (windowed models run in ``activity_node``).
+Subscribes (reliable, ``message_filters`` ``Subscriber`` s) to ``admn/<node>/embeddings`` of
+every sensor node, synchronizes them with ``message_filters`` ApproximateTimeSynchronizer
+semantics plus stream timeouts (:mod:`admn_ros.ros.msg_filters`; a backbone node silent for
+``timeout`` s is missing: its streams are masked in the fusion and frames go on; a frame older
+than one already fused is dropped as ``stale_set``), runs :meth:`Runtime.fuse` and publishes
+the model's task output (:attr:`Task.output <admn_ros.core.tasks.base.Task.output>`, filled by
+the task) with the frame's (sensor) stamp in ``frame_id``. Tracking:
+``geometry_msgs/PoseWithCovarianceStamped`` on ``admn/target``, position ``(x, y, 0)``,
+orientation identity; covariance (6x6, row-major, ``x y z roll pitch yaw``): the 2x2 ``x, y``
+block is the head's, ``z`` and the three rotations get ``unknown_variance`` (1e6 m^2 / rad^2 by
+default: "not estimated", as REP-145 style consumers expect a large value rather than 0), every
+other cross term 0. The model must see one frame per window (windowed models run in
+``activity_node``).
 
 Malformed embeddings (unknown stream, a stream of another node, wrong size, NaN/inf,
-zero/duplicate/out-of-order stamps) are rejected, counted on ``/diagnostics`` and logged
+zero or future stamps) are rejected, counted on ``/diagnostics`` and logged
 throttled. ``/diagnostics`` also carries the end-to-end latency (now - sensor stamp).
 """
 from __future__ import annotations
@@ -27,7 +29,6 @@ import numpy as np
 
 from admn_ros.core.runtime import Runtime
 from admn_ros.core.streams import StreamSet, split_stream_id
-from admn_ros.core.sync import ApproxTimeSync
 from admn_ros.msg import StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, message_class
@@ -53,10 +54,6 @@ class FusionNode(AdmnNode):
             *sync_specs(),
         ]
 
-    def on_parameter(self, name: str, value: Any) -> None:
-        if name in ("slop", "timeout") and getattr(self, "sync", None) is not None:
-            setattr(self.sync, name, float(value))
-
     def configure(self) -> None:
         p = self.p
         self.runtime = None
@@ -78,10 +75,10 @@ class FusionNode(AdmnNode):
         self.get_logger().info(f"fusing {self.nodes}; {rt.describe()}")
 
     def activate(self) -> None:
-        self.sync = ApproxTimeSync(self.nodes, self.p["slop"], self.p["queue_size"], self.p["timeout"])
+        self.sync = self.make_sync(self.nodes)
         for n in self.nodes:
-            self.subscribe(StreamEmbeddings, topics.embeddings_topic(n), lambda m, n=n: self._on_embeddings(n, m),
-                           reliable_qos(20))
+            self.subscribe_filter(StreamEmbeddings, topics.embeddings_topic(n),
+                                  reliable_qos(20)).registerCallback(self._on_embeddings, n)
         self.timer(float(self.p["poll_period"]), self._on_poll)
 
     def cleanup(self) -> None:
@@ -117,8 +114,8 @@ class FusionNode(AdmnNode):
             out[sid] = v.copy()
         return out
 
-    def _on_embeddings(self, node: str, msg: StreamEmbeddings) -> None:
-        ns = self.check_stamp(node, msg.header.stamp)
+    def _on_embeddings(self, msg: StreamEmbeddings, node: str) -> None:
+        ns = self.check_stamp(node, msg.header.stamp, order=False)
         if ns is None:
             return
         try:
@@ -173,10 +170,7 @@ class FusionNode(AdmnNode):
         if hasattr(self, "fuse_ms"):
             values.update(latency_values("fuse", self.fuse_ms))
             values.update(latency_values("e2e", self.e2e_ms))
-        sync = getattr(self, "sync", None)
-        if sync is not None:
-            values.update({"sync_late": sync.stats.late, "sync_duplicate": sync.stats.duplicate,
-                           "sync_unmatched": sync.stats.unmatched, "sync_overflow": sync.stats.overflow})
+        values.update(self.sync_diagnostics())
         e2e = self.e2e_ms.summary()["p50"] if hasattr(self, "e2e_ms") else float("nan")
         msg = f"{values['frames']} estimates, e2e p50 {e2e:.1f} ms"
         out.append(summary_status(name, self.SUMMARY, msg, values, self.monitor.dropped, self._prev_dropped,

@@ -38,10 +38,11 @@ from sensor_msgs.msg import Image
 from admn_ros.core.checkpoint import CheckpointError
 from admn_ros.core.engine import BACKENDS
 from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, split_stream_id, validate_budget
+from admn_ros.core.sync import StreamSync
 from admn_ros.core.tasks import Task, get_task
-from admn_ros.ros import topics
+from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import ENCODINGS, image_to_numpy, stamp_to_ns
-from admn_ros.ros.diagnostics import make_array
+from admn_ros.ros.diagnostics import make_array, sync_values
 from admn_ros.ros.env import configure_dds_env
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  read_parameters)
@@ -90,11 +91,15 @@ def model_specs(task: Task | None = None) -> list[ParamSpec]:
 
 
 def sync_specs(slop: float = 0.03, timeout: float = 0.5) -> list[ParamSpec]:
+    """Parameters of the synchronizing nodes (message_filters ApproximateTimeSynchronizer +
+    stream timeouts, :mod:`admn_ros.ros.msg_filters`)."""
     return [
-        ParamSpec("slop", slop, "Largest stamp difference (s) inside one synchronized frame", min=0.0, max=10.0),
+        ParamSpec("slop", slop, "The stamps of one synchronized frame must span less than this (s; "
+                  "message_filters ApproximateTimeSynchronizer slop)", min=1e-6, max=10.0),
         ParamSpec("timeout", timeout, "An input silent this long (s) is missing: frames go on without it",
                   min=0.01, max=3600.0),
-        ParamSpec("queue_size", 10, "Messages kept per input while synchronizing", min=1, max=1000),
+        ParamSpec("queue_size", 10, "Messages kept per input while synchronizing (message_filters "
+                  "queue_size); applied on activate", min=1, max=1000),
         ParamSpec("poll_period", 0.1, "Period (s) of the timer that fires frames whose missing inputs "
                   "timed out", min=0.001, max=10.0),
     ]
@@ -170,6 +175,8 @@ class AdmnNode(LifecycleNode):
     def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(node_name or self.NODE_NAME, **kwargs)
         self._subs: list[Any] = []
+        #: topic -> the message_filters Subscriber of each synchronized input (while active)
+        self.input_filters: dict[str, Any] = {}
         self._timers: list[Any] = []
         self._lc_pubs: list[Any] = []
         self._child_loggers: dict[tuple[str, str], Any] = {}
@@ -177,6 +184,7 @@ class AdmnNode(LifecycleNode):
         self.monitor = StreamMonitor([])
         self._prev_rejected: dict[Any, int] = {}
         self._prev_dropped = 0
+        self._stale_reported = 0
         self.diag_pub = None
         try:
             self.specs: tuple[ParamSpec, ...] = COMMON_SPECS + tuple(self.param_specs())
@@ -257,6 +265,25 @@ class AdmnNode(LifecycleNode):
         self._subs.append(s)
         return s
 
+    def subscribe_filter(self, msg_type: Any, topic: str, qos: Any) -> Any:
+        """A ``message_filters`` ``Subscriber`` (:mod:`admn_ros.ros.msg_filters`) on ``topic``;
+        its subscription is destroyed with the others on deactivate."""
+        f = msg_filters.Subscriber(self, msg_type, topic, qos_profile=qos)
+        self._subs.append(f.sub)
+        self.input_filters[topic] = f
+        return f
+
+    def make_sync(self, keys: Sequence[Any]) -> StreamSync:
+        """The node's synchronizer over ``keys`` from the ``sync_specs`` parameters."""
+        self._stale_reported = 0
+        return msg_filters.stream_sync(keys, float(self.p["slop"]), int(self.p["queue_size"]),
+                                       float(self.p["timeout"]))
+
+    def sync_diagnostics(self) -> dict[str, Any]:
+        """``sync_*`` values of ``self.sync`` for the summary status ({} without one)."""
+        sync = getattr(self, "sync", None)
+        return sync_values(sync.stats, msg_filters.IMPLEMENTATION) if sync is not None else {}
+
     def timer(self, period_s: float, callback: Callable) -> Any:
         t = self.create_timer(period_s, callback)
         self._timers.append(t)
@@ -293,7 +320,7 @@ class AdmnNode(LifecycleNode):
         """Stamp check, decode and preprocess one sensor image (controller and backbones);
         rejections are counted and logged. Returns the synchronizer item
         ``(model_input, stamp, stamp_ns)`` or ``None``. Needs ``self.runtime``/``self.monitor``."""
-        ns = self.check_stamp(sid, msg.header.stamp)
+        ns = self.check_stamp(sid, msg.header.stamp, order=False)
         if ns is None:
             return None
         try:
@@ -309,21 +336,31 @@ class AdmnNode(LifecycleNode):
         return (x, msg.header.stamp, ns)
 
     def sync_offer(self, key: Any, item: tuple, on_set: Callable[[Any], None]) -> None:
-        """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; call ``on_set`` for every set it fires."""
-        for fs in self.sync.add(key, item[2] * 1e-9, item, self.now_s()):
-            on_set(fs)
+        """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; call ``on_set`` for every set it
+        fires (sets not newer than an emitted one are dropped by the synchronizer and counted as
+        ``dropped.stale_set``)."""
+        if self.sync is not None:
+            self._on_sets(self.sync.add(key, item[1], item, self.now_s()), on_set)
 
     def sync_poll(self, on_set: Callable[[Any], None]) -> None:
         """Timer callback body: fire sets whose missing inputs timed out."""
-        if self.sync is None:
-            return
-        for fs in self.sync.poll(self.now_s()):
+        if self.sync is not None:
+            self._on_sets(self.sync.poll(self.now_s()), on_set)
+
+    def _on_sets(self, sets: list, on_set: Callable[[Any], None]) -> None:
+        stale = self.sync.stats.stale_sets - self._stale_reported
+        if stale > 0:
+            self.monitor.drop("stale_set", stale)
+            self._stale_reported += stale
+        for fs in sets:
             on_set(fs)
 
-    def check_stamp(self, key: Any, stamp: Time) -> int | None:
-        """Stamp in ns, or None after rejecting a zero, duplicate, out-of-order or future stamp."""
+    def check_stamp(self, key: Any, stamp: Time, order: bool = True) -> int | None:
+        """Stamp in ns, or None after rejecting a zero or future stamp, and with ``order`` a
+        duplicate or out-of-order one. Inputs of a synchronizer pass ``order=False``: as in
+        ``message_filters``, a reordered message can still complete an older frame."""
         ns = stamp_to_ns(stamp)
-        why = self.monitor.check_stamp(key, ns)
+        why = self.monitor.check_stamp(key, ns) if order else ("zero_stamp" if ns <= 0 else None)
         future = float(self.p["max_future_s"])
         if why is None and future > 0:
             now = self.now_ns()
@@ -342,6 +379,8 @@ class AdmnNode(LifecycleNode):
                 v = prm.value
                 self.p[prm.name] = list(v) if type(v).__name__ == "array" or isinstance(v, tuple) else v
                 try:
+                    if prm.name in ("slop", "timeout") and getattr(self, "sync", None) is not None:
+                        self.sync.configure(**{prm.name: float(v)})
                     self.on_parameter(prm.name, self.p[prm.name])
                 except Exception as exc:  # noqa: BLE001 - never let a callback kill the node
                     self.get_logger().error(f"applying parameter {prm.name}={prm.value!r} failed: {exc}")
@@ -409,6 +448,7 @@ class AdmnNode(LifecycleNode):
         for t in self._timers:
             self.destroy_timer(t)
         self._subs, self._timers = [], []
+        self.input_filters = {}
 
     def _release_all(self) -> None:
         self._destroy_subs_timers()

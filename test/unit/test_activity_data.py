@@ -283,9 +283,10 @@ def test_writer_round_trip_from_sensor_frames_and_storage(subject, renderer, tmp
 
 def test_dataset_cli(tmp_path, capsys):
     from admn_ros.cli import COMMANDS
-    from admn_ros.core.data.__main__ import dataset_main, main
+    from admn_ros.core.data.__main__ import main
 
-    assert COMMANDS["dataset"][:2] == ("admn_ros.core.data.__main__", "dataset_main")
+    assert COMMANDS["dataset"][:2] == ("admn_ros.bags.dataset", "dataset_main")  # --from-bag, else the generators
+    from admn_ros.bags.dataset import dataset_main
     out = tmp_path / "cli"
     args = ["--out", str(out), "--subjects", "3", "--val-subjects", "1", "--test-subjects", "1",
             "--windows-per-activity", "1", "--frames", "1", "--workers", "1", "--width", "64", "--height", "48",

@@ -55,6 +55,9 @@ def test_realsense_zed_mapping_loads():
     ({"streams": {"node1/rgb": "/a"}, "qoi": {"node2/rgb": "/q"}}, "qoi.node2/rgb"),
     ({"streams": {"node1/rgb": "/a"}, "ground_truth": {"topic": "/g", "axes": ["x", "x"]}}, "ground_truth.axes"),
     ({"streams": {"node1/rgb": "/a"}, "slop": -1}, "slop"),
+    ({"streams": {"node1/rgb": "/a"}, "ground_truth": {"topic": "/tf", "parent": "world"}}, "ground_truth.child"),
+    ({"streams": {"node1/rgb": "/a"}, "ground_truth": {"topic": "/tf", "parent": 3, "child": "c"}},
+     "ground_truth.parent"),
     ({"streams": {}}, "streams"),
 ])
 def test_bad_mappings_name_the_key(data, key):
@@ -73,6 +76,10 @@ def test_mapping_file_errors(tmp_path):
     p.write_text("streams:\n  node1/rgb: /cam/image\nground_truth: /mocap/pose\n")
     m = load_mapping(p)
     assert m.stream_ids == ["node1/rgb"] and m.ground_truth == "/mocap/pose" and m.gt_axes == ("x", "y")
+    assert m.gt_frames is None
+    tf = parse_mapping({"streams": {"node1/rgb": "/a"}, "ground_truth": {"topic": "/tf", "parent": "/world",
+                                                                          "child": "car", "tolerance": 0.01}})
+    assert tf.gt_frames == ("world", "car") and parse_mapping(tf.to_dict()).gt_frames == ("world", "car")
 
 
 # ---------------------------------------------------------------------------- typestore

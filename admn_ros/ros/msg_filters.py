@@ -1,0 +1,104 @@
+"""The ``message_filters`` API the nodes use: the real ROS 2 package when it is importable,
+:mod:`admn_ros.core.sync` otherwise.
+
+``SimpleFilter``, ``Subscriber``, ``TimeSynchronizer`` and ``ApproximateTimeSynchronizer``
+here are either ``message_filters``' own classes or ours, which behave the same (see
+:mod:`admn_ros.core.sync`). Ours are bound to ROS: :class:`Subscriber` wraps an rclpy
+subscription, and the approximate synchronizer stamps headerless messages (with
+``allow_headerless``) with ``rclpy.clock.ROSClock().now()`` and warns through the
+``message_filters_approx`` rclpy logger, as the package does.
+
+``IMPLEMENTATION`` says which one is in use: ``"message_filters"`` or ``"admn_ros"``. The
+environment variable ``ADMN_MESSAGE_FILTERS=builtin`` selects ours even when the package is
+installed (``message_filters`` forces the package: an ImportError if it is missing).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+from rclpy.clock import ROSClock
+from rclpy.duration import Duration
+
+from admn_ros.core import sync as _core
+
+#: environment variable choosing the implementation: auto (default), builtin, message_filters
+ENV = "ADMN_MESSAGE_FILTERS"
+
+
+def _ros_now_ns() -> int:
+    return int(ROSClock().now().nanoseconds)
+
+
+class _RosLogger:
+    """rclpy's ``message_filters_approx`` logger, created when first used."""
+
+    def warning(self, text: str) -> None:
+        import rclpy.logging
+
+        rclpy.logging.get_logger("message_filters_approx").warning(text)
+
+
+class BuiltinSubscriber(_core.SimpleFilter):
+    """An rclpy subscription as the first filter of a chain: every message it receives is
+    passed on with :meth:`signalMessage`. Takes the arguments of
+    ``node.create_subscription`` without the callback: ``(node, msg_type, topic,
+    qos_profile=10, **kwargs)``; unknown attributes are looked up on the subscription."""
+
+    def __init__(self, node: Any, msg_type: Any, topic: str, qos_profile: Any = 10, **kwargs: Any) -> None:
+        _core.SimpleFilter.__init__(self)
+        self.node = node
+        self.topic = topic
+        self.sub = node.create_subscription(msg_type, topic, self.callback, qos_profile, **kwargs)
+
+    def callback(self, msg: Any) -> None:
+        self.signalMessage(msg)
+
+    def getTopic(self) -> str:  # noqa: N802 - message_filters API
+        return self.topic
+
+    def __getattr__(self, key: str) -> Any:
+        if key == "sub":
+            raise AttributeError(key)
+        return getattr(self.sub, key)
+
+
+class BuiltinApproximateTimeSynchronizer(_core.ApproximateTimeSynchronizer):
+    """:class:`admn_ros.core.sync.ApproximateTimeSynchronizer` with the ROS clock and logger;
+    ``slop`` is an ``rclpy.duration.Duration``, as in the package."""
+
+    def __init__(self, fs: Sequence[Any], queue_size: int, slop: float, queue_offset: Any = False,
+                 allow_headerless: bool = False, sync_arrival_time: bool = False) -> None:
+        super().__init__(fs, queue_size, slop, queue_offset, allow_headerless, sync_arrival_time,
+                         clock=_ros_now_ns, logger=_RosLogger())
+        self.slop = Duration(nanoseconds=self.slop_ns)
+
+
+def _load(choice: str) -> tuple[str, Any, Any, Any, Any]:
+    if choice not in ("auto", "builtin", "message_filters"):
+        raise ValueError(f"{ENV}={choice!r}: use auto, builtin or message_filters")
+    if choice != "builtin":
+        try:
+            import message_filters as mf
+
+            return "message_filters", mf.SimpleFilter, mf.Subscriber, mf.TimeSynchronizer, \
+                mf.ApproximateTimeSynchronizer
+        except ImportError:
+            if choice == "message_filters":
+                raise
+    return "admn_ros", _core.SimpleFilter, BuiltinSubscriber, _core.TimeSynchronizer, \
+        BuiltinApproximateTimeSynchronizer
+
+
+IMPLEMENTATION, SimpleFilter, Subscriber, TimeSynchronizer, ApproximateTimeSynchronizer = \
+    _load(os.environ.get(ENV, "auto").strip().lower() or "auto")
+
+
+def stream_sync(keys: Sequence[Any], slop: float, queue_size: int, timeout: float) -> _core.StreamSync:
+    """The nodes' synchronizer: :class:`admn_ros.core.sync.StreamSync` (stream timeouts) over
+    this module's ``ApproximateTimeSynchronizer``."""
+    return _core.StreamSync(keys, slop, queue_size, timeout, synchronizer=ApproximateTimeSynchronizer)
+
+
+__all__ = ["IMPLEMENTATION", "SimpleFilter", "Subscriber", "TimeSynchronizer", "ApproximateTimeSynchronizer",
+           "BuiltinSubscriber", "BuiltinApproximateTimeSynchronizer", "stream_sync", "ENV"]
