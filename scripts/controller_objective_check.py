@@ -24,9 +24,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from admn_ros.core.fusion import task_loss_per_sample, task_scores
 from admn_ros.core.model import ADMNModel
 from admn_ros.core.streams import mask_from_counts, naive_allocation
+from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import NoiseSampler, apply_noise, open_split, to_torch
 from admn_ros.core.train.stage2 import load_controller, load_stage1
 
@@ -52,8 +52,8 @@ def losses_and_scores(model: ADMNModel, ds, idx: np.ndarray, allocators: Mapping
             x = apply_noise(x, sig[s:s + len(sel)], streams, gen)
             for name, alloc in allocators.items():
                 out = model(x, alloc(x))
-                acc[name][0].extend(task_loss_per_sample(model.cfg.task, out, gt).tolist())
-                acc[name][1].extend(task_scores(model.cfg.task, out, gt).tolist())
+                acc[name][0].extend(get_task(model.cfg.task).loss_per_sample(out, gt).tolist())
+                acc[name][1].extend(get_task(model.cfg.task).scores(out, gt).tolist())
     return {k: (float(np.mean(v[0])), float(np.mean(v[1]))) for k, v in acc.items()}
 
 

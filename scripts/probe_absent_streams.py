@@ -23,8 +23,8 @@ import argparse
 import numpy as np
 import torch
 
-from admn_ros.core.fusion import task_scores
 from admn_ros.core.streams import MODALITIES, naive_allocation, spread_allocation
+from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import apply_noise, open_split, to_torch
 from admn_ros.core.train.stage2 import load_stage1
 
@@ -86,7 +86,7 @@ def main() -> None:
             for k in KEYS:
                 mask = torch.as_tensor(np.stack([m[k] for m, _ in per]))
                 out = model(x, mask, present=present if k.startswith("absent") else None)
-                res[k].append(task_scores(model.cfg.task, out, gt).numpy())
+                res[k].append(get_task(model.cfg.task).scores(out, gt).numpy())
     print(f"{a.model}: {N} test samples, per-stream binary noise, L={budget}; mean error cm")
     for k in KEYS:
         print(f"{k:>12}: {np.concatenate(res[k]).mean():6.2f}")

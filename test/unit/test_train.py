@@ -415,7 +415,7 @@ def test_best_of_k_target_is_never_worse_than_the_controller_and_its_loss_ranks_
     """``estimator="best_of_k"``: the target allocation honours the budget and scores at
     least as well as the controller's own top-L; gradient steps on
     ``allocation_target_loss`` put the target's blocks into the top-L."""
-    from admn_ros.core.fusion import task_loss_per_sample
+    from admn_ros.core.tasks import get_task
     from admn_ros.core.train.stage2 import allocation_target_loss, best_of_k_masks
 
     model, _ = load_stage1(stage1_model)
@@ -428,8 +428,8 @@ def test_best_of_k_target_is_never_worse_than_the_controller_and_its_loss_ranks_
     assert best.dtype == torch.bool and (best.sum((1, 2)) == 27).all() and best[:, :, 0].all()
     with torch.no_grad():
         own = ctrl.select(logits.detach(), 27)
-        own_loss = task_loss_per_sample(model.cfg.task, model(x, own), gt, *cfg.loss_weights)
-        again = task_loss_per_sample(model.cfg.task, model(x, best.float()), gt, *cfg.loss_weights)
+        own_loss = get_task(model.cfg.task).loss_per_sample(model(x, own), gt, *cfg.loss_weights)
+        again = get_task(model.cfg.task).loss_per_sample(model(x, best.float()), gt, *cfg.loss_weights)
     assert (best_loss <= own_loss + 1e-4).all()
     assert torch.allclose(again, best_loss, atol=1e-4)
     # the target loss trains free logits towards the target's blocks

@@ -37,7 +37,8 @@ import torch
 
 from admn_ros.core.checkpoint import (CheckpointError, check_config, load_checkpoint, save_checkpoint)
 from admn_ros.core.controller import AllocationController, ControllerConfig, select_blocks
-from admn_ros.core.fusion import task_loss, task_loss_per_sample
+from admn_ros.core.fusion import task_loss
+from admn_ros.core.tasks import get_task
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.splits import (count_embeddings, sampled_splits, split_candidates, split_log_scores,
                                   split_losses)
@@ -182,7 +183,7 @@ def best_of_k_masks(model: ADMNModel, ctrl: AllocationController, inputs: Mappin
     cands = [select_blocks(lg, budget, None, fb)]
     cands += [select_blocks(lg, budget, None, fb, training=True, gumbel_scale=cfg.explore_scale,
                             generator=generator) for _ in range(cfg.k_samples)]
-    losses = torch.stack([task_loss_per_sample(model.cfg.task, model(inputs, m), target, *cfg.loss_weights)
+    losses = torch.stack([get_task(model.cfg.task).loss_per_sample(model(inputs, m), target, *cfg.loss_weights)
                           for m in cands])  # [K+1, B]
     best = losses.argmin(0)
     masks = torch.stack(cands) > 0.5  # [K+1, B, n, depth]
