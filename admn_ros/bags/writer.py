@@ -106,20 +106,15 @@ class OutputBagWriter:
         self._put("/" + topics.MARKERS, msgs.new_msg("visualization_msgs/msg/MarkerArray", markers=markers), t)
 
     def _allocation_markers(self, a: Any) -> list[Any]:
-        from admn_ros.core.viz import MarkerSpec, allocation_bars
+        """Per-stream bars at the nodes (as the map view draws them), else one text line."""
+        from admn_ros.core.viz import allocation_bars, bar_markers, text_marker
 
         mask = np.asarray(a.mask, bool)
         if not self.node_xy:
             text = "  ".join(f"{s} {int(b)}" for s, b in zip(self.stream_ids, mask.sum(1)))
-            return [MarkerSpec("allocation_text", 0, "TEXT_VIEW_FACING", (0.0, 0.0, 0.8), (0, 0, 0.08), text=text)]
-        out = []
-        for i, b in enumerate(allocation_bars(self.stream_ids, mask, a.est_noise, self.node_xy, present=a.present)):
-            h = 0.5 * max(b.blocks, 0.02) / max(b.depth, 1)
-            out.append(MarkerSpec("allocation", i, "CUBE", (b.xy[0], b.xy[1], h / 2), (0.08, 0.08, max(h, 0.01)),
-                                  b.color))
-            out.append(MarkerSpec("allocation_label", i, "TEXT_VIEW_FACING", (b.xy[0], b.xy[1], h + 0.08),
-                                  (0, 0, 0.06), text=b.label))
-        return out
+            return [text_marker("allocation_text", 0, (0.0, 0.0, 0.8), 0.08, text)]
+        return bar_markers(allocation_bars(self.stream_ids, mask, a.est_noise, self.node_xy, present=a.present),
+                           self.node_xy, bar_height=0.5, bar_width=0.08)
 
     def close(self) -> None:
         """Finish the bag (writes ``metadata.yaml``)."""

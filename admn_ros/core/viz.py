@@ -58,6 +58,39 @@ class MarkerSpec:
     rgba: RGBA = (1.0, 1.0, 1.0, 1.0)
     points: Sequence[tuple[float, float, float]] = ()
     text: str = ""
+    #: kept until replaced (no lifetime), e.g. the static scene
+    persistent: bool = False
+
+
+def line_marker(ns: str, mid: int, pts: Sequence[Sequence[float]], z: float, width: float, rgba: RGBA,
+                persistent: bool = False) -> MarkerSpec:
+    """A LINE_STRIP through ``pts`` (``(x, y)``) at height ``z``."""
+    return MarkerSpec(ns, mid, "LINE_STRIP", scale=(float(width), 0.0, 0.0), rgba=rgba,
+                      points=[(float(p[0]), float(p[1]), float(z)) for p in pts], persistent=persistent)
+
+
+def text_marker(ns: str, mid: int, xyz: Sequence[float], size: float, text: str,
+                rgba: RGBA = (1.0, 1.0, 1.0, 1.0)) -> MarkerSpec:
+    return MarkerSpec(ns, mid, "TEXT_VIEW_FACING", tuple(map(float, xyz)), (0.0, 0.0, float(size)), rgba, text=text)
+
+
+def bar_markers(bars: Sequence["Bar"], node_xy: dict[str, tuple[float, float]], bar_height: float = 0.6,
+                bar_width: float = 0.09) -> list[MarkerSpec]:
+    """Per stream its allocation bar (``allocation_bars``: height = active blocks / depth x
+    ``bar_height``, QoI colour), a faint full-height bar behind it (``allocation_capacity``)
+    and its label in a list under its node (``allocation_text``)."""
+    out: list[MarkerSpec] = []
+    per_node: dict[str, int] = {}
+    for k, b in enumerate(bars):
+        h = max(b.blocks / max(b.depth, 1) * bar_height, 0.005)
+        node = split_stream_id(b.stream_id)[0]
+        j = per_node[node] = per_node.get(node, -1) + 1
+        nx, ny = node_xy.get(node, b.xy)
+        out += [MarkerSpec("allocation_capacity", k, "CUBE", (b.xy[0], b.xy[1], bar_height / 2),
+                           (bar_width, bar_width, bar_height), (0.8, 0.8, 0.8, 0.15)),
+                MarkerSpec("allocation_bars", k, "CUBE", (b.xy[0], b.xy[1], h / 2), (bar_width, bar_width, h), b.color),
+                text_marker("allocation_text", k, (nx, ny - 0.36 - 0.13 * j, 0.02), 0.1, b.label)]
+    return out
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from admn_ros.core.streams import DEPTH, split_stream_id
-from admn_ros.core.viz import MODALITY_COLOR, qoi_color
+from admn_ros.core.streams import split_stream_id
+from admn_ros.core.viz import MODALITY_COLOR, Bar, MarkerSpec, allocation_bars, bar_markers, text_marker
 
 _SHORT = {"rgb": "C", "depth": "D", "radar": "R"}
 
@@ -64,38 +64,52 @@ class WindowView:
                    np.asarray(a.present, bool), np.asarray(res.present, bool), int(a.budget), str(a.controller),
                    metric)
 
-    @property
-    def blocks(self) -> np.ndarray:
-        """Active blocks per stream, int ``[n]`` (zeros before the first window)."""
-        if self.mask is None:
-            return np.zeros(len(self.stream_ids), int)
-        return np.asarray(self.mask, bool).sum(axis=1)
-
-    @property
-    def depth(self) -> int:
-        return int(self.mask.shape[1]) if self.mask is not None else DEPTH
-
     def status_text(self) -> str:
         t = f"L={self.budget} [{self.controller}]" if self.mask is not None else "waiting for a full window"
         return f"{self.title}  {t}  {self.metric}".strip()
 
-    def stream_label(self, i: int) -> str:
-        """``rgb 5/12 s=0.30`` (``MISSING`` when the stream had no data in the window)."""
-        _, mod = split_stream_id(self.stream_ids[i])
-        b = int(self.blocks[i])
-        sigma = float(self.est_noise[i]) if self.est_noise is not None else float("nan")
-        alive = True if self.present is None else bool(self.present[i])
-        return (f"{mod} {b}/{self.depth}" + (f" s={sigma:.2f}" if np.isfinite(sigma) else "")
-                + ("" if alive else " MISSING"))
+    def bars(self, at: tuple[float, float] = (0.0, 0.0), spacing: float = 0.14) -> list[Bar]:
+        """The streams' allocation bars side by side around ``at`` (empty before the first window)."""
+        if self.mask is None:
+            return []
+        node_xy = {split_stream_id(s)[0]: at for s in self.stream_ids}
+        return allocation_bars(self.stream_ids, self.mask, self.est_noise, node_xy, spacing, self.present)
 
-    def stream_color(self, i: int) -> tuple[float, float, float, float]:
-        """QoI colour (green clean -> red noisy), grey when the stream was missing."""
-        _, mod = split_stream_id(self.stream_ids[i])
-        alive = True if self.present is None else bool(self.present[i])
-        if not alive:
-            return (0.3, 0.3, 0.3, 0.9)
-        sigma = float(self.est_noise[i]) if self.est_noise is not None else float("nan")
-        return qoi_color(sigma, mod)
+
+def window_markers(view: WindowView, origin: tuple[float, float] = (0.0, 0.0), bar_height: float = 0.6,
+                   top: int = 6) -> list[MarkerSpec]:
+    """The window node's markers, laid out in the ``x``/``y`` plane around ``origin``.
+
+    Namespaces: ``activity_label`` (the estimate, e.g. ``walking 0.87 (truth walking)``),
+    ``activity_status`` (budget, controller, metric), ``activity_scores`` (a bar per ranked
+    entry, length = value; ``activity_score_text`` its name), ``allocation_bars`` /
+    ``allocation_capacity`` / ``allocation_text`` (per stream, as the map view draws them)
+    and ``window_tokens`` (an ``F x n`` grid: green = the (frame, stream) token had data).
+    """
+    ox, oy = float(origin[0]), float(origin[1])
+    out = [text_marker("activity_label", 0, (ox + 0.6, oy + 1.25, 0.05), 0.22, view.label, verdict_rgb(view.ok)),
+           text_marker("activity_status", 0, (ox + 0.6, oy + 0.98, 0.05), 0.12, view.status_text(),
+                       (0.85, 0.85, 0.85, 1.0))]
+    for k, (name, p, is_truth) in enumerate(view.ranked[:top]):   # bars to the right of the streams
+        y, length = oy + 0.6 - 0.16 * k, max(float(p) * 1.2, 0.005)
+        out += [MarkerSpec("activity_scores", k, "CUBE", (ox + 0.9 + length / 2, y, 0.02), (length, 0.1, 0.04),
+                           (1.0, 0.6, 0.15, 0.95) if k == 0 else (0.45, 0.6, 0.9, 0.9)),
+                text_marker("activity_score_text", k, (ox + 0.5, y, 0.06), 0.08,
+                            f"{name} {p:.2f}" + (" *" if is_truth else ""))]
+    at = (ox - 0.4, oy)
+    out += bar_markers(view.bars(at), {split_stream_id(s)[0]: at for s in view.stream_ids}, bar_height)
+    if view.tokens is not None:
+        tok, cell = np.asarray(view.tokens, bool), 0.07
+        for k in range(tok.shape[0]):
+            for i in range(tok.shape[1]):
+                out.append(MarkerSpec("window_tokens", k * tok.shape[1] + i, "CUBE",
+                                      (ox + 0.9 + k * (cell + 0.02), oy - 0.45 - i * (cell + 0.02), 0.01),
+                                      (cell, cell, 0.02),
+                                      (0.25, 0.8, 0.35, 0.95) if tok[k, i] else (0.3, 0.3, 0.3, 0.9)))
+        out.append(text_marker("window_tokens", 10_000, (ox + 0.9 + (tok.shape[0] - 1) * (cell + 0.02) / 2,
+                                                         oy - 0.35, 0.02), 0.08,
+                               f"window {tok.shape[0]} frames (old -> new)", (0.85, 0.85, 0.85, 1.0)))
+    return out
 
 
 def _rgb255(rgba: Sequence[float]) -> tuple[int, int, int]:
@@ -133,17 +147,15 @@ def render_window_dashboard(view: WindowView, width: int = 640, height: int = 48
     # per-stream blocks (right half)
     n = len(view.stream_ids)
     bx0, by0, by1 = int(width * 0.5) + 12, 96, height - 150
-    if n:
+    if n and view.mask is not None:
         bw = max(6, (width - bx0 - 12) // n - 10)
-        depth = max(view.depth, 1)
-        for i, sid in enumerate(view.stream_ids):
+        for i, b in enumerate(view.bars()):
             x = bx0 + i * (bw + 10)
-            h = int((by1 - by0) * int(view.blocks[i]) / depth)
+            h = int((by1 - by0) * b.blocks / max(b.depth, 1))
             cv2.rectangle(img, (x, by0), (x + bw, by1), (80, 80, 80), 1)
-            cv2.rectangle(img, (x, by1 - h), (x + bw, by1), _rgb255(view.stream_color(i)), -1)
-            cv2.putText(img, f"{int(view.blocks[i])}/{depth}", (x, by0 - 6), font, 0.4, (230, 230, 230), 1,
-                        cv2.LINE_AA)
-            node, mod = split_stream_id(sid)
+            cv2.rectangle(img, (x, by1 - h), (x + bw, by1), _rgb255(b.color), -1)
+            cv2.putText(img, f"{b.blocks}/{b.depth}", (x, by0 - 6), font, 0.4, (230, 230, 230), 1, cv2.LINE_AA)
+            node, mod = split_stream_id(b.stream_id)
             cv2.putText(img, f"{node[-1]}{_SHORT.get(mod, mod)}", (x, by1 + 16), font, 0.45,
                         _rgb255(MODALITY_COLOR.get(mod, (0.9, 0.9, 0.9)) + (1.0,)), 1, cv2.LINE_AA)
         cv2.putText(img, "blocks per stream", (bx0, 78), font, 0.42, (200, 200, 200), 1, cv2.LINE_AA)
@@ -163,4 +175,4 @@ def render_window_dashboard(view: WindowView, width: int = 640, height: int = 48
     return img
 
 
-__all__ = ["WindowView", "render_window_dashboard", "verdict_rgb"]
+__all__ = ["WindowView", "window_markers", "render_window_dashboard", "verdict_rgb"]

@@ -55,13 +55,13 @@ from builtin_interfaces.msg import Time
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import UInt16
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
 from admn_ros.core.runtime import FrameWindow, Result, Runtime
 from admn_ros.core.streams import StreamSet, budget_from_fraction, validate_budget
 from admn_ros.core.sync import SyncedSet
 from admn_ros.core.tasks import TASKS
-from admn_ros.core.window_viz import WindowView, render_window_dashboard, verdict_rgb
+from admn_ros.core.window_viz import WindowView, render_window_dashboard, window_markers
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, numpy_to_image
@@ -71,7 +71,7 @@ from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs, model_spec
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow, RateMeter
-from admn_ros.ros.viz_node import _color, _marker
+from admn_ros.ros.viz_node import marker_array
 
 #: the default task of the node (its shipped models and sensor nodes): the first windowed task
 WINDOW_TASK = next(t for t in TASKS.values() if t.graph == "window")
@@ -82,84 +82,6 @@ AUTO_BUDGET = 0
 def auto_budget(n_streams: int) -> int:
     """25% of the window streams' blocks (9 for 3 streams x 12), at least one block per stream."""
     return max(int(n_streams), budget_from_fraction(0.25, int(n_streams)))
-
-
-# --------------------------------------------------------------------------- markers
-def build_window_markers(view: WindowView, frame_id: str = "map", stamp: Time | None = None,
-                         lifetime_s: float = 1.0, origin: tuple[float, float] = (0.0, 0.0),
-                         bar_height: float = 0.6, top: int = 6) -> MarkerArray:
-    """The window node's MarkerArray, laid out in the ``x``/``y`` plane around ``origin``.
-
-    Namespaces: ``activity_label`` (TEXT: the estimate, e.g. ``walking 0.87 (truth walking)``),
-    ``activity_status`` (TEXT: budget, controller, metric), ``activity_scores`` (a bar per
-    ranked entry, length = value; ``activity_score_text`` its name), ``allocation_bars`` /
-    ``allocation_capacity`` / ``allocation_text`` (per stream, as viz_node draws them) and
-    ``window_tokens`` (an ``F x n`` grid: green = the (frame, stream) token had data).
-    """
-    stamp = stamp or Time()
-    ox, oy = float(origin[0]), float(origin[1])
-    out = MarkerArray()
-
-    def text(ns: str, mid: int, x: float, y: float, z: float, size: float, s: str, rgba) -> None:
-        t = _marker(ns, mid, Marker.TEXT_VIEW_FACING, frame_id, stamp, lifetime_s)
-        t.pose.position.x, t.pose.position.y, t.pose.position.z = ox + x, oy + y, z
-        t.scale.z = size
-        t.color = _color(rgba)
-        t.text = s
-        out.markers.append(t)
-
-    text("activity_label", 0, 0.6, 1.25, 0.05, 0.22, view.label, verdict_rgb(view.ok))
-    text("activity_status", 0, 0.6, 0.98, 0.05, 0.12, view.status_text(), (0.85, 0.85, 0.85, 1.0))
-    # ranked entries: horizontal bars to the right of the streams
-    for k, (name, p, is_truth) in enumerate(view.ranked[:top]):
-        y = 0.6 - 0.16 * k
-        length = max(float(p) * 1.2, 0.005)
-        m = _marker("activity_scores", k, Marker.CUBE, frame_id, stamp, lifetime_s)
-        m.pose.position.x, m.pose.position.y, m.pose.position.z = ox + 0.9 + length / 2, oy + y, 0.02
-        m.scale.x, m.scale.y, m.scale.z = length, 0.1, 0.04
-        m.color = _color((1.0, 0.6, 0.15, 0.95) if k == 0 else (0.45, 0.6, 0.9, 0.9))
-        out.markers.append(m)
-        mark = " *" if is_truth else ""
-        text("activity_score_text", k, 0.5, y, 0.06, 0.08, f"{name} {p:.2f}{mark}",
-             (1.0, 1.0, 1.0, 1.0))
-    # per-stream blocks (same look as viz_node's allocation bars)
-    n = len(view.stream_ids)
-    bw, spacing = 0.09, 0.14
-    for i in range(n):
-        x = (i - (n - 1) / 2) * spacing - 0.4
-        frac = int(view.blocks[i]) / max(view.depth, 1)
-        h = max(frac * bar_height, 0.005)
-        cap = _marker("allocation_capacity", i, Marker.CUBE, frame_id, stamp, lifetime_s)
-        cap.pose.position.x, cap.pose.position.y, cap.pose.position.z = ox + x, oy, bar_height / 2
-        cap.scale.x = cap.scale.y = bw
-        cap.scale.z = bar_height
-        cap.color = _color((0.8, 0.8, 0.8, 0.15))
-        out.markers.append(cap)
-        b = _marker("allocation_bars", i, Marker.CUBE, frame_id, stamp, lifetime_s)
-        b.pose.position.x, b.pose.position.y, b.pose.position.z = ox + x, oy, h / 2
-        b.scale.x = b.scale.y = bw
-        b.scale.z = h
-        b.color = _color(view.stream_color(i))
-        out.markers.append(b)
-        text("allocation_text", i, -0.4, -0.3 - 0.13 * i, 0.02, 0.1, view.stream_label(i),
-             (1.0, 1.0, 1.0, 1.0))
-    # window tokens
-    if view.tokens is not None:
-        tok = np.asarray(view.tokens, bool)
-        cell = 0.07
-        for k in range(tok.shape[0]):
-            for i in range(tok.shape[1]):
-                m = _marker("window_tokens", k * tok.shape[1] + i, Marker.CUBE, frame_id, stamp, lifetime_s)
-                m.pose.position.x = ox + 0.9 + k * (cell + 0.02)
-                m.pose.position.y = oy - 0.45 - i * (cell + 0.02)
-                m.pose.position.z = 0.01
-                m.scale.x = m.scale.y = cell
-                m.scale.z = 0.02
-                m.color = _color((0.25, 0.8, 0.35, 0.95) if tok[k, i] else (0.3, 0.3, 0.3, 0.9))
-                out.markers.append(m)
-        text("window_tokens", 10_000, 0.9 + (tok.shape[0] - 1) * (cell + 0.02) / 2, -0.35, 0.02, 0.08,
-             f"window {tok.shape[0]} frames (old -> new)", (0.85, 0.85, 0.85, 1.0))
-    return out
 
 
 # --------------------------------------------------------------------------- node
@@ -369,8 +291,8 @@ class ActivityNode(AdmnNode):
 
     # ------------------------------------------------------------------ outputs
     def markers(self) -> MarkerArray:
-        return build_window_markers(self.view, str(self.p["frame_id"]), getattr(self, "stamp", None),
-                                    float(self.p["marker_lifetime"]))
+        return marker_array(window_markers(self.view), str(self.p["frame_id"]), getattr(self, "stamp", None),
+                            float(self.p["marker_lifetime"]))
 
     def publish_dashboard(self) -> None:
         if getattr(self, "view", None) is None:
@@ -434,7 +356,7 @@ def main(args: Sequence[str] | None = None) -> int:
     return run_node(ActivityNode, list(args) if args is not None else None)
 
 
-__all__ = ["ActivityNode", "build_window_markers", "auto_budget", "main"]
+__all__ = ["ActivityNode", "auto_budget", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

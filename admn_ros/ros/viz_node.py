@@ -45,7 +45,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from admn_ros.core.streams import DEFAULT_NODES, StreamSet
 from admn_ros.core.tasks import get_task
-from admn_ros.core.viz import Bar, DashboardState, allocation_bars, cov_ellipse, render_dashboard
+from admn_ros.core.viz import (Bar, DashboardState, MarkerSpec, allocation_bars, bar_markers, cov_ellipse,
+                               line_marker, render_dashboard, text_marker)
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import Allocation, allocation_to_mask, make_header, message_class, numpy_to_image
@@ -92,106 +93,52 @@ def _color(rgba: Sequence[float]) -> ColorRGBA:
     return ColorRGBA(r=float(rgba[0]), g=float(rgba[1]), b=float(rgba[2]), a=float(rgba[3]))
 
 
-def _marker(ns: str, mid: int, mtype: int, frame_id: str, stamp: Time, lifetime_s: float = 0.0) -> Marker:
-    m = Marker()
-    m.header = make_header(stamp, frame_id)
-    m.ns, m.id, m.type, m.action = ns, mid, mtype, Marker.ADD
-    m.pose.orientation.w = 1.0
-    if lifetime_s > 0:
-        sec = int(lifetime_s)
-        m.lifetime = Duration(sec=sec, nanosec=int((lifetime_s - sec) * 1e9))
-    return m
-
-
-def _line(ns: str, mid: int, pts: np.ndarray, z: float, width: float, rgba, frame_id: str, stamp: Time,
-          lifetime_s: float = 0.0) -> Marker:
-    m = _marker(ns, mid, Marker.LINE_STRIP, frame_id, stamp, lifetime_s)
-    m.scale.x = float(width)
-    m.color = _color(rgba)
-    m.points = [Point(x=float(p[0]), y=float(p[1]), z=float(z)) for p in pts]
-    return m
-
-
-def build_markers(state: VizState, frame_id: str = "map", stamp: Time | None = None, bar_height: float = 0.6,
-                  bar_width: float = 0.09, lifetime_s: float = 1.0) -> MarkerArray:
-    """The MarkerArray of ``state`` (see the module docstring for the namespaces)."""
-    stamp = stamp or Time()
+def marker_array(specs: Sequence[MarkerSpec], frame_id: str, stamp: Time | None = None,
+                 lifetime_s: float = 0.0) -> MarkerArray:
+    """``visualization_msgs/MarkerArray`` of :class:`~admn_ros.core.viz.MarkerSpec` s (ADD,
+    identity orientation; ``lifetime_s`` on all but the persistent ones)."""
     out = MarkerArray()
-    x0, x1, y0, y1 = state.track_bounds
-    track = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]])
-    out.markers.append(_line("track", 0, track, 0.0, 0.03, (0.7, 0.7, 0.7, 1.0), frame_id, stamp))
-    for k, (node, (x, y)) in enumerate(sorted(state.node_xy.items())):
-        d = _marker("sensor_nodes", k, Marker.CYLINDER, frame_id, stamp)
-        d.pose.position.x, d.pose.position.y, d.pose.position.z = float(x), float(y), 0.01
-        d.scale.x = d.scale.y = 0.5
-        d.scale.z = 0.02
-        d.color = _color((0.35, 0.35, 0.4, 0.8))
-        out.markers.append(d)
-        t = _marker("sensor_nodes", 100 + k, Marker.TEXT_VIEW_FACING, frame_id, stamp)
-        t.pose.position.x, t.pose.position.y, t.pose.position.z = float(x), float(y) + 0.36, 0.05
-        t.scale.z = 0.14
-        t.color = _color((0.9, 0.9, 0.9, 1.0))
-        t.text = node
-        out.markers.append(t)
-    bars = state.bars(spacing=bar_width * 1.4)
-    per_node: dict[str, int] = {}
-    for k, b in enumerate(bars):
-        frac = b.blocks / max(b.depth, 1)
-        h = max(frac * bar_height, 0.005)
-        cap = _marker("allocation_capacity", k, Marker.CUBE, frame_id, stamp, lifetime_s)
-        cap.pose.position.x, cap.pose.position.y, cap.pose.position.z = b.xy[0], b.xy[1], bar_height / 2
-        cap.scale.x = cap.scale.y = bar_width
-        cap.scale.z = bar_height
-        cap.color = _color((0.8, 0.8, 0.8, 0.15))
-        out.markers.append(cap)
-        m = _marker("allocation_bars", k, Marker.CUBE, frame_id, stamp, lifetime_s)
-        m.pose.position.x, m.pose.position.y, m.pose.position.z = b.xy[0], b.xy[1], h / 2
-        m.scale.x = m.scale.y = bar_width
-        m.scale.z = h
-        m.color = _color(b.color)
+    header = make_header(stamp or Time(), frame_id)
+    for sp in specs:
+        m = Marker(header=header, ns=sp.ns, id=int(sp.id), type=getattr(Marker, sp.kind), action=Marker.ADD)
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = map(float, sp.position)
+        m.pose.orientation.w = 1.0
+        m.scale.x, m.scale.y, m.scale.z = map(float, sp.scale)
+        m.color = _color(sp.rgba)
+        m.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in sp.points]
+        m.text = sp.text
+        if lifetime_s > 0 and not sp.persistent:
+            m.lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s - int(lifetime_s)) * 1e9))
         out.markers.append(m)
-        node = b.stream_id.split("/")[0]
-        j = per_node.get(node, 0)
-        per_node[node] = j + 1
-        nx, ny = state.node_xy.get(node, b.xy)
-        t = _marker("allocation_text", k, Marker.TEXT_VIEW_FACING, frame_id, stamp, lifetime_s)
-        # a list under the node's disc (one line per stream), readable from above and obliquely
-        t.pose.position.x, t.pose.position.y, t.pose.position.z = float(nx), float(ny) - 0.36 - 0.13 * j, 0.02
-        t.scale.z = 0.1
-        t.color = _color((1.0, 1.0, 1.0, 1.0))
-        t.text = b.label
-        out.markers.append(t)
+    return out
+
+
+def scene_markers(state: VizState, bar_height: float = 0.6, bar_width: float = 0.09) -> list[MarkerSpec]:
+    """The map scene of ``state`` (see the module docstring for the namespaces)."""
+    x0, x1, y0, y1 = state.track_bounds
+    out = [line_marker("track", 0, [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], 0.0, 0.03,
+                       (0.7, 0.7, 0.7, 1.0), persistent=True)]
+    for k, (node, (x, y)) in enumerate(sorted(state.node_xy.items())):
+        out += [MarkerSpec("sensor_nodes", k, "CYLINDER", (x, y, 0.01), (0.5, 0.5, 0.02), (0.35, 0.35, 0.4, 0.8),
+                           persistent=True),
+                MarkerSpec("sensor_nodes", 100 + k, "TEXT_VIEW_FACING", (x, y + 0.36, 0.05), (0, 0, 0.14),
+                           (0.9, 0.9, 0.9, 1.0), text=node, persistent=True)]
+    out += bar_markers(state.bars(spacing=bar_width * 1.4), state.node_xy, bar_height, bar_width)
     if state.estimate is not None:
         mx, my = state.estimate
-        s = _marker("estimate", 0, Marker.SPHERE, frame_id, stamp, lifetime_s)
-        s.pose.position.x, s.pose.position.y, s.pose.position.z = float(mx), float(my), 0.06
-        s.scale.x = s.scale.y = s.scale.z = 0.12
-        s.color = _color((1.0, 0.55, 0.0, 1.0))
-        out.markers.append(s)
+        out.append(MarkerSpec("estimate", 0, "SPHERE", (mx, my, 0.06), (0.12, 0.12, 0.12), (1.0, 0.55, 0.0, 1.0)))
         if state.cov is not None:
-            ell = cov_ellipse((mx, my), state.cov, n_std=2.0)
-            out.markers.append(_line("estimate_cov", 0, ell, 0.02, 0.02, (1.0, 0.7, 0.1, 0.9), frame_id, stamp,
-                                     lifetime_s))
+            out.append(line_marker("estimate_cov", 0, cov_ellipse((mx, my), state.cov, n_std=2.0), 0.02, 0.02,
+                                   (1.0, 0.7, 0.1, 0.9)))
     if len(state.trail) > 1:
-        out.markers.append(_line("estimate_trail", 0, np.asarray(state.trail), 0.01, 0.015, (1.0, 0.55, 0.0, 0.6),
-                                 frame_id, stamp, lifetime_s))
+        out.append(line_marker("estimate_trail", 0, state.trail, 0.01, 0.015, (1.0, 0.55, 0.0, 0.6)))
     if state.ground_truth is not None:
-        g = _marker("ground_truth", 0, Marker.SPHERE, frame_id, stamp, lifetime_s)
-        g.pose.position.x, g.pose.position.y, g.pose.position.z = (float(state.ground_truth[0]),
-                                                                   float(state.ground_truth[1]), 0.06)
-        g.scale.x = g.scale.y = g.scale.z = 0.1
-        g.color = _color((0.1, 0.9, 0.2, 1.0))
-        out.markers.append(g)
+        gx, gy = state.ground_truth
+        out.append(MarkerSpec("ground_truth", 0, "SPHERE", (gx, gy, 0.06), (0.1, 0.1, 0.1), (0.1, 0.9, 0.2, 1.0)))
     if len(state.gt_trail) > 1:
-        out.markers.append(_line("ground_truth_trail", 0, np.asarray(state.gt_trail), 0.005, 0.01,
-                                 (0.1, 0.9, 0.2, 0.5), frame_id, stamp, lifetime_s))
-    st = _marker("status", 0, Marker.TEXT_VIEW_FACING, frame_id, stamp, lifetime_s)
+        out.append(line_marker("ground_truth_trail", 0, state.gt_trail, 0.005, 0.01, (0.1, 0.9, 0.2, 0.5)))
     y_low = min([y0] + [xy[1] for xy in state.node_xy.values()])
-    st.pose.position.x, st.pose.position.y, st.pose.position.z = (x0 + x1) / 2, y_low - 0.9, 0.0
-    st.scale.z = 0.16
-    st.color = _color((1.0, 1.0, 1.0, 1.0))
-    st.text = state.title()
-    out.markers.append(st)
+    out.append(text_marker("status", 0, ((x0 + x1) / 2, y_low - 0.9, 0.0), 0.16, state.title()))
     return out
 
 
@@ -319,8 +266,8 @@ class VizNode(AdmnNode):
 
     # ------------------------------------------------------------------ outputs
     def markers(self) -> MarkerArray:
-        return build_markers(self.state, str(self.p["frame_id"]), self.stamp, float(self.p["bar_height"]),
-                             lifetime_s=float(self.p["marker_lifetime"]))
+        return marker_array(scene_markers(self.state, float(self.p["bar_height"])), str(self.p["frame_id"]),
+                            self.stamp, float(self.p["marker_lifetime"]))
 
     def publish_markers(self) -> None:
         if getattr(self, "state", None) is None:
