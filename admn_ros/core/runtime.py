@@ -13,47 +13,29 @@ and controllers, and the pipeline parts the node graph is split into, for any ta
     win.push(stamp_ns, x)
     res = rt.infer(win, budget=27)                       # res.allocation, res.estimate (res.mean, ...)
 
-A model sees a window of ``F`` frames (:attr:`Runtime.frames`; tracking is ``F = 1``):
+A model sees a window of ``F`` frames (:attr:`Runtime.frames`; tracking is ``F = 1``). A
+frame may lack streams (their tokens are masked, never zero-filled); the controller judges
+each stream on its newest frame and allocates once per window and stream (the budget ``L``
+counts the window streams' blocks, the compute is ``F x`` that); embeddings are cached per
+(frame, stream) with the allocation row they were computed with. What the estimate is and
+how it is published and scored is the task's (:attr:`Runtime.task`, :mod:`admn_ros.core.tasks`).
 
-* a window holds the newest ``F`` frames; a frame may lack some streams (a dropped or late
-  message): those (frame, stream) tokens are masked in the fusion, never zero-filled;
-* the controller judges each stream on its newest frame in the window and decides one
-  allocation per stream for the whole window (the budget ``L`` counts the blocks of the
-  window's streams; the compute is ``F x`` that); a stream with no data gets 0 blocks;
-* backbone embeddings are cached per (frame, stream) with the allocation row they were
-  computed with, so while the allocation holds a new frame costs one pass per stream.
+Model directory: ``*.safetensors`` sorted by their metadata ``kind`` (header only): the
+``stage1`` model of the task (with several, the one most controllers were trained on;
+a tie is an error, pass ``model_file``), ``controller`` s (universal = budget-conditioned,
+else fixed-budget; one trained for other stage-1 weights is skipped), other kinds
+ignored; all skips are listed in :attr:`skipped`. Every problem raises
+:class:`~admn_ros.core.checkpoint.CheckpointError` naming the file and the mismatch.
 
-What the estimate is (a position, a label), how it is published and scored is the task's
-(:mod:`admn_ros.core.tasks`): :attr:`Runtime.task` of the model's ``ADMNConfig.task``.
+Allocation policy (:meth:`Runtime.allocate`): the universal controller, else the one for
+exactly that budget, else the paper's naive allocation over the present streams;
+:attr:`Allocation.controller` says which (``admn_universal``, ``admn_L27``, ``naive``,
+``none`` when no stream is present).
 
-Model directory: every ``*.safetensors`` file is read with
-:func:`~admn_ros.core.checkpoint.read_metadata` (header only) and sorted by ``kind``:
-
-* ``stage1``: the main network of the task. With several, the one the most controllers
-  were trained on (``stage1_weights_id`` == its ``weights_id``) wins; a tie is an error
-  naming the files (pass ``model_file``). Class names come from its metadata (``classes``).
-* ``controller``: allocation controllers. ``controller_config.universal`` = budget-conditioned
-  ("universal"), else a fixed-budget controller whose budget is ``meta["budget"]`` (else
-  ``train_config.budget``, else ``controller_config.budget``). A controller whose
-  ``stage1_weights_id`` names another model is skipped (listed in :attr:`skipped`); one
-  without the id is assumed to belong to the model.
-* other kinds are ignored (listed in :attr:`skipped`).
-
-Every problem raises :class:`~admn_ros.core.checkpoint.CheckpointError` whose message
-starts with the file (or directory) and names the mismatch.
-
-Allocation policy (:meth:`Runtime.allocate`): the universal controller if there is one,
-else the fixed-budget controller trained for exactly that budget, else the paper's naive
-allocation (an even, "every-other" split over the present streams). The
-:class:`Allocation` says which (``controller``: ``admn_universal``, ``admn_L27``,
-``naive``, or ``none`` when no stream is present).
-
-Importing this module does not import torch (the nodes and bag tools that only need the
-data classes start fast). Threads: ``torch.set_num_threads(threads)`` (default 1). Backends: ``backend`` is the
-:class:`~admn_ros.core.engine.InferenceEngine` backend of the backbones and fusion
-(``auto`` measures torch/jit/onnx at warm-up and keeps the fastest); controllers run on
-``controller_backend`` (default ``torch``: a controller costs ~2 ms and compiling it
-would re-export every backbone).
+Importing this module does not import torch. ``threads`` sets torch's intra-op threads
+(default 1); ``backend`` is the :class:`~admn_ros.core.engine.InferenceEngine` backend of the
+backbones and fusion (``auto`` times torch/jit/onnx at warm-up), ``controller_backend`` the
+controllers' (default ``torch``: compiling a ~2 ms controller would re-export every backbone).
 """
 from __future__ import annotations
 
@@ -613,36 +595,40 @@ class Runtime:
             ``sid -> float32 (D,)`` for every stream with an input and at least one active
             block; the others are not computed (the fusion treats them as missing).
         """
-        import torch
-
-        if isinstance(mask_rows, Mapping):
-            rows = mask_rows
-        else:
-            rows = {s: np.asarray(mask_rows)[k] for k, s in enumerate(sids)}
-        groups: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+        rows = mask_rows if isinstance(mask_rows, Mapping) else {s: np.asarray(mask_rows)[k] for k, s in enumerate(sids)}
+        todo: list[tuple[str, str, np.ndarray, np.ndarray]] = []
         for sid in sids:
             self.index(sid)
-            x = inputs.get(sid)
             r = np.asarray(rows.get(sid, np.zeros(self.depth, bool)), dtype=bool).reshape(-1)
             if r.shape != (self.depth,):
                 raise ValueError(f"{sid}: allocation row must have {self.depth} entries, got {r.shape[0]}")
-            if x is None or not r.any():
-                continue
-            groups.setdefault(split_stream_id(sid)[1], []).append((sid, np.asarray(x, np.float32), r))
-        out: dict[str, np.ndarray] = {}
-        if not groups:
-            return out
-        eng = self._main_engine()
-        for mod, items in groups.items():
+            if inputs.get(sid) is not None and r.any():
+                todo.append((sid, sid, inputs[sid], r))
+        return self._backbones(todo, timings_ms)
+
+    def _backbones(self, items: Sequence[tuple[Any, str, np.ndarray, np.ndarray]],
+                   timings_ms: dict[Any, float] | None = None) -> dict[Any, np.ndarray]:
+        """``[(key, sid, input (C, H, W), allocation row)]`` -> ``key -> float32 (D,)``: one batched
+        backbone call per modality with real skipping (``timings_ms``: ``key -> ms`` of its call)."""
+        import torch
+
+        groups: dict[str, list[tuple[Any, str, np.ndarray, np.ndarray]]] = {}
+        for it in items:
+            groups.setdefault(split_stream_id(it[1])[1], []).append(it)
+        out: dict[Any, np.ndarray] = {}
+        for mod, group in groups.items():
             t0 = time.perf_counter()
-            x = torch.from_numpy(np.stack([it[1] for it in items]))
-            act = np.stack([it[2] for it in items])
-            e = eng.embed(mod, x, act).cpu().numpy().astype(np.float32)
+            x = np.stack([np.asarray(it[2], np.float32) for it in group])
+            want = (self.cfg.channels(mod), self.cfg.img_size, self.cfg.img_size)
+            if x.shape[1:] != want:
+                raise ValueError(f"{mod}: model input must have shape {want}, got {x.shape[1:]}")
+            e = self._main_engine().embed(mod, torch.from_numpy(x), np.stack([it[3] for it in group]))
+            e = e.cpu().numpy().astype(np.float32)
             ms = (time.perf_counter() - t0) * 1e3
-            for k, (sid, _, _) in enumerate(items):
-                out[sid] = e[k]
+            for k, it in enumerate(group):
+                out[it[0]] = e[k]
                 if timings_ms is not None:
-                    timings_ms[sid] = ms
+                    timings_ms[it[0]] = ms
         return out
 
     def _fuse(self, emb: np.ndarray, present: np.ndarray) -> dict[str, Any]:
@@ -689,8 +675,6 @@ class Runtime:
         Raises:
             ValueError: empty window, no stream with data, budget out of range, bad input shape.
         """
-        import torch
-
         t0 = time.perf_counter()
         if not isinstance(window, FrameWindow):
             inputs, window = window, FrameWindow(self.frames, self.stream_ids)
@@ -708,31 +692,20 @@ class Runtime:
         present = window.present()
         off = f_total - len(frames)
         emb = np.zeros((f_total, n, self.embed_dim), np.float32)
-        todo: dict[str, list[tuple[int, int, str, np.ndarray, np.ndarray]]] = {}
+        todo: list[tuple[tuple[int, int], str, np.ndarray, np.ndarray]] = []
         for k, fr in enumerate(frames):
             for i, sid in enumerate(self.stream_ids):
-                x = fr.inputs.get(sid)
-                row = alloc.mask[i]
+                x, row = fr.inputs.get(sid), alloc.mask[i]
                 if x is None or not row.any():
                     present[off + k, i] = False
-                    continue
-                hit = fr.cache.get(sid)
-                if hit is not None and hit[0] == row.tobytes():
-                    emb[off + k, i] = hit[1]
-                    continue
-                todo.setdefault(split_stream_id(sid)[1], []).append((off + k, i, sid, x, row))
-        computed = 0
-        eng = self._main_engine()
-        for mod, items in todo.items():
-            xs = np.stack([np.asarray(it[3], np.float32) for it in items])
-            want = (self.cfg.channels(mod), self.cfg.img_size, self.cfg.img_size)
-            if xs.shape[1:] != want:
-                raise ValueError(f"{mod}: model input must have shape {want}, got {xs.shape[1:]}")
-            e = eng.embed(mod, torch.from_numpy(xs), np.stack([it[4] for it in items])).cpu().numpy()
-            computed += len(items)
-            for (fi, i, sid, _, row), v in zip(items, e):
-                emb[fi, i] = v
-                frames[fi - off].cache[sid] = (row.tobytes(), v.astype(np.float32))
+                elif sid in fr.cache and fr.cache[sid][0] == row.tobytes():
+                    emb[off + k, i] = fr.cache[sid][1]       # computed with this allocation row before
+                else:
+                    todo.append(((off + k, i), sid, x, row))
+        for (fi, i), v in self._backbones(todo).items():
+            emb[fi, i] = v
+            frames[fi - off].cache[self.stream_ids[i]] = (alloc.mask[i].tobytes(), v)
+        computed = len(todo)
         if not present.any():
             raise ValueError("no (frame, stream) with data and blocks in the window")
         est = self._fuse(emb, present)
