@@ -111,24 +111,12 @@ def pose(x: float, y: float, z: float = 0.0, qxyzw: Sequence[float] = (0.0, 0.0,
                                        z=float(qxyzw[2]), w=float(qxyzw[3])))
 
 
-def layer_allocation(hdr: Any, mask: np.ndarray, stream_ids: Sequence[str], *, budget: int | None = None,
-                     present: Sequence[bool] | np.ndarray | None = None,
-                     estimated_noise: Sequence[float] | np.ndarray | None = None,
-                     controller: str = "", decision_ms: float = 0.0,
-                     first_block_forced: bool = True) -> Any:
-    """``admn_ros/LayerAllocation`` (same layout as :func:`admn_ros.ros.convert.mask_to_allocation`)."""
-    m = np.asarray(mask, dtype=bool)
-    n = len(stream_ids)
-    if m.ndim != 2 or m.shape[0] != n:
-        raise ValueError(f"allocation mask must have shape ({n}, depth), got {m.shape}")
-    pres = np.ones(n, bool) if present is None else np.asarray(present, dtype=bool).reshape(n)
-    noise = (np.full(n, np.nan, np.float32) if estimated_noise is None
-             else np.asarray(estimated_noise, dtype=np.float32).reshape(n))
-    return new_msg("admn_ros/msg/LayerAllocation", header=hdr,
-                   budget=int(m.sum()) if budget is None else int(budget), depth=int(m.shape[1]),
-                   first_block_forced=bool(first_block_forced), stream_ids=list(stream_ids),
-                   active_blocks=m.reshape(-1).copy(), stream_present=pres.copy(),
-                   estimated_noise=noise.copy(), controller=str(controller), decision_ms=float(decision_ms))
+def layer_allocation(hdr: Any, mask: np.ndarray, stream_ids: Sequence[str], **options: Any) -> Any:
+    """``admn_ros/LayerAllocation`` (:func:`admn_ros.core.streams.allocation_fields`; ``options``
+    are its keyword arguments)."""
+    from admn_ros.core.streams import allocation_fields
+
+    return new_msg("admn_ros/msg/LayerAllocation", header=hdr, **allocation_fields(mask, stream_ids, **options))
 
 
 def color(r: float, g: float, b: float, a: float = 1.0) -> Any:

@@ -34,7 +34,7 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from admn_ros.core.streams import DEPTH, split_stream_id
+from admn_ros.core.streams import DEPTH, allocation_fields
 
 # ---------------------------------------------------------------------------- encodings
 
@@ -268,51 +268,15 @@ def mask_to_allocation(mask: np.ndarray, stream_ids: Sequence[str], *,
                        estimated_noise: Sequence[float] | np.ndarray | None = None,
                        controller: str = "", decision_ms: float = 0.0,
                        first_block_forced: bool = True):
-    """Boolean ``(n_streams, depth)`` mask -> ``admn_ros/LayerAllocation`` (row-major).
-
-    ``budget`` defaults to the number of active blocks; ``present`` to all true;
-    ``estimated_noise`` to NaN (not estimated).
-    """
+    """Boolean ``(n_streams, depth)`` mask -> ``admn_ros/LayerAllocation``
+    (:func:`admn_ros.core.streams.allocation_fields`)."""
     from admn_ros.msg import LayerAllocation
 
-    m = np.asarray(mask)
-    ids = list(stream_ids)
-    if m.ndim != 2:
-        raise ValueError(f"allocation mask must be 2-D (n_streams, depth), got shape {m.shape}")
-    if m.dtype != np.bool_:
-        if not np.isin(m, (0, 1)).all():
-            raise ValueError("allocation mask must be boolean (or 0/1)")
-        m = m.astype(bool)
-    n, depth = m.shape
-    if n != len(ids):
-        raise ValueError(f"allocation mask has {n} rows but {len(ids)} stream_ids were given")
-    if not 0 < depth < 2**16:
-        raise ValueError(f"allocation depth {depth} out of range")
-    for sid in ids:
-        split_stream_id(sid)
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"duplicate stream ids in {ids}")
-    pres = np.ones(n, bool) if present is None else np.asarray(present, dtype=bool).reshape(-1)
-    if pres.shape != (n,):
-        raise ValueError(f"stream_present has {pres.size} entries, expected {n}")
-    noise = (np.full(n, np.nan, np.float32) if estimated_noise is None
-             else np.asarray(estimated_noise, dtype=np.float32).reshape(-1))
-    if noise.shape != (n,):
-        raise ValueError(f"estimated_noise has {noise.size} entries, expected {n}")
-    b = int(m.sum()) if budget is None else int(budget)
-    if not 0 <= b < 2**16:
-        raise ValueError(f"budget {b} out of range for uint16")
-    msg = LayerAllocation()
+    f = allocation_fields(mask, stream_ids, budget=budget, present=present, estimated_noise=estimated_noise,
+                          controller=controller, decision_ms=decision_ms, first_block_forced=first_block_forced)
+    msg = LayerAllocation(**{**f, "active_blocks": f["active_blocks"].tolist(),
+                             "stream_present": f["stream_present"].tolist()})
     msg.header = header if header is not None else make_header(stamp)
-    msg.budget = b
-    msg.depth = depth
-    msg.first_block_forced = bool(first_block_forced)
-    msg.stream_ids = ids
-    msg.active_blocks = m.reshape(-1).tolist()
-    msg.stream_present = pres.tolist()
-    msg.estimated_noise = array.array("f", noise.tobytes())
-    msg.controller = controller
-    msg.decision_ms = float(decision_ms)
     return msg
 
 
