@@ -16,9 +16,8 @@ import cv2
 import numpy as np
 
 from admn_ros.core.streams import split_stream_id
-from admn_ros.core.viz import MODALITY_COLOR, Bar, MarkerSpec, allocation_bars, bar_markers, text_marker
+from admn_ros.core.viz import _SHORT, MODALITY_COLOR, Bar, MarkerSpec, allocation_bars, bar_markers, text_marker
 
-_SHORT = {"rgb": "C", "depth": "D", "radar": "R"}
 
 
 @dataclass

@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 import sys
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -45,48 +44,18 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from admn_ros.core.streams import DEFAULT_NODES, StreamSet
 from admn_ros.core.tasks import get_task
-from admn_ros.core.viz import (Bar, DashboardState, MarkerSpec, allocation_bars, bar_markers, cov_ellipse,
-                               line_marker, render_dashboard, text_marker)
+from admn_ros.core.viz import MarkerSpec, VizState, render_dashboard, scene_markers
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
-from admn_ros.ros.convert import Allocation, allocation_to_mask, make_header, message_class, numpy_to_image
+from admn_ros.ros.convert import allocation_to_mask, make_header, message_class, numpy_to_image
 from admn_ros.ros.diagnostics import input_status, summary_status
 from admn_ros.ros.lifecycle import AdmnNode, run_node
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 
-_SHORT = {"rgb": "C", "depth": "D", "radar": "R"}
 #: The task whose estimates and truths this node draws on the map (2-D positions with a covariance).
 MAP_TASK = get_task("tracking")
 TARGET, GROUND_TRUTH = MAP_TASK.output.topic, MAP_TASK.truth.topic
-
-
-@dataclass
-class VizState:
-    """What the markers and the dashboard show (filled by the node, or by tests)."""
-
-    track_bounds: tuple[float, float, float, float]            # x_min, x_max, y_min, y_max
-    node_xy: dict[str, tuple[float, float]]
-    allocation: Allocation | None = None
-    estimate: tuple[float, float] | None = None
-    cov: np.ndarray | None = None
-    trail: deque = field(default_factory=lambda: deque(maxlen=150))
-    ground_truth: tuple[float, float] | None = None
-    gt_trail: deque = field(default_factory=lambda: deque(maxlen=150))
-    error_m: float | None = None
-
-    def bars(self, spacing: float = 0.12) -> list[Bar]:
-        a = self.allocation
-        if a is None:
-            return []
-        return allocation_bars(a.stream_ids, a.mask, a.estimated_noise, self.node_xy, spacing, a.present)
-
-    def title(self) -> str:
-        a = self.allocation
-        t = f"L={a.budget} [{a.controller}]" if a is not None else "no allocation yet"
-        if self.error_m is not None:
-            t += f"  err {100 * self.error_m:.1f} cm"
-        return t
 
 
 def _color(rgba: Sequence[float]) -> ColorRGBA:
@@ -111,43 +80,6 @@ def marker_array(specs: Sequence[MarkerSpec], frame_id: str, stamp: Time | None 
             m.lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s - int(lifetime_s)) * 1e9))
         out.markers.append(m)
     return out
-
-
-def scene_markers(state: VizState, bar_height: float = 0.6, bar_width: float = 0.09) -> list[MarkerSpec]:
-    """The map scene of ``state`` (see the module docstring for the namespaces)."""
-    x0, x1, y0, y1 = state.track_bounds
-    out = [line_marker("track", 0, [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], 0.0, 0.03,
-                       (0.7, 0.7, 0.7, 1.0), persistent=True)]
-    for k, (node, (x, y)) in enumerate(sorted(state.node_xy.items())):
-        out += [MarkerSpec("sensor_nodes", k, "CYLINDER", (x, y, 0.01), (0.5, 0.5, 0.02), (0.35, 0.35, 0.4, 0.8),
-                           persistent=True),
-                MarkerSpec("sensor_nodes", 100 + k, "TEXT_VIEW_FACING", (x, y + 0.36, 0.05), (0, 0, 0.14),
-                           (0.9, 0.9, 0.9, 1.0), text=node, persistent=True)]
-    out += bar_markers(state.bars(spacing=bar_width * 1.4), state.node_xy, bar_height, bar_width)
-    if state.estimate is not None:
-        mx, my = state.estimate
-        out.append(MarkerSpec("estimate", 0, "SPHERE", (mx, my, 0.06), (0.12, 0.12, 0.12), (1.0, 0.55, 0.0, 1.0)))
-        if state.cov is not None:
-            out.append(line_marker("estimate_cov", 0, cov_ellipse((mx, my), state.cov, n_std=2.0), 0.02, 0.02,
-                                   (1.0, 0.7, 0.1, 0.9)))
-    if len(state.trail) > 1:
-        out.append(line_marker("estimate_trail", 0, state.trail, 0.01, 0.015, (1.0, 0.55, 0.0, 0.6)))
-    if state.ground_truth is not None:
-        gx, gy = state.ground_truth
-        out.append(MarkerSpec("ground_truth", 0, "SPHERE", (gx, gy, 0.06), (0.1, 0.1, 0.1), (0.1, 0.9, 0.2, 1.0)))
-    if len(state.gt_trail) > 1:
-        out.append(line_marker("ground_truth_trail", 0, state.gt_trail, 0.005, 0.01, (0.1, 0.9, 0.2, 0.5)))
-    y_low = min([y0] + [xy[1] for xy in state.node_xy.values()])
-    out.append(text_marker("status", 0, ((x0 + x1) / 2, y_low - 0.9, 0.0), 0.16, state.title()))
-    return out
-
-
-def dashboard_state(state: VizState) -> DashboardState:
-    """:class:`admn_ros.core.viz.DashboardState` of ``state`` (map-frame coordinates)."""
-    x0, x1, y0, y1 = state.track_bounds
-    return DashboardState(track_box=((x0, x1), (y0, y1)), node_xy=dict(state.node_xy), bars=state.bars(),
-                          estimate=state.estimate, cov=state.cov, trail=list(state.trail),
-                          ground_truth=state.ground_truth, title=state.title())
 
 
 class VizNode(AdmnNode):
@@ -278,7 +210,7 @@ class VizNode(AdmnNode):
     def publish_dashboard(self) -> None:
         if getattr(self, "state", None) is None:
             return
-        img = render_dashboard(dashboard_state(self.state), int(self.p["dashboard_width"]),
+        img = render_dashboard(self.state, int(self.p["dashboard_width"]),
                                int(self.p["dashboard_height"]))
         self.dash_pub.publish(numpy_to_image(img, "rgb8", make_header(self.stamp, str(self.p["frame_id"]))))
         self.dashboards_published += 1
