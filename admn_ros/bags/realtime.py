@@ -10,7 +10,9 @@ metric of both against the bag's truth.
 
 The nodes that synchronize the bag's images (controller, backbones, activity node) run
 with the offline reader's ``slop``, ``timeout`` and ``queue_size``
-(:attr:`~admn_ros.bags.reader.BagFrames.sync_parameters`), so both sides form the same frames.
+(:attr:`~admn_ros.bags.reader.BagFrames.sync_parameters`), so both sides form the same frames,
+and every model-loading node runs the offline pass's ``torch`` backend, so both compute the
+same numbers.
 """
 from __future__ import annotations
 
@@ -112,6 +114,8 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
     for sp in specs:
         if sp.executable in IMAGE_SYNC_NODES:
             sp.parameters.update(sync)
+        if "model_dir" in sp.parameters:    # the offline pass's backend: the same numbers on both sides
+            sp.parameters["backend"] = "torch"
     # Foreign topic names (e.g. realsense/zed) are remapped onto the graph's inputs.
     remaps = [(topics.image_topic(st.stream_id), st.topic) for st in mapping.streams
               if st.topic.lstrip("/") != topics.image_topic(st.stream_id)]

@@ -30,11 +30,11 @@ import numpy as np
 from admn_ros.bags.pipeline import FramePipeline
 from admn_ros.bags.reader import BagFrames
 from admn_ros.core.tasks import Task, get_task
-from admn_ros.core.tasks.base import fmt
+from admn_ros.core.tasks.base import KeysAsAttributes, fmt
 
 
 @dataclass
-class ReplaySummary:
+class ReplaySummary(KeysAsAttributes):
     """What one replay did; the task's metric fields (``mean_error_cm``, ``accuracy_pct``,
     ...) are in ``metrics`` and are also attributes."""
 
@@ -58,12 +58,7 @@ class ReplaySummary:
     sync_late: int = 0               # messages older than an already emitted frame
     metrics: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:
-        metrics = self.__dict__.get("metrics")
-        if metrics is not None and name in metrics:
-            return metrics[name]
-        raise AttributeError(f"ReplaySummary has no attribute or metric {name!r}")
+    _KEYS_OF = "metrics"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -49,6 +49,7 @@ import numpy as np
 
 from admn_ros.core.streams import POLICIES, StreamSet, naive_allocation, split_stream_id
 from admn_ros.core.tasks import DEFAULT_TASK, get_task
+from admn_ros.core.tasks.base import KeysAsAttributes
 
 #: Values of :attr:`Allocation.controller` besides ``admn_L<budget>``.
 UNIVERSAL = "admn_universal"
@@ -85,7 +86,7 @@ class Allocation:
 
 
 @dataclass
-class Result:
+class Result(KeysAsAttributes):
     """What the whole graph computes for one window (:meth:`Runtime.infer`, replay pipelines).
 
     Attributes:
@@ -108,12 +109,7 @@ class Result:
     stamp_ns: int = 0
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:
-        est = self.__dict__.get("estimate")
-        if est is not None and name in est:
-            return est[name]
-        raise AttributeError(f"{type(self).__name__} has no attribute or estimate field {name!r}")
+    _KEYS_OF = "estimate"
 
 
 @dataclass

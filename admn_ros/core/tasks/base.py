@@ -101,6 +101,19 @@ class Scorer:
         return []
 
 
+class KeysAsAttributes:
+    """Mixin: the keys of the dict attribute named ``_KEYS_OF`` read as attributes too
+    (``res.mean`` for ``res.estimate["mean"]``)."""
+
+    _KEYS_OF: ClassVar[str] = ""
+
+    def __getattr__(self, name: str) -> Any:
+        keys = self.__dict__.get(self._KEYS_OF)
+        if keys is not None and name in keys:
+            return keys[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or {self._KEYS_OF} key {name!r}")
+
+
 def fmt(x: Any) -> str:
     """A CSV cell: '' for None / non-finite, else ``%.6g``."""
     if x is None:
