@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from admn_ros.core.tasks import Task, get_task
+from admn_ros.core.tasks.base import read_rows
 
 
 def _run(task: Task, bag: str | Path, method: str, budget: int | None, run_root: Path, *, mapping: Any,
@@ -46,8 +47,7 @@ def _run(task: Task, bag: str | Path, method: str, budget: int | None, run_root:
 
 def read_columns(path: Path) -> dict[str, np.ndarray]:
     """The numeric columns of a replay CSV (empty cells are NaN)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_rows(path)
     if not rows:
         return {}
     out: dict[str, np.ndarray] = {}

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.tasks.base import MessageSpec, Metric, Scorer, Task, fmt, read_rows, set_field
+from admn_ros.core.tasks.base import MessageSpec, Metric, Scorer, Task, read_rows, set_field
 
 #: Default subject of a simulated recording: an id no dataset of ours trains on (datasets
 #: use ids ``0 .. subjects-1``), i.e. a person the shipped models never saw.
@@ -46,20 +46,6 @@ def activity_label_fields(classes: Sequence[str], probs: Sequence[float] | np.nd
     return {"class_id": int(order[0]), "class_name": names[int(order[0])], "confidence": float(p[order[0]]),
             "class_names": [names[int(i)] for i in order], "scores": p[order].astype(np.float32),
             "window_frames": int(window_frames)}
-
-
-def label_probs(msg: Any, classes: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
-    """``admn_ros/ActivityLabel`` -> ``(class names, float32 probabilities)``, in ``classes``
-    order if given (absent classes get 0), else in the message's score order.
-    Raises ``ValueError`` if ``class_names`` and ``scores`` differ in length."""
-    names = list(msg.class_names)
-    scores = np.asarray(msg.scores, dtype=np.float32).reshape(-1)
-    if len(names) != scores.size:
-        raise ValueError(f"ActivityLabel has {len(names)} class_names but {scores.size} scores")
-    if classes is None:
-        return names, scores
-    by = dict(zip(names, scores.tolist()))
-    return list(classes), np.array([by.get(c, 0.0) for c in classes], np.float32)
 
 
 @dataclass
@@ -177,7 +163,7 @@ class ActivityTask(Task):
     def model_overrides(self, meta: Mapping[str, Any]) -> dict[str, Any]:
         # the dataset's "nodes" are its frame slots (f0..); the model's node is the sensor node
         return {"nodes": [meta.get("sensor_node") or self.sensor_nodes[0]], "task": self.name,
-                "frames": int(meta.get("frames", 1)), "n_classes": len(meta.get("classes", [])) or 1}
+                "frames": int(meta.get("frames", self.frames)), "n_classes": len(meta.get("classes", [])) or 1}
 
     def dataset_nodes(self, meta: Mapping[str, Any]) -> list[str] | None:
         return [meta["sensor_node"]] if meta.get("sensor_node") else None
@@ -232,8 +218,11 @@ class ActivityTask(Task):
         return msg
 
     def read_output(self, msg: Any) -> dict[str, Any]:
-        return {"class_name": str(msg.class_name), "confidence": float(msg.confidence),
-                "class_id": int(msg.class_id)}
+        classes, probs = [str(c) for c in msg.class_names], np.asarray(msg.scores, np.float32).reshape(-1)
+        if len(classes) != probs.size:
+            raise ValueError(f"ActivityLabel has {len(classes)} class_names but {probs.size} scores")
+        return {"class_name": str(msg.class_name), "confidence": float(msg.confidence), "class_id": int(msg.class_id),
+                "classes": classes, "probs": probs}
 
     def fill_truth(self, msg: Any, truth: Any, labels: Sequence[str] = ()) -> Any:
         names = [str(c) for c in labels]
@@ -258,10 +247,6 @@ class ActivityTask(Task):
                            (1, 1, 1, 1) if ok else (1.0, 0.35, 0.3, 1.0), text=text)]
 
     # ------------------------------------------------------------------ replay
-    def row(self, est: Mapping[str, Any], truth: Any) -> list[Any]:
-        hit = None if truth is None else int(est["class_name"] == truth)
-        return [truth or "", est["class_name"], fmt(est["confidence"]), "" if hit is None else hit, 0]
-
     def scorer(self, frames: int) -> Scorer:
         return _Scorer(self, frames=int(frames))
 
