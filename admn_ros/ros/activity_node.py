@@ -256,7 +256,7 @@ class ActivityNode(AdmnNode):
         self._last_frame_ns = None
         q = image_qos(p)
         for sid in self.ids:
-            self.subscribe(Image, topics.image_topic(sid), lambda m, s=sid: self._on_image(s, m), q)
+            self.subscribe(*self.stream_input(sid), lambda m, s=sid: self._on_image(s, m), q)
         self.subscribe(UInt16, topics.BUDGET, self._on_budget, reliable_qos())
         if p["ground_truth"]:
             self.subscribe(ActivityLabel, topics.ACTIVITY_GROUND_TRUTH, self._on_ground_truth, reliable_qos(50))

@@ -4,7 +4,8 @@ One instance per sensor node (parameter ``sensor_node``, e.g. ``node2``), so on 
 network it runs on that node's host next to its cameras and only embeddings (a few
 hundred bytes per stream) cross the network.
 
-Subscribes (sensor-data QoS) to the node's image topics, synchronizes them with
+Subscribes (sensor-data QoS) to the node's image topics (radar as PointCloud2 with
+``radar_input: pointcloud2``, as the controller node), synchronizes them with
 :class:`admn_ros.core.sync.ApproxTimeSync` (a silent stream is missing after ``timeout``),
 and to ``admn/allocation`` (reliable). Runs :meth:`TrackingRuntime.embed` (real block
 skipping) with the allocation's rows of its streams and publishes
@@ -44,7 +45,7 @@ from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header
 from admn_ros.ros.diagnostics import input_status, latency_values, summary_status
-from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs,
+from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs, radar_specs,
                                     model_specs, resolve_model_dir, run_node, sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -88,6 +89,7 @@ class BackboneNode(AdmnNode):
             ParamSpec("max_pending", 10, "per_frame: frames kept waiting for their allocation", min=1, max=1000),
             *sync_specs(),
             *image_specs(),
+            *radar_specs(),
         ]
 
     def on_parameter(self, name: str, value: Any) -> None:
@@ -123,7 +125,7 @@ class BackboneNode(AdmnNode):
         self.sync = ApproxTimeSync(self.sids, self.p["slop"], self.p["queue_size"], self.p["timeout"])
         q = image_qos(self.p)
         for sid in self.sids:
-            self.subscribe(Image, topics.image_topic(sid), lambda m, s=sid: self._on_image(s, m), q)
+            self.subscribe(*self.stream_input(sid), lambda m, s=sid: self._on_image(s, m), q)
         self.subscribe(LayerAllocation, topics.ALLOCATION, self._on_allocation, reliable_qos(20))
         self.timer(float(self.p["poll_period"]), self._on_poll)
 
