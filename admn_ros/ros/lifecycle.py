@@ -37,7 +37,7 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from admn_ros.core.checkpoint import CheckpointError
 from admn_ros.core.engine import BACKENDS
-from admn_ros.core.image_convert import STREAM_FORMATS, ConversionError, decode_stream, supported_text
+from admn_ros.core.image_convert import STREAM_FORMATS, ConversionError, decode_stream
 from admn_ros.core.paths import models_dir
 from admn_ros.core.runtime import StreamMonitor
 from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, split_stream_id, validate_budget
@@ -157,7 +157,7 @@ def decode_sensor_image(sid: str, msg: Any, min_side: int = 8, max_side: int = 8
         enc = str(msg.encoding)
         if enc not in STREAM_FORMATS[mod]["image"]:
             raise InputRejected("bad_encoding", f"encoding {enc!r} cannot feed a {mod} stream; "
-                                f"supported: {supported_text(mod)}")
+                                f"supported: {list(STREAM_FORMATS[mod]['image'])}")
         h, w = int(msg.height), int(msg.width)
         if h == 0 or w == 0 or len(msg.data) == 0:
             raise InputRejected("empty", f"empty image {w}x{h}, {len(msg.data)} data bytes")

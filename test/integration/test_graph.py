@@ -224,7 +224,8 @@ class TestRunningGraph:
         lis.spin_for(0.5)  # let the last targets/allocations of the recorded frames arrive
         rt = TrackingRuntime.load(model_dir, backend="torch")
         allocs = {_ns(m.header.stamp): m for _, m in lis.allocs}
-        from admn_ros.ros.convert import allocation_to_mask, image_to_numpy
+        from admn_ros.core.image_convert import image_to_numpy
+        from admn_ros.ros.convert import allocation_to_mask
 
         compared = same = late = 0
         err_graph, err_off = [], []
