@@ -29,8 +29,9 @@ radar streams, a ``sensor_msgs/PointCloud2`` of radar detections, drawn into the
 range-azimuth map of ``sensors_config`` (:mod:`admn_ros.core.radar_cloud`).
 ``encoding`` lists the encodings (Image), formats (CompressedImage, e.g. ``jpeg``,
 ``png``, ``compressedDepth``) or ``PointCloud2`` accepted for that stream; absent =
-anything the decoder supports. ``optional: true`` streams may be absent from a bag (always ``None`` then);
-other streams must be in the bag. Topic names compare without the leading ``/``.
+anything the decoder supports. ``optional: true`` streams may be absent from a bag
+(always ``None`` then); other streams must be in the bag. Topic names compare without
+the leading ``/``.
 
 Shipped mappings: ``default`` (our topic names, :file:`config/bag_topics_default.yaml`),
 ``realsense_zed`` (:file:`config/bag_topics_realsense_zed.yaml`) and ``activity`` (the

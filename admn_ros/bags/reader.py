@@ -53,10 +53,10 @@ from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from admn_ros.core.image_convert import (MESSAGE_KINDS, ConversionError, check_supported, decode_stream,
-                                         message_encoding, supported_text)
 from admn_ros.bags.mapping import StreamTopic, TopicMapping, load_mapping, norm_topic
 from admn_ros.bags.typestore import get_admn_typestore, short_type
+from admn_ros.core.image_convert import (MESSAGE_KINDS, ConversionError, check_supported, decode_stream,
+                                         message_encoding, supported_text)
 from admn_ros.core.sync import ApproxTimeSync, SyncStats
 
 if TYPE_CHECKING:

@@ -50,8 +50,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
-
 from admn_ros.bags import msgs
 from admn_ros.bags.typestore import ensure_type, get_admn_typestore, normalize_type
 

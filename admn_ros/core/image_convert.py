@@ -485,7 +485,12 @@ def decode_stream(msg: Any, kind: str, modality: str, *, to_array: ToArray = ima
                                                   f"supported: {supported_text(modality)}")
         if cloud_to_map is None:
             raise ConversionError("bad_encoding", "PointCloud2 radar needs a range-azimuth map configuration")
-        return _owned(np.asarray(cloud_to_map(msg), dtype=np.float32))
+        try:
+            return _owned(np.asarray(cloud_to_map(msg), dtype=np.float32))
+        except ConversionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a malformed cloud must not take a node down
+            raise ConversionError("bad_cloud", f"cannot read PointCloud2: {type(exc).__name__}: {exc}") from None
     raise ConversionError("bad_encoding", f"unknown message kind {kind!r}; known: {sorted(set(MESSAGE_KINDS.values()))}")
 
 
