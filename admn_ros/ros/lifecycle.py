@@ -288,6 +288,7 @@ class AdmnNode(LifecycleNode):
         its subscription is destroyed with the others on deactivate."""
         f = msg_filters.Subscriber(self, msg_type, topic, qos_profile=qos)
         self._subs.append(f.sub)
+        self._topic_names[topic] = f.sub.topic_name
         self.input_filters[topic] = f
         return f
 
