@@ -9,8 +9,8 @@ Main entry points (imported lazily, so ``import admn_ros.bags`` stays cheap)::
             ...
 
 Modules: :mod:`~admn_ros.bags.typestore` (rosbags typestore + our msgs),
-:mod:`~admn_ros.bags.mapping` (topic mapping YAML), :mod:`~admn_ros.bags.decode`
-(Image / CompressedImage -> numpy), :mod:`~admn_ros.bags.reader` (``BagFrames``),
+:mod:`~admn_ros.bags.mapping` (topic mapping YAML), :mod:`~admn_ros.bags.reader`
+(``BagFrames``; messages decode through :mod:`admn_ros.core.image_convert`),
 :mod:`~admn_ros.bags.msgs` (message builders), :mod:`~admn_ros.bags.record`
 (``admn-ros record``), :mod:`~admn_ros.bags.writer` (output bags),
 :mod:`~admn_ros.bags.pipeline` (``FramePipeline``, ``RuntimePipeline``, the baseline),

@@ -177,7 +177,7 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
             skipped: Counter = Counter()
             detail: Counter = Counter()
             n = 0
-            with BagFrames(path, m, progress=progress, skip_bad=True) as bf:
+            with BagFrames(path, m, progress=progress) as bf:
                 if bf.ground_truth_kind != "position":
                     raise ValueError(f"bag {path}: no position ground truth on {m.ground_truth!r} (mapping "
                                      f"{m.source}); the bag has: " + ", ".join(c.topic for c in bf.contents))

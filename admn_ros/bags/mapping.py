@@ -10,6 +10,9 @@ Format (every key but ``streams`` optional)::
       node1/depth: {topic: /node1/depth/image_raw, encoding: [16UC1, 32FC1]}
       node1/radar: /node1/radar/range_azimuth          # shorthand: just the topic
       node2/rgb:   {topic: /node2/zed/left/image_rect_color/compressed, optional: true}
+      node2/radar: /node2/ti_mmwave/radar_scan_pcl     # a sensor_msgs/PointCloud2 radar
+    sensors_config: my_sensors.yaml   # radar map of PointCloud2 radar ('radar' section; default:
+                                      # the shipped config/sensors.yaml; relative to this file)
     qoi:                   # stream id -> admn_ros/StreamQoI topic (true noise; optional)
       node1/rgb: /node1/qoi/rgb
     ground_truth:          # or just the topic as a string
@@ -30,10 +33,14 @@ these frame ids count (no chaining through the tf tree: publish the mocap body i
 world frame); on a TransformStamped topic they are optional filters. Frame ids compare
 without a leading ``/``.
 
-``encoding`` lists the encodings (Image) or formats (CompressedImage, e.g. ``jpeg``,
-``png``, ``compressedDepth``) accepted for that stream; absent = anything the decoder
-supports. ``optional: true`` streams may be absent from a bag (always ``None`` then);
-other streams must be in the bag. Topic names compare without the leading ``/``.
+A stream topic is a ``sensor_msgs/Image``, a ``sensor_msgs/CompressedImage`` or, for
+radar streams, a ``sensor_msgs/PointCloud2`` of radar detections, drawn into the
+range-azimuth map of ``sensors_config`` (:mod:`admn_ros.core.radar_cloud`).
+``encoding`` lists the encodings (Image), formats (CompressedImage, e.g. ``jpeg``,
+``png``, ``compressedDepth``) or ``PointCloud2`` accepted for that stream; absent =
+anything the decoder supports. ``optional: true`` streams may be absent from a bag
+(always ``None`` then); other streams must be in the bag. Topic names compare without
+the leading ``/``.
 
 Shipped mappings: ``default`` (our topic names, :file:`config/bag_topics_default.yaml`),
 ``realsense_zed`` (:file:`config/bag_topics_realsense_zed.yaml`) and ``activity`` (the
@@ -61,7 +68,7 @@ SHIPPED: dict[str, str] = {
     "activity": "bag_topics_activity.yaml",
 }
 
-_TOP_KEYS = {"slop", "timeout", "streams", "qoi", "ground_truth"}
+_TOP_KEYS = {"slop", "timeout", "streams", "qoi", "ground_truth", "sensors_config"}
 _STREAM_KEYS = {"topic", "encoding", "optional"}
 _GT_KEYS = {"topic", "axes", "tolerance", "parent", "child"}
 _AXES = ("x", "y", "z")
@@ -110,6 +117,7 @@ class TopicMapping:
     timeout: float | None = None
     source: str = "<dict>"
     gt_frames: tuple[str, str] | None = None  # (parent, child) of a transform ground truth
+    sensors_config: str | None = None
 
     @property
     def stream_ids(self) -> list[str]:
@@ -138,6 +146,8 @@ class TopicMapping:
                                    "tolerance": self.gt_tolerance}
             if self.gt_frames:
                 out["ground_truth"].update(parent=self.gt_frames[0], child=self.gt_frames[1])
+        if self.sensors_config is not None:
+            out["sensors_config"] = self.sensors_config
         return out
 
 
@@ -248,7 +258,18 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
 
     slop = float(_number(data.get("slop", 0.02), source, "slop", 0.0))  # type: ignore[arg-type]
     timeout = _number(data.get("timeout"), source, "timeout", 1e-6, allow_none=True)
-    return TopicMapping(tuple(streams), qoi, gt_topic, axes, tol, slop, timeout, source, gt_frames=frames)
+    sensors = data.get("sensors_config")
+    if sensors is not None:
+        if not isinstance(sensors, str) or not sensors.strip():
+            raise _fail(source, "sensors_config", f"must be a sensors YAML path, got {sensors!r}")
+        p = Path(sensors).expanduser()
+        if not p.is_absolute() and source != "<dict>":
+            p = Path(source).parent / p
+        if not p.is_file():
+            raise _fail(source, "sensors_config", f"file not found: {p}")
+        sensors = str(p)
+    return TopicMapping(tuple(streams), qoi, gt_topic, axes, tol, slop, timeout, source, gt_frames=frames,
+                        sensors_config=sensors)
 
 
 def default_mapping(streams: StreamSet | None = None) -> TopicMapping:

@@ -8,7 +8,6 @@ messages are filled by the task itself (:meth:`~admn_ros.core.tasks.base.Task.fi
 """
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
 _NP_BASE = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8, "int8": np.int8, "uint8": np.uint8,
             "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32,
             "int64": np.int64, "uint64": np.uint64, "float32": np.float32, "float64": np.float64}
-_HOST_BIG = sys.byteorder == "big"
 
 
 def _default(ts: "Typestore", desc: tuple) -> Any:
@@ -74,14 +72,11 @@ def header(ns: int, frame_id: str = "") -> Any:
 
 
 def image(arr: np.ndarray, encoding: str, hdr: Any) -> Any:
-    """``sensor_msgs/Image`` of a contiguous array (cv_bridge layout: step = W*C*itemsize,
-    host byte order)."""
-    a = np.ascontiguousarray(arr)
-    h, w = int(a.shape[0]), int(a.shape[1])
-    ch = 1 if a.ndim == 2 else int(a.shape[2])
-    return new_msg("sensor_msgs/msg/Image", header=hdr, height=h, width=w, encoding=encoding,
-                   is_bigendian=int(_HOST_BIG), step=w * ch * a.dtype.itemsize,
-                   data=a.reshape(-1).view(np.uint8))
+    """``sensor_msgs/Image`` of an array, laid out as cv_bridge's ``cv2_to_imgmsg`` does
+    (:func:`admn_ros.core.image_convert.image_message_fields`)."""
+    from admn_ros.core.image_convert import image_message_fields
+
+    return new_msg("sensor_msgs/msg/Image", header=hdr, **image_message_fields(np.asarray(arr), encoding))
 
 
 def compressed_image(data: bytes | np.ndarray, fmt: str, hdr: Any) -> Any:

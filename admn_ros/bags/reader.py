@@ -40,14 +40,22 @@ from the nearest one), a label is the nearest one, both within the mapping's
 transforms from the mapping's ``ground_truth.parent`` to ``ground_truth.child``. Both
 topics are read in a first, cheap pass.
 
+Streams decode through :func:`admn_ros.core.image_convert.decode_stream` (Image,
+CompressedImage, and PointCloud2 radar drawn into the range-azimuth map of the mapping's
+``sensors_config``).
+
 Errors are explicit: a bag that lacks a required topic, has a mapped topic of the wrong
-type or an unsupported / unexpected encoding raises :class:`BagContentError`, whose
-message lists what the bag *does* contain (topic, type, count); an unreadable,
-truncated or corrupt bag raises :class:`BagReadError` naming the file.
+type or a first message with an unsupported / unexpected encoding raises
+:class:`BagContentError`, whose message lists what the bag *does* contain (topic, type,
+count); an unreadable, truncated or corrupt bag raises :class:`BagReadError` naming the
+file. A later message that cannot be decoded (another encoding, a bad layout, a corrupt
+payload) is skipped: its stream is missing in that frame, :attr:`BagFrames.undecodable`
+counts it per stream and the first one of each kind is logged.
 """
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,9 +63,10 @@ from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from admn_ros.bags.decode import DecodeError, check_supported, decode, message_encoding, supported_text
 from admn_ros.bags.mapping import StreamTopic, TopicMapping, load_mapping, norm_topic
 from admn_ros.bags.typestore import get_admn_typestore, short_type
+from admn_ros.core.image_convert import (MESSAGE_KINDS, ConversionError, check_supported, decode_stream,
+                                         message_encoding, supported_text)
 from admn_ros.core.sync import StreamSync, SyncStats
 
 if TYPE_CHECKING:
@@ -78,8 +87,7 @@ GT_TYPES: dict[str, str] = {
     "admn_ros/ActivityLabel": LABEL_FIELD,
 }
 QOI_TYPE = "admn_ros/StreamQoI"
-_IMAGE = "sensor_msgs/Image"
-_COMPRESSED = "sensor_msgs/CompressedImage"
+_LOG = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- errors
@@ -157,8 +165,8 @@ class BagFrame:
         gt_xy: ground-truth position ``float64 (2,)`` in metres, or ``None``.
         gt_label: ground-truth activity (``admn_ros/ActivityLabel`` ground truth: the
             label with the nearest stamp within the mapping's tolerance), or ``None``.
-        bad: stream id -> why its message could not be used (``skip_bad`` readers only;
-            the stream is ``None`` in :attr:`streams` then).
+        bad: stream id -> why its message could not be used (the stream is ``None`` in
+            :attr:`streams` then; also counted in :attr:`BagFrames.undecodable`).
     """
 
     index: int
@@ -326,9 +334,6 @@ class BagFrames:
             ``timeout`` at the fastest stream's rate, plus 10).
         progress: show a tqdm progress bar while iterating.
         max_frames: stop after this many frames.
-        skip_bad: a message that cannot be decoded (an unexpected encoding, bad data) leaves
-            its stream ``None`` in that frame, with the reason in :attr:`BagFrame.bad`,
-            instead of raising :class:`BagContentError` while iterating.
 
     Raises (at construction): :class:`BagReadError`, :class:`BagContentError`.
     Iterating may raise them too (corrupt data further in, an encoding change).
@@ -337,16 +342,18 @@ class BagFrames:
 
     def __init__(self, path: str | Path, mapping: Any = None, *, slop: float | None = None,
                  timeout: float | None = None, progress: bool = False,
-                 max_frames: int | None = None, queue_size: int | None = None,
-                 skip_bad: bool = False) -> None:
+                 max_frames: int | None = None, queue_size: int | None = None) -> None:
         self.path = Path(path)
-        self.skip_bad = bool(skip_bad)
         self.mapping: TopicMapping = load_mapping(mapping)
         self.slop = float(self.mapping.slop if slop is None else slop)
         self.progress = bool(progress)
         self.max_frames = max_frames
         self.queue_size = queue_size
         self.stats = SyncStats()
+        #: stream id -> messages skipped because they could not be decoded
+        self.undecodable: dict[str, int] = {}
+        self._warned: set[tuple[str, str, str]] = set()
+        self._cloud_to_map: Any = None
         self._reader: AnyReader | None = _open_reader(self.path)
         try:
             self.contents = _contents(self._reader)
@@ -376,7 +383,7 @@ class BagFrames:
         by_topic = self._conns_by_topic()
         problems: list[str] = []
         self.stream_conns: dict[str, list[Connection]] = {}
-        self.compressed: dict[str, bool] = {}
+        self.kinds: dict[str, str] = {}       # stream id -> message kind (image, compressed, pointcloud2)
         for st in self.mapping.streams:
             conns = by_topic.get(norm_topic(st.topic), [])
             if not conns:
@@ -384,14 +391,14 @@ class BagFrames:
                     problems.append(f"stream {st.stream_id}: topic {st.topic!r} is not in the bag")
                 continue
             types = {short_type(c.msgtype) for c in conns}
-            if types == {_IMAGE}:
-                self.compressed[st.stream_id] = False
-            elif types == {_COMPRESSED}:
-                self.compressed[st.stream_id] = True
-            else:
+            kind = MESSAGE_KINDS.get(next(iter(types))) if len(types) == 1 else None
+            if kind is None or (kind == "pointcloud2" and st.modality != "radar"):
+                expected = "sensor_msgs/Image or sensor_msgs/CompressedImage" + (
+                    " or sensor_msgs/PointCloud2" if st.modality == "radar" else "")
                 problems.append(f"stream {st.stream_id}: topic {st.topic!r} has type(s) {sorted(types)}, "
-                                f"expected sensor_msgs/Image or sensor_msgs/CompressedImage")
+                                f"expected {expected}")
                 continue
+            self.kinds[st.stream_id] = kind
             self.stream_conns[st.stream_id] = conns
         if not problems and not self.stream_conns:
             problems.append("none of the mapped stream topics is in the bag")
@@ -486,15 +493,24 @@ class BagFrames:
             raise BagReadError(f"error reading bag {self.path} (file(s): {_describe(self.path)}): the file "
                                f"is truncated or corrupt: {type(e).__name__}: {e}") from e
 
-    def _check_encoding(self, st: StreamTopic, enc: str, compressed: bool) -> str | None:
-        kind = "CompressedImage format" if compressed else "Image encoding"
-        if not check_supported(st.modality, enc, compressed):
-            return (f"stream {st.stream_id}: topic {st.topic!r} has {kind} {enc!r}, which a "
+    def _check_encoding(self, st: StreamTopic, enc: str, kind: str) -> str | None:
+        what = {"compressed": "CompressedImage format", "image": "Image encoding"}.get(kind, "type")
+        if not check_supported(st.modality, enc, kind):
+            return (f"stream {st.stream_id}: topic {st.topic!r} has {what} {enc!r}, which a "
                     f"{st.modality} stream cannot use; supported: {supported_text(st.modality)}")
         if st.encodings and enc not in st.encodings:
-            return (f"stream {st.stream_id}: topic {st.topic!r} has {kind} {enc!r}, the mapping "
+            return (f"stream {st.stream_id}: topic {st.topic!r} has {what} {enc!r}, the mapping "
                     f"expects {list(st.encodings)}")
         return None
+
+    def _cloud_map(self):
+        """The PointCloud2 -> range-azimuth map of the mapping's sensors config (made once)."""
+        if self._cloud_to_map is None:
+            from admn_ros.core.radar_cloud import CloudToRangeAzimuth
+            from admn_ros.core.sim.config import load_sim_config
+
+            self._cloud_to_map = CloudToRangeAzimuth(load_sim_config(self.mapping.sensors_config).radar)
+        return self._cloud_to_map
 
     def _check_first_messages(self) -> None:
         problems = []
@@ -502,7 +518,7 @@ class BagFrames:
             st = self.mapping.stream(sid)
             for conn, _, raw in self._messages(conns):
                 msg = self._deserialize(conn, raw)
-                p = self._check_encoding(st, message_encoding(msg, self.compressed[sid]), self.compressed[sid])
+                p = self._check_encoding(st, message_encoding(msg, self.kinds[sid]), self.kinds[sid])
                 if p:
                     problems.append(p)
                 break
@@ -541,25 +557,16 @@ class BagFrames:
 
     # ------------------------------------------------------------------ iteration
     def _make_frame(self, index: int, items: dict[str, Any]) -> BagFrame:
-        streams: dict[str, np.ndarray | None] = {sid: None for sid in self.mapping.stream_ids}
+        streams: dict[str, np.ndarray | None] = dict.fromkeys(self.mapping.stream_ids)
         stamps: dict[str, int | None] = dict.fromkeys(streams)
         bad: dict[str, str] = {}
         items = {sid: it for sid, it in items.items() if it is not None}
         for sid, (stamp_ns, msg) in items.items():
-            st = self.mapping.stream(sid)
-            comp = self.compressed[sid]
-            p = self._check_encoding(st, message_encoding(msg, comp), comp)
-            if p:
-                p += f" (message stamped {stamp_ns} ns)"
+            arr, problem = self._decode(sid, stamp_ns, msg)
+            if problem is None:
+                streams[sid], stamps[sid] = arr, stamp_ns
             else:
-                try:
-                    streams[sid], stamps[sid] = decode(msg, comp, st.modality), stamp_ns
-                except DecodeError as e:
-                    p = f"stream {sid}: topic {st.topic!r}, message stamped {stamp_ns} ns: {e}"
-            if p and not self.skip_bad:
-                raise self._content_error([p])
-            if p:
-                bad[sid] = p
+                bad[sid] = problem
         stamp_ns = max(s for s, _ in items.values())
         tol = int(round(self.slop * 1e9))
         qoi: dict[str, StreamQoIInfo | None] | None = None
@@ -571,6 +578,26 @@ class BagFrames:
         label = self._labels.nearest(stamp_ns, tol_gt) if len(self._labels) else None
         return BagFrame(index, stamp_ns, streams, stamps, qoi, gt, label, bad)
 
+    def _decode(self, sid: str, stamp_ns: int, msg: Any) -> tuple[np.ndarray | None, str | None]:
+        """``(the stream's array, None)``, or ``(None, why)`` for a message the stream cannot use:
+        counted in :attr:`undecodable` and logged once per stream, encoding and problem."""
+        st = self.mapping.stream(sid)
+        kind = self.kinds[sid]
+        enc = message_encoding(msg, kind)
+        problem, reason = self._check_encoding(st, enc, kind), "bad_encoding"
+        if problem is None:
+            try:
+                return decode_stream(msg, kind, st.modality, cloud_to_map=(
+                    self._cloud_map() if kind == "pointcloud2" else None)), None
+            except ConversionError as e:
+                problem, reason = f"stream {sid}: topic {st.topic!r}, {enc}: {e}", e.reason
+        self.undecodable[sid] = self.undecodable.get(sid, 0) + 1
+        if (sid, enc, reason) not in self._warned:
+            self._warned.add((sid, enc, reason))
+            _LOG.warning("bag %s: %s (message stamped %d ns); such messages are skipped and the stream "
+                         "is missing in their frames (count: BagFrames.undecodable)", self.path, problem, stamp_ns)
+        return None, problem
+
     def __iter__(self) -> Iterator[BagFrame]:
         if self._reader is None:
             raise BagError(f"BagFrames({self.path}) is closed")
@@ -581,6 +608,7 @@ class BagFrames:
         start = self._reader.start_time * 1e-9
         sync: StreamSync[str] = StreamSync(keys, self.slop, self._queue_size(), self.timeout, start_time=start)
         self.stats = sync.stats
+        self.undecodable = {}
         sid_of = {(c.id, id(c.owner)): sid for sid, cs in self.stream_conns.items() for c in cs}
         conns = [c for cs in self.stream_conns.values() for c in cs]
         expected = {sid: self._topic_stats(sid)[0] for sid in keys}
@@ -658,7 +686,8 @@ class BagFrames:
             st = self.mapping.stream(sid)
             if sid in self.stream_conns:
                 n = self._topic_stats(sid)[0]
-                lines.append(f"  {sid:<12} <- {st.topic} ({'CompressedImage' if self.compressed[sid] else 'Image'}, {n} msgs)")
+                kind = {"image": "Image", "compressed": "CompressedImage", "pointcloud2": "PointCloud2"}[self.kinds[sid]]
+                lines.append(f"  {sid:<12} <- {st.topic} ({kind}, {n} msgs)")
             else:
                 lines.append(f"  {sid:<12} <- {st.topic} (absent: always None)")
         lines.append(f"  true QoI: {len(self.qoi_conns)} stream(s); ground truth: "

@@ -49,8 +49,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
-
 from admn_ros.bags import msgs
 from admn_ros.bags.typestore import ensure_type, get_admn_typestore
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS
@@ -166,22 +164,13 @@ def sim_topics(stream_ids: Sequence[str], camera_info: bool = True, task: str | 
     return out
 
 
-def _to_encoding(mod: str, data: np.ndarray) -> np.ndarray:
-    """Simulator arrays -> the dtype of the modality's encoding (as the sensor node does)."""
-    from admn_ros.ros.convert import depth_m_to_mm16
-
-    a = np.asarray(data)
-    if mod == "rgb":
-        return a if a.dtype == np.uint8 else (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    if mod == "depth":
-        return a if a.dtype == np.uint16 else depth_m_to_mm16(a)
-    return a.astype(np.float32, copy=False)
 
 
 def _put_streams(put: Any, streams: dict[str, Any], ids: Sequence[str], t_ns: int,
                  cams: dict[str, Any] | None = None) -> None:
     """One frame's stream messages, as the sensor node publishes them: per stream its QoI,
     then (unless dropped out) its image and, with ``cams``, the camera's CameraInfo."""
+    from admn_ros.core.image_convert import sensor_array
     from admn_ros.core.streams import MODALITIES, split_stream_id
     from admn_ros.ros import topics
     from admn_ros.ros.topics import frame_id
@@ -195,7 +184,7 @@ def _put_streams(put: Any, streams: dict[str, Any], ids: Sequence[str], t_ns: in
         put("/" + topics.qoi_topic(sid), msgs.stream_qoi(hdr, sid, sf.corruption, sf.sigma, sf.severity), t_ns)
         if sf.data is None:  # dropout: no image, as the sensor node
             continue
-        put("/" + topics.image_topic(sid), msgs.image(_to_encoding(mod, sf.data), MODALITIES[mod].encoding, hdr), t_ns)
+        put("/" + topics.image_topic(sid), msgs.image(sensor_array(mod, sf.data), MODALITIES[mod].encoding, hdr), t_ns)
         if cams and mod in ("rgb", "depth"):
             cam = cams[node]
             put(f"/{node}/{'color' if mod == 'rgb' else 'depth'}/camera_info",

@@ -174,7 +174,7 @@ class ActivityNode(AdmnNode):
         self._last_frame_ns = None
         q = image_qos(p)
         for sid in self.ids:
-            self.subscribe_filter(Image, topics.image_topic(sid), q).registerCallback(self._on_image, sid)
+            self.subscribe_filter(*self.stream_input(sid), q).registerCallback(self._on_image, sid)
         self.subscribe(UInt16, topics.BUDGET, self._on_budget, reliable_qos())
         if p["ground_truth"]:
             self.subscribe(message_class(self.task.truth.type), self.task.truth.topic, self._on_ground_truth,

@@ -5,7 +5,7 @@ network it runs on that node's host next to its cameras and only embeddings (a f
 hundred bytes per stream) cross the network.
 
 Subscribes (sensor-data QoS, ``message_filters`` ``Subscriber`` s) to the node's image
-topics and synchronizes them as the controller does (``message_filters``
+topics (radar as PointCloud2 with ``radar_input: pointcloud2``, as the controller node) and synchronizes them as the controller does (``message_filters``
 ApproximateTimeSynchronizer semantics plus stream timeouts, :mod:`admn_ros.ros.msg_filters`:
 a silent stream is missing after ``timeout``; a frame older than one already processed is
 dropped as ``stale_set``), and to ``admn/allocation`` (reliable). Runs :meth:`Runtime.embed` (real block
@@ -45,7 +45,7 @@ from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header
 from admn_ros.ros.diagnostics import input_status, latency_values, summary_status
-from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs,
+from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs, radar_specs,
                                     model_specs, resolve_model_dir, run_node, sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -90,6 +90,7 @@ class BackboneNode(AdmnNode):
             ParamSpec("max_pending", 10, "per_frame: frames kept waiting for their allocation", min=1, max=1000),
             *sync_specs(),
             *image_specs(),
+            *radar_specs(),
         ]
 
     def on_parameter(self, name: str, value: Any) -> None:
@@ -123,7 +124,7 @@ class BackboneNode(AdmnNode):
         self.sync = self.make_sync(self.sids)
         q = image_qos(self.p)
         for sid in self.sids:
-            self.subscribe_filter(Image, topics.image_topic(sid), q).registerCallback(self._on_image, sid)
+            self.subscribe_filter(*self.stream_input(sid), q).registerCallback(self._on_image, sid)
         self.subscribe(LayerAllocation, topics.ALLOCATION, self._on_allocation, reliable_qos(20))
         self.timer(float(self.p["poll_period"]), self._on_poll)
 

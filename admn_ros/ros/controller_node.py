@@ -29,10 +29,15 @@ Budget ``L`` (active blocks over all streams, first blocks included):
   the controller's (same host, or synchronized clocks). ``budget`` is the starting value;
   with ``deadline_ms`` back at 0 the parameter rules again.
 
-Bad input (wrong encoding, size, empty data, NaN/inf radar, zero or future stamps) is
-rejected, counted per stream and reason on ``/diagnostics`` and logged throttled; it never
-stops the node. Reordered or repeated stamps go to the synchronizer, as with
-``message_filters``.
+Images are read with cv_bridge when it is importable (same results without it,
+:func:`admn_ros.ros.convert.image_bridge`). With ``radar_input: pointcloud2`` the radar
+streams are ``sensor_msgs/PointCloud2`` detections on ``<node>/radar/points``, drawn into
+the range-azimuth map of ``sensors_config`` (:mod:`admn_ros.core.radar_cloud`).
+
+Bad input (an encoding the stream cannot use, size, empty data, NaN/inf radar, zero or
+future stamps) is rejected, counted per stream and reason on ``/diagnostics`` and logged
+throttled with the topic; the stream is missing in that frame and the node keeps running.
+Reordered or repeated stamps go to the synchronizer, as with ``message_filters``.
 """
 from __future__ import annotations
 
@@ -52,7 +57,7 @@ from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, stamp_to_ns
 from admn_ros.ros.diagnostics import input_status, latency_values, summary_status
-from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs,
+from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs, radar_specs,
                                     model_specs, resolve_model_dir, run_node, sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -77,6 +82,7 @@ class ControllerNode(AdmnNode):
                       min=0.0, max=0.9),
             *sync_specs(),
             *image_specs(),
+            *radar_specs(),
         ]
 
     # ------------------------------------------------------------------ parameters
@@ -129,7 +135,7 @@ class ControllerNode(AdmnNode):
         self.sync = self.make_sync(self.ids)
         q = image_qos(self.p)
         for sid in self.ids:
-            self.subscribe_filter(Image, topics.image_topic(sid), q).registerCallback(self._on_image, sid)
+            self.subscribe_filter(*self.stream_input(sid), q).registerCallback(self._on_image, sid)
         self.subscribe(UInt16, topics.BUDGET, self._on_budget, reliable_qos())
         out = self.runtime.task.output
         self.subscribe(message_class(out.type), out.topic, self._on_target, reliable_qos())

@@ -33,15 +33,16 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, PointCloud2
 
 from admn_ros.core.checkpoint import CheckpointError
 from admn_ros.core.engine import BACKENDS
+from admn_ros.core.image_convert import STREAM_FORMATS, ConversionError, decode_stream
 from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, split_stream_id, validate_budget
 from admn_ros.core.sync import StreamSync
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
-from admn_ros.ros.convert import ENCODINGS, image_to_numpy, stamp_to_ns
+from admn_ros.ros.convert import image_bridge, stamp_to_ns
 from admn_ros.ros.diagnostics import make_array, sync_values
 from admn_ros.ros.env import configure_dds_env
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
@@ -63,12 +64,8 @@ COMMON_SPECS: tuple[ParamSpec, ...] = (
               "input (bad encoding, size, NaN, stamps, ...)", min=0.0, max=3600.0),
 )
 
-#: Encodings each modality accepts on its image topic (REP-118 for depth).
-ACCEPTED_ENCODINGS: dict[str, tuple[str, ...]] = {
-    "rgb": ("rgb8", "bgr8"),
-    "depth": ("16UC1", "32FC1"),
-    "radar": ("32FC1",),
-}
+#: Message types of the radar input (``radar_input`` parameter).
+RADAR_INPUTS: tuple[str, ...] = ("image", "pointcloud2")
 
 
 def model_specs(task: Task | None = None) -> list[ParamSpec]:
@@ -116,6 +113,19 @@ def image_specs() -> list[ParamSpec]:
     ]
 
 
+def radar_specs() -> list[ParamSpec]:
+    """The radar input's message type (nodes that read the tracking model's radar streams)."""
+    return [
+        ParamSpec("radar_input", "image", "Radar input: image (sensor_msgs/Image 32FC1 range-azimuth map on "
+                  "N/radar/range_azimuth) or pointcloud2 (sensor_msgs/PointCloud2 detections with x, y, z and "
+                  "intensity on N/radar/points, drawn into the map of sensors_config); applied on configure",
+                  choices=RADAR_INPUTS),
+        ParamSpec("sensors_config", "", "Sensors YAML whose radar section gives the range-azimuth map and "
+                  "radar.pointcloud how PointCloud2 detections are drawn ('' = shipped config/sensors.yaml); "
+                  "applied on configure"),
+    ]
+
+
 def image_qos(p: dict[str, Any]):
     """QoS of the image subscriptions from the ``image_specs`` parameters."""
     from admn_ros.ros.qos import sensor_qos
@@ -138,27 +148,34 @@ class InputRejected(ValueError):
         self.detail = detail
 
 
-def decode_sensor_image(sid: str, msg: Image, min_side: int = 8, max_side: int = 8192) -> np.ndarray:
-    """``sensor_msgs/Image`` of stream ``sid`` -> numpy array for
-    :meth:`Runtime.preprocess`, or :class:`InputRejected` with a reason:
-    ``bad_encoding``, ``empty``, ``bad_size`` (side outside [min_side, max_side]),
-    ``bad_layout`` (step / data length inconsistent), ``non_finite`` (radar NaN/inf)."""
+def decode_sensor_image(sid: str, msg: Any, min_side: int = 8, max_side: int = 8192, *,
+                        to_array: Callable[[Any, str], np.ndarray] | None = None,
+                        cloud_to_map: Callable[[Any], np.ndarray] | None = None) -> np.ndarray:
+    """A sensor message of stream ``sid`` (``sensor_msgs/Image``, or ``PointCloud2`` radar
+    when ``cloud_to_map`` is given) -> numpy array for :meth:`Runtime.preprocess`
+    (:func:`admn_ros.core.image_convert.decode_stream`; images read with ``to_array``,
+    default :func:`image_bridge`'s ``imgmsg_to_cv2``), or :class:`InputRejected` with a
+    reason: ``bad_encoding``, ``empty``, ``bad_size`` (side outside [min_side, max_side]),
+    ``bad_layout`` (step / data length inconsistent), ``bad_data``, ``bad_cloud``,
+    ``non_finite`` (radar NaN/inf)."""
     _, mod = split_stream_id(sid)
-    enc = str(msg.encoding)
-    if enc not in ACCEPTED_ENCODINGS[mod]:
-        known = "" if enc in ENCODINGS else " (unknown encoding)"
-        raise InputRejected("bad_encoding", f"encoding {enc!r}{known}; {mod} accepts "
-                            f"{list(ACCEPTED_ENCODINGS[mod])}")
-    h, w = int(msg.height), int(msg.width)
-    if h == 0 or w == 0 or len(msg.data) == 0:
-        raise InputRejected("empty", f"empty image {w}x{h}, {len(msg.data)} data bytes")
-    if not (min_side <= h <= max_side and min_side <= w <= max_side):
-        raise InputRejected("bad_size", f"image {w}x{h} outside the accepted side range "
-                            f"[{min_side}, {max_side}]")
+    kind = "pointcloud2" if cloud_to_map is not None and mod == "radar" else "image"
+    if kind == "image":
+        enc = str(msg.encoding)
+        if enc not in STREAM_FORMATS[mod]["image"]:
+            raise InputRejected("bad_encoding", f"encoding {enc!r} cannot feed a {mod} stream; "
+                                f"supported: {list(STREAM_FORMATS[mod]['image'])}")
+        h, w = int(msg.height), int(msg.width)
+        if h == 0 or w == 0 or len(msg.data) == 0:
+            raise InputRejected("empty", f"empty image {w}x{h}, {len(msg.data)} data bytes")
+        if not (min_side <= h <= max_side and min_side <= w <= max_side):
+            raise InputRejected("bad_size", f"image {w}x{h} outside the accepted side range "
+                                f"[{min_side}, {max_side}]")
     try:
-        arr = image_to_numpy(msg, "rgb8" if enc == "bgr8" else "passthrough")
-    except ValueError as exc:
-        raise InputRejected("bad_layout", str(exc)) from None
+        arr = decode_stream(msg, kind, mod, to_array=to_array or image_bridge().imgmsg_to_cv2,
+                            cloud_to_map=cloud_to_map)
+    except ConversionError as exc:
+        raise InputRejected(exc.reason, str(exc)) from None
     if mod == "radar" and not np.isfinite(arr).all():
         n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         raise InputRejected("non_finite", f"radar heatmap has {n_bad} NaN/inf value(s)")
@@ -181,6 +198,8 @@ class AdmnNode(LifecycleNode):
         self._lc_pubs: list[Any] = []
         self._child_loggers: dict[tuple[str, str], Any] = {}
         self.configure_error: str | None = None
+        self.cloud_to_map: Any = None          # PointCloud2 radar -> range-azimuth map (radar_input)
+        self._topic_names: dict[str, str] = {}  # topic -> resolved name (namespace, remapping)
         self.monitor = StreamMonitor([])
         self._prev_rejected: dict[Any, int] = {}
         self._prev_dropped = 0
@@ -263,6 +282,7 @@ class AdmnNode(LifecycleNode):
     def subscribe(self, msg_type: Any, topic: str, callback: Callable, qos: Any) -> Any:
         s = self.create_subscription(msg_type, topic, callback, qos)
         self._subs.append(s)
+        self._topic_names[topic] = s.topic_name
         return s
 
     def subscribe_filter(self, msg_type: Any, topic: str, qos: Any) -> Any:
@@ -270,6 +290,7 @@ class AdmnNode(LifecycleNode):
         its subscription is destroyed with the others on deactivate."""
         f = msg_filters.Subscriber(self, msg_type, topic, qos_profile=qos)
         self._subs.append(f.sub)
+        self._topic_names[topic] = f.sub.topic_name
         self.input_filters[topic] = f
         return f
 
@@ -283,6 +304,27 @@ class AdmnNode(LifecycleNode):
         """``sync_*`` values of ``self.sync`` for the summary status ({} without one)."""
         sync = getattr(self, "sync", None)
         return sync_values(sync.stats, msg_filters.IMPLEMENTATION) if sync is not None else {}
+
+    def _radar_cloud(self, sid: str) -> bool:
+        """Radar stream read as PointCloud2 (``radar_input`` as of the last configure)."""
+        return self.cloud_to_map is not None and split_stream_id(sid)[1] == "radar"
+
+    def stream_input(self, sid: str) -> tuple[Any, str]:
+        """Message type and topic of stream ``sid``'s input: ``sensor_msgs/Image`` on its image
+        topic, or ``sensor_msgs/PointCloud2`` on ``N/radar/points`` for radar with
+        ``radar_input: pointcloud2``."""
+        if self._radar_cloud(sid):
+            return PointCloud2, topics.radar_points_topic(split_stream_id(sid)[0])
+        return Image, topics.image_topic(sid)
+
+    def _make_cloud_map(self) -> None:
+        """Load the sensors config's radar map when the radar input is PointCloud2 (configure)."""
+        self.cloud_to_map = None
+        if self.p.get("radar_input") == "pointcloud2":
+            from admn_ros.core.radar_cloud import CloudToRangeAzimuth
+            from admn_ros.core.sim.config import load_sim_config
+
+            self.cloud_to_map = CloudToRangeAzimuth(load_sim_config(self.p.get("sensors_config") or None).radar)
 
     def timer(self, period_s: float, callback: Callable) -> Any:
         t = self.create_timer(period_s, callback)
@@ -316,18 +358,21 @@ class AdmnNode(LifecycleNode):
             lg = self._child_loggers[("", kind)] = self.get_logger().get_child(kind)
         lg.warning(text, throttle_duration_sec=float(self.p["log_throttle_s"]) or 1e-9)
 
-    def image_item(self, sid: str, msg: Image) -> tuple | None:
-        """Stamp check, decode and preprocess one sensor image (controller and backbones);
-        rejections are counted and logged. Returns the synchronizer item
-        ``(model_input, stamp, stamp_ns)`` or ``None``. Needs ``self.runtime``/``self.monitor``."""
+    def image_item(self, sid: str, msg: Any) -> tuple | None:
+        """Stamp check, decode and preprocess one sensor message (an image, or a PointCloud2
+        radar scan) of the controller, backbones or activity node; rejections are counted and
+        logged with the topic. Returns the synchronizer item ``(model_input, stamp, stamp_ns)``
+        or ``None`` (the stream is then missing in that frame). Needs ``self.runtime``/``self.monitor``."""
         ns = self.check_stamp(sid, msg.header.stamp, order=False)
         if ns is None:
             return None
         try:
-            arr = decode_sensor_image(sid, msg, self.p["min_image_side"], self.p["max_image_side"])
+            arr = decode_sensor_image(sid, msg, self.p["min_image_side"], self.p["max_image_side"],
+                                      cloud_to_map=self.cloud_to_map if self._radar_cloud(sid) else None)
             x = self.runtime.preprocess(sid, arr)
         except InputRejected as exc:
-            self.reject(sid, exc.reason, exc.detail)
+            topic = self.stream_input(sid)[1]
+            self.reject(sid, exc.reason, f"topic {self._topic_names.get(topic, topic)}: {exc.detail}")
             return None
         except ValueError as exc:
             self.reject(sid, "bad_values", str(exc))
@@ -392,6 +437,7 @@ class AdmnNode(LifecycleNode):
             self.p = read_parameters(self, self.specs)
             self.monitor = StreamMonitor([])
             self._prev_rejected, self._prev_dropped = {}, 0
+            self._make_cloud_map()
             self.configure()
             self.diag_pub = self.lifecycle_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos())
         except (CheckpointError, ParameterError, ValueError, KeyError, FileNotFoundError, OSError) as exc:
@@ -452,6 +498,7 @@ class AdmnNode(LifecycleNode):
 
     def _release_all(self) -> None:
         self._destroy_subs_timers()
+        self.cloud_to_map = None
         for p in self._lc_pubs:
             try:
                 self.destroy_lifecycle_publisher(p)
@@ -516,5 +563,5 @@ def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["AdmnNode", "COMMON_SPECS", "ACCEPTED_ENCODINGS", "InputRejected", "decode_sensor_image",
-           "run_node", "model_specs", "sync_specs", "image_specs", "image_qos", "resolve_model_dir"]
+__all__ = ["AdmnNode", "COMMON_SPECS", "RADAR_INPUTS", "InputRejected", "decode_sensor_image",
+           "run_node", "model_specs", "sync_specs", "image_specs", "radar_specs", "image_qos", "resolve_model_dir"]

@@ -64,13 +64,13 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
+from admn_ros.core.image_convert import sensor_array
 from admn_ros.core.sim import CORRUPTION_KINDS, parse_corruption
 from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id, stream_id
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.msg import StreamQoI
 from admn_ros.ros import topics
-from admn_ros.ros.convert import (depth_m_to_mm16, make_header, message_class, ns_to_stamp,
-                                  numpy_to_image)
+from admn_ros.ros.convert import make_header, message_class, ns_to_stamp, numpy_to_image
 from admn_ros.ros.env import configure_dds_env
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  parameter_overrides)
@@ -417,7 +417,7 @@ class SensorNode(Node):
                 self.qoi_pubs[sid].publish(self._qoi(header, sid, sf))
             if sf.data is None:  # dropout: nothing
                 continue
-            msg = numpy_to_image(self._to_encoding(mod, sf.data), MODALITIES[mod].encoding, header)
+            msg = numpy_to_image(sensor_array(mod, sf.data), MODALITIES[mod].encoding, header)
             self.image_pubs[sid].publish(msg)
             self.meters[sid].tick(now_s)
             info = self.camera_info.get(sid)
@@ -443,18 +443,6 @@ class SensorNode(Node):
         q.noise_sigma = float(sf.sigma)
         q.severity = float(sf.severity)
         return q
-
-    @staticmethod
-    def _to_encoding(mod: str, data: np.ndarray) -> np.ndarray:
-        """Simulator arrays -> the dtype of the modality's encoding (unit conversions only)."""
-        a = np.asarray(data)
-        if mod == "rgb":
-            if a.dtype != np.uint8:  # float in [0, 1]
-                a = (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-            return a
-        if mod == "depth":
-            return a if a.dtype == np.uint16 else depth_m_to_mm16(a)  # metres -> REP-118 mm
-        return a.astype(np.float32, copy=False)
 
     def _make_camera_info(self, node: str, fid: str) -> CameraInfo:
         cam = self.cfg.node(node).camera

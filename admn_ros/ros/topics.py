@@ -26,6 +26,11 @@ def image_topic(sid: str) -> str:
     return f"{node}/{_IMAGE_SUFFIX[mod]}"
 
 
+def radar_points_topic(sensor_node: str) -> str:
+    """``sensor_msgs/PointCloud2`` radar detections of a sensor node (``radar_input: pointcloud2``)."""
+    return f"{sensor_node}/radar/points"
+
+
 def qoi_topic(sid: str) -> str:
     """True QoI of a stream (admn_ros/StreamQoI), published by the (simulated) sensor."""
     node, mod = split_stream_id(sid)

@@ -202,7 +202,8 @@ def test_activity_label_round_trip_over_dds():
 
 # --------------------------------------------------------------------------- (b)
 def test_window_with_a_missing_depth_frame_and_a_dead_stream(model_dir, tmp_path):
-    from admn_ros.ros.convert import allocation_to_mask, image_to_numpy
+    from admn_ros.core.image_convert import image_to_numpy
+    from admn_ros.ros.convert import allocation_to_mask
     from fixtures.markers import render_markers, save_png
 
     rig = Rig(model_dir)

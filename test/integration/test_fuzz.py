@@ -49,9 +49,12 @@ def make_fuzz(kind: str, sid: str, rng: np.random.Generator, now, recent: dict[s
     from admn_ros.msg import LayerAllocation
 
     mod = sid.split("/")[1]
-    if kind == "bad_encoding":
-        enc = str(rng.choice(["yuv422", "bayer_rggb8", "", "8UC4", "mono16", "16UC1" if mod == "rgb" else "rgb8",
-                              "mono8", "bgra8", "32FC1" if mod == "rgb" else "bgr8", "\x00weird"]))
+    if kind == "bad_encoding":   # encodings this stream cannot use (STREAM_FORMATS lists those it can)
+        from admn_ros.core.image_convert import STREAM_FORMATS
+
+        usable = STREAM_FORMATS[mod]["image"]
+        enc = str(rng.choice([e for e in ("yuv422", "bayer_rggb8", "", "8UC4", "mono16", "16UC1", "rgb8", "mono8",
+                                          "bgra8", "32FC1", "bgr8", "64FC1", "\x00weird") if e not in usable]))
         return _image(enc, 16, 16, bytes(16 * 16 * 4), now, step=16 * 4)
     if kind == "empty":
         h, w = [(0, 16), (16, 0), (0, 0), (16, 16)][int(rng.integers(4))]

@@ -33,7 +33,8 @@ def test_viz_node_markers_and_dashboard(tmp_path):
     from admn_ros.core.tasks import get_task
     from admn_ros.msg import LayerAllocation
     from admn_ros.ros import topics
-    from admn_ros.ros.convert import image_to_numpy, mask_to_allocation, ns_to_stamp
+    from admn_ros.core.image_convert import image_to_numpy
+    from admn_ros.ros.convert import mask_to_allocation, ns_to_stamp
     from fixtures.markers import render_markers, save_png
     from admn_ros.ros.qos import reliable_qos
     from admn_ros.ros.viz_node import VizNode

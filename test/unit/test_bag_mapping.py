@@ -1,16 +1,13 @@
-"""Bag I/O building blocks without bags: topic mappings, typestore, decoders, corruption
+"""Bag I/O building blocks without bags: topic mappings, typestore, corruption
 arguments and the replay baseline (no DDS, no files beyond tmp_path)."""
 from __future__ import annotations
 
 import json
-import struct
 
-import cv2
 import numpy as np
 import pytest
 
 from admn_ros.bags import msgs
-from admn_ros.bags.decode import DecodeError, compressed_kind, decode_compressed, decode_image
 from admn_ros.bags.mapping import (MappingError, default_mapping, load_mapping, norm_topic,
                                    parse_mapping)
 from admn_ros.bags.pipeline import TrackCentreBaseline, make_pipeline
@@ -20,7 +17,6 @@ from admn_ros.bags.typestore import (admn_msg_files, get_admn_typestore, normali
 from admn_ros.core.paths import SOURCE_ROOT
 from admn_ros.core.sim import corruption_text
 from admn_ros.core.streams import StreamSet, naive_allocation
-from admn_ros.ros.convert import depth_m_to_mm16
 
 # ---------------------------------------------------------------------------- mappings
 
@@ -64,6 +60,24 @@ def test_bad_mappings_name_the_key(data, key):
     with pytest.raises(MappingError) as e:
         parse_mapping(data, "my.yaml")
     assert "my.yaml" in str(e.value) and key in str(e.value)
+
+
+def test_mapping_sensors_config_for_pointcloud_radar(tmp_path):
+    """``sensors_config`` (the radar map of PointCloud2 radar topics) resolves relative to the
+    mapping file and must exist."""
+    (tmp_path / "rig").mkdir()
+    (tmp_path / "rig" / "sensors.yaml").write_text("radar: {range_bins: 32}\n")
+    p = tmp_path / "rig" / "m.yaml"
+    p.write_text("streams:\n  node1/radar: {topic: /ti_mmwave/radar_scan_pcl, encoding: PointCloud2}\n"
+                 "sensors_config: sensors.yaml\n")
+    m = load_mapping(p)
+    assert m.sensors_config == str(tmp_path / "rig" / "sensors.yaml")
+    assert m.stream("node1/radar").encodings == ("PointCloud2",)
+    assert parse_mapping(m.to_dict()).sensors_config == m.sensors_config
+    assert load_mapping("default").sensors_config is None   # the shipped config/sensors.yaml
+    p.write_text("streams:\n  node1/radar: /r\nsensors_config: nope.yaml\n")
+    with pytest.raises(MappingError, match=rf"{p}: sensors_config: file not found: .*nope.yaml"):
+        load_mapping(p)
 
 
 def test_mapping_file_errors(tmp_path):
@@ -128,84 +142,6 @@ def test_rosbags_cdr_matches_rclpy_cdr():
     assert (q.stream_id, q.corruption, q.noise_sigma, q.severity, q.header.stamp.nanosec) == \
         ("node1/rgb", "gaussian", 1.5, 0.5, 7)
     assert isinstance(deserialize_message(ours, Image), Image)
-
-
-# ---------------------------------------------------------------------------- decoders
-
-
-def _img(a: np.ndarray, enc: str):
-    return msgs.image(a, enc, msgs.header(1))
-
-
-def test_decode_colour_encodings():
-    rng = np.random.default_rng(0)
-    rgb = rng.integers(0, 255, (6, 7, 3), dtype=np.uint8)
-    assert np.array_equal(decode_image(_img(rgb, "rgb8"), "rgb"), rgb)
-    assert np.array_equal(decode_image(_img(rgb[:, :, ::-1].copy(), "bgr8"), "rgb"), rgb)
-    rgba = np.concatenate([rgb, np.full((6, 7, 1), 255, np.uint8)], axis=2)
-    assert np.array_equal(decode_image(_img(rgba, "rgba8"), "rgb"), rgb)
-    bgra = np.concatenate([rgb[:, :, ::-1], np.full((6, 7, 1), 9, np.uint8)], axis=2)
-    assert np.array_equal(decode_image(_img(bgra, "bgra8"), "rgb"), rgb)
-    mono = rgb[:, :, 0].copy()
-    assert np.array_equal(decode_image(_img(mono, "mono8"), "rgb"), np.repeat(mono[:, :, None], 3, 2))
-    out = decode_image(_img(rgb, "rgb8"), "rgb")
-    out[0, 0, 0] ^= 1  # writable, owned
-
-
-def test_decode_padding_and_big_endian_depth():
-    d = np.arange(12, dtype=np.uint16).reshape(3, 4) * 100
-    raw = np.zeros((3, 10), np.uint8)  # step 10 > 8 bytes of data per row
-    raw[:, :8] = d.astype(">u2").view(np.uint8).reshape(3, 8)
-    m = msgs.new_msg("sensor_msgs/msg/Image", header=msgs.header(1), height=3, width=4, encoding="16UC1",
-                     is_bigendian=1, step=10, data=raw.reshape(-1))
-    out = decode_image(m, "depth")
-    assert out.dtype == np.uint16 and np.array_equal(out, d)
-
-
-def test_decode_depth_metres_like_the_sensor_node():
-    m = np.array([[0.5, 1.2345, np.nan], [0.0, -1.0, 70.0]], np.float32)
-    out = decode_image(_img(m, "32FC1"), "depth")
-    assert out.dtype == np.uint16 and np.array_equal(out, depth_m_to_mm16(m))
-    assert out[0, 0] == 500 and out[0, 1] == 1234 and out[0, 2] == 0 and out[1, 2] == 0
-
-
-def test_decode_compressed_rgb_and_depth():
-    rng = np.random.default_rng(1)
-    rgb = rng.integers(0, 255, (16, 24, 3), dtype=np.uint8)
-    ok, png = cv2.imencode(".png", rgb[:, :, ::-1])
-    m = msgs.compressed_image(png.tobytes(), "rgb8; png compressed bgr8", msgs.header(1))
-    assert np.array_equal(decode_compressed(m, "rgb"), rgb)
-    smooth = np.full((16, 24, 3), (200, 40, 90), np.uint8)
-    ok, jpg = cv2.imencode(".jpg", smooth[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-    out = decode_compressed(msgs.compressed_image(jpg.tobytes(), "jpeg", msgs.header(1)), "rgb")
-    assert np.abs(out.astype(int) - smooth).max() <= 4
-    depth = rng.integers(1, 8000, (10, 12), dtype=np.uint16)
-    ok, dpng = cv2.imencode(".png", depth)
-    assert np.array_equal(decode_compressed(msgs.compressed_image(dpng.tobytes(), "16UC1; png", msgs.header(1)), "depth"), depth)
-    cd = struct.pack("<iff", 0, 0.0, 0.0) + dpng.tobytes()
-    assert np.array_equal(decode_compressed(msgs.compressed_image(cd, "16UC1; compressedDepth png", msgs.header(1)), "depth"), depth)
-    # 32FC1 compressedDepth: quantised inverse depth q = A / d + B
-    qa, qb = 100.0, 10.0
-    d_m = np.array([[0.5, 1.0, 2.0], [4.0, 0.0, 2.5]], np.float32)
-    q = np.where(d_m > 0, np.rint(qa / np.where(d_m > 0, d_m, 1) + qb), 0).astype(np.uint16)
-    ok, qpng = cv2.imencode(".png", q)
-    m = msgs.compressed_image(struct.pack("<iff", 0, qa, qb) + qpng.tobytes(), "32FC1; compressedDepth png", msgs.header(1))
-    assert np.array_equal(decode_compressed(m, "depth"), depth_m_to_mm16(d_m))
-    assert compressed_kind("rgb8; jpeg compressed bgr8") == "jpeg"
-
-
-def test_unsupported_encodings_say_what_is_supported():
-    with pytest.raises(DecodeError, match="supported.*rgb8"):
-        decode_image(_img(np.zeros((2, 2), np.uint16), "16UC1"), "rgb")
-    with pytest.raises(DecodeError, match="cannot feed a radar stream"):
-        decode_compressed(msgs.compressed_image(b"xx", "jpeg", msgs.header(1)), "radar")
-    m = msgs.new_msg("sensor_msgs/msg/Image", header=msgs.header(1), height=2, width=2, encoding="yuv422",
-                     step=4, data=np.zeros(8, np.uint8))
-    with pytest.raises(DecodeError, match="yuv422"):
-        decode_image(m, "rgb")
-    bad = msgs.compressed_image(b"not an image", "png", msgs.header(1))
-    with pytest.raises(DecodeError, match="not a valid image"):
-        decode_compressed(bad, "rgb")
 
 
 # ---------------------------------------------------------------------------- record helpers

@@ -1,10 +1,11 @@
-"""admn_ros.ros.convert: numpy <-> sensor_msgs/Image, mask <-> LayerAllocation, stamps.
+"""admn_ros.ros.convert: sensor_msgs/Image through the bridge, mask <-> LayerAllocation, stamps.
 
 Pure Python (message classes only, no rclpy.init, no DDS)."""
 from __future__ import annotations
 
 import array
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -15,154 +16,114 @@ from admn_ros.ros import convert as cv
 from admn_ros.core.streams import DEPTH, StreamSet, naive_allocation
 
 RNG = np.random.default_rng(0)
+#: encoding -> (dtype, channels) of the arrays the nodes publish
+KINDS = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "mono8": (np.uint8, 1), "16UC1": (np.uint16, 1),
+         "32FC1": (np.float32, 1)}
 
 
 def _arr(encoding: str, h: int = 7, w: int = 5) -> np.ndarray:
-    info = cv.ENCODINGS[encoding]
-    shape = (h, w) if info.channels == 1 else (h, w, info.channels)
-    if info.is_float:
-        return RNG.standard_normal(shape).astype(np.float32)
-    return RNG.integers(0, np.iinfo(info.dtype).max, size=shape, dtype=info.dtype)
+    dt, ch = KINDS[encoding]
+    shape = (h, w) if ch == 1 else (h, w, ch)
+    if np.dtype(dt).kind == "f":
+        return RNG.standard_normal(shape).astype(dt)
+    return RNG.integers(0, np.iinfo(dt).max, size=shape, dtype=dt)
 
 
-# ------------------------------------------------------------------ image round trips
+# ------------------------------------------------------------------ images (conversions: test_image_convert.py)
 
-@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8", "16UC1", "32FC1"])
+@pytest.mark.parametrize("encoding", sorted(KINDS))
 def test_image_round_trip(encoding):
     a = _arr(encoding)
     msg = cv.numpy_to_image(a, encoding, stamp=12.5, frame_id="node1_color_optical_frame")
-    info = cv.ENCODINGS[encoding]
-    assert msg.encoding == encoding
+    dt, ch = KINDS[encoding]
+    assert isinstance(msg, Image) and msg.encoding == encoding
     assert (msg.height, msg.width) == a.shape[:2]
-    assert msg.step == a.shape[1] * info.channels * info.dtype.itemsize
+    assert msg.step == a.shape[1] * ch * np.dtype(dt).itemsize
     assert len(msg.data) == msg.height * msg.step
     assert msg.is_bigendian == (1 if np.little_endian is False else 0)
     assert isinstance(msg.data, array.array)
     assert msg.header.frame_id == "node1_color_optical_frame"
     assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (12, 500_000_000)
-    b = cv.image_to_numpy(msg)
-    assert b.dtype == info.dtype and b.shape == a.shape
+    b = cv.image_bridge().imgmsg_to_cv2(msg)
+    assert b.dtype == dt and b.shape == a.shape
     np.testing.assert_array_equal(a, b)
 
 
-def test_single_channel_with_trailing_axis_and_noncontiguous():
-    a = _arr("16UC1", 6, 8)
-    msg = cv.numpy_to_image(a[:, :, None], "16UC1")
-    np.testing.assert_array_equal(cv.image_to_numpy(msg), a)
-    rgb = _arr("rgb8", 6, 8)
-    view = rgb[:, ::2]  # non-contiguous
-    np.testing.assert_array_equal(cv.image_to_numpy(cv.numpy_to_image(view, "rgb8")), view)
-
-
-def test_decode_row_padding():
-    a = _arr("16UC1", 4, 3)
-    pad = 10
-    rows = [a[i].tobytes() + bytes(pad) for i in range(4)]
-    msg = Image(height=4, width=3, encoding="16UC1", is_bigendian=0, step=3 * 2 + pad)
-    msg.data = b"".join(rows)
-    out = cv.image_to_numpy(msg)
-    np.testing.assert_array_equal(out, a)
-    rgb = _arr("rgb8", 3, 5)
-    msg = Image(height=3, width=5, encoding="rgb8", step=16)
-    msg.data = b"".join(rgb[i].tobytes() + b"\x07" for i in range(3))
-    np.testing.assert_array_equal(cv.image_to_numpy(msg), rgb)
-
-
-@pytest.mark.parametrize("encoding,dtype", [("16UC1", ">u2"), ("32FC1", ">f4")])
-def test_decode_big_endian(encoding, dtype):
-    a = _arr(encoding, 3, 4)
-    msg = Image(height=3, width=4, encoding=encoding, is_bigendian=1, step=4 * 4 if dtype == ">f4" else 8)
-    msg.data = a.astype(dtype).tobytes()
-    out = cv.image_to_numpy(msg)
-    assert out.dtype == cv.ENCODINGS[encoding].dtype and out.dtype.isnative
-    np.testing.assert_array_equal(out, a)
-
-
-def test_zero_copy_view_and_copy_flag():
-    a = _arr("mono8")
-    msg = cv.numpy_to_image(a, "mono8")
-    view = cv.image_to_numpy(msg)
-    assert np.shares_memory(view, np.frombuffer(msg.data, np.uint8))
-    copied = cv.image_to_numpy(msg, copy=True)
-    assert not np.shares_memory(copied, np.frombuffer(msg.data, np.uint8))
-
-
-def test_desired_encoding_conversions():
-    rgb = _arr("rgb8")
-    msg = cv.numpy_to_image(rgb, "rgb8")
-    np.testing.assert_array_equal(cv.image_to_numpy(msg, "bgr8"), rgb[:, :, ::-1])
-    np.testing.assert_array_equal(cv.image_to_numpy(msg, "rgb8"), rgb)
-    mono = _arr("mono8")
-    out = cv.image_to_numpy(cv.numpy_to_image(mono, "mono8"), "rgb8")
-    assert out.shape == mono.shape + (3,)
-    np.testing.assert_array_equal(out[:, :, 2], mono)
-    with pytest.raises(ValueError, match="cannot convert image encoding '16UC1' to 'rgb8'"):
-        cv.image_to_numpy(cv.numpy_to_image(_arr("16UC1"), "16UC1"), "rgb8")
-    with pytest.raises(ValueError, match="unsupported image encoding 'yuv422'"):
-        cv.image_to_numpy(msg, "yuv422")
-
-
-def test_nonfinite_float_allowed_by_default_and_rejected_on_request():
-    a = np.ones((3, 3), np.float32)
-    a[0, 0], a[1, 1], a[2, 2] = np.nan, np.inf, -np.inf
-    msg = cv.numpy_to_image(a, "32FC1")  # REP-117/118: allowed
-    out = cv.image_to_numpy(msg)
-    assert np.isnan(out[0, 0]) and np.isposinf(out[1, 1]) and np.isneginf(out[2, 2])
-    with pytest.raises(ValueError, match=r"contains 3 NaN/inf value\(s\)"):
-        cv.numpy_to_image(a, "32FC1", allow_nonfinite=False)
-    with pytest.raises(ValueError, match=r"image_to_numpy: 32FC1 image contains 3 NaN/inf"):
-        cv.image_to_numpy(msg, allow_nonfinite=False)
-
-
-# ------------------------------------------------------------------ image errors
-
 def test_encode_errors():
-    with pytest.raises(ValueError, match=r"unsupported image encoding 'rgba8'; supported: \["):
-        cv.numpy_to_image(_arr("rgb8"), "rgba8")
-    with pytest.raises(ValueError, match=r"encoding 'rgb8' needs dtype uint8 \(H, W, 3\), got dtype float32"):
+    with pytest.raises(ValueError, match=r"encoding 'rgb8' needs an image of type 8UC3, got 32FC3"):
         cv.numpy_to_image(_arr("rgb8").astype(np.float32), "rgb8")
-    with pytest.raises(ValueError, match=r"encoding '16UC1' needs dtype uint16"):
-        cv.numpy_to_image(np.zeros((2, 2), np.int32), "16UC1")
-    with pytest.raises(ValueError, match=r"encoding 'rgb8' needs shape \(H, W, 3\), got \(4, 4\)"):
-        cv.numpy_to_image(np.zeros((4, 4), np.uint8), "rgb8")
-    with pytest.raises(ValueError, match=r"encoding 'mono8' needs shape \(H, W\), got \(4, 4, 3\)"):
+    with pytest.raises(ValueError, match=r"encoding 'mono8' needs an image of type 8UC1, got 8UC3"):
         cv.numpy_to_image(np.zeros((4, 4, 3), np.uint8), "mono8")
     with pytest.raises(ValueError, match=r"cannot encode an empty image \(shape \(0, 4\)\)"):
         cv.numpy_to_image(np.zeros((0, 4), np.uint8), "mono8")
 
 
-def test_decode_errors():
-    good = cv.numpy_to_image(_arr("16UC1", 4, 4), "16UC1")
-    bad = Image(height=4, width=4, encoding="yuv422", step=8)
-    bad.data = bytes(32)
-    with pytest.raises(ValueError, match="unsupported image encoding 'yuv422'"):
-        cv.image_to_numpy(bad)
-    short = Image(height=4, width=4, encoding="16UC1", step=8)
-    short.data = bytes(30)
-    with pytest.raises(ValueError, match=r"size mismatch: height\*step = 4\*8 = 32 != len\(data\) = 30"):
-        cv.image_to_numpy(short)
-    narrow = Image(height=4, width=4, encoding="16UC1", step=6)
-    narrow.data = bytes(24)
-    with pytest.raises(ValueError, match=r"step 6 is smaller than width\*bytes_per_pixel = 4\*2 = 8"):
-        cv.image_to_numpy(narrow)
-    empty = Image(height=0, width=4, encoding="mono8", step=4)
-    with pytest.raises(ValueError, match=r"empty mono8 image: height=0 width=4 len\(data\)=0"):
-        cv.image_to_numpy(empty)
-    nodata = Image(height=2, width=2, encoding="mono8", step=2)
-    with pytest.raises(ValueError, match=r"empty mono8 image: .*len\(data\)=0"):
-        cv.image_to_numpy(nodata)
-    assert cv.image_to_numpy(good).shape == (4, 4)
+def test_cv_bridge_is_used_when_importable(monkeypatch):
+    """With a ``cv_bridge`` module importable, :func:`image_bridge` is its CvBridge, so the
+    nodes' images go through imgmsg_to_cv2 / cv2_to_imgmsg (and decode_sensor_image asks it
+    for rgb8). Break tried: image_bridge returning ImageBridge unconditionally fails here."""
+    import types
+
+    from admn_ros.core.image_convert import ImageBridge
+    from admn_ros.ros.lifecycle import decode_sensor_image
+
+    calls = []
+
+    class CvBridge(ImageBridge):
+        def __init__(self):
+            super().__init__(Image)
+
+        def imgmsg_to_cv2(self, img_msg, desired_encoding="passthrough"):
+            calls.append(("imgmsg_to_cv2", img_msg.encoding, desired_encoding))
+            return super().imgmsg_to_cv2(img_msg, desired_encoding)
+
+        def cv2_to_imgmsg(self, cvim, encoding="passthrough", header=None):
+            calls.append(("cv2_to_imgmsg", encoding))
+            return super().cv2_to_imgmsg(cvim, encoding, header)
+
+    fake = types.ModuleType("cv_bridge")
+    fake.CvBridge = CvBridge
+    monkeypatch.setitem(sys.modules, "cv_bridge", fake)
+    cv.image_bridge.cache_clear()
+    try:
+        assert isinstance(cv.image_bridge(), CvBridge)
+        bgr = _arr("bgr8", 16, 16)
+        msg = cv.numpy_to_image(bgr, "bgr8")
+        out = decode_sensor_image("node1/rgb", msg)
+        np.testing.assert_array_equal(out, bgr[:, :, ::-1])
+        assert calls == [("cv2_to_imgmsg", "bgr8"), ("imgmsg_to_cv2", "bgr8", "rgb8")]
+    finally:
+        cv.image_bridge.cache_clear()
+    monkeypatch.setitem(sys.modules, "cv_bridge", None)   # import fails -> ours
+    try:
+        assert type(cv.image_bridge()) is ImageBridge
+    finally:
+        cv.image_bridge.cache_clear()
 
 
-# ------------------------------------------------------------------ depth units
+def test_decode_sensor_image_reasons():
+    from admn_ros.ros.lifecycle import InputRejected, decode_sensor_image
 
-def test_depth_mm_conversion():
-    m = np.array([[0.0, 1.2345, np.nan], [np.inf, -1.0, 70.0]], np.float32)
-    mm = cv.depth_m_to_mm16(m)
-    assert mm.dtype == np.uint16
-    np.testing.assert_array_equal(mm, [[0, 1234, 0], [0, 0, 0]])  # 1.2345 m -> 1234 (float32 rint)
-    back = cv.depth_mm16_to_m(np.array([[0, 1500]], np.uint16))
-    assert np.isnan(back[0, 0]) and back[0, 1] == pytest.approx(1.5)
+    def rejected(sid, msg, **kw):
+        with pytest.raises(InputRejected) as e:
+            decode_sensor_image(sid, msg, **kw)
+        return e.value
+
+    e = rejected("node1/rgb", cv.numpy_to_image(_arr("16UC1", 16, 16), "16UC1"))
+    assert e.reason == "bad_encoding" and "'16UC1' cannot feed a rgb stream" in e.detail
+    e = rejected("node1/depth", cv.numpy_to_image(_arr("16UC1", 4, 16), "16UC1"))
+    assert e.reason == "bad_size"
+    bad = cv.numpy_to_image(_arr("16UC1", 16, 16), "16UC1")
+    bad.step = 30
+    assert rejected("node1/depth", bad).reason == "bad_layout"
+    radar = _arr("32FC1", 16, 16)
+    radar[3, 3] = np.nan
+    assert rejected("node1/radar", cv.numpy_to_image(radar, "32FC1")).reason == "non_finite"
+    # what the nodes now accept beyond what the simulator publishes
+    rgba = np.dstack([_arr("rgb8", 16, 16), np.full((16, 16), 9, np.uint8)])
+    np.testing.assert_array_equal(decode_sensor_image("node1/rgb", cv.numpy_to_image(rgba, "rgba8")), rgba[:, :, :3])
+    mm = decode_sensor_image("node1/depth", cv.numpy_to_image(np.full((16, 16), 1.5, np.float32), "32FC1"))
+    assert mm.dtype == np.uint16 and (mm == 1500).all()
 
 
 # ------------------------------------------------------------------ stamps

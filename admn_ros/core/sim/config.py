@@ -71,6 +71,29 @@ class CameraIntrinsics:
         return math.degrees(2.0 * math.atan((self.height / 2.0) / self.fy))
 
 
+#: Units of a PointCloud2 radar's intensity field.
+INTENSITY_UNITS: tuple[str, ...] = ("db", "linear")
+
+
+@dataclass(frozen=True)
+class RadarCloudConfig:
+    """How a ``sensor_msgs/PointCloud2`` radar scan becomes the range-azimuth map
+    (:mod:`admn_ros.core.radar_cloud`).
+
+    Attributes:
+        intensity_field: the point field holding the return strength ('' = every point
+            counts as a reference return).
+        intensity_unit: ``db`` (power = 10^((intensity - intensity_ref) / 10)) or
+            ``linear`` (power = intensity / intensity_ref).
+        intensity_ref: the intensity of a return as strong as the simulated target 2 m
+            away broadside (power 1, 0 dB).
+    """
+
+    intensity_field: str = "intensity"
+    intensity_unit: str = "db"
+    intensity_ref: float = 30.0
+
+
 @dataclass(frozen=True)
 class RadarConfig:
     """Range-azimuth heatmap geometry.
@@ -79,12 +102,14 @@ class RadarConfig:
     Column ``j`` is azimuth, ordered like the camera image from left to right: column 0 is
     ``+fov/2`` (left, counter-clockwise of the node heading), the last column ``-fov/2``.
     Default: 64 x 0.1 m = 6.4 m range, 64 columns over +-60 deg (1.875 deg per column).
+    ``pointcloud`` says how PointCloud2 radar detections are drawn into this map.
     """
 
     range_bins: int = 64
     range_res_m: float = 0.1
     azimuth_bins: int = 64
     fov_deg: float = 120.0
+    pointcloud: RadarCloudConfig = field(default_factory=RadarCloudConfig)
 
     @property
     def max_range_m(self) -> float:
@@ -349,6 +374,22 @@ def _node(ctx: _Ctx, raw: Any, key: str, cam: CameraIntrinsics, room: RoomConfig
     return NodeConfig(name, (x, y, z), math.radians(yaw), math.radians(pitch), camera)
 
 
+def _radar_cloud(ctx: _Ctx, raw: Any, key: str) -> RadarCloudConfig:
+    m = ctx.mapping(raw, key, {"intensity_field", "intensity_unit", "intensity_ref"})
+    d = RadarCloudConfig()
+    fld = m.get("intensity_field", d.intensity_field)
+    if fld is None:
+        fld = ""
+    if not isinstance(fld, str):
+        raise ctx.fail(f"{key}.intensity_field", f"expected a field name ('' = none), got {fld!r}")
+    unit = m.get("intensity_unit", d.intensity_unit)
+    if unit not in INTENSITY_UNITS:
+        raise ctx.fail(f"{key}.intensity_unit", f"expected one of {list(INTENSITY_UNITS)}, got {unit!r}")
+    lo_open = unit == "linear"   # linear: a divisor
+    ref = ctx.number(m, "intensity_ref", key, d.intensity_ref, 0.0 if lo_open else -1e6, 1e12, lo_open=lo_open)
+    return RadarCloudConfig(fld, str(unit), ref)
+
+
 def parse_sim_config(data: Any, source: str = "<dict>") -> SimConfig:
     """Build a :class:`SimConfig` from parsed YAML ``data``; ``source`` names it in errors."""
     ctx = _Ctx(source)
@@ -375,11 +416,12 @@ def parse_sim_config(data: Any, source: str = "<dict>") -> SimConfig:
     if car.speed_min > car.speed_max:
         raise ctx.fail("car.speed_min", f"speed_min {car.speed_min} > speed_max {car.speed_max}")
     ra = ctx.mapping(top.get("radar"), "radar",
-                     {"range_bins", "range_res_m", "azimuth_bins", "fov_deg"})
+                     {"range_bins", "range_res_m", "azimuth_bins", "fov_deg", "pointcloud"})
     radar = RadarConfig(ctx.integer(ra, "range_bins", "radar", 64, 8, 1024),
                         ctx.number(ra, "range_res_m", "radar", 0.1, 0.0, 5.0, lo_open=True),
                         ctx.integer(ra, "azimuth_bins", "radar", 64, 8, 1024),
-                        ctx.number(ra, "fov_deg", "radar", 120.0, 10.0, 180.0))
+                        ctx.number(ra, "fov_deg", "radar", 120.0, 10.0, 180.0),
+                        _radar_cloud(ctx, ra.get("pointcloud"), "radar.pointcloud"))
     o = ctx.mapping(top.get("obstacles"), "obstacles", {"min", "max"})
     omin = ctx.integer(o, "min", "obstacles", 1, 0, 8)
     omax = ctx.integer(o, "max", "obstacles", 3, 0, 8)

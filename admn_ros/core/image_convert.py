@@ -1,0 +1,501 @@
+"""Image messages <-> numpy with cv_bridge's semantics, and the decoding of a sensor message
+into the array one stream of the model reads. The one place where images are converted:
+the nodes, the bag reader and the bag recorder all use it.
+
+Duck-typed: any object with the fields of ``sensor_msgs/Image`` (``height``, ``width``,
+``encoding``, ``is_bigendian``, ``step``, ``data``) or ``sensor_msgs/CompressedImage``
+(``format``, ``data``) works: rclpy messages, rosbags dataclasses, a ``SimpleNamespace``.
+Nothing here imports ROS.
+
+Message <-> array (what ``cv_bridge.CvBridge`` does; :class:`ImageBridge` has its API):
+
+* :func:`image_to_numpy` (``imgmsg_to_cv2``): ``(H, W)`` for one channel, else
+  ``(H, W, C)``; row padding (``step`` > ``width`` x bytes per pixel) is dropped and
+  big-endian data is returned in host byte order. ``desired_encoding="passthrough"``
+  returns the data as it is (a view on ``msg.data`` when no padding or byte swap is
+  needed). Another encoding converts like cv_bridge: the same encoding copies; between
+  colour encodings (``mono8``/``mono16``, ``rgb``/``bgr``/``rgba``/``bgra`` 8 or 16 bit)
+  OpenCV's ``cvtColor`` runs, then 8 <-> 16 bit data is rescaled (x 65535/255 or
+  x 255/65535); a colour encoding converts to a generic one (``16UC1``, ``32FC1``, ...)
+  with the same channel count, and generic ones convert among themselves, by a plain
+  saturating numeric cast. A generic encoding never converts to a colour one.
+* :func:`image_message_fields` (``cv2_to_imgmsg``): ``step = width x channels x
+  itemsize``, ``is_bigendian`` from the array's byte order, ``encoding="passthrough"``
+  names the OpenCV type (``8UC3``, ``32FC1``, ...); another encoding must match the
+  array's type.
+
+Stream decoding (:func:`decode_stream`): the array :func:`admn_ros.core.preprocess.to_model_input`
+reads for each modality, from the message kinds in :data:`STREAM_FORMATS`:
+
+* rgb: ``uint8 (H, W, 3)`` in RGB order. Image ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``,
+  ``mono8`` (converted with cv_bridge's rules) or the generic ``8UC3``/``8UC4``/``8UC1``
+  (read in OpenCV's order: BGR, BGRA, grey); CompressedImage ``jpeg``/``png``.
+* depth: ``uint16 (H, W)`` millimetres, 0 = invalid (REP-118). Image ``16UC1``/``mono16``
+  as they are, ``32FC1`` metres through :func:`depth_m_to_mm16`; CompressedImage 16-bit
+  ``png`` and ``compressedDepth``.
+* radar: ``float32 (R, A)``. Image ``32FC1`` (``64FC1`` cast), or ``sensor_msgs/PointCloud2``
+  rendered into the range-azimuth map (:mod:`admn_ros.core.radar_cloud`).
+
+Anything else raises :class:`ConversionError`, whose ``reason`` says what went wrong
+(``bad_encoding``, ``empty``, ``bad_layout``, ``bad_data``) and whose message names the
+encoding. Decoded stream arrays are writable and own their memory.
+"""
+from __future__ import annotations
+
+import re
+import struct
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+_HOST_BIG = sys.byteorder == "big"
+
+
+class ConversionError(ValueError):
+    """A message that cannot be converted. ``reason``: ``bad_encoding`` (unknown encoding,
+    or one the stream cannot use), ``empty``, ``bad_layout`` (step / data size inconsistent),
+    ``bad_data`` (undecodable payload) or ``bad_cloud`` (PointCloud2 fields / layout)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+# ---------------------------------------------------------------------------- encodings
+
+
+@dataclass(frozen=True)
+class EncodingInfo:
+    """Element type, channel count and colour layout of one image encoding.
+
+    ``colour`` is ``gray``/``rgb``/``bgr``/``rgba``/``bgra`` for the colour encodings
+    (``mono8``, ``rgb8``, ...), ``None`` for generic OpenCV types (``16UC1``, ``32FC1``, ...)
+    and ``""`` for encodings that can only be passed through (bayer, yuv422).
+    """
+
+    name: str
+    dtype: np.dtype
+    channels: int
+    colour: str | None
+
+    @property
+    def pixel_bytes(self) -> int:
+        return self.channels * self.dtype.itemsize
+
+    @property
+    def cv_type(self) -> str:
+        """OpenCV type name, e.g. ``8UC3``."""
+        return f"{_CV_DEPTH[self.dtype.str[1:]]}C{self.channels}"
+
+
+_U8, _U16 = np.dtype(np.uint8), np.dtype(np.uint16)
+_NAMED: dict[str, tuple[np.dtype, int, str]] = {
+    "mono8": (_U8, 1, "gray"), "mono16": (_U16, 1, "gray"),
+    "rgb8": (_U8, 3, "rgb"), "bgr8": (_U8, 3, "bgr"), "rgba8": (_U8, 4, "rgba"), "bgra8": (_U8, 4, "bgra"),
+    "rgb16": (_U16, 3, "rgb"), "bgr16": (_U16, 3, "bgr"), "rgba16": (_U16, 4, "rgba"), "bgra16": (_U16, 4, "bgra"),
+    # known to cv_bridge, passthrough only here
+    "yuv422": (_U8, 2, ""), "yuv422_yuy2": (_U8, 2, ""),
+    "bayer_rggb8": (_U8, 1, ""), "bayer_bggr8": (_U8, 1, ""), "bayer_gbrg8": (_U8, 1, ""), "bayer_grbg8": (_U8, 1, ""),
+    "bayer_rggb16": (_U16, 1, ""), "bayer_bggr16": (_U16, 1, ""), "bayer_gbrg16": (_U16, 1, ""),
+    "bayer_grbg16": (_U16, 1, ""),
+}
+_GENERIC = re.compile(r"(8U|8S|16U|16S|32S|32F|64F)(?:C([0-9]+))?")
+_GENERIC_DTYPES = {"8U": "u1", "8S": "i1", "16U": "u2", "16S": "i2", "32S": "i4", "32F": "f4", "64F": "f8"}
+_CV_DEPTH = {v: k for k, v in _GENERIC_DTYPES.items()}
+_MAX_CHANNELS = 512   # OpenCV's CV_CN_MAX
+
+#: The encodings whose conversions are tested against cv_bridge's behaviour.
+COMMON_ENCODINGS: tuple[str, ...] = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "16UC1", "32FC1")
+
+
+def encoding_info(encoding: str) -> EncodingInfo:
+    """The :class:`EncodingInfo` of a named (``rgb8``, ``mono16``, ...) or generic
+    (``8UC3``, ``32FC1``, ``16U``) encoding; :class:`ConversionError` if unknown."""
+    enc = str(encoding)
+    if enc in _NAMED:
+        dt, ch, colour = _NAMED[enc]
+        return EncodingInfo(enc, dt, ch, colour)
+    m = _GENERIC.fullmatch(enc)
+    if m and (m.group(2) is None or 1 <= int(m.group(2)) <= _MAX_CHANNELS):
+        return EncodingInfo(enc, np.dtype(_GENERIC_DTYPES[m.group(1)]), int(m.group(2) or 1), None)
+    raise ConversionError("bad_encoding", f"unknown image encoding {enc!r}")
+
+
+# ---------------------------------------------------------------------------- message -> array
+
+
+def message_bytes(data: Any) -> np.ndarray:
+    """``msg.data`` (array.array, bytes, numpy uint8, list) as a flat uint8 array (no copy if possible)."""
+    if isinstance(data, list):
+        return np.asarray(data, dtype=np.uint8)
+    if isinstance(data, np.ndarray):
+        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+
+
+def check_layout(msg: Any) -> EncodingInfo:
+    """The encoding of an Image message after checking its layout (what cv_bridge checks
+    before reading it): not empty, ``step >= width x bytes per pixel`` and
+    ``len(data) == height x step``. Raises :class:`ConversionError`."""
+    info = encoding_info(msg.encoding)
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    n = len(msg.data)
+    if h == 0 or w == 0 or n == 0:
+        raise ConversionError("empty", f"empty {info.name} image: height={h} width={w} len(data)={n}")
+    row = w * info.pixel_bytes
+    if step < row:
+        raise ConversionError("bad_layout", f"{info.name} image step {step} is smaller than width*bytes_per_pixel "
+                                            f"= {w}*{info.pixel_bytes} = {row}")
+    if h * step != n:
+        raise ConversionError("bad_layout", f"{info.name} image size mismatch: height*step = {h}*{step} = "
+                                            f"{h * step} != len(data) = {n}")
+    return info
+
+
+def image_to_numpy(msg: Any, desired_encoding: str = "passthrough") -> np.ndarray:
+    """``sensor_msgs/Image`` -> numpy, as ``CvBridge.imgmsg_to_cv2`` (see the module docstring)."""
+    info = check_layout(msg)
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    raw = message_bytes(msg.data)
+    row = w * info.pixel_bytes
+    if step != row:
+        raw = np.ascontiguousarray(raw.reshape(h, step)[:, :row])
+    dt = info.dtype
+    if dt.itemsize > 1:
+        dt = dt.newbyteorder(">" if msg.is_bigendian else "<")
+    out = raw.view(dt)
+    if not out.dtype.isnative:
+        out = out.astype(info.dtype)   # byte swap into host order
+    out = out.reshape((h, w) if info.channels == 1 else (h, w, info.channels))
+    if desired_encoding == "passthrough":
+        return out
+    return convert_encoding(out, info.name, desired_encoding)
+
+
+# ---------------------------------------------------------------------------- conversions
+
+_SAME = -1
+_CVT: dict[tuple[str, str], int] = {}
+for _c in ("gray", "rgb", "bgr", "rgba", "bgra"):
+    _CVT[(_c, _c)] = _SAME
+for _src, _dst, _code in (
+        ("gray", "rgb", "GRAY2RGB"), ("gray", "bgr", "GRAY2BGR"), ("gray", "rgba", "GRAY2RGBA"),
+        ("gray", "bgra", "GRAY2BGRA"),
+        ("rgb", "gray", "RGB2GRAY"), ("rgb", "bgr", "RGB2BGR"), ("rgb", "rgba", "RGB2RGBA"), ("rgb", "bgra", "RGB2BGRA"),
+        ("bgr", "gray", "BGR2GRAY"), ("bgr", "rgb", "BGR2RGB"), ("bgr", "rgba", "BGR2RGBA"), ("bgr", "bgra", "BGR2BGRA"),
+        ("rgba", "gray", "RGBA2GRAY"), ("rgba", "rgb", "RGBA2RGB"), ("rgba", "bgr", "RGBA2BGR"),
+        ("rgba", "bgra", "RGBA2BGRA"),
+        ("bgra", "gray", "BGRA2GRAY"), ("bgra", "rgb", "BGRA2RGB"), ("bgra", "bgr", "BGRA2BGR"),
+        ("bgra", "rgba", "BGRA2RGBA")):
+    _CVT[(_src, _dst)] = getattr(cv2, f"COLOR_{_code}")
+
+
+def _cast(a: np.ndarray, dst: np.dtype) -> np.ndarray:
+    """Same channels, element type ``dst``, as cv_bridge's depth step: 8 -> 16 bit data is
+    scaled by 65535/255 and 16 -> 8 bit by 255/65535 (any signedness), everything else is a
+    plain cast; integer results saturate, floats round half to even and NaN becomes 0
+    (OpenCV's ``convertTo``)."""
+    bits_src, bits_dst = a.dtype.itemsize * 8, dst.itemsize * 8
+    scale = (65535.0 / 255.0 if (bits_src, bits_dst) == (8, 16)
+             else 255.0 / 65535.0 if (bits_src, bits_dst) == (16, 8) else 1.0)
+    if dst.kind == "f":
+        return a.astype(dst)
+    v = a.astype(np.float64) * scale if (scale != 1.0 or a.dtype.kind == "f") else a
+    if v.dtype.kind == "f":
+        v = np.nan_to_num(np.rint(v), nan=0.0)
+    lim = np.iinfo(dst)
+    return np.clip(v, lim.min, lim.max).astype(dst)
+
+
+def convert_encoding(a: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Convert an image in encoding ``src`` to ``dst`` with cv_bridge's rules (module docstring);
+    the result never shares memory with ``a``. Raises :class:`ConversionError`."""
+    si, di = encoding_info(src), encoding_info(dst)
+    if si.name == di.name:
+        return np.array(a, copy=True)
+    if si.colour == "" or di.colour == "":
+        raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}")
+    if si.colour is None or di.colour is None:
+        if si.colour is None and di.colour is not None:
+            raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}: "
+                                                  f"{si.name!r} is not a colour encoding but {di.name!r} is")
+        if si.channels != di.channels:
+            raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}: "
+                                                  f"{si.channels} vs {di.channels} channels")
+        return _cast(a, di.dtype)
+    code = _CVT.get((si.colour, di.colour))
+    if code is None:   # every pair of the five colour layouts is in the table
+        raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}")
+    out = a
+    if code != _SAME:
+        try:
+            out = cv2.cvtColor(np.ascontiguousarray(a), code)
+        except cv2.error as exc:
+            raise ConversionError("bad_encoding", f"cannot convert {si.name!r} to {di.name!r}: {exc}") from None
+    if si.dtype != di.dtype:
+        out = _cast(out, di.dtype)
+    return np.array(out, copy=True) if out is a else out
+
+
+# ---------------------------------------------------------------------------- array -> message
+
+
+def image_message_fields(arr: Any, encoding: str = "passthrough") -> dict[str, Any]:
+    """The ``sensor_msgs/Image`` fields (all but the header) of an array, as
+    ``CvBridge.cv2_to_imgmsg`` fills them; ``data`` is a contiguous uint8 array.
+    Raises :class:`ConversionError` if the array's type does not match ``encoding``."""
+    if not isinstance(arr, np.ndarray):
+        raise ConversionError("bad_data", f"expected a numpy array, got {type(arr).__name__}")
+    a = arr
+    if a.ndim not in (2, 3):
+        raise ConversionError("bad_data", f"expected an (H, W) or (H, W, C) array, got shape {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0 or (a.ndim == 3 and a.shape[2] == 0):
+        raise ConversionError("empty", f"cannot encode an empty image (shape {a.shape})")
+    code = a.dtype.str[1:]
+    if code not in _CV_DEPTH:
+        raise ConversionError("bad_encoding", f"no image encoding for dtype {a.dtype}")
+    channels = 1 if a.ndim == 2 else int(a.shape[2])
+    cv_type = f"{_CV_DEPTH[code]}C{channels}"
+    if encoding == "passthrough":
+        enc = cv_type
+    else:
+        enc = str(encoding)
+        if encoding_info(enc).cv_type != cv_type:
+            raise ConversionError("bad_encoding", f"encoding {enc!r} needs an image of type "
+                                                  f"{encoding_info(enc).cv_type}, got {cv_type} "
+                                                  f"(dtype {a.dtype}, shape {a.shape})")
+    big = a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and _HOST_BIG)
+    data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    h = int(a.shape[0])
+    return {"height": h, "width": int(a.shape[1]), "encoding": enc, "is_bigendian": int(big),
+            "step": data.size // h, "data": data}
+
+
+class ImageBridge:
+    """``CvBridge``'s two image calls without cv_bridge: :meth:`imgmsg_to_cv2` and
+    :meth:`cv2_to_imgmsg`. ``image_type`` makes an empty Image message (e.g.
+    ``sensor_msgs.msg.Image``); only :meth:`cv2_to_imgmsg` needs it."""
+
+    def __init__(self, image_type: Callable[[], Any] | None = None) -> None:
+        self.image_type = image_type
+
+    def imgmsg_to_cv2(self, img_msg: Any, desired_encoding: str = "passthrough") -> np.ndarray:
+        return image_to_numpy(img_msg, desired_encoding)
+
+    def cv2_to_imgmsg(self, cvim: Any, encoding: str = "passthrough", header: Any = None) -> Any:
+        if self.image_type is None:
+            raise TypeError("ImageBridge() was made without an image_type; cannot build messages")
+        f = image_message_fields(cvim, encoding)
+        msg = self.image_type()
+        if header is not None:
+            msg.header = header
+        msg.height, msg.width, msg.encoding = f["height"], f["width"], f["encoding"]
+        msg.is_bigendian, msg.step = f["is_bigendian"], f["step"]
+        if hasattr(msg.data, "frombytes"):   # rclpy: array.array('B'), filled without per-byte checks
+            msg.data.frombytes(memoryview(f["data"]))
+        else:
+            msg.data = f["data"].tobytes()
+        return msg
+
+
+# ---------------------------------------------------------------------------- depth units
+
+
+def depth_m_to_mm16(depth_m: np.ndarray) -> np.ndarray:
+    """REP-118 depth: float metres -> uint16 millimetres (rounded), 0 for invalid
+    (NaN, inf, <= 0) and for values beyond 65.535 m."""
+    d = np.asarray(depth_m, dtype=np.float32)
+    mm = np.rint(d * 1000.0)
+    bad = ~np.isfinite(mm) | (mm <= 0) | (mm > 65535)
+    mm[bad] = 0
+    return mm.astype(np.uint16)
+
+
+def depth_mm16_to_m(depth_mm: np.ndarray) -> np.ndarray:
+    """REP-118 inverse: uint16 millimetres -> float32 metres, NaN where 0 (invalid)."""
+    mm = np.asarray(depth_mm)
+    out = mm.astype(np.float32) * np.float32(1e-3)
+    out[mm == 0] = np.nan
+    return out
+
+
+def sensor_array(modality: str, data: np.ndarray) -> np.ndarray:
+    """A simulator array -> the element type of the modality's published encoding (rgb
+    float [0, 1] -> uint8, depth metres -> uint16 mm, radar -> float32); no other change."""
+    a = np.asarray(data)
+    if modality == "rgb":
+        return a if a.dtype == np.uint8 else (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if modality == "depth":
+        return a if a.dtype == np.uint16 else depth_m_to_mm16(a)
+    return a.astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------- streams
+
+#: Message kinds by ROS type.
+MESSAGE_KINDS: dict[str, str] = {"sensor_msgs/Image": "image", "sensor_msgs/CompressedImage": "compressed",
+                                 "sensor_msgs/PointCloud2": "pointcloud2"}
+#: What each modality accepts, per message kind: Image encodings, CompressedImage formats,
+#: and ``PointCloud2`` for the radar.
+STREAM_FORMATS: dict[str, dict[str, tuple[str, ...]]] = {
+    "rgb": {"image": ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC3", "8UC4", "8UC1"),
+            "compressed": ("jpeg", "png"), "pointcloud2": ()},
+    "depth": {"image": ("16UC1", "mono16", "32FC1"), "compressed": ("png", "compressedDepth"), "pointcloud2": ()},
+    "radar": {"image": ("32FC1", "64FC1"), "compressed": (), "pointcloud2": ("PointCloud2",)},
+}
+#: Generic OpenCV types read in OpenCV's channel order on rgb streams.
+_OPENCV_ORDER = {"8UC3": "bgr8", "8UC4": "bgra8", "8UC1": "mono8"}
+_KIND_TEXT = {"image": "Image encodings", "compressed": "CompressedImage formats", "pointcloud2": "sensor_msgs"}
+
+
+def supported_text(modality: str) -> str:
+    """Human-readable list of what ``modality`` accepts."""
+    parts = [f"{_KIND_TEXT[k]} {list(v)}" for k, v in STREAM_FORMATS[modality].items() if v]
+    return " or ".join(parts)
+
+
+def compressed_kind(fmt: str) -> str:
+    """CompressedImage ``format`` -> ``compressedDepth`` | ``png`` | ``jpeg`` | the format itself.
+
+    image_transport writes e.g. ``"rgb8; jpeg compressed bgr8"``, ``"16UC1; compressedDepth png"``;
+    other drivers just ``"jpeg"``.
+    """
+    f = fmt.lower()
+    if "compresseddepth" in f:
+        return "compressedDepth"
+    if "png" in f:
+        return "png"
+    if "jpeg" in f or "jpg" in f:
+        return "jpeg"
+    return fmt.strip()
+
+
+def message_encoding(msg: Any, kind: str) -> str:
+    """The encoding (Image), compressed format (CompressedImage) or ``PointCloud2`` of ``msg``."""
+    if kind == "compressed":
+        return compressed_kind(str(msg.format))
+    return "PointCloud2" if kind == "pointcloud2" else str(msg.encoding)
+
+
+def check_supported(modality: str, encoding: str, kind: str) -> bool:
+    return encoding in STREAM_FORMATS[modality][kind]
+
+
+def _owned(a: np.ndarray) -> np.ndarray:
+    return a if (a.flags.owndata and a.flags.writeable and a.flags.c_contiguous) else np.array(a, copy=True)
+
+
+ToArray = Callable[[Any, str], np.ndarray]
+
+
+def decode_image(msg: Any, modality: str, to_array: ToArray = image_to_numpy) -> np.ndarray:
+    """``sensor_msgs/Image`` -> the modality's array (module docstring). ``to_array`` is the
+    ``imgmsg_to_cv2``-like call to read the message with (``CvBridge().imgmsg_to_cv2`` in
+    the nodes when cv_bridge is importable); the layout is checked here first."""
+    enc = str(msg.encoding)
+    if not check_supported(modality, enc, "image"):
+        raise ConversionError("bad_encoding", f"Image encoding {enc!r} cannot feed a {modality} stream; "
+                                              f"supported: {supported_text(modality)}")
+    check_layout(msg)
+    try:
+        if modality == "rgb":
+            if enc in _OPENCV_ORDER:
+                a = convert_encoding(to_array(msg, "passthrough"), _OPENCV_ORDER[enc], "rgb8")
+            else:
+                a = to_array(msg, "rgb8")
+        else:
+            a = to_array(msg, "passthrough")
+    except ConversionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bridge's own error types (CvBridgeError, cv2.error, ...)
+        raise ConversionError("bad_data", f"cannot read {enc} image: {type(exc).__name__}: {exc}") from None
+    a = np.asarray(a)
+    if modality == "depth":
+        a = a if a.dtype == np.uint16 else depth_m_to_mm16(a)
+    elif modality == "radar":
+        a = a.astype(np.float32, copy=False)
+    return _owned(a)
+
+
+def _imdecode(buf: np.ndarray, flags: int, what: str) -> np.ndarray:
+    img = cv2.imdecode(buf, flags)
+    if img is None:
+        raise ConversionError("bad_data", f"cannot decode {what} ({buf.size} bytes): not a valid image")
+    return img
+
+
+def decode_compressed_depth(data: np.ndarray, fmt: str) -> np.ndarray:
+    """compressed_depth_image_transport payload -> ``uint16`` mm.
+
+    Layout: ``int32 format; float32 depthQuantA, depthQuantB`` (12 bytes, little endian)
+    then a PNG. ``16UC1`` PNGs hold millimetres; ``32FC1`` ones hold
+    ``depthQuantA / depth + depthQuantB`` (0 = invalid), inverted here and converted to mm.
+    """
+    if data.size <= 12:
+        raise ConversionError("bad_data", f"compressedDepth payload of {data.size} bytes is too short "
+                                          "(12-byte header + PNG)")
+    _, qa, qb = struct.unpack("<iff", data[:12].tobytes())
+    img = _imdecode(data[12:], cv2.IMREAD_UNCHANGED, "compressedDepth PNG")
+    if img.dtype != np.uint16 or img.ndim != 2:
+        raise ConversionError("bad_data", f"compressedDepth PNG must be 16-bit single channel, "
+                                          f"got {img.dtype} {img.shape}")
+    if fmt.lower().startswith("32fc1"):
+        v = img.astype(np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            depth_m = np.float32(qa) / (v - np.float32(qb))
+        depth_m[img == 0] = np.nan
+        return depth_m_to_mm16(depth_m)
+    return np.array(img, dtype=np.uint16)
+
+
+def decode_compressed(msg: Any, modality: str) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` -> the modality's array (module docstring)."""
+    fmt = str(msg.format)
+    kind = compressed_kind(fmt)
+    if not check_supported(modality, kind, "compressed"):
+        raise ConversionError("bad_encoding", f"CompressedImage format {fmt!r} cannot feed a {modality} stream; "
+                                              f"supported: {supported_text(modality)}")
+    data = message_bytes(msg.data)
+    if modality == "rgb":
+        bgr = _imdecode(data, cv2.IMREAD_COLOR, f"{kind} image")
+        return np.ascontiguousarray(bgr[:, :, ::-1])
+    if kind == "compressedDepth":
+        return decode_compressed_depth(data, fmt)
+    img = _imdecode(data, cv2.IMREAD_UNCHANGED, "png depth image")
+    if img.dtype != np.uint16 or img.ndim != 2:
+        raise ConversionError("bad_data", f"png depth image must be 16-bit single channel (mm), "
+                                          f"got {img.dtype} {img.shape}")
+    return np.array(img, dtype=np.uint16)
+
+
+def decode_stream(msg: Any, kind: str, modality: str, *, to_array: ToArray = image_to_numpy,
+                  cloud_to_map: Callable[[Any], np.ndarray] | None = None) -> np.ndarray:
+    """A message of ``kind`` (:data:`MESSAGE_KINDS` value) -> the array a ``modality`` stream
+    reads. PointCloud2 radar needs ``cloud_to_map`` (a :class:`admn_ros.core.radar_cloud.CloudToRangeAzimuth`)."""
+    if kind == "image":
+        return decode_image(msg, modality, to_array)
+    if kind == "compressed":
+        return decode_compressed(msg, modality)
+    if kind == "pointcloud2":
+        if modality != "radar":
+            raise ConversionError("bad_encoding", f"sensor_msgs/PointCloud2 cannot feed a {modality} stream; "
+                                                  f"supported: {supported_text(modality)}")
+        if cloud_to_map is None:
+            raise ConversionError("bad_encoding", "PointCloud2 radar needs a range-azimuth map configuration")
+        try:
+            return _owned(np.asarray(cloud_to_map(msg), dtype=np.float32))
+        except ConversionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a malformed cloud must not take a node down
+            raise ConversionError("bad_cloud", f"cannot read PointCloud2: {type(exc).__name__}: {exc}") from None
+    raise ConversionError("bad_encoding", f"unknown message kind {kind!r}; known: {sorted(set(MESSAGE_KINDS.values()))}")
+
+
+__all__ = ["ConversionError", "EncodingInfo", "message_bytes", "COMMON_ENCODINGS", "encoding_info", "check_layout", "image_to_numpy",
+           "convert_encoding", "image_message_fields", "ImageBridge", "depth_m_to_mm16", "depth_mm16_to_m",
+           "sensor_array", "MESSAGE_KINDS", "STREAM_FORMATS", "supported_text", "compressed_kind",
+           "message_encoding", "check_supported", "decode_image", "decode_compressed", "decode_compressed_depth",
+           "decode_stream"]

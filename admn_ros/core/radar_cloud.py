@@ -1,0 +1,121 @@
+"""``sensor_msgs/PointCloud2`` radar -> the range-azimuth map the tracking model reads.
+
+Radar drivers (TI mmWave and others) publish detections as a PointCloud2 with the fields
+``x``, ``y``, ``z`` (metres, in the radar's own frame: x forward, y left, z up, REP-103)
+and an intensity, sometimes a velocity. The model reads the range-azimuth map of
+:class:`admn_ros.core.sim.config.RadarConfig` (``radar`` in config/sensors.yaml): rows are
+range bins from the nearest, columns azimuth from +fov/2 (left) to -fov/2 (right).
+
+:class:`CloudToRangeAzimuth` draws a scan into that map the way the simulator draws its
+radar targets (:mod:`admn_ros.core.sim.render`): every point is a target at slant range
+``sqrt(x^2 + y^2 + z^2)`` and azimuth ``atan2(y, x)`` whose power spreads as a sinc^2 in
+range and azimuth (:func:`~admn_ros.core.sim.render.radar_point_response`); the
+simulator's noise floor is added and the power goes through the simulator's dB window to
+[0, 1]. The point's power comes from its intensity (``radar.pointcloud`` in the sensors
+config, :class:`~admn_ros.core.sim.config.RadarCloudConfig`). Points that are not finite,
+further than the map's range or outside its field of view (plus one beam width) are
+ignored, and so are other fields (velocity, ...). An empty scan gives the noise floor.
+
+Duck-typed like :mod:`admn_ros.core.image_convert`: any object with PointCloud2's fields
+(``height``, ``width``, ``fields`` [``name``, ``offset``, ``datatype``, ``count``],
+``is_bigendian``, ``point_step``, ``row_step``, ``data``). Bad layouts raise
+:class:`~admn_ros.core.image_convert.ConversionError` with reason ``bad_cloud``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from admn_ros.core.image_convert import ConversionError, message_bytes
+from admn_ros.core.sim.config import RadarConfig
+from admn_ros.core.sim.render import (RADAR_BEAM_DEG, RADAR_NOISE_POWER, radar_point_response,
+                                      radar_power_to_unit)
+
+#: ``sensor_msgs/PointField`` datatype constants -> numpy type codes.
+POINT_FIELD_TYPES: dict[int, str] = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
+
+
+def _fail(detail: str) -> ConversionError:
+    return ConversionError("bad_cloud", detail)
+
+
+def cloud_fields(msg: Any) -> dict[str, tuple[int, np.dtype]]:
+    """Field name -> (byte offset, dtype of its first element), in the cloud's byte order."""
+    order = ">" if msg.is_bigendian else "<"
+    out: dict[str, tuple[int, np.dtype]] = {}
+    for f in msg.fields:
+        code = POINT_FIELD_TYPES.get(int(f.datatype))
+        if code is None:
+            raise _fail(f"PointCloud2 field {f.name!r} has unknown datatype {int(f.datatype)}")
+        out[str(f.name)] = (int(f.offset), np.dtype(order + code))
+    return out
+
+
+def read_points(msg: Any, names: Sequence[str], optional: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """float64 values of the fields ``names`` (required) and ``optional`` (absent -> zeros),
+    one per point (row-major over ``height`` x ``width``; row padding in ``row_step`` skipped)."""
+    fields = cloud_fields(msg)
+    missing = [n for n in names if n not in fields]
+    if missing:
+        raise _fail(f"PointCloud2 has no field(s) {missing}; fields: {sorted(fields)}")
+    h, w = int(msg.height), int(msg.width)
+    ps, rs = int(msg.point_step), int(msg.row_step)
+    raw = message_bytes(msg.data)
+    n = h * w
+    if n == 0:
+        return {k: np.zeros(0) for k in (*names, *optional)}
+    used = [k for k in (*names, *optional) if k in fields]
+    for k in used:
+        off, dt = fields[k]
+        if off < 0 or off + dt.itemsize > ps:
+            raise _fail(f"PointCloud2 field {k!r} (offset {off}, {dt.itemsize} bytes) lies outside "
+                        f"point_step {ps}")
+    if rs < w * ps:
+        raise _fail(f"PointCloud2 row_step {rs} is smaller than width*point_step = {w}*{ps} = {w * ps}")
+    if raw.size < h * rs:
+        raise _fail(f"PointCloud2 data has {raw.size} bytes, height*row_step = {h}*{rs} = {h * rs}")
+    rows = raw[: h * rs].reshape(h, rs)[:, : w * ps]
+    rec = np.ascontiguousarray(rows).reshape(n, ps)
+    out: dict[str, np.ndarray] = {}
+    for k in (*names, *optional):
+        if k not in fields:
+            out[k] = np.zeros(n)
+            continue
+        off, dt = fields[k]
+        out[k] = np.ascontiguousarray(rec[:, off: off + dt.itemsize]).view(dt).reshape(n).astype(np.float64)
+    return out
+
+
+class CloudToRangeAzimuth:
+    """Callable: PointCloud2 radar scan -> float32 ``(range_bins, azimuth_bins)`` map in [0, 1]
+    (module docstring), for the geometry and point parameters of ``radar``."""
+
+    def __init__(self, radar: RadarConfig) -> None:
+        self.radar = radar
+        self.cfg = radar.pointcloud
+        self._max_range = radar.max_range_m + 2 * radar.range_res_m
+        self._max_az = math.radians(radar.fov_deg) / 2 + math.radians(RADAR_BEAM_DEG)
+
+    def power(self, intensity: np.ndarray) -> np.ndarray:
+        """Point power (1 = the simulated target 2 m away) from the intensity field."""
+        c = self.cfg
+        if c.intensity_unit == "db":
+            return np.power(10.0, (intensity - c.intensity_ref) / 10.0)
+        return np.maximum(intensity, 0.0) / c.intensity_ref
+
+    def __call__(self, msg: Any) -> np.ndarray:
+        fld = self.cfg.intensity_field
+        p = read_points(msg, ("x", "y") + ((fld,) if fld else ()), optional=("z",))
+        x, y, z = p["x"], p["y"], p["z"]
+        r = np.sqrt(x * x + y * y + z * z)
+        az = np.arctan2(y, x)
+        pw = self.power(p[fld]) if fld else np.ones_like(r)
+        with np.errstate(invalid="ignore"):
+            keep = np.isfinite(r) & np.isfinite(pw) & (r <= self._max_range) & (np.abs(az) <= self._max_az)
+        m = radar_point_response(self.radar, r[keep], az[keep], pw[keep]) + np.float32(RADAR_NOISE_POWER)
+        return radar_power_to_unit(m)
+
+
+__all__ = ["POINT_FIELD_TYPES", "cloud_fields", "read_points", "CloudToRangeAzimuth"]
