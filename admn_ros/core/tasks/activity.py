@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.tasks.base import MessageSpec, Metric, Scorer, Task, read_rows, set_field
+from admn_ros.core.tasks.base import MessageSpec, Metric, Scorer, Task, read_rows, save_figure, set_field
 
 #: Default subject of a simulated recording: an id no dataset of ours trains on (datasets
 #: use ids ``0 .. subjects-1``), i.e. a person the shipped models never saw.
@@ -273,9 +273,7 @@ class ActivityTask(Task):
         ax.set_xlabel("time (s)")
         ax.set_title(f"{run}: activity per window")
         ax.legend(fontsize=7, loc="upper right")
-        fig.tight_layout()
-        fig.savefig(Path(out_dir) / "labels.png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, Path(out_dir) / "labels.png")
 
     # ------------------------------------------------------------------ simulation
     def simulator(self, *, seed: int = 0, episode: int = 0, rate_hz: float | None = None,

@@ -323,6 +323,15 @@ def read_rows(path: Any) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def save_figure(fig: Any, path: Any) -> None:
+    """Lay out, write (110 dpi) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def set_field(msg: Any, name: str, values: Any, dtype: Any) -> None:
     """Assign a numeric array field as a numpy array of ``dtype`` (what rosbags needs and
     rclpy accepts)."""

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.streams import DEFAULT_NODES
-from admn_ros.core.tasks.base import MessageSpec, Metric, Scorer, Task, fmt, read_rows, set_field
+from admn_ros.core.tasks.base import MessageSpec, Metric, Scorer, Task, fmt, read_rows, save_figure, set_field
 
 _EST_RGBA = (0.1, 0.5, 1.0, 0.95)
 _GT_RGBA = (0.1, 0.9, 0.2, 0.95)
@@ -234,9 +234,7 @@ class TrackingTask(Task):
         ax.set_xlabel("x (m, map)")
         ax.set_ylabel("y (m, map)")
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(Path(out_dir) / "trajectory.png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, Path(out_dir) / "trajectory.png")
 
     # ------------------------------------------------------------------ simulation
     def simulator(self, *, seed: int = 0, episode: int = 0, rate_hz: float | None = None,
