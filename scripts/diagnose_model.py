@@ -1,6 +1,8 @@
 """Where a stage-1 model's accuracy comes from (tracking or activity), on the test split.
 
     .venv/bin/python scripts/diagnose_model.py patterns [MODEL] [DATA] [--samples N]
+    .venv/bin/python scripts/diagnose_model.py depth [MODEL] [DATA] [--samples N]
+    .venv/bin/python scripts/diagnose_model.py depth models/activity/activity.safetensors data/activity_sim
     .venv/bin/python scripts/diagnose_model.py splits MODEL DATA --budget 9 [--samples N]
 
 Scores are tracking errors in cm or activity accuracies in %.
@@ -9,6 +11,10 @@ Scores are tracking errors in cm or activity accuracies in %.
   sigma_max, the others clean), all blocks. Shows which modalities the network can work
   from on their own: a model that learned only the radar is at the constant-predictor level
   whenever the radar is noisy (docs/TRAINING.md, "Why the cameras were not used").
+* ``depth``: k = 1..depth blocks in every stream (LayerDrop's every-other choice, the
+  blocks Naive Allocation uses), clean and with one modality at sigma_max. A flat curve
+  means fewer blocks cost little, so an input-aware allocation cannot gain much over an even
+  split (docs/TRAINING.md, "How much depth matters").
 * ``splits``: the ceiling of a controller that allocates per modality from the binary noise
   pattern. Every split of ``--budget`` over the modalities (each modality's streams get the
   same count, on :func:`~admn_ros.core.splits.prefix_masks` blocks) is scored under every
@@ -27,7 +33,7 @@ import numpy as np
 import torch
 
 from admn_ros.core.splits import split_candidates, split_losses
-from admn_ros.core.streams import MODALITIES, StreamSet, full_allocation
+from admn_ros.core.streams import MODALITIES, StreamSet, full_allocation, mask_from_counts
 from admn_ros.core.train.common import apply_noise, metric_key, open_split, sample_scores, to_torch
 from admn_ros.core.train.stage2 import load_stage1
 
@@ -44,7 +50,7 @@ def sigmas_for(streams: StreamSet, noisy: Sequence[str], n: int) -> np.ndarray:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["patterns", "splits"])
+    p.add_argument("mode", choices=["patterns", "depth", "splits"])
     p.add_argument("model", nargs="?", default="models/tracking.safetensors")
     p.add_argument("data", nargs="?", default="data/gdtm_sim")
     p.add_argument("--samples", type=int, default=256)
@@ -73,7 +79,15 @@ def main() -> None:
             print(f"  noisy: {'+'.join(noisy) or 'none':<18} {means[-1]:6.1f} {unit}")
         print(f"  mean over the {len(means)} equally likely binary patterns: {np.mean(means):.1f} {unit}")
         return
-    split_ceiling(model, a.data, len(idx), a.budget or round(0.25 * len(st) * depth), a.seed)
+    if a.mode == "splits":
+        split_ceiling(model, a.data, len(idx), a.budget or round(0.25 * len(st) * depth), a.seed)
+        return
+    conds = {"clean": [], **{f"{m} noisy": [m] for m in st.modalities}}
+    print(f"{a.model}: {len(idx)} test samples of {a.data}; {unit} with k blocks in every stream")
+    print("   k " + "".join(f"{c:>14}" for c in conds))
+    for k in range(1, depth + 1):
+        mask = mask_from_counts([k] * len(st), depth)
+        print(f"  {k:2d} " + "".join(f"{score(mask, noisy):14.1f}" for noisy in conds.values()))
 
 
 def split_ceiling(model, data: str, samples: int, budget: int, seed: int) -> None:

@@ -219,7 +219,7 @@ class ADMNModel(nn.Module):
                 block indices for all rows, or ``None`` for all blocks.
             blend: use the compute-and-blend baseline instead of real skipping.
         Returns:
-            CLS embeddings ``[N, vit_dim]``.
+            embeddings ``[N, vit_dim]``.
         """
         bb = self.backbones[modality]
         return bb.forward_blend(x, active) if blend else bb(x, active)

@@ -6,7 +6,7 @@ modality runs through it (the node streams are simply more rows of the batch).
 Shapes (defaults): an input image ``x`` is ``[B, C, 64, 64]`` in ``[0, 1]``; the
 patch embedding (patch 16) gives ``N = 16`` patch tokens, plus one CLS token, so
 the token tensor is ``[B, T=17, D=64]``. :meth:`AdaptiveViT.forward` returns the
-final-normed CLS embedding ``[B, D]``.
+spatial readout's embedding ``[B, D]`` (:class:`SpatialHead`).
 
 Skipping is *real*: a block that is off for a sample is never computed for it.
 With a per-sample mask ``active`` (bool ``[B, depth]``) block ``j`` runs only on the
@@ -124,13 +124,9 @@ class SpatialHead(nn.Module):
     """Spatial readout ``[B, T, D]`` -> ``[B, D]``: LayerNorm, a per-token projection to
     ``proj`` channels, then one linear layer over all tokens flattened in order.
 
-    Why not the CLS token: for localization the embedding must say *where* in the image
-    the target is. At initialization the CLS token attends almost uniformly, so it is
-    close to an average of the patch tokens and position is lost; trained from scratch
-    on our data the CLS readout stayed at the "predict the track centre" plateau, while
-    this readout (which keeps the token layout, like a CNN's flatten) learned within a
-    few hundred steps. The factorisation (``D -> proj`` per token first) keeps its cost
-    at ``T*D*proj + T*proj*D`` multiply-adds (~35k for T=17, D=64, proj=16).
+    It keeps the token layout (like a CNN's flatten), so the embedding says *where* in the
+    image a feature is. The factorisation (``D -> proj`` per token first) keeps its cost at
+    ``T*D*proj + T*proj*D`` multiply-adds (~35k for T=17, D=64, proj=16).
     """
 
     def __init__(self, dim: int, tokens: int, proj: int = 16) -> None:
@@ -168,7 +164,7 @@ def active_to_mask(active: Active, batch: int, depth: int, device: torch.device 
 
 
 class AdaptiveViT(nn.Module):
-    """ViT whose blocks can be skipped per sample. ``[B, C, H, W]`` -> CLS embedding ``[B, dim]``.
+    """ViT whose blocks can be skipped per sample. ``[B, C, H, W]`` -> embedding ``[B, dim]``.
 
     Args:
         in_chans: input channels (3 for RGB, 1 for depth / radar).
@@ -256,7 +252,7 @@ class AdaptiveViT(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor, active: Active = None) -> torch.Tensor:
-        """``x [B, C, H, W]`` in [0, 1], ``active`` (see :data:`Active`) -> CLS embedding ``[B, dim]``."""
+        """``x [B, C, H, W]`` in [0, 1], ``active`` (see :data:`Active`) -> embedding ``[B, dim]``."""
         return self.head(self.run_blocks(self.embed(x), active))
 
     def forward_blend(self, x: torch.Tensor, active: Active = None) -> torch.Tensor:

@@ -202,6 +202,7 @@ def depth_curve(model: torch.nn.Module, ds: Any, settings: EvalSettings,
 
     This is what any allocation works with: if the score barely changes between ``k = 1`` and
     the full depth, no allocation (not even the QoI oracle) can beat an even split by much.
+    ``scripts/diagnose_model.py depth`` prints the full curve, also with noisy modalities.
     """
     cfg = model.cfg
     n_total = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)

@@ -55,8 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     s2.add_argument("--stage1", help="stage-1 checkpoint (model.safetensors or models/tracking.safetensors)")
     s2.add_argument("--variant", choices=["budget", "universal", "ae"])
     s2.add_argument("--budget", type=int, help="blocks L for --variant budget")
-    s2.add_argument("--budget-fraction", type=float, dest="budget_fraction", help="L as a fraction of all blocks")
-    s2.add_argument("--budget-range", dest="budget_range", help="lo,hi fractions for universal/ae (e.g. 0.2,0.75)")
     s2.add_argument("--init", help="controller checkpoint to start from (universal is folded at --budget)")
     s2.add_argument("--warmup-epochs", type=int, dest="noise_warmup_epochs",
                     help="noise-head-only (or AE reconstruction) epochs first (default: the variant's)")
@@ -77,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 _S1_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "val_samples", "threads",
              "noise_start_epoch", "init")
 _S2_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "val_samples", "threads",
-             "stage1", "variant", "budget", "budget_fraction", "init", "noise_warmup_epochs")
+             "stage1", "variant", "budget", "init", "noise_warmup_epochs")
 
 
 def _flags_config(a: argparse.Namespace, flags: Sequence[str]) -> dict[str, Any]:
@@ -99,16 +97,7 @@ def stage1_config(a: argparse.Namespace) -> Stage1Config:
 
 
 def stage2_config(a: argparse.Namespace) -> Stage2Config:
-    d = load_config_file(a.config)
-    d.update({k: getattr(a, k) for k in _S2_FLAGS if getattr(a, k, None) is not None})
-    if a.budget_range:
-        try:
-            d["budget_range"] = [float(x) for x in a.budget_range.split(",")]
-        except ValueError as exc:
-            raise TrainConfigError(f"--budget-range: expected lo,hi fractions, got {a.budget_range!r}") from exc
-    if a.no_progress:
-        d["progress"] = False
-    return Stage2Config.from_dict(d)
+    return Stage2Config.from_dict(_flags_config(a, _S2_FLAGS))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
