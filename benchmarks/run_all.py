@@ -1,6 +1,6 @@
 """Every benchmark at a quick setting, one after another, then a summary of their figures.
 
-Run: ``make bench`` (= ``.venv/bin/python -m benchmarks.run_all``), about 5 minutes. Each
+Run: ``make bench`` (= ``.venv/bin/python -m benchmarks.run_all``), about 4 minutes. Each
 benchmark runs in its own process with a time limit (DDS stays on this machine: the
 benchmarks pick localhost-only discovery and a ROS_DOMAIN_ID of their own, or the one in the
 environment); its output is printed as it comes. The summary lists, per benchmark, the exit
@@ -32,15 +32,15 @@ class Bench:
 
 
 BENCHES: tuple[Bench, ...] = (
-    Bench("bench_engine", ("--quick",), 240,
+    Bench("bench_engine", ("--reps", "10"), 240,
           r"^(best:|ratio 25%|controller |real skipping \(torch)"),
     Bench("bench_sensors", ("--quick",), 180,
           r"(frames stamped in the window|^  node\d/rgb |shipped profile\b.*\d)"),
-    Bench("bench_graph", ("--minutes", "0.25", "--configs", "pipelined:processes"), 150,
+    Bench("bench_graph", ("--minutes", "0.5", "--configs", "pipelined:processes"), 150,
           r"^\[bench_graph\] .*targets/s"),
     Bench("bench_replay", ("--duration", "10", "--storage", "mcap", "--repeat", "1"), 150,
           r"(BagFrames \(decode\+sync\)|replay, baseline)"),
-    Bench("bench_deadline", ("--phase-s", "10"), 180,
+    Bench("bench_deadline", ("--phase-s", "15"), 180,
           r"^(deadline mode|idle|loaded)"),
 )
 

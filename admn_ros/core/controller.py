@@ -387,16 +387,6 @@ class AllocationController(nn.Module):
         for name, p in self.named_parameters():
             p.requires_grad_(not frozen or name.startswith("alloc_head."))
 
-    # ------------------------------------------------------------ checkpoints
-    def checkpoint(self) -> dict[str, Any]:
-        return {"config": self.cfg.to_dict(), "state_dict": self.state_dict()}
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: Mapping[str, Any], map_location: str | torch.device = "cpu") -> "AllocationController":
-        c = cls(ControllerConfig.from_dict(ckpt["config"]))
-        c.load_state_dict({k: v.to(map_location) for k, v in ckpt["state_dict"].items()})
-        return c
-
 
 def l1_noise_loss(sigma_pred: torch.Tensor, sigma_true: torch.Tensor, weights: torch.Tensor | None = None,
                   present: torch.Tensor | None = None) -> torch.Tensor:

@@ -285,18 +285,6 @@ class ADMNModel(nn.Module):
         out["emb"] = emb
         return out
 
-    # ------------------------------------------------------------ checkpoints
-    def checkpoint(self) -> dict[str, Any]:
-        """``{"config": cfg.to_dict(), "state_dict": ...}`` for ``torch.save`` or safetensors."""
-        return {"config": self.cfg.to_dict(), "state_dict": self.state_dict()}
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: Mapping[str, Any], map_location: str | torch.device = "cpu") -> "ADMNModel":
-        """Rebuild a model from :meth:`checkpoint`'s dict."""
-        model = cls(ADMNConfig.from_dict(ckpt["config"]))
-        model.load_state_dict({k: v.to(map_location) for k, v in ckpt["state_dict"].items()})
-        return model
-
 
 def random_inputs(cfg: ADMNConfig, batch: int = 1, generator: torch.Generator | None = None,
                   device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
