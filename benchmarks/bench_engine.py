@@ -70,19 +70,11 @@ def main() -> None:
         "ctrl+full": [median_ms(lambda e=e: e.infer(x1, budget=n * depth), reps) for e in engines.values()],
         "ctrl-only": [median_ms(lambda e=e: e.allocate(x1), reps) for e in engines.values()],
     }
-    # the shipped controllers are trained with block_order "spread" (their top-L sorts the
-    # logits along the spread order first): time that variant side by side
-    ctrl_s = AllocationController(ControllerConfig.for_model(cfg, budget=L25, block_order="spread")).eval()
-    engines_s = {be: InferenceEngine(model, ctrl_s, backend=be) for be in names}
-    rows["ctrl+25% s"] = [median_ms(lambda e=e: e.infer(x1, budget=L25), reps) for e in engines_s.values()]
-    rows["ctrl-only s"] = [median_ms(lambda e=e: e.allocate(x1), reps) for e in engines_s.values()]
     for k, row in rows.items():
         print(f"{k:>11} " + " ".join(f"{t:8.2f}" for t in row))
-    print("(rows ending in 's': controller with block_order 'spread', as shipped since session 8)")
     best = {k: min(zip(row, names)) for k, row in rows.items()}
     print(f"best: full {best['full'][0]:.2f} ms ({best['full'][1]}, target <= 15), "
-          f"ctrl+25% {best['ctrl+25%'][0]:.2f} ms ({best['ctrl+25%'][1]}, target <= 6; spread "
-          f"{best['ctrl+25% s'][0]:.2f} ms, {best['ctrl+25% s'][1]}); "
+          f"ctrl+25% {best['ctrl+25%'][0]:.2f} ms ({best['ctrl+25%'][1]}, target <= 6); "
           f"latency ratio 25%/full {best['ctrl+25%'][0] / best['full'][0]:.2f}")
 
     # 3. batch-B mixed allocations at 25%: real skipping vs compute-and-blend
