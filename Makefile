@@ -41,23 +41,19 @@ test: env
 test-all: env
 	$(PY) -m pytest -q --run-slow $(PYTEST_ARGS)
 
-# The shipped models: dataset + stage 1 + all controllers -> models/ (fixed seeds; see docs/TRAINING.md).
-MODELS_ARGS ?= --samples 24000 --frames-per-episode 50 --stage1-epochs 10 \
-    --stage2-estimator splits --stage2-train-samples 4800
+# The shipped models: dataset + stage 1 + all controllers -> models/ (data/gdtm_sim, runs/shipped;
+# fixed seeds; the defaults of `train all` are the shipped recipe, see docs/TRAINING.md).
 models: env
-	OMP_NUM_THREADS=2 $(PY) -m admn_ros.cli train all --data data/gdtm_sim --runs runs/shipped --models models $(MODELS_ARGS)
+	OMP_NUM_THREADS=2 $(PY) -m admn_ros.cli train all
 
 # Table 1 on the held-out test split with the shipped models.
 evaluate: env
 	$(PY) -m admn_ros.cli evaluate --data data/gdtm_sim --models models --out docs/results/table1
 
-# Activity recognition (MM-Fi-style simulated data): dataset + stage 1 + controllers ->
-# models/activity/, then its accuracy table (docs/TRAINING.md "Activity").
-ACTIVITY_ARGS ?= --subjects 100 --windows-per-activity 8 --frames 5 --stage1-epochs 14 --finetune-epochs 4 \
-    --stage2-estimator splits --stage2-train-samples 2400
+# Activity recognition (MM-Fi-style simulated data): dataset + stage 1 + finetune + controllers ->
+# models/activity/ (data/activity_sim, runs/activity), then its accuracy table (docs/TRAINING.md).
 models-activity: env
-	OMP_NUM_THREADS=2 $(PY) -m admn_ros.cli train all --task activity --data data/activity_sim --runs runs/activity \
-	    --models models/activity $(ACTIVITY_ARGS)
+	OMP_NUM_THREADS=2 $(PY) -m admn_ros.cli train all --task activity
 evaluate-activity: env
 	$(PY) -m admn_ros.cli evaluate --data data/activity_sim --models models/activity --out docs/results/activity
 

@@ -30,19 +30,3 @@ def pytest_report_header(config: pytest.Config) -> str:
     return (f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} "
             f"ROS_AUTOMATIC_DISCOVERY_RANGE={os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE']} "
             f"FASTDDS_DEFAULT_PROFILES_FILE={os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE')}")
-
-
-@pytest.fixture
-def load_script():
-    """``load_script("name")``: import ``scripts/name.py`` (not a package) as a module."""
-    import importlib.util
-    from pathlib import Path
-
-    def load(name: str):
-        path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-
-    return load

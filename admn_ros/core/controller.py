@@ -8,18 +8,18 @@ Data flow (``n`` streams, node-major; inputs as in :mod:`admn_ros.core.model`)::
         --allocation head (budget FiLM for the universal variant)--> logits [B, n, depth]
         --noise head--> sigma [B, n]
 
-Allocation is per stream (``n x depth`` logits), not per modality. :func:`select_blocks`
-turns logits into a mask that sums exactly to the budget ``L`` per sample:
+Allocation is per stream (``n x depth`` logits), not per modality. Each stream's selectable
+logits are sorted and laid out along :func:`~admn_ros.core.streams.spread_order`
+(:func:`spread_ordered`), so every top-L selection runs a prefix of that order in every
+stream: blocks spread over the depth like LayerDrop's every-other choice, and an allocation
+is fully described by its per-stream counts (what stage 2 optimises, :mod:`admn_ros.core.splits`).
+:func:`select_blocks` turns logits into a mask that sums exactly to the budget ``L`` per sample:
 
 * the first-block rule (default on): block 0 of every *present* stream is forced on and
   counts toward ``L``;
 * missing streams get no blocks and their logits are excluded;
-* training: ``y = softmax((logits + g * Gumbel) / tau)`` over the candidate entries,
-  ``hard = top-(L - forced)(y)``, mask ``= forced + hard + (y - y.detach())`` (straight-through:
-  forward values exactly 0/1, gradients of ``y``). ``tau = 1``; ``g`` (the Gumbel noise
-  scale) defaults to 0.1 as in the authors' code, so training explores only slightly
-  around the deterministic choice;
-* inference: deterministic top-(L - forced) on the logits.
+* the top-(L - forced) of the remaining logits run (optionally Gumbel-perturbed, which
+  stage 2 uses to sample candidate allocations).
 
 Variants: a fixed-budget controller (``universal=False``, one per ``L``) and a
 budget-conditioned "universal" controller (``universal=True``: the budget fraction
@@ -30,21 +30,15 @@ then leaves only the allocation head trainable.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from admn_ros.core.streams import (DEFAULT_NODES, DEPTH, MODALITIES, StreamGridMixin, StreamSet, allocation_prior,
-                                  budget_from_fraction, mask_from_counts, spread_order)
-
-#: Values of :attr:`ControllerConfig.prior`.
-PRIORS: tuple[str, ...] = ("naive", "spread", "static", "none")
-#: Values of :attr:`ControllerConfig.block_order`.
-BLOCK_ORDERS: tuple[str, ...] = ("free", "spread")
+from admn_ros.core.streams import (DEFAULT_NODES, DEPTH, MODALITIES, StreamGridMixin, StreamSet,
+                                  budget_from_fraction, spread_order)
 from admn_ros.core.vit import Block, init_linear
 
 
@@ -61,32 +55,13 @@ class ControllerConfig(StreamGridMixin):
         budget: default budget ``L`` (active blocks in total, forced ones included).
         universal: budget-conditioned controller (budget fraction is an input).
         first_block: force block 0 of every present stream (counted in ``L``).
-        gumbel_scale: scale ``g`` of the Gumbel noise in training (authors: 0.1).
-        tau: softmax temperature in training (paper: 1).
         autoencoder: add the reconstruction decoder (ADMN_AE).
-        prior: input-agnostic allocation the logits start from, ``logits = head(tokens) +
-            prior_scale * prior`` (:func:`~admn_ros.core.streams.allocation_prior`):
-            ``"naive"`` = Naive Allocation's blocks at ``budget`` for a fixed-budget controller
-            and the budget-independent ``"spread"`` ranking for a universal one; ``"spread"``;
-            ``"none"`` (default; the paper: logits from the head alone). With the head
-            initialised near zero, an untrained controller allocates like Naive Allocation
-            and training learns where to deviate from it. Measured on the shipped pipeline it
-            did worse than ``"none"`` at every Table-1 budget (docs/TRAINING.md), so it is
-            opt-in. ``"static"``: a fixed-budget controller starts from the input-agnostic
-            split ``prior_counts`` (e.g. the best single-modality split found on validation),
-            so training can only move away from it where the inputs say so. Checkpoints
-            without the key load as ``"none"``.
-        prior_scale: weight of the prior in the logits.
-        prior_counts: ``"static"`` prior only: blocks per stream (stream order, forced first
-            blocks included, summing to ``budget``), placed on every-other blocks.
-        block_order: ``"free"`` (default; the paper): any block of a stream can be chosen.
-            ``"spread"``: each stream's (non-forced) logits are sorted and laid out along
-            :func:`~admn_ros.core.streams.spread_order` (:func:`spread_ordered`), so every
-            top-L selection runs a prefix of that order in every stream: blocks spread over
-            the depth like LayerDrop's every-other choice, and an allocation is fully
-            described by its per-stream counts (what the ``"splits"`` stage-2 estimator
-            optimises exactly). Checkpoints without the key load as ``"free"``.
     """
+
+    RETIRED: ClassVar[Mapping[str, Any]] = {"gumbel_scale": 0.1, "tau": 1.0, "prior": "none", "prior_scale": 1.0,
+                                            "prior_counts": [], "block_order": "spread"}
+    #: Saved before they existed, a controller had no prior and chose any block of a stream.
+    LEGACY_DEFAULTS: ClassVar[Mapping[str, Any]] = {"prior": "none", "block_order": "free"}
 
     nodes: tuple[str, ...] = DEFAULT_NODES
     modalities: tuple[str, ...] = ("rgb", "depth", "radar")
@@ -100,13 +75,7 @@ class ControllerConfig(StreamGridMixin):
     budget: int = 27
     universal: bool = False
     first_block: bool = True
-    gumbel_scale: float = 0.1
-    tau: float = 1.0
     autoencoder: bool = False
-    prior: str = "none"
-    prior_scale: float = 1.0
-    prior_counts: tuple[int, ...] = ()
-    block_order: str = "free"
 
     def __post_init__(self) -> None:
         self.nodes = tuple(self.nodes)
@@ -120,32 +89,6 @@ class ControllerConfig(StreamGridMixin):
         lo = self.n_streams if self.first_block else 0
         if not lo <= self.budget <= self.n_streams * self.depth:
             raise ValueError(f"ControllerConfig.budget {self.budget} out of range [{lo}, {self.n_streams * self.depth}]")
-        if self.tau <= 0:
-            raise ValueError(f"ControllerConfig.tau must be > 0, got {self.tau}")
-        if self.prior not in PRIORS:
-            raise ValueError(f"ControllerConfig.prior must be one of {PRIORS}, got {self.prior!r}")
-        if self.block_order not in BLOCK_ORDERS:
-            raise ValueError(f"ControllerConfig.block_order must be one of {BLOCK_ORDERS}, got {self.block_order!r}")
-        self.prior_counts = tuple(int(c) for c in self.prior_counts)
-        if self.prior == "static":
-            c = self.prior_counts
-            if self.universal:
-                raise ValueError("ControllerConfig.prior 'static' needs a fixed-budget controller (universal=False)")
-            if (len(c) != self.n_streams or sum(c) != self.budget or min(c) < int(self.first_block)
-                    or max(c) > self.depth):
-                raise ValueError(f"ControllerConfig.prior_counts {list(c)} must give each of the {self.n_streams} "
-                                 f"streams {int(self.first_block)}..{self.depth} blocks, {self.budget} in total")
-        elif self.prior_counts:
-            raise ValueError(f"ControllerConfig.prior_counts is only used with prior 'static', not {self.prior!r}")
-
-    def prior_logits(self) -> np.ndarray:
-        """``prior_scale * prior`` as ``[n, depth]`` float32 (zeros for ``"none"``)."""
-        if self.prior == "none":
-            return np.zeros((self.n_streams, self.depth), np.float32)
-        if self.prior == "static":
-            return self.prior_scale * mask_from_counts(self.prior_counts, self.depth).astype(np.float32)
-        fixed = self.prior == "naive" and not self.universal
-        return self.prior_scale * allocation_prior(self.n_streams, self.depth, self.budget if fixed else None)
 
     def _stream_depth(self) -> int:
         return self.depth
@@ -170,17 +113,6 @@ class ControllerConfig(StreamGridMixin):
         d["nodes"], d["modalities"], d["conv_channels"] = list(self.nodes), list(self.modalities), list(self.conv_channels)
         return d
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ControllerConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"ControllerConfig: unknown keys {unknown}; known keys: {sorted(known)}")
-        d = dict(d)
-        d.setdefault("prior", "none")  # saved before the prior existed
-        d.setdefault("block_order", "free")  # saved before block_order existed
-        return cls(**d)
-
 
 # ------------------------------------------------------------------ selection
 def _budget_tensor(budget: int | Sequence[int] | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
@@ -193,8 +125,7 @@ def _budget_tensor(budget: int | Sequence[int] | torch.Tensor, batch: int, devic
 
 
 def select_blocks(logits: torch.Tensor, budget: int | Sequence[int] | torch.Tensor,
-                  present: torch.Tensor | None = None, first_block: bool = True,
-                  training: bool = False, gumbel_scale: float = 0.1, tau: float = 1.0,
+                  present: torch.Tensor | None = None, first_block: bool = True, gumbel_scale: float = 0.0,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Turn allocation logits into a mask summing to the budget per sample.
 
@@ -205,13 +136,11 @@ def select_blocks(logits: torch.Tensor, budget: int | Sequence[int] | torch.Tens
             available, every available block is used (the sum is then that smaller number).
         present: bool ``[B, n]`` (``None`` = all present). Missing streams get no blocks.
         first_block: force block 0 of every present stream.
-        training: Gumbel-softmax + top-k + straight-through (else deterministic top-k).
-        gumbel_scale: Gumbel noise scale ``g`` (training only).
-        tau: softmax temperature (training only).
+        gumbel_scale: > 0: top-k of ``logits + gumbel_scale * Gumbel`` noise (a sampled
+            allocation) instead of the deterministic top-k.
         generator: RNG for the Gumbel noise.
     Returns:
-        float mask ``[B, n, depth]`` with values exactly 0/1 in the forward pass; in training it
-        carries the straight-through gradient of the soft selection.
+        float mask ``[B, n, depth]`` with values exactly 0/1.
     Raises:
         ValueError: if some ``L`` is smaller than the number of forced blocks.
     """
@@ -230,24 +159,16 @@ def select_blocks(logits: torch.Tensor, budget: int | Sequence[int] | torch.Tens
         raise ValueError(f"budget {bad} is below the {int(n_forced.max())} forced first blocks "
                          "(first-block rule: block 0 of every present stream is on and counted)")
     k = torch.minimum(L - n_forced, cand.sum(1))  # [B]
-    flat = logits.reshape(b, n * depth)
-    neg_inf = torch.finfo(flat.dtype).min
-    if training:
+    scores = logits.reshape(b, n * depth)
+    if gumbel_scale > 0:
         gen_dev = generator.device if generator is not None else dev
-        u = torch.rand(flat.shape, generator=generator, device=gen_dev).to(dev).clamp_(1e-10, 1.0 - 1e-7)
-        gumbel = -torch.log(-torch.log(u))
-        scores = (flat + gumbel_scale * gumbel) / tau
-    else:
-        scores = flat
-    scores = scores.masked_fill(~cand, neg_inf)
+        u = torch.rand(scores.shape, generator=generator, device=gen_dev).to(dev).clamp_(1e-10, 1.0 - 1e-7)
+        scores = scores + gumbel_scale * -torch.log(-torch.log(u))
+    scores = scores.masked_fill(~cand, torch.finfo(scores.dtype).min)
     order = torch.sort(scores.detach(), dim=1, descending=True, stable=True).indices
     ranks = torch.empty_like(order).scatter_(1, order, torch.arange(n * depth, device=dev).expand(b, -1))
     hard = (ranks < k[:, None]) & cand
-    out = (hard | forced_flat).to(logits.dtype)
-    if training:
-        soft = torch.softmax(scores, dim=1) * cand.to(scores.dtype)
-        out = out + (soft - soft.detach())
-    return out.reshape(b, n, depth)
+    return (hard | forced_flat).to(logits.dtype).reshape(b, n, depth)
 
 
 def spread_free_blocks(depth: int, first_block: bool = True) -> torch.Tensor:
@@ -258,7 +179,7 @@ def spread_free_blocks(depth: int, first_block: bool = True) -> torch.Tensor:
 
 
 def spread_ordered(logits: torch.Tensor, first_block: bool = True, free: torch.Tensor | None = None) -> torch.Tensor:
-    """``block_order="spread"``: per stream, the selectable logits sorted in descending order
+    """Per stream, the selectable logits sorted in descending order
     and placed along :func:`~admn_ros.core.streams.spread_order` (the forced block 0 keeps
     its value). Differentiable; ties are broken towards the earlier rank (a ``1e-5 * rank``
     offset), so any top-k of a stream is a prefix of the order. ``free``: the
@@ -366,8 +287,6 @@ class AllocationController(nn.Module):
                                        for m in cfg.modalities}) if cfg.autoencoder else None
         for mod in (self.layers, self.alloc_head, self.noise_head, self.encoders):
             mod.apply(init_linear)
-        # derived from cfg, not saved: checkpoints stay loadable when the prior changes
-        self.register_buffer("alloc_prior", torch.from_numpy(cfg.prior_logits()), persistent=False)
         self.register_buffer("spread_free", spread_free_blocks(cfg.depth, cfg.first_block), persistent=False)
 
     # ------------------------------------------------------------ encoder
@@ -412,26 +331,18 @@ class AllocationController(nn.Module):
     def heads(self, tok: torch.Tensor, budget_frac: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Stream tokens ``[B, n, dim]`` (+ budget fraction ``[B]``, used if universal) ->
         ``(logits [B, n, depth], sigma [B, n])``."""
-        logits = self.alloc_head(tok, budget_frac if self.cfg.universal else None) + self.alloc_prior
-        if self.cfg.block_order == "spread":
-            logits = spread_ordered(logits, self.cfg.first_block, self.spread_free)
+        logits = self.alloc_head(tok, budget_frac if self.cfg.universal else None)
+        logits = spread_ordered(logits, self.cfg.first_block, self.spread_free)
         sigma = F.softplus(self.noise_head(tok).squeeze(-1))
         return logits, sigma
 
-    def select(self, logits: torch.Tensor, budget: int | Sequence[int] | torch.Tensor | None = None,
-               present: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """:func:`select_blocks` with this controller's settings; training mode follows ``self.training``."""
-        cfg = self.cfg
-        return select_blocks(logits, cfg.budget if budget is None else budget, present, cfg.first_block,
-                             self.training, cfg.gumbel_scale, cfg.tau, generator)
-
     def allocate(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None,
-                 budget: int | Sequence[int] | torch.Tensor | None = None,
-                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """forward + select: ``{"mask": [B, n, depth] float (0/1; straight-through in training),
-        "logits", "sigma", "tokens"}``."""
+                 budget: int | Sequence[int] | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """forward + :func:`select_blocks`: ``{"mask": [B, n, depth] float (0/1), "logits", "sigma",
+        "tokens"}``."""
         out = self.forward(inputs, present, budget)
-        out["mask"] = self.select(out["logits"], budget, present, generator)
+        out["mask"] = select_blocks(out["logits"], self.cfg.budget if budget is None else budget, present,
+                                    self.cfg.first_block)
         return out
 
     # ------------------------------------------------------------ losses
@@ -476,22 +387,6 @@ class AllocationController(nn.Module):
         for name, p in self.named_parameters():
             p.requires_grad_(not frozen or name.startswith("alloc_head."))
 
-    def flops(self) -> int:
-        """Analytic inference FLOPs per sample (multiply-adds x 2); see :mod:`admn_ros.core.flops`."""
-        from admn_ros.core.flops import controller_flops
-
-        return controller_flops(self.cfg)
-
-    # ------------------------------------------------------------ checkpoints
-    def checkpoint(self) -> dict[str, Any]:
-        return {"config": self.cfg.to_dict(), "state_dict": self.state_dict()}
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: Mapping[str, Any], map_location: str | torch.device = "cpu") -> "AllocationController":
-        c = cls(ControllerConfig.from_dict(ckpt["config"]))
-        c.load_state_dict({k: v.to(map_location) for k, v in ckpt["state_dict"].items()})
-        return c
-
 
 def l1_noise_loss(sigma_pred: torch.Tensor, sigma_true: torch.Tensor, weights: torch.Tensor | None = None,
                   present: torch.Tensor | None = None) -> torch.Tensor:
@@ -503,8 +398,3 @@ def l1_noise_loss(sigma_pred: torch.Tensor, sigma_true: torch.Tensor, weights: t
         return err.mean()
     p = present.to(err.device, err.dtype)
     return (err * p).sum() / p.sum().clamp_min(1.0)
-
-
-def mask_to_numpy(mask: torch.Tensor) -> np.ndarray:
-    """Detach a (possibly straight-through) mask to a bool numpy array."""
-    return (mask.detach() > 0.5).cpu().numpy()

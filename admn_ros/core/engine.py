@@ -373,7 +373,7 @@ class InferenceEngine:
             frac = self.controller.budget_fraction(L, b).to(dev)
             logits, sigma = be.control([xs[m] for m in self.controller.cfg.modalities], pres, frac)
             c = self.controller.cfg
-            mask_t = select_blocks(logits.to(dev), torch.as_tensor(L), pres, c.first_block, training=False) > 0.5
+            mask_t = select_blocks(logits.to(dev), torch.as_tensor(L), pres, c.first_block) > 0.5
             out["ctrl_logits"], out["sigma"] = logits, sigma
         else:
             mask_t = as_mask_tensor(mask, b, cfg.n_streams, cfg.vit_depth, dev)
@@ -443,7 +443,7 @@ class InferenceEngine:
             frac = self.controller.budget_fraction(L, b).to(dev)
             logits, sigma = self._be.control([inputs[m].to(dev) for m in self.controller.cfg.modalities], pres, frac)
             c = self.controller.cfg
-            mask = select_blocks(logits, torch.as_tensor(L), pres, c.first_block, training=False) > 0.5
+            mask = select_blocks(logits, torch.as_tensor(L), pres, c.first_block) > 0.5
         return {"mask": mask, "ctrl_logits": logits, "sigma": sigma}
 
     def embed(self, modality: str, x: torch.Tensor, active: Any = None) -> torch.Tensor:

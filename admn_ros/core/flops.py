@@ -78,15 +78,9 @@ def controller_flops(ccfg: ControllerConfig) -> int:
 
 
 def readout_flops(cfg: ADMNConfig, proj: int = 16) -> int:
-    """Backbone readout. Spatial (:class:`admn_ros.core.vit.SpatialHead`): per-token
-    ``D -> proj`` then ``T*proj -> D`` multiply-adds, x2. CLS / mean
-    (:class:`admn_ros.core.vit.TokenReadout`): the mean's additions only (LayerNorm not counted,
-    as everywhere here)."""
+    """Backbone readout (:class:`admn_ros.core.vit.SpatialHead`): per-token ``D -> proj`` then
+    ``T*proj -> D`` multiply-adds, x2."""
     t = 1 + (cfg.img_size // cfg.patch) ** 2
-    if cfg.readout == "cls":
-        return 0
-    if cfg.readout == "mean":
-        return (t - 1) * cfg.vit_dim
     return 2 * (t * cfg.vit_dim * proj + t * proj * cfg.vit_dim)
 
 

@@ -20,8 +20,8 @@ modality's backbone on any batch of its streams), :meth:`ADMNModel.backbone_embe
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from torch import nn
 from admn_ros.core.fusion import DEFAULT_BOUNDS, Fusion
 from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, StreamGridMixin, StreamSet
 from admn_ros.core.tasks import TASKS
-from admn_ros.core.vit import READOUTS, AdaptiveViT
+from admn_ros.core.vit import AdaptiveViT
 
 CONFIG_VERSION: int = 1
 
@@ -55,18 +55,10 @@ class ADMNConfig(StreamGridMixin):
         layerdrop: initial LayerDrop probability (training only; the trainer ramps it).
         full_drop: full-backbone dropout probability per stream per sample (training only).
         first_block: the first-block rule (block 0 of every present stream always on).
-        readout: backbone readout, ``"spatial"`` (token layout kept; the default of the
-            session-1 to -4 models), ``"cls"`` (the paper) or ``"mean"``; see
-            :mod:`admn_ros.core.vit`.
-        pos_init_std: initial scale of the backbones' learned position embeddings (0.02, the
-            ViT convention; about 1 lets a pooled readout learn *where* the target is, see
-            docs/TRAINING.md "Session 11").
-        fusion_token_norm: LayerNorm on the fusion's adapter outputs (see
-            :class:`~admn_ros.core.fusion.Fusion`; off in the shipped models).
-        aux_heads: auxiliary heads used in training only (``Stage1Config.aux_weight``):
-            per-modality class heads (activity) or per-stream position heads (tracking); see
-            :class:`~admn_ros.core.fusion.Fusion`.
     """
+
+    RETIRED: ClassVar[Mapping[str, Any]] = {"readout": "spatial", "pos_init_std": 0.02,
+                                            "fusion_token_norm": False, "aux_heads": False}
 
     nodes: tuple[str, ...] = DEFAULT_NODES
     modalities: tuple[str, ...] = ("rgb", "depth", "radar")
@@ -88,10 +80,6 @@ class ADMNConfig(StreamGridMixin):
     layerdrop: float = 0.0
     full_drop: float = 0.1
     first_block: bool = True
-    readout: str = "spatial"
-    pos_init_std: float = 0.02
-    fusion_token_norm: bool = False
-    aux_heads: bool = False
     version: int = field(default=CONFIG_VERSION)
 
     def __post_init__(self) -> None:
@@ -108,11 +96,6 @@ class ADMNConfig(StreamGridMixin):
         self.frames = int(self.frames)
         if self.img_size % self.patch:
             raise ValueError(f"ADMNConfig.img_size {self.img_size} is not a multiple of patch {self.patch}")
-        if self.readout not in READOUTS:
-            raise ValueError(f"ADMNConfig.readout: {self.readout!r} is not one of {list(READOUTS)}")
-        if not float(self.pos_init_std) > 0.0:
-            raise ValueError(f"ADMNConfig.pos_init_std must be > 0, got {self.pos_init_std}")
-        self.pos_init_std = float(self.pos_init_std)
         StreamSet(self.nodes, self.modalities)  # validates names
 
     def _stream_depth(self) -> int:
@@ -134,22 +117,12 @@ class ADMNConfig(StreamGridMixin):
         d["bounds"] = [list(b) for b in self.bounds]
         return d
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ADMNConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"ADMNConfig: unknown keys {unknown}; known keys: {sorted(known)}")
-        return cls(**dict(d))
-
 
 def as_mask_tensor(mask: Any, batch: int, n_streams: int, depth: int, device: torch.device) -> torch.Tensor:
     """Normalise an allocation to a tensor ``[batch, n_streams, depth]``.
 
     Accepts ``None`` (all on), numpy or torch, ``[n, depth]`` (shared by the batch) or
-    ``[B, n, depth]``. Bool stays bool; a float mask (e.g. the controller's
-    straight-through mask) stays float so gradients flow.
+    ``[B, n, depth]``. Bool stays bool; a float 0/1 mask (a controller's output) stays float.
     """
     if mask is None:
         return torch.ones(batch, n_streams, depth, dtype=torch.bool, device=device)
@@ -200,14 +173,12 @@ class ADMNModel(nn.Module):
         self.backbones = nn.ModuleDict({
             m: AdaptiveViT(cfg.channels(m), cfg.img_size, cfg.patch, cfg.vit_dim, cfg.vit_depth,
                            cfg.vit_heads, cfg.vit_mlp_ratio, cfg.layerdrop, cfg.full_drop,
-                           layerdrop_keep_first=cfg.first_block, readout=cfg.readout,
-                           pos_std=cfg.pos_init_std)
+                           layerdrop_keep_first=cfg.first_block)
             for m in cfg.modalities
         })
         self.fusion = Fusion(list(stream_modalities(cfg)) * cfg.frames, cfg.vit_dim, cfg.fusion_dim,
                              cfg.fusion_depth, cfg.fusion_heads, cfg.fusion_mlp_ratio, cfg.task,
-                             cfg.n_classes, cfg.bounds, cfg.cov_eps, cfg.fusion_token_norm,
-                             cfg.aux_heads)
+                             cfg.n_classes, cfg.bounds, cfg.cov_eps)
 
     # ------------------------------------------------------------ helpers
     @property
@@ -218,16 +189,6 @@ class ADMNModel(nn.Module):
         """Set LayerDrop (and optionally full-backbone dropout) on every backbone."""
         for b in self.backbones.values():
             b.set_layerdrop(p, full_drop)
-
-    def freeze_backbones(self, trainable_last: int = 0) -> None:
-        """Freeze every backbone except its last ``trainable_last`` blocks and final norm
-        (stage 1 keeps a few late blocks tunable; stage 2 freezes everything with ``requires_grad_``)."""
-        for b in self.backbones.values():
-            b.requires_grad_(False)
-            if trainable_last > 0:
-                for blk in b.blocks[-trainable_last:]:
-                    blk.requires_grad_(True)
-                b.head.requires_grad_(True)
 
     def _check_inputs(self, inputs: Mapping[str, torch.Tensor]) -> int:
         cfg = self.cfg
@@ -255,11 +216,11 @@ class ADMNModel(nn.Module):
         Args:
             modality: backbone to use.
             x: ``[N, C, H, W]`` in [0, 1].
-            active: ``[N, depth]`` allocation (bool or straight-through float), a list of
+            active: ``[N, depth]`` allocation (bool or 0/1 float), a list of
                 block indices for all rows, or ``None`` for all blocks.
             blend: use the compute-and-blend baseline instead of real skipping.
         Returns:
-            CLS embeddings ``[N, vit_dim]``.
+            embeddings ``[N, vit_dim]``.
         """
         bb = self.backbones[modality]
         return bb.forward_blend(x, active) if blend else bb(x, active)
@@ -324,18 +285,6 @@ class ADMNModel(nn.Module):
         out = self.fuse(emb, present)
         out["emb"] = emb
         return out
-
-    # ------------------------------------------------------------ checkpoints
-    def checkpoint(self) -> dict[str, Any]:
-        """``{"config": cfg.to_dict(), "state_dict": ...}`` for ``torch.save`` or safetensors."""
-        return {"config": self.cfg.to_dict(), "state_dict": self.state_dict()}
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: Mapping[str, Any], map_location: str | torch.device = "cpu") -> "ADMNModel":
-        """Rebuild a model from :meth:`checkpoint`'s dict."""
-        model = cls(ADMNConfig.from_dict(ckpt["config"]))
-        model.load_state_dict({k: v.to(map_location) for k, v in ckpt["state_dict"].items()})
-        return model
 
 
 def random_inputs(cfg: ADMNConfig, batch: int = 1, generator: torch.Generator | None = None,

@@ -1,7 +1,6 @@
 """Count splits: allocations described by how many blocks each stream runs.
 
-With :attr:`~admn_ros.core.controller.ControllerConfig.block_order` ``"spread"``, a
-controller's top-L always gives every stream a prefix of
+A controller's top-L always gives every stream a prefix of
 :func:`~admn_ros.core.streams.spread_order` (its blocks spread over the depth like
 LayerDrop's every-other choice), so an allocation is fully described by its per-stream
 counts ``c`` (``sum(c) = L``). This module enumerates those splits, scores them under the
@@ -17,8 +16,8 @@ controller's logits, and evaluates the frozen network on all of them at once:
   stream's backbone once per distinct count (:func:`count_embeddings`) and only re-running
   the (small) fusion per split.
 
-Used by stage 2's ``"splits"`` estimator (:mod:`admn_ros.core.train.stage2`) and by
-``scripts/diagnose_model.py splits`` (the best split per binary noise pattern).
+Used by stage 2 (:mod:`admn_ros.core.train.stage2`) and by ``scripts/diagnose_model.py splits``
+(the best split per binary noise pattern).
 """
 from __future__ import annotations
 
@@ -84,7 +83,7 @@ def split_log_scores(logits: torch.Tensor, counts: torch.Tensor, first_block: bo
     non-forced blocks the split runs, ``[B, C]`` (differentiable). ``counts`` is ``[C, n]``
     (the same splits for every sample) or ``[C, B, n]`` (per sample).
 
-    With ``block_order="spread"`` the logits decrease along ``spread_order`` in every stream,
+    A controller's logits decrease along ``spread_order`` in every stream,
     so the split deterministic top-L picks is the argmax of these scores.
     """
     b, n, depth = logits.shape
@@ -111,8 +110,8 @@ def sampled_splits(logits: torch.Tensor, budget: int, k: int, scale: float, firs
     b, n, depth = lg.shape
     even = torch.from_numpy(naive_allocation(n, budget, depth).sum(1)).to(lg.device).long()
     cands = [select_blocks(lg, budget, first_block=first_block).sum(2).long(), even.expand(b, -1)]
-    cands += [select_blocks(lg, budget, first_block=first_block, training=True, gumbel_scale=scale,
-                            generator=generator).detach().sum(2).round().long() for _ in range(k)]
+    cands += [select_blocks(lg, budget, first_block=first_block, gumbel_scale=scale,
+                            generator=generator).sum(2).round().long() for _ in range(k)]
     c = torch.stack(cands)  # [K, B, n]
     same = (c[:, None] == c[None, :]).all(-1)  # [K, K, B]
     earlier = torch.tril(torch.ones(len(c), len(c), dtype=torch.bool), diagonal=-1)[:, :, None]

@@ -11,8 +11,8 @@ torch model agree on the same arithmetic without importing each other.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -134,6 +134,30 @@ class StreamGridMixin:
 
     nodes: tuple[str, ...]
     modalities: tuple[str, ...]
+    #: Fields that no longer exist, each with the one value that behaves like the code does
+    #: now: a saved config may still name them, with that value only.
+    RETIRED: ClassVar[Mapping[str, Any]] = {}
+    #: What a field missing from a saved config that names a retired field (one saved before
+    #: that field existed) meant then; checked like a retired field.
+    LEGACY_DEFAULTS: ClassVar[Mapping[str, Any]] = {}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Any:
+        """Inverse of ``to_dict``. Raises ``ValueError`` naming the key for an unknown key or
+        a retired one with a value other than the behaviour that remains."""
+        d = dict(d)
+        if any(k in d for k in cls.RETIRED):
+            d = {**cls.LEGACY_DEFAULTS, **d}
+        for key, keep in cls.RETIRED.items():
+            got = d.pop(key, keep)
+            if (list(got) if isinstance(got, (list, tuple)) else got) != keep:
+                raise ValueError(f"{cls.__name__}.{key} = {got!r} is no longer supported: only {keep!r} "
+                                 "remains (a checkpoint saved with it needs the version that trained it)")
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known keys: {sorted(known)}")
+        return cls(**d)
 
     def _stream_depth(self) -> int:
         """Blocks per stream (backbone depth)."""
@@ -253,23 +277,6 @@ def spread_order(depth: int = DEPTH) -> list[int]:
     for k in range(1, depth + 1):
         order += [j for j in every_other_blocks(k, depth) if j not in order]
     return order
-
-
-def allocation_prior(n_streams: int, depth: int = DEPTH, budget: int | None = None) -> np.ndarray:
-    """Input-agnostic preference ``[n_streams, depth]`` in [0, 1] that a controller's
-    allocation logits start from (:class:`~admn_ros.core.controller.ControllerConfig` ``prior``).
-
-    With ``budget``: 1 on the blocks :func:`naive_allocation` runs at that budget, else 0, so
-    top-``budget`` of the prior alone *is* Naive Allocation. Without: ``1 - r / depth`` for the
-    block of rank ``r`` in :func:`spread_order`, the same for every stream, so top-``L`` of
-    the prior splits any ``L`` evenly over the streams with every-other-like blocks.
-    """
-    if budget is not None:
-        return naive_allocation(n_streams, int(budget), depth).astype(np.float32)
-    pri = np.zeros(depth, np.float32)
-    for r, j in enumerate(spread_order(depth)):
-        pri[j] = 1.0 - r / depth
-    return np.tile(pri, (n_streams, 1))
 
 
 def full_allocation(n_streams: int, depth: int = DEPTH) -> np.ndarray:

@@ -6,7 +6,7 @@ modality runs through it (the node streams are simply more rows of the batch).
 Shapes (defaults): an input image ``x`` is ``[B, C, 64, 64]`` in ``[0, 1]``; the
 patch embedding (patch 16) gives ``N = 16`` patch tokens, plus one CLS token, so
 the token tensor is ``[B, T=17, D=64]``. :meth:`AdaptiveViT.forward` returns the
-final-normed CLS embedding ``[B, D]``.
+spatial readout's embedding ``[B, D]`` (:class:`SpatialHead`).
 
 Skipping is *real*: a block that is off for a sample is never computed for it.
 With a per-sample mask ``active`` (bool ``[B, depth]``) block ``j`` runs only on the
@@ -21,11 +21,8 @@ Training extras: LayerDrop (each block dropped per sample with probability
 ``layerdrop``; block 0 is exempt while ``layerdrop_keep_first`` is set, matching the
 first-block rule) and full-backbone dropout (per sample with probability
 ``full_drop`` only block 0 runs). Both act only in ``train()`` mode and go through
-the same real-skipping path. A float allocation mask that carries gradients (the
-controller's straight-through mask) is supported: its forward values must be 0/1,
-the output is bit-identical to the bool mask, and ``d out / d m`` equals
-``blk(x) - x`` for the blocks that ran (blocks that did not run were never
-computed, so their mask entries receive no gradient from the backbone).
+the same real-skipping path. A float allocation mask (0/1 values, e.g. a
+controller's output) runs exactly like the bool mask ``mask > 0.5``.
 """
 from __future__ import annotations
 
@@ -98,13 +95,11 @@ class Block(nn.Module):
 class PatchEmbed(nn.Module):
     """Image ``[B, C, H, W]`` in [0, 1] -> tokens ``[B, 1 + N, D]`` (CLS first, learned positions).
 
-    The input is centred to [-1, 1] before the strided patch convolution. ``pos_std`` is the
-    initial scale of the learned positions (ViT convention 0.02); the pooled readouts need
-    positions of the size of the content features (about 1) to learn localization, see
-    :class:`TokenReadout`.
+    The input is centred to [-1, 1] before the strided patch convolution; the learned
+    positions start at the ViT convention's scale (truncated normal, std 0.02).
     """
 
-    def __init__(self, in_chans: int, img_size: int, patch: int, dim: int, pos_std: float = 0.02) -> None:
+    def __init__(self, in_chans: int, img_size: int, patch: int, dim: int) -> None:
         super().__init__()
         if img_size % patch:
             raise ValueError(f"image size {img_size} is not a multiple of patch size {patch}")
@@ -114,7 +109,7 @@ class PatchEmbed(nn.Module):
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.zeros(1, 1 + self.n_patches, dim))
         nn.init.trunc_normal_(self.cls, std=0.02)
-        nn.init.trunc_normal_(self.pos, std=pos_std)
+        nn.init.trunc_normal_(self.pos, std=0.02)
         fan_in = in_chans * patch * patch
         nn.init.trunc_normal_(self.proj.weight, std=1.0 / math.sqrt(fan_in))
         nn.init.zeros_(self.proj.bias)
@@ -129,13 +124,9 @@ class SpatialHead(nn.Module):
     """Spatial readout ``[B, T, D]`` -> ``[B, D]``: LayerNorm, a per-token projection to
     ``proj`` channels, then one linear layer over all tokens flattened in order.
 
-    Why not the CLS token: for localization the embedding must say *where* in the image
-    the target is. At initialization the CLS token attends almost uniformly, so it is
-    close to an average of the patch tokens and position is lost; trained from scratch
-    on our data the CLS readout stayed at the "predict the track centre" plateau, while
-    this readout (which keeps the token layout, like a CNN's flatten) learned within a
-    few hundred steps. The factorisation (``D -> proj`` per token first) keeps its cost
-    at ``T*D*proj + T*proj*D`` multiply-adds (~35k for T=17, D=64, proj=16).
+    It keeps the token layout (like a CNN's flatten), so the embedding says *where* in the
+    image a feature is. The factorisation (``D -> proj`` per token first) keeps its cost at
+    ``T*D*proj + T*proj*D`` multiply-adds (~35k for T=17, D=64, proj=16).
     """
 
     def __init__(self, dim: int, tokens: int, proj: int = 16) -> None:
@@ -147,36 +138,6 @@ class SpatialHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.reduce(self.norm(x)).flatten(1))
-
-
-class TokenReadout(nn.Module):
-    """Pooled readout ``[B, T, D]`` -> ``[B, D]`` with no spatial layout: ``"cls"`` (the
-    paper: final-normed CLS token) or ``"mean"`` (final-normed mean of the patch tokens).
-
-    Unlike :class:`SpatialHead`, nothing here can read *where* a feature sits from the token
-    order, so whatever the task needs (pose, position) must be written into the channels by
-    the blocks. That is what makes backbone depth matter: with the spatial readout a single
-    block already gives nearly the full model's accuracy on our simulated data (measured in
-    docs/BENCHMARKS.md), so no allocation can beat an even split by much.
-    """
-
-    MODES: tuple[str, ...] = ("cls", "mean")
-
-    def __init__(self, dim: int, mode: str = "cls") -> None:
-        super().__init__()
-        if mode not in self.MODES:
-            raise ValueError(f"unknown token readout {mode!r}; use one of {list(self.MODES)}")
-        self.mode = mode
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = x[:, 0] if self.mode == "cls" else x[:, 1:].mean(dim=1)
-        return self.norm(pooled)
-
-
-#: Backbone readouts (:class:`AdaptiveViT` ``readout``): ``"spatial"`` (:class:`SpatialHead`),
-#: ``"cls"`` / ``"mean"`` (:class:`TokenReadout`).
-READOUTS: tuple[str, ...] = ("spatial",) + TokenReadout.MODES
 
 
 def active_to_mask(active: Active, batch: int, depth: int, device: torch.device | None = None) -> torch.Tensor:
@@ -203,7 +164,7 @@ def active_to_mask(active: Active, batch: int, depth: int, device: torch.device 
 
 
 class AdaptiveViT(nn.Module):
-    """ViT whose blocks can be skipped per sample. ``[B, C, H, W]`` -> CLS embedding ``[B, dim]``.
+    """ViT whose blocks can be skipped per sample. ``[B, C, H, W]`` -> embedding ``[B, dim]``.
 
     Args:
         in_chans: input channels (3 for RGB, 1 for depth / radar).
@@ -216,25 +177,17 @@ class AdaptiveViT(nn.Module):
         layerdrop: per-block, per-sample drop probability in training (ramped by the trainer).
         full_drop: per-sample probability in training that only block 0 runs.
         layerdrop_keep_first: exempt block 0 from LayerDrop (the first-block rule).
-        readout: ``"spatial"`` (:class:`SpatialHead`), ``"cls"`` or ``"mean"`` (:class:`TokenReadout`).
-        pos_std: initial scale of the learned position embedding (:class:`PatchEmbed`).
     """
 
     def __init__(self, in_chans: int, img_size: int = 64, patch: int = 16, dim: int = 64,
                  depth: int = DEPTH, heads: int = 4, mlp_ratio: float = 4.0,
                  layerdrop: float = 0.0, full_drop: float = 0.0,
-                 layerdrop_keep_first: bool = True, readout: str = "spatial", pos_std: float = 0.02) -> None:
+                 layerdrop_keep_first: bool = True) -> None:
         super().__init__()
-        if readout not in READOUTS:
-            raise ValueError(f"unknown backbone readout {readout!r}; use one of {list(READOUTS)}")
-        self.readout = readout
         self.dim, self.depth = dim, depth
-        if not pos_std > 0.0:
-            raise ValueError(f"pos_std must be > 0, got {pos_std}")
-        self.patch_embed = PatchEmbed(in_chans, img_size, patch, dim, pos_std)
+        self.patch_embed = PatchEmbed(in_chans, img_size, patch, dim)
         self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
-        self.head: nn.Module = (SpatialHead(dim, 1 + self.patch_embed.n_patches) if readout == "spatial"
-                                else TokenReadout(dim, readout))
+        self.head = SpatialHead(dim, 1 + self.patch_embed.n_patches)
         self.layerdrop = 0.0
         self.full_drop = 0.0
         self.layerdrop_keep_first = layerdrop_keep_first
@@ -281,11 +234,9 @@ class AdaptiveViT(nn.Module):
         """
         b = tokens.shape[0]
         mask = active_to_mask(active, b, self.depth, tokens.device)
-        if self.training and (self.layerdrop > 0.0 or self.full_drop > 0.0):
-            keep = self.sample_drop_mask(b, tokens.device)
-            mask = mask * keep if mask.is_floating_point() else mask & keep
-        ste = mask.is_floating_point() and mask.requires_grad
         on = (mask > 0.5) if mask.is_floating_point() else mask
+        if self.training and (self.layerdrop > 0.0 or self.full_drop > 0.0):
+            on = on & self.sample_drop_mask(b, tokens.device)
         on_cpu = on.detach().cpu()
         counts = on_cpu.sum(0).tolist()
         x = tokens
@@ -294,23 +245,14 @@ class AdaptiveViT(nn.Module):
             if n_on == 0:
                 continue
             if n_on == b:
-                y = blk(x)
-                if ste:
-                    m = mask[:, j].view(b, 1, 1)
-                    y = y + (m - m.detach()) * (y - x)
-                x = y
+                x = blk(x)
                 continue
             idx = on_cpu[:, j].nonzero().squeeze(1).to(x.device)
-            xs = x.index_select(0, idx)
-            y = blk(xs)
-            if ste:
-                m = mask[:, j].index_select(0, idx).view(-1, 1, 1)
-                y = y + (m - m.detach()) * (y - xs)
-            x = x.index_copy(0, idx, y)
+            x = x.index_copy(0, idx, blk(x.index_select(0, idx)))
         return x
 
     def forward(self, x: torch.Tensor, active: Active = None) -> torch.Tensor:
-        """``x [B, C, H, W]`` in [0, 1], ``active`` (see :data:`Active`) -> CLS embedding ``[B, dim]``."""
+        """``x [B, C, H, W]`` in [0, 1], ``active`` (see :data:`Active`) -> embedding ``[B, dim]``."""
         return self.head(self.run_blocks(self.embed(x), active))
 
     def forward_blend(self, x: torch.Tensor, active: Active = None) -> torch.Tensor:

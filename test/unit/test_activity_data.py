@@ -295,18 +295,3 @@ def test_dataset_cli(tmp_path, capsys):
     assert ActivityDataset(out, "val").frames == 1 and len(ActivityDataset(out, "train")) == 10
     assert main(["activity", *args]) == 2 and "already holds a dataset" in capsys.readouterr().err
     assert dataset_main(["--task", "dance"]) == 2 and "unknown --task" in capsys.readouterr().err
-
-
-def test_stage1_with_aux_heads_trains_and_saves_them(dataset, tmp_path):
-    """``Stage1Config.aux_weight`` turns on the model's per-modality heads; the run saves them
-    and the checkpoint loads into a model that has them."""
-    from admn_ros.core.train.config import Stage1Config
-    from admn_ros.core.train.stage1 import train_stage1
-    from admn_ros.core.train.stage2 import load_stage1
-
-    cfg = Stage1Config(data=str(dataset), out=str(tmp_path / "s1"), epochs=1, batch_size=8, aux_weight=0.5,
-                       threads=1, progress=False,
-                       model={"vit_dim": 16, "vit_heads": 2, "fusion_dim": 16, "fusion_heads": 2, "fusion_depth": 1})
-    res = train_stage1(cfg, log=lambda *_: None)
-    m, _ = load_stage1(res.model_path)
-    assert m.cfg.aux_heads and m.fusion.aux is not None and set(m.fusion.aux) == {"rgb", "depth", "radar"}

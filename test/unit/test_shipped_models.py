@@ -1,6 +1,6 @@
 """Accuracy of the shipped models (models/) on a fresh, seeded held-out simulated set.
 
-Skipped until ``make models`` / ``scripts/train_shipped_models.sh`` has written
+Skipped until ``make models`` has written
 ``models/tracking.safetensors`` and the 25% controller. The test set is rendered here
 (200 samples, simulator seed 4242, never used for training: the shipped recipe uses
 seed 0) and corrupted with seeded binary noise drawn per modality (the paper's setting).
@@ -38,7 +38,7 @@ def _controller_path():
 
 pytestmark = pytest.mark.skipif(not STAGE1.is_file() or not _controller_path().is_file(),
                                 reason=f"no trained shipped model in {MODELS} (tracking.safetensors + 25% "
-                                       "controller); run `make models` (scripts/train_shipped_models.sh)")
+                                       "controller); run `make models`")
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""Count splits (admn_ros.core.splits), the controller's ``block_order="spread"`` and the
-``"splits"`` stage-2 estimator."""
+"""Count splits (admn_ros.core.splits), the controller's spread order and the stage-2
+allocation objective over splits."""
 from __future__ import annotations
 
 import itertools
@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from admn_ros.core.controller import AllocationController, ControllerConfig, select_blocks, spread_ordered
+from admn_ros.core.controller import select_blocks, spread_ordered
 from admn_ros.core.model import ADMNConfig, ADMNModel, random_inputs
 from admn_ros.core.splits import prefix_masks, split_candidates, split_log_scores, split_losses
 from admn_ros.core.streams import every_other_blocks, spread_order
 from admn_ros.core.tasks import get_task
 from admn_ros.core.train.config import Stage2Config, TrainConfigError
 from admn_ros.core.train.stage2 import expected_split_loss
-from admn_ros.core.train.tiny import TINY_CONTROLLER, TINY_MODEL
+from train_fixtures import TINY_MODEL
 
 
 def test_split_candidates_are_every_composition_and_refuse_huge_grids() -> None:
@@ -108,14 +108,14 @@ def test_sampled_splits_and_per_sample_split_losses() -> None:
 
 
 def test_expected_split_loss_descends_and_moves_the_allocation_to_the_best_split() -> None:
-    """The ``"splits"`` objective is the softmax-weighted loss of every split; gradient steps
+    """The stage-2 objective is the softmax-weighted loss of every split; gradient steps
     on it lower it and make the controller's top-L the split with the lowest loss."""
     torch.manual_seed(0)
     model = ADMNModel(ADMNConfig(nodes=("node1",), frames=2, task="activity", n_classes=4, **TINY_MODEL)).eval()
     model.requires_grad_(False)
     x = random_inputs(model.cfg, 6, torch.Generator().manual_seed(2))
     y = torch.tensor([0, 1, 2, 3, 0, 1])
-    cfg = Stage2Config(estimator="splits", split_temperature=0.02)
+    cfg = Stage2Config(split_temperature=0.02)
     table = {7: split_candidates(3, 7, 12)}
     raw = torch.zeros(6, 3, 12, requires_grad=True)
     opt = torch.optim.Adam([raw], lr=0.05)
@@ -133,59 +133,13 @@ def test_expected_split_loss_descends_and_moves_the_allocation_to_the_best_split
     assert torch.allclose(got, lmat.min(0).values, atol=2e-3), (got, lmat.min(0).values)
 
 
-def test_splits_estimator_config_checks() -> None:
+def test_split_table_config_checks() -> None:
     from admn_ros.core.train.stage2 import build_controller_config, split_table
 
-    mcfg = ADMNConfig(nodes=("node1",), frames=2, task="activity", n_classes=4)
-    cc = build_controller_config(Stage2Config(estimator="splits", budget=9), mcfg)
-    assert cc.block_order == "spread"
-    with pytest.raises(TrainConfigError, match="block_order 'spread'"):
-        build_controller_config(Stage2Config(estimator="splits", controller={"block_order": "free"}), mcfg)
-    big = build_controller_config(Stage2Config(estimator="splits", budget=27), ADMNConfig())
-    assert split_table(Stage2Config(estimator="splits"), big, [27]) == {27: None}  # sampled, not enumerated
+    big = build_controller_config(Stage2Config(budget=27), ADMNConfig())
+    assert split_table(Stage2Config(), big, [27]) == {27: None}  # sampled, not enumerated
+    small = build_controller_config(Stage2Config(budget=9), ADMNConfig(nodes=("node1",), frames=2,
+                                                                     task="activity", n_classes=4))
+    assert len(split_table(Stage2Config(), small, [9])[9]) == 28
     with pytest.raises(TrainConfigError, match="split_temperature"):
         Stage2Config(split_temperature=0.0)
-    with pytest.raises(ValueError, match="block_order"):
-        ControllerConfig(block_order="sorted")
-    # an old checkpoint's config (no key) loads as the paper's free order
-    d = ControllerConfig().to_dict()
-    d.pop("block_order")
-    assert ControllerConfig.from_dict(d).block_order == "free"
-    assert AllocationController(ControllerConfig(block_order="spread", **TINY_CONTROLLER)).cfg.block_order == "spread"
-
-
-def test_train_all_splits_on_a_given_stage1(tmp_path, capsys) -> None:
-    """``train all --stage1-from CKPT --stage2-estimator splits``: every controller is trained
-    with the splits estimator on the given stage-1 network, which is shipped unchanged; bad
-    combinations fail before any work."""
-    from admn_ros.core.checkpoint import read_metadata
-    from admn_ros.core.data.activity import generate_activity_dataset
-    from admn_ros.core.train import cli
-    from admn_ros.core.train.config import Stage1Config
-    from admn_ros.core.train.stage1 import train_stage1
-
-    torch.set_num_threads(1)
-    root = tmp_path / "ds"
-    generate_activity_dataset(root, n_subjects=4, val_subjects=1, test_subjects=1, windows_per_activity=1,
-                              frames=2, seed=5, workers=1, progress=False)
-    s1 = train_stage1(Stage1Config(data=str(root), out=str(tmp_path / "s1"), epochs=1, batch_size=16,
-                                   model=dict(TINY_MODEL), progress=False, threads=1), log=lambda m: None)
-    base = ["all", "--runs", str(tmp_path / "r"), "--models", str(tmp_path / "m"), "--no-progress"]
-    assert cli.main([*base, "--task", "activity", "--data", str(tmp_path / "d"), "--stage1-from",
-                     str(tmp_path / "no.st")]) == 2
-    assert "--stage1-from" in capsys.readouterr().err
-    assert not (tmp_path / "d").exists() and not (tmp_path / "m").exists()
-    rc = cli.main([*base, "--task", "activity", "--data", str(root), "--stage1-from", str(s1.model_path),
-                   "--stage2-estimator", "splits", "--universal-epochs", "1", "--budget-epochs", "1",
-                   "--ae-epochs", "1", "--val-samples", "8", "--stage2-train-samples", "16"])
-    assert rc == 0, capsys.readouterr()
-    m = tmp_path / "m"
-    assert read_metadata(m / "activity.safetensors")["weights_id"] == read_metadata(s1.model_path)["weights_id"]
-    ctrls = sorted(m.glob("controller_*.safetensors"))
-    assert [c.name for c in ctrls] == ["controller_L12.safetensors", "controller_L18.safetensors",
-                                       "controller_L24.safetensors", "controller_L9.safetensors",
-                                       "controller_universal.safetensors"]
-    for c in ctrls:
-        meta = read_metadata(c)
-        assert meta["train_config"]["estimator"] == "splits"
-        assert meta["controller_config"]["block_order"] == "spread"

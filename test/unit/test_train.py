@@ -14,12 +14,12 @@ from admn_ros.core.noise import draw_stream_sigmas
 from admn_ros.core.streams import MODALITIES, StreamSet, budget_from_fraction
 from admn_ros.core.train import cli
 from admn_ros.core.model import ADMNModel
-from admn_ros.core.train.common import (NoiseSampler, apply_noise, color_augment, epoch_batches, lr_at,
-                                        noise_aware_masks, open_split, to_torch)
+from admn_ros.core.train.common import (NoiseSampler, apply_noise, epoch_batches, lr_at, noise_aware_masks,
+                                        open_split, to_torch)
 from admn_ros.core.train.config import Stage1Config, Stage2Config, TrainConfigError
 from admn_ros.core.train.stage1 import train_stage1
 from admn_ros.core.train.stage2 import fold_universal, load_controller, load_stage1, train_stage2
-from admn_ros.core.train.tiny import TINY_CONTROLLER, TINY_MODEL, make_tiny_dataset
+from train_fixtures import TINY_CONTROLLER, TINY_MODEL, make_tiny_dataset
 
 QUIET = dict(progress=False, threads=1)
 
@@ -72,31 +72,6 @@ def test_apply_noise_is_seeded_and_clipped():
         assert torch.equal(a[m], b[m]) and a[m].min() >= 0 and a[m].max() <= 1
     zero = apply_noise(x, np.zeros((2, 9), np.float32), ss)
     assert all(torch.equal(zero[m], x[m]) for m in x)
-
-
-def test_color_augment_changes_colours_not_shapes():
-    rng = np.random.default_rng(0)
-    x = {"rgb": torch.rand(32, 5, 3, 8, 8), "depth": torch.rand(32, 5, 1, 8, 8)}
-    y = color_augment(x, 1.0, np.random.default_rng(1))
-    assert y["depth"] is x["depth"] and y["rgb"].shape == x["rgb"].shape
-    assert y["rgb"].min() >= 0 and y["rgb"].max() <= 1 and not torch.equal(y["rgb"], x["rgb"])
-    # one transform per sample, shared by all its images: where nothing was clipped, each
-    # output channel is an affine function of one input channel
-    flat = x["rgb"][0].permute(1, 0, 2, 3).reshape(3, -1)
-    out = y["rgb"][0].permute(1, 0, 2, 3).reshape(3, -1)
-    for c in range(3):
-        ok = (out[c] > 0) & (out[c] < 1)
-        corr = [abs(float(np.corrcoef(flat[k][ok], out[c][ok])[0, 1])) for k in range(3)]
-        assert max(corr) > 0.999
-    # deterministic for a seed; off (identity, no random draws) at probability 0
-    assert torch.equal(color_augment(x, 1.0, np.random.default_rng(1))["rgb"], y["rgb"])
-    state = rng.bit_generator.state
-    assert color_augment(x, 0.0, rng)["rgb"] is x["rgb"] and rng.bit_generator.state == state
-    half = color_augment(x, 0.5, np.random.default_rng(2))["rgb"]
-    changed = [not torch.equal(half[i], x["rgb"][i]) for i in range(32)]
-    assert 5 < sum(changed) < 27
-    with pytest.raises(TrainConfigError, match="color_aug"):
-        Stage1Config(color_aug=1.5)
 
 
 def test_lr_schedule_and_batches():
@@ -175,6 +150,8 @@ def test_stage1_alloc_batches_run_budgeted_qoi_aware_masks(data, tmp_path, monke
 
 
 def test_stage1_tiny_run_lowers_loss(data, tmp_path):
+    """Six epochs on the tiny seeded set lower the training loss.
+    Break tried: ``opt.step()`` removed from the stage-1 loop (the loss stays where it starts)."""
     cfg = _s1(data, tmp_path / "run", epochs=6, noise_start_epoch=99, layerdrop_ramp=[[0, 0.0]], full_drop=0.0,
               missing_prob=0.0, lr=5e-3, warmup_epochs=0.0, loss_ramp=[[0, 1.0, 0.05]])
     res = train_stage1(cfg, log=_quiet)
@@ -237,19 +214,17 @@ def test_stage1_bad_data_fails_early(data, tmp_path):
         train_stage1(_s1(data, tmp_path / "o", model=dict(TINY_MODEL, nodes=["node1", "node2"])), log=_quiet)
     with pytest.raises(TrainConfigError, match="outside the model's mean bounds"):
         train_stage1(_s1(data, tmp_path / "o", model=dict(TINY_MODEL, bounds=[[5, 6], [5, 6]])), log=_quiet)
-    with pytest.raises(TrainConfigError, match="pos_init_std must be > 0"):
-        train_stage1(_s1(data, tmp_path / "o", model=dict(TINY_MODEL, pos_init_std=0.0)), log=_quiet)
+    with pytest.raises(TrainConfigError, match="readout = 'mean' is no longer supported"):
+        train_stage1(_s1(data, tmp_path / "o", model=dict(TINY_MODEL, readout="mean")), log=_quiet)
 
 
 @pytest.mark.parametrize("kw,match", [
     ({"epochs": 0}, "epochs must be >= 1"),
-    ({"schedule": "step"}, "schedule"),
     ({"layerdrop_ramp": [[0, 1.5]]}, "layerdrop_ramp"),
     ({"noise_regimes": {"gaussian": 1.0}}, "unknown key 'gaussian'"),
     ({"missing_prob": 0.7}, "missing_prob"),
     ({"loss_ramp": [[0, 0.0, 0.0]]}, "loss_ramp"),
     ({"loss_ramp": [[0, 1.0]]}, "loss_ramp"),
-    ({"aux_weight": -0.1}, "aux_weight must be >= 0"),
     ({"alloc_ramp": [[0, 1.5]]}, "alloc_ramp"),
     ({"alloc_ramp": [[0]]}, "alloc_ramp"),
     ({"alloc_fractions": [0.0]}, "alloc_fractions"),
@@ -274,6 +249,36 @@ def _batch(data, n=6):
     ds = open_split(data, "val")
     ins, _ = to_torch(ds.batch(np.arange(n)), ("rgb", "depth", "radar"))
     return ins
+
+
+def test_stage2_takes_blocks_from_a_deliberately_noisy_stream(data, stage1_model, tmp_path):
+    """A few hundred stage-2 steps on the tiny set teach the controller to take blocks from a
+    stream whose input is pure noise: each radar stream, at sigma_max with every other stream
+    clean, runs at least two blocks fewer than on clean inputs. An untrained controller does not
+    respond to the noise at all.
+    Break tried: the controller fed the clean inputs in the stage-2 loop (``ctrl(inputs, ...)``
+    instead of ``ctrl(noisy, ...)``): it never sees noise and keeps the radar's blocks."""
+    res = train_stage2(_s2(data, stage1_model, tmp_path / "c", variant="budget", budget=27, epochs=29,
+                           batch_size=8, k_samples=2, val_samples=8, train_samples=0), log=_quiet)
+    model, wid = load_stage1(stage1_model)
+    ctrl, _ = load_controller(res.model_path, model, wid)
+    steps = 30 * (len(open_split(data, "train")) // 8)
+    assert steps >= 200, steps
+    torch.manual_seed(0)
+    untrained = AllocationController(ctrl.cfg).eval()
+    ds = open_split(data, "train")
+    x, _ = to_torch(ds.batch(np.arange(32)), model.cfg.modalities)
+    streams = model.cfg.streams
+    radar = [i for i in range(len(streams)) if streams.modality_of(i) == "radar"]
+    for i in radar:
+        sig = np.zeros((32, len(streams)), np.float32)
+        sig[:, i] = MODALITIES["radar"].sigma_max
+        noisy = apply_noise(x, sig, streams, torch.Generator().manual_seed(i))
+        with torch.no_grad():
+            before = [c.allocate(x)["mask"][:, i].sum(-1).mean().item() for c in (ctrl, untrained)]
+            after = [c.allocate(noisy)["mask"][:, i].sum(-1).mean().item() for c in (ctrl, untrained)]
+        assert after[0] <= before[0] - 2.0, (streams.ids[i], before, after)
+        assert abs(after[1] - before[1]) < 0.5, (streams.ids[i], before, after)
 
 
 def test_stage2_budget_controller_honours_budget(data, stage1_model, tmp_path):
@@ -389,68 +394,67 @@ def test_ship_models(data, stage1_model, tmp_path):
         ship_models(other.model_path, [c.model_path], tmp_path / "m2")
 
 
-def test_train_all_stage1_config_is_checked_before_any_work(tmp_path, capsys):
-    """``train all --stage1-config``: bad overrides fail at once, before a dataset is generated."""
-    args = ["all", "--data", str(tmp_path / "d"), "--runs", str(tmp_path / "r"), "--models", str(tmp_path / "m"),
-            "--no-progress", "--stage1-config"]
-    cases = [('{"modality_missing": {"lidar": 0.4}}', "unknown modality 'lidar'"),
-             ('{"no_such_field": 1}', "unknown keys ['no_such_field']"),
-             ('{"epochs": 3}', "set by the pipeline's own flags"),
-             ('[1, 2]', "must be a mapping")]
-    for i, (text, match) in enumerate(cases):
-        f = tmp_path / f"s1_{i}.json"
-        f.write_text(text)
-        assert cli.main([*args, str(f)]) == 2
-        assert match in capsys.readouterr().err
-    assert cli.main([*args, str(tmp_path / "missing.json")]) == 2
-    assert "config file not found" in capsys.readouterr().err
-    assert not (tmp_path / "d").exists() and not (tmp_path / "r" / "stage1").exists()
-    ok = tmp_path / "ok.json"
-    ok.write_text('{"modality_missing": {"rgb": 0.4, "depth": 0.4, "radar": 0.4}}')
-    a = cli.build_parser().parse_args([*args, str(ok)])
-    assert a.stage1_config == str(ok)
+# ----------------------------------------------------------------------------- the shipped recipe
+def test_train_all_defaults_are_the_shipped_recipe():
+    """``admn-ros train all`` with no recipe flags trains what ``make models`` ships, and
+    ``--task activity`` what ``make models-activity`` ships; the manifest names that command."""
+    from admn_ros.core.train.config import TASK_RECIPES, VARIANTS
+    from admn_ros.core.train.pipeline import PipelineConfig
+
+    track, act = PipelineConfig(), PipelineConfig(task="activity")
+    assert track.command() == "admn-ros train all" and act.command() == "admn-ros train all --task activity"
+    assert (track.data, track.runs, track.models) == ("data/gdtm_sim", "runs/shipped", "models")
+    assert (act.data, act.runs, act.models) == ("data/activity_sim", "runs/activity", "models/activity")
+    assert TASK_RECIPES["tracking"].dataset == {"n_samples": 24000, "frames_per_episode": 50}
+    assert TASK_RECIPES["activity"].dataset == {"n_subjects": 100, "windows_per_activity": 8, "frames": 5}
+    s1t, s1a = Stage1Config(**track.stage1_fields()), Stage1Config(**act.stage1_fields())
+    assert (s1t.epochs, s1a.epochs, s1t.val_samples) == (10, 14, 512)
+    assert s1t.modality_missing == {"radar": 0.25} and s1a.modality_missing == dict.fromkeys(MODALITIES, 0.2)
+    assert (TASK_RECIPES["tracking"].finetune_epochs, TASK_RECIPES["activity"].finetune_epochs) == (0, 4)
+    s2t, s2a = Stage2Config(**track.stage2_fields()), Stage2Config(**act.stage2_fields())
+    assert (s2t.train_samples, s2a.train_samples, s2t.val_samples) == (4800, 2400, 512)
+    assert VARIANTS == {"budget": (0, 1), "universal": (1, 4), "ae": (1, 2)}
+    smaller = PipelineConfig(task="activity", dataset={"n_subjects": 12}, stage1_epochs=1)
+    assert smaller.command() == "admn-ros train all --task activity --subjects 12 --stage1-epochs 1"
+    with pytest.raises(TrainConfigError, match="--samples does not apply to --task activity"):
+        PipelineConfig(task="activity", dataset={"n_samples": 10})
 
 
-def test_best_of_k_target_is_never_worse_than_the_controller_and_its_loss_ranks_it(data, stage1_model):
-    """``estimator="best_of_k"``: the target allocation honours the budget and scores at
-    least as well as the controller's own top-L; gradient steps on
-    ``allocation_target_loss`` put the target's blocks into the top-L."""
-    from admn_ros.core.tasks import get_task
-    from admn_ros.core.train.stage2 import allocation_target_loss, best_of_k_masks
+def test_train_all_runs_every_step_and_ships_one_run(tmp_path, capsys, monkeypatch):
+    """A small ``train all --task activity`` (tiny networks): stage 1, the finetune under budgeted
+    allocations, all controllers on the finetuned network, then ``models/`` with a manifest that
+    names the command and no file from another run."""
+    import dataclasses
+    import json
 
-    model, _ = load_stage1(stage1_model)
-    ds = open_split(data, "val")
-    x, gt = to_torch(ds.batch(np.arange(8)), ("rgb", "depth", "radar"))
-    ctrl = AllocationController(ControllerConfig.for_model(model.cfg, budget=27, **TINY_CONTROLLER)).eval()
-    cfg = Stage2Config(data=str(data), stage1=str(stage1_model), estimator="best_of_k", k_samples=3)
-    logits = ctrl(x, budget=27)["logits"]
-    best, best_loss = best_of_k_masks(model, ctrl, x, gt, logits, 27, cfg, torch.Generator().manual_seed(0))
-    assert best.dtype == torch.bool and (best.sum((1, 2)) == 27).all() and best[:, :, 0].all()
-    with torch.no_grad():
-        own = ctrl.select(logits.detach(), 27)
-        own_loss = get_task(model.cfg.task).loss_per_sample(model(x, own), gt, *cfg.loss_weights)
-        again = get_task(model.cfg.task).loss_per_sample(model(x, best.float()), gt, *cfg.loss_weights)
-    assert (best_loss <= own_loss + 1e-4).all()
-    assert torch.allclose(again, best_loss, atol=1e-4)
-    # the target loss trains free logits towards the target's blocks
-    free = torch.zeros(8, 9, 12, requires_grad=True)
-    opt = torch.optim.SGD([free], lr=50.0)
-    for _ in range(20):
-        opt.zero_grad()
-        allocation_target_loss(free, best).backward()
-        opt.step()
-    sel = ctrl.select(free.detach(), 27) > 0.5
-    assert torch.equal(sel, best)
-    with pytest.raises(TrainConfigError, match="estimator"):
-        Stage2Config(estimator="reinforce")
+    from admn_ros.core.data.activity import generate_activity_dataset
+    from admn_ros.core.train.config import TASK_RECIPES, VARIANTS
 
+    recipe = TASK_RECIPES["activity"]
+    monkeypatch.setitem(TASK_RECIPES, "activity", dataclasses.replace(
+        recipe, stage1={**recipe.stage1, "model": TINY_MODEL}, stage2={**recipe.stage2, "controller": TINY_CONTROLLER}))
 
-@pytest.mark.parametrize("estimator", ["best_of_k", "splits"])
-def test_stage2_other_estimators_run_every_variant(data, stage1_model, tmp_path, estimator):
-    for variant, kw in (("budget", {"budget": 27}), ("universal", {})):
-        res = train_stage2(_s2(data, stage1_model, tmp_path / variant, variant=variant, estimator=estimator,
-                               k_samples=2, **kw), log=_quiet)
-        model, wid = load_stage1(stage1_model)
-        ctrl, _ = load_controller(res.model_path, model, wid)
-        assert res.history[-1]["phase"] == "allocation" and np.isfinite(res.history[-1]["loss"])
-        assert (ctrl.allocate(_batch(data), budget=27)["mask"].sum((1, 2)) == 27).all()
+    root = tmp_path / "d"
+    generate_activity_dataset(root, n_subjects=4, val_subjects=1, test_subjects=1, windows_per_activity=1,
+                              frames=2, seed=5, workers=1, progress=False)
+    args = ["all", "--task", "activity", "--data", str(root), "--runs", str(tmp_path / "r"), "--models",
+            str(tmp_path / "m"), "--stage1-epochs", "1", "--finetune-epochs", "1", "--stage2-train-samples", "16",
+            "--val-samples", "8", "--no-progress"]
+    assert cli.main(args) == 0, capsys.readouterr()
+    man = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert man["command"] == "admn-ros train all " + " ".join(args[1:-1])
+    assert sorted(e["file"] for e in man["files"]) == [
+        "activity.safetensors", "baselines/controller_ae.safetensors", "controller_L12.safetensors",
+        "controller_L18.safetensors", "controller_L24.safetensors", "controller_L9.safetensors",
+        "controller_universal.safetensors"]
+    shipped = read_metadata(tmp_path / "m" / "activity.safetensors")
+    tc = shipped["train_config"]
+    assert tc["out"] == str(tmp_path / "r" / "finetune") and tc["alloc_ramp"] == [[0, 0.5]]
+    assert tc["modality_missing"] == dict.fromkeys(MODALITIES, 0.2) and tc["epochs"] == 1
+    for e in man["files"][1:]:
+        meta = read_metadata(tmp_path / "m" / e["file"])
+        assert meta["stage1_weights_id"] == man["stage1_weights_id"] == shipped["weights_id"]
+        assert meta["train_config"]["stage1"] == str(tmp_path / "r" / "finetune" / "model.safetensors")
+        assert meta["train_config"]["train_samples"] == 16 and meta["train_config"]["val_samples"] == 8
+        want = VARIANTS[meta["variant"]]
+        assert (meta["train_config"]["noise_warmup_epochs"], meta["train_config"]["epochs"]) == want

@@ -44,27 +44,15 @@ def test_output_shape_and_tokens():
     assert vit.n_tokens == 1 + 4
 
 
-def test_readouts_see_what_they_should():
-    """The spatial readout keeps the token layout; CLS reads token 0 only; mean pools patches."""
+def test_spatial_readout_keeps_the_token_layout():
+    """The same patches at other positions give another embedding."""
     torch.manual_seed(0)
     tok = torch.randn(3, 5, 16)
     perm = tok.clone()
-    perm[:, 1:] = tok[:, [3, 1, 4, 2]]  # same patches, other positions
-    spatial = tiny_vit(readout="spatial").eval().head
-    cls = tiny_vit(readout="cls").eval().head
-    mean = tiny_vit(readout="mean").eval().head
+    perm[:, 1:] = tok[:, [3, 1, 4, 2]]
+    head = tiny_vit().eval().head
     with torch.no_grad():
-        assert not torch.allclose(spatial(tok), spatial(perm))
-        torch.testing.assert_close(mean(tok), mean(perm))
-        changed = tok.clone()
-        changed[:, 1:] += 1.0
-        torch.testing.assert_close(cls(tok), cls(changed))
-        assert not torch.allclose(mean(tok), mean(changed))
-    for readout in ("spatial", "cls", "mean"):
-        vit = tiny_vit(readout=readout).eval()
-        assert vit(torch.rand(2, 3, 32, 32)).shape == (2, 16)
-    with pytest.raises(ValueError, match="unknown backbone readout"):
-        tiny_vit(readout="max")
+        assert not torch.allclose(head(tok), head(perm))
 
 
 def test_skip_equals_blend_for_the_same_mask():
@@ -132,16 +120,9 @@ def test_full_backbone_dropout_runs_only_block_zero():
         vit.set_layerdrop(1.0)
 
 
-def test_straight_through_float_mask_is_exact_and_carries_gradient():
+def test_float_mask_runs_like_the_bool_mask():
     vit = tiny_vit().eval()
     x = torch.rand(4, 3, 32, 32)
     hard = random_mask(4, seed=11)
-    soft = torch.full(hard.shape, 0.3, requires_grad=True)
-    ste = hard.float() + (soft - soft.detach())
-    out = vit(x, ste)
     with torch.no_grad():
-        torch.testing.assert_close(out, vit(x, hard), rtol=0, atol=0)
-    out.sum().backward()
-    g = soft.grad
-    assert g is not None and bool((g[hard] != 0).any())
-    assert bool((g[~hard] == 0).all())  # skipped blocks were never computed
+        torch.testing.assert_close(vit(x, hard.float()), vit(x, hard), rtol=0, atol=0)

@@ -1,6 +1,6 @@
 """``admn-ros train``: stage 1 / stage 2 training, export, and the whole shipped-model pipeline.
 
-    admn-ros train stage1 --data data/gdtm_sim --out runs/stage1 --epochs 18 --seed 0
+    admn-ros train stage1 --data data/gdtm_sim --out runs/stage1 --epochs 10 --seed 0
     admn-ros train stage2 --data data/gdtm_sim --stage1 runs/stage1/model.safetensors \\
         --variant universal --out runs/ctrl_universal
     admn-ros train stage2 ... --variant budget --budget 27 --init runs/ctrl_universal/controller.safetensors
@@ -10,22 +10,17 @@
 
 Every run directory keeps ``last.safetensors`` after each epoch; ``--resume`` continues
 it (the checkpoint carries its config; a different model/data/seed is refused).
-Optional stage 0 (MAE pretraining of the backbones with LayerDrop, no labels):
-
-    admn-ros train stage0 --data data/activity_sim --out runs/stage0 --model '{"readout": "mean"}'
-    admn-ros train stage1 ... --init runs/stage0/model.safetensors --model '{"readout": "mean"}'
-
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 from admn_ros.core.checkpoint import CheckpointError
-from admn_ros.core.train.config import Stage0Config, Stage1Config, Stage2Config, TrainConfigError, load_config_file
+from admn_ros.core.train.config import Stage1Config, Stage2Config, TrainConfigError, load_config_file
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -45,33 +40,24 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``admn-ros train`` parser (subcommands stage0, stage1, stage2, ship, all)."""
+    """The ``admn-ros train`` parser (subcommands stage1, stage2, ship, all)."""
     p = argparse.ArgumentParser(prog="admn-ros train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    s0 = sub.add_parser("stage0", help="optional MAE pretraining of the backbones with LayerDrop")
-    _common(s0)
-    s0.add_argument("--mask-ratio", type=float, dest="mask_ratio", help="share of patches hidden (0.75)")
-    s0.add_argument("--model", dest="model_json", help="ADMNConfig overrides as JSON, e.g. '{\"readout\": \"mean\"}'")
     s1 = sub.add_parser("stage1", help="LayerDrop finetuning of backbones + fusion (tracking)")
     _common(s1)
     s1.add_argument("--noise-start-epoch", type=int, dest="noise_start_epoch")
     s1.add_argument("--model", dest="model_json", help="ADMNConfig overrides as JSON, e.g. '{\"vit_dim\": 64}'")
-    s1.add_argument("--init", help="stage-0 or stage-1 checkpoint to start the backbones from (a stage-1 "
-                    "model of the same network: the whole network)")
+    s1.add_argument("--init", help="stage-1 checkpoint of the same network to start from")
 
     s2 = sub.add_parser("stage2", help="train a controller on the frozen stage-1 network")
     _common(s2)
     s2.add_argument("--stage1", help="stage-1 checkpoint (model.safetensors or models/tracking.safetensors)")
     s2.add_argument("--variant", choices=["budget", "universal", "ae"])
     s2.add_argument("--budget", type=int, help="blocks L for --variant budget")
-    s2.add_argument("--budget-fraction", type=float, dest="budget_fraction", help="L as a fraction of all blocks")
-    s2.add_argument("--budget-range", dest="budget_range", help="lo,hi fractions for universal/ae (e.g. 0.2,0.75)")
     s2.add_argument("--init", help="controller checkpoint to start from (universal is folded at --budget)")
-    s2.add_argument("--estimator", choices=["ste", "best_of_k", "splits"],
-                    help="how the allocation learns from the task loss (Stage2Config.estimator; default ste)")
     s2.add_argument("--warmup-epochs", type=int, dest="noise_warmup_epochs",
-                    help="noise-head-only (or AE reconstruction) epochs first")
+                    help="noise-head-only (or AE reconstruction) epochs first (default: the variant's)")
 
     sh = sub.add_parser("ship", help="export final checkpoints into models/ (+ manifest.json)")
     sh.add_argument("--stage1", required=True)
@@ -86,11 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_S0_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "threads", "mask_ratio")
 _S1_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "val_samples", "threads",
              "noise_start_epoch", "init")
 _S2_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "val_samples", "threads",
-             "stage1", "variant", "budget", "budget_fraction", "init", "noise_warmup_epochs", "estimator")
+             "stage1", "variant", "budget", "init", "noise_warmup_epochs")
 
 
 def _flags_config(a: argparse.Namespace, flags: Sequence[str]) -> dict[str, Any]:
@@ -107,36 +92,19 @@ def _flags_config(a: argparse.Namespace, flags: Sequence[str]) -> dict[str, Any]
     return d
 
 
-def stage0_config(a: argparse.Namespace) -> Stage0Config:
-    return Stage0Config.from_dict(_flags_config(a, _S0_FLAGS))
-
-
 def stage1_config(a: argparse.Namespace) -> Stage1Config:
     return Stage1Config.from_dict(_flags_config(a, _S1_FLAGS))
 
 
 def stage2_config(a: argparse.Namespace) -> Stage2Config:
-    d = load_config_file(a.config)
-    d.update({k: getattr(a, k) for k in _S2_FLAGS if getattr(a, k, None) is not None})
-    if a.budget_range:
-        try:
-            d["budget_range"] = [float(x) for x in a.budget_range.split(",")]
-        except ValueError as exc:
-            raise TrainConfigError(f"--budget-range: expected lo,hi fractions, got {a.budget_range!r}") from exc
-    if a.no_progress:
-        d["progress"] = False
-    return Stage2Config.from_dict(d)
+    return Stage2Config.from_dict(_flags_config(a, _S2_FLAGS))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``admn-ros train``; returns a process exit code (2 = bad config/data)."""
     a = build_parser().parse_args(argv)
     try:
-        if a.cmd == "stage0":
-            from admn_ros.core.train.stage0 import train_stage0
-
-            train_stage0(stage0_config(a), resume=a.resume, force=a.force)
-        elif a.cmd == "stage1":
+        if a.cmd == "stage1":
             from admn_ros.core.train.stage1 import train_stage1
 
             train_stage1(stage1_config(a), resume=a.resume, force=a.force)
@@ -149,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             from admn_ros.core.train.ship import ship_models
 
-            man = ship_models(a.stage1, a.controller, a.models, torch.float16 if a.float16 else torch.float32)
+            man = ship_models(a.stage1, a.controller, a.models, torch.float16 if a.float16 else torch.float32,
+                              command=shlex.join(["admn-ros", "train", *(argv if argv is not None else sys.argv[1:])]))
             print(f"[ship] {len(man['files'])} files, {man['total_bytes'] / 1e6:.1f} MB -> {a.models}/manifest.json")
         elif a.cmd == "all":
             from admn_ros.core.train.pipeline import run_pipeline_args

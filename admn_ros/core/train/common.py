@@ -276,34 +276,6 @@ def apply_noise(inputs: Mapping[str, torch.Tensor], sigmas: np.ndarray | torch.T
     return out
 
 
-def color_augment(inputs: Mapping[str, torch.Tensor], prob: float, rng: np.random.Generator,
-                  modality: str = "rgb") -> Inputs:
-    """Photometric augmentation of the colour images: with probability ``prob`` per sample, a
-    random permutation of the colour channels, a gain in [0.7, 1.3] per channel and an offset
-    in [-0.1, 0.1], the same for every image of the sample (all nodes and frames), clipped to
-    [0, 1]. A clothing or wall colour then says nothing about the label, so the network has
-    to learn the shape. Meant for the activity RGB branch, which is of no use on new
-    subjects; tried in session 10 without effect (docs/TRAINING.md "Session 10"). Other
-    modalities pass through unchanged."""
-    if prob <= 0.0 or modality not in inputs:
-        return dict(inputs)
-    x = inputs[modality]
-    b, c = x.shape[0], x.shape[2]
-    on = rng.random(b) < prob
-    if not on.any():
-        return dict(inputs)
-    perm = np.stack([rng.permutation(c) if o else np.arange(c) for o in on])
-    gain = np.where(on[:, None], rng.uniform(0.7, 1.3, (b, c)), 1.0)
-    offset = np.where(on, rng.uniform(-0.1, 0.1, b), 0.0)
-    idx = torch.from_numpy(perm).reshape(b, 1, c, 1, 1).expand(b, x.shape[1], c, x.shape[3], x.shape[4])
-    y = torch.gather(x, 2, idx)
-    y = y * torch.from_numpy(gain.astype(np.float32)).reshape(b, 1, c, 1, 1) + torch.from_numpy(
-        offset.astype(np.float32)).reshape(b, 1, 1, 1, 1)
-    out = dict(inputs)
-    out[modality] = y.clamp_(0.0, 1.0)
-    return out
-
-
 def draw_missing(batch: int, n: int, prob: float, rng: np.random.Generator,
                  streams: StreamSet | None = None,
                  modality_prob: Mapping[str, float] | None = None) -> np.ndarray | None:

@@ -1,8 +1,9 @@
-"""Typed training configurations (stage 1 and stage 2), serialisable into checkpoints.
+"""Typed training configurations (stage 1 and stage 2), serialisable into checkpoints, and
+the shipped recipe.
 
-Every field has a default that is the shipped recipe; the CLI overrides a few. A
-config is validated once, at construction, and every problem raises
-:class:`TrainConfigError` naming the field.
+Every field's default is the shipped tracking recipe; :data:`TASK_RECIPES` holds what the
+shipped recipe sets per task (the activity task changes a few fields). A config is validated
+once, at construction, and every problem raises :class:`TrainConfigError` naming the field.
 """
 from __future__ import annotations
 
@@ -18,10 +19,6 @@ T = TypeVar("T", bound="_Base")
 
 #: Budgets of the paper's Table 1 as fractions of all blocks (25/33/50/67% of 108 -> 27/36/54/72).
 TABLE_FRACTIONS: tuple[float, ...] = (0.25, 0.33, 0.50, 0.67)
-
-
-#: Values of :attr:`Stage2Config.estimator`.
-ESTIMATORS: tuple[str, ...] = ("ste", "best_of_k", "splits")
 
 
 class TrainConfigError(ValueError):
@@ -83,51 +80,6 @@ def _check_mix(name: str, mix: Mapping[str, float], allowed: Sequence[str]) -> N
 
 
 @dataclass
-class Stage0Config(_Base):
-    """Stage 0 (optional): MAE-style pretraining of the backbones with LayerDrop
-    (:mod:`admn_ros.core.train.stage0`).
-
-    Attributes:
-        data / out / seed / batch_size / train_samples / threads / progress / model: as stage 1
-            (``batch_size`` counts dataset samples; every frame of every node in them is an image).
-        epochs: pretraining epochs.
-        lr / min_lr / weight_decay / warmup_epochs: AdamW, linear warmup then cosine decay.
-        mask_ratio: share of patches hidden from the encoder (MAE: 0.75).
-        layerdrop: LayerDrop probability in the encoder (the paper pretrains with 0.2).
-        decoder_dim / decoder_depth: the pixel decoder's transformer (dropped after pretraining).
-    """
-
-    data: str = "data/gdtm_sim"
-    out: str = "runs/stage0"
-    epochs: int = 8
-    batch_size: int = 32
-    lr: float = 1e-3
-    min_lr: float = 5e-5
-    weight_decay: float = 0.05
-    warmup_epochs: float = 0.5
-    seed: int = 0
-    train_samples: int = 0
-    mask_ratio: float = 0.75
-    layerdrop: float = 0.2
-    decoder_dim: int = 64
-    decoder_depth: int = 2
-    model: dict[str, Any] = field(default_factory=dict)
-    threads: int = 0
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        _check(self.epochs >= 1, f"Stage0Config.epochs must be >= 1, got {self.epochs}")
-        _check(self.batch_size >= 1, f"Stage0Config.batch_size must be >= 1, got {self.batch_size}")
-        _check(self.lr > 0 and 0 <= self.min_lr <= self.lr, f"Stage0Config.lr/min_lr invalid: {self.lr}/{self.min_lr}")
-        _check(0.0 < self.mask_ratio < 1.0, f"Stage0Config.mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        _check(0.0 <= self.layerdrop < 1.0, f"Stage0Config.layerdrop must be in [0, 1), got {self.layerdrop}")
-        _check(self.decoder_dim >= 4 and self.decoder_depth >= 1,
-               f"Stage0Config.decoder_dim/decoder_depth too small: {self.decoder_dim}/{self.decoder_depth}")
-        _check(self.warmup_epochs >= 0 and self.train_samples >= 0,
-               "Stage0Config.warmup_epochs/train_samples must be >= 0")
-
-
-@dataclass
 class Stage1Config(_Base):
     """Stage 1: LayerDrop finetuning of backbones + fusion on tracking with noise augmentation.
 
@@ -136,8 +88,8 @@ class Stage1Config(_Base):
         out: run directory (``last.safetensors`` for resume, ``model.safetensors``, ``summary.json``).
         epochs: training epochs.
         batch_size: samples per step (64).
-        lr / min_lr / weight_decay / warmup_epochs: AdamW with linear warmup, then ``schedule``
-            (``cosine`` or ``linear``) decay to ``min_lr``.
+        lr / min_lr / weight_decay / warmup_epochs: AdamW with linear warmup, then cosine decay
+            to ``min_lr``.
         seed: everything random (init, data order, noise, LayerDrop) derives from it.
         train_samples: training samples per epoch, a fresh random subset of the split each epoch (0 = all).
         val_samples: validation samples per evaluation (0 = all).
@@ -158,44 +110,31 @@ class Stage1Config(_Base):
             in a sample (modality dropout; at least one stream stays present). It stops the
             network from leaning on the easiest modality only: without it the radar alone
             carried the position and clean cameras could not replace a noisy radar.
-        aux_weight: weight of the auxiliary loss; > 0 turns on ``ADMNConfig.aux_heads``.
-            Activity: per-modality classification (``fusion.aux_classification_loss``), so a
-            clean modality can stand in for noisy ones (docs/TRAINING.md, "Session 7").
-            Tracking: per-stream position (``fusion.aux_position_loss``), which lets a pooled
-            backbone readout leave the "predict the centre" plateau (docs/TRAINING.md,
-            "Session 11"). 0 (default) = off.
-        color_aug: probability per sample of the RGB photometric augmentation
-            (:func:`admn_ros.core.train.common.color_augment`: channel permutation, per-channel
-            gain, offset). 0 (default) = off. Tried on activity at 0.8 in session 10: no
-            gain (docs/TRAINING.md "Session 10"), so the shipped recipe leaves it off.
         alloc_ramp: ``[[epoch, p], ...]``: from that epoch on, a noisy-phase batch runs with
             probability ``p`` under budgeted QoI-aware allocations
             (:func:`admn_ros.core.train.common.noise_aware_masks`, budgets ``alloc_fractions``
             of all blocks) instead of LayerDrop, so the network learns the shallow-but-focused
-            allocations a controller will give it. Default: never (docs/TRAINING.md "Session 16").
+            allocations a controller will give it. Default: never (the finetune turns it on).
         alloc_fractions: budgets of those batches as fractions of all blocks.
         alloc_temperature: Gumbel scale of those allocations (0 = the cleanest streams' blocks in order).
         model: ``ADMNConfig`` overrides (dict) for the network.
-        init: a stage-0 checkpoint (``model.safetensors`` of a stage-0 run) or a stage-1
-            model (warm start; its readout may differ, then the readout head starts fresh)
-            whose backbone weights the network starts from ("" = from scratch); a stage-1
-            model of the very same network gives the whole network (fusion and head too).
+        init: a stage-1 checkpoint of the very same network to start from (the whole network;
+            the finetune's warm start), or "" (from scratch).
         threads: torch intra-op threads (0 = leave torch's default).
         progress: show tqdm progress bars.
     """
 
     data: str = "data/gdtm_sim"
     out: str = "runs/stage1"
-    epochs: int = 14
+    epochs: int = 10
     batch_size: int = 64
     lr: float = 5e-4
     min_lr: float = 2e-5
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
-    schedule: str = "cosine"
     seed: int = 0
     train_samples: int = 0
-    val_samples: int = 0
+    val_samples: int = 512
     layerdrop_ramp: tuple[tuple[int, float], ...] = ((0, 0.0), (2, 0.1), (4, 0.2))
     loss_ramp: tuple[tuple[int, float, float], ...] = ((0, 0.0, 1.0), (2, 1.0, 0.05))
     full_drop: float = 0.1
@@ -205,8 +144,6 @@ class Stage1Config(_Base):
     clean_prob: float = 0.1
     missing_prob: float = 0.02
     modality_missing: dict[str, float] = field(default_factory=lambda: {"radar": 0.25})
-    aux_weight: float = 0.0
-    color_aug: float = 0.0
     alloc_ramp: tuple[tuple[int, float], ...] = ((0, 0.0),)
     alloc_fractions: tuple[float, ...] = TABLE_FRACTIONS
     alloc_temperature: float = 0.2
@@ -239,8 +176,6 @@ class Stage1Config(_Base):
         _check(self.epochs >= 1, f"Stage1Config.epochs must be >= 1, got {self.epochs}")
         _check(self.batch_size >= 1, f"Stage1Config.batch_size must be >= 1, got {self.batch_size}")
         _check(self.lr > 0 and 0 <= self.min_lr <= self.lr, f"Stage1Config.lr/min_lr invalid: {self.lr}/{self.min_lr}")
-        _check(self.schedule in ("cosine", "linear"), f"Stage1Config.schedule must be 'cosine' or 'linear', "
-                                                      f"got {self.schedule!r}")
         _check(self.warmup_epochs >= 0, f"Stage1Config.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         _check(all(0.0 <= p < 1.0 for _, p in self.layerdrop_ramp),
                f"Stage1Config.layerdrop_ramp probabilities must be in [0, 1): {self.layerdrop_ramp}")
@@ -250,8 +185,6 @@ class Stage1Config(_Base):
         for name in ("modality_draw_prob", "clean_prob", "missing_prob"):
             v = getattr(self, name)
             _check(0.0 <= v <= 1.0, f"Stage1Config.{name} must be in [0, 1], got {v}")
-        _check(self.aux_weight >= 0.0, f"Stage1Config.aux_weight must be >= 0, got {self.aux_weight}")
-        _check(0.0 <= self.color_aug <= 1.0, f"Stage1Config.color_aug must be in [0, 1], got {self.color_aug}")
         _check(self.missing_prob < 0.5, f"Stage1Config.missing_prob must be < 0.5, got {self.missing_prob}")
         for m, p in self.modality_missing.items():
             _check(m in MODALITIES, f"Stage1Config.modality_missing: unknown modality {m!r}; known: "
@@ -285,8 +218,10 @@ def _ramp_at(ramp: Sequence[tuple[int, float]], epoch: int) -> float:
     return p
 
 
-#: Controller variants trained in stage 2.
-VARIANTS: tuple[str, ...] = ("budget", "universal", "ae")
+#: Controller variants trained in stage 2, each with its epochs in the shipped recipe:
+#: ``(noise_warmup_epochs, epochs)``. The per-budget controllers start from the universal one
+#: folded at their budget (``Stage2Config.init``), so one epoch finetunes them.
+VARIANTS: dict[str, tuple[int, int]] = {"budget": (0, 1), "universal": (1, 4), "ae": (1, 2)}
 
 
 @dataclass
@@ -300,42 +235,28 @@ class Stage2Config(_Base):
             ``ae`` (ADMN_AE: autoencoder-pretrained encoder, universal allocation head, no noise labels).
         budget: blocks ``L`` for ``variant="budget"`` (0 = use ``budget_fraction``).
         budget_fraction: fraction of all blocks for ``variant="budget"`` when ``budget`` is 0.
-        budget_range: ``[lo, hi]`` fractions of all blocks sampled per sample for universal / ae (per
-            batch with the ``"splits"`` estimator).
+        budget_range: ``[lo, hi]`` fractions of all blocks for universal / ae; each batch draws
+            one budget from it.
         init: optional controller checkpoint to start from (a universal one is folded exactly into
             a fixed-budget controller at ``budget``).
-        epochs: allocation-training epochs (after the warmup).
+        epochs: allocation-training epochs (after the warmup); ``None`` = the variant's
+            (:data:`VARIANTS`).
         noise_warmup_epochs: noise-head-only epochs first (the paper's noise-only epoch;
-            for ``ae`` these are autoencoder epochs instead).
+            for ``ae`` these are autoencoder epochs instead); ``None`` = the variant's.
         lr / min_lr / weight_decay: AdamW, linear decay.
         noise_weight: weight of the L1 noise loss next to the task loss.
         loss_weights: ``(nll_weight, dist_weight)`` of the tracking task loss the allocation is
             trained on (the paper: stage 1's ``(1, 0.05)``). Ignored for activity.
         noise_regimes / modality_draw_prob: training noise mixture (per sample).
-        gumbel_scale: Gumbel noise scale in training (``None`` = the controller default).
-        estimator: how the allocation learns from the task loss. ``"ste"`` (the paper):
-            Gumbel top-L with the straight-through estimator. ``"best_of_k"``: per sample, the
-            controller's own top-L and ``k_samples`` Gumbel-perturbed allocations (scale
-            ``explore_scale``) are scored by the frozen network's task loss (forward only),
-            and the logits are trained with cross-entropy towards the best one's blocks. The
-            straight-through gradient was measured to climb its own training loss
-            (docs/TRAINING.md, "Session 7"); best-of-K only moves towards allocations that
-            scored better. Works for every variant.
-            ``"splits"``: expected task loss over per-stream count splits of the budget
-            (:mod:`admn_ros.core.splits`; needs the controller's ``block_order``
-            ``"spread"``, set automatically): the frozen network scores every candidate
-            split on the batch (forward only), the controller's split scores give a softmax
-            over them (temperature ``split_temperature``), and the loss is the
-            softmax-weighted mean of their losses. Where a budget has at most
-            ``split_limit`` splits (the activity window's 3 streams) the candidates are all
-            of them: the exact expected loss, no sampling noise. Otherwise (9 tracking
-            streams) each sample's candidates are its current split, the even split and
-            ``k_samples`` Gumbel-perturbed ones (scale ``explore_scale``), with the softmax
-            over that set.
-        k_samples: perturbed allocations per sample for ``best_of_k`` (and sampled ``splits``).
-        explore_scale: Gumbel scale of those perturbations.
-        split_temperature: softmax temperature over split scores for ``splits``.
-        split_limit: most splits per budget ``splits`` enumerates (sampled candidates above).
+        k_samples / explore_scale / split_temperature / split_limit: the allocation objective,
+            the expected task loss over per-stream count splits of the budget
+            (:mod:`admn_ros.core.splits`): the frozen network scores every candidate split on
+            the batch (forward only), the controller's split scores give a softmax over them
+            (temperature ``split_temperature``), and the loss is the softmax-weighted mean of
+            their losses. Where a budget has at most ``split_limit`` splits (the activity
+            window's 3 streams) the candidates are all of them: the exact expected loss.
+            Otherwise (9 tracking streams) each sample's candidates are its current split, the
+            even split and ``k_samples`` Gumbel-perturbed ones (scale ``explore_scale``).
         controller: ``ControllerConfig`` overrides (dict).
     """
 
@@ -347,8 +268,8 @@ class Stage2Config(_Base):
     budget_fraction: float = 0.25
     budget_range: tuple[float, float] = (0.2, 0.75)
     init: str = ""
-    epochs: int = 3
-    noise_warmup_epochs: int = 1
+    epochs: int | None = None
+    noise_warmup_epochs: int | None = None
     batch_size: int = 64
     lr: float = 1e-3
     min_lr: float = 1e-5
@@ -358,22 +279,22 @@ class Stage2Config(_Base):
     noise_regimes: dict[str, float] = field(default_factory=lambda: {"binary": 1.0, "discrete": 1.0,
                                                                      "continuous": 1.0})
     modality_draw_prob: float = 0.5
-    gumbel_scale: float | None = None
-    estimator: str = "ste"
     k_samples: int = 4
     explore_scale: float = 1.0
     split_temperature: float = 1.0
     split_limit: int = 4096
     controller: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
-    train_samples: int = 0
-    val_samples: int = 0
+    train_samples: int = 4800
+    val_samples: int = 512
     threads: int = 0
     progress: bool = True
 
     def __post_init__(self) -> None:
-        _check(self.estimator in ESTIMATORS,
-               f"Stage2Config.estimator must be one of {list(ESTIMATORS)}, got {self.estimator!r}")
+        _check(self.variant in VARIANTS, f"Stage2Config.variant must be one of {list(VARIANTS)}, got {self.variant!r}")
+        warmup, epochs = VARIANTS[self.variant]
+        self.noise_warmup_epochs = warmup if self.noise_warmup_epochs is None else self.noise_warmup_epochs
+        self.epochs = epochs if self.epochs is None else self.epochs
         _check(self.k_samples >= 1, f"Stage2Config.k_samples must be >= 1, got {self.k_samples}")
         _check(self.explore_scale > 0, f"Stage2Config.explore_scale must be > 0, got {self.explore_scale}")
         _check(self.split_temperature > 0,
@@ -383,7 +304,6 @@ class Stage2Config(_Base):
         self.loss_weights = tuple(float(x) for x in self.loss_weights)  # type: ignore[assignment]
         _check(len(self.loss_weights) == 2 and min(self.loss_weights) >= 0 and sum(self.loss_weights) > 0,
                f"Stage2Config.loss_weights must be [nll, dist] >= 0, not both 0, got {list(self.loss_weights)}")
-        _check(self.variant in VARIANTS, f"Stage2Config.variant must be one of {list(VARIANTS)}, got {self.variant!r}")
         _check(self.epochs >= 0 and self.noise_warmup_epochs >= 0, "Stage2Config.epochs must be >= 0")
         _check(self.epochs + self.noise_warmup_epochs >= 1, "Stage2Config: nothing to train (0 epochs)")
         _check(self.batch_size >= 1, f"Stage2Config.batch_size must be >= 1, got {self.batch_size}")
@@ -418,3 +338,51 @@ class Stage2Config(_Base):
             raise TrainConfigError(f"Stage2Config.budget_range {list(self.budget_range)} gives [{lo}, {hi}] blocks; "
                                    f"need at least {lo} (one block per stream)")
         return lo, hi
+
+
+#: Stage-1 fields of the finetune (:attr:`TaskRecipe.finetune_epochs`): the whole stage-1
+#: network trained on at a low learning rate without warmup, LayerDrop and noise from the start,
+#: and half of the noisy batches under budgeted QoI-aware allocations (``Stage1Config.alloc_ramp``).
+FINETUNE_STAGE1: dict[str, Any] = {"lr": 1e-4, "min_lr": 1e-5, "warmup_epochs": 0.0,
+                                   "layerdrop_ramp": [[0, 0.2]], "loss_ramp": [[0, 1.0, 0.05]],
+                                   "noise_start_epoch": 0, "alloc_ramp": [[0, 0.5]]}
+
+
+@dataclass(frozen=True)
+class TaskRecipe:
+    """What the shipped recipe (``admn-ros train all``) sets for one task.
+
+    Attributes:
+        data / runs / models: the dataset, run and shipped-model directories.
+        generator: ``module:function`` that renders the dataset if ``data`` has none; it is
+            called with ``(data, seed=, workers=, progress=, **dataset)``.
+        dataset: the generator's size arguments.
+        stage1: :class:`Stage1Config` fields over its defaults.
+        finetune_epochs: epochs of the finetune of the whole stage-1 network
+            (:data:`FINETUNE_STAGE1`; 0 = none).
+        stage2: :class:`Stage2Config` fields over its defaults, for every controller.
+    """
+
+    data: str
+    runs: str
+    models: str
+    generator: str
+    dataset: dict[str, int]
+    stage1: dict[str, Any] = field(default_factory=dict)
+    finetune_epochs: int = 0
+    stage2: dict[str, Any] = field(default_factory=dict)
+
+
+#: The shipped recipe per task (``make models``, ``make models-activity``). Activity windows are
+#: seen by all three modalities, so every modality drops out in stage 1 (each backbone must learn
+#: alone, so a clean one can replace a noisy one).
+TASK_RECIPES: dict[str, TaskRecipe] = {
+    "tracking": TaskRecipe(data="data/gdtm_sim", runs="runs/shipped", models="models",
+                           generator="admn_ros.core.data.generate:generate_dataset",
+                           dataset={"n_samples": 24000, "frames_per_episode": 50}),
+    "activity": TaskRecipe(data="data/activity_sim", runs="runs/activity", models="models/activity",
+                           generator="admn_ros.core.data.activity:generate_activity_dataset",
+                           dataset={"n_subjects": 100, "windows_per_activity": 8, "frames": 5},
+                           stage1={"epochs": 14, "modality_missing": {"rgb": 0.2, "depth": 0.2, "radar": 0.2}},
+                           finetune_epochs=4, stage2={"train_samples": 2400}),
+}

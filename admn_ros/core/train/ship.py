@@ -9,7 +9,8 @@ Files (weights only, no optimizer state; the metadata keeps configs and metrics)
 * ``baselines/controller_ae.safetensors``: the ADMN_AE controller, an evaluation baseline kept
   out of the top level so runtimes that load every ``models/*.safetensors`` controller (the
   ROS tracking runtime) never pick it as their budget-conditioned controller;
-* ``manifest.json``: file list with sizes, ``weights_id``, budgets and validation metrics.
+* ``manifest.json``: the command that made the files, and the file list with sizes,
+  ``weights_id``, budgets and validation metrics.
 """
 from __future__ import annotations
 
@@ -41,8 +42,9 @@ def shipped_name(meta: dict[str, Any]) -> str:
 
 
 def ship_models(stage1: str | Path, controllers: Sequence[str | Path], out_dir: str | Path = "models",
-                dtype: torch.dtype = torch.float32) -> dict[str, Any]:
-    """Copy ``stage1`` + ``controllers`` (final checkpoints) into ``out_dir`` and write the manifest.
+                dtype: torch.dtype = torch.float32, command: str = "") -> dict[str, Any]:
+    """Copy ``stage1`` + ``controllers`` (final checkpoints) into ``out_dir`` and write the manifest,
+    which names ``command``, the one command that trained them all.
 
     Controllers must have been trained on this ``stage1`` network (``stage1_weights_id``).
     Raises :class:`CheckpointError` on a mismatch or if the total exceeds :data:`MAX_TOTAL_BYTES`.
@@ -58,17 +60,16 @@ def ship_models(stage1: str | Path, controllers: Sequence[str | Path], out_dir: 
         if ck.kind == "controller" and meta.get("stage1_weights_id") != wid:
             raise CheckpointError(f"{ck.path}: trained on stage-1 weights {meta.get('stage1_weights_id')}, "
                                   f"not on {stage1} ({wid})")
-        meta["source"] = str(ck.path)
         dst = out / shipped_name(ck.meta)
         save_checkpoint(dst, kind=ck.kind, state_dict=ck.tensors, meta=meta, dtype=dtype)
         entries.append({"file": str(dst.relative_to(out)), "kind": ck.kind, "variant": ck.meta.get("variant"),
                         "budget": ck.meta.get("budget"), "budget_range": ck.meta.get("budget_range"),
                         "bytes": dst.stat().st_size, "weights_id": ck.meta["weights_id"],
-                        "metrics": ck.meta.get("metrics", {}), "epochs": ck.epoch, "source": str(ck.path)})
+                        "metrics": ck.meta.get("metrics", {}), "epochs": ck.epoch})
     total = sum(e["bytes"] for e in entries)
     if total > MAX_TOTAL_BYTES:
         raise CheckpointError(f"{out}: shipped models total {total / 1e6:.1f} MB > {MAX_TOTAL_BYTES / 1e6:.0f} MB")
-    manifest = {"stage1_weights_id": wid, "total_bytes": total, "dtype": str(dtype).replace("torch.", ""),
+    manifest = {"command": command, "stage1_weights_id": wid, "total_bytes": total, "dtype": str(dtype).replace("torch.", ""),
                 "files": entries}
     write_json(out / "manifest.json", manifest)
     return manifest

@@ -10,8 +10,8 @@ Recipe (paper section 3.3 / appendix A.3, scaled to this machine):
 * loss: Gaussian NLL + 0.05 x Euclidean distance, after :attr:`Stage1Config.loss_ramp`'s
   distance-only start; fused AdamW, warmup + cosine LR.
 
-The backbones start from scratch, or from a stage-0 (MAE) checkpoint with
-:attr:`Stage1Config.init`; every backbone block is trainable either way.
+The network starts from scratch, or (the finetune) from a stage-1 checkpoint of the same
+network with :attr:`Stage1Config.init`; every block is trainable either way.
 
 Outputs in ``cfg.out``: ``last.safetensors`` (weights + optimizer, for ``--resume``, written
 after every epoch), ``model.safetensors`` (final weights, no optimizer), ``summary.json``.
@@ -26,13 +26,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from admn_ros.core.checkpoint import save_checkpoint
+from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from admn_ros.core.fusion import task_loss
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import budget_from_fraction, naive_allocation, validate_budget
 from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import (load_resume, NoiseSampler, Throughput, apply_noise, check_dataset,
-                                        color_augment, derive_seed, draw_missing, epoch_batches, fmt_duration,
+                                        derive_seed, draw_missing, epoch_batches, fmt_duration,
                                         metric_key, noise_aware_masks, sample_scores, lr_at, make_adamw,
                                         open_split, progress, seed_everything, set_lr, start_run, subset_size,
                                         to_torch, write_json)
@@ -91,8 +91,6 @@ def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
     bounds default to the dataset's (streams, track box + margin), and the dataset's task sets
     its own fields (:meth:`Task.model_overrides`: activity the window length and the classes)."""
     over = dict(cfg.model)
-    if cfg.aux_weight > 0:
-        over["aux_heads"] = True
     meta = getattr(ds, "meta", None) or {}
     for key in ("nodes", "modalities"):
         if key not in over and isinstance(meta, dict) and meta.get(key):
@@ -151,6 +149,25 @@ def val_text(val: Mapping[str, float], task: str) -> str:
             f"{val.get(f'noisy_naive25_{k}', float('nan')):.1f}{unit}")
 
 
+def warm_start(model: ADMNModel, path: str | Path, log: Callable[[str], None] = print) -> None:
+    """Load every weight of the stage-1 checkpoint ``path`` into ``model`` (``Stage1Config.init``).
+
+    Raises:
+        CheckpointError: not a stage-1 checkpoint, or one of another network (names the fields).
+    """
+    ck = load_checkpoint(path, kind="stage1", with_optimizer=False)
+    try:
+        stored = ADMNConfig.from_dict(ck.model_config).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: invalid model_config: {exc}") from exc
+    want = model.cfg.to_dict()
+    diff = [f"{k} = {stored.get(k)!r} != {v!r}" for k, v in want.items() if stored.get(k) != v]
+    if diff:
+        raise CheckpointError(f"{path}: not the same network, cannot start from it: {'; '.join(diff)}")
+    ck.load_into(model)
+    log(f"[stage1] whole network initialised from {path} (epoch {ck.epoch})")
+
+
 def _resume_state(cfg: Stage1Config, out: Path, mcfg: ADMNConfig, log: Callable[[str], None]) -> Any:
     ck = load_resume(out / LAST, "stage1", mcfg.to_dict(), cfg.to_dict(), RESUME_FIXED)
     if ck is None:
@@ -185,9 +202,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
     seed_everything(cfg.seed, "init")
     model = ADMNModel(mcfg)
     if cfg.init:
-        from admn_ros.core.train.stage0 import init_backbones
-
-        init_backbones(model, cfg.init, log)
+        warm_start(model, cfg.init, log)
     opt = make_adamw(model.parameters(), cfg.lr, cfg.weight_decay)
     start_epoch, history = 0, []
     ck = _resume_state(cfg, out, mcfg, log) if resume else None
@@ -234,11 +249,10 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
         losses = []
         for i, sel in enumerate(batches):
             step = epoch * steps_per_epoch + i
-            lr = lr_at(step, total_steps, cfg.lr, cfg.min_lr, warmup, cfg.schedule)
+            lr = lr_at(step, total_steps, cfg.lr, cfg.min_lr, warmup, "cosine")
             set_lr(opt, lr)
             inputs, gt = to_torch(train_ds.batch(sel), streams.modalities)
             tput.start()
-            inputs = color_augment(inputs, cfg.color_aug, rng)
             mask = None
             if noisy_phase:
                 sig = sampler.draw(len(sel), rng)
@@ -251,7 +265,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
             # an allocation batch runs exactly its budget: no LayerDrop on top
             model.set_layerdrop(0.0 if mask is not None else p_drop, 0.0 if mask is not None else cfg.full_drop)
             out_d = model(inputs, mask, present)
-            loss = task_loss(mcfg.task, out_d, gt, w_nll, w_dist, cfg.aux_weight)
+            loss = task_loss(mcfg.task, out_d, gt, w_nll, w_dist)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"[stage1] non-finite loss at epoch {epoch + 1} step {i}: {loss.item()}")
             opt.zero_grad(set_to_none=True)

@@ -4,9 +4,8 @@ Variants (:attr:`Stage2Config.variant`):
 
 * ``budget``: one controller per budget ``L`` (the paper). Noise-head warmup epoch(s)
   (L1 on the per-stream sigma, weights ``1 / sigma_max`` per modality so every modality
-  counts alike), then the task loss through the frozen network with Gumbel top-L +
-  straight-through, plus the noise L1.
-* ``universal``: one budget-conditioned controller; every training sample gets a budget
+  counts alike), then the allocation objective plus the noise L1.
+* ``universal``: one budget-conditioned controller; every training batch gets a budget
   drawn uniformly from :attr:`Stage2Config.budget_range`.
 * ``ae`` (ADMN_AE): the encoder is first trained as an autoencoder of the noisy inputs
   (warmup epochs), then frozen; only the allocation head is trained on the task loss,
@@ -17,10 +16,13 @@ A universal checkpoint can initialise a ``budget`` controller (:attr:`Stage2Conf
 its budget FiLM is folded exactly into the fixed-budget head (:func:`fold_universal`), so
 the per-budget controller starts as the universal one at that budget and is finetuned.
 
+The allocation objective (:func:`expected_split_loss`) is the expected task loss over
+per-stream count splits of the budget: the frozen stage-1 network (eval mode, no LayerDrop,
+no gradients) scores the candidate splits, and the controller's softmax over its split
+scores weighs them, so the gradient reaches the controller through those scores.
+
 Training noise: per sample a regime from :attr:`Stage2Config.noise_regimes` (binary /
-discrete / continuous), drawn per stream or per modality. The stage-1 network runs in
-eval mode (no LayerDrop) with ``requires_grad=False``; gradients reach the controller
-through the straight-through mask.
+discrete / continuous), drawn per stream or per modality.
 
 Outputs in ``cfg.out``: ``last.safetensors`` (for ``--resume``), ``controller.safetensors``
 (kind ``controller``; metadata: controller config, variant, budget(s), the stage-1
@@ -36,9 +38,7 @@ import numpy as np
 import torch
 
 from admn_ros.core.checkpoint import (CheckpointError, check_config, load_checkpoint, save_checkpoint)
-from admn_ros.core.controller import AllocationController, ControllerConfig, select_blocks
-from admn_ros.core.fusion import task_loss
-from admn_ros.core.tasks import get_task
+from admn_ros.core.controller import AllocationController, ControllerConfig
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.splits import (count_embeddings, sampled_splits, split_candidates, split_log_scores,
                                   split_losses)
@@ -54,7 +54,7 @@ LAST = "last.safetensors"
 FINAL = "controller.safetensors"
 SUMMARY = "summary.json"
 RESUME_FIXED = ("data", "stage1", "variant", "budget", "budget_fraction", "budget_range", "batch_size", "seed",
-                "train_samples", "controller", "init", "estimator")
+                "train_samples", "controller", "init")
 
 
 # ----------------------------------------------------------------------------- loading helpers
@@ -113,8 +113,7 @@ def fold_universal(src: AllocationController, budget: int) -> AllocationControll
     if not src.cfg.universal:
         raise ValueError("fold_universal needs a universal (budget-conditioned) controller")
     d = src.cfg.to_dict()
-    d.update(universal=False, budget=int(budget), autoencoder=False,
-             prior="none" if src.cfg.prior == "none" else "spread")  # the universal's own prior
+    d.update(universal=False, budget=int(budget), autoencoder=False)
     dst = AllocationController(ControllerConfig.from_dict(d))
     sd = {k: v for k, v in src.state_dict().items()
           if not k.startswith("decoders.") and not k.startswith("alloc_head.budget_mlp.")}
@@ -167,47 +166,9 @@ def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n
     return res
 
 
-# ----------------------------------------------------------------------------- best-of-K
-@torch.no_grad()
-def best_of_k_masks(model: ADMNModel, ctrl: AllocationController, inputs: Mapping[str, torch.Tensor],
-                    target: torch.Tensor, logits: torch.Tensor, budget: Any, cfg: Stage2Config,
-                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per sample, the allocation with the lowest task loss among the controller's own top-L
-    and ``cfg.k_samples`` Gumbel-perturbed top-L selections (scale ``cfg.explore_scale``).
-
-    Returns ``(mask [B, n, depth] bool, its task loss [B])``. Including the controller's own
-    choice means the target is never worse than it on the batch.
-    """
-    fb = ctrl.cfg.first_block
-    lg = logits.detach()
-    cands = [select_blocks(lg, budget, None, fb)]
-    cands += [select_blocks(lg, budget, None, fb, training=True, gumbel_scale=cfg.explore_scale,
-                            generator=generator) for _ in range(cfg.k_samples)]
-    losses = torch.stack([get_task(model.cfg.task).loss_per_sample(model(inputs, m), target, *cfg.loss_weights)
-                          for m in cands])  # [K+1, B]
-    best = losses.argmin(0)
-    masks = torch.stack(cands) > 0.5  # [K+1, B, n, depth]
-    return masks[best, torch.arange(lg.shape[0])], losses.min(0).values
-
-
-def allocation_target_loss(logits: torch.Tensor, target: torch.Tensor, first_block: bool = True) -> torch.Tensor:
-    """Cross-entropy of the softmax over the selectable (stream, block) logits towards the
-    blocks of ``target`` (bool ``[B, n, depth]``; forced first blocks are not selectable),
-    averaged over each sample's target blocks: raising it ranks those blocks in the top-L."""
-    b, n, d = logits.shape
-    cand = torch.ones(n, d, dtype=torch.bool, device=logits.device)
-    if first_block:
-        cand[:, 0] = False
-    cand = cand.reshape(1, -1).expand(b, -1)
-    flat = logits.reshape(b, -1).masked_fill(~cand, torch.finfo(logits.dtype).min)
-    logp = torch.log_softmax(flat, dim=1).masked_fill(~cand, 0.0)
-    t = (target.reshape(b, -1) & cand).to(logits.dtype)
-    return (-(t * logp).sum(1) / t.sum(1).clamp_min(1.0)).mean()
-
-
 # ----------------------------------------------------------------------------- splits
 def split_table(cfg: Stage2Config, ccfg: ControllerConfig, budgets: list[int]) -> dict[int, np.ndarray | None]:
-    """The ``"splits"`` estimator's candidates per budget: every split, or ``None`` where
+    """The candidate splits per budget: every split, or ``None`` where
     there are more than ``cfg.split_limit`` (sampled per batch then, :func:`sampled_splits`)."""
     out: dict[int, np.ndarray | None] = {}
     for L in budgets:
@@ -215,7 +176,7 @@ def split_table(cfg: Stage2Config, ccfg: ControllerConfig, budgets: list[int]) -
             out[L] = split_candidates(ccfg.n_streams, L, ccfg.depth, ccfg.first_block, cfg.split_limit)
         except ValueError as exc:
             if "exceed the limit" not in str(exc):
-                raise TrainConfigError(f"Stage2Config.estimator 'splits': {exc}") from exc
+                raise TrainConfigError(f"Stage2Config: {exc}") from exc
             out[L] = None
     return out
 
@@ -224,7 +185,7 @@ def expected_split_loss(model: ADMNModel, logits: torch.Tensor, inputs: Mapping[
                         target: torch.Tensor, budget: Any, table: Mapping[int, np.ndarray | None], cfg: Stage2Config,
                         first_block: bool = True, generator: torch.Generator | None = None
                         ) -> tuple[torch.Tensor, float]:
-    """The ``"splits"`` objective: per sample, ``sum_c softmax(score / T)_c * loss_c`` over the
+    """The allocation objective: per sample, ``sum_c softmax(score / T)_c * loss_c`` over the
     candidate splits ``c`` of its budget (every split, or the per-sample sample of
     :func:`sampled_splits` where ``table`` has ``None``; scores:
     :func:`~admn_ros.core.splits.split_log_scores`, losses: the frozen network, no grad).
@@ -271,13 +232,6 @@ def build_controller_config(cfg: Stage2Config, mcfg: ADMNConfig) -> ControllerCo
             0.25, mcfg.n_streams, mcfg.vit_depth) <= hi else lo
         over["universal"] = True
     over["autoencoder"] = cfg.variant == "ae"
-    if cfg.gumbel_scale is not None:
-        over["gumbel_scale"] = float(cfg.gumbel_scale)
-    if cfg.estimator == "splits":
-        if over.get("block_order", "spread") != "spread":
-            raise TrainConfigError("Stage2Config.estimator 'splits' needs controller block_order 'spread', "
-                                   f"got {over['block_order']!r}")
-        over["block_order"] = "spread"
     try:
         return ControllerConfig.for_model(mcfg, **over)
     except (ValueError, TypeError) as exc:
@@ -311,7 +265,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
     ccfg = build_controller_config(cfg, mcfg)  # validates budgets before touching data
     lo, hi = (ccfg.budget, ccfg.budget) if cfg.variant == "budget" else \
         cfg.resolve_range(mcfg.n_streams, mcfg.vit_depth, mcfg.first_block)
-    table = split_table(cfg, ccfg, list(range(lo, hi + 1))) if cfg.estimator == "splits" else {}
+    table = split_table(cfg, ccfg, list(range(lo, hi + 1)))
     train_ds, val_ds = open_split(cfg.data, "train"), open_split(cfg.data, "val")
     check_dataset(train_ds, mcfg, f"{cfg.data}/train")
     check_dataset(val_ds, mcfg, f"{cfg.data}/val")
@@ -389,31 +343,20 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
             if cfg.variant == "budget":
                 budget: Any = ccfg.budget
             else:
-                # "splits" enumerates every split of each budget in the batch: one budget per
-                # batch keeps that cost at one budget's (budgets still vary across batches)
-                size = 1 if cfg.estimator == "splits" else len(sel)
-                budget = torch.from_numpy(rng.integers(lo, hi + 1, size=size)).expand(len(sel))
+                # every split of each budget in the batch is scored: one budget per batch keeps
+                # that cost at one budget's (budgets still vary across batches)
+                budget = torch.from_numpy(rng.integers(lo, hi + 1, size=1)).expand(len(sel))
             if warm and cfg.variant == "ae":
                 loss = ctrl.reconstruction_loss(noisy)
             elif warm:
                 o = ctrl(noisy, budget=budget)
                 loss = ctrl.noise_loss(o["sigma"], torch.from_numpy(sig), modality_weights=nweights)
-            elif cfg.estimator == "best_of_k":
-                o = ctrl(noisy, budget=budget)
-                best, best_loss = best_of_k_masks(model, ctrl, noisy, gt, o["logits"], budget, cfg, ggen)
-                task_losses.append(float(best_loss.mean()))
-                loss = allocation_target_loss(o["logits"], best, ctrl.cfg.first_block)
-            elif cfg.estimator == "splits":
+            else:
                 o = ctrl(noisy, budget=budget)
                 loss, chosen = expected_split_loss(model, o["logits"], noisy, gt, budget, table, cfg,
                                                    ctrl.cfg.first_block, ggen)
                 task_losses.append(chosen)
-            else:
-                o = ctrl.allocate(noisy, budget=budget, generator=ggen)
-                pred = model(noisy, o["mask"])
-                loss = task_loss(mcfg.task, pred, gt, *cfg.loss_weights)
-                task_losses.append(loss.item())
-            if not warm and cfg.variant != "ae" and cfg.noise_weight > 0:  # both estimators keep the noise head
+            if not warm and cfg.variant != "ae" and cfg.noise_weight > 0:
                 loss = loss + cfg.noise_weight * ctrl.noise_loss(o["sigma"], torch.from_numpy(sig),
                                                                  modality_weights=nweights)
             if not torch.isfinite(loss):

@@ -1,4 +1,4 @@
-"""Tiny configurations for tests and smoke runs (seconds on one CPU thread).
+"""Tiny training configurations and a tiny dataset for the tests (seconds on one CPU thread).
 
 The architecture keeps the real stream grid (3 nodes x 3 modalities), 12 blocks per
 backbone and 64x64 inputs, so budgets and masks mean the same as in the shipped model;

@@ -1,0 +1,103 @@
+"""Every benchmark at a quick setting, one after another, then a summary of their figures.
+
+Run: ``make bench`` (= ``.venv/bin/python -m benchmarks.run_all``), about 4 minutes. Each
+benchmark runs in its own process with a time limit (DDS stays on this machine: the
+benchmarks pick localhost-only discovery and a ROS_DOMAIN_ID of their own, or the one in the
+environment); its output is printed as it comes. The summary lists, per benchmark, the exit
+status, the wall time and its headline lines. For the full settings run a benchmark on its
+own (see its module docstring); ``--only NAME`` runs some of them here.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Bench:
+    """A benchmark module, its quick arguments, its time limit (s) and the output lines
+    (regular expression) the summary repeats."""
+
+    name: str
+    args: tuple[str, ...]
+    limit_s: float
+    headline: str
+
+
+BENCHES: tuple[Bench, ...] = (
+    Bench("bench_engine", ("--reps", "10"), 240,
+          r"^(best:|ratio 25%|controller |real skipping \(torch)"),
+    Bench("bench_sensors", ("--quick",), 180,
+          r"(frames stamped in the window|^  node\d/rgb |shipped profile\b.*\d)"),
+    Bench("bench_graph", ("--minutes", "0.5", "--configs", "pipelined:processes"), 150,
+          r"^\[bench_graph\] .*targets/s"),
+    Bench("bench_replay", ("--duration", "10", "--storage", "mcap", "--repeat", "1"), 150,
+          r"(BagFrames \(decode\+sync\)|replay, baseline)"),
+    Bench("bench_deadline", ("--phase-s", "15"), 180,
+          r"^(deadline mode|idle|loaded)"),
+)
+
+
+def run(bench: Bench) -> tuple[int | None, float, list[str]]:
+    """Run one benchmark, echoing its output; returns (exit code or None on timeout, seconds, lines)."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    cmd = [sys.executable, "-m", f"benchmarks.{bench.name}", *bench.args]
+    print(f"\n===== {bench.name} {' '.join(bench.args)} (limit {bench.limit_s:.0f} s)", flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            print(line, end="", flush=True)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        rc: int | None = proc.wait(timeout=bench.limit_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGINT)  # the benchmarks stop their graphs on SIGINT
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        rc = None
+    reader.join(timeout=5)
+    return rc, time.monotonic() - t0, lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", default="", help="comma list of benchmarks to run, e.g. bench_engine,bench_replay")
+    a = ap.parse_args(argv)
+    want = {n.strip() for n in a.only.split(",") if n.strip()}
+    unknown = want - {b.name for b in BENCHES}
+    if unknown:
+        ap.error(f"unknown benchmark(s) {sorted(unknown)}; known: {[b.name for b in BENCHES]}")
+    results = [(b, *run(b)) for b in BENCHES if not want or b.name in want]
+
+    print("\n" + "=" * 72 + "\nsummary (quick settings; full settings: each benchmark on its own)")
+    for bench, rc, secs, lines in results:
+        status = "ok" if rc == 0 else ("TIMEOUT" if rc is None else f"FAILED (exit {rc})")
+        print(f"- {bench.name}: {status}, {secs:.0f} s")
+        for line in lines:
+            if re.search(bench.headline, line):
+                print(f"    {line.strip()}")
+    print(f"total {sum(r[2] for r in results):.0f} s")
+    return 0 if all(r[1] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
