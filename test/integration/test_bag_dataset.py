@@ -395,7 +395,7 @@ def test_foreign_bag_to_trained_and_evaluated_model_through_the_cli(tmp_path):
 
     from admn_ros.core.train.common import to_torch
     from admn_ros.core.train.stage2 import load_stage1
-    from train_fixtures import TINY_MODEL
+    from fixtures.train import TINY_MODEL
 
     frames = _rig_frames(120)
     t_frames = np.arange(120) * PERIOD * 1e-9

@@ -20,7 +20,7 @@ from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import StreamSet, naive_allocation
 from admn_ros.core.train.common import open_split
 from admn_ros.core.train.stage1 import dataset_bounds
-from train_fixtures import TINY_CONTROLLER, TINY_MODEL, make_tiny_dataset
+from fixtures.train import TINY_CONTROLLER, TINY_MODEL, make_tiny_dataset
 
 SS = StreamSet()
 

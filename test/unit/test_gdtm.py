@@ -172,7 +172,7 @@ def test_one_stage1_step_and_evaluation_run_on_it(converted, tmp_path):
     from admn_ros.core.evaluate.table import EvalSettings
     from admn_ros.core.train.config import Stage1Config
     from admn_ros.core.train.stage1 import train_stage1
-    from train_fixtures import TINY_MODEL
+    from fixtures.train import TINY_MODEL
 
     torch.set_num_threads(1)
     out, _ = converted

@@ -15,7 +15,7 @@ from admn_ros.core.streams import every_other_blocks, spread_order
 from admn_ros.core.tasks import get_task
 from admn_ros.core.train.config import Stage2Config, TrainConfigError
 from admn_ros.core.train.stage2 import expected_split_loss
-from train_fixtures import TINY_MODEL
+from fixtures.train import TINY_MODEL
 
 
 def test_split_candidates_are_every_composition_and_refuse_huge_grids() -> None:
