@@ -663,10 +663,10 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             "rate_hz_assumed": rate_hz,
         },
     }
-    writer = ActivityWriter(out_p, classes, frames, rate_hz, source="mmfi", extra_meta=extra, overwrite=overwrite)
     seq_index: dict[str, list[dict[str, Any]]] = {}
-    ok = False
-    try:
+    # a failed conversion leaves no half-written dataset behind (the writer aborts)
+    with ActivityWriter(out_p, classes, frames, rate_hz, source="mmfi", extra_meta=extra,
+                        overwrite=overwrite) as writer:
         for name, seq_list in plan.items():
             skipped: Counter = Counter()
             skipped_seq: Counter = Counter()
@@ -706,10 +706,6 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
         summary.elapsed_s = round(time.perf_counter() - t0, 3)
         writer.update_meta({"conversion": summary.to_dict(), "mmfi_sequences": seq_index})
         writer.close()
-        ok = True
-    finally:
-        if not ok:
-            writer.abort()  # a failed conversion leaves no half-written dataset behind
     if progress or log is not None:
         for line in summary.lines():
             say(line)
