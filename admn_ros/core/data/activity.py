@@ -506,7 +506,7 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m admn_ros.core.data activity",
+    ap = argparse.ArgumentParser(prog="admn-ros dataset --task activity",
                                  description="Render the simulated MM-Fi-style activity dataset (docs/DATASET.md).")
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--subjects", type=int, default=40, help="simulated subjects (ids 0..N-1)")

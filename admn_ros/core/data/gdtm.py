@@ -889,7 +889,7 @@ def _parse_splits(items: Sequence[str]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     """``admn-ros convert-gdtm``: 0 on success, 2 with a one-line error otherwise."""
     p = argparse.ArgumentParser(
-        prog="python -m admn_ros.core.data.gdtm",
+        prog="admn-ros convert-gdtm",
         description="Convert a preprocessed GDTM copy (HDF5: <src>/<split>/mocap.hdf5, "
                     "<src>/<split>/node_<k>/{zed,realsense,mmwave}.hdf5) into our dataset format "
                     "(docs/GDTM.md), usable with `admn-ros train/evaluate --data OUT`.")

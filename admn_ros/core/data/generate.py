@@ -179,7 +179,7 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m admn_ros.core.data generate",
+    ap = argparse.ArgumentParser(prog="admn-ros dataset",
                                  description="Render the simulated localization dataset (docs/DATASET.md).")
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--n-samples", type=int, default=20000)

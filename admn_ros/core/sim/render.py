@@ -1,17 +1,10 @@
 """Fast per-node rendering: RGB + registered depth (pinhole) and a range-azimuth radar map.
 
-Per episode and node, the static world (room, floor texture, track tape, obstacles,
-lighting) is ray-cast once into a background RGB image and a clean z-depth map; a
-small bank of noisy copies (sensor noise, depth noise and holes) is precomputed. Per
-frame, a bank entry is copied and the car is drawn on top: its box faces are projected
-and filled with :func:`cv2.fillConvexPoly` inside the car's bounding box only, each
-pixel's depth comes from the face plane, and a z-test against the background depth
-hides the car behind obstacles. The radar keeps a precomputed static power map
-(walls, obstacles, floor clutter, leakage) and adds the car's scatterers, speckle and a
-log (dB) mapping to [0, 1] per frame.
-
-Conventions: depth images are z-depth along the optical axis (REP-118), uint16
-millimetres with 0 = invalid, no value beyond :data:`DEPTH_MAX_M`.
+The static world is ray-cast once per episode and node into a background image and z-depth
+map, with a bank of noisy copies; per frame the car's box faces are drawn on a bank entry
+with a z-test against the background (obstacles hide it). The radar adds the car's
+scatterers and speckle to a precomputed static power map, then maps dB to [0, 1]. Depth is
+z-depth (REP-118), uint16 mm, 0 = invalid.
 """
 from __future__ import annotations
 
@@ -62,11 +55,8 @@ def radar_unit_to_power(v: np.ndarray) -> np.ndarray:
 
 def radar_point_response(radar: RadarConfig, ranges: np.ndarray, azimuths: np.ndarray,
                          powers: np.ndarray) -> np.ndarray:
-    """Power map ``(range_bins, azimuth_bins)`` of point targets (slant range m, azimuth rad, power).
-
-    Each target is a separable sinc^2 in range (resolution one bin) and azimuth
-    (:data:`RADAR_BEAM_DEG` main lobe), so it shows as a blob with sidelobes.
-    """
+    """Power map ``(range_bins, azimuth_bins)`` of point targets (slant range m, azimuth rad,
+    power), each a separable sinc^2 in range and azimuth (a blob with sidelobes)."""
     rc = radar.range_centers()
     ac = radar.azimuth_centers()
     ranges = np.asarray(ranges, np.float32)
@@ -201,14 +191,7 @@ def expose(color: np.ndarray, app: Appearance) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- camera
 class CameraRenderer:
-    """RGB + registered depth of one node for one episode.
-
-    Args:
-        node: node pose and intrinsics.
-        cfg: simulator config (room, track, car sizes).
-        scene: the episode's scene.
-        rng: episode RNG for the noisy background bank.
-    """
+    """RGB + registered depth of one node for one episode (``rng`` draws the noisy background bank)."""
 
     def __init__(self, node: NodeConfig, cfg: SimConfig, scene: Scene, rng: np.random.Generator) -> None:
         self.node, self.cfg, self.scene = node, cfg, scene
@@ -290,14 +273,8 @@ class CameraRenderer:
     # -- per frame
     def render(self, pose: tuple[float, float, float], rng: np.random.Generator
                ) -> tuple[np.ndarray, np.ndarray, float, int]:
-        """Render one frame with the car at ``pose`` (x, y, yaw).
-
-        Returns:
-            ``(rgb uint8 HxWx3, depth uint16 HxW mm, visibility, car_pixels)`` where
-            ``visibility`` is the fraction of the car's in-image projected area that is not
-            hidden by an obstacle (0 if the car is out of view) and ``car_pixels`` the
-            number of visible car pixels.
-        """
+        """``(rgb, depth mm, visibility, car_pixels)`` with the car at ``pose`` (x, y, yaw);
+        ``visibility`` is the unoccluded fraction of the car's in-image area."""
         k = int(rng.integers(BANK_SIZE))
         rgb = self._bank_rgb[k].copy()
         depth = self._bank_depth[k].copy()
