@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load_meta_json
-from admn_ros.core.data.tools import WorkerPool, cli_exit_code, fmt_bytes, generation_summary
+from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, generation_summary
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M
 
@@ -188,12 +188,7 @@ class ActivityWriter:
             if bad:
                 raise ValueError(f"sizes: unknown split(s) {bad}; known: {list(SPLITS)}")
         existed = self.root.exists()
-        if (self.root / "meta.json").exists() or any((self.root / s).exists() for s in SPLITS):
-            if not overwrite:
-                raise FileExistsError(f"{self.root} already holds a dataset; pass overwrite=True (--overwrite)")
-            (self.root / "meta.json").unlink(missing_ok=True)
-            for s in SPLITS:
-                shutil.rmtree(self.root / s, ignore_errors=True)
+        clear_dataset(self.root, overwrite)
         self.root.mkdir(parents=True, exist_ok=True)
         self._created_root = not existed
         self._closed = False

@@ -28,7 +28,7 @@ import numpy as np
 
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError,
                                         array_shape)
-from admn_ros.core.data.tools import cli_exit_code
+from admn_ros.core.data.tools import clear_dataset, cli_exit_code
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M, StreamSet
 
@@ -733,9 +733,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     split_dirs = _resolve_splits(src, splits)
     if out.resolve() in {src.resolve(), *(d.resolve() for d in split_dirs.values())}:
         raise ValueError(f"output {out} must not be a GDTM input directory")
-    if (out / "meta.json").exists() or any((out / s).exists() for s in SPLITS):
-        if not overwrite:
-            raise FileExistsError(f"{out} already holds a dataset; pass overwrite=True (--overwrite)")
+    clear_dataset(out, overwrite, remove=False)
     sources = {"rgb": RGB_SOURCES[rgb], "depth": DEPTH_SOURCES[depth], "radar": RADAR_SOURCES[radar]}
     axes = (_AXES[gt_axes[0]], _AXES[gt_axes[1]])
 
@@ -758,10 +756,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
         norm, used = _calibrate_radar(plans[cal_split], radar, radar_calibration_frames, on_corrupt)
         calib = {"from": f"split {cal_split}", "frames": used, "percentiles": list(RADAR_PERCENTILES)}
 
-    if overwrite:
-        (out / "meta.json").unlink(missing_ok=True)
-        for s in SPLITS:
-            shutil.rmtree(out / s, ignore_errors=True)
+    clear_dataset(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     S = len(nodes)
     split_info: dict[str, Any] = {}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape)
-from admn_ros.core.data.tools import WorkerPool, cli_exit_code, fmt_bytes, generation_summary
+from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, generation_summary
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import SimConfig, load_sim_config
 from admn_ros.core.streams import DEPTH_MAX_M
@@ -110,12 +109,7 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     cfg = config if isinstance(config, SimConfig) else load_sim_config(config)
     plan = plan_splits(n_samples, frames_per_episode, val_frac, test_frac, seed)
     out = Path(out_dir)
-    if (out / "meta.json").exists() or any((out / s).exists() for s in SPLITS):
-        if not overwrite:
-            raise FileExistsError(f"{out} already holds a dataset; pass overwrite=True (--overwrite)")
-        (out / "meta.json").unlink(missing_ok=True)
-        for s in SPLITS:
-            shutil.rmtree(out / s, ignore_errors=True)
+    clear_dataset(out, overwrite)
     nodes = [n.name for n in cfg.nodes]
     S = len(nodes)
     tasks: list[_Task] = []

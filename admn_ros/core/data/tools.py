@@ -3,12 +3,24 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 import sys
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from admn_ros.core.data.simdata import SPLITS
+
+
+def clear_dataset(out: Path, overwrite: bool, remove: bool = True) -> None:
+    """Refuse an existing dataset in ``out`` (FileExistsError) unless ``overwrite``; then remove it."""
+    if (out / "meta.json").exists() or any((out / s).exists() for s in SPLITS):
+        if not overwrite:
+            raise FileExistsError(f"{out} already holds a dataset; pass overwrite=True (--overwrite)")
+        if remove:
+            (out / "meta.json").unlink(missing_ok=True)
+            for s in SPLITS:
+                shutil.rmtree(out / s, ignore_errors=True)
 
 
 def worker_init() -> None:
