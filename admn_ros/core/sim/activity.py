@@ -101,7 +101,6 @@ def activity_index(name: str) -> int:
         raise ActivityError(f"unknown activity {name!r}; known: {list(ACTIVITIES)}") from None
 
 
-# ============================================================================ subjects
 _SKIN = ((0.96, 0.80, 0.69), (0.90, 0.72, 0.58), (0.78, 0.57, 0.42), (0.62, 0.43, 0.30), (0.42, 0.28, 0.19),
          (0.30, 0.20, 0.14))
 _HAIR = ((0.08, 0.06, 0.05), (0.25, 0.16, 0.09), (0.45, 0.30, 0.15), (0.80, 0.68, 0.42), (0.62, 0.60, 0.58))
@@ -187,7 +186,6 @@ def draw_subject(seed: int, subject_id: int) -> Subject:
     )
 
 
-# ============================================================================ activities
 def _keys(phi: np.ndarray, points: Sequence[tuple[float, float]]) -> np.ndarray:
     """Keyframe curve on the phase: ease-in-out (smoothstep) between ``(phase, value)`` keys
     that start at phase 0 and end at phase 1."""
@@ -333,7 +331,6 @@ def activity_params(subject: Subject, activity: str, times: np.ndarray) -> np.nd
     return out
 
 
-# ============================================================================ kinematics
 def _rot(axis: int, a: np.ndarray) -> np.ndarray:
     """Batched rotation matrices ``(K, 3, 3)`` about axis 0 (x), 1 (y) or 2 (z)."""
     c, s = np.cos(a), np.sin(a)
@@ -400,7 +397,6 @@ def forward_kinematics(subject: Subject, params: np.ndarray) -> np.ndarray:
     return J @ Rw.T + np.array([subject.distance_m, subject.lateral_m, 0.0])
 
 
-# ============================================================================ performances
 class Performance:
     """A schedule of ``(activity, seconds)`` segments cycled forever, with :data:`BLEND_S` pose
     blends at the changes."""
@@ -459,7 +455,6 @@ def default_schedule(seed: int, episode: int, seconds: float = SCHEDULE_SEGMENT_
     return [(ACTIVITIES[int(i)], float(seconds)) for i in order]
 
 
-# ============================================================================ rendering
 def _radar_points(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
     """Radar scatter points as ``M (Np, J)`` (points = M @ joints) and weights ``(Np,)`` ~ area."""
     H, b = subject.height_m, subject.build
@@ -817,7 +812,6 @@ def render_window(subject: Subject, activity: str, start_s: float, frames: int, 
             "radar": np.stack([o[2] for o in out])}
 
 
-# ============================================================================ live simulator
 @dataclass
 class ActivityFrame:
     """One instant of the activity simulator (``t`` = ``index / rate_hz`` s)."""

@@ -41,7 +41,6 @@ def depth_sigma_m(z: np.ndarray) -> np.ndarray:
     return 0.001 + 0.002 * np.square(z)
 
 
-# ----------------------------------------------------------------------------- radar helpers
 def radar_power_to_unit(p: np.ndarray) -> np.ndarray:
     """Radar power -> [0, 1] (float32) through the fixed dB window."""
     db = 10.0 * np.log10(np.maximum(p, 1e-12))
@@ -71,7 +70,6 @@ def _antenna_gain(az: np.ndarray) -> np.ndarray:
     return np.cos(np.clip(az, -1.4, 1.4)) ** 2
 
 
-# ----------------------------------------------------------------------------- ray casting
 def _hit_obstacle(ob: Obstacle, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ray parameter ``t`` (inf if missed) and outward normal of rays ``o + t d`` (3-D) vs ``ob``."""
     n = d.shape[0]
@@ -189,7 +187,6 @@ def expose(color: np.ndarray, app: Appearance) -> np.ndarray:
     return np.clip(color * app.gain * np.asarray(app.cast), 0.0, 1.0)
 
 
-# ----------------------------------------------------------------------------- camera
 class CameraRenderer:
     """RGB + registered depth of one node for one episode (``rng`` draws the noisy background bank)."""
 
@@ -204,7 +201,6 @@ class CameraRenderer:
         self.bg_rgb, self.bg_z = self._cast_background()
         self._bank_rgb, self._bank_depth = self._make_bank(rng)
 
-    # -- static background
     def _cast_background(self) -> tuple[np.ndarray, np.ndarray]:
         cfg, app = self.cfg, self.scene.appearance
         xs, ys = np.meshgrid(self._xs, self._ys)
@@ -270,7 +266,6 @@ class CameraRenderer:
             depths.append(np.clip(np.rint(zn * 1000.0), 0, DEPTH_MAX_M * 1000).astype(np.uint16))
         return np.stack(rgbs), np.stack(depths)
 
-    # -- per frame
     def render(self, pose: tuple[float, float, float], rng: np.random.Generator
                ) -> tuple[np.ndarray, np.ndarray, float, int]:
         """``(rgb, depth mm, visibility, car_pixels)`` with the car at ``pose`` (x, y, yaw);
@@ -375,7 +370,6 @@ class CameraRenderer:
         return nvis / total, nvis
 
 
-# ----------------------------------------------------------------------------- radar
 class RadarRenderer:
     """Range-azimuth heatmap of one node for one episode (see :class:`RadarConfig`)."""
 

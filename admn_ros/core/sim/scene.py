@@ -15,7 +15,6 @@ from admn_ros.core.sim.config import SimConfig
 TRAJECTORY_KINDS: tuple[str, ...] = ("oval", "figure8", "spline")
 
 
-# ----------------------------------------------------------------------------- trajectory
 @dataclass
 class Trajectory:
     """A closed curve ``points (M, 2)`` (map metres, last != first) driven at speed
@@ -134,7 +133,6 @@ def sample_trajectory(cfg: SimConfig, rng: np.random.Generator, margin: float = 
     return traj
 
 
-# ----------------------------------------------------------------------------- obstacles
 @dataclass(frozen=True)
 class Obstacle:
     """A static obstacle on the floor: a ``box`` (``size_x`` x ``size_y`` rotated by ``yaw``) or a
@@ -209,7 +207,6 @@ def sample_obstacles(cfg: SimConfig, traj: Trajectory, rng: np.random.Generator)
     return out
 
 
-# ----------------------------------------------------------------------------- appearance
 _CAR_COLORS = np.array([
     [0.85, 0.05, 0.04],  # red
     [0.95, 0.35, 0.02],  # orange
