@@ -54,7 +54,7 @@ class _CorruptionState:
 class CorruptibleStreams:
     """The clock and runtime corruptions of a simulator's streams.
 
-    The simulator sets ``_ids``, ``_corr`` (``{}``), ``index`` and ``rate_hz``, calls
+    The simulator sets ``_ids``, ``_corr`` (``{}``) and ``index``, has a ``rate_hz``, calls
     :meth:`_restart_corruptions` on every reset with the clock at 0, provides
     :meth:`_clutter_radar`, and passes every clean frame through :meth:`_corrupt` (then
     keeps it in ``_last_clean`` for ``frozen``).
