@@ -455,18 +455,24 @@ def default_schedule(seed: int, episode: int, seconds: float = SCHEDULE_SEGMENT_
     return [(ACTIVITIES[int(i)], float(seconds)) for i in order]
 
 
+def _limbs(build: float) -> list[tuple[str, str, float, float]]:
+    """The body's capsules: (joint, joint, radius, length) as fractions of the height; neck
+    first, then per side upper arm, forearm, thigh, shank, foot."""
+    out = [("neck", "head", _R_NECK, _NECK + _HEAD)]
+    for s in ("l", "r"):
+        out += [(f"{s}_shoulder", f"{s}_elbow", _R_UPPER_ARM * build, _UPPER_ARM),
+                (f"{s}_elbow", f"{s}_hand", _R_FOREARM * build, _FOREARM),
+                (f"{s}_hip", f"{s}_knee", _R_THIGH * build, _THIGH),
+                (f"{s}_knee", f"{s}_ankle", _R_SHANK * build, _SHANK), (f"{s}_ankle", f"{s}_toe", _R_FOOT, _FOOT)]
+    return out
+
+
 def _radar_points(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
     """Radar scatter points as ``M (Np, J)`` (points = M @ joints) and weights ``(Np,)`` ~ area."""
-    H, b = subject.height_m, subject.build
+    H = subject.height_m
     rows: list[np.ndarray] = []
     wts: list[float] = []
-    segs = [("neck", "head", _R_NECK, _NECK + _HEAD)]
-    for s in ("l", "r"):
-        segs += [(f"{s}_shoulder", f"{s}_elbow", _R_UPPER_ARM * b, _UPPER_ARM),
-                 (f"{s}_elbow", f"{s}_hand", _R_FOREARM * b, _FOREARM),
-                 (f"{s}_hip", f"{s}_knee", _R_THIGH * b, _THIGH), (f"{s}_knee", f"{s}_ankle", _R_SHANK * b, _SHANK),
-                 (f"{s}_ankle", f"{s}_toe", _R_FOOT, _FOOT)]
-    for a, c, r, length in segs:
+    for a, c, r, length in _limbs(subject.build):
         n = max(2, int(math.ceil(length * H / 0.06)))
         for i in range(n):
             f = (i + 0.5) / n
@@ -522,16 +528,9 @@ class ActivityRenderer:
         self.radar_static = self._radar_static()
         self.radar_pos = np.array([0.0, 0.0, SENSOR_HEIGHT_M])
         H = subject.height_m
-        b = subject.build
         sleeve = subject.shirt if subject.long_sleeves else subject.skin
-        self._caps: list[tuple[str, str, float, tuple[float, float, float]]] = [
-            ("neck", "head", _R_NECK * H, subject.skin)]
-        for s in ("l", "r"):
-            self._caps += [(f"{s}_shoulder", f"{s}_elbow", _R_UPPER_ARM * b * H, subject.shirt),
-                           (f"{s}_elbow", f"{s}_hand", _R_FOREARM * b * H, sleeve),
-                           (f"{s}_hip", f"{s}_knee", _R_THIGH * b * H, subject.pants),
-                           (f"{s}_knee", f"{s}_ankle", _R_SHANK * b * H, subject.pants),
-                           (f"{s}_ankle", f"{s}_toe", _R_FOOT * H, subject.shoes)]
+        colours = [subject.skin] + [subject.shirt, sleeve, subject.pants, subject.pants, subject.shoes] * 2
+        self._caps = [(a, c, r * H, col) for (a, c, r, _), col in zip(_limbs(subject.build), colours)]
 
     def _background(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         sj = self.subject
