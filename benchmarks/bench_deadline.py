@@ -1,9 +1,6 @@
-"""Deadline mode under CPU load from another process (issue 4).
-
-Starts the simulated sensors and the ADMN graph with the controller in deadline mode
-(``deadline_ms``: the budget follows measured sensor-stamp -> target latency), then runs
-three phases: idle, N busy-loop processes competing for the 2 cores, idle again. Prints
-the mean budget the controller chose and the target latency per phase.
+"""Deadline mode under CPU load from another process: the simulated graph with the controller
+in deadline mode, through three phases (idle, N busy-loop processes, idle); per phase the
+mean budget chosen and the sensor-stamp -> target latency.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_deadline [--deadline-ms 40] [--phase-s 25]
 """

@@ -1,17 +1,8 @@
 """Offline bag throughput: how fast :class:`admn_ros.bags.reader.BagFrames` turns a recorded
 simulator bag into synchronized, decoded frames, compared with real time (15 Hz).
 
-Run: ``.venv/bin/python -m benchmarks.bench_replay`` (about 30-60 s; no DDS).
-
-1. records a ``--duration`` s (default 20) simulator bag with ``admn-ros record``'s code
-   (9 streams: rgb 320x240, depth 320x240, radar 64x64, plus QoI, camera_info, ground
-   truth) in each ``--storage`` (default: sqlite3 and mcap) into a temporary directory;
-2. reads it ``--repeat`` times with ``BagFrames`` (default mapping, decode + sync + QoI
-   + ground truth) and reports frames/s, MB/s and the real-time factor (frames/s / 15);
-3. for reference: the raw message iteration alone (rosbags, no deserialisation), and a
-   full ``replay`` with the track-centre baseline writing CSV + output bag.
-
-Figures go to stdout (and ``--json FILE``). The temporary bags are deleted unless ``--keep``.
+A recorded simulator bag in each ``--storage`` is read ``--repeat`` times (frames/s, MB/s,
+real-time factor), next to the raw message iteration and a full baseline ``replay``. No DDS.
 """
 from __future__ import annotations
 

@@ -1,21 +1,10 @@
-"""Sensor-side figures: simulated sensor nodes and cross-process image transport.
+"""Sensor-side figures (``python -m benchmarks.bench_sensors``, DDS on localhost only):
 
-Run: ``.venv/bin/python -m benchmarks.bench_sensors`` (about 1.5-2 minutes; DDS stays on
-this machine: localhost-only discovery and a ROS_DOMAIN_ID of our own).
-
-(a) three ``sensor_node`` processes (one per sensor node, 3 streams each) at 15 Hz on a
-    shared time grid: achieved rate per stream (counted by a subscriber here) and the
-    CPU share of each process (``/proc/<pid>/stat`` utime+stime over the window).
-(b) cross-process latency of ``sensor_msgs/Image`` rgb8 640x480 and 320x240 (publish
-    -> Python callback, stamps from CLOCK_REALTIME), sensor-data QoS, under several DDS
-    set-ups side by side: no profile, the shipped ``config/fastdds.xml``, the shipped
-    profile with ``RMW_FASTRTPS_USE_QOS_FROM_XML=1``, and a tweaked profile (see
-    ``PROFILE_VARIANTS``). ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST in every case; note
-    that rmw_fastrtps then appends its own default SHM (512 KiB segment) + UDPv4
-    transports after the profile's.
-
-Options: ``--quick`` (shorter windows), ``--only a|b``, ``--duration-a S``, ``--frames-b N``.
-Internal roles (used by the benchmark itself): ``--role pub|sub``.
+(a) three ``sensor_node`` processes at 15 Hz: achieved rate per stream and CPU share per process;
+(b) cross-process latency of rgb8 ``sensor_msgs/Image`` 640x480 and 320x240 (publish -> Python
+    callback) under several DDS set-ups side by side (no profile, the shipped
+    ``config/fastdds.xml``, it with ``RMW_FASTRTPS_USE_QOS_FROM_XML=1``, a tweaked profile).
+    ``--role pub|sub`` are the benchmark's own processes.
 """
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
 """Every benchmark at a quick setting, one after another, then a summary of their figures.
 
-Run: ``make bench`` (= ``.venv/bin/python -m benchmarks.run_all``), about 4 minutes. Each
-benchmark runs in its own process with a time limit (DDS stays on this machine: the
-benchmarks pick localhost-only discovery and a ROS_DOMAIN_ID of their own, or the one in the
-environment); its output is printed as it comes. The summary lists, per benchmark, the exit
-status, the wall time and its headline lines. For the full settings run a benchmark on its
-own (see its module docstring); ``--only NAME`` runs some of them here.
+``make bench``, about 4 minutes: each benchmark in its own process with a time limit, its output
+printed as it comes; the summary lists exit status, wall time and headline lines.
 """
 from __future__ import annotations
 
@@ -22,8 +18,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Bench:
-    """A benchmark module, its quick arguments, its time limit (s) and the output lines
-    (regular expression) the summary repeats."""
+    """A benchmark module, its quick arguments, time limit (s) and the summary's headline regex."""
 
     name: str
     args: tuple[str, ...]

@@ -5,23 +5,13 @@
     .venv/bin/python scripts/diagnose_model.py depth models/activity/activity.safetensors data/activity_sim
     .venv/bin/python scripts/diagnose_model.py splits MODEL DATA --budget 9 [--samples N]
 
-Scores are tracking errors in cm or activity accuracies in %.
-
-* ``patterns``: every binary noise pattern (the modalities whose streams are all at
-  sigma_max, the others clean), all blocks. Shows which modalities the network can work
-  from on their own: a model that learned only the radar is at the constant-predictor level
-  whenever the radar is noisy (docs/TRAINING.md, "Why the cameras were not used").
-* ``depth``: k = 1..depth blocks in every stream (LayerDrop's every-other choice, the
-  blocks Naive Allocation uses), clean and with one modality at sigma_max. A flat curve
-  means fewer blocks cost little, so an input-aware allocation cannot gain much over an even
-  split (docs/TRAINING.md, "How much depth matters").
-* ``splits``: the ceiling of a controller that allocates per modality from the binary noise
-  pattern. Every split of ``--budget`` over the modalities (each modality's streams get the
-  same count, on :func:`~admn_ros.core.splits.prefix_masks` blocks) is scored under every
-  binary pattern on the validation split; the best split per pattern (chosen on validation)
-  and the best single static split are then scored on the test split, next to the even
-  split. The *pattern oracle* row is what a perfect noise-aware controller of this kind
-  would reach; if it is close to the best static split, no controller can gain much.
+* ``patterns``: every binary noise pattern, all blocks: which modalities the network works
+  from on their own.
+* ``depth``: k = 1..depth every-other blocks in every stream, clean and with one modality at
+  sigma_max; a flat curve means an input-aware allocation cannot gain much.
+* ``splits``: the ceiling of a per-modality controller: the best split of ``--budget`` per
+  binary pattern (chosen on validation) and the best static split, scored on the test split
+  next to the even split.
 """
 from __future__ import annotations
 

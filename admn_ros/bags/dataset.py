@@ -1,25 +1,11 @@
-"""``admn-ros dataset --from-bag``: a tracking dataset from your own recordings.
+"""``admn-ros dataset --from-bag``: a tracking dataset from your own recordings (docs/OWN_ROBOT.md).
 
-    admn-ros dataset --from-bag run1.mcap run2/ --mapping my_rig.yaml --out data/my_rig
-
-Every bag is read with :class:`~admn_ros.bags.reader.BagFrames` through a topic mapping
-(the same files ``admn-ros replay`` uses, :mod:`admn_ros.bags.mapping`). A synchronised
-frame is kept when every stream the mapping does not mark ``optional`` has a decodable
-message and the ground truth has a position within the mapping's ``ground_truth.tolerance``
-(interpolated to the frame stamp); otherwise it is skipped and counted under its reason.
-Optional streams without a message, and streams of the node x modality grid the mapping
-does not name, are stored as zeros.
-
-Kept frames go into the format of the simulated dataset (docs/DATASET.md): ``SimDataset``
-reads it and ``admn-ros train`` trains on it. The splits are disjoint in time:
-
-* each bag is cut into contiguous segments of ``segment_s`` seconds (one episode each);
-* a seeded permutation of all segments puts ``round(val_frac * n)`` of them in val and
-  ``round(test_frac * n)`` in test (at least one each for a positive fraction), the rest in
-  train (:func:`admn_ros.core.data.generate.plan_splits`, one segment per episode);
-* a frame closer than ``gap_s`` to the previous kept frame of its bag that belongs to
-  another split is dropped (reason ``split gap``), so kept frames of different splits are
-  always at least ``gap_s`` apart.
+A synchronised frame (read through a topic mapping, as ``admn-ros replay`` reads it) is kept
+when every non-optional stream has a decodable message and the ground truth a position within
+the mapping's tolerance; every other frame is counted under its reason. Absent streams are
+stored as zeros. Splits are disjoint in time: each bag is cut into ``segment_s`` segments
+assigned to splits like episodes (:func:`admn_ros.core.data.generate.plan_splits`), and a
+frame closer than ``gap_s`` to the previous kept frame of another split is dropped.
 """
 from __future__ import annotations
 
@@ -138,14 +124,8 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                   gap_s: float = 1.0, val_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0,
                   overwrite: bool = False, progress: bool = True,
                   log: Callable[[str], None] | None = print) -> dict[str, Any]:
-    """Build a tracking dataset in ``out`` from ``bags`` (see the module docstring).
-
-    Returns the report (also ``meta.json["from_bag"]``). Raises ``ValueError`` for bad
-    arguments or a mapping/bag without position ground truth, ``FileExistsError`` for an
-    existing dataset without ``overwrite``, and the reader's errors (naming the bag) for
-    unreadable bags or topics the mapping needs but the bag lacks. Nothing is left in
-    ``out`` after an error.
-    """
+    """Build a tracking dataset in ``out`` from ``bags``; returns the report (also
+    ``meta.json["from_bag"]``). Nothing is left in ``out`` after an error."""
     from admn_ros.bags.mapping import load_mapping
     from admn_ros.bags.reader import BagFrames
     from admn_ros.core.preprocess import MODEL_INPUT

@@ -1,51 +1,24 @@
-"""Topic mapping: which bag topic feeds which ADMN stream (YAML, validated).
+"""Topic mapping: which bag topic feeds which ADMN stream (YAML, validated; docs/OWN_ROBOT.md).
 
 Format (every key but ``streams`` optional)::
 
     slop: 0.02             # s: largest header-stamp spread inside one synchronized frame
-    timeout: null          # s: a stream silent this long (bag time) is missing;
-                           #    null = 1.5 periods of the fastest mapped stream
-    streams:               # stream id -> topic; the order here is the output order
+    timeout: null          # s: a stream silent this long is missing (null: 1.5 periods)
+    streams:               # stream id -> topic, in output order
       node1/rgb:   {topic: /node1/color/image_raw, encoding: rgb8}
       node1/depth: {topic: /node1/depth/image_raw, encoding: [16UC1, 32FC1]}
-      node1/radar: /node1/radar/range_azimuth          # shorthand: just the topic
+      node1/radar: /node1/radar/range_azimuth            # shorthand: just the topic
       node2/rgb:   {topic: /node2/zed/left/image_rect_color/compressed, optional: true}
-      node2/radar: /node2/ti_mmwave/radar_scan_pcl     # a sensor_msgs/PointCloud2 radar
-    sensors_config: my_sensors.yaml   # radar map of PointCloud2 radar ('radar' section; default:
-                                      # the shipped config/sensors.yaml; relative to this file)
-    qoi:                   # stream id -> admn_ros/StreamQoI topic (true noise; optional)
-      node1/rgb: /node1/qoi/rgb
-    ground_truth:          # or just the topic as a string
-      topic: /ground_truth/target
-      axes: [x, y]         # position components used as map (x, y), e.g. [x, z] for mocap
-      tolerance: 0.05      # s: the largest allowed gap between a frame and the ground truth
-      parent: world        # tf2_msgs/TFMessage (/tf) or TransformStamped: the transform
-      child: rc_car        #   parent -> child whose translation is the position
+    sensors_config: my_sensors.yaml   # radar map of PointCloud2 radar (relative to this file)
+    qoi: {node1/rgb: /node1/qoi/rgb}  # admn_ros/StreamQoI topics (true noise)
+    ground_truth: {topic: /tf, parent: world, child: rc_car, axes: [x, y], tolerance: 0.05}
 
 The ground-truth topic's type decides what it is: a position (PointStamped, PoseStamped,
-PoseWithCovarianceStamped, Odometry, TransformStamped, TFMessage) for tracking, or an
-activity label (``admn_ros/ActivityLabel``, nearest stamp; ``axes`` unused) for activity
-recognition. A position is interpolated linearly between the samples just before and just
-after the frame stamp when both lie within ``tolerance``, else it is the nearest sample
-within ``tolerance``; a frame with neither has no ground truth. On a ``tf2_msgs/TFMessage``
-topic (``/tf``) ``parent`` and ``child`` are required and only the transforms with exactly
-these frame ids count (no chaining through the tf tree: publish the mocap body in its
-world frame); on a TransformStamped topic they are optional filters. Frame ids compare
-without a leading ``/``.
-
-A stream topic is a ``sensor_msgs/Image``, a ``sensor_msgs/CompressedImage`` or, for
-radar streams, a ``sensor_msgs/PointCloud2`` of radar detections, drawn into the
-range-azimuth map of ``sensors_config`` (:mod:`admn_ros.core.radar_cloud`).
-``encoding`` lists the encodings (Image), formats (CompressedImage, e.g. ``jpeg``,
-``png``, ``compressedDepth``) or ``PointCloud2`` accepted for that stream; absent =
-anything the decoder supports. ``optional: true`` streams may be absent from a bag
-(always ``None`` then); other streams must be in the bag. Topic names compare without
-the leading ``/``.
-
-Shipped mappings: ``default`` (our topic names, :file:`config/bag_topics_default.yaml`),
-``realsense_zed`` (:file:`config/bag_topics_realsense_zed.yaml`) and ``activity`` (the
-activity scenario's node1 streams and ``/ground_truth/activity``,
-:file:`config/bag_topics_activity.yaml`).
+PoseWithCovarianceStamped, Odometry, TransformStamped, TFMessage; interpolated to the frame
+stamp within ``tolerance``) or an ``admn_ros/ActivityLabel`` (nearest stamp). On ``/tf`` only
+the transforms from exactly ``parent`` to ``child`` count. Topic and frame names compare
+without the leading ``/``. Shipped mappings: ``default``, ``realsense_zed``, ``activity``
+(config/bag_topics_*.yaml).
 """
 from __future__ import annotations
 
@@ -85,14 +58,7 @@ def norm_topic(topic: str) -> str:
 
 @dataclass(frozen=True)
 class StreamTopic:
-    """One stream's source topic.
-
-    Attributes:
-        stream_id: e.g. ``node1/rgb`` (its modality decides how the data is decoded).
-        topic: bag topic (``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage``).
-        encodings: accepted Image encodings / CompressedImage formats; empty = any supported.
-        optional: the stream may be absent from the bag.
-    """
+    """One stream's source topic; ``encodings`` empty = anything the decoder supports."""
 
     stream_id: str
     topic: str
@@ -164,10 +130,7 @@ def _number(raw: Any, source: str, key: str, lo: float, allow_none: bool = False
 
 
 def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
-    """Validate plain data (the YAML format) into a :class:`TopicMapping`.
-
-    Raises :class:`MappingError` naming ``source`` and the offending key.
-    """
+    """Plain data (the YAML format) -> :class:`TopicMapping`; MappingError names ``source`` and the key."""
     if not isinstance(data, Mapping):
         raise _fail(source, "<top>", f"expected a mapping with keys {sorted(_TOP_KEYS)}, "
                                      f"got {type(data).__name__}")

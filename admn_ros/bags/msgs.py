@@ -1,10 +1,7 @@
 """Build ROS 2 messages as rosbags dataclasses (no rclpy) and serialise them to CDR.
 
-:func:`new_msg` creates any message of the typestore with ROS default values (0, "",
-empty sequences, zero-filled fixed arrays), overriding given fields, so callers only
-spell out what matters. The helpers below build the messages our bags hold with the
-same fields, encodings and frame ids as the live nodes; a task's estimate and truth
-messages are filled by the task itself (:meth:`~admn_ros.core.tasks.base.Task.fill_output`).
+:func:`new_msg` fills every field the caller does not give with its ROS default; the helpers
+build our bags' messages with the live nodes' fields, encodings and frame ids.
 """
 from __future__ import annotations
 
@@ -57,9 +54,6 @@ def serialize(msg: Any, ts: "Typestore | None" = None) -> memoryview:
     """CDR (little endian, with encapsulation header) bytes of a rosbags message."""
     ts = get_admn_typestore() if ts is None else ts
     return ts.serialize_cdr(msg, msg.__msgtype__)
-
-
-# ---------------------------------------------------------------------------- builders
 
 
 def stamp(ns: int) -> Any:

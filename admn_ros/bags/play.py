@@ -1,13 +1,6 @@
 """``admn-ros play``: publish a rosbag2 at its recorded rate with ``/clock`` (where
-``ros2 bag play --clock`` is not installed).
-
-Messages are forwarded as their recorded CDR bytes (``Publisher.publish(bytes)``), so
-nothing is decoded. Run the graph with ``use_sim_time`` to process the bag in bag time::
-
-    admn-ros run --no-sim-sensors --use-sim-time &      # or ros2 launch ... sim_sensors:=false use_sim_time:=true
-    admn-ros play rig_bag --rate 1.0
-
-ROS 1 bags are not played (their payload is not CDR); ``admn-ros replay`` reads them offline.
+``ros2 bag play --clock`` is not installed), forwarding the recorded CDR bytes undecoded.
+ROS 1 bags are not played (not CDR); ``admn-ros replay`` reads them offline.
 """
 from __future__ import annotations
 
@@ -46,14 +39,10 @@ def _msg_class(msgtype: str) -> Any:
 def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str] | None = None,
          clock: bool = True, clock_hz: float = 100.0, start_delay: float = 0.2, match_timeout: float = 5.0,
          should_stop: Callable[[], bool] = lambda: False, progress: bool = False) -> PlayStats:
-    """Publish ``bag`` through ``node`` (an rclpy node) in real time scaled by ``rate``.
-
-    ``/clock`` (rosgraph_msgs/Clock) carries the bag time at ``clock_hz`` and before every
-    message. Before the first message every publisher waits (at most ``match_timeout``) until
-    it has matched all subscriptions the graph shows on its topic: with volatile QoS, messages
-    sent before matching are lost. ``should_stop`` is polled between messages. Raises
-    ``BagError`` for bad bags.
-    """
+    """Publish ``bag`` through the rclpy ``node`` in real time scaled by ``rate``, with ``/clock``
+    at ``clock_hz`` and before every message. Each publisher first waits (at most
+    ``match_timeout``) for the subscriptions the graph shows: volatile messages sent before
+    matching are lost."""
     from rosgraph_msgs.msg import Clock
 
     from admn_ros.bags.reader import BagReadError, _open_reader

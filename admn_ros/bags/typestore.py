@@ -1,20 +1,9 @@
-"""A rosbags typestore that knows the ROS 2 standard messages *and* ``admn_ros/msg/*``.
+"""A rosbags typestore that knows the ROS 2 Kilted standard messages *and* ``admn_ros/msg/*``.
 
-The store is the newest ROS 2 store of the installed rosbags (``Stores.ROS2_KILTED`` on
-rosbags 0.11; an older rosbags falls back to the newest ``ROS2_*`` store it has). Our
-message definitions are parsed from the ``.msg`` files, found (first hit wins):
-
-1. ``$ADMN_ROS_MSG_DIR`` (explicit override),
-2. ``<source tree>/msg`` (venv / editable install: ``paths.SOURCE_ROOT / "msg"``),
-3. ``paths.share_dir() / "msg"`` and ``<ament prefix>/share/admn_ros/msg`` (colcon install;
-   rosidl installs the ``.msg`` files there).
-
-The RIHS01 type hashes rosbags computes from these definitions equal the ones rosidl
-generates (checked in the unit tests), so bags written with this store carry the same
-``type_description_hash`` as ``ros2 bag record`` would write.
-
-:func:`ensure_type` adds any other message type on demand from ``share/<pkg>/msg/*.msg``
-of the ament prefixes (used by the live recorder for topics of unknown packages).
+Our definitions are parsed from the ``.msg`` files of ``$ADMN_ROS_MSG_DIR``, the source tree,
+or the install's ``share/admn_ros/msg`` (first hit wins); the RIHS01 type hashes rosbags
+computes from them equal rosidl's, so our bags carry what ``ros2 bag record`` would write.
+:func:`ensure_type` adds other message types on demand from the ament prefixes.
 """
 from __future__ import annotations
 
@@ -43,20 +32,8 @@ class TypestoreError(RuntimeError):
 
 
 def store_enum() -> Stores:
-    """The rosbags store to start from: ROS2_KILTED if present, else the newest ROS2_* one."""
-    kilted = getattr(Stores, "ROS2_KILTED", None)
-    if kilted is not None:
-        return kilted
-    order = ["dashing", "eloquent", "foxy", "galactic", "humble", "iron", "jazzy", "kilted", "lyrical"]
-    ros2 = [s for s in Stores if s.name.startswith("ROS2_")]
-    if not ros2:  # pragma: no cover - every rosbags release ships ROS 2 stores
-        raise TypestoreError("this rosbags version has no ROS 2 typestore")
-
-    def rank(s: Stores) -> int:
-        name = s.name[len("ROS2_"):].lower()
-        return order.index(name) if name in order else -1
-
-    return max(ros2, key=rank)
+    """The rosbags store to start from (the requirements pin a rosbags that has Kilted's)."""
+    return Stores.ROS2_KILTED
 
 
 def normalize_type(name: str) -> str:
@@ -136,12 +113,8 @@ def _find_msg_file(msgtype: str) -> Path | None:
 
 
 def ensure_type(msgtype: str, ts: "Typestore | None" = None) -> str:
-    """Make sure ``msgtype`` (and the types it uses) is in ``ts`` (default: the shared store);
-    missing ones are read from ``share/<pkg>/msg/<Type>.msg`` under the ament prefixes.
-
-    Returns the normalised name (``pkg/msg/Type``). Raises :class:`TypestoreError` naming
-    the type and where it was looked for.
-    """
+    """Make sure ``msgtype`` and the types it uses are in ``ts`` (read from ``share/<pkg>/msg/``
+    of the ament prefixes); returns the normalised name."""
     ts = get_admn_typestore() if ts is None else ts
     name = normalize_type(msgtype)
     with _lock:

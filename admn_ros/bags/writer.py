@@ -1,23 +1,6 @@
-"""Write a pipeline's outputs to a new rosbag2 for RViz / Foxglove, one message set per output.
-
-Topics (absolute names, stamp = the input frame's stamp (a window's newest frame), log time =
-that stamp, frame ``task.frame_id``), from the task (:mod:`admn_ros.core.tasks`):
-
-============================  ===================================  ==================================
-topic                         type                                 content
-============================  ===================================  ==================================
-``/`` + ``task.output.topic``  ``task.output.type``                 the estimate, as the graph
-                                                                   publishes it
-``/admn/allocation``          admn_ros/LayerAllocation             mask, budget, est. noise
-``/admn/markers``             visualization_msgs/MarkerArray       the task's markers (estimate,
-                                                                   truth), per-stream blocks
-``/`` + ``task.truth.topic``   ``task.truth.type``                  the truth, copied from the input
-============================  ===================================  ==================================
-
-Usage::
-
-    with OutputBagWriter("out_bag", stream_ids, get_task("tracking"), controller="naive") as w:
-        w.write(stamp_ns, estimate, allocation, truth=gt)
+"""Write a pipeline's outputs to a new rosbag2 for RViz / Foxglove: per output, the task's
+estimate message, ``/admn/allocation``, ``/admn/markers`` and the truth copied from the input,
+stamped (and logged) at the input frame's stamp, in the task's frame.
 """
 from __future__ import annotations
 
@@ -41,19 +24,8 @@ def output_topics(task: Task | str) -> dict[str, str]:
 
 
 class OutputBagWriter:
-    """Writes pipeline outputs one by one (see the module docstring).
-
-    Args:
-        path: new bag directory (must not exist).
-        stream_ids: row order of the allocation masks.
-        task: the task of the estimates.
-        labels: the model's output names (the truth messages' class list).
-        storage: ``sqlite3`` or ``mcap``.
-        frame_id: frame of every message (default: the task's).
-        controller: written into ``LayerAllocation.controller`` and the marker label.
-        node_xy: sensor node positions in ``frame_id`` for per-stream allocation bars
-            (``None`` = a text marker with the blocks per stream).
-    """
+    """Writes pipeline outputs one by one into the new bag ``path``. ``node_xy``: sensor node
+    positions for per-stream allocation bars (``None``: a text marker with the blocks per stream)."""
 
     def __init__(self, path: str | Path, stream_ids: Sequence[str], task: Task | str, *,
                  labels: Sequence[str] = (), storage: str = "sqlite3", frame_id: str | None = None,

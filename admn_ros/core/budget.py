@@ -1,12 +1,8 @@
-"""Deadline mode: choose the largest layer budget whose measured latency fits a period.
+"""Deadline mode: the largest layer budget whose predicted latency fits a period.
 
-Frame latency on a CPU is close to linear in the number of active blocks
-(``latency ~ a + b * blocks``; see docs/BENCHMARKS.md). :class:`DeadlineBudget`
-fits ``a`` and ``b`` online from measured frames (exponentially weighted least
-squares, so it follows thermal throttling or another process taking the CPU) and
-returns the largest budget whose predicted latency plus a safety margin fits the
-target period. Until it has seen enough spread in block counts it keeps the
-configured budget.
+Frame latency on a CPU is close to ``a + b * blocks``; :class:`DeadlineBudget` fits ``a``
+and ``b`` online (exponentially weighted least squares, so it follows throttling or another
+process taking the CPU) and keeps the configured budget until the fit is determined.
 """
 from __future__ import annotations
 
@@ -15,23 +11,14 @@ from dataclasses import dataclass
 
 @dataclass
 class DeadlineBudget:
-    """Online latency model and budget choice.
-
-    Args:
-        lo: smallest budget allowed (e.g. the number of present streams).
-        hi: largest budget allowed (all blocks).
-        target_ms: period the frame must fit in (e.g. 66.7 ms at 15 Hz).
-        margin: fraction of the period kept free (0.15 = use at most 85%).
-        decay: weight of older measurements per new one (0.9 ~ last 10 frames).
-        step: largest budget change per decision (avoids oscillation).
-    """
+    """Online latency model and budget choice within ``[lo, hi]``."""
 
     lo: int
     hi: int
-    target_ms: float
-    margin: float = 0.15
-    decay: float = 0.95
-    step: int = 6
+    target_ms: float                    # the period a frame must fit in
+    margin: float = 0.15                # fraction of the period kept free
+    decay: float = 0.95                 # weight of older measurements per new one
+    step: int = 6                       # largest budget change per decision (no oscillation)
 
     def __post_init__(self) -> None:
         if not 0 <= self.lo <= self.hi:
@@ -42,7 +29,6 @@ class DeadlineBudget:
         self._sw = self._sx = self._sy = self._sxx = self._sxy = 0.0
 
     def update(self, blocks: int, latency_ms: float) -> None:
-        """Add one measured frame: ``blocks`` active blocks took ``latency_ms``."""
         d = self.decay
         x, y = float(blocks), float(latency_ms)
         self._sw = d * self._sw + 1.0
@@ -63,10 +49,6 @@ class DeadlineBudget:
         b = (self._sxy / self._sw - mx * my) / var
         b = max(b, 1e-6)
         return my - b * mx, b
-
-    def predict_ms(self, blocks: int) -> float | None:
-        m = self.model()
-        return None if m is None else m[0] + m[1] * blocks
 
     def choose(self, current: int) -> int:
         """The budget for the next frames given the model (``current`` if unknown)."""

@@ -1,22 +1,11 @@
 """Checkpoints that carry their configuration and never execute code on load.
 
-One checkpoint is one ``.safetensors`` file:
-
-* model weights under their ``state_dict`` keys (float32, or float16 for shipped
-  models; integer/bool buffers keep their dtype);
-* optionally the optimizer state for ``--resume``: its tensors under the reserved
-  prefix ``__optim__/`` and its scalars/param groups as JSON;
-* a JSON document in the safetensors header metadata (key ``admn_ros``) holding
-  ``format``, ``version``, ``kind`` (``stage1``, ``controller``, ...), the full
-  ``model_config``, ``train_config``, ``stage``, ``epoch``, ``metrics`` and
-  ``weights_id`` (a content hash of the weights, used to pair controllers with the
-  stage-1 network they were trained on).
-
-Loading uses :func:`safetensors.torch.load_file` (plain tensors + JSON), so a
-checkpoint cannot run code. Every failure raises :class:`CheckpointError` whose
-message starts with the file path and names the problem, e.g.::
-
-    models/tracking.safetensors: key fusion.head.w shape (2,64) != expected (2,32)
+One ``.safetensors`` file holds the weights (float32, or float16 when shipped), optionally
+the optimizer state for ``--resume`` (tensors under ``__optim__/``, the rest as JSON), and a
+JSON document in the header metadata (key ``admn_ros``): ``format``, ``version``, ``kind``,
+``model_config``, ``train_config``, ``epoch``, ``metrics`` and ``weights_id`` (pairs a
+controller with the stage-1 network it was trained on). Every failure raises
+:class:`CheckpointError` whose message starts with the file path.
 """
 from __future__ import annotations
 
@@ -24,7 +13,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -49,11 +38,8 @@ def _shape(t: Iterable[int]) -> str:
 
 
 def weights_id(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """Content hash of weights, invariant to a float32 -> float16 export.
-
-    Floating tensors are hashed after rounding to float16, so a training checkpoint
-    and its float16 shipped copy have the same id. Returns 16 hex digits.
-    """
+    """16 hex digits of a content hash of the weights, the same for a float32 checkpoint and
+    its float16 shipped copy (floating tensors are hashed as float16)."""
     h = hashlib.sha256()
     for k in sorted(state_dict):
         if k.startswith(OPTIM_PREFIX):
@@ -69,20 +55,12 @@ def weights_id(state_dict: Mapping[str, torch.Tensor]) -> str:
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint.
-
-    Attributes:
-        path: file it came from.
-        meta: the JSON document (``kind``, ``model_config``, ``train_config``, ``epoch``, ...).
-        tensors: model weights (floating tensors as float32).
-        optimizer: a ``torch.optim.Optimizer.state_dict()``-shaped dict, or ``None``.
-    """
+    """A loaded checkpoint: the JSON document, the weights (floating as float32) and the optimizer state."""
 
     path: Path
     meta: dict[str, Any]
     tensors: dict[str, torch.Tensor]
     optimizer: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -98,15 +76,12 @@ class Checkpoint:
 
     @property
     def epoch(self) -> int:
-        """Number of completed epochs stored in the checkpoint (0 if none)."""
+        """Completed epochs (0 if none)."""
         return int(self.meta.get("epoch", 0))
 
     def load_into(self, module: torch.nn.Module, prefix: str = "", strict: bool = True) -> None:
-        """Copy the weights into ``module`` after checking keys and shapes (see :func:`load_into`)."""
         load_into(module, self.tensors, path=self.path, prefix=prefix, strict=strict)
 
-
-# ----------------------------------------------------------------------------- optimizer state
 
 def _flatten_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split an optimizer ``state_dict`` into tensors and a JSON-able remainder."""
@@ -147,23 +122,11 @@ def _unflatten_optimizer(tensors: Mapping[str, torch.Tensor], js: Mapping[str, A
     return {"state": state, "param_groups": groups}
 
 
-# ----------------------------------------------------------------------------- save / load
-
 def save_checkpoint(path: str | os.PathLike[str], *, kind: str, state_dict: Mapping[str, torch.Tensor],
                     meta: Mapping[str, Any] | None = None, optimizer_state: Mapping[str, Any] | None = None,
                     dtype: torch.dtype | None = None) -> Path:
-    """Write a checkpoint atomically (temp file + rename) and return its path.
-
-    Args:
-        path: destination ``.safetensors`` file (parent directories are created).
-        kind: what the weights are (``"stage1"``, ``"controller"``, ``"stage0"``, ...);
-            loaders can insist on it.
-        state_dict: model weights.
-        meta: JSON-serialisable facts: ``model_config``, ``train_config``, ``stage``,
-            ``epoch``, ``metrics``, ... (``format``/``version``/``kind``/``weights_id`` are added).
-        optimizer_state: ``optimizer.state_dict()`` to resume from, or ``None`` (shipped models).
-        dtype: store floating weights in this dtype (e.g. ``torch.float16``); default float32.
-    """
+    """Write a checkpoint atomically (temp file + rename); ``kind`` (``"stage1"``, ``"controller"``,
+    ...) is what loaders can insist on, ``dtype`` that of the floating weights (default float32)."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -198,7 +161,6 @@ def save_checkpoint(path: str | os.PathLike[str], *, kind: str, state_dict: Mapp
 
 
 def _read_header(path: Path) -> dict[str, Any]:
-    """Parse the JSON document from the safetensors header (no tensor data read)."""
     from safetensors import safe_open
 
     if not path.is_file():
@@ -230,16 +192,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_checkpoint(path: str | os.PathLike[str], *, kind: str | Iterable[str] | None = None,
                     with_optimizer: bool = True) -> Checkpoint:
-    """Load a checkpoint (plain tensors + JSON; never executes code).
-
-    Args:
-        path: the ``.safetensors`` file.
-        kind: required ``kind`` (or several accepted kinds); ``None`` accepts any.
-        with_optimizer: also rebuild the optimizer state if it is stored.
-
-    Raises:
-        CheckpointError: missing/corrupt file, foreign format, wrong kind.
-    """
+    """Load a checkpoint, insisting on ``kind`` (one or several) if given."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -287,10 +240,8 @@ def check_state_dict(got: Mapping[str, torch.Tensor], expected: Mapping[str, tor
 
 def load_into(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *,
               path: str | os.PathLike[str] = "<checkpoint>", prefix: str = "", strict: bool = True) -> None:
-    """Check keys/shapes against ``module.state_dict()`` and copy the weights in.
-
-    ``prefix`` selects a sub-tree of ``tensors`` (e.g. ``"controller."``), stripped before matching.
-    """
+    """Check keys and shapes against ``module.state_dict()``, then copy the weights in;
+    ``prefix`` selects (and strips) a sub-tree of ``tensors``."""
     sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)} if prefix else dict(tensors)
     expected = module.state_dict()
     check_state_dict(sub, expected, path=path, strict=strict)

@@ -1,32 +1,17 @@
 """The ADMN controller: per-stream QoI encoders -> transformer -> per-(stream, block) logits.
 
-Data flow (``n`` streams, node-major; inputs as in :mod:`admn_ros.core.model`)::
+Each stream's newest image goes through its modality's :class:`QoIEncoder` to a token; a
+small transformer (missing streams masked as keys) gives the allocation logits ``[B, n,
+depth]`` and the estimated noise ``sigma [B, n]``. Allocation is per stream, not per modality.
+Each stream's selectable logits are sorted along :func:`~admn_ros.core.streams.spread_order`
+(:func:`spread_ordered`), so every top-L selection runs a prefix of that order and an
+allocation is described by its per-stream counts (:mod:`admn_ros.core.splits`).
+:func:`select_blocks` gives a mask that sums exactly to the budget ``L``: block 0 of every
+present stream is forced on and counted, missing streams get none.
 
-    x [B, S, C, 64, 64] --QoIEncoder of the modality (3 strided convs)--> [B, S, dim]
-    stream tokens [B, n, dim] (+ stream embedding), CLS [B, 1, dim]
-        --transformer (missing streams masked as keys)--> tokens [B, n, dim]
-        --allocation head (budget FiLM for the universal variant)--> logits [B, n, depth]
-        --noise head--> sigma [B, n]
-
-Allocation is per stream (``n x depth`` logits), not per modality. Each stream's selectable
-logits are sorted and laid out along :func:`~admn_ros.core.streams.spread_order`
-(:func:`spread_ordered`), so every top-L selection runs a prefix of that order in every
-stream: blocks spread over the depth like LayerDrop's every-other choice, and an allocation
-is fully described by its per-stream counts (what stage 2 optimises, :mod:`admn_ros.core.splits`).
-:func:`select_blocks` turns logits into a mask that sums exactly to the budget ``L`` per sample:
-
-* the first-block rule (default on): block 0 of every *present* stream is forced on and
-  counts toward ``L``;
-* missing streams get no blocks and their logits are excluded;
-* the top-(L - forced) of the remaining logits run (optionally Gumbel-perturbed, which
-  stage 2 uses to sample candidate allocations).
-
-Variants: a fixed-budget controller (``universal=False``, one per ``L``) and a
-budget-conditioned "universal" controller (``universal=True``: the budget fraction
-``L / (n * depth)`` modulates the allocation head through FiLM, so one controller
-serves every budget). ``autoencoder=True`` adds a conv decoder that reconstructs the
-(noisy) inputs from the stream tokens (ADMN_AE); :meth:`AllocationController.freeze_encoder`
-then leaves only the allocation head trainable.
+``universal=True`` feeds the budget fraction ``L / (n * depth)`` to the allocation head
+through FiLM, so one controller serves every budget; ``autoencoder=True`` adds the ADMN_AE
+reconstruction decoder.
 """
 from __future__ import annotations
 
@@ -44,19 +29,7 @@ from admn_ros.core.vit import Block, init_linear
 
 @dataclass
 class ControllerConfig(StreamGridMixin):
-    """Controller architecture and selection settings (serialisable like ``ADMNConfig``).
-
-    Attributes:
-        nodes / modalities: the stream grid (must match the main model's).
-        depth: blocks per backbone.
-        img_size: input side (the controller sees the same 64x64 inputs).
-        dim / layers / heads / mlp_ratio: the controller transformer (small on purpose).
-        conv_channels: output channels of the three QoI convolutions.
-        budget: default budget ``L`` (active blocks in total, forced ones included).
-        universal: budget-conditioned controller (budget fraction is an input).
-        first_block: force block 0 of every present stream (counted in ``L``).
-        autoencoder: add the reconstruction decoder (ADMN_AE).
-    """
+    """Controller architecture and selection settings; the stream grid and depth match the main model's."""
 
     RETIRED: ClassVar[Mapping[str, Any]] = {"gumbel_scale": 0.1, "tau": 1.0, "prior": "none", "prior_scale": 1.0,
                                             "prior_counts": [], "block_order": "spread"}
@@ -71,8 +44,8 @@ class ControllerConfig(StreamGridMixin):
     layers: int = 2
     heads: int = 4
     mlp_ratio: float = 2.0
-    conv_channels: tuple[int, int, int] = (4, 8, 16)
-    budget: int = 27
+    conv_channels: tuple[int, int, int] = (4, 8, 16)   # of the three QoI convolutions
+    budget: int = 27                                 # default L, forced blocks included
     universal: bool = False
     first_block: bool = True
     autoencoder: bool = False
@@ -95,10 +68,7 @@ class ControllerConfig(StreamGridMixin):
 
     @classmethod
     def for_model(cls, model_cfg: Any, **overrides: Any) -> "ControllerConfig":
-        """Controller config matching an :class:`~admn_ros.core.model.ADMNConfig`'s streams and depth.
-
-        Without an explicit ``budget``, the default is 25% of all blocks.
-        """
+        """The config matching an :class:`~admn_ros.core.model.ADMNConfig`; default budget 25% of all blocks."""
         kw: dict[str, Any] = dict(nodes=model_cfg.nodes, modalities=model_cfg.modalities,
                                   depth=model_cfg.vit_depth, img_size=model_cfg.img_size,
                                   first_block=model_cfg.first_block)
@@ -114,7 +84,6 @@ class ControllerConfig(StreamGridMixin):
         return d
 
 
-# ------------------------------------------------------------------ selection
 def _budget_tensor(budget: int | Sequence[int] | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
     b = torch.as_tensor(budget, device=device).long()
     if b.dim() == 0:
@@ -127,23 +96,9 @@ def _budget_tensor(budget: int | Sequence[int] | torch.Tensor, batch: int, devic
 def select_blocks(logits: torch.Tensor, budget: int | Sequence[int] | torch.Tensor,
                   present: torch.Tensor | None = None, first_block: bool = True, gumbel_scale: float = 0.0,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Turn allocation logits into a mask summing to the budget per sample.
-
-    Args:
-        logits: ``[B, n, depth]``.
-        budget: total active blocks ``L`` (int, or ``[B]`` per-sample budgets). Forced first
-            blocks count toward it. If missing streams leave fewer than ``L`` blocks
-            available, every available block is used (the sum is then that smaller number).
-        present: bool ``[B, n]`` (``None`` = all present). Missing streams get no blocks.
-        first_block: force block 0 of every present stream.
-        gumbel_scale: > 0: top-k of ``logits + gumbel_scale * Gumbel`` noise (a sampled
-            allocation) instead of the deterministic top-k.
-        generator: RNG for the Gumbel noise.
-    Returns:
-        float mask ``[B, n, depth]`` with values exactly 0/1.
-    Raises:
-        ValueError: if some ``L`` is smaller than the number of forced blocks.
-    """
+    """Logits ``[B, n, depth]`` -> a 0/1 float mask with ``L`` blocks per sample (int or ``[B]``;
+    fewer when missing streams leave fewer). ``gumbel_scale > 0`` samples an allocation (top-k of
+    Gumbel-perturbed logits). ValueError if ``L`` is below the forced first blocks."""
     b, n, depth = logits.shape
     dev = logits.device
     pres = torch.ones(b, n, dtype=torch.bool, device=dev) if present is None else present.to(dev, torch.bool)
@@ -179,12 +134,11 @@ def spread_free_blocks(depth: int, first_block: bool = True) -> torch.Tensor:
 
 
 def spread_ordered(logits: torch.Tensor, first_block: bool = True, free: torch.Tensor | None = None) -> torch.Tensor:
-    """Per stream, the selectable logits sorted in descending order
-    and placed along :func:`~admn_ros.core.streams.spread_order` (the forced block 0 keeps
-    its value). Differentiable; ties are broken towards the earlier rank (a ``1e-5 * rank``
-    offset), so any top-k of a stream is a prefix of the order. ``free``: the
-    :func:`spread_free_blocks` index (the controller keeps it as a buffer, which also keeps
-    traced/ONNX graphs free of Python-side constants)."""
+    """Per stream, the selectable logits sorted descending along
+    :func:`~admn_ros.core.streams.spread_order` (a forced block 0 keeps its value); a ``1e-5 *
+    rank`` offset breaks ties, so any top-k is a prefix of the order. ``free``: the
+    :func:`spread_free_blocks` index (a buffer in the controller, which keeps traced graphs
+    free of Python-side constants)."""
     if free is None:
         free = spread_free_blocks(logits.shape[-1], first_block).to(logits.device)
     vals = logits.index_select(-1, free).sort(dim=-1, descending=True).values
@@ -192,13 +146,9 @@ def spread_ordered(logits: torch.Tensor, first_block: bool = True, free: torch.T
     return logits.index_copy(-1, free, vals)
 
 
-# ------------------------------------------------------------------ modules
 class QoIEncoder(nn.Module):
-    """Three strided convs on the 64x64 input -> one QoI token. ``[N, C, H, W]`` -> ``[N, dim]``.
-
-    conv k4/s4 (64 -> 16), conv k2/s2 (16 -> 8), conv k2/s2 (8 -> 4), GELUs, global mean, linear.
-    Cheap on purpose (about 50-100 kFLOP-MACs per stream at 64x64).
-    """
+    """``[N, C, 64, 64]`` -> ``[N, dim]``: three strided convs (k4/s4, k2/s2, k2/s2), global mean,
+    linear; cheap on purpose."""
 
     def __init__(self, in_chans: int, channels: Sequence[int], dim: int) -> None:
         super().__init__()
@@ -236,11 +186,8 @@ class QoIDecoder(nn.Module):
 
 
 class AllocationHead(nn.Module):
-    """Stream token ``[B, n, dim]`` (+ budget fraction ``[B]``) -> logits ``[B, n, depth]``.
-
-    With ``universal``, the budget fraction goes through a small MLP to a FiLM scale/shift
-    of the tokens before the MLP, so one head serves every budget.
-    """
+    """Stream tokens ``[B, n, dim]`` -> logits ``[B, n, depth]``; ``universal``: a FiLM of the
+    tokens by the budget fraction ``[B]``."""
 
     def __init__(self, dim: int, depth: int, universal: bool) -> None:
         super().__init__()
@@ -260,13 +207,8 @@ class AllocationHead(nn.Module):
 
 
 class AllocationController(nn.Module):
-    """ADMN controller. ``allocate(inputs, present, budget)`` -> mask ``[B, n, depth]``.
-
-    Submodules: ``encoders`` (per-modality :class:`QoIEncoder`, shared across nodes),
-    ``stream_emb`` / ``cls`` / ``layers`` / ``norm`` (the encoder transformer),
-    ``alloc_head`` (:class:`AllocationHead`), ``noise_head`` and, with ``autoencoder``,
-    ``decoders``.
-    """
+    """ADMN controller: ``allocate(inputs, present, budget)["mask"]`` is ``[B, n, depth]``.
+    The QoI encoders are per modality, shared across nodes."""
 
     def __init__(self, cfg: ControllerConfig | None = None) -> None:
         super().__init__()
@@ -289,17 +231,13 @@ class AllocationController(nn.Module):
             mod.apply(init_linear)
         self.register_buffer("spread_free", spread_free_blocks(cfg.depth, cfg.first_block), persistent=False)
 
-    # ------------------------------------------------------------ encoder
     def budget_fraction(self, budget: int | Sequence[int] | torch.Tensor, batch: int) -> torch.Tensor:
         """``L / (n * depth)`` as float ``[B]``."""
         return _budget_tensor(budget, batch, self.stream_emb.device).float() / float(self.cfg.total_blocks)
 
     def encode(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
-        """QoI encoders + transformer: inputs -> stream tokens ``[B, n, dim]`` (budget-agnostic).
-
-        Inputs holding a window of frames (``[B, F*S, C, H, W]``, frame-major) are judged on
-        their newest frame (the last ``S`` images): one allocation per window and stream.
-        """
+        """Stream tokens ``[B, n, dim]``; a window of frames (``[B, F*S, C, H, W]``, frame-major)
+        is judged on its newest frame: one allocation per window and stream."""
         cfg = self.cfg
         x0 = inputs[cfg.modalities[0]]
         b, s = x0.shape[0], len(cfg.nodes)
@@ -320,8 +258,8 @@ class AllocationController(nn.Module):
 
     def forward(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None,
                 budget: int | Sequence[int] | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Inputs (dict modality -> ``[B, S, C, H, W]``) -> ``{"logits": [B, n, depth],
-        "sigma": [B, n], "tokens": [B, n, dim]}``. ``budget`` matters only for ``universal``."""
+        """``{"logits": [B, n, depth], "sigma": [B, n], "tokens": [B, n, dim]}``; ``budget`` matters
+        only for ``universal``."""
         tok = self.encode(inputs, present)
         b = tok.shape[0]
         frac = self.budget_fraction(self.cfg.budget if budget is None else budget, b) if self.cfg.universal else None
@@ -329,8 +267,7 @@ class AllocationController(nn.Module):
         return {"logits": logits, "sigma": sigma, "tokens": tok}
 
     def heads(self, tok: torch.Tensor, budget_frac: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stream tokens ``[B, n, dim]`` (+ budget fraction ``[B]``, used if universal) ->
-        ``(logits [B, n, depth], sigma [B, n])``."""
+        """Stream tokens -> ``(logits, sigma)``."""
         logits = self.alloc_head(tok, budget_frac if self.cfg.universal else None)
         logits = spread_ordered(logits, self.cfg.first_block, self.spread_free)
         sigma = F.softplus(self.noise_head(tok).squeeze(-1))
@@ -338,21 +275,23 @@ class AllocationController(nn.Module):
 
     def allocate(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None,
                  budget: int | Sequence[int] | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """forward + :func:`select_blocks`: ``{"mask": [B, n, depth] float (0/1), "logits", "sigma",
-        "tokens"}``."""
+        """:meth:`forward` plus ``"mask"`` from :func:`select_blocks`."""
         out = self.forward(inputs, present, budget)
         out["mask"] = select_blocks(out["logits"], self.cfg.budget if budget is None else budget, present,
                                     self.cfg.first_block)
         return out
 
-    # ------------------------------------------------------------ losses
     def noise_loss(self, sigma_pred: torch.Tensor, sigma_true: torch.Tensor, present: torch.Tensor | None = None,
                    modality_weights: Mapping[str, float] | None = None) -> torch.Tensor:
-        """Weighted L1 between predicted and true per-stream sigma ``[B, n]``, averaged over present
-        streams. ``modality_weights`` e.g. ``{"depth": 20.0}`` (the authors weight depth x20)."""
+        """``sum(w * |pred - true|) / #present`` over ``[B, n]``; ``modality_weights`` e.g.
+        ``{"depth": 20.0}`` (the authors weight depth x20)."""
         w = torch.tensor([float((modality_weights or {}).get(m, 1.0)) for m in self.stream_modalities],
                          device=sigma_pred.device, dtype=sigma_pred.dtype)
-        return l1_noise_loss(sigma_pred, sigma_true.to(sigma_pred), w, present)
+        err = (sigma_pred - sigma_true.to(sigma_pred)).abs() * w
+        if present is None:
+            return err.mean()
+        p = present.to(err.device, err.dtype)
+        return (err * p).sum() / p.sum().clamp_min(1.0)
 
     def reconstruct(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """ADMN_AE: reconstructions per modality ``[B, S, C, H, W]`` from the stream tokens."""
@@ -366,9 +305,7 @@ class AllocationController(nn.Module):
                 for mi, m in enumerate(cfg.modalities)}
 
     def reconstruction_loss(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
-        """ADMN_AE loss: mean squared error of :meth:`reconstruct` against the (noisy) inputs,
-        averaged over present streams (for a window of frames: against the newest frame, the
-        one the controller sees)."""
+        """ADMN_AE loss: MSE of :meth:`reconstruct` against the (noisy) newest frame, averaged over present streams."""
         cfg = self.cfg
         s_nodes = len(cfg.nodes)
         inputs = {m: x[:, -s_nodes:] for m, x in inputs.items()}
@@ -386,15 +323,3 @@ class AllocationController(nn.Module):
         """ADMN_AE stage 2: freeze everything but the allocation head (``frozen=False`` undoes it)."""
         for name, p in self.named_parameters():
             p.requires_grad_(not frozen or name.startswith("alloc_head."))
-
-
-def l1_noise_loss(sigma_pred: torch.Tensor, sigma_true: torch.Tensor, weights: torch.Tensor | None = None,
-                  present: torch.Tensor | None = None) -> torch.Tensor:
-    """``sum(w_i * |pred - true|) / #present`` over ``[B, n]``; ``weights`` is ``[n]``."""
-    err = (sigma_pred - sigma_true).abs()
-    if weights is not None:
-        err = err * weights
-    if present is None:
-        return err.mean()
-    p = present.to(err.device, err.dtype)
-    return (err * p).sum() / p.sum().clamp_min(1.0)

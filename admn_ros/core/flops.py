@@ -1,14 +1,7 @@
 """Analytic FLOPs of ADMN as a function of the layer allocation.
 
-Convention: FLOPs = 2 x multiply-adds of every matmul / convolution (the usual
-"GFLOPs" of papers). LayerNorm, softmax, GELU, residual adds and positional adds are
-not counted (they are O(T * D) and below 1% here). Attention counts both
-``Q K^T`` and ``A V``: ``2 * T^2 * D`` multiply-adds per block.
-
-Per sample, the main model costs: for every present stream its modality's patch
-embedding + ``block_flops`` for each active block; plus fusion (adapters,
-transformer over the ``n`` stream tokens, head). The controller (if included) runs
-its three convs on every stream, its transformer over ``n + 1`` tokens and its heads.
+FLOPs = 2 x the multiply-adds of every matmul and convolution (the papers' "GFLOPs");
+LayerNorm, softmax, GELU and additions are left out (below 1% here).
 """
 from __future__ import annotations
 
@@ -23,34 +16,27 @@ from admn_ros.core.tasks import get_task
 
 
 def patch_embed_flops(in_chans: int, img_size: int, patch: int, dim: int) -> int:
-    """Strided patch convolution: ``N_patches x (C p^2) x D`` multiply-adds, x2."""
     n = (img_size // patch) ** 2
     return 2 * n * in_chans * patch * patch * dim
 
 
 def block_flops(tokens: int, dim: int, mlp_ratio: float = 4.0) -> int:
-    """One pre-norm transformer block on ``tokens`` tokens of width ``dim``.
-
-    qkv ``3 T D^2`` + scores and weighted sum ``2 T^2 D`` + projection ``T D^2`` +
-    MLP ``2 T D H`` multiply-adds, x2.
-    """
+    """One transformer block: qkv ``3 T D^2`` + attention ``2 T^2 D`` + projection ``T D^2`` + MLP ``2 T D H``."""
     hidden = int(round(dim * mlp_ratio))
     macs = tokens * dim * 3 * dim + 2 * tokens * tokens * dim + tokens * dim * dim + 2 * tokens * dim * hidden
     return 2 * macs
 
 
 def vit_block_flops(cfg: ADMNConfig) -> int:
-    """FLOPs of one backbone block (same for every modality: 1 + N_patches tokens)."""
     return block_flops(1 + (cfg.img_size // cfg.patch) ** 2, cfg.vit_dim, cfg.vit_mlp_ratio)
 
 
 def head_flops(cfg: ADMNConfig) -> int:
-    """Output head on the pooled fusion embedding."""
     return get_task(cfg.task).head_flops(cfg)
 
 
 def fusion_flops(cfg: ADMNConfig) -> int:
-    """Adapters (every token: every frame of every stream) + fusion transformer + head (included)."""
+    """Adapters on every token, fusion transformer and head."""
     n, db, df = cfg.n_tokens, cfg.vit_dim, cfg.fusion_dim
     adapters = 2 * n * (db * df + df * df)
     layers = cfg.fusion_depth * block_flops(n, df, cfg.fusion_mlp_ratio)
@@ -58,9 +44,7 @@ def fusion_flops(cfg: ADMNConfig) -> int:
 
 
 def controller_flops(ccfg: ControllerConfig) -> int:
-    """Controller at inference: QoI convs on every stream, transformer on ``n + 1`` tokens,
-    allocation head (+ FiLM for the universal variant) and noise head. The AE decoder is
-    not counted (training only)."""
+    """The controller at inference (the training-only AE decoder not counted)."""
     c1, c2, c3 = ccfg.conv_channels
     h = ccfg.img_size
     d = ccfg.dim
@@ -78,8 +62,7 @@ def controller_flops(ccfg: ControllerConfig) -> int:
 
 
 def readout_flops(cfg: ADMNConfig, proj: int = 16) -> int:
-    """Backbone readout (:class:`admn_ros.core.vit.SpatialHead`): per-token ``D -> proj`` then
-    ``T*proj -> D`` multiply-adds, x2."""
+    """The backbone's :class:`~admn_ros.core.vit.SpatialHead`."""
     t = 1 + (cfg.img_size // cfg.patch) ** 2
     return 2 * (t * cfg.vit_dim * proj + t * proj * cfg.vit_dim)
 
@@ -92,16 +75,8 @@ def _stream_patch_flops(cfg: ADMNConfig) -> np.ndarray:
 
 
 def allocation_flops(cfg: ADMNConfig, mask: Any, present: Any = None) -> np.ndarray | int:
-    """Main-model FLOPs for an allocation (controller excluded). With ``cfg.frames > 1`` every
-    window stream runs its allocation on each of its frames (patch embedding and blocks ``x F``).
-
-    Args:
-        cfg: model config.
-        mask: bool ``[n, depth]`` or ``[B, n, depth]`` (numpy or torch).
-        present: bool ``[n]`` / ``[B, n]``; missing streams cost nothing (default all present).
-    Returns:
-        int for a single mask, int64 array ``[B]`` for a batch.
-    """
+    """Main-model FLOPs of a mask ``[n, depth]`` (an int) or ``[B, n, depth]`` (int64 ``[B]``);
+    missing streams cost nothing, each window frame runs the allocation."""
     m = _to_numpy(mask).astype(bool)
     single = m.ndim == 2
     if single:
@@ -118,11 +93,7 @@ def allocation_flops(cfg: ADMNConfig, mask: Any, present: Any = None) -> np.ndar
 
 def allocation_gflops(cfg: ADMNConfig, mask: Any, include_controller: bool = True,
                       controller_cfg: ControllerConfig | None = None, present: Any = None) -> float | np.ndarray:
-    """GFLOPs per sample of the model under ``mask`` (+ the controller if ``include_controller``).
-
-    ``controller_cfg`` defaults to ``ControllerConfig.for_model(cfg)``. Returns a float for an
-    ``[n, depth]`` mask and an array ``[B]`` for ``[B, n, depth]``.
-    """
+    """GFLOPs per sample under ``mask`` (as :func:`allocation_flops`), plus the controller's."""
     f = allocation_flops(cfg, mask, present)
     if include_controller:
         f = f + controller_flops(controller_cfg or ControllerConfig.for_model(cfg))
@@ -131,8 +102,7 @@ def allocation_gflops(cfg: ADMNConfig, mask: Any, include_controller: bool = Tru
 
 def flops_breakdown(cfg: ADMNConfig, mask: Any, controller_cfg: ControllerConfig | None = None,
                     present: Any = None) -> dict[str, float]:
-    """FLOPs of each component for one allocation ``[n, depth]``: ``patch_embed``, ``blocks``,
-    ``fusion`` (with head), ``head``, ``controller``, ``total`` (controller included)."""
+    """FLOPs per component of one allocation ``[n, depth]`` (``fusion`` includes ``head``, ``total`` the controller)."""
     m = _to_numpy(mask).astype(bool)
     if m.ndim != 2:
         raise ValueError("flops_breakdown takes a single [n, depth] mask")

@@ -1,14 +1,8 @@
 """Fusion of the per-stream backbone embeddings, output heads and their losses.
 
-Data flow (``n = S * M`` streams, node-major as :class:`~admn_ros.core.streams.StreamSet`)::
-
-    emb [B, n, Db] --adapter of the stream's modality--> [B, n, Df] (+ stream embedding)
-        --transformer encoder (missing streams masked as keys)--> [B, n, Df]
-        --mean over present tokens--> [B, Df] --head--> task output
-
-A missing stream (``present[b, i] == False``) is never zero-filled: its token is
-excluded from attention as a key and from the pooling, so its data (whatever it
-is) cannot change the output.
+``emb [B, n, Db]`` -> per-modality adapter + stream embedding -> transformer -> ordered
+readout ``[B, Df]`` -> the task's head. A missing stream's token is excluded from attention as
+a key and replaced by a learned token in the readout, so its data cannot change the output.
 """
 from __future__ import annotations
 
@@ -22,7 +16,6 @@ from torch import nn
 from admn_ros.core.tasks import get_task
 from admn_ros.core.vit import Block, init_linear
 
-#: Default map-frame box of the track (metres): ((x_min, x_max), (y_min, y_max)).
 #: Map-frame box (metres) the Gaussian mean is bounded to: the default simulated track
 #: (3.0 m x 3.6 m centred on the map origin, config/sensors.yaml) plus a 0.2 m margin.
 DEFAULT_BOUNDS: tuple[tuple[float, float], tuple[float, float]] = ((-1.7, 1.7), (-2.0, 2.0))
@@ -41,20 +34,8 @@ class Adapter(nn.Module):
 
 
 class Fusion(nn.Module):
-    """Stream embeddings ``[B, n, Db]`` + ``present [B, n]`` -> task outputs.
-
-    Args:
-        stream_modalities: the modality of each stream, in stream order (length ``n``).
-        in_dim: backbone width ``Db``.
-        dim: fusion width ``Df``.
-        depth: transformer layers.
-        heads: attention heads.
-        mlp_ratio: transformer MLP ratio.
-        task: the task whose head reads the pooled embedding (:meth:`Task.head
-            <admn_ros.core.tasks.base.Task.head>`; tracking: a 2-D Gaussian, activity: class logits).
-        n_classes / bounds / cov_eps: the ``ADMNConfig`` fields the heads read (classes; map box
-            of the Gaussian mean; ``eps`` of its covariance).
-    """
+    """Stream embeddings ``[B, n, Db]`` + ``present [B, n]`` -> the task head's outputs
+    (``n_classes`` / ``bounds`` / ``cov_eps``: the ``ADMNConfig`` fields the heads read)."""
 
     def __init__(self, stream_modalities: Sequence[str], in_dim: int, dim: int = 64, depth: int = 4,
                  heads: int = 4, mlp_ratio: float = 4.0, task: str = "tracking", n_classes: int = 27,
@@ -96,12 +77,8 @@ class Fusion(nn.Module):
         return torch.cat(parts, dim=1).index_select(1, self._perm) + self.stream_emb
 
     def pooled(self, emb: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """``emb [B, n, Db]``, ``present`` bool ``[B, n]`` -> fused embedding ``[B, Df]``
-        (ordered readout over the stream tokens; missing streams contribute a learned token).
-
-        Samples with no present stream at all get every token unmasked (the output is then
-        meaningless but finite) rather than NaN.
-        """
+        """Fused embedding ``[B, Df]``; a sample with no present stream attends to every token
+        (a meaningless but finite output rather than NaN)."""
         present = present.to(torch.bool)
         any_present = present.any(dim=1, keepdim=True)
         keys = present | ~any_present  # [B, n]
@@ -114,14 +91,10 @@ class Fusion(nn.Module):
         return self.readout(x.flatten(1))
 
     def forward(self, emb: torch.Tensor, present: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``emb [B, n, Db]``, ``present [B, n]`` -> the task's outputs (:attr:`Task.outputs`:
-        ``{"mean": [B,2], "cov": [B,2,2]}`` for tracking, ``{"logits": [B, K]}`` for activity)."""
         return self.task.head_forward(self.head, self.pooled(emb, present))
 
 
 def task_loss(task: str, out: dict[str, torch.Tensor], target: torch.Tensor, nll_weight: float = 1.0,
               dist_weight: float = 0.05) -> torch.Tensor:
-    """Scalar training loss of a model output: the task's (:meth:`Task.loss
-    <admn_ros.core.tasks.base.Task.loss>`; tracking ``nll_weight * NLL + dist_weight *
-    distance``, the paper: 1 and 0.05; activity cross-entropy)."""
+    """The task's training loss (tracking: ``nll_weight * NLL + dist_weight * distance``, the paper's 1 and 0.05)."""
     return get_task(task).loss(out, target, nll_weight, dist_weight)

@@ -1,44 +1,20 @@
 """Image messages <-> numpy with cv_bridge's semantics, and the decoding of a sensor message
-into the array one stream of the model reads. The one place where images are converted:
-the nodes, the bag reader and the bag recorder all use it.
+into the array one stream of the model reads: the one place where images are converted.
 
-Duck-typed: any object with the fields of ``sensor_msgs/Image`` (``height``, ``width``,
-``encoding``, ``is_bigendian``, ``step``, ``data``) or ``sensor_msgs/CompressedImage``
-(``format``, ``data``) works: rclpy messages, rosbags dataclasses, a ``SimpleNamespace``.
-Nothing here imports ROS.
+Duck-typed on the fields of ``sensor_msgs/Image`` / ``CompressedImage`` (rclpy messages,
+rosbags dataclasses, a ``SimpleNamespace``); nothing here imports ROS.
 
-Message <-> array (what ``cv_bridge.CvBridge`` does; :class:`ImageBridge` has its API):
+* :func:`image_to_numpy` / :func:`image_message_fields` are ``imgmsg_to_cv2`` /
+  ``cv2_to_imgmsg``: row padding dropped, host byte order; between colour encodings
+  ``cvtColor`` then an 8 <-> 16 bit rescale, colour to generic (``16UC1``, ...) or generic to
+  generic a saturating cast, generic to colour never.
+* :func:`decode_stream`: rgb ``uint8 (H, W, 3)`` RGB (generic ``8UC3``/``8UC4``/``8UC1`` read
+  in OpenCV's order); depth ``uint16 (H, W)`` mm, 0 = invalid (REP-118, ``32FC1`` metres
+  converted); radar ``float32 (R, A)`` from ``32FC1`` or a PointCloud2
+  (:mod:`admn_ros.core.radar_cloud`). What each accepts: :data:`STREAM_FORMATS`.
 
-* :func:`image_to_numpy` (``imgmsg_to_cv2``): ``(H, W)`` for one channel, else
-  ``(H, W, C)``; row padding (``step`` > ``width`` x bytes per pixel) is dropped and
-  big-endian data is returned in host byte order. ``desired_encoding="passthrough"``
-  returns the data as it is (a view on ``msg.data`` when no padding or byte swap is
-  needed). Another encoding converts like cv_bridge: the same encoding copies; between
-  colour encodings (``mono8``/``mono16``, ``rgb``/``bgr``/``rgba``/``bgra`` 8 or 16 bit)
-  OpenCV's ``cvtColor`` runs, then 8 <-> 16 bit data is rescaled (x 65535/255 or
-  x 255/65535); a colour encoding converts to a generic one (``16UC1``, ``32FC1``, ...)
-  with the same channel count, and generic ones convert among themselves, by a plain
-  saturating numeric cast. A generic encoding never converts to a colour one.
-* :func:`image_message_fields` (``cv2_to_imgmsg``): ``step = width x channels x
-  itemsize``, ``is_bigendian`` from the array's byte order, ``encoding="passthrough"``
-  names the OpenCV type (``8UC3``, ``32FC1``, ...); another encoding must match the
-  array's type.
-
-Stream decoding (:func:`decode_stream`): the array :func:`admn_ros.core.preprocess.to_model_input`
-reads for each modality, from the message kinds in :data:`STREAM_FORMATS`:
-
-* rgb: ``uint8 (H, W, 3)`` in RGB order. Image ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``,
-  ``mono8`` (converted with cv_bridge's rules) or the generic ``8UC3``/``8UC4``/``8UC1``
-  (read in OpenCV's order: BGR, BGRA, grey); CompressedImage ``jpeg``/``png``.
-* depth: ``uint16 (H, W)`` millimetres, 0 = invalid (REP-118). Image ``16UC1``/``mono16``
-  as they are, ``32FC1`` metres through :func:`depth_m_to_mm16`; CompressedImage 16-bit
-  ``png`` and ``compressedDepth``.
-* radar: ``float32 (R, A)``. Image ``32FC1`` (``64FC1`` cast), or ``sensor_msgs/PointCloud2``
-  rendered into the range-azimuth map (:mod:`admn_ros.core.radar_cloud`).
-
-Anything else raises :class:`ConversionError`, whose ``reason`` says what went wrong
-(``bad_encoding``, ``empty``, ``bad_layout``, ``bad_data``) and whose message names the
-encoding. Decoded stream arrays are writable and own their memory.
+Anything else raises :class:`ConversionError` naming the encoding. Decoded arrays are
+writable and own their memory.
 """
 from __future__ import annotations
 
@@ -64,17 +40,10 @@ class ConversionError(ValueError):
         self.reason = reason
 
 
-# ---------------------------------------------------------------------------- encodings
-
-
 @dataclass(frozen=True)
 class EncodingInfo:
-    """Element type, channel count and colour layout of one image encoding.
-
-    ``colour`` is ``gray``/``rgb``/``bgr``/``rgba``/``bgra`` for the colour encodings
-    (``mono8``, ``rgb8``, ...), ``None`` for generic OpenCV types (``16UC1``, ``32FC1``, ...)
-    and ``""`` for encodings that can only be passed through (bayer, yuv422).
-    """
+    """One image encoding; ``colour`` is the layout of a colour encoding (``gray``, ``rgb``, ...),
+    ``None`` for generic OpenCV types and ``""`` for passthrough-only ones (bayer, yuv422)."""
 
     name: str
     dtype: np.dtype
@@ -87,7 +56,7 @@ class EncodingInfo:
 
     @property
     def cv_type(self) -> str:
-        """OpenCV type name, e.g. ``8UC3``."""
+        """E.g. ``8UC3``."""
         return f"{_CV_DEPTH[self.dtype.str[1:]]}C{self.channels}"
 
 
@@ -124,9 +93,6 @@ def encoding_info(encoding: str) -> EncodingInfo:
     raise ConversionError("bad_encoding", f"unknown image encoding {enc!r}")
 
 
-# ---------------------------------------------------------------------------- message -> array
-
-
 def message_bytes(data: Any) -> np.ndarray:
     """``msg.data`` (array.array, bytes, numpy uint8, list) as a flat uint8 array (no copy if possible)."""
     if isinstance(data, list):
@@ -137,9 +103,8 @@ def message_bytes(data: Any) -> np.ndarray:
 
 
 def check_layout(msg: Any) -> EncodingInfo:
-    """The encoding of an Image message after checking its layout (what cv_bridge checks
-    before reading it): not empty, ``step >= width x bytes per pixel`` and
-    ``len(data) == height x step``. Raises :class:`ConversionError`."""
+    """The encoding of an Image message after cv_bridge's layout checks (not empty,
+    ``step >= width x bytes per pixel``, ``len(data) == height x step``)."""
     info = encoding_info(msg.encoding)
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     n = len(msg.data)
@@ -175,29 +140,16 @@ def image_to_numpy(msg: Any, desired_encoding: str = "passthrough") -> np.ndarra
     return convert_encoding(out, info.name, desired_encoding)
 
 
-# ---------------------------------------------------------------------------- conversions
-
 _SAME = -1
-_CVT: dict[tuple[str, str], int] = {}
-for _c in ("gray", "rgb", "bgr", "rgba", "bgra"):
-    _CVT[(_c, _c)] = _SAME
-for _src, _dst, _code in (
-        ("gray", "rgb", "GRAY2RGB"), ("gray", "bgr", "GRAY2BGR"), ("gray", "rgba", "GRAY2RGBA"),
-        ("gray", "bgra", "GRAY2BGRA"),
-        ("rgb", "gray", "RGB2GRAY"), ("rgb", "bgr", "RGB2BGR"), ("rgb", "rgba", "RGB2RGBA"), ("rgb", "bgra", "RGB2BGRA"),
-        ("bgr", "gray", "BGR2GRAY"), ("bgr", "rgb", "BGR2RGB"), ("bgr", "rgba", "BGR2RGBA"), ("bgr", "bgra", "BGR2BGRA"),
-        ("rgba", "gray", "RGBA2GRAY"), ("rgba", "rgb", "RGBA2RGB"), ("rgba", "bgr", "RGBA2BGR"),
-        ("rgba", "bgra", "RGBA2BGRA"),
-        ("bgra", "gray", "BGRA2GRAY"), ("bgra", "rgb", "BGRA2RGB"), ("bgra", "bgr", "BGRA2BGR"),
-        ("bgra", "rgba", "BGRA2RGBA")):
-    _CVT[(_src, _dst)] = getattr(cv2, f"COLOR_{_code}")
+_LAYOUTS = ("gray", "rgb", "bgr", "rgba", "bgra")
+#: cvtColor code of every pair of colour layouts
+_CVT: dict[tuple[str, str], int] = {(s, d): _SAME if s == d else getattr(cv2, f"COLOR_{s.upper()}2{d.upper()}")
+                                    for s in _LAYOUTS for d in _LAYOUTS}
 
 
 def _cast(a: np.ndarray, dst: np.dtype) -> np.ndarray:
-    """Same channels, element type ``dst``, as cv_bridge's depth step: 8 -> 16 bit data is
-    scaled by 65535/255 and 16 -> 8 bit by 255/65535 (any signedness), everything else is a
-    plain cast; integer results saturate, floats round half to even and NaN becomes 0
-    (OpenCV's ``convertTo``)."""
+    """cv_bridge's depth step (OpenCV's ``convertTo``): 8 -> 16 bit scaled by 65535/255, 16 -> 8 by
+    255/65535, else a plain cast; integers saturate, floats round half to even, NaN -> 0."""
     bits_src, bits_dst = a.dtype.itemsize * 8, dst.itemsize * 8
     scale = (65535.0 / 255.0 if (bits_src, bits_dst) == (8, 16)
              else 255.0 / 65535.0 if (bits_src, bits_dst) == (16, 8) else 1.0)
@@ -211,8 +163,7 @@ def _cast(a: np.ndarray, dst: np.dtype) -> np.ndarray:
 
 
 def convert_encoding(a: np.ndarray, src: str, dst: str) -> np.ndarray:
-    """Convert an image in encoding ``src`` to ``dst`` with cv_bridge's rules (module docstring);
-    the result never shares memory with ``a``. Raises :class:`ConversionError`."""
+    """``a`` from encoding ``src`` to ``dst`` with cv_bridge's rules, never sharing memory with ``a``."""
     si, di = encoding_info(src), encoding_info(dst)
     if si.name == di.name:
         return np.array(a, copy=True)
@@ -240,13 +191,9 @@ def convert_encoding(a: np.ndarray, src: str, dst: str) -> np.ndarray:
     return np.array(out, copy=True) if out is a else out
 
 
-# ---------------------------------------------------------------------------- array -> message
-
-
 def image_message_fields(arr: Any, encoding: str = "passthrough") -> dict[str, Any]:
-    """The ``sensor_msgs/Image`` fields (all but the header) of an array, as
-    ``CvBridge.cv2_to_imgmsg`` fills them; ``data`` is a contiguous uint8 array.
-    Raises :class:`ConversionError` if the array's type does not match ``encoding``."""
+    """The ``sensor_msgs/Image`` fields but the header, as ``cv2_to_imgmsg`` fills them (``data``
+    a contiguous uint8 array); the array's type must match ``encoding``."""
     if not isinstance(arr, np.ndarray):
         raise ConversionError("bad_data", f"expected a numpy array, got {type(arr).__name__}")
     a = arr
@@ -275,9 +222,8 @@ def image_message_fields(arr: Any, encoding: str = "passthrough") -> dict[str, A
 
 
 class ImageBridge:
-    """``CvBridge``'s two image calls without cv_bridge: :meth:`imgmsg_to_cv2` and
-    :meth:`cv2_to_imgmsg`. ``image_type`` makes an empty Image message (e.g.
-    ``sensor_msgs.msg.Image``); only :meth:`cv2_to_imgmsg` needs it."""
+    """``CvBridge``'s two image calls without cv_bridge; ``image_type`` (e.g. ``sensor_msgs.msg.Image``)
+    is needed by :meth:`cv2_to_imgmsg` only."""
 
     def __init__(self, image_type: Callable[[], Any] | None = None) -> None:
         self.image_type = image_type
@@ -299,9 +245,6 @@ class ImageBridge:
         else:
             msg.data = f["data"].tobytes()
         return msg
-
-
-# ---------------------------------------------------------------------------- depth units
 
 
 def depth_m_to_mm16(depth_m: np.ndarray) -> np.ndarray:
@@ -333,8 +276,6 @@ def sensor_array(modality: str, data: np.ndarray) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-# ---------------------------------------------------------------------------- streams
-
 #: Message kinds by ROS type.
 MESSAGE_KINDS: dict[str, str] = {"sensor_msgs/Image": "image", "sensor_msgs/CompressedImage": "compressed",
                                  "sensor_msgs/PointCloud2": "pointcloud2"}
@@ -352,17 +293,13 @@ _KIND_TEXT = {"image": "Image encodings", "compressed": "CompressedImage formats
 
 
 def supported_text(modality: str) -> str:
-    """Human-readable list of what ``modality`` accepts."""
     parts = [f"{_KIND_TEXT[k]} {list(v)}" for k, v in STREAM_FORMATS[modality].items() if v]
     return " or ".join(parts)
 
 
 def compressed_kind(fmt: str) -> str:
-    """CompressedImage ``format`` -> ``compressedDepth`` | ``png`` | ``jpeg`` | the format itself.
-
-    image_transport writes e.g. ``"rgb8; jpeg compressed bgr8"``, ``"16UC1; compressedDepth png"``;
-    other drivers just ``"jpeg"``.
-    """
+    """CompressedImage ``format`` (image_transport's ``"rgb8; jpeg compressed bgr8"``, or just
+    ``"jpeg"``) -> ``compressedDepth`` | ``png`` | ``jpeg`` | the format itself."""
     f = fmt.lower()
     if "compresseddepth" in f:
         return "compressedDepth"
@@ -392,9 +329,8 @@ ToArray = Callable[[Any, str], np.ndarray]
 
 
 def decode_image(msg: Any, modality: str, to_array: ToArray = image_to_numpy) -> np.ndarray:
-    """``sensor_msgs/Image`` -> the modality's array (module docstring). ``to_array`` is the
-    ``imgmsg_to_cv2``-like call to read the message with (``CvBridge().imgmsg_to_cv2`` in
-    the nodes when cv_bridge is importable); the layout is checked here first."""
+    """``sensor_msgs/Image`` -> the modality's array; ``to_array`` is an ``imgmsg_to_cv2``-like call
+    (cv_bridge's in the nodes when importable), run after the layout check."""
     enc = str(msg.encoding)
     if not check_supported(modality, enc, "image"):
         raise ConversionError("bad_encoding", f"Image encoding {enc!r} cannot feed a {modality} stream; "
@@ -428,12 +364,9 @@ def _imdecode(buf: np.ndarray, flags: int, what: str) -> np.ndarray:
 
 
 def decode_compressed_depth(data: np.ndarray, fmt: str) -> np.ndarray:
-    """compressed_depth_image_transport payload -> ``uint16`` mm.
-
-    Layout: ``int32 format; float32 depthQuantA, depthQuantB`` (12 bytes, little endian)
-    then a PNG. ``16UC1`` PNGs hold millimetres; ``32FC1`` ones hold
-    ``depthQuantA / depth + depthQuantB`` (0 = invalid), inverted here and converted to mm.
-    """
+    """compressed_depth_image_transport payload (12-byte header ``int32 format; float32
+    depthQuantA, depthQuantB``, then a PNG) -> ``uint16`` mm; ``32FC1`` PNGs hold
+    ``depthQuantA / depth + depthQuantB`` (0 = invalid)."""
     if data.size <= 12:
         raise ConversionError("bad_data", f"compressedDepth payload of {data.size} bytes is too short "
                                           "(12-byte header + PNG)")
@@ -452,7 +385,6 @@ def decode_compressed_depth(data: np.ndarray, fmt: str) -> np.ndarray:
 
 
 def decode_compressed(msg: Any, modality: str) -> np.ndarray:
-    """``sensor_msgs/CompressedImage`` -> the modality's array (module docstring)."""
     fmt = str(msg.format)
     kind = compressed_kind(fmt)
     if not check_supported(modality, kind, "compressed"):

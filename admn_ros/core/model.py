@@ -6,17 +6,10 @@ Data contract (float32 in [0, 1])::
     mask    = bool [B, n, depth]   (n = S * M streams, node-major: StreamSet(...).ids)
     present = bool [B, n] or [B, F*n]   (False = the stream / that frame of it has no data)
 
-``F`` is :attr:`ADMNConfig.frames`: 1 for tracking (one frame of S nodes); for activity a
-window of F frames, frame-major (frame 0's S nodes first). A *stream* (node, modality)
-gets one allocation per window, shared by its F frames, so the budget ``L`` counts the
-blocks of the ``n`` window streams and the compute is ``F x`` that. The fusion sees
-``F * n`` tokens (token ``f * n + i`` = frame ``f`` of stream ``i``).
-
-:meth:`ADMNModel.forward` returns ``{"mean": [B, 2], "cov": [B, 2, 2], "emb": [B, n, D]}``
-for tracking or ``{"logits": [B, K], "emb": [B, n, D]}`` for activity. The pipeline
-is split so that ROS nodes can run parts of it: :meth:`ADMNModel.embed` (one
-modality's backbone on any batch of its streams), :meth:`ADMNModel.backbone_embeddings`
-(every stream) and :meth:`ADMNModel.fuse` (fusion + head only).
+``F`` is :attr:`ADMNConfig.frames` (1 for tracking), frames frame-major. A stream gets one
+allocation per window, shared by its F frames; the fusion sees ``F * n`` tokens (token
+``f * n + i`` = frame ``f`` of stream ``i``). The parts run separately in the ROS nodes:
+:meth:`ADMNModel.embed` (one backbone), :meth:`ADMNModel.fuse` (fusion + task head).
 """
 from __future__ import annotations
 
@@ -37,25 +30,7 @@ CONFIG_VERSION: int = 1
 
 @dataclass
 class ADMNConfig(StreamGridMixin):
-    """Architecture of an :class:`ADMNModel` (serialisable with :meth:`to_dict` / :meth:`from_dict`).
-
-    Attributes:
-        nodes: sensor nodes.
-        modalities: modality names (keys of :data:`~admn_ros.core.streams.MODALITIES`).
-        frames: frames per window ``F`` (1 for tracking; activity windows use several).
-        img_size: square input side in pixels.
-        patch: ViT patch side.
-        vit_dim / vit_depth / vit_heads / vit_mlp_ratio: backbone shape.
-        fusion_dim / fusion_depth / fusion_heads / fusion_mlp_ratio: fusion transformer shape.
-        task: a registered task (:mod:`admn_ros.core.tasks`): ``"tracking"`` (2-D Gaussian) or
-            ``"activity"`` (class logits).
-        n_classes: classes for ``"activity"``.
-        bounds: map-frame box of the Gaussian mean, ``((x_min, x_max), (y_min, y_max))`` metres.
-        cov_eps: covariance floor ``eps`` in ``L L^T + eps I``.
-        layerdrop: initial LayerDrop probability (training only; the trainer ramps it).
-        full_drop: full-backbone dropout probability per stream per sample (training only).
-        first_block: the first-block rule (block 0 of every present stream always on).
-    """
+    """Architecture of an :class:`ADMNModel` (serialisable with :meth:`to_dict` / :meth:`from_dict`)."""
 
     RETIRED: ClassVar[Mapping[str, Any]] = {"readout": "spatial", "pos_init_std": 0.02,
                                             "fusion_token_norm": False, "aux_heads": False}
@@ -73,13 +48,14 @@ class ADMNConfig(StreamGridMixin):
     fusion_depth: int = 3
     fusion_heads: int = 4
     fusion_mlp_ratio: float = 4.0
-    task: str = "tracking"
+    task: str = "tracking"              # a registered task (admn_ros.core.tasks)
     n_classes: int = 27
+    #: map-frame box of the Gaussian mean, ((x_min, x_max), (y_min, y_max)) metres
     bounds: tuple[tuple[float, float], tuple[float, float]] = DEFAULT_BOUNDS
-    cov_eps: float = 1e-3
-    layerdrop: float = 0.0
-    full_drop: float = 0.1
-    first_block: bool = True
+    cov_eps: float = 1e-3               # covariance floor eps in L L^T + eps I
+    layerdrop: float = 0.0              # training only, ramped by the trainer
+    full_drop: float = 0.1              # whole-backbone dropout per stream and sample (training only)
+    first_block: bool = True            # block 0 of every present stream always on
     version: int = field(default=CONFIG_VERSION)
 
     def __post_init__(self) -> None:
@@ -110,7 +86,6 @@ class ADMNConfig(StreamGridMixin):
         return MODALITIES[modality].channels
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
         d = asdict(self)
         d["nodes"] = list(self.nodes)
         d["modalities"] = list(self.modalities)
@@ -119,11 +94,8 @@ class ADMNConfig(StreamGridMixin):
 
 
 def as_mask_tensor(mask: Any, batch: int, n_streams: int, depth: int, device: torch.device) -> torch.Tensor:
-    """Normalise an allocation to a tensor ``[batch, n_streams, depth]``.
-
-    Accepts ``None`` (all on), numpy or torch, ``[n, depth]`` (shared by the batch) or
-    ``[B, n, depth]``. Bool stays bool; a float 0/1 mask (a controller's output) stays float.
-    """
+    """An allocation (``None`` = all on, ``[n, depth]`` shared or ``[B, n, depth]``, numpy or torch)
+    as a tensor ``[batch, n_streams, depth]``; bool stays bool, a 0/1 float mask stays float."""
     if mask is None:
         return torch.ones(batch, n_streams, depth, dtype=torch.bool, device=device)
     m = torch.from_numpy(np.asarray(mask)) if not isinstance(mask, torch.Tensor) else mask
@@ -138,11 +110,8 @@ def as_mask_tensor(mask: Any, batch: int, n_streams: int, depth: int, device: to
 
 def as_present_tensor(present: Any, batch: int, n_streams: int, device: torch.device,
                       frames: int = 1) -> torch.Tensor:
-    """Normalise ``present`` to bool ``[batch, frames * n_streams]`` (``None`` = all present).
-
-    Per stream (``[B, n]`` / ``[n]``, repeated over the frames) or, with ``frames > 1``, per
-    frame of every stream (``[B, F*n]`` / ``[F*n]``, token order).
-    """
+    """``present`` (``None`` = all; per stream ``[B, n]`` / ``[n]``, or per token ``[B, F*n]`` /
+    ``[F*n]``) as bool ``[batch, frames * n_streams]``."""
     n_tok = frames * n_streams
     if present is None:
         return torch.ones(batch, n_tok, dtype=torch.bool, device=device)
@@ -159,13 +128,7 @@ def as_present_tensor(present: Any, batch: int, n_streams: int, device: torch.de
 
 
 class ADMNModel(nn.Module):
-    """ADMN main network. See the module docstring for the data contract.
-
-    Attributes:
-        cfg: the :class:`ADMNConfig`.
-        backbones: ``ModuleDict`` modality -> :class:`~admn_ros.core.vit.AdaptiveViT`.
-        fusion: :class:`~admn_ros.core.fusion.Fusion`.
-    """
+    """ADMN main network (data contract: the module docstring)."""
 
     def __init__(self, cfg: ADMNConfig | None = None) -> None:
         super().__init__()
@@ -180,7 +143,6 @@ class ADMNModel(nn.Module):
                              cfg.fusion_depth, cfg.fusion_heads, cfg.fusion_mlp_ratio, cfg.task,
                              cfg.n_classes, cfg.bounds, cfg.cov_eps)
 
-    # ------------------------------------------------------------ helpers
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -209,37 +171,16 @@ class ADMNModel(nn.Module):
                 raise ValueError(f"inputs disagree on batch size: {batch} vs {x.shape[0]} for {m!r}")
         return int(batch or 0)
 
-    # ------------------------------------------------------------ pipeline parts
     def embed(self, modality: str, x: torch.Tensor, active: Any = None, blend: bool = False) -> torch.Tensor:
-        """Run one modality's backbone on a batch of its streams (any nodes).
-
-        Args:
-            modality: backbone to use.
-            x: ``[N, C, H, W]`` in [0, 1].
-            active: ``[N, depth]`` allocation (bool or 0/1 float), a list of
-                block indices for all rows, or ``None`` for all blocks.
-            blend: use the compute-and-blend baseline instead of real skipping.
-        Returns:
-            embeddings ``[N, vit_dim]``.
-        """
+        """One modality's backbone on ``[N, C, H, W]`` -> ``[N, vit_dim]``; ``active``: ``[N, depth]``,
+        block indices for all rows, or ``None`` (all); ``blend``: the compute-and-blend baseline."""
         bb = self.backbones[modality]
         return bb.forward_blend(x, active) if blend else bb(x, active)
 
     def backbone_embeddings(self, inputs: Mapping[str, torch.Tensor], mask: Any = None,
                             present: Any = None, blend: bool = False) -> torch.Tensor:
-        """Every stream's backbone embedding, real skipping per sample.
-
-        Node streams of a modality are batched through its backbone; missing streams are
-        not computed at all (their rows are zeros and must be masked by :meth:`fuse`).
-
-        Args:
-            inputs: dict modality -> ``[B, S, C, H, W]``.
-            mask: ``[B, n, depth]`` (or ``[n, depth]``) allocation; ``None`` = all blocks.
-            present: bool ``[B, n]`` or ``[B, F*n]``; ``None`` = all present.
-            blend: compute-and-blend baseline (benchmarks only).
-        Returns:
-            ``[B, F*n, vit_dim]`` in token order (frame-major, then stream order).
-        """
+        """Every token's backbone embedding ``[B, F*n, vit_dim]``, skipping blocks per sample;
+        missing streams are not computed (zero rows, masked by :meth:`fuse`)."""
         cfg = self.cfg
         b = self._check_inputs(inputs)
         s, n_mod, depth = cfg.frames * len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
@@ -266,21 +207,15 @@ class ADMNModel(nn.Module):
         return torch.stack(outs, dim=2).reshape(b, cfg.n_tokens, cfg.vit_dim)
 
     def fuse(self, embeddings: torch.Tensor, present: Any = None) -> dict[str, torch.Tensor]:
-        """Fusion + head on precomputed embeddings.
-
-        Args:
-            embeddings: ``[B, F*n, vit_dim]`` in token order (rows of missing streams are ignored).
-            present: bool ``[B, n]`` or ``[B, F*n]``; ``None`` = all present.
-        Returns:
-            ``{"mean": [B, 2], "cov": [B, 2, 2]}`` (tracking) or ``{"logits": [B, K]}`` (activity).
-        """
+        """Fusion + task head on embeddings ``[B, F*n, vit_dim]``: tracking ``{"mean": [B, 2],
+        "cov": [B, 2, 2]}``, activity ``{"logits": [B, K]}``."""
         b = embeddings.shape[0]
         pres = as_present_tensor(present, b, self.cfg.n_streams, embeddings.device, self.cfg.frames)
         return self.fusion(embeddings, pres)
 
     def forward(self, inputs: Mapping[str, torch.Tensor], mask: Any = None, present: Any = None,
                 blend: bool = False) -> dict[str, torch.Tensor]:
-        """Full model. See :meth:`backbone_embeddings` and :meth:`fuse`; adds ``"emb"`` to the output."""
+        """:meth:`backbone_embeddings` then :meth:`fuse`, plus ``"emb"``."""
         emb = self.backbone_embeddings(inputs, mask, present, blend)
         out = self.fuse(emb, present)
         out["emb"] = emb
@@ -296,6 +231,5 @@ def random_inputs(cfg: ADMNConfig, batch: int = 1, generator: torch.Generator | 
 
 
 def stream_modalities(cfg: ADMNConfig) -> Sequence[str]:
-    """Modality of each stream in stream order."""
     ss = cfg.streams
     return [ss.modality_of(i) for i in range(len(ss))]

@@ -1,21 +1,11 @@
-"""Sensor data -> model input (float32 ``(C, 64, 64)`` in [0, 1]) and the dataset storage dtypes.
+"""Sensor data -> model input (float32 ``(C, 64, 64)`` in [0, 1]) and the dataset storage.
 
-Subsampling is NEAREST at pixel centres: output pixel ``i`` of ``n_out`` reads input
-pixel ``floor((i + 0.5) * n_in / n_out)``. No averaging happens, so per-pixel noise
-keeps its statistics: Gaussian noise of std ``sigma`` added at sensor resolution is
-still std ``sigma`` at model resolution (the paper's noise model holds on both sides).
-
-Scaling to [0, 1]:
-
-* rgb  ``uint8 (H, W, 3)`` (rgb8): ``/ 255`` -> ``(3, 64, 64)``;
-* depth ``uint16 (H, W)`` millimetres (16UC1, 0 = invalid): ``/ (DEPTH_MAX_M * 1000)``,
-  clipped to 1, 0 stays 0; or ``float32 (H, W)`` metres (32FC1): ``/ DEPTH_MAX_M`` with
-  NaN / +-Inf / <= 0 meaning invalid (REP-118) -> 0;  -> ``(1, 64, 64)``;
-* radar ``float (H, W)`` heatmap: clipped to [0, 1]; NaN is an error -> ``(1, 64, 64)``.
-
-Storage (the on-disk dataset, see docs/DATASET.md): rgb ``uint8 (3, 64, 64)``, depth
-``uint16 (64, 64)`` millimetres, radar ``float16 (64, 64)``. ``from_storage(to_storage(x))``
-equals ``to_model_input(x)`` exactly for rgb and depth (16UC1), to float16 precision for radar.
+Subsampling is nearest at pixel centres (input pixel ``floor((i + 0.5) * n_in / n_out)``):
+no averaging, so Gaussian noise of std ``sigma`` at sensor resolution is still ``sigma`` at
+model resolution. Scaling: rgb ``/ 255``; depth mm ``/ (DEPTH_MAX_M * 1000)`` clipped to 1
+(float metres: invalid NaN / inf / <= 0 -> 0, REP-118); radar clipped to [0, 1], NaN an error.
+``from_storage(to_storage(x))`` equals ``to_model_input(x)`` exactly for rgb and uint16 depth,
+to float16 precision for radar.
 """
 from __future__ import annotations
 
@@ -58,7 +48,7 @@ def _check_modality(modality: str) -> None:
 
 
 def _validate(modality: str, data: np.ndarray) -> np.ndarray:
-    """Check shape/dtype/values of raw sensor data; return it (depth/radar squeezed to 2-D)."""
+    """Raw sensor data, checked (depth and radar squeezed to 2-D)."""
     _check_modality(modality)
     if not isinstance(data, np.ndarray):
         raise ValueError(f"{modality}: expected a numpy array, got {type(data).__name__}")
@@ -94,8 +84,7 @@ def _depth_m_to_mm(d: np.ndarray) -> np.ndarray:
 
 
 def to_storage(modality: str, data: np.ndarray) -> np.ndarray:
-    """Raw sensor data -> compact 64x64 storage array (rgb uint8 ``(3,64,64)``,
-    depth uint16 mm ``(64,64)``, radar float16 ``(64,64)``)."""
+    """Raw sensor data -> storage: rgb uint8 ``(3, 64, 64)``, depth uint16 mm / radar float16 ``(64, 64)``."""
     data = _validate(modality, data)
     small = subsample(data)
     if modality == "rgb":
@@ -106,11 +95,7 @@ def to_storage(modality: str, data: np.ndarray) -> np.ndarray:
 
 
 def from_storage(modality: str, stored: np.ndarray) -> np.ndarray:
-    """Storage array(s) -> float32 model input in [0, 1] with a channel axis.
-
-    Accepts leading batch axes: rgb ``(..., 3, 64, 64)`` -> same shape;
-    depth / radar ``(..., 64, 64)`` -> ``(..., 1, 64, 64)``.
-    """
+    """Storage arrays (any leading axes) -> float32 model input with a channel axis."""
     _check_modality(modality)
     stored = np.asarray(stored)
     want = STORAGE_DTYPES[modality]
@@ -132,12 +117,7 @@ def from_storage(modality: str, stored: np.ndarray) -> np.ndarray:
 
 
 def to_model_input(modality: str, data: np.ndarray) -> np.ndarray:
-    """Raw sensor data -> float32 ``(C, 64, 64)`` in [0, 1] (see the module docstring).
-
-    Raises:
-        ValueError: unknown modality, wrong dtype or shape, or NaN in a radar heatmap;
-            the message names the problem.
-    """
+    """Raw sensor data -> float32 ``(C, 64, 64)`` in [0, 1]; ValueError naming a bad input."""
     data = _validate(modality, data)
     small = subsample(data)
     if modality == "rgb":

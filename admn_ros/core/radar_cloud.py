@@ -1,24 +1,11 @@
 """``sensor_msgs/PointCloud2`` radar -> the range-azimuth map the tracking model reads.
 
-Radar drivers (TI mmWave and others) publish detections as a PointCloud2 with the fields
-``x``, ``y``, ``z`` (metres, in the radar's own frame: x forward, y left, z up, REP-103)
-and an intensity, sometimes a velocity. The model reads the range-azimuth map of
-:class:`admn_ros.core.sim.config.RadarConfig` (``radar`` in config/sensors.yaml): rows are
-range bins from the nearest, columns azimuth from +fov/2 (left) to -fov/2 (right).
-
-:class:`CloudToRangeAzimuth` draws a scan into that map the way the simulator draws its
-radar targets (:mod:`admn_ros.core.sim.render`): every point is a target at slant range
-``sqrt(x^2 + y^2 + z^2)`` and azimuth ``atan2(y, x)`` whose power spreads as a sinc^2 in
-range and azimuth (:func:`~admn_ros.core.sim.render.radar_point_response`); the
-simulator's noise floor is added and the power goes through the simulator's dB window to
-[0, 1]. The point's power comes from its intensity (``radar.pointcloud`` in the sensors
-config, :class:`~admn_ros.core.sim.config.RadarCloudConfig`). Points that are not finite,
-further than the map's range or outside its field of view (plus one beam width) are
-ignored, and so are other fields (velocity, ...). An empty scan gives the noise floor.
-
-Duck-typed like :mod:`admn_ros.core.image_convert`: any object with PointCloud2's fields
-(``height``, ``width``, ``fields`` [``name``, ``offset``, ``datatype``, ``count``],
-``is_bigendian``, ``point_step``, ``row_step``, ``data``). Bad layouts raise
+:class:`CloudToRangeAzimuth` draws a driver's detections (``x``, ``y``, ``z`` in the radar's
+frame, REP-103, and an intensity) into the map of ``radar`` in config/sensors.yaml the way
+the simulator draws its targets: each point a sinc^2 blob at slant range
+``sqrt(x^2 + y^2 + z^2)`` and azimuth ``atan2(y, x)``, plus the simulator's noise floor,
+through its dB window to [0, 1]. Non-finite points and those beyond the map (plus one beam
+width) are ignored; an empty scan gives the noise floor. Bad layouts raise
 :class:`~admn_ros.core.image_convert.ConversionError` with reason ``bad_cloud``.
 """
 from __future__ import annotations
@@ -54,8 +41,7 @@ def cloud_fields(msg: Any) -> dict[str, tuple[int, np.dtype]]:
 
 
 def read_points(msg: Any, names: Sequence[str], optional: Sequence[str] = ()) -> dict[str, np.ndarray]:
-    """float64 values of the fields ``names`` (required) and ``optional`` (absent -> zeros),
-    one per point (row-major over ``height`` x ``width``; row padding in ``row_step`` skipped)."""
+    """float64 values per point of the fields ``names`` and ``optional`` (absent -> zeros)."""
     fields = cloud_fields(msg)
     missing = [n for n in names if n not in fields]
     if missing:
@@ -89,8 +75,7 @@ def read_points(msg: Any, names: Sequence[str], optional: Sequence[str] = ()) ->
 
 
 class CloudToRangeAzimuth:
-    """Callable: PointCloud2 radar scan -> float32 ``(range_bins, azimuth_bins)`` map in [0, 1]
-    (module docstring), for the geometry and point parameters of ``radar``."""
+    """Callable: PointCloud2 scan -> float32 ``(range_bins, azimuth_bins)`` map in [0, 1]."""
 
     def __init__(self, radar: RadarConfig) -> None:
         self.radar = radar

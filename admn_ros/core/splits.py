@@ -1,23 +1,12 @@
 """Count splits: allocations described by how many blocks each stream runs.
 
-A controller's top-L always gives every stream a prefix of
-:func:`~admn_ros.core.streams.spread_order` (its blocks spread over the depth like
-LayerDrop's every-other choice), so an allocation is fully described by its per-stream
-counts ``c`` (``sum(c) = L``). This module enumerates those splits, scores them under the
-controller's logits, and evaluates the frozen network on all of them at once:
-
-* :func:`split_candidates`: every count vector for a budget (compositions of ``L``);
-* :func:`prefix_masks`: counts -> masks;
-* :func:`split_log_scores`: the controller's score of every split (the sum of the logits it
-  would select); deterministic top-L picks the highest-scoring split;
-* :func:`sampled_splits`: per-sample candidates (the controller's split, the even split and
-  Gumbel-perturbed ones) where the full set is too large (9 tracking streams);
-* :func:`split_losses`: the task loss and score of every split on one batch, computing each
-  stream's backbone once per distinct count (:func:`count_embeddings`) and only re-running
-  the (small) fusion per split.
-
-Used by stage 2 (:mod:`admn_ros.core.train.stage2`) and by ``scripts/diagnose_model.py splits``
-(the best split per binary noise pattern).
+A controller's top-L gives every stream a prefix of :func:`~admn_ros.core.streams.spread_order`,
+so an allocation is its per-stream counts ``c`` (``sum(c) = L``). This module enumerates
+splits (:func:`split_candidates`, or :func:`sampled_splits` where there are too many), scores
+them under the controller's logits (:func:`split_log_scores`: top-L picks the argmax) and
+evaluates the frozen network on all of them at once (:func:`split_losses`: each stream's
+backbone once per distinct count, only the small fusion per split). Used by stage 2 and
+``scripts/diagnose_model.py splits``.
 """
 from __future__ import annotations
 
@@ -32,13 +21,9 @@ from admn_ros.core.streams import spread_order
 
 def split_candidates(n_streams: int, budget: int, depth: int, first_block: bool = True,
                      limit: int = 4096) -> np.ndarray:
-    """Every per-stream count vector with ``sum == budget`` and each count in
-    ``[1 if first_block else 0, depth]``: ``[C, n_streams]`` int64, lexicographic order.
-
-    Raises:
-        ValueError: if there are none, or more than ``limit`` (e.g. 9 streams at L = 27 have
-            about 1.5 million; enumeration is meant for a few streams).
-    """
+    """Every count vector with ``sum == budget``, each in ``[1 if first_block else 0, depth]``:
+    ``[C, n_streams]`` int64, lexicographic. ValueError for none or more than ``limit`` (9 streams
+    at L = 27 have about 1.5 million)."""
     lo = 1 if first_block else 0
     n, L = int(n_streams), int(budget)
     if not n * lo <= L <= n * depth:
@@ -57,7 +42,7 @@ def split_candidates(n_streams: int, budget: int, depth: int, first_block: bool 
 
 
 def _n_compositions(n: int, total: int, cap: int) -> int:
-    """Number of ways to write ``total`` as ``n`` ordered parts in ``[0, cap]`` (DP)."""
+    """Ways to write ``total`` as ``n`` ordered parts in ``[0, cap]``."""
     ways = [1] + [0] * total
     for _ in range(n):
         nxt = [0] * (total + 1)
@@ -70,8 +55,7 @@ def _n_compositions(n: int, total: int, cap: int) -> int:
 
 
 def prefix_masks(counts: np.ndarray | torch.Tensor, depth: int) -> torch.Tensor:
-    """Counts ``[..., n]`` -> bool masks ``[..., n, depth]``: the first ``count`` blocks of
-    :func:`~admn_ros.core.streams.spread_order` in every stream."""
+    """Counts ``[..., n]`` -> bool masks ``[..., n, depth]`` (prefixes of ``spread_order``)."""
     c = torch.as_tensor(np.asarray(counts), dtype=torch.long)
     rank = torch.empty(depth, dtype=torch.long)
     rank[torch.tensor(spread_order(depth))] = torch.arange(depth)
@@ -79,13 +63,8 @@ def prefix_masks(counts: np.ndarray | torch.Tensor, depth: int) -> torch.Tensor:
 
 
 def split_log_scores(logits: torch.Tensor, counts: torch.Tensor, first_block: bool = True) -> torch.Tensor:
-    """Score of every split under the logits ``[B, n, depth]``: the sum of the logits of the
-    non-forced blocks the split runs, ``[B, C]`` (differentiable). ``counts`` is ``[C, n]``
-    (the same splits for every sample) or ``[C, B, n]`` (per sample).
-
-    A controller's logits decrease along ``spread_order`` in every stream,
-    so the split deterministic top-L picks is the argmax of these scores.
-    """
+    """``[B, C]``: the sum of the logits ``[B, n, depth]`` of the non-forced blocks each split
+    ``counts`` (``[C, n]``, or ``[C, B, n]`` per sample) runs; differentiable."""
     b, n, depth = logits.shape
     order = torch.tensor(spread_order(depth), device=logits.device)
     v = logits[:, :, order]  # [B, n, depth] in rank order
@@ -99,10 +78,8 @@ def split_log_scores(logits: torch.Tensor, counts: torch.Tensor, first_block: bo
 
 def sampled_splits(logits: torch.Tensor, budget: int, k: int, scale: float, first_block: bool = True,
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample candidate splits when the full set is too large to enumerate:
-    ``[k + 2, B, n]`` counts (the deterministic top-L split, the even split, and ``k``
-    Gumbel-perturbed top-L splits, Gumbel scale ``scale``) and a bool ``[B, k + 2]`` that is
-    False for a repeat of an earlier candidate of the same sample (count it once)."""
+    """Per-sample candidates ``[k + 2, B, n]``: the top-L split, the even split and ``k``
+    Gumbel-perturbed ones; and a bool ``[B, k + 2]``, False for a repeat within a sample."""
     from admn_ros.core.controller import select_blocks
     from admn_ros.core.streams import naive_allocation
 
@@ -121,8 +98,7 @@ def sampled_splits(logits: torch.Tensor, budget: int, k: int, scale: float, firs
 
 @torch.no_grad()
 def count_embeddings(model: Any, inputs: Mapping[str, torch.Tensor], ks: list[int]) -> torch.Tensor:
-    """Every stream's backbone embedding with ``k`` prefix blocks, for each ``k`` in ``ks``:
-    ``[len(ks), B, T, D]`` (token order as ``model.backbone_embeddings``)."""
+    """Every token's backbone embedding with ``k`` prefix blocks per ``k`` in ``ks``: ``[len(ks), B, T, D]``."""
     n, depth = model.cfg.n_streams, model.cfg.vit_depth
     return torch.stack([model.backbone_embeddings(inputs, prefix_masks(np.full(n, k), depth)) for k in ks])
 
@@ -131,16 +107,9 @@ def count_embeddings(model: Any, inputs: Mapping[str, torch.Tensor], ks: list[in
 def split_losses(model: Any, inputs: Mapping[str, torch.Tensor] | None, target: torch.Tensor, counts: np.ndarray,
                  loss_weights: tuple[float, float] = (1.0, 0.05), max_rows: int = 8192,
                  emb: tuple[list[int], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Task loss and score (:meth:`Task.loss_per_sample <admn_ros.core.tasks.base.Task.loss_per_sample>`,
-    :meth:`Task.scores <admn_ros.core.tasks.base.Task.scores>`) of every split ``counts [C, n]`` on one batch:
-    two ``[C, B]`` tensors, equal to running ``model(inputs, prefix_masks(c))`` per split.
-    ``counts`` may also be ``[C, B, n]`` (different candidate splits per sample).
-
-    Each distinct count runs every stream's backbone once (:func:`count_embeddings`; or pass
-    ``emb=(ks, embeddings)`` computed for a superset of the counts, rows matching ``target``);
-    the splits then only differ in which of those embeddings each stream's tokens take, so
-    only the fusion runs per split (in chunks of at most ``max_rows`` samples).
-    """
+    """Task loss and score ``[C, B]`` of every split ``counts`` (``[C, n]`` or ``[C, B, n]``) on one
+    batch, equal to ``model(inputs, prefix_masks(c))`` per split. ``emb=(ks, embeddings)``
+    passes :func:`count_embeddings` computed for a superset of the counts."""
     from admn_ros.core.tasks import get_task
 
     cfg = model.cfg

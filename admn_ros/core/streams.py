@@ -1,13 +1,8 @@
 """Streams, modalities, budgets and layer-allocation masks: the one place for them.
 
-A *stream* is one modality of one sensor node, named ``"<node>/<modality>"``
-(for example ``"node1/rgb"``). ADMN runs one backbone of :data:`DEPTH` blocks
-per stream (weights shared per modality across nodes). A *layer allocation* is
-a boolean mask of shape ``(n_streams, DEPTH)``; the *budget* ``L`` counts every
-active block, including forced first blocks.
-
-Everything here is pure numpy so that the simulator, the ROS nodes and the
-torch model agree on the same arithmetic without importing each other.
+A *stream* is one modality of one sensor node, ``"<node>/<modality>"``. A *layer allocation*
+is a bool mask ``(n_streams, DEPTH)``; the *budget* ``L`` counts every active block, forced
+first blocks included. Pure numpy, so the simulator, the ROS nodes and the model share it.
 """
 from __future__ import annotations
 
@@ -25,20 +20,12 @@ DEPTH_MAX_M: float = 8.0
 
 @dataclass(frozen=True)
 class Modality:
-    """Static facts about one sensing modality.
-
-    Attributes:
-        name: short name used in stream ids (``rgb``, ``depth``, ``radar``).
-        channels: channels of the model input.
-        sigma_max: largest Gaussian noise std on [0, 1]-scaled data (paper: image 3,
-            depth 0.75; radar is our choice, 1.0).
-        encoding: ``sensor_msgs/Image`` encoding the sensor node publishes.
-    """
+    """Static facts about one sensing modality."""
 
     name: str
-    channels: int
-    sigma_max: float
-    encoding: str
+    channels: int                       # of the model input
+    sigma_max: float                    # largest noise std on [0, 1] data (paper: image 3, depth 0.75)
+    encoding: str                       # sensor_msgs/Image encoding the sensor node publishes
 
 
 MODALITIES: dict[str, Modality] = {
@@ -52,7 +39,7 @@ DEFAULT_NODES: tuple[str, ...] = ("node1", "node2", "node3")
 
 
 def stream_id(node: str, modality: str) -> str:
-    """Return the canonical id ``"<node>/<modality>"``."""
+    """The validated id ``"<node>/<modality>"``."""
     if modality not in MODALITIES:
         raise ValueError(f"unknown modality {modality!r}; known: {sorted(MODALITIES)}")
     if not node or "/" in node:
@@ -71,10 +58,8 @@ def split_stream_id(sid: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class StreamSet:
-    """An ordered set of streams; its order is the row order of every mask.
-
-    Streams are ordered node-major: ``node1/rgb, node1/depth, node1/radar, node2/rgb, ...``.
-    """
+    """An ordered set of streams, node-major (``node1/rgb, node1/depth, ..., node2/rgb``): the
+    row order of every mask."""
 
     nodes: tuple[str, ...] = DEFAULT_NODES
     modalities: tuple[str, ...] = ("rgb", "depth", "radar")
@@ -125,12 +110,8 @@ class StreamSet:
 
 
 class StreamGridMixin:
-    """``streams`` / ``n_streams`` / ``total_blocks`` for a config with a node x modality grid.
-
-    For dataclasses with ``nodes`` and ``modalities`` fields whose backbones all have the
-    same depth, which :meth:`_stream_depth` returns (the field is named differently in
-    :class:`~admn_ros.core.model.ADMNConfig` and :class:`~admn_ros.core.controller.ControllerConfig`).
-    """
+    """``streams`` / ``n_streams`` / ``total_blocks`` and ``from_dict`` for a config dataclass with
+    ``nodes`` and ``modalities`` fields; :meth:`_stream_depth` gives the backbone depth."""
 
     nodes: tuple[str, ...]
     modalities: tuple[str, ...]
@@ -160,12 +141,10 @@ class StreamGridMixin:
         return cls(**d)
 
     def _stream_depth(self) -> int:
-        """Blocks per stream (backbone depth)."""
         raise NotImplementedError
 
     @property
     def streams(self) -> StreamSet:
-        """The stream set (row order of every mask)."""
         return StreamSet(self.nodes, self.modalities)
 
     @property
@@ -174,7 +153,6 @@ class StreamGridMixin:
 
     @property
     def total_blocks(self) -> int:
-        """Blocks of all streams: ``n_streams * depth``."""
         return self.n_streams * self._stream_depth()
 
 
@@ -198,10 +176,7 @@ def validate_budget(budget: int, n_streams: int, depth: int = DEPTH, first_block
 
 
 def every_other_blocks(n_keep: int, depth: int = DEPTH) -> list[int]:
-    """Evenly spaced blocks to keep (LayerDrop's "every-other" rule); always starts at block 0.
-
-    ``n_keep=6`` gives ``[0, 2, 4, 6, 8, 10]``; ``n_keep=3`` gives ``[0, 4, 8]``.
-    """
+    """Evenly spaced blocks to keep (LayerDrop's "every-other" rule): 3 of 12 -> ``[0, 4, 8]``."""
     if not 0 <= n_keep <= depth:
         raise ValueError(f"cannot keep {n_keep} of {depth} blocks")
     return [(i * depth) // n_keep for i in range(n_keep)]
@@ -216,17 +191,13 @@ def mask_from_counts(counts: Iterable[int], depth: int = DEPTH) -> np.ndarray:
     return mask
 
 
-#: Allocation policies at run time (:meth:`admn_ros.core.runtime.Runtime.allocate`):
-#: the ADMN controllers and the paper's two input-agnostic baselines.
+#: Allocation policies at run time: the ADMN controllers and the paper's two input-agnostic baselines.
 POLICIES: tuple[str, ...] = ("admn", "naive", "upper_bound")
 
 
 def naive_allocation(n_streams: int, budget: int, depth: int = DEPTH) -> np.ndarray:
-    """The paper's input-agnostic baseline: an even split of ``budget`` over the streams.
-
-    Each stream gets ``budget // n_streams`` blocks (the first ``budget % n_streams``
-    streams one more), chosen with :func:`every_other_blocks`.
-    """
+    """The paper's Naive baseline: ``budget`` split evenly over the streams (the first
+    ``budget % n_streams`` get one more), every-other blocks."""
     validate_budget(budget, n_streams, depth, first_block=False)
     base, extra = divmod(int(budget), n_streams)
     return mask_from_counts([base + (1 if i < extra else 0) for i in range(n_streams)], depth)
@@ -234,10 +205,7 @@ def naive_allocation(n_streams: int, budget: int, depth: int = DEPTH) -> np.ndar
 
 def modality_allocation(streams: StreamSet, budget: int, keep: Sequence[str],
                         first_block: bool = True, depth: int = DEPTH) -> np.ndarray:
-    """Single/multi-modality baseline: spread the budget evenly over streams of ``keep``.
-
-    Other streams get only their forced first block (if ``first_block``), or nothing.
-    """
+    """:func:`spread_allocation` over the streams of the modalities ``keep``."""
     chosen = [i for i in range(len(streams)) if streams.modality_of(i) in keep]
     if not chosen:
         raise ValueError(f"no stream of modalities {list(keep)} in {streams.ids}")
@@ -268,11 +236,8 @@ def spread_allocation(n_streams: int, budget: int, chosen: Sequence[int], first_
 
 
 def spread_order(depth: int = DEPTH) -> list[int]:
-    """Blocks in the order :func:`every_other_blocks` first uses them as ``n_keep`` grows.
-
-    The first ``k`` entries are spread over the depth like the every-other choice for ``k``
-    blocks (equal for k = 1, 2 and >= 10): for 12 blocks ``[0, 6, 4, 8, 3, 9, 2, 7, 10, 1, 5, 11]``.
-    """
+    """Blocks in the order :func:`every_other_blocks` first uses them as ``n_keep`` grows:
+    for 12 blocks ``[0, 6, 4, 8, 3, 9, 2, 7, 10, 1, 5, 11]``."""
     order: list[int] = []
     for k in range(1, depth + 1):
         order += [j for j in every_other_blocks(k, depth) if j not in order]
@@ -299,12 +264,8 @@ def allocation_fields(mask: np.ndarray, stream_ids: Sequence[str], *, budget: in
                       present: Sequence[bool] | np.ndarray | None = None,
                       estimated_noise: Sequence[float] | np.ndarray | None = None, controller: str = "",
                       decision_ms: float = 0.0, first_block_forced: bool = True) -> dict:
-    """The fields of an ``admn_ros/LayerAllocation`` (numpy arrays, row-major ``active_blocks``)
-    for a bool ``(n_streams, depth)`` mask: one layout for the ROS message and the bag message.
-
-    ``budget`` defaults to the number of active blocks, ``present`` to all true,
-    ``estimated_noise`` to NaN (not estimated). Raises ``ValueError`` naming the problem.
-    """
+    """The fields of an ``admn_ros/LayerAllocation`` for a bool ``(n_streams, depth)`` mask, for
+    the ROS message and the bag message alike (``estimated_noise`` default NaN: not estimated)."""
     m, ids = np.asarray(mask), list(stream_ids)
     if m.ndim != 2:
         raise ValueError(f"allocation mask must be 2-D (n_streams, depth), got shape {m.shape}")

@@ -1,28 +1,14 @@
 """Adaptive-depth Vision Transformer backbone: run any subset of its blocks, per sample.
 
-One :class:`AdaptiveViT` exists per modality; every sensor node's stream of that
-modality runs through it (the node streams are simply more rows of the batch).
+One :class:`AdaptiveViT` exists per modality; every node's stream of that modality is more
+rows of its batch. ``[B, C, 64, 64]`` in [0, 1] -> 16 patch tokens + CLS ``[B, 17, 64]`` ->
+spatial readout ``[B, 64]``.
 
-Shapes (defaults): an input image ``x`` is ``[B, C, 64, 64]`` in ``[0, 1]``; the
-patch embedding (patch 16) gives ``N = 16`` patch tokens, plus one CLS token, so
-the token tensor is ``[B, T=17, D=64]``. :meth:`AdaptiveViT.forward` returns the
-spatial readout's embedding ``[B, D]`` (:class:`SpatialHead`).
-
-Skipping is *real*: a block that is off for a sample is never computed for it.
-With a per-sample mask ``active`` (bool ``[B, depth]``) block ``j`` runs only on the
-sub-batch ``active[:, j]`` (``index_select`` -> block -> ``index_copy``), so the
-compute scales with the number of active (sample, block) pairs and every sample
-gets exactly what it would get if run alone. :meth:`AdaptiveViT.forward_blend`
-(compute every block, blend ``x = m * blk(x) + (1 - m) * x``) is the authors'
-batched approach; it is kept only as a benchmark baseline and as a reference in
-tests.
-
-Training extras: LayerDrop (each block dropped per sample with probability
-``layerdrop``; block 0 is exempt while ``layerdrop_keep_first`` is set, matching the
-first-block rule) and full-backbone dropout (per sample with probability
-``full_drop`` only block 0 runs). Both act only in ``train()`` mode and go through
-the same real-skipping path. A float allocation mask (0/1 values, e.g. a
-controller's output) runs exactly like the bool mask ``mask > 0.5``.
+Skipping is real: block ``j`` runs only on the sub-batch ``active[:, j]`` (``index_select``
+-> block -> ``index_copy``), so compute scales with the active (sample, block) pairs and a
+sample gets exactly what it would alone. :meth:`AdaptiveViT.forward_blend` (compute every
+block, blend) is the authors' batching, kept as a benchmark baseline. LayerDrop and
+full-backbone dropout act only in ``train()`` mode, through the same path.
 """
 from __future__ import annotations
 
@@ -35,9 +21,8 @@ from torch import nn
 
 from admn_ros.core.streams import DEPTH
 
-#: What :meth:`AdaptiveViT.forward` accepts as an allocation: ``None`` (all blocks),
-#: a bool/float tensor ``[B, depth]`` or ``[depth]``, or a list of block indices
-#: applied to every sample.
+#: An allocation: ``None`` (all blocks), a bool/0-1 float tensor ``[B, depth]`` or ``[depth]``,
+#: or block indices for every sample.
 Active = Union[None, torch.Tensor, Sequence[int]]
 
 
@@ -53,11 +38,8 @@ def init_linear(module: nn.Module) -> None:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention. ``x [B, T, D]`` -> ``[B, T, D]``.
-
-    ``attend`` (optional) is a bool mask broadcastable to ``[B, heads, T, T]``, True where a
-    query may attend to a key (used by fusion to hide missing streams).
-    """
+    """Multi-head self-attention; ``attend``: bool, broadcastable to ``[B, heads, T, T]``, True
+    where a query may attend to a key."""
 
     def __init__(self, dim: int, heads: int, qkv_bias: bool = True) -> None:
         super().__init__()
@@ -76,7 +58,7 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: ``x + attn(ln(x))`` then ``x + mlp(ln(x))``. ``[B, T, D]`` -> same."""
+    """Pre-norm transformer block."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0) -> None:
         super().__init__()
@@ -93,11 +75,7 @@ class Block(nn.Module):
 
 
 class PatchEmbed(nn.Module):
-    """Image ``[B, C, H, W]`` in [0, 1] -> tokens ``[B, 1 + N, D]`` (CLS first, learned positions).
-
-    The input is centred to [-1, 1] before the strided patch convolution; the learned
-    positions start at the ViT convention's scale (truncated normal, std 0.02).
-    """
+    """Image ``[B, C, H, W]`` in [0, 1] (centred to [-1, 1]) -> tokens ``[B, 1 + N, D]``, CLS first."""
 
     def __init__(self, in_chans: int, img_size: int, patch: int, dim: int) -> None:
         super().__init__()
@@ -121,13 +99,9 @@ class PatchEmbed(nn.Module):
 
 
 class SpatialHead(nn.Module):
-    """Spatial readout ``[B, T, D]`` -> ``[B, D]``: LayerNorm, a per-token projection to
-    ``proj`` channels, then one linear layer over all tokens flattened in order.
-
-    It keeps the token layout (like a CNN's flatten), so the embedding says *where* in the
-    image a feature is. The factorisation (``D -> proj`` per token first) keeps its cost at
-    ``T*D*proj + T*proj*D`` multiply-adds (~35k for T=17, D=64, proj=16).
-    """
+    """Spatial readout ``[B, T, D]`` -> ``[B, D]``: a per-token projection to ``proj`` channels,
+    then one linear layer over the tokens flattened in order, so the embedding keeps *where*
+    in the image a feature is, at ~35k multiply-adds."""
 
     def __init__(self, dim: int, tokens: int, proj: int = 16) -> None:
         super().__init__()
@@ -141,11 +115,7 @@ class SpatialHead(nn.Module):
 
 
 def active_to_mask(active: Active, batch: int, depth: int, device: torch.device | None = None) -> torch.Tensor:
-    """Normalise an allocation to a ``[batch, depth]`` tensor (bool, or float if ``active`` is float).
-
-    ``None`` -> all on; a list of block indices -> those blocks on for every sample;
-    a ``[depth]`` tensor is broadcast over the batch.
-    """
+    """An :data:`Active` allocation as a ``[batch, depth]`` tensor (bool, or float if given float)."""
     if active is None:
         return torch.ones(batch, depth, dtype=torch.bool, device=device)
     if not isinstance(active, torch.Tensor):
@@ -165,19 +135,8 @@ def active_to_mask(active: Active, batch: int, depth: int, device: torch.device 
 
 class AdaptiveViT(nn.Module):
     """ViT whose blocks can be skipped per sample. ``[B, C, H, W]`` -> embedding ``[B, dim]``.
-
-    Args:
-        in_chans: input channels (3 for RGB, 1 for depth / radar).
-        img_size: square input side (64).
-        patch: patch side (16 -> 16 patches).
-        dim: token width (64).
-        depth: number of blocks (12).
-        heads: attention heads (4).
-        mlp_ratio: MLP hidden width / dim (4).
-        layerdrop: per-block, per-sample drop probability in training (ramped by the trainer).
-        full_drop: per-sample probability in training that only block 0 runs.
-        layerdrop_keep_first: exempt block 0 from LayerDrop (the first-block rule).
-    """
+    In training, ``layerdrop`` drops each block per sample (block 0 exempt with
+    ``layerdrop_keep_first``) and ``full_drop`` runs only block 0 for a sample."""
 
     def __init__(self, in_chans: int, img_size: int = 64, patch: int = 16, dim: int = 64,
                  depth: int = DEPTH, heads: int = 4, mlp_ratio: float = 4.0,
@@ -200,7 +159,6 @@ class AdaptiveViT(nn.Module):
         return 1 + self.patch_embed.n_patches
 
     def set_layerdrop(self, p: float, full_drop: float | None = None) -> None:
-        """Set the LayerDrop probability (and optionally the full-backbone drop probability)."""
         if not 0.0 <= p < 1.0:
             raise ValueError(f"layerdrop probability must be in [0, 1), got {p}")
         self.layerdrop = float(p)
@@ -222,16 +180,12 @@ class AdaptiveViT(nn.Module):
             keep = torch.where(full[:, None], first_only[None, :], keep)
         return keep
 
-    # --- the three stages, public so engines and exporters can run them separately ---
+    # the three stages are public so that engines and exporters can run them separately
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Patch embedding + CLS + positions: ``[B, C, H, W]`` -> tokens ``[B, T, D]``."""
         return self.patch_embed(x)
 
     def run_blocks(self, tokens: torch.Tensor, active: Active = None) -> torch.Tensor:
-        """Run the active blocks with real per-sample skipping. ``[B, T, D]`` -> ``[B, T, D]``.
-
-        ``active``: see :data:`Active`. Block ``j`` runs on ``active[:, j]``'s sub-batch only.
-        """
+        """The active blocks on tokens ``[B, T, D]``, skipping per sample."""
         b = tokens.shape[0]
         mask = active_to_mask(active, b, self.depth, tokens.device)
         on = (mask > 0.5) if mask.is_floating_point() else mask
@@ -252,13 +206,11 @@ class AdaptiveViT(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor, active: Active = None) -> torch.Tensor:
-        """``x [B, C, H, W]`` in [0, 1], ``active`` (see :data:`Active`) -> embedding ``[B, dim]``."""
         return self.head(self.run_blocks(self.embed(x), active))
 
     def forward_blend(self, x: torch.Tensor, active: Active = None) -> torch.Tensor:
-        """Benchmark baseline (the authors' batching): compute EVERY block for every sample and
-        blend ``x = m * blk(x) + (1 - m) * x``. Same output as :meth:`forward` for 0/1 masks,
-        no compute saved. No LayerDrop. ``[B, C, H, W]`` -> ``[B, dim]``."""
+        """Benchmark baseline (the authors' batching): every block for every sample, blended
+        ``x = m * blk(x) + (1 - m) * x``; the output of :meth:`forward`, no compute saved, no LayerDrop."""
         tok = self.embed(x)
         mask = active_to_mask(active, tok.shape[0], self.depth, tok.device).to(tok.dtype)
         for j, blk in enumerate(self.blocks):

@@ -283,7 +283,6 @@ def test_writer_round_trip_from_sensor_frames_and_storage(subject, renderer, tmp
 
 def test_dataset_cli(tmp_path, capsys):
     from admn_ros.cli import COMMANDS
-    from admn_ros.core.data.__main__ import main
 
     assert COMMANDS["dataset"][:2] == ("admn_ros.bags.dataset", "dataset_main")  # --from-bag, else the generators
     from admn_ros.bags.dataset import dataset_main
@@ -293,5 +292,5 @@ def test_dataset_cli(tmp_path, capsys):
             "--quiet"]
     assert dataset_main(["--task", "activity", *args]) == 0
     assert ActivityDataset(out, "val").frames == 1 and len(ActivityDataset(out, "train")) == 10
-    assert main(["activity", *args]) == 2 and "already holds a dataset" in capsys.readouterr().err
+    assert dataset_main(["--task", "activity", *args]) == 2 and "already holds a dataset" in capsys.readouterr().err
     assert dataset_main(["--task", "dance"]) == 2 and "unknown --task" in capsys.readouterr().err

@@ -1,27 +1,10 @@
-"""Activity-recognition datasets (task ``activity``): on-disk format, reader, writer, simulated generator.
+"""Activity-recognition datasets (format ``admn_ros.activitydata`` 1, docs/DATASET.md):
+reader, writer and the simulated generator.
 
-Layout (format ``admn_ros.activitydata`` version 1; docs/DATASET.md "Activity dataset")::
-
-    <root>/meta.json                format, classes, frames F, rate, streams, seed, splits, array docs
-    <root>/<split>/rgb.npy          uint8   [N, F, 3, 64, 64]   channels first, nearest pixel-centre subsampled
-    <root>/<split>/depth.npy        uint16  [N, F, 64, 64]      millimetres, 0 = invalid
-    <root>/<split>/radar.npy        float16 [N, F, 64, 64]      range-Doppler heatmap in [0, 1]
-    <root>/<split>/label.npy        int64   [N]                 index into meta["classes"]
-    <root>/<split>/subject.npy      int32   [N]                 subject id
-    <root>/<split>/t.npy            float32 [N]                 window start time, s
-
-One sample is a *window* of ``F`` consecutive frames of one sensor node (``meta["sensor_node"]``,
-``node1``). In the model's stream layout the frames play the role of nodes: ``meta["nodes"]`` is
-``["f0", ..., "f{F-1}"]`` and ``meta["stream_ids"]`` ``["f0/rgb", "f0/depth", "f0/radar", "f1/rgb", ...]``.
-Images are stored exactly as :func:`admn_ros.core.preprocess.to_storage` makes them from the
-sensor arrays, so ``from_storage`` gives what the ROS backbone computes from the same frames.
-Splits are ``train``, ``val``, ``test``, disjoint by subject.
-
-* :class:`ActivityDataset` reads one split (memory-mapped); ``batch(idx)`` gives float32 model inputs.
-* :class:`ActivityWriter` creates the layout from windows added per split (the simulator's
-  generator below and the MM-Fi converter :mod:`admn_ros.core.data.mmfi` both use it).
-* :func:`generate_activity_dataset` renders simulated windows with
-  :mod:`admn_ros.core.sim.activity` (``python -m admn_ros.core.data activity --out DIR``).
+One sample is a *window* of ``F`` consecutive frames of one sensor node. In the model's stream
+layout the frames play the role of nodes: ``meta["nodes"]`` is ``["f0", ..., "f{F-1}"]``.
+Images are stored as :func:`admn_ros.core.preprocess.to_storage` makes them, so the model
+sees what the ROS backbone computes from the same frames. Splits are disjoint by subject.
 """
 from __future__ import annotations
 
@@ -39,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load_meta_json
-from admn_ros.core.data.tools import WorkerPool, cli_exit_code, fmt_bytes, generation_summary
+from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, generation_summary
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M
 
@@ -104,26 +87,8 @@ def read_activity_meta(root: str | Path) -> dict[str, Any]:
     return meta
 
 
-# ============================================================================ reader
 class ActivityDataset(MemmapBatches):
-    """Memory-mapped reader of one split of an activity dataset.
-
-    Args:
-        root: dataset directory (holding ``meta.json``).
-        split: ``train``, ``val`` or ``test``.
-
-    Attributes:
-        meta: the parsed ``meta.json``; classes: class names; frames: ``F``;
-        nodes: ``["f0", ...]``; stream_ids: frame-major stream ids; rate_hz: frame rate.
-        rgb, depth, radar, label, subject, t: the raw memory-mapped arrays
-        (``labels`` and ``subjects`` are the label and subject arrays too).
-        subject_ids: the split's subject ids (sorted).
-
-    Raises:
-        FileNotFoundError: missing directory, ``meta.json`` or array file (names the path).
-        DatasetError: bad format/version, unknown split, a split with no samples, arrays whose
-            shape/dtype disagree with ``meta.json``, or labels outside the classes (names the path).
-    """
+    """Memory-mapped reader of one split of an activity dataset (the arrays as attributes)."""
 
     TARGET = ("label", np.int64)
 
@@ -156,7 +121,6 @@ class ActivityDataset(MemmapBatches):
 
 
 
-# ============================================================================ writer
 def _stored(modality: str, arr: Any, frames: int, what: str) -> np.ndarray:
     """Windows ``[n, F, ...]`` of sensor arrays or storage arrays -> storage form."""
     a = np.asarray(arr)
@@ -193,37 +157,13 @@ def _stored(modality: str, arr: Any, frames: int, what: str) -> np.ndarray:
 
 
 class ActivityWriter:
-    """Create an activity dataset (layout in the module docstring) from windows added per split.
+    """Create an activity dataset from windows added per split; :meth:`close` writes
+    ``meta.json`` last, :meth:`abort` (or an exception leaving a ``with`` block) removes all.
 
-    ::
-
-        w = ActivityWriter("data/x", classes=["a", "b"], frames=5, rate_hz=10.0, source="mmfi")
-        w.add("train", rgb=rgb, depth=depth, radar=radar, label=0, subject=3, t=1.5)   # one window
-        w.add("test", rgb=R, depth=D, radar=Q, label=L, subject=S, t=T)                # a batch of n
-        w.update_meta({"conversion": {...}})
-        w.close()                                                                      # meta.json last
-
-    ``rgb`` may be sensor frames (uint8 ``[F, H, W, 3]``) or storage (uint8 ``[F, 3, 64, 64]``);
-    ``depth`` uint16 mm / float metres ``[F, H, W]`` or storage uint16 ``[F, 64, 64]``; ``radar``
-    float ``[F, H, W]`` or storage float16 ``[F, 64, 64]``; sensor frames go through
-    :func:`admn_ros.core.preprocess.to_storage`. A batch has a leading window axis on every
-    array and 1-D ``label`` / ``subject`` / ``t`` (a scalar ``label`` means one window).
-
-    Args:
-        root: output directory (created).
-        classes: class names (labels index them).
-        frames: frames per window ``F``.
-        rate_hz: frame rate of the windows.
-        source: where the data comes from (``"sim"``, ``"mmfi"``, ...).
-        extra_meta: more ``meta.json`` entries (not the keys in :data:`RESERVED_META`).
-        overwrite: replace an existing dataset in ``root`` (else ``FileExistsError``).
-        sizes: windows per split if known: the arrays are preallocated
-            (``np.lib.format.open_memmap``) and filled in order; else windows are appended to
-            ``<split>/.<stem>.part`` files turned into ``.npy`` by :meth:`close`.
-        seed: the generation seed recorded in ``meta.json`` (or give ``extra_meta["seed"]``).
-
-    A failed run should call :meth:`abort` (removes the splits and ``meta.json``); used as a
-    context manager the writer closes on success and aborts on an exception.
+    ``rgb`` / ``depth`` / ``radar`` are sensor frames (``[F, H, W(, 3)]``, through ``to_storage``)
+    or storage arrays (``[F, (3,) 64, 64]``), with a leading window axis for a batch (a scalar
+    ``label`` means one window). With ``sizes`` (windows per split) the arrays are
+    preallocated and filled in order, else appended to part files joined by :meth:`close`.
     """
 
     def __init__(self, root: str | Path, classes: Sequence[str], frames: int, rate_hz: float, source: str,
@@ -248,12 +188,7 @@ class ActivityWriter:
             if bad:
                 raise ValueError(f"sizes: unknown split(s) {bad}; known: {list(SPLITS)}")
         existed = self.root.exists()
-        if (self.root / "meta.json").exists() or any((self.root / s).exists() for s in SPLITS):
-            if not overwrite:
-                raise FileExistsError(f"{self.root} already holds a dataset; pass overwrite=True (--overwrite)")
-            (self.root / "meta.json").unlink(missing_ok=True)
-            for s in SPLITS:
-                shutil.rmtree(self.root / s, ignore_errors=True)
+        clear_dataset(self.root, overwrite)
         self.root.mkdir(parents=True, exist_ok=True)
         self._created_root = not existed
         self._closed = False
@@ -273,7 +208,6 @@ class ActivityWriter:
                         self.root / s / f"{stem}.npy", mode="w+", dtype=np.dtype(dt),
                         shape=array_shape(stem, n, self.frames)) for stem, (dt, _, _) in ACTIVITY_ARRAYS.items()}
 
-    # ------------------------------------------------------------------ meta
     def update_meta(self, extra: Mapping[str, Any]) -> None:
         """Add entries to ``meta.json`` (written by :meth:`close`)."""
         bad = sorted(set(extra) & RESERVED_META)
@@ -281,19 +215,9 @@ class ActivityWriter:
             raise ValueError(f"extra_meta may not set {bad} (the writer owns them)")
         self.extra_meta.update(extra)
 
-    @property
-    def counts(self) -> dict[str, int]:
-        """Windows written so far per split."""
-        return dict(self._n)
-
-    # ------------------------------------------------------------------ data
     def add(self, split: str, rgb: Any, depth: Any, radar: Any, label: Any, subject: Any, t: Any) -> int:
-        """Append one window (scalar ``label``) or a batch of windows to ``split``; returns how many.
-
-        Raises:
-            ValueError: unknown split, wrong shapes/dtypes/frame count, a label outside the
-                classes, a negative subject id, a non-finite time, or more windows than ``sizes``.
-        """
+        """Append one window (scalar ``label``) or a batch to ``split``; returns how many.
+        ValueError for bad shapes, labels, subjects or times, or more windows than ``sizes``."""
         if self._closed:
             raise ValueError(f"{self.root}: writer is closed")
         if split not in SPLITS:
@@ -344,7 +268,6 @@ class ActivityWriter:
         self._counts[split].update(int(x) for x in arrays["label"])
         return n
 
-    # ------------------------------------------------------------------ finishing
     def _finish_split(self, split: str) -> None:
         n, d = self._n[split], self.root / split
         d.mkdir(parents=True, exist_ok=True)
@@ -372,7 +295,6 @@ class ActivityWriter:
             part.unlink()
 
     def meta(self) -> dict[str, Any]:
-        """The ``meta.json`` content as it stands."""
         nodes = list(frame_names(self.frames))
         meta: dict[str, Any] = {
             "format": ACTIVITY_FORMAT, "format_version": ACTIVITY_FORMAT_VERSION, "task": "activity",
@@ -394,11 +316,7 @@ class ActivityWriter:
         return meta
 
     def close(self) -> dict[str, Any]:
-        """Finish every split's arrays, then write ``meta.json`` (last); returns the meta.
-
-        Raises:
-            DatasetError: a preallocated split was not filled completely.
-        """
+        """Finish every split's arrays, then write ``meta.json``; returns the meta."""
         if self._closed:
             raise ValueError(f"{self.root}: writer already closed")
         if self._sizes is not None:
@@ -415,7 +333,7 @@ class ActivityWriter:
         return meta
 
     def abort(self) -> None:
-        """Remove everything written (splits, part files, ``meta.json``); the writer is closed."""
+        """Remove everything written; the writer is closed."""
         for files in self._parts.values():
             for f in files.values():
                 f.close()
@@ -442,7 +360,6 @@ class ActivityWriter:
             self.close()
 
 
-# ============================================================================ simulated generator
 def plan_subject_splits(n_subjects: int, val_subjects: int, test_subjects: int, seed: int) -> dict[str, list[int]]:
     """Subject ids ``0 .. n_subjects-1`` assigned to splits by a seeded permutation (sorted lists)."""
     for name, v in (("n_subjects", n_subjects), ("val_subjects", val_subjects), ("test_subjects", test_subjects)):
@@ -516,18 +433,10 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
                               windows_per_activity: int = 20, frames: int = 5, rate_hz: float = 10.0, seed: int = 0,
                               workers: int = 2, progress: bool = True, overwrite: bool = False, *,
                               width: int = 160, height: int = 120, max_start_s: float = 30.0) -> Path:
-    """Render a simulated MM-Fi-style activity dataset into ``out`` (format: module docstring).
-
-    Subjects ``0 .. n_subjects-1`` (:func:`admn_ros.core.sim.activity.draw_subject` with ``seed``)
-    are split by subject (:func:`plan_subject_splits`); every (subject, activity) gets
-    ``windows_per_activity`` windows of ``frames`` consecutive frames at ``rate_hz``, each
-    starting at a random time in ``[0, max_start_s)`` of a continuous performance. Within a
-    split, windows are ordered by subject, activity, window. The arrays depend only on the
-    arguments (not on ``workers``).
-
-    Returns:
-        ``out`` as a Path; the summary (windows per split, seconds, windows/s, bytes) is in
-        ``meta.json["generation"]`` and printed when ``progress``.
+    """Render a simulated MM-Fi-style activity dataset into ``out``: subjects split by
+    :func:`plan_subject_splits`, ``windows_per_activity`` windows per (subject, activity), each
+    starting at a random time in ``[0, max_start_s)`` of a continuous performance. The arrays
+    depend only on the arguments, not on ``workers``.
     """
     from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M,
                                             SENSOR_HEIGHT_M, activity_index, draw_subject)
@@ -563,11 +472,10 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
                    int(width), int(height), float(max_start_s))
              for s in SPLITS for sid in plan[s] for a in ACTIVITIES]
     split_of = {sid: s for s in SPLITS for sid in plan[s]}
-    writer = ActivityWriter(out, list(ACTIVITIES), frames, rate_hz, "sim", extra, overwrite, sizes=sizes, seed=seed)
     t0 = time.perf_counter()
     busy = 0.0
-    ok = False
-    try:
+    with ActivityWriter(out, list(ACTIVITIES), frames, rate_hz, "sim", extra, overwrite, sizes=sizes,
+                        seed=seed) as writer:
         with WorkerPool(_run_task, tasks, workers, progress=progress, total=total, unit="window",
                         desc=f"activity -> {out}") as pool:
             for task, arr, sec in pool:   # in task order: deterministic layout
@@ -582,10 +490,6 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
         summary["bytes_per_window"] = round(summary["total_bytes"] / max(total, 1), 1)
         writer.update_meta({"generation": summary})
         writer.close()
-        ok = True
-    finally:
-        if not ok:
-            writer.abort()
     if progress:
         counts = ", ".join(f"{s}: {sizes[s]} windows of {len(plan[s])} subjects" for s in SPLITS)
         per = ", ".join(f"{s} {fmt_bytes(nbytes[s])}" for s in SPLITS)
@@ -597,7 +501,7 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m admn_ros.core.data activity",
+    ap = argparse.ArgumentParser(prog="admn-ros dataset --task activity",
                                  description="Render the simulated MM-Fi-style activity dataset (docs/DATASET.md).")
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--subjects", type=int, default=40, help="simulated subjects (ids 0..N-1)")

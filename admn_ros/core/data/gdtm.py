@@ -1,45 +1,12 @@
-"""Convert the released, preprocessed GDTM dataset (HDF5) into our dataset format.
+"""Convert the released, preprocessed GDTM dataset (nesl/GDTM, HDF5) into our dataset format.
 
-GDTM (nesl/GDTM, "An Indoor Geospatial Tracking Dataset with Distributed Multimodal
-Sensors") is published as HDF5 files written by the authors' preprocessing
-(``gdtm_preprocess/app/src/convert_*.py`` in nesl/GDTM)::
-
-    <src>/<split>/mocap.hdf5                      one group per aligned frame
-    <src>/<split>/node_<k>/zed.hdf5               (the GDTM README tree spells it node<k>/;
-    <src>/<split>/node_<k>/realsense.hdf5          both spellings are accepted)
-    <src>/<split>/node_<k>/mmwave.hdf5
-    <src>/<split>/node_<k>/respeaker.hdf5         (audio; not used here)
-
-Every file holds one top-level group per frame, named by its timestamp in integer
-milliseconds since the epoch (``str(int(datetime.timestamp() * 1000))``); the frames
-are the ~15 Hz (66 ms) timeline the authors aligned every sensor to. Inside a group:
-
-* ``mocap.hdf5``: ``/<ms>/mocap``, a JSON string: a list of objects with ``id``,
-  ``type`` (``"node"`` or ``"truck"``), ``position`` ``[x, y, z]`` (OptiTrack frame,
-  metres, y up), ``rotation`` (flattened 3x3), ...; node objects carry the node pose
-  (``position`` = T, ``rotation`` = R with ``local = R (p - T)``), ids 0, 1, 2 =
-  node1..node3, 3 = red car, 4 = green car.
-* ``zed.hdf5``: ``/<ms>/node_<k>/zed_camera_left`` (JPEG bytes of the 1080x1920 left
-  image resized /4 to 270x480, BGR), ``zed_camera_right`` (same), ``zed_camera_depth``
-  (uint16 **millimetres**, 270x480, gzip).
-* ``realsense.hdf5``: ``realsense_camera_img`` (JPEG, 270x480) and
-  ``realsense_camera_depth`` (JPEG of the L515's *colourised* 640x480 depth video
-  resized /4 to 120x160: not metric).
-* ``mmwave.hdf5``: ``azimuth_static`` (float32 399x399 Cartesian bird's-eye heatmap,
-  NaN outside the field of view), ``range_doppler`` (float32 range bins x doppler
-  bins, e.g. 256x16, doppler fft-shifted), ``range_profile``, ``noise_profile``,
-  ``detected_points`` (JSON); radar frames come at ~4 Hz and repeat on the 15 Hz
-  timeline.
-
-:func:`convert_gdtm` aligns every node's streams to the mocap timestamps (nearest
-sample within a tolerance), decodes and subsamples them exactly like
-:func:`admn_ros.core.preprocess.to_storage` and writes ``meta.json`` + ``train/``
-``val/`` ``test/`` arrays that :class:`admn_ros.core.data.SimDataset` reads, so the
-training, evaluation and report commands work on it unchanged (``--data <out>``).
-Every dropped frame is counted by reason; nothing is skipped silently. See
-docs/GDTM.md for the details, the normalisations and what is an assumption.
-
-    python -m admn_ros.core.data.gdtm --src /path/to/GDTM --out data/gdtm_real
+The layout read (docs/GDTM.md): ``<src>/<split>/mocap.hdf5`` and
+``<src>/<split>/node_<k>/{zed,realsense,mmwave}.hdf5`` (or ``node<k>/``), one top-level group
+per frame named by its timestamp in integer ms, on the ~15 Hz timeline the authors aligned
+every sensor to. :func:`convert_gdtm` matches every node's streams to the mocap stamps
+(nearest within a tolerance), stores them exactly like :func:`admn_ros.core.preprocess.to_storage`
+and writes what :class:`admn_ros.core.data.SimDataset` reads. Every dropped frame is counted
+by reason.
 """
 from __future__ import annotations
 
@@ -61,7 +28,7 @@ import numpy as np
 
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError,
                                         array_shape)
-from admn_ros.core.data.tools import cli_exit_code
+from admn_ros.core.data.tools import clear_dataset, cli_exit_code
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M, StreamSet
 
@@ -99,8 +66,8 @@ _DB_FLOOR = 1e-6
 
 
 class GDTMError(DatasetError):
-    """A GDTM source that cannot be converted. The message names the file and, where it
-    applies, the HDF5 key (``/<ms>/<node group>/<dataset>``); also in :attr:`path` / :attr:`key`."""
+    """A GDTM source that cannot be converted; the message names the file and, where it
+    applies, the HDF5 key (``/<ms>/<node group>/<dataset>``), also in :attr:`path` / :attr:`key`."""
 
     def __init__(self, message: str, path: str | Path | None = None, key: str | None = None) -> None:
         super().__init__(message)
@@ -109,12 +76,10 @@ class GDTMError(DatasetError):
 
 
 def _err(path: str | Path, key: str | None, msg: str) -> GDTMError:
-    where = f"{path}" + (f": key {key!r}" if key else "")
-    return GDTMError(f"{where}: {msg}", path, key)
+    return GDTMError(f"{path}" + (f": key {key!r}" if key else "") + f": {msg}", path, key)
 
 
 def _h5py() -> Any:
-    """Import h5py with an actionable message when it is missing."""
     try:
         import h5py
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -123,7 +88,6 @@ def _h5py() -> Any:
 
 
 def _open_h5(path: Path) -> "h5py.File":
-    """Open an HDF5 file read-only; a missing file raises FileNotFoundError, an unreadable one GDTMError."""
     h5py = _h5py()
     if not path.is_file():
         raise FileNotFoundError(f"GDTM file not found: {path}")
@@ -133,17 +97,11 @@ def _open_h5(path: Path) -> "h5py.File":
         raise _err(path, None, f"not a readable HDF5 file ({exc})") from None
 
 
-# ----------------------------------------------------------------------------- options
 @dataclass(frozen=True)
 class RadarNorm:
-    """How a radar frame becomes a [0, 1] heatmap.
-
-    ``v = transform(frame)`` (``db``: ``20 log10(max(|a|, 1e-6))``; ``identity``), rows
-    flipped for ``azimuth`` so that row 0 is the nearest range; then
-    ``clip((v - lo) / (hi - lo), 0, 1)``; non-finite values (outside the azimuth field of
-    view) become 0. ``lo`` / ``hi`` are the 1st / 99.9th percentiles of ``v`` over
-    calibration frames of the training split, unless given.
-    """
+    """A radar frame -> [0, 1]: ``clip((transform(frame) - lo) / (hi - lo), 0, 1)``, rows
+    flipped for ``azimuth`` so that row 0 is the nearest range, non-finite values (outside the
+    azimuth field of view) 0."""
 
     kind: str
     lo: float
@@ -169,8 +127,7 @@ class RadarNorm:
         return self._transform(self._oriented(frame))
 
     def apply(self, frame: np.ndarray, size: int | None = None) -> np.ndarray:
-        """Float32 heatmap in [0, 1]; ``size`` first subsamples (nearest, like ``to_storage``) to
-        ``size x size``, which gives exactly ``to_storage("radar", apply(frame))`` but faster."""
+        """Float32 heatmap in [0, 1]; ``size`` subsamples first (the same as ``to_storage`` after, but faster)."""
         a = self._oriented(frame)
         if size is not None:
             a = subsample(a, size)
@@ -185,8 +142,6 @@ class RadarNorm:
 
 @dataclass(frozen=True)
 class _Stream:
-    """Where one of our streams comes from in one split."""
-
     node: str
     modality: str
     path: Path
@@ -203,7 +158,7 @@ class _Stream:
 
 @dataclass
 class _Plan:
-    """Alignment result of one split (before any sensor data is decoded)."""
+    """The alignment of one split, before any sensor data is decoded."""
 
     split: str
     src_dir: Path
@@ -220,7 +175,6 @@ class _Plan:
     metadata_json: dict[str, Any] | None = None
 
 
-# ----------------------------------------------------------------------------- layout
 def _node_number(node: str) -> int:
     m = re.fullmatch(r"node_?(\d+)", node)
     if not m:
@@ -234,7 +188,6 @@ def _node_spellings(node: str) -> list[str]:
 
 
 def _resolve_splits(src: Path, splits: Sequence[str] | Mapping[str, str]) -> dict[str, Path]:
-    """Our split name -> GDTM split directory (``"."`` = ``src`` itself)."""
     items = list(splits.items()) if isinstance(splits, Mapping) else [(s, s) for s in splits]
     if not items:
         raise ValueError("no splits to convert")
@@ -338,7 +291,6 @@ def _nearest(stamps: np.ndarray, query: np.ndarray, tol_ms: float) -> tuple[np.n
     return m, np.abs(m - query) <= tol_ms
 
 
-# ----------------------------------------------------------------------------- mocap
 def _read_scalar(f: "h5py.File", path: Path, key: str) -> Any:
     try:
         return f[key][()]
@@ -436,7 +388,6 @@ def _metadata_poses(path: Path, data: Mapping[str, Any], nodes: Sequence[str]) -
     return out
 
 
-# ----------------------------------------------------------------------------- decoding
 def _as_bytes_array(raw: Any, path: Path, key: str) -> np.ndarray:
     if isinstance(raw, (bytes, np.bytes_)):
         return np.frombuffer(bytes(raw), dtype=np.uint8)
@@ -485,7 +436,6 @@ def _radar_frame(raw: Any, path: Path, key: str) -> np.ndarray:
 
 
 def _convert(st: _Stream, raw: Any, key: str, depth_src: str, radar: RadarNorm | None) -> np.ndarray:
-    """Raw GDTM value -> our storage array for ``st.modality``."""
     if st.modality == "rgb":
         return to_storage("rgb", _decode_jpeg(raw, st.path, key))
     if st.modality == "depth":
@@ -498,7 +448,6 @@ def _convert(st: _Stream, raw: Any, key: str, depth_src: str, radar: RadarNorm |
     return to_storage("radar", radar.apply(_radar_frame(raw, st.path, key), MODEL_INPUT))
 
 
-# ----------------------------------------------------------------------------- planning
 def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], sources: Mapping[str, tuple[str, str]],
                 tol_ms: float, radar_tol_ms: float, car_id: int | None, axes: tuple[int, int], limit: int,
                 on_corrupt: str, pose_table: list[str], pose_values: list[dict[str, Any]]) -> _Plan:
@@ -615,7 +564,6 @@ def _empty_split_error(plan: _Plan, extra: Mapping[str, int] | None = None) -> G
                      f"{plan.mocap_path}, all dropped ({d})", plan.mocap_path)
 
 
-# ----------------------------------------------------------------------------- radar calibration
 def _calibrate_radar(plan: _Plan, kind: str, frames: int, on_corrupt: str) -> tuple[RadarNorm, int]:
     """lo / hi percentiles of the transformed radar values over up to ``frames`` kept samples."""
     radar_streams = [s for s in plan.streams if s.modality == "radar"]
@@ -650,7 +598,6 @@ def _calibrate_radar(plan: _Plan, kind: str, frames: int, on_corrupt: str) -> tu
     return RadarNorm(kind, lo, hi), used
 
 
-# ----------------------------------------------------------------------------- writing
 def _episodes(stamps: np.ndarray, pose_ids: np.ndarray, gap_ms: float, first_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Episode ids (new at a gap > ``gap_ms`` or a node-pose change) and seconds since the episode start."""
     n = len(stamps)
@@ -671,10 +618,8 @@ def _truncate_npy(path: Path, n: int) -> None:
     src = np.load(path, mmap_mode="r")
     tmp = path.with_name(path.stem + ".tmp.npy")
     dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype, shape=(n, *src.shape[1:]))
-    step = 1024
-    for i in range(0, n, step):
-        j = min(i + step, n)
-        dst[i:j] = src[i:j]
+    for i in range(0, n, 1024):
+        dst[i:i + 1024] = src[i:min(i + 1024, n)]
     dst.flush()
     del dst, src
     os.replace(tmp, path)
@@ -709,15 +654,8 @@ def _write_split(plan: _Plan, out_dir: Path, nodes: Sequence[str], depth_src: st
                     try:
                         row[s.modality].append(_convert(s, _read_scalar(files[s.path], s.path, key), key,
                                                         depth_src, radar))
-                    except GDTMError as exc:
-                        if on_corrupt == "raise":
-                            raise
-                        bad = f"corrupt:{s.sid}"
-                        if len(examples) < 10:
-                            examples.append(str(exc))
-                        break
-                    except ValueError as exc:  # to_storage's shape / dtype checks
-                        err = _err(s.path, key, str(exc))
+                    except ValueError as exc:  # GDTMError, or to_storage's shape / dtype checks
+                        err = exc if isinstance(exc, GDTMError) else _err(s.path, key, str(exc))
                         if on_corrupt == "raise":
                             raise err from None
                         bad = f"corrupt:{s.sid}"
@@ -746,7 +684,6 @@ def _write_split(plan: _Plan, out_dir: Path, nodes: Sequence[str], depth_src: st
     return w, corrupt, examples, kept
 
 
-# ----------------------------------------------------------------------------- public API
 def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                  splits: Sequence[str] | Mapping[str, str] = SPLITS,
                  nodes: Sequence[str] = ("node1", "node2", "node3"),
@@ -757,49 +694,17 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
                  episode_gap_ms: float = 1000.0, limit: int = 0, on_corrupt: str = "raise",
                  overwrite: bool = False, progress: bool = True,
                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Convert a preprocessed GDTM copy into our dataset format (docs/DATASET.md, docs/GDTM.md).
+    """Convert a preprocessed GDTM copy into ``out_dir``; returns the summary (also
+    ``meta.json["conversion"]``). The options are the CLI's (docs/GDTM.md).
 
-    Args:
-        src_root: directory holding ``<split>/mocap.hdf5`` and ``<split>/node_<k>/*.hdf5``.
-        out_dir: output dataset directory (``meta.json`` + ``train/ val/ test/``).
-        splits: our split names to convert (their GDTM directory has the same name), or a
-            mapping ``{our split: GDTM directory relative to src_root}`` (``"."`` = src_root,
-            e.g. ``{"train": "chunk_0", "val": "chunk_1", "test": "chunk_2"}``). Training and
-            evaluation need ``train``, ``val`` and ``test``.
-        nodes: our node names in output order (``nodeK`` reads ``node_K`` / ``nodeK``).
-        radar: ``"azimuth"`` (``azimuth_static``) or ``"range_doppler"``.
-        rgb: ``"zed"`` (``zed_camera_left``, default) or ``"realsense"`` (``realsense_camera_img``).
-        depth: ``"zed"`` (``zed_camera_depth``, uint16 mm: metric, default) or ``"realsense"``
-            (``realsense_camera_depth``: a colourised JPEG, stored as gray/255 of the depth range;
-            what the ADMN authors used, but not metric).
-        radar_range: ``(lo, hi)`` of the transformed radar values mapped to [0, 1]; default: the
-            1st / 99.9th percentiles over calibration frames of ``train`` (or the first split).
-            Pass the values from a previous conversion's ``meta.json`` to convert more splits alike.
-        radar_calibration_frames: samples used for that calibration.
-        tolerance_ms: largest |stream stamp - mocap stamp| for rgb and depth (default half a frame).
-        radar_tolerance_ms: same for radar (~4 Hz: default 250 ms).
-        car_id: mocap object id of the car to track (3 red, 4 green); ``None``: the only
-            non-node object (frames with none or several are dropped and counted).
-        gt_axes: mocap axes giving ground truth (x, y); default ``("x", "z")`` (OptiTrack is y-up).
-        episode_gap_ms: a gap longer than this (or a node-pose change) starts a new episode.
-        limit: convert only the first ``limit`` mocap frames of each split (0 = all).
-        on_corrupt: ``"raise"`` (default) stops at the first undecodable frame naming the file
-            and key; ``"drop"`` drops the frame and counts it (``corrupt:<stream>``).
-        overwrite: replace an existing dataset in ``out_dir``.
-        progress: tqdm bars and a printed summary.
-        log: where the summary lines go (default ``print`` when ``progress``).
+    ``splits``: our split names, or ``{our split: GDTM directory relative to src_root}``
+    (``"."`` = src_root). ``radar_range``: the transformed radar values mapped to 0 and 1
+    (default: the :data:`RADAR_PERCENTILES` over calibration frames of train, or the first
+    split). ``car_id`` ``None``: the only non-node mocap object. ``on_corrupt="drop"`` counts an
+    undecodable frame as ``corrupt:<stream>`` instead of stopping.
 
-    Returns:
-        The conversion summary (also in ``meta.json["conversion"]``): per split the mocap frames,
-        samples written and drops per reason.
-
-    Raises:
-        FileNotFoundError: ``src_root``, a split directory, a node directory or a needed file is
-            missing (the message names it and what exists instead).
-        GDTMError: a corrupt or unexpected file (names the file and HDF5 key), a modality missing
-            from a file, or a split left with no samples.
-        FileExistsError: ``out_dir`` already holds a dataset and ``overwrite`` is false.
-        ValueError: invalid options.
+    Raises FileNotFoundError (naming what exists instead), GDTMError (naming the file and HDF5
+    key), FileExistsError (``out_dir`` holds a dataset, no ``overwrite``) or ValueError.
     """
     t0 = time.perf_counter()
     say = log if log is not None else (print if progress else (lambda _m: None))
@@ -828,13 +733,11 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     split_dirs = _resolve_splits(src, splits)
     if out.resolve() in {src.resolve(), *(d.resolve() for d in split_dirs.values())}:
         raise ValueError(f"output {out} must not be a GDTM input directory")
-    if (out / "meta.json").exists() or any((out / s).exists() for s in SPLITS):
-        if not overwrite:
-            raise FileExistsError(f"{out} already holds a dataset; pass overwrite=True (--overwrite)")
+    clear_dataset(out, overwrite, remove=False)
     sources = {"rgb": RGB_SOURCES[rgb], "depth": DEPTH_SOURCES[depth], "radar": RADAR_SOURCES[radar]}
     axes = (_AXES[gt_axes[0]], _AXES[gt_axes[1]])
 
-    # 1. align every split (timestamps + mocap only); fails early on layout problems
+    # align every split (timestamps + mocap only): layout problems fail before any decoding
     pose_table: list[str] = []
     pose_values: list[dict[str, Any]] = []
     plans: dict[str, _Plan] = {}
@@ -845,7 +748,6 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
             raise _empty_split_error(plan)
         plans[name] = plan
 
-    # 2. radar normalisation, from train (or the first split) unless given
     if radar_range is not None:
         norm = RadarNorm(radar, float(radar_range[0]), float(radar_range[1]))
         calib = {"from": "radar_range argument"}
@@ -854,11 +756,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
         norm, used = _calibrate_radar(plans[cal_split], radar, radar_calibration_frames, on_corrupt)
         calib = {"from": f"split {cal_split}", "frames": used, "percentiles": list(RADAR_PERCENTILES)}
 
-    # 3. decode + write
-    if overwrite:
-        (out / "meta.json").unlink(missing_ok=True)
-        for s in SPLITS:
-            shutil.rmtree(out / s, ignore_errors=True)
+    clear_dataset(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     S = len(nodes)
     split_info: dict[str, Any] = {}
@@ -979,19 +877,14 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     return summary
 
 
-# ----------------------------------------------------------------------------- CLI
 def _parse_splits(items: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for it in items:
-        name, _, sub = it.partition("=")
-        out[name] = sub or name
-    return out
+    return {name: sub or name for name, _, sub in (it.partition("=") for it in items)}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Argument parser of ``python -m admn_ros.core.data.gdtm`` (reusable by ``admn-ros dataset --from-gdtm``)."""
+def main(argv: list[str] | None = None) -> int:
+    """``admn-ros convert-gdtm``: 0 on success, 2 with a one-line error otherwise."""
     p = argparse.ArgumentParser(
-        prog="python -m admn_ros.core.data.gdtm",
+        prog="admn-ros convert-gdtm",
         description="Convert a preprocessed GDTM copy (HDF5: <src>/<split>/mocap.hdf5, "
                     "<src>/<split>/node_<k>/{zed,realsense,mmwave}.hdf5) into our dataset format "
                     "(docs/GDTM.md), usable with `admn-ros train/evaluate --data OUT`.")
@@ -1019,11 +912,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="undecodable frame: stop naming file and key (default) or drop and count it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    return p
-
-
-def run_from_args(a: argparse.Namespace) -> int:
-    """Run a conversion from parsed arguments; 0 on success, 2 with a one-line error otherwise."""
+    a = p.parse_args(argv)
     return cli_exit_code(lambda: convert_gdtm(
         a.src, a.out, splits=_parse_splits(a.splits), nodes=a.nodes, radar=a.radar, rgb=a.rgb, depth=a.depth,
         radar_range=tuple(a.radar_range) if a.radar_range else None, tolerance_ms=a.tolerance_ms,
@@ -1032,13 +921,8 @@ def run_from_args(a: argparse.Namespace) -> int:
         progress=not a.quiet))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m admn_ros.core.data.gdtm --src DIR --out DIR [options]``."""
-    return run_from_args(build_parser().parse_args(argv))
-
-
-__all__ = ["GDTMError", "RadarNorm", "convert_gdtm", "build_parser", "run_from_args",
-           "main", "H5PY_PIN", "RGB_SOURCES", "DEPTH_SOURCES", "RADAR_SOURCES"]
+__all__ = ["GDTMError", "RadarNorm", "convert_gdtm", "main", "H5PY_PIN", "RGB_SOURCES", "DEPTH_SOURCES",
+           "RADAR_SOURCES"]
 
 
 if __name__ == "__main__":

@@ -1,19 +1,12 @@
-"""Generate the simulated localization dataset (clean frames) with worker processes.
-
-Every sample is one :class:`~admn_ros.core.sim.GDTMSimulator` frame (no corruption),
-passed through :func:`admn_ros.core.preprocess.to_storage`: exactly what a sensor
-node publishes, subsampled the way the model sees it. Episodes (``seed``, episode id)
-are assigned whole to one split, so no trajectory, lighting, background or obstacle
-layout is shared between train, val and test.
-
-    python -m admn_ros.core.data generate --out data/sim --n-samples 20000 --workers 2
+"""Generate the simulated tracking dataset: clean :class:`~admn_ros.core.sim.GDTMSimulator`
+frames through :func:`admn_ros.core.preprocess.to_storage`. Episodes are assigned whole to
+one split, so no trajectory, lighting, background or obstacle layout is shared between splits.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape)
-from admn_ros.core.data.tools import WorkerPool, cli_exit_code, fmt_bytes, generation_summary
+from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, generation_summary
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import SimConfig, load_sim_config
 from admn_ros.core.streams import DEPTH_MAX_M
@@ -42,11 +35,8 @@ class _Task:
 
 def plan_splits(n_samples: int, frames_per_episode: int, val_frac: float, test_frac: float,
                 seed: int) -> dict[str, list[tuple[int, int]]]:
-    """Assign episodes to splits: ``split -> [(episode id, n_frames), ...]`` sorted by id.
-
-    ``ceil(n_samples / frames_per_episode)`` episodes, the last one possibly shorter. A
-    split with a positive fraction gets at least one episode; train keeps at least one.
-    """
+    """``split -> [(episode id, n_frames), ...]`` sorted by id; the last episode may be shorter.
+    A split with a positive fraction gets at least one episode; train keeps at least one."""
     if n_samples <= 0:
         raise ValueError(f"n_samples must be > 0, got {n_samples}")
     if frames_per_episode <= 0:
@@ -84,7 +74,6 @@ def _open(out_dir: str, split: str, n: int, s: int, mode: str) -> dict[str, np.n
 
 
 def _run_task(task: _Task) -> tuple[str, int, int, float]:
-    """Render one episode into its slice of the split's arrays."""
     from admn_ros.core.sim.simulator import GDTMSimulator
 
     t0 = time.perf_counter()
@@ -114,31 +103,13 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
                      frames_per_episode: int = 200, val_frac: float = 0.1, test_frac: float = 0.1,
                      workers: int = 2, progress: bool = True, config: SimConfig | str | Path | None = None,
                      overwrite: bool = False) -> dict[str, Any]:
-    """Render ``n_samples`` clean frames into ``out_dir`` (format: docs/DATASET.md).
-
-    Args:
-        out_dir: output directory (created).
-        n_samples: total samples over all splits.
-        seed: simulator seed; episode ``e`` is ``GDTMSimulator(cfg, seed, e)``.
-        frames_per_episode: consecutive frames per episode (the last may be shorter).
-        val_frac, test_frac: fraction of *episodes* for val and test.
-        workers: processes (<= 1 renders in this process).
-        progress: show a tqdm bar and print a summary.
-        config: a :class:`SimConfig`, a YAML path, or ``None`` for the shipped config.
-        overwrite: replace an existing dataset in ``out_dir``.
-
-    Returns:
-        The summary dict (also written into ``meta.json`` under ``"generation"``).
-    """
+    """Render ``n_samples`` clean frames into ``out_dir``; episode ``e`` is
+    ``GDTMSimulator(config, seed, e)`` and ``val_frac`` / ``test_frac`` are fractions of episodes.
+    Returns the summary (also ``meta.json["generation"]``)."""
     cfg = config if isinstance(config, SimConfig) else load_sim_config(config)
     plan = plan_splits(n_samples, frames_per_episode, val_frac, test_frac, seed)
     out = Path(out_dir)
-    if (out / "meta.json").exists() or any((out / s).exists() for s in SPLITS):
-        if not overwrite:
-            raise FileExistsError(f"{out} already holds a dataset; pass overwrite=True (--overwrite)")
-        (out / "meta.json").unlink(missing_ok=True)
-        for s in SPLITS:
-            shutil.rmtree(out / s, ignore_errors=True)
+    clear_dataset(out, overwrite)
     nodes = [n.name for n in cfg.nodes]
     S = len(nodes)
     tasks: list[_Task] = []
@@ -202,7 +173,7 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m admn_ros.core.data generate",
+    ap = argparse.ArgumentParser(prog="admn-ros dataset",
                                  description="Render the simulated localization dataset (docs/DATASET.md).")
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--n-samples", type=int, default=20000)

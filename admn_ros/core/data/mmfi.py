@@ -1,38 +1,12 @@
-"""Convert a copy of MM-Fi into our activity dataset format (task ``activity``).
+"""Convert a copy of MM-Fi (40 subjects, 27 actions, 4 environments) into our activity dataset.
 
-MM-Fi (Yang et al., NeurIPS 2023 Datasets & Benchmarks; toolbox: github.com/ybhbingo/MMFi_dataset)
-holds 40 subjects doing 27 actions in 4 environments, one folder per sequence and modality::
-
-    <root>/E01/S01/A01/rgb/frame001.npy ...      2-D keypoints (17 per frame) of the RGB camera
-    <root>/E01/S01/A01/infra1/frame001.npy ...   same for the two infrared cameras (infra2/)
-    <root>/E01/S01/A01/depth/frame001.png ...    16-bit depth PNG, millimetres
-    <root>/E01/S01/A01/mmwave/frame001.bin ...   radar point cloud, 5 values per point
-    <root>/E01/S01/A01/lidar/frame001.bin ...    LiDAR point cloud, 3 values per point (not used)
-    <root>/E01/S01/A01/wifi-csi/frame001.mat ... WiFi CSI (not used)
-    <root>/E01/S01/A01/ground_truth.npy          3-D pose (not used)
-
-What was confirmed from the public toolbox and what is assumed is listed in docs/MMFI.md.
-:func:`convert_mmfi` cuts every sequence (E/S/A folder) into windows of ``frames``
-consecutive frames and writes, per window, our three modality slots:
-
-* ``rgb``   the camera image: the anonymised RGB frames released separately (``rgb_img/``
-  next to ``rgb/``, or a tree given as ``rgb_root``), the infrared images (grey, repeated
-  to 3 channels) if a copy holds them, or the 2-D keypoints of ``rgb/`` rendered as a stick
-  figure on a black image (the public main release has keypoints, not images);
-* ``depth`` the depth PNG (uint16 mm) subsampled like :func:`admn_ros.core.preprocess.to_storage`;
-* ``radar`` the mmWave point cloud as a 64x64 range-Doppler histogram with our simulator's
-  axes (rows: range 0..6 m, row 0 nearest; columns: Doppler -3..+3 m/s), each point weighted
-  by its intensity, divided by the frame's maximum (so in [0, 1]).
-
-Labels are the action index among the converted actions (classes ``A01`` ... ``A27``). The
-default split ``admn`` is the ADMN paper's (its code's subject lists: 24 train, 4 val, 12 test
-subjects); MM-Fi's own are available too (``cross_subject`` = the toolbox's S2 subject lists,
-``random`` = its seeded per-action subject permutation, ``cross_environment`` = E01-E03 vs E04),
-with a few training subjects held out as ``val``. A missing or undecodable frame drops only the windows
-that contain it and is counted per reason (``strict=True`` raises instead, naming the file);
-nothing is skipped silently.
-
-    admn-ros convert-mmfi /data/MMFi_Dataset --out data/mmfi --rgb-root /data/all_images
+:func:`convert_mmfi` cuts every sequence folder ``<root>/E../S../A..`` into windows of
+``frames`` frames and fills our three slots: ``rgb`` from the anonymised RGB images, the
+infrared images, or the released 2-D keypoints drawn as a stick figure; ``depth`` from the
+16-bit PNGs (mm); ``radar`` from the mmWave point clouds as a 64x64 range-Doppler histogram
+with the simulator's axes. Labels index the converted actions. A missing or undecodable frame
+drops only the windows that contain it, counted per reason (``strict`` raises instead). What is
+confirmed from the public toolbox and what is assumed: docs/MMFI.md.
 """
 from __future__ import annotations
 
@@ -53,7 +27,6 @@ from admn_ros.core.data.simdata import DatasetError
 from admn_ros.core.data.tools import cli_exit_code
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 
-# ----------------------------------------------------------------------------- the dataset's facts
 #: The 27 actions (toolbox README "Activities Included").
 MMFI_ACTIONS: dict[str, str] = {
     "A01": "Stretching and relaxing", "A02": "Chest expansion (horizontal)",
@@ -98,8 +71,6 @@ DEFAULT_VAL_SUBJECTS: dict[str, tuple[str, ...]] = {
 }
 #: ``random``: per action, the last this many subjects of the toolbox's training permutation are ``val``.
 RANDOM_VAL_PER_ACTION: int = 4
-#: Frames per sequence the toolbox assumes (``frame_num = 297``); only used in messages.
-TOOLBOX_FRAMES_PER_SEQUENCE: int = 297
 #: Frame rate used for ``t`` and ``rate_hz`` (an assumption: not stated in the toolbox; override with rate_hz).
 DEFAULT_RATE_HZ: float = 10.0
 #: mmWave .bin: the toolbox reads ``np.frombuffer(raw, dtype=np.float64).reshape(-1, 5)``.
@@ -142,29 +113,17 @@ def _err(path: str | Path, msg: str) -> MMFiError:
     return MMFiError(f"{path}: {msg}", path)
 
 
-# ----------------------------------------------------------------------------- splits
 def split_subjects(split: str = "admn", actions: Sequence[str] | str = "protocol3", *,
                    val_subjects: Sequence[str] | None = None, seed: int = RANDOM_SPLIT_SEED,
                    ratio: float = RANDOM_SPLIT_RATIO) -> dict[str, dict[str, list[str]]]:
-    """Which (subject, action) sequences go to ``train`` / ``val`` / ``test``.
+    """``{split: {subject: [actions]}}`` (empty splits omitted).
 
-    ``test`` is exactly the toolbox's validation set of that split; ``val`` is carved out of its
-    training set (``val_subjects``, default :data:`DEFAULT_VAL_SUBJECTS`; ``()`` = no val split).
-
-    * ``admn`` (default): the ADMN paper's code: test = :data:`ADMN_TEST_SUBJECTS` (S08-S10, S18-S20,
-      S28-S30, S38-S40), val = S07, S17, S27, S37, train = the other 24 subjects.
-    * ``cross_subject``: test = :data:`CROSS_SUBJECT_TEST` (S05, S10, ..., S40), all actions.
-    * ``cross_environment``: test = E04's subjects (S31-S40), train = E01-E03 (the toolbox's
-      ``cross_scene_split``).
-    * ``random``: per action ``a`` (in the protocol's order, ``i`` = its position):
-      ``np.random.seed(seed + i); p = np.random.permutation(40)``; subjects ``p[:floor(ratio*40)]``
-      train, the rest test (the toolbox's ``random_split``). ``val`` = the last
-      :data:`RANDOM_VAL_PER_ACTION` training subjects of each action's permutation (or, if
-      ``val_subjects`` is given, those subjects' training sequences). For an action list that is
-      not a protocol, ``i`` is the action's position in A01..A27 (= protocol3).
-
-    Returns:
-        ``{split: {subject: [actions]}}`` (subjects sorted, empty splits omitted).
+    ``test`` is the toolbox's validation set of that split (``admn``: the ADMN paper's test
+    subjects); ``val`` is carved out of its training set (``val_subjects``, default
+    :data:`DEFAULT_VAL_SUBJECTS`; ``()`` = none). ``random`` is the toolbox's ``random_split``:
+    per action at position ``i`` of its protocol (of A01..A27 for other lists), a
+    ``RandomState(seed + i)`` permutation of the 40 subjects, the first ``floor(ratio * 40)``
+    train; val = the last :data:`RANDOM_VAL_PER_ACTION` of those.
     """
     acts, proto = _resolve_actions(actions)
     if split not in SPLIT_KINDS:
@@ -237,13 +196,8 @@ def _resolve_actions(actions: Sequence[str] | str | None) -> tuple[list[str], st
     return acts, None
 
 
-# ----------------------------------------------------------------------------- readers
 def read_depth_png(path: str | Path) -> np.ndarray:
-    """A depth PNG as uint16 millimetres ``(H, W)`` (0 = no depth).
-
-    Raises:
-        MMFiError: the file cannot be decoded or is not a 16-bit single-channel image (names it).
-    """
+    """A 16-bit depth PNG as uint16 millimetres ``(H, W)`` (0 = no depth)."""
     import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -257,11 +211,7 @@ def read_depth_png(path: str | Path) -> np.ndarray:
 
 
 def read_mmwave_bin(path: str | Path, dtype: str = "float64") -> np.ndarray:
-    """A radar frame as float64 ``(n_points, 5)``; an empty file is a frame with no points.
-
-    Raises:
-        MMFiError: the size is not a multiple of ``5 * itemsize`` bytes, or values are not finite.
-    """
+    """A radar frame as float64 ``(n_points, 5)``; an empty file is a frame with no points."""
     dt = MMWAVE_DTYPES[dtype]
     p = Path(path)
     raw = p.read_bytes()
@@ -316,14 +266,8 @@ def read_image(path: str | Path, grey: bool = False) -> np.ndarray:
 
 def render_keypoints(kp: np.ndarray, canvas: tuple[float, float] = DEFAULT_KEYPOINT_CANVAS,
                      size: int = MODEL_INPUT) -> tuple[np.ndarray, int]:
-    """Draw 2-D keypoints (pixels of a ``canvas = (W, H)`` image) as a stick figure on a black
-    ``size x size`` rgb8 image: left limbs orange, right limbs blue, torso/head green, joints white.
-
-    Non-finite keypoints are left out; with other than 17 keypoints only the joints are drawn.
-
-    Returns:
-        ``(image, n_outside)``: the image and how many finite keypoints fell outside the canvas.
-    """
+    """2-D keypoints (pixels of a ``canvas = (W, H)`` image) as a stick figure on a black
+    ``size x size`` rgb8 image (limbs only for COCO-17), and how many fell outside the canvas."""
     import cv2
 
     img = np.zeros((size, size, 3), np.uint8)
@@ -348,16 +292,10 @@ def render_keypoints(kp: np.ndarray, canvas: tuple[float, float] = DEFAULT_KEYPO
 def radar_histogram(points: np.ndarray, *, range_max_m: float = RADAR_RANGE_MAX_M,
                     doppler_max_mps: float = RADAR_DOPPLER_MAX_MPS, weight: str = "intensity",
                     size: int = MODEL_INPUT) -> tuple[np.ndarray, int]:
-    """A point cloud ``(n, 5)`` = (x, y, z, doppler, intensity) -> range-Doppler histogram.
+    """A point cloud ``(n, 5)`` = (x, y, z, doppler, intensity) -> a range-Doppler histogram
+    (row 0 nearest, column 0 = -doppler_max) divided by its maximum, and the points outside it.
 
-    Row ``floor(r / range_max * size)`` with ``r = sqrt(x^2 + y^2 + z^2)`` (row 0 nearest), column
-    ``floor((v + doppler_max) / (2 doppler_max) * size)`` (column 0 = -doppler_max), each point adding
-    ``max(intensity, 0)`` (``weight="intensity"``; a frame whose in-range intensities are all <= 0
-    counts points instead) or 1 (``"count"``); then divided by the frame's maximum, so values are in
-    [0, 1] and a frame without points is all zeros.
-
-    Returns:
-        ``(float32 (size, size), n_outside)``: the heatmap and the points outside the axes (dropped).
+    ``weight="intensity"`` adds ``max(intensity, 0)`` per point (counts them when all are <= 0).
     """
     if weight not in RADAR_WEIGHTS:
         raise ValueError(f"weight must be one of {list(RADAR_WEIGHTS)}, got {weight!r}")
@@ -385,10 +323,9 @@ def radar_histogram(points: np.ndarray, *, range_max_m: float = RADAR_RANGE_MAX_
     return h.astype(np.float32), n_out
 
 
-# ----------------------------------------------------------------------------- layout scan
 @dataclass(frozen=True)
 class SequenceDir:
-    """One MM-Fi sequence folder ``<root>/<env>/<subject>/<action>``."""
+    """One sequence folder ``<root>/<env>/<subject>/<action>``."""
 
     env: str
     subject: str
@@ -408,13 +345,8 @@ def _sorted_dirs(d: Path, pattern: re.Pattern[str]) -> list[str]:
 
 
 def scan_mmfi(root: str | Path, environments: Sequence[str] | None = None) -> list[SequenceDir]:
-    """All ``<env>/<subject>/<action>`` folders under ``root`` (sorted).
-
-    Raises:
-        FileNotFoundError: ``root`` does not exist. NotADirectoryError: it is a file.
-        MMFiError: no ``E..`` folders (the message lists what is there and hints where E01 is),
-            or a requested environment is missing.
-    """
+    """All ``<env>/<subject>/<action>`` folders under ``root`` (sorted); MMFiError without
+    ``E..`` folders lists what is there and hints where E01 is."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"MM-Fi root not found: {root} (point it at the folder holding E01 ... E04)")
@@ -460,11 +392,8 @@ def _frame_files(d: Path, exts: Sequence[str]) -> dict[int, Path]:
     return {n: p for n, (_, p) in sorted(found.items())}
 
 
-# ----------------------------------------------------------------------------- sources
 @dataclass(frozen=True)
 class _Source:
-    """Where one of our modalities comes from in a sequence folder."""
-
     modality: str   # our slot: rgb / depth / radar
     kind: str       # image / grey / keypoints / depth / mmwave
     exts: tuple[str, ...]
@@ -513,20 +442,11 @@ def _resolve_image_source(image_source: str, first: SequenceDir, rgb_root: Path 
     return "keypoints"
 
 
-# ----------------------------------------------------------------------------- summary
 @dataclass
 class ConvertSummary:
-    """What :func:`convert_mmfi` did (also stored as ``meta.json["conversion"]``).
-
-    Attributes:
-        windows: windows written per split. sequences: sequences read per split.
-        subjects: subjects written per split. skipped: windows not written, per reason
-            (``missing:<modality>``, ``corrupt:<modality>``, ``short_sequence``).
-        skipped_sequences: sequences with no window at all, per reason.
-        examples: up to 10 messages naming skipped files. notes: counters that change no
-            window (``radar_points_outside_axes``, ``radar_empty_frames``, ``keypoints_outside_canvas``,
-            ``sequences_absent`` = split sequences not in this copy).
-    """
+    """What :func:`convert_mmfi` did (also ``meta.json["conversion"]``): per split the windows,
+    sequences and subjects written and the windows skipped per reason; ``notes`` counts what
+    changes no window (e.g. radar points outside the axes)."""
 
     root: str
     out: str
@@ -583,7 +503,6 @@ class ConvertSummary:
         return "\n".join(self.lines())
 
 
-# ----------------------------------------------------------------------------- conversion
 class _Decoder:
     """Decodes frames of one sequence into 64x64 storage arrays, caching per frame number."""
 
@@ -635,44 +554,12 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                  mmwave_dtype: str = "float64", radar_weight: str = "intensity",
                  rate_hz: float = DEFAULT_RATE_HZ, strict: bool = False, overwrite: bool = False,
                  progress: bool = True, log: Callable[[str], None] | None = None) -> ConvertSummary:
-    """Convert an MM-Fi copy into our activity dataset (docs/MMFI.md).
+    """Convert an MM-Fi copy into an activity dataset in ``out``; the options are the CLI's
+    (docs/MMFI.md). ``stride`` defaults to ``frames * frame_step`` (non-overlapping windows).
 
-    Args:
-        root: folder holding ``E01`` ... ``E04`` (or some of them).
-        out: output dataset directory (``meta.json`` + ``train/ val/ test/``).
-        frames: frames per window ``F``.
-        stride: frames between window starts (default ``frames * frame_step``: non-overlapping).
-        frame_step: frames between the frames of a window (the ADMN code uses 15 frames with step 2).
-        split: ``admn`` (the ADMN paper's subjects, default), ``cross_subject``, ``random`` or
-            ``cross_environment`` (MM-Fi's own); see :func:`split_subjects`.
-        environments: only these environment folders (default: all present).
-        actions: action codes (class order) or ``protocol1`` / ``protocol2`` / ``protocol3`` (default all 27).
-        image_source: our ``rgb`` slot from ``rgb`` (anonymised RGB images: ``<seq>/rgb_img/`` or
-            ``rgb_root``), ``infra1`` / ``infra2`` (infrared images, grey -> 3 channels), ``keypoints``
-            (``<seq>/rgb/frameNNN.npy`` drawn as a stick figure) or ``auto`` (images if the first
-            sequence has them or ``rgb_root`` is given, else keypoints).
-        rgb_root: the extracted anonymised-RGB download (``[MMFi_Defaced_RGB/]E01/S01/A01/rgb/frameNNN.png``).
-        keypoint_canvas: ``(W, H)`` pixels the keypoints are given in (default 640 x 480, an assumption).
-        val_subjects: training subjects held out as ``val`` (default :data:`DEFAULT_VAL_SUBJECTS`).
-        seed: first seed of the ``random`` split (toolbox default 0).
-        mmwave_dtype: ``float64`` (the toolbox's reader) or ``float32``.
-        radar_weight: ``intensity`` (default) or ``count``.
-        rate_hz: frame rate for ``t`` and the metadata (default 10, an assumption).
-        strict: a missing or corrupt frame raises (naming the file) instead of dropping its windows.
-        overwrite: replace an existing dataset in ``out``.
-        progress: a tqdm bar per split and the printed summary.
-        log: where the summary lines go (default ``print`` when ``progress``).
-
-    Returns:
-        The :class:`ConvertSummary` (windows per split, skipped windows per reason, notes).
-
-    Raises:
-        FileNotFoundError / NotADirectoryError: ``root`` does not exist / is a file.
-        MMFiError: not an MM-Fi root, a missing modality folder (names ``E../S../A../<folder>``), a
-            folder without frame files, a split with no sequences or no windows, or (``strict``) a
-            missing or corrupt frame (names the file).
-        FileExistsError: ``out`` already holds a dataset and ``overwrite`` is false.
-        ValueError: invalid options.
+    Raises FileNotFoundError / NotADirectoryError for a missing root, MMFiError naming the folder
+    or file (not an MM-Fi root, a missing modality folder, a split without sequences or windows,
+    or with ``strict`` a missing or corrupt frame), FileExistsError or ValueError.
     """
     t0 = time.perf_counter()
     say = log if log is not None else (print if progress else (lambda _m: None))
@@ -703,7 +590,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     if root_p.exists() and out_p.resolve() in (root_p.resolve(), *(root_p.resolve() / e for e in ENVIRONMENTS)):
         raise ValueError(f"output {out_p} must not be the MM-Fi root or one of its environment folders")
 
-    # 1. layout: which sequences exist, which go where; every needed folder checked up front
+    # which sequences exist and go where; every needed folder is checked before any decoding
     seqs = scan_mmfi(root_p, environments)
     envs_used = sorted({s.env for s in seqs}) if environments is None else [str(e).upper() for e in environments]
     if not seqs:
@@ -755,7 +642,6 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                               f"{other}){hint}")
             files[s][mod] = ff
 
-    # 2. decode + write
     classes = list(acts)
     summary = ConvertSummary(str(root_p), str(out_p), split, image_source, frames, stride, classes,
                              frame_step=frame_step)
@@ -777,10 +663,10 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             "rate_hz_assumed": rate_hz,
         },
     }
-    writer = ActivityWriter(out_p, classes, frames, rate_hz, source="mmfi", extra_meta=extra, overwrite=overwrite)
     seq_index: dict[str, list[dict[str, Any]]] = {}
-    ok = False
-    try:
+    # a failed conversion leaves no half-written dataset behind (the writer aborts)
+    with ActivityWriter(out_p, classes, frames, rate_hz, source="mmfi", extra_meta=extra,
+                        overwrite=overwrite) as writer:
         for name, seq_list in plan.items():
             skipped: Counter = Counter()
             skipped_seq: Counter = Counter()
@@ -820,10 +706,6 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
         summary.elapsed_s = round(time.perf_counter() - t0, 3)
         writer.update_meta({"conversion": summary.to_dict(), "mmfi_sequences": seq_index})
         writer.close()
-        ok = True
-    finally:
-        if not ok:
-            writer.abort()  # a failed conversion leaves no half-written dataset behind
     if progress or log is not None:
         for line in summary.lines():
             say(line)
@@ -906,11 +788,10 @@ def _frame_name(n: int, existing: Mapping[int, Path]) -> str:
     return f"frame{n:0{digits}d}.{ext}"
 
 
-# ----------------------------------------------------------------------------- CLI
-def build_parser(prog: str = "admn-ros convert-mmfi") -> argparse.ArgumentParser:
-    """Argument parser of ``admn-ros convert-mmfi`` / ``python -m admn_ros.core.data.mmfi``."""
+def main(argv: list[str] | None = None) -> int:
+    """``admn-ros convert-mmfi``: 0 on success, 2 with a one-line error otherwise."""
     p = argparse.ArgumentParser(
-        prog=prog,
+        prog="admn-ros convert-mmfi",
         description="Convert an MM-Fi copy (ROOT/E01/S01/A01/{rgb,depth,mmwave,...}/frameNNN.*) into our activity "
                     "dataset format (docs/MMFI.md).")
     p.add_argument("root", help="MM-Fi root holding E01 ... E04")
@@ -942,11 +823,7 @@ def build_parser(prog: str = "admn-ros convert-mmfi") -> argparse.ArgumentParser
     p.add_argument("--strict", action="store_true", help="a missing or corrupt frame is an error")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    return p
-
-
-def run_from_args(a: argparse.Namespace) -> int:
-    """Run a conversion from parsed arguments; 0 on success, 2 with a one-line error otherwise."""
+    a = p.parse_args(argv)
     actions: Any = a.actions
     if actions is not None and len(actions) == 1:
         actions = actions[0]
@@ -958,14 +835,8 @@ def run_from_args(a: argparse.Namespace) -> int:
         rate_hz=a.rate_hz, strict=a.strict, overwrite=a.overwrite, progress=not a.quiet))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``admn-ros convert-mmfi ROOT --out DIR [options]``."""
-    return run_from_args(build_parser().parse_args(argv))
-
-
 __all__ = ["MMFiError", "ConvertSummary", "convert_mmfi", "split_subjects", "scan_mmfi", "read_depth_png",
-           "read_mmwave_bin", "read_keypoints", "read_image", "render_keypoints", "radar_histogram",
-           "build_parser", "run_from_args", "main", "MMFI_ACTIONS", "PROTOCOLS",
+           "read_mmwave_bin", "read_keypoints", "read_image", "render_keypoints", "radar_histogram", "main", "MMFI_ACTIONS", "PROTOCOLS",
            "CROSS_SUBJECT_TEST", "ADMN_TEST_SUBJECTS", "ADMN_VAL_SUBJECTS", "DEFAULT_VAL_SUBJECTS", "SPLIT_KINDS", "IMAGE_SOURCES"]
 
 

@@ -63,14 +63,8 @@ def read_meta(root: str | Path) -> dict[str, Any]:
 
 
 def load_meta_json(root: str | Path, format_name: str, format_version: int, remedy: str) -> dict[str, Any]:
-    """``<root>/meta.json`` of a dataset of format ``format_name`` version ``format_version``
-    (the checks :func:`read_meta` and :func:`~admn_ros.core.data.activity.read_activity_meta`
-    share; ``remedy`` ends the message about an unsupported version).
-
-    Raises:
-        FileNotFoundError: no directory ``root`` or no ``meta.json`` in it.
-        DatasetError: invalid JSON, another format or another version (names the file).
-    """
+    """``<root>/meta.json``, checked for the format and version (``remedy`` ends the message
+    about another version); FileNotFoundError or DatasetError naming the file."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset directory not found: {root}")
@@ -91,13 +85,8 @@ def load_meta_json(root: str | Path, format_name: str, format_version: int, reme
 
 
 class MemmapBatches:
-    """Batches of a memory-mapped split: the indexing shared by :class:`SimDataset` and
-    :class:`~admn_ros.core.data.activity.ActivityDataset`.
-
-    Subclasses set ``root`` and ``meta``, then open their split with :meth:`_open_split` and
-    :meth:`_map_arrays` (which set ``split``, ``_n``, the arrays ``rgb``, ``depth``, ``radar``
-    and the target array named by :attr:`TARGET`, ``(name, dtype)``).
-    """
+    """Batches of a memory-mapped split. Subclasses set ``root`` and ``meta``, then call
+    :meth:`_open_split` and :meth:`_map_arrays` (the arrays, and the target named by :attr:`TARGET`)."""
 
     TARGET: tuple[str, Any] = ("gt", np.float32)
     root: Path
@@ -106,8 +95,7 @@ class MemmapBatches:
     _n: int
 
     def _open_split(self, split: str) -> tuple[dict[str, Any], Path]:
-        """Check ``split`` against ``meta.json`` and its directory; sets ``split`` and ``_n``.
-        Returns the split's ``meta["splits"]`` entry and its directory."""
+        """The split's ``meta["splits"]`` entry and directory; sets ``split`` and ``_n``."""
         if split not in SPLITS:
             raise DatasetError(f"unknown split {split!r} for {self.root}; known: {list(SPLITS)}")
         self.split = split
@@ -125,8 +113,7 @@ class MemmapBatches:
 
     def _map_arrays(self, d: Path, arrays: dict[str, tuple[str, tuple[Any, ...], str]],
                     shape: Callable[[str], tuple[int, ...]]) -> None:
-        """Memory-map ``<d>/<stem>.npy`` for every stem of ``arrays`` (stem -> ``(dtype, _, _)``)
-        as attribute ``stem``, checking dtype and ``shape(stem)``."""
+        """Memory-map ``<d>/<stem>.npy`` as attribute ``stem``, checking dtype and ``shape(stem)``."""
         for stem, (dtype, _shape, _doc) in arrays.items():
             p = d / f"{stem}.npy"
             if not p.is_file():
@@ -155,10 +142,8 @@ class MemmapBatches:
         return np.where(idx < 0, idx + self._n, idx)
 
     def batch(self, indices: Sequence[int] | np.ndarray | slice) -> dict[str, np.ndarray]:
-        """Model-ready float32 arrays in [0, 1] for ``indices``: ``rgb [B, S, 3, 64, 64]``,
-        ``depth [B, S, 1, 64, 64]``, ``radar [B, S, 1, 64, 64]`` (``S`` = nodes, or frames of an
-        activity window) and the target (tracking ``gt [B, 2]`` metres, activity ``label [B]``).
-        """
+        """Float32 model inputs in [0, 1] ``rgb [B, S, 3, 64, 64]``, ``depth`` / ``radar
+        [B, S, 1, 64, 64]`` (``S`` = nodes, or frames of a window) and the target."""
         idx = self._index(indices)
         # memmap fancy indexing is fastest on sorted indices; restore the caller's order after
         order = np.argsort(idx, kind="stable")
@@ -178,27 +163,11 @@ class MemmapBatches:
         }
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        """One sample without the batch axis (same keys as :meth:`batch`)."""
         return {k: v[0] for k, v in self.batch([int(i)]).items()}
 
 
 class SimDataset(MemmapBatches):
-    """Memory-mapped reader of one split of a generated dataset.
-
-    Args:
-        root: dataset directory (holding ``meta.json``).
-        split: ``train``, ``val`` or ``test``.
-
-    Attributes:
-        meta: the parsed ``meta.json``.
-        stream_ids, nodes: stream ids and node names (node order = axis ``S``).
-        rgb, depth, radar, gt, episode, t, visibility: the raw memory-mapped arrays.
-
-    Raises:
-        FileNotFoundError: missing directory, ``meta.json`` or array file (names the path).
-        DatasetError: bad format/version, unknown split, a split with no samples, or arrays
-            whose shape/dtype disagree with ``meta.json`` (names the path).
-    """
+    """Memory-mapped reader of one split of a tracking dataset (the arrays as attributes)."""
 
     def __init__(self, root: str | Path, split: str = "train") -> None:
         self.root = Path(root)

@@ -1,18 +1,9 @@
-"""What the dataset generators and converters share: the worker pool with its progress bar,
-the generation summary, byte counts, and the converters' command-line exit codes.
-
-* :class:`WorkerPool`: ``fn`` over tasks in spawned worker processes (in this process for
-  ``workers <= 1``), with a tqdm bar (:mod:`admn_ros.core.data.generate`,
-  :mod:`admn_ros.core.data.activity`);
-* :func:`generation_summary`, :func:`split_bytes`, :func:`fmt_bytes`: ``meta.json["generation"]``
-  and the printed summary;
-* :func:`cli_exit_code`: 0, or 2 with a one-line error (the generators' and converters'
-  command lines).
-"""
+"""What the dataset generators and converters share: worker pool, summary, exit codes."""
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -21,8 +12,19 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from admn_ros.core.data.simdata import SPLITS
 
 
+def clear_dataset(out: Path, overwrite: bool, remove: bool = True) -> None:
+    """Refuse an existing dataset in ``out`` (FileExistsError) unless ``overwrite``; then remove it."""
+    if (out / "meta.json").exists() or any((out / s).exists() for s in SPLITS):
+        if not overwrite:
+            raise FileExistsError(f"{out} already holds a dataset; pass overwrite=True (--overwrite)")
+        if remove:
+            (out / "meta.json").unlink(missing_ok=True)
+            for s in SPLITS:
+                shutil.rmtree(out / s, ignore_errors=True)
+
+
 def worker_init() -> None:
-    """Initializer of a generator's worker processes: one thread for OpenMP and OpenCV."""
+    """One thread for OpenMP and OpenCV in a worker process."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2
 
@@ -30,20 +32,9 @@ def worker_init() -> None:
 
 
 class WorkerPool:
-    """Results of ``fn`` over ``tasks``, computed by ``workers`` spawned processes
-    (:func:`worker_init`), or in this process when ``workers <= 1``::
-
-        with WorkerPool(fn, tasks, workers, total=n, unit="sample", desc="...") as pool:
-            for res in pool:
-                pool.advance(k)        # progress bar (when ``progress``)
-
-    Args:
-        ordered: results in task order (``imap``) rather than as they finish (``imap_unordered``).
-        progress: show a tqdm bar on stderr of ``total`` ``unit`` s labelled ``desc``.
-
-    Leaving the block closes the pool (waiting for the workers), or terminates it when an
-    exception leaves the block, and closes the bar.
-    """
+    """Results of ``fn`` over ``tasks`` from ``workers`` spawned processes (in this process for
+    ``workers <= 1``), in task order if ``ordered``, with a tqdm bar that :meth:`advance` moves.
+    Leaving the block waits for the workers, or terminates them after an exception."""
 
     def __init__(self, fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *, ordered: bool = True,
                  progress: bool = True, total: int = 0, unit: str = "it", desc: str = "") -> None:
@@ -66,7 +57,6 @@ class WorkerPool:
         return iter(self.results)
 
     def advance(self, n: int) -> None:
-        """``n`` more units done (the progress bar)."""
         if self.bar is not None:
             self.bar.update(n)
 
@@ -84,15 +74,9 @@ class WorkerPool:
                 self.bar.close()
 
 
-def split_bytes(out: str | Path) -> dict[str, int]:
-    """Bytes of the ``.npy`` files of every split of the dataset in ``out``."""
-    out = Path(out)
-    return {s: sum(p.stat().st_size for p in (out / s).glob("*.npy")) for s in SPLITS}
-
-
 def generation_summary(out: str | Path, n_samples: int, workers: int, elapsed: float, busy: float) -> dict[str, Any]:
     """``meta.json["generation"]`` of a generator run: samples, workers, seconds, rate, bytes."""
-    nbytes = split_bytes(out)
+    nbytes = {s: sum(p.stat().st_size for p in (Path(out) / s).glob("*.npy")) for s in SPLITS}
     return {"n_samples": n_samples, "workers": int(workers), "elapsed_s": round(elapsed, 3),
             "samples_per_s": round(n_samples / max(elapsed, 1e-9), 1), "worker_busy_s": round(busy, 3),
             "bytes": nbytes, "total_bytes": sum(nbytes.values())}
@@ -100,16 +84,15 @@ def generation_summary(out: str | Path, n_samples: int, workers: int, elapsed: f
 
 def fmt_bytes(n: float) -> str:
     """``"512 B"``, ``"1.5 KB"``, ``"2.0 MB"``, ``"3.1 GB"``."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n:.1f} GB"
 
 
 def cli_exit_code(convert: Callable[[], Any]) -> int:
-    """Run a generator or converter for its command line: 0 on success, 2 after printing
-    ``error: ...`` to stderr for an ``OSError``, ``ValueError`` or ``ImportError``."""
+    """0 on success, 2 after printing ``error: ...`` for an OSError, ValueError or ImportError."""
     try:
         convert()
     except (OSError, ValueError, ImportError) as exc:

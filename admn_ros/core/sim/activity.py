@@ -1,57 +1,19 @@
 """MM-Fi-style human-activity simulator: articulated people seen by one rgb/depth/radar node.
 
-Layout of this module (top to bottom):
+* Activities (:data:`ACTIVITIES`): periodic functions of the cycle phase returning pose
+  parameters; some pairs share poses on purpose (squat / sit_down, punch / clap), so the
+  motion over a window, not one frame, separates them.
+* Subjects (:func:`draw_subject`): body, clothes, motion style, stance and the room behind.
+* Body (:func:`forward_kinematics`): 18 joints standing on the lower foot.
+* Sensor (:class:`ActivityRenderer`): ``node1`` at the origin, 1.2 m high, looking along +x
+  (world: x forward, y left, z up, metres). rgb uint8 ``(H, W, 3)``; depth uint16 mm
+  (0 = invalid); radar float32 ``(64, 64)`` range-Doppler in [0, 1]: row ``i`` = slant range
+  ``[i, i+1) * 6/64`` m (row 0 nearest), column ``j`` = radial velocity
+  ``-3 + [j, j+1) * 6/64`` m/s, positive = moving away (the MM-Fi converter's axes).
+* :func:`render_window` (the dataset's windows) and :class:`ActivitySimulator` (live, with
+  the same runtime corruptions as :class:`~admn_ros.core.sim.GDTMSimulator`).
 
-* **Activities** (:data:`ACTIVITIES`): ten motions, each a function of the cycle phase
-  ``phi in [0, 1)`` returning *pose parameters* (:data:`POSE_PARAMS`: pelvis lift, torso
-  pitch, hip shift, sway and per side shoulder flexion / abduction / horizontal rotation /
-  humeral twist, elbow flexion, hip flexion / abduction, knee flexion). All are periodic;
-  ``sit_down`` and ``bend`` are down-hold-up cycles. Some pairs share poses on purpose
-  (squat / sit_down, punch / clap, wave / raise_arms), so a single frame is not always
-  enough and the motion over a window (~0.5 s) is what separates them.
-* **Subjects** (:class:`Subject`, :func:`draw_subject`): height 1.5-1.95 m, build (limb
-  thickness), skin / hair / shirt / pants / shoe colours, sleeve length, handedness, speed
-  factor 0.7-1.3, movement amplitude 0.8-1.2, phase offset, stance position (2.3-3.5 m in
-  front of the sensor, +-0.5 m lateral), yaw +-30 deg, and the room seen behind them (wall
-  distance and colour, floor colour and pattern, wall decorations, exposure, colour cast,
-  light side). ``draw_subject(seed, subject_id)`` is deterministic.
-* **Body** (:func:`forward_kinematics`): 18 joints (:data:`JOINTS`: pelvis, chest, neck,
-  head, shoulders, elbows, hands, hips, knees, ankles, toes) from the pose parameters; the
-  pelvis height and fore-aft position are solved so the lower foot stands on the floor
-  (plus ``lift`` when jumping). Segment lengths are anthropometric fractions of the height.
-* **Sensor** (:class:`ActivityRenderer`): one node ``node1`` at the origin, 1.2 m high,
-  looking along +x (world: x forward from the sensor, y left, z up, metres). The subject
-  faces the sensor (yawed by ``Subject.yaw_deg``).
-
-  * ``node1/rgb`` uint8 ``(H, W, 3)`` (default 160 x 120, square pixels, 58 deg vertical
-    field of view): wall and floor ray-cast once per subject; body parts drawn as thick
-    lines (capsules), a torso polygon and discs (head, hands) far-to-near (painter's
-    algorithm), Lambert-shaded per limb; sensor noise std 1.5/255.
-  * ``node1/depth`` uint16 ``(H, W)`` millimetres, 0 = invalid: the same geometry, z-depth
-    (= world x), noise std ``1 mm + 2 mm z^2``, holes at body edges and ~0.3 % at random.
-  * ``node1/radar`` float32 ``(64, 64)`` range-Doppler heatmap in [0, 1]: row ``i`` covers
-    slant range ``[i, i + 1) * 6/64`` m (row 0 nearest), column ``j`` radial velocity
-    ``[-3 + j * 6/64, -3 + (j + 1) * 6/64)`` m/s, positive = moving away from the sensor,
-    so zero Doppler is the edge between columns 31 and 32 (the MM-Fi converter's axes,
-    :mod:`admn_ros.core.data.mmfi`). ~150 points sampled on the limbs (weight ~ projected
-    area) are integrated over a 60 ms frame (3 sub-frames, velocities from central
-    differences, 8 ms) with ``1/r^2`` fall-off and antenna gain, splatted bilinearly,
-    blurred (0.9 bins in range, 0.7 in Doppler), plus static clutter at zero Doppler
-    (wall, floor, TX leakage), receiver noise and 4-look speckle, then mapped to [0, 1]
-    with the tracking radar's 30 dB window (:func:`admn_ros.core.sim.render.radar_power_to_unit`).
-* **Windows** (:func:`render_window`): ``F`` frames of one continuous performance, what the
-  dataset generator (:mod:`admn_ros.core.data.activity`) stores.
-* **Live simulator** (:class:`ActivitySimulator`): a schedule of ``(activity, seconds)``
-  cycled (default: every activity for 4 s, in an order drawn from ``(seed, episode)``),
-  0.5 s pose blends at the changes, ``.step()`` -> :class:`ActivityFrame` with the same
-  :class:`~admn_ros.core.sim.simulator.StreamFrame` streams and the same runtime
-  corruptions (``set_corruption``) as :class:`~admn_ros.core.sim.GDTMSimulator`.
-
-Determinism: the subject comes from ``(seed, subject_id)``; the noise bank of a subject from
-the subject; a window's noise from the ``seed`` given to :func:`render_window`; the live
-simulator's noise from ``(seed, subject_id, episode)``. Same inputs, same arrays.
-
-    python -m admn_ros.core.sim.activity --out docs/img/activity_preview.png
+Same ``(seed, subject_id[, episode])``, same arrays.
 """
 from __future__ import annotations
 
@@ -139,7 +101,6 @@ def activity_index(name: str) -> int:
         raise ActivityError(f"unknown activity {name!r}; known: {list(ACTIVITIES)}") from None
 
 
-# ============================================================================ subjects
 _SKIN = ((0.96, 0.80, 0.69), (0.90, 0.72, 0.58), (0.78, 0.57, 0.42), (0.62, 0.43, 0.30), (0.42, 0.28, 0.19),
          (0.30, 0.20, 0.14))
 _HAIR = ((0.08, 0.06, 0.05), (0.25, 0.16, 0.09), (0.45, 0.30, 0.15), (0.80, 0.68, 0.42), (0.62, 0.60, 0.58))
@@ -151,65 +112,39 @@ _FLOORS = ((0.55, 0.40, 0.25), (0.60, 0.60, 0.58), (0.78, 0.72, 0.60), (0.40, 0.
 
 @dataclass(frozen=True)
 class Subject:
-    """One simulated person and the room behind them (all drawn by :func:`draw_subject`).
-
-    Attributes:
-        seed, subject_id: what it was drawn from.
-        height_m: body height, 1.5-1.95 m; segment lengths are fractions of it.
-        build: limb-thickness factor, 0.85-1.2.
-        skin, hair, shirt, pants, shoes: colours, RGB in [0, 1].
-        long_sleeves: forearms in the shirt colour (else skin).
-        handedness: +1 left-handed, -1 right-handed (the side that waves, kicks, leads punches).
-        speed: motion-rate factor 0.7-1.3 (periods are divided by it).
-        amplitude: movement-amplitude factor 0.8-1.2 (deviation from the rest pose).
-        phase: cycle-phase offset in [0, 1).
-        distance_m: stance position along the sensor axis, 2.3-3.5 m.
-        lateral_m: stance position to the sensor's left (+) or right (-), +-0.5 m.
-        yaw_deg: rotation away from facing the sensor, +-30 deg (counter-clockwise from above).
-        wall_m: distance of the back wall, 4-5 m (>= distance + 0.8 m).
-        wall, floor: room colours; floor_pattern: 0 tiles, 1 planks, 2 plain.
-        exposure: overall brightness gain 0.65-1.15; cast: per-channel colour cast.
-        light_side: -1 (light from the sensor's right) .. +1 (from its left).
-        wall_reflectivity: radar power of the wall clutter.
-        decor_seed: seed of the wall decorations (posters, door).
-    """
+    """One simulated person and the room behind them (colours RGB in [0, 1])."""
 
     seed: int
     subject_id: int
-    height_m: float
-    build: float
+    height_m: float                     # segment lengths are fractions of it
+    build: float                        # limb-thickness factor
     skin: tuple[float, float, float]
     hair: tuple[float, float, float]
     shirt: tuple[float, float, float]
     pants: tuple[float, float, float]
     shoes: tuple[float, float, float]
     long_sleeves: bool
-    handedness: int
-    speed: float
-    amplitude: float
-    phase: float
-    distance_m: float
-    lateral_m: float
-    yaw_deg: float
+    handedness: int                     # +1 left-handed, -1 right-handed
+    speed: float                        # periods are divided by it
+    amplitude: float                    # scales the deviation from the rest pose
+    phase: float                        # cycle-phase offset in [0, 1)
+    distance_m: float                   # stance along the sensor axis
+    lateral_m: float                    # to the sensor's left (+)
+    yaw_deg: float                      # away from facing the sensor, counter-clockwise
     wall_m: float
     wall: tuple[float, float, float]
     floor: tuple[float, float, float]
-    floor_pattern: int
+    floor_pattern: int                  # 0 tiles, 1 planks, 2 plain
     exposure: float
     cast: tuple[float, float, float]
-    light_side: float
-    wall_reflectivity: float
+    light_side: float                   # -1 light from the sensor's right .. +1 from its left
+    wall_reflectivity: float            # radar power of the wall clutter
     decor_seed: int
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready dict (rounded floats)."""
-        def rnd(v: object) -> object:
-            if isinstance(v, float):
-                return round(v, 4)
-            if isinstance(v, tuple):
-                return [rnd(x) for x in v]
-            return v
-        return {k: rnd(v) for k, v in asdict(self).items()}
+        """JSON-ready dict (floats rounded to 4 digits)."""
+        return {k: [round(x, 4) for x in v] if isinstance(v, tuple) else round(v, 4) if isinstance(v, float) else v
+                for k, v in asdict(self).items()}
 
 
 def _check_int(name: str, v: object) -> int:
@@ -251,7 +186,6 @@ def draw_subject(seed: int, subject_id: int) -> Subject:
     )
 
 
-# ============================================================================ activities
 def _keys(phi: np.ndarray, points: Sequence[tuple[float, float]]) -> np.ndarray:
     """Keyframe curve on the phase: ease-in-out (smoothstep) between ``(phase, value)`` keys
     that start at phase 0 and end at phase 1."""
@@ -397,7 +331,6 @@ def activity_params(subject: Subject, activity: str, times: np.ndarray) -> np.nd
     return out
 
 
-# ============================================================================ kinematics
 def _rot(axis: int, a: np.ndarray) -> np.ndarray:
     """Batched rotation matrices ``(K, 3, 3)`` about axis 0 (x), 1 (y) or 2 (z)."""
     c, s = np.cos(a), np.sin(a)
@@ -464,11 +397,9 @@ def forward_kinematics(subject: Subject, params: np.ndarray) -> np.ndarray:
     return J @ Rw.T + np.array([subject.distance_m, subject.lateral_m, 0.0])
 
 
-# ============================================================================ performances
 class Performance:
-    """What the subject does over time: a schedule of ``(activity, seconds)`` segments cycled
-    forever (one segment = one activity performed continuously), with :data:`BLEND_S` pose
-    blends at the changes. ``Performance(subject, [("squat", 1.0)])`` is squatting forever."""
+    """A schedule of ``(activity, seconds)`` segments cycled forever, with :data:`BLEND_S` pose
+    blends at the changes."""
 
     def __init__(self, subject: Subject, schedule: Sequence[tuple[str, float]]) -> None:
         if not schedule:
@@ -524,19 +455,24 @@ def default_schedule(seed: int, episode: int, seconds: float = SCHEDULE_SEGMENT_
     return [(ACTIVITIES[int(i)], float(seconds)) for i in order]
 
 
-# ============================================================================ rendering
+def _limbs(build: float) -> list[tuple[str, str, float, float]]:
+    """The body's capsules: (joint, joint, radius, length) as fractions of the height; neck
+    first, then per side upper arm, forearm, thigh, shank, foot."""
+    out = [("neck", "head", _R_NECK, _NECK + _HEAD)]
+    for s in ("l", "r"):
+        out += [(f"{s}_shoulder", f"{s}_elbow", _R_UPPER_ARM * build, _UPPER_ARM),
+                (f"{s}_elbow", f"{s}_hand", _R_FOREARM * build, _FOREARM),
+                (f"{s}_hip", f"{s}_knee", _R_THIGH * build, _THIGH),
+                (f"{s}_knee", f"{s}_ankle", _R_SHANK * build, _SHANK), (f"{s}_ankle", f"{s}_toe", _R_FOOT, _FOOT)]
+    return out
+
+
 def _radar_points(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
-    """Point-sampling matrix ``M (Np, J)`` (points = M @ joints) and weights ``(Np,)`` ~ area."""
-    H, b = subject.height_m, subject.build
+    """Radar scatter points as ``M (Np, J)`` (points = M @ joints) and weights ``(Np,)`` ~ area."""
+    H = subject.height_m
     rows: list[np.ndarray] = []
     wts: list[float] = []
-    segs = [("neck", "head", _R_NECK, _NECK + _HEAD)]
-    for s in ("l", "r"):
-        segs += [(f"{s}_shoulder", f"{s}_elbow", _R_UPPER_ARM * b, _UPPER_ARM),
-                 (f"{s}_elbow", f"{s}_hand", _R_FOREARM * b, _FOREARM),
-                 (f"{s}_hip", f"{s}_knee", _R_THIGH * b, _THIGH), (f"{s}_knee", f"{s}_ankle", _R_SHANK * b, _SHANK),
-                 (f"{s}_ankle", f"{s}_toe", _R_FOOT, _FOOT)]
-    for a, c, r, length in segs:
+    for a, c, r, length in _limbs(subject.build):
         n = max(2, int(math.ceil(length * H / 0.06)))
         for i in range(n):
             f = (i + 0.5) / n
@@ -568,12 +504,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: float
 
 
 class ActivityRenderer:
-    """Renders one subject's rgb / depth / radar frames (the room is precomputed).
-
-    Args:
-        subject: the person and room (:func:`draw_subject`).
-        width, height: camera resolution (default 160 x 120).
-    """
+    """Renders one subject's rgb / depth / radar frames (the room is precomputed)."""
 
     def __init__(self, subject: Subject, width: int = 160, height: int = 120) -> None:
         for name, v in (("width", width), ("height", height)):
@@ -597,18 +528,10 @@ class ActivityRenderer:
         self.radar_static = self._radar_static()
         self.radar_pos = np.array([0.0, 0.0, SENSOR_HEIGHT_M])
         H = subject.height_m
-        b = subject.build
         sleeve = subject.shirt if subject.long_sleeves else subject.skin
-        self._caps: list[tuple[str, str, float, tuple[float, float, float]]] = [
-            ("neck", "head", _R_NECK * H, subject.skin)]
-        for s in ("l", "r"):
-            self._caps += [(f"{s}_shoulder", f"{s}_elbow", _R_UPPER_ARM * b * H, subject.shirt),
-                           (f"{s}_elbow", f"{s}_hand", _R_FOREARM * b * H, sleeve),
-                           (f"{s}_hip", f"{s}_knee", _R_THIGH * b * H, subject.pants),
-                           (f"{s}_knee", f"{s}_ankle", _R_SHANK * b * H, subject.pants),
-                           (f"{s}_ankle", f"{s}_toe", _R_FOOT * H, subject.shoes)]
+        colours = [subject.skin] + [subject.shirt, sleeve, subject.pants, subject.pants, subject.shoes] * 2
+        self._caps = [(a, c, r * H, col) for (a, c, r, _), col in zip(_limbs(subject.build), colours)]
 
-    # ------------------------------------------------------------------ static room
     def _background(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         sj = self.subject
         W, H, f = self.W, self.H, self.f
@@ -669,17 +592,14 @@ class ActivityRenderer:
         static = prof[:, None] * dop[None, :]
         return cv2.GaussianBlur(static.astype(np.float32), (0, 0), sigmaX=0.3, sigmaY=RADAR_BLUR_RANGE_BINS)
 
-    # ------------------------------------------------------------------ per frame
     def joints(self, params: np.ndarray) -> np.ndarray:
         """World joints ``(K, J, 3)`` for pose parameters ``(K, P)``."""
         return forward_kinematics(self.subject, params)
 
     def render_frame(self, joints: np.ndarray, radar_joints: np.ndarray, rng: np.random.Generator
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One frame from the camera-time joints ``(J, 3)`` and the radar joints
-        ``(2 * len(RADAR_SUBFRAMES_S), J, 3)`` (pairs at ``tau -+ RADAR_DIFF_S``).
-
-        Returns ``(rgb uint8 (H, W, 3), depth uint16 (H, W) mm, radar float32 (64, 64))``."""
+        """``(rgb, depth, radar)`` from the camera-time joints ``(J, 3)`` and the radar joints
+        ``(2 * len(RADAR_SUBFRAMES_S), J, 3)`` (pairs at ``tau -+ RADAR_DIFF_S``)."""
         rgb, depth = self._camera(joints, rng)
         return rgb, depth, self._radar(radar_joints, rng)
 
@@ -852,11 +772,9 @@ class ActivityRenderer:
         speckle = rng.gamma(RADAR_SPECKLE_LOOKS, 1.0 / RADAR_SPECKLE_LOOKS, p.shape).astype(np.float32)
         return radar_power_to_unit(p * speckle)
 
-    # ------------------------------------------------------------------ batches of frames
     @staticmethod
     def frame_times(times: Sequence[float] | np.ndarray) -> np.ndarray:
-        """All times the frames at ``times`` need: per frame the camera time, then the radar
-        sub-frame pairs ``tau -+ RADAR_DIFF_S`` (shape ``(F, 1 + 2 * len(RADAR_SUBFRAMES_S))``)."""
+        """Per frame the camera time, then the radar sub-frame pairs ``tau -+ RADAR_DIFF_S``."""
         t = np.asarray(times, np.float64).reshape(-1, 1)
         offs = [0.0]
         for s in RADAR_SUBFRAMES_S:
@@ -874,16 +792,9 @@ class ActivityRenderer:
 def render_window(subject: Subject, activity: str, start_s: float, frames: int, rate_hz: float = 10.0,
                   seed: int | np.random.Generator | np.random.SeedSequence = 0, width: int = 160, height: int = 120,
                   renderer: ActivityRenderer | None = None) -> dict[str, np.ndarray]:
-    """``frames`` consecutive frames at ``rate_hz`` of ``subject`` performing ``activity``
-    (continuously since t = 0), starting at ``start_s``.
-
-    Args:
-        seed: noise seed (int, SeedSequence or Generator).
-        renderer: a prebuilt :class:`ActivityRenderer` of this subject (faster for many windows).
-
-    Returns:
-        ``{"rgb": uint8 (F, H, W, 3), "depth": uint16 (F, H, W) mm, "radar": float32 (F, 64, 64)}``.
-    """
+    """``frames`` frames at ``rate_hz`` from ``start_s`` of ``subject`` performing ``activity``
+    since t = 0: ``{"rgb": uint8 (F, H, W, 3), "depth": uint16 (F, H, W) mm, "radar": float32
+    (F, 64, 64)}``. ``seed`` is the noise seed; ``renderer`` a prebuilt one of this subject."""
     activity_index(activity)
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
         raise ActivityError(f"frames must be a positive integer, got {frames!r}")
@@ -900,18 +811,9 @@ def render_window(subject: Subject, activity: str, start_s: float, frames: int, 
             "radar": np.stack([o[2] for o in out])}
 
 
-# ============================================================================ live simulator
 @dataclass
 class ActivityFrame:
-    """One instant of the activity simulator.
-
-    Attributes:
-        t: time since the start, seconds (``index / rate_hz``).
-        label: activity performed at ``t``; label_index: its index in :data:`ACTIVITIES`.
-        streams: ``stream_id -> StreamFrame`` for :data:`STREAM_IDS`.
-        index: frame number (0-based).
-        subject_id: the subject.
-    """
+    """One instant of the activity simulator (``t`` = ``index / rate_hz`` s)."""
 
     t: float
     label: str
@@ -921,24 +823,14 @@ class ActivityFrame:
     subject_id: int = 0
 
 
-#: Radar geometry handed to :func:`apply_corruption` (``clutter`` ghosts land at a random range
-#: and Doppler column of the 64 x 64 map).
+#: Radar geometry for the ``clutter`` corruption's ghosts.
 CLUTTER_RADAR = RadarConfig(range_bins=RADAR_BINS, range_res_m=RANGE_RES_M, azimuth_bins=RADAR_BINS, fov_deg=120.0)
 
 
 class ActivitySimulator(CorruptibleStreams):
-    """A subject performing a schedule of activities in front of ``node1`` (see the module docstring).
-
-    Args:
-        subject: the person (:func:`draw_subject`).
-        seed: non-negative noise seed; with ``episode`` it fixes the default schedule order
-            and every random draw.
-        episode: non-negative episode id.
-        rate_hz: frame rate.
-        schedule: ``[(activity, seconds), ...]`` cycled; default every activity for
-            :data:`SCHEDULE_SEGMENT_S` s in a seeded order.
-        width, height: camera resolution.
-    """
+    """A subject performing ``schedule`` (``[(activity, seconds), ...]``, cycled; default: every
+    activity for :data:`SCHEDULE_SEGMENT_S` s in an order drawn from ``(seed, episode)``) in front
+    of ``node1``."""
 
     def __init__(self, subject: Subject, seed: int = 0, episode: int = 0, rate_hz: float = 10.0,
                  schedule: Sequence[tuple[str, float]] | None = None, width: int = 160, height: int = 120) -> None:
@@ -956,8 +848,7 @@ class ActivitySimulator(CorruptibleStreams):
         self.reset(_check_int("episode", episode))
 
     def reset(self, episode: int | None = None) -> None:
-        """Restart at t = 0 (in ``episode``, default the current one). Corruptions stay set and
-        restart their schedules."""
+        """Restart at t = 0 (in ``episode``, default the current one); corruptions stay set."""
         if episode is not None:
             self.episode = _check_int("episode", episode)
         sched = self._schedule_arg or default_schedule(self.seed, self.episode)
@@ -969,11 +860,6 @@ class ActivitySimulator(CorruptibleStreams):
         self.index = 0
         self._restart_corruptions(corr_ss)
 
-    @property
-    def t(self) -> float:
-        """Time of the next frame :meth:`step` returns (seconds)."""
-        return self.index / self.rate_hz
-
     def label_at(self, t: float | None = None) -> str:
         """Activity at ``t`` (default: the next frame's time)."""
         return self.performance.label(self.t if t is None else float(t))
@@ -981,7 +867,6 @@ class ActivitySimulator(CorruptibleStreams):
     def _clutter_radar(self) -> RadarConfig:
         return CLUTTER_RADAR
 
-    # ------------------------------------------------------------------ stepping
     def step(self) -> ActivityFrame:
         """Render the frame at :attr:`t`, then advance the clock by ``1 / rate_hz``."""
         t = self.t
@@ -996,14 +881,7 @@ class ActivitySimulator(CorruptibleStreams):
         self.index += 1
         return frame
 
-    def skip(self, n: int) -> None:
-        """Advance the clock by ``n`` frames without rendering."""
-        if n < 0:
-            raise ValueError(f"cannot skip a negative number of frames ({n})")
-        self.index += int(n)
 
-
-# ============================================================================ preview
 def _depth_vis(d: np.ndarray) -> np.ndarray:
     v = np.clip(d.astype(np.float32) / 5500.0 * 255.0, 0, 255).astype(np.uint8)
     out = cv2.applyColorMap(255 - v, cv2.COLORMAP_JET)[:, :, ::-1].copy()
@@ -1020,9 +898,7 @@ def _radar_vis(r: np.ndarray, size: int, levels: int = 256) -> np.ndarray:
 
 def preview_activity(path: str | Path, seed: int = 0, subject_id: int = 1, frames: int = 5, rate_hz: float = 10.0,
                      start_s: float = 1.0, tile_w: int = 72) -> Path:
-    """Write a PNG grid: one row per activity, columns rgb / depth / radar over the ``frames``
-    frames of one window of subject ``subject_id`` (radar: range grows downwards, Doppler
-    -3 m/s left to +3 m/s right). Returns the path."""
+    """A PNG grid (docs/DATASET.md): a row per activity, columns rgb / depth / radar over one window."""
     subject = draw_subject(seed, subject_id)
     renderer = ActivityRenderer(subject)
     tile_h = int(round(tile_w * renderer.H / renderer.W))

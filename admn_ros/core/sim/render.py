@@ -1,17 +1,10 @@
 """Fast per-node rendering: RGB + registered depth (pinhole) and a range-azimuth radar map.
 
-Per episode and node, the static world (room, floor texture, track tape, obstacles,
-lighting) is ray-cast once into a background RGB image and a clean z-depth map; a
-small bank of noisy copies (sensor noise, depth noise and holes) is precomputed. Per
-frame, a bank entry is copied and the car is drawn on top: its box faces are projected
-and filled with :func:`cv2.fillConvexPoly` inside the car's bounding box only, each
-pixel's depth comes from the face plane, and a z-test against the background depth
-hides the car behind obstacles. The radar keeps a precomputed static power map
-(walls, obstacles, floor clutter, leakage) and adds the car's scatterers, speckle and a
-log (dB) mapping to [0, 1] per frame.
-
-Conventions: depth images are z-depth along the optical axis (REP-118), uint16
-millimetres with 0 = invalid, no value beyond :data:`DEPTH_MAX_M`.
+The static world is ray-cast once per episode and node into a background image and z-depth
+map, with a bank of noisy copies; per frame the car's box faces are drawn on a bank entry
+with a z-test against the background (obstacles hide it). The radar adds the car's
+scatterers and speckle to a precomputed static power map, then maps dB to [0, 1]. Depth is
+z-depth (REP-118), uint16 mm, 0 = invalid.
 """
 from __future__ import annotations
 
@@ -48,7 +41,6 @@ def depth_sigma_m(z: np.ndarray) -> np.ndarray:
     return 0.001 + 0.002 * np.square(z)
 
 
-# ----------------------------------------------------------------------------- radar helpers
 def radar_power_to_unit(p: np.ndarray) -> np.ndarray:
     """Radar power -> [0, 1] (float32) through the fixed dB window."""
     db = 10.0 * np.log10(np.maximum(p, 1e-12))
@@ -62,11 +54,8 @@ def radar_unit_to_power(v: np.ndarray) -> np.ndarray:
 
 def radar_point_response(radar: RadarConfig, ranges: np.ndarray, azimuths: np.ndarray,
                          powers: np.ndarray) -> np.ndarray:
-    """Power map ``(range_bins, azimuth_bins)`` of point targets (slant range m, azimuth rad, power).
-
-    Each target is a separable sinc^2 in range (resolution one bin) and azimuth
-    (:data:`RADAR_BEAM_DEG` main lobe), so it shows as a blob with sidelobes.
-    """
+    """Power map ``(range_bins, azimuth_bins)`` of point targets (slant range m, azimuth rad,
+    power), each a separable sinc^2 in range and azimuth (a blob with sidelobes)."""
     rc = radar.range_centers()
     ac = radar.azimuth_centers()
     ranges = np.asarray(ranges, np.float32)
@@ -81,7 +70,6 @@ def _antenna_gain(az: np.ndarray) -> np.ndarray:
     return np.cos(np.clip(az, -1.4, 1.4)) ** 2
 
 
-# ----------------------------------------------------------------------------- ray casting
 def _hit_obstacle(ob: Obstacle, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ray parameter ``t`` (inf if missed) and outward normal of rays ``o + t d`` (3-D) vs ``ob``."""
     n = d.shape[0]
@@ -199,16 +187,8 @@ def expose(color: np.ndarray, app: Appearance) -> np.ndarray:
     return np.clip(color * app.gain * np.asarray(app.cast), 0.0, 1.0)
 
 
-# ----------------------------------------------------------------------------- camera
 class CameraRenderer:
-    """RGB + registered depth of one node for one episode.
-
-    Args:
-        node: node pose and intrinsics.
-        cfg: simulator config (room, track, car sizes).
-        scene: the episode's scene.
-        rng: episode RNG for the noisy background bank.
-    """
+    """RGB + registered depth of one node for one episode (``rng`` draws the noisy background bank)."""
 
     def __init__(self, node: NodeConfig, cfg: SimConfig, scene: Scene, rng: np.random.Generator) -> None:
         self.node, self.cfg, self.scene = node, cfg, scene
@@ -221,7 +201,6 @@ class CameraRenderer:
         self.bg_rgb, self.bg_z = self._cast_background()
         self._bank_rgb, self._bank_depth = self._make_bank(rng)
 
-    # -- static background
     def _cast_background(self) -> tuple[np.ndarray, np.ndarray]:
         cfg, app = self.cfg, self.scene.appearance
         xs, ys = np.meshgrid(self._xs, self._ys)
@@ -287,17 +266,10 @@ class CameraRenderer:
             depths.append(np.clip(np.rint(zn * 1000.0), 0, DEPTH_MAX_M * 1000).astype(np.uint16))
         return np.stack(rgbs), np.stack(depths)
 
-    # -- per frame
     def render(self, pose: tuple[float, float, float], rng: np.random.Generator
                ) -> tuple[np.ndarray, np.ndarray, float, int]:
-        """Render one frame with the car at ``pose`` (x, y, yaw).
-
-        Returns:
-            ``(rgb uint8 HxWx3, depth uint16 HxW mm, visibility, car_pixels)`` where
-            ``visibility`` is the fraction of the car's in-image projected area that is not
-            hidden by an obstacle (0 if the car is out of view) and ``car_pixels`` the
-            number of visible car pixels.
-        """
+        """``(rgb, depth mm, visibility, car_pixels)`` with the car at ``pose`` (x, y, yaw);
+        ``visibility`` is the unoccluded fraction of the car's in-image area."""
         k = int(rng.integers(BANK_SIZE))
         rgb = self._bank_rgb[k].copy()
         depth = self._bank_depth[k].copy()
@@ -398,7 +370,6 @@ class CameraRenderer:
         return nvis / total, nvis
 
 
-# ----------------------------------------------------------------------------- radar
 class RadarRenderer:
     """Range-azimuth heatmap of one node for one episode (see :class:`RadarConfig`)."""
 

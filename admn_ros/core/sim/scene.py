@@ -1,9 +1,6 @@
-"""Per-episode scene: car trajectory, static obstacles and appearance (lighting, colours).
+"""Per-episode scene: car trajectory, static obstacles and appearance, all from one generator.
 
-Everything is drawn from one ``numpy.random.Generator`` so that a (seed, episode) pair
-always gives the same scene. Trajectories are closed smooth curves (ovals, figure-eights,
-closed splines through random waypoints) kept inside the track with a margin; the car
-drives along them with a smoothly varying speed in ``[speed_min, speed_max]`` whose
+Trajectories are closed smooth curves inside the track; the speed varies smoothly and its
 arc length is integrated analytically, so the pose is an exact function of time.
 """
 from __future__ import annotations
@@ -18,17 +15,10 @@ from admn_ros.core.sim.config import SimConfig
 TRAJECTORY_KINDS: tuple[str, ...] = ("oval", "figure8", "spline")
 
 
-# ----------------------------------------------------------------------------- trajectory
 @dataclass
 class Trajectory:
-    """A closed curve sampled densely, driven with a sum-of-sines speed profile.
-
-    Attributes:
-        kind: ``oval``, ``figure8`` or ``spline``.
-        points: curve samples ``(M, 2)`` in ``map`` metres (closed: last != first).
-        v0, amps, omegas, phases: speed ``v(t) = v0 + sum_k amps[k] sin(omegas[k] t + phases[k])``.
-        s0: arc length at ``t = 0``.
-    """
+    """A closed curve ``points (M, 2)`` (map metres, last != first) driven at speed
+    ``v(t) = v0 + sum_k amps[k] sin(omegas[k] t + phases[k])`` from arc length ``s0``."""
 
     kind: str
     points: np.ndarray
@@ -143,19 +133,10 @@ def sample_trajectory(cfg: SimConfig, rng: np.random.Generator, margin: float = 
     return traj
 
 
-# ----------------------------------------------------------------------------- obstacles
 @dataclass(frozen=True)
 class Obstacle:
-    """A static obstacle standing on the floor.
-
-    Attributes:
-        kind: ``box`` (footprint ``size_x`` x ``size_y`` rotated by ``yaw``) or ``pillar``
-            (vertical cylinder of radius ``size_x / 2``).
-        center: (x, y) of the footprint centre, ``map`` metres.
-        size_x, size_y, height: metres.
-        yaw: box rotation, radians.
-        color: linear RGB in [0, 1].
-    """
+    """A static obstacle on the floor: a ``box`` (``size_x`` x ``size_y`` rotated by ``yaw``) or a
+    ``pillar`` (radius ``size_x / 2``), metres; ``color`` linear RGB."""
 
     kind: str
     center: tuple[float, float]
@@ -226,7 +207,6 @@ def sample_obstacles(cfg: SimConfig, traj: Trajectory, rng: np.random.Generator)
     return out
 
 
-# ----------------------------------------------------------------------------- appearance
 _CAR_COLORS = np.array([
     [0.85, 0.05, 0.04],  # red
     [0.95, 0.35, 0.02],  # orange
@@ -244,21 +224,9 @@ FLOOR_TEXTURES: tuple[str, ...] = ("plain", "tiles", "planks", "carpet")
 
 @dataclass(frozen=True)
 class Appearance:
-    """Lighting and colours of one episode (linear RGB in [0, 1]).
-
-    Attributes:
-        gain: global exposure gain.
-        cast: per-channel colour cast multipliers.
-        ambient: ambient light level.
-        lights: ceiling point lights ``(K, 3)`` positions in ``map``.
-        light_power: diffuse power of each light.
-        floor_color, wall_color, ceiling_color, tape_color: base colours.
-        floor_texture: one of :data:`FLOOR_TEXTURES`; ``texture_scale`` metres,
-            ``texture_contrast`` relative amplitude, ``texture_seed`` for its pattern.
-        car_color: car body colour.
-        posters: wall posters ``(P, 7)``: wall index (0..3), centre u, centre z, half width,
-            half height and colour index into ``_CAR_COLORS`` (any saturated colour).
-    """
+    """Lighting and colours of one episode (linear RGB in [0, 1]); ``lights`` are ceiling point
+    lights ``(K, 3)``; ``posters (P, 7)``: wall index, centre u, centre z, half width, half
+    height and a colour index into ``_CAR_COLORS``."""
 
     gain: float
     cast: tuple[float, float, float]

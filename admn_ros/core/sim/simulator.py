@@ -1,15 +1,7 @@
 """The GDTM-style simulator: an RC car on an indoor track seen by camera/depth/radar nodes.
 
-Usage::
-
-    cfg = load_sim_config()                  # config/sensors.yaml
-    sim = GDTMSimulator(cfg, seed=0, episode=0)
-    frame = sim.step()                       # frame.t, frame.gt_xy, frame.streams["node1/rgb"].data
-    sim.set_corruption("node2/depth", CorruptionSpec("gaussian", sigma=0.5, schedule="flicker"))
-
-Determinism: a ``(seed, episode)`` pair fixes the scene (trajectory, obstacles, lighting,
-background) and every random draw of every frame. Random streams are independent:
-corrupting one stream never changes the clean data of another, nor its own clean data.
+A ``(seed, episode)`` pair fixes the scene and every random draw. Random streams are
+independent: corrupting one stream never changes the clean data of another, nor its own.
 """
 from __future__ import annotations
 
@@ -27,42 +19,25 @@ from admn_ros.core.streams import split_stream_id
 
 @dataclass
 class StreamFrame:
-    """One stream's data in one frame.
-
-    Attributes:
-        data: rgb ``uint8 (H, W, 3)``; depth ``uint16 (H, W)`` millimetres, 0 = invalid;
-            radar ``float32 (range_bins, azimuth_bins)`` in [0, 1]; ``None`` on dropout.
-        corruption: the corruption kind active in this frame (``"none"`` if clean).
-        sigma: true Gaussian noise std on [0, 1]-scaled data (0 unless ``gaussian``).
-        severity: corruption strength in [0, 1] (0 if clean).
-    """
+    """One stream's data in one frame: rgb ``uint8 (H, W, 3)``; depth ``uint16 (H, W)`` mm,
+    0 = invalid; radar ``float32 (range_bins, azimuth_bins)`` in [0, 1]; ``None`` on dropout."""
 
     data: np.ndarray | None
-    corruption: str = "none"
-    sigma: float = 0.0
-    severity: float = 0.0
+    corruption: str = "none"            # the kind active in this frame
+    sigma: float = 0.0                  # true Gaussian noise std on [0, 1]-scaled data
+    severity: float = 0.0               # in [0, 1]
 
 
 @dataclass
 class SimFrame:
-    """Everything the simulator produces at one instant.
-
-    Attributes:
-        t: simulation time, seconds (``index / rate_hz``).
-        gt_xy: car position ``np.float32 (2,)`` in ``map`` metres (ground truth).
-        streams: ``stream_id -> StreamFrame`` in :attr:`SimConfig.streams` order.
-        index: frame number in the episode (0-based).
-        gt_yaw: car heading, radians in ``map``.
-        visibility: per node, fraction of the car's in-image area not hidden by obstacles
-            (0 if the car is outside the camera's view).
-        car_pixels: per node, visible car pixels at sensor resolution.
-    """
+    """Everything the simulator produces at one instant (``t`` = ``index / rate_hz`` s)."""
 
     t: float
-    gt_xy: np.ndarray
+    gt_xy: np.ndarray                   # float32 (2,), map metres
     streams: dict[str, StreamFrame]
     index: int = 0
     gt_yaw: float = 0.0
+    #: per node, the fraction of the car's in-image area not hidden by obstacles
     visibility: dict[str, float] = field(default_factory=dict)
     car_pixels: dict[str, int] = field(default_factory=dict)
 
@@ -77,23 +52,33 @@ class _CorruptionState:
 
 
 class CorruptibleStreams:
-    """Runtime corruptions of a simulator's streams (one place for :class:`GDTMSimulator` and
-    :class:`~admn_ros.core.sim.activity.ActivitySimulator`).
+    """The clock and runtime corruptions of a simulator's streams.
 
-    The simulator sets ``_ids`` (stream ids) and ``_corr`` (``{}``), calls
-    :meth:`_restart_corruptions` on every reset once its clock is back at 0, provides ``t``
-    (time of the next frame) and :meth:`_clutter_radar` (radar geometry for ``clutter``
-    ghosts), and passes every clean frame through :meth:`_corrupt` (then stores it in
-    ``_last_clean`` for ``frozen``).
+    The simulator sets ``_ids``, ``_corr`` (``{}``) and ``index``, has a ``rate_hz``, calls
+    :meth:`_restart_corruptions` on every reset with the clock at 0, provides
+    :meth:`_clutter_radar`, and passes every clean frame through :meth:`_corrupt` (then
+    keeps it in ``_last_clean`` for ``frozen``).
     """
 
     _ids: list[str]
     _corr: dict[str, _CorruptionState]
     _corr_seeds: list[np.random.SeedSequence]
     _last_clean: dict[str, np.ndarray]
-    t: float
+    index: int
+    rate_hz: float
     #: the sensor config (node poses, cameras), ``None`` when the simulator has none
     cfg: SimConfig | None = None
+
+    @property
+    def t(self) -> float:
+        """Time of the next frame, s."""
+        return self.index / self.rate_hz
+
+    def skip(self, n: int) -> None:
+        """Advance the clock by ``n`` frames without rendering."""
+        if n < 0:
+            raise ValueError(f"cannot skip a negative number of frames ({n})")
+        self.index += int(n)
 
     @property
     def stream_ids(self) -> list[str]:
@@ -104,8 +89,7 @@ class CorruptibleStreams:
         raise NotImplementedError
 
     def _restart_corruptions(self, corr_ss: np.random.SeedSequence) -> None:
-        """On reset, with the clock at 0: one random stream per stream id spawned from
-        ``corr_ss``, no last clean frames, and the set corruptions restart their schedules."""
+        """One random stream per stream id from ``corr_ss``; set corruptions restart their schedules."""
         self._corr_seeds = corr_ss.spawn(len(self._ids))
         self._last_clean = {}
         for sid, st in list(self._corr.items()):
@@ -116,12 +100,8 @@ class CorruptibleStreams:
         return _CorruptionState(spec, self.t, rng, float(rng.uniform(0, math.pi)))
 
     def set_corruption(self, stream_id: str, spec: CorruptionSpec | None) -> None:
-        """Corrupt ``stream_id`` from the next frame on (``None`` or kind ``"none"`` clears).
-
-        Raises:
-            ValueError: unknown stream, or a spec that does not fit the stream's modality
-                (unknown kind / negative sigma are rejected when the spec is built).
-        """
+        """Corrupt ``stream_id`` from the next frame on (``None`` or kind ``"none"`` clears);
+        ``ValueError`` for an unknown stream or a spec that does not fit its modality."""
         if stream_id not in self._ids:
             raise ValueError(f"unknown stream {stream_id!r}; known streams: {self._ids}")
         if spec is None or (isinstance(spec, CorruptionSpec) and spec.kind == "none"):
@@ -137,11 +117,9 @@ class CorruptibleStreams:
         self._corr[stream_id] = self._new_state(stream_id, resolved)
 
     def clear_corruption(self, stream_id: str) -> None:
-        """Make ``stream_id`` clean again."""
         self.set_corruption(stream_id, None)
 
     def clear_corruptions(self) -> None:
-        """Make every stream clean again."""
         self._corr.clear()
 
     @property
@@ -168,14 +146,8 @@ class CorruptibleStreams:
 
 
 class GDTMSimulator(CorruptibleStreams):
-    """Simulated sensor network (see the module docstring).
-
-    Args:
-        cfg: simulator config; ``None`` loads the shipped ``config/sensors.yaml``.
-        seed: non-negative integer seed.
-        episode: non-negative episode id; selects trajectory, lighting, background and
-            obstacles.
-    """
+    """Simulated sensor network of ``cfg`` (default: the shipped ``config/sensors.yaml``); the
+    episode selects trajectory, lighting, background and obstacles."""
 
     def __init__(self, cfg: SimConfig | None = None, seed: int = 0, episode: int = 0) -> None:
         self.cfg = load_sim_config() if cfg is None else cfg
@@ -188,10 +160,8 @@ class GDTMSimulator(CorruptibleStreams):
         self._corr: dict[str, _CorruptionState] = {}
         self.reset(int(episode))
 
-    # ------------------------------------------------------------------ episode
     def reset(self, episode: int | None = None) -> None:
-        """Restart at t = 0, in ``episode`` (default: the current one). Corruptions stay set
-        and restart their schedules."""
+        """Restart at t = 0 (in ``episode``, default the current one); corruptions stay set."""
         if episode is not None:
             if isinstance(episode, bool) or not isinstance(episode, (int, np.integer)) or episode < 0:
                 raise ValueError(f"episode must be a non-negative integer, got {episode!r}")
@@ -210,19 +180,9 @@ class GDTMSimulator(CorruptibleStreams):
     def rate_hz(self) -> float:
         return float(self.cfg.rate_hz)
 
-    @property
-    def t(self) -> float:
-        """Time of the next frame :meth:`step` will return (seconds)."""
-        return self.index / self.cfg.rate_hz
-
     def _clutter_radar(self) -> RadarConfig:
         return self.cfg.radar
 
-    def car_pose(self, t: float | None = None) -> tuple[float, float, float]:
-        """Car ``(x, y, yaw)`` in ``map`` at time ``t`` (default: the next frame's time)."""
-        return self.scene.trajectory.pose(self.t if t is None else float(t))
-
-    # ------------------------------------------------------------------ stepping
     def step(self) -> SimFrame:
         """Render the frame at :attr:`t`, then advance the clock by ``1 / rate_hz``."""
         t = self.t
@@ -242,9 +202,3 @@ class GDTMSimulator(CorruptibleStreams):
         frame = SimFrame(t, np.array([x, y], dtype=np.float32), streams, self.index, yaw, vis, pix)
         self.index += 1
         return frame
-
-    def skip(self, n: int) -> None:
-        """Advance the clock by ``n`` frames without rendering (cheap)."""
-        if n < 0:
-            raise ValueError(f"cannot skip a negative number of frames ({n})")
-        self.index += int(n)

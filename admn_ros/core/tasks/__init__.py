@@ -1,11 +1,5 @@
-"""The task registry: what an ADMN graph estimates (see :mod:`admn_ros.core.tasks.base`).
-
-    from admn_ros.core.tasks import get_task
-    task = get_task("activity")       # or get_task(model.cfg.task)
-
-A new task is one module defining a :class:`~admn_ros.core.tasks.base.Task` subclass, plus
-its instance in :data:`TASKS` below.
-"""
+"""The task registry: what an ADMN graph estimates. A new task is one module defining a
+:class:`~admn_ros.core.tasks.base.Task` subclass, plus its instance in :data:`TASKS` below."""
 from __future__ import annotations
 
 from admn_ros.core.tasks.activity import ActivityTask
@@ -29,8 +23,4 @@ def get_task(task: str | Task | None = None) -> Task:
         raise ValueError(f"unknown task {name!r}; known: {list(TASKS)}") from None
 
 
-def task_names() -> list[str]:
-    return list(TASKS)
-
-
-__all__ = ["TASKS", "DEFAULT_TASK", "get_task", "task_names", "Task", "Metric", "MessageSpec", "Scorer"]
+__all__ = ["TASKS", "DEFAULT_TASK", "get_task", "Task", "Metric", "MessageSpec", "Scorer"]

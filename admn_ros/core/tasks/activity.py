@@ -126,7 +126,6 @@ class ActivityTask(Task):
                       "(then: accuracy on the windows inside one activity, per-frame pipeline latency in ms, "
                       "GFLOPs per window).")
 
-    # ------------------------------------------------------------------ model
     def head(self, cfg: Any, dim: int) -> Any:
         from collections import OrderedDict
 
@@ -168,7 +167,6 @@ class ActivityTask(Task):
     def dataset_nodes(self, meta: Mapping[str, Any]) -> list[str] | None:
         return [meta["sensor_node"]] if meta.get("sensor_node") else None
 
-    # ------------------------------------------------------------------ estimates
     def labels(self, cfg: Any, meta: Mapping[str, Any]) -> list[str]:
         names = [str(c) for c in meta.get("classes") or []]
         return names if len(names) == cfg.n_classes else [f"class_{k}" for k in range(cfg.n_classes)]
@@ -206,7 +204,6 @@ class ActivityTask(Task):
         p = np.asarray(est["probs"], np.float64)
         return [(est["classes"][i], float(p[i]), est["classes"][i] == truth) for i in np.argsort(-p, kind="stable")]
 
-    # ------------------------------------------------------------------ messages
     def fill_output(self, msg: Any, est: Mapping[str, Any], window_frames: int = 1,
                     unknown_variance: float = 1.0e6) -> Any:
         f = activity_label_fields(est["classes"], est["probs"], window_frames)
@@ -246,7 +243,6 @@ class ActivityTask(Task):
         return [MarkerSpec("activity", 0, "TEXT_VIEW_FACING", (0.0, 0.0, 1.0), (0, 0, 0.12),
                            (1, 1, 1, 1) if ok else (1.0, 0.35, 0.3, 1.0), text=text)]
 
-    # ------------------------------------------------------------------ replay
     def scorer(self, frames: int) -> Scorer:
         return _Scorer(self, frames=int(frames))
 
@@ -275,7 +271,6 @@ class ActivityTask(Task):
         ax.legend(fontsize=7, loc="upper right")
         save_figure(fig, Path(out_dir) / "labels.png")
 
-    # ------------------------------------------------------------------ simulation
     def simulator(self, *, seed: int = 0, episode: int = 0, rate_hz: float | None = None,
                   subject_id: int | None = None, config_file: str | None = None) -> Any:
         from admn_ros.core.sim.activity import ActivitySimulator, draw_subject

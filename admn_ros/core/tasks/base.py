@@ -1,16 +1,10 @@
-"""The :class:`Task` interface: what one task defines (rclpy-free; torch only inside methods).
+"""The :class:`Task` interface (rclpy-free; torch only inside methods).
 
-Every ADMN model computes the same thing up to the fused embedding: per (frame, stream)
-backbones with a layer allocation, then a fusion transformer over the tokens of a window
-of ``F`` frames (:attr:`ADMNConfig.frames`; tracking is ``F = 1``). A task owns the rest:
-the head on the fused embedding and its loss, the metric, the estimate the runtime
-returns, the ROS messages it is published as and compared against, the replay's
-per-sample columns and summary, the markers, the simulated scenario and the defaults of
-its graph, models and data. See docs/ARCHITECTURE.md, "Tasks".
-
-Messages are described by type name (``geometry_msgs/msg/PoseWithCovarianceStamped``) and
-filled by field name, so the same function fills an rclpy message (ROS nodes) and a
-rosbags dataclass (bags): array fields are assigned numpy arrays of the field's type.
+Every ADMN model is the same up to the fused embedding of a window of ``F`` frames (tracking
+is ``F = 1``). A task owns the rest: head and loss, metric, estimate, the ROS messages it is
+published as and scored against, replay columns, markers, the simulated scenario and the
+defaults of its graph, models and data (docs/ARCHITECTURE.md, "Tasks"). Messages are filled
+by field name, so one function fills an rclpy message and a rosbags dataclass alike.
 """
 from __future__ import annotations
 
@@ -23,27 +17,17 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Metric:
-    """A task's per-sample metric.
+    """A task's per-sample metric."""
 
-    Attributes:
-        name / unit: ``error`` / ``cm``, ``accuracy`` / ``%``.
-        lower_is_better: direction.
-        column / median_column: report CSV columns of a cell's mean and median.
-        key: suffix of validation metric names (``val_<key>``).
-        axis: plot axis label.
-        summary: the headline field of a replay summary (``mean_error_cm``, ``accuracy_pct``);
-            ``secondary`` another one shown next to it in reports ('' = none).
-    """
-
-    name: str
-    unit: str
+    name: str                           # error / accuracy
+    unit: str                           # cm / %
     lower_is_better: bool
-    column: str
+    column: str                         # report CSV columns of a cell's mean and median
     median_column: str
-    key: str
-    axis: str
-    summary: str
-    secondary: str = ""
+    key: str                            # suffix of validation metric names (val_<key>)
+    axis: str                           # plot axis label
+    summary: str                        # headline field of a replay summary
+    secondary: str = ""                 # another summary field shown next to it
 
     def fmt(self, value: float) -> str:
         """``4.2 cm`` / ``72.5%``."""
@@ -58,7 +42,6 @@ class Metric:
                 f"p90 {self.fmt(float(np.percentile(a, 90)))}")
 
     def better(self, a: float, b: float) -> bool:
-        """``a`` is strictly better than ``b``."""
         return a < b if self.lower_is_better else a > b
 
 
@@ -72,13 +55,9 @@ class MessageSpec:
 
 @dataclass
 class Scorer:
-    """Accumulates per-sample scores of a replay or a live run (see :meth:`Task.scorer`).
-
-    :meth:`frame` sees every input frame's truth (also frames without an output),
-    :meth:`restart` a restarted window, :meth:`add` one output with its truth and returns
-    the task's CSV values (:attr:`Task.columns`); :meth:`summary` gives the metric fields
-    and :meth:`lines` their text.
-    """
+    """Accumulates per-sample scores of a replay or a live run: :meth:`frame` sees every input
+    frame's truth, :meth:`restart` a restarted window, :meth:`add` one output (returns its CSV
+    values); :meth:`summary` and :meth:`lines` report."""
 
     task: "Task"
     scores: list[float] = field(default_factory=list)
@@ -176,7 +155,6 @@ class Task:
 
         return models_dir() / self.models_subdir if self.models_subdir else models_dir()
 
-    # ------------------------------------------------------------------ model
     def head(self, cfg: Any, dim: int) -> Any:
         """The head module on the pooled fusion embedding ``[B, dim]``."""
         raise NotImplementedError
@@ -218,7 +196,6 @@ class Task:
         got = meta.get("nodes")
         return None if got is None else list(got)
 
-    # ------------------------------------------------------------------ runtime
     def labels(self, cfg: Any, meta: Mapping[str, Any]) -> list[str]:
         """Names of the model's outputs (class names); ``[]`` when it has none."""
         return []
@@ -253,7 +230,6 @@ class Task:
         (class probabilities); ``[]`` = none."""
         return []
 
-    # ------------------------------------------------------------------ messages
     def fill_output(self, msg: Any, est: Mapping[str, Any], window_frames: int = 1,
                     unknown_variance: float = 1.0e6) -> Any:
         """Fill the payload fields of an :attr:`output` message (not the header); returns it."""
@@ -279,7 +255,6 @@ class Task:
         """:class:`~admn_ros.core.viz.MarkerSpec` s showing an estimate (and its truth)."""
         return []
 
-    # ------------------------------------------------------------------ replay
     def row(self, est: Mapping[str, Any], truth: Any) -> list[Any]:
         """Values of :attr:`columns` for one output."""
         raise NotImplementedError
@@ -291,7 +266,6 @@ class Task:
     def plot_run(self, csv_path: Any, out_dir: Any, run: str) -> None:
         """Write the task's plot of one replay run (its CSV) into ``out_dir``."""
 
-    # ------------------------------------------------------------------ simulation
     def simulator(self, *, seed: int = 0, episode: int = 0, rate_hz: float | None = None,
                   subject_id: int | None = None, config_file: str | None = None) -> Any:
         """The simulated scenario: an object with ``stream_ids``, ``rate_hz``, ``step()``,

@@ -83,7 +83,6 @@ class TrackingTask(Task):
     table_metric = "mean Euclidean localisation error in cm"
     report_caption = "Mean localization error in cm (per-frame pipeline latency in ms, GFLOPs per frame)."
 
-    # ------------------------------------------------------------------ model
     def head(self, cfg: Any, dim: int) -> Any:
         import torch
         from torch import nn
@@ -137,7 +136,6 @@ class TrackingTask(Task):
             return f"dataset ground truth 'gt' must have shape [B, 2], got {got}"
         return None
 
-    # ------------------------------------------------------------------ estimates
     def estimate(self, out: Mapping[str, np.ndarray], labels: Sequence[str]) -> dict[str, Any]:
         return {"mean": np.asarray(out["mean"], np.float64).reshape(2),
                 "cov": np.asarray(out["cov"], np.float64).reshape(2, 2)}
@@ -163,7 +161,6 @@ class TrackingTask(Task):
         m = est["mean"]
         return f"x {m[0]:+.2f} y {m[1]:+.2f} m" + (f", err {self.score(est, truth):.1f} cm" if truth is not None else "")
 
-    # ------------------------------------------------------------------ messages
     def fill_output(self, msg: Any, est: Mapping[str, Any], window_frames: int = 1,
                     unknown_variance: float = 1.0e6) -> Any:
         p = msg.pose.pose
@@ -211,7 +208,6 @@ class TrackingTask(Task):
                                   text=label))
         return out
 
-    # ------------------------------------------------------------------ replay
     def row(self, est: Mapping[str, Any], truth: Any) -> list[Any]:
         gt = (None, None) if truth is None else truth
         m, c = est["mean"], est["cov"]
@@ -236,7 +232,6 @@ class TrackingTask(Task):
         ax.legend()
         save_figure(fig, Path(out_dir) / "trajectory.png")
 
-    # ------------------------------------------------------------------ simulation
     def simulator(self, *, seed: int = 0, episode: int = 0, rate_hz: float | None = None,
                   subject_id: int | None = None, config_file: str | None = None) -> Any:
         from dataclasses import replace
