@@ -298,12 +298,14 @@ def check_mask(mask: np.ndarray, budget: int | None = None, first_block: bool = 
 def allocation_fields(mask: np.ndarray, stream_ids: Sequence[str], *, budget: int | None = None,
                       present: Sequence[bool] | np.ndarray | None = None,
                       estimated_noise: Sequence[float] | np.ndarray | None = None, controller: str = "",
-                      decision_ms: float = 0.0, first_block_forced: bool = True) -> dict:
+                      decision_ms: float = 0.0, first_block_forced: bool = True,
+                      stream_status: Sequence[str] | None = None) -> dict:
     """The fields of an ``admn_ros/LayerAllocation`` (numpy arrays, row-major ``active_blocks``)
     for a bool ``(n_streams, depth)`` mask: one layout for the ROS message and the bag message.
 
     ``budget`` defaults to the number of active blocks, ``present`` to all true,
-    ``estimated_noise`` to NaN (not estimated). Raises ``ValueError`` naming the problem.
+    ``estimated_noise`` to NaN (not estimated), ``stream_status`` to ``ok`` / ``missing`` by
+    ``present`` (:func:`admn_ros.core.health.stream_status`). Raises ``ValueError`` naming the problem.
     """
     m, ids = np.asarray(mask), list(stream_ids)
     if m.ndim != 2:
@@ -331,6 +333,9 @@ def allocation_fields(mask: np.ndarray, stream_ids: Sequence[str], *, budget: in
     b = int(m.sum()) if budget is None else int(budget)
     if not 0 <= b < 2**16:
         raise ValueError(f"budget {b} out of range for uint16")
+    status = [("ok" if p else "missing") for p in pres] if stream_status is None else [str(x) for x in stream_status]
+    if len(status) != n:
+        raise ValueError(f"stream_status has {len(status)} entries, expected {n}")
     return {"budget": b, "depth": depth, "first_block_forced": bool(first_block_forced), "stream_ids": ids,
             "active_blocks": m.reshape(-1).copy(), "stream_present": pres.copy(), "estimated_noise": noise.copy(),
-            "controller": str(controller), "decision_ms": float(decision_ms)}
+            "controller": str(controller), "decision_ms": float(decision_ms), "stream_status": status}
