@@ -27,9 +27,8 @@ def _feed(h: StreamHealth, k: int, sig, stamp_ns: int | None = None, now: float 
 
 
 def test_frozen_after_frozen_frames_repeats_and_rejoins_after_recover_frames():
-    """Break tried: counting a repeat only when the change is below (not at most) the tolerance
-    never freezes an exact repeat; resetting the good-message count on every message rejoined
-    at the first changed message."""
+    """Break tried: freezing only after more than frozen_frames repeats, and rejoining at the
+    first changed message (recover_frames ignored), both fail here."""
     rng = np.random.default_rng(0)
     h = StreamHealth(CFG)
     for k in range(10):
@@ -47,8 +46,8 @@ def test_frozen_after_frozen_frames_repeats_and_rejoins_after_recover_frames():
 
 
 def test_a_change_below_the_tolerance_is_a_repeat_and_off_means_off():
-    """Break tried: comparing the signature to the first held message instead of the previous
-    one still passes; ignoring frozen_frames = 0 (rule off) froze the stream."""
+    """Break tried: comparing the change with 0 instead of the tolerance never froze the stream;
+    ignoring frozen_frames = 0 (rule off) froze it."""
     rng = np.random.default_rng(1)
     base = _noisy(rng)
     h = StreamHealth(HealthConfig(frozen_frames=3, frozen_tolerance=1e-3))
@@ -59,7 +58,7 @@ def test_a_change_below_the_tolerance_is_a_repeat_and_off_means_off():
 
 
 def test_stalled_stamps_and_recovery():
-    """Break tried: treating an equal stamp as advancing never stalls; not resetting the stall
+    """Break tried: treating an equal stamp as advancing never stalled; not resetting the stall
     count on an advancing stamp stalled a stream with one reordered message per frame."""
     rng = np.random.default_rng(2)
     h = StreamHealth(CFG)
@@ -79,8 +78,8 @@ def test_stalled_stamps_and_recovery():
 
 def test_jumping_stamps_back_and_ahead_of_the_clock_but_not_a_silent_gap():
     """Break tried: measuring the forward jump without subtracting the clock's advance flagged
-    a stream that came back after 3 s of silence; comparing the backward step with the previous
-    message instead of the newest stamp missed a step back after a reordered message."""
+    a stream that came back after 3 s of silence; not re-anchoring the newest stamp after a jump
+    kept the stepped-back stream stalled."""
     rng = np.random.default_rng(3)
     jump = int(CFG.max_jump_s * 1e9)
     h = StreamHealth(CFG)
@@ -117,25 +116,35 @@ def _sim_streams(task: str, frames: int, target: str):
 
 @pytest.mark.parametrize("task,target", [("tracking", "still"), ("tracking", "empty"), ("activity", "still")])
 def test_no_false_alarm_on_clean_simulated_streams(task, target):
-    """A parked target (or none) with live sensor noise and clean radar maps stays ok.
+    """A parked target (or none) with live sensor noise and clean radar maps stays ok, and
+    every change of content is far above the tolerance (only exact repeats of the simulator's
+    noise bank come close: 1 frame in 6 of an empty scene's cameras, 1 in 4 of a still subject's).
 
-    Break tried: frozen_frames = 2 (with the simulator's repeating noise bank an empty scene
-    repeats a camera frame exactly 1 time in 6) froze a camera; a signature of one pixel per
-    8x8 block (``x[..., ::8, ::8]``) with the default tolerance froze the parked target's depth."""
+    Break tried: frozen_frames = 2 froze the empty scene's and the still subject's cameras; a
+    signature of one pixel per 8x8 block (``x[..., ::8, ::8]``) or a tolerance of 1e-5 left the
+    parked target's depth changes within 5x of the tolerance."""
     healths: dict[str, StreamHealth] = {}
+    prev: dict[str, np.ndarray] = {}
+    changes: list[float] = []
     rate = 15.0 if task == "tracking" else 10.0
     for k, streams in enumerate(_sim_streams(task, 90, target)):
         for sid, a in streams.items():
             sig = content_signature(to_model_input(split_stream_id(sid)[1], a))
+            if sid in prev:
+                changes.append(float(np.mean(np.abs(sig - prev[sid]))))
+            prev[sid] = sig
             st = healths.setdefault(sid, StreamHealth(CFG)).update(T0 + int(k * 1e9 / rate), k / rate, sig)
             assert st == "ok", (sid, k)
     assert len(healths) == (9 if task == "tracking" else 3)
+    c = np.array(changes)
+    assert c[c > 0].min() > 5 * CFG.frozen_tolerance
+    assert np.mean(c == 0) < (0.02 if target == "still" and task == "tracking" else 0.35)
 
 
 def test_streamsync_leaves_an_unhealthy_input_out_and_says_why():
-    """Break tried: offering an unhealthy input's messages to the synchronizer kept every frame
-    waiting for it (no set fired); taking the status of a timed-out input from its health
-    check reported a silent frozen stream as frozen instead of missing."""
+    """Break tried: keeping an unhealthy input among the live ones made the frames wait for its
+    frozen messages (status ok); taking a timed-out input's status from its health check
+    reported a silent frozen stream as frozen instead of missing."""
     rng = np.random.default_rng(4)
     sync = StreamSync(["a", "b"], slop=0.01, queue_size=5, timeout=0.5, health=HealthConfig(frozen_frames=3))
     held = _noisy(rng)
@@ -163,9 +172,12 @@ def test_streamsync_leaves_an_unhealthy_input_out_and_says_why():
 
 
 def test_stream_status_and_allocation_fields():
+    """Break tried: passing the synchronizer's ``ok`` through for a stream without data (it was in
+    the frame but has no input) reported it ok; allocation_fields ignoring stream_status."""
     ids = ["node1/rgb", "node1/depth", "node1/radar"]
-    st = stream_status(ids, [True, False, False], {"node1/rgb": "ok", "node1/depth": "frozen"})
+    st = stream_status(ids, [True, False, False], {"node1/rgb": "ok", "node1/depth": "frozen", "node1/radar": "ok"})
     assert st == ["ok", "frozen", "missing"]
+    assert stream_status(ids, [False] * 3, {}) == ["missing"] * 3
     assert unhealthy({"a": "ok", "b": "stalled", "c": "missing", "d": "frozen"}) == ["b", "d"]
     f = allocation_fields(np.zeros((3, 12), bool), ids, present=[True, False, True])
     assert f["stream_status"] == ["ok", "missing", "ok"]
@@ -175,6 +187,7 @@ def test_stream_status_and_allocation_fields():
 
 
 def test_window_forgets_an_unhealthy_stream_everywhere():
+    """Break tried: keeping the cached embeddings of a forgotten stream."""
     w = FrameWindow(3, ["a", "b"])
     for k in range(3):
         f = w.push(k, {"a": np.zeros(1), "b": np.ones(1)})
@@ -185,6 +198,7 @@ def test_window_forgets_an_unhealthy_stream_everywhere():
 
 
 def test_health_config_checks_and_from_params():
+    """Break tried: from_params without the type conversion kept max_jump_s an int."""
     with pytest.raises(ValueError, match="frozen_frames must be >= 0"):
         HealthConfig(frozen_frames=-1)
     p = {"frozen_frames": 4, "frozen_tolerance": 0, "stall_frames": 2, "max_jump_s": 3, "recover_frames": 1, "x": 0}
