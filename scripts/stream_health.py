@@ -4,9 +4,10 @@ For each task's simulator, with the target moving (the simulator as is), held st
 tracking car parked at one pose, the activity subject frozen in one pose) and, for tracking,
 an empty scene (the car parked out of every view; the sensor noise stays live), every stream's content signature is fed to a StreamHealth at the simulator's
 rate. Reported per scenario and modality: the fraction of messages whose signature exactly
-repeats the previous one, the longest such run, the smallest non-zero change (the frozen
-tolerance must stay below it), and the false alarms (turns to frozen/stalled) of the default
-check. Then node1/rgb is frozen with the simulator's ``frozen`` corruption for 2 s: the
+repeats the previous one (p), the longest such run, the smallest non-zero change (the frozen
+tolerance must stay below it), the false alarms (turns to frozen/stalled) of the default
+check, and the false-alarm rate that p predicts per stream and hour ((1 - p) p^frozen_frames
+per message, independent repeats). Then node1/rgb is frozen with the simulator's ``frozen`` corruption for 2 s: the
 detection delay and the time to rejoin after it clears.
 
     .venv/bin/python scripts/stream_health.py --frames 1500
@@ -73,7 +74,7 @@ def main() -> None:
     a = ap.parse_args()
     cfg = HealthConfig()
     print(f"check: {cfg}")
-    print("task      target  modality  msgs   exact_repeat  longest_run  min_change  false_alarms")
+    print("task      target  modality  msgs   exact_repeat  longest_run  min_change  false_alarms  expected_per_h")
     for task in ("tracking", "activity"):
         for target in ("moving", "still") + (("empty",) if task == "tracking" else ()):
             rate, changes, status, health = _run(task, target, a.frames, a.episode, cfg)
@@ -84,8 +85,10 @@ def main() -> None:
                 v = np.concatenate([changes[s] for s in sids])
                 nz = v[v > 0]
                 alarms = sum(sum(health[s].events.values()) for s in sids)
-                print(f"{task:9s} {target:7s} {mod:8s} {v.size:6d} {np.mean(v == 0):12.4f} "
-                      f"{max(_longest(np.asarray(changes[s]) == 0) for s in sids):12d} {nz.min():11.2e} {alarms:13d}")
+                p = float(np.mean(v == 0))
+                print(f"{task:9s} {target:7s} {mod:8s} {v.size:6d} {p:12.4f} "
+                      f"{max(_longest(np.asarray(changes[s]) == 0) for s in sids):12d} {nz.min():11.2e} {alarms:13d}"
+                      f"  {(1 - p) * p ** cfg.frozen_frames * rate * 3600:14.2g}")
         # frozen node1/rgb from 3 s to 5 s
         k0, k1 = int(3 * rate), int(5 * rate)
         rate, _, status, _ = _run(task, "moving", k1 + int(2 * rate), a.episode, cfg,

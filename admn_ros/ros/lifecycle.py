@@ -114,8 +114,8 @@ def health_specs() -> list[ParamSpec]:
         ParamSpec("frozen_frames", d.frozen_frames, "A stream whose content repeats the previous message's this "
                   "many messages in a row is frozen (0 blocks until it recovers); 0 = off", min=0, max=100000),
         ParamSpec("frozen_tolerance", d.frozen_tolerance, "Content counts as repeated when the mean absolute change "
-                  "of its signature (every second pixel of the [0, 1] model input) is at most this",
-                  min=0.0, max=1.0),
+                  "of its signature (every second pixel of the [0, 1] model input) is at most this (0 = an exact "
+                  "repeat only)", min=0.0, max=1.0),
         ParamSpec("stall_frames", d.stall_frames, "A stream whose stamps do not advance this many messages in a row "
                   "is stalled (0 blocks until it recovers); 0 = off", min=0, max=100000),
         ParamSpec("max_jump_s", d.max_jump_s, "A stamp this much older than the stream's newest, or this much further "

@@ -121,8 +121,7 @@ def test_no_false_alarm_on_clean_simulated_streams(task, target):
     noise bank come close: 1 frame in 6 of an empty scene's cameras, 1 in 4 of a still subject's).
 
     Break tried: frozen_frames = 2 froze the empty scene's and the still subject's cameras; a
-    signature of one pixel per 8x8 block (``x[..., ::8, ::8]``) or a tolerance of 1e-5 left the
-    parked target's depth changes within 5x of the tolerance."""
+    tolerance of 1e-5 left the parked target's depth changes within 10x of it."""
     healths: dict[str, StreamHealth] = {}
     prev: dict[str, np.ndarray] = {}
     changes: list[float] = []
@@ -137,7 +136,7 @@ def test_no_false_alarm_on_clean_simulated_streams(task, target):
             assert st == "ok", (sid, k)
     assert len(healths) == (9 if task == "tracking" else 3)
     c = np.array(changes)
-    assert c[c > 0].min() > 5 * CFG.frozen_tolerance
+    assert c[c > 0].min() > 10 * CFG.frozen_tolerance
     assert np.mean(c == 0) < (0.02 if target == "still" and task == "tracking" else 0.35)
 
 
