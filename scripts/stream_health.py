@@ -8,13 +8,14 @@ repeats the previous one (p), the longest such run, the smallest non-zero change
 tolerance must stay below it), the false alarms (turns to frozen/stalled) of the default
 check, and the false-alarm rate that p predicts per stream and hour ((1 - p) p^frozen_frames
 per message, independent repeats). Then node1/rgb is frozen with the simulator's ``frozen`` corruption for 2 s: the
-detection delay and the time to rejoin after it clears.
+detection delay and the time to rejoin after it clears. Last, the cost of the check per message.
 
     .venv/bin/python scripts/stream_health.py --frames 1500
 """
 from __future__ import annotations
 
 import argparse
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -98,6 +99,13 @@ def main() -> None:
         back = next(k for k in range(k1, len(st)) if st[k] == "ok")
         print(f"{task}: node1/rgb frozen at frame {k0} -> 'frozen' at frame {det} ({(det - k0) / rate:.3f} s at "
               f"{rate:g} Hz); cleared at frame {k1} -> 'ok' at frame {back} ({(back - k1) / rate:.3f} s)")
+    rng = np.random.default_rng(0)
+    for c in (3, 1):
+        h, xs = StreamHealth(cfg), [rng.random((c, 64, 64), dtype=np.float32) for _ in range(2)]
+        t0 = time.perf_counter()
+        for k in range(20000):
+            h.update(k * 66_666_667, k / 15, content_signature(xs[k % 2]))
+        print(f"cost: {(time.perf_counter() - t0) / 20000 * 1e6:.1f} us per message with {c} channel(s)")
 
 
 if __name__ == "__main__":
