@@ -351,7 +351,7 @@ class StreamSync(Generic[K]):
         self._last_stamp_ns: int | None = None
         self._now = 0.0
         self.stats = SyncStats()
-        #: sets emitted without each input (it was timed out)
+        #: sets emitted without each input (it was timed out or unhealthy)
         self.missing_count: dict[K, int] = {k: 0 for k in self.keys}
         #: input -> its health check (empty without ``health``)
         self.health: dict[K, StreamHealth] = {k: StreamHealth(health) for k in self.keys} if health else {}
