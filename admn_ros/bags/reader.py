@@ -20,6 +20,12 @@ less than ``slop`` from the others; messages that never complete a set stay queu
 one (a message arrived late) is dropped as stale. With the same ``slop``, ``queue_size``
 and ``timeout`` the live nodes form the same frames from the same message order.
 
+The per-stream health check of the live nodes (:mod:`admn_ros.core.health`, the same
+thresholds by default) runs on the same messages: every message is decoded when it is
+offered, its model input's signature and its stamp (log time as the clock) feed the check,
+and a frozen or stalled stream is treated as missing (``None``, :attr:`BagFrame.status`
+says why) until it recovers.
+
 Offline no frame needs to be lost to a skipped message: the default timeout is 1.5 frame
 periods, so a stream that skipped a frame times out when the next frame's first message
 arrives, the synchronizer goes on over the other streams and the waiting frame fires with
@@ -57,7 +63,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 
@@ -67,7 +73,9 @@ from admn_ros.bags.mapping import StreamTopic, TopicMapping, load_mapping, norm_
 from admn_ros.bags.typestore import get_admn_typestore, short_type
 from admn_ros.core.image_convert import (MESSAGE_KINDS, ConversionError, check_supported, decode_stream,
                                          message_encoding, supported_text)
-from admn_ros.core.sync import StreamSync, SyncStats
+from admn_ros.core.health import HEALTH_OFF, MISSING, HealthConfig, content_signature
+from admn_ros.core.preprocess import to_model_input
+from admn_ros.core.sync import StreamSync, SyncedSet, SyncStats
 
 if TYPE_CHECKING:
     from rosbags.highlevel import AnyReader
@@ -167,6 +175,8 @@ class BagFrame:
             label with the nearest stamp within the mapping's tolerance), or ``None``.
         bad: stream id -> why its message could not be used (the stream is ``None`` in
             :attr:`streams` then; also counted in :attr:`BagFrames.undecodable`).
+        status: stream id -> ``ok``, ``missing`` (no message), ``frozen`` or ``stalled`` (the
+            health check left it out).
     """
 
     index: int
@@ -177,6 +187,7 @@ class BagFrame:
     gt_xy: np.ndarray | None
     gt_label: str | None = None
     bad: dict[str, str] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)
 
     @property
     def stamp(self) -> float:
@@ -334,6 +345,7 @@ class BagFrames:
             ``timeout`` at the fastest stream's rate, plus 10).
         progress: show a tqdm progress bar while iterating.
         max_frames: stop after this many frames.
+        health: the per-stream health check (default: the live nodes' defaults); ``None``: off.
 
     Raises (at construction): :class:`BagReadError`, :class:`BagContentError`.
     Iterating may raise them too (corrupt data further in, an encoding change).
@@ -342,8 +354,10 @@ class BagFrames:
 
     def __init__(self, path: str | Path, mapping: Any = None, *, slop: float | None = None,
                  timeout: float | None = None, progress: bool = False,
-                 max_frames: int | None = None, queue_size: int | None = None) -> None:
+                 max_frames: int | None = None, queue_size: int | None = None,
+                 health: HealthConfig | None = HealthConfig()) -> None:
         self.path = Path(path)
+        self.health = health
         self.mapping: TopicMapping = load_mapping(mapping)
         self.slop = float(self.mapping.slop if slop is None else slop)
         self.progress = bool(progress)
@@ -556,18 +570,17 @@ class BagFrames:
         self._labels = _Track(labels)
 
     # ------------------------------------------------------------------ iteration
-    def _make_frame(self, index: int, items: dict[str, Any]) -> BagFrame:
+    def _make_frame(self, index: int, fs: SyncedSet[str]) -> BagFrame:
         streams: dict[str, np.ndarray | None] = dict.fromkeys(self.mapping.stream_ids)
         stamps: dict[str, int | None] = dict.fromkeys(streams)
         bad: dict[str, str] = {}
-        items = {sid: it for sid, it in items.items() if it is not None}
-        for sid, (stamp_ns, msg) in items.items():
-            arr, problem = self._decode(sid, stamp_ns, msg)
+        items = {sid: it for sid, it in fs.items.items() if it is not None}
+        for sid, (stamp_ns, arr, problem) in items.items():
             if problem is None:
                 streams[sid], stamps[sid] = arr, stamp_ns
             else:
                 bad[sid] = problem
-        stamp_ns = max(s for s, _ in items.values())
+        stamp_ns = max(it[0] for it in items.values())
         tol = int(round(self.slop * 1e9))
         qoi: dict[str, StreamQoIInfo | None] | None = None
         if self._qoi:
@@ -576,7 +589,17 @@ class BagFrames:
         tol_gt = int(round(self.mapping.gt_tolerance * 1e9))
         gt = self._gt.interp(stamp_ns, tol_gt) if len(self._gt) else None
         label = self._labels.nearest(stamp_ns, tol_gt) if len(self._labels) else None
-        return BagFrame(index, stamp_ns, streams, stamps, qoi, gt, label, bad)
+        return BagFrame(index, stamp_ns, streams, stamps, qoi, gt, label, bad,
+                        {sid: fs.status.get(sid, MISSING) for sid in streams})
+
+    def _signature(self, sid: str, arr: np.ndarray | None) -> np.ndarray | None:
+        """The health check's content signature of a decoded message (``None``: not checked)."""
+        if self.health is None or arr is None:
+            return None
+        try:
+            return content_signature(to_model_input(self.mapping.stream(sid).modality, arr))
+        except ValueError:
+            return None
 
     def _decode(self, sid: str, stamp_ns: int, msg: Any) -> tuple[np.ndarray | None, str | None]:
         """``(the stream's array, None)``, or ``(None, why)`` for a message the stream cannot use:
@@ -606,7 +629,8 @@ class BagFrames:
         keys = list(self.stream_conns)
         assert self._reader is not None
         start = self._reader.start_time * 1e-9
-        sync: StreamSync[str] = StreamSync(keys, self.slop, self._queue_size(), self.timeout, start_time=start)
+        sync: StreamSync[str] = StreamSync(keys, self.slop, self._queue_size(), self.timeout, start_time=start,
+                                           health=self.health)
         self.stats = sync.stats
         self.undecodable = {}
         sid_of = {(c.id, id(c.owner)): sid for sid, cs in self.stream_conns.items() for c in cs}
@@ -625,8 +649,9 @@ class BagFrames:
                 seen[sid] += 1
                 last_seen[sid] = now
                 stamp_ns = _stamp_ns(msg, t_ns)
-                for s in sync.add(sid, stamp_ns, (stamp_ns, msg), now=now):
-                    yield self._make_frame(index, s.items)
+                arr, problem = self._decode(sid, stamp_ns, msg)
+                for s in sync.add(sid, stamp_ns, (stamp_ns, arr, problem), now=now, signature=self._signature(sid, arr)):
+                    yield self._make_frame(index, s)
                     index += 1
                     bar.update(1)
                     if self.max_frames is not None and index >= self.max_frames:
@@ -640,7 +665,7 @@ class BagFrames:
             # end of bag: let the inputs time out one by one (oldest first) to flush partial sets
             for now in sorted(last_seen.values()):
                 for s in sync.poll(now + self.timeout + 1e-6):
-                    yield self._make_frame(index, s.items)
+                    yield self._make_frame(index, s)
                     index += 1
                     bar.update(1)
                     if self.max_frames is not None and index >= self.max_frames:
@@ -650,9 +675,10 @@ class BagFrames:
 
     @property
     def sync_parameters(self) -> dict[str, float | int]:
-        """``slop``, ``timeout`` and ``queue_size`` of the synchronization: the node parameters
-        that make a live node form the same frames from the same message order."""
-        return {"slop": self.slop, "timeout": self.timeout, "queue_size": self._queue_size()}
+        """``slop``, ``timeout``, ``queue_size`` and the health check's thresholds: the node
+        parameters that make a live node form the same frames from the same message order."""
+        return {"slop": self.slop, "timeout": self.timeout, "queue_size": self._queue_size(),
+                **asdict(self.health or HEALTH_OFF)}
 
     def _queue_size(self) -> int:
         if self.queue_size is not None:

@@ -65,11 +65,13 @@ def _offline(task: Task, bag: Path, mapping: Any, budget: int, model_dir: str | 
     """Per output stamp: allocation mask, estimate and truth of the offline pipeline."""
     from admn_ros.bags.pipeline import RuntimePipeline
     from admn_ros.bags.reader import BagFrames
+    from admn_ros.core.health import unhealthy
 
     pipe = RuntimePipeline(mapping.stream_ids, budget, model_dir=model_dir, backend="torch", task=task.name)
     masks, ests, truths = {}, {}, {}
     with BagFrames(bag, mapping) as frames:
         for f in frames:
+            pipe.window.forget(unhealthy(f.status))
             r = pipe.process(f.stamp_ns, f.streams)
             if r is None:
                 continue

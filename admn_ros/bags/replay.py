@@ -1,13 +1,16 @@
 """Replay a bag through a pipeline and score it against the bag's ground truth, for any task.
 
-Reads the bag with :class:`admn_ros.bags.reader.BagFrames` (topic mapping), gives every
+Reads the bag with :class:`admn_ros.bags.reader.BagFrames` (topic mapping; the live nodes'
+stream health check: a frozen or stalled stream is ``None`` and, like in the window node,
+dropped from the pipeline's whole window), gives every
 synchronized frame to a :class:`~admn_ros.bags.pipeline.FramePipeline` and, for every
 output (a frame for tracking, a sliding window's newest frame for activity), scores the
 task's estimate against the truth at that frame. Writes, into ``out_dir``:
 
 * ``<task.csv_name>`` (``frames.csv`` / ``windows.csv``): one row per output: stamp, the
   task's columns (truth, estimate, score: :attr:`Task.columns`), tokens with data, active
-  blocks, budget, missing streams, true and estimated noise and blocks per stream, GFLOPs,
+  blocks, budget, missing streams, the streams the health check left out (``unhealthy``:
+  ``sid=frozen`` / ``sid=stalled``), true and estimated noise and blocks per stream, GFLOPs,
   backbone passes, pipeline time;
 * ``outputs/``: a rosbag2 with the estimates, allocations, markers and truths for RViz /
   Foxglove (:class:`admn_ros.bags.writer.OutputBagWriter`);
@@ -29,6 +32,7 @@ import numpy as np
 
 from admn_ros.bags.pipeline import FramePipeline
 from admn_ros.bags.reader import BagFrames
+from admn_ros.core.health import HealthConfig, stream_status, unhealthy
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.core.tasks.base import KeysAsAttributes, fmt
 
@@ -102,10 +106,12 @@ def _stamp_s(ns: int) -> str:
 
 def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, task: Task | str | None = None,
            mapping: Any = None, storage: str = "sqlite3", max_frames: int | None = None,
-           slop: float | None = None, progress: bool = False, write_bag: bool = True) -> ReplaySummary:
+           slop: float | None = None, progress: bool = False, write_bag: bool = True,
+           health: HealthConfig | None = HealthConfig()) -> ReplaySummary:
     """Replay ``bag`` through ``pipeline``; write the CSV, output bag and summary into ``out_dir``.
 
-    ``task``: the pipeline's (default), else the default task; ``mapping``: the task's by default.
+    ``task``: the pipeline's (default), else the default task; ``mapping``: the task's by default;
+    ``health``: the stream health check (``None``: off).
     Raises :class:`admn_ros.bags.reader.BagError` (with the bag's contents) on bad bags,
     ``FileExistsError`` if the output bag exists, ``ValueError`` for a pipeline of another task.
     """
@@ -121,7 +127,7 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
         raise FileExistsError(f"output bag {bag_out} exists already; choose another --out or remove it")
     t0 = time.perf_counter()
     frames = BagFrames(bag, mapping if mapping is not None else t.mapping, slop=slop, progress=progress,
-                       max_frames=max_frames)
+                       max_frames=max_frames, health=health)
     ids = frames.stream_ids
     window = getattr(pipeline, "window", None)
     n_frames = window.frames if window is not None else 1
@@ -139,10 +145,12 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
         with frames, open(csv_path, "w", newline="") as fcsv:
             w = csv.writer(fcsv)
             w.writerow(["index", "stamp_ns", "stamp_s", *t.columns, "tokens_present", "active_blocks", "budget",
-                        "n_present", "missing", *[f"true_sigma:{x}" for x in ids], *[f"est_sigma:{x}" for x in ids],
+                        "n_present", "missing", "unhealthy", *[f"true_sigma:{x}" for x in ids], *[f"est_sigma:{x}" for x in ids],
                         *[f"blocks:{x}" for x in ids], "gflops", "computed", "pipeline_ms", "pipeline"])
             for f in frames:
                 restarts = getattr(pipeline, "restarts", 0)
+                if window is not None:
+                    window.forget(unhealthy(f.status))
                 tp = time.perf_counter()
                 res = pipeline.process(f.stamp_ns, f.streams)
                 ms = (time.perf_counter() - tp) * 1e3
@@ -172,11 +180,13 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
                 tokens = res.present if res.present is not None else a.present
                 w.writerow([f.index, f.stamp_ns, _stamp_s(f.stamp_ns), *scorer.add(est, truth),
                             int(np.asarray(tokens).sum()), int(mask.sum()), a.budget, int(np.sum(a.present)),
-                            ";".join(missing), *([fmt(x) for x in true] if true is not None else nan_row),
+                            ";".join(missing), ";".join(f"{x}={f.status[x]}" for x in unhealthy(f.status)),
+                            *([fmt(x) for x in true] if true is not None else nan_row),
                             *[fmt(x) for x in noise], *mask.sum(1).tolist(), fmt(res.extra.get("gflops")),
                             res.computed, f"{ms:.3f}", pipeline.name])
                 if writer is not None:
-                    writer.write(f.stamp_ns, est, a, truth=truth, window_frames=n_frames)
+                    writer.write(f.stamp_ns, est, a, truth=truth, window_frames=n_frames,
+                                 status=stream_status(ids, a.present, f.status))
         ok = True
     finally:
         if writer is not None:

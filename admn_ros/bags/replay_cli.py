@@ -51,6 +51,9 @@ def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="storage of the output bag")
     p.add_argument("--no-bag", action="store_true", help="do not write the output bag")
+    p.add_argument("--no-health-check", action="store_true",
+                   help="turn the stream health check off (on by default with the live nodes' thresholds: a "
+                        "frozen or stalled stream is treated as missing, as in the graph)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -75,8 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from admn_ros.bags.mapping import load_mapping
 
+        from admn_ros.core.health import HealthConfig
+
         task = get_task(a.task)
         mapping = load_mapping(a.mapping or task.mapping)
+        health = None if a.no_health_check else HealthConfig()
         if a.realtime:
             from admn_ros.bags.realtime import realtime_replay
             from admn_ros.core.streams import budget_from_fraction
@@ -91,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             replay_report(a.bag, a.out, methods=[m for m in a.methods.split(",") if m],
                           budgets=[int(b) for b in a.budgets.split(",") if b], mapping=mapping,
                           model_dir=a.model_dir, backend=a.backend, max_frames=a.max_frames,
-                          storage=a.storage, progress=not a.no_progress, write_bags=not a.no_bag, task=a.task)
+                          storage=a.storage, progress=not a.no_progress, write_bags=not a.no_bag, task=a.task,
+                          health=health)
             print((Path(a.out) / "report.md").read_text())
             return 0
         from admn_ros.bags.pipeline import PIPELINES, make_pipeline
@@ -101,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if a.pipeline in PIPELINES and a.pipeline != "baseline" else {}
         pipe = make_pipeline(a.pipeline, mapping.stream_ids, a.budget, **opts)
         s = replay(a.bag, pipe, a.out, task=a.task, mapping=mapping, storage=a.storage, max_frames=a.max_frames,
-                   slop=a.slop, progress=not a.no_progress, write_bag=not a.no_bag)
+                   slop=a.slop, progress=not a.no_progress, write_bag=not a.no_bag, health=health)
     except (BagError, ValueError, FileExistsError, CheckpointError, RuntimeError) as e:
         print(f"admn-ros replay: error: {e}{_task_hint(e, a.task)}", file=sys.stderr)
         return 2

@@ -24,20 +24,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from admn_ros.core.health import HealthConfig
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.core.tasks.base import read_rows
 
 
 def _run(task: Task, bag: str | Path, method: str, budget: int | None, run_root: Path, *, mapping: Any,
          model_dir: str | None, backend: str, max_frames: int | None, storage: str, progress: bool,
-         write_bag: bool) -> tuple[str, Path, dict[str, Any]]:
+         write_bag: bool, health: Any) -> tuple[str, Path, dict[str, Any]]:
     """Replay one (method, budget); return (run name, run directory, summary fields)."""
     from admn_ros.bags.pipeline import make_pipeline
     from admn_ros.bags.replay import replay
 
     pipe = make_pipeline(method, mapping.stream_ids, budget, model_dir=model_dir, backend=backend, task=task.name)
     s = replay(bag, pipe, run_root / pipe.name, task=task, mapping=mapping, storage=storage, max_frames=max_frames,
-               progress=progress, write_bag=write_bag)
+               progress=progress, write_bag=write_bag, health=health)
     fields = {"frames": s.windows, **{k: v for k, v in s.metrics.items() if isinstance(v, (int, float))}}
     fields.update(pipeline_ms=s.pipeline_ms_mean, frames_per_s=s.frames_per_s,
                   realtime_factor=(s.frames_per_s * s.bag_duration_s / max(s.frames, 1)) if s.frames
@@ -62,8 +63,10 @@ def read_columns(path: Path) -> dict[str, np.ndarray]:
 def replay_report(bag: str | Path, out_dir: str | Path, *, methods: Sequence[str], budgets: Sequence[int],
                   mapping: Any, model_dir: str | None = None, backend: str = "auto",
                   max_frames: int | None = None, storage: str = "sqlite3", progress: bool = True,
-                  write_bags: bool = True, task: str | Task | None = None) -> list[dict[str, Any]]:
-    """Run every (method, budget) and write report.md / report.csv / plots; return the rows."""
+                  write_bags: bool = True, task: str | Task | None = None,
+                  health: Any = HealthConfig()) -> list[dict[str, Any]]:
+    """Run every (method, budget) and write report.md / report.csv / plots; return the rows
+    (``health``: the stream health check of :func:`admn_ros.bags.replay.replay`)."""
     t = get_task(task)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +76,7 @@ def replay_report(bag: str | Path, out_dir: str | Path, *, methods: Sequence[str
         for budget in (budgets if method != "upper_bound" else [None]):
             name, run_dir, fields = _run(t, bag, method, budget, out, mapping=mapping, model_dir=model_dir,
                                          backend=backend, max_frames=max_frames, storage=storage,
-                                         progress=progress, write_bag=write_bags)
+                                         progress=progress, write_bag=write_bags, health=health)
             fr = read_columns(run_dir / t.csv_name)
             gf = float(np.nanmean(fr["gflops"])) if "gflops" in fr else float("nan")
             rows.append({"method": method, "budget": int(np.nanmean(fr["active_blocks"])) if budget is None

@@ -55,9 +55,10 @@ class OutputBagWriter:
         self.counts[topic] += 1
 
     def write(self, stamp_ns: int, est: dict[str, Any], allocation: Any = None, *, truth: Any = None,
-              window_frames: int = 1) -> None:
+              window_frames: int = 1, status: Any = None) -> None:
         """Write one output (all at ``stamp_ns``): the estimate, the allocation (a
-        :class:`~admn_ros.core.runtime.Allocation`, if any), the truth (if any), the markers."""
+        :class:`~admn_ros.core.runtime.Allocation`, if any, with ``status`` as its
+        ``stream_status``), the truth (if any), the markers."""
         t, task = int(stamp_ns), self.task
         hdr = msgs.header(t, self.frame_id)
         self._put("/" + task.output.topic,
@@ -66,7 +67,7 @@ class OutputBagWriter:
             a = allocation
             self._put("/" + topics.ALLOCATION, msgs.layer_allocation(
                 hdr, a.mask, self.stream_ids, budget=a.budget, present=a.present, estimated_noise=a.est_noise,
-                controller=self.controller, decision_ms=a.ms), t)
+                controller=self.controller, decision_ms=a.ms, stream_status=status), t)
         if truth is not None:
             self._put("/" + task.truth.topic,
                       task.fill_truth(msgs.new_msg(task.truth.type, header=hdr), truth, self.labels), t)

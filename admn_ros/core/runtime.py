@@ -159,6 +159,14 @@ class FrameWindow:
     def clear(self) -> None:
         self._buf.clear()
 
+    def forget(self, sids: Iterable[str]) -> None:
+        """Drop the inputs (and cached embeddings) of ``sids`` from every frame: they are then
+        absent from the whole window (a frozen or stalled stream's recent content is not trusted)."""
+        for sid in sids:
+            for f in self._buf:
+                f.inputs.pop(sid, None)
+                f.cache.pop(sid, None)
+
     @property
     def full(self) -> bool:
         return len(self._buf) == self.frames

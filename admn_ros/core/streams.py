@@ -263,9 +263,11 @@ def check_mask(mask: np.ndarray, budget: int | None = None, first_block: bool = 
 def allocation_fields(mask: np.ndarray, stream_ids: Sequence[str], *, budget: int | None = None,
                       present: Sequence[bool] | np.ndarray | None = None,
                       estimated_noise: Sequence[float] | np.ndarray | None = None, controller: str = "",
-                      decision_ms: float = 0.0, first_block_forced: bool = True) -> dict:
+                      decision_ms: float = 0.0, first_block_forced: bool = True,
+                      stream_status: Sequence[str] | None = None) -> dict:
     """The fields of an ``admn_ros/LayerAllocation`` for a bool ``(n_streams, depth)`` mask, for
-    the ROS message and the bag message alike (``estimated_noise`` default NaN: not estimated)."""
+    the ROS message and the bag message alike (``estimated_noise`` default NaN: not estimated,
+    ``stream_status`` default ``ok`` / ``missing`` by ``present``)."""
     m, ids = np.asarray(mask), list(stream_ids)
     if m.ndim != 2:
         raise ValueError(f"allocation mask must be 2-D (n_streams, depth), got shape {m.shape}")
@@ -292,6 +294,9 @@ def allocation_fields(mask: np.ndarray, stream_ids: Sequence[str], *, budget: in
     b = int(m.sum()) if budget is None else int(budget)
     if not 0 <= b < 2**16:
         raise ValueError(f"budget {b} out of range for uint16")
+    status = [("ok" if p else "missing") for p in pres] if stream_status is None else [str(x) for x in stream_status]
+    if len(status) != n:
+        raise ValueError(f"stream_status has {len(status)} entries, expected {n}")
     return {"budget": b, "depth": depth, "first_block_forced": bool(first_block_forced), "stream_ids": ids,
             "active_blocks": m.reshape(-1).copy(), "stream_present": pres.copy(), "estimated_noise": noise.copy(),
-            "controller": str(controller), "decision_ms": float(decision_ms)}
+            "controller": str(controller), "decision_ms": float(decision_ms), "stream_status": status}

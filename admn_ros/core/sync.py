@@ -46,6 +46,12 @@ Two layers:
    one (``message_filters`` can fire an older set after a newer one) is dropped as *stale*
    and counted. Time (``now``) is passed in explicitly (s), so the policy works with ROS
    time, wall time, bag time or simulated time alike.
+
+   With ``health`` (:mod:`admn_ros.core.health`) every input also has a health check fed by
+   :meth:`StreamSync.add` (stamp, ``now`` and the message's content signature): an input that
+   is *frozen* or *stalled* is treated as missing while it keeps sending (its messages stay
+   out of the synchronizer) and rejoins with the message that completes its recovery.
+   :meth:`StreamSync.status` and :attr:`SyncedSet.status` give each input's reason.
 """
 from __future__ import annotations
 
@@ -55,6 +61,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
+
+from admn_ros.core.health import MISSING, OK, HealthConfig, StreamHealth
 
 K = TypeVar("K", bound=Hashable)
 
@@ -229,14 +237,16 @@ class SyncedSet(Generic[K]):
     Attributes:
         stamp_ns: the newest stamp in the set.
         items: input -> payload (``None``: missing).
-        missing: the inputs that were timed out when the set fired.
+        missing: the inputs left out when the set fired (timed out, or unhealthy).
         stamps_ns: input -> stamp of its message, for the inputs in the set.
+        status: input -> ``ok`` (in the set), ``missing`` (timed out), ``frozen`` / ``stalled``.
     """
 
     stamp_ns: int
     items: dict[K, Any]
     missing: frozenset[K]
     stamps_ns: dict[K, int] = field(default_factory=dict)
+    status: dict[K, str] = field(default_factory=dict)
 
     @property
     def stamp(self) -> float:
@@ -251,7 +261,7 @@ class SyncStats:
     emitted; ``stale_sets`` sets (``stale`` messages) were dropped because they were not
     newer than an emitted set; ``rebuilds`` counts changes of the live inputs; ``queued``
     messages wait in the synchronizer now; the rest were ``discarded`` (a queue overflowed,
-    a second message with the same stamp replaced the first, the input timed out)."""
+    a second message with the same stamp replaced the first, the input timed out or was unhealthy)."""
 
     offered: int = 0
     matched: int = 0
@@ -315,10 +325,12 @@ class StreamSync(Generic[K]):
         start_time: the clock origin for never-seen inputs; ``None`` (default) = the ``now`` of
             the first :meth:`add`. Nodes should leave it ``None``: with ``use_sim_time`` the
             clock reads 0 until ``/clock`` arrives and then jumps to bag time.
+        health: per-input health check (:class:`~admn_ros.core.health.HealthConfig`); ``None``: off.
     """
 
     def __init__(self, keys: Sequence[K], slop: float, queue_size: int = 10, timeout: float = 0.5, *,
-                 synchronizer: SynchronizerFactory | None = None, start_time: float | None = None) -> None:
+                 synchronizer: SynchronizerFactory | None = None, start_time: float | None = None,
+                 health: HealthConfig | None = None) -> None:
         if not keys:
             raise ValueError("StreamSync needs at least one input key")
         if len(set(keys)) != len(keys):
@@ -337,9 +349,12 @@ class StreamSync(Generic[K]):
         self._fired: list[tuple[tuple[_Entry, ...], tuple[K, ...]]] = []
         self._seq = itertools.count()
         self._last_stamp_ns: int | None = None
+        self._now = 0.0
         self.stats = SyncStats()
-        #: sets emitted without each input (it was timed out)
+        #: sets emitted without each input (it was timed out or unhealthy)
         self.missing_count: dict[K, int] = {k: 0 for k in self.keys}
+        #: input -> its health check (empty without ``health``)
+        self.health: dict[K, StreamHealth] = {k: StreamHealth(health) for k in self.keys} if health else {}
 
     # ------------------------------------------------------------------ settings
     @property
@@ -351,10 +366,12 @@ class StreamSync(Generic[K]):
         return self._queue_size
 
     def configure(self, slop: float | None = None, queue_size: int | None = None,
-                  timeout: float | None = None) -> None:
+                  timeout: float | None = None, health: HealthConfig | None = None) -> None:
         """Change settings at run time; a new ``slop`` / ``queue_size`` rebuilds the synchronizer
         (its queued messages are offered again; the sets that completes come with the next
-        :meth:`add` / :meth:`poll`)."""
+        :meth:`add` / :meth:`poll`); ``health`` applies to the next messages of a health check."""
+        for h in self.health.values():
+            h.cfg = health or h.cfg
         s = self._slop if slop is None else float(slop)
         q = self._queue_size if queue_size is None else int(queue_size)
         t = self.timeout if timeout is None else float(timeout)
@@ -365,9 +382,9 @@ class StreamSync(Generic[K]):
             self._rebuild(self._live)
 
     # ------------------------------------------------------------------ inputs
-    def add(self, key: K, stamp: Any, payload: Any, now: float) -> list[SyncedSet[K]]:
-        """Offer one message (its header ``stamp`` and what the sets should carry); returns the
-        sets that fire because of it, oldest first."""
+    def add(self, key: K, stamp: Any, payload: Any, now: float, signature: Any = None) -> list[SyncedSet[K]]:
+        """Offer one message (its header ``stamp``, what the sets should carry and, for the health
+        check, its content ``signature``); returns the sets that fire because of it, oldest first."""
         if key not in self.missing_count:
             raise KeyError(f"unknown input {key!r}; inputs: {self.keys}")
         now = float(now)
@@ -376,8 +393,12 @@ class StreamSync(Generic[K]):
             self._last_seen = {k: now for k in self.keys}
         self._last_seen[key] = now
         self.stats.offered += 1
+        h = self.health.get(key)
+        if h is not None:
+            h.update(stamp_to_ns(stamp), now, signature)
         self._refresh(now)
-        self._filters[key].signalMessage(_Entry(key, stamp, payload, next(self._seq)))
+        if key in self._filters:
+            self._filters[key].signalMessage(_Entry(key, stamp, payload, next(self._seq)))
         return self._drain()
 
     def poll(self, now: float) -> list[SyncedSet[K]]:
@@ -393,6 +414,13 @@ class StreamSync(Generic[K]):
         if not self._started:
             return frozenset()
         return frozenset(k for k in self.keys if now - self._last_seen[k] > self.timeout)
+
+    def status(self, now: float | None = None) -> dict[K, str]:
+        """Per input at ``now`` (default: the last ``add`` / ``poll``): ``missing`` (timed out),
+        its health status (``frozen``, ``stalled``) or ``ok``."""
+        missing = self.missing(self._now if now is None else now)
+        return {k: MISSING if k in missing else (self.health[k].status if k in self.health else OK)
+                for k in self.keys}
 
     @property
     def live(self) -> tuple[K, ...]:
@@ -411,8 +439,9 @@ class StreamSync(Generic[K]):
 
     # ------------------------------------------------------------------ internals
     def _refresh(self, now: float) -> None:
+        self._now = now
         missing = self.missing(now)
-        live = tuple(k for k in self.keys if k not in missing)
+        live = tuple(k for k in self.keys if k not in missing and (k not in self.health or self.health[k].healthy))
         if live != self._live:
             self._rebuild(live)
 
@@ -450,7 +479,9 @@ class StreamSync(Generic[K]):
             for k in missing:
                 self.missing_count[k] += 1
             self.stats.sets += 1
-            out.append(SyncedSet(newest, {k: payloads.get(k) for k in self.keys}, missing, stamps))
+            now = self.status()
+            status = {k: OK if k in live else (MISSING if now[k] == OK else now[k]) for k in self.keys}
+            out.append(SyncedSet(newest, {k: payloads.get(k) for k in self.keys}, missing, stamps, status))
         self.stats.queued = sum(len(q) for q in self._sync.queues) if self._sync is not None else 0
         return out
 

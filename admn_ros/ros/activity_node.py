@@ -9,7 +9,9 @@ preprocesses each image and synchronizes them into frames as the controller does
 offline replay (:class:`admn_ros.bags.reader.BagFrames`) does: ``message_filters``
 ApproximateTimeSynchronizer semantics plus stream timeouts (:mod:`admn_ros.ros.msg_filters`).
 A stream silent for ``timeout`` s is missing (frames go on without it, its tokens are masked
-and it gets 0 blocks), so a missing stream never blocks the estimates; a frame whose message
+and it gets 0 blocks), so a missing stream never blocks the estimates; a stream the health
+check (:mod:`admn_ros.core.health`) finds frozen or stalled is missing too, and its frames
+are dropped from the whole window at once, until it recovers; a frame whose message
 was lost on one live stream does not fire (its other messages wait in their queues) and the
 window slides on with the next frame; a frame older than the window's newest is dropped
 (``stale_set``). Frames go into a :class:`~admn_ros.core.runtime.FrameWindow`; every
@@ -57,6 +59,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import UInt16
 from visualization_msgs.msg import MarkerArray
 
+from admn_ros.core.health import stream_status, unhealthy
 from admn_ros.core.runtime import FrameWindow, Result, Runtime
 from admn_ros.core.streams import StreamSet, budget_from_fraction, validate_budget
 from admn_ros.core.sync import SyncedSet
@@ -160,6 +163,7 @@ class ActivityNode(AdmnNode):
         self.computed_total = 0
         self._since_out = 0
         self._last_frame_ns: int | None = None
+        self._status: dict[str, str] = {}   # stream -> status in the newest frame
         self.last: Result | None = None
         self.view = WindowView(self.ids, title=self.get_name())
         self._gt: OrderedDict[int, Any] = OrderedDict()                   # stamp ns -> truth
@@ -223,6 +227,8 @@ class ActivityNode(AdmnNode):
     # ------------------------------------------------------------------ frames -> windows
     def _on_frame(self, fr: SyncedSet) -> None:
         newest = max((it for it in fr.items.values() if it is not None), key=lambda it: it[2])
+        self.window.forget(unhealthy(fr.status))
+        self._status = fr.status
         stamp_ns = int(newest[2])
         if self._last_frame_ns is not None and (stamp_ns - self._last_frame_ns) * 1e-9 > float(self.p["max_gap_s"]):
             self.window.clear()                   # a long gap: do not mix old frames with new ones
@@ -261,7 +267,8 @@ class ActivityNode(AdmnNode):
         self.alloc_pub.publish(mask_to_allocation(a.mask, self.ids, budget=a.budget, header=make_header(stamp),
                                                   present=a.present, estimated_noise=a.est_noise,
                                                   controller=a.controller, decision_ms=a.ms,
-                                                  first_block_forced=bool(rt.cfg.first_block)))
+                                                  first_block_forced=bool(rt.cfg.first_block),
+                                                  stream_status=stream_status(self.ids, a.present, self._status)))
         self.windows += 1
         self.out_rate.tick(self.now_s())
         self.computed_last = int(res.computed)
@@ -311,7 +318,8 @@ class ActivityNode(AdmnNode):
         sync = getattr(self, "sync", None)
         rt = getattr(self, "runtime", None)
         for i, sid in enumerate(getattr(self, "ids", [])):
-            extra: dict[str, Any] = {"frames_absent": sync.missing_count.get(sid, 0) if sync is not None else 0}
+            extra: dict[str, Any] = {"frames_absent": sync.missing_count.get(sid, 0) if sync is not None else 0,
+                                     **self.health_values(sid)}
             if res is not None:
                 extra.update({"est_sigma": float(res.allocation.est_noise[i]),
                               "blocks": int(res.allocation.mask[i].sum()),

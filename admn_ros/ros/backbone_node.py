@@ -7,8 +7,9 @@ hundred bytes per stream) cross the network.
 Subscribes (sensor-data QoS, ``message_filters`` ``Subscriber`` s) to the node's image
 topics (radar as PointCloud2 with ``radar_input: pointcloud2``, as the controller node) and synchronizes them as the controller does (``message_filters``
 ApproximateTimeSynchronizer semantics plus stream timeouts, :mod:`admn_ros.ros.msg_filters`:
-a silent stream is missing after ``timeout``; a frame older than one already processed is
-dropped as ``stale_set``), and to ``admn/allocation`` (reliable). Runs :meth:`Runtime.embed` (real block
+a silent stream is missing after ``timeout``; a frozen or stalled one while the health check
+says so, :mod:`admn_ros.core.health`; a frame older than one already processed is dropped
+as ``stale_set``), and to ``admn/allocation`` (reliable). Runs :meth:`Runtime.embed` (real block
 skipping) with the allocation's rows of its streams and publishes
 ``admn_ros/StreamEmbeddings`` on ``admn/<sensor_node>/embeddings`` with the frame's stamp.
 
@@ -262,9 +263,9 @@ class BackboneNode(AdmnNode):
         out = []
         a = getattr(self, "latest", None)
         for sid in getattr(self, "sids", []):
-            extra: dict[str, Any] = {}
+            extra: dict[str, Any] = self.health_values(sid)
             if a is not None:
-                extra = {"est_sigma": a.noise[sid], "blocks": int(a.rows[sid].sum()), "present": a.present[sid]}
+                extra.update({"est_sigma": a.noise[sid], "blocks": int(a.rows[sid].sum()), "present": a.present[sid]})
             out.append(input_status(name, sid, self.monitor, now_s, now_ns, self.p["stale_s"], extra,
                                     self._prev_rejected.get(sid, 0)))
         if getattr(self, "sids", None):

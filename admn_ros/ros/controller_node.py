@@ -8,10 +8,14 @@ image and synchronizes them with ``message_filters.ApproximateTimeSynchronizer``
 ``queue_size``) plus stream timeouts (:class:`admn_ros.core.sync.StreamSync`: a stream silent
 for ``timeout`` s is *missing* and frames proceed without it, so that stream gets 0 blocks; a
 timer calls ``poll()`` every ``poll_period`` so frames fire even when the dead stream sends
-nothing; a frame older than one already processed is dropped as ``stale_set``), then calls
-:meth:`Runtime.allocate`. Publishes
+nothing; a frame older than one already processed is dropped as ``stale_set``) and the
+per-stream health check (:mod:`admn_ros.core.health`, parameters ``frozen_frames``,
+``frozen_tolerance``, ``stall_frames``, ``max_jump_s``, ``recover_frames``: a stream whose
+content stops changing or whose stamps stall or jump is treated as missing until it
+recovers), then calls :meth:`Runtime.allocate`. Publishes
 ``admn_ros/LayerAllocation`` on ``admn/allocation`` (reliable) with the frame's stamp,
-``stream_present``, ``estimated_noise``, the controller used and ``decision_ms``.
+``stream_present``, ``stream_status`` (``ok``, ``missing``, ``frozen``, ``stalled``),
+``estimated_noise``, the controller used and ``decision_ms``.
 
 Budget ``L`` (active blocks over all streams, first blocks included):
 
@@ -51,6 +55,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import UInt16
 
 from admn_ros.core.budget import DeadlineBudget
+from admn_ros.core.health import stream_status
 from admn_ros.core.runtime import Runtime
 from admn_ros.core.streams import StreamSet, validate_budget
 from admn_ros.msg import LayerAllocation
@@ -193,7 +198,8 @@ class ControllerNode(AdmnNode):
             return
         msg = mask_to_allocation(a.mask, self.ids, budget=budget, header=make_header(newest[1]),
                                  present=a.present, estimated_noise=a.est_noise, controller=a.controller,
-                                 decision_ms=a.ms, first_block_forced=bool(self.runtime.cfg.first_block))
+                                 decision_ms=a.ms, first_block_forced=bool(self.runtime.cfg.first_block),
+                                 stream_status=stream_status(self.ids, a.present, fs.status))
         self.alloc_pub.publish(msg)
         self.frames += 1
         self.last = a
@@ -210,10 +216,10 @@ class ControllerNode(AdmnNode):
         out = []
         a = self.last
         for i, sid in enumerate(getattr(self, "ids", [])):
-            extra: dict[str, Any] = {}
+            extra: dict[str, Any] = self.health_values(sid)
             if a is not None:
-                extra = {"est_sigma": float(a.est_noise[i]), "blocks": int(a.mask[i].sum()),
-                         "present": bool(a.present[i])}
+                extra.update({"est_sigma": float(a.est_noise[i]), "blocks": int(a.mask[i].sum()),
+                              "present": bool(a.present[i])})
             out.append(input_status(name, sid, self.monitor, now_s, now_ns, self.p["stale_s"], extra,
                                     self._prev_rejected.get(sid, 0)))
         if topics.BUDGET in self.monitor.inputs:

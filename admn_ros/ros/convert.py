@@ -19,7 +19,7 @@ from __future__ import annotations
 import array
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -119,6 +119,7 @@ class Allocation:
     decision_ms: float
     first_block_forced: bool
     header: Header
+    stream_status: list[str] = field(default_factory=list)   # per stream: ok, missing, frozen, stalled
 
 
 def mask_to_allocation(mask: np.ndarray, stream_ids: Sequence[str], *,
@@ -127,13 +128,14 @@ def mask_to_allocation(mask: np.ndarray, stream_ids: Sequence[str], *,
                        present: Sequence[bool] | np.ndarray | None = None,
                        estimated_noise: Sequence[float] | np.ndarray | None = None,
                        controller: str = "", decision_ms: float = 0.0,
-                       first_block_forced: bool = True):
+                       first_block_forced: bool = True, stream_status: Sequence[str] | None = None):
     """Boolean ``(n_streams, depth)`` mask -> ``admn_ros/LayerAllocation``
     (:func:`admn_ros.core.streams.allocation_fields`)."""
     from admn_ros.msg import LayerAllocation
 
     f = allocation_fields(mask, stream_ids, budget=budget, present=present, estimated_noise=estimated_noise,
-                          controller=controller, decision_ms=decision_ms, first_block_forced=first_block_forced)
+                          controller=controller, decision_ms=decision_ms, first_block_forced=first_block_forced,
+                          stream_status=stream_status)
     msg = LayerAllocation(**{**f, "active_blocks": f["active_blocks"].tolist(),
                              "stream_present": f["stream_present"].tolist()})
     msg.header = header if header is not None else make_header(stamp)
@@ -161,7 +163,8 @@ def allocation_to_mask(msg) -> Allocation:
     return Allocation(mask=mask, stream_ids=ids, budget=int(msg.budget), present=present,
                       estimated_noise=noise, controller=msg.controller,
                       decision_ms=float(msg.decision_ms),
-                      first_block_forced=bool(msg.first_block_forced), header=msg.header)
+                      first_block_forced=bool(msg.first_block_forced), header=msg.header,
+                      stream_status=list(msg.stream_status))
 
 
 def message_class(msgtype: str) -> type:

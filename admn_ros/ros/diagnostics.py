@@ -7,13 +7,15 @@ Every ADMN node publishes one ``diagnostic_msgs/DiagnosticArray`` per
 * one status per input (stream or backbone node): ``<node fqn>: input <key>`` with
   ``rate_hz``, ``age_s`` (now minus the stamp of the last accepted message),
   ``accepted``, ``rejected`` and ``rejected.<reason>`` counters, plus node-specific values
-  such as the estimated QoI (``est_sigma``) and the blocks last allocated;
+  such as the estimated QoI (``est_sigma``), the blocks last allocated and, for sensor streams,
+  the health check's ``health`` (``ok``, ``missing``, ``frozen``, ``stalled``) and
+  ``health.frozen`` / ``health.stalled`` (times the stream turned so);
 * one summary status ``<node fqn>: <what>`` with frames processed, frames dropped by
   reason (``dropped.<reason>``), latency windows (``<name>_ms_p50`` / ``_p99`` / ``_max``)
   and, for the synchronizing nodes, the synchronizer's counters (:func:`sync_values`).
 
-Levels: OK; WARN when an input is stale (older than ``stale_s`` or never seen) or the
-node dropped/rejected something during the last period; ERROR when the node is not
+Levels: OK; WARN when an input is stale (older than ``stale_s`` or never seen), frozen or
+stalled (it gets 0 blocks), or the node dropped/rejected something during the last period; ERROR when the node is not
 configured (e.g. no model).
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, Hashable, Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from admn_ros.core.health import UNHEALTHY
 from admn_ros.ros.telemetry import LatencyWindow, StreamMonitor
 
 OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR,
@@ -82,6 +85,8 @@ def input_status(node_name: str, key: Hashable, monitor: StreamMonitor, now_s: f
         level, msg = WARN, f"stale: last stamp {age:.2f} s old"
     else:
         level, msg = OK, f"{rate:.1f} Hz"
+    if values.get("health") in UNHEALTHY:
+        level, msg = WARN, f"{values['health']}: treated as missing (0 blocks) until it recovers; {msg}"
     if n_rej > prev_rejected:
         level = max(level, WARN)
         msg += f", {n_rej - prev_rejected} rejected ({', '.join(f'{r} {c}' for r, c in rej.most_common(3))})"

@@ -24,6 +24,7 @@ work after ``super().__init__`` (autostart runs inside it). Every node accepts t
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -37,6 +38,7 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from admn_ros.core.checkpoint import CheckpointError
 from admn_ros.core.engine import BACKENDS
+from admn_ros.core.health import UNHEALTHY, HealthConfig, content_signature
 from admn_ros.core.image_convert import STREAM_FORMATS, ConversionError, decode_stream
 from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, split_stream_id, validate_budget
 from admn_ros.core.sync import StreamSync
@@ -64,6 +66,8 @@ COMMON_SPECS: tuple[ParamSpec, ...] = (
               "input (bad encoding, size, NaN, stamps, ...)", min=0.0, max=3600.0),
 )
 
+#: Parameters of the health check (applied at once to a running synchronizer).
+HEALTH_PARAMS = frozenset(f.name for f in fields(HealthConfig))
 #: Message types of the radar input (``radar_input`` parameter).
 RADAR_INPUTS: tuple[str, ...] = ("image", "pointcloud2")
 
@@ -102,6 +106,26 @@ def sync_specs(slop: float = 0.03, timeout: float = 0.5) -> list[ParamSpec]:
     ]
 
 
+def health_specs() -> list[ParamSpec]:
+    """The per-stream health check of the sensor streams (:mod:`admn_ros.core.health`): a frozen or
+    stalled stream is treated as missing (0 blocks) until it recovers."""
+    d = HealthConfig()
+    return [
+        ParamSpec("frozen_frames", d.frozen_frames, "A stream whose content repeats the previous message's this "
+                  "many messages in a row is frozen (0 blocks until it recovers); 0 = off", min=0, max=100000),
+        ParamSpec("frozen_tolerance", d.frozen_tolerance, "Content counts as repeated when the mean absolute change "
+                  "of its signature (every second pixel of the [0, 1] model input) is at most this (0 = an exact "
+                  "repeat only)", min=0.0, max=1.0),
+        ParamSpec("stall_frames", d.stall_frames, "A stream whose stamps do not advance this many messages in a row "
+                  "is stalled (0 blocks until it recovers); 0 = off", min=0, max=100000),
+        ParamSpec("max_jump_s", d.max_jump_s, "A stamp this much older than the stream's newest, or this much further "
+                  "ahead than the clock advanced, is a jump: the stream is stalled until it recovers; 0 = off",
+                  min=0.0, max=86400.0),
+        ParamSpec("recover_frames", d.recover_frames, "A frozen or stalled stream rejoins after this many good "
+                  "messages in a row (stamp advancing, content changed)", min=0, max=100000),
+    ]
+
+
 def image_specs() -> list[ParamSpec]:
     return [
         ParamSpec("qos_depth", 5, "History depth of the image subscriptions", min=1, max=1000),
@@ -110,6 +134,7 @@ def image_specs() -> list[ParamSpec]:
                   "publisher is reliable too); applied on activate", choices=("best_effort", "reliable")),
         ParamSpec("min_image_side", 8, "Smallest accepted image height/width (pixels)", min=1, max=65535),
         ParamSpec("max_image_side", 8192, "Largest accepted image height/width (pixels)", min=1, max=65535),
+        *health_specs(),
     ]
 
 
@@ -295,10 +320,24 @@ class AdmnNode(LifecycleNode):
         return f
 
     def make_sync(self, keys: Sequence[Any]) -> StreamSync:
-        """The node's synchronizer over ``keys`` from the ``sync_specs`` parameters."""
+        """The node's synchronizer over ``keys`` from the ``sync_specs`` parameters, with the
+        health check of ``health_specs`` when the node has those (the sensor-stream nodes)."""
         self._stale_reported = 0
         return msg_filters.stream_sync(keys, float(self.p["slop"]), int(self.p["queue_size"]),
-                                       float(self.p["timeout"]))
+                                       float(self.p["timeout"]), self._health_config())
+
+    def _health_config(self) -> HealthConfig | None:
+        return HealthConfig.from_params(self.p) if "frozen_frames" in self.p else None
+
+    def health_values(self, key: Any) -> dict[str, Any]:
+        """``health`` (``ok``, ``missing``, ``frozen``, ``stalled``) and ``health.<status>`` (times the
+        input turned so) of a synchronized input, for its /diagnostics status."""
+        sync = getattr(self, "sync", None)
+        if sync is None:
+            return {}
+        h = sync.health.get(key)
+        return {"health": sync.status(self.now_s())[key],
+                **({f"health.{s}": h.events[s] for s in sorted(UNHEALTHY)} if h is not None else {})}
 
     def sync_diagnostics(self) -> dict[str, Any]:
         """``sync_*`` values of ``self.sync`` for the summary status ({} without one)."""
@@ -385,7 +424,8 @@ class AdmnNode(LifecycleNode):
         fires (sets not newer than an emitted one are dropped by the synchronizer and counted as
         ``dropped.stale_set``)."""
         if self.sync is not None:
-            self._on_sets(self.sync.add(key, item[1], item, self.now_s()), on_set)
+            sig = content_signature(item[0]) if self.sync.health else None
+            self._on_sets(self.sync.add(key, item[1], item, self.now_s(), sig), on_set)
 
     def sync_poll(self, on_set: Callable[[Any], None]) -> None:
         """Timer callback body: fire sets whose missing inputs timed out."""
@@ -426,6 +466,8 @@ class AdmnNode(LifecycleNode):
                 try:
                     if prm.name in ("slop", "timeout") and getattr(self, "sync", None) is not None:
                         self.sync.configure(**{prm.name: float(v)})
+                    if getattr(self, "sync", None) is not None and prm.name in HEALTH_PARAMS:
+                        self.sync.configure(health=self._health_config())
                     self.on_parameter(prm.name, self.p[prm.name])
                 except Exception as exc:  # noqa: BLE001 - never let a callback kill the node
                     self.get_logger().error(f"applying parameter {prm.name}={prm.value!r} failed: {exc}")
@@ -564,4 +606,4 @@ def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
 
 
 __all__ = ["AdmnNode", "COMMON_SPECS", "RADAR_INPUTS", "InputRejected", "decode_sensor_image",
-           "run_node", "model_specs", "sync_specs", "image_specs", "radar_specs", "image_qos", "resolve_model_dir"]
+           "run_node", "model_specs", "sync_specs", "image_specs", "health_specs", "radar_specs", "image_qos", "resolve_model_dir"]

@@ -94,10 +94,12 @@ IMPLEMENTATION, SimpleFilter, Subscriber, TimeSynchronizer, ApproximateTimeSynch
     _load(os.environ.get(ENV, "auto").strip().lower() or "auto")
 
 
-def stream_sync(keys: Sequence[Any], slop: float, queue_size: int, timeout: float) -> _core.StreamSync:
-    """The nodes' synchronizer: :class:`admn_ros.core.sync.StreamSync` (stream timeouts) over
-    this module's ``ApproximateTimeSynchronizer``."""
-    return _core.StreamSync(keys, slop, queue_size, timeout, synchronizer=ApproximateTimeSynchronizer)
+def stream_sync(keys: Sequence[Any], slop: float, queue_size: int, timeout: float,
+                health: Any = None) -> _core.StreamSync:
+    """The nodes' synchronizer: :class:`admn_ros.core.sync.StreamSync` (stream timeouts and the
+    ``health`` check) over this module's ``ApproximateTimeSynchronizer``."""
+    return _core.StreamSync(keys, slop, queue_size, timeout, synchronizer=ApproximateTimeSynchronizer,
+                            health=health)
 
 
 __all__ = ["IMPLEMENTATION", "SimpleFilter", "Subscriber", "TimeSynchronizer", "ApproximateTimeSynchronizer",

@@ -12,6 +12,9 @@ random model + controllers written to a tmp dir (until models/ holds trained one
   are rejected with a reason;
 * (b) a sensor stream killed mid-run (sensor_node ``dropout``): targets continue within 1 s
   and that stream's allocation goes to 0 blocks (then it rejoins);
+* (e) a camera frozen mid-run (sensor_node ``frozen``: its last frame repeated with new
+  stamps): within 1 s that stream has 0 blocks and ``stream_status`` ``frozen``, targets
+  continue, and it gets blocks again once its content changes;
 * the same graph composed in one process (``admn_container``), pipelined allocation;
 * lifecycle: a bad model directory fails configure cleanly (exit code 2 naming the
   directory), and configure succeeds once the parameter is fixed;
@@ -215,7 +218,7 @@ def _late_frames(lis, t_change_ns: int, budget: int) -> int | None:
 
 
 class TestRunningGraph:
-    """One graph for (a), (c), (b) (in that order: (b) kills and restores a stream)."""
+    """One graph for (a), (c), (b), (e) (in that order: (b) and (e) break and restore a stream)."""
 
     # --------------------------------------------------------------------------- (a)
     def test_a_targets_equal_offline_runtime_on_same_frames(self, graph, model_dir):
@@ -383,6 +386,63 @@ class TestRunningGraph:
         assert lis.spin_until(lambda: any(m.stream_present[i] for t, m in lis.allocs if t > t_back), 3.0, procs)
         # and the live markers show it: render the latest MarkerArray (look at it in the tmp dir)
         assert lis.markers, "viz_node published no markers"
+
+    # --------------------------------------------------------------------------- (e)
+    def test_e_frozen_stream_gets_zero_blocks_and_rejoins(self, graph):
+        """node1's camera repeats its last frame with new stamps (sensor_node ``frozen``): within
+        1 s of its first frozen frame the allocation gives it 0 blocks with stream_status
+        ``frozen`` (the budget goes to the other streams), /diagnostics says so, targets go on,
+        and the stream gets blocks again once its content changes.
+
+        Break tried: no content signature from the nodes (``sync_offer`` passing ``None``): the
+        frozen camera kept its blocks and no allocation marked it frozen."""
+        from admn_ros.msg import StreamQoI
+        from admn_ros.ros import topics
+        from admn_ros.ros.qos import sensor_qos
+
+        procs, lis = graph
+        victim = "node1/rgb"
+        i, d = SIDS.index(victim), 12
+        qoi: list = []
+        lis.node.create_subscription(StreamQoI, topics.qoi_topic(victim), qoi.append, sensor_qos(50))
+        wall = time.time() - time.monotonic()       # monotonic receipt times -> wall clock (the stamps' clock)
+        delay = float("nan")
+        try:
+            assert lis.set_param("sensor_node", "corruption.node1.rgb", "frozen").successful
+            t_set = time.monotonic()
+            n0 = len(lis.targets)
+
+            def frozen_allocs():
+                return [(t, m) for t, m in lis.allocs if t > t_set and m.stream_status[i] == "frozen"]
+
+            assert lis.spin_until(lambda: bool(frozen_allocs()), 5.0, procs), \
+                f"no allocation marks {victim} frozen: {[m.stream_status[i] for _, m in lis.allocs[-5:]]}"
+            first = next(_ns(q.header.stamp) for q in qoi if q.corruption == "frozen")
+            t_det, m = frozen_allocs()[0]
+            delay = t_det + wall - first * 1e-9
+            assert delay < 1.0, f"frozen stream detected {delay:.2f} s after its first frozen frame"
+            assert not any(m.active_blocks[i * d:(i + 1) * d]) and not m.stream_present[i]
+            lis.spin_for(1.5)
+            later = [m for t, m in lis.allocs if t > t_det]
+            assert later and all(m.stream_status[i] == "frozen" and not any(m.active_blocks[i * d:(i + 1) * d])
+                                 for m in later)
+            assert sum(later[-1].active_blocks) == BUDGET         # the budget went to the other streams
+            after = [t for t, _ in lis.targets[n0:]]
+            assert after and np.diff([t_set] + after).max() < 1.0, "targets stalled while the camera was frozen"
+            assert lis.spin_until(lambda: lis.diag_values(f"controller_node: input {victim}").get("health")
+                                  == "frozen", 3.0)
+            assert lis.spin_until(lambda: lis.diag_values(f"backbone_node1: input {victim}").get("health")
+                                  == "frozen", 3.0)
+        finally:
+            assert lis.set_param("sensor_node", "corruption.node1.rgb", "none").successful
+            t_back = time.monotonic()
+        # it rejoins after recover_frames changed frames (0.3 s at 10 Hz)
+        assert lis.spin_until(lambda: any(m.stream_status[i] == "ok" and any(m.active_blocks[i * d:(i + 1) * d])
+                                          for t, m in lis.allocs if t > t_back), 2.0, procs)
+        t_ok = next(t for t, m in lis.allocs if t > t_back and m.stream_status[i] == "ok")
+        print(f"frozen {victim}: 0 blocks {delay:.3f} s after its first frozen frame, blocks again "
+              f"{t_ok - t_back:.3f} s after the corruption was cleared")
+        assert t_ok - t_back < 1.0
 
 
 # --------------------------------------------------------------------------- composed / lifecycle
