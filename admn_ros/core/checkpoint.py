@@ -13,7 +13,9 @@ One checkpoint is one ``.safetensors`` file:
   stage-1 network they were trained on).
 
 Loading uses :func:`safetensors.torch.load_file` (plain tensors + JSON), so a
-checkpoint cannot run code. Every failure raises :class:`CheckpointError` whose
+checkpoint cannot run code. The weights are checked against the ``weights_id`` saved with
+them (to float16 precision), so a file whose weights changed after saving (a bad copy, a
+flipped bit) is refused rather than loaded. Every failure raises :class:`CheckpointError` whose
 message starts with the file path and names the problem, e.g.::
 
     models/tracking.safetensors: key fusion.head.w shape (2,64) != expected (2,32)
@@ -263,6 +265,11 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: str | Iterable[str] |
     for k, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"{path}: key {k} contains NaN/Inf values")
+    recorded = doc.get("weights_id")
+    if recorded is not None and weights_id(tensors) != recorded:
+        raise CheckpointError(f"{path}: weights do not match the content hash recorded when the file was saved "
+                              f"(weights_id {weights_id(tensors)} != {recorded}); the file is corrupt, copy or "
+                              "train it again")
     optim = None
     if with_optimizer and "optimizer" in doc:
         optim = _unflatten_optimizer(otensors, doc["optimizer"])
@@ -282,7 +289,8 @@ def check_state_dict(got: Mapping[str, torch.Tensor], expected: Mapping[str, tor
         problems += [f"unexpected key {k} shape {_shape(got[k].shape)}" for k in got if k not in expected]
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise CheckpointError(f"{path}: " + "; ".join(problems[:5]) + more)
+        raise CheckpointError(f"{path}: {len(problems)} of {len(expected)} weights do not fit the network its "
+                              "config describes: " + "; ".join(problems[:5]) + more)
 
 
 def load_into(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *,
