@@ -65,9 +65,10 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str]
             if c.topic not in pubs:
                 pubs[c.topic] = node.create_publisher(_msg_class(c.msgtype), c.topic, reliable_qos())
         clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, reliable_qos()) if clock else None
+        waiting = dict(pubs, **({CLOCK_TOPIC: clock_pub} if clock_pub is not None else {}))
         deadline = time.monotonic() + match_timeout
         while time.monotonic() < deadline and not all(
-                p.get_subscription_count() >= node.count_subscribers(t) for t, p in pubs.items()):
+                p.get_subscription_count() >= node.count_subscribers(t) for t, p in waiting.items()):
             time.sleep(0.05)
         it = reader.messages(connections=conns)
         t0_bag = None
@@ -83,9 +84,13 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str]
                 break
             if t0_bag is None:
                 t0_bag = t_ns
-                if clock_pub is not None:
-                    clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
-                time.sleep(start_delay)
+                start = time.monotonic() + start_delay
+                while True:   # the clock stands at the first message's time before any data arrives
+                    if clock_pub is not None:
+                        clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
+                    if time.monotonic() >= start:
+                        break
+                    time.sleep(min(start - time.monotonic(), 1.0 / clock_hz))
                 wall0 = time.monotonic()
             due = wall0 + (t_ns - t0_bag) * 1e-9 / rate
             while True:

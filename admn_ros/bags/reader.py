@@ -53,8 +53,11 @@ CompressedImage, and PointCloud2 radar drawn into the range-azimuth map of the m
 Errors are explicit: a bag that lacks a required topic, has a mapped topic of the wrong
 type or a first message with an unsupported / unexpected encoding raises
 :class:`BagContentError`, whose message lists what the bag *does* contain (topic, type,
-count); an unreadable, truncated or corrupt bag raises :class:`BagReadError` naming the
-file. A later message that cannot be decoded (another encoding, a bad layout, a corrupt
+count); an unreadable or corrupt bag raises :class:`BagReadError` naming the file (and the
+topics and message counts its ``metadata.yaml`` lists, all lost). A bag whose storage file
+was cut off (a robot losing power while recording) is read up to the last intact message
+(:mod:`admn_ros.bags.salvage`): :attr:`BagFrames.loss` lists per topic the messages
+``metadata.yaml`` names and the ones recovered, and a warning says the same. A later message that cannot be decoded (another encoding, a bad layout, a corrupt
 payload) is skipped: its stream is missing in that frame, :attr:`BagFrames.undecodable`
 counts it per stream and the first one of each kind is logged.
 """
@@ -257,8 +260,14 @@ def _describe(path: Path) -> str:
 
 
 def _open_reader(path: Path) -> "AnyReader":
+    """An open reader of the bag; for a bag whose storage file was cut off, a
+    :class:`~admn_ros.bags.salvage.SalvagedReader` of what is intact (its ``loss`` says what
+    is missing, and a warning names it)."""
     from rosbags.highlevel import AnyReader
 
+    from admn_ros.bags.salvage import lost_everything, open_salvaged
+
+    bag = path
     if not path.exists():
         raise BagReadError(f"bag {path} does not exist")
     if path.is_dir() and not (path / "metadata.yaml").is_file():
@@ -273,8 +282,15 @@ def _open_reader(path: Path) -> "AnyReader":
     except BagError:
         raise
     except Exception as e:  # noqa: BLE001 - rosbags/sqlite3/mcap raise many error types
+        reason = f"{type(e).__name__}: {e}"
+        salvaged = open_salvaged(bag, reason)
+        if salvaged is not None:
+            _LOG.warning("%s; reading the intact messages", salvaged.loss.text())
+            return salvaged  # type: ignore[return-value]
+        lost = lost_everything(bag, reason)
         raise BagReadError(f"cannot read bag {path} (file(s): {_describe(path)}): the file is "
-                           f"truncated, corrupt or not a bag: {type(e).__name__}: {e}") from e
+                           f"truncated, corrupt or not a bag: {reason}"
+                           + (f"\n{lost.text()}" if lost is not None else "")) from e
     return reader
 
 
@@ -369,6 +385,8 @@ class BagFrames:
         self._warned: set[tuple[str, str, str]] = set()
         self._cloud_to_map: Any = None
         self._reader: AnyReader | None = _open_reader(self.path)
+        #: what a cut-off bag lost (:class:`admn_ros.bags.salvage.BagLoss`), None for an intact bag
+        self.loss = getattr(self._reader, "loss", None)
         try:
             self.contents = _contents(self._reader)
             self._resolve_topics()
@@ -718,6 +736,8 @@ class BagFrames:
                 lines.append(f"  {sid:<12} <- {st.topic} (absent: always None)")
         lines.append(f"  true QoI: {len(self.qoi_conns)} stream(s); ground truth: "
                      f"{self.mapping.ground_truth + f' ({len(self._gt) + len(self._labels)} samples)' if self.gt_conns else 'none'}")
+        if self.loss is not None:
+            lines.append(f"  {self.loss.text()}")
         return "\n".join(lines)
 
 

@@ -10,9 +10,12 @@ metric of both against the bag's truth.
 
 The nodes that synchronize the bag's images (controller, backbones, activity node) run
 with the offline reader's ``slop``, ``timeout`` and ``queue_size``
-(:attr:`~admn_ros.bags.reader.BagFrames.sync_parameters`), so both sides form the same frames,
+(:attr:`~admn_ros.bags.reader.BagFrames.sync_parameters`) and reliable image subscriptions
+(the player publishes reliably), so both sides form the same frames from the same messages,
 and every model-loading node runs the offline pass's ``torch`` backend, so both compute the
-same numbers.
+same numbers. What still differs is timing: a node that falls behind the bag's clock by more
+than the sync ``timeout`` sees a stream as silent and forms a frame without it; on a shared
+machine play slower (``--rate 0.5``).
 """
 from __future__ import annotations
 
@@ -32,6 +35,9 @@ from admn_ros.core.tasks import Task, get_task
 
 #: graph nodes that synchronize the bag's image topics (they get the reader's sync parameters)
 IMAGE_SYNC_NODES = ("controller_node", "backbone_node", "activity_node")
+#: history depth of their (reliable) image subscriptions during a replay: a node that falls
+#: behind for a few seconds still gets every frame
+REPLAY_QOS_DEPTH = 100
 
 
 @dataclass
@@ -116,6 +122,8 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
     for sp in specs:
         if sp.executable in IMAGE_SYNC_NODES:
             sp.parameters.update(sync)
+            # every played message reaches the node, as every recorded one reaches the offline pass
+            sp.parameters.update(image_reliability="reliable", qos_depth=REPLAY_QOS_DEPTH)
         if "model_dir" in sp.parameters:    # the offline pass's backend: the same numbers on both sides
             sp.parameters["backend"] = "torch"
     # Foreign topic names (e.g. realsense/zed) are remapped onto the graph's inputs.

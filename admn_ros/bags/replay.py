@@ -60,6 +60,7 @@ class ReplaySummary(KeysAsAttributes):
     bag_duration_s: float = 0.0
     sync_unmatched: int = 0          # messages dropped by the synchronizer (no partner within slop)
     sync_late: int = 0               # messages older than an already emitted frame
+    lost: str = ""                   # a cut-off bag: the messages metadata.yaml lists that were not there
     metrics: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     _KEYS_OF = "metrics"
@@ -84,6 +85,7 @@ class ReplaySummary(KeysAsAttributes):
             f"speed      {self.frames_per_s:.1f} frames/s end to end ({self.wall_s:.2f} s), "
             f"pipeline {self.pipeline_ms_mean:.2f} ms/frame",
             *[f"output     {k}: {v}" for k, v in self.outputs.items()],
+            *([f"bag lost   {self.lost}"] if self.lost else []),
         ])
 
 
@@ -131,7 +133,8 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
     ids = frames.stream_ids
     window = getattr(pipeline, "window", None)
     n_frames = window.frames if window is not None else 1
-    s = ReplaySummary(str(bag), pipeline.name, frames.mapping.source, t.name, getattr(pipeline, "note", ""), n_frames)
+    s = ReplaySummary(str(bag), pipeline.name, frames.mapping.source, t.name, getattr(pipeline, "note", ""), n_frames,
+                      lost=frames.loss.text() if frames.loss is not None else "")
     scorer = t.scorer(n_frames)
     blocks: list[int] = []
     proc_ms: list[float] = []

@@ -4,8 +4,10 @@ One ``.safetensors`` file holds the weights (float32, or float16 when shipped), 
 the optimizer state for ``--resume`` (tensors under ``__optim__/``, the rest as JSON), and a
 JSON document in the header metadata (key ``admn_ros``): ``format``, ``version``, ``kind``,
 ``model_config``, ``train_config``, ``epoch``, ``metrics`` and ``weights_id`` (pairs a
-controller with the stage-1 network it was trained on). Every failure raises
-:class:`CheckpointError` whose message starts with the file path.
+controller with the stage-1 network it was trained on). Loading reads plain tensors and JSON,
+so a checkpoint cannot run code, and refuses weights that no longer match their ``weights_id``
+(a bad copy, a flipped bit). Every failure raises :class:`CheckpointError` whose message starts
+with the file path and names the problem.
 """
 from __future__ import annotations
 
@@ -216,6 +218,11 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: str | Iterable[str] |
     for k, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"{path}: key {k} contains NaN/Inf values")
+    recorded = doc.get("weights_id")
+    if recorded is not None and weights_id(tensors) != recorded:
+        raise CheckpointError(f"{path}: weights do not match the content hash recorded when the file was saved "
+                              f"(weights_id {weights_id(tensors)} != {recorded}); the file is corrupt, copy or "
+                              "train it again")
     optim = None
     if with_optimizer and "optimizer" in doc:
         optim = _unflatten_optimizer(otensors, doc["optimizer"])
@@ -235,7 +242,8 @@ def check_state_dict(got: Mapping[str, torch.Tensor], expected: Mapping[str, tor
         problems += [f"unexpected key {k} shape {_shape(got[k].shape)}" for k in got if k not in expected]
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise CheckpointError(f"{path}: " + "; ".join(problems[:5]) + more)
+        raise CheckpointError(f"{path}: {len(problems)} of {len(expected)} weights do not fit the network its "
+                              "config describes: " + "; ".join(problems[:5]) + more)
 
 
 def load_into(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *,

@@ -23,8 +23,9 @@ how it is published and scored is the task's (:attr:`Runtime.task`, :mod:`admn_r
 Model directory: ``*.safetensors`` sorted by their metadata ``kind`` (header only): the
 ``stage1`` model of the task (with several, the one most controllers were trained on;
 a tie is an error, pass ``model_file``), ``controller`` s (universal = budget-conditioned,
-else fixed-budget; one trained for other stage-1 weights is skipped), other kinds
-ignored; all skips are listed in :attr:`skipped`. Every problem raises
+else fixed-budget; one trained for another stage-1 model of the directory is skipped, one
+whose stage-1 network is not in the directory is an error), other kinds ignored; all skips
+are listed in :attr:`skipped`. Every problem raises
 :class:`~admn_ros.core.checkpoint.CheckpointError` naming the file and the mismatch.
 
 Allocation policy (:meth:`Runtime.allocate`): the universal controller, else the one for
@@ -329,8 +330,8 @@ class Runtime:
         else:
             if not mains:
                 kinds = sorted({str(m.get('kind')) for m in metas.values()})
-                raise CheckpointError(f"{d}: no stage1 {want} model among {len(files)} checkpoint(s) "
-                                      f"(kinds found: {kinds})")
+                raise CheckpointError(f"{d}: no stage1 {want} model (e.g. {get_task(want).model_file}) among "
+                                      f"{len(files)} checkpoint(s) (kinds found: {kinds})")
             votes = Counter(metas[c].get("stage1_weights_id") for c in ctrls)
             ranked = sorted(mains, key=lambda f: -votes.get(metas[f].get("weights_id"), 0))
             if len(ranked) > 1 and votes.get(metas[ranked[0]].get("weights_id"), 0) == \
@@ -354,12 +355,19 @@ class Runtime:
         model = ADMNModel(mcfg)
         load_checkpoint(main, kind="stage1", with_optimizer=False).load_into(model)
         wid = mmeta.get("weights_id")
+        others = {m.get("weights_id"): f.name for f, m in metas.items() if m.get("kind") == "stage1" and f != main}
         entries: list[_ControllerEntry] = []
         for f in ctrls:
             m = metas[f]
             parent = m.get("stage1_weights_id")
             if parent and wid and parent != wid:
-                skipped.append((f, f"controller trained for stage1 weights {parent}, model {main.name} is {wid}"))
+                if parent not in others:   # its own stage-1 network is not here: the pair is broken
+                    raise CheckpointError(
+                        f"{f}: controller trained for a different stage-1 network (stage1_weights_id {parent}), "
+                        f"not for {main.name} (weights_id {wid}); train it again on this model "
+                        f"(`admn-ros train stage2 --stage1 {main}`) or remove it from {d}")
+                skipped.append((f, f"controller of {others[parent]} (stage1 weights {parent}), model {main.name} "
+                                   f"is {wid}"))
                 continue
             try:
                 ccfg = ControllerConfig.from_dict(m.get("controller_config") or {})

@@ -1,4 +1,4 @@
-"""Activity bags (issue 6): `admn-ros record --scenario activity` writes the activity
+"""Activity bags: `admn-ros record --scenario activity` writes the activity
 scenario's topics and true labels to a real rosbag2; `admn-ros replay --task activity`
 runs it window by window through the activity runtime (the node's logic) and scores the
 labels; the report covers methods x budgets. Untrained weights in a tmp dir (accuracy of
@@ -26,6 +26,9 @@ from fixtures import write_random_activity_models
 F = 4            # window frames of the test model
 FRAMES = 48      # crosses one change of activity (4 s segments at 10 Hz)
 SEED, SUBJECT = 3, 1000
+#: playback speed of the real-time replay test (bag time runs at half the wall clock, so a
+#: machine shared with other jobs still keeps up with the 10 Hz frames)
+RT_RATE = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -146,16 +149,28 @@ def test_cli_errors_name_the_fix(bag_and_models, tmp_path, capsys):
 @pytest.mark.ros
 def test_realtime_replay_through_the_activity_node_matches_offline(bag_and_models, tmp_path):
     """The bag played with /clock through activity_node (use_sim_time, real DDS) gives the
-    offline pipeline's allocation and label for the windows both produced."""
+    offline pipeline's allocation and label on at least 95% of the windows.
+
+    Live timing can still differ from the offline pass (a node that falls behind the bag's
+    clock by more than the sync timeout forms a frame without the late stream), so the bar is
+    95%, and the bag plays at half speed (``RT_RATE``) so that a shared machine keeps up.
+
+    Break tried: the activity node skipping the estimate of every third full window (a node
+    that falls behind and drops work): 30/45 windows identical, the test failed (the former bar,
+    60% of the windows matched, passed it)."""
     from admn_ros.bags.realtime import realtime_replay
 
     bag, models, _, _ = bag_and_models
     s = realtime_replay(bag, tmp_path / "rt", mapping=load_mapping("activity"), budget=9, model_dir=str(models),
-                        log=lambda *_: None, task="activity")
+                        log=lambda *_: None, task="activity", rate=RT_RATE)
     windows = FRAMES - F + 1
-    assert s.outputs_offline == windows
-    assert s.matched >= 0.6 * windows and s.estimates_realtime >= 0.6 * windows, s.text()
-    assert s.identical == s.matched and s.estimates_identical == s.matched, s.text()
-    assert np.isfinite(s.metric_realtime) and np.isfinite(s.metric_offline)
     rows = _rows(tmp_path / "rt" / "realtime_windows.csv")
-    assert len(rows) == windows and sum(r["realtime_estimate"] != "" for r in rows) == s.estimates_realtime
+    same = sum(r["allocation_identical"] == "1" and r["estimate_identical"] == "1" for r in rows)
+    diff = [f"{r['stamp_ns']}: offline {r['offline_estimate']}, real time {r['realtime_estimate'] or '-'}"
+            for r in rows if not (r["allocation_identical"] == "1" and r["estimate_identical"] == "1")]
+    print(f"{same}/{windows} windows identical in real time and offline\n{s.text()}\n" + "\n".join(diff))
+    assert s.outputs_offline == len(rows) == windows, s.text()
+    assert same >= 0.95 * windows, f"{same}/{windows} windows identical\n{s.text()}"
+    assert s.matched >= same and s.estimates_realtime >= same, s.text()
+    assert sum(r["realtime_estimate"] != "" for r in rows) == s.estimates_realtime
+    assert abs(s.metric_realtime - s.metric_offline) <= 100.0 * (windows - same) / windows, s.text()

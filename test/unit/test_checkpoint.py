@@ -109,6 +109,22 @@ def test_truncated_file_is_named(tmp_path):
         load_checkpoint(p)
 
 
+def test_changed_weights_are_refused(tmp_path):
+    """A file whose header is intact but whose weight bytes changed after saving (a bad copy)
+    loads no wrong weights: the content hash saved with them no longer matches.
+
+    Break tried: ``load_checkpoint`` without the ``weights_id`` comparison: the file loaded and
+    the test failed."""
+    p = save_checkpoint(tmp_path / "c.safetensors", kind="stage1", state_dict=_net().state_dict())
+    data = bytearray(p.read_bytes())
+    data[-1] ^= 0x40    # the top exponent bit of the last weight (float32, little-endian)
+    p.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"c\.safetensors: weights do not match the content hash recorded "
+                                              r"when the file was saved \(weights_id [0-9a-f]{16} != "
+                                              r"[0-9a-f]{16}\); the file is corrupt"):
+        load_checkpoint(p)
+
+
 def test_foreign_safetensors_and_wrong_kind_are_refused(tmp_path):
     from safetensors.torch import save_file
 

@@ -39,7 +39,9 @@ class EvalSettings:
         fractions: budgets as fractions of all blocks (columns).
         samples: test samples used (0 = all).
         seed: noise seed (the same seed gives the same corrupted inputs).
-        batch_size: evaluation batch (results do not depend on it).
+        batch_size: evaluation batch. The masks and errors do not depend on it, but the
+            Gaussian noise is drawn batch by batch, so the corrupted inputs (and the cells) are
+            the same only for the same ``seed`` and ``batch_size``.
     """
 
     regimes: tuple[str, ...] = ("binary", "discrete", "continuous")

@@ -1,0 +1,320 @@
+"""Read what is intact of a rosbag2 whose storage file was cut off, and say what was lost.
+
+A robot that loses power while recording, a full disk or an interrupted copy leaves a bag
+whose ``.db3`` / ``.mcap`` file ends early. rosbags refuses such a file (SQLite: "database
+disk image is malformed"; MCAP: no footer). :func:`open_salvaged` reads it anyway:
+
+* **sqlite3**: SQLite refuses a database shorter than its header says unless the schema is
+  writable; the file is opened read-only with ``PRAGMA writable_schema=ON``, so SQLite uses
+  the pages that are there. Messages are read in row order (the order rosbag2 wrote them)
+  until the first row whose pages are missing.
+* **mcap**: the records are scanned from the start to the last complete one (the summary
+  and footer are missing); a chunk cut in two is lost as a whole.
+
+:class:`SalvagedReader` offers the part of ``rosbags.highlevel.AnyReader`` that
+:class:`admn_ros.bags.reader.BagFrames` and :func:`admn_ros.bags.play.play` use, with the
+recovered message counts. Its :attr:`~SalvagedReader.loss` compares them with the counts
+``metadata.yaml`` lists (rosbag2 writes it when recording ends, so a copy of a finished bag
+has it; a recording cut by a power loss may not, and then only the recovered counts are
+known).
+"""
+from __future__ import annotations
+
+import sqlite3
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple, Sequence
+
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+
+
+class SalvagedConnection(NamedTuple):
+    """One topic of a salvaged bag (the fields of a rosbags ``Connection`` the readers use)."""
+
+    id: int
+    topic: str
+    msgtype: str
+    msgcount: int
+    owner: Any
+
+
+class TopicInfo(NamedTuple):
+    msgtype: str
+    msgcount: int
+
+
+@dataclass
+class TopicLoss:
+    topic: str
+    msgtype: str
+    expected: int | None     # from metadata.yaml (None: not listed there / no metadata.yaml)
+    recovered: int
+
+    @property
+    def lost(self) -> int | None:
+        return None if self.expected is None else max(self.expected - self.recovered, 0)
+
+
+@dataclass
+class BagLoss:
+    """What a cut-off bag lost: per topic the count ``metadata.yaml`` lists and the count read.
+
+    Attributes:
+        bag: the bag path; ``file``: its storage file.
+        reason: why rosbags could not open it.
+        topics: one :class:`TopicLoss` per topic (of metadata.yaml and of the file).
+        has_metadata: whether ``metadata.yaml`` was there to compare with.
+    """
+
+    bag: Path
+    file: Path
+    reason: str
+    topics: list[TopicLoss] = field(default_factory=list)
+    has_metadata: bool = True
+
+    @property
+    def recovered(self) -> int:
+        return sum(t.recovered for t in self.topics)
+
+    @property
+    def expected(self) -> int | None:
+        if not self.has_metadata:
+            return None
+        return sum(t.expected or 0 for t in self.topics)
+
+    def text(self) -> str:
+        """``bag B: storage file F is cut off or damaged (...): recovered 675 of 750 messages listed in
+        metadata.yaml; lost: /topic 25 of 30, ...``."""
+        head = f"bag {self.bag}: storage file {self.file} is cut off or damaged ({self.reason})"
+        if not self.has_metadata:
+            per = ", ".join(f"{t.topic} {t.recovered}" for t in self.topics) or "none"
+            return (f"{head}: recovered {self.recovered} messages ({per}); the bag has no metadata.yaml, so "
+                    "what was lost is unknown")
+        lost = [t for t in self.topics if t.lost]
+        lines = ", ".join(f"{t.topic} {t.lost} of {t.expected}" for t in lost) or "nothing"
+        return (f"{head}: recovered {self.recovered} of {self.expected} messages listed in metadata.yaml; "
+                f"lost: {lines}")
+
+
+def expected_counts(bag_dir: Path) -> dict[str, tuple[str, int]] | None:
+    """``topic -> (type, message count)`` from a rosbag2 ``metadata.yaml`` (None without one)."""
+    import yaml
+
+    p = bag_dir / "metadata.yaml"
+    if not p.is_file():
+        return None
+    try:
+        info = (yaml.safe_load(p.read_text()) or {}).get("rosbag2_bagfile_information") or {}
+        out = {}
+        for t in info.get("topics_with_message_count") or []:
+            md = t.get("topic_metadata") or {}
+            out[str(md.get("name"))] = (str(md.get("type", "")), int(t.get("message_count", 0)))
+        return out
+    except (yaml.YAMLError, AttributeError, TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------- storages
+
+
+class _SqliteSource:
+    """Rows of a cut-off rosbag2 sqlite3 file, in row order up to the first unreadable one."""
+
+    def __init__(self, path: Path) -> None:
+        from urllib.parse import quote
+
+        self.con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        try:
+            self.con.execute("PRAGMA writable_schema=ON")   # use the pages the file has
+            self.topics = {int(i): (str(n), str(t)) for i, n, t in
+                           self.con.execute("SELECT id, name, type FROM topics")}
+            self.index: list[tuple[int, int, int]] = []      # (timestamp, row id, topic id)
+            cur = self.con.execute("SELECT id, topic_id, timestamp, data FROM messages")
+            try:
+                for mid, tid, ts, data in cur:
+                    if not (isinstance(ts, int) and isinstance(tid, int) and isinstance(data, bytes)):
+                        break                                 # a row the cut went through
+                    self.index.append((ts, int(mid), tid))
+            except sqlite3.DatabaseError:
+                pass                                          # the rest of the file is missing
+        except BaseException:
+            self.con.close()
+            raise
+
+    def read(self, ref: int) -> bytes:
+        return bytes(self.con.execute("SELECT data FROM messages WHERE id = ?", (ref,)).fetchone()[0])
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class _McapSource:
+    """Messages of a cut-off MCAP file: its records scanned up to the last complete one."""
+
+    def __init__(self, path: Path) -> None:
+        self.f = open(path, "rb")  # noqa: SIM115 - closed in close()
+        try:
+            self._scan(path)
+        except BaseException:
+            self.f.close()
+            raise
+
+    def _scan(self, path: Path) -> None:
+        f = self.f
+        size = path.stat().st_size
+        if f.read(8) != MCAP_MAGIC:
+            raise ValueError("not an MCAP file (bad magic)")
+        self.schemas: dict[int, str] = {}
+        self.topics: dict[int, tuple[str, str]] = {}
+        self.index: list[tuple[int, int, int]] = []          # (log time, ref, channel id)
+        self.refs: list[tuple[int, int, int]] = []            # ref -> (chunk record offset or -1, offset, length)
+        pos = 8
+        while pos + 9 <= size:
+            f.seek(pos)
+            op, length = struct.unpack("<BQ", f.read(9))
+            end = pos + 9 + length
+            if end > size or op in (0x02, 0x0F):               # cut off here, or the data section ended
+                break
+            body = f.read(length)
+            if op == 0x06:                                     # chunk: its records, decompressed
+                self._records(self._chunk(body), pos)
+            else:
+                self._record(op, body, -1, pos + 9)
+            pos = end
+
+    @staticmethod
+    def _chunk(body: bytes) -> bytes:
+        from rosbags.rosbag2.storage_mcap import decompress
+
+        _, _, usize, crc = struct.unpack_from("<QQQI", body, 0)
+        (n,) = struct.unpack_from("<I", body, 28)
+        compression = body[32:32 + n].decode()
+        (csize,) = struct.unpack_from("<Q", body, 32 + n)
+        start = 40 + n
+        return decompress(body[start:start + csize], compression, usize, crc)
+
+    def _records(self, data: bytes, chunk_pos: int) -> None:
+        p = 0
+        while p + 9 <= len(data):
+            op, length = struct.unpack_from("<BQ", data, p)
+            self._record(op, data[p + 9:p + 9 + length], chunk_pos, p + 9)
+            p += 9 + length
+
+    def _record(self, op: int, body: bytes, chunk_pos: int, offset: int) -> None:
+        def string(at: int) -> tuple[str, int]:
+            (n,) = struct.unpack_from("<I", body, at)
+            return body[at + 4:at + 4 + n].decode(), at + 4 + n
+
+        if op == 0x03:                                         # schema: id, name, ...
+            (sid,) = struct.unpack_from("<H", body, 0)
+            self.schemas[sid] = string(2)[0]
+        elif op == 0x04:                                       # channel: id, schema id, topic, ...
+            cid, sid = struct.unpack_from("<HH", body, 0)
+            self.topics[cid] = (string(4)[0], self.schemas.get(sid, ""))
+        elif op == 0x05:                                       # message: channel, seq, log time, ...
+            cid, _, log_time, _ = struct.unpack_from("<HIQQ", body, 0)
+            self.index.append((int(log_time), len(self.refs), int(cid)))
+            self.refs.append((chunk_pos, offset + 22, len(body) - 22))
+
+    def read(self, ref: int) -> bytes:
+        chunk_pos, offset, length = self.refs[ref]
+        if chunk_pos < 0:
+            self.f.seek(offset)
+            return self.f.read(length)
+        if getattr(self, "_cached", (None,))[0] != chunk_pos:
+            self.f.seek(chunk_pos)
+            _, n = struct.unpack("<BQ", self.f.read(9))
+            self._cached = (chunk_pos, self._chunk(self.f.read(n)))
+        return self._cached[1][offset:offset + length]
+
+    def close(self) -> None:
+        self.f.close()
+
+
+# ---------------------------------------------------------------------------- the reader
+
+
+class SalvagedReader:
+    """The intact messages of a cut-off bag, with the ``AnyReader`` members the bag readers use:
+    :attr:`connections`, :attr:`topics`, :attr:`start_time`, :attr:`duration`,
+    :meth:`messages` (log-time order), :meth:`deserialize`, :meth:`close`; and :attr:`loss`."""
+
+    def __init__(self, bag: Path, file: Path, reason: str) -> None:
+        from admn_ros.bags.typestore import get_admn_typestore
+
+        self.path = bag
+        self.source = _SqliteSource(file) if file.suffix == ".db3" else _McapSource(file)
+        src = self.source
+        src.index.sort()
+        counts: dict[int, int] = {}
+        for _, _, cid in src.index:
+            counts[cid] = counts.get(cid, 0) + 1
+        self.connections = [SalvagedConnection(cid, topic, msgtype, counts.get(cid, 0), self)
+                            for cid, (topic, msgtype) in sorted(src.topics.items())]
+        self.topics = {c.topic: TopicInfo(c.msgtype, c.msgcount) for c in self.connections}
+        self.start_time = src.index[0][0] if src.index else 0
+        self.end_time = src.index[-1][0] + 1 if src.index else 0
+        self.duration = self.end_time - self.start_time
+        self.typestore = get_admn_typestore()
+        expected = expected_counts(bag) if bag.is_dir() else None
+        got = {c.topic: c for c in self.connections}
+        topics = [TopicLoss(t, ty, n, got[t].msgcount if t in got else 0) for t, (ty, n) in (expected or {}).items()]
+        topics += [TopicLoss(t, c.msgtype, None, c.msgcount) for t, c in got.items() if t not in (expected or {})]
+        self.loss = BagLoss(bag, file, reason, topics, has_metadata=expected is not None)
+
+    def messages(self, connections: Sequence[SalvagedConnection] | None = None
+                 ) -> Iterator[tuple[SalvagedConnection, int, bytes]]:
+        by_id = {c.id: c for c in (connections if connections is not None else self.connections)}
+        for ts, ref, cid in self.source.index:
+            c = by_id.get(cid)
+            if c is not None:
+                yield c, ts, self.source.read(ref)
+
+    def deserialize(self, raw: bytes, msgtype: str) -> Any:
+        return self.typestore.deserialize_cdr(raw, msgtype)
+
+    def open(self) -> None:
+        """(Opened on construction.)"""
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def storage_file(path: Path) -> Path | None:
+    """The one ``.db3`` / ``.mcap`` file of a bag (directory or file), or None."""
+    if path.is_file():
+        return path if path.suffix in (".db3", ".mcap") else None
+    files = [*path.glob("*.db3"), *path.glob("*.mcap")] if path.is_dir() else []
+    return files[0] if len(files) == 1 else None
+
+
+def open_salvaged(path: Path, reason: str) -> SalvagedReader | None:
+    """A :class:`SalvagedReader` for the bag at ``path`` whose storage file rosbags could not open
+    (``reason``), or None when nothing can be read from it (not one sqlite3 / MCAP file,
+    unreadable tables, no intact message)."""
+    file = storage_file(path)
+    if file is None:
+        return None
+    try:
+        r = SalvagedReader(path, file, reason)
+    except (sqlite3.Error, ValueError, OSError, struct.error, UnicodeDecodeError):
+        return None
+    if not r.connections or r.loss.recovered == 0:
+        r.close()
+        return None
+    return r
+
+
+def lost_everything(path: Path, reason: str) -> BagLoss | None:
+    """For a bag nothing could be read from: every topic of its metadata.yaml as lost (None
+    without a metadata.yaml)."""
+    expected = expected_counts(path) if path.is_dir() else None
+    if expected is None:
+        return None
+    file = storage_file(path) or path
+    return BagLoss(path, file, reason, [TopicLoss(t, ty, n, 0) for t, (ty, n) in expected.items()])
+
+
+__all__ = ["BagLoss", "TopicLoss", "SalvagedReader", "SalvagedConnection", "open_salvaged", "lost_everything",
+           "expected_counts", "storage_file"]
