@@ -35,8 +35,6 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, PointCloud2
 
-from admn_ros.core.checkpoint import CheckpointError
-from admn_ros.core.engine import BACKENDS
 from admn_ros.core.image_convert import STREAM_FORMATS, ConversionError, decode_stream
 from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, split_stream_id, validate_budget
 from admn_ros.core.sync import StreamSync
@@ -71,14 +69,16 @@ RADAR_INPUTS: tuple[str, ...] = ("image", "pointcloud2")
 def model_specs(task: Task | None = None) -> list[ParamSpec]:
     """Parameters every model-loading node shares (applied on configure); ``task`` gives the
     defaults of ``model_dir`` and ``sensor_nodes`` (its shipped models and nodes)."""
+    from admn_ros.core.engine import BACKENDS  # torch: only the model-loading nodes pay for it
+
     task = get_task(task)
     sub = f"models/{task.models_subdir}" if task.models_subdir else "models/"
     return [
         ParamSpec("model_dir", "", f"Directory with the model and its controllers ('' = the package's {sub}, "
                   f"the {task.name} models); applied on configure"),
-        ParamSpec("backend", "auto", "Inference backend of the backbones/fusion (auto measures "
-                  "torch, jit and onnx at configure and keeps the fastest); applied on configure",
-                  choices=BACKENDS),
+        ParamSpec("backend", "torch", "Inference backend of the backbones/fusion: torch (starts at once), "
+                  "jit or onnx (built from the model at configure: seconds), auto (builds and times all three "
+                  "at configure, keeps the fastest); applied on configure", choices=BACKENDS),
         ParamSpec("device", "cpu", "torch device (cpu, cuda, auto); applied on configure"),
         ParamSpec("threads", 1, "torch intra-op threads (1 on shared CPUs); applied on configure",
                   min=1, max=256),
@@ -440,14 +440,13 @@ class AdmnNode(LifecycleNode):
             self._make_cloud_map()
             self.configure()
             self.diag_pub = self.lifecycle_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos())
-        except (CheckpointError, ParameterError, ValueError, KeyError, FileNotFoundError, OSError) as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            self.configure_error = str(msg)
-            self.get_logger().error(f"configure failed: {msg}")
-            self._release_all()
-            return TransitionCallbackReturn.FAILURE
         except Exception as exc:  # noqa: BLE001 - report, never leave a half-configured node
-            self.configure_error = f"{type(exc).__name__}: {exc}"
+            ck = sys.modules.get("admn_ros.core.checkpoint")  # a CheckpointError means it was imported
+            if isinstance(exc, (ParameterError, ValueError, KeyError, OSError)) or (
+                    ck is not None and isinstance(exc, ck.CheckpointError)):
+                self.configure_error = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+            else:
+                self.configure_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"configure failed: {self.configure_error}")
             self._release_all()
             return TransitionCallbackReturn.FAILURE
