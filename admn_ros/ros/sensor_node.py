@@ -523,6 +523,10 @@ def main(args: list[str] | None = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGINT/SIGTERM shut the context down while a timer was publishing: a clean exit
     finally:
         if node is not None:
             node.destroy_node()
