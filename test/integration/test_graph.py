@@ -585,6 +585,7 @@ def test_pointcloud_radar_end_to_end(tmp_path, model_dir):
 
 
 # --------------------------------------------------------------------------- respawn
+@pytest.mark.slow
 def test_killed_nodes_are_respawned_and_targets_flow_again(model_dir):
     """``admn-ros run``'s supervision (launch_ros ``respawn``): SIGKILL one node of each kind in
     turn (sensor, controller, one backbone, fusion). Only that process is restarted (after
@@ -646,3 +647,39 @@ def test_killed_nodes_are_respawned_and_targets_flow_again(model_dir):
     finally:
         lis.close()
         procs.stop()
+
+
+#: RViz2 (Kilted) display classes config/admn.rviz uses and the message type each shows
+RVIZ_DISPLAYS = {"rviz_default_plugins/Grid": None, "rviz_default_plugins/TF": None,
+                 "rviz_default_plugins/MarkerArray": "visualization_msgs/msg/MarkerArray",
+                 "rviz_default_plugins/Image": "sensor_msgs/msg/Image",
+                 "rviz_default_plugins/PoseWithCovariance": "geometry_msgs/msg/PoseWithCovarianceStamped"}
+
+
+def test_every_rviz_topic_is_published_by_the_graph(graph):
+    """Every display of config/admn.rviz is an RViz2 default plugin, and every topic it shows is
+    published by the running graph with the message type that display reads; the fixed frame is
+    the frame of the graph's outputs.
+
+    Break tried: renaming the dashboard topic in the .rviz file (admn/dashboard_image) fails."""
+    import yaml
+
+    from admn_ros.ros.graph import rviz_config
+
+    procs, lis = graph
+    cfg = yaml.safe_load(rviz_config().read_text())["Visualization Manager"]
+    assert cfg["Global Options"]["Fixed Frame"] == "map" and cfg["Transformation"]["Current"]["Class"] == \
+        "rviz_default_plugins/TF"
+    shown = []
+    for d in cfg["Displays"]:
+        assert d["Class"] in RVIZ_DISPLAYS, f"{d['Class']} is not an RViz2 default display used here"
+        if RVIZ_DISPLAYS[d["Class"]]:
+            shown.append((d["Topic"]["Value"], RVIZ_DISPLAYS[d["Class"]]))
+    assert {t for t, _ in shown} == {"/admn/markers", "/admn/dashboard", "/admn/target"}
+
+    def published() -> dict:
+        return {t: ty for t, ty in lis.node.get_topic_names_and_types() if lis.node.count_publishers(t) > 0}
+    assert lis.spin_until(lambda: all(t in published() for t, _ in shown), 10.0, procs), \
+        f"not published: {[t for t, _ in shown if t not in published()]}"
+    for t, ty in shown:
+        assert ty in published()[t], f"{t}: published as {published()[t]}, RViz shows {ty}"
