@@ -42,7 +42,7 @@ from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import image_bridge, stamp_to_ns
 from admn_ros.ros.diagnostics import make_array, sync_values
-from admn_ros.ros.env import configure_dds_env
+from admn_ros.ros.env import configure_dds_env, exit_process
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  read_parameters)
 from admn_ros.ros.qos import reliable_qos
@@ -539,16 +539,18 @@ def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
     configure_dds_env()  # localhost discovery + shipped FastDDS profile unless the environment says otherwise
     rclpy.init(args=args)
     node = None
+    rc = 0
     try:
         try:
             node = cls()
         except (ParameterError, ValueError) as exc:
             print(f"[{cls.NODE_NAME}] error: {exc}", file=sys.stderr, flush=True)
-            return 2
-        if node.p["autostart"] and node.configure_error:
+            rc = 2
+        if node is not None and node.p["autostart"] and node.configure_error:
             print(f"[{node.get_name()}] error: {node.configure_error}", file=sys.stderr, flush=True)
-            return 2
-        rclpy.spin(node)
+            rc = 2
+        if rc == 0:
+            rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
@@ -559,7 +561,7 @@ def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return exit_process(rc)
 
 
 __all__ = ["AdmnNode", "COMMON_SPECS", "RADAR_INPUTS", "InputRejected", "decode_sensor_image",

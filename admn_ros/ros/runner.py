@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, Task, get_task
-from admn_ros.ros.env import isolated_env
+from admn_ros.ros.env import exit_process, isolated_env
 from admn_ros.ros.graph import (GraphOptions, NodeSpec, ProcessSpec, build_graph, decode_specs,
                                 graph_processes, options_processes)
 
@@ -255,10 +255,10 @@ def container_main(argv: Sequence[str] | None = None) -> int:
     argv, ros = argv[:k], _container_ros_args(argv[k:])
     isolated_env()
     if "--container-specs" in argv:
-        return compose(decode_specs(argv[argv.index("--container-specs") + 1]), ros_args=ros)
+        return exit_process(compose(decode_specs(argv[argv.index("--container-specs") + 1]), ros_args=ros))
     a = parse_args("admn_container", argv)
     specs = [s for s in graph_specs(a) if s.executable != "sensor_node"]
-    return compose(specs, a.duration, ros)
+    return exit_process(compose(specs, a.duration, ros))
 
 
 # --------------------------------------------------------------------------- monitor

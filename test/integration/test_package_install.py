@@ -142,9 +142,10 @@ def test_launch_files_run_on_the_install_layout(install: Path, tmp_path: Path) -
             got: list = []
             sub = node.create_subscription(mtype, f"{ns}/{topic}", got.append, 10) if topic else None
             clock = node.create_publisher(Clock, "/clock", 10) if clock0 else None
-            proc = subprocess.Popen([sys.executable, str(script), str(launch_dir / lf), "300", remap, *args], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    start_new_session=True)
+            log = tmp_path / f"launch_{len(list(tmp_path.glob('launch_*.log')))}.log"
+            with open(log, "w") as fh:   # a file: an unread pipe would stall launch and its nodes' output
+                proc = subprocess.Popen([sys.executable, str(script), str(launch_dir / lf), "300", remap, *args],
+                                        env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
             failure = None
             try:
                 t0 = time.monotonic()
@@ -182,15 +183,18 @@ def test_launch_files_run_on_the_install_layout(install: Path, tmp_path: Path) -
             finally:
                 proc.send_signal(signal.SIGINT)     # what Ctrl-C does to `ros2 launch`
                 try:
-                    out = proc.communicate(timeout=60)[0]
+                    proc.wait(timeout=60)
+                    out = log.read_text()
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
-                    out = proc.communicate()[0] + "\n(launch did not stop within 60 s of SIGINT)"
+                    proc.wait()
+                    out = log.read_text() + "\n(launch did not stop within 60 s of SIGINT)"
                 if sub is not None:
                     node.destroy_subscription(sub)
                 if clock is not None:
                     node.destroy_publisher(clock)
-            assert failure is None and "Traceback" not in out and "did not stop" not in out, \
+            assert failure is None and "Traceback" not in out and "did not stop" not in out \
+                and "failed to terminate" not in out, \
                 f"{lf} {args}: {failure}\n{out[-4000:]}"
     finally:
         ex.shutdown()
