@@ -108,11 +108,16 @@ def summary_head(title: str, counts: dict[str, int], elapsed: float) -> list[str
             "sensor rates    " + ", ".join(f"{k} {v:.1f} Hz" for k, v in rates.items())]
 
 
+#: exit code of a node whose parameters or models are invalid (restarting cannot help)
+CONFIG_ERROR = 2
+
+
 class GraphProcesses:
     """Child processes of a running graph (:func:`admn_ros.ros.graph.graph_processes`, the list
     the launch files start too). A process with ``respawn`` that exits is started again after
     its ``respawn_delay`` by a supervising thread, as launch_ros does, while the others keep
-    running (:attr:`restarts`); :meth:`stop` ends them all (SIGINT, then SIGKILL)."""
+    running (:attr:`restarts`); exit code 2 (invalid parameters or models, named on stderr)
+    is final. :meth:`stop` ends them all (SIGINT, then SIGKILL)."""
 
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
@@ -146,16 +151,13 @@ class GraphProcesses:
             self.procs = [(n, q) for n, q in self.procs if n != name] + [(name, proc)]
         return proc
 
-    def pid(self, name: str) -> int:
-        return dict(self.procs)[name].pid
-
     def _supervise(self) -> None:
         due: dict[str, tuple[float, int]] = {}
         while not self._stopping.wait(0.02):
             now = time.monotonic()
             for name, proc in list(self.procs):
                 spec = self._specs.get(name, (None,))[0]
-                if spec is None or not spec.respawn or proc.poll() is None or name in due:
+                if spec is None or not spec.respawn or proc.poll() in (None, CONFIG_ERROR) or name in due:
                     continue
                 due[name] = (now + spec.respawn_delay, proc.returncode)
                 print(f"[admn_ros] {name} exited with code {proc.returncode}; restarting in "
@@ -168,8 +170,8 @@ class GraphProcesses:
 
     def dead(self) -> list[tuple[str, int]]:
         """Exited processes that will not be restarted."""
-        return [(n, p.returncode) for n, p in self.procs if p.poll() is not None
-                and not (n in self._specs and self._specs[n][0].respawn)]
+        return [(n, p.returncode) for n, p in self.procs if p.poll() is not None and (
+            p.returncode == CONFIG_ERROR or not (n in self._specs and self._specs[n][0].respawn))]
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
