@@ -13,7 +13,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
 export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: env demo test test-all bench models evaluate heldout-report models-activity evaluate-activity evaluate-activity-unseen activity-replay-report shell clean
+.PHONY: env demo test test-quick bench models evaluate heldout-report models-activity evaluate-activity evaluate-activity-unseen activity-replay-report shell clean
 env: $(VENV)/.stamp-pkg
 
 $(VENV)/.stamp-deps: requirements.txt
@@ -35,11 +35,13 @@ $(VENV)/.stamp-pkg: $(VENV)/.stamp-msgs setup.py resource/executables
 demo: env
 	$(PY) -m admn_ros.cli demo $(DEMO_ARGS)
 
+# Everything, as CI runs it (as root: the network-namespace multi-host suite runs too), and the
+# quick subset for local work (no suite marked slow: netns, real-time replay, respawn).
 test: env
-	$(PY) -m pytest -q $(PYTEST_ARGS)
-
-test-all: env
 	$(PY) -m pytest -q --run-slow $(PYTEST_ARGS)
+
+test-quick: env
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The shipped models: dataset + stage 1 + all controllers -> models/ (data/gdtm_sim, runs/shipped;
 # fixed seeds; the defaults of `train all` are the shipped recipe, see docs/TRAINING.md).

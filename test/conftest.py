@@ -14,13 +14,13 @@ isolated_env()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow (make test does)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--run-slow"):
         return
-    skip = pytest.mark.skip(reason="slow suite: run with --run-slow (make test-all)")
+    skip = pytest.mark.skip(reason="slow suite: run with --run-slow (make test)")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)

@@ -1,9 +1,12 @@
 """The node graphs as data (no rclpy, no launch imports).
 
-``launch/tracking.launch.py`` / ``launch/activity.launch.py`` turn these specs into
-``launch_ros`` ``Node`` actions on robots; :mod:`admn_ros.ros.runner` starts the very
-same specs as processes (or composed in one process) where ``launch`` is not installed.
-One description, two starters, so both always start the same graph.
+:func:`graph_processes` turns the node specs of a graph into the processes that run it
+(one per node, or the simulated sensors plus ``admn_container`` holding every ADMN node
+when ``composed``), each with its respawn policy. ``launch/tracking.launch.py`` /
+``launch/activity.launch.py`` (:mod:`admn_ros.ros.launch_graph`) turn those processes into
+``launch_ros`` ``Node`` actions; :mod:`admn_ros.ros.runner` starts the very same processes
+where ``launch`` is not installed. One description, two starters, so both always start the
+same processes for every argument combination.
 
 :func:`build_graph` builds the graph of :class:`GraphOptions` ``task`` from its layout
 (:attr:`~admn_ros.core.tasks.base.Task.graph`):
@@ -14,7 +17,8 @@ One description, two starters, so both always start the same graph.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,9 +52,7 @@ class NodeSpec:
 
     def ros_args(self) -> list[str]:
         """Command-line ``--ros-args`` for starting this spec as a process."""
-        args = ["--ros-args", "-r", f"__node:={self.name}"]
-        if self.namespace:
-            args += ["-r", f"__ns:={self.namespace if self.namespace.startswith('/') else '/' + self.namespace}"]
+        args = _name_args(self.name, self.namespace)
         for f in self.params_files:
             args += ["--params-file", f]
         for k, v in self.parameters.items():
@@ -58,6 +60,13 @@ class NodeSpec:
         for a, b in self.remappings:
             args += ["-r", f"{a}:={b}"]
         return args
+
+
+def _name_args(name: str, namespace: str) -> list[str]:
+    args = ["--ros-args", "-r", f"__node:={name}"]
+    if namespace:
+        args += ["-r", f"__ns:={namespace if namespace.startswith('/') else '/' + namespace}"]
+    return args
 
 
 def _param_literal(v: Any) -> str:
@@ -77,9 +86,9 @@ class GraphOptions:
     ``task`` picks the graph (:attr:`Task.graph`) and the defaults: ``budget`` ``None`` = the
     task's (tracking 27 = 25% of 9 streams x 12; activity 0 = 25% of the model's blocks),
     ``sensor_nodes`` ``None`` = the task's (node1-3 / node1), ``params_file`` '' = the task's
-    ``config/<task>.yaml``, ``model_dir`` '' = its shipped models. ``allocation_mode`` and
-    ``composed`` concern the split graph; ``subject_id`` / ``seed`` / ``episode`` the
-    simulated sensors.
+    ``config/<task>.yaml``, ``model_dir`` '' = its shipped models. ``allocation_mode``
+    concerns the split graph; ``subject_id`` / ``seed`` / ``episode`` the simulated sensors;
+    ``respawn`` / ``respawn_delay`` restart a node process that died (launch_ros ``respawn``).
     """
 
     task: str = DEFAULT_TASK
@@ -96,6 +105,8 @@ class GraphOptions:
     subject_id: int = 0
     seed: int = 0
     episode: int = 0
+    respawn: bool = True
+    respawn_delay: float = 0.5
 
     def __post_init__(self) -> None:
         t = get_task(self.task)
@@ -126,7 +137,60 @@ class GraphOptions:
             a.append("--use-sim-time")
         if not self.sim_sensors:
             a.append("--no-sim-sensors")
-        return a
+        if self.composed:
+            a.append("--composed")
+        if not self.respawn:
+            a.append("--no-respawn")
+        return a + ["--respawn-delay", str(self.respawn_delay)]
+
+    @classmethod
+    def from_strings(cls, task: str, values: dict[str, str]) -> "GraphOptions":
+        """Options from launch argument strings (:data:`LAUNCH_ARGUMENTS`; absent = default)."""
+        kinds = {f.name: f.type for f in fields(cls)}
+        out: dict[str, Any] = {}
+        for k, v in values.items():
+            kind = kinds[k]
+            if kind == "bool":
+                out[k] = v.strip().lower() in ("1", "true", "yes", "on")
+            elif k == "sensor_nodes":
+                out[k] = tuple(s.strip() for s in v.split(",") if s.strip())
+            elif kind.startswith("int"):
+                out[k] = int(v)
+            elif kind == "float":
+                out[k] = float(v)
+            else:
+                out[k] = v
+        return cls(task=task, **out)
+
+
+#: Launch arguments (``ros2 launch admn_ros <task>.launch.py name:=value``): GraphOptions fields
+#: and their descriptions; the defaults are the task's (:func:`launch_arguments`).
+LAUNCH_ARGUMENTS: dict[str, str] = {
+    "namespace": "Namespace for every node of the graph",
+    "params_file": "YAML parameters (/**: ros__parameters:) of the ADMN nodes ('' = the task's config/<task>.yaml)",
+    "model_dir": "Directory with the model and its controllers ('' = the package's models of the task)",
+    "budget": "Layer budget L: active backbone blocks over all streams (tracking 27 = 25% of 9 x 12; "
+              "activity 0 = 25% of the model's blocks)",
+    "use_sim_time": "Use /clock (true for rosbag replay)",
+    "use_rviz": "Start RViz with config/admn.rviz",
+    "sim_sensors": "Start the simulated sensors of the task (false on a robot with real sensors)",
+    "sensor_nodes": "Comma-separated sensor node names of the model (tracking: one backbone node each)",
+    "allocation_mode": "Split graph: per_frame (backbones wait for the frame's allocation) or pipelined "
+                       "(latest allocation)",
+    "composed": "Run the ADMN nodes composed in one process (admn_container); simulated sensors stay separate",
+    "respawn": "Restart a node process that died (launch_ros respawn)",
+    "respawn_delay": "Seconds before a died node process is restarted",
+    "subject_id": "Simulated sensors: the subject (activity)",
+    "seed": "Simulated sensors: random seed of the scene and the subject",
+    "episode": "Simulated sensors: episode",
+}
+
+
+def launch_arguments(task: str) -> list[tuple[str, str, str]]:
+    """``(name, default, description)`` of every launch argument, defaults from ``task``."""
+    opts = GraphOptions(task=task)
+    lit = {bool: lambda v: "true" if v else "false", tuple: ",".join}
+    return [(n, lit.get(type(getattr(opts, n)), str)(getattr(opts, n)), d) for n, d in LAUNCH_ARGUMENTS.items()]
 
 
 def _sensor_spec(opts: GraphOptions, params_files: list[str]) -> NodeSpec:
@@ -185,3 +249,58 @@ def build_graph(opts: GraphOptions) -> list[NodeSpec]:
 
 def rviz_config() -> Path:
     return config_path("admn.rviz")
+
+
+@dataclass
+class ProcessSpec:
+    """One process of a running graph: a node (``node``), or ``admn_container`` with the
+    composed nodes (``composed``, passed as ``--container-specs`` JSON in ``arguments``)."""
+
+    name: str
+    executable: str
+    module: str
+    namespace: str = ""
+    node: NodeSpec | None = None
+    composed: list[NodeSpec] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)
+    respawn: bool = False
+    respawn_delay: float = 0.0
+
+    def command(self, python: str) -> list[str]:
+        """``python -m module ...`` with the ``--ros-args`` launch_ros would give the executable."""
+        ros = self.node.ros_args() if self.node is not None else _name_args(self.name, self.namespace)
+        return [python, "-m", self.module, *self.arguments, *ros]
+
+
+CONTAINER = "admn_container"
+
+
+def graph_processes(specs: list[NodeSpec], composed: bool = False, respawn: bool = False,
+                    respawn_delay: float = 0.0) -> list[ProcessSpec]:
+    """The processes that run ``specs``: one per node, or with ``composed`` the simulated
+    sensors apart and every other node in one ``admn_container``."""
+    def proc(s: NodeSpec) -> ProcessSpec:
+        return ProcessSpec(s.name, s.executable, s.module, s.namespace, node=s, respawn=respawn,
+                           respawn_delay=respawn_delay)
+    if not composed:
+        return [proc(s) for s in specs]
+    inner = [s for s in specs if s.executable != "sensor_node"]
+    out = [proc(s) for s in specs if s.executable == "sensor_node"]
+    if inner:
+        out.append(ProcessSpec(CONTAINER, CONTAINER, "admn_ros.ros.runner", inner[0].namespace, composed=inner,
+                               arguments=["--container-specs", encode_specs(inner)], respawn=respawn,
+                               respawn_delay=respawn_delay))
+    return out
+
+
+def options_processes(opts: GraphOptions) -> list[ProcessSpec]:
+    """:func:`graph_processes` of :func:`build_graph` with the options' composition and respawn."""
+    return graph_processes(build_graph(opts), opts.composed, opts.respawn, opts.respawn_delay)
+
+
+def encode_specs(specs: list[NodeSpec]) -> str:
+    return json.dumps([asdict(s) for s in specs], separators=(",", ":"))
+
+
+def decode_specs(blob: str) -> list[NodeSpec]:
+    return [NodeSpec(**{**d, "remappings": [tuple(r) for r in d["remappings"]]}) for d in json.loads(blob)]

@@ -36,8 +36,6 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, PointCloud2
 
-from admn_ros.core.checkpoint import CheckpointError
-from admn_ros.core.engine import BACKENDS
 from admn_ros.core.health import UNHEALTHY, HealthConfig, content_signature
 from admn_ros.core.image_convert import STREAM_FORMATS, ConversionError, decode_stream
 from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, split_stream_id, validate_budget
@@ -46,7 +44,7 @@ from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import image_bridge, stamp_to_ns
 from admn_ros.ros.diagnostics import make_array, sync_values
-from admn_ros.ros.env import configure_dds_env
+from admn_ros.ros.env import configure_dds_env, exit_process
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  read_parameters)
 from admn_ros.ros.qos import reliable_qos
@@ -75,14 +73,16 @@ RADAR_INPUTS: tuple[str, ...] = ("image", "pointcloud2")
 def model_specs(task: Task | None = None) -> list[ParamSpec]:
     """Parameters every model-loading node shares (applied on configure); ``task`` gives the
     defaults of ``model_dir`` and ``sensor_nodes`` (its shipped models and nodes)."""
+    from admn_ros.core.engine import BACKENDS  # torch: only the model-loading nodes pay for it
+
     task = get_task(task)
     sub = f"models/{task.models_subdir}" if task.models_subdir else "models/"
     return [
         ParamSpec("model_dir", "", f"Directory with the model and its controllers ('' = the package's {sub}, "
                   f"the {task.name} models); applied on configure"),
-        ParamSpec("backend", "auto", "Inference backend of the backbones/fusion (auto measures "
-                  "torch, jit and onnx at configure and keeps the fastest); applied on configure",
-                  choices=BACKENDS),
+        ParamSpec("backend", "torch", "Inference backend of the backbones/fusion: torch (starts at once), "
+                  "jit or onnx (built from the model at configure: seconds), auto (builds and times all three "
+                  "at configure, keeps the fastest); applied on configure", choices=BACKENDS),
         ParamSpec("device", "cpu", "torch device (cpu, cuda, auto); applied on configure"),
         ParamSpec("threads", 1, "torch intra-op threads (1 on shared CPUs); applied on configure",
                   min=1, max=256),
@@ -482,14 +482,13 @@ class AdmnNode(LifecycleNode):
             self._make_cloud_map()
             self.configure()
             self.diag_pub = self.lifecycle_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos())
-        except (CheckpointError, ParameterError, ValueError, KeyError, FileNotFoundError, OSError) as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            self.configure_error = str(msg)
-            self.get_logger().error(f"configure failed: {msg}")
-            self._release_all()
-            return TransitionCallbackReturn.FAILURE
         except Exception as exc:  # noqa: BLE001 - report, never leave a half-configured node
-            self.configure_error = f"{type(exc).__name__}: {exc}"
+            ck = sys.modules.get("admn_ros.core.checkpoint")  # a CheckpointError means it was imported
+            if isinstance(exc, (ParameterError, ValueError, KeyError, OSError)) or (
+                    ck is not None and isinstance(exc, ck.CheckpointError)):
+                self.configure_error = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+            else:
+                self.configure_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"configure failed: {self.configure_error}")
             self._release_all()
             return TransitionCallbackReturn.FAILURE
@@ -582,16 +581,18 @@ def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
     configure_dds_env()  # localhost discovery + shipped FastDDS profile unless the environment says otherwise
     rclpy.init(args=args)
     node = None
+    rc = 0
     try:
         try:
             node = cls()
         except (ParameterError, ValueError) as exc:
             print(f"[{cls.NODE_NAME}] error: {exc}", file=sys.stderr, flush=True)
-            return 2
-        if node.p["autostart"] and node.configure_error:
+            rc = 2
+        if node is not None and node.p["autostart"] and node.configure_error:
             print(f"[{node.get_name()}] error: {node.configure_error}", file=sys.stderr, flush=True)
-            return 2
-        rclpy.spin(node)
+            rc = 2
+        if rc == 0:
+            rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
@@ -602,7 +603,7 @@ def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return exit_process(rc)
 
 
 __all__ = ["AdmnNode", "COMMON_SPECS", "RADAR_INPUTS", "InputRejected", "decode_sensor_image",

@@ -19,15 +19,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, Task, get_task
-from admn_ros.ros.env import isolated_env
-from admn_ros.ros.graph import GraphOptions, NodeSpec, build_graph
+from admn_ros.ros.env import exit_process, isolated_env
+from admn_ros.ros.graph import (GraphOptions, NodeSpec, ProcessSpec, build_graph, decode_specs,
+                                graph_processes, options_processes)
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -54,6 +55,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--composed", action="store_true", help="run the ADMN nodes in one process")
     p.add_argument("--no-sim-sensors", action="store_true", help="do not start the simulated sensors")
     p.add_argument("--use-sim-time", action="store_true", help="use /clock (bag replay)")
+    p.add_argument("--no-respawn", action="store_true", help="do not restart node processes that die "
+                   "(default: restart them, like the launch files' respawn:=true)")
+    p.add_argument("--respawn-delay", type=float, default=0.5, help="seconds before a died node is restarted")
     p.add_argument("--sensor-args", default="", help="extra sensor_node parameters, e.g. "
                    "'corruption.node1.rgb:=gaussian:sigma=3.0'")
     p.add_argument("--quiet", action="store_true", help="do not forward node logs")
@@ -81,7 +85,8 @@ def options_from_args(a: argparse.Namespace) -> GraphOptions:
                         use_sim_time=a.use_sim_time, sim_sensors=not a.no_sim_sensors,
                         sensor_nodes=tuple(s for s in a.sensor_nodes.split(",") if s),
                         model_dir=a.model_dir, allocation_mode=a.allocation_mode, composed=a.composed,
-                        subject_id=a.subject_id, seed=a.seed, episode=a.episode)
+                        subject_id=a.subject_id, seed=a.seed, episode=a.episode, respawn=not a.no_respawn,
+                        respawn_delay=a.respawn_delay)
 
 
 def graph_specs(a: argparse.Namespace) -> list[NodeSpec]:
@@ -103,34 +108,75 @@ def summary_head(title: str, counts: dict[str, int], elapsed: float) -> list[str
             "sensor rates    " + ", ".join(f"{k} {v:.1f} Hz" for k, v in rates.items())]
 
 
-@dataclass
-class GraphProcesses:
-    """Child processes of a running graph; stops them all (SIGINT, then SIGKILL)."""
+#: exit code of a node whose parameters or models are invalid (restarting cannot help)
+CONFIG_ERROR = 2
 
-    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+
+class GraphProcesses:
+    """Child processes of a running graph (:func:`admn_ros.ros.graph.graph_processes`, the list
+    the launch files start too). A process with ``respawn`` that exits is started again after
+    its ``respawn_delay`` by a supervising thread, as launch_ros does, while the others keep
+    running (:attr:`restarts`); exit code 2 (invalid parameters or models, named on stderr)
+    is final. :meth:`stop` ends them all (SIGINT, then SIGKILL)."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        #: ``(name, exit code, monotonic time of the new start)`` of every respawn
+        self.restarts: list[tuple[str, int, float]] = []
+        self._specs: dict[str, tuple[ProcessSpec, dict, Any, list[str]]] = {}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def start(self, specs: Sequence[NodeSpec], composed: bool, env: dict, quiet: bool,
-              sensor_args: Sequence[str] = ()) -> None:
-        out = subprocess.DEVNULL if quiet else None
-        if composed:
-            sensors = [s for s in specs if s.executable == "sensor_node"]
-            others = [s for s in specs if s.executable != "sensor_node"]
-            for s in sensors:
-                self._spawn(s.name, [sys.executable, "-m", s.module, *s.ros_args(), *_p(sensor_args)], env, out)
-            self._spawn("admn_container", [sys.executable, "-m", "admn_ros.ros.runner", "--container-specs",
-                                           _encode_specs(others)], env, out)
-        else:
-            for s in specs:
-                extra = _p(sensor_args) if s.executable == "sensor_node" else []
-                self._spawn(s.name, [sys.executable, "-m", s.module, *s.ros_args(), *extra], env, out)
+              sensor_args: Sequence[str] = (), respawn: bool = False, respawn_delay: float = 0.5) -> None:
+        self.start_processes(graph_processes(list(specs), composed, respawn, respawn_delay), env, quiet, sensor_args)
 
-    def _spawn(self, name: str, cmd: list[str], env: dict, out) -> None:
-        self.procs.append((name, subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)))
+    def start_processes(self, processes: Sequence[ProcessSpec], env: dict, quiet: bool,
+                        sensor_args: Sequence[str] = ()) -> None:
+        out = subprocess.DEVNULL if quiet else None
+        for p in processes:
+            extra = _p(sensor_args) if p.executable == "sensor_node" else []
+            self._specs[p.name] = (p, env, out, extra)
+            self._spawn(p.name)
+        if any(p.respawn for p in processes) and self._thread is None:
+            self._thread = threading.Thread(target=self._supervise, name="respawn", daemon=True)
+            self._thread.start()
+
+    def _spawn(self, name: str) -> subprocess.Popen:
+        p, env, out, extra = self._specs[name]
+        proc = subprocess.Popen(p.command(sys.executable) + extra, env=env, stdout=out, stderr=out,
+                                start_new_session=True)
+        with self._lock:
+            self.procs = [(n, q) for n, q in self.procs if n != name] + [(name, proc)]
+        return proc
+
+    def _supervise(self) -> None:
+        due: dict[str, tuple[float, int]] = {}
+        while not self._stopping.wait(0.02):
+            now = time.monotonic()
+            for name, proc in list(self.procs):
+                spec = self._specs.get(name, (None,))[0]
+                if spec is None or not spec.respawn or proc.poll() in (None, CONFIG_ERROR) or name in due:
+                    continue
+                due[name] = (now + spec.respawn_delay, proc.returncode)
+                print(f"[admn_ros] {name} exited with code {proc.returncode}; restarting in "
+                      f"{spec.respawn_delay:g} s", file=sys.stderr, flush=True)
+            for name, (t, code) in list(due.items()):
+                if now >= t and not self._stopping.is_set():
+                    self._spawn(name)
+                    self.restarts.append((name, code, time.monotonic()))
+                    del due[name]
 
     def dead(self) -> list[tuple[str, int]]:
-        return [(n, p.returncode) for n, p in self.procs if p.poll() is not None]
+        """Exited processes that will not be restarted."""
+        return [(n, p.returncode) for n, p in self.procs if p.poll() is not None and (
+            p.returncode == CONFIG_ERROR or not (n in self._specs and self._specs[n][0].respawn))]
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
         for _, p in self.procs:
             if p.poll() is None:
                 try:
@@ -158,17 +204,10 @@ def _p(sensor_args: Sequence[str]) -> list[str]:
     return out
 
 
-def _encode_specs(specs: Sequence[NodeSpec]) -> str:
-    import json
-
-    return json.dumps([{"name": s.name, "executable": s.executable, "module": s.module,
-                        "node_class": s.node_class, "namespace": s.namespace,
-                        "params_files": s.params_files, "parameters": s.parameters,
-                        "remappings": s.remappings} for s in specs])
-
-
-def compose(specs: Sequence[NodeSpec], duration: float = 0.0) -> int:
-    """Instantiate every spec's node class in this process and spin them together."""
+def compose(specs: Sequence[NodeSpec], duration: float = 0.0, ros_args: Sequence[str] = ()) -> int:
+    """Instantiate every spec's node class in this process and spin them together;
+    ``ros_args`` (the container's own remappings and parameters, e.g. from launch_ros
+    ``SetRemap``/``SetParameter``) apply to every node after its own."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
@@ -177,7 +216,7 @@ def compose(specs: Sequence[NodeSpec], duration: float = 0.0) -> int:
     try:
         for s in specs:
             cls = getattr(importlib.import_module(s.module), s.node_class)
-            nodes.append(cls(cli_args=s.ros_args(), use_global_arguments=False))
+            nodes.append(cls(cli_args=s.ros_args() + list(ros_args), use_global_arguments=False))
         # One thread: with the GIL a multi-threaded executor only adds contention
         # (measured: p50/p99 64/230 ms at 0.44 cores vs 91/379 ms at 0.75 cores).
         ex = SingleThreadedExecutor()
@@ -196,20 +235,32 @@ def compose(specs: Sequence[NodeSpec], duration: float = 0.0) -> int:
     return 0
 
 
+def _container_ros_args(ros: Sequence[str]) -> list[str]:
+    """The container's ``--ros-args`` minus its own name and namespace, for its nodes."""
+    out, i = [], 0
+    ros = [a for a in ros if a != "--ros-args"]
+    while i < len(ros):
+        if ros[i] in ("-r", "--remap") and i + 1 < len(ros) and ros[i + 1].split(":=")[0] in ("__node", "__ns"):
+            i += 2
+            continue
+        out.append(ros[i])
+        i += 1
+    return out
+
+
 def container_main(argv: Sequence[str] | None = None) -> int:
-    """``admn_container``: the ADMN nodes of a task's graph in one process."""
+    """``admn_container``: the composed nodes given as ``--container-specs`` JSON (what the
+    launch files and ``admn-ros run --composed`` pass), or the ADMN nodes of the graph that
+    ``admn-ros run`` options describe."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    argv = argv[: argv.index("--ros-args")] if "--ros-args" in argv else argv
-    a = parse_args("admn_container", argv)
+    k = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
+    argv, ros = argv[:k], _container_ros_args(argv[k:])
     isolated_env()
+    if "--container-specs" in argv:
+        return exit_process(compose(decode_specs(argv[argv.index("--container-specs") + 1]), ros_args=ros))
+    a = parse_args("admn_container", argv)
     specs = [s for s in graph_specs(a) if s.executable != "sensor_node"]
-    return compose(specs, a.duration)
-
-
-def _decode_specs(blob: str) -> list[NodeSpec]:
-    import json
-
-    return [NodeSpec(**{**d, "remappings": [tuple(r) for r in d["remappings"]]}) for d in json.loads(blob)]
+    return exit_process(compose(specs, a.duration, ros))
 
 
 # --------------------------------------------------------------------------- monitor
@@ -312,14 +363,14 @@ class Monitor:
 
 def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     argv = list(argv)
-    if "--container-specs" in argv:  # internal: composed child
-        i = argv.index("--container-specs")
-        isolated_env()
-        return compose(_decode_specs(argv[i + 1]))
+    if "--container-specs" in argv:  # the composed child (ProcessSpec.command of admn_container)
+        return container_main(argv)
     a = parse_args(prog, argv)
     env = dict(isolated_env(dict(os.environ)))
     os.environ.update(env)
-    specs = graph_specs(a)
+    opts = options_from_args(a)
+    processes = options_processes(opts)
+    specs = build_graph(opts)
     sensor_args = [s.strip() for s in a.sensor_args.split(";") if s.strip()]
     print(f"[{prog}] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} discovery={env['ROS_AUTOMATIC_DISCOVERY_RANGE']} "
           f"{a.task} graph nodes: {', '.join(s.name for s in specs)}{' (composed)' if a.composed else ''}",
@@ -336,7 +387,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
 
     signal.signal(signal.SIGTERM, _sigterm)
     try:
-        procs.start(specs, a.composed, env, a.quiet, sensor_args)
+        procs.start_processes(processes, env, a.quiet, sensor_args)
         import rclpy
 
         rclpy.init()

@@ -71,7 +71,7 @@ from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.msg import StreamQoI
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, message_class, ns_to_stamp, numpy_to_image
-from admn_ros.ros.env import configure_dds_env
+from admn_ros.ros.env import configure_dds_env, exit_process
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  parameter_overrides)
 from admn_ros.ros.qos import reliable_qos, sensor_qos
@@ -523,11 +523,15 @@ def main(args: list[str] | None = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGINT/SIGTERM shut the context down while a timer was publishing: a clean exit
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return exit_process(0)
 
 
 if __name__ == "__main__":

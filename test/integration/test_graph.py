@@ -642,3 +642,104 @@ def test_pointcloud_radar_end_to_end(tmp_path, model_dir):
     cloud = [ln for ln in log.splitlines() if "bad_cloud" in ln]
     assert cloud and "topic /node1/mmwave/points" in cloud[0] and "'intensity'" in cloud[0], cloud
     assert len(cloud) <= 3
+
+
+# --------------------------------------------------------------------------- respawn
+@pytest.mark.slow
+def test_killed_nodes_are_respawned_and_targets_flow_again(model_dir):
+    """``admn-ros run``'s supervision (launch_ros ``respawn``): SIGKILL one node of each kind in
+    turn (sensor, controller, one backbone, fusion). Only that process is restarted (after
+    ``respawn_delay``), every other keeps its pid and runs on, and once the restarted node
+    publishes again (images / allocations / embeddings / targets) targets flow within 2 s.
+
+    Break tried: a supervisor that restarts nothing (the graph stays without the killed node)
+    fails at the first kill; restarting every process instead of the dead one fails the pid
+    check."""
+    import signal
+
+    from admn_ros.ros.graph import GraphOptions, build_graph
+    from admn_ros.ros.runner import GraphProcesses
+
+    specs = build_graph(GraphOptions(model_dir=str(model_dir), budget=BUDGET))
+    specs = [s for s in specs if s.executable != "viz_node"]
+    procs = GraphProcesses()
+    procs.start(specs, False, dict(os.environ), quiet=True, respawn=True, respawn_delay=0.5,
+                sensor_args=[f"rate_hz:={RATE}", "diagnostics_period:=0.0"])
+    lis = Listener("test_respawn_listener", images=True)
+    from admn_ros.msg import StreamQoI
+    from admn_ros.ros import topics
+    from admn_ros.ros.qos import sensor_qos
+
+    qoi: list[float] = []
+    lis.node.create_subscription(StreamQoI, topics.qoi_topic("node1/rgb"), lambda m: qoi.append(time.monotonic()),
+                                 sensor_qos())
+    embs: list[float] = []
+    lis._on_emb = lambda node, m: embs.append(time.monotonic()) if node == "node2" else None
+    report = {}
+    try:
+        assert lis.spin_until(lambda: len(lis.targets) >= 5, 90.0), f"no targets ({len(lis.allocs)} allocations)"
+        for victim in ("sensor_node", "controller_node", "backbone_node2", "fusion_node"):
+            pids = {n: p.pid for n, p in procs.procs}
+            n_restarts = len(procs.restarts)
+            t_kill = time.monotonic()
+            os.kill(pids[victim], signal.SIGKILL)
+            assert lis.spin_until(lambda: len(procs.restarts) > n_restarts, 10.0), f"{victim} was not restarted"
+            name, code, t_restart = procs.restarts[-1]
+            assert (name, code) == (victim, -signal.SIGKILL) and len(procs.restarts) == n_restarts + 1
+            assert t_restart - t_kill >= 0.5, "restarted before respawn_delay"
+
+            def back() -> float | None:
+                src = (qoi if victim == "sensor_node" else embs if victim == "backbone_node2" else
+                       [t for t, _ in lis.allocs] if victim == "controller_node" else [t for t, _ in lis.targets])
+                return next((t for t in src if t > t_restart), None)
+
+            assert lis.spin_until(lambda: back() is not None, 60.0), f"{victim} never came back"
+            t_back = back()
+            assert lis.spin_until(lambda: any(t > t_back for t, _ in lis.targets), 2.0), \
+                f"no target within 2 s of {victim} being back"
+            t_target = next(t for t, _ in lis.targets if t > t_back)
+            report[victim] = (round(t_back - t_restart, 2), round(t_target - t_restart, 2))
+            for n, p in procs.procs:
+                if n != victim:
+                    assert p.pid == pids[n] and p.poll() is None, f"{n} restarted or died after killing {victim}"
+            lis.spin_for(1.0)
+        print("restart -> back, restart -> first target (s):", report)
+    finally:
+        lis.close()
+        procs.stop()
+
+
+#: RViz2 (Kilted) display classes config/admn.rviz uses and the message type each shows
+RVIZ_DISPLAYS = {"rviz_default_plugins/Grid": None, "rviz_default_plugins/TF": None,
+                 "rviz_default_plugins/MarkerArray": "visualization_msgs/msg/MarkerArray",
+                 "rviz_default_plugins/Image": "sensor_msgs/msg/Image",
+                 "rviz_default_plugins/PoseWithCovariance": "geometry_msgs/msg/PoseWithCovarianceStamped"}
+
+
+def test_every_rviz_topic_is_published_by_the_graph(graph):
+    """Every display of config/admn.rviz is an RViz2 default plugin, and every topic it shows is
+    published by the running graph with the message type that display reads; the fixed frame is
+    the frame of the graph's outputs.
+
+    Break tried: renaming the dashboard topic in the .rviz file (admn/dashboard_image) fails."""
+    import yaml
+
+    from admn_ros.ros.graph import rviz_config
+
+    procs, lis = graph
+    cfg = yaml.safe_load(rviz_config().read_text())["Visualization Manager"]
+    assert cfg["Global Options"]["Fixed Frame"] == "map" and cfg["Transformation"]["Current"]["Class"] == \
+        "rviz_default_plugins/TF"
+    shown = []
+    for d in cfg["Displays"]:
+        assert d["Class"] in RVIZ_DISPLAYS, f"{d['Class']} is not an RViz2 default display used here"
+        if RVIZ_DISPLAYS[d["Class"]]:
+            shown.append((d["Topic"]["Value"], RVIZ_DISPLAYS[d["Class"]]))
+    assert {t for t, _ in shown} == {"/admn/markers", "/admn/dashboard", "/admn/target"}
+
+    def published() -> dict:
+        return {t: ty for t, ty in lis.node.get_topic_names_and_types() if lis.node.count_publishers(t) > 0}
+    assert lis.spin_until(lambda: all(t in published() for t, _ in shown), 10.0, procs), \
+        f"not published: {[t for t, _ in shown if t not in published()]}"
+    for t, ty in shown:
+        assert ty in published()[t], f"{t}: published as {published()[t]}, RViz shows {ty}"

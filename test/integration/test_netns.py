@@ -142,7 +142,7 @@ def test_tracking_across_hosts_survives_losing_a_sensor_host(tmp_path):
         pytest.skip(why)
     from admn_ros.ros.graph import GraphOptions, build_graph
     from fixtures import write_random_models
-    from admn_ros.ros.runner import _encode_specs
+    from admn_ros.ros.graph import encode_specs
 
     models = tmp_path / "models"
     write_random_models(models, seed=7, universal=True, budgets=())
@@ -162,7 +162,7 @@ def test_tracking_across_hosts_survives_losing_a_sensor_host(tmp_path):
 
     def container(names: list[str]) -> list[str]:
         return [sys.executable, "-m", "admn_ros.ros.runner", "--container-specs",
-                _encode_specs([specs[n] for n in names])]
+                encode_specs([specs[n] for n in names])]
 
     plan = [("h1", sensor_cmd("[node1,node2]", True)), ("h1", container(["backbone_node1", "backbone_node2"])),
             ("h2", sensor_cmd("[node3]", False)), ("h2", container(["backbone_node3"])),

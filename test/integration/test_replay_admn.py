@@ -144,7 +144,17 @@ def test_same_bag_and_model_give_identical_outputs(bag_and_models):
 @pytest.mark.ros
 def test_realtime_replay_through_graph_matches_offline_allocations(bag_and_models, tmp_path):
     """The bag played with /clock through the node graph (use_sim_time) gives the same
-    allocations as the offline runtime for >= 99% of the frames both produced."""
+    allocations as the offline runtime for >= 99% of the frames both produced.
+
+    Played at a quarter of real time: the stream timeout (1.5 frame periods, 100 ms of bag
+    time, as offline) runs on /clock, and on a loaded machine a node that falls behind takes
+    the newer /clock before its queued images, so a frame fired without streams that were
+    only late (seen: 44/45 identical, the differing frame with 12 of 27 blocks, i.e. most
+    streams timed out). Slower playback gives the nodes 400 ms of wall time per timeout; the
+    comparison is unchanged.
+
+    Break tried: the live nodes' stream timeout set to a third of the offline one (the
+    parameters copied from the bag reader, divided by 3) fails here."""
     from admn_ros.bags.realtime import realtime_replay
 
     _, models, _ = bag_and_models
@@ -152,7 +162,7 @@ def test_realtime_replay_through_graph_matches_offline_allocations(bag_and_model
     record_sim(bag, frames=45, seed=5, storage="sqlite3",
                corruptions={"node2/depth": CorruptionSpec(kind="gaussian", sigma=0.75)})
     s = realtime_replay(bag, tmp_path / "rt", mapping=load_mapping("default"), budget=27, model_dir=str(models),
-                        log=lambda *_: None)
+                        rate=0.25, log=lambda *_: None)
     assert s.outputs_offline == 45
     assert s.matched >= 0.8 * 45, s.text()
     assert s.identical_fraction >= 0.99, s.text()

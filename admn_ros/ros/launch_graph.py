@@ -1,0 +1,45 @@
+"""The launch description of a task's graph (imported by ``launch/<task>.launch.py``; needs
+``launch`` and ``launch_ros``, which nothing else in the package imports).
+
+Every launch argument (:data:`admn_ros.ros.graph.LAUNCH_ARGUMENTS`, defaults from the task) is
+declared with its description; an ``OpaqueFunction`` reads them into
+:class:`~admn_ros.ros.graph.GraphOptions` and returns one ``launch_ros.actions.Node`` per
+process of :func:`~admn_ros.ros.graph.options_processes`, the list ``admn-ros run`` starts:
+name, namespace, parameter files then the per-node overrides (a dict, which launch_ros
+writes under the node's fully qualified name), remappings, ``respawn`` / ``respawn_delay``.
+``admn_container`` gets its composed nodes as ``--container-specs``. RViz starts with
+``use_rviz:=true``.
+"""
+from __future__ import annotations
+
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from admn_ros.ros.graph import LAUNCH_ARGUMENTS, GraphOptions, launch_arguments, options_processes, rviz_config
+
+
+def graph_nodes(context: LaunchContext, task: str) -> list[Node]:
+    """The graph's processes as ``Node`` actions, for the launch arguments of ``context``."""
+    values = {n: LaunchConfiguration(n).perform(context) for n in LAUNCH_ARGUMENTS}
+    out = []
+    for p in options_processes(GraphOptions.from_strings(task, values)):
+        s = p.node
+        out.append(Node(package="admn_ros", executable=p.executable, name=p.name, namespace=p.namespace,
+                        parameters=[*s.params_files, s.parameters] if s is not None else None,
+                        remappings=list(s.remappings) if s is not None else None,
+                        arguments=p.arguments or None, respawn=p.respawn, respawn_delay=p.respawn_delay,
+                        output="screen", emulate_tty=True))
+    return out
+
+
+def graph_launch_description(task: str) -> LaunchDescription:
+    """Declared arguments, the graph's nodes, and RViz (``use_rviz``)."""
+    ld = LaunchDescription([DeclareLaunchArgument(n, default_value=d, description=desc)
+                            for n, d, desc in launch_arguments(task)])
+    ld.add_action(OpaqueFunction(function=graph_nodes, args=[task]))
+    ld.add_action(Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", str(rviz_config())],
+                       condition=IfCondition(LaunchConfiguration("use_rviz"))))
+    return ld

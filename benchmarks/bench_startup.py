@@ -1,0 +1,132 @@
+"""Where the graph's start-up goes: per node kind, in a fresh process, the interpreter start,
+imports, node construction (parameters), ``configure`` (model loading and the backend build)
+and ``activate``; then, for the whole graph, the time from starting ``admn-ros run`` (the
+processes ``make demo`` starts) to the first target received.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_startup [--repeats 3] [--tree OTHER_CHECKOUT ...]
+
+``--tree`` adds source trees (e.g. a checkout of an older commit) measured side by side with
+this one, alternating run by run so that all see the same machine load. Figures are medians.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("sensor_node", "controller_node", "backbone_node", "fusion_node", "viz_node", "activity_node")
+
+#: runs in the measured tree: phase times of one node kind (JSON on stdout)
+NODE_SCRIPT = r"""
+import importlib, json, sys, time
+t0 = time.perf_counter()
+kind, params = sys.argv[1], sys.argv[2]
+import rclpy
+from admn_ros.ros.graph import GraphOptions, build_graph
+task = "activity" if kind == "activity_node" else "tracking"
+spec = next(s for s in build_graph(GraphOptions(task=task)) if s.executable == kind)
+mod = importlib.import_module(spec.module)
+t1 = time.perf_counter()
+rclpy.init()
+lifecycle = hasattr(getattr(mod, spec.node_class), "trigger_configure")
+extra = ["-p", "autostart:=false"] if lifecycle else []
+node = getattr(mod, spec.node_class)(cli_args=spec.ros_args() + extra, use_global_arguments=False)
+t2 = time.perf_counter()
+if lifecycle:
+    node.trigger_configure()
+t3 = time.perf_counter()
+if lifecycle:
+    node.trigger_activate()
+t4 = time.perf_counter()
+print(json.dumps({"imports": t1 - t0, "construct": t2 - t1, "configure": t3 - t2, "activate": t4 - t3}))
+node.destroy_node()
+rclpy.shutdown()
+"""
+
+
+def node_phases(tree: Path, kind: str, env: dict) -> dict[str, float]:
+    t = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", NODE_SCRIPT, kind, ""], env={**env, "PYTHONPATH": str(tree)},
+                       capture_output=True, text=True, timeout=600, cwd=tree)
+    total = time.monotonic() - t
+    if r.returncode != 0:
+        raise RuntimeError(f"{tree} {kind}: {r.stderr[-2000:]}")
+    ph = json.loads(r.stdout.strip().splitlines()[-1])
+    return {"interpreter": total - sum(ph.values()), **ph, "total": total}
+
+
+def graph_first_target(tree: Path, env: dict, timeout: float = 180.0) -> float:
+    """Seconds from starting ``admn-ros run`` in ``tree`` to the first target received here."""
+    import rclpy
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node("bench_startup", context=ctx)
+    got: list[float] = []
+    node.create_subscription(PoseWithCovarianceStamped, "/admn/target", lambda m: got.append(time.monotonic()), 10)
+    from rclpy.executors import SingleThreadedExecutor
+
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    t0 = time.monotonic()
+    p = subprocess.Popen([sys.executable, "-m", "admn_ros.cli", "run", "--quiet"], env={**env, "PYTHONPATH": str(tree)},
+                         cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        while not got and time.monotonic() - t0 < timeout and p.poll() is None:
+            ex.spin_once(timeout_sec=0.02)
+        return got[0] - t0 if got else float("nan")
+    finally:
+        os.killpg(p.pid, 2)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)
+            p.wait()
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tree", action="append", default=[], help="another source tree to measure alongside")
+    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--no-graph", action="store_true")
+    a = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from admn_ros.ros.env import isolated_env
+
+    env = dict(isolated_env(dict(os.environ)))
+    os.environ.update(env)
+    trees = [ROOT, *(Path(t).resolve() for t in a.tree)]
+    kinds = [k for k in a.kinds.split(",") if k]
+    res: dict[Path, dict[str, list]] = {t: {} for t in trees}
+    for _ in range(a.repeats):
+        for t in trees:
+            for k in kinds:
+                res[t].setdefault(k, []).append(node_phases(t, k, env))
+            if not a.no_graph:
+                res[t].setdefault("graph", []).append(graph_first_target(t, env))
+    cols = ("interpreter", "imports", "construct", "configure", "activate", "total")
+    for t in trees:
+        print(f"\n{t} (median of {a.repeats}; seconds)")
+        print(f"{'node':<16}" + "".join(f"{c:>12}" for c in cols))
+        for k in kinds:
+            print(f"{k:<16}" + "".join(f"{statistics.median(r[c] for r in res[t][k]):12.2f}" for c in cols))
+        if not a.no_graph:
+            g = res[t]["graph"]
+            print(f"admn-ros run -> first target: median {statistics.median(g):.1f} s (runs: "
+                  + ", ".join(f"{x:.1f}" for x in g) + ")")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
