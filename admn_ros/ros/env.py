@@ -1,12 +1,13 @@
 """Process environment for DDS: localhost-only discovery, the shipped FastDDS profile,
-and a ROS_DOMAIN_ID of our own. Imports no rclpy: call before ``rclpy.init``."""
+a ROS_DOMAIN_ID of our own, and the executor node processes spin. Imports no rclpy at
+module level: call before ``rclpy.init``."""
 from __future__ import annotations
 
 import fcntl
 import os
 import tempfile
 from pathlib import Path
-from typing import MutableMapping
+from typing import Any, MutableMapping
 
 from admn_ros.core.paths import config_path
 
@@ -50,3 +51,29 @@ def isolated_env(env: MutableMapping[str, str] | None = None) -> MutableMapping[
     if "ROS_DOMAIN_ID" not in env:
         env["ROS_DOMAIN_ID"] = str(reserve_domain_id())
     return env
+
+
+def make_executor(context: Any = None) -> Any:
+    """The executor of every node process: rclpy's ``EventsExecutor`` (callbacks dispatched from
+    C++ as the middleware reports them; the default executor rebuilds a wait set over every
+    subscription, service and timer for each callback), else ``SingleThreadedExecutor``."""
+    try:
+        from rclpy.experimental import EventsExecutor
+    except ImportError:
+        from rclpy.executors import SingleThreadedExecutor as EventsExecutor
+    return EventsExecutor(context=context)
+
+
+def spin(*nodes: Any, duration: float = 0.0) -> None:
+    """Spin ``nodes`` with :func:`make_executor` until rclpy shuts down (or for ``duration`` s).
+    ``spin_once`` with a timeout: the events executor's untimed ``spin_once`` runs no timers."""
+    import time
+
+    import rclpy
+
+    ex = make_executor()
+    for n in nodes:
+        ex.add_node(n)
+    end = time.monotonic() + duration if duration > 0 else float("inf")
+    while rclpy.ok() and time.monotonic() < end:
+        ex.spin_once(timeout_sec=0.1)

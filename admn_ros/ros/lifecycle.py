@@ -44,7 +44,7 @@ from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import image_bridge, stamp_to_ns
 from admn_ros.ros.diagnostics import make_array, sync_values
-from admn_ros.ros.env import configure_dds_env
+from admn_ros.ros.env import configure_dds_env, spin
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  read_parameters)
 from admn_ros.ros.qos import reliable_qos
@@ -549,7 +549,7 @@ def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
         if node.p["autostart"] and node.configure_error:
             print(f"[{node.get_name()}] error: {node.configure_error}", file=sys.stderr, flush=True)
             return 2
-        rclpy.spin(node)
+        spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:

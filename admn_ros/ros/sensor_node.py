@@ -71,7 +71,7 @@ from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.msg import StreamQoI
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, message_class, ns_to_stamp, numpy_to_image
-from admn_ros.ros.env import configure_dds_env
+from admn_ros.ros.env import configure_dds_env, spin
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  parameter_overrides)
 from admn_ros.ros.qos import reliable_qos, sensor_qos
@@ -520,7 +520,7 @@ def main(args: list[str] | None = None) -> int:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else e
             print(f"[{NODE_NAME}] error: {msg}", file=sys.stderr, flush=True)
             return 2
-        rclpy.spin(node)
+        spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
