@@ -172,7 +172,12 @@ class DemoRecord:
         for r in rows:
             lines.append(f"  {r['phase']:<{w}} " + " ".join(f"{_num(r['blocks'].get(s, math.nan)):>9}"
                                                         for s in self.ids))
-        doc = {"task": self.task.name, "metric": {"name": m.name, "unit": m.unit, "lower_is_better": m.lower_is_better},
+        inside = [f for ns, f in self.frames.items() if self.phase(ns) is not None]
+        judged = [self.task.score(f.estimate, f.truth) for f in inside if f.estimate is not None and f.truth is not None]
+        doc = {"task": self.task.name, "metric": {"name": m.name, "unit": m.unit, "lower_is_better": m.lower_is_better,
+                                                  "admn_all_estimates": _mean(judged), "judged": len(judged), **{
+                                                      k: _mean([f.scores[k] for f in inside if k in f.scores])
+                                                      for k in METHODS}},
                "scenario": self.timeline.name if self.timeline is not None else None,
                "scenario_file": self.timeline.source if self.timeline is not None else None,
                "budget": self.budget, "streams": self.ids, "compared": self.compared,

@@ -181,7 +181,7 @@ class Monitor:
             parts.append(allocation_text(self.last_alloc))
         return " | ".join(parts)
 
-    def finish(self, elapsed: float, out_dir: str | Path, model_dir: str | Path) -> str:
+    def finish(self, elapsed: float, out_dir: str | Path, model_dir: str | Path, compare: int = 300) -> str:
         """The summary: rates, estimates, the per-phase comparison (computed now), latency by hop,
         and the picture and JSON written to ``out_dir``."""
         m = self.task.metric
@@ -197,11 +197,11 @@ class Monitor:
         if judged:
             lines.append(f"{m.name:<15} {m.describe(judged)} over {len(judged)} {self.task.unit}s "
                          f"({self.task.output.topic} vs {self.task.truth.topic} at the same stamp)")
-        lines.append("comparing       Naive Allocation and Upper Bound on the recorded frames ...")
-        print("\n".join(lines), flush=True)
-        lines = []
-        if self.rec.budget:
-            self.rec.compare(model_dir, self.rec.budget)
+        if compare > 0 and self.rec.budget:
+            print("\n".join(lines + [f"comparing       Naive Allocation and Upper Bound on up to {compare} of the "
+                                      "recorded frames ..."]), flush=True)
+            lines = []
+            self.rec.compare(model_dir, self.rec.budget, compare)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         png, js = out / f"demo_{self.task.name}.png", out / f"demo_{self.task.name}.json"

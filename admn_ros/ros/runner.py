@@ -61,6 +61,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--scenario", default="", help="demo: scenario YAML of sensor failures in phases "
                    "(default: config/demo_<task>.yaml; 'none': all clean until --duration or Ctrl-C)")
     p.add_argument("--out", default="out/demo", help="demo: folder of the picture and the JSON summary")
+    p.add_argument("--compare", type=int, default=300, help="demo: frames on which Naive Allocation and the "
+                   "Upper Bound are computed after the run (spread evenly; 0 = no comparison)")
     return p
 
 
@@ -280,7 +282,8 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     finally:
         procs.stop()
         if mon is not None:
-            print(mon.finish(time.monotonic() - t0, a.out, a.model_dir or get_task(a.task).models_dir()), flush=True)
+            print(mon.finish(time.monotonic() - t0, a.out, a.model_dir or get_task(a.task).models_dir(), a.compare),
+                  flush=True)
         if node is not None:
             node.destroy_node()
         try:
