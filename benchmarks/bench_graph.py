@@ -151,14 +151,13 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, rate: 
     specs = build_graph(GraphOptions(model_dir=model_dir, budget=budget, allocation_mode=mode, composed=composed))
     if not viz:
         specs = [s for s in specs if s.executable != "viz_node"]
-    env = dict(os.environ)
+    # the graph's code comes from PYTHONPATH alone (PYTHONSAFEPATH: `python -m` would put the cwd first)
+    env = {**os.environ, "PYTHONPATH": str(tree or ROOT), "PYTHONSAFEPATH": "1"}
     for s in specs:
         if s.executable != "sensor_node":
             s.parameters["backend"] = backend
         if tree is not None:
             s.params_files = [str(tree / Path(f).relative_to(ROOT)) for f in s.params_files]
-    if tree is not None:
-        env["PYTHONPATH"] = str(tree)
     procs = GraphProcesses()
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
