@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from admn_ros.ros.env import isolated_env
+from admn_ros.ros.env import isolated_env, make_executor
 from admn_ros.ros.telemetry import HOPS, hop_lines, hops_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +143,6 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, rate: 
                backend: str, warmup: float, viz: bool, tree: Path | None = None, label: str = "") -> dict:
     """One configuration; ``tree``: run the graph from that source tree (PYTHONPATH, its config/)."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
 
     from admn_ros.ros.graph import GraphOptions, build_graph
     from admn_ros.ros.runner import GraphProcesses
@@ -162,7 +161,7 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, rate: 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node("bench_graph_monitor", context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
+    ex = make_executor(context=ctx)   # the nodes' executor: the receipt here adds little
     ex.add_node(node)
     rec = _Recorder(node)
     label = f"{mode}, {'composed' if composed else 'processes'}{label}"
