@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-DEMO_ARGS ?= --duration 45
+DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
 # DDS never leaves this machine; the shipped FastDDS profile (large SHM segment) is the default.

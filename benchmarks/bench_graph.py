@@ -17,7 +17,17 @@ Per configuration, over the measurement window (after the first target + ``--war
   does not keep up queues frames and the drift is positive), frames dropped by the nodes
   (``dropped.*`` on /diagnostics: allocation waits, pending overflow, messages the synchronizers discarded unmatched);
 * memory: RSS of all graph processes at the start and end of the window (growth MB and MB/min);
-* CPU: cores used by the graph processes (utime + stime over the window).
+* CPU: cores used by the graph processes (utime + stime over the window), and the machine's
+  1-minute load average at the end of the window;
+* where the latency comes from: p50 / p99 of every hop (sensor stamp -> controller input,
+  controller compute, allocation -> backbone, backbone compute, embeddings -> fusion, fusion
+  compute; :data:`admn_ros.ros.telemetry.HOPS`) from the fusion node's ``/diagnostics`` (its
+  last 1000 frames, about the window).
+
+``--baseline REV`` measures the graph of another commit side by side: it checks REV out in a
+temporary ``git worktree``, and every configuration runs with this tree's code and with REV's
+(``--repeat`` times, alternating which goes first), the same models, parameters and measurement.
+Timings on a busy machine move with its load, so compare the pairs of one run.
 
 Models: ``--model-dir`` (default: the shipped models/).
 """
@@ -26,13 +36,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from admn_ros.ros.env import isolated_env
+from admn_ros.ros.env import isolated_env, make_executor
+from admn_ros.ros.telemetry import HOPS, hop_lines, hops_of
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONFIGS = (("per_frame", False), ("pipelined", False), ("per_frame", True), ("pipelined", True))
@@ -125,9 +140,9 @@ class _Recorder:
 
 
 def run_config(model_dir: str, mode: str, composed: bool, minutes: float, rate: float, budget: int,
-               backend: str, warmup: float, viz: bool) -> dict:
+               backend: str, warmup: float, viz: bool, tree: Path | None = None, label: str = "") -> dict:
+    """One configuration; ``tree``: run the graph from that source tree (PYTHONPATH, its config/)."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
 
     from admn_ros.ros.graph import GraphOptions, build_graph
     from admn_ros.ros.runner import GraphProcesses
@@ -135,21 +150,25 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, rate: 
     specs = build_graph(GraphOptions(model_dir=model_dir, budget=budget, allocation_mode=mode, composed=composed))
     if not viz:
         specs = [s for s in specs if s.executable != "viz_node"]
+    # the graph's code comes from PYTHONPATH alone (PYTHONSAFEPATH: `python -m` would put the cwd first)
+    env = {**os.environ, "PYTHONPATH": str(tree or ROOT), "PYTHONSAFEPATH": "1"}
     for s in specs:
         if s.executable != "sensor_node":
             s.parameters["backend"] = backend
+        if tree is not None:
+            s.params_files = [str(tree / Path(f).relative_to(ROOT)) for f in s.params_files]
     procs = GraphProcesses()
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node("bench_graph_monitor", context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
+    ex = make_executor(context=ctx)   # the nodes' executor: the receipt here adds little
     ex.add_node(node)
     rec = _Recorder(node)
-    label = f"{mode}, {'composed' if composed else 'processes'}"
+    label = f"{mode}, {'composed' if composed else 'processes'}{label}"
     res: dict = {"config": label, "mode": mode, "composed": composed}
     try:
         t_start = time.monotonic()
-        procs.start(specs, composed, dict(os.environ), quiet=True, sensor_args=[f"rate_hz:={rate}"])
+        procs.start(specs, composed, env, quiet=True, sensor_args=[f"rate_hz:={rate}"])
         pids = [p.pid for _, p in procs.procs]
         while rec.first_target is None:
             if procs.dead():
@@ -209,6 +228,7 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, rate: 
         "rss_mb_start": rss0, "rss_mb_end": rss1, "rss_mb_max": rss_max, "rss_growth_mb": rss1 - rss0,
         "rss_slope_mb_per_min": rss_slope,
         "cpu_cores": (ticks1 - ticks0) / CLK_TCK / elapsed, "processes": len(pids),
+        "load_avg_1min": os.getloadavg()[0], "hops": hops_of(next((v for n, v in rec.diag.items() if n.endswith(": fusion")), {})),
     })
     return res
 
@@ -227,7 +247,10 @@ def _table(results: list[dict]) -> str:
             ("dropped by nodes", lambda r: ", ".join(f"{k} {v}" for k, v in r["dropped"].items()) or "0"),
             ("RSS start -> end (MB)", lambda r: f"{r['rss_mb_start']:.0f} -> {r['rss_mb_end']:.0f}"),
             ("RSS growth (MB/min, fit)", lambda r: f"{r['rss_slope_mb_per_min']:+.2f}"),
-            ("CPU (cores)", lambda r: f"{r['cpu_cores']:.2f}")]
+            ("CPU (cores)", lambda r: f"{r['cpu_cores']:.2f}"),
+            ("load average (1 min)", lambda r: f"{r['load_avg_1min']:.1f}")]
+    rows += [(f"{label} p50 / p99 (ms)", lambda r, h=h: "{:.1f} / {:.1f}".format(*r["hops"][h]) if h in r["hops"]
+              else "-") for h, label in HOPS.items()]
     out = ["| " + " | ".join(["figure"] + [r["config"] for r in results]) + " |",
            "|" + "---|" * (len(results) + 1)]
     for name, fn in rows[1:]:
@@ -247,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma list of per_frame,pipelined x processes,composed, e.g. 'pipelined:composed'")
     ap.add_argument("--no-viz", action="store_true", help="leave viz_node out")
     ap.add_argument("--json", default="", help="also write the results here")
+    ap.add_argument("--baseline", default="", metavar="REV",
+                    help="also run the graph of git revision REV (a temporary worktree), alternating with this tree")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per configuration (and per tree)")
     a = ap.parse_args(argv)
     isolated_env()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -257,16 +283,35 @@ def main(argv: list[str] | None = None) -> int:
     model_dir, what = _resolve_models(a.model_dir)
     print(f"[bench_graph] ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} models: {model_dir} ({what}); "
           f"{a.rate:g} Hz, budget {a.budget}, backend {a.backend}, {a.minutes:g} min per config", flush=True)
+    trees: list[tuple[Path | None, str]] = [(None, "")]
+    tmp = None
+    if a.baseline:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", a.baseline], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        tmp = Path(tempfile.mkdtemp(prefix="bench_graph_")) / rev
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tmp), rev], check=True,
+                       capture_output=True)
+        trees.append((tmp, f" [{rev}]"))
+        print(f"[bench_graph] baseline {a.baseline} = {rev} in {tmp}", flush=True)
     results = []
-    for mode, composed in configs:
-        r = run_config(model_dir, mode, composed, a.minutes, a.rate, a.budget, a.backend, a.warmup, not a.no_viz)
-        print(f"[bench_graph] {r['config']}: {r['targets_hz']:.2f} targets/s, latency p50 "
-              f"{r['latency_ms_p50']:.1f} p99 {r['latency_ms_p99']:.1f} ms, drift "
-              f"{r['latency_drift_ms_per_min']:+.2f} ms/min, "
-              f"RSS {r['rss_mb_start']:.0f}->{r['rss_mb_end']:.0f} MB, "
-              f"CPU {r['cpu_cores']:.2f} cores, dropped {r['dropped'] or 0}", flush=True)
-        results.append(r)
-        time.sleep(2.0)
+    try:
+        for mode, composed in configs:
+            for k in range(a.repeat):
+                for tree, tag in trees[::-1] if k % 2 else trees:
+                    r = run_config(model_dir, mode, composed, a.minutes, a.rate, a.budget, a.backend, a.warmup,
+                                   not a.no_viz, tree, tag or " [this tree]" if tmp else "")
+                    print(f"[bench_graph] {r['config']}: {r['targets_hz']:.2f} targets/s, latency p50 "
+                          f"{r['latency_ms_p50']:.1f} p99 {r['latency_ms_p99']:.1f} ms, drift "
+                          f"{r['latency_drift_ms_per_min']:+.2f} ms/min, "
+                          f"RSS {r['rss_mb_start']:.0f}->{r['rss_mb_end']:.0f} MB, CPU {r['cpu_cores']:.2f} cores, "
+                          f"load {r['load_avg_1min']:.1f}, dropped {r['dropped'] or 0}", flush=True)
+                    for line in hop_lines(r["hops"]):
+                        print(f"[bench_graph] {line}", flush=True)
+                    results.append(r)
+                    time.sleep(2.0)
+    finally:
+        if tmp is not None:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp)], capture_output=True)
     print()
     print(_table(results))
     if a.json:

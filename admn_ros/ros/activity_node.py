@@ -73,7 +73,7 @@ from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs, model_spec
                                     sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
-from admn_ros.ros.telemetry import LatencyWindow, RateMeter
+from admn_ros.ros.telemetry import HopWindows, LatencyWindow, RateMeter
 from admn_ros.ros.viz_node import marker_array
 
 #: the default task of the node (its shipped models and sensor nodes): the first windowed task
@@ -155,6 +155,7 @@ class ActivityNode(AdmnNode):
         self.dash_pub = self.lifecycle_publisher(Image, topics.DASHBOARD, reliable_qos(2))
         self.infer_ms = LatencyWindow()
         self.e2e_ms = LatencyWindow()
+        self.hops = HopWindows()
         self.out_rate = RateMeter()
         self.frames = 0                     # frames pushed into the window
         self.frames_incomplete = 0
@@ -253,7 +254,7 @@ class ActivityNode(AdmnNode):
         self._infer(newest[1], stamp_ns)
 
     def _infer(self, stamp: Time, stamp_ns: int) -> None:
-        rt, task = self.runtime, self.task
+        rt, task, t_in = self.runtime, self.task, self.now_ns()
         try:
             res = rt.infer(self.window, self.budget)
         except ValueError as exc:
@@ -274,6 +275,7 @@ class ActivityNode(AdmnNode):
         self.computed_last = int(res.computed)
         self.computed_total += int(res.computed)
         self.infer_ms.add(res.ms)
+        self.hops.add(sensor_to_controller=(t_in - stamp_ns) * 1e-6, controller=a.ms, backbone=res.ms - a.ms)
         self.e2e_ms.add((self.now_ns() - stamp_ns) * 1e-6)
         self.last = res
         truth = self._gt.get(stamp_ns)
@@ -349,6 +351,7 @@ class ActivityNode(AdmnNode):
         if hasattr(self, "infer_ms"):
             values.update(latency_values("infer", self.infer_ms))
             values.update(latency_values("e2e", self.e2e_ms))
+            values.update(self.hops.values())
         values.update(self.sync_diagnostics())
         msg = ""
         if self.configure_error is None:

@@ -11,7 +11,9 @@ a silent stream is missing after ``timeout``; a frozen or stalled one while the 
 says so, :mod:`admn_ros.core.health`; a frame older than one already processed is dropped
 as ``stale_set``), and to ``admn/allocation`` (reliable). Runs :meth:`Runtime.embed` (real block
 skipping) with the allocation's rows of its streams and publishes
-``admn_ros/StreamEmbeddings`` on ``admn/<sensor_node>/embeddings`` with the frame's stamp.
+``admn_ros/StreamEmbeddings`` on ``admn/<sensor_node>/embeddings`` with the frame's stamp and the
+latency of every hop so far: the allocation's ``input_ms`` / ``decision_ms``, ``allocation_ms``
+(the rest of the time from the stamp until this node started the frame) and ``backbone_ms``.
 
 ``allocation_mode``:
 
@@ -71,6 +73,8 @@ class _Alloc:
     noise: dict[str, float]
     controller: str
     received: float
+    input_ms: float = 0.0       # the controller's hops (LayerAllocation.input_ms / decision_ms)
+    decision_ms: float = 0.0
 
 
 class BackboneNode(AdmnNode):
@@ -163,7 +167,8 @@ class BackboneNode(AdmnNode):
         self.monitor.accept(key, ns, self.now_s())
         al = _Alloc(ns, {s: a.mask[idx[s]].copy() for s in self.sids},
                     {s: bool(a.present[idx[s]]) for s in self.sids},
-                    {s: float(a.estimated_noise[idx[s]]) for s in self.sids}, a.controller, time.monotonic())
+                    {s: float(a.estimated_noise[idx[s]]) for s in self.sids}, a.controller, time.monotonic(),
+                    float(msg.input_ms), float(msg.decision_ms))
         self.allocs.append(al)
         self.latest = al
         if self.p["allocation_mode"] == "per_frame":
@@ -228,6 +233,7 @@ class BackboneNode(AdmnNode):
 
     def _run(self, f: _Frame, a: _Alloc) -> None:
         timings: dict[str, float] = {}
+        t_start = self.now_ns()
         t0 = time.perf_counter()
         try:
             embs = self.runtime.embed(self.sids, f.inputs, a.rows, timings)
@@ -239,6 +245,8 @@ class BackboneNode(AdmnNode):
         out = StreamEmbeddings()
         out.header = make_header(f.stamp)
         out.allocation_controller = a.controller
+        out.input_ms, out.decision_ms = a.input_ms, a.decision_ms
+        out.allocation_ms = (t_start - f.stamp_ns) * 1e-6 - a.input_ms - a.decision_ms
         depth = self.runtime.depth
         for sid in self.sids:
             e = StreamEmbedding()
@@ -253,6 +261,7 @@ class BackboneNode(AdmnNode):
                 e.embedding = array.array("f", np.ascontiguousarray(vec, np.float32).tobytes())
                 e.backbone_ms = float(timings.get(sid, 0.0))
             out.embeddings.append(e)
+        out.backbone_ms = (self.now_ns() - t_start) * 1e-6
         self.pub.publish(out)
         self.frames += 1
 

@@ -15,7 +15,8 @@ content stops changing or whose stamps stall or jump is treated as missing until
 recovers), then calls :meth:`Runtime.allocate`. Publishes
 ``admn_ros/LayerAllocation`` on ``admn/allocation`` (reliable) with the frame's stamp,
 ``stream_present``, ``stream_status`` (``ok``, ``missing``, ``frozen``, ``stalled``),
-``estimated_noise``, the controller used and ``decision_ms``.
+``estimated_noise``, the controller used, ``input_ms`` (sensor stamp -> the frame's last input
+here) and ``decision_ms`` (this node's time for the frame, publishing excluded).
 
 Budget ``L`` (active blocks over all streams, first blocks included):
 
@@ -187,6 +188,7 @@ class ControllerNode(AdmnNode):
         self.sync_poll(self._process)
 
     def _process(self, fs) -> None:
+        t_in = self.now_ns()
         inputs = {sid: (it[0] if it is not None else None) for sid, it in fs.items.items()}
         newest = max((it for it in fs.items.values() if it is not None), key=lambda it: it[2])
         budget = self.effective_budget()
@@ -198,8 +200,10 @@ class ControllerNode(AdmnNode):
             return
         msg = mask_to_allocation(a.mask, self.ids, budget=budget, header=make_header(newest[1]),
                                  present=a.present, estimated_noise=a.est_noise, controller=a.controller,
-                                 decision_ms=a.ms, first_block_forced=bool(self.runtime.cfg.first_block),
+                                 first_block_forced=bool(self.runtime.cfg.first_block),
                                  stream_status=stream_status(self.ids, a.present, fs.status))
+        msg.input_ms = (t_in - newest[2]) * 1e-6           # sensor stamp -> every input here
+        msg.decision_ms = (self.now_ns() - t_in) * 1e-6    # this node's compute for the frame
         self.alloc_pub.publish(msg)
         self.frames += 1
         self.last = a

@@ -1,6 +1,6 @@
 """Process environment for DDS: localhost-only discovery, the shipped FastDDS profile,
-and a ROS_DOMAIN_ID of our own (imports no rclpy: call before ``rclpy.init``); how a node
-process ends (:func:`exit_process`)."""
+and a ROS_DOMAIN_ID of our own; the executor node processes spin and how a node process ends
+(:func:`exit_process`). Imports no rclpy at module level: call before ``rclpy.init``."""
 from __future__ import annotations
 
 import fcntl
@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import MutableMapping
+from typing import Any, MutableMapping
 
 from admn_ros.core.paths import config_path
 
@@ -62,3 +62,29 @@ def exit_process(rc: int) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(rc)
+
+
+def make_executor(context: Any = None) -> Any:
+    """The executor of every node process: rclpy's ``EventsExecutor`` (callbacks dispatched from
+    C++ as the middleware reports them; the default executor rebuilds a wait set over every
+    subscription, service and timer for each callback), else ``SingleThreadedExecutor``."""
+    try:
+        from rclpy.experimental import EventsExecutor
+    except ImportError:
+        from rclpy.executors import SingleThreadedExecutor as EventsExecutor
+    return EventsExecutor(context=context)
+
+
+def spin(*nodes: Any, duration: float = 0.0) -> None:
+    """Spin ``nodes`` with :func:`make_executor` until rclpy shuts down (or for ``duration`` s).
+    ``spin_once`` with a timeout: the events executor's untimed ``spin_once`` runs no timers."""
+    import time
+
+    import rclpy
+
+    ex = make_executor()
+    for n in nodes:
+        ex.add_node(n)
+    end = time.monotonic() + duration if duration > 0 else float("inf")
+    while rclpy.ok() and time.monotonic() < end:
+        ex.spin_once(timeout_sec=0.1)

@@ -44,7 +44,7 @@ from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import image_bridge, stamp_to_ns
 from admn_ros.ros.diagnostics import make_array, sync_values
-from admn_ros.ros.env import configure_dds_env, exit_process
+from admn_ros.ros.env import configure_dds_env, exit_process, spin
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  read_parameters)
 from admn_ros.ros.qos import reliable_qos
@@ -592,7 +592,7 @@ def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
             print(f"[{node.get_name()}] error: {node.configure_error}", file=sys.stderr, flush=True)
             rc = 2
         if rc == 0:
-            rclpy.spin(node)
+            spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:

@@ -4,9 +4,12 @@
   :func:`admn_ros.ros.graph.build_graph` for the task (the same graph
   ``launch/<task>.launch.py`` starts) as one process per node, or with ``--composed`` all
   ADMN nodes in one process (``admn_container``).
-* ``admn-ros demo`` (``make demo``): ``run`` plus a :class:`Monitor` that prints the live
-  estimate vs. the simulated truth, the task's metric, latency and per-stream
-  allocations, and a summary at the end (after ``--duration`` seconds or Ctrl-C).
+* ``admn-ros demo`` (``make demo``): ``run`` plus a :class:`~admn_ros.ros.demo.Monitor` that
+  plays the task's scenario (``config/demo_<task>.yaml``: sensors fail and recover, phase by
+  phase), prints the phase, the live estimate vs. the simulated truth, the task's metric,
+  latency and per-stream allocations, and at the end (the scenario's last phase,
+  ``--duration`` or Ctrl-C) a per-phase comparison with Naive Allocation and the Upper Bound,
+  a picture and a JSON summary in ``--out``.
 
 Every process gets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, the shipped FastDDS
 profile and this run's own ROS_DOMAIN_ID (:mod:`admn_ros.ros.env`).
@@ -23,10 +26,8 @@ import threading
 import time
 from typing import Any, Sequence
 
-import numpy as np
-
-from admn_ros.core.tasks import DEFAULT_TASK, TASKS, Task, get_task
-from admn_ros.ros.env import exit_process, isolated_env
+from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
+from admn_ros.ros.env import exit_process, isolated_env, make_executor
 from admn_ros.ros.graph import (GraphOptions, NodeSpec, ProcessSpec, build_graph, decode_specs,
                                 graph_processes, options_processes)
 
@@ -61,6 +62,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--sensor-args", default="", help="extra sensor_node parameters, e.g. "
                    "'corruption.node1.rgb:=gaussian:sigma=3.0'")
     p.add_argument("--quiet", action="store_true", help="do not forward node logs")
+    p.add_argument("--scenario", default="", help="demo: scenario YAML of sensor failures in phases "
+                   "(default: config/demo_<task>.yaml; 'none': all clean until --duration or Ctrl-C)")
+    p.add_argument("--out", default="out/demo", help="demo: folder of the picture and the JSON summary")
+    p.add_argument("--compare", type=int, default=300, help="demo: frames on which Naive Allocation and the "
+                   "Upper Bound are computed after the run (spread evenly; 0 = no comparison)")
     return p
 
 
@@ -92,20 +98,6 @@ def options_from_args(a: argparse.Namespace) -> GraphOptions:
 def graph_specs(a: argparse.Namespace) -> list[NodeSpec]:
     """The node specs of the task ``a.task`` (parsed by :func:`parse_args`)."""
     return build_graph(options_from_args(a))
-
-
-def allocation_text(a: Any) -> str:
-    """``L=27 [admn_universal] n1/rgb:4 ...`` for a ``LayerAllocation`` message."""
-    counts = np.asarray(a.active_blocks, dtype=bool).reshape(len(a.stream_ids), a.depth).sum(1)
-    return f"L={a.budget} [{a.controller}] " + " ".join(
-        f"{sid.replace('node', 'n')}:{c}" for sid, c in zip(a.stream_ids, counts))
-
-
-def summary_head(title: str, counts: dict[str, int], elapsed: float) -> list[str]:
-    """First lines of a demo summary: title, duration, per-stream sensor rates."""
-    rates = {sid: c / max(elapsed, 1e-6) for sid, c in counts.items()}
-    return ["", title, f"duration        {elapsed:.1f} s",
-            "sensor rates    " + ", ".join(f"{k} {v:.1f} Hz" for k, v in rates.items())]
 
 
 #: exit code of a node whose parameters or models are invalid (restarting cannot help)
@@ -209,7 +201,9 @@ def compose(specs: Sequence[NodeSpec], duration: float = 0.0, ros_args: Sequence
     ``ros_args`` (the container's own remappings and parameters, e.g. from launch_ros
     ``SetRemap``/``SetParameter``) apply to every node after its own."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
+
+    from admn_ros.ros.env import spin
 
     rclpy.init()
     nodes = []
@@ -219,12 +213,7 @@ def compose(specs: Sequence[NodeSpec], duration: float = 0.0, ros_args: Sequence
             nodes.append(cls(cli_args=s.ros_args() + list(ros_args), use_global_arguments=False))
         # One thread: with the GIL a multi-threaded executor only adds contention
         # (measured: p50/p99 64/230 ms at 0.44 cores vs 91/379 ms at 0.75 cores).
-        ex = SingleThreadedExecutor()
-        for n in nodes:
-            ex.add_node(n)
-        end = time.monotonic() + duration if duration > 0 else float("inf")
-        while rclpy.ok() and time.monotonic() < end:
-            ex.spin_once(timeout_sec=0.1)
+        spin(*nodes, duration=duration)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -263,102 +252,14 @@ def container_main(argv: Sequence[str] | None = None) -> int:
     return exit_process(compose(specs, a.duration, ros))
 
 
-# --------------------------------------------------------------------------- monitor
-class Monitor:
-    """The demo's live statistics for any task: sensor message counts (``StreamQoI`` per
-    stream), the allocations (``LayerAllocation``), the task's estimates scored against its
-    ground truth at the same stamp (whichever arrives first waits for the other), latency."""
+def _scenario(a: argparse.Namespace, stream_ids: list[str]):
+    """The demo's scenario (``--scenario``), or None."""
+    from admn_ros.core.paths import config_path
+    from admn_ros.core.sim.timeline import Timeline
 
-    def __init__(self, node, stream_ids: list[str], task: Task) -> None:
-        from admn_ros.msg import LayerAllocation, StreamQoI
-        from admn_ros.ros import topics
-        from admn_ros.ros.convert import message_class
-        from admn_ros.ros.qos import reliable_qos, sensor_qos
-
-        self.node, self.task = node, task
-        self.last_alloc = None
-        self.alloc_counts: list[np.ndarray] = []
-        self.qoi_counts = {sid: 0 for sid in stream_ids}
-        self.truth: dict[tuple[int, int], Any] = {}
-        self.pending: dict[tuple[int, int], dict[str, Any]] = {}
-        self.scores: list[float] = []
-        self.latencies: list[float] = []
-        self.estimates = 0
-        self.last: tuple[tuple[int, int], dict[str, Any]] | None = None
-        node.create_subscription(message_class(task.truth.type), task.truth.topic, self._on_truth, reliable_qos(50))
-        node.create_subscription(message_class(task.output.type), task.output.topic, self._on_estimate,
-                                 reliable_qos(50))
-        node.create_subscription(LayerAllocation, topics.ALLOCATION, self._on_alloc, reliable_qos())
-        for sid in stream_ids:
-            node.create_subscription(StreamQoI, topics.qoi_topic(sid), self._on_qoi, sensor_qos())
-
-    @staticmethod
-    def _key(stamp) -> tuple[int, int]:
-        return (stamp.sec, stamp.nanosec)
-
-    def _on_alloc(self, msg) -> None:
-        self.last_alloc = msg
-        n = len(msg.stream_ids)
-        if n and msg.depth:
-            self.alloc_counts.append(np.asarray(msg.active_blocks, dtype=bool).reshape(n, msg.depth).sum(1))
-
-    def _on_qoi(self, msg) -> None:
-        if msg.stream_id in self.qoi_counts:
-            self.qoi_counts[msg.stream_id] += 1
-
-    def _on_truth(self, msg) -> None:
-        k = self._key(msg.header.stamp)
-        self.truth[k] = self.task.read_truth(msg)
-        if k in self.pending:
-            self.scores.append(self.task.score(self.pending.pop(k), self.truth[k]))
-        if len(self.truth) > 600:
-            for old in sorted(self.truth)[:300]:
-                del self.truth[old]
-
-    def _on_estimate(self, msg) -> None:
-        self.estimates += 1
-        now = self.node.get_clock().now().nanoseconds * 1e-9
-        self.latencies.append(now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
-        k, est = self._key(msg.header.stamp), self.task.read_output(msg)
-        self.last = (k, est)
-        if k in self.truth:
-            self.scores.append(self.task.score(est, self.truth[k]))
-        else:
-            self.pending[k] = est
-            if len(self.pending) > 300:
-                del self.pending[min(self.pending)]
-
-    def line(self, elapsed: float) -> str:
-        """One live status line: sensor rates, the last estimate, metric and latency, the last allocation."""
-        rates = [c / max(elapsed, 1e-6) for c in self.qoi_counts.values()]
-        parts = [f"t={elapsed:5.1f}s", f"sensors {min(rates):4.1f}-{max(rates):4.1f} Hz x{len(rates)}"]
-        if self.last is not None:
-            k, est = self.last
-            parts += [f"estimates {self.estimates}", self.task.text(est, self.truth.get(k)),
-                      f"latency p50 {1000 * np.median(self.latencies[-30:]):5.1f} ms"]
-            if self.scores:
-                parts.append(f"{self.task.metric.name}(last30) {self.task.metric.fmt(np.mean(self.scores[-30:]))}")
-        if self.last_alloc is not None:
-            parts.append(allocation_text(self.last_alloc))
-        return " | ".join(parts)
-
-    def summary(self, elapsed: float) -> str:
-        """The summary at the end: duration, sensor rates, estimates, metric, latency, mean blocks."""
-        m, unit = self.task.metric, self.task.unit
-        lines = summary_head(f"== admn_ros {self.task.name} demo summary ==", self.qoi_counts, elapsed)
-        lines.append(f"estimates       {self.estimates} ({self.estimates / max(elapsed, 1e-6):.1f} Hz)")
-        if self.scores:
-            lines.append(f"{m.name:<15} {m.describe(self.scores)} over {len(self.scores)} {unit}s "
-                         f"({self.task.output.topic} vs {self.task.truth.topic} at the same stamp)")
-        if self.latencies:
-            lat = 1000 * np.asarray(self.latencies)
-            lines.append(f"latency         p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms "
-                         "(newest frame's stamp -> estimate received)")
-        if self.alloc_counts and self.last_alloc is not None:
-            mean = np.mean(self.alloc_counts, axis=0)
-            lines.append("mean blocks     " + ", ".join(
-                f"{sid} {v:.1f}" for sid, v in zip(self.last_alloc.stream_ids, mean)))
-        return "\n".join(lines)
+    if a.scenario == "none":
+        return None
+    return Timeline.load(a.scenario or config_path(f"demo_{a.task}.yaml"), stream_ids)
 
 
 def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
@@ -366,6 +267,14 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     if "--container-specs" in argv:  # the composed child (ProcessSpec.command of admn_container)
         return container_main(argv)
     a = parse_args(prog, argv)
+    from admn_ros.core.streams import StreamSet
+
+    ids = StreamSet(nodes=tuple(s for s in a.sensor_nodes.split(",") if s)).ids
+    try:
+        scenario = _scenario(a, ids) if monitor else None
+    except ValueError as exc:
+        print(f"[{prog}] error: {exc}", file=sys.stderr, flush=True)
+        return 2
     env = dict(isolated_env(dict(os.environ)))
     os.environ.update(env)
     opts = options_from_args(a)
@@ -392,14 +301,15 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
 
         rclpy.init()
         node = rclpy.create_node("admn_monitor", namespace=a.namespace or None)
-        from admn_ros.core.streams import StreamSet
-
-        ids = StreamSet(nodes=tuple(s for s in a.sensor_nodes.split(",") if s)).ids
+        ex = make_executor()
+        ex.add_node(node)
         if monitor:
-            mon = Monitor(node, ids, get_task(a.task))
+            from admn_ros.ros.demo import Monitor
+
+            mon = Monitor(node, ids, get_task(a.task), scenario)
         next_print = t0 + 1.0
         while not stop["flag"]:
-            rclpy.spin_once(node, timeout_sec=0.05)
+            ex.spin_once(timeout_sec=0.05)
             now = time.monotonic()
             if a.duration and now - t0 >= a.duration:
                 break
@@ -411,12 +321,20 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
             if mon is not None and now >= next_print:
                 print(mon.line(now - t0), flush=True)
                 next_print = now + 1.0
+                why = mon.scenario_failed()
+                if why:
+                    print(f"[{prog}] the sensor node refused the scenario: {why}", file=sys.stderr, flush=True)
+                    rc = 1
+                    break
+            if mon is not None and mon.done():
+                break
     except KeyboardInterrupt:
         pass
     finally:
         procs.stop()
         if mon is not None:
-            print(mon.summary(time.monotonic() - t0), flush=True)
+            print(mon.finish(time.monotonic() - t0, a.out, a.model_dir or get_task(a.task).models_dir(), a.compare),
+                  flush=True)
         if node is not None:
             node.destroy_node()
         try:

@@ -44,6 +44,17 @@ Corruption parameters ``corruption.<node>.<modality>`` take strings like
 (:func:`admn_ros.core.sim.parse_corruption`); they can be changed at run time
 (``ros2 param set``); bad values are rejected with a reason.
 
+A scenario (``timeline_file``, :class:`admn_ros.core.sim.timeline.Timeline`: phases that
+corrupt some streams for some seconds) sets every stream's corruption per frame, by the
+frame's stamp: phase ``i`` covers stamps ``timeline_start + [start_i, end_i)``
+(``timeline_start`` < 0: frame 0's stamp). Before it starts, the ``corruption.*`` values
+hold. Both can be set at run time, together (``admn-ros demo`` starts its scenario when the
+first estimate arrives). Processes given the same file and start corrupt the same frames.
+
+Each frame is rendered one period ahead of its stamp and published on its tick, images
+first, so a frame's messages go out right at its stamp (rendering is the simulator's
+cost, not the sensors'); a corruption set at run time applies from the frame after next.
+
 No simulation math here: the node holds parameters, QoS and timing, converts the
 simulator's numpy frames to messages and calls the core.
 """
@@ -65,13 +76,14 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
 from admn_ros.core.image_convert import sensor_array
-from admn_ros.core.sim import CORRUPTION_KINDS, parse_corruption
+from admn_ros.core.sim import CORRUPTION_KINDS, corruption_text, parse_corruption
+from admn_ros.core.sim.timeline import Timeline
 from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id, stream_id
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.msg import StreamQoI
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, message_class, ns_to_stamp, numpy_to_image
-from admn_ros.ros.env import configure_dds_env, exit_process
+from admn_ros.ros.env import configure_dds_env, exit_process, spin
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  parameter_overrides)
 from admn_ros.ros.qos import reliable_qos, sensor_qos
@@ -131,6 +143,10 @@ BASE_SPECS: tuple[ParamSpec, ...] = (
               min=0.0, max=3600.0),
     ParamSpec("rate_window", 2.0, "Window (s) over which the achieved rate is measured",
               min=0.1, max=60.0),
+    ParamSpec("timeline_file", "", "Scenario YAML: phases that corrupt streams for some seconds "
+              "(config/demo_tracking.yaml); '' = none"),
+    ParamSpec("timeline_start", -1.0, "Node-clock time (s) the scenario starts; < 0: at frame 0",
+              min=-1.0, max=4.0e9),
 )
 
 
@@ -216,6 +232,11 @@ class SensorNode(Node):
             except ValueError as e:
                 raise ParameterError(f"parameter {corruption_param(sid)!r} = {text!r}: {e}") from None
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        try:
+            self.timeline = Timeline.load(p["timeline_file"], ids) if p["timeline_file"] else None
+        except ValueError as e:
+            raise ParameterError(f"parameter 'timeline_file': {e}") from None
+        self.phase: int | None = None
 
         # publishers
         img_qos = sensor_qos(p["qos_depth"]) if p["image_reliability"] == "best_effort" \
@@ -247,6 +268,8 @@ class SensorNode(Node):
                                      else int(round(p["start_time"] * 1e6)) * 1000)
         self._phase_retries = 0
         self.next_k = 0                 # index of the frame the next sim.step() returns
+        self.published_k = -1           # index of the last published frame
+        self._ahead: tuple[int, Any] | None = None   # the next frame, rendered ahead of its tick
         self.frames_published = 0
         self.frames_skipped = 0
         self.step_ms: deque[float] = deque(maxlen=100)
@@ -281,7 +304,13 @@ class SensorNode(Node):
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         ids = self.streams.ids
         todo: list[tuple[str, Any]] = []
+        timeline = self.timeline
         for prm in params:
+            if prm.name == "timeline_file":
+                try:
+                    timeline = Timeline.load(prm.value, ids) if prm.value else None
+                except ValueError as e:
+                    return SetParametersResult(successful=False, reason=f"parameter 'timeline_file': {e}")
             if prm.name not in self._specs:
                 if prm.name.startswith("corruption."):
                     return SetParametersResult(successful=False, reason=self._unknown_corruption_reason(prm.name, ids))
@@ -310,6 +339,8 @@ class SensorNode(Node):
         for sid, c in todo:
             if old.get(sid) != c:
                 self.get_logger().info(f"corruption of {sid} -> {c}")
+        if any(prm.name.startswith("timeline_") for prm in params):
+            self.timeline, self.phase = timeline, None
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- timing
@@ -376,21 +407,48 @@ class SensorNode(Node):
         if now < self.start_ns - self.period_ns // 2:
             return  # before frame 0
         due = int(math.floor((now - self.start_ns) / self.period_ns + 0.5))
-        if due < self.next_k:
+        if due <= self.published_k:
             return  # already published the frame due now (early tick)
-        late = due - self.next_k  # frames due before this one: skipped (not rendered)
-        if late > int(self.p["max_catch_up"]):
-            late = int(self.p["max_catch_up"])
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == due:
+            k, frame = ahead
+        else:  # first frame, or late: the frame rendered ahead is skipped too
+            self.frames_skipped += ahead is not None
+            k, frame = self._render(due)
+        self._publish(frame, k)
+        self.published_k = k
+        self._maybe_diagnostics()
+        self._ahead = self._render(k + 1)
+
+    def _render(self, k: int) -> tuple[int, Any]:
+        """Step the simulator to frame ``k`` (at most ``max_catch_up`` skipped frames, not
+        rendered) with the scenario's corruptions of its stamp; ``(index, frame)``."""
+        late = min(k - self.next_k, int(self.p["max_catch_up"]))
         t0 = time.perf_counter()
-        if late:
+        if late > 0:
             self._skip(late)
             self.next_k += late
             self.frames_skipped += late
+        if self.timeline is not None:
+            self._apply_timeline(self.frame_stamp_ns(self.next_k))
         frame = self.sim.step()
         self.next_k += 1
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
-        self._publish(frame, int(getattr(frame, "index", self.next_k - 1)))
-        self._maybe_diagnostics()
+        return self.next_k - 1, frame
+
+    def _apply_timeline(self, stamp_ns: int) -> None:
+        """Set every stream's corruption to the scenario phase of ``stamp_ns`` when it changes."""
+        start = float(self.get_parameter("timeline_start").value)
+        start_ns = self.start_ns if start < 0 else int(round(start * 1e9))
+        i = self.timeline.index_at((stamp_ns - start_ns) * 1e-9)
+        if i is None or i == self.phase:
+            return
+        self.phase = i
+        for sid, spec in self.timeline.specs(i, self.streams.ids).items():
+            self._apply_corruption(sid, spec)
+        ph = self.timeline.phases[i]
+        self.get_logger().info(f"scenario phase {i + 1}/{len(self.timeline.phases)} {ph.name!r}: " + (", ".join(
+            f"{sid} {corruption_text(c)}" for sid, c in self.corruption.items() if c.kind != "none") or "all clean"))
 
     def _skip(self, n: int) -> None:
         """Advance the simulator ``n`` frames without publishing them (``skip`` when the
@@ -407,21 +465,23 @@ class SensorNode(Node):
         stamp = ns_to_stamp(self.frame_stamp_ns(k))
         now_s = self._now_ns() * 1e-9
         self.tick_meter.tick(now_s)
-        for sid in self.my_streams:
+        sent = []
+        for sid in self.my_streams:  # images first: they are what the graph waits for
             sf = frame.streams.get(sid)
             if sf is None:
                 continue
             node, mod = split_stream_id(sid)
             header = make_header(stamp, frame_id(node, mod))
+            sent.append((sid, sf, header))
+            if sf.data is not None:  # dropout: no image
+                self.image_pubs[sid].publish(numpy_to_image(sensor_array(mod, sf.data), MODALITIES[mod].encoding,
+                                                            header))
+                self.meters[sid].tick(now_s)
+        for sid, sf, header in sent:
             if sid in self.qoi_pubs:
                 self.qoi_pubs[sid].publish(self._qoi(header, sid, sf))
-            if sf.data is None:  # dropout: nothing
-                continue
-            msg = numpy_to_image(sensor_array(mod, sf.data), MODALITIES[mod].encoding, header)
-            self.image_pubs[sid].publish(msg)
-            self.meters[sid].tick(now_s)
             info = self.camera_info.get(sid)
-            if info is not None:
+            if info is not None and sf.data is not None:
                 info.header = header
                 self.info_pubs[sid].publish(info)
         if self.gt_pub is not None:
@@ -483,6 +543,9 @@ class SensorNode(Node):
                               value=f"{np.mean(self.step_ms) if self.step_ms else 0.0:.2f}"),
                      KeyValue(key="publish_lag_ms_p50",
                               value=f"{np.median(self.publish_lag_ms) if self.publish_lag_ms else 0.0:.2f}")]
+        if self.timeline is not None:
+            st.values.append(KeyValue(key="scenario_phase", value="" if self.phase is None
+                                      else self.timeline.phases[self.phase].name))
         arr.status.append(st)
         for sid in self.my_streams:
             r = self.achieved_rate(sid)
@@ -520,7 +583,7 @@ def main(args: list[str] | None = None) -> int:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else e
             print(f"[{NODE_NAME}] error: {msg}", file=sys.stderr, flush=True)
             return 2
-        rclpy.spin(node)
+        spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:

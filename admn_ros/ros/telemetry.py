@@ -3,6 +3,7 @@
 
 * :class:`RateMeter`: achieved rate over a sliding window;
 * :class:`LatencyWindow`: the last ``n`` latencies with mean / p50 / p99 / max;
+* :class:`HopWindows`: the end-to-end latency split into the graph's hops (:data:`HOPS`);
 * :class:`StreamMonitor`: per input its rate, age, stamp order checks and rejection
   counts by reason, plus frame-level drops.
 """
@@ -59,6 +60,49 @@ class LatencyWindow:
         a = np.asarray(self.values)
         return {"n": float(len(a)), "mean": float(a.mean()), "p50": float(np.percentile(a, 50)),
                 "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+
+
+#: The hops of the end-to-end latency (sensor stamp -> estimate published), in order, with their
+#: labels. Per frame they add up to the end-to-end latency: the sensor's render + publish and DDS
+#: until the controller had every input; its compute; the allocation's way to the backbone
+#: (DDS, waiting for the frame); the backbone compute; the embeddings' way to the fusion (DDS, the
+#: slowest backbone node); the fusion compute and publishing. The window node (one process, one
+#: call) reports the first three: input, controller, and as "backbone" the window's backbones + fusion.
+HOPS: dict[str, str] = {
+    "sensor_to_controller": "sensor stamp -> controller input", "controller": "controller compute",
+    "allocation_to_backbone": "allocation -> backbone", "backbone": "backbone compute",
+    "embeddings_to_fusion": "embeddings -> fusion", "fusion": "fusion compute"}
+
+
+class HopWindows:
+    """A :class:`LatencyWindow` per hop of :data:`HOPS`; ``values()`` gives the ``/diagnostics``
+    keys ``hop.<name>_ms_p50`` / ``_p99`` of the hops seen so far (read back by :func:`hop_lines`)."""
+
+    def __init__(self, n: int = 1000) -> None:
+        self.windows = {h: LatencyWindow(n) for h in HOPS}
+
+    def add(self, **ms: float) -> None:
+        for k, v in ms.items():
+            self.windows[k].add(v)
+
+    def values(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for h, w in self.windows.items():
+            if w.count:
+                s = w.summary()
+                out.update({f"hop.{h}_ms_p50": s["p50"], f"hop.{h}_ms_p99": s["p99"]})
+        return out
+
+
+def hops_of(values: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """``hop -> (p50, p99)`` ms from a status's ``/diagnostics`` values (the hops it reports)."""
+    return {h: (float(values[f"hop.{h}_ms_p50"]), float(values[f"hop.{h}_ms_p99"]))
+            for h in HOPS if f"hop.{h}_ms_p50" in values}
+
+
+def hop_lines(hops: dict[str, tuple[float, float]]) -> list[str]:
+    """One ``label  p50 / p99 ms`` line per hop of :func:`hops_of`."""
+    return [f"  {HOPS[h]:<34} {p50:6.1f} / {p99:6.1f} ms" for h, (p50, p99) in hops.items()]
 
 
 @dataclass

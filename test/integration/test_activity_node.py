@@ -15,6 +15,7 @@ an untrained random activity model written to a tmp dir.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -374,7 +375,8 @@ def test_demo_task_activity_on_simulated_sensors(tmp_path):
     params = tmp_path / "activity.yaml"      # the shipped parameters, backend torch (no auto timing)
     params.write_text(config_path("activity.yaml").read_text().replace("backend: auto", "backend: torch"))
     cmd = [sys.executable, "-m", "admn_ros.cli", "demo", "--task", "activity", "--duration", "9", "--quiet",
-           "--model-dir", str(models), "--params-file", str(params), "--subject-id", "1", "--seed", "3"]
+           "--model-dir", str(models), "--params-file", str(params), "--subject-id", "1", "--seed", "3",
+           "--scenario", "none", "--out", str(tmp_path / "out")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=dict(os.environ))
     out = r.stdout
     assert r.returncode == 0, f"demo failed ({r.returncode}):\n{out[-3000:]}\n{r.stderr[-3000:]}"
@@ -382,8 +384,8 @@ def test_demo_task_activity_on_simulated_sensors(tmp_path):
     summary = out.split("summary ==")[1]
     assert int(re.search(r"estimates\s+(\d+)", summary).group(1)) >= 20, summary   # ~10 Hz once started
     assert re.search(r"accuracy\s+mean [\d.]+% over \d+ windows", summary), summary  # the truth arrived
-    m = re.search(r"mean blocks\s+node1/rgb ([\d.]+), node1/depth ([\d.]+), node1/radar ([\d.]+)", summary)
-    assert m and sum(float(x) for x in m.groups()) == pytest.approx(BUDGET, abs=0.01), summary
+    doc = json.loads((tmp_path / "out" / "demo_activity.json").read_text())
+    assert sum(doc["phases"][0]["blocks"].values()) == pytest.approx(BUDGET, abs=0.01), summary
 
 
 def test_sensor_node_activity_scenario():
