@@ -16,7 +16,8 @@ from admn_ros.core.evaluate import cli as ecli
 from admn_ros.core.evaluate.methods import (baseline_methods, build_methods, naive, per_modality_mask,
                                             single_modality, static_method)
 from admn_ros.core.evaluate.report import check_targets
-from admn_ros.core.evaluate.table import NAIVE, EarlierFrames, EvalSettings, Record, failure_geometry, find, run_table
+from admn_ros.core.evaluate.table import (NAIVE, EarlierFrames, EvalSettings, Record, failure_geometry, find,
+                                          run_table)
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import StreamSet, naive_allocation
 from admn_ros.core.sim.corruptions import APPLIES_TO, REAL_WORLD

@@ -3,7 +3,7 @@
     admn-ros evaluate --data data/gdtm_sim --models models --out docs/results/table1
     admn-ros evaluate --data data/gdtm_sim --models models --out docs/results/realworld --regimes realworld
 
-The rows are Gaussian noise regimes (binary, discrete, continuous) or real-world sensor
+The rows are Gaussian noise regimes (none = clean, binary, discrete, continuous) or real-world sensor
 failures (low_light, motion_blur, frozen, clutter, dropout; ``realworld`` = all five).
 Writes ``table1.md``, ``table1.csv``, ``results.json`` and PNG plots into ``--out`` and
 prints the targets as PASS/FAIL lines with their numbers. Exit code 0 unless the
@@ -195,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="noise seed (identical corrupted inputs for every method)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--regimes", default="binary,discrete,continuous",
-                   help="comma list of rows: noise regimes (binary, discrete, continuous) and/or real-world "
-                        f"failures ({', '.join(REAL_WORLD)}; realworld = all of them)")
+                   help="comma list of rows: noise regimes (none = clean, binary, discrete, continuous) "
+                        f"and/or real-world failures ({', '.join(REAL_WORLD)}; realworld = all of them)")
     p.add_argument("--frozen-max-age", type=int, default=15,
                    help="a frozen stream shows a frame 1 to this many frames old (default 15: 1 s at 15 Hz)")
     p.add_argument("--draws", default="modality,stream", help="comma list: modality (paper), stream")
@@ -218,9 +218,9 @@ def _csv(s: str) -> tuple[str, ...]:
 def settings_from_args(a: argparse.Namespace) -> EvalSettings:
     regimes = tuple(dict.fromkeys(x for r in _csv(a.regimes) for x in (REAL_WORLD if r == "realworld" else (r,))))
     draws = _csv(a.draws)
-    bad = [r for r in regimes if (r not in REGIMES and r not in REAL_WORLD) or r == "none"]
+    bad = [r for r in regimes if r not in REGIMES and r not in REAL_WORLD]
     if bad or not regimes:
-        raise TrainConfigError(f"--regimes: unknown {bad}; use binary, discrete, continuous, "
+        raise TrainConfigError(f"--regimes: unknown {bad}; use none, binary, discrete, continuous, "
                                f"{', '.join(REAL_WORLD)} or realworld")
     if any(d not in ("modality", "stream") for d in draws):
         raise TrainConfigError(f"--draws: {list(draws)}; use modality and/or stream")

@@ -221,7 +221,8 @@ def _paired_section(records: Sequence[Record], settings: EvalSettings, budgets: 
              "split cannot tell the two apart.", ""]
     cols = [f"L={L}" for L in budgets]
     for draw in settings.draws:
-        lines += [f"{_rows_word(settings)} drawn {DRAWS.get(draw, draw)}:", "", "| noise | method | " + " | ".join(cols) + " |",
+        lines += [f"{_rows_word(settings)} drawn {DRAWS.get(draw, draw)}:", "",
+                  "| noise | method | " + " | ".join(cols) + " |",
                   "|---|---|" + "---|" * len(cols)]
         for regime in settings.regimes:
             for m in names:
