@@ -27,8 +27,8 @@ from typing import Callable, Sequence
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("admn_ros.ros.runner", "demo_main",
              "simulated sensors + full ADMN graph with live summary (--task activity)"),
-    "run": ("admn_ros.ros.runner", "run_main", "start the tracking graph (tracking.launch.py); `run activity`: "
-            "the activity graph (activity.launch.py)"),
+    "run": ("admn_ros.ros.runner", "run_main", "start a task's graph (`run [tracking|activity]`, the graph of "
+            "<task>.launch.py)"),
     "dataset": ("admn_ros.bags.dataset", "dataset_main",
                 "generate a simulated dataset: GDTM-style (--task tracking, default) or MM-Fi-style (--task activity); "
                 "--from-bag: build one from your recordings"),
@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("admn_ros.core.train.cli", "main", "train stage 1 / stage 2 models"),
     "evaluate": ("admn_ros.core.evaluate.cli", "main", "Table-1 evaluation on a held-out split"),
     "record": ("admn_ros.bags.record", "main", "record the (simulated) network to rosbag2"),
-    "replay": ("admn_ros.bags.replay", "main", "evaluate a rosbag2 through the pipeline"),
+    "replay": ("admn_ros.bags.replay_cli", "main", "evaluate a rosbag2 through the pipeline"),
     "play": ("admn_ros.bags.play", "main", "publish a rosbag2 in real time with /clock"),
 }
 

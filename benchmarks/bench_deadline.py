@@ -21,7 +21,7 @@ import yaml
 
 from admn_ros.core.paths import config_path
 from admn_ros.ros.env import isolated_env
-from admn_ros.ros.graph import GraphOptions, tracking_graph
+from admn_ros.ros.graph import GraphOptions, build_graph
 from admn_ros.ros.runner import GraphProcesses
 
 
@@ -40,15 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     pf = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
     yaml.safe_dump(params, pf)
     pf.close()
-    specs = tracking_graph(GraphOptions(params_file=pf.name, budget=54))
+    specs = build_graph(GraphOptions(params_file=pf.name, budget=54))
     specs = [s for s in specs if s.executable != "viz_node"]
 
     import rclpy
-    from geometry_msgs.msg import PoseWithCovarianceStamped
-
+    from admn_ros.core.tasks import get_task
     from admn_ros.msg import LayerAllocation
     from admn_ros.ros import topics
-    from admn_ros.ros.convert import stamp_to_ns
+    from admn_ros.ros.convert import message_class, stamp_to_ns
     from admn_ros.ros.qos import reliable_qos
 
     rclpy.init()
@@ -63,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         log.append((time.monotonic(), "latency", lat))
 
     node.create_subscription(LayerAllocation, topics.ALLOCATION, on_alloc, reliable_qos())
-    node.create_subscription(PoseWithCovarianceStamped, topics.TARGET, on_target, reliable_qos())
+    out = get_task("tracking").output
+    node.create_subscription(message_class(out.type), out.topic, on_target, reliable_qos())
     procs = GraphProcesses()
     hogs: list[subprocess.Popen] = []
     phases: list[tuple[str, float, float]] = []

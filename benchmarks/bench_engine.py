@@ -2,7 +2,8 @@
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_engine [--reps N] [--quick]``.
 Everything runs on 1 thread (torch and ONNX Runtime), median of ``--reps`` runs after
-warm-up, random weights (latency does not depend on them). Takes about a minute.
+warm-up, on the shipped tracking model and its 25%-budget controller (``models/``).
+Takes about a minute.
 """
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ import time
 
 import torch
 
-from admn_ros.core.controller import AllocationController, ControllerConfig, select_blocks
+from admn_ros.core.controller import select_blocks
 from admn_ros.core.evaluate.cost import median_ms
 from admn_ros.core.engine import InferenceEngine
 from admn_ros.core.flops import allocation_gflops, controller_flops, flops_breakdown
-from admn_ros.core.model import ADMNConfig, ADMNModel, random_inputs
+from admn_ros.core.model import random_inputs
+from admn_ros.core.paths import models_dir
+from admn_ros.core.runtime import Runtime
 from admn_ros.core.streams import budget_from_fraction, full_allocation, naive_allocation
-
-
 
 
 def main() -> None:
@@ -28,14 +29,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer points and reps (smoke test)")
     args = ap.parse_args()
     reps = 5 if args.quick else args.reps
-    torch.set_num_threads(1)
     torch.manual_seed(0)
 
-    cfg = ADMNConfig()
+    rt = Runtime.load(models_dir(), backend="torch", task="tracking")
+    model, cfg = rt.model, rt.cfg
     n, depth = cfg.n_streams, cfg.vit_depth
     L25 = budget_from_fraction(0.25, n, depth)
-    model = ADMNModel(cfg).eval()
-    ctrl = AllocationController(ControllerConfig.for_model(cfg, budget=L25)).eval()
+    if L25 not in rt.per_budget:
+        raise SystemExit(f"{models_dir()}: no controller for budget {L25} (run `make models`)")
+    ctrl = rt.per_budget[L25].controller
     t0 = time.perf_counter()
     engines = {"torch": InferenceEngine(model, ctrl, backend="torch")}
     for be in ("jit", "onnx"):

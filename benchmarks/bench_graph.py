@@ -6,7 +6,7 @@ localhost-only discovery and a ROS_DOMAIN_ID of our own). A soak: ``--minutes 10
 
 Configurations: allocation mode ``per_frame`` / ``pipelined`` x the ADMN nodes as
 separate processes / composed in one process (``admn_container``), each started exactly
-like ``admn-ros run`` (:func:`admn_ros.ros.graph.tracking_graph` + :class:`admn_ros.ros.runner.GraphProcesses`).
+like ``admn-ros run`` (:func:`admn_ros.ros.graph.build_graph` + :class:`admn_ros.ros.runner.GraphProcesses`).
 The simulated ``sensor_node`` is always its own process.
 
 Per configuration, over the measurement window (after the first target + ``--warmup`` s):
@@ -19,9 +19,7 @@ Per configuration, over the measurement window (after the first target + ``--war
 * memory: RSS of all graph processes at the start and end of the window (growth MB and MB/min);
 * CPU: cores used by the graph processes (utime + stime over the window).
 
-Models: ``--model-dir`` (default: the package's models/ if it holds a stage-1 model, else
-an untrained random model + controllers written to a temporary directory: the speed is
-the same, the tracking error is meaningless).
+Models: ``--model-dir`` (default: the shipped models/).
 """
 from __future__ import annotations
 
@@ -29,7 +27,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -64,38 +61,34 @@ def _totals(pids: list[int]) -> tuple[int, float]:
     return ticks, rss / 1024.0
 
 
-def _resolve_models(arg: str, tmp: Path) -> tuple[str, str]:
-    from admn_ros.core.checkpoint import CheckpointError, read_metadata
+def _resolve_models(arg: str) -> tuple[str, str]:
+    """The models to run: ``--model-dir``, else the shipped ``models/``."""
     from admn_ros.core.paths import models_dir
-    from admn_ros.core.runtime import write_random_models
 
     if arg:
         return arg, "given"
     d = models_dir()
-    for f in sorted(d.glob("*.safetensors")) if d.is_dir() else []:
-        try:
-            if read_metadata(f).get("kind") == "stage1":
-                return str(d), "trained (models/)"
-        except CheckpointError:
-            continue
-    write_random_models(tmp, seed=0, universal=True, budgets=(27,))
-    return str(tmp), "random init (no trained model in models/)"
+    if not (d / "tracking.safetensors").is_file():
+        raise SystemExit(f"{d}: no shipped tracking model (run `make models` or pass --model-dir)")
+    return str(d), "shipped (models/)"
 
 
 class _Recorder:
     def __init__(self, node) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
-        from geometry_msgs.msg import PoseWithCovarianceStamped
 
+        from admn_ros.core.tasks import get_task
         from admn_ros.msg import LayerAllocation
         from admn_ros.ros import topics
+        from admn_ros.ros.convert import message_class
         from admn_ros.ros.qos import reliable_qos
 
         self.targets: list[tuple[float, float]] = []   # (receipt wall time, stamp)
         self.allocs = 0
         self.diag: dict[str, dict[str, str]] = {}
         self.recording = False
-        node.create_subscription(PoseWithCovarianceStamped, topics.TARGET, self._on_target, reliable_qos(100))
+        out = get_task("tracking").output
+        node.create_subscription(message_class(out.type), out.topic, self._on_target, reliable_qos(100))
         node.create_subscription(LayerAllocation, topics.ALLOCATION, self._on_alloc, reliable_qos(100))
         node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diag, reliable_qos(100))
         self.first_target: float | None = None
@@ -136,10 +129,10 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, rate: 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from admn_ros.ros.graph import GraphOptions, tracking_graph
+    from admn_ros.ros.graph import GraphOptions, build_graph
     from admn_ros.ros.runner import GraphProcesses
 
-    specs = tracking_graph(GraphOptions(model_dir=model_dir, budget=budget, allocation_mode=mode, composed=composed))
+    specs = build_graph(GraphOptions(model_dir=model_dir, budget=budget, allocation_mode=mode, composed=composed))
     if not viz:
         specs = [s for s in specs if s.executable != "viz_node"]
     for s in specs:
@@ -249,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=15.0, help="sensor rate (Hz)")
     ap.add_argument("--budget", type=int, default=27, help="layer budget (27 = 25%% of 9 x 12)")
     ap.add_argument("--backend", default="auto", choices=["auto", "torch", "jit", "onnx"])
-    ap.add_argument("--model-dir", default="", help="default: models/ if trained, else random models")
+    ap.add_argument("--model-dir", default="", help="default: the shipped models/")
     ap.add_argument("--configs", default="all",
                     help="comma list of per_frame,pipelined x processes,composed, e.g. 'pipelined:composed'")
     ap.add_argument("--no-viz", action="store_true", help="leave viz_node out")
@@ -261,21 +254,19 @@ def main(argv: list[str] | None = None) -> int:
     if a.configs != "all":
         want = {tuple(c.split(":")) for c in a.configs.split(",")}
         configs = [(m, c) for m, c in CONFIGS if (m, "composed" if c else "processes") in want]
-    with tempfile.TemporaryDirectory(prefix="admn_bench_models_") as tmp:
-        model_dir, what = _resolve_models(a.model_dir, Path(tmp))
-        print(f"[bench_graph] ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} models: {model_dir} ({what}); "
-              f"{a.rate:g} Hz, budget {a.budget}, backend {a.backend}, {a.minutes:g} min per config", flush=True)
-        results = []
-        for mode, composed in configs:
-            r = run_config(model_dir, mode, composed, a.minutes, a.rate, a.budget, a.backend, a.warmup,
-                           not a.no_viz)
-            print(f"[bench_graph] {r['config']}: {r['targets_hz']:.2f} targets/s, latency p50 "
-                  f"{r['latency_ms_p50']:.1f} p99 {r['latency_ms_p99']:.1f} ms, drift "
-                  f"{r['latency_drift_ms_per_min']:+.2f} ms/min, "
-                  f"RSS {r['rss_mb_start']:.0f}->{r['rss_mb_end']:.0f} MB, "
-                  f"CPU {r['cpu_cores']:.2f} cores, dropped {r['dropped'] or 0}", flush=True)
-            results.append(r)
-            time.sleep(2.0)
+    model_dir, what = _resolve_models(a.model_dir)
+    print(f"[bench_graph] ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} models: {model_dir} ({what}); "
+          f"{a.rate:g} Hz, budget {a.budget}, backend {a.backend}, {a.minutes:g} min per config", flush=True)
+    results = []
+    for mode, composed in configs:
+        r = run_config(model_dir, mode, composed, a.minutes, a.rate, a.budget, a.backend, a.warmup, not a.no_viz)
+        print(f"[bench_graph] {r['config']}: {r['targets_hz']:.2f} targets/s, latency p50 "
+              f"{r['latency_ms_p50']:.1f} p99 {r['latency_ms_p99']:.1f} ms, drift "
+              f"{r['latency_drift_ms_per_min']:+.2f} ms/min, "
+              f"RSS {r['rss_mb_start']:.0f}->{r['rss_mb_end']:.0f} MB, "
+              f"CPU {r['cpu_cores']:.2f} cores, dropped {r['dropped'] or 0}", flush=True)
+        results.append(r)
+        time.sleep(2.0)
     print()
     print(_table(results))
     if a.json:

@@ -3,7 +3,7 @@
     ros2 launch admn_ros activity.launch.py budget:=9 sim_sensors:=true use_rviz:=true
     ros2 launch admn_ros activity.launch.py sim_sensors:=false model_dir:=/opt/admn/models/activity
 
-The nodes come from admn_ros.ros.graph.activity_graph, the same description the
+The nodes come from admn_ros.ros.graph.build_graph (task activity), the same description the
 package's own runner (`admn-ros run activity` / `admn-ros demo --task activity`) starts
 where launch is absent.
 """
@@ -14,7 +14,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from admn_ros.core.paths import config_path
-from admn_ros.ros.graph import ActivityGraphOptions, activity_graph, rviz_config
+from admn_ros.ros.graph import GraphOptions, build_graph, rviz_config
 
 ARGS = [
     ("namespace", "", "Namespace for every node of the graph"),
@@ -37,8 +37,8 @@ def _truthy(s: str) -> bool:
 
 def _nodes(context):
     get = lambda k: LaunchConfiguration(k).perform(context)  # noqa: E731
-    opts = ActivityGraphOptions(
-        namespace=get("namespace"), params_file=get("params_file"), budget=int(get("budget")),
+    opts = GraphOptions(
+        task="activity", namespace=get("namespace"), params_file=get("params_file"), budget=int(get("budget")),
         use_sim_time=_truthy(get("use_sim_time")), use_rviz=_truthy(get("use_rviz")),
         sim_sensors=_truthy(get("sim_sensors")),
         sensor_nodes=tuple(s for s in get("sensor_nodes").split(",") if s),
@@ -46,7 +46,7 @@ def _nodes(context):
     return [Node(package="admn_ros", executable=s.executable, name=s.name, namespace=s.namespace,
                  parameters=[*s.params_files, s.parameters], remappings=s.remappings,
                  output="screen", emulate_tty=True)
-            for s in activity_graph(opts)]
+            for s in build_graph(opts)]
 
 
 def generate_launch_description() -> LaunchDescription:

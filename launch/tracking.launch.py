@@ -2,7 +2,7 @@
 
     ros2 launch admn_ros tracking.launch.py budget:=27 sim_sensors:=true use_rviz:=true
 
-The nodes come from admn_ros.ros.graph.tracking_graph, the same description the
+The nodes come from admn_ros.ros.graph.build_graph (task tracking), the same description the
 package's own runner (`admn-ros run` / `make demo`) starts where launch is absent.
 """
 from launch import LaunchDescription
@@ -12,7 +12,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from admn_ros.core.paths import config_path
-from admn_ros.ros.graph import GraphOptions, rviz_config, tracking_graph
+from admn_ros.ros.graph import GraphOptions, build_graph, rviz_config
 
 ARGS = [
     ("namespace", "", "Namespace for every node of the graph"),
@@ -35,12 +35,12 @@ def _truthy(s: str) -> bool:
 def _nodes(context):
     get = lambda k: LaunchConfiguration(k).perform(context)  # noqa: E731
     opts = GraphOptions(
-        namespace=get("namespace"), params_file=get("params_file"), budget=int(get("budget")),
+        task="tracking", namespace=get("namespace"), params_file=get("params_file"), budget=int(get("budget")),
         use_sim_time=_truthy(get("use_sim_time")), use_rviz=_truthy(get("use_rviz")),
         sim_sensors=_truthy(get("sim_sensors")),
         sensor_nodes=tuple(s for s in get("sensor_nodes").split(",") if s),
         model_dir=get("model_dir"), allocation_mode=get("allocation_mode"), composed=_truthy(get("composed")))
-    specs = tracking_graph(opts)
+    specs = build_graph(opts)
     actions = []
     if opts.composed:
         # rclpy nodes cannot be loaded into rclcpp_components containers; our Python

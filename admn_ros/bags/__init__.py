@@ -13,8 +13,10 @@ Modules: :mod:`~admn_ros.bags.typestore` (rosbags typestore + our msgs),
 (``BagFrames``; messages decode through :mod:`admn_ros.core.image_convert`),
 :mod:`~admn_ros.bags.msgs` (message builders), :mod:`~admn_ros.bags.record`
 (``admn-ros record``), :mod:`~admn_ros.bags.writer` (output bags),
-:mod:`~admn_ros.bags.pipeline` (``FramePipeline``, ``FrameResult``, the baseline),
-:mod:`~admn_ros.bags.replay` (``admn-ros replay``) and :mod:`~admn_ros.bags.dataset`
+:mod:`~admn_ros.bags.pipeline` (``FramePipeline``, ``RuntimePipeline``, the baseline),
+:mod:`~admn_ros.bags.replay` (the replay of any task), :mod:`~admn_ros.bags.report`
+(methods x budgets), :mod:`~admn_ros.bags.realtime` (through the node graph),
+:mod:`~admn_ros.bags.replay_cli` (``admn-ros replay``) and :mod:`~admn_ros.bags.dataset`
 (``admn-ros dataset --from-bag``: a tracking dataset from recordings).
 """
 from __future__ import annotations
@@ -27,9 +29,9 @@ _EXPORTS: dict[str, str] = {
     "BagContentError": "reader", "StreamQoIInfo": "reader", "bag_contents": "reader",
     "TopicMapping": "mapping", "StreamTopic": "mapping", "MappingError": "mapping",
     "load_mapping": "mapping", "default_mapping": "mapping",
-    "OutputBagWriter": "writer",
-    "record_sim": "record", "record_live": "record", "RecordSummary": "record",
-    "FramePipeline": "pipeline", "FrameResult": "pipeline", "TrackCentreBaseline": "pipeline",
+    "OutputBagWriter": "writer", "output_topics": "writer",
+    "record_sim": "record", "record_live": "record", "RecordSummary": "record", "replay_report": "report",
+    "FramePipeline": "pipeline", "RuntimePipeline": "pipeline", "TrackCentreBaseline": "pipeline",
     "make_pipeline": "pipeline", "PIPELINES": "pipeline",
     "replay": "replay", "ReplaySummary": "replay",
     "get_admn_typestore": "typestore",

@@ -58,6 +58,7 @@ import yaml
 
 from admn_ros.core import paths
 from admn_ros.core.streams import StreamSet, split_stream_id
+from admn_ros.core.tasks import DEFAULT_TASK, get_task
 from admn_ros.ros import topics
 
 #: Shipped mapping names -> config file names.
@@ -272,14 +273,15 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
 
 
 def default_mapping(streams: StreamSet | None = None) -> TopicMapping:
-    """The mapping of our own topic names (:mod:`admn_ros.ros.topics`), as absolute names."""
+    """The mapping of our own topic names (:mod:`admn_ros.ros.topics`, the default task's truth),
+    as absolute names."""
     ss = StreamSet() if streams is None else streams
     from admn_ros.core.streams import MODALITIES
 
     st = tuple(StreamTopic(sid, "/" + topics.image_topic(sid),
                            (MODALITIES[split_stream_id(sid)[1]].encoding,)) for sid in ss.ids)
     return TopicMapping(st, {sid: "/" + topics.qoi_topic(sid) for sid in ss.ids},
-                        "/" + topics.GROUND_TRUTH, source="default_mapping()")
+                        "/" + get_task(DEFAULT_TASK).truth.topic, source="default_mapping()")
 
 
 def mapping_path(spec: str | Path) -> Path:

@@ -3,7 +3,8 @@
 :func:`new_msg` creates any message of the typestore with ROS default values (0, "",
 empty sequences, zero-filled fixed arrays), overriding given fields, so callers only
 spell out what matters. The helpers below build the messages our bags hold with the
-same fields, encodings and frame ids as the live nodes.
+same fields, encodings and frame ids as the live nodes; a task's estimate and truth
+messages are filled by the task itself (:meth:`~admn_ros.core.tasks.base.Task.fill_output`).
 """
 from __future__ import annotations
 
@@ -98,11 +99,6 @@ def stream_qoi(hdr: Any, sid: str, corruption: str, sigma: float, severity: floa
                    noise_sigma=float(sigma), severity=float(severity))
 
 
-def point_stamped(hdr: Any, x: float, y: float, z: float = 0.0) -> Any:
-    pt = new_msg("geometry_msgs/msg/Point", x=float(x), y=float(y), z=float(z))
-    return new_msg("geometry_msgs/msg/PointStamped", header=hdr, point=pt)
-
-
 def pose(x: float, y: float, z: float = 0.0, qxyzw: Sequence[float] = (0.0, 0.0, 0.0, 1.0)) -> Any:
     return new_msg("geometry_msgs/msg/Pose",
                    position=new_msg("geometry_msgs/msg/Point", x=float(x), y=float(y), z=float(z)),
@@ -110,44 +106,12 @@ def pose(x: float, y: float, z: float = 0.0, qxyzw: Sequence[float] = (0.0, 0.0,
                                        z=float(qxyzw[2]), w=float(qxyzw[3])))
 
 
-def pose_with_covariance_stamped(hdr: Any, mean: Sequence[float], cov: np.ndarray) -> Any:
-    """``PoseWithCovarianceStamped`` of a 2-D Gaussian: x/y block of the 6x6 covariance set,
-    z and rotations 0 (unknown/unused, as planar trackers publish)."""
-    c6 = np.zeros((6, 6), dtype=np.float64)
-    c6[:2, :2] = np.asarray(cov, dtype=np.float64).reshape(2, 2)
-    pwc = new_msg("geometry_msgs/msg/PoseWithCovariance", pose=pose(mean[0], mean[1]),
-                  covariance=c6.reshape(-1))
-    return new_msg("geometry_msgs/msg/PoseWithCovarianceStamped", header=hdr, pose=pwc)
+def layer_allocation(hdr: Any, mask: np.ndarray, stream_ids: Sequence[str], **options: Any) -> Any:
+    """``admn_ros/LayerAllocation`` (:func:`admn_ros.core.streams.allocation_fields`; ``options``
+    are its keyword arguments)."""
+    from admn_ros.core.streams import allocation_fields
 
-
-def layer_allocation(hdr: Any, mask: np.ndarray, stream_ids: Sequence[str], *, budget: int | None = None,
-                     present: Sequence[bool] | np.ndarray | None = None,
-                     estimated_noise: Sequence[float] | np.ndarray | None = None,
-                     controller: str = "", decision_ms: float = 0.0,
-                     first_block_forced: bool = True) -> Any:
-    """``admn_ros/LayerAllocation`` (same layout as :func:`admn_ros.ros.convert.mask_to_allocation`)."""
-    m = np.asarray(mask, dtype=bool)
-    n = len(stream_ids)
-    if m.ndim != 2 or m.shape[0] != n:
-        raise ValueError(f"allocation mask must have shape ({n}, depth), got {m.shape}")
-    pres = np.ones(n, bool) if present is None else np.asarray(present, dtype=bool).reshape(n)
-    noise = (np.full(n, np.nan, np.float32) if estimated_noise is None
-             else np.asarray(estimated_noise, dtype=np.float32).reshape(n))
-    return new_msg("admn_ros/msg/LayerAllocation", header=hdr,
-                   budget=int(m.sum()) if budget is None else int(budget), depth=int(m.shape[1]),
-                   first_block_forced=bool(first_block_forced), stream_ids=list(stream_ids),
-                   active_blocks=m.reshape(-1).copy(), stream_present=pres.copy(),
-                   estimated_noise=noise.copy(), controller=str(controller), decision_ms=float(decision_ms))
-
-
-def activity_label(hdr: Any, classes: Sequence[str], probs: Sequence[float] | np.ndarray,
-                   window_frames: int = 0) -> Any:
-    """``admn_ros/ActivityLabel`` of class probabilities (model index order; same fields as
-    :func:`admn_ros.ros.convert.make_activity_label`)."""
-    from admn_ros.core.activity_runtime import activity_label_fields
-
-    f = activity_label_fields(classes, probs, window_frames)
-    return new_msg("admn_ros/msg/ActivityLabel", header=hdr, **f)
+    return new_msg("admn_ros/msg/LayerAllocation", header=hdr, **allocation_fields(mask, stream_ids, **options))
 
 
 def color(r: float, g: float, b: float, a: float = 1.0) -> Any:
@@ -179,5 +143,5 @@ MARKER = {"ARROW": 0, "CUBE": 1, "SPHERE": 2, "CYLINDER": 3, "LINE_STRIP": 4, "L
 
 
 __all__ = ["new_msg", "serialize", "stamp", "header", "image", "compressed_image", "camera_info",
-           "stream_qoi", "point_stamped", "pose", "pose_with_covariance_stamped", "layer_allocation", "activity_label",
+           "stream_qoi", "pose", "layer_allocation",
            "color", "vector3", "point", "marker", "MARKER"]

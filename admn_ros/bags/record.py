@@ -3,20 +3,19 @@
 Two sources:
 
 ``--source sim`` (default)
-    Runs :class:`admn_ros.core.sim.GDTMSimulator` directly (no DDS: fast and
-    deterministic, the same arguments give the same messages) and writes exactly what
+    Runs the simulator of a task's scenario (``--scenario``, :meth:`Task.simulator
+    <admn_ros.core.tasks.base.Task.simulator>`) directly (no DDS: fast and deterministic,
+    the same arguments give the same messages) and writes exactly what
     ``admn_ros.ros.sensor_node`` publishes for every frame: per stream
     ``<node>/color/image_raw`` (rgb8), ``<node>/depth/image_raw`` (16UC1 mm),
     ``<node>/radar/range_azimuth`` (32FC1), ``<node>/qoi/<modality>`` (admn_ros/StreamQoI,
-    the true noise), ``<node>/{color,depth}/camera_info`` and ``ground_truth/target``
-    (PointStamped, map), with the sensor node's frame ids and offered QoS. Stamps are
-    ``start_time + k / rate`` (sim time); the log time of each message equals its stamp.
-    A dropped-out stream writes its QoI but no image, as the node does.
-    ``--scenario activity`` records the sensor node's activity scenario instead
-    (:class:`admn_ros.core.sim.activity.ActivitySimulator`: subject ``--subject-id``,
-    default 1000, a person no dataset of ours trains on): node1's rgb / depth /
-    range-Doppler radar images and QoI at 10 Hz, no camera_info, and the true activity on
-    ``ground_truth/activity`` (admn_ros/ActivityLabel).
+    the true noise), ``<node>/{color,depth}/camera_info`` (when the scenario has cameras)
+    and the truth (tracking: ``ground_truth/target``, PointStamped in map; activity:
+    ``ground_truth/activity``, ActivityLabel), with the sensor node's frame ids and offered
+    QoS. Stamps are ``start_time + k / rate`` (sim time); the log time of each message
+    equals its stamp. A dropped-out stream writes its QoI but no image, as the node does.
+    ``--scenario activity`` records a subject (``--subject-id``, default 1000, a person no
+    dataset of ours trains on) in front of node1 at 10 Hz.
 
 ``--source live``
     Subscribes over DDS with rclpy to the given topics (default: the topics above),
@@ -51,7 +50,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from admn_ros.bags import msgs
-from admn_ros.bags.typestore import ensure_type, get_admn_typestore, normalize_type
+from admn_ros.bags.typestore import ensure_type, get_admn_typestore
+from admn_ros.core.tasks import DEFAULT_TASK, TASKS
 
 if TYPE_CHECKING:
     from rosbags.interfaces import Qos
@@ -67,70 +67,21 @@ BAG_VERSION = 9
 #: rmw's "infinite" duration as rosbag2 stores it (RMW_DURATION_INFINITE).
 _INFINITE = (9223372036, 854775807)
 
-FRAME_SUFFIX = {"rgb": "color_optical_frame", "depth": "depth_optical_frame", "radar": "radar_frame"}
-_CORR_KEYS = {"sigma": "sigma", "severity": "severity", "schedule": "schedule", "period": "period_s",
-              "period_s": "period_s", "duty": "duty"}
-
-
-# ---------------------------------------------------------------------------- small helpers
-
-
-def frame_id(node: str, modality: str) -> str:
-    """``("node1", "rgb")`` -> ``node1_color_optical_frame`` (the sensor node's frame ids)."""
-    return f"{node}_{FRAME_SUFFIX[modality]}"
-
-
 def parse_corrupt_arg(text: str) -> tuple[str, "CorruptionSpec"]:
-    """``"node1/rgb=gaussian:sigma=3.0,flicker:period=2:duty=0.5"`` -> (stream id, spec).
-
-    After ``<stream>=`` comes the corruption kind, then ``key=value`` options separated by
-    ``,`` or ``:``; ``flicker`` / ``constant`` set the schedule. Keys: ``sigma``,
-    ``severity``, ``schedule``, ``period`` (= ``period_s``), ``duty``. The sensor node's
-    parameter syntax (``gaussian:sigma=3.0,schedule=flicker,period_s=2.0,duty=0.5``) works too.
-    Raises ``ValueError`` naming the problem.
-    """
-    from admn_ros.core.sim import CorruptionSpec
+    """``"node1/rgb=gaussian:sigma=3.0,flicker:period=2:duty=0.5"`` -> (stream id, spec); after
+    ``<stream>=`` the syntax of :func:`admn_ros.core.sim.parse_corruption`. Raises ``ValueError``
+    naming the argument and the problem."""
+    from admn_ros.core.sim import parse_corruption
 
     sid, eq, rest = str(text).partition("=")
     sid = sid.strip()
     if not eq or not sid or not rest.strip():
         raise ValueError(f"--corrupt {text!r}: expected '<node>/<modality>=<kind>[:key=value,...]', "
                          f"e.g. 'node1/rgb=gaussian:sigma=3.0,flicker:period=2:duty=0.5'")
-    tokens = [t.strip() for t in rest.replace(":", ",").split(",") if t.strip()]
-    kind = tokens[0].lower()
-    fields: dict[str, Any] = {"kind": kind}
-    for tok in tokens[1:]:
-        if tok.lower() in ("flicker", "constant"):
-            fields["schedule"] = tok.lower()
-            continue
-        key, eq2, val = tok.partition("=")
-        key = key.strip().lower()
-        if not eq2 or key not in _CORR_KEYS:
-            raise ValueError(f"--corrupt {text!r}: bad option {tok!r}; options: sigma=, severity=, "
-                             f"flicker|constant, period=, duty=")
-        k = _CORR_KEYS[key]
-        if k == "schedule":
-            fields[k] = val.strip().lower()
-            continue
-        try:
-            fields[k] = float(val)
-        except ValueError:
-            raise ValueError(f"--corrupt {text!r}: {key}={val!r} is not a number") from None
     try:
-        spec = CorruptionSpec(**fields)
+        return sid, parse_corruption(rest)
     except (TypeError, ValueError) as e:
         raise ValueError(f"--corrupt {text!r}: {e}") from None
-    return sid, spec
-
-
-def corruption_text(spec: "CorruptionSpec") -> str:
-    """Compact text of a spec, e.g. ``gaussian:sigma=3,schedule=flicker,period_s=2,duty=0.5``
-    (readable back by :func:`parse_corrupt_arg` after ``<stream>=``)."""
-    parts = [spec.kind]
-    opts = [f"{k}={getattr(spec, k):g}" for k in ("sigma", "severity") if getattr(spec, k) is not None]
-    if spec.schedule != "constant":
-        opts += [f"schedule={spec.schedule}", f"period_s={spec.period_s:g}", f"duty={spec.duty:g}"]
-    return parts[0] + (":" + ",".join(opts) if opts else "")
 
 
 def _qos(reliable: bool, depth: int) -> "Qos":
@@ -194,9 +145,11 @@ class RecordSummary:
 # ---------------------------------------------------------------------------- sim source
 
 
-def sim_topics(stream_ids: Sequence[str], camera_info: bool = True) -> dict[str, tuple[str, bool]]:
-    """Absolute topic -> (type, reliable) of what the sensor node publishes for ``stream_ids``."""
+def sim_topics(stream_ids: Sequence[str], camera_info: bool = True, task: str | None = None) -> dict[str, tuple[str, bool]]:
+    """Absolute topic -> (type, reliable) of what the sensor node publishes for ``stream_ids``
+    in a task's scenario."""
     from admn_ros.core.streams import split_stream_id
+    from admn_ros.core.tasks import get_task
     from admn_ros.ros import topics
 
     out: dict[str, tuple[str, bool]] = {}
@@ -206,58 +159,11 @@ def sim_topics(stream_ids: Sequence[str], camera_info: bool = True) -> dict[str,
         if camera_info and mod in ("rgb", "depth"):
             out[f"/{node}/{'color' if mod == 'rgb' else 'depth'}/camera_info"] = ("sensor_msgs/msg/CameraInfo", False)
         out["/" + topics.qoi_topic(sid)] = ("admn_ros/msg/StreamQoI", False)
-    out["/" + topics.GROUND_TRUTH] = ("geometry_msgs/msg/PointStamped", True)
+    t = get_task(task)
+    out["/" + t.truth.topic] = (t.truth.type, True)
     return out
 
 
-def _sim_loop(out: Path, storage: str, *, sim_text: str, corruptions: dict[str, "CorruptionSpec"] | None,
-              topic_types: dict[str, tuple[str, bool]], frames: int, rate: float, start_time: float,
-              qos_depth: int, progress: bool, emit: Any) -> RecordSummary:
-    """The recording loop both sim scenarios share: open the bag, store ``sim_text`` and the
-    corruptions as custom data, add the connections, call ``emit(k, t_ns, put)`` for frame
-    ``k`` (``put(topic, msg, t_ns)`` writes one message), close it. On error the partial bag
-    is removed."""
-    from tqdm import tqdm
-
-    if frames <= 0:
-        raise ValueError(f"number of frames must be > 0, got {frames}")
-    if not math.isfinite(start_time) or start_time <= 0:
-        raise ValueError(f"start_time must be > 0 s (0 means 'unset' in ROS), got {start_time}")
-    ts = get_admn_typestore()
-    start_ns = int(round(start_time * 1e9))
-    period_ns = 1e9 / rate
-    summary = RecordSummary(out, storage)
-    t_wall = time.perf_counter()
-    writer = open_writer(out, storage)
-    try:
-        writer.set_custom_data("admn_ros.source", "sim")
-        writer.set_custom_data("admn_ros.sim", f"{sim_text} rate_hz={rate:g} frames={frames}")
-        if corruptions:
-            writer.set_custom_data("admn_ros.corruptions",
-                                   "; ".join(f"{k}={corruption_text(v)}" for k, v in corruptions.items()))
-        conns = {t: writer.add_connection(t, typ, typestore=ts, offered_qos_profiles=[_qos(rel, qos_depth if not rel else 10)])
-                 for t, (typ, rel) in topic_types.items()}
-        summary.per_topic = {t: 0 for t in conns}
-
-        def put(topic: str, msg: Any, t_ns: int) -> None:
-            writer.write(conns[topic], t_ns, msgs.serialize(msg, ts))
-            summary.per_topic[topic] = summary.per_topic.get(topic, 0) + 1
-
-        last_ns = start_ns
-        for k in tqdm(range(frames), unit="frame", desc="record (sim)", disable=not progress, leave=False):
-            last_ns = start_ns + int(round(k * period_ns))
-            emit(k, last_ns, put)
-            summary.frames += 1
-        writer.close()
-    except BaseException:
-        writer.abort()
-        _remove_bag(out)
-        raise
-    summary.messages = sum(summary.per_topic.values())
-    summary.duration_s = (last_ns - start_ns) * 1e-9
-    summary.wall_s = time.perf_counter() - t_wall
-    summary.size_bytes = dir_size(out)
-    return summary
 
 
 def _put_streams(put: Any, streams: dict[str, Any], ids: Sequence[str], t_ns: int,
@@ -267,6 +173,7 @@ def _put_streams(put: Any, streams: dict[str, Any], ids: Sequence[str], t_ns: in
     from admn_ros.core.image_convert import sensor_array
     from admn_ros.core.streams import MODALITIES, split_stream_id
     from admn_ros.ros import topics
+    from admn_ros.ros.topics import frame_id
 
     for sid in ids:
         sf = streams.get(sid)
@@ -290,98 +197,83 @@ def _check_rate(rate_hz: float) -> float:
     return float(rate_hz)
 
 
-def record_sim(out: str | Path, *, frames: int, seed: int = 0, episode: int = 0,
-               rate_hz: float | None = None, corruptions: dict[str, "CorruptionSpec"] | None = None,
-               storage: str = "sqlite3", start_time: float = DEFAULT_START_TIME,
-               config_file: str | None = None, nodes: Sequence[str] | None = None,
-               camera_info: bool = True, qos_depth: int = 5, progress: bool = False) -> RecordSummary:
-    """Record ``frames`` simulator frames to a new bag at ``out`` (see the module docstring).
+def record_sim(out: str | Path, *, task: str | None = None, frames: int | None = None, duration: float = 10.0,
+               seed: int = 0, episode: int = 0, rate_hz: float | None = None, subject_id: int | None = None,
+               corruptions: dict[str, "CorruptionSpec"] | None = None, storage: str = "sqlite3",
+               start_time: float = DEFAULT_START_TIME, config_file: str | None = None,
+               nodes: Sequence[str] | None = None, camera_info: bool = True, qos_depth: int = 5,
+               progress: bool = False) -> RecordSummary:
+    """Record ``frames`` frames (default ``duration`` s) of a task's simulated scenario to a new
+    bag at ``out`` (see the module docstring). Returns a :class:`RecordSummary`. On error the
+    partial bag is removed."""
+    from tqdm import tqdm
 
-    Returns a :class:`RecordSummary`. On error the partial bag is removed.
-    """
-    from dataclasses import replace
-
-    from admn_ros.core.sim import GDTMSimulator, load_sim_config
+    from admn_ros.core.sim import corruption_text
     from admn_ros.core.streams import split_stream_id
-    from admn_ros.ros import topics
+    from admn_ros.core.tasks import get_task
 
-    cfg = load_sim_config(config_file)
-    if rate_hz is not None and abs(float(rate_hz) - float(cfg.rate_hz)) > 1e-9:
-        cfg = replace(cfg, rate_hz=_check_rate(float(rate_hz)))
-    rate = float(cfg.rate_hz)
-    sim = GDTMSimulator(cfg, seed=int(seed), episode=int(episode))
-    for sid, spec in (corruptions or {}).items():
-        sim.set_corruption(sid, spec)
-    all_nodes = list(cfg.streams.nodes)
+    t = get_task(task)
+    sim = t.simulator(seed=int(seed), episode=int(episode), rate_hz=None if rate_hz is None else _check_rate(rate_hz),
+                      subject_id=subject_id, config_file=config_file)
+    rate = float(sim.rate_hz)
+    all_nodes = list(dict.fromkeys(split_stream_id(sid)[0] for sid in sim.stream_ids))
     use_nodes = list(dict.fromkeys(nodes)) if nodes else all_nodes
     bad = [n for n in use_nodes if n not in all_nodes]
     if bad:
-        raise ValueError(f"unknown sensor node(s) {bad}; nodes of the config: {all_nodes}")
-    ids = [sid for sid in cfg.streams.ids if split_stream_id(sid)[0] in use_nodes]
-    cams = {n: cfg.node(n).camera for n in use_nodes} if camera_info else None
-
-    def emit(k: int, t_ns: int, put: Any) -> None:
-        frame = sim.step()
-        _put_streams(put, frame.streams, ids, t_ns, cams)
-        put("/" + topics.GROUND_TRUTH,
-            msgs.point_stamped(msgs.header(t_ns, "map"), frame.gt_xy[0], frame.gt_xy[1]), t_ns)
-
-    return _sim_loop(Path(out), storage, sim_text=f"seed={seed} episode={episode} config={cfg.source or 'built-in'}",
-                     corruptions=corruptions, topic_types=sim_topics(ids, camera_info), frames=frames, rate=rate,
-                     start_time=start_time, qos_depth=qos_depth, progress=progress, emit=emit)
-
-
-#: Default subject of ``record --scenario activity``: an id no dataset of ours trains on
-#: (datasets use ids ``0 .. subjects-1``), i.e. a person the shipped models never saw.
-ACTIVITY_DEFAULT_SUBJECT = 1000
-
-
-def activity_sim_topics(stream_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
-    """Absolute topic -> (type, reliable) of the activity scenario of the sensor node: images
-    and QoI of ``stream_ids`` (no camera_info) and ``/ground_truth/activity``."""
-    from admn_ros.ros import topics
-
-    out = {t: v for t, v in sim_topics(stream_ids, camera_info=False).items() if t != "/" + topics.GROUND_TRUTH}
-    out["/" + topics.ACTIVITY_GROUND_TRUTH] = ("admn_ros/msg/ActivityLabel", True)
-    return out
-
-
-def record_activity_sim(out: str | Path, *, frames: int, seed: int = 0, episode: int = 0,
-                        subject_id: int = ACTIVITY_DEFAULT_SUBJECT, rate_hz: float | None = None,
-                        corruptions: dict[str, "CorruptionSpec"] | None = None, storage: str = "sqlite3",
-                        start_time: float = DEFAULT_START_TIME, qos_depth: int = 5,
-                        progress: bool = False) -> RecordSummary:
-    """Record the sensor node's ``scenario: activity`` (a subject performing the activities in
-    front of node1; :class:`admn_ros.core.sim.activity.ActivitySimulator`) to a new bag:
-    node1's rgb / depth / radar images and QoI, and the true activity of every frame on
-    ``/ground_truth/activity`` (``admn_ros/ActivityLabel``, confidence 1, as the node sends).
-
-    Returns a :class:`RecordSummary`. On error the partial bag is removed.
-    """
-    from admn_ros.core.sim.activity import ACTIVITIES, ActivitySimulator, draw_subject
-    from admn_ros.ros import topics
-
-    rate = 10.0 if rate_hz is None else _check_rate(float(rate_hz))
-    sim = ActivitySimulator(draw_subject(int(seed), int(subject_id)), seed=int(seed), episode=int(episode),
-                            rate_hz=rate)
-    ids = list(sim.stream_ids)
+        raise ValueError(f"unknown sensor node(s) {bad}; nodes of the {t.name} scenario: {all_nodes}")
+    ids = [sid for sid in sim.stream_ids if split_stream_id(sid)[0] in use_nodes]
     for sid, spec in (corruptions or {}).items():
-        if sid not in ids:
-            raise ValueError(f"--corrupt {sid}: not a stream of the activity scenario; streams: {ids}")
+        if sid not in sim.stream_ids:
+            raise ValueError(f"--corrupt {sid}: not a stream of the {t.name} scenario; streams: {sim.stream_ids}")
         sim.set_corruption(sid, spec)
-    names = list(ACTIVITIES)
+    cams = {n: sim.cfg.node(n).camera for n in use_nodes} if camera_info and sim.cfg is not None else None
+    frames = int(frames) if frames is not None else int(round(duration * rate)) + 1
+    if frames <= 0:
+        raise ValueError(f"number of frames must be > 0, got {frames}")
+    if not math.isfinite(start_time) or start_time <= 0:
+        raise ValueError(f"start_time must be > 0 s (0 means 'unset' in ROS), got {start_time}")
+    out = Path(out)
+    ts = get_admn_typestore()
+    start_ns = int(round(start_time * 1e9))
+    summary = RecordSummary(out, storage)
+    t_wall = time.perf_counter()
+    writer = open_writer(out, storage)
+    labels = t.sim_labels()
+    try:
+        writer.set_custom_data("admn_ros.source", "sim")
+        writer.set_custom_data("admn_ros.sim", f"scenario={t.name} {t.describe_sim(sim)} seed={seed} "
+                                               f"episode={episode} rate_hz={rate:g} frames={frames}")
+        if corruptions:
+            writer.set_custom_data("admn_ros.corruptions",
+                                   "; ".join(f"{k}={corruption_text(v)}" for k, v in corruptions.items()))
+        conns = {topic: writer.add_connection(topic, typ, typestore=ts,
+                                              offered_qos_profiles=[_qos(rel, qos_depth if not rel else 10)])
+                 for topic, (typ, rel) in sim_topics(ids, cams is not None, t.name).items()}
+        summary.per_topic = {topic: 0 for topic in conns}
 
-    def emit(k: int, t_ns: int, put: Any) -> None:
-        frame = sim.step()
-        _put_streams(put, frame.streams, ids, t_ns)
-        probs = [1.0 if a == frame.label else 0.0 for a in names]
-        put("/" + topics.ACTIVITY_GROUND_TRUTH,
-            msgs.activity_label(msgs.header(t_ns, frame_id(ids[0].split("/")[0], "rgb")), names, probs, 1), t_ns)
+        def put(topic: str, msg: Any, t_ns: int) -> None:
+            writer.write(conns[topic], t_ns, msgs.serialize(msg, ts))
+            summary.per_topic[topic] = summary.per_topic.get(topic, 0) + 1
 
-    return _sim_loop(Path(out), storage,
-                     sim_text=f"scenario=activity subject_id={subject_id} seed={seed} episode={episode}",
-                     corruptions=corruptions, topic_types=activity_sim_topics(ids), frames=frames, rate=rate,
-                     start_time=start_time, qos_depth=qos_depth, progress=progress, emit=emit)
+        last_ns = start_ns
+        for k in tqdm(range(frames), unit="frame", desc="record (sim)", disable=not progress, leave=False):
+            last_ns = start_ns + int(round(k * 1e9 / rate))
+            frame = sim.step()
+            _put_streams(put, frame.streams, ids, last_ns, cams)
+            truth = t.fill_truth(msgs.new_msg(t.truth.type, header=msgs.header(last_ns, t.frame_id)),
+                                 t.sim_truth(frame), labels)
+            put("/" + t.truth.topic, truth, last_ns)
+            summary.frames += 1
+        writer.close()
+    except BaseException:
+        writer.abort()
+        _remove_bag(out)
+        raise
+    summary.messages = sum(summary.per_topic.values())
+    summary.duration_s = (last_ns - start_ns) * 1e-9
+    summary.wall_s = time.perf_counter() - t_wall
+    summary.size_bytes = dir_size(out)
+    return summary
 
 
 def _remove_bag(out: Path) -> None:
@@ -401,18 +293,6 @@ def default_live_topics(stream_ids: Sequence[str] | None = None) -> list[str]:
 
     ids = list(stream_ids) if stream_ids else StreamSet().ids
     return list(sim_topics(ids, camera_info=True))
-
-
-def _import_msg_class(msgtype: str) -> Any:
-    """``sensor_msgs/msg/Image`` -> the rclpy message class."""
-    import importlib
-
-    pkg, sub, name = normalize_type(msgtype).split("/")
-    try:
-        return getattr(importlib.import_module(f"{pkg}.{sub}"), name)
-    except (ImportError, AttributeError) as e:
-        raise RuntimeError(f"cannot import the Python message class of {msgtype!r} ({pkg}.{sub}.{name}): {e}; "
-                           "is the interface package built and on PYTHONPATH?") from None
 
 
 def _rclpy_qos_to_bag(q: Any) -> "Qos":
@@ -447,6 +327,7 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
     """
     if not (math.isfinite(duration) and duration > 0):
         raise ValueError(f"--duration must be > 0 s for live recording, got {duration}")
+    from admn_ros.ros.convert import message_class
     from admn_ros.ros.env import isolated_env
 
     isolated_env()  # localhost discovery + our FastDDS profile; keeps ROS_DOMAIN_ID if set
@@ -492,7 +373,7 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
         for topic, typ in found.items():
             try:
                 name = ensure_type(typ, ts)
-                cls = _import_msg_class(name)
+                cls = message_class(name)
             except Exception as e:  # noqa: BLE001 - report and skip the topic
                 log(f"[record] skipping {topic} ({typ}): {e}")
                 continue
@@ -563,15 +444,15 @@ def build_parser(prog: str = "admn-ros record") -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=None, help="sim: number of frames (overrides --duration)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("sim source")
-    g.add_argument("--scenario", choices=("tracking", "activity"), default="tracking",
-                   help="tracking (the GDTM-style network of --config) or activity (a subject in front of node1, "
-                        "ground truth on /ground_truth/activity)")
+    g.add_argument("--scenario", choices=list(TASKS), default=DEFAULT_TASK,
+                   help="the task whose simulated scenario is recorded: tracking (the GDTM-style network of "
+                        "--config) or activity (a subject in front of node1, ground truth on /ground_truth/activity)")
     g.add_argument("--subject-id", type=int, default=None,
                    help="activity: the simulated subject (default 1000, a person no dataset trains on)")
     g.add_argument("--seed", type=int, default=0, help="scene seed")
     g.add_argument("--episode", type=int, default=0, help="episode index")
-    g.add_argument("--rate", type=float, default=None, help="frame rate Hz (default: the sim config's)")
-    g.add_argument("--config", default=None, help="simulator config YAML (default: config/sensors.yaml)")
+    g.add_argument("--rate", type=float, default=None, help="frame rate Hz (default: the scenario's)")
+    g.add_argument("--config", default=None, help="tracking: simulator config YAML (default: config/sensors.yaml)")
     g.add_argument("--nodes", nargs="+", default=None, help="sensor nodes to record (default: all)")
     g.add_argument("--start-time", type=float, default=DEFAULT_START_TIME,
                    help=f"stamp of frame 0, s (default {DEFAULT_START_TIME:.0f})")
@@ -593,32 +474,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = not args.no_progress
     try:
         if args.source == "sim":
-            from admn_ros.core.sim import load_sim_config
-
-            corr: dict[str, Any] = {}
-            for text in args.corrupt:
-                sid, spec = parse_corrupt_arg(text)
-                corr[sid] = spec
-            activity = args.scenario == "activity"
-            if activity and (args.config or args.nodes or args.no_camera_info):
-                raise ValueError("--config, --nodes and --no-camera-info are for --scenario tracking")
-            if not activity and args.subject_id is not None:
-                raise ValueError("--subject-id is for --scenario activity")
-            if args.frames is not None:
-                frames = int(args.frames)
-            else:
-                rate = args.rate or (10.0 if activity else load_sim_config(args.config).rate_hz)
-                frames = int(round((10.0 if args.duration is None else args.duration) * rate)) + 1
-            if activity:
-                s = record_activity_sim(
-                    args.out, frames=frames, seed=args.seed, episode=args.episode, rate_hz=args.rate,
-                    subject_id=ACTIVITY_DEFAULT_SUBJECT if args.subject_id is None else args.subject_id,
-                    corruptions=corr, storage=args.storage, start_time=args.start_time, progress=progress)
-            else:
-                s = record_sim(args.out, frames=frames, seed=args.seed, episode=args.episode, rate_hz=args.rate,
-                               corruptions=corr, storage=args.storage, start_time=args.start_time,
-                               config_file=args.config, nodes=args.nodes, camera_info=not args.no_camera_info,
-                               progress=progress)
+            corr = dict(parse_corrupt_arg(text) for text in args.corrupt)
+            s = record_sim(args.out, task=args.scenario, frames=args.frames,
+                           duration=10.0 if args.duration is None else args.duration, seed=args.seed,
+                           episode=args.episode, rate_hz=args.rate, subject_id=args.subject_id, corruptions=corr,
+                           storage=args.storage, start_time=args.start_time, config_file=args.config,
+                           nodes=args.nodes, camera_info=not args.no_camera_info, progress=progress)
         else:
             s = record_live(args.out, args.topics or default_live_topics(), duration=args.duration or 10.0,
                             storage=args.storage, wait=args.wait, progress=progress)
@@ -630,9 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["DEFAULT_START_TIME", "BAG_VERSION", "RecordSummary", "frame_id", "parse_corrupt_arg", "corruption_text",
-           "sim_topics", "record_sim", "activity_sim_topics", "record_activity_sim",
-           "ACTIVITY_DEFAULT_SUBJECT", "record_live", "default_live_topics", "open_writer", "main"]
+__all__ = ["DEFAULT_START_TIME", "BAG_VERSION", "RecordSummary", "parse_corrupt_arg", "sim_topics", "record_sim",
+           "record_live", "default_live_topics", "open_writer", "main"]
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from torch import nn
 from admn_ros.core.controller import AllocationController, select_blocks
 from admn_ros.core.model import ADMNModel, as_mask_tensor, as_present_tensor, random_inputs
 from admn_ros.core.streams import budget_from_fraction, naive_allocation
+from admn_ros.core.tasks import get_task
 
 BACKENDS: tuple[str, ...] = ("torch", "jit", "onnx", "auto")
 
@@ -57,7 +58,7 @@ class _FusionPart(nn.Module):
 
     def forward(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.fusion(emb, present)
-        return (out["mean"], out["cov"]) if "mean" in out else (out["logits"],)
+        return tuple(out[k] for k in self.fusion.task.outputs)
 
 
 class _ControllerPart(nn.Module):
@@ -75,7 +76,7 @@ class _ControllerPart(nn.Module):
 
 
 def _output_names(model: ADMNModel) -> list[str]:
-    return ["mean", "cov"] if model.cfg.task == "tracking" else ["logits"]
+    return list(get_task(model.cfg.task).outputs)
 
 
 # ------------------------------------------------------------------ backends

@@ -19,6 +19,7 @@ import numpy as np
 from admn_ros.core.controller import ControllerConfig
 from admn_ros.core.model import ADMNConfig
 from admn_ros.core.streams import MODALITIES
+from admn_ros.core.tasks import get_task
 
 
 def patch_embed_flops(in_chans: int, img_size: int, patch: int, dim: int) -> int:
@@ -45,10 +46,7 @@ def vit_block_flops(cfg: ADMNConfig) -> int:
 
 def head_flops(cfg: ADMNConfig) -> int:
     """Output head on the pooled fusion embedding."""
-    d = cfg.fusion_dim
-    if cfg.task == "tracking":
-        return 2 * (d * d + d * 5 + 8)  # MLP + 2x2 L L^T
-    return 2 * d * cfg.n_classes
+    return get_task(cfg.task).head_flops(cfg)
 
 
 def fusion_flops(cfg: ADMNConfig) -> int:

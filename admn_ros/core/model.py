@@ -29,9 +29,9 @@ from torch import nn
 
 from admn_ros.core.fusion import DEFAULT_BOUNDS, Fusion
 from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, StreamGridMixin, StreamSet
+from admn_ros.core.tasks import TASKS
 from admn_ros.core.vit import AdaptiveViT
 
-TASKS: tuple[str, ...] = ("tracking", "activity")
 CONFIG_VERSION: int = 1
 
 
@@ -47,7 +47,8 @@ class ADMNConfig(StreamGridMixin):
         patch: ViT patch side.
         vit_dim / vit_depth / vit_heads / vit_mlp_ratio: backbone shape.
         fusion_dim / fusion_depth / fusion_heads / fusion_mlp_ratio: fusion transformer shape.
-        task: ``"tracking"`` (2-D Gaussian) or ``"activity"`` (class logits).
+        task: a registered task (:mod:`admn_ros.core.tasks`): ``"tracking"`` (2-D Gaussian) or
+            ``"activity"`` (class logits).
         n_classes: classes for ``"activity"``.
         bounds: map-frame box of the Gaussian mean, ``((x_min, x_max), (y_min, y_max))`` metres.
         cov_eps: covariance floor ``eps`` in ``L L^T + eps I``.

@@ -38,8 +38,3 @@ def config_path(name: str) -> Path:
 
 def models_dir() -> Path:
     return share_dir() / "models"
-
-
-def activity_models_dir() -> Path:
-    """Default directory of the activity model and its controllers (``models/activity``)."""
-    return models_dir() / "activity"

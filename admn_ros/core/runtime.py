@@ -1,61 +1,55 @@
-"""The tracking runtime the ROS nodes call (rclpy-free): models from a directory, one frame
-at a time, split the way the node graph is split.
+"""The runtime every consumer of trained models calls (rclpy-free): a model directory's model
+and controllers, and the pipeline parts the node graph is split into, for any task.
 
 ::
 
-    rt = TrackingRuntime.load("models/")                 # stage-1 model + controllers
+    rt = Runtime.load("models/")                          # the directory's model + controllers
     x = {sid: rt.preprocess(sid, array) for sid, array in raw.items()}   # (C, 64, 64) float32
     a = rt.allocate(x, budget=27)                        # controller node
     e = rt.embed(rt.stream_ids[:3], x, a.mask[:3])       # backbone node (real skipping)
-    mean, cov = rt.fuse(e)                               # fusion node
+    est = rt.fuse(e)                                     # fusion node: the task's estimate
 
-Model directory: every ``*.safetensors`` file is read with
-:func:`~admn_ros.core.checkpoint.read_metadata` (header only) and sorted by ``kind``:
+    win = FrameWindow(rt.frames, rt.stream_ids)          # the whole pipeline, window by window
+    win.push(stamp_ns, x)
+    res = rt.infer(win, budget=27)                       # res.allocation, res.estimate (res.mean, ...)
 
-* ``stage1``: the main network (task ``tracking``). With several, the one the most
-  controllers were trained on (``stage1_weights_id`` == its ``weights_id``) wins; a tie is
-  an error naming the files (pass ``model_file``).
-* ``controller``: allocation controllers. ``controller_config.universal`` = budget-conditioned
-  ("universal"), else a fixed-budget controller whose budget is ``meta["budget"]`` (else
-  ``train_config.budget``, else ``controller_config.budget``). A controller whose
-  ``stage1_weights_id`` names another model is skipped (listed in :attr:`skipped`); one
-  without the id is assumed to belong to the model.
-* other kinds (``controller_train``, ``stage0``, ...) are ignored (listed in :attr:`skipped`).
+A model sees a window of ``F`` frames (:attr:`Runtime.frames`; tracking is ``F = 1``). A
+frame may lack streams (their tokens are masked, never zero-filled); the controller judges
+each stream on its newest frame and allocates once per window and stream (the budget ``L``
+counts the window streams' blocks, the compute is ``F x`` that); embeddings are cached per
+(frame, stream) with the allocation row they were computed with. What the estimate is and
+how it is published and scored is the task's (:attr:`Runtime.task`, :mod:`admn_ros.core.tasks`).
 
-Every problem raises :class:`~admn_ros.core.checkpoint.CheckpointError` whose message
-starts with the file (or directory) and names the mismatch: missing directory, no stage-1
-tracking model, corrupt or foreign file, key/shape mismatch, or a stream set that differs
-from the model's (or from the ``streams`` the caller expects).
+Model directory: ``*.safetensors`` sorted by their metadata ``kind`` (header only): the
+``stage1`` model of the task (with several, the one most controllers were trained on;
+a tie is an error, pass ``model_file``), ``controller`` s (universal = budget-conditioned,
+else fixed-budget; one trained for other stage-1 weights is skipped), other kinds
+ignored; all skips are listed in :attr:`skipped`. Every problem raises
+:class:`~admn_ros.core.checkpoint.CheckpointError` naming the file and the mismatch.
 
-Allocation policy (:meth:`TrackingRuntime.allocate`): the universal controller if there
-is one, else the fixed-budget controller trained for exactly that budget, else the
-paper's naive allocation (an even, "every-other" split over the present streams). The
-:class:`Allocation` says which (``controller``: ``admn_universal``, ``admn_L27``,
-``naive``, or ``none`` when no stream is present).
+Allocation policy (:meth:`Runtime.allocate`): the universal controller, else the one for
+exactly that budget, else the paper's naive allocation over the present streams;
+:attr:`Allocation.controller` says which (``admn_universal``, ``admn_L27``, ``naive``,
+``none`` when no stream is present).
 
-Threads: ``torch.set_num_threads(threads)`` (default 1) and ONNX Runtime with one thread.
-Backends: ``backend`` is the :class:`~admn_ros.core.engine.InferenceEngine` backend of the
-backbones and fusion (``auto`` measures torch/jit/onnx at warm-up and keeps the fastest);
-controllers run on ``controller_backend`` (default ``torch``: a controller costs ~2 ms and
-compiling it would re-export every backbone).
-
-Also here, because every node needs them and they are plain bookkeeping:
-:class:`RateMeter`, :class:`LatencyWindow` and :class:`StreamMonitor` (per-input rate, age,
-stamp order checks and rejection counts by reason, shown on ``/diagnostics``).
+Importing this module does not import torch. ``threads`` sets torch's intra-op threads
+(default 1); ``backend`` is the :class:`~admn_ros.core.engine.InferenceEngine` backend of the
+backbones and fusion (``auto`` times torch/jit/onnx at warm-up), ``controller_backend`` the
+controllers' (default ``torch``: compiling a ~2 ms controller would re-export every backbone).
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from admn_ros.core.streams import POLICIES, StreamSet, naive_allocation, split_stream_id
+from admn_ros.core.tasks import DEFAULT_TASK, get_task
+from admn_ros.core.tasks.base import KeysAsAttributes
 
 #: Values of :attr:`Allocation.controller` besides ``admn_L<budget>``.
 UNIVERSAL = "admn_universal"
@@ -65,12 +59,12 @@ NONE = "none"
 
 @dataclass
 class Allocation:
-    """One frame's layer allocation.
+    """One window's layer allocation.
 
     Attributes:
-        mask: bool ``(n_streams, DEPTH)`` in :attr:`TrackingRuntime.stream_ids` order; rows of
+        mask: bool ``(n_streams, DEPTH)`` in :attr:`Runtime.stream_ids` order; rows of
             missing streams are all False.
-        present: bool ``(n_streams,)``: the stream had data this frame.
+        present: bool ``(n_streams,)``: the stream had data.
         est_noise: float32 ``(n_streams,)`` estimated noise sigma (QoI); NaN when unknown
             (naive allocation, missing stream).
         controller: who decided (``admn_universal``, ``admn_L<budget>``, ``naive``, ``none``).
@@ -92,13 +86,107 @@ class Allocation:
 
 
 @dataclass
-class FrameResult:
-    """:meth:`TrackingRuntime.infer` output: what the whole graph computes for one frame."""
+class Result(KeysAsAttributes):
+    """What the whole graph computes for one window (:meth:`Runtime.infer`, replay pipelines).
+
+    Attributes:
+        allocation: the window's :class:`Allocation` (stream order).
+        estimate: the task's estimate (e.g. ``mean``/``cov``, or ``probs``/``class_name``/
+            ``confidence``); its keys are also attributes (``res.mean``, ``res.class_name``).
+        present: bool ``[F, n]`` (frame, stream) tokens with data and blocks.
+        computed: backbone passes run (the rest came from the cache).
+        ms: time of the whole computation.
+        stamp_ns: stamp of the newest frame.
+        embeddings: ``sid -> (D,)`` of the newest frame's embedded streams.
+        extra: anything else worth a CSV column (e.g. ``gflops``), by name.
+    """
 
     allocation: Allocation
-    embeddings: dict[str, np.ndarray]
-    mean: np.ndarray
-    cov: np.ndarray
+    estimate: dict[str, Any]
+    present: np.ndarray | None = None
+    computed: int = 0
+    ms: float = 0.0
+    stamp_ns: int = 0
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    _KEYS_OF = "estimate"
+
+
+@dataclass
+class WindowFrame:
+    """One frame of a window: model inputs per stream and the embedding cache."""
+
+    seq: int
+    stamp_ns: int
+    inputs: dict[str, np.ndarray]
+    #: sid -> (allocation row as bytes, embedding)
+    cache: dict[str, tuple[bytes, np.ndarray]] = field(default_factory=dict)
+
+
+class FrameWindow:
+    """The newest ``frames`` frames of a set of streams (a sliding window, oldest first).
+
+    Args:
+        frames: window length ``F``.
+        stream_ids: the streams a frame may carry (others are rejected).
+    """
+
+    def __init__(self, frames: int, stream_ids: Sequence[str]) -> None:
+        if int(frames) < 1:
+            raise ValueError(f"a window needs at least 1 frame, got {frames}")
+        self.frames = int(frames)
+        self.stream_ids = list(stream_ids)
+        self._known = set(self.stream_ids)
+        self._buf: deque[WindowFrame] = deque(maxlen=self.frames)
+        self._seq = 0
+
+    def push(self, stamp_ns: int, inputs: Mapping[str, np.ndarray | None]) -> WindowFrame:
+        """Append a frame (``sid -> model input``; ``None`` or absent = no data for that stream).
+
+        Raises ``ValueError`` for an unknown stream or a stamp older than the newest frame.
+        """
+        unknown = sorted(set(inputs) - self._known)
+        if unknown:
+            raise ValueError(f"unknown stream(s) {unknown}; window streams: {self.stream_ids}")
+        if self._buf and int(stamp_ns) < self._buf[-1].stamp_ns:
+            raise ValueError(f"frame stamp {stamp_ns} is older than the newest frame in the window "
+                             f"({self._buf[-1].stamp_ns})")
+        f = WindowFrame(self._seq, int(stamp_ns), {k: v for k, v in inputs.items() if v is not None})
+        self._seq += 1
+        self._buf.append(f)
+        return f
+
+    def clear(self) -> None:
+        self._buf.clear()
+
+    @property
+    def full(self) -> bool:
+        return len(self._buf) == self.frames
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    @property
+    def items(self) -> list[WindowFrame]:
+        """Frames, oldest first."""
+        return list(self._buf)
+
+    def newest_inputs(self) -> dict[str, np.ndarray]:
+        """Per stream its newest input in the window (what the controller judges)."""
+        out: dict[str, np.ndarray] = {}
+        for f in reversed(self._buf):
+            for sid, x in f.inputs.items():
+                out.setdefault(sid, x)
+        return out
+
+    def present(self) -> np.ndarray:
+        """bool ``[F, n]``: which (frame, stream) has data; missing leading frames are False."""
+        p = np.zeros((self.frames, len(self.stream_ids)), bool)
+        off = self.frames - len(self._buf)
+        for k, f in enumerate(self._buf):
+            for i, sid in enumerate(self.stream_ids):
+                p[off + k, i] = sid in f.inputs
+        return p
 
 
 @dataclass
@@ -121,12 +209,13 @@ def _as_int(v: Any) -> int | None:
         return None
 
 
-class TrackingRuntime:
-    """Models of one model directory and the per-frame pipeline parts (see module docstring).
+class Runtime:
+    """Model + controllers of one model directory and the pipeline parts (module docstring).
 
     Build with :meth:`load`. Attributes:
-        model_path: the stage-1 checkpoint used.
+        model_path: the stage-1 checkpoint used; ``meta`` its metadata.
         model: the :class:`~admn_ros.core.model.ADMNModel` (eval mode).
+        task: its :class:`~admn_ros.core.tasks.base.Task`; ``labels`` its output names.
         streams: its :class:`~admn_ros.core.streams.StreamSet`; ``stream_ids`` its ids.
         controllers: ``name -> path`` of the usable controllers.
         skipped: ``[(path, why)]`` files present but not used.
@@ -134,15 +223,15 @@ class TrackingRuntime:
             after :meth:`warmup` (``auto`` resolved).
     """
 
-    #: The model task this runtime serves (``stage1`` checkpoints of other tasks are skipped).
-    TASK: str = "tracking"
-
     def __init__(self, model_path: Path, model: Any, controllers: list[_ControllerEntry],
-                 skipped: list[tuple[Path, str]], backend: str = "auto", device: str = "cpu",
-                 threads: int = 1, controller_backend: str = "torch") -> None:
+                 skipped: list[tuple[Path, str]], meta: Mapping[str, Any] | None = None, backend: str = "auto",
+                 device: str = "cpu", threads: int = 1, controller_backend: str = "torch") -> None:
         self.model_path = model_path
         self.model = model.eval()
         self.cfg = model.cfg
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.task = get_task(self.cfg.task)
+        self.labels: list[str] = self.task.labels(self.cfg, self.meta)
         self.streams: StreamSet = self.cfg.streams
         self.stream_ids: list[str] = self.streams.ids
         self._index = {s: i for i, s in enumerate(self.stream_ids)}
@@ -155,19 +244,20 @@ class TrackingRuntime:
         self.threads = threads
         self.controller_backend = controller_backend
         self._engine: Any = None
-        self.meta: dict[str, Any] = {}
         self.universal = next((c for c in controllers if c.universal), None)
         self.per_budget = {int(c.budget): c for c in controllers if not c.universal and c.budget is not None}
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, model_dir: str | Path, backend: str = "auto", device: str = "cpu", *,
-             threads: int = 1, streams: StreamSet | Sequence[str] | None = None,
-             model_file: str | Path | None = None, controller_backend: str = "torch") -> "TrackingRuntime":
-        """Scan ``model_dir`` and load the tracking model and its controllers.
+             task: str | None = None, threads: int = 1, streams: StreamSet | Sequence[str] | None = None,
+             model_file: str | Path | None = None, controller_backend: str = "torch") -> "Runtime":
+        """Scan ``model_dir`` and load the model of ``task`` and its controllers.
 
         Args:
             model_dir: directory with ``*.safetensors`` checkpoints.
+            task: the task of the model to load (``None``: the one task the directory's
+                stage-1 models have; several tasks are an error).
             backend: backbone/fusion backend (``auto``, ``torch``, ``jit``, ``onnx``).
             device: torch device (``cpu``; ``auto`` = CUDA if present).
             threads: torch intra-op threads (1 on shared CPUs).
@@ -180,6 +270,7 @@ class TrackingRuntime:
         """
         import torch
 
+        from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, read_metadata
         from admn_ros.core.controller import AllocationController, ControllerConfig
         from admn_ros.core.engine import BACKENDS
         from admn_ros.core.model import ADMNConfig, ADMNModel
@@ -201,18 +292,23 @@ class TrackingRuntime:
         skipped: list[tuple[Path, str]] = []
         mains: list[Path] = []
         ctrls: list[Path] = []
+        tasks = {f: (m.get("model_config") or {}).get("task", DEFAULT_TASK) for f, m in metas.items()
+                 if m.get("kind") == "stage1"}
+        if task is None and len(set(tasks.values())) > 1:
+            raise CheckpointError(f"{d}: stage1 models of several tasks {sorted(set(tasks.values()))}; choose one "
+                                  "with task")
+        want = get_task(task if task is not None else next(iter(tasks.values()), None)).name
         for f, m in metas.items():
             kind = m.get("kind")
             if kind == "stage1":
-                task = (m.get("model_config") or {}).get("task", "tracking")
-                if task == cls.TASK:
+                if tasks[f] == want:
                     mains.append(f)
                 else:
-                    skipped.append((f, f"stage1 model for task {task!r}, not {cls.TASK}"))
+                    skipped.append((f, f"stage1 model for task {tasks[f]!r}, not {want}"))
             elif kind == "controller":
                 ctrls.append(f)
             else:
-                skipped.append((f, f"checkpoint kind {kind!r} is not used by the {cls.TASK} runtime"))
+                skipped.append((f, f"checkpoint kind {kind!r} is not used by the runtime"))
         if model_file is not None:
             mp = Path(model_file)
             mp = mp if mp.is_absolute() or mp.parent != Path(".") else d / mp
@@ -225,13 +321,13 @@ class TrackingRuntime:
         else:
             if not mains:
                 kinds = sorted({str(m.get('kind')) for m in metas.values()})
-                raise CheckpointError(f"{d}: no stage1 {cls.TASK} model among {len(files)} checkpoint(s) "
+                raise CheckpointError(f"{d}: no stage1 {want} model among {len(files)} checkpoint(s) "
                                       f"(kinds found: {kinds})")
             votes = Counter(metas[c].get("stage1_weights_id") for c in ctrls)
             ranked = sorted(mains, key=lambda f: -votes.get(metas[f].get("weights_id"), 0))
             if len(ranked) > 1 and votes.get(metas[ranked[0]].get("weights_id"), 0) == \
                     votes.get(metas[ranked[1]].get("weights_id"), 0):
-                raise CheckpointError(f"{d}: several stage1 {cls.TASK} models {[f.name for f in mains]} and the "
+                raise CheckpointError(f"{d}: several stage1 {want} models {[f.name for f in mains]} and the "
                                       "controllers do not single one out; choose one with model_file")
             main = ranked[0]
         mmeta = metas[main]
@@ -292,20 +388,29 @@ class TrackingRuntime:
                 else:
                     seen[int(e.budget)] = e
         used = uni[:1] + list(seen.values())
-        rt = cls(main, model, used, skipped, backend, device, threads, controller_backend)
-        rt.meta = mmeta
-        return rt
+        return cls(main, model, used, skipped, mmeta, backend, device, threads, controller_backend)
 
     # ------------------------------------------------------------------ info
     @property
     def controllers(self) -> dict[str, Path]:
         return {c.name: c.path for c in self._ctrl}
 
+    @property
+    def frames(self) -> int:
+        """Window length ``F`` (1 for tracking)."""
+        return int(self.cfg.frames)
+
+    @property
+    def classes(self) -> list[str]:
+        """The model's output names (class names; ``[]`` for tracking)."""
+        return list(self.labels)
+
     def describe(self) -> str:
-        """One line for logs: model, controllers, backend."""
+        """One line for logs: model, controllers, backend, window."""
         ctrl = ", ".join(sorted(self.controllers)) or "none (naive allocation)"
-        return (f"model {self.model_path.name} ({len(self.stream_ids)} streams, D={self.embed_dim}); "
-                f"controllers: {ctrl}; backend {self.engine_backend}")
+        return (f"{self.task.name} model {self.model_path.name} ({len(self.stream_ids)} streams, D={self.embed_dim}); "
+                f"controllers: {ctrl}; backend {self.engine_backend}; window {self.frames} frame(s)"
+                + (f", {len(self.labels)} classes" if self.labels else ""))
 
     @property
     def engine_backend(self) -> str:
@@ -368,7 +473,8 @@ class TrackingRuntime:
         if "embed" in parts:
             self.embed(self.stream_ids, x, np.ones((len(self.stream_ids), self.depth), bool))
         if "fuse" in parts:
-            self.fuse({s: np.zeros(self.embed_dim, np.float32) for s in self.stream_ids})
+            self._fuse(np.zeros((self.frames, len(self.stream_ids), self.embed_dim), np.float32),
+                       np.ones((self.frames, len(self.stream_ids)), bool))
 
     # ------------------------------------------------------------------ pipeline parts
     def preprocess(self, sid: str, array: np.ndarray) -> np.ndarray:
@@ -485,47 +591,59 @@ class TrackingRuntime:
             ``sid -> float32 (D,)`` for every stream with an input and at least one active
             block; the others are not computed (the fusion treats them as missing).
         """
-        import torch
-
-        if isinstance(mask_rows, Mapping):
-            rows = mask_rows
-        else:
-            rows = {s: np.asarray(mask_rows)[k] for k, s in enumerate(sids)}
-        groups: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+        rows = mask_rows if isinstance(mask_rows, Mapping) else {s: np.asarray(mask_rows)[k] for k, s in enumerate(sids)}
+        todo: list[tuple[str, str, np.ndarray, np.ndarray]] = []
         for sid in sids:
             self.index(sid)
-            x = inputs.get(sid)
             r = np.asarray(rows.get(sid, np.zeros(self.depth, bool)), dtype=bool).reshape(-1)
             if r.shape != (self.depth,):
                 raise ValueError(f"{sid}: allocation row must have {self.depth} entries, got {r.shape[0]}")
-            if x is None or not r.any():
-                continue
-            groups.setdefault(split_stream_id(sid)[1], []).append((sid, np.asarray(x, np.float32), r))
-        out: dict[str, np.ndarray] = {}
-        if not groups:
-            return out
-        eng = self._main_engine()
-        for mod, items in groups.items():
-            t0 = time.perf_counter()
-            x = torch.from_numpy(np.stack([it[1] for it in items]))
-            act = np.stack([it[2] for it in items])
-            e = eng.embed(mod, x, act).cpu().numpy().astype(np.float32)
-            ms = (time.perf_counter() - t0) * 1e3
-            for k, (sid, _, _) in enumerate(items):
-                out[sid] = e[k]
-                if timings_ms is not None:
-                    timings_ms[sid] = ms
-        return out
+            if inputs.get(sid) is not None and r.any():
+                todo.append((sid, sid, inputs[sid], r))
+        return self._backbones(todo, timings_ms)
 
-    def fuse(self, embs: Mapping[str, np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
-        """Fusion + Gaussian head: ``sid -> (D,)`` (``None``/absent = missing) -> ``(mean (2,), cov (2, 2))``
-        in the map frame (metres, float64). Raises ``ValueError`` if no stream is present or a
-        vector has the wrong size / is not finite."""
+    def _backbones(self, items: Sequence[tuple[Any, str, np.ndarray, np.ndarray]],
+                   timings_ms: dict[Any, float] | None = None) -> dict[Any, np.ndarray]:
+        """``[(key, sid, input (C, H, W), allocation row)]`` -> ``key -> float32 (D,)``: one batched
+        backbone call per modality with real skipping (``timings_ms``: ``key -> ms`` of its call)."""
         import torch
 
+        groups: dict[str, list[tuple[Any, str, np.ndarray, np.ndarray]]] = {}
+        for it in items:
+            groups.setdefault(split_stream_id(it[1])[1], []).append(it)
+        out: dict[Any, np.ndarray] = {}
+        for mod, group in groups.items():
+            t0 = time.perf_counter()
+            x = np.stack([np.asarray(it[2], np.float32) for it in group])
+            want = (self.cfg.channels(mod), self.cfg.img_size, self.cfg.img_size)
+            if x.shape[1:] != want:
+                raise ValueError(f"{mod}: model input must have shape {want}, got {x.shape[1:]}")
+            e = self._main_engine().embed(mod, torch.from_numpy(x), np.stack([it[3] for it in group]))
+            e = e.cpu().numpy().astype(np.float32)
+            ms = (time.perf_counter() - t0) * 1e3
+            for k, it in enumerate(group):
+                out[it[0]] = e[k]
+                if timings_ms is not None:
+                    timings_ms[it[0]] = ms
+        return out
+
+    def _fuse(self, emb: np.ndarray, present: np.ndarray) -> dict[str, Any]:
+        """Fusion + the task's head on ``emb [F, n, D]`` with ``present [F, n]`` -> estimate."""
+        import torch
+
+        f, n = present.shape
+        out = self._main_engine().fuse(torch.from_numpy(np.ascontiguousarray(emb.reshape(1, f * n, -1))),
+                                       torch.from_numpy(np.ascontiguousarray(present.reshape(1, -1))))
+        return self.task.estimate({k: v[0].detach().cpu().double().numpy() for k, v in out.items()}, self.labels)
+
+    def fuse(self, embs: Mapping[str, np.ndarray | None]) -> dict[str, Any]:
+        """Fusion + head on one frame's embeddings (``sid -> (D,)``; ``None``/absent = missing;
+        with ``F > 1`` the frame is the window's newest and the others are missing) -> the
+        task's estimate. Raises ``ValueError`` if no stream is present or a vector has the
+        wrong size / is not finite."""
         n = len(self.stream_ids)
-        emb = np.zeros((1, n, self.embed_dim), np.float32)
-        present = np.zeros((1, n), bool)
+        emb = np.zeros((self.frames, n, self.embed_dim), np.float32)
+        present = np.zeros((self.frames, n), bool)
         for sid, v in embs.items():
             i = self.index(sid)
             if v is None:
@@ -535,172 +653,57 @@ class TrackingRuntime:
                 raise ValueError(f"{sid}: embedding must have {self.embed_dim} values, got {a.shape[0]}")
             if not np.isfinite(a).all():
                 raise ValueError(f"{sid}: embedding contains NaN/inf")
-            emb[0, i] = a
-            present[0, i] = True
+            emb[-1, i] = a
+            present[-1, i] = True
         if not present.any():
             raise ValueError("no stream present: nothing to fuse")
-        out = self._main_engine().fuse(torch.from_numpy(emb), torch.from_numpy(present))
-        return (out["mean"][0].cpu().numpy().astype(np.float64),
-                out["cov"][0].cpu().numpy().astype(np.float64))
+        return self._fuse(emb, present)
 
-    def infer(self, inputs: Mapping[str, np.ndarray | None], budget: int) -> FrameResult:
-        """The whole graph's computation for one frame (allocate -> embed per stream -> fuse)."""
-        a = self.allocate(inputs, budget)
-        e = self.embed(self.stream_ids, inputs, a.mask)
-        mean, cov = self.fuse(e)
-        return FrameResult(a, e, mean, cov)
+    def infer(self, window: FrameWindow | Mapping[str, np.ndarray | None], budget: int,
+              policy: str = "admn") -> Result:
+        """The whole graph's computation for a window (or one frame's inputs ``sid -> (C, 64, 64)``):
+        allocate (controller on each stream's newest frame), embed every (frame, stream) with
+        the window's allocation (cached when unchanged), fuse.
 
+        ``policy``: ``"admn"`` (the controllers), or the baselines ``"naive"`` /
+        ``"upper_bound"`` of :meth:`allocate`.
 
-# ---------------------------------------------------------------------- random models (dev)
-def write_random_models(model_dir: str | Path, nodes: Sequence[str] = ("node1", "node2", "node3"), *,
-                        seed: int = 0, universal: bool = True, budgets: Sequence[int] = (27,),
-                        bounds: tuple[tuple[float, float], tuple[float, float]] = ((-1.7, 1.7), (-2.0, 2.0)),
-                        **model_overrides: Any) -> dict[str, Path]:
-    """Write an untrained stage-1 model and controllers (universal and/or per budget) with the
-    same metadata layout as the trainers, for tests and benchmarks before trained models
-    exist. ``bounds`` defaults to the simulated track (centred on ``map``) plus a margin.
-    Returns ``name -> path``."""
-    import torch
-
-    from admn_ros.core.checkpoint import save_checkpoint
-    from admn_ros.core.controller import AllocationController, ControllerConfig
-    from admn_ros.core.model import ADMNConfig, ADMNModel
-
-    d = Path(model_dir)
-    torch.manual_seed(seed)
-    mcfg = ADMNConfig(nodes=tuple(nodes), bounds=bounds, **model_overrides)
-    model = ADMNModel(mcfg)
-    out: dict[str, Path] = {}
-    out["model"] = save_checkpoint(d / "tracking.safetensors", kind="stage1", state_dict=model.state_dict(),
-                                   meta={"model_config": mcfg.to_dict(), "train_config": {"random_init": True},
-                                         "stage": 1, "epoch": 0, "metrics": {}})
-    wid = read_metadata(out["model"])["weights_id"]
-    specs: list[tuple[str, bool, int | None]] = [("universal", True, None)] if universal else []
-    specs += [(f"L{b}", False, int(b)) for b in budgets]
-    for name, uni, b in specs:
-        ccfg = ControllerConfig.for_model(mcfg, universal=uni, **({"budget": b} if b is not None else {}))
-        ctrl = AllocationController(ccfg)
-        out[name] = save_checkpoint(
-            d / f"controller_{name}.safetensors", kind="controller", state_dict=ctrl.state_dict(),
-            meta={"controller_config": ccfg.to_dict(), "model_config": mcfg.to_dict(),
-                  "train_config": {"variant": "universal" if uni else "budget", "budget": b or 0,
-                                   "random_init": True},
-                  "stage": 2, "variant": "universal" if uni else "budget", "epoch": 0, "metrics": {},
-                  "stage1_weights_id": wid, "budget": b})
-    return out
-
-
-# ---------------------------------------------------------------------- input bookkeeping
-class RateMeter:
-    """Achieved message rate over a sliding window (times in seconds of any clock)."""
-
-    def __init__(self, window_s: float = 2.0) -> None:
-        self.window = float(window_s)
-        self.times: deque[float] = deque()
-
-    def tick(self, t: float) -> None:
-        self.times.append(float(t))
-        self._trim(float(t))
-
-    def _trim(self, now: float) -> None:
-        while self.times and now - self.times[0] > self.window:
-            self.times.popleft()
-
-    def rate(self, now: float) -> float:
-        self._trim(float(now))
-        if len(self.times) < 2:
-            return 0.0
-        span = max(now - self.times[0], self.times[-1] - self.times[0])
-        return (len(self.times) - 1) / span if span > 0 else 0.0
-
-
-class LatencyWindow:
-    """The last ``n`` latencies (ms) with mean / p50 / p99 / max."""
-
-    def __init__(self, n: int = 200) -> None:
-        self.values: deque[float] = deque(maxlen=int(n))
-        self.count = 0
-
-    def add(self, ms: float) -> None:
-        self.values.append(float(ms))
-        self.count += 1
-
-    def summary(self) -> dict[str, float]:
-        if not self.values:
-            return {"n": 0, "mean": math.nan, "p50": math.nan, "p99": math.nan, "max": math.nan}
-        a = np.asarray(self.values)
-        return {"n": float(len(a)), "mean": float(a.mean()), "p50": float(np.percentile(a, 50)),
-                "p99": float(np.percentile(a, 99)), "max": float(a.max())}
-
-
-@dataclass
-class _InputState:
-    rate: RateMeter
-    accepted: int = 0
-    last_stamp_ns: int | None = None
-    last_arrival: float | None = None
-    rejected: Counter = field(default_factory=Counter)
-
-
-class StreamMonitor:
-    """Per-input health: stamp order checks, rate, age and rejection counts by reason.
-
-    ``check_stamp`` returns a rejection reason (``zero_stamp``, ``duplicate_stamp``,
-    ``out_of_order``) or None; ``accept`` records a good message; ``reject`` counts a
-    bad one. Reasons are free-form short identifiers (``bad_encoding``, ``bad_size``,
-    ``non_finite``, ``empty``, ...)."""
-
-    def __init__(self, keys: Iterable[Hashable], window_s: float = 2.0) -> None:
-        self.window = window_s
-        self.inputs: dict[Hashable, _InputState] = {k: _InputState(RateMeter(window_s)) for k in keys}
-        self.dropped: Counter = Counter()   # frame-level drops by reason
-
-    def _get(self, key: Hashable) -> _InputState:
-        st = self.inputs.get(key)
-        if st is None:
-            st = self.inputs[key] = _InputState(RateMeter(self.window))
-        return st
-
-    def check_stamp(self, key: Hashable, stamp_ns: int) -> str | None:
-        if stamp_ns <= 0:
-            return "zero_stamp"
-        last = self._get(key).last_stamp_ns
-        if last is not None:
-            if stamp_ns == last:
-                return "duplicate_stamp"
-            if stamp_ns < last:
-                return "out_of_order"
-        return None
-
-    def accept(self, key: Hashable, stamp_ns: int, now: float) -> None:
-        st = self._get(key)
-        st.accepted += 1
-        st.last_stamp_ns = int(stamp_ns)
-        st.last_arrival = float(now)
-        st.rate.tick(now)
-
-    def reject(self, key: Hashable, reason: str) -> None:
-        self._get(key).rejected[reason] += 1
-
-    def drop(self, reason: str, n: int = 1) -> None:
-        self.dropped[reason] += n
-
-    def rate(self, key: Hashable, now: float) -> float:
-        return self._get(key).rate.rate(now)
-
-    def age(self, key: Hashable, now_ns: int) -> float:
-        """Seconds between ``now_ns`` and the stamp of the last accepted message (NaN if none)."""
-        last = self._get(key).last_stamp_ns
-        return math.nan if last is None else (int(now_ns) - last) * 1e-9
-
-    def rejected(self, key: Hashable | None = None) -> Counter:
-        """Rejections by reason of one input, or summed over all inputs."""
-        if key is not None:
-            return Counter(self._get(key).rejected)
-        total: Counter = Counter()
-        for st in self.inputs.values():
-            total.update(st.rejected)
-        return total
-
-    def total_rejected(self) -> int:
-        return int(sum(self.rejected().values()))
+        Raises:
+            ValueError: empty window, no stream with data, budget out of range, bad input shape.
+        """
+        t0 = time.perf_counter()
+        if not isinstance(window, FrameWindow):
+            inputs, window = window, FrameWindow(self.frames, self.stream_ids)
+            window.push(0, inputs)
+        frames = window.items
+        if not frames:
+            raise ValueError("empty window: push frames first")
+        if list(window.stream_ids) != list(self.stream_ids):
+            raise ValueError(f"window streams {window.stream_ids} != model streams {self.stream_ids}")
+        newest = window.newest_inputs()
+        if not newest:
+            raise ValueError("no stream has data in the window")
+        alloc = self.allocate(newest, budget, policy)
+        n, f_total = len(self.stream_ids), self.frames
+        present = window.present()
+        off = f_total - len(frames)
+        emb = np.zeros((f_total, n, self.embed_dim), np.float32)
+        todo: list[tuple[tuple[int, int], str, np.ndarray, np.ndarray]] = []
+        for k, fr in enumerate(frames):
+            for i, sid in enumerate(self.stream_ids):
+                x, row = fr.inputs.get(sid), alloc.mask[i]
+                if x is None or not row.any():
+                    present[off + k, i] = False
+                elif sid in fr.cache and fr.cache[sid][0] == row.tobytes():
+                    emb[off + k, i] = fr.cache[sid][1]       # computed with this allocation row before
+                else:
+                    todo.append(((off + k, i), sid, x, row))
+        for (fi, i), v in self._backbones(todo).items():
+            emb[fi, i] = v
+            frames[fi - off].cache[self.stream_ids[i]] = (alloc.mask[i].tobytes(), v)
+        computed = len(todo)
+        if not present.any():
+            raise ValueError("no (frame, stream) with data and blocks in the window")
+        est = self._fuse(emb, present)
+        embs = {sid: emb[-1, i].copy() for i, sid in enumerate(self.stream_ids) if present[-1, i]}
+        return Result(alloc, est, present, computed, (time.perf_counter() - t0) * 1e3, frames[-1].stamp_ns, embs)

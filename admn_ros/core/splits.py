@@ -131,8 +131,8 @@ def count_embeddings(model: Any, inputs: Mapping[str, torch.Tensor], ks: list[in
 def split_losses(model: Any, inputs: Mapping[str, torch.Tensor] | None, target: torch.Tensor, counts: np.ndarray,
                  loss_weights: tuple[float, float] = (1.0, 0.05), max_rows: int = 8192,
                  emb: tuple[list[int], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Task loss and score (:func:`~admn_ros.core.fusion.task_loss_per_sample`,
-    :func:`~admn_ros.core.fusion.task_scores`) of every split ``counts [C, n]`` on one batch:
+    """Task loss and score (:meth:`Task.loss_per_sample <admn_ros.core.tasks.base.Task.loss_per_sample>`,
+    :meth:`Task.scores <admn_ros.core.tasks.base.Task.scores>`) of every split ``counts [C, n]`` on one batch:
     two ``[C, B]`` tensors, equal to running ``model(inputs, prefix_masks(c))`` per split.
     ``counts`` may also be ``[C, B, n]`` (different candidate splits per sample).
 
@@ -141,7 +141,7 @@ def split_losses(model: Any, inputs: Mapping[str, torch.Tensor] | None, target: 
     the splits then only differ in which of those embeddings each stream's tokens take, so
     only the fusion runs per split (in chunks of at most ``max_rows`` samples).
     """
-    from admn_ros.core.fusion import task_loss_per_sample, task_scores
+    from admn_ros.core.tasks import get_task
 
     cfg = model.cfg
     n = cfg.n_streams
@@ -169,6 +169,6 @@ def split_losses(model: Any, inputs: Mapping[str, torch.Tensor] | None, target: 
             e = e_all[ki, :, tok[None, :].expand_as(ki)].permute(0, 2, 1, 3)  # [c, B, T, D]
         out = model.fuse(e.reshape(-1, t, d))
         tgt = target.repeat(len(ki), *([1] * (target.dim() - 1)))
-        losses.append(task_loss_per_sample(cfg.task, out, tgt, *loss_weights).reshape(len(ki), b))
-        scores.append(task_scores(cfg.task, out, tgt).reshape(len(ki), b))
+        losses.append(get_task(cfg.task).loss_per_sample(out, tgt, *loss_weights).reshape(len(ki), b))
+        scores.append(get_task(cfg.task).scores(out, tgt).reshape(len(ki), b))
     return torch.cat(losses), torch.cat(scores)

@@ -216,7 +216,7 @@ def mask_from_counts(counts: Iterable[int], depth: int = DEPTH) -> np.ndarray:
     return mask
 
 
-#: Allocation policies at run time (:meth:`admn_ros.core.runtime.TrackingRuntime.allocate`):
+#: Allocation policies at run time (:meth:`admn_ros.core.runtime.Runtime.allocate`):
 #: the ADMN controllers and the paper's two input-agnostic baselines.
 POLICIES: tuple[str, ...] = ("admn", "naive", "upper_bound")
 
@@ -293,3 +293,44 @@ def check_mask(mask: np.ndarray, budget: int | None = None, first_block: bool = 
         raise ValueError(f"allocation uses {int(m.sum())} blocks, budget is {budget}")
     if first_block and not m[:, 0].all():
         raise ValueError("first-block rule violated: block 0 must be on for every stream")
+
+
+def allocation_fields(mask: np.ndarray, stream_ids: Sequence[str], *, budget: int | None = None,
+                      present: Sequence[bool] | np.ndarray | None = None,
+                      estimated_noise: Sequence[float] | np.ndarray | None = None, controller: str = "",
+                      decision_ms: float = 0.0, first_block_forced: bool = True) -> dict:
+    """The fields of an ``admn_ros/LayerAllocation`` (numpy arrays, row-major ``active_blocks``)
+    for a bool ``(n_streams, depth)`` mask: one layout for the ROS message and the bag message.
+
+    ``budget`` defaults to the number of active blocks, ``present`` to all true,
+    ``estimated_noise`` to NaN (not estimated). Raises ``ValueError`` naming the problem.
+    """
+    m, ids = np.asarray(mask), list(stream_ids)
+    if m.ndim != 2:
+        raise ValueError(f"allocation mask must be 2-D (n_streams, depth), got shape {m.shape}")
+    if m.dtype != np.bool_:
+        if not np.isin(m, (0, 1)).all():
+            raise ValueError("allocation mask must be boolean (or 0/1)")
+        m = m.astype(bool)
+    n, depth = m.shape
+    if n != len(ids):
+        raise ValueError(f"allocation mask has {n} rows but {len(ids)} stream_ids were given")
+    if not 0 < depth < 2**16:
+        raise ValueError(f"allocation depth {depth} out of range")
+    for sid in ids:
+        split_stream_id(sid)
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate stream ids in {ids}")
+    pres = np.ones(n, bool) if present is None else np.asarray(present, dtype=bool).reshape(-1)
+    if pres.shape != (n,):
+        raise ValueError(f"stream_present has {pres.size} entries, expected {n}")
+    noise = (np.full(n, np.nan, np.float32) if estimated_noise is None
+             else np.asarray(estimated_noise, dtype=np.float32).reshape(-1))
+    if noise.shape != (n,):
+        raise ValueError(f"estimated_noise has {noise.size} entries, expected {n}")
+    b = int(m.sum()) if budget is None else int(budget)
+    if not 0 <= b < 2**16:
+        raise ValueError(f"budget {b} out of range for uint16")
+    return {"budget": b, "depth": depth, "first_block_forced": bool(first_block_forced), "stream_ids": ids,
+            "active_blocks": m.reshape(-1).copy(), "stream_present": pres.copy(), "estimated_noise": noise.copy(),
+            "controller": str(controller), "decision_ms": float(decision_ms)}

@@ -6,8 +6,9 @@ and what an image viewer shows come from one description.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -40,6 +41,57 @@ def cov_ellipse(mean: Sequence[float], cov: np.ndarray, n_std: float = 2.0, n: i
     t = np.linspace(0, 2 * np.pi, n, endpoint=True)
     circle = np.stack([np.cos(t) * w[0], np.sin(t) * w[1]], axis=1)
     return circle @ v.T + np.asarray(mean, dtype=np.float64).reshape(1, 2)
+
+
+@dataclass
+class MarkerSpec:
+    """One RViz marker, independent of the message library: the ROS nodes and the bag
+    writer turn it into a ``visualization_msgs/Marker`` (action ADD, identity orientation).
+
+    ``kind`` is a Marker type name (``SPHERE``, ``CUBE``, ``LINE_STRIP``, ``LINE_LIST``,
+    ``TEXT_VIEW_FACING``, ...); ``points`` are ``(x, y, z)`` in the marker's frame."""
+
+    ns: str
+    id: int
+    kind: str
+    position: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    rgba: RGBA = (1.0, 1.0, 1.0, 1.0)
+    points: Sequence[tuple[float, float, float]] = ()
+    text: str = ""
+    #: kept until replaced (no lifetime), e.g. the static scene
+    persistent: bool = False
+
+
+def line_marker(ns: str, mid: int, pts: Sequence[Sequence[float]], z: float, width: float, rgba: RGBA,
+                persistent: bool = False) -> MarkerSpec:
+    """A LINE_STRIP through ``pts`` (``(x, y)``) at height ``z``."""
+    return MarkerSpec(ns, mid, "LINE_STRIP", scale=(float(width), 0.0, 0.0), rgba=rgba,
+                      points=[(float(p[0]), float(p[1]), float(z)) for p in pts], persistent=persistent)
+
+
+def text_marker(ns: str, mid: int, xyz: Sequence[float], size: float, text: str,
+                rgba: RGBA = (1.0, 1.0, 1.0, 1.0)) -> MarkerSpec:
+    return MarkerSpec(ns, mid, "TEXT_VIEW_FACING", tuple(map(float, xyz)), (0.0, 0.0, float(size)), rgba, text=text)
+
+
+def bar_markers(bars: Sequence["Bar"], node_xy: dict[str, tuple[float, float]], bar_height: float = 0.6,
+                bar_width: float = 0.09) -> list[MarkerSpec]:
+    """Per stream its allocation bar (``allocation_bars``: height = active blocks / depth x
+    ``bar_height``, QoI colour), a faint full-height bar behind it (``allocation_capacity``)
+    and its label in a list under its node (``allocation_text``)."""
+    out: list[MarkerSpec] = []
+    per_node: dict[str, int] = {}
+    for k, b in enumerate(bars):
+        h = max(b.blocks / max(b.depth, 1) * bar_height, 0.005)
+        node = split_stream_id(b.stream_id)[0]
+        j = per_node[node] = per_node.get(node, -1) + 1
+        nx, ny = node_xy.get(node, b.xy)
+        out += [MarkerSpec("allocation_capacity", k, "CUBE", (b.xy[0], b.xy[1], bar_height / 2),
+                           (bar_width, bar_width, bar_height), (0.8, 0.8, 0.8, 0.15)),
+                MarkerSpec("allocation_bars", k, "CUBE", (b.xy[0], b.xy[1], h / 2), (bar_width, bar_width, h), b.color),
+                text_marker("allocation_text", k, (nx, ny - 0.36 - 0.13 * j, 0.02), 0.1, b.label)]
+    return out
 
 
 @dataclass
@@ -79,27 +131,71 @@ def allocation_bars(stream_ids: Sequence[str], mask: np.ndarray, est_noise: Sequ
 
 
 @dataclass
-class DashboardState:
-    """Everything the dashboard shows for one frame."""
+class VizState:
+    """What the map view shows (markers and dashboard): the track, the sensor nodes, the last
+    allocation (a decoded ``LayerAllocation``: ``stream_ids``, ``mask``, ``estimated_noise``,
+    ``present``, ``budget``, ``controller``), the estimate with its covariance and trail, the
+    ground truth and its trail, the error."""
 
-    #: track rectangle in the map frame, ``((x_min, x_max), (y_min, y_max))`` metres
-    #: (default: the simulated 3.0 m x 3.6 m track centred on the origin)
-    track_box: tuple[tuple[float, float], tuple[float, float]] = ((-1.5, 1.5), (-1.8, 1.8))
-    node_xy: dict[str, tuple[float, float]] | None = None
-    bars: list[Bar] | None = None
+    track_bounds: tuple[float, float, float, float]            # x_min, x_max, y_min, y_max
+    node_xy: dict[str, tuple[float, float]]
+    allocation: Any = None
     estimate: tuple[float, float] | None = None
     cov: np.ndarray | None = None
-    trail: Sequence[tuple[float, float]] = ()
+    trail: deque = field(default_factory=lambda: deque(maxlen=150))
     ground_truth: tuple[float, float] | None = None
-    title: str = ""
+    gt_trail: deque = field(default_factory=lambda: deque(maxlen=150))
+    error_m: float | None = None
+
+    def bars(self, spacing: float = 0.12) -> list[Bar]:
+        a = self.allocation
+        if a is None:
+            return []
+        return allocation_bars(a.stream_ids, a.mask, a.estimated_noise, self.node_xy, spacing, a.present)
+
+    def title(self) -> str:
+        a = self.allocation
+        t = f"L={a.budget} [{a.controller}]" if a is not None else "no allocation yet"
+        if self.error_m is not None:
+            t += f"  err {100 * self.error_m:.1f} cm"
+        return t
 
 
-def render_dashboard(state: DashboardState, width: int = 640, height: int = 480) -> np.ndarray:
+def scene_markers(state: VizState, bar_height: float = 0.6, bar_width: float = 0.09) -> list[MarkerSpec]:
+    """The map scene of ``state`` (see the module docstring for the namespaces)."""
+    x0, x1, y0, y1 = state.track_bounds
+    out = [line_marker("track", 0, [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], 0.0, 0.03,
+                       (0.7, 0.7, 0.7, 1.0), persistent=True)]
+    for k, (node, (x, y)) in enumerate(sorted(state.node_xy.items())):
+        out += [MarkerSpec("sensor_nodes", k, "CYLINDER", (x, y, 0.01), (0.5, 0.5, 0.02), (0.35, 0.35, 0.4, 0.8),
+                           persistent=True),
+                MarkerSpec("sensor_nodes", 100 + k, "TEXT_VIEW_FACING", (x, y + 0.36, 0.05), (0, 0, 0.14),
+                           (0.9, 0.9, 0.9, 1.0), text=node, persistent=True)]
+    out += bar_markers(state.bars(spacing=bar_width * 1.4), state.node_xy, bar_height, bar_width)
+    if state.estimate is not None:
+        mx, my = state.estimate
+        out.append(MarkerSpec("estimate", 0, "SPHERE", (mx, my, 0.06), (0.12, 0.12, 0.12), (1.0, 0.55, 0.0, 1.0)))
+        if state.cov is not None:
+            out.append(line_marker("estimate_cov", 0, cov_ellipse((mx, my), state.cov, n_std=2.0), 0.02, 0.02,
+                                   (1.0, 0.7, 0.1, 0.9)))
+    if len(state.trail) > 1:
+        out.append(line_marker("estimate_trail", 0, state.trail, 0.01, 0.015, (1.0, 0.55, 0.0, 0.6)))
+    if state.ground_truth is not None:
+        gx, gy = state.ground_truth
+        out.append(MarkerSpec("ground_truth", 0, "SPHERE", (gx, gy, 0.06), (0.1, 0.1, 0.1), (0.1, 0.9, 0.2, 1.0)))
+    if len(state.gt_trail) > 1:
+        out.append(line_marker("ground_truth_trail", 0, state.gt_trail, 0.005, 0.01, (0.1, 0.9, 0.2, 0.5)))
+    y_low = min([y0] + [xy[1] for xy in state.node_xy.values()])
+    out.append(text_marker("status", 0, ((x0 + x1) / 2, y_low - 0.9, 0.0), 0.16, state.title()))
+    return out
+
+
+def render_dashboard(state: VizState, width: int = 640, height: int = 480) -> np.ndarray:
     """Top-down rgb8 image: track, sensors, estimate with 2-sigma ellipse and trail,
     ground truth, and a bar chart of per-stream blocks coloured by QoI."""
     img = np.full((height, width, 3), 32, np.uint8)
     map_w = int(width * 0.55)
-    (x0, x1), (y0, y1) = state.track_box
+    x0, x1, y0, y1 = state.track_bounds
     tw, th = x1 - x0, y1 - y0
     scale = min((map_w - 40) / (tw + 1.0), (height - 60) / (th + 1.0))
     ox, oy = 20 + 0.5 * scale, height - 20 - 0.5 * scale
@@ -122,7 +218,7 @@ def render_dashboard(state: DashboardState, width: int = 640, height: int = 480)
             cv2.polylines(img, [ell], True, (255, 160, 0), 1)
         cv2.circle(img, px(state.estimate), 5, (255, 120, 0), -1)
     # Bar chart panel.
-    bars = state.bars or []
+    bars = state.bars()
     x0, y0, y1 = map_w + 10, 40, height - 30
     if bars:
         bw = max(4, (width - x0 - 10) // len(bars) - 4)
@@ -137,6 +233,6 @@ def render_dashboard(state: DashboardState, width: int = 640, height: int = 480)
             node, mod = split_stream_id(b.stream_id)
             cv2.putText(img, f"{node[-1]}{_SHORT[mod]}", (x, y1 + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
                         tuple(int(255 * c) for c in MODALITY_COLOR[mod]), 1)
-    if state.title:
-        cv2.putText(img, state.title, (10, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    if state.title():
+        cv2.putText(img, state.title(), (10, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
     return img

@@ -8,7 +8,7 @@ Subscribes (sensor-data QoS, ``message_filters`` ``Subscriber`` s) to the node's
 topics (radar as PointCloud2 with ``radar_input: pointcloud2``, as the controller node) and synchronizes them as the controller does (``message_filters``
 ApproximateTimeSynchronizer semantics plus stream timeouts, :mod:`admn_ros.ros.msg_filters`:
 a silent stream is missing after ``timeout``; a frame older than one already processed is
-dropped as ``stale_set``), and to ``admn/allocation`` (reliable). Runs :meth:`TrackingRuntime.embed` (real block
+dropped as ``stale_set``), and to ``admn/allocation`` (reliable). Runs :meth:`Runtime.embed` (real block
 skipping) with the allocation's rows of its streams and publishes
 ``admn_ros/StreamEmbeddings`` on ``admn/<sensor_node>/embeddings`` with the frame's stamp.
 
@@ -39,7 +39,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 
-from admn_ros.core.runtime import LatencyWindow, TrackingRuntime
+from admn_ros.core.runtime import Runtime
 from admn_ros.core.streams import stream_id
 from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
 from admn_ros.ros import topics
@@ -49,6 +49,7 @@ from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs, radar_spec
                                     model_specs, resolve_model_dir, run_node, sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
+from admn_ros.ros.telemetry import LatencyWindow
 
 MODES = ("per_frame", "pipelined")
 
@@ -79,7 +80,7 @@ class BackboneNode(AdmnNode):
 
     def param_specs(self) -> list[ParamSpec]:
         return [
-            *model_specs(with_nodes=False),
+            *[s for s in model_specs() if s.name != "sensor_nodes"],
             ParamSpec("sensor_node", "node1", "The sensor node whose streams this backbone node runs; "
                       "applied on configure"),
             ParamSpec("allocation_mode", "per_frame", "per_frame: wait for each frame's allocation; "
@@ -100,7 +101,7 @@ class BackboneNode(AdmnNode):
     def configure(self) -> None:
         p = self.p
         self.runtime = None
-        rt = TrackingRuntime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"])
+        rt = Runtime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"])
         node = p["sensor_node"]
         if node not in rt.streams.nodes:
             raise ValueError(f"{rt.model_path}: sensor_node {node!r} is not one of the model's nodes "

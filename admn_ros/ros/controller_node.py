@@ -9,7 +9,7 @@ image and synchronizes them with ``message_filters.ApproximateTimeSynchronizer``
 for ``timeout`` s is *missing* and frames proceed without it, so that stream gets 0 blocks; a
 timer calls ``poll()`` every ``poll_period`` so frames fire even when the dead stream sends
 nothing; a frame older than one already processed is dropped as ``stale_set``), then calls
-:meth:`TrackingRuntime.allocate`. Publishes
+:meth:`Runtime.allocate`. Publishes
 ``admn_ros/LayerAllocation`` on ``admn/allocation`` (reliable) with the frame's stamp,
 ``stream_present``, ``estimated_noise``, the controller used and ``decision_ms``.
 
@@ -21,8 +21,8 @@ Budget ``L`` (active blocks over all streams, first blocks included):
   ``ros2 param get`` shows it); an out-of-range value is rejected with a warning;
 * deadline mode (``deadline_ms`` > 0): the budget follows
   :class:`admn_ros.core.budget.DeadlineBudget`, fed with the **measured end-to-end
-  latency** of each frame: the controller subscribes to ``admn/target`` and, for each
-  target, takes ``receipt time - target stamp`` (the target carries the sensor stamp)
+  latency** of each frame: the controller subscribes to the task's estimate (``admn/target``
+  for tracking) and, for each estimate, takes ``receipt time - stamp`` (it carries the sensor stamp)
   together with the blocks it allocated for that stamp. That is what the deadline is
   about (sensor stamp -> estimate) and it includes the backbones, the fusion and DDS,
   which the controller cannot time on its own. It needs the fusion node's clock to be
@@ -46,22 +46,22 @@ import sys
 from collections import OrderedDict
 from typing import Any
 
-from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import UInt16
 
 from admn_ros.core.budget import DeadlineBudget
-from admn_ros.core.runtime import LatencyWindow, TrackingRuntime
+from admn_ros.core.runtime import Runtime
 from admn_ros.core.streams import StreamSet, validate_budget
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
-from admn_ros.ros.convert import make_header, mask_to_allocation, stamp_to_ns
+from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, stamp_to_ns
 from admn_ros.ros.diagnostics import input_status, latency_values, summary_status
 from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs, radar_specs,
                                     model_specs, resolve_model_dir, run_node, sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
+from admn_ros.ros.telemetry import LatencyWindow
 
 
 class ControllerNode(AdmnNode):
@@ -100,7 +100,7 @@ class ControllerNode(AdmnNode):
         p = self.p
         self.runtime = None
         streams = StreamSet(tuple(p["sensor_nodes"]))
-        rt = TrackingRuntime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"],
+        rt = Runtime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"],
                                   streams=streams)
         self.runtime = rt
         validate_budget(int(p["budget"]), len(rt.stream_ids))
@@ -137,7 +137,8 @@ class ControllerNode(AdmnNode):
         for sid in self.ids:
             self.subscribe_filter(*self.stream_input(sid), q).registerCallback(self._on_image, sid)
         self.subscribe(UInt16, topics.BUDGET, self._on_budget, reliable_qos())
-        self.subscribe(PoseWithCovarianceStamped, topics.TARGET, self._on_target, reliable_qos())
+        out = self.runtime.task.output
+        self.subscribe(message_class(out.type), out.topic, self._on_target, reliable_qos())
         self.timer(float(self.p["poll_period"]), self._on_poll)
 
     def cleanup(self) -> None:
@@ -154,7 +155,7 @@ class ControllerNode(AdmnNode):
         if not res.successful:
             self.reject(topics.BUDGET, "bad_budget", f"budget {v} from {topics.BUDGET} rejected: {res.reason}")
 
-    def _on_target(self, msg: PoseWithCovarianceStamped) -> None:
+    def _on_target(self, msg: Any) -> None:
         if self.deadline is None:
             return
         ns = stamp_to_ns(msg.header.stamp)

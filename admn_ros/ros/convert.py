@@ -1,5 +1,5 @@
 """Message <-> numpy conversions of the nodes: ``sensor_msgs/Image`` through cv_bridge,
-``admn_ros/LayerAllocation``, ``admn_ros/ActivityLabel`` and stamps.
+``admn_ros/LayerAllocation`` and stamps.
 
 Images: :func:`image_bridge` is ``cv_bridge.CvBridge()`` when cv_bridge is importable and
 otherwise :class:`admn_ros.core.image_convert.ImageBridge`, which gives the same results
@@ -10,8 +10,9 @@ array's byte order, the data copied in one buffer copy; do *not* set
 ``ROS_PYTHON_CHECK_FIELDS``, which makes the payload assignment ~100x slower).
 
 Also: LayerAllocation <-> boolean ``(n_streams, depth)`` mask (row-major
-``active_blocks``), class probabilities <-> ``admn_ros/ActivityLabel``, and float seconds /
-integer nanoseconds <-> ``builtin_interfaces/Time``.
+``active_blocks``), float seconds / integer nanoseconds <-> ``builtin_interfaces/Time``, and
+message type names -> rclpy classes (a task's estimate and truth messages are filled by
+the task: :meth:`~admn_ros.core.tasks.base.Task.fill_output`).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from admn_ros.core.image_convert import ImageBridge
-from admn_ros.core.streams import DEPTH, split_stream_id
+from admn_ros.core.streams import DEPTH, allocation_fields
 
 # ---------------------------------------------------------------------------- stamps
 
@@ -127,51 +128,15 @@ def mask_to_allocation(mask: np.ndarray, stream_ids: Sequence[str], *,
                        estimated_noise: Sequence[float] | np.ndarray | None = None,
                        controller: str = "", decision_ms: float = 0.0,
                        first_block_forced: bool = True):
-    """Boolean ``(n_streams, depth)`` mask -> ``admn_ros/LayerAllocation`` (row-major).
-
-    ``budget`` defaults to the number of active blocks; ``present`` to all true;
-    ``estimated_noise`` to NaN (not estimated).
-    """
+    """Boolean ``(n_streams, depth)`` mask -> ``admn_ros/LayerAllocation``
+    (:func:`admn_ros.core.streams.allocation_fields`)."""
     from admn_ros.msg import LayerAllocation
 
-    m = np.asarray(mask)
-    ids = list(stream_ids)
-    if m.ndim != 2:
-        raise ValueError(f"allocation mask must be 2-D (n_streams, depth), got shape {m.shape}")
-    if m.dtype != np.bool_:
-        if not np.isin(m, (0, 1)).all():
-            raise ValueError("allocation mask must be boolean (or 0/1)")
-        m = m.astype(bool)
-    n, depth = m.shape
-    if n != len(ids):
-        raise ValueError(f"allocation mask has {n} rows but {len(ids)} stream_ids were given")
-    if not 0 < depth < 2**16:
-        raise ValueError(f"allocation depth {depth} out of range")
-    for sid in ids:
-        split_stream_id(sid)
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"duplicate stream ids in {ids}")
-    pres = np.ones(n, bool) if present is None else np.asarray(present, dtype=bool).reshape(-1)
-    if pres.shape != (n,):
-        raise ValueError(f"stream_present has {pres.size} entries, expected {n}")
-    noise = (np.full(n, np.nan, np.float32) if estimated_noise is None
-             else np.asarray(estimated_noise, dtype=np.float32).reshape(-1))
-    if noise.shape != (n,):
-        raise ValueError(f"estimated_noise has {noise.size} entries, expected {n}")
-    b = int(m.sum()) if budget is None else int(budget)
-    if not 0 <= b < 2**16:
-        raise ValueError(f"budget {b} out of range for uint16")
-    msg = LayerAllocation()
+    f = allocation_fields(mask, stream_ids, budget=budget, present=present, estimated_noise=estimated_noise,
+                          controller=controller, decision_ms=decision_ms, first_block_forced=first_block_forced)
+    msg = LayerAllocation(**{**f, "active_blocks": f["active_blocks"].tolist(),
+                             "stream_present": f["stream_present"].tolist()})
     msg.header = header if header is not None else make_header(stamp)
-    msg.budget = b
-    msg.depth = depth
-    msg.first_block_forced = bool(first_block_forced)
-    msg.stream_ids = ids
-    msg.active_blocks = m.reshape(-1).tolist()
-    msg.stream_present = pres.tolist()
-    msg.estimated_noise = array.array("f", noise.tobytes())
-    msg.controller = controller
-    msg.decision_ms = float(decision_ms)
     return msg
 
 
@@ -199,42 +164,23 @@ def allocation_to_mask(msg) -> Allocation:
                       first_block_forced=bool(msg.first_block_forced), header=msg.header)
 
 
-# ---------------------------------------------------------------------------- activity labels
+def message_class(msgtype: str) -> type:
+    """``geometry_msgs/msg/PointStamped`` (or ``geometry_msgs/PointStamped``) -> the rclpy message
+    class; ``RuntimeError`` naming the module when the interface package is not importable."""
+    import importlib
 
-
-def make_activity_label(classes: Sequence[str], probs: Sequence[float] | np.ndarray, *,
-                        header: Header | None = None, window_frames: int = 0):
-    """Class probabilities (model index order) -> ``admn_ros/ActivityLabel`` (fields and
-    errors: :func:`admn_ros.core.activity_runtime.activity_label_fields`)."""
-    from admn_ros.core.activity_runtime import activity_label_fields
-    from admn_ros.msg import ActivityLabel
-
-    f = activity_label_fields(classes, probs, window_frames)
-    msg = ActivityLabel()
-    msg.header = header if header is not None else Header()
-    msg.class_id, msg.class_name, msg.confidence = f["class_id"], f["class_name"], f["confidence"]
-    msg.class_names = f["class_names"]
-    msg.scores = array.array("f", f["scores"].tobytes())
-    msg.window_frames = f["window_frames"]
-    return msg
-
-
-def activity_label_probs(msg, classes: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
-    """``admn_ros/ActivityLabel`` -> ``(class names, float32 probabilities)``, in ``classes``
-    order if given (absent classes get 0), else in the message's score order.
-    Raises ``ValueError`` if ``class_names`` and ``scores`` differ in length."""
-    names = list(msg.class_names)
-    scores = np.asarray(msg.scores, dtype=np.float32).reshape(-1)
-    if len(names) != scores.size:
-        raise ValueError(f"ActivityLabel has {len(names)} class_names but {scores.size} scores")
-    if classes is None:
-        return names, scores
-    by = dict(zip(names, scores.tolist()))
-    return list(classes), np.array([by.get(c, 0.0) for c in classes], np.float32)
+    parts = str(msgtype).strip("/").split("/")
+    pkg, name = parts[0], parts[-1]
+    sub = parts[1] if len(parts) == 3 else "msg"
+    try:
+        return getattr(importlib.import_module(f"{pkg}.{sub}"), name)
+    except (ImportError, AttributeError) as e:
+        raise RuntimeError(f"cannot import the Python message class of {msgtype!r} ({pkg}.{sub}.{name}): {e}; "
+                           "is the interface package built and on PYTHONPATH?") from None
 
 
 __all__ = [
-    "make_activity_label", "activity_label_probs", "image_bridge", "numpy_to_image",
+    "message_class", "image_bridge", "numpy_to_image",
     "ns_to_stamp", "stamp_to_ns", "seconds_to_stamp",
     "stamp_to_seconds", "make_header", "Allocation", "mask_to_allocation",
     "allocation_to_mask", "DEPTH",

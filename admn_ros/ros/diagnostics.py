@@ -1,5 +1,5 @@
 """``/diagnostics`` messages of the ADMN nodes (conversion only; the bookkeeping is
-:class:`admn_ros.core.runtime.StreamMonitor` / :class:`~admn_ros.core.runtime.LatencyWindow`).
+:class:`admn_ros.ros.telemetry.StreamMonitor` / :class:`~admn_ros.ros.telemetry.LatencyWindow`).
 
 Every ADMN node publishes one ``diagnostic_msgs/DiagnosticArray`` per
 ``diagnostics_period`` (1 s by default) with
@@ -24,7 +24,7 @@ from typing import Any, Hashable, Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from admn_ros.core.runtime import LatencyWindow, StreamMonitor
+from admn_ros.ros.telemetry import LatencyWindow, StreamMonitor
 
 OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR,
                           DiagnosticStatus.STALE)

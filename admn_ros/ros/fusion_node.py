@@ -1,18 +1,18 @@
-"""ADMN fusion node: every backbone node's embeddings -> the target's 2-D Gaussian.
+"""ADMN fusion node: every backbone node's embeddings -> the task's estimate.
 
 Subscribes (reliable, ``message_filters`` ``Subscriber`` s) to ``admn/<node>/embeddings`` of
 every sensor node, synchronizes them with ``message_filters`` ApproximateTimeSynchronizer
 semantics plus stream timeouts (:mod:`admn_ros.ros.msg_filters`; a backbone node silent for
 ``timeout`` s is missing: its streams are masked in the fusion and frames go on; a frame older
-than one already fused is dropped as ``stale_set``),
-runs :meth:`TrackingRuntime.fuse` and publishes ``geometry_msgs/PoseWithCovarianceStamped``
-on ``admn/target`` with the frame's (sensor) stamp in ``frame_id`` (``map``):
-
-* position ``(x, y, 0)``, orientation identity (the head estimates position only);
-* covariance (6x6, row-major, ``x y z roll pitch yaw``): the 2x2 ``x, y`` block is the
-  head's covariance; ``z`` and the three rotations get ``unknown_variance`` (1e6 m^2 /
-  rad^2 by default: "not estimated", as REP-145 style consumers expect a large value
-  rather than 0); every cross term outside the 2x2 block is 0.
+than one already fused is dropped as ``stale_set``), runs :meth:`Runtime.fuse` and publishes
+the model's task output (:attr:`Task.output <admn_ros.core.tasks.base.Task.output>`, filled by
+the task) with the frame's (sensor) stamp in ``frame_id``. Tracking:
+``geometry_msgs/PoseWithCovarianceStamped`` on ``admn/target``, position ``(x, y, 0)``,
+orientation identity; covariance (6x6, row-major, ``x y z roll pitch yaw``): the 2x2 ``x, y``
+block is the head's, ``z`` and the three rotations get ``unknown_variance`` (1e6 m^2 / rad^2 by
+default: "not estimated", as REP-145 style consumers expect a large value rather than 0), every
+other cross term 0. The model must see one frame per window (windowed models run in
+``activity_node``).
 
 Malformed embeddings (unknown stream, a stream of another node, wrong size, NaN/inf,
 zero or future stamps) are rejected, counted on ``/diagnostics`` and logged
@@ -26,26 +26,17 @@ from array import array as array_type  # rosidl float32[] fields are array.array
 from typing import Any
 
 import numpy as np
-from geometry_msgs.msg import PoseWithCovarianceStamped
 
-from admn_ros.core.runtime import LatencyWindow, TrackingRuntime
+from admn_ros.core.runtime import Runtime
 from admn_ros.core.streams import StreamSet, split_stream_id
 from admn_ros.msg import StreamEmbeddings
 from admn_ros.ros import topics
-from admn_ros.ros.convert import make_header
+from admn_ros.ros.convert import make_header, message_class
 from admn_ros.ros.diagnostics import input_status, latency_values, summary_status
 from admn_ros.ros.lifecycle import AdmnNode, model_specs, resolve_model_dir, run_node, sync_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
-
-
-def covariance_6x6(cov2: np.ndarray, unknown_variance: float) -> list[float]:
-    """Row-major 6x6 pose covariance with ``cov2`` in the x/y block (see module docstring)."""
-    c = np.zeros((6, 6), np.float64)
-    c[:2, :2] = np.asarray(cov2, np.float64).reshape(2, 2)
-    for i in range(2, 6):
-        c[i, i] = float(unknown_variance)
-    return c.reshape(-1).tolist()
+from admn_ros.ros.telemetry import LatencyWindow
 
 
 class FusionNode(AdmnNode):
@@ -57,7 +48,7 @@ class FusionNode(AdmnNode):
     def param_specs(self) -> list[ParamSpec]:
         return [
             *model_specs(),
-            ParamSpec("frame_id", "map", "frame_id of the published target"),
+            ParamSpec("frame_id", "map", "frame_id of the published estimate"),
             ParamSpec("unknown_variance", 1.0e6, "Variance published for z and the rotations (not estimated)",
                       min=0.0, max=1.0e12),
             *sync_specs(),
@@ -66,13 +57,17 @@ class FusionNode(AdmnNode):
     def configure(self) -> None:
         p = self.p
         self.runtime = None
-        rt = TrackingRuntime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"],
+        rt = Runtime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"],
                                   streams=StreamSet(tuple(p["sensor_nodes"])))
         self.runtime = rt
+        if rt.frames != 1:
+            raise ValueError(f"{rt.model_path}: a model of {rt.frames}-frame windows runs in activity_node, "
+                             "not in the split graph")
         rt.warmup(("fuse",))
         self.nodes = list(rt.streams.nodes)
         self.sync = None
-        self.pub = self.lifecycle_publisher(PoseWithCovarianceStamped, topics.TARGET, reliable_qos())
+        self._out_cls = message_class(rt.task.output.type)
+        self.pub = self.lifecycle_publisher(self._out_cls, rt.task.output.topic, reliable_qos())
         self.fuse_ms = LatencyWindow()
         self.e2e_ms = LatencyWindow()
         self.frames = 0
@@ -150,20 +145,15 @@ class FusionNode(AdmnNode):
             return
         try:
             t0 = time.perf_counter()
-            mean, cov = self.runtime.fuse(embs)
+            est = self.runtime.fuse(embs)
             self.fuse_ms.add((time.perf_counter() - t0) * 1e3)
         except ValueError as exc:
             self.monitor.drop("fuse_error")
             self.warn_throttled("fuse_error", f"fusion failed: {exc}")
             return
-        out = PoseWithCovarianceStamped()
+        out = self._out_cls()
         out.header = make_header(newest[1], str(self.p["frame_id"]))
-        out.pose.pose.position.x = float(mean[0])
-        out.pose.pose.position.y = float(mean[1])
-        out.pose.pose.position.z = 0.0
-        out.pose.pose.orientation.w = 1.0
-        out.pose.covariance = covariance_6x6(cov, float(self.p["unknown_variance"]))
-        self.pub.publish(out)
+        self.pub.publish(self.runtime.task.fill_output(out, est, unknown_variance=float(self.p["unknown_variance"])))
         self.frames += 1
         self.e2e_ms.add((self.now_ns() - newest[2]) * 1e-6)
 
@@ -182,7 +172,7 @@ class FusionNode(AdmnNode):
             values.update(latency_values("e2e", self.e2e_ms))
         values.update(self.sync_diagnostics())
         e2e = self.e2e_ms.summary()["p50"] if hasattr(self, "e2e_ms") else float("nan")
-        msg = f"{values['frames']} targets, e2e p50 {e2e:.1f} ms"
+        msg = f"{values['frames']} estimates, e2e p50 {e2e:.1f} ms"
         out.append(summary_status(name, self.SUMMARY, msg, values, self.monitor.dropped, self._prev_dropped,
                                   self.configure_error))
         return out

@@ -5,18 +5,21 @@
 same specs as processes (or composed in one process) where ``launch`` is not installed.
 One description, two starters, so both always start the same graph.
 
-* :func:`tracking_graph` (:class:`GraphOptions`): sensors -> controller -> backbones -> fusion -> viz;
-* :func:`activity_graph` (:class:`ActivityGraphOptions`): sensors (activity scenario) ->
-  activity_node (label, allocation, markers and dashboard).
+:func:`build_graph` builds the graph of :class:`GraphOptions` ``task`` from its layout
+(:attr:`~admn_ros.core.tasks.base.Task.graph`):
+
+* ``split`` (:func:`split_graph`, tracking): sensors -> controller -> backbones -> fusion -> viz;
+* ``window`` (:func:`window_graph`, activity): sensors -> activity_node (the whole window in
+  one node: estimate, allocation, markers and dashboard).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable
 
-from admn_ros.core.paths import activity_models_dir, config_path, models_dir
-from admn_ros.core.streams import DEFAULT_NODES
+from admn_ros.core.paths import config_path
+from admn_ros.core.tasks import DEFAULT_TASK, get_task
 
 
 @dataclass
@@ -68,36 +71,51 @@ def _param_literal(v: Any) -> str:
 
 
 @dataclass
-class _GraphOptionsBase:
-    """The launch options every graph shares (both launch files declare them).
+class GraphOptions:
+    """What a user chooses at launch (mirrors the launch arguments), for any task.
 
-    The defaults are the tracking graph's; :class:`ActivityGraphOptions` overrides
-    ``budget`` and ``sensor_nodes``. Subclasses set ``_PARAMS_FILE`` and
-    :meth:`_default_model_dir`, which :meth:`resolved_params_file` and
-    :meth:`resolved_model_dir` fall back to.
+    ``task`` picks the graph (:attr:`Task.graph`) and the defaults: ``budget`` ``None`` = the
+    task's (tracking 27 = 25% of 9 streams x 12; activity 0 = 25% of the model's blocks),
+    ``sensor_nodes`` ``None`` = the task's (node1-3 / node1), ``params_file`` '' = the task's
+    ``config/<task>.yaml``, ``model_dir`` '' = its shipped models. ``allocation_mode`` and
+    ``composed`` concern the split graph; ``subject_id`` / ``seed`` / ``episode`` the
+    simulated sensors.
     """
 
+    task: str = DEFAULT_TASK
     namespace: str = ""
     params_file: str = ""
-    budget: int = 27
+    budget: int | None = None
     use_sim_time: bool = False
     use_rviz: bool = False
     sim_sensors: bool = True
-    sensor_nodes: tuple[str, ...] = DEFAULT_NODES
+    sensor_nodes: tuple[str, ...] | None = None
     model_dir: str = ""
+    allocation_mode: str = "per_frame"  # or "pipelined"
+    composed: bool = False
+    subject_id: int = 0
+    seed: int = 0
+    episode: int = 0
 
-    #: Shipped parameter file (under ``config/``) used when ``params_file`` is empty.
-    _PARAMS_FILE: ClassVar[str] = "tracking.yaml"
+    def __post_init__(self) -> None:
+        t = get_task(self.task)
+        self.task = t.name
+        self.budget = t.budget if self.budget is None else int(self.budget)
+        self.sensor_nodes = tuple(t.sensor_nodes if self.sensor_nodes is None else self.sensor_nodes)
 
-    @staticmethod
-    def _default_model_dir() -> Path:
-        """Models directory used when ``model_dir`` is empty."""
-        return models_dir()
+    def resolved_params_file(self) -> str:
+        """``params_file``, or the task's shipped parameter file."""
+        return self.params_file or str(config_path(get_task(self.task).params_file))
 
-    def _common_cli_args(self) -> list[str]:
-        """The shared options that differ from their defaults, as ``admn-ros run`` flags
-        (``budget`` and ``sensor_nodes``, always given, are left to the subclass)."""
-        a: list[str] = []
+    def resolved_model_dir(self) -> str:
+        """``model_dir``, or the task's shipped models directory."""
+        return self.model_dir or str(get_task(self.task).models_dir())
+
+    def to_cli_args(self) -> list[str]:
+        """These options as ``admn-ros run`` / ``admn_container`` flags."""
+        a = ["--task", self.task, "--budget", str(self.budget), "--sensor-nodes", ",".join(self.sensor_nodes),
+             "--allocation-mode", self.allocation_mode, "--subject-id", str(self.subject_id),
+             "--seed", str(self.seed), "--episode", str(self.episode)]
         if self.namespace:
             a += ["--namespace", self.namespace]
         if self.params_file:
@@ -110,107 +128,59 @@ class _GraphOptionsBase:
             a.append("--no-sim-sensors")
         return a
 
-    def resolved_params_file(self) -> str:
-        """``params_file``, or the graph's shipped parameter file."""
-        return self.params_file or str(config_path(self._PARAMS_FILE))
 
-    def resolved_model_dir(self) -> str:
-        """``model_dir``, or the graph's default models directory."""
-        return self.model_dir or str(self._default_model_dir())
-
-
-@dataclass
-class GraphOptions(_GraphOptionsBase):
-    """What a user chooses at launch (mirrors the launch arguments).
-
-    The shared options (``namespace``, ``params_file``, ``budget`` 27, ``use_sim_time``,
-    ``use_rviz``, ``sim_sensors``, ``sensor_nodes`` node1-3, ``model_dir``) plus
-    ``allocation_mode`` and ``composed``.
-    """
-
-    allocation_mode: str = "per_frame"  # or "pipelined"
-    composed: bool = False
-
-    def to_cli_args(self) -> list[str]:
-        """These options as ``admn-ros run`` / ``admn_container`` flags."""
-        return ["--budget", str(self.budget), "--allocation-mode", self.allocation_mode,
-                "--sensor-nodes", ",".join(self.sensor_nodes), *self._common_cli_args()]
+def _sensor_spec(opts: GraphOptions, params_files: list[str]) -> NodeSpec:
+    """The simulated sensors of the task's scenario."""
+    return NodeSpec("sensor_node", "sensor_node", "admn_ros.ros.sensor_node", "SensorNode", opts.namespace,
+                    params_files, {"use_sim_time": opts.use_sim_time, "scenario": opts.task,
+                                   "nodes": list(opts.sensor_nodes), "subject_id": int(opts.subject_id),
+                                   "seed": int(opts.seed), "episode": int(opts.episode)})
 
 
-def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
-    """Sensor (optional, simulated) -> controller -> one backbone per sensor node -> fusion -> viz."""
+def split_graph(opts: GraphOptions) -> list[NodeSpec]:
+    """Sensors (optional, simulated) -> controller -> one backbone per sensor node -> fusion -> viz
+    (tasks with one frame per window)."""
     common = {"use_sim_time": opts.use_sim_time}
     pf = [opts.resolved_params_file()]
     model = {"model_dir": opts.resolved_model_dir()}
-    specs: list[NodeSpec] = []
-    if opts.sim_sensors:
-        specs.append(NodeSpec("sensor_node", "sensor_node", "admn_ros.ros.sensor_node", "SensorNode",
-                              opts.namespace, [str(config_path("sensor_node.yaml"))],
-                              {**common, "nodes": list(opts.sensor_nodes)}))
+    nodes = list(opts.sensor_nodes)
+    specs = [_sensor_spec(opts, [str(config_path("sensor_node.yaml"))])] if opts.sim_sensors else []
     specs.append(NodeSpec("controller_node", "controller_node", "admn_ros.ros.controller_node",
                           "ControllerNode", opts.namespace, pf,
-                          {**common, **model, "budget": int(opts.budget),
-                           "sensor_nodes": list(opts.sensor_nodes)}))
-    for sn in opts.sensor_nodes:
+                          {**common, **model, "budget": int(opts.budget), "sensor_nodes": nodes}))
+    for sn in nodes:
         specs.append(NodeSpec(f"backbone_{sn}", "backbone_node", "admn_ros.ros.backbone_node",
                               "BackboneNode", opts.namespace, pf,
-                              {**common, **model, "sensor_node": sn,
-                               "allocation_mode": opts.allocation_mode}))
+                              {**common, **model, "sensor_node": sn, "allocation_mode": opts.allocation_mode}))
     specs.append(NodeSpec("fusion_node", "fusion_node", "admn_ros.ros.fusion_node", "FusionNode",
-                          opts.namespace, pf, {**common, **model, "sensor_nodes": list(opts.sensor_nodes)}))
+                          opts.namespace, pf, {**common, **model, "sensor_nodes": nodes}))
     specs.append(NodeSpec("viz_node", "viz_node", "admn_ros.ros.viz_node", "VizNode", opts.namespace, pf,
-                          {**common, "sensor_nodes": list(opts.sensor_nodes)}))
+                          {**common, "sensor_nodes": nodes}))
     return specs
 
 
-@dataclass
-class ActivityGraphOptions(_GraphOptionsBase):
-    """What a user chooses when starting the activity graph (mirrors ``activity.launch.py``).
-
-    The shared options as in :class:`GraphOptions`, but ``budget`` 0 means 25% of the
-    model's blocks (9 for node1's 3 streams x 12) and ``sensor_nodes`` is node1;
-    ``subject_id`` / ``seed`` / ``episode`` choose the simulated subject and scene.
-    """
-
-    budget: int = 0
-    sensor_nodes: tuple[str, ...] = ("node1",)
-    subject_id: int = 0
-    seed: int = 0
-    episode: int = 0
-
-    _PARAMS_FILE: ClassVar[str] = "activity.yaml"
-
-    @staticmethod
-    def _default_model_dir() -> Path:
-        return activity_models_dir()
-
-    def to_cli_args(self) -> list[str]:
-        """These options as ``admn-ros run activity`` flags."""
-        return ["--task", "activity", "--budget", str(self.budget), "--sensor-nodes", ",".join(self.sensor_nodes),
-                "--subject-id", str(self.subject_id), "--seed", str(self.seed), "--episode", str(self.episode),
-                *self._common_cli_args()]
-
-
-def activity_graph(opts: ActivityGraphOptions) -> list[NodeSpec]:
-    """Sensor (optional, simulated activity scenario) -> activity_node.
-
-    The activity node draws its own markers and dashboard (``admn/markers``,
-    ``admn/dashboard``: the topics ``config/admn.rviz`` shows), so viz_node, which draws
-    the tracking scene, is not part of this graph."""
-    common = {"use_sim_time": opts.use_sim_time}
+def window_graph(opts: GraphOptions) -> list[NodeSpec]:
+    """Sensors (optional, simulated) -> activity_node, which runs the whole window and draws its
+    own markers and dashboard (``admn/markers``, ``admn/dashboard``: the topics
+    ``config/admn.rviz`` shows)."""
     pf = [opts.resolved_params_file()]
-    specs: list[NodeSpec] = []
-    if opts.sim_sensors:
-        specs.append(NodeSpec("sensor_node", "sensor_node", "admn_ros.ros.sensor_node", "SensorNode",
-                              opts.namespace, pf,
-                              {**common, "scenario": "activity", "nodes": list(opts.sensor_nodes),
-                               "subject_id": int(opts.subject_id), "seed": int(opts.seed),
-                               "episode": int(opts.episode)}))
+    specs = [_sensor_spec(opts, pf)] if opts.sim_sensors else []
     specs.append(NodeSpec("activity_node", "activity_node", "admn_ros.ros.activity_node", "ActivityNode",
                           opts.namespace, pf,
-                          {**common, "model_dir": opts.resolved_model_dir(), "budget": int(opts.budget),
-                           "sensor_nodes": list(opts.sensor_nodes), "ground_truth": bool(opts.sim_sensors)}))
+                          {"use_sim_time": opts.use_sim_time, "model_dir": opts.resolved_model_dir(),
+                           "budget": int(opts.budget), "sensor_nodes": list(opts.sensor_nodes),
+                           "ground_truth": bool(opts.sim_sensors)}))
     return specs
+
+
+#: Graph layouts (:attr:`Task.graph`): builder, and how many nodes read each image topic.
+GRAPHS: dict[str, tuple[Callable[[GraphOptions], list[NodeSpec]], int]] = {
+    "split": (split_graph, 2), "window": (window_graph, 1)}
+
+
+def build_graph(opts: GraphOptions) -> list[NodeSpec]:
+    """The node specs of ``opts.task``'s graph."""
+    return GRAPHS[get_task(opts.task).graph][0](opts)
 
 
 def rviz_config() -> Path:

@@ -38,10 +38,9 @@ from sensor_msgs.msg import Image, PointCloud2
 from admn_ros.core.checkpoint import CheckpointError
 from admn_ros.core.engine import BACKENDS
 from admn_ros.core.image_convert import STREAM_FORMATS, ConversionError, decode_stream
-from admn_ros.core.paths import models_dir
-from admn_ros.core.runtime import StreamMonitor
 from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, split_stream_id, validate_budget
 from admn_ros.core.sync import StreamSync
+from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import image_bridge, stamp_to_ns
 from admn_ros.ros.diagnostics import make_array, sync_values
@@ -49,6 +48,7 @@ from admn_ros.ros.env import configure_dds_env
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  read_parameters)
 from admn_ros.ros.qos import reliable_qos
+from admn_ros.ros.telemetry import StreamMonitor
 
 COMMON_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "Configure and activate at start-up (false: wait for a lifecycle "
@@ -68,22 +68,23 @@ COMMON_SPECS: tuple[ParamSpec, ...] = (
 RADAR_INPUTS: tuple[str, ...] = ("image", "pointcloud2")
 
 
-def model_specs(with_nodes: bool = True) -> list[ParamSpec]:
-    """Parameters every model-loading node shares (applied on configure)."""
-    specs = [
-        ParamSpec("model_dir", "", "Directory with the tracking model and controllers "
-                  "('' = the package's models/); applied on configure"),
+def model_specs(task: Task | None = None) -> list[ParamSpec]:
+    """Parameters every model-loading node shares (applied on configure); ``task`` gives the
+    defaults of ``model_dir`` and ``sensor_nodes`` (its shipped models and nodes)."""
+    task = get_task(task)
+    sub = f"models/{task.models_subdir}" if task.models_subdir else "models/"
+    return [
+        ParamSpec("model_dir", "", f"Directory with the model and its controllers ('' = the package's {sub}, "
+                  f"the {task.name} models); applied on configure"),
         ParamSpec("backend", "auto", "Inference backend of the backbones/fusion (auto measures "
                   "torch, jit and onnx at configure and keeps the fastest); applied on configure",
                   choices=BACKENDS),
         ParamSpec("device", "cpu", "torch device (cpu, cuda, auto); applied on configure"),
         ParamSpec("threads", 1, "torch intra-op threads (1 on shared CPUs); applied on configure",
                   min=1, max=256),
+        ParamSpec("sensor_nodes", list(task.sensor_nodes), "Sensor nodes of the graph (must be the model's "
+                  "nodes, in order); applied on configure"),
     ]
-    if with_nodes:
-        specs.append(ParamSpec("sensor_nodes", list(DEFAULT_NODES), "Sensor nodes of the graph (must be "
-                               "the model's nodes, in order); applied on configure"))
-    return specs
 
 
 def sync_specs(slop: float = 0.03, timeout: float = 0.5) -> list[ParamSpec]:
@@ -133,8 +134,9 @@ def image_qos(p: dict[str, Any]):
     return reliable_qos(d) if p["image_reliability"] == "reliable" else sensor_qos(d)
 
 
-def resolve_model_dir(p: dict[str, Any]) -> str:
-    return p["model_dir"] or str(models_dir())
+def resolve_model_dir(p: dict[str, Any], task: Task | None = None) -> str:
+    """``model_dir``, or the shipped models of ``task``."""
+    return p["model_dir"] or str(get_task(task).models_dir())
 
 
 class InputRejected(ValueError):
@@ -150,7 +152,7 @@ def decode_sensor_image(sid: str, msg: Any, min_side: int = 8, max_side: int = 8
                         to_array: Callable[[Any, str], np.ndarray] | None = None,
                         cloud_to_map: Callable[[Any], np.ndarray] | None = None) -> np.ndarray:
     """A sensor message of stream ``sid`` (``sensor_msgs/Image``, or ``PointCloud2`` radar
-    when ``cloud_to_map`` is given) -> numpy array for :meth:`TrackingRuntime.preprocess`
+    when ``cloud_to_map`` is given) -> numpy array for :meth:`Runtime.preprocess`
     (:func:`admn_ros.core.image_convert.decode_stream`; images read with ``to_array``,
     default :func:`image_bridge`'s ``imgmsg_to_cv2``), or :class:`InputRejected` with a
     reason: ``bad_encoding``, ``empty``, ``bad_size`` (side outside [min_side, max_side]),

@@ -1,15 +1,12 @@
 """Start the ADMN graph where ``ros2 launch`` is not available, and the live demo.
 
-* ``admn-ros run``: the specs of :func:`admn_ros.ros.graph.tracking_graph` (the same
-  graph ``launch/tracking.launch.py`` starts) as one process per node, or with
-  ``--composed`` all ADMN nodes in one process (``admn_container``).
-* ``admn-ros run activity`` (or ``--task activity``): the specs of
-  :func:`admn_ros.ros.graph.activity_graph` (``launch/activity.launch.py``): simulated
-  activity sensors (``--subject-id``, ``--seed``) and the activity node.
-* ``admn-ros demo`` (``make demo``): ``run`` plus a monitor that prints live
-  tracking error, latency and per-stream allocations, and a summary at the end
-  (after ``--duration`` seconds or Ctrl-C); ``admn-ros demo --task activity`` prints the
-  live label vs. the simulated truth, accuracy, latency and allocations instead.
+* ``admn-ros run [<task>]`` (or ``--task``, default tracking): the specs of
+  :func:`admn_ros.ros.graph.build_graph` for the task (the same graph
+  ``launch/<task>.launch.py`` starts) as one process per node, or with ``--composed`` all
+  ADMN nodes in one process (``admn_container``).
+* ``admn-ros demo`` (``make demo``): ``run`` plus a :class:`Monitor` that prints the live
+  estimate vs. the simulated truth, the task's metric, latency and per-stream
+  allocations, and a summary at the end (after ``--duration`` seconds or Ctrl-C).
 
 Every process gets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, the shipped FastDDS
 profile and this run's own ROS_DOMAIN_ID (:mod:`admn_ros.ros.env`).
@@ -24,36 +21,34 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from admn_ros.core.tasks import DEFAULT_TASK, TASKS, Task, get_task
 from admn_ros.ros.env import isolated_env
-from admn_ros.ros.graph import ActivityGraphOptions, GraphOptions, NodeSpec, activity_graph, tracking_graph
-
-TASKS = ("tracking", "activity")
-_DEFAULT_BUDGET = {"tracking": 27, "activity": 0}
-_DEFAULT_NODES = {"tracking": "node1,node2,node3", "activity": "node1"}
+from admn_ros.ros.graph import GraphOptions, NodeSpec, build_graph
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                usage=f"{prog} [tracking|activity] [options]")
-    p.add_argument("--task", choices=TASKS, default=None,
-                   help="which graph: tracking (default) or activity (also as the first argument)")
-    p.add_argument("--budget", type=int, default=None, help="layer budget L (tracking: 27 = 25%% of 9 streams x "
-                   "12 blocks; activity: 0 = 25%% of the model's blocks, 9 for node1's 3 streams)")
+                                usage=f"{prog} [{'|'.join(TASKS)}] [options]")
+    p.add_argument("--task", choices=list(TASKS), default=None,
+                   help=f"which graph: {' or '.join(TASKS)} (default {DEFAULT_TASK}; also as the first argument)")
+    per_task = "; ".join  # one help fragment per registered task
+
+    p.add_argument("--budget", type=int, default=None, help="layer budget L; 0 = 25%% of the model's blocks "
+                   f"(default: {per_task(f'{t.name} {t.budget}' for t in TASKS.values())})")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
     p.add_argument("--namespace", default="", help="namespace for every node")
-    p.add_argument("--params-file", default="", help="ADMN node parameters (default config/tracking.yaml; "
-                   "activity: config/activity.yaml)")
-    p.add_argument("--model-dir", default="", help="models directory (default: the package's models/; "
-                   "activity: models/activity)")
-    p.add_argument("--sensor-nodes", default=None, help="comma-separated sensor node names (tracking: "
-                   "node1,node2,node3; activity: node1)")
-    p.add_argument("--subject-id", type=int, default=0, help="activity: the simulated subject")
-    p.add_argument("--seed", type=int, default=0, help="activity: simulator seed (subject and scene)")
-    p.add_argument("--episode", type=int, default=0, help="activity: simulator episode")
+    p.add_argument("--params-file", default="", help="ADMN node parameters (default: config/<task>.yaml)")
+    p.add_argument("--model-dir", default="", help="models directory (default: the task's shipped models: "
+                   f"{per_task(f'{t.name} models/{t.models_subdir}' for t in TASKS.values())})")
+    p.add_argument("--sensor-nodes", default=None, help="comma-separated sensor node names (default: "
+                   f"{per_task(t.name + ' ' + ','.join(t.sensor_nodes) for t in TASKS.values())})")
+    p.add_argument("--subject-id", type=int, default=0, help="simulated sensors: the subject (activity)")
+    p.add_argument("--seed", type=int, default=0, help="simulated sensors: seed (scene, subject)")
+    p.add_argument("--episode", type=int, default=0, help="simulated sensors: episode")
     p.add_argument("--allocation-mode", choices=["per_frame", "pipelined"], default="per_frame",
                    help="per_frame: backbones wait for the frame's allocation; pipelined: use the latest")
     p.add_argument("--composed", action="store_true", help="run the ADMN nodes in one process")
@@ -66,39 +61,32 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def parse_args(prog: str, argv: Sequence[str]) -> argparse.Namespace:
-    """Parse ``[tracking|activity] [options]``; fills the task's defaults (budget, sensor nodes)."""
+    """Parse ``[<task>] [options]``; fills the task's defaults (budget, sensor nodes)."""
     argv = list(argv)
     task = argv.pop(0) if argv and argv[0] in TASKS else None
     a = build_parser(prog).parse_args(argv)
     if task is not None and a.task is not None and task != a.task:
         build_parser(prog).error(f"task given twice: {task!r} and --task {a.task!r}")
-    a.task = task or a.task or "tracking"
+    t = get_task(task or a.task)
+    a.task = t.name
     if a.budget is None:
-        a.budget = _DEFAULT_BUDGET[a.task]
+        a.budget = t.budget
     if a.sensor_nodes is None:
-        a.sensor_nodes = _DEFAULT_NODES[a.task]
+        a.sensor_nodes = ",".join(t.sensor_nodes)
     return a
 
 
 def options_from_args(a: argparse.Namespace) -> GraphOptions:
-    return GraphOptions(namespace=a.namespace, params_file=a.params_file, budget=a.budget,
+    return GraphOptions(task=a.task, namespace=a.namespace, params_file=a.params_file, budget=a.budget,
                         use_sim_time=a.use_sim_time, sim_sensors=not a.no_sim_sensors,
                         sensor_nodes=tuple(s for s in a.sensor_nodes.split(",") if s),
-                        model_dir=a.model_dir, allocation_mode=a.allocation_mode, composed=a.composed)
-
-
-def activity_options_from_args(a: argparse.Namespace) -> ActivityGraphOptions:
-    return ActivityGraphOptions(namespace=a.namespace, params_file=a.params_file, budget=a.budget,
-                                use_sim_time=a.use_sim_time, sim_sensors=not a.no_sim_sensors,
-                                sensor_nodes=tuple(s for s in a.sensor_nodes.split(",") if s),
-                                model_dir=a.model_dir, subject_id=a.subject_id, seed=a.seed, episode=a.episode)
+                        model_dir=a.model_dir, allocation_mode=a.allocation_mode, composed=a.composed,
+                        subject_id=a.subject_id, seed=a.seed, episode=a.episode)
 
 
 def graph_specs(a: argparse.Namespace) -> list[NodeSpec]:
     """The node specs of the task ``a.task`` (parsed by :func:`parse_args`)."""
-    if a.task == "activity":
-        return activity_graph(activity_options_from_args(a))
-    return tracking_graph(options_from_args(a))
+    return build_graph(options_from_args(a))
 
 
 def allocation_text(a: Any) -> str:
@@ -209,7 +197,7 @@ def compose(specs: Sequence[NodeSpec], duration: float = 0.0) -> int:
 
 
 def container_main(argv: Sequence[str] | None = None) -> int:
-    """``admn_container``: the ADMN nodes of the tracking graph in one process."""
+    """``admn_container``: the ADMN nodes of a task's graph in one process."""
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = argv[: argv.index("--ros-args")] if "--ros-args" in argv else argv
     a = parse_args("admn_container", argv)
@@ -225,28 +213,30 @@ def _decode_specs(blob: str) -> list[NodeSpec]:
 
 
 # --------------------------------------------------------------------------- monitor
-class _AllocationMonitor:
-    """What both demo monitors keep: sensor message counts (``StreamQoI`` per stream) and
-    the allocations (``LayerAllocation``: the last one and per-stream block counts).
+class Monitor:
+    """The demo's live statistics for any task: sensor message counts (``StreamQoI`` per
+    stream), the allocations (``LayerAllocation``), the task's estimates scored against its
+    ground truth at the same stamp (whichever arrives first waits for the other), latency."""
 
-    Subclasses subscribe to their task's topics, then call ``super().__init__`` (so these
-    subscriptions come after theirs), and fill in :meth:`_line_parts` and
-    :meth:`_summary_lines`; :meth:`line` and :meth:`summary` frame them with the sensor
-    rates and the allocations.
-    """
-
-    #: First line of :meth:`summary`.
-    TITLE: ClassVar[str] = ""
-
-    def __init__(self, node, stream_ids: list[str]) -> None:
+    def __init__(self, node, stream_ids: list[str], task: Task) -> None:
         from admn_ros.msg import LayerAllocation, StreamQoI
         from admn_ros.ros import topics
+        from admn_ros.ros.convert import message_class
         from admn_ros.ros.qos import reliable_qos, sensor_qos
 
-        self.node = node
+        self.node, self.task = node, task
         self.last_alloc = None
         self.alloc_counts: list[np.ndarray] = []
         self.qoi_counts = {sid: 0 for sid in stream_ids}
+        self.truth: dict[tuple[int, int], Any] = {}
+        self.pending: dict[tuple[int, int], dict[str, Any]] = {}
+        self.scores: list[float] = []
+        self.latencies: list[float] = []
+        self.estimates = 0
+        self.last: tuple[tuple[int, int], dict[str, Any]] | None = None
+        node.create_subscription(message_class(task.truth.type), task.truth.topic, self._on_truth, reliable_qos(50))
+        node.create_subscription(message_class(task.output.type), task.output.topic, self._on_estimate,
+                                 reliable_qos(50))
         node.create_subscription(LayerAllocation, topics.ALLOCATION, self._on_alloc, reliable_qos())
         for sid in stream_ids:
             node.create_subscription(StreamQoI, topics.qoi_topic(sid), self._on_qoi, sensor_qos())
@@ -265,159 +255,59 @@ class _AllocationMonitor:
         if msg.stream_id in self.qoi_counts:
             self.qoi_counts[msg.stream_id] += 1
 
-    def _line_parts(self) -> list[str]:
-        """The task's live statistics in :meth:`line`."""
-        return []
+    def _on_truth(self, msg) -> None:
+        k = self._key(msg.header.stamp)
+        self.truth[k] = self.task.read_truth(msg)
+        if k in self.pending:
+            self.scores.append(self.task.score(self.pending.pop(k), self.truth[k]))
+        if len(self.truth) > 600:
+            for old in sorted(self.truth)[:300]:
+                del self.truth[old]
 
-    def _summary_lines(self, elapsed: float) -> list[str]:
-        """The task's lines of :meth:`summary` (after the sensor rates)."""
-        return []
+    def _on_estimate(self, msg) -> None:
+        self.estimates += 1
+        now = self.node.get_clock().now().nanoseconds * 1e-9
+        self.latencies.append(now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
+        k, est = self._key(msg.header.stamp), self.task.read_output(msg)
+        self.last = (k, est)
+        if k in self.truth:
+            self.scores.append(self.task.score(est, self.truth[k]))
+        else:
+            self.pending[k] = est
+            if len(self.pending) > 300:
+                del self.pending[min(self.pending)]
 
     def line(self, elapsed: float) -> str:
-        """One live status line: sensor rates, the task's statistics, the last allocation."""
+        """One live status line: sensor rates, the last estimate, metric and latency, the last allocation."""
         rates = [c / max(elapsed, 1e-6) for c in self.qoi_counts.values()]
-        parts = [f"t={elapsed:5.1f}s", f"sensors {min(rates):4.1f}-{max(rates):4.1f} Hz x{len(rates)}",
-                 *self._line_parts()]
+        parts = [f"t={elapsed:5.1f}s", f"sensors {min(rates):4.1f}-{max(rates):4.1f} Hz x{len(rates)}"]
+        if self.last is not None:
+            k, est = self.last
+            parts += [f"estimates {self.estimates}", self.task.text(est, self.truth.get(k)),
+                      f"latency p50 {1000 * np.median(self.latencies[-30:]):5.1f} ms"]
+            if self.scores:
+                parts.append(f"{self.task.metric.name}(last30) {self.task.metric.fmt(np.mean(self.scores[-30:]))}")
         if self.last_alloc is not None:
             parts.append(allocation_text(self.last_alloc))
         return " | ".join(parts)
 
     def summary(self, elapsed: float) -> str:
-        """The summary at the end: title, duration, sensor rates, the task's lines, mean blocks."""
-        lines = summary_head(self.TITLE, self.qoi_counts, elapsed) + self._summary_lines(elapsed)
+        """The summary at the end: duration, sensor rates, estimates, metric, latency, mean blocks."""
+        m, unit = self.task.metric, self.task.unit
+        lines = summary_head(f"== admn_ros {self.task.name} demo summary ==", self.qoi_counts, elapsed)
+        lines.append(f"estimates       {self.estimates} ({self.estimates / max(elapsed, 1e-6):.1f} Hz)")
+        if self.scores:
+            lines.append(f"{m.name:<15} {m.describe(self.scores)} over {len(self.scores)} {unit}s "
+                         f"({self.task.output.topic} vs {self.task.truth.topic} at the same stamp)")
+        if self.latencies:
+            lat = 1000 * np.asarray(self.latencies)
+            lines.append(f"latency         p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms "
+                         "(newest frame's stamp -> estimate received)")
         if self.alloc_counts and self.last_alloc is not None:
             mean = np.mean(self.alloc_counts, axis=0)
             lines.append("mean blocks     " + ", ".join(
-                f"{sid} {m:.1f}" for sid, m in zip(self.last_alloc.stream_ids, mean)))
+                f"{sid} {v:.1f}" for sid, v in zip(self.last_alloc.stream_ids, mean)))
         return "\n".join(lines)
-
-
-class _Monitor(_AllocationMonitor):
-    """Subscribes to ground truth, target and allocation; keeps live statistics."""
-
-    TITLE = "== admn_ros demo summary =="
-
-    def __init__(self, node, stream_ids: list[str]) -> None:
-        from geometry_msgs.msg import PointStamped, PoseWithCovarianceStamped
-
-        from admn_ros.ros import topics
-        from admn_ros.ros.qos import reliable_qos
-
-        self.gt: dict[tuple[int, int], np.ndarray] = {}
-        self.errors: list[float] = []
-        self.latencies: list[float] = []
-        self.targets = 0
-        self.true_sigma = {sid: 0.0 for sid in stream_ids}
-        node.create_subscription(PointStamped, topics.GROUND_TRUTH, self._on_gt, reliable_qos())
-        node.create_subscription(PoseWithCovarianceStamped, topics.TARGET, self._on_target, reliable_qos())
-        super().__init__(node, stream_ids)
-
-    def _on_gt(self, msg) -> None:
-        self.gt[self._key(msg.header.stamp)] = np.array([msg.point.x, msg.point.y])
-        if len(self.gt) > 600:
-            for k in sorted(self.gt)[:300]:
-                del self.gt[k]
-
-    def _on_target(self, msg) -> None:
-        self.targets += 1
-        now = self.node.get_clock().now().nanoseconds * 1e-9
-        st = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        self.latencies.append(now - st)
-        gt = self.gt.get(self._key(msg.header.stamp))
-        if gt is not None:
-            p = msg.pose.pose.position
-            self.errors.append(float(np.hypot(p.x - gt[0], p.y - gt[1])))
-
-    def _on_qoi(self, msg) -> None:
-        super()._on_qoi(msg)
-        if msg.stream_id in self.true_sigma:
-            self.true_sigma[msg.stream_id] = msg.noise_sigma
-
-    def _line_parts(self) -> list[str]:
-        if not self.targets:
-            return []
-        err = f"{100 * np.mean(self.errors[-30:]):5.1f} cm" if self.errors else "  n/a"
-        lat = f"{1000 * np.median(self.latencies[-30:]):5.1f} ms"
-        return [f"targets {self.targets}", f"err(last30) {err}", f"latency p50 {lat}"]
-
-    def _summary_lines(self, elapsed: float) -> list[str]:
-        lines = [f"targets         {self.targets} ({self.targets / max(elapsed, 1e-6):.1f} Hz)"]
-        if self.errors:
-            e = 100 * np.asarray(self.errors)
-            lines.append(f"tracking error  mean {e.mean():.1f} cm, median {np.median(e):.1f} cm, "
-                         f"p90 {np.percentile(e, 90):.1f} cm over {len(e)} frames")
-        if self.latencies:
-            lat = 1000 * np.asarray(self.latencies)
-            lines.append(f"latency         p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms "
-                         "(sensor stamp -> target received)")
-        return lines
-
-
-class _ActivityMonitor(_AllocationMonitor):
-    """Subscribes to the activity labels, the simulated truth and the allocations; keeps
-    live accuracy (label vs. truth at the window's newest frame), latency and blocks."""
-
-    TITLE = "== admn_ros activity demo summary =="
-
-    def __init__(self, node, stream_ids: list[str]) -> None:
-        from admn_ros.msg import ActivityLabel
-        from admn_ros.ros import topics
-        from admn_ros.ros.qos import reliable_qos
-
-        self.truth: dict[tuple[int, int], str] = {}
-        self.pending: dict[tuple[int, int], str] = {}
-        self.hits: list[bool] = []
-        self.latencies: list[float] = []
-        self.labels = 0
-        self.last = None
-        node.create_subscription(ActivityLabel, topics.ACTIVITY, self._on_label, reliable_qos(50))
-        node.create_subscription(ActivityLabel, topics.ACTIVITY_GROUND_TRUTH, self._on_truth, reliable_qos(50))
-        super().__init__(node, stream_ids)
-
-    def _on_truth(self, msg) -> None:
-        k = self._key(msg.header.stamp)
-        self.truth[k] = msg.class_name
-        if k in self.pending:
-            self.hits.append(self.pending.pop(k) == msg.class_name)
-        if len(self.truth) > 600:
-            for old in sorted(self.truth)[:300]:
-                del self.truth[old]
-
-    def _on_label(self, msg) -> None:
-        self.labels += 1
-        self.last = msg
-        now = self.node.get_clock().now().nanoseconds * 1e-9
-        self.latencies.append(now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
-        k = self._key(msg.header.stamp)
-        if k in self.truth:
-            self.hits.append(self.truth[k] == msg.class_name)
-        else:
-            self.pending[k] = msg.class_name
-            if len(self.pending) > 300:
-                del self.pending[min(self.pending)]
-
-    def _line_parts(self) -> list[str]:
-        if self.last is None:
-            return []
-        m = self.last
-        truth = self.truth.get(self._key(m.header.stamp))
-        parts = [f"labels {self.labels}", f"{m.class_name} {m.confidence:.2f}"
-                 + (f" (truth {truth})" if truth is not None else ""),
-                 f"latency p50 {1000 * np.median(self.latencies[-30:]):5.1f} ms"]
-        if self.hits:
-            parts.append(f"acc(last30) {100 * np.mean(self.hits[-30:]):3.0f}%")
-        return parts
-
-    def _summary_lines(self, elapsed: float) -> list[str]:
-        lines = [f"labels          {self.labels} ({self.labels / max(elapsed, 1e-6):.1f} Hz)"]
-        if self.hits:
-            lines.append(f"accuracy        {100 * np.mean(self.hits):.1f}% over {len(self.hits)} windows "
-                         "(label vs. simulated truth at the window's newest frame)")
-        if self.latencies:
-            lat = 1000 * np.asarray(self.latencies)
-            lines.append(f"latency         p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms "
-                         "(newest frame's stamp -> label received)")
-        return lines
 
 
 def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
@@ -455,7 +345,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
 
         ids = StreamSet(nodes=tuple(s for s in a.sensor_nodes.split(",") if s)).ids
         if monitor:
-            mon = _ActivityMonitor(node, ids) if a.task == "activity" else _Monitor(node, ids)
+            mon = Monitor(node, ids, get_task(a.task))
         next_print = t0 + 1.0
         while not stop["flag"]:
             rclpy.spin_once(node, timeout_sec=0.05)

@@ -14,6 +14,7 @@ topic                                  type                        frame_id
 ``N/radar/range_azimuth``              sensor_msgs/Image 32FC1     ``N_radar_frame``
 ``N/qoi/{rgb,depth,radar}``            admn_ros/StreamQoI          (as the image)
 ``ground_truth/target``                geometry_msgs/PointStamped  ``map``
+(the task's ``truth.topic``)           (its ``truth.type``)        (its ``frame_id``)
 ``/diagnostics``                       diagnostic_msgs/...Array    achieved rate per stream
 =====================================  ==========================  ============================
 
@@ -30,18 +31,18 @@ all nodes of the config (the simulator has no per-node rendering), ~2.5 ms per f
 A dropped-out stream (corruption ``dropout``) publishes no image (its QoI still says
 ``dropout``; camera_info is skipped too).
 
-``scenario: activity`` publishes the activity simulator instead
+``scenario`` is a task (:mod:`admn_ros.core.tasks`) whose simulated scenario is published
+(:meth:`Task.simulator`): ``tracking`` (above), or ``activity``
 (:class:`admn_ros.core.sim.activity.ActivitySimulator`: a subject, chosen by ``seed`` and
-``subject_id``, performing activities in front of ``node1``): the same image and QoI
-topics for node1's rgb, depth and radar (10 Hz unless ``rate_hz``), no camera_info, and
-instead of ``ground_truth/target`` the true activity on ``ground_truth/activity``
-(``admn_ros/ActivityLabel``, confidence 1, ``window_frames`` 1). ``config_file`` is not used
-then; corruption parameters work the same for node1's streams.
+``subject_id``, performing activities in front of ``node1``: node1's image and QoI topics
+at 10 Hz unless ``rate_hz``, no camera_info, and the true activity on
+``ground_truth/activity``, ``admn_ros/ActivityLabel`` with confidence 1).
 
 Corruption parameters ``corruption.<node>.<modality>`` take strings like
 ``"none"``, ``"gaussian:sigma=3.0"`` or
-``"low_light:severity=0.7,schedule=flicker,period_s=2.0,duty=0.5"``; they can be
-changed at run time (``ros2 param set``); bad values are rejected with a reason.
+``"low_light:severity=0.7,schedule=flicker,period_s=2.0,duty=0.5"``
+(:func:`admn_ros.core.sim.parse_corruption`); they can be changed at run time
+(``ros2 param set``); bad values are rejected with a reason.
 
 No simulation math here: the node holds parameters, QoS and timing, converts the
 simulator's numpy frames to messages and calls the core.
@@ -52,13 +53,11 @@ import math
 import sys
 import time
 from collections import deque
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PointStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -66,80 +65,23 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
 from admn_ros.core.image_convert import sensor_array
+from admn_ros.core.sim import CORRUPTION_KINDS, parse_corruption
 from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id, stream_id
-from admn_ros.msg import ActivityLabel, StreamQoI
+from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
+from admn_ros.msg import StreamQoI
 from admn_ros.ros import topics
-from admn_ros.ros.convert import make_activity_label, make_header, ns_to_stamp, numpy_to_image
+from admn_ros.ros.convert import make_header, message_class, ns_to_stamp, numpy_to_image
 from admn_ros.ros.env import configure_dds_env
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  parameter_overrides)
 from admn_ros.ros.qos import reliable_qos, sensor_qos
+from admn_ros.ros.telemetry import RateMeter
+from admn_ros.ros.topics import frame_id
 
 NODE_NAME = "sensor_node"
 
-SCENARIOS = ("tracking", "activity")
-#: sensor nodes and default frame rate of the activity scenario
-ACTIVITY_NODES: tuple[str, ...] = ("node1",)
-ACTIVITY_RATE_HZ = 10.0
-
-SCHEDULES = ("constant", "flicker")
-_CORRUPTION_KEYS = ("sigma", "severity", "schedule", "period_s", "duty")
-
-FRAME_SUFFIX = {"rgb": "color_optical_frame", "depth": "depth_optical_frame", "radar": "radar_frame"}
-
-
-def frame_id(node: str, modality: str) -> str:
-    """``("node1", "rgb")`` -> ``node1_color_optical_frame``."""
-    return f"{node}_{FRAME_SUFFIX[modality]}"
-
 
 # ------------------------------------------------------------------ corruption strings
-
-
-def parse_corruption(text: str, modality: str | None = None):
-    """Parse ``"<kind>[:key=value[,key=value...]]"`` into the simulator's ``CorruptionSpec``.
-
-    Keys: ``sigma`` (>= 0, Gaussian std on [0, 1] data, at most the modality's sigma_max),
-    ``severity`` in [0, 1], ``schedule`` (``constant`` | ``flicker``), ``period_s`` (> 0)
-    and ``duty`` in (0, 1] (fraction of each flicker period the corruption is on).
-    ``"flicker"`` alone is not a kind: write e.g. ``"gaussian:sigma=2,schedule=flicker"``.
-    With ``modality`` the spec is also checked against it (e.g. ``low_light`` is RGB only).
-    Raises ``ValueError`` naming the problem.
-    """
-    from admn_ros.core.sim import CORRUPTION_KINDS, CorruptionSpec
-
-    s = str(text).strip()
-    if not s:
-        raise ValueError("empty corruption string; use 'none' for a clean stream")
-    kind, _, rest = s.partition(":")
-    kind = kind.strip().lower()
-    if kind in SCHEDULES:
-        raise ValueError(f"{kind!r} is a schedule, not a corruption kind: write e.g. "
-                         f"'gaussian:sigma=2.0,schedule={kind}'")
-    if kind not in CORRUPTION_KINDS:
-        raise ValueError(f"unknown corruption kind {kind!r}; known: {list(CORRUPTION_KINDS)}")
-    fields: dict[str, Any] = {"kind": kind}
-    for item in filter(None, (x.strip() for x in rest.replace(";", ",").split(","))):
-        key, eq, val = item.partition("=")
-        key, val = key.strip(), val.strip()
-        if not eq or not val:
-            raise ValueError(f"corruption option {item!r} must look like key=value")
-        if key not in _CORRUPTION_KEYS:
-            raise ValueError(f"unknown corruption option {key!r}; known: {list(_CORRUPTION_KEYS)}")
-        if key == "schedule":
-            fields[key] = val
-            continue
-        try:
-            x = float(val)
-        except ValueError:
-            raise ValueError(f"corruption option {key}={val!r} is not a number") from None
-        if key == "sigma" and x < 0:
-            raise ValueError(f"negative sigma {x}: noise sigma must be >= 0")
-        fields[key] = x
-    spec = CorruptionSpec(**fields)  # validates kind, sigma, severity, schedule, period, duty
-    if modality is not None:
-        spec.resolved(modality)      # kind applies to the modality, sigma <= sigma_max
-    return spec
 
 
 def corruption_param(sid: str) -> str:
@@ -151,15 +93,16 @@ def corruption_param(sid: str) -> str:
 # ------------------------------------------------------------------ parameters
 
 BASE_SPECS: tuple[ParamSpec, ...] = (
-    ParamSpec("scenario", "tracking", "What to simulate: tracking (the GDTM-style car seen by every "
-              "node of config_file) or activity (a subject performing activities in front of node1's "
-              "rgb, depth and radar; publishes ground_truth/activity)", choices=SCENARIOS, read_only=True),
+    ParamSpec("scenario", DEFAULT_TASK, "The task whose scenario is simulated: tracking (the GDTM-style car "
+              "seen by every node of config_file) or activity (a subject performing activities in front of "
+              "node1's rgb, depth and radar; publishes ground_truth/activity)", choices=tuple(TASKS),
+              read_only=True),
     ParamSpec("subject_id", 0, "activity scenario: the simulated subject (drawn from seed and this id)",
               min=0, max=2**31 - 1, read_only=True),
     ParamSpec("config_file", "", "Simulator config YAML (scene, nodes, cameras, radar); "
               "'' = the shipped config/sensors.yaml (tracking scenario)", read_only=True),
-    ParamSpec("rate_hz", 0.0, "Frame rate in Hz; 0 = rate_hz of the simulator config (tracking) or "
-              f"{ACTIVITY_RATE_HZ:g} Hz (activity)", min=0.0, max=240.0, read_only=True),
+    ParamSpec("rate_hz", 0.0, "Frame rate in Hz; 0 = the scenario's (rate_hz of the simulator config for "
+              "tracking, 10 Hz for activity)", min=0.0, max=240.0, read_only=True),
     ParamSpec("seed", 0, "Scene random seed; processes sharing seed, episode, rate_hz and "
               "start_time publish the same scene", min=0, max=2**31 - 1, read_only=True),
     ParamSpec("episode", 0, "Episode index (a new scene per episode)", min=0, max=2**31 - 1,
@@ -170,8 +113,8 @@ BASE_SPECS: tuple[ParamSpec, ...] = (
               "k / rate_hz. < 0: 10 ms after the node starts (one process; under sim time "
               "without /clock yet: the first timer tick). Give all processes the same value "
               "to align them", min=-1.0, max=4.0e9, read_only=True),
-    ParamSpec("publish_ground_truth", True, "Publish ground_truth/target (PointStamped, map; tracking) or "
-              "ground_truth/activity (ActivityLabel; activity)", read_only=True),
+    ParamSpec("publish_ground_truth", True, "Publish the scenario's truth (tracking: ground_truth/target, "
+              "activity: ground_truth/activity)", read_only=True),
     ParamSpec("publish_qoi", True, "Publish <node>/qoi/<modality> (admn_ros/StreamQoI)",
               read_only=True),
     ParamSpec("publish_camera_info", True, "Publish <node>/{color,depth}/camera_info",
@@ -202,8 +145,6 @@ def _corruption_validator(modality: str):
 
 
 def corruption_specs(stream_ids: list[str]) -> tuple[ParamSpec, ...]:
-    from admn_ros.core.sim import CORRUPTION_KINDS
-
     return tuple(ParamSpec(corruption_param(sid), "none",
                            f"Corruption of stream {sid}: '<kind>[:sigma=..,severity=..,"
                            f"schedule=constant|flicker,period_s=..,duty=..]'",
@@ -225,29 +166,6 @@ _PHASE_TOLERANCE_NS = 3_000_000
 _PHASE_MAX_RETRIES = 20
 
 
-class _RateMeter:
-    """Achieved rate over a sliding window (seconds of the clock passed to ``tick``)."""
-
-    def __init__(self, window_s: float) -> None:
-        self.window = window_s
-        self.times: deque[float] = deque()
-        self.count = 0
-
-    def tick(self, t: float) -> None:
-        self.times.append(t)
-        self.count += 1
-        while self.times and t - self.times[0] > self.window:
-            self.times.popleft()
-
-    def rate(self, now: float) -> float:
-        while self.times and now - self.times[0] > self.window:
-            self.times.popleft()
-        if len(self.times) < 2:
-            return 0.0
-        span = max(now - self.times[0], self.times[-1] - self.times[0])
-        return (len(self.times) - 1) / span if span > 0 else 0.0
-
-
 class SensorNode(Node):
     """Publishes the simulated sensor streams of the selected nodes (see module docstring)."""
 
@@ -262,28 +180,24 @@ class SensorNode(Node):
             raise
 
     def _setup(self) -> None:
-        from admn_ros.core.sim import GDTMSimulator, load_sim_config
-
         p = declare_parameters(self, BASE_SPECS)
-        self.scenario = str(p["scenario"])
-        if self.scenario == "activity":
-            self.cfg = None                 # the activity simulator has no config file
-            self.streams = StreamSet(ACTIVITY_NODES)
-            source, default_rate = "the activity scenario", ACTIVITY_RATE_HZ
-        else:
-            try:
-                self.cfg = load_sim_config(p["config_file"] or None)
-            except FileNotFoundError as e:
-                raise FileNotFoundError(f"parameter 'config_file': {e}") from None
-            self.streams = self.cfg.streams
-            source, default_rate = self.cfg.source or "the config", float(self.cfg.rate_hz)
+        self.task = get_task(p["scenario"])
+        try:
+            self.sim = self.task.simulator(seed=int(p["seed"]), episode=int(p["episode"]),
+                                           rate_hz=float(p["rate_hz"]) or None, subject_id=int(p["subject_id"]),
+                                           config_file=p["config_file"] or None)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"parameter 'config_file': {e}") from None
+        self.cfg = self.sim.cfg               # node poses and cameras (None: the scenario has none)
+        self.streams = StreamSet.from_ids(self.sim.stream_ids)
+        source = f"the {self.task.name} scenario ({self.task.describe_sim(self.sim)})"
         all_nodes = list(self.streams.nodes)
         unknown = [n for n in p["nodes"] if n not in all_nodes]
         if unknown:
             raise ParameterError(f"parameter 'nodes': unknown sensor node(s) {unknown}; "
                                  f"known nodes in {source}: {all_nodes}")
         self.nodes = list(dict.fromkeys(p["nodes"])) or all_nodes
-        self.rate_hz = float(p["rate_hz"]) or default_rate
+        self.rate_hz = float(self.sim.rate_hz)
         self.period_ns = int(round(1e9 / self.rate_hz))
 
         ids = self.streams.ids
@@ -294,12 +208,6 @@ class SensorNode(Node):
         install_validation(self, BASE_SPECS + self._corr_specs)
         self.p = p
 
-        if self.cfg is None:
-            self.sim = self._activity_simulator(p)
-        else:
-            if abs(self.rate_hz - float(self.cfg.rate_hz)) > 1e-9:
-                self.cfg = replace(self.cfg, rate_hz=self.rate_hz)
-            self.sim = GDTMSimulator(self.cfg, seed=int(p["seed"]), episode=int(p["episode"]))
         self.corruption: dict[str, Any] = {}  # stream id -> CorruptionSpec as given
         for sid in ids:
             text = corr[corruption_param(sid)]
@@ -329,9 +237,8 @@ class SensorNode(Node):
                         self.camera_info[sid] = self._make_camera_info(n, frame_id(n, mod))
         self.gt_pub = None
         if p["publish_ground_truth"]:
-            self.gt_pub = (self.create_publisher(ActivityLabel, topics.ACTIVITY_GROUND_TRUTH, reliable_qos())
-                           if self.scenario == "activity"
-                           else self.create_publisher(PointStamped, topics.GROUND_TRUTH, reliable_qos()))
+            self._truth_cls = message_class(self.task.truth.type)
+            self.gt_pub = self.create_publisher(self._truth_cls, self.task.truth.topic, reliable_qos())
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos())
 
         # timing state
@@ -345,26 +252,13 @@ class SensorNode(Node):
         self.step_ms: deque[float] = deque(maxlen=100)
         #: node-clock time after a frame's messages went out minus the frame's stamp (ms)
         self.publish_lag_ms: deque[float] = deque(maxlen=100)
-        self.meters = {sid: _RateMeter(p["rate_window"]) for sid in self.my_streams}
-        self.tick_meter = _RateMeter(p["rate_window"])
+        self.meters = {sid: RateMeter(p["rate_window"]) for sid in self.my_streams}
+        self.tick_meter = RateMeter(p["rate_window"])
         self._last_diag = time.monotonic()
         self._start_timer()
-        what = (f"activity scenario, subject {p['subject_id']}" if self.cfg is None
-                else f"config {self.cfg.source or 'built-in'}")
         self.get_logger().info(
             f"publishing {len(self.my_streams)} streams of {self.nodes} at {self.rate_hz:g} Hz "
-            f"(seed {p['seed']}, episode {p['episode']}, {what})")
-
-    def _activity_simulator(self, p: dict[str, Any]):
-        """The activity scenario's simulator (subject from ``seed`` and ``subject_id``)."""
-        from admn_ros.core.sim.activity import ACTIVITIES, ActivitySimulator, draw_subject
-
-        self.activities = list(ACTIVITIES)
-        subject = draw_subject(int(p["seed"]), int(p["subject_id"]))
-        sim = ActivitySimulator(subject, seed=int(p["seed"]), episode=int(p["episode"]), rate_hz=self.rate_hz)
-        if list(sim.stream_ids) != self.streams.ids:
-            raise ValueError(f"activity simulator streams {list(sim.stream_ids)} != {self.streams.ids}")
-        return sim
+            f"(seed {p['seed']}, episode {p['episode']}, {source})")
 
     # ---------------------------------------------------------------- parameters
     def _check_corruption_overrides(self, ids: list[str]) -> None:
@@ -536,21 +430,10 @@ class SensorNode(Node):
         self.publish_lag_ms.append((self._now_ns() - self.frame_stamp_ns(k)) * 1e-6)
 
     def _ground_truth(self, frame, stamp):
-        """``PointStamped`` of the car in ``map`` (tracking) or the true ``ActivityLabel``
-        (activity: confidence 1, every activity listed, ``window_frames`` 1)."""
-        if self.scenario == "activity":
-            label = str(frame.label)
-            probs = [1.0 if a == label else 0.0 for a in self.activities]
-            if label not in self.activities:   # defensive: a label outside ACTIVITIES
-                names, probs = self.activities + [label], probs + [1.0]
-            else:
-                names = self.activities
-            return make_activity_label(names, probs, header=make_header(stamp, frame_id(self.nodes[0], "rgb")),
-                                       window_frames=1)
-        gt = PointStamped()
-        gt.header = make_header(stamp, "map")
-        gt.point.x, gt.point.y = float(frame.gt_xy[0]), float(frame.gt_xy[1])
-        return gt
+        """The scenario's truth message of a simulator frame (stamped like the frame's images)."""
+        msg = self._truth_cls()
+        msg.header = make_header(stamp, self.task.frame_id)
+        return self.task.fill_truth(msg, self.task.sim_truth(frame), self.task.sim_labels())
 
     def _qoi(self, header, sid: str, sf) -> StreamQoI:
         q = StreamQoI()
@@ -588,8 +471,7 @@ class SensorNode(Node):
         arr.header.stamp = self.get_clock().now().to_msg()
         name = self.get_fully_qualified_name()
         frame_rate = self.achieved_rate()
-        st = DiagnosticStatus(name=f"{name}: frames",
-                              hardware_id="activity_sim" if self.scenario == "activity" else "gdtm_sim")
+        st = DiagnosticStatus(name=f"{name}: frames", hardware_id=f"{self.task.name}_sim")
         ok = frame_rate >= 0.8 * self.rate_hz
         st.level = DiagnosticStatus.OK if ok else DiagnosticStatus.WARN
         st.message = f"{frame_rate:.1f} / {self.rate_hz:g} Hz"

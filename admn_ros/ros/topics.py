@@ -1,20 +1,23 @@
-"""Topic names of the ADMN graph, in one place. Names are relative, so a namespace
-given at launch applies to all of them."""
+"""Topic names and frame ids of the ADMN graph, in one place. Names are relative, so a
+namespace given at launch applies to all of them. (A task's estimate and truth topics
+are the task's: :attr:`Task.output <admn_ros.core.tasks.base.Task.output>`.)"""
 from __future__ import annotations
 
 from admn_ros.core.streams import split_stream_id
 
 _IMAGE_SUFFIX = {"rgb": "color/image_raw", "depth": "depth/image_raw", "radar": "radar/range_azimuth"}
+_FRAME_SUFFIX = {"rgb": "color_optical_frame", "depth": "depth_optical_frame", "radar": "radar_frame"}
 
-GROUND_TRUTH = "ground_truth/target"     # geometry_msgs/PointStamped, frame map
 ALLOCATION = "admn/allocation"           # admn_ros/LayerAllocation
 BUDGET = "admn/budget"                   # std_msgs/UInt16: set the layer budget at runtime
-TARGET = "admn/target"                   # geometry_msgs/PoseWithCovarianceStamped, frame map
 MARKERS = "admn/markers"                 # visualization_msgs/MarkerArray
 DASHBOARD = "admn/dashboard"             # sensor_msgs/Image rgb8
 DIAGNOSTICS = "/diagnostics"             # diagnostic_msgs/DiagnosticArray (absolute, by convention)
-ACTIVITY = "admn/activity"               # admn_ros/ActivityLabel: the activity node's label per window
-ACTIVITY_GROUND_TRUTH = "ground_truth/activity"  # admn_ros/ActivityLabel (confidence 1): simulated truth
+
+
+def frame_id(node: str, modality: str) -> str:
+    """``("node1", "rgb")`` -> ``node1_color_optical_frame`` (the sensors' frame ids)."""
+    return f"{node}_{_FRAME_SUFFIX[modality]}"
 
 
 def image_topic(sid: str) -> str:

@@ -1,7 +1,8 @@
 """ADMN visualization node: RViz markers and a dashboard image of the tracking graph.
 
-Subscribes to ``admn/allocation`` (LayerAllocation), ``admn/target``
-(PoseWithCovarianceStamped) and ``ground_truth/target`` (PointStamped) and publishes, in
+Subscribes to ``admn/allocation`` (LayerAllocation) and to the positions of the tracking task
+(:data:`MAP_TASK`: its estimate ``admn/target``, PoseWithCovarianceStamped, and truth
+``ground_truth/target``, PointStamped, read with the task's message hooks) and publishes, in
 ``frame_id`` (``map``):
 
 * ``admn/markers`` (``visualization_msgs/MarkerArray``, ``marker_rate`` Hz), namespaces:
@@ -32,170 +33,53 @@ from __future__ import annotations
 import math
 import sys
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from geometry_msgs.msg import Point, PointStamped, PoseWithCovarianceStamped
+from geometry_msgs.msg import Point
 from sensor_msgs.msg import Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from admn_ros.core.streams import DEFAULT_NODES, StreamSet
-from admn_ros.core.viz import Bar, DashboardState, allocation_bars, cov_ellipse, render_dashboard
+from admn_ros.core.tasks import get_task
+from admn_ros.core.viz import MarkerSpec, VizState, render_dashboard, scene_markers
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
-from admn_ros.ros.convert import Allocation, allocation_to_mask, make_header, numpy_to_image
+from admn_ros.ros.convert import allocation_to_mask, make_header, message_class, numpy_to_image
 from admn_ros.ros.diagnostics import input_status, summary_status
 from admn_ros.ros.lifecycle import AdmnNode, run_node
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 
-_SHORT = {"rgb": "C", "depth": "D", "radar": "R"}
-
-
-@dataclass
-class VizState:
-    """What the markers and the dashboard show (filled by the node, or by tests)."""
-
-    track_bounds: tuple[float, float, float, float]            # x_min, x_max, y_min, y_max
-    node_xy: dict[str, tuple[float, float]]
-    allocation: Allocation | None = None
-    estimate: tuple[float, float] | None = None
-    cov: np.ndarray | None = None
-    trail: deque = field(default_factory=lambda: deque(maxlen=150))
-    ground_truth: tuple[float, float] | None = None
-    gt_trail: deque = field(default_factory=lambda: deque(maxlen=150))
-    error_m: float | None = None
-
-    def bars(self, spacing: float = 0.12) -> list[Bar]:
-        a = self.allocation
-        if a is None:
-            return []
-        return allocation_bars(a.stream_ids, a.mask, a.estimated_noise, self.node_xy, spacing, a.present)
-
-    def title(self) -> str:
-        a = self.allocation
-        t = f"L={a.budget} [{a.controller}]" if a is not None else "no allocation yet"
-        if self.error_m is not None:
-            t += f"  err {100 * self.error_m:.1f} cm"
-        return t
+#: The task whose estimates and truths this node draws on the map (2-D positions with a covariance).
+MAP_TASK = get_task("tracking")
+TARGET, GROUND_TRUTH = MAP_TASK.output.topic, MAP_TASK.truth.topic
 
 
 def _color(rgba: Sequence[float]) -> ColorRGBA:
     return ColorRGBA(r=float(rgba[0]), g=float(rgba[1]), b=float(rgba[2]), a=float(rgba[3]))
 
 
-def _marker(ns: str, mid: int, mtype: int, frame_id: str, stamp: Time, lifetime_s: float = 0.0) -> Marker:
-    m = Marker()
-    m.header = make_header(stamp, frame_id)
-    m.ns, m.id, m.type, m.action = ns, mid, mtype, Marker.ADD
-    m.pose.orientation.w = 1.0
-    if lifetime_s > 0:
-        sec = int(lifetime_s)
-        m.lifetime = Duration(sec=sec, nanosec=int((lifetime_s - sec) * 1e9))
-    return m
-
-
-def _line(ns: str, mid: int, pts: np.ndarray, z: float, width: float, rgba, frame_id: str, stamp: Time,
-          lifetime_s: float = 0.0) -> Marker:
-    m = _marker(ns, mid, Marker.LINE_STRIP, frame_id, stamp, lifetime_s)
-    m.scale.x = float(width)
-    m.color = _color(rgba)
-    m.points = [Point(x=float(p[0]), y=float(p[1]), z=float(z)) for p in pts]
-    return m
-
-
-def build_markers(state: VizState, frame_id: str = "map", stamp: Time | None = None, bar_height: float = 0.6,
-                  bar_width: float = 0.09, lifetime_s: float = 1.0) -> MarkerArray:
-    """The MarkerArray of ``state`` (see the module docstring for the namespaces)."""
-    stamp = stamp or Time()
+def marker_array(specs: Sequence[MarkerSpec], frame_id: str, stamp: Time | None = None,
+                 lifetime_s: float = 0.0) -> MarkerArray:
+    """``visualization_msgs/MarkerArray`` of :class:`~admn_ros.core.viz.MarkerSpec` s (ADD,
+    identity orientation; ``lifetime_s`` on all but the persistent ones)."""
     out = MarkerArray()
-    x0, x1, y0, y1 = state.track_bounds
-    track = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]])
-    out.markers.append(_line("track", 0, track, 0.0, 0.03, (0.7, 0.7, 0.7, 1.0), frame_id, stamp))
-    for k, (node, (x, y)) in enumerate(sorted(state.node_xy.items())):
-        d = _marker("sensor_nodes", k, Marker.CYLINDER, frame_id, stamp)
-        d.pose.position.x, d.pose.position.y, d.pose.position.z = float(x), float(y), 0.01
-        d.scale.x = d.scale.y = 0.5
-        d.scale.z = 0.02
-        d.color = _color((0.35, 0.35, 0.4, 0.8))
-        out.markers.append(d)
-        t = _marker("sensor_nodes", 100 + k, Marker.TEXT_VIEW_FACING, frame_id, stamp)
-        t.pose.position.x, t.pose.position.y, t.pose.position.z = float(x), float(y) + 0.36, 0.05
-        t.scale.z = 0.14
-        t.color = _color((0.9, 0.9, 0.9, 1.0))
-        t.text = node
-        out.markers.append(t)
-    bars = state.bars(spacing=bar_width * 1.4)
-    per_node: dict[str, int] = {}
-    for k, b in enumerate(bars):
-        frac = b.blocks / max(b.depth, 1)
-        h = max(frac * bar_height, 0.005)
-        cap = _marker("allocation_capacity", k, Marker.CUBE, frame_id, stamp, lifetime_s)
-        cap.pose.position.x, cap.pose.position.y, cap.pose.position.z = b.xy[0], b.xy[1], bar_height / 2
-        cap.scale.x = cap.scale.y = bar_width
-        cap.scale.z = bar_height
-        cap.color = _color((0.8, 0.8, 0.8, 0.15))
-        out.markers.append(cap)
-        m = _marker("allocation_bars", k, Marker.CUBE, frame_id, stamp, lifetime_s)
-        m.pose.position.x, m.pose.position.y, m.pose.position.z = b.xy[0], b.xy[1], h / 2
-        m.scale.x = m.scale.y = bar_width
-        m.scale.z = h
-        m.color = _color(b.color)
+    header = make_header(stamp or Time(), frame_id)
+    for sp in specs:
+        m = Marker(header=header, ns=sp.ns, id=int(sp.id), type=getattr(Marker, sp.kind), action=Marker.ADD)
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = map(float, sp.position)
+        m.pose.orientation.w = 1.0
+        m.scale.x, m.scale.y, m.scale.z = map(float, sp.scale)
+        m.color = _color(sp.rgba)
+        m.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in sp.points]
+        m.text = sp.text
+        if lifetime_s > 0 and not sp.persistent:
+            m.lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s - int(lifetime_s)) * 1e9))
         out.markers.append(m)
-        node = b.stream_id.split("/")[0]
-        j = per_node.get(node, 0)
-        per_node[node] = j + 1
-        nx, ny = state.node_xy.get(node, b.xy)
-        t = _marker("allocation_text", k, Marker.TEXT_VIEW_FACING, frame_id, stamp, lifetime_s)
-        # a list under the node's disc (one line per stream), readable from above and obliquely
-        t.pose.position.x, t.pose.position.y, t.pose.position.z = float(nx), float(ny) - 0.36 - 0.13 * j, 0.02
-        t.scale.z = 0.1
-        t.color = _color((1.0, 1.0, 1.0, 1.0))
-        t.text = b.label
-        out.markers.append(t)
-    if state.estimate is not None:
-        mx, my = state.estimate
-        s = _marker("estimate", 0, Marker.SPHERE, frame_id, stamp, lifetime_s)
-        s.pose.position.x, s.pose.position.y, s.pose.position.z = float(mx), float(my), 0.06
-        s.scale.x = s.scale.y = s.scale.z = 0.12
-        s.color = _color((1.0, 0.55, 0.0, 1.0))
-        out.markers.append(s)
-        if state.cov is not None:
-            ell = cov_ellipse((mx, my), state.cov, n_std=2.0)
-            out.markers.append(_line("estimate_cov", 0, ell, 0.02, 0.02, (1.0, 0.7, 0.1, 0.9), frame_id, stamp,
-                                     lifetime_s))
-    if len(state.trail) > 1:
-        out.markers.append(_line("estimate_trail", 0, np.asarray(state.trail), 0.01, 0.015, (1.0, 0.55, 0.0, 0.6),
-                                 frame_id, stamp, lifetime_s))
-    if state.ground_truth is not None:
-        g = _marker("ground_truth", 0, Marker.SPHERE, frame_id, stamp, lifetime_s)
-        g.pose.position.x, g.pose.position.y, g.pose.position.z = (float(state.ground_truth[0]),
-                                                                   float(state.ground_truth[1]), 0.06)
-        g.scale.x = g.scale.y = g.scale.z = 0.1
-        g.color = _color((0.1, 0.9, 0.2, 1.0))
-        out.markers.append(g)
-    if len(state.gt_trail) > 1:
-        out.markers.append(_line("ground_truth_trail", 0, np.asarray(state.gt_trail), 0.005, 0.01,
-                                 (0.1, 0.9, 0.2, 0.5), frame_id, stamp, lifetime_s))
-    st = _marker("status", 0, Marker.TEXT_VIEW_FACING, frame_id, stamp, lifetime_s)
-    y_low = min([y0] + [xy[1] for xy in state.node_xy.values()])
-    st.pose.position.x, st.pose.position.y, st.pose.position.z = (x0 + x1) / 2, y_low - 0.9, 0.0
-    st.scale.z = 0.16
-    st.color = _color((1.0, 1.0, 1.0, 1.0))
-    st.text = state.title()
-    out.markers.append(st)
     return out
-
-
-def dashboard_state(state: VizState) -> DashboardState:
-    """:class:`admn_ros.core.viz.DashboardState` of ``state`` (map-frame coordinates)."""
-    x0, x1, y0, y1 = state.track_bounds
-    return DashboardState(track_box=((x0, x1), (y0, y1)), node_xy=dict(state.node_xy), bars=state.bars(),
-                          estimate=state.estimate, cov=state.cov, trail=list(state.trail),
-                          ground_truth=state.ground_truth, title=state.title())
 
 
 class VizNode(AdmnNode):
@@ -246,8 +130,8 @@ class VizNode(AdmnNode):
 
     def activate(self) -> None:
         self.subscribe(LayerAllocation, topics.ALLOCATION, self._on_allocation, reliable_qos())
-        self.subscribe(PoseWithCovarianceStamped, topics.TARGET, self._on_target, reliable_qos())
-        self.subscribe(PointStamped, topics.GROUND_TRUTH, self._on_gt, reliable_qos())
+        self.subscribe(message_class(MAP_TASK.output.type), TARGET, self._on_target, reliable_qos())
+        self.subscribe(message_class(MAP_TASK.truth.type), GROUND_TRUTH, self._on_gt, reliable_qos())
         self.timer(1.0 / float(self.p["marker_rate"]), self.publish_markers)
         if float(self.p["dashboard_rate"]) > 0:
             self.timer(1.0 / float(self.p["dashboard_rate"]), self.publish_dashboard)
@@ -274,35 +158,35 @@ class VizNode(AdmnNode):
         self.monitor.accept(topics.ALLOCATION, ns, self.now_s())
         self.state.allocation = a
 
-    def _on_target(self, msg: PoseWithCovarianceStamped) -> None:
-        ns = self.check_stamp(topics.TARGET, msg.header.stamp)
+    def _on_target(self, msg: Any) -> None:
+        ns = self.check_stamp(TARGET, msg.header.stamp)
         if ns is None:
             return
-        p = msg.pose.pose.position
-        c = np.asarray(msg.pose.covariance, np.float64).reshape(6, 6)[:2, :2]
-        if not (math.isfinite(p.x) and math.isfinite(p.y) and np.isfinite(c).all()):
-            self.reject(topics.TARGET, "non_finite", "target position/covariance not finite")
+        est = MAP_TASK.read_output(msg)
+        (x, y), c = est["mean"], est["cov"]
+        if not (math.isfinite(x) and math.isfinite(y) and np.isfinite(c).all()):
+            self.reject(TARGET, "non_finite", "target position/covariance not finite")
             return
-        self.monitor.accept(topics.TARGET, ns, self.now_s())
+        self.monitor.accept(TARGET, ns, self.now_s())
         st = self.state
-        st.estimate, st.cov = (p.x, p.y), c
-        st.trail.append((p.x, p.y))
+        st.estimate, st.cov = (x, y), c
+        st.trail.append((x, y))
         self.stamp = msg.header.stamp
-        self._last_target = (ns, p.x, p.y)
+        self._last_target = (ns, x, y)
         gt = self._gt.get(ns)
         if gt is not None:
-            self._error(p.x, p.y, gt)
+            self._error(x, y, gt)
 
     def _error(self, x: float, y: float, gt: tuple[float, float]) -> None:
         self.state.error_m = float(math.hypot(x - gt[0], y - gt[1]))
         self.errors.append(self.state.error_m)
 
-    def _on_gt(self, msg: PointStamped) -> None:
-        ns = self.check_stamp(topics.GROUND_TRUTH, msg.header.stamp)
+    def _on_gt(self, msg: Any) -> None:
+        ns = self.check_stamp(GROUND_TRUTH, msg.header.stamp)
         if ns is None:
             return
-        self.monitor.accept(topics.GROUND_TRUTH, ns, self.now_s())
-        xy = (float(msg.point.x), float(msg.point.y))
+        self.monitor.accept(GROUND_TRUTH, ns, self.now_s())
+        xy = tuple(float(v) for v in MAP_TASK.read_truth(msg))
         self._gt[ns] = xy
         while len(self._gt) > 600:
             del self._gt[next(iter(self._gt))]
@@ -314,8 +198,8 @@ class VizNode(AdmnNode):
 
     # ------------------------------------------------------------------ outputs
     def markers(self) -> MarkerArray:
-        return build_markers(self.state, str(self.p["frame_id"]), self.stamp, float(self.p["bar_height"]),
-                             lifetime_s=float(self.p["marker_lifetime"]))
+        return marker_array(scene_markers(self.state, float(self.p["bar_height"])), str(self.p["frame_id"]),
+                            self.stamp, float(self.p["marker_lifetime"]))
 
     def publish_markers(self) -> None:
         if getattr(self, "state", None) is None:
@@ -326,7 +210,7 @@ class VizNode(AdmnNode):
     def publish_dashboard(self) -> None:
         if getattr(self, "state", None) is None:
             return
-        img = render_dashboard(dashboard_state(self.state), int(self.p["dashboard_width"]),
+        img = render_dashboard(self.state, int(self.p["dashboard_width"]),
                                int(self.p["dashboard_height"]))
         self.dash_pub.publish(numpy_to_image(img, "rgb8", make_header(self.stamp, str(self.p["frame_id"]))))
         self.dashboards_published += 1
@@ -336,7 +220,7 @@ class VizNode(AdmnNode):
         now_s, now_ns = self.now_s(), self.now_ns()
         out = [input_status(name, k, self.monitor, now_s, now_ns, self.p["stale_s"], {},
                             self._prev_rejected.get(k, 0))
-               for k in (topics.ALLOCATION, topics.TARGET, topics.GROUND_TRUTH)]
+               for k in (topics.ALLOCATION, TARGET, GROUND_TRUTH)]
         errs = list(getattr(self, "errors", ()))
         values = {"markers_published": getattr(self, "markers_published", 0),
                   "dashboards_published": getattr(self, "dashboards_published", 0),

@@ -1,5 +1,5 @@
-"""activity_node over real DDS (localhost, this session's ROS_DOMAIN_ID), with an untrained
-random activity model written to a tmp dir (until models/activity holds trained ones).
+"""activity_node (the window node) over real DDS (localhost, this session's ROS_DOMAIN_ID), with
+an untrained random activity model written to a tmp dir.
 
 * (a) ``admn_ros/ActivityLabel`` round trip: every field survives publish/subscribe;
 * (b) synthetic node1 rgb/depth/radar frames with one frame missing its depth message:
@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from admn_ros.core.activity_runtime import write_random_activity_models
+from admn_ros.core.tasks import get_task
+from fixtures import write_random_activity_models
 
 pytestmark = pytest.mark.ros
 
@@ -34,6 +35,7 @@ FRAMES = 4
 BUDGET = 9                      # 25% of 3 streams x 12 blocks (the node's default)
 SIDS = ["node1/rgb", "node1/depth", "node1/radar"]
 PERIOD_NS = 100_000_000         # 10 Hz
+TASK = get_task("activity")
 
 
 def _ns(stamp) -> int:
@@ -81,7 +83,7 @@ class Rig:
         self.dash: list = []
         self.diag: dict[str, object] = {}
         t = self.tn
-        t.create_subscription(ActivityLabel, topics.ACTIVITY, lambda m: self.labels.append(m), reliable_qos(100))
+        t.create_subscription(ActivityLabel, TASK.output.topic, lambda m: self.labels.append(m), reliable_qos(100))
         t.create_subscription(LayerAllocation, topics.ALLOCATION, lambda m: self.allocs.append(m),
                               reliable_qos(100))
         t.create_subscription(MarkerArray, topics.MARKERS, lambda m: self.markers.append(m), reliable_qos(5))
@@ -146,20 +148,22 @@ def test_activity_label_round_trip_over_dds():
     from rclpy.executors import SingleThreadedExecutor
 
     from admn_ros.msg import ActivityLabel
-    from admn_ros.ros import topics
-    from admn_ros.ros.convert import activity_label_probs, make_activity_label, make_header, ns_to_stamp
+    from admn_ros.ros.convert import make_header, ns_to_stamp
     from admn_ros.ros.qos import reliable_qos
+
+    def label(classes, probs, window_frames=0):
+        return TASK.fill_output(ActivityLabel(), {"classes": classes, "probs": probs}, window_frames)
 
     probs = np.array([0.1, 0.05, 0.6, 0.2, 0.05])
     stamp_ns = 1_767_225_600_123_456_789
-    sent = make_activity_label(CLASSES, probs, header=make_header(ns_to_stamp(stamp_ns), "node1_color_optical_frame"),
-                               window_frames=FRAMES)
+    sent = label(CLASSES, probs, window_frames=FRAMES)
+    sent.header = make_header(ns_to_stamp(stamp_ns), "node1_color_optical_frame")
     assert sent.class_id == 2 and sent.class_name == "sitting"
     assert list(sent.class_names) == ["sitting", "waving", "standing", "walking", "falling"]  # ties: index order
     with pytest.raises(ValueError):
-        make_activity_label(CLASSES, probs[:3])
+        label(CLASSES, probs[:3])
     with pytest.raises(ValueError):
-        make_activity_label(CLASSES, [np.nan] * 5)
+        label(CLASSES, [np.nan] * 5)
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
@@ -170,8 +174,8 @@ def test_activity_label_round_trip_over_dds():
         ex.add_node(a)
         ex.add_node(b)
         got: list = []
-        b.create_subscription(ActivityLabel, topics.ACTIVITY, got.append, reliable_qos())
-        pub = a.create_publisher(ActivityLabel, topics.ACTIVITY, reliable_qos())
+        b.create_subscription(ActivityLabel, TASK.output.topic, got.append, reliable_qos())
+        pub = a.create_publisher(ActivityLabel, TASK.output.topic, reliable_qos())
         end = time.monotonic() + 10.0
         while pub.get_subscription_count() < 1 and time.monotonic() < end:
             ex.spin_once(timeout_sec=0.02)
@@ -185,9 +189,10 @@ def test_activity_label_round_trip_over_dds():
         assert m.confidence == pytest.approx(0.6, abs=1e-6)
         assert list(m.class_names) == list(sent.class_names)
         np.testing.assert_allclose(np.asarray(m.scores), [0.6, 0.2, 0.1, 0.05, 0.05], atol=1e-6)
-        names, back = activity_label_probs(m, CLASSES)
-        assert names == CLASSES
-        np.testing.assert_allclose(back, probs, atol=1e-6)
+        est = TASK.read_output(m)
+        assert (est["class_name"], est["confidence"], est["class_id"]) == ("sitting", pytest.approx(0.6), 2)
+        back = dict(zip(est["classes"], est["probs"]))
+        np.testing.assert_allclose([back[c] for c in CLASSES], probs, atol=1e-6)
         ex.shutdown()
         a.destroy_node()
         b.destroy_node()
@@ -199,7 +204,7 @@ def test_activity_label_round_trip_over_dds():
 def test_window_with_a_missing_depth_frame_and_a_dead_stream(model_dir, tmp_path):
     from admn_ros.core.image_convert import image_to_numpy
     from admn_ros.ros.convert import allocation_to_mask
-    from admn_ros.ros.marker_render import render_markers, save_png
+    from fixtures.markers import render_markers, save_png
 
     rig = Rig(model_dir)
     try:
@@ -247,10 +252,10 @@ def test_window_with_a_missing_depth_frame_and_a_dead_stream(model_dir, tmp_path
         assert node.frames >= n - 1 + 9
 
         # diagnostics, markers and the dashboard
-        assert rig.spin_until(lambda: rig.diag_values("activity_node: activity").get("windows", "0") != "0", 3.0)
-        v = rig.diag_values("activity_node: activity")
+        assert rig.spin_until(lambda: rig.diag_values("activity_node: window").get("windows", "0") != "0", 3.0)
+        v = rig.diag_values("activity_node: window")
         assert int(v["frames_incomplete"]) >= 1 and int(v["computed_total"]) > 0 and v["window_frames"] == "4"
-        assert "classify_ms_p50" in v and int(v["budget"]) == BUDGET
+        assert "infer_ms_p50" in v and int(v["budget"]) == BUDGET and v["task"] == "activity"
         assert int(rig.diag_values("input node1/depth")["frames_absent"]) >= 1
         assert rig.spin_until(lambda: rig.markers and rig.dash, 3.0), "no markers / dashboard"
         ma = rig.markers[-1]
@@ -331,8 +336,8 @@ def test_bad_input_is_rejected_and_counted(model_dir):
 def test_activity_graph_specs_and_cli():
     """``admn-ros run activity`` / ``--task activity`` build the activity graph with its own
     defaults (config/activity.yaml, models/activity, budget 0 = 25%); tracking is unchanged."""
-    from admn_ros.core.paths import activity_models_dir, config_path
-    from admn_ros.ros.graph import ActivityGraphOptions, activity_graph
+    from admn_ros.core.paths import config_path
+    from admn_ros.ros.graph import GraphOptions, build_graph
     from admn_ros.ros.runner import graph_specs, parse_args
 
     a = parse_args("admn-ros run", ["activity", "--subject-id", "3", "--seed", "7"])
@@ -341,7 +346,7 @@ def test_activity_graph_specs_and_cli():
     assert list(specs) == ["sensor_node", "activity_node"]
     sp, ap = specs["sensor_node"].parameters, specs["activity_node"].parameters
     assert (sp["scenario"], sp["subject_id"], sp["seed"], sp["nodes"]) == ("activity", 3, 7, ["node1"])
-    assert ap["model_dir"] == str(activity_models_dir()) and ap["budget"] == 0 and ap["ground_truth"] is True
+    assert ap["model_dir"] == str(TASK.models_dir()) and ap["budget"] == 0 and ap["ground_truth"] is True
     assert specs["activity_node"].params_files == [str(config_path("activity.yaml"))]
     assert "--params-file" in specs["activity_node"].ros_args()
     b = parse_args("admn-ros demo", ["--task", "activity", "--budget", "12", "--no-sim-sensors"])
@@ -352,9 +357,10 @@ def test_activity_graph_specs_and_cli():
     assert (t.task, t.budget) == ("tracking", 27) and graph_specs(t)[1].name == "controller_node"
     with pytest.raises(SystemExit):
         parse_args("admn-ros run", ["activity", "--task", "tracking"])
-    opts = ActivityGraphOptions(subject_id=2, model_dir="/m")
-    assert parse_args("x", opts.to_cli_args()).subject_id == 2
-    assert [s.executable for s in activity_graph(opts)] == ["sensor_node", "activity_node"]
+    opts = GraphOptions(task="activity", subject_id=2, model_dir="/m")
+    back = parse_args("x", opts.to_cli_args())
+    assert (back.task, back.subject_id, back.budget, back.sensor_nodes) == ("activity", 2, 0, "node1")
+    assert [s.executable for s in build_graph(opts)] == ["sensor_node", "activity_node"]
     exe = (Path(__file__).resolve().parents[2] / "resource" / "executables").read_text()
     assert "activity_node         admn_ros.ros.activity_node:main" in exe
 
@@ -374,8 +380,8 @@ def test_demo_task_activity_on_simulated_sensors(tmp_path):
     assert r.returncode == 0, f"demo failed ({r.returncode}):\n{out[-3000:]}\n{r.stderr[-3000:]}"
     assert "== admn_ros activity demo summary ==" in out, out[-2000:]
     summary = out.split("summary ==")[1]
-    assert int(re.search(r"labels\s+(\d+)", summary).group(1)) >= 20, summary   # ~10 Hz once started
-    assert re.search(r"accuracy\s+[\d.]+% over \d+ windows", summary), summary  # the truth arrived
+    assert int(re.search(r"estimates\s+(\d+)", summary).group(1)) >= 20, summary   # ~10 Hz once started
+    assert re.search(r"accuracy\s+mean [\d.]+% over \d+ windows", summary), summary  # the truth arrived
     m = re.search(r"mean blocks\s+node1/rgb ([\d.]+), node1/depth ([\d.]+), node1/radar ([\d.]+)", summary)
     assert m and sum(float(x) for x in m.groups()) == pytest.approx(BUDGET, abs=0.01), summary
 
@@ -421,7 +427,7 @@ def test_sensor_node_activity_scenario():
         for sid in SIDS:
             tn.create_subscription(Image, topics.image_topic(sid), imgs[sid].append, sensor_qos(50))
             tn.create_subscription(StreamQoI, topics.qoi_topic(sid), qoi[sid].append, sensor_qos(50))
-        tn.create_subscription(ActivityLabel, topics.ACTIVITY_GROUND_TRUTH, gt.append, reliable_qos(50))
+        tn.create_subscription(ActivityLabel, TASK.truth.topic, gt.append, reliable_qos(50))
         end = time.monotonic() + 10.0
         while time.monotonic() < end and (len(gt) < 12 or len(imgs["node1/rgb"]) < 12):
             ex.spin_once(timeout_sec=0.01)

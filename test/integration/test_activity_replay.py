@@ -11,16 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from admn_ros.bags.activity_replay import ActivityPipeline, replay_activity
 from admn_ros.bags.mapping import load_mapping
+from admn_ros.bags.pipeline import RuntimePipeline
 from admn_ros.bags.reader import BagFrames
 from admn_ros.bags.record import main as record_main
-from admn_ros.bags.record import record_activity_sim
-from admn_ros.bags.replay import main as replay_main
+from admn_ros.bags.record import record_sim
+from admn_ros.bags.replay import replay
+from admn_ros.bags.replay_cli import main as replay_main
 from admn_ros.bags.report import replay_report
-from admn_ros.core.activity_runtime import write_random_activity_models
 from admn_ros.core.sim import CorruptionSpec
 from admn_ros.core.sim.activity import ACTIVITIES, ActivitySimulator, draw_subject
+from fixtures import write_random_activity_models
 
 F = 4            # window frames of the test model
 FRAMES = 48      # crosses one change of activity (4 s segments at 10 Hz)
@@ -35,7 +36,8 @@ def bag_and_models(tmp_path_factory):
     bag = d / "bag"
     corr = {"node1/rgb": CorruptionSpec(kind="gaussian", sigma=3.0, schedule="flicker", period_s=2.0, duty=0.5),
             "node1/depth": CorruptionSpec(kind="dropout", schedule="flicker", period_s=1.0, duty=0.2)}
-    s = record_activity_sim(bag, frames=FRAMES, seed=SEED, subject_id=SUBJECT, corruptions=corr, storage="mcap")
+    s = record_sim(bag, task="activity", frames=FRAMES, seed=SEED, subject_id=SUBJECT, corruptions=corr,
+                   storage="mcap")
     return bag, models, d, s
 
 
@@ -69,8 +71,8 @@ def test_record_writes_the_scenario_and_its_truth(bag_and_models):
 
 def test_replay_scores_every_window(bag_and_models):
     bag, models, d, _ = bag_and_models
-    pipe = ActivityPipeline(["node1/rgb", "node1/depth", "node1/radar"], 9, model_dir=str(models), backend="torch")
-    s = replay_activity(bag, pipe, d / "admn", mapping="activity")
+    pipe = RuntimePipeline(["node1/rgb", "node1/depth", "node1/radar"], 9, model_dir=str(models), backend="torch")
+    s = replay(bag, pipe, d / "admn")
     rows = _rows(d / "admn" / "windows.csv")
     truth = _true_labels()
     assert s.frames == FRAMES and s.windows == len(rows) == FRAMES - F + 1
@@ -99,8 +101,8 @@ def test_replay_scores_every_window(bag_and_models):
                       "/ground_truth/activity": s.windows}
     assert labels == [r["est_label"] for r in rows]
     # the same bag and models give the same labels again
-    again = replay_activity(bag, ActivityPipeline(pipe.rt.stream_ids, 9, model_dir=str(models), backend="torch"),
-                            d / "again", write_bag=False)
+    again = replay(bag, RuntimePipeline(pipe.rt.stream_ids, 9, model_dir=str(models), backend="torch"),
+                   d / "again", write_bag=False)
     assert [r["est_label"] for r in _rows(d / "again" / "windows.csv")] == labels
     assert again.accuracy_pct == s.accuracy_pct
 
@@ -132,9 +134,9 @@ def test_cli_errors_name_the_fix(bag_and_models, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "node2/color/image_raw" in err and "replay it with --task activity" in err
     assert replay_main([str(bag), "--task", "activity", "--pipeline", "baseline", "--out", str(tmp_path / "b")]) == 2
-    assert "runs the pipelines" in capsys.readouterr().err
+    assert "is a tracking pipeline, not activity" in capsys.readouterr().err
     assert record_main(["--scenario", "activity", "--nodes", "node2", "--out", str(tmp_path / "d")]) == 2
-    assert "for --scenario tracking" in capsys.readouterr().err
+    assert "nodes of the activity scenario" in capsys.readouterr().err
     assert record_main(["--scenario", "activity", "--frames", "3", "--corrupt", "node2/rgb=dropout",
                         "--out", str(tmp_path / "e")]) == 2
     assert "not a stream of the activity scenario" in capsys.readouterr().err
@@ -151,9 +153,9 @@ def test_realtime_replay_through_the_activity_node_matches_offline(bag_and_model
     s = realtime_replay(bag, tmp_path / "rt", mapping=load_mapping("activity"), budget=9, model_dir=str(models),
                         log=lambda *_: None, task="activity")
     windows = FRAMES - F + 1
-    assert s.frames_offline == windows
-    assert s.matched >= 0.6 * windows and s.targets_realtime >= 0.6 * windows, s.text()
-    assert s.identical == s.matched and s.labels_identical == s.matched, s.text()
-    assert np.isfinite(s.accuracy_pct_realtime) and np.isfinite(s.accuracy_pct_offline)
+    assert s.outputs_offline == windows
+    assert s.matched >= 0.6 * windows and s.estimates_realtime >= 0.6 * windows, s.text()
+    assert s.identical == s.matched and s.estimates_identical == s.matched, s.text()
+    assert np.isfinite(s.metric_realtime) and np.isfinite(s.metric_offline)
     rows = _rows(tmp_path / "rt" / "realtime_windows.csv")
-    assert len(rows) == windows and sum(r["realtime_label"] != "" for r in rows) == s.targets_realtime
+    assert len(rows) == windows and sum(r["realtime_estimate"] != "" for r in rows) == s.estimates_realtime

@@ -24,6 +24,7 @@ from admn_ros.core.data import SPLITS, SimDataset
 from admn_ros.core.paths import SOURCE_ROOT
 from admn_ros.core.preprocess import to_storage
 from admn_ros.core.sim import GDTMSimulator, load_sim_config
+from admn_ros.core.tasks import get_task
 
 T0 = 1_700_000_000_000_000_000
 PERIOD = round(1e9 / 15)
@@ -198,7 +199,7 @@ def _small_bag(path: Path, gt_type: str, storage: str = "sqlite3", n: int = 30) 
         tr = lambda child, x=x, y=y, h=h: msgs.new_msg(  # noqa: E731
             "geometry_msgs/msg/TransformStamped", header=h, child_frame_id=child,
             transform=msgs.new_msg("geometry_msgs/msg/Transform", translation=msgs.vector3(x, y, 0.5)))
-        m = {"point": lambda: msgs.point_stamped(h, x, y),
+        m = {"point": lambda: get_task("tracking").fill_truth(msgs.new_msg(typ, header=h), (x, y)),
              "pose": lambda: msgs.new_msg(typ, header=h, pose=pose),
              "pose_cov": lambda: msgs.new_msg(typ, header=h, pose=msgs.new_msg(
                  "geometry_msgs/msg/PoseWithCovariance", pose=pose)),
@@ -392,10 +393,9 @@ def test_foreign_bag_to_trained_and_evaluated_model_through_the_cli(tmp_path):
     Break tried: evaluating --split val or --samples 5 fails the counts."""
     import torch
 
-    from admn_ros.core.fusion import task_scores
     from admn_ros.core.train.common import to_torch
     from admn_ros.core.train.stage2 import load_stage1
-    from admn_ros.core.train.tiny import TINY_MODEL
+    from fixtures.train import TINY_MODEL
 
     frames = _rig_frames(120)
     t_frames = np.arange(120) * PERIOD * 1e-9
@@ -433,7 +433,7 @@ def test_foreign_bag_to_trained_and_evaluated_model_through_the_cli(tmp_path):
     test = SimDataset(data, "test")
     with torch.no_grad():
         inputs, target = to_torch(test.batch(np.arange(n_test)), model.cfg.modalities)
-        err = float(task_scores("tracking", model(inputs), target).mean())
+        err = float(get_task("tracking").scores(model(inputs), target).mean())
     assert res["depth_curve"][-1]["blocks"] == 12 and res["depth_curve"][-1]["value"] == pytest.approx(err, rel=1e-4)
     assert "| binary | ADMN |" in (rep / "table1.md").read_text()
     models, rp = tmp_path / "models", tmp_path / "replay"

@@ -22,8 +22,10 @@ from admn_ros.bags.reader import BagFrames
 from admn_ros.bags.record import open_writer
 from admn_ros.bags.typestore import get_admn_typestore
 from admn_ros.core.paths import SOURCE_ROOT
+from admn_ros.core.tasks import get_task
 
 FRAMES = 10
+TRACKING = get_task("tracking")
 BAD_FRAME = 4          # its rgb message is yuv422
 T0 = 1_700_000_000_000_000_000
 PERIOD = 66_666_667
@@ -69,7 +71,8 @@ def write_bag(path: Path) -> Path:
         w.write(c_d, t, msgs.serialize(msgs.image(np.full((8, 8), 1000 + k, np.uint16), "16UC1", hdr)))
         pts = np.array([bin_point(10 + k, 16, 30.0), bin_point(50, 40, 20.0)], np.float32)
         w.write(c_r, t, msgs.serialize(radar_cloud(hdr, pts)))
-        w.write(c_gt, t, msgs.serialize(msgs.point_stamped(hdr, 0.1 * k, 0.0)))
+        w.write(c_gt, t, msgs.serialize(TRACKING.fill_truth(msgs.new_msg("geometry_msgs/msg/PointStamped", header=hdr),
+                                                            (0.1 * k, 0.0))))
     w.close()
     return path
 
@@ -146,7 +149,7 @@ def test_offline_bag_reading_needs_no_ros_packages(tmp_path):
         import json
         import admn_ros.bags
         from admn_ros.bags import BagFrames, record_sim
-        from admn_ros.bags.replay import main
+        from admn_ros.bags.replay_cli import main
 
         out = {{}}
         with BagFrames({str(bag)!r}, {str(mapping)!r}) as bf:

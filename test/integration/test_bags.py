@@ -336,8 +336,8 @@ def test_garbage_and_missing_files(tmp_path):
 
 def test_record_and_replay_cli(tmp_path, capsys):
     from admn_ros.bags.record import main as record_main
-    from admn_ros.bags.replay import main as replay_main
-    from admn_ros.bags.writer import OUTPUT_TOPICS
+    from admn_ros.bags.replay_cli import main as replay_main
+    from admn_ros.bags.writer import output_topics
 
     bag = tmp_path / "cli_bag"
     assert record_main(["--frames", "6", "--seed", "1", "--storage", "mcap", "--no-progress", "--out", str(bag),
@@ -361,12 +361,12 @@ def test_record_and_replay_cli(tmp_path, capsys):
     assert replay_main([str(bag), "--mapping", str(mp), "--out", str(rdir), "--no-progress", "--budget", "12",
                         "--pipeline", "baseline"]) == 0
     out = capsys.readouterr().out
-    assert "BASELINE" in out and "frames     6 (6 with ground truth" in out
+    assert "BASELINE" in out and "frames     6 (6 with ground truth" in out and "outputs    6 frames" in out
     lines = (rdir / "frames.csv").read_text().splitlines()
     assert len(lines) == 7 and "true_sigma:node1/rgb" in lines[0]
     assert lines[1].split(",")[lines[0].split(",").index("true_sigma:node1/rgb")] == "1.5"
     contents = {c.topic: c.count for c in bag_contents(rdir / "outputs")}
-    assert contents == {t: 6 for t in OUTPUT_TOPICS}
+    assert contents == {t: 6 for t in output_topics("tracking")}
     allocs = _read_allocations(rdir / "outputs")
     assert len(allocs) == 6
     assert all(a.budget == 12 and a.controller == "baseline_track_centre" for a in allocs)

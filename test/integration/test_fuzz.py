@@ -19,7 +19,7 @@ from collections import defaultdict, deque
 import numpy as np
 import pytest
 
-from admn_ros.core.runtime import write_random_models
+from fixtures import write_random_models
 from admn_ros.core.streams import StreamSet
 
 pytestmark = pytest.mark.ros

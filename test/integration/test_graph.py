@@ -1,11 +1,11 @@
 """The ADMN node graph over real DDS (localhost, this session's ROS_DOMAIN_ID).
 
 The graph is the one ``admn-ros run`` / the launch file start
-(:func:`admn_ros.ros.graph.tracking_graph` started by :class:`admn_ros.ros.runner.GraphProcesses`:
+(:func:`admn_ros.ros.graph.build_graph` started by :class:`admn_ros.ros.runner.GraphProcesses`:
 one ``python -m admn_ros.ros.<node> --ros-args ...`` process per node), with an untrained
 random model + controllers written to a tmp dir (until models/ holds trained ones).
 
-* (a) the targets the graph publishes equal what :class:`TrackingRuntime` computes offline
+* (a) the targets the graph publishes equal what :class:`Runtime` computes offline
   on the very same images (recorded by this test), frame by frame, when the allocation is
   the same; and so does their error against ground truth;
 * (c) a budget change by parameter and by topic takes effect within 2 frames; bad values
@@ -30,7 +30,9 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from admn_ros.core.runtime import TrackingRuntime, write_random_models
+from admn_ros.core.runtime import Runtime
+from admn_ros.core.tasks import get_task
+from fixtures import write_random_models
 from admn_ros.core.streams import StreamSet
 
 pytestmark = pytest.mark.ros
@@ -74,11 +76,11 @@ class Listener:
         self.markers: list = []
         self.record_images = images
         n = self.node
-        n.create_subscription(PoseWithCovarianceStamped, topics.TARGET,
+        n.create_subscription(PoseWithCovarianceStamped, get_task("tracking").output.topic,
                               lambda m: self.targets.append((time.monotonic(), m)), reliable_qos(50))
         n.create_subscription(LayerAllocation, topics.ALLOCATION,
                               lambda m: self.allocs.append((time.monotonic(), m)), reliable_qos(50))
-        n.create_subscription(PointStamped, topics.GROUND_TRUTH,
+        n.create_subscription(PointStamped, get_task("tracking").truth.topic,
                               lambda m: self.gt.__setitem__(_ns(m.header.stamp), (m.point.x, m.point.y)),
                               reliable_qos(50))
         n.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diag, reliable_qos(50))
@@ -162,10 +164,10 @@ class Listener:
 def start_graph(model_dir, *, mode: str = "per_frame", composed: bool = False, rate: float = RATE,
                 budget: int = BUDGET, nodes=None, extra: dict | None = None):
     """The launch file's graph as processes (runner.GraphProcesses), backend torch (no auto timing)."""
-    from admn_ros.ros.graph import GraphOptions, tracking_graph
+    from admn_ros.ros.graph import GraphOptions, build_graph
     from admn_ros.ros.runner import GraphProcesses
 
-    specs = tracking_graph(GraphOptions(model_dir=str(model_dir), budget=budget, allocation_mode=mode,
+    specs = build_graph(GraphOptions(model_dir=str(model_dir), budget=budget, allocation_mode=mode,
                                         composed=composed))
     if nodes is not None:
         specs = [s for s in specs if s.name in nodes]
@@ -225,7 +227,7 @@ class TestRunningGraph:
         lis.record_images = False
         n_t = len(lis.targets)
         lis.spin_for(0.5)  # let the last targets/allocations of the recorded frames arrive
-        rt = TrackingRuntime.load(model_dir, backend="torch")
+        rt = Runtime.load(model_dir, backend="torch")
         allocs = {_ns(m.header.stamp): m for _, m in lis.allocs}
         from admn_ros.core.image_convert import image_to_numpy
         from admn_ros.ros.convert import allocation_to_mask
@@ -262,7 +264,7 @@ class TestRunningGraph:
                 for k in range(1, len(nodes)):
                     for gone in itertools.combinations(nodes, k):
                         embs = {sid: (None if sid.split("/")[0] in gone else v) for sid, v in res.embeddings.items()}
-                        subsets.append(rt.fuse(embs)[0])
+                        subsets.append(rt.fuse(embs)["mean"])
                 assert any(np.allclose(got, m, atol=1e-4) for m in subsets), (
                     f"frame {s}: graph target {got} equals neither the offline fusion {res.mean} "
                     f"nor the fusion without any proper subset of nodes {subsets}")
@@ -519,12 +521,12 @@ def test_pointcloud_radar_end_to_end(tmp_path, model_dir):
     radar_input says (no allocation ever has the radar present) fails here."""
     from sensor_msgs.msg import Image
 
-    from admn_ros.ros.graph import GraphOptions, tracking_graph
+    from admn_ros.ros.graph import GraphOptions, build_graph
     from admn_ros.ros.runner import GraphProcesses
 
     ss = StreamSet()
     radar_idx = [k for k, sid in enumerate(ss.ids) if sid.endswith("/radar")]
-    specs = [s for s in tracking_graph(GraphOptions(model_dir=str(model_dir), budget=BUDGET))
+    specs = [s for s in build_graph(GraphOptions(model_dir=str(model_dir), budget=BUDGET))
              if s.name != "viz_node"]
     logs = {}
     procs = GraphProcesses()

@@ -1,11 +1,9 @@
 """viz_node over real DDS: allocations, targets and ground truth in, MarkerArray and the
-dashboard image out; the markers are rendered to a PNG (tmp dir, and docs/img/markers.png
-for people to look at)."""
+dashboard image out; the markers are rendered to a PNG in the test's tmp dir."""
 from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +12,6 @@ from admn_ros.core.streams import StreamSet, mask_from_counts
 
 pytestmark = pytest.mark.ros
 
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 COUNTS = [6, 3, 1, 2, 0, 1, 5, 2, 3]              # node2/depth missing
 NOISE = [0.2, 0.1, 0.05, 2.5, float("nan"), 0.9, 0.0, 0.3, 0.5]
 COV = np.array([[0.04, 0.01], [0.01, 0.02]])
@@ -33,12 +30,12 @@ def test_viz_node_markers_and_dashboard(tmp_path):
     from sensor_msgs.msg import Image
     from visualization_msgs.msg import MarkerArray
 
+    from admn_ros.core.tasks import get_task
     from admn_ros.msg import LayerAllocation
     from admn_ros.ros import topics
     from admn_ros.core.image_convert import image_to_numpy
     from admn_ros.ros.convert import mask_to_allocation, ns_to_stamp
-    from admn_ros.ros.fusion_node import covariance_6x6
-    from admn_ros.ros.marker_render import render_markers, save_png
+    from fixtures.markers import render_markers, save_png
     from admn_ros.ros.qos import reliable_qos
     from admn_ros.ros.viz_node import VizNode
 
@@ -55,8 +52,8 @@ def test_viz_node_markers_and_dashboard(tmp_path):
     tn.create_subscription(MarkerArray, topics.MARKERS, lambda m: got["markers"].append(m), reliable_qos(5))
     tn.create_subscription(Image, topics.DASHBOARD, lambda m: got["dash"].append(m), reliable_qos(5))
     pa = tn.create_publisher(LayerAllocation, topics.ALLOCATION, reliable_qos())
-    pt = tn.create_publisher(PoseWithCovarianceStamped, topics.TARGET, reliable_qos(100))
-    pg = tn.create_publisher(PointStamped, topics.GROUND_TRUTH, reliable_qos(100))
+    pt = tn.create_publisher(PoseWithCovarianceStamped, get_task("tracking").output.topic, reliable_qos(100))
+    pg = tn.create_publisher(PointStamped, get_task("tracking").truth.topic, reliable_qos(100))
 
     def spin_until(cond, timeout):
         end = time.monotonic() + timeout
@@ -82,9 +79,7 @@ def test_viz_node_markers_and_dashboard(tmp_path):
                                           estimated_noise=NOISE, controller="admn_universal", decision_ms=2.0))
             t = PoseWithCovarianceStamped()
             t.header.stamp, t.header.frame_id = stamp, "map"
-            t.pose.pose.position.x, t.pose.pose.position.y = x, y
-            t.pose.pose.orientation.w = 1.0
-            t.pose.covariance = covariance_6x6(COV, 1e6)
+            get_task("tracking").fill_output(t, {"mean": (x, y), "cov": COV})
             pt.publish(t)
             spin_until(lambda: False, 0.01)
 
@@ -126,12 +121,11 @@ def test_viz_node_markers_and_dashboard(tmp_path):
         assert orange.sum() > 50 and green.sum() > 50 and red.sum() > 20
         png = save_png(img, tmp_path / "markers.png")
         assert png.stat().st_size > 5000
-        save_png(img, DOCS_IMG / "markers.png")
         dash = got["dash"][-1]
         assert dash.encoding == "rgb8" and (dash.height, dash.width) == (480, 640)
         d = image_to_numpy(dash)
         assert d.std() > 10
-        save_png(d, DOCS_IMG / "dashboard.png")
+        save_png(d, tmp_path / "dashboard.png")
     finally:
         ex.shutdown()
         tn.destroy_node()

@@ -112,6 +112,7 @@ def monitor_main() -> int:
     import rclpy
     from geometry_msgs.msg import PoseWithCovarianceStamped
 
+    from admn_ros.core.tasks import get_task
     from admn_ros.msg import LayerAllocation
     from admn_ros.ros import topics
     from admn_ros.ros.qos import reliable_qos
@@ -122,7 +123,7 @@ def monitor_main() -> int:
     def out(d):
         print(json.dumps(d), flush=True)
 
-    n.create_subscription(PoseWithCovarianceStamped, topics.TARGET, lambda m: out(
+    n.create_subscription(PoseWithCovarianceStamped, get_task("tracking").output.topic, lambda m: out(
         {"t": "target", "x": m.pose.pose.position.x, "y": m.pose.pose.position.y}), reliable_qos(50))
     n.create_subscription(LayerAllocation, topics.ALLOCATION, lambda m: out(
         {"t": "alloc", "present": list(m.stream_present), "ids": list(m.stream_ids),
@@ -139,15 +140,15 @@ def test_tracking_across_hosts_survives_losing_a_sensor_host(tmp_path):
     why = _can_netns()
     if why:
         pytest.skip(why)
-    from admn_ros.core.runtime import write_random_models
-    from admn_ros.ros.graph import GraphOptions, tracking_graph
+    from admn_ros.ros.graph import GraphOptions, build_graph
+    from fixtures import write_random_models
     from admn_ros.ros.runner import _encode_specs
 
     models = tmp_path / "models"
     write_random_models(models, seed=7, universal=True, budgets=())
     profile = tmp_path / "udp_only.xml"
     profile.write_text(UDP_PROFILE)
-    specs = {s.name: s for s in tracking_graph(GraphOptions(model_dir=str(models), budget=27))}
+    specs = {s.name: s for s in build_graph(GraphOptions(model_dir=str(models), budget=27))}
     for s in specs.values():
         if s.executable != "sensor_node":
             s.parameters["backend"] = "torch"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from admn_ros.core.paths import SOURCE_ROOT
-from admn_ros.ros.graph import ActivityGraphOptions, GraphOptions
+from admn_ros.ros.graph import GraphOptions
 
 PREFIX = Path(sys.prefix)
 
@@ -72,7 +72,7 @@ def test_cmake_install_layout_matches_ros2_run_and_launch(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("launch_file, options, extra", [
     ("tracking.launch.py", GraphOptions, set()),
-    ("activity.launch.py", ActivityGraphOptions, {"subject_id", "seed"}),
+    ("activity.launch.py", GraphOptions, {"subject_id", "seed"}),
 ])
 def test_launch_file_declares_described_arguments_matching_graph_options(launch_file, options, extra) -> None:
     tree = ast.parse((SOURCE_ROOT / "launch" / launch_file).read_text())

@@ -12,8 +12,8 @@ import pytest
 from admn_ros.bags.mapping import load_mapping
 from admn_ros.bags.record import record_sim
 from admn_ros.bags.report import replay_report
-from admn_ros.core.runtime import write_random_models
 from admn_ros.core.sim import CorruptionSpec
+from fixtures import write_random_models
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_realtime_replay_through_graph_matches_offline_allocations(bag_and_model
                corruptions={"node2/depth": CorruptionSpec(kind="gaussian", sigma=0.75)})
     s = realtime_replay(bag, tmp_path / "rt", mapping=load_mapping("default"), budget=27, model_dir=str(models),
                         log=lambda *_: None)
-    assert s.frames_offline == 45
+    assert s.outputs_offline == 45
     assert s.matched >= 0.8 * 45, s.text()
     assert s.identical_fraction >= 0.99, s.text()
-    assert s.targets_realtime >= 0.8 * 45, s.text()
+    assert s.estimates_realtime >= 0.8 * 45, s.text()

@@ -18,6 +18,7 @@ from collections import defaultdict
 import pytest
 
 from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, stream_id
+from admn_ros.core.tasks import get_task
 
 pytestmark = pytest.mark.ros
 
@@ -76,7 +77,7 @@ class Listener:
                                           lambda m, s=sid: self._rec(self.images[s], m), sensor_qos(20))
             self.node.create_subscription(StreamQoI, topics.qoi_topic(sid),
                                           lambda m, s=sid: self._rec(self.qoi[s], m), sensor_qos(20))
-        self.node.create_subscription(PointStamped, topics.GROUND_TRUTH,
+        self.node.create_subscription(PointStamped, get_task("tracking").truth.topic,
                                       lambda m: self._rec(self.gt, m), reliable_qos(20))
 
     def _rec(self, lst: list, msg) -> None:

@@ -29,7 +29,7 @@ from admn_ros.bags.mapping import load_mapping
 from admn_ros.bags.reader import BagFrames
 from admn_ros.bags.record import open_writer
 from admn_ros.bags.typestore import get_admn_typestore
-from admn_ros.core.runtime import write_random_models
+from fixtures import write_random_models
 
 pytestmark = pytest.mark.ros
 

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from admn_ros.core.activity_runtime import ActivityRuntime, FrameWindow, write_random_activity_models
 from admn_ros.core.evaluate.report import check_targets
 from admn_ros.core.evaluate.table import EvalSettings, Record
 from admn_ros.core.flops import allocation_flops
 from admn_ros.core.model import ADMNConfig, ADMNModel, random_inputs
+from admn_ros.core.runtime import FrameWindow, Runtime
 from admn_ros.core.streams import naive_allocation
 from admn_ros.core.train.common import apply_noise
+from fixtures import write_random_activity_models
 
 F = 4
 
@@ -73,7 +74,7 @@ def test_flops_scale_with_the_window(model: ADMNModel) -> None:
 
 def test_frame_window_and_runtime_cache(tmp_path: Path) -> None:
     write_random_activity_models(tmp_path, frames=F, classes=[f"a{k}" for k in range(10)])
-    rt = ActivityRuntime.load(tmp_path, backend="torch")
+    rt = Runtime.load(tmp_path, backend="torch")
     assert rt.frames == F and rt.classes[3] == "a3"
     win = FrameWindow(F, rt.stream_ids)
     with pytest.raises(ValueError, match="unknown stream"):
@@ -87,12 +88,12 @@ def test_frame_window_and_runtime_cache(tmp_path: Path) -> None:
     del frames[F]["node1/depth"]  # the newest frame lacks depth (a dropped message)
     for k in range(F):
         win.push(k, frames[k])
-    r1 = rt.classify(win, 9)
+    r1 = rt.infer(win, 9)
     assert r1.computed == F * 3 and r1.allocation.blocks.sum() == 9 and r1.present.all()
     win.push(F, frames[F])
     with pytest.raises(ValueError, match="older"):
         win.push(1, frames[0])
-    r2 = rt.classify(win, 9)
+    r2 = rt.infer(win, 9)
     assert not r2.present[-1, 1] and r2.present[:-1].all()
     if np.array_equal(r1.allocation.mask, r2.allocation.mask):
         assert r2.computed == 2  # only the new frame's two streams; the rest is cached

@@ -10,11 +10,12 @@ import pytest
 from admn_ros.bags import msgs
 from admn_ros.bags.mapping import (MappingError, default_mapping, load_mapping, norm_topic,
                                    parse_mapping)
-from admn_ros.bags.pipeline import FrameResult, TrackCentreBaseline, make_pipeline
-from admn_ros.bags.record import corruption_text, frame_id, parse_corrupt_arg
+from admn_ros.bags.pipeline import TrackCentreBaseline, make_pipeline
+from admn_ros.bags.record import parse_corrupt_arg
 from admn_ros.bags.typestore import (admn_msg_files, get_admn_typestore, normalize_type,
                                      short_type, store_enum)
 from admn_ros.core.paths import SOURCE_ROOT
+from admn_ros.core.sim import corruption_text
 from admn_ros.core.streams import StreamSet, naive_allocation
 
 # ---------------------------------------------------------------------------- mappings
@@ -159,13 +160,6 @@ def test_parse_corrupt_arg_both_syntaxes():
             parse_corrupt_arg(bad)
 
 
-def test_frame_ids_match_the_sensor_node():
-    sn = pytest.importorskip("admn_ros.ros.sensor_node")
-    for node in ("node1", "node3"):
-        for mod in ("rgb", "depth", "radar"):
-            assert frame_id(node, mod) == sn.frame_id(node, mod)
-
-
 # ---------------------------------------------------------------------------- pipeline
 
 
@@ -175,12 +169,13 @@ def test_track_centre_baseline():
     assert isinstance(p, TrackCentreBaseline) and p.name.startswith("baseline") and p.budget == 27
     streams = {s: np.zeros(1) for s in ids}
     streams["node2/depth"] = None
-    r = p.process(1.0, streams).validated(len(ids))
-    assert np.array_equal(r.mean, [0, 0]) and np.array_equal(r.cov, np.eye(2))
+    r = p.process(1_000_000_000, streams)
+    est = p.task.check_estimate(r.estimate)
+    assert np.array_equal(est["mean"], [0, 0]) and np.array_equal(est["cov"], np.eye(2))
     want = naive_allocation(9, 27)
     want[ids.index("node2/depth")] = False
-    assert np.array_equal(r.mask, want) and r.mask.sum() == 24
-    with pytest.raises(ValueError, match="mask"):
-        FrameResult(np.zeros(2), np.eye(2), np.ones((3, 12), bool)).validated(9)
+    assert np.array_equal(r.allocation.mask, want) and r.allocation.mask.sum() == 24
+    with pytest.raises(ValueError, match="cov"):
+        p.task.check_estimate({"mean": np.zeros(2), "cov": np.eye(3)})
     with pytest.raises(ValueError, match="unknown pipeline"):
         make_pipeline("nope", ids)

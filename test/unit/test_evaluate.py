@@ -23,7 +23,7 @@ from admn_ros.core.streams import StreamSet, naive_allocation
 from admn_ros.core.sim.corruptions import APPLIES_TO, REAL_WORLD
 from admn_ros.core.train.common import apply_failures, draw_failures, open_split, to_torch
 from admn_ros.core.train.stage1 import dataset_bounds
-from train_fixtures import TINY_CONTROLLER, TINY_MODEL, make_tiny_dataset
+from fixtures.train import TINY_CONTROLLER, TINY_MODEL, make_tiny_dataset
 
 SS = StreamSet()
 

@@ -14,7 +14,8 @@ import pytest
 h5py = pytest.importorskip("h5py")
 
 from admn_ros.core.data import SimDataset  # noqa: E402
-from admn_ros.core.data.gdtm import GDTMError, convert_gdtm, main, write_synthetic_gdtm  # noqa: E402
+from admn_ros.core.data.gdtm import GDTMError, convert_gdtm, main  # noqa: E402
+from fixtures import write_synthetic_gdtm  # noqa: E402
 
 FRAMES = {"train": 16, "val": 6, "test": 6}
 
@@ -171,7 +172,7 @@ def test_one_stage1_step_and_evaluation_run_on_it(converted, tmp_path):
     from admn_ros.core.evaluate.table import EvalSettings
     from admn_ros.core.train.config import Stage1Config
     from admn_ros.core.train.stage1 import train_stage1
-    from train_fixtures import TINY_MODEL
+    from fixtures.train import TINY_MODEL
 
     torch.set_num_threads(1)
     out, _ = converted

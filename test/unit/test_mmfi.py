@@ -18,7 +18,8 @@ cv2 = pytest.importorskip("cv2")
 
 from admn_ros.core.data.mmfi import (ADMN_TEST_SUBJECTS, CROSS_SUBJECT_TEST, MMFiError, convert_mmfi,  # noqa: E402
                                      main,
-                                     radar_histogram, render_keypoints, split_subjects, write_synthetic_mmfi)
+                                     radar_histogram, render_keypoints, split_subjects)
+from fixtures import write_synthetic_mmfi  # noqa: E402
 
 SUBJECTS = ("S01", "S07", "S08")   # the ADMN split: S01 train, S07 val, S08 test
 ACTIONS = ("A01", "A02")

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from admn_ros.core.flops import allocation_flops, allocation_gflops, flops_breakdown, vit_block_flops
-from admn_ros.core.fusion import GaussianHead, gaussian_nll, tracking_loss
 from admn_ros.core.model import ADMNConfig, ADMNModel, random_inputs
 from admn_ros.core.streams import StreamSet, full_allocation, naive_allocation
+from admn_ros.core.tasks import get_task
+from admn_ros.core.tasks.tracking import gaussian_nll
 
 torch.set_num_threads(1)
 NODES = ("node1", "node2")
@@ -41,12 +42,19 @@ def test_forward_shapes_bounds_and_covariance():
     assert bool((torch.linalg.eigvalsh(cov) > 0).all())
 
 
+def tracking_loss(mean: torch.Tensor, cov: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The tracking task's training loss: mean of NLL + 0.05 x distance."""
+    return get_task("tracking").loss({"mean": mean, "cov": cov}, target)
+
+
 def test_gaussian_head_uses_full_lower_triangular_factor():
-    head = GaussianHead(4, bounds=((0.0, 1.0), (0.0, 2.0)), eps=1e-3)
+    task = get_task("tracking")
+    head = task.head(ADMNConfig(bounds=((0.0, 1.0), (0.0, 2.0)), cov_eps=1e-3), 4)
     with torch.no_grad():
         head.fc2.weight.zero_()
         head.fc2.bias.copy_(torch.tensor([0.0, 0.0, 0.5, 1.0, -2.0]))  # mx, my, l11, l22, l21
-    mean, cov = head(torch.zeros(1, 4))
+    out = task.head_forward(head, torch.zeros(1, 4))
+    mean, cov = out["mean"], out["cov"]
     torch.testing.assert_close(mean, torch.tensor([[0.5, 1.0]]))
     sp = torch.nn.functional.softplus
     l11, l22, l21 = sp(torch.tensor(0.5)), sp(torch.tensor(1.0)), torch.tensor(-2.0)

@@ -1,6 +1,6 @@
-"""TrackingRuntime (admn_ros.core.runtime): loading a model directory with clear errors,
-the allocation policy, real skipping in embed, fusion with missing streams, and the
-input-health bookkeeping the nodes show on /diagnostics."""
+"""Runtime (admn_ros.core.runtime) with a tracking model: loading a model directory with clear
+errors and the task it holds, the allocation policy, real skipping in embed, fusion with
+missing streams."""
 from __future__ import annotations
 
 import shutil
@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from admn_ros.core.checkpoint import CheckpointError, read_metadata, save_checkpoint
-from admn_ros.core.runtime import (NAIVE, NONE, UNIVERSAL, LatencyWindow, RateMeter, StreamMonitor,
-                                   TrackingRuntime, write_random_models)
+from admn_ros.core.runtime import NAIVE, NONE, UNIVERSAL, Runtime
 from admn_ros.core.streams import DEPTH, StreamSet, naive_allocation
+from fixtures import write_random_activity_models, write_random_models
 
 NODES = ("node1", "node2")
 SMALL = dict(vit_dim=16, vit_heads=2, vit_mlp_ratio=2.0, fusion_dim=16, fusion_depth=1, fusion_heads=2)
@@ -27,10 +27,10 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rt(model_dir):
-    return TrackingRuntime.load(model_dir, backend="torch")
+    return Runtime.load(model_dir, backend="torch")
 
 
-def frame(rt: TrackingRuntime, seed: int = 0) -> dict[str, np.ndarray]:
+def frame(rt: Runtime, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {s: rng.random((rt.cfg.channels(s.split("/")[1]), 64, 64), dtype=np.float32) for s in rt.stream_ids}
 
@@ -43,29 +43,46 @@ def test_load_finds_model_and_controllers(rt, model_dir):
     assert "admn_universal" in rt.describe()
 
 
+def test_load_picks_the_task(tmp_path, model_dir):
+    """The task comes from the directory's stage-1 model; models of several tasks need ``task``.
+    Break tried: loading the first stage-1 file whatever its task (the activity model was used)."""
+    for f in ("tracking.safetensors", "controller_L12.safetensors"):
+        shutil.copy(model_dir / f, tmp_path)
+    rt = Runtime.load(tmp_path, backend="torch")
+    assert rt.task.name == "tracking" and rt.frames == 1 and rt.labels == []
+    write_random_activity_models(tmp_path / "a", frames=2, classes=["x", "y"], budgets=())
+    shutil.copy(tmp_path / "a" / "activity.safetensors", tmp_path)
+    with pytest.raises(CheckpointError, match="several tasks.*'activity'.*'tracking'"):
+        Runtime.load(tmp_path)
+    act = Runtime.load(tmp_path, backend="torch", task="activity")
+    assert act.task.name == "activity" and act.frames == 2 and act.classes == ["x", "y"]
+    assert any(p.name == "tracking.safetensors" and "task 'tracking'" in why for p, why in act.skipped)
+    assert Runtime.load(tmp_path, task="tracking").model_path.name == "tracking.safetensors"
+
+
 def test_missing_dir_and_empty_dir(tmp_path):
     with pytest.raises(CheckpointError, match="model directory not found"):
-        TrackingRuntime.load(tmp_path / "nope")
+        Runtime.load(tmp_path / "nope")
     with pytest.raises(CheckpointError, match="no \\*.safetensors"):
-        TrackingRuntime.load(tmp_path)
+        Runtime.load(tmp_path)
 
 
 def test_no_stage1_model_names_kinds(tmp_path, model_dir):
     shutil.copy(model_dir / "controller_L12.safetensors", tmp_path)
     with pytest.raises(CheckpointError, match="no stage1 tracking model.*'controller'"):
-        TrackingRuntime.load(tmp_path)
+        Runtime.load(tmp_path, task="tracking")
 
 
 def test_corrupt_file_is_named(tmp_path, model_dir):
     shutil.copy(model_dir / "tracking.safetensors", tmp_path)
     (tmp_path / "broken.safetensors").write_bytes(b"\x00garbage" * 10)
     with pytest.raises(CheckpointError, match="broken.safetensors.*corrupt"):
-        TrackingRuntime.load(tmp_path)
+        Runtime.load(tmp_path)
 
 
 def test_stream_set_mismatch(tmp_path, model_dir):
     with pytest.raises(CheckpointError, match="stream set mismatch.*node3"):
-        TrackingRuntime.load(model_dir, streams=("node1", "node2", "node3"))
+        Runtime.load(model_dir, streams=("node1", "node2", "node3"))
     # a controller for other streams, claiming the same model (no parent id)
     shutil.copy(model_dir / "tracking.safetensors", tmp_path)
     other = tmp_path / "o"
@@ -77,13 +94,13 @@ def test_stream_set_mismatch(tmp_path, model_dir):
     save_checkpoint(tmp_path / "ctrl.safetensors", kind="controller", state_dict=load_file(paths["L27"]),
                     meta={k: v for k, v in meta.items() if k not in ("format", "version", "kind", "weights_id")})
     with pytest.raises(CheckpointError, match="ctrl.safetensors: stream set mismatch.*nodes"):
-        TrackingRuntime.load(tmp_path)
+        Runtime.load(tmp_path)
 
 
 def test_controller_of_another_model_is_skipped(tmp_path, model_dir):
     write_random_models(tmp_path, NODES, seed=5, universal=False, budgets=(), **SMALL)  # a different model
     shutil.copy(model_dir / "controller_L12.safetensors", tmp_path)
-    rt = TrackingRuntime.load(tmp_path, backend="torch")
+    rt = Runtime.load(tmp_path, backend="torch")
     assert rt.controllers == {}
     assert any("controller_L12" in p.name and "stage1 weights" in why for p, why in rt.skipped)
 
@@ -96,7 +113,7 @@ def test_shape_mismatch_names_key(tmp_path, model_dir):
     save_checkpoint(tmp_path / "m.safetensors", kind="stage1", state_dict=load_file(model_dir / "tracking.safetensors"),
                     meta={"model_config": mc})
     with pytest.raises(CheckpointError, match="m.safetensors: .*shape"):
-        TrackingRuntime.load(tmp_path)
+        Runtime.load(tmp_path)
 
 
 # ------------------------------------------------------------------ allocation policy
@@ -112,7 +129,7 @@ def test_allocation_policy_and_budget(rt, model_dir, tmp_path):
     # without the universal controller: exact-budget controller, else naive
     shutil.copy(model_dir / "tracking.safetensors", tmp_path)
     shutil.copy(model_dir / "controller_L12.safetensors", tmp_path)
-    rt2 = TrackingRuntime.load(tmp_path, backend="torch")
+    rt2 = Runtime.load(tmp_path, backend="torch")
     assert rt2.allocate(x, 12).controller == "admn_L12"
     n = rt2.allocate(x, 20)
     assert n.controller == NAIVE and int(n.mask.sum()) == 20 and np.isnan(n.est_noise).all()
@@ -164,7 +181,8 @@ def test_embed_and_fuse_equal_the_model(rt):
         h.remove()
     assert sum(calls) == int(a.mask.sum())  # every active block runs once per stream, nothing else
     assert "node1/radar" not in embs and set(timings) == set(embs)
-    mean, cov = rt.fuse(embs)
+    est = rt.fuse(embs)
+    mean, cov = est["mean"], est["cov"]
     assert mean.shape == (2,) and cov.shape == (2, 2) and np.all(np.linalg.eigvalsh(cov) > 0)
     # reference: the model's own forward with the same mask and presence
     ins = {m: torch.zeros(1, len(NODES), rt.cfg.channels(m), 64, 64) for m in rt.cfg.modalities}
@@ -204,32 +222,9 @@ def test_preprocess_checks(rt):
 
 
 def test_warmup_auto_backend(model_dir):
-    rt = TrackingRuntime.load(model_dir, backend="auto")
+    rt = Runtime.load(model_dir, backend="auto")
     rt.warmup(("embed", "fuse"))
     assert rt.engine_backend in ("torch", "jit", "onnx")
-
-
-# ------------------------------------------------------------------ bookkeeping
-def test_stream_monitor_and_meters():
-    m = StreamMonitor(["a"])
-    assert m.check_stamp("a", 0) == "zero_stamp"
-    m.accept("a", 100, now=1.0)
-    assert m.check_stamp("a", 100) == "duplicate_stamp"
-    assert m.check_stamp("a", 50) == "out_of_order"
-    assert m.check_stamp("a", 200) is None
-    m.reject("a", "bad_encoding")
-    m.reject("b", "empty")
-    assert m.total_rejected() == 2 and m.rejected("a")["bad_encoding"] == 1
-    assert m.age("a", 1_000_000_100) == pytest.approx(1.0)
-    r = RateMeter(2.0)
-    for k in range(21):
-        r.tick(k * 0.1)
-    assert r.rate(2.0) == pytest.approx(10.0, rel=0.01)
-    lw = LatencyWindow(10)
-    for v in range(20):
-        lw.add(v)
-    s = lw.summary()
-    assert s["n"] == 10 and s["max"] == 19
 
 
 def test_depth_constant():

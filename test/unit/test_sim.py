@@ -393,3 +393,22 @@ def test_core_sim_is_rclpy_free() -> None:
     imports = re.compile(r"^\s*(import|from)\s+rclpy\b", re.MULTILINE)
     for p in files:
         assert not imports.search(p.read_text()), p
+
+
+def test_one_corruption_parser_for_parameters_and_arguments():
+    """``parse_corruption`` reads the sensor node's parameter syntax and ``record --corrupt``'s
+    short one alike, and checks the spec against a modality. Break tried: ``period`` not
+    accepted as ``period_s`` (the short syntax failed)."""
+    from admn_ros.core.sim import corruption_text, parse_corruption
+
+    long = parse_corruption("gaussian:sigma=2.0,schedule=flicker,period_s=2.0,duty=0.5")
+    assert parse_corruption("gaussian:sigma=2,flicker:period=2:duty=0.5") == long
+    assert parse_corruption(corruption_text(long)) == long and parse_corruption("DROPOUT").kind == "dropout"
+    assert parse_corruption("dropout,flicker:period=0.4").period_s == 0.4
+    for bad, why in (("", "empty"), ("flicker", "is a schedule"), ("bogus", "unknown corruption kind"),
+                     ("gaussian:sigma", "key=value"), ("gaussian:foo=1", "unknown corruption option"),
+                     ("gaussian:sigma=x", "not a number"), ("gaussian:sigma=-1", "negative sigma")):
+        with pytest.raises(ValueError, match=why):
+            parse_corruption(bad)
+    with pytest.raises(ValueError, match="does not apply to 'radar'"):
+        parse_corruption("low_light:severity=0.5", "radar")

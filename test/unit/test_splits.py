@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from admn_ros.core.controller import select_blocks, spread_ordered
-from admn_ros.core.fusion import task_loss_per_sample, task_scores
 from admn_ros.core.model import ADMNConfig, ADMNModel, random_inputs
 from admn_ros.core.splits import prefix_masks, split_candidates, split_log_scores, split_losses
 from admn_ros.core.streams import every_other_blocks, spread_order
+from admn_ros.core.tasks import get_task
 from admn_ros.core.train.config import Stage2Config, TrainConfigError
 from admn_ros.core.train.stage2 import expected_split_loss
-from train_fixtures import TINY_MODEL
+from fixtures.train import TINY_MODEL
 
 
 def test_split_candidates_are_every_composition_and_refuse_huge_grids() -> None:
@@ -74,8 +74,8 @@ def test_split_losses_equal_one_forward_per_split(task: str) -> None:
     with torch.no_grad():
         for i, c in enumerate(cands):
             out = model(x, prefix_masks(c, 12))
-            assert torch.allclose(losses[i], task_loss_per_sample(task, out, target), atol=1e-5)
-            assert torch.allclose(scores[i], task_scores(task, out, target), atol=1e-4)
+            assert torch.allclose(losses[i], get_task(task).loss_per_sample(out, target), atol=1e-5)
+            assert torch.allclose(scores[i], get_task(task).scores(out, target), atol=1e-4)
 
 
 def test_sampled_splits_and_per_sample_split_losses() -> None:
@@ -103,7 +103,7 @@ def test_sampled_splits_and_per_sample_split_losses() -> None:
     losses, _ = split_losses(model, x, y, counts)
     with torch.no_grad():
         for c in (0, 3, 6):
-            ref = task_loss_per_sample("tracking", model(x, prefix_masks(counts[c], 12)), y)
+            ref = get_task("tracking").loss_per_sample(model(x, prefix_masks(counts[c], 12)), y)
             assert torch.allclose(losses[c], ref, atol=1e-5)
 
 

@@ -19,7 +19,7 @@ from admn_ros.core.train.common import (NoiseSampler, apply_noise, epoch_batches
 from admn_ros.core.train.config import Stage1Config, Stage2Config, TrainConfigError
 from admn_ros.core.train.stage1 import train_stage1
 from admn_ros.core.train.stage2 import fold_universal, load_controller, load_stage1, train_stage2
-from train_fixtures import TINY_CONTROLLER, TINY_MODEL, make_tiny_dataset
+from fixtures.train import TINY_CONTROLLER, TINY_MODEL, make_tiny_dataset
 
 QUIET = dict(progress=False, threads=1)
 

@@ -979,95 +979,6 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     return summary
 
 
-# ----------------------------------------------------------------------------- synthetic data (tests, smoke runs)
-def _rot_y(yaw: float) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])
-
-
-def write_synthetic_gdtm(root: str | os.PathLike[str], frames: Mapping[str, int] | None = None, *,
-                         n_nodes: int = 3, start_ms: int = 1_660_000_000_000, seed: int = 0,
-                         node_dir: str = "node_{k}", metadata_json: bool = True) -> dict[str, Any]:
-    """Write a tiny fake GDTM copy in the released layout (what the authors' convert_*.py write).
-
-    Frame ``i`` of a split has stamp ``start + 66 i`` (ms, splits follow each other), the car
-    (id 3, type ``truck``) on an ellipse at height 0.05 m, ZED/RealSense JPEGs of a uniform colour
-    ``(10 + 7 i + 40 k) % 256`` (node ``k``), ZED depth ``1000 + 20 i + 300 k`` mm everywhere,
-    RealSense colourised-depth JPEGs, and radar frames with a peak at the car's direction.
-
-    Returns:
-        ``{split: {"stamps": [...], "car": [[x, y, z], ...]}}`` (the truth to check against).
-    """
-    import cv2
-
-    h5py = _h5py()
-    frames = dict(frames or {"train": 12, "val": 6, "test": 6})
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    node_pos = [np.array([-1.6, 1.2, -1.8]), np.array([1.9, 1.2, -1.8]), np.array([0.2, 1.2, 2.1]),
-                np.array([-1.6, 1.2, 2.1])]
-    truth: dict[str, Any] = {}
-    t0 = start_ms
-    for split, n in frames.items():
-        d = root / split
-        d.mkdir(parents=True, exist_ok=True)
-        stamps = [t0 + FRAME_MS * i for i in range(n)]
-        t0 += FRAME_MS * (n + 100)
-        th = 2 * math.pi * np.arange(n) / max(n, 1)
-        cars = np.stack([0.3 + 1.2 * np.cos(th), np.full(n, 0.05), -0.2 + 1.4 * np.sin(th)], axis=1)
-        truth[split] = {"stamps": stamps, "car": cars.tolist()}
-        with h5py.File(d / MOCAP_FILE, "w") as f:
-            for i, ts in enumerate(stamps):
-                objs = []
-                for k in range(n_nodes):
-                    rot = _rot_y(0.5 + k).reshape(-1).tolist()
-                    objs.append({"id": k, "type": "node", "position": node_pos[k % 4].tolist(),
-                                 "normalized_position": [0.0, 0.0, 0.0], "roll": 0.0, "pitch": 0.0, "yaw": 0.0,
-                                 "rotation": rot, "timestamp": str(ts)})
-                objs.append({"id": 3, "type": "truck", "position": cars[i].tolist(),
-                             "normalized_position": [0.0, 0.0, 0.0], "roll": 0.0, "pitch": float(th[i]), "yaw": 0.0,
-                             "rotation": _rot_y(float(th[i])).reshape(-1).tolist(), "timestamp": str(ts)})
-                f.create_group(str(ts)).create_dataset(MOCAP_KEY, data=json.dumps(objs))
-        for k in range(1, n_nodes + 1):
-            nd = d / node_dir.format(k=k)
-            nd.mkdir(parents=True, exist_ok=True)
-            grp = f"node_{k}"
-            with h5py.File(nd / "zed.hdf5", "w") as fz, h5py.File(nd / "realsense.hdf5", "w") as fr, \
-                    h5py.File(nd / "mmwave.hdf5", "w") as fm, h5py.File(nd / "respeaker.hdf5", "w") as fa:
-                for i, ts in enumerate(stamps):
-                    c = (10 + 7 * i + 40 * (k - 1)) % 256
-                    img = np.full((270, 480, 3), c, dtype=np.uint8)  # BGR, uniform: survives JPEG
-                    code = cv2.imencode(".jpg", img)[1]
-                    g = fz.create_group(str(ts)).create_group(grp)
-                    g.create_dataset("zed_camera_left", data=code)
-                    g.create_dataset("zed_camera_right", data=code)
-                    g.create_dataset("zed_camera_depth", data=np.full((270, 480), 1000 + 20 * i + 300 * (k - 1),
-                                                                      dtype=np.uint16), compression="gzip")
-                    g = fr.create_group(str(ts)).create_group(grp)
-                    g.create_dataset("realsense_camera_img", data=code)
-                    dep = cv2.applyColorMap(np.full((120, 160), (5 * i) % 256, dtype=np.uint8), cv2.COLORMAP_JET)
-                    g.create_dataset("realsense_camera_depth", data=cv2.imencode(".jpg", dep)[1])
-                    g = fm.create_group(str(ts)).create_group(grp)
-                    az = np.abs(rng.normal(50.0, 10.0, size=(399, 399))).astype(np.float32)
-                    az[:, :40] = np.nan  # outside the field of view
-                    az[200 + (i % 50), 100:110] = 5000.0
-                    g.create_dataset("azimuth_static", data=az, compression="gzip")
-                    rd = (4353.0 + rng.normal(0.0, 700.0, size=(256, 16))).astype(np.float32)
-                    g.create_dataset("range_doppler", data=rd, compression="gzip")
-                    g.create_dataset("range_profile", data=rd[:, 8].copy(), compression="gzip")
-                    g.create_dataset("detected_points", data=json.dumps({}))
-                    g = fa.create_group(str(ts)).create_group(grp)
-                    g.create_dataset("mic_waveform", data=np.zeros((1056, 6), dtype=np.float32))
-    if metadata_json:
-        md: dict[str, Any] = {f"node{k + 1}": {"x": float(node_pos[k % 4][0]), "y": float(node_pos[k % 4][1]),
-                                               "z": float(node_pos[k % 4][2]),
-                                               "rot": _rot_y(0.5 + k).reshape(-1).tolist()} for k in range(n_nodes)}
-        md["red_car"] = {"exists": True, "calibration": np.eye(3).tolist()}
-        md["green_car"] = {"exists": False, "calibration": np.eye(3).tolist()}
-        (root / "metadata.json").write_text(json.dumps(md))
-    return truth
-
-
 # ----------------------------------------------------------------------------- CLI
 def _parse_splits(items: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -1126,7 +1037,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_from_args(build_parser().parse_args(argv))
 
 
-__all__ = ["GDTMError", "RadarNorm", "convert_gdtm", "write_synthetic_gdtm", "build_parser", "run_from_args",
+__all__ = ["GDTMError", "RadarNorm", "convert_gdtm", "build_parser", "run_from_args",
            "main", "H5PY_PIN", "RGB_SOURCES", "DEPTH_SOURCES", "RADAR_SOURCES"]
 
 

@@ -906,67 +906,6 @@ def _frame_name(n: int, existing: Mapping[int, Path]) -> str:
     return f"frame{n:0{digits}d}.{ext}"
 
 
-# ----------------------------------------------------------------------------- synthetic data (tests, smoke runs)
-def write_synthetic_mmfi(root: str | os.PathLike[str], *, environments: Sequence[str] = ("E01",),
-                         subjects: Sequence[str] | None = None, actions: Sequence[str] = ("A01", "A02"),
-                         frames: int = 8, rgb_images: bool = False, infra_images: bool = False,
-                         image_size: tuple[int, int] = (64, 48), seed: int = 0) -> dict[str, Any]:
-    """Write a tiny fake MM-Fi copy in the released layout (the toolbox's reader conventions).
-
-    Per sequence ``E/S/A``: ``rgb/``, ``infra1/``, ``infra2/`` = keypoints ``frameNNN.npy`` (float32
-    ``(17, 2)`` in a 640 x 480 image, the figure's height depending on the action), ``depth/`` =
-    uint16 PNGs (``1000 + 100 * action + 10 * frame`` mm everywhere), ``mmwave/`` = float64 ``.bin``
-    point clouds ``(n, 5)`` (x, y, z, doppler, intensity) at range ``1 + 0.5 * action`` m and Doppler
-    ``+1`` m/s for even actions, ``-1`` for odd ones, ``lidar/`` = float64 ``(n, 3)``, and
-    ``ground_truth.npy``. ``rgb_images`` adds ``rgb_img/frameNNN.png`` (a uniform colour per action),
-    ``infra_images`` replaces the infra keypoints with grey PNGs.
-
-    Returns:
-        ``{"sequences": [E/S/A, ...], "frames": frames}``.
-    """
-    import cv2
-
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    if subjects is None:
-        subjects = [s for s in ALL_SUBJECTS if SUBJECT_ENV[s] in environments][:3]
-    w, h = image_size
-    seqs = []
-    for subj in subjects:
-        env = SUBJECT_ENV[subj]
-        for act in actions:
-            a = int(act[1:])
-            d = root / env / subj / act
-            for sub in ("rgb", "infra1", "infra2", "depth", "mmwave", "lidar", "wifi-csi"):
-                (d / sub).mkdir(parents=True, exist_ok=True)
-            for i in range(1, frames + 1):
-                name = f"frame{i:03d}"
-                kp = np.zeros((17, 2), np.float32)
-                kp[:, 0] = 320 + rng.normal(0, 5, 17) + np.linspace(-60, 60, 17)
-                kp[:, 1] = np.linspace(100, 100 + 40 * a, 17)
-                np.save(d / "rgb" / f"{name}.npy", kp)
-                for infra in ("infra1", "infra2"):
-                    if infra_images:
-                        cv2.imwrite(str(d / infra / f"{name}.png"), np.full((h, w), 30 * a + i, np.uint8))
-                    else:
-                        np.save(d / infra / f"{name}.npy", kp)
-                cv2.imwrite(str(d / "depth" / f"{name}.png"), np.full((h, w), 1000 + 100 * a + 10 * i, np.uint16))
-                n_pts = 6
-                pts = np.zeros((n_pts, 5), np.float64)
-                pts[:, 0] = 1.0 + 0.5 * a
-                pts[:, 3] = 1.0 if a % 2 == 0 else -1.0
-                pts[:, 4] = rng.uniform(5, 20, n_pts)
-                pts.tofile(d / "mmwave" / f"{name}.bin")
-                rng.normal(0, 1, (20, 3)).astype(np.float64).tofile(d / "lidar" / f"{name}.bin")
-                if rgb_images:
-                    (d / RGB_IMAGE_DIR).mkdir(exist_ok=True)
-                    cv2.imwrite(str(d / RGB_IMAGE_DIR / f"{name}.png"),
-                                np.full((h, w, 3), (10 * a, 50 + i, 200), np.uint8))
-            np.save(d / "ground_truth.npy", np.zeros((frames, 17, 3), np.float32))
-            seqs.append(f"{env}/{subj}/{act}")
-    return {"sequences": seqs, "frames": frames}
-
-
 # ----------------------------------------------------------------------------- CLI
 def build_parser(prog: str = "admn-ros convert-mmfi") -> argparse.ArgumentParser:
     """Argument parser of ``admn-ros convert-mmfi`` / ``python -m admn_ros.core.data.mmfi``."""
@@ -1026,7 +965,7 @@ def main(argv: list[str] | None = None) -> int:
 
 __all__ = ["MMFiError", "ConvertSummary", "convert_mmfi", "split_subjects", "scan_mmfi", "read_depth_png",
            "read_mmwave_bin", "read_keypoints", "read_image", "render_keypoints", "radar_histogram",
-           "write_synthetic_mmfi", "build_parser", "run_from_args", "main", "MMFI_ACTIONS", "PROTOCOLS",
+           "build_parser", "run_from_args", "main", "MMFI_ACTIONS", "PROTOCOLS",
            "CROSS_SUBJECT_TEST", "ADMN_TEST_SUBJECTS", "ADMN_VAL_SUBJECTS", "DEFAULT_VAL_SUBJECTS", "SPLIT_KINDS", "IMAGE_SOURCES"]
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from admn_ros.core.evaluate.cost import LatencyResult
 from admn_ros.core.evaluate.table import DRAWS, EvalSettings, Example, Record, lookup
 from admn_ros.core.streams import MODALITIES, StreamSet
+from admn_ros.core.tasks import get_task
 
 
 def _plt():  # noqa: ANN202 - matplotlib module
@@ -60,7 +61,7 @@ def plot_error_vs_budget(records: Sequence[Record], settings: EvalSettings, budg
             ax.set_xticks(x)
             ax.grid(alpha=0.3)
             if j == 0:
-                ax.set_ylabel("accuracy (%)" if task == "activity" else "error (cm)")
+                ax.set_ylabel(get_task(task).metric.axis)
             if i == rows - 1:
                 ax.set_xlabel("budget (% of blocks)")
     handles, labels = axes[0][0].get_legend_handles_labels()

@@ -13,6 +13,7 @@ from admn_ros.core.sim.corruptions import REAL_WORLD, blur_length
 
 #: Real-world failures a single frame cannot show (judged against the Upper Bound).
 STREAM_FAILURES: tuple[str, ...] = ("frozen", "dropout")
+from admn_ros.core.tasks import Task, get_task
 
 
 @dataclass
@@ -109,30 +110,22 @@ def _accuracy_targets(records: Sequence[Record], budgets: Sequence[int], setting
     return out
 
 
-def check_activity_targets(records: Sequence[Record], budgets: Sequence[int], settings: EvalSettings) -> list[Target]:
-    """Activity targets (accuracy in %, higher is better), per draw mode:
-
-    * binary at the smallest budget: ADMN within 5 points of Upper Bound and >= 15 points
-      above Naive Allocation;
-    * discrete and continuous: ADMN above Naive at every budget.
-    """
-    return _accuracy_targets(records, budgets, settings, higher_is_better=True)
-
-
 def check_targets(records: Sequence[Record], flops: Sequence[FlopsRow], budgets: Sequence[int],
-                  settings: EvalSettings, task: str = "tracking") -> list[Target]:
-    """The targets of the brief, per draw mode where they concern errors
-    (``task="activity"``: :func:`check_activity_targets`).
+                  settings: EvalSettings, task: str | None = None) -> list[Target]:
+    """The targets of the brief, per draw mode, in the direction of the task's metric:
 
-    * binary at the smallest budget: ADMN / Upper Bound <= 1.15 and Naive / ADMN >= 2.0;
-    * discrete and continuous: ADMN < Naive at every budget;
-    * FLOPs of ADMN at the smallest budget (controller included) <= 0.30 x the full model;
-    * controller share of those FLOPs <= 2%;
-    * (check) per-stream ADMN beats the per-modality baseline under per-stream noise.
+    * binary at the smallest budget: an error (lower is better) ADMN / Upper Bound <= 1.15 and
+      Naive / ADMN >= 2.0; an accuracy (higher is better) ADMN within 5 points of Upper
+      Bound and >= 15 points above Naive;
+    * discrete and continuous: ADMN better than Naive at every budget;
+    * tasks with :attr:`Task.compute_targets`: FLOPs of ADMN at the smallest budget
+      (controller included) <= 0.30 x the full model, the controller's share of those FLOPs
+      <= 2%, and (check) per-stream ADMN beats the per-modality baseline under per-stream noise.
     """
-    if task == "activity":
-        return check_activity_targets(records, budgets, settings)
-    out = _accuracy_targets(records, budgets, settings, higher_is_better=False)
+    metric = get_task(task).metric
+    out = _accuracy_targets(records, budgets, settings, higher_is_better=not metric.lower_is_better)
+    if not get_task(task).compute_targets:
+        return out
     adm = admn_name(records)
     L0 = budgets[0]
     pct = f"{round(100 * settings.fractions[0])}%"
@@ -157,20 +150,21 @@ def check_targets(records: Sequence[Record], flops: Sequence[FlopsRow], budgets:
                 if not (math.isnan(a) or math.isnan(p)):
                     res.append((regime, L, a, p))
         if res:
-            wins = sum(a < p for _, _, a, p in res)
+            wins = sum(metric.better(a, p) for _, _, a, p in res)
             out.append(Target(f"(check) per-stream {adm} beats ADMN per-modality under per-stream noise",
                               wins == len(res),
                               f"{wins}/{len(res)} cells; mean {_f(sum(a for *_, a, _ in res) / len(res))} vs "
-                              f"{_f(sum(p for *_, p in res) / len(res))} cm"))
+                              f"{_f(sum(p for *_, p in res) / len(res))} {metric.unit}"))
     return out
 
 
-def value_columns(task: str) -> tuple[str, str]:
-    """CSV column names of the cell mean and median: ``error_cm`` or ``accuracy_pct``."""
-    return ("accuracy_pct", "median_pct") if task == "activity" else ("error_cm", "median_cm")
+def value_columns(task: str | None) -> tuple[str, str]:
+    """CSV column names of the cell mean and median (the task's: ``error_cm`` / ``accuracy_pct``)."""
+    m = get_task(task).metric
+    return m.column, m.median_column
 
 
-def write_csv(path: Path, records: Sequence[Record], flops: Sequence[FlopsRow], task: str = "tracking") -> Path:
+def write_csv(path: Path, records: Sequence[Record], flops: Sequence[FlopsRow], task: str | None = None) -> Path:
     fl = {(r.method, r.budget): r for r in flops}
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -207,15 +201,16 @@ def _failure_section(settings: EvalSettings, info: dict[str, Any]) -> list[str]:
 
 
 def _paired_section(records: Sequence[Record], settings: EvalSettings, budgets: Sequence[int], info: dict[str, Any],
-                    activity: bool) -> list[str]:
+                    task: Task) -> list[str]:
     """Markdown: each adaptive method minus Naive Allocation, sample by sample, with its interval."""
     names = [m for m in dict.fromkeys(r.method for r in records if not math.isnan(r.vs_naive))]
     if not names:
         return []
     n_groups = max(r.vs_naive_groups for r in records)
     group = info.get("groups", "group")
-    better = "positive = more accurate than Naive" if activity else "negative = smaller error than Naive"
-    lines = [f"## Paired difference to Naive Allocation ({'points' if activity else 'cm'}; {better})", "",
+    m = task.metric
+    better = f"{'negative' if m.lower_is_better else 'positive'} = better than Naive"
+    lines = [f"## Paired difference to Naive Allocation ({'points' if m.unit == '%' else m.unit}; {better})", "",
              "Mean of (method - Naive) over the same corrupted samples, with a 95% bootstrap interval that "
              f"resamples whole {group}s ({n_groups} in this split). An interval that contains 0 means this "
              "split cannot tell the two apart.", ""]
@@ -238,19 +233,16 @@ def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: Late
              curve: Sequence[tuple[int, float]] = ()) -> str:
     """The report as markdown: tables per draw mode, compute, targets."""
     total = info.get("total_blocks", 108)
-    activity = info.get("task") == "activity"
+    task = get_task(info.get("task"))
     methods = list(dict.fromkeys(r.method for r in records))
     cols = [f"{round(100 * f)}% (L={L})" for f, L in zip(settings.fractions, budgets)]
-    title = ("ADMN activity recognition (simulated MM-Fi-style test split)" if activity
-             else "ADMN Table 1 (simulated GDTM-style test split)")
-    metric = (f"accuracy in % over windows of {info.get('frames')} frames (one allocation per window and stream)"
-              if activity else "mean Euclidean localisation error in cm")
     word = _rows_word(settings)
-    lines = [f"# {title}" + (": real-world sensor failures" if word == "Failures" else ""), ""]
+    lines = [f"# {task.table_title}" + (": real-world sensor failures" if word == "Failures" else ""), ""]
     lines += [f"- data: `{info.get('data')}` split `{info.get('split')}`, {info.get('n_samples')} samples, "
               f"noise seed {settings.seed}",
               f"- models: {info.get('models')}",
-              f"- metric: {metric} (batch-1 semantics: per-sample allocation); "
+              f"- metric: {task.table_metric.format(frames=info.get('frames'))} (batch-1 semantics: per-sample "
+              "allocation); "
               "every method sees identical corrupted inputs",
               f"- budgets are active blocks of {total} (forced first blocks included); Upper Bound uses all {total}",
               "- *noisy share*: for adaptive methods, fraction of the non-forced blocks given to streams with "
@@ -279,9 +271,9 @@ def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: Late
                 f"{r.method} {r.regime} L={r.budget}: {r.noisy_share:.2f}" for r in shares
                 if r.method in ("ADMN", "ADMN universal") and r.budget == budgets[0]))
             lines.append("")
-    lines += _paired_section(records, settings, budgets, info, activity)
+    lines += _paired_section(records, settings, budgets, info, task)
     if curve:
-        unit = "accuracy %" if activity else "error cm"
+        unit = f"{task.metric.name} {task.metric.unit}"
         lines += ["## Depth sensitivity (clean inputs, the same k every-other blocks on every stream)", "",
                   "| blocks per stream k | " + " | ".join(str(k) for k, _ in curve) + " |",
                   "|---|" + "---|" * len(curve),

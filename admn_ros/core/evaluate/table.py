@@ -21,11 +21,11 @@ import torch
 
 from admn_ros.core.evaluate.methods import Method
 from admn_ros.core.evaluate.stats import paired_diff, sample_groups
-from admn_ros.core.fusion import task_scores
 from admn_ros.core.noise import draw_stream_sigmas
 from admn_ros.core.sim.config import CameraIntrinsics, RadarConfig
 from admn_ros.core.sim.corruptions import REAL_WORLD
 from admn_ros.core.streams import MODALITIES, StreamSet, budget_from_fraction, mask_from_counts
+from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import (apply_failures, apply_noise, derive_seed, draw_failures, progress,
                                         sample_scores, to_torch)
 from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
@@ -79,7 +79,7 @@ class EvalSettings:
 class Record:
     """One table cell: the mean score of ``method`` at ``budget`` under (``regime``, ``draw``).
 
-    ``value`` / ``median`` are in the task's unit (:data:`admn_ros.core.fusion.TASK_METRICS`):
+    ``value`` / ``median`` are in the task's unit (:attr:`Task.metric <admn_ros.core.tasks.base.Task.metric>`):
     tracking error in cm (lower is better), activity accuracy in % (higher is better)."""
 
     regime: str
@@ -241,7 +241,7 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                         if not ((got == L) if present is None else (got <= L)).all():
                             raise AssertionError(f"{meth.name}: allocation uses {got.tolist()} blocks, budget {L}")
                         out = model(noisy, torch.from_numpy(np.ascontiguousarray(mask)), present)
-                        e = task_scores(cfg.task, out, gt).numpy()
+                        e = get_task(cfg.task).scores(out, gt).numpy()
                         errs.setdefault(key, []).append(e)
                         if meth.adaptive and L > forced:
                             extra = mask.copy()

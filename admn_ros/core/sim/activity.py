@@ -955,11 +955,6 @@ class ActivitySimulator(CorruptibleStreams):
         self._corr = {}
         self.reset(_check_int("episode", episode))
 
-    @property
-    def stream_ids(self) -> list[str]:
-        """The simulator's streams (``node1/rgb``, ``node1/depth``, ``node1/radar``)."""
-        return list(self._ids)
-
     def reset(self, episode: int | None = None) -> None:
         """Restart at t = 0 (in ``episode``, default the current one). Corruptions stay set and
         restart their schedules."""

@@ -143,6 +143,70 @@ class CorruptionSpec:
 
 
 # ----------------------------------------------------------------------------- scaling
+
+#: Option keys of a corruption string (``period`` is short for ``period_s``).
+_OPTION_KEYS = {"sigma": "sigma", "severity": "severity", "schedule": "schedule", "period_s": "period_s",
+                "period": "period_s", "duty": "duty"}
+
+
+def parse_corruption(text: str, modality: str | None = None) -> CorruptionSpec:
+    """Parse ``"<kind>[:option[,option...]]"`` into a :class:`CorruptionSpec` (the sensor node's
+    ``corruption.<node>.<modality>`` parameters, ``admn-ros record --corrupt``, ``--sensor-args``).
+
+    The kind and the options are separated by ``,``, ``;`` or ``:``; an option is ``key=value`` with keys ``sigma``
+    (>= 0, Gaussian std on [0, 1] data, at most the modality's sigma_max), ``severity`` in
+    [0, 1], ``schedule`` (``constant`` | ``flicker``), ``period_s`` (or ``period``, > 0) and
+    ``duty`` in (0, 1] (fraction of each flicker period the corruption is on); a bare
+    ``flicker`` / ``constant`` sets the schedule. So ``gaussian:sigma=2,schedule=flicker,period_s=2``
+    and ``gaussian:sigma=2,flicker:period=2`` are the same. With ``modality`` the spec is also
+    checked against it (e.g. ``low_light`` is RGB only). Raises ``ValueError`` naming the problem.
+    """
+    s = str(text).strip()
+    if not s:
+        raise ValueError("empty corruption string; use 'none' for a clean stream")
+    kind, *more = s.replace(";", ",").replace(":", ",").split(",", 1)
+    rest = more[0] if more else ""
+    kind = kind.strip().lower()
+    if kind in SCHEDULES:
+        raise ValueError(f"{kind!r} is a schedule, not a corruption kind: write e.g. "
+                         f"'gaussian:sigma=2.0,schedule={kind}'")
+    if kind not in KINDS:
+        raise ValueError(f"unknown corruption kind {kind!r}; known: {list(KINDS)}")
+    fields: dict[str, object] = {"kind": kind}
+    for item in filter(None, (x.strip() for x in rest.split(","))):
+        if item.lower() in SCHEDULES:
+            fields["schedule"] = item.lower()
+            continue
+        key, eq, val = item.partition("=")
+        key, val = key.strip().lower(), val.strip()
+        if not eq or not val:
+            raise ValueError(f"corruption option {item!r} must look like key=value (or flicker / constant)")
+        if key not in _OPTION_KEYS:
+            raise ValueError(f"unknown corruption option {key!r}; known: {sorted(_OPTION_KEYS)}")
+        if key == "schedule":
+            fields["schedule"] = val.lower()
+            continue
+        try:
+            x = float(val)
+        except ValueError:
+            raise ValueError(f"corruption option {key}={val!r} is not a number") from None
+        if key == "sigma" and x < 0:
+            raise ValueError(f"negative sigma {x}: noise sigma must be >= 0")
+        fields[_OPTION_KEYS[key]] = x
+    spec = CorruptionSpec(**fields)  # type: ignore[arg-type]  # validates every field
+    if modality is not None:
+        spec.resolved(modality)      # kind applies to the modality, sigma <= sigma_max
+    return spec
+
+
+def corruption_text(spec: CorruptionSpec) -> str:
+    """Compact text of a spec, e.g. ``gaussian:sigma=3,schedule=flicker,period_s=2,duty=0.5``
+    (read back by :func:`parse_corruption`)."""
+    opts = [f"{k}={getattr(spec, k):g}" for k in ("sigma", "severity") if getattr(spec, k) is not None]
+    if spec.schedule != "constant":
+        opts += [f"schedule={spec.schedule}", f"period_s={spec.period_s:g}", f"duty={spec.duty:g}"]
+    return spec.kind + (":" + ",".join(opts) if opts else "")
+
 def to_unit(modality: str, data: np.ndarray) -> np.ndarray:
     """Sensor data -> float32 in [0, 1] (rgb / 255, depth mm / (DEPTH_MAX_M * 1000), radar)."""
     if modality == "rgb":

@@ -92,6 +92,13 @@ class CorruptibleStreams:
     _corr_seeds: list[np.random.SeedSequence]
     _last_clean: dict[str, np.ndarray]
     t: float
+    #: the sensor config (node poses, cameras), ``None`` when the simulator has none
+    cfg: SimConfig | None = None
+
+    @property
+    def stream_ids(self) -> list[str]:
+        """The simulator's streams, in stream order."""
+        return list(self._ids)
 
     def _clutter_radar(self) -> RadarConfig:
         raise NotImplementedError
@@ -198,6 +205,10 @@ class GDTMSimulator(CorruptibleStreams):
         self._sensor_rng = np.random.default_rng(sensor_ss)
         self.index = 0
         self._restart_corruptions(corr_ss)
+
+    @property
+    def rate_hz(self) -> float:
+        return float(self.cfg.rate_hz)
 
     @property
     def t(self) -> float:

@@ -23,6 +23,7 @@ import torch
 
 from admn_ros.core.noise import draw_stream_sigmas
 from admn_ros.core.streams import MODALITIES, StreamSet, validate_budget
+from admn_ros.core.tasks import DEFAULT_TASK, get_task
 from admn_ros.core.train.config import TrainConfigError
 
 #: A batch as the model wants it: dict modality -> float32 ``[B, S, C, H, W]`` in [0, 1].
@@ -152,22 +153,17 @@ def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
     ``[0, n_classes)``), values finite and in [0, 1]; and the dataset's declared
     nodes/modalities/frames (if it declares them) equal the config's.
     """
+    task = get_task(getattr(model_cfg, "task", None))
     meta = getattr(ds, "meta", None)
     if isinstance(meta, Mapping):
-        want_task = getattr(model_cfg, "task", "tracking")
-        got_task = meta.get("task", "tracking")
-        if got_task != want_task:
-            raise TrainConfigError(f"{where}: dataset is for task {got_task!r}, the model config for {want_task!r}")
-        activity = got_task == "activity"
-        for key, want in (("nodes", list(model_cfg.nodes)), ("modalities", list(model_cfg.modalities)),
-                          ("frames", int(getattr(model_cfg, "frames", 1)))):
-            got = meta.get(key)
-            if key == "frames":
-                if activity and got is not None and int(got) != want:
-                    raise TrainConfigError(f"{where}: dataset windows have {got} frames, the model config {want}")
-                continue
-            if key == "nodes" and activity:  # an activity dataset lists frame slots; its sensor node is separate
-                got = [meta["sensor_node"]] if meta.get("sensor_node") else None
+        got_task = meta.get("task", DEFAULT_TASK)
+        if got_task != task.name:
+            raise TrainConfigError(f"{where}: dataset is for task {got_task!r}, the model config for {task.name!r}")
+        frames = meta.get("frames")
+        if frames is not None and int(frames) != int(getattr(model_cfg, "frames", 1)):
+            raise TrainConfigError(f"{where}: dataset windows have {frames} frames, the model config {model_cfg.frames}")
+        for key, got, want in (("nodes", task.dataset_nodes(meta), list(model_cfg.nodes)),
+                               ("modalities", meta.get("modalities"), list(model_cfg.modalities))):
             if got is not None and list(got) != want:
                 raise TrainConfigError(f"{where}: dataset {key} {list(got)} != model config {key} {want} "
                                        "(stream set mismatch)")
@@ -185,15 +181,9 @@ def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
         if not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0:
             raise TrainConfigError(f"{where}: dataset {m!r} values must be finite and in [0, 1] "
                                    f"(got min {x.min():.3g}, max {x.max():.3g})")
-    if getattr(model_cfg, "task", "tracking") == "activity":
-        lab = np.asarray(b.get("label", np.zeros(0)))
-        if lab.shape != (1,) or not (0 <= int(lab[0]) < model_cfg.n_classes):
-            raise TrainConfigError(f"{where}: dataset 'label' must be [B] class indices in [0, "
-                                   f"{model_cfg.n_classes}), got {lab.tolist()}")
-        return
-    if "gt" not in b or tuple(np.shape(b["gt"])) != (1, 2):
-        raise TrainConfigError(f"{where}: dataset ground truth 'gt' must have shape [B, 2], "
-                               f"got {None if 'gt' not in b else tuple(np.shape(b['gt']))}")
+    problem = task.check_target(b, model_cfg)
+    if problem:
+        raise TrainConfigError(f"{where}: {problem}")
 
 
 def subset_size(n: int, limit: int) -> int:
@@ -449,17 +439,17 @@ MaskFn = Callable[[Inputs, int], torch.Tensor | np.ndarray | None]
 
 
 def metric_key(task: str) -> str:
-    """Suffix of validation metric names: ``cm`` (tracking error) or ``acc`` (activity accuracy, %)."""
-    return "acc" if task == "activity" else "cm"
+    """Suffix of validation metric names (the task's :attr:`Metric.key`: ``cm``, ``acc``)."""
+    return get_task(task).metric.key
 
 
 @torch.no_grad()
 def sample_scores(model: torch.nn.Module, ds: Any, indices: np.ndarray, streams: StreamSet,
                   mask_fn: MaskFn, sigmas: np.ndarray | None = None, batch_size: int = 64,
                   noise_seed: int = 0) -> np.ndarray:
-    """Per-sample scores (batch-1 semantics: per-sample masks, no batch coupling): tracking
-    Euclidean error in cm, activity 100 / 0 for a right / wrong label (see
-    :func:`admn_ros.core.fusion.task_scores`).
+    """Per-sample scores (batch-1 semantics: per-sample masks, no batch coupling) in the task's
+    metric (:meth:`Task.scores <admn_ros.core.tasks.base.Task.scores>`: tracking Euclidean error
+    in cm, activity 100 / 0 for a right / wrong label).
 
     Args:
         model: an ``ADMNModel`` (put in eval mode here).
@@ -469,13 +459,11 @@ def sample_scores(model: torch.nn.Module, ds: Any, indices: np.ndarray, streams:
         sigmas: ``[len(indices), n]`` noise per sample and stream (``None`` = clean).
         noise_seed: seed of the Gaussian noise (same seed -> identical corrupted inputs).
     """
-    from admn_ros.core.fusion import task_scores
-
     model.eval()
     gen = torch.Generator().manual_seed(int(noise_seed))
     errs = []
     mods = list(streams.modalities)
-    task = getattr(model.cfg, "task", "tracking")
+    task = get_task(getattr(model.cfg, "task", None))
     for start in range(0, len(indices), batch_size):
         sel = np.asarray(indices[start:start + batch_size])
         inputs, target = to_torch(ds.batch(sel), mods)
@@ -483,5 +471,5 @@ def sample_scores(model: torch.nn.Module, ds: Any, indices: np.ndarray, streams:
             inputs = apply_noise(inputs, sigmas[start:start + len(sel)], streams, gen)
         mask = mask_fn(inputs, len(sel))
         out = model(inputs, mask)
-        errs.append(task_scores(task, out, target).numpy())
+        errs.append(task.scores(out, target).numpy())
     return np.concatenate(errs) if errs else np.zeros(0)

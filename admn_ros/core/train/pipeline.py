@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from admn_ros.core.streams import budget_from_fraction
+from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import fmt_duration, metric_key, write_json
 from admn_ros.core.train.config import (FINETUNE_STAGE1, TABLE_FRACTIONS, TASK_RECIPES, Stage1Config, TaskRecipe,
                                         TrainConfigError)
@@ -302,8 +303,8 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     for name, st in status.items():
         val = st.get("val") or {}
         cells = ", ".join(f"{key.replace('_' + k, '')} {x:.1f}" for key, x in val.items() if key.endswith("_" + k))
-        log(f"[all]   {name}: {fmt_duration(st.get('seconds', 0))}, val {'accuracy %' if k == 'acc' else 'cm'}: "
+        log(f"[all]   {name}: {fmt_duration(st.get('seconds', 0))}, val {get_task(mcfg.task).metric.unit}: "
             f"{cells}")
-    out_dir = "docs/results/activity" if mcfg.task == "activity" else "docs/results/table1"
+    out_dir = get_task(mcfg.task).report_dir
     log(f"[all] evaluate with: admn-ros evaluate --data {cfg.data} --models {cfg.models} --out {out_dir}")
     return summary

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import torch
 
 from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import write_json
 
 #: Upper bound on the shipped models' total size (bytes).
@@ -29,8 +30,7 @@ MAX_TOTAL_BYTES = 30 * 1024 * 1024
 def shipped_name(meta: dict[str, Any]) -> str:
     """File name of a checkpoint in ``models/`` from its metadata."""
     if meta.get("kind") == "stage1":
-        task = (meta.get("model_config") or {}).get("task", "tracking")
-        return "activity.safetensors" if task == "activity" else "tracking.safetensors"
+        return get_task((meta.get("model_config") or {}).get("task")).model_file
     v = meta.get("variant")
     if v == "budget":
         return f"controller_L{int(meta['budget'])}.safetensors"

@@ -30,6 +30,7 @@ from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, save_chec
 from admn_ros.core.fusion import task_loss
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import budget_from_fraction, naive_allocation, validate_budget
+from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import (load_resume, NoiseSampler, Throughput, apply_noise, check_dataset,
                                         derive_seed, draw_missing, epoch_batches, fmt_duration,
                                         metric_key, noise_aware_masks, sample_scores, lr_at, make_adamw,
@@ -87,24 +88,18 @@ def dataset_bounds(ds: Any, margin: float = BOUNDS_MARGIN) -> list[list[float]] 
 
 def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
     """``ADMNConfig`` from ``cfg.model`` overrides; nodes/modalities and the head's mean
-    bounds default to the dataset's (streams, track box + margin); an activity dataset also
-    sets the task, the window length (frames) and the classes."""
+    bounds default to the dataset's (streams, track box + margin), and the dataset's task sets
+    its own fields (:meth:`Task.model_overrides`: activity the window length and the classes)."""
     over = dict(cfg.model)
     meta = getattr(ds, "meta", None) or {}
     for key in ("nodes", "modalities"):
         if key not in over and isinstance(meta, dict) and meta.get(key):
             over[key] = list(meta[key])
-    if isinstance(meta, dict) and meta.get("task") == "activity":
-        # the dataset's "nodes" are its frame slots (f0..); the model's node is the sensor node
-        if "nodes" not in dict(cfg.model):
-            over["nodes"] = [meta.get("sensor_node") or "node1"]
-        over.setdefault("task", "activity")
-        over.setdefault("frames", int(meta.get("frames", 1)))
-        over.setdefault("n_classes", len(meta.get("classes", [])) or 1)
-        try:
-            return ADMNConfig.from_dict({**over, "full_drop": cfg.full_drop})
-        except (ValueError, TypeError) as exc:
-            raise TrainConfigError(f"Stage1Config.model: {exc}") from exc
+    # the task's fields (an activity dataset: its sensor node instead of its frame slots, the
+    # window length, the classes); a field given in ``cfg.model`` wins
+    for key, value in get_task(meta.get("task") if isinstance(meta, dict) else None).model_overrides(meta).items():
+        if key not in cfg.model:
+            over[key] = value
     if "bounds" not in over:
         b = dataset_bounds(ds)
         if b is not None:
@@ -114,7 +109,9 @@ def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
     except (ValueError, TypeError) as exc:
         raise TrainConfigError(f"Stage1Config.model: {exc}") from exc
     raw_gt = getattr(ds, "gt", None)  # SimDataset exposes the memory-mapped ground truth
-    gt = np.asarray(raw_gt) if raw_gt is not None else np.asarray(ds.batch(np.arange(min(len(ds), 256)))["gt"])
+    if raw_gt is None:
+        raw_gt = ds.batch(np.arange(min(len(ds), 256))).get("gt")   # None: a dataset of labels
+    gt = np.zeros((0, 2)) if raw_gt is None else np.asarray(raw_gt)
     (x0, x1), (y0, y1) = mcfg.bounds
     if gt.size and (gt[:, 0].min() < x0 or gt[:, 0].max() > x1 or gt[:, 1].min() < y0 or gt[:, 1].max() > y1):
         raise TrainConfigError(f"{cfg.data}: ground truth x [{gt[:, 0].min():.2f}, {gt[:, 0].max():.2f}], "
@@ -220,7 +217,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
 
     streams = mcfg.streams
     ds_meta = getattr(train_ds, "meta", None) or {}
-    extra_meta = {"classes": list(ds_meta["classes"])} if mcfg.task == "activity" and ds_meta.get("classes") else {}
+    extra_meta = {"classes": list(ds_meta["classes"])} if ds_meta.get("classes") else {}
     steps_per_epoch = max(1, n_train // cfg.batch_size) if n_train >= cfg.batch_size else 1
     total_steps = steps_per_epoch * cfg.epochs
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))

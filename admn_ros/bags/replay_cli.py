@@ -1,0 +1,113 @@
+"""``admn-ros replay``: run a bag through a pipeline and score it against its ground truth.
+
+Offline (default): :func:`admn_ros.bags.replay.replay` with one pipeline (``--pipeline``);
+``--budgets``: every ``--methods`` x budget and a report (:mod:`admn_ros.bags.report`);
+``--realtime``: through the node graph on ``/clock``, compared with offline
+(:mod:`admn_ros.bags.realtime`). ``--task`` chooses the task (its model, topic mapping,
+metric and outputs; :mod:`admn_ros.core.tasks`).
+
+Examples::
+
+    admn-ros replay /tmp/sim_bag --out /tmp/replay_sim
+    admn-ros replay rig.mcap --mapping realsense_zed --budget 27 --out /tmp/replay_rig
+    admn-ros replay /tmp/activity_bag --task activity --budgets 9,12,18,24 --out /tmp/replay_activity
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
+
+
+def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0].replace("``", ""),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bag", help="rosbag2 directory, .db3/.mcap file or ROS 1 .bag")
+    p.add_argument("--out", required=True, help="output directory (per-output CSV, outputs/, summary.json)")
+    p.add_argument("--task", choices=list(TASKS), default=DEFAULT_TASK,
+                   help="tracking (positions vs /ground_truth/target) or activity (a label per sliding window "
+                        "vs /ground_truth/activity)")
+    p.add_argument("--mapping", default=None,
+                   help="topic mapping: 'default', 'realsense_zed', 'activity' or a YAML file (see "
+                        "config/bag_topics_*.yaml); default: the task's ('default' / 'activity')")
+    p.add_argument("--pipeline", default="admn",
+                   help="'admn' (ADMN controller), 'naive', 'upper_bound', 'baseline' (constant track centre, "
+                        "for plumbing checks; tracking) or 'package.module:factory'")
+    p.add_argument("--budget", type=int, default=None,
+                   help="layer budget L (default: 25%% of the window streams' blocks)")
+    p.add_argument("--budgets", default=None,
+                   help="comma list of budgets: replay every --methods x budget and write report.md/csv + plots")
+    p.add_argument("--methods", default="admn,naive,upper_bound", help="methods for --budgets")
+    p.add_argument("--realtime", action="store_true",
+                   help="also replay in real time through the node graph (use_sim_time, /clock) and compare "
+                        "its allocations and estimates with the offline run output by output")
+    p.add_argument("--rate", type=float, default=1.0, help="playback rate for --realtime")
+    p.add_argument("--model-dir", default=None, help="models directory (default: the task's shipped models)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "jit", "onnx"), help="inference backend")
+    p.add_argument("--slop", type=float, default=None, help="sync slop in s (default: the mapping's)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="storage of the output bag")
+    p.add_argument("--no-bag", action="store_true", help="do not write the output bag")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _task_hint(e: Exception, task: str) -> str:
+    """A hint when a bag holds another task's ground truth."""
+    from admn_ros.bags.reader import BagContentError
+
+    if not isinstance(e, BagContentError):
+        return ""
+    names = {c.topic.strip("/") for c in e.contents}
+    other = [t for t in TASKS.values() if t.name != task and t.truth.topic in names]
+    return "".join(f"\nthis bag holds /{t.truth.topic}: replay it with --task {t.name}" for t in other)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``admn-ros replay ...``; returns the exit code."""
+    a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from admn_ros.bags.reader import BagError
+    from admn_ros.core.checkpoint import CheckpointError
+
+    try:
+        from admn_ros.bags.mapping import load_mapping
+
+        task = get_task(a.task)
+        mapping = load_mapping(a.mapping or task.mapping)
+        if a.realtime:
+            from admn_ros.bags.realtime import realtime_replay
+            from admn_ros.core.streams import budget_from_fraction
+
+            budget = a.budget or budget_from_fraction(0.25, len(mapping.stream_ids))
+            print(realtime_replay(a.bag, a.out, mapping=mapping, budget=budget, model_dir=a.model_dir,
+                                  rate=a.rate, task=a.task).text())
+            return 0
+        if a.budgets:
+            from admn_ros.bags.report import replay_report
+
+            replay_report(a.bag, a.out, methods=[m for m in a.methods.split(",") if m],
+                          budgets=[int(b) for b in a.budgets.split(",") if b], mapping=mapping,
+                          model_dir=a.model_dir, backend=a.backend, max_frames=a.max_frames,
+                          storage=a.storage, progress=not a.no_progress, write_bags=not a.no_bag, task=a.task)
+            print((Path(a.out) / "report.md").read_text())
+            return 0
+        from admn_ros.bags.pipeline import PIPELINES, make_pipeline
+        from admn_ros.bags.replay import replay
+
+        opts = {"model_dir": a.model_dir, "backend": a.backend, "task": a.task} \
+            if a.pipeline in PIPELINES and a.pipeline != "baseline" else {}
+        pipe = make_pipeline(a.pipeline, mapping.stream_ids, a.budget, **opts)
+        s = replay(a.bag, pipe, a.out, task=a.task, mapping=mapping, storage=a.storage, max_frames=a.max_frames,
+                   slop=a.slop, progress=not a.no_progress, write_bag=not a.no_bag)
+    except (BagError, ValueError, FileExistsError, CheckpointError, RuntimeError) as e:
+        print(f"admn-ros replay: error: {e}{_task_hint(e, a.task)}", file=sys.stderr)
+        return 2
+    print(s.text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

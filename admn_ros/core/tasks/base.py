@@ -1,0 +1,338 @@
+"""The :class:`Task` interface: what one task defines (rclpy-free; torch only inside methods).
+
+Every ADMN model computes the same thing up to the fused embedding: per (frame, stream)
+backbones with a layer allocation, then a fusion transformer over the tokens of a window
+of ``F`` frames (:attr:`ADMNConfig.frames`; tracking is ``F = 1``). A task owns the rest:
+the head on the fused embedding and its loss, the metric, the estimate the runtime
+returns, the ROS messages it is published as and compared against, the replay's
+per-sample columns and summary, the markers, the simulated scenario and the defaults of
+its graph, models and data. See docs/ARCHITECTURE.md, "Tasks".
+
+Messages are described by type name (``geometry_msgs/msg/PoseWithCovarianceStamped``) and
+filled by field name, so the same function fills an rclpy message (ROS nodes) and a
+rosbags dataclass (bags): array fields are assigned numpy arrays of the field's type.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A task's per-sample metric.
+
+    Attributes:
+        name / unit: ``error`` / ``cm``, ``accuracy`` / ``%``.
+        lower_is_better: direction.
+        column / median_column: report CSV columns of a cell's mean and median.
+        key: suffix of validation metric names (``val_<key>``).
+        axis: plot axis label.
+        summary: the headline field of a replay summary (``mean_error_cm``, ``accuracy_pct``);
+            ``secondary`` another one shown next to it in reports ('' = none).
+    """
+
+    name: str
+    unit: str
+    lower_is_better: bool
+    column: str
+    median_column: str
+    key: str
+    axis: str
+    summary: str
+    secondary: str = ""
+
+    def fmt(self, value: float) -> str:
+        """``4.2 cm`` / ``72.5%``."""
+        return f"{value:.1f}{'' if self.unit == '%' else ' '}{self.unit}"
+
+    def describe(self, scores: Sequence[float]) -> str:
+        """``mean 4.2 cm, median 3.9 cm, p90 7.0 cm`` (a lower-is-better metric) or ``mean 72.5%``."""
+        a = np.asarray(scores, np.float64)
+        if not self.lower_is_better:
+            return f"mean {self.fmt(a.mean())}"
+        return (f"mean {self.fmt(a.mean())}, median {self.fmt(float(np.median(a)))}, "
+                f"p90 {self.fmt(float(np.percentile(a, 90)))}")
+
+    def better(self, a: float, b: float) -> bool:
+        """``a`` is strictly better than ``b``."""
+        return a < b if self.lower_is_better else a > b
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    """A ROS message of the graph: ``type`` (``pkg/msg/Name``) on ``topic`` (relative)."""
+
+    type: str
+    topic: str
+
+
+@dataclass
+class Scorer:
+    """Accumulates per-sample scores of a replay or a live run (see :meth:`Task.scorer`).
+
+    :meth:`frame` sees every input frame's truth (also frames without an output),
+    :meth:`restart` a restarted window, :meth:`add` one output with its truth and returns
+    the task's CSV values (:attr:`Task.columns`); :meth:`summary` gives the metric fields
+    and :meth:`lines` their text.
+    """
+
+    task: "Task"
+    scores: list[float] = field(default_factory=list)
+
+    def frame(self, truth: Any) -> None:
+        pass
+
+    def restart(self) -> None:
+        pass
+
+    def add(self, est: Mapping[str, Any], truth: Any) -> list[Any]:
+        if truth is not None:
+            self.scores.append(self.task.score(est, truth))
+        return self.task.row(est, truth)
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+    def lines(self, summary: Mapping[str, Any]) -> list[str]:
+        return []
+
+
+class KeysAsAttributes:
+    """Mixin: the keys of the dict attribute named ``_KEYS_OF`` read as attributes too
+    (``res.mean`` for ``res.estimate["mean"]``)."""
+
+    _KEYS_OF: ClassVar[str] = ""
+
+    def __getattr__(self, name: str) -> Any:
+        keys = self.__dict__.get(self._KEYS_OF)
+        if keys is not None and name in keys:
+            return keys[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or {self._KEYS_OF} key {name!r}")
+
+
+def fmt(x: Any) -> str:
+    """A CSV cell: '' for None / non-finite, else ``%.6g``."""
+    if x is None:
+        return ""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return f"{v:.6g}" if math.isfinite(v) else ""
+
+
+class Task:
+    """One task: subclass, set the attributes, implement the methods, register an instance
+    in :mod:`admn_ros.core.tasks`. Estimates are dicts of numpy values (the keys are the
+    task's, e.g. ``mean``/``cov`` or ``probs``/``class_name``); a truth is whatever
+    :meth:`read_truth` returns (a position, a label)."""
+
+    #: registry name (``ADMNConfig.task``, ``--task``)
+    name: ClassVar[str] = ""
+    #: default window length F of a new model
+    frames: ClassVar[int] = 1
+    metric: ClassVar[Metric]
+    #: names of the fused model outputs, in export order (engine, ONNX)
+    outputs: ClassVar[tuple[str, ...]] = ()
+    #: the estimate as published, and the ground truth it is scored against
+    output: ClassVar[MessageSpec]
+    truth: ClassVar[MessageSpec]
+    #: frame_id of the published estimate ('' = the first sensor node's colour camera)
+    frame_id: ClassVar[str] = "map"
+    #: file name of the stage-1 model in a models directory, and that directory under models/
+    model_file: ClassVar[str] = ""
+    models_subdir: ClassVar[str] = ""
+    #: node graph: "split" (controller -> backbone per node -> fusion -> viz; F must be 1) or
+    #: "window" (one node runs the whole window)
+    graph: ClassVar[str] = "split"
+    #: graph defaults: budget (0 = 25% of the model's blocks), sensor nodes, parameter file
+    budget: ClassVar[int] = 0
+    sensor_nodes: ClassVar[tuple[str, ...]] = ("node1",)
+    params_file: ClassVar[str] = ""
+    #: bag topic mapping of a replay, its per-output CSV and what one output is called
+    mapping: ClassVar[str] = "default"
+    csv_name: ClassVar[str] = "frames.csv"
+    unit: ClassVar[str] = "frame"
+    #: per-output CSV columns of a replay (:meth:`row` gives their values)
+    columns: ClassVar[tuple[str, ...]] = ()
+    #: the dataset generator (module with ``main(argv)``) and where reports go
+    dataset_module: ClassVar[str] = ""
+    report_dir: ClassVar[str] = ""
+    #: evaluate also checks the compute targets (FLOPs, controller share, per-stream check)
+    compute_targets: ClassVar[bool] = False
+    #: evaluation report: title, and what the metric is (``{frames}``: the window length)
+    table_title: ClassVar[str] = ""
+    table_metric: ClassVar[str] = ""
+    #: first line of a replay report (what its table shows)
+    report_caption: ClassVar[str] = ""
+
+    def models_dir(self) -> Any:
+        """The task's shipped models directory (``models/`` + :attr:`models_subdir`)."""
+        from admn_ros.core.paths import models_dir
+
+        return models_dir() / self.models_subdir if self.models_subdir else models_dir()
+
+    # ------------------------------------------------------------------ model
+    def head(self, cfg: Any, dim: int) -> Any:
+        """The head module on the pooled fusion embedding ``[B, dim]``."""
+        raise NotImplementedError
+
+    def head_forward(self, head: Any, z: Any) -> dict[str, Any]:
+        """``{output name: tensor}`` of the head on ``z``."""
+        raise NotImplementedError
+
+    def head_flops(self, cfg: Any) -> int:
+        raise NotImplementedError
+
+    def loss_per_sample(self, out: Mapping[str, Any], target: Any, nll_weight: float = 1.0,
+                        dist_weight: float = 0.05) -> Any:
+        """Training loss per sample ``[B]`` (torch)."""
+        raise NotImplementedError
+
+    def loss(self, out: Mapping[str, Any], target: Any, nll_weight: float = 1.0, dist_weight: float = 0.05) -> Any:
+        """Scalar training loss: the mean of :meth:`loss_per_sample`."""
+        return self.loss_per_sample(out, target, nll_weight, dist_weight).mean()
+
+    def scores(self, out: Mapping[str, Any], target: Any) -> Any:
+        """Per-sample metric ``[B]`` (torch) in :attr:`metric` units."""
+        raise NotImplementedError
+
+    def target(self, batch: Mapping[str, Any]) -> Any:
+        """A dataset batch's target as a torch tensor."""
+        raise NotImplementedError
+
+    def check_target(self, batch: Mapping[str, Any], cfg: Any) -> str | None:
+        """What is wrong with one sample's target (``None`` = fine)."""
+        raise NotImplementedError
+
+    def model_overrides(self, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """``ADMNConfig`` fields a dataset of this task sets (from its metadata)."""
+        return {}
+
+    def dataset_nodes(self, meta: Mapping[str, Any]) -> list[str] | None:
+        """The sensor nodes a dataset's metadata declares (``None`` = does not say)."""
+        got = meta.get("nodes")
+        return None if got is None else list(got)
+
+    # ------------------------------------------------------------------ runtime
+    def labels(self, cfg: Any, meta: Mapping[str, Any]) -> list[str]:
+        """Names of the model's outputs (class names); ``[]`` when it has none."""
+        return []
+
+    def estimate(self, out: Mapping[str, np.ndarray], labels: Sequence[str]) -> dict[str, Any]:
+        """The estimate from one sample's model outputs (numpy, batch axis removed)."""
+        raise NotImplementedError
+
+    def check_estimate(self, est: Mapping[str, Any]) -> dict[str, Any]:
+        """``est`` with shapes checked and dtypes normalised (``ValueError`` naming the key)."""
+        return dict(est)
+
+    def score(self, est: Mapping[str, Any], truth: Any) -> float:
+        """One sample's metric."""
+        raise NotImplementedError
+
+    def same(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+        """Two estimates agree (real-time vs offline replay)."""
+        raise NotImplementedError
+
+    def text(self, est: Mapping[str, Any] | None, truth: Any = None) -> str:
+        """One line: the estimate (and the truth / the score)."""
+        raise NotImplementedError
+
+    def verdict(self, est: Mapping[str, Any], truth: Any) -> bool | None:
+        """The estimate is right / wrong against ``truth``; ``None`` when there is no truth or
+        the task only scores (a position is never "right")."""
+        return None
+
+    def ranked(self, est: Mapping[str, Any], truth: Any = None) -> list[tuple[str, float, bool]]:
+        """Entries to show as bars, highest first: ``(name, value in [0, 1], is the truth)``
+        (class probabilities); ``[]`` = none."""
+        return []
+
+    # ------------------------------------------------------------------ messages
+    def fill_output(self, msg: Any, est: Mapping[str, Any], window_frames: int = 1,
+                    unknown_variance: float = 1.0e6) -> Any:
+        """Fill the payload fields of an :attr:`output` message (not the header); returns it."""
+        raise NotImplementedError
+
+    def read_output(self, msg: Any) -> dict[str, Any]:
+        """An :attr:`output` message -> estimate (the fields the message carries)."""
+        raise NotImplementedError
+
+    def fill_truth(self, msg: Any, truth: Any, labels: Sequence[str] = ()) -> Any:
+        """Fill the payload of a :attr:`truth` message; returns it."""
+        raise NotImplementedError
+
+    def read_truth(self, msg: Any) -> Any:
+        """A :attr:`truth` message -> truth."""
+        raise NotImplementedError
+
+    def bag_truth(self, frame: Any) -> Any:
+        """The truth of a :class:`~admn_ros.bags.reader.BagFrame` (``None`` = none)."""
+        raise NotImplementedError
+
+    def markers(self, est: Mapping[str, Any], truth: Any = None, label: str = "") -> list[Any]:
+        """:class:`~admn_ros.core.viz.MarkerSpec` s showing an estimate (and its truth)."""
+        return []
+
+    # ------------------------------------------------------------------ replay
+    def row(self, est: Mapping[str, Any], truth: Any) -> list[Any]:
+        """Values of :attr:`columns` for one output."""
+        raise NotImplementedError
+
+    def scorer(self, frames: int) -> Scorer:
+        """A fresh :class:`Scorer` for windows of ``frames`` frames."""
+        return Scorer(self)
+
+    def plot_run(self, csv_path: Any, out_dir: Any, run: str) -> None:
+        """Write the task's plot of one replay run (its CSV) into ``out_dir``."""
+
+    # ------------------------------------------------------------------ simulation
+    def simulator(self, *, seed: int = 0, episode: int = 0, rate_hz: float | None = None,
+                  subject_id: int | None = None, config_file: str | None = None) -> Any:
+        """The simulated scenario: an object with ``stream_ids``, ``rate_hz``, ``step()``,
+        ``skip(n)``, ``set_corruption(sid, spec)`` and ``cfg`` (the sensor config with node
+        poses and cameras, or ``None``)."""
+        raise NotImplementedError
+
+    def sim_truth(self, frame: Any) -> Any:
+        """The truth of a simulator frame."""
+        raise NotImplementedError
+
+    def sim_labels(self) -> list[str]:
+        """Labels the simulator's truths are drawn from (``fill_truth``'s ``labels``)."""
+        return []
+
+    def describe_sim(self, sim: Any, subject_id: int | None = None) -> str:
+        """One line naming the simulated scenario (logs, bag metadata)."""
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+
+def read_rows(path: Any) -> list[dict[str, str]]:
+    """The rows of a replay CSV."""
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def save_figure(fig: Any, path: Any) -> None:
+    """Lay out, write (110 dpi) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def set_field(msg: Any, name: str, values: Any, dtype: Any) -> None:
+    """Assign a numeric array field as a numpy array of ``dtype`` (what rosbags needs and
+    rclpy accepts)."""
+    setattr(msg, name, np.ascontiguousarray(np.asarray(values, dtype=dtype).reshape(-1)))

@@ -1,0 +1,177 @@
+"""What the window node (``activity_node``) shows (rclpy-free): the estimate vs its truth,
+the task's ranked entries (class scores), per-stream layer use and which (frame, stream)
+tokens of the window had data.
+
+:class:`WindowView` is filled from a :class:`~admn_ros.core.runtime.Result` through the
+task's display hooks (plus the ground truth when known); the ROS node turns it into RViz
+markers and :func:`render_window_dashboard` draws the same content as an rgb image, so RViz
+and an image viewer show one description (as :mod:`admn_ros.core.viz` does for the map).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from admn_ros.core.streams import split_stream_id
+from admn_ros.core.viz import _SHORT, MODALITY_COLOR, Bar, MarkerSpec, allocation_bars, bar_markers, text_marker
+
+
+
+@dataclass
+class WindowView:
+    """One window's result as displayed, for any task.
+
+    Attributes:
+        stream_ids: the streams, in allocation order.
+        title: extra text (e.g. the node name).
+        label: the estimate (and its truth) in one line (:meth:`Task.text`).
+        ok: the estimate is right (``True``) / wrong (``False``) against the truth, ``None``
+            when unknown or the task only scores (:meth:`Task.verdict`).
+        ranked: ``(name, value, is_truth)`` entries shown as bars, highest first
+            (:meth:`Task.ranked`, e.g. class probabilities); the first is the estimate.
+        mask: bool ``[n, depth]`` allocation of the window.
+        est_noise: float ``[n]`` estimated noise per stream (NaN = unknown).
+        present: bool ``[n]`` stream had data in the window (allocation).
+        tokens: bool ``[F, n]`` (frame, stream) tokens with data and blocks.
+        budget / controller: of the allocation.
+        metric: the running metric against the truth, as text ('' = no truth yet).
+    """
+
+    stream_ids: list[str]
+    title: str = ""
+    label: str = "no window yet"
+    ok: bool | None = None
+    ranked: list[tuple[str, float, bool]] = field(default_factory=list)
+    mask: np.ndarray | None = None
+    est_noise: np.ndarray | None = None
+    present: np.ndarray | None = None
+    tokens: np.ndarray | None = None
+    budget: int = 0
+    controller: str = ""
+    metric: str = ""
+
+    @classmethod
+    def from_result(cls, task: Any, res: Any, stream_ids: Sequence[str], truth: Any = None, metric: str = "",
+                    title: str = "") -> "WindowView":
+        """From a :class:`~admn_ros.core.runtime.Result` of ``task`` (a :class:`~admn_ros.core.tasks.base.Task`)."""
+        a = res.allocation
+        return cls(list(stream_ids), title, task.text(res.estimate, truth), task.verdict(res.estimate, truth),
+                   task.ranked(res.estimate, truth), np.asarray(a.mask, bool), np.asarray(a.est_noise, np.float64),
+                   np.asarray(a.present, bool), np.asarray(res.present, bool), int(a.budget), str(a.controller),
+                   metric)
+
+    def status_text(self) -> str:
+        t = f"L={self.budget} [{self.controller}]" if self.mask is not None else "waiting for a full window"
+        return f"{self.title}  {t}  {self.metric}".strip()
+
+    def bars(self, at: tuple[float, float] = (0.0, 0.0), spacing: float = 0.14) -> list[Bar]:
+        """The streams' allocation bars side by side around ``at`` (empty before the first window)."""
+        if self.mask is None:
+            return []
+        node_xy = {split_stream_id(s)[0]: at for s in self.stream_ids}
+        return allocation_bars(self.stream_ids, self.mask, self.est_noise, node_xy, spacing, self.present)
+
+
+def window_markers(view: WindowView, origin: tuple[float, float] = (0.0, 0.0), bar_height: float = 0.6,
+                   top: int = 6) -> list[MarkerSpec]:
+    """The window node's markers, laid out in the ``x``/``y`` plane around ``origin``.
+
+    Namespaces: ``activity_label`` (the estimate, e.g. ``walking 0.87 (truth walking)``),
+    ``activity_status`` (budget, controller, metric), ``activity_scores`` (a bar per ranked
+    entry, length = value; ``activity_score_text`` its name), ``allocation_bars`` /
+    ``allocation_capacity`` / ``allocation_text`` (per stream, as the map view draws them)
+    and ``window_tokens`` (an ``F x n`` grid: green = the (frame, stream) token had data).
+    """
+    ox, oy = float(origin[0]), float(origin[1])
+    out = [text_marker("activity_label", 0, (ox + 0.6, oy + 1.25, 0.05), 0.22, view.label, verdict_rgb(view.ok)),
+           text_marker("activity_status", 0, (ox + 0.6, oy + 0.98, 0.05), 0.12, view.status_text(),
+                       (0.85, 0.85, 0.85, 1.0))]
+    for k, (name, p, is_truth) in enumerate(view.ranked[:top]):   # bars to the right of the streams
+        y, length = oy + 0.6 - 0.16 * k, max(float(p) * 1.2, 0.005)
+        out += [MarkerSpec("activity_scores", k, "CUBE", (ox + 0.9 + length / 2, y, 0.02), (length, 0.1, 0.04),
+                           (1.0, 0.6, 0.15, 0.95) if k == 0 else (0.45, 0.6, 0.9, 0.9)),
+                text_marker("activity_score_text", k, (ox + 0.5, y, 0.06), 0.08,
+                            f"{name} {p:.2f}" + (" *" if is_truth else ""))]
+    at = (ox - 0.4, oy)
+    out += bar_markers(view.bars(at), {split_stream_id(s)[0]: at for s in view.stream_ids}, bar_height)
+    if view.tokens is not None:
+        tok, cell = np.asarray(view.tokens, bool), 0.07
+        for k in range(tok.shape[0]):
+            for i in range(tok.shape[1]):
+                out.append(MarkerSpec("window_tokens", k * tok.shape[1] + i, "CUBE",
+                                      (ox + 0.9 + k * (cell + 0.02), oy - 0.45 - i * (cell + 0.02), 0.01),
+                                      (cell, cell, 0.02),
+                                      (0.25, 0.8, 0.35, 0.95) if tok[k, i] else (0.3, 0.3, 0.3, 0.9)))
+        out.append(text_marker("window_tokens", 10_000, (ox + 0.9 + (tok.shape[0] - 1) * (cell + 0.02) / 2,
+                                                         oy - 0.35, 0.02), 0.08,
+                               f"window {tok.shape[0]} frames (old -> new)", (0.85, 0.85, 0.85, 1.0)))
+    return out
+
+
+def _rgb255(rgba: Sequence[float]) -> tuple[int, int, int]:
+    # images here are rgb8 arrays: channel order r, g, b
+    return (int(255 * rgba[0]), int(255 * rgba[1]), int(255 * rgba[2]))
+
+
+def verdict_rgb(ok: bool | None) -> tuple[float, float, float, float]:
+    """Colour of a label: green right, red wrong, white unknown."""
+    return (0.5, 1.0, 0.5, 1.0) if ok else ((1.0, 0.6, 0.5, 1.0) if ok is False else (1.0, 1.0, 1.0, 1.0))
+
+
+def render_window_dashboard(view: WindowView, width: int = 640, height: int = 480, top: int = 8) -> np.ndarray:
+    """rgb8 ``(height, width, 3)``: the label (and truth), the top ranked entries, per-stream
+    blocks coloured by QoI, and the window's (frame x stream) tokens with data."""
+    img = np.full((height, width, 3), 32, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(img, view.label, (12, 34), font, 0.8, _rgb255(verdict_rgb(view.ok)), 2, cv2.LINE_AA)
+    cv2.putText(img, view.status_text(), (12, 60), font, 0.45, (210, 210, 210), 1, cv2.LINE_AA)
+
+    # scores (left half)
+    x0, y0, bar_h = 12, 84, 20
+    sw = int(width * 0.5) - 24
+    for k, (name, p, is_truth) in enumerate(view.ranked[:top]):
+        y = y0 + k * (bar_h + 8)
+        if y + bar_h > height - 8:
+            break
+        col = (255, 150, 40) if k == 0 else (110, 150, 220)
+        if is_truth:
+            cv2.rectangle(img, (x0 - 3, y - 3), (x0 + sw + 3, y + bar_h + 3), (120, 230, 120), 1)
+        cv2.rectangle(img, (x0, y), (x0 + sw, y + bar_h), (60, 60, 60), -1)
+        cv2.rectangle(img, (x0, y), (x0 + int(sw * float(np.clip(p, 0, 1))), y + bar_h), col, -1)
+        cv2.putText(img, f"{name} {p:.2f}", (x0 + 4, y + bar_h - 6), font, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+
+    # per-stream blocks (right half)
+    n = len(view.stream_ids)
+    bx0, by0, by1 = int(width * 0.5) + 12, 96, height - 150
+    if n and view.mask is not None:
+        bw = max(6, (width - bx0 - 12) // n - 10)
+        for i, b in enumerate(view.bars()):
+            x = bx0 + i * (bw + 10)
+            h = int((by1 - by0) * b.blocks / max(b.depth, 1))
+            cv2.rectangle(img, (x, by0), (x + bw, by1), (80, 80, 80), 1)
+            cv2.rectangle(img, (x, by1 - h), (x + bw, by1), _rgb255(b.color), -1)
+            cv2.putText(img, f"{b.blocks}/{b.depth}", (x, by0 - 6), font, 0.4, (230, 230, 230), 1, cv2.LINE_AA)
+            node, mod = split_stream_id(b.stream_id)
+            cv2.putText(img, f"{node[-1]}{_SHORT.get(mod, mod)}", (x, by1 + 16), font, 0.45,
+                        _rgb255(MODALITY_COLOR.get(mod, (0.9, 0.9, 0.9)) + (1.0,)), 1, cv2.LINE_AA)
+        cv2.putText(img, "blocks per stream", (bx0, 78), font, 0.42, (200, 200, 200), 1, cv2.LINE_AA)
+
+    # window tokens: a grid of F frames x n streams (green = data, dark = none)
+    if view.tokens is not None and n:
+        tok = np.asarray(view.tokens, bool)
+        f = tok.shape[0]
+        gy0 = height - 110
+        cell = max(6, min(22, (width - bx0 - 12) // max(f, 1) - 2, 80 // max(n, 1) - 2))
+        cv2.putText(img, f"window: {f} frames (old -> new)", (bx0, gy0 - 8), font, 0.42, (200, 200, 200), 1,
+                    cv2.LINE_AA)
+        for k in range(f):
+            for i in range(n):
+                x, y = bx0 + k * (cell + 2), gy0 + i * (cell + 2)
+                cv2.rectangle(img, (x, y), (x + cell, y + cell), (60, 200, 90) if tok[k, i] else (70, 70, 70), -1)
+    return img
+
+
+__all__ = ["WindowView", "window_markers", "render_window_dashboard", "verdict_rgb"]

@@ -1,0 +1,134 @@
+"""Node telemetry: message rates, latency windows and per-input health, shown on
+``/diagnostics`` (:mod:`admn_ros.ros.diagnostics`). Plain bookkeeping, no rclpy.
+
+* :class:`RateMeter`: achieved rate over a sliding window;
+* :class:`LatencyWindow`: the last ``n`` latencies with mean / p50 / p99 / max;
+* :class:`StreamMonitor`: per input its rate, age, stamp order checks and rejection
+  counts by reason, plus frame-level drops.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Hashable, Iterable
+
+import numpy as np
+
+
+class RateMeter:
+    """Achieved message rate over a sliding window (times in seconds of any clock);
+    ``count`` is every tick so far."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window = float(window_s)
+        self.times: deque[float] = deque()
+        self.count = 0
+
+    def tick(self, t: float) -> None:
+        self.times.append(float(t))
+        self.count += 1
+        self._trim(float(t))
+
+    def _trim(self, now: float) -> None:
+        while self.times and now - self.times[0] > self.window:
+            self.times.popleft()
+
+    def rate(self, now: float) -> float:
+        self._trim(float(now))
+        if len(self.times) < 2:
+            return 0.0
+        span = max(now - self.times[0], self.times[-1] - self.times[0])
+        return (len(self.times) - 1) / span if span > 0 else 0.0
+
+
+class LatencyWindow:
+    """The last ``n`` latencies (ms) with mean / p50 / p99 / max."""
+
+    def __init__(self, n: int = 200) -> None:
+        self.values: deque[float] = deque(maxlen=int(n))
+        self.count = 0
+
+    def add(self, ms: float) -> None:
+        self.values.append(float(ms))
+        self.count += 1
+
+    def summary(self) -> dict[str, float]:
+        if not self.values:
+            return {"n": 0, "mean": math.nan, "p50": math.nan, "p99": math.nan, "max": math.nan}
+        a = np.asarray(self.values)
+        return {"n": float(len(a)), "mean": float(a.mean()), "p50": float(np.percentile(a, 50)),
+                "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+
+
+@dataclass
+class _InputState:
+    rate: RateMeter
+    accepted: int = 0
+    last_stamp_ns: int | None = None
+    last_arrival: float | None = None
+    rejected: Counter = field(default_factory=Counter)
+
+
+class StreamMonitor:
+    """Per-input health: stamp order checks, rate, age and rejection counts by reason.
+
+    ``check_stamp`` returns a rejection reason (``zero_stamp``, ``duplicate_stamp``,
+    ``out_of_order``) or None; ``accept`` records a good message; ``reject`` counts a
+    bad one. Reasons are free-form short identifiers (``bad_encoding``, ``bad_size``,
+    ``non_finite``, ``empty``, ...)."""
+
+    def __init__(self, keys: Iterable[Hashable], window_s: float = 2.0) -> None:
+        self.window = window_s
+        self.inputs: dict[Hashable, _InputState] = {k: _InputState(RateMeter(window_s)) for k in keys}
+        self.dropped: Counter = Counter()   # frame-level drops by reason
+
+    def _get(self, key: Hashable) -> _InputState:
+        st = self.inputs.get(key)
+        if st is None:
+            st = self.inputs[key] = _InputState(RateMeter(self.window))
+        return st
+
+    def check_stamp(self, key: Hashable, stamp_ns: int) -> str | None:
+        if stamp_ns <= 0:
+            return "zero_stamp"
+        last = self._get(key).last_stamp_ns
+        if last is not None:
+            if stamp_ns == last:
+                return "duplicate_stamp"
+            if stamp_ns < last:
+                return "out_of_order"
+        return None
+
+    def accept(self, key: Hashable, stamp_ns: int, now: float) -> None:
+        st = self._get(key)
+        st.accepted += 1
+        st.last_stamp_ns = int(stamp_ns)
+        st.last_arrival = float(now)
+        st.rate.tick(now)
+
+    def reject(self, key: Hashable, reason: str) -> None:
+        self._get(key).rejected[reason] += 1
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.dropped[reason] += n
+
+    def rate(self, key: Hashable, now: float) -> float:
+        return self._get(key).rate.rate(now)
+
+    def age(self, key: Hashable, now_ns: int) -> float:
+        """Seconds between ``now_ns`` and the stamp of the last accepted message (NaN if none)."""
+        last = self._get(key).last_stamp_ns
+        return math.nan if last is None else (int(now_ns) - last) * 1e-9
+
+    def rejected(self, key: Hashable | None = None) -> Counter:
+        """Rejections by reason of one input, or summed over all inputs."""
+        if key is not None:
+            return Counter(self._get(key).rejected)
+        total: Counter = Counter()
+        for st in self.inputs.values():
+            total.update(st.rejected)
+        return total
+
+    def total_rejected(self) -> int:
+        return int(sum(self.rejected().values()))
