@@ -13,7 +13,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
 export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: env demo test test-quick bench models evaluate heldout-report models-activity evaluate-activity evaluate-activity-unseen activity-replay-report shell clean
+.PHONY: env demo test test-quick bench models evaluate evaluate-realworld heldout-report models-activity evaluate-activity evaluate-activity-unseen activity-replay-report shell clean
 env: $(VENV)/.stamp-pkg
 
 $(VENV)/.stamp-deps: requirements.txt
@@ -51,6 +51,12 @@ models: env
 # Table 1 on the held-out test split with the shipped models.
 evaluate: env
 	$(PY) -m admn_ros.cli evaluate --data data/gdtm_sim --models models --out docs/results/table1
+
+# The same methods under the simulator's real-world sensor failures (low light, motion blur, frozen
+# frames, radar clutter, dropout), drawn per stream and per modality: docs/results/realworld/.
+evaluate-realworld: env
+	$(PY) -m admn_ros.cli evaluate --data data/gdtm_sim --models models --out docs/results/realworld \
+	    --regimes realworld --no-latency --no-progress
 
 # Activity recognition (MM-Fi-style simulated data): dataset + stage 1 + finetune + controllers ->
 # models/activity/ (data/activity_sim, runs/activity), then its accuracy table (docs/TRAINING.md).

@@ -1,5 +1,6 @@
 """Table-1 evaluation on a tiny model: baseline masks, per-modality masks, identical noise for every
-method, report structure (markdown / CSV / JSON / plots), targets, CLI errors."""
+method, report structure (markdown / CSV / JSON / plots), targets, CLI errors; the real-world
+failure rows (which streams fail, frozen frames, absent streams, paired statistics)."""
 from __future__ import annotations
 
 import csv
@@ -15,10 +16,12 @@ from admn_ros.core.evaluate import cli as ecli
 from admn_ros.core.evaluate.methods import (baseline_methods, build_methods, naive, per_modality_mask,
                                             single_modality, static_method)
 from admn_ros.core.evaluate.report import check_targets
-from admn_ros.core.evaluate.table import EvalSettings, Record, run_table
+from admn_ros.core.evaluate.table import (NAIVE, EarlierFrames, EvalSettings, Record, failure_geometry, find,
+                                          run_table)
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import StreamSet, naive_allocation
-from admn_ros.core.train.common import open_split
+from admn_ros.core.sim.corruptions import APPLIES_TO, REAL_WORLD
+from admn_ros.core.train.common import apply_failures, draw_failures, open_split, to_torch
 from admn_ros.core.train.stage1 import dataset_bounds
 from fixtures.shipped import committed
 from fixtures.train import TINY_CONTROLLER, TINY_MODEL, make_tiny_dataset
@@ -318,3 +321,117 @@ def test_cli_errors(data, tmp_path, capsys):
     rc = ecli.main(["--data", str(data), "--models", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
                     "--regimes", "binary,foggy"])
     assert rc == 2 and "foggy" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- real-world failures
+@pytest.mark.parametrize("kind", REAL_WORLD)
+def test_failures_are_drawn_per_stream_or_per_modality_on_their_modalities(kind):
+    """Break tried: drawing per stream in "modality" mode (the three nodes' flags no longer agree)."""
+    rng = np.random.default_rng(0)
+    mods = np.array([SS.modality_of(i) for i in range(len(SS))])
+    applies = np.isin(mods, list(APPLIES_TO[kind]))
+    for mode in ("stream", "modality"):
+        sev = np.stack([draw_failures(kind, SS, rng, mode) for _ in range(400)])
+        assert set(np.unique(sev)) <= {0.0, 1.0} and (sev[:, ~applies] == 0).all()
+        assert 0.35 < sev[:, applies].mean() < 0.65  # each failure with probability about 1/2
+        per_node = sev.reshape(-1, 3, 3)
+        shared = (per_node == per_node[:, :1]).all(1)  # a modality's flag equal on every node
+        assert shared.all() if mode == "modality" else not shared.all()
+        if kind == "dropout":  # one stream (modality) stays: the graph must have something to fuse
+            assert (sev.sum(1) < len(SS)).all()
+
+
+def test_failures_change_only_the_failed_streams_and_dropout_masks_them(data):
+    """Break tried: corrupting a failed stream's whole modality (every node); dropout without present=False."""
+    ds = open_split(data, "test")
+    clean, _ = to_torch(ds.batch(np.arange(4)), SS.modalities)
+    sev = np.zeros((4, 9), np.float32)
+    sev[0, 0] = sev[1, 4] = sev[2, 2] = sev[3, 8] = 1.0  # node1/rgb, node2/depth, node1/radar, node3/radar
+    radar, scale = failure_geometry(ds)
+    for kind in ("low_light", "motion_blur", "clutter", "dropout"):
+        s = sev * np.isin([SS.modality_of(i) for i in range(9)], list(APPLIES_TO[kind]))[None]
+        out, present = apply_failures(clean, kind, s, SS, np.random.default_rng(1), radar=radar, pixel_scale=scale)
+        for b in range(4):
+            for i in range(9):
+                node, mi = divmod(i, 3)
+                m = SS.modalities[mi]
+                same = torch.equal(out[m][b, node], clean[m][b, node])
+                assert same == (s[b, i] == 0), (kind, b, i)
+                assert 0.0 <= float(out[m][b, node].min()) and float(out[m][b, node].max()) <= 1.0
+        assert (present == (s == 0) if kind == "dropout" else present).all(), kind
+    zero = apply_failures(clean, "dropout", sev, SS, np.random.default_rng(0))[0]
+    assert float(zero["rgb"][0, 0].abs().max()) == 0.0
+
+
+def test_frozen_streams_show_an_earlier_frame_of_their_own_episode(data):
+    """Break tried: ``EarlierFrames`` without the episode clamp (frames of the previous episode leak in)."""
+    ds = open_split(data, "test")
+    hist = EarlierFrames(ds)
+    rows = np.arange(len(ds))
+    ages = np.random.default_rng(0).integers(1, 4, size=(len(rows), 9))
+    earlier, age = hist.frames(rows, ages, SS)
+    ep = np.asarray(ds.episode)
+    assert (age <= ages).all() and (age >= 0).all()
+    for r in rows:
+        for i in range(9):
+            src = r - age[r, i]
+            assert ep[src] == ep[r] and (age[r, i] == ages[r, i] or src == 0 or ep[src - 1] != ep[r])
+            node, mi = divmod(i, 3)
+            m = SS.modalities[mi]
+            want, _ = to_torch(ds.batch(np.array([src])), SS.modalities)
+            assert torch.equal(earlier[m][r, node], want[m][0, node])
+    assert (age > 0).any()
+
+
+def test_failure_table_masks_absent_streams_and_pairs_every_failure_with_naive(data, models):
+    """Break tried: not cutting the masks to the present streams under dropout (absent streams kept blocks)."""
+    from admn_ros.core.train.stage2 import load_controller, load_stage1
+
+    model, _ = load_stage1(models / "tracking.safetensors")
+    ds = open_split(data, "test")
+    ctrl = {27: load_controller(models / "controller_L27.safetensors", model)[0]}
+    methods = build_methods(SS, 12, ctrl)
+    s = EvalSettings(regimes=REAL_WORLD, draws=("stream", "modality"), fractions=(0.25,), samples=10,
+                     frozen_max_age=3)
+    notes: dict = {}
+    recs, exs = run_table(model, methods, ds, s, show_progress=False, n_examples=4, notes=notes)
+    assert 0 <= notes["frozen_age"]["mean"] <= 3 and notes["frozen_age"]["max"] <= 3
+    for kind in REAL_WORLD:
+        for draw in ("stream", "modality"):
+            a, nv = find(recs, kind, draw, "ADMN", 27), find(recs, kind, draw, NAIVE, 27)
+            assert a.n == 10 and np.isfinite(a.value) and np.isfinite(find(recs, kind, draw, "Upper Bound").value)
+            assert a.vs_naive == pytest.approx(a.value - nv.value, abs=1e-4) and a.vs_naive_groups >= 1
+    drops = [ex for ex in exs if ex.regime == "dropout"]
+    assert len(drops) == 8 and any((ex.sigmas > 0).any() for ex in drops)
+    for ex in drops:
+        gone = ex.sigmas > 0
+        for name, m in ex.masks.items():
+            assert not m[gone].any(), name
+        assert ex.masks["ADMN"].sum() == 27 and ex.masks["Upper Bound"][~gone].all()
+        assert ex.masks[NAIVE].sum() == 27 - 3 * gone.sum()  # Naive loses the absent streams' 3 blocks each
+
+
+def test_failure_targets_and_report(data, models, tmp_path):
+    from admn_ros.core.evaluate.cost import FlopsRow
+
+    def rec(regime, method, L, e, d=float("nan")):
+        return Record(regime, "stream", method, method, L, L / 108, e, e, 10, vs_naive=d, vs_naive_lo=d - 1,
+                      vs_naive_hi=d + 1)
+
+    recs = [rec("frozen", "ADMN", 27, 21.0, -1.0), rec("frozen", "Upper Bound", 108, 20.0),
+            rec("frozen", NAIVE, 27, 22.0), rec("low_light", "ADMN", 27, 9.0, 1.0),
+            rec("low_light", NAIVE, 27, 8.0)]
+    s = EvalSettings(regimes=("frozen", "low_light"), draws=("stream",), fractions=(0.25,))
+    t = {x.name: x for x in check_targets(recs, [FlopsRow("Upper Bound", 108, 1.0, 0.0)], [27], s)}
+    assert t["frozen per stream, 25% (L=27): ADMN/UpperBound <= 1.10"].passed
+    assert t["frozen per stream: ADMN <= Naive at every budget"].passed
+    assert t["low_light per stream: ADMN <= Naive at every budget"].passed is False
+    assert "paired +1.0 [+0.0, +2.0]" in t["low_light per stream: ADMN <= Naive at every budget"].detail
+    rc = ecli.main(["--data", str(data), "--models", str(models), "--out", str(tmp_path / "rw"), "--samples", "6",
+                    "--regimes", "realworld", "--draws", "stream", "--fractions", "0.25", "--no-latency",
+                    "--no-plots", "--no-progress"])
+    md = (tmp_path / "rw" / "table1.md").read_text()
+    assert rc == 0 and "## Real-world failures" in md and "## Failures drawn per stream" in md
+    assert all(f"| {k} | ADMN |" in md for k in REAL_WORLD) and "realised age" in md
+    rows = list(csv.DictReader((tmp_path / "rw" / "table1.csv").open()))
+    assert {r["regime"] for r in rows} == set(REAL_WORLD)

@@ -1,7 +1,10 @@
 """``admn-ros evaluate``: the paper's Table 1 on a held-out split, with compute and targets.
 
     admn-ros evaluate --data data/gdtm_sim --models models --out docs/results/table1
+    admn-ros evaluate --data data/gdtm_sim --models models --out docs/results/realworld --regimes realworld
 
+The rows are Gaussian noise regimes (none = clean, binary, discrete, continuous) or real-world sensor
+failures (low_light, motion_blur, frozen, clutter, dropout; ``realworld`` = all five).
 Writes ``table1.md``, ``table1.csv``, ``results.json`` and PNG plots into ``--out`` and
 prints the targets as PASS/FAIL lines with their numbers. Exit code 0 unless the
 evaluation itself fails (targets are reported, not enforced; ``--strict`` makes a FAIL
@@ -22,8 +25,10 @@ from admn_ros.core.evaluate.cost import FlopsRow, LatencyResult, flops_table, me
 from admn_ros.core.evaluate.methods import build_methods
 from admn_ros.core.evaluate.report import Target, check_targets, markdown, summary_lines, write_csv
 from admn_ros.core.evaluate.stats import sample_groups
-from admn_ros.core.evaluate.table import EvalSettings, Example, Record, depth_curve, run_table
+from admn_ros.core.evaluate.table import (EvalSettings, Example, Record, depth_curve, failure_geometry,
+                                          run_table)
 from admn_ros.core.noise import REGIMES
+from admn_ros.core.sim.corruptions import REAL_WORLD
 from admn_ros.core.train.common import check_dataset, fmt_duration, open_split, set_threads, write_json
 from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
 from admn_ros.core.train.stage2 import load_controller, load_stage1
@@ -129,7 +134,8 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     log(f"[evaluate] {ms.describe()}")
     log(f"[evaluate] {n} {split} samples x {len(settings.regimes)} regimes x {len(settings.draws)} draws, "
         f"budgets {budgets}, methods {[m.name for m in methods]}")
-    records, examples = run_table(model, methods, ds, settings, show_progress)
+    notes: dict[str, object] = {"pixel_scale": failure_geometry(ds)[1]}
+    records, examples = run_table(model, methods, ds, settings, show_progress, notes=notes)
     curve = depth_curve(model, ds, settings)
     log("[evaluate] depth sensitivity (clean, k blocks per stream): "
         + ", ".join(f"k={k}: {v:.1f}" for k, v in curve))
@@ -143,7 +149,7 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     outd = Path(out)
     outd.mkdir(parents=True, exist_ok=True)
     info = {"data": data, "split": split, "n_samples": n, "models": ms.describe(), "total_blocks": streams.total_blocks,
-            "task": model.cfg.task, "frames": model.cfg.frames, "groups": sample_groups(ds, n)[1]}
+            "task": model.cfg.task, "frames": model.cfg.frames, "groups": sample_groups(ds, n)[1], **notes}
     files = {"markdown": outd / "table1.md", "csv": outd / "table1.csv", "json": outd / "results.json"}
     files["markdown"].write_text(markdown(records, fl, lat, targets, settings, budgets, info, curve))
     write_csv(files["csv"], records, fl, model.cfg.task)
@@ -188,7 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=0, help="test samples to use (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (identical corrupted inputs for every method)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--regimes", default="binary,discrete,continuous", help="comma list of noise regimes")
+    p.add_argument("--regimes", default="binary,discrete,continuous",
+                   help="comma list of rows: noise regimes (none = clean, binary, discrete, continuous) "
+                        f"and/or real-world failures ({', '.join(REAL_WORLD)}; realworld = all of them)")
+    p.add_argument("--frozen-max-age", type=int, default=15,
+                   help="a frozen stream shows a frame 1 to this many frames old (default 15: 1 s at 15 Hz)")
     p.add_argument("--draws", default="modality,stream", help="comma list: modality (paper), stream")
     p.add_argument("--fractions", default=",".join(str(f) for f in TABLE_FRACTIONS),
                    help="comma list of budget fractions of all blocks")
@@ -206,10 +216,12 @@ def _csv(s: str) -> tuple[str, ...]:
 
 
 def settings_from_args(a: argparse.Namespace) -> EvalSettings:
-    regimes, draws = _csv(a.regimes), _csv(a.draws)
-    bad = [r for r in regimes if r not in REGIMES or r == "none"]
-    if bad:
-        raise TrainConfigError(f"--regimes: unknown {bad}; use binary, discrete, continuous")
+    regimes = tuple(dict.fromkeys(x for r in _csv(a.regimes) for x in (REAL_WORLD if r == "realworld" else (r,))))
+    draws = _csv(a.draws)
+    bad = [r for r in regimes if r not in REGIMES and r not in REAL_WORLD]
+    if bad or not regimes:
+        raise TrainConfigError(f"--regimes: unknown {bad}; use none, binary, discrete, continuous, "
+                               f"{', '.join(REAL_WORLD)} or realworld")
     if any(d not in ("modality", "stream") for d in draws):
         raise TrainConfigError(f"--draws: {list(draws)}; use modality and/or stream")
     try:
@@ -218,9 +230,9 @@ def settings_from_args(a: argparse.Namespace) -> EvalSettings:
         raise TrainConfigError(f"--fractions: {exc}") from exc
     if not fr or any(not 0 < f <= 1 for f in fr):
         raise TrainConfigError(f"--fractions must be in (0, 1], got {list(fr)}")
-    if a.batch_size < 1 or a.samples < 0:
-        raise TrainConfigError("--batch-size must be >= 1 and --samples >= 0")
-    return EvalSettings(regimes, draws, fr, a.samples, a.seed, a.batch_size)
+    if a.batch_size < 1 or a.samples < 0 or a.frozen_max_age < 1:
+        raise TrainConfigError("--batch-size and --frozen-max-age must be >= 1 and --samples >= 0")
+    return EvalSettings(regimes, draws, fr, a.samples, a.seed, a.batch_size, a.frozen_max_age)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,8 +29,10 @@ from admn_ros.core.streams import (MODALITIES, StreamSet, full_allocation, modal
                                   naive_allocation, spread_allocation)
 
 Inputs = Mapping[str, torch.Tensor]
-#: ``(noisy inputs, budget L, batch size) -> bool [B, n, depth]`` or ``None`` (not applicable).
-AllocateFn = Callable[[Inputs, int, int], "np.ndarray | None"]
+#: ``(noisy inputs, budget L, batch size, present) -> bool [B, n, depth]`` or ``None`` (not
+#: applicable); ``present`` is bool ``[B, n]`` (``None`` = every stream has data). Streams that
+#: are not present get no blocks whatever a method returns (the table masks them).
+AllocateFn = Callable[[Inputs, int, int, "np.ndarray | None"], "np.ndarray | None"]
 #: ``(true sigmas [B, n], budget L) -> bool [B, n, depth]`` (for the oracle, which is told the noise).
 OracleFn = Callable[[np.ndarray, int], np.ndarray]
 
@@ -60,13 +62,13 @@ class Method:
     controllers: dict[int, AllocationController] = field(default_factory=dict)
     from_sigmas: OracleFn | None = None
 
-    def mask(self, inputs: Inputs, budget: int, batch: int, sigmas: np.ndarray | None = None
-             ) -> np.ndarray | None:
+    def mask(self, inputs: Inputs, budget: int, batch: int, sigmas: np.ndarray | None = None,
+             present: np.ndarray | None = None) -> np.ndarray | None:
         """The allocation for a batch: :attr:`from_sigmas` when set (and ``sigmas`` given),
         else :attr:`allocate`."""
         if self.from_sigmas is not None and sigmas is not None:
             return self.from_sigmas(sigmas, budget)
-        return self.allocate(inputs, budget, batch)
+        return self.allocate(inputs, budget, batch, present)
 
     def controller_for(self, budget: int) -> AllocationController | None:
         return self.controllers.get(budget, self.controller)
@@ -80,7 +82,7 @@ def static_method(name: str, key: str, fn: Callable[[int], np.ndarray]) -> Metho
     """An input-agnostic method from ``budget -> [n, depth]`` (``ValueError`` -> not applicable)."""
     cache: dict[int, np.ndarray | None] = {}
 
-    def allocate(inputs: Inputs, budget: int, batch: int) -> np.ndarray | None:
+    def allocate(inputs: Inputs, budget: int, batch: int, present: np.ndarray | None = None) -> np.ndarray | None:
         if budget not in cache:
             try:
                 cache[budget] = fn(budget)
@@ -129,7 +131,7 @@ def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True, thresho
             out.append(m)
         return np.stack(out)
 
-    def allocate(inputs: Inputs, budget: int, batch: int) -> np.ndarray | None:
+    def allocate(inputs: Inputs, budget: int, batch: int, present: np.ndarray | None = None) -> np.ndarray | None:
         return None  # not applicable without the true sigmas (see Method.mask)
 
     return Method("QoI oracle", "qoi_oracle", allocate, adaptive=True, from_sigmas=from_sigmas)
@@ -155,11 +157,12 @@ def controller_method(name: str, key: str, controllers: Mapping[int, AllocationC
     per_budget, shared, pick = _controller_lookup(controllers)
 
     @torch.no_grad()
-    def allocate(inputs: Inputs, budget: int, batch: int) -> np.ndarray | None:
+    def allocate(inputs: Inputs, budget: int, batch: int, present: np.ndarray | None = None) -> np.ndarray | None:
         c = pick(budget)
         if c is None:
             return None
-        return (c.allocate(dict(inputs), budget=budget)["mask"] > 0.5).numpy()
+        pres = None if present is None else torch.from_numpy(np.asarray(present, bool))
+        return (c.allocate(dict(inputs), pres, budget=budget)["mask"] > 0.5).numpy()
 
     return Method(name, key, allocate, controller=shared, adaptive=True, controllers=per_budget)
 
@@ -207,11 +210,12 @@ def per_modality_method(controllers: Mapping[int, AllocationController] | Alloca
     per_budget, shared, pick = _controller_lookup(controllers)
 
     @torch.no_grad()
-    def allocate(inputs: Inputs, budget: int, batch: int) -> np.ndarray | None:
+    def allocate(inputs: Inputs, budget: int, batch: int, present: np.ndarray | None = None) -> np.ndarray | None:
         c = pick(budget)
         if c is None:
             return None
-        logits = c(dict(inputs), budget=budget)["logits"]
+        pres = None if present is None else torch.from_numpy(np.asarray(present, bool))
+        logits = c(dict(inputs), pres, budget=budget)["logits"]
         return per_modality_mask(logits, budget, streams, first_block)
 
     return Method(name, key, allocate, controller=shared, adaptive=True, controllers=per_budget)

@@ -6,6 +6,10 @@ Euclidean distances (cm) averaged over samples: batch-1 semantics (per-sample ma
 eval mode, no coupling between the samples of a batch). Each budgeted method is also compared
 with Naive Allocation sample by sample (:mod:`admn_ros.core.evaluate.stats`), with a bootstrap
 interval over the split's episodes (tracking) or subjects (activity).
+
+Rows are Gaussian noise regimes (:data:`admn_ros.core.noise.REGIMES`) or real-world failures
+(:data:`admn_ros.core.sim.corruptions.REAL_WORLD`, :data:`FAILURE_NOTES`), drawn like the
+binary regime: each stream, or each modality for all its nodes, fails with probability 1/2.
 """
 from __future__ import annotations
 
@@ -18,12 +22,28 @@ import torch
 from admn_ros.core.evaluate.methods import Method
 from admn_ros.core.evaluate.stats import paired_diff, sample_groups
 from admn_ros.core.noise import draw_stream_sigmas
+from admn_ros.core.sim.config import CameraIntrinsics, RadarConfig
+from admn_ros.core.sim.corruptions import REAL_WORLD
 from admn_ros.core.streams import MODALITIES, StreamSet, budget_from_fraction, mask_from_counts
 from admn_ros.core.tasks import get_task
-from admn_ros.core.train.common import apply_noise, derive_seed, progress, sample_scores, to_torch
-from admn_ros.core.train.config import TABLE_FRACTIONS
+from admn_ros.core.train.common import (apply_failures, apply_noise, derive_seed, draw_failures, progress,
+                                        sample_scores, to_torch)
+from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
 
 DRAWS: dict[str, str] = {"modality": "per modality", "stream": "per stream"}
+#: How the table applies each real-world failure to a dataset's 64x64 frames (report text).
+FAILURE_NOTES: dict[str, str] = {
+    "low_light": "RGB at severity 1 (exposure x0.1, shot and read noise), per pixel as at sensor resolution",
+    "motion_blur": "RGB and depth at severity 1: a linear blur of 25 sensor pixels in a random direction, "
+                   "{blur_px} pixels of the 64x64 frame",
+    "frozen": "any stream shows its own earlier frame of the same episode, 1 to {max_age} frames old, "
+              "as if it froze that long ago (at the episode's first frames the oldest there is); "
+              "realised age {age}",
+    "clutter": "radar at severity 1: 13 spurious reflectors (multipath ghosts)",
+    "dropout": "any stream is absent: no input, 0 blocks (every method's mask is cut to the present "
+               "streams, as the graph does; the controllers get the present streams and spend the whole "
+               "budget on them, input-agnostic methods lose the absent streams' blocks)",
+}
 #: The input-agnostic baseline every budgeted method is compared with.
 NAIVE = "Naive Allocation"
 
@@ -33,7 +53,7 @@ class EvalSettings:
     """What the table covers.
 
     Attributes:
-        regimes: noise regimes (rows).
+        regimes: noise regimes and/or real-world failures (rows).
         draws: ``modality`` (one sigma per modality shared by the nodes; the paper) and/or
             ``stream`` (independent per node stream).
         fractions: budgets as fractions of all blocks (columns).
@@ -42,6 +62,7 @@ class EvalSettings:
         batch_size: evaluation batch. The masks and errors do not depend on it, but the
             Gaussian noise is drawn batch by batch, so the corrupted inputs (and the cells) are
             the same only for the same ``seed`` and ``batch_size``.
+        frozen_max_age: a ``frozen`` stream's frame is 1 to this many frames old.
     """
 
     regimes: tuple[str, ...] = ("binary", "discrete", "continuous")
@@ -50,6 +71,7 @@ class EvalSettings:
     samples: int = 0
     seed: int = 0
     batch_size: int = 64
+    frozen_max_age: int = 15
 
     def budgets(self, n_streams: int, depth: int) -> list[int]:
         return [budget_from_fraction(f, n_streams, depth) for f in self.fractions]
@@ -104,11 +126,57 @@ def noisy_stream_mask(sigmas: np.ndarray, streams: StreamSet, threshold: float =
     return sigmas >= threshold * smax[None]
 
 
+def failure_geometry(ds: Any) -> tuple[RadarConfig, float]:
+    """The radar geometry of ``ds``'s 64x64 radar maps and its camera pixels per sensor pixel,
+    from the simulator config in its ``meta.json`` (the simulator's defaults without one)."""
+    sim = (getattr(ds, "meta", None) or {}).get("sim_config") or {}
+    r = {**asdict(RadarConfig()), **(sim.get("radar") or {})}
+    size = int(getattr(ds, "meta", {}).get("model_input", 64))
+    radar = RadarConfig(size, r["range_bins"] * r["range_res_m"] / size, size, r["fov_deg"])
+    width = ((sim.get("nodes") or [{}])[0].get("camera") or {}).get("width", CameraIntrinsics().width)
+    return radar, size / float(width)
+
+
+class EarlierFrames:
+    """Earlier frames of the same episode, for ``frozen`` streams. The split must hold each
+    episode once, as consecutive frames in order (``episode`` and ``t`` arrays, ``rate_hz``)."""
+
+    def __init__(self, ds: Any) -> None:
+        ep, t = getattr(ds, "episode", None), getattr(ds, "t", None)
+        rate = float((getattr(ds, "meta", None) or {}).get("rate_hz") or 0.0)
+        where = f"{getattr(ds, 'root', 'dataset')}/{getattr(ds, 'split', '')}"
+        if ep is None or t is None or rate <= 0:
+            raise TrainConfigError(f"{where}: 'frozen' needs episodes of consecutive frames (episode and t arrays, "
+                             "rate_hz in meta.json)")
+        ep, t = np.asarray(ep), np.asarray(t, np.float64)
+        first = np.r_[True, ep[1:] != ep[:-1]]
+        steps = np.diff(t)[~first[1:]]
+        if first.sum() != len(np.unique(ep)) or not np.allclose(steps, 1.0 / rate, atol=0.01 / rate):
+            raise TrainConfigError(f"{where}: 'frozen' needs each episode's frames consecutive and in order "
+                             f"at {rate:g} Hz")
+        self.ds = ds
+        self.start = np.maximum.accumulate(np.where(first, np.arange(len(ep)), 0))
+
+    def frames(self, rows: np.ndarray, ages: np.ndarray, streams: StreamSet
+               ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+        """Per sample ``rows [B]`` and stream, its frame ``ages [B, n]`` frames earlier (at most
+        back to the episode's first frame): ``(inputs [B, S, C, H, W] per modality, actual ages [B, n])``."""
+        rows = np.asarray(rows)[:, None]
+        src = np.maximum(self.start[rows], rows - ages)
+        uniq, inv = np.unique(src, return_inverse=True)
+        got, _ = to_torch(self.ds.batch(uniq), streams.modalities)
+        s, nm = len(streams.nodes), len(streams.modalities)
+        inv, nodes = torch.from_numpy(inv.reshape(len(rows), s, nm)), torch.arange(s)[None, :]
+        return {m: got[m][inv[:, :, mi], nodes] for mi, m in enumerate(streams.modalities)}, rows - src
+
+
 @torch.no_grad()
 def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settings: EvalSettings,
-              show_progress: bool = True, n_examples: int = 4) -> tuple[list[Record], list[Example]]:
+              show_progress: bool = True, n_examples: int = 4, notes: dict[str, Any] | None = None
+              ) -> tuple[list[Record], list[Example]]:
     """Evaluate every method on every (regime, draw, budget). Returns the records and a few
-    allocation examples (first samples of each (regime, draw) at the smallest budget)."""
+    allocation examples (first samples of each (regime, draw) at the smallest budget).
+    ``notes``, if given, receives facts for the report (``frozen_age``: realised ages, frames)."""
     model.eval()
     cfg = model.cfg
     streams: StreamSet = cfg.streams
@@ -119,13 +187,23 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
     groups, _ = sample_groups(ds, n_total)
     records: list[Record] = []
     examples: list[Example] = []
+    frozen_ages: list[int] = []
     n_batches = (n_total + settings.batch_size - 1) // settings.batch_size
     bar = progress(len(settings.regimes) * len(settings.draws) * n_batches, "evaluate", show_progress)
+    smax = np.array([MODALITIES[streams.modality_of(i)].sigma_max for i in range(len(streams))], np.float32)
+    radar, pixel_scale = failure_geometry(ds)
+    history = EarlierFrames(ds) if "frozen" in settings.regimes else None
     for regime in settings.regimes:
+        failure = regime in REAL_WORLD
         for draw in settings.draws:
             rng = np.random.default_rng(derive_seed(settings.seed, "eval", regime, draw))
-            sig_all = np.stack([draw_stream_sigmas(streams, regime, rng, mode=draw) for _ in range(n_total)])
+            if failure:  # "sigmas" of failed streams are sigma_max: the oracle and noisy share see them as noisy
+                sig_all = np.stack([draw_failures(regime, streams, rng, draw) for _ in range(n_total)]) * smax
+                ages = rng.integers(1, settings.frozen_max_age + 1, size=sig_all.shape)
+            else:
+                sig_all = np.stack([draw_stream_sigmas(streams, regime, rng, mode=draw) for _ in range(n_total)])
             gen = torch.Generator().manual_seed(derive_seed(settings.seed, "eval-gauss", regime, draw))
+            frng = np.random.default_rng(derive_seed(settings.seed, "eval-failure", regime, draw))
             errs: dict[tuple[str, int], list[np.ndarray]] = {}
             shares: dict[tuple[str, int], list[float]] = {}
             na: set[tuple[str, int]] = set()
@@ -133,7 +211,16 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                 sel = np.arange(start, min(n_total, start + settings.batch_size))
                 clean, gt = to_torch(ds.batch(sel), streams.modalities)
                 sig = sig_all[sel]
-                noisy = apply_noise(clean, sig, streams, gen)
+                present = None
+                if failure:
+                    earlier = None
+                    if history is not None and regime == "frozen":
+                        earlier, age = history.frames(sel, ages[sel], streams)
+                        frozen_ages.extend(age[sig > 0].tolist())
+                    noisy, present = apply_failures(clean, regime, sig / smax, streams, frng, earlier, radar,
+                                                    pixel_scale)
+                else:
+                    noisy = apply_noise(clean, sig, streams, gen)
                 noisy_rows = noisy_stream_mask(sig, streams)
                 ex = None
                 if bi == 0 and n_examples > 0:
@@ -145,15 +232,17 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                         key = (meth.name, L)
                         if key in na:
                             continue
-                        mask = meth.mask(noisy, L, len(sel), sig)
+                        mask = meth.mask(noisy, L, len(sel), sig, present)
                         if mask is None:
                             na.add(key)
                             continue
                         mask = np.asarray(mask, dtype=bool)
+                        if present is not None:  # an absent stream gets no blocks
+                            mask = mask & present[:, :, None]
                         got = mask.reshape(len(sel), -1).sum(1)
-                        if not (got == L).all():
+                        if not ((got == L) if present is None else (got <= L)).all():
                             raise AssertionError(f"{meth.name}: allocation uses {got.tolist()} blocks, budget {L}")
-                        out = model(noisy, torch.from_numpy(np.ascontiguousarray(mask)))
+                        out = model(noisy, torch.from_numpy(np.ascontiguousarray(mask)), present)
                         e = get_task(cfg.task).scores(out, gt).numpy()
                         errs.setdefault(key, []).append(e)
                         if meth.adaptive and L > forced:
@@ -190,6 +279,9 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                         rec.vs_naive_groups = pd.groups
                     records.append(rec)
     bar.close()
+    if notes is not None and frozen_ages:
+        a = np.asarray(frozen_ages)
+        notes["frozen_age"] = {"mean": float(a.mean()), "min": int(a.min()), "max": int(a.max())}
     return records, examples
 
 

@@ -18,6 +18,13 @@ Kinds (and the modalities they apply to):
 * ``dropout`` (all): no data at all (``StreamFrame.data is None``).
 * ``none``: clean.
 
+The real-world kinds (:data:`REAL_WORLD`) also apply to model-input frames, e.g. a
+dataset's 64x64 frames (:func:`corrupt_model_input`): they go back to the sensor dtype,
+through the same functions, and back. Nearest pixel-centre subsampling keeps per-pixel
+corruptions (Gaussian, low light) as they are at sensor resolution; a blur's length is
+scaled by ``pixel_scale`` (model pixels per sensor pixel); the radar map is already at its
+bin resolution.
+
 Schedules: ``constant`` (always on) or ``flicker`` (on during the first
 ``duty * period_s`` seconds of every ``period_s``, counted from when it was set).
 
@@ -40,6 +47,8 @@ from admn_ros.core.streams import DEPTH_MAX_M, MODALITIES
 
 KINDS: tuple[str, ...] = ("none", "gaussian", "low_light", "motion_blur", "frozen", "clutter", "dropout")
 SCHEDULES: tuple[str, ...] = ("constant", "flicker")
+#: The failures real sensors show (every kind but ``none`` and the paper's ``gaussian``).
+REAL_WORLD: tuple[str, ...] = ("low_light", "motion_blur", "frozen", "clutter", "dropout")
 _ALL = frozenset(MODALITIES)
 #: Modalities each corruption kind applies to.
 APPLIES_TO: dict[str, frozenset[str]] = {
@@ -244,9 +253,16 @@ def _blur_kernel(length: int, angle_deg: int) -> np.ndarray:
     return k / k.sum()
 
 
-def apply_motion_blur(data: np.ndarray, severity: float, angle_rad: float) -> np.ndarray:
-    """Linear motion blur of ``1 + round(24 severity)`` pixels along ``angle_rad``."""
-    length = 1 + int(round(24 * severity))
+def blur_length(severity: float, pixel_scale: float = 1.0) -> int:
+    """Motion blur length in image pixels: ``1 + 24 severity`` sensor pixels times ``pixel_scale``."""
+    return max(1, 1 + int(round((1 + 24 * severity) * pixel_scale - 1)))
+
+
+def apply_motion_blur(data: np.ndarray, severity: float, angle_rad: float, pixel_scale: float = 1.0) -> np.ndarray:
+    """Linear motion blur of ``1 + 24 severity`` sensor pixels along ``angle_rad``, i.e.
+    ``round((1 + 24 severity) * pixel_scale)`` pixels of ``data`` (``pixel_scale``: pixels of
+    ``data`` per sensor pixel, 1 for sensor frames)."""
+    length = blur_length(severity, pixel_scale)
     if length <= 1:
         return data.copy()
     return cv2.filter2D(data, -1, _blur_kernel(length, int(round(math.degrees(angle_rad))) % 180),
@@ -266,9 +282,11 @@ def apply_clutter(radar_map: np.ndarray, severity: float, rng: np.random.Generat
 
 
 def apply_corruption(modality: str, data: np.ndarray, spec: CorruptionSpec, rng: np.random.Generator,
-                     radar: RadarConfig | None = None, blur_angle: float = 0.0) -> np.ndarray | None:
+                     radar: RadarConfig | None = None, blur_angle: float = 0.0,
+                     pixel_scale: float = 1.0) -> np.ndarray | None:
     """Apply a *resolved* stateless corruption to one frame (``frozen`` is stateful: see the
-    simulator). Returns new data in the sensor dtype, or ``None`` for ``dropout``."""
+    simulator). Returns new data in the sensor dtype, or ``None`` for ``dropout``.
+    ``pixel_scale``: pixels of ``data`` per sensor pixel (motion blur length)."""
     k = spec.kind
     if k == "none":
         return data
@@ -279,7 +297,22 @@ def apply_corruption(modality: str, data: np.ndarray, spec: CorruptionSpec, rng:
     if k == "low_light":
         return apply_low_light(data, float(spec.severity or 0.0), rng)
     if k == "motion_blur":
-        return apply_motion_blur(data, float(spec.severity or 0.0), blur_angle)
+        return apply_motion_blur(data, float(spec.severity or 0.0), blur_angle, pixel_scale)
     if k == "clutter":
         return apply_clutter(data, float(spec.severity or 0.0), rng, radar or RadarConfig())
     raise ValueError(f"corruption {k!r} is stateful or unknown; apply it through GDTMSimulator")
+
+
+def corrupt_model_input(modality: str, x: np.ndarray, spec: CorruptionSpec, rng: np.random.Generator,
+                        radar: RadarConfig | None = None, blur_angle: float = 0.0,
+                        pixel_scale: float = 1.0) -> np.ndarray | None:
+    """:func:`apply_corruption` on one model-input image (float32 ``(C, H, W)`` in [0, 1], as
+    :func:`admn_ros.core.preprocess.from_storage` gives it) instead of a sensor frame: the image
+    goes back to the sensor dtype and layout, through the corruption and back. ``radar`` is the
+    geometry of the image's radar map; ``pixel_scale`` its pixels per sensor pixel."""
+    data = from_unit(modality, np.moveaxis(x, 0, -1) if modality == "rgb" else x[0])
+    out = apply_corruption(modality, data, spec, rng, radar, blur_angle, pixel_scale)
+    if out is None:
+        return None
+    u = to_unit(modality, out)
+    return np.ascontiguousarray(np.moveaxis(u, -1, 0)) if modality == "rgb" else u[None]

@@ -276,6 +276,66 @@ def apply_noise(inputs: Mapping[str, torch.Tensor], sigmas: np.ndarray | torch.T
     return out
 
 
+def draw_failures(kind: str, streams: StreamSet, rng: np.random.Generator, mode: str = "stream") -> np.ndarray:
+    """Severity ``[n]`` of the real-world failure ``kind`` (:data:`~admn_ros.core.sim.corruptions.REAL_WORLD`)
+    per stream, drawn like the binary Gaussian regime: each stream (``mode="stream"``), or each
+    modality for all its nodes (``"modality"``), that ``kind`` applies to fails at severity 1
+    with probability 1/2. ``dropout`` keeps one stream (or modality) drawn at random when all
+    would drop: with no stream at all the graph has no estimate to publish."""
+    from admn_ros.core.sim.corruptions import APPLIES_TO
+
+    mods = np.array([streams.modality_of(i) for i in range(len(streams))])
+    hit = (draw_stream_sigmas(streams, "binary", rng, mode=mode) > 0) & np.isin(mods, list(APPLIES_TO[kind]))
+    if kind == "dropout" and hit.all():
+        keep = int(rng.integers(len(streams)))
+        hit[(mods == mods[keep]) if mode == "modality" else keep] = False
+    return hit.astype(np.float32)
+
+
+def apply_failures(inputs: Mapping[str, torch.Tensor], kind: str, severity: np.ndarray, streams: StreamSet,
+                   rng: np.random.Generator, earlier: Mapping[str, torch.Tensor] | None = None,
+                   radar: Any = None, pixel_scale: float = 1.0) -> tuple[Inputs, np.ndarray]:
+    """The real-world failure ``kind`` on every stream with ``severity [B, n] > 0``; returns the
+    corrupted inputs and ``present [B, n]``.
+
+    ``low_light`` / ``motion_blur`` / ``clutter`` go image by image through
+    :func:`~admn_ros.core.sim.corruptions.corrupt_model_input` (a blur direction drawn per
+    image; ``radar`` and ``pixel_scale`` as there). A ``frozen`` stream shows ``earlier[m]``:
+    the same stream at an earlier frame, chosen by the caller. A ``dropout`` stream is absent:
+    zeros and ``present`` False, as the graph gives a dead stream to the controller."""
+    from admn_ros.core.sim.corruptions import CorruptionSpec, corrupt_model_input
+
+    sev = np.asarray(severity, np.float32)
+    b, s, nm = sev.shape[0], len(streams.nodes), len(streams.modalities)
+    sev = sev.reshape(b, s, nm)
+    present = np.ones((b, s, nm), bool)
+    out: Inputs = {}
+    for mi, m in enumerate(streams.modalities):
+        x = inputs[m]
+        if x.shape[1] != s:
+            raise ValueError(f"inputs[{m!r}] has {x.shape[1]} images per sample, not one per node ({s})")
+        hit = np.argwhere(sev[:, :, mi] > 0)
+        if not len(hit):
+            out[m] = x
+            continue
+        y = x.clone()
+        for bi, si in hit:
+            if kind == "frozen":
+                if earlier is None:
+                    raise ValueError("frozen streams need their earlier frames (earlier=...)")
+                y[bi, si] = earlier[m][bi, si]
+            elif kind == "dropout":
+                y[bi, si] = 0.0
+                present[bi, si, mi] = False
+            else:
+                spec = CorruptionSpec(kind, severity=float(sev[bi, si, mi])).resolved(m)
+                img = corrupt_model_input(m, y[bi, si].numpy(), spec, rng, radar, float(rng.uniform(0, np.pi)),
+                                          pixel_scale)
+                y[bi, si] = torch.from_numpy(img)
+        out[m] = y
+    return out, present.reshape(b, s * nm)
+
+
 def draw_missing(batch: int, n: int, prob: float, rng: np.random.Generator,
                  streams: StreamSet | None = None,
                  modality_prob: Mapping[str, float] | None = None) -> np.ndarray | None:
