@@ -70,6 +70,9 @@ def test_config_missing_file_names_it(tmp_path: Path) -> None:
     ("nodes:\n  - {name: node1, position: [9, 0, 1.5]}\n", r"nodes\[0\]\.position"),
     ("nodes:\n  - {name: 'a/b', position: [0, 0, 1.5]}\n", r"nodes\[0\]\.name"),
     ("obstacles: {min: 3, max: 1}\n", r"obstacles\.min"),
+    ("lighting: {gain: [1.2, 0.8]}\n", r"lighting\.gain"),
+    ("lighting: {lights: [1, 2.5]}\n", r"lighting\.lights"),
+    ("lighting: {sun: [0, 1]}\n", r"lighting\.sun"),
 ])
 def test_config_bad_key_or_value_names_file_and_key(tmp_path: Path, text: str, key: str) -> None:
     p = tmp_path / "bad_sensors.yaml"
@@ -101,6 +104,20 @@ def test_config_partial_file_and_node_override(tmp_path: Path) -> None:
     f = GDTMSimulator(c, seed=1).step()
     assert f.streams["b/rgb"].data.shape == (96, 96, 3)
     assert f.streams["a/depth"].data.shape == (120, 160)
+
+
+def test_config_lighting_ranges_set_the_episode_lighting(tmp_path: Path) -> None:
+    """The shipped file states the built-in lighting ranges; a dimmer site renders darker frames.
+
+    Break tried: ``sample_appearance`` drawing the gain from the built-in range again."""
+    assert load_sim_config().lighting == SimConfig().lighting
+    p = tmp_path / "dim.yaml"
+    p.write_text("lighting: {lights: [4, 4], ambient: [0.1, 0.2], power: [1.0, 2.0], gain: [0.3, 0.4]}\n")
+    dim = load_sim_config(p)
+    assert dim.lighting.lights == (4, 4) and dim.lighting.gain == (0.3, 0.4)
+    assert dim.to_dict()["lighting"]["ambient"] == [0.1, 0.2]
+    bright, dark = (GDTMSimulator(c, seed=3).step().streams["node1/rgb"].data.mean() for c in (SimConfig(), dim))
+    assert dark < 0.6 * bright
 
 
 # ----------------------------------------------------------------------------- frames

@@ -458,3 +458,96 @@ def test_train_all_runs_every_step_and_ships_one_run(tmp_path, capsys, monkeypat
         assert meta["train_config"]["train_samples"] == 16 and meta["train_config"]["val_samples"] == 8
         want = VARIANTS[meta["variant"]]
         assert (meta["train_config"]["noise_warmup_epochs"], meta["train_config"]["epochs"]) == want
+
+
+# ----------------------------------------------------------------------------- fine-tuning shipped models
+@pytest.fixture(scope="module")
+def tiny_models(data, stage1_model, tmp_path_factory):
+    """A ``models/`` directory of the tiny network with a universal, an L=27 and an AE controller
+    (the other budgets missing, as after an interrupted ``train all``)."""
+    from admn_ros.core.train.ship import ship_models
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    ctrls = [train_stage2(_s2(data, stage1_model, root / v, variant=v, epochs=0, **kw), log=_quiet).model_path
+             for v, kw in (("universal", {}), ("budget", {"budget": 27}), ("ae", {}))]
+    ship_models(stage1_model, ctrls, root / "models")
+    return root / "models"
+
+
+def test_train_all_init_fine_tunes_from_the_given_models(data, tiny_models, tmp_path, capsys, monkeypatch):
+    """``train all --init MODELS``: the stage-1 network's weights at its first training step are
+    exactly those of MODELS, every controller with a counterpart in MODELS starts from it (and
+    ends close to it after a short fine-tune), the missing budgets are folded from the fine-tuned
+    universal one, and the models shipped are one consistent set.
+
+    Break tried: the pipeline not passing ``init`` to stage 1 (``s1_fields`` without it): the
+    first step ran on fresh weights and the equality failed; the lanes starting every controller
+    without ``--init``: their train_config named no init and the test failed."""
+    import dataclasses
+
+    from admn_ros.core.train.config import TASK_RECIPES
+
+    recipe = TASK_RECIPES["tracking"]
+    monkeypatch.setitem(TASK_RECIPES, "tracking", dataclasses.replace(
+        recipe, stage1={**recipe.stage1, "model": TINY_MODEL}, stage2={**recipe.stage2, "controller": TINY_CONTROLLER}))
+    first: dict[str, torch.Tensor] = {}
+    forward = ADMNModel.forward
+
+    def spy(self, *a, **kw):
+        if self.training and not first:
+            first.update({k: v.clone() for k, v in self.state_dict().items()})
+        return forward(self, *a, **kw)
+
+    monkeypatch.setattr(ADMNModel, "forward", spy)
+    out = tmp_path / "m"
+    args = ["all", "--data", str(data), "--init", str(tiny_models), "--runs", str(tmp_path / "r"), "--models",
+            str(out), "--stage1-epochs", "1", "--stage2-train-samples", "16", "--val-samples", "8", "--no-progress"]
+    assert cli.main(args) == 0, capsys.readouterr()
+    shipped = load_checkpoint(tiny_models / "tracking.safetensors").tensors
+    assert first.keys() == shipped.keys() and all(torch.equal(first[k], shipped[k]) for k in shipped)
+    tuned = load_checkpoint(out / "tracking.safetensors").tensors
+    assert not all(torch.equal(tuned[k], shipped[k]) for k in shipped)
+    assert read_metadata(out / "tracking.safetensors")["train_config"]["lr"] == recipe.init_stage1["lr"]
+    for name, init in (("controller_universal", tiny_models / "controller_universal.safetensors"),
+                       ("controller_L27", tiny_models / "controller_L27.safetensors"),
+                       ("baselines/controller_ae", tiny_models / "baselines" / "controller_ae.safetensors"),
+                       ("controller_L36", tmp_path / "r" / "ctrl_universal" / "controller.safetensors")):
+        meta = read_metadata(out / f"{name}.safetensors")
+        assert meta["train_config"]["init"] == str(init), name
+        assert (meta["train_config"]["noise_warmup_epochs"], meta["train_config"]["epochs"]) == (0, 1)
+    for name in ("controller_universal", "controller_L27"):
+        a, b = (load_checkpoint(d / f"{name}.safetensors").tensors for d in (tiny_models, out))
+        assert max((a[k] - b[k]).abs().max().item() for k in a) < 0.01, name
+    man = __import__("json").loads((out / "manifest.json").read_text())
+    assert man["command"].endswith(f"--init {tiny_models}") and len(man["files"]) == 7
+
+
+def test_train_all_init_bad_input_names_the_file_and_the_mismatch(data, tiny_models, tmp_path, capsys):
+    """Models of another task, a dataset of another stream set, a controller of another network or
+    no dataset: one error line naming the file and what differs, before any training."""
+    import shutil
+
+    from admn_ros.core.data import generate_dataset
+
+    def run(*extra: str, data_dir=data, models=tiny_models) -> str:
+        rc = cli.main(["all", "--data", str(data_dir), "--init", str(models), "--runs", str(tmp_path / "r"),
+                       "--models", str(tmp_path / "out"), "--no-progress", *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1, err
+        return err
+
+    assert f"{tiny_models}: no activity.safetensors, so no models of --task activity (it holds " \
+           "baselines/controller_ae.safetensors, controller_L27.safetensors" in run("--task", "activity")
+    cfg = tmp_path / "two_nodes.yaml"
+    cfg.write_text("nodes:\n  - {name: node1, position: [-2.1, -2.4, 1.5]}\n  - {name: node2, position: [2.1, -2.4, 1.5]}\n")
+    two = tmp_path / "two"
+    generate_dataset(two, n_samples=20, frames_per_episode=5, workers=1, progress=False, config=cfg)
+    assert (f"{two}/train vs {tiny_models}/tracking.safetensors: dataset nodes ['node1', 'node2'] != model config "
+            "nodes ['node1', 'node2', 'node3'] (stream set mismatch)") in run(data_dir=two)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tiny_models, mixed)
+    other = train_stage1(_s1(data, tmp_path / "s1b", epochs=1, seed=9), log=_quiet).model_path
+    shutil.copy(other, mixed / "tracking.safetensors")
+    assert f"{mixed}/controller_L27.safetensors: trained on stage-1 weights" in run(models=mixed)
+    assert f"{tmp_path / 'none'}: no meta.json; --init fine-tunes on a dataset you built" in run(
+        data_dir=tmp_path / "none")

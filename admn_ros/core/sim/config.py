@@ -215,6 +215,18 @@ class CarConfig:
 
 
 @dataclass(frozen=True)
+class LightingConfig:
+    """Ranges every episode draws its lighting from (uniformly): ceiling lights (count),
+    ambient level, diffuse power per light and exposure gain (the floor of the track
+    averages ``gain`` times its colour)."""
+
+    lights: tuple[int, int] = (1, 3)
+    ambient: tuple[float, float] = (0.3, 0.7)
+    power: tuple[float, float] = (2.0, 5.0)
+    gain: tuple[float, float] = (0.7, 1.25)
+
+
+@dataclass(frozen=True)
 class SimConfig:
     """Everything the simulator needs. Build with :func:`load_sim_config` or directly.
 
@@ -222,6 +234,7 @@ class SimConfig:
         rate_hz: frame rate; :meth:`GDTMSimulator.step` advances ``1 / rate_hz`` seconds.
         nodes: the sensor nodes (stream order = node order).
         track, room, car, radar: geometry.
+        lighting: per-episode lighting ranges.
         obstacles_min, obstacles_max: number of static obstacles per episode.
         source: the YAML file this came from (``None`` if built in code).
     """
@@ -235,6 +248,7 @@ class SimConfig:
     obstacles_min: int = 1
     obstacles_max: int = 3
     source: Path | None = None
+    lighting: LightingConfig = field(default_factory=LightingConfig)
 
     @property
     def streams(self) -> StreamSet:
@@ -260,6 +274,7 @@ class SimConfig:
             "car": asdict(self.car),
             "radar": asdict(self.radar),
             "obstacles": {"min": self.obstacles_min, "max": self.obstacles_max},
+            "lighting": {k: list(v) for k, v in asdict(self.lighting).items()},
             "depth_max_m": DEPTH_MAX_M,
             "nodes": [
                 {"name": n.name, "position": list(n.position), "yaw_deg": math.degrees(n.yaw),
@@ -335,7 +350,7 @@ class _Ctx:
 
 _CAMERA_KEYS = {"width", "height", "hfov_deg"}
 _NODE_KEYS = {"name", "position", "yaw_deg", "pitch_deg", "camera"}
-_TOP_KEYS = {"rate_hz", "track", "room", "car", "camera", "radar", "obstacles", "nodes"}
+_TOP_KEYS = {"rate_hz", "track", "room", "car", "camera", "radar", "obstacles", "lighting", "nodes"}
 
 
 def _camera(ctx: _Ctx, raw: Any, key: str, base: CameraIntrinsics | None) -> CameraIntrinsics:
@@ -372,6 +387,21 @@ def _node(ctx: _Ctx, raw: Any, key: str, cam: CameraIntrinsics, room: RoomConfig
     pitch = ctx.number(m, "pitch_deg", key, 30.0, -89.0, 89.0)
     camera = _camera(ctx, m.get("camera"), f"{key}.camera", cam)
     return NodeConfig(name, (x, y, z), math.radians(yaw), math.radians(pitch), camera)
+
+
+def _lighting(ctx: _Ctx, raw: Any) -> LightingConfig:
+    d = LightingConfig()
+    m = ctx.mapping(raw, "lighting", set(asdict(d)))
+    out: dict[str, tuple[float, float]] = {}
+    for key, (lo, hi) in {"lights": (1, 8), "ambient": (0.0, 5.0), "power": (0.0, 50.0), "gain": (0.05, 5.0)}.items():
+        v = m.get(key, getattr(d, key))
+        ok = (isinstance(v, (list, tuple)) and len(v) == 2
+              and all(isinstance(x, int if key == "lights" else (int, float)) and not isinstance(x, bool) for x in v))
+        if not ok or not lo <= v[0] <= v[1] <= hi:
+            raise ctx.fail(f"lighting.{key}", f"expected [min, max] with {lo} <= min <= max <= {hi}"
+                           f"{' (integers)' if key == 'lights' else ''}, got {v!r}")
+        out[key] = (v[0], v[1]) if key == "lights" else (float(v[0]), float(v[1]))
+    return LightingConfig(**out)  # type: ignore[arg-type]
 
 
 def _radar_cloud(ctx: _Ctx, raw: Any, key: str) -> RadarCloudConfig:
@@ -440,7 +470,7 @@ def parse_sim_config(data: Any, source: str = "<dict>") -> SimConfig:
     if len(set(names)) != len(names):
         raise ctx.fail("nodes", f"duplicate node names in {names}")
     return SimConfig(rate, nodes, track, room, car, radar, omin, omax,
-                     Path(source) if source != "<dict>" else None)
+                     Path(source) if source != "<dict>" else None, _lighting(ctx, top.get("lighting")))
 
 
 def load_sim_config(path: str | Path | None = None) -> SimConfig:

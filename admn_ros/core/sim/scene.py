@@ -264,7 +264,8 @@ def sample_appearance(cfg: SimConfig, rng: np.random.Generator) -> Appearance:
     wall = np.clip(rng.uniform(0.55, 0.9) * rng.uniform(0.9, 1.1, 3), 0, 1)
     tape = np.full(3, 0.92) if rng.random() < 0.6 else np.full(3, 0.12)
     car = np.clip(_CAR_COLORS[int(rng.integers(len(_CAR_COLORS)))] + rng.uniform(-0.05, 0.05, 3), 0, 1)
-    n_lights = int(rng.integers(1, 4))
+    light = cfg.lighting
+    n_lights = int(rng.integers(light.lights[0], light.lights[1] + 1))
     lights = np.stack([rng.uniform(-cfg.room.size_x / 3, cfg.room.size_x / 3, n_lights),
                        rng.uniform(-cfg.room.size_y / 3, cfg.room.size_y / 3, n_lights),
                        np.full(n_lights, cfg.room.height - 0.05)], 1)
@@ -275,11 +276,11 @@ def sample_appearance(cfg: SimConfig, rng: np.random.Generator) -> Appearance:
     cast = rng.uniform(0.85, 1.15, 3)
     cast = cast / cast.mean()
     app = Appearance(
-        gain=float(rng.uniform(0.7, 1.25)),
+        gain=float(rng.uniform(*light.gain)),
         cast=tuple(float(c) for c in cast),
-        ambient=float(rng.uniform(0.3, 0.7)),
+        ambient=float(rng.uniform(*light.ambient)),
         lights=lights,
-        light_power=float(rng.uniform(2.0, 5.0)),
+        light_power=float(rng.uniform(*light.power)),
         floor_color=tuple(float(c) for c in np.clip(floor, 0, 1)),
         wall_color=tuple(float(c) for c in wall),
         ceiling_color=(0.9, 0.9, 0.9),

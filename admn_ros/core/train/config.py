@@ -340,12 +340,20 @@ class Stage2Config(_Base):
         return lo, hi
 
 
-#: Stage-1 fields of the finetune (:attr:`TaskRecipe.finetune_epochs`): the whole stage-1
-#: network trained on at a low learning rate without warmup, LayerDrop and noise from the start,
-#: and half of the noisy batches under budgeted QoI-aware allocations (``Stage1Config.alloc_ramp``).
-FINETUNE_STAGE1: dict[str, Any] = {"lr": 1e-4, "min_lr": 1e-5, "warmup_epochs": 0.0,
-                                   "layerdrop_ramp": [[0, 0.2]], "loss_ramp": [[0, 1.0, 0.05]],
-                                   "noise_start_epoch": 0, "alloc_ramp": [[0, 0.5]]}
+#: Stage-1 fields of a warm start: the whole stage-1 network trained on at a low learning rate
+#: without warmup, with LayerDrop, noise and the paper's loss from the start.
+WARM_STAGE1: dict[str, Any] = {"lr": 1e-4, "min_lr": 1e-5, "warmup_epochs": 0.0, "layerdrop_ramp": [[0, 0.2]],
+                               "loss_ramp": [[0, 1.0, 0.05]], "noise_start_epoch": 0}
+
+#: Stage-1 fields of the finetune (:attr:`TaskRecipe.finetune_epochs`): a warm start with half
+#: of the noisy batches under budgeted QoI-aware allocations (``Stage1Config.alloc_ramp``).
+FINETUNE_STAGE1: dict[str, Any] = {**WARM_STAGE1, "alloc_ramp": [[0, 0.5]]}
+
+#: Stage-2 fields per variant of a fine-tune from shipped models: every controller starts
+#: from its shipped counterpart, so the noise-head warmup is skipped and one epoch re-fits it.
+INIT_STAGE2: dict[str, dict[str, Any]] = {"universal": {"noise_warmup_epochs": 0, "epochs": 1},
+                                          "budget": {"noise_warmup_epochs": 0, "epochs": 1},
+                                          "ae": {"noise_warmup_epochs": 0, "epochs": 1}}
 
 
 @dataclass(frozen=True)
@@ -361,6 +369,11 @@ class TaskRecipe:
         finetune_epochs: epochs of the finetune of the whole stage-1 network
             (:data:`FINETUNE_STAGE1`; 0 = none).
         stage2: :class:`Stage2Config` fields over its defaults, for every controller.
+        init_stage1: with ``--init MODELS`` (a fine-tune of shipped models on new data), the
+            :class:`Stage1Config` fields over ``stage1`` of the warm start that replaces stage 1
+            and the finetune.
+        init_stage2: with ``--init MODELS``, per variant the :class:`Stage2Config` fields over
+            ``stage2`` (every controller starts from the shipped one).
     """
 
     data: str
@@ -371,6 +384,8 @@ class TaskRecipe:
     stage1: dict[str, Any] = field(default_factory=dict)
     finetune_epochs: int = 0
     stage2: dict[str, Any] = field(default_factory=dict)
+    init_stage1: dict[str, Any] = field(default_factory=lambda: {**WARM_STAGE1, "epochs": 3})
+    init_stage2: dict[str, dict[str, Any]] = field(default_factory=lambda: INIT_STAGE2)
 
 
 #: The shipped recipe per task (``make models``, ``make models-activity``). Activity windows are
@@ -384,5 +399,6 @@ TASK_RECIPES: dict[str, TaskRecipe] = {
                            generator="admn_ros.core.data.activity:generate_activity_dataset",
                            dataset={"n_subjects": 100, "windows_per_activity": 8, "frames": 5},
                            stage1={"epochs": 14, "modality_missing": {"rgb": 0.2, "depth": 0.2, "radar": 0.2}},
-                           finetune_epochs=4, stage2={"train_samples": 2400}),
+                           finetune_epochs=4, stage2={"train_samples": 2400},
+                           init_stage1={**FINETUNE_STAGE1, "epochs": 3}),
 }

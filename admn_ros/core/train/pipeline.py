@@ -9,11 +9,16 @@ Steps (each is skipped/resumed if its output already exists, so a re-run continu
    finetune (activity), the whole stage-1 network is trained on for its epochs with half of
    its noisy batches under budgeted QoI-aware allocations
    (:data:`~admn_ros.core.train.config.FINETUNE_STAGE1`), and that network gets the controllers;
+   With ``--init MODELS`` (a fine-tune of shipped models on new data, e.g. your own
+   recordings) stage 1 is instead a warm start from ``MODELS``'s network with the recipe's
+   ``init_stage1`` fields, and the finetune is skipped;
 3. stage 2 in two parallel lanes (subprocesses, 1 torch thread each; on 2 cores this is
    faster than one 2-thread process for these small matrices):
    lane A: universal controller, then per-budget controllers for the first half of the budgets;
    lane B: ADMN_AE controller, then (once the universal one exists) the other budgets.
-   Per-budget controllers start from the universal controller folded at their budget;
+   Per-budget controllers start from the universal controller folded at their budget. With
+   ``--init`` every controller starts from its counterpart in ``MODELS`` instead (fields:
+   the recipe's ``init_stage2``), so no lane waits for another;
 4. ship: the stage-1 network, ``controller_L*.safetensors``, ``controller_universal.safetensors``,
    ``baselines/controller_ae.safetensors`` and ``manifest.json``, which names the command.
 
@@ -38,7 +43,7 @@ from admn_ros.core.streams import budget_from_fraction
 from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import fmt_duration, metric_key, write_json
 from admn_ros.core.train.config import (FINETUNE_STAGE1, TABLE_FRACTIONS, TASK_RECIPES, Stage1Config, TaskRecipe,
-                                        TrainConfigError)
+                                        TrainConfigError, VARIANTS)
 
 #: Dataset-size flags of ``train all`` and the generator argument each sets.
 DATASET_FLAGS: dict[str, str] = {"samples": "n_samples", "frames_per_episode": "frames_per_episode",
@@ -58,6 +63,7 @@ class PipelineConfig:
             torch threads, parallel stage-2 lanes, progress bars.
         dataset: generator arguments over the recipe's (e.g. ``{"n_samples": 400}``).
         stage1_epochs / finetune_epochs / stage2_train_samples / val_samples: over the recipe's.
+        init: a models directory (``train all``'s output) to fine-tune from (``None`` = from scratch).
     """
 
     task: str = "tracking"
@@ -74,6 +80,7 @@ class PipelineConfig:
     finetune_epochs: int | None = None
     stage2_train_samples: int | None = None
     val_samples: int | None = None
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASK_RECIPES:
@@ -94,12 +101,14 @@ class PipelineConfig:
     def stage1_fields(self) -> dict[str, Any]:
         """Stage-1 fields of the recipe with this run's overrides (no paths)."""
         over = {"epochs": self.stage1_epochs, "val_samples": self.val_samples}
-        return {**self.recipe.stage1, **{k: v for k, v in over.items() if v is not None}}
+        init = self.recipe.init_stage1 if self.init else {}
+        return {**self.recipe.stage1, **init, **{k: v for k, v in over.items() if v is not None}}
 
-    def stage2_fields(self) -> dict[str, Any]:
-        """Stage-2 fields of the recipe with this run's overrides (every controller)."""
+    def stage2_fields(self, variant: str = "") -> dict[str, Any]:
+        """Stage-2 fields of the recipe with this run's overrides (for ``variant``'s controllers)."""
         over = {"train_samples": self.stage2_train_samples, "val_samples": self.val_samples}
-        return {**self.recipe.stage2, **{k: v for k, v in over.items() if v is not None}}
+        init = self.recipe.init_stage2.get(variant, {}) if self.init else {}
+        return {**self.recipe.stage2, **init, **{k: v for k, v in over.items() if v is not None}}
 
     def command(self) -> str:
         """The ``admn-ros train all`` command line of this configuration."""
@@ -137,6 +146,9 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--finetune-epochs", type=int, help="epochs of the finetune of the whole stage-1 network")
     g.add_argument("--stage2-train-samples", type=int, help="training samples per stage-2 epoch")
     g.add_argument("--val-samples", type=int, help="validation samples per epoch")
+    p.add_argument("--init", default=None, metavar="MODELS",
+                   help="fine-tune the models in MODELS (e.g. models/) on --data instead of training from scratch "
+                        "(the recipe's init_stage1 / init_stage2; docs/TRAINING.md)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -146,7 +158,7 @@ def run_pipeline_args(a: argparse.Namespace) -> int:
                          dataset={arg: getattr(a, flag) for flag, arg in DATASET_FLAGS.items()
                                   if getattr(a, flag) is not None},
                          stage1_epochs=a.stage1_epochs, finetune_epochs=a.finetune_epochs,
-                         stage2_train_samples=a.stage2_train_samples, val_samples=a.val_samples)
+                         stage2_train_samples=a.stage2_train_samples, val_samples=a.val_samples, init=a.init)
     run_pipeline(cfg)
     return 0
 
@@ -154,8 +166,39 @@ def run_pipeline_args(a: argparse.Namespace) -> int:
 def _stage2_cmd(cfg: PipelineConfig, stage1: Path, name: str, variant: str, extra: list[str]) -> list[str]:
     return [sys.executable, "-m", "admn_ros.core.train.cli", "stage2", "--data", str(cfg.data), "--stage1",
             str(stage1), "--out", str(Path(str(cfg.runs)) / name), "--variant", variant, "--seed", str(cfg.seed),
-            "--threads", "1", "--config", str(Path(str(cfg.runs)) / "stage2.json"), "--resume", "--no-progress",
-            *extra]
+            "--threads", "1", "--config", str(Path(str(cfg.runs)) / f"stage2_{variant}.json"), "--resume",
+            "--no-progress", *extra]
+
+
+def init_models(cfg: PipelineConfig) -> dict[str, Path]:
+    """The files of ``cfg.init`` to start from: ``stage1`` and, where present, ``universal``,
+    ``ae`` and ``L<budget>`` controllers trained on that network.
+
+    Raises:
+        TrainConfigError: no such directory, no stage-1 network of ``cfg.task`` in it, or a
+            controller trained on another network (each names the file).
+    """
+    from admn_ros.core.checkpoint import read_metadata
+    from admn_ros.core.train.ship import shipped_name
+
+    d = Path(str(cfg.init))
+    if not d.is_dir():
+        raise TrainConfigError(f"{d}: --init models directory not found")
+    name = shipped_name({"kind": "stage1", "model_config": {"task": cfg.task}})
+    if not (d / name).is_file():
+        held = sorted(str(p.relative_to(d)) for p in d.rglob("*.safetensors"))
+        raise TrainConfigError(f"{d}: no {name}, so no models of --task {cfg.task} (it holds "
+                               f"{', '.join(held) or 'no .safetensors file'})")
+    files = {"stage1": d / name}
+    wid = read_metadata(files["stage1"]).get("weights_id")
+    for p in [*sorted(d.glob("controller_*.safetensors")), d / "baselines" / "controller_ae.safetensors"]:
+        if p.is_file():
+            meta = read_metadata(p)
+            if meta.get("stage1_weights_id") != wid:
+                raise TrainConfigError(f"{p}: trained on stage-1 weights {meta.get('stage1_weights_id')}, not on "
+                                       f"{files['stage1']} ({wid}); --init needs one consistent models directory")
+            files[f"L{meta['budget']}" if meta.get("variant") == "budget" else str(meta.get("variant"))] = p
+    return files
 
 
 @dataclass
@@ -228,21 +271,28 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     runs = Path(str(cfg.runs))
     runs.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"command": cfg.command(), "config": dict(cfg.__dict__), "steps": {}}
-    s1_fields = cfg.stage1_fields()
+    init = init_models(cfg) if cfg.init else {}
+    s1_fields = {**cfg.stage1_fields(), **({"init": str(init["stage1"])} if init else {})}
     common = dict(data=cfg.data, seed=cfg.seed, threads=cfg.stage1_threads, progress=cfg.progress)
     Stage1Config(**common, **s1_fields)  # a bad override fails before any work
 
     # 1. dataset
     t0 = time.perf_counter()
+    if init and not (Path(str(cfg.data)) / "meta.json").is_file():
+        raise TrainConfigError(f"{cfg.data}: no meta.json; --init fine-tunes on a dataset you built "
+                               "(admn-ros dataset --from-bag ... --out DIR)")
     _make_dataset(cfg, log)
     summary["steps"]["dataset"] = {"seconds": time.perf_counter() - t0}
 
-    # 2. stage 1, then the finetune if the recipe has one
+    # 2. stage 1 (with --init: the warm start from MODELS), then the finetune if the recipe has one
     t0 = time.perf_counter()
+    if init:
+        log(f"[all] fine-tuning {cfg.init} on {cfg.data}: the whole stage-1 network from {init['stage1']} for "
+            f"{s1_fields['epochs']} epochs, then every controller from its counterpart")
     res1 = train_stage1(Stage1Config(**common, **s1_fields, out=str(runs / "stage1")), resume=True, log=log)
     summary["steps"]["stage1"] = {"seconds": time.perf_counter() - t0, "samples_per_s": res1.samples_per_s,
                                   "val": res1.val, "epochs": res1.epochs}
-    finetune = cfg.recipe.finetune_epochs if cfg.finetune_epochs is None else cfg.finetune_epochs
+    finetune = 0 if init else cfg.recipe.finetune_epochs if cfg.finetune_epochs is None else cfg.finetune_epochs
     if finetune > 0:
         t0 = time.perf_counter()
         log(f"[all] finetune: the whole stage-1 network for {finetune} epochs under budgeted QoI-aware allocations")
@@ -255,15 +305,21 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
 
     # 3. stage 2 lanes
     t0 = time.perf_counter()
-    write_json(runs / "stage2.json", cfg.stage2_fields())
+    for variant in VARIANTS:
+        write_json(runs / f"stage2_{variant}.json", cfg.stage2_fields(variant))
     mcfg = ADMNConfig.from_dict(read_metadata(stage1)["model_config"])
     budgets = [budget_from_fraction(f, mcfg.n_streams, mcfg.vit_depth) for f in TABLE_FRACTIONS]
     uni = "ctrl_universal"
-    jobs_a = [_Job(uni, _stage2_cmd(cfg, stage1, uni, "universal", []))]
-    jobs_b = [_Job("ctrl_ae", _stage2_cmd(cfg, stage1, "ctrl_ae", "ae", []))]
-    init = str(runs / uni / "controller.safetensors")
+
+    def start(key: str) -> list[str]:
+        return ["--init", str(init[key])] if key in init else []
+
+    jobs_a = [_Job(uni, _stage2_cmd(cfg, stage1, uni, "universal", start("universal")))]
+    jobs_b = [_Job("ctrl_ae", _stage2_cmd(cfg, stage1, "ctrl_ae", "ae", start("ae")))]
+    folded = ["--init", str(runs / uni / "controller.safetensors")]
     per_budget = [_Job(f"ctrl_L{L}", _stage2_cmd(cfg, stage1, f"ctrl_L{L}", "budget",
-                                                 ["--budget", str(L), "--init", init]), needs=uni)
+                                                 ["--budget", str(L), *(start(f"L{L}") or folded)]),
+                       needs=None if f"L{L}" in init else uni)
                   for L in budgets]
     # small budgets are cheap: lane A gets the smaller half, lane B (after the AE) the larger half
     half = (len(per_budget) + 1) // 2

@@ -87,10 +87,16 @@ def dataset_bounds(ds: Any, margin: float = BOUNDS_MARGIN) -> list[list[float]] 
 
 
 def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
-    """``ADMNConfig`` from ``cfg.model`` overrides; nodes/modalities and the head's mean
-    bounds default to the dataset's (streams, track box + margin), and the dataset's task sets
-    its own fields (:meth:`Task.model_overrides`: activity the window length and the classes)."""
-    over = dict(cfg.model)
+    """``ADMNConfig`` from ``cfg.model`` overrides over the base: the network of ``cfg.init`` (a
+    warm start), else the defaults with the dataset's nodes/modalities; the dataset's task sets
+    its own fields (:meth:`Task.model_overrides`: activity the window length and the classes).
+    The head's mean bounds: the init's if the ground truth lies inside them, else the dataset's
+    (track box or ground-truth extent, plus a margin)."""
+    base = {}
+    if cfg.init:
+        base = {k: v for k, v in load_checkpoint(cfg.init, kind="stage1", with_optimizer=False).model_config.items()
+                if k != "version"}
+    over = {**base, **cfg.model}
     meta = getattr(ds, "meta", None) or {}
     for key in ("nodes", "modalities"):
         if key not in over and isinstance(meta, dict) and meta.get(key):
@@ -100,7 +106,18 @@ def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
     for key, value in get_task(meta.get("task") if isinstance(meta, dict) else None).model_overrides(meta).items():
         if key not in cfg.model:
             over[key] = value
-    if "bounds" not in over:
+    raw_gt = getattr(ds, "gt", None)  # SimDataset exposes the memory-mapped ground truth
+    if raw_gt is None:
+        raw_gt = ds.batch(np.arange(min(len(ds), 256))).get("gt")   # None: a dataset of labels
+    gt = np.zeros((0, 2)) if raw_gt is None else np.asarray(raw_gt)
+
+    def inside(b: Any) -> bool:
+        (x0, x1), (y0, y1) = b
+        return not gt.size or bool(gt[:, 0].min() >= x0 and gt[:, 0].max() <= x1 and gt[:, 1].min() >= y0
+                                   and gt[:, 1].max() <= y1)
+
+    if "bounds" not in cfg.model and not (base.get("bounds") and inside(base["bounds"])):
+        over.pop("bounds", None)
         b = dataset_bounds(ds)
         if b is not None:
             over["bounds"] = b
@@ -108,12 +125,7 @@ def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
         mcfg = ADMNConfig.from_dict({**over, "full_drop": cfg.full_drop})
     except (ValueError, TypeError) as exc:
         raise TrainConfigError(f"Stage1Config.model: {exc}") from exc
-    raw_gt = getattr(ds, "gt", None)  # SimDataset exposes the memory-mapped ground truth
-    if raw_gt is None:
-        raw_gt = ds.batch(np.arange(min(len(ds), 256))).get("gt")   # None: a dataset of labels
-    gt = np.zeros((0, 2)) if raw_gt is None else np.asarray(raw_gt)
-    (x0, x1), (y0, y1) = mcfg.bounds
-    if gt.size and (gt[:, 0].min() < x0 or gt[:, 0].max() > x1 or gt[:, 1].min() < y0 or gt[:, 1].max() > y1):
+    if not inside(mcfg.bounds):
         raise TrainConfigError(f"{cfg.data}: ground truth x [{gt[:, 0].min():.2f}, {gt[:, 0].max():.2f}], "
                                f"y [{gt[:, 1].min():.2f}, {gt[:, 1].max():.2f}] falls outside the model's "
                                f"mean bounds {mcfg.bounds}; set model.bounds")
@@ -160,8 +172,8 @@ def warm_start(model: ADMNModel, path: str | Path, log: Callable[[str], None] = 
         stored = ADMNConfig.from_dict(ck.model_config).to_dict()
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid model_config: {exc}") from exc
-    want = model.cfg.to_dict()
-    diff = [f"{k} = {stored.get(k)!r} != {v!r}" for k, v in want.items() if stored.get(k) != v]
+    want = model.cfg.to_dict()  # the head's bounds are no weights: a new site may move them
+    diff = [f"{k} = {stored.get(k)!r} != {v!r}" for k, v in want.items() if stored.get(k) != v and k != "bounds"]
     if diff:
         raise CheckpointError(f"{path}: not the same network, cannot start from it: {'; '.join(diff)}")
     ck.load_into(model)
@@ -192,8 +204,9 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
     out = start_run(cfg.out, cfg.threads, resume, force, LAST)
     train_ds, val_ds = open_split(cfg.data, "train"), open_split(cfg.data, "val")
     mcfg = build_model_config(cfg, train_ds)
-    check_dataset(train_ds, mcfg, f"{cfg.data}/train")
-    check_dataset(val_ds, mcfg, f"{cfg.data}/val")
+    vs = f" vs {cfg.init}" if cfg.init else ""
+    check_dataset(train_ds, mcfg, f"{cfg.data}/train{vs}")
+    check_dataset(val_ds, mcfg, f"{cfg.data}/val{vs}")
     n_all = len(train_ds)
     n_train, n_val = subset_size(n_all, cfg.train_samples), subset_size(len(val_ds), cfg.val_samples)
     if n_train < cfg.batch_size:

@@ -246,9 +246,10 @@ def _init_controller(ctrl: AllocationController, path: str, log: Callable[[str],
     else:
         log(f"[stage2] initialised from controller {path}")
     sd = {k: v for k, v in src.state_dict().items() if k in ctrl.state_dict()}
+    own = {k: v for k, v in ctrl.state_dict().items() if k.startswith("decoders.")}  # the AE's, never shipped
     from admn_ros.core.checkpoint import load_into
 
-    load_into(ctrl, sd, path=path, strict=False)
+    load_into(ctrl, {**own, **sd}, path=path, strict=False)
 
 
 def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
