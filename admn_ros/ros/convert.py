@@ -16,7 +16,6 @@ the task: :meth:`~admn_ros.core.tasks.base.Task.fill_output`).
 """
 from __future__ import annotations
 
-import array
 import functools
 import math
 from dataclasses import dataclass, field
