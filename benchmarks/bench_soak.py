@@ -1,0 +1,66 @@
+"""Soak: the tracking graph with the shipped models for a long window, judged against its targets.
+
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_soak --minutes 30``
+(3 sensor nodes x RGB + depth + radar at 15 Hz, budget 27 = 25%, every node its own process,
+started as ``admn-ros run`` starts them; measured by :func:`benchmarks.bench_graph.run_config`).
+
+Prints RSS at the start and end of the window, targets per sensor frame, latency p50 / p99 and
+its drift, and frames dropped by the nodes, then one PASS/FAIL line per target: RSS growth
+under 5%, a target for at least 99% of frames, no backlog (drift under 1 ms/min, nothing
+dropped). Exit code 1 if a target fails.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from admn_ros.ros.env import isolated_env
+from benchmarks.bench_graph import _resolve_models, run_config
+
+
+def verdict(r: dict) -> list[tuple[str, bool, str]]:
+    """The soak's targets: (name, passed, measured) for a :func:`run_config` result."""
+    growth = (r["rss_mb_end"] - r["rss_mb_start"]) / r["rss_mb_start"]
+    per_frame = r["targets"] / max(1.0, r["sensor_hz"] * r["window_s"])
+    dropped = sum(r["dropped"].values())
+    return [("RSS growth < 5%", growth < 0.05, f"{100 * growth:+.2f}%"),
+            ("targets for >= 99% of frames", per_frame >= 0.99, f"{100 * per_frame:.2f}%"),
+            ("latency drift < 1 ms/min", abs(r["latency_drift_ms_per_min"]) < 1.0,
+             f"{r['latency_drift_ms_per_min']:+.3f} ms/min"),
+            ("nothing dropped by the nodes", dropped == 0, str(r["dropped"] or 0))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench_soak", description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=float, default=30.0, help="measurement window")
+    ap.add_argument("--rate", type=float, default=15.0, help="sensor rate (Hz)")
+    ap.add_argument("--budget", type=int, default=27, help="layer budget (27 = 25%% of 9 x 12)")
+    ap.add_argument("--model-dir", default="", help="default: the shipped models/")
+    ap.add_argument("--json", default="", help="also write the result here")
+    a = ap.parse_args(argv)
+    isolated_env()
+    model_dir, _ = _resolve_models(a.model_dir)
+    print(f"soak: {a.minutes:g} min at {a.rate:g} Hz, budget {a.budget}, models {model_dir}", flush=True)
+    r = run_config(model_dir, "per_frame", False, a.minutes, a.rate, a.budget, "auto", 5.0, True)
+    print(f"start-up to first target  {r['startup_s']:.1f} s\n"
+          f"window                    {r['window_s']:.0f} s, {r['processes']} processes, "
+          f"{r['cpu_cores']:.2f} cores, load average {r['load_avg_1min']:.1f}\n"
+          f"RSS start -> end (max)    {r['rss_mb_start']:.0f} -> {r['rss_mb_end']:.0f} ({r['rss_mb_max']:.0f}) MB, "
+          f"fit {r['rss_slope_mb_per_min']:+.2f} MB/min\n"
+          f"targets                   {r['targets']} for {round(r['sensor_hz'] * r['window_s'])} sensor frames "
+          f"({r['targets_hz']:.2f} / s)\n"
+          f"latency p50 / p99 / max   {r['latency_ms_p50']:.1f} / {r['latency_ms_p99']:.1f} / "
+          f"{r['latency_ms_max']:.1f} ms, drift {r['latency_drift_ms_per_min']:+.3f} ms/min\n"
+          f"dropped by nodes          {r['dropped'] or 0}")
+    checks = verdict(r)
+    for name, ok, got in checks:
+        print(f"[{'PASS' if ok else 'FAIL'}] {name}: {got}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({**r, "targets_passed": {n: ok for n, ok, _ in checks}}, f, indent=1)
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
