@@ -13,7 +13,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
 export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: env demo test test-quick bench models evaluate evaluate-realworld heldout-report models-activity evaluate-activity evaluate-activity-unseen activity-replay-report shell clean
+.PHONY: env demo pictures test test-quick bench models evaluate evaluate-realworld heldout-report models-activity evaluate-activity evaluate-activity-unseen activity-replay-report shell clean
 env: $(VENV)/.stamp-pkg
 
 $(VENV)/.stamp-deps: requirements.txt
@@ -35,10 +35,20 @@ $(VENV)/.stamp-pkg: $(VENV)/.stamp-msgs setup.py resource/executables
 demo: env
 	$(PY) -m admn_ros.cli demo $(DEMO_ARGS)
 
+# The committed pictures: the demo's (README) and a window per activity (docs/DATASET.md).
+pictures: env
+	$(PY) -m admn_ros.cli demo --out docs/img
+	rm -f docs/img/demo_tracking.json
+	$(PY) -m admn_ros.core.sim.activity --out docs/img/activity_preview.png
+
 # Everything, as CI runs it (as root: the network-namespace multi-host suite runs too), and the
-# quick subset for local work (no suite marked slow: netns, real-time replay, respawn).
+# quick subset for local work (no suite marked slow: netns, real-time replay, respawn). `make test`
+# fails if the tests changed a file git sees (tests write only under temporary paths).
 test: env
-	$(PY) -m pytest -q --run-slow $(PYTEST_ARGS)
+	@before="$$(git status --porcelain 2>/dev/null)"; $(PY) -m pytest -q --run-slow $(PYTEST_ARGS); rc=$$?; \
+	after="$$(git status --porcelain 2>/dev/null)"; if [ "$$before" != "$$after" ]; then \
+	    echo "make test: the tests changed the working tree:"; diff <(echo "$$before") <(echo "$$after"); exit 1; fi; \
+	exit $$rc
 
 test-quick: env
 	$(PY) -m pytest -q $(PYTEST_ARGS)
