@@ -90,9 +90,6 @@ class StreamSet:
     def modality_of(self, i: int) -> str:
         return self.modalities[i % len(self.modalities)]
 
-    def node_of(self, i: int) -> str:
-        return self.nodes[i // len(self.modalities)]
-
     @property
     def total_blocks(self) -> int:
         return len(self) * DEPTH
@@ -165,13 +162,10 @@ def budget_from_fraction(fraction: float, n_streams: int, depth: int = DEPTH) ->
 
 def validate_budget(budget: int, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> int:
     """Check a budget against the stream count and the first-block rule; return it as int."""
-    lo = n_streams if first_block else 0
-    hi = n_streams * depth
+    lo, hi = (n_streams if first_block else 0), n_streams * depth
     if not lo <= int(budget) <= hi:
-        raise ValueError(
-            f"budget {budget} out of range [{lo}, {hi}] for {n_streams} streams x {depth} blocks"
-            + (" (the first block of every stream is always on)" if first_block else "")
-        )
+        raise ValueError(f"budget {budget} out of range [{lo}, {hi}] for {n_streams} streams x {depth} blocks"
+                         + (" (the first block of every stream is always on)" if first_block else ""))
     return int(budget)
 
 
@@ -247,17 +241,6 @@ def spread_order(depth: int = DEPTH) -> list[int]:
 def full_allocation(n_streams: int, depth: int = DEPTH) -> np.ndarray:
     """Upper Bound: every block of every stream."""
     return np.ones((n_streams, depth), dtype=bool)
-
-
-def check_mask(mask: np.ndarray, budget: int | None = None, first_block: bool = True) -> None:
-    """Raise ``ValueError`` if ``mask`` is not a valid allocation (shape, budget, first-block rule)."""
-    m = np.asarray(mask)
-    if m.ndim != 2 or m.shape[1] != DEPTH:
-        raise ValueError(f"allocation mask must have shape (n_streams, {DEPTH}), got {m.shape}")
-    if budget is not None and int(m.sum()) != int(budget):
-        raise ValueError(f"allocation uses {int(m.sum())} blocks, budget is {budget}")
-    if first_block and not m[:, 0].all():
-        raise ValueError("first-block rule violated: block 0 must be on for every stream")
 
 
 def allocation_fields(mask: np.ndarray, stream_ids: Sequence[str], *, budget: int | None = None,
