@@ -33,10 +33,7 @@ from admn_ros.core.streams import POLICIES, StreamSet, naive_allocation, split_s
 from admn_ros.core.tasks import DEFAULT_TASK, get_task
 from admn_ros.core.tasks.base import KeysAsAttributes
 
-#: Values of :attr:`Allocation.controller` besides ``admn_L<budget>``.
-UNIVERSAL = "admn_universal"
-NAIVE = "naive"
-NONE = "none"
+UNIVERSAL, NAIVE, NONE = "admn_universal", "naive", "none"   # Allocation.controller besides admn_L<budget>
 
 
 @dataclass
@@ -82,11 +79,9 @@ class Result(KeysAsAttributes):
 class WindowFrame:
     """One frame of a window: model inputs per stream and the embedding cache."""
 
-    seq: int
     stamp_ns: int
     inputs: dict[str, np.ndarray]
-    #: sid -> (allocation row as bytes, embedding)
-    cache: dict[str, tuple[bytes, np.ndarray]] = field(default_factory=dict)
+    cache: dict[str, tuple[bytes, np.ndarray]] = field(default_factory=dict)   # sid -> (allocation row, embedding)
 
 
 class FrameWindow:
@@ -99,21 +94,17 @@ class FrameWindow:
         self.stream_ids = list(stream_ids)
         self._known = set(self.stream_ids)
         self._buf: deque[WindowFrame] = deque(maxlen=self.frames)
-        self._seq = 0
 
     def push(self, stamp_ns: int, inputs: Mapping[str, np.ndarray | None]) -> WindowFrame:
-        """Append a frame (``sid -> model input``; ``None`` or absent = no data for that stream).
-
-        Raises ``ValueError`` for an unknown stream or a stamp older than the newest frame.
-        """
+        """Append a frame (``sid -> model input``; ``None`` or absent = no data); ``ValueError`` for an
+        unknown stream or a stamp older than the newest frame."""
         unknown = sorted(set(inputs) - self._known)
         if unknown:
             raise ValueError(f"unknown stream(s) {unknown}; window streams: {self.stream_ids}")
         if self._buf and int(stamp_ns) < self._buf[-1].stamp_ns:
             raise ValueError(f"frame stamp {stamp_ns} is older than the newest frame in the window "
                              f"({self._buf[-1].stamp_ns})")
-        f = WindowFrame(self._seq, int(stamp_ns), {k: v for k, v in inputs.items() if v is not None})
-        self._seq += 1
+        f = WindowFrame(int(stamp_ns), {k: v for k, v in inputs.items() if v is not None})
         self._buf.append(f)
         return f
 
@@ -153,8 +144,7 @@ class FrameWindow:
         p = np.zeros((self.frames, len(self.stream_ids)), bool)
         off = self.frames - len(self._buf)
         for k, f in enumerate(self._buf):
-            for i, sid in enumerate(self.stream_ids):
-                p[off + k, i] = sid in f.inputs
+            p[off + k] = [sid in f.inputs for sid in self.stream_ids]
         return p
 
 
