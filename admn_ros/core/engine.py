@@ -225,7 +225,7 @@ class InferenceEngine:
                 raise ValueError("controller and model disagree on nodes/modalities/depth: "
                                  f"{(cc.nodes, cc.modalities, cc.depth)} vs "
                                  f"{(self.cfg.nodes, self.cfg.modalities, self.cfg.vit_depth)}")
-        self.budget, self.atol = budget, atol
+        self.budget = budget
         self.check: dict[str, float] = {}
         self.timings_ms: dict[str, float] = {}
         self.errors: dict[str, str] = {}

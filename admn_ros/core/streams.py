@@ -268,18 +268,15 @@ def allocation_fields(mask: np.ndarray, stream_ids: Sequence[str], *, budget: in
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate stream ids in {ids}")
     pres = np.ones(n, bool) if present is None else np.asarray(present, dtype=bool).reshape(-1)
-    if pres.shape != (n,):
-        raise ValueError(f"stream_present has {pres.size} entries, expected {n}")
     noise = (np.full(n, np.nan, np.float32) if estimated_noise is None
              else np.asarray(estimated_noise, dtype=np.float32).reshape(-1))
-    if noise.shape != (n,):
-        raise ValueError(f"estimated_noise has {noise.size} entries, expected {n}")
+    status = [("ok" if p else "missing") for p in pres] if stream_status is None else [str(x) for x in stream_status]
+    for name, v in (("stream_present", pres), ("estimated_noise", noise), ("stream_status", status)):
+        if len(v) != n:
+            raise ValueError(f"{name} has {len(v)} entries, expected {n}")
     b = int(m.sum()) if budget is None else int(budget)
     if not 0 <= b < 2**16:
         raise ValueError(f"budget {b} out of range for uint16")
-    status = [("ok" if p else "missing") for p in pres] if stream_status is None else [str(x) for x in stream_status]
-    if len(status) != n:
-        raise ValueError(f"stream_status has {len(status)} entries, expected {n}")
     return {"budget": b, "depth": depth, "first_block_forced": bool(first_block_forced), "stream_ids": ids,
             "active_blocks": m.reshape(-1).copy(), "stream_present": pres.copy(), "estimated_noise": noise.copy(),
             "controller": str(controller), "decision_ms": float(decision_ms), "stream_status": status}
