@@ -1,13 +1,10 @@
 """Checkpoints that carry their configuration and never execute code on load.
 
-One ``.safetensors`` file holds the weights (float32, or float16 when shipped), optionally
-the optimizer state for ``--resume`` (tensors under ``__optim__/``, the rest as JSON), and a
-JSON document in the header metadata (key ``admn_ros``): ``format``, ``version``, ``kind``,
-``model_config``, ``train_config``, ``epoch``, ``metrics`` and ``weights_id`` (pairs a
-controller with the stage-1 network it was trained on). Loading reads plain tensors and JSON,
-so a checkpoint cannot run code, and refuses weights that no longer match their ``weights_id``
-(a bad copy, a flipped bit). Every failure raises :class:`CheckpointError` whose message starts
-with the file path and names the problem.
+One ``.safetensors`` file: the weights (float32, float16 when shipped), optionally the optimizer
+state for ``--resume`` (tensors under ``__optim__/``, the rest JSON), and a JSON document in the
+header metadata (key ``admn_ros``: ``format``, ``version``, ``kind``, ``model_config``,
+``train_config``, ``epoch``, ``metrics``, ``weights_id``). Loading refuses weights that no longer
+match their ``weights_id``; every failure raises :class:`CheckpointError` naming the file.
 """
 from __future__ import annotations
 
