@@ -9,7 +9,7 @@ controller for every budget); ``autoencoder`` adds the ADMN_AE reconstruction de
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
@@ -71,12 +71,6 @@ class ControllerConfig(StreamGridMixin):
                            budget_from_fraction(0.25, n, model_cfg.vit_depth))
         kw.update(overrides)
         return cls(**kw)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["nodes"], d["modalities"], d["conv_channels"] = list(self.nodes), list(self.modalities), list(self.conv_channels)
-        return d
-
 
 def _budget_tensor(budget: int | Sequence[int] | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
     b = torch.as_tensor(budget, device=device).long()

@@ -7,7 +7,7 @@ bool ``[B, n]`` or per token ``[B, F*n]``. A stream gets one allocation per wind
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
@@ -78,14 +78,6 @@ class ADMNConfig(StreamGridMixin):
 
     def channels(self, modality: str) -> int:
         return MODALITIES[modality].channels
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["nodes"] = list(self.nodes)
-        d["modalities"] = list(self.modalities)
-        d["bounds"] = [list(b) for b in self.bounds]
-        return d
-
 
 def as_mask_tensor(mask: Any, batch: int, n_streams: int, depth: int, device: torch.device) -> torch.Tensor:
     """An allocation (``None`` = all on, ``[n, depth]`` shared or ``[B, n, depth]``, numpy or torch)

@@ -6,7 +6,7 @@ first blocks included. Pure numpy, so the simulator, the ROS nodes and the model
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -107,8 +107,8 @@ class StreamSet:
 
 
 class StreamGridMixin:
-    """``streams`` / ``n_streams`` / ``total_blocks`` and ``from_dict`` for a config dataclass with
-    ``nodes`` and ``modalities`` fields; :meth:`_stream_depth` gives the backbone depth."""
+    """``streams`` / ``n_streams`` / ``total_blocks``, ``to_dict`` and ``from_dict`` for a config dataclass
+    with ``nodes`` and ``modalities`` fields; :meth:`_stream_depth` gives the backbone depth."""
 
     nodes: tuple[str, ...]
     modalities: tuple[str, ...]
@@ -118,6 +118,12 @@ class StreamGridMixin:
     #: What a field missing from a saved config that names a retired field (one saved before
     #: that field existed) meant then; checked like a retired field.
     LEGACY_DEFAULTS: ClassVar[Mapping[str, Any]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, tuples as lists (JSON)."""
+        def plain(v: Any) -> Any:
+            return [plain(x) for x in v] if isinstance(v, tuple) else v
+        return {k: plain(v) for k, v in asdict(self).items()}  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Any:
