@@ -1,21 +1,6 @@
-"""``admn-ros``: one command for everything a user runs.
-
-    admn-ros demo       simulated sensors + the full ADMN graph, live error and allocations
-                        (demo --task activity: the activity graph, live label vs. truth)
-    admn-ros run        start the tracking graph (the launch file's graph) as processes
-                        (run activity: the activity graph of activity.launch.py)
-    admn-ros dataset    generate a simulated GDTM-style dataset (--task activity: MM-Fi-style);
-                        --from-bag BAG... --mapping FILE: a tracking dataset from your recordings
-    admn-ros convert-gdtm  convert a real GDTM copy (HDF5) into the same dataset format
-    admn-ros convert-mmfi  convert an MM-Fi copy into the activity dataset format
-    admn-ros train      stage 1 / stage 2 training
-    admn-ros evaluate   the paper's Table 1 on a held-out split
-    admn-ros record     record the (simulated) network to a rosbag2
-    admn-ros replay     evaluate a rosbag2 through the pipeline (offline, or --realtime via the graph)
-    admn-ros play       publish a rosbag2 in real time with /clock
-
-Each subcommand imports only what it needs, so ``admn-ros dataset`` works without
-rclpy and ``admn-ros run`` without matplotlib.
+"""``admn-ros``: one command for everything a user runs (:data:`COMMANDS`: subcommand -> module,
+function taking argv, help). Each subcommand imports only what it needs, so ``admn-ros dataset``
+works without rclpy and ``admn-ros run`` without matplotlib.
 """
 from __future__ import annotations
 
@@ -23,7 +8,6 @@ import importlib
 import sys
 from typing import Callable, Sequence
 
-# subcommand -> (module, function taking argv, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("admn_ros.ros.runner", "demo_main",
              "simulated sensors + full ADMN graph with live summary (--task activity)"),

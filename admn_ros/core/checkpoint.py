@@ -1,13 +1,10 @@
 """Checkpoints that carry their configuration and never execute code on load.
 
-One ``.safetensors`` file holds the weights (float32, or float16 when shipped), optionally
-the optimizer state for ``--resume`` (tensors under ``__optim__/``, the rest as JSON), and a
-JSON document in the header metadata (key ``admn_ros``): ``format``, ``version``, ``kind``,
-``model_config``, ``train_config``, ``epoch``, ``metrics`` and ``weights_id`` (pairs a
-controller with the stage-1 network it was trained on). Loading reads plain tensors and JSON,
-so a checkpoint cannot run code, and refuses weights that no longer match their ``weights_id``
-(a bad copy, a flipped bit). Every failure raises :class:`CheckpointError` whose message starts
-with the file path and names the problem.
+One ``.safetensors`` file: the weights (float32, float16 when shipped), optionally the optimizer
+state for ``--resume`` (tensors under ``__optim__/``, the rest JSON), and a JSON document in the
+header metadata (key ``admn_ros``: ``format``, ``version``, ``kind``, ``model_config``,
+``train_config``, ``epoch``, ``metrics``, ``weights_id``). Loading refuses weights that no longer
+match their ``weights_id``; every failure raises :class:`CheckpointError` naming the file.
 """
 from __future__ import annotations
 
@@ -21,14 +18,10 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-#: Value of ``meta["format"]``; anything else is not one of our checkpoints.
-FORMAT = "admn_ros.checkpoint"
-#: Bumped when the layout changes incompatibly.
-VERSION = 1
-#: safetensors header-metadata key that holds the JSON document.
-META_KEY = "admn_ros"
-#: Reserved tensor-name prefix for optimizer state.
-OPTIM_PREFIX = "__optim__/"
+FORMAT = "admn_ros.checkpoint"   # meta["format"] of our checkpoints
+VERSION = 1                      # bumped when the layout changes incompatibly
+META_KEY = "admn_ros"            # safetensors header-metadata key of the JSON document
+OPTIM_PREFIX = "__optim__/"      # tensor-name prefix of the optimizer state
 
 
 class CheckpointError(RuntimeError):
@@ -95,16 +88,8 @@ def _flatten_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor
                 tensors[f"{OPTIM_PREFIX}{pid}/{name}"] = value.detach().cpu().contiguous().clone()
             else:
                 scalars.setdefault(str(pid), {})[name] = value
-    groups = []
-    for g in state.get("param_groups", []):
-        gg = {}
-        for k, v in g.items():
-            if isinstance(v, torch.Tensor):
-                v = v.item()
-            if isinstance(v, tuple):
-                v = list(v)
-            gg[k] = v
-        groups.append(gg)
+    groups = [{k: v.item() if isinstance(v, torch.Tensor) else list(v) if isinstance(v, tuple) else v
+               for k, v in g.items()} for g in state.get("param_groups", [])]
     return tensors, {"scalars": scalars, "param_groups": groups}
 
 
@@ -115,12 +100,8 @@ def _unflatten_optimizer(tensors: Mapping[str, torch.Tensor], js: Mapping[str, A
         state.setdefault(int(pid), {})[name] = t
     for pid, vals in js.get("scalars", {}).items():
         state.setdefault(int(pid), {}).update(vals)
-    groups = []
-    for g in js.get("param_groups", []):
-        g = dict(g)
-        if isinstance(g.get("betas"), list):
-            g["betas"] = tuple(g["betas"])
-        groups.append(g)
+    groups = [{**g, "betas": tuple(g["betas"])} if isinstance(g.get("betas"), list) else dict(g)
+              for g in js.get("param_groups", [])]
     return {"state": state, "param_groups": groups}
 
 
@@ -162,9 +143,11 @@ def save_checkpoint(path: str | os.PathLike[str], *, kind: str, state_dict: Mapp
     return path
 
 
-def _read_header(path: Path) -> dict[str, Any]:
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checkpoint's JSON document without loading its tensors."""
     from safetensors import safe_open
 
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found"
                               + ("" if path.parent.is_dir() else f" (directory {path.parent} does not exist)"))
@@ -187,18 +170,13 @@ def _read_header(path: Path) -> dict[str, Any]:
     return doc
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The checkpoint's JSON document without loading its tensors."""
-    return _read_header(Path(path))
-
-
 def load_checkpoint(path: str | os.PathLike[str], *, kind: str | Iterable[str] | None = None,
                     with_optimizer: bool = True) -> Checkpoint:
     """Load a checkpoint, insisting on ``kind`` (one or several) if given."""
     from safetensors.torch import load_file
 
     path = Path(path)
-    doc = _read_header(path)
+    doc = read_metadata(path)
     if kind is not None:
         kinds = {kind} if isinstance(kind, str) else set(kind)
         if doc.get("kind") not in kinds:
@@ -208,13 +186,8 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: str | Iterable[str] |
         raw = load_file(str(path))
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"{path}: cannot read tensors (corrupt or truncated?): {exc}") from exc
-    tensors: dict[str, torch.Tensor] = {}
-    otensors: dict[str, torch.Tensor] = {}
-    for k, t in raw.items():
-        if k.startswith(OPTIM_PREFIX):
-            otensors[k] = t
-        else:
-            tensors[k] = t.float() if t.is_floating_point() else t
+    otensors = {k: t for k, t in raw.items() if k.startswith(OPTIM_PREFIX)}
+    tensors = {k: t.float() if t.is_floating_point() else t for k, t in raw.items() if not k.startswith(OPTIM_PREFIX)}
     for k, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"{path}: key {k} contains NaN/Inf values")
@@ -223,9 +196,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: str | Iterable[str] |
         raise CheckpointError(f"{path}: weights do not match the content hash recorded when the file was saved "
                               f"(weights_id {weights_id(tensors)} != {recorded}); the file is corrupt, copy or "
                               "train it again")
-    optim = None
-    if with_optimizer and "optimizer" in doc:
-        optim = _unflatten_optimizer(otensors, doc["optimizer"])
+    optim = _unflatten_optimizer(otensors, doc["optimizer"]) if with_optimizer and "optimizer" in doc else None
     return Checkpoint(path=path, meta=doc, tensors=tensors, optimizer=optim)
 
 

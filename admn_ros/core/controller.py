@@ -1,21 +1,15 @@
-"""The ADMN controller: per-stream QoI encoders -> transformer -> per-(stream, block) logits.
+"""The ADMN controller: per-stream QoI encoders -> transformer -> per-(stream, block) logits
+``[B, n, depth]`` and the estimated noise ``sigma [B, n]`` (missing streams masked as keys).
 
-Each stream's newest image goes through its modality's :class:`QoIEncoder` to a token; a
-small transformer (missing streams masked as keys) gives the allocation logits ``[B, n,
-depth]`` and the estimated noise ``sigma [B, n]``. Allocation is per stream, not per modality.
-Each stream's selectable logits are sorted along :func:`~admn_ros.core.streams.spread_order`
-(:func:`spread_ordered`), so every top-L selection runs a prefix of that order and an
-allocation is described by its per-stream counts (:mod:`admn_ros.core.splits`).
-:func:`select_blocks` gives a mask that sums exactly to the budget ``L``: block 0 of every
-present stream is forced on and counted, missing streams get none.
-
-``universal=True`` feeds the budget fraction ``L / (n * depth)`` to the allocation head
-through FiLM, so one controller serves every budget; ``autoencoder=True`` adds the ADMN_AE
-reconstruction decoder.
+Each stream's selectable logits are sorted along :func:`~admn_ros.core.streams.spread_order`,
+so a top-L selection runs a prefix of that order (:mod:`admn_ros.core.splits`).
+:func:`select_blocks` sums exactly to ``L``: block 0 of every present stream is forced and
+counted. ``universal`` feeds ``L / (n * depth)`` to the allocation head through FiLM (one
+controller for every budget); ``autoencoder`` adds the ADMN_AE reconstruction decoder.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
@@ -78,12 +72,6 @@ class ControllerConfig(StreamGridMixin):
         kw.update(overrides)
         return cls(**kw)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["nodes"], d["modalities"], d["conv_channels"] = list(self.nodes), list(self.modalities), list(self.conv_channels)
-        return d
-
-
 def _budget_tensor(budget: int | Sequence[int] | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
     b = torch.as_tensor(budget, device=device).long()
     if b.dim() == 0:
@@ -134,11 +122,9 @@ def spread_free_blocks(depth: int, first_block: bool = True) -> torch.Tensor:
 
 
 def spread_ordered(logits: torch.Tensor, first_block: bool = True, free: torch.Tensor | None = None) -> torch.Tensor:
-    """Per stream, the selectable logits sorted descending along
-    :func:`~admn_ros.core.streams.spread_order` (a forced block 0 keeps its value); a ``1e-5 *
-    rank`` offset breaks ties, so any top-k is a prefix of the order. ``free``: the
-    :func:`spread_free_blocks` index (a buffer in the controller, which keeps traced graphs
-    free of Python-side constants)."""
+    """Per stream, the selectable logits sorted descending along ``spread_order`` (a forced block 0
+    keeps its value); a ``1e-5 * rank`` offset breaks ties, so any top-k is a prefix of the order.
+    ``free``: the :func:`spread_free_blocks` index (a buffer keeps traced graphs constant-free)."""
     if free is None:
         free = spread_free_blocks(logits.shape[-1], first_block).to(logits.device)
     vals = logits.index_select(-1, free).sort(dim=-1, descending=True).values

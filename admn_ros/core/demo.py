@@ -1,13 +1,7 @@
 """What the live demo saw, frame by frame, and its report (rclpy-free; the ROS side is
-:mod:`admn_ros.ros.demo`).
-
-:class:`DemoRecord` keeps per frame stamp the graph's estimate and its latency, the truth, the
-allocation (blocks and estimated noise per stream), the sensors' true noise (``StreamQoI``
-severity: the Gaussian sigma over the modality's ``sigma_max``, or the strength of any other
-corruption) and the frame's model inputs. After the run, :meth:`DemoRecord.compare` computes what
-Naive Allocation and the Upper Bound would have output on the same inputs (a side
-:class:`~admn_ros.core.runtime.Runtime`, never the graph), :meth:`DemoRecord.report` the
-per-phase table and its JSON, :meth:`DemoRecord.plot` the picture.
+:mod:`admn_ros.ros.demo`): per frame stamp the estimate, latency, truth, allocation, true noise
+and model inputs; after the run, Naive Allocation and the Upper Bound on the same inputs (a side
+:class:`~admn_ros.core.runtime.Runtime`, never the graph), the per-phase table and the picture.
 """
 from __future__ import annotations
 
@@ -42,15 +36,8 @@ class Frame:
 
 
 class DemoRecord:
-    """Per-frame record of a demo run (see the module docstring).
-
-    Args:
-        task: the graph's task (metric, scoring).
-        stream_ids: the graph's streams, in order.
-        timeline: the scenario (``None``: one phase, the whole run).
-        max_frames: frames kept (the oldest are dropped); model inputs are kept for the newest
-            ``max_inputs`` frames.
-    """
+    """Per-frame record of a demo run over ``timeline`` (``None``: one phase); keeps ``max_frames``
+    frames and the model inputs of the newest ``max_inputs``."""
 
     def __init__(self, task: Task, stream_ids: Sequence[str], timeline: Timeline | None = None,
                  max_frames: int = 20000, max_inputs: int = 2000) -> None:
@@ -64,7 +51,6 @@ class DemoRecord:
         self.budget = 0
         self.compared = 0
 
-    # ------------------------------------------------------------------ recording
     def frame(self, ns: int) -> Frame:
         f = self.frames.get(ns)
         if f is None:
@@ -98,7 +84,6 @@ class DemoRecord:
             f.true_noise = np.full(len(self.ids), np.nan)
         f.true_noise[self.ids.index(sid)] = severity
 
-    # ------------------------------------------------------------------ comparison
     def compare(self, model_dir: str | Path, budget: int, limit: int = 300, backend: str = "torch") -> int:
         """Score ADMN, Naive Allocation and the Upper Bound on at most ``limit`` frames (evenly
         spread over the frames with an estimate, a truth and the inputs of every stream the
@@ -132,7 +117,6 @@ class DemoRecord:
         self.compared = len(pick)
         return self.compared
 
-    # ------------------------------------------------------------------ report
     def phases(self) -> list[dict[str, Any]]:
         """Per phase: time span, estimates, the metric of each method on the compared frames,
         mean blocks per stream and latency p50 / p99 of the graph's estimates."""
@@ -186,7 +170,6 @@ class DemoRecord:
                "files": [str(f) for f in files]}
         return lines, doc
 
-    # ------------------------------------------------------------------ picture
     def plot(self, path: Path) -> Path:
         """One PNG: blocks per stream over time with the phases shaded, estimated vs true noise per
         stream, the metric of ADMN / Naive / Upper Bound over time, and one dashboard frame."""
@@ -296,6 +279,3 @@ def _stream_colors(ids: Sequence[str]) -> list[Any]:
     nodes = sorted({split_stream_id(s)[0] for s in ids})
     return [matplotlib.colormaps[fam.get(split_stream_id(s)[1], "Greys")](
         0.45 + 0.4 * nodes.index(split_stream_id(s)[0]) / max(1, len(nodes) - 1)) for s in ids]
-
-
-__all__ = ["DemoRecord", "Frame", "METHODS"]

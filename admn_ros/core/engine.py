@@ -1,25 +1,11 @@
 """Inference engine: per-sample allocations with REAL skipping, on several backends.
 
-Every backend runs the backbones block by block and, for each block, only on the
-sub-batch of (sample, node) rows whose allocation has that block on. Nothing is
-computed and then blended away, so the work scales with the number of active
-blocks, and a batch with mixed allocations gives what per-sample execution gives
-(within float tolerance; only the matmul batch size differs).
-
-Backends:
-
-* ``"torch"``: the eager model (:class:`~admn_ros.core.model.ADMNModel`), the reference.
-* ``"jit"``: the same loop over ``torch.jit.trace``-d parts (patch embedding, each block,
-  CLS norm, fusion, controller).
-* ``"onnx"``: each part exported with ``torch.onnx.export(..., dynamo=False)`` (the
-  TorchScript exporter; the dynamo exporter needs onnxscript) to an in-memory graph
-  with a dynamic batch axis and run by ONNX Runtime (CPU, 1 intra-op thread, sequential),
-  with the skipping done in Python. Checked against torch at construction (``atol``).
-* ``"auto"``: builds all three, keeps those matching torch within ``atol`` and picks
-  the fastest at batch 1 (full and 25% allocations).
-
-``torch.set_num_threads(threads)`` (default 1) is applied at construction: torch's
-and ONNX Runtime's thread pools would fight over a 2-core machine.
+Every backend runs the backbones block by block, each block only on the (sample, node) rows
+whose allocation has it on, so work scales with the active blocks and a mixed batch gives what
+per-sample execution gives. Backends: ``torch`` (the eager model, the reference), ``jit``
+(``torch.jit.trace``-d parts), ``onnx`` (parts exported with the TorchScript exporter, run by
+ONNX Runtime on the CPU with one thread; checked against torch within ``atol``) and ``auto``
+(the fastest of those matching torch at batch 1). See docs/BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -41,14 +27,6 @@ from admn_ros.core.tasks import get_task
 BACKENDS: tuple[str, ...] = ("torch", "jit", "onnx", "auto")
 
 
-def pick_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` -> CUDA if present else CPU; anything else is passed to ``torch.device``."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-# ------------------------------------------------------------------ export wrappers
 class _FusionPart(nn.Module):
     """``(emb [B, n, D], present bool [B, n])`` -> head outputs as a tuple (for tracing/export)."""
 
@@ -79,75 +57,83 @@ def _output_names(model: ADMNModel) -> list[str]:
     return list(get_task(model.cfg.task).outputs)
 
 
-# ------------------------------------------------------------------ backends
+Wrap = Callable[[nn.Module, tuple, list, list], Any]
+
+
 class _Backend:
-    """Runs the parts of a model. Subclasses implement the four primitives on torch CPU tensors."""
+    """Runs the parts of a model: ``patch``/``blocks``/``head`` per modality, ``fusion``, ``ctrl``,
+    each the module itself (``wrap=None``) or ``wrap(module, example args, input names, output names)``.
+    Subclasses implement ``embed`` (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` ->
+    ``[N, D]``), ``fuse`` and ``control`` on torch CPU tensors."""
 
     name = "base"
 
-    def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
-        """One backbone with real skipping: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` -> ``[N, D]``."""
-        raise NotImplementedError
+    def __init__(self, model: ADMNModel, controller: AllocationController | None, wrap: Wrap | None) -> None:
+        cfg, dev = model.cfg, model.device
+        self.patch: dict[str, Any] = {}
+        self.blocks: dict[str, list[Any]] = {}
+        self.head: dict[str, Any] = {}
+        fpart = _FusionPart(model)
+        cpart = _ControllerPart(controller) if controller is not None else None
+        with torch.no_grad():
+            for m, bb in model.backbones.items():
+                if wrap is None:
+                    self.patch[m], self.blocks[m], self.head[m] = bb.patch_embed, list(bb.blocks), bb.head
+                    continue
+                x = torch.rand(2, cfg.channels(m), cfg.img_size, cfg.img_size, device=dev)
+                tok = bb.patch_embed(x)
+                self.patch[m] = wrap(bb.patch_embed, (x,), ["x"], ["tok"])
+                self.blocks[m] = [wrap(b, (tok,), ["x"], ["y"]) for b in bb.blocks]
+                self.head[m] = wrap(bb.head, (tok,), ["x"], ["cls"])
+            if wrap is None:
+                self.fusion, self.ctrl = fpart, cpart
+                return
+            emb = torch.rand(2, cfg.n_tokens, cfg.vit_dim, device=dev)
+            tok_pres = torch.ones(2, cfg.n_tokens, dtype=torch.bool, device=dev)
+            self.fusion = wrap(fpart, (emb, tok_pres), ["emb", "present"], _output_names(model))
+            self.ctrl = None
+            if cpart is not None:
+                pres = torch.ones(2, cfg.n_streams, dtype=torch.bool, device=dev)
+                ins = random_inputs(cfg, 2, device=dev)
+                mods = cpart.modalities
+                args = (*[ins[m] for m in mods], pres, torch.full((2,), 0.25, device=dev))
+                self.ctrl = wrap(cpart, args, [*mods, "present", "budget_frac"], ["logits", "sigma"])
 
-    def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        raise NotImplementedError
+    def _skipping(self, modality: str, tok: Any, on: np.ndarray, rows: Callable[[Any, Any, Any], Any]) -> Any:
+        """The blocks of ``modality`` on ``tok``, block ``j`` only on the rows ``on[:, j]``
+        (``rows(block, tok, idx)``; ``idx`` is ``None`` when every row is on)."""
+        counts = on.sum(0)
+        for j, blk in enumerate(self.blocks[modality]):
+            c = int(counts[j])
+            if c:
+                tok = rows(blk, tok, None if c == tok.shape[0] else np.flatnonzero(on[:, j]))
+        return tok
 
-    def control(self, xs: Sequence[torch.Tensor], present: torch.Tensor, frac: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+
+def _torch_rows(blk: Any, tok: torch.Tensor, idx: np.ndarray | None) -> torch.Tensor:
+    if idx is None:
+        return blk(tok)
+    i = torch.from_numpy(idx).to(tok.device)
+    return tok.index_copy(0, i, blk(tok.index_select(0, i)))
+
+
+def _ort_rows(run: Any, tok: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
+    if idx is None:
+        return run(tok)[0]
+    tok[idx] = run(tok[idx])[0]
+    return tok
 
 
 class _TorchBackend(_Backend):
     """Eager torch (reference) or traced parts (``jit=True``) with index_select/index_copy skipping."""
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None, jit: bool = False) -> None:
-        self.model, self.controller = model, controller
         self.name = "jit" if jit else "torch"
-        dev = model.device
-        cfg = model.cfg
-        self.patch: dict[str, Callable[..., torch.Tensor]] = {}
-        self.blocks: dict[str, list[Callable[..., torch.Tensor]]] = {}
-        self.head: dict[str, Callable[..., torch.Tensor]] = {}
-        with torch.no_grad():
-            for m, bb in model.backbones.items():
-                if not jit:
-                    self.patch[m], self.blocks[m], self.head[m] = bb.patch_embed, list(bb.blocks), bb.head
-                    continue
-                x = torch.rand(2, cfg.channels(m), cfg.img_size, cfg.img_size, device=dev)
-                tok = bb.patch_embed(x)
-                self.patch[m] = torch.jit.trace(bb.patch_embed, (x,), check_trace=False)
-                self.blocks[m] = [torch.jit.trace(b, (tok,), check_trace=False) for b in bb.blocks]
-                self.head[m] = torch.jit.trace(bb.head, (tok,), check_trace=False)
-            fpart = _FusionPart(model)
-            cpart = _ControllerPart(controller) if controller is not None else None
-            if jit:
-                emb = torch.rand(2, cfg.n_tokens, cfg.vit_dim, device=dev)
-                tok_pres = torch.ones(2, cfg.n_tokens, dtype=torch.bool, device=dev)
-                pres = torch.ones(2, cfg.n_streams, dtype=torch.bool, device=dev)
-                self.fusion: Callable[..., tuple[torch.Tensor, ...]] = torch.jit.trace(fpart, (emb, tok_pres),
-                                                                                       check_trace=False)
-                if cpart is not None:
-                    ins = random_inputs(cfg, 2, device=dev)
-                    args = (*[ins[m] for m in controller.cfg.modalities], pres, torch.full((2,), 0.25, device=dev))
-                    self.ctrl = torch.jit.trace(cpart, args, check_trace=False)
-            else:
-                self.fusion = fpart
-                self.ctrl = cpart
+        super().__init__(model, controller, (lambda mod, args, i, o: torch.jit.trace(mod, args, check_trace=False))
+                         if jit else None)
 
     def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
-        tok = self.patch[modality](x)
-        n = tok.shape[0]
-        counts = on.sum(0)
-        for j, blk in enumerate(self.blocks[modality]):
-            c = int(counts[j])
-            if c == 0:
-                continue
-            if c == n:
-                tok = blk(tok)
-            else:
-                idx = torch.from_numpy(np.flatnonzero(on[:, j])).to(tok.device)
-                tok = tok.index_copy(0, idx, blk(tok.index_select(0, idx)))
-        return self.head[modality](tok)
+        return self.head[modality](self._skipping(modality, self.patch[modality](x), on, _torch_rows))
 
     def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(self.fusion(emb, present))
@@ -159,112 +145,63 @@ class _TorchBackend(_Backend):
 
 
 class _OnnxBackend(_Backend):
-    """ONNX Runtime sessions per part; Python-level skipping on numpy arrays."""
+    """ONNX Runtime sessions per part (each part a ``run(*arrays) -> outputs``); Python-level skipping."""
 
     name = "onnx"
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None, opset: int = 17) -> None:
         import onnxruntime as ort
 
-        self.ort = ort
-        cfg = model.cfg
+        self.ort, self.opset = ort, opset
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._so = so
-        self.opset = opset
-        dev = model.device
-        self.patch: dict[str, Any] = {}
-        self.blocks: dict[str, list[Any]] = {}
-        self.head: dict[str, Any] = {}
-        with torch.no_grad():
-            for m, bb in model.backbones.items():
-                x = torch.rand(2, cfg.channels(m), cfg.img_size, cfg.img_size, device=dev)
-                tok = bb.patch_embed(x)
-                self.patch[m] = self._session(bb.patch_embed, (x,), ["x"], ["tok"])
-                self.blocks[m] = [self._session(b, (tok,), ["x"], ["y"]) for b in bb.blocks]
-                self.head[m] = self._session(bb.head, (tok,), ["x"], ["cls"])
-            emb = torch.rand(2, cfg.n_tokens, cfg.vit_dim, device=dev)
-            tok_pres = torch.ones(2, cfg.n_tokens, dtype=torch.bool, device=dev)
-            pres = torch.ones(2, cfg.n_streams, dtype=torch.bool, device=dev)
-            self.fusion = self._session(_FusionPart(model), (emb, tok_pres), ["emb", "present"],
-                                        _output_names(model))
-            self.ctrl = None
-            self.ctrl_names: list[str] = []
-            self.ctrl_inputs: set[str] = set()
-            if controller is not None:
-                ins = random_inputs(cfg, 2, device=dev)
-                mods = list(controller.cfg.modalities)
-                args = (*[ins[m] for m in mods], pres, torch.full((2,), 0.25, device=dev))
-                self.ctrl = self._session(_ControllerPart(controller), args, [*mods, "present", "budget_frac"],
-                                          ["logits", "sigma"])
-                self.ctrl_names = [*mods, "present", "budget_frac"]  # the export order
-                self.ctrl_inputs = {i.name for i in self.ctrl.get_inputs()}
+        super().__init__(model, controller, self._session)
 
     def _session(self, module: nn.Module, args: tuple[torch.Tensor, ...], in_names: list[str],
-                 out_names: list[str]) -> Any:
+                 out_names: list[str]) -> Callable[..., list[np.ndarray]]:
         buf = io.BytesIO()
         axes = {nm: {0: "batch"} for nm in in_names + out_names}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, args, buf, dynamo=False, input_names=in_names, output_names=out_names,
                               dynamic_axes=axes, opset_version=self.opset)
-        return self.ort.InferenceSession(buf.getvalue(), self._so, providers=["CPUExecutionProvider"])
+        sess = self.ort.InferenceSession(buf.getvalue(), self._so, providers=["CPUExecutionProvider"])
+        # an input the graph does not use (budget_frac of a fixed-budget controller) was dropped
+        used = {i.name for i in sess.get_inputs()}
+
+        def run(*arrays: np.ndarray) -> list[np.ndarray]:
+            return sess.run(None, {k: v for k, v in zip(in_names, arrays) if k in used})
+        return run
 
     def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
-        tok = self.patch[modality].run(None, {"x": x.detach().cpu().numpy()})[0]
-        n = tok.shape[0]
-        counts = on.sum(0)
-        for j, sess in enumerate(self.blocks[modality]):
-            c = int(counts[j])
-            if c == 0:
-                continue
-            if c == n:
-                tok = sess.run(None, {"x": tok})[0]
-            else:
-                idx = np.flatnonzero(on[:, j])
-                tok[idx] = sess.run(None, {"x": tok[idx]})[0]
-        return torch.from_numpy(self.head[modality].run(None, {"x": tok})[0])
+        tok = self.patch[modality](x.detach().cpu().numpy())[0]
+        return torch.from_numpy(self.head[modality](self._skipping(modality, tok, on, _ort_rows))[0])
 
     def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outs = self.fusion.run(None, {"emb": emb.detach().cpu().numpy(), "present": present.cpu().numpy()})
-        return tuple(torch.from_numpy(o) for o in outs)
+        return tuple(torch.from_numpy(o) for o in self.fusion(emb.detach().cpu().numpy(), present.cpu().numpy()))
 
     def control(self, xs: Sequence[torch.Tensor], present: torch.Tensor, frac: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.ctrl is not None
-        arrays = [*(x.detach().cpu().numpy() for x in xs), present.cpu().numpy(),
-                  frac.detach().cpu().numpy().astype(np.float32)]
-        # an input the graph does not use (budget_frac of a fixed-budget controller) was dropped
-        feed = {k: v for k, v in zip(self.ctrl_names, arrays) if k in self.ctrl_inputs}
-        logits, sigma = self.ctrl.run(None, feed)
+        logits, sigma = self.ctrl(*(x.detach().cpu().numpy() for x in xs), present.cpu().numpy(),
+                                  frac.detach().cpu().numpy().astype(np.float32))
         return torch.from_numpy(logits), torch.from_numpy(sigma)
 
 
-# ------------------------------------------------------------------ engine
 class InferenceEngine:
     """Batched / batch-1 ADMN inference with per-sample allocations and real skipping.
 
-    Args:
-        model: the main network (put in eval mode; its device is used by the torch backends).
-        controller: optional allocation controller; without one, :meth:`infer` needs a mask
-            (or uses every block).
-        backend: ``"torch"``, ``"jit"``, ``"onnx"`` or ``"auto"`` (see the module docstring).
-        threads: ``torch.set_num_threads`` value applied at construction (``None`` = leave it).
-        atol: tolerance for the backend check against torch.
-        budget: default budget ``L`` for the controller (``None`` = the controller's own).
-        opset: ONNX opset of the exported parts.
-        time_reps: timed runs per backend when ``backend="auto"``.
-        device: move model and controller there first (``"auto"``: CUDA if present); ``None``
-            keeps them where they are. The torch backends run on that device; ONNX Runtime
-            always runs on the CPU.
-    Attributes:
-        backend: name of the backend in use.
-        check: ``{backend: max abs difference to torch}`` from the construction check.
-        timings_ms: ``{backend: median batch-1 latency}`` measured by ``"auto"``.
-    """
+    Without a ``controller``, :meth:`infer` needs a mask (or uses every block); ``budget`` is the
+    controller's default ``L`` (``None``: its own). ``threads``: ``torch.set_num_threads`` at
+    construction (``None`` = leave it; torch's and ONNX Runtime's pools would fight over 2 cores).
+    ``device``: move model and controller there first (``"auto"``: CUDA if present; ONNX Runtime
+    always runs on the CPU). After construction ``backend`` is the one in use, ``check`` maps
+    backends to their max abs difference to torch, ``timings_ms`` to the median batch-1 latency
+    (``auto``), ``errors`` to why one was rejected."""
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None = None,
                  backend: str = "torch", threads: int | None = 1, atol: float = 1e-4,
@@ -275,7 +212,8 @@ class InferenceEngine:
         if threads is not None:
             torch.set_num_threads(int(threads))
         if device is not None:
-            dev = pick_device(device)
+            dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" \
+                else torch.device(device)
             model = model.to(dev)
             controller = controller.to(dev) if controller is not None else None
         self.model = model.eval()
@@ -288,7 +226,6 @@ class InferenceEngine:
                                  f"{(cc.nodes, cc.modalities, cc.depth)} vs "
                                  f"{(self.cfg.nodes, self.cfg.modalities, self.cfg.vit_depth)}")
         self.budget = budget
-        self.atol = atol
         self.check: dict[str, float] = {}
         self.timings_ms: dict[str, float] = {}
         self.errors: dict[str, str] = {}
@@ -318,7 +255,6 @@ class InferenceEngine:
             self.backend = backend
         self._be = self._backends[self.backend]
 
-    # ------------------------------------------------------------ construction helpers
     def _build(self, name: str, opset: int) -> _Backend:
         if name == "jit":
             return _TorchBackend(self.model, self.controller, jit=True)
@@ -357,24 +293,18 @@ class InferenceEngine:
             ts.append(time.perf_counter() - t0)
         return statistics.median(ts) * 1e3
 
-    # ------------------------------------------------------------ the pipeline
     @torch.no_grad()
     def _run(self, be: _Backend, inputs: Mapping[str, torch.Tensor], mask: Any, present: Any,
              budget: Any) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         b = int(inputs[cfg.modalities[0]].shape[0])
-        dev = self.model.device if be.name != "onnx" else torch.device("cpu")
+        dev = self._device(be)
         xs = {m: inputs[m].to(dev, torch.float32) for m in cfg.modalities}
         tok_pres = as_present_tensor(present, b, cfg.n_streams, dev, cfg.frames)  # [B, F*n]
         pres = tok_pres.reshape(b, cfg.frames, cfg.n_streams).any(1)  # per window stream
         out: dict[str, torch.Tensor] = {}
         if mask is None and self.controller is not None:
-            L = budget if budget is not None else (self.budget if self.budget is not None else self.controller.cfg.budget)
-            frac = self.controller.budget_fraction(L, b).to(dev)
-            logits, sigma = be.control([xs[m] for m in self.controller.cfg.modalities], pres, frac)
-            c = self.controller.cfg
-            mask_t = select_blocks(logits.to(dev), torch.as_tensor(L), pres, c.first_block) > 0.5
-            out["ctrl_logits"], out["sigma"] = logits, sigma
+            mask_t, out["ctrl_logits"], out["sigma"] = self._control(be, xs, pres, budget, b, dev)
         else:
             mask_t = as_mask_tensor(mask, b, cfg.n_streams, cfg.vit_depth, dev)
             mask_t = (mask_t > 0.5) if mask_t.is_floating_point() else mask_t.to(torch.bool)
@@ -386,10 +316,21 @@ class InferenceEngine:
         out["mask"] = mask_t & pres[:, :, None]
         return out
 
+    def _device(self, be: _Backend) -> torch.device:
+        return self.model.device if be.name != "onnx" else torch.device("cpu")
+
+    def _control(self, be: _Backend, xs: Mapping[str, torch.Tensor], pres: torch.Tensor, budget: Any, b: int,
+                 dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Controller on ``xs`` -> ``(bool mask, logits, sigma)`` with budget ``budget`` (default the engine's)."""
+        c = self.controller.cfg
+        L = budget if budget is not None else (self.budget if self.budget is not None else c.budget)
+        frac = self.controller.budget_fraction(L, b).to(dev)
+        logits, sigma = be.control([xs[m] for m in c.modalities], pres, frac)
+        return select_blocks(logits.to(dev), torch.as_tensor(L), pres, c.first_block) > 0.5, logits, sigma
+
     def _embeddings(self, be: _Backend, xs: Mapping[str, torch.Tensor], mask: torch.Tensor,
                     pres: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        # one row per token: frames x nodes "images" per modality
         b, s, n_mod, depth = mask.shape[0], cfg.frames * len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
         on_all = mask.reshape(b, s, n_mod, depth).cpu().numpy()
         p_all = pres.reshape(b, s, n_mod).cpu().numpy()
@@ -409,22 +350,13 @@ class InferenceEngine:
                 emb[:, :, mi] = flat.reshape(b, s, -1)
         return emb.reshape(b, cfg.n_tokens, cfg.vit_dim)
 
-    # ------------------------------------------------------------ public API
     def infer(self, inputs: Mapping[str, torch.Tensor], present: Any = None, mask: Any = None,
               budget: int | Sequence[int] | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Run the whole pipeline on a batch.
-
-        Args:
-            inputs: dict modality -> ``[B, S, C, H, W]`` float in [0, 1] (torch or numpy).
-            present: bool ``[B, n]`` (``None`` = all present).
-            mask: allocation ``[B, n, depth]`` / ``[n, depth]``; ``None`` = ask the controller
-                (or every block when there is no controller).
-            budget: controller budget ``L`` (int or ``[B]``); default the engine's / controller's.
-        Returns:
-            ``{"mean" [B,2], "cov" [B,2,2]}`` or ``{"logits" [B,K]}``, plus ``"emb" [B,n,D]``,
-            ``"mask"`` bool ``[B,n,depth]`` actually executed and, with a controller,
-            ``"ctrl_logits" [B,n,depth]`` and ``"sigma" [B,n]``.
-        """
+        """The whole pipeline on a batch (``modality -> [B, S, C, H, W]`` in [0, 1], torch or numpy;
+        ``present`` bool ``[B, n]``; ``mask`` ``[B, n, depth]`` / ``[n, depth]``, ``None`` = ask the
+        controller or every block; ``budget`` int or ``[B]``). Returns the head's outputs plus
+        ``"emb" [B, n, D]``, the executed ``"mask"`` and, with a controller, ``"ctrl_logits"`` and
+        ``"sigma" [B, n]``."""
         ins = {m: (v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v)))
                for m, v in inputs.items()}
         return self._run(self._be, ins, mask, present, budget)
@@ -434,23 +366,17 @@ class InferenceEngine:
         """Controller only: ``{"mask": bool [B, n, depth], "ctrl_logits", "sigma"}``."""
         if self.controller is None:
             raise RuntimeError("this engine has no controller")
-        cfg = self.cfg
-        b = int(inputs[cfg.modalities[0]].shape[0])
-        dev = self.model.device if self._be.name != "onnx" else torch.device("cpu")
+        b = int(inputs[self.cfg.modalities[0]].shape[0])
+        dev = self._device(self._be)
         with torch.no_grad():
-            pres = as_present_tensor(present, b, cfg.n_streams, dev)
-            L = budget if budget is not None else (self.budget if self.budget is not None else self.controller.cfg.budget)
-            frac = self.controller.budget_fraction(L, b).to(dev)
-            logits, sigma = self._be.control([inputs[m].to(dev) for m in self.controller.cfg.modalities], pres, frac)
-            c = self.controller.cfg
-            mask = select_blocks(logits, torch.as_tensor(L), pres, c.first_block) > 0.5
+            pres = as_present_tensor(present, b, self.cfg.n_streams, dev)
+            xs = {m: inputs[m].to(dev) for m in self.controller.cfg.modalities}
+            mask, logits, sigma = self._control(self._be, xs, pres, budget, b, dev)
         return {"mask": mask, "ctrl_logits": logits, "sigma": sigma}
 
     def embed(self, modality: str, x: torch.Tensor, active: Any = None) -> torch.Tensor:
-        """One backbone on a batch of its streams (for a ROS backbone node).
-
-        ``x [N, C, H, W]``, ``active`` bool ``[N, depth]`` / ``[depth]`` / ``None`` -> ``[N, D]``.
-        """
+        """One backbone on a batch of its streams: ``x [N, C, H, W]``, ``active`` bool ``[N, depth]`` /
+        ``[depth]`` / ``None`` -> ``[N, D]``."""
         n = x.shape[0]
         depth = self.cfg.vit_depth
         if active is None:
@@ -458,7 +384,7 @@ class InferenceEngine:
         else:
             a = active.detach().cpu().numpy() if isinstance(active, torch.Tensor) else np.asarray(active)
             on = np.broadcast_to(a.astype(bool) if a.dtype == bool else a > 0.5, (n, depth))
-        dev = self.model.device if self._be.name != "onnx" else torch.device("cpu")
+        dev = self._device(self._be)
         with torch.no_grad():
             return self._be.embed(modality, x.to(dev, torch.float32), np.ascontiguousarray(on))
 
@@ -466,7 +392,7 @@ class InferenceEngine:
         """Fusion + head on ``[B, F*n, D]`` embeddings (for a ROS fusion node); ``present``
         ``[B, n]`` or per token ``[B, F*n]``."""
         b = embeddings.shape[0]
-        dev = self.model.device if self._be.name != "onnx" else torch.device("cpu")
+        dev = self._device(self._be)
         with torch.no_grad():
             pres = as_present_tensor(present, b, self.cfg.n_streams, dev, self.cfg.frames)
             outs = self._be.fuse(embeddings.to(dev, torch.float32), pres)

@@ -1,8 +1,6 @@
-"""Fusion of the per-stream backbone embeddings, output heads and their losses.
-
-``emb [B, n, Db]`` -> per-modality adapter + stream embedding -> transformer -> ordered
-readout ``[B, Df]`` -> the task's head. A missing stream's token is excluded from attention as
-a key and replaced by a learned token in the readout, so its data cannot change the output.
+"""Fusion of the per-stream backbone embeddings and the task head: ``emb [B, n, Db]`` ->
+per-modality adapter + stream embedding -> transformer -> ordered readout ``[B, Df]`` -> head.
+A missing stream is excluded as a key and replaced in the readout, so its data cannot matter.
 """
 from __future__ import annotations
 
@@ -50,16 +48,13 @@ class Fusion(nn.Module):
         nn.init.trunc_normal_(self.stream_emb, std=0.02)
         self.layers = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        # Readout: tokens flattened in stream order (a missing stream's token is replaced by
-        # a learned "missing" token), then one linear layer. Mean pooling over stream tokens
-        # loses which node saw what, and trained from scratch it stayed at the "predict
-        # the track centre" plateau; the ordered readout keeps node identity for triangulation.
+        # Ordered readout (a missing stream's token replaced by a learned one): mean pooling loses
+        # which node saw what and stayed at the "predict the track centre" plateau.
         self.missing_tok = nn.Parameter(torch.zeros(1, 1, dim))
         nn.init.trunc_normal_(self.missing_tok, std=0.02)
         self.readout = nn.Linear(self.n_streams * dim, dim)
         self.head: nn.Module = self.task.head(SimpleNamespace(n_classes=n_classes, bounds=bounds, cov_eps=cov_eps), dim)
-        # stream indices of each modality (for the per-modality adapters) and the permutation
-        # that puts the modality-grouped adapter outputs back in stream order
+        # stream indices per modality (adapters) and the permutation back to stream order
         order: list[int] = []
         for m in self.modalities:
             idx = [i for i, sm in enumerate(self.stream_modalities) if sm == m]

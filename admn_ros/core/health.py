@@ -1,32 +1,10 @@
 """Per-stream health: what a single frame cannot show (rclpy-free).
 
-A stream can look clean in every frame and still be broken: a camera driver that repeats
-its last frame with new stamps (*frozen*), or one whose stamps stop advancing or jump while
-its messages keep coming (*stalled*). :class:`StreamHealth` is a small per-stream state fed
-with every accepted message's ``(stamp, arrival time, content signature)``; it costs one
-mean absolute difference of two ``(C, 32, 32)`` arrays per message. The nodes and the bag
-reader run it inside :class:`admn_ros.core.sync.StreamSync`: an unhealthy stream is treated
-as missing (left out of the synchronizer, so frames go on without it and it gets 0 blocks)
-and rejoins when it recovers.
-
-Rules, per message (``HealthConfig`` names the parameters):
-
-* **stalled**: ``stall_frames`` messages in a row whose stamp is not newer than the newest
-  stamp seen (repeated stamps, stamps stuck); or one *jump*: a stamp more than
-  ``max_jump_s`` older than the newest (beyond reordering), or newer by ``max_jump_s`` more
-  than the arrival clock advanced meanwhile (a silent stream that comes back is no jump:
-  its stamps and the clock advanced alike). After a jump the newest stamp is re-anchored.
-* **frozen**: ``frozen_frames`` messages in a row whose signature repeats the previous
-  message's (mean absolute difference at most ``frozen_tolerance``, on [0, 1] model input;
-  0 by default: only an exact repeat counts, as a stuck driver's is. Live sensor noise
-  changes every frame; the smallest change measured on the simulator's clean streams is
-  1.2e-6, one signature pixel of a depth image moving by 1 mm is 1.2e-7).
-* **recovery**: the stream is ``ok`` again after ``recover_frames`` good messages in a row
-  (stamp advancing without a jump, content changed).
-
-The signature is every second pixel of the model input (:func:`content_signature`), so the
-nodes and the offline replay compare the same numbers. A stall takes precedence over a
-freeze. Without a signature (``None``) only the stamps are checked.
+A *frozen* stream repeats its content with new stamps; a *stalled* one has stamps that stop
+advancing or jump (older than the newest by more than ``max_jump_s``, or ahead of the arrival
+clock by more: a silent stream that comes back is no jump). Either is treated as missing by
+:class:`admn_ros.core.sync.StreamSync` until ``recover_frames`` good messages in a row. A stall
+takes precedence over a freeze. Rules and parameters: docs/ARCHITECTURE.md and docs/DEPLOY.md.
 """
 from __future__ import annotations
 
@@ -137,12 +115,5 @@ def unhealthy(status: Mapping[str, str]) -> list[str]:
 def stream_status(stream_ids: Sequence[str], present: Sequence[bool], status: Mapping[str, str]) -> list[str]:
     """``LayerAllocation.stream_status``: ``ok`` for a stream with data, else why it has none
     (``status[sid]`` when that names a reason, else ``missing``)."""
-    out = []
-    for sid, p in zip(stream_ids, present):
-        s = status.get(sid, MISSING)
-        out.append(OK if p else (s if s != OK else MISSING))
-    return out
-
-
-__all__ = ["HealthConfig", "HEALTH_OFF", "StreamHealth", "content_signature", "stream_status", "unhealthy", "OK", "MISSING", "FROZEN",
-           "STALLED", "UNHEALTHY"]
+    why = {sid: s for sid, s in status.items() if s != OK}
+    return [OK if p else why.get(sid, MISSING) for sid, p in zip(stream_ids, present)]

@@ -1,20 +1,12 @@
 """Image messages <-> numpy with cv_bridge's semantics, and the decoding of a sensor message
 into the array one stream of the model reads: the one place where images are converted.
 
-Duck-typed on the fields of ``sensor_msgs/Image`` / ``CompressedImage`` (rclpy messages,
-rosbags dataclasses, a ``SimpleNamespace``); nothing here imports ROS.
-
-* :func:`image_to_numpy` / :func:`image_message_fields` are ``imgmsg_to_cv2`` /
-  ``cv2_to_imgmsg``: row padding dropped, host byte order; between colour encodings
-  ``cvtColor`` then an 8 <-> 16 bit rescale, colour to generic (``16UC1``, ...) or generic to
-  generic a saturating cast, generic to colour never.
-* :func:`decode_stream`: rgb ``uint8 (H, W, 3)`` RGB (generic ``8UC3``/``8UC4``/``8UC1`` read
-  in OpenCV's order); depth ``uint16 (H, W)`` mm, 0 = invalid (REP-118, ``32FC1`` metres
-  converted); radar ``float32 (R, A)`` from ``32FC1`` or a PointCloud2
-  (:mod:`admn_ros.core.radar_cloud`). What each accepts: :data:`STREAM_FORMATS`.
-
-Anything else raises :class:`ConversionError` naming the encoding. Decoded arrays are
-writable and own their memory.
+Duck-typed on the fields of ``sensor_msgs/Image`` / ``CompressedImage`` / ``PointCloud2``
+(rclpy, rosbags, ``SimpleNamespace``); nothing here imports ROS. :func:`image_to_numpy` /
+:func:`image_message_fields` are ``imgmsg_to_cv2`` / ``cv2_to_imgmsg``; :func:`decode_stream`
+gives rgb ``uint8 (H, W, 3)``, depth ``uint16`` mm (0 = invalid, REP-118) or radar ``float32``
+(formats: :data:`STREAM_FORMATS`). Anything else raises :class:`ConversionError`; decoded
+arrays are writable and own their memory.
 """
 from __future__ import annotations
 
@@ -42,8 +34,8 @@ class ConversionError(ValueError):
 
 @dataclass(frozen=True)
 class EncodingInfo:
-    """One image encoding; ``colour`` is the layout of a colour encoding (``gray``, ``rgb``, ...),
-    ``None`` for generic OpenCV types and ``""`` for passthrough-only ones (bayer, yuv422)."""
+    """``colour``: the layout of a colour encoding (``gray``, ``rgb``, ...), ``None`` for generic
+    OpenCV types, ``""`` for passthrough-only ones (bayer, yuv422)."""
 
     name: str
     dtype: np.dtype
@@ -121,7 +113,8 @@ def check_layout(msg: Any) -> EncodingInfo:
 
 
 def image_to_numpy(msg: Any, desired_encoding: str = "passthrough") -> np.ndarray:
-    """``sensor_msgs/Image`` -> numpy, as ``CvBridge.imgmsg_to_cv2`` (see the module docstring)."""
+    """``sensor_msgs/Image`` -> numpy, as ``CvBridge.imgmsg_to_cv2``: row padding dropped, host byte
+    order; conversions as :func:`convert_encoding`."""
     info = check_layout(msg)
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     raw = message_bytes(msg.data)
@@ -163,7 +156,9 @@ def _cast(a: np.ndarray, dst: np.dtype) -> np.ndarray:
 
 
 def convert_encoding(a: np.ndarray, src: str, dst: str) -> np.ndarray:
-    """``a`` from encoding ``src`` to ``dst`` with cv_bridge's rules, never sharing memory with ``a``."""
+    """``a`` from encoding ``src`` to ``dst`` with cv_bridge's rules (between colour encodings
+    ``cvtColor`` then an 8 <-> 16 bit rescale; colour to generic or generic to generic a saturating
+    cast; generic to colour never), never sharing memory with ``a``."""
     si, di = encoding_info(src), encoding_info(dst)
     if si.name == di.name:
         return np.array(a, copy=True)
@@ -177,9 +172,7 @@ def convert_encoding(a: np.ndarray, src: str, dst: str) -> np.ndarray:
             raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}: "
                                                   f"{si.channels} vs {di.channels} channels")
         return _cast(a, di.dtype)
-    code = _CVT.get((si.colour, di.colour))
-    if code is None:   # every pair of the five colour layouts is in the table
-        raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}")
+    code = _CVT[(si.colour, di.colour)]
     out = a
     if code != _SAME:
         try:
@@ -255,14 +248,6 @@ def depth_m_to_mm16(depth_m: np.ndarray) -> np.ndarray:
     bad = ~np.isfinite(mm) | (mm <= 0) | (mm > 65535)
     mm[bad] = 0
     return mm.astype(np.uint16)
-
-
-def depth_mm16_to_m(depth_mm: np.ndarray) -> np.ndarray:
-    """REP-118 inverse: uint16 millimetres -> float32 metres, NaN where 0 (invalid)."""
-    mm = np.asarray(depth_mm)
-    out = mm.astype(np.float32) * np.float32(1e-3)
-    out[mm == 0] = np.nan
-    return out
 
 
 def sensor_array(modality: str, data: np.ndarray) -> np.ndarray:
@@ -424,10 +409,3 @@ def decode_stream(msg: Any, kind: str, modality: str, *, to_array: ToArray = ima
         except Exception as exc:  # noqa: BLE001 - a malformed cloud must not take a node down
             raise ConversionError("bad_cloud", f"cannot read PointCloud2: {type(exc).__name__}: {exc}") from None
     raise ConversionError("bad_encoding", f"unknown message kind {kind!r}; known: {sorted(set(MESSAGE_KINDS.values()))}")
-
-
-__all__ = ["ConversionError", "EncodingInfo", "message_bytes", "COMMON_ENCODINGS", "encoding_info", "check_layout", "image_to_numpy",
-           "convert_encoding", "image_message_fields", "ImageBridge", "depth_m_to_mm16", "depth_mm16_to_m",
-           "sensor_array", "MESSAGE_KINDS", "STREAM_FORMATS", "supported_text", "compressed_kind",
-           "message_encoding", "check_supported", "decode_image", "decode_compressed", "decode_compressed_depth",
-           "decode_stream"]

@@ -1,19 +1,13 @@
 """The ADMN main network: one adaptive ViT per modality (shared across nodes) + fusion + head.
 
-Data contract (float32 in [0, 1])::
-
-    inputs  = {"rgb": [B, F*S, 3, H, W], "depth": [B, F*S, 1, H, W], "radar": [B, F*S, 1, H, W]}
-    mask    = bool [B, n, depth]   (n = S * M streams, node-major: StreamSet(...).ids)
-    present = bool [B, n] or [B, F*n]   (False = the stream / that frame of it has no data)
-
-``F`` is :attr:`ADMNConfig.frames` (1 for tracking), frames frame-major. A stream gets one
-allocation per window, shared by its F frames; the fusion sees ``F * n`` tokens (token
-``f * n + i`` = frame ``f`` of stream ``i``). The parts run separately in the ROS nodes:
-:meth:`ADMNModel.embed` (one backbone), :meth:`ADMNModel.fuse` (fusion + task head).
+Data contract (float32 in [0, 1]): ``inputs = {modality: [B, F*S, C, H, W]}`` (frames
+frame-major), ``mask`` bool ``[B, n, depth]`` (``n = S * M`` streams, node-major), ``present``
+bool ``[B, n]`` or per token ``[B, F*n]``. A stream gets one allocation per window, shared by its
+``F`` frames; the fusion sees ``F * n`` tokens (token ``f * n + i`` = frame ``f`` of stream ``i``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
@@ -85,14 +79,6 @@ class ADMNConfig(StreamGridMixin):
     def channels(self, modality: str) -> int:
         return MODALITIES[modality].channels
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["nodes"] = list(self.nodes)
-        d["modalities"] = list(self.modalities)
-        d["bounds"] = [list(b) for b in self.bounds]
-        return d
-
-
 def as_mask_tensor(mask: Any, batch: int, n_streams: int, depth: int, device: torch.device) -> torch.Tensor:
     """An allocation (``None`` = all on, ``[n, depth]`` shared or ``[B, n, depth]``, numpy or torch)
     as a tensor ``[batch, n_streams, depth]``; bool stays bool, a 0/1 float mask stays float."""
@@ -157,7 +143,6 @@ class ADMNModel(nn.Module):
         missing = [m for m in cfg.modalities if m not in inputs]
         if missing:
             raise KeyError(f"inputs lack modalities {missing}; expected keys {list(cfg.modalities)}")
-        # shapes: [B, frames * nodes, C, H, W]
         batch = None
         for m in cfg.modalities:
             x = inputs[m]

@@ -1,8 +1,5 @@
-"""Where the package's data files (config/, models/, launch/) live.
-
-Installed by colcon they are under ``share/admn_ros``; in the venv (editable
-install) they are in the source tree. :func:`share_dir` finds whichever exists.
-"""
+"""Where the package's data files (config/, models/, launch/) live: ``share/admn_ros`` when installed
+by colcon, the source tree in the venv (editable install)."""
 from __future__ import annotations
 
 import os

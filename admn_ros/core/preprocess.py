@@ -1,11 +1,8 @@
 """Sensor data -> model input (float32 ``(C, 64, 64)`` in [0, 1]) and the dataset storage.
 
-Subsampling is nearest at pixel centres (input pixel ``floor((i + 0.5) * n_in / n_out)``):
-no averaging, so Gaussian noise of std ``sigma`` at sensor resolution is still ``sigma`` at
-model resolution. Scaling: rgb ``/ 255``; depth mm ``/ (DEPTH_MAX_M * 1000)`` clipped to 1
-(float metres: invalid NaN / inf / <= 0 -> 0, REP-118); radar clipped to [0, 1], NaN an error.
-``from_storage(to_storage(x))`` equals ``to_model_input(x)`` exactly for rgb and uint16 depth,
-to float16 precision for radar.
+Nearest subsampling at pixel centres, no averaging (docs/DATASET.md). Scaling: rgb ``/ 255``;
+depth mm ``/ (DEPTH_MAX_M * 1000)`` clipped to 1 (float metres: NaN / inf / <= 0 -> 0, REP-118);
+radar clipped to [0, 1], NaN an error.
 """
 from __future__ import annotations
 

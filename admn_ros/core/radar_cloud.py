@@ -1,12 +1,9 @@
 """``sensor_msgs/PointCloud2`` radar -> the range-azimuth map the tracking model reads.
 
-:class:`CloudToRangeAzimuth` draws a driver's detections (``x``, ``y``, ``z`` in the radar's
-frame, REP-103, and an intensity) into the map of ``radar`` in config/sensors.yaml the way
-the simulator draws its targets: each point a sinc^2 blob at slant range
-``sqrt(x^2 + y^2 + z^2)`` and azimuth ``atan2(y, x)``, plus the simulator's noise floor,
-through its dB window to [0, 1]. Non-finite points and those beyond the map (plus one beam
-width) are ignored; an empty scan gives the noise floor. Bad layouts raise
-:class:`~admn_ros.core.image_convert.ConversionError` with reason ``bad_cloud``.
+:class:`CloudToRangeAzimuth` draws a driver's detections (``x``, ``y``, ``z`` in the radar frame,
+REP-103, and an intensity) into the map of ``radar`` in config/sensors.yaml as the simulator draws
+its targets (a sinc^2 blob at slant range and azimuth, its noise floor and dB window). Non-finite
+points and those beyond the map are ignored; bad layouts raise ``ConversionError("bad_cloud")``.
 """
 from __future__ import annotations
 
@@ -101,6 +98,3 @@ class CloudToRangeAzimuth:
             keep = np.isfinite(r) & np.isfinite(pw) & (r <= self._max_range) & (np.abs(az) <= self._max_az)
         m = radar_point_response(self.radar, r[keep], az[keep], pw[keep]) + np.float32(RADAR_NOISE_POWER)
         return radar_power_to_unit(m)
-
-
-__all__ = ["POINT_FIELD_TYPES", "cloud_fields", "read_points", "CloudToRangeAzimuth"]

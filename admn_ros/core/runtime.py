@@ -3,40 +3,21 @@ and controllers, and the pipeline parts the node graph is split into, for any ta
 
 ::
 
-    rt = Runtime.load("models/")                          # the directory's model + controllers
+    rt = Runtime.load("models/")                                      # model + controllers
     x = {sid: rt.preprocess(sid, array) for sid, array in raw.items()}   # (C, 64, 64) float32
-    a = rt.allocate(x, budget=27)                        # controller node
-    e = rt.embed(rt.stream_ids[:3], x, a.mask[:3])       # backbone node (real skipping)
-    est = rt.fuse(e)                                     # fusion node: the task's estimate
-
-    win = FrameWindow(rt.frames, rt.stream_ids)          # the whole pipeline, window by window
+    a = rt.allocate(x, budget=27)                                     # controller node
+    e = rt.embed(rt.stream_ids[:3], x, a.mask[:3])                    # backbone node (real skipping)
+    est = rt.fuse(e)                                                  # fusion node: the task's estimate
+    win = FrameWindow(rt.frames, rt.stream_ids)
     win.push(stamp_ns, x)
-    res = rt.infer(win, budget=27)                       # res.allocation, res.estimate (res.mean, ...)
+    res = rt.infer(win, budget=27)                                    # the whole graph, window by window
 
-A model sees a window of ``F`` frames (:attr:`Runtime.frames`; tracking is ``F = 1``). A
-frame may lack streams (their tokens are masked, never zero-filled); the controller judges
-each stream on its newest frame and allocates once per window and stream (the budget ``L``
-counts the window streams' blocks, the compute is ``F x`` that); embeddings are cached per
-(frame, stream) with the allocation row they were computed with. What the estimate is and
-how it is published and scored is the task's (:attr:`Runtime.task`, :mod:`admn_ros.core.tasks`).
-
-Model directory: ``*.safetensors`` sorted by their metadata ``kind`` (header only): the
-``stage1`` model of the task (with several, the one most controllers were trained on;
-a tie is an error, pass ``model_file``), ``controller`` s (universal = budget-conditioned,
-else fixed-budget; one trained for another stage-1 model of the directory is skipped, one
-whose stage-1 network is not in the directory is an error), other kinds ignored; all skips
-are listed in :attr:`skipped`. Every problem raises
-:class:`~admn_ros.core.checkpoint.CheckpointError` naming the file and the mismatch.
-
-Allocation policy (:meth:`Runtime.allocate`): the universal controller, else the one for
-exactly that budget, else the paper's naive allocation over the present streams;
-:attr:`Allocation.controller` says which (``admn_universal``, ``admn_L27``, ``naive``,
-``none`` when no stream is present).
-
-Importing this module does not import torch. ``threads`` sets torch's intra-op threads
-(default 1); ``backend`` is the :class:`~admn_ros.core.engine.InferenceEngine` backend of the
-backbones and fusion (``auto`` times torch/jit/onnx at warm-up), ``controller_backend`` the
-controllers' (default ``torch``: compiling a ~2 ms controller would re-export every backbone).
+A window has ``F`` frames (:attr:`Runtime.frames`); a frame may lack streams (their tokens are
+masked). The controller judges each stream's newest frame and allocates once per window; the
+embeddings are cached per (frame, stream) with the allocation row they were computed with.
+Model-directory rules and the allocation policy (universal controller, else the one for that
+budget, else naive): docs/ARCHITECTURE.md, "Runtime and replay". Importing this module does
+not import torch.
 """
 from __future__ import annotations
 
@@ -52,26 +33,15 @@ from admn_ros.core.streams import POLICIES, StreamSet, naive_allocation, split_s
 from admn_ros.core.tasks import DEFAULT_TASK, get_task
 from admn_ros.core.tasks.base import KeysAsAttributes
 
-#: Values of :attr:`Allocation.controller` besides ``admn_L<budget>``.
-UNIVERSAL = "admn_universal"
-NAIVE = "naive"
-NONE = "none"
+UNIVERSAL, NAIVE, NONE = "admn_universal", "naive", "none"   # Allocation.controller besides admn_L<budget>
 
 
 @dataclass
 class Allocation:
-    """One window's layer allocation.
-
-    Attributes:
-        mask: bool ``(n_streams, DEPTH)`` in :attr:`Runtime.stream_ids` order; rows of
-            missing streams are all False.
-        present: bool ``(n_streams,)``: the stream had data.
-        est_noise: float32 ``(n_streams,)`` estimated noise sigma (QoI); NaN when unknown
-            (naive allocation, missing stream).
-        controller: who decided (``admn_universal``, ``admn_L<budget>``, ``naive``, ``none``).
-        ms: decision time in milliseconds.
-        budget: the budget ``L`` asked for.
-    """
+    """One window's layer allocation: ``mask`` bool ``(n_streams, DEPTH)`` in stream order (missing
+    streams all False), ``present`` bool ``(n_streams,)``, ``est_noise`` float32 sigma per stream
+    (NaN = unknown), ``controller`` who decided (``admn_universal``, ``admn_L<budget>``, ``naive``,
+    ``none``), ``ms`` decision time, ``budget`` the ``L`` asked for."""
 
     mask: np.ndarray
     present: np.ndarray
@@ -88,19 +58,11 @@ class Allocation:
 
 @dataclass
 class Result(KeysAsAttributes):
-    """What the whole graph computes for one window (:meth:`Runtime.infer`, replay pipelines).
-
-    Attributes:
-        allocation: the window's :class:`Allocation` (stream order).
-        estimate: the task's estimate (e.g. ``mean``/``cov``, or ``probs``/``class_name``/
-            ``confidence``); its keys are also attributes (``res.mean``, ``res.class_name``).
-        present: bool ``[F, n]`` (frame, stream) tokens with data and blocks.
-        computed: backbone passes run (the rest came from the cache).
-        ms: time of the whole computation.
-        stamp_ns: stamp of the newest frame.
-        embeddings: ``sid -> (D,)`` of the newest frame's embedded streams.
-        extra: anything else worth a CSV column (e.g. ``gflops``), by name.
-    """
+    """What the whole graph computes for one window: the :class:`Allocation`, the task's
+    ``estimate`` (its keys are also attributes: ``res.mean``, ``res.class_name``), ``present``
+    bool ``[F, n]`` tokens with data and blocks, ``computed`` backbone passes run (the rest came
+    from the cache), ``ms``, the newest frame's ``stamp_ns`` and ``embeddings`` (``sid -> (D,)``),
+    ``extra`` CSV columns by name (e.g. ``gflops``)."""
 
     allocation: Allocation
     estimate: dict[str, Any]
@@ -117,20 +79,13 @@ class Result(KeysAsAttributes):
 class WindowFrame:
     """One frame of a window: model inputs per stream and the embedding cache."""
 
-    seq: int
     stamp_ns: int
     inputs: dict[str, np.ndarray]
-    #: sid -> (allocation row as bytes, embedding)
-    cache: dict[str, tuple[bytes, np.ndarray]] = field(default_factory=dict)
+    cache: dict[str, tuple[bytes, np.ndarray]] = field(default_factory=dict)   # sid -> (allocation row, embedding)
 
 
 class FrameWindow:
-    """The newest ``frames`` frames of a set of streams (a sliding window, oldest first).
-
-    Args:
-        frames: window length ``F``.
-        stream_ids: the streams a frame may carry (others are rejected).
-    """
+    """The newest ``frames`` frames of the streams ``stream_ids`` (a sliding window, oldest first)."""
 
     def __init__(self, frames: int, stream_ids: Sequence[str]) -> None:
         if int(frames) < 1:
@@ -139,21 +94,17 @@ class FrameWindow:
         self.stream_ids = list(stream_ids)
         self._known = set(self.stream_ids)
         self._buf: deque[WindowFrame] = deque(maxlen=self.frames)
-        self._seq = 0
 
     def push(self, stamp_ns: int, inputs: Mapping[str, np.ndarray | None]) -> WindowFrame:
-        """Append a frame (``sid -> model input``; ``None`` or absent = no data for that stream).
-
-        Raises ``ValueError`` for an unknown stream or a stamp older than the newest frame.
-        """
+        """Append a frame (``sid -> model input``; ``None`` or absent = no data); ``ValueError`` for an
+        unknown stream or a stamp older than the newest frame."""
         unknown = sorted(set(inputs) - self._known)
         if unknown:
             raise ValueError(f"unknown stream(s) {unknown}; window streams: {self.stream_ids}")
         if self._buf and int(stamp_ns) < self._buf[-1].stamp_ns:
             raise ValueError(f"frame stamp {stamp_ns} is older than the newest frame in the window "
                              f"({self._buf[-1].stamp_ns})")
-        f = WindowFrame(self._seq, int(stamp_ns), {k: v for k, v in inputs.items() if v is not None})
-        self._seq += 1
+        f = WindowFrame(int(stamp_ns), {k: v for k, v in inputs.items() if v is not None})
         self._buf.append(f)
         return f
 
@@ -193,8 +144,7 @@ class FrameWindow:
         p = np.zeros((self.frames, len(self.stream_ids)), bool)
         off = self.frames - len(self._buf)
         for k, f in enumerate(self._buf):
-            for i, sid in enumerate(self.stream_ids):
-                p[off + k, i] = sid in f.inputs
+            p[off + k] = [sid in f.inputs for sid in self.stream_ids]
         return p
 
 
@@ -219,18 +169,9 @@ def _as_int(v: Any) -> int | None:
 
 
 class Runtime:
-    """Model + controllers of one model directory and the pipeline parts (module docstring).
-
-    Build with :meth:`load`. Attributes:
-        model_path: the stage-1 checkpoint used; ``meta`` its metadata.
-        model: the :class:`~admn_ros.core.model.ADMNModel` (eval mode).
-        task: its :class:`~admn_ros.core.tasks.base.Task`; ``labels`` its output names.
-        streams: its :class:`~admn_ros.core.streams.StreamSet`; ``stream_ids`` its ids.
-        controllers: ``name -> path`` of the usable controllers.
-        skipped: ``[(path, why)]`` files present but not used.
-        backend: backbone/fusion backend asked for; ``engine_backend`` the one in use
-            after :meth:`warmup` (``auto`` resolved).
-    """
+    """Model + controllers of one model directory and the pipeline parts; build with :meth:`load`.
+    ``skipped``: ``[(path, why)]`` files present but not used; ``engine_backend``: the backend in
+    use after :meth:`warmup` (``auto`` resolved)."""
 
     def __init__(self, model_path: Path, model: Any, controllers: list[_ControllerEntry],
                  skipped: list[tuple[Path, str]], meta: Mapping[str, Any] | None = None, backend: str = "auto",
@@ -244,39 +185,25 @@ class Runtime:
         self.streams: StreamSet = self.cfg.streams
         self.stream_ids: list[str] = self.streams.ids
         self._index = {s: i for i, s in enumerate(self.stream_ids)}
-        self.depth: int = int(self.cfg.vit_depth)
-        self.embed_dim: int = int(self.cfg.vit_dim)
-        self._ctrl = controllers
-        self.skipped = skipped
-        self.backend = backend
-        self.device = device
-        self.threads = threads
-        self.controller_backend = controller_backend
+        self.depth, self.embed_dim = int(self.cfg.vit_depth), int(self.cfg.vit_dim)
+        self._ctrl, self.skipped = controllers, skipped
+        self.backend, self.controller_backend, self.device, self.threads = backend, controller_backend, device, threads
         self._engine: Any = None
         self.universal = next((c for c in controllers if c.universal), None)
         self.per_budget = {int(c.budget): c for c in controllers if not c.universal and c.budget is not None}
 
-    # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, model_dir: str | Path, backend: str = "auto", device: str = "cpu", *,
              task: str | None = None, threads: int = 1, streams: StreamSet | Sequence[str] | None = None,
              model_file: str | Path | None = None, controller_backend: str = "torch") -> "Runtime":
-        """Scan ``model_dir`` and load the model of ``task`` and its controllers.
-
-        Args:
-            model_dir: directory with ``*.safetensors`` checkpoints.
-            task: the task of the model to load (``None``: the one task the directory's
-                stage-1 models have; several tasks are an error).
-            backend: backbone/fusion backend (``auto``, ``torch``, ``jit``, ``onnx``).
-            device: torch device (``cpu``; ``auto`` = CUDA if present).
-            threads: torch intra-op threads (1 on shared CPUs).
-            streams: stream set (or sensor node names) the caller expects; a model for other
-                streams is an error.
-            model_file: use this stage-1 file (name inside ``model_dir`` or a path).
-            controller_backend: backend of the controller engines.
-        Raises:
-            CheckpointError: naming the file/directory and the problem.
-        """
+        """Load the stage-1 model of ``task`` (``None``: the directory's one task) in ``model_dir`` and its
+        controllers. ``backend``: of backbones and fusion (``auto`` times torch/jit/onnx at warm-up);
+        ``controller_backend``: of the controllers (compiling a ~2 ms controller would re-export
+        every backbone); ``streams``: the stream set (or node names) the caller expects;
+        ``model_file``: this stage-1 file (name in ``model_dir`` or a path; by default the one most
+        controllers were trained on, a tie is an error). A controller of another stage-1 model of
+        the directory is skipped, one of a model not in it is an error. Raises
+        :class:`~admn_ros.core.checkpoint.CheckpointError` naming the file and the problem."""
         import torch
 
         from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, read_metadata
@@ -322,8 +249,7 @@ class Runtime:
             mp = Path(model_file)
             mp = mp if mp.is_absolute() or mp.parent != Path(".") else d / mp
             if mp not in metas:
-                meta = read_metadata(mp)
-                metas[mp] = meta
+                metas[mp] = read_metadata(mp)
             if metas[mp].get("kind") != "stage1":
                 raise CheckpointError(f"{mp}: checkpoint kind {metas[mp].get('kind')!r} != 'stage1' (model_file)")
             main = mp
@@ -406,7 +332,6 @@ class Runtime:
         used = uni[:1] + list(seen.values())
         return cls(main, model, used, skipped, mmeta, backend, device, threads, controller_backend)
 
-    # ------------------------------------------------------------------ info
     @property
     def controllers(self) -> dict[str, Path]:
         return {c.name: c.path for c in self._ctrl}
@@ -415,11 +340,6 @@ class Runtime:
     def frames(self) -> int:
         """Window length ``F`` (1 for tracking)."""
         return int(self.cfg.frames)
-
-    @property
-    def classes(self) -> list[str]:
-        """The model's output names (class names; ``[]`` for tracking)."""
-        return list(self.labels)
 
     def describe(self) -> str:
         """One line for logs: model, controllers, backend, window."""
@@ -438,33 +358,24 @@ class Runtime:
         except KeyError:
             raise KeyError(f"unknown stream {sid!r}; model streams: {self.stream_ids}") from None
 
-    def controller_for(self, budget: int) -> str:
-        """Name of what :meth:`allocate` uses for ``budget``."""
-        if self.universal is not None:
-            return self.universal.name
-        c = self.per_budget.get(int(budget))
-        return c.name if c is not None else NAIVE
-
     def budget_range(self) -> tuple[int, int]:
         """``(lo, hi)`` valid budgets: every stream's first block .. all blocks."""
         n = len(self.stream_ids)
         return (n if self.cfg.first_block else 1), n * self.depth
 
-    # ------------------------------------------------------------------ engines
+    def _new_engine(self, controller: Any, backend: str) -> Any:
+        from admn_ros.core.engine import InferenceEngine
+
+        return InferenceEngine(self.model, controller, backend=backend, threads=self.threads, device=self.device)
+
     def _main_engine(self) -> Any:
         if self._engine is None:
-            from admn_ros.core.engine import InferenceEngine
-
-            self._engine = InferenceEngine(self.model, None, backend=self.backend, threads=self.threads,
-                                           device=self.device)
+            self._engine = self._new_engine(None, self.backend)
         return self._engine
 
     def _ctrl_engine(self, entry: _ControllerEntry) -> Any:
         if entry.engine is None:
-            from admn_ros.core.engine import InferenceEngine
-
-            entry.engine = InferenceEngine(self.model, entry.controller, backend=self.controller_backend,
-                                           threads=self.threads, device=self.device)
+            entry.engine = self._new_engine(entry.controller, self.controller_backend)
         return entry.engine
 
     def warmup(self, parts: Iterable[str] = ("allocate", "embed", "fuse")) -> None:
@@ -492,15 +403,10 @@ class Runtime:
             self._fuse(np.zeros((self.frames, len(self.stream_ids), self.embed_dim), np.float32),
                        np.ones((self.frames, len(self.stream_ids)), bool))
 
-    # ------------------------------------------------------------------ pipeline parts
     def preprocess(self, sid: str, array: np.ndarray) -> np.ndarray:
-        """Raw sensor array -> float32 ``(C, 64, 64)`` in [0, 1] for stream ``sid``.
-
-        :func:`admn_ros.core.preprocess.to_model_input` plus the checks a network input
-        needs: radar must be finite (NaN and +-inf are errors); depth in float metres may
-        carry NaN/inf (REP-118 "no return") and they become 0. Raises ``ValueError`` naming
-        the stream and the problem.
-        """
+        """Raw sensor array -> float32 ``(C, 64, 64)`` in [0, 1] for stream ``sid``
+        (:func:`~admn_ros.core.preprocess.to_model_input`; radar NaN/inf are errors, depth NaN/inf
+        become 0). Raises ``ValueError`` naming the stream and the problem."""
         from admn_ros.core.preprocess import to_model_input
 
         _, mod = split_stream_id(sid)
@@ -538,19 +444,12 @@ class Runtime:
         return {m: torch.from_numpy(v) for m, v in xs.items()}, present
 
     def allocate(self, inputs: Mapping[str, np.ndarray | None], budget: int, policy: str = "admn") -> Allocation:
-        """Per-stream layer allocation for one frame (see the module docstring for the policy).
-
-        Args:
-            inputs: ``stream id -> (C, 64, 64)`` model input, or ``None`` / absent = missing.
-            budget: total active blocks ``L`` (first blocks of present streams included).
-            policy: ``"admn"`` (the controllers, as above), or one of the paper's baselines
-                for evaluation: ``"naive"`` (input-agnostic even split of ``budget`` over all
-                streams, every-other blocks, as in Table 1) or ``"upper_bound"`` (every block;
-                ``budget`` is ignored). Missing streams get 0 blocks in every policy.
-        Raises:
-            ValueError: budget outside :meth:`budget_range`, unknown stream, wrong shape,
-                unknown policy.
-        """
+        """Per-stream layer allocation for one frame (``sid -> (C, 64, 64)``, ``None``/absent = missing)
+        within ``budget`` active blocks (forced first blocks included). ``policy``: ``"admn"`` (the
+        controllers), or the paper's baselines ``"naive"`` (even split over all streams, every-other
+        blocks) and ``"upper_bound"`` (every block, ``budget`` ignored). Missing streams get 0
+        blocks. ``ValueError`` for a budget outside :meth:`budget_range`, an unknown stream or
+        policy, a wrong shape."""
         import torch
 
         if policy not in POLICIES:
@@ -596,17 +495,9 @@ class Runtime:
     def embed(self, sids: Sequence[str], inputs: Mapping[str, np.ndarray | None],
               mask_rows: np.ndarray | Mapping[str, np.ndarray],
               timings_ms: dict[str, float] | None = None) -> dict[str, np.ndarray]:
-        """Backbone embeddings of ``sids`` with real block skipping.
-
-        Args:
-            sids: the streams to run (e.g. one sensor node's).
-            inputs: ``sid -> (C, 64, 64)`` or ``None``.
-            mask_rows: bool ``(len(sids), DEPTH)`` in ``sids`` order, or ``sid -> (DEPTH,)``.
-            timings_ms: if given, filled with ``sid -> ms`` of its modality's backbone call.
-        Returns:
-            ``sid -> float32 (D,)`` for every stream with an input and at least one active
-            block; the others are not computed (the fusion treats them as missing).
-        """
+        """Backbone embeddings ``sid -> float32 (D,)`` of the ``sids`` with an input and an active block
+        (real block skipping; the others are not computed). ``mask_rows``: bool ``(len(sids), DEPTH)``
+        or ``sid -> (DEPTH,)``; ``timings_ms`` gets ``sid -> ms`` of its modality's backbone call."""
         rows = mask_rows if isinstance(mask_rows, Mapping) else {s: np.asarray(mask_rows)[k] for k, s in enumerate(sids)}
         todo: list[tuple[str, str, np.ndarray, np.ndarray]] = []
         for sid in sids:
@@ -677,16 +568,10 @@ class Runtime:
 
     def infer(self, window: FrameWindow | Mapping[str, np.ndarray | None], budget: int,
               policy: str = "admn") -> Result:
-        """The whole graph's computation for a window (or one frame's inputs ``sid -> (C, 64, 64)``):
-        allocate (controller on each stream's newest frame), embed every (frame, stream) with
-        the window's allocation (cached when unchanged), fuse.
-
-        ``policy``: ``"admn"`` (the controllers), or the baselines ``"naive"`` /
-        ``"upper_bound"`` of :meth:`allocate`.
-
-        Raises:
-            ValueError: empty window, no stream with data, budget out of range, bad input shape.
-        """
+        """The whole graph's computation for a window (or one frame's inputs): allocate on each stream's
+        newest frame (``policy`` as :meth:`allocate`), embed every (frame, stream) with the window's
+        allocation (cached when unchanged), fuse. ``ValueError`` for an empty window, no stream with
+        data, a budget out of range, a bad input shape."""
         t0 = time.perf_counter()
         if not isinstance(window, FrameWindow):
             inputs, window = window, FrameWindow(self.frames, self.stream_ids)

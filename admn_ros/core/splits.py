@@ -1,12 +1,8 @@
-"""Count splits: allocations described by how many blocks each stream runs.
-
-A controller's top-L gives every stream a prefix of :func:`~admn_ros.core.streams.spread_order`,
-so an allocation is its per-stream counts ``c`` (``sum(c) = L``). This module enumerates
-splits (:func:`split_candidates`, or :func:`sampled_splits` where there are too many), scores
-them under the controller's logits (:func:`split_log_scores`: top-L picks the argmax) and
-evaluates the frozen network on all of them at once (:func:`split_losses`: each stream's
-backbone once per distinct count, only the small fusion per split). Used by stage 2 and
-``scripts/diagnose_model.py splits``.
+"""Count splits: allocations described by how many blocks each stream runs (a controller's top-L
+gives every stream a prefix of :func:`~admn_ros.core.streams.spread_order`). Enumerate
+(:func:`split_candidates`) or sample (:func:`sampled_splits`) them, score them under the logits
+(:func:`split_log_scores`) and evaluate the frozen network on all at once (:func:`split_losses`:
+each backbone once per distinct count, only the fusion per split). Used by stage 2.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ first blocks included. Pure numpy, so the simulator, the ROS nodes and the model
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -90,9 +90,6 @@ class StreamSet:
     def modality_of(self, i: int) -> str:
         return self.modalities[i % len(self.modalities)]
 
-    def node_of(self, i: int) -> str:
-        return self.nodes[i // len(self.modalities)]
-
     @property
     def total_blocks(self) -> int:
         return len(self) * DEPTH
@@ -110,8 +107,8 @@ class StreamSet:
 
 
 class StreamGridMixin:
-    """``streams`` / ``n_streams`` / ``total_blocks`` and ``from_dict`` for a config dataclass with
-    ``nodes`` and ``modalities`` fields; :meth:`_stream_depth` gives the backbone depth."""
+    """``streams`` / ``n_streams`` / ``total_blocks``, ``to_dict`` and ``from_dict`` for a config dataclass
+    with ``nodes`` and ``modalities`` fields; :meth:`_stream_depth` gives the backbone depth."""
 
     nodes: tuple[str, ...]
     modalities: tuple[str, ...]
@@ -121,6 +118,12 @@ class StreamGridMixin:
     #: What a field missing from a saved config that names a retired field (one saved before
     #: that field existed) meant then; checked like a retired field.
     LEGACY_DEFAULTS: ClassVar[Mapping[str, Any]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, tuples as lists (JSON)."""
+        def plain(v: Any) -> Any:
+            return [plain(x) for x in v] if isinstance(v, tuple) else v
+        return {k: plain(v) for k, v in asdict(self).items()}  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Any:
@@ -165,13 +168,10 @@ def budget_from_fraction(fraction: float, n_streams: int, depth: int = DEPTH) ->
 
 def validate_budget(budget: int, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> int:
     """Check a budget against the stream count and the first-block rule; return it as int."""
-    lo = n_streams if first_block else 0
-    hi = n_streams * depth
+    lo, hi = (n_streams if first_block else 0), n_streams * depth
     if not lo <= int(budget) <= hi:
-        raise ValueError(
-            f"budget {budget} out of range [{lo}, {hi}] for {n_streams} streams x {depth} blocks"
-            + (" (the first block of every stream is always on)" if first_block else "")
-        )
+        raise ValueError(f"budget {budget} out of range [{lo}, {hi}] for {n_streams} streams x {depth} blocks"
+                         + (" (the first block of every stream is always on)" if first_block else ""))
     return int(budget)
 
 
@@ -249,17 +249,6 @@ def full_allocation(n_streams: int, depth: int = DEPTH) -> np.ndarray:
     return np.ones((n_streams, depth), dtype=bool)
 
 
-def check_mask(mask: np.ndarray, budget: int | None = None, first_block: bool = True) -> None:
-    """Raise ``ValueError`` if ``mask`` is not a valid allocation (shape, budget, first-block rule)."""
-    m = np.asarray(mask)
-    if m.ndim != 2 or m.shape[1] != DEPTH:
-        raise ValueError(f"allocation mask must have shape (n_streams, {DEPTH}), got {m.shape}")
-    if budget is not None and int(m.sum()) != int(budget):
-        raise ValueError(f"allocation uses {int(m.sum())} blocks, budget is {budget}")
-    if first_block and not m[:, 0].all():
-        raise ValueError("first-block rule violated: block 0 must be on for every stream")
-
-
 def allocation_fields(mask: np.ndarray, stream_ids: Sequence[str], *, budget: int | None = None,
                       present: Sequence[bool] | np.ndarray | None = None,
                       estimated_noise: Sequence[float] | np.ndarray | None = None, controller: str = "",
@@ -285,18 +274,15 @@ def allocation_fields(mask: np.ndarray, stream_ids: Sequence[str], *, budget: in
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate stream ids in {ids}")
     pres = np.ones(n, bool) if present is None else np.asarray(present, dtype=bool).reshape(-1)
-    if pres.shape != (n,):
-        raise ValueError(f"stream_present has {pres.size} entries, expected {n}")
     noise = (np.full(n, np.nan, np.float32) if estimated_noise is None
              else np.asarray(estimated_noise, dtype=np.float32).reshape(-1))
-    if noise.shape != (n,):
-        raise ValueError(f"estimated_noise has {noise.size} entries, expected {n}")
+    status = [("ok" if p else "missing") for p in pres] if stream_status is None else [str(x) for x in stream_status]
+    for name, v in (("stream_present", pres), ("estimated_noise", noise), ("stream_status", status)):
+        if len(v) != n:
+            raise ValueError(f"{name} has {len(v)} entries, expected {n}")
     b = int(m.sum()) if budget is None else int(budget)
     if not 0 <= b < 2**16:
         raise ValueError(f"budget {b} out of range for uint16")
-    status = [("ok" if p else "missing") for p in pres] if stream_status is None else [str(x) for x in stream_status]
-    if len(status) != n:
-        raise ValueError(f"stream_status has {len(status)} entries, expected {n}")
     return {"budget": b, "depth": depth, "first_block_forced": bool(first_block_forced), "stream_ids": ids,
             "active_blocks": m.reshape(-1).copy(), "stream_present": pres.copy(), "estimated_noise": noise.copy(),
             "controller": str(controller), "decision_ms": float(decision_ms), "stream_status": status}

@@ -1,57 +1,10 @@
 """Time synchronization with ``message_filters`` semantics, plus stream timeouts (rclpy-free).
 
-Two layers:
-
-1. A drop-in for the Python API of ROS 2 ``message_filters`` (Kilted):
-   :class:`SimpleFilter` (``registerCallback`` / ``signalMessage`` / ``unregisterCallback``),
-   :class:`TimeSynchronizer` and :class:`ApproximateTimeSynchronizer` (``connectInput``,
-   ``add``, ``queues``). They reproduce the Python ``ApproximateTimeSynchronizer`` exactly:
-
-   * every input has a queue ``{stamp_ns: message}`` (insertion ordered); a new message is
-     stored under its header stamp (a second message with the same stamp replaces the
-     first in place) and the queue is trimmed to ``queue_size`` by deleting its oldest
-     stamps -- possibly the message that just arrived;
-   * the arriving message is the *anchor*. For every other input, the stored stamps at
-     most ``slop`` away from the anchor are the candidates, nearest first (ties keep queue
-     order); if an input has none, nothing fires. The combinations of candidates are tried
-     in ``itertools.product`` order (the first input varies slowest) and the first whose
-     spread (newest - oldest, anchor included) is *strictly* below ``slop`` fires;
-   * only the messages of the fired set are deleted: older unmatched messages stay until
-     their queue overflows, so a complete older set that arrives late still fires (after a
-     newer one: see :class:`StreamSync`); at most one set fires per arriving message;
-   * stamps are compared as integer nanoseconds; ``slop`` becomes ``int(slop * 1e9)`` ns
-     as ``rclpy.duration.Duration(seconds=slop)`` does;
-   * a message without ``header.stamp`` is dropped with a warning, unless
-     ``allow_headerless`` (or ``sync_arrival_time``) is set: then it is stamped with the
-     clock's *now* (the ROS layer passes the ROS clock; here the default is the wall
-     clock); ``queue_offset`` (a per-input list of ns subtracted from the stamps) is kept
-     with the same behaviour as upstream, including that the arriving message itself enters
-     the spread with its unshifted stamp.
-
-   :class:`TimeSynchronizer` (exact stamps) fires the oldest stamp every queue holds, at most
-   one set per message, then deletes every stored message older than it (the behaviour
-   the Python implementation shares with the C++ one).
-
-   Stamps may be ``builtin_interfaces/Time``-like (``sec`` / ``nanosec``, e.g. rclpy or
-   rosbags messages), ``rclpy.time.Time``-like (``nanoseconds``) or plain integers (ns).
-
-2. :class:`StreamSync`, what the nodes and the bag reader run: stream timeouts as a layer
-   on top of an approximate-time synchronizer (ours, or the real ``message_filters`` one
-   passed as ``synchronizer``). An input that has delivered nothing for longer than
-   ``timeout`` is *missing*: the synchronizer is rebuilt over the live inputs (the queued
-   messages of those are offered again in their arrival order), so frames go on without it
-   (``None`` for it; the controller gives it 0 blocks). It rejoins with its next message,
-   which rebuilds the synchronizer again. While the set of live inputs does not change,
-   the sets are exactly the synchronizer's. A set that is not newer than the last emitted
-   one (``message_filters`` can fire an older set after a newer one) is dropped as *stale*
-   and counted. Time (``now``) is passed in explicitly (s), so the policy works with ROS
-   time, wall time, bag time or simulated time alike.
-
-   With ``health`` (:mod:`admn_ros.core.health`) every input also has a health check fed by
-   :meth:`StreamSync.add` (stamp, ``now`` and the message's content signature): an input that
-   is *frozen* or *stalled* is treated as missing while it keeps sending (its messages stay
-   out of the synchronizer) and rejoins with the message that completes its recovery.
-   :meth:`StreamSync.status` and :attr:`SyncedSet.status` give each input's reason.
+:class:`SimpleFilter`, :class:`TimeSynchronizer` and :class:`ApproximateTimeSynchronizer` are a
+drop-in for the Python API of ROS 2 ``message_filters`` (same sets, same queue handling; stamps
+as integer ns from ``sec``/``nanosec``, ``nanoseconds`` or an int). :class:`StreamSync` adds
+stream timeouts and health (:mod:`admn_ros.core.health`) on top of any such synchronizer.
+The policy is described in docs/ARCHITECTURE.md, "Synchronization policy".
 """
 from __future__ import annotations
 
@@ -60,18 +13,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
 
 from admn_ros.core.health import MISSING, OK, HealthConfig, StreamHealth
 
 K = TypeVar("K", bound=Hashable)
 
-#: Warning logged for a message without ``header.stamp`` when headerless messages are not allowed.
-HEADERLESS_WARNING = ("message without header.stamp dropped: approximate time synchronization needs "
-                      "stamps; set allow_headerless=True to stamp such messages with the clock's now")
 
-
-# ---------------------------------------------------------------------------- stamps
 def stamp_to_ns(stamp: Any) -> int:
     """Integer nanoseconds of a stamp: an int (ns), an object with ``nanoseconds``
     (``rclpy.time.Time``) or with ``sec`` and ``nanosec`` (``nsec``) fields."""
@@ -95,12 +44,6 @@ def header_stamp_ns(msg: Any) -> int | None:
     return stamp_to_ns(header.stamp)
 
 
-def seconds_to_ns(seconds: float) -> int:
-    """``slop`` seconds -> ns, truncated like ``rclpy.duration.Duration(seconds=...)``."""
-    return int(seconds * 1_000_000_000)
-
-
-# ---------------------------------------------------------------------------- filters
 class SimpleFilter:
     """A filter stage: callbacks registered with :meth:`registerCallback` get every message
     passed to :meth:`signalMessage`, followed by the extra arguments given at registration."""
@@ -162,26 +105,18 @@ class TimeSynchronizer(SimpleFilter):
 
 
 class ApproximateTimeSynchronizer(TimeSynchronizer):
-    """Sets of messages whose header stamps lie within ``slop`` seconds, one from each filter
-    in ``fs`` (``message_filters`` semantics, see the module docstring).
-
-    Args:
-        fs: the input filters (anything with ``registerCallback``).
-        queue_size: messages kept per input.
-        slop: the spread of a set must be strictly below this (s).
-        queue_offset: ``False`` or one offset (ns) per input, subtracted from its stamps.
-        allow_headerless: stamp messages without a header with ``clock()`` instead of dropping them.
-        sync_arrival_time: stamp every message with ``clock()`` (arrival time).
-        clock: ``() -> ns`` for headerless / arrival stamps (default: the wall clock).
-        logger: gets the headerless warning (default: the ``message_filters_approx`` logger).
-    """
+    """Sets of messages, one from each filter in ``fs``, whose header stamps spread strictly less
+    than ``slop`` seconds (``message_filters`` semantics). ``queue_offset``: ``False`` or one
+    offset (ns) per input, subtracted from its stamps (the arriving message still enters the
+    spread unshifted, as upstream). ``clock() -> ns`` stamps headerless messages
+    (``allow_headerless``) or every message (``sync_arrival_time``); default the wall clock."""
 
     def __init__(self, fs: Sequence[Any], queue_size: int, slop: float, queue_offset: Any = False,
                  allow_headerless: bool = False, sync_arrival_time: bool = False, *,
                  clock: Callable[[], int] | None = None, logger: Any = None) -> None:
         TimeSynchronizer.__init__(self, fs, queue_size)
         self.slop = float(slop)
-        self.slop_ns = seconds_to_ns(slop)
+        self.slop_ns = int(slop * 1_000_000_000)   # truncated as rclpy's Duration(seconds=slop)
         self.queue_offset = queue_offset
         self.allow_headerless = bool(allow_headerless)
         self.sync_arrival_time = bool(sync_arrival_time)
@@ -193,7 +128,8 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
         if ns is not None:
             return ns
         if not (self.allow_headerless or self.sync_arrival_time):
-            self._logger.warning(HEADERLESS_WARNING)
+            self._logger.warning("message without header.stamp dropped: approximate time synchronization needs "
+                                 "stamps; set allow_headerless=True to stamp such messages with the clock's now")
             return None
         return int(self._clock())
 
@@ -229,18 +165,11 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
                 return
 
 
-# ---------------------------------------------------------------------------- stream timeouts
 @dataclass
 class SyncedSet(Generic[K]):
-    """One synchronized set: ``items[k]`` is ``None`` for the missing inputs.
-
-    Attributes:
-        stamp_ns: the newest stamp in the set.
-        items: input -> payload (``None``: missing).
-        missing: the inputs left out when the set fired (timed out, or unhealthy).
-        stamps_ns: input -> stamp of its message, for the inputs in the set.
-        status: input -> ``ok`` (in the set), ``missing`` (timed out), ``frozen`` / ``stalled``.
-    """
+    """One synchronized set: ``stamp_ns`` its newest stamp, ``items`` input -> payload (``None``:
+    missing), ``missing`` the inputs left out (timed out or unhealthy), ``stamps_ns`` input ->
+    stamp of its message, ``status`` input -> ``ok`` / ``missing`` / ``frozen`` / ``stalled``."""
 
     stamp_ns: int
     items: dict[K, Any]
@@ -275,58 +204,31 @@ class SyncStats:
     def discarded(self) -> int:
         return self.offered - self.matched - self.queued
 
-    # the names of the replay summaries
-    @property
-    def unmatched(self) -> int:
-        """Messages that left the synchronizer without being part of a set."""
-        return self.discarded
-
-    @property
-    def late(self) -> int:
-        """Messages dropped in stale sets (a newer set had already been emitted)."""
-        return self.stale
-
-
-class _Header:
-    __slots__ = ("stamp",)
-
-    def __init__(self, stamp: Any) -> None:
-        self.stamp = stamp
+    unmatched = discarded   # the replay summaries' names
+    late = property(lambda self: self.stale)
 
 
 class _Entry:
     """What :class:`StreamSync` passes through the synchronizer: a header plus our payload."""
 
-    __slots__ = ("header", "key", "payload", "stamp_ns", "seq")
-
     def __init__(self, key: Any, stamp: Any, payload: Any, seq: int) -> None:
-        self.header = _Header(stamp)
-        self.key = key
-        self.payload = payload
-        self.stamp_ns = stamp_to_ns(stamp)
-        self.seq = seq
+        self.header = SimpleNamespace(stamp=stamp)
+        self.key, self.payload, self.stamp_ns, self.seq = key, payload, stamp_to_ns(stamp), seq
 
 
 SynchronizerFactory = Callable[[Sequence[Any], int, float], Any]
 
 
 class StreamSync(Generic[K]):
-    """Approximate-time synchronization over the *live* inputs (see the module docstring).
+    """Approximate-time synchronization over the *live* inputs ``keys`` (output order): an input
+    silent for more than ``timeout`` s, or unhealthy under ``health``, is left out until it
+    rejoins. A set not newer than the last emitted one is dropped as stale. Time (``now``, s) is
+    passed in, so ROS, wall, bag or simulated time all work.
 
-    Args:
-        keys: the inputs, in output order.
-        slop: the spread of a set must be below this (s), > 0.
-        queue_size: messages kept per input.
-        timeout: an input silent for longer than this (s) is missing.
-        synchronizer: ``(filters, queue_size, slop) -> synchronizer`` with the
-            ``message_filters`` API (``registerCallback``, ``queues``); default
-            :class:`ApproximateTimeSynchronizer`. The ROS layer passes the real
-            ``message_filters.ApproximateTimeSynchronizer`` when it is importable.
-        start_time: the clock origin for never-seen inputs; ``None`` (default) = the ``now`` of
-            the first :meth:`add`. Nodes should leave it ``None``: with ``use_sim_time`` the
-            clock reads 0 until ``/clock`` arrives and then jumps to bag time.
-        health: per-input health check (:class:`~admn_ros.core.health.HealthConfig`); ``None``: off.
-    """
+    ``synchronizer``: ``(filters, queue_size, slop) -> synchronizer`` with the ``message_filters``
+    API (default :class:`ApproximateTimeSynchronizer`). ``start_time``: clock origin for
+    never-seen inputs; ``None`` = the ``now`` of the first :meth:`add` (what nodes need: with
+    ``use_sim_time`` the clock reads 0 until ``/clock`` arrives)."""
 
     def __init__(self, keys: Sequence[K], slop: float, queue_size: int = 10, timeout: float = 0.5, *,
                  synchronizer: SynchronizerFactory | None = None, start_time: float | None = None,
@@ -356,7 +258,6 @@ class StreamSync(Generic[K]):
         #: input -> its health check (empty without ``health``)
         self.health: dict[K, StreamHealth] = {k: StreamHealth(health) for k in self.keys} if health else {}
 
-    # ------------------------------------------------------------------ settings
     @property
     def slop(self) -> float:
         return self._slop
@@ -381,7 +282,6 @@ class StreamSync(Generic[K]):
         if rebuild and self._sync is not None:
             self._rebuild(self._live)
 
-    # ------------------------------------------------------------------ inputs
     def add(self, key: K, stamp: Any, payload: Any, now: float, signature: Any = None) -> list[SyncedSet[K]]:
         """Offer one message (its header ``stamp``, what the sets should carry and, for the health
         check, its content ``signature``); returns the sets that fire because of it, oldest first."""
@@ -408,7 +308,6 @@ class StreamSync(Generic[K]):
         self._refresh(float(now))
         return self._drain()
 
-    # ------------------------------------------------------------------ state
     def missing(self, now: float) -> frozenset[K]:
         """Inputs silent for longer than ``timeout`` at time ``now`` (none before the first message)."""
         if not self._started:
@@ -437,7 +336,6 @@ class StreamSync(Generic[K]):
             return 0
         return len(self._sync.queues[self._live.index(key)])
 
-    # ------------------------------------------------------------------ internals
     def _refresh(self, now: float) -> None:
         self._now = now
         missing = self.missing(now)
@@ -490,7 +388,3 @@ def _check_settings(slop: float, queue_size: int, timeout: float) -> None:
     if not slop > 0 or queue_size < 1 or not timeout > 0:
         raise ValueError(f"invalid sync settings: slop={slop} (> 0: a set's spread must be below it), "
                          f"queue_size={queue_size} (>= 1), timeout={timeout} (> 0)")
-
-
-__all__ = ["SimpleFilter", "TimeSynchronizer", "ApproximateTimeSynchronizer", "StreamSync", "SyncedSet",
-           "SyncStats", "stamp_to_ns", "header_stamp_ns", "seconds_to_ns", "HEADERLESS_WARNING"]

@@ -1,13 +1,8 @@
-"""Adaptive-depth Vision Transformer backbone: run any subset of its blocks, per sample.
+"""Adaptive-depth Vision Transformer backbone (one per modality, shared by its streams):
+``[B, C, 64, 64]`` in [0, 1] -> 16 patch tokens + CLS ``[B, 17, 64]`` -> spatial readout ``[B, 64]``.
 
-One :class:`AdaptiveViT` exists per modality; every node's stream of that modality is more
-rows of its batch. ``[B, C, 64, 64]`` in [0, 1] -> 16 patch tokens + CLS ``[B, 17, 64]`` ->
-spatial readout ``[B, 64]``.
-
-Skipping is real: block ``j`` runs only on the sub-batch ``active[:, j]`` (``index_select``
--> block -> ``index_copy``), so compute scales with the active (sample, block) pairs and a
-sample gets exactly what it would alone. :meth:`AdaptiveViT.forward_blend` (compute every
-block, blend) is the authors' batching, kept as a benchmark baseline. LayerDrop and
+Skipping is real: block ``j`` runs only on the sub-batch ``active[:, j]`` (``index_select`` ->
+block -> ``index_copy``), so a sample gets exactly what it would alone. LayerDrop and
 full-backbone dropout act only in ``train()`` mode, through the same path.
 """
 from __future__ import annotations
@@ -147,8 +142,7 @@ class AdaptiveViT(nn.Module):
         self.patch_embed = PatchEmbed(in_chans, img_size, patch, dim)
         self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
         self.head = SpatialHead(dim, 1 + self.patch_embed.n_patches)
-        self.layerdrop = 0.0
-        self.full_drop = 0.0
+        self.layerdrop = self.full_drop = 0.0
         self.layerdrop_keep_first = layerdrop_keep_first
         self.set_layerdrop(layerdrop, full_drop)
         self.blocks.apply(init_linear)
@@ -180,10 +174,6 @@ class AdaptiveViT(nn.Module):
             keep = torch.where(full[:, None], first_only[None, :], keep)
         return keep
 
-    # the three stages are public so that engines and exporters can run them separately
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.patch_embed(x)
-
     def run_blocks(self, tokens: torch.Tensor, active: Active = None) -> torch.Tensor:
         """The active blocks on tokens ``[B, T, D]``, skipping per sample."""
         b = tokens.shape[0]
@@ -206,12 +196,12 @@ class AdaptiveViT(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor, active: Active = None) -> torch.Tensor:
-        return self.head(self.run_blocks(self.embed(x), active))
+        return self.head(self.run_blocks(self.patch_embed(x), active))
 
     def forward_blend(self, x: torch.Tensor, active: Active = None) -> torch.Tensor:
         """Benchmark baseline (the authors' batching): every block for every sample, blended
         ``x = m * blk(x) + (1 - m) * x``; the output of :meth:`forward`, no compute saved, no LayerDrop."""
-        tok = self.embed(x)
+        tok = self.patch_embed(x)
         mask = active_to_mask(active, tok.shape[0], self.depth, tok.device).to(tok.dtype)
         for j, blk in enumerate(self.blocks):
             m = mask[:, j].view(-1, 1, 1)

@@ -45,11 +45,9 @@ def cov_ellipse(mean: Sequence[float], cov: np.ndarray, n_std: float = 2.0, n: i
 
 @dataclass
 class MarkerSpec:
-    """One RViz marker, independent of the message library: the ROS nodes and the bag
-    writer turn it into a ``visualization_msgs/Marker`` (action ADD, identity orientation).
-
-    ``kind`` is a Marker type name (``SPHERE``, ``CUBE``, ``LINE_STRIP``, ``LINE_LIST``,
-    ``TEXT_VIEW_FACING``, ...); ``points`` are ``(x, y, z)`` in the marker's frame."""
+    """One RViz marker, independent of the message library (the ROS nodes and the bag writer make
+    it a ``visualization_msgs/Marker``, action ADD, identity orientation); ``kind`` is a Marker
+    type name (``SPHERE``, ``LINE_STRIP``, ...); ``points`` ``(x, y, z)`` in the marker's frame."""
 
     ns: str
     id: int
@@ -59,8 +57,7 @@ class MarkerSpec:
     rgba: RGBA = (1.0, 1.0, 1.0, 1.0)
     points: Sequence[tuple[float, float, float]] = ()
     text: str = ""
-    #: kept until replaced (no lifetime), e.g. the static scene
-    persistent: bool = False
+    persistent: bool = False     # kept until replaced (no lifetime), e.g. the static scene
 
 
 def line_marker(ns: str, mid: int, pts: Sequence[Sequence[float]], z: float, width: float, rgba: RGBA,
@@ -132,10 +129,9 @@ def allocation_bars(stream_ids: Sequence[str], mask: np.ndarray, est_noise: Sequ
 
 @dataclass
 class VizState:
-    """What the map view shows (markers and dashboard): the track, the sensor nodes, the last
-    allocation (a decoded ``LayerAllocation``: ``stream_ids``, ``mask``, ``estimated_noise``,
-    ``present``, ``budget``, ``controller``), the estimate with its covariance and trail, the
-    ground truth and its trail, the error."""
+    """What the map view shows (markers and dashboard); ``allocation`` is a decoded
+    ``LayerAllocation`` (``stream_ids``, ``mask``, ``estimated_noise``, ``present``, ``budget``,
+    ``controller``)."""
 
     track_bounds: tuple[float, float, float, float]            # x_min, x_max, y_min, y_max
     node_xy: dict[str, tuple[float, float]]
@@ -217,7 +213,6 @@ def render_dashboard(state: VizState, width: int = 640, height: int = 480) -> np
             ell = np.array([px(p) for p in cov_ellipse(state.estimate, state.cov)], np.int32)
             cv2.polylines(img, [ell], True, (255, 160, 0), 1)
         cv2.circle(img, px(state.estimate), 5, (255, 120, 0), -1)
-    # Bar chart panel.
     bars = state.bars()
     x0, y0, y1 = map_w + 10, 40, height - 30
     if bars:

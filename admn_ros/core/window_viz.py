@@ -1,11 +1,7 @@
-"""What the window node (``activity_node``) shows (rclpy-free): the estimate vs its truth,
-the task's ranked entries (class scores), per-stream layer use and which (frame, stream)
-tokens of the window had data.
-
-:class:`WindowView` is filled from a :class:`~admn_ros.core.runtime.Result` through the
-task's display hooks (plus the ground truth when known); the ROS node turns it into RViz
-markers and :func:`render_window_dashboard` draws the same content as an rgb image, so RViz
-and an image viewer show one description (as :mod:`admn_ros.core.viz` does for the map).
+"""What the window node (``activity_node``) shows (rclpy-free): the estimate vs its truth, the
+task's ranked entries (class scores), per-stream layer use and which (frame, stream) tokens had
+data. :func:`window_markers` (RViz) and :func:`render_window_dashboard` (rgb image) draw the
+same :class:`WindowView`, as :mod:`admn_ros.core.viz` does for the map.
 """
 from __future__ import annotations
 
@@ -19,26 +15,12 @@ from admn_ros.core.streams import split_stream_id
 from admn_ros.core.viz import _SHORT, MODALITY_COLOR, Bar, MarkerSpec, allocation_bars, bar_markers, text_marker
 
 
-
 @dataclass
 class WindowView:
-    """One window's result as displayed, for any task.
-
-    Attributes:
-        stream_ids: the streams, in allocation order.
-        title: extra text (e.g. the node name).
-        label: the estimate (and its truth) in one line (:meth:`Task.text`).
-        ok: the estimate is right (``True``) / wrong (``False``) against the truth, ``None``
-            when unknown or the task only scores (:meth:`Task.verdict`).
-        ranked: ``(name, value, is_truth)`` entries shown as bars, highest first
-            (:meth:`Task.ranked`, e.g. class probabilities); the first is the estimate.
-        mask: bool ``[n, depth]`` allocation of the window.
-        est_noise: float ``[n]`` estimated noise per stream (NaN = unknown).
-        present: bool ``[n]`` stream had data in the window (allocation).
-        tokens: bool ``[F, n]`` (frame, stream) tokens with data and blocks.
-        budget / controller: of the allocation.
-        metric: the running metric against the truth, as text ('' = no truth yet).
-    """
+    """One window's result as displayed, for any task: ``label`` / ``ok`` / ``ranked`` are the task's
+    ``text`` / ``verdict`` / ``ranked``; ``mask``, ``est_noise``, ``present``, ``budget``,
+    ``controller`` the allocation's; ``tokens`` bool ``[F, n]`` (frame, stream) tokens with data
+    and blocks; ``metric`` the running metric as text ('' = no truth yet)."""
 
     stream_ids: list[str]
     title: str = ""
@@ -77,14 +59,9 @@ class WindowView:
 
 def window_markers(view: WindowView, origin: tuple[float, float] = (0.0, 0.0), bar_height: float = 0.6,
                    top: int = 6) -> list[MarkerSpec]:
-    """The window node's markers, laid out in the ``x``/``y`` plane around ``origin``.
-
-    Namespaces: ``activity_label`` (the estimate, e.g. ``walking 0.87 (truth walking)``),
-    ``activity_status`` (budget, controller, metric), ``activity_scores`` (a bar per ranked
-    entry, length = value; ``activity_score_text`` its name), ``allocation_bars`` /
-    ``allocation_capacity`` / ``allocation_text`` (per stream, as the map view draws them)
-    and ``window_tokens`` (an ``F x n`` grid: green = the (frame, stream) token had data).
-    """
+    """The window node's markers in the ``x``/``y`` plane around ``origin``: ``activity_label``,
+    ``activity_status``, ``activity_scores`` (+ ``activity_score_text``), the map view's allocation
+    bars and ``window_tokens`` (an ``F x n`` grid, green = the token had data)."""
     ox, oy = float(origin[0]), float(origin[1])
     out = [text_marker("activity_label", 0, (ox + 0.6, oy + 1.25, 0.05), 0.22, view.label, verdict_rgb(view.ok)),
            text_marker("activity_status", 0, (ox + 0.6, oy + 0.98, 0.05), 0.12, view.status_text(),
@@ -112,7 +89,6 @@ def window_markers(view: WindowView, origin: tuple[float, float] = (0.0, 0.0), b
 
 
 def _rgb255(rgba: Sequence[float]) -> tuple[int, int, int]:
-    # images here are rgb8 arrays: channel order r, g, b
     return (int(255 * rgba[0]), int(255 * rgba[1]), int(255 * rgba[2]))
 
 
@@ -128,7 +104,6 @@ def render_window_dashboard(view: WindowView, width: int = 640, height: int = 48
     font = cv2.FONT_HERSHEY_SIMPLEX
     cv2.putText(img, view.label, (12, 34), font, 0.8, _rgb255(verdict_rgb(view.ok)), 2, cv2.LINE_AA)
     cv2.putText(img, view.status_text(), (12, 60), font, 0.45, (210, 210, 210), 1, cv2.LINE_AA)
-
     # scores (left half)
     x0, y0, bar_h = 12, 84, 20
     sw = int(width * 0.5) - 24
@@ -142,7 +117,6 @@ def render_window_dashboard(view: WindowView, width: int = 640, height: int = 48
         cv2.rectangle(img, (x0, y), (x0 + sw, y + bar_h), (60, 60, 60), -1)
         cv2.rectangle(img, (x0, y), (x0 + int(sw * float(np.clip(p, 0, 1))), y + bar_h), col, -1)
         cv2.putText(img, f"{name} {p:.2f}", (x0 + 4, y + bar_h - 6), font, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
-
     # per-stream blocks (right half)
     n = len(view.stream_ids)
     bx0, by0, by1 = int(width * 0.5) + 12, 96, height - 150
@@ -158,7 +132,6 @@ def render_window_dashboard(view: WindowView, width: int = 640, height: int = 48
             cv2.putText(img, f"{node[-1]}{_SHORT.get(mod, mod)}", (x, by1 + 16), font, 0.45,
                         _rgb255(MODALITY_COLOR.get(mod, (0.9, 0.9, 0.9)) + (1.0,)), 1, cv2.LINE_AA)
         cv2.putText(img, "blocks per stream", (bx0, 78), font, 0.42, (200, 200, 200), 1, cv2.LINE_AA)
-
     # window tokens: a grid of F frames x n streams (green = data, dark = none)
     if view.tokens is not None and n:
         tok = np.asarray(view.tokens, bool)
@@ -172,6 +145,3 @@ def render_window_dashboard(view: WindowView, width: int = 640, height: int = 48
                 x, y = bx0 + k * (cell + 2), gy0 + i * (cell + 2)
                 cv2.rectangle(img, (x, y), (x + cell, y + cell), (60, 200, 90) if tok[k, i] else (70, 70, 70), -1)
     return img
-
-
-__all__ = ["WindowView", "window_markers", "render_window_dashboard", "verdict_rgb"]

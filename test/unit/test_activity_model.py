@@ -75,7 +75,7 @@ def test_flops_scale_with_the_window(model: ADMNModel) -> None:
 def test_frame_window_and_runtime_cache(tmp_path: Path) -> None:
     write_random_activity_models(tmp_path, frames=F, classes=[f"a{k}" for k in range(10)])
     rt = Runtime.load(tmp_path, backend="torch")
-    assert rt.frames == F and rt.classes[3] == "a3"
+    assert rt.frames == F and rt.labels[3] == "a3"
     win = FrameWindow(F, rt.stream_ids)
     with pytest.raises(ValueError, match="unknown stream"):
         win.push(0, {"node2/rgb": np.zeros((3, 64, 64), np.float32)})
@@ -105,7 +105,7 @@ def test_frame_window_and_runtime_cache(tmp_path: Path) -> None:
     with torch.no_grad():
         ref = rt.model(x, torch.from_numpy(r2.allocation.mask)[None], torch.from_numpy(r2.present.reshape(1, -1)))
     assert np.allclose(torch.softmax(ref["logits"][0], -1).numpy(), r2.probs, atol=1e-5)
-    assert r2.class_name == rt.classes[int(ref["logits"][0].argmax())]
+    assert r2.class_name == rt.labels[int(ref["logits"][0].argmax())]
 
 
 def test_activity_targets_use_accuracy_points() -> None:

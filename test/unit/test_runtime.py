@@ -55,7 +55,7 @@ def test_load_picks_the_task(tmp_path, model_dir):
     with pytest.raises(CheckpointError, match="several tasks.*'activity'.*'tracking'"):
         Runtime.load(tmp_path)
     act = Runtime.load(tmp_path, backend="torch", task="activity")
-    assert act.task.name == "activity" and act.frames == 2 and act.classes == ["x", "y"]
+    assert act.task.name == "activity" and act.frames == 2 and act.labels == ["x", "y"]
     assert any(p.name == "tracking.safetensors" and "task 'tracking'" in why for p, why in act.skipped)
     assert Runtime.load(tmp_path, task="tracking").model_path.name == "tracking.safetensors"
 

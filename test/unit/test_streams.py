@@ -1,5 +1,4 @@
 """Stream ids, budgets and baseline allocations (admn_ros.core.streams)."""
-import numpy as np
 import pytest
 
 from admn_ros.core import streams as st
@@ -9,7 +8,7 @@ def test_default_stream_set_is_node_major():
     ss = st.StreamSet()
     assert ss.ids[:4] == ["node1/rgb", "node1/depth", "node1/radar", "node2/rgb"]
     assert len(ss) == 9 and ss.total_blocks == 108
-    assert ss.modality_of(4) == "depth" and ss.node_of(4) == "node2"
+    assert ss.modality_of(4) == "depth"
     assert ss.index("node3/radar") == 8
     with pytest.raises(KeyError, match="node1/rgb"):
         ss.index("node9/rgb")
@@ -55,25 +54,14 @@ def test_naive_allocation_even_split():
     assert (m.sum(1) == 3).all() and m[:, 0].all()
     m = st.naive_allocation(9, 40)  # 40 = 4*9 + 4 -> first four streams get 5
     assert list(m.sum(1)) == [5, 5, 5, 5, 4, 4, 4, 4, 4]
-    st.check_mask(m, budget=40)
+    assert m.sum() == 40
 
 
 def test_modality_allocation_spends_budget_on_kept_modalities():
     ss = st.StreamSet()
     m = st.modality_allocation(ss, 27, keep=["rgb"])
-    st.check_mask(m, budget=27)
+    assert m.sum() == 27 and m[:, 0].all()
     rgb = [ss.index(f"node{i}/rgb") for i in (1, 2, 3)]
     assert m[rgb].sum() == 27 - 6 and all(m[i].sum() == 1 for i in range(9) if i not in rgb)
     with pytest.raises(ValueError, match="exceeds"):
         st.modality_allocation(ss, 108, keep=["rgb"])
-
-
-def test_check_mask_errors():
-    with pytest.raises(ValueError, match="shape"):
-        st.check_mask(np.ones((9, 11), bool))
-    with pytest.raises(ValueError, match="budget is 5"):
-        st.check_mask(st.full_allocation(9), budget=5)
-    m = st.full_allocation(2)
-    m[1, 0] = False
-    with pytest.raises(ValueError, match="first-block"):
-        st.check_mask(m)

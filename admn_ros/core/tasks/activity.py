@@ -1,11 +1,9 @@
 """Activity recognition: a class label per sliding window of ``F`` frames.
 
-Head: LayerNorm + Linear -> class logits. Loss: cross-entropy. Metric: accuracy in %
-(100 for a right label, 0 for a wrong one). Published as ``admn_ros/ActivityLabel`` on
-``admn/activity`` (top class, confidence, every class's score in score order, window
-frames), scored against the ``ActivityLabel`` on ``ground_truth/activity`` (confidence 1)
-at the window's newest frame; a *pure* window (all ``F`` frames of one activity) is also
-scored on its own. Simulated by :class:`~admn_ros.core.sim.activity.ActivitySimulator`.
+Head: LayerNorm + Linear -> class logits; loss: cross-entropy; metric: accuracy in %. Published as
+``admn_ros/ActivityLabel`` on ``admn/activity``, scored against the one on
+``ground_truth/activity`` at the window's newest frame; a *pure* window (all ``F`` frames of one
+activity) is also scored on its own.
 """
 from __future__ import annotations
 
@@ -25,13 +23,9 @@ UNSEEN_SUBJECT = 1000
 
 def activity_label_fields(classes: Sequence[str], probs: Sequence[float] | np.ndarray,
                           window_frames: int = 0) -> dict[str, Any]:
-    """The fields of an ``admn_ros/ActivityLabel`` for class probabilities (model index order).
-
-    ``class_id`` / ``class_name`` / ``confidence`` are the top class; ``class_names`` and
-    ``scores`` (float32) list every class in score order (highest first, ties by class index).
-    Raises ``ValueError`` if the sizes differ, a probability is not finite or negative, or a
-    count does not fit the message's uint16 fields.
-    """
+    """The fields of an ``admn_ros/ActivityLabel`` for class probabilities (model index order): the top
+    class, and every class with its float32 score in score order (ties by class index). ``ValueError``
+    for mismatched sizes, a non-finite or negative probability, a count beyond uint16."""
     names = [str(c) for c in classes]
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
     if p.shape != (len(names),) or not names:
@@ -207,11 +201,9 @@ class ActivityTask(Task):
     def fill_output(self, msg: Any, est: Mapping[str, Any], window_frames: int = 1,
                     unknown_variance: float = 1.0e6) -> Any:
         f = activity_label_fields(est["classes"], est["probs"], window_frames)
+        set_field(msg, "scores", f.pop("scores"), np.float32)
         for k, v in f.items():
-            if k == "scores":
-                set_field(msg, k, v, np.float32)
-            else:
-                setattr(msg, k, v)
+            setattr(msg, k, v)
         return msg
 
     def read_output(self, msg: Any) -> dict[str, Any]:

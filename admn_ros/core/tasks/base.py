@@ -1,10 +1,7 @@
-"""The :class:`Task` interface (rclpy-free; torch only inside methods).
-
-Every ADMN model is the same up to the fused embedding of a window of ``F`` frames (tracking
-is ``F = 1``). A task owns the rest: head and loss, metric, estimate, the ROS messages it is
-published as and scored against, replay columns, markers, the simulated scenario and the
-defaults of its graph, models and data (docs/ARCHITECTURE.md, "Tasks"). Messages are filled
-by field name, so one function fills an rclpy message and a rosbags dataclass alike.
+"""The :class:`Task` interface: everything after the fused embedding that differs between tasks
+(head, loss, metric, estimate, ROS messages, replay, display, simulation, graph defaults; see
+docs/ARCHITECTURE.md, "Tasks"). Messages are filled by field name, so one function fills an
+rclpy message and a rosbags dataclass alike.
 """
 from __future__ import annotations
 
@@ -110,44 +107,29 @@ class Task:
     task's, e.g. ``mean``/``cov`` or ``probs``/``class_name``); a truth is whatever
     :meth:`read_truth` returns (a position, a label)."""
 
-    #: registry name (``ADMNConfig.task``, ``--task``)
-    name: ClassVar[str] = ""
-    #: default window length F of a new model
-    frames: ClassVar[int] = 1
+    name: ClassVar[str] = ""                     # registry name (ADMNConfig.task, --task)
+    frames: ClassVar[int] = 1                    # default window length F of a new model
     metric: ClassVar[Metric]
-    #: names of the fused model outputs, in export order (engine, ONNX)
-    outputs: ClassVar[tuple[str, ...]] = ()
-    #: the estimate as published, and the ground truth it is scored against
-    output: ClassVar[MessageSpec]
-    truth: ClassVar[MessageSpec]
-    #: frame_id of the published estimate ('' = the first sensor node's colour camera)
-    frame_id: ClassVar[str] = "map"
-    #: file name of the stage-1 model in a models directory, and that directory under models/
-    model_file: ClassVar[str] = ""
+    outputs: ClassVar[tuple[str, ...]] = ()      # fused model outputs, in export order (engine, ONNX)
+    output: ClassVar[MessageSpec]                # the estimate as published ...
+    truth: ClassVar[MessageSpec]                 # ... and the ground truth it is scored against
+    frame_id: ClassVar[str] = "map"              # of the estimate ('' = first sensor node's colour camera)
+    model_file: ClassVar[str] = ""               # stage-1 model file in models/<models_subdir>
     models_subdir: ClassVar[str] = ""
-    #: node graph: "split" (controller -> backbone per node -> fusion -> viz; F must be 1) or
-    #: "window" (one node runs the whole window)
-    graph: ClassVar[str] = "split"
-    #: graph defaults: budget (0 = 25% of the model's blocks), sensor nodes, parameter file
-    budget: ClassVar[int] = 0
+    graph: ClassVar[str] = "split"               # "split" (F must be 1) or "window" (one node runs the window)
+    budget: ClassVar[int] = 0                    # graph default (0 = 25% of the model's blocks)
     sensor_nodes: ClassVar[tuple[str, ...]] = ("node1",)
     params_file: ClassVar[str] = ""
-    #: bag topic mapping of a replay, its per-output CSV and what one output is called
-    mapping: ClassVar[str] = "default"
-    csv_name: ClassVar[str] = "frames.csv"
+    mapping: ClassVar[str] = "default"           # bag topic mapping of a replay
+    csv_name: ClassVar[str] = "frames.csv"       # per-output replay CSV, and what one output is called
     unit: ClassVar[str] = "frame"
-    #: per-output CSV columns of a replay (:meth:`row` gives their values)
-    columns: ClassVar[tuple[str, ...]] = ()
-    #: the dataset generator (module with ``main(argv)``) and where reports go
-    dataset_module: ClassVar[str] = ""
+    columns: ClassVar[tuple[str, ...]] = ()      # per-output CSV columns (:meth:`row`)
+    dataset_module: ClassVar[str] = ""           # dataset generator (module with main(argv))
     report_dir: ClassVar[str] = ""
-    #: evaluate also checks the compute targets (FLOPs, controller share, per-stream check)
-    compute_targets: ClassVar[bool] = False
-    #: evaluation report: title, and what the metric is (``{frames}``: the window length)
-    table_title: ClassVar[str] = ""
+    compute_targets: ClassVar[bool] = False      # evaluate also checks FLOPs / controller share
+    table_title: ClassVar[str] = ""              # evaluation report title; metric text ({frames})
     table_metric: ClassVar[str] = ""
-    #: first line of a replay report (what its table shows)
-    report_caption: ClassVar[str] = ""
+    report_caption: ClassVar[str] = ""           # first line of a replay report
 
     def models_dir(self) -> Any:
         """The task's shipped models directory (``models/`` + :attr:`models_subdir`)."""
@@ -155,6 +137,7 @@ class Task:
 
         return models_dir() / self.models_subdir if self.models_subdir else models_dir()
 
+    # The members (docs/ARCHITECTURE.md, "Tasks"); torch only inside the methods.
     def head(self, cfg: Any, dim: int) -> Any:
         """The head module on the pooled fusion embedding ``[B, dim]``."""
         raise NotImplementedError
@@ -172,7 +155,6 @@ class Task:
         raise NotImplementedError
 
     def loss(self, out: Mapping[str, Any], target: Any, nll_weight: float = 1.0, dist_weight: float = 0.05) -> Any:
-        """Scalar training loss: the mean of :meth:`loss_per_sample`."""
         return self.loss_per_sample(out, target, nll_weight, dist_weight).mean()
 
     def scores(self, out: Mapping[str, Any], target: Any) -> Any:
@@ -180,7 +162,6 @@ class Task:
         raise NotImplementedError
 
     def target(self, batch: Mapping[str, Any]) -> Any:
-        """A dataset batch's target as a torch tensor."""
         raise NotImplementedError
 
     def check_target(self, batch: Mapping[str, Any], cfg: Any) -> str | None:
@@ -197,7 +178,6 @@ class Task:
         return None if got is None else list(got)
 
     def labels(self, cfg: Any, meta: Mapping[str, Any]) -> list[str]:
-        """Names of the model's outputs (class names); ``[]`` when it has none."""
         return []
 
     def estimate(self, out: Mapping[str, np.ndarray], labels: Sequence[str]) -> dict[str, Any]:
@@ -209,7 +189,6 @@ class Task:
         return dict(est)
 
     def score(self, est: Mapping[str, Any], truth: Any) -> float:
-        """One sample's metric."""
         raise NotImplementedError
 
     def same(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -217,17 +196,14 @@ class Task:
         raise NotImplementedError
 
     def text(self, est: Mapping[str, Any] | None, truth: Any = None) -> str:
-        """One line: the estimate (and the truth / the score)."""
         raise NotImplementedError
 
     def verdict(self, est: Mapping[str, Any], truth: Any) -> bool | None:
-        """The estimate is right / wrong against ``truth``; ``None`` when there is no truth or
-        the task only scores (a position is never "right")."""
+        """Right / wrong against ``truth``; ``None`` without a truth or when the task only scores."""
         return None
 
     def ranked(self, est: Mapping[str, Any], truth: Any = None) -> list[tuple[str, float, bool]]:
-        """Entries to show as bars, highest first: ``(name, value in [0, 1], is the truth)``
-        (class probabilities); ``[]`` = none."""
+        """Bars to show, highest first: ``(name, value in [0, 1], is the truth)``."""
         return []
 
     def fill_output(self, msg: Any, est: Mapping[str, Any], window_frames: int = 1,
@@ -236,15 +212,12 @@ class Task:
         raise NotImplementedError
 
     def read_output(self, msg: Any) -> dict[str, Any]:
-        """An :attr:`output` message -> estimate (the fields the message carries)."""
         raise NotImplementedError
 
     def fill_truth(self, msg: Any, truth: Any, labels: Sequence[str] = ()) -> Any:
-        """Fill the payload of a :attr:`truth` message; returns it."""
         raise NotImplementedError
 
     def read_truth(self, msg: Any) -> Any:
-        """A :attr:`truth` message -> truth."""
         raise NotImplementedError
 
     def bag_truth(self, frame: Any) -> Any:
@@ -252,7 +225,6 @@ class Task:
         raise NotImplementedError
 
     def markers(self, est: Mapping[str, Any], truth: Any = None, label: str = "") -> list[Any]:
-        """:class:`~admn_ros.core.viz.MarkerSpec` s showing an estimate (and its truth)."""
         return []
 
     def row(self, est: Mapping[str, Any], truth: Any) -> list[Any]:
@@ -260,7 +232,6 @@ class Task:
         raise NotImplementedError
 
     def scorer(self, frames: int) -> Scorer:
-        """A fresh :class:`Scorer` for windows of ``frames`` frames."""
         return Scorer(self)
 
     def plot_run(self, csv_path: Any, out_dir: Any, run: str) -> None:
@@ -269,12 +240,10 @@ class Task:
     def simulator(self, *, seed: int = 0, episode: int = 0, rate_hz: float | None = None,
                   subject_id: int | None = None, config_file: str | None = None) -> Any:
         """The simulated scenario: an object with ``stream_ids``, ``rate_hz``, ``step()``,
-        ``skip(n)``, ``set_corruption(sid, spec)`` and ``cfg`` (the sensor config with node
-        poses and cameras, or ``None``)."""
+        ``skip(n)``, ``set_corruption(sid, spec)`` and ``cfg`` (sensor config or ``None``)."""
         raise NotImplementedError
 
     def sim_truth(self, frame: Any) -> Any:
-        """The truth of a simulator frame."""
         raise NotImplementedError
 
     def sim_labels(self) -> list[str]:
@@ -282,7 +251,6 @@ class Task:
         return []
 
     def describe_sim(self, sim: Any, subject_id: int | None = None) -> str:
-        """One line naming the simulated scenario (logs, bag metadata)."""
         return self.name
 
     def __repr__(self) -> str:

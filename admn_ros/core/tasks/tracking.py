@@ -1,13 +1,10 @@
 """Tracking: the target's 2-D position in the ``map`` frame as a Gaussian, one frame per window.
 
-Head: pooled embedding -> ``[mx, my, l11, l22, l21]``; the mean is bounded to
-``ADMNConfig.bounds`` (sigmoid scaled to the box), the covariance is ``L L^T + eps I``
-with ``L`` lower-triangular, diagonal through softplus. Loss: ``nll_weight`` x Gaussian
-NLL + ``dist_weight`` x Euclidean distance (the paper: 1 and 0.05). Metric: Euclidean
-error in cm. Published as ``geometry_msgs/PoseWithCovarianceStamped`` on ``admn/target``
-(covariance: the 2x2 ``x, y`` block is the head's, ``z`` and the rotations get
-``unknown_variance``), scored against ``geometry_msgs/PointStamped`` on
-``ground_truth/target``. Simulated by :class:`~admn_ros.core.sim.GDTMSimulator`.
+Head: pooled embedding -> mean bounded to ``ADMNConfig.bounds`` (sigmoid scaled to the box) and
+covariance ``L L^T + eps I`` (``L`` lower-triangular, softplus diagonal). Loss: ``nll_weight`` x
+Gaussian NLL + ``dist_weight`` x distance (the paper: 1 and 0.05); metric: error in cm. Published
+as ``PoseWithCovarianceStamped`` on ``admn/target`` (``z`` and rotations get ``unknown_variance``),
+scored against ``PointStamped`` on ``ground_truth/target``.
 """
 from __future__ import annotations
 
@@ -46,12 +43,9 @@ def euclidean_distance(mean: Any, target: Any) -> Any:
 class _Scorer(Scorer):
     def summary(self) -> dict[str, Any]:
         e = np.asarray(self.scores, np.float64)
-        nan = float("nan")
+        stats = (e.mean(), np.median(e), np.percentile(e, 90), np.sqrt(np.mean(e ** 2))) if e.size else [np.nan] * 4
         return {"frames_with_gt": int(e.size),
-                "mean_error_cm": float(e.mean()) if e.size else nan,
-                "median_error_cm": float(np.median(e)) if e.size else nan,
-                "p90_error_cm": float(np.percentile(e, 90)) if e.size else nan,
-                "rmse_cm": float(np.sqrt(np.mean(e ** 2))) if e.size else nan}
+                **{k: float(v) for k, v in zip(("mean_error_cm", "median_error_cm", "p90_error_cm", "rmse_cm"), stats)}}
 
     def lines(self, s: Mapping[str, Any]) -> list[str]:
         return [f"error      mean {s['mean_error_cm']:.1f} cm | median {s['median_error_cm']:.1f} | "
