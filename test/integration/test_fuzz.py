@@ -297,6 +297,14 @@ def test_fuzz_10k_per_input_type_counted_on_diagnostics(tmp_path):
         return next(v for name, v in diag.items() if name.endswith(suffix))
 
     nodes = {"controller_node": "allocation", "backbone_node1": "backbone"}   # node -> its summary status
+
+    def snapshot():
+        """Rejections by input and reason, summary values of fresh reports, and peak RSS, per node."""
+        diag.clear()
+        assert spin_until(lambda: all(any(n.endswith(f"{k}: {what}") for n in diag) for k, what in nodes.items()),
+                          5.0), f"no fresh /diagnostics report: {sorted(diag)}"
+        return ({k: counters(f"/{k}") for k in nodes}, {k: summary(f"{k}: {what}") for k, what in nodes.items()},
+                {n: _peak_rss_mb(p.pid) for n, p in procs.procs})
     try:
         assert spin_until(lambda: len(allocs) >= 8 and len(embs) >= 5, 60.0), \
             f"graph not running: {len(allocs)} allocations, {len(embs)} embeddings"
@@ -304,12 +312,7 @@ def test_fuzz_10k_per_input_type_counted_on_diagnostics(tmp_path):
         want = {**{k: 2 if k.startswith("node1/") else 1 for k in pubs}, topics.ALLOCATION: 2}
         assert spin_until(lambda: all(pubs[k].get_subscription_count() >= want[k] for k in pubs), 10.0), \
             "fuzz publishers not matched"
-        diag.clear()
-        assert spin_until(lambda: any(n.endswith("controller_node: allocation") for n in diag)
-                          and any(n.endswith("backbone_node1: backbone") for n in diag), 5.0)
-        before = {k: counters(f"/{k}") for k in nodes}
-        sync0 = {k: summary(f"{k}: {what}") for k, what in nodes.items()}
-        rss0 = {n: _peak_rss_mb(p.pid) for n, p in procs.procs}
+        before, sync0, rss0 = snapshot()
 
         rng = np.random.default_rng(0)
         schedule = [(typ, kinds_of(typ)[i % len(kinds_of(typ))], input_of(typ, i // len(kinds_of(typ))))
@@ -372,12 +375,7 @@ def test_fuzz_10k_per_input_type_counted_on_diagnostics(tmp_path):
 
         # the final counts: reports after the nodes have drained their queues
         spin_until(lambda: False, 2.0)
-        diag.clear()
-        assert spin_until(lambda: any(n.endswith("controller_node: allocation") for n in diag)
-                          and any(n.endswith("backbone_node1: backbone") for n in diag), 5.0)
-        after = {k: counters(f"/{k}") for k in nodes}
-        sync1 = {k: summary(f"{k}: {what}") for k, what in nodes.items()}
-        rss1 = {n: _peak_rss_mb(p.pid) for n, p in procs.procs}
+        after, sync1, rss1 = snapshot()
 
         # per node, input and reason: the messages sent of the kinds with that reason, and the count
         expected: dict[str, dict[str, dict[str, int]]] = {k: defaultdict(lambda: defaultdict(int)) for k in nodes}
