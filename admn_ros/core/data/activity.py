@@ -22,7 +22,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load_meta_json
-from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, generation_summary
+from admn_ros.core.data.tools import (WorkerPool, clear_dataset, cli_exit_code, copy_npy, fmt_bytes,
+                                      generation_summary)
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M
 
@@ -286,12 +287,8 @@ class ActivityWriter:
             files[stem].close()
             part = d / f".{stem}.part"
             src = np.memmap(part, dtype=dtype, mode="r", shape=shape)
-            dst = np.lib.format.open_memmap(out, mode="w+", dtype=dtype, shape=shape)
-            step = max(1, (64 << 20) // max(1, int(np.prod(shape[1:])) * dtype.itemsize))
-            for i in range(0, n, step):
-                dst[i:i + step] = src[i:i + step]
-            dst.flush()
-            del src, dst
+            copy_npy(src, out, max(1, (64 << 20) // max(1, int(np.prod(shape[1:])) * dtype.itemsize)))
+            del src
             part.unlink()
 
     def meta(self) -> dict[str, Any]:

@@ -1,12 +1,6 @@
-"""Convert the released, preprocessed GDTM dataset (nesl/GDTM, HDF5) into our dataset format.
-
-The layout read (docs/GDTM.md): ``<src>/<split>/mocap.hdf5`` and
-``<src>/<split>/node_<k>/{zed,realsense,mmwave}.hdf5`` (or ``node<k>/``), one top-level group
-per frame named by its timestamp in integer ms, on the ~15 Hz timeline the authors aligned
-every sensor to. :func:`convert_gdtm` matches every node's streams to the mocap stamps
-(nearest within a tolerance), stores them exactly like :func:`admn_ros.core.preprocess.to_storage`
-and writes what :class:`admn_ros.core.data.SimDataset` reads. Every dropped frame is counted
-by reason.
+"""``admn-ros convert-gdtm``: the released, preprocessed GDTM dataset (nesl/GDTM, HDF5) into our
+dataset format. Every node's streams are matched to the mocap stamps, stored like
+:func:`admn_ros.core.preprocess.to_storage`, every dropped frame counted by reason (docs/GDTM.md).
 """
 from __future__ import annotations
 
@@ -16,7 +10,6 @@ import math
 import os
 import re
 import shutil
-import sys
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -28,7 +21,7 @@ import numpy as np
 
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError,
                                         array_shape)
-from admn_ros.core.data.tools import clear_dataset, cli_exit_code
+from admn_ros.core.data.tools import clear_dataset, cli_exit_code, copy_npy, progress_bar
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M, StreamSet
 
@@ -66,8 +59,7 @@ _DB_FLOOR = 1e-6
 
 
 class GDTMError(DatasetError):
-    """A GDTM source that cannot be converted; the message names the file and, where it
-    applies, the HDF5 key (``/<ms>/<node group>/<dataset>``), also in :attr:`path` / :attr:`key`."""
+    """A GDTM source that cannot be converted; names the file and HDF5 key (:attr:`path`, :attr:`key`)."""
 
     def __init__(self, message: str, path: str | Path | None = None, key: str | None = None) -> None:
         super().__init__(message)
@@ -99,9 +91,8 @@ def _open_h5(path: Path) -> "h5py.File":
 
 @dataclass(frozen=True)
 class RadarNorm:
-    """A radar frame -> [0, 1]: ``clip((transform(frame) - lo) / (hi - lo), 0, 1)``, rows
-    flipped for ``azimuth`` so that row 0 is the nearest range, non-finite values (outside the
-    azimuth field of view) 0."""
+    """A radar frame -> ``clip((transform(frame) - lo) / (hi - lo), 0, 1)``, rows nearest-first,
+    non-finite values (outside the azimuth field of view) 0."""
 
     kind: str
     lo: float
@@ -159,7 +150,6 @@ class _Stream:
 @dataclass
 class _Plan:
     """The alignment of one split, before any sensor data is decoded."""
-
     split: str
     src_dir: Path
     mocap_path: Path
@@ -456,7 +446,6 @@ def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], so
     if not mocap_path.is_file():
         have = sorted(p.name for p in split_dir.iterdir())
         raise FileNotFoundError(f"GDTM file not found: {mocap_path} ({split_dir} contains {have})")
-    # streams and their per-file indices (one pass per file)
     streams: list[_Stream] = []
     need: dict[tuple[str, str], list[str]] = {}
     for node in nodes:
@@ -617,11 +606,8 @@ def _truncate_npy(path: Path, n: int) -> None:
     """Rewrite ``path`` (a .npy array) keeping its first ``n`` rows."""
     src = np.load(path, mmap_mode="r")
     tmp = path.with_name(path.stem + ".tmp.npy")
-    dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype, shape=(n, *src.shape[1:]))
-    for i in range(0, n, 1024):
-        dst[i:i + 1024] = src[i:min(i + 1024, n)]
-    dst.flush()
-    del dst, src
+    copy_npy(src[:n], tmp, 1024)
+    del src
     os.replace(tmp, path)
 
 
@@ -637,11 +623,7 @@ def _write_split(plan: _Plan, out_dir: Path, nodes: Sequence[str], depth_src: st
     examples: list[str] = []
     kept = np.zeros(n, dtype=bool)
     w = 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, unit="sample", desc=f"gdtm {plan.split}", file=sys.stderr)
+    bar = progress_bar(progress, n, "sample", f"gdtm {plan.split}")
     by_node = {node: [s for s in plan.streams if s.node == node] for node in nodes}
     with ExitStack() as stack:
         files = {p: stack.enter_context(_open_h5(p)) for p in {s.path for s in plan.streams}}
@@ -671,10 +653,8 @@ def _write_split(plan: _Plan, out_dir: Path, nodes: Sequence[str], depth_src: st
                     big[m][w] = np.stack(row[m])
                 kept[i] = True
                 w += 1
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.update(1)
+    bar.close()
     for a in big.values():
         a.flush()
     del big
@@ -695,27 +675,16 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
                  overwrite: bool = False, progress: bool = True,
                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Convert a preprocessed GDTM copy into ``out_dir``; returns the summary (also
-    ``meta.json["conversion"]``). The options are the CLI's (docs/GDTM.md).
-
-    ``splits``: our split names, or ``{our split: GDTM directory relative to src_root}``
-    (``"."`` = src_root). ``radar_range``: the transformed radar values mapped to 0 and 1
-    (default: the :data:`RADAR_PERCENTILES` over calibration frames of train, or the first
-    split). ``car_id`` ``None``: the only non-node mocap object. ``on_corrupt="drop"`` counts an
-    undecodable frame as ``corrupt:<stream>`` instead of stopping.
-
-    Raises FileNotFoundError (naming what exists instead), GDTMError (naming the file and HDF5
-    key), FileExistsError (``out_dir`` holds a dataset, no ``overwrite``) or ValueError.
-    """
+    ``meta.json["conversion"]``). The options are the CLI's (docs/GDTM.md); ``splits`` may map our
+    split names to GDTM directories relative to ``src_root`` (``"."`` = itself). Raises
+    FileNotFoundError, GDTMError, FileExistsError or ValueError, naming what is wrong."""
     t0 = time.perf_counter()
     say = log if log is not None else (print if progress else (lambda _m: None))
     src = Path(src_root)
     out = Path(out_dir)
-    if radar not in RADAR_SOURCES:
-        raise ValueError(f"radar must be one of {sorted(RADAR_SOURCES)}, got {radar!r}")
-    if rgb not in RGB_SOURCES:
-        raise ValueError(f"rgb must be one of {sorted(RGB_SOURCES)}, got {rgb!r}")
-    if depth not in DEPTH_SOURCES:
-        raise ValueError(f"depth must be one of {sorted(DEPTH_SOURCES)}, got {depth!r}")
+    for name, v, known in (("radar", radar, RADAR_SOURCES), ("rgb", rgb, RGB_SOURCES), ("depth", depth, DEPTH_SOURCES)):
+        if v not in known:
+            raise ValueError(f"{name} must be one of {sorted(known)}, got {v!r}")
     if on_corrupt not in ("raise", "drop"):
         raise ValueError(f"on_corrupt must be 'raise' or 'drop', got {on_corrupt!r}")
     if len(gt_axes) != 2 or any(a not in _AXES for a in gt_axes) or gt_axes[0] == gt_axes[1]:
@@ -737,7 +706,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     sources = {"rgb": RGB_SOURCES[rgb], "depth": DEPTH_SOURCES[depth], "radar": RADAR_SOURCES[radar]}
     axes = (_AXES[gt_axes[0]], _AXES[gt_axes[1]])
 
-    # align every split (timestamps + mocap only): layout problems fail before any decoding
+    # align every split first: layout problems fail before any decoding
     pose_table: list[str] = []
     pose_values: list[dict[str, Any]] = []
     plans: dict[str, _Plan] = {}

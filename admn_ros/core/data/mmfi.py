@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import numpy as np
 
 from admn_ros.core.data.activity import ActivityWriter
 from admn_ros.core.data.simdata import DatasetError
-from admn_ros.core.data.tools import cli_exit_code
+from admn_ros.core.data.tools import cli_exit_code, progress_bar
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 
 #: The 27 actions (toolbox README "Activities Included").
@@ -673,11 +672,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             n_written = 0
             subjects: set[str] = set()
             seq_index[name] = []
-            bar = None
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=len(seq_list), unit="seq", desc=f"mmfi {name}", file=sys.stderr)
+            bar = progress_bar(progress, len(seq_list), "seq", f"mmfi {name}")
             for s in seq_list:
                 w, reasons = _convert_sequence(s, files[s], img_src, frames, frame_step, stride,
                                                classes.index(s.action),
@@ -690,10 +685,8 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                     seq_index[name].append({"seq": s.name, "windows": w})
                 else:
                     skipped_seq["short_sequence" if reasons.get("short_sequence") else "all_windows_dropped"] += 1
-                if bar is not None:
-                    bar.update(1)
-            if bar is not None:
-                bar.close()
+                bar.update(1)
+            bar.close()
             if n_written == 0:
                 raise _err(root_p, f"split {name!r} has no windows: all {len(seq_list)} sequences were dropped "
                                    f"({dict(skipped)}); e.g. {summary.examples[:2]}")

@@ -1,19 +1,7 @@
-"""MM-Fi-style human-activity simulator: articulated people seen by one rgb/depth/radar node.
-
-* Activities (:data:`ACTIVITIES`): periodic functions of the cycle phase returning pose
-  parameters; some pairs share poses on purpose (squat / sit_down, punch / clap), so the
-  motion over a window, not one frame, separates them.
-* Subjects (:func:`draw_subject`): body, clothes, motion style, stance and the room behind.
-* Body (:func:`forward_kinematics`): 18 joints standing on the lower foot.
-* Sensor (:class:`ActivityRenderer`): ``node1`` at the origin, 1.2 m high, looking along +x
-  (world: x forward, y left, z up, metres). rgb uint8 ``(H, W, 3)``; depth uint16 mm
-  (0 = invalid); radar float32 ``(64, 64)`` range-Doppler in [0, 1]: row ``i`` = slant range
-  ``[i, i+1) * 6/64`` m (row 0 nearest), column ``j`` = radial velocity
-  ``-3 + [j, j+1) * 6/64`` m/s, positive = moving away (the MM-Fi converter's axes).
-* :func:`render_window` (the dataset's windows) and :class:`ActivitySimulator` (live, with
-  the same runtime corruptions as :class:`~admn_ros.core.sim.GDTMSimulator`).
-
-Same ``(seed, subject_id[, episode])``, same arrays.
+"""MM-Fi-style human-activity simulator: articulated people seen by one rgb/depth/radar node
+(body model, activities, subjects and sensor axes: docs/DATASET.md). :func:`render_window`
+renders the dataset's windows, :class:`ActivitySimulator` the live streams with runtime
+corruptions. Same ``(seed, subject_id[, episode])``, same arrays.
 """
 from __future__ import annotations
 
@@ -35,16 +23,13 @@ from admn_ros.core.streams import DEPTH_MAX_M
 #: The simulated activities, in class-index order.
 ACTIVITIES: tuple[str, ...] = ("wave", "squat", "jump", "walk_in_place", "raise_arms", "sit_down",
                                "bend", "kick", "punch", "clap")
-#: The one sensor node and its streams.
 SENSOR_NODE: str = "node1"
 MODALITY_ORDER: tuple[str, ...] = ("rgb", "depth", "radar")
 STREAM_IDS: tuple[str, ...] = tuple(f"{SENSOR_NODE}/{m}" for m in MODALITY_ORDER)
 
-#: Sensor height above the floor (metres); camera and radar share the position.
+#: Sensor height above the floor (m; camera and radar), camera vertical field of view (deg).
 SENSOR_HEIGHT_M: float = 1.2
-#: Vertical field of view of the camera (degrees).
 CAMERA_VFOV_DEG: float = 58.0
-#: Range-Doppler map geometry.
 RADAR_BINS: int = 64
 RADAR_RANGE_MAX_M: float = 6.0
 RADAR_DOPPLER_MAX_MPS: float = 3.0
@@ -60,10 +45,9 @@ RADAR_NOISE_POWER: float = 0.004
 RADAR_LEAKAGE_POWER: float = 0.6
 RADAR_BLUR_RANGE_BINS: float = 0.9
 RADAR_BLUR_DOPPLER_BINS: float = 0.7
-#: Default live-schedule segment length (s) and the pose blend at a change (s).
+#: Default live-schedule segment length (s), pose blend at a change (s), noise bank size.
 SCHEDULE_SEGMENT_S: float = 4.0
 BLEND_S: float = 0.5
-#: Noisy-background bank size per subject.
 BANK_SIZE: int = 4
 
 #: Pose parameters (angles in radians, lengths in metres); ``l_``/``r_`` = the subject's left/right.
@@ -81,7 +65,7 @@ JOINTS: tuple[str, ...] = ("pelvis", "chest", "neck", "head", "l_shoulder", "l_e
 _J = {name: i for i, name in enumerate(JOINTS)}
 
 # anthropometric fractions of the body height
-_HIP_H, _THIGH, _SHANK, _ANKLE_H, _FOOT = 0.530, 0.245, 0.246, 0.039, 0.10
+_THIGH, _SHANK, _ANKLE_H, _FOOT = 0.245, 0.246, 0.039, 0.10
 _TORSO, _NECK, _HEAD = 0.288, 0.052, 0.075
 _SHOULDER_W, _HIP_W = 0.112, 0.055
 _UPPER_ARM, _FOREARM = 0.186, 0.205   # forearm includes the hand
@@ -94,7 +78,6 @@ class ActivityError(ValueError):
 
 
 def activity_index(name: str) -> int:
-    """Class index of activity ``name`` in :data:`ACTIVITIES`."""
     try:
         return ACTIVITIES.index(name)
     except ValueError:
@@ -142,7 +125,6 @@ class Subject:
     decor_seed: int
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready dict (floats rounded to 4 digits)."""
         return {k: [round(x, 4) for x in v] if isinstance(v, tuple) else round(v, 4) if isinstance(v, float) else v
                 for k, v in asdict(self).items()}
 
@@ -187,8 +169,7 @@ def draw_subject(seed: int, subject_id: int) -> Subject:
 
 
 def _keys(phi: np.ndarray, points: Sequence[tuple[float, float]]) -> np.ndarray:
-    """Keyframe curve on the phase: ease-in-out (smoothstep) between ``(phase, value)`` keys
-    that start at phase 0 and end at phase 1."""
+    """Smoothstep curve through ``(phase, value)`` keys from phase 0 to 1."""
     xs = np.array([p for p, _ in points])
     vs = np.array([v for _, v in points])
     i = np.clip(np.searchsorted(xs, phi, side="right") - 1, 0, len(xs) - 2)
@@ -283,7 +264,6 @@ assert tuple(_ACTIVITY_FUNCS) == ACTIVITIES
 
 
 def rest_params() -> np.ndarray:
-    """The rest pose: float64 ``(len(POSE_PARAMS),)``."""
     p = np.zeros(len(POSE_PARAMS))
     for side in ("l", "r"):
         for k, v in _REST_DEG.items():
@@ -423,17 +403,15 @@ class Performance:
         self.cycle_s = float(self.durations.sum())
 
     def segment(self, t: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-        """Segment index and time into the segment at ``t``."""
+        """Segment index and time into it at ``t``."""
         tc = np.mod(np.asarray(t, np.float64), self.cycle_s)
         i = np.clip(np.searchsorted(self.starts, tc, side="right") - 1, 0, len(self.starts) - 1)
         return i, tc - self.starts[i]
 
     def label(self, t: float) -> str:
-        """Activity performed at time ``t``."""
         return self.activities[int(self.segment(t)[0])]
 
     def params(self, times: np.ndarray) -> np.ndarray:
-        """Pose parameters ``(K, len(POSE_PARAMS))`` at ``times``."""
         t = np.asarray(times, np.float64).reshape(-1)
         if len(set(self.activities)) == 1:
             return activity_params(self.subject, self.activities[0], t)
@@ -591,10 +569,6 @@ class ActivityRenderer:
         dop = np.exp(-0.5 * (cols / (0.55 * DOPPLER_RES_MPS)) ** 2)
         static = prof[:, None] * dop[None, :]
         return cv2.GaussianBlur(static.astype(np.float32), (0, 0), sigmaX=0.3, sigmaY=RADAR_BLUR_RANGE_BINS)
-
-    def joints(self, params: np.ndarray) -> np.ndarray:
-        """World joints ``(K, J, 3)`` for pose parameters ``(K, P)``."""
-        return forward_kinematics(self.subject, params)
 
     def render_frame(self, joints: np.ndarray, radar_joints: np.ndarray, rng: np.random.Generator
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -785,7 +759,7 @@ class ActivityRenderer:
                      rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Frames ``(rgb, depth, radar)`` at ``times`` of ``performance`` (one FK call)."""
         tt = self.frame_times(times)
-        Jall = self.joints(performance.params(tt.ravel())).reshape(*tt.shape, len(JOINTS), 3)
+        Jall = forward_kinematics(self.subject, performance.params(tt.ravel())).reshape(*tt.shape, len(JOINTS), 3)
         return [self.render_frame(Jall[i, 0], Jall[i, 1:], rng) for i in range(tt.shape[0])]
 
 
