@@ -890,9 +890,5 @@ def main(argv: list[str] | None = None) -> int:
         progress=not a.quiet))
 
 
-__all__ = ["GDTMError", "RadarNorm", "convert_gdtm", "main", "H5PY_PIN", "RGB_SOURCES", "DEPTH_SOURCES",
-           "RADAR_SOURCES"]
-
-
 if __name__ == "__main__":
     raise SystemExit(main())

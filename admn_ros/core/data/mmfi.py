@@ -1,12 +1,6 @@
-"""Convert a copy of MM-Fi (40 subjects, 27 actions, 4 environments) into our activity dataset.
-
-:func:`convert_mmfi` cuts every sequence folder ``<root>/E../S../A..`` into windows of
-``frames`` frames and fills our three slots: ``rgb`` from the anonymised RGB images, the
-infrared images, or the released 2-D keypoints drawn as a stick figure; ``depth`` from the
-16-bit PNGs (mm); ``radar`` from the mmWave point clouds as a 64x64 range-Doppler histogram
-with the simulator's axes. Labels index the converted actions. A missing or undecodable frame
-drops only the windows that contain it, counted per reason (``strict`` raises instead). What is
-confirmed from the public toolbox and what is assumed: docs/MMFI.md.
+"""``admn-ros convert-mmfi``: an MM-Fi copy (40 subjects, 27 actions, 4 environments) into our
+activity dataset, in windows of ``frames`` frames per sequence folder ``<root>/E../S../A..``.
+Slots, axes, splits, what was confirmed and what is assumed: docs/MMFI.md.
 """
 from __future__ import annotations
 
@@ -115,15 +109,9 @@ def _err(path: str | Path, msg: str) -> MMFiError:
 def split_subjects(split: str = "admn", actions: Sequence[str] | str = "protocol3", *,
                    val_subjects: Sequence[str] | None = None, seed: int = RANDOM_SPLIT_SEED,
                    ratio: float = RANDOM_SPLIT_RATIO) -> dict[str, dict[str, list[str]]]:
-    """``{split: {subject: [actions]}}`` (empty splits omitted).
-
-    ``test`` is the toolbox's validation set of that split (``admn``: the ADMN paper's test
-    subjects); ``val`` is carved out of its training set (``val_subjects``, default
-    :data:`DEFAULT_VAL_SUBJECTS`; ``()`` = none). ``random`` is the toolbox's ``random_split``:
-    per action at position ``i`` of its protocol (of A01..A27 for other lists), a
-    ``RandomState(seed + i)`` permutation of the 40 subjects, the first ``floor(ratio * 40)``
-    train; val = the last :data:`RANDOM_VAL_PER_ACTION` of those.
-    """
+    """``{split: {subject: [actions]}}`` (empty splits omitted): ``test`` is the toolbox's validation
+    set of that split (``admn``: the paper's test subjects), ``val`` comes out of its training set
+    (``val_subjects``, default :data:`DEFAULT_VAL_SUBJECTS`; ``()`` = none). docs/MMFI.md, 3.3."""
     acts, proto = _resolve_actions(actions)
     if split not in SPLIT_KINDS:
         raise ValueError(f"split must be one of {list(SPLIT_KINDS)}, got {split!r}")
@@ -291,11 +279,9 @@ def render_keypoints(kp: np.ndarray, canvas: tuple[float, float] = DEFAULT_KEYPO
 def radar_histogram(points: np.ndarray, *, range_max_m: float = RADAR_RANGE_MAX_M,
                     doppler_max_mps: float = RADAR_DOPPLER_MAX_MPS, weight: str = "intensity",
                     size: int = MODEL_INPUT) -> tuple[np.ndarray, int]:
-    """A point cloud ``(n, 5)`` = (x, y, z, doppler, intensity) -> a range-Doppler histogram
-    (row 0 nearest, column 0 = -doppler_max) divided by its maximum, and the points outside it.
-
-    ``weight="intensity"`` adds ``max(intensity, 0)`` per point (counts them when all are <= 0).
-    """
+    """A point cloud ``(n, 5)`` = (x, y, z, doppler, intensity) -> a range-Doppler histogram (row 0
+    nearest, column 0 = -doppler_max; weight ``max(intensity, 0)``, or counts if all are <= 0)
+    divided by its maximum, and the number of points outside it."""
     if weight not in RADAR_WEIGHTS:
         raise ValueError(f"weight must be one of {list(RADAR_WEIGHTS)}, got {weight!r}")
     h = np.zeros((size, size), np.float64)
@@ -344,8 +330,7 @@ def _sorted_dirs(d: Path, pattern: re.Pattern[str]) -> list[str]:
 
 
 def scan_mmfi(root: str | Path, environments: Sequence[str] | None = None) -> list[SequenceDir]:
-    """All ``<env>/<subject>/<action>`` folders under ``root`` (sorted); MMFiError without
-    ``E..`` folders lists what is there and hints where E01 is."""
+    """All ``<env>/<subject>/<action>`` folders under ``root`` (sorted)."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"MM-Fi root not found: {root} (point it at the folder holding E01 ... E04)")
@@ -443,8 +428,7 @@ def _resolve_image_source(image_source: str, first: SequenceDir, rgb_root: Path 
 
 @dataclass
 class ConvertSummary:
-    """What :func:`convert_mmfi` did (also ``meta.json["conversion"]``): per split the windows,
-    sequences and subjects written and the windows skipped per reason; ``notes`` counts what
+    """What :func:`convert_mmfi` did (also ``meta.json["conversion"]``); ``notes`` counts what
     changes no window (e.g. radar points outside the axes)."""
 
     root: str
@@ -503,7 +487,7 @@ class ConvertSummary:
 
 
 class _Decoder:
-    """Decodes frames of one sequence into 64x64 storage arrays, caching per frame number."""
+    """Decodes frames of one sequence into 64x64 storage arrays (cached)."""
 
     def __init__(self, img: _Source, files: Mapping[str, Mapping[int, Path]], mmwave_dtype: str, radar_weight: str,
                  keypoint_canvas: tuple[float, float], notes: Counter) -> None:
@@ -554,12 +538,8 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                  rate_hz: float = DEFAULT_RATE_HZ, strict: bool = False, overwrite: bool = False,
                  progress: bool = True, log: Callable[[str], None] | None = None) -> ConvertSummary:
     """Convert an MM-Fi copy into an activity dataset in ``out``; the options are the CLI's
-    (docs/MMFI.md). ``stride`` defaults to ``frames * frame_step`` (non-overlapping windows).
-
-    Raises FileNotFoundError / NotADirectoryError for a missing root, MMFiError naming the folder
-    or file (not an MM-Fi root, a missing modality folder, a split without sequences or windows,
-    or with ``strict`` a missing or corrupt frame), FileExistsError or ValueError.
-    """
+    (docs/MMFI.md). Raises FileNotFoundError, NotADirectoryError, MMFiError (naming the folder or
+    file), FileExistsError or ValueError."""
     t0 = time.perf_counter()
     say = log if log is not None else (print if progress else (lambda _m: None))
     root_p, out_p = Path(root), Path(out)
@@ -570,12 +550,10 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     stride = frames * frame_step if stride is None else int(stride)
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    if image_source not in IMAGE_SOURCES:
-        raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
-    if mmwave_dtype not in MMWAVE_DTYPES:
-        raise ValueError(f"mmwave_dtype must be one of {list(MMWAVE_DTYPES)}, got {mmwave_dtype!r}")
-    if radar_weight not in RADAR_WEIGHTS:
-        raise ValueError(f"radar_weight must be one of {list(RADAR_WEIGHTS)}, got {radar_weight!r}")
+    for name, v, known in (("image_source", image_source, IMAGE_SOURCES), ("mmwave_dtype", mmwave_dtype, MMWAVE_DTYPES),
+                           ("radar_weight", radar_weight, RADAR_WEIGHTS)):
+        if v not in known:
+            raise ValueError(f"{name} must be one of {list(known)}, got {v!r}")
     if not rate_hz > 0:
         raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
     if len(keypoint_canvas) != 2 or min(keypoint_canvas) <= 0:
@@ -826,11 +804,6 @@ def main(argv: list[str] | None = None) -> int:
         keypoint_canvas=(float(a.keypoint_canvas[0]), float(a.keypoint_canvas[1])),
         val_subjects=a.val_subjects, seed=a.seed, mmwave_dtype=a.mmwave_dtype, radar_weight=a.radar_weight,
         rate_hz=a.rate_hz, strict=a.strict, overwrite=a.overwrite, progress=not a.quiet))
-
-
-__all__ = ["MMFiError", "ConvertSummary", "convert_mmfi", "split_subjects", "scan_mmfi", "read_depth_png",
-           "read_mmwave_bin", "read_keypoints", "read_image", "render_keypoints", "radar_histogram", "main", "MMFI_ACTIONS", "PROTOCOLS",
-           "CROSS_SUBJECT_TEST", "ADMN_TEST_SUBJECTS", "ADMN_VAL_SUBJECTS", "DEFAULT_VAL_SUBJECTS", "SPLIT_KINDS", "IMAGE_SOURCES"]
 
 
 if __name__ == "__main__":
