@@ -15,8 +15,7 @@ import cv2
 import numpy as np
 
 from admn_ros.core.sim.config import RadarConfig
-from admn_ros.core.sim.render import (RADAR_SPECKLE_LOOKS, RGB_SENSOR_SIGMA, depth_sigma_m,
-                                      radar_power_to_unit)
+from admn_ros.core.sim.render import RGB_SENSOR_SIGMA, depth_sigma_m, speckle_to_unit
 from admn_ros.core.sim.simulator import CorruptibleStreams, StreamFrame
 from admn_ros.core.streams import DEPTH_MAX_M
 
@@ -742,9 +741,7 @@ class ActivityRenderer:
         body = cv2.GaussianBlur(acc.reshape(RADAR_BINS, RADAR_BINS).astype(np.float32), (0, 0),
                                 sigmaX=RADAR_BLUR_DOPPLER_BINS, sigmaY=RADAR_BLUR_RANGE_BINS,
                                 borderType=cv2.BORDER_CONSTANT)
-        p = body + self.radar_static + RADAR_NOISE_POWER
-        speckle = rng.gamma(RADAR_SPECKLE_LOOKS, 1.0 / RADAR_SPECKLE_LOOKS, p.shape).astype(np.float32)
-        return radar_power_to_unit(p * speckle)
+        return speckle_to_unit(body + self.radar_static + RADAR_NOISE_POWER, rng)
 
     @staticmethod
     def frame_times(times: Sequence[float] | np.ndarray) -> np.ndarray:
