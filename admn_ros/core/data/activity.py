@@ -1,10 +1,6 @@
-"""Activity-recognition datasets (format ``admn_ros.activitydata`` 1, docs/DATASET.md):
-reader, writer and the simulated generator.
-
-One sample is a *window* of ``F`` consecutive frames of one sensor node. In the model's stream
-layout the frames play the role of nodes: ``meta["nodes"]`` is ``["f0", ..., "f{F-1}"]``.
-Images are stored as :func:`admn_ros.core.preprocess.to_storage` makes them, so the model
-sees what the ROS backbone computes from the same frames. Splits are disjoint by subject.
+"""Activity-recognition datasets (format ``admn_ros.activitydata`` 1, docs/DATASET.md): reader,
+writer and the simulated generator. A sample is a window of ``F`` frames of one node; in the
+model's stream layout the frames play the role of nodes (``"f0" ... "f{F-1}"``).
 """
 from __future__ import annotations
 
@@ -25,13 +21,12 @@ from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load
 from admn_ros.core.data.tools import (WorkerPool, clear_dataset, cli_exit_code, copy_npy, fmt_bytes,
                                       generation_summary)
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
+from admn_ros.core.sim.config import check_index
 from admn_ros.core.streams import DEPTH_MAX_M
 
 ACTIVITY_FORMAT: str = "admn_ros.activitydata"
 ACTIVITY_FORMAT_VERSION: int = 1
-#: The modalities of every frame, in stream order.
 ACTIVITY_MODALITIES: tuple[str, ...] = ("rgb", "depth", "radar")
-#: The sensor node the windows come from.
 SENSOR_NODE: str = "node1"
 M = MODEL_INPUT
 
@@ -121,7 +116,6 @@ class ActivityDataset(MemmapBatches):
                 f"classes={len(self.classes)})")
 
 
-
 def _stored(modality: str, arr: Any, frames: int, what: str) -> np.ndarray:
     """Windows ``[n, F, ...]`` of sensor arrays or storage arrays -> storage form."""
     a = np.asarray(arr)
@@ -158,14 +152,9 @@ def _stored(modality: str, arr: Any, frames: int, what: str) -> np.ndarray:
 
 
 class ActivityWriter:
-    """Create an activity dataset from windows added per split; :meth:`close` writes
-    ``meta.json`` last, :meth:`abort` (or an exception leaving a ``with`` block) removes all.
-
-    ``rgb`` / ``depth`` / ``radar`` are sensor frames (``[F, H, W(, 3)]``, through ``to_storage``)
-    or storage arrays (``[F, (3,) 64, 64]``), with a leading window axis for a batch (a scalar
-    ``label`` means one window). With ``sizes`` (windows per split) the arrays are
-    preallocated and filled in order, else appended to part files joined by :meth:`close`.
-    """
+    """Create an activity dataset from windows (sensor frames or storage arrays) added per split;
+    :meth:`close` writes ``meta.json`` last, :meth:`abort` (or an exception in a ``with`` block)
+    removes all. ``sizes`` (windows per split) preallocates (docs/DATASET.md)."""
 
     def __init__(self, root: str | Path, classes: Sequence[str], frames: int, rate_hz: float, source: str,
                  extra_meta: Mapping[str, Any] | None = None, overwrite: bool = False, *,
@@ -360,8 +349,7 @@ class ActivityWriter:
 def plan_subject_splits(n_subjects: int, val_subjects: int, test_subjects: int, seed: int) -> dict[str, list[int]]:
     """Subject ids ``0 .. n_subjects-1`` assigned to splits by a seeded permutation (sorted lists)."""
     for name, v in (("n_subjects", n_subjects), ("val_subjects", val_subjects), ("test_subjects", test_subjects)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+        check_index(name, v)
     if n_subjects - val_subjects - test_subjects < 1:
         raise ValueError(f"{n_subjects} subjects leave none for train after {val_subjects} val and "
                          f"{test_subjects} test subjects")
@@ -419,9 +407,8 @@ def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
         start = float(rng.uniform(0.0, task.max_start_s))
         win = render_window(r.subject, ACTIVITIES[task.activity], start, F, task.rate_hz, rng, renderer=r)
         for i in range(F):
-            out["rgb"][w, i] = to_storage("rgb", win["rgb"][i])
-            out["depth"][w, i] = to_storage("depth", win["depth"][i])
-            out["radar"][w, i] = to_storage("radar", win["radar"][i])
+            for m in ACTIVITY_MODALITIES:
+                out[m][w, i] = to_storage(m, win[m][i])
         out["t"][w] = start
     return task, out, time.perf_counter() - t0
 
@@ -430,11 +417,8 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
                               windows_per_activity: int = 20, frames: int = 5, rate_hz: float = 10.0, seed: int = 0,
                               workers: int = 2, progress: bool = True, overwrite: bool = False, *,
                               width: int = 160, height: int = 120, max_start_s: float = 30.0) -> Path:
-    """Render a simulated MM-Fi-style activity dataset into ``out``: subjects split by
-    :func:`plan_subject_splits`, ``windows_per_activity`` windows per (subject, activity), each
-    starting at a random time in ``[0, max_start_s)`` of a continuous performance. The arrays
-    depend only on the arguments, not on ``workers``.
-    """
+    """Render a simulated MM-Fi-style activity dataset into ``out`` (docs/DATASET.md): the arrays
+    depend only on the arguments, not on ``workers``."""
     from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M,
                                             SENSOR_HEIGHT_M, activity_index, draw_subject)
 

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from admn_ros.core.sim.config import RadarConfig
+from admn_ros.core.sim.config import RadarConfig, check_index
 from admn_ros.core.sim.render import RGB_SENSOR_SIGMA, depth_sigma_m, speckle_to_unit
 from admn_ros.core.sim.simulator import CorruptibleStreams, StreamFrame
 from admn_ros.core.streams import DEPTH_MAX_M
@@ -129,9 +129,7 @@ class Subject:
 
 
 def _check_int(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 0:
-        raise ActivityError(f"{name} must be a non-negative integer, got {v!r}")
-    return int(v)
+    return check_index(name, v, ActivityError)
 
 
 def _colour(rng: np.random.Generator, base: tuple[float, float, float], jitter: float = 0.08
@@ -491,8 +489,7 @@ class ActivityRenderer:
         self.W, self.H = int(width), int(height)
         self.f = (self.H / 2.0) / math.tan(math.radians(CAMERA_VFOV_DEG) / 2.0)
         self.cx, self.cy = (self.W - 1) / 2.0, (self.H - 1) / 2.0
-        ls = subject.light_side
-        L = np.array([-0.55, 0.6 * ls, 0.65])
+        L = np.array([-0.55, 0.6 * subject.light_side, 0.65])
         self.light = L / np.linalg.norm(L)
         bank_rng = np.random.default_rng(np.random.SeedSequence([subject.seed, subject.subject_id, 0xBA4C]))
         self.bg_rgb, self.bg_z = self._background(np.random.default_rng(subject.decor_seed))
@@ -568,13 +565,6 @@ class ActivityRenderer:
         dop = np.exp(-0.5 * (cols / (0.55 * DOPPLER_RES_MPS)) ** 2)
         static = prof[:, None] * dop[None, :]
         return cv2.GaussianBlur(static.astype(np.float32), (0, 0), sigmaX=0.3, sigmaY=RADAR_BLUR_RANGE_BINS)
-
-    def render_frame(self, joints: np.ndarray, radar_joints: np.ndarray, rng: np.random.Generator
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(rgb, depth, radar)`` from the camera-time joints ``(J, 3)`` and the radar joints
-        ``(2 * len(RADAR_SUBFRAMES_S), J, 3)`` (pairs at ``tau -+ RADAR_DIFF_S``)."""
-        rgb, depth = self._camera(joints, rng)
-        return rgb, depth, self._radar(radar_joints, rng)
 
     def _camera(self, Jw: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         sj = self.subject
@@ -746,18 +736,16 @@ class ActivityRenderer:
     @staticmethod
     def frame_times(times: Sequence[float] | np.ndarray) -> np.ndarray:
         """Per frame the camera time, then the radar sub-frame pairs ``tau -+ RADAR_DIFF_S``."""
-        t = np.asarray(times, np.float64).reshape(-1, 1)
-        offs = [0.0]
-        for s in RADAR_SUBFRAMES_S:
-            offs += [s - RADAR_DIFF_S, s + RADAR_DIFF_S]
-        return t + np.array(offs)[None, :]
+        offs = [0.0] + [s + d for s in RADAR_SUBFRAMES_S for d in (-RADAR_DIFF_S, RADAR_DIFF_S)]
+        return np.asarray(times, np.float64).reshape(-1, 1) + np.array(offs)[None, :]
 
     def render_times(self, performance: Performance, times: Sequence[float] | np.ndarray,
                      rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Frames ``(rgb, depth, radar)`` at ``times`` of ``performance`` (one FK call)."""
+        """Frames ``(rgb, depth, radar)`` at ``times`` of ``performance`` (one FK call): the camera
+        sees the joints at each time, the radar at the sub-frame pairs of :meth:`frame_times`."""
         tt = self.frame_times(times)
         Jall = forward_kinematics(self.subject, performance.params(tt.ravel())).reshape(*tt.shape, len(JOINTS), 3)
-        return [self.render_frame(Jall[i, 0], Jall[i, 1:], rng) for i in range(tt.shape[0])]
+        return [(*self._camera(Jall[i, 0], rng), self._radar(Jall[i, 1:], rng)) for i in range(tt.shape[0])]
 
 
 def render_window(subject: Subject, activity: str, start_s: float, frames: int, rate_hz: float = 10.0,
@@ -778,8 +766,7 @@ def render_window(subject: Subject, activity: str, start_s: float, frames: int, 
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     times = float(start_s) + np.arange(int(frames)) / float(rate_hz)
     out = renderer.render_times(Performance(subject, [(activity, 1.0)]), times, rng)
-    return {"rgb": np.stack([o[0] for o in out]), "depth": np.stack([o[1] for o in out]),
-            "radar": np.stack([o[2] for o in out])}
+    return {k: np.stack([o[i] for o in out]) for i, k in enumerate(MODALITY_ORDER)}
 
 
 @dataclass
@@ -841,10 +828,8 @@ class ActivitySimulator(CorruptibleStreams):
     def step(self) -> ActivityFrame:
         """Render the frame at :attr:`t`, then advance the clock by ``1 / rate_hz``."""
         t = self.t
-        rgb, depth, radar = self.renderer.render_times(self.performance, [t], self._sensor_rng)[0]
         streams: dict[str, StreamFrame] = {}
-        for mod, data in zip(MODALITY_ORDER, (rgb, depth, radar)):
-            sid = f"{SENSOR_NODE}/{mod}"
+        for sid, data in zip(STREAM_IDS, self.renderer.render_times(self.performance, [t], self._sensor_rng)[0]):
             streams[sid] = self._corrupt(sid, data, t)
             self._last_clean[sid] = data
         label = self.performance.label(t)

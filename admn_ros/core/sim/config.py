@@ -22,6 +22,13 @@ class SimConfigError(ValueError):
     """Invalid simulator configuration; the message names the file and the key."""
 
 
+def check_index(name: str, v: object, error: type[ValueError] = ValueError) -> int:
+    """``v`` as an int if it is a non-negative integer (not a bool), else ``error`` naming ``name``."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 0:
+        raise error(f"{name} must be a non-negative integer, got {v!r}")
+    return int(v)
+
+
 @dataclass(frozen=True)
 class CameraIntrinsics:
     """Pinhole intrinsics in pixels (OpenCV convention: pixel centres at integers)."""
