@@ -446,24 +446,15 @@ def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], so
     if not mocap_path.is_file():
         have = sorted(p.name for p in split_dir.iterdir())
         raise FileNotFoundError(f"GDTM file not found: {mocap_path} ({split_dir} contains {have})")
-    streams: list[_Stream] = []
-    need: dict[tuple[str, str], list[str]] = {}
+    need: dict[tuple[str, str], dict[str, None]] = {}  # (node, file) -> dataset keys, one pass per file
     for node in nodes:
         for modality in MODALITIES:
-            fname, key = sources[modality]
-            need.setdefault((node, fname), [])
-            if key not in need[(node, fname)]:
-                need[(node, fname)].append(key)
+            need.setdefault((node, sources[modality][0]), {})[sources[modality][1]] = None
     index: dict[tuple[str, str], tuple[Path, str, dict[str, np.ndarray]]] = {}
     for (node, fname), keys in need.items():
         p = _node_file(split_dir, node, fname)
-        group, stamps = _index_node_file(p, node, keys)
-        index[(node, fname)] = (p, group, stamps)
-    for node in nodes:
-        for modality in MODALITIES:
-            fname, key = sources[modality]
-            p, group, _ = index[(node, fname)]
-            streams.append(_Stream(node, modality, p, group, key))
+        index[(node, fname)] = (p, *_index_node_file(p, node, list(keys)))
+    streams = [_Stream(node, m, *index[(node, sources[m][0])][:2], sources[m][1]) for node in nodes for m in MODALITIES]
 
     # mocap: timestamps, car position, node poses
     dropped: Counter = Counter()
@@ -530,9 +521,7 @@ def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], so
         for i in np.flatnonzero(~ok & keep):
             first_missing[i] = f"missing:{s.sid}"
         keep &= ok
-    for r in first_missing:
-        if r:
-            dropped[r] += 1
+    dropped.update(r for r in first_missing if r)
     meta_json = _read_metadata_json(split_dir, src)
     plan = _Plan(split=split, src_dir=split_dir, mocap_path=mocap_path, n_mocap=n_mocap, stamps=st_arr[keep],
                  gt=np.array(gts, dtype=np.float32).reshape(-1, 2)[keep],
@@ -545,10 +534,8 @@ def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], so
     return plan
 
 
-def _empty_split_error(plan: _Plan, extra: Mapping[str, int] | None = None) -> GDTMError:
-    d = dict(plan.dropped)
-    for k, v in (extra or {}).items():
-        d[k] = d.get(k, 0) + v
+def _empty_split_error(plan: _Plan, extra: Counter | None = None) -> GDTMError:
+    d = dict(plan.dropped + (extra or Counter()))
     return GDTMError(f"split {plan.split!r} ({plan.src_dir}): no samples left: {plan.n_mocap} mocap frames in "
                      f"{plan.mocap_path}, all dropped ({d})", plan.mocap_path)
 
@@ -750,9 +737,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
             np.save(out / name / "visibility.npy", np.full((w, S), np.nan, dtype=np.float16))
             np.save(out / name / "stamp_ms.npy", stamps.astype(np.int64))
             all_gt.append(gt)
-            dropped = dict(plan.dropped)
-            for k, v in corrupt.items():
-                dropped[k] = dropped.get(k, 0) + v
+            dropped = dict(plan.dropped + corrupt)
             poses_used = sorted({int(p) for p in plan.pose_ids[kept] if p >= 0})
             split_info[name] = {"n_samples": w, "episodes": ep_ids.tolist(), "episode_frames": ep_frames.tolist(),
                                 "source_dir": str(plan.src_dir), "node_pose_sets": poses_used,
