@@ -602,36 +602,30 @@ def _write_split(plan: _Plan, out_dir: Path, nodes: Sequence[str], depth_src: st
                  on_corrupt: str, progress: bool) -> tuple[int, Counter, list[str], np.ndarray]:
     """Decode and store the split's samples; returns (n written, corrupt drops, examples, kept row mask)."""
     n = len(plan.stamps)
-    S = len(nodes)
     out_dir.mkdir(parents=True, exist_ok=True)
     big = {stem: np.lib.format.open_memmap(out_dir / f"{stem}.npy", mode="w+", dtype=ARRAYS[stem][0],
-                                           shape=array_shape(stem, n, S)) for stem in ("rgb", "depth", "radar")}
+                                           shape=array_shape(stem, n, len(nodes))) for stem in MODALITIES}
     corrupt: Counter = Counter()
     examples: list[str] = []
     kept = np.zeros(n, dtype=bool)
     w = 0
     bar = progress_bar(progress, n, "sample", f"gdtm {plan.split}")
-    by_node = {node: [s for s in plan.streams if s.node == node] for node in nodes}
     with ExitStack() as stack:
         files = {p: stack.enter_context(_open_h5(p)) for p in {s.path for s in plan.streams}}
         for i in range(n):
             row: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
             bad = ""
-            for node in nodes:
-                for s in by_node[node]:
-                    key = s.h5key(int(plan.match[s.sid][i]))
-                    try:
-                        row[s.modality].append(_convert(s, _read_scalar(files[s.path], s.path, key), key,
-                                                        depth_src, radar))
-                    except ValueError as exc:  # GDTMError, or to_storage's shape / dtype checks
-                        err = exc if isinstance(exc, GDTMError) else _err(s.path, key, str(exc))
-                        if on_corrupt == "raise":
-                            raise err from None
-                        bad = f"corrupt:{s.sid}"
-                        if len(examples) < 10:
-                            examples.append(str(err))
-                        break
-                if bad:
+            for s in plan.streams:  # node-major, as the nodes of the output
+                key = s.h5key(int(plan.match[s.sid][i]))
+                try:
+                    row[s.modality].append(_convert(s, _read_scalar(files[s.path], s.path, key), key, depth_src, radar))
+                except ValueError as exc:  # GDTMError, or to_storage's shape / dtype checks
+                    err = exc if isinstance(exc, GDTMError) else _err(s.path, key, str(exc))
+                    if on_corrupt == "raise":
+                        raise err from None
+                    bad = f"corrupt:{s.sid}"
+                    if len(examples) < 10:
+                        examples.append(str(err))
                     break
             if bad:
                 corrupt[bad] += 1
@@ -646,7 +640,7 @@ def _write_split(plan: _Plan, out_dir: Path, nodes: Sequence[str], depth_src: st
         a.flush()
     del big
     if w < n:
-        for stem in ("rgb", "depth", "radar"):
+        for stem in MODALITIES:
             _truncate_npy(out_dir / f"{stem}.npy", w)
     return w, corrupt, examples, kept
 
@@ -667,8 +661,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     FileNotFoundError, GDTMError, FileExistsError or ValueError, naming what is wrong."""
     t0 = time.perf_counter()
     say = log if log is not None else (print if progress else (lambda _m: None))
-    src = Path(src_root)
-    out = Path(out_dir)
+    src, out = Path(src_root), Path(out_dir)
     for name, v, known in (("radar", radar, RADAR_SOURCES), ("rgb", rgb, RGB_SOURCES), ("depth", depth, DEPTH_SOURCES)):
         if v not in known:
             raise ValueError(f"{name} must be one of {sorted(known)}, got {v!r}")
@@ -714,7 +707,6 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
 
     clear_dataset(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    S = len(nodes)
     split_info: dict[str, Any] = {}
     summary_splits: dict[str, Any] = {}
     all_gt: list[np.ndarray] = []
@@ -731,11 +723,9 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
             ep, t = _episodes(stamps, plan.pose_ids[kept], episode_gap_ms, next_episode)
             ep_ids, ep_frames = np.unique(ep, return_counts=True)
             next_episode = int(ep.max()) + 1
-            np.save(out / name / "gt.npy", gt.astype(np.float32))
-            np.save(out / name / "episode.npy", ep)
-            np.save(out / name / "t.npy", t)
-            np.save(out / name / "visibility.npy", np.full((w, S), np.nan, dtype=np.float16))
-            np.save(out / name / "stamp_ms.npy", stamps.astype(np.int64))
+            for stem, a in {"gt": gt.astype(np.float32), "episode": ep, "t": t, "stamp_ms": stamps.astype(np.int64),
+                            "visibility": np.full((w, len(nodes)), np.nan, dtype=np.float16)}.items():
+                np.save(out / name / f"{stem}.npy", a)
             all_gt.append(gt)
             dropped = dict(plan.dropped + corrupt)
             poses_used = sorted({int(p) for p in plan.pose_ids[kept] if p >= 0})
@@ -758,8 +748,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
         raise
 
     gt_all = np.concatenate(all_gt)
-    box = [[float(gt_all[:, 0].min()), float(gt_all[:, 0].max())],
-           [float(gt_all[:, 1].min()), float(gt_all[:, 1].max())]]
+    box = [[float(gt_all[:, k].min()), float(gt_all[:, k].max())] for k in (0, 1)]
     sizes = {s: sum(p.stat().st_size for p in (out / s).glob("*.npy")) for s in plans}
     elapsed = time.perf_counter() - t0
     n_total = sum(v["n_samples"] for v in summary_splits.values())
