@@ -12,6 +12,7 @@ import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -295,10 +296,7 @@ class ActivityWriter:
             "arrays": {stem: {"dtype": dt, "shape": list(shape), "doc": doc}
                        for stem, (dt, shape, doc) in ACTIVITY_ARRAYS.items()},
         }
-        for k, v in self.extra_meta.items():
-            if k == "seed" and self.seed is not None:
-                continue
-            meta[k] = v
+        meta.update({k: v for k, v in self.extra_meta.items() if not (k == "seed" and self.seed is not None)})
         return meta
 
     def close(self) -> dict[str, Any]:
@@ -378,19 +376,11 @@ def window_rng(seed: int, subject_id: int, activity: int, window: int) -> np.ran
                                                          0x3D]))
 
 
-_RENDERERS: dict[tuple[int, int, int, int], Any] = {}
-
-
+@lru_cache(maxsize=4)
 def _renderer(seed: int, subject_id: int, width: int, height: int) -> Any:
     from admn_ros.core.sim.activity import ActivityRenderer, draw_subject
 
-    key = (seed, subject_id, width, height)
-    r = _RENDERERS.get(key)
-    if r is None:
-        if len(_RENDERERS) >= 4:
-            _RENDERERS.pop(next(iter(_RENDERERS)))
-        r = _RENDERERS[key] = ActivityRenderer(draw_subject(seed, subject_id), width, height)
-    return r
+    return ActivityRenderer(draw_subject(seed, subject_id), width, height)
 
 
 def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:

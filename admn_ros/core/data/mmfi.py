@@ -383,12 +383,8 @@ class _Source:
     exts: tuple[str, ...]
 
     def folder(self, seq: SequenceDir, image_dir: str, rgb_root: Path | None) -> Path:
-        if self.kind == "depth":
-            return seq.path / "depth"
-        if self.kind == "mmwave":
-            return seq.path / "mmwave"
-        if self.kind == "keypoints":
-            return seq.path / image_dir
+        if self.kind in ("depth", "mmwave"):
+            return seq.path / self.kind
         if rgb_root is not None and self.kind == "image":
             return _rgb_root_folder(rgb_root, seq)
         return seq.path / image_dir
@@ -418,12 +414,8 @@ def _resolve_image_source(image_source: str, first: SequenceDir, rgb_root: Path 
     """``auto``: anonymised RGB images if there are any for the first sequence, else keypoints."""
     if image_source != "auto":
         return image_source
-    if rgb_root is not None:
-        return "rgb"
     d = first.path / RGB_IMAGE_DIR
-    if d.is_dir() and _frame_files(d, _IMAGE_EXTS):
-        return "rgb"
-    return "keypoints"
+    return "rgb" if rgb_root is not None or (d.is_dir() and _frame_files(d, _IMAGE_EXTS)) else "keypoints"
 
 
 @dataclass
@@ -467,16 +459,17 @@ class ConvertSummary:
 
     def lines(self) -> list[str]:
         step = f", frame step {self.frame_step}" if self.frame_step != 1 else ""
-        out = [f"[mmfi] {self.n_windows} windows of {self.frames} frames (stride {self.stride}{step}) from {self.root} -> "
-               f"{self.out} in {self.elapsed_s:.1f} s; split {self.split}, image source {self.image_source}, "
-               f"{len(self.classes)} classes"]
+        out = [f"[mmfi] {self.n_windows} windows of {self.frames} frames (stride {self.stride}{step}) from "
+               f"{self.root} -> {self.out} in {self.elapsed_s:.1f} s; split {self.split}, image source "
+               f"{self.image_source}, {len(self.classes)} classes"]
         for s, n in self.windows.items():
             sk = self.skipped.get(s, {})
             out.append(f"[mmfi] {s}: {n} windows from {self.sequences.get(s, 0)} sequences, "
                        f"{len(self.subjects.get(s, []))} subjects; skipped {sum(sk.values())} windows"
                        + (f" {dict(sorted(sk.items()))}" if sk else ""))
             if self.skipped_sequences.get(s):
-                out.append(f"[mmfi] {s}: sequences without any window {dict(sorted(self.skipped_sequences[s].items()))}")
+                out.append(f"[mmfi] {s}: sequences without any window "
+                           f"{dict(sorted(self.skipped_sequences[s].items()))}")
         if any(self.notes.values()):
             out.append(f"[mmfi] notes {dict(sorted((k, v) for k, v in self.notes.items() if v))}")
         out += [f"[mmfi]   e.g. {e}" for e in self.examples[:3]]
@@ -795,9 +788,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     a = p.parse_args(argv)
-    actions: Any = a.actions
-    if actions is not None and len(actions) == 1:
-        actions = actions[0]
+    actions: Any = a.actions[0] if a.actions is not None and len(a.actions) == 1 else a.actions
     return cli_exit_code(lambda: convert_mmfi(
         a.root, a.out, frames=a.frames, stride=a.stride, frame_step=a.frame_step, split=a.split,
         environments=a.environments, actions=actions, image_source=a.image_source, rgb_root=a.rgb_root,
