@@ -812,8 +812,7 @@ class ActivitySimulator(CorruptibleStreams):
         sched = self._schedule_arg or default_schedule(self.seed, self.episode)
         self.schedule = [(a, float(s)) for a, s in sched]
         self.performance = Performance(self.subject, self.schedule)
-        root = np.random.SeedSequence([self.seed, self.subject.subject_id, self.episode, 0xAC75])
-        sensor_ss, corr_ss = root.spawn(2)
+        sensor_ss, corr_ss = np.random.SeedSequence([self.seed, self.subject.subject_id, self.episode, 0xAC75]).spawn(2)
         self._sensor_rng = np.random.default_rng(sensor_ss)
         self.index = 0
         self._restart_corruptions(corr_ss)

@@ -244,11 +244,11 @@ def default_nodes() -> list[NodeConfig]:
     ]
 
 
+@dataclass
 class _Ctx:
     """Carries the file name for error messages."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    source: str
 
     def fail(self, key: str, msg: str) -> SimConfigError:
         return SimConfigError(f"{self.source}: key '{key}': {msg}")
@@ -279,8 +279,7 @@ class _Ctx:
             raise self.fail(full, f"value {v} must be <= {hi}")
         return v
 
-    def integer(self, m: Mapping[str, Any], key: str, prefix: str, default: int,
-                lo: int, hi: int) -> int:
+    def integer(self, m: Mapping[str, Any], key: str, prefix: str, default: int, lo: int, hi: int) -> int:
         full = f"{prefix}.{key}" if prefix else key
         if key not in m:
             return int(default)
@@ -380,8 +379,7 @@ def parse_sim_config(data: Any, source: str = "<dict>") -> SimConfig:
     if room.size_x < track.size_x + 0.4 or room.size_y < track.size_y + 0.4:
         raise ctx.fail("room", f"room {room.size_x} x {room.size_y} m must exceed the track "
                        f"{track.size_x} x {track.size_y} m by at least 0.4 m per axis")
-    c = ctx.mapping(top.get("car"), "car",
-                    {"length", "width", "height", "speed_min", "speed_max"})
+    c = ctx.mapping(top.get("car"), "car", {"length", "width", "height", "speed_min", "speed_max"})
     car = CarConfig(ctx.number(c, "length", "car", 0.30, 0.05, 2.0),
                     ctx.number(c, "width", "car", 0.18, 0.05, 2.0),
                     ctx.number(c, "height", "car", 0.12, 0.02, 2.0),
@@ -389,8 +387,7 @@ def parse_sim_config(data: Any, source: str = "<dict>") -> SimConfig:
                     ctx.number(c, "speed_max", "car", 1.2, 0.0, 10.0, lo_open=True))
     if car.speed_min > car.speed_max:
         raise ctx.fail("car.speed_min", f"speed_min {car.speed_min} > speed_max {car.speed_max}")
-    ra = ctx.mapping(top.get("radar"), "radar",
-                     {"range_bins", "range_res_m", "azimuth_bins", "fov_deg", "pointcloud"})
+    ra = ctx.mapping(top.get("radar"), "radar", {"range_bins", "range_res_m", "azimuth_bins", "fov_deg", "pointcloud"})
     radar = RadarConfig(ctx.integer(ra, "range_bins", "radar", 64, 8, 1024),
                         ctx.number(ra, "range_res_m", "radar", 0.1, 0.0, 5.0, lo_open=True),
                         ctx.integer(ra, "azimuth_bins", "radar", 64, 8, 1024),

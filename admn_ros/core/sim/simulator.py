@@ -156,8 +156,7 @@ class GDTMSimulator(CorruptibleStreams):
         """Restart at t = 0 (in ``episode``, default the current one); corruptions stay set."""
         if episode is not None:
             self.episode = check_index("episode", episode)
-        root = np.random.SeedSequence([self.seed, self.episode])
-        scene_ss, bank_ss, sensor_ss, corr_ss = root.spawn(4)
+        scene_ss, bank_ss, sensor_ss, corr_ss = np.random.SeedSequence([self.seed, self.episode]).spawn(4)
         self.scene = Scene.sample(self.cfg, np.random.default_rng(scene_ss))
         bank_rng = np.random.default_rng(bank_ss)
         self._cams = [CameraRenderer(n, self.cfg, self.scene, bank_rng) for n in self.cfg.nodes]
