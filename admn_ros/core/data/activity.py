@@ -54,9 +54,7 @@ RESERVED_META: frozenset[str] = frozenset({
 
 def frame_names(frames: int) -> tuple[str, ...]:
     """The pseudo-node names of a window's frames: ``("f0", ..., "f{F-1}")``."""
-    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
-        raise ValueError(f"frames must be a positive integer, got {frames!r}")
-    return tuple(f"f{i}" for i in range(int(frames)))
+    return tuple(f"f{i}" for i in range(check_index("frames", frames, lo=1)))
 
 
 def activity_stream_ids(frames: int) -> list[str]:
@@ -412,10 +410,8 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
     from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M,
                                             SENSOR_HEIGHT_M, activity_index, draw_subject)
 
-    for name, v, lo in (("windows_per_activity", windows_per_activity, 1), ("workers", workers, 0),
-                        ("seed", seed, 0)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    for name, v, lo in (("windows_per_activity", windows_per_activity, 1), ("workers", workers, 0), ("seed", seed, 0)):
+        check_index(name, v, lo=lo)
     frame_names(frames)
     if not (math.isfinite(max_start_s) and max_start_s > 0):
         raise ValueError(f"max_start_s must be > 0, got {max_start_s!r}")

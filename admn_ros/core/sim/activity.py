@@ -128,10 +128,6 @@ class Subject:
                 for k, v in asdict(self).items()}
 
 
-def _check_int(name: str, v: object) -> int:
-    return check_index(name, v, ActivityError)
-
-
 def _colour(rng: np.random.Generator, base: tuple[float, float, float], jitter: float = 0.08
             ) -> tuple[float, float, float]:
     c = np.clip(np.asarray(base) * rng.uniform(1 - jitter, 1 + jitter, 3), 0.0, 1.0)
@@ -140,7 +136,7 @@ def _colour(rng: np.random.Generator, base: tuple[float, float, float], jitter: 
 
 def draw_subject(seed: int, subject_id: int) -> Subject:
     """The subject ``subject_id`` of dataset seed ``seed`` (deterministic; see :class:`Subject`)."""
-    seed, subject_id = _check_int("seed", seed), _check_int("subject_id", subject_id)
+    seed, subject_id = check_index("seed", seed, ActivityError), check_index("subject_id", subject_id, ActivityError)
     rng = np.random.default_rng(np.random.SeedSequence([seed, subject_id, 0xAC7]))
     pick = lambda pal: pal[int(rng.integers(len(pal)))]  # noqa: E731
     hue = rng.uniform(0, 180)
@@ -755,8 +751,7 @@ def render_window(subject: Subject, activity: str, start_s: float, frames: int, 
     since t = 0: ``{"rgb": uint8 (F, H, W, 3), "depth": uint16 (F, H, W) mm, "radar": float32
     (F, 64, 64)}``. ``seed`` is the noise seed; ``renderer`` a prebuilt one of this subject."""
     activity_index(activity)
-    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
-        raise ActivityError(f"frames must be a positive integer, got {frames!r}")
+    check_index("frames", frames, ActivityError, lo=1)
     if not (math.isfinite(rate_hz) and rate_hz > 0):
         raise ActivityError(f"rate_hz must be > 0, got {rate_hz!r}")
     if renderer is None:
@@ -794,7 +789,7 @@ class ActivitySimulator(CorruptibleStreams):
                  schedule: Sequence[tuple[str, float]] | None = None, width: int = 160, height: int = 120) -> None:
         if not isinstance(subject, Subject):
             raise ActivityError(f"subject must be a Subject (draw_subject(seed, id)), got {type(subject).__name__}")
-        self.seed = _check_int("seed", seed)
+        self.seed = check_index("seed", seed, ActivityError)
         if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
             raise ActivityError(f"rate_hz must be > 0, got {rate_hz!r}")
         self.subject = subject
@@ -803,12 +798,12 @@ class ActivitySimulator(CorruptibleStreams):
         self._schedule_arg = None if schedule is None else list(schedule)
         self._ids = list(STREAM_IDS)
         self._corr = {}
-        self.reset(_check_int("episode", episode))
+        self.reset(check_index("episode", episode, ActivityError))
 
     def reset(self, episode: int | None = None) -> None:
         """Restart at t = 0 (in ``episode``, default the current one); corruptions stay set."""
         if episode is not None:
-            self.episode = _check_int("episode", episode)
+            self.episode = check_index("episode", episode, ActivityError)
         sched = self._schedule_arg or default_schedule(self.seed, self.episode)
         self.schedule = [(a, float(s)) for a, s in sched]
         self.performance = Performance(self.subject, self.schedule)

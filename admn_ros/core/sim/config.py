@@ -22,10 +22,10 @@ class SimConfigError(ValueError):
     """Invalid simulator configuration; the message names the file and the key."""
 
 
-def check_index(name: str, v: object, error: type[ValueError] = ValueError) -> int:
-    """``v`` as an int if it is a non-negative integer (not a bool), else ``error`` naming ``name``."""
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 0:
-        raise error(f"{name} must be a non-negative integer, got {v!r}")
+def check_index(name: str, v: object, error: type[ValueError] = ValueError, lo: int = 0) -> int:
+    """``v`` as an int if it is an integer (not a bool) >= ``lo`` (0 or 1), else ``error`` naming ``name``."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < lo:
+        raise error(f"{name} must be a {'positive' if lo else 'non-negative'} integer, got {v!r}")
     return int(v)
 
 
