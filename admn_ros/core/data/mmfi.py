@@ -22,24 +22,20 @@ from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 
 #: The 27 actions (toolbox README "Activities Included").
 MMFI_ACTIONS: dict[str, str] = {
-    "A01": "Stretching and relaxing", "A02": "Chest expansion (horizontal)",
-    "A03": "Chest expansion (vertical)", "A04": "Twist (left)", "A05": "Twist (right)",
-    "A06": "Mark time", "A07": "Limb extension (left)", "A08": "Limb extension (right)",
-    "A09": "Lunge (toward left-front)", "A10": "Lunge (toward right-front)",
-    "A11": "Limb extension (both)", "A12": "Squat", "A13": "Raising hand (left)",
-    "A14": "Raising hand (right)", "A15": "Lunge (toward left side)", "A16": "Lunge (toward right side)",
-    "A17": "Waving hand (left)", "A18": "Waving hand (right)", "A19": "Picking up things",
-    "A20": "Throwing (toward left side)", "A21": "Throwing (toward right side)",
-    "A22": "Kicking (toward left side)", "A23": "Kicking (toward right side)",
-    "A24": "Body extension (left)", "A25": "Body extension (right)", "A26": "Jumping up", "A27": "Bowing",
+    "A01": "Stretching and relaxing", "A02": "Chest expansion (horizontal)", "A03": "Chest expansion (vertical)",
+    "A04": "Twist (left)", "A05": "Twist (right)", "A06": "Mark time", "A07": "Limb extension (left)",
+    "A08": "Limb extension (right)", "A09": "Lunge (toward left-front)", "A10": "Lunge (toward right-front)",
+    "A11": "Limb extension (both)", "A12": "Squat", "A13": "Raising hand (left)", "A14": "Raising hand (right)",
+    "A15": "Lunge (toward left side)", "A16": "Lunge (toward right side)", "A17": "Waving hand (left)",
+    "A18": "Waving hand (right)", "A19": "Picking up things", "A20": "Throwing (toward left side)",
+    "A21": "Throwing (toward right side)", "A22": "Kicking (toward left side)", "A23": "Kicking (toward right side)",
+    "A24": "Body extension (left)", "A25": "Body extension (right)", "A26": "Jumping up", "A27": "Bowing"
 }
 ALL_ACTIONS: tuple[str, ...] = tuple(MMFI_ACTIONS)
 #: The toolbox's action protocols (``decode_config``): daily, rehabilitation, all.
 PROTOCOLS: dict[str, tuple[str, ...]] = {
-    "protocol1": ("A02", "A03", "A04", "A05", "A13", "A14", "A17", "A18", "A19", "A20", "A21", "A22",
-                  "A23", "A27"),
-    "protocol2": ("A01", "A06", "A07", "A08", "A09", "A10", "A11", "A12", "A15", "A16", "A24", "A25",
-                  "A26"),
+    "protocol1": ("A02", "A03", "A04", "A05", "A13", "A14", "A17", "A18", "A19", "A20", "A21", "A22", "A23", "A27"),
+    "protocol2": ("A01", "A06", "A07", "A08", "A09", "A10", "A11", "A12", "A15", "A16", "A24", "A25", "A26"),
     "protocol3": ALL_ACTIONS,
 }
 ENVIRONMENTS: tuple[str, ...] = ("E01", "E02", "E03", "E04")

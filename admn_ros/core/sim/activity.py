@@ -282,11 +282,9 @@ def activity_params(subject: Subject, activity: str, times: np.ndarray) -> np.nd
     pf, af, ph = _style(subject, activity)
     t = np.asarray(times, np.float64).reshape(-1)
     phi = np.mod(t * subject.speed / (period * pf) + subject.phase + ph, 1.0)
-    raw = fn(phi)
     out = np.tile(_REST, (t.size, 1))
-    dom = "l" if subject.handedness > 0 else "r"
-    oth = "r" if dom == "l" else "l"
-    for key, val in raw.items():
+    dom, oth = ("l", "r") if subject.handedness > 0 else ("r", "l")
+    for key, val in fn(phi).items():
         v = np.broadcast_to(np.asarray(val, np.float64), t.shape)
         pre, _, name = key.partition("_")
         if pre in ("d", "o", "b", "l", "r") and name in _SIDE_PARAMS:
@@ -310,10 +308,8 @@ def _rot(axis: int, a: np.ndarray) -> np.ndarray:
     R = np.zeros((a.size, 3, 3))
     i, j = [(1, 2), (2, 0), (0, 1)][axis]
     R[:, axis, axis] = 1.0
-    R[:, i, i] = c
-    R[:, j, j] = c
-    R[:, i, j] = -s
-    R[:, j, i] = s
+    R[:, i, i] = R[:, j, j] = c
+    R[:, i, j], R[:, j, i] = -s, s
     return R
 
 
