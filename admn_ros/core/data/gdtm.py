@@ -456,7 +456,6 @@ def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], so
         index[(node, fname)] = (p, *_index_node_file(p, node, list(keys)))
     streams = [_Stream(node, m, *index[(node, sources[m][0])][:2], sources[m][1]) for node in nodes for m in MODALITIES]
 
-    # mocap: timestamps, car position, node poses
     dropped: Counter = Counter()
     stamps: list[int] = []
     gts: list[tuple[float, float]] = []

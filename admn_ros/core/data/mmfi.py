@@ -238,10 +238,8 @@ def read_image(path: str | Path, grey: bool = False) -> np.ndarray:
         img = img[:, :, :3]
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
-    if grey:
-        if img.ndim == 3:
-            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-        return np.repeat(img[:, :, None], 3, axis=2)
+    if grey and img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     if img.ndim == 2:
         return np.repeat(img[:, :, None], 3, axis=2)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

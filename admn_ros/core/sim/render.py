@@ -387,7 +387,6 @@ class RadarRenderer:
         ty = np.where(np.abs(d[:, 1]) > 1e-9, ty, np.inf)
         t_wall = np.minimum(tx, ty)
         cos_wall = np.where(tx < ty, np.abs(d[:, 0]), np.abs(d[:, 1]))
-        # obstacles: (t, cos, base reflectivity, slant height) per obstacle, all rays at once
         o3 = np.array([self.xy[0], self.xy[1], 0.01])
         d3 = np.concatenate([d, np.zeros((n, 1))], 1)
         # (distance, |cos incidence|, reflectivity, reflector height, diffuse part) per target kind
@@ -431,7 +430,7 @@ class RadarRenderer:
         x, y, yaw = pose
         c, s = math.cos(yaw), math.sin(yaw)
         hl, hw = car.length / 2, car.width / 2
-        # (offset along, offset across, normal along, normal across, rcs); None normal = isotropic
+        # (offset along, offset across, normal along, normal across, rcs); zero normal = isotropic
         pts = [(0, 0, 0, 0, 1.0), (hl, 0, 1, 0, 1.0), (-hl, 0, -1, 0, 1.0),
                (0, hw, 0, 1, 0.7), (0, -hw, 0, -1, 0.7)]
         ranges, azs, pows = [], [], []
