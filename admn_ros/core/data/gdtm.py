@@ -241,14 +241,11 @@ def _index_node_file(path: Path, node: str, keys: Sequence[str]) -> tuple[str, d
                 n_groups += 1
                 if len(sample_content) < 3:
                     sample_content[name] = sorted(g.keys())
-                sub = None
-                for cand in spell:
-                    sub = g.get(cand)
-                    if sub is not None:
-                        groups_seen.add(cand)
-                        break
-                if sub is None:
+                cand = next((c for c in spell if g.get(c) is not None), None)
+                if cand is None:
                     continue
+                groups_seen.add(cand)
+                sub = g[cand]
                 for k in keys:
                     if k in sub:
                         found[k].append(stamp)
