@@ -10,21 +10,18 @@ from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 
 def dataset_main(argv: list[str] | None = None) -> int:
     """The task's generator (default: tracking) with the other options."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    task, rest, i = DEFAULT_TASK, [], 0
-    while i < len(argv):
-        a = argv[i]
+    args = iter(sys.argv[1:] if argv is None else argv)
+    task: str | None = DEFAULT_TASK
+    rest: list[str] = []
+    for a in args:
         if a == "--task":
-            if i + 1 >= len(argv):
+            if (task := next(args, None)) is None:
                 print(f"admn-ros dataset: --task needs a value ({', '.join(TASKS)})", file=sys.stderr)
                 return 2
-            task, i = argv[i + 1], i + 2
-            continue
-        if a.startswith("--task="):
+        elif a.startswith("--task="):
             task = a.split("=", 1)[1]
         else:
             rest.append(a)
-        i += 1
     if task not in TASKS:
         print(f"admn-ros dataset: unknown --task {task!r}; known: {', '.join(TASKS)}", file=sys.stderr)
         return 2

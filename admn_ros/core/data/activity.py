@@ -1,10 +1,6 @@
-"""Activity-recognition datasets (format ``admn_ros.activitydata`` 1, docs/DATASET.md):
-reader, writer and the simulated generator.
-
-One sample is a *window* of ``F`` consecutive frames of one sensor node. In the model's stream
-layout the frames play the role of nodes: ``meta["nodes"]`` is ``["f0", ..., "f{F-1}"]``.
-Images are stored as :func:`admn_ros.core.preprocess.to_storage` makes them, so the model
-sees what the ROS backbone computes from the same frames. Splits are disjoint by subject.
+"""Activity-recognition datasets (format ``admn_ros.activitydata`` 1, docs/DATASET.md): reader,
+writer and the simulated generator. A sample is a window of ``F`` frames of one node; in the
+model's stream layout the frames play the role of nodes (``"f0" ... "f{F-1}"``).
 """
 from __future__ import annotations
 
@@ -16,21 +12,22 @@ import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load_meta_json
-from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, generation_summary
+from admn_ros.core.data.tools import (WorkerPool, clear_dataset, cli_exit_code, copy_npy, fmt_bytes,
+                                      generation_summary)
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
+from admn_ros.core.sim.config import check_index
 from admn_ros.core.streams import DEPTH_MAX_M
 
 ACTIVITY_FORMAT: str = "admn_ros.activitydata"
 ACTIVITY_FORMAT_VERSION: int = 1
-#: The modalities of every frame, in stream order.
 ACTIVITY_MODALITIES: tuple[str, ...] = ("rgb", "depth", "radar")
-#: The sensor node the windows come from.
 SENSOR_NODE: str = "node1"
 M = MODEL_INPUT
 
@@ -57,9 +54,7 @@ RESERVED_META: frozenset[str] = frozenset({
 
 def frame_names(frames: int) -> tuple[str, ...]:
     """The pseudo-node names of a window's frames: ``("f0", ..., "f{F-1}")``."""
-    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
-        raise ValueError(f"frames must be a positive integer, got {frames!r}")
-    return tuple(f"f{i}" for i in range(int(frames)))
+    return tuple(f"f{i}" for i in range(check_index("frames", frames, lo=1)))
 
 
 def activity_stream_ids(frames: int) -> list[str]:
@@ -120,7 +115,6 @@ class ActivityDataset(MemmapBatches):
                 f"classes={len(self.classes)})")
 
 
-
 def _stored(modality: str, arr: Any, frames: int, what: str) -> np.ndarray:
     """Windows ``[n, F, ...]`` of sensor arrays or storage arrays -> storage form."""
     a = np.asarray(arr)
@@ -157,14 +151,9 @@ def _stored(modality: str, arr: Any, frames: int, what: str) -> np.ndarray:
 
 
 class ActivityWriter:
-    """Create an activity dataset from windows added per split; :meth:`close` writes
-    ``meta.json`` last, :meth:`abort` (or an exception leaving a ``with`` block) removes all.
-
-    ``rgb`` / ``depth`` / ``radar`` are sensor frames (``[F, H, W(, 3)]``, through ``to_storage``)
-    or storage arrays (``[F, (3,) 64, 64]``), with a leading window axis for a batch (a scalar
-    ``label`` means one window). With ``sizes`` (windows per split) the arrays are
-    preallocated and filled in order, else appended to part files joined by :meth:`close`.
-    """
+    """Create an activity dataset from windows (sensor frames or storage arrays) added per split;
+    :meth:`close` writes ``meta.json`` last, :meth:`abort` (or an exception in a ``with`` block)
+    removes all. ``sizes`` (windows per split) preallocates (docs/DATASET.md)."""
 
     def __init__(self, root: str | Path, classes: Sequence[str], frames: int, rate_hz: float, source: str,
                  extra_meta: Mapping[str, Any] | None = None, overwrite: bool = False, *,
@@ -286,12 +275,8 @@ class ActivityWriter:
             files[stem].close()
             part = d / f".{stem}.part"
             src = np.memmap(part, dtype=dtype, mode="r", shape=shape)
-            dst = np.lib.format.open_memmap(out, mode="w+", dtype=dtype, shape=shape)
-            step = max(1, (64 << 20) // max(1, int(np.prod(shape[1:])) * dtype.itemsize))
-            for i in range(0, n, step):
-                dst[i:i + step] = src[i:i + step]
-            dst.flush()
-            del src, dst
+            copy_npy(src, out, max(1, (64 << 20) // max(1, int(np.prod(shape[1:])) * dtype.itemsize)))
+            del src
             part.unlink()
 
     def meta(self) -> dict[str, Any]:
@@ -309,10 +294,7 @@ class ActivityWriter:
             "arrays": {stem: {"dtype": dt, "shape": list(shape), "doc": doc}
                        for stem, (dt, shape, doc) in ACTIVITY_ARRAYS.items()},
         }
-        for k, v in self.extra_meta.items():
-            if k == "seed" and self.seed is not None:
-                continue
-            meta[k] = v
+        meta.update({k: v for k, v in self.extra_meta.items() if not (k == "seed" and self.seed is not None)})
         return meta
 
     def close(self) -> dict[str, Any]:
@@ -363,8 +345,7 @@ class ActivityWriter:
 def plan_subject_splits(n_subjects: int, val_subjects: int, test_subjects: int, seed: int) -> dict[str, list[int]]:
     """Subject ids ``0 .. n_subjects-1`` assigned to splits by a seeded permutation (sorted lists)."""
     for name, v in (("n_subjects", n_subjects), ("val_subjects", val_subjects), ("test_subjects", test_subjects)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+        check_index(name, v)
     if n_subjects - val_subjects - test_subjects < 1:
         raise ValueError(f"{n_subjects} subjects leave none for train after {val_subjects} val and "
                          f"{test_subjects} test subjects")
@@ -393,19 +374,11 @@ def window_rng(seed: int, subject_id: int, activity: int, window: int) -> np.ran
                                                          0x3D]))
 
 
-_RENDERERS: dict[tuple[int, int, int, int], Any] = {}
-
-
+@lru_cache(maxsize=4)
 def _renderer(seed: int, subject_id: int, width: int, height: int) -> Any:
     from admn_ros.core.sim.activity import ActivityRenderer, draw_subject
 
-    key = (seed, subject_id, width, height)
-    r = _RENDERERS.get(key)
-    if r is None:
-        if len(_RENDERERS) >= 4:
-            _RENDERERS.pop(next(iter(_RENDERERS)))
-        r = _RENDERERS[key] = ActivityRenderer(draw_subject(seed, subject_id), width, height)
-    return r
+    return ActivityRenderer(draw_subject(seed, subject_id), width, height)
 
 
 def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
@@ -422,9 +395,8 @@ def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
         start = float(rng.uniform(0.0, task.max_start_s))
         win = render_window(r.subject, ACTIVITIES[task.activity], start, F, task.rate_hz, rng, renderer=r)
         for i in range(F):
-            out["rgb"][w, i] = to_storage("rgb", win["rgb"][i])
-            out["depth"][w, i] = to_storage("depth", win["depth"][i])
-            out["radar"][w, i] = to_storage("radar", win["radar"][i])
+            for m in ACTIVITY_MODALITIES:
+                out[m][w, i] = to_storage(m, win[m][i])
         out["t"][w] = start
     return task, out, time.perf_counter() - t0
 
@@ -433,18 +405,13 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
                               windows_per_activity: int = 20, frames: int = 5, rate_hz: float = 10.0, seed: int = 0,
                               workers: int = 2, progress: bool = True, overwrite: bool = False, *,
                               width: int = 160, height: int = 120, max_start_s: float = 30.0) -> Path:
-    """Render a simulated MM-Fi-style activity dataset into ``out``: subjects split by
-    :func:`plan_subject_splits`, ``windows_per_activity`` windows per (subject, activity), each
-    starting at a random time in ``[0, max_start_s)`` of a continuous performance. The arrays
-    depend only on the arguments, not on ``workers``.
-    """
+    """Render a simulated MM-Fi-style activity dataset into ``out`` (docs/DATASET.md): the arrays
+    depend only on the arguments, not on ``workers``."""
     from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M,
                                             SENSOR_HEIGHT_M, activity_index, draw_subject)
 
-    for name, v, lo in (("windows_per_activity", windows_per_activity, 1), ("workers", workers, 0),
-                        ("seed", seed, 0)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    for name, v, lo in (("windows_per_activity", windows_per_activity, 1), ("workers", workers, 0), ("seed", seed, 0)):
+        check_index(name, v, lo=lo)
     frame_names(frames)
     if not (math.isfinite(max_start_s) and max_start_s > 0):
         raise ValueError(f"max_start_s must be > 0, got {max_start_s!r}")

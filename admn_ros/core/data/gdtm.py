@@ -1,12 +1,6 @@
-"""Convert the released, preprocessed GDTM dataset (nesl/GDTM, HDF5) into our dataset format.
-
-The layout read (docs/GDTM.md): ``<src>/<split>/mocap.hdf5`` and
-``<src>/<split>/node_<k>/{zed,realsense,mmwave}.hdf5`` (or ``node<k>/``), one top-level group
-per frame named by its timestamp in integer ms, on the ~15 Hz timeline the authors aligned
-every sensor to. :func:`convert_gdtm` matches every node's streams to the mocap stamps
-(nearest within a tolerance), stores them exactly like :func:`admn_ros.core.preprocess.to_storage`
-and writes what :class:`admn_ros.core.data.SimDataset` reads. Every dropped frame is counted
-by reason.
+"""``admn-ros convert-gdtm``: the released, preprocessed GDTM dataset (nesl/GDTM, HDF5) into our
+dataset format. Every node's streams are matched to the mocap stamps, stored like
+:func:`admn_ros.core.preprocess.to_storage`, every dropped frame counted by reason (docs/GDTM.md).
 """
 from __future__ import annotations
 
@@ -16,7 +10,6 @@ import math
 import os
 import re
 import shutil
-import sys
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -28,7 +21,7 @@ import numpy as np
 
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError,
                                         array_shape)
-from admn_ros.core.data.tools import clear_dataset, cli_exit_code
+from admn_ros.core.data.tools import clear_dataset, cli_exit_code, copy_npy, progress_bar
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M, StreamSet
 
@@ -66,8 +59,7 @@ _DB_FLOOR = 1e-6
 
 
 class GDTMError(DatasetError):
-    """A GDTM source that cannot be converted; the message names the file and, where it
-    applies, the HDF5 key (``/<ms>/<node group>/<dataset>``), also in :attr:`path` / :attr:`key`."""
+    """A GDTM source that cannot be converted; names the file and HDF5 key (:attr:`path`, :attr:`key`)."""
 
     def __init__(self, message: str, path: str | Path | None = None, key: str | None = None) -> None:
         super().__init__(message)
@@ -99,9 +91,8 @@ def _open_h5(path: Path) -> "h5py.File":
 
 @dataclass(frozen=True)
 class RadarNorm:
-    """A radar frame -> [0, 1]: ``clip((transform(frame) - lo) / (hi - lo), 0, 1)``, rows
-    flipped for ``azimuth`` so that row 0 is the nearest range, non-finite values (outside the
-    azimuth field of view) 0."""
+    """A radar frame -> ``clip((transform(frame) - lo) / (hi - lo), 0, 1)``, rows nearest-first,
+    non-finite values (outside the azimuth field of view) 0."""
 
     kind: str
     lo: float
@@ -159,7 +150,6 @@ class _Stream:
 @dataclass
 class _Plan:
     """The alignment of one split, before any sensor data is decoded."""
-
     split: str
     src_dir: Path
     mocap_path: Path
@@ -251,14 +241,11 @@ def _index_node_file(path: Path, node: str, keys: Sequence[str]) -> tuple[str, d
                 n_groups += 1
                 if len(sample_content) < 3:
                     sample_content[name] = sorted(g.keys())
-                sub = None
-                for cand in spell:
-                    sub = g.get(cand)
-                    if sub is not None:
-                        groups_seen.add(cand)
-                        break
-                if sub is None:
+                cand = next((c for c in spell if g.get(c) is not None), None)
+                if cand is None:
                     continue
+                groups_seen.add(cand)
+                sub = g[cand]
                 for k in keys:
                     if k in sub:
                         found[k].append(stamp)
@@ -456,27 +443,16 @@ def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], so
     if not mocap_path.is_file():
         have = sorted(p.name for p in split_dir.iterdir())
         raise FileNotFoundError(f"GDTM file not found: {mocap_path} ({split_dir} contains {have})")
-    # streams and their per-file indices (one pass per file)
-    streams: list[_Stream] = []
-    need: dict[tuple[str, str], list[str]] = {}
+    need: dict[tuple[str, str], dict[str, None]] = {}  # (node, file) -> dataset keys, one pass per file
     for node in nodes:
         for modality in MODALITIES:
-            fname, key = sources[modality]
-            need.setdefault((node, fname), [])
-            if key not in need[(node, fname)]:
-                need[(node, fname)].append(key)
+            need.setdefault((node, sources[modality][0]), {})[sources[modality][1]] = None
     index: dict[tuple[str, str], tuple[Path, str, dict[str, np.ndarray]]] = {}
     for (node, fname), keys in need.items():
         p = _node_file(split_dir, node, fname)
-        group, stamps = _index_node_file(p, node, keys)
-        index[(node, fname)] = (p, group, stamps)
-    for node in nodes:
-        for modality in MODALITIES:
-            fname, key = sources[modality]
-            p, group, _ = index[(node, fname)]
-            streams.append(_Stream(node, modality, p, group, key))
+        index[(node, fname)] = (p, *_index_node_file(p, node, list(keys)))
+    streams = [_Stream(node, m, *index[(node, sources[m][0])][:2], sources[m][1]) for node in nodes for m in MODALITIES]
 
-    # mocap: timestamps, car position, node poses
     dropped: Counter = Counter()
     stamps: list[int] = []
     gts: list[tuple[float, float]] = []
@@ -541,9 +517,7 @@ def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], so
         for i in np.flatnonzero(~ok & keep):
             first_missing[i] = f"missing:{s.sid}"
         keep &= ok
-    for r in first_missing:
-        if r:
-            dropped[r] += 1
+    dropped.update(r for r in first_missing if r)
     meta_json = _read_metadata_json(split_dir, src)
     plan = _Plan(split=split, src_dir=split_dir, mocap_path=mocap_path, n_mocap=n_mocap, stamps=st_arr[keep],
                  gt=np.array(gts, dtype=np.float32).reshape(-1, 2)[keep],
@@ -556,10 +530,8 @@ def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], so
     return plan
 
 
-def _empty_split_error(plan: _Plan, extra: Mapping[str, int] | None = None) -> GDTMError:
-    d = dict(plan.dropped)
-    for k, v in (extra or {}).items():
-        d[k] = d.get(k, 0) + v
+def _empty_split_error(plan: _Plan, extra: Counter | None = None) -> GDTMError:
+    d = dict(plan.dropped + (extra or Counter()))
     return GDTMError(f"split {plan.split!r} ({plan.src_dir}): no samples left: {plan.n_mocap} mocap frames in "
                      f"{plan.mocap_path}, all dropped ({d})", plan.mocap_path)
 
@@ -617,11 +589,8 @@ def _truncate_npy(path: Path, n: int) -> None:
     """Rewrite ``path`` (a .npy array) keeping its first ``n`` rows."""
     src = np.load(path, mmap_mode="r")
     tmp = path.with_name(path.stem + ".tmp.npy")
-    dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype, shape=(n, *src.shape[1:]))
-    for i in range(0, n, 1024):
-        dst[i:i + 1024] = src[i:min(i + 1024, n)]
-    dst.flush()
-    del dst, src
+    copy_npy(src[:n], tmp, 1024)
+    del src
     os.replace(tmp, path)
 
 
@@ -629,40 +598,30 @@ def _write_split(plan: _Plan, out_dir: Path, nodes: Sequence[str], depth_src: st
                  on_corrupt: str, progress: bool) -> tuple[int, Counter, list[str], np.ndarray]:
     """Decode and store the split's samples; returns (n written, corrupt drops, examples, kept row mask)."""
     n = len(plan.stamps)
-    S = len(nodes)
     out_dir.mkdir(parents=True, exist_ok=True)
     big = {stem: np.lib.format.open_memmap(out_dir / f"{stem}.npy", mode="w+", dtype=ARRAYS[stem][0],
-                                           shape=array_shape(stem, n, S)) for stem in ("rgb", "depth", "radar")}
+                                           shape=array_shape(stem, n, len(nodes))) for stem in MODALITIES}
     corrupt: Counter = Counter()
     examples: list[str] = []
     kept = np.zeros(n, dtype=bool)
     w = 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, unit="sample", desc=f"gdtm {plan.split}", file=sys.stderr)
-    by_node = {node: [s for s in plan.streams if s.node == node] for node in nodes}
+    bar = progress_bar(progress, n, "sample", f"gdtm {plan.split}")
     with ExitStack() as stack:
         files = {p: stack.enter_context(_open_h5(p)) for p in {s.path for s in plan.streams}}
         for i in range(n):
             row: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
             bad = ""
-            for node in nodes:
-                for s in by_node[node]:
-                    key = s.h5key(int(plan.match[s.sid][i]))
-                    try:
-                        row[s.modality].append(_convert(s, _read_scalar(files[s.path], s.path, key), key,
-                                                        depth_src, radar))
-                    except ValueError as exc:  # GDTMError, or to_storage's shape / dtype checks
-                        err = exc if isinstance(exc, GDTMError) else _err(s.path, key, str(exc))
-                        if on_corrupt == "raise":
-                            raise err from None
-                        bad = f"corrupt:{s.sid}"
-                        if len(examples) < 10:
-                            examples.append(str(err))
-                        break
-                if bad:
+            for s in plan.streams:  # node-major, as the nodes of the output
+                key = s.h5key(int(plan.match[s.sid][i]))
+                try:
+                    row[s.modality].append(_convert(s, _read_scalar(files[s.path], s.path, key), key, depth_src, radar))
+                except ValueError as exc:  # GDTMError, or to_storage's shape / dtype checks
+                    err = exc if isinstance(exc, GDTMError) else _err(s.path, key, str(exc))
+                    if on_corrupt == "raise":
+                        raise err from None
+                    bad = f"corrupt:{s.sid}"
+                    if len(examples) < 10:
+                        examples.append(str(err))
                     break
             if bad:
                 corrupt[bad] += 1
@@ -671,15 +630,13 @@ def _write_split(plan: _Plan, out_dir: Path, nodes: Sequence[str], depth_src: st
                     big[m][w] = np.stack(row[m])
                 kept[i] = True
                 w += 1
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.update(1)
+    bar.close()
     for a in big.values():
         a.flush()
     del big
     if w < n:
-        for stem in ("rgb", "depth", "radar"):
+        for stem in MODALITIES:
             _truncate_npy(out_dir / f"{stem}.npy", w)
     return w, corrupt, examples, kept
 
@@ -695,27 +652,15 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
                  overwrite: bool = False, progress: bool = True,
                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Convert a preprocessed GDTM copy into ``out_dir``; returns the summary (also
-    ``meta.json["conversion"]``). The options are the CLI's (docs/GDTM.md).
-
-    ``splits``: our split names, or ``{our split: GDTM directory relative to src_root}``
-    (``"."`` = src_root). ``radar_range``: the transformed radar values mapped to 0 and 1
-    (default: the :data:`RADAR_PERCENTILES` over calibration frames of train, or the first
-    split). ``car_id`` ``None``: the only non-node mocap object. ``on_corrupt="drop"`` counts an
-    undecodable frame as ``corrupt:<stream>`` instead of stopping.
-
-    Raises FileNotFoundError (naming what exists instead), GDTMError (naming the file and HDF5
-    key), FileExistsError (``out_dir`` holds a dataset, no ``overwrite``) or ValueError.
-    """
+    ``meta.json["conversion"]``). The options are the CLI's (docs/GDTM.md); ``splits`` may map our
+    split names to GDTM directories relative to ``src_root`` (``"."`` = itself). Raises
+    FileNotFoundError, GDTMError, FileExistsError or ValueError, naming what is wrong."""
     t0 = time.perf_counter()
     say = log if log is not None else (print if progress else (lambda _m: None))
-    src = Path(src_root)
-    out = Path(out_dir)
-    if radar not in RADAR_SOURCES:
-        raise ValueError(f"radar must be one of {sorted(RADAR_SOURCES)}, got {radar!r}")
-    if rgb not in RGB_SOURCES:
-        raise ValueError(f"rgb must be one of {sorted(RGB_SOURCES)}, got {rgb!r}")
-    if depth not in DEPTH_SOURCES:
-        raise ValueError(f"depth must be one of {sorted(DEPTH_SOURCES)}, got {depth!r}")
+    src, out = Path(src_root), Path(out_dir)
+    for name, v, known in (("radar", radar, RADAR_SOURCES), ("rgb", rgb, RGB_SOURCES), ("depth", depth, DEPTH_SOURCES)):
+        if v not in known:
+            raise ValueError(f"{name} must be one of {sorted(known)}, got {v!r}")
     if on_corrupt not in ("raise", "drop"):
         raise ValueError(f"on_corrupt must be 'raise' or 'drop', got {on_corrupt!r}")
     if len(gt_axes) != 2 or any(a not in _AXES for a in gt_axes) or gt_axes[0] == gt_axes[1]:
@@ -737,7 +682,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     sources = {"rgb": RGB_SOURCES[rgb], "depth": DEPTH_SOURCES[depth], "radar": RADAR_SOURCES[radar]}
     axes = (_AXES[gt_axes[0]], _AXES[gt_axes[1]])
 
-    # align every split (timestamps + mocap only): layout problems fail before any decoding
+    # align every split first: layout problems fail before any decoding
     pose_table: list[str] = []
     pose_values: list[dict[str, Any]] = []
     plans: dict[str, _Plan] = {}
@@ -758,7 +703,6 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
 
     clear_dataset(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    S = len(nodes)
     split_info: dict[str, Any] = {}
     summary_splits: dict[str, Any] = {}
     all_gt: list[np.ndarray] = []
@@ -775,15 +719,11 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
             ep, t = _episodes(stamps, plan.pose_ids[kept], episode_gap_ms, next_episode)
             ep_ids, ep_frames = np.unique(ep, return_counts=True)
             next_episode = int(ep.max()) + 1
-            np.save(out / name / "gt.npy", gt.astype(np.float32))
-            np.save(out / name / "episode.npy", ep)
-            np.save(out / name / "t.npy", t)
-            np.save(out / name / "visibility.npy", np.full((w, S), np.nan, dtype=np.float16))
-            np.save(out / name / "stamp_ms.npy", stamps.astype(np.int64))
+            for stem, a in {"gt": gt.astype(np.float32), "episode": ep, "t": t, "stamp_ms": stamps.astype(np.int64),
+                            "visibility": np.full((w, len(nodes)), np.nan, dtype=np.float16)}.items():
+                np.save(out / name / f"{stem}.npy", a)
             all_gt.append(gt)
-            dropped = dict(plan.dropped)
-            for k, v in corrupt.items():
-                dropped[k] = dropped.get(k, 0) + v
+            dropped = dict(plan.dropped + corrupt)
             poses_used = sorted({int(p) for p in plan.pose_ids[kept] if p >= 0})
             split_info[name] = {"n_samples": w, "episodes": ep_ids.tolist(), "episode_frames": ep_frames.tolist(),
                                 "source_dir": str(plan.src_dir), "node_pose_sets": poses_used,
@@ -804,8 +744,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
         raise
 
     gt_all = np.concatenate(all_gt)
-    box = [[float(gt_all[:, 0].min()), float(gt_all[:, 0].max())],
-           [float(gt_all[:, 1].min()), float(gt_all[:, 1].max())]]
+    box = [[float(gt_all[:, k].min()), float(gt_all[:, k].max())] for k in (0, 1)]
     sizes = {s: sum(p.stat().st_size for p in (out / s).glob("*.npy")) for s in plans}
     elapsed = time.perf_counter() - t0
     n_total = sum(v["n_samples"] for v in summary_splits.values())
@@ -919,10 +858,6 @@ def main(argv: list[str] | None = None) -> int:
         radar_tolerance_ms=a.radar_tolerance_ms, car_id=a.car_id, gt_axes=tuple(a.gt_axes),
         episode_gap_ms=a.episode_gap_ms, limit=a.limit, on_corrupt=a.on_corrupt, overwrite=a.overwrite,
         progress=not a.quiet))
-
-
-__all__ = ["GDTMError", "RadarNorm", "convert_gdtm", "main", "H5PY_PIN", "RGB_SOURCES", "DEPTH_SOURCES",
-           "RADAR_SOURCES"]
 
 
 if __name__ == "__main__":

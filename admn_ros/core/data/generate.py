@@ -1,7 +1,5 @@
-"""Generate the simulated tracking dataset: clean :class:`~admn_ros.core.sim.GDTMSimulator`
-frames through :func:`admn_ros.core.preprocess.to_storage`. Episodes are assigned whole to
-one split, so no trajectory, lighting, background or obstacle layout is shared between splits.
-"""
+"""Generate the simulated tracking dataset: clean :class:`~admn_ros.core.sim.GDTMSimulator` frames
+through :func:`admn_ros.core.preprocess.to_storage`, whole episodes per split (docs/DATASET.md)."""
 from __future__ import annotations
 
 import argparse
@@ -59,10 +57,9 @@ def plan_splits(n_samples: int, frames_per_episode: int, val_frac: float, test_f
 
 
 def _open(out_dir: str, split: str, n: int, s: int, mode: str) -> dict[str, np.ndarray]:
-    d = Path(out_dir) / split
     out = {}
     for stem, (dtype, _shape, _doc) in ARRAYS.items():
-        p = d / f"{stem}.npy"
+        p = Path(out_dir) / split / f"{stem}.npy"
         if mode == "w+" and n == 0:  # an empty split: a plain (header-only) .npy file
             np.save(p, np.zeros(array_shape(stem, 0, s), np.dtype(dtype)))
         elif mode == "w+":
@@ -81,14 +78,12 @@ def _run_task(task: _Task) -> tuple[str, int, int, float]:
     nodes = [n.name for n in cfg.nodes]
     arrs = _open(task.out_dir, task.split, task.n_split, len(nodes), "r+")
     sim = GDTMSimulator(cfg, seed=task.seed, episode=task.episode)
-    o = task.offset
     for i in range(task.n_frames):
         f = sim.step()
-        j = o + i
+        j = task.offset + i
         for k, node in enumerate(nodes):
-            arrs["rgb"][j, k] = to_storage("rgb", f.streams[f"{node}/rgb"].data)
-            arrs["depth"][j, k] = to_storage("depth", f.streams[f"{node}/depth"].data)
-            arrs["radar"][j, k] = to_storage("radar", f.streams[f"{node}/radar"].data)
+            for m in ("rgb", "depth", "radar"):
+                arrs[m][j, k] = to_storage(m, f.streams[f"{node}/{m}"].data)
             arrs["visibility"][j, k] = f.visibility[node]
         arrs["gt"][j] = f.gt_xy
         arrs["episode"][j] = task.episode
@@ -111,12 +106,11 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     out = Path(out_dir)
     clear_dataset(out, overwrite)
     nodes = [n.name for n in cfg.nodes]
-    S = len(nodes)
     tasks: list[_Task] = []
     for split in SPLITS:
         (out / split).mkdir(parents=True, exist_ok=True)
         n_split = sum(n for _, n in plan[split])
-        arrs = _open(str(out), split, n_split, S, "w+")  # allocate the files
+        arrs = _open(str(out), split, n_split, len(nodes), "w+")  # allocate the files
         for a in arrs.values():
             a.flush()
         del arrs

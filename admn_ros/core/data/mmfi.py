@@ -1,19 +1,12 @@
-"""Convert a copy of MM-Fi (40 subjects, 27 actions, 4 environments) into our activity dataset.
-
-:func:`convert_mmfi` cuts every sequence folder ``<root>/E../S../A..`` into windows of
-``frames`` frames and fills our three slots: ``rgb`` from the anonymised RGB images, the
-infrared images, or the released 2-D keypoints drawn as a stick figure; ``depth`` from the
-16-bit PNGs (mm); ``radar`` from the mmWave point clouds as a 64x64 range-Doppler histogram
-with the simulator's axes. Labels index the converted actions. A missing or undecodable frame
-drops only the windows that contain it, counted per reason (``strict`` raises instead). What is
-confirmed from the public toolbox and what is assumed: docs/MMFI.md.
+"""``admn-ros convert-mmfi``: an MM-Fi copy (40 subjects, 27 actions, 4 environments) into our
+activity dataset, in windows of ``frames`` frames per sequence folder ``<root>/E../S../A..``.
+Slots, axes, splits, what was confirmed and what is assumed: docs/MMFI.md.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import re
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,29 +17,25 @@ import numpy as np
 
 from admn_ros.core.data.activity import ActivityWriter
 from admn_ros.core.data.simdata import DatasetError
-from admn_ros.core.data.tools import cli_exit_code
+from admn_ros.core.data.tools import cli_exit_code, progress_bar
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 
 #: The 27 actions (toolbox README "Activities Included").
 MMFI_ACTIONS: dict[str, str] = {
-    "A01": "Stretching and relaxing", "A02": "Chest expansion (horizontal)",
-    "A03": "Chest expansion (vertical)", "A04": "Twist (left)", "A05": "Twist (right)",
-    "A06": "Mark time", "A07": "Limb extension (left)", "A08": "Limb extension (right)",
-    "A09": "Lunge (toward left-front)", "A10": "Lunge (toward right-front)",
-    "A11": "Limb extension (both)", "A12": "Squat", "A13": "Raising hand (left)",
-    "A14": "Raising hand (right)", "A15": "Lunge (toward left side)", "A16": "Lunge (toward right side)",
-    "A17": "Waving hand (left)", "A18": "Waving hand (right)", "A19": "Picking up things",
-    "A20": "Throwing (toward left side)", "A21": "Throwing (toward right side)",
-    "A22": "Kicking (toward left side)", "A23": "Kicking (toward right side)",
-    "A24": "Body extension (left)", "A25": "Body extension (right)", "A26": "Jumping up", "A27": "Bowing",
+    "A01": "Stretching and relaxing", "A02": "Chest expansion (horizontal)", "A03": "Chest expansion (vertical)",
+    "A04": "Twist (left)", "A05": "Twist (right)", "A06": "Mark time", "A07": "Limb extension (left)",
+    "A08": "Limb extension (right)", "A09": "Lunge (toward left-front)", "A10": "Lunge (toward right-front)",
+    "A11": "Limb extension (both)", "A12": "Squat", "A13": "Raising hand (left)", "A14": "Raising hand (right)",
+    "A15": "Lunge (toward left side)", "A16": "Lunge (toward right side)", "A17": "Waving hand (left)",
+    "A18": "Waving hand (right)", "A19": "Picking up things", "A20": "Throwing (toward left side)",
+    "A21": "Throwing (toward right side)", "A22": "Kicking (toward left side)", "A23": "Kicking (toward right side)",
+    "A24": "Body extension (left)", "A25": "Body extension (right)", "A26": "Jumping up", "A27": "Bowing"
 }
 ALL_ACTIONS: tuple[str, ...] = tuple(MMFI_ACTIONS)
 #: The toolbox's action protocols (``decode_config``): daily, rehabilitation, all.
 PROTOCOLS: dict[str, tuple[str, ...]] = {
-    "protocol1": ("A02", "A03", "A04", "A05", "A13", "A14", "A17", "A18", "A19", "A20", "A21", "A22",
-                  "A23", "A27"),
-    "protocol2": ("A01", "A06", "A07", "A08", "A09", "A10", "A11", "A12", "A15", "A16", "A24", "A25",
-                  "A26"),
+    "protocol1": ("A02", "A03", "A04", "A05", "A13", "A14", "A17", "A18", "A19", "A20", "A21", "A22", "A23", "A27"),
+    "protocol2": ("A01", "A06", "A07", "A08", "A09", "A10", "A11", "A12", "A15", "A16", "A24", "A25", "A26"),
     "protocol3": ALL_ACTIONS,
 }
 ENVIRONMENTS: tuple[str, ...] = ("E01", "E02", "E03", "E04")
@@ -116,15 +105,9 @@ def _err(path: str | Path, msg: str) -> MMFiError:
 def split_subjects(split: str = "admn", actions: Sequence[str] | str = "protocol3", *,
                    val_subjects: Sequence[str] | None = None, seed: int = RANDOM_SPLIT_SEED,
                    ratio: float = RANDOM_SPLIT_RATIO) -> dict[str, dict[str, list[str]]]:
-    """``{split: {subject: [actions]}}`` (empty splits omitted).
-
-    ``test`` is the toolbox's validation set of that split (``admn``: the ADMN paper's test
-    subjects); ``val`` is carved out of its training set (``val_subjects``, default
-    :data:`DEFAULT_VAL_SUBJECTS`; ``()`` = none). ``random`` is the toolbox's ``random_split``:
-    per action at position ``i`` of its protocol (of A01..A27 for other lists), a
-    ``RandomState(seed + i)`` permutation of the 40 subjects, the first ``floor(ratio * 40)``
-    train; val = the last :data:`RANDOM_VAL_PER_ACTION` of those.
-    """
+    """``{split: {subject: [actions]}}`` (empty splits omitted): ``test`` is the toolbox's validation
+    set of that split (``admn``: the paper's test subjects), ``val`` comes out of its training set
+    (``val_subjects``, default :data:`DEFAULT_VAL_SUBJECTS`; ``()`` = none). docs/MMFI.md, 3.3."""
     acts, proto = _resolve_actions(actions)
     if split not in SPLIT_KINDS:
         raise ValueError(f"split must be one of {list(SPLIT_KINDS)}, got {split!r}")
@@ -255,10 +238,8 @@ def read_image(path: str | Path, grey: bool = False) -> np.ndarray:
         img = img[:, :, :3]
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
-    if grey:
-        if img.ndim == 3:
-            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-        return np.repeat(img[:, :, None], 3, axis=2)
+    if grey and img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     if img.ndim == 2:
         return np.repeat(img[:, :, None], 3, axis=2)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -292,11 +273,9 @@ def render_keypoints(kp: np.ndarray, canvas: tuple[float, float] = DEFAULT_KEYPO
 def radar_histogram(points: np.ndarray, *, range_max_m: float = RADAR_RANGE_MAX_M,
                     doppler_max_mps: float = RADAR_DOPPLER_MAX_MPS, weight: str = "intensity",
                     size: int = MODEL_INPUT) -> tuple[np.ndarray, int]:
-    """A point cloud ``(n, 5)`` = (x, y, z, doppler, intensity) -> a range-Doppler histogram
-    (row 0 nearest, column 0 = -doppler_max) divided by its maximum, and the points outside it.
-
-    ``weight="intensity"`` adds ``max(intensity, 0)`` per point (counts them when all are <= 0).
-    """
+    """A point cloud ``(n, 5)`` = (x, y, z, doppler, intensity) -> a range-Doppler histogram (row 0
+    nearest, column 0 = -doppler_max; weight ``max(intensity, 0)``, or counts if all are <= 0)
+    divided by its maximum, and the number of points outside it."""
     if weight not in RADAR_WEIGHTS:
         raise ValueError(f"weight must be one of {list(RADAR_WEIGHTS)}, got {weight!r}")
     h = np.zeros((size, size), np.float64)
@@ -345,8 +324,7 @@ def _sorted_dirs(d: Path, pattern: re.Pattern[str]) -> list[str]:
 
 
 def scan_mmfi(root: str | Path, environments: Sequence[str] | None = None) -> list[SequenceDir]:
-    """All ``<env>/<subject>/<action>`` folders under ``root`` (sorted); MMFiError without
-    ``E..`` folders lists what is there and hints where E01 is."""
+    """All ``<env>/<subject>/<action>`` folders under ``root`` (sorted)."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"MM-Fi root not found: {root} (point it at the folder holding E01 ... E04)")
@@ -399,12 +377,8 @@ class _Source:
     exts: tuple[str, ...]
 
     def folder(self, seq: SequenceDir, image_dir: str, rgb_root: Path | None) -> Path:
-        if self.kind == "depth":
-            return seq.path / "depth"
-        if self.kind == "mmwave":
-            return seq.path / "mmwave"
-        if self.kind == "keypoints":
-            return seq.path / image_dir
+        if self.kind in ("depth", "mmwave"):
+            return seq.path / self.kind
         if rgb_root is not None and self.kind == "image":
             return _rgb_root_folder(rgb_root, seq)
         return seq.path / image_dir
@@ -434,18 +408,13 @@ def _resolve_image_source(image_source: str, first: SequenceDir, rgb_root: Path 
     """``auto``: anonymised RGB images if there are any for the first sequence, else keypoints."""
     if image_source != "auto":
         return image_source
-    if rgb_root is not None:
-        return "rgb"
     d = first.path / RGB_IMAGE_DIR
-    if d.is_dir() and _frame_files(d, _IMAGE_EXTS):
-        return "rgb"
-    return "keypoints"
+    return "rgb" if rgb_root is not None or (d.is_dir() and _frame_files(d, _IMAGE_EXTS)) else "keypoints"
 
 
 @dataclass
 class ConvertSummary:
-    """What :func:`convert_mmfi` did (also ``meta.json["conversion"]``): per split the windows,
-    sequences and subjects written and the windows skipped per reason; ``notes`` counts what
+    """What :func:`convert_mmfi` did (also ``meta.json["conversion"]``); ``notes`` counts what
     changes no window (e.g. radar points outside the axes)."""
 
     root: str
@@ -484,16 +453,17 @@ class ConvertSummary:
 
     def lines(self) -> list[str]:
         step = f", frame step {self.frame_step}" if self.frame_step != 1 else ""
-        out = [f"[mmfi] {self.n_windows} windows of {self.frames} frames (stride {self.stride}{step}) from {self.root} -> "
-               f"{self.out} in {self.elapsed_s:.1f} s; split {self.split}, image source {self.image_source}, "
-               f"{len(self.classes)} classes"]
+        out = [f"[mmfi] {self.n_windows} windows of {self.frames} frames (stride {self.stride}{step}) from "
+               f"{self.root} -> {self.out} in {self.elapsed_s:.1f} s; split {self.split}, image source "
+               f"{self.image_source}, {len(self.classes)} classes"]
         for s, n in self.windows.items():
             sk = self.skipped.get(s, {})
             out.append(f"[mmfi] {s}: {n} windows from {self.sequences.get(s, 0)} sequences, "
                        f"{len(self.subjects.get(s, []))} subjects; skipped {sum(sk.values())} windows"
                        + (f" {dict(sorted(sk.items()))}" if sk else ""))
             if self.skipped_sequences.get(s):
-                out.append(f"[mmfi] {s}: sequences without any window {dict(sorted(self.skipped_sequences[s].items()))}")
+                out.append(f"[mmfi] {s}: sequences without any window "
+                           f"{dict(sorted(self.skipped_sequences[s].items()))}")
         if any(self.notes.values()):
             out.append(f"[mmfi] notes {dict(sorted((k, v) for k, v in self.notes.items() if v))}")
         out += [f"[mmfi]   e.g. {e}" for e in self.examples[:3]]
@@ -504,7 +474,7 @@ class ConvertSummary:
 
 
 class _Decoder:
-    """Decodes frames of one sequence into 64x64 storage arrays, caching per frame number."""
+    """Decodes frames of one sequence into 64x64 storage arrays (cached)."""
 
     def __init__(self, img: _Source, files: Mapping[str, Mapping[int, Path]], mmwave_dtype: str, radar_weight: str,
                  keypoint_canvas: tuple[float, float], notes: Counter) -> None:
@@ -555,12 +525,8 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                  rate_hz: float = DEFAULT_RATE_HZ, strict: bool = False, overwrite: bool = False,
                  progress: bool = True, log: Callable[[str], None] | None = None) -> ConvertSummary:
     """Convert an MM-Fi copy into an activity dataset in ``out``; the options are the CLI's
-    (docs/MMFI.md). ``stride`` defaults to ``frames * frame_step`` (non-overlapping windows).
-
-    Raises FileNotFoundError / NotADirectoryError for a missing root, MMFiError naming the folder
-    or file (not an MM-Fi root, a missing modality folder, a split without sequences or windows,
-    or with ``strict`` a missing or corrupt frame), FileExistsError or ValueError.
-    """
+    (docs/MMFI.md). Raises FileNotFoundError, NotADirectoryError, MMFiError (naming the folder or
+    file), FileExistsError or ValueError."""
     t0 = time.perf_counter()
     say = log if log is not None else (print if progress else (lambda _m: None))
     root_p, out_p = Path(root), Path(out)
@@ -571,12 +537,10 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     stride = frames * frame_step if stride is None else int(stride)
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    if image_source not in IMAGE_SOURCES:
-        raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
-    if mmwave_dtype not in MMWAVE_DTYPES:
-        raise ValueError(f"mmwave_dtype must be one of {list(MMWAVE_DTYPES)}, got {mmwave_dtype!r}")
-    if radar_weight not in RADAR_WEIGHTS:
-        raise ValueError(f"radar_weight must be one of {list(RADAR_WEIGHTS)}, got {radar_weight!r}")
+    for name, v, known in (("image_source", image_source, IMAGE_SOURCES), ("mmwave_dtype", mmwave_dtype, MMWAVE_DTYPES),
+                           ("radar_weight", radar_weight, RADAR_WEIGHTS)):
+        if v not in known:
+            raise ValueError(f"{name} must be one of {list(known)}, got {v!r}")
     if not rate_hz > 0:
         raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
     if len(keypoint_canvas) != 2 or min(keypoint_canvas) <= 0:
@@ -673,11 +637,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             n_written = 0
             subjects: set[str] = set()
             seq_index[name] = []
-            bar = None
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=len(seq_list), unit="seq", desc=f"mmfi {name}", file=sys.stderr)
+            bar = progress_bar(progress, len(seq_list), "seq", f"mmfi {name}")
             for s in seq_list:
                 w, reasons = _convert_sequence(s, files[s], img_src, frames, frame_step, stride,
                                                classes.index(s.action),
@@ -690,10 +650,8 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                     seq_index[name].append({"seq": s.name, "windows": w})
                 else:
                     skipped_seq["short_sequence" if reasons.get("short_sequence") else "all_windows_dropped"] += 1
-                if bar is not None:
-                    bar.update(1)
-            if bar is not None:
-                bar.close()
+                bar.update(1)
+            bar.close()
             if n_written == 0:
                 raise _err(root_p, f"split {name!r} has no windows: all {len(seq_list)} sequences were dropped "
                                    f"({dict(skipped)}); e.g. {summary.examples[:2]}")
@@ -824,20 +782,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     a = p.parse_args(argv)
-    actions: Any = a.actions
-    if actions is not None and len(actions) == 1:
-        actions = actions[0]
+    actions: Any = a.actions[0] if a.actions is not None and len(a.actions) == 1 else a.actions
     return cli_exit_code(lambda: convert_mmfi(
         a.root, a.out, frames=a.frames, stride=a.stride, frame_step=a.frame_step, split=a.split,
         environments=a.environments, actions=actions, image_source=a.image_source, rgb_root=a.rgb_root,
         keypoint_canvas=(float(a.keypoint_canvas[0]), float(a.keypoint_canvas[1])),
         val_subjects=a.val_subjects, seed=a.seed, mmwave_dtype=a.mmwave_dtype, radar_weight=a.radar_weight,
         rate_hz=a.rate_hz, strict=a.strict, overwrite=a.overwrite, progress=not a.quiet))
-
-
-__all__ = ["MMFiError", "ConvertSummary", "convert_mmfi", "split_subjects", "scan_mmfi", "read_depth_png",
-           "read_mmwave_bin", "read_keypoints", "read_image", "render_keypoints", "radar_histogram", "main", "MMFI_ACTIONS", "PROTOCOLS",
-           "CROSS_SUBJECT_TEST", "ADMN_TEST_SUBJECTS", "ADMN_VAL_SUBJECTS", "DEFAULT_VAL_SUBJECTS", "SPLIT_KINDS", "IMAGE_SOURCES"]
 
 
 if __name__ == "__main__":

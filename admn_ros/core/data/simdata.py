@@ -1,18 +1,5 @@
-"""On-disk format of the simulated dataset and its memory-mapped reader :class:`SimDataset`.
-
-Layout (see docs/DATASET.md)::
-
-    <root>/meta.json                 format version, streams, node poses, seeds, splits, array docs
-    <root>/<split>/rgb.npy           uint8   [N, S, 3, 64, 64]
-    <root>/<split>/depth.npy         uint16  [N, S, 64, 64]   millimetres, 0 = invalid
-    <root>/<split>/radar.npy         float16 [N, S, 64, 64]   [0, 1]
-    <root>/<split>/gt.npy            float32 [N, 2]           car (x, y) in map, metres
-    <root>/<split>/episode.npy       int32   [N]
-    <root>/<split>/t.npy             float32 [N]              seconds since episode start
-    <root>/<split>/visibility.npy    float16 [N, S]           unoccluded fraction of the car per node
-
-``S`` is the number of sensor nodes; splits are ``train``, ``val``, ``test``.
-"""
+"""On-disk format of the simulated tracking dataset (``<root>/meta.json``, ``<root>/<split>/<stem>.npy``
+per :data:`ARRAYS`; docs/DATASET.md) and its memory-mapped reader :class:`SimDataset`."""
 from __future__ import annotations
 
 import json
@@ -63,8 +50,8 @@ def read_meta(root: str | Path) -> dict[str, Any]:
 
 
 def load_meta_json(root: str | Path, format_name: str, format_version: int, remedy: str) -> dict[str, Any]:
-    """``<root>/meta.json``, checked for the format and version (``remedy`` ends the message
-    about another version); FileNotFoundError or DatasetError naming the file."""
+    """``<root>/meta.json``, checked for format and version (``remedy`` ends the message about
+    another version); FileNotFoundError or DatasetError naming the file."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset directory not found: {root}")
@@ -151,16 +138,11 @@ class MemmapBatches:
         inv[order] = np.arange(len(order))
         s_idx = idx[order]
 
-        def take(a: np.ndarray) -> np.ndarray:
-            return np.asarray(a[s_idx])[inv]
+        def take(stem: str) -> np.ndarray:
+            return np.asarray(getattr(self, stem)[s_idx])[inv]
 
         name, dtype = self.TARGET
-        return {
-            "rgb": from_storage("rgb", take(self.rgb)),  # type: ignore[attr-defined]
-            "depth": from_storage("depth", take(self.depth)),  # type: ignore[attr-defined]
-            "radar": from_storage("radar", take(self.radar)),  # type: ignore[attr-defined]
-            name: take(getattr(self, name)).astype(dtype),
-        }
+        return {**{m: from_storage(m, take(m)) for m in ("rgb", "depth", "radar")}, name: take(name).astype(dtype)}
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         return {k: v[0] for k, v in self.batch([int(i)]).items()}
@@ -175,8 +157,7 @@ class SimDataset(MemmapBatches):
         _info, d = self._open_split(split)
         self.nodes: list[str] = list(self.meta["nodes"])
         self.stream_ids: list[str] = list(self.meta["stream_ids"])
-        s = len(self.nodes)
-        self._map_arrays(d, ARRAYS, lambda stem: array_shape(stem, self._n, s))
+        self._map_arrays(d, ARRAYS, lambda stem: array_shape(stem, self._n, len(self.nodes)))
 
     def __len__(self) -> int:
         return self._n

@@ -1,4 +1,4 @@
-"""What the dataset generators and converters share: worker pool, summary, exit codes."""
+"""What the dataset generators and converters share: worker pool, progress, summary, exit codes."""
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from admn_ros.core.data.simdata import SPLITS
 
@@ -31,6 +33,32 @@ def worker_init() -> None:
     cv2.setNumThreads(1)
 
 
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(enabled: bool, total: int, unit: str, desc: str) -> Any:
+    """A tqdm bar on stderr, or (not ``enabled``) one that shows nothing."""
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr)
+
+
+def copy_npy(src: np.ndarray, path: Path, step: int) -> None:
+    """Write ``src`` (e.g. a memmap) to the .npy file ``path``, ``step`` rows at a time."""
+    dst = np.lib.format.open_memmap(path, mode="w+", dtype=src.dtype, shape=src.shape)
+    for i in range(0, len(src), step):
+        dst[i:i + step] = src[i:i + step]
+    dst.flush()
+    del dst
+
+
 class WorkerPool:
     """Results of ``fn`` over ``tasks`` from ``workers`` spawned processes (in this process for
     ``workers <= 1``), in task order if ``ordered``, with a tqdm bar that :meth:`advance` moves.
@@ -38,11 +66,7 @@ class WorkerPool:
 
     def __init__(self, fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *, ordered: bool = True,
                  progress: bool = True, total: int = 0, unit: str = "it", desc: str = "") -> None:
-        self.bar = None
-        if progress:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit=unit, desc=desc, file=sys.stderr)
+        self.bar = progress_bar(progress, total, unit, desc)
         self.pool = None
         if workers <= 1:
             self.results: Iterable[Any] = map(fn, tasks)
@@ -57,8 +81,7 @@ class WorkerPool:
         return iter(self.results)
 
     def advance(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
+        self.bar.update(n)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -70,8 +93,7 @@ class WorkerPool:
                     self.pool.terminate()
                 self.pool.join()
         finally:
-            if self.bar is not None:
-                self.bar.close()
+            self.bar.close()
 
 
 def generation_summary(out: str | Path, n_samples: int, workers: int, elapsed: float, busy: float) -> dict[str, Any]:

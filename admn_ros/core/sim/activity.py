@@ -1,19 +1,7 @@
-"""MM-Fi-style human-activity simulator: articulated people seen by one rgb/depth/radar node.
-
-* Activities (:data:`ACTIVITIES`): periodic functions of the cycle phase returning pose
-  parameters; some pairs share poses on purpose (squat / sit_down, punch / clap), so the
-  motion over a window, not one frame, separates them.
-* Subjects (:func:`draw_subject`): body, clothes, motion style, stance and the room behind.
-* Body (:func:`forward_kinematics`): 18 joints standing on the lower foot.
-* Sensor (:class:`ActivityRenderer`): ``node1`` at the origin, 1.2 m high, looking along +x
-  (world: x forward, y left, z up, metres). rgb uint8 ``(H, W, 3)``; depth uint16 mm
-  (0 = invalid); radar float32 ``(64, 64)`` range-Doppler in [0, 1]: row ``i`` = slant range
-  ``[i, i+1) * 6/64`` m (row 0 nearest), column ``j`` = radial velocity
-  ``-3 + [j, j+1) * 6/64`` m/s, positive = moving away (the MM-Fi converter's axes).
-* :func:`render_window` (the dataset's windows) and :class:`ActivitySimulator` (live, with
-  the same runtime corruptions as :class:`~admn_ros.core.sim.GDTMSimulator`).
-
-Same ``(seed, subject_id[, episode])``, same arrays.
+"""MM-Fi-style human-activity simulator: articulated people seen by one rgb/depth/radar node
+(body model, activities, subjects and sensor axes: docs/DATASET.md). :func:`render_window`
+renders the dataset's windows, :class:`ActivitySimulator` the live streams with runtime
+corruptions. Same ``(seed, subject_id[, episode])``, same arrays.
 """
 from __future__ import annotations
 
@@ -26,25 +14,21 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from admn_ros.core.sim.config import RadarConfig
-from admn_ros.core.sim.render import (RADAR_SPECKLE_LOOKS, RGB_SENSOR_SIGMA, depth_sigma_m,
-                                      radar_power_to_unit)
+from admn_ros.core.sim.config import RadarConfig, check_index
+from admn_ros.core.sim.render import RGB_SENSOR_SIGMA, depth_sigma_m, speckle_to_unit
 from admn_ros.core.sim.simulator import CorruptibleStreams, StreamFrame
 from admn_ros.core.streams import DEPTH_MAX_M
 
 #: The simulated activities, in class-index order.
 ACTIVITIES: tuple[str, ...] = ("wave", "squat", "jump", "walk_in_place", "raise_arms", "sit_down",
                                "bend", "kick", "punch", "clap")
-#: The one sensor node and its streams.
 SENSOR_NODE: str = "node1"
 MODALITY_ORDER: tuple[str, ...] = ("rgb", "depth", "radar")
 STREAM_IDS: tuple[str, ...] = tuple(f"{SENSOR_NODE}/{m}" for m in MODALITY_ORDER)
 
-#: Sensor height above the floor (metres); camera and radar share the position.
+#: Sensor height above the floor (m; camera and radar), camera vertical field of view (deg).
 SENSOR_HEIGHT_M: float = 1.2
-#: Vertical field of view of the camera (degrees).
 CAMERA_VFOV_DEG: float = 58.0
-#: Range-Doppler map geometry.
 RADAR_BINS: int = 64
 RADAR_RANGE_MAX_M: float = 6.0
 RADAR_DOPPLER_MAX_MPS: float = 3.0
@@ -60,10 +44,9 @@ RADAR_NOISE_POWER: float = 0.004
 RADAR_LEAKAGE_POWER: float = 0.6
 RADAR_BLUR_RANGE_BINS: float = 0.9
 RADAR_BLUR_DOPPLER_BINS: float = 0.7
-#: Default live-schedule segment length (s) and the pose blend at a change (s).
+#: Default live-schedule segment length (s), pose blend at a change (s), noise bank size.
 SCHEDULE_SEGMENT_S: float = 4.0
 BLEND_S: float = 0.5
-#: Noisy-background bank size per subject.
 BANK_SIZE: int = 4
 
 #: Pose parameters (angles in radians, lengths in metres); ``l_``/``r_`` = the subject's left/right.
@@ -81,7 +64,7 @@ JOINTS: tuple[str, ...] = ("pelvis", "chest", "neck", "head", "l_shoulder", "l_e
 _J = {name: i for i, name in enumerate(JOINTS)}
 
 # anthropometric fractions of the body height
-_HIP_H, _THIGH, _SHANK, _ANKLE_H, _FOOT = 0.530, 0.245, 0.246, 0.039, 0.10
+_THIGH, _SHANK, _ANKLE_H, _FOOT = 0.245, 0.246, 0.039, 0.10
 _TORSO, _NECK, _HEAD = 0.288, 0.052, 0.075
 _SHOULDER_W, _HIP_W = 0.112, 0.055
 _UPPER_ARM, _FOREARM = 0.186, 0.205   # forearm includes the hand
@@ -94,7 +77,6 @@ class ActivityError(ValueError):
 
 
 def activity_index(name: str) -> int:
-    """Class index of activity ``name`` in :data:`ACTIVITIES`."""
     try:
         return ACTIVITIES.index(name)
     except ValueError:
@@ -142,15 +124,8 @@ class Subject:
     decor_seed: int
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready dict (floats rounded to 4 digits)."""
         return {k: [round(x, 4) for x in v] if isinstance(v, tuple) else round(v, 4) if isinstance(v, float) else v
                 for k, v in asdict(self).items()}
-
-
-def _check_int(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 0:
-        raise ActivityError(f"{name} must be a non-negative integer, got {v!r}")
-    return int(v)
 
 
 def _colour(rng: np.random.Generator, base: tuple[float, float, float], jitter: float = 0.08
@@ -161,7 +136,7 @@ def _colour(rng: np.random.Generator, base: tuple[float, float, float], jitter: 
 
 def draw_subject(seed: int, subject_id: int) -> Subject:
     """The subject ``subject_id`` of dataset seed ``seed`` (deterministic; see :class:`Subject`)."""
-    seed, subject_id = _check_int("seed", seed), _check_int("subject_id", subject_id)
+    seed, subject_id = check_index("seed", seed, ActivityError), check_index("subject_id", subject_id, ActivityError)
     rng = np.random.default_rng(np.random.SeedSequence([seed, subject_id, 0xAC7]))
     pick = lambda pal: pal[int(rng.integers(len(pal)))]  # noqa: E731
     hue = rng.uniform(0, 180)
@@ -187,8 +162,7 @@ def draw_subject(seed: int, subject_id: int) -> Subject:
 
 
 def _keys(phi: np.ndarray, points: Sequence[tuple[float, float]]) -> np.ndarray:
-    """Keyframe curve on the phase: ease-in-out (smoothstep) between ``(phase, value)`` keys
-    that start at phase 0 and end at phase 1."""
+    """Smoothstep curve through ``(phase, value)`` keys from phase 0 to 1."""
     xs = np.array([p for p, _ in points])
     vs = np.array([v for _, v in points])
     i = np.clip(np.searchsorted(xs, phi, side="right") - 1, 0, len(xs) - 2)
@@ -283,7 +257,6 @@ assert tuple(_ACTIVITY_FUNCS) == ACTIVITIES
 
 
 def rest_params() -> np.ndarray:
-    """The rest pose: float64 ``(len(POSE_PARAMS),)``."""
     p = np.zeros(len(POSE_PARAMS))
     for side in ("l", "r"):
         for k, v in _REST_DEG.items():
@@ -309,11 +282,9 @@ def activity_params(subject: Subject, activity: str, times: np.ndarray) -> np.nd
     pf, af, ph = _style(subject, activity)
     t = np.asarray(times, np.float64).reshape(-1)
     phi = np.mod(t * subject.speed / (period * pf) + subject.phase + ph, 1.0)
-    raw = fn(phi)
     out = np.tile(_REST, (t.size, 1))
-    dom = "l" if subject.handedness > 0 else "r"
-    oth = "r" if dom == "l" else "l"
-    for key, val in raw.items():
+    dom, oth = ("l", "r") if subject.handedness > 0 else ("r", "l")
+    for key, val in fn(phi).items():
         v = np.broadcast_to(np.asarray(val, np.float64), t.shape)
         pre, _, name = key.partition("_")
         if pre in ("d", "o", "b", "l", "r") and name in _SIDE_PARAMS:
@@ -337,10 +308,8 @@ def _rot(axis: int, a: np.ndarray) -> np.ndarray:
     R = np.zeros((a.size, 3, 3))
     i, j = [(1, 2), (2, 0), (0, 1)][axis]
     R[:, axis, axis] = 1.0
-    R[:, i, i] = c
-    R[:, j, j] = c
-    R[:, i, j] = -s
-    R[:, j, i] = s
+    R[:, i, i] = R[:, j, j] = c
+    R[:, i, j], R[:, j, i] = -s, s
     return R
 
 
@@ -423,17 +392,15 @@ class Performance:
         self.cycle_s = float(self.durations.sum())
 
     def segment(self, t: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-        """Segment index and time into the segment at ``t``."""
+        """Segment index and time into it at ``t``."""
         tc = np.mod(np.asarray(t, np.float64), self.cycle_s)
         i = np.clip(np.searchsorted(self.starts, tc, side="right") - 1, 0, len(self.starts) - 1)
         return i, tc - self.starts[i]
 
     def label(self, t: float) -> str:
-        """Activity performed at time ``t``."""
         return self.activities[int(self.segment(t)[0])]
 
     def params(self, times: np.ndarray) -> np.ndarray:
-        """Pose parameters ``(K, len(POSE_PARAMS))`` at ``times``."""
         t = np.asarray(times, np.float64).reshape(-1)
         if len(set(self.activities)) == 1:
             return activity_params(self.subject, self.activities[0], t)
@@ -514,8 +481,7 @@ class ActivityRenderer:
         self.W, self.H = int(width), int(height)
         self.f = (self.H / 2.0) / math.tan(math.radians(CAMERA_VFOV_DEG) / 2.0)
         self.cx, self.cy = (self.W - 1) / 2.0, (self.H - 1) / 2.0
-        ls = subject.light_side
-        L = np.array([-0.55, 0.6 * ls, 0.65])
+        L = np.array([-0.55, 0.6 * subject.light_side, 0.65])
         self.light = L / np.linalg.norm(L)
         bank_rng = np.random.default_rng(np.random.SeedSequence([subject.seed, subject.subject_id, 0xBA4C]))
         self.bg_rgb, self.bg_z = self._background(np.random.default_rng(subject.decor_seed))
@@ -591,17 +557,6 @@ class ActivityRenderer:
         dop = np.exp(-0.5 * (cols / (0.55 * DOPPLER_RES_MPS)) ** 2)
         static = prof[:, None] * dop[None, :]
         return cv2.GaussianBlur(static.astype(np.float32), (0, 0), sigmaX=0.3, sigmaY=RADAR_BLUR_RANGE_BINS)
-
-    def joints(self, params: np.ndarray) -> np.ndarray:
-        """World joints ``(K, J, 3)`` for pose parameters ``(K, P)``."""
-        return forward_kinematics(self.subject, params)
-
-    def render_frame(self, joints: np.ndarray, radar_joints: np.ndarray, rng: np.random.Generator
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(rgb, depth, radar)`` from the camera-time joints ``(J, 3)`` and the radar joints
-        ``(2 * len(RADAR_SUBFRAMES_S), J, 3)`` (pairs at ``tau -+ RADAR_DIFF_S``)."""
-        rgb, depth = self._camera(joints, rng)
-        return rgb, depth, self._radar(radar_joints, rng)
 
     def _camera(self, Jw: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         sj = self.subject
@@ -768,25 +723,21 @@ class ActivityRenderer:
         body = cv2.GaussianBlur(acc.reshape(RADAR_BINS, RADAR_BINS).astype(np.float32), (0, 0),
                                 sigmaX=RADAR_BLUR_DOPPLER_BINS, sigmaY=RADAR_BLUR_RANGE_BINS,
                                 borderType=cv2.BORDER_CONSTANT)
-        p = body + self.radar_static + RADAR_NOISE_POWER
-        speckle = rng.gamma(RADAR_SPECKLE_LOOKS, 1.0 / RADAR_SPECKLE_LOOKS, p.shape).astype(np.float32)
-        return radar_power_to_unit(p * speckle)
+        return speckle_to_unit(body + self.radar_static + RADAR_NOISE_POWER, rng)
 
     @staticmethod
     def frame_times(times: Sequence[float] | np.ndarray) -> np.ndarray:
         """Per frame the camera time, then the radar sub-frame pairs ``tau -+ RADAR_DIFF_S``."""
-        t = np.asarray(times, np.float64).reshape(-1, 1)
-        offs = [0.0]
-        for s in RADAR_SUBFRAMES_S:
-            offs += [s - RADAR_DIFF_S, s + RADAR_DIFF_S]
-        return t + np.array(offs)[None, :]
+        offs = [0.0] + [s + d for s in RADAR_SUBFRAMES_S for d in (-RADAR_DIFF_S, RADAR_DIFF_S)]
+        return np.asarray(times, np.float64).reshape(-1, 1) + np.array(offs)[None, :]
 
     def render_times(self, performance: Performance, times: Sequence[float] | np.ndarray,
                      rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Frames ``(rgb, depth, radar)`` at ``times`` of ``performance`` (one FK call)."""
+        """Frames ``(rgb, depth, radar)`` at ``times`` of ``performance`` (one FK call): the camera
+        sees the joints at each time, the radar at the sub-frame pairs of :meth:`frame_times`."""
         tt = self.frame_times(times)
-        Jall = self.joints(performance.params(tt.ravel())).reshape(*tt.shape, len(JOINTS), 3)
-        return [self.render_frame(Jall[i, 0], Jall[i, 1:], rng) for i in range(tt.shape[0])]
+        Jall = forward_kinematics(self.subject, performance.params(tt.ravel())).reshape(*tt.shape, len(JOINTS), 3)
+        return [(*self._camera(Jall[i, 0], rng), self._radar(Jall[i, 1:], rng)) for i in range(tt.shape[0])]
 
 
 def render_window(subject: Subject, activity: str, start_s: float, frames: int, rate_hz: float = 10.0,
@@ -796,8 +747,7 @@ def render_window(subject: Subject, activity: str, start_s: float, frames: int, 
     since t = 0: ``{"rgb": uint8 (F, H, W, 3), "depth": uint16 (F, H, W) mm, "radar": float32
     (F, 64, 64)}``. ``seed`` is the noise seed; ``renderer`` a prebuilt one of this subject."""
     activity_index(activity)
-    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
-        raise ActivityError(f"frames must be a positive integer, got {frames!r}")
+    check_index("frames", frames, ActivityError, lo=1)
     if not (math.isfinite(rate_hz) and rate_hz > 0):
         raise ActivityError(f"rate_hz must be > 0, got {rate_hz!r}")
     if renderer is None:
@@ -807,8 +757,7 @@ def render_window(subject: Subject, activity: str, start_s: float, frames: int, 
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     times = float(start_s) + np.arange(int(frames)) / float(rate_hz)
     out = renderer.render_times(Performance(subject, [(activity, 1.0)]), times, rng)
-    return {"rgb": np.stack([o[0] for o in out]), "depth": np.stack([o[1] for o in out]),
-            "radar": np.stack([o[2] for o in out])}
+    return {k: np.stack([o[i] for o in out]) for i, k in enumerate(MODALITY_ORDER)}
 
 
 @dataclass
@@ -836,7 +785,7 @@ class ActivitySimulator(CorruptibleStreams):
                  schedule: Sequence[tuple[str, float]] | None = None, width: int = 160, height: int = 120) -> None:
         if not isinstance(subject, Subject):
             raise ActivityError(f"subject must be a Subject (draw_subject(seed, id)), got {type(subject).__name__}")
-        self.seed = _check_int("seed", seed)
+        self.seed = check_index("seed", seed, ActivityError)
         if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
             raise ActivityError(f"rate_hz must be > 0, got {rate_hz!r}")
         self.subject = subject
@@ -845,17 +794,16 @@ class ActivitySimulator(CorruptibleStreams):
         self._schedule_arg = None if schedule is None else list(schedule)
         self._ids = list(STREAM_IDS)
         self._corr = {}
-        self.reset(_check_int("episode", episode))
+        self.reset(check_index("episode", episode, ActivityError))
 
     def reset(self, episode: int | None = None) -> None:
         """Restart at t = 0 (in ``episode``, default the current one); corruptions stay set."""
         if episode is not None:
-            self.episode = _check_int("episode", episode)
+            self.episode = check_index("episode", episode, ActivityError)
         sched = self._schedule_arg or default_schedule(self.seed, self.episode)
         self.schedule = [(a, float(s)) for a, s in sched]
         self.performance = Performance(self.subject, self.schedule)
-        root = np.random.SeedSequence([self.seed, self.subject.subject_id, self.episode, 0xAC75])
-        sensor_ss, corr_ss = root.spawn(2)
+        sensor_ss, corr_ss = np.random.SeedSequence([self.seed, self.subject.subject_id, self.episode, 0xAC75]).spawn(2)
         self._sensor_rng = np.random.default_rng(sensor_ss)
         self.index = 0
         self._restart_corruptions(corr_ss)
@@ -870,10 +818,8 @@ class ActivitySimulator(CorruptibleStreams):
     def step(self) -> ActivityFrame:
         """Render the frame at :attr:`t`, then advance the clock by ``1 / rate_hz``."""
         t = self.t
-        rgb, depth, radar = self.renderer.render_times(self.performance, [t], self._sensor_rng)[0]
         streams: dict[str, StreamFrame] = {}
-        for mod, data in zip(MODALITY_ORDER, (rgb, depth, radar)):
-            sid = f"{SENSOR_NODE}/{mod}"
+        for sid, data in zip(STREAM_IDS, self.renderer.render_times(self.performance, [t], self._sensor_rng)[0]):
             streams[sid] = self._corrupt(sid, data, t)
             self._last_clean[sid] = data
         label = self.performance.label(t)

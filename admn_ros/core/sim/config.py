@@ -1,18 +1,8 @@
 """Typed configuration of the simulated GDTM-style sensor network (``config/sensors.yaml``).
 
-Frames and units follow REP-103: the fixed frame is ``map`` (metres, x forward/east,
-y left/north, z up). The track is a ``size_x`` x ``size_y`` rectangle centred on the
-``map`` origin, inside a room whose walls are ``room.size_x`` x ``room.size_y``
-(also centred) and ``room.height`` high.
-
-A sensor node is a rigid body at ``position`` with ``yaw`` (about +z, counter-clockwise
-from +x) and ``pitch`` (about the body y axis; positive = looking *down*, as REP-103
-pitch rotates +x towards -z). Its body frame is x forward, y left, z up; the camera
-optical frame is z forward, x right, y down. The camera, the depth camera (same
-geometry, registered) and the radar (same origin and yaw, horizontal) share the pose.
-
-Every key of the YAML file is optional (defaults below); unknown keys, wrong types
-and out-of-range values raise :class:`SimConfigError` naming the file and the key.
+Frames follow REP-103 (``map``: metres, z up; node body x forward, y left, z up; camera optical
+z forward, x right, y down; pitch > 0 looks down): docs/DATASET.md. Every YAML key is optional;
+unknown keys, wrong types and out-of-range values raise :class:`SimConfigError` naming file and key.
 """
 from __future__ import annotations
 
@@ -25,7 +15,6 @@ import numpy as np
 
 from admn_ros.core.streams import DEPTH_MAX_M, StreamSet, stream_id
 
-#: Modalities every simulated node produces, in stream order.
 SIM_MODALITIES: tuple[str, ...] = ("rgb", "depth", "radar")
 
 
@@ -33,16 +22,16 @@ class SimConfigError(ValueError):
     """Invalid simulator configuration; the message names the file and the key."""
 
 
-# ----------------------------------------------------------------------------- dataclasses
+def check_index(name: str, v: object, error: type[ValueError] = ValueError, lo: int = 0) -> int:
+    """``v`` as an int if it is an integer (not a bool) >= ``lo`` (0 or 1), else ``error`` naming ``name``."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < lo:
+        raise error(f"{name} must be a {'positive' if lo else 'non-negative'} integer, got {v!r}")
+    return int(v)
+
+
 @dataclass(frozen=True)
 class CameraIntrinsics:
-    """Pinhole intrinsics in pixels (OpenCV convention: pixel centres at integers).
-
-    Attributes:
-        width, height: image size in pixels.
-        fx, fy: focal lengths in pixels.
-        cx, cy: principal point in pixels.
-    """
+    """Pinhole intrinsics in pixels (OpenCV convention: pixel centres at integers)."""
 
     width: int = 320
     height: int = 240
@@ -66,10 +55,6 @@ class CameraIntrinsics:
     def hfov_deg(self) -> float:
         return math.degrees(2.0 * math.atan((self.width / 2.0) / self.fx))
 
-    @property
-    def vfov_deg(self) -> float:
-        return math.degrees(2.0 * math.atan((self.height / 2.0) / self.fy))
-
 
 #: Units of a PointCloud2 radar's intensity field.
 INTENSITY_UNITS: tuple[str, ...] = ("db", "linear")
@@ -78,16 +63,9 @@ INTENSITY_UNITS: tuple[str, ...] = ("db", "linear")
 @dataclass(frozen=True)
 class RadarCloudConfig:
     """How a ``sensor_msgs/PointCloud2`` radar scan becomes the range-azimuth map
-    (:mod:`admn_ros.core.radar_cloud`).
-
-    Attributes:
-        intensity_field: the point field holding the return strength ('' = every point
-            counts as a reference return).
-        intensity_unit: ``db`` (power = 10^((intensity - intensity_ref) / 10)) or
-            ``linear`` (power = intensity / intensity_ref).
-        intensity_ref: the intensity of a return as strong as the simulated target 2 m
-            away broadside (power 1, 0 dB).
-    """
+    (:mod:`admn_ros.core.radar_cloud`): ``intensity_field`` ('' = every point is a reference
+    return) in ``db`` (power = 10^((intensity - ref) / 10)) or ``linear`` (intensity / ref);
+    ``intensity_ref`` = a return as strong as the simulated target 2 m away broadside."""
 
     intensity_field: str = "intensity"
     intensity_unit: str = "db"
@@ -96,14 +74,8 @@ class RadarCloudConfig:
 
 @dataclass(frozen=True)
 class RadarConfig:
-    """Range-azimuth heatmap geometry.
-
-    Row ``i`` is range bin ``i`` (centre ``(i + 0.5) * range_res_m`` metres, row 0 nearest).
-    Column ``j`` is azimuth, ordered like the camera image from left to right: column 0 is
-    ``+fov/2`` (left, counter-clockwise of the node heading), the last column ``-fov/2``.
-    Default: 64 x 0.1 m = 6.4 m range, 64 columns over +-60 deg (1.875 deg per column).
-    ``pointcloud`` says how PointCloud2 radar detections are drawn into this map.
-    """
+    """Range-azimuth heatmap geometry: row ``i`` = range ``(i + 0.5) * range_res_m`` m (row 0
+    nearest); columns = azimuth from ``+fov/2`` (left) to ``-fov/2``, like the camera image."""
 
     range_bins: int = 64
     range_res_m: float = 0.1
@@ -128,15 +100,8 @@ class RadarConfig:
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """One sensor node: name, pose in ``map`` and camera intrinsics.
-
-    Attributes:
-        name: node name (the stream prefix, e.g. ``node1``).
-        position: (x, y, z) in metres, ``map`` frame.
-        yaw: heading in radians (counter-clockwise from +x).
-        pitch: downward tilt in radians (positive = looking down).
-        camera: intrinsics shared by the RGB and the (registered) depth camera.
-    """
+    """One sensor node: ``position`` (m, ``map``), ``yaw`` (rad, counter-clockwise from +x),
+    ``pitch`` (rad, > 0 = looking down), ``camera`` (shared by rgb and registered depth)."""
 
     name: str
     position: tuple[float, float, float]
@@ -163,17 +128,10 @@ class NodeConfig:
         return (-math.sin(hy) * math.sin(hp), math.cos(hy) * math.sin(hp),
                 math.sin(hy) * math.cos(hp), math.cos(hy) * math.cos(hp))
 
-    def world_to_camera(self, points: np.ndarray) -> np.ndarray:
-        """Map points ``(N, 3)`` in ``map`` to the optical frame (z = depth along the axis)."""
-        r = self.rotation_optical()
-        return (np.asarray(points, dtype=np.float64) - np.asarray(self.position)) @ r
-
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pixel coordinates ``(N, 2)`` (u, v) and depth ``(N,)`` of ``map`` points.
-
-        Points behind the camera get depth <= 0 and meaningless pixel coordinates.
-        """
-        pc = self.world_to_camera(points)
+        """Pixel coordinates ``(N, 2)`` (u, v) and depth ``(N,)`` of ``map`` points (depth <= 0:
+        behind the camera, pixel coordinates meaningless)."""
+        pc = (np.asarray(points, dtype=np.float64) - np.asarray(self.position)) @ self.rotation_optical()
         z = pc[:, 2]
         zs = np.where(np.abs(z) < 1e-9, 1e-9, z)
         c = self.camera
@@ -216,9 +174,8 @@ class CarConfig:
 
 @dataclass(frozen=True)
 class LightingConfig:
-    """Ranges every episode draws its lighting from (uniformly): ceiling lights (count),
-    ambient level, diffuse power per light and exposure gain (the floor of the track
-    averages ``gain`` times its colour)."""
+    """Uniform ranges of each episode's lighting: ceiling lights (count), ambient level, power per
+    light, exposure gain (the track floor averages ``gain`` times its colour)."""
 
     lights: tuple[int, int] = (1, 3)
     ambient: tuple[float, float] = (0.3, 0.7)
@@ -228,16 +185,8 @@ class LightingConfig:
 
 @dataclass(frozen=True)
 class SimConfig:
-    """Everything the simulator needs. Build with :func:`load_sim_config` or directly.
-
-    Attributes:
-        rate_hz: frame rate; :meth:`GDTMSimulator.step` advances ``1 / rate_hz`` seconds.
-        nodes: the sensor nodes (stream order = node order).
-        track, room, car, radar: geometry.
-        lighting: per-episode lighting ranges.
-        obstacles_min, obstacles_max: number of static obstacles per episode.
-        source: the YAML file this came from (``None`` if built in code).
-    """
+    """Everything the simulator needs (:func:`load_sim_config`); ``nodes`` in stream order,
+    ``source`` = the YAML file (``None`` if built in code)."""
 
     rate_hz: float = 15.0
     nodes: list[NodeConfig] = field(default_factory=lambda: default_nodes())
@@ -254,10 +203,6 @@ class SimConfig:
     def streams(self) -> StreamSet:
         """Node-major :class:`StreamSet` (``node1/rgb, node1/depth, node1/radar, node2/rgb, ...``)."""
         return StreamSet(tuple(n.name for n in self.nodes), SIM_MODALITIES)
-
-    @property
-    def dt(self) -> float:
-        return 1.0 / self.rate_hz
 
     def node(self, name: str) -> NodeConfig:
         for n in self.nodes:
@@ -299,12 +244,11 @@ def default_nodes() -> list[NodeConfig]:
     ]
 
 
-# ----------------------------------------------------------------------------- YAML loading
+@dataclass
 class _Ctx:
     """Carries the file name for error messages."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    source: str
 
     def fail(self, key: str, msg: str) -> SimConfigError:
         return SimConfigError(f"{self.source}: key '{key}': {msg}")
@@ -335,8 +279,7 @@ class _Ctx:
             raise self.fail(full, f"value {v} must be <= {hi}")
         return v
 
-    def integer(self, m: Mapping[str, Any], key: str, prefix: str, default: int,
-                lo: int, hi: int) -> int:
+    def integer(self, m: Mapping[str, Any], key: str, prefix: str, default: int, lo: int, hi: int) -> int:
         full = f"{prefix}.{key}" if prefix else key
         if key not in m:
             return int(default)
@@ -436,8 +379,7 @@ def parse_sim_config(data: Any, source: str = "<dict>") -> SimConfig:
     if room.size_x < track.size_x + 0.4 or room.size_y < track.size_y + 0.4:
         raise ctx.fail("room", f"room {room.size_x} x {room.size_y} m must exceed the track "
                        f"{track.size_x} x {track.size_y} m by at least 0.4 m per axis")
-    c = ctx.mapping(top.get("car"), "car",
-                    {"length", "width", "height", "speed_min", "speed_max"})
+    c = ctx.mapping(top.get("car"), "car", {"length", "width", "height", "speed_min", "speed_max"})
     car = CarConfig(ctx.number(c, "length", "car", 0.30, 0.05, 2.0),
                     ctx.number(c, "width", "car", 0.18, 0.05, 2.0),
                     ctx.number(c, "height", "car", 0.12, 0.02, 2.0),
@@ -445,8 +387,7 @@ def parse_sim_config(data: Any, source: str = "<dict>") -> SimConfig:
                     ctx.number(c, "speed_max", "car", 1.2, 0.0, 10.0, lo_open=True))
     if car.speed_min > car.speed_max:
         raise ctx.fail("car.speed_min", f"speed_min {car.speed_min} > speed_max {car.speed_max}")
-    ra = ctx.mapping(top.get("radar"), "radar",
-                     {"range_bins", "range_res_m", "azimuth_bins", "fov_deg", "pointcloud"})
+    ra = ctx.mapping(top.get("radar"), "radar", {"range_bins", "range_res_m", "azimuth_bins", "fov_deg", "pointcloud"})
     radar = RadarConfig(ctx.integer(ra, "range_bins", "radar", 64, 8, 1024),
                         ctx.number(ra, "range_res_m", "radar", 0.1, 0.0, 5.0, lo_open=True),
                         ctx.integer(ra, "azimuth_bins", "radar", 64, 8, 1024),
@@ -474,13 +415,8 @@ def parse_sim_config(data: Any, source: str = "<dict>") -> SimConfig:
 
 
 def load_sim_config(path: str | Path | None = None) -> SimConfig:
-    """Load and validate a sensors YAML file (default: the shipped ``config/sensors.yaml``).
-
-    Raises:
-        FileNotFoundError: the file does not exist (the message names it).
-        SimConfigError: (a ``ValueError``) YAML syntax error, unknown key, wrong type or
-            out-of-range value; the message names the file and the key.
-    """
+    """Load and validate a sensors YAML file (default: the shipped ``config/sensors.yaml``);
+    FileNotFoundError or :class:`SimConfigError` naming the file (and the key)."""
     import yaml
 
     if path is None:

@@ -1,36 +1,5 @@
-"""Sensor corruptions: the paper's Gaussian QoI noise and real-world failure modes.
-
-Kinds (and the modalities they apply to):
-
-* ``gaussian`` (all): ``clip(x + N(0, sigma^2), 0, 1)`` on data scaled to [0, 1]
-  (rgb / 255, depth mm / (DEPTH_MAX_M * 1000), radar as is) through
-  :func:`admn_ros.core.noise.add_gaussian_noise`, then back to the sensor dtype.
-  ``sigma`` is in ``[0, sigma_max]`` of the modality (:data:`streams.MODALITIES`);
-  ``severity = sigma / sigma_max``.
-* ``low_light`` (rgb): exposure drops to ``1 - 0.9 severity``, photon shot noise
-  (Poisson) and read noise grow; auto-gain only partly compensates.
-* ``motion_blur`` (rgb, depth): linear blur of ``1 + 24 severity`` pixels (sensor
-  resolution) along a direction drawn when the corruption is set.
-* ``frozen`` (all): the stream repeats the last clean frame before the corruption
-  became active (stuck driver); it re-freezes at every flicker onset.
-* ``clutter`` (radar): ``1 + 12 severity`` spurious point reflectors (multipath ghosts)
-  per frame.
-* ``dropout`` (all): no data at all (``StreamFrame.data is None``).
-* ``none``: clean.
-
-The real-world kinds (:data:`REAL_WORLD`) also apply to model-input frames, e.g. a
-dataset's 64x64 frames (:func:`corrupt_model_input`): they go back to the sensor dtype,
-through the same functions, and back. Nearest pixel-centre subsampling keeps per-pixel
-corruptions (Gaussian, low light) as they are at sensor resolution; a blur's length is
-scaled by ``pixel_scale`` (model pixels per sensor pixel); the radar map is already at its
-bin resolution.
-
-Schedules: ``constant`` (always on) or ``flicker`` (on during the first
-``duty * period_s`` seconds of every ``period_s``, counted from when it was set).
-
-``StreamFrame.sigma`` reports the Gaussian std only (0 for the other kinds, which are
-not Gaussian); ``StreamFrame.severity`` reports every kind's strength in [0, 1].
-"""
+"""Sensor corruptions: the paper's Gaussian QoI noise and real-world failure modes, with their
+schedules (kinds, modalities and semantics: docs/DATASET.md, "Corruptions")."""
 from __future__ import annotations
 
 import math
@@ -61,16 +30,9 @@ _DEPTH_SCALE_MM = DEPTH_MAX_M * 1000.0
 
 @dataclass(frozen=True)
 class CorruptionSpec:
-    """What to do to one stream, and when.
-
-    Attributes:
-        kind: one of :data:`KINDS`.
-        sigma: Gaussian std on [0, 1] data (``gaussian`` only; or give ``severity``).
-        severity: strength in [0, 1] (default 1 for the non-Gaussian kinds).
-        schedule: ``constant`` or ``flicker``.
-        period_s: flicker period in seconds (> 0).
-        duty: fraction of each period the corruption is on, in (0, 1].
-    """
+    """What to do to one stream, and when: ``sigma`` is the Gaussian std on [0, 1] data
+    (``gaussian`` only; or give ``severity`` in [0, 1]); ``duty`` is the fraction of each
+    flicker ``period_s`` the corruption is on."""
 
     kind: str = "none"
     sigma: float | None = None
@@ -99,11 +61,8 @@ class CorruptionSpec:
             raise ValueError(f"corruption duty must be in (0, 1], got {self.duty!r}")
 
     def resolved(self, modality: str) -> "CorruptionSpec":
-        """This spec with ``sigma`` and ``severity`` filled in for ``modality``.
-
-        Raises ``ValueError`` if the kind does not apply to the modality, if ``sigma`` is
-        given for a non-Gaussian kind, or exceeds the modality's ``sigma_max``.
-        """
+        """This spec with ``sigma`` and ``severity`` filled in for ``modality``; ``ValueError`` if
+        the kind does not apply to it or ``sigma`` is not for this kind or above ``sigma_max``."""
         if modality not in MODALITIES:
             raise ValueError(f"unknown modality {modality!r}; known: {sorted(MODALITIES)}")
         if modality not in APPLIES_TO[self.kind]:
@@ -142,25 +101,15 @@ class CorruptionSpec:
         return phase < self.duty * self.period_s
 
 
-# ----------------------------------------------------------------------------- scaling
-
 #: Option keys of a corruption string (``period`` is short for ``period_s``).
 _OPTION_KEYS = {"sigma": "sigma", "severity": "severity", "schedule": "schedule", "period_s": "period_s",
                 "period": "period_s", "duty": "duty"}
 
 
 def parse_corruption(text: str, modality: str | None = None) -> CorruptionSpec:
-    """Parse ``"<kind>[:option[,option...]]"`` into a :class:`CorruptionSpec` (the sensor node's
-    ``corruption.<node>.<modality>`` parameters, ``admn-ros record --corrupt``, ``--sensor-args``).
-
-    The kind and the options are separated by ``,``, ``;`` or ``:``; an option is ``key=value`` with keys ``sigma``
-    (>= 0, Gaussian std on [0, 1] data, at most the modality's sigma_max), ``severity`` in
-    [0, 1], ``schedule`` (``constant`` | ``flicker``), ``period_s`` (or ``period``, > 0) and
-    ``duty`` in (0, 1] (fraction of each flicker period the corruption is on); a bare
-    ``flicker`` / ``constant`` sets the schedule. So ``gaussian:sigma=2,schedule=flicker,period_s=2``
-    and ``gaussian:sigma=2,flicker:period=2`` are the same. With ``modality`` the spec is also
-    checked against it (e.g. ``low_light`` is RGB only). Raises ``ValueError`` naming the problem.
-    """
+    """Parse ``"<kind>[:key=value,...]"`` (separators ``,`` ``;`` ``:``; keys :data:`_OPTION_KEYS`;
+    a bare ``flicker`` / ``constant`` sets the schedule) into a :class:`CorruptionSpec`, checked
+    against ``modality`` if given. ``ValueError`` names the problem."""
     s = str(text).strip()
     if not s:
         raise ValueError("empty corruption string; use 'none' for a clean stream")
@@ -207,6 +156,7 @@ def corruption_text(spec: CorruptionSpec) -> str:
         opts += [f"schedule={spec.schedule}", f"period_s={spec.period_s:g}", f"duty={spec.duty:g}"]
     return spec.kind + (":" + ",".join(opts) if opts else "")
 
+
 def to_unit(modality: str, data: np.ndarray) -> np.ndarray:
     """Sensor data -> float32 in [0, 1] (rgb / 255, depth mm / (DEPTH_MAX_M * 1000), radar)."""
     if modality == "rgb":
@@ -226,7 +176,6 @@ def from_unit(modality: str, x01: np.ndarray) -> np.ndarray:
     return x.astype(np.float32)
 
 
-# ----------------------------------------------------------------------------- kinds
 def apply_gaussian(modality: str, data: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """The paper's corruption on [0, 1]-scaled data, returned in the sensor dtype."""
     if sigma == 0.0:
@@ -259,9 +208,7 @@ def blur_length(severity: float, pixel_scale: float = 1.0) -> int:
 
 
 def apply_motion_blur(data: np.ndarray, severity: float, angle_rad: float, pixel_scale: float = 1.0) -> np.ndarray:
-    """Linear motion blur of ``1 + 24 severity`` sensor pixels along ``angle_rad``, i.e.
-    ``round((1 + 24 severity) * pixel_scale)`` pixels of ``data`` (``pixel_scale``: pixels of
-    ``data`` per sensor pixel, 1 for sensor frames)."""
+    """Linear motion blur of :func:`blur_length` pixels of ``data`` along ``angle_rad``."""
     length = blur_length(severity, pixel_scale)
     if length <= 1:
         return data.copy()
@@ -284,9 +231,8 @@ def apply_clutter(radar_map: np.ndarray, severity: float, rng: np.random.Generat
 def apply_corruption(modality: str, data: np.ndarray, spec: CorruptionSpec, rng: np.random.Generator,
                      radar: RadarConfig | None = None, blur_angle: float = 0.0,
                      pixel_scale: float = 1.0) -> np.ndarray | None:
-    """Apply a *resolved* stateless corruption to one frame (``frozen`` is stateful: see the
-    simulator). Returns new data in the sensor dtype, or ``None`` for ``dropout``.
-    ``pixel_scale``: pixels of ``data`` per sensor pixel (motion blur length)."""
+    """Apply a *resolved* stateless corruption (not ``frozen``) to one frame: new data in the
+    sensor dtype, or ``None`` for ``dropout``; ``pixel_scale``: pixels of ``data`` per sensor pixel."""
     k = spec.kind
     if k == "none":
         return data
@@ -307,9 +253,7 @@ def corrupt_model_input(modality: str, x: np.ndarray, spec: CorruptionSpec, rng:
                         radar: RadarConfig | None = None, blur_angle: float = 0.0,
                         pixel_scale: float = 1.0) -> np.ndarray | None:
     """:func:`apply_corruption` on one model-input image (float32 ``(C, H, W)`` in [0, 1], as
-    :func:`admn_ros.core.preprocess.from_storage` gives it) instead of a sensor frame: the image
-    goes back to the sensor dtype and layout, through the corruption and back. ``radar`` is the
-    geometry of the image's radar map; ``pixel_scale`` its pixels per sensor pixel."""
+    ``from_storage`` gives it) through the sensor dtype and layout; ``radar``: the map's geometry."""
     data = from_unit(modality, np.moveaxis(x, 0, -1) if modality == "rgb" else x[0])
     out = apply_corruption(modality, data, spec, rng, radar, blur_angle, pixel_scale)
     if out is None:

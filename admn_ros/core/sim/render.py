@@ -1,10 +1,6 @@
-"""Fast per-node rendering: RGB + registered depth (pinhole) and a range-azimuth radar map.
-
-The static world is ray-cast once per episode and node into a background image and z-depth
-map, with a bank of noisy copies; per frame the car's box faces are drawn on a bank entry
-with a z-test against the background (obstacles hide it). The radar adds the car's
-scatterers and speckle to a precomputed static power map, then maps dB to [0, 1]. Depth is
-z-depth (REP-118), uint16 mm, 0 = invalid.
+"""Per-node rendering: RGB + registered z-depth (pinhole; the static world ray-cast once per
+episode into a bank of noisy backgrounds, the car's box drawn per frame with a z-test) and a
+range-azimuth radar map (car scatterers and speckle on a precomputed static power map).
 """
 from __future__ import annotations
 
@@ -47,6 +43,12 @@ def radar_power_to_unit(p: np.ndarray) -> np.ndarray:
     return np.clip((db - RADAR_FLOOR_DB) / RADAR_DYN_DB, 0.0, 1.0).astype(np.float32)
 
 
+def speckle_to_unit(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Power ``p`` with 4-look gamma speckle, mapped to [0, 1] by :func:`radar_power_to_unit`."""
+    speckle = rng.gamma(RADAR_SPECKLE_LOOKS, 1.0 / RADAR_SPECKLE_LOOKS, p.shape).astype(np.float32)
+    return radar_power_to_unit(p * speckle)
+
+
 def radar_unit_to_power(v: np.ndarray) -> np.ndarray:
     """Inverse of :func:`radar_power_to_unit` (exact for values inside (0, 1))."""
     return np.power(10.0, (np.asarray(v, np.float32) * RADAR_DYN_DB + RADAR_FLOOR_DB) / 10.0).astype(np.float32)
@@ -56,8 +58,7 @@ def radar_point_response(radar: RadarConfig, ranges: np.ndarray, azimuths: np.nd
                          powers: np.ndarray) -> np.ndarray:
     """Power map ``(range_bins, azimuth_bins)`` of point targets (slant range m, azimuth rad,
     power), each a separable sinc^2 in range and azimuth (a blob with sidelobes)."""
-    rc = radar.range_centers()
-    ac = radar.azimuth_centers()
+    rc, ac = radar.range_centers(), radar.azimuth_centers()
     ranges = np.asarray(ranges, np.float32)
     if ranges.size == 0:
         return np.zeros((radar.range_bins, radar.azimuth_bins), np.float32)
@@ -77,22 +78,16 @@ def _hit_obstacle(ob: Obstacle, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarra
     c, s = math.cos(ob.yaw), math.sin(ob.yaw)
     ox, oy, oz = o[0] - cx, o[1] - cy, o[2]
     if ob.kind == "box":
-        lox, loy = ox * c + oy * s, -ox * s + oy * c
-        ldx, ldy = d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c
-        lo = np.array([lox, loy, oz])
-        ld = np.stack([ldx, ldy, d[:, 2]], 1)
+        lo = np.array([ox * c + oy * s, -ox * s + oy * c, oz])
+        ld = np.stack([d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c, d[:, 2]], 1)
         lo_b = np.array([-ob.size_x / 2, -ob.size_y / 2, 0.0])
         hi_b = np.array([ob.size_x / 2, ob.size_y / 2, ob.height])
         with np.errstate(divide="ignore", invalid="ignore"):
             inv = 1.0 / ld
             t1 = (lo_b - lo) * inv
             t2 = (hi_b - lo) * inv
-        tmin = np.minimum(t1, t2)
-        tmax = np.maximum(t1, t2)
-        tmin = np.nan_to_num(tmin, nan=-np.inf)
-        tmax = np.nan_to_num(tmax, nan=np.inf)
-        tn = tmin.max(1)
-        tf = tmax.min(1)
+        tmin = np.nan_to_num(np.minimum(t1, t2), nan=-np.inf)
+        tn, tf = tmin.max(1), np.nan_to_num(np.maximum(t1, t2), nan=np.inf).min(1)
         hit = (tn <= tf) & (tn > 1e-6)
         axis = tmin.argmax(1)
         sign = -np.sign(ld[np.arange(n), axis])
@@ -116,10 +111,9 @@ def _hit_obstacle(ob: Obstacle, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarra
     top_ok = (t_top > 1e-6) & (px ** 2 + py ** 2 <= r * r)
     t = np.where(side_ok, t_side, np.inf)
     t = np.where(top_ok & (t_top < t), t_top, t)
-    nx = np.where(t == t_top, 0.0, (ox + t * d[:, 0]) / r)
-    ny = np.where(t == t_top, 0.0, (oy + t * d[:, 1]) / r)
-    nz = np.where(t == t_top, 1.0, 0.0)
-    return t, np.stack([nx, ny, nz], 1)
+    top = t == t_top
+    return t, np.stack([np.where(top, 0.0, (ox + t * d[:, 0]) / r), np.where(top, 0.0, (oy + t * d[:, 1]) / r),
+                        np.where(top, 1.0, 0.0)], 1)
 
 
 def _value_noise(x: np.ndarray, y: np.ndarray, scale: float, table: np.ndarray) -> np.ndarray:
@@ -165,16 +159,14 @@ def _floor_albedo(x: np.ndarray, y: np.ndarray, app: Appearance, cfg: SimConfig)
     hw = 0.025
     inside = (x > x0 - hw) & (x < x1 + hw) & (y > y0 - hw) & (y < y1 + hw)
     near_edge = ((np.abs(x - x0) < hw) | (np.abs(x - x1) < hw)) | ((np.abs(y - y0) < hw) | (np.abs(y - y1) < hw))
-    tape = inside & near_edge
-    alb[tape] = app.tape_color
+    alb[inside & near_edge] = app.tape_color
     return alb
 
 
 def _wall_albedo(wall: np.ndarray, u: np.ndarray, z: np.ndarray, app: Appearance) -> np.ndarray:
     alb = np.tile(np.asarray(app.wall_color), (len(u), 1))
     alb[z < 0.1] *= 0.55  # baseboard
-    for p in app.posters:
-        w_i, cu, cz, hw, hh, ci = p
+    for w_i, cu, cz, hw, hh, ci in app.posters:
         m = (wall == int(w_i)) & (np.abs(u - cu) < hw) & (np.abs(z - cz) < hh)
         inner = m & (np.abs(u - cu) < hw * 0.8) & (np.abs(z - cz) < hh * 0.8)
         alb[m] = 0.92
@@ -271,10 +263,8 @@ class CameraRenderer:
         """``(rgb, depth mm, visibility, car_pixels)`` with the car at ``pose`` (x, y, yaw);
         ``visibility`` is the unoccluded fraction of the car's in-image area."""
         k = int(rng.integers(BANK_SIZE))
-        rgb = self._bank_rgb[k].copy()
-        depth = self._bank_depth[k].copy()
-        vis, npx = self._draw_car(rgb, depth, pose, rng)
-        return rgb, depth, vis, npx
+        rgb, depth = self._bank_rgb[k].copy(), self._bank_depth[k].copy()
+        return (rgb, depth, *self._draw_car(rgb, depth, pose, rng))
 
     def _draw_car(self, rgb: np.ndarray, depth: np.ndarray, pose: tuple[float, float, float],
                   rng: np.random.Generator) -> tuple[float, int]:
@@ -299,8 +289,7 @@ class CameraRenderer:
         v1 = min(int(math.ceil(uv[:, 1].max())) + 2, self.H)
         if u0 >= u1 or v0 >= v1:
             return 0.0, 0
-        xs = self._xs[u0:u1][None, :]
-        ys = self._ys[v0:v1][:, None]
+        xs, ys = self._xs[u0:u1][None, :], self._ys[v0:v1][:, None]
         bgz = self.bg_z[v0:v1, u0:u1]
         off = np.array([u0, v0])
 
@@ -312,9 +301,7 @@ class CameraRenderer:
 
         def plane_depth(n_w: np.ndarray, p_w: np.ndarray) -> np.ndarray:
             n_c = self.R.T @ n_w
-            p_c = self.R.T @ (p_w - self.C)
-            den = float(n_c @ p_c)
-            inv = (n_c[0] * xs + n_c[1] * ys + n_c[2]) / den
+            inv = (n_c[0] * xs + n_c[1] * ys + n_c[2]) / float(n_c @ (self.R.T @ (p_w - self.C)))
             with np.errstate(divide="ignore"):
                 return np.where(inv > 1e-6, 1.0 / np.maximum(inv, 1e-6), np.inf).astype(np.float32)
 
@@ -385,8 +372,7 @@ class RadarRenderer:
 
     def _static_map(self) -> np.ndarray:
         rad, cfg = self.radar, self.cfg
-        rc = rad.range_centers()
-        ac = rad.azimuth_centers()
+        rc, ac = rad.range_centers(), rad.azimuth_centers()
         step = math.radians(rad.fov_deg) / rad.azimuth_bins
         subs = np.array([-0.33, 0.0, 0.33])
         th = (self.node.yaw + ac[:, None] + subs[None, :] * step).ravel()  # (A * 3,) horizontal rays
@@ -401,7 +387,6 @@ class RadarRenderer:
         ty = np.where(np.abs(d[:, 1]) > 1e-9, ty, np.inf)
         t_wall = np.minimum(tx, ty)
         cos_wall = np.where(tx < ty, np.abs(d[:, 0]), np.abs(d[:, 1]))
-        # obstacles: (t, cos, base reflectivity, slant height) per obstacle, all rays at once
         o3 = np.array([self.xy[0], self.xy[1], 0.01])
         d3 = np.concatenate([d, np.zeros((n, 1))], 1)
         # (distance, |cos incidence|, reflectivity, reflector height, diffuse part) per target kind
@@ -445,7 +430,7 @@ class RadarRenderer:
         x, y, yaw = pose
         c, s = math.cos(yaw), math.sin(yaw)
         hl, hw = car.length / 2, car.width / 2
-        # (offset along, offset across, normal along, normal across, rcs); None normal = isotropic
+        # (offset along, offset across, normal along, normal across, rcs); zero normal = isotropic
         pts = [(0, 0, 0, 0, 1.0), (hl, 0, 1, 0, 1.0), (-hl, 0, -1, 0, 1.0),
                (0, hw, 0, 1, 0.7), (0, -hw, 0, -1, 0.7)]
         ranges, azs, pows = [], [], []
@@ -476,6 +461,4 @@ class RadarRenderer:
 
     def render(self, pose: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
         """One heatmap (float32 [0, 1], ``(range_bins, azimuth_bins)``) with the car at ``pose``."""
-        p = self.static + self.car_power(pose) + RADAR_NOISE_POWER
-        speckle = rng.gamma(RADAR_SPECKLE_LOOKS, 1.0 / RADAR_SPECKLE_LOOKS, p.shape).astype(np.float32)
-        return radar_power_to_unit(p * speckle)
+        return speckle_to_unit(self.static + self.car_power(pose) + RADAR_NOISE_POWER, rng)

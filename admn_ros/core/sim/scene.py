@@ -1,8 +1,5 @@
-"""Per-episode scene: car trajectory, static obstacles and appearance, all from one generator.
-
-Trajectories are closed smooth curves inside the track; the speed varies smoothly and its
-arc length is integrated analytically, so the pose is an exact function of time.
-"""
+"""Per-episode scene from one generator: car trajectory (a closed smooth curve inside the track,
+driven at a smoothly varying speed integrated analytically), static obstacles and appearance."""
 from __future__ import annotations
 
 import math
@@ -47,16 +44,12 @@ class Trajectory:
 
     def pose(self, t: float) -> tuple[float, float, float]:
         """``(x, y, yaw)`` at time ``t``; yaw follows the velocity direction."""
+        def at(u: float) -> list[float]:
+            return [np.interp(u % self.length, self._cum, self._closed[:, k]) for k in (0, 1)]
+
         s = self.arc_length(t) % self.length
-        x = float(np.interp(s, self._cum, self._closed[:, 0]))
-        y = float(np.interp(s, self._cum, self._closed[:, 1]))
-        # Heading from a short central difference along the curve (smooth, follows velocity).
-        ds = 0.02
-        xa = np.interp((s + ds) % self.length, self._cum, self._closed[:, 0])
-        ya = np.interp((s + ds) % self.length, self._cum, self._closed[:, 1])
-        xb = np.interp((s - ds) % self.length, self._cum, self._closed[:, 0])
-        yb = np.interp((s - ds) % self.length, self._cum, self._closed[:, 1])
-        return x, y, float(math.atan2(ya - yb, xa - xb))
+        (x, y), (xa, ya), (xb, yb) = at(s), at(s + 0.02), at(s - 0.02)  # heading: central difference
+        return float(x), float(y), float(math.atan2(ya - yb, xa - xb))
 
 
 def _catmull_rom_closed(wp: np.ndarray, per_seg: int) -> np.ndarray:
@@ -168,7 +161,7 @@ class Obstacle:
 
 
 def sample_obstacles(cfg: SimConfig, traj: Trajectory, rng: np.random.Generator) -> list[Obstacle]:
-    """1-3 (config) obstacles near or inside the track, clear of the car's path and the nodes."""
+    """Obstacles (number from the config) near or inside the track, clear of the car's path and the nodes."""
     n = int(rng.integers(cfg.obstacles_min, cfg.obstacles_max + 1))
     x0, x1, y0, y1 = cfg.track.bounds
     car_clear = 0.5 * math.hypot(cfg.car.length, cfg.car.width) + 0.06
@@ -207,14 +200,9 @@ def sample_obstacles(cfg: SimConfig, traj: Trajectory, rng: np.random.Generator)
     return out
 
 
-_CAR_COLORS = np.array([
-    [0.85, 0.05, 0.04],  # red
-    [0.95, 0.35, 0.02],  # orange
-    [0.90, 0.80, 0.05],  # yellow
-    [0.05, 0.25, 0.90],  # blue
-    [0.80, 0.05, 0.65],  # magenta
-    [0.10, 0.70, 0.15],  # green
-])
+#: red, orange, yellow, blue, magenta, green
+_CAR_COLORS = np.array([[0.85, 0.05, 0.04], [0.95, 0.35, 0.02], [0.90, 0.80, 0.05], [0.05, 0.25, 0.90],
+                        [0.80, 0.05, 0.65], [0.10, 0.70, 0.15]])
 _FLOOR_COLORS = np.array([
     [0.50, 0.50, 0.50], [0.55, 0.47, 0.38], [0.42, 0.33, 0.24], [0.40, 0.44, 0.50],
     [0.38, 0.42, 0.36], [0.62, 0.60, 0.56], [0.30, 0.30, 0.32],

@@ -1,8 +1,5 @@
-"""The GDTM-style simulator: an RC car on an indoor track seen by camera/depth/radar nodes.
-
-A ``(seed, episode)`` pair fixes the scene and every random draw. Random streams are
-independent: corrupting one stream never changes the clean data of another, nor its own.
-"""
+"""The GDTM-style simulator: an RC car on an indoor track seen by camera/depth/radar nodes. A
+``(seed, episode)`` pair fixes every random draw; corrupting a stream never changes clean data."""
 from __future__ import annotations
 
 import math
@@ -10,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from admn_ros.core.sim.config import RadarConfig, SimConfig, load_sim_config
+from admn_ros.core.sim.config import RadarConfig, SimConfig, check_index, load_sim_config
 from admn_ros.core.sim.corruptions import CorruptionSpec, apply_corruption
 from admn_ros.core.sim.render import CameraRenderer, RadarRenderer
 from admn_ros.core.sim.scene import Scene
@@ -52,13 +49,10 @@ class _CorruptionState:
 
 
 class CorruptibleStreams:
-    """The clock and runtime corruptions of a simulator's streams.
-
-    The simulator sets ``_ids``, ``_corr`` (``{}``) and ``index``, has a ``rate_hz``, calls
-    :meth:`_restart_corruptions` on every reset with the clock at 0, provides
-    :meth:`_clutter_radar`, and passes every clean frame through :meth:`_corrupt` (then
-    keeps it in ``_last_clean`` for ``frozen``).
-    """
+    """The clock and runtime corruptions of a simulator's streams. The simulator sets ``_ids``,
+    ``_corr`` (``{}``), ``index`` and ``rate_hz``, calls :meth:`_restart_corruptions` at every
+    reset, provides :meth:`_clutter_radar`, and passes every clean frame through :meth:`_corrupt`
+    (then keeps it in ``_last_clean`` for ``frozen``)."""
 
     _ids: list[str]
     _corr: dict[str, _CorruptionState]
@@ -151,10 +145,8 @@ class GDTMSimulator(CorruptibleStreams):
 
     def __init__(self, cfg: SimConfig | None = None, seed: int = 0, episode: int = 0) -> None:
         self.cfg = load_sim_config() if cfg is None else cfg
-        for name, v in (("seed", seed), ("episode", episode)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
-        self.seed = int(seed)
+        self.seed = check_index("seed", seed)
+        check_index("episode", episode)
         self.streams = self.cfg.streams
         self._ids = self.streams.ids
         self._corr: dict[str, _CorruptionState] = {}
@@ -163,11 +155,8 @@ class GDTMSimulator(CorruptibleStreams):
     def reset(self, episode: int | None = None) -> None:
         """Restart at t = 0 (in ``episode``, default the current one); corruptions stay set."""
         if episode is not None:
-            if isinstance(episode, bool) or not isinstance(episode, (int, np.integer)) or episode < 0:
-                raise ValueError(f"episode must be a non-negative integer, got {episode!r}")
-            self.episode = int(episode)
-        root = np.random.SeedSequence([self.seed, self.episode])
-        scene_ss, bank_ss, sensor_ss, corr_ss = root.spawn(4)
+            self.episode = check_index("episode", episode)
+        scene_ss, bank_ss, sensor_ss, corr_ss = np.random.SeedSequence([self.seed, self.episode]).spawn(4)
         self.scene = Scene.sample(self.cfg, np.random.default_rng(scene_ss))
         bank_rng = np.random.default_rng(bank_ss)
         self._cams = [CameraRenderer(n, self.cfg, self.scene, bank_rng) for n in self.cfg.nodes]
@@ -186,8 +175,7 @@ class GDTMSimulator(CorruptibleStreams):
     def step(self) -> SimFrame:
         """Render the frame at :attr:`t`, then advance the clock by ``1 / rate_hz``."""
         t = self.t
-        x, y, yaw = self.scene.trajectory.pose(t)
-        pose = (x, y, yaw)
+        pose = x, y, yaw = self.scene.trajectory.pose(t)
         streams: dict[str, StreamFrame] = {}
         vis: dict[str, float] = {}
         pix: dict[str, int] = {}

@@ -1,20 +1,7 @@
-"""A scenario: a timeline of sensor corruptions in phases (``admn-ros demo --scenario FILE``,
-the sensor node's ``timeline_file``).
-
-A YAML file (see ``config/demo_tracking.yaml``)::
-
-    name: a camera fails, a depth sensor drops out, the radars see ghosts
-    phases:
-      - name: all clean
-        seconds: 12
-      - name: node1 camera noisy
-        seconds: 12
-        corrupt:
-          node1/rgb: gaussian:sigma=3.0     # any corruption string (parse_corruption)
-
-Phases run one after the other; a phase sets the corruption of every stream it names
-under ``corrupt`` and makes every other stream clean. After the last phase the last one
-holds. Problems raise ``ValueError`` naming the file, the phase and the key.
+"""A scenario: a timeline of sensor corruptions in phases (``admn-ros demo --scenario FILE``, the
+sensor node's ``timeline_file``; format: ``config/demo_tracking.yaml``). A phase corrupts the streams
+it names and makes every other one clean; the last phase holds. Problems raise ``ValueError``
+naming the file, the phase and the key.
 """
 from __future__ import annotations
 
@@ -107,6 +94,3 @@ class Timeline:
                                 {str(k): str(v) for k, v in corrupt.items()}))
             t += float(sec)
         return cls(str(doc.get("name") or Path(source).stem), tuple(phases), source)
-
-
-__all__ = ["Phase", "Timeline"]
