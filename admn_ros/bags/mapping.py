@@ -35,11 +35,7 @@ from admn_ros.core.tasks import DEFAULT_TASK, get_task
 from admn_ros.ros import topics
 
 #: Shipped mapping names -> config file names.
-SHIPPED: dict[str, str] = {
-    "default": "bag_topics_default.yaml",
-    "realsense_zed": "bag_topics_realsense_zed.yaml",
-    "activity": "bag_topics_activity.yaml",
-}
+SHIPPED: dict[str, str] = {name: f"bag_topics_{name}.yaml" for name in ("default", "realsense_zed", "activity")}
 
 _TOP_KEYS = {"slop", "timeout", "streams", "qoi", "ground_truth", "sensors_config"}
 _STREAM_KEYS = {"topic", "encoding", "optional"}
@@ -157,9 +153,7 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
         topic = raw.get("topic")
         if not isinstance(topic, str) or not norm_topic(topic):
             raise _fail(source, f"{key}.topic", f"must be a non-empty topic name, got {topic!r}")
-        enc = raw.get("encoding", ())
-        if isinstance(enc, str):
-            enc = (enc,)
+        enc = (raw["encoding"],) if isinstance(raw.get("encoding"), str) else raw.get("encoding", ())
         if not isinstance(enc, (list, tuple)) or not all(isinstance(e, str) and e for e in enc):
             raise _fail(source, f"{key}.encoding", f"must be a string or a list of strings, got {enc!r}")
         opt = raw.get("optional", False)
@@ -168,11 +162,8 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
         streams.append(StreamTopic(str(sid), topic, tuple(enc), opt))
     seen: dict[str, str] = {}
     for s in streams:
-        t = norm_topic(s.topic)
-        if t in seen:
-            raise _fail(source, f"streams.{s.stream_id}.topic",
-                        f"topic {s.topic!r} is also used by stream {seen[t]!r}")
-        seen[t] = s.stream_id
+        if (other := seen.setdefault(norm_topic(s.topic), s.stream_id)) != s.stream_id:
+            raise _fail(source, f"streams.{s.stream_id}.topic", f"topic {s.topic!r} is also used by stream {other!r}")
     ids = [s.stream_id for s in streams]
 
     raw_qoi = data.get("qoi") or {}
@@ -191,8 +182,7 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
     axes: tuple[str, str] = ("x", "y")
     tol = 0.05
     frames: tuple[str, str] | None = None
-    if isinstance(gt_raw, str):
-        gt_raw = {"topic": gt_raw}
+    gt_raw = {"topic": gt_raw} if isinstance(gt_raw, str) else gt_raw
     if gt_raw is not None:
         if not isinstance(gt_raw, Mapping):
             raise _fail(source, "ground_truth", f"expected a topic or a mapping with {sorted(_GT_KEYS)}")
@@ -274,7 +264,3 @@ def load_mapping(spec: str | Path | Mapping[str, Any] | TopicMapping | None = No
     except yaml.YAMLError as e:
         raise MappingError(f"{p}: invalid YAML: {e}") from None
     return parse_mapping(data, str(p))
-
-
-__all__ = ["SHIPPED", "MappingError", "StreamTopic", "TopicMapping", "norm_topic", "parse_mapping",
-           "default_mapping", "mapping_path", "load_mapping"]

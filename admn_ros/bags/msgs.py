@@ -56,13 +56,10 @@ def serialize(msg: Any, ts: "Typestore | None" = None) -> memoryview:
     return ts.serialize_cdr(msg, msg.__msgtype__)
 
 
-def stamp(ns: int) -> Any:
-    sec, nsec = divmod(int(ns), 1_000_000_000)
-    return new_msg("builtin_interfaces/msg/Time", sec=sec, nanosec=nsec)
-
-
 def header(ns: int, frame_id: str = "") -> Any:
-    return new_msg("std_msgs/msg/Header", stamp=stamp(ns), frame_id=frame_id)
+    sec, nsec = divmod(int(ns), 1_000_000_000)
+    return new_msg("std_msgs/msg/Header", stamp=new_msg("builtin_interfaces/msg/Time", sec=sec, nanosec=nsec),
+                   frame_id=frame_id)
 
 
 def image(arr: np.ndarray, encoding: str, hdr: Any) -> Any:
@@ -122,20 +119,13 @@ def point(x: float, y: float, z: float = 0.0) -> Any:
 
 def marker(hdr: Any, ns: str, mid: int, mtype: int, *, position: Sequence[float] = (0.0, 0.0, 0.0),
            scale: Sequence[float] = (1.0, 1.0, 1.0), rgba: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
-           points: Sequence[Sequence[float]] = (), text: str = "", lifetime_ns: int = 0) -> Any:
+           points: Sequence[Sequence[float]] = (), text: str = "") -> Any:
     """A ``visualization_msgs/Marker`` (action ADD)."""
-    sec, nsec = divmod(int(lifetime_ns), 1_000_000_000)
     return new_msg("visualization_msgs/msg/Marker", header=hdr, ns=ns, id=int(mid), type=int(mtype),
                    action=0, pose=pose(*position), scale=vector3(*scale), color=color(*rgba),
-                   lifetime=new_msg("builtin_interfaces/msg/Duration", sec=sec, nanosec=nsec),
                    points=[point(*p) for p in points], text=text)
 
 
 #: visualization_msgs/Marker type constants.
 MARKER = {"ARROW": 0, "CUBE": 1, "SPHERE": 2, "CYLINDER": 3, "LINE_STRIP": 4, "LINE_LIST": 5,
           "TEXT_VIEW_FACING": 9}
-
-
-__all__ = ["new_msg", "serialize", "stamp", "header", "image", "compressed_image", "camera_info",
-           "stream_qoi", "pose", "layer_allocation",
-           "color", "vector3", "point", "marker", "MARKER"]
