@@ -1,22 +1,13 @@
 """Replay one bag at several budgets and baselines and write a Table-1-shaped report.
 
-    admn-ros replay BAG --out DIR --budgets 27,36,54,72 --methods admn,naive,upper_bound
-    admn-ros replay BAG --task activity --out DIR --budgets 9,12,18,24
-
-For every (method, budget) the bag is replayed offline
-(:class:`admn_ros.bags.pipeline.RuntimePipeline`, :func:`admn_ros.bags.replay.replay`),
-each run in ``DIR/<name>/`` (per-output CSV, an output bag for RViz/Foxglove,
-summary.json); then ``DIR/report.md`` and ``DIR/report.csv`` (the task's metric, GFLOPs
-and per-frame pipeline latency) and plots:
-
-* ``<metric>_vs_budget.png``: the task's metric per method vs budget;
-* ``allocation_noise.png``: per-stream blocks over time and estimated vs true noise
-  (ADMN at the smallest budget);
-* the task's plot of that run (:meth:`~admn_ros.core.tasks.base.Task.plot_run`: the
-  trajectory vs ground truth for tracking, labels over time for activity).
+Every (method, budget) is replayed offline (:func:`admn_ros.bags.replay.replay`) into
+``DIR/<name>/``; then ``DIR/report.md`` / ``report.csv`` / ``report.json`` (the task's metric,
+GFLOPs, pipeline latency) and plots: ``<metric>_vs_budget.png``, ``allocation_noise.png`` (blocks
+and estimated vs true noise per stream, ADMN at the smallest budget) and the task's plot of that run.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from pathlib import Path
@@ -49,14 +40,10 @@ def _run(task: Task, bag: str | Path, method: str, budget: int | None, run_root:
 def read_columns(path: Path) -> dict[str, np.ndarray]:
     """The numeric columns of a replay CSV (empty cells are NaN)."""
     rows = read_rows(path)
-    if not rows:
-        return {}
     out: dict[str, np.ndarray] = {}
-    for k in rows[0]:
-        try:
+    for k in rows[0] if rows else ():
+        with contextlib.suppress(ValueError):
             out[k] = np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
-        except ValueError:
-            continue
     return out
 
 
@@ -106,11 +93,9 @@ def _write_tables(out: Path, rows: list[dict[str, Any]], bag: str | Path, t: Tas
              "| method | " + " | ".join(f"L={b}" for b in budgets) + " |",
              "|---|" + "---|" * len(budgets)]
     for m in methods:
-        cells = []
-        for b in budgets:
-            r = next((r for r in rows if r["method"] == m and (r["budget"] == b or m == "upper_bound")), None)
-            cells.append("" if r is None else _cell(r, t))
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        runs = [next((r for r in rows if r["method"] == m and (r["budget"] == b or m == "upper_bound")), None)
+                for b in budgets]
+        lines.append(f"| {m} | " + " | ".join("" if r is None else _cell(r, t) for r in runs) + " |")
     lines += ["", f"{t.unit.capitalize()}s per run: {rows[0]['frames'] if rows else 0}. "
               "Upper bound runs every block (its budget is all blocks of the present streams).", ""]
     (out / "report.md").write_text("\n".join(lines))
@@ -164,6 +149,3 @@ def _plots(out: Path, rows: list[dict[str, Any]], runs: dict[str, Path], methods
     plt.close(fig)
 
     t.plot_run(runs[first] / t.csv_name, out, first)
-
-
-__all__ = ["replay_report", "read_columns"]

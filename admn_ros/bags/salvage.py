@@ -9,6 +9,7 @@ the recovered counts with ``metadata.yaml`` (docs/DEPLOY.md, "A bag cut off whil
 """
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import struct
 from collections import Counter
@@ -27,11 +28,6 @@ class SalvagedConnection(NamedTuple):
     msgtype: str
     msgcount: int
     owner: Any
-
-
-class TopicInfo(NamedTuple):
-    msgtype: str
-    msgcount: int
 
 
 @dataclass
@@ -107,13 +103,11 @@ class _SqliteSource:
                            self.con.execute("SELECT id, name, type FROM topics")}
             self.index: list[tuple[int, int, int]] = []      # (timestamp, row id, topic id)
             cur = self.con.execute("SELECT id, topic_id, timestamp, data FROM messages")
-            try:
+            with contextlib.suppress(sqlite3.DatabaseError):  # the rest of the file is missing
                 for mid, tid, ts, data in cur:
                     if not (isinstance(ts, int) and isinstance(tid, int) and isinstance(data, bytes)):
                         break                                 # a row the cut went through
                     self.index.append((ts, int(mid), tid))
-            except sqlite3.DatabaseError:
-                pass                                          # the rest of the file is missing
         except BaseException:
             self.con.close()
             raise
@@ -163,12 +157,9 @@ class _McapSource:
     def _chunk(body: bytes) -> bytes:
         from rosbags.rosbag2.storage_mcap import decompress
 
-        _, _, usize, crc = struct.unpack_from("<QQQI", body, 0)
-        (n,) = struct.unpack_from("<I", body, 28)
-        compression = body[32:32 + n].decode()
+        _, _, usize, crc, n = struct.unpack_from("<QQQII", body, 0)   # ..., compression name length
         (csize,) = struct.unpack_from("<Q", body, 32 + n)
-        start = 40 + n
-        return decompress(body[start:start + csize], compression, usize, crc)
+        return decompress(body[40 + n:40 + n + csize], body[32:32 + n].decode(), usize, crc)
 
     def _records(self, data: bytes, chunk_pos: int) -> None:
         p = 0
@@ -217,20 +208,19 @@ class SalvagedReader:
         from admn_ros.bags.typestore import get_admn_typestore
 
         self.path = bag
-        self.source = _SqliteSource(file) if file.suffix == ".db3" else _McapSource(file)
-        src = self.source
+        self.source = src = _SqliteSource(file) if file.suffix == ".db3" else _McapSource(file)
         src.index.sort()
         counts = Counter(cid for _, _, cid in src.index)
         self.connections = [SalvagedConnection(cid, topic, msgtype, counts.get(cid, 0), self)
                             for cid, (topic, msgtype) in sorted(src.topics.items())]
-        self.topics = {c.topic: TopicInfo(c.msgtype, c.msgcount) for c in self.connections}
+        self.topics = {c.topic: c for c in self.connections}  # .msgtype, .msgcount as AnyReader's
         self.start_time = src.index[0][0] if src.index else 0
         self.duration = src.index[-1][0] + 1 - self.start_time if src.index else 0
         self.typestore = get_admn_typestore()
         expected = expected_counts(bag) if bag.is_dir() else None
-        got = {c.topic: c for c in self.connections}
-        topics = [TopicLoss(t, ty, n, got[t].msgcount if t in got else 0) for t, (ty, n) in (expected or {}).items()]
-        topics += [TopicLoss(t, c.msgtype, None, c.msgcount) for t, c in got.items() if t not in (expected or {})]
+        exp, got = expected or {}, self.topics
+        topics = [TopicLoss(t, ty, n, got[t].msgcount if t in got else 0) for t, (ty, n) in exp.items()]
+        topics += [TopicLoss(t, c.msgtype, None, c.msgcount) for t, c in got.items() if t not in exp]
         self.loss = BagLoss(bag, file, reason, topics, has_metadata=expected is not None)
 
     def messages(self, connections: Sequence[SalvagedConnection] | None = None
