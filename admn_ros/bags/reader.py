@@ -30,7 +30,7 @@ from admn_ros.core.image_convert import (MESSAGE_KINDS, ConversionError, check_s
                                          message_encoding, supported_text)
 from admn_ros.core.health import HEALTH_OFF, MISSING, HealthConfig, content_signature
 from admn_ros.core.preprocess import to_model_input
-from admn_ros.core.sync import StreamSync, SyncedSet, SyncStats
+from admn_ros.core.sync import StreamSync, SyncedSet, SyncStats, header_stamp_ns
 
 if TYPE_CHECKING:
     from rosbags.highlevel import AnyReader
@@ -133,12 +133,8 @@ class BagFrame:
 
 
 def _stamp_ns(msg: Any, fallback: int) -> int:
-    h = getattr(msg, "header", None)
-    if h is None:
-        return fallback
-    st = h.stamp
-    ns = int(st.sec) * 1_000_000_000 + int(getattr(st, "nanosec", getattr(st, "nsec", 0)))
-    return ns if ns > 0 else fallback
+    """The header stamp, or ``fallback`` (the log time) for a message without one or with a zero stamp."""
+    return ns if (ns := header_stamp_ns(msg) or 0) > 0 else fallback
 
 
 def _positions(msg: Any, path: str, frames: tuple[str, str] | None, seen: set) -> list[tuple[Any, Any]]:
