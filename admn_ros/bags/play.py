@@ -5,7 +5,6 @@ ROS 1 bags are not played (not CDR); ``admn-ros replay`` reads them offline.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,14 +28,6 @@ class PlayStats:
                 f"in {self.wall_seconds:.2f} s wall (max lag {self.max_lag_ms:.1f} ms)")
 
 
-def _msg_class(msgtype: str) -> Any:
-    pkg, _, name = msgtype.replace("/msg/", "/").partition("/")
-    try:
-        return getattr(importlib.import_module(f"{pkg}.msg"), name)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"cannot publish {msgtype}: message package not importable ({e})") from None
-
-
 def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str] | None = None,
          clock: bool = True, start_delay: float = 0.2, match_timeout: float = 5.0,
          progress: bool = False) -> PlayStats:
@@ -47,7 +38,7 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str]
     from rosgraph_msgs.msg import Clock
 
     from admn_ros.bags.reader import BagReadError, _open_reader
-    from admn_ros.ros.convert import ns_to_stamp
+    from admn_ros.ros.convert import message_class, ns_to_stamp
     from admn_ros.ros.qos import reliable_qos
 
     if rate <= 0:
@@ -64,7 +55,7 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str]
         pubs: dict[str, Any] = {}
         for c in conns:
             if c.topic not in pubs:
-                pubs[c.topic] = node.create_publisher(_msg_class(c.msgtype), c.topic, reliable_qos())
+                pubs[c.topic] = node.create_publisher(message_class(c.msgtype), c.topic, reliable_qos())
         clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, reliable_qos()) if clock else None
         waiting = dict(pubs, **({CLOCK_TOPIC: clock_pub} if clock_pub is not None else {}))
         deadline = time.monotonic() + match_timeout
@@ -134,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  progress=not a.no_progress)
         print(s.text())
         return 0
-    except (BagError, ValueError) as e:
+    except (BagError, ValueError, RuntimeError) as e:
         print(f"admn-ros play: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -147,14 +147,13 @@ def _put_streams(put: Any, streams: dict[str, Any], ids: Sequence[str], t_ns: in
     from admn_ros.core.image_convert import sensor_array
     from admn_ros.core.streams import MODALITIES, split_stream_id
     from admn_ros.ros import topics
-    from admn_ros.ros.topics import frame_id
 
     for sid in ids:
         sf = streams.get(sid)
         if sf is None:
             continue
         node, mod = split_stream_id(sid)
-        hdr = msgs.header(t_ns, frame_id(node, mod))
+        hdr = msgs.header(t_ns, topics.frame_id(node, mod))
         put("/" + topics.qoi_topic(sid), msgs.stream_qoi(hdr, sid, sf.corruption, sf.sigma, sf.severity), t_ns)
         if sf.data is None:  # dropout: no image, as the sensor node
             continue
@@ -288,8 +287,7 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
     summary = RecordSummary(out, storage)
     ctx = rclpy.Context()
     rclpy.init(args=[], context=ctx)
-    node = None
-    writer = None
+    node = writer = None
     t_wall = time.perf_counter()
     try:
         node = rclpy.create_node("admn_bag_recorder", context=ctx)
@@ -298,7 +296,6 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
         deadline = time.monotonic() + max(0.0, wait)
-        found: dict[str, str] = {}
         while True:
             graph = dict(node.get_topic_names_and_types())
             found = {t: graph[t][0] for t in want if t in graph and graph[t]}

@@ -17,7 +17,7 @@ import numpy as np
 
 from admn_ros.core.health import HealthConfig
 from admn_ros.core.tasks import Task, get_task
-from admn_ros.core.tasks.base import read_rows
+from admn_ros.core.tasks.base import read_rows, save_figure
 
 
 def _run(task: Task, bag: str | Path, method: str, budget: int | None, run_root: Path, *, mapping: Any,
@@ -116,13 +116,10 @@ def _plots(out: Path, rows: list[dict[str, Any]], runs: dict[str, Path], methods
             ax.axhline(rs[0][key], ls="--", c="k", label="upper bound (all blocks)")
         elif rs:
             ax.plot([r["budget"] for r in rs], [r[key] for r in rs], "o-", label=m)
-    ax.set_xlabel("budget L (active blocks)")
-    ax.set_ylabel(t.metric.axis)
+    ax.set(xlabel="budget L (active blocks)", ylabel=t.metric.axis)
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / f"{t.metric.name}_vs_budget.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / f"{t.metric.name}_vs_budget.png")
 
     first = next((r["run"] for r in rows if r["method"] == "admn" and r["budget"] == min(budgets)), None)
     if first is None:
@@ -137,15 +134,12 @@ def _plots(out: Path, rows: list[dict[str, Any]], runs: dict[str, Path], methods
     axes[0].set_yticks(range(len(ids)), ids)
     axes[0].set_title(f"{first}: blocks per stream")
     fig.colorbar(im, ax=axes[0], label="blocks")
-    for k, s in enumerate(ids):
+    for s in ids:
         line, = axes[1].plot(ts, fr[f"est_sigma:{s}"], lw=1, label=f"{s} est")
         if f"true_sigma:{s}" in fr:
             axes[1].plot(ts, fr[f"true_sigma:{s}"], ls=":", c=line.get_color(), lw=1)
-    axes[1].set_ylabel("noise sigma (solid est, dotted true)")
-    axes[1].set_xlabel("time (s)")
+    axes[1].set(ylabel="noise sigma (solid est, dotted true)", xlabel="time (s)")
     axes[1].legend(fontsize=6, ncol=3)
-    fig.tight_layout()
-    fig.savefig(out / "allocation_noise.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "allocation_noise.png")
 
     t.plot_run(runs[first] / t.csv_name, out, first)

@@ -34,13 +34,12 @@ class OutputBagWriter:
         self.labels = [str(c) for c in labels]
         self.controller, self.node_xy = controller, node_xy
         self.ts = get_admn_typestore()
-        types = output_topics(self.task)
         self._w = open_writer(self.path, storage)
         self._w.set_custom_data("admn_ros.source", "replay outputs")
         if controller:
             self._w.set_custom_data("admn_ros.controller", controller)
         self._conns = {t: self._w.add_connection(t, typ, typestore=self.ts, offered_qos_profiles=[_qos(True, 10)])
-                       for t, typ in types.items()}
+                       for t, typ in output_topics(self.task).items()}
         self._closed = False
 
     def _put(self, topic: str, msg: Any, t_ns: int) -> None:
