@@ -230,26 +230,17 @@ def default_mapping(streams: StreamSet | None = None) -> TopicMapping:
                         "/" + get_task(DEFAULT_TASK).truth.topic, source="default_mapping()")
 
 
-def mapping_path(spec: str | Path) -> Path:
-    """Resolve a shipped mapping name (``default``, ``realsense_zed``) or a file path."""
-    s = str(spec)
-    if s in SHIPPED:
-        return paths.config_path(SHIPPED[s])
-    p = Path(s).expanduser()
-    if not p.is_file():
-        raise MappingError(f"topic mapping {s!r} is neither a shipped mapping {sorted(SHIPPED)} "
-                           f"nor an existing file")
-    return p
-
-
 def load_mapping(spec: str | Path | Mapping[str, Any] | TopicMapping | None = None) -> TopicMapping:
-    """Load a mapping: ``None``/``"default"``, ``"realsense_zed"``, a YAML path, plain data
-    or an existing :class:`TopicMapping`."""
+    """Load a mapping: a shipped name (:data:`SHIPPED`; ``None``: ``default``), a YAML path, plain
+    data or an existing :class:`TopicMapping`."""
     if isinstance(spec, TopicMapping):
         return spec
     if isinstance(spec, Mapping):
         return parse_mapping(spec)
-    p = mapping_path("default" if spec is None else spec)
+    s = "default" if spec is None else str(spec)
+    p = paths.config_path(SHIPPED[s]) if s in SHIPPED else Path(s).expanduser()
+    if not p.is_file():
+        raise MappingError(f"topic mapping {s!r} is neither a shipped mapping {sorted(SHIPPED)} nor an existing file")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except OSError as e:

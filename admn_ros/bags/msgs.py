@@ -24,12 +24,7 @@ def _default(ts: "Typestore", desc: tuple) -> Any:
 
     kind, rest = desc
     if kind == Nodetype.BASE:
-        name = rest[0]
-        if name in ("string", "wstring"):
-            return ""
-        if name == "bool":
-            return False
-        return 0.0 if name.startswith("float") else 0
+        return {"string": "", "wstring": "", "bool": False}.get(rest[0], 0.0 if rest[0].startswith("float") else 0)
     if kind == Nodetype.NAME:
         return new_msg(rest, ts=ts)
     sub, n = rest
@@ -90,11 +85,10 @@ def stream_qoi(hdr: Any, sid: str, corruption: str, sigma: float, severity: floa
                    noise_sigma=float(sigma), severity=float(severity))
 
 
-def pose(x: float, y: float, z: float = 0.0, qxyzw: Sequence[float] = (0.0, 0.0, 0.0, 1.0)) -> Any:
-    return new_msg("geometry_msgs/msg/Pose",
-                   position=new_msg("geometry_msgs/msg/Point", x=float(x), y=float(y), z=float(z)),
-                   orientation=new_msg("geometry_msgs/msg/Quaternion", x=float(qxyzw[0]), y=float(qxyzw[1]),
-                                       z=float(qxyzw[2]), w=float(qxyzw[3])))
+def pose(x: float, y: float, z: float = 0.0) -> Any:
+    """A pose at ``(x, y, z)`` with the identity orientation."""
+    return new_msg("geometry_msgs/msg/Pose", position=point(x, y, z),
+                   orientation=new_msg("geometry_msgs/msg/Quaternion", w=1.0))
 
 
 def layer_allocation(hdr: Any, mask: np.ndarray, stream_ids: Sequence[str], **options: Any) -> Any:

@@ -89,10 +89,6 @@ def node_xy(stream_ids: Sequence[str]) -> dict[str, tuple[float, float]] | None:
         return None
 
 
-def _stamp_s(ns: int) -> str:
-    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
-
-
 def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, task: Task | str | None = None,
            mapping: Any = None, storage: str = "sqlite3", max_frames: int | None = None,
            slop: float | None = None, progress: bool = False, write_bag: bool = True,
@@ -164,7 +160,8 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
                 true = f.true_noise()
                 noise = np.asarray(a.est_noise, np.float64).reshape(-1)
                 tokens = res.present if res.present is not None else a.present
-                w.writerow([f.index, f.stamp_ns, _stamp_s(f.stamp_ns), *scorer.add(est, truth),
+                sec, nsec = divmod(f.stamp_ns, 1_000_000_000)
+                w.writerow([f.index, f.stamp_ns, f"{sec}.{nsec:09d}", *scorer.add(est, truth),
                             int(np.asarray(tokens).sum()), int(mask.sum()), a.budget, int(np.sum(a.present)),
                             ";".join(missing), ";".join(f"{x}={f.status[x]}" for x in unhealthy(f.status)),
                             *([fmt(x) for x in true] if true is not None else nan_row),

@@ -123,16 +123,14 @@ class _McapSource:
     """Messages of a cut-off MCAP file: its records scanned up to the last complete one."""
 
     def __init__(self, path: Path) -> None:
-        self.f = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self.f = f = open(path, "rb")  # noqa: SIM115 - closed in close()
         try:
-            self._scan(path)
+            self._scan(f, path.stat().st_size)
         except BaseException:
-            self.f.close()
+            f.close()
             raise
 
-    def _scan(self, path: Path) -> None:
-        f = self.f
-        size = path.stat().st_size
+    def _scan(self, f: Any, size: int) -> None:
         if f.read(8) != MCAP_MAGIC:
             raise ValueError("not an MCAP file (bad magic)")
         self.schemas: dict[int, str] = {}
