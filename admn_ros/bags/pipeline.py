@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from admn_ros.core.runtime import Allocation, FrameWindow, Result
+from admn_ros.core.runtime import Allocation, FrameWindow, Result, Runtime
 from admn_ros.core.streams import DEPTH, POLICIES, budget_from_fraction, naive_allocation
 from admn_ros.core.tasks import get_task
 
@@ -40,13 +40,10 @@ class RuntimePipeline:
     def __init__(self, stream_ids: Sequence[str], budget: int | None = None, *, policy: str = "admn",
                  model_dir: str | None = None, backend: str = "auto", task: str | None = None,
                  max_gap_s: float = 2.0) -> None:
-        from admn_ros.core.runtime import Runtime
-
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}; known: {list(POLICIES)}")
         self.rt = Runtime.load(model_dir or get_task(task).models_dir(), backend=backend, task=task)
-        self.task = self.rt.task
-        self.labels = self.rt.labels
+        self.task, self.labels = self.rt.task, self.rt.labels
         if list(stream_ids) != list(self.rt.stream_ids):
             raise ValueError(f"bag mapping streams {list(stream_ids)} != {self.task.name} model streams "
                              f"{list(self.rt.stream_ids)}")

@@ -65,29 +65,18 @@ def _qos(reliable: bool, depth: int) -> "Qos":
                QosDurability.VOLATILE, inf, inf, QosLiveliness.AUTOMATIC, inf, False)
 
 
-def _storage_plugin(storage: str):
-    from rosbags.rosbag2 import StoragePlugin
-
-    try:
-        return {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}[storage]
-    except KeyError:
-        raise ValueError(f"unknown storage {storage!r}; use sqlite3 or mcap") from None
-
-
 def open_writer(out: Path, storage: str = "sqlite3") -> "Writer":
     """An opened rosbags rosbag2 writer (format version 9); ``out`` must not exist."""
-    from rosbags.rosbag2 import Writer
+    from rosbags.rosbag2 import StoragePlugin, Writer
 
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"output bag {out} exists already; choose another --out or remove it")
-    w = Writer(out, version=BAG_VERSION, storage_plugin=_storage_plugin(storage))
+    if storage not in ("sqlite3", "mcap"):
+        raise ValueError(f"unknown storage {storage!r}; use sqlite3 or mcap")
+    w = Writer(out, version=BAG_VERSION, storage_plugin=StoragePlugin[storage.upper()])
     w.open()
     return w
-
-
-def dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
 @dataclass
@@ -117,7 +106,7 @@ class RecordSummary:
         """Fill in the totals of a finished recording that started at ``perf_counter()`` ``t_wall``."""
         self.messages = sum(self.per_topic.values())
         self.wall_s = time.perf_counter() - t_wall
-        self.size_bytes = dir_size(self.path)
+        self.size_bytes = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
         return self
 
 

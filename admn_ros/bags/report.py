@@ -20,23 +20,6 @@ from admn_ros.core.tasks import Task, get_task
 from admn_ros.core.tasks.base import read_rows, save_figure
 
 
-def _run(task: Task, bag: str | Path, method: str, budget: int | None, run_root: Path, *, mapping: Any,
-         model_dir: str | None, backend: str, max_frames: int | None, storage: str, progress: bool,
-         write_bag: bool, health: Any) -> tuple[str, Path, dict[str, Any]]:
-    """Replay one (method, budget); return (run name, run directory, summary fields)."""
-    from admn_ros.bags.pipeline import make_pipeline
-    from admn_ros.bags.replay import replay
-
-    pipe = make_pipeline(method, mapping.stream_ids, budget, model_dir=model_dir, backend=backend, task=task.name)
-    s = replay(bag, pipe, run_root / pipe.name, task=task, mapping=mapping, storage=storage, max_frames=max_frames,
-               progress=progress, write_bag=write_bag, health=health)
-    fields = {"frames": s.windows, **{k: v for k, v in s.metrics.items() if isinstance(v, (int, float))}}
-    fields.update(pipeline_ms=s.pipeline_ms_mean, frames_per_s=s.frames_per_s,
-                  realtime_factor=(s.frames_per_s * s.bag_duration_s / max(s.frames, 1)) if s.frames
-                  else float("nan"))
-    return pipe.name, run_root / pipe.name, fields
-
-
 def read_columns(path: Path) -> dict[str, np.ndarray]:
     """The numeric columns of a replay CSV (empty cells are NaN)."""
     rows = read_rows(path)
@@ -54,6 +37,9 @@ def replay_report(bag: str | Path, out_dir: str | Path, *, methods: Sequence[str
                   health: Any = HealthConfig()) -> list[dict[str, Any]]:
     """Run every (method, budget) and write report.md / report.csv / plots; return the rows
     (``health``: the stream health check of :func:`admn_ros.bags.replay.replay`)."""
+    from admn_ros.bags.pipeline import make_pipeline
+    from admn_ros.bags.replay import replay
+
     t = get_task(task)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -61,14 +47,18 @@ def replay_report(bag: str | Path, out_dir: str | Path, *, methods: Sequence[str
     runs: dict[str, Path] = {}
     for method in methods:
         for budget in (budgets if method != "upper_bound" else [None]):
-            name, run_dir, fields = _run(t, bag, method, budget, out, mapping=mapping, model_dir=model_dir,
-                                         backend=backend, max_frames=max_frames, storage=storage,
-                                         progress=progress, write_bag=write_bags, health=health)
+            pipe = make_pipeline(method, mapping.stream_ids, budget, model_dir=model_dir, backend=backend, task=t.name)
+            runs[pipe.name] = run_dir = out / pipe.name
+            s = replay(bag, pipe, run_dir, task=t, mapping=mapping, storage=storage, max_frames=max_frames,
+                       progress=progress, write_bag=write_bags, health=health)
             fr = read_columns(run_dir / t.csv_name)
-            gf = float(np.nanmean(fr["gflops"])) if "gflops" in fr else float("nan")
             rows.append({"method": method, "budget": int(np.nanmean(fr["active_blocks"])) if budget is None
-                         else int(budget), "run": name, **fields, "gflops": gf})
-            runs[name] = run_dir
+                         else int(budget), "run": pipe.name, "frames": s.windows,
+                         **{k: v for k, v in s.metrics.items() if isinstance(v, (int, float))},
+                         "pipeline_ms": s.pipeline_ms_mean, "frames_per_s": s.frames_per_s,
+                         "realtime_factor": (s.frames_per_s * s.bag_duration_s / max(s.frames, 1)) if s.frames
+                         else float("nan"),
+                         "gflops": float(np.nanmean(fr["gflops"])) if "gflops" in fr else float("nan")})
     _write_tables(out, rows, bag, t)
     _plots(out, rows, runs, methods, budgets, t)
     (out / "report.json").write_text(json.dumps(rows, indent=2))
