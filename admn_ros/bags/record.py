@@ -267,6 +267,7 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
 
     isolated_env()  # localhost discovery + our FastDDS profile; keeps ROS_DOMAIN_ID if set
     import rclpy
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy, DurabilityPolicy, HistoryPolicy
 
     want = ["/" + t.strip().strip("/") for t in topics if t.strip().strip("/")]
@@ -280,8 +281,6 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
     t_wall = time.perf_counter()
     try:
         node = rclpy.create_node("admn_bag_recorder", context=ctx)
-        from rclpy.executors import SingleThreadedExecutor
-
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
         deadline = time.monotonic() + max(0.0, wait)
@@ -291,12 +290,11 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
             if len(found) == len(want) or time.monotonic() >= deadline:
                 break
             ex.spin_once(timeout_sec=0.1)
-        missing = [t for t in want if t not in found]
         if not found:
             raise RuntimeError(f"none of the topics {want} appeared within {wait:g} s on ROS_DOMAIN_ID="
                                f"{os.environ.get('ROS_DOMAIN_ID')}; the graph has: "
                                f"{sorted(dict(node.get_topic_names_and_types()))}")
-        if missing:
+        if missing := [t for t in want if t not in found]:
             log(f"[record] not on the graph after {wait:g} s, skipped: {missing}")
         ts = get_admn_typestore()
         writer = open_writer(out, storage)
