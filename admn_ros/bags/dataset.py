@@ -1,11 +1,9 @@
 """``admn-ros dataset --from-bag``: a tracking dataset from your own recordings (docs/OWN_ROBOT.md).
 
-A synchronised frame (read through a topic mapping, as ``admn-ros replay`` reads it) is kept
-when every non-optional stream has a decodable message and the ground truth a position within
-the mapping's tolerance; every other frame is counted under its reason. Absent streams are
-stored as zeros. Splits are disjoint in time: each bag is cut into ``segment_s`` segments
-assigned to splits like episodes (:func:`admn_ros.core.data.generate.plan_splits`), and a
-frame closer than ``gap_s`` to the previous kept frame of another split is dropped.
+A synchronised frame is kept when every non-optional stream has a decodable message and the
+ground truth a position (else it is counted under its reason; absent streams are zeros). Each bag
+is cut into ``segment_s`` segments assigned to splits like episodes, and a frame closer than
+``gap_s`` to the previous kept frame of another split is dropped.
 """
 from __future__ import annotations
 
@@ -192,7 +190,7 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
             if len(idx) == 0 and (s == "train" or {"val": val_frac, "test": test_frac}[s] > 0):
                 raise ValueError(f"split {s} has no frames after cutting {len(seg_split)} segment(s) with a "
                                  f"{gap_s:g} s gap; record longer or lower --segment / --gap")
-        for r, b in zip(report, range(len(bags))):
+        for b, r in enumerate(report):
             in_bag = bag[order] == b
             r["splits"] = {s: int((split[in_bag] == s).sum()) for s in SPLITS}
             gap = int((split[in_bag] == "").sum())
@@ -321,6 +319,3 @@ def dataset_main(argv: Sequence[str] | None = None) -> int:
         print(f"admn-ros dataset: error: {e}", file=sys.stderr)
         return 2
     return 0
-
-
-__all__ = ["REASONS", "assign_splits", "build_dataset", "summary_text", "dataset_main"]

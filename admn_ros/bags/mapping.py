@@ -35,11 +35,7 @@ from admn_ros.core.tasks import DEFAULT_TASK, get_task
 from admn_ros.ros import topics
 
 #: Shipped mapping names -> config file names.
-SHIPPED: dict[str, str] = {
-    "default": "bag_topics_default.yaml",
-    "realsense_zed": "bag_topics_realsense_zed.yaml",
-    "activity": "bag_topics_activity.yaml",
-}
+SHIPPED: dict[str, str] = {name: f"bag_topics_{name}.yaml" for name in ("default", "realsense_zed", "activity")}
 
 _TOP_KEYS = {"slop", "timeout", "streams", "qoi", "ground_truth", "sensors_config"}
 _STREAM_KEYS = {"topic", "encoding", "optional"}
@@ -97,14 +93,9 @@ class TopicMapping:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data in the YAML format (round-trips through :func:`parse_mapping`)."""
-        out: dict[str, Any] = {"slop": self.slop, "timeout": self.timeout, "streams": {}}
-        for s in self.streams:
-            e: dict[str, Any] = {"topic": s.topic}
-            if s.encodings:
-                e["encoding"] = list(s.encodings)
-            if s.optional:
-                e["optional"] = True
-            out["streams"][s.stream_id] = e
+        out: dict[str, Any] = {"slop": self.slop, "timeout": self.timeout, "streams": {
+            s.stream_id: {"topic": s.topic, **({"encoding": list(s.encodings)} if s.encodings else {}),
+                          **({"optional": True} if s.optional else {})} for s in self.streams}}
         if self.qoi:
             out["qoi"] = dict(self.qoi)
         if self.ground_truth:
@@ -121,25 +112,37 @@ def _fail(source: str, key: str, msg: str) -> MappingError:
     return MappingError(f"{source}: {key}: {msg}")
 
 
+def _check(ok: Any, source: str, key: str, msg: str) -> None:
+    if not ok:
+        raise _fail(source, key, msg)
+
+
+def _no_unknown(raw: Mapping, known: set[str], source: str, key: str) -> None:
+    bad = sorted(set(raw) - known)
+    _check(not bad, source, f"{key}.{bad[0]}" if bad else key, f"unknown key; known: {sorted(known)}")
+
+
+def _is_name(x: Any) -> bool:
+    return isinstance(x, str) and bool(norm_topic(x))
+
+
 def _number(raw: Any, source: str, key: str, lo: float, allow_none: bool = False) -> float | None:
     if raw is None and allow_none:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or raw < lo:
-        raise _fail(source, key, f"must be a number >= {lo}, got {raw!r}")
+    _check(not isinstance(raw, bool) and isinstance(raw, (int, float)) and math.isfinite(raw) and raw >= lo,
+           source, key, f"must be a number >= {lo}, got {raw!r}")
     return float(raw)
 
 
 def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
     """Plain data (the YAML format) -> :class:`TopicMapping`; MappingError names ``source`` and the key."""
-    if not isinstance(data, Mapping):
-        raise _fail(source, "<top>", f"expected a mapping with keys {sorted(_TOP_KEYS)}, "
-                                     f"got {type(data).__name__}")
+    _check(isinstance(data, Mapping), source, "<top>",
+           f"expected a mapping with keys {sorted(_TOP_KEYS)}, got {type(data).__name__}")
     unknown = set(data) - _TOP_KEYS
-    if unknown:
-        raise _fail(source, ",".join(sorted(map(str, unknown))), f"unknown key(s); known: {sorted(_TOP_KEYS)}")
+    _check(not unknown, source, ",".join(sorted(map(str, unknown))), f"unknown key(s); known: {sorted(_TOP_KEYS)}")
     raw_streams = data.get("streams")
-    if not isinstance(raw_streams, Mapping) or not raw_streams:
-        raise _fail(source, "streams", "must be a non-empty mapping 'stream id -> topic'")
+    _check(isinstance(raw_streams, Mapping) and raw_streams, source, "streams",
+           "must be a non-empty mapping 'stream id -> topic'")
     streams: list[StreamTopic] = []
     for sid, raw in raw_streams.items():
         key = f"streams.{sid}"
@@ -147,71 +150,52 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
             split_stream_id(str(sid))
         except ValueError as e:
             raise _fail(source, key, str(e)) from None
-        if isinstance(raw, str):
-            raw = {"topic": raw}
-        if not isinstance(raw, Mapping):
-            raise _fail(source, key, f"expected a topic string or a mapping with {sorted(_STREAM_KEYS)}")
-        bad = set(raw) - _STREAM_KEYS
-        if bad:
-            raise _fail(source, f"{key}.{sorted(bad)[0]}", f"unknown key; known: {sorted(_STREAM_KEYS)}")
+        raw = {"topic": raw} if isinstance(raw, str) else raw
+        _check(isinstance(raw, Mapping), source, key,
+               f"expected a topic string or a mapping with {sorted(_STREAM_KEYS)}")
+        _no_unknown(raw, _STREAM_KEYS, source, key)
         topic = raw.get("topic")
-        if not isinstance(topic, str) or not norm_topic(topic):
-            raise _fail(source, f"{key}.topic", f"must be a non-empty topic name, got {topic!r}")
-        enc = raw.get("encoding", ())
-        if isinstance(enc, str):
-            enc = (enc,)
-        if not isinstance(enc, (list, tuple)) or not all(isinstance(e, str) and e for e in enc):
-            raise _fail(source, f"{key}.encoding", f"must be a string or a list of strings, got {enc!r}")
+        _check(_is_name(topic), source, f"{key}.topic", f"must be a non-empty topic name, got {topic!r}")
+        enc = (raw["encoding"],) if isinstance(raw.get("encoding"), str) else raw.get("encoding", ())
+        _check(isinstance(enc, (list, tuple)) and all(isinstance(e, str) and e for e in enc), source,
+               f"{key}.encoding", f"must be a string or a list of strings, got {enc!r}")
         opt = raw.get("optional", False)
-        if not isinstance(opt, bool):
-            raise _fail(source, f"{key}.optional", f"must be true or false, got {opt!r}")
+        _check(isinstance(opt, bool), source, f"{key}.optional", f"must be true or false, got {opt!r}")
         streams.append(StreamTopic(str(sid), topic, tuple(enc), opt))
     seen: dict[str, str] = {}
     for s in streams:
-        t = norm_topic(s.topic)
-        if t in seen:
-            raise _fail(source, f"streams.{s.stream_id}.topic",
-                        f"topic {s.topic!r} is also used by stream {seen[t]!r}")
-        seen[t] = s.stream_id
+        other = seen.setdefault(norm_topic(s.topic), s.stream_id)
+        _check(other == s.stream_id, source, f"streams.{s.stream_id}.topic",
+               f"topic {s.topic!r} is also used by stream {other!r}")
     ids = [s.stream_id for s in streams]
 
     raw_qoi = data.get("qoi") or {}
-    if not isinstance(raw_qoi, Mapping):
-        raise _fail(source, "qoi", "must be a mapping 'stream id -> StreamQoI topic'")
-    qoi: dict[str, str] = {}
+    _check(isinstance(raw_qoi, Mapping), source, "qoi", "must be a mapping 'stream id -> StreamQoI topic'")
     for sid, t in raw_qoi.items():
-        if sid not in ids:
-            raise _fail(source, f"qoi.{sid}", f"not a stream of this mapping; streams: {ids}")
-        if not isinstance(t, str) or not norm_topic(t):
-            raise _fail(source, f"qoi.{sid}", f"must be a topic name, got {t!r}")
-        qoi[str(sid)] = t
+        _check(sid in ids, source, f"qoi.{sid}", f"not a stream of this mapping; streams: {ids}")
+        _check(_is_name(t), source, f"qoi.{sid}", f"must be a topic name, got {t!r}")
+    qoi = {str(sid): t for sid, t in raw_qoi.items()}
 
     gt_raw = data.get("ground_truth")
     gt_topic: str | None = None
     axes: tuple[str, str] = ("x", "y")
     tol = 0.05
     frames: tuple[str, str] | None = None
-    if isinstance(gt_raw, str):
-        gt_raw = {"topic": gt_raw}
+    gt_raw = {"topic": gt_raw} if isinstance(gt_raw, str) else gt_raw
     if gt_raw is not None:
-        if not isinstance(gt_raw, Mapping):
-            raise _fail(source, "ground_truth", f"expected a topic or a mapping with {sorted(_GT_KEYS)}")
-        bad = set(gt_raw) - _GT_KEYS
-        if bad:
-            raise _fail(source, f"ground_truth.{sorted(bad)[0]}", f"unknown key; known: {sorted(_GT_KEYS)}")
+        _check(isinstance(gt_raw, Mapping), source, "ground_truth",
+               f"expected a topic or a mapping with {sorted(_GT_KEYS)}")
+        _no_unknown(gt_raw, _GT_KEYS, source, "ground_truth")
         gt_topic = gt_raw.get("topic")
-        if not isinstance(gt_topic, str) or not norm_topic(gt_topic):
-            raise _fail(source, "ground_truth.topic", f"must be a topic name, got {gt_topic!r}")
+        _check(_is_name(gt_topic), source, "ground_truth.topic", f"must be a topic name, got {gt_topic!r}")
         ax = gt_raw.get("axes", ["x", "y"])
-        if (not isinstance(ax, (list, tuple)) or len(ax) != 2 or not all(a in _AXES for a in ax)
-                or ax[0] == ax[1]):
-            raise _fail(source, "ground_truth.axes", f"must be two different axes of {list(_AXES)}, got {ax!r}")
+        _check(isinstance(ax, (list, tuple)) and len(ax) == 2 and all(a in _AXES for a in ax) and ax[0] != ax[1],
+               source, "ground_truth.axes", f"must be two different axes of {list(_AXES)}, got {ax!r}")
         axes = (str(ax[0]), str(ax[1]))
         tol = float(_number(gt_raw.get("tolerance", 0.05), source, "ground_truth.tolerance", 0.0))  # type: ignore[arg-type]
         named = [k for k in ("parent", "child") if k in gt_raw]
         for k in named:
-            if not isinstance(gt_raw[k], str) or not norm_topic(gt_raw[k]):
-                raise _fail(source, f"ground_truth.{k}", f"must be a frame id, got {gt_raw[k]!r}")
+            _check(_is_name(gt_raw[k]), source, f"ground_truth.{k}", f"must be a frame id, got {gt_raw[k]!r}")
         if len(named) == 1:
             other = ({"parent", "child"} - set(named)).pop()
             raise _fail(source, f"ground_truth.{other}", f"missing: name both parent and child "
@@ -223,13 +207,12 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
     timeout = _number(data.get("timeout"), source, "timeout", 1e-6, allow_none=True)
     sensors = data.get("sensors_config")
     if sensors is not None:
-        if not isinstance(sensors, str) or not sensors.strip():
-            raise _fail(source, "sensors_config", f"must be a sensors YAML path, got {sensors!r}")
+        _check(isinstance(sensors, str) and sensors.strip(), source, "sensors_config",
+               f"must be a sensors YAML path, got {sensors!r}")
         p = Path(sensors).expanduser()
         if not p.is_absolute() and source != "<dict>":
             p = Path(source).parent / p
-        if not p.is_file():
-            raise _fail(source, "sensors_config", f"file not found: {p}")
+        _check(p.is_file(), source, "sensors_config", f"file not found: {p}")
         sensors = str(p)
     return TopicMapping(tuple(streams), qoi, gt_topic, axes, tol, slop, timeout, source, gt_frames=frames,
                         sensors_config=sensors)
@@ -247,26 +230,17 @@ def default_mapping(streams: StreamSet | None = None) -> TopicMapping:
                         "/" + get_task(DEFAULT_TASK).truth.topic, source="default_mapping()")
 
 
-def mapping_path(spec: str | Path) -> Path:
-    """Resolve a shipped mapping name (``default``, ``realsense_zed``) or a file path."""
-    s = str(spec)
-    if s in SHIPPED:
-        return paths.config_path(SHIPPED[s])
-    p = Path(s).expanduser()
-    if not p.is_file():
-        raise MappingError(f"topic mapping {s!r} is neither a shipped mapping {sorted(SHIPPED)} "
-                           f"nor an existing file")
-    return p
-
-
 def load_mapping(spec: str | Path | Mapping[str, Any] | TopicMapping | None = None) -> TopicMapping:
-    """Load a mapping: ``None``/``"default"``, ``"realsense_zed"``, a YAML path, plain data
-    or an existing :class:`TopicMapping`."""
+    """Load a mapping: a shipped name (:data:`SHIPPED`; ``None``: ``default``), a YAML path, plain
+    data or an existing :class:`TopicMapping`."""
     if isinstance(spec, TopicMapping):
         return spec
     if isinstance(spec, Mapping):
         return parse_mapping(spec)
-    p = mapping_path("default" if spec is None else spec)
+    s = "default" if spec is None else str(spec)
+    p = paths.config_path(SHIPPED[s]) if s in SHIPPED else Path(s).expanduser()
+    if not p.is_file():
+        raise MappingError(f"topic mapping {s!r} is neither a shipped mapping {sorted(SHIPPED)} nor an existing file")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except OSError as e:
@@ -274,7 +248,3 @@ def load_mapping(spec: str | Path | Mapping[str, Any] | TopicMapping | None = No
     except yaml.YAMLError as e:
         raise MappingError(f"{p}: invalid YAML: {e}") from None
     return parse_mapping(data, str(p))
-
-
-__all__ = ["SHIPPED", "MappingError", "StreamTopic", "TopicMapping", "norm_topic", "parse_mapping",
-           "default_mapping", "mapping_path", "load_mapping"]

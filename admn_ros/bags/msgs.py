@@ -24,12 +24,7 @@ def _default(ts: "Typestore", desc: tuple) -> Any:
 
     kind, rest = desc
     if kind == Nodetype.BASE:
-        name = rest[0]
-        if name in ("string", "wstring"):
-            return ""
-        if name == "bool":
-            return False
-        return 0.0 if name.startswith("float") else 0
+        return {"string": "", "wstring": "", "bool": False}.get(rest[0], 0.0 if rest[0].startswith("float") else 0)
     if kind == Nodetype.NAME:
         return new_msg(rest, ts=ts)
     sub, n = rest
@@ -56,13 +51,10 @@ def serialize(msg: Any, ts: "Typestore | None" = None) -> memoryview:
     return ts.serialize_cdr(msg, msg.__msgtype__)
 
 
-def stamp(ns: int) -> Any:
-    sec, nsec = divmod(int(ns), 1_000_000_000)
-    return new_msg("builtin_interfaces/msg/Time", sec=sec, nanosec=nsec)
-
-
 def header(ns: int, frame_id: str = "") -> Any:
-    return new_msg("std_msgs/msg/Header", stamp=stamp(ns), frame_id=frame_id)
+    sec, nsec = divmod(int(ns), 1_000_000_000)
+    return new_msg("std_msgs/msg/Header", stamp=new_msg("builtin_interfaces/msg/Time", sec=sec, nanosec=nsec),
+                   frame_id=frame_id)
 
 
 def image(arr: np.ndarray, encoding: str, hdr: Any) -> Any:
@@ -93,11 +85,10 @@ def stream_qoi(hdr: Any, sid: str, corruption: str, sigma: float, severity: floa
                    noise_sigma=float(sigma), severity=float(severity))
 
 
-def pose(x: float, y: float, z: float = 0.0, qxyzw: Sequence[float] = (0.0, 0.0, 0.0, 1.0)) -> Any:
-    return new_msg("geometry_msgs/msg/Pose",
-                   position=new_msg("geometry_msgs/msg/Point", x=float(x), y=float(y), z=float(z)),
-                   orientation=new_msg("geometry_msgs/msg/Quaternion", x=float(qxyzw[0]), y=float(qxyzw[1]),
-                                       z=float(qxyzw[2]), w=float(qxyzw[3])))
+def pose(x: float, y: float, z: float = 0.0) -> Any:
+    """A pose at ``(x, y, z)`` with the identity orientation."""
+    return new_msg("geometry_msgs/msg/Pose", position=point(x, y, z),
+                   orientation=new_msg("geometry_msgs/msg/Quaternion", w=1.0))
 
 
 def layer_allocation(hdr: Any, mask: np.ndarray, stream_ids: Sequence[str], **options: Any) -> Any:
@@ -122,20 +113,13 @@ def point(x: float, y: float, z: float = 0.0) -> Any:
 
 def marker(hdr: Any, ns: str, mid: int, mtype: int, *, position: Sequence[float] = (0.0, 0.0, 0.0),
            scale: Sequence[float] = (1.0, 1.0, 1.0), rgba: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
-           points: Sequence[Sequence[float]] = (), text: str = "", lifetime_ns: int = 0) -> Any:
+           points: Sequence[Sequence[float]] = (), text: str = "") -> Any:
     """A ``visualization_msgs/Marker`` (action ADD)."""
-    sec, nsec = divmod(int(lifetime_ns), 1_000_000_000)
     return new_msg("visualization_msgs/msg/Marker", header=hdr, ns=ns, id=int(mid), type=int(mtype),
                    action=0, pose=pose(*position), scale=vector3(*scale), color=color(*rgba),
-                   lifetime=new_msg("builtin_interfaces/msg/Duration", sec=sec, nanosec=nsec),
                    points=[point(*p) for p in points], text=text)
 
 
 #: visualization_msgs/Marker type constants.
 MARKER = {"ARROW": 0, "CUBE": 1, "SPHERE": 2, "CYLINDER": 3, "LINE_STRIP": 4, "LINE_LIST": 5,
           "TEXT_VIEW_FACING": 9}
-
-
-__all__ = ["new_msg", "serialize", "stamp", "header", "image", "compressed_image", "camera_info",
-           "stream_qoi", "pose", "layer_allocation",
-           "color", "vector3", "point", "marker", "MARKER"]

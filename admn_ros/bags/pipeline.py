@@ -1,23 +1,11 @@
 """The pluggable pipeline of ``admn-ros replay``: synchronized frames in, estimates out.
 
-A pipeline takes the frames one by one and returns, once it has a window, a
-:class:`~admn_ros.core.runtime.Result` (allocation + the task's estimate)::
-
-    class MyPipeline:
-        name = "admn_L27"
-        task = get_task("tracking")
-        def process(self, stamp_ns: int, streams: dict[str, np.ndarray | None]) -> Result | None: ...
-
-``streams`` holds one decoded array per stream id in the topic mapping's order (``None`` =
-no data in this frame); rows of the allocation mask and entries of ``est_noise`` follow
-that same order. Any object with these members satisfies :class:`FramePipeline`
-(structural typing; ``task`` may be left out: the replay's task). Optional members:
-``labels`` (the model's output names), ``restarts`` (window restarts so far), ``note``
-(shown next to the name) and ``window`` (its :class:`~admn_ros.core.runtime.FrameWindow`).
-
-Pipelines are found by name in :data:`PIPELINES` or as an import string
-``package.module:factory``; a factory is called as
-``factory(stream_ids=[...], budget=<int or None>, task=<name>, **options)``.
+A :class:`FramePipeline` has a ``name`` and ``process(stamp_ns, streams)`` returning a
+:class:`~admn_ros.core.runtime.Result` once it has a window (else ``None``); ``streams`` maps
+each stream id, in the topic mapping's order, to its array or ``None``, and allocation rows follow
+that order. Optional members: ``task``, ``labels``, ``restarts``, ``note``, ``window`` (its
+:class:`~admn_ros.core.runtime.FrameWindow`). Pipelines come from :data:`PIPELINES` or a
+``package.module:factory`` string, called as ``factory(stream_ids=..., budget=..., **options)``.
 """
 from __future__ import annotations
 
@@ -26,7 +14,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from admn_ros.core.runtime import Allocation, FrameWindow, Result
+from admn_ros.core.runtime import Allocation, FrameWindow, Result, Runtime
 from admn_ros.core.streams import DEPTH, POLICIES, budget_from_fraction, naive_allocation
 from admn_ros.core.tasks import get_task
 
@@ -43,30 +31,19 @@ class FramePipeline(Protocol):
 
 
 class RuntimePipeline:
-    """The node graph's computation on recorded frames (offline, fast), through the same
-    :class:`~admn_ros.core.runtime.Runtime` the nodes use, window by window.
-
-    Args:
-        stream_ids: stream order of the bag's frames; must equal the model's.
-        budget: layer budget ``L`` (default 25% of the window streams' blocks).
-        policy: ``"admn"`` (the runtime's controller for the budget), ``"naive"`` (even split,
-            every-other blocks) or ``"upper_bound"`` (all blocks); missing streams get 0 blocks.
-        model_dir: model directory (default: the task's shipped models).
-        backend: inference backend.
-        task: the task of the model to load (default: the model directory's).
-        max_gap_s: a frame this much newer than the previous one restarts the window.
+    """The node graph's computation on recorded frames (offline, fast), window by window, through
+    the :class:`~admn_ros.core.runtime.Runtime` the nodes use. ``stream_ids`` must equal the model's;
+    ``budget`` defaults to 25% of the window streams' blocks; ``policy``: ``admn``, ``naive`` (even
+    split) or ``upper_bound`` (all blocks); a frame ``max_gap_s`` newer than the last restarts the window.
     """
 
     def __init__(self, stream_ids: Sequence[str], budget: int | None = None, *, policy: str = "admn",
                  model_dir: str | None = None, backend: str = "auto", task: str | None = None,
                  max_gap_s: float = 2.0) -> None:
-        from admn_ros.core.runtime import Runtime
-
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}; known: {list(POLICIES)}")
         self.rt = Runtime.load(model_dir or get_task(task).models_dir(), backend=backend, task=task)
-        self.task = self.rt.task
-        self.labels = self.rt.labels
+        self.task, self.labels = self.rt.task, self.rt.labels
         if list(stream_ids) != list(self.rt.stream_ids):
             raise ValueError(f"bag mapping streams {list(stream_ids)} != {self.task.name} model streams "
                              f"{list(self.rt.stream_ids)}")
@@ -100,19 +77,9 @@ class RuntimePipeline:
 
 
 class TrackCentreBaseline:
-    """BASELINE, not ADMN: needs no model and ignores the data (tracking).
-
-    Predicts the track centre (default ``(0, 0)``, the centre of the simulated track in
-    ``map``) with identity covariance, and allocates layers with the paper's input-agnostic
-    Naive Allocation (:func:`admn_ros.core.streams.naive_allocation`: an even split of the
-    budget, every-other blocks), minus the streams that have no data in the frame. It exists
-    to test the replay plumbing and as the "know nothing" error floor of a recording.
-
-    Args:
-        stream_ids: stream order of the frames.
-        budget: layer budget ``L``; default 25 % of all blocks (27 of 108 for 9 streams).
-        centre: the constant prediction.
-    """
+    """BASELINE, not ADMN (tracking): predicts the constant ``centre`` (the simulated track's) with
+    identity covariance and allocates the paper's Naive Allocation minus the streams without data;
+    for testing the replay plumbing and as a recording's "know nothing" error floor."""
 
     name = "baseline_track_centre"
     note = "BASELINE: constant track-centre prediction, not ADMN"
@@ -165,6 +132,3 @@ def make_pipeline(spec: str, stream_ids: Sequence[str], budget: int | None = Non
     if not isinstance(p, FramePipeline):
         raise ValueError(f"pipeline {spec!r} returned {type(p).__name__}, which lacks name/process()")
     return p
-
-
-__all__ = ["FramePipeline", "RuntimePipeline", "TrackCentreBaseline", "PIPELINES", "make_pipeline"]

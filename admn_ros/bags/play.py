@@ -5,14 +5,14 @@ ROS 1 bags are not played (not CDR); ``admn-ros replay`` reads them offline.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 CLOCK_TOPIC = "/clock"
+CLOCK_HZ = 100.0
 
 
 @dataclass
@@ -28,25 +28,17 @@ class PlayStats:
                 f"in {self.wall_seconds:.2f} s wall (max lag {self.max_lag_ms:.1f} ms)")
 
 
-def _msg_class(msgtype: str) -> Any:
-    pkg, _, name = msgtype.replace("/msg/", "/").partition("/")
-    try:
-        return getattr(importlib.import_module(f"{pkg}.msg"), name)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"cannot publish {msgtype}: message package not importable ({e})") from None
-
-
 def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str] | None = None,
-         clock: bool = True, clock_hz: float = 100.0, start_delay: float = 0.2, match_timeout: float = 5.0,
-         should_stop: Callable[[], bool] = lambda: False, progress: bool = False) -> PlayStats:
+         clock: bool = True, start_delay: float = 0.2, match_timeout: float = 5.0,
+         progress: bool = False) -> PlayStats:
     """Publish ``bag`` through the rclpy ``node`` in real time scaled by ``rate``, with ``/clock``
-    at ``clock_hz`` and before every message. Each publisher first waits (at most
+    at :data:`CLOCK_HZ` and before every message. Each publisher first waits (at most
     ``match_timeout``) for the subscriptions the graph shows: volatile messages sent before
     matching are lost."""
     from rosgraph_msgs.msg import Clock
 
     from admn_ros.bags.reader import BagReadError, _open_reader
-    from admn_ros.ros.convert import ns_to_stamp
+    from admn_ros.ros.convert import message_class, ns_to_stamp
     from admn_ros.ros.qos import reliable_qos
 
     if rate <= 0:
@@ -60,28 +52,22 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str]
         conns = [c for c in reader.connections if topics is None or c.topic in topics]
         if not conns:
             raise BagReadError(f"{path}: none of the requested topics {list(topics or [])} in the bag")
-        pubs = {}
+        pubs: dict[str, Any] = {}
         for c in conns:
             if c.topic not in pubs:
-                pubs[c.topic] = node.create_publisher(_msg_class(c.msgtype), c.topic, reliable_qos())
+                pubs[c.topic] = node.create_publisher(message_class(c.msgtype), c.topic, reliable_qos())
         clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, reliable_qos()) if clock else None
         waiting = dict(pubs, **({CLOCK_TOPIC: clock_pub} if clock_pub is not None else {}))
         deadline = time.monotonic() + match_timeout
         while time.monotonic() < deadline and not all(
                 p.get_subscription_count() >= node.count_subscribers(t) for t, p in waiting.items()):
             time.sleep(0.05)
-        it = reader.messages(connections=conns)
-        t0_bag = None
-        wall0 = None
-        next_clock = 0.0
-        bar = None
-        if progress:
-            from tqdm import tqdm
+        from tqdm import tqdm
 
-            bar = tqdm(total=sum(c.msgcount for c in conns), desc=f"play {path.name}", unit="msg")
-        for conn, t_ns, raw in it:
-            if should_stop():
-                break
+        t0_bag = wall0 = None
+        next_clock = 0.0
+        bar = tqdm(total=sum(c.msgcount for c in conns), desc=f"play {path.name}", unit="msg", disable=not progress)
+        for conn, t_ns, raw in reader.messages(connections=conns):
             if t0_bag is None:
                 t0_bag = t_ns
                 start = time.monotonic() + start_delay
@@ -90,7 +76,7 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str]
                         clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
                     if time.monotonic() >= start:
                         break
-                    time.sleep(min(start - time.monotonic(), 1.0 / clock_hz))
+                    time.sleep(min(start - time.monotonic(), 1.0 / CLOCK_HZ))
                 wall0 = time.monotonic()
             due = wall0 + (t_ns - t0_bag) * 1e-9 / rate
             while True:
@@ -98,10 +84,10 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str]
                 if clock_pub is not None and now >= next_clock:
                     bag_now = t0_bag + int(min(now - wall0, (due - wall0)) * rate * 1e9)
                     clock_pub.publish(Clock(clock=ns_to_stamp(bag_now)))
-                    next_clock = now + 1.0 / clock_hz
+                    next_clock = now + 1.0 / CLOCK_HZ
                 if now >= due:
                     break
-                time.sleep(min(due - now, 1.0 / clock_hz))
+                time.sleep(min(due - now, 1.0 / CLOCK_HZ))
             if clock_pub is not None:
                 clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
             pubs[conn.topic].publish(bytes(raw))
@@ -109,10 +95,8 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str]
             stats.messages += 1
             stats.topics[conn.topic] = stats.topics.get(conn.topic, 0) + 1
             stats.bag_seconds = (t_ns - t0_bag) * 1e-9
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+            bar.update(1)
+        bar.close()
         stats.wall_seconds = 0.0 if wall0 is None else time.monotonic() - wall0
     finally:
         reader.close()
@@ -141,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  progress=not a.no_progress)
         print(s.text())
         return 0
-    except (BagError, ValueError) as e:
+    except (BagError, ValueError, RuntimeError) as e:
         print(f"admn-ros play: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

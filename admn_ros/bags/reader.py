@@ -1,69 +1,21 @@
 """Read a bag as synchronized ADMN frames: ``BagFrames(path, mapping)``.
 
-Reads rosbag2 (a bag directory with ``metadata.yaml``, or a bare ``.db3`` / ``.mcap``
-file) and ROS 1 ``.bag`` files through ``rosbags.highlevel.AnyReader``. For every frame it
-yields a :class:`BagFrame`: the stamp, one decoded numpy array per mapped stream (``None``
-when the stream has no message in that frame), the true QoI per stream when the bag has
-``admn_ros/StreamQoI`` topics, and the ground truth when the bag has it: a position
-(tracking) or, from ``admn_ros/ActivityLabel`` messages, an activity label.
-
-Synchronisation is the live nodes' (:class:`admn_ros.core.sync.StreamSync`:
-``message_filters`` ApproximateTimeSynchronizer semantics plus stream timeouts) driven by
-*bag time*: the image messages are offered in log-time order (the order a subscriber
-received them when the bag was recorded), keyed by their header stamps (a zero stamp is
-replaced by the log time; the live nodes reject such messages), with the mapping's ``slop``; the log time is the clock of the
-stream timeouts, so a stream that delivers nothing for ``timeout`` seconds of bag time is
-missing and frames keep coming without it (what the live graph does). So a frame is one
-``message_filters`` set: it fires when its last message arrives and every message lies
-less than ``slop`` from the others; messages that never complete a set stay queued
-(``queue_size``) and are dropped when their queue overflows; a set that fires after a newer
-one (a message arrived late) is dropped as stale. With the same ``slop``, ``queue_size``
-and ``timeout`` the live nodes form the same frames from the same message order.
-
-The per-stream health check of the live nodes (:mod:`admn_ros.core.health`, the same
-thresholds by default) runs on the same messages: every message is decoded when it is
-offered, its model input's signature and its stamp (log time as the clock) feed the check,
-and a frozen or stalled stream is treated as missing (``None``, :attr:`BagFrame.status`
-says why) until it recovers.
-
-Offline no frame needs to be lost to a skipped message: the default timeout is 1.5 frame
-periods, so a stream that skipped a frame times out when the next frame's first message
-arrives, the synchronizer goes on over the other streams and the waiting frame fires with
-``None`` for the silent stream; the stream rejoins with its next message. At the end of the
-bag the inputs time out one by one so that trailing partial frames are emitted too.
-
-Multi-rate or offset streams: give a ``slop`` of about half a frame period (the
-realsense_zed mapping does) so every message lies within slop of a frame. A stream slower
-than the frame rate counts as missing between its messages; its message joins a frame only
-if that frame has not fired yet, otherwise it is dropped (counted in
-:attr:`BagFrames.stats`: ``unmatched`` messages left the synchronizer without a set,
-``late`` ones were in a stale set).
-
-QoI messages are matched to a stream by nearest stamp (within ``slop``); a ground-truth
-position is linearly interpolated between the two samples around the frame stamp (or taken
-from the nearest one), a label is the nearest one, both within the mapping's
-``ground_truth.tolerance``. A transform ground truth (``/tf`` or TransformStamped) uses the
-transforms from the mapping's ``ground_truth.parent`` to ``ground_truth.child``. Both
-topics are read in a first, cheap pass.
-
-Streams decode through :func:`admn_ros.core.image_convert.decode_stream` (Image,
-CompressedImage, and PointCloud2 radar drawn into the range-azimuth map of the mapping's
-``sensors_config``).
-
-Errors are explicit: a bag that lacks a required topic, has a mapped topic of the wrong
-type or a first message with an unsupported / unexpected encoding raises
-:class:`BagContentError`, whose message lists what the bag *does* contain (topic, type,
-count); an unreadable or corrupt bag raises :class:`BagReadError` naming the file (and the
-topics and message counts its ``metadata.yaml`` lists, all lost). A bag whose storage file
-was cut off (a robot losing power while recording) is read up to the last intact message
-(:mod:`admn_ros.bags.salvage`): :attr:`BagFrames.loss` lists per topic the messages
-``metadata.yaml`` names and the ones recovered, and a warning says the same. A later message that cannot be decoded (another encoding, a bad layout, a corrupt
-payload) is skipped: its stream is missing in that frame, :attr:`BagFrames.undecodable`
-counts it per stream and the first one of each kind is logged.
+Reads rosbag2 (a directory, ``.db3`` or ``.mcap``) and ROS 1 ``.bag`` files through rosbags'
+``AnyReader``; a cut-off storage file is read up to its last intact message
+(:mod:`admn_ros.bags.salvage`, :attr:`BagFrames.loss`). Frames are formed as the live nodes form
+them: :class:`admn_ros.core.sync.StreamSync` and the stream health check on the messages in
+log-time order, log time as the clock (docs/ARCHITECTURE.md, "Synchronization policy"); at the
+end of the bag the inputs time out one by one so trailing partial frames are emitted too. QoI
+matches by nearest stamp within ``slop``; a position ground truth is interpolated, a label is the
+nearest one, both within the mapping's tolerance. An undecodable message is skipped (its stream is
+missing in that frame, counted in :attr:`BagFrames.undecodable`); a bad bag raises
+:class:`BagReadError` or :class:`BagContentError`, which lists what the bag holds.
 """
 from __future__ import annotations
 
 import bisect
+import contextlib
+import functools
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -78,7 +30,7 @@ from admn_ros.core.image_convert import (MESSAGE_KINDS, ConversionError, check_s
                                          message_encoding, supported_text)
 from admn_ros.core.health import HEALTH_OFF, MISSING, HealthConfig, content_signature
 from admn_ros.core.preprocess import to_model_input
-from admn_ros.core.sync import StreamSync, SyncedSet, SyncStats
+from admn_ros.core.sync import StreamSync, SyncedSet, SyncStats, header_stamp_ns
 
 if TYPE_CHECKING:
     from rosbags.highlevel import AnyReader
@@ -86,8 +38,7 @@ if TYPE_CHECKING:
 
 #: Field of the ground-truth types that carry a class label (activity) instead of a position.
 LABEL_FIELD = "class_name"
-#: Ground-truth message types and how to get the position (or, for :data:`LABEL_FIELD`,
-#: the activity label) out of them.
+#: Ground-truth message types -> the field holding the position (or the label).
 GT_TYPES: dict[str, str] = {
     "geometry_msgs/PointStamped": "point",
     "geometry_msgs/PoseStamped": "pose.position",
@@ -99,9 +50,6 @@ GT_TYPES: dict[str, str] = {
 }
 QOI_TYPE = "admn_ros/StreamQoI"
 _LOG = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------- errors
 
 
 class BagError(RuntimeError):
@@ -124,33 +72,22 @@ def format_contents(contents: Sequence[BagTopic]) -> str:
     """A ``ros2 bag info``-like table of a bag's topics."""
     if not contents:
         return "  (the bag has no topics)"
-    w = max(len(c.topic) for c in contents)
-    wt = max(len(c.msgtype) for c in contents)
+    w, wt = max(len(c.topic) for c in contents), max(len(c.msgtype) for c in contents)
     return "\n".join(f"  {c.topic:<{w}}  {c.msgtype:<{wt}}  {c.count:>7} msgs" for c in contents)
 
 
 class BagContentError(BagError):
-    """The bag lacks what the mapping needs or holds data we cannot decode.
-
-    Attributes:
-        path: the bag.
-        contents: the topics the bag holds (also listed in the message).
-        problems: one line per problem.
-    """
+    """The bag lacks what the mapping needs or holds data we cannot decode; ``problems`` (one line
+    each) and the bag's ``contents`` are in the message too."""
 
     def __init__(self, path: Path, problems: Sequence[str], contents: Sequence[BagTopic],
                  hint: str = "") -> None:
-        self.path = path
-        self.problems = list(problems)
-        self.contents = list(contents)
+        self.path, self.problems, self.contents = path, list(problems), list(contents)
         msg = (f"bag {path}:\n" + "\n".join(f"  - {p}" for p in self.problems)
                + f"\nthe bag contains {len(self.contents)} topic(s):\n" + format_contents(self.contents))
         if hint:
             msg += "\n" + hint
         super().__init__(msg)
-
-
-# ---------------------------------------------------------------------------- frames
 
 
 @dataclass(frozen=True)
@@ -164,42 +101,22 @@ class StreamQoIInfo:
 
 @dataclass
 class BagFrame:
-    """One synchronized frame.
+    """One synchronized frame."""
 
-    Attributes:
-        index: 0-based frame number in the bag.
-        stamp_ns: frame stamp (newest header stamp of the set), integer nanoseconds.
-        streams: stream id -> decoded array or ``None`` (no message in this frame).
-        stream_stamps_ns: stream id -> header stamp of the message used, or ``None``.
-        qoi: stream id -> :class:`StreamQoIInfo` (``None`` if no QoI message matched);
-            the whole attribute is ``None`` when the bag/mapping has no QoI topics.
-        gt_xy: ground-truth position ``float64 (2,)`` in metres, or ``None``.
-        gt_label: ground-truth activity (``admn_ros/ActivityLabel`` ground truth: the
-            label with the nearest stamp within the mapping's tolerance), or ``None``.
-        bad: stream id -> why its message could not be used (the stream is ``None`` in
-            :attr:`streams` then; also counted in :attr:`BagFrames.undecodable`).
-        status: stream id -> ``ok``, ``missing`` (no message), ``frozen`` or ``stalled`` (the
-            health check left it out).
-    """
-
-    index: int
-    stamp_ns: int
-    streams: dict[str, np.ndarray | None]
-    stream_stamps_ns: dict[str, int | None]
-    qoi: dict[str, StreamQoIInfo | None] | None
-    gt_xy: np.ndarray | None
-    gt_label: str | None = None
-    bad: dict[str, str] = field(default_factory=dict)
-    status: dict[str, str] = field(default_factory=dict)
+    index: int                                   # 0-based frame number in the bag
+    stamp_ns: int                                # newest header stamp of the set
+    streams: dict[str, np.ndarray | None]        # stream id -> decoded array, None: no usable message
+    stream_stamps_ns: dict[str, int | None]      # header stamp of the message used
+    qoi: dict[str, StreamQoIInfo | None] | None  # None: the bag / mapping has no QoI topics
+    gt_xy: np.ndarray | None                     # ground-truth position, float64 (2,), metres
+    gt_label: str | None = None                  # ground-truth activity label
+    bad: dict[str, str] = field(default_factory=dict)     # stream id -> why its message was unusable
+    status: dict[str, str] = field(default_factory=dict)  # ok, missing, frozen or stalled (health check)
 
     @property
     def stamp(self) -> float:
         """Frame stamp in seconds."""
         return self.stamp_ns * 1e-9
-
-    @property
-    def stream_ids(self) -> list[str]:
-        return list(self.streams)
 
     @property
     def present(self) -> np.ndarray:
@@ -215,22 +132,9 @@ class BagFrame:
                          (self.qoi.get(s) for s in self.streams)], dtype=np.float32)
 
 
-# ---------------------------------------------------------------------------- helpers
-
-
 def _stamp_ns(msg: Any, fallback: int) -> int:
-    h = getattr(msg, "header", None)
-    if h is None:
-        return fallback
-    st = h.stamp
-    ns = int(st.sec) * 1_000_000_000 + int(getattr(st, "nanosec", getattr(st, "nsec", 0)))
-    return ns if ns > 0 else fallback
-
-
-def _get_path(msg: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        msg = getattr(msg, part)
-    return msg
+    """The header stamp, or ``fallback`` (the log time) for a message without one or with a zero stamp."""
+    return ns if (ns := header_stamp_ns(msg) or 0) > 0 else fallback
 
 
 def _positions(msg: Any, path: str, frames: tuple[str, str] | None, seen: set) -> list[tuple[Any, Any]]:
@@ -243,20 +147,13 @@ def _positions(msg: Any, path: str, frames: tuple[str, str] | None, seen: set) -
         seen.update(pairs)
         items = [m for m, pair in zip(items, pairs) if pair == frames]
     path = "transform.translation" if path == "transforms" else path
-    return [(m, _get_path(m, path)) for m in items]
-
-
-def bag_files(path: Path) -> list[Path]:
-    """The storage files of a bag (the data files, to name in errors)."""
-    if path.is_dir():
-        files = sorted([*path.glob("*.db3"), *path.glob("*.mcap"), *path.glob("*.zstd")])
-        return files or [path / "metadata.yaml"]
-    return [path]
+    return [(m, functools.reduce(getattr, path.split("."), m)) for m in items]
 
 
 def _describe(path: Path) -> str:
-    files = bag_files(path) if path.exists() else [path]
-    return ", ".join(str(f) for f in files)
+    """The storage files of a bag, to name in errors."""
+    files = sorted([*path.glob("*.db3"), *path.glob("*.mcap"), *path.glob("*.zstd")]) if path.is_dir() else []
+    return ", ".join(str(f) for f in files or ([path / "metadata.yaml"] if path.is_dir() else [path]))
 
 
 def _open_reader(path: Path) -> "AnyReader":
@@ -304,10 +201,7 @@ def bag_contents(path: str | Path) -> list[BagTopic]:
 
 
 def _contents(reader: "AnyReader") -> list[BagTopic]:
-    out = []
-    for topic, info in sorted(reader.topics.items()):
-        out.append(BagTopic(topic, info.msgtype or "<mixed>", int(info.msgcount)))
-    return out
+    return [BagTopic(t, i.msgtype or "<mixed>", int(i.msgcount)) for t, i in sorted(reader.topics.items())]
 
 
 class _Track:
@@ -322,19 +216,11 @@ class _Track:
         return len(self.t)
 
     def nearest(self, t: int, tol_ns: int) -> Any | None:
-        if not self.t:
-            return None
         i = bisect.bisect_left(self.t, t)
-        best = None
-        for j in (i - 1, i):
-            if 0 <= j < len(self.t) and abs(self.t[j] - t) <= tol_ns:
-                if best is None or abs(self.t[j] - t) < abs(self.t[best] - t):
-                    best = j
-        return None if best is None else self.v[best]
+        near = [j for j in (i - 1, i) if 0 <= j < len(self.t) and abs(self.t[j] - t) <= tol_ns]
+        return self.v[min(near, key=lambda j: abs(self.t[j] - t))] if near else None
 
     def interp(self, t: int, tol_ns: int) -> np.ndarray | None:
-        if not self.t:
-            return None
         i = bisect.bisect_left(self.t, t)
         if i < len(self.t) and self.t[i] == t:
             return np.asarray(self.v[i], dtype=np.float64)
@@ -345,27 +231,13 @@ class _Track:
         return None if v is None else np.asarray(v, dtype=np.float64)
 
 
-# ---------------------------------------------------------------------------- the reader
-
-
 class BagFrames:
-    """Synchronized frames of a bag (see the module docstring).
+    """Synchronized frames of a bag (see the module docstring); a context manager.
 
-    Args:
-        path: rosbag2 directory, ``.db3`` / ``.mcap`` file, or ROS 1 ``.bag``.
-        mapping: a :class:`TopicMapping`, a shipped name (``default``, ``realsense_zed``),
-            a YAML path, plain data, or ``None`` (= ``default``).
-        slop: override of the mapping's slop (s).
-        timeout: override of the mapping's timeout (s).
-        queue_size: messages kept per stream while synchronizing (default: what arrives in
-            ``timeout`` at the fastest stream's rate, plus 10).
-        progress: show a tqdm progress bar while iterating.
-        max_frames: stop after this many frames.
-        health: the per-stream health check (default: the live nodes' defaults); ``None``: off.
-
-    Raises (at construction): :class:`BagReadError`, :class:`BagContentError`.
-    Iterating may raise them too (corrupt data further in, an encoding change).
-    Use as a context manager or call :meth:`close`.
+    ``mapping``: anything :func:`~admn_ros.bags.mapping.load_mapping` takes; ``slop`` / ``timeout``
+    (s) override the mapping's; ``queue_size`` defaults to what arrives in ``timeout`` at the
+    fastest stream's rate plus 10; ``health``: the stream health check (``None``: off).
+    Construction and iteration raise :class:`BagReadError` / :class:`BagContentError`.
     """
 
     def __init__(self, path: str | Path, mapping: Any = None, *, slop: float | None = None,
@@ -380,8 +252,7 @@ class BagFrames:
         self.max_frames = max_frames
         self.queue_size = queue_size
         self.stats = SyncStats()
-        #: stream id -> messages skipped because they could not be decoded
-        self.undecodable: dict[str, int] = {}
+        self.undecodable: dict[str, int] = {}  # stream id -> messages skipped as undecodable
         self._warned: set[tuple[str, str, str]] = set()
         self._cloud_to_map: Any = None
         self._reader: AnyReader | None = _open_reader(self.path)
@@ -399,20 +270,15 @@ class BagFrames:
             self.close()
             raise
 
-    # ------------------------------------------------------------------ setup
-    def _conns_by_topic(self) -> dict[str, list["Connection"]]:
-        assert self._reader is not None
-        out: dict[str, list[Connection]] = {}
-        for c in self._reader.connections:
-            out.setdefault(norm_topic(c.topic), []).append(c)
-        return out
-
     def _content_error(self, problems: list[str], hint: str = "") -> BagContentError:
         return BagContentError(self.path, problems, self.contents,
                                hint or f"(topic mapping: {self.mapping.source})")
 
     def _resolve_topics(self) -> None:
-        by_topic = self._conns_by_topic()
+        assert self._reader is not None
+        by_topic: dict[str, list[Connection]] = {}
+        for c in self._reader.connections:
+            by_topic.setdefault(norm_topic(c.topic), []).append(c)
         problems: list[str] = []
         self.stream_conns: dict[str, list[Connection]] = {}
         self.kinds: dict[str, str] = {}       # stream id -> message kind (image, compressed, pointcloud2)
@@ -461,22 +327,15 @@ class BagFrames:
             raise self._content_error(problems)
 
     def _topic_stats(self, sid: str) -> tuple[int, float]:
-        """(message count, duration s) of a stream's topic, from the bag index."""
-        conns = self.stream_conns[sid]
-        n = sum(int(c.msgcount) for c in conns)
+        """(message count of a stream's topic, bag duration s), from the bag index."""
         assert self._reader is not None
-        dur = max(self._reader.duration, 1) * 1e-9
-        return n, dur
+        return sum(int(c.msgcount) for c in self.stream_conns[sid]), max(self._reader.duration, 1) * 1e-9
 
     def _default_timeout(self) -> float:
         """1.5 frame periods (of the fastest mapped stream): long enough that a stream which
         delivered the previous frame is not missing, short enough that one which skipped a
         frame is missing by the time the next frame arrives (so no frame is lost)."""
-        periods = []
-        for sid in self.stream_conns:
-            n, dur = self._topic_stats(sid)
-            if n >= 2:
-                periods.append(dur / (n - 1))
+        periods = [dur / (n - 1) for n, dur in map(self._topic_stats, self.stream_conns) if n >= 2]
         return max(1.5 * min(periods), 1e-3) if periods else 1.0
 
     @property
@@ -484,9 +343,6 @@ class BagFrames:
         """Upper estimate of the number of frames (messages of the busiest stream topic)."""
         n = max((self._topic_stats(s)[0] for s in self.stream_conns), default=0)
         return min(n, self.max_frames) if self.max_frames is not None else n
-
-    def __len__(self) -> int:
-        return self.expected_frames
 
     @property
     def stream_ids(self) -> list[str]:
@@ -503,9 +359,7 @@ class BagFrames:
     @property
     def ground_truth_kind(self) -> str | None:
         """``"position"`` (tracking), ``"label"`` (activity) or ``None`` (no ground truth)."""
-        if not self.gt_conns:
-            return None
-        return "label" if self.gt_field == LABEL_FIELD else "position"
+        return None if not self.gt_conns else "label" if self.gt_field == LABEL_FIELD else "position"
 
     def _deserialize(self, conn: "Connection", raw: bytes) -> Any:
         assert self._reader is not None
@@ -547,12 +401,9 @@ class BagFrames:
     def _check_first_messages(self) -> None:
         problems = []
         for sid, conns in self.stream_conns.items():
-            st = self.mapping.stream(sid)
             for conn, _, raw in self._messages(conns):
-                msg = self._deserialize(conn, raw)
-                p = self._check_encoding(st, message_encoding(msg, self.kinds[sid]), self.kinds[sid])
-                if p:
-                    problems.append(p)
+                enc = message_encoding(self._deserialize(conn, raw), self.kinds[sid])
+                problems += filter(None, [self._check_encoding(self.mapping.stream(sid), enc, self.kinds[sid])])
                 break
         if problems:
             raise self._content_error(problems)
@@ -584,10 +435,8 @@ class BagFrames:
                                        f"ground_truth.child); it has: "
                                        + ", ".join(f"{a} -> {b}" for a, b in sorted(pairs)[:20])])
         self._qoi = {sid: _Track(v) for sid, v in qoi.items()}
-        self._gt = _Track(gt)
-        self._labels = _Track(labels)
+        self._gt, self._labels = _Track(gt), _Track(labels)
 
-    # ------------------------------------------------------------------ iteration
     def _make_frame(self, index: int, fs: SyncedSet[str]) -> BagFrame:
         streams: dict[str, np.ndarray | None] = dict.fromkeys(self.mapping.stream_ids)
         stamps: dict[str, int | None] = dict.fromkeys(streams)
@@ -644,52 +493,38 @@ class BagFrames:
             raise BagError(f"BagFrames({self.path}) is closed")
         from tqdm import tqdm
 
-        keys = list(self.stream_conns)
-        assert self._reader is not None
         start = self._reader.start_time * 1e-9
-        sync: StreamSync[str] = StreamSync(keys, self.slop, self._queue_size(), self.timeout, start_time=start,
-                                           health=self.health)
-        self.stats = sync.stats
-        self.undecodable = {}
+        sync: StreamSync[str] = StreamSync(list(self.stream_conns), self.slop, self._queue_size(), self.timeout,
+                                           start_time=start, health=self.health)
+        self.stats, self.undecodable = sync.stats, {}
+        with tqdm(total=self.expected_frames, unit="frame", desc=f"read {self.path.name}",
+                  disable=not self.progress, leave=False) as bar:
+            for index, fs in enumerate(self._synced_sets(sync, start)):
+                yield self._make_frame(index, fs)
+                bar.update(1)
+                if self.max_frames is not None and index + 1 >= self.max_frames:
+                    return
+
+    def _synced_sets(self, sync: StreamSync[str], start: float) -> Iterator[SyncedSet[str]]:
+        keys = list(self.stream_conns)
         sid_of = {(c.id, id(c.owner)): sid for sid, cs in self.stream_conns.items() for c in cs}
-        conns = [c for cs in self.stream_conns.values() for c in cs]
-        expected = {sid: self._topic_stats(sid)[0] for sid in keys}
-        seen = {sid: 0 for sid in keys}
-        last_seen = {sid: start for sid in keys}
-        index = 0
-        bar = tqdm(total=self.expected_frames, unit="frame", desc=f"read {self.path.name}",
-                   disable=not self.progress, leave=False)
-        try:
-            for conn, t_ns, raw in self._messages(conns):
-                sid = sid_of[(conn.id, id(conn.owner))]
-                msg = self._deserialize(conn, raw)
-                now = t_ns * 1e-9
-                seen[sid] += 1
-                last_seen[sid] = now
-                stamp_ns = _stamp_ns(msg, t_ns)
-                arr, problem = self._decode(sid, stamp_ns, msg)
-                for s in sync.add(sid, stamp_ns, (stamp_ns, arr, problem), now=now, signature=self._signature(sid, arr)):
-                    yield self._make_frame(index, s)
-                    index += 1
-                    bar.update(1)
-                    if self.max_frames is not None and index >= self.max_frames:
-                        return
-            short = {s: (seen[s], expected[s]) for s in keys if seen[s] < expected[s]}
-            if short:
-                raise BagReadError(
-                    f"bag {self.path} (file(s): {_describe(self.path)}) is truncated: read fewer messages "
-                    f"than its index lists: " + ", ".join(
-                        f"{self.mapping.stream(s).topic} {a}/{b}" for s, (a, b) in short.items()))
-            # end of bag: let the inputs time out one by one (oldest first) to flush partial sets
-            for now in sorted(last_seen.values()):
-                for s in sync.poll(now + self.timeout + 1e-6):
-                    yield self._make_frame(index, s)
-                    index += 1
-                    bar.update(1)
-                    if self.max_frames is not None and index >= self.max_frames:
-                        return
-        finally:
-            bar.close()
+        seen, last_seen = dict.fromkeys(keys, 0), dict.fromkeys(keys, start)
+        for conn, t_ns, raw in self._messages([c for cs in self.stream_conns.values() for c in cs]):
+            sid = sid_of[(conn.id, id(conn.owner))]
+            msg = self._deserialize(conn, raw)
+            seen[sid] += 1
+            last_seen[sid] = now = t_ns * 1e-9
+            stamp_ns = _stamp_ns(msg, t_ns)
+            arr, problem = self._decode(sid, stamp_ns, msg)
+            yield from sync.add(sid, stamp_ns, (stamp_ns, arr, problem), now=now, signature=self._signature(sid, arr))
+        short = {s: (seen[s], n) for s in keys if seen[s] < (n := self._topic_stats(s)[0])}
+        if short:
+            raise BagReadError(
+                f"bag {self.path} (file(s): {_describe(self.path)}) is truncated: read fewer messages "
+                f"than its index lists: " + ", ".join(
+                    f"{self.mapping.stream(s).topic} {a}/{b}" for s, (a, b) in short.items()))
+        for now in sorted(last_seen.values()):  # end of bag: the inputs time out one by one, oldest first
+            yield from sync.poll(now + self.timeout + 1e-6)
 
     @property
     def sync_parameters(self) -> dict[str, float | int]:
@@ -701,20 +536,14 @@ class BagFrames:
     def _queue_size(self) -> int:
         if self.queue_size is not None:
             return int(self.queue_size)
-        rates = []
-        for sid in self.stream_conns:
-            n, dur = self._topic_stats(sid)
-            rates.append(n / dur if dur > 0 else n)
+        rates = [n / dur if dur > 0 else n for n, dur in map(self._topic_stats, self.stream_conns)]
         return int(math.ceil(self.timeout * max(rates, default=1.0))) + 10
 
-    # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
         r, self._reader = self._reader, None
         if r is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a reader that failed half-way
                 r.close()
-            except Exception:  # noqa: BLE001 - closing a reader that failed half-way
-                pass
 
     def __enter__(self) -> "BagFrames":
         return self
@@ -729,9 +558,8 @@ class BagFrames:
         for sid in self.mapping.stream_ids:
             st = self.mapping.stream(sid)
             if sid in self.stream_conns:
-                n = self._topic_stats(sid)[0]
                 kind = {"image": "Image", "compressed": "CompressedImage", "pointcloud2": "PointCloud2"}[self.kinds[sid]]
-                lines.append(f"  {sid:<12} <- {st.topic} ({kind}, {n} msgs)")
+                lines.append(f"  {sid:<12} <- {st.topic} ({kind}, {self._topic_stats(sid)[0]} msgs)")
             else:
                 lines.append(f"  {sid:<12} <- {st.topic} (absent: always None)")
         lines.append(f"  true QoI: {len(self.qoi_conns)} stream(s); ground truth: "
@@ -740,6 +568,3 @@ class BagFrames:
             lines.append(f"  {self.loss.text()}")
         return "\n".join(lines)
 
-
-__all__ = ["GT_TYPES", "LABEL_FIELD", "BagError", "BagReadError", "BagContentError", "BagTopic", "BagFrame",
-           "StreamQoIInfo", "BagFrames", "bag_contents", "bag_files", "format_contents"]

@@ -1,21 +1,11 @@
 """Real-time replay through the node graph, compared with offline replay, for any task.
 
-``admn-ros replay BAG --realtime --budget 27 --out DIR [--task activity]`` starts the
-task's graph without simulated sensors and with ``use_sim_time`` (the same specs as
-``<task>.launch.py sim_sensors:=false use_sim_time:=true``), plays the bag with ``/clock``
-(:mod:`admn_ros.bags.play`), records every published allocation and estimate, then runs
-the same bag offline (:class:`~admn_ros.bags.pipeline.RuntimePipeline`) and reports, per
-output stamp, whether the allocations and the estimates are identical, and the task's
-metric of both against the bag's truth.
-
-The nodes that synchronize the bag's images (controller, backbones, activity node) run
-with the offline reader's ``slop``, ``timeout`` and ``queue_size``
-(:attr:`~admn_ros.bags.reader.BagFrames.sync_parameters`) and reliable image subscriptions
-(the player publishes reliably), so both sides form the same frames from the same messages,
-and every model-loading node runs the offline pass's ``torch`` backend, so both compute the
-same numbers. What still differs is timing: a node that falls behind the bag's clock by more
-than the sync ``timeout`` sees a stream as silent and forms a frame without it; on a shared
-machine play slower (``--rate 0.5``).
+``admn-ros replay BAG --realtime`` starts the task's graph without simulated sensors and with
+``use_sim_time``, plays the bag with ``/clock`` (:mod:`admn_ros.bags.play`), records every
+published allocation and estimate, then replays offline and reports per output stamp whether
+both are identical, and the task's metric of both. The synchronizing nodes get the offline
+reader's sync parameters and reliable image subscriptions, and every model-loading node the
+``torch`` backend, so only timing differs: on a loaded machine play slower (``--rate 0.5``).
 """
 from __future__ import annotations
 
@@ -30,13 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from admn_ros.bags.reader import BagFrames
 from admn_ros.core.tasks import Task, get_task
-
 
 #: graph nodes that synchronize the bag's image topics (they get the reader's sync parameters)
 IMAGE_SYNC_NODES = ("controller_node", "backbone_node", "activity_node")
-#: history depth of their (reliable) image subscriptions during a replay: a node that falls
-#: behind for a few seconds still gets every frame
+#: depth of their reliable image subscriptions: a node that falls behind for seconds gets every frame
 REPLAY_QOS_DEPTH = 100
 
 
@@ -70,7 +59,6 @@ class RealtimeSummary:
 def _offline(task: Task, bag: Path, mapping: Any, budget: int, model_dir: str | None) -> tuple[dict, dict, dict]:
     """Per output stamp: allocation mask, estimate and truth of the offline pipeline."""
     from admn_ros.bags.pipeline import RuntimePipeline
-    from admn_ros.bags.reader import BagFrames
     from admn_ros.core.health import unhealthy
 
     pipe = RuntimePipeline(mapping.stream_ids, budget, model_dir=model_dir, backend="torch", task=task.name)
@@ -78,12 +66,11 @@ def _offline(task: Task, bag: Path, mapping: Any, budget: int, model_dir: str | 
     with BagFrames(bag, mapping) as frames:
         for f in frames:
             pipe.window.forget(unhealthy(f.status))
-            r = pipe.process(f.stamp_ns, f.streams)
-            if r is None:
+            if (r := pipe.process(f.stamp_ns, f.streams)) is None:
                 continue
             masks[f.stamp_ns], ests[f.stamp_ns] = r.allocation.mask, r.estimate
-            if task.bag_truth(f) is not None:
-                truths[f.stamp_ns] = task.bag_truth(f)
+            if (truth := task.bag_truth(f)) is not None:
+                truths[f.stamp_ns] = truth
     return masks, ests, truths
 
 
@@ -115,22 +102,17 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
     nodes = tuple(dict.fromkeys(s.split("/")[0] for s in mapping.stream_ids))
     specs = build_graph(GraphOptions(task=t.name, budget=budget, use_sim_time=True, sim_sensors=False,
                                      sensor_nodes=nodes, model_dir=model_dir or ""))
-    from admn_ros.bags.reader import BagFrames
-
     with BagFrames(bag, mapping) as frames:
         sync = frames.sync_parameters
-    for sp in specs:
-        if sp.executable in IMAGE_SYNC_NODES:
-            sp.parameters.update(sync)
-            # every played message reaches the node, as every recorded one reaches the offline pass
-            sp.parameters.update(image_reliability="reliable", qos_depth=REPLAY_QOS_DEPTH)
-        if "model_dir" in sp.parameters:    # the offline pass's backend: the same numbers on both sides
-            sp.parameters["backend"] = "torch"
-    # Foreign topic names (e.g. realsense/zed) are remapped onto the graph's inputs.
+    # foreign topic names (e.g. realsense/zed) are remapped onto the graph's inputs
     remaps = [(topics.image_topic(st.stream_id), st.topic) for st in mapping.streams
               if st.topic.lstrip("/") != topics.image_topic(st.stream_id)]
     for sp in specs:
         sp.remappings = list(sp.remappings) + remaps
+        if sp.executable in IMAGE_SYNC_NODES:  # every played message reaches the node, as offline
+            sp.parameters.update(sync, image_reliability="reliable", qos_depth=REPLAY_QOS_DEPTH)
+        if "model_dir" in sp.parameters:    # the offline pass's backend: the same numbers on both sides
+            sp.parameters["backend"] = "torch"
     procs = GraphProcesses()
     allocs: dict[int, np.ndarray] = {}
     rt_ests: dict[int, dict[str, Any]] = {}

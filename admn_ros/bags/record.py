@@ -1,48 +1,19 @@
 """``admn-ros record``: record the (simulated) sensor network to a rosbag2.
 
-Two sources:
-
-``--source sim`` (default)
-    Runs the simulator of a task's scenario (``--scenario``, :meth:`Task.simulator
-    <admn_ros.core.tasks.base.Task.simulator>`) directly (no DDS: fast and deterministic,
-    the same arguments give the same messages) and writes exactly what
-    ``admn_ros.ros.sensor_node`` publishes for every frame: per stream
-    ``<node>/color/image_raw`` (rgb8), ``<node>/depth/image_raw`` (16UC1 mm),
-    ``<node>/radar/range_azimuth`` (32FC1), ``<node>/qoi/<modality>`` (admn_ros/StreamQoI,
-    the true noise), ``<node>/{color,depth}/camera_info`` (when the scenario has cameras)
-    and the truth (tracking: ``ground_truth/target``, PointStamped in map; activity:
-    ``ground_truth/activity``, ActivityLabel), with the sensor node's frame ids and offered
-    QoS. Stamps are ``start_time + k / rate`` (sim time); the log time of each message
-    equals its stamp. A dropped-out stream writes its QoI but no image, as the node does.
-    ``--scenario activity`` records a subject (``--subject-id``, default 1000, a person no
-    dataset of ours trains on) in front of node1 at 10 Hz.
-
-``--source live``
-    Subscribes over DDS with rclpy to the given topics (default: the topics above),
-    resolving each topic's type from the ROS graph, and writes the raw CDR bytes of
-    every message (``raw=True`` subscriptions: no deserialisation) until ``--duration``
-    seconds have passed. Subscriptions use the publishers' reliability, and the
-    publishers' offered QoS profiles go into ``metadata.yaml`` like ``ros2 bag record``
-    does. The log time is the receive time on the node clock.
-
-Either way the bag is written by rosbags (rosbag2 format version 9, ``sqlite3`` or
-``mcap`` storage, ``cdr`` serialisation, type definitions and RIHS01 hashes embedded),
-which ``ros2 bag info`` / ``ros2 bag play`` read.
-
-Examples::
-
-    admn-ros record --frames 150 --seed 0 --out /tmp/sim_bag
-    admn-ros record --duration 20 --storage mcap --corrupt "node1/rgb=gaussian:sigma=3.0,flicker:period=2:duty=0.5" \\
-        --corrupt node2/depth=dropout --out /tmp/sim_corrupt
-    admn-ros record --scenario activity --frames 300 --corrupt "node1/rgb=gaussian:sigma=3.0,flicker:period=4:duty=0.5" \
-        --out /tmp/activity_bag
-    admn-ros record --source live --duration 5 --out /tmp/live_bag
+``--source sim`` runs a task's simulator (no DDS: fast and deterministic) and writes exactly
+what ``admn_ros.ros.sensor_node`` publishes per frame (images, QoI, camera_info, the truth; the
+node's frame ids and offered QoS), stamped ``start_time + k / rate`` with log time = stamp; a
+dropped-out stream writes its QoI but no image. ``--source live`` subscribes over DDS with raw
+(undecoded) subscriptions and the publishers' reliability, and stores their offered QoS; log
+time is the receive time. Either way rosbags writes rosbag2 version 9 (sqlite3 or mcap, CDR,
+type definitions and hashes), which ``ros2 bag`` reads. Examples: README.md, docs/OWN_ROBOT.md.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -66,6 +37,7 @@ DEFAULT_START_TIME = 1_700_000_000.0
 BAG_VERSION = 9
 #: rmw's "infinite" duration as rosbag2 stores it (RMW_DURATION_INFINITE).
 _INFINITE = (9223372036, 854775807)
+
 
 def parse_corrupt_arg(text: str) -> tuple[str, "CorruptionSpec"]:
     """``"node1/rgb=gaussian:sigma=3.0,flicker:period=2:duty=0.5"`` -> (stream id, spec); after
@@ -93,29 +65,18 @@ def _qos(reliable: bool, depth: int) -> "Qos":
                QosDurability.VOLATILE, inf, inf, QosLiveliness.AUTOMATIC, inf, False)
 
 
-def _storage_plugin(storage: str):
-    from rosbags.rosbag2 import StoragePlugin
-
-    try:
-        return {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}[storage]
-    except KeyError:
-        raise ValueError(f"unknown storage {storage!r}; use sqlite3 or mcap") from None
-
-
 def open_writer(out: Path, storage: str = "sqlite3") -> "Writer":
     """An opened rosbags rosbag2 writer (format version 9); ``out`` must not exist."""
-    from rosbags.rosbag2 import Writer
+    from rosbags.rosbag2 import StoragePlugin, Writer
 
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"output bag {out} exists already; choose another --out or remove it")
-    w = Writer(out, version=BAG_VERSION, storage_plugin=_storage_plugin(storage))
+    if storage not in ("sqlite3", "mcap"):
+        raise ValueError(f"unknown storage {storage!r}; use sqlite3 or mcap")
+    w = Writer(out, version=BAG_VERSION, storage_plugin=StoragePlugin[storage.upper()])
     w.open()
     return w
-
-
-def dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
 @dataclass
@@ -141,8 +102,12 @@ class RecordSummary:
         lines += [f"  {t:<{w}}  {n:>6}" for t, n in sorted(self.per_topic.items())]
         return "\n".join(lines)
 
-
-# ---------------------------------------------------------------------------- sim source
+    def finish(self, t_wall: float) -> "RecordSummary":
+        """Fill in the totals of a finished recording that started at ``perf_counter()`` ``t_wall``."""
+        self.messages = sum(self.per_topic.values())
+        self.wall_s = time.perf_counter() - t_wall
+        self.size_bytes = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        return self
 
 
 def sim_topics(stream_ids: Sequence[str], camera_info: bool = True, task: str | None = None) -> dict[str, tuple[str, bool]]:
@@ -164,8 +129,6 @@ def sim_topics(stream_ids: Sequence[str], camera_info: bool = True, task: str | 
     return out
 
 
-
-
 def _put_streams(put: Any, streams: dict[str, Any], ids: Sequence[str], t_ns: int,
                  cams: dict[str, Any] | None = None) -> None:
     """One frame's stream messages, as the sensor node publishes them: per stream its QoI,
@@ -173,14 +136,13 @@ def _put_streams(put: Any, streams: dict[str, Any], ids: Sequence[str], t_ns: in
     from admn_ros.core.image_convert import sensor_array
     from admn_ros.core.streams import MODALITIES, split_stream_id
     from admn_ros.ros import topics
-    from admn_ros.ros.topics import frame_id
 
     for sid in ids:
         sf = streams.get(sid)
         if sf is None:
             continue
         node, mod = split_stream_id(sid)
-        hdr = msgs.header(t_ns, frame_id(node, mod))
+        hdr = msgs.header(t_ns, topics.frame_id(node, mod))
         put("/" + topics.qoi_topic(sid), msgs.stream_qoi(hdr, sid, sf.corruption, sf.sigma, sf.severity), t_ns)
         if sf.data is None:  # dropout: no image, as the sensor node
             continue
@@ -191,17 +153,11 @@ def _put_streams(put: Any, streams: dict[str, Any], ids: Sequence[str], t_ns: in
                 msgs.camera_info(hdr, cam.width, cam.height, cam.K), t_ns)
 
 
-def _check_rate(rate_hz: float) -> float:
-    if not (math.isfinite(rate_hz) and 0 < rate_hz <= 240):
-        raise ValueError(f"rate must be in (0, 240] Hz, got {rate_hz}")
-    return float(rate_hz)
-
-
 def record_sim(out: str | Path, *, task: str | None = None, frames: int | None = None, duration: float = 10.0,
                seed: int = 0, episode: int = 0, rate_hz: float | None = None, subject_id: int | None = None,
                corruptions: dict[str, "CorruptionSpec"] | None = None, storage: str = "sqlite3",
                start_time: float = DEFAULT_START_TIME, config_file: str | None = None,
-               nodes: Sequence[str] | None = None, camera_info: bool = True, qos_depth: int = 5,
+               nodes: Sequence[str] | None = None, camera_info: bool = True,
                progress: bool = False) -> RecordSummary:
     """Record ``frames`` frames (default ``duration`` s) of a task's simulated scenario to a new
     bag at ``out`` (see the module docstring). Returns a :class:`RecordSummary`. On error the
@@ -213,7 +169,9 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
     from admn_ros.core.tasks import get_task
 
     t = get_task(task)
-    sim = t.simulator(seed=int(seed), episode=int(episode), rate_hz=None if rate_hz is None else _check_rate(rate_hz),
+    if rate_hz is not None and not (math.isfinite(rate_hz) and 0 < rate_hz <= 240):
+        raise ValueError(f"rate must be in (0, 240] Hz, got {rate_hz}")
+    sim = t.simulator(seed=int(seed), episode=int(episode), rate_hz=None if rate_hz is None else float(rate_hz),
                       subject_id=subject_id, config_file=config_file)
     rate = float(sim.rate_hz)
     all_nodes = list(dict.fromkeys(split_stream_id(sid)[0] for sid in sim.stream_ids))
@@ -247,13 +205,13 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
             writer.set_custom_data("admn_ros.corruptions",
                                    "; ".join(f"{k}={corruption_text(v)}" for k, v in corruptions.items()))
         conns = {topic: writer.add_connection(topic, typ, typestore=ts,
-                                              offered_qos_profiles=[_qos(rel, qos_depth if not rel else 10)])
+                                              offered_qos_profiles=[_qos(rel, 10 if rel else 5)])
                  for topic, (typ, rel) in sim_topics(ids, cams is not None, t.name).items()}
         summary.per_topic = {topic: 0 for topic in conns}
 
         def put(topic: str, msg: Any, t_ns: int) -> None:
             writer.write(conns[topic], t_ns, msgs.serialize(msg, ts))
-            summary.per_topic[topic] = summary.per_topic.get(topic, 0) + 1
+            summary.per_topic[topic] += 1
 
         last_ns = start_ns
         for k in tqdm(range(frames), unit="frame", desc="record (sim)", disable=not progress, leave=False):
@@ -267,32 +225,18 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
         writer.close()
     except BaseException:
         writer.abort()
-        _remove_bag(out)
-        raise
-    summary.messages = sum(summary.per_topic.values())
-    summary.duration_s = (last_ns - start_ns) * 1e-9
-    summary.wall_s = time.perf_counter() - t_wall
-    summary.size_bytes = dir_size(out)
-    return summary
-
-
-def _remove_bag(out: Path) -> None:
-    import shutil
-
-    if out.is_dir():
         shutil.rmtree(out, ignore_errors=True)
+        raise
+    summary.duration_s = (last_ns - start_ns) * 1e-9
+    return summary.finish(t_wall)
 
 
-# ---------------------------------------------------------------------------- live source
-
-
-def default_live_topics(stream_ids: Sequence[str] | None = None) -> list[str]:
-    """What ``--source sim`` writes, as absolute topic names: the sensor node's image,
-    camera_info, QoI and ground-truth topics."""
+def default_live_topics() -> list[str]:
+    """What ``--source sim`` writes (absolute names): the sensor node's image, camera_info, QoI
+    and ground-truth topics."""
     from admn_ros.core.streams import StreamSet
 
-    ids = list(stream_ids) if stream_ids else StreamSet().ids
-    return list(sim_topics(ids, camera_info=True))
+    return list(sim_topics(StreamSet().ids, camera_info=True))
 
 
 def _rclpy_qos_to_bag(q: Any) -> "Qos":
@@ -301,15 +245,10 @@ def _rclpy_qos_to_bag(q: Any) -> "Qos":
 
     def dur(d: Any) -> QosTime:
         ns = int(d.nanoseconds)
-        if ns >= 2**63 - 1 or ns < 0:
-            return QosTime(*_INFINITE)
-        return QosTime(*divmod(ns, 1_000_000_000))
+        return QosTime(*_INFINITE) if ns >= 2**63 - 1 or ns < 0 else QosTime(*divmod(ns, 1_000_000_000))
 
     def enum(cls: Any, v: Any) -> Any:
-        try:
-            return cls[v.name.upper()]
-        except KeyError:
-            return cls.UNKNOWN
+        return cls.__members__.get(v.name.upper(), cls.UNKNOWN)
 
     return Qos(enum(QosHistory, q.history), int(q.depth), enum(QosReliability, q.reliability),
                enum(QosDurability, q.durability), dur(q.deadline), dur(q.lifespan),
@@ -318,13 +257,9 @@ def _rclpy_qos_to_bag(q: Any) -> "Qos":
 
 
 def record_live(out: str | Path, topics: Sequence[str], *, duration: float, storage: str = "sqlite3",
-                wait: float = 5.0, node_name: str = "admn_bag_recorder",
-                progress: bool = False, log: Any = print) -> RecordSummary:
-    """Record ``topics`` from the ROS graph for ``duration`` seconds (see the module docstring).
-
-    Waits up to ``wait`` s for the topics to appear; topics still unknown then are reported
-    and skipped (if none is found, raises ``RuntimeError`` listing the graph's topics).
-    """
+                wait: float = 5.0, progress: bool = False, log: Any = print) -> RecordSummary:
+    """Record ``topics`` from the ROS graph for ``duration`` seconds. Topics not on the graph
+    after ``wait`` s are reported and skipped; ``RuntimeError`` (listing the graph) if none is."""
     if not (math.isfinite(duration) and duration > 0):
         raise ValueError(f"--duration must be > 0 s for live recording, got {duration}")
     from admn_ros.ros.convert import message_class
@@ -332,6 +267,7 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
 
     isolated_env()  # localhost discovery + our FastDDS profile; keeps ROS_DOMAIN_ID if set
     import rclpy
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy, DurabilityPolicy, HistoryPolicy
 
     want = ["/" + t.strip().strip("/") for t in topics if t.strip().strip("/")]
@@ -341,29 +277,24 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
     summary = RecordSummary(out, storage)
     ctx = rclpy.Context()
     rclpy.init(args=[], context=ctx)
-    node = None
-    writer = None
+    node = writer = None
     t_wall = time.perf_counter()
     try:
-        node = rclpy.create_node(node_name, context=ctx)
-        from rclpy.executors import SingleThreadedExecutor
-
+        node = rclpy.create_node("admn_bag_recorder", context=ctx)
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
         deadline = time.monotonic() + max(0.0, wait)
-        found: dict[str, str] = {}
         while True:
             graph = dict(node.get_topic_names_and_types())
             found = {t: graph[t][0] for t in want if t in graph and graph[t]}
             if len(found) == len(want) or time.monotonic() >= deadline:
                 break
             ex.spin_once(timeout_sec=0.1)
-        missing = [t for t in want if t not in found]
         if not found:
             raise RuntimeError(f"none of the topics {want} appeared within {wait:g} s on ROS_DOMAIN_ID="
                                f"{os.environ.get('ROS_DOMAIN_ID')}; the graph has: "
                                f"{sorted(dict(node.get_topic_names_and_types()))}")
-        if missing:
+        if missing := [t for t in want if t not in found]:
             log(f"[record] not on the graph after {wait:g} s, skipped: {missing}")
         ts = get_admn_typestore()
         writer = open_writer(out, storage)
@@ -381,19 +312,18 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
             offered = [_rclpy_qos_to_bag(i.qos_profile) for i in infos]
             reliable = bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
             conns[topic] = writer.add_connection(topic, name, typestore=ts, offered_qos_profiles=offered)
+            summary.per_topic[topic] = 0
             qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                              reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                              durability=DurabilityPolicy.VOLATILE)
 
             def cb(data: bytes, topic: str = topic) -> None:
                 writer.write(conns[topic], node.get_clock().now().nanoseconds, data)  # type: ignore[union-attr]
-                summary.per_topic[topic] = summary.per_topic.get(topic, 0) + 1
+                summary.per_topic[topic] += 1
 
             subs.append(node.create_subscription(cls, topic, cb, qos, raw=True))
         if not subs:
             raise RuntimeError(f"no recordable topic among {list(found)}")
-        for t in conns:
-            summary.per_topic.setdefault(t, 0)
         log(f"[record] recording {len(subs)} topics for {duration:g} s on ROS_DOMAIN_ID="
             f"{os.environ.get('ROS_DOMAIN_ID')} -> {out}")
         from tqdm import tqdm
@@ -415,20 +345,14 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
     except BaseException:
         if writer is not None:
             writer.abort()
-            _remove_bag(out)
+            shutil.rmtree(out, ignore_errors=True)
         raise
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown(context=ctx)
-    summary.messages = sum(summary.per_topic.values())
     summary.frames = max((n for t, n in summary.per_topic.items() if t.endswith("image_raw")), default=0)
-    summary.wall_s = time.perf_counter() - t_wall
-    summary.size_bytes = dir_size(out)
-    return summary
-
-
-# ---------------------------------------------------------------------------- CLI
+    return summary.finish(t_wall)
 
 
 def build_parser(prog: str = "admn-ros record") -> argparse.ArgumentParser:
@@ -489,10 +413,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(s.text())
     return 0
-
-
-__all__ = ["DEFAULT_START_TIME", "BAG_VERSION", "RecordSummary", "parse_corrupt_arg", "sim_topics", "record_sim",
-           "record_live", "default_live_topics", "open_writer", "main"]
 
 
 if __name__ == "__main__":

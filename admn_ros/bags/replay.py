@@ -1,22 +1,11 @@
 """Replay a bag through a pipeline and score it against the bag's ground truth, for any task.
 
-Reads the bag with :class:`admn_ros.bags.reader.BagFrames` (topic mapping; the live nodes'
-stream health check: a frozen or stalled stream is ``None`` and, like in the window node,
-dropped from the pipeline's whole window), gives every
-synchronized frame to a :class:`~admn_ros.bags.pipeline.FramePipeline` and, for every
-output (a frame for tracking, a sliding window's newest frame for activity), scores the
-task's estimate against the truth at that frame. Writes, into ``out_dir``:
-
-* ``<task.csv_name>`` (``frames.csv`` / ``windows.csv``): one row per output: stamp, the
-  task's columns (truth, estimate, score: :attr:`Task.columns`), tokens with data, active
-  blocks, budget, missing streams, the streams the health check left out (``unhealthy``:
-  ``sid=frozen`` / ``sid=stalled``), true and estimated noise and blocks per stream, GFLOPs,
-  backbone passes, pipeline time;
-* ``outputs/``: a rosbag2 with the estimates, allocations, markers and truths for RViz /
-  Foxglove (:class:`admn_ros.bags.writer.OutputBagWriter`);
-* ``summary.json``: the summary (also :meth:`ReplaySummary.text`).
-
-``admn-ros replay`` is :mod:`admn_ros.bags.replay_cli`.
+Every synchronized frame (:class:`~admn_ros.bags.reader.BagFrames`; a stream the health check
+leaves out is dropped from the pipeline's whole window, as in the window node) goes to a
+:class:`~admn_ros.bags.pipeline.FramePipeline`; every output is scored against the truth at its
+frame. ``out_dir`` gets the task's CSV (one row per output: stamp, :attr:`Task.columns`, blocks,
+missing / unhealthy streams, true and estimated noise, GFLOPs, timing), ``outputs/`` (a rosbag2
+for RViz / Foxglove) and ``summary.json``. ``admn-ros replay`` is :mod:`admn_ros.bags.replay_cli`.
 """
 from __future__ import annotations
 
@@ -94,29 +83,20 @@ def node_xy(stream_ids: Sequence[str]) -> dict[str, tuple[float, float]] | None:
     try:
         from admn_ros.core.sim import load_sim_config
 
-        cfg = load_sim_config(None)
-        nodes = {s.split("/")[0] for s in stream_ids}
-        known = {n.name: (float(n.position[0]), float(n.position[1])) for n in cfg.nodes}
-        return known if nodes <= set(known) else None
+        known = {n.name: (float(n.position[0]), float(n.position[1])) for n in load_sim_config(None).nodes}
+        return known if {s.split("/")[0] for s in stream_ids} <= set(known) else None
     except Exception:  # noqa: BLE001 - bars are a nicety
         return None
-
-
-def _stamp_s(ns: int) -> str:
-    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
 def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, task: Task | str | None = None,
            mapping: Any = None, storage: str = "sqlite3", max_frames: int | None = None,
            slop: float | None = None, progress: bool = False, write_bag: bool = True,
            health: HealthConfig | None = HealthConfig()) -> ReplaySummary:
-    """Replay ``bag`` through ``pipeline``; write the CSV, output bag and summary into ``out_dir``.
-
-    ``task``: the pipeline's (default), else the default task; ``mapping``: the task's by default;
-    ``health``: the stream health check (``None``: off).
-    Raises :class:`admn_ros.bags.reader.BagError` (with the bag's contents) on bad bags,
-    ``FileExistsError`` if the output bag exists, ``ValueError`` for a pipeline of another task.
-    """
+    """Replay ``bag`` through ``pipeline`` (of ``task``, default: the pipeline's) with ``mapping``
+    (default: the task's) and the stream health check ``health`` (``None``: off); write the CSV,
+    output bag and summary into ``out_dir``. Raises :class:`~admn_ros.bags.reader.BagError`,
+    ``FileExistsError`` (the output bag exists) or ``ValueError`` (a pipeline of another task)."""
     from admn_ros.bags.writer import OutputBagWriter
 
     t = get_task(getattr(pipeline, "task", None) or task)
@@ -162,8 +142,7 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
                     scorer.restart()
                 truth = t.bag_truth(f)
                 scorer.frame(truth)
-                first = f.stamp if first is None else first
-                last = f.stamp
+                first, last = (f.stamp if first is None else first), f.stamp
                 missing = [x for x, p in zip(ids, f.present) if not p]
                 s.frames += 1
                 s.frames_with_gt += truth is not None
@@ -181,7 +160,8 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
                 true = f.true_noise()
                 noise = np.asarray(a.est_noise, np.float64).reshape(-1)
                 tokens = res.present if res.present is not None else a.present
-                w.writerow([f.index, f.stamp_ns, _stamp_s(f.stamp_ns), *scorer.add(est, truth),
+                sec, nsec = divmod(f.stamp_ns, 1_000_000_000)
+                w.writerow([f.index, f.stamp_ns, f"{sec}.{nsec:09d}", *scorer.add(est, truth),
                             int(np.asarray(tokens).sum()), int(mask.sum()), a.budget, int(np.sum(a.present)),
                             ";".join(missing), ";".join(f"{x}={f.status[x]}" for x in unhealthy(f.status)),
                             *([fmt(x) for x in true] if true is not None else nan_row),
@@ -205,6 +185,3 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
     s.outputs = {"csv": str(csv_path), "summary": str(json_path), **({"bag": str(bag_out)} if writer else {})}
     json_path.write_text(json.dumps(s.to_dict(), indent=2, allow_nan=True) + "\n")
     return s
-
-
-__all__ = ["ReplaySummary", "replay", "node_xy"]

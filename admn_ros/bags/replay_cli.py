@@ -1,16 +1,8 @@
 """``admn-ros replay``: run a bag through a pipeline and score it against its ground truth.
 
-Offline (default): :func:`admn_ros.bags.replay.replay` with one pipeline (``--pipeline``);
-``--budgets``: every ``--methods`` x budget and a report (:mod:`admn_ros.bags.report`);
-``--realtime``: through the node graph on ``/clock``, compared with offline
-(:mod:`admn_ros.bags.realtime`). ``--task`` chooses the task (its model, topic mapping,
-metric and outputs; :mod:`admn_ros.core.tasks`).
-
-Examples::
-
-    admn-ros replay /tmp/sim_bag --out /tmp/replay_sim
-    admn-ros replay rig.mcap --mapping realsense_zed --budget 27 --out /tmp/replay_rig
-    admn-ros replay /tmp/activity_bag --task activity --budgets 9,12,18,24 --out /tmp/replay_activity
+Offline: :func:`admn_ros.bags.replay.replay` with one ``--pipeline``; ``--budgets``: every
+``--methods`` x budget and a report (:mod:`admn_ros.bags.report`); ``--realtime``: through the
+node graph on ``/clock``, compared with offline (:mod:`admn_ros.bags.realtime`).
 """
 from __future__ import annotations
 
@@ -77,7 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         from admn_ros.bags.mapping import load_mapping
-
         from admn_ros.core.health import HealthConfig
 
         task = get_task(a.task)

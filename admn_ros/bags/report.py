@@ -1,22 +1,13 @@
 """Replay one bag at several budgets and baselines and write a Table-1-shaped report.
 
-    admn-ros replay BAG --out DIR --budgets 27,36,54,72 --methods admn,naive,upper_bound
-    admn-ros replay BAG --task activity --out DIR --budgets 9,12,18,24
-
-For every (method, budget) the bag is replayed offline
-(:class:`admn_ros.bags.pipeline.RuntimePipeline`, :func:`admn_ros.bags.replay.replay`),
-each run in ``DIR/<name>/`` (per-output CSV, an output bag for RViz/Foxglove,
-summary.json); then ``DIR/report.md`` and ``DIR/report.csv`` (the task's metric, GFLOPs
-and per-frame pipeline latency) and plots:
-
-* ``<metric>_vs_budget.png``: the task's metric per method vs budget;
-* ``allocation_noise.png``: per-stream blocks over time and estimated vs true noise
-  (ADMN at the smallest budget);
-* the task's plot of that run (:meth:`~admn_ros.core.tasks.base.Task.plot_run`: the
-  trajectory vs ground truth for tracking, labels over time for activity).
+Every (method, budget) is replayed offline (:func:`admn_ros.bags.replay.replay`) into
+``DIR/<name>/``; then ``DIR/report.md`` / ``report.csv`` / ``report.json`` (the task's metric,
+GFLOPs, pipeline latency) and plots: ``<metric>_vs_budget.png``, ``allocation_noise.png`` (blocks
+and estimated vs true noise per stream, ADMN at the smallest budget) and the task's plot of that run.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from pathlib import Path
@@ -26,37 +17,16 @@ import numpy as np
 
 from admn_ros.core.health import HealthConfig
 from admn_ros.core.tasks import Task, get_task
-from admn_ros.core.tasks.base import read_rows
-
-
-def _run(task: Task, bag: str | Path, method: str, budget: int | None, run_root: Path, *, mapping: Any,
-         model_dir: str | None, backend: str, max_frames: int | None, storage: str, progress: bool,
-         write_bag: bool, health: Any) -> tuple[str, Path, dict[str, Any]]:
-    """Replay one (method, budget); return (run name, run directory, summary fields)."""
-    from admn_ros.bags.pipeline import make_pipeline
-    from admn_ros.bags.replay import replay
-
-    pipe = make_pipeline(method, mapping.stream_ids, budget, model_dir=model_dir, backend=backend, task=task.name)
-    s = replay(bag, pipe, run_root / pipe.name, task=task, mapping=mapping, storage=storage, max_frames=max_frames,
-               progress=progress, write_bag=write_bag, health=health)
-    fields = {"frames": s.windows, **{k: v for k, v in s.metrics.items() if isinstance(v, (int, float))}}
-    fields.update(pipeline_ms=s.pipeline_ms_mean, frames_per_s=s.frames_per_s,
-                  realtime_factor=(s.frames_per_s * s.bag_duration_s / max(s.frames, 1)) if s.frames
-                  else float("nan"))
-    return pipe.name, run_root / pipe.name, fields
+from admn_ros.core.tasks.base import read_rows, save_figure
 
 
 def read_columns(path: Path) -> dict[str, np.ndarray]:
     """The numeric columns of a replay CSV (empty cells are NaN)."""
     rows = read_rows(path)
-    if not rows:
-        return {}
     out: dict[str, np.ndarray] = {}
-    for k in rows[0]:
-        try:
+    for k in rows[0] if rows else ():
+        with contextlib.suppress(ValueError):
             out[k] = np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
-        except ValueError:
-            continue
     return out
 
 
@@ -67,6 +37,9 @@ def replay_report(bag: str | Path, out_dir: str | Path, *, methods: Sequence[str
                   health: Any = HealthConfig()) -> list[dict[str, Any]]:
     """Run every (method, budget) and write report.md / report.csv / plots; return the rows
     (``health``: the stream health check of :func:`admn_ros.bags.replay.replay`)."""
+    from admn_ros.bags.pipeline import make_pipeline
+    from admn_ros.bags.replay import replay
+
     t = get_task(task)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,14 +47,18 @@ def replay_report(bag: str | Path, out_dir: str | Path, *, methods: Sequence[str
     runs: dict[str, Path] = {}
     for method in methods:
         for budget in (budgets if method != "upper_bound" else [None]):
-            name, run_dir, fields = _run(t, bag, method, budget, out, mapping=mapping, model_dir=model_dir,
-                                         backend=backend, max_frames=max_frames, storage=storage,
-                                         progress=progress, write_bag=write_bags, health=health)
+            pipe = make_pipeline(method, mapping.stream_ids, budget, model_dir=model_dir, backend=backend, task=t.name)
+            runs[pipe.name] = run_dir = out / pipe.name
+            s = replay(bag, pipe, run_dir, task=t, mapping=mapping, storage=storage, max_frames=max_frames,
+                       progress=progress, write_bag=write_bags, health=health)
             fr = read_columns(run_dir / t.csv_name)
-            gf = float(np.nanmean(fr["gflops"])) if "gflops" in fr else float("nan")
             rows.append({"method": method, "budget": int(np.nanmean(fr["active_blocks"])) if budget is None
-                         else int(budget), "run": name, **fields, "gflops": gf})
-            runs[name] = run_dir
+                         else int(budget), "run": pipe.name, "frames": s.windows,
+                         **{k: v for k, v in s.metrics.items() if isinstance(v, (int, float))},
+                         "pipeline_ms": s.pipeline_ms_mean, "frames_per_s": s.frames_per_s,
+                         "realtime_factor": (s.frames_per_s * s.bag_duration_s / max(s.frames, 1)) if s.frames
+                         else float("nan"),
+                         "gflops": float(np.nanmean(fr["gflops"])) if "gflops" in fr else float("nan")})
     _write_tables(out, rows, bag, t)
     _plots(out, rows, runs, methods, budgets, t)
     (out / "report.json").write_text(json.dumps(rows, indent=2))
@@ -106,11 +83,9 @@ def _write_tables(out: Path, rows: list[dict[str, Any]], bag: str | Path, t: Tas
              "| method | " + " | ".join(f"L={b}" for b in budgets) + " |",
              "|---|" + "---|" * len(budgets)]
     for m in methods:
-        cells = []
-        for b in budgets:
-            r = next((r for r in rows if r["method"] == m and (r["budget"] == b or m == "upper_bound")), None)
-            cells.append("" if r is None else _cell(r, t))
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        runs = [next((r for r in rows if r["method"] == m and (r["budget"] == b or m == "upper_bound")), None)
+                for b in budgets]
+        lines.append(f"| {m} | " + " | ".join("" if r is None else _cell(r, t) for r in runs) + " |")
     lines += ["", f"{t.unit.capitalize()}s per run: {rows[0]['frames'] if rows else 0}. "
               "Upper bound runs every block (its budget is all blocks of the present streams).", ""]
     (out / "report.md").write_text("\n".join(lines))
@@ -131,13 +106,10 @@ def _plots(out: Path, rows: list[dict[str, Any]], runs: dict[str, Path], methods
             ax.axhline(rs[0][key], ls="--", c="k", label="upper bound (all blocks)")
         elif rs:
             ax.plot([r["budget"] for r in rs], [r[key] for r in rs], "o-", label=m)
-    ax.set_xlabel("budget L (active blocks)")
-    ax.set_ylabel(t.metric.axis)
+    ax.set(xlabel="budget L (active blocks)", ylabel=t.metric.axis)
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / f"{t.metric.name}_vs_budget.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / f"{t.metric.name}_vs_budget.png")
 
     first = next((r["run"] for r in rows if r["method"] == "admn" and r["budget"] == min(budgets)), None)
     if first is None:
@@ -152,18 +124,12 @@ def _plots(out: Path, rows: list[dict[str, Any]], runs: dict[str, Path], methods
     axes[0].set_yticks(range(len(ids)), ids)
     axes[0].set_title(f"{first}: blocks per stream")
     fig.colorbar(im, ax=axes[0], label="blocks")
-    for k, s in enumerate(ids):
+    for s in ids:
         line, = axes[1].plot(ts, fr[f"est_sigma:{s}"], lw=1, label=f"{s} est")
         if f"true_sigma:{s}" in fr:
             axes[1].plot(ts, fr[f"true_sigma:{s}"], ls=":", c=line.get_color(), lw=1)
-    axes[1].set_ylabel("noise sigma (solid est, dotted true)")
-    axes[1].set_xlabel("time (s)")
+    axes[1].set(ylabel="noise sigma (solid est, dotted true)", xlabel="time (s)")
     axes[1].legend(fontsize=6, ncol=3)
-    fig.tight_layout()
-    fig.savefig(out / "allocation_noise.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "allocation_noise.png")
 
     t.plot_run(runs[first] / t.csv_name, out, first)
-
-
-__all__ = ["replay_report", "read_columns"]

@@ -1,27 +1,18 @@
 """Read what is intact of a rosbag2 whose storage file was cut off, and say what was lost.
 
-A robot that loses power while recording, a full disk or an interrupted copy leaves a bag
-whose ``.db3`` / ``.mcap`` file ends early. rosbags refuses such a file (SQLite: "database
-disk image is malformed"; MCAP: no footer). :func:`open_salvaged` reads it anyway:
-
-* **sqlite3**: SQLite refuses a database shorter than its header says unless the schema is
-  writable; the file is opened read-only with ``PRAGMA writable_schema=ON``, so SQLite uses
-  the pages that are there. Messages are read in row order (the order rosbag2 wrote them)
-  until the first row whose pages are missing.
-* **mcap**: the records are scanned from the start to the last complete one (the summary
-  and footer are missing); a chunk cut in two is lost as a whole.
-
-:class:`SalvagedReader` offers the part of ``rosbags.highlevel.AnyReader`` that
-:class:`admn_ros.bags.reader.BagFrames` and :func:`admn_ros.bags.play.play` use, with the
-recovered message counts. Its :attr:`~SalvagedReader.loss` compares them with the counts
-``metadata.yaml`` lists (rosbag2 writes it when recording ends, so a copy of a finished bag
-has it; a recording cut by a power loss may not, and then only the recovered counts are
-known).
+rosbags refuses a ``.db3`` / ``.mcap`` file that ends early (power loss, full disk). sqlite3:
+opened read-only with ``PRAGMA writable_schema=ON`` so SQLite uses the pages that are there;
+rows are read in order up to the first one the cut went through. MCAP: the records are scanned
+up to the last complete one (a chunk cut in two is lost as a whole). :class:`SalvagedReader`
+offers the part of ``AnyReader`` the bag readers use; its :attr:`~SalvagedReader.loss` compares
+the recovered counts with ``metadata.yaml`` (docs/DEPLOY.md, "A bag cut off while it was recorded").
 """
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Sequence
@@ -39,11 +30,6 @@ class SalvagedConnection(NamedTuple):
     owner: Any
 
 
-class TopicInfo(NamedTuple):
-    msgtype: str
-    msgcount: int
-
-
 @dataclass
 class TopicLoss:
     topic: str
@@ -58,18 +44,11 @@ class TopicLoss:
 
 @dataclass
 class BagLoss:
-    """What a cut-off bag lost: per topic the count ``metadata.yaml`` lists and the count read.
-
-    Attributes:
-        bag: the bag path; ``file``: its storage file.
-        reason: why rosbags could not open it.
-        topics: one :class:`TopicLoss` per topic (of metadata.yaml and of the file).
-        has_metadata: whether ``metadata.yaml`` was there to compare with.
-    """
+    """What a cut-off bag lost: per topic the count ``metadata.yaml`` lists and the count read."""
 
     bag: Path
-    file: Path
-    reason: str
+    file: Path                # its storage file
+    reason: str               # why rosbags could not open it
     topics: list[TopicLoss] = field(default_factory=list)
     has_metadata: bool = True
 
@@ -79,9 +58,7 @@ class BagLoss:
 
     @property
     def expected(self) -> int | None:
-        if not self.has_metadata:
-            return None
-        return sum(t.expected or 0 for t in self.topics)
+        return sum(t.expected or 0 for t in self.topics) if self.has_metadata else None
 
     def text(self) -> str:
         """``bag B: storage file F is cut off or damaged (...): recovered 675 of 750 messages listed in
@@ -106,16 +83,11 @@ def expected_counts(bag_dir: Path) -> dict[str, tuple[str, int]] | None:
         return None
     try:
         info = (yaml.safe_load(p.read_text()) or {}).get("rosbag2_bagfile_information") or {}
-        out = {}
-        for t in info.get("topics_with_message_count") or []:
-            md = t.get("topic_metadata") or {}
-            out[str(md.get("name"))] = (str(md.get("type", "")), int(t.get("message_count", 0)))
-        return out
+        return {str((t.get("topic_metadata") or {}).get("name")):
+                (str((t.get("topic_metadata") or {}).get("type", "")), int(t.get("message_count", 0)))
+                for t in info.get("topics_with_message_count") or []}
     except (yaml.YAMLError, AttributeError, TypeError, ValueError):
         return None
-
-
-# ---------------------------------------------------------------------------- storages
 
 
 class _SqliteSource:
@@ -131,13 +103,11 @@ class _SqliteSource:
                            self.con.execute("SELECT id, name, type FROM topics")}
             self.index: list[tuple[int, int, int]] = []      # (timestamp, row id, topic id)
             cur = self.con.execute("SELECT id, topic_id, timestamp, data FROM messages")
-            try:
+            with contextlib.suppress(sqlite3.DatabaseError):  # the rest of the file is missing
                 for mid, tid, ts, data in cur:
                     if not (isinstance(ts, int) and isinstance(tid, int) and isinstance(data, bytes)):
                         break                                 # a row the cut went through
                     self.index.append((ts, int(mid), tid))
-            except sqlite3.DatabaseError:
-                pass                                          # the rest of the file is missing
         except BaseException:
             self.con.close()
             raise
@@ -153,16 +123,14 @@ class _McapSource:
     """Messages of a cut-off MCAP file: its records scanned up to the last complete one."""
 
     def __init__(self, path: Path) -> None:
-        self.f = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self.f = f = open(path, "rb")  # noqa: SIM115 - closed in close()
         try:
-            self._scan(path)
+            self._scan(f, path.stat().st_size)
         except BaseException:
-            self.f.close()
+            f.close()
             raise
 
-    def _scan(self, path: Path) -> None:
-        f = self.f
-        size = path.stat().st_size
+    def _scan(self, f: Any, size: int) -> None:
         if f.read(8) != MCAP_MAGIC:
             raise ValueError("not an MCAP file (bad magic)")
         self.schemas: dict[int, str] = {}
@@ -187,12 +155,9 @@ class _McapSource:
     def _chunk(body: bytes) -> bytes:
         from rosbags.rosbag2.storage_mcap import decompress
 
-        _, _, usize, crc = struct.unpack_from("<QQQI", body, 0)
-        (n,) = struct.unpack_from("<I", body, 28)
-        compression = body[32:32 + n].decode()
+        _, _, usize, crc, n = struct.unpack_from("<QQQII", body, 0)   # ..., compression name length
         (csize,) = struct.unpack_from("<Q", body, 32 + n)
-        start = 40 + n
-        return decompress(body[start:start + csize], compression, usize, crc)
+        return decompress(body[40 + n:40 + n + csize], body[32:32 + n].decode(), usize, crc)
 
     def _records(self, data: bytes, chunk_pos: int) -> None:
         p = 0
@@ -232,9 +197,6 @@ class _McapSource:
         self.f.close()
 
 
-# ---------------------------------------------------------------------------- the reader
-
-
 class SalvagedReader:
     """The intact messages of a cut-off bag, with the ``AnyReader`` members the bag readers use:
     :attr:`connections`, :attr:`topics`, :attr:`start_time`, :attr:`duration`,
@@ -244,23 +206,19 @@ class SalvagedReader:
         from admn_ros.bags.typestore import get_admn_typestore
 
         self.path = bag
-        self.source = _SqliteSource(file) if file.suffix == ".db3" else _McapSource(file)
-        src = self.source
+        self.source = src = _SqliteSource(file) if file.suffix == ".db3" else _McapSource(file)
         src.index.sort()
-        counts: dict[int, int] = {}
-        for _, _, cid in src.index:
-            counts[cid] = counts.get(cid, 0) + 1
+        counts = Counter(cid for _, _, cid in src.index)
         self.connections = [SalvagedConnection(cid, topic, msgtype, counts.get(cid, 0), self)
                             for cid, (topic, msgtype) in sorted(src.topics.items())]
-        self.topics = {c.topic: TopicInfo(c.msgtype, c.msgcount) for c in self.connections}
+        self.topics = {c.topic: c for c in self.connections}  # .msgtype, .msgcount as AnyReader's
         self.start_time = src.index[0][0] if src.index else 0
-        self.end_time = src.index[-1][0] + 1 if src.index else 0
-        self.duration = self.end_time - self.start_time
+        self.duration = src.index[-1][0] + 1 - self.start_time if src.index else 0
         self.typestore = get_admn_typestore()
         expected = expected_counts(bag) if bag.is_dir() else None
-        got = {c.topic: c for c in self.connections}
-        topics = [TopicLoss(t, ty, n, got[t].msgcount if t in got else 0) for t, (ty, n) in (expected or {}).items()]
-        topics += [TopicLoss(t, c.msgtype, None, c.msgcount) for t, c in got.items() if t not in (expected or {})]
+        exp, got = expected or {}, self.topics
+        topics = [TopicLoss(t, ty, n, got[t].msgcount if t in got else 0) for t, (ty, n) in exp.items()]
+        topics += [TopicLoss(t, c.msgtype, None, c.msgcount) for t, c in got.items() if t not in exp]
         self.loss = BagLoss(bag, file, reason, topics, has_metadata=expected is not None)
 
     def messages(self, connections: Sequence[SalvagedConnection] | None = None
@@ -273,9 +231,6 @@ class SalvagedReader:
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
         return self.typestore.deserialize_cdr(raw, msgtype)
-
-    def open(self) -> None:
-        """(Opened on construction.)"""
 
     def close(self) -> None:
         self.source.close()
@@ -314,7 +269,3 @@ def lost_everything(path: Path, reason: str) -> BagLoss | None:
         return None
     file = storage_file(path) or path
     return BagLoss(path, file, reason, [TopicLoss(t, ty, n, 0) for t, (ty, n) in expected.items()])
-
-
-__all__ = ["BagLoss", "TopicLoss", "SalvagedReader", "SalvagedConnection", "open_salvaged", "lost_everything",
-           "expected_counts", "storage_file"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -56,8 +57,6 @@ def _ament_prefixes() -> list[Path]:
     out: list[Path] = []
     for var in ("AMENT_PREFIX_PATH", "COLCON_PREFIX_PATH"):
         out += [Path(p) for p in os.environ.get(var, "").split(os.pathsep) if p]
-    import sys
-
     out.append(Path(sys.prefix))  # the venv: the PyPI ROS wheels put share/ here
     return list(dict.fromkeys(out))
 
@@ -132,21 +131,10 @@ def ensure_type(msgtype: str, ts: "Typestore | None" = None) -> str:
             text = path.read_text(encoding="utf-8")
             typs.update(get_types_from_msg(text, t))
             pkg = t.split("/")[0]
-            for line in text.splitlines():
-                line = line.split("#", 1)[0]
-                m = _FIELD_TYPE.match(line)
-                if not m:
-                    continue
-                ft = m.group(1)
-                if ft in _BUILTINS:
-                    continue
-                if ft == "Header":
-                    ft = "std_msgs/Header"
-                todo.append(normalize_type(ft if "/" in ft else f"{pkg}/{ft}"))
+            for m in filter(None, (_FIELD_TYPE.match(line.split("#", 1)[0]) for line in text.splitlines())):
+                ft = "std_msgs/Header" if m.group(1) == "Header" else m.group(1)
+                if ft not in _BUILTINS:
+                    todo.append(normalize_type(ft if "/" in ft else f"{pkg}/{ft}"))
         if typs:
             ts.register(typs)
     return name
-
-
-__all__ = ["PACKAGE", "TypestoreError", "store_enum", "normalize_type", "short_type", "msg_dirs",
-           "admn_msg_files", "get_admn_typestore", "ensure_type"]

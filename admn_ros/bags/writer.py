@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from admn_ros.bags import msgs
-from admn_ros.bags.record import _qos, dir_size, open_writer
+from admn_ros.bags.record import _qos, open_writer
 from admn_ros.bags.typestore import get_admn_typestore
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import topics
@@ -28,31 +28,24 @@ class OutputBagWriter:
     positions for per-stream allocation bars (``None``: a text marker with the blocks per stream)."""
 
     def __init__(self, path: str | Path, stream_ids: Sequence[str], task: Task | str, *,
-                 labels: Sequence[str] = (), storage: str = "sqlite3", frame_id: str | None = None,
-                 controller: str = "", node_xy: dict[str, tuple[float, float]] | None = None) -> None:
-        self.path = Path(path)
-        self.task = get_task(task)
-        self.stream_ids = list(stream_ids)
+                 labels: Sequence[str] = (), storage: str = "sqlite3", controller: str = "",
+                 node_xy: dict[str, tuple[float, float]] | None = None) -> None:
+        self.path, self.task, self.stream_ids = Path(path), get_task(task), list(stream_ids)
         self.labels = [str(c) for c in labels]
-        self.frame_id = self.task.frame_id if frame_id is None else frame_id
-        self.controller = controller
-        self.node_xy = node_xy
+        self.controller, self.node_xy = controller, node_xy
         self.ts = get_admn_typestore()
-        types = output_topics(self.task)
-        self.counts = {t: 0 for t in types}
         self._w = open_writer(self.path, storage)
         self._w.set_custom_data("admn_ros.source", "replay outputs")
         if controller:
             self._w.set_custom_data("admn_ros.controller", controller)
         self._conns = {t: self._w.add_connection(t, typ, typestore=self.ts, offered_qos_profiles=[_qos(True, 10)])
-                       for t, typ in types.items()}
+                       for t, typ in output_topics(self.task).items()}
         self._closed = False
 
     def _put(self, topic: str, msg: Any, t_ns: int) -> None:
         if self._closed:
             raise RuntimeError(f"OutputBagWriter({self.path}) is closed")
         self._w.write(self._conns[topic], t_ns, msgs.serialize(msg, self.ts))
-        self.counts[topic] += 1
 
     def write(self, stamp_ns: int, est: dict[str, Any], allocation: Any = None, *, truth: Any = None,
               window_frames: int = 1, status: Any = None) -> None:
@@ -60,7 +53,7 @@ class OutputBagWriter:
         :class:`~admn_ros.core.runtime.Allocation`, if any, with ``status`` as its
         ``stream_status``), the truth (if any), the markers."""
         t, task = int(stamp_ns), self.task
-        hdr = msgs.header(t, self.frame_id)
+        hdr = msgs.header(t, task.frame_id)
         self._put("/" + task.output.topic,
                   task.fill_output(msgs.new_msg(task.output.type, header=hdr), est, window_frames), t)
         if allocation is not None:
@@ -99,19 +92,3 @@ class OutputBagWriter:
         if not self._closed:
             self._closed = True
             self._w.abort()
-
-    @property
-    def size_bytes(self) -> int:
-        return dir_size(self.path)
-
-    def __enter__(self) -> "OutputBagWriter":
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-__all__ = ["output_topics", "OutputBagWriter"]

@@ -148,7 +148,8 @@ def test_offline_bag_reading_needs_no_ros_packages(tmp_path):
     script = BLOCKER + textwrap.dedent(f"""
         import json
         import admn_ros.bags
-        from admn_ros.bags import BagFrames, record_sim
+        from admn_ros.bags.reader import BagFrames
+        from admn_ros.bags.record import record_sim
         from admn_ros.bags.replay_cli import main
 
         out = {{}}
