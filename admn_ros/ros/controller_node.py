@@ -41,8 +41,7 @@ class ControllerNode(AdmnNode):
                       min=1, max=65535, validator=self._budget_problem),
             ParamSpec("deadline_ms", 0.0, "> 0: deadline mode, the budget follows the measured end-to-end "
                       "latency (sensor stamp -> target) so frames fit this many ms", min=0.0, max=60000.0),
-            ParamSpec("deadline_margin", 0.15, "Deadline mode: fraction of deadline_ms kept free",
-                      min=0.0, max=0.9),
+            ParamSpec("deadline_margin", 0.15, "Deadline mode: fraction of deadline_ms kept free", min=0.0, max=0.9),
             *sync_specs(),
             *image_specs(),
             *radar_specs(),

@@ -55,19 +55,16 @@ def isolated_env(env: MutableMapping[str, str] | None = None) -> MutableMapping[
 
 
 def exit_process(rc: int) -> int:
-    """End the node process with ``rc`` once its node is destroyed and rclpy is shut down,
-    without the interpreter's final garbage collection: with torch loaded it was seen to hang
-    in native destructors after SIGINT under ``ros2 launch``, which then escalates to SIGTERM
-    and SIGKILL."""
+    """End the node process with ``rc`` without the interpreter's final garbage collection: with torch
+    loaded it hung in native destructors after SIGINT under ``ros2 launch`` (then SIGTERM, SIGKILL)."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(rc)
 
 
 def make_executor(context: Any = None) -> Any:
-    """The executor of every node process: rclpy's ``EventsExecutor`` (callbacks dispatched from
-    C++ as the middleware reports them; the default executor rebuilds a wait set over every
-    subscription, service and timer for each callback), else ``SingleThreadedExecutor``."""
+    """rclpy's ``EventsExecutor`` (the default executor rebuilds a wait set over every entity for each
+    callback), else ``SingleThreadedExecutor``."""
     try:
         from rclpy.experimental import EventsExecutor
     except ImportError:

@@ -1,19 +1,8 @@
-"""The node graphs as data (no rclpy, no launch imports).
-
-:func:`graph_processes` turns the node specs of a graph into the processes that run it
-(one per node, or the simulated sensors plus ``admn_container`` holding every ADMN node
-when ``composed``), each with its respawn policy. ``launch/tracking.launch.py`` /
-``launch/activity.launch.py`` (:mod:`admn_ros.ros.launch_graph`) turn those processes into
-``launch_ros`` ``Node`` actions; :mod:`admn_ros.ros.runner` starts the very same processes
-where ``launch`` is not installed. One description, two starters, so both always start the
-same processes for every argument combination.
-
-:func:`build_graph` builds the graph of :class:`GraphOptions` ``task`` from its layout
-(:attr:`~admn_ros.core.tasks.base.Task.graph`):
-
-* ``split`` (:func:`split_graph`, tracking): sensors -> controller -> backbones -> fusion -> viz;
-* ``window`` (:func:`window_graph`, activity): sensors -> activity_node (the whole window in
-  one node: estimate, allocation, markers and dashboard).
+"""The node graphs as data (no rclpy, no launch imports): :func:`build_graph` gives the node specs
+of a task's layout (``split``: sensors -> controller -> backbones -> fusion -> viz; ``window``:
+sensors -> activity_node) and :func:`graph_processes` the processes that run them (one per node, or
+the simulated sensors plus ``admn_container`` when ``composed``). The launch files
+(:mod:`admn_ros.ros.launch_graph`) and :mod:`admn_ros.ros.runner` both start exactly these processes.
 """
 from __future__ import annotations
 
@@ -28,18 +17,8 @@ from admn_ros.core.tasks import DEFAULT_TASK, get_task
 
 @dataclass
 class NodeSpec:
-    """One node of the graph.
-
-    Attributes:
-        name: ROS node name.
-        executable: name under ``lib/admn_ros`` (``ros2 run admn_ros <executable>``).
-        module: Python module with ``main()`` and the node class (for the local runner).
-        node_class: class name inside ``module`` (for composing in one process).
-        namespace: ROS namespace ("" = root).
-        params_files: YAML parameter files (``/**: ros__parameters:``), applied in order.
-        parameters: parameter overrides applied after the files.
-        remappings: ``(from, to)`` topic remappings.
-    """
+    """One node of the graph: ``executable`` under ``lib/admn_ros``; ``module`` with ``main()`` and
+    ``node_class`` (composing); parameter files applied in order, then ``parameters``."""
 
     name: str
     executable: str
@@ -81,15 +60,8 @@ def _param_literal(v: Any) -> str:
 
 @dataclass
 class GraphOptions:
-    """What a user chooses at launch (mirrors the launch arguments), for any task.
-
-    ``task`` picks the graph (:attr:`Task.graph`) and the defaults: ``budget`` ``None`` = the
-    task's (tracking 27 = 25% of 9 streams x 12; activity 0 = 25% of the model's blocks),
-    ``sensor_nodes`` ``None`` = the task's (node1-3 / node1), ``params_file`` '' = the task's
-    ``config/<task>.yaml``, ``model_dir`` '' = its shipped models. ``allocation_mode``
-    concerns the split graph; ``subject_id`` / ``seed`` / ``episode`` the simulated sensors;
-    ``respawn`` / ``respawn_delay`` restart a node process that died (launch_ros ``respawn``).
-    """
+    """What a user chooses at launch (:data:`LAUNCH_ARGUMENTS`), for any task; ``None`` / '' take
+    the task's defaults (budget, sensor nodes, ``config/<task>.yaml``, shipped models)."""
 
     task: str = DEFAULT_TASK
     namespace: str = ""

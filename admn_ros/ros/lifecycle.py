@@ -35,8 +35,7 @@ from admn_ros.ros.telemetry import StreamMonitor
 COMMON_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "Configure and activate at start-up (false: wait for a lifecycle "
               "manager / `ros2 lifecycle set`)", read_only=True),
-    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 = off)",
-              min=0.0, max=3600.0),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 = off)", min=0.0, max=3600.0),
     ParamSpec("stale_s", 1.0, "An input whose last stamp is older than this is reported stale (WARN)",
               min=0.01, max=3600.0),
     ParamSpec("max_future_s", 2.0, "Reject input stamped more than this many seconds ahead of the node clock "
@@ -66,8 +65,7 @@ def model_specs(task: Task | None = None) -> list[ParamSpec]:
                   "jit or onnx (built from the model at configure: seconds), auto (builds and times all three "
                   "at configure, keeps the fastest); applied on configure", choices=BACKENDS),
         ParamSpec("device", "cpu", "torch device (cpu, cuda, auto); applied on configure"),
-        ParamSpec("threads", 1, "torch intra-op threads (1 on shared CPUs); applied on configure",
-                  min=1, max=256),
+        ParamSpec("threads", 1, "torch intra-op threads (1 on shared CPUs); applied on configure", min=1, max=256),
         ParamSpec("sensor_nodes", list(task.sensor_nodes), "Sensor nodes of the graph (must be the model's "
                   "nodes, in order); applied on configure"),
     ]
@@ -300,11 +298,6 @@ class AdmnNode(LifecycleNode):
             self.subscribe_filter(*self.stream_input(sid), q).registerCallback(self._on_stream, sid, on_set)
         self.timer(float(self.p["poll_period"]), poll or (lambda: self.sync_poll(on_set)))
 
-    def _on_stream(self, msg: Any, sid: str, on_set: Callable[[Any], None]) -> None:
-        item = self.image_item(sid, msg)
-        if item is not None:
-            self.sync_offer(sid, item, on_set)
-
     def budget_from_topic(self, msg: Any) -> None:
         """``std_msgs/UInt16`` on ``admn/budget``: sets the ``budget`` parameter (rejected with the reason)."""
         v = int(msg.data)
@@ -377,27 +370,23 @@ class AdmnNode(LifecycleNode):
     def reject(self, key: Any, reason: str, detail: str) -> None:
         """Count a rejected message on /diagnostics and warn (throttled per input and reason)."""
         self.monitor.reject(key, reason)
-        lg = self._child_loggers.get((str(key), reason))
-        if lg is None:
-            lg = self._child_loggers[(str(key), reason)] = self.get_logger().get_child(reason)
         n = self.monitor.rejected(key)[reason]
-        lg.warning(f"{key}: message rejected ({reason}, {n} so far): {detail}",
-                   throttle_duration_sec=float(self.p["log_throttle_s"]) or 1e-9)
+        self.warn_throttled(reason, f"{key}: message rejected ({reason}, {n} so far): {detail}", key)
 
-    def warn_throttled(self, kind: str, text: str) -> None:
-        lg = self._child_loggers.get(("", kind))
+    def warn_throttled(self, kind: str, text: str, key: Any = "") -> None:
+        """Warn at most once per ``log_throttle_s`` per ``kind`` and input ``key``."""
+        lg = self._child_loggers.get((str(key), kind))
         if lg is None:
-            lg = self._child_loggers[("", kind)] = self.get_logger().get_child(kind)
+            lg = self._child_loggers[(str(key), kind)] = self.get_logger().get_child(kind)
         lg.warning(text, throttle_duration_sec=float(self.p["log_throttle_s"]) or 1e-9)
 
-    def image_item(self, sid: str, msg: Any) -> tuple | None:
-        """Stamp check, decode and preprocess one sensor message (an image, or a PointCloud2
-        radar scan) of the controller, backbones or activity node; rejections are counted and
-        logged with the topic. Returns the synchronizer item ``(model_input, stamp, stamp_ns)``
-        or ``None`` (the stream is then missing in that frame). Needs ``self.runtime``/``self.monitor``."""
+    def _on_stream(self, msg: Any, sid: str, on_set: Callable[[Any], None]) -> None:
+        """Stamp check, decode and preprocess a sensor message (image or PointCloud2 radar scan) and offer
+        ``(model_input, stamp, stamp_ns)`` to the synchronizer; a rejection is counted and logged with the
+        topic (the stream is then missing in that frame)."""
         ns = self.check_stamp(sid, msg.header.stamp, order=False)
         if ns is None:
-            return None
+            return
         try:
             arr = decode_sensor_image(sid, msg, self.p["min_image_side"], self.p["max_image_side"],
                                       cloud_to_map=self.cloud_to_map if self._radar_cloud(sid) else None)
@@ -405,12 +394,12 @@ class AdmnNode(LifecycleNode):
         except InputRejected as exc:
             topic = self.stream_input(sid)[1]
             self.reject(sid, exc.reason, f"topic {self._topic_names.get(topic, topic)}: {exc.detail}")
-            return None
+            return
         except ValueError as exc:
             self.reject(sid, "bad_values", str(exc))
-            return None
+            return
         self.monitor.accept(sid, ns, self.now_s())
-        return (x, msg.header.stamp, ns)
+        self.sync_offer(sid, (x, msg.header.stamp, ns), on_set)
 
     def sync_offer(self, key: Any, item: tuple, on_set: Callable[[Any], None]) -> None:
         """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; call ``on_set`` for every set it
@@ -525,8 +514,7 @@ class AdmnNode(LifecycleNode):
             self.destroy_subscription(s)
         for t in self._timers:
             self.destroy_timer(t)
-        self._subs, self._timers = [], []
-        self.input_filters = {}
+        self._subs, self._timers, self.input_filters = [], [], {}
 
     def _release_all(self) -> None:
         self._destroy_subs_timers()

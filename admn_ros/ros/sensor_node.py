@@ -45,10 +45,9 @@ def corruption_param(sid: str) -> str:
 
 
 BASE_SPECS: tuple[ParamSpec, ...] = (
-    ParamSpec("scenario", DEFAULT_TASK, "The task whose scenario is simulated: tracking (the GDTM-style car "
-              "seen by every node of config_file) or activity (a subject performing activities in front of "
-              "node1's rgb, depth and radar; publishes ground_truth/activity)", choices=tuple(TASKS),
-              read_only=True),
+    ParamSpec("scenario", DEFAULT_TASK, "The task whose scenario is simulated: tracking (the GDTM-style car seen by "
+              "every node of config_file) or activity (a subject performing activities in front of node1's rgb, "
+              "depth and radar; publishes ground_truth/activity)", choices=tuple(TASKS), read_only=True),
     ParamSpec("subject_id", 0, "activity scenario: the simulated subject (drawn from seed and this id)",
               min=0, max=2**31 - 1, read_only=True),
     ParamSpec("config_file", "", "Simulator config YAML (scene, nodes, cameras, radar); "
@@ -57,32 +56,23 @@ BASE_SPECS: tuple[ParamSpec, ...] = (
               "tracking, 10 Hz for activity)", min=0.0, max=240.0, read_only=True),
     ParamSpec("seed", 0, "Scene random seed; processes sharing seed, episode, rate_hz and "
               "start_time publish the same scene", min=0, max=2**31 - 1, read_only=True),
-    ParamSpec("episode", 0, "Episode index (a new scene per episode)", min=0, max=2**31 - 1,
-              read_only=True),
+    ParamSpec("episode", 0, "Episode index (a new scene per episode)", min=0, max=2**31 - 1, read_only=True),
     ParamSpec("nodes", [], "Sensor nodes this process publishes; [] = every node of the config",
               type=Parameter.Type.STRING_ARRAY, read_only=True),
-    ParamSpec("start_time", -1.0, "Node-clock time (s) of frame 0; stamps are start_time + "
-              "k / rate_hz. < 0: 10 ms after the node starts (one process; under sim time "
-              "without /clock yet: the first timer tick). Give all processes the same value "
-              "to align them", min=-1.0, max=4.0e9, read_only=True),
+    ParamSpec("start_time", -1.0, "Node-clock time (s) of frame 0; stamps are start_time + k / rate_hz. < 0: 10 ms "
+              "after the node starts (one process; under sim time without /clock yet: the first timer tick). Give "
+              "all processes the same value to align them", min=-1.0, max=4.0e9, read_only=True),
     ParamSpec("publish_ground_truth", True, "Publish the scenario's truth (tracking: ground_truth/target, "
               "activity: ground_truth/activity)", read_only=True),
-    ParamSpec("publish_qoi", True, "Publish <node>/qoi/<modality> (admn_ros/StreamQoI)",
-              read_only=True),
-    ParamSpec("publish_camera_info", True, "Publish <node>/{color,depth}/camera_info",
-              read_only=True),
-    ParamSpec("image_reliability", "best_effort", "QoS reliability of the image, QoI and "
-              "camera_info publishers (best_effort = sensor data QoS)",
-              choices=("best_effort", "reliable"), read_only=True),
-    ParamSpec("qos_depth", 5, "History depth of the sensor publishers", min=1, max=100,
-              read_only=True),
-    ParamSpec("max_catch_up", 1000, "When late, frames skipped (not rendered) per tick to get "
-              "back onto the shared time grid; 0 = never skip (stamps then lag the clock)",
-              min=0, max=1_000_000),
-    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 = off)",
-              min=0.0, max=3600.0),
-    ParamSpec("rate_window", 2.0, "Window (s) over which the achieved rate is measured",
-              min=0.1, max=60.0),
+    ParamSpec("publish_qoi", True, "Publish <node>/qoi/<modality> (admn_ros/StreamQoI)", read_only=True),
+    ParamSpec("publish_camera_info", True, "Publish <node>/{color,depth}/camera_info", read_only=True),
+    ParamSpec("image_reliability", "best_effort", "QoS reliability of the image, QoI and camera_info publishers "
+              "(best_effort = sensor data QoS)", choices=("best_effort", "reliable"), read_only=True),
+    ParamSpec("qos_depth", 5, "History depth of the sensor publishers", min=1, max=100, read_only=True),
+    ParamSpec("max_catch_up", 1000, "When late, frames skipped (not rendered) per tick to get back onto the shared "
+              "time grid; 0 = never skip (stamps then lag the clock)", min=0, max=1_000_000),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 = off)", min=0.0, max=3600.0),
+    ParamSpec("rate_window", 2.0, "Window (s) over which the achieved rate is measured", min=0.1, max=60.0),
     ParamSpec("timeline_file", "", "Scenario YAML: phases that corrupt streams for some seconds "
               "(config/demo_tracking.yaml); '' = none"),
     ParamSpec("timeline_start", -1.0, "Node-clock time (s) the scenario starts; < 0: at frame 0",
@@ -254,8 +244,7 @@ class SensorNode(Node):
                     successful=False, reason=f"parameter {prm.name!r} is not a parameter of {self.get_name()}")
             if prm.name.startswith("corruption."):
                 if prm.type_ != Parameter.Type.STRING:
-                    return SetParametersResult(successful=False,
-                                               reason=f"parameter {prm.name!r} must be a string")
+                    return SetParametersResult(successful=False, reason=f"parameter {prm.name!r} must be a string")
                 sid = "/".join(prm.name.split(".")[1:])
                 try:
                     todo.append((sid, parse_corruption(prm.value, split_stream_id(sid)[1])))
@@ -396,42 +385,24 @@ class SensorNode(Node):
                 self.meters[sid].tick(now_s)
         for sid, sf, header in sent:
             if sid in self.qoi_pubs:
-                self.qoi_pubs[sid].publish(self._qoi(header, sid, sf))
+                self.qoi_pubs[sid].publish(StreamQoI(header=header, stream_id=sid, corruption=str(sf.corruption),
+                                                     noise_sigma=float(sf.sigma), severity=float(sf.severity)))
             info = self.camera_info.get(sid)
             if info is not None and sf.data is not None:
                 info.header = header
                 self.info_pubs[sid].publish(info)
-        if self.gt_pub is not None:
-            self.gt_pub.publish(self._ground_truth(frame, stamp))
+        if self.gt_pub is not None:  # the scenario's truth, stamped like the frame's images
+            truth = self._truth_cls(header=make_header(stamp, self.task.frame_id))
+            self.gt_pub.publish(self.task.fill_truth(truth, self.task.sim_truth(frame), self.task.sim_labels()))
         self.frames_published += 1
         self.publish_lag_ms.append((self._now_ns() - self.frame_stamp_ns(k)) * 1e-6)
 
-    def _ground_truth(self, frame, stamp):
-        """The scenario's truth message of a simulator frame (stamped like the frame's images)."""
-        msg = self._truth_cls()
-        msg.header = make_header(stamp, self.task.frame_id)
-        return self.task.fill_truth(msg, self.task.sim_truth(frame), self.task.sim_labels())
-
-    def _qoi(self, header, sid: str, sf) -> StreamQoI:
-        q = StreamQoI()
-        q.header = header
-        q.stream_id = sid
-        q.corruption = str(sf.corruption)
-        q.noise_sigma = float(sf.sigma)
-        q.severity = float(sf.severity)
-        return q
-
     def _make_camera_info(self, node: str, fid: str) -> CameraInfo:
         cam = self.cfg.node(node).camera
-        info = CameraInfo()
-        info.header.frame_id = fid
-        info.width, info.height = int(cam.width), int(cam.height)
-        info.distortion_model = "plumb_bob"
-        info.d = [0.0] * 5
-        info.k = [float(x) for x in cam.K.reshape(-1)]
-        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        info.p = [cam.fx, 0.0, cam.cx, 0.0, 0.0, cam.fy, cam.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
-        return info
+        return CameraInfo(header=make_header(None, fid), width=int(cam.width), height=int(cam.height),
+                          distortion_model="plumb_bob", d=[0.0] * 5, k=[float(x) for x in cam.K.reshape(-1)],
+                          r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                          p=[cam.fx, 0.0, cam.cx, 0.0, 0.0, cam.fy, cam.cy, 0.0, 0.0, 0.0, 1.0, 0.0])
 
     def achieved_rate(self, sid: str | None = None) -> float:
         """Achieved publish rate (Hz) of one stream, or of frames if ``sid`` is None."""
