@@ -287,7 +287,5 @@ def main(args: Sequence[str] | None = None) -> int:
     return run_node(ActivityNode, list(args) if args is not None else None)
 
 
-__all__ = ["ActivityNode", "main"]
-
 if __name__ == "__main__":
     sys.exit(main())

@@ -178,7 +178,5 @@ def main(args: list[str] | None = None) -> int:
     return run_node(ControllerNode, args)
 
 
-__all__ = ["ControllerNode", "main"]
-
 if __name__ == "__main__":
     sys.exit(main())

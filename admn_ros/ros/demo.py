@@ -204,6 +204,3 @@ class Monitor:
             sid: r.rate(now) for sid, r in self.rates.items()}}, indent=1, default=float))
         lines += ["", f"picture         {png}", f"summary (JSON)  {js}"]
         return "\n".join(lines)
-
-
-__all__ = ["Monitor", "allocation_text"]

@@ -402,9 +402,7 @@ class AdmnNode(LifecycleNode):
         self.sync_offer(sid, (x, msg.header.stamp, ns), on_set)
 
     def sync_offer(self, key: Any, item: tuple, on_set: Callable[[Any], None]) -> None:
-        """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; call ``on_set`` for every set it
-        fires (sets not newer than an emitted one are dropped by the synchronizer and counted as
-        ``dropped.stale_set``)."""
+        """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; ``on_set`` gets every set it fires."""
         if self.sync is not None:
             sig = content_signature(item[0]) if self.sync.health else None
             self._on_sets(self.sync.add(key, item[1], item, self.now_s(), sig), on_set)
@@ -500,12 +498,10 @@ class AdmnNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._destroy_subs_timers()
         self._release_all()
         return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._destroy_subs_timers()
         self._release_all()
         return TransitionCallbackReturn.SUCCESS
 
@@ -568,7 +564,3 @@ def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
     autostart failed (e.g. the model directory or a checkpoint is wrong)."""
     return run_process(cls, cls.NODE_NAME, (ValueError,), args,
                        failed=lambda node: node.configure_error if node.p["autostart"] else None)
-
-
-__all__ = ["AdmnNode", "COMMON_SPECS", "RADAR_INPUTS", "InputRejected", "decode_sensor_image",
-           "run_node", "model_specs", "sync_specs", "image_specs", "health_specs", "radar_specs", "resolve_model_dir"]

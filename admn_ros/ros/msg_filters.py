@@ -89,7 +89,3 @@ def stream_sync(keys: Sequence[Any], slop: float, queue_size: int, timeout: floa
     ``health`` check) over this module's ``ApproximateTimeSynchronizer``."""
     return _core.StreamSync(keys, slop, queue_size, timeout, synchronizer=ApproximateTimeSynchronizer,
                             health=health)
-
-
-__all__ = ["IMPLEMENTATION", "SimpleFilter", "Subscriber", "TimeSynchronizer", "ApproximateTimeSynchronizer",
-           "BuiltinSubscriber", "BuiltinApproximateTimeSynchronizer", "stream_sync", "ENV"]
