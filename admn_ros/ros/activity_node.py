@@ -238,43 +238,28 @@ class ActivityNode(AdmnNode):
                                                                       str(self.p["frame_id"]))))
 
     def diagnostic_statuses(self):
-        now_s = self.now_s()
+        res, rt, sync = self.last, self.runtime, self.sync
         out = []
-        res = self.last
-        sync = getattr(self, "sync", None)
-        rt = getattr(self, "runtime", None)
-        for i, sid in enumerate(getattr(self, "ids", [])):
+        for i, sid in enumerate(self.ids):
             extra: dict[str, Any] = {"frames_absent": sync.missing_count.get(sid, 0) if sync is not None else 0,
                                      **self.health_values(sid)}
             if res is not None:
-                extra.update({"est_sigma": float(res.allocation.est_noise[i]),
-                              "blocks": int(res.allocation.mask[i].sum()),
-                              "present": bool(res.allocation.present[i])})
+                a = res.allocation
+                extra.update({"est_sigma": float(a.est_noise[i]), "blocks": int(a.mask[i].sum()),
+                              "present": bool(a.present[i])})
             out.append(self.input_status(sid, extra))
-        for key in [topics.BUDGET] + ([self.task.truth.topic] if rt is not None else []):
-            if key in self.monitor.inputs:
-                out.append(self.input_status(key, {}, 1e9))
-        metric = self.metric() if hasattr(self, "scores") else None
+        out += [self.input_status(k, {}, 1e9) for k in (topics.BUDGET, self.task.truth.topic)
+                if k in self.monitor.inputs]
+        metric = self.metric()
         values: dict[str, Any] = {
-            "task": rt.task.name if rt is not None else "",
-            "frames": getattr(self, "frames", 0), "frames_incomplete": getattr(self, "frames_incomplete", 0),
-            "windows": getattr(self, "windows", 0),
-            "output_rate_hz": self.out_rate.rate(now_s) if hasattr(self, "out_rate") else 0.0,
-            "window_frames": rt.frames if rt is not None else 0,
-            "budget": getattr(self, "budget", self.p["budget"]),
-            "computed_last": getattr(self, "computed_last", 0),
-            "computed_total": getattr(self, "computed_total", 0),
+            "task": rt.task.name, "frames": self.frames, "frames_incomplete": self.frames_incomplete,
+            "windows": self.windows, "output_rate_hz": self.out_rate.rate(self.now_s()), "window_frames": rt.frames,
+            "budget": self.budget, "computed_last": self.computed_last, "computed_total": self.computed_total,
             "estimate": self.task.text(res.estimate) if res is not None else "",
             "controller": res.allocation.controller if res is not None else "",
-            "metric": float(metric) if metric is not None else float("nan"),
-            "judged": len(getattr(self, "scores", [])),
-            "backend": rt.engine_backend if rt is not None else "",
-        }
-        if hasattr(self, "infer_ms"):
-            values.update(latency_values("infer", self.infer_ms))
-            values.update(latency_values("e2e", self.e2e_ms))
-            values.update(self.hops.values())
-        values.update(self.sync_diagnostics())
+            "metric": float(metric) if metric is not None else float("nan"), "judged": len(self.scores),
+            "backend": rt.engine_backend, **latency_values("infer", self.infer_ms),
+            **latency_values("e2e", self.e2e_ms), **self.hops.values(), **self.sync_diagnostics()}
         msg = ""
         if self.configure_error is None:
             msg = (f"{values['windows']} estimates, last {values['estimate'] or '-'}, L={values['budget']}"

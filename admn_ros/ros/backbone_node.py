@@ -21,7 +21,8 @@ from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import AdmnNode, image_specs, model_specs, radar_specs, resolve_model_dir, run_node, sync_specs
+from admn_ros.ros.lifecycle import (AdmnNode, image_specs, model_specs, radar_specs, resolve_model_dir, run_node,
+                                    sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow
@@ -223,21 +224,17 @@ class BackboneNode(AdmnNode):
 
     def diagnostic_statuses(self):
         out = []
-        a = getattr(self, "latest", None)
-        for sid in getattr(self, "sids", []):
+        a = self.latest
+        for sid in self.sids:
             extra: dict[str, Any] = self.health_values(sid)
             if a is not None:
                 extra.update({"est_sigma": a.noise[sid], "blocks": int(a.rows[sid].sum()), "present": a.present[sid]})
             out.append(self.input_status(sid, extra))
-        if getattr(self, "sids", None):
-            out.append(self.input_status(topics.ALLOCATION, {}))
-        values: dict[str, Any] = {"frames": getattr(self, "frames", 0), "mode": self.p["allocation_mode"],
-                                  "pending": len(getattr(self, "pending", ())),
-                                  "backend": self.runtime.engine_backend if getattr(self, "runtime", None) else ""}
-        if hasattr(self, "embed_ms"):
-            values.update(latency_values("embed", self.embed_ms))
-            values.update(latency_values("allocation_wait", self.wait_ms))
-        values.update(self.sync_diagnostics())
+        out.append(self.input_status(topics.ALLOCATION, {}))
+        values: dict[str, Any] = {"frames": self.frames, "mode": self.p["allocation_mode"],
+                                  "pending": len(self.pending), "backend": self.runtime.engine_backend,
+                                  **latency_values("embed", self.embed_ms),
+                                  **latency_values("allocation_wait", self.wait_ms), **self.sync_diagnostics()}
         msg = f"{values['frames']} frames ({values['mode']})"
         return out + [self.summary_status(msg, values)]
 

@@ -21,7 +21,8 @@ from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, stamp_to_ns
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import AdmnNode, image_specs, model_specs, radar_specs, resolve_model_dir, run_node, sync_specs
+from admn_ros.ros.lifecycle import (AdmnNode, image_specs, model_specs, radar_specs, resolve_model_dir, run_node,
+                                    sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow
@@ -145,7 +146,7 @@ class ControllerNode(AdmnNode):
     def diagnostic_statuses(self):
         a = self.last
         out = []
-        for i, sid in enumerate(getattr(self, "ids", [])):
+        for i, sid in enumerate(self.ids):
             extra: dict[str, Any] = self.health_values(sid)
             if a is not None:
                 extra.update({"est_sigma": float(a.est_noise[i]), "blocks": int(a.mask[i].sum()),
@@ -154,15 +155,10 @@ class ControllerNode(AdmnNode):
         if topics.BUDGET in self.monitor.inputs:
             out.append(self.input_status(topics.BUDGET, {}, 1e9))
         values: dict[str, Any] = {
-            "frames": getattr(self, "frames", 0), "budget": self.p["budget"],
-            "effective_budget": self.effective_budget() if hasattr(self, "budget") else self.p["budget"],
-            "deadline_ms": self.p["deadline_ms"],
-            "controller": a.controller if a is not None else "",
-            "backend": self.runtime.engine_backend if getattr(self, "runtime", None) else "",
-        }
-        if hasattr(self, "decision"):
-            values.update(latency_values("decision", self.decision))
-        if getattr(self, "deadline", None) is not None:
+            "frames": self.frames, "budget": self.p["budget"], "effective_budget": self.effective_budget(),
+            "deadline_ms": self.p["deadline_ms"], "controller": a.controller if a is not None else "",
+            "backend": self.runtime.engine_backend, **latency_values("decision", self.decision)}
+        if self.deadline is not None:
             values.update(latency_values("e2e", self.e2e))
             m = self.deadline.model()
             if m is not None:

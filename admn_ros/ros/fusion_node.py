@@ -145,16 +145,10 @@ class FusionNode(AdmnNode):
                       embeddings_to_fusion=(t_in - crit[2]) * 1e-6 - sum(crit[3]), fusion=(t_out - t_in) * 1e-6)
 
     def diagnostic_statuses(self):
-        out = [self.input_status(n, {"frames_missing": self.missing_frames.get(n, 0)})
-               for n in getattr(self, "nodes", [])]
-        values: dict[str, Any] = {"frames": getattr(self, "frames", 0)}
-        if hasattr(self, "fuse_ms"):
-            values.update(latency_values("fuse", self.fuse_ms))
-            values.update(latency_values("e2e", self.e2e_ms))
-            values.update(self.hops.values())
-        values.update(self.sync_diagnostics())
-        e2e = self.e2e_ms.summary()["p50"] if hasattr(self, "e2e_ms") else float("nan")
-        msg = f"{values['frames']} estimates, e2e p50 {e2e:.1f} ms"
+        out = [self.input_status(n, {"frames_missing": self.missing_frames.get(n, 0)}) for n in self.nodes]
+        values: dict[str, Any] = {"frames": self.frames, **latency_values("fuse", self.fuse_ms),
+                                  **latency_values("e2e", self.e2e_ms), **self.hops.values(), **self.sync_diagnostics()}
+        msg = f"{values['frames']} estimates, e2e p50 {self.e2e_ms.summary()['p50']:.1f} ms"
         return out + [self.summary_status(msg, values)]
 
 

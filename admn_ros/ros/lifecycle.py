@@ -8,6 +8,7 @@ so subclasses (``NODE_NAME``, :meth:`AdmnNode.param_specs` and the hooks) must n
 from __future__ import annotations
 
 import sys
+from contextlib import suppress
 from dataclasses import fields
 from typing import Any, Callable, Sequence
 
@@ -516,10 +517,8 @@ class AdmnNode(LifecycleNode):
         self._destroy_subs_timers()
         self.cloud_to_map = None
         for p in self._lc_pubs:
-            try:
+            with suppress(Exception):  # already gone
                 self.destroy_lifecycle_publisher(p)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
         self._lc_pubs = []
         self.diag_pub = None
         try:
@@ -552,10 +551,8 @@ class AdmnNode(LifecycleNode):
         self._prev_dropped = int(sum(self.monitor.dropped.values()))
 
     def destroy_node(self) -> None:
-        try:
+        with suppress(Exception):
             self._destroy_subs_timers()
-        except Exception:  # noqa: BLE001
-            pass
         super().destroy_node()
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import suppress
 from typing import Any, Sequence
 
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
@@ -162,19 +163,15 @@ class GraphProcesses:
             self._thread.join(timeout=2.0)
         for _, p in self.procs:
             if p.poll() is None:
-                try:
+                with suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + timeout
         for _, p in self.procs:
             try:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
+                with suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 p.wait(timeout=2.0)
 
 
@@ -303,13 +300,11 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
                   flush=True)
         if node is not None:
             node.destroy_node()
-        try:
+        with suppress(Exception):
             import rclpy
 
             if rclpy.ok():
                 rclpy.shutdown()
-        except Exception:  # noqa: BLE001
-            pass
     return rc
 
 
