@@ -51,14 +51,7 @@ def stamp_to_seconds(stamp: Time) -> float:
 
 def make_header(stamp: Time | float | int | None = None, frame_id: str = "") -> Header:
     """A ``std_msgs/Header``; ``stamp`` may be a ``Time``, float seconds, or ``None`` (zero)."""
-    if stamp is None:
-        t = Time()
-    elif isinstance(stamp, Time):
-        t = stamp
-    elif isinstance(stamp, (int, np.integer)) and not isinstance(stamp, bool):
-        t = seconds_to_stamp(float(stamp))
-    else:
-        t = seconds_to_stamp(stamp)
+    t = Time() if stamp is None else stamp if isinstance(stamp, Time) else seconds_to_stamp(stamp)
     return Header(stamp=t, frame_id=frame_id)
 
 
