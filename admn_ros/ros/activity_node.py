@@ -1,50 +1,10 @@
 """ADMN window node (``activity_node``): a sensor node's rgb/depth/radar frames -> the task's
-estimate per sliding window of ``F`` frames, the whole pipeline in one node.
-
-Loads the model of ``model_dir`` (any task; '' = the shipped activity models) and subscribes
-(sensor-data QoS, ``message_filters`` ``Subscriber`` s, as the split graph's controller) to
-every stream of the model (``node1/color/image_raw``, ``node1/depth/image_raw``,
-``node1/radar/range_azimuth``; :func:`admn_ros.ros.topics.image_topic`), decodes and
-preprocesses each image and synchronizes them into frames as the controller does, and as
-offline replay (:class:`admn_ros.bags.reader.BagFrames`) does: ``message_filters``
-ApproximateTimeSynchronizer semantics plus stream timeouts (:mod:`admn_ros.ros.msg_filters`).
-A stream silent for ``timeout`` s is missing (frames go on without it, its tokens are masked
-and it gets 0 blocks), so a missing stream never blocks the estimates; a stream the health
-check (:mod:`admn_ros.core.health`) finds frozen or stalled is missing too, and its frames
-are dropped from the whole window at once, until it recovers; a frame whose message
-was lost on one live stream does not fire (its other messages wait in their queues) and the
-window slides on with the next frame; a frame older than the window's newest is dropped
-(``stale_set``). Frames go into a :class:`~admn_ros.core.runtime.FrameWindow`; every
-``publish_every_n_frames`` frames of a full window :meth:`Runtime.infer` runs (one
-allocation per window and stream, ``budget`` blocks; cached embeddings when the allocation
-is unchanged) and the node publishes, stamped with the window's newest frame:
-
-=========================  ===============================  ===================================
-topic                      type                             what
-=========================  ===============================  ===================================
-the task's output topic    the task's output type           the estimate (activity:
-(``admn/activity``)        (``admn_ros/ActivityLabel``)     label, confidence, every class's
-                                                            score, window frames)
-``admn/allocation``        admn_ros/LayerAllocation         the window's allocation (the same
-                                                            message the controller node sends)
-``admn/markers``           visualization_msgs/MarkerArray   estimate text (+ truth), ranked
-                                                            entries, per-stream block bars,
-                                                            window tokens
-``admn/dashboard``         sensor_msgs/Image rgb8           the same as an image
-                                                            (``dashboard_rate`` Hz)
-``/diagnostics``           diagnostic_msgs/DiagnosticArray  per stream rate/age/rejections and
-                                                            absent frames; frames, windows,
-                                                            backbone passes, latency, metric
-=========================  ===============================  ===================================
-
-With ``ground_truth`` true it also listens to the task's truth topic (``ground_truth/activity``
-from the simulated sensors) and shows truth vs. estimate and the running metric.
-
-Budget ``L``: parameter ``budget`` (0 = 25% of the model's blocks, 9 for 3 streams x 12)
-or ``std_msgs/UInt16`` on ``admn/budget``; out-of-range values are rejected with the
-reason. Bad input (wrong encoding, size, empty data, NaN/inf radar, zero or future stamps)
-is rejected, counted per stream and reason on
-``/diagnostics`` and logged throttled; it never stops the node.
+estimate per sliding window of ``F`` frames, the whole pipeline in one node. Streams are
+synchronized as in the controller and offline replay; frames go into a
+:class:`~admn_ros.core.runtime.FrameWindow` and every ``publish_every_n_frames`` frames of a full
+window :meth:`Runtime.infer` runs (one allocation per window and stream, ``budget`` blocks, 0 = 25%
+of the model's). Publishes the task's output, ``admn/allocation``, ``admn/markers``,
+``admn/dashboard`` and /diagnostics; topics and parameters: docs/DEPLOY.md, "Activity recognition graph".
 """
 from __future__ import annotations
 
@@ -54,7 +14,6 @@ from typing import Any, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import UInt16
 from visualization_msgs.msg import MarkerArray
@@ -68,9 +27,8 @@ from admn_ros.core.window_viz import WindowView, render_window_dashboard, window
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, numpy_to_image
-from admn_ros.ros.diagnostics import input_status, latency_values, summary_status
-from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs, model_specs, resolve_model_dir, run_node,
-                                    sync_specs)
+from admn_ros.ros.diagnostics import latency_values
+from admn_ros.ros.lifecycle import AdmnNode, image_specs, model_specs, resolve_model_dir, run_node, sync_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import HopWindows, LatencyWindow, RateMeter
@@ -82,12 +40,6 @@ WINDOW_TASK = next(t for t in TASKS.values() if t.graph == "window")
 AUTO_BUDGET = 0
 
 
-def auto_budget(n_streams: int) -> int:
-    """25% of the window streams' blocks (9 for 3 streams x 12), at least one block per stream."""
-    return max(int(n_streams), budget_from_fraction(0.25, int(n_streams)))
-
-
-# --------------------------------------------------------------------------- node
 class ActivityNode(AdmnNode):
     """See the module docstring."""
 
@@ -120,17 +72,16 @@ class ActivityNode(AdmnNode):
             ParamSpec("dashboard_height", 480, "Dashboard height (pixels)", min=120, max=4096),
         ]
 
-    # ------------------------------------------------------------------ parameters
     def resolved_budget(self, value: int | None = None) -> int:
-        v = int(self.p["budget"] if value is None else value)
-        return auto_budget(self._n_streams()) if v == AUTO_BUDGET else v
+        """``budget`` (or ``value``); AUTO_BUDGET = 25% of the streams' blocks, at least one per stream."""
+        v, n = int(self.p["budget"] if value is None else value), self._n_streams()
+        return max(n, budget_from_fraction(0.25, n)) if v == AUTO_BUDGET else v
 
     def on_parameter(self, name: str, value: Any) -> None:
         if name == "budget":
             self.budget = self.resolved_budget(int(value))
             self.get_logger().info(f"budget -> {self.budget}")
 
-    # ------------------------------------------------------------------ lifecycle
     def configure(self) -> None:
         p = self.p
         self.runtime = None
@@ -174,38 +125,15 @@ class ActivityNode(AdmnNode):
 
     def activate(self) -> None:
         p = self.p
-        self.sync = self.make_sync(self.ids)
         self.window.clear()
         self._last_frame_ns = None
-        q = image_qos(p)
-        for sid in self.ids:
-            self.subscribe_filter(*self.stream_input(sid), q).registerCallback(self._on_image, sid)
-        self.subscribe(UInt16, topics.BUDGET, self._on_budget, reliable_qos())
+        self.subscribe_streams(self.ids, self._on_frame)
+        self.subscribe(UInt16, topics.BUDGET, self.budget_from_topic, reliable_qos())
         if p["ground_truth"]:
             self.subscribe(message_class(self.task.truth.type), self.task.truth.topic, self._on_ground_truth,
                            reliable_qos(50))
-        self.timer(float(p["poll_period"]), self._on_poll)
         if float(p["dashboard_rate"]) > 0:
             self.timer(1.0 / float(p["dashboard_rate"]), self.publish_dashboard)
-
-    def cleanup(self) -> None:
-        self.runtime = None
-        self.sync = None
-
-    # ------------------------------------------------------------------ inputs
-    def _on_image(self, msg: Image, sid: str) -> None:
-        item = self.image_item(sid, msg)
-        if item is not None:
-            self.sync_offer(sid, item, self._on_frame)
-
-    def _on_poll(self) -> None:
-        self.sync_poll(self._on_frame)
-
-    def _on_budget(self, msg: UInt16) -> None:
-        v = int(msg.data)
-        res = self.set_parameters([Parameter("budget", Parameter.Type.INTEGER, v)])[0]
-        if not res.successful:
-            self.reject(topics.BUDGET, "bad_budget", f"budget {v} from {topics.BUDGET} rejected: {res.reason}")
 
     def _on_ground_truth(self, msg: Any) -> None:
         key = self.task.truth.topic
@@ -225,7 +153,6 @@ class ActivityNode(AdmnNode):
         if est is not None:
             self.scores.append(self.task.score(est, truth))
 
-    # ------------------------------------------------------------------ frames -> windows
     def _on_frame(self, fr: SyncedSet) -> None:
         newest = max((it for it in fr.items.values() if it is not None), key=lambda it: it[2])
         self.window.forget(unhealthy(fr.status))
@@ -298,7 +225,6 @@ class ActivityNode(AdmnNode):
         m = self.metric()
         return "" if m is None else f"{self.task.metric.name} {self.task.metric.fmt(m)}"
 
-    # ------------------------------------------------------------------ outputs
     def markers(self) -> MarkerArray:
         return marker_array(window_markers(self.view), str(self.p["frame_id"]), getattr(self, "stamp", None),
                             float(self.p["marker_lifetime"]))
@@ -311,63 +237,40 @@ class ActivityNode(AdmnNode):
         self.dash_pub.publish(numpy_to_image(img, "rgb8", make_header(getattr(self, "stamp", None),
                                                                       str(self.p["frame_id"]))))
 
-    # ------------------------------------------------------------------ diagnostics
     def diagnostic_statuses(self):
-        name = self.get_fully_qualified_name()
-        now_s, now_ns = self.now_s(), self.now_ns()
+        res, rt, sync = self.last, self.runtime, self.sync
         out = []
-        res = self.last
-        sync = getattr(self, "sync", None)
-        rt = getattr(self, "runtime", None)
-        for i, sid in enumerate(getattr(self, "ids", [])):
+        for i, sid in enumerate(self.ids):
             extra: dict[str, Any] = {"frames_absent": sync.missing_count.get(sid, 0) if sync is not None else 0,
                                      **self.health_values(sid)}
             if res is not None:
-                extra.update({"est_sigma": float(res.allocation.est_noise[i]),
-                              "blocks": int(res.allocation.mask[i].sum()),
-                              "present": bool(res.allocation.present[i])})
-            out.append(input_status(name, sid, self.monitor, now_s, now_ns, self.p["stale_s"], extra,
-                                    self._prev_rejected.get(sid, 0)))
-        for key in [topics.BUDGET] + ([self.task.truth.topic] if rt is not None else []):
-            if key in self.monitor.inputs:
-                out.append(input_status(name, key, self.monitor, now_s, now_ns, 1e9, {},
-                                        self._prev_rejected.get(key, 0)))
-        metric = self.metric() if hasattr(self, "scores") else None
+                a = res.allocation
+                extra.update({"est_sigma": float(a.est_noise[i]), "blocks": int(a.mask[i].sum()),
+                              "present": bool(a.present[i])})
+            out.append(self.input_status(sid, extra))
+        out += [self.input_status(k, {}, 1e9) for k in (topics.BUDGET, self.task.truth.topic)
+                if k in self.monitor.inputs]
+        metric = self.metric()
         values: dict[str, Any] = {
-            "task": rt.task.name if rt is not None else "",
-            "frames": getattr(self, "frames", 0), "frames_incomplete": getattr(self, "frames_incomplete", 0),
-            "windows": getattr(self, "windows", 0),
-            "output_rate_hz": self.out_rate.rate(now_s) if hasattr(self, "out_rate") else 0.0,
-            "window_frames": rt.frames if rt is not None else 0,
-            "budget": getattr(self, "budget", self.p["budget"]),
-            "computed_last": getattr(self, "computed_last", 0),
-            "computed_total": getattr(self, "computed_total", 0),
+            "task": rt.task.name, "frames": self.frames, "frames_incomplete": self.frames_incomplete,
+            "windows": self.windows, "output_rate_hz": self.out_rate.rate(self.now_s()), "window_frames": rt.frames,
+            "budget": self.budget, "computed_last": self.computed_last, "computed_total": self.computed_total,
             "estimate": self.task.text(res.estimate) if res is not None else "",
             "controller": res.allocation.controller if res is not None else "",
-            "metric": float(metric) if metric is not None else float("nan"),
-            "judged": len(getattr(self, "scores", [])),
-            "backend": rt.engine_backend if rt is not None else "",
-        }
-        if hasattr(self, "infer_ms"):
-            values.update(latency_values("infer", self.infer_ms))
-            values.update(latency_values("e2e", self.e2e_ms))
-            values.update(self.hops.values())
-        values.update(self.sync_diagnostics())
+            "metric": float(metric) if metric is not None else float("nan"), "judged": len(self.scores),
+            "backend": rt.engine_backend, **latency_values("infer", self.infer_ms),
+            **latency_values("e2e", self.e2e_ms), **self.hops.values(), **self.sync_diagnostics()}
         msg = ""
         if self.configure_error is None:
             msg = (f"{values['windows']} estimates, last {values['estimate'] or '-'}, L={values['budget']}"
                    + (f", {self.metric_text()}" if metric is not None else ""))
-        out.append(summary_status(name, self.SUMMARY, msg, values, self.monitor.dropped, self._prev_dropped,
-                                  self.configure_error))
-        return out
+        return out + [self.summary_status(msg, values)]
 
 
 def main(args: Sequence[str] | None = None) -> int:
     """``python -m admn_ros.ros.activity_node --ros-args -p model_dir:=models/activity -p budget:=9``."""
     return run_node(ActivityNode, list(args) if args is not None else None)
 
-
-__all__ = ["ActivityNode", "auto_budget", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,33 +1,7 @@
-"""ADMN backbone node: one sensor node's streams through their adaptive-depth backbones.
-
-One instance per sensor node (parameter ``sensor_node``, e.g. ``node2``), so on a real
-network it runs on that node's host next to its cameras and only embeddings (a few
-hundred bytes per stream) cross the network.
-
-Subscribes (sensor-data QoS, ``message_filters`` ``Subscriber`` s) to the node's image
-topics (radar as PointCloud2 with ``radar_input: pointcloud2``, as the controller node) and synchronizes them as the controller does (``message_filters``
-ApproximateTimeSynchronizer semantics plus stream timeouts, :mod:`admn_ros.ros.msg_filters`:
-a silent stream is missing after ``timeout``; a frozen or stalled one while the health check
-says so, :mod:`admn_ros.core.health`; a frame older than one already processed is dropped
-as ``stale_set``), and to ``admn/allocation`` (reliable). Runs :meth:`Runtime.embed` (real block
-skipping) with the allocation's rows of its streams and publishes
-``admn_ros/StreamEmbeddings`` on ``admn/<sensor_node>/embeddings`` with the frame's stamp and the
-latency of every hop so far: the allocation's ``input_ms`` / ``decision_ms``, ``allocation_ms``
-(the rest of the time from the stamp until this node started the frame) and ``backbone_ms``.
-
-``allocation_mode``:
-
-* ``per_frame`` (ADMN as in the paper): a frame waits for the allocation decided for it
-  (allocation stamp within ``slop`` of the frame stamp). Frames wait at most
-  ``allocation_wait`` s and at most ``max_pending`` of them; a frame whose allocation
-  never comes (timeout, queue overflow, or a newer allocation arrived first) is dropped
-  and counted (``dropped.allocation_timeout`` / ``pending_overflow`` / ``allocation_skipped``).
-* ``pipelined``: use the latest allocation at once (it was decided on an earlier frame):
-  lower latency, one frame of staleness in the QoI estimate. Frames before the first
-  allocation are dropped (``dropped.no_allocation_yet``).
-
-A stream without data, or with 0 blocks in the allocation, is not computed: its
-``StreamEmbedding`` has all ``active_blocks`` false and an empty ``embedding``.
+"""ADMN backbone node: one sensor node's streams (parameter ``sensor_node``) through their
+adaptive-depth backbones (:meth:`Runtime.embed`, real block skipping) with the rows of the
+``admn/allocation`` for its streams, published on ``admn/<sensor_node>/embeddings``. Runs next to its
+sensors, so only embeddings cross the network. ``allocation_mode``, drops and topics: docs/DEPLOY.md.
 """
 from __future__ import annotations
 
@@ -40,16 +14,15 @@ from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from sensor_msgs.msg import Image
 
 from admn_ros.core.runtime import Runtime
 from admn_ros.core.streams import stream_id
 from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header
-from admn_ros.ros.diagnostics import input_status, latency_values, summary_status
-from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs, radar_specs,
-                                    model_specs, resolve_model_dir, run_node, sync_specs)
+from admn_ros.ros.diagnostics import latency_values
+from admn_ros.ros.lifecycle import (AdmnNode, image_specs, model_specs, radar_specs, resolve_model_dir, run_node,
+                                    sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow
@@ -102,7 +75,6 @@ class BackboneNode(AdmnNode):
         if name == "allocation_mode":
             self.get_logger().info(f"allocation_mode -> {value}")
 
-    # ------------------------------------------------------------------ lifecycle
     def configure(self) -> None:
         p = self.p
         self.runtime = None
@@ -126,25 +98,11 @@ class BackboneNode(AdmnNode):
         self.get_logger().info(f"{node}: streams {self.sids}; {rt.describe()}; mode {p['allocation_mode']}")
 
     def activate(self) -> None:
-        self.sync = self.make_sync(self.sids)
-        q = image_qos(self.p)
-        for sid in self.sids:
-            self.subscribe_filter(*self.stream_input(sid), q).registerCallback(self._on_image, sid)
+        self.subscribe_streams(self.sids, self._on_frame, poll=self._on_poll)
         self.subscribe(LayerAllocation, topics.ALLOCATION, self._on_allocation, reliable_qos(20))
-        self.timer(float(self.p["poll_period"]), self._on_poll)
 
     def deactivate(self) -> None:
         self.pending.clear()
-
-    def cleanup(self) -> None:
-        self.runtime = None
-        self.sync = None
-
-    # ------------------------------------------------------------------ inputs
-    def _on_image(self, msg: Image, sid: str) -> None:
-        item = self.image_item(sid, msg)
-        if item is not None:
-            self.sync_offer(sid, item, self._on_frame)
 
     def _on_allocation(self, msg: LayerAllocation) -> None:
         key = topics.ALLOCATION
@@ -185,7 +143,6 @@ class BackboneNode(AdmnNode):
                 self.pending.popleft()
                 self.monitor.drop("allocation_timeout")
 
-    # ------------------------------------------------------------------ frames
     def _on_frame(self, fs) -> None:
         items = [it for it in fs.items.values() if it is not None]
         newest = max(items, key=lambda it: it[2])
@@ -265,32 +222,21 @@ class BackboneNode(AdmnNode):
         self.pub.publish(out)
         self.frames += 1
 
-    # ------------------------------------------------------------------ diagnostics
     def diagnostic_statuses(self):
-        name = self.get_fully_qualified_name()
-        now_s, now_ns = self.now_s(), self.now_ns()
         out = []
-        a = getattr(self, "latest", None)
-        for sid in getattr(self, "sids", []):
+        a = self.latest
+        for sid in self.sids:
             extra: dict[str, Any] = self.health_values(sid)
             if a is not None:
                 extra.update({"est_sigma": a.noise[sid], "blocks": int(a.rows[sid].sum()), "present": a.present[sid]})
-            out.append(input_status(name, sid, self.monitor, now_s, now_ns, self.p["stale_s"], extra,
-                                    self._prev_rejected.get(sid, 0)))
-        if getattr(self, "sids", None):
-            out.append(input_status(name, topics.ALLOCATION, self.monitor, now_s, now_ns, self.p["stale_s"], {},
-                                    self._prev_rejected.get(topics.ALLOCATION, 0)))
-        values: dict[str, Any] = {"frames": getattr(self, "frames", 0), "mode": self.p["allocation_mode"],
-                                  "pending": len(getattr(self, "pending", ())),
-                                  "backend": self.runtime.engine_backend if getattr(self, "runtime", None) else ""}
-        if hasattr(self, "embed_ms"):
-            values.update(latency_values("embed", self.embed_ms))
-            values.update(latency_values("allocation_wait", self.wait_ms))
-        values.update(self.sync_diagnostics())
+            out.append(self.input_status(sid, extra))
+        out.append(self.input_status(topics.ALLOCATION, {}))
+        values: dict[str, Any] = {"frames": self.frames, "mode": self.p["allocation_mode"],
+                                  "pending": len(self.pending), "backend": self.runtime.engine_backend,
+                                  **latency_values("embed", self.embed_ms),
+                                  **latency_values("allocation_wait", self.wait_ms), **self.sync_diagnostics()}
         msg = f"{values['frames']} frames ({values['mode']})"
-        out.append(summary_status(name, self.SUMMARY, msg, values, self.monitor.dropped, self._prev_dropped,
-                                  self.configure_error))
-        return out
+        return out + [self.summary_status(msg, values)]
 
 
 def main(args: list[str] | None = None) -> int:

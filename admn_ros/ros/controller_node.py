@@ -1,48 +1,8 @@
-"""ADMN controller node: synchronized sensor frames -> per-stream layer allocation.
-
-Subscribes (sensor-data QoS, ``message_filters`` ``Subscriber`` s) to every stream's image
-topic (:func:`admn_ros.ros.topics.image_topic`: ``<node>/color/image_raw``,
-``<node>/depth/image_raw``, ``<node>/radar/range_azimuth``), decodes and preprocesses each
-image and synchronizes them with ``message_filters.ApproximateTimeSynchronizer`` semantics
-(:mod:`admn_ros.ros.msg_filters`: the real package when installed; ``slop``,
-``queue_size``) plus stream timeouts (:class:`admn_ros.core.sync.StreamSync`: a stream silent
-for ``timeout`` s is *missing* and frames proceed without it, so that stream gets 0 blocks; a
-timer calls ``poll()`` every ``poll_period`` so frames fire even when the dead stream sends
-nothing; a frame older than one already processed is dropped as ``stale_set``) and the
-per-stream health check (:mod:`admn_ros.core.health`, parameters ``frozen_frames``,
-``frozen_tolerance``, ``stall_frames``, ``max_jump_s``, ``recover_frames``: a stream whose
-content stops changing or whose stamps stall or jump is treated as missing until it
-recovers), then calls :meth:`Runtime.allocate`. Publishes
-``admn_ros/LayerAllocation`` on ``admn/allocation`` (reliable) with the frame's stamp,
-``stream_present``, ``stream_status`` (``ok``, ``missing``, ``frozen``, ``stalled``),
-``estimated_noise``, the controller used, ``input_ms`` (sensor stamp -> the frame's last input
-here) and ``decision_ms`` (this node's time for the frame, publishing excluded).
-
-Budget ``L`` (active blocks over all streams, first blocks included):
-
-* parameter ``budget`` (``ros2 param set /controller_node budget 40``), validated against
-  the stream count (rejected with the reason if out of range);
-* topic ``admn/budget`` (``std_msgs/UInt16``): sets the same parameter (so
-  ``ros2 param get`` shows it); an out-of-range value is rejected with a warning;
-* deadline mode (``deadline_ms`` > 0): the budget follows
-  :class:`admn_ros.core.budget.DeadlineBudget`, fed with the **measured end-to-end
-  latency** of each frame: the controller subscribes to the task's estimate (``admn/target``
-  for tracking) and, for each estimate, takes ``receipt time - stamp`` (it carries the sensor stamp)
-  together with the blocks it allocated for that stamp. That is what the deadline is
-  about (sensor stamp -> estimate) and it includes the backbones, the fusion and DDS,
-  which the controller cannot time on its own. It needs the fusion node's clock to be
-  the controller's (same host, or synchronized clocks). ``budget`` is the starting value;
-  with ``deadline_ms`` back at 0 the parameter rules again.
-
-Images are read with cv_bridge when it is importable (same results without it,
-:func:`admn_ros.ros.convert.image_bridge`). With ``radar_input: pointcloud2`` the radar
-streams are ``sensor_msgs/PointCloud2`` detections on ``<node>/radar/points``, drawn into
-the range-azimuth map of ``sensors_config`` (:mod:`admn_ros.core.radar_cloud`).
-
-Bad input (an encoding the stream cannot use, size, empty data, NaN/inf radar, zero or
-future stamps) is rejected, counted per stream and reason on ``/diagnostics`` and logged
-throttled with the topic; the stream is missing in that frame and the node keeps running.
-Reordered or repeated stamps go to the synchronizer, as with ``message_filters``.
+"""ADMN controller node: synchronized sensor frames -> per-stream layer allocation on
+``admn/allocation`` (:meth:`Runtime.allocate`). Budget ``L`` from the ``budget`` parameter, the
+``admn/budget`` topic, or deadline mode (``deadline_ms`` > 0,
+:class:`admn_ros.core.budget.DeadlineBudget` fed with the measured end-to-end latency of the
+task's estimates). Topics, synchronization, stream health and bad input: docs/DEPLOY.md.
 """
 from __future__ import annotations
 
@@ -51,8 +11,6 @@ import sys
 from collections import OrderedDict
 from typing import Any
 
-from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
 from std_msgs.msg import UInt16
 
 from admn_ros.core.budget import DeadlineBudget
@@ -62,9 +20,9 @@ from admn_ros.core.streams import StreamSet, validate_budget
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, stamp_to_ns
-from admn_ros.ros.diagnostics import input_status, latency_values, summary_status
-from admn_ros.ros.lifecycle import (AdmnNode, image_qos, image_specs, radar_specs,
-                                    model_specs, resolve_model_dir, run_node, sync_specs)
+from admn_ros.ros.diagnostics import latency_values
+from admn_ros.ros.lifecycle import (AdmnNode, image_specs, model_specs, radar_specs, resolve_model_dir, run_node,
+                                    sync_specs)
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow
@@ -84,14 +42,12 @@ class ControllerNode(AdmnNode):
                       min=1, max=65535, validator=self._budget_problem),
             ParamSpec("deadline_ms", 0.0, "> 0: deadline mode, the budget follows the measured end-to-end "
                       "latency (sensor stamp -> target) so frames fit this many ms", min=0.0, max=60000.0),
-            ParamSpec("deadline_margin", 0.15, "Deadline mode: fraction of deadline_ms kept free",
-                      min=0.0, max=0.9),
+            ParamSpec("deadline_margin", 0.15, "Deadline mode: fraction of deadline_ms kept free", min=0.0, max=0.9),
             *sync_specs(),
             *image_specs(),
             *radar_specs(),
         ]
 
-    # ------------------------------------------------------------------ parameters
     def on_parameter(self, name: str, value: Any) -> None:
         if name == "budget":
             self.budget = int(value)
@@ -101,13 +57,11 @@ class ControllerNode(AdmnNode):
         elif name in ("deadline_ms", "deadline_margin"):
             self._make_deadline()
 
-    # ------------------------------------------------------------------ lifecycle
     def configure(self) -> None:
         p = self.p
         self.runtime = None
         streams = StreamSet(tuple(p["sensor_nodes"]))
-        rt = Runtime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"],
-                                  streams=streams)
+        rt = Runtime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"], streams=streams)
         self.runtime = rt
         validate_budget(int(p["budget"]), len(rt.stream_ids))
         rt.warmup(("allocate",))
@@ -138,28 +92,13 @@ class ControllerNode(AdmnNode):
                                f"starting at budget {self.deadline_budget}")
 
     def activate(self) -> None:
-        self.sync = self.make_sync(self.ids)
-        q = image_qos(self.p)
-        for sid in self.ids:
-            self.subscribe_filter(*self.stream_input(sid), q).registerCallback(self._on_image, sid)
-        self.subscribe(UInt16, topics.BUDGET, self._on_budget, reliable_qos())
+        self.subscribe_streams(self.ids, lambda fs: self._process(fs))
+        self.subscribe(UInt16, topics.BUDGET, self.budget_from_topic, reliable_qos())
         out = self.runtime.task.output
         self.subscribe(message_class(out.type), out.topic, self._on_target, reliable_qos())
-        self.timer(float(self.p["poll_period"]), self._on_poll)
 
-    def cleanup(self) -> None:
-        self.runtime = None
-        self.sync = None
-
-    # ------------------------------------------------------------------ budget
     def effective_budget(self) -> int:
         return self.deadline_budget if self.deadline is not None else self.budget
-
-    def _on_budget(self, msg: UInt16) -> None:
-        v = int(msg.data)
-        res = self.set_parameters([Parameter("budget", Parameter.Type.INTEGER, v)])[0]
-        if not res.successful:
-            self.reject(topics.BUDGET, "bad_budget", f"budget {v} from {topics.BUDGET} rejected: {res.reason}")
 
     def _on_target(self, msg: Any) -> None:
         if self.deadline is None:
@@ -177,15 +116,6 @@ class ControllerNode(AdmnNode):
         if new != self.deadline_budget:
             self.get_logger().debug(f"deadline mode: budget {self.deadline_budget} -> {new} (latency {lat:.1f} ms)")
         self.deadline_budget = new
-
-    # ------------------------------------------------------------------ frames
-    def _on_image(self, msg: Image, sid: str) -> None:
-        item = self.image_item(sid, msg)
-        if item is not None:
-            self.sync_offer(sid, item, self._process)
-
-    def _on_poll(self) -> None:
-        self.sync_poll(self._process)
 
     def _process(self, fs) -> None:
         t_in = self.now_ns()
@@ -213,32 +143,22 @@ class ControllerNode(AdmnNode):
             while len(self._sent) > 300:
                 self._sent.popitem(last=False)
 
-    # ------------------------------------------------------------------ diagnostics
     def diagnostic_statuses(self):
-        name = self.get_fully_qualified_name()
-        now_s, now_ns = self.now_s(), self.now_ns()
-        out = []
         a = self.last
-        for i, sid in enumerate(getattr(self, "ids", [])):
+        out = []
+        for i, sid in enumerate(self.ids):
             extra: dict[str, Any] = self.health_values(sid)
             if a is not None:
                 extra.update({"est_sigma": float(a.est_noise[i]), "blocks": int(a.mask[i].sum()),
                               "present": bool(a.present[i])})
-            out.append(input_status(name, sid, self.monitor, now_s, now_ns, self.p["stale_s"], extra,
-                                    self._prev_rejected.get(sid, 0)))
+            out.append(self.input_status(sid, extra))
         if topics.BUDGET in self.monitor.inputs:
-            out.append(input_status(name, topics.BUDGET, self.monitor, now_s, now_ns, 1e9, {},
-                                    self._prev_rejected.get(topics.BUDGET, 0)))
+            out.append(self.input_status(topics.BUDGET, {}, 1e9))
         values: dict[str, Any] = {
-            "frames": getattr(self, "frames", 0), "budget": self.p["budget"],
-            "effective_budget": self.effective_budget() if hasattr(self, "budget") else self.p["budget"],
-            "deadline_ms": self.p["deadline_ms"],
-            "controller": a.controller if a is not None else "",
-            "backend": self.runtime.engine_backend if getattr(self, "runtime", None) else "",
-        }
-        if hasattr(self, "decision"):
-            values.update(latency_values("decision", self.decision))
-        if getattr(self, "deadline", None) is not None:
+            "frames": self.frames, "budget": self.p["budget"], "effective_budget": self.effective_budget(),
+            "deadline_ms": self.p["deadline_ms"], "controller": a.controller if a is not None else "",
+            "backend": self.runtime.engine_backend, **latency_values("decision", self.decision)}
+        if self.deadline is not None:
             values.update(latency_values("e2e", self.e2e))
             m = self.deadline.model()
             if m is not None:
@@ -246,17 +166,13 @@ class ControllerNode(AdmnNode):
         values.update(self.sync_diagnostics())
         msg = (f"{values['frames']} frames, L={values['effective_budget']} [{values['controller']}]"
                if self.configure_error is None else "")
-        out.append(summary_status(name, self.SUMMARY, msg, values, self.monitor.dropped, self._prev_dropped,
-                                  self.configure_error))
-        return out
+        return out + [self.summary_status(msg, values)]
 
 
 def main(args: list[str] | None = None) -> int:
     """``python -m admn_ros.ros.controller_node --ros-args -p model_dir:=models -p budget:=27``."""
     return run_node(ControllerNode, args)
 
-
-__all__ = ["ControllerNode", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

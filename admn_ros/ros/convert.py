@@ -1,18 +1,7 @@
-"""Message <-> numpy conversions of the nodes: ``sensor_msgs/Image`` through cv_bridge,
-``admn_ros/LayerAllocation`` and stamps.
-
-Images: :func:`image_bridge` is ``cv_bridge.CvBridge()`` when cv_bridge is importable and
-otherwise :class:`admn_ros.core.image_convert.ImageBridge`, which gives the same results
-(the conversions themselves live in :mod:`admn_ros.core.image_convert`). The nodes read
-images with its ``imgmsg_to_cv2`` and publish them with :func:`numpy_to_image`
-(``cv2_to_imgmsg``: ``step = width * channels * itemsize``, ``is_bigendian`` from the
-array's byte order, the data copied in one buffer copy; do *not* set
-``ROS_PYTHON_CHECK_FIELDS``, which makes the payload assignment ~100x slower).
-
-Also: LayerAllocation <-> boolean ``(n_streams, depth)`` mask (row-major
-``active_blocks``), float seconds / integer nanoseconds <-> ``builtin_interfaces/Time``, and
-message type names -> rclpy classes (a task's estimate and truth messages are filled by
-the task: :meth:`~admn_ros.core.tasks.base.Task.fill_output`).
+"""Message <-> numpy conversions of the nodes: ``sensor_msgs/Image`` through :func:`image_bridge`
+(do *not* set ``ROS_PYTHON_CHECK_FIELDS``: it makes the payload assignment ~100x slower),
+``admn_ros/LayerAllocation`` <-> boolean ``(n_streams, depth)`` mask, stamps, and message type
+names -> rclpy classes.
 """
 from __future__ import annotations
 
@@ -27,10 +16,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from admn_ros.core.image_convert import ImageBridge
-from admn_ros.core.streams import DEPTH, allocation_fields
-
-# ---------------------------------------------------------------------------- stamps
-
+from admn_ros.core.streams import allocation_fields
 
 def ns_to_stamp(ns: int) -> Time:
     """Integer nanoseconds (>= 0) -> ``builtin_interfaces/Time`` (exact)."""
@@ -65,18 +51,8 @@ def stamp_to_seconds(stamp: Time) -> float:
 
 def make_header(stamp: Time | float | int | None = None, frame_id: str = "") -> Header:
     """A ``std_msgs/Header``; ``stamp`` may be a ``Time``, float seconds, or ``None`` (zero)."""
-    if stamp is None:
-        t = Time()
-    elif isinstance(stamp, Time):
-        t = stamp
-    elif isinstance(stamp, (int, np.integer)) and not isinstance(stamp, bool):
-        t = seconds_to_stamp(float(stamp))
-    else:
-        t = seconds_to_stamp(stamp)
+    t = Time() if stamp is None else stamp if isinstance(stamp, Time) else seconds_to_stamp(stamp)
     return Header(stamp=t, frame_id=frame_id)
-
-
-# ---------------------------------------------------------------------------- images
 
 
 @functools.lru_cache(maxsize=1)
@@ -92,17 +68,10 @@ def image_bridge() -> Any:
 
 def numpy_to_image(arr: np.ndarray, encoding: str, header: Header | None = None,
                    *, stamp: Time | float | None = None, frame_id: str = "") -> Image:
-    """numpy array -> ``sensor_msgs/Image`` through :func:`image_bridge` (``cv2_to_imgmsg``).
-
-    ``arr`` must already have the encoding's type (``uint8 (H, W, 3)`` for rgb8, ``uint16``
-    for 16UC1, ``float32`` for 32FC1, ...); nothing is cast. ``header`` wins over
-    ``stamp``/``frame_id``.
-    """
+    """numpy array, already of the encoding's dtype (nothing is cast) -> ``sensor_msgs/Image``
+    through :func:`image_bridge`; ``header`` wins over ``stamp``/``frame_id``."""
     return image_bridge().cv2_to_imgmsg(np.asarray(arr), encoding,
                                         header if header is not None else make_header(stamp, frame_id))
-
-
-# ---------------------------------------------------------------------------- allocations
 
 
 @dataclass
@@ -180,10 +149,3 @@ def message_class(msgtype: str) -> type:
         raise RuntimeError(f"cannot import the Python message class of {msgtype!r} ({pkg}.{sub}.{name}): {e}; "
                            "is the interface package built and on PYTHONPATH?") from None
 
-
-__all__ = [
-    "message_class", "image_bridge", "numpy_to_image",
-    "ns_to_stamp", "stamp_to_ns", "seconds_to_stamp",
-    "stamp_to_seconds", "make_header", "Allocation", "mask_to_allocation",
-    "allocation_to_mask", "DEPTH",
-]

@@ -1,14 +1,7 @@
-"""The live demo's monitor (``admn-ros demo``, ``make demo``) for any task.
-
-:class:`Monitor` listens to the running graph: the task's estimates and truth, the allocations,
-every stream's images (rates over a sliding window, and the model inputs of each frame) and
-``StreamQoI`` (the true noise), the dashboard and ``/diagnostics`` (the latency by hop). With a
-scenario (:class:`~admn_ros.core.sim.timeline.Timeline`) it starts the sensors' timeline when
-the first estimate arrives (parameters ``timeline_file`` / ``timeline_start`` of the sensor
-node) and the demo ends with the last phase. The live line shows the phase; at the end
-:meth:`Monitor.finish` computes Naive Allocation and the Upper Bound on the recorded inputs
-(after the graph stopped, so the live run is untouched), prints the per-phase table and
-writes the picture and the summary JSON (:class:`~admn_ros.core.demo.DemoRecord`).
+"""The live demo's monitor (``admn-ros demo``) for any task: :class:`Monitor` listens to the running
+graph (estimates, truth, allocations, images, QoI, dashboard, /diagnostics), starts the sensors'
+scenario when the first estimate arrives, prints the live line and at the end compares Naive
+Allocation and the Upper Bound on the recorded inputs (:class:`~admn_ros.core.demo.DemoRecord`).
 """
 from __future__ import annotations
 
@@ -28,8 +21,8 @@ from admn_ros.ros.telemetry import RateMeter, hop_lines, hops_of
 
 #: Window (s) of the live sensor rates.
 RATE_WINDOW_S = 3.0
-#: The scenario starts this long after the first estimate (s), so no frame rendered before the
-#: sensor node got the parameters falls into it.
+#: The scenario starts this long after the first estimate (s): no frame rendered before the sensor
+#: node got the parameters falls into it.
 START_DELAY_S = 0.5
 
 
@@ -41,8 +34,7 @@ def allocation_text(a: Any) -> str:
 
 
 class Monitor:
-    """See the module docstring. ``sensor_node``: the simulated sensors' node name (the
-    scenario's parameters are set there)."""
+    """See the module docstring; the scenario's parameters are set on ``sensor_node``."""
 
     def __init__(self, node: Any, stream_ids: list[str], task: Task, scenario: Timeline | None = None,
                  sensor_node: str = "sensor_node") -> None:
@@ -77,7 +69,6 @@ class Monitor:
     def _now_s(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
 
-    # ------------------------------------------------------------------ messages
     def _on_image(self, sid: str, msg: Any) -> None:
         self.rates[sid].tick(self._now_s())
         mod = sid.split("/")[1]
@@ -124,7 +115,6 @@ class Monitor:
             if hops:
                 self.rec.hops = hops
 
-    # ------------------------------------------------------------------ scenario
     def _start(self, first_ns: int) -> None:
         """Start the scenario shortly after the first estimate (without one: phase 0 from here)."""
         from rclpy.parameter import Parameter
@@ -152,7 +142,6 @@ class Monitor:
         return (self.scenario is not None and self.rec.start_ns is not None
                 and self._now_s() > self.rec.start_ns * 1e-9 + self.scenario.duration_s + 1.0)
 
-    # ------------------------------------------------------------------ output
     def line(self, elapsed: float) -> str:
         """The live status line: phase, sensor rates (sliding window), the last estimate, metric,
         latency and allocation."""
@@ -215,6 +204,3 @@ class Monitor:
             sid: r.rate(now) for sid, r in self.rates.items()}}, indent=1, default=float))
         lines += ["", f"picture         {png}", f"summary (JSON)  {js}"]
         return "\n".join(lines)
-
-
-__all__ = ["Monitor", "allocation_text"]

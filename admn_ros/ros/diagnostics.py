@@ -1,22 +1,8 @@
 """``/diagnostics`` messages of the ADMN nodes (conversion only; the bookkeeping is
-:class:`admn_ros.ros.telemetry.StreamMonitor` / :class:`~admn_ros.ros.telemetry.LatencyWindow`).
-
-Every ADMN node publishes one ``diagnostic_msgs/DiagnosticArray`` per
-``diagnostics_period`` (1 s by default) with
-
-* one status per input (stream or backbone node): ``<node fqn>: input <key>`` with
-  ``rate_hz``, ``age_s`` (now minus the stamp of the last accepted message),
-  ``accepted``, ``rejected`` and ``rejected.<reason>`` counters, plus node-specific values
-  such as the estimated QoI (``est_sigma``), the blocks last allocated and, for sensor streams,
-  the health check's ``health`` (``ok``, ``missing``, ``frozen``, ``stalled``) and
-  ``health.frozen`` / ``health.stalled`` (times the stream turned so);
-* one summary status ``<node fqn>: <what>`` with frames processed, frames dropped by
-  reason (``dropped.<reason>``), latency windows (``<name>_ms_p50`` / ``_p99`` / ``_max``)
-  and, for the synchronizing nodes, the synchronizer's counters (:func:`sync_values`).
-
-Levels: OK; WARN when an input is stale (older than ``stale_s`` or never seen), frozen or
-stalled (it gets 0 blocks), or the node dropped/rejected something during the last period; ERROR when the node is not
-configured (e.g. no model).
+:mod:`admn_ros.ros.telemetry`): a status per input (``<node fqn>: input <key>``) and a summary
+status (``<node fqn>: <what>``); keys and levels: docs/DEPLOY.md, "Operating". WARN when an input is
+stale, frozen or stalled, or something was dropped/rejected during the last period; ERROR when the
+node is not configured.
 """
 from __future__ import annotations
 
@@ -29,8 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from admn_ros.core.health import UNHEALTHY
 from admn_ros.ros.telemetry import LatencyWindow, StreamMonitor
 
-OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR,
-                          DiagnosticStatus.STALE)
+OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
 
 def _fmt(v: Any) -> str:
@@ -57,11 +42,7 @@ def latency_values(prefix: str, window: LatencyWindow) -> dict[str, float]:
 
 
 def sync_values(stats: Any, implementation: str) -> dict[str, Any]:
-    """The counters of a :class:`admn_ros.core.sync.StreamSync` (``stats``): ``sync_sets``
-    emitted, ``sync_stale_sets`` dropped because a newer set had been emitted already,
-    ``sync_discarded`` messages that left the synchronizer unmatched (queue overflow, same
-    stamp twice, input timed out), ``sync_queued`` messages waiting, ``sync_rebuilds``
-    (changes of the live inputs) and ``sync_impl`` (``message_filters`` or ``admn_ros``)."""
+    """The counters of a :class:`admn_ros.core.sync.StreamSync`'s ``stats`` and the implementation."""
     return {"sync_sets": stats.sets, "sync_stale_sets": stats.stale_sets, "sync_discarded": stats.discarded,
             "sync_queued": stats.queued, "sync_rebuilds": stats.rebuilds, "sync_impl": implementation}
 
@@ -114,7 +95,3 @@ def make_array(stamp, statuses: list[DiagnosticStatus]) -> DiagnosticArray:
     arr.status = list(statuses)
     return arr
 
-
-def values_of(status: DiagnosticStatus) -> dict[str, str]:
-    """``{key: value}`` of a status (for tests and monitors)."""
-    return {kv.key: kv.value for kv in status.values}

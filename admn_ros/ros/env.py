@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, MutableMapping
+from typing import Any, Callable, MutableMapping
 
 from admn_ros.core.paths import config_path
 
@@ -55,19 +55,16 @@ def isolated_env(env: MutableMapping[str, str] | None = None) -> MutableMapping[
 
 
 def exit_process(rc: int) -> int:
-    """End the node process with ``rc`` once its node is destroyed and rclpy is shut down,
-    without the interpreter's final garbage collection: with torch loaded it was seen to hang
-    in native destructors after SIGINT under ``ros2 launch``, which then escalates to SIGTERM
-    and SIGKILL."""
+    """End the node process with ``rc`` without the interpreter's final garbage collection: with torch
+    loaded it hung in native destructors after SIGINT under ``ros2 launch`` (then SIGTERM, SIGKILL)."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(rc)
 
 
 def make_executor(context: Any = None) -> Any:
-    """The executor of every node process: rclpy's ``EventsExecutor`` (callbacks dispatched from
-    C++ as the middleware reports them; the default executor rebuilds a wait set over every
-    subscription, service and timer for each callback), else ``SingleThreadedExecutor``."""
+    """rclpy's ``EventsExecutor`` (the default executor rebuilds a wait set over every entity for each
+    callback), else ``SingleThreadedExecutor``."""
     try:
         from rclpy.experimental import EventsExecutor
     except ImportError:
@@ -88,3 +85,39 @@ def spin(*nodes: Any, duration: float = 0.0) -> None:
     end = time.monotonic() + duration if duration > 0 else float("inf")
     while rclpy.ok() and time.monotonic() < end:
         ex.spin_once(timeout_sec=0.1)
+
+
+def run_process(make: Callable[[], Any], label: str, errors: tuple[type[Exception], ...],
+                args: list[str] | None = None, failed: Callable[[Any], str | None] | None = None) -> int:
+    """``main()`` of a node process: DDS environment, init, ``make()`` the node, spin, clean up.
+    Exit code 2 with the problem on stderr when ``make`` raises one of ``errors`` or ``failed(node)``
+    names a problem; SIGINT/SIGTERM during a callback is a clean exit."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    configure_dds_env()  # localhost discovery + shipped FastDDS profile unless the environment says otherwise
+    rclpy.init(args=args)
+    node, rc = None, 0
+    try:
+        try:
+            node = make()
+        except errors as exc:
+            print(f"[{label}] error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}",
+                  file=sys.stderr, flush=True)
+            rc = 2
+        why = failed(node) if node is not None and failed is not None else None
+        if why:
+            print(f"[{node.get_name()}] error: {why}", file=sys.stderr, flush=True)
+            rc = 2
+        if rc == 0:
+            spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
+        if rclpy.ok():
+            raise
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return exit_process(rc)

@@ -1,25 +1,8 @@
-"""ADMN fusion node: every backbone node's embeddings -> the task's estimate.
-
-Subscribes (reliable, ``message_filters`` ``Subscriber`` s) to ``admn/<node>/embeddings`` of
-every sensor node, synchronizes them with ``message_filters`` ApproximateTimeSynchronizer
-semantics plus stream timeouts (:mod:`admn_ros.ros.msg_filters`; a backbone node silent for
-``timeout`` s is missing: its streams are masked in the fusion and frames go on; a frame older
-than one already fused is dropped as ``stale_set``), runs :meth:`Runtime.fuse` and publishes
-the model's task output (:attr:`Task.output <admn_ros.core.tasks.base.Task.output>`, filled by
-the task) with the frame's (sensor) stamp in ``frame_id``. Tracking:
-``geometry_msgs/PoseWithCovarianceStamped`` on ``admn/target``, position ``(x, y, 0)``,
-orientation identity; covariance (6x6, row-major, ``x y z roll pitch yaw``): the 2x2 ``x, y``
-block is the head's, ``z`` and the three rotations get ``unknown_variance`` (1e6 m^2 / rad^2 by
-default: "not estimated", as REP-145 style consumers expect a large value rather than 0), every
-other cross term 0. The model must see one frame per window (windowed models run in
-``activity_node``).
-
-Malformed embeddings (unknown stream, a stream of another node, wrong size, NaN/inf,
-zero or future stamps) are rejected, counted on ``/diagnostics`` and logged
-throttled. ``/diagnostics`` also carries the end-to-end latency (now - sensor stamp) and its
-split into hops (``hop.<name>_ms_p50`` / ``_p99`` over the last 1000 frames,
-:data:`admn_ros.ros.telemetry.HOPS`): the hops of the slowest backbone node's embeddings, the
-rest of the time until the frame's last embeddings were here, and the fusion itself.
+"""ADMN fusion node: every backbone node's ``admn/<node>/embeddings`` (synchronized as the
+controller's images; a silent backbone node is masked) -> :meth:`Runtime.fuse` -> the task's
+estimate (:attr:`Task.output <admn_ros.core.tasks.base.Task.output>`) with the sensor stamp. Models of
+one frame per window only (windowed ones run in ``activity_node``). Topics, covariance, rejections and
+the latency hops on /diagnostics: docs/DEPLOY.md.
 """
 from __future__ import annotations
 
@@ -35,7 +18,7 @@ from admn_ros.core.streams import StreamSet, split_stream_id
 from admn_ros.msg import StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, message_class
-from admn_ros.ros.diagnostics import input_status, latency_values, summary_status
+from admn_ros.ros.diagnostics import latency_values
 from admn_ros.ros.lifecycle import AdmnNode, model_specs, resolve_model_dir, run_node, sync_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -61,7 +44,7 @@ class FusionNode(AdmnNode):
         p = self.p
         self.runtime = None
         rt = Runtime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"],
-                                  streams=StreamSet(tuple(p["sensor_nodes"])))
+                          streams=StreamSet(tuple(p["sensor_nodes"])))
         self.runtime = rt
         if rt.frames != 1:
             raise ValueError(f"{rt.model_path}: a model of {rt.frames}-frame windows runs in activity_node, "
@@ -83,13 +66,8 @@ class FusionNode(AdmnNode):
         for n in self.nodes:
             self.subscribe_filter(StreamEmbeddings, topics.embeddings_topic(n),
                                   reliable_qos(20)).registerCallback(self._on_embeddings, n)
-        self.timer(float(self.p["poll_period"]), self._on_poll)
+        self.timer(float(self.p["poll_period"]), lambda: self.sync_poll(self._process))
 
-    def cleanup(self) -> None:
-        self.runtime = None
-        self.sync = None
-
-    # ------------------------------------------------------------------ inputs
     def _parse(self, node: str, msg: StreamEmbeddings) -> dict[str, np.ndarray | None]:
         """``sid -> vector`` (None = stream skipped); raises ValueError naming the problem."""
         rt = self.runtime
@@ -134,9 +112,6 @@ class FusionNode(AdmnNode):
         up = (msg.input_ms, msg.decision_ms, msg.allocation_ms, msg.backbone_ms)
         self.sync_offer(node, (embs, msg.header.stamp, ns, up), self._process)
 
-    def _on_poll(self) -> None:
-        self.sync_poll(self._process)
-
     def _process(self, fs) -> None:
         t_in = self.now_ns()
         embs: dict[str, np.ndarray | None] = {}
@@ -169,27 +144,12 @@ class FusionNode(AdmnNode):
         self.hops.add(sensor_to_controller=ms_in, controller=ms_dec, allocation_to_backbone=ms_alloc, backbone=ms_bb,
                       embeddings_to_fusion=(t_in - crit[2]) * 1e-6 - sum(crit[3]), fusion=(t_out - t_in) * 1e-6)
 
-    # ------------------------------------------------------------------ diagnostics
     def diagnostic_statuses(self):
-        name = self.get_fully_qualified_name()
-        now_s, now_ns = self.now_s(), self.now_ns()
-        out = []
-        for n in getattr(self, "nodes", []):
-            out.append(input_status(name, n, self.monitor, now_s, now_ns, self.p["stale_s"],
-                                    {"frames_missing": self.missing_frames.get(n, 0)},
-                                    self._prev_rejected.get(n, 0)))
-        values: dict[str, Any] = {"frames": getattr(self, "frames", 0)}
-        if hasattr(self, "fuse_ms"):
-            values.update(latency_values("fuse", self.fuse_ms))
-            values.update(latency_values("e2e", self.e2e_ms))
-            values.update(self.hops.values())
-        values.update(self.sync_diagnostics())
-        e2e = self.e2e_ms.summary()["p50"] if hasattr(self, "e2e_ms") else float("nan")
-        msg = f"{values['frames']} estimates, e2e p50 {e2e:.1f} ms"
-        out.append(summary_status(name, self.SUMMARY, msg, values, self.monitor.dropped, self._prev_dropped,
-                                  self.configure_error))
-        return out
-
+        out = [self.input_status(n, {"frames_missing": self.missing_frames.get(n, 0)}) for n in self.nodes]
+        values: dict[str, Any] = {"frames": self.frames, **latency_values("fuse", self.fuse_ms),
+                                  **latency_values("e2e", self.e2e_ms), **self.hops.values(), **self.sync_diagnostics()}
+        msg = f"{values['frames']} estimates, e2e p50 {self.e2e_ms.summary()['p50']:.1f} ms"
+        return out + [self.summary_status(msg, values)]
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,19 +1,8 @@
-"""The node graphs as data (no rclpy, no launch imports).
-
-:func:`graph_processes` turns the node specs of a graph into the processes that run it
-(one per node, or the simulated sensors plus ``admn_container`` holding every ADMN node
-when ``composed``), each with its respawn policy. ``launch/tracking.launch.py`` /
-``launch/activity.launch.py`` (:mod:`admn_ros.ros.launch_graph`) turn those processes into
-``launch_ros`` ``Node`` actions; :mod:`admn_ros.ros.runner` starts the very same processes
-where ``launch`` is not installed. One description, two starters, so both always start the
-same processes for every argument combination.
-
-:func:`build_graph` builds the graph of :class:`GraphOptions` ``task`` from its layout
-(:attr:`~admn_ros.core.tasks.base.Task.graph`):
-
-* ``split`` (:func:`split_graph`, tracking): sensors -> controller -> backbones -> fusion -> viz;
-* ``window`` (:func:`window_graph`, activity): sensors -> activity_node (the whole window in
-  one node: estimate, allocation, markers and dashboard).
+"""The node graphs as data (no rclpy, no launch imports): :func:`build_graph` gives the node specs
+of a task's layout (``split``: sensors -> controller -> backbones -> fusion -> viz; ``window``:
+sensors -> activity_node) and :func:`graph_processes` the processes that run them (one per node, or
+the simulated sensors plus ``admn_container`` when ``composed``). The launch files
+(:mod:`admn_ros.ros.launch_graph`) and :mod:`admn_ros.ros.runner` both start exactly these processes.
 """
 from __future__ import annotations
 
@@ -28,18 +17,8 @@ from admn_ros.core.tasks import DEFAULT_TASK, get_task
 
 @dataclass
 class NodeSpec:
-    """One node of the graph.
-
-    Attributes:
-        name: ROS node name.
-        executable: name under ``lib/admn_ros`` (``ros2 run admn_ros <executable>``).
-        module: Python module with ``main()`` and the node class (for the local runner).
-        node_class: class name inside ``module`` (for composing in one process).
-        namespace: ROS namespace ("" = root).
-        params_files: YAML parameter files (``/**: ros__parameters:``), applied in order.
-        parameters: parameter overrides applied after the files.
-        remappings: ``(from, to)`` topic remappings.
-    """
+    """One node of the graph: ``executable`` under ``lib/admn_ros``; ``module`` with ``main()`` and
+    ``node_class`` (composing); parameter files applied in order, then ``parameters``."""
 
     name: str
     executable: str
@@ -81,15 +60,8 @@ def _param_literal(v: Any) -> str:
 
 @dataclass
 class GraphOptions:
-    """What a user chooses at launch (mirrors the launch arguments), for any task.
-
-    ``task`` picks the graph (:attr:`Task.graph`) and the defaults: ``budget`` ``None`` = the
-    task's (tracking 27 = 25% of 9 streams x 12; activity 0 = 25% of the model's blocks),
-    ``sensor_nodes`` ``None`` = the task's (node1-3 / node1), ``params_file`` '' = the task's
-    ``config/<task>.yaml``, ``model_dir`` '' = its shipped models. ``allocation_mode``
-    concerns the split graph; ``subject_id`` / ``seed`` / ``episode`` the simulated sensors;
-    ``respawn`` / ``respawn_delay`` restart a node process that died (launch_ros ``respawn``).
-    """
+    """What a user chooses at launch (:data:`LAUNCH_ARGUMENTS`), for any task; ``None`` / '' take
+    the task's defaults (budget, sensor nodes, ``config/<task>.yaml``, shipped models)."""
 
     task: str = DEFAULT_TASK
     namespace: str = ""
@@ -123,44 +95,29 @@ class GraphOptions:
         return self.model_dir or str(get_task(self.task).models_dir())
 
     def to_cli_args(self) -> list[str]:
-        """These options as ``admn-ros run`` / ``admn_container`` flags."""
-        a = ["--task", self.task, "--budget", str(self.budget), "--sensor-nodes", ",".join(self.sensor_nodes),
-             "--allocation-mode", self.allocation_mode, "--subject-id", str(self.subject_id),
-             "--seed", str(self.seed), "--episode", str(self.episode)]
-        if self.namespace:
-            a += ["--namespace", self.namespace]
-        if self.params_file:
-            a += ["--params-file", self.params_file]
-        if self.model_dir:
-            a += ["--model-dir", self.model_dir]
-        if self.use_sim_time:
-            a.append("--use-sim-time")
-        if not self.sim_sensors:
-            a.append("--no-sim-sensors")
-        if self.composed:
-            a.append("--composed")
-        if not self.respawn:
-            a.append("--no-respawn")
-        return a + ["--respawn-delay", str(self.respawn_delay)]
+        """These options as ``admn-ros run`` flags."""
+        given = {"--namespace": self.namespace, "--params-file": self.params_file, "--model-dir": self.model_dir}
+        flags = {"--use-sim-time": self.use_sim_time, "--no-sim-sensors": not self.sim_sensors,
+                 "--composed": self.composed, "--no-respawn": not self.respawn}
+        return (["--task", self.task, "--budget", str(self.budget), "--sensor-nodes", ",".join(self.sensor_nodes),
+                 "--allocation-mode", self.allocation_mode, "--subject-id", str(self.subject_id),
+                 "--seed", str(self.seed), "--episode", str(self.episode)]
+                + [x for k, v in given.items() if v for x in (k, v)] + [k for k, on in flags.items() if on]
+                + ["--respawn-delay", str(self.respawn_delay)])
 
     @classmethod
     def from_strings(cls, task: str, values: dict[str, str]) -> "GraphOptions":
         """Options from launch argument strings (:data:`LAUNCH_ARGUMENTS`; absent = default)."""
         kinds = {f.name: f.type for f in fields(cls)}
-        out: dict[str, Any] = {}
-        for k, v in values.items():
+
+        def parse(k: str, v: str) -> Any:
             kind = kinds[k]
             if kind == "bool":
-                out[k] = v.strip().lower() in ("1", "true", "yes", "on")
-            elif k == "sensor_nodes":
-                out[k] = tuple(s.strip() for s in v.split(",") if s.strip())
-            elif kind.startswith("int"):
-                out[k] = int(v)
-            elif kind == "float":
-                out[k] = float(v)
-            else:
-                out[k] = v
-        return cls(task=task, **out)
+                return v.strip().lower() in ("1", "true", "yes", "on")
+            if k == "sensor_nodes":
+                return tuple(s.strip() for s in v.split(",") if s.strip())
+            return int(v) if kind.startswith("int") else float(v) if kind == "float" else v
+        return cls(task=task, **{k: parse(k, v) for k, v in values.items()})
 
 
 #: Launch arguments (``ros2 launch admn_ros <task>.launch.py name:=value``): GraphOptions fields
@@ -193,12 +150,15 @@ def launch_arguments(task: str) -> list[tuple[str, str, str]]:
     return [(n, lit.get(type(getattr(opts, n)), str)(getattr(opts, n)), d) for n, d in LAUNCH_ARGUMENTS.items()]
 
 
+def _spec(name: str, exe: str, cls: str, opts: GraphOptions, pf: list[str], params: dict[str, Any]) -> NodeSpec:
+    return NodeSpec(name, exe, f"admn_ros.ros.{exe}", cls, opts.namespace, pf, params)
+
+
 def _sensor_spec(opts: GraphOptions, params_files: list[str]) -> NodeSpec:
     """The simulated sensors of the task's scenario."""
-    return NodeSpec("sensor_node", "sensor_node", "admn_ros.ros.sensor_node", "SensorNode", opts.namespace,
-                    params_files, {"use_sim_time": opts.use_sim_time, "scenario": opts.task,
-                                   "nodes": list(opts.sensor_nodes), "subject_id": int(opts.subject_id),
-                                   "seed": int(opts.seed), "episode": int(opts.episode)})
+    return _spec("sensor_node", "sensor_node", "SensorNode", opts, params_files,
+                 {"use_sim_time": opts.use_sim_time, "scenario": opts.task, "nodes": list(opts.sensor_nodes),
+                  "subject_id": int(opts.subject_id), "seed": int(opts.seed), "episode": int(opts.episode)})
 
 
 def split_graph(opts: GraphOptions) -> list[NodeSpec]:
@@ -206,34 +166,27 @@ def split_graph(opts: GraphOptions) -> list[NodeSpec]:
     (tasks with one frame per window)."""
     common = {"use_sim_time": opts.use_sim_time}
     pf = [opts.resolved_params_file()]
-    model = {"model_dir": opts.resolved_model_dir()}
+    model = {**common, "model_dir": opts.resolved_model_dir()}
     nodes = list(opts.sensor_nodes)
     specs = [_sensor_spec(opts, [str(config_path("sensor_node.yaml"))])] if opts.sim_sensors else []
-    specs.append(NodeSpec("controller_node", "controller_node", "admn_ros.ros.controller_node",
-                          "ControllerNode", opts.namespace, pf,
-                          {**common, **model, "budget": int(opts.budget), "sensor_nodes": nodes}))
-    for sn in nodes:
-        specs.append(NodeSpec(f"backbone_{sn}", "backbone_node", "admn_ros.ros.backbone_node",
-                              "BackboneNode", opts.namespace, pf,
-                              {**common, **model, "sensor_node": sn, "allocation_mode": opts.allocation_mode}))
-    specs.append(NodeSpec("fusion_node", "fusion_node", "admn_ros.ros.fusion_node", "FusionNode",
-                          opts.namespace, pf, {**common, **model, "sensor_nodes": nodes}))
-    specs.append(NodeSpec("viz_node", "viz_node", "admn_ros.ros.viz_node", "VizNode", opts.namespace, pf,
-                          {**common, "sensor_nodes": nodes}))
+    specs.append(_spec("controller_node", "controller_node", "ControllerNode", opts, pf,
+                       {**model, "budget": int(opts.budget), "sensor_nodes": nodes}))
+    specs += [_spec(f"backbone_{sn}", "backbone_node", "BackboneNode", opts, pf,
+                    {**model, "sensor_node": sn, "allocation_mode": opts.allocation_mode}) for sn in nodes]
+    specs.append(_spec("fusion_node", "fusion_node", "FusionNode", opts, pf, {**model, "sensor_nodes": nodes}))
+    specs.append(_spec("viz_node", "viz_node", "VizNode", opts, pf, {**common, "sensor_nodes": nodes}))
     return specs
 
 
 def window_graph(opts: GraphOptions) -> list[NodeSpec]:
     """Sensors (optional, simulated) -> activity_node, which runs the whole window and draws its
-    own markers and dashboard (``admn/markers``, ``admn/dashboard``: the topics
-    ``config/admn.rviz`` shows)."""
+    own markers and dashboard (the topics ``config/admn.rviz`` shows)."""
     pf = [opts.resolved_params_file()]
     specs = [_sensor_spec(opts, pf)] if opts.sim_sensors else []
-    specs.append(NodeSpec("activity_node", "activity_node", "admn_ros.ros.activity_node", "ActivityNode",
-                          opts.namespace, pf,
-                          {"use_sim_time": opts.use_sim_time, "model_dir": opts.resolved_model_dir(),
-                           "budget": int(opts.budget), "sensor_nodes": list(opts.sensor_nodes),
-                           "ground_truth": bool(opts.sim_sensors)}))
+    specs.append(_spec("activity_node", "activity_node", "ActivityNode", opts, pf,
+                       {"use_sim_time": opts.use_sim_time, "model_dir": opts.resolved_model_dir(),
+                        "budget": int(opts.budget), "sensor_nodes": list(opts.sensor_nodes),
+                        "ground_truth": bool(opts.sim_sensors)}))
     return specs
 
 

@@ -1,14 +1,7 @@
 """The launch description of a task's graph (imported by ``launch/<task>.launch.py``; needs
-``launch`` and ``launch_ros``, which nothing else in the package imports).
-
-Every launch argument (:data:`admn_ros.ros.graph.LAUNCH_ARGUMENTS`, defaults from the task) is
-declared with its description; an ``OpaqueFunction`` reads them into
-:class:`~admn_ros.ros.graph.GraphOptions` and returns one ``launch_ros.actions.Node`` per
-process of :func:`~admn_ros.ros.graph.options_processes`, the list ``admn-ros run`` starts:
-name, namespace, parameter files then the per-node overrides (a dict, which launch_ros
-writes under the node's fully qualified name), remappings, ``respawn`` / ``respawn_delay``.
-``admn_container`` gets its composed nodes as ``--container-specs``. RViz starts with
-``use_rviz:=true``.
+``launch`` and ``launch_ros``, which nothing else imports): every launch argument declared with its
+description, and one ``launch_ros`` ``Node`` per process of
+:func:`~admn_ros.ros.graph.options_processes` (the list ``admn-ros run`` starts); RViz with ``use_rviz``.
 """
 from __future__ import annotations
 

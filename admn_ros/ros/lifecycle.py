@@ -1,37 +1,20 @@
-"""The base of the ADMN nodes: an rclpy ``LifecycleNode`` with declared parameters,
-autostart, /diagnostics, throttled rejection logs and the sensor-image checks.
-
-Lifecycle (the shape of mgonzs13/yolo_ros' nodes):
-
-* constructor: declares every parameter (descriptions, ranges, choices; values from
-  ``--params-file config/tracking.yaml`` / ``-p``); a bad value raises ``ParameterError``;
-* ``configure``: reads the parameters, loads models (:meth:`AdmnNode.configure`); a failure
-  (missing model directory, corrupt checkpoint, stream set mismatch, ...) is logged with
-  the file and the problem, everything created so far is released and the transition
-  returns FAILURE (the node stays *unconfigured* and can be configured again);
-* ``activate``: subscriptions and timers (:meth:`AdmnNode.activate`), lifecycle publishers on;
-* ``deactivate`` / ``cleanup`` / ``shutdown`` undo that.
-
-``autostart`` (default true) runs configure + activate in the constructor so ``ros2 run``
-and ``admn-ros run`` need no lifecycle manager; with ``autostart:=false`` a manager (or
-``ros2 lifecycle set``) drives the transitions.
-
-Subclasses set ``NODE_NAME``, implement :meth:`param_specs` and the hooks, and must not do
-work after ``super().__init__`` (autostart runs inside it). Every node accepts the
-``rclpy.node.Node`` keyword arguments (``cli_args``, ``use_global_arguments``, ``context``,
-...), so several can live in one process (``admn_container``).
+"""The base of the ADMN nodes: an rclpy ``LifecycleNode`` with declared parameters, autostart,
+/diagnostics, throttled rejection logs and the sensor-image checks (lifecycle: docs/DEPLOY.md,
+"What each node does"). ``autostart`` (default true) runs configure + activate in the constructor,
+so subclasses (``NODE_NAME``, :meth:`AdmnNode.param_specs` and the hooks) must not do work after
+``super().__init__``. Nodes take the ``rclpy.node.Node`` keyword arguments (``cli_args``,
+``context``, ...), so several can share one process (``admn_container``).
 """
 from __future__ import annotations
 
 import sys
+from contextlib import suppress
 from dataclasses import fields
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, PointCloud2
@@ -43,18 +26,17 @@ from admn_ros.core.sync import StreamSync
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import image_bridge, stamp_to_ns
-from admn_ros.ros.diagnostics import make_array, sync_values
-from admn_ros.ros.env import configure_dds_env, exit_process, spin
+from admn_ros.ros.diagnostics import input_status, make_array, summary_status, sync_values
+from admn_ros.ros.env import run_process
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  read_parameters)
-from admn_ros.ros.qos import reliable_qos
+from admn_ros.ros.qos import image_qos, reliable_qos
 from admn_ros.ros.telemetry import StreamMonitor
 
 COMMON_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "Configure and activate at start-up (false: wait for a lifecycle "
               "manager / `ros2 lifecycle set`)", read_only=True),
-    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 = off)",
-              min=0.0, max=3600.0),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 = off)", min=0.0, max=3600.0),
     ParamSpec("stale_s", 1.0, "An input whose last stamp is older than this is reported stale (WARN)",
               min=0.01, max=3600.0),
     ParamSpec("max_future_s", 2.0, "Reject input stamped more than this many seconds ahead of the node clock "
@@ -84,8 +66,7 @@ def model_specs(task: Task | None = None) -> list[ParamSpec]:
                   "jit or onnx (built from the model at configure: seconds), auto (builds and times all three "
                   "at configure, keeps the fastest); applied on configure", choices=BACKENDS),
         ParamSpec("device", "cpu", "torch device (cpu, cuda, auto); applied on configure"),
-        ParamSpec("threads", 1, "torch intra-op threads (1 on shared CPUs); applied on configure",
-                  min=1, max=256),
+        ParamSpec("threads", 1, "torch intra-op threads (1 on shared CPUs); applied on configure", min=1, max=256),
         ParamSpec("sensor_nodes", list(task.sensor_nodes), "Sensor nodes of the graph (must be the model's "
                   "nodes, in order); applied on configure"),
     ]
@@ -151,14 +132,6 @@ def radar_specs() -> list[ParamSpec]:
     ]
 
 
-def image_qos(p: dict[str, Any]):
-    """QoS of the image subscriptions from the ``image_specs`` parameters."""
-    from admn_ros.ros.qos import sensor_qos
-
-    d = int(p["qos_depth"])
-    return reliable_qos(d) if p["image_reliability"] == "reliable" else sensor_qos(d)
-
-
 def resolve_model_dir(p: dict[str, Any], task: Task | None = None) -> str:
     """``model_dir``, or the shipped models of ``task``."""
     return p["model_dir"] or str(get_task(task).models_dir())
@@ -176,13 +149,10 @@ class InputRejected(ValueError):
 def decode_sensor_image(sid: str, msg: Any, min_side: int = 8, max_side: int = 8192, *,
                         to_array: Callable[[Any, str], np.ndarray] | None = None,
                         cloud_to_map: Callable[[Any], np.ndarray] | None = None) -> np.ndarray:
-    """A sensor message of stream ``sid`` (``sensor_msgs/Image``, or ``PointCloud2`` radar
-    when ``cloud_to_map`` is given) -> numpy array for :meth:`Runtime.preprocess`
-    (:func:`admn_ros.core.image_convert.decode_stream`; images read with ``to_array``,
-    default :func:`image_bridge`'s ``imgmsg_to_cv2``), or :class:`InputRejected` with a
-    reason: ``bad_encoding``, ``empty``, ``bad_size`` (side outside [min_side, max_side]),
-    ``bad_layout`` (step / data length inconsistent), ``bad_data``, ``bad_cloud``,
-    ``non_finite`` (radar NaN/inf)."""
+    """A sensor message of stream ``sid`` (``sensor_msgs/Image``, or ``PointCloud2`` radar with
+    ``cloud_to_map``) -> numpy array for :meth:`Runtime.preprocess`, or :class:`InputRejected`
+    (``bad_encoding``, ``empty``, ``bad_size``, ``bad_layout``, ``bad_data``, ``bad_cloud``,
+    ``non_finite``). Images are read with ``to_array`` (default :func:`image_bridge`)."""
     _, mod = split_stream_id(sid)
     kind = "pointcloud2" if cloud_to_map is not None and mod == "radar" else "image"
     if kind == "image":
@@ -241,7 +211,6 @@ class AdmnNode(LifecycleNode):
         if self.p["autostart"]:
             self.autostart()
 
-    # ------------------------------------------------------------------ to implement
     #: Sensor nodes assumed before ``sensor_nodes`` is declared (stream counts for budget checks).
     DEFAULT_SENSOR_NODES: tuple[str, ...] = DEFAULT_NODES
     #: A budget parameter value meaning "derive it from the model" (None = no such value).
@@ -282,6 +251,8 @@ class AdmnNode(LifecycleNode):
 
     def cleanup(self) -> None:
         """Drop what :meth:`configure` made (publishers are destroyed by the base)."""
+        self.runtime = None
+        self.sync = None
 
     def on_parameter(self, name: str, value: Any) -> None:
         """A parameter was changed at run time (already validated and stored in ``self.p``)."""
@@ -289,7 +260,6 @@ class AdmnNode(LifecycleNode):
     def diagnostic_statuses(self) -> list[DiagnosticStatus]:
         return []
 
-    # ------------------------------------------------------------------ helpers
     def autostart(self) -> bool:
         """configure + activate; False (and ``configure_error`` set) if either failed."""
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
@@ -318,6 +288,23 @@ class AdmnNode(LifecycleNode):
         self._topic_names[topic] = f.sub.topic_name
         self.input_filters[topic] = f
         return f
+
+    def subscribe_streams(self, ids: Sequence[str], on_set: Callable[[Any], None],
+                          poll: Callable[[], None] | None = None) -> None:
+        """Synchronize the sensor streams ``ids`` (:meth:`make_sync`, an image subscription each,
+        the poll timer, default :meth:`sync_poll`); ``on_set`` gets every synchronized set."""
+        self.sync = self.make_sync(ids)
+        q = image_qos(self.p["image_reliability"], self.p["qos_depth"])
+        for sid in ids:
+            self.subscribe_filter(*self.stream_input(sid), q).registerCallback(self._on_stream, sid, on_set)
+        self.timer(float(self.p["poll_period"]), poll or (lambda: self.sync_poll(on_set)))
+
+    def budget_from_topic(self, msg: Any) -> None:
+        """``std_msgs/UInt16`` on ``admn/budget``: sets the ``budget`` parameter (rejected with the reason)."""
+        v = int(msg.data)
+        res = self.set_parameters([Parameter("budget", Parameter.Type.INTEGER, v)])[0]
+        if not res.successful:
+            self.reject(topics.BUDGET, "bad_budget", f"budget {v} from {topics.BUDGET} rejected: {res.reason}")
 
     def make_sync(self, keys: Sequence[Any]) -> StreamSync:
         """The node's synchronizer over ``keys`` from the ``sync_specs`` parameters, with the
@@ -384,27 +371,23 @@ class AdmnNode(LifecycleNode):
     def reject(self, key: Any, reason: str, detail: str) -> None:
         """Count a rejected message on /diagnostics and warn (throttled per input and reason)."""
         self.monitor.reject(key, reason)
-        lg = self._child_loggers.get((str(key), reason))
-        if lg is None:
-            lg = self._child_loggers[(str(key), reason)] = self.get_logger().get_child(reason)
         n = self.monitor.rejected(key)[reason]
-        lg.warning(f"{key}: message rejected ({reason}, {n} so far): {detail}",
-                   throttle_duration_sec=float(self.p["log_throttle_s"]) or 1e-9)
+        self.warn_throttled(reason, f"{key}: message rejected ({reason}, {n} so far): {detail}", key)
 
-    def warn_throttled(self, kind: str, text: str) -> None:
-        lg = self._child_loggers.get(("", kind))
+    def warn_throttled(self, kind: str, text: str, key: Any = "") -> None:
+        """Warn at most once per ``log_throttle_s`` per ``kind`` and input ``key``."""
+        lg = self._child_loggers.get((str(key), kind))
         if lg is None:
-            lg = self._child_loggers[("", kind)] = self.get_logger().get_child(kind)
+            lg = self._child_loggers[(str(key), kind)] = self.get_logger().get_child(kind)
         lg.warning(text, throttle_duration_sec=float(self.p["log_throttle_s"]) or 1e-9)
 
-    def image_item(self, sid: str, msg: Any) -> tuple | None:
-        """Stamp check, decode and preprocess one sensor message (an image, or a PointCloud2
-        radar scan) of the controller, backbones or activity node; rejections are counted and
-        logged with the topic. Returns the synchronizer item ``(model_input, stamp, stamp_ns)``
-        or ``None`` (the stream is then missing in that frame). Needs ``self.runtime``/``self.monitor``."""
+    def _on_stream(self, msg: Any, sid: str, on_set: Callable[[Any], None]) -> None:
+        """Stamp check, decode and preprocess a sensor message (image or PointCloud2 radar scan) and offer
+        ``(model_input, stamp, stamp_ns)`` to the synchronizer; a rejection is counted and logged with the
+        topic (the stream is then missing in that frame)."""
         ns = self.check_stamp(sid, msg.header.stamp, order=False)
         if ns is None:
-            return None
+            return
         try:
             arr = decode_sensor_image(sid, msg, self.p["min_image_side"], self.p["max_image_side"],
                                       cloud_to_map=self.cloud_to_map if self._radar_cloud(sid) else None)
@@ -412,17 +395,15 @@ class AdmnNode(LifecycleNode):
         except InputRejected as exc:
             topic = self.stream_input(sid)[1]
             self.reject(sid, exc.reason, f"topic {self._topic_names.get(topic, topic)}: {exc.detail}")
-            return None
+            return
         except ValueError as exc:
             self.reject(sid, "bad_values", str(exc))
-            return None
+            return
         self.monitor.accept(sid, ns, self.now_s())
-        return (x, msg.header.stamp, ns)
+        self.sync_offer(sid, (x, msg.header.stamp, ns), on_set)
 
     def sync_offer(self, key: Any, item: tuple, on_set: Callable[[Any], None]) -> None:
-        """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; call ``on_set`` for every set it
-        fires (sets not newer than an emitted one are dropped by the synchronizer and counted as
-        ``dropped.stale_set``)."""
+        """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; ``on_set`` gets every set it fires."""
         if self.sync is not None:
             sig = content_signature(item[0]) if self.sync.health else None
             self._on_sets(self.sync.add(key, item[1], item, self.now_s(), sig), on_set)
@@ -456,7 +437,6 @@ class AdmnNode(LifecycleNode):
             return None
         return ns
 
-    # ------------------------------------------------------------------ parameters
     def _after_set(self, params: list[Parameter]) -> None:
         names = {s.name for s in self.specs}
         for prm in params:
@@ -472,7 +452,6 @@ class AdmnNode(LifecycleNode):
                 except Exception as exc:  # noqa: BLE001 - never let a callback kill the node
                     self.get_logger().error(f"applying parameter {prm.name}={prm.value!r} failed: {exc}")
 
-    # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.configure_error = None
         try:
@@ -520,12 +499,10 @@ class AdmnNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._destroy_subs_timers()
         self._release_all()
         return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._destroy_subs_timers()
         self._release_all()
         return TransitionCallbackReturn.SUCCESS
 
@@ -534,17 +511,14 @@ class AdmnNode(LifecycleNode):
             self.destroy_subscription(s)
         for t in self._timers:
             self.destroy_timer(t)
-        self._subs, self._timers = [], []
-        self.input_filters = {}
+        self._subs, self._timers, self.input_filters = [], [], {}
 
     def _release_all(self) -> None:
         self._destroy_subs_timers()
         self.cloud_to_map = None
         for p in self._lc_pubs:
-            try:
+            with suppress(Exception):  # already gone
                 self.destroy_lifecycle_publisher(p)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
         self._lc_pubs = []
         self.diag_pub = None
         try:
@@ -552,7 +526,18 @@ class AdmnNode(LifecycleNode):
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f"cleanup failed: {exc}")
 
-    # ------------------------------------------------------------------ diagnostics
+    def input_status(self, key: Any, extra: dict[str, Any] | None = None,
+                     stale_s: float | None = None) -> DiagnosticStatus:
+        """/diagnostics status of input ``key`` (stale after ``stale_s``, default the parameter)."""
+        return input_status(self.get_fully_qualified_name(), key, self.monitor, self.now_s(), self.now_ns(),
+                            self.p["stale_s"] if stale_s is None else stale_s, extra,
+                            self._prev_rejected.get(key, 0))
+
+    def summary_status(self, message: str, values: dict[str, Any]) -> DiagnosticStatus:
+        """The node's summary status ``<fqn>: SUMMARY`` with ``values`` and the drop counts."""
+        return summary_status(self.get_fully_qualified_name(), self.SUMMARY, message, values, self.monitor.dropped,
+                              self._prev_dropped, self.configure_error)
+
     def publish_diagnostics(self) -> None:
         if self.diag_pub is None:
             return
@@ -566,45 +551,13 @@ class AdmnNode(LifecycleNode):
         self._prev_dropped = int(sum(self.monitor.dropped.values()))
 
     def destroy_node(self) -> None:
-        try:
+        with suppress(Exception):
             self._destroy_subs_timers()
-        except Exception:  # noqa: BLE001
-            pass
         super().destroy_node()
 
 
 def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
-    """``main()`` of a node: environment, init, construct (autostart), spin, clean up.
-
-    Exit code 2 (with the problem on stderr) if a parameter is invalid or autostart failed
-    (e.g. the model directory or a checkpoint is wrong)."""
-    configure_dds_env()  # localhost discovery + shipped FastDDS profile unless the environment says otherwise
-    rclpy.init(args=args)
-    node = None
-    rc = 0
-    try:
-        try:
-            node = cls()
-        except (ParameterError, ValueError) as exc:
-            print(f"[{cls.NODE_NAME}] error: {exc}", file=sys.stderr, flush=True)
-            rc = 2
-        if node is not None and node.p["autostart"] and node.configure_error:
-            print(f"[{node.get_name()}] error: {node.configure_error}", file=sys.stderr, flush=True)
-            rc = 2
-        if rc == 0:
-            spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if rclpy.ok():
-            raise
-        # SIGINT/SIGTERM shut the context down while a callback was publishing: a clean exit
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return exit_process(rc)
-
-
-__all__ = ["AdmnNode", "COMMON_SPECS", "RADAR_INPUTS", "InputRejected", "decode_sensor_image",
-           "run_node", "model_specs", "sync_specs", "image_specs", "health_specs", "radar_specs", "image_qos", "resolve_model_dir"]
+    """``main()`` of a node: exit code 2 (the problem on stderr) if a parameter is invalid or
+    autostart failed (e.g. the model directory or a checkpoint is wrong)."""
+    return run_process(cls, cls.NODE_NAME, (ValueError,), args,
+                       failed=lambda node: node.configure_error if node.p["autostart"] else None)

@@ -1,16 +1,7 @@
 """The ``message_filters`` API the nodes use: the real ROS 2 package when it is importable,
-:mod:`admn_ros.core.sync` otherwise.
-
-``SimpleFilter``, ``Subscriber``, ``TimeSynchronizer`` and ``ApproximateTimeSynchronizer``
-here are either ``message_filters``' own classes or ours, which behave the same (see
-:mod:`admn_ros.core.sync`). Ours are bound to ROS: :class:`Subscriber` wraps an rclpy
-subscription, and the approximate synchronizer stamps headerless messages (with
-``allow_headerless``) with ``rclpy.clock.ROSClock().now()`` and warns through the
-``message_filters_approx`` rclpy logger, as the package does.
-
-``IMPLEMENTATION`` says which one is in use: ``"message_filters"`` or ``"admn_ros"``. The
-environment variable ``ADMN_MESSAGE_FILTERS=builtin`` selects ours even when the package is
-installed (``message_filters`` forces the package: an ImportError if it is missing).
+:mod:`admn_ros.core.sync` (bound to the ROS clock and logger) otherwise; ``IMPLEMENTATION`` says
+which (``"message_filters"`` or ``"admn_ros"``). ``ADMN_MESSAGE_FILTERS=builtin`` selects ours even when
+the package is installed, ``message_filters`` forces the package.
 """
 from __future__ import annotations
 
@@ -40,10 +31,8 @@ class _RosLogger:
 
 
 class BuiltinSubscriber(_core.SimpleFilter):
-    """An rclpy subscription as the first filter of a chain: every message it receives is
-    passed on with :meth:`signalMessage`. Takes the arguments of
-    ``node.create_subscription`` without the callback: ``(node, msg_type, topic,
-    qos_profile=10, **kwargs)``; unknown attributes are looked up on the subscription."""
+    """An rclpy subscription (``create_subscription`` arguments without the callback) as the first
+    filter of a chain; unknown attributes are looked up on the subscription."""
 
     def __init__(self, node: Any, msg_type: Any, topic: str, qos_profile: Any = 10, **kwargs: Any) -> None:
         _core.SimpleFilter.__init__(self)
@@ -100,7 +89,3 @@ def stream_sync(keys: Sequence[Any], slop: float, queue_size: int, timeout: floa
     ``health`` check) over this module's ``ApproximateTimeSynchronizer``."""
     return _core.StreamSync(keys, slop, queue_size, timeout, synchronizer=ApproximateTimeSynchronizer,
                             health=health)
-
-
-__all__ = ["IMPLEMENTATION", "SimpleFilter", "Subscriber", "TimeSynchronizer", "ApproximateTimeSynchronizer",
-           "BuiltinSubscriber", "BuiltinApproximateTimeSynchronizer", "stream_sync", "ENV"]

@@ -1,24 +1,8 @@
-"""Typed parameter specs -> declared ROS 2 parameters with descriptors, and back.
-
-Every admn_ros node lists its parameters once as :class:`ParamSpec` objects::
-
-    SPECS = (
-        ParamSpec("rate_hz", 15.0, "publish rate (Hz)", min=0.1, max=120.0, read_only=True),
-        ParamSpec("nodes", [], "sensor nodes to publish; [] = all", type=Parameter.Type.STRING_ARRAY),
-        ParamSpec("mode", "fast", "inference mode", choices=("fast", "exact")),
-    )
-    values = declare_parameters(node, SPECS)     # dict name -> value (overrides applied)
-    install_validation(node, SPECS)              # runtime checks: choices, int->double
-
-``declare_parameters`` builds a ``ParameterDescriptor`` with the description, the
-integer / floating-point range, ``read_only`` and ``additional_constraints`` (choices
-are listed there) so ``ros2 param describe`` shows them. Values from YAML
-(``/**: ros__parameters:``) or ``--ros-args -p`` are validated at declaration and
-raise :class:`ParameterError` naming the parameter and the problem; at run time
-:func:`install_validation` rejects bad values with a reason instead of raising.
-
-A common nuisance is fixed too: an integer given for a double parameter
-(``-p rate_hz:=10``) is accepted as ``10.0``.
+"""Typed parameter specs (:class:`ParamSpec`) -> declared ROS 2 parameters with descriptors
+(description, range, ``read_only``, choices in ``additional_constraints``, for ``ros2 param
+describe``), and back. Bad values from YAML or ``-p`` raise :class:`ParameterError` naming the
+parameter; at run time :func:`install_validation` rejects them with a reason. An integer given for a
+double parameter (``-p rate_hz:=10``) is accepted as ``10.0``.
 """
 from __future__ import annotations
 
@@ -40,21 +24,10 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: name, default, description and constraints.
-
-    Attributes:
-        name: parameter name (dots allowed, e.g. ``corruption.node1.rgb``).
-        default: default value; its Python type gives the parameter type unless ``type`` is set
-            (needed for empty lists).
-        description: human-readable description (shown by ``ros2 param describe``).
-        type: explicit ``Parameter.Type``.
-        min, max: inclusive range for INTEGER / DOUBLE parameters.
-        step: range step (0 = continuous).
-        choices: allowed values of a STRING parameter.
-        read_only: cannot be changed after start.
-        constraints: extra text for ``additional_constraints``.
-        validator: optional ``value -> error message or None`` run at declaration and on set.
-    """
+    """One parameter. ``default``'s Python type gives the parameter type unless ``type`` is set
+    (needed for empty lists); ``min``/``max``: inclusive range of INTEGER / DOUBLE; ``choices``: of a
+    STRING; ``constraints``: extra ``additional_constraints`` text; ``validator``: ``value -> error
+    message or None``, run at declaration and on set."""
 
     name: str
     default: Any
@@ -121,34 +94,24 @@ class ParamSpec:
 
 
 def parameter_overrides(node: Node) -> dict[str, Parameter]:
-    """Overrides (``-p``, ``--params-file``, ``parameter_overrides=``) targeted at ``node``.
-
-    rclpy keeps them in a private attribute; this is the one place we read it.
-    """
+    """Overrides (``-p``, ``--params-file``, ``parameter_overrides=``) targeted at ``node`` (rclpy
+    keeps them in a private attribute; this is the one place we read it)."""
     return dict(getattr(node, "_parameter_overrides", {}) or {})
 
 
 def _coerce_int_overrides(node: Node, specs: Iterable[ParamSpec]) -> None:
-    overrides = getattr(node, "_parameter_overrides", None)
-    if not overrides:
-        return
+    overrides = getattr(node, "_parameter_overrides", None) or {}
     for s in specs:
         p = overrides.get(s.name)
-        if (p is not None and s.ptype == Parameter.Type.DOUBLE
-                and p.type_ == Parameter.Type.INTEGER):
+        if p is not None and s.ptype == Parameter.Type.DOUBLE and p.type_ == Parameter.Type.INTEGER:
             overrides[s.name] = Parameter(s.name, Parameter.Type.DOUBLE, float(p.value))
-        elif (p is not None and s.ptype == Parameter.Type.DOUBLE_ARRAY
-                and p.type_ == Parameter.Type.INTEGER_ARRAY):
-            overrides[s.name] = Parameter(s.name, Parameter.Type.DOUBLE_ARRAY,
-                                          [float(v) for v in p.value])
+        elif p is not None and s.ptype == Parameter.Type.DOUBLE_ARRAY and p.type_ == Parameter.Type.INTEGER_ARRAY:
+            overrides[s.name] = Parameter(s.name, Parameter.Type.DOUBLE_ARRAY, [float(v) for v in p.value])
 
 
 def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
-    """Declare every spec on ``node`` (overrides applied) and return ``{name: value}``.
-
-    Raises :class:`ParameterError` naming the parameter if an override has the wrong
-    type, lies outside the range, is not one of the choices or fails the validator.
-    """
+    """Declare every spec on ``node`` (overrides applied) and return ``{name: value}``; an invalid
+    override raises :class:`ParameterError` naming the parameter."""
     _coerce_int_overrides(node, specs)
     overrides = parameter_overrides(node)
     for s in specs:
@@ -166,9 +129,7 @@ def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]
                 node.declare_parameter(s.name, s.ptype, s.descriptor())
             else:
                 node.declare_parameter(s.name, default, s.descriptor())
-        except InvalidParameterTypeException as e:
-            raise ParameterError(f"parameter {s.name!r}: {e}") from None
-        except InvalidParameterValueException as e:
+        except (InvalidParameterTypeException, InvalidParameterValueException) as e:
             raise ParameterError(f"parameter {s.name!r}: {e}") from None
     return read_parameters(node, specs)
 
@@ -188,22 +149,14 @@ def read_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
 
 
 def install_validation(node: Node, specs: Sequence[ParamSpec]) -> None:
-    """Register callbacks that (1) turn integers into doubles for DOUBLE specs and
-    (2) reject values failing :meth:`ParamSpec.check` (choices, validators) with a reason.
-
-    Ranges and read-only flags are also enforced by rclpy itself through the descriptors.
-    """
+    """Register callbacks that turn integers into doubles for DOUBLE specs and reject values failing
+    :meth:`ParamSpec.check` with a reason (rclpy enforces ranges and read-only too)."""
     by_name = {s.name: s for s in specs}
 
     def pre_set(params: list[Parameter]) -> list[Parameter]:
-        out = []
-        for p in params:
-            s = by_name.get(p.name)
-            if (s is not None and s.ptype == Parameter.Type.DOUBLE
-                    and p.type_ == Parameter.Type.INTEGER):
-                p = Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
-            out.append(p)
-        return out
+        return [Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
+                if p.name in by_name and by_name[p.name].ptype == Parameter.Type.DOUBLE
+                and p.type_ == Parameter.Type.INTEGER else p for p in params]
 
     def on_set(params: list[Parameter]) -> SetParametersResult:
         for p in params:
@@ -218,6 +171,3 @@ def install_validation(node: Node, specs: Sequence[ParamSpec]) -> None:
     node.add_pre_set_parameters_callback(pre_set)
     node.add_on_set_parameters_callback(on_set)
 
-
-def set_result(ok: bool, reason: str = "") -> SetParametersResult:
-    return SetParametersResult(successful=bool(ok), reason=reason)

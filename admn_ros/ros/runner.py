@@ -1,18 +1,10 @@
 """Start the ADMN graph where ``ros2 launch`` is not available, and the live demo.
 
-* ``admn-ros run [<task>]`` (or ``--task``, default tracking): the specs of
-  :func:`admn_ros.ros.graph.build_graph` for the task (the same graph
-  ``launch/<task>.launch.py`` starts) as one process per node, or with ``--composed`` all
-  ADMN nodes in one process (``admn_container``).
-* ``admn-ros demo`` (``make demo``): ``run`` plus a :class:`~admn_ros.ros.demo.Monitor` that
-  plays the task's scenario (``config/demo_<task>.yaml``: sensors fail and recover, phase by
-  phase), prints the phase, the live estimate vs. the simulated truth, the task's metric,
-  latency and per-stream allocations, and at the end (the scenario's last phase,
-  ``--duration`` or Ctrl-C) a per-phase comparison with Naive Allocation and the Upper Bound,
-  a picture and a JSON summary in ``--out``.
-
-Every process gets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, the shipped FastDDS
-profile and this run's own ROS_DOMAIN_ID (:mod:`admn_ros.ros.env`).
+``admn-ros run [<task>]`` starts the processes of :func:`admn_ros.ros.graph.graph_processes` (the
+ones ``launch/<task>.launch.py`` starts; ``--composed``: the ADMN nodes in one ``admn_container``),
+each with localhost discovery, the shipped FastDDS profile and this run's own ROS_DOMAIN_ID.
+``admn-ros demo`` adds a :class:`~admn_ros.ros.demo.Monitor` that plays the task's scenario and
+prints the live state and, at the end, a per-phase comparison, a picture and a JSON summary.
 """
 from __future__ import annotations
 
@@ -24,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import suppress
 from typing import Any, Sequence
 
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
@@ -105,11 +98,10 @@ CONFIG_ERROR = 2
 
 
 class GraphProcesses:
-    """Child processes of a running graph (:func:`admn_ros.ros.graph.graph_processes`, the list
-    the launch files start too). A process with ``respawn`` that exits is started again after
-    its ``respawn_delay`` by a supervising thread, as launch_ros does, while the others keep
-    running (:attr:`restarts`); exit code 2 (invalid parameters or models, named on stderr)
-    is final. :meth:`stop` ends them all (SIGINT, then SIGKILL)."""
+    """Child processes of a running graph (:func:`admn_ros.ros.graph.graph_processes`). A process with
+    ``respawn`` that exits is restarted after its ``respawn_delay`` by a supervising thread, as
+    launch_ros does (:attr:`restarts`), unless it exited with :data:`CONFIG_ERROR`. :meth:`stop`
+    ends them all (SIGINT, then SIGKILL)."""
 
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
@@ -128,7 +120,7 @@ class GraphProcesses:
                         sensor_args: Sequence[str] = ()) -> None:
         out = subprocess.DEVNULL if quiet else None
         for p in processes:
-            extra = _p(sensor_args) if p.executable == "sensor_node" else []
+            extra = [x for a in sensor_args if a for x in ("-p", a)] if p.executable == "sensor_node" else []
             self._specs[p.name] = (p, env, out, extra)
             self._spawn(p.name)
         if any(p.respawn for p in processes) and self._thread is None:
@@ -171,29 +163,16 @@ class GraphProcesses:
             self._thread.join(timeout=2.0)
         for _, p in self.procs:
             if p.poll() is None:
-                try:
+                with suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + timeout
         for _, p in self.procs:
             try:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
+                with suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 p.wait(timeout=2.0)
-
-
-def _p(sensor_args: Sequence[str]) -> list[str]:
-    """Extra ``name:=value`` parameters appended to a node's --ros-args."""
-    out: list[str] = []
-    for a in sensor_args:
-        if a:
-            out += ["-p", a]
-    return out
 
 
 def compose(specs: Sequence[NodeSpec], duration: float = 0.0, ros_args: Sequence[str] = ()) -> int:
@@ -226,14 +205,12 @@ def compose(specs: Sequence[NodeSpec], duration: float = 0.0, ros_args: Sequence
 
 def _container_ros_args(ros: Sequence[str]) -> list[str]:
     """The container's ``--ros-args`` minus its own name and namespace, for its nodes."""
-    out, i = [], 0
-    ros = [a for a in ros if a != "--ros-args"]
-    while i < len(ros):
-        if ros[i] in ("-r", "--remap") and i + 1 < len(ros) and ros[i + 1].split(":=")[0] in ("__node", "__ns"):
-            i += 2
-            continue
-        out.append(ros[i])
-        i += 1
+    out: list[str] = []
+    for a in (a for a in ros if a != "--ros-args"):
+        if out and out[-1] in ("-r", "--remap") and a.split(":=")[0] in ("__node", "__ns"):
+            out.pop()
+        else:
+            out.append(a)
     return out
 
 
@@ -252,26 +229,19 @@ def container_main(argv: Sequence[str] | None = None) -> int:
     return exit_process(compose(specs, a.duration, ros))
 
 
-def _scenario(a: argparse.Namespace, stream_ids: list[str]):
-    """The demo's scenario (``--scenario``), or None."""
-    from admn_ros.core.paths import config_path
-    from admn_ros.core.sim.timeline import Timeline
-
-    if a.scenario == "none":
-        return None
-    return Timeline.load(a.scenario or config_path(f"demo_{a.task}.yaml"), stream_ids)
-
-
 def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     argv = list(argv)
     if "--container-specs" in argv:  # the composed child (ProcessSpec.command of admn_container)
         return container_main(argv)
-    a = parse_args(prog, argv)
+    from admn_ros.core.paths import config_path
+    from admn_ros.core.sim.timeline import Timeline
     from admn_ros.core.streams import StreamSet
 
+    a = parse_args(prog, argv)
     ids = StreamSet(nodes=tuple(s for s in a.sensor_nodes.split(",") if s)).ids
-    try:
-        scenario = _scenario(a, ids) if monitor else None
+    try:  # the demo's scenario (--scenario)
+        scenario = (Timeline.load(a.scenario or config_path(f"demo_{a.task}.yaml"), ids)
+                    if monitor and a.scenario != "none" else None)
     except ValueError as exc:
         print(f"[{prog}] error: {exc}", file=sys.stderr, flush=True)
         return 2
@@ -285,16 +255,9 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
           f"{a.task} graph nodes: {', '.join(s.name for s in specs)}{' (composed)' if a.composed else ''}",
           flush=True)
     procs = GraphProcesses()
-    rc = 0
-    t0 = time.monotonic()
-    mon = None
-    node = None
+    rc, t0, mon, node = 0, time.monotonic(), None, None
     stop = {"flag": False}
-
-    def _sigterm(*_):
-        stop["flag"] = True
-
-    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     try:
         procs.start_processes(processes, env, a.quiet, sensor_args)
         import rclpy
@@ -337,13 +300,11 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
                   flush=True)
         if node is not None:
             node.destroy_node()
-        try:
+        with suppress(Exception):
             import rclpy
 
             if rclpy.ok():
                 rclpy.shutdown()
-        except Exception:  # noqa: BLE001
-            pass
     return rc
 
 

@@ -1,62 +1,8 @@
-"""Simulated GDTM sensor network as a ROS 2 node.
-
-Drives :class:`admn_ros.core.sim.GDTMSimulator` on a timer and publishes, for each
-selected sensor node ``N`` (topic names relative to the node namespace, see
-:mod:`admn_ros.ros.topics`):
-
-=====================================  ==========================  ============================
-topic                                  type                        frame_id
-=====================================  ==========================  ============================
-``N/color/image_raw``                  sensor_msgs/Image rgb8      ``N_color_optical_frame``
-``N/color/camera_info``                sensor_msgs/CameraInfo      ``N_color_optical_frame``
-``N/depth/image_raw``                  sensor_msgs/Image 16UC1 mm  ``N_depth_optical_frame``
-``N/depth/camera_info``                sensor_msgs/CameraInfo      ``N_depth_optical_frame``
-``N/radar/range_azimuth``              sensor_msgs/Image 32FC1     ``N_radar_frame``
-``N/qoi/{rgb,depth,radar}``            admn_ros/StreamQoI          (as the image)
-``ground_truth/target``                geometry_msgs/PointStamped  ``map``
-(the task's ``truth.topic``)           (its ``truth.type``)        (its ``frame_id``)
-``/diagnostics``                       diagnostic_msgs/...Array    achieved rate per stream
-=====================================  ==========================  ============================
-
-Every message of one simulated frame carries the same stamp,
-``start_time + k / rate_hz`` on the node clock (``use_sim_time`` supported). Several
-processes (one per sensor host, ``nodes: [node2]``) given the same ``seed``, ``episode``,
-``rate_hz``, ``start_time`` and corruption parameters publish one consistent scene:
-each process steps the simulator to the frame index due on the shared time grid
-(``round((now - start_time) * rate_hz)``). A late process skips frames with
-``GDTMSimulator.skip`` (not rendered, at most ``max_catch_up`` per tick): geometry and
-ground truth of later frames stay identical across processes, only the per-frame
-sensor noise draws of a process that skipped differ. Note that every process renders
-all nodes of the config (the simulator has no per-node rendering), ~2.5 ms per frame.
-A dropped-out stream (corruption ``dropout``) publishes no image (its QoI still says
-``dropout``; camera_info is skipped too).
-
-``scenario`` is a task (:mod:`admn_ros.core.tasks`) whose simulated scenario is published
-(:meth:`Task.simulator`): ``tracking`` (above), or ``activity``
-(:class:`admn_ros.core.sim.activity.ActivitySimulator`: a subject, chosen by ``seed`` and
-``subject_id``, performing activities in front of ``node1``: node1's image and QoI topics
-at 10 Hz unless ``rate_hz``, no camera_info, and the true activity on
-``ground_truth/activity``, ``admn_ros/ActivityLabel`` with confidence 1).
-
-Corruption parameters ``corruption.<node>.<modality>`` take strings like
-``"none"``, ``"gaussian:sigma=3.0"`` or
-``"low_light:severity=0.7,schedule=flicker,period_s=2.0,duty=0.5"``
-(:func:`admn_ros.core.sim.parse_corruption`); they can be changed at run time
-(``ros2 param set``); bad values are rejected with a reason.
-
-A scenario (``timeline_file``, :class:`admn_ros.core.sim.timeline.Timeline`: phases that
-corrupt some streams for some seconds) sets every stream's corruption per frame, by the
-frame's stamp: phase ``i`` covers stamps ``timeline_start + [start_i, end_i)``
-(``timeline_start`` < 0: frame 0's stamp). Before it starts, the ``corruption.*`` values
-hold. Both can be set at run time, together (``admn-ros demo`` starts its scenario when the
-first estimate arrives). Processes given the same file and start corrupt the same frames.
-
-Each frame is rendered one period ahead of its stamp and published on its tick, images
-first, so a frame's messages go out right at its stamp (rendering is the simulator's
-cost, not the sensors'); a corruption set at run time applies from the frame after next.
-
-No simulation math here: the node holds parameters, QoS and timing, converts the
-simulator's numpy frames to messages and calls the core.
+"""Simulated sensors as a ROS 2 node: drives the task's simulator (``scenario``,
+:meth:`Task.simulator`) on a timer and publishes each selected sensor node's images, camera_info,
+QoI, the scenario's truth and /diagnostics. Topics, the shared time grid of several processes,
+corruption parameters and timelines: docs/DEPLOY.md, "What each node does". No simulation math
+here: parameters, QoS, timing and message conversion only.
 """
 from __future__ import annotations
 
@@ -67,10 +13,8 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
@@ -83,17 +27,15 @@ from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.msg import StreamQoI
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, message_class, ns_to_stamp, numpy_to_image
-from admn_ros.ros.env import configure_dds_env, exit_process, spin
+from admn_ros.ros.diagnostics import OK, WARN, make_array, make_status
+from admn_ros.ros.env import run_process
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  parameter_overrides)
-from admn_ros.ros.qos import reliable_qos, sensor_qos
+from admn_ros.ros.qos import image_qos, reliable_qos
 from admn_ros.ros.telemetry import RateMeter
 from admn_ros.ros.topics import frame_id
 
 NODE_NAME = "sensor_node"
-
-
-# ------------------------------------------------------------------ corruption strings
 
 
 def corruption_param(sid: str) -> str:
@@ -102,13 +44,10 @@ def corruption_param(sid: str) -> str:
     return f"corruption.{node}.{mod}"
 
 
-# ------------------------------------------------------------------ parameters
-
 BASE_SPECS: tuple[ParamSpec, ...] = (
-    ParamSpec("scenario", DEFAULT_TASK, "The task whose scenario is simulated: tracking (the GDTM-style car "
-              "seen by every node of config_file) or activity (a subject performing activities in front of "
-              "node1's rgb, depth and radar; publishes ground_truth/activity)", choices=tuple(TASKS),
-              read_only=True),
+    ParamSpec("scenario", DEFAULT_TASK, "The task whose scenario is simulated: tracking (the GDTM-style car seen by "
+              "every node of config_file) or activity (a subject performing activities in front of node1's rgb, "
+              "depth and radar; publishes ground_truth/activity)", choices=tuple(TASKS), read_only=True),
     ParamSpec("subject_id", 0, "activity scenario: the simulated subject (drawn from seed and this id)",
               min=0, max=2**31 - 1, read_only=True),
     ParamSpec("config_file", "", "Simulator config YAML (scene, nodes, cameras, radar); "
@@ -117,32 +56,23 @@ BASE_SPECS: tuple[ParamSpec, ...] = (
               "tracking, 10 Hz for activity)", min=0.0, max=240.0, read_only=True),
     ParamSpec("seed", 0, "Scene random seed; processes sharing seed, episode, rate_hz and "
               "start_time publish the same scene", min=0, max=2**31 - 1, read_only=True),
-    ParamSpec("episode", 0, "Episode index (a new scene per episode)", min=0, max=2**31 - 1,
-              read_only=True),
+    ParamSpec("episode", 0, "Episode index (a new scene per episode)", min=0, max=2**31 - 1, read_only=True),
     ParamSpec("nodes", [], "Sensor nodes this process publishes; [] = every node of the config",
               type=Parameter.Type.STRING_ARRAY, read_only=True),
-    ParamSpec("start_time", -1.0, "Node-clock time (s) of frame 0; stamps are start_time + "
-              "k / rate_hz. < 0: 10 ms after the node starts (one process; under sim time "
-              "without /clock yet: the first timer tick). Give all processes the same value "
-              "to align them", min=-1.0, max=4.0e9, read_only=True),
+    ParamSpec("start_time", -1.0, "Node-clock time (s) of frame 0; stamps are start_time + k / rate_hz. < 0: 10 ms "
+              "after the node starts (one process; under sim time without /clock yet: the first timer tick). Give "
+              "all processes the same value to align them", min=-1.0, max=4.0e9, read_only=True),
     ParamSpec("publish_ground_truth", True, "Publish the scenario's truth (tracking: ground_truth/target, "
               "activity: ground_truth/activity)", read_only=True),
-    ParamSpec("publish_qoi", True, "Publish <node>/qoi/<modality> (admn_ros/StreamQoI)",
-              read_only=True),
-    ParamSpec("publish_camera_info", True, "Publish <node>/{color,depth}/camera_info",
-              read_only=True),
-    ParamSpec("image_reliability", "best_effort", "QoS reliability of the image, QoI and "
-              "camera_info publishers (best_effort = sensor data QoS)",
-              choices=("best_effort", "reliable"), read_only=True),
-    ParamSpec("qos_depth", 5, "History depth of the sensor publishers", min=1, max=100,
-              read_only=True),
-    ParamSpec("max_catch_up", 1000, "When late, frames skipped (not rendered) per tick to get "
-              "back onto the shared time grid; 0 = never skip (stamps then lag the clock)",
-              min=0, max=1_000_000),
-    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 = off)",
-              min=0.0, max=3600.0),
-    ParamSpec("rate_window", 2.0, "Window (s) over which the achieved rate is measured",
-              min=0.1, max=60.0),
+    ParamSpec("publish_qoi", True, "Publish <node>/qoi/<modality> (admn_ros/StreamQoI)", read_only=True),
+    ParamSpec("publish_camera_info", True, "Publish <node>/{color,depth}/camera_info", read_only=True),
+    ParamSpec("image_reliability", "best_effort", "QoS reliability of the image, QoI and camera_info publishers "
+              "(best_effort = sensor data QoS)", choices=("best_effort", "reliable"), read_only=True),
+    ParamSpec("qos_depth", 5, "History depth of the sensor publishers", min=1, max=100, read_only=True),
+    ParamSpec("max_catch_up", 1000, "When late, frames skipped (not rendered) per tick to get back onto the shared "
+              "time grid; 0 = never skip (stamps then lag the clock)", min=0, max=1_000_000),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 = off)", min=0.0, max=3600.0),
+    ParamSpec("rate_window", 2.0, "Window (s) over which the achieved rate is measured", min=0.1, max=60.0),
     ParamSpec("timeline_file", "", "Scenario YAML: phases that corrupt streams for some seconds "
               "(config/demo_tracking.yaml); '' = none"),
     ParamSpec("timeline_start", -1.0, "Node-clock time (s) the scenario starts; < 0: at frame 0",
@@ -167,9 +97,6 @@ def corruption_specs(stream_ids: list[str]) -> tuple[ParamSpec, ...]:
                            constraints="kinds: " + ", ".join(CORRUPTION_KINDS),
                            validator=_corruption_validator(split_stream_id(sid)[1]))
                  for sid in stream_ids)
-
-
-# ------------------------------------------------------------------ the node
 
 
 #: Without start_time, frame 0 is due this long after the timer starts (ns).
@@ -238,9 +165,7 @@ class SensorNode(Node):
             raise ParameterError(f"parameter 'timeline_file': {e}") from None
         self.phase: int | None = None
 
-        # publishers
-        img_qos = sensor_qos(p["qos_depth"]) if p["image_reliability"] == "best_effort" \
-            else reliable_qos(p["qos_depth"])
+        img_qos = image_qos(p["image_reliability"], p["qos_depth"])
         self.my_streams = [stream_id(n, m) for n in self.nodes for m in self.streams.modalities]
         self.image_pubs = {sid: self.create_publisher(Image, topics.image_topic(sid), img_qos)
                            for sid in self.my_streams}
@@ -283,7 +208,6 @@ class SensorNode(Node):
             f"publishing {len(self.my_streams)} streams of {self.nodes} at {self.rate_hz:g} Hz "
             f"(seed {p['seed']}, episode {p['episode']}, {source})")
 
-    # ---------------------------------------------------------------- parameters
     def _check_corruption_overrides(self, ids: list[str]) -> None:
         known = {corruption_param(s) for s in ids}
         for name in parameter_overrides(self):
@@ -320,8 +244,7 @@ class SensorNode(Node):
                     successful=False, reason=f"parameter {prm.name!r} is not a parameter of {self.get_name()}")
             if prm.name.startswith("corruption."):
                 if prm.type_ != Parameter.Type.STRING:
-                    return SetParametersResult(successful=False,
-                                               reason=f"parameter {prm.name!r} must be a string")
+                    return SetParametersResult(successful=False, reason=f"parameter {prm.name!r} must be a string")
                 sid = "/".join(prm.name.split(".")[1:])
                 try:
                     todo.append((sid, parse_corruption(prm.value, split_stream_id(sid)[1])))
@@ -343,18 +266,14 @@ class SensorNode(Node):
             self.timeline, self.phase = timeline, None
         return SetParametersResult(successful=True)
 
-    # ---------------------------------------------------------------- timing
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
     def _start_timer(self) -> None:
-        """Start the periodic timer, first waiting for a grid point so ticks land just after
-        the due times of the frames (all processes alike). Without a start_time the grid
-        starts ``_ANCHOR_DELAY_NS`` from now; only under sim time with no /clock yet is it
-        anchored at the first tick instead. (Anchoring at the first tick of a free-running
-        timer put the stamps up to tens of ms before or after the real publish time,
-        depending on the start-up delay of that tick: end-to-end latencies then differed by
-        a constant per run.)"""
+        """Start the periodic timer on a grid point so ticks land just after the frames' due times
+        (all processes alike). Without a start_time the grid starts ``_ANCHOR_DELAY_NS`` from now
+        (under sim time with no /clock yet: at the first tick). Anchoring at the first tick of a
+        free-running timer offset every stamp by that tick's start-up delay, a constant per run."""
         period_s = self.period_ns * 1e-9
         now = self._now_ns()
         if self.start_ns is None:
@@ -374,10 +293,8 @@ class SensorNode(Node):
         self._phase_timer = self.create_timer(delay, self._phase_then_periodic)
 
     def _phase_then_periodic(self) -> None:
-        """Start the periodic timer on a grid point. If this callback itself ran late (the
-        executor was not spinning yet, e.g. while the node started up), the periodic timer
-        would inherit that offset for the whole run, so wait for the next grid point again
-        (at most one period per retry)."""
+        """Start the periodic timer on a grid point; if this callback ran late (executor not
+        spinning yet) the timer would keep that offset, so wait for the next grid point again."""
         if self._phase_timer is not None:
             self.destroy_timer(self._phase_timer)
             self._phase_timer = None
@@ -426,7 +343,7 @@ class SensorNode(Node):
         late = min(k - self.next_k, int(self.p["max_catch_up"]))
         t0 = time.perf_counter()
         if late > 0:
-            self._skip(late)
+            self.sim.skip(late)  # not rendered
             self.next_k += late
             self.frames_skipped += late
         if self.timeline is not None:
@@ -450,17 +367,6 @@ class SensorNode(Node):
         self.get_logger().info(f"scenario phase {i + 1}/{len(self.timeline.phases)} {ph.name!r}: " + (", ".join(
             f"{sid} {corruption_text(c)}" for sid, c in self.corruption.items() if c.kind != "none") or "all clean"))
 
-    def _skip(self, n: int) -> None:
-        """Advance the simulator ``n`` frames without publishing them (``skip`` when the
-        simulator has it: not rendered; else rendered and discarded)."""
-        skip = getattr(self.sim, "skip", None)
-        if skip is not None:
-            skip(n)
-            return
-        for _ in range(n):
-            self.sim.step()
-
-    # ---------------------------------------------------------------- publishing
     def _publish(self, frame, k: int) -> None:
         stamp = ns_to_stamp(self.frame_stamp_ns(k))
         now_s = self._now_ns() * 1e-9
@@ -479,44 +385,25 @@ class SensorNode(Node):
                 self.meters[sid].tick(now_s)
         for sid, sf, header in sent:
             if sid in self.qoi_pubs:
-                self.qoi_pubs[sid].publish(self._qoi(header, sid, sf))
+                self.qoi_pubs[sid].publish(StreamQoI(header=header, stream_id=sid, corruption=str(sf.corruption),
+                                                     noise_sigma=float(sf.sigma), severity=float(sf.severity)))
             info = self.camera_info.get(sid)
             if info is not None and sf.data is not None:
                 info.header = header
                 self.info_pubs[sid].publish(info)
-        if self.gt_pub is not None:
-            self.gt_pub.publish(self._ground_truth(frame, stamp))
+        if self.gt_pub is not None:  # the scenario's truth, stamped like the frame's images
+            truth = self._truth_cls(header=make_header(stamp, self.task.frame_id))
+            self.gt_pub.publish(self.task.fill_truth(truth, self.task.sim_truth(frame), self.task.sim_labels()))
         self.frames_published += 1
         self.publish_lag_ms.append((self._now_ns() - self.frame_stamp_ns(k)) * 1e-6)
 
-    def _ground_truth(self, frame, stamp):
-        """The scenario's truth message of a simulator frame (stamped like the frame's images)."""
-        msg = self._truth_cls()
-        msg.header = make_header(stamp, self.task.frame_id)
-        return self.task.fill_truth(msg, self.task.sim_truth(frame), self.task.sim_labels())
-
-    def _qoi(self, header, sid: str, sf) -> StreamQoI:
-        q = StreamQoI()
-        q.header = header
-        q.stream_id = sid
-        q.corruption = str(sf.corruption)
-        q.noise_sigma = float(sf.sigma)
-        q.severity = float(sf.severity)
-        return q
-
     def _make_camera_info(self, node: str, fid: str) -> CameraInfo:
         cam = self.cfg.node(node).camera
-        info = CameraInfo()
-        info.header.frame_id = fid
-        info.width, info.height = int(cam.width), int(cam.height)
-        info.distortion_model = "plumb_bob"
-        info.d = [0.0] * 5
-        info.k = [float(x) for x in cam.K.reshape(-1)]
-        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        info.p = [cam.fx, 0.0, cam.cx, 0.0, 0.0, cam.fy, cam.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
-        return info
+        return CameraInfo(header=make_header(None, fid), width=int(cam.width), height=int(cam.height),
+                          distortion_model="plumb_bob", d=[0.0] * 5, k=[float(x) for x in cam.K.reshape(-1)],
+                          r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                          p=[cam.fx, 0.0, cam.cx, 0.0, 0.0, cam.fy, cam.cy, 0.0, 0.0, 0.0, 1.0, 0.0])
 
-    # ---------------------------------------------------------------- diagnostics
     def achieved_rate(self, sid: str | None = None) -> float:
         """Achieved publish rate (Hz) of one stream, or of frames if ``sid`` is None."""
         now_s = self._now_ns() * 1e-9
@@ -527,41 +414,25 @@ class SensorNode(Node):
         if period <= 0 or time.monotonic() - self._last_diag < period:
             return
         self._last_diag = time.monotonic()
-        arr = DiagnosticArray()
-        arr.header.stamp = self.get_clock().now().to_msg()
         name = self.get_fully_qualified_name()
         frame_rate = self.achieved_rate()
-        st = DiagnosticStatus(name=f"{name}: frames", hardware_id=f"{self.task.name}_sim")
-        ok = frame_rate >= 0.8 * self.rate_hz
-        st.level = DiagnosticStatus.OK if ok else DiagnosticStatus.WARN
-        st.message = f"{frame_rate:.1f} / {self.rate_hz:g} Hz"
-        st.values = [KeyValue(key="target_hz", value=f"{self.rate_hz:g}"),
-                     KeyValue(key="achieved_hz", value=f"{frame_rate:.2f}"),
-                     KeyValue(key="frames_published", value=str(self.frames_published)),
-                     KeyValue(key="frames_skipped", value=str(self.frames_skipped)),
-                     KeyValue(key="step_ms_mean",
-                              value=f"{np.mean(self.step_ms) if self.step_ms else 0.0:.2f}"),
-                     KeyValue(key="publish_lag_ms_p50",
-                              value=f"{np.median(self.publish_lag_ms) if self.publish_lag_ms else 0.0:.2f}")]
+        values = {"target_hz": f"{self.rate_hz:g}", "achieved_hz": f"{frame_rate:.2f}",
+                  "frames_published": str(self.frames_published), "frames_skipped": str(self.frames_skipped),
+                  "step_ms_mean": f"{np.mean(self.step_ms) if self.step_ms else 0.0:.2f}",
+                  "publish_lag_ms_p50": f"{np.median(self.publish_lag_ms) if self.publish_lag_ms else 0.0:.2f}"}
         if self.timeline is not None:
-            st.values.append(KeyValue(key="scenario_phase", value="" if self.phase is None
-                                      else self.timeline.phases[self.phase].name))
-        arr.status.append(st)
+            values["scenario_phase"] = "" if self.phase is None else self.timeline.phases[self.phase].name
+        statuses = [make_status(f"{name}: frames", f"{self.task.name}_sim", OK if frame_rate >= 0.8 * self.rate_hz
+                                else WARN, f"{frame_rate:.1f} / {self.rate_hz:g} Hz", values)]
         for sid in self.my_streams:
             r = self.achieved_rate(sid)
             c = self.corruption.get(sid)
             kind = "none" if c is None else c.kind
-            s = DiagnosticStatus(name=f"{name}: {sid}", hardware_id=sid)
-            if kind == "dropout":
-                s.level, s.message = DiagnosticStatus.WARN, "dropout (publishing nothing)"
-            else:
-                s.level = DiagnosticStatus.OK if r >= 0.8 * self.rate_hz else DiagnosticStatus.WARN
-                s.message = f"{r:.1f} Hz"
-            s.values = [KeyValue(key="achieved_hz", value=f"{r:.2f}"),
-                        KeyValue(key="corruption", value=kind),
-                        KeyValue(key="sigma", value=f"{(c.sigma or 0.0) if c else 0.0:g}")]
-            arr.status.append(s)
-        self.diag_pub.publish(arr)
+            level, msg = (WARN, "dropout (publishing nothing)") if kind == "dropout" else (
+                OK if r >= 0.8 * self.rate_hz else WARN, f"{r:.1f} Hz")
+            statuses.append(make_status(f"{name}: {sid}", sid, level, msg, {
+                "achieved_hz": f"{r:.2f}", "corruption": kind, "sigma": f"{(c.sigma or 0.0) if c else 0.0:g}"}))
+        self.diag_pub.publish(make_array(self.get_clock().now().to_msg(), statuses))
 
     def destroy_node(self) -> None:
         for t in (getattr(self, "_timer", None), getattr(self, "_phase_timer", None)):
@@ -573,28 +444,7 @@ class SensorNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """``python -m admn_ros.ros.sensor_node --ros-args -p rate_hz:=10 -p nodes:=[node1]``."""
-    configure_dds_env()  # localhost-only discovery unless the environment says otherwise
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = SensorNode()
-        except (ValueError, FileNotFoundError, KeyError) as e:  # ParameterError is a ValueError
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-            print(f"[{NODE_NAME}] error: {msg}", file=sys.stderr, flush=True)
-            return 2
-        spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if rclpy.ok():
-            raise
-        # SIGINT/SIGTERM shut the context down while a timer was publishing: a clean exit
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return exit_process(0)
+    return run_process(SensorNode, NODE_NAME, (ValueError, FileNotFoundError, KeyError), args)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,5 @@
-"""Node telemetry: message rates, latency windows and per-input health, shown on
-``/diagnostics`` (:mod:`admn_ros.ros.diagnostics`). Plain bookkeeping, no rclpy.
-
-* :class:`RateMeter`: achieved rate over a sliding window;
-* :class:`LatencyWindow`: the last ``n`` latencies with mean / p50 / p99 / max;
-* :class:`HopWindows`: the end-to-end latency split into the graph's hops (:data:`HOPS`);
-* :class:`StreamMonitor`: per input its rate, age, stamp order checks and rejection
-  counts by reason, plus frame-level drops.
+"""Node telemetry shown on ``/diagnostics`` (:mod:`admn_ros.ros.diagnostics`), no rclpy: rates,
+latency windows, the end-to-end latency by hop, and per-input stamp checks and rejection counts.
 """
 from __future__ import annotations
 
@@ -63,11 +57,8 @@ class LatencyWindow:
 
 
 #: The hops of the end-to-end latency (sensor stamp -> estimate published), in order, with their
-#: labels. Per frame they add up to the end-to-end latency: the sensor's render + publish and DDS
-#: until the controller had every input; its compute; the allocation's way to the backbone
-#: (DDS, waiting for the frame); the backbone compute; the embeddings' way to the fusion (DDS, the
-#: slowest backbone node); the fusion compute and publishing. The window node (one process, one
-#: call) reports the first three: input, controller, and as "backbone" the window's backbones + fusion.
+#: labels; per frame they add up to it. The window node reports the first three (as "backbone" the
+#: window's backbones + fusion).
 HOPS: dict[str, str] = {
     "sensor_to_controller": "sensor stamp -> controller input", "controller": "controller compute",
     "allocation_to_backbone": "allocation -> backbone", "backbone": "backbone compute",
@@ -115,12 +106,8 @@ class _InputState:
 
 
 class StreamMonitor:
-    """Per-input health: stamp order checks, rate, age and rejection counts by reason.
-
-    ``check_stamp`` returns a rejection reason (``zero_stamp``, ``duplicate_stamp``,
-    ``out_of_order``) or None; ``accept`` records a good message; ``reject`` counts a
-    bad one. Reasons are free-form short identifiers (``bad_encoding``, ``bad_size``,
-    ``non_finite``, ``empty``, ...)."""
+    """Per-input stamp checks (``check_stamp``: ``zero_stamp``, ``duplicate_stamp``, ``out_of_order``
+    or None), rate, age and rejection counts by reason; frame-level drops in ``dropped``."""
 
     def __init__(self, keys: Iterable[Hashable], window_s: float = 2.0) -> None:
         self.window = window_s

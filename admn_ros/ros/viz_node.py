@@ -1,32 +1,6 @@
-"""ADMN visualization node: RViz markers and a dashboard image of the tracking graph.
-
-Subscribes to ``admn/allocation`` (LayerAllocation) and to the positions of the tracking task
-(:data:`MAP_TASK`: its estimate ``admn/target``, PoseWithCovarianceStamped, and truth
-``ground_truth/target``, PointStamped, read with the task's message hooks) and publishes, in
-``frame_id`` (``map``):
-
-* ``admn/markers`` (``visualization_msgs/MarkerArray``, ``marker_rate`` Hz), namespaces:
-
-  =====================  =====================================================================
-  ``track``              track outline (LINE_STRIP) from the simulator config
-  ``sensor_nodes``       a disc per sensor node at its pose + its name (TEXT)
-  ``allocation_bars``    per stream a bar at its node: height = active blocks / 12 x
-                         ``bar_height``, colour = estimated QoI (green clean -> red noisy,
-                         grey missing; :func:`admn_ros.core.viz.qoi_color`)
-  ``allocation_capacity``  faint full-height bar behind each (12 blocks)
-  ``allocation_text``    per stream ``rgb 5/12 s=0.30`` (TEXT_VIEW_FACING)
-  ``estimate``           estimate sphere; ``estimate_cov``: 2-sigma ellipse (LINE_STRIP);
-                         ``estimate_trail``: past estimates (LINE_STRIP)
-  ``ground_truth``       ground-truth sphere; ``ground_truth_trail``
-  ``status``             budget, controller, error (TEXT)
-  =====================  =====================================================================
-
-* ``admn/dashboard`` (``sensor_msgs/Image`` rgb8, ``dashboard_rate`` Hz): the same state
-  rendered top-down by :func:`admn_ros.core.viz.render_dashboard`.
-
-Node poses and the track come from ``config/sensors.yaml`` (``sensors_config``) through
-:func:`admn_ros.core.sim.load_sim_config`. Dynamic markers carry ``marker_lifetime`` so
-they vanish when their source stops.
+"""ADMN visualization node: RViz markers (``admn/markers``) and a dashboard image
+(``admn/dashboard``) of the tracking graph, from ``admn/allocation`` and the tracking task's estimate
+and truth, with node poses and the track of ``sensors_config``; marker namespaces: docs/DEPLOY.md.
 """
 from __future__ import annotations
 
@@ -48,7 +22,6 @@ from admn_ros.core.viz import MarkerSpec, VizState, render_dashboard, scene_mark
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header, message_class, numpy_to_image
-from admn_ros.ros.diagnostics import input_status, summary_status
 from admn_ros.ros.lifecycle import AdmnNode, run_node
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -56,10 +29,6 @@ from admn_ros.ros.qos import reliable_qos
 #: The task whose estimates and truths this node draws on the map (2-D positions with a covariance).
 MAP_TASK = get_task("tracking")
 TARGET, GROUND_TRUTH = MAP_TASK.output.topic, MAP_TASK.truth.topic
-
-
-def _color(rgba: Sequence[float]) -> ColorRGBA:
-    return ColorRGBA(r=float(rgba[0]), g=float(rgba[1]), b=float(rgba[2]), a=float(rgba[3]))
 
 
 def marker_array(specs: Sequence[MarkerSpec], frame_id: str, stamp: Time | None = None,
@@ -73,7 +42,7 @@ def marker_array(specs: Sequence[MarkerSpec], frame_id: str, stamp: Time | None 
         m.pose.position.x, m.pose.position.y, m.pose.position.z = map(float, sp.position)
         m.pose.orientation.w = 1.0
         m.scale.x, m.scale.y, m.scale.z = map(float, sp.scale)
-        m.color = _color(sp.rgba)
+        m.color = ColorRGBA(r=float(sp.rgba[0]), g=float(sp.rgba[1]), b=float(sp.rgba[2]), a=float(sp.rgba[3]))
         m.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in sp.points]
         m.text = sp.text
         if lifetime_s > 0 and not sp.persistent:
@@ -144,7 +113,6 @@ class VizNode(AdmnNode):
             self.state.trail = deque(self.state.trail, maxlen=max(1, int(value)))
             self.state.gt_trail = deque(self.state.gt_trail, maxlen=max(1, int(value)))
 
-    # ------------------------------------------------------------------ inputs
     def _on_allocation(self, msg: LayerAllocation) -> None:
         ns = self.check_stamp(topics.ALLOCATION, msg.header.stamp)
         if ns is None:
@@ -196,7 +164,6 @@ class VizNode(AdmnNode):
         if lt is not None and lt[0] == ns:     # the target of this stamp came first
             self._error(lt[1], lt[2], xy)
 
-    # ------------------------------------------------------------------ outputs
     def markers(self) -> MarkerArray:
         return marker_array(scene_markers(self.state, float(self.p["bar_height"])), str(self.p["frame_id"]),
                             self.stamp, float(self.p["marker_lifetime"]))
@@ -210,25 +177,18 @@ class VizNode(AdmnNode):
     def publish_dashboard(self) -> None:
         if getattr(self, "state", None) is None:
             return
-        img = render_dashboard(self.state, int(self.p["dashboard_width"]),
-                               int(self.p["dashboard_height"]))
+        img = render_dashboard(self.state, int(self.p["dashboard_width"]), int(self.p["dashboard_height"]))
         self.dash_pub.publish(numpy_to_image(img, "rgb8", make_header(self.stamp, str(self.p["frame_id"]))))
         self.dashboards_published += 1
 
     def diagnostic_statuses(self):
-        name = self.get_fully_qualified_name()
-        now_s, now_ns = self.now_s(), self.now_ns()
-        out = [input_status(name, k, self.monitor, now_s, now_ns, self.p["stale_s"], {},
-                            self._prev_rejected.get(k, 0))
-               for k in (topics.ALLOCATION, TARGET, GROUND_TRUTH)]
+        out = [self.input_status(k, {}) for k in (topics.ALLOCATION, TARGET, GROUND_TRUTH)]
         errs = list(getattr(self, "errors", ()))
         values = {"markers_published": getattr(self, "markers_published", 0),
                   "dashboards_published": getattr(self, "dashboards_published", 0),
                   "error_cm_mean": 100 * float(np.mean(errs)) if errs else float("nan")}
         msg = f"error {values['error_cm_mean']:.1f} cm over {len(errs)} frames" if errs else "no error yet"
-        out.append(summary_status(name, self.SUMMARY, msg, values, self.monitor.dropped, self._prev_dropped,
-                                  self.configure_error))
-        return out
+        return out + [self.summary_status(msg, values)]
 
 
 def main(args: list[str] | None = None) -> int:
