@@ -374,10 +374,10 @@ def test_demo_task_activity_on_simulated_sensors(tmp_path):
     write_random_activity_models(models, frames=FRAMES, classes=list(sim.ACTIVITIES), seed=2, budgets=(BUDGET,))
     params = tmp_path / "activity.yaml"      # the shipped parameters, backend torch (no auto timing)
     params.write_text(config_path("activity.yaml").read_text().replace("backend: auto", "backend: torch"))
-    cmd = [sys.executable, "-m", "admn_ros.cli", "demo", "--task", "activity", "--duration", "9", "--quiet",
+    cmd = [sys.executable, "-m", "admn_ros.cli", "demo", "--task", "activity", "--duration", "25", "--quiet",
            "--model-dir", str(models), "--params-file", str(params), "--subject-id", "1", "--seed", "3",
            "--scenario", "none", "--out", str(tmp_path / "out")]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ))
     out = r.stdout
     assert r.returncode == 0, f"demo failed ({r.returncode}):\n{out[-3000:]}\n{r.stderr[-3000:]}"
     assert "== admn_ros activity demo summary ==" in out, out[-2000:]
