@@ -356,7 +356,8 @@ def test_bad_input_is_explained_and_leaves_nothing(tmp_path, capsys):
 @pytest.mark.ros
 def test_live_recording_becomes_a_dataset(tmp_path):
     """`admn-ros record --source live` of the sensor node, then `admn-ros dataset --from-bag`:
-    at least 80% of the 10 Hz frames are kept (on a loaded machine a frame at either end may lack a topic) with their images and ground truth.
+    at least 80% of the 10 Hz frames are kept with their images and ground truth (on a loaded
+    machine a frame at either end may lack a topic).
     Break tried: storing zeros instead of the decoded images fails the content check."""
     env = dict(os.environ, PYTHONPATH=str(SOURCE_ROOT))
     node = subprocess.Popen([sys.executable, "-m", "admn_ros.ros.sensor_node", "--ros-args", "-p", "rate_hz:=10.0"],
