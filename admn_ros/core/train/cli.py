@@ -31,7 +31,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, dest="batch_size")
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
-    p.add_argument("--train-samples", type=int, dest="train_samples", help="training samples per epoch, random subset each epoch (0 = all)")
+    p.add_argument("--train-samples", type=int, dest="train_samples",
+                   help="training samples per epoch, random subset each epoch (0 = all)")
     p.add_argument("--val-samples", type=int, dest="val_samples", help="validation samples per epoch (0 = all)")
     p.add_argument("--threads", type=int, help="torch threads (0 = OMP_NUM_THREADS default)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
@@ -92,14 +93,6 @@ def _flags_config(a: argparse.Namespace, flags: Sequence[str]) -> dict[str, Any]
     return d
 
 
-def stage1_config(a: argparse.Namespace) -> Stage1Config:
-    return Stage1Config.from_dict(_flags_config(a, _S1_FLAGS))
-
-
-def stage2_config(a: argparse.Namespace) -> Stage2Config:
-    return Stage2Config.from_dict(_flags_config(a, _S2_FLAGS))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``admn-ros train``; returns a process exit code (2 = bad config/data)."""
     a = build_parser().parse_args(argv)
@@ -107,11 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.cmd == "stage1":
             from admn_ros.core.train.stage1 import train_stage1
 
-            train_stage1(stage1_config(a), resume=a.resume, force=a.force)
+            train_stage1(Stage1Config.from_dict(_flags_config(a, _S1_FLAGS)), resume=a.resume, force=a.force)
         elif a.cmd == "stage2":
             from admn_ros.core.train.stage2 import train_stage2
 
-            train_stage2(stage2_config(a), resume=a.resume, force=a.force)
+            train_stage2(Stage2Config.from_dict(_flags_config(a, _S2_FLAGS)), resume=a.resume, force=a.force)
         elif a.cmd == "ship":
             import torch
 
