@@ -46,11 +46,9 @@ class ModelSet:
     def describe(self) -> str:
         parts = [f"stage1 {self.stage1}"]
         if self.controllers_budget:
-            parts.append("per-budget " + ", ".join(f"L={L}: {p.name}" for L, p in sorted(self.controllers_budget.items())))
-        if self.universal:
-            parts.append(f"universal {self.universal.name}")
-        if self.ae:
-            parts.append(f"AE {self.ae.name}")
+            parts.append("per-budget " + ", ".join(f"L={L}: {p.name}"
+                                                   for L, p in sorted(self.controllers_budget.items())))
+        parts += [f"{what} {p.name}" for what, p in (("universal", self.universal), ("AE", self.ae)) if p]
         return "; ".join(parts)
 
 
@@ -71,14 +69,10 @@ def discover_models(models: str | Path | None, stage1: str | None = None,
         kind = meta.get("kind")
         if kind == "stage1":
             found_stage1.append(p)
-        elif kind == "controller":
-            v = meta.get("variant")
-            if v == "budget":
-                ms.controllers_budget[int(meta["budget"])] = p
-            elif v == "universal":
-                ms.universal = p
-            elif v == "ae":
-                ms.ae = p
+        elif kind == "controller" and meta.get("variant") == "budget":
+            ms.controllers_budget[int(meta["budget"])] = p
+        elif kind == "controller" and meta.get("variant") in ("universal", "ae"):
+            setattr(ms, meta["variant"], p)
     if not stage1:
         if not found_stage1:
             raise TrainConfigError(f"{models}: no stage-1 model (kind 'stage1') found; train one with "
@@ -104,7 +98,7 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
              controllers: Sequence[str] = (), split: str = "test", settings: EvalSettings | None = None,
              latency: bool = True, latency_reps: int = 20, plots: bool = True, show_progress: bool = True,
              threads: int = 1, log: Callable[[str], None] = print) -> EvalResult:
-    """Run Table 1 and write the report files; see the module docstring."""
+    """Run Table 1 and write the report files (module docstring)."""
     t0 = time.perf_counter()
     settings = settings or EvalSettings()
     set_threads(threads)

@@ -1,32 +1,21 @@
-"""Allocation methods compared in Table 1: each maps (noisy inputs, budget) -> a bool mask.
-
-* ``ADMN`` (one controller per budget), ``ADMN universal`` (one budget-conditioned
-  controller), ``ADMN_AE`` (autoencoder controller): the controller's deterministic top-L.
-* ``ADMN per-modality``: the paper's allocation granularity, derived from the per-budget
-  controller: its per-stream logits are averaged over the nodes of each modality and the
-  same blocks are chosen for every node's stream of a modality (:func:`per_modality_mask`).
-* ``QoI oracle``: not a deployable method but a yardstick. It is told the true noise of
-  every stream and spreads the budget evenly over the streams with ``sigma < sigma_max / 2``
-  (all streams if none is). Any controller that learns the noise can do about this well, so
-  ``Naive - oracle`` bounds what QoI-aware allocation can gain with the given backbones.
-* ``Upper Bound`` (every block), ``Naive Allocation`` (even split, every-other blocks),
-  ``RGB only`` / ``Depth only`` / ``Radar only`` (the budget spread over one modality's
-  streams, the others keep their forced first block): input-agnostic.
-
-A method returns ``None`` for a budget it cannot serve (e.g. "RGB only" above 3 x 12 + 6
-blocks), shown as "n/a" in the table.
+"""Allocation methods compared in Table 1, each mapping (noisy inputs, budget) -> a bool mask: the
+controllers' top-L (``ADMN`` per budget, ``ADMN universal``, ``ADMN_AE``), ``ADMN per-modality``
+(:func:`per_modality_mask`), the ``QoI oracle`` yardstick (told the true noise), ``Upper Bound``,
+``Naive Allocation`` and one single-modality method per modality. A method returns ``None`` for a
+budget it cannot serve ("n/a" in the table).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
 
 from admn_ros.core.controller import AllocationController
-from admn_ros.core.streams import (MODALITIES, StreamSet, full_allocation, modality_allocation,
-                                  naive_allocation, spread_allocation)
+from admn_ros.core.streams import (StreamSet, full_allocation, modality_allocation, naive_allocation,
+                                  spread_allocation)
+from admn_ros.core.train.common import sigma_max_of
 
 Inputs = Mapping[str, torch.Tensor]
 #: ``(noisy inputs, budget L, batch size, present) -> bool [B, n, depth]`` or ``None`` (not
@@ -39,19 +28,9 @@ OracleFn = Callable[[np.ndarray, int], np.ndarray]
 
 @dataclass
 class Method:
-    """One column family of the table.
-
-    Attributes:
-        name: display name.
-        key: CSV-friendly id.
-        allocate: see :data:`AllocateFn`.
-        controller: the controller whose FLOPs count for this method (``None`` = no controller).
-        budgeted: False for Upper Bound (one value regardless of the budget).
-        adaptive: True if the mask depends on the input.
-        controllers: per-budget controllers (``ADMN``), for FLOPs/latency per budget.
-        from_sigmas: set for the oracle: the table calls it with the true sigmas instead of
-            ``allocate``.
-    """
+    """One column family of the table: display ``name``, CSV ``key``, the ``controller`` (or
+    per-budget ``controllers``) whose FLOPs count, ``budgeted`` (False: one value, Upper Bound),
+    ``adaptive`` (input-dependent) and, for the oracle, ``from_sigmas`` used instead of ``allocate``."""
 
     name: str
     key: str
@@ -64,8 +43,7 @@ class Method:
 
     def mask(self, inputs: Inputs, budget: int, batch: int, sigmas: np.ndarray | None = None,
              present: np.ndarray | None = None) -> np.ndarray | None:
-        """The allocation for a batch: :attr:`from_sigmas` when set (and ``sigmas`` given),
-        else :attr:`allocate`."""
+        """The allocation for a batch: :attr:`from_sigmas` when set (and ``sigmas`` given), else :attr:`allocate`."""
         if self.from_sigmas is not None and sigmas is not None:
             return self.from_sigmas(sigmas, budget)
         return self.allocate(inputs, budget, batch, present)
@@ -111,9 +89,10 @@ def single_modality(streams: StreamSet, modality: str, depth: int, first_block: 
 
 
 def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True, threshold: float = 0.5) -> Method:
-    """The ``QoI oracle`` yardstick (module docstring): told the true sigmas, it spreads the
-    budget evenly over the streams with ``sigma < threshold * sigma_max`` (all if none is)."""
-    smax = np.array([MODALITIES[streams.modality_of(i)].sigma_max for i in range(len(streams))], np.float32)
+    """The ``QoI oracle``: told the true sigmas, it spreads the budget evenly over the streams with
+    ``sigma < threshold * sigma_max`` (all if none is), so ``Naive - oracle`` bounds what a QoI-aware
+    allocation can gain with the given backbones."""
+    smax = sigma_max_of(streams)
 
     def from_sigmas(sigmas: np.ndarray, budget: int) -> np.ndarray:
         out = []
@@ -169,13 +148,10 @@ def controller_method(name: str, key: str, controllers: Mapping[int, AllocationC
 
 def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: StreamSet,
                       first_block: bool = True) -> np.ndarray:
-    """Allocation shared by every node's stream of a modality, from per-stream logits.
-
-    Logits ``[B, n, depth]`` are averaged over the nodes of each modality. Block 0 of every
-    stream is forced (first-block rule). The remaining ``R = L - forced`` blocks go in units of
-    one (modality, block) pair = ``S`` streams, best mean logit first; if ``R`` is not a
-    multiple of ``S`` the next pair is given to the ``R mod S`` nodes with the highest
-    per-stream logits. Returns bool ``[B, n, depth]`` summing to ``L`` per sample.
+    """Allocation shared by every node's stream of a modality (the paper's granularity): bool
+    ``[B, n, depth]`` summing to ``budget``. Logits ``[B, n, depth]`` are averaged over each modality's
+    nodes; after the forced block 0s, the budget goes in (modality, block) units of ``S`` streams, best
+    mean logit first, and a remainder to the nodes with the highest per-stream logits of the next unit.
     """
     lg = torch.as_tensor(np.asarray(logits) if not isinstance(logits, torch.Tensor) else logits).detach().float()
     b, n, depth = lg.shape
@@ -242,11 +218,7 @@ def build_methods(streams: StreamSet, depth: int, per_budget: Mapping[int, Alloc
     base = baseline_methods(streams, depth, first_block)
     out += base[:3]
     if per_budget or universal is not None:
-        out.append(per_modality_method(per_budget if per_budget else universal, streams, first_block))  # type: ignore[arg-type]
+        out.append(per_modality_method(per_budget or universal, streams, first_block))  # type: ignore[arg-type]
     out += base[3:]
     return out
 
-
-def mask_budget(mask: Any) -> np.ndarray:
-    """Active blocks per sample of a ``[B, n, depth]`` mask."""
-    return np.asarray(mask).reshape(np.shape(mask)[0], -1).sum(1)

@@ -1,9 +1,5 @@
-"""Evaluation figures (matplotlib, Agg backend; PNG files).
-
-* ``error_vs_budget.png``: error vs budget, one panel per (draw mode, regime), one line per method;
-* ``latency_vs_blocks.png``: batch-1 latency vs active blocks (+ ADMN per budget);
-* ``allocation_examples.png``: the paper's Fig. 8 idea: a few test samples with their noisy
-  inputs (nodes x modalities, sigma in the title) and the blocks each stream received.
+"""Evaluation figures (matplotlib, Agg; PNG): error vs budget per (draw, regime), batch-1 latency vs
+active blocks, and allocation examples (the paper's Fig. 8: noisy inputs and blocks per stream).
 """
 from __future__ import annotations
 
