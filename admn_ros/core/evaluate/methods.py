@@ -116,34 +116,32 @@ def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True, thresho
     return Method("QoI oracle", "qoi_oracle", allocate, adaptive=True, from_sigmas=from_sigmas)
 
 
-def _controller_lookup(controllers: Mapping[int, AllocationController] | AllocationController
-                       ) -> tuple[dict[int, AllocationController], AllocationController | None,
-                              Callable[[int], AllocationController | None]]:
-    """``(per_budget, shared, pick)``: ``pick(budget)`` is the per-budget controller, or the
-    single universal one, in eval mode (``None`` if there is none for that budget)."""
+Controllers = Mapping[int, AllocationController] | AllocationController
+
+
+def _from_controllers(name: str, key: str, controllers: Controllers,
+                      choose: Callable[[AllocationController, Inputs, torch.Tensor | None, int], np.ndarray]
+                      ) -> Method:
+    """A method from one (universal) controller or ``{budget: controller}``: ``choose(controller in
+    eval mode, inputs, present, budget)`` is its mask; not applicable where no controller serves."""
     per_budget = dict(controllers) if isinstance(controllers, Mapping) else {}
     shared = None if isinstance(controllers, Mapping) else controllers
 
-    def pick(budget: int) -> AllocationController | None:
-        c = per_budget.get(budget, shared)
-        return None if c is None else c.eval()
-    return per_budget, shared, pick
-
-
-def controller_method(name: str, key: str, controllers: Mapping[int, AllocationController] | AllocationController
-                      ) -> Method:
-    """Controller top-L. ``controllers`` is one (universal) controller or ``{budget: controller}``."""
-    per_budget, shared, pick = _controller_lookup(controllers)
-
     @torch.no_grad()
     def allocate(inputs: Inputs, budget: int, batch: int, present: np.ndarray | None = None) -> np.ndarray | None:
-        c = pick(budget)
+        c = per_budget.get(budget, shared)
         if c is None:
             return None
         pres = None if present is None else torch.from_numpy(np.asarray(present, bool))
-        return (c.allocate(dict(inputs), pres, budget=budget)["mask"] > 0.5).numpy()
+        return choose(c.eval(), dict(inputs), pres, budget)
 
     return Method(name, key, allocate, controller=shared, adaptive=True, controllers=per_budget)
+
+
+def controller_method(name: str, key: str, controllers: Controllers) -> Method:
+    """The controller's top-L."""
+    return _from_controllers(name, key, controllers,
+                             lambda c, x, pres, L: (c.allocate(x, pres, budget=L)["mask"] > 0.5).numpy())
 
 
 def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: StreamSet,
@@ -179,22 +177,11 @@ def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: S
     return out.reshape(b, n, depth)
 
 
-def per_modality_method(controllers: Mapping[int, AllocationController] | AllocationController,
-                        streams: StreamSet, first_block: bool = True,
+def per_modality_method(controllers: Controllers, streams: StreamSet, first_block: bool = True,
                         name: str = "ADMN per-modality", key: str = "admn_per_modality") -> Method:
     """The per-modality baseline from a controller's logits (see :func:`per_modality_mask`)."""
-    per_budget, shared, pick = _controller_lookup(controllers)
-
-    @torch.no_grad()
-    def allocate(inputs: Inputs, budget: int, batch: int, present: np.ndarray | None = None) -> np.ndarray | None:
-        c = pick(budget)
-        if c is None:
-            return None
-        pres = None if present is None else torch.from_numpy(np.asarray(present, bool))
-        logits = c(dict(inputs), pres, budget=budget)["logits"]
-        return per_modality_mask(logits, budget, streams, first_block)
-
-    return Method(name, key, allocate, controller=shared, adaptive=True, controllers=per_budget)
+    return _from_controllers(name, key, controllers, lambda c, x, pres, L: per_modality_mask(
+        c(x, pres, budget=L)["logits"], L, streams, first_block))
 
 
 def baseline_methods(streams: StreamSet, depth: int, first_block: bool = True) -> list[Method]:

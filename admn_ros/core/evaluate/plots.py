@@ -11,8 +11,9 @@ import numpy as np
 
 from admn_ros.core.evaluate.cost import LatencyResult
 from admn_ros.core.evaluate.table import DRAWS, EvalSettings, Example, Record, lookup
-from admn_ros.core.streams import MODALITIES, StreamSet
+from admn_ros.core.streams import StreamSet
 from admn_ros.core.tasks import get_task
+from admn_ros.core.train.common import sigma_max_of
 
 
 def _plt():  # noqa: ANN202 - matplotlib module
@@ -104,6 +105,7 @@ def plot_examples(examples: Sequence[Example], streams: StreamSet, path: Path, m
         return None
     plt = _plt()
     s, nm = len(streams.nodes), len(streams.modalities)
+    noisy = np.asarray([e.sigmas for e in ex]) >= 0.5 * sigma_max_of(streams)  # sigma >= sigma_max / 2
     fig = plt.figure(figsize=(1.5 * s * nm + 4.0, 2.1 * len(ex)))
     gs = fig.add_gridspec(len(ex), s * nm + 3)
     for r, e in enumerate(ex):
@@ -115,14 +117,11 @@ def plot_examples(examples: Sequence[Example], streams: StreamSet, path: Path, m
             ax.imshow(img, cmap=None if img.ndim == 3 else "viridis", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
-            sig = float(e.sigmas[i])
-            ax.set_title(f"{streams.nodes[node]}/{m}\nσ={sig:.2f}", fontsize=7,
-                         color="red" if sig >= 0.5 * MODALITIES[m].sigma_max else "black")
+            ax.set_title(f"{streams.nodes[node]}/{m}\nσ={float(e.sigmas[i]):.2f}", fontsize=7,
+                         color="red" if noisy[r, i] else "black")
         ax = fig.add_subplot(gs[r, s * nm:])
         blocks = e.masks[method].sum(1)
-        colors = ["tab:red" if e.sigmas[i] >= 0.5 * MODALITIES[streams.modality_of(i)].sigma_max else "tab:green"
-                  for i in range(len(streams))]
-        ax.bar(range(len(streams)), blocks, color=colors)
+        ax.bar(range(len(streams)), blocks, color=["tab:red" if q else "tab:green" for q in noisy[r]])
         ax.set_xticks(range(len(streams)))
         ax.set_xticklabels([sid.replace("node", "n").replace("/", "\n") for sid in streams.ids], fontsize=6)
         ax.set_ylim(0, 12.5)

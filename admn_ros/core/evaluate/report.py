@@ -244,12 +244,7 @@ def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: Late
         lines.append("|---|---|" + "---|" * len(cols))
         for regime in settings.regimes:
             for m in methods:
-                vals = []
-                for L in budgets:
-                    v = lookup(records, regime, draw, m, L)
-                    if m == "Upper Bound":
-                        v = lookup(records, regime, draw, m)
-                    vals.append(_f(v))
+                vals = [_f(lookup(records, regime, draw, m, None if m == "Upper Bound" else L)) for L in budgets]
                 if all(v == "n/a" for v in vals):
                     continue
                 lines.append(f"| {regime} | {m} | " + " | ".join(vals) + " |")

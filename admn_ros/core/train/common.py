@@ -47,16 +47,18 @@ def start_run(out: str | Path, threads: int, resume: bool, force: bool, last: st
 
 
 def load_resume(last: Path, kind: str, model_config: Mapping[str, Any], train_config: Mapping[str, Any],
-                fixed: Sequence[str]) -> Any:
+                fixed: Sequence[str], **meta: Mapping[str, Any]) -> Any:
     """The checkpoint to resume from (``None`` if ``last`` is absent); :class:`CheckpointError`
-    unless it has the same model config, the same ``fixed`` training fields (the dataset compared
-    as a resolved path) and an optimizer state."""
+    unless it has the same model config, ``meta`` entries, ``fixed`` training fields (the dataset
+    compared as a resolved path) and an optimizer state."""
     from admn_ros.core.checkpoint import CheckpointError, check_config, load_checkpoint
 
     if not last.exists():
         return None
     ck = load_checkpoint(last, kind=kind)
     check_config(last, ck.model_config, dict(model_config))
+    for key, want in meta.items():
+        check_config(last, ck.meta.get(key, {}), dict(want), what=key)
     stored, expected = dict(ck.train_config), dict(train_config)
     for d in (stored, expected):  # the same dataset, whether named relative or absolute
         if d.get("data"):
@@ -137,7 +139,8 @@ def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
             raise TrainConfigError(f"{where}: dataset is for task {got_task!r}, the model config for {task.name!r}")
         frames = meta.get("frames")
         if frames is not None and int(frames) != int(getattr(model_cfg, "frames", 1)):
-            raise TrainConfigError(f"{where}: dataset windows have {frames} frames, the model config {model_cfg.frames}")
+            raise TrainConfigError(f"{where}: dataset windows have {frames} frames, "
+                                   f"the model config {model_cfg.frames}")
         for key, got, want in (("nodes", task.dataset_nodes(meta), list(model_cfg.nodes)),
                                ("modalities", meta.get("modalities"), list(model_cfg.modalities))):
             if got is not None and list(got) != want:
@@ -372,13 +375,10 @@ def progress(total: int, desc: str, enabled: bool = True) -> Any:
                 file=sys.stderr, unit="batch")
 
 
-@dataclass
 class Throughput:
-    """Counts samples and wall time for samples/s."""
+    """Samples/s over the timed sections (:meth:`start` ... :meth:`stop`)."""
 
-    samples: int = 0
-    seconds: float = 0.0
-    _t0: float = field(default=0.0, repr=False)
+    samples, seconds, _t0 = 0, 0.0, 0.0
 
     def start(self) -> None:
         self._t0 = time.perf_counter()

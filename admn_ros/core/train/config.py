@@ -64,6 +64,12 @@ def _check(cond: bool, msg: str) -> None:
         raise TrainConfigError(msg)
 
 
+def _require(cfg: Any, rules: Mapping[str, tuple[bool, str]]) -> None:
+    """Raise for the first failing rule ``field -> (ok, what the field must be)``."""
+    for name, (ok, want) in rules.items():
+        _check(ok, f"{type(cfg).__name__}.{name} must be {want}, got {getattr(cfg, name)!r}")
+
+
 def _check_mix(name: str, mix: Mapping[str, float], allowed: Sequence[str]) -> None:
     _check(bool(mix), f"{name}: needs at least one entry")
     for k, v in mix.items():
@@ -122,37 +128,33 @@ class Stage1Config(_Base):
         except (TypeError, ValueError) as exc:
             raise TrainConfigError(f"Stage1Config.alloc_ramp must be [[epoch, p], ...] and alloc_fractions "
                                    f"a list of fractions: {exc}") from exc
-        _check(all(0.0 <= p <= 1.0 for _, p in self.alloc_ramp),
-               f"Stage1Config.alloc_ramp probabilities must be in [0, 1]: {self.alloc_ramp}")
-        _check(bool(self.alloc_fractions) and all(0.0 < f <= 1.0 for f in self.alloc_fractions),
-               f"Stage1Config.alloc_fractions must be fractions in (0, 1]: {self.alloc_fractions}")
-        _check(self.alloc_temperature >= 0.0,
-               f"Stage1Config.alloc_temperature must be >= 0, got {self.alloc_temperature}")
         try:
             self.loss_ramp = tuple((int(e), float(a), float(b)) for e, a, b in self.loss_ramp)
         except (TypeError, ValueError) as exc:
             raise TrainConfigError(f"Stage1Config.loss_ramp must be [[epoch, nll_weight, dist_weight], ...]: "
                                    f"{exc}") from exc
-        _check(bool(self.loss_ramp) and all(a >= 0 and b >= 0 and a + b > 0 for _, a, b in self.loss_ramp),
-               f"Stage1Config.loss_ramp weights must be >= 0 and not both 0: {self.loss_ramp}")
-        _check(self.epochs >= 1, f"Stage1Config.epochs must be >= 1, got {self.epochs}")
-        _check(self.batch_size >= 1, f"Stage1Config.batch_size must be >= 1, got {self.batch_size}")
-        _check(self.lr > 0 and 0 <= self.min_lr <= self.lr, f"Stage1Config.lr/min_lr invalid: {self.lr}/{self.min_lr}")
-        _check(self.warmup_epochs >= 0, f"Stage1Config.warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        _check(all(0.0 <= p < 1.0 for _, p in self.layerdrop_ramp),
-               f"Stage1Config.layerdrop_ramp probabilities must be in [0, 1): {self.layerdrop_ramp}")
-        _check(0.0 <= self.full_drop <= 1.0, f"Stage1Config.full_drop must be in [0, 1], got {self.full_drop}")
-        _check(self.noise_start_epoch >= 0, "Stage1Config.noise_start_epoch must be >= 0")
+        _require(self, {
+            "alloc_ramp": (all(0.0 <= p <= 1.0 for _, p in self.alloc_ramp), "[[epoch, p in [0, 1]], ...]"),
+            "alloc_fractions": (bool(self.alloc_fractions) and all(0.0 < f <= 1.0 for f in self.alloc_fractions),
+                                "fractions in (0, 1]"),
+            "alloc_temperature": (self.alloc_temperature >= 0.0, ">= 0"),
+            "loss_ramp": (bool(self.loss_ramp) and all(a >= 0 and b >= 0 and a + b > 0 for _, a, b in self.loss_ramp),
+                          "[[epoch, nll_weight, dist_weight], ...] with weights >= 0, not both 0"),
+            "epochs": (self.epochs >= 1, ">= 1"), "batch_size": (self.batch_size >= 1, ">= 1"),
+            "lr": (self.lr > 0 and 0 <= self.min_lr <= self.lr, "> 0 and >= min_lr >= 0"),
+            "warmup_epochs": (self.warmup_epochs >= 0, ">= 0"),
+            "layerdrop_ramp": (all(0.0 <= p < 1.0 for _, p in self.layerdrop_ramp), "[[epoch, p in [0, 1)], ...]"),
+            "full_drop": (0.0 <= self.full_drop <= 1.0, "in [0, 1]"),
+            "noise_start_epoch": (self.noise_start_epoch >= 0, ">= 0"),
+            "modality_draw_prob": (0.0 <= self.modality_draw_prob <= 1.0, "in [0, 1]"),
+            "clean_prob": (0.0 <= self.clean_prob <= 1.0, "in [0, 1]"),
+            "missing_prob": (0.0 <= self.missing_prob < 0.5, "in [0, 0.5)"),
+            "train_samples": (self.train_samples >= 0, ">= 0"), "val_samples": (self.val_samples >= 0, ">= 0")})
         _check_mix("Stage1Config.noise_regimes", self.noise_regimes, REGIMES)
-        for name in ("modality_draw_prob", "clean_prob", "missing_prob"):
-            v = getattr(self, name)
-            _check(0.0 <= v <= 1.0, f"Stage1Config.{name} must be in [0, 1], got {v}")
-        _check(self.missing_prob < 0.5, f"Stage1Config.missing_prob must be < 0.5, got {self.missing_prob}")
         for m, p in self.modality_missing.items():
             _check(m in MODALITIES, f"Stage1Config.modality_missing: unknown modality {m!r}; known: "
                                     f"{sorted(MODALITIES)}")
             _check(0.0 <= float(p) <= 1.0, f"Stage1Config.modality_missing[{m!r}] must be in [0, 1], got {p}")
-        _check(self.train_samples >= 0 and self.val_samples >= 0, "Stage1Config.train/val_samples must be >= 0")
 
     def loss_weights_at(self, epoch: int) -> tuple[float, float]:
         """``(nll_weight, dist_weight)`` in ``epoch`` (0-based; ``(1, 0.05)`` before the ramp)."""
@@ -226,28 +228,23 @@ class Stage2Config(_Base):
         warmup, epochs = VARIANTS[self.variant]
         self.noise_warmup_epochs = warmup if self.noise_warmup_epochs is None else self.noise_warmup_epochs
         self.epochs = epochs if self.epochs is None else self.epochs
-        _check(self.k_samples >= 1, f"Stage2Config.k_samples must be >= 1, got {self.k_samples}")
-        _check(self.explore_scale > 0, f"Stage2Config.explore_scale must be > 0, got {self.explore_scale}")
-        _check(self.split_temperature > 0,
-               f"Stage2Config.split_temperature must be > 0, got {self.split_temperature}")
-        _check(self.split_limit >= 1, f"Stage2Config.split_limit must be >= 1, got {self.split_limit}")
         self.budget_range = tuple(float(x) for x in self.budget_range)  # type: ignore[assignment]
         self.loss_weights = tuple(float(x) for x in self.loss_weights)  # type: ignore[assignment]
-        _check(len(self.loss_weights) == 2 and min(self.loss_weights) >= 0 and sum(self.loss_weights) > 0,
-               f"Stage2Config.loss_weights must be [nll, dist] >= 0, not both 0, got {list(self.loss_weights)}")
-        _check(self.epochs >= 0 and self.noise_warmup_epochs >= 0, "Stage2Config.epochs must be >= 0")
-        _check(self.epochs + self.noise_warmup_epochs >= 1, "Stage2Config: nothing to train (0 epochs)")
-        _check(self.batch_size >= 1, f"Stage2Config.batch_size must be >= 1, got {self.batch_size}")
-        _check(self.lr > 0 and 0 <= self.min_lr <= self.lr, f"Stage2Config.lr/min_lr invalid: {self.lr}/{self.min_lr}")
-        _check(0.0 < self.budget_fraction <= 1.0,
-               f"Stage2Config.budget_fraction must be in (0, 1], got {self.budget_fraction}")
         lo, hi = self.budget_range
-        _check(len(self.budget_range) == 2 and 0.0 < lo <= hi <= 1.0,
-               f"Stage2Config.budget_range must be [lo, hi] with 0 < lo <= hi <= 1, got {list(self.budget_range)}")
-        _check(self.budget >= 0, f"Stage2Config.budget must be >= 0, got {self.budget}")
-        _check(self.noise_weight >= 0, "Stage2Config.noise_weight must be >= 0")
+        _require(self, {
+            "k_samples": (self.k_samples >= 1, ">= 1"), "explore_scale": (self.explore_scale > 0, "> 0"),
+            "split_temperature": (self.split_temperature > 0, "> 0"), "split_limit": (self.split_limit >= 1, ">= 1"),
+            "loss_weights": (len(self.loss_weights) == 2 and min(self.loss_weights) >= 0 and sum(self.loss_weights) > 0,
+                             "[nll, dist] >= 0, not both 0"),
+            "epochs": (self.epochs >= 0 and self.noise_warmup_epochs >= 0, ">= 0 (and noise_warmup_epochs)"),
+            "noise_warmup_epochs": (self.epochs + self.noise_warmup_epochs >= 1, "> 0 or epochs > 0 (no epochs)"),
+            "batch_size": (self.batch_size >= 1, ">= 1"),
+            "lr": (self.lr > 0 and 0 <= self.min_lr <= self.lr, "> 0 and >= min_lr >= 0"),
+            "budget_fraction": (0.0 < self.budget_fraction <= 1.0, "in (0, 1]"),
+            "budget_range": (len(self.budget_range) == 2 and 0.0 < lo <= hi <= 1.0, "[lo, hi] with 0 < lo <= hi <= 1"),
+            "budget": (self.budget >= 0, ">= 0"), "noise_weight": (self.noise_weight >= 0, ">= 0"),
+            "modality_draw_prob": (0.0 <= self.modality_draw_prob <= 1.0, "in [0, 1]")})
         _check_mix("Stage2Config.noise_regimes", self.noise_regimes, REGIMES)
-        _check(0.0 <= self.modality_draw_prob <= 1.0, "Stage2Config.modality_draw_prob must be in [0, 1]")
 
     def resolve_budget(self, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> int:
         """The fixed budget ``L`` (for ``variant="budget"``), validated against the stream set."""

@@ -253,11 +253,11 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
             f"{s1_fields['epochs']} epochs, then every controller from its counterpart")
     res1 = train_stage1(Stage1Config(**common, **s1_fields, out=str(runs / "stage1")), resume=True, log=log)
 
-    def step(t0: float) -> dict[str, Any]:
+    def stage1_step(t0: float) -> dict[str, Any]:
         return {"seconds": time.perf_counter() - t0, "samples_per_s": res1.samples_per_s, "val": res1.val,
                 "epochs": res1.epochs}
 
-    summary["steps"]["stage1"] = step(t0)
+    summary["steps"]["stage1"] = stage1_step(t0)
     finetune = 0 if init else cfg.recipe.finetune_epochs if cfg.finetune_epochs is None else cfg.finetune_epochs
     if finetune > 0:
         t0 = time.perf_counter()
@@ -265,7 +265,7 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
         ft = {**s1_fields, **FINETUNE_STAGE1, "epochs": finetune, "init": str(res1.model_path),
               "out": str(runs / "finetune")}
         res1 = train_stage1(Stage1Config(**common, **ft), resume=True, log=log)
-        summary["steps"]["finetune"] = step(t0)
+        summary["steps"]["finetune"] = stage1_step(t0)
     stage1 = res1.model_path
 
     t0 = time.perf_counter()

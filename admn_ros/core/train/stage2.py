@@ -12,15 +12,15 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from admn_ros.core.checkpoint import CheckpointError, check_config, load_checkpoint, load_into, save_checkpoint
+from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, load_into, save_checkpoint
 from admn_ros.core.controller import AllocationController, ControllerConfig
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.splits import (count_embeddings, sampled_splits, split_candidates, split_log_scores,
                                   split_losses)
 from admn_ros.core.streams import MODALITIES, budget_from_fraction, naive_allocation
 from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
-                                        epoch_batches, fmt_duration, lr_at, make_adamw, metric_key, open_split,
-                                        optimizer_step, progress, sample_scores, seed_everything, set_lr,
+                                        epoch_batches, fmt_duration, load_resume, lr_at, make_adamw, metric_key,
+                                        open_split, optimizer_step, progress, sample_scores, seed_everything, set_lr,
                                         start_run, subset_size, to_torch)
 from admn_ros.core.train.config import TABLE_FRACTIONS, Stage2Config, TrainConfigError
 from admn_ros.core.train.stage1 import StageResult, finish_run
@@ -233,25 +233,22 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
     opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
     total_epochs = cfg.noise_warmup_epochs + cfg.epochs
     start_epoch, history = 0, []
-    if resume:
-        last = out / LAST
-        if last.exists():
-            ck = load_checkpoint(last, kind="controller_train")
-            check_config(last, ck.meta.get("controller_config", {}), ccfg.to_dict(), what="controller_config")
-            check_config(last, ck.train_config, cfg.to_dict(), keys=RESUME_FIXED, what="train_config")
-            if ck.meta.get("stage1_weights_id") != parent_id:
-                raise CheckpointError(f"{last}: was trained on stage-1 weights {ck.meta.get('stage1_weights_id')}, "
-                                      f"but {cfg.stage1} is {parent_id}")
-            if cfg.variant == "ae" and ck.epoch > cfg.noise_warmup_epochs:
-                ctrl.freeze_encoder(True)
-                opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
-            ck.load_into(ctrl)
-            if ck.optimizer is not None:
-                opt.load_state_dict(ck.optimizer)
-            start_epoch, history = ck.epoch, list(ck.meta.get("history", []))
-            log(f"[stage2] resumed {last} at epoch {start_epoch}/{total_epochs}")
-        else:
-            log(f"[stage2] --resume: no {last}; starting from scratch")
+    last = out / LAST
+    ck = load_resume(last, "controller_train", mcfg.to_dict(), cfg.to_dict(), RESUME_FIXED,
+                     controller_config=ccfg.to_dict()) if resume else None
+    if resume and ck is None:
+        log(f"[stage2] --resume: no {last}; starting from scratch")
+    if ck is not None:
+        if ck.meta.get("stage1_weights_id") != parent_id:
+            raise CheckpointError(f"{last}: was trained on stage-1 weights {ck.meta.get('stage1_weights_id')}, "
+                                  f"but {cfg.stage1} is {parent_id}")
+        if cfg.variant == "ae" and ck.epoch > cfg.noise_warmup_epochs:
+            ctrl.freeze_encoder(True)
+            opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
+        ck.load_into(ctrl)
+        opt.load_state_dict(ck.optimizer)
+        start_epoch, history = ck.epoch, list(ck.meta.get("history", []))
+        log(f"[stage2] resumed {last} at epoch {start_epoch}/{total_epochs}")
 
     budgets_val = [ccfg.budget] if cfg.variant == "budget" else [
         L for L in (budget_from_fraction(f, mcfg.n_streams, mcfg.vit_depth) for f in TABLE_FRACTIONS)
