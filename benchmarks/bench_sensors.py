@@ -168,21 +168,13 @@ def _variants(tmpdir: Path) -> list[tuple[str, dict]]:
 
 def run_latency_pair(width: int, height: int, frames: int, rate: float, env_changes: dict,
                      timeout: float = 40.0) -> dict:
-    env = dict(os.environ)
-    for k, v in env_changes.items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = v
+    env = {k: v for k, v in {**os.environ, **env_changes}.items() if v is not None}
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    common = ["--width", str(width), "--height", str(height), "--frames", str(frames),
-              "--rate", str(rate)]
+    common = ["--width", str(width), "--height", str(height), "--frames", str(frames), "--rate", str(rate)]
     if env.pop("_RELIABLE", None):
         common.append("--reliable")
-    sub = subprocess.Popen([PY, "-m", "benchmarks.bench_sensors", "--role", "sub", *common],
-                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    pub = subprocess.Popen([PY, "-m", "benchmarks.bench_sensors", "--role", "pub", *common],
-                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sub, pub = (subprocess.Popen([PY, "-m", "benchmarks.bench_sensors", "--role", role, *common], cwd=REPO, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for role in ("sub", "pub"))
     try:
         out, err = sub.communicate(timeout=timeout)
         for line in reversed(out.decode().splitlines()):
