@@ -1,8 +1,8 @@
 """Deadline mode under CPU load from another process: the simulated graph with the controller
-in deadline mode, through three phases (idle, N busy-loop processes, idle); per phase the
+in deadline mode (40 ms), through three phases (idle, 2 busy-loop processes, idle); per phase the
 mean budget chosen and the sensor-stamp -> target latency.
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_deadline [--deadline-ms 40] [--phase-s 25]
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_deadline [--phase-s 25]
 """
 from __future__ import annotations
 
@@ -21,19 +21,18 @@ from admn_ros.ros.env import isolated_env
 from admn_ros.ros.graph import GraphOptions, build_graph
 from admn_ros.ros.runner import GraphProcesses
 
+DEADLINE_MS, HOGS, WARMUP_S = 40.0, 2, 60.0
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--deadline-ms", type=float, default=40.0, help="target period for the frame latency")
     ap.add_argument("--phase-s", type=float, default=25.0, help="seconds per phase")
-    ap.add_argument("--hogs", type=int, default=2, help="busy-loop processes in the loaded phase")
-    ap.add_argument("--warmup-s", type=float, default=60.0, help="max seconds to wait for the first target")
     a = ap.parse_args(argv)
 
     env = dict(isolated_env(dict(os.environ)))
     os.environ.update(env)
     params = yaml.safe_load(config_path("tracking.yaml").read_text())
-    params["/**"]["ros__parameters"]["deadline_ms"] = float(a.deadline_ms)
+    params["/**"]["ros__parameters"]["deadline_ms"] = DEADLINE_MS
     pf = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
     yaml.safe_dump(params, pf)
     pf.close()
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     phases: list[tuple[str, float, float]] = []
     try:
         procs.start(specs, composed=False, env=env, quiet=True)
-        t_end = time.monotonic() + a.warmup_s
+        t_end = time.monotonic() + WARMUP_S
         while time.monotonic() < t_end and not any(k == "latency" for _, k, _ in log):
             rclpy.spin_once(node, timeout_sec=0.1)
         if not any(k == "latency" for _, k, _ in log):
@@ -80,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             phases.append((name, t0, time.monotonic()))
 
         run_phase("idle")
-        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(a.hogs)]
-        run_phase(f"loaded ({a.hogs} busy processes)")
+        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(HOGS)]
+        run_phase(f"loaded ({HOGS} busy processes)")
         for h in hogs:
             h.kill()
         hogs = []
@@ -94,16 +93,18 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.shutdown()
         os.unlink(pf.name)
 
-    print(f"deadline mode: target period {a.deadline_ms:.0f} ms, phases of {a.phase_s:.0f} s, "
+    print(f"deadline mode: target period {DEADLINE_MS:.0f} ms, phases of {a.phase_s:.0f} s, "
           f"budget range 9..108, start 54")
-    print(f"{'phase':<28} {'mean budget':>11} {'last 5 s budget':>15} {'latency p50':>11} {'p90':>7} {'targets/s':>9}")
+    print(f"{'phase':<28} {'mean budget':>11} {'last 5 s budget':>15} {'latency p50':>11} {'p90':>7} "
+          f"{'targets/s':>9}")
+    nan = float("nan")
     for name, t0, t1 in phases:
         b = [v for t, k, v in log if k == "budget" and t0 <= t < t1]
         b5 = [v for t, k, v in log if k == "budget" and t1 - 5 <= t < t1]
         lat = [v for t, k, v in log if k == "latency" and t0 <= t < t1]
-        print(f"{name:<28} {np.mean(b) if b else float('nan'):>11.1f} {np.mean(b5) if b5 else float('nan'):>15.1f} "
-              f"{np.percentile(lat, 50) if lat else float('nan'):>9.1f}ms {np.percentile(lat, 90) if lat else float('nan'):>5.1f}ms "
-              f"{len(lat) / (t1 - t0):>9.1f}")
+        p50, p90 = np.percentile(lat, [50, 90]) if lat else (nan, nan)
+        print(f"{name:<28} {np.mean(b) if b else nan:>11.1f} {np.mean(b5) if b5 else nan:>15.1f} "
+              f"{p50:>9.1f}ms {p90:>5.1f}ms {len(lat) / (t1 - t0):>9.1f}")
     return 0
 
 

@@ -1,9 +1,7 @@
 """Engine benchmark: latency vs active blocks, controller budgets, real skipping vs blend, FLOPs.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_engine [--reps N] [--quick]``.
-Everything runs on 1 thread (torch and ONNX Runtime), median of ``--reps`` runs after
-warm-up, on the shipped tracking model and its 25%-budget controller (``models/``).
-Takes about a minute.
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_engine [--reps N]``: 1 thread, median
+of ``--reps`` runs after warm-up, on the shipped tracking model and its 25%-budget controller.
 """
 from __future__ import annotations
 
@@ -25,10 +23,7 @@ from admn_ros.core.streams import budget_from_fraction, full_allocation, naive_a
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=30, help="timed runs per figure (median)")
-    ap.add_argument("--batch", type=int, default=32, help="batch size of the mixed-allocation test")
-    ap.add_argument("--quick", action="store_true", help="fewer points and reps (smoke test)")
-    args = ap.parse_args()
-    reps = 5 if args.quick else args.reps
+    reps = ap.parse_args().reps
     torch.manual_seed(0)
 
     rt = Runtime.load(models_dir(), backend="torch", task="tracking")
@@ -39,9 +34,7 @@ def main() -> None:
         raise SystemExit(f"{models_dir()}: no controller for budget {L25} (run `make models`)")
     ctrl = rt.per_budget[L25].controller
     t0 = time.perf_counter()
-    engines = {"torch": InferenceEngine(model, ctrl, backend="torch")}
-    for be in ("jit", "onnx"):
-        engines[be] = InferenceEngine(model, ctrl, backend=be)
+    engines = {be: InferenceEngine(model, ctrl, backend=be) for be in ("torch", "jit", "onnx")}
     build_s = time.perf_counter() - t0
     names = list(engines)
     print(f"ADMN engine benchmark: {n} streams x {depth} blocks, ViT dim {cfg.vit_dim}, fusion depth "
@@ -52,16 +45,13 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     x1 = random_inputs(cfg, 1, g)
 
-    # 1. batch-1 latency vs active blocks (main model only, no controller, naive masks)
     print("\n[1] batch-1 latency vs active blocks (main model, median ms)")
     print(f"{'blocks':>6} " + " ".join(f"{b:>8}" for b in names))
-    points = [0, 9, 27, 54, 108] if args.quick else [0, 9, 18, 27, 36, 54, 72, 90, 108]
-    for k in points:
+    for k in (0, 9, 18, 27, 36, 54, 72, 90, 108):
         mask = torch.from_numpy(naive_allocation(n, k, depth))[None]
         row = [median_ms(lambda e=e: e.infer(x1, mask=mask), reps) for e in engines.values()]
         print(f"{k:>6} " + " ".join(f"{t:8.2f}" for t in row))
 
-    # 2. full model and 25% budget, controller included
     print(f"\n[2] batch-1 end to end (median ms): full = all {n * depth} blocks, no controller; "
           f"ctrl+25% = controller + {L25} blocks; ctrl-only = controller alone")
     print(f"{'':>11} " + " ".join(f"{b:>8}" for b in names))
@@ -79,8 +69,7 @@ def main() -> None:
           f"ctrl+25% {best['ctrl+25%'][0]:.2f} ms ({best['ctrl+25%'][1]}, target <= 6); "
           f"latency ratio 25%/full {best['ctrl+25%'][0] / best['full'][0]:.2f}")
 
-    # 3. batch-B mixed allocations at 25%: real skipping vs compute-and-blend
-    B = args.batch
+    B = 32  # mixed 25% allocations: real skipping vs compute-and-blend
     xb = random_inputs(cfg, B, g)
     masks = select_blocks(torch.randn(B, n, depth, generator=g), L25) > 0.5
     distinct = len({tuple(m.flatten().tolist()) for m in masks})
@@ -97,7 +86,6 @@ def main() -> None:
     print(f"max |mean diff| skip vs blend: {diff:.1e}; target ratio >= 2x "
           f"(torch vs torch: {blend_ms / skip_ms['torch']:.2f}x)")
 
-    # 4. FLOPs
     ccfg = ctrl.cfg
     q = naive_allocation(n, L25, depth)
     g_q = allocation_gflops(cfg, q, include_controller=True, controller_cfg=ccfg)

@@ -1,40 +1,17 @@
 """The whole ADMN node graph under load: 3 sensor nodes x 3 streams at 15 Hz, 25% budget.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_graph [--minutes 1]``
-(per configuration; 4 configurations side by side; DDS stays on this machine:
-localhost-only discovery and a ROS_DOMAIN_ID of our own). A soak: ``--minutes 10``.
-
-Configurations: allocation mode ``per_frame`` / ``pipelined`` x the ADMN nodes as
-separate processes / composed in one process (``admn_container``), each started exactly
-like ``admn-ros run`` (:func:`admn_ros.ros.graph.build_graph` + :class:`admn_ros.ros.runner.GraphProcesses`).
-The simulated ``sensor_node`` is always its own process.
-
-Per configuration, over the measurement window (after the first target + ``--warmup`` s):
-
-* end-to-end latency: sensor stamp -> target received here (p50 / p99 / max, ms);
-* throughput: targets/s against the sensor rate, and frames lost (sensor frames without a target);
-* backlog: latency drift (ms per minute, least squares over the window: a graph that
-  does not keep up queues frames and the drift is positive), frames dropped by the nodes
-  (``dropped.*`` on /diagnostics: allocation waits, pending overflow, messages the synchronizers discarded unmatched);
-* memory: RSS of all graph processes at the start and end of the window (growth MB and MB/min);
-* CPU: cores used by the graph processes (utime + stime over the window), and the machine's
-  1-minute load average at the end of the window;
-* where the latency comes from: p50 / p99 of every hop (sensor stamp -> controller input,
-  controller compute, allocation -> backbone, backbone compute, embeddings -> fusion, fusion
-  compute; :data:`admn_ros.ros.telemetry.HOPS`) from the fusion node's ``/diagnostics`` (its
-  last 1000 frames, about the window).
-
-``--baseline REV`` measures the graph of another commit side by side: it checks REV out in a
-temporary ``git worktree``, and every configuration runs with this tree's code and with REV's
-(``--repeat`` times, alternating which goes first), the same models, parameters and measurement.
-Timings on a busy machine move with its load, so compare the pairs of one run.
-
-Models: ``--model-dir`` (default: the shipped models/).
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_graph [--minutes 1]`` (per
+configuration; a soak: ``--minutes 10``). Configurations: allocation mode ``per_frame`` /
+``pipelined`` x the ADMN nodes as separate processes / composed in one process, started like
+``admn-ros run`` with the shipped models. Per configuration, after the first target + 5 s: sensor
+stamp -> target latency, targets/s, latency drift, frames dropped by the nodes, RSS and CPU of the
+graph processes, and every hop's p50 / p99 from the fusion node's ``/diagnostics``.
+``--baseline REV`` also runs the graph of git revision REV (a temporary worktree), alternating
+with this tree (``--repeat`` times): compare the pairs of one run.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -48,44 +25,25 @@ from admn_ros.ros.env import isolated_env, make_executor
 from admn_ros.ros.telemetry import HOPS, hop_lines, hops_of
 
 ROOT = Path(__file__).resolve().parents[1]
-
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONFIGS = (("per_frame", False), ("pipelined", False), ("per_frame", True), ("pipelined", True))
+RATE, BUDGET, BACKEND, WARMUP_S = 15.0, 27, "auto", 5.0
 
 
-def _proc_stat(pid: int) -> tuple[int, int] | None:
-    """(cpu ticks, rss kB) of ``pid``, or None if it is gone."""
+def proc_stat(pid: int) -> tuple[int, int] | None:
+    """(cpu ticks: utime + stime, rss kB) of ``pid``, or None if it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        rss = 0
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
+        rss = next((int(ln.split()[1]) for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if ln.startswith("VmRSS:")), 0)
         return int(fields[11]) + int(fields[12]), rss
     except (OSError, IndexError, ValueError):
         return None
 
 
 def _totals(pids: list[int]) -> tuple[int, float]:
-    ticks, rss = 0, 0
-    for pid in pids:
-        s = _proc_stat(pid)
-        if s is not None:
-            ticks += s[0]
-            rss += s[1]
-    return ticks, rss / 1024.0
-
-
-def _resolve_models(arg: str) -> tuple[str, str]:
-    """The models to run: ``--model-dir``, else the shipped ``models/``."""
-    from admn_ros.core.paths import models_dir
-
-    if arg:
-        return arg, "given"
-    d = models_dir()
-    if not (d / "tracking.safetensors").is_file():
-        raise SystemExit(f"{d}: no shipped tracking model (run `make models` or pass --model-dir)")
-    return str(d), "shipped (models/)"
+    stats = [s for s in map(proc_stat, pids) if s is not None]
+    return sum(t for t, _ in stats), sum(r for _, r in stats) / 1024.0
 
 
 class _Recorder:
@@ -93,18 +51,15 @@ class _Recorder:
         from diagnostic_msgs.msg import DiagnosticArray
 
         from admn_ros.core.tasks import get_task
-        from admn_ros.msg import LayerAllocation
         from admn_ros.ros import topics
         from admn_ros.ros.convert import message_class
         from admn_ros.ros.qos import reliable_qos
 
         self.targets: list[tuple[float, float]] = []   # (receipt wall time, stamp)
-        self.allocs = 0
         self.diag: dict[str, dict[str, str]] = {}
         self.recording = False
         out = get_task("tracking").output
         node.create_subscription(message_class(out.type), out.topic, self._on_target, reliable_qos(100))
-        node.create_subscription(LayerAllocation, topics.ALLOCATION, self._on_alloc, reliable_qos(100))
         node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diag, reliable_qos(100))
         self.first_target: float | None = None
 
@@ -114,10 +69,6 @@ class _Recorder:
             self.first_target = time.monotonic()
         if self.recording:
             self.targets.append((now, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
-
-    def _on_alloc(self, msg) -> None:
-        if self.recording:
-            self.allocs += 1
 
     def _on_diag(self, msg) -> None:
         for st in msg.status:
@@ -139,22 +90,20 @@ class _Recorder:
         return out
 
 
-def run_config(model_dir: str, mode: str, composed: bool, minutes: float, rate: float, budget: int,
-               backend: str, warmup: float, viz: bool, tree: Path | None = None, label: str = "") -> dict:
+def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: Path | None = None,
+               label: str = "") -> dict:
     """One configuration; ``tree``: run the graph from that source tree (PYTHONPATH, its config/)."""
     import rclpy
 
     from admn_ros.ros.graph import GraphOptions, build_graph
     from admn_ros.ros.runner import GraphProcesses
 
-    specs = build_graph(GraphOptions(model_dir=model_dir, budget=budget, allocation_mode=mode, composed=composed))
-    if not viz:
-        specs = [s for s in specs if s.executable != "viz_node"]
+    specs = build_graph(GraphOptions(model_dir=model_dir, budget=BUDGET, allocation_mode=mode, composed=composed))
     # the graph's code comes from PYTHONPATH alone (PYTHONSAFEPATH: `python -m` would put the cwd first)
     env = {**os.environ, "PYTHONPATH": str(tree or ROOT), "PYTHONSAFEPATH": "1"}
     for s in specs:
         if s.executable != "sensor_node":
-            s.parameters["backend"] = backend
+            s.parameters["backend"] = BACKEND
         if tree is not None:
             s.params_files = [str(tree / Path(f).relative_to(ROOT)) for f in s.params_files]
     procs = GraphProcesses()
@@ -165,10 +114,10 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, rate: 
     ex.add_node(node)
     rec = _Recorder(node)
     label = f"{mode}, {'composed' if composed else 'processes'}{label}"
-    res: dict = {"config": label, "mode": mode, "composed": composed}
+    res: dict = {"config": label}
     try:
         t_start = time.monotonic()
-        procs.start(specs, composed, env, quiet=True, sensor_args=[f"rate_hz:={rate}"])
+        procs.start(specs, composed, env, quiet=True, sensor_args=[f"rate_hz:={RATE}"])
         pids = [p.pid for _, p in procs.procs]
         while rec.first_target is None:
             if procs.dead():
@@ -177,12 +126,11 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, rate: 
                 raise RuntimeError("no target within 120 s")
             ex.spin_once(timeout_sec=0.05)
         res["startup_s"] = rec.first_target - t_start
-        end = time.monotonic() + warmup
+        end = time.monotonic() + WARMUP_S
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.05)
         drop0 = rec.dropped()
         ticks0, rss0 = _totals(pids)
-        rss_max = rss0
         rec.recording = True
         w0 = time.monotonic()
         window = minutes * 60.0
@@ -191,9 +139,7 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, rate: 
         while time.monotonic() - w0 < window:
             ex.spin_once(timeout_sec=0.05)
             if time.monotonic() >= next_sample:
-                _, r = _totals(pids)
-                rss_series.append((time.monotonic() - w0, r))
-                rss_max = max(rss_max, r)
+                rss_series.append((time.monotonic() - w0, _totals(pids)[1]))
                 next_sample += 5.0
             if procs.dead():
                 raise RuntimeError(f"graph process(es) exited: {procs.dead()}")
@@ -217,18 +163,17 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, rate: 
     rss_slope = float(np.polyfit(ts / 60.0, rs, 1)[0]) if len(ts) > 2 else float("nan")
     dropped = {k: drop1.get(k, 0) - drop0.get(k, 0) for k in sorted(set(drop0) | set(drop1))}
     res.update({
-        "window_s": elapsed, "targets": len(lat), "targets_hz": len(lat) / elapsed, "sensor_hz": rate,
-        "frames_lost": max(0, int(round(rate * elapsed)) - len(lat)),
-        "allocations": rec.allocs,
+        "window_s": elapsed, "targets_hz": len(lat) / elapsed,
+        "frames_lost": max(0, int(round(RATE * elapsed)) - len(lat)),
         "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
         "latency_ms_p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
         "latency_ms_max": float(lat.max()) if len(lat) else float("nan"),
         "latency_drift_ms_per_min": drift,
         "dropped": {k: v for k, v in dropped.items() if v},
-        "rss_mb_start": rss0, "rss_mb_end": rss1, "rss_mb_max": rss_max, "rss_growth_mb": rss1 - rss0,
-        "rss_slope_mb_per_min": rss_slope,
+        "rss_mb_start": rss0, "rss_mb_end": rss1, "rss_slope_mb_per_min": rss_slope,
         "cpu_cores": (ticks1 - ticks0) / CLK_TCK / elapsed, "processes": len(pids),
-        "load_avg_1min": os.getloadavg()[0], "hops": hops_of(next((v for n, v in rec.diag.items() if n.endswith(": fusion")), {})),
+        "load_avg_1min": os.getloadavg()[0],
+        "hops": hops_of(next((v for n, v in rec.diag.items() if n.endswith(": fusion")), {})),
     })
     return res
 
@@ -261,15 +206,8 @@ def _table(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=1.0, help="measurement window per configuration")
-    ap.add_argument("--warmup", type=float, default=5.0, help="seconds after the first target before measuring")
-    ap.add_argument("--rate", type=float, default=15.0, help="sensor rate (Hz)")
-    ap.add_argument("--budget", type=int, default=27, help="layer budget (27 = 25%% of 9 x 12)")
-    ap.add_argument("--backend", default="auto", choices=["auto", "torch", "jit", "onnx"])
-    ap.add_argument("--model-dir", default="", help="default: the shipped models/")
     ap.add_argument("--configs", default="all",
                     help="comma list of per_frame,pipelined x processes,composed, e.g. 'pipelined:composed'")
-    ap.add_argument("--no-viz", action="store_true", help="leave viz_node out")
-    ap.add_argument("--json", default="", help="also write the results here")
     ap.add_argument("--baseline", default="", metavar="REV",
                     help="also run the graph of git revision REV (a temporary worktree), alternating with this tree")
     ap.add_argument("--repeat", type=int, default=1, help="runs per configuration (and per tree)")
@@ -280,9 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.configs != "all":
         want = {tuple(c.split(":")) for c in a.configs.split(",")}
         configs = [(m, c) for m, c in CONFIGS if (m, "composed" if c else "processes") in want]
-    model_dir, what = _resolve_models(a.model_dir)
-    print(f"[bench_graph] ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} models: {model_dir} ({what}); "
-          f"{a.rate:g} Hz, budget {a.budget}, backend {a.backend}, {a.minutes:g} min per config", flush=True)
+    from admn_ros.core.paths import models_dir
+
+    model_dir = str(models_dir())
+    if not (models_dir() / "tracking.safetensors").is_file():
+        raise SystemExit(f"{model_dir}: no shipped tracking model (run `make models`)")
+    print(f"[bench_graph] ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} models: {model_dir} (shipped (models/)); "
+          f"{RATE:g} Hz, budget {BUDGET}, backend {BACKEND}, {a.minutes:g} min per config", flush=True)
     trees: list[tuple[Path | None, str]] = [(None, "")]
     tmp = None
     if a.baseline:
@@ -298,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode, composed in configs:
             for k in range(a.repeat):
                 for tree, tag in trees[::-1] if k % 2 else trees:
-                    r = run_config(model_dir, mode, composed, a.minutes, a.rate, a.budget, a.backend, a.warmup,
-                                   not a.no_viz, tree, tag or " [this tree]" if tmp else "")
+                    r = run_config(model_dir, mode, composed, a.minutes, tree, tag or " [this tree]" if tmp else "")
                     print(f"[bench_graph] {r['config']}: {r['targets_hz']:.2f} targets/s, latency p50 "
                           f"{r['latency_ms_p50']:.1f} p99 {r['latency_ms_p99']:.1f} ms, drift "
                           f"{r['latency_drift_ms_per_min']:+.2f} ms/min, "
@@ -314,8 +255,6 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp)], capture_output=True)
     print()
     print(_table(results))
-    if a.json:
-        Path(a.json).write_text(json.dumps({"args": vars(a), "models": what, "results": results}, indent=2))
     return 0
 
 

@@ -7,22 +7,17 @@ real-time factor), next to the raw message iteration and a full baseline ``repla
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
+from statistics import median as _median
 
 REAL_TIME_HZ = 15.0
 
 
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    return s[len(s) // 2] if len(s) % 2 else 0.5 * (s[len(s) // 2 - 1] + s[len(s) // 2])
-
-
-def bench_storage(root: Path, storage: str, duration: float, repeat: int, seed: int) -> dict:
-    """Record one bag and measure reading it; returns the figures."""
+def bench_storage(root: Path, storage: str, duration: float, repeat: int, seed: int = 0) -> None:
+    """Record one bag, measure reading it and print the figures."""
     from rosbags.highlevel import AnyReader
 
     from admn_ros.bags.pipeline import TrackCentreBaseline
@@ -62,17 +57,14 @@ def bench_storage(root: Path, storage: str, duration: float, repeat: int, seed: 
     replay_s = time.perf_counter() - t
 
     rs, ws = _median(read_s), _median(raw_s)
-    return {
-        "storage": storage, "bag_frames": frames, "bag_messages": rec.messages, "bag_mb": round(size_mb, 1),
-        "bag_seconds": round(rec.duration_s, 3), "record_s": round(rec.wall_s, 2),
-        "record_frames_per_s": round(frames / rec.wall_s, 1),
-        "raw_iter_s": round(ws, 3), "raw_msgs_per_s": round(n_raw / ws, 0), "raw_mb_per_s": round(size_mb / ws, 0),
-        "read_frames": n_frames, "read_s": round(rs, 3), "read_frames_per_s": round(n_frames / rs, 1),
-        "read_mb_per_s": round(size_mb / rs, 1), "read_realtime_factor": round(n_frames / rs / REAL_TIME_HZ, 2),
-        "open_to_first_frame_s": round(_median(first_s), 3),
-        "replay_baseline_s": round(replay_s, 2), "replay_frames_per_s": round(s.frames / replay_s, 1),
-        "replay_realtime_factor": round(s.frames / replay_s / REAL_TIME_HZ, 2),
-    }
+    print(f"[{storage}] {frames} frames / {round(rec.duration_s, 3):.1f} s bag, {rec.messages} msgs, "
+          f"{round(size_mb, 1)} MB; recorded at {round(frames / rec.wall_s, 1)} frames/s")
+    print(f"[{storage}] raw message iteration : {round(n_raw / ws, 0):.0f} msgs/s, {round(size_mb / ws, 0):.0f} MB/s")
+    print(f"[{storage}] BagFrames (decode+sync): {round(n_frames / rs, 1)} frames/s, {round(size_mb / rs, 1)} MB/s, "
+          f"{round(n_frames / rs / REAL_TIME_HZ, 2)}x real time (15 Hz); open -> first frame "
+          f"{round(_median(first_s), 3)} s")
+    print(f"[{storage}] replay, baseline + CSV + output bag: {round(s.frames / replay_s, 1)} frames/s "
+          f"({round(s.frames / replay_s / REAL_TIME_HZ, 2)}x real time)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,30 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=20.0, help="bag length in s (bag time)")
     p.add_argument("--storage", nargs="+", choices=("sqlite3", "mcap"), default=["sqlite3", "mcap"])
     p.add_argument("--repeat", type=int, default=3, help="read passes (median reported)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dir", default=None, help="where to write the bags (default: a temp dir)")
-    p.add_argument("--keep", action="store_true", help="keep the bags")
-    p.add_argument("--json", default=None, help="also write the figures here")
     a = p.parse_args(argv)
-    root = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="admn_bench_replay_"))
-    root.mkdir(parents=True, exist_ok=True)
-    results = []
+    root = Path(tempfile.mkdtemp(prefix="admn_bench_replay_"))
     try:
         for storage in a.storage:
-            r = bench_storage(root, storage, a.duration, max(1, a.repeat), a.seed)
-            results.append(r)
-            print(f"[{storage}] {r['bag_frames']} frames / {r['bag_seconds']:.1f} s bag, {r['bag_messages']} msgs, "
-                  f"{r['bag_mb']} MB; recorded at {r['record_frames_per_s']} frames/s")
-            print(f"[{storage}] raw message iteration : {r['raw_msgs_per_s']:.0f} msgs/s, {r['raw_mb_per_s']:.0f} MB/s")
-            print(f"[{storage}] BagFrames (decode+sync): {r['read_frames_per_s']} frames/s, {r['read_mb_per_s']} MB/s, "
-                  f"{r['read_realtime_factor']}x real time (15 Hz); open -> first frame {r['open_to_first_frame_s']} s")
-            print(f"[{storage}] replay, baseline + CSV + output bag: {r['replay_frames_per_s']} frames/s "
-                  f"({r['replay_realtime_factor']}x real time)")
+            bench_storage(root, storage, a.duration, max(1, a.repeat))
     finally:
-        if not a.keep and not a.dir:
-            shutil.rmtree(root, ignore_errors=True)
-    if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=2) + "\n")
+        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -1,10 +1,8 @@
 """Sensor-side figures (``python -m benchmarks.bench_sensors``, DDS on localhost only):
 
 (a) three ``sensor_node`` processes at 15 Hz: achieved rate per stream and CPU share per process;
-(b) cross-process latency of rgb8 ``sensor_msgs/Image`` 640x480 and 320x240 (publish -> Python
-    callback) under several DDS set-ups side by side (no profile, the shipped
-    ``config/fastdds.xml``, it with ``RMW_FASTRTPS_USE_QOS_FROM_XML=1``, a tweaked profile).
-    ``--role pub|sub`` are the benchmark's own processes.
+(b) cross-process latency of rgb8 images 640x480 and 320x240 (publish -> Python callback) under
+    several DDS set-ups side by side. ``--role pub|sub`` are the benchmark's own processes.
 """
 from __future__ import annotations
 
@@ -18,31 +16,16 @@ import time
 from pathlib import Path
 
 from admn_ros.ros.env import isolated_env
+from benchmarks.bench_graph import CLK_TCK, proc_stat
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _cpu_ticks(pid: int) -> int | None:
-    """utime + stime of ``pid`` (clock ticks), or None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[11]) + int(fields[12])  # fields 14, 15 of stat(5), after "pid (comm)"
 
 
 def _percentile(xs: list[float], q: float) -> float:
-    if not xs:
-        return float("nan")
-    s = sorted(xs)
-    k = (len(s) - 1) * q / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+    import numpy as np
+
+    return float(np.percentile(xs, q)) if xs else float("nan")
 
 
 def _kill(procs: list[subprocess.Popen]) -> None:
@@ -56,9 +39,6 @@ def _kill(procs: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(timeout=5.0)
-
-
-# ----------------------------------------------------------------------------- (a) sensor nodes
 
 
 def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
@@ -78,10 +58,12 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
     rclpy.init()
     sub_node = Node("bench_sensor_counter")
     stamps: dict[str, set] = {}
+    seen: set[str] = set()
     counting = [False]
 
     def make_cb(sid: str):
         def cb(msg: Image) -> None:
+            seen.add(sid)
             if counting[0]:
                 stamps.setdefault(sid, set()).add(msg.header.stamp.sec * 1_000_000_000
                                                   + msg.header.stamp.nanosec)
@@ -100,23 +82,9 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
                    "-p", f"publish_ground_truth:={'true' if i == 0 else 'false'}",
                    "-p", "diagnostics_period:=0.0"]
             procs.append(subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
-        # wait until all 9 streams arrive (bounded), then measure
-        t_end = time.monotonic() + 30.0
-        seen: set[str] = set()
-
-        def probe(sid):
-            def cb(_msg):
-                seen.add(sid)
-            return cb
-        probes = [sub_node.create_subscription(Image, topics.image_topic(s), probe(s), sensor_qos(1))
-                  for s in sids]
-        while len(seen) < len(sids) and time.monotonic() < t_end:
+        t_end = time.monotonic() + 30.0  # until all 9 streams arrive (bounded), then measure
+        while len(seen) < len(sids) and time.monotonic() < t_end and all(p.poll() is None for p in procs):
             rclpy.spin_once(sub_node, timeout_sec=0.05)
-            dead = [p for p in procs if p.poll() is not None]
-            if dead:
-                break
-        for pr in probes:
-            sub_node.destroy_subscription(pr)
         if len(seen) < len(sids) or any(p.poll() is not None for p in procs):
             out = []
             for log in logs:
@@ -129,12 +97,12 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
         # Stamps are start_time + k / rate on the wall clock: count, per stream, the frames
         # received whose stamp lies in the window (immune to queued messages at its edges).
         counting[0] = True
-        ticks0 = [_cpu_ticks(p.pid) for p in procs]
+        ticks0 = [(proc_stat(p.pid) or (None,))[0] for p in procs]
         w0, t0 = time.time_ns(), time.monotonic()
         while time.monotonic() - t0 < duration:
             rclpy.spin_once(sub_node, timeout_sec=0.05)
         w1, elapsed = time.time_ns(), time.monotonic() - t0
-        ticks1 = [_cpu_ticks(p.pid) for p in procs]
+        ticks1 = [(proc_stat(p.pid) or (None,))[0] for p in procs]
         t_drain = time.monotonic() + 0.5  # late deliveries of frames stamped inside the window
         while time.monotonic() < t_drain:
             rclpy.spin_once(sub_node, timeout_sec=0.05)
@@ -155,8 +123,6 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
         sub_node.destroy_node()
         rclpy.try_shutdown()
 
-
-# ----------------------------------------------------------------------------- (b) latency
 
 _TWEAKED_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
 <!-- benchmark variant: SHM only in the profile (rmw_fastrtps appends SHM + UDP under LOCALHOST
@@ -202,21 +168,13 @@ def _variants(tmpdir: Path) -> list[tuple[str, dict]]:
 
 def run_latency_pair(width: int, height: int, frames: int, rate: float, env_changes: dict,
                      timeout: float = 40.0) -> dict:
-    env = dict(os.environ)
-    for k, v in env_changes.items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = v
+    env = {k: v for k, v in {**os.environ, **env_changes}.items() if v is not None}
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    common = ["--width", str(width), "--height", str(height), "--frames", str(frames),
-              "--rate", str(rate)]
+    common = ["--width", str(width), "--height", str(height), "--frames", str(frames), "--rate", str(rate)]
     if env.pop("_RELIABLE", None):
         common.append("--reliable")
-    sub = subprocess.Popen([PY, "-m", "benchmarks.bench_sensors", "--role", "sub", *common],
-                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    pub = subprocess.Popen([PY, "-m", "benchmarks.bench_sensors", "--role", "pub", *common],
-                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sub, pub = (subprocess.Popen([PY, "-m", "benchmarks.bench_sensors", "--role", role, *common], cwd=REPO, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for role in ("sub", "pub"))
     try:
         out, err = sub.communicate(timeout=timeout)
         for line in reversed(out.decode().splitlines()):
@@ -316,9 +274,6 @@ def _print_latency_row(r: dict) -> None:
           f"  max {r['max_ms']:7.2f} ms  delivered {r['n']}/{r['sent']}", flush=True)
 
 
-# ----------------------------------------------------------------------------- main
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--role", choices=("pub", "sub"))
@@ -329,8 +284,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reliable", action="store_true", help="reliable QoS in --role pub/sub")
     ap.add_argument("--only", choices=("a", "b"))
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--duration-a", type=float, default=10.0)
-    ap.add_argument("--frames-b", type=int, default=150)
     a = ap.parse_args(argv)
     if a.role:
         # Children of this benchmark: the parent chose the DDS set-up (profile or none) and the
@@ -347,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
           f"ROS_AUTOMATIC_DISCOVERY_RANGE={os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE']} "
           f"cores={os.cpu_count()}", flush=True)
     if a.only in (None, "a"):
-        dur = 4.0 if a.quick else a.duration_a
+        dur = 4.0 if a.quick else 10.0
         print(f"\n(a) 3 sensor_node processes x 3 streams at 15 Hz, window {dur:.0f} s", flush=True)
         r = bench_sensor_nodes(dur)
         if "error" in r:
@@ -361,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(expected {r['rate_hz'] * r['elapsed']:.0f}), seen on all 9 streams "
                   f"{r['frames_all_9_streams']}")
     if a.only in (None, "b"):
-        frames = 60 if a.quick else a.frames_b
+        frames = 60 if a.quick else 150
         print(f"\n(b) image latency publish -> Python callback, {frames} frames at {a.rate:g} Hz, "
               f"best effort, LOCALHOST in all rows", flush=True)
         bench_latency(frames, a.rate)

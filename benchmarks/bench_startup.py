@@ -1,12 +1,9 @@
 """Where the graph's start-up goes: per node kind, in a fresh process, the interpreter start,
-imports, node construction (parameters), ``configure`` (model loading and the backend build)
-and ``activate``; then, for the whole graph, the time from starting ``admn-ros run`` (the
-processes ``make demo`` starts) to the first target received.
+imports, node construction, ``configure`` and ``activate``; then the time from starting ``admn-ros
+run`` to the first target received. ``--tree`` adds source trees measured side by side (alternating
+run by run, so all see the same load). Figures are medians.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_startup [--repeats 3] [--tree OTHER_CHECKOUT ...]
-
-``--tree`` adds source trees (e.g. a checkout of an older commit) measured side by side with
-this one, alternating run by run so that all see the same machine load. Figures are medians.
 """
 from __future__ import annotations
 
@@ -99,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tree", action="append", default=[], help="another source tree to measure alongside")
     ap.add_argument("--kinds", default=",".join(KINDS))
-    ap.add_argument("--no-graph", action="store_true")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from admn_ros.ros.env import isolated_env
@@ -113,18 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         for t in trees:
             for k in kinds:
                 res[t].setdefault(k, []).append(node_phases(t, k, env))
-            if not a.no_graph:
-                res[t].setdefault("graph", []).append(graph_first_target(t, env))
+            res[t].setdefault("graph", []).append(graph_first_target(t, env))
     cols = ("interpreter", "imports", "construct", "configure", "activate", "total")
     for t in trees:
         print(f"\n{t} (median of {a.repeats}; seconds)")
         print(f"{'node':<16}" + "".join(f"{c:>12}" for c in cols))
         for k in kinds:
             print(f"{k:<16}" + "".join(f"{statistics.median(r[c] for r in res[t][k]):12.2f}" for c in cols))
-        if not a.no_graph:
-            g = res[t]["graph"]
-            print(f"admn-ros run -> first target: median {statistics.median(g):.1f} s (runs: "
-                  + ", ".join(f"{x:.1f}" for x in g) + ")")
+        g = res[t]["graph"]
+        print(f"admn-ros run -> first target: median {statistics.median(g):.1f} s (runs: "
+              + ", ".join(f"{x:.1f}" for x in g) + ")")
     return 0
 
 

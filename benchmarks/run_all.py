@@ -74,14 +74,8 @@ def run(bench: Bench) -> tuple[int | None, float, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="", help="comma list of benchmarks to run, e.g. bench_engine,bench_replay")
-    a = ap.parse_args(argv)
-    want = {n.strip() for n in a.only.split(",") if n.strip()}
-    unknown = want - {b.name for b in BENCHES}
-    if unknown:
-        ap.error(f"unknown benchmark(s) {sorted(unknown)}; known: {[b.name for b in BENCHES]}")
-    results = [(b, *run(b)) for b in BENCHES if not want or b.name in want]
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    results = [(b, *run(b)) for b in BENCHES]
 
     print("\n" + "=" * 72 + "\nsummary (quick settings; full settings: each benchmark on its own)")
     for bench, rc, secs, lines in results:

@@ -1,19 +1,9 @@
 #!/usr/bin/env python3
-"""Build and install admn_ros's rosidl interfaces (msg/) into a virtual environment.
-
-Run with the venv's interpreter (``make`` does this). Steps:
-
-1. The ROS 2 Kilted PyPI wheels ship CMake export files that hard-code the wheel
-   builder's Python and numpy include directories (``/opt/python/cp311-cp311/...``);
-   rewrite them to this interpreter's directories (idempotent).
-2. Configure, build and install this repository's CMakeLists.txt with
-   ``ADMN_ROS_INSTALL_PYTHON=OFF`` (interfaces only) into the venv prefix, so the
-   generated ``admn_ros.msg`` module and its typesupport libraries are found
-   without extra PYTHONPATH / LD_LIBRARY_PATH.
-3. Remove rosidl's empty ``site-packages/admn_ros/__init__.py`` (our editable
-   sources provide the package and extend ``__path__`` to the generated ``msg``)
-   and the ``admn_ros`` egg-info it registers (pip would take it for our
-   distribution and delete the generated files when installing ours).
+"""Build and install admn_ros's rosidl interfaces (msg/) into a virtual environment (``make`` runs it
+with the venv's interpreter): fix the ROS 2 wheels' CMake exports, which hard-code the wheel builder's
+include directories; build this repository's CMakeLists.txt with ``ADMN_ROS_INSTALL_PYTHON=OFF``
+into the venv prefix; then remove rosidl's empty ``admn_ros/__init__.py`` and its ``admn_ros``
+egg-info (our editable sources provide the package; pip would delete the generated files).
 """
 from __future__ import annotations
 
@@ -30,6 +20,7 @@ BUILDER_NP_INCLUDE = "/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy
 
 
 def fix_exports(prefix: Path) -> int:
+    """Point the wheels' CMake exports at this interpreter's Python and numpy include directories."""
     import numpy
 
     py_inc = sysconfig.get_paths()["include"]

@@ -1,17 +1,12 @@
 """Where a stage-1 model's accuracy comes from (tracking or activity), on the test split.
 
-    .venv/bin/python scripts/diagnose_model.py patterns [MODEL] [DATA] [--samples N]
-    .venv/bin/python scripts/diagnose_model.py depth [MODEL] [DATA] [--samples N]
-    .venv/bin/python scripts/diagnose_model.py depth models/activity/activity.safetensors data/activity_sim
+    .venv/bin/python scripts/diagnose_model.py patterns|depth [MODEL] [DATA] [--samples N]
     .venv/bin/python scripts/diagnose_model.py splits MODEL DATA --budget 9 [--samples N]
 
-* ``patterns``: every binary noise pattern, all blocks: which modalities the network works
-  from on their own.
-* ``depth``: k = 1..depth every-other blocks in every stream, clean and with one modality at
-  sigma_max; a flat curve means an input-aware allocation cannot gain much.
-* ``splits``: the ceiling of a per-modality controller: the best split of ``--budget`` per
-  binary pattern (chosen on validation) and the best static split, scored on the test split
-  next to the even split.
+``patterns``: every binary noise pattern, all blocks. ``depth``: k = 1..depth every-other blocks in
+every stream, clean and with one modality at sigma_max (flat: allocation cannot gain much).
+``splits``: the ceiling of a per-modality controller: the best split of ``--budget`` per binary
+pattern (chosen on validation) and the best static split, next to the even split.
 """
 from __future__ import annotations
 
@@ -44,7 +39,6 @@ def main() -> None:
     p.add_argument("model", nargs="?", default="models/tracking.safetensors")
     p.add_argument("data", nargs="?", default="data/gdtm_sim")
     p.add_argument("--samples", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", type=int, default=0, help="splits: total blocks L (default 25%% of all blocks)")
     a = p.parse_args()
     torch.set_num_threads(2)
@@ -57,7 +51,7 @@ def main() -> None:
 
     def score(mask: np.ndarray, noisy: Sequence[str]) -> float:
         sig = sigmas_for(st, noisy, len(idx))
-        return float(sample_scores(model, ds, idx, st, lambda x, b: mask, sig, noise_seed=a.seed).mean())
+        return float(sample_scores(model, ds, idx, st, lambda x, b: mask, sig, noise_seed=0).mean())
 
     if a.mode == "patterns":
         print(f"{a.model}: {len(idx)} test samples of {a.data}, all blocks ({unit})")
@@ -70,7 +64,7 @@ def main() -> None:
         print(f"  mean over the {len(means)} equally likely binary patterns: {np.mean(means):.1f} {unit}")
         return
     if a.mode == "splits":
-        split_ceiling(model, a.data, len(idx), a.budget or round(0.25 * len(st) * depth), a.seed)
+        split_ceiling(model, a.data, len(idx), a.budget or round(0.25 * len(st) * depth), 0)
         return
     conds = {"clean": [], **{f"{m} noisy": [m] for m in st.modalities}}
     print(f"{a.model}: {len(idx)} test samples of {a.data}; {unit} with k blocks in every stream")

@@ -1,14 +1,9 @@
 """Measure the stream health check (admn_ros.core.health) on simulated streams.
 
-For each task's simulator, with the target moving (the simulator as is), held still (the
-tracking car parked at one pose, the activity subject frozen in one pose) and, for tracking,
-an empty scene (the car parked out of every view; the sensor noise stays live), every stream's content signature is fed to a StreamHealth at the simulator's
-rate. Reported per scenario and modality: the fraction of messages whose signature exactly
-repeats the previous one (p), the longest such run, the smallest non-zero change (the frozen
-tolerance must stay below it), the false alarms (turns to frozen/stalled) of the default
-check, and the false-alarm rate that p predicts per stream and hour ((1 - p) p^frozen_frames
-per message, independent repeats). Then node1/rgb is frozen with the simulator's ``frozen`` corruption for 2 s: the
-detection delay and the time to rejoin after it clears. Last, the cost of the check per message.
+Per task, with the target moving, held still and (tracking) out of every view, every stream's content
+signature is fed to a StreamHealth: per modality the exact-repeat fraction p, the longest repeat run,
+the smallest non-zero change, the default check's false alarms and the rate p predicts per stream and
+hour. Then node1/rgb is frozen for 2 s (detection and rejoin delays), and the cost per message.
 
     .venv/bin/python scripts/stream_health.py --frames 1500
 """
@@ -71,14 +66,13 @@ def _longest(mask: np.ndarray) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=1500, help="frames per scenario")
-    ap.add_argument("--episode", type=int, default=0)
     a = ap.parse_args()
     cfg = HealthConfig()
     print(f"check: {cfg}")
     print("task      target  modality  msgs   exact_repeat  longest_run  min_change  false_alarms  expected_per_h")
     for task in ("tracking", "activity"):
         for target in ("moving", "still") + (("empty",) if task == "tracking" else ()):
-            rate, changes, status, health = _run(task, target, a.frames, a.episode, cfg)
+            rate, changes, status, health = _run(task, target, a.frames, 0, cfg)
             by_mod: dict[str, list[str]] = defaultdict(list)
             for sid in changes:
                 by_mod[split_stream_id(sid)[1]].append(sid)
@@ -92,7 +86,7 @@ def main() -> None:
                       f"  {(1 - p) * p ** cfg.frozen_frames * rate * 3600:14.2g}")
         # frozen node1/rgb from 3 s to 5 s
         k0, k1 = int(3 * rate), int(5 * rate)
-        rate, _, status, _ = _run(task, "moving", k1 + int(2 * rate), a.episode, cfg,
+        rate, _, status, _ = _run(task, "moving", k1 + int(2 * rate), 0, cfg,
                                   {k0: CorruptionSpec("frozen"), k1: CorruptionSpec("none")})
         st = status["node1/rgb"]
         det = next(k for k in range(k0, len(st)) if st[k] == "frozen")

@@ -46,11 +46,9 @@ class ModelSet:
     def describe(self) -> str:
         parts = [f"stage1 {self.stage1}"]
         if self.controllers_budget:
-            parts.append("per-budget " + ", ".join(f"L={L}: {p.name}" for L, p in sorted(self.controllers_budget.items())))
-        if self.universal:
-            parts.append(f"universal {self.universal.name}")
-        if self.ae:
-            parts.append(f"AE {self.ae.name}")
+            parts.append("per-budget " + ", ".join(f"L={L}: {p.name}"
+                                                   for L, p in sorted(self.controllers_budget.items())))
+        parts += [f"{what} {p.name}" for what, p in (("universal", self.universal), ("AE", self.ae)) if p]
         return "; ".join(parts)
 
 
@@ -71,14 +69,10 @@ def discover_models(models: str | Path | None, stage1: str | None = None,
         kind = meta.get("kind")
         if kind == "stage1":
             found_stage1.append(p)
-        elif kind == "controller":
-            v = meta.get("variant")
-            if v == "budget":
-                ms.controllers_budget[int(meta["budget"])] = p
-            elif v == "universal":
-                ms.universal = p
-            elif v == "ae":
-                ms.ae = p
+        elif kind == "controller" and meta.get("variant") == "budget":
+            ms.controllers_budget[int(meta["budget"])] = p
+        elif kind == "controller" and meta.get("variant") in ("universal", "ae"):
+            setattr(ms, meta["variant"], p)
     if not stage1:
         if not found_stage1:
             raise TrainConfigError(f"{models}: no stage-1 model (kind 'stage1') found; train one with "
@@ -104,7 +98,7 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
              controllers: Sequence[str] = (), split: str = "test", settings: EvalSettings | None = None,
              latency: bool = True, latency_reps: int = 20, plots: bool = True, show_progress: bool = True,
              threads: int = 1, log: Callable[[str], None] = print) -> EvalResult:
-    """Run Table 1 and write the report files; see the module docstring."""
+    """Run Table 1 and write the report files (module docstring)."""
     t0 = time.perf_counter()
     settings = settings or EvalSettings()
     set_threads(threads)
@@ -197,13 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regimes", default="binary,discrete,continuous",
                    help="comma list of rows: noise regimes (none = clean, binary, discrete, continuous) "
                         f"and/or real-world failures ({', '.join(REAL_WORLD)}; realworld = all of them)")
-    p.add_argument("--frozen-max-age", type=int, default=15,
-                   help="a frozen stream shows a frame 1 to this many frames old (default 15: 1 s at 15 Hz)")
     p.add_argument("--draws", default="modality,stream", help="comma list: modality (paper), stream")
     p.add_argument("--fractions", default=",".join(str(f) for f in TABLE_FRACTIONS),
                    help="comma list of budget fractions of all blocks")
     p.add_argument("--no-latency", action="store_true", help="skip batch-1 latency measurement")
-    p.add_argument("--latency-reps", type=int, default=20)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--no-progress", action="store_true")
@@ -230,16 +221,16 @@ def settings_from_args(a: argparse.Namespace) -> EvalSettings:
         raise TrainConfigError(f"--fractions: {exc}") from exc
     if not fr or any(not 0 < f <= 1 for f in fr):
         raise TrainConfigError(f"--fractions must be in (0, 1], got {list(fr)}")
-    if a.batch_size < 1 or a.samples < 0 or a.frozen_max_age < 1:
-        raise TrainConfigError("--batch-size and --frozen-max-age must be >= 1 and --samples >= 0")
-    return EvalSettings(regimes, draws, fr, a.samples, a.seed, a.batch_size, a.frozen_max_age)
+    if a.batch_size < 1 or a.samples < 0:
+        raise TrainConfigError("--batch-size must be >= 1 and --samples >= 0")
+    return EvalSettings(regimes, draws, fr, a.samples, a.seed, a.batch_size)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
         res = evaluate(a.data, a.out, a.models, a.stage1, a.controller, a.split, settings_from_args(a),
-                       latency=not a.no_latency, latency_reps=a.latency_reps, plots=not a.no_plots,
+                       latency=not a.no_latency, plots=not a.no_plots,
                        show_progress=not a.no_progress, threads=a.threads)
     except (TrainConfigError, CheckpointError) as exc:
         print(f"admn-ros evaluate: error: {exc}", file=sys.stderr)

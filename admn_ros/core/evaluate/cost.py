@@ -1,9 +1,6 @@
-"""Compute cost per allocation: analytic GFLOPs (controller counted) and batch-1 latency.
-
-GFLOPs come from :mod:`admn_ros.core.flops` (2 x multiply-adds). For a fixed budget and
-all streams present they depend only on the number of active blocks, so one value per
-(method, budget) is exact. Latency is measured through :class:`admn_ros.core.engine.InferenceEngine`
-(real skipping) at batch size 1: the median of ``reps`` timed runs after ``warmup`` runs.
+"""Compute cost per allocation: analytic GFLOPs (:mod:`admn_ros.core.flops`, controller counted; for a
+fixed budget they depend only on the number of active blocks) and batch-1 latency through the
+:class:`~admn_ros.core.engine.InferenceEngine` (real skipping; median of timed runs after warm-up).
 """
 from __future__ import annotations
 
@@ -54,15 +51,8 @@ def flops_table(model: ADMNModel, methods: Sequence[Method], budgets: Sequence[i
 
 @dataclass
 class LatencyResult:
-    """Batch-1 latencies (ms, median).
-
-    Attributes:
-        full_ms: every block, no controller.
-        per_budget_ms: ADMN (controller + allocated blocks) per budget.
-        controller_ms: the controller alone per budget.
-        curve: ``[(active blocks, ms)]`` for static allocations (no controller).
-        threads: torch threads used.
-    """
+    """Batch-1 latencies (ms, median): every block, ADMN (controller + blocks) and the controller alone
+    per budget, and ``curve``: ``[(active blocks, ms)]`` of static allocations."""
 
     full_ms: float
     per_budget_ms: dict[int, float] = field(default_factory=dict)

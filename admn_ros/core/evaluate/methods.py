@@ -1,32 +1,21 @@
-"""Allocation methods compared in Table 1: each maps (noisy inputs, budget) -> a bool mask.
-
-* ``ADMN`` (one controller per budget), ``ADMN universal`` (one budget-conditioned
-  controller), ``ADMN_AE`` (autoencoder controller): the controller's deterministic top-L.
-* ``ADMN per-modality``: the paper's allocation granularity, derived from the per-budget
-  controller: its per-stream logits are averaged over the nodes of each modality and the
-  same blocks are chosen for every node's stream of a modality (:func:`per_modality_mask`).
-* ``QoI oracle``: not a deployable method but a yardstick. It is told the true noise of
-  every stream and spreads the budget evenly over the streams with ``sigma < sigma_max / 2``
-  (all streams if none is). Any controller that learns the noise can do about this well, so
-  ``Naive - oracle`` bounds what QoI-aware allocation can gain with the given backbones.
-* ``Upper Bound`` (every block), ``Naive Allocation`` (even split, every-other blocks),
-  ``RGB only`` / ``Depth only`` / ``Radar only`` (the budget spread over one modality's
-  streams, the others keep their forced first block): input-agnostic.
-
-A method returns ``None`` for a budget it cannot serve (e.g. "RGB only" above 3 x 12 + 6
-blocks), shown as "n/a" in the table.
+"""Allocation methods compared in Table 1, each mapping (noisy inputs, budget) -> a bool mask: the
+controllers' top-L (``ADMN`` per budget, ``ADMN universal``, ``ADMN_AE``), ``ADMN per-modality``
+(:func:`per_modality_mask`), the ``QoI oracle`` yardstick (told the true noise), ``Upper Bound``,
+``Naive Allocation`` and one single-modality method per modality. A method returns ``None`` for a
+budget it cannot serve ("n/a" in the table).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
 
 from admn_ros.core.controller import AllocationController
-from admn_ros.core.streams import (MODALITIES, StreamSet, full_allocation, modality_allocation,
-                                  naive_allocation, spread_allocation)
+from admn_ros.core.streams import (StreamSet, full_allocation, modality_allocation, naive_allocation,
+                                  spread_allocation)
+from admn_ros.core.train.common import sigma_max_of
 
 Inputs = Mapping[str, torch.Tensor]
 #: ``(noisy inputs, budget L, batch size, present) -> bool [B, n, depth]`` or ``None`` (not
@@ -39,19 +28,9 @@ OracleFn = Callable[[np.ndarray, int], np.ndarray]
 
 @dataclass
 class Method:
-    """One column family of the table.
-
-    Attributes:
-        name: display name.
-        key: CSV-friendly id.
-        allocate: see :data:`AllocateFn`.
-        controller: the controller whose FLOPs count for this method (``None`` = no controller).
-        budgeted: False for Upper Bound (one value regardless of the budget).
-        adaptive: True if the mask depends on the input.
-        controllers: per-budget controllers (``ADMN``), for FLOPs/latency per budget.
-        from_sigmas: set for the oracle: the table calls it with the true sigmas instead of
-            ``allocate``.
-    """
+    """One column family of the table: display ``name``, CSV ``key``, the ``controller`` (or
+    per-budget ``controllers``) whose FLOPs count, ``budgeted`` (False: one value, Upper Bound),
+    ``adaptive`` (input-dependent) and, for the oracle, ``from_sigmas`` used instead of ``allocate``."""
 
     name: str
     key: str
@@ -64,8 +43,7 @@ class Method:
 
     def mask(self, inputs: Inputs, budget: int, batch: int, sigmas: np.ndarray | None = None,
              present: np.ndarray | None = None) -> np.ndarray | None:
-        """The allocation for a batch: :attr:`from_sigmas` when set (and ``sigmas`` given),
-        else :attr:`allocate`."""
+        """The allocation for a batch: :attr:`from_sigmas` when set (and ``sigmas`` given), else :attr:`allocate`."""
         if self.from_sigmas is not None and sigmas is not None:
             return self.from_sigmas(sigmas, budget)
         return self.allocate(inputs, budget, batch, present)
@@ -111,9 +89,10 @@ def single_modality(streams: StreamSet, modality: str, depth: int, first_block: 
 
 
 def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True, threshold: float = 0.5) -> Method:
-    """The ``QoI oracle`` yardstick (module docstring): told the true sigmas, it spreads the
-    budget evenly over the streams with ``sigma < threshold * sigma_max`` (all if none is)."""
-    smax = np.array([MODALITIES[streams.modality_of(i)].sigma_max for i in range(len(streams))], np.float32)
+    """The ``QoI oracle``: told the true sigmas, it spreads the budget evenly over the streams with
+    ``sigma < threshold * sigma_max`` (all if none is), so ``Naive - oracle`` bounds what a QoI-aware
+    allocation can gain with the given backbones."""
+    smax = sigma_max_of(streams)
 
     def from_sigmas(sigmas: np.ndarray, budget: int) -> np.ndarray:
         out = []
@@ -137,45 +116,40 @@ def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True, thresho
     return Method("QoI oracle", "qoi_oracle", allocate, adaptive=True, from_sigmas=from_sigmas)
 
 
-def _controller_lookup(controllers: Mapping[int, AllocationController] | AllocationController
-                       ) -> tuple[dict[int, AllocationController], AllocationController | None,
-                              Callable[[int], AllocationController | None]]:
-    """``(per_budget, shared, pick)``: ``pick(budget)`` is the per-budget controller, or the
-    single universal one, in eval mode (``None`` if there is none for that budget)."""
+Controllers = Mapping[int, AllocationController] | AllocationController
+
+
+def _from_controllers(name: str, key: str, controllers: Controllers,
+                      choose: Callable[[AllocationController, Inputs, torch.Tensor | None, int], np.ndarray]
+                      ) -> Method:
+    """A method from one (universal) controller or ``{budget: controller}``: ``choose(controller in
+    eval mode, inputs, present, budget)`` is its mask; not applicable where no controller serves."""
     per_budget = dict(controllers) if isinstance(controllers, Mapping) else {}
     shared = None if isinstance(controllers, Mapping) else controllers
 
-    def pick(budget: int) -> AllocationController | None:
-        c = per_budget.get(budget, shared)
-        return None if c is None else c.eval()
-    return per_budget, shared, pick
-
-
-def controller_method(name: str, key: str, controllers: Mapping[int, AllocationController] | AllocationController
-                      ) -> Method:
-    """Controller top-L. ``controllers`` is one (universal) controller or ``{budget: controller}``."""
-    per_budget, shared, pick = _controller_lookup(controllers)
-
     @torch.no_grad()
     def allocate(inputs: Inputs, budget: int, batch: int, present: np.ndarray | None = None) -> np.ndarray | None:
-        c = pick(budget)
+        c = per_budget.get(budget, shared)
         if c is None:
             return None
         pres = None if present is None else torch.from_numpy(np.asarray(present, bool))
-        return (c.allocate(dict(inputs), pres, budget=budget)["mask"] > 0.5).numpy()
+        return choose(c.eval(), dict(inputs), pres, budget)
 
     return Method(name, key, allocate, controller=shared, adaptive=True, controllers=per_budget)
 
 
+def controller_method(name: str, key: str, controllers: Controllers) -> Method:
+    """The controller's top-L."""
+    return _from_controllers(name, key, controllers,
+                             lambda c, x, pres, L: (c.allocate(x, pres, budget=L)["mask"] > 0.5).numpy())
+
+
 def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: StreamSet,
                       first_block: bool = True) -> np.ndarray:
-    """Allocation shared by every node's stream of a modality, from per-stream logits.
-
-    Logits ``[B, n, depth]`` are averaged over the nodes of each modality. Block 0 of every
-    stream is forced (first-block rule). The remaining ``R = L - forced`` blocks go in units of
-    one (modality, block) pair = ``S`` streams, best mean logit first; if ``R`` is not a
-    multiple of ``S`` the next pair is given to the ``R mod S`` nodes with the highest
-    per-stream logits. Returns bool ``[B, n, depth]`` summing to ``L`` per sample.
+    """Allocation shared by every node's stream of a modality (the paper's granularity): bool
+    ``[B, n, depth]`` summing to ``budget``. Logits ``[B, n, depth]`` are averaged over each modality's
+    nodes; after the forced block 0s, the budget goes in (modality, block) units of ``S`` streams, best
+    mean logit first, and a remainder to the nodes with the highest per-stream logits of the next unit.
     """
     lg = torch.as_tensor(np.asarray(logits) if not isinstance(logits, torch.Tensor) else logits).detach().float()
     b, n, depth = lg.shape
@@ -203,22 +177,11 @@ def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: S
     return out.reshape(b, n, depth)
 
 
-def per_modality_method(controllers: Mapping[int, AllocationController] | AllocationController,
-                        streams: StreamSet, first_block: bool = True,
+def per_modality_method(controllers: Controllers, streams: StreamSet, first_block: bool = True,
                         name: str = "ADMN per-modality", key: str = "admn_per_modality") -> Method:
     """The per-modality baseline from a controller's logits (see :func:`per_modality_mask`)."""
-    per_budget, shared, pick = _controller_lookup(controllers)
-
-    @torch.no_grad()
-    def allocate(inputs: Inputs, budget: int, batch: int, present: np.ndarray | None = None) -> np.ndarray | None:
-        c = pick(budget)
-        if c is None:
-            return None
-        pres = None if present is None else torch.from_numpy(np.asarray(present, bool))
-        logits = c(dict(inputs), pres, budget=budget)["logits"]
-        return per_modality_mask(logits, budget, streams, first_block)
-
-    return Method(name, key, allocate, controller=shared, adaptive=True, controllers=per_budget)
+    return _from_controllers(name, key, controllers, lambda c, x, pres, L: per_modality_mask(
+        c(x, pres, budget=L)["logits"], L, streams, first_block))
 
 
 def baseline_methods(streams: StreamSet, depth: int, first_block: bool = True) -> list[Method]:
@@ -242,11 +205,7 @@ def build_methods(streams: StreamSet, depth: int, per_budget: Mapping[int, Alloc
     base = baseline_methods(streams, depth, first_block)
     out += base[:3]
     if per_budget or universal is not None:
-        out.append(per_modality_method(per_budget if per_budget else universal, streams, first_block))  # type: ignore[arg-type]
+        out.append(per_modality_method(per_budget or universal, streams, first_block))  # type: ignore[arg-type]
     out += base[3:]
     return out
 
-
-def mask_budget(mask: Any) -> np.ndarray:
-    """Active blocks per sample of a ``[B, n, depth]`` mask."""
-    return np.asarray(mask).reshape(np.shape(mask)[0], -1).sum(1)

@@ -1,9 +1,5 @@
-"""Evaluation figures (matplotlib, Agg backend; PNG files).
-
-* ``error_vs_budget.png``: error vs budget, one panel per (draw mode, regime), one line per method;
-* ``latency_vs_blocks.png``: batch-1 latency vs active blocks (+ ADMN per budget);
-* ``allocation_examples.png``: the paper's Fig. 8 idea: a few test samples with their noisy
-  inputs (nodes x modalities, sigma in the title) and the blocks each stream received.
+"""Evaluation figures (matplotlib, Agg; PNG): error vs budget per (draw, regime), batch-1 latency vs
+active blocks, and allocation examples (the paper's Fig. 8: noisy inputs and blocks per stream).
 """
 from __future__ import annotations
 
@@ -15,8 +11,9 @@ import numpy as np
 
 from admn_ros.core.evaluate.cost import LatencyResult
 from admn_ros.core.evaluate.table import DRAWS, EvalSettings, Example, Record, lookup
-from admn_ros.core.streams import MODALITIES, StreamSet
+from admn_ros.core.streams import StreamSet
 from admn_ros.core.tasks import get_task
+from admn_ros.core.train.common import sigma_max_of
 
 
 def _plt():  # noqa: ANN202 - matplotlib module
@@ -108,6 +105,7 @@ def plot_examples(examples: Sequence[Example], streams: StreamSet, path: Path, m
         return None
     plt = _plt()
     s, nm = len(streams.nodes), len(streams.modalities)
+    noisy = np.asarray([e.sigmas for e in ex]) >= 0.5 * sigma_max_of(streams)  # sigma >= sigma_max / 2
     fig = plt.figure(figsize=(1.5 * s * nm + 4.0, 2.1 * len(ex)))
     gs = fig.add_gridspec(len(ex), s * nm + 3)
     for r, e in enumerate(ex):
@@ -119,14 +117,11 @@ def plot_examples(examples: Sequence[Example], streams: StreamSet, path: Path, m
             ax.imshow(img, cmap=None if img.ndim == 3 else "viridis", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
-            sig = float(e.sigmas[i])
-            ax.set_title(f"{streams.nodes[node]}/{m}\nσ={sig:.2f}", fontsize=7,
-                         color="red" if sig >= 0.5 * MODALITIES[m].sigma_max else "black")
+            ax.set_title(f"{streams.nodes[node]}/{m}\nσ={float(e.sigmas[i]):.2f}", fontsize=7,
+                         color="red" if noisy[r, i] else "black")
         ax = fig.add_subplot(gs[r, s * nm:])
         blocks = e.masks[method].sum(1)
-        colors = ["tab:red" if e.sigmas[i] >= 0.5 * MODALITIES[streams.modality_of(i)].sigma_max else "tab:green"
-                  for i in range(len(streams))]
-        ax.bar(range(len(streams)), blocks, color=colors)
+        ax.bar(range(len(streams)), blocks, color=["tab:red" if q else "tab:green" for q in noisy[r]])
         ax.set_xticks(range(len(streams)))
         ax.set_xticklabels([sid.replace("node", "n").replace("/", "\n") for sid in streams.ids], fontsize=6)
         ax.set_ylim(0, 12.5)

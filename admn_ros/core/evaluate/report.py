@@ -10,10 +10,10 @@ from typing import Any, Sequence
 from admn_ros.core.evaluate.cost import FlopsRow, LatencyResult
 from admn_ros.core.evaluate.table import DRAWS, FAILURE_NOTES, NAIVE, EvalSettings, Record, find, lookup
 from admn_ros.core.sim.corruptions import REAL_WORLD, blur_length
+from admn_ros.core.tasks import Task, get_task
 
 #: Real-world failures a single frame cannot show (judged against the Upper Bound).
 STREAM_FAILURES: tuple[str, ...] = ("frozen", "dropout")
-from admn_ros.core.tasks import Task, get_task
 
 
 @dataclass
@@ -72,10 +72,9 @@ def _binary_point_targets(a: float, ub: float, nv: float, where: str, adm: str) 
 
 def _accuracy_targets(records: Sequence[Record], budgets: Sequence[int], settings: EvalSettings,
                       higher_is_better: bool) -> list[Target]:
-    """Per draw mode: the binary targets at the smallest budget, and "ADMN better than Naive at
-    every budget" under discrete and continuous noise; under real-world failures ADMN at least
-    as good as Naive at every budget, and (errors) under ``frozen`` / ``dropout`` ADMN within
-    1.10 x the Upper Bound at the smallest budget."""
+    """Per draw mode: the binary targets at the smallest budget; ADMN better than Naive at every budget
+    (discrete, continuous) or at least as good (real-world failures); errors under ``frozen`` /
+    ``dropout``: ADMN within 1.10 x the Upper Bound at the smallest budget."""
     out: list[Target] = []
     adm = admn_name(records)
     L0 = budgets[0]
@@ -112,16 +111,11 @@ def _accuracy_targets(records: Sequence[Record], budgets: Sequence[int], setting
 
 def check_targets(records: Sequence[Record], flops: Sequence[FlopsRow], budgets: Sequence[int],
                   settings: EvalSettings, task: str | None = None) -> list[Target]:
-    """The targets of the brief, per draw mode, in the direction of the task's metric:
-
-    * binary at the smallest budget: an error (lower is better) ADMN / Upper Bound <= 1.15 and
-      Naive / ADMN >= 2.0; an accuracy (higher is better) ADMN within 5 points of Upper
-      Bound and >= 15 points above Naive;
-    * discrete and continuous: ADMN better than Naive at every budget;
-    * tasks with :attr:`Task.compute_targets`: FLOPs of ADMN at the smallest budget
-      (controller included) <= 0.30 x the full model, the controller's share of those FLOPs
-      <= 2%, and (check) per-stream ADMN beats the per-modality baseline under per-stream noise.
-    """
+    """The targets per draw mode, in the direction of the task's metric (:func:`_accuracy_targets`;
+    binary at the smallest budget: errors ADMN / Upper Bound <= 1.15 and Naive / ADMN >= 2.0,
+    accuracies within 5 points of Upper Bound and >= 15 above Naive). With
+    :attr:`Task.compute_targets`: ADMN's FLOPs at the smallest budget <= 0.30 x the full model, the
+    controller's share <= 2%, and per-stream ADMN beats the per-modality baseline (a check)."""
     metric = get_task(task).metric
     out = _accuracy_targets(records, budgets, settings, higher_is_better=not metric.lower_is_better)
     if not get_task(task).compute_targets:
@@ -158,17 +152,12 @@ def check_targets(records: Sequence[Record], flops: Sequence[FlopsRow], budgets:
     return out
 
 
-def value_columns(task: str | None) -> tuple[str, str]:
-    """CSV column names of the cell mean and median (the task's: ``error_cm`` / ``accuracy_pct``)."""
-    m = get_task(task).metric
-    return m.column, m.median_column
-
-
 def write_csv(path: Path, records: Sequence[Record], flops: Sequence[FlopsRow], task: str | None = None) -> Path:
     fl = {(r.method, r.budget): r for r in flops}
+    metric = get_task(task).metric
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["regime", "draw", "method", "budget_blocks", "budget_fraction", *value_columns(task),
+        w.writerow(["regime", "draw", "method", "budget_blocks", "budget_fraction", metric.column, metric.median_column,
                     "n_samples", "noisy_share", "vs_naive", "vs_naive_ci_lo", "vs_naive_ci_hi", "vs_naive_groups",
                     "gflops_model", "gflops_controller", "gflops_total"])
         for r in records:
@@ -255,12 +244,7 @@ def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: Late
         lines.append("|---|---|" + "---|" * len(cols))
         for regime in settings.regimes:
             for m in methods:
-                vals = []
-                for L in budgets:
-                    v = lookup(records, regime, draw, m, L)
-                    if m == "Upper Bound":
-                        v = lookup(records, regime, draw, m)
-                    vals.append(_f(v))
+                vals = [_f(lookup(records, regime, draw, m, None if m == "Upper Bound" else L)) for L in budgets]
                 if all(v == "n/a" for v in vals):
                     continue
                 lines.append(f"| {regime} | {m} | " + " | ".join(vals) + " |")

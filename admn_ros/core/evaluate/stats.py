@@ -1,13 +1,8 @@
-"""Paired comparisons of two methods on the same test samples, with a cluster bootstrap CI.
+"""Paired comparisons of two methods on the same test samples, with a cluster bootstrap interval.
 
-Every method of :func:`admn_ros.core.evaluate.table.run_table` sees identical corrupted
-inputs, so the per-sample difference of two methods' scores is what decides which is better;
-its mean is the difference of the two table cells. Test samples are not independent:
-consecutive frames of a tracking episode, or the windows of one activity subject, move
-together. The confidence interval therefore resamples whole *groups* (episodes or subjects,
-:func:`sample_groups`), not single samples, which is what the test split can say about unseen
-episodes or subjects. With few groups (the activity test split has 5 subjects) the interval is
-wide, and that is the honest answer.
+Test samples are not independent (the frames of an episode, the windows of a subject move
+together), so the interval resamples whole groups (:func:`sample_groups`): what the split can
+say about unseen episodes or subjects. With few groups it is wide, and that is the honest answer.
 """
 from __future__ import annotations
 
@@ -22,14 +17,8 @@ GROUP_FIELDS: tuple[str, ...] = ("subject", "episode")
 
 @dataclass(frozen=True)
 class PairedDiff:
-    """Mean of ``a - b`` over samples, and its percentile bootstrap interval over groups.
-
-    Attributes:
-        mean: mean per-sample difference (the difference of the two table cells).
-        lo, hi: the ``level`` confidence interval (NaN with fewer than 2 groups).
-        groups: number of groups resampled.
-        n: number of samples.
-    """
+    """Mean of ``a - b`` over ``n`` samples (the difference of two table cells) and its percentile
+    bootstrap interval ``[lo, hi]`` over ``groups`` groups (NaN with fewer than 2 groups)."""
 
     mean: float
     lo: float
@@ -43,11 +32,8 @@ class PairedDiff:
 
 
 def sample_groups(ds: Any, n: int) -> tuple[np.ndarray, str]:
-    """Group id of each of the first ``n`` samples of ``ds`` and the group's name.
-
-    Activity datasets group by ``subject``, tracking datasets by ``episode``; a dataset with
-    neither gives every sample its own group (``sample``).
-    """
+    """Group id of each of the first ``n`` samples of ``ds`` and the group's name: ``subject``
+    (activity), ``episode`` (tracking), else every sample its own (``sample``)."""
     for name in GROUP_FIELDS:
         arr = getattr(ds, name, None)
         if arr is not None:
@@ -59,18 +45,8 @@ def sample_groups(ds: Any, n: int) -> tuple[np.ndarray, str]:
 
 def paired_diff(a: np.ndarray, b: np.ndarray, groups: np.ndarray, n_boot: int = 2000, level: float = 0.95,
                 seed: int = 0) -> PairedDiff:
-    """``mean(a - b)`` with a cluster-bootstrap interval.
-
-    Args:
-        a, b: per-sample scores of two methods on the same samples, ``[n]``.
-        groups: group id per sample, ``[n]``; whole groups are resampled with replacement.
-        n_boot: bootstrap resamples.
-        level: coverage of the percentile interval.
-        seed: bootstrap seed (the same inputs and seed give the same interval).
-
-    Raises:
-        ValueError: shapes differ, no samples, or ``level`` / ``n_boot`` out of range.
-    """
+    """``mean(a - b)`` of two methods' per-sample scores ``[n]``, with a ``level`` percentile interval
+    from ``n_boot`` resamples of whole ``groups`` (seeded: the same inputs give the same interval)."""
     a = np.asarray(a, np.float64).reshape(-1)
     b = np.asarray(b, np.float64).reshape(-1)
     groups = np.asarray(groups).reshape(-1)

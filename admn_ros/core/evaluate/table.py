@@ -1,15 +1,7 @@
-"""Table 1 on a held-out split: localisation error (cm) per noise regime, draw mode, method, budget.
-
-Noise is drawn once per (regime, draw mode) from seeds derived from the evaluation seed,
-and every method and budget is run on the *same* corrupted inputs. Errors are per-sample
-Euclidean distances (cm) averaged over samples: batch-1 semantics (per-sample masks,
-eval mode, no coupling between the samples of a batch). Each budgeted method is also compared
-with Naive Allocation sample by sample (:mod:`admn_ros.core.evaluate.stats`), with a bootstrap
-interval over the split's episodes (tracking) or subjects (activity).
-
-Rows are Gaussian noise regimes (:data:`admn_ros.core.noise.REGIMES`) or real-world failures
-(:data:`admn_ros.core.sim.corruptions.REAL_WORLD`, :data:`FAILURE_NOTES`), drawn like the
-binary regime: each stream, or each modality for all its nodes, fails with probability 1/2.
+"""Table 1 on a held-out split: the mean score per noise regime or real-world failure, draw mode,
+method and budget. Every method and budget sees the same corrupted inputs (seeded per regime and
+draw), scores are per sample with batch-1 semantics, and each budgeted method is compared with
+Naive Allocation sample by sample (:mod:`admn_ros.core.evaluate.stats`).
 """
 from __future__ import annotations
 
@@ -24,10 +16,10 @@ from admn_ros.core.evaluate.stats import paired_diff, sample_groups
 from admn_ros.core.noise import draw_stream_sigmas
 from admn_ros.core.sim.config import CameraIntrinsics, RadarConfig
 from admn_ros.core.sim.corruptions import REAL_WORLD
-from admn_ros.core.streams import MODALITIES, StreamSet, budget_from_fraction, mask_from_counts
+from admn_ros.core.streams import StreamSet, budget_from_fraction, mask_from_counts
 from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import (apply_failures, apply_noise, derive_seed, draw_failures, progress,
-                                        sample_scores, to_torch)
+                                        sample_scores, sigma_max_of, to_torch)
 from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
 
 DRAWS: dict[str, str] = {"modality": "per modality", "stream": "per stream"}
@@ -50,19 +42,10 @@ NAIVE = "Naive Allocation"
 
 @dataclass
 class EvalSettings:
-    """What the table covers.
-
-    Attributes:
-        regimes: noise regimes and/or real-world failures (rows).
-        draws: ``modality`` (one sigma per modality shared by the nodes; the paper) and/or
-            ``stream`` (independent per node stream).
-        fractions: budgets as fractions of all blocks (columns).
-        samples: test samples used (0 = all).
-        seed: noise seed (the same seed gives the same corrupted inputs).
-        batch_size: evaluation batch. The masks and errors do not depend on it, but the
-            Gaussian noise is drawn batch by batch, so the corrupted inputs (and the cells) are
-            the same only for the same ``seed`` and ``batch_size``.
-        frozen_max_age: a ``frozen`` stream's frame is 1 to this many frames old.
+    """What the table covers: rows (``regimes``), ``draws`` (``modality``: one sigma shared by a
+    modality's nodes, the paper; ``stream``: per node stream), columns (``fractions`` of all blocks)
+    and ``samples`` (0 = all). The Gaussian noise is drawn batch by batch, so the cells repeat
+    for the same ``seed`` and ``batch_size``. A ``frozen`` frame is 1 to ``frozen_max_age`` old.
     """
 
     regimes: tuple[str, ...] = ("binary", "discrete", "continuous")
@@ -79,10 +62,8 @@ class EvalSettings:
 
 @dataclass
 class Record:
-    """One table cell: the mean score of ``method`` at ``budget`` under (``regime``, ``draw``).
-
-    ``value`` / ``median`` are in the task's unit (:attr:`Task.metric <admn_ros.core.tasks.base.Task.metric>`):
-    tracking error in cm (lower is better), activity accuracy in % (higher is better)."""
+    """One table cell: the mean (``value``) and ``median`` score of ``method`` at ``budget`` under
+    (``regime``, ``draw``) in the task's unit (tracking error cm, activity accuracy %)."""
 
     regime: str
     draw: str
@@ -94,9 +75,8 @@ class Record:
     median: float
     n: int
     noisy_share: float = float("nan")
-    #: paired comparison with Naive Allocation at the same budget (:mod:`.stats`): mean of
-    #: ``score - naive score`` over the samples and its 95% cluster-bootstrap interval over
-    #: ``vs_naive_groups`` groups (episodes / subjects); NaN for Naive and unbudgeted methods.
+    #: mean of ``score - naive score`` at the same budget and its 95% cluster-bootstrap interval
+    #: over ``vs_naive_groups`` groups; NaN for Naive and unbudgeted methods.
     vs_naive: float = float("nan")
     vs_naive_lo: float = float("nan")
     vs_naive_hi: float = float("nan")
@@ -120,15 +100,9 @@ class Example:
     preds: dict[str, np.ndarray] = field(default_factory=dict)  # method name -> [2] or class index
 
 
-def noisy_stream_mask(sigmas: np.ndarray, streams: StreamSet, threshold: float = 0.5) -> np.ndarray:
-    """bool ``[B, n]``: streams whose sigma is at least ``threshold * sigma_max``."""
-    smax = np.array([MODALITIES[streams.modality_of(i)].sigma_max for i in range(len(streams))], dtype=np.float32)
-    return sigmas >= threshold * smax[None]
-
-
 def failure_geometry(ds: Any) -> tuple[RadarConfig, float]:
-    """The radar geometry of ``ds``'s 64x64 radar maps and its camera pixels per sensor pixel,
-    from the simulator config in its ``meta.json`` (the simulator's defaults without one)."""
+    """The radar geometry of ``ds``'s radar maps and its camera pixels per sensor pixel, from the
+    simulator config in its ``meta.json`` (the simulator's defaults without one)."""
     sim = (getattr(ds, "meta", None) or {}).get("sim_config") or {}
     r = {**asdict(RadarConfig()), **(sim.get("radar") or {})}
     size = int(getattr(ds, "meta", {}).get("model_input", 64))
@@ -138,8 +112,8 @@ def failure_geometry(ds: Any) -> tuple[RadarConfig, float]:
 
 
 class EarlierFrames:
-    """Earlier frames of the same episode, for ``frozen`` streams. The split must hold each
-    episode once, as consecutive frames in order (``episode`` and ``t`` arrays, ``rate_hz``)."""
+    """Earlier frames of the same episode, for ``frozen`` streams (each episode once, as
+    consecutive frames in order: ``episode`` and ``t`` arrays, ``rate_hz``)."""
 
     def __init__(self, ds: Any) -> None:
         ep, t = getattr(ds, "episode", None), getattr(ds, "t", None)
@@ -174,9 +148,8 @@ class EarlierFrames:
 def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settings: EvalSettings,
               show_progress: bool = True, n_examples: int = 4, notes: dict[str, Any] | None = None
               ) -> tuple[list[Record], list[Example]]:
-    """Evaluate every method on every (regime, draw, budget). Returns the records and a few
-    allocation examples (first samples of each (regime, draw) at the smallest budget).
-    ``notes``, if given, receives facts for the report (``frozen_age``: realised ages, frames)."""
+    """Every method on every (regime, draw, budget): the records and a few allocation examples (first
+    samples at the smallest budget). ``notes`` receives ``frozen_age`` (realised ages) for the report."""
     model.eval()
     cfg = model.cfg
     streams: StreamSet = cfg.streams
@@ -184,13 +157,15 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
     n_total = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
     budgets = settings.budgets(len(streams), depth)
     forced = len(streams) if cfg.first_block else 0
+    total = len(streams) * depth
+    cells = [(meth, L) for meth in methods for L in (budgets if meth.budgeted else [total])]
     groups, _ = sample_groups(ds, n_total)
     records: list[Record] = []
     examples: list[Example] = []
     frozen_ages: list[int] = []
     n_batches = (n_total + settings.batch_size - 1) // settings.batch_size
     bar = progress(len(settings.regimes) * len(settings.draws) * n_batches, "evaluate", show_progress)
-    smax = np.array([MODALITIES[streams.modality_of(i)].sigma_max for i in range(len(streams))], np.float32)
+    smax = sigma_max_of(streams)
     radar, pixel_scale = failure_geometry(ds)
     history = EarlierFrames(ds) if "frozen" in settings.regimes else None
     for regime in settings.regimes:
@@ -221,63 +196,58 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                                                     pixel_scale)
                 else:
                     noisy = apply_noise(clean, sig, streams, gen)
-                noisy_rows = noisy_stream_mask(sig, streams)
+                noisy_rows = sig >= 0.5 * smax  # the noisy share counts streams at sigma >= sigma_max / 2
                 ex = None
                 if bi == 0 and n_examples > 0:
                     k = min(n_examples, len(sel))
                     ex = [Example(regime, draw, budgets[0], {m: noisy[m][i].numpy().copy() for m in streams.modalities},
                                   sig[i].copy(), gt[i].numpy().copy()) for i in range(k)]
-                for meth in methods:
-                    for L in (budgets if meth.budgeted else [len(streams) * depth]):
-                        key = (meth.name, L)
-                        if key in na:
-                            continue
-                        mask = meth.mask(noisy, L, len(sel), sig, present)
-                        if mask is None:
-                            na.add(key)
-                            continue
-                        mask = np.asarray(mask, dtype=bool)
-                        if present is not None:  # an absent stream gets no blocks
-                            mask = mask & present[:, :, None]
-                        got = mask.reshape(len(sel), -1).sum(1)
-                        if not ((got == L) if present is None else (got <= L)).all():
-                            raise AssertionError(f"{meth.name}: allocation uses {got.tolist()} blocks, budget {L}")
-                        out = model(noisy, torch.from_numpy(np.ascontiguousarray(mask)), present)
-                        e = get_task(cfg.task).scores(out, gt).numpy()
-                        errs.setdefault(key, []).append(e)
-                        if meth.adaptive and L > forced:
-                            extra = mask.copy()
-                            if cfg.first_block:
-                                extra[:, :, 0] = False
-                            on_noisy = (extra.sum(2) * noisy_rows).sum(1)
-                            shares.setdefault(key, []).extend((on_noisy / (L - forced)).tolist())
-                        if ex is not None and (L == budgets[0] or not meth.budgeted):
-                            for i, exi in enumerate(ex):
-                                exi.masks[meth.name] = mask[i].copy()
-                                exi.preds[meth.name] = (out["mean"][i].numpy().copy() if "mean" in out
-                                                        else out["logits"][i].argmax(-1).numpy().copy())
+                for meth, L in cells:
+                    key = (meth.name, L)
+                    if key in na:
+                        continue
+                    mask = meth.mask(noisy, L, len(sel), sig, present)
+                    if mask is None:
+                        na.add(key)
+                        continue
+                    mask = np.asarray(mask, dtype=bool)
+                    if present is not None:  # an absent stream gets no blocks
+                        mask = mask & present[:, :, None]
+                    got = mask.reshape(len(sel), -1).sum(1)
+                    if not ((got == L) if present is None else (got <= L)).all():
+                        raise AssertionError(f"{meth.name}: allocation uses {got.tolist()} blocks, budget {L}")
+                    out = model(noisy, torch.from_numpy(np.ascontiguousarray(mask)), present)
+                    errs.setdefault(key, []).append(get_task(cfg.task).scores(out, gt).numpy())
+                    if meth.adaptive and L > forced:
+                        extra = mask.copy()
+                        if cfg.first_block:
+                            extra[:, :, 0] = False
+                        on_noisy = (extra.sum(2) * noisy_rows).sum(1)
+                        shares.setdefault(key, []).extend((on_noisy / (L - forced)).tolist())
+                    if ex is not None and (L == budgets[0] or not meth.budgeted):
+                        for i, exi in enumerate(ex):
+                            exi.masks[meth.name] = mask[i].copy()
+                            exi.preds[meth.name] = (out["mean"][i].numpy().copy() if "mean" in out
+                                                    else out["logits"][i].argmax(-1).numpy().copy())
                 if ex is not None:
                     examples.extend(ex)
                 bar.update(1)
-            for meth in methods:
-                for L in (budgets if meth.budgeted else [len(streams) * depth]):
-                    key = (meth.name, L)
-                    if key in na or key not in errs:
-                        records.append(Record(regime, draw, meth.name, meth.key, L, L / (len(streams) * depth),
-                                              float("nan"), float("nan"), 0))
-                        continue
-                    e = np.concatenate(errs[key])
-                    sh = shares.get(key)
-                    rec = Record(regime, draw, meth.name, meth.key, L, L / (len(streams) * depth),
-                                 float(e.mean()), float(np.median(e)), int(e.size),
-                                 float(np.mean(sh)) if sh else float("nan"))
-                    base = errs.get((NAIVE, L))
-                    if meth.budgeted and meth.name != NAIVE and base is not None:
-                        pd = paired_diff(e, np.concatenate(base), groups,
-                                         seed=derive_seed(settings.seed, "bootstrap", regime, draw))
-                        rec.vs_naive, rec.vs_naive_lo, rec.vs_naive_hi = pd.mean, pd.lo, pd.hi
-                        rec.vs_naive_groups = pd.groups
-                    records.append(rec)
+            for meth, L in cells:
+                key = (meth.name, L)
+                rec = Record(regime, draw, meth.name, meth.key, L, L / total, float("nan"), float("nan"), 0)
+                records.append(rec)
+                if key in na or key not in errs:
+                    continue
+                e = np.concatenate(errs[key])
+                sh = shares.get(key)
+                rec.value, rec.median, rec.n = float(e.mean()), float(np.median(e)), int(e.size)
+                rec.noisy_share = float(np.mean(sh)) if sh else float("nan")
+                base = errs.get((NAIVE, L))
+                if meth.budgeted and meth.name != NAIVE and base is not None:
+                    pd = paired_diff(e, np.concatenate(base), groups,
+                                     seed=derive_seed(settings.seed, "bootstrap", regime, draw))
+                    rec.vs_naive, rec.vs_naive_lo, rec.vs_naive_hi = pd.mean, pd.lo, pd.hi
+                    rec.vs_naive_groups = pd.groups
     bar.close()
     if notes is not None and frozen_ages:
         a = np.asarray(frozen_ages)
@@ -292,12 +262,8 @@ CURVE_BLOCKS: tuple[int, ...] = (1, 2, 3, 4, 6, 9, 12)
 @torch.no_grad()
 def depth_curve(model: torch.nn.Module, ds: Any, settings: EvalSettings,
                 blocks: Sequence[int] = CURVE_BLOCKS) -> list[tuple[int, float]]:
-    """Clean-input score with the same ``k`` every-other blocks on every stream, per ``k``.
-
-    This is what any allocation works with: if the score barely changes between ``k = 1`` and
-    the full depth, no allocation (not even the QoI oracle) can beat an even split by much.
-    ``scripts/diagnose_model.py depth`` prints the full curve, also with noisy modalities.
-    """
+    """Clean-input score with the same ``k`` every-other blocks on every stream, per ``k``: if it is
+    flat, no allocation can beat an even split by much (``scripts/diagnose_model.py depth``)."""
     cfg = model.cfg
     n_total = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
     idx = np.arange(n_total)

@@ -17,6 +17,7 @@ import argparse
 import json
 import shlex
 import sys
+from dataclasses import fields
 from typing import Any, Sequence
 
 from admn_ros.core.checkpoint import CheckpointError
@@ -31,7 +32,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, dest="batch_size")
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
-    p.add_argument("--train-samples", type=int, dest="train_samples", help="training samples per epoch, random subset each epoch (0 = all)")
+    p.add_argument("--train-samples", type=int, dest="train_samples",
+                   help="training samples per epoch, random subset each epoch (0 = all)")
     p.add_argument("--val-samples", type=int, dest="val_samples", help="validation samples per epoch (0 = all)")
     p.add_argument("--threads", type=int, help="torch threads (0 = OMP_NUM_THREADS default)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
@@ -72,16 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_S1_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "val_samples", "threads",
-             "noise_start_epoch", "init")
-_S2_FLAGS = ("data", "out", "epochs", "batch_size", "lr", "seed", "train_samples", "val_samples", "threads",
-             "stage1", "variant", "budget", "init", "noise_warmup_epochs")
-
-
-def _flags_config(a: argparse.Namespace, flags: Sequence[str]) -> dict[str, Any]:
-    """Config file, then command-line flags over it, then ``--model`` JSON merged into ``model``."""
+def _flags_config(a: argparse.Namespace, cls: Any) -> Any:
+    """``cls`` from the config file, the flags over it, then ``--model`` JSON merged into ``model``."""
     d = load_config_file(a.config)
-    d.update({k: getattr(a, k) for k in flags if getattr(a, k, None) is not None})
+    known = {f.name for f in fields(cls)}
+    d.update({k: v for k, v in vars(a).items() if k in known and v is not None})
     if getattr(a, "model_json", None):
         try:
             d["model"] = {**d.get("model", {}), **json.loads(a.model_json)}
@@ -89,15 +86,7 @@ def _flags_config(a: argparse.Namespace, flags: Sequence[str]) -> dict[str, Any]
             raise TrainConfigError(f"--model: invalid JSON: {exc}") from exc
     if a.no_progress:
         d["progress"] = False
-    return d
-
-
-def stage1_config(a: argparse.Namespace) -> Stage1Config:
-    return Stage1Config.from_dict(_flags_config(a, _S1_FLAGS))
-
-
-def stage2_config(a: argparse.Namespace) -> Stage2Config:
-    return Stage2Config.from_dict(_flags_config(a, _S2_FLAGS))
+    return cls.from_dict(d)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,11 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.cmd == "stage1":
             from admn_ros.core.train.stage1 import train_stage1
 
-            train_stage1(stage1_config(a), resume=a.resume, force=a.force)
+            train_stage1(_flags_config(a, Stage1Config), resume=a.resume, force=a.force)
         elif a.cmd == "stage2":
             from admn_ros.core.train.stage2 import train_stage2
 
-            train_stage2(stage2_config(a), resume=a.resume, force=a.force)
+            train_stage2(_flags_config(a, Stage2Config), resume=a.resume, force=a.force)
         elif a.cmd == "ship":
             import torch
 

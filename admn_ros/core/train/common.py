@@ -1,12 +1,5 @@
-"""Pieces shared by every training stage and by the evaluation.
-
-* dataset access with early, named errors (:func:`open_split`, :func:`check_dataset`);
-* seeded per-epoch randomness (:func:`derive_seed`, :func:`epoch_batches`);
-* the noise sampler (per sample: regime mixture, per-stream or per-modality draws) and
-  its application to a batch (:class:`NoiseSampler`, :func:`apply_noise`);
-* learning-rate schedules, progress bars and a timing/summary helper;
-* localisation error (cm, batch-1 semantics) of a model under an allocation policy.
-"""
+"""Pieces shared by the training stages and the evaluation: dataset access with named errors,
+seeded randomness, noise and failure sampling, schedules, progress and the per-sample score."""
 from __future__ import annotations
 
 import hashlib
@@ -30,7 +23,6 @@ from admn_ros.core.train.config import TrainConfigError
 Inputs = dict[str, torch.Tensor]
 
 
-# ----------------------------------------------------------------------------- threads, seeds
 def set_threads(n: int) -> None:
     """Set torch intra-op threads (``n <= 0`` leaves the default, i.e. ``OMP_NUM_THREADS``)."""
     if n > 0:
@@ -44,13 +36,8 @@ def derive_seed(*parts: Any) -> int:
 
 
 def start_run(out: str | Path, threads: int, resume: bool, force: bool, last: str = "last.safetensors") -> Path:
-    """Set torch's threads and return the run directory ``out``.
-
-    Raises:
-        TrainConfigError: ``out`` already holds ``last`` and neither ``resume`` nor ``force`` is set.
-    """
-    from admn_ros.core.train.config import TrainConfigError
-
+    """Set torch's threads and return the run directory ``out``; refuses (:class:`TrainConfigError`)
+    an ``out`` that already holds ``last`` unless ``resume`` or ``force``."""
     set_threads(threads)
     path = Path(out)
     if (path / last).exists() and not (resume or force):
@@ -60,19 +47,18 @@ def start_run(out: str | Path, threads: int, resume: bool, force: bool, last: st
 
 
 def load_resume(last: Path, kind: str, model_config: Mapping[str, Any], train_config: Mapping[str, Any],
-                fixed: Sequence[str]) -> Any:
-    """The checkpoint to resume from: same model config, the same ``fixed`` training fields
-    (the dataset compared as a resolved path) and an optimizer state. ``None`` if ``last`` is absent.
-
-    Raises:
-        CheckpointError: wrong kind, a changed config, or no optimizer state.
-    """
+                fixed: Sequence[str], **meta: Mapping[str, Any]) -> Any:
+    """The checkpoint to resume from (``None`` if ``last`` is absent); :class:`CheckpointError`
+    unless it has the same model config, ``meta`` entries, ``fixed`` training fields (the dataset
+    compared as a resolved path) and an optimizer state."""
     from admn_ros.core.checkpoint import CheckpointError, check_config, load_checkpoint
 
     if not last.exists():
         return None
     ck = load_checkpoint(last, kind=kind)
     check_config(last, ck.model_config, dict(model_config))
+    for key, want in meta.items():
+        check_config(last, ck.meta.get(key, {}), dict(want), what=key)
     stored, expected = dict(ck.train_config), dict(train_config)
     for d in (stored, expected):  # the same dataset, whether named relative or absolute
         if d.get("data"):
@@ -92,10 +78,8 @@ def seed_everything(*parts: Any) -> np.random.Generator:
 
 def epoch_batches(n: int, batch_size: int, rng: np.random.Generator, shuffle: bool = True,
                   drop_last: bool = True, limit: int = 0) -> list[np.ndarray]:
-    """Index batches for one epoch (sorted within each batch for faster memmap reads).
-
-    ``limit > 0`` takes a fresh random subset of ``limit`` of the ``n`` samples (per epoch).
-    """
+    """Index batches for one epoch, each sorted (faster memmap reads); ``limit > 0`` takes a
+    fresh random subset of ``limit`` samples."""
     idx = rng.permutation(n) if shuffle else np.arange(n)
     if limit > 0:
         idx = idx[:limit]
@@ -104,7 +88,6 @@ def epoch_batches(n: int, batch_size: int, rng: np.random.Generator, shuffle: bo
     return [np.sort(idx[i:i + batch_size]) for i in range(0, stop, batch_size)]
 
 
-# ----------------------------------------------------------------------------- data
 def open_split(root: str | os.PathLike[str], split: str) -> Any:
     """Open ``SimDataset(root, split)`` or raise :class:`TrainConfigError` naming what is missing."""
     root = Path(root)
@@ -146,13 +129,8 @@ def to_torch(batch: Mapping[str, Any], modalities: Sequence[str]) -> tuple[Input
 
 
 def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
-    """Fail early if the dataset's streams/shapes do not match the model config.
-
-    Checks one sample: every modality of the config present with shape
-    ``[1, F*S, C, img, img]``, the target (tracking ``gt [1, 2]``, activity ``label [1]`` in
-    ``[0, n_classes)``), values finite and in [0, 1]; and the dataset's declared
-    nodes/modalities/frames (if it declares them) equal the config's.
-    """
+    """Fail early (:class:`TrainConfigError`) if the dataset's task, nodes, modalities, frames,
+    shapes, value range or targets (checked on one sample) do not match the model config."""
     task = get_task(getattr(model_cfg, "task", None))
     meta = getattr(ds, "meta", None)
     if isinstance(meta, Mapping):
@@ -161,7 +139,8 @@ def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
             raise TrainConfigError(f"{where}: dataset is for task {got_task!r}, the model config for {task.name!r}")
         frames = meta.get("frames")
         if frames is not None and int(frames) != int(getattr(model_cfg, "frames", 1)):
-            raise TrainConfigError(f"{where}: dataset windows have {frames} frames, the model config {model_cfg.frames}")
+            raise TrainConfigError(f"{where}: dataset windows have {frames} frames, "
+                                   f"the model config {model_cfg.frames}")
         for key, got, want in (("nodes", task.dataset_nodes(meta), list(model_cfg.nodes)),
                                ("modalities", meta.get("modalities"), list(model_cfg.modalities))):
             if got is not None and list(got) != want:
@@ -191,15 +170,16 @@ def subset_size(n: int, limit: int) -> int:
     return n if limit <= 0 else min(n, int(limit))
 
 
-# ----------------------------------------------------------------------------- noise
+def sigma_max_of(streams: StreamSet) -> np.ndarray:
+    """float32 ``[n]``: each stream's modality's ``sigma_max``."""
+    return np.array([MODALITIES[streams.modality_of(i)].sigma_max for i in range(len(streams))], np.float32)
+
+
 @dataclass
 class NoiseSampler:
-    """Per-sample noise draws: a regime from ``regimes`` (weights), then per-stream or
-    per-modality sigmas (per modality with probability ``modality_prob``); a sample is left
-    clean with probability ``clean_prob``.
-
-    :meth:`draw` returns float32 ``[B, n_streams]`` sigmas (the noise-head labels).
-    """
+    """Per-sample noise: a regime drawn from ``regimes`` (weights), sigmas per modality with
+    probability ``modality_prob`` else per stream, clean with probability ``clean_prob``.
+    :meth:`draw` returns float32 ``[B, n_streams]`` sigmas (the noise-head labels)."""
 
     streams: StreamSet
     regimes: Mapping[str, float] = field(default_factory=lambda: {"continuous": 1.0})
@@ -226,16 +206,13 @@ def noise_aware_masks(sigmas: np.ndarray, streams: StreamSet, budgets: Sequence[
                       first_block: bool, rng: np.random.Generator, temperature: float = 0.2) -> np.ndarray:
     """Budgeted, QoI-aware training allocations (stage 1's ``alloc_ramp``): bool ``[B, n, depth]``.
 
-    Per sample a budget ``L`` is drawn from ``budgets``; every (stream, block) pair scores
-    ``1 - sigma / sigma_max`` of its stream plus ``temperature`` x Gumbel noise, and the
-    ``L`` best pairs run (block 0 of every stream first if ``first_block``). So the network
-    trains on allocations like a QoI-aware controller's: cleaner streams get more blocks,
-    noisy ones little more than the forced first, and which blocks run is random.
+    Per sample a budget is drawn from ``budgets``; the best (stream, block) pairs by
+    ``1 - sigma / sigma_max`` plus ``temperature`` x Gumbel noise run (block 0 first if
+    ``first_block``): cleaner streams get more blocks, and which blocks run is random.
     """
     sig = np.asarray(sigmas, dtype=np.float32).reshape(-1, len(streams))
     n = len(streams)
-    smax = np.array([MODALITIES[streams.modality_of(i)].sigma_max for i in range(n)], np.float32)
-    quality = 1.0 - np.clip(sig / smax, 0.0, 1.0)
+    quality = 1.0 - np.clip(sig / sigma_max_of(streams), 0.0, 1.0)
     out = np.zeros((sig.shape[0], n, depth), dtype=bool)
     forced = n if first_block else 0
     for b in range(sig.shape[0]):
@@ -251,10 +228,8 @@ def noise_aware_masks(sigmas: np.ndarray, streams: StreamSet, budgets: Sequence[
 
 def apply_noise(inputs: Mapping[str, torch.Tensor], sigmas: np.ndarray | torch.Tensor, streams: StreamSet,
                 generator: torch.Generator | None = None) -> Inputs:
-    """``clip(x + N(0, sigma^2), 0, 1)`` per sample and stream; ``sigmas`` is ``[B, n]`` (stream order).
-
-    Inputs holding a window of frames (``[B, F*S, C, H, W]``, frame-major) get each stream's
-    sigma on all its frames (a fresh noise draw per frame)."""
+    """``clip(x + N(0, sigma^2), 0, 1)`` per sample and stream (``sigmas [B, n]``); a window of
+    frames (``[B, F*S, C, H, W]``, frame-major) gets its stream's sigma on every frame."""
     sig = torch.as_tensor(np.asarray(sigmas), dtype=torch.float32)
     b = sig.shape[0]
     s, m_count = len(streams.nodes), len(streams.modalities)
@@ -277,11 +252,9 @@ def apply_noise(inputs: Mapping[str, torch.Tensor], sigmas: np.ndarray | torch.T
 
 
 def draw_failures(kind: str, streams: StreamSet, rng: np.random.Generator, mode: str = "stream") -> np.ndarray:
-    """Severity ``[n]`` of the real-world failure ``kind`` (:data:`~admn_ros.core.sim.corruptions.REAL_WORLD`)
-    per stream, drawn like the binary Gaussian regime: each stream (``mode="stream"``), or each
-    modality for all its nodes (``"modality"``), that ``kind`` applies to fails at severity 1
-    with probability 1/2. ``dropout`` keeps one stream (or modality) drawn at random when all
-    would drop: with no stream at all the graph has no estimate to publish."""
+    """Severity ``[n]`` of the real-world failure ``kind`` per stream, drawn like the binary
+    regime (each stream, or modality, it applies to fails with probability 1/2). ``dropout``
+    keeps one stream (or modality) when all would drop: the graph needs one to publish."""
     from admn_ros.core.sim.corruptions import APPLIES_TO
 
     mods = np.array([streams.modality_of(i) for i in range(len(streams))])
@@ -295,14 +268,9 @@ def draw_failures(kind: str, streams: StreamSet, rng: np.random.Generator, mode:
 def apply_failures(inputs: Mapping[str, torch.Tensor], kind: str, severity: np.ndarray, streams: StreamSet,
                    rng: np.random.Generator, earlier: Mapping[str, torch.Tensor] | None = None,
                    radar: Any = None, pixel_scale: float = 1.0) -> tuple[Inputs, np.ndarray]:
-    """The real-world failure ``kind`` on every stream with ``severity [B, n] > 0``; returns the
-    corrupted inputs and ``present [B, n]``.
-
-    ``low_light`` / ``motion_blur`` / ``clutter`` go image by image through
-    :func:`~admn_ros.core.sim.corruptions.corrupt_model_input` (a blur direction drawn per
-    image; ``radar`` and ``pixel_scale`` as there). A ``frozen`` stream shows ``earlier[m]``:
-    the same stream at an earlier frame, chosen by the caller. A ``dropout`` stream is absent:
-    zeros and ``present`` False, as the graph gives a dead stream to the controller."""
+    """The real-world failure ``kind`` on every stream with ``severity [B, n] > 0``: returns the
+    corrupted inputs and ``present [B, n]``. Image failures go through ``corrupt_model_input``;
+    a ``frozen`` stream shows ``earlier[m]``; a ``dropout`` stream is zeros and not present."""
     from admn_ros.core.sim.corruptions import CorruptionSpec, corrupt_model_input
 
     sev = np.asarray(severity, np.float32)
@@ -339,9 +307,8 @@ def apply_failures(inputs: Mapping[str, torch.Tensor], kind: str, severity: np.n
 def draw_missing(batch: int, n: int, prob: float, rng: np.random.Generator,
                  streams: StreamSet | None = None,
                  modality_prob: Mapping[str, float] | None = None) -> np.ndarray | None:
-    """``present`` mask ``[B, n]``: each stream missing with ``prob``, and (with ``streams``)
-    all streams of modality ``m`` missing with ``modality_prob[m]``; at least one stream is
-    kept per sample. ``None`` if nothing can go missing."""
+    """``present [B, n]``: each stream missing with ``prob``, every stream of modality ``m`` with
+    ``modality_prob[m]``, at least one kept per sample; ``None`` if nothing can go missing."""
     mod_p = {m: float(p) for m, p in (modality_prob or {}).items() if float(p) > 0}
     if prob <= 0 and not mod_p:
         return None
@@ -361,7 +328,6 @@ def draw_missing(batch: int, n: int, prob: float, rng: np.random.Generator,
     return pres
 
 
-# ----------------------------------------------------------------------------- schedules
 def lr_at(step: int, total: int, base: float, min_lr: float, warmup: int = 0, schedule: str = "cosine") -> float:
     """Linear warmup over ``warmup`` steps, then cosine or linear decay from ``base`` to ``min_lr``."""
     if warmup > 0 and step < warmup:
@@ -370,6 +336,17 @@ def lr_at(step: int, total: int, base: float, min_lr: float, warmup: int = 0, sc
     if schedule == "cosine":
         return min_lr + (base - min_lr) * 0.5 * (1.0 + float(np.cos(np.pi * t)))
     return base + (min_lr - base) * t
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: Iterator[torch.nn.Parameter],
+                   where: str) -> None:
+    """One step on a finite ``loss`` (gradients clipped to norm 1 over the trainable ``params``)."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{where}: non-finite loss {loss.item()}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in params if p.requires_grad], 1.0)
+    opt.step()
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
@@ -390,7 +367,6 @@ def make_adamw(params: Sequence[torch.nn.Parameter] | Iterator[torch.nn.Paramete
         return torch.optim.AdamW(groups, lr=lr)
 
 
-# ----------------------------------------------------------------------------- progress, summaries
 def progress(total: int, desc: str, enabled: bool = True) -> Any:
     """A tqdm bar on stderr (a no-op object when disabled)."""
     from tqdm.auto import tqdm
@@ -399,13 +375,10 @@ def progress(total: int, desc: str, enabled: bool = True) -> Any:
                 file=sys.stderr, unit="batch")
 
 
-@dataclass
 class Throughput:
-    """Counts samples and wall time for samples/s."""
+    """Samples/s over the timed sections (:meth:`start` ... :meth:`stop`)."""
 
-    samples: int = 0
-    seconds: float = 0.0
-    _t0: float = field(default=0.0, repr=False)
+    samples, seconds, _t0 = 0, 0.0, 0.0
 
     def start(self) -> None:
         self._t0 = time.perf_counter()
@@ -434,7 +407,6 @@ def fmt_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
-# ----------------------------------------------------------------------------- error metric
 MaskFn = Callable[[Inputs, int], torch.Tensor | np.ndarray | None]
 
 
@@ -447,18 +419,10 @@ def metric_key(task: str) -> str:
 def sample_scores(model: torch.nn.Module, ds: Any, indices: np.ndarray, streams: StreamSet,
                   mask_fn: MaskFn, sigmas: np.ndarray | None = None, batch_size: int = 64,
                   noise_seed: int = 0) -> np.ndarray:
-    """Per-sample scores (batch-1 semantics: per-sample masks, no batch coupling) in the task's
-    metric (:meth:`Task.scores <admn_ros.core.tasks.base.Task.scores>`: tracking Euclidean error
-    in cm, activity 100 / 0 for a right / wrong label).
-
-    Args:
-        model: an ``ADMNModel`` (put in eval mode here).
-        ds: dataset split; ``indices`` the samples to use.
-        streams: stream order of the sigmas.
-        mask_fn: ``(noisy_inputs, batch) -> mask`` ``[B, n, depth]`` / ``[n, depth]`` / ``None``.
-        sigmas: ``[len(indices), n]`` noise per sample and stream (``None`` = clean).
-        noise_seed: seed of the Gaussian noise (same seed -> identical corrupted inputs).
-    """
+    """Per-sample scores of ``model`` (eval mode, batch-1 semantics) in the task's metric (tracking
+    error in cm, activity 100 / 0 per label) on ``ds[indices]``, with ``sigmas [len(indices), n]``
+    of Gaussian noise (seeded by ``noise_seed``; ``None`` = clean) and ``mask_fn(noisy, batch)``
+    giving ``[B, n, depth]`` / ``[n, depth]`` / ``None``."""
     model.eval()
     gen = torch.Generator().manual_seed(int(noise_seed))
     errs = []

@@ -1,9 +1,6 @@
-"""Typed training configurations (stage 1 and stage 2), serialisable into checkpoints, and
-the shipped recipe.
-
-Every field's default is the shipped tracking recipe; :data:`TASK_RECIPES` holds what the
-shipped recipe sets per task (the activity task changes a few fields). A config is validated
-once, at construction, and every problem raises :class:`TrainConfigError` naming the field.
+"""Typed training configurations (stage 1, stage 2), serialisable into checkpoints, and the
+shipped recipe per task (:data:`TASK_RECIPES`). Defaults are the shipped tracking recipe; a config
+is validated at construction and every problem raises :class:`TrainConfigError` naming the field.
 """
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
 from admn_ros.core.noise import REGIMES
-from admn_ros.core.streams import DEPTH, MODALITIES
+from admn_ros.core.streams import DEPTH, MODALITIES, budget_from_fraction, validate_budget
 
 T = TypeVar("T", bound="_Base")
 
@@ -26,11 +23,7 @@ class TrainConfigError(ValueError):
 
 
 def load_config_file(path: str | None) -> dict[str, Any]:
-    """A JSON (or ``.yaml``/``.yml``) file of config fields as a dict; ``{}`` for no path.
-
-    Raises:
-        TrainConfigError: the file is missing, does not parse, or is not a mapping.
-    """
+    """A JSON (or ``.yaml``/``.yml``) file of config fields as a dict; ``{}`` for no path."""
     if not path:
         return {}
     p = Path(path)
@@ -71,6 +64,12 @@ def _check(cond: bool, msg: str) -> None:
         raise TrainConfigError(msg)
 
 
+def _require(cfg: Any, rules: Mapping[str, tuple[bool, str]]) -> None:
+    """Raise for the first failing rule ``field -> (ok, what the field must be)``."""
+    for name, (ok, want) in rules.items():
+        _check(ok, f"{type(cfg).__name__}.{name} must be {want}, got {getattr(cfg, name)!r}")
+
+
 def _check_mix(name: str, mix: Mapping[str, float], allowed: Sequence[str]) -> None:
     _check(bool(mix), f"{name}: needs at least one entry")
     for k, v in mix.items():
@@ -81,47 +80,16 @@ def _check_mix(name: str, mix: Mapping[str, float], allowed: Sequence[str]) -> N
 
 @dataclass
 class Stage1Config(_Base):
-    """Stage 1: LayerDrop finetuning of backbones + fusion on tracking with noise augmentation.
+    """Stage 1: LayerDrop training of backbones + fusion with noise augmentation (docs/TRAINING.md).
 
-    Attributes:
-        data: dataset root (``meta.json`` + ``train/ val/ test/``).
-        out: run directory (``last.safetensors`` for resume, ``model.safetensors``, ``summary.json``).
-        epochs: training epochs.
-        batch_size: samples per step (64).
-        lr / min_lr / weight_decay / warmup_epochs: AdamW with linear warmup, then cosine decay
-            to ``min_lr``.
-        seed: everything random (init, data order, noise, LayerDrop) derives from it.
-        train_samples: training samples per epoch, a fresh random subset of the split each epoch (0 = all).
-        val_samples: validation samples per evaluation (0 = all).
-        layerdrop_ramp: ``[[epoch, p], ...]``: LayerDrop ``p`` from that epoch on (0 -> 0.1 -> 0.2).
-        loss_ramp: ``[[epoch, nll_weight, dist_weight], ...]`` from that epoch on. The paper's loss is
-            ``NLL + 0.05 x distance``; the default starts with the Euclidean distance alone, which
-            leaves the from-scratch network's initial plateau much sooner (docs/TRAINING.md).
-        full_drop: full-backbone dropout probability (only block 0 runs), per stream and sample.
-        noise_start_epoch: epochs without noise augmentation at the start.
-        noise_regimes: mixture weights of the noise regimes drawn per sample (the paper:
-            continuous, sigma ~ U(0, sigma_max); we add binary draws, whose all-or-nothing noise
-            teaches the fusion to fall back on the clean modalities).
-        modality_draw_prob: probability that a sample's sigmas are drawn per modality (one sigma
-            shared by all nodes) instead of per stream.
-        clean_prob: probability that a (noisy-phase) sample is left clean.
-        missing_prob: probability that a stream is marked missing (``present=False``) in a sample.
-        modality_missing: per modality, the probability that *all* its streams are marked missing
-            in a sample (modality dropout; at least one stream stays present). It stops the
-            network from leaning on the easiest modality only: without it the radar alone
-            carried the position and clean cameras could not replace a noisy radar.
-        alloc_ramp: ``[[epoch, p], ...]``: from that epoch on, a noisy-phase batch runs with
-            probability ``p`` under budgeted QoI-aware allocations
-            (:func:`admn_ros.core.train.common.noise_aware_masks`, budgets ``alloc_fractions``
-            of all blocks) instead of LayerDrop, so the network learns the shallow-but-focused
-            allocations a controller will give it. Default: never (the finetune turns it on).
-        alloc_fractions: budgets of those batches as fractions of all blocks.
-        alloc_temperature: Gumbel scale of those allocations (0 = the cleanest streams' blocks in order).
-        model: ``ADMNConfig`` overrides (dict) for the network.
-        init: a stage-1 checkpoint of the very same network to start from (the whole network;
-            the finetune's warm start), or "" (from scratch).
-        threads: torch intra-op threads (0 = leave torch's default).
-        progress: show tqdm progress bars.
+    Ramps are ``[[epoch, value], ...]`` (``loss_ramp``: ``[[epoch, nll_weight, dist_weight]]``), each
+    value holding from its epoch on. ``train_samples`` / ``val_samples``: a fresh random subset per
+    epoch / the first samples (0 = all). ``modality_missing``: per modality, the probability that
+    all its streams are missing in a sample. ``alloc_ramp``: the share of noisy-phase batches run
+    under budgeted QoI-aware allocations (``alloc_fractions`` of all blocks, Gumbel scale
+    ``alloc_temperature``; :func:`~admn_ros.core.train.common.noise_aware_masks`) instead of
+    LayerDrop. ``init``: a stage-1 checkpoint of the same network to start from ("" = scratch).
+    ``threads``: torch threads (0 = torch's default).
     """
 
     data: str = "data/gdtm_sim"
@@ -160,62 +128,48 @@ class Stage1Config(_Base):
         except (TypeError, ValueError) as exc:
             raise TrainConfigError(f"Stage1Config.alloc_ramp must be [[epoch, p], ...] and alloc_fractions "
                                    f"a list of fractions: {exc}") from exc
-        _check(all(0.0 <= p <= 1.0 for _, p in self.alloc_ramp),
-               f"Stage1Config.alloc_ramp probabilities must be in [0, 1]: {self.alloc_ramp}")
-        _check(bool(self.alloc_fractions) and all(0.0 < f <= 1.0 for f in self.alloc_fractions),
-               f"Stage1Config.alloc_fractions must be fractions in (0, 1]: {self.alloc_fractions}")
-        _check(self.alloc_temperature >= 0.0,
-               f"Stage1Config.alloc_temperature must be >= 0, got {self.alloc_temperature}")
         try:
             self.loss_ramp = tuple((int(e), float(a), float(b)) for e, a, b in self.loss_ramp)
         except (TypeError, ValueError) as exc:
             raise TrainConfigError(f"Stage1Config.loss_ramp must be [[epoch, nll_weight, dist_weight], ...]: "
                                    f"{exc}") from exc
-        _check(bool(self.loss_ramp) and all(a >= 0 and b >= 0 and a + b > 0 for _, a, b in self.loss_ramp),
-               f"Stage1Config.loss_ramp weights must be >= 0 and not both 0: {self.loss_ramp}")
-        _check(self.epochs >= 1, f"Stage1Config.epochs must be >= 1, got {self.epochs}")
-        _check(self.batch_size >= 1, f"Stage1Config.batch_size must be >= 1, got {self.batch_size}")
-        _check(self.lr > 0 and 0 <= self.min_lr <= self.lr, f"Stage1Config.lr/min_lr invalid: {self.lr}/{self.min_lr}")
-        _check(self.warmup_epochs >= 0, f"Stage1Config.warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        _check(all(0.0 <= p < 1.0 for _, p in self.layerdrop_ramp),
-               f"Stage1Config.layerdrop_ramp probabilities must be in [0, 1): {self.layerdrop_ramp}")
-        _check(0.0 <= self.full_drop <= 1.0, f"Stage1Config.full_drop must be in [0, 1], got {self.full_drop}")
-        _check(self.noise_start_epoch >= 0, "Stage1Config.noise_start_epoch must be >= 0")
+        _require(self, {
+            "alloc_ramp": (all(0.0 <= p <= 1.0 for _, p in self.alloc_ramp), "[[epoch, p in [0, 1]], ...]"),
+            "alloc_fractions": (bool(self.alloc_fractions) and all(0.0 < f <= 1.0 for f in self.alloc_fractions),
+                                "fractions in (0, 1]"),
+            "alloc_temperature": (self.alloc_temperature >= 0.0, ">= 0"),
+            "loss_ramp": (bool(self.loss_ramp) and all(a >= 0 and b >= 0 and a + b > 0 for _, a, b in self.loss_ramp),
+                          "[[epoch, nll_weight, dist_weight], ...] with weights >= 0, not both 0"),
+            "epochs": (self.epochs >= 1, ">= 1"), "batch_size": (self.batch_size >= 1, ">= 1"),
+            "lr": (self.lr > 0 and 0 <= self.min_lr <= self.lr, "> 0 and >= min_lr >= 0"),
+            "warmup_epochs": (self.warmup_epochs >= 0, ">= 0"),
+            "layerdrop_ramp": (all(0.0 <= p < 1.0 for _, p in self.layerdrop_ramp), "[[epoch, p in [0, 1)], ...]"),
+            "full_drop": (0.0 <= self.full_drop <= 1.0, "in [0, 1]"),
+            "noise_start_epoch": (self.noise_start_epoch >= 0, ">= 0"),
+            "modality_draw_prob": (0.0 <= self.modality_draw_prob <= 1.0, "in [0, 1]"),
+            "clean_prob": (0.0 <= self.clean_prob <= 1.0, "in [0, 1]"),
+            "missing_prob": (0.0 <= self.missing_prob < 0.5, "in [0, 0.5)"),
+            "train_samples": (self.train_samples >= 0, ">= 0"), "val_samples": (self.val_samples >= 0, ">= 0")})
         _check_mix("Stage1Config.noise_regimes", self.noise_regimes, REGIMES)
-        for name in ("modality_draw_prob", "clean_prob", "missing_prob"):
-            v = getattr(self, name)
-            _check(0.0 <= v <= 1.0, f"Stage1Config.{name} must be in [0, 1], got {v}")
-        _check(self.missing_prob < 0.5, f"Stage1Config.missing_prob must be < 0.5, got {self.missing_prob}")
         for m, p in self.modality_missing.items():
             _check(m in MODALITIES, f"Stage1Config.modality_missing: unknown modality {m!r}; known: "
                                     f"{sorted(MODALITIES)}")
             _check(0.0 <= float(p) <= 1.0, f"Stage1Config.modality_missing[{m!r}] must be in [0, 1], got {p}")
-        _check(self.train_samples >= 0 and self.val_samples >= 0, "Stage1Config.train/val_samples must be >= 0")
 
     def loss_weights_at(self, epoch: int) -> tuple[float, float]:
-        """``(nll_weight, dist_weight)`` in ``epoch`` from :attr:`loss_ramp`."""
-        w = (1.0, 0.05)
-        for e, a, b in sorted(self.loss_ramp):
-            if epoch >= e:
-                w = (a, b)
-        return w
+        """``(nll_weight, dist_weight)`` in ``epoch`` (0-based; ``(1, 0.05)`` before the ramp)."""
+        return next(((a, b) for e, a, b in sorted(self.loss_ramp, reverse=True) if epoch >= e), (1.0, 0.05))
 
     def layerdrop_at(self, epoch: int) -> float:
-        """LayerDrop probability in ``epoch`` (0-based) from :attr:`layerdrop_ramp`."""
         return _ramp_at(self.layerdrop_ramp, epoch)
 
     def alloc_at(self, epoch: int) -> float:
-        """Share of noisy-phase batches under QoI-aware allocations in ``epoch`` (:attr:`alloc_ramp`)."""
         return _ramp_at(self.alloc_ramp, epoch)
 
 
 def _ramp_at(ramp: Sequence[tuple[int, float]], epoch: int) -> float:
     """The value of a ``[[epoch, value], ...]`` ramp in ``epoch`` (0 before its first entry)."""
-    p = 0.0
-    for e, q in sorted(ramp):
-        if epoch >= e:
-            p = q
-    return p
+    return next((p for e, p in sorted(ramp, reverse=True) if epoch >= e), 0.0)
 
 
 #: Controller variants trained in stage 2, each with its epochs in the shipped recipe:
@@ -226,38 +180,17 @@ VARIANTS: dict[str, tuple[int, int]] = {"budget": (0, 1), "universal": (1, 4), "
 
 @dataclass
 class Stage2Config(_Base):
-    """Stage 2: a controller on the frozen stage-1 network.
+    """Stage 2: a controller on the frozen stage-1 network (docs/TRAINING.md); other fields as stage 1.
 
-    Attributes:
-        data / out / seed / batch_size / train_samples / val_samples / threads / progress: as stage 1.
-        stage1: the stage-1 checkpoint (``model.safetensors`` of a stage-1 run, or ``models/tracking.safetensors``).
-        variant: ``budget`` (one controller per budget), ``universal`` (budget-conditioned) or
-            ``ae`` (ADMN_AE: autoencoder-pretrained encoder, universal allocation head, no noise labels).
-        budget: blocks ``L`` for ``variant="budget"`` (0 = use ``budget_fraction``).
-        budget_fraction: fraction of all blocks for ``variant="budget"`` when ``budget`` is 0.
-        budget_range: ``[lo, hi]`` fractions of all blocks for universal / ae; each batch draws
-            one budget from it.
-        init: optional controller checkpoint to start from (a universal one is folded exactly into
-            a fixed-budget controller at ``budget``).
-        epochs: allocation-training epochs (after the warmup); ``None`` = the variant's
-            (:data:`VARIANTS`).
-        noise_warmup_epochs: noise-head-only epochs first (the paper's noise-only epoch;
-            for ``ae`` these are autoencoder epochs instead); ``None`` = the variant's.
-        lr / min_lr / weight_decay: AdamW, linear decay.
-        noise_weight: weight of the L1 noise loss next to the task loss.
-        loss_weights: ``(nll_weight, dist_weight)`` of the tracking task loss the allocation is
-            trained on (the paper: stage 1's ``(1, 0.05)``). Ignored for activity.
-        noise_regimes / modality_draw_prob: training noise mixture (per sample).
-        k_samples / explore_scale / split_temperature / split_limit: the allocation objective,
-            the expected task loss over per-stream count splits of the budget
-            (:mod:`admn_ros.core.splits`): the frozen network scores every candidate split on
-            the batch (forward only), the controller's split scores give a softmax over them
-            (temperature ``split_temperature``), and the loss is the softmax-weighted mean of
-            their losses. Where a budget has at most ``split_limit`` splits (the activity
-            window's 3 streams) the candidates are all of them: the exact expected loss.
-            Otherwise (9 tracking streams) each sample's candidates are its current split, the
-            even split and ``k_samples`` Gumbel-perturbed ones (scale ``explore_scale``).
-        controller: ``ControllerConfig`` overrides (dict).
+    ``variant``: ``budget`` (one controller per budget: ``budget`` blocks, or ``budget_fraction``
+    of all when 0), ``universal`` (budget-conditioned, each batch draws a budget from the
+    ``budget_range`` fractions) or ``ae`` (ADMN_AE). ``init``: a controller to start from (a
+    universal one is folded at ``budget``). ``epochs`` / ``noise_warmup_epochs``: ``None`` = the
+    variant's (:data:`VARIANTS`). ``loss_weights``: the tracking task loss's ``(nll, dist)``.
+    The objective (:func:`~admn_ros.core.train.stage2.expected_split_loss`) is the softmax
+    (``split_temperature``) weighted loss over every split of a budget with at most
+    ``split_limit`` splits, else over the current, the even and ``k_samples`` Gumbel-perturbed
+    (scale ``explore_scale``) splits. ``controller``: ``ControllerConfig`` overrides.
     """
 
     data: str = "data/gdtm_sim"
@@ -295,33 +228,26 @@ class Stage2Config(_Base):
         warmup, epochs = VARIANTS[self.variant]
         self.noise_warmup_epochs = warmup if self.noise_warmup_epochs is None else self.noise_warmup_epochs
         self.epochs = epochs if self.epochs is None else self.epochs
-        _check(self.k_samples >= 1, f"Stage2Config.k_samples must be >= 1, got {self.k_samples}")
-        _check(self.explore_scale > 0, f"Stage2Config.explore_scale must be > 0, got {self.explore_scale}")
-        _check(self.split_temperature > 0,
-               f"Stage2Config.split_temperature must be > 0, got {self.split_temperature}")
-        _check(self.split_limit >= 1, f"Stage2Config.split_limit must be >= 1, got {self.split_limit}")
         self.budget_range = tuple(float(x) for x in self.budget_range)  # type: ignore[assignment]
         self.loss_weights = tuple(float(x) for x in self.loss_weights)  # type: ignore[assignment]
-        _check(len(self.loss_weights) == 2 and min(self.loss_weights) >= 0 and sum(self.loss_weights) > 0,
-               f"Stage2Config.loss_weights must be [nll, dist] >= 0, not both 0, got {list(self.loss_weights)}")
-        _check(self.epochs >= 0 and self.noise_warmup_epochs >= 0, "Stage2Config.epochs must be >= 0")
-        _check(self.epochs + self.noise_warmup_epochs >= 1, "Stage2Config: nothing to train (0 epochs)")
-        _check(self.batch_size >= 1, f"Stage2Config.batch_size must be >= 1, got {self.batch_size}")
-        _check(self.lr > 0 and 0 <= self.min_lr <= self.lr, f"Stage2Config.lr/min_lr invalid: {self.lr}/{self.min_lr}")
-        _check(0.0 < self.budget_fraction <= 1.0,
-               f"Stage2Config.budget_fraction must be in (0, 1], got {self.budget_fraction}")
         lo, hi = self.budget_range
-        _check(len(self.budget_range) == 2 and 0.0 < lo <= hi <= 1.0,
-               f"Stage2Config.budget_range must be [lo, hi] with 0 < lo <= hi <= 1, got {list(self.budget_range)}")
-        _check(self.budget >= 0, f"Stage2Config.budget must be >= 0, got {self.budget}")
-        _check(self.noise_weight >= 0, "Stage2Config.noise_weight must be >= 0")
+        _require(self, {
+            "k_samples": (self.k_samples >= 1, ">= 1"), "explore_scale": (self.explore_scale > 0, "> 0"),
+            "split_temperature": (self.split_temperature > 0, "> 0"), "split_limit": (self.split_limit >= 1, ">= 1"),
+            "loss_weights": (len(self.loss_weights) == 2 and min(self.loss_weights) >= 0 and sum(self.loss_weights) > 0,
+                             "[nll, dist] >= 0, not both 0"),
+            "epochs": (self.epochs >= 0 and self.noise_warmup_epochs >= 0, ">= 0 (and noise_warmup_epochs)"),
+            "noise_warmup_epochs": (self.epochs + self.noise_warmup_epochs >= 1, "> 0 or epochs > 0 (no epochs)"),
+            "batch_size": (self.batch_size >= 1, ">= 1"),
+            "lr": (self.lr > 0 and 0 <= self.min_lr <= self.lr, "> 0 and >= min_lr >= 0"),
+            "budget_fraction": (0.0 < self.budget_fraction <= 1.0, "in (0, 1]"),
+            "budget_range": (len(self.budget_range) == 2 and 0.0 < lo <= hi <= 1.0, "[lo, hi] with 0 < lo <= hi <= 1"),
+            "budget": (self.budget >= 0, ">= 0"), "noise_weight": (self.noise_weight >= 0, ">= 0"),
+            "modality_draw_prob": (0.0 <= self.modality_draw_prob <= 1.0, "in [0, 1]")})
         _check_mix("Stage2Config.noise_regimes", self.noise_regimes, REGIMES)
-        _check(0.0 <= self.modality_draw_prob <= 1.0, "Stage2Config.modality_draw_prob must be in [0, 1]")
 
     def resolve_budget(self, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> int:
         """The fixed budget ``L`` (for ``variant="budget"``), validated against the stream set."""
-        from admn_ros.core.streams import budget_from_fraction, validate_budget
-
         L = self.budget or budget_from_fraction(self.budget_fraction, n_streams, depth)
         try:
             return validate_budget(L, n_streams, depth, first_block)
@@ -330,8 +256,6 @@ class Stage2Config(_Base):
 
     def resolve_range(self, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> tuple[int, int]:
         """``budget_range`` in blocks, clipped to what the first-block rule allows."""
-        from admn_ros.core.streams import budget_from_fraction
-
         lo = max(n_streams if first_block else 1, budget_from_fraction(self.budget_range[0], n_streams, depth))
         hi = budget_from_fraction(self.budget_range[1], n_streams, depth)
         if hi < lo:
@@ -351,29 +275,16 @@ FINETUNE_STAGE1: dict[str, Any] = {**WARM_STAGE1, "alloc_ramp": [[0, 0.5]]}
 
 #: Stage-2 fields per variant of a fine-tune from shipped models: every controller starts
 #: from its shipped counterpart, so the noise-head warmup is skipped and one epoch re-fits it.
-INIT_STAGE2: dict[str, dict[str, Any]] = {"universal": {"noise_warmup_epochs": 0, "epochs": 1},
-                                          "budget": {"noise_warmup_epochs": 0, "epochs": 1},
-                                          "ae": {"noise_warmup_epochs": 0, "epochs": 1}}
+INIT_STAGE2: dict[str, dict[str, Any]] = {v: {"noise_warmup_epochs": 0, "epochs": 1} for v in VARIANTS}
 
 
 @dataclass(frozen=True)
 class TaskRecipe:
-    """What the shipped recipe (``admn-ros train all``) sets for one task.
-
-    Attributes:
-        data / runs / models: the dataset, run and shipped-model directories.
-        generator: ``module:function`` that renders the dataset if ``data`` has none; it is
-            called with ``(data, seed=, workers=, progress=, **dataset)``.
-        dataset: the generator's size arguments.
-        stage1: :class:`Stage1Config` fields over its defaults.
-        finetune_epochs: epochs of the finetune of the whole stage-1 network
-            (:data:`FINETUNE_STAGE1`; 0 = none).
-        stage2: :class:`Stage2Config` fields over its defaults, for every controller.
-        init_stage1: with ``--init MODELS`` (a fine-tune of shipped models on new data), the
-            :class:`Stage1Config` fields over ``stage1`` of the warm start that replaces stage 1
-            and the finetune.
-        init_stage2: with ``--init MODELS``, per variant the :class:`Stage2Config` fields over
-            ``stage2`` (every controller starts from the shipped one).
+    """What the shipped recipe (``admn-ros train all``) sets for one task: directories, the
+    dataset ``generator`` (``module:function``, called with ``(data, seed=, workers=, progress=,
+    **dataset)``), config fields over the defaults for stage 1 and every controller, the finetune's
+    epochs (:data:`FINETUNE_STAGE1`; 0 = none) and, with ``--init MODELS``, the fields that
+    replace stage 1 and the finetune (``init_stage1``) and per variant of stage 2 (``init_stage2``).
     """
 
     data: str

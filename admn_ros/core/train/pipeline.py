@@ -1,29 +1,9 @@
-"""The shipped-model pipeline (``admn-ros train all``, ``make models``): dataset -> stage 1 ->
-controllers -> ``models/``, with fixed seeds. With no recipe flags it runs the task's shipped
-recipe (:data:`~admn_ros.core.train.config.TASK_RECIPES`).
-
-Steps (each is skipped/resumed if its output already exists, so a re-run continues):
-
-1. dataset: the task's generator unless ``data/meta.json`` exists;
-2. stage 1 in this process with ``--stage1-threads`` torch threads; then, if the recipe has a
-   finetune (activity), the whole stage-1 network is trained on for its epochs with half of
-   its noisy batches under budgeted QoI-aware allocations
-   (:data:`~admn_ros.core.train.config.FINETUNE_STAGE1`), and that network gets the controllers;
-   With ``--init MODELS`` (a fine-tune of shipped models on new data, e.g. your own
-   recordings) stage 1 is instead a warm start from ``MODELS``'s network with the recipe's
-   ``init_stage1`` fields, and the finetune is skipped;
-3. stage 2 in two parallel lanes (subprocesses, 1 torch thread each; on 2 cores this is
-   faster than one 2-thread process for these small matrices):
-   lane A: universal controller, then per-budget controllers for the first half of the budgets;
-   lane B: ADMN_AE controller, then (once the universal one exists) the other budgets.
-   Per-budget controllers start from the universal controller folded at their budget. With
-   ``--init`` every controller starts from its counterpart in ``MODELS`` instead (fields:
-   the recipe's ``init_stage2``), so no lane waits for another;
-4. ship: the stage-1 network, ``controller_L*.safetensors``, ``controller_universal.safetensors``,
-   ``baselines/controller_ae.safetensors`` and ``manifest.json``, which names the command.
-
-Logs of the stage-2 subprocesses go to ``<runs>/<name>.log``; the end summary (times,
-throughput, validation errors) is printed and written to ``<runs>/pipeline_summary.json``.
+"""The shipped-model pipeline (``admn-ros train all``, ``make models``; docs/TRAINING.md): dataset ->
+stage 1 (-> finetune) -> controllers in parallel lanes of 1-thread subprocesses -> ``models/``, with
+fixed seeds; each step resumes or is skipped when its output exists. ``--init MODELS`` replaces stage 1
+and the finetune by a warm start from MODELS, and every controller starts from its counterpart there.
+Logs of the stage-2 subprocesses go to ``<runs>/<name>.log``, the summary to
+``<runs>/pipeline_summary.json``.
 """
 from __future__ import annotations
 
@@ -53,18 +33,9 @@ DATASET_FLAGS: dict[str, str] = {"samples": "n_samples", "frames_per_episode": "
 
 @dataclass
 class PipelineConfig:
-    """What ``admn-ros train all`` runs. The defaults, and every ``None``, are the task's shipped
-    recipe (:data:`~admn_ros.core.train.config.TASK_RECIPES`); the other fields make smaller runs.
-
-    Attributes:
-        task: ``tracking`` or ``activity``.
-        data / runs / models: dataset, run and shipped-model directories.
-        seed / workers / stage1_threads / lanes / progress: seeds, dataset processes, stage-1
-            torch threads, parallel stage-2 lanes, progress bars.
-        dataset: generator arguments over the recipe's (e.g. ``{"n_samples": 400}``).
-        stage1_epochs / finetune_epochs / stage2_train_samples / val_samples: over the recipe's.
-        init: a models directory (``train all``'s output) to fine-tune from (``None`` = from scratch).
-    """
+    """What ``admn-ros train all`` runs: every ``None`` (and ``dataset``'s missing generator
+    arguments) is the task's shipped recipe (:data:`~admn_ros.core.train.config.TASK_RECIPES`);
+    ``init``: a models directory to fine-tune from."""
 
     task: str = "tracking"
     data: str | None = None
@@ -153,13 +124,10 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_pipeline_args(a: argparse.Namespace) -> int:
-    cfg = PipelineConfig(task=a.task, data=a.data, runs=a.runs, models=a.models, seed=a.seed, workers=a.workers,
-                         stage1_threads=a.stage1_threads, lanes=a.lanes, progress=not a.no_progress,
-                         dataset={arg: getattr(a, flag) for flag, arg in DATASET_FLAGS.items()
-                                  if getattr(a, flag) is not None},
-                         stage1_epochs=a.stage1_epochs, finetune_epochs=a.finetune_epochs,
-                         stage2_train_samples=a.stage2_train_samples, val_samples=a.val_samples, init=a.init)
-    run_pipeline(cfg)
+    run_pipeline(PipelineConfig(**{f.name: getattr(a, f.name) for f in fields(PipelineConfig)
+                                   if f.name not in ("progress", "dataset")}, progress=not a.no_progress,
+                                dataset={arg: getattr(a, flag) for flag, arg in DATASET_FLAGS.items()
+                                         if getattr(a, flag) is not None}))
     return 0
 
 
@@ -171,13 +139,9 @@ def _stage2_cmd(cfg: PipelineConfig, stage1: Path, name: str, variant: str, extr
 
 
 def init_models(cfg: PipelineConfig) -> dict[str, Path]:
-    """The files of ``cfg.init`` to start from: ``stage1`` and, where present, ``universal``,
-    ``ae`` and ``L<budget>`` controllers trained on that network.
-
-    Raises:
-        TrainConfigError: no such directory, no stage-1 network of ``cfg.task`` in it, or a
-            controller trained on another network (each names the file).
-    """
+    """The files of ``cfg.init`` to start from: ``stage1`` and, where present, ``universal``, ``ae``
+    and ``L<budget>`` controllers; :class:`TrainConfigError` naming the file if the directory holds
+    no stage-1 network of ``cfg.task`` or a controller trained on another network."""
     from admn_ros.core.checkpoint import read_metadata
     from admn_ros.core.train.ship import shipped_name
 
@@ -276,7 +240,6 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     common = dict(data=cfg.data, seed=cfg.seed, threads=cfg.stage1_threads, progress=cfg.progress)
     Stage1Config(**common, **s1_fields)  # a bad override fails before any work
 
-    # 1. dataset
     t0 = time.perf_counter()
     if init and not (Path(str(cfg.data)) / "meta.json").is_file():
         raise TrainConfigError(f"{cfg.data}: no meta.json; --init fine-tunes on a dataset you built "
@@ -284,14 +247,17 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     _make_dataset(cfg, log)
     summary["steps"]["dataset"] = {"seconds": time.perf_counter() - t0}
 
-    # 2. stage 1 (with --init: the warm start from MODELS), then the finetune if the recipe has one
     t0 = time.perf_counter()
     if init:
         log(f"[all] fine-tuning {cfg.init} on {cfg.data}: the whole stage-1 network from {init['stage1']} for "
             f"{s1_fields['epochs']} epochs, then every controller from its counterpart")
     res1 = train_stage1(Stage1Config(**common, **s1_fields, out=str(runs / "stage1")), resume=True, log=log)
-    summary["steps"]["stage1"] = {"seconds": time.perf_counter() - t0, "samples_per_s": res1.samples_per_s,
-                                  "val": res1.val, "epochs": res1.epochs}
+
+    def stage1_step(t0: float) -> dict[str, Any]:
+        return {"seconds": time.perf_counter() - t0, "samples_per_s": res1.samples_per_s, "val": res1.val,
+                "epochs": res1.epochs}
+
+    summary["steps"]["stage1"] = stage1_step(t0)
     finetune = 0 if init else cfg.recipe.finetune_epochs if cfg.finetune_epochs is None else cfg.finetune_epochs
     if finetune > 0:
         t0 = time.perf_counter()
@@ -299,11 +265,9 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
         ft = {**s1_fields, **FINETUNE_STAGE1, "epochs": finetune, "init": str(res1.model_path),
               "out": str(runs / "finetune")}
         res1 = train_stage1(Stage1Config(**common, **ft), resume=True, log=log)
-        summary["steps"]["finetune"] = {"seconds": time.perf_counter() - t0, "samples_per_s": res1.samples_per_s,
-                                        "val": res1.val, "epochs": res1.epochs}
+        summary["steps"]["finetune"] = stage1_step(t0)
     stage1 = res1.model_path
 
-    # 3. stage 2 lanes
     t0 = time.perf_counter()
     for variant in VARIANTS:
         write_json(runs / f"stage2_{variant}.json", cfg.stage2_fields(variant))
@@ -340,7 +304,6 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     if failed:
         raise TrainConfigError(f"stage-2 jobs failed: {failed}; see their logs in {runs}")
 
-    # 4. ship
     ctrls = [runs / j.name / "controller.safetensors" for j in jobs_a + jobs_b]
     man = ship_models(stage1, ctrls, str(cfg.models), torch.float32, command=cfg.command())
     summary["models"] = man

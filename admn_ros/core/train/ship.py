@@ -1,16 +1,7 @@
-"""Export trained checkpoints into the shipped ``models/`` directory.
-
-Files (weights only, no optimizer state; the metadata keeps configs and metrics):
-
-* ``tracking.safetensors`` (``activity.safetensors`` for the activity task, shipped in
-  ``models/activity/``): the stage-1 network (kind ``stage1``);
-* ``controller_L<budget>.safetensors``: per-budget controllers (kind ``controller``);
-* ``controller_universal.safetensors``;
-* ``baselines/controller_ae.safetensors``: the ADMN_AE controller, an evaluation baseline kept
-  out of the top level so runtimes that load every ``models/*.safetensors`` controller (the
-  ROS tracking runtime) never pick it as their budget-conditioned controller;
-* ``manifest.json``: the command that made the files, and the file list with sizes,
-  ``weights_id``, budgets and validation metrics.
+"""Export trained checkpoints into the shipped ``models/`` directory (weights only; the metadata keeps
+configs and metrics): the stage-1 network (the task's ``model_file``), ``controller_L<budget>`` and
+``controller_universal`` ``.safetensors``, ``baselines/controller_ae.safetensors`` (kept out of the top
+level, where runtimes load every controller) and ``manifest.json`` (the command and the file list).
 """
 from __future__ import annotations
 
@@ -43,12 +34,9 @@ def shipped_name(meta: dict[str, Any]) -> str:
 
 def ship_models(stage1: str | Path, controllers: Sequence[str | Path], out_dir: str | Path = "models",
                 dtype: torch.dtype = torch.float32, command: str = "") -> dict[str, Any]:
-    """Copy ``stage1`` + ``controllers`` (final checkpoints) into ``out_dir`` and write the manifest,
-    which names ``command``, the one command that trained them all.
-
-    Controllers must have been trained on this ``stage1`` network (``stage1_weights_id``).
-    Raises :class:`CheckpointError` on a mismatch or if the total exceeds :data:`MAX_TOTAL_BYTES`.
-    """
+    """Copy ``stage1`` + ``controllers`` into ``out_dir`` and write the manifest naming ``command``;
+    :class:`CheckpointError` if a controller was trained on another network or the total exceeds
+    :data:`MAX_TOTAL_BYTES`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -69,7 +57,7 @@ def ship_models(stage1: str | Path, controllers: Sequence[str | Path], out_dir: 
     total = sum(e["bytes"] for e in entries)
     if total > MAX_TOTAL_BYTES:
         raise CheckpointError(f"{out}: shipped models total {total / 1e6:.1f} MB > {MAX_TOTAL_BYTES / 1e6:.0f} MB")
-    manifest = {"command": command, "stage1_weights_id": wid, "total_bytes": total, "dtype": str(dtype).replace("torch.", ""),
-                "files": entries}
+    manifest = {"command": command, "stage1_weights_id": wid, "total_bytes": total,
+                "dtype": str(dtype).replace("torch.", ""), "files": entries}
     write_json(out / "manifest.json", manifest)
     return manifest

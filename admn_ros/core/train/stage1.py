@@ -1,20 +1,6 @@
-"""Stage 1: LayerDrop finetuning of the backbones + fusion on the tracking task.
-
-Recipe (paper section 3.3 / appendix A.3, scaled to this machine):
-
-* every block is really skipped with the LayerDrop probability, ramped 0 -> 0.1 -> 0.2
-  (:attr:`Stage1Config.layerdrop_ramp`); full-backbone dropout 0.1 (only block 0 runs);
-* Gaussian noise augmentation after :attr:`Stage1Config.noise_start_epoch` clean epochs:
-  per sample, sigma ~ U(0, sigma_max) per stream (or per modality, shared by the nodes,
-  with :attr:`Stage1Config.modality_draw_prob`), ``x' = clip(x + N(0, sigma^2), 0, 1)``;
-* loss: Gaussian NLL + 0.05 x Euclidean distance, after :attr:`Stage1Config.loss_ramp`'s
-  distance-only start; fused AdamW, warmup + cosine LR.
-
-The network starts from scratch, or (the finetune) from a stage-1 checkpoint of the same
-network with :attr:`Stage1Config.init`; every block is trainable either way.
-
-Outputs in ``cfg.out``: ``last.safetensors`` (weights + optimizer, for ``--resume``, written
-after every epoch), ``model.safetensors`` (final weights, no optimizer), ``summary.json``.
+"""Stage 1: LayerDrop training of the backbones + fusion with noise augmentation (the recipe:
+docs/TRAINING.md). Outputs in ``cfg.out``: ``last.safetensors`` (weights + optimizer after every
+epoch, for ``--resume``), ``model.safetensors`` (final weights) and ``summary.json``.
 """
 from __future__ import annotations
 
@@ -31,11 +17,11 @@ from admn_ros.core.fusion import task_loss
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import budget_from_fraction, naive_allocation, validate_budget
 from admn_ros.core.tasks import get_task
-from admn_ros.core.train.common import (load_resume, NoiseSampler, Throughput, apply_noise, check_dataset,
-                                        derive_seed, draw_missing, epoch_batches, fmt_duration,
-                                        metric_key, noise_aware_masks, sample_scores, lr_at, make_adamw,
-                                        open_split, progress, seed_everything, set_lr, start_run, subset_size,
-                                        to_torch, write_json)
+from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
+                                        draw_missing, epoch_batches, fmt_duration, load_resume, lr_at, make_adamw,
+                                        metric_key, noise_aware_masks, open_split, optimizer_step, progress,
+                                        sample_scores, seed_everything, set_lr, start_run, subset_size, to_torch,
+                                        write_json)
 from admn_ros.core.train.config import Stage1Config, TrainConfigError
 
 LAST = "last.safetensors"
@@ -47,17 +33,8 @@ RESUME_FIXED = ("data", "batch_size", "seed", "train_samples", "model", "init")
 
 @dataclass
 class StageResult:
-    """What a training stage produced.
-
-    Attributes:
-        out: run directory.
-        model_path: final checkpoint.
-        epochs: completed epochs (cumulative over resumes).
-        seconds: wall time of this invocation's training.
-        samples_per_s: training throughput of this invocation.
-        val: validation metrics after the last epoch.
-        history: per-epoch records.
-    """
+    """What a training stage produced: ``epochs`` counts over resumes, ``seconds`` and
+    ``samples_per_s`` this invocation only; ``val``: metrics after the last epoch."""
 
     out: Path
     model_path: Path
@@ -73,9 +50,8 @@ BOUNDS_MARGIN = 0.2
 
 
 def dataset_bounds(ds: Any, margin: float = BOUNDS_MARGIN) -> list[list[float]] | None:
-    """Map-frame box of the car from the dataset plus ``margin``: ``meta["bounds"]`` (the
-    ground-truth extent, e.g. of converted GDTM) if the dataset states it, else the
-    simulator's track (centred on the map origin); ``None`` if it describes neither."""
+    """Map-frame box of the car plus ``margin``: the dataset's ``meta["bounds"]`` (ground-truth
+    extent), else the simulator's track centred on the origin; ``None`` if it has neither."""
     meta = getattr(ds, "meta", None)
     if isinstance(meta, dict) and meta.get("bounds"):
         return [[float(b[0]) - margin, float(b[1]) + margin] for b in meta["bounds"]]
@@ -87,11 +63,9 @@ def dataset_bounds(ds: Any, margin: float = BOUNDS_MARGIN) -> list[list[float]] 
 
 
 def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
-    """``ADMNConfig`` from ``cfg.model`` overrides over the base: the network of ``cfg.init`` (a
-    warm start), else the defaults with the dataset's nodes/modalities; the dataset's task sets
-    its own fields (:meth:`Task.model_overrides`: activity the window length and the classes).
-    The head's mean bounds: the init's if the ground truth lies inside them, else the dataset's
-    (track box or ground-truth extent, plus a margin)."""
+    """``ADMNConfig``: ``cfg.model`` over the network of ``cfg.init`` (else the defaults with the
+    dataset's nodes, modalities and task fields). The head's mean bounds: the init's if the ground
+    truth lies inside them, else the dataset's (:func:`dataset_bounds`)."""
     base = {}
     if cfg.init:
         base = {k: v for k, v in load_checkpoint(cfg.init, kind="stage1", with_optimizer=False).model_config.items()
@@ -101,8 +75,6 @@ def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
     for key in ("nodes", "modalities"):
         if key not in over and isinstance(meta, dict) and meta.get(key):
             over[key] = list(meta[key])
-    # the task's fields (an activity dataset: its sensor node instead of its frame slots, the
-    # window length, the classes); a field given in ``cfg.model`` wins
     for key, value in get_task(meta.get("task") if isinstance(meta, dict) else None).model_overrides(meta).items():
         if key not in cfg.model:
             over[key] = value
@@ -133,8 +105,8 @@ def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
 
 
 def validate_stage1(model: ADMNModel, ds: Any, n: int, batch_size: int, seed: int) -> dict[str, float]:
-    """Validation scores: clean full model, continuous-noise full model, continuous-noise
-    naive 25% (``*_cm`` errors for tracking, ``*_acc`` accuracies in % for activity)."""
+    """Validation scores (``*_cm`` errors / ``*_acc`` accuracies): clean full model, and under
+    continuous noise the full model and naive 25%."""
     streams = model.cfg.streams
     k = metric_key(model.cfg.task)
     idx = np.arange(n)
@@ -162,11 +134,8 @@ def val_text(val: Mapping[str, float], task: str) -> str:
 
 
 def warm_start(model: ADMNModel, path: str | Path, log: Callable[[str], None] = print) -> None:
-    """Load every weight of the stage-1 checkpoint ``path`` into ``model`` (``Stage1Config.init``).
-
-    Raises:
-        CheckpointError: not a stage-1 checkpoint, or one of another network (names the fields).
-    """
+    """Load every weight of the stage-1 checkpoint ``path`` into ``model`` (``Stage1Config.init``);
+    :class:`CheckpointError` naming the fields if it is another network."""
     ck = load_checkpoint(path, kind="stage1", with_optimizer=False)
     try:
         stored = ADMNConfig.from_dict(ck.model_config).to_dict()
@@ -180,27 +149,11 @@ def warm_start(model: ADMNModel, path: str | Path, log: Callable[[str], None] = 
     log(f"[stage1] whole network initialised from {path} (epoch {ck.epoch})")
 
 
-def _resume_state(cfg: Stage1Config, out: Path, mcfg: ADMNConfig, log: Callable[[str], None]) -> Any:
-    ck = load_resume(out / LAST, "stage1", mcfg.to_dict(), cfg.to_dict(), RESUME_FIXED)
-    if ck is None:
-        log(f"[stage1] --resume: no {out / LAST}; starting from scratch")
-    return ck
-
-
 def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
                  log: Callable[[str], None] = print) -> StageResult:
-    """Run stage 1 as configured; see the module docstring for outputs.
-
-    Args:
-        cfg: the training configuration.
-        resume: continue from ``cfg.out/last.safetensors`` (must carry the same model config,
-            data, seed and batch size); the run continues at the saved epoch, up to ``cfg.epochs``.
-        force: start from scratch even if ``cfg.out`` already holds a checkpoint.
-        log: line logger.
-    Raises:
-        TrainConfigError: bad config or data (missing dataset, stream set mismatch).
-        CheckpointError: unreadable or mismatched resume checkpoint.
-    """
+    """Run stage 1 as configured. ``resume`` continues ``cfg.out/last.safetensors`` (same model
+    config, data, seed and batch size) up to ``cfg.epochs``; ``force`` starts over. Raises
+    :class:`TrainConfigError` (config, data) or :class:`CheckpointError` (resume checkpoint)."""
     out = start_run(cfg.out, cfg.threads, resume, force, LAST)
     train_ds, val_ds = open_split(cfg.data, "train"), open_split(cfg.data, "val")
     mcfg = build_model_config(cfg, train_ds)
@@ -218,7 +171,9 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
         warm_start(model, cfg.init, log)
     opt = make_adamw(model.parameters(), cfg.lr, cfg.weight_decay)
     start_epoch, history = 0, []
-    ck = _resume_state(cfg, out, mcfg, log) if resume else None
+    ck = load_resume(out / LAST, "stage1", mcfg.to_dict(), cfg.to_dict(), RESUME_FIXED) if resume else None
+    if resume and ck is None:
+        log(f"[stage1] --resume: no {out / LAST}; starting from scratch")
     if ck is not None:
         ck.load_into(model)
         opt.load_state_dict(ck.optimizer)
@@ -231,7 +186,12 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
     streams = mcfg.streams
     ds_meta = getattr(train_ds, "meta", None) or {}
     extra_meta = {"classes": list(ds_meta["classes"])} if ds_meta.get("classes") else {}
-    steps_per_epoch = max(1, n_train // cfg.batch_size) if n_train >= cfg.batch_size else 1
+
+    def meta(epoch: int) -> dict[str, Any]:
+        return {"model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 1, "epoch": epoch,
+                "metrics": val, "history": history, **extra_meta}
+
+    steps_per_epoch = max(1, n_train // cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     sampler = NoiseSampler(streams, cfg.noise_regimes, cfg.modality_draw_prob, cfg.clean_prob)
@@ -279,12 +239,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
             model.set_layerdrop(0.0 if mask is not None else p_drop, 0.0 if mask is not None else cfg.full_drop)
             out_d = model(inputs, mask, present)
             loss = task_loss(mcfg.task, out_d, gt, w_nll, w_dist)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"[stage1] non-finite loss at epoch {epoch + 1} step {i}: {loss.item()}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            optimizer_step(opt, loss, model.parameters(), f"[stage1] epoch {epoch + 1} step {i}")
             tput.stop(len(sel))
             losses.append(loss.item())
             bar.update(1)
@@ -295,32 +250,26 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
                "layerdrop": p_drop, "alloc": p_alloc, "noise": noisy_phase,
                "lr": lr, "val": val, "samples_per_s": tput.rate}
         history.append(rec)
-        meta = {"model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 1, "epoch": epoch + 1,
-                "metrics": val, "history": history, **extra_meta}
-        save_checkpoint(out / LAST, kind="stage1", state_dict=model.state_dict(), meta=meta,
+        save_checkpoint(out / LAST, kind="stage1", state_dict=model.state_dict(), meta=meta(epoch + 1),
                         optimizer_state=opt.state_dict())
         log(f"[stage1] epoch {epoch + 1}/{cfg.epochs} loss {rec['loss']:.3f} layerdrop {p_drop:.2f} "
             + (f"alloc {p_alloc:.2f} " if p_alloc > 0 else "") +
             f"noise {'on' if noisy_phase else 'off'} | val {val_text(val, mcfg.task)} | "
             f"{tput.rate:.0f} samples/s, elapsed {fmt_duration(time.perf_counter() - t_start)}")
 
-    seconds = time.perf_counter() - t_start
-    epochs_done = max(start_epoch, cfg.epochs)
-    meta = {"model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 1, "epoch": epochs_done,
-            "metrics": val, "history": history, **extra_meta}
-    final = save_checkpoint(out / FINAL, kind="stage1", state_dict=model.state_dict(), meta=meta)
-    res = StageResult(out, final, epochs_done, seconds, tput.rate, val, history)
-    write_json(out / SUMMARY, {"stage": 1, "model": str(final), "epochs": epochs_done, "seconds": seconds,
-                               "samples_per_s": tput.rate, "val": val, "history": history,
-                               "train_config": cfg.to_dict(), "model_config": mcfg.to_dict()})
-    log(summary_text("stage 1", res))
+    done = max(start_epoch, cfg.epochs)
+    final = save_checkpoint(out / FINAL, kind="stage1", state_dict=model.state_dict(), meta=meta(done))
+    return finish_run("stage 1", StageResult(out, final, done, time.perf_counter() - t_start, tput.rate, val, history),
+                      {"stage": 1, "model": str(final), "model_config": mcfg.to_dict()}, cfg, log)
+
+
+def finish_run(title: str, res: StageResult, summary: dict[str, Any], cfg: Any,
+               log: Callable[[str], None]) -> StageResult:
+    """Write ``summary.json`` (``summary`` plus the run's figures) and log a readable summary."""
+    write_json(res.out / SUMMARY, {**summary, "epochs": res.epochs, "seconds": res.seconds,
+                                   "samples_per_s": res.samples_per_s, "val": res.val, "history": res.history,
+                                   "train_config": cfg.to_dict()})
+    log("\n".join([f"==== {title} done: {res.epochs} epochs, {fmt_duration(res.seconds)} this run, "
+                   f"{res.samples_per_s:.0f} samples/s", f"     checkpoint: {res.model_path}",
+                   *(f"     val {k}: {v:.2f}" for k, v in res.val.items())]))
     return res
-
-
-def summary_text(title: str, res: StageResult) -> str:
-    """A readable end-of-run summary."""
-    lines = [f"==== {title} done: {res.epochs} epochs, {fmt_duration(res.seconds)} this run, "
-             f"{res.samples_per_s:.0f} samples/s", f"     checkpoint: {res.model_path}"]
-    for k, v in res.val.items():
-        lines.append(f"     val {k}: {v:.2f}")
-    return "\n".join(lines)

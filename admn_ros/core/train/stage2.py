@@ -1,32 +1,7 @@
-"""Stage 2: allocation controllers on the frozen stage-1 network.
-
-Variants (:attr:`Stage2Config.variant`):
-
-* ``budget``: one controller per budget ``L`` (the paper). Noise-head warmup epoch(s)
-  (L1 on the per-stream sigma, weights ``1 / sigma_max`` per modality so every modality
-  counts alike), then the allocation objective plus the noise L1.
-* ``universal``: one budget-conditioned controller; every training batch gets a budget
-  drawn uniformly from :attr:`Stage2Config.budget_range`.
-* ``ae`` (ADMN_AE): the encoder is first trained as an autoencoder of the noisy inputs
-  (warmup epochs), then frozen; only the allocation head is trained on the task loss,
-  without noise labels. Budget-conditioned like ``universal`` (one AE controller serves
-  every budget).
-
-A universal checkpoint can initialise a ``budget`` controller (:attr:`Stage2Config.init`):
-its budget FiLM is folded exactly into the fixed-budget head (:func:`fold_universal`), so
-the per-budget controller starts as the universal one at that budget and is finetuned.
-
-The allocation objective (:func:`expected_split_loss`) is the expected task loss over
-per-stream count splits of the budget: the frozen stage-1 network (eval mode, no LayerDrop,
-no gradients) scores the candidate splits, and the controller's softmax over its split
-scores weighs them, so the gradient reaches the controller through those scores.
-
-Training noise: per sample a regime from :attr:`Stage2Config.noise_regimes` (binary /
-discrete / continuous), drawn per stream or per modality.
-
-Outputs in ``cfg.out``: ``last.safetensors`` (for ``--resume``), ``controller.safetensors``
-(kind ``controller``; metadata: controller config, variant, budget(s), the stage-1
-``weights_id`` it was trained against, validation metrics) and ``summary.json``.
+"""Stage 2: allocation controllers on the frozen stage-1 network (variants ``budget``, ``universal``
+and ``ae``; the objective, :func:`expected_split_loss`, and the recipe: docs/TRAINING.md). Outputs in
+``cfg.out``: ``last.safetensors`` (for ``--resume``), ``controller.safetensors`` (kind ``controller``;
+its metadata names the stage-1 ``weights_id`` it was trained on) and ``summary.json``.
 """
 from __future__ import annotations
 
@@ -37,27 +12,25 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from admn_ros.core.checkpoint import (CheckpointError, check_config, load_checkpoint, save_checkpoint)
+from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, load_into, save_checkpoint
 from admn_ros.core.controller import AllocationController, ControllerConfig
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.splits import (count_embeddings, sampled_splits, split_candidates, split_log_scores,
                                   split_losses)
 from admn_ros.core.streams import MODALITIES, budget_from_fraction, naive_allocation
 from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
-                                        epoch_batches, fmt_duration, metric_key, sample_scores, lr_at, make_adamw,
-                                        open_split, progress, seed_everything, set_lr, start_run, subset_size,
-                                        to_torch, write_json)
+                                        epoch_batches, fmt_duration, load_resume, lr_at, make_adamw, metric_key,
+                                        open_split, optimizer_step, progress, sample_scores, seed_everything, set_lr,
+                                        start_run, subset_size, to_torch)
 from admn_ros.core.train.config import TABLE_FRACTIONS, Stage2Config, TrainConfigError
-from admn_ros.core.train.stage1 import StageResult, summary_text
+from admn_ros.core.train.stage1 import StageResult, finish_run
 
 LAST = "last.safetensors"
 FINAL = "controller.safetensors"
-SUMMARY = "summary.json"
 RESUME_FIXED = ("data", "stage1", "variant", "budget", "budget_fraction", "budget_range", "batch_size", "seed",
                 "train_samples", "controller", "init")
 
 
-# ----------------------------------------------------------------------------- loading helpers
 def load_stage1(path: str | Path) -> tuple[ADMNModel, str]:
     """The frozen stage-1 network (eval mode, no grads) and its ``weights_id``."""
     ck = load_checkpoint(path, kind="stage1", with_optimizer=False)
@@ -73,12 +46,9 @@ def load_stage1(path: str | Path) -> tuple[ADMNModel, str]:
 
 def load_controller(path: str | Path, model: ADMNModel | None = None, model_weights_id: str | None = None,
                     strict_parent: bool = False) -> tuple[AllocationController, dict[str, Any]]:
-    """A controller checkpoint -> (controller in eval mode, its metadata).
-
-    Checks that the controller's streams/depth match ``model``'s config (error names the file).
-    If ``model_weights_id`` is given and differs from the stage-1 network the controller was
-    trained on, raises when ``strict_parent`` else records ``meta["parent_mismatch"] = True``.
-    """
+    """A controller checkpoint -> (controller in eval mode, its metadata), checked against
+    ``model``'s streams and depth. Trained on another stage-1 network than ``model_weights_id``:
+    raises if ``strict_parent``, else ``meta["parent_mismatch"] = True``."""
     ck = load_checkpoint(path, kind="controller", with_optimizer=False)
     try:
         ccfg = ControllerConfig.from_dict(ck.meta["controller_config"])
@@ -126,17 +96,10 @@ def fold_universal(src: AllocationController, budget: int) -> AllocationControll
     return dst
 
 
-def _noise_weights(modalities: list[str]) -> dict[str, float]:
-    """L1 weight per modality: ``1 / sigma_max`` (errors relative to each modality's range)."""
-    return {m: 1.0 / MODALITIES[m].sigma_max for m in modalities}
-
-
-# ----------------------------------------------------------------------------- validation
 def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n: int, budgets: list[int],
                         regimes: Mapping[str, float], batch_size: int, seed: int) -> dict[str, float]:
-    """Mean val score of the controller and of naive allocation on identical noisy inputs
-    (mixed regimes, half per-stream / half per-modality), per budget (``admn_L{L}_cm`` errors for
-    tracking, ``admn_L{L}_acc`` accuracies in % for activity); plus the noise-head L1."""
+    """Mean val score per budget of the controller and of naive allocation on identical noisy inputs
+    (``admn_L{L}_cm`` / ``naive_L{L}_acc``...), and the noise head's L1 (``sigma_l1``)."""
     streams = model.cfg.streams
     k = metric_key(model.cfg.task)
     idx = np.arange(n)
@@ -152,7 +115,6 @@ def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n
                                                     noise_seed).mean())
         res[f"naive_L{L}_{k}"] = float(sample_scores(model, ds, idx, streams, lambda x, b: naive, sig,
                                                      batch_size, noise_seed).mean())
-    # noise-head error on the same draws
     gen = torch.Generator().manual_seed(noise_seed)
     errs = []
     with torch.no_grad():
@@ -166,10 +128,9 @@ def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n
     return res
 
 
-# ----------------------------------------------------------------------------- splits
 def split_table(cfg: Stage2Config, ccfg: ControllerConfig, budgets: list[int]) -> dict[int, np.ndarray | None]:
-    """The candidate splits per budget: every split, or ``None`` where
-    there are more than ``cfg.split_limit`` (sampled per batch then, :func:`sampled_splits`)."""
+    """The candidate splits per budget: every split, or ``None`` where there are more than
+    ``cfg.split_limit`` (sampled per batch then, :func:`sampled_splits`)."""
     out: dict[int, np.ndarray | None] = {}
     for L in budgets:
         try:
@@ -219,18 +180,15 @@ def expected_split_loss(model: ADMNModel, logits: torch.Tensor, inputs: Mapping[
     return total / b, chosen / b
 
 
-# ----------------------------------------------------------------------------- training
 def build_controller_config(cfg: Stage2Config, mcfg: ADMNConfig) -> ControllerConfig:
     """The controller config for ``cfg.variant`` on the stage-1 model's streams."""
     over: dict[str, Any] = dict(cfg.controller)
     if cfg.variant == "budget":
-        over["budget"] = cfg.resolve_budget(mcfg.n_streams, mcfg.vit_depth, mcfg.first_block)
-        over["universal"] = False
+        over.update(budget=cfg.resolve_budget(mcfg.n_streams, mcfg.vit_depth, mcfg.first_block), universal=False)
     else:
         lo, hi = cfg.resolve_range(mcfg.n_streams, mcfg.vit_depth, mcfg.first_block)
-        over["budget"] = budget_from_fraction(0.25, mcfg.n_streams, mcfg.vit_depth) if lo <= budget_from_fraction(
-            0.25, mcfg.n_streams, mcfg.vit_depth) <= hi else lo
-        over["universal"] = True
+        l25 = budget_from_fraction(0.25, mcfg.n_streams, mcfg.vit_depth)
+        over.update(budget=l25 if lo <= l25 <= hi else lo, universal=True)
     over["autoencoder"] = cfg.variant == "ae"
     try:
         return ControllerConfig.for_model(mcfg, **over)
@@ -247,19 +205,13 @@ def _init_controller(ctrl: AllocationController, path: str, log: Callable[[str],
         log(f"[stage2] initialised from controller {path}")
     sd = {k: v for k, v in src.state_dict().items() if k in ctrl.state_dict()}
     own = {k: v for k, v in ctrl.state_dict().items() if k.startswith("decoders.")}  # the AE's, never shipped
-    from admn_ros.core.checkpoint import load_into
-
     load_into(ctrl, {**own, **sd}, path=path, strict=False)
 
 
 def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
                  log: Callable[[str], None] = print) -> StageResult:
-    """Train one controller as configured (see the module docstring).
-
-    Raises:
-        TrainConfigError: bad config/data (missing dataset, stream mismatch, budget out of range).
-        CheckpointError: missing/mismatched stage-1 checkpoint or resume checkpoint.
-    """
+    """Train one controller as configured; :class:`TrainConfigError` (config, data, budgets) or
+    :class:`CheckpointError` (stage-1 or resume checkpoint)."""
     out = start_run(cfg.out, cfg.threads, resume, force, LAST)
     model, parent_id = load_stage1(cfg.stage1)
     mcfg = model.cfg
@@ -281,39 +233,43 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
     opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
     total_epochs = cfg.noise_warmup_epochs + cfg.epochs
     start_epoch, history = 0, []
-    if resume:
-        last = out / LAST
-        if last.exists():
-            ck = load_checkpoint(last, kind="controller_train")
-            check_config(last, ck.meta.get("controller_config", {}), ccfg.to_dict(), what="controller_config")
-            check_config(last, ck.train_config, cfg.to_dict(), keys=RESUME_FIXED, what="train_config")
-            if ck.meta.get("stage1_weights_id") != parent_id:
-                raise CheckpointError(f"{last}: was trained on stage-1 weights {ck.meta.get('stage1_weights_id')}, "
-                                      f"but {cfg.stage1} is {parent_id}")
-            if cfg.variant == "ae" and ck.epoch > cfg.noise_warmup_epochs:
-                ctrl.freeze_encoder(True)
-                opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
-            ck.load_into(ctrl)
-            if ck.optimizer is not None:
-                opt.load_state_dict(ck.optimizer)
-            start_epoch, history = ck.epoch, list(ck.meta.get("history", []))
-            log(f"[stage2] resumed {last} at epoch {start_epoch}/{total_epochs}")
-        else:
-            log(f"[stage2] --resume: no {last}; starting from scratch")
+    last = out / LAST
+    ck = load_resume(last, "controller_train", mcfg.to_dict(), cfg.to_dict(), RESUME_FIXED,
+                     controller_config=ccfg.to_dict()) if resume else None
+    if resume and ck is None:
+        log(f"[stage2] --resume: no {last}; starting from scratch")
+    if ck is not None:
+        if ck.meta.get("stage1_weights_id") != parent_id:
+            raise CheckpointError(f"{last}: was trained on stage-1 weights {ck.meta.get('stage1_weights_id')}, "
+                                  f"but {cfg.stage1} is {parent_id}")
+        if cfg.variant == "ae" and ck.epoch > cfg.noise_warmup_epochs:
+            ctrl.freeze_encoder(True)
+            opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
+        ck.load_into(ctrl)
+        opt.load_state_dict(ck.optimizer)
+        start_epoch, history = ck.epoch, list(ck.meta.get("history", []))
+        log(f"[stage2] resumed {last} at epoch {start_epoch}/{total_epochs}")
 
-    if cfg.variant == "budget":
-        budgets_val = [ccfg.budget]
-    else:
-        budgets_val = [L for L in (budget_from_fraction(f, mcfg.n_streams, mcfg.vit_depth) for f in TABLE_FRACTIONS)
-                       if lo <= L <= hi] or [lo]
+    budgets_val = [ccfg.budget] if cfg.variant == "budget" else [
+        L for L in (budget_from_fraction(f, mcfg.n_streams, mcfg.vit_depth) for f in TABLE_FRACTIONS)
+        if lo <= L <= hi] or [lo]
     sampler = NoiseSampler(streams, cfg.noise_regimes, cfg.modality_draw_prob, 0.0)
-    nweights = _noise_weights(list(mcfg.modalities))
-    steps_per_epoch = max(1, n_train // cfg.batch_size) if n_train >= cfg.batch_size else 1
+    nweights = {m: 1.0 / MODALITIES[m].sigma_max for m in mcfg.modalities}  # L1 relative to each range
+    steps_per_epoch = max(1, n_train // cfg.batch_size)
     alloc_steps = steps_per_epoch * max(1, cfg.epochs)
     tput = Throughput()
     t0 = time.perf_counter()
     val: dict[str, float] = dict(history[-1]["val"]) if history else {}
-    label = f"{cfg.variant}" + (f" L={ccfg.budget}" if cfg.variant == "budget" else f" L in [{lo}, {hi}]")
+    fixed = cfg.variant == "budget"
+    label = f"{cfg.variant}" + (f" L={ccfg.budget}" if fixed else f" L in [{lo}, {hi}]")
+
+    def meta(epoch: int, export: bool = False) -> dict[str, Any]:
+        cc = {**ccfg.to_dict(), **({"autoencoder": False} if export else {})}  # the decoder is not shipped
+        return {"controller_config": cc, "model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 2,
+                "variant": cfg.variant, "epoch": epoch, "metrics": val, "history": history,
+                "stage1_weights_id": parent_id, "budget": ccfg.budget if fixed else None,
+                "budget_range": None if fixed else [lo, hi]}
+
     log(f"[stage2] controller {label}: {sum(p.numel() for p in ctrl.parameters())} params, {n_train} train / "
         f"{n_val} val samples, {cfg.noise_warmup_epochs} warmup + {cfg.epochs} epochs")
 
@@ -331,22 +287,15 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
         bar = progress(len(batches), f"stage2 {label} epoch {epoch + 1}/{total_epochs} ({phase})", cfg.progress)
         losses, task_losses = [], []
         for i, sel in enumerate(batches):
-            if warm:
-                lr = cfg.lr
-            else:
-                lr = lr_at((epoch - cfg.noise_warmup_epochs) * steps_per_epoch + i, alloc_steps, cfg.lr, cfg.min_lr,
-                           0, "linear")
+            lr = cfg.lr if warm else lr_at((epoch - cfg.noise_warmup_epochs) * steps_per_epoch + i, alloc_steps,
+                                           cfg.lr, cfg.min_lr, 0, "linear")
             set_lr(opt, lr)
             inputs, gt = to_torch(train_ds.batch(sel), streams.modalities)
             tput.start()
             sig = sampler.draw(len(sel), rng)
             noisy = apply_noise(inputs, sig, streams, gen)
-            if cfg.variant == "budget":
-                budget: Any = ccfg.budget
-            else:
-                # every split of each budget in the batch is scored: one budget per batch keeps
-                # that cost at one budget's (budgets still vary across batches)
-                budget = torch.from_numpy(rng.integers(lo, hi + 1, size=1)).expand(len(sel))
+            # every split of a batch's budgets is scored: one budget per batch keeps that cost at one budget's
+            budget: Any = ccfg.budget if fixed else torch.from_numpy(rng.integers(lo, hi + 1, size=1)).expand(len(sel))
             if warm and cfg.variant == "ae":
                 loss = ctrl.reconstruction_loss(noisy)
             elif warm:
@@ -360,12 +309,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
             if not warm and cfg.variant != "ae" and cfg.noise_weight > 0:
                 loss = loss + cfg.noise_weight * ctrl.noise_loss(o["sigma"], torch.from_numpy(sig),
                                                                  modality_weights=nweights)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"[stage2] non-finite loss at epoch {epoch + 1} step {i}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in ctrl.parameters() if p.requires_grad], 1.0)
-            opt.step()
+            optimizer_step(opt, loss, ctrl.parameters(), f"[stage2] epoch {epoch + 1} step {i}")
             tput.stop(len(sel))
             losses.append(loss.item())
             bar.update(1)
@@ -378,7 +322,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
                "samples_per_s": tput.rate}
         history.append(rec)
         save_checkpoint(out / LAST, kind="controller_train", state_dict=ctrl.state_dict(),
-                        meta=_meta(cfg, ccfg, mcfg, parent_id, epoch + 1, val, history),
+                        meta=meta(epoch + 1),
                         optimizer_state=opt.state_dict())
         k = metric_key(mcfg.task)
         vs = ", ".join(f"L={L}: {val[f'admn_L{L}_{k}']:.1f} vs naive {val[f'naive_L{L}_{k}']:.1f}"
@@ -388,31 +332,11 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
             f"sigma L1 {val['sigma_l1']:.3f} | {tput.rate:.0f} samples/s, "
             f"elapsed {fmt_duration(time.perf_counter() - t0)}")
 
-    seconds = time.perf_counter() - t0
     done = max(start_epoch, total_epochs)
-    final = save_checkpoint(out / FINAL, kind="controller", state_dict=_export_state(ctrl),
-                            meta=_meta(cfg, ccfg, mcfg, parent_id, done, val, history, export=True))
-    res = StageResult(out, final, done, seconds, tput.rate, val, history)
-    write_json(out / SUMMARY, {"stage": 2, "variant": cfg.variant, "controller": str(final), "epochs": done,
-                               "seconds": seconds, "samples_per_s": tput.rate, "val": val, "history": history,
-                               "train_config": cfg.to_dict(), "controller_config": ccfg.to_dict()})
-    log(summary_text(f"stage 2 ({label})", res))
-    return res
+    final = save_checkpoint(out / FINAL, kind="controller",  # inference weights only: the AE decoder stays
+                            state_dict={k: v for k, v in ctrl.state_dict().items() if not k.startswith("decoders.")},
+                            meta=meta(done, export=True))
+    res = StageResult(out, final, done, time.perf_counter() - t0, tput.rate, val, history)
+    return finish_run(f"stage 2 ({label})", res, {"stage": 2, "variant": cfg.variant, "controller": str(final),
+                                                  "controller_config": ccfg.to_dict()}, cfg, log)
 
-
-def _export_state(ctrl: AllocationController) -> dict[str, torch.Tensor]:
-    """Inference weights only (the AE decoder is training-only)."""
-    return {k: v for k, v in ctrl.state_dict().items() if not k.startswith("decoders.")}
-
-
-def _meta(cfg: Stage2Config, ccfg: ControllerConfig, mcfg: ADMNConfig, parent_id: str, epoch: int,
-          val: dict[str, float], history: list[dict[str, Any]], export: bool = False) -> dict[str, Any]:
-    cc = ccfg.to_dict()
-    if export:
-        cc["autoencoder"] = False  # decoder weights are not shipped
-    return {"controller_config": cc, "model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 2,
-            "variant": cfg.variant, "epoch": epoch, "metrics": val, "history": history,
-            "stage1_weights_id": parent_id,
-            "budget": ccfg.budget if cfg.variant == "budget" else None,
-            "budget_range": None if cfg.variant == "budget" else list(cfg.resolve_range(
-                mcfg.n_streams, mcfg.vit_depth, mcfg.first_block))}
