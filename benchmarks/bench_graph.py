@@ -163,14 +163,14 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: 
     rss_slope = float(np.polyfit(ts / 60.0, rs, 1)[0]) if len(ts) > 2 else float("nan")
     dropped = {k: drop1.get(k, 0) - drop0.get(k, 0) for k in sorted(set(drop0) | set(drop1))}
     res.update({
-        "window_s": elapsed, "targets_hz": len(lat) / elapsed,
+        "window_s": elapsed, "targets": len(lat), "sensor_hz": RATE, "targets_hz": len(lat) / elapsed,
         "frames_lost": max(0, int(round(RATE * elapsed)) - len(lat)),
         "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
         "latency_ms_p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
         "latency_ms_max": float(lat.max()) if len(lat) else float("nan"),
         "latency_drift_ms_per_min": drift,
         "dropped": {k: v for k, v in dropped.items() if v},
-        "rss_mb_start": rss0, "rss_mb_end": rss1, "rss_slope_mb_per_min": rss_slope,
+        "rss_mb_start": rss0, "rss_mb_end": rss1, "rss_mb_max": float(rs.max()), "rss_slope_mb_per_min": rss_slope,
         "cpu_cores": (ticks1 - ticks0) / CLK_TCK / elapsed, "processes": len(pids),
         "load_avg_1min": os.getloadavg()[0],
         "hops": hops_of(next((v for n, v in rec.diag.items() if n.endswith(": fusion")), {})),

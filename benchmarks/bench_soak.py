@@ -15,8 +15,9 @@ import argparse
 import json
 import sys
 
+from admn_ros.core.paths import models_dir
 from admn_ros.ros.env import isolated_env
-from benchmarks.bench_graph import _resolve_models, run_config
+from benchmarks.bench_graph import BUDGET, RATE, run_config
 
 
 def verdict(r: dict) -> list[tuple[str, bool, str]]:
@@ -32,15 +33,12 @@ def verdict(r: dict) -> list[tuple[str, bool, str]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_soak", description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=30.0, help="measurement window")
-    ap.add_argument("--rate", type=float, default=15.0, help="sensor rate (Hz)")
-    ap.add_argument("--budget", type=int, default=27, help="layer budget (27 = 25%% of 9 x 12)")
-    ap.add_argument("--model-dir", default="", help="default: the shipped models/")
     ap.add_argument("--json", default="", help="also write the result here")
     a = ap.parse_args(argv)
     isolated_env()
-    model_dir, _ = _resolve_models(a.model_dir)
-    print(f"soak: {a.minutes:g} min at {a.rate:g} Hz, budget {a.budget}, models {model_dir}", flush=True)
-    r = run_config(model_dir, "per_frame", False, a.minutes, a.rate, a.budget, "auto", 5.0, True)
+    model_dir = str(models_dir())
+    print(f"soak: {a.minutes:g} min at {RATE:g} Hz, budget {BUDGET}, models {model_dir}", flush=True)
+    r = run_config(model_dir, "per_frame", False, a.minutes)
     print(f"start-up to first target  {r['startup_s']:.1f} s\n"
           f"window                    {r['window_s']:.0f} s, {r['processes']} processes, "
           f"{r['cpu_cores']:.2f} cores, load average {r['load_avg_1min']:.1f}\n"
