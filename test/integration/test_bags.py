@@ -18,7 +18,6 @@ from admn_ros.bags import msgs
 from admn_ros.bags.reader import BagContentError, BagFrames, BagReadError, bag_contents
 from admn_ros.bags.record import DEFAULT_START_TIME, parse_corrupt_arg, record_sim
 from admn_ros.bags.typestore import get_admn_typestore
-from admn_ros.core.paths import SOURCE_ROOT
 from admn_ros.core.sim import GDTMSimulator, load_sim_config
 
 FRAMES = 12
@@ -370,8 +369,6 @@ def _read_allocations(path: Path) -> list:
 
 @pytest.mark.ros
 def test_live_recording_of_the_sensor_node(tmp_path):
-    if not (SOURCE_ROOT / "admn_ros" / "ros" / "sensor_node.py").is_file():
-        pytest.skip("admn_ros/ros/sensor_node.py does not exist yet: nothing to record live")
     from admn_ros.bags.record import default_live_topics, record_live
 
     proc = subprocess.Popen([sys.executable, "-m", "admn_ros.ros.sensor_node", "--ros-args", "-p", "rate_hz:=10.0"],
