@@ -67,6 +67,17 @@ def test_committed_report_separates_admn_from_naive():
                                  f"{c['vs_naive_hi']:+.2f}] contains 0; pick another noise pattern"
 
 
+def _paired(label: str, a, b, groups, margin: float):
+    """Paired difference ``a - b`` over episodes and its message against ``-margin / 3``."""
+    from admn_ros.core.evaluate.stats import paired_diff
+
+    d = paired_diff(a, b, groups)
+    msg = (f"{label} {d.mean:+.2f} cm [{d.lo:+.2f}, {d.hi:+.2f}] over {d.groups} episodes; "
+           f"committed {-margin:+.2f} cm, threshold {-margin / 3:+.2f} cm")
+    print(msg)
+    return d, msg
+
+
 def test_shipped_admn_beats_naive_allocation(scores):
     """Paired ADMN - Naive error on the same noisy samples is at most -1/3 of the committed
     margin, and its interval over episodes excludes zero.
@@ -75,13 +86,8 @@ def test_shipped_admn_beats_naive_allocation(scores):
     in ``AllocationController.allocate``): ADMN - Naive +1.5 cm, the test failed; and the ViT
     running every block whatever the mask (``counts = [b] * depth`` in ``run_blocks``): 0.0 cm,
     failed."""
-    from admn_ros.core.evaluate.stats import paired_diff
-
     margin = -_cells()["ADMN"]["vs_naive"]
-    d = paired_diff(scores.admn, scores.naive, scores.groups)
-    msg = (f"ADMN - Naive {d.mean:+.2f} cm [{d.lo:+.2f}, {d.hi:+.2f}] over {d.groups} episodes; "
-           f"committed {-margin:+.2f} cm, threshold {-margin / 3:+.2f} cm")
-    print(msg)
+    d, msg = _paired("ADMN - Naive", scores.admn, scores.naive, scores.groups, margin)
     assert d.mean <= -margin / 3 and d.hi < 0, msg
 
 
@@ -92,15 +98,10 @@ def test_shipped_admn_beats_best_fixed_allocation(scores):
     Break tried: the controller fed all-zero inputs (``allocate`` ignores the data, so it gives
     one fixed allocation): ADMN - RGB only +0.19 cm against a threshold of -0.34 cm, the test
     failed, while ``test_shipped_admn_beats_naive_allocation`` still passed (-1.5 cm)."""
-    from admn_ros.core.evaluate.stats import paired_diff
-
     cells = {k: committed(REPORT, REGIME, DRAW, k, BUDGET) for k in scores.fixed}
     best = min(cells, key=lambda k: cells[k]["value"])
     margin = cells[best]["vs_naive"] - _cells()["ADMN"]["vs_naive"]
-    d = paired_diff(scores.admn, scores.fixed[best], scores.groups)
-    msg = (f"ADMN - {best} {d.mean:+.2f} cm [{d.lo:+.2f}, {d.hi:+.2f}]; committed {-margin:+.2f} cm, "
-           f"threshold {-margin / 3:+.2f} cm")
-    print(msg)
+    d, msg = _paired(f"ADMN - {best}", scores.admn, scores.fixed[best], scores.groups, margin)
     assert margin > 0, f"{REPORT}: ADMN does not beat {best} in the committed report"
     assert d.mean <= -margin / 3, msg
 
@@ -111,14 +112,9 @@ def test_shipped_upper_bound_beats_naive_allocation(scores):
 
     Break tried: the ViT running every block whatever the mask (``counts = [b] * depth`` in
     ``AdaptiveViT.run_blocks``): Upper Bound - Naive 0.0 cm, the test failed."""
-    from admn_ros.core.evaluate.stats import paired_diff
-
     c = _cells()
     margin = c["Naive Allocation"]["value"] - c["Upper Bound"]["value"]
-    d = paired_diff(scores.ub, scores.naive, scores.groups)
-    msg = (f"Upper Bound - Naive {d.mean:+.2f} cm [{d.lo:+.2f}, {d.hi:+.2f}]; committed {-margin:+.2f} cm, "
-           f"threshold {-margin / 3:+.2f} cm")
-    print(msg)
+    d, msg = _paired("Upper Bound - Naive", scores.ub, scores.naive, scores.groups, margin)
     assert d.mean <= -margin / 3 and d.hi < 0, msg
 
 
