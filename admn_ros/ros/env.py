@@ -83,8 +83,13 @@ def spin(*nodes: Any, duration: float = 0.0) -> None:
     for n in nodes:
         ex.add_node(n)
     end = time.monotonic() + duration if duration > 0 else float("inf")
-    while rclpy.ok() and time.monotonic() < end:
-        ex.spin_once(timeout_sec=0.1)
+    try:
+        while rclpy.ok() and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.1)
+    finally:
+        # an executor left alive keeps the DDS participant, and with it its /dev/shm segments, past
+        # the process's os._exit
+        ex.shutdown()
 
 
 def run_process(make: Callable[[], Any], label: str, errors: tuple[type[Exception], ...],
@@ -120,4 +125,6 @@ def run_process(make: Callable[[], Any], label: str, errors: tuple[type[Exceptio
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        # free the DDS participant (and its shared-memory segments) before os._exit skips that
+        rclpy.get_default_context().destroy()
     return exit_process(rc)
