@@ -162,17 +162,15 @@ def _open_reader(path: Path) -> "AnyReader":
     is missing, and a warning names it)."""
     from rosbags.highlevel import AnyReader
 
-    from admn_ros.bags.salvage import lost_everything, open_salvaged
+    from admn_ros.bags.salvage import lost_everything, open_salvaged, storage_file
 
     bag = path
     if not path.exists():
         raise BagReadError(f"bag {path} does not exist")
     if path.is_dir() and not (path / "metadata.yaml").is_file():
-        data = [*path.glob("*.db3"), *path.glob("*.mcap")]
-        if len(data) == 1:
-            path = data[0]  # a rosbag2 directory that lost its metadata.yaml: read the file
-        else:
-            raise BagReadError(f"bag directory {path} has no metadata.yaml (and {len(data)} storage files)")
+        path = storage_file(path)  # a rosbag2 directory that lost its metadata.yaml: read the file
+        if path is None:
+            raise BagReadError(f"bag directory {bag} has no metadata.yaml and not exactly one .db3 / .mcap file")
     try:
         reader = AnyReader([path], default_typestore=get_admn_typestore())
         reader.open()

@@ -262,7 +262,9 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
     isolated_env()  # localhost discovery + our FastDDS profile; keeps ROS_DOMAIN_ID if set
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy, DurabilityPolicy, HistoryPolicy
+    from rclpy.qos import ReliabilityPolicy
+
+    from admn_ros.ros.qos import image_qos
 
     want = ["/" + t.strip().strip("/") for t in topics if t.strip().strip("/")]
     if not want:
@@ -309,9 +311,7 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
             reliable = bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
             conns[topic] = writer.add_connection(topic, name, typestore=ts, offered_qos_profiles=offered)
             summary.per_topic[topic] = 0
-            qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
-                             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-                             durability=DurabilityPolicy.VOLATILE)
+            qos = image_qos("reliable" if reliable else "best_effort", 100)
 
             def cb(data: bytes, topic: str = topic) -> None:
                 writer.write(conns[topic], node.get_clock().now().nanoseconds, data)  # type: ignore[union-attr]
