@@ -22,12 +22,6 @@ REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
-def _percentile(xs: list[float], q: float) -> float:
-    import numpy as np
-
-    return float(np.percentile(xs, q)) if xs else float("nan")
-
-
 def _kill(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         if p.poll() is None:
@@ -220,6 +214,7 @@ def _role_pub(a: argparse.Namespace) -> int:
 
 
 def _role_sub(a: argparse.Namespace) -> int:
+    import numpy as np
     import rclpy
     from sensor_msgs.msg import Image
 
@@ -246,9 +241,8 @@ def _role_sub(a: argparse.Namespace) -> int:
         rclpy.spin_once(node, timeout_sec=0.05)
         if len(seqs) >= a.frames or (last[0] and time.monotonic() - last[0] > 1.5):
             break
-    print(json.dumps({"n": len(lat), "sent": a.frames, "p50_ms": _percentile(lat, 50),
-                      "p99_ms": _percentile(lat, 99), "max_ms": max(lat) if lat else float("nan")}),
-          flush=True)
+    p50, p99, top = np.percentile(lat, [50, 99, 100]) if lat else (float("nan"),) * 3
+    print(json.dumps({"n": len(lat), "sent": a.frames, "p50_ms": p50, "p99_ms": p99, "max_ms": top}), flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
     return 0
@@ -260,18 +254,11 @@ def bench_latency(frames: int, rate: float) -> list[dict]:
         for label, changes in _variants(Path(d)):
             for (w, h) in ((640, 480), (320, 240)):
                 r = run_latency_pair(w, h, frames, rate, changes)
-                r.update(setup=label, size=f"{w}x{h}")
                 rows.append(r)
-                _print_latency_row(r)
+                print(f"  {label:<28} {f'{w}x{h}':>8}  " + (f"ERROR: {r['error'][:300]}" if "error" in r else
+                      f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:7.2f} ms  "
+                      f"delivered {r['n']}/{r['sent']}"), flush=True)
     return rows
-
-
-def _print_latency_row(r: dict) -> None:
-    if "error" in r:
-        print(f"  {r['setup']:<28} {r['size']:>8}  ERROR: {r['error'][:300]}", flush=True)
-        return
-    print(f"  {r['setup']:<28} {r['size']:>8}  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
-          f"  max {r['max_ms']:7.2f} ms  delivered {r['n']}/{r['sent']}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ Exit code 1 if a target fails.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from admn_ros.core.paths import models_dir
@@ -33,7 +32,6 @@ def verdict(r: dict) -> list[tuple[str, bool, str]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_soak", description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=30.0, help="measurement window")
-    ap.add_argument("--json", default="", help="also write the result here")
     a = ap.parse_args(argv)
     isolated_env()
     model_dir = str(models_dir())
@@ -52,9 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     checks = verdict(r)
     for name, ok, got in checks:
         print(f"[{'PASS' if ok else 'FAIL'}] {name}: {got}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({**r, "targets_passed": {n: ok for n, ok, _ in checks}}, f, indent=1)
     return 0 if all(ok for _, ok, _ in checks) else 1
 
 

@@ -1,9 +1,8 @@
 """Where the graph's start-up goes: per node kind, in a fresh process, the interpreter start,
 imports, node construction, ``configure`` and ``activate``; then the time from starting ``admn-ros
-run`` to the first target received. ``--tree`` adds source trees measured side by side (alternating
-run by run, so all see the same load). Figures are medians.
+run`` to the first target received. Figures are medians.
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_startup [--repeats 3] [--tree OTHER_CHECKOUT ...]
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_startup [--repeats 3]
 """
 from __future__ import annotations
 
@@ -94,31 +93,25 @@ def graph_first_target(tree: Path, env: dict, timeout: float = 180.0) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--tree", action="append", default=[], help="another source tree to measure alongside")
-    ap.add_argument("--kinds", default=",".join(KINDS))
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from admn_ros.ros.env import isolated_env
 
     env = dict(isolated_env(dict(os.environ)))
     os.environ.update(env)
-    trees = [ROOT, *(Path(t).resolve() for t in a.tree)]
-    kinds = [k for k in a.kinds.split(",") if k]
-    res: dict[Path, dict[str, list]] = {t: {} for t in trees}
+    res: dict[str, list] = {}
     for _ in range(a.repeats):
-        for t in trees:
-            for k in kinds:
-                res[t].setdefault(k, []).append(node_phases(t, k, env))
-            res[t].setdefault("graph", []).append(graph_first_target(t, env))
+        for k in KINDS:
+            res.setdefault(k, []).append(node_phases(ROOT, k, env))
+        res.setdefault("graph", []).append(graph_first_target(ROOT, env))
     cols = ("interpreter", "imports", "construct", "configure", "activate", "total")
-    for t in trees:
-        print(f"\n{t} (median of {a.repeats}; seconds)")
-        print(f"{'node':<16}" + "".join(f"{c:>12}" for c in cols))
-        for k in kinds:
-            print(f"{k:<16}" + "".join(f"{statistics.median(r[c] for r in res[t][k]):12.2f}" for c in cols))
-        g = res[t]["graph"]
-        print(f"admn-ros run -> first target: median {statistics.median(g):.1f} s (runs: "
-              + ", ".join(f"{x:.1f}" for x in g) + ")")
+    print(f"\n{ROOT} (median of {a.repeats}; seconds)")
+    print(f"{'node':<16}" + "".join(f"{c:>12}" for c in cols))
+    for k in KINDS:
+        print(f"{k:<16}" + "".join(f"{statistics.median(r[c] for r in res[k]):12.2f}" for c in cols))
+    g = res["graph"]
+    print(f"admn-ros run -> first target: median {statistics.median(g):.1f} s (runs: "
+          + ", ".join(f"{x:.1f}" for x in g) + ")")
     return 0
 
 

@@ -1,10 +1,10 @@
 """Where a stage-1 model's accuracy comes from (tracking or activity), on the test split.
 
-    .venv/bin/python scripts/diagnose_model.py patterns|depth [MODEL] [DATA] [--samples N]
+    .venv/bin/python scripts/diagnose_model.py depth [MODEL] [DATA] [--samples N]
     .venv/bin/python scripts/diagnose_model.py splits MODEL DATA --budget 9 [--samples N]
 
-``patterns``: every binary noise pattern, all blocks. ``depth``: k = 1..depth every-other blocks in
-every stream, clean and with one modality at sigma_max (flat: allocation cannot gain much).
+``depth``: k = 1..depth every-other blocks in every stream, clean and with one modality at
+sigma_max (flat: allocation cannot gain much).
 ``splits``: the ceiling of a per-modality controller: the best split of ``--budget`` per binary
 pattern (chosen on validation) and the best static split, next to the even split.
 """
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from admn_ros.core.splits import split_candidates, split_losses
-from admn_ros.core.streams import MODALITIES, StreamSet, full_allocation, mask_from_counts
+from admn_ros.core.streams import MODALITIES, StreamSet, mask_from_counts
 from admn_ros.core.train.common import apply_noise, metric_key, open_split, sample_scores, to_torch
 from admn_ros.core.train.stage2 import load_stage1
 
@@ -35,7 +35,7 @@ def sigmas_for(streams: StreamSet, noisy: Sequence[str], n: int) -> np.ndarray:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["patterns", "depth", "splits"])
+    p.add_argument("mode", choices=["depth", "splits"])
     p.add_argument("model", nargs="?", default="models/tracking.safetensors")
     p.add_argument("data", nargs="?", default="data/gdtm_sim")
     p.add_argument("--samples", type=int, default=256)
@@ -53,16 +53,6 @@ def main() -> None:
         sig = sigmas_for(st, noisy, len(idx))
         return float(sample_scores(model, ds, idx, st, lambda x, b: mask, sig, noise_seed=0).mean())
 
-    if a.mode == "patterns":
-        print(f"{a.model}: {len(idx)} test samples of {a.data}, all blocks ({unit})")
-        full = full_allocation(len(st), depth)
-        means = []
-        for pat in itertools.product([0, 1], repeat=len(st.modalities)):
-            noisy = [m for m, on in zip(st.modalities, pat) if on]
-            means.append(score(full, noisy))
-            print(f"  noisy: {'+'.join(noisy) or 'none':<18} {means[-1]:6.1f} {unit}")
-        print(f"  mean over the {len(means)} equally likely binary patterns: {np.mean(means):.1f} {unit}")
-        return
     if a.mode == "splits":
         split_ceiling(model, a.data, len(idx), a.budget or round(0.25 * len(st) * depth), 0)
         return

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import defaultdict
+from itertools import groupby
 
 import numpy as np
 
@@ -56,11 +57,8 @@ def _run(task: str, target: str, n: int, episode: int, cfg: HealthConfig, corrup
 
 
 def _longest(mask: np.ndarray) -> int:
-    best = run = 0
-    for m in mask:
-        run = run + 1 if m else 0
-        best = max(best, run)
-    return best
+    """The longest run of True in ``mask``."""
+    return max((len(list(run)) for on, run in groupby(mask) if on), default=0)
 
 
 def main() -> None:

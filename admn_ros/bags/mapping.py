@@ -30,9 +30,7 @@ from typing import Any, Mapping
 import yaml
 
 from admn_ros.core import paths
-from admn_ros.core.streams import StreamSet, split_stream_id
-from admn_ros.core.tasks import DEFAULT_TASK, get_task
-from admn_ros.ros import topics
+from admn_ros.core.streams import split_stream_id
 
 #: Shipped mapping names -> config file names.
 SHIPPED: dict[str, str] = {name: f"bag_topics_{name}.yaml" for name in ("default", "realsense_zed", "activity")}
@@ -216,18 +214,6 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
         sensors = str(p)
     return TopicMapping(tuple(streams), qoi, gt_topic, axes, tol, slop, timeout, source, gt_frames=frames,
                         sensors_config=sensors)
-
-
-def default_mapping(streams: StreamSet | None = None) -> TopicMapping:
-    """The mapping of our own topic names (:mod:`admn_ros.ros.topics`, the default task's truth),
-    as absolute names."""
-    ss = StreamSet() if streams is None else streams
-    from admn_ros.core.streams import MODALITIES
-
-    st = tuple(StreamTopic(sid, "/" + topics.image_topic(sid),
-                           (MODALITIES[split_stream_id(sid)[1]].encoding,)) for sid in ss.ids)
-    return TopicMapping(st, {sid: "/" + topics.qoi_topic(sid) for sid in ss.ids},
-                        "/" + get_task(DEFAULT_TASK).truth.topic, source="default_mapping()")
 
 
 def load_mapping(spec: str | Path | Mapping[str, Any] | TopicMapping | None = None) -> TopicMapping:

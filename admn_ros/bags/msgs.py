@@ -91,14 +91,6 @@ def pose(x: float, y: float, z: float = 0.0) -> Any:
                    orientation=new_msg("geometry_msgs/msg/Quaternion", w=1.0))
 
 
-def layer_allocation(hdr: Any, mask: np.ndarray, stream_ids: Sequence[str], **options: Any) -> Any:
-    """``admn_ros/LayerAllocation`` (:func:`admn_ros.core.streams.allocation_fields`; ``options``
-    are its keyword arguments)."""
-    from admn_ros.core.streams import allocation_fields
-
-    return new_msg("admn_ros/msg/LayerAllocation", header=hdr, **allocation_fields(mask, stream_ids, **options))
-
-
 def color(r: float, g: float, b: float, a: float = 1.0) -> Any:
     return new_msg("std_msgs/msg/ColorRGBA", r=float(r), g=float(g), b=float(b), a=float(a))
 

@@ -4,13 +4,11 @@ A :class:`FramePipeline` has a ``name`` and ``process(stamp_ns, streams)`` retur
 :class:`~admn_ros.core.runtime.Result` once it has a window (else ``None``); ``streams`` maps
 each stream id, in the topic mapping's order, to its array or ``None``, and allocation rows follow
 that order. Optional members: ``task``, ``labels``, ``restarts``, ``note``, ``window`` (its
-:class:`~admn_ros.core.runtime.FrameWindow`). Pipelines come from :data:`PIPELINES` or a
-``package.module:factory`` string, called as ``factory(stream_ids=..., budget=..., **options)``.
+:class:`~admn_ros.core.runtime.FrameWindow`). :func:`make_pipeline` makes them by name.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -19,7 +17,6 @@ from admn_ros.core.streams import DEPTH, POLICIES, budget_from_fraction, naive_a
 from admn_ros.core.tasks import get_task
 
 
-@runtime_checkable
 class FramePipeline(Protocol):
     """What ``admn-ros replay`` runs per frame (see the module docstring)."""
 
@@ -100,35 +97,12 @@ class TrackCentreBaseline:
         return Result(a, {"mean": self.centre.copy(), "cov": np.eye(2)}, present[None], stamp_ns=int(stamp_ns))
 
 
-def _runtime_factory(policy: str) -> Callable[..., FramePipeline]:
-    def make(stream_ids: Sequence[str], budget: int | None = None, **kw: Any) -> FramePipeline:
-        return RuntimePipeline(stream_ids, budget, policy=policy, **kw)
-    return make
-
-
-def _baseline_factory(stream_ids: Sequence[str], budget: int | None = None, **_: Any) -> FramePipeline:
-    return TrackCentreBaseline(stream_ids, budget)
-
-
-#: Pipelines by name: ``name -> factory(stream_ids=..., budget=..., **options)``. Others register here.
-PIPELINES: dict[str, Callable[..., FramePipeline]] = {
-    **{p: _runtime_factory(p) for p in POLICIES}, "baseline": _baseline_factory}
-
-
-def make_pipeline(spec: str, stream_ids: Sequence[str], budget: int | None = None,
+def make_pipeline(name: str, stream_ids: Sequence[str], budget: int | None = None,
                   **options: Any) -> FramePipeline:
-    """A pipeline from a :data:`PIPELINES` name or a ``module:factory`` import string."""
-    if spec in PIPELINES:
-        factory = PIPELINES[spec]
-    elif ":" in spec:
-        mod, _, attr = spec.partition(":")
-        try:
-            factory = getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"cannot load pipeline factory {spec!r}: {e}") from None
-    else:
-        raise ValueError(f"unknown pipeline {spec!r}; known: {sorted(PIPELINES)} or 'module:factory'")
-    p = factory(stream_ids=list(stream_ids), budget=budget, **options)
-    if not isinstance(p, FramePipeline):
-        raise ValueError(f"pipeline {spec!r} returned {type(p).__name__}, which lacks name/process()")
-    return p
+    """The pipeline ``name``: a policy of :data:`~admn_ros.core.streams.POLICIES` (``options`` go to
+    :class:`RuntimePipeline`) or ``baseline`` (:class:`TrackCentreBaseline`, no options)."""
+    if name == "baseline":
+        return TrackCentreBaseline(stream_ids, budget)
+    if name not in POLICIES:
+        raise ValueError(f"unknown pipeline {name!r}; known: {sorted([*POLICIES, 'baseline'])}")
+    return RuntimePipeline(stream_ids, budget, policy=name, **options)

@@ -28,16 +28,16 @@ class PlayStats:
                 f"in {self.wall_seconds:.2f} s wall (max lag {self.max_lag_ms:.1f} ms)")
 
 
-def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str] | None = None,
-         clock: bool = True, start_delay: float = 0.2, match_timeout: float = 5.0,
-         progress: bool = False) -> PlayStats:
+def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, start_delay: float = 0.2,
+         match_timeout: float = 5.0, progress: bool = False) -> PlayStats:
     """Publish ``bag`` through the rclpy ``node`` in real time scaled by ``rate``, with ``/clock``
-    at :data:`CLOCK_HZ` and before every message. Each publisher first waits (at most
-    ``match_timeout``) for the subscriptions the graph shows: volatile messages sent before
-    matching are lost."""
+    at :data:`CLOCK_HZ` and before every message; the clock stands at the first message's time for
+    ``start_delay`` s before any data. Each publisher first waits (at most ``match_timeout``) for
+    the subscriptions the graph shows: volatile messages sent before matching are lost."""
     from rosgraph_msgs.msg import Clock
+    from tqdm import tqdm
 
-    from admn_ros.bags.reader import BagReadError, _open_reader
+    from admn_ros.bags.reader import _open_reader
     from admn_ros.ros.convert import message_class, ns_to_stamp
     from admn_ros.ros.qos import reliable_qos
 
@@ -49,47 +49,37 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, topics: Sequence[str]
     reader = _open_reader(path)
     stats = PlayStats()
     try:
-        conns = [c for c in reader.connections if topics is None or c.topic in topics]
-        if not conns:
-            raise BagReadError(f"{path}: none of the requested topics {list(topics or [])} in the bag")
-        pubs: dict[str, Any] = {}
-        for c in conns:
-            if c.topic not in pubs:
-                pubs[c.topic] = node.create_publisher(message_class(c.msgtype), c.topic, reliable_qos())
+        pubs = {c.topic: node.create_publisher(message_class(c.msgtype), c.topic, reliable_qos())
+                for c in reader.connections}
         clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, reliable_qos()) if clock else None
         waiting = dict(pubs, **({CLOCK_TOPIC: clock_pub} if clock_pub is not None else {}))
         deadline = time.monotonic() + match_timeout
         while time.monotonic() < deadline and not all(
                 p.get_subscription_count() >= node.count_subscribers(t) for t, p in waiting.items()):
             time.sleep(0.05)
-        from tqdm import tqdm
+
+        def tick(t_ns: int) -> None:
+            if clock_pub is not None:
+                clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
 
         t0_bag = wall0 = None
         next_clock = 0.0
-        bar = tqdm(total=sum(c.msgcount for c in conns), desc=f"play {path.name}", unit="msg", disable=not progress)
-        for conn, t_ns, raw in reader.messages(connections=conns):
+        bar = tqdm(total=sum(c.msgcount for c in reader.connections), desc=f"play {path.name}", unit="msg",
+                   disable=not progress)
+        for conn, t_ns, raw in reader.messages():
             if t0_bag is None:
-                t0_bag = t_ns
-                start = time.monotonic() + start_delay
-                while True:   # the clock stands at the first message's time before any data arrives
-                    if clock_pub is not None:
-                        clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
-                    if time.monotonic() >= start:
-                        break
+                t0_bag, start = t_ns, time.monotonic() + start_delay
+                while time.monotonic() < start:
+                    tick(t_ns)
                     time.sleep(min(start - time.monotonic(), 1.0 / CLOCK_HZ))
                 wall0 = time.monotonic()
             due = wall0 + (t_ns - t0_bag) * 1e-9 / rate
-            while True:
-                now = time.monotonic()
-                if clock_pub is not None and now >= next_clock:
-                    bag_now = t0_bag + int(min(now - wall0, (due - wall0)) * rate * 1e9)
-                    clock_pub.publish(Clock(clock=ns_to_stamp(bag_now)))
+            while (now := time.monotonic()) < due:
+                if now >= next_clock:
+                    tick(t0_bag + int((now - wall0) * rate * 1e9))
                     next_clock = now + 1.0 / CLOCK_HZ
-                if now >= due:
-                    break
                 time.sleep(min(due - now, 1.0 / CLOCK_HZ))
-            if clock_pub is not None:
-                clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
+            tick(t_ns)
             pubs[conn.topic].publish(bytes(raw))
             stats.max_lag_ms = max(stats.max_lag_ms, (time.monotonic() - due) * 1e3)
             stats.messages += 1
@@ -107,9 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="admn-ros play", description=__doc__.split("\n\n")[0])
     p.add_argument("bag", help="rosbag2 directory or .db3/.mcap file")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
-    p.add_argument("--topics", nargs="*", default=None, help="only these topics")
-    p.add_argument("--no-clock", action="store_true", help="do not publish /clock")
-    p.add_argument("--start-delay", type=float, default=1.0, help="seconds to wait for subscribers to match")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     import rclpy
@@ -121,8 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rclpy.init()
     node = rclpy.create_node("admn_bag_player")
     try:
-        s = play(a.bag, node, rate=a.rate, topics=a.topics, clock=not a.no_clock, start_delay=a.start_delay,
-                 progress=not a.no_progress)
+        s = play(a.bag, node, rate=a.rate, start_delay=1.0, progress=not a.no_progress)
         print(s.text())
         return 0
     except (BagError, ValueError, RuntimeError) as e:

@@ -162,17 +162,15 @@ def _open_reader(path: Path) -> "AnyReader":
     is missing, and a warning names it)."""
     from rosbags.highlevel import AnyReader
 
-    from admn_ros.bags.salvage import lost_everything, open_salvaged
+    from admn_ros.bags.salvage import lost_everything, open_salvaged, storage_file
 
     bag = path
     if not path.exists():
         raise BagReadError(f"bag {path} does not exist")
     if path.is_dir() and not (path / "metadata.yaml").is_file():
-        data = [*path.glob("*.db3"), *path.glob("*.mcap")]
-        if len(data) == 1:
-            path = data[0]  # a rosbag2 directory that lost its metadata.yaml: read the file
-        else:
-            raise BagReadError(f"bag directory {path} has no metadata.yaml (and {len(data)} storage files)")
+        path = storage_file(path)  # a rosbag2 directory that lost its metadata.yaml: read the file
+        if path is None:
+            raise BagReadError(f"bag directory {bag} has no metadata.yaml and not exactly one .db3 / .mcap file")
     try:
         reader = AnyReader([path], default_typestore=get_admn_typestore())
         reader.open()
@@ -189,15 +187,6 @@ def _open_reader(path: Path) -> "AnyReader":
                            f"truncated, corrupt or not a bag: {reason}"
                            + (f"\n{lost.text()}" if lost is not None else "")) from e
     return reader
-
-
-def bag_contents(path: str | Path) -> list[BagTopic]:
-    """Topics of a bag (topic, type, count), sorted by topic."""
-    reader = _open_reader(Path(path))
-    try:
-        return _contents(reader)
-    finally:
-        reader.close()
 
 
 def _contents(reader: "AnyReader") -> list[BagTopic]:
@@ -241,15 +230,13 @@ class BagFrames:
     """
 
     def __init__(self, path: str | Path, mapping: Any = None, *, slop: float | None = None,
-                 timeout: float | None = None, progress: bool = False,
-                 max_frames: int | None = None, queue_size: int | None = None,
+                 timeout: float | None = None, progress: bool = False, queue_size: int | None = None,
                  health: HealthConfig | None = HealthConfig()) -> None:
         self.path = Path(path)
         self.health = health
         self.mapping: TopicMapping = load_mapping(mapping)
         self.slop = float(self.mapping.slop if slop is None else slop)
         self.progress = bool(progress)
-        self.max_frames = max_frames
         self.queue_size = queue_size
         self.stats = SyncStats()
         self.undecodable: dict[str, int] = {}  # stream id -> messages skipped as undecodable
@@ -341,20 +328,11 @@ class BagFrames:
     @property
     def expected_frames(self) -> int:
         """Upper estimate of the number of frames (messages of the busiest stream topic)."""
-        n = max((self._topic_stats(s)[0] for s in self.stream_conns), default=0)
-        return min(n, self.max_frames) if self.max_frames is not None else n
+        return max((self._topic_stats(s)[0] for s in self.stream_conns), default=0)
 
     @property
     def stream_ids(self) -> list[str]:
         return self.mapping.stream_ids
-
-    @property
-    def has_qoi(self) -> bool:
-        return bool(self.qoi_conns)
-
-    @property
-    def has_ground_truth(self) -> bool:
-        return bool(self.gt_conns)
 
     @property
     def ground_truth_kind(self) -> str | None:
@@ -502,8 +480,6 @@ class BagFrames:
             for index, fs in enumerate(self._synced_sets(sync, start)):
                 yield self._make_frame(index, fs)
                 bar.update(1)
-                if self.max_frames is not None and index + 1 >= self.max_frames:
-                    return
 
     def _synced_sets(self, sync: StreamSync[str], start: float) -> Iterator[SyncedSet[str]]:
         keys = list(self.stream_conns)
@@ -550,21 +526,3 @@ class BagFrames:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def summary(self) -> str:
-        """What will be read: topics used and the bag's contents."""
-        lines = [f"bag {self.path} (mapping {self.mapping.source}, slop {self.slop * 1e3:.0f} ms, "
-                 f"timeout {self.timeout * 1e3:.0f} ms)"]
-        for sid in self.mapping.stream_ids:
-            st = self.mapping.stream(sid)
-            if sid in self.stream_conns:
-                kind = {"image": "Image", "compressed": "CompressedImage", "pointcloud2": "PointCloud2"}[self.kinds[sid]]
-                lines.append(f"  {sid:<12} <- {st.topic} ({kind}, {self._topic_stats(sid)[0]} msgs)")
-            else:
-                lines.append(f"  {sid:<12} <- {st.topic} (absent: always None)")
-        lines.append(f"  true QoI: {len(self.qoi_conns)} stream(s); ground truth: "
-                     f"{self.mapping.ground_truth + f' ({len(self._gt) + len(self._labels)} samples)' if self.gt_conns else 'none'}")
-        if self.loss is not None:
-            lines.append(f"  {self.loss.text()}")
-        return "\n".join(lines)
-

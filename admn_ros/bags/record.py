@@ -2,7 +2,7 @@
 
 ``--source sim`` runs a task's simulator (no DDS: fast and deterministic) and writes exactly
 what ``admn_ros.ros.sensor_node`` publishes per frame (images, QoI, camera_info, the truth; the
-node's frame ids and offered QoS), stamped ``start_time + k / rate`` with log time = stamp; a
+node's frame ids and offered QoS), stamped ``DEFAULT_START_TIME + k / rate`` with log time = stamp; a
 dropped-out stream writes its QoI but no image. ``--source live`` subscribes over DDS with raw
 (undecoded) subscriptions and the publishers' reliability, and stores their offered QoS; log
 time is the receive time. Either way rosbags writes rosbag2 version 9 (sqlite3 or mcap, CDR,
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from admn_ros.bags import msgs
-from admn_ros.bags.typestore import ensure_type, get_admn_typestore
+from admn_ros.bags.typestore import TypestoreError, get_admn_typestore, normalize_type
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS
 
 if TYPE_CHECKING:
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
     from admn_ros.core.sim import CorruptionSpec
 
-#: Default stamp of frame 0 (s since the epoch, 2023-11-14T22:13:20Z): deterministic, and
-#: far from 0, which ROS treats as "time not set" under ``use_sim_time``.
+#: Stamp of frame 0 (s since the epoch, 2023-11-14T22:13:20Z): deterministic, and far from 0,
+#: which ROS treats as "time not set" under ``use_sim_time``.
 DEFAULT_START_TIME = 1_700_000_000.0
 #: rosbag2 metadata version written (the newest rosbags writes; Jazzy/Kilted's).
 BAG_VERSION = 9
@@ -110,7 +110,7 @@ class RecordSummary:
         return self
 
 
-def sim_topics(stream_ids: Sequence[str], camera_info: bool = True, task: str | None = None) -> dict[str, tuple[str, bool]]:
+def sim_topics(stream_ids: Sequence[str], camera_info: bool, task: str | None = None) -> dict[str, tuple[str, bool]]:
     """Absolute topic -> (type, reliable) of what the sensor node publishes for ``stream_ids``
     in a task's scenario."""
     from admn_ros.core.streams import split_stream_id
@@ -154,10 +154,9 @@ def _put_streams(put: Any, streams: dict[str, Any], ids: Sequence[str], t_ns: in
 
 
 def record_sim(out: str | Path, *, task: str | None = None, frames: int | None = None, duration: float = 10.0,
-               seed: int = 0, episode: int = 0, rate_hz: float | None = None, subject_id: int | None = None,
+               seed: int = 0, episode: int = 0, subject_id: int | None = None,
                corruptions: dict[str, "CorruptionSpec"] | None = None, storage: str = "sqlite3",
-               start_time: float = DEFAULT_START_TIME, config_file: str | None = None,
-               nodes: Sequence[str] | None = None, camera_info: bool = True,
+               config_file: str | None = None, nodes: Sequence[str] | None = None,
                progress: bool = False) -> RecordSummary:
     """Record ``frames`` frames (default ``duration`` s) of a task's simulated scenario to a new
     bag at ``out`` (see the module docstring). Returns a :class:`RecordSummary`. On error the
@@ -169,10 +168,7 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
     from admn_ros.core.tasks import get_task
 
     t = get_task(task)
-    if rate_hz is not None and not (math.isfinite(rate_hz) and 0 < rate_hz <= 240):
-        raise ValueError(f"rate must be in (0, 240] Hz, got {rate_hz}")
-    sim = t.simulator(seed=int(seed), episode=int(episode), rate_hz=None if rate_hz is None else float(rate_hz),
-                      subject_id=subject_id, config_file=config_file)
+    sim = t.simulator(seed=int(seed), episode=int(episode), subject_id=subject_id, config_file=config_file)
     rate = float(sim.rate_hz)
     all_nodes = list(dict.fromkeys(split_stream_id(sid)[0] for sid in sim.stream_ids))
     use_nodes = list(dict.fromkeys(nodes)) if nodes else all_nodes
@@ -184,15 +180,13 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
         if sid not in sim.stream_ids:
             raise ValueError(f"--corrupt {sid}: not a stream of the {t.name} scenario; streams: {sim.stream_ids}")
         sim.set_corruption(sid, spec)
-    cams = {n: sim.cfg.node(n).camera for n in use_nodes} if camera_info and sim.cfg is not None else None
+    cams = {n: sim.cfg.node(n).camera for n in use_nodes} if sim.cfg is not None else None
     frames = int(frames) if frames is not None else int(round(duration * rate)) + 1
     if frames <= 0:
         raise ValueError(f"number of frames must be > 0, got {frames}")
-    if not math.isfinite(start_time) or start_time <= 0:
-        raise ValueError(f"start_time must be > 0 s (0 means 'unset' in ROS), got {start_time}")
     out = Path(out)
     ts = get_admn_typestore()
-    start_ns = int(round(start_time * 1e9))
+    start_ns = int(round(DEFAULT_START_TIME * 1e9))
     summary = RecordSummary(out, storage)
     t_wall = time.perf_counter()
     writer = open_writer(out, storage)
@@ -268,7 +262,9 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
     isolated_env()  # localhost discovery + our FastDDS profile; keeps ROS_DOMAIN_ID if set
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy, DurabilityPolicy, HistoryPolicy
+    from rclpy.qos import ReliabilityPolicy
+
+    from admn_ros.ros.qos import image_qos
 
     want = ["/" + t.strip().strip("/") for t in topics if t.strip().strip("/")]
     if not want:
@@ -303,7 +299,9 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
         subs = []
         for topic, typ in found.items():
             try:
-                name = ensure_type(typ, ts)
+                name = normalize_type(typ)
+                if name not in ts.types:
+                    raise TypestoreError(f"{name} is not a ROS 2 Kilted standard or admn_ros message type")
                 cls = message_class(name)
             except Exception as e:  # noqa: BLE001 - report and skip the topic
                 log(f"[record] skipping {topic} ({typ}): {e}")
@@ -313,9 +311,7 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
             reliable = bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
             conns[topic] = writer.add_connection(topic, name, typestore=ts, offered_qos_profiles=offered)
             summary.per_topic[topic] = 0
-            qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
-                             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-                             durability=DurabilityPolicy.VOLATILE)
+            qos = image_qos("reliable" if reliable else "best_effort", 100)
 
             def cb(data: bytes, topic: str = topic) -> None:
                 writer.write(conns[topic], node.get_clock().now().nanoseconds, data)  # type: ignore[union-attr]
@@ -375,15 +371,11 @@ def build_parser(prog: str = "admn-ros record") -> argparse.ArgumentParser:
                    help="activity: the simulated subject (default 1000, a person no dataset trains on)")
     g.add_argument("--seed", type=int, default=0, help="scene seed")
     g.add_argument("--episode", type=int, default=0, help="episode index")
-    g.add_argument("--rate", type=float, default=None, help="frame rate Hz (default: the scenario's)")
     g.add_argument("--config", default=None, help="tracking: simulator config YAML (default: config/sensors.yaml)")
     g.add_argument("--nodes", nargs="+", default=None, help="sensor nodes to record (default: all)")
-    g.add_argument("--start-time", type=float, default=DEFAULT_START_TIME,
-                   help=f"stamp of frame 0, s (default {DEFAULT_START_TIME:.0f})")
     g.add_argument("--corrupt", action="append", default=[], metavar="STREAM=SPEC",
                    help="corrupt a stream, repeatable, e.g. 'node1/rgb=gaussian:sigma=3.0,flicker:period=2:duty=0.5' "
                         "or 'node2/depth=dropout' (kinds: gaussian, low_light, motion_blur, frozen, clutter, dropout)")
-    g.add_argument("--no-camera-info", action="store_true", help="do not write camera_info topics")
     g2 = p.add_argument_group("live source")
     g2.add_argument("--topics", nargs="+", default=None,
                     help="topics to record (default: the sensor node's image, camera_info, QoI and "
@@ -401,9 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             corr = dict(parse_corrupt_arg(text) for text in args.corrupt)
             s = record_sim(args.out, task=args.scenario, frames=args.frames,
                            duration=10.0 if args.duration is None else args.duration, seed=args.seed,
-                           episode=args.episode, rate_hz=args.rate, subject_id=args.subject_id, corruptions=corr,
-                           storage=args.storage, start_time=args.start_time, config_file=args.config,
-                           nodes=args.nodes, camera_info=not args.no_camera_info, progress=progress)
+                           episode=args.episode, subject_id=args.subject_id, corruptions=corr,
+                           storage=args.storage, config_file=args.config, nodes=args.nodes, progress=progress)
         else:
             s = record_live(args.out, args.topics or default_live_topics(), duration=args.duration or 10.0,
                             storage=args.storage, wait=args.wait, progress=progress)

@@ -90,8 +90,7 @@ def node_xy(stream_ids: Sequence[str]) -> dict[str, tuple[float, float]] | None:
 
 
 def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, task: Task | str | None = None,
-           mapping: Any = None, storage: str = "sqlite3", max_frames: int | None = None,
-           slop: float | None = None, progress: bool = False, write_bag: bool = True,
+           mapping: Any = None, storage: str = "sqlite3", progress: bool = False, write_bag: bool = True,
            health: HealthConfig | None = HealthConfig()) -> ReplaySummary:
     """Replay ``bag`` through ``pipeline`` (of ``task``, default: the pipeline's) with ``mapping``
     (default: the task's) and the stream health check ``health`` (``None``: off); write the CSV,
@@ -108,8 +107,7 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
     if write_bag and bag_out.exists():
         raise FileExistsError(f"output bag {bag_out} exists already; choose another --out or remove it")
     t0 = time.perf_counter()
-    frames = BagFrames(bag, mapping if mapping is not None else t.mapping, slop=slop, progress=progress,
-                       max_frames=max_frames, health=health)
+    frames = BagFrames(bag, mapping if mapping is not None else t.mapping, progress=progress, health=health)
     ids = frames.stream_ids
     window = getattr(pipeline, "window", None)
     n_frames = window.frames if window is not None else 1

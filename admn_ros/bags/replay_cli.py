@@ -1,7 +1,7 @@
 """``admn-ros replay``: run a bag through a pipeline and score it against its ground truth.
 
-Offline: :func:`admn_ros.bags.replay.replay` with one ``--pipeline``; ``--budgets``: every
-``--methods`` x budget and a report (:mod:`admn_ros.bags.report`); ``--realtime``: through the
+Offline: :func:`admn_ros.bags.replay.replay` with one ``--pipeline``; ``--budgets``: ADMN and
+Naive at every budget, the Upper Bound, and a report (:mod:`admn_ros.bags.report`); ``--realtime``: through the
 node graph on ``/clock``, compared with offline (:mod:`admn_ros.bags.realtime`).
 """
 from __future__ import annotations
@@ -26,22 +26,19 @@ def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
                    help="topic mapping: 'default', 'realsense_zed', 'activity' or a YAML file (see "
                         "config/bag_topics_*.yaml); default: the task's ('default' / 'activity')")
     p.add_argument("--pipeline", default="admn",
-                   help="'admn' (ADMN controller), 'naive', 'upper_bound', 'baseline' (constant track centre, "
-                        "for plumbing checks; tracking) or 'package.module:factory'")
+                   help="'admn' (ADMN controller), 'naive', 'upper_bound' or 'baseline' (constant track centre, "
+                        "for plumbing checks; tracking)")
     p.add_argument("--budget", type=int, default=None,
                    help="layer budget L (default: 25%% of the window streams' blocks)")
     p.add_argument("--budgets", default=None,
-                   help="comma list of budgets: replay every --methods x budget and write report.md/csv + plots")
-    p.add_argument("--methods", default="admn,naive,upper_bound", help="methods for --budgets")
+                   help="comma list of budgets: replay ADMN and Naive at each budget and the Upper Bound, and "
+                        "write report.md/csv + plots")
     p.add_argument("--realtime", action="store_true",
                    help="also replay in real time through the node graph (use_sim_time, /clock) and compare "
                         "its allocations and estimates with the offline run output by output")
     p.add_argument("--rate", type=float, default=1.0, help="playback rate for --realtime")
     p.add_argument("--model-dir", default=None, help="models directory (default: the task's shipped models)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "jit", "onnx"), help="inference backend")
-    p.add_argument("--slop", type=float, default=None, help="sync slop in s (default: the mapping's)")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="storage of the output bag")
     p.add_argument("--no-bag", action="store_true", help="do not write the output bag")
     p.add_argument("--no-health-check", action="store_true",
                    help="turn the stream health check off (on by default with the live nodes' thresholds: a "
@@ -85,21 +82,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.budgets:
             from admn_ros.bags.report import replay_report
 
-            replay_report(a.bag, a.out, methods=[m for m in a.methods.split(",") if m],
+            replay_report(a.bag, a.out, methods=["admn", "naive", "upper_bound"],
                           budgets=[int(b) for b in a.budgets.split(",") if b], mapping=mapping,
-                          model_dir=a.model_dir, backend=a.backend, max_frames=a.max_frames,
-                          storage=a.storage, progress=not a.no_progress, write_bags=not a.no_bag, task=a.task,
-                          health=health)
+                          model_dir=a.model_dir, backend=a.backend, progress=not a.no_progress,
+                          write_bags=not a.no_bag, task=a.task, health=health)
             print((Path(a.out) / "report.md").read_text())
             return 0
-        from admn_ros.bags.pipeline import PIPELINES, make_pipeline
+        from admn_ros.bags.pipeline import make_pipeline
         from admn_ros.bags.replay import replay
 
-        opts = {"model_dir": a.model_dir, "backend": a.backend, "task": a.task} \
-            if a.pipeline in PIPELINES and a.pipeline != "baseline" else {}
+        opts = {"model_dir": a.model_dir, "backend": a.backend, "task": a.task} if a.pipeline != "baseline" else {}
         pipe = make_pipeline(a.pipeline, mapping.stream_ids, a.budget, **opts)
-        s = replay(a.bag, pipe, a.out, task=a.task, mapping=mapping, storage=a.storage, max_frames=a.max_frames,
-                   slop=a.slop, progress=not a.no_progress, write_bag=not a.no_bag, health=health)
+        s = replay(a.bag, pipe, a.out, task=a.task, mapping=mapping, progress=not a.no_progress,
+                   write_bag=not a.no_bag, health=health)
     except (BagError, ValueError, FileExistsError, CheckpointError, RuntimeError) as e:
         print(f"admn-ros replay: error: {e}{_task_hint(e, a.task)}", file=sys.stderr)
         return 2

@@ -31,8 +31,7 @@ def read_columns(path: Path) -> dict[str, np.ndarray]:
 
 
 def replay_report(bag: str | Path, out_dir: str | Path, *, methods: Sequence[str], budgets: Sequence[int],
-                  mapping: Any, model_dir: str | None = None, backend: str = "auto",
-                  max_frames: int | None = None, storage: str = "sqlite3", progress: bool = True,
+                  mapping: Any, model_dir: str | None = None, backend: str = "auto", progress: bool = True,
                   write_bags: bool = True, task: str | Task | None = None,
                   health: Any = HealthConfig()) -> list[dict[str, Any]]:
     """Run every (method, budget) and write report.md / report.csv / plots; return the rows
@@ -49,8 +48,8 @@ def replay_report(bag: str | Path, out_dir: str | Path, *, methods: Sequence[str
         for budget in (budgets if method != "upper_bound" else [None]):
             pipe = make_pipeline(method, mapping.stream_ids, budget, model_dir=model_dir, backend=backend, task=t.name)
             runs[pipe.name] = run_dir = out / pipe.name
-            s = replay(bag, pipe, run_dir, task=t, mapping=mapping, storage=storage, max_frames=max_frames,
-                       progress=progress, write_bag=write_bags, health=health)
+            s = replay(bag, pipe, run_dir, task=t, mapping=mapping, progress=progress, write_bag=write_bags,
+                       health=health)
             fr = read_columns(run_dir / t.csv_name)
             rows.append({"method": method, "budget": int(np.nanmean(fr["active_blocks"])) if budget is None
                          else int(budget), "run": pipe.name, "frames": s.windows,

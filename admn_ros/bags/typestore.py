@@ -3,14 +3,11 @@
 Our definitions are parsed from the ``.msg`` files of ``$ADMN_ROS_MSG_DIR``, the source tree,
 or the install's ``share/admn_ros/msg`` (first hit wins); the RIHS01 type hashes rosbags
 computes from them equal rosidl's, so our bags carry what ``ros2 bag record`` would write.
-:func:`ensure_type` adds other message types on demand from the ament prefixes.
 """
 from __future__ import annotations
 
 import os
-import re
 import sys
-import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,16 +22,9 @@ if TYPE_CHECKING:
 #: ROS package of our interfaces.
 PACKAGE = "admn_ros"
 
-_lock = threading.Lock()
-
 
 class TypestoreError(RuntimeError):
     """A message type could not be found or registered."""
-
-
-def store_enum() -> Stores:
-    """The rosbags store to start from (the requirements pin a rosbags that has Kilted's)."""
-    return Stores.ROS2_KILTED
 
 
 def normalize_type(name: str) -> str:
@@ -86,7 +76,7 @@ def admn_msg_files() -> dict[str, Path]:
 @lru_cache(maxsize=1)
 def get_admn_typestore() -> "Typestore":
     """The shared typestore: ROS 2 standard types plus ``admn_ros/msg/*`` (cached)."""
-    ts = get_typestore(store_enum())
+    ts = get_typestore(Stores.ROS2_KILTED)  # the requirements pin a rosbags that has it
     typs: dict = {}
     for name, path in admn_msg_files().items():
         try:
@@ -95,46 +85,3 @@ def get_admn_typestore() -> "Typestore":
             raise TypestoreError(f"cannot parse {path} as {name}: {e}") from e
     ts.register(typs)
     return ts
-
-
-_FIELD_TYPE = re.compile(r"^\s*([A-Za-z_][\w/]*)(?:\[[^\]]*\])?(?:<=\d+)?\s+[A-Za-z_]\w*")
-_BUILTINS = {"bool", "byte", "char", "float32", "float64", "int8", "uint8", "int16", "uint16",
-             "int32", "uint32", "int64", "uint64", "string", "wstring", "time", "duration"}
-
-
-def _find_msg_file(msgtype: str) -> Path | None:
-    pkg, _, name = normalize_type(msgtype).split("/")
-    for prefix in _ament_prefixes():
-        p = prefix / "share" / pkg / "msg" / f"{name}.msg"
-        if p.is_file():
-            return p
-    return None
-
-
-def ensure_type(msgtype: str, ts: "Typestore | None" = None) -> str:
-    """Make sure ``msgtype`` and the types it uses are in ``ts`` (read from ``share/<pkg>/msg/``
-    of the ament prefixes); returns the normalised name."""
-    ts = get_admn_typestore() if ts is None else ts
-    name = normalize_type(msgtype)
-    with _lock:
-        todo, seen, typs = [name], set(), {}
-        while todo:
-            t = todo.pop()
-            if t in seen or t in ts.fielddefs:
-                continue
-            seen.add(t)
-            path = _find_msg_file(t)
-            if path is None:
-                raise TypestoreError(
-                    f"message type {t!r} is unknown to the rosbags typestore and no {t.split('/')[-1]}.msg "
-                    f"was found under share/{t.split('/')[0]}/msg of {[str(p) for p in _ament_prefixes()]}")
-            text = path.read_text(encoding="utf-8")
-            typs.update(get_types_from_msg(text, t))
-            pkg = t.split("/")[0]
-            for m in filter(None, (_FIELD_TYPE.match(line.split("#", 1)[0]) for line in text.splitlines())):
-                ft = "std_msgs/Header" if m.group(1) == "Header" else m.group(1)
-                if ft not in _BUILTINS:
-                    todo.append(normalize_type(ft if "/" in ft else f"{pkg}/{ft}"))
-        if typs:
-            ts.register(typs)
-    return name

@@ -12,6 +12,7 @@ import numpy as np
 from admn_ros.bags import msgs
 from admn_ros.bags.record import _qos, open_writer
 from admn_ros.bags.typestore import get_admn_typestore
+from admn_ros.core.streams import allocation_fields
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import topics
 
@@ -58,9 +59,10 @@ class OutputBagWriter:
                   task.fill_output(msgs.new_msg(task.output.type, header=hdr), est, window_frames), t)
         if allocation is not None:
             a = allocation
-            self._put("/" + topics.ALLOCATION, msgs.layer_allocation(
-                hdr, a.mask, self.stream_ids, budget=a.budget, present=a.present, estimated_noise=a.est_noise,
-                controller=self.controller, decision_ms=a.ms, stream_status=status), t)
+            fields = allocation_fields(a.mask, self.stream_ids, budget=a.budget, present=a.present,
+                                       estimated_noise=a.est_noise, controller=self.controller, decision_ms=a.ms,
+                                       stream_status=status)
+            self._put("/" + topics.ALLOCATION, msgs.new_msg("admn_ros/msg/LayerAllocation", header=hdr, **fields), t)
         if truth is not None:
             self._put("/" + task.truth.topic,
                       task.fill_truth(msgs.new_msg(task.truth.type, header=hdr), truth, self.labels), t)

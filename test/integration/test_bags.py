@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from admn_ros.bags import msgs
-from admn_ros.bags.reader import BagContentError, BagFrames, BagReadError, bag_contents
+from admn_ros.bags.reader import BagContentError, BagFrames, BagReadError, _contents, _open_reader
 from admn_ros.bags.record import DEFAULT_START_TIME, parse_corrupt_arg, record_sim
 from admn_ros.bags.typestore import get_admn_typestore
 from admn_ros.core.sim import GDTMSimulator, load_sim_config
@@ -25,6 +25,15 @@ SEED, EPISODE = 3, 1
 CORRUPT = ["node1/rgb=gaussian:sigma=3.0,flicker:period=0.4:duty=0.5",
            "node2/depth=dropout,flicker:period=0.4:duty=0.5",
            "node3/radar=gaussian:sigma=0.5"]
+
+
+def bag_contents(path: Path) -> list:
+    """Topics of a bag (topic, type, count), sorted by topic."""
+    reader = _open_reader(Path(path))
+    try:
+        return _contents(reader)
+    finally:
+        reader.close()
 
 
 def _corruptions() -> dict:
@@ -62,7 +71,7 @@ def reference() -> list:
 def test_round_trip_equals_the_simulator(sim_bags, reference, storage):
     rate = load_sim_config(None).rate_hz
     with BagFrames(sim_bags[storage], "default") as bf:
-        assert bf.has_qoi and bf.has_ground_truth
+        assert bf.qoi_conns and bf.gt_conns
         frames = list(bf)
     assert len(frames) == FRAMES
     n_none = 0
@@ -181,7 +190,7 @@ def test_realsense_zed_names_through_the_mapping(tmp_path, reference):
     bag = tmp_path / "rig"
     _write_rig_bag(bag, reference)
     with BagFrames(bag, "realsense_zed") as bf:
-        assert not bf.has_qoi and bf.has_ground_truth
+        assert not bf.qoi_conns and bf.gt_conns
         frames = list(bf)
     assert len(frames) == FRAMES
     for f, ref in zip(frames, reference):

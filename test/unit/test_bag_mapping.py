@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from admn_ros.bags import msgs
-from admn_ros.bags.mapping import (MappingError, default_mapping, load_mapping, norm_topic,
+from admn_ros.bags.mapping import (MappingError, load_mapping, norm_topic,
                                    parse_mapping)
 from admn_ros.bags.pipeline import TrackCentreBaseline, make_pipeline
 from admn_ros.bags.record import parse_corrupt_arg
 from admn_ros.bags.typestore import (admn_msg_files, get_admn_typestore, normalize_type,
-                                     short_type, store_enum)
+                                     short_type)
 from admn_ros.core.paths import SOURCE_ROOT
 from admn_ros.core.sim import corruption_text
 from admn_ros.core.streams import StreamSet, naive_allocation
@@ -22,13 +22,16 @@ from admn_ros.core.streams import StreamSet, naive_allocation
 
 
 def test_shipped_default_mapping_matches_our_topic_names():
+    from admn_ros.core.streams import MODALITIES
+    from admn_ros.ros import topics
+
     shipped = load_mapping("default")
-    gen = default_mapping()
-    assert shipped.stream_ids == StreamSet().ids
+    ids = StreamSet().ids
+    assert shipped.stream_ids == ids
     assert [(s.stream_id, norm_topic(s.topic), s.encodings) for s in shipped.streams] == \
-        [(s.stream_id, norm_topic(s.topic), s.encodings) for s in gen.streams]
-    assert {k: norm_topic(v) for k, v in shipped.qoi.items()} == {k: norm_topic(v) for k, v in gen.qoi.items()}
-    assert norm_topic(shipped.ground_truth) == norm_topic(gen.ground_truth) == "ground_truth/target"
+        [(sid, topics.image_topic(sid), (MODALITIES[sid.split("/")[1]].encoding,)) for sid in ids]
+    assert {k: norm_topic(v) for k, v in shipped.qoi.items()} == {sid: topics.qoi_topic(sid) for sid in ids}
+    assert norm_topic(shipped.ground_truth) == "ground_truth/target"
     assert load_mapping(None).streams == shipped.streams
     # to_dict round-trips
     assert parse_mapping(shipped.to_dict()).streams == shipped.streams
@@ -101,7 +104,7 @@ def test_mapping_file_errors(tmp_path):
 
 def test_typestore_has_our_types_with_rosidl_hashes():
     ts = get_admn_typestore()
-    assert store_enum().name == "ROS2_KILTED"
+    assert "sensor_msgs/msg/Image" in ts.types
     names = set(admn_msg_files())
     assert {"admn_ros/msg/StreamQoI", "admn_ros/msg/LayerAllocation"} <= names
     assert admn_msg_files()["admn_ros/msg/StreamQoI"].parent == SOURCE_ROOT / "msg"
