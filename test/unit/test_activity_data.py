@@ -144,7 +144,7 @@ def test_simulator_corruptions(subject):
     assert f1.streams["node1/radar"].corruption == "frozen"
     assert np.array_equal(f1.streams["node1/radar"].data, f0.streams["node1/radar"].data)
     assert set(sim.corruptions) == set(STREAM_IDS)
-    sim.clear_corruption("node1/rgb")
+    sim.set_corruption("node1/rgb", None)
     sim.clear_corruptions()
     f2, c2 = sim.step(), clean.step()
     assert f2.streams["node1/rgb"].corruption == "none" and f2.streams["node1/rgb"].sigma == 0.0

@@ -137,16 +137,10 @@ class ActivityWriter:
         if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
             raise ValueError(f"rate_hz must be > 0, got {rate_hz!r}")
         self.rate_hz = float(rate_hz)
-        if not isinstance(source, str) or not source:
-            raise ValueError(f"source must be a non-empty string, got {source!r}")
         self.source = source
         self.seed = seed
         self.extra_meta: dict[str, Any] = {}
         self.update_meta(extra_meta or {})
-        if sizes is not None:
-            bad = [k for k in sizes if k not in SPLITS]
-            if bad:
-                raise ValueError(f"sizes: unknown split(s) {bad}; known: {list(SPLITS)}")
         existed = self.root.exists()
         clear_dataset(self.root, overwrite)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -160,8 +154,6 @@ class ActivityWriter:
         self._parts: dict[str, dict[str, Any]] = {}
         if self._sizes is not None:
             for s, n in self._sizes.items():
-                if n < 0:
-                    raise ValueError(f"sizes[{s!r}] must be >= 0, got {n}")
                 if n:
                     (self.root / s).mkdir(parents=True, exist_ok=True)
                     self._mm[s] = {stem: np.lib.format.open_memmap(
