@@ -123,8 +123,9 @@ def _checked(stem: str, arr: Any, n: int, frames: int, what: str) -> np.ndarray:
 
 
 class ActivityWriter:
-    """Create an activity dataset from windows of storage arrays added per split; :meth:`close` writes ``meta.json`` last, :meth:`abort` (or an exception in a ``with`` block)
-    removes all. ``sizes`` (windows per split) preallocates (docs/DATASET.md)."""
+    """Create an activity dataset from windows of storage arrays added per split; :meth:`close`
+    writes ``meta.json`` last, :meth:`abort` (or an exception in a ``with`` block) removes all.
+    ``sizes`` (windows per split) preallocates (docs/DATASET.md)."""
 
     def __init__(self, root: str | Path, classes: Sequence[str], frames: int, rate_hz: float, source: str,
                  extra_meta: Mapping[str, Any] | None = None, overwrite: bool = False, *,
