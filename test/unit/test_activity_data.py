@@ -144,7 +144,7 @@ def test_simulator_corruptions(subject):
     assert f1.streams["node1/radar"].corruption == "frozen"
     assert np.array_equal(f1.streams["node1/radar"].data, f0.streams["node1/radar"].data)
     assert set(sim.corruptions) == set(STREAM_IDS)
-    sim.clear_corruption("node1/rgb")
+    sim.set_corruption("node1/rgb", None)
     sim.clear_corruptions()
     f2, c2 = sim.step(), clean.step()
     assert f2.streams["node1/rgb"].corruption == "none" and f2.streams["node1/rgb"].sigma == 0.0
@@ -239,22 +239,25 @@ def test_reader_errors(dataset, tmp_path):
 
 
 # ----------------------------------------------------------------------------- writer
-def test_writer_round_trip_from_sensor_frames_and_storage(subject, renderer, tmp_path):
+def test_writer_round_trip(subject, renderer, tmp_path):
     w1 = render_window(subject, "kick", 0.5, 2, seed=1, renderer=renderer)          # sensor frames
     w2 = render_window(subject, "clap", 2.0, 2, seed=2, renderer=renderer)
-    stored = {m: np.stack([to_storage(m, f) for f in w2[m]])[None] for m in ("rgb", "depth", "radar")}
+    s1, stored = ({m: np.stack([to_storage(m, f) for f in w[m]])[None] for m in ("rgb", "depth", "radar")}
+                  for w in (w1, w2))
+    one = {"subject": np.array([7]), "t": np.array([0.5])}
     out = tmp_path / "w"
     writer = ActivityWriter(out, ["kick", "clap"], 2, 10.0, "test", extra_meta={"note": "hi"})
-    assert writer.add("train", w1["rgb"], w1["depth"], w1["radar"], label=0, subject=7, t=0.5) == 1
+    assert writer.add("train", s1["rgb"], s1["depth"], s1["radar"], label=np.array([0]), **one) == 1
     assert writer.add("train", stored["rgb"], stored["depth"], stored["radar"], label=np.array([1]),
                       subject=np.array([7]), t=np.array([2.0])) == 1
-    writer.add("test", w2["rgb"], w2["depth"], w2["radar"], label=1, subject=9, t=2.0)
+    writer.add("test", stored["rgb"], stored["depth"], stored["radar"], label=np.array([1]), **one)
     with pytest.raises(ValueError, match=r"labels must be integers in \[0, 2\)"):
-        writer.add("val", w2["rgb"], w2["depth"], w2["radar"], label=2, subject=9, t=0.0)
-    with pytest.raises(ValueError, match="windows have 1 frames, the dataset 2"):
-        writer.add("val", w2["rgb"][:1], w2["depth"][:1], w2["radar"][:1], label=0, subject=9, t=0.0)
-    with pytest.raises(ValueError, match="may not set"):
-        writer.update_meta({"classes": ["x"]})
+        writer.add("val", stored["rgb"], stored["depth"], stored["radar"], label=np.array([2]), **one)
+    with pytest.raises(ValueError, match="holds 1 windows of 1 frames, the labels 1 and the dataset 2"):
+        writer.add("val", stored["rgb"][:, :1], stored["depth"][:, :1], stored["radar"][:, :1], label=np.array([0]),
+                   **one)
+    with pytest.raises(ValueError, match=r"rgb must be uint8 \[N, F, 3, 64, 64\] storage windows"):
+        writer.add("val", w2["rgb"][None], stored["depth"], stored["radar"], label=np.array([0]), **one)
     assert not (out / "meta.json").exists()                                        # written last
     meta = writer.close()
     assert meta["source"] == "test" and meta["note"] == "hi" and meta["splits"]["val"]["n_samples"] == 0

@@ -32,7 +32,7 @@ def _depth_mm(action: int, frame: int) -> int:
 
 
 def write_tree(root: Path, subjects=SUBJECTS, actions=ACTIONS, frames: int = N_FRAMES,
-               rgb_jpeg: bool = False, infra_png: bool = False) -> Path:
+               rgb_jpeg: bool = False) -> Path:
     """The released layout, written with the toolbox's conventions (frame%03d, float64 .bin)."""
     rng = np.random.default_rng(0)
     for subj in subjects:
@@ -47,10 +47,7 @@ def write_tree(root: Path, subjects=SUBJECTS, actions=ACTIONS, frames: int = N_F
                 kp = np.stack([np.linspace(200, 440, 17), np.linspace(60, 420, 17)], axis=1).astype(np.float32)
                 np.save(d / "rgb" / f"{name}.npy", kp)
                 for infra in ("infra1", "infra2"):
-                    if infra_png:
-                        cv2.imwrite(str(d / infra / f"{name}.png"), np.full(DEPTH_HW, 20 * a + i, np.uint8))
-                    else:
-                        np.save(d / infra / f"{name}.npy", kp)
+                    np.save(d / infra / f"{name}.npy", kp)
                 assert cv2.imwrite(str(d / "depth" / f"{name}.png"), np.full(DEPTH_HW, _depth_mm(a, i), np.uint16))
                 pts = np.zeros((5, 5), np.float64)           # x, y, z, doppler, intensity
                 pts[:, 0], pts[:, 1] = 0.6 * a, 0.8 * a          # range = 1.0 * a m
@@ -148,15 +145,12 @@ def test_reads_back_through_activity_dataset(converted):
     assert ds.label.tolist() == [0, 0, 1, 1]
 
 
-def test_image_sources_rgb_jpeg_rgb_root_and_infra(tmp_path):
-    root = write_tree(tmp_path / "src", actions=("A01",), frames=3, rgb_jpeg=True, infra_png=True)
+def test_image_sources_rgb_jpeg_and_rgb_root(tmp_path):
+    root = write_tree(tmp_path / "src", actions=("A01",), frames=3, rgb_jpeg=True)
     s = _convert(root, tmp_path / "rgb", actions=["A01"])        # auto: rgb_img/ exists -> images
     assert s.image_source == "rgb"
     px = _load(tmp_path / "rgb", "train")["rgb"][0, 0, :, 5, 5]
     assert abs(int(px[0]) - 200) <= 3 and px[1] <= 3 and px[2] <= 3  # BGR (0, 0, 200) -> red
-    s = _convert(root, tmp_path / "ir", actions=["A01"], image_source="infra1")
-    ir = _load(tmp_path / "ir", "train")["rgb"][0]
-    assert (ir[:, 0] == ir[:, 1]).all() and ir[0, 0, 5, 5] == 21  # grey repeated, 20 * 1 + frame 1
     # the separately released anonymised RGB tree: <rgb_root>/all_images/MMFi_Defaced_RGB/E01/S01/A01/rgb/*.png
     rgb_root = tmp_path / "rgbdl"
     for subj in SUBJECTS:   # as all_images.zip extracts (nesl/ADMN MMFI_Noise/generate_MMFI_pickles.py)
@@ -171,10 +165,10 @@ def test_image_sources_rgb_jpeg_rgb_root_and_infra(tmp_path):
 def test_synthetic_writer_converts(tmp_path):
     info = write_synthetic_mmfi(tmp_path / "src", subjects=SUBJECTS, actions=("A03", "A12"), frames=6)
     assert len(info["sequences"]) == 6
-    s = convert_mmfi(tmp_path / "src", tmp_path / "out", actions="A03,A12", frames=2, stride=1, progress=False)
+    s = convert_mmfi(tmp_path / "src", tmp_path / "out", actions=["A03", "A12"], frames=2, stride=1, progress=False)
     assert s.windows == {"train": 10, "val": 10, "test": 10}
     # the ADMN code's windows: frames s, s+2, ..., s+2(F-1); 6 frames -> F=3 step 2 spans 5 -> starts 1, 2
-    s = convert_mmfi(tmp_path / "src", tmp_path / "o2", actions="A03,A12", frames=3, frame_step=2, stride=1,
+    s = convert_mmfi(tmp_path / "src", tmp_path / "o2", actions=["A03", "A12"], frames=3, frame_step=2, stride=1,
                      progress=False)
     assert s.windows == {"train": 4, "val": 4, "test": 4}
     d = np.load(tmp_path / "o2" / "train" / "depth.npy")[:, :, 0, 0]
@@ -218,8 +212,8 @@ def test_missing_modality_folder_names_it(tmp_path):
     assert e.value.path.endswith("E01/S07/A02/mmwave")
     with pytest.raises(MMFiError, match=r"E01/S01/A01/rgb_img"):
         _convert(root, tmp_path / "out", image_source="rgb")
-    with pytest.raises(MMFiError, match=r"E01/S01/A01/infra1.*keypoints"):   # .npy, not images
-        _convert(root, tmp_path / "out", image_source="infra1")
+    with pytest.raises(MMFiError, match=r"E01/S01/A01/rgb.*keypoints"):   # the release's .npy, not images
+        _convert(root, tmp_path / "out", image_source="rgb", rgb_root=root)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

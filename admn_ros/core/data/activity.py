@@ -46,12 +46,6 @@ ACTIVITY_ARRAYS: dict[str, tuple[str, tuple[Any, ...], str]] = {
     "subject": ("int32", ("N",), "subject id (splits are disjoint by subject)"),
     "t": ("float32", ("N",), "start time of the window in its recording / performance, seconds"),
 }
-#: meta.json keys the writer owns (``extra_meta`` may not set them).
-RESERVED_META: frozenset[str] = frozenset({
-    "format", "format_version", "task", "source", "classes", "n_classes", "frames", "rate_hz", "sensor_node",
-    "nodes", "modalities", "stream_ids", "splits", "arrays", "model_input", "depth_max_m"})
-
-
 def frame_names(frames: int) -> tuple[str, ...]:
     """The pseudo-node names of a window's frames: ``("f0", ..., "f{F-1}")``."""
     return tuple(f"f{i}" for i in range(check_index("frames", frames, lo=1)))
@@ -115,45 +109,23 @@ class ActivityDataset(MemmapBatches):
                 f"classes={len(self.classes)})")
 
 
-def _stored(modality: str, arr: Any, frames: int, what: str) -> np.ndarray:
-    """Windows ``[n, F, ...]`` of sensor arrays or storage arrays -> storage form."""
+def _checked(stem: str, arr: Any, n: int, frames: int, what: str) -> np.ndarray:
+    """``arr`` if it holds ``n`` windows of ``frames`` storage frames of ``stem`` (ValueError otherwise)."""
     a = np.asarray(arr)
-    if modality == "rgb":
-        if a.ndim == 5 and a.shape[2:] == (3, M, M) and a.dtype == np.uint8:
-            out = a
-        elif a.ndim == 5 and a.shape[-1] == 3 and a.dtype == np.uint8:
-            out = np.stack([np.stack([to_storage("rgb", f) for f in w]) for w in a]) if len(a) else \
-                np.zeros((0, a.shape[1], 3, M, M), np.uint8)
-        else:
-            raise ValueError(f"{what}: rgb must be uint8 [F, H, W, 3] sensor frames or [F, 3, 64, 64] storage "
-                             f"(with a leading window axis for a batch), got {a.dtype} {a.shape}")
-    else:
-        if a.ndim != 4:
-            raise ValueError(f"{what}: {modality} must be [F, H, W] per window (with a leading window axis for "
-                             f"a batch), got {a.dtype} {a.shape}")
-        want = np.dtype(np.uint16) if modality == "depth" else np.dtype(np.float16)
-        if a.dtype == want and a.shape[2:] == (M, M):
-            out = a
-            if modality == "radar":
-                x = a.astype(np.float32)
-                if np.isnan(x).any():
-                    raise ValueError(f"{what}: radar contains NaN")
-                out = np.clip(x, 0.0, 1.0).astype(np.float16)
-        else:
-            try:
-                out = np.stack([np.stack([to_storage(modality, f) for f in w]) for w in a]) if len(a) else \
-                    np.zeros((0, a.shape[1], M, M), want)
-            except ValueError as e:
-                raise ValueError(f"{what}: {e}") from None
-    if out.shape[1] != frames:
-        raise ValueError(f"{what}: {modality} windows have {out.shape[1]} frames, the dataset {frames}")
-    return np.ascontiguousarray(out)
+    dtype = np.dtype(ACTIVITY_ARRAYS[stem][0])
+    if a.dtype != dtype or a.shape[2:] != array_shape(stem, n, frames)[2:]:
+        raise ValueError(f"{what}: {stem} must be {dtype} [N, F, {', '.join(map(str, array_shape(stem, 0, 0)[2:]))}] "
+                         f"storage windows (preprocess.to_storage), got {a.dtype} {a.shape}")
+    if a.shape[:2] != (n, frames):
+        raise ValueError(f"{what}: {stem} holds {a.shape[0]} windows of {a.shape[1]} frames, "
+                         f"the labels {n} and the dataset {frames}")
+    return np.ascontiguousarray(a)
 
 
 class ActivityWriter:
-    """Create an activity dataset from windows (sensor frames or storage arrays) added per split;
-    :meth:`close` writes ``meta.json`` last, :meth:`abort` (or an exception in a ``with`` block)
-    removes all. ``sizes`` (windows per split) preallocates (docs/DATASET.md)."""
+    """Create an activity dataset from windows of storage arrays added per split; :meth:`close`
+    writes ``meta.json`` last, :meth:`abort` (or an exception in a ``with`` block) removes all.
+    ``sizes`` (windows per split) preallocates (docs/DATASET.md)."""
 
     def __init__(self, root: str | Path, classes: Sequence[str], frames: int, rate_hz: float, source: str,
                  extra_meta: Mapping[str, Any] | None = None, overwrite: bool = False, *,
@@ -166,16 +138,10 @@ class ActivityWriter:
         if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
             raise ValueError(f"rate_hz must be > 0, got {rate_hz!r}")
         self.rate_hz = float(rate_hz)
-        if not isinstance(source, str) or not source:
-            raise ValueError(f"source must be a non-empty string, got {source!r}")
         self.source = source
         self.seed = seed
         self.extra_meta: dict[str, Any] = {}
         self.update_meta(extra_meta or {})
-        if sizes is not None:
-            bad = [k for k in sizes if k not in SPLITS]
-            if bad:
-                raise ValueError(f"sizes: unknown split(s) {bad}; known: {list(SPLITS)}")
         existed = self.root.exists()
         clear_dataset(self.root, overwrite)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -189,8 +155,6 @@ class ActivityWriter:
         self._parts: dict[str, dict[str, Any]] = {}
         if self._sizes is not None:
             for s, n in self._sizes.items():
-                if n < 0:
-                    raise ValueError(f"sizes[{s!r}] must be >= 0, got {n}")
                 if n:
                     (self.root / s).mkdir(parents=True, exist_ok=True)
                     self._mm[s] = {stem: np.lib.format.open_memmap(
@@ -199,28 +163,22 @@ class ActivityWriter:
 
     def update_meta(self, extra: Mapping[str, Any]) -> None:
         """Add entries to ``meta.json`` (written by :meth:`close`)."""
-        bad = sorted(set(extra) & RESERVED_META)
-        if bad:
-            raise ValueError(f"extra_meta may not set {bad} (the writer owns them)")
         self.extra_meta.update(extra)
 
     def add(self, split: str, rgb: Any, depth: Any, radar: Any, label: Any, subject: Any, t: Any) -> int:
-        """Append one window (scalar ``label``) or a batch to ``split``; returns how many.
-        ValueError for bad shapes, labels, subjects or times, or more windows than ``sizes``."""
+        """Append windows ``[N, F, ...]`` (``preprocess.to_storage`` frames) with ``N`` labels,
+        subjects and times to ``split``; returns ``N``. ValueError for bad shapes, labels, subjects
+        or times, or more windows than ``sizes``."""
         if self._closed:
             raise ValueError(f"{self.root}: writer is closed")
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; known: {list(SPLITS)}")
-        single = np.ndim(label) == 0
-        lab = np.atleast_1d(np.asarray(label))
+        lab = np.asarray(label)
         n = len(lab)
         what = f"{self.root} split {split!r}"
-        if single:
-            rgb, depth, radar = np.asarray(rgb)[None], np.asarray(depth)[None], np.asarray(radar)[None]
         if not np.issubdtype(lab.dtype, np.integer) or (n and (lab.min() < 0 or lab.max() >= len(self.classes))):
             raise ValueError(f"{what}: labels must be integers in [0, {len(self.classes)}), got {lab.tolist()[:8]}")
-        sub = np.broadcast_to(np.asarray(subject), (n,)) if np.ndim(subject) == 0 else np.asarray(subject)
-        tt = np.broadcast_to(np.asarray(t, np.float64), (n,)) if np.ndim(t) == 0 else np.asarray(t, np.float64)
+        sub, tt = np.asarray(subject), np.asarray(t, np.float64)
         if sub.shape != (n,) or tt.shape != (n,):
             raise ValueError(f"{what}: label, subject and t must have the same length ({n}), "
                              f"got {sub.shape} and {tt.shape}")
@@ -228,14 +186,9 @@ class ActivityWriter:
             raise ValueError(f"{what}: subject ids must be non-negative int32 integers, got {sub.tolist()[:8]}")
         if not np.isfinite(tt).all():
             raise ValueError(f"{what}: window times must be finite")
-        arrays = {
-            "rgb": _stored("rgb", rgb, self.frames, what), "depth": _stored("depth", depth, self.frames, what),
-            "radar": _stored("radar", radar, self.frames, what),
-            "label": lab.astype(np.int64), "subject": sub.astype(np.int32), "t": tt.astype(np.float32),
-        }
-        for stem in ("rgb", "depth", "radar"):
-            if len(arrays[stem]) != n:
-                raise ValueError(f"{what}: {stem} holds {len(arrays[stem])} windows, label {n}")
+        arrays = {stem: _checked(stem, a, n, self.frames, what)
+                  for stem, a in (("rgb", rgb), ("depth", depth), ("radar", radar))}
+        arrays.update(label=lab.astype(np.int64), subject=sub.astype(np.int32), t=tt.astype(np.float32))
         if n == 0:
             return 0
         i0 = self._n[split]
@@ -294,7 +247,7 @@ class ActivityWriter:
             "arrays": {stem: {"dtype": dt, "shape": list(shape), "doc": doc}
                        for stem, (dt, shape, doc) in ACTIVITY_ARRAYS.items()},
         }
-        meta.update({k: v for k, v in self.extra_meta.items() if not (k == "seed" and self.seed is not None)})
+        meta.update(self.extra_meta)
         return meta
 
     def close(self) -> dict[str, Any]:

@@ -8,14 +8,13 @@ import argparse
 import json
 import math
 import os
-import re
 import shutil
 import time
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -47,6 +46,7 @@ RADAR_SOURCES: dict[str, tuple[str, str]] = {
 MOCAP_FILE: str = "mocap.hdf5"
 MOCAP_KEY: str = "mocap"
 MODALITIES: tuple[str, ...] = ("rgb", "depth", "radar")
+NODES: tuple[str, ...] = ("node1", "node2", "node3")
 #: Frame period of the authors' alignment (``pd.date_range(..., freq='66ms')``), ms.
 FRAME_MS: int = 66
 #: Radar transform per source: ``db`` = 20 log10(magnitude) (azimuth_static is |FFT|),
@@ -54,6 +54,8 @@ FRAME_MS: int = 66
 RADAR_TRANSFORMS: dict[str, str] = {"azimuth": "db", "range_doppler": "identity"}
 #: Percentiles of the calibration values mapped to 0 and 1.
 RADAR_PERCENTILES: tuple[float, float] = (1.0, 99.9)
+#: Kept training samples (evenly spaced) whose radar frames give the percentiles.
+RADAR_CALIBRATION_FRAMES: int = 200
 _AXES = {"x": 0, "y": 1, "z": 2}
 _DB_FLOOR = 1e-6
 
@@ -162,19 +164,11 @@ class _Plan:
     dropped: Counter = field(default_factory=Counter)
     missing_per_stream: Counter = field(default_factory=Counter)
     inexact: Counter = field(default_factory=Counter)
-    metadata_json: dict[str, Any] | None = None
-
-
-def _node_number(node: str) -> int:
-    m = re.fullmatch(r"node_?(\d+)", node)
-    if not m:
-        raise ValueError(f"node name {node!r} must look like 'node1' (GDTM nodes are numbered)")
-    return int(m.group(1))
 
 
 def _node_spellings(node: str) -> list[str]:
-    k = _node_number(node)
-    return [f"node_{k}", f"node{k}"]
+    """``node_<k>`` (the authors' scripts) and ``node<k>`` (the GDTM-tracking README) of ``node<k>``."""
+    return [node.replace("node", "node_"), node]
 
 
 def _resolve_splits(src: Path, splits: Sequence[str] | Mapping[str, str]) -> dict[str, Path]:
@@ -222,13 +216,10 @@ def _parse_stamp(path: Path, name: str) -> int:
                                      "not a GDTM preprocessed file?") from None
 
 
-def _index_node_file(path: Path, node: str, keys: Sequence[str]) -> tuple[str, dict[str, np.ndarray]]:
-    """One pass over a node file: its node group name and, per dataset key, the sorted stamps holding it."""
+def _index_node_file(path: Path, group: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """One pass over a node file: per dataset key, the sorted stamps whose ``group`` holds it."""
     h5py = _h5py()
-    spell = _node_spellings(node)
     found: dict[str, list[int]] = {k: [] for k in keys}
-    groups_seen: set[str] = set()
-    sample_content: dict[str, list[str]] = {}
     n_groups = 0
     name = ""
     with _open_h5(path) as f:
@@ -239,14 +230,8 @@ def _index_node_file(path: Path, node: str, keys: Sequence[str]) -> tuple[str, d
                 if not isinstance(g, h5py.Group):
                     raise _err(path, f"/{name}", "expected a timestamp group, found a dataset")
                 n_groups += 1
-                if len(sample_content) < 3:
-                    sample_content[name] = sorted(g.keys())
-                cand = next((c for c in spell if g.get(c) is not None), None)
-                if cand is None:
-                    continue
-                groups_seen.add(cand)
-                sub = g[cand]
-                for k in keys:
+                sub = g.get(group)
+                for k in keys if sub is not None else ():
                     if k in sub:
                         found[k].append(stamp)
         except GDTMError:
@@ -255,17 +240,11 @@ def _index_node_file(path: Path, node: str, keys: Sequence[str]) -> tuple[str, d
             raise _err(path, f"/{name}", f"cannot read the file's structure ({exc})") from None
     if n_groups == 0:
         raise _err(path, None, "has no timestamp groups (empty file)")
-    if not groups_seen:
-        raise _err(path, None, f"no timestamp group holds a {spell[0]} (or {spell[1]}) group for {node}; "
-                               f"groups look like {sample_content} (a file of another node?)")
-    if len(groups_seen) > 1:
-        raise _err(path, None, f"mixes node group spellings {sorted(groups_seen)}")
-    group = groups_seen.pop()
     for k in keys:
         if not found[k]:
             raise _err(path, None, f"no dataset {group}/{k} in any of its {n_groups} timestamp groups "
-                                   f"(modality missing); groups look like {sample_content}")
-    return group, {k: np.array(sorted(v), dtype=np.int64) for k, v in found.items()}
+                                   "(modality missing, or a file of another node)")
+    return {k: np.array(sorted(v), dtype=np.int64) for k, v in found.items()}
 
 
 def _nearest(stamps: np.ndarray, query: np.ndarray, tol_ms: float) -> tuple[np.ndarray, np.ndarray]:
@@ -347,49 +326,13 @@ def _pose_key(poses: Mapping[str, Mapping[str, list[float]]]) -> str:
                       sort_keys=True)
 
 
-def _read_metadata_json(*dirs: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The raw session ``metadata.json`` (nodeN: x, y, z, rot) if one lies in ``dirs``."""
-    for d in dirs:
-        p = d / "metadata.json"
-        if p.is_file():
-            try:
-                data = json.loads(p.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise _err(p, None, f"invalid JSON ({exc})") from None
-            if not isinstance(data, dict):
-                raise _err(p, None, "expected a JSON object")
-            return p, data
-    return None
-
-
-def _metadata_poses(path: Path, data: Mapping[str, Any], nodes: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for n in nodes:
-        m = data.get(n)
-        if not isinstance(m, Mapping):
-            continue
-        try:
-            out[n] = {"T": [float(m["x"]), float(m["y"]), float(m["z"])], "R": [float(v) for v in m["rot"]]}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _err(path, n, f"node pose needs x, y, z and rot (9 values): {exc}") from None
-    return out
-
-
-def _as_bytes_array(raw: Any, path: Path, key: str) -> np.ndarray:
-    if isinstance(raw, (bytes, np.bytes_)):
-        return np.frombuffer(bytes(raw), dtype=np.uint8)
-    a = np.asarray(raw)
-    if a.dtype == np.uint8:
-        return a.reshape(-1)
-    if a.dtype.kind in "SV":
-        return np.frombuffer(a.tobytes(), dtype=np.uint8)
-    raise _err(path, key, f"expected JPEG bytes (uint8), got {a.dtype} {a.shape}")
-
-
 def _decode_jpeg(raw: Any, path: Path, key: str, gray: bool = False) -> np.ndarray:
     import cv2
 
-    buf = _as_bytes_array(raw, path, key)
+    buf = np.asarray(raw)
+    if buf.dtype != np.uint8:
+        raise _err(path, key, f"expected JPEG bytes (uint8), got {buf.dtype} {buf.shape}")
+    buf = buf.reshape(-1)
     img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR) if buf.size else None
     if img is None:
         raise _err(path, key, f"cannot decode the JPEG image ({buf.size} bytes)")
@@ -435,23 +378,24 @@ def _convert(st: _Stream, raw: Any, key: str, depth_src: str, radar: RadarNorm |
     return to_storage("radar", radar.apply(_radar_frame(raw, st.path, key), MODEL_INPUT))
 
 
-def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], sources: Mapping[str, tuple[str, str]],
-                tol_ms: float, radar_tol_ms: float, car_id: int | None, axes: tuple[int, int], limit: int,
-                on_corrupt: str, pose_table: list[str], pose_values: list[dict[str, Any]]) -> _Plan:
+def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, str]], tol_ms: float,
+                radar_tol_ms: float, car_id: int | None, axes: tuple[int, int], limit: int, on_corrupt: str,
+                pose_table: list[str], pose_values: list[dict[str, Any]]) -> _Plan:
     """Index the split's files and align every stream to the mocap timestamps."""
     mocap_path = split_dir / MOCAP_FILE
     if not mocap_path.is_file():
         have = sorted(p.name for p in split_dir.iterdir())
         raise FileNotFoundError(f"GDTM file not found: {mocap_path} ({split_dir} contains {have})")
     need: dict[tuple[str, str], dict[str, None]] = {}  # (node, file) -> dataset keys, one pass per file
-    for node in nodes:
+    for node in NODES:
         for modality in MODALITIES:
             need.setdefault((node, sources[modality][0]), {})[sources[modality][1]] = None
-    index: dict[tuple[str, str], tuple[Path, str, dict[str, np.ndarray]]] = {}
+    index: dict[tuple[str, str], tuple[Path, dict[str, np.ndarray]]] = {}
     for (node, fname), keys in need.items():
         p = _node_file(split_dir, node, fname)
-        index[(node, fname)] = (p, *_index_node_file(p, node, list(keys)))
-    streams = [_Stream(node, m, *index[(node, sources[m][0])][:2], sources[m][1]) for node in nodes for m in MODALITIES]
+        index[(node, fname)] = (p, _index_node_file(p, _node_spellings(node)[0], list(keys)))
+    streams = [_Stream(node, m, index[(node, sources[m][0])][0], _node_spellings(node)[0], sources[m][1])
+               for node in NODES for m in MODALITIES]
 
     dropped: Counter = Counter()
     stamps: list[int] = []
@@ -491,7 +435,7 @@ def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], so
                 dropped[reason] += 1
                 continue
             if poses:
-                pk = _pose_key({n: poses[n] for n in nodes if n in poses} or poses)
+                pk = _pose_key({n: poses[n] for n in NODES if n in poses} or poses)
                 if pk not in pose_table:
                     pose_table.append(pk)
                     pose_values.append({n: {"T": poses[n]["T"],
@@ -508,7 +452,7 @@ def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], so
     inexact: Counter = Counter()
     first_missing: list[str] = [""] * len(st_arr)
     for s in streams:
-        _, _, idx = index[(s.node, s.path.name)]
+        _, idx = index[(s.node, s.path.name)]
         tol = radar_tol_ms if s.modality == "radar" else tol_ms
         m, ok = _nearest(idx[s.key], st_arr, tol) if len(st_arr) else (st_arr, keep)
         match[s.sid] = m
@@ -518,16 +462,11 @@ def _plan_split(split: str, split_dir: Path, src: Path, nodes: Sequence[str], so
             first_missing[i] = f"missing:{s.sid}"
         keep &= ok
     dropped.update(r for r in first_missing if r)
-    meta_json = _read_metadata_json(split_dir, src)
-    plan = _Plan(split=split, src_dir=split_dir, mocap_path=mocap_path, n_mocap=n_mocap, stamps=st_arr[keep],
+    return _Plan(split=split, src_dir=split_dir, mocap_path=mocap_path, n_mocap=n_mocap, stamps=st_arr[keep],
                  gt=np.array(gts, dtype=np.float32).reshape(-1, 2)[keep],
                  pose_ids=np.array(pose_ids, dtype=np.int32)[keep], streams=streams,
                  match={k: v[keep] for k, v in match.items()}, dropped=dropped,
                  missing_per_stream=missing, inexact=inexact)
-    if meta_json is not None:
-        p, data = meta_json
-        plan.metadata_json = {"path": str(p), "node_poses": _metadata_poses(p, data, nodes)}
-    return plan
 
 
 def _empty_split_error(plan: _Plan, extra: Counter | None = None) -> GDTMError:
@@ -536,11 +475,11 @@ def _empty_split_error(plan: _Plan, extra: Counter | None = None) -> GDTMError:
                      f"{plan.mocap_path}, all dropped ({d})", plan.mocap_path)
 
 
-def _calibrate_radar(plan: _Plan, kind: str, frames: int, on_corrupt: str) -> tuple[RadarNorm, int]:
-    """lo / hi percentiles of the transformed radar values over up to ``frames`` kept samples."""
+def _calibrate_radar(plan: _Plan, kind: str, on_corrupt: str) -> tuple[RadarNorm, int]:
+    """lo / hi percentiles of the transformed radar values of the split's kept samples."""
     radar_streams = [s for s in plan.streams if s.modality == "radar"]
     n = len(plan.stamps)
-    picks = np.unique(np.linspace(0, n - 1, num=min(n, max(1, frames))).round().astype(int)) if n else []
+    picks = np.unique(np.linspace(0, n - 1, num=min(n, RADAR_CALIBRATION_FRAMES)).round().astype(int))
     probe = RadarNorm(kind, 0.0, 1.0)
     vals: list[np.ndarray] = []
     used = 0
@@ -594,13 +533,13 @@ def _truncate_npy(path: Path, n: int) -> None:
     os.replace(tmp, path)
 
 
-def _write_split(plan: _Plan, out_dir: Path, nodes: Sequence[str], depth_src: str, radar: RadarNorm,
+def _write_split(plan: _Plan, out_dir: Path, depth_src: str, radar: RadarNorm,
                  on_corrupt: str, progress: bool) -> tuple[int, Counter, list[str], np.ndarray]:
     """Decode and store the split's samples; returns (n written, corrupt drops, examples, kept row mask)."""
     n = len(plan.stamps)
     out_dir.mkdir(parents=True, exist_ok=True)
     big = {stem: np.lib.format.open_memmap(out_dir / f"{stem}.npy", mode="w+", dtype=ARRAYS[stem][0],
-                                           shape=array_shape(stem, n, len(nodes))) for stem in MODALITIES}
+                                           shape=array_shape(stem, n, len(NODES))) for stem in MODALITIES}
     corrupt: Counter = Counter()
     examples: list[str] = []
     kept = np.zeros(n, dtype=bool)
@@ -643,20 +582,17 @@ def _write_split(plan: _Plan, out_dir: Path, nodes: Sequence[str], depth_src: st
 
 def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                  splits: Sequence[str] | Mapping[str, str] = SPLITS,
-                 nodes: Sequence[str] = ("node1", "node2", "node3"),
                  radar: str = "azimuth", rgb: str = "zed", depth: str = "zed",
-                 radar_range: tuple[float, float] | None = None, radar_calibration_frames: int = 200,
+                 radar_range: tuple[float, float] | None = None,
                  tolerance_ms: float = FRAME_MS / 2, radar_tolerance_ms: float = 250.0,
                  car_id: int | None = None, gt_axes: tuple[str, str] = ("x", "z"),
                  episode_gap_ms: float = 1000.0, limit: int = 0, on_corrupt: str = "raise",
-                 overwrite: bool = False, progress: bool = True,
-                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Convert a preprocessed GDTM copy into ``out_dir``; returns the summary (also
     ``meta.json["conversion"]``). The options are the CLI's (docs/GDTM.md); ``splits`` may map our
     split names to GDTM directories relative to ``src_root`` (``"."`` = itself). Raises
     FileNotFoundError, GDTMError, FileExistsError or ValueError, naming what is wrong."""
     t0 = time.perf_counter()
-    say = log if log is not None else (print if progress else (lambda _m: None))
     src, out = Path(src_root), Path(out_dir)
     for name, v, known in (("radar", radar, RADAR_SOURCES), ("rgb", rgb, RGB_SOURCES), ("depth", depth, DEPTH_SOURCES)):
         if v not in known:
@@ -669,10 +605,6 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
         raise ValueError("tolerances must be >= 0")
     if radar_range is not None and not (len(radar_range) == 2 and float(radar_range[1]) > float(radar_range[0])):
         raise ValueError(f"radar_range must be (lo, hi) with hi > lo, got {radar_range!r}")
-    nodes = list(nodes)
-    streams_set = StreamSet(tuple(nodes), MODALITIES)  # validates the node names
-    for n in nodes:
-        _node_number(n)
     if not src.is_dir():
         raise FileNotFoundError(f"GDTM source directory not found: {src}")
     split_dirs = _resolve_splits(src, splits)
@@ -687,7 +619,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     pose_values: list[dict[str, Any]] = []
     plans: dict[str, _Plan] = {}
     for name, d in split_dirs.items():
-        plan = _plan_split(name, d, src, nodes, sources, tolerance_ms, radar_tolerance_ms, car_id, axes, limit,
+        plan = _plan_split(name, d, sources, tolerance_ms, radar_tolerance_ms, car_id, axes, limit,
                            on_corrupt, pose_table, pose_values)
         if len(plan.stamps) == 0:
             raise _empty_split_error(plan)
@@ -698,7 +630,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
         calib = {"from": "radar_range argument"}
     else:
         cal_split = "train" if "train" in plans else next(iter(plans))
-        norm, used = _calibrate_radar(plans[cal_split], radar, radar_calibration_frames, on_corrupt)
+        norm, used = _calibrate_radar(plans[cal_split], radar, on_corrupt)
         calib = {"from": f"split {cal_split}", "frames": used, "percentiles": list(RADAR_PERCENTILES)}
 
     clear_dataset(out, overwrite)
@@ -710,7 +642,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     try:  # a failed conversion leaves no half-written split behind
         for name, plan in plans.items():
             ts = time.perf_counter()
-            w, corrupt, examples, kept = _write_split(plan, out / name, nodes, depth, norm, on_corrupt, progress)
+            w, corrupt, examples, kept = _write_split(plan, out / name, depth, norm, on_corrupt, progress)
             if w == 0:
                 shutil.rmtree(out / name, ignore_errors=True)
                 raise _empty_split_error(plan, corrupt)
@@ -720,7 +652,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
             ep_ids, ep_frames = np.unique(ep, return_counts=True)
             next_episode = int(ep.max()) + 1
             for stem, a in {"gt": gt.astype(np.float32), "episode": ep, "t": t, "stamp_ms": stamps.astype(np.int64),
-                            "visibility": np.full((w, len(nodes)), np.nan, dtype=np.float16)}.items():
+                            "visibility": np.full((w, len(NODES)), np.nan, dtype=np.float16)}.items():
                 np.save(out / name / f"{stem}.npy", a)
             all_gt.append(gt)
             dropped = dict(plan.dropped + corrupt)
@@ -735,7 +667,6 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
                 "inexact_matches": {k: v for k, v in plan.inexact.items() if v},
                 "corrupt_examples": examples, "episodes": len(ep_ids),
                 "seconds": round(time.perf_counter() - ts, 3),
-                "metadata_json": plan.metadata_json,
             }
             assert w + summary_splits[name]["n_dropped"] == plan.n_mocap
     except BaseException:
@@ -779,8 +710,8 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
         "description": "GDTM (nesl/GDTM) preprocessed HDF5 converted by admn_ros.core.data.gdtm: streams aligned "
                        "to the mocap timestamps, images/depth subsampled with preprocess.to_storage, radar "
                        "normalised to [0, 1]. Splits are the GDTM split directories.",
-        "stream_ids": streams_set.ids,
-        "nodes": nodes,
+        "stream_ids": StreamSet(NODES, MODALITIES).ids,
+        "nodes": list(NODES),
         "modalities": list(MODALITIES),
         "model_input": MODEL_INPUT,
         "depth_max_m": DEPTH_MAX_M,
@@ -807,12 +738,12 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
         "conversion": summary,
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    if progress or log is not None:
-        say(f"[gdtm] {n_total} samples from {src} -> {out} in {elapsed:.1f} s")
+    if progress:
+        print(f"[gdtm] {n_total} samples from {src} -> {out} in {elapsed:.1f} s")
         for name, s in summary_splits.items():
-            say(f"[gdtm] {name}: {s['n_samples']} of {s['mocap_frames']} mocap frames, {s['episodes']} episode(s); "
+            print(f"[gdtm] {name}: {s['n_samples']} of {s['mocap_frames']} mocap frames, {s['episodes']} episode(s); "
                 f"dropped {s['n_dropped']}" + (f" {s['dropped']}" if s["dropped"] else ""))
-        say(f"[gdtm] radar {radar}: [{norm.lo:.4g}, {norm.hi:.4g}] ({norm.transform}) -> [0, 1]")
+        print(f"[gdtm] radar {radar}: [{norm.lo:.4g}, {norm.hi:.4g}] ({norm.transform}) -> [0, 1]")
     return summary
 
 
@@ -832,7 +763,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--splits", nargs="+", default=list(SPLITS), metavar="SPLIT[=DIR]",
                    help="our splits to convert, optionally from another GDTM directory "
                         "(e.g. train=chunk_0 val=chunk_1 test=chunk_2; '.' = --src itself)")
-    p.add_argument("--nodes", nargs="+", default=["node1", "node2", "node3"], help="nodes in output order")
     p.add_argument("--radar", choices=sorted(RADAR_SOURCES), default="azimuth",
                    help="radar source: azimuth_static or range_doppler (default azimuth)")
     p.add_argument("--rgb", choices=sorted(RGB_SOURCES), default="zed", help="camera (default zed)")
@@ -853,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     a = p.parse_args(argv)
     return cli_exit_code(lambda: convert_gdtm(
-        a.src, a.out, splits=_parse_splits(a.splits), nodes=a.nodes, radar=a.radar, rgb=a.rgb, depth=a.depth,
+        a.src, a.out, splits=_parse_splits(a.splits), radar=a.radar, rgb=a.rgb, depth=a.depth,
         radar_range=tuple(a.radar_range) if a.radar_range else None, tolerance_ms=a.tolerance_ms,
         radar_tolerance_ms=a.radar_tolerance_ms, car_id=a.car_id, gt_axes=tuple(a.gt_axes),
         episode_gap_ms=a.episode_gap_ms, limit=a.limit, on_corrupt=a.on_corrupt, overwrite=a.overwrite,

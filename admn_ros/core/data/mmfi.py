@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -44,9 +44,8 @@ ALL_SUBJECTS: tuple[str, ...] = tuple(f"S{i:02d}" for i in range(1, 41))
 SUBJECT_ENV: dict[str, str] = {s: ENVIRONMENTS[(int(s[1:]) - 1) // 10] for s in ALL_SUBJECTS}
 #: Validation (= test) subjects of the toolbox's ``cross_subject_split`` (config.yaml).
 CROSS_SUBJECT_TEST: tuple[str, ...] = ("S05", "S10", "S15", "S20", "S25", "S30", "S35", "S40")
-#: ``random_split`` defaults of config.yaml.
-RANDOM_SPLIT_SEED: int = 0
-RANDOM_SPLIT_RATIO: float = 0.8
+#: ``random_split`` of config.yaml: seed 0, the first 80 % of each action's permutation train.
+RANDOM_SPLIT_TRAIN: int = 32
 #: The ADMN authors' MM-Fi subjects (nesl/ADMN ``MMFI_Noise/PickleDataset.py``): test and val; the rest train.
 ADMN_TEST_SUBJECTS: tuple[str, ...] = ("S08", "S09", "S10", "S18", "S19", "S20", "S28", "S29", "S30", "S38", "S39",
                                        "S40")
@@ -64,12 +63,10 @@ RANDOM_VAL_PER_ACTION: int = 4
 DEFAULT_RATE_HZ: float = 10.0
 #: mmWave .bin: the toolbox reads ``np.frombuffer(raw, dtype=np.float64).reshape(-1, 5)``.
 MMWAVE_FEATURES: int = 5
-MMWAVE_DTYPES: dict[str, np.dtype] = {"float64": np.dtype("<f8"), "float32": np.dtype("<f4")}
 #: Our simulator's range-Doppler axes: rows range [0, RANGE_MAX_M), columns Doppler [-DOPPLER_MAX, +DOPPLER_MAX).
 RADAR_RANGE_MAX_M: float = 6.0
 RADAR_DOPPLER_MAX_MPS: float = 3.0
-RADAR_WEIGHTS: tuple[str, ...] = ("intensity", "count")
-IMAGE_SOURCES: tuple[str, ...] = ("auto", "rgb", "infra1", "infra2", "keypoints")
+IMAGE_SOURCES: tuple[str, ...] = ("auto", "rgb", "keypoints")
 #: Folder (inside a sequence folder) holding the anonymised RGB images, as HoloLLM (NTUMARS) arranges them.
 RGB_IMAGE_DIR: str = "rgb_img"
 #: Default canvas of the 2-D keypoints (pixels; an assumption, see docs/MMFI.md).
@@ -103,8 +100,7 @@ def _err(path: str | Path, msg: str) -> MMFiError:
 
 
 def split_subjects(split: str = "admn", actions: Sequence[str] | str = "protocol3", *,
-                   val_subjects: Sequence[str] | None = None, seed: int = RANDOM_SPLIT_SEED,
-                   ratio: float = RANDOM_SPLIT_RATIO) -> dict[str, dict[str, list[str]]]:
+                   val_subjects: Sequence[str] | None = None) -> dict[str, dict[str, list[str]]]:
     """``{split: {subject: [actions]}}`` (empty splits omitted): ``test`` is the toolbox's validation
     set of that split (``admn``: the paper's test subjects), ``val`` comes out of its training set
     (``val_subjects``, default :data:`DEFAULT_VAL_SUBJECTS`; ``()`` = none). docs/MMFI.md, 3.3."""
@@ -118,18 +114,11 @@ def split_subjects(split: str = "admn", actions: Sequence[str] | str = "protocol
 
     if split == "random":
         order = PROTOCOLS[proto] if proto else ALL_ACTIONS
-        n_train = int(np.floor(ratio * len(ALL_SUBJECTS)))
-        if not 0 < n_train < len(ALL_SUBJECTS):
-            raise ValueError(f"ratio {ratio} leaves no training or no test subjects")
         vals = None if val_subjects is None else set(_check_subjects(val_subjects))
         for act in acts:
-            perm = np.random.RandomState(seed + order.index(act)).permutation(len(ALL_SUBJECTS))
-            train_idx, test_idx = perm[:n_train], perm[n_train:]
-            if vals is None:
-                k = min(RANDOM_VAL_PER_ACTION, n_train - 1)
-                val_set = {ALL_SUBJECTS[j] for j in train_idx[n_train - k:]} if k > 0 else set()
-            else:
-                val_set = vals
+            perm = np.random.RandomState(order.index(act)).permutation(len(ALL_SUBJECTS))
+            train_idx, test_idx = perm[:RANDOM_SPLIT_TRAIN], perm[RANDOM_SPLIT_TRAIN:]
+            val_set = {ALL_SUBJECTS[j] for j in train_idx[-RANDOM_VAL_PER_ACTION:]} if vals is None else vals
             for j in train_idx:
                 put("val" if ALL_SUBJECTS[j] in val_set else "train", ALL_SUBJECTS[j], act)
             for j in test_idx:
@@ -166,7 +155,7 @@ def _resolve_actions(actions: Sequence[str] | str | None) -> tuple[list[str], st
     if isinstance(actions, str):
         if actions in PROTOCOLS:
             return list(PROTOCOLS[actions]), actions
-        actions = [a for a in re.split(r"[,\s]+", actions) if a]
+        actions = [actions]
     acts = [str(a).upper() for a in actions]
     bad = [a for a in acts if a not in MMFI_ACTIONS]
     if bad or not acts:
@@ -193,16 +182,15 @@ def read_depth_png(path: str | Path) -> np.ndarray:
     return img
 
 
-def read_mmwave_bin(path: str | Path, dtype: str = "float64") -> np.ndarray:
+def read_mmwave_bin(path: str | Path) -> np.ndarray:
     """A radar frame as float64 ``(n_points, 5)``; an empty file is a frame with no points."""
-    dt = MMWAVE_DTYPES[dtype]
     p = Path(path)
     raw = p.read_bytes()
-    rec = MMWAVE_FEATURES * dt.itemsize
+    rec = MMWAVE_FEATURES * 8
     if len(raw) % rec:
-        raise _err(p, f"size {len(raw)} bytes is not a multiple of {rec} ({MMWAVE_FEATURES} {dtype} values per "
-                      f"point); corrupt, or written with another dtype (see --mmwave-dtype)")
-    pts = np.frombuffer(raw, dtype=dt).reshape(-1, MMWAVE_FEATURES).astype(np.float64)
+        raise _err(p, f"size {len(raw)} bytes is not a multiple of {rec} ({MMWAVE_FEATURES} float64 values per "
+                      "point); corrupt")
+    pts = np.frombuffer(raw, dtype="<f8").reshape(-1, MMWAVE_FEATURES).astype(np.float64)
     if not np.isfinite(pts).all():
         raise _err(p, f"{int((~np.isfinite(pts)).any(axis=1).sum())} of {len(pts)} points have non-finite values")
     return pts
@@ -215,33 +203,18 @@ def read_keypoints(path: str | Path) -> np.ndarray:
         a = np.load(p, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - numpy raises several types for broken files
         raise _err(p, f"not a readable .npy array ({type(exc).__name__}: {exc})") from None
-    a = np.asarray(a)
-    if a.ndim == 3 and a.shape[0] == 1:
-        a = a[0]
     if a.ndim != 2 or a.shape[1] < 2 or a.shape[0] == 0 or not np.issubdtype(a.dtype, np.number):
         raise _err(p, f"expected keypoints of shape (K, 2) or (K, 3), got {a.dtype} {a.shape}")
     return a[:, :2].astype(np.float64)
 
 
-def read_image(path: str | Path, grey: bool = False) -> np.ndarray:
-    """An image as rgb8 ``(H, W, 3)``; ``grey`` reads one channel and repeats it (infrared)."""
+def read_image(path: str | Path) -> np.ndarray:
+    """An image as rgb8 ``(H, W, 3)`` (grey repeated to 3 channels)."""
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise _err(path, "OpenCV cannot decode this image (corrupt or not an image)")
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    if img.dtype != np.uint8:
-        raise _err(path, f"expected an 8- or 16-bit image, got {img.dtype}")
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = img[:, :, :3]
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if grey and img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    if img.ndim == 2:
-        return np.repeat(img[:, :, None], 3, axis=2)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -270,31 +243,25 @@ def render_keypoints(kp: np.ndarray, canvas: tuple[float, float] = DEFAULT_KEYPO
     return img, outside
 
 
-def radar_histogram(points: np.ndarray, *, range_max_m: float = RADAR_RANGE_MAX_M,
-                    doppler_max_mps: float = RADAR_DOPPLER_MAX_MPS, weight: str = "intensity",
-                    size: int = MODEL_INPUT) -> tuple[np.ndarray, int]:
+def radar_histogram(points: np.ndarray, size: int = MODEL_INPUT) -> tuple[np.ndarray, int]:
     """A point cloud ``(n, 5)`` = (x, y, z, doppler, intensity) -> a range-Doppler histogram (row 0
-    nearest, column 0 = -doppler_max; weight ``max(intensity, 0)``, or counts if all are <= 0)
-    divided by its maximum, and the number of points outside it."""
-    if weight not in RADAR_WEIGHTS:
-        raise ValueError(f"weight must be one of {list(RADAR_WEIGHTS)}, got {weight!r}")
+    nearest, column 0 = -RADAR_DOPPLER_MAX_MPS; weight ``max(intensity, 0)``, or counts if all are
+    <= 0) divided by its maximum, and the number of points outside it."""
     h = np.zeros((size, size), np.float64)
     pts = np.asarray(points, np.float64).reshape(-1, MMWAVE_FEATURES)
     if len(pts) == 0:
         return h.astype(np.float32), 0
     r = np.sqrt((pts[:, :3] ** 2).sum(axis=1))
     v = pts[:, 3]
-    row = np.floor(r / range_max_m * size).astype(np.int64)
-    col = np.floor((v + doppler_max_mps) / (2.0 * doppler_max_mps) * size).astype(np.int64)
+    row = np.floor(r / RADAR_RANGE_MAX_M * size).astype(np.int64)
+    col = np.floor((v + RADAR_DOPPLER_MAX_MPS) / (2.0 * RADAR_DOPPLER_MAX_MPS) * size).astype(np.int64)
     inside = (row >= 0) & (row < size) & (col >= 0) & (col < size)
     n_out = int((~inside).sum())
     if not inside.any():
         return h.astype(np.float32), n_out
-    wts = np.ones(int(inside.sum()))
-    if weight == "intensity":
-        wi = np.maximum(pts[inside, 4], 0.0)
-        if wi.sum() > 0:
-            wts = wi
+    wts = np.maximum(pts[inside, 4], 0.0)
+    if not wts.sum() > 0:
+        wts = np.ones(int(inside.sum()))
     np.add.at(h, (row[inside], col[inside]), wts)
     m = h.max()
     if m > 0:
@@ -354,54 +321,26 @@ def scan_mmfi(root: str | Path, environments: Sequence[str] | None = None) -> li
 
 
 def _frame_files(d: Path, exts: Sequence[str]) -> dict[int, Path]:
-    """``{frame number: path}`` of ``frameNNN.<ext>`` files in ``d`` (first matching ext wins)."""
-    found: dict[int, tuple[int, Path]] = {}
-    for e in os.scandir(d):
-        m = _FRAME_RE.match(e.name)
-        if not m:
-            continue
-        ext = m.group(2).lower()
-        if ext not in exts:
-            continue
-        rank = exts.index(ext)
-        n = int(m.group(1))
-        if n not in found or rank < found[n][0]:
-            found[n] = (rank, Path(e.path))
-    return {n: p for n, (_, p) in sorted(found.items())}
+    """``{frame number: path}`` of ``frameNNN.<ext>`` files in ``d``."""
+    found: dict[int, Path] = {}
+    for name in sorted(os.listdir(d)):
+        m = _FRAME_RE.match(name)
+        if m and m.group(2).lower() in exts:
+            found.setdefault(int(m.group(1)), d / name)
+    return dict(sorted(found.items()))
 
 
-@dataclass(frozen=True)
-class _Source:
-    modality: str   # our slot: rgb / depth / radar
-    kind: str       # image / grey / keypoints / depth / mmwave
-    exts: tuple[str, ...]
-
-    def folder(self, seq: SequenceDir, image_dir: str, rgb_root: Path | None) -> Path:
-        if self.kind in ("depth", "mmwave"):
-            return seq.path / self.kind
-        if rgb_root is not None and self.kind == "image":
-            return _rgb_root_folder(rgb_root, seq)
-        return seq.path / image_dir
-
-
-def _rgb_root_folder(rgb_root: Path, seq: SequenceDir) -> Path:
-    """The anonymised-RGB folder of ``seq`` under ``rgb_root`` (``[MMFi_Defaced_RGB/]E/S/A/rgb`` or ``rgb_img``)."""
-    for base in (rgb_root, rgb_root / "MMFi_Defaced_RGB", rgb_root / "all_images" / "MMFi_Defaced_RGB"):
-        for leaf in ("rgb", RGB_IMAGE_DIR, ""):
-            d = base / seq.env / seq.subject / seq.action / leaf if leaf else base / seq.env / seq.subject / seq.action
-            if d.is_dir() and _frame_files(d, _IMAGE_EXTS):
-                return d
-    return rgb_root / seq.env / seq.subject / seq.action / "rgb"
-
-
-def _image_plan(image_source: str) -> tuple[_Source, str]:
-    if image_source == "rgb":
-        return _Source("rgb", "image", _IMAGE_EXTS), RGB_IMAGE_DIR
-    if image_source in ("infra1", "infra2"):
-        return _Source("rgb", "grey", _IMAGE_EXTS), image_source
+def _slot_folders(seq: SequenceDir, image_source: str, rgb_root: Path | None) -> dict[str, Path]:
+    """The folders our ``rgb``, ``depth`` and ``radar`` slots read in ``seq``."""
     if image_source == "keypoints":
-        return _Source("rgb", "keypoints", ("npy",)), "rgb"
-    raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
+        rgb = seq.path / "rgb"
+    elif rgb_root is None:
+        rgb = seq.path / RGB_IMAGE_DIR
+    else:  # the extracted anonymised-RGB download: [all_images/][MMFi_Defaced_RGB/]E/S/A/rgb
+        bases = (rgb_root, rgb_root / "MMFi_Defaced_RGB", rgb_root / "all_images" / "MMFi_Defaced_RGB")
+        rgb = next((d for d in (b / seq.env / seq.subject / seq.action / "rgb" for b in bases) if d.is_dir()),
+                   rgb_root / seq.env / seq.subject / seq.action / "rgb")
+    return {"rgb": rgb, "depth": seq.path / "depth", "radar": seq.path / "mmwave"}
 
 
 def _resolve_image_source(image_source: str, first: SequenceDir, rgb_root: Path | None) -> str:
@@ -476,12 +415,10 @@ class ConvertSummary:
 class _Decoder:
     """Decodes frames of one sequence into 64x64 storage arrays (cached)."""
 
-    def __init__(self, img: _Source, files: Mapping[str, Mapping[int, Path]], mmwave_dtype: str, radar_weight: str,
-                 keypoint_canvas: tuple[float, float], notes: Counter) -> None:
-        self.img = img
+    def __init__(self, keypoints: bool, files: Mapping[str, Mapping[int, Path]], keypoint_canvas: tuple[float, float],
+                 notes: Counter) -> None:
+        self.keypoints = keypoints
         self.files = files
-        self.mmwave_dtype = mmwave_dtype
-        self.radar_weight = radar_weight
         self.canvas = keypoint_canvas
         self.notes = notes
         self.cache: dict[tuple[str, int], np.ndarray] = {}
@@ -495,21 +432,21 @@ class _Decoder:
         if modality == "depth":
             out = to_storage("depth", read_depth_png(path))
         elif modality == "radar":
-            h, n_out = radar_histogram(read_mmwave_bin(path, self.mmwave_dtype), weight=self.radar_weight)
+            h, n_out = radar_histogram(read_mmwave_bin(path))
             self.notes["radar_points_outside_axes"] += n_out
             if not h.any():
                 self.notes["radar_empty_frames"] += 1
             out = to_storage("radar", h)
-        elif self.img.kind == "keypoints":
+        elif self.keypoints:
             img, n_out = render_keypoints(read_keypoints(path), self.canvas)
             self.notes["keypoints_outside_canvas"] += n_out
             out = to_storage("rgb", img)
         else:
             try:
-                out = to_storage("rgb", read_image(path, grey=self.img.kind == "grey"))
+                out = to_storage("rgb", read_image(path))
+            except MMFiError:
+                raise
             except ValueError as exc:
-                if isinstance(exc, MMFiError):
-                    raise
                 raise _err(path, str(exc)) from None
         self.cache[key] = out
         return out
@@ -520,15 +457,12 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                  environments: Sequence[str] | None = None, actions: Sequence[str] | str | None = None,
                  image_source: str = "auto", rgb_root: str | os.PathLike[str] | None = None,
                  keypoint_canvas: tuple[float, float] = DEFAULT_KEYPOINT_CANVAS,
-                 val_subjects: Sequence[str] | None = None, seed: int = RANDOM_SPLIT_SEED,
-                 mmwave_dtype: str = "float64", radar_weight: str = "intensity",
-                 rate_hz: float = DEFAULT_RATE_HZ, strict: bool = False, overwrite: bool = False,
-                 progress: bool = True, log: Callable[[str], None] | None = None) -> ConvertSummary:
+                 val_subjects: Sequence[str] | None = None, rate_hz: float = DEFAULT_RATE_HZ, strict: bool = False,
+                 overwrite: bool = False, progress: bool = True) -> ConvertSummary:
     """Convert an MM-Fi copy into an activity dataset in ``out``; the options are the CLI's
     (docs/MMFI.md). Raises FileNotFoundError, NotADirectoryError, MMFiError (naming the folder or
     file), FileExistsError or ValueError."""
     t0 = time.perf_counter()
-    say = log if log is not None else (print if progress else (lambda _m: None))
     root_p, out_p = Path(root), Path(out)
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
@@ -537,17 +471,14 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     stride = frames * frame_step if stride is None else int(stride)
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    for name, v, known in (("image_source", image_source, IMAGE_SOURCES), ("mmwave_dtype", mmwave_dtype, MMWAVE_DTYPES),
-                           ("radar_weight", radar_weight, RADAR_WEIGHTS)):
-        if v not in known:
-            raise ValueError(f"{name} must be one of {list(known)}, got {v!r}")
+    if image_source not in IMAGE_SOURCES:
+        raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
     if not rate_hz > 0:
         raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
     if len(keypoint_canvas) != 2 or min(keypoint_canvas) <= 0:
         raise ValueError(f"keypoint_canvas must be (W, H) > 0, got {keypoint_canvas!r}")
     acts, proto = _resolve_actions(actions)
-    form = split_subjects(split, actions if actions is not None else "protocol3", val_subjects=val_subjects,
-                          seed=seed)
+    form = split_subjects(split, actions if actions is not None else "protocol3", val_subjects=val_subjects)
     rgb_root_p = None if rgb_root is None else Path(rgb_root)
     if rgb_root_p is not None and not rgb_root_p.is_dir():
         raise FileNotFoundError(f"anonymised RGB root not found: {rgb_root_p}")
@@ -560,9 +491,6 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     if not seqs:
         raise _err(root_p, f"no sequence folders <env>/S../A.. under environments {envs_used}")
     by_key = {(s.subject, s.action): s for s in seqs}
-    for s in seqs:
-        if SUBJECT_ENV.get(s.subject) not in (None, s.env):
-            raise _err(s.path, f"subject {s.subject} belongs to {SUBJECT_ENV[s.subject]} in MM-Fi, not {s.env}")
     plan: dict[str, list[SequenceDir]] = {}
     absent = 0
     empty: list[str] = []
@@ -583,26 +511,24 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                            + " (choose another --split, --val-subjects, or convert a fuller copy)")
     chosen = [s for v in plan.values() for s in v]
     image_source = _resolve_image_source(image_source, chosen[0], rgb_root_p)
-    img_src, image_dir = _image_plan(image_source)
-    sources = {"rgb": img_src, "depth": _Source("depth", "depth", ("png",)),
-               "radar": _Source("radar", "mmwave", ("bin",))}
+    keypoints = image_source == "keypoints"
+    exts = {"rgb": ("npy",) if keypoints else _IMAGE_EXTS, "depth": ("png",), "radar": ("bin",)}
     files: dict[SequenceDir, dict[str, dict[int, Path]]] = {}
     for s in chosen:
         files[s] = {}
-        for mod, src in sources.items():
-            d = src.folder(s, image_dir, rgb_root_p)
+        for mod, d in _slot_folders(s, image_source, rgb_root_p).items():
             if not d.is_dir():
                 present = sorted(e.name for e in os.scandir(s.path) if e.is_dir())
                 what = f"{s.name}/{d.name}" if d.parent == s.path else str(d)
                 raise _err(d, f"modality folder missing for {s.name}: {what} ({mod} slot, image source "
                               f"{image_source}); folders present: {present}")
-            ff = _frame_files(d, src.exts)
+            ff = _frame_files(d, exts[mod])
             if not ff:
                 other = sorted({p.suffix for p in d.iterdir()})[:6]
                 hint = ""
-                if src.kind in ("image", "grey") and ".npy" in other:
+                if mod == "rgb" and not keypoints and ".npy" in other:
                     hint = "; it holds .npy keypoints (the public release): use image_source='keypoints'"
-                raise _err(d, f"no frameNNN.{'|'.join(src.exts)} files in {s.name}/{d.name} (suffixes found: "
+                raise _err(d, f"no frameNNN.{'|'.join(exts[mod])} files in {s.name}/{d.name} (suffixes found: "
                               f"{other}){hint}")
             files[s][mod] = ff
 
@@ -616,13 +542,12 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             "root": str(root_p), "split": split, "protocol": proto, "actions": classes,
             "class_descriptions": [MMFI_ACTIONS[a] for a in classes],
             "environments": envs_used, "image_source": image_source,
-            "image_folder": (str(rgb_root_p) if (rgb_root_p is not None and img_src.kind == "image") else image_dir),
-            "keypoint_canvas": list(keypoint_canvas) if img_src.kind == "keypoints" else None,
-            "mmwave_dtype": mmwave_dtype, "radar_weight": radar_weight,
+            "image_folder": "rgb" if keypoints else str(rgb_root_p) if rgb_root_p is not None else RGB_IMAGE_DIR,
+            "keypoint_canvas": list(keypoint_canvas) if keypoints else None,
             "radar_axes": {"rows": f"range sqrt(x^2+y^2+z^2) in [0, {RADAR_RANGE_MAX_M}) m, row 0 nearest",
                            "cols": f"doppler (4th value) in [-{RADAR_DOPPLER_MAX_MPS}, {RADAR_DOPPLER_MAX_MPS}) m/s, "
                                    "column 0 = most negative", "norm": "per-frame maximum -> 1"},
-            "stride": stride, "frame_step": frame_step, "seed": seed,
+            "stride": stride, "frame_step": frame_step,
             "split_subjects": {k: sorted(form.get(k, {})) for k in plan},
             "rate_hz_assumed": rate_hz,
         },
@@ -639,9 +564,8 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             seq_index[name] = []
             bar = progress_bar(progress, len(seq_list), "seq", f"mmfi {name}")
             for s in seq_list:
-                w, reasons = _convert_sequence(s, files[s], img_src, frames, frame_step, stride,
-                                               classes.index(s.action),
-                                               int(s.subject[1:]), rate_hz, name, writer, mmwave_dtype, radar_weight,
+                w, reasons = _convert_sequence(s, files[s], keypoints, frames, frame_step, stride,
+                                               classes.index(s.action), int(s.subject[1:]), rate_hz, name, writer,
                                                keypoint_canvas, strict, notes, summary.examples)
                 skipped.update(reasons)
                 if w:
@@ -664,9 +588,8 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
         summary.elapsed_s = round(time.perf_counter() - t0, 3)
         writer.update_meta({"conversion": summary.to_dict(), "mmfi_sequences": seq_index})
         writer.close()
-    if progress or log is not None:
-        for line in summary.lines():
-            say(line)
+    if progress:
+        print(summary)
     return summary
 
 
@@ -675,10 +598,9 @@ def _short(items: Sequence[str], n: int = 10) -> str:
     return ", ".join(items[:n]) + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
 
-def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], img_src: _Source, frames: int,
-                      frame_step: int, stride: int,
-                      label: int, subject: int, rate_hz: float, split: str, writer: Any, mmwave_dtype: str,
-                      radar_weight: str, keypoint_canvas: tuple[float, float], strict: bool, notes: Counter,
+def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], keypoints: bool, frames: int,
+                      frame_step: int, stride: int, label: int, subject: int, rate_hz: float, split: str, writer: Any,
+                      keypoint_canvas: tuple[float, float], strict: bool, notes: Counter,
                       examples: list[str]) -> tuple[int, Counter]:
     """Write the windows of one sequence; returns (windows written, skipped windows per reason)."""
     reasons: Counter = Counter()
@@ -691,7 +613,7 @@ def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], i
         if len(examples) < 10:
             examples.append(f"{s.path}: only {last - first + 1} frames, a window spans {span}")
         return 0, reasons
-    dec = _Decoder(img_src, files, mmwave_dtype, radar_weight, keypoint_canvas, notes)
+    dec = _Decoder(keypoints, files, keypoint_canvas, notes)
     bad: dict[int, str] = {}
     rows: dict[str, list[np.ndarray]] = {"rgb": [], "depth": [], "radar": []}
     t: list[float] = []
@@ -699,30 +621,26 @@ def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], i
         win = range(st, st + span, frame_step)
         reason = next((bad[n] for n in win if n in bad), None)
         stack: dict[str, list[np.ndarray]] = {"rgb": [], "depth": [], "radar": []}
-        if reason is None:
-            for n in win:
-                for mod in ("rgb", "depth", "radar"):
-                    try:
-                        stack[mod].append(dec.get(mod, n))
-                    except KeyError:
-                        reason = f"missing:{mod}"
-                        folder = next(iter(files[mod].values())).parent
-                        msg = f"{folder / _frame_name(n, files[mod])}: frame {n} missing"
-                        if strict:
-                            raise _err(folder / _frame_name(n, files[mod]),
-                                       f"frame {n} of {s.name} missing from {folder.name}/ (strict)") from None
-                    except MMFiError as exc:
-                        reason = f"corrupt:{mod}"
-                        msg = str(exc)
-                        if strict:
-                            raise
-                    if reason is not None:
-                        bad[n] = reason
-                        if len(examples) < 10:
-                            examples.append(msg)
-                        break
-                if reason is not None:
-                    break
+        for n in win if reason is None else ():
+            for mod in stack:
+                try:
+                    stack[mod].append(dec.get(mod, n))
+                    continue
+                except KeyError:
+                    path = next(iter(files[mod].values())).parent / _frame_name(n, files[mod])
+                    if strict:
+                        raise _err(path, f"frame {n} of {s.name} missing from {path.parent.name}/ (strict)") from None
+                    reason, msg = f"missing:{mod}", f"{path}: frame {n} missing"
+                except MMFiError as exc:
+                    if strict:
+                        raise
+                    reason, msg = f"corrupt:{mod}", str(exc)
+                bad[n] = reason
+                if len(examples) < 10:
+                    examples.append(msg)
+                break
+            if reason is not None:
+                break
         if reason is not None:
             reasons[reason] += 1
             continue
@@ -765,18 +683,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--actions", nargs="+", default=None, metavar="A",
                    help="action codes (class order) or one of protocol1 protocol2 protocol3 (default all 27)")
     p.add_argument("--image-source", choices=IMAGE_SOURCES, default="auto",
-                   help="rgb slot: rgb (anonymised images), infra1/infra2 (grey images), keypoints "
-                        "(rgb/*.npy drawn as a stick figure) or auto (default)")
+                   help="rgb slot: rgb (anonymised images), keypoints (rgb/*.npy drawn as a stick figure) "
+                        "or auto (default)")
     p.add_argument("--rgb-root", default=None, help="extracted anonymised RGB download (E01/S01/A01/rgb/*.png)")
     p.add_argument("--keypoint-canvas", nargs=2, type=float, default=list(DEFAULT_KEYPOINT_CANVAS),
                    metavar=("W", "H"), help="image size the keypoints are given in (default 640 480)")
     p.add_argument("--val-subjects", nargs="*", default=None, metavar="S",
                    help="training subjects held out as val (default one per environment; none: no val split)")
-    p.add_argument("--seed", type=int, default=RANDOM_SPLIT_SEED, help="random split: first seed (default 0)")
-    p.add_argument("--mmwave-dtype", choices=sorted(MMWAVE_DTYPES), default="float64",
-                   help="dtype of the mmwave .bin values (default float64, as the toolbox reads them)")
-    p.add_argument("--radar-weight", choices=RADAR_WEIGHTS, default="intensity",
-                   help="histogram weight per point (default intensity)")
     p.add_argument("--rate-hz", type=float, default=DEFAULT_RATE_HZ, help="frame rate (default 10)")
     p.add_argument("--strict", action="store_true", help="a missing or corrupt frame is an error")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
@@ -787,8 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         a.root, a.out, frames=a.frames, stride=a.stride, frame_step=a.frame_step, split=a.split,
         environments=a.environments, actions=actions, image_source=a.image_source, rgb_root=a.rgb_root,
         keypoint_canvas=(float(a.keypoint_canvas[0]), float(a.keypoint_canvas[1])),
-        val_subjects=a.val_subjects, seed=a.seed, mmwave_dtype=a.mmwave_dtype, radar_weight=a.radar_weight,
-        rate_hz=a.rate_hz, strict=a.strict, overwrite=a.overwrite, progress=not a.quiet))
+        val_subjects=a.val_subjects, rate_hz=a.rate_hz, strict=a.strict, overwrite=a.overwrite, progress=not a.quiet))
 
 
 if __name__ == "__main__":

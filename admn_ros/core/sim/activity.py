@@ -783,8 +783,6 @@ class ActivitySimulator(CorruptibleStreams):
 
     def __init__(self, subject: Subject, seed: int = 0, episode: int = 0, rate_hz: float = 10.0,
                  schedule: Sequence[tuple[str, float]] | None = None, width: int = 160, height: int = 120) -> None:
-        if not isinstance(subject, Subject):
-            raise ActivityError(f"subject must be a Subject (draw_subject(seed, id)), got {type(subject).__name__}")
         self.seed = check_index("seed", seed, ActivityError)
         if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
             raise ActivityError(f"rate_hz must be > 0, got {rate_hz!r}")

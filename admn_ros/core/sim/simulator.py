@@ -110,9 +110,6 @@ class CorruptibleStreams:
             raise ValueError(f"stream {stream_id!r}: {e}") from None
         self._corr[stream_id] = self._new_state(stream_id, resolved)
 
-    def clear_corruption(self, stream_id: str) -> None:
-        self.set_corruption(stream_id, None)
-
     def clear_corruptions(self) -> None:
         self._corr.clear()
 
