@@ -259,24 +259,19 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
 
             mon = Monitor(node, ids, get_task(a.task), scenario)
         next_print = t0 + 1.0
-        while not stop["flag"]:
+        while not stop["flag"] and not (a.duration and time.monotonic() - t0 >= a.duration):
             ex.spin_once(timeout_sec=0.05)
-            now = time.monotonic()
-            if a.duration and now - t0 >= a.duration:
-                break
-            dead = procs.dead()
-            if dead:
-                print(f"[{prog}] node process(es) exited: {dead}", file=sys.stderr, flush=True)
-                rc = 1
-                break
-            if mon is not None and now >= next_print:
+            now, dead = time.monotonic(), procs.dead()
+            why = f"node process(es) exited: {dead}" if dead else None
+            if mon is not None and now >= next_print and not why:
                 print(mon.line(now - t0), flush=True)
                 next_print = now + 1.0
-                why = mon.scenario_failed()
-                if why:
-                    print(f"[{prog}] the sensor node refused the scenario: {why}", file=sys.stderr, flush=True)
-                    rc = 1
-                    break
+                refused = mon.scenario_failed()
+                why = f"the sensor node refused the scenario: {refused}" if refused else None
+            if why:
+                print(f"[{prog}] {why}", file=sys.stderr, flush=True)
+                rc = 1
+                break
             if mon is not None and mon.done():
                 break
     except KeyboardInterrupt:
