@@ -190,8 +190,7 @@ def compose(specs: Sequence[NodeSpec], ros_args: Sequence[str] = ()) -> int:
     finally:
         for n in nodes:
             n.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        rclpy.try_shutdown()
     return 0
 
 
@@ -283,11 +282,8 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
                   flush=True)
         if node is not None:
             node.destroy_node()
-        with suppress(Exception):
-            import rclpy
-
-            if rclpy.ok():
-                rclpy.shutdown()
+        if "rclpy" in sys.modules:
+            sys.modules["rclpy"].try_shutdown()
     return rc
 
 
