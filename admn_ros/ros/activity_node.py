@@ -19,8 +19,8 @@ from std_msgs.msg import UInt16
 from visualization_msgs.msg import MarkerArray
 
 from admn_ros.core.health import stream_status, unhealthy
-from admn_ros.core.runtime import FrameWindow, Result, Runtime
-from admn_ros.core.streams import StreamSet, budget_from_fraction, validate_budget
+from admn_ros.core.runtime import FrameWindow, Result
+from admn_ros.core.streams import budget_from_fraction, validate_budget
 from admn_ros.core.sync import SyncedSet
 from admn_ros.core.tasks import TASKS
 from admn_ros.core.window_viz import WindowView, render_window_dashboard, window_markers
@@ -28,11 +28,11 @@ from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, numpy_to_image
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import AdmnNode, image_specs, model_specs, resolve_model_dir, run_node, sync_specs
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, run_node, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import HopWindows, LatencyWindow, RateMeter
-from admn_ros.ros.viz_node import marker_array
+from admn_ros.ros.viz_node import marker_array, view_specs
 
 #: the default task of the node (its shipped models and sensor nodes): the first windowed task
 WINDOW_TASK = next(t for t in TASKS.values() if t.graph == "window")
@@ -51,25 +51,18 @@ class ActivityNode(AdmnNode):
     def param_specs(self) -> list[ParamSpec]:
         return [
             *model_specs(WINDOW_TASK),
-            ParamSpec("budget", AUTO_BUDGET, "Layer budget L: active backbone blocks over the window's streams "
-                      "(one allocation per window; first blocks included). 0 = 25% of the model's blocks "
-                      "(9 for 3 streams x 12); also settable on topic admn/budget",
+            ParamSpec("budget", AUTO_BUDGET, "Layer budget L: active blocks over the window's streams, first blocks "
+                      "included (0 = 25% of the model's blocks); also settable on topic admn/budget",
                       min=0, max=65535, validator=self._budget_problem),
-            ParamSpec("publish_every_n_frames", 1, "Estimate and publish every n-th frame once the window is "
-                      "full (1 = an estimate per frame; the window still slides by one frame)", min=1, max=10000),
+            ParamSpec("publish_every_n_frames", 1, "Estimate every n-th frame once the window is full (the window "
+                      "still slides by one frame)", min=1, max=10000),
             ParamSpec("max_gap_s", 2.0, "A frame stamped more than this many seconds after the previous one "
-                      "restarts the window (old frames are not mixed with new ones)", min=0.01, max=86400.0),
-            *sync_specs(slop=0.03, timeout=0.5),
-            *image_specs(),
-            ParamSpec("ground_truth", True, "Listen to the task's truth topic (simulated sensors) and show "
-                      "truth vs. estimate and the running metric; applied on activate"),
-            ParamSpec("frame_id", "map", "frame_id of the markers and the dashboard"),
+                      "restarts the window", min=0.01, max=86400.0),
+            *stream_specs(radar=False),
+            ParamSpec("ground_truth", True, "Listen to the task's truth topic (simulated sensors) and show the "
+                      "running metric; applied on activate"),
             ParamSpec("publish_markers", True, "Publish admn/markers with every estimate"),
-            ParamSpec("marker_lifetime", 2.0, "Lifetime (s) of the markers (0 = forever)", min=0.0, max=3600.0),
-            ParamSpec("dashboard_rate", 5.0, "Dashboard image rate (Hz) on admn/dashboard; 0 = off",
-                      min=0.0, max=60.0),
-            ParamSpec("dashboard_width", 640, "Dashboard width (pixels)", min=160, max=4096),
-            ParamSpec("dashboard_height", 480, "Dashboard height (pixels)", min=120, max=4096),
+            *view_specs(marker_lifetime=2.0),
         ]
 
     def resolved_budget(self, value: int | None = None) -> int:
@@ -83,15 +76,10 @@ class ActivityNode(AdmnNode):
             self.get_logger().info(f"budget -> {self.budget}")
 
     def configure(self) -> None:
-        p = self.p
-        self.runtime = None
-        model_dir = resolve_model_dir(p, WINDOW_TASK)
-        if not p["model_dir"] and not WINDOW_TASK.models_dir().is_dir():
-            raise FileNotFoundError(f"{model_dir}: no {WINDOW_TASK.name} models yet; train them with "
+        if not self.p["model_dir"] and not WINDOW_TASK.models_dir().is_dir():
+            raise FileNotFoundError(f"{WINDOW_TASK.models_dir()}: no {WINDOW_TASK.name} models yet; train them with "
                                     f"`make models-{WINDOW_TASK.name}` or set the model_dir parameter")
-        rt = Runtime.load(model_dir, p["backend"], p["device"], threads=p["threads"],
-                          streams=StreamSet(tuple(p["sensor_nodes"])))
-        self.runtime = rt
+        rt = self.load_runtime(WINDOW_TASK)
         self.task = rt.task
         self.ids = list(rt.stream_ids)
         self.budget = self.resolved_budget()
@@ -154,7 +142,7 @@ class ActivityNode(AdmnNode):
             self.scores.append(self.task.score(est, truth))
 
     def _on_frame(self, fr: SyncedSet) -> None:
-        newest = max((it for it in fr.items.values() if it is not None), key=lambda it: it[2])
+        newest = newest_item(fr)
         self.window.forget(unhealthy(fr.status))
         self._status = fr.status
         stamp_ns = int(newest[2])
@@ -163,7 +151,7 @@ class ActivityNode(AdmnNode):
             self._since_out = 0
             self.monitor.drop("window_restart")
         try:
-            self.window.push(stamp_ns, {sid: (it[0] if it is not None else None) for sid, it in fr.items.items()})
+            self.window.push(stamp_ns, payloads(fr))
         except ValueError as exc:
             self.monitor.drop("frame_order")
             self.warn_throttled("frame_order", f"frame not added to the window: {exc}")
@@ -239,15 +227,8 @@ class ActivityNode(AdmnNode):
 
     def diagnostic_statuses(self):
         res, rt, sync = self.last, self.runtime, self.sync
-        out = []
-        for i, sid in enumerate(self.ids):
-            extra: dict[str, Any] = {"frames_absent": sync.missing_count.get(sid, 0) if sync is not None else 0,
-                                     **self.health_values(sid)}
-            if res is not None:
-                a = res.allocation
-                extra.update({"est_sigma": float(a.est_noise[i]), "blocks": int(a.mask[i].sum()),
-                              "present": bool(a.present[i])})
-            out.append(self.input_status(sid, extra))
+        out = self.stream_statuses(self.ids, res.allocation if res is not None else None, lambda sid: {
+            "frames_absent": sync.missing_count.get(sid, 0) if sync is not None else 0})
         out += [self.input_status(k, {}, 1e9) for k in (topics.BUDGET, self.task.truth.topic)
                 if k in self.monitor.inputs]
         metric = self.metric()

@@ -15,14 +15,12 @@ from typing import Any
 import numpy as np
 from builtin_interfaces.msg import Time
 
-from admn_ros.core.runtime import Runtime
 from admn_ros.core.streams import stream_id
 from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import (AdmnNode, image_specs, model_specs, radar_specs, resolve_model_dir, run_node,
-                                    sync_specs)
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, run_node, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow
@@ -40,10 +38,12 @@ class _Frame:
 
 @dataclass
 class _Alloc:
+    """The rows of an ``admn/allocation`` for this node's streams, in their order."""
+
     stamp_ns: int
-    rows: dict[str, np.ndarray]     # our streams -> bool (depth,)
-    present: dict[str, bool]
-    noise: dict[str, float]
+    mask: np.ndarray            # bool (n_streams, depth)
+    present: np.ndarray         # bool (n_streams,)
+    est_noise: np.ndarray       # (n_streams,)
     controller: str
     received: float
     input_ms: float = 0.0       # the controller's hops (LayerAllocation.input_ms / decision_ms)
@@ -66,9 +66,7 @@ class BackboneNode(AdmnNode):
             ParamSpec("allocation_wait", 0.5, "per_frame: longest wait (s) for a frame's allocation before "
                       "the frame is dropped", min=0.001, max=60.0),
             ParamSpec("max_pending", 10, "per_frame: frames kept waiting for their allocation", min=1, max=1000),
-            *sync_specs(),
-            *image_specs(),
-            *radar_specs(),
+            *stream_specs(),
         ]
 
     def on_parameter(self, name: str, value: Any) -> None:
@@ -77,13 +75,11 @@ class BackboneNode(AdmnNode):
 
     def configure(self) -> None:
         p = self.p
-        self.runtime = None
-        rt = Runtime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"])
+        rt = self.load_runtime(streams=False)
         node = p["sensor_node"]
         if node not in rt.streams.nodes:
             raise ValueError(f"{rt.model_path}: sensor_node {node!r} is not one of the model's nodes "
                              f"{list(rt.streams.nodes)}")
-        self.runtime = rt
         rt.warmup(("embed",))
         self.node_name = node
         self.sids = [stream_id(node, m) for m in rt.cfg.modalities]
@@ -123,9 +119,8 @@ class BackboneNode(AdmnNode):
             self.reject(key, "bad_allocation", f"allocation has no row for {missing} (streams {a.stream_ids})")
             return
         self.monitor.accept(key, ns, self.now_s())
-        al = _Alloc(ns, {s: a.mask[idx[s]].copy() for s in self.sids},
-                    {s: bool(a.present[idx[s]]) for s in self.sids},
-                    {s: float(a.estimated_noise[idx[s]]) for s in self.sids}, a.controller, time.monotonic(),
+        rows = [idx[s] for s in self.sids]
+        al = _Alloc(ns, a.mask[rows], a.present[rows], a.estimated_noise[rows], a.controller, time.monotonic(),
                     float(msg.input_ms), float(msg.decision_ms))
         self.allocs.append(al)
         self.latest = al
@@ -144,10 +139,8 @@ class BackboneNode(AdmnNode):
                 self.monitor.drop("allocation_timeout")
 
     def _on_frame(self, fs) -> None:
-        items = [it for it in fs.items.values() if it is not None]
-        newest = max(items, key=lambda it: it[2])
-        f = _Frame(newest[1], newest[2], {sid: (it[0] if it is not None else None) for sid, it in fs.items.items()},
-                   time.monotonic())
+        newest = newest_item(fs)
+        f = _Frame(newest[1], newest[2], payloads(fs), time.monotonic())
         if self.p["allocation_mode"] == "pipelined":
             if self.latest is None:
                 self.monitor.drop("no_allocation_yet")
@@ -165,12 +158,8 @@ class BackboneNode(AdmnNode):
 
     def _find(self, stamp_ns: int) -> _Alloc | None:
         slop = int(float(self.p["slop"]) * 1e9)
-        best = None
-        for a in self.allocs:
-            d = abs(a.stamp_ns - stamp_ns)
-            if d <= slop and (best is None or d < abs(best.stamp_ns - stamp_ns)):
-                best = a
-        return best
+        near = [a for a in self.allocs if abs(a.stamp_ns - stamp_ns) <= slop]
+        return min(near, key=lambda a: abs(a.stamp_ns - stamp_ns), default=None)
 
     def _match_pending(self) -> None:
         slop = int(float(self.p["slop"]) * 1e9)
@@ -190,10 +179,11 @@ class BackboneNode(AdmnNode):
 
     def _run(self, f: _Frame, a: _Alloc) -> None:
         timings: dict[str, float] = {}
+        rows = dict(zip(self.sids, a.mask))
         t_start = self.now_ns()
         t0 = time.perf_counter()
         try:
-            embs = self.runtime.embed(self.sids, f.inputs, a.rows, timings)
+            embs = self.runtime.embed(self.sids, f.inputs, rows, timings)
         except (ValueError, KeyError) as exc:
             self.monitor.drop("embed_error")
             self.warn_throttled("embed_error", f"embedding failed: {exc}")
@@ -214,7 +204,7 @@ class BackboneNode(AdmnNode):
             if vec is None:
                 e.active_blocks = [False] * depth
             else:
-                e.active_blocks = a.rows[sid].tolist()
+                e.active_blocks = rows[sid].tolist()
                 e.embedding = array.array("f", np.ascontiguousarray(vec, np.float32).tobytes())
                 e.backbone_ms = float(timings.get(sid, 0.0))
             out.embeddings.append(e)
@@ -223,14 +213,7 @@ class BackboneNode(AdmnNode):
         self.frames += 1
 
     def diagnostic_statuses(self):
-        out = []
-        a = self.latest
-        for sid in self.sids:
-            extra: dict[str, Any] = self.health_values(sid)
-            if a is not None:
-                extra.update({"est_sigma": a.noise[sid], "blocks": int(a.rows[sid].sum()), "present": a.present[sid]})
-            out.append(self.input_status(sid, extra))
-        out.append(self.input_status(topics.ALLOCATION, {}))
+        out = self.stream_statuses(self.sids, self.latest) + [self.input_status(topics.ALLOCATION, {})]
         values: dict[str, Any] = {"frames": self.frames, "mode": self.p["allocation_mode"],
                                   "pending": len(self.pending), "backend": self.runtime.engine_backend,
                                   **latency_values("embed", self.embed_ms),

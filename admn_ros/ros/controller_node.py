@@ -15,14 +15,12 @@ from std_msgs.msg import UInt16
 
 from admn_ros.core.budget import DeadlineBudget
 from admn_ros.core.health import stream_status
-from admn_ros.core.runtime import Runtime
-from admn_ros.core.streams import StreamSet, validate_budget
+from admn_ros.core.streams import validate_budget
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, stamp_to_ns
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import (AdmnNode, image_specs, model_specs, radar_specs, resolve_model_dir, run_node,
-                                    sync_specs)
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, run_node, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow
@@ -43,9 +41,7 @@ class ControllerNode(AdmnNode):
             ParamSpec("deadline_ms", 0.0, "> 0: deadline mode, the budget follows the measured end-to-end "
                       "latency (sensor stamp -> target) so frames fit this many ms", min=0.0, max=60000.0),
             ParamSpec("deadline_margin", 0.15, "Deadline mode: fraction of deadline_ms kept free", min=0.0, max=0.9),
-            *sync_specs(),
-            *image_specs(),
-            *radar_specs(),
+            *stream_specs(),
         ]
 
     def on_parameter(self, name: str, value: Any) -> None:
@@ -58,19 +54,15 @@ class ControllerNode(AdmnNode):
             self._make_deadline()
 
     def configure(self) -> None:
-        p = self.p
-        self.runtime = None
-        streams = StreamSet(tuple(p["sensor_nodes"]))
-        rt = Runtime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"], streams=streams)
-        self.runtime = rt
-        validate_budget(int(p["budget"]), len(rt.stream_ids))
+        rt = self.load_runtime()
+        self.budget = int(self.p["budget"])
+        validate_budget(self.budget, len(rt.stream_ids))
         rt.warmup(("allocate",))
         self.ids = rt.stream_ids
-        self.budget = int(p["budget"])
         self.deadline: DeadlineBudget | None = None
         self.deadline_budget = self.budget
         self._make_deadline()
-        self.sync = None                  # made on activate (its clock starts then)
+        self.sync = None                  # made on activate
         self.alloc_pub = self.lifecycle_publisher(LayerAllocation, topics.ALLOCATION, reliable_qos())
         self.decision = LatencyWindow()
         self.e2e = LatencyWindow()
@@ -92,7 +84,7 @@ class ControllerNode(AdmnNode):
                                f"starting at budget {self.deadline_budget}")
 
     def activate(self) -> None:
-        self.subscribe_streams(self.ids, lambda fs: self._process(fs))
+        self.subscribe_streams(self.ids, lambda fs: self._process(fs))  # late-bound: tests wrap _process
         self.subscribe(UInt16, topics.BUDGET, self.budget_from_topic, reliable_qos())
         out = self.runtime.task.output
         self.subscribe(message_class(out.type), out.topic, self._on_target, reliable_qos())
@@ -119,11 +111,10 @@ class ControllerNode(AdmnNode):
 
     def _process(self, fs) -> None:
         t_in = self.now_ns()
-        inputs = {sid: (it[0] if it is not None else None) for sid, it in fs.items.items()}
-        newest = max((it for it in fs.items.values() if it is not None), key=lambda it: it[2])
+        newest = newest_item(fs)
         budget = self.effective_budget()
         try:
-            a = self.runtime.allocate(inputs, budget)
+            a = self.runtime.allocate(payloads(fs), budget)
         except ValueError as exc:
             self.monitor.drop("allocation_error")
             self.warn_throttled("allocation_error", f"allocation failed: {exc}")
@@ -145,13 +136,7 @@ class ControllerNode(AdmnNode):
 
     def diagnostic_statuses(self):
         a = self.last
-        out = []
-        for i, sid in enumerate(self.ids):
-            extra: dict[str, Any] = self.health_values(sid)
-            if a is not None:
-                extra.update({"est_sigma": float(a.est_noise[i]), "blocks": int(a.mask[i].sum()),
-                              "present": bool(a.present[i])})
-            out.append(self.input_status(sid, extra))
+        out = self.stream_statuses(self.ids, a)
         if topics.BUDGET in self.monitor.inputs:
             out.append(self.input_status(topics.BUDGET, {}, 1e9))
         values: dict[str, Any] = {

@@ -17,6 +17,8 @@ from std_msgs.msg import Header
 
 from admn_ros.core.image_convert import ImageBridge
 from admn_ros.core.streams import allocation_fields
+from admn_ros.core.sync import stamp_to_ns  # noqa: F401 - the nodes' stamp -> ns
+
 
 def ns_to_stamp(ns: int) -> Time:
     """Integer nanoseconds (>= 0) -> ``builtin_interfaces/Time`` (exact)."""
@@ -29,11 +31,6 @@ def ns_to_stamp(ns: int) -> Time:
     return Time(sec=sec, nanosec=nsec)
 
 
-def stamp_to_ns(stamp: Time) -> int:
-    """``builtin_interfaces/Time`` -> integer nanoseconds (exact)."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def seconds_to_stamp(seconds: float) -> Time:
     """Float seconds (finite, >= 0) -> ``builtin_interfaces/Time``, rounded to the nanosecond."""
     s = float(seconds)
@@ -42,11 +39,6 @@ def seconds_to_stamp(seconds: float) -> Time:
     if s < 0.0:
         raise ValueError(f"stamp seconds must be >= 0, got {seconds}")
     return ns_to_stamp(round(s * 1e9))
-
-
-def stamp_to_seconds(stamp: Time) -> float:
-    """``builtin_interfaces/Time`` -> float seconds."""
-    return stamp_to_ns(stamp) * 1e-9
 
 
 def make_header(stamp: Time | float | int | None = None, frame_id: str = "") -> Header:

@@ -26,13 +26,6 @@ RATE_WINDOW_S = 3.0
 START_DELAY_S = 0.5
 
 
-def allocation_text(a: Any) -> str:
-    """``L=27 [admn_universal] n1/rgb:4 ...`` for a ``LayerAllocation`` message."""
-    counts = np.asarray(a.active_blocks, dtype=bool).reshape(len(a.stream_ids), a.depth).sum(1)
-    return f"L={a.budget} [{a.controller}] " + " ".join(
-        f"{sid.replace('node', 'n')}:{c}" for sid, c in zip(a.stream_ids, counts))
-
-
 class Monitor:
     """See the module docstring; the scenario's parameters are set on ``sensor_node``."""
 
@@ -51,7 +44,7 @@ class Monitor:
         self.rec = DemoRecord(task, self.ids, scenario)
         self.scenario = scenario
         self.rates = {sid: RateMeter(RATE_WINDOW_S) for sid in self.ids}
-        self.last_alloc: Any = None
+        self.last_alloc = ""            # the last allocation as ``L=27 [controller] n1/rgb:4 ...``
         self.last: tuple[int, Any] | None = None
         self.estimates = 0
         self.params = AsyncParameterClient(node, sensor_node) if scenario is not None else None
@@ -83,11 +76,15 @@ class Monitor:
             self.rec.add_noise(stamp_to_ns(msg.header.stamp), msg.stream_id, float(msg.severity))
 
     def _on_alloc(self, msg: Any) -> None:
-        self.last_alloc = msg
         n = len(msg.stream_ids)
+        if len(msg.active_blocks) != n * msg.depth:
+            return
+        blocks = np.asarray(msg.active_blocks, dtype=bool).reshape(n, msg.depth).sum(1)
+        self.last_alloc = f"L={msg.budget} [{msg.controller}] " + " ".join(
+            f"{sid.replace('node', 'n')}:{c}" for sid, c in zip(msg.stream_ids, blocks))
         if n and msg.depth and list(msg.stream_ids) == self.ids:
             f = self.rec.frame(stamp_to_ns(msg.header.stamp))
-            f.blocks = np.asarray(msg.active_blocks, dtype=bool).reshape(n, msg.depth).sum(1)
+            f.blocks = blocks
             f.est_noise = np.asarray(msg.estimated_noise, np.float64)
             self.rec.budget = int(msg.budget)
 
@@ -166,9 +163,7 @@ class Monitor:
                       f"latency p50 {np.median([g.latency_ms for g in recent[-30:]]):5.1f} ms"]
             if scores:
                 parts.append(f"{self.task.metric.name}(last30) {self.task.metric.fmt(np.mean(scores))}")
-        if self.last_alloc is not None:
-            parts.append(allocation_text(self.last_alloc))
-        return " | ".join(parts)
+        return " | ".join(parts + ([self.last_alloc] if self.last_alloc else []))
 
     def finish(self, elapsed: float, out_dir: str | Path, model_dir: str | Path, compare: int = 300) -> str:
         """The summary: rates, estimates, the per-phase comparison (computed now), latency by hop,

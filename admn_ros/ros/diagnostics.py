@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any, Hashable, Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from std_msgs.msg import Header
 
 from admn_ros.core.health import UNHEALTHY
 from admn_ros.ros.telemetry import LatencyWindow, StreamMonitor
@@ -89,9 +90,6 @@ def summary_status(node_name: str, what: str, message: str, values: Mapping[str,
     return make_status(f"{node_name}: {what}", node_name, level, message, v)
 
 
-def make_array(stamp, statuses: list[DiagnosticStatus]) -> DiagnosticArray:
-    arr = DiagnosticArray()
-    arr.header.stamp = stamp
-    arr.status = list(statuses)
-    return arr
+def make_array(stamp: Any, statuses: list[DiagnosticStatus]) -> DiagnosticArray:
+    return DiagnosticArray(header=Header(stamp=stamp), status=list(statuses))
 

@@ -13,13 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from admn_ros.core.runtime import Runtime
-from admn_ros.core.streams import StreamSet, split_stream_id
+from admn_ros.core.streams import split_stream_id
 from admn_ros.msg import StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, message_class
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import AdmnNode, model_specs, resolve_model_dir, run_node, sync_specs
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, run_node, sync_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import HopWindows, LatencyWindow
@@ -41,11 +40,7 @@ class FusionNode(AdmnNode):
         ]
 
     def configure(self) -> None:
-        p = self.p
-        self.runtime = None
-        rt = Runtime.load(resolve_model_dir(p), p["backend"], p["device"], threads=p["threads"],
-                          streams=StreamSet(tuple(p["sensor_nodes"])))
-        self.runtime = rt
+        rt = self.load_runtime()
         if rt.frames != 1:
             raise ValueError(f"{rt.model_path}: a model of {rt.frames}-frame windows runs in activity_node, "
                              "not in the split graph")
@@ -120,7 +115,7 @@ class FusionNode(AdmnNode):
                 self.missing_frames[node] += 1
                 continue
             embs.update(it[0])
-        newest = max((it for it in fs.items.values() if it is not None), key=lambda it: it[2])
+        newest = newest_item(fs)
         if not any(v is not None for v in embs.values()):
             self.monitor.drop("nothing_present")
             return

@@ -94,17 +94,6 @@ class GraphOptions:
         """``model_dir``, or the task's shipped models directory."""
         return self.model_dir or str(get_task(self.task).models_dir())
 
-    def to_cli_args(self) -> list[str]:
-        """These options as ``admn-ros run`` flags."""
-        given = {"--namespace": self.namespace, "--params-file": self.params_file, "--model-dir": self.model_dir}
-        flags = {"--use-sim-time": self.use_sim_time, "--no-sim-sensors": not self.sim_sensors,
-                 "--composed": self.composed, "--no-respawn": not self.respawn}
-        return (["--task", self.task, "--budget", str(self.budget), "--sensor-nodes", ",".join(self.sensor_nodes),
-                 "--allocation-mode", self.allocation_mode, "--subject-id", str(self.subject_id),
-                 "--seed", str(self.seed), "--episode", str(self.episode)]
-                + [x for k, v in given.items() if v for x in (k, v)] + [k for k, on in flags.items() if on]
-                + ["--respawn-delay", str(self.respawn_delay)])
-
     @classmethod
     def from_strings(cls, task: str, values: dict[str, str]) -> "GraphOptions":
         """Options from launch argument strings (:data:`LAUNCH_ARGUMENTS`; absent = default)."""
@@ -206,15 +195,14 @@ def rviz_config() -> Path:
 
 @dataclass
 class ProcessSpec:
-    """One process of a running graph: a node (``node``), or ``admn_container`` with the
-    composed nodes (``composed``, passed as ``--container-specs`` JSON in ``arguments``)."""
+    """One process of a running graph: a node (``node``), or ``admn_container`` with the composed
+    nodes as ``--container-specs`` JSON in ``arguments``."""
 
     name: str
     executable: str
     module: str
     namespace: str = ""
     node: NodeSpec | None = None
-    composed: list[NodeSpec] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)
     respawn: bool = False
     respawn_delay: float = 0.0
@@ -240,7 +228,7 @@ def graph_processes(specs: list[NodeSpec], composed: bool = False, respawn: bool
     inner = [s for s in specs if s.executable != "sensor_node"]
     out = [proc(s) for s in specs if s.executable == "sensor_node"]
     if inner:
-        out.append(ProcessSpec(CONTAINER, CONTAINER, "admn_ros.ros.runner", inner[0].namespace, composed=inner,
+        out.append(ProcessSpec(CONTAINER, CONTAINER, "admn_ros.ros.runner", inner[0].namespace,
                                arguments=["--container-specs", encode_specs(inner)], respawn=respawn,
                                respawn_delay=respawn_delay))
     return out

@@ -1,7 +1,6 @@
 """The base of the ADMN nodes: an rclpy ``LifecycleNode`` with declared parameters, autostart,
-/diagnostics, throttled rejection logs and the sensor-image checks (lifecycle: docs/DEPLOY.md,
-"What each node does"). ``autostart`` (default true) runs configure + activate in the constructor,
-so subclasses (``NODE_NAME``, :meth:`AdmnNode.param_specs` and the hooks) must not do work after
+/diagnostics, throttled rejection logs and the sensor-image checks (lifecycle: docs/DEPLOY.md).
+``autostart`` runs configure + activate in the constructor, so subclasses must not do work after
 ``super().__init__``. Nodes take the ``rclpy.node.Node`` keyword arguments (``cli_args``,
 ``context``, ...), so several can share one process (``admn_container``).
 """
@@ -21,8 +20,8 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from admn_ros.core.health import UNHEALTHY, HealthConfig, content_signature
 from admn_ros.core.image_convert import STREAM_FORMATS, ConversionError, decode_stream
-from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, split_stream_id, validate_budget
-from admn_ros.core.sync import StreamSync
+from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, StreamSet, split_stream_id, validate_budget
+from admn_ros.core.sync import StreamSync, SyncedSet
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import image_bridge, stamp_to_ns
@@ -34,107 +33,82 @@ from admn_ros.ros.qos import image_qos, reliable_qos
 from admn_ros.ros.telemetry import StreamMonitor
 
 COMMON_SPECS: tuple[ParamSpec, ...] = (
-    ParamSpec("autostart", True, "Configure and activate at start-up (false: wait for a lifecycle "
-              "manager / `ros2 lifecycle set`)", read_only=True),
+    ParamSpec("autostart", True, "Configure and activate at start-up (false: wait for a lifecycle manager)",
+              read_only=True),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 = off)", min=0.0, max=3600.0),
     ParamSpec("stale_s", 1.0, "An input whose last stamp is older than this is reported stale (WARN)",
               min=0.01, max=3600.0),
     ParamSpec("max_future_s", 2.0, "Reject input stamped more than this many seconds ahead of the node clock "
-              "(one bogus future stamp would otherwise make every later message 'out of order'); 0 = off",
-              min=0.0, max=86400.0),
-    ParamSpec("log_throttle_s", 2.0, "Minimum seconds between two warnings of the same kind about one "
-              "input (bad encoding, size, NaN, stamps, ...)", min=0.0, max=3600.0),
+              "(0 = off)", min=0.0, max=86400.0),
+    ParamSpec("log_throttle_s", 2.0, "Minimum seconds between two warnings of the same kind about one input",
+              min=0.0, max=3600.0),
 )
 
 #: Parameters of the health check (applied at once to a running synchronizer).
 HEALTH_PARAMS = frozenset(f.name for f in fields(HealthConfig))
-#: Message types of the radar input (``radar_input`` parameter).
-RADAR_INPUTS: tuple[str, ...] = ("image", "pointcloud2")
 
 
 def model_specs(task: Task | None = None) -> list[ParamSpec]:
     """Parameters every model-loading node shares (applied on configure); ``task`` gives the
-    defaults of ``model_dir`` and ``sensor_nodes`` (its shipped models and nodes)."""
+    defaults of ``model_dir`` and ``sensor_nodes``."""
     from admn_ros.core.engine import BACKENDS  # torch: only the model-loading nodes pay for it
 
     task = get_task(task)
-    sub = f"models/{task.models_subdir}" if task.models_subdir else "models/"
     return [
-        ParamSpec("model_dir", "", f"Directory with the model and its controllers ('' = the package's {sub}, "
-                  f"the {task.name} models); applied on configure"),
-        ParamSpec("backend", "torch", "Inference backend of the backbones/fusion: torch (starts at once), "
-                  "jit or onnx (built from the model at configure: seconds), auto (builds and times all three "
-                  "at configure, keeps the fastest); applied on configure", choices=BACKENDS),
+        ParamSpec("model_dir", "", f"Model and controllers directory ('' = the shipped {task.name} models); "
+                  "applied on configure"),
+        ParamSpec("backend", "torch", "Inference backend: torch, jit or onnx (built at configure), auto (times "
+                  "all three at configure, keeps the fastest); applied on configure", choices=BACKENDS),
         ParamSpec("device", "cpu", "torch device (cpu, cuda, auto); applied on configure"),
-        ParamSpec("threads", 1, "torch intra-op threads (1 on shared CPUs); applied on configure", min=1, max=256),
-        ParamSpec("sensor_nodes", list(task.sensor_nodes), "Sensor nodes of the graph (must be the model's "
-                  "nodes, in order); applied on configure"),
+        ParamSpec("threads", 1, "torch intra-op threads; applied on configure", min=1, max=256),
+        ParamSpec("sensor_nodes", list(task.sensor_nodes), "Sensor nodes of the graph (the model's nodes, in "
+                  "order); applied on configure"),
     ]
 
 
-def sync_specs(slop: float = 0.03, timeout: float = 0.5) -> list[ParamSpec]:
-    """Parameters of the synchronizing nodes (message_filters ApproximateTimeSynchronizer +
-    stream timeouts, :mod:`admn_ros.ros.msg_filters`)."""
+def sync_specs() -> list[ParamSpec]:
+    """Parameters of the synchronizing nodes (:mod:`admn_ros.ros.msg_filters`)."""
     return [
-        ParamSpec("slop", slop, "The stamps of one synchronized frame must span less than this (s; "
-                  "message_filters ApproximateTimeSynchronizer slop)", min=1e-6, max=10.0),
-        ParamSpec("timeout", timeout, "An input silent this long (s) is missing: frames go on without it",
+        ParamSpec("slop", 0.03, "The stamps of one synchronized frame span less than this (s; message_filters "
+                  "slop)", min=1e-6, max=10.0),
+        ParamSpec("timeout", 0.5, "An input silent this long (s) is missing: frames go on without it",
                   min=0.01, max=3600.0),
-        ParamSpec("queue_size", 10, "Messages kept per input while synchronizing (message_filters "
-                  "queue_size); applied on activate", min=1, max=1000),
-        ParamSpec("poll_period", 0.1, "Period (s) of the timer that fires frames whose missing inputs "
-                  "timed out", min=0.001, max=10.0),
+        ParamSpec("queue_size", 10, "Messages kept per input while synchronizing; applied on activate",
+                  min=1, max=1000),
+        ParamSpec("poll_period", 0.1, "Period (s) of the timer that fires frames whose missing inputs timed out",
+                  min=0.001, max=10.0),
     ]
 
 
-def health_specs() -> list[ParamSpec]:
-    """The per-stream health check of the sensor streams (:mod:`admn_ros.core.health`): a frozen or
-    stalled stream is treated as missing (0 blocks) until it recovers."""
+def stream_specs(radar: bool = True) -> list[ParamSpec]:
+    """Synchronizer, image, health and (``radar``) radar-input parameters of the nodes that read
+    the sensor streams. A frozen or stalled stream is treated as missing (0 blocks) until it
+    recovers (:mod:`admn_ros.core.health`)."""
     d = HealthConfig()
     return [
-        ParamSpec("frozen_frames", d.frozen_frames, "A stream whose content repeats the previous message's this "
-                  "many messages in a row is frozen (0 blocks until it recovers); 0 = off", min=0, max=100000),
-        ParamSpec("frozen_tolerance", d.frozen_tolerance, "Content counts as repeated when the mean absolute change "
-                  "of its signature (every second pixel of the [0, 1] model input) is at most this (0 = an exact "
-                  "repeat only)", min=0.0, max=1.0),
-        ParamSpec("stall_frames", d.stall_frames, "A stream whose stamps do not advance this many messages in a row "
-                  "is stalled (0 blocks until it recovers); 0 = off", min=0, max=100000),
-        ParamSpec("max_jump_s", d.max_jump_s, "A stamp this much older than the stream's newest, or this much further "
-                  "ahead than the clock advanced, is a jump: the stream is stalled until it recovers; 0 = off",
-                  min=0.0, max=86400.0),
-        ParamSpec("recover_frames", d.recover_frames, "A frozen or stalled stream rejoins after this many good "
-                  "messages in a row (stamp advancing, content changed)", min=0, max=100000),
-    ]
-
-
-def image_specs() -> list[ParamSpec]:
-    return [
+        *sync_specs(),
         ParamSpec("qos_depth", 5, "History depth of the image subscriptions", min=1, max=1000),
-        ParamSpec("image_reliability", "best_effort", "QoS reliability of the image subscriptions: best_effort "
-                  "(sensor data QoS, default) or reliable (lossy links: lost fragments are resent, if the "
-                  "publisher is reliable too); applied on activate", choices=("best_effort", "reliable")),
+        ParamSpec("image_reliability", "best_effort", "QoS reliability of the image subscriptions (reliable: "
+                  "lost fragments are resent on lossy links); applied on activate",
+                  choices=("best_effort", "reliable")),
         ParamSpec("min_image_side", 8, "Smallest accepted image height/width (pixels)", min=1, max=65535),
         ParamSpec("max_image_side", 8192, "Largest accepted image height/width (pixels)", min=1, max=65535),
-        *health_specs(),
+        ParamSpec("frozen_frames", d.frozen_frames, "A stream whose content repeats this many messages in a row "
+                  "is frozen (0 blocks until it recovers); 0 = off", min=0, max=100000),
+        ParamSpec("frozen_tolerance", d.frozen_tolerance, "Largest mean absolute change of the content signature "
+                  "(every second pixel of the [0, 1] model input) that counts as a repeat", min=0.0, max=1.0),
+        ParamSpec("stall_frames", d.stall_frames, "A stream whose stamps do not advance this many messages in a "
+                  "row is stalled (0 blocks until it recovers); 0 = off", min=0, max=100000),
+        ParamSpec("max_jump_s", d.max_jump_s, "A stamp this much older than the stream's newest, or further ahead "
+                  "than the clock advanced, stalls the stream; 0 = off", min=0.0, max=86400.0),
+        ParamSpec("recover_frames", d.recover_frames, "A frozen or stalled stream rejoins after this many good "
+                  "messages in a row", min=0, max=100000),
+        *([ParamSpec("radar_input", "image", "Radar input: image (32FC1 range-azimuth map on N/radar/range_azimuth) "
+                     "or pointcloud2 (detections on N/radar/points, drawn into the map of sensors_config); "
+                     "applied on configure", choices=("image", "pointcloud2")),
+           ParamSpec("sensors_config", "", "Sensors YAML whose radar section gives the range-azimuth map ('' = "
+                     "shipped config/sensors.yaml); applied on configure")] if radar else []),
     ]
-
-
-def radar_specs() -> list[ParamSpec]:
-    """The radar input's message type (nodes that read the tracking model's radar streams)."""
-    return [
-        ParamSpec("radar_input", "image", "Radar input: image (sensor_msgs/Image 32FC1 range-azimuth map on "
-                  "N/radar/range_azimuth) or pointcloud2 (sensor_msgs/PointCloud2 detections with x, y, z and "
-                  "intensity on N/radar/points, drawn into the map of sensors_config); applied on configure",
-                  choices=RADAR_INPUTS),
-        ParamSpec("sensors_config", "", "Sensors YAML whose radar section gives the range-azimuth map and "
-                  "radar.pointcloud how PointCloud2 detections are drawn ('' = shipped config/sensors.yaml); "
-                  "applied on configure"),
-    ]
-
-
-def resolve_model_dir(p: dict[str, Any], task: Task | None = None) -> str:
-    """``model_dir``, or the shipped models of ``task``."""
-    return p["model_dir"] or str(get_task(task).models_dir())
 
 
 class InputRejected(ValueError):
@@ -147,12 +121,11 @@ class InputRejected(ValueError):
 
 
 def decode_sensor_image(sid: str, msg: Any, min_side: int = 8, max_side: int = 8192, *,
-                        to_array: Callable[[Any, str], np.ndarray] | None = None,
                         cloud_to_map: Callable[[Any], np.ndarray] | None = None) -> np.ndarray:
     """A sensor message of stream ``sid`` (``sensor_msgs/Image``, or ``PointCloud2`` radar with
     ``cloud_to_map``) -> numpy array for :meth:`Runtime.preprocess`, or :class:`InputRejected`
     (``bad_encoding``, ``empty``, ``bad_size``, ``bad_layout``, ``bad_data``, ``bad_cloud``,
-    ``non_finite``). Images are read with ``to_array`` (default :func:`image_bridge`)."""
+    ``non_finite``)."""
     _, mod = split_stream_id(sid)
     kind = "pointcloud2" if cloud_to_map is not None and mod == "radar" else "image"
     if kind == "image":
@@ -167,14 +140,23 @@ def decode_sensor_image(sid: str, msg: Any, min_side: int = 8, max_side: int = 8
             raise InputRejected("bad_size", f"image {w}x{h} outside the accepted side range "
                                 f"[{min_side}, {max_side}]")
     try:
-        arr = decode_stream(msg, kind, mod, to_array=to_array or image_bridge().imgmsg_to_cv2,
-                            cloud_to_map=cloud_to_map)
+        arr = decode_stream(msg, kind, mod, to_array=image_bridge().imgmsg_to_cv2, cloud_to_map=cloud_to_map)
     except ConversionError as exc:
         raise InputRejected(exc.reason, str(exc)) from None
     if mod == "radar" and not np.isfinite(arr).all():
         n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         raise InputRejected("non_finite", f"radar heatmap has {n_bad} NaN/inf value(s)")
     return arr
+
+
+def newest_item(fs: SyncedSet) -> tuple:
+    """The item ``(payload, stamp, stamp_ns, ...)`` of a synchronized set with the newest stamp."""
+    return max((it for it in fs.items.values() if it is not None), key=lambda it: it[2])
+
+
+def payloads(fs: SyncedSet) -> dict[Any, Any]:
+    """Input -> payload of a synchronized set (``None``: missing)."""
+    return {k: (it[0] if it is not None else None) for k, it in fs.items.items()}
 
 
 class AdmnNode(LifecycleNode):
@@ -237,6 +219,17 @@ class AdmnNode(LifecycleNode):
             return str(exc)
         return None
 
+    def load_runtime(self, task: Task | None = None, streams: bool = True) -> Any:
+        """``self.runtime``: the models of ``model_dir`` (default: ``task``'s shipped ones) loaded with
+        the model parameters; with ``streams`` for the streams of ``sensor_nodes``."""
+        from admn_ros.core.runtime import Runtime
+
+        p = self.p
+        ss = StreamSet(tuple(p["sensor_nodes"])) if streams else None
+        self.runtime = Runtime.load(p["model_dir"] or str(get_task(task).models_dir()), p["backend"], p["device"],
+                                    threads=p["threads"], streams=ss)
+        return self.runtime
+
     def param_specs(self) -> Sequence[ParamSpec]:
         return ()
 
@@ -281,8 +274,7 @@ class AdmnNode(LifecycleNode):
         return s
 
     def subscribe_filter(self, msg_type: Any, topic: str, qos: Any) -> Any:
-        """A ``message_filters`` ``Subscriber`` (:mod:`admn_ros.ros.msg_filters`) on ``topic``;
-        its subscription is destroyed with the others on deactivate."""
+        """A ``message_filters`` ``Subscriber`` on ``topic``, destroyed with the others on deactivate."""
         f = msg_filters.Subscriber(self, msg_type, topic, qos_profile=qos)
         self._subs.append(f.sub)
         self._topic_names[topic] = f.sub.topic_name
@@ -291,8 +283,8 @@ class AdmnNode(LifecycleNode):
 
     def subscribe_streams(self, ids: Sequence[str], on_set: Callable[[Any], None],
                           poll: Callable[[], None] | None = None) -> None:
-        """Synchronize the sensor streams ``ids`` (:meth:`make_sync`, an image subscription each,
-        the poll timer, default :meth:`sync_poll`); ``on_set`` gets every synchronized set."""
+        """Synchronize the sensor streams ``ids`` (a subscription each, the ``poll`` timer, default
+        :meth:`sync_poll`); ``on_set`` gets every synchronized set."""
         self.sync = self.make_sync(ids)
         q = image_qos(self.p["image_reliability"], self.p["qos_depth"])
         for sid in ids:
@@ -307,8 +299,8 @@ class AdmnNode(LifecycleNode):
             self.reject(topics.BUDGET, "bad_budget", f"budget {v} from {topics.BUDGET} rejected: {res.reason}")
 
     def make_sync(self, keys: Sequence[Any]) -> StreamSync:
-        """The node's synchronizer over ``keys`` from the ``sync_specs`` parameters, with the
-        health check of ``health_specs`` when the node has those (the sensor-stream nodes)."""
+        """The node's synchronizer over ``keys`` (``sync_specs``), with the health check when the node
+        has its parameters (``stream_specs``)."""
         self._stale_reported = 0
         return msg_filters.stream_sync(keys, float(self.p["slop"]), int(self.p["queue_size"]),
                                        float(self.p["timeout"]), self._health_config())
@@ -318,7 +310,7 @@ class AdmnNode(LifecycleNode):
 
     def health_values(self, key: Any) -> dict[str, Any]:
         """``health`` (``ok``, ``missing``, ``frozen``, ``stalled``) and ``health.<status>`` (times the
-        input turned so) of a synchronized input, for its /diagnostics status."""
+        input turned so) of a synchronized input."""
         sync = getattr(self, "sync", None)
         if sync is None:
             return {}
@@ -326,19 +318,29 @@ class AdmnNode(LifecycleNode):
         return {"health": sync.status(self.now_s())[key],
                 **({f"health.{s}": h.events[s] for s in sorted(UNHEALTHY)} if h is not None else {})}
 
+    def stream_statuses(self, ids: Sequence[str], alloc: Any = None,
+                        extra: Callable[[str], dict[str, Any]] | None = None) -> list[DiagnosticStatus]:
+        """/diagnostics status of each stream of ``ids``: ``extra(sid)``, its health and, with ``alloc``
+        (``est_noise``, ``mask``, ``present`` in the order of ``ids``), its estimated noise, blocks, presence."""
+        out = []
+        for i, sid in enumerate(ids):
+            v = {**(extra(sid) if extra is not None else {}), **self.health_values(sid)}
+            if alloc is not None:
+                v.update({"est_sigma": float(alloc.est_noise[i]), "blocks": int(alloc.mask[i].sum()),
+                          "present": bool(alloc.present[i])})
+            out.append(self.input_status(sid, v))
+        return out
+
     def sync_diagnostics(self) -> dict[str, Any]:
         """``sync_*`` values of ``self.sync`` for the summary status ({} without one)."""
         sync = getattr(self, "sync", None)
         return sync_values(sync.stats, msg_filters.IMPLEMENTATION) if sync is not None else {}
 
     def _radar_cloud(self, sid: str) -> bool:
-        """Radar stream read as PointCloud2 (``radar_input`` as of the last configure)."""
         return self.cloud_to_map is not None and split_stream_id(sid)[1] == "radar"
 
     def stream_input(self, sid: str) -> tuple[Any, str]:
-        """Message type and topic of stream ``sid``'s input: ``sensor_msgs/Image`` on its image
-        topic, or ``sensor_msgs/PointCloud2`` on ``N/radar/points`` for radar with
-        ``radar_input: pointcloud2``."""
+        """Message type and topic of stream ``sid``'s input (``radar_input: pointcloud2``: radar on N/radar/points)."""
         if self._radar_cloud(sid):
             return PointCloud2, topics.radar_points_topic(split_stream_id(sid)[0])
         return Image, topics.image_topic(sid)
@@ -382,9 +384,8 @@ class AdmnNode(LifecycleNode):
         lg.warning(text, throttle_duration_sec=float(self.p["log_throttle_s"]) or 1e-9)
 
     def _on_stream(self, msg: Any, sid: str, on_set: Callable[[Any], None]) -> None:
-        """Stamp check, decode and preprocess a sensor message (image or PointCloud2 radar scan) and offer
-        ``(model_input, stamp, stamp_ns)`` to the synchronizer; a rejection is counted and logged with the
-        topic (the stream is then missing in that frame)."""
+        """Stamp check, decode and preprocess a sensor message and offer ``(model_input, stamp, stamp_ns)``
+        to the synchronizer; a rejection is counted and logged with the topic."""
         ns = self.check_stamp(sid, msg.header.stamp, order=False)
         if ns is None:
             return
@@ -422,9 +423,8 @@ class AdmnNode(LifecycleNode):
             on_set(fs)
 
     def check_stamp(self, key: Any, stamp: Time, order: bool = True) -> int | None:
-        """Stamp in ns, or None after rejecting a zero or future stamp, and with ``order`` a
-        duplicate or out-of-order one. Inputs of a synchronizer pass ``order=False``: as in
-        ``message_filters``, a reordered message can still complete an older frame."""
+        """Stamp in ns, or None after rejecting a zero or future stamp, and with ``order`` a duplicate or
+        out-of-order one (synchronized inputs pass False: a reordered message can complete an older frame)."""
         ns = stamp_to_ns(stamp)
         why = self.monitor.check_stamp(key, ns) if order else ("zero_stamp" if ns <= 0 else None)
         future = float(self.p["max_future_s"])

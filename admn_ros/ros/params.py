@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
@@ -35,7 +35,6 @@ class ParamSpec:
     type: Parameter.Type | None = None
     min: float | int | None = None
     max: float | int | None = None
-    step: float | int = 0
     choices: tuple[str, ...] | None = None
     read_only: bool = False
     constraints: str = ""
@@ -53,13 +52,11 @@ class ParamSpec:
             if self.ptype == Parameter.Type.INTEGER:
                 d.integer_range = [IntegerRange(
                     from_value=int(self.min if self.min is not None else -(2**63)),
-                    to_value=int(self.max if self.max is not None else 2**63 - 1),
-                    step=int(self.step))]
+                    to_value=int(self.max if self.max is not None else 2**63 - 1))]
             elif self.ptype == Parameter.Type.DOUBLE:
                 d.floating_point_range = [FloatingPointRange(
                     from_value=float(self.min if self.min is not None else -math.inf),
-                    to_value=float(self.max if self.max is not None else math.inf),
-                    step=float(self.step))]
+                    to_value=float(self.max if self.max is not None else math.inf))]
             else:
                 raise TypeError(f"parameter {self.name!r}: min/max need an INTEGER or DOUBLE type")
         if self.choices:
@@ -99,26 +96,17 @@ def parameter_overrides(node: Node) -> dict[str, Parameter]:
     return dict(getattr(node, "_parameter_overrides", {}) or {})
 
 
-def _coerce_int_overrides(node: Node, specs: Iterable[ParamSpec]) -> None:
-    overrides = getattr(node, "_parameter_overrides", None) or {}
-    for s in specs:
-        p = overrides.get(s.name)
-        if p is not None and s.ptype == Parameter.Type.DOUBLE and p.type_ == Parameter.Type.INTEGER:
-            overrides[s.name] = Parameter(s.name, Parameter.Type.DOUBLE, float(p.value))
-        elif p is not None and s.ptype == Parameter.Type.DOUBLE_ARRAY and p.type_ == Parameter.Type.INTEGER_ARRAY:
-            overrides[s.name] = Parameter(s.name, Parameter.Type.DOUBLE_ARRAY, [float(v) for v in p.value])
-
-
 def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
-    """Declare every spec on ``node`` (overrides applied) and return ``{name: value}``; an invalid
-    override raises :class:`ParameterError` naming the parameter."""
-    _coerce_int_overrides(node, specs)
-    overrides = parameter_overrides(node)
+    """Declare every spec on ``node`` (overrides applied, an integer for a DOUBLE made a double) and
+    return ``{name: value}``; an invalid override raises :class:`ParameterError` naming the parameter."""
+    overrides = getattr(node, "_parameter_overrides", None) or {}   # rclpy's; updated in place
     for s in specs:
-        if s.name in overrides:
-            why = s.check(overrides[s.name].value)
-            if why:
-                raise ParameterError(why)
+        o = overrides.get(s.name)
+        if o is not None and s.ptype == Parameter.Type.DOUBLE and o.type_ == Parameter.Type.INTEGER:
+            o = overrides[s.name] = Parameter(s.name, Parameter.Type.DOUBLE, float(o.value))
+        why = s.check(o.value) if o is not None else None
+        if why:
+            raise ParameterError(why)
         default = s.default
         if s.ptype == Parameter.Type.DOUBLE and isinstance(default, int):
             default = float(default)
@@ -142,7 +130,7 @@ def read_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
             v = node.get_parameter(s.name).value
         except ParameterUninitializedException:
             v = s.default
-        if isinstance(v, (tuple,)) or type(v).__name__ == "array":
+        if isinstance(v, tuple) or type(v).__name__ == "array":
             v = list(v)
         out[s.name] = [] if v is None and s.ptype.name.endswith("ARRAY") else v
     return out

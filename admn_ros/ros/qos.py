@@ -6,18 +6,18 @@ from __future__ import annotations
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 
+def image_qos(reliability: str, depth: int) -> QoSProfile:
+    """Keep last ``depth``, volatile, ``reliable`` or else best effort (an ``image_reliability`` parameter)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth), durability=DurabilityPolicy.VOLATILE,
+                      reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else
+                      ReliabilityPolicy.BEST_EFFORT)
+
+
 def sensor_qos(depth: int = 5) -> QoSProfile:
-    """Best effort, keep last ``depth``, volatile: for high-rate sensor data."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth), reliability=ReliabilityPolicy.BEST_EFFORT,
-                      durability=DurabilityPolicy.VOLATILE)
+    """Best effort: for high-rate sensor data."""
+    return image_qos("best_effort", depth)
 
 
 def reliable_qos(depth: int = 10) -> QoSProfile:
-    """Reliable, keep last ``depth``, volatile: for allocations and outputs."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth), reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
-
-
-def image_qos(reliability: str, depth: int) -> QoSProfile:
-    """QoS of an ``image_reliability`` parameter: ``reliable``, else sensor data QoS."""
-    return reliable_qos(depth) if reliability == "reliable" else sensor_qos(depth)
+    """Reliable: for allocations and outputs."""
+    return image_qos("reliable", depth)

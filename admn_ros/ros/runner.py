@@ -21,8 +21,7 @@ from typing import Any, Sequence
 
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.ros.env import exit_process, isolated_env, make_executor
-from admn_ros.ros.graph import (GraphOptions, NodeSpec, ProcessSpec, build_graph, decode_specs,
-                                graph_processes, options_processes)
+from admn_ros.ros.graph import GraphOptions, NodeSpec, ProcessSpec, build_graph, decode_specs, graph_processes
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -88,11 +87,6 @@ def options_from_args(a: argparse.Namespace) -> GraphOptions:
                         respawn_delay=a.respawn_delay)
 
 
-def graph_specs(a: argparse.Namespace) -> list[NodeSpec]:
-    """The node specs of the task ``a.task`` (parsed by :func:`parse_args`)."""
-    return build_graph(options_from_args(a))
-
-
 #: exit code of a node whose parameters or models are invalid (restarting cannot help)
 CONFIG_ERROR = 2
 
@@ -114,10 +108,8 @@ class GraphProcesses:
 
     def start(self, specs: Sequence[NodeSpec], composed: bool, env: dict, quiet: bool,
               sensor_args: Sequence[str] = (), respawn: bool = False, respawn_delay: float = 0.5) -> None:
-        self.start_processes(graph_processes(list(specs), composed, respawn, respawn_delay), env, quiet, sensor_args)
-
-    def start_processes(self, processes: Sequence[ProcessSpec], env: dict, quiet: bool,
-                        sensor_args: Sequence[str] = ()) -> None:
+        """Start the processes of ``specs``; ``sensor_args`` are extra ``-p`` parameters of the sensors."""
+        processes = graph_processes(list(specs), composed, respawn, respawn_delay)
         out = subprocess.DEVNULL if quiet else None
         for p in processes:
             extra = [x for a in sensor_args if a for x in ("-p", a)] if p.executable == "sensor_node" else []
@@ -175,7 +167,7 @@ class GraphProcesses:
                 p.wait(timeout=2.0)
 
 
-def compose(specs: Sequence[NodeSpec], duration: float = 0.0, ros_args: Sequence[str] = ()) -> int:
+def compose(specs: Sequence[NodeSpec], ros_args: Sequence[str] = ()) -> int:
     """Instantiate every spec's node class in this process and spin them together;
     ``ros_args`` (the container's own remappings and parameters, e.g. from launch_ros
     ``SetRemap``/``SetParameter``) apply to every node after its own."""
@@ -192,14 +184,13 @@ def compose(specs: Sequence[NodeSpec], duration: float = 0.0, ros_args: Sequence
             nodes.append(cls(cli_args=s.ros_args() + list(ros_args), use_global_arguments=False))
         # One thread: with the GIL a multi-threaded executor only adds contention
         # (measured: p50/p99 64/230 ms at 0.44 cores vs 91/379 ms at 0.75 cores).
-        spin(*nodes, duration=duration)
+        spin(*nodes)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         for n in nodes:
             n.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        rclpy.try_shutdown()
     return 0
 
 
@@ -216,17 +207,15 @@ def _container_ros_args(ros: Sequence[str]) -> list[str]:
 
 def container_main(argv: Sequence[str] | None = None) -> int:
     """``admn_container``: the composed nodes given as ``--container-specs`` JSON (what the
-    launch files and ``admn-ros run --composed`` pass), or the ADMN nodes of the graph that
-    ``admn-ros run`` options describe."""
+    launch files and ``admn-ros run --composed`` pass)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     k = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
     argv, ros = argv[:k], _container_ros_args(argv[k:])
+    if "--container-specs" not in argv[:-1]:
+        print("[admn_container] error: --container-specs JSON is missing", file=sys.stderr, flush=True)
+        return 2
     isolated_env()
-    if "--container-specs" in argv:
-        return exit_process(compose(decode_specs(argv[argv.index("--container-specs") + 1]), ros_args=ros))
-    a = parse_args("admn_container", argv)
-    specs = [s for s in graph_specs(a) if s.executable != "sensor_node"]
-    return exit_process(compose(specs, a.duration, ros))
+    return exit_process(compose(decode_specs(argv[argv.index("--container-specs") + 1]), ros))
 
 
 def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
@@ -247,9 +236,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
         return 2
     env = dict(isolated_env(dict(os.environ)))
     os.environ.update(env)
-    opts = options_from_args(a)
-    processes = options_processes(opts)
-    specs = build_graph(opts)
+    specs = build_graph(options_from_args(a))
     sensor_args = [s.strip() for s in a.sensor_args.split(";") if s.strip()]
     print(f"[{prog}] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} discovery={env['ROS_AUTOMATIC_DISCOVERY_RANGE']} "
           f"{a.task} graph nodes: {', '.join(s.name for s in specs)}{' (composed)' if a.composed else ''}",
@@ -259,7 +246,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     try:
-        procs.start_processes(processes, env, a.quiet, sensor_args)
+        procs.start(specs, a.composed, env, a.quiet, sensor_args, not a.no_respawn, a.respawn_delay)
         import rclpy
 
         rclpy.init()
@@ -271,24 +258,19 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
 
             mon = Monitor(node, ids, get_task(a.task), scenario)
         next_print = t0 + 1.0
-        while not stop["flag"]:
+        while not stop["flag"] and not (a.duration and time.monotonic() - t0 >= a.duration):
             ex.spin_once(timeout_sec=0.05)
-            now = time.monotonic()
-            if a.duration and now - t0 >= a.duration:
-                break
-            dead = procs.dead()
-            if dead:
-                print(f"[{prog}] node process(es) exited: {dead}", file=sys.stderr, flush=True)
-                rc = 1
-                break
-            if mon is not None and now >= next_print:
+            now, dead = time.monotonic(), procs.dead()
+            why = f"node process(es) exited: {dead}" if dead else None
+            if mon is not None and now >= next_print and not why:
                 print(mon.line(now - t0), flush=True)
                 next_print = now + 1.0
-                why = mon.scenario_failed()
-                if why:
-                    print(f"[{prog}] the sensor node refused the scenario: {why}", file=sys.stderr, flush=True)
-                    rc = 1
-                    break
+                refused = mon.scenario_failed()
+                why = f"the sensor node refused the scenario: {refused}" if refused else None
+            if why:
+                print(f"[{prog}] {why}", file=sys.stderr, flush=True)
+                rc = 1
+                break
             if mon is not None and mon.done():
                 break
     except KeyboardInterrupt:
@@ -300,11 +282,8 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
                   flush=True)
         if node is not None:
             node.destroy_node()
-        with suppress(Exception):
-            import rclpy
-
-            if rclpy.ok():
-                rclpy.shutdown()
+        if "rclpy" in sys.modules:
+            sys.modules["rclpy"].try_shutdown()
     return rc
 
 

@@ -152,14 +152,6 @@ class StreamMonitor:
         last = self._get(key).last_stamp_ns
         return math.nan if last is None else (int(now_ns) - last) * 1e-9
 
-    def rejected(self, key: Hashable | None = None) -> Counter:
-        """Rejections by reason of one input, or summed over all inputs."""
-        if key is not None:
-            return Counter(self._get(key).rejected)
-        total: Counter = Counter()
-        for st in self.inputs.values():
-            total.update(st.rejected)
-        return total
-
-    def total_rejected(self) -> int:
-        return int(sum(self.rejected().values()))
+    def rejected(self, key: Hashable) -> Counter:
+        """Rejections of one input by reason."""
+        return Counter(self._get(key).rejected)

@@ -51,6 +51,18 @@ def marker_array(specs: Sequence[MarkerSpec], frame_id: str, stamp: Time | None 
     return out
 
 
+def view_specs(marker_lifetime: float) -> list[ParamSpec]:
+    """The markers' frame and lifetime and the rate and size of the ``admn/dashboard`` image."""
+    return [
+        ParamSpec("frame_id", "map", "Fixed frame of the markers and the dashboard"),
+        ParamSpec("marker_lifetime", marker_lifetime, "Lifetime (s) of the dynamic markers (0 = forever)",
+                  min=0.0, max=3600.0),
+        ParamSpec("dashboard_rate", 5.0, "Dashboard image rate (Hz) on admn/dashboard; 0 = off", min=0.0, max=60.0),
+        ParamSpec("dashboard_width", 640, "Dashboard width (pixels)", min=160, max=4096),
+        ParamSpec("dashboard_height", 480, "Dashboard height (pixels)", min=120, max=4096),
+    ]
+
+
 class VizNode(AdmnNode):
     """See the module docstring."""
 
@@ -62,15 +74,10 @@ class VizNode(AdmnNode):
             ParamSpec("sensor_nodes", list(DEFAULT_NODES), "Sensor nodes to draw; applied on configure"),
             ParamSpec("sensors_config", "", "Simulator/sensor config YAML with node poses and the track "
                       "('' = shipped config/sensors.yaml); applied on configure"),
-            ParamSpec("frame_id", "map", "Fixed frame of the markers"),
             ParamSpec("trail_length", 150, "Estimates kept in the trail", min=0, max=100000),
             ParamSpec("marker_rate", 10.0, "MarkerArray publish rate (Hz)", min=0.1, max=100.0),
-            ParamSpec("dashboard_rate", 5.0, "Dashboard image rate (Hz); 0 = off", min=0.0, max=60.0),
-            ParamSpec("dashboard_width", 640, "Dashboard width (pixels)", min=160, max=4096),
-            ParamSpec("dashboard_height", 480, "Dashboard height (pixels)", min=120, max=4096),
             ParamSpec("bar_height", 0.6, "Bar height (m) of a full backbone (all blocks)", min=0.05, max=10.0),
-            ParamSpec("marker_lifetime", 1.0, "Lifetime (s) of the dynamic markers (0 = forever)",
-                      min=0.0, max=3600.0),
+            *view_specs(marker_lifetime=1.0),
         ]
 
     def configure(self) -> None:
