@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     from admn_ros.core.tasks import get_task
     from admn_ros.msg import LayerAllocation
     from admn_ros.ros import topics
-    from admn_ros.ros.convert import message_class, stamp_to_ns
+    from admn_ros.core.sync import stamp_to_ns
+    from admn_ros.ros.convert import message_class
     from admn_ros.ros.qos import reliable_qos
 
     rclpy.init()

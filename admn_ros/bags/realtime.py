@@ -88,7 +88,8 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
     from admn_ros.bags.play import play
     from admn_ros.msg import LayerAllocation
     from admn_ros.ros import topics
-    from admn_ros.ros.convert import message_class, stamp_to_ns
+    from admn_ros.core.sync import stamp_to_ns
+    from admn_ros.ros.convert import message_class
     from admn_ros.ros.env import isolated_env
     from admn_ros.ros.graph import GRAPHS, GraphOptions, build_graph
     from admn_ros.ros.qos import reliable_qos

@@ -16,9 +16,10 @@ from std_msgs.msg import UInt16
 from admn_ros.core.budget import DeadlineBudget
 from admn_ros.core.health import stream_status
 from admn_ros.core.streams import validate_budget
+from admn_ros.core.sync import stamp_to_ns
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
-from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, stamp_to_ns
+from admn_ros.ros.convert import make_header, mask_to_allocation, message_class
 from admn_ros.ros.diagnostics import latency_values
 from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, run_node, stream_specs
 from admn_ros.ros.params import ParamSpec

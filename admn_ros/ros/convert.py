@@ -17,7 +17,6 @@ from std_msgs.msg import Header
 
 from admn_ros.core.image_convert import ImageBridge
 from admn_ros.core.streams import allocation_fields
-from admn_ros.core.sync import stamp_to_ns  # noqa: F401 - the nodes' stamp -> ns
 
 
 def ns_to_stamp(ns: int) -> Time:

@@ -16,7 +16,8 @@ from admn_ros.core.image_convert import decode_stream
 from admn_ros.core.preprocess import to_storage
 from admn_ros.core.sim.timeline import Timeline
 from admn_ros.core.tasks import Task
-from admn_ros.ros.convert import image_bridge, stamp_to_ns
+from admn_ros.core.sync import stamp_to_ns
+from admn_ros.ros.convert import image_bridge
 from admn_ros.ros.telemetry import RateMeter, hop_lines, hops_of
 
 #: Window (s) of the live sensor rates.

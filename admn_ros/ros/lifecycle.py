@@ -21,10 +21,10 @@ from sensor_msgs.msg import Image, PointCloud2
 from admn_ros.core.health import UNHEALTHY, HealthConfig, content_signature
 from admn_ros.core.image_convert import STREAM_FORMATS, ConversionError, decode_stream
 from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, StreamSet, split_stream_id, validate_budget
-from admn_ros.core.sync import StreamSync, SyncedSet
+from admn_ros.core.sync import StreamSync, SyncedSet, stamp_to_ns
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
-from admn_ros.ros.convert import image_bridge, stamp_to_ns
+from admn_ros.ros.convert import image_bridge
 from admn_ros.ros.diagnostics import input_status, make_array, summary_status, sync_values
 from admn_ros.ros.env import run_process
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,

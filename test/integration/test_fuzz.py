@@ -238,7 +238,7 @@ def test_fuzz_10k_per_input_type_counted_on_diagnostics(tmp_path):
 
     from admn_ros.msg import LayerAllocation, StreamEmbeddings
     from admn_ros.ros import topics
-    from admn_ros.ros.convert import stamp_to_ns
+    from admn_ros.core.sync import stamp_to_ns
     from admn_ros.ros.qos import reliable_qos, sensor_qos
     from test_graph import start_graph
 

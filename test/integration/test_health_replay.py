@@ -73,7 +73,8 @@ def _live(task: str, d: Path) -> dict[int, tuple[np.ndarray, list[str]]]:
     from admn_ros.ros import topics
     from admn_ros.ros.activity_node import ActivityNode
     from admn_ros.ros.controller_node import ControllerNode
-    from admn_ros.ros.convert import allocation_to_mask, stamp_to_ns
+    from admn_ros.core.sync import stamp_to_ns
+    from admn_ros.ros.convert import allocation_to_mask
 
     t = get_task(task)
     with BagFrames(d / "bag", t.mapping) as bf:

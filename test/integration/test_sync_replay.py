@@ -170,7 +170,7 @@ def test_the_controller_over_dds_playing_the_bag_allocates_the_offline_frames(re
     from admn_ros.bags.play import play
     from admn_ros.msg import LayerAllocation
     from admn_ros.ros import topics
-    from admn_ros.ros.convert import stamp_to_ns
+    from admn_ros.core.sync import stamp_to_ns
     from admn_ros.ros.qos import reliable_qos
 
     d, sids, _ = reordered_bag
