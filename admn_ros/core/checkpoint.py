@@ -200,30 +200,25 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: str | Iterable[str] |
     return Checkpoint(path=path, meta=doc, tensors=tensors, optimizer=optim)
 
 
-def check_state_dict(got: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], *,
-                     path: str | os.PathLike[str] = "<checkpoint>", strict: bool = True) -> None:
-    """Raise :class:`CheckpointError` naming the file and every missing/unexpected/mis-shaped key."""
+def load_into(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *,
+              path: str | os.PathLike[str] = "<checkpoint>", prefix: str = "", strict: bool = True) -> None:
+    """Check keys and shapes against ``module.state_dict()`` (:class:`CheckpointError` naming the file
+    and every missing/unexpected/mis-shaped key), then copy the weights in; ``prefix`` selects
+    (and strips) a sub-tree of ``tensors``."""
+    sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)} if prefix else dict(tensors)
+    expected = module.state_dict()
     problems: list[str] = []
     for k, t in expected.items():
-        if k not in got:
+        if k not in sub:
             problems.append(f"missing key {k} (expected shape {_shape(t.shape)})")
-        elif tuple(got[k].shape) != tuple(t.shape):
-            problems.append(f"key {k} shape {_shape(got[k].shape)} != expected {_shape(t.shape)}")
+        elif tuple(sub[k].shape) != tuple(t.shape):
+            problems.append(f"key {k} shape {_shape(sub[k].shape)} != expected {_shape(t.shape)}")
     if strict:
-        problems += [f"unexpected key {k} shape {_shape(got[k].shape)}" for k in got if k not in expected]
+        problems += [f"unexpected key {k} shape {_shape(sub[k].shape)}" for k in sub if k not in expected]
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise CheckpointError(f"{path}: {len(problems)} of {len(expected)} weights do not fit the network its "
                               "config describes: " + "; ".join(problems[:5]) + more)
-
-
-def load_into(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *,
-              path: str | os.PathLike[str] = "<checkpoint>", prefix: str = "", strict: bool = True) -> None:
-    """Check keys and shapes against ``module.state_dict()``, then copy the weights in;
-    ``prefix`` selects (and strips) a sub-tree of ``tensors``."""
-    sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)} if prefix else dict(tensors)
-    expected = module.state_dict()
-    check_state_dict(sub, expected, path=path, strict=strict)
     module.load_state_dict({k: v for k, v in sub.items() if k in expected}, strict=strict)
 
 

@@ -199,8 +199,7 @@ class AllocationController(nn.Module):
     def __init__(self, cfg: ControllerConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or ControllerConfig()
-        ss = cfg.streams
-        self.stream_modalities = [ss.modality_of(i) for i in range(len(ss))]
+        self.stream_modalities = cfg.stream_modalities
         self.encoders = nn.ModuleDict({m: QoIEncoder(MODALITIES[m].channels, cfg.conv_channels, cfg.dim)
                                        for m in cfg.modalities})
         self.stream_emb = nn.Parameter(torch.zeros(1, cfg.n_streams, cfg.dim))

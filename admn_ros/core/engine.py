@@ -22,7 +22,6 @@ from torch import nn
 from admn_ros.core.controller import AllocationController, select_blocks
 from admn_ros.core.model import ADMNModel, as_mask_tensor, as_present_tensor, random_inputs
 from admn_ros.core.streams import budget_from_fraction, naive_allocation
-from admn_ros.core.tasks import get_task
 
 BACKENDS: tuple[str, ...] = ("torch", "jit", "onnx", "auto")
 
@@ -51,10 +50,6 @@ class _ControllerPart(nn.Module):
         xs, present, frac = args[:-2], args[-2], args[-1]
         tok = self.controller.encode(dict(zip(self.modalities, xs)), present)
         return self.controller.heads(tok, frac)
-
-
-def _output_names(model: ADMNModel) -> list[str]:
-    return list(get_task(model.cfg.task).outputs)
 
 
 Wrap = Callable[[nn.Module, tuple, list, list], Any]
@@ -90,7 +85,7 @@ class _Backend:
                 return
             emb = torch.rand(2, cfg.n_tokens, cfg.vit_dim, device=dev)
             tok_pres = torch.ones(2, cfg.n_tokens, dtype=torch.bool, device=dev)
-            self.fusion = wrap(fpart, (emb, tok_pres), ["emb", "present"], _output_names(model))
+            self.fusion = wrap(fpart, (emb, tok_pres), ["emb", "present"], list(model.fusion.task.outputs))
             self.ctrl = None
             if cpart is not None:
                 pres = torch.ones(2, cfg.n_streams, dtype=torch.bool, device=dev)
@@ -140,8 +135,7 @@ class _TorchBackend(_Backend):
 
     def control(self, xs: Sequence[torch.Tensor], present: torch.Tensor, frac: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, sigma = self.ctrl(*xs, present, frac)
-        return logits, sigma
+        return self.ctrl(*xs, present, frac)
 
 
 class _OnnxBackend(_Backend):
@@ -149,10 +143,10 @@ class _OnnxBackend(_Backend):
 
     name = "onnx"
 
-    def __init__(self, model: ADMNModel, controller: AllocationController | None, opset: int = 17) -> None:
+    def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
         import onnxruntime as ort
 
-        self.ort, self.opset = ort, opset
+        self.ort = ort
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1
@@ -168,7 +162,7 @@ class _OnnxBackend(_Backend):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, args, buf, dynamo=False, input_names=in_names, output_names=out_names,
-                              dynamic_axes=axes, opset_version=self.opset)
+                              dynamic_axes=axes, opset_version=17)
         sess = self.ort.InferenceSession(buf.getvalue(), self._so, providers=["CPUExecutionProvider"])
         # an input the graph does not use (budget_frac of a fixed-budget controller) was dropped
         used = {i.name for i in sess.get_inputs()}
@@ -195,8 +189,7 @@ class _OnnxBackend(_Backend):
 class InferenceEngine:
     """Batched / batch-1 ADMN inference with per-sample allocations and real skipping.
 
-    Without a ``controller``, :meth:`infer` needs a mask (or uses every block); ``budget`` is the
-    controller's default ``L`` (``None``: its own). ``threads``: ``torch.set_num_threads`` at
+    Without a ``controller``, :meth:`infer` needs a mask (or uses every block). ``threads``: ``torch.set_num_threads`` at
     construction (``None`` = leave it; torch's and ONNX Runtime's pools would fight over 2 cores).
     ``device``: move model and controller there first (``"auto"``: CUDA if present; ONNX Runtime
     always runs on the CPU). After construction ``backend`` is the one in use, ``check`` maps
@@ -204,8 +197,7 @@ class InferenceEngine:
     (``auto``), ``errors`` to why one was rejected."""
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None = None,
-                 backend: str = "torch", threads: int | None = 1, atol: float = 1e-4,
-                 budget: int | None = None, opset: int = 17, time_reps: int = 15,
+                 backend: str = "torch", threads: int | None = 1, atol: float = 1e-4, time_reps: int = 15,
                  device: str | torch.device | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
@@ -225,7 +217,6 @@ class InferenceEngine:
                 raise ValueError("controller and model disagree on nodes/modalities/depth: "
                                  f"{(cc.nodes, cc.modalities, cc.depth)} vs "
                                  f"{(self.cfg.nodes, self.cfg.modalities, self.cfg.vit_depth)}")
-        self.budget = budget
         self.check: dict[str, float] = {}
         self.timings_ms: dict[str, float] = {}
         self.errors: dict[str, str] = {}
@@ -233,7 +224,8 @@ class InferenceEngine:
         wanted = ["jit", "onnx"] if backend == "auto" else ([backend] if backend != "torch" else [])
         for name in wanted:
             try:
-                be = self._build(name, opset)
+                be = (_TorchBackend(model, self.controller, jit=True) if name == "jit"
+                      else _OnnxBackend(model, self.controller))
             except Exception as exc:  # noqa: BLE001 - report and fall back
                 self.errors[name] = f"{type(exc).__name__}: {exc}"
                 if backend != "auto":
@@ -254,11 +246,6 @@ class InferenceEngine:
         else:
             self.backend = backend
         self._be = self._backends[self.backend]
-
-    def _build(self, name: str, opset: int) -> _Backend:
-        if name == "jit":
-            return _TorchBackend(self.model, self.controller, jit=True)
-        return _OnnxBackend(self.model, self.controller, opset)
 
     def _probe(self, batch: int = 3, seed: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(seed)
@@ -310,8 +297,7 @@ class InferenceEngine:
             mask_t = (mask_t > 0.5) if mask_t.is_floating_point() else mask_t.to(torch.bool)
         emb = self._embeddings(be, xs, mask_t.repeat(1, cfg.frames, 1) if cfg.frames > 1 else mask_t, tok_pres)
         outs = be.fuse(emb, tok_pres)
-        for k, v in zip(_output_names(self.model), outs):
-            out[k] = v
+        out.update(zip(self.model.fusion.task.outputs, outs))
         out["emb"] = emb
         out["mask"] = mask_t & pres[:, :, None]
         return out
@@ -323,7 +309,7 @@ class InferenceEngine:
                  dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Controller on ``xs`` -> ``(bool mask, logits, sigma)`` with budget ``budget`` (default the engine's)."""
         c = self.controller.cfg
-        L = budget if budget is not None else (self.budget if self.budget is not None else c.budget)
+        L = budget if budget is not None else c.budget
         frac = self.controller.budget_fraction(L, b).to(dev)
         logits, sigma = be.control([xs[m] for m in c.modalities], pres, frac)
         return select_blocks(logits.to(dev), torch.as_tensor(L), pres, c.first_block) > 0.5, logits, sigma
@@ -396,4 +382,4 @@ class InferenceEngine:
         with torch.no_grad():
             pres = as_present_tensor(present, b, self.cfg.n_streams, dev, self.cfg.frames)
             outs = self._be.fuse(embeddings.to(dev, torch.float32), pres)
-        return dict(zip(_output_names(self.model), outs))
+        return dict(zip(self.model.fusion.task.outputs, outs))

@@ -31,16 +31,12 @@ def vit_block_flops(cfg: ADMNConfig) -> int:
     return block_flops(1 + (cfg.img_size // cfg.patch) ** 2, cfg.vit_dim, cfg.vit_mlp_ratio)
 
 
-def head_flops(cfg: ADMNConfig) -> int:
-    return get_task(cfg.task).head_flops(cfg)
-
-
 def fusion_flops(cfg: ADMNConfig) -> int:
     """Adapters on every token, fusion transformer and head."""
     n, db, df = cfg.n_tokens, cfg.vit_dim, cfg.fusion_dim
     adapters = 2 * n * (db * df + df * df)
     layers = cfg.fusion_depth * block_flops(n, df, cfg.fusion_mlp_ratio)
-    return adapters + layers + head_flops(cfg)
+    return adapters + layers + get_task(cfg.task).head_flops(cfg)
 
 
 def controller_flops(ccfg: ControllerConfig) -> int:
@@ -48,11 +44,8 @@ def controller_flops(ccfg: ControllerConfig) -> int:
     c1, c2, c3 = ccfg.conv_channels
     h = ccfg.img_size
     d = ccfg.dim
-    convs = 0
-    for i in range(ccfg.n_streams):
-        m = ccfg.streams.modality_of(i)
-        cin = MODALITIES[m].channels
-        convs += (h // 4) ** 2 * c1 * cin * 16 + (h // 8) ** 2 * c2 * c1 * 4 + (h // 16) ** 2 * c3 * c2 * 4 + c3 * d
+    convs = sum((h // 4) ** 2 * c1 * MODALITIES[m].channels * 16 + (h // 8) ** 2 * c2 * c1 * 4
+                + (h // 16) ** 2 * c3 * c2 * 4 + c3 * d for m in ccfg.stream_modalities)
     n = ccfg.n_streams
     head = n * (d * d + d * ccfg.depth)
     if ccfg.universal:
@@ -69,9 +62,8 @@ def readout_flops(cfg: ADMNConfig, proj: int = 16) -> int:
 
 def _stream_patch_flops(cfg: ADMNConfig) -> np.ndarray:
     """Per-stream fixed backbone cost: patch embedding + readout (run even with 0 blocks)."""
-    ss = cfg.streams
-    return np.array([patch_embed_flops(MODALITIES[ss.modality_of(i)].channels, cfg.img_size, cfg.patch, cfg.vit_dim)
-                     + readout_flops(cfg) for i in range(len(ss))], dtype=np.int64)
+    return np.array([patch_embed_flops(MODALITIES[m].channels, cfg.img_size, cfg.patch, cfg.vit_dim)
+                     + readout_flops(cfg) for m in cfg.stream_modalities], dtype=np.int64)
 
 
 def allocation_flops(cfg: ADMNConfig, mask: Any, present: Any = None) -> np.ndarray | int:
@@ -111,7 +103,7 @@ def flops_breakdown(cfg: ADMNConfig, mask: Any, controller_cfg: ControllerConfig
         "patch_embed": float((p * _stream_patch_flops(cfg)).sum() * cfg.frames),
         "blocks": float((m & p[:, None]).sum() * vit_block_flops(cfg) * cfg.frames),
         "fusion": float(fusion_flops(cfg)),
-        "head": float(head_flops(cfg)),
+        "head": float(get_task(cfg.task).head_flops(cfg)),
         "controller": float(controller_flops(controller_cfg or ControllerConfig.for_model(cfg))),
     }
     out["total"] = out["patch_embed"] + out["blocks"] + out["fusion"] + out["controller"]

@@ -333,18 +333,16 @@ def decode_image(msg: Any, modality: str, to_array: ToArray = image_to_numpy) ->
         raise
     except Exception as exc:  # noqa: BLE001 - a bridge's own error types (CvBridgeError, cv2.error, ...)
         raise ConversionError("bad_data", f"cannot read {enc} image: {type(exc).__name__}: {exc}") from None
-    a = np.asarray(a)
-    if modality == "depth":
-        a = a if a.dtype == np.uint16 else depth_m_to_mm16(a)
-    elif modality == "radar":
-        a = a.astype(np.float32, copy=False)
-    return _owned(a)
+    return _owned(sensor_array(modality, a))
 
 
-def _imdecode(buf: np.ndarray, flags: int, what: str) -> np.ndarray:
+def _imdecode(buf: np.ndarray, flags: int, what: str, depth16: bool = False) -> np.ndarray:
+    """``depth16``: the image must be 16-bit single channel (mm)."""
     img = cv2.imdecode(buf, flags)
     if img is None:
         raise ConversionError("bad_data", f"cannot decode {what} ({buf.size} bytes): not a valid image")
+    if depth16 and (img.dtype != np.uint16 or img.ndim != 2):
+        raise ConversionError("bad_data", f"{what} must be 16-bit single channel (mm), got {img.dtype} {img.shape}")
     return img
 
 
@@ -356,10 +354,7 @@ def decode_compressed_depth(data: np.ndarray, fmt: str) -> np.ndarray:
         raise ConversionError("bad_data", f"compressedDepth payload of {data.size} bytes is too short "
                                           "(12-byte header + PNG)")
     _, qa, qb = struct.unpack("<iff", data[:12].tobytes())
-    img = _imdecode(data[12:], cv2.IMREAD_UNCHANGED, "compressedDepth PNG")
-    if img.dtype != np.uint16 or img.ndim != 2:
-        raise ConversionError("bad_data", f"compressedDepth PNG must be 16-bit single channel, "
-                                          f"got {img.dtype} {img.shape}")
+    img = _imdecode(data[12:], cv2.IMREAD_UNCHANGED, "compressedDepth PNG", depth16=True)
     if fmt.lower().startswith("32fc1"):
         v = img.astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -381,11 +376,7 @@ def decode_compressed(msg: Any, modality: str) -> np.ndarray:
         return np.ascontiguousarray(bgr[:, :, ::-1])
     if kind == "compressedDepth":
         return decode_compressed_depth(data, fmt)
-    img = _imdecode(data, cv2.IMREAD_UNCHANGED, "png depth image")
-    if img.dtype != np.uint16 or img.ndim != 2:
-        raise ConversionError("bad_data", f"png depth image must be 16-bit single channel (mm), "
-                                          f"got {img.dtype} {img.shape}")
-    return np.array(img, dtype=np.uint16)
+    return np.array(_imdecode(data, cv2.IMREAD_UNCHANGED, "png depth image", depth16=True), dtype=np.uint16)
 
 
 def decode_stream(msg: Any, kind: str, modality: str, *, to_array: ToArray = image_to_numpy,

@@ -8,7 +8,7 @@ bool ``[B, n]`` or per token ``[B, F*n]``. A stream gets one allocation per wind
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import torch
@@ -125,7 +125,7 @@ class ADMNModel(nn.Module):
                            layerdrop_keep_first=cfg.first_block)
             for m in cfg.modalities
         })
-        self.fusion = Fusion(list(stream_modalities(cfg)) * cfg.frames, cfg.vit_dim, cfg.fusion_dim,
+        self.fusion = Fusion(cfg.stream_modalities * cfg.frames, cfg.vit_dim, cfg.fusion_dim,
                              cfg.fusion_depth, cfg.fusion_heads, cfg.fusion_mlp_ratio, cfg.task,
                              cfg.n_classes, cfg.bounds, cfg.cov_eps)
 
@@ -143,18 +143,16 @@ class ADMNModel(nn.Module):
         missing = [m for m in cfg.modalities if m not in inputs]
         if missing:
             raise KeyError(f"inputs lack modalities {missing}; expected keys {list(cfg.modalities)}")
-        batch = None
         for m in cfg.modalities:
             x = inputs[m]
             want = (cfg.frames * len(cfg.nodes), cfg.channels(m), cfg.img_size, cfg.img_size)
             if x.dim() != 5 or tuple(x.shape[1:]) != want:
                 raise ValueError(f"inputs[{m!r}] must have shape [B, {', '.join(map(str, want))}], "
                                  f"got {list(x.shape)}")
-            if batch is None:
-                batch = x.shape[0]
-            elif x.shape[0] != batch:
-                raise ValueError(f"inputs disagree on batch size: {batch} vs {x.shape[0]} for {m!r}")
-        return int(batch or 0)
+        batches = {m: int(inputs[m].shape[0]) for m in cfg.modalities}
+        if len(set(batches.values())) > 1:
+            raise ValueError(f"inputs disagree on batch size: {batches}")
+        return batches[cfg.modalities[0]]
 
     def embed(self, modality: str, x: torch.Tensor, active: Any = None, blend: bool = False) -> torch.Tensor:
         """One modality's backbone on ``[N, C, H, W]`` -> ``[N, vit_dim]``; ``active``: ``[N, depth]``,
@@ -214,7 +212,3 @@ def random_inputs(cfg: ADMNConfig, batch: int = 1, generator: torch.Generator | 
                           generator=generator).to(device)
             for m in cfg.modalities}
 
-
-def stream_modalities(cfg: ADMNConfig) -> Sequence[str]:
-    ss = cfg.streams
-    return [ss.modality_of(i) for i in range(len(ss))]

@@ -161,13 +161,6 @@ class _ControllerEntry:
         return UNIVERSAL if self.universal else f"admn_L{self.budget}"
 
 
-def _as_int(v: Any) -> int | None:
-    try:
-        return None if v is None else int(v)
-    except (TypeError, ValueError):
-        return None
-
-
 class Runtime:
     """Model + controllers of one model directory and the pipeline parts; build with :meth:`load`.
     ``skipped``: ``[(path, why)]`` files present but not used; ``engine_backend``: the backend in
@@ -175,7 +168,7 @@ class Runtime:
 
     def __init__(self, model_path: Path, model: Any, controllers: list[_ControllerEntry],
                  skipped: list[tuple[Path, str]], meta: Mapping[str, Any] | None = None, backend: str = "auto",
-                 device: str = "cpu", threads: int = 1, controller_backend: str = "torch") -> None:
+                 device: str = "cpu", threads: int = 1) -> None:
         self.model_path = model_path
         self.model = model.eval()
         self.cfg = model.cfg
@@ -187,22 +180,21 @@ class Runtime:
         self._index = {s: i for i, s in enumerate(self.stream_ids)}
         self.depth, self.embed_dim = int(self.cfg.vit_depth), int(self.cfg.vit_dim)
         self._ctrl, self.skipped = controllers, skipped
-        self.backend, self.controller_backend, self.device, self.threads = backend, controller_backend, device, threads
+        self.backend, self.device, self.threads = backend, device, threads
         self._engine: Any = None
         self.universal = next((c for c in controllers if c.universal), None)
         self.per_budget = {int(c.budget): c for c in controllers if not c.universal and c.budget is not None}
 
     @classmethod
     def load(cls, model_dir: str | Path, backend: str = "auto", device: str = "cpu", *,
-             task: str | None = None, threads: int = 1, streams: StreamSet | Sequence[str] | None = None,
-             model_file: str | Path | None = None, controller_backend: str = "torch") -> "Runtime":
+             task: str | None = None, threads: int = 1, streams: StreamSet | Sequence[str] | None = None
+             ) -> "Runtime":
         """Load the stage-1 model of ``task`` (``None``: the directory's one task) in ``model_dir`` and its
-        controllers. ``backend``: of backbones and fusion (``auto`` times torch/jit/onnx at warm-up);
-        ``controller_backend``: of the controllers (compiling a ~2 ms controller would re-export
-        every backbone); ``streams``: the stream set (or node names) the caller expects;
-        ``model_file``: this stage-1 file (name in ``model_dir`` or a path; by default the one most
-        controllers were trained on, a tie is an error). A controller of another stage-1 model of
-        the directory is skipped, one of a model not in it is an error. Raises
+        controllers. ``backend``: of backbones and fusion (``auto`` times torch/jit/onnx at warm-up;
+        controllers run on torch: compiling a ~2 ms controller would re-export every backbone);
+        ``streams``: the stream set (or node names) the caller expects. Of several stage-1 models
+        the one most controllers were trained on is used (a tie is an error); a controller of
+        another stage-1 model of the directory is skipped, one of a model not in it is an error. Raises
         :class:`~admn_ros.core.checkpoint.CheckpointError` naming the file and the problem."""
         import torch
 
@@ -214,8 +206,6 @@ class Runtime:
 
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
-        if controller_backend not in BACKENDS or controller_backend == "auto":
-            raise ValueError(f"controller_backend must be torch, jit or onnx, got {controller_backend!r}")
         torch.set_num_threads(max(1, int(threads)))
         d = Path(model_dir).expanduser()
         if not d.is_dir():
@@ -245,26 +235,17 @@ class Runtime:
                 ctrls.append(f)
             else:
                 skipped.append((f, f"checkpoint kind {kind!r} is not used by the runtime"))
-        if model_file is not None:
-            mp = Path(model_file)
-            mp = mp if mp.is_absolute() or mp.parent != Path(".") else d / mp
-            if mp not in metas:
-                metas[mp] = read_metadata(mp)
-            if metas[mp].get("kind") != "stage1":
-                raise CheckpointError(f"{mp}: checkpoint kind {metas[mp].get('kind')!r} != 'stage1' (model_file)")
-            main = mp
-        else:
-            if not mains:
-                kinds = sorted({str(m.get('kind')) for m in metas.values()})
-                raise CheckpointError(f"{d}: no stage1 {want} model (e.g. {get_task(want).model_file}) among "
-                                      f"{len(files)} checkpoint(s) (kinds found: {kinds})")
-            votes = Counter(metas[c].get("stage1_weights_id") for c in ctrls)
-            ranked = sorted(mains, key=lambda f: -votes.get(metas[f].get("weights_id"), 0))
-            if len(ranked) > 1 and votes.get(metas[ranked[0]].get("weights_id"), 0) == \
-                    votes.get(metas[ranked[1]].get("weights_id"), 0):
-                raise CheckpointError(f"{d}: several stage1 {want} models {[f.name for f in mains]} and the "
-                                      "controllers do not single one out; choose one with model_file")
-            main = ranked[0]
+        if not mains:
+            kinds = sorted({str(m.get('kind')) for m in metas.values()})
+            raise CheckpointError(f"{d}: no stage1 {want} model (e.g. {get_task(want).model_file}) among "
+                                  f"{len(files)} checkpoint(s) (kinds found: {kinds})")
+        votes = Counter(metas[c].get("stage1_weights_id") for c in ctrls)
+        ranked = sorted(mains, key=lambda f: -votes.get(metas[f].get("weights_id"), 0))
+        if len(ranked) > 1 and votes.get(metas[ranked[0]].get("weights_id"), 0) == \
+                votes.get(metas[ranked[1]].get("weights_id"), 0):
+            raise CheckpointError(f"{d}: several stage1 {want} models {[f.name for f in mains]} and the "
+                                  "controllers do not single one out; keep one of them in the directory")
+        main = ranked[0]
         mmeta = metas[main]
         try:
             mcfg = ADMNConfig.from_dict(mmeta.get("model_config") or {})
@@ -310,27 +291,18 @@ class Runtime:
                 # the supervised controllers (select on the variant, not the file name).
                 skipped.append((f, "autoencoder (ADMN_AE) baseline controller is not used at runtime"))
                 continue
-            budget = None
-            if not ccfg.universal:
-                tc = m.get("train_config") or {}
-                budget = _as_int(m.get("budget")) or _as_int(tc.get("budget")) or int(ccfg.budget)
             ctrl = AllocationController(ccfg)
             load_checkpoint(f, kind="controller", with_optimizer=False).load_into(ctrl)
-            entries.append(_ControllerEntry(f, bool(ccfg.universal), budget, ctrl.eval()))
-        # one universal (the newest file name wins deterministically), one per budget
-        uni = [e for e in entries if e.universal]
-        for e in uni[1:]:
-            skipped.append((e.path, f"another universal controller ({uni[0].path.name}) is used"))
-        seen: dict[int, _ControllerEntry] = {}
+            entries.append(_ControllerEntry(f, bool(ccfg.universal), None if ccfg.universal else int(ccfg.budget),
+                                            ctrl.eval()))
+        used: dict[int | None, _ControllerEntry] = {}   # one universal, one per budget: the first file name wins
         for e in entries:
-            if not e.universal:
-                if e.budget in seen:
-                    other = seen[e.budget].path.name
-                    skipped.append((e.path, f"another controller for budget {e.budget} ({other}) is used"))
-                else:
-                    seen[int(e.budget)] = e
-        used = uni[:1] + list(seen.values())
-        return cls(main, model, used, skipped, mmeta, backend, device, threads, controller_backend)
+            if e.budget in used:
+                what = "universal controller" if e.universal else f"controller for budget {e.budget}"
+                skipped.append((e.path, f"another {what} ({used[e.budget].path.name}) is used"))
+            else:
+                used[e.budget] = e
+        return cls(main, model, list(used.values()), skipped, mmeta, backend, device, threads)
 
     @property
     def controllers(self) -> dict[str, Path]:
@@ -375,7 +347,7 @@ class Runtime:
 
     def _ctrl_engine(self, entry: _ControllerEntry) -> Any:
         if entry.engine is None:
-            entry.engine = self._new_engine(entry.controller, self.controller_backend)
+            entry.engine = self._new_engine(entry.controller, "torch")
         return entry.engine
 
     def warmup(self, parts: Iterable[str] = ("allocate", "embed", "fuse")) -> None:
@@ -454,40 +426,30 @@ class Runtime:
 
         if policy not in POLICIES:
             raise ValueError(f"unknown allocation policy {policy!r}; known: {list(POLICIES)}")
-        if policy != "admn":
-            t0 = time.perf_counter()
-            present = self._batch(inputs)[1]
-            n = len(self.stream_ids)
-            if policy == "upper_bound":
-                mask, budget = np.ones((n, self.depth), bool), n * self.depth
-            else:
-                mask = naive_allocation(n, int(budget), self.depth)
-            return Allocation(mask & present[:, None], present, np.full(n, np.nan, np.float32), policy,
-                              (time.perf_counter() - t0) * 1e3, int(budget))
         lo, hi = self.budget_range()
-        budget = int(budget)
-        if not lo <= budget <= hi:
-            raise ValueError(f"budget {budget} out of range [{lo}, {hi}] for {len(self.stream_ids)} streams "
-                             f"x {self.depth} blocks")
+        budget, n = int(budget), len(self.stream_ids)
+        if policy == "admn" and not lo <= budget <= hi:
+            raise ValueError(f"budget {budget} out of range [{lo}, {hi}] for {n} streams x {self.depth} blocks")
         t0 = time.perf_counter()
         batch, present = self._batch(inputs)
-        n = len(self.stream_ids)
         noise = np.full(n, np.nan, np.float32)
-        if not present.any():
-            mask = np.zeros((n, self.depth), bool)
-            name = NONE
+        entry = self.universal or self.per_budget.get(budget)
+        if policy == "upper_bound":
+            mask, budget, name = np.ones((n, self.depth), bool), n * self.depth, policy
+        elif policy == "naive":
+            mask, name = naive_allocation(n, budget, self.depth), policy
+        elif not present.any():
+            mask, name = np.zeros((n, self.depth), bool), NONE
+        elif entry is not None:
+            out = self._ctrl_engine(entry).allocate(batch, torch.from_numpy(present)[None], budget)
+            mask = out["mask"][0].cpu().numpy().astype(bool)
+            noise = out["sigma"][0].cpu().numpy().astype(np.float32)
+            name = entry.name
         else:
-            entry = self.universal or self.per_budget.get(budget)
-            if entry is not None:
-                out = self._ctrl_engine(entry).allocate(batch, torch.from_numpy(present)[None], budget)
-                mask = out["mask"][0].cpu().numpy().astype(bool)
-                noise = out["sigma"][0].cpu().numpy().astype(np.float32)
-                name = entry.name
-            else:
-                idx = np.flatnonzero(present)
-                mask = np.zeros((n, self.depth), bool)
-                mask[idx] = naive_allocation(len(idx), min(budget, len(idx) * self.depth), self.depth)
-                name = NAIVE
+            idx = np.flatnonzero(present)
+            mask = np.zeros((n, self.depth), bool)
+            mask[idx] = naive_allocation(len(idx), min(budget, len(idx) * self.depth), self.depth)
+            name = NAIVE
         mask &= present[:, None]
         noise[~present] = np.nan
         return Allocation(mask, present, noise, name, (time.perf_counter() - t0) * 1e3, budget)

@@ -155,6 +155,11 @@ class StreamGridMixin:
         return len(self.nodes) * len(self.modalities)
 
     @property
+    def stream_modalities(self) -> list[str]:
+        """The modality of every stream, in stream order."""
+        return [m for _ in self.nodes for m in self.modalities]
+
+    @property
     def total_blocks(self) -> int:
         return self.n_streams * self._stream_depth()
 

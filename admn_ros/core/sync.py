@@ -177,10 +177,6 @@ class SyncedSet(Generic[K]):
     stamps_ns: dict[K, int] = field(default_factory=dict)
     status: dict[K, str] = field(default_factory=dict)
 
-    @property
-    def stamp(self) -> float:
-        return self.stamp_ns * 1e-9
-
 
 @dataclass
 class SyncStats:
@@ -239,13 +235,12 @@ class StreamSync(Generic[K]):
             raise ValueError(f"duplicate input keys: {list(keys)}")
         _check_settings(slop, queue_size, timeout)
         self.keys: list[K] = list(keys)
-        self._slop = float(slop)
-        self._queue_size = int(queue_size)
-        self.timeout = float(timeout)
+        self.slop, self.queue_size, self.timeout = float(slop), int(queue_size), float(timeout)
         self._factory: SynchronizerFactory = synchronizer or ApproximateTimeSynchronizer
         self._started = start_time is not None
         self._last_seen: dict[K, float] = {k: float(start_time or 0.0) for k in self.keys}
-        self._live: tuple[K, ...] = ()
+        #: the inputs the current synchronizer runs over (none: no synchronizer)
+        self.live: tuple[K, ...] = ()
         self._sync: Any = None
         self._filters: dict[K, SimpleFilter] = {}
         self._fired: list[tuple[tuple[_Entry, ...], tuple[K, ...]]] = []
@@ -258,14 +253,6 @@ class StreamSync(Generic[K]):
         #: input -> its health check (empty without ``health``)
         self.health: dict[K, StreamHealth] = {k: StreamHealth(health) for k in self.keys} if health else {}
 
-    @property
-    def slop(self) -> float:
-        return self._slop
-
-    @property
-    def queue_size(self) -> int:
-        return self._queue_size
-
     def configure(self, slop: float | None = None, queue_size: int | None = None,
                   timeout: float | None = None, health: HealthConfig | None = None) -> None:
         """Change settings at run time; a new ``slop`` / ``queue_size`` rebuilds the synchronizer
@@ -273,14 +260,14 @@ class StreamSync(Generic[K]):
         :meth:`add` / :meth:`poll`); ``health`` applies to the next messages of a health check."""
         for h in self.health.values():
             h.cfg = health or h.cfg
-        s = self._slop if slop is None else float(slop)
-        q = self._queue_size if queue_size is None else int(queue_size)
+        s = self.slop if slop is None else float(slop)
+        q = self.queue_size if queue_size is None else int(queue_size)
         t = self.timeout if timeout is None else float(timeout)
         _check_settings(s, q, t)
-        rebuild = (s, q) != (self._slop, self._queue_size)
-        self._slop, self._queue_size, self.timeout = s, q, t
+        rebuild = (s, q) != (self.slop, self.queue_size)
+        self.slop, self.queue_size, self.timeout = s, q, t
         if rebuild and self._sync is not None:
-            self._rebuild(self._live)
+            self._rebuild(self.live)
 
     def add(self, key: K, stamp: Any, payload: Any, now: float, signature: Any = None) -> list[SyncedSet[K]]:
         """Offer one message (its header ``stamp``, what the sets should carry and, for the health
@@ -321,36 +308,26 @@ class StreamSync(Generic[K]):
         return {k: MISSING if k in missing else (self.health[k].status if k in self.health else OK)
                 for k in self.keys}
 
-    @property
-    def live(self) -> tuple[K, ...]:
-        """The inputs the current synchronizer runs over."""
-        return self._live
-
-    @property
-    def synchronizer(self) -> Any:
-        """The current synchronizer (``None`` while no input is live)."""
-        return self._sync
-
     def queued(self, key: K) -> int:
         if key not in self._filters:
             return 0
-        return len(self._sync.queues[self._live.index(key)])
+        return len(self._sync.queues[self.live.index(key)])
 
     def _refresh(self, now: float) -> None:
         self._now = now
         missing = self.missing(now)
         live = tuple(k for k in self.keys if k not in missing and (k not in self.health or self.health[k].healthy))
-        if live != self._live:
+        if live != self.live:
             self._rebuild(live)
 
     def _rebuild(self, live: tuple[K, ...]) -> None:
         keep = sorted((e for q in (self._sync.queues if self._sync is not None else ()) for e in q.values()
                        if e.key in live), key=lambda e: e.seq)
-        self._live = live
+        self.live = live
         self._filters = {k: SimpleFilter() for k in live}
         self._sync = None
         if live:
-            self._sync = self._factory([self._filters[k] for k in live], self._queue_size, self._slop)
+            self._sync = self._factory([self._filters[k] for k in live], self.queue_size, self.slop)
             self._sync.registerCallback(self._collect, live)
         self.stats.rebuilds += 1
         for e in keep:

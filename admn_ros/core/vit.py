@@ -147,11 +147,6 @@ class AdaptiveViT(nn.Module):
         self.set_layerdrop(layerdrop, full_drop)
         self.blocks.apply(init_linear)
 
-    @property
-    def n_tokens(self) -> int:
-        """Tokens per sample, CLS included (17 by default)."""
-        return 1 + self.patch_embed.n_patches
-
     def set_layerdrop(self, p: float, full_drop: float | None = None) -> None:
         if not 0.0 <= p < 1.0:
             raise ValueError(f"layerdrop probability must be in [0, 1), got {p}")

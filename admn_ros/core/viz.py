@@ -23,6 +23,10 @@ MODALITY_COLOR: dict[str, tuple[float, float, float]] = {
     "rgb": (0.95, 0.75, 0.1), "depth": (0.2, 0.6, 1.0), "radar": (0.8, 0.3, 0.9)}
 
 
+def _rgb255(rgb: Sequence[float]) -> tuple[int, int, int]:
+    return (int(255 * rgb[0]), int(255 * rgb[1]), int(255 * rgb[2]))
+
+
 def qoi_color(sigma: float, modality: str, alpha: float = 0.9) -> RGBA:
     """Green for a clean stream, through yellow, to red at the modality's ``sigma_max``;
     grey when the noise is unknown (NaN)."""
@@ -221,13 +225,12 @@ def render_dashboard(state: VizState, width: int = 640, height: int = 480) -> np
         for k, b in enumerate(bars):
             x = x0 + k * (bw + 4)
             h = int((y1 - y0) * b.blocks / max(depth, 1))
-            color = tuple(int(255 * c) for c in b.color[:3])
-            cv2.rectangle(img, (x, y1 - h), (x + bw, y1), color, -1)
+            cv2.rectangle(img, (x, y1 - h), (x + bw, y1), _rgb255(b.color), -1)
             cv2.rectangle(img, (x, y0), (x + bw, y1), (80, 80, 80), 1)
             cv2.putText(img, str(b.blocks), (x, y1 - h - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (230, 230, 230), 1)
             node, mod = split_stream_id(b.stream_id)
             cv2.putText(img, f"{node[-1]}{_SHORT[mod]}", (x, y1 + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                        tuple(int(255 * c) for c in MODALITY_COLOR[mod]), 1)
+                        _rgb255(MODALITY_COLOR[mod]), 1)
     if state.title():
         cv2.putText(img, state.title(), (10, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
     return img

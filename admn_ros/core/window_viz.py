@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 
 from admn_ros.core.streams import split_stream_id
-from admn_ros.core.viz import _SHORT, MODALITY_COLOR, Bar, MarkerSpec, allocation_bars, bar_markers, text_marker
+from admn_ros.core.viz import (_SHORT, MODALITY_COLOR, Bar, MarkerSpec, _rgb255, allocation_bars, bar_markers,
+                               text_marker)
 
 
 @dataclass
@@ -88,10 +89,6 @@ def window_markers(view: WindowView, origin: tuple[float, float] = (0.0, 0.0), b
     return out
 
 
-def _rgb255(rgba: Sequence[float]) -> tuple[int, int, int]:
-    return (int(255 * rgba[0]), int(255 * rgba[1]), int(255 * rgba[2]))
-
-
 def verdict_rgb(ok: bool | None) -> tuple[float, float, float, float]:
     """Colour of a label: green right, red wrong, white unknown."""
     return (0.5, 1.0, 0.5, 1.0) if ok else ((1.0, 0.6, 0.5, 1.0) if ok is False else (1.0, 1.0, 1.0, 1.0))
@@ -130,7 +127,7 @@ def render_window_dashboard(view: WindowView, width: int = 640, height: int = 48
             cv2.putText(img, f"{b.blocks}/{b.depth}", (x, by0 - 6), font, 0.4, (230, 230, 230), 1, cv2.LINE_AA)
             node, mod = split_stream_id(b.stream_id)
             cv2.putText(img, f"{node[-1]}{_SHORT.get(mod, mod)}", (x, by1 + 16), font, 0.45,
-                        _rgb255(MODALITY_COLOR.get(mod, (0.9, 0.9, 0.9)) + (1.0,)), 1, cv2.LINE_AA)
+                        _rgb255(MODALITY_COLOR.get(mod, (0.9, 0.9, 0.9))), 1, cv2.LINE_AA)
         cv2.putText(img, "blocks per stream", (bx0, 78), font, 0.42, (200, 200, 200), 1, cv2.LINE_AA)
     # window tokens: a grid of F frames x n streams (green = data, dark = none)
     if view.tokens is not None and n:

@@ -41,7 +41,7 @@ def test_output_shape_and_tokens():
     vit = tiny_vit().eval()
     x = torch.rand(4, 3, 32, 32)
     assert vit(x).shape == (4, 16)
-    assert vit.n_tokens == 1 + 4
+    assert vit.patch_embed.n_patches == 4
 
 
 def test_spatial_readout_keeps_the_token_layout():
