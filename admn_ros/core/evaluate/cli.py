@@ -29,6 +29,7 @@ from admn_ros.core.evaluate.table import (EvalSettings, Example, Record, depth_c
                                           run_table)
 from admn_ros.core.noise import REGIMES
 from admn_ros.core.sim.corruptions import REAL_WORLD
+from admn_ros.core.tasks import TASKS
 from admn_ros.core.train.common import check_dataset, fmt_duration, open_split, set_threads, write_json
 from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
 from admn_ros.core.train.stage2 import load_controller, load_stage1
@@ -66,18 +67,18 @@ def discover_models(models: str | Path | None, stage1: str | None = None,
     ms = ModelSet(Path(stage1) if stage1 else Path())
     for p in [*files, *map(Path, controllers)]:
         meta = read_metadata(p)
-        kind = meta.get("kind")
-        if kind == "stage1":
+        variant = meta.get("variant") if meta.get("kind") == "controller" else None
+        if meta.get("kind") == "stage1":
             found_stage1.append(p)
-        elif kind == "controller" and meta.get("variant") == "budget":
+        elif variant == "budget":
             ms.controllers_budget[int(meta["budget"])] = p
-        elif kind == "controller" and meta.get("variant") in ("universal", "ae"):
-            setattr(ms, meta["variant"], p)
+        elif variant in ("universal", "ae"):
+            setattr(ms, variant, p)
     if not stage1:
         if not found_stage1:
             raise TrainConfigError(f"{models}: no stage-1 model (kind 'stage1') found; train one with "
                                    "`admn-ros train stage1` or pass --stage1")
-        pref = [p for p in found_stage1 if p.name in ("tracking.safetensors", "activity.safetensors")]
+        pref = [p for p in found_stage1 if p.name in {t.model_file for t in TASKS.values()}]
         ms.stage1 = (pref or found_stage1)[0]
     return ms
 
@@ -148,7 +149,7 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     files["markdown"].write_text(markdown(records, fl, lat, targets, settings, budgets, info, curve))
     write_csv(files["csv"], records, fl, model.cfg.task)
     write_json(files["json"], {"settings": asdict(settings), "info": info, "budgets": budgets,
-                               "records": [r.to_dict() for r in records],
+                               "records": [asdict(r) for r in records],
                                "flops": [dict(asdict(r), gflops_total=r.gflops_total) for r in fl],
                                "latency": asdict(lat) if lat else None,
                                "depth_curve": [{"blocks": k, "value": v} for k, v in curve],

@@ -74,25 +74,25 @@ def median_ms(fn: Any, reps: int, warmup: int = 3) -> float:
 
 
 def measure_latency(model: ADMNModel, controllers: dict[int, AllocationController], budgets: Sequence[int],
-                    reps: int = 20, warmup: int = 3, curve_points: int = 8, seed: int = 0,
-                    threads: int = 1) -> LatencyResult:
-    """Batch-1 latency via the engine: full model, ADMN per budget, and a blocks-vs-ms curve."""
+                    reps: int = 20, threads: int = 1) -> LatencyResult:
+    """Batch-1 latency via the engine (median of ``reps`` after 3 warm-up runs): full model, ADMN per
+    budget, and a blocks-vs-ms curve over 8 static allocations."""
     from admn_ros.core.engine import InferenceEngine
 
     cfg = model.cfg
     n, depth = cfg.n_streams, cfg.vit_depth
-    x = random_inputs(cfg, 1, torch.Generator().manual_seed(seed))
+    x = random_inputs(cfg, 1, torch.Generator().manual_seed(0))
     base = InferenceEngine(model, None, backend="torch", threads=threads)
     full = full_allocation(n, depth)
-    res = LatencyResult(median_ms(lambda: base.infer(x, mask=full), reps, warmup), threads=threads)
+    res = LatencyResult(median_ms(lambda: base.infer(x, mask=full), reps), threads=threads)
     for L in budgets:
         c = controllers.get(L)
         if c is None:
             continue
         eng = InferenceEngine(model, c, backend="torch", threads=threads)
-        res.per_budget_ms[L] = median_ms(lambda: eng.infer(x, budget=L), reps, warmup)
-        res.controller_ms[L] = median_ms(lambda: eng.allocate(x, budget=L), reps, warmup)
-    for blocks in np.unique(np.linspace(n, n * depth, curve_points).round().astype(int)):
+        res.per_budget_ms[L] = median_ms(lambda: eng.infer(x, budget=L), reps)
+        res.controller_ms[L] = median_ms(lambda: eng.allocate(x, budget=L), reps)
+    for blocks in np.unique(np.linspace(n, n * depth, 8).round().astype(int)):
         m = naive_allocation(n, int(blocks), depth)
-        res.curve.append((int(blocks), median_ms(lambda: base.infer(x, mask=m), reps, warmup)))
+        res.curve.append((int(blocks), median_ms(lambda: base.infer(x, mask=m), reps)))
     return res

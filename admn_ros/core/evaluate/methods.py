@@ -6,7 +6,7 @@ budget it cannot serve ("n/a" in the table).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 import numpy as np
@@ -52,10 +52,6 @@ class Method:
         return self.controllers.get(budget, self.controller)
 
 
-def _tile(mask: np.ndarray, batch: int) -> np.ndarray:
-    return np.broadcast_to(mask[None], (batch, *mask.shape))
-
-
 def static_method(name: str, key: str, fn: Callable[[int], np.ndarray]) -> Method:
     """An input-agnostic method from ``budget -> [n, depth]`` (``ValueError`` -> not applicable)."""
     cache: dict[int, np.ndarray | None] = {}
@@ -67,15 +63,14 @@ def static_method(name: str, key: str, fn: Callable[[int], np.ndarray]) -> Metho
             except ValueError:
                 cache[budget] = None
         m = cache[budget]
-        return None if m is None else _tile(m, batch)
+        return None if m is None else np.broadcast_to(m[None], (batch, *m.shape))
 
     return Method(name, key, allocate)
 
 
 def upper_bound(streams: StreamSet, depth: int) -> Method:
-    m = static_method("Upper Bound", "upper_bound", lambda L: full_allocation(len(streams), depth))
-    m.budgeted = False
-    return m
+    return replace(static_method("Upper Bound", "upper_bound", lambda L: full_allocation(len(streams), depth)),
+                   budgeted=False)
 
 
 def naive(streams: StreamSet, depth: int) -> Method:
@@ -88,21 +83,21 @@ def single_modality(streams: StreamSet, modality: str, depth: int, first_block: 
                          lambda L: modality_allocation(streams, L, [modality], first_block, depth))
 
 
-def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True, threshold: float = 0.5) -> Method:
+def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True) -> Method:
     """The ``QoI oracle``: told the true sigmas, it spreads the budget evenly over the streams with
-    ``sigma < threshold * sigma_max`` (all if none is), so ``Naive - oracle`` bounds what a QoI-aware
+    ``sigma < sigma_max / 2`` (all if none is), so ``Naive - oracle`` bounds what a QoI-aware
     allocation can gain with the given backbones."""
-    smax = sigma_max_of(streams)
+    half = 0.5 * sigma_max_of(streams)
 
     def from_sigmas(sigmas: np.ndarray, budget: int) -> np.ndarray:
         out = []
         for sig in np.asarray(sigmas, dtype=np.float32).reshape(-1, len(streams)):
-            clean = np.flatnonzero(sig < threshold * smax)
+            clean = np.flatnonzero(sig < half)
             chosen = clean if clean.size else np.arange(len(streams))
             capacity = clean.size * (depth - (1 if first_block else 0))
             if clean.size and budget - (len(streams) if first_block else 0) > capacity:
                 # more blocks than the clean streams hold: they run everything, the rest is spread
-                noisy = np.flatnonzero(sig >= threshold * smax).tolist()
+                noisy = np.flatnonzero(sig >= half).tolist()
                 m = spread_allocation(len(streams), budget - capacity, noisy, first_block, depth)
                 m[clean] = True
             else:
@@ -110,10 +105,8 @@ def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True, thresho
             out.append(m)
         return np.stack(out)
 
-    def allocate(inputs: Inputs, budget: int, batch: int, present: np.ndarray | None = None) -> np.ndarray | None:
-        return None  # not applicable without the true sigmas (see Method.mask)
-
-    return Method("QoI oracle", "qoi_oracle", allocate, adaptive=True, from_sigmas=from_sigmas)
+    # not applicable without the true sigmas (see Method.mask)
+    return Method("QoI oracle", "qoi_oracle", lambda *args: None, adaptive=True, from_sigmas=from_sigmas)
 
 
 Controllers = Mapping[int, AllocationController] | AllocationController
@@ -151,7 +144,7 @@ def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: S
     nodes; after the forced block 0s, the budget goes in (modality, block) units of ``S`` streams, best
     mean logit first, and a remainder to the nodes with the highest per-stream logits of the next unit.
     """
-    lg = torch.as_tensor(np.asarray(logits) if not isinstance(logits, torch.Tensor) else logits).detach().float()
+    lg = torch.as_tensor(logits).detach().float()
     b, n, depth = lg.shape
     s, nm = len(streams.nodes), len(streams.modalities)
     per = lg.reshape(b, s, nm, depth)
@@ -177,10 +170,9 @@ def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: S
     return out.reshape(b, n, depth)
 
 
-def per_modality_method(controllers: Controllers, streams: StreamSet, first_block: bool = True,
-                        name: str = "ADMN per-modality", key: str = "admn_per_modality") -> Method:
+def per_modality_method(controllers: Controllers, streams: StreamSet, first_block: bool = True) -> Method:
     """The per-modality baseline from a controller's logits (see :func:`per_modality_mask`)."""
-    return _from_controllers(name, key, controllers, lambda c, x, pres, L: per_modality_mask(
+    return _from_controllers("ADMN per-modality", "admn_per_modality", controllers, lambda c, x, pres, L: per_modality_mask(
         c(x, pres, budget=L)["logits"], L, streams, first_block))
 
 

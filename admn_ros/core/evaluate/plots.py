@@ -13,6 +13,7 @@ from admn_ros.core.evaluate.cost import LatencyResult
 from admn_ros.core.evaluate.table import DRAWS, EvalSettings, Example, Record, lookup
 from admn_ros.core.streams import StreamSet
 from admn_ros.core.tasks import get_task
+from admn_ros.core.tasks.base import save_figure
 from admn_ros.core.train.common import sigma_max_of
 
 
@@ -84,9 +85,7 @@ def plot_latency(latency: LatencyResult, path: Path) -> Path:
     ax.set_title(f"latency vs active blocks ({latency.threads} thread(s))", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -133,7 +132,5 @@ def plot_examples(examples: Sequence[Example], streams: StreamSet, path: Path, m
             err = f", err {100 * float(np.linalg.norm(e.preds[method] - e.gt)):.0f} cm"
         ax.set_title(f"{method} L={int(blocks.sum())} ({e.regime}, {DRAWS.get(e.draw, e.draw)}{err})", fontsize=7)
     fig.suptitle("bars: blocks per stream (red = noisy stream, sigma >= sigma_max/2; green = clean)", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path

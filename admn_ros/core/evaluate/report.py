@@ -47,10 +47,7 @@ def vs_naive_text(r: Record | None) -> str:
 def admn_name(records: Sequence[Record]) -> str:
     """The method the targets judge: per-budget ADMN if evaluated, else the universal controller."""
     names = {r.method for r in records if not math.isnan(r.value)}
-    for n in ("ADMN", "ADMN universal", "ADMN_AE"):
-        if n in names:
-            return n
-    return "ADMN"
+    return next((n for n in ("ADMN", "ADMN universal", "ADMN_AE") if n in names), "ADMN")
 
 
 def _binary_ratio_targets(a: float, ub: float, nv: float, where: str, adm: str) -> list[Target]:
@@ -136,19 +133,15 @@ def check_targets(records: Sequence[Record], flops: Sequence[FlopsRow], budgets:
     else:
         out.append(Target("FLOPs targets", None, f"no FLOPs for {adm} / Upper Bound"))
     if "stream" in settings.draws:
-        res = []
-        for regime in (r for r in settings.regimes if r not in REAL_WORLD):
-            for L in budgets:
-                a = lookup(records, regime, "stream", adm, L)
-                p = lookup(records, regime, "stream", "ADMN per-modality", L)
-                if not (math.isnan(a) or math.isnan(p)):
-                    res.append((regime, L, a, p))
+        cells = [(lookup(records, r, "stream", adm, L), lookup(records, r, "stream", "ADMN per-modality", L))
+                 for r in settings.regimes if r not in REAL_WORLD for L in budgets]
+        res = [(a, p) for a, p in cells if not (math.isnan(a) or math.isnan(p))]
         if res:
-            wins = sum(metric.better(a, p) for _, _, a, p in res)
+            wins = sum(metric.better(a, p) for a, p in res)
             out.append(Target(f"(check) per-stream {adm} beats ADMN per-modality under per-stream noise",
                               wins == len(res),
-                              f"{wins}/{len(res)} cells; mean {_f(sum(a for *_, a, _ in res) / len(res))} vs "
-                              f"{_f(sum(p for *_, p in res) / len(res))} {metric.unit}"))
+                              f"{wins}/{len(res)} cells; mean {_f(sum(a for a, _ in res) / len(res))} vs "
+                              f"{_f(sum(p for _, p in res) / len(res))} {metric.unit}"))
     return out
 
 

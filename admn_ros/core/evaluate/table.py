@@ -82,9 +82,6 @@ class Record:
     vs_naive_hi: float = float("nan")
     vs_naive_groups: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
 class Example:

@@ -25,17 +25,13 @@ def activity_label_fields(classes: Sequence[str], probs: Sequence[float] | np.nd
                           window_frames: int = 0) -> dict[str, Any]:
     """The fields of an ``admn_ros/ActivityLabel`` for class probabilities (model index order): the top
     class, and every class with its float32 score in score order (ties by class index). ``ValueError``
-    for mismatched sizes, a non-finite or negative probability, a count beyond uint16."""
+    for mismatched sizes or a non-finite or negative probability."""
     names = [str(c) for c in classes]
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
     if p.shape != (len(names),) or not names:
         raise ValueError(f"{p.size} probabilities for {len(names)} classes")
-    if len(names) >= 2**16:
-        raise ValueError(f"{len(names)} classes do not fit ActivityLabel.class_id (uint16)")
     if not np.isfinite(p).all() or (p < 0).any():
         raise ValueError("class probabilities must be finite and >= 0")
-    if not 0 <= int(window_frames) < 2**16:
-        raise ValueError(f"window_frames {window_frames} out of range for uint16")
     order = np.argsort(-p, kind="stable")
     return {"class_id": int(order[0]), "class_name": names[int(order[0])], "confidence": float(p[order[0]]),
             "class_names": [names[int(i)] for i in order], "scores": p[order].astype(np.float32),
@@ -104,8 +100,6 @@ class ActivityTask(Task):
     model_file = "activity.safetensors"
     models_subdir = "activity"
     graph = "window"
-    budget = 0
-    sensor_nodes = ("node1",)
     params_file = "activity.yaml"
     mapping = "activity"
     csv_name = "windows.csv"
@@ -113,7 +107,6 @@ class ActivityTask(Task):
     columns = ("gt_label", "est_label", "confidence", "correct", "pure")
     dataset_module = "admn_ros.core.data.activity"
     report_dir = "docs/results/activity"
-    compute_targets = False
     table_title = "ADMN activity recognition (simulated MM-Fi-style test split)"
     table_metric = "accuracy in % over windows of {frames} frames (one allocation per window and stream)"
     report_caption = ("Accuracy in % of windows, scored against the true activity at each window's newest frame "
@@ -141,11 +134,6 @@ class ActivityTask(Task):
 
     def scores(self, out: Mapping[str, Any], target: Any) -> Any:
         return (out["logits"].detach().argmax(-1) == target).float() * 100.0
-
-    def target(self, batch: Mapping[str, Any]) -> Any:
-        import torch
-
-        return torch.as_tensor(np.asarray(batch["label"]), dtype=torch.int64)
 
     def check_target(self, batch: Mapping[str, Any], cfg: Any) -> str | None:
         lab = np.asarray(batch.get("label", np.zeros(0)))
@@ -281,5 +269,5 @@ class ActivityTask(Task):
 
         return list(ACTIVITIES)
 
-    def describe_sim(self, sim: Any, subject_id: int | None = None) -> str:
+    def describe_sim(self, sim: Any) -> str:
         return f"scenario=activity subject_id={sim.subject.subject_id}"

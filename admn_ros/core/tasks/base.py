@@ -161,9 +161,6 @@ class Task:
         """Per-sample metric ``[B]`` (torch) in :attr:`metric` units."""
         raise NotImplementedError
 
-    def target(self, batch: Mapping[str, Any]) -> Any:
-        raise NotImplementedError
-
     def check_target(self, batch: Mapping[str, Any], cfg: Any) -> str | None:
         """What is wrong with one sample's target (``None`` = fine)."""
         raise NotImplementedError
@@ -250,7 +247,7 @@ class Task:
         """Labels the simulator's truths are drawn from (``fill_truth``'s ``labels``)."""
         return []
 
-    def describe_sim(self, sim: Any, subject_id: int | None = None) -> str:
+    def describe_sim(self, sim: Any) -> str:
         return self.name
 
     def __repr__(self) -> str:

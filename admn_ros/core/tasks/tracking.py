@@ -54,21 +54,14 @@ class _Scorer(Scorer):
 
 class TrackingTask(Task):
     name = "tracking"
-    frames = 1
     metric = Metric("error", "cm", True, "error_cm", "median_cm", "cm", "error (cm)", "mean_error_cm")
     outputs = ("mean", "cov")
     output = MessageSpec("geometry_msgs/msg/PoseWithCovarianceStamped", "admn/target")
     truth = MessageSpec("geometry_msgs/msg/PointStamped", "ground_truth/target")
-    frame_id = "map"
     model_file = "tracking.safetensors"
-    models_subdir = ""
-    graph = "split"
     budget = 27
     sensor_nodes = DEFAULT_NODES
     params_file = "tracking.yaml"
-    mapping = "default"
-    csv_name = "frames.csv"
-    unit = "frame"
     columns = ("gt_x", "gt_y", "est_x", "est_y", "error_cm", "cov_xx", "cov_xy", "cov_yy")
     dataset_module = "admn_ros.core.data.generate"
     report_dir = "docs/results/table1"
@@ -118,11 +111,6 @@ class TrackingTask(Task):
 
     def scores(self, out: Mapping[str, Any], target: Any) -> Any:
         return euclidean_distance(out["mean"].detach(), target) * 100.0
-
-    def target(self, batch: Mapping[str, Any]) -> Any:
-        import torch
-
-        return torch.as_tensor(np.asarray(batch["gt"]), dtype=torch.float32)
 
     def check_target(self, batch: Mapping[str, Any], cfg: Any) -> str | None:
         if "gt" not in batch or tuple(np.shape(batch["gt"])) != (1, 2):
@@ -242,5 +230,5 @@ class TrackingTask(Task):
     def sim_truth(self, frame: Any) -> np.ndarray:
         return np.asarray(frame.gt_xy, np.float64)
 
-    def describe_sim(self, sim: Any, subject_id: int | None = None) -> str:
+    def describe_sim(self, sim: Any) -> str:
         return f"config {sim.cfg.source or 'built-in'}"

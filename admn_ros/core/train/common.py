@@ -76,15 +76,12 @@ def seed_everything(*parts: Any) -> np.random.Generator:
     return np.random.default_rng(s)
 
 
-def epoch_batches(n: int, batch_size: int, rng: np.random.Generator, shuffle: bool = True,
-                  drop_last: bool = True, limit: int = 0) -> list[np.ndarray]:
-    """Index batches for one epoch, each sorted (faster memmap reads); ``limit > 0`` takes a
-    fresh random subset of ``limit`` samples."""
-    idx = rng.permutation(n) if shuffle else np.arange(n)
-    if limit > 0:
-        idx = idx[:limit]
+def epoch_batches(n: int, batch_size: int, rng: np.random.Generator, limit: int = 0) -> list[np.ndarray]:
+    """Shuffled index batches for one epoch, each sorted (faster memmap reads), the last partial
+    one dropped unless it is the only one; ``limit > 0`` takes a fresh random subset of ``limit`` samples."""
+    idx = rng.permutation(n)[:limit] if limit > 0 else rng.permutation(n)
     m = len(idx)
-    stop = (m // batch_size) * batch_size if drop_last and m >= batch_size else m
+    stop = (m // batch_size) * batch_size if m >= batch_size else m
     return [np.sort(idx[i:i + batch_size]) for i in range(0, stop, batch_size)]
 
 
@@ -99,19 +96,15 @@ def open_split(root: str | os.PathLike[str], split: str) -> Any:
                                f"(generate one with `admn-ros dataset --out {root}`)")
     if not (root / split).is_dir():
         raise TrainConfigError(f"{root}: split {split!r} not found (expected directory {root / split})")
-    from admn_ros.core.data import SimDataset  # the dataset engineer's reader
+    from admn_ros.core.data import SimDataset
+    from admn_ros.core.data.activity import ActivityDataset
 
     try:
         fmt = json.loads((root / "meta.json").read_text()).get("format")
     except (OSError, ValueError) as exc:
         raise TrainConfigError(f"{root / 'meta.json'}: unreadable: {exc}") from exc
     try:
-        if fmt == "admn_ros.activitydata":
-            from admn_ros.core.data.activity import ActivityDataset
-
-            ds = ActivityDataset(root, split)
-        else:
-            ds = SimDataset(root, split)
+        ds = (ActivityDataset if fmt == "admn_ros.activitydata" else SimDataset)(root, split)
     except (OSError, ValueError, KeyError) as exc:
         raise TrainConfigError(f"{root}/{split}: cannot open dataset split: {exc}") from exc
     if len(ds) == 0:
@@ -304,8 +297,7 @@ def apply_failures(inputs: Mapping[str, torch.Tensor], kind: str, severity: np.n
     return out, present.reshape(b, s * nm)
 
 
-def draw_missing(batch: int, n: int, prob: float, rng: np.random.Generator,
-                 streams: StreamSet | None = None,
+def draw_missing(batch: int, n: int, prob: float, rng: np.random.Generator, streams: StreamSet,
                  modality_prob: Mapping[str, float] | None = None) -> np.ndarray | None:
     """``present [B, n]``: each stream missing with ``prob``, every stream of modality ``m`` with
     ``modality_prob[m]``, at least one kept per sample; ``None`` if nothing can go missing."""
@@ -313,15 +305,10 @@ def draw_missing(batch: int, n: int, prob: float, rng: np.random.Generator,
     if prob <= 0 and not mod_p:
         return None
     pres = rng.random((batch, n)) >= prob
-    if mod_p:
-        if streams is None:
-            raise ValueError("draw_missing: modality_prob needs the stream set")
-        for m, p in mod_p.items():
-            if m not in streams.modalities:
-                continue
+    for m, p in mod_p.items():
+        if m in streams.modalities:
             rows = [i for i in range(n) if streams.modality_of(i) == m]
-            gone = rng.random(batch) < p
-            pres[np.ix_(gone, rows)] = False
+            pres[np.ix_(rng.random(batch) < p, rows)] = False
     empty = ~pres.any(1)
     if empty.any():
         pres[np.nonzero(empty)[0], rng.integers(0, n, int(empty.sum()))] = True

@@ -121,17 +121,14 @@ class Stage1Config(_Base):
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.layerdrop_ramp = tuple((int(e), float(p)) for e, p in self.layerdrop_ramp)
         try:
+            self.layerdrop_ramp = tuple((int(e), float(p)) for e, p in self.layerdrop_ramp)
             self.alloc_ramp = tuple((int(e), float(p)) for e, p in self.alloc_ramp)
             self.alloc_fractions = tuple(float(f) for f in self.alloc_fractions)
-        except (TypeError, ValueError) as exc:
-            raise TrainConfigError(f"Stage1Config.alloc_ramp must be [[epoch, p], ...] and alloc_fractions "
-                                   f"a list of fractions: {exc}") from exc
-        try:
             self.loss_ramp = tuple((int(e), float(a), float(b)) for e, a, b in self.loss_ramp)
         except (TypeError, ValueError) as exc:
-            raise TrainConfigError(f"Stage1Config.loss_ramp must be [[epoch, nll_weight, dist_weight], ...]: "
+            raise TrainConfigError("Stage1Config.layerdrop_ramp / alloc_ramp must be [[epoch, p], ...], loss_ramp "
+                                   "[[epoch, nll_weight, dist_weight], ...] and alloc_fractions a list of fractions: "
                                    f"{exc}") from exc
         _require(self, {
             "alloc_ramp": (all(0.0 <= p <= 1.0 for _, p in self.alloc_ramp), "[[epoch, p in [0, 1]], ...]"),
@@ -273,10 +270,6 @@ WARM_STAGE1: dict[str, Any] = {"lr": 1e-4, "min_lr": 1e-5, "warmup_epochs": 0.0,
 #: of the noisy batches under budgeted QoI-aware allocations (``Stage1Config.alloc_ramp``).
 FINETUNE_STAGE1: dict[str, Any] = {**WARM_STAGE1, "alloc_ramp": [[0, 0.5]]}
 
-#: Stage-2 fields per variant of a fine-tune from shipped models: every controller starts
-#: from its shipped counterpart, so the noise-head warmup is skipped and one epoch re-fits it.
-INIT_STAGE2: dict[str, dict[str, Any]] = {v: {"noise_warmup_epochs": 0, "epochs": 1} for v in VARIANTS}
-
 
 @dataclass(frozen=True)
 class TaskRecipe:
@@ -296,7 +289,9 @@ class TaskRecipe:
     finetune_epochs: int = 0
     stage2: dict[str, Any] = field(default_factory=dict)
     init_stage1: dict[str, Any] = field(default_factory=lambda: {**WARM_STAGE1, "epochs": 3})
-    init_stage2: dict[str, dict[str, Any]] = field(default_factory=lambda: INIT_STAGE2)
+    # every controller starts from its counterpart in MODELS: no noise-head warmup, one epoch re-fits it
+    init_stage2: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {v: {"noise_warmup_epochs": 0, "epochs": 1} for v in VARIANTS})
 
 
 #: The shipped recipe per task (``make models``, ``make models-activity``). Activity windows are

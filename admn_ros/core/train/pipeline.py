@@ -21,7 +21,7 @@ from typing import Any
 
 from admn_ros.core.streams import budget_from_fraction
 from admn_ros.core.tasks import get_task
-from admn_ros.core.train.common import fmt_duration, metric_key, write_json
+from admn_ros.core.train.common import fmt_duration, write_json
 from admn_ros.core.train.config import (FINETUNE_STAGE1, TABLE_FRACTIONS, TASK_RECIPES, Stage1Config, TaskRecipe,
                                         TrainConfigError, VARIANTS)
 
@@ -44,7 +44,6 @@ class PipelineConfig:
     seed: int = 0
     workers: int = 2
     stage1_threads: int = 2
-    lanes: int = 2
     progress: bool = True
     dataset: dict[str, int] = field(default_factory=dict)
     stage1_epochs: int | None = None
@@ -69,17 +68,18 @@ class PipelineConfig:
     def recipe(self) -> TaskRecipe:
         return TASK_RECIPES[self.task]
 
+    def _fields(self, recipe: dict[str, Any], init: dict[str, Any], **over: Any) -> dict[str, Any]:
+        return {**recipe, **(init if self.init else {}), **{k: v for k, v in over.items() if v is not None}}
+
     def stage1_fields(self) -> dict[str, Any]:
         """Stage-1 fields of the recipe with this run's overrides (no paths)."""
-        over = {"epochs": self.stage1_epochs, "val_samples": self.val_samples}
-        init = self.recipe.init_stage1 if self.init else {}
-        return {**self.recipe.stage1, **init, **{k: v for k, v in over.items() if v is not None}}
+        return self._fields(self.recipe.stage1, self.recipe.init_stage1, epochs=self.stage1_epochs,
+                            val_samples=self.val_samples)
 
     def stage2_fields(self, variant: str = "") -> dict[str, Any]:
         """Stage-2 fields of the recipe with this run's overrides (for ``variant``'s controllers)."""
-        over = {"train_samples": self.stage2_train_samples, "val_samples": self.val_samples}
-        init = self.recipe.init_stage2.get(variant, {}) if self.init else {}
-        return {**self.recipe.stage2, **init, **{k: v for k, v in over.items() if v is not None}}
+        return self._fields(self.recipe.stage2, self.recipe.init_stage2.get(variant, {}),
+                            train_samples=self.stage2_train_samples, val_samples=self.val_samples)
 
     def command(self) -> str:
         """The ``admn-ros train all`` command line of this configuration."""
@@ -106,7 +106,6 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workers", type=int, default=d.workers, help="dataset generation processes")
     p.add_argument("--stage1-threads", type=int, default=d.stage1_threads)
-    p.add_argument("--lanes", type=int, choices=[1, 2], default=d.lanes, help="parallel stage-2 lanes")
     g = p.add_argument_group("smaller runs (default: the shipped recipe)")
     g.add_argument("--samples", type=int, help="tracking: dataset size if it must be generated")
     g.add_argument("--frames-per-episode", type=int, help="tracking: consecutive frames per simulated episode")
@@ -223,8 +222,6 @@ def _make_dataset(cfg: PipelineConfig, log: Any) -> None:
 
 def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     """Run every step (see the module docstring); returns the summary dict."""
-    import torch
-
     log = _locked(log)
     from admn_ros.core.checkpoint import read_metadata
     from admn_ros.core.model import ADMNConfig
@@ -289,12 +286,10 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     half = (len(per_budget) + 1) // 2
     jobs_a += per_budget[:half]
     jobs_b += list(reversed(per_budget[half:]))
-    if cfg.lanes == 1:
-        jobs_a, jobs_b = jobs_a + jobs_b, []
     done = {j.name: threading.Event() for j in jobs_a + jobs_b}
     status: dict[str, Any] = {}
     lanes = [threading.Thread(target=_run_lane, args=(jobs, done, runs, status, log), daemon=True)
-             for jobs in (jobs_a, jobs_b) if jobs]
+             for jobs in (jobs_a, jobs_b)]
     for th in lanes:
         th.start()
     for th in lanes:
@@ -305,10 +300,9 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
         raise TrainConfigError(f"stage-2 jobs failed: {failed}; see their logs in {runs}")
 
     ctrls = [runs / j.name / "controller.safetensors" for j in jobs_a + jobs_b]
-    man = ship_models(stage1, ctrls, str(cfg.models), torch.float32, command=cfg.command())
-    summary["models"] = man
+    man = ship_models(stage1, ctrls, str(cfg.models), command=cfg.command())
     total = time.perf_counter() - t_all
-    summary["seconds"] = total
+    summary.update(models=man, seconds=total)
     write_json(runs / "pipeline_summary.json", summary)
 
     log("=" * 72)
@@ -316,14 +310,13 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
         f"in {fmt_duration(total)}")
     for step, s in summary["steps"].items():
         log(f"[all]   {step:<8} {fmt_duration(s['seconds'])}")
-    k = metric_key(mcfg.task)
+    task = get_task(mcfg.task)
+    k = task.metric.key
     log(f"[all]   {'finetune' if finetune > 0 else 'stage-1'} val: {val_text(res1.val, mcfg.task)} "
         f"({res1.samples_per_s:.0f} samples/s)")
     for name, st in status.items():
-        val = st.get("val") or {}
-        cells = ", ".join(f"{key.replace('_' + k, '')} {x:.1f}" for key, x in val.items() if key.endswith("_" + k))
-        log(f"[all]   {name}: {fmt_duration(st.get('seconds', 0))}, val {get_task(mcfg.task).metric.unit}: "
-            f"{cells}")
-    out_dir = get_task(mcfg.task).report_dir
-    log(f"[all] evaluate with: admn-ros evaluate --data {cfg.data} --models {cfg.models} --out {out_dir}")
+        cells = ", ".join(f"{key.replace('_' + k, '')} {x:.1f}" for key, x in (st.get("val") or {}).items()
+                          if key.endswith("_" + k))
+        log(f"[all]   {name}: {fmt_duration(st.get('seconds', 0))}, val {task.metric.unit}: {cells}")
+    log(f"[all] evaluate with: admn-ros evaluate --data {cfg.data} --models {cfg.models} --out {task.report_dir}")
     return summary

@@ -49,13 +49,18 @@ class StageResult:
 BOUNDS_MARGIN = 0.2
 
 
+def _meta(ds: Any) -> dict[str, Any]:
+    meta = getattr(ds, "meta", None)
+    return meta if isinstance(meta, dict) else {}
+
+
 def dataset_bounds(ds: Any, margin: float = BOUNDS_MARGIN) -> list[list[float]] | None:
     """Map-frame box of the car plus ``margin``: the dataset's ``meta["bounds"]`` (ground-truth
     extent), else the simulator's track centred on the origin; ``None`` if it has neither."""
-    meta = getattr(ds, "meta", None)
-    if isinstance(meta, dict) and meta.get("bounds"):
+    meta = _meta(ds)
+    if meta.get("bounds"):
         return [[float(b[0]) - margin, float(b[1]) + margin] for b in meta["bounds"]]
-    track = (meta or {}).get("sim_config", {}).get("track") if isinstance(meta, dict) else None
+    track = meta.get("sim_config", {}).get("track")
     if not track:
         return None
     hx, hy = float(track["size_x"]) / 2.0, float(track["size_y"]) / 2.0
@@ -71,13 +76,9 @@ def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
         base = {k: v for k, v in load_checkpoint(cfg.init, kind="stage1", with_optimizer=False).model_config.items()
                 if k != "version"}
     over = {**base, **cfg.model}
-    meta = getattr(ds, "meta", None) or {}
-    for key in ("nodes", "modalities"):
-        if key not in over and isinstance(meta, dict) and meta.get(key):
-            over[key] = list(meta[key])
-    for key, value in get_task(meta.get("task") if isinstance(meta, dict) else None).model_overrides(meta).items():
-        if key not in cfg.model:
-            over[key] = value
+    meta = _meta(ds)
+    over.update({key: list(meta[key]) for key in ("nodes", "modalities") if key not in over and meta.get(key)})
+    over.update({k: v for k, v in get_task(meta.get("task")).model_overrides(meta).items() if k not in cfg.model})
     raw_gt = getattr(ds, "gt", None)  # SimDataset exposes the memory-mapped ground truth
     if raw_gt is None:
         raw_gt = ds.batch(np.arange(min(len(ds), 256))).get("gt")   # None: a dataset of labels
@@ -184,8 +185,8 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
             log(f"[stage1] already trained {start_epoch} epochs (>= --epochs {cfg.epochs}); nothing to do")
 
     streams = mcfg.streams
-    ds_meta = getattr(train_ds, "meta", None) or {}
-    extra_meta = {"classes": list(ds_meta["classes"])} if ds_meta.get("classes") else {}
+    classes = _meta(train_ds).get("classes")
+    extra_meta = {"classes": list(classes)} if classes else {}
 
     def meta(epoch: int) -> dict[str, Any]:
         return {"model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 1, "epoch": epoch,
