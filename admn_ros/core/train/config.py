@@ -288,7 +288,7 @@ class TaskRecipe:
     stage1: dict[str, Any] = field(default_factory=dict)
     finetune_epochs: int = 0
     stage2: dict[str, Any] = field(default_factory=dict)
-    init_stage1: dict[str, Any] = field(default_factory=lambda: {**WARM_STAGE1, "epochs": 3})
+    init_stage1: dict[str, Any] = field(default_factory=lambda: {**WARM_STAGE1, "epochs": 10})
     # every controller starts from its counterpart in MODELS: no noise-head warmup, one epoch re-fits it
     init_stage2: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {v: {"noise_warmup_epochs": 0, "epochs": 1} for v in VARIANTS})
