@@ -4,9 +4,11 @@ and a ROS_DOMAIN_ID of our own; the executor node processes spin and how a node 
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import sys
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Callable, MutableMapping
 
@@ -56,7 +58,14 @@ def isolated_env(env: MutableMapping[str, str] | None = None) -> MutableMapping[
 
 def exit_process(rc: int) -> int:
     """End the node process with ``rc`` without the interpreter's final garbage collection: with torch
-    loaded it hung in native destructors after SIGINT under ``ros2 launch`` (then SIGTERM, SIGKILL)."""
+    loaded it hung in native destructors after SIGINT under ``ros2 launch`` (then SIGTERM, SIGKILL).
+    The rclpy context is destroyed first (after a collection of the reference cycles that can hold
+    its nodes' handles): its DDS participant would otherwise leave its /dev/shm segments behind."""
+    gc.collect()
+    rclpy = sys.modules.get("rclpy")
+    if rclpy is not None:
+        with suppress(Exception):
+            rclpy.get_default_context().destroy()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(rc)
@@ -125,6 +134,5 @@ def run_process(make: Callable[[], Any], label: str, errors: tuple[type[Exceptio
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-        # free the DDS participant (and its shared-memory segments) before os._exit skips that
-        rclpy.get_default_context().destroy()
+    node = None
     return exit_process(rc)

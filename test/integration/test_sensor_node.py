@@ -385,18 +385,27 @@ def test_param_specs_descriptors_and_errors():
         rclpy.try_shutdown(context=ctx)
 
 
-def test_clean_exit_frees_its_shared_memory_segments():
-    """A node process stopped with SIGTERM (rclpy's handler: the spin loop ends, no exception)
-    removes the FastDDS shared-memory segments it created (/dev/shm is RAM: leaked segments of every
-    stopped node add up to gigabytes on a robot that restarts its graph). Break tried: ``spin``
-    without the executor shutdown and no context destroy -> both segments left."""
+@pytest.mark.parametrize("module, sig", [
+    ("admn_ros.ros.sensor_node", "SIGTERM"),
+    ("admn_ros.ros.controller_node", "SIGINT"),  # a lifecycle node with a model: cycles hold its handles
+])
+def test_clean_exit_frees_its_shared_memory_segments(module, sig):
+    """A node process stopped with SIGTERM (rclpy's handler: the spin loop ends) or SIGINT (as
+    ``ros2 launch`` and ``admn-ros run`` stop it) removes the FastDDS shared-memory segments it
+    created (/dev/shm is RAM: leaked segments of every stopped node add up to gigabytes on a robot
+    that restarts its graph). Breaks tried: ``spin`` without the executor shutdown -> the sensor
+    node's segments left; ``exit_process`` without the gc collection -> the controller's left."""
     import re
     import signal
+    from pathlib import Path
 
-    p = _spawn("-p", f"rate_hz:={RATE}")
+    models = Path(__file__).resolve().parents[2] / "models"
+    args = ("-p", f"rate_hz:={RATE}") if "sensor" in module else ("-p", f"model_dir:={models}")
+    p = subprocess.Popen([sys.executable, "-m", module, "--ros-args", *args], env=dict(os.environ),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         segs: set[str] = set()
-        end = time.monotonic() + 30.0
+        end = time.monotonic() + 60.0
         while not segs and time.monotonic() < end and p.poll() is None:
             time.sleep(0.5)
             with open(f"/proc/{p.pid}/maps") as fh:
@@ -404,8 +413,8 @@ def test_clean_exit_frees_its_shared_memory_segments():
         if not segs:
             pytest.skip("no FastDDS shared-memory segment mapped (SHM transport off)")
         time.sleep(10.0)  # run for a while, as a real node does
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(timeout=15) == 0
+        p.send_signal(getattr(signal, sig))
+        assert p.wait(timeout=20) == 0
     finally:
         _stop(p)
     left = sorted(s for s in segs if os.path.exists(f"/dev/shm/{s}"))
