@@ -134,5 +134,5 @@ def run_process(make: Callable[[], Any], label: str, errors: tuple[type[Exceptio
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    node = None
+    node = None  # so exit_process's collection can free it with the context
     return exit_process(rc)

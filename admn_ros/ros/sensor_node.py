@@ -195,7 +195,6 @@ class SensorNode(Node):
         self.next_k = 0                 # index of the frame the next sim.step() returns
         self.published_k = -1           # index of the last published frame
         self._ahead: tuple[int, Any, dict[str, Image]] | None = None   # the next frame, rendered ahead
-        self._render_timer = None
         self.frames_published = 0
         self.frames_skipped = 0
         self.step_ms: deque[float] = deque(maxlen=100)
@@ -344,8 +343,7 @@ class SensorNode(Node):
         the frame just published (the graph is done with it by then, so the render does not take a
         core from it), or earlier if the recent renders need it (twice their p90 + 2 ms before the tick)."""
         lead_ns = int((2.0 * (np.percentile(self.step_ms, 90) if self.step_ms else 0.0) + 2.0) * 1e6)
-        at = min(self.frame_stamp_ns(k) - self.period_ns // 2, self.frame_stamp_ns(k) - lead_ns)
-        delay = at - self._now_ns()
+        delay = self.frame_stamp_ns(k) - max(self.period_ns // 2, lead_ns) - self._now_ns()
         if delay <= 0:
             self._ahead = self._render(k)
             return
@@ -381,9 +379,9 @@ class SensorNode(Node):
         for sid in self.my_streams:
             sf = frame.streams.get(sid)
             if sf is not None and sf.data is not None:  # dropout: no image
-                mod = split_stream_id(sid)[1]
+                node, mod = split_stream_id(sid)
                 images[sid] = numpy_to_image(sensor_array(mod, sf.data), MODALITIES[mod].encoding,
-                                             make_header(stamp, frame_id(*split_stream_id(sid))))
+                                             make_header(stamp, frame_id(node, mod)))
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
         return k, frame, images
 
