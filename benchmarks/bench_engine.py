@@ -34,7 +34,7 @@ def main() -> None:
         raise SystemExit(f"{models_dir()}: no controller for budget {L25} (run `make models`)")
     ctrl = rt.per_budget[L25].controller
     t0 = time.perf_counter()
-    engines = {be: InferenceEngine(model, ctrl, backend=be) for be in ("torch", "jit", "onnx")}
+    engines = {be: InferenceEngine(model, ctrl, backend=be) for be in ("torch", "onnx")}
     build_s = time.perf_counter() - t0
     names = list(engines)
     print(f"ADMN engine benchmark: {n} streams x {depth} blocks, ViT dim {cfg.vit_dim}, fusion depth "

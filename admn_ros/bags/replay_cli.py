@@ -38,7 +38,7 @@ def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
                         "its allocations and estimates with the offline run output by output")
     p.add_argument("--rate", type=float, default=1.0, help="playback rate for --realtime")
     p.add_argument("--model-dir", default=None, help="models directory (default: the task's shipped models)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "jit", "onnx"), help="inference backend")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="inference backend")
     p.add_argument("--no-bag", action="store_true", help="do not write the output bag")
     p.add_argument("--no-health-check", action="store_true",
                    help="turn the stream health check off (on by default with the live nodes' thresholds: a "

@@ -2,10 +2,9 @@
 
 Every backend runs the backbones block by block, each block only on the (sample, node) rows
 whose allocation has it on, so work scales with the active blocks and a mixed batch gives what
-per-sample execution gives. Backends: ``torch`` (the eager model, the reference), ``jit``
-(``torch.jit.trace``-d parts), ``onnx`` (parts exported with the TorchScript exporter, run by
-ONNX Runtime on the CPU with one thread; checked against torch within ``atol``) and ``auto``
-(the fastest of those matching torch at batch 1). See docs/BENCHMARKS.md.
+per-sample execution gives. Backends: ``torch`` (the eager model, the reference), ``onnx``
+(parts exported with the TorchScript exporter, run by ONNX Runtime on the CPU with one thread;
+checked against torch within ``atol``) and ``auto`` (the faster of the two at batch 1). See docs/BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from admn_ros.core.controller import AllocationController, select_blocks
 from admn_ros.core.model import ADMNModel, as_mask_tensor, as_present_tensor, random_inputs
 from admn_ros.core.streams import budget_from_fraction, naive_allocation
 
-BACKENDS: tuple[str, ...] = ("torch", "jit", "onnx", "auto")
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "auto")
 
 
 class _FusionPart(nn.Module):
@@ -120,12 +119,12 @@ def _ort_rows(run: Any, tok: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
 
 
 class _TorchBackend(_Backend):
-    """Eager torch (reference) or traced parts (``jit=True``) with index_select/index_copy skipping."""
+    """Eager torch, the reference, with index_select/index_copy skipping."""
 
-    def __init__(self, model: ADMNModel, controller: AllocationController | None, jit: bool = False) -> None:
-        self.name = "jit" if jit else "torch"
-        super().__init__(model, controller, (lambda mod, args, i, o: torch.jit.trace(mod, args, check_trace=False))
-                         if jit else None)
+    name = "torch"
+
+    def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
+        super().__init__(model, controller, None)
 
     def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
         return self.head[modality](self._skipping(modality, self.patch[modality](x), on, _torch_rows))
@@ -221,11 +220,9 @@ class InferenceEngine:
         self.timings_ms: dict[str, float] = {}
         self.errors: dict[str, str] = {}
         self._backends: dict[str, _Backend] = {"torch": _TorchBackend(model, self.controller)}
-        wanted = ["jit", "onnx"] if backend == "auto" else ([backend] if backend != "torch" else [])
-        for name in wanted:
+        for name in [] if backend == "torch" else ["onnx"]:
             try:
-                be = (_TorchBackend(model, self.controller, jit=True) if name == "jit"
-                      else _OnnxBackend(model, self.controller))
+                be = _OnnxBackend(model, self.controller)
             except Exception as exc:  # noqa: BLE001 - report and fall back
                 self.errors[name] = f"{type(exc).__name__}: {exc}"
                 if backend != "auto":

@@ -190,7 +190,7 @@ class Runtime:
              task: str | None = None, threads: int = 1, streams: StreamSet | Sequence[str] | None = None
              ) -> "Runtime":
         """Load the stage-1 model of ``task`` (``None``: the directory's one task) in ``model_dir`` and its
-        controllers. ``backend``: of backbones and fusion (``auto`` times torch/jit/onnx at warm-up;
+        controllers. ``backend``: of backbones and fusion (``auto`` times torch and onnx at warm-up;
         controllers run on torch: compiling a ~2 ms controller would re-export every backbone);
         ``streams``: the stream set (or node names) the caller expects. Of several stage-1 models
         the one most controllers were trained on is used (a tie is an error); a controller of

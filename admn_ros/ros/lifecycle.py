@@ -57,8 +57,8 @@ def model_specs(task: Task | None = None) -> list[ParamSpec]:
     return [
         ParamSpec("model_dir", "", f"Model and controllers directory ('' = the shipped {task.name} models); "
                   "applied on configure"),
-        ParamSpec("backend", "torch", "Inference backend: torch, jit or onnx (built at configure), auto (times "
-                  "all three at configure, keeps the fastest); applied on configure", choices=BACKENDS),
+        ParamSpec("backend", "torch", "Inference backend: torch, onnx (built at configure) or auto (times both "
+                  "at configure, keeps the faster); applied on configure", choices=BACKENDS),
         ParamSpec("device", "cpu", "torch device (cpu, cuda, auto); applied on configure"),
         ParamSpec("threads", 1, "torch intra-op threads; applied on configure", min=1, max=256),
         ParamSpec("sensor_nodes", list(task.sensor_nodes), "Sensor nodes of the graph (the model's nodes, in "

@@ -21,7 +21,7 @@ BOUND_S = 30.0
 
 def test_first_target_soon_after_start() -> None:
     """Break tried: the previous default ``backend: auto`` (every ADMN node builds and times
-    the jit and ONNX backends at configure) took 40+ s to the first target on the loaded
+    the compiled backends at configure) took 40+ s to the first target on the loaded
     development machine and fails here."""
     import rclpy
     from geometry_msgs.msg import PoseWithCovarianceStamped

@@ -237,7 +237,7 @@ def test_preprocess_checks(rt):
 def test_warmup_auto_backend(model_dir):
     rt = Runtime.load(model_dir, backend="auto")
     rt.warmup(("embed", "fuse"))
-    assert rt.engine_backend in ("torch", "jit", "onnx")
+    assert rt.engine_backend in ("torch", "onnx")
 
 
 def test_depth_constant():
