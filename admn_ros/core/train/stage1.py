@@ -125,11 +125,9 @@ def validate_stage1(model: ADMNModel, ds: Any, n: int, batch_size: int, seed: in
 
 def val_text(val: Mapping[str, float], task: str) -> str:
     """``clean 5.0 cm, noisy 39.8 cm, noisy naive-25% 41.8 cm`` (or accuracies in %)."""
-    k = metric_key(task)
-    unit = "%" if k == "acc" else " cm"
-    return (f"clean {val.get(f'clean_full_{k}', float('nan')):.1f}{unit}, noisy "
-            f"{val.get(f'noisy_full_{k}', float('nan')):.1f}{unit}, noisy naive-25% "
-            f"{val.get(f'noisy_naive25_{k}', float('nan')):.1f}{unit}")
+    m = get_task(task).metric
+    return ", ".join(f"{what} {m.fmt(val.get(f'{key}_{m.key}', float('nan')))}" for what, key in
+                     (("clean", "clean_full"), ("noisy", "noisy_full"), ("noisy naive-25%", "noisy_naive25")))
 
 
 def warm_start(model: ADMNModel, path: str | Path, log: Callable[[str], None] = print) -> None:

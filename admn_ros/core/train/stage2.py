@@ -309,8 +309,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
                "task_loss": float(np.mean(task_losses)) if task_losses else None, "val": val,
                "samples_per_s": tput.rate}
         history.append(rec)
-        save_checkpoint(out / LAST, kind="controller_train", state_dict=ctrl.state_dict(),
-                        meta=meta(epoch + 1),
+        save_checkpoint(out / LAST, kind="controller_train", state_dict=ctrl.state_dict(), meta=meta(epoch + 1),
                         optimizer_state=opt.state_dict())
         k = metric_key(mcfg.task)
         vs = ", ".join(f"L={L}: {val[f'admn_L{L}_{k}']:.1f} vs naive {val[f'naive_L{L}_{k}']:.1f}"
