@@ -391,7 +391,7 @@ def test_foreign_bag_to_trained_and_evaluated_model_through_the_cli(tmp_path):
     `admn-ros train ship` -> `admn-ros replay` of the bag with those models. The evaluation
     ran on the bag's test segments (its sample and episode counts, and the clean full-depth
     error recomputed here from the dataset's test split); the replay scored every frame.
-    Break tried: evaluating --split val or --samples 5 fails the counts."""
+    Break tried: evaluating the val split or --samples 5 fails the counts."""
     import torch
 
     from admn_ros.core.train.common import to_torch

@@ -172,8 +172,9 @@ def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: S
 
 def per_modality_method(controllers: Controllers, streams: StreamSet, first_block: bool = True) -> Method:
     """The per-modality baseline from a controller's logits (see :func:`per_modality_mask`)."""
-    return _from_controllers("ADMN per-modality", "admn_per_modality", controllers, lambda c, x, pres, L: per_modality_mask(
-        c(x, pres, budget=L)["logits"], L, streams, first_block))
+    return _from_controllers("ADMN per-modality", "admn_per_modality", controllers,
+                             lambda c, x, pres, L: per_modality_mask(c(x, pres, budget=L)["logits"], L, streams,
+                                                                     first_block))
 
 
 def baseline_methods(streams: StreamSet, depth: int, first_block: bool = True) -> list[Method]:

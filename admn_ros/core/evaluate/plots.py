@@ -64,9 +64,7 @@ def plot_error_vs_budget(records: Sequence[Record], settings: EvalSettings, budg
                 ax.set_xlabel("budget (% of blocks)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, rect=(0, 0.08, 1, 1))
     return path
 
 

@@ -5,7 +5,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from admn_ros.core.evaluate.cost import FlopsRow, LatencyResult
 from admn_ros.core.evaluate.table import DRAWS, FAILURE_NOTES, NAIVE, EvalSettings, Record, find, lookup
@@ -196,18 +196,23 @@ def _paired_section(records: Sequence[Record], settings: EvalSettings, budgets: 
              "Mean of (method - Naive) over the same corrupted samples, with a 95% bootstrap interval that "
              f"resamples whole {group}s ({n_groups} in this split). An interval that contains 0 means this "
              "split cannot tell the two apart.", ""]
-    cols = [f"L={L}" for L in budgets]
     for draw in settings.draws:
-        lines += [f"{_rows_word(settings)} drawn {DRAWS.get(draw, draw)}:", "",
-                  "| noise | method | " + " | ".join(cols) + " |",
-                  "|---|---|" + "---|" * len(cols)]
-        for regime in settings.regimes:
-            for m in names:
-                cells = [vs_naive_text(find(records, regime, draw, m, L)) for L in budgets]
-                if any(c != "n/a" for c in cells):
-                    lines.append(f"| {regime} | {m} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += [f"{_rows_word(settings)} drawn {DRAWS.get(draw, draw)}:", ""]
+        lines += _cell_table(settings.regimes, names, [f"L={L}" for L in budgets], lambda regime, m: [
+            vs_naive_text(find(records, regime, draw, m, L)) for L in budgets])
     return lines
+
+
+def _cell_table(regimes: Sequence[str], methods: Sequence[str], cols: Sequence[str],
+                cells: Callable[[str, str], list[str]]) -> list[str]:
+    """Markdown: a row of ``cells(regime, method)`` per regime and method, without the rows of only n/a."""
+    lines = ["| noise | method | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for regime in regimes:
+        for m in methods:
+            row = cells(regime, m)
+            if any(c != "n/a" for c in row):
+                lines.append(f"| {regime} | {m} | " + " | ".join(row) + " |")
+    return lines + [""]
 
 
 def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: LatencyResult | None,
@@ -233,15 +238,8 @@ def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: Late
     for draw in settings.draws:
         lines += [f"## {word} drawn {DRAWS.get(draw, draw)}"
                   + (" (the paper's setting)" if draw == "modality" else " (independent per node stream)"), ""]
-        lines.append("| noise | method | " + " | ".join(cols) + " |")
-        lines.append("|---|---|" + "---|" * len(cols))
-        for regime in settings.regimes:
-            for m in methods:
-                vals = [_f(lookup(records, regime, draw, m, None if m == "Upper Bound" else L)) for L in budgets]
-                if all(v == "n/a" for v in vals):
-                    continue
-                lines.append(f"| {regime} | {m} | " + " | ".join(vals) + " |")
-        lines.append("")
+        lines += _cell_table(settings.regimes, methods, cols, lambda regime, m: [
+            _f(lookup(records, regime, draw, m, None if m == "Upper Bound" else L)) for L in budgets])
         shares = [r for r in records if r.draw == draw and not math.isnan(r.noisy_share)]
         if shares:
             lines.append(f"Noisy share ({DRAWS.get(draw, draw)}): " + "; ".join(

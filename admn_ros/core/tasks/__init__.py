@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from admn_ros.core.tasks.activity import ActivityTask
-from admn_ros.core.tasks.base import MessageSpec, Metric, Scorer, Task
+from admn_ros.core.tasks.base import Task
 from admn_ros.core.tasks.tracking import TrackingTask
 
 #: Registered tasks by name; the first is the default.
@@ -23,4 +23,4 @@ def get_task(task: str | Task | None = None) -> Task:
         raise ValueError(f"unknown task {name!r}; known: {list(TASKS)}") from None
 
 
-__all__ = ["TASKS", "DEFAULT_TASK", "get_task", "Task", "Metric", "MessageSpec", "Scorer"]
+__all__ = ["TASKS", "DEFAULT_TASK", "get_task", "Task"]

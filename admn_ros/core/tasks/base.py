@@ -262,11 +262,12 @@ def read_rows(path: Any) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def save_figure(fig: Any, path: Any) -> None:
-    """Lay out, write (110 dpi) and close a matplotlib figure."""
+def save_figure(fig: Any, path: Any, rect: Sequence[float] | None = None) -> None:
+    """Lay out (inside ``rect``, figure fractions; ``None`` = all of it), write (110 dpi) and close a
+    matplotlib figure."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -46,14 +46,18 @@ def start_run(out: str | Path, threads: int, resume: bool, force: bool, last: st
     return path
 
 
-def load_resume(last: Path, kind: str, model_config: Mapping[str, Any], train_config: Mapping[str, Any],
-                fixed: Sequence[str], **meta: Mapping[str, Any]) -> Any:
-    """The checkpoint to resume from (``None`` if ``last`` is absent); :class:`CheckpointError`
-    unless it has the same model config, ``meta`` entries, ``fixed`` training fields (the dataset
-    compared as a resolved path) and an optimizer state."""
+def load_resume(resume: bool, last: Path, kind: str, model_config: Mapping[str, Any],
+                train_config: Mapping[str, Any], fixed: Sequence[str], log: Callable[[str], None], tag: str,
+                **meta: Mapping[str, Any]) -> Any:
+    """The checkpoint to resume from (``None`` without ``resume`` or if ``last`` is absent);
+    :class:`CheckpointError` unless it has the same model config, ``meta`` entries, ``fixed``
+    training fields (the dataset compared as a resolved path) and an optimizer state."""
     from admn_ros.core.checkpoint import CheckpointError, check_config, load_checkpoint
 
+    if not resume:
+        return None
     if not last.exists():
+        log(f"[{tag}] --resume: no {last}; starting from scratch")
         return None
     ck = load_checkpoint(last, kind=kind)
     check_config(last, ck.model_config, dict(model_config))
@@ -67,6 +71,21 @@ def load_resume(last: Path, kind: str, model_config: Mapping[str, Any], train_co
     if ck.optimizer is None:
         raise CheckpointError(f"{last}: has no optimizer state; cannot resume")
     return ck
+
+
+def continue_run(ck: Any, module: torch.nn.Module, opt: torch.optim.Optimizer, total: int,
+                 log: Callable[[str], None], tag: str) -> tuple[int, list[dict[str, Any]], dict[str, float]]:
+    """Load the resume checkpoint ``ck`` (``None`` = a fresh run) into ``module`` and ``opt``:
+    ``(epochs done, history, the last validation)``."""
+    if ck is None:
+        return 0, [], {}
+    ck.load_into(module)
+    opt.load_state_dict(ck.optimizer)
+    history = list(ck.meta.get("history", []))
+    log(f"[{tag}] resumed {ck.path} at epoch {ck.epoch}/{total}")
+    if ck.epoch >= total:
+        log(f"[{tag}] already trained {ck.epoch} epochs (>= --epochs {total}); nothing to do")
+    return ck.epoch, history, dict(history[-1]["val"]) if history else {}
 
 
 def seed_everything(*parts: Any) -> np.random.Generator:
@@ -158,9 +177,14 @@ def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
         raise TrainConfigError(f"{where}: {problem}")
 
 
-def subset_size(n: int, limit: int) -> int:
-    """``limit`` samples of ``n`` (0 = all)."""
-    return n if limit <= 0 else min(n, int(limit))
+def checked_splits(cfg: Any, model_cfg: Any, train: Any, val: Any, vs: str = "") -> tuple[int, int]:
+    """Check the ``train`` and ``val`` splits of ``cfg.data`` against ``model_cfg`` (:func:`check_dataset`;
+    ``vs`` ends the error's location); returns the samples of each used per epoch (a limit of 0 = all)."""
+    for split, ds in (("train", train), ("val", val)):
+        check_dataset(ds, model_cfg, f"{cfg.data}/{split}{vs}")
+    n_train, n_val = (len(ds) if k <= 0 else min(len(ds), int(k))
+                      for ds, k in ((train, cfg.train_samples), (val, cfg.val_samples)))
+    return n_train, n_val
 
 
 def sigma_max_of(streams: StreamSet) -> np.ndarray:

@@ -25,11 +25,9 @@ def shipped_name(meta: dict[str, Any]) -> str:
     v = meta.get("variant")
     if v == "budget":
         return f"controller_L{int(meta['budget'])}.safetensors"
-    if v == "universal":
-        return "controller_universal.safetensors"
-    if v == "ae":
-        return "baselines/controller_ae.safetensors"
-    raise CheckpointError(f"cannot name a shipped file for kind {meta.get('kind')!r} variant {v!r}")
+    if v not in ("universal", "ae"):
+        raise CheckpointError(f"cannot name a shipped file for kind {meta.get('kind')!r} variant {v!r}")
+    return "baselines/controller_ae.safetensors" if v == "ae" else "controller_universal.safetensors"
 
 
 def ship_models(stage1: str | Path, controllers: Sequence[str | Path], out_dir: str | Path = "models",

@@ -13,15 +13,13 @@ import numpy as np
 import torch
 
 from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from admn_ros.core.fusion import task_loss
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import budget_from_fraction, naive_allocation, validate_budget
 from admn_ros.core.tasks import get_task
-from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
-                                        draw_missing, epoch_batches, fmt_duration, load_resume, lr_at, make_adamw,
-                                        metric_key, noise_aware_masks, open_split, optimizer_step, progress,
-                                        sample_scores, seed_everything, set_lr, start_run, subset_size, to_torch,
-                                        write_json)
+from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, checked_splits, continue_run,
+                                        derive_seed, draw_missing, epoch_batches, fmt_duration, load_resume, lr_at,
+                                        make_adamw, metric_key, noise_aware_masks, open_split, optimizer_step, progress,
+                                        sample_scores, seed_everything, set_lr, start_run, to_torch, write_json)
 from admn_ros.core.train.config import Stage1Config, TrainConfigError
 
 LAST = "last.safetensors"
@@ -127,11 +125,9 @@ def validate_stage1(model: ADMNModel, ds: Any, n: int, batch_size: int, seed: in
 
 def val_text(val: Mapping[str, float], task: str) -> str:
     """``clean 5.0 cm, noisy 39.8 cm, noisy naive-25% 41.8 cm`` (or accuracies in %)."""
-    k = metric_key(task)
-    unit = "%" if k == "acc" else " cm"
-    return (f"clean {val.get(f'clean_full_{k}', float('nan')):.1f}{unit}, noisy "
-            f"{val.get(f'noisy_full_{k}', float('nan')):.1f}{unit}, noisy naive-25% "
-            f"{val.get(f'noisy_naive25_{k}', float('nan')):.1f}{unit}")
+    m = get_task(task).metric
+    return ", ".join(f"{what} {m.fmt(val.get(f'{key}_{m.key}', float('nan')))}" for what, key in
+                     (("clean", "clean_full"), ("noisy", "noisy_full"), ("noisy naive-25%", "noisy_naive25")))
 
 
 def warm_start(model: ADMNModel, path: str | Path, log: Callable[[str], None] = print) -> None:
@@ -158,11 +154,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
     out = start_run(cfg.out, cfg.threads, resume, force, LAST)
     train_ds, val_ds = open_split(cfg.data, "train"), open_split(cfg.data, "val")
     mcfg = build_model_config(cfg, train_ds)
-    vs = f" vs {cfg.init}" if cfg.init else ""
-    check_dataset(train_ds, mcfg, f"{cfg.data}/train{vs}")
-    check_dataset(val_ds, mcfg, f"{cfg.data}/val{vs}")
-    n_all = len(train_ds)
-    n_train, n_val = subset_size(n_all, cfg.train_samples), subset_size(len(val_ds), cfg.val_samples)
+    n_train, n_val = checked_splits(cfg, mcfg, train_ds, val_ds, f" vs {cfg.init}" if cfg.init else "")
     if n_train < cfg.batch_size:
         log(f"[stage1] note: {n_train} training samples < batch size {cfg.batch_size}; one partial batch per epoch")
 
@@ -171,18 +163,8 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
     if cfg.init:
         warm_start(model, cfg.init, log)
     opt = make_adamw(model.parameters(), cfg.lr, cfg.weight_decay)
-    start_epoch, history = 0, []
-    ck = load_resume(out / LAST, "stage1", mcfg.to_dict(), cfg.to_dict(), RESUME_FIXED) if resume else None
-    if resume and ck is None:
-        log(f"[stage1] --resume: no {out / LAST}; starting from scratch")
-    if ck is not None:
-        ck.load_into(model)
-        opt.load_state_dict(ck.optimizer)
-        start_epoch = ck.epoch
-        history = list(ck.meta.get("history", []))
-        log(f"[stage1] resumed {out / LAST} at epoch {start_epoch}/{cfg.epochs}")
-        if start_epoch >= cfg.epochs:
-            log(f"[stage1] already trained {start_epoch} epochs (>= --epochs {cfg.epochs}); nothing to do")
+    ck = load_resume(resume, out / LAST, "stage1", mcfg.to_dict(), cfg.to_dict(), RESUME_FIXED, log, "stage1")
+    start_epoch, history, val = continue_run(ck, model, opt, cfg.epochs, log, "stage1")
 
     streams = mcfg.streams
     classes = _meta(train_ds).get("classes")
@@ -205,7 +187,6 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
             raise TrainConfigError(f"Stage1Config.alloc_fractions {list(cfg.alloc_fractions)}: {exc}") from exc
     tput = Throughput()
     t_start = time.perf_counter()
-    val: dict[str, float] = dict(history[-1]["val"]) if history else {}
     log(f"[stage1] {n_train} train / {n_val} val samples, {steps_per_epoch} steps/epoch x {cfg.epochs} epochs, "
         f"batch {cfg.batch_size}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
         f"torch threads {torch.get_num_threads()}")
@@ -218,7 +199,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
         noisy_phase = epoch >= cfg.noise_start_epoch
         p_alloc = cfg.alloc_at(epoch) if noisy_phase else 0.0
         model.train()
-        batches = epoch_batches(n_all, cfg.batch_size, rng, limit=cfg.train_samples)
+        batches = epoch_batches(len(train_ds), cfg.batch_size, rng, limit=cfg.train_samples)
         bar = progress(len(batches), f"stage1 epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
         losses = []
         for i, sel in enumerate(batches):
@@ -239,7 +220,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
             # an allocation batch runs exactly its budget: no LayerDrop on top
             model.set_layerdrop(0.0 if mask is not None else p_drop, 0.0 if mask is not None else cfg.full_drop)
             out_d = model(inputs, mask, present)
-            loss = task_loss(mcfg.task, out_d, gt, w_nll, w_dist)
+            loss = get_task(mcfg.task).loss(out_d, gt, w_nll, w_dist)
             optimizer_step(opt, loss, model.parameters(), f"[stage1] epoch {epoch + 1} step {i}")
             tput.stop(len(sel))
             losses.append(loss.item())

@@ -18,10 +18,10 @@ from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.splits import (count_embeddings, sampled_splits, split_candidates, split_log_scores,
                                   split_losses)
 from admn_ros.core.streams import MODALITIES, budget_from_fraction, naive_allocation
-from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, check_dataset, derive_seed,
-                                        epoch_batches, fmt_duration, load_resume, lr_at, make_adamw, metric_key,
-                                        open_split, optimizer_step, progress, sample_scores, seed_everything, set_lr,
-                                        start_run, subset_size, to_torch)
+from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, checked_splits, continue_run,
+                                        derive_seed, epoch_batches, fmt_duration, load_resume, lr_at, make_adamw,
+                                        metric_key, open_split, optimizer_step, progress, sample_scores,
+                                        seed_everything, set_lr, start_run, to_torch)
 from admn_ros.core.train.config import TABLE_FRACTIONS, Stage2Config, TrainConfigError
 from admn_ros.core.train.stage1 import StageResult, finish_run
 
@@ -220,10 +220,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
         cfg.resolve_range(mcfg.n_streams, mcfg.vit_depth, mcfg.first_block)
     table = split_table(cfg, ccfg, list(range(lo, hi + 1)))
     train_ds, val_ds = open_split(cfg.data, "train"), open_split(cfg.data, "val")
-    check_dataset(train_ds, mcfg, f"{cfg.data}/train")
-    check_dataset(val_ds, mcfg, f"{cfg.data}/val")
-    n_all = len(train_ds)
-    n_train, n_val = subset_size(n_all, cfg.train_samples), subset_size(len(val_ds), cfg.val_samples)
+    n_train, n_val = checked_splits(cfg, mcfg, train_ds, val_ds)
     streams = mcfg.streams
 
     seed_everything(cfg.seed, "stage2-init", cfg.variant)
@@ -232,23 +229,15 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
         _init_controller(ctrl, cfg.init, log)
     opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
     total_epochs = cfg.noise_warmup_epochs + cfg.epochs
-    start_epoch, history = 0, []
-    last = out / LAST
-    ck = load_resume(last, "controller_train", mcfg.to_dict(), cfg.to_dict(), RESUME_FIXED,
-                     controller_config=ccfg.to_dict()) if resume else None
-    if resume and ck is None:
-        log(f"[stage2] --resume: no {last}; starting from scratch")
-    if ck is not None:
-        if ck.meta.get("stage1_weights_id") != parent_id:
-            raise CheckpointError(f"{last}: was trained on stage-1 weights {ck.meta.get('stage1_weights_id')}, "
-                                  f"but {cfg.stage1} is {parent_id}")
-        if cfg.variant == "ae" and ck.epoch > cfg.noise_warmup_epochs:
-            ctrl.freeze_encoder(True)
-            opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
-        ck.load_into(ctrl)
-        opt.load_state_dict(ck.optimizer)
-        start_epoch, history = ck.epoch, list(ck.meta.get("history", []))
-        log(f"[stage2] resumed {last} at epoch {start_epoch}/{total_epochs}")
+    ck = load_resume(resume, out / LAST, "controller_train", mcfg.to_dict(), cfg.to_dict(), RESUME_FIXED, log,
+                     "stage2", controller_config=ccfg.to_dict())
+    if ck is not None and ck.meta.get("stage1_weights_id") != parent_id:
+        raise CheckpointError(f"{ck.path}: was trained on stage-1 weights {ck.meta.get('stage1_weights_id')}, "
+                              f"but {cfg.stage1} is {parent_id}")
+    if ck is not None and cfg.variant == "ae" and ck.epoch > cfg.noise_warmup_epochs:
+        ctrl.freeze_encoder(True)
+        opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
+    start_epoch, history, val = continue_run(ck, ctrl, opt, total_epochs, log, "stage2")
 
     budgets_val = [ccfg.budget] if cfg.variant == "budget" else [
         L for L in (budget_from_fraction(f, mcfg.n_streams, mcfg.vit_depth) for f in TABLE_FRACTIONS)
@@ -259,7 +248,6 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
     alloc_steps = steps_per_epoch * max(1, cfg.epochs)
     tput = Throughput()
     t0 = time.perf_counter()
-    val: dict[str, float] = dict(history[-1]["val"]) if history else {}
     fixed = cfg.variant == "budget"
     label = f"{cfg.variant}" + (f" L={ccfg.budget}" if fixed else f" L in [{lo}, {hi}]")
 
@@ -282,7 +270,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "stage2-gauss", epoch))
         ggen = torch.Generator().manual_seed(derive_seed(cfg.seed, "stage2-gumbel", epoch))
         ctrl.train()
-        batches = epoch_batches(n_all, cfg.batch_size, rng, limit=cfg.train_samples)
+        batches = epoch_batches(len(train_ds), cfg.batch_size, rng, limit=cfg.train_samples)
         phase = ("autoencoder" if cfg.variant == "ae" else "noise-head") if warm else "allocation"
         bar = progress(len(batches), f"stage2 {label} epoch {epoch + 1}/{total_epochs} ({phase})", cfg.progress)
         losses, task_losses = [], []
@@ -321,8 +309,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
                "task_loss": float(np.mean(task_losses)) if task_losses else None, "val": val,
                "samples_per_s": tput.rate}
         history.append(rec)
-        save_checkpoint(out / LAST, kind="controller_train", state_dict=ctrl.state_dict(),
-                        meta=meta(epoch + 1),
+        save_checkpoint(out / LAST, kind="controller_train", state_dict=ctrl.state_dict(), meta=meta(epoch + 1),
                         optimizer_state=opt.state_dict())
         k = metric_key(mcfg.task)
         vs = ", ".join(f"L={L}: {val[f'admn_L{L}_{k}']:.1f} vs naive {val[f'naive_L{L}_{k}']:.1f}"
