@@ -260,7 +260,7 @@ CURVE_BLOCKS: tuple[int, ...] = (1, 2, 3, 4, 6, 9, 12)
 def depth_curve(model: torch.nn.Module, ds: Any, settings: EvalSettings,
                 blocks: Sequence[int] = CURVE_BLOCKS) -> list[tuple[int, float]]:
     """Clean-input score with the same ``k`` every-other blocks on every stream, per ``k``: if it is
-    flat, no allocation can beat an even split by much (``scripts/diagnose_model.py depth``)."""
+    flat, no allocation can beat an even split by much."""
     cfg = model.cfg
     n_total = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
     idx = np.arange(n_total)
