@@ -781,47 +781,41 @@ class ActivitySimulator(CorruptibleStreams):
     activity for :data:`SCHEDULE_SEGMENT_S` s in an order drawn from ``(seed, episode)``) in front
     of ``node1``."""
 
+    _error = ActivityError
+    clutter_radar = CLUTTER_RADAR
+
     def __init__(self, subject: Subject, seed: int = 0, episode: int = 0, rate_hz: float = 10.0,
-                 schedule: Sequence[tuple[str, float]] | None = None, width: int = 160, height: int = 120) -> None:
+                 schedule: Sequence[tuple[str, float]] | None = None) -> None:
         self.seed = check_index("seed", seed, ActivityError)
         if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
             raise ActivityError(f"rate_hz must be > 0, got {rate_hz!r}")
         self.subject = subject
         self.rate_hz = float(rate_hz)
-        self.renderer = ActivityRenderer(subject, width, height)
+        self.renderer = ActivityRenderer(subject)
         self._schedule_arg = None if schedule is None else list(schedule)
         self._ids = list(STREAM_IDS)
         self._corr = {}
         self.reset(check_index("episode", episode, ActivityError))
 
-    def reset(self, episode: int | None = None) -> None:
-        """Restart at t = 0 (in ``episode``, default the current one); corruptions stay set."""
-        if episode is not None:
-            self.episode = check_index("episode", episode, ActivityError)
+    def _start_episode(self) -> np.random.SeedSequence:
         sched = self._schedule_arg or default_schedule(self.seed, self.episode)
         self.schedule = [(a, float(s)) for a, s in sched]
         self.performance = Performance(self.subject, self.schedule)
         sensor_ss, corr_ss = np.random.SeedSequence([self.seed, self.subject.subject_id, self.episode, 0xAC75]).spawn(2)
         self._sensor_rng = np.random.default_rng(sensor_ss)
-        self.index = 0
-        self._restart_corruptions(corr_ss)
+        return corr_ss
 
-    def label_at(self, t: float | None = None) -> str:
-        """Activity at ``t`` (default: the next frame's time)."""
-        return self.performance.label(self.t if t is None else float(t))
-
-    def _clutter_radar(self) -> RadarConfig:
-        return CLUTTER_RADAR
+    def label_at(self, t: float) -> str:
+        """Activity at ``t`` seconds."""
+        return self.performance.label(float(t))
 
     def step(self) -> ActivityFrame:
         """Render the frame at :attr:`t`, then advance the clock by ``1 / rate_hz``."""
         t = self.t
-        streams: dict[str, StreamFrame] = {}
-        for sid, data in zip(STREAM_IDS, self.renderer.render_times(self.performance, [t], self._sensor_rng)[0]):
-            streams[sid] = self._corrupt(sid, data, t)
-            self._last_clean[sid] = data
+        clean = self.renderer.render_times(self.performance, [t], self._sensor_rng)[0]
         label = self.performance.label(t)
-        frame = ActivityFrame(t, label, streams, self.index, ACTIVITIES.index(label), self.subject.subject_id)
+        frame = ActivityFrame(t, label, self._emit(t, dict(zip(STREAM_IDS, clean))), self.index,
+                              ACTIVITIES.index(label), self.subject.subject_id)
         self.index += 1
         return frame
 
