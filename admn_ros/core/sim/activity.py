@@ -820,53 +820,46 @@ class ActivitySimulator(CorruptibleStreams):
         return frame
 
 
-def _depth_vis(d: np.ndarray) -> np.ndarray:
-    v = np.clip(d.astype(np.float32) / 5500.0 * 255.0, 0, 255).astype(np.uint8)
-    out = cv2.applyColorMap(255 - v, cv2.COLORMAP_JET)[:, :, ::-1].copy()
-    out[d == 0] = 0
+def _tile(kind: str, x: np.ndarray, tile_w: int, tile_h: int) -> np.ndarray:
+    """One preview tile (uint8 RGB ``(tile_h, tile_w, 3)``) of a frame of modality ``kind``."""
+    if kind == "rgb":
+        return cv2.resize(x, (tile_w, tile_h), interpolation=cv2.INTER_AREA)
+    if kind == "depth":   # jet, near = red, 0 (no depth) = black
+        v = np.clip(x.astype(np.float32) / 5500.0 * 255.0, 0, 255).astype(np.uint8)
+        c = cv2.applyColorMap(255 - v, cv2.COLORMAP_JET)[:, :, ::-1].copy()
+        c[x == 0] = 0
+        return cv2.resize(c, (tile_w, tile_h), interpolation=cv2.INTER_NEAREST)
+    q = np.round(np.clip(x, 0, 1) * 23) / 23   # 24 levels: keeps the PNG small
+    c = cv2.applyColorMap((q * 255 + 0.5).astype(np.uint8), cv2.COLORMAP_INFERNO)[:, :, ::-1]
+    out = np.zeros((tile_h, tile_w, 3), np.uint8)
+    out[:, (tile_w - tile_h) // 2:(tile_w - tile_h) // 2 + tile_h] = cv2.resize(
+        c, (tile_h, tile_h), interpolation=cv2.INTER_NEAREST)
     return out
 
 
-def _radar_vis(r: np.ndarray, size: int, levels: int = 256) -> np.ndarray:
-    q = np.round(np.clip(r, 0, 1) * (levels - 1)) / (levels - 1)
-    v = (q * 255 + 0.5).astype(np.uint8)
-    out = cv2.applyColorMap(v, cv2.COLORMAP_INFERNO)[:, :, ::-1]
-    return cv2.resize(out, (size, size), interpolation=cv2.INTER_NEAREST)
-
-
-def preview_activity(path: str | Path, seed: int = 0, subject_id: int = 1, frames: int = 5, rate_hz: float = 10.0,
-                     start_s: float = 1.0, tile_w: int = 72) -> Path:
-    """A PNG grid (docs/DATASET.md): a row per activity, columns rgb / depth / radar over one window."""
-    subject = draw_subject(seed, subject_id)
+def preview_activity(path: str | Path) -> Path:
+    """The PNG grid of docs/DATASET.md: subject 1 of seed 0, a row per activity, columns rgb /
+    depth / radar over one window of 5 frames at 10 Hz from t = 1 s."""
+    frames, rate_hz, tile_w, label_w, white = 5, 10.0, 72, 92, (255, 255, 255)
+    subject = draw_subject(0, 1)
     renderer = ActivityRenderer(subject)
     tile_h = int(round(tile_w * renderer.H / renderer.W))
-    label_w, head_h = 92, 16
     rows = []
     for k, act in enumerate(ACTIVITIES):
-        w = render_window(subject, act, start_s, frames, rate_hz, seed=k, renderer=renderer)
+        w = render_window(subject, act, 1.0, frames, rate_hz, seed=k, renderer=renderer)
         cells = []
-        for kind in ("rgb", "depth", "radar"):
-            for i in range(frames):
-                if kind == "rgb":
-                    c = cv2.resize(w["rgb"][i], (tile_w, tile_h), interpolation=cv2.INTER_AREA)
-                elif kind == "depth":
-                    c = cv2.resize(_depth_vis(w["depth"][i]), (tile_w, tile_h), interpolation=cv2.INTER_NEAREST)
-                else:
-                    c = np.zeros((tile_h, tile_w, 3), np.uint8)
-                    c[:, (tile_w - tile_h) // 2:(tile_w - tile_h) // 2 + tile_h] = _radar_vis(w["radar"][i], tile_h, 24)
-                cells.append(np.pad(c, ((1, 1), (1, 1), (0, 0))))
+        for kind in MODALITY_ORDER:
+            cells += [np.pad(_tile(kind, x, tile_w, tile_h), ((1, 1), (1, 1), (0, 0))) for x in w[kind]]
             cells.append(np.zeros((tile_h + 2, 4, 3), np.uint8))
-        row = np.concatenate(cells, 1)
         lab = np.full((tile_h + 2, label_w, 3), 30, np.uint8)
-        cv2.putText(lab, act, (4, tile_h // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
-        rows.append(np.concatenate([lab, row], 1))
+        cv2.putText(lab, act, (4, tile_h // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, white, 1, cv2.LINE_AA)
+        rows.append(np.concatenate([lab, *cells], 1))
     grid = np.concatenate(rows, 0)
-    head = np.full((head_h, grid.shape[1], 3), 30, np.uint8)
-    block = frames * (tile_w + 2) + 4
+    head = np.full((16, grid.shape[1], 3), 30, np.uint8)
     for j, txt in enumerate((f"rgb, {frames} frames at {rate_hz:g} Hz", "depth (mm, 0 = black)",
                              "radar range-Doppler (range down, -3..+3 m/s)")):
-        cv2.putText(head, txt, (label_w + j * block + 4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(head, txt, (label_w + j * (frames * (tile_w + 2) + 4) + 4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
+                    white, 1, cv2.LINE_AA)
     img = np.concatenate([head, grid], 0)
     img = (img >> 3) << 3   # 5 bits per channel: invisible here, keeps the PNG small despite sensor noise
     path = Path(path)
@@ -880,13 +873,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m admn_ros.core.sim.activity",
                                  description="Write a preview grid of the simulated activities (PNG).")
     ap.add_argument("--out", default="docs/img/activity_preview.png")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--subject", type=int, default=1)
-    ap.add_argument("--frames", type=int, default=5)
-    ap.add_argument("--rate-hz", type=float, default=10.0)
-    ap.add_argument("--start", type=float, default=1.0, help="window start time, s")
-    a = ap.parse_args(argv)
-    p = preview_activity(a.out, a.seed, a.subject, a.frames, a.rate_hz, a.start)
+    p = preview_activity(ap.parse_args(argv).out)
     print(f"wrote {p} ({p.stat().st_size // 1024} KB)")
     return 0
 
