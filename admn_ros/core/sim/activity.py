@@ -256,15 +256,8 @@ _ACTIVITY_FUNCS: dict[str, tuple[Callable[[np.ndarray], dict[str, np.ndarray]], 
 assert tuple(_ACTIVITY_FUNCS) == ACTIVITIES
 
 
-def rest_params() -> np.ndarray:
-    p = np.zeros(len(POSE_PARAMS))
-    for side in ("l", "r"):
-        for k, v in _REST_DEG.items():
-            p[_PI[f"{side}_{k}"]] = math.radians(v)
-    return p
-
-
-_REST = rest_params()
+_REST = np.array([math.radians(_REST_DEG.get(name[2:], 0.0)) if name[:2] in ("l_", "r_") else 0.0
+                  for name in POSE_PARAMS])
 _ANGLE = np.array([name not in ("lift", "shift_x", "sway") for name in POSE_PARAMS])
 
 
@@ -373,7 +366,7 @@ class Performance:
     def __init__(self, subject: Subject, schedule: Sequence[tuple[str, float]]) -> None:
         if not schedule:
             raise ActivityError("schedule must hold at least one (activity, seconds) entry")
-        acts, durs = [], []
+        self.subject, self.activities, durs = subject, [], []
         for entry in schedule:
             try:
                 act, sec = entry
@@ -383,10 +376,8 @@ class Performance:
             activity_index(act)
             if not (math.isfinite(sec) and sec > 0):
                 raise ActivityError(f"schedule entry {entry!r}: seconds must be > 0")
-            acts.append(str(act))
+            self.activities.append(str(act))
             durs.append(sec)
-        self.subject = subject
-        self.activities = acts
         self.durations = np.array(durs)
         self.starts = np.concatenate([[0.0], np.cumsum(self.durations)[:-1]])
         self.cycle_s = float(self.durations.sum())
@@ -468,6 +459,28 @@ def _radar_points(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
     small = rng.standard_normal((max(2, int(shape[0] / scale)), max(2, int(shape[1] / scale)))).astype(np.float32)
     return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+
+
+_SH = 4   # sub-pixel bits of the cv2 drawing calls
+
+
+def _ipt(p: np.ndarray) -> tuple[int, int]:
+    """Pixel coordinates in cv2's fixed point (:data:`_SH` fractional bits)."""
+    return int(round(p[0] * 16.0)), int(round(p[1] * 16.0))
+
+
+def _paint(colour: Sequence[float], light: float, gain: np.ndarray) -> tuple[float, ...]:
+    """A [0, 1] RGB ``colour`` lit by ``light``, through the per-channel ``gain`` to 0..255."""
+    return tuple(float(c) for c in np.clip(np.asarray(colour) * light * gain, 0, 255))
+
+
+def _disc(img: np.ndarray, z: np.ndarray, mask: np.ndarray, centre: np.ndarray, rad: int,
+          colour: tuple[float, ...], depth: float) -> None:
+    """A filled disc of ``rad`` pixels: anti-aliased ``colour`` in ``img``, ``depth`` in ``z``, ``mask`` set."""
+    c = _ipt(centre)
+    cv2.circle(img, c, rad * 16, colour, -1, cv2.LINE_AA, _SH)
+    cv2.circle(z, c, rad * 16, depth, -1, cv2.LINE_8, _SH)
+    cv2.circle(mask, c, rad * 16, 255, -1, cv2.LINE_8, _SH)
 
 
 class ActivityRenderer:
@@ -578,12 +591,6 @@ class ActivityRenderer:
         prims.append((Jw[_J["head"], 0] - 0.03, 3, ()))
         prims.append((float(np.mean(Jw[[_J["l_shoulder"], _J["r_shoulder"], _J["l_hip"], _J["r_hip"]], 0])), 0, ()))
         prims.sort(key=lambda p: -p[0])
-        SH = 4  # sub-pixel bits for cv2 drawing
-        sc = float(1 << SH)
-
-        def ipt(p: np.ndarray) -> tuple[int, int]:
-            return int(round(p[0] * sc)), int(round(p[1] * sc))
-
         for _, kind, data in prims:
             if kind == 1:
                 a, b, r, colr = data
@@ -596,27 +603,22 @@ class ActivityRenderer:
                 view -= ax * float(view @ ax)
                 view /= max(float(np.linalg.norm(view)), 1e-9)
                 lam = 0.5 * (math.sqrt(max(0.0, 1 - float(ax @ self.light) ** 2)) + max(0.0, float(view @ self.light)))
-                colour = tuple(float(c) for c in np.clip(np.asarray(colr) * (0.5 + 0.6 * lam) * gain, 0, 255))
-                zm = 0.5 * (pa[0] + pb[0])
-                th = max(1, int(round(2 * r * f / zm)))
-                cv2.line(img, ipt(uv[ia]), ipt(uv[ib]), colour, th, cv2.LINE_AA, SH)
+                th = max(1, int(round(2 * r * f / (0.5 * (pa[0] + pb[0])))))
+                cv2.line(img, _ipt(uv[ia]), _ipt(uv[ib]), _paint(colr, 0.5 + 0.6 * lam, gain), th, cv2.LINE_AA, _SH)
                 mid = 0.5 * (uv[ia] + uv[ib])
                 halves = ((uv[ia], mid, 0.75 * pa[0] + 0.25 * pb[0]), (mid, uv[ib], 0.25 * pa[0] + 0.75 * pb[0]))
                 for q0, q1, zz in halves:
-                    cv2.line(z, ipt(q0), ipt(q1), float(zz - 0.6 * r), th, cv2.LINE_8, SH)
-                cv2.line(mask, ipt(uv[ia]), ipt(uv[ib]), 255, th, cv2.LINE_8, SH)
+                    cv2.line(z, _ipt(q0), _ipt(q1), float(zz - 0.6 * r), th, cv2.LINE_8, _SH)
+                cv2.line(mask, _ipt(uv[ia]), _ipt(uv[ib]), 255, th, cv2.LINE_8, _SH)
             elif kind == 2:
                 j, r, colr = data
                 ij = _J[j]
-                rad = max(1, int(round(r * f / Jw[ij, 0])))
-                colour = tuple(float(c) for c in np.clip(np.asarray(colr) * 0.9 * gain, 0, 255))
-                cv2.circle(img, ipt(uv[ij]), rad * int(sc), colour, -1, cv2.LINE_AA, SH)
-                cv2.circle(z, ipt(uv[ij]), rad * int(sc), float(Jw[ij, 0] - 0.6 * r), -1, cv2.LINE_8, SH)
-                cv2.circle(mask, ipt(uv[ij]), rad * int(sc), 255, -1, cv2.LINE_8, SH)
+                _disc(img, z, mask, uv[ij], max(1, int(round(r * f / Jw[ij, 0]))), _paint(colr, 0.9, gain),
+                      float(Jw[ij, 0] - 0.6 * r))
             elif kind == 3:
-                self._draw_head(img, z, mask, Jw, uv, gain, ipt, SH)
+                self._draw_head(img, z, mask, Jw, uv, gain)
             else:
-                self._draw_torso(img, z, mask, Jw, gain, ipt, SH)
+                self._draw_torso(img, z, mask, Jw, gain)
         # sensor noise (bank entry), depth noise and holes
         k = int(rng.integers(BANK_SIZE))
         rgb = np.clip(img.astype(np.float32) + self._rgb_noise[k] + 0.5, 0, 255).astype(np.uint8)
@@ -627,26 +629,18 @@ class ActivityRenderer:
         return rgb, depth
 
     def _draw_head(self, img: np.ndarray, z: np.ndarray, mask: np.ndarray, Jw: np.ndarray, uv: np.ndarray,
-                   gain: np.ndarray, ipt: Callable, SH: int) -> None:
+                   gain: np.ndarray) -> None:
         sj = self.subject
         r = _R_HEAD * sj.height_m
         ph = Jw[_J["head"]]
         rad = max(2, int(round(r * self.f / ph[0])))
-        sc = 1 << SH
-        hair = tuple(float(c) for c in np.clip(np.asarray(sj.hair) * 0.9 * gain, 0, 255))
-        cv2.circle(img, ipt(uv[_J["head"]]), rad * sc, hair, -1, cv2.LINE_AA, SH)
+        _disc(img, z, mask, uv[_J["head"]], rad, _paint(sj.hair, 0.9, gain), float(ph[0] - 0.7 * r))
         # face: toward the facing direction (body forward = world -x rotated by the yaw)
-        yaw = math.radians(sj.yaw_deg)
-        fwd_y = -math.sin(yaw)
-        off = np.array([-self.f * fwd_y * 0.35 * r / ph[0], 0.25 * rad])
-        skin = tuple(float(c) for c in np.clip(np.asarray(sj.skin) * (0.8 + 0.25 * max(0.0, -self.light[0])) * gain,
-                                               0, 255))
-        cv2.circle(img, ipt(uv[_J["head"]] + off), int(0.78 * rad * sc), skin, -1, cv2.LINE_AA, SH)
-        cv2.circle(z, ipt(uv[_J["head"]]), rad * sc, float(ph[0] - 0.7 * r), -1, cv2.LINE_8, SH)
-        cv2.circle(mask, ipt(uv[_J["head"]]), rad * sc, 255, -1, cv2.LINE_8, SH)
+        off = np.array([self.f * math.sin(math.radians(sj.yaw_deg)) * 0.35 * r / ph[0], 0.25 * rad])
+        skin = _paint(sj.skin, 0.8 + 0.25 * max(0.0, -self.light[0]), gain)
+        cv2.circle(img, _ipt(uv[_J["head"]] + off), int(0.78 * rad * 16), skin, -1, cv2.LINE_AA, _SH)
 
-    def _draw_torso(self, img: np.ndarray, z: np.ndarray, mask: np.ndarray, Jw: np.ndarray, gain: np.ndarray,
-                    ipt: Callable, SH: int) -> None:
+    def _draw_torso(self, img: np.ndarray, z: np.ndarray, mask: np.ndarray, Jw: np.ndarray, gain: np.ndarray) -> None:
         sj = self.subject
         H, b = sj.height_m, sj.build
         lsh, rsh, lhp, rhp = (Jw[_J[n]] for n in ("l_shoulder", "r_shoulder", "l_hip", "r_hip"))
@@ -668,11 +662,10 @@ class ActivityRenderer:
             if float(n @ (cam - P.mean(0))) < 0:
                 n = -n
             lam = max(0.0, float(n @ self.light))
-            colour = tuple(float(c) for c in np.clip(np.asarray(colr) * (0.5 + 0.6 * lam) * gain, 0, 255))
             pts = np.stack([self.cx - self.f * P[:, 1] / P[:, 0],
                             self.cy - self.f * (P[:, 2] - SENSOR_HEIGHT_M) / P[:, 0]], 1)
-            ip = np.array([ipt(p) for p in pts], np.int32)
-            cv2.fillConvexPoly(img, ip, colour, cv2.LINE_AA, SH)
+            ip = np.array([_ipt(p) for p in pts], np.int32)
+            cv2.fillConvexPoly(img, ip, _paint(colr, 0.5 + 0.6 * lam, gain), cv2.LINE_AA, _SH)
             # depth: the front surface plane (TORSO_DEPTH / 2 ahead of the joint plane)
             x0, y0 = np.floor(pts.min(0)).astype(int) - 1
             x1, y1 = np.ceil(pts.max(0)).astype(int) + 2
@@ -680,8 +673,7 @@ class ActivityRenderer:
             if x1 <= x0 or y1 <= y0:
                 continue
             m = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            ip_local = ip - np.array([x0 << SH, y0 << SH], np.int32)
-            cv2.fillConvexPoly(m, ip_local, 1, cv2.LINE_8, SH)
+            cv2.fillConvexPoly(m, ip - np.array([x0 << _SH, y0 << _SH], np.int32), 1, cv2.LINE_8, _SH)
             sel = m.astype(bool)
             if not sel.any():
                 continue
@@ -725,17 +717,12 @@ class ActivityRenderer:
                                 borderType=cv2.BORDER_CONSTANT)
         return speckle_to_unit(body + self.radar_static + RADAR_NOISE_POWER, rng)
 
-    @staticmethod
-    def frame_times(times: Sequence[float] | np.ndarray) -> np.ndarray:
-        """Per frame the camera time, then the radar sub-frame pairs ``tau -+ RADAR_DIFF_S``."""
-        offs = [0.0] + [s + d for s in RADAR_SUBFRAMES_S for d in (-RADAR_DIFF_S, RADAR_DIFF_S)]
-        return np.asarray(times, np.float64).reshape(-1, 1) + np.array(offs)[None, :]
-
     def render_times(self, performance: Performance, times: Sequence[float] | np.ndarray,
                      rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Frames ``(rgb, depth, radar)`` at ``times`` of ``performance`` (one FK call): the camera
-        sees the joints at each time, the radar at the sub-frame pairs of :meth:`frame_times`."""
-        tt = self.frame_times(times)
+        sees the joints at each time, the radar at the sub-frame pairs ``tau -+ RADAR_DIFF_S``."""
+        offs = [0.0] + [s + d for s in RADAR_SUBFRAMES_S for d in (-RADAR_DIFF_S, RADAR_DIFF_S)]
+        tt = np.asarray(times, np.float64).reshape(-1, 1) + np.array(offs)[None, :]
         Jall = forward_kinematics(self.subject, performance.params(tt.ravel())).reshape(*tt.shape, len(JOINTS), 3)
         return [(*self._camera(Jall[i, 0], rng), self._radar(Jall[i, 1:], rng)) for i in range(tt.shape[0])]
 
