@@ -675,8 +675,6 @@ class ActivityRenderer:
             m = np.zeros((y1 - y0, x1 - x0), np.uint8)
             cv2.fillConvexPoly(m, ip - np.array([x0 << _SH, y0 << _SH], np.int32), 1, cv2.LINE_8, _SH)
             sel = m.astype(bool)
-            if not sel.any():
-                continue
             p0 = P.mean(0) + n * 0.5 * _TORSO_DEPTH * H * b
             uu, vv = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
             ray = np.stack([np.ones_like(uu), -(uu - self.cx) / self.f, -(vv - self.cy) / self.f], -1)

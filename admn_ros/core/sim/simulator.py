@@ -33,7 +33,6 @@ class SimFrame:
     gt_xy: np.ndarray                   # float32 (2,), map metres
     streams: dict[str, StreamFrame]
     index: int = 0
-    gt_yaw: float = 0.0
     #: per node, the fraction of the car's in-image area not hidden by obstacles
     visibility: dict[str, float] = field(default_factory=dict)
     car_pixels: dict[str, int] = field(default_factory=dict)
@@ -173,7 +172,7 @@ class GDTMSimulator(CorruptibleStreams):
     def step(self) -> SimFrame:
         """Render the frame at :attr:`t`, then advance the clock by ``1 / rate_hz``."""
         t = self.t
-        pose = x, y, yaw = self.scene.trajectory.pose(t)
+        pose = self.scene.trajectory.pose(t)
         clean: dict[str, np.ndarray] = {}
         vis: dict[str, float] = {}
         pix: dict[str, int] = {}
@@ -181,6 +180,6 @@ class GDTMSimulator(CorruptibleStreams):
             rgb, depth, vis[node.name], pix[node.name] = cam.render(pose, self._sensor_rng)
             clean |= {f"{node.name}/rgb": rgb, f"{node.name}/depth": depth,
                       f"{node.name}/radar": radar.render(pose, self._sensor_rng)}
-        frame = SimFrame(t, np.array([x, y], dtype=np.float32), self._emit(t, clean), self.index, yaw, vis, pix)
+        frame = SimFrame(t, np.array(pose[:2], dtype=np.float32), self._emit(t, clean), self.index, vis, pix)
         self.index += 1
         return frame
