@@ -268,7 +268,7 @@ class CameraRenderer:
 
     def _draw_car(self, rgb: np.ndarray, depth: np.ndarray, pose: tuple[float, float, float],
                   rng: np.random.Generator) -> tuple[float, int]:
-        car, app, cam = self.cfg.car, self.scene.appearance, self.node.camera
+        car, app = self.cfg.car, self.scene.appearance
         x, y, yaw = pose
         c, s = math.cos(yaw), math.sin(yaw)
         hl, hw = car.length / 2, car.width / 2
@@ -279,10 +279,9 @@ class CameraRenderer:
         m = 0.035  # soft shadow margin around the footprint
         sh_local = np.array([[sx * (hl + m), sy * (hw + m), 0.002] for sy in (-1, 1) for sx in (-1, 1)])
         shadow = sh_local @ rot.T + [x, y, 0.0]
-        pc = (np.vstack([corners, shadow]) - self.C) @ self.R  # optical frame
-        if (pc[:, 2] < 0.05).any():
+        uv, zc = self.node.project(np.vstack([corners, shadow]))
+        if (zc < 0.05).any():
             return 0.0, 0
-        uv = np.stack([cam.fx * pc[:, 0] / pc[:, 2] + cam.cx, cam.fy * pc[:, 1] / pc[:, 2] + cam.cy], 1)
         u0 = max(int(math.floor(uv[:, 0].min())) - 1, 0)
         u1 = min(int(math.ceil(uv[:, 0].max())) + 2, self.W)
         v0 = max(int(math.floor(uv[:, 1].min())) - 1, 0)
