@@ -29,6 +29,7 @@ STREAM_IDS: tuple[str, ...] = tuple(f"{SENSOR_NODE}/{m}" for m in MODALITY_ORDER
 #: Sensor height above the floor (m; camera and radar), camera vertical field of view (deg).
 SENSOR_HEIGHT_M: float = 1.2
 CAMERA_VFOV_DEG: float = 58.0
+_SENSOR = np.array([0.0, 0.0, SENSOR_HEIGHT_M])   # camera and radar centre (x forward, y left, z up)
 RADAR_BINS: int = 64
 RADAR_RANGE_MAX_M: float = 6.0
 RADAR_DOPPLER_MAX_MPS: float = 3.0
@@ -505,7 +506,6 @@ class ActivityRenderer:
         self._edge_keep = bank_rng.random((BANK_SIZE, self.H, self.W)) < 0.5
         self.radar_M, self.radar_w = _radar_points(subject)
         self.radar_static = self._radar_static()
-        self.radar_pos = np.array([0.0, 0.0, SENSOR_HEIGHT_M])
         H = subject.height_m
         sleeve = subject.shirt if subject.long_sleeves else subject.skin
         colours = [subject.skin] + [subject.shirt, sleeve, subject.pants, subject.pants, subject.shoes] * 2
@@ -581,15 +581,12 @@ class ActivityRenderer:
         z = self.bg_z.copy()
         mask = np.zeros((self.H, self.W), np.uint8)
         gain = sj.exposure * np.asarray(sj.cast) * 255.0
-        prims: list[tuple[float, int, tuple]] = []
-        cam = np.array([0.0, 0.0, SENSOR_HEIGHT_M])
-        for a, b, r, colr in self._caps:
-            pa, pb = Jw[_J[a]], Jw[_J[b]]
-            prims.append((0.5 * (pa[0] + pb[0]) - 0.03, 1, (a, b, r, colr)))
-        for s in ("l", "r"):
-            prims.append((Jw[_J[f"{s}_hand"], 0] - 0.03, 2, (f"{s}_hand", _R_HAND * H, sj.skin)))
-        prims.append((Jw[_J["head"], 0] - 0.03, 3, ()))
-        prims.append((float(np.mean(Jw[[_J["l_shoulder"], _J["r_shoulder"], _J["l_hip"], _J["r_hip"]], 0])), 0, ()))
+        # painter's order, far to near: 1 limb capsule, 2 hand, 3 head, 0 torso
+        prims: list[tuple[float, int, tuple]] = [(0.5 * (Jw[_J[c[0]], 0] + Jw[_J[c[1]], 0]) - 0.03, 1, c)
+                                                 for c in self._caps]
+        prims += [(Jw[_J[f"{s}_hand"], 0] - 0.03, 2, (f"{s}_hand", _R_HAND * H, sj.skin)) for s in ("l", "r")]
+        prims += [(Jw[_J["head"], 0] - 0.03, 3, ()),
+                  (float(np.mean(Jw[[_J["l_shoulder"], _J["r_shoulder"], _J["l_hip"], _J["r_hip"]], 0])), 0, ())]
         prims.sort(key=lambda p: -p[0])
         for _, kind, data in prims:
             if kind == 1:
@@ -599,7 +596,7 @@ class ActivityRenderer:
                 axis = pb - pa
                 n = float(np.linalg.norm(axis))
                 ax = axis / n if n > 1e-9 else np.array([0.0, 0.0, 1.0])
-                view = cam - 0.5 * (pa + pb)
+                view = _SENSOR - 0.5 * (pa + pb)
                 view -= ax * float(view @ ax)
                 view /= max(float(np.linalg.norm(view)), 1e-9)
                 lam = 0.5 * (math.sqrt(max(0.0, 1 - float(ax @ self.light) ** 2)) + max(0.0, float(view @ self.light)))
@@ -658,8 +655,7 @@ class ActivityRenderer:
             P = np.stack(quad)
             n = np.cross(P[1] - P[0], P[3] - P[0])
             n /= max(float(np.linalg.norm(n)), 1e-9)
-            cam = np.array([0.0, 0.0, SENSOR_HEIGHT_M])
-            if float(n @ (cam - P.mean(0))) < 0:
+            if float(n @ (_SENSOR - P.mean(0))) < 0:
                 n = -n
             lam = max(0.0, float(n @ self.light))
             pts = np.stack([self.cx - self.f * P[:, 1] / P[:, 0],
@@ -679,7 +675,7 @@ class ActivityRenderer:
             uu, vv = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
             ray = np.stack([np.ones_like(uu), -(uu - self.cx) / self.f, -(vv - self.cy) / self.f], -1)
             den = ray @ n
-            num = float(n @ (p0 - cam))
+            num = float(n @ (p0 - _SENSOR))
             with np.errstate(divide="ignore", invalid="ignore"):
                 tz = np.where(np.abs(den) > 0.05, num / den, p0[0])
             tz = np.clip(tz, P[:, 0].min() - 0.15, P[:, 0].max() + 0.15)
@@ -692,7 +688,7 @@ class ActivityRenderer:
         minus, plus = pts[0::2], pts[1::2]
         pos = 0.5 * (minus + plus)
         vel = (plus - minus) / (2 * RADAR_DIFF_S)
-        rel = pos - self.radar_pos
+        rel = pos - _SENSOR
         r = np.linalg.norm(rel, axis=-1)
         vr = (vel * rel).sum(-1) / r
         cos_az = np.abs(rel[..., 0]) / np.maximum(np.hypot(rel[..., 0], rel[..., 1]), 1e-9)
