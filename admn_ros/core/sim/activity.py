@@ -457,11 +457,6 @@ def _radar_points(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(rows), np.array(wts)
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
-    small = rng.standard_normal((max(2, int(shape[0] / scale)), max(2, int(shape[1] / scale)))).astype(np.float32)
-    return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
-
-
 _SH = 4   # sub-pixel bits of the cv2 drawing calls
 
 
@@ -552,7 +547,8 @@ class ActivityRenderer:
         r2 = (X - sj.distance_m) ** 2 + (Y - sj.lateral_m) ** 2
         fl = fl * (1.0 - 0.35 * np.exp(-r2 / (2 * 0.28 ** 2)))[..., None]
         rgb[:] = np.where(floor[..., None], fl, wall)
-        rgb = rgb * (1.0 + 0.04 * _smooth_noise(rng, (H, W), 12.0))[..., None]
+        small = rng.standard_normal((max(2, int(H / 12.0)), max(2, int(W / 12.0)))).astype(np.float32)
+        rgb = rgb * (1.0 + 0.04 * cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC))[..., None]  # smooth shading
         rgb = np.clip(rgb * sj.exposure * np.asarray(sj.cast), 0.0, 1.0)
         return (rgb * 255.0 + 0.5).astype(np.uint8), z.astype(np.float32)
 
