@@ -29,6 +29,7 @@ STREAM_IDS: tuple[str, ...] = tuple(f"{SENSOR_NODE}/{m}" for m in MODALITY_ORDER
 #: Sensor height above the floor (m; camera and radar), camera vertical field of view (deg).
 SENSOR_HEIGHT_M: float = 1.2
 CAMERA_VFOV_DEG: float = 58.0
+_SENSOR = np.array([0.0, 0.0, SENSOR_HEIGHT_M])   # camera and radar centre (x forward, y left, z up)
 RADAR_BINS: int = 64
 RADAR_RANGE_MAX_M: float = 6.0
 RADAR_DOPPLER_MAX_MPS: float = 3.0
@@ -256,15 +257,8 @@ _ACTIVITY_FUNCS: dict[str, tuple[Callable[[np.ndarray], dict[str, np.ndarray]], 
 assert tuple(_ACTIVITY_FUNCS) == ACTIVITIES
 
 
-def rest_params() -> np.ndarray:
-    p = np.zeros(len(POSE_PARAMS))
-    for side in ("l", "r"):
-        for k, v in _REST_DEG.items():
-            p[_PI[f"{side}_{k}"]] = math.radians(v)
-    return p
-
-
-_REST = rest_params()
+_REST = np.array([math.radians(_REST_DEG.get(name[2:], 0.0)) if name[:2] in ("l_", "r_") else 0.0
+                  for name in POSE_PARAMS])
 _ANGLE = np.array([name not in ("lift", "shift_x", "sway") for name in POSE_PARAMS])
 
 
@@ -373,7 +367,7 @@ class Performance:
     def __init__(self, subject: Subject, schedule: Sequence[tuple[str, float]]) -> None:
         if not schedule:
             raise ActivityError("schedule must hold at least one (activity, seconds) entry")
-        acts, durs = [], []
+        self.subject, self.activities, durs = subject, [], []
         for entry in schedule:
             try:
                 act, sec = entry
@@ -383,10 +377,8 @@ class Performance:
             activity_index(act)
             if not (math.isfinite(sec) and sec > 0):
                 raise ActivityError(f"schedule entry {entry!r}: seconds must be > 0")
-            acts.append(str(act))
+            self.activities.append(str(act))
             durs.append(sec)
-        self.subject = subject
-        self.activities = acts
         self.durations = np.array(durs)
         self.starts = np.concatenate([[0.0], np.cumsum(self.durations)[:-1]])
         self.cycle_s = float(self.durations.sum())
@@ -465,9 +457,26 @@ def _radar_points(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(rows), np.array(wts)
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
-    small = rng.standard_normal((max(2, int(shape[0] / scale)), max(2, int(shape[1] / scale)))).astype(np.float32)
-    return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+_SH = 4   # sub-pixel bits of the cv2 drawing calls
+
+
+def _ipt(p: np.ndarray) -> tuple[int, int]:
+    """Pixel coordinates in cv2's fixed point (:data:`_SH` fractional bits)."""
+    return int(round(p[0] * 16.0)), int(round(p[1] * 16.0))
+
+
+def _paint(colour: Sequence[float], light: float, gain: np.ndarray) -> tuple[float, ...]:
+    """A [0, 1] RGB ``colour`` lit by ``light``, through the per-channel ``gain`` to 0..255."""
+    return tuple(float(c) for c in np.clip(np.asarray(colour) * light * gain, 0, 255))
+
+
+def _disc(img: np.ndarray, z: np.ndarray, mask: np.ndarray, centre: np.ndarray, rad: int,
+          colour: tuple[float, ...], depth: float) -> None:
+    """A filled disc of ``rad`` pixels: anti-aliased ``colour`` in ``img``, ``depth`` in ``z``, ``mask`` set."""
+    c = _ipt(centre)
+    cv2.circle(img, c, rad * 16, colour, -1, cv2.LINE_AA, _SH)
+    cv2.circle(z, c, rad * 16, depth, -1, cv2.LINE_8, _SH)
+    cv2.circle(mask, c, rad * 16, 255, -1, cv2.LINE_8, _SH)
 
 
 class ActivityRenderer:
@@ -492,7 +501,6 @@ class ActivityRenderer:
         self._edge_keep = bank_rng.random((BANK_SIZE, self.H, self.W)) < 0.5
         self.radar_M, self.radar_w = _radar_points(subject)
         self.radar_static = self._radar_static()
-        self.radar_pos = np.array([0.0, 0.0, SENSOR_HEIGHT_M])
         H = subject.height_m
         sleeve = subject.shirt if subject.long_sleeves else subject.skin
         colours = [subject.skin] + [subject.shirt, sleeve, subject.pants, subject.pants, subject.shoes] * 2
@@ -539,7 +547,8 @@ class ActivityRenderer:
         r2 = (X - sj.distance_m) ** 2 + (Y - sj.lateral_m) ** 2
         fl = fl * (1.0 - 0.35 * np.exp(-r2 / (2 * 0.28 ** 2)))[..., None]
         rgb[:] = np.where(floor[..., None], fl, wall)
-        rgb = rgb * (1.0 + 0.04 * _smooth_noise(rng, (H, W), 12.0))[..., None]
+        small = rng.standard_normal((max(2, int(H / 12.0)), max(2, int(W / 12.0)))).astype(np.float32)
+        rgb = rgb * (1.0 + 0.04 * cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC))[..., None]  # smooth shading
         rgb = np.clip(rgb * sj.exposure * np.asarray(sj.cast), 0.0, 1.0)
         return (rgb * 255.0 + 0.5).astype(np.uint8), z.astype(np.float32)
 
@@ -568,22 +577,13 @@ class ActivityRenderer:
         z = self.bg_z.copy()
         mask = np.zeros((self.H, self.W), np.uint8)
         gain = sj.exposure * np.asarray(sj.cast) * 255.0
-        prims: list[tuple[float, int, tuple]] = []
-        cam = np.array([0.0, 0.0, SENSOR_HEIGHT_M])
-        for a, b, r, colr in self._caps:
-            pa, pb = Jw[_J[a]], Jw[_J[b]]
-            prims.append((0.5 * (pa[0] + pb[0]) - 0.03, 1, (a, b, r, colr)))
-        for s in ("l", "r"):
-            prims.append((Jw[_J[f"{s}_hand"], 0] - 0.03, 2, (f"{s}_hand", _R_HAND * H, sj.skin)))
-        prims.append((Jw[_J["head"], 0] - 0.03, 3, ()))
-        prims.append((float(np.mean(Jw[[_J["l_shoulder"], _J["r_shoulder"], _J["l_hip"], _J["r_hip"]], 0])), 0, ()))
+        # painter's order, far to near: 1 limb capsule, 2 hand, 3 head, 0 torso
+        prims: list[tuple[float, int, tuple]] = [(0.5 * (Jw[_J[c[0]], 0] + Jw[_J[c[1]], 0]) - 0.03, 1, c)
+                                                 for c in self._caps]
+        prims += [(Jw[_J[f"{s}_hand"], 0] - 0.03, 2, (f"{s}_hand", _R_HAND * H, sj.skin)) for s in ("l", "r")]
+        prims += [(Jw[_J["head"], 0] - 0.03, 3, ()),
+                  (float(np.mean(Jw[[_J["l_shoulder"], _J["r_shoulder"], _J["l_hip"], _J["r_hip"]], 0])), 0, ())]
         prims.sort(key=lambda p: -p[0])
-        SH = 4  # sub-pixel bits for cv2 drawing
-        sc = float(1 << SH)
-
-        def ipt(p: np.ndarray) -> tuple[int, int]:
-            return int(round(p[0] * sc)), int(round(p[1] * sc))
-
         for _, kind, data in prims:
             if kind == 1:
                 a, b, r, colr = data
@@ -592,31 +592,26 @@ class ActivityRenderer:
                 axis = pb - pa
                 n = float(np.linalg.norm(axis))
                 ax = axis / n if n > 1e-9 else np.array([0.0, 0.0, 1.0])
-                view = cam - 0.5 * (pa + pb)
+                view = _SENSOR - 0.5 * (pa + pb)
                 view -= ax * float(view @ ax)
                 view /= max(float(np.linalg.norm(view)), 1e-9)
                 lam = 0.5 * (math.sqrt(max(0.0, 1 - float(ax @ self.light) ** 2)) + max(0.0, float(view @ self.light)))
-                colour = tuple(float(c) for c in np.clip(np.asarray(colr) * (0.5 + 0.6 * lam) * gain, 0, 255))
-                zm = 0.5 * (pa[0] + pb[0])
-                th = max(1, int(round(2 * r * f / zm)))
-                cv2.line(img, ipt(uv[ia]), ipt(uv[ib]), colour, th, cv2.LINE_AA, SH)
+                th = max(1, int(round(2 * r * f / (0.5 * (pa[0] + pb[0])))))
+                cv2.line(img, _ipt(uv[ia]), _ipt(uv[ib]), _paint(colr, 0.5 + 0.6 * lam, gain), th, cv2.LINE_AA, _SH)
                 mid = 0.5 * (uv[ia] + uv[ib])
                 halves = ((uv[ia], mid, 0.75 * pa[0] + 0.25 * pb[0]), (mid, uv[ib], 0.25 * pa[0] + 0.75 * pb[0]))
                 for q0, q1, zz in halves:
-                    cv2.line(z, ipt(q0), ipt(q1), float(zz - 0.6 * r), th, cv2.LINE_8, SH)
-                cv2.line(mask, ipt(uv[ia]), ipt(uv[ib]), 255, th, cv2.LINE_8, SH)
+                    cv2.line(z, _ipt(q0), _ipt(q1), float(zz - 0.6 * r), th, cv2.LINE_8, _SH)
+                cv2.line(mask, _ipt(uv[ia]), _ipt(uv[ib]), 255, th, cv2.LINE_8, _SH)
             elif kind == 2:
                 j, r, colr = data
                 ij = _J[j]
-                rad = max(1, int(round(r * f / Jw[ij, 0])))
-                colour = tuple(float(c) for c in np.clip(np.asarray(colr) * 0.9 * gain, 0, 255))
-                cv2.circle(img, ipt(uv[ij]), rad * int(sc), colour, -1, cv2.LINE_AA, SH)
-                cv2.circle(z, ipt(uv[ij]), rad * int(sc), float(Jw[ij, 0] - 0.6 * r), -1, cv2.LINE_8, SH)
-                cv2.circle(mask, ipt(uv[ij]), rad * int(sc), 255, -1, cv2.LINE_8, SH)
+                _disc(img, z, mask, uv[ij], max(1, int(round(r * f / Jw[ij, 0]))), _paint(colr, 0.9, gain),
+                      float(Jw[ij, 0] - 0.6 * r))
             elif kind == 3:
-                self._draw_head(img, z, mask, Jw, uv, gain, ipt, SH)
+                self._draw_head(img, z, mask, Jw, uv, gain)
             else:
-                self._draw_torso(img, z, mask, Jw, gain, ipt, SH)
+                self._draw_torso(img, z, mask, Jw, gain)
         # sensor noise (bank entry), depth noise and holes
         k = int(rng.integers(BANK_SIZE))
         rgb = np.clip(img.astype(np.float32) + self._rgb_noise[k] + 0.5, 0, 255).astype(np.uint8)
@@ -627,26 +622,18 @@ class ActivityRenderer:
         return rgb, depth
 
     def _draw_head(self, img: np.ndarray, z: np.ndarray, mask: np.ndarray, Jw: np.ndarray, uv: np.ndarray,
-                   gain: np.ndarray, ipt: Callable, SH: int) -> None:
+                   gain: np.ndarray) -> None:
         sj = self.subject
         r = _R_HEAD * sj.height_m
         ph = Jw[_J["head"]]
         rad = max(2, int(round(r * self.f / ph[0])))
-        sc = 1 << SH
-        hair = tuple(float(c) for c in np.clip(np.asarray(sj.hair) * 0.9 * gain, 0, 255))
-        cv2.circle(img, ipt(uv[_J["head"]]), rad * sc, hair, -1, cv2.LINE_AA, SH)
+        _disc(img, z, mask, uv[_J["head"]], rad, _paint(sj.hair, 0.9, gain), float(ph[0] - 0.7 * r))
         # face: toward the facing direction (body forward = world -x rotated by the yaw)
-        yaw = math.radians(sj.yaw_deg)
-        fwd_y = -math.sin(yaw)
-        off = np.array([-self.f * fwd_y * 0.35 * r / ph[0], 0.25 * rad])
-        skin = tuple(float(c) for c in np.clip(np.asarray(sj.skin) * (0.8 + 0.25 * max(0.0, -self.light[0])) * gain,
-                                               0, 255))
-        cv2.circle(img, ipt(uv[_J["head"]] + off), int(0.78 * rad * sc), skin, -1, cv2.LINE_AA, SH)
-        cv2.circle(z, ipt(uv[_J["head"]]), rad * sc, float(ph[0] - 0.7 * r), -1, cv2.LINE_8, SH)
-        cv2.circle(mask, ipt(uv[_J["head"]]), rad * sc, 255, -1, cv2.LINE_8, SH)
+        off = np.array([self.f * math.sin(math.radians(sj.yaw_deg)) * 0.35 * r / ph[0], 0.25 * rad])
+        skin = _paint(sj.skin, 0.8 + 0.25 * max(0.0, -self.light[0]), gain)
+        cv2.circle(img, _ipt(uv[_J["head"]] + off), int(0.78 * rad * 16), skin, -1, cv2.LINE_AA, _SH)
 
-    def _draw_torso(self, img: np.ndarray, z: np.ndarray, mask: np.ndarray, Jw: np.ndarray, gain: np.ndarray,
-                    ipt: Callable, SH: int) -> None:
+    def _draw_torso(self, img: np.ndarray, z: np.ndarray, mask: np.ndarray, Jw: np.ndarray, gain: np.ndarray) -> None:
         sj = self.subject
         H, b = sj.height_m, sj.build
         lsh, rsh, lhp, rhp = (Jw[_J[n]] for n in ("l_shoulder", "r_shoulder", "l_hip", "r_hip"))
@@ -664,15 +651,13 @@ class ActivityRenderer:
             P = np.stack(quad)
             n = np.cross(P[1] - P[0], P[3] - P[0])
             n /= max(float(np.linalg.norm(n)), 1e-9)
-            cam = np.array([0.0, 0.0, SENSOR_HEIGHT_M])
-            if float(n @ (cam - P.mean(0))) < 0:
+            if float(n @ (_SENSOR - P.mean(0))) < 0:
                 n = -n
             lam = max(0.0, float(n @ self.light))
-            colour = tuple(float(c) for c in np.clip(np.asarray(colr) * (0.5 + 0.6 * lam) * gain, 0, 255))
             pts = np.stack([self.cx - self.f * P[:, 1] / P[:, 0],
                             self.cy - self.f * (P[:, 2] - SENSOR_HEIGHT_M) / P[:, 0]], 1)
-            ip = np.array([ipt(p) for p in pts], np.int32)
-            cv2.fillConvexPoly(img, ip, colour, cv2.LINE_AA, SH)
+            ip = np.array([_ipt(p) for p in pts], np.int32)
+            cv2.fillConvexPoly(img, ip, _paint(colr, 0.5 + 0.6 * lam, gain), cv2.LINE_AA, _SH)
             # depth: the front surface plane (TORSO_DEPTH / 2 ahead of the joint plane)
             x0, y0 = np.floor(pts.min(0)).astype(int) - 1
             x1, y1 = np.ceil(pts.max(0)).astype(int) + 2
@@ -680,16 +665,13 @@ class ActivityRenderer:
             if x1 <= x0 or y1 <= y0:
                 continue
             m = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            ip_local = ip - np.array([x0 << SH, y0 << SH], np.int32)
-            cv2.fillConvexPoly(m, ip_local, 1, cv2.LINE_8, SH)
+            cv2.fillConvexPoly(m, ip - np.array([x0 << _SH, y0 << _SH], np.int32), 1, cv2.LINE_8, _SH)
             sel = m.astype(bool)
-            if not sel.any():
-                continue
             p0 = P.mean(0) + n * 0.5 * _TORSO_DEPTH * H * b
             uu, vv = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
             ray = np.stack([np.ones_like(uu), -(uu - self.cx) / self.f, -(vv - self.cy) / self.f], -1)
             den = ray @ n
-            num = float(n @ (p0 - cam))
+            num = float(n @ (p0 - _SENSOR))
             with np.errstate(divide="ignore", invalid="ignore"):
                 tz = np.where(np.abs(den) > 0.05, num / den, p0[0])
             tz = np.clip(tz, P[:, 0].min() - 0.15, P[:, 0].max() + 0.15)
@@ -702,7 +684,7 @@ class ActivityRenderer:
         minus, plus = pts[0::2], pts[1::2]
         pos = 0.5 * (minus + plus)
         vel = (plus - minus) / (2 * RADAR_DIFF_S)
-        rel = pos - self.radar_pos
+        rel = pos - _SENSOR
         r = np.linalg.norm(rel, axis=-1)
         vr = (vel * rel).sum(-1) / r
         cos_az = np.abs(rel[..., 0]) / np.maximum(np.hypot(rel[..., 0], rel[..., 1]), 1e-9)
@@ -725,17 +707,12 @@ class ActivityRenderer:
                                 borderType=cv2.BORDER_CONSTANT)
         return speckle_to_unit(body + self.radar_static + RADAR_NOISE_POWER, rng)
 
-    @staticmethod
-    def frame_times(times: Sequence[float] | np.ndarray) -> np.ndarray:
-        """Per frame the camera time, then the radar sub-frame pairs ``tau -+ RADAR_DIFF_S``."""
-        offs = [0.0] + [s + d for s in RADAR_SUBFRAMES_S for d in (-RADAR_DIFF_S, RADAR_DIFF_S)]
-        return np.asarray(times, np.float64).reshape(-1, 1) + np.array(offs)[None, :]
-
     def render_times(self, performance: Performance, times: Sequence[float] | np.ndarray,
                      rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Frames ``(rgb, depth, radar)`` at ``times`` of ``performance`` (one FK call): the camera
-        sees the joints at each time, the radar at the sub-frame pairs of :meth:`frame_times`."""
-        tt = self.frame_times(times)
+        sees the joints at each time, the radar at the sub-frame pairs ``tau -+ RADAR_DIFF_S``."""
+        offs = [0.0] + [s + d for s in RADAR_SUBFRAMES_S for d in (-RADAR_DIFF_S, RADAR_DIFF_S)]
+        tt = np.asarray(times, np.float64).reshape(-1, 1) + np.array(offs)[None, :]
         Jall = forward_kinematics(self.subject, performance.params(tt.ravel())).reshape(*tt.shape, len(JOINTS), 3)
         return [(*self._camera(Jall[i, 0], rng), self._radar(Jall[i, 1:], rng)) for i in range(tt.shape[0])]
 
@@ -781,98 +758,85 @@ class ActivitySimulator(CorruptibleStreams):
     activity for :data:`SCHEDULE_SEGMENT_S` s in an order drawn from ``(seed, episode)``) in front
     of ``node1``."""
 
+    _error = ActivityError
+    clutter_radar = CLUTTER_RADAR
+
     def __init__(self, subject: Subject, seed: int = 0, episode: int = 0, rate_hz: float = 10.0,
-                 schedule: Sequence[tuple[str, float]] | None = None, width: int = 160, height: int = 120) -> None:
+                 schedule: Sequence[tuple[str, float]] | None = None) -> None:
         self.seed = check_index("seed", seed, ActivityError)
         if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
             raise ActivityError(f"rate_hz must be > 0, got {rate_hz!r}")
         self.subject = subject
         self.rate_hz = float(rate_hz)
-        self.renderer = ActivityRenderer(subject, width, height)
+        self.renderer = ActivityRenderer(subject)
         self._schedule_arg = None if schedule is None else list(schedule)
         self._ids = list(STREAM_IDS)
         self._corr = {}
         self.reset(check_index("episode", episode, ActivityError))
 
-    def reset(self, episode: int | None = None) -> None:
-        """Restart at t = 0 (in ``episode``, default the current one); corruptions stay set."""
-        if episode is not None:
-            self.episode = check_index("episode", episode, ActivityError)
+    def _start_episode(self) -> np.random.SeedSequence:
         sched = self._schedule_arg or default_schedule(self.seed, self.episode)
         self.schedule = [(a, float(s)) for a, s in sched]
         self.performance = Performance(self.subject, self.schedule)
         sensor_ss, corr_ss = np.random.SeedSequence([self.seed, self.subject.subject_id, self.episode, 0xAC75]).spawn(2)
         self._sensor_rng = np.random.default_rng(sensor_ss)
-        self.index = 0
-        self._restart_corruptions(corr_ss)
+        return corr_ss
 
-    def label_at(self, t: float | None = None) -> str:
-        """Activity at ``t`` (default: the next frame's time)."""
-        return self.performance.label(self.t if t is None else float(t))
-
-    def _clutter_radar(self) -> RadarConfig:
-        return CLUTTER_RADAR
+    def label_at(self, t: float) -> str:
+        """Activity at ``t`` seconds."""
+        return self.performance.label(float(t))
 
     def step(self) -> ActivityFrame:
         """Render the frame at :attr:`t`, then advance the clock by ``1 / rate_hz``."""
         t = self.t
-        streams: dict[str, StreamFrame] = {}
-        for sid, data in zip(STREAM_IDS, self.renderer.render_times(self.performance, [t], self._sensor_rng)[0]):
-            streams[sid] = self._corrupt(sid, data, t)
-            self._last_clean[sid] = data
+        clean = self.renderer.render_times(self.performance, [t], self._sensor_rng)[0]
         label = self.performance.label(t)
-        frame = ActivityFrame(t, label, streams, self.index, ACTIVITIES.index(label), self.subject.subject_id)
+        frame = ActivityFrame(t, label, self._emit(t, dict(zip(STREAM_IDS, clean))), self.index,
+                              ACTIVITIES.index(label), self.subject.subject_id)
         self.index += 1
         return frame
 
 
-def _depth_vis(d: np.ndarray) -> np.ndarray:
-    v = np.clip(d.astype(np.float32) / 5500.0 * 255.0, 0, 255).astype(np.uint8)
-    out = cv2.applyColorMap(255 - v, cv2.COLORMAP_JET)[:, :, ::-1].copy()
-    out[d == 0] = 0
+def _tile(kind: str, x: np.ndarray, tile_w: int, tile_h: int) -> np.ndarray:
+    """One preview tile (uint8 RGB ``(tile_h, tile_w, 3)``) of a frame of modality ``kind``."""
+    if kind == "rgb":
+        return cv2.resize(x, (tile_w, tile_h), interpolation=cv2.INTER_AREA)
+    if kind == "depth":   # jet, near = red, 0 (no depth) = black
+        v = np.clip(x.astype(np.float32) / 5500.0 * 255.0, 0, 255).astype(np.uint8)
+        c = cv2.applyColorMap(255 - v, cv2.COLORMAP_JET)[:, :, ::-1].copy()
+        c[x == 0] = 0
+        return cv2.resize(c, (tile_w, tile_h), interpolation=cv2.INTER_NEAREST)
+    q = np.round(np.clip(x, 0, 1) * 23) / 23   # 24 levels: keeps the PNG small
+    c = cv2.applyColorMap((q * 255 + 0.5).astype(np.uint8), cv2.COLORMAP_INFERNO)[:, :, ::-1]
+    out = np.zeros((tile_h, tile_w, 3), np.uint8)
+    out[:, (tile_w - tile_h) // 2:(tile_w - tile_h) // 2 + tile_h] = cv2.resize(
+        c, (tile_h, tile_h), interpolation=cv2.INTER_NEAREST)
     return out
 
 
-def _radar_vis(r: np.ndarray, size: int, levels: int = 256) -> np.ndarray:
-    q = np.round(np.clip(r, 0, 1) * (levels - 1)) / (levels - 1)
-    v = (q * 255 + 0.5).astype(np.uint8)
-    out = cv2.applyColorMap(v, cv2.COLORMAP_INFERNO)[:, :, ::-1]
-    return cv2.resize(out, (size, size), interpolation=cv2.INTER_NEAREST)
-
-
-def preview_activity(path: str | Path, seed: int = 0, subject_id: int = 1, frames: int = 5, rate_hz: float = 10.0,
-                     start_s: float = 1.0, tile_w: int = 72) -> Path:
-    """A PNG grid (docs/DATASET.md): a row per activity, columns rgb / depth / radar over one window."""
-    subject = draw_subject(seed, subject_id)
+def preview_activity(path: str | Path) -> Path:
+    """The PNG grid of docs/DATASET.md: subject 1 of seed 0, a row per activity, columns rgb /
+    depth / radar over one window of 5 frames at 10 Hz from t = 1 s."""
+    frames, rate_hz, tile_w, label_w, white = 5, 10.0, 72, 92, (255, 255, 255)
+    subject = draw_subject(0, 1)
     renderer = ActivityRenderer(subject)
     tile_h = int(round(tile_w * renderer.H / renderer.W))
-    label_w, head_h = 92, 16
     rows = []
     for k, act in enumerate(ACTIVITIES):
-        w = render_window(subject, act, start_s, frames, rate_hz, seed=k, renderer=renderer)
+        w = render_window(subject, act, 1.0, frames, rate_hz, seed=k, renderer=renderer)
         cells = []
-        for kind in ("rgb", "depth", "radar"):
-            for i in range(frames):
-                if kind == "rgb":
-                    c = cv2.resize(w["rgb"][i], (tile_w, tile_h), interpolation=cv2.INTER_AREA)
-                elif kind == "depth":
-                    c = cv2.resize(_depth_vis(w["depth"][i]), (tile_w, tile_h), interpolation=cv2.INTER_NEAREST)
-                else:
-                    c = np.zeros((tile_h, tile_w, 3), np.uint8)
-                    c[:, (tile_w - tile_h) // 2:(tile_w - tile_h) // 2 + tile_h] = _radar_vis(w["radar"][i], tile_h, 24)
-                cells.append(np.pad(c, ((1, 1), (1, 1), (0, 0))))
+        for kind in MODALITY_ORDER:
+            cells += [np.pad(_tile(kind, x, tile_w, tile_h), ((1, 1), (1, 1), (0, 0))) for x in w[kind]]
             cells.append(np.zeros((tile_h + 2, 4, 3), np.uint8))
-        row = np.concatenate(cells, 1)
         lab = np.full((tile_h + 2, label_w, 3), 30, np.uint8)
-        cv2.putText(lab, act, (4, tile_h // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
-        rows.append(np.concatenate([lab, row], 1))
+        cv2.putText(lab, act, (4, tile_h // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, white, 1, cv2.LINE_AA)
+        rows.append(np.concatenate([lab, *cells], 1))
     grid = np.concatenate(rows, 0)
-    head = np.full((head_h, grid.shape[1], 3), 30, np.uint8)
-    block = frames * (tile_w + 2) + 4
+    head = np.full((16, grid.shape[1], 3), 30, np.uint8)
     for j, txt in enumerate((f"rgb, {frames} frames at {rate_hz:g} Hz", "depth (mm, 0 = black)",
                              "radar range-Doppler (range down, -3..+3 m/s)")):
-        cv2.putText(head, txt, (label_w + j * block + 4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(head, txt, (label_w + j * (frames * (tile_w + 2) + 4) + 4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
+                    white, 1, cv2.LINE_AA)
     img = np.concatenate([head, grid], 0)
     img = (img >> 3) << 3   # 5 bits per channel: invisible here, keeps the PNG small despite sensor noise
     path = Path(path)
@@ -886,13 +850,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m admn_ros.core.sim.activity",
                                  description="Write a preview grid of the simulated activities (PNG).")
     ap.add_argument("--out", default="docs/img/activity_preview.png")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--subject", type=int, default=1)
-    ap.add_argument("--frames", type=int, default=5)
-    ap.add_argument("--rate-hz", type=float, default=10.0)
-    ap.add_argument("--start", type=float, default=1.0, help="window start time, s")
-    a = ap.parse_args(argv)
-    p = preview_activity(a.out, a.seed, a.subject, a.frames, a.rate_hz, a.start)
+    p = preview_activity(ap.parse_args(argv).out)
     print(f"wrote {p} ({p.stat().st_size // 1024} KB)")
     return 0
 

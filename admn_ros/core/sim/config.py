@@ -264,49 +264,50 @@ class _Ctx:
                 raise self.fail(full, f"unknown key (known keys here: {sorted(known)})")
         return value
 
-    def number(self, m: Mapping[str, Any], key: str, prefix: str, default: float,
-               lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> float:
+    def value(self, m: Mapping[str, Any], key: str, prefix: str, default: float, lo: float, hi: float,
+              lo_open: bool = False) -> Any:
+        """``m[key]`` (``default`` if absent) in ``[lo, hi]`` (``(lo, hi]`` if ``lo_open``): an
+        integer if ``default`` is one, else a finite number (float)."""
         full = f"{prefix}.{key}" if prefix else key
+        v = m.get(key, default)
+        if isinstance(default, int):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise self.fail(full, f"expected an integer, got {v!r}")
+            if not lo <= v <= hi:
+                raise self.fail(full, f"value {v} must be in [{lo}, {hi}]")
+            return int(v)
         if key not in m:
             return float(default)
-        v = m[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
             raise self.fail(full, f"expected a finite number, got {v!r}")
         v = float(v)
-        if lo is not None and (v < lo or (lo_open and v == lo)):
+        if v < lo or (lo_open and v == lo):
             raise self.fail(full, f"value {v} must be {'>' if lo_open else '>='} {lo}")
-        if hi is not None and v > hi:
+        if v > hi:
             raise self.fail(full, f"value {v} must be <= {hi}")
         return v
 
-    def integer(self, m: Mapping[str, Any], key: str, prefix: str, default: int, lo: int, hi: int) -> int:
-        full = f"{prefix}.{key}" if prefix else key
-        if key not in m:
-            return int(default)
-        v = m[key]
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.fail(full, f"expected an integer, got {v!r}")
-        if not lo <= v <= hi:
-            raise self.fail(full, f"value {v} must be in [{lo}, {hi}]")
-        return int(v)
+    def section(self, top: Mapping[str, Any], name: str, default: Any, bounds: dict[str, tuple],
+                extra: tuple[str, ...] = ()) -> Any:
+        """``default`` (a dataclass) with the numbers of section ``name``, each in its ``bounds``."""
+        m = self.mapping(top.get(name), name, set(bounds) | set(extra))
+        return replace(default, **{k: self.value(m, k, name, getattr(default, k), *b) for k, b in bounds.items()})
 
 
-_CAMERA_KEYS = {"width", "height", "hfov_deg"}
-_NODE_KEYS = {"name", "position", "yaw_deg", "pitch_deg", "camera"}
 _TOP_KEYS = {"rate_hz", "track", "room", "car", "camera", "radar", "obstacles", "lighting", "nodes"}
 
 
 def _camera(ctx: _Ctx, raw: Any, key: str, base: CameraIntrinsics | None) -> CameraIntrinsics:
-    m = ctx.mapping(raw, key, _CAMERA_KEYS)
+    m = ctx.mapping(raw, key, {"width", "height", "hfov_deg"})
     b = base or CameraIntrinsics.from_fov(320, 240, 90.0)
-    w = ctx.integer(m, "width", key, b.width, 16, 4096)
-    h = ctx.integer(m, "height", key, b.height, 16, 4096)
-    fov = ctx.number(m, "hfov_deg", key, b.hfov_deg, 10.0, 170.0)
+    w = ctx.value(m, "width", key, b.width, 16, 4096)
+    h = ctx.value(m, "height", key, b.height, 16, 4096)
+    fov = ctx.value(m, "hfov_deg", key, b.hfov_deg, 10.0, 170.0)
     return CameraIntrinsics.from_fov(w, h, fov)
 
 
 def _node(ctx: _Ctx, raw: Any, key: str, cam: CameraIntrinsics, room: RoomConfig) -> NodeConfig:
-    m = ctx.mapping(raw, key, _NODE_KEYS)
+    m = ctx.mapping(raw, key, {"name", "position", "yaw_deg", "pitch_deg", "camera"})
     for req in ("name", "position"):
         if req not in m:
             raise ctx.fail(f"{key}.{req}", "missing required key")
@@ -326,8 +327,8 @@ def _node(ctx: _Ctx, raw: Any, key: str, cam: CameraIntrinsics, room: RoomConfig
     if abs(x) >= room.size_x / 2 or abs(y) >= room.size_y / 2 or not 0.05 <= z < room.height:
         raise ctx.fail(f"{key}.position", f"{[x, y, z]} is outside the room "
                        f"({room.size_x} x {room.size_y} x {room.height} m, centred on the origin)")
-    yaw = ctx.number(m, "yaw_deg", key, math.degrees(math.atan2(-y, -x)), -360.0, 360.0)
-    pitch = ctx.number(m, "pitch_deg", key, 30.0, -89.0, 89.0)
+    yaw = ctx.value(m, "yaw_deg", key, math.degrees(math.atan2(-y, -x)), -360.0, 360.0)
+    pitch = ctx.value(m, "pitch_deg", key, 30.0, -89.0, 89.0)
     camera = _camera(ctx, m.get("camera"), f"{key}.camera", cam)
     return NodeConfig(name, (x, y, z), math.radians(yaw), math.radians(pitch), camera)
 
@@ -347,8 +348,9 @@ def _lighting(ctx: _Ctx, raw: Any) -> LightingConfig:
     return LightingConfig(**out)  # type: ignore[arg-type]
 
 
-def _radar_cloud(ctx: _Ctx, raw: Any, key: str) -> RadarCloudConfig:
-    m = ctx.mapping(raw, key, {"intensity_field", "intensity_unit", "intensity_ref"})
+def _radar_cloud(ctx: _Ctx, radar: Mapping[str, Any]) -> RadarCloudConfig:
+    key = "radar.pointcloud"
+    m = ctx.mapping(radar.get("pointcloud"), key, {"intensity_field", "intensity_unit", "intensity_ref"})
     d = RadarCloudConfig()
     fld = m.get("intensity_field", d.intensity_field)
     if fld is None:
@@ -359,7 +361,7 @@ def _radar_cloud(ctx: _Ctx, raw: Any, key: str) -> RadarCloudConfig:
     if unit not in INTENSITY_UNITS:
         raise ctx.fail(f"{key}.intensity_unit", f"expected one of {list(INTENSITY_UNITS)}, got {unit!r}")
     lo_open = unit == "linear"   # linear: a divisor
-    ref = ctx.number(m, "intensity_ref", key, d.intensity_ref, 0.0 if lo_open else -1e6, 1e12, lo_open=lo_open)
+    ref = ctx.value(m, "intensity_ref", key, d.intensity_ref, 0.0 if lo_open else -1e6, 1e12, lo_open=lo_open)
     return RadarCloudConfig(fld, str(unit), ref)
 
 
@@ -367,35 +369,26 @@ def parse_sim_config(data: Any, source: str = "<dict>") -> SimConfig:
     """Build a :class:`SimConfig` from parsed YAML ``data``; ``source`` names it in errors."""
     ctx = _Ctx(source)
     top = ctx.mapping(data, "", _TOP_KEYS)
-    rate = ctx.number(top, "rate_hz", "", 15.0, 0.0, 1000.0, lo_open=True)
+    rate = ctx.value(top, "rate_hz", "", 15.0, 0.0, 1000.0, lo_open=True)
 
-    t = ctx.mapping(top.get("track"), "track", {"size_x", "size_y"})
-    track = TrackConfig(ctx.number(t, "size_x", "track", 3.0, 0.5, 50.0),
-                        ctx.number(t, "size_y", "track", 3.6, 0.5, 50.0))
-    r = ctx.mapping(top.get("room"), "room", {"size_x", "size_y", "height"})
-    room = RoomConfig(ctx.number(r, "size_x", "room", 5.6, 1.0, 100.0),
-                      ctx.number(r, "size_y", "room", 6.2, 1.0, 100.0),
-                      ctx.number(r, "height", "room", 2.8, 1.0, 20.0))
+    track = ctx.section(top, "track", TrackConfig(), {"size_x": (0.5, 50.0), "size_y": (0.5, 50.0)})
+    room = ctx.section(top, "room", RoomConfig(), {"size_x": (1.0, 100.0), "size_y": (1.0, 100.0),
+                                                   "height": (1.0, 20.0)})
     if room.size_x < track.size_x + 0.4 or room.size_y < track.size_y + 0.4:
         raise ctx.fail("room", f"room {room.size_x} x {room.size_y} m must exceed the track "
                        f"{track.size_x} x {track.size_y} m by at least 0.4 m per axis")
-    c = ctx.mapping(top.get("car"), "car", {"length", "width", "height", "speed_min", "speed_max"})
-    car = CarConfig(ctx.number(c, "length", "car", 0.30, 0.05, 2.0),
-                    ctx.number(c, "width", "car", 0.18, 0.05, 2.0),
-                    ctx.number(c, "height", "car", 0.12, 0.02, 2.0),
-                    ctx.number(c, "speed_min", "car", 0.3, 0.0, 10.0, lo_open=True),
-                    ctx.number(c, "speed_max", "car", 1.2, 0.0, 10.0, lo_open=True))
+    # a file without car size gets the GDTM RC car (0.30 x 0.18 x 0.12 m)
+    car = ctx.section(top, "car", CarConfig(0.30, 0.18, 0.12), {"length": (0.05, 2.0), "width": (0.05, 2.0),
+                      "height": (0.02, 2.0), "speed_min": (0.0, 10.0, True), "speed_max": (0.0, 10.0, True)})
     if car.speed_min > car.speed_max:
         raise ctx.fail("car.speed_min", f"speed_min {car.speed_min} > speed_max {car.speed_max}")
-    ra = ctx.mapping(top.get("radar"), "radar", {"range_bins", "range_res_m", "azimuth_bins", "fov_deg", "pointcloud"})
-    radar = RadarConfig(ctx.integer(ra, "range_bins", "radar", 64, 8, 1024),
-                        ctx.number(ra, "range_res_m", "radar", 0.1, 0.0, 5.0, lo_open=True),
-                        ctx.integer(ra, "azimuth_bins", "radar", 64, 8, 1024),
-                        ctx.number(ra, "fov_deg", "radar", 120.0, 10.0, 180.0),
-                        _radar_cloud(ctx, ra.get("pointcloud"), "radar.pointcloud"))
+    radar = ctx.section(top, "radar", RadarConfig(), {"range_bins": (8, 1024), "range_res_m": (0.0, 5.0, True),
+                                                      "azimuth_bins": (8, 1024), "fov_deg": (10.0, 180.0)},
+                        ("pointcloud",))
+    radar = replace(radar, pointcloud=_radar_cloud(ctx, top.get("radar") or {}))
     o = ctx.mapping(top.get("obstacles"), "obstacles", {"min", "max"})
-    omin = ctx.integer(o, "min", "obstacles", 1, 0, 8)
-    omax = ctx.integer(o, "max", "obstacles", 3, 0, 8)
+    omin = ctx.value(o, "min", "obstacles", 1, 0, 8)
+    omax = ctx.value(o, "max", "obstacles", 3, 0, 8)
     if omin > omax:
         raise ctx.fail("obstacles.min", f"min {omin} > max {omax}")
     cam = _camera(ctx, top.get("camera"), "camera", None)

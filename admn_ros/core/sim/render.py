@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from admn_ros.core.sim.config import NodeConfig, RadarConfig, SimConfig
-from admn_ros.core.sim.scene import Appearance, Obstacle, Scene, palette_color, shade
+from admn_ros.core.sim.scene import PALETTE, Appearance, Obstacle, Scene, shade
 from admn_ros.core.streams import DEPTH_MAX_M
 
 #: Number of precomputed noisy background copies per camera and episode.
@@ -170,7 +170,7 @@ def _wall_albedo(wall: np.ndarray, u: np.ndarray, z: np.ndarray, app: Appearance
         m = (wall == int(w_i)) & (np.abs(u - cu) < hw) & (np.abs(z - cz) < hh)
         inner = m & (np.abs(u - cu) < hw * 0.8) & (np.abs(z - cz) < hh * 0.8)
         alb[m] = 0.92
-        alb[inner] = palette_color(int(ci)) * 0.85 + 0.05
+        alb[inner] = PALETTE[int(ci) % len(PALETTE)] * 0.85 + 0.05
     return alb
 
 
@@ -268,7 +268,7 @@ class CameraRenderer:
 
     def _draw_car(self, rgb: np.ndarray, depth: np.ndarray, pose: tuple[float, float, float],
                   rng: np.random.Generator) -> tuple[float, int]:
-        car, app, cam = self.cfg.car, self.scene.appearance, self.node.camera
+        car, app = self.cfg.car, self.scene.appearance
         x, y, yaw = pose
         c, s = math.cos(yaw), math.sin(yaw)
         hl, hw = car.length / 2, car.width / 2
@@ -279,10 +279,9 @@ class CameraRenderer:
         m = 0.035  # soft shadow margin around the footprint
         sh_local = np.array([[sx * (hl + m), sy * (hw + m), 0.002] for sy in (-1, 1) for sx in (-1, 1)])
         shadow = sh_local @ rot.T + [x, y, 0.0]
-        pc = (np.vstack([corners, shadow]) - self.C) @ self.R  # optical frame
-        if (pc[:, 2] < 0.05).any():
+        uv, zc = self.node.project(np.vstack([corners, shadow]))
+        if (zc < 0.05).any():
             return 0.0, 0
-        uv = np.stack([cam.fx * pc[:, 0] / pc[:, 2] + cam.cx, cam.fy * pc[:, 1] / pc[:, 2] + cam.cy], 1)
         u0 = max(int(math.floor(uv[:, 0].min())) - 1, 0)
         u1 = min(int(math.ceil(uv[:, 0].max())) + 2, self.W)
         v0 = max(int(math.floor(uv[:, 1].min())) - 1, 0)
@@ -293,10 +292,9 @@ class CameraRenderer:
         bgz = self.bg_z[v0:v1, u0:u1]
         off = np.array([u0, v0])
 
-        def poly_mask(idx: list[int]) -> np.ndarray:
+        def poly_mask(pts: np.ndarray) -> np.ndarray:
             mk = np.zeros((v1 - v0, u1 - u0), np.uint8)
-            pts = np.rint((uv[idx] - off) * 16).astype(np.int32)
-            cv2.fillConvexPoly(mk, pts, 1, lineType=cv2.LINE_8, shift=4)
+            cv2.fillConvexPoly(mk, np.rint((pts - off) * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
             return mk.astype(bool)
 
         def plane_depth(n_w: np.ndarray, p_w: np.ndarray) -> np.ndarray:
@@ -306,7 +304,7 @@ class CameraRenderer:
                 return np.where(inv > 1e-6, 1.0 / np.maximum(inv, 1e-6), np.inf).astype(np.float32)
 
         # shadow on the floor (only where the floor is what the camera sees there)
-        sm = poly_mask([8, 9, 11, 10])
+        sm = poly_mask(uv[[8, 9, 11, 10]])
         zs = plane_depth(np.array([0.0, 0.0, 1.0]), shadow[0])
         sm &= np.abs(bgz - zs) < 0.03 + 0.02 * zs
         roi = rgb[v0:v1, u0:u1]
@@ -324,11 +322,8 @@ class CameraRenderer:
             fc = corners[idx].mean(0)
             if n_w @ (fc - self.C) >= 0:  # back face
                 continue
-            mk = poly_mask(idx)
-            if not mk.any():
-                continue
             zf = plane_depth(n_w, fc)
-            upd = mk & (zf < zcar)
+            upd = poly_mask(uv[idx]) & (zf < zcar)
             zcar[upd] = zf[upd]
             lit = shade(fc[None, :], n_w[None, :], app)[0]
             col[upd] = expose(base * lit * (1.0 if nl[2] > 0 else 0.8), app)
@@ -337,10 +332,7 @@ class CameraRenderer:
                                       [0.55 * hl, 0.7 * hw, z1], [0.05 * hl, 0.7 * hw, z1]])
                 wuv, wz = self.node.project(win_local @ rot.T + [x, y, 0.0])
                 if (wz > 0.05).all():
-                    wm = np.zeros_like(mk, np.uint8)
-                    cv2.fillConvexPoly(wm, np.rint((wuv - off) * 16).astype(np.int32), 1, cv2.LINE_8, 4)
-                    wm = wm.astype(bool) & upd
-                    col[wm] = expose(np.array([0.08, 0.08, 0.1]) * lit, app)
+                    col[poly_mask(wuv) & upd] = expose(np.array([0.08, 0.08, 0.1]) * lit, app)
         drawn = np.isfinite(zcar)
         total = int(drawn.sum())
         if total == 0:
@@ -366,9 +358,6 @@ class RadarRenderer:
         self.xy = np.asarray(node.position[:2], dtype=np.float64)
         self.h = float(node.position[2])
         self.static = self._static_map()
-
-    def _slant(self, d: float, z: float) -> float:
-        return math.hypot(d, self.h - z)
 
     def _static_map(self) -> np.ndarray:
         rad, cfg = self.radar, self.cfg
@@ -446,7 +435,7 @@ class RadarRenderer:
                 rcs = rcs * max(0.0, float(-(nw @ v) / dist)) ** 2
             az = math.atan2(v[1], v[0]) - self.node.yaw
             az = (az + math.pi) % (2 * math.pi) - math.pi
-            r = self._slant(dist, zc)
+            r = math.hypot(dist, self.h - zc)
             ranges.append(r)
             azs.append(az)
             pows.append(rcs * (2.0 / max(r, 0.3)) ** 2 * float(_antenna_gain(np.array(az))))

@@ -79,7 +79,7 @@ def _curve(kind: str, rng: np.random.Generator, hx: float, hy: float) -> np.ndar
             pts = pts * [hx * b, hy * a]
         else:
             pts = pts * [hx * a, hy * b]
-    elif kind == "spline":
+    else:  # spline
         n = int(rng.integers(5, 9))
         # keep waypoints well separated in angle so the curve does not self-intersect
         ang = np.linspace(0, 2 * np.pi, n, endpoint=False) + rng.uniform(-0.25, 0.25, n) * (2 * np.pi / n)
@@ -87,8 +87,6 @@ def _curve(kind: str, rng: np.random.Generator, hx: float, hy: float) -> np.ndar
         rad = rng.uniform(0.45, 1.0, n)
         wp = np.stack([hx * rad * np.cos(ang), hy * rad * np.sin(ang)], 1)
         pts = _catmull_rom_closed(wp, 2048 // n + 1)
-    else:
-        raise ValueError(f"unknown trajectory kind {kind!r}; known: {list(TRAJECTORY_KINDS)}")
     rot = rng.uniform(-0.25, 0.25)
     cr, sr = math.cos(rot), math.sin(rot)
     pts = pts @ np.array([[cr, sr], [-sr, cr]])
@@ -200,9 +198,9 @@ def sample_obstacles(cfg: SimConfig, traj: Trajectory, rng: np.random.Generator)
     return out
 
 
-#: red, orange, yellow, blue, magenta, green
-_CAR_COLORS = np.array([[0.85, 0.05, 0.04], [0.95, 0.35, 0.02], [0.90, 0.80, 0.05], [0.05, 0.25, 0.90],
-                        [0.80, 0.05, 0.65], [0.10, 0.70, 0.15]])
+#: Saturated car and poster colours: red, orange, yellow, blue, magenta, green.
+PALETTE = np.array([[0.85, 0.05, 0.04], [0.95, 0.35, 0.02], [0.90, 0.80, 0.05], [0.05, 0.25, 0.90],
+                    [0.80, 0.05, 0.65], [0.10, 0.70, 0.15]])
 _FLOOR_COLORS = np.array([
     [0.50, 0.50, 0.50], [0.55, 0.47, 0.38], [0.42, 0.33, 0.24], [0.40, 0.44, 0.50],
     [0.38, 0.42, 0.36], [0.62, 0.60, 0.56], [0.30, 0.30, 0.32],
@@ -214,7 +212,7 @@ FLOOR_TEXTURES: tuple[str, ...] = ("plain", "tiles", "planks", "carpet")
 class Appearance:
     """Lighting and colours of one episode (linear RGB in [0, 1]); ``lights`` are ceiling point
     lights ``(K, 3)``; ``posters (P, 7)``: wall index, centre u, centre z, half width, half
-    height and a colour index into ``_CAR_COLORS``."""
+    height and a colour index into ``PALETTE``."""
 
     gain: float
     cast: tuple[float, float, float]
@@ -251,7 +249,7 @@ def sample_appearance(cfg: SimConfig, rng: np.random.Generator) -> Appearance:
     floor = _FLOOR_COLORS[int(rng.integers(len(_FLOOR_COLORS)))] * rng.uniform(0.85, 1.15, 3)
     wall = np.clip(rng.uniform(0.55, 0.9) * rng.uniform(0.9, 1.1, 3), 0, 1)
     tape = np.full(3, 0.92) if rng.random() < 0.6 else np.full(3, 0.12)
-    car = np.clip(_CAR_COLORS[int(rng.integers(len(_CAR_COLORS)))] + rng.uniform(-0.05, 0.05, 3), 0, 1)
+    car = np.clip(PALETTE[int(rng.integers(len(PALETTE)))] + rng.uniform(-0.05, 0.05, 3), 0, 1)
     light = cfg.lighting
     n_lights = int(rng.integers(light.lights[0], light.lights[1] + 1))
     lights = np.stack([rng.uniform(-cfg.room.size_x / 3, cfg.room.size_x / 3, n_lights),
@@ -260,7 +258,7 @@ def sample_appearance(cfg: SimConfig, rng: np.random.Generator) -> Appearance:
     n_post = int(rng.integers(0, 5))
     posters = np.stack([rng.integers(0, 4, n_post), rng.uniform(-1.8, 1.8, n_post),
                         rng.uniform(1.0, 1.9, n_post), rng.uniform(0.2, 0.5, n_post),
-                        rng.uniform(0.15, 0.4, n_post), rng.integers(0, len(_CAR_COLORS), n_post)], 1)
+                        rng.uniform(0.15, 0.4, n_post), rng.integers(0, len(PALETTE), n_post)], 1)
     cast = rng.uniform(0.85, 1.15, 3)
     cast = cast / cast.mean()
     app = Appearance(
@@ -286,11 +284,6 @@ def sample_appearance(cfg: SimConfig, rng: np.random.Generator) -> Appearance:
     fp = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], 1)
     fn = np.tile([0.0, 0.0, 1.0], (fp.shape[0], 1))
     return replace(app, light_norm=float(shade(fp, fn, app).mean()))
-
-
-def palette_color(i: int) -> np.ndarray:
-    """Saturated colour ``i`` of the shared palette (used by wall posters)."""
-    return _CAR_COLORS[int(i) % len(_CAR_COLORS)]
 
 
 @dataclass

@@ -33,7 +33,6 @@ class SimFrame:
     gt_xy: np.ndarray                   # float32 (2,), map metres
     streams: dict[str, StreamFrame]
     index: int = 0
-    gt_yaw: float = 0.0
     #: per node, the fraction of the car's in-image area not hidden by obstacles
     visibility: dict[str, float] = field(default_factory=dict)
     car_pixels: dict[str, int] = field(default_factory=dict)
@@ -49,17 +48,19 @@ class _CorruptionState:
 
 
 class CorruptibleStreams:
-    """The clock and runtime corruptions of a simulator's streams. The simulator sets ``_ids``,
-    ``_corr`` (``{}``), ``index`` and ``rate_hz``, calls :meth:`_restart_corruptions` at every
-    reset, provides :meth:`_clutter_radar`, and passes every clean frame through :meth:`_corrupt`
-    (then keeps it in ``_last_clean`` for ``frozen``)."""
+    """The clock and runtime corruptions of a simulator's streams. A simulator sets ``_ids``,
+    ``rate_hz``, ``clutter_radar`` (the radar geometry of ``clutter``) and ``_error``, implements
+    :meth:`_start_episode`, and passes every clean frame through :meth:`_emit`."""
 
     _ids: list[str]
     _corr: dict[str, _CorruptionState]
     _corr_seeds: list[np.random.SeedSequence]
     _last_clean: dict[str, np.ndarray]
+    _error: type[ValueError] = ValueError
     index: int
+    episode: int
     rate_hz: float
+    clutter_radar: RadarConfig
     #: the sensor config (node poses, cameras), ``None`` when the simulator has none
     cfg: SimConfig | None = None
 
@@ -79,11 +80,17 @@ class CorruptibleStreams:
         """The simulator's streams, in stream order."""
         return list(self._ids)
 
-    def _clutter_radar(self) -> RadarConfig:
+    def _start_episode(self) -> np.random.SeedSequence:
+        """Draw the episode's world and sensor generator; return the corruptions' seed sequence."""
         raise NotImplementedError
 
-    def _restart_corruptions(self, corr_ss: np.random.SeedSequence) -> None:
-        """One random stream per stream id from ``corr_ss``; set corruptions restart their schedules."""
+    def reset(self, episode: int | None = None) -> None:
+        """Restart at t = 0 (in ``episode``, default the current one); corruptions stay set."""
+        if episode is not None:
+            self.episode = check_index("episode", episode, self._error)
+        corr_ss = self._start_episode()
+        self.index = 0
+        # one random stream per stream id; set corruptions restart their schedules
         self._corr_seeds = corr_ss.spawn(len(self._ids))
         self._last_clean = {}
         for sid, st in list(self._corr.items()):
@@ -98,11 +105,9 @@ class CorruptibleStreams:
         ``ValueError`` for an unknown stream or a spec that does not fit its modality."""
         if stream_id not in self._ids:
             raise ValueError(f"unknown stream {stream_id!r}; known streams: {self._ids}")
-        if spec is None or (isinstance(spec, CorruptionSpec) and spec.kind == "none"):
+        if spec is None or spec.kind == "none":
             self._corr.pop(stream_id, None)
             return
-        if not isinstance(spec, CorruptionSpec):
-            raise ValueError(f"expected a CorruptionSpec for {stream_id!r}, got {type(spec).__name__}")
         _, modality = split_stream_id(stream_id)
         try:
             resolved = spec.resolved(modality)
@@ -118,21 +123,26 @@ class CorruptibleStreams:
         """Currently set (resolved) corruption specs by stream id."""
         return {sid: st.spec for sid, st in self._corr.items()}
 
+    def _emit(self, t: float, clean: dict[str, np.ndarray]) -> dict[str, StreamFrame]:
+        """The frames at ``t`` of the clean ``{stream id: data}``, each through its corruption;
+        keeps the clean data for ``frozen`` (a reference: frames are fresh arrays)."""
+        out = {sid: self._corrupt(sid, data, t) for sid, data in clean.items()}
+        self._last_clean.update(clean)
+        return out
+
     def _corrupt(self, sid: str, clean: np.ndarray, t: float) -> StreamFrame:
         st = self._corr.get(sid)
         if st is None:
             return StreamFrame(clean)
         spec = st.spec
-        prev_clean = self._last_clean.get(sid)
         if not spec.active(t - st.t_set):
             st.held = None
             return StreamFrame(clean)
-        _, modality = split_stream_id(sid)
         if spec.kind == "frozen":
             if st.held is None:
-                st.held = (prev_clean if prev_clean is not None else clean).copy()
+                st.held = self._last_clean.get(sid, clean).copy()
             return StreamFrame(st.held.copy(), "frozen", 0.0, float(spec.severity or 1.0))
-        data = apply_corruption(modality, clean, spec, st.rng, self._clutter_radar(), st.blur_angle)
+        data = apply_corruption(split_stream_id(sid)[1], clean, spec, st.rng, self.clutter_radar, st.blur_angle)
         return StreamFrame(data, spec.kind, float(spec.sigma or 0.0), float(spec.severity or 0.0))
 
 
@@ -143,47 +153,33 @@ class GDTMSimulator(CorruptibleStreams):
     def __init__(self, cfg: SimConfig | None = None, seed: int = 0, episode: int = 0) -> None:
         self.cfg = load_sim_config() if cfg is None else cfg
         self.seed = check_index("seed", seed)
-        check_index("episode", episode)
         self.streams = self.cfg.streams
         self._ids = self.streams.ids
+        self.rate_hz = float(self.cfg.rate_hz)
+        self.clutter_radar = self.cfg.radar
         self._corr: dict[str, _CorruptionState] = {}
-        self.reset(int(episode))
+        self.reset(check_index("episode", episode))
 
-    def reset(self, episode: int | None = None) -> None:
-        """Restart at t = 0 (in ``episode``, default the current one); corruptions stay set."""
-        if episode is not None:
-            self.episode = check_index("episode", episode)
+    def _start_episode(self) -> np.random.SeedSequence:
         scene_ss, bank_ss, sensor_ss, corr_ss = np.random.SeedSequence([self.seed, self.episode]).spawn(4)
         self.scene = Scene.sample(self.cfg, np.random.default_rng(scene_ss))
         bank_rng = np.random.default_rng(bank_ss)
         self._cams = [CameraRenderer(n, self.cfg, self.scene, bank_rng) for n in self.cfg.nodes]
         self._radars = [RadarRenderer(n, self.cfg, self.scene) for n in self.cfg.nodes]
         self._sensor_rng = np.random.default_rng(sensor_ss)
-        self.index = 0
-        self._restart_corruptions(corr_ss)
-
-    @property
-    def rate_hz(self) -> float:
-        return float(self.cfg.rate_hz)
-
-    def _clutter_radar(self) -> RadarConfig:
-        return self.cfg.radar
+        return corr_ss
 
     def step(self) -> SimFrame:
         """Render the frame at :attr:`t`, then advance the clock by ``1 / rate_hz``."""
         t = self.t
-        pose = x, y, yaw = self.scene.trajectory.pose(t)
-        streams: dict[str, StreamFrame] = {}
+        pose = self.scene.trajectory.pose(t)
+        clean: dict[str, np.ndarray] = {}
         vis: dict[str, float] = {}
         pix: dict[str, int] = {}
         for node, cam, radar in zip(self.cfg.nodes, self._cams, self._radars):
-            rgb, depth, v, npx = cam.render(pose, self._sensor_rng)
-            rad = radar.render(pose, self._sensor_rng)
-            vis[node.name], pix[node.name] = v, npx
-            for mod, data in (("rgb", rgb), ("depth", depth), ("radar", rad)):
-                sid = f"{node.name}/{mod}"
-                streams[sid] = self._corrupt(sid, data, t)
-                self._last_clean[sid] = data  # for "frozen" (a reference: frames are fresh arrays)
-        frame = SimFrame(t, np.array([x, y], dtype=np.float32), streams, self.index, yaw, vis, pix)
+            rgb, depth, vis[node.name], pix[node.name] = cam.render(pose, self._sensor_rng)
+            clean |= {f"{node.name}/rgb": rgb, f"{node.name}/depth": depth,
+                      f"{node.name}/radar": radar.render(pose, self._sensor_rng)}
+        frame = SimFrame(t, np.array(pose[:2], dtype=np.float32), self._emit(t, clean), self.index, vis, pix)
         self.index += 1
         return frame
