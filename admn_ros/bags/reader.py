@@ -68,26 +68,17 @@ class BagTopic(NamedTuple):
     count: int
 
 
-def format_contents(contents: Sequence[BagTopic]) -> str:
-    """A ``ros2 bag info``-like table of a bag's topics."""
-    if not contents:
-        return "  (the bag has no topics)"
-    w, wt = max(len(c.topic) for c in contents), max(len(c.msgtype) for c in contents)
-    return "\n".join(f"  {c.topic:<{w}}  {c.msgtype:<{wt}}  {c.count:>7} msgs" for c in contents)
-
-
 class BagContentError(BagError):
     """The bag lacks what the mapping needs or holds data we cannot decode; ``problems`` (one line
-    each) and the bag's ``contents`` are in the message too."""
+    each), the bag's ``contents`` (a ``ros2 bag info``-like table) and ``hint`` are in the message."""
 
-    def __init__(self, path: Path, problems: Sequence[str], contents: Sequence[BagTopic],
-                 hint: str = "") -> None:
+    def __init__(self, path: Path, problems: Sequence[str], contents: Sequence[BagTopic], hint: str) -> None:
         self.path, self.problems, self.contents = path, list(problems), list(contents)
-        msg = (f"bag {path}:\n" + "\n".join(f"  - {p}" for p in self.problems)
-               + f"\nthe bag contains {len(self.contents)} topic(s):\n" + format_contents(self.contents))
-        if hint:
-            msg += "\n" + hint
-        super().__init__(msg)
+        w, wt = (max((len(c[i]) for c in contents), default=0) for i in (0, 1))
+        table = "\n".join(f"  {c.topic:<{w}}  {c.msgtype:<{wt}}  {c.count:>7} msgs" for c in contents)
+        super().__init__(f"bag {path}:\n" + "\n".join(f"  - {p}" for p in self.problems)
+                         + f"\nthe bag contains {len(self.contents)} topic(s):\n"
+                         + (table or "  (the bag has no topics)") + "\n" + hint)
 
 
 @dataclass(frozen=True)
@@ -174,8 +165,6 @@ def _open_reader(path: Path) -> "AnyReader":
     try:
         reader = AnyReader([path], default_typestore=get_admn_typestore())
         reader.open()
-    except BagError:
-        raise
     except Exception as e:  # noqa: BLE001 - rosbags/sqlite3/mcap raise many error types
         reason = f"{type(e).__name__}: {e}"
         salvaged = open_salvaged(bag, reason)
@@ -257,56 +246,53 @@ class BagFrames:
             self.close()
             raise
 
-    def _content_error(self, problems: list[str], hint: str = "") -> BagContentError:
-        return BagContentError(self.path, problems, self.contents,
-                               hint or f"(topic mapping: {self.mapping.source})")
+    def _content_error(self, problems: list[str]) -> BagContentError:
+        return BagContentError(self.path, problems, self.contents, f"(topic mapping: {self.mapping.source})")
 
     def _resolve_topics(self) -> None:
         assert self._reader is not None
         by_topic: dict[str, list[Connection]] = {}
         for c in self._reader.connections:
             by_topic.setdefault(norm_topic(c.topic), []).append(c)
+
+        def lookup(topic: str) -> tuple[list[Connection], list[str], str | None]:
+            """A topic's connections, their types and its one type (None: absent or mixed)."""
+            conns = by_topic.get(norm_topic(topic), [])
+            types = sorted({short_type(c.msgtype) for c in conns})
+            return conns, types, types[0] if len(types) == 1 else None
+
         problems: list[str] = []
         self.stream_conns: dict[str, list[Connection]] = {}
         self.kinds: dict[str, str] = {}       # stream id -> message kind (image, compressed, pointcloud2)
         for st in self.mapping.streams:
-            conns = by_topic.get(norm_topic(st.topic), [])
-            if not conns:
-                if not st.optional:
-                    problems.append(f"stream {st.stream_id}: topic {st.topic!r} is not in the bag")
-                continue
-            types = {short_type(c.msgtype) for c in conns}
-            kind = MESSAGE_KINDS.get(next(iter(types))) if len(types) == 1 else None
-            if kind is None or (kind == "pointcloud2" and st.modality != "radar"):
+            conns, types, one = lookup(st.topic)
+            kind = MESSAGE_KINDS.get(one or "")
+            if not conns and not st.optional:
+                problems.append(f"stream {st.stream_id}: topic {st.topic!r} is not in the bag")
+            elif conns and (kind is None or (kind == "pointcloud2" and st.modality != "radar")):
                 expected = "sensor_msgs/Image or sensor_msgs/CompressedImage" + (
                     " or sensor_msgs/PointCloud2" if st.modality == "radar" else "")
-                problems.append(f"stream {st.stream_id}: topic {st.topic!r} has type(s) {sorted(types)}, "
-                                f"expected {expected}")
-                continue
-            self.kinds[st.stream_id] = kind
-            self.stream_conns[st.stream_id] = conns
+                problems.append(f"stream {st.stream_id}: topic {st.topic!r} has type(s) {types}, expected {expected}")
+            elif conns:
+                self.kinds[st.stream_id], self.stream_conns[st.stream_id] = kind, conns
         if not problems and not self.stream_conns:
             problems.append("none of the mapped stream topics is in the bag")
         self.qoi_conns: dict[str, list[Connection]] = {}
         for sid, topic in self.mapping.qoi.items():
-            conns = by_topic.get(norm_topic(topic), [])
-            if conns:
-                bad = {short_type(c.msgtype) for c in conns} - {QOI_TYPE}
-                if bad:
-                    problems.append(f"qoi of {sid}: topic {topic!r} has type(s) {sorted(bad)}, expected {QOI_TYPE}")
-                else:
-                    self.qoi_conns[sid] = conns
+            conns, types, _ = lookup(topic)
+            if bad := sorted(set(types) - {QOI_TYPE}):
+                problems.append(f"qoi of {sid}: topic {topic!r} has type(s) {bad}, expected {QOI_TYPE}")
+            elif conns:
+                self.qoi_conns[sid] = conns
         self.gt_conns: list[Connection] = []
         self.gt_field = ""
         if self.mapping.ground_truth:
-            conns = by_topic.get(norm_topic(self.mapping.ground_truth), [])
-            types = {short_type(c.msgtype) for c in conns}
-            if conns and (len(types) != 1 or next(iter(types)) not in GT_TYPES):
-                problems.append(f"ground truth: topic {self.mapping.ground_truth!r} has type(s) {sorted(types)}, "
+            conns, types, one = lookup(self.mapping.ground_truth)
+            if conns and one not in GT_TYPES:
+                problems.append(f"ground truth: topic {self.mapping.ground_truth!r} has type(s) {types}, "
                                 f"expected one of {sorted(GT_TYPES)}")
             elif conns:
-                self.gt_conns = conns
-                self.gt_field = GT_TYPES[next(iter(types))]
+                self.gt_conns, self.gt_field = conns, GT_TYPES[one]
                 if self.gt_field == "transforms" and not self.mapping.gt_frames:
                     problems.append(f"ground truth: topic {self.mapping.ground_truth!r} is a tf2_msgs/TFMessage: "
                                     f"name the transform with ground_truth.parent and ground_truth.child")
@@ -351,8 +337,6 @@ class BagFrames:
         assert self._reader is not None
         try:
             yield from self._reader.messages(connections=list(conns))
-        except BagError:
-            raise
         except Exception as e:  # noqa: BLE001 - sqlite3 / mcap / rosbags errors
             raise BagReadError(f"error reading bag {self.path} (file(s): {_describe(self.path)}): the file "
                                f"is truncated or corrupt: {type(e).__name__}: {e}") from e

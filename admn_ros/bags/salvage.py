@@ -13,7 +13,7 @@ import contextlib
 import sqlite3
 import struct
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Sequence
 
@@ -49,16 +49,16 @@ class BagLoss:
     bag: Path
     file: Path                # its storage file
     reason: str               # why rosbags could not open it
-    topics: list[TopicLoss] = field(default_factory=list)
-    has_metadata: bool = True
+    topics: list[TopicLoss]
+    has_metadata: bool
 
     @property
     def recovered(self) -> int:
         return sum(t.recovered for t in self.topics)
 
     @property
-    def expected(self) -> int | None:
-        return sum(t.expected or 0 for t in self.topics) if self.has_metadata else None
+    def expected(self) -> int:
+        return sum(t.expected or 0 for t in self.topics)
 
     def text(self) -> str:
         """``bag B: storage file F is cut off or damaged (...): recovered 675 of 750 messages listed in
@@ -68,17 +68,16 @@ class BagLoss:
             per = ", ".join(f"{t.topic} {t.recovered}" for t in self.topics) or "none"
             return (f"{head}: recovered {self.recovered} messages ({per}); the bag has no metadata.yaml, so "
                     "what was lost is unknown")
-        lost = [t for t in self.topics if t.lost]
-        lines = ", ".join(f"{t.topic} {t.lost} of {t.expected}" for t in lost) or "nothing"
+        lines = ", ".join(f"{t.topic} {t.lost} of {t.expected}" for t in self.topics if t.lost) or "nothing"
         return (f"{head}: recovered {self.recovered} of {self.expected} messages listed in metadata.yaml; "
                 f"lost: {lines}")
 
 
-def expected_counts(bag_dir: Path) -> dict[str, tuple[str, int]] | None:
+def expected_counts(bag: Path) -> dict[str, tuple[str, int]] | None:
     """``topic -> (type, message count)`` from a rosbag2 ``metadata.yaml`` (None without one)."""
     import yaml
 
-    p = bag_dir / "metadata.yaml"
+    p = bag / "metadata.yaml"
     if not p.is_file():
         return None
     try:
@@ -88,6 +87,15 @@ def expected_counts(bag_dir: Path) -> dict[str, tuple[str, int]] | None:
                 for t in info.get("topics_with_message_count") or []}
     except (yaml.YAMLError, AttributeError, TypeError, ValueError):
         return None
+
+
+def bag_loss(bag: Path, file: Path, reason: str, got: dict[str, tuple[str, int]]) -> BagLoss:
+    """What the bag lost when ``got`` (``topic -> (type, count)``) is what could be read of it."""
+    expected = expected_counts(bag)
+    exp = expected or {}
+    topics = [TopicLoss(t, ty, n, got[t][1] if t in got else 0) for t, (ty, n) in exp.items()]
+    topics += [TopicLoss(t, ty, None, n) for t, (ty, n) in got.items() if t not in exp]
+    return BagLoss(bag, file, reason, topics, has_metadata=expected is not None)
 
 
 class _SqliteSource:
@@ -215,11 +223,7 @@ class SalvagedReader:
         self.start_time = src.index[0][0] if src.index else 0
         self.duration = src.index[-1][0] + 1 - self.start_time if src.index else 0
         self.typestore = get_admn_typestore()
-        expected = expected_counts(bag) if bag.is_dir() else None
-        exp, got = expected or {}, self.topics
-        topics = [TopicLoss(t, ty, n, got[t].msgcount if t in got else 0) for t, (ty, n) in exp.items()]
-        topics += [TopicLoss(t, c.msgtype, None, c.msgcount) for t, c in got.items() if t not in exp]
-        self.loss = BagLoss(bag, file, reason, topics, has_metadata=expected is not None)
+        self.loss = bag_loss(bag, file, reason, {t: (c.msgtype, c.msgcount) for t, c in self.topics.items()})
 
     def messages(self, connections: Sequence[SalvagedConnection] | None = None
                  ) -> Iterator[tuple[SalvagedConnection, int, bytes]]:
@@ -264,8 +268,5 @@ def open_salvaged(path: Path, reason: str) -> SalvagedReader | None:
 def lost_everything(path: Path, reason: str) -> BagLoss | None:
     """For a bag nothing could be read from: every topic of its metadata.yaml as lost (None
     without a metadata.yaml)."""
-    expected = expected_counts(path) if path.is_dir() else None
-    if expected is None:
-        return None
-    file = storage_file(path) or path
-    return BagLoss(path, file, reason, [TopicLoss(t, ty, n, 0) for t, (ty, n) in expected.items()])
+    loss = bag_loss(path, storage_file(path) or path, reason, {})
+    return loss if loss.has_metadata else None
