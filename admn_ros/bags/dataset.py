@@ -296,10 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def dataset_main(argv: Sequence[str] | None = None) -> int:
+def dataset_main(argv: Sequence[str]) -> int:
     """``admn-ros dataset``: ``--from-bag`` builds from bags, anything else goes to the simulated
     generators (:func:`admn_ros.core.data.__main__.dataset_main`)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
     if not any(a.startswith("--from-bag") for a in argv):
         if "-h" in argv or "--help" in argv:
             print("admn-ros dataset --from-bag BAG [BAG ...] --mapping FILE --out DIR: build a dataset from your "

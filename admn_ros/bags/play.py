@@ -93,12 +93,12 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, s
     return stats
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="admn-ros play", description=__doc__.split("\n\n")[0])
     p.add_argument("bag", help="rosbag2 directory or .db3/.mcap file")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
     p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    a = p.parse_args(argv)
     import rclpy
 
     from admn_ros.bags.reader import BagError
@@ -120,7 +120,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -190,9 +190,6 @@ class _Track:
         self.t = [s[0] for s in samples]
         self.v = [s[1] for s in samples]
 
-    def __len__(self) -> int:
-        return len(self.t)
-
     def nearest(self, t: int, tol_ns: int) -> Any | None:
         i = bisect.bisect_left(self.t, t)
         near = [j for j in (i - 1, i) if 0 <= j < len(self.t) and abs(self.t[j] - t) <= tol_ns]
@@ -312,11 +309,6 @@ class BagFrames:
         return max(1.5 * min(periods), 1e-3) if periods else 1.0
 
     @property
-    def expected_frames(self) -> int:
-        """Upper estimate of the number of frames (messages of the busiest stream topic)."""
-        return max((self._topic_stats(s)[0] for s in self.stream_conns), default=0)
-
-    @property
     def stream_ids(self) -> list[str]:
         return self.mapping.stream_ids
 
@@ -416,9 +408,8 @@ class BagFrames:
             qoi = {sid: (self._qoi[sid].nearest(stamps[sid] if stamps[sid] is not None else stamp_ns, tol)
                          if sid in self._qoi else None) for sid in self.mapping.stream_ids}
         tol_gt = int(round(self.mapping.gt_tolerance * 1e9))
-        gt = self._gt.interp(stamp_ns, tol_gt) if len(self._gt) else None
-        label = self._labels.nearest(stamp_ns, tol_gt) if len(self._labels) else None
-        return BagFrame(index, stamp_ns, streams, stamps, qoi, gt, label, bad,
+        return BagFrame(index, stamp_ns, streams, stamps, qoi, self._gt.interp(stamp_ns, tol_gt),
+                        self._labels.nearest(stamp_ns, tol_gt), bad,
                         {sid: fs.status.get(sid, MISSING) for sid in streams})
 
     def _signature(self, sid: str, arr: np.ndarray | None) -> np.ndarray | None:
@@ -459,7 +450,8 @@ class BagFrames:
         sync: StreamSync[str] = StreamSync(list(self.stream_conns), self.slop, self._queue_size(), self.timeout,
                                            start_time=start, health=self.health)
         self.stats, self.undecodable = sync.stats, {}
-        with tqdm(total=self.expected_frames, unit="frame", desc=f"read {self.path.name}",
+        busiest = max((self._topic_stats(s)[0] for s in self.stream_conns), default=0)  # frames at most
+        with tqdm(total=busiest, unit="frame", desc=f"read {self.path.name}",
                   disable=not self.progress, leave=False) as bar:
             for index, fs in enumerate(self._synced_sets(sync, start)):
                 yield self._make_frame(index, fs)

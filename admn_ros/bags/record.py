@@ -110,47 +110,29 @@ class RecordSummary:
         return self
 
 
+def _camera_info_topic(sid: str) -> str | None:
+    """The CameraInfo topic the sensor node publishes beside a camera stream (None: not a camera)."""
+    from admn_ros.core.streams import split_stream_id
+
+    node, mod = split_stream_id(sid)
+    return f"/{node}/{'color' if mod == 'rgb' else 'depth'}/camera_info" if mod in ("rgb", "depth") else None
+
+
 def sim_topics(stream_ids: Sequence[str], camera_info: bool, task: str | None = None) -> dict[str, tuple[str, bool]]:
     """Absolute topic -> (type, reliable) of what the sensor node publishes for ``stream_ids``
     in a task's scenario."""
-    from admn_ros.core.streams import split_stream_id
     from admn_ros.core.tasks import get_task
     from admn_ros.ros import topics
 
     out: dict[str, tuple[str, bool]] = {}
     for sid in stream_ids:
-        node, mod = split_stream_id(sid)
         out["/" + topics.image_topic(sid)] = ("sensor_msgs/msg/Image", False)
-        if camera_info and mod in ("rgb", "depth"):
-            out[f"/{node}/{'color' if mod == 'rgb' else 'depth'}/camera_info"] = ("sensor_msgs/msg/CameraInfo", False)
+        if camera_info and (cam := _camera_info_topic(sid)):
+            out[cam] = ("sensor_msgs/msg/CameraInfo", False)
         out["/" + topics.qoi_topic(sid)] = ("admn_ros/msg/StreamQoI", False)
     t = get_task(task)
     out["/" + t.truth.topic] = (t.truth.type, True)
     return out
-
-
-def _put_streams(put: Any, streams: dict[str, Any], ids: Sequence[str], t_ns: int,
-                 cams: dict[str, Any] | None = None) -> None:
-    """One frame's stream messages, as the sensor node publishes them: per stream its QoI,
-    then (unless dropped out) its image and, with ``cams``, the camera's CameraInfo."""
-    from admn_ros.core.image_convert import sensor_array
-    from admn_ros.core.streams import MODALITIES, split_stream_id
-    from admn_ros.ros import topics
-
-    for sid in ids:
-        sf = streams.get(sid)
-        if sf is None:
-            continue
-        node, mod = split_stream_id(sid)
-        hdr = msgs.header(t_ns, topics.frame_id(node, mod))
-        put("/" + topics.qoi_topic(sid), msgs.stream_qoi(hdr, sid, sf.corruption, sf.sigma, sf.severity), t_ns)
-        if sf.data is None:  # dropout: no image, as the sensor node
-            continue
-        put("/" + topics.image_topic(sid), msgs.image(sensor_array(mod, sf.data), MODALITIES[mod].encoding, hdr), t_ns)
-        if cams and mod in ("rgb", "depth"):
-            cam = cams[node]
-            put(f"/{node}/{'color' if mod == 'rgb' else 'depth'}/camera_info",
-                msgs.camera_info(hdr, cam.width, cam.height, cam.K), t_ns)
 
 
 def record_sim(out: str | Path, *, task: str | None = None, frames: int | None = None, duration: float = 10.0,
@@ -163,9 +145,11 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
     partial bag is removed."""
     from tqdm import tqdm
 
+    from admn_ros.core.image_convert import sensor_array
     from admn_ros.core.sim import corruption_text
-    from admn_ros.core.streams import split_stream_id
+    from admn_ros.core.streams import MODALITIES, split_stream_id
     from admn_ros.core.tasks import get_task
+    from admn_ros.ros import topics
 
     t = get_task(task)
     sim = t.simulator(seed=int(seed), episode=int(episode), subject_id=subject_id, config_file=config_file)
@@ -211,7 +195,20 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
         for k in tqdm(range(frames), unit="frame", desc="record (sim)", disable=not progress, leave=False):
             last_ns = start_ns + int(round(k * 1e9 / rate))
             frame = sim.step()
-            _put_streams(put, frame.streams, ids, last_ns, cams)
+            for sid in ids:  # as the sensor node: the QoI, then (unless dropped out) image and CameraInfo
+                if (sf := frame.streams.get(sid)) is None:
+                    continue
+                node, mod = split_stream_id(sid)
+                hdr = msgs.header(last_ns, topics.frame_id(node, mod))
+                put("/" + topics.qoi_topic(sid), msgs.stream_qoi(hdr, sid, sf.corruption, sf.sigma, sf.severity),
+                    last_ns)
+                if sf.data is None:
+                    continue
+                put("/" + topics.image_topic(sid), msgs.image(sensor_array(mod, sf.data), MODALITIES[mod].encoding,
+                                                              hdr), last_ns)
+                if cams and (cam := _camera_info_topic(sid)):
+                    info = cams[node]
+                    put(cam, msgs.camera_info(hdr, info.width, info.height, info.K), last_ns)
             truth = t.fill_truth(msgs.new_msg(t.truth.type, header=msgs.header(last_ns, t.frame_id)),
                                  t.sim_truth(frame), labels)
             put("/" + t.truth.topic, truth, last_ns)
@@ -384,9 +381,9 @@ def build_parser(prog: str = "admn-ros record") -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str]) -> int:
     """``admn-ros record ...``; returns the exit code."""
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
     progress = not args.no_progress
     try:
         if args.source == "sim":
@@ -404,7 +401,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(s.text())
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -58,9 +58,9 @@ def _task_hint(e: Exception, task: str) -> str:
     return "".join(f"\nthis bag holds /{t.truth.topic}: replay it with --task {t.name}" for t in other)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str]) -> int:
     """``admn-ros replay ...``; returns the exit code."""
-    a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    a = build_parser().parse_args(argv)
     from admn_ros.bags.reader import BagError
     from admn_ros.core.checkpoint import CheckpointError
 
@@ -100,7 +100,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(s.text())
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
