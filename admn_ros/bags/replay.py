@@ -171,7 +171,7 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
         ok = True
     finally:
         if writer is not None:
-            writer.close() if ok else writer.abort()
+            writer.close(ok)
     s.window_restarts = int(getattr(pipeline, "restarts", 0))
     s.metrics = scorer.summary()
     s.wall_s = time.perf_counter() - t0
