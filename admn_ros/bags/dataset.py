@@ -218,8 +218,7 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                 "depth_max_m": DEPTH_MAX_M, "rate_hz": round(1e9 / float(np.median(dt)), 3) if dt.size else None,
                 "seed": seed, "mapping": {"source": m.source, **m.to_dict()},
                 "absent_streams": [s for s in grid.ids if s not in rd.present],
-                "bounds": [[float(kept[:, 0].min()), float(kept[:, 0].max())],
-                           [float(kept[:, 1].min()), float(kept[:, 1].max())]],
+                "bounds": [[float(kept[:, i].min()), float(kept[:, i].max())] for i in (0, 1)],
                 "splits": info, "arrays": arrays, "from_bag": summary}
         (out / "meta.json").write_text(json.dumps(meta, indent=2))
     except BaseException:

@@ -178,6 +178,11 @@ def _open_reader(path: Path) -> "AnyReader":
     return reader
 
 
+def _key(conn: "Connection") -> tuple[int, int]:
+    """A connection's identity across the readers of a multi-file bag."""
+    return conn.id, id(conn.owner)
+
+
 def _contents(reader: "AnyReader") -> list[BagTopic]:
     return [BagTopic(t, i.msgtype or "<mixed>", int(i.msgcount)) for t, i in sorted(reader.topics.items())]
 
@@ -366,23 +371,21 @@ class BagFrames:
         qoi: dict[str, list[tuple[int, StreamQoIInfo]]] = {sid: [] for sid in self.qoi_conns}
         gt: list[tuple[int, tuple[float, float]]] = []
         labels: list[tuple[int, str]] = []
-        conn_sid = {(c.id, id(c.owner)): sid for sid, cs in self.qoi_conns.items() for c in cs}
-        gt_ids = {(c.id, id(c.owner)) for c in self.gt_conns}
+        # connection -> the stream of its QoI, None for the ground truth
+        side = {_key(c): sid for sid, cs in self.qoi_conns.items() for c in cs} | dict.fromkeys(map(_key, self.gt_conns))
         axes = self.mapping.gt_axes
         pairs: set[tuple[str, str]] = set()
-        conns = [c for cs in self.qoi_conns.values() for c in cs] + self.gt_conns
-        if conns:
-            for conn, t, raw in self._messages(conns):
+        if self.qoi_conns or self.gt_conns:
+            for conn, t, raw in self._messages([c for cs in self.qoi_conns.values() for c in cs] + self.gt_conns):
                 msg = self._deserialize(conn, raw)
-                if (conn.id, id(conn.owner)) in gt_ids and self.gt_field == LABEL_FIELD:
-                    labels.append((_stamp_ns(msg, t), str(msg.class_name)))
-                elif (conn.id, id(conn.owner)) in gt_ids:
-                    for m, p in _positions(msg, self.gt_field, self.mapping.gt_frames, pairs):
-                        gt.append((_stamp_ns(m, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1])))))
-                else:
-                    sid = conn_sid[(conn.id, id(conn.owner))]
+                if (sid := side[_key(conn)]) is not None:
                     qoi[sid].append((_stamp_ns(msg, t), StreamQoIInfo(
                         str(msg.corruption), float(msg.noise_sigma), float(msg.severity))))
+                elif self.gt_field == LABEL_FIELD:
+                    labels.append((_stamp_ns(msg, t), str(msg.class_name)))
+                else:
+                    gt += [(_stamp_ns(m, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1]))))
+                           for m, p in _positions(msg, self.gt_field, self.mapping.gt_frames, pairs)]
         if pairs and not gt:
             raise self._content_error([f"ground truth: topic {self.mapping.ground_truth!r} has no transform "
                                        f"{' -> '.join(self.mapping.gt_frames or ())} (ground_truth.parent -> "
@@ -459,10 +462,10 @@ class BagFrames:
 
     def _synced_sets(self, sync: StreamSync[str], start: float) -> Iterator[SyncedSet[str]]:
         keys = list(self.stream_conns)
-        sid_of = {(c.id, id(c.owner)): sid for sid, cs in self.stream_conns.items() for c in cs}
+        sid_of = {_key(c): sid for sid, cs in self.stream_conns.items() for c in cs}
         seen, last_seen = dict.fromkeys(keys, 0), dict.fromkeys(keys, start)
         for conn, t_ns, raw in self._messages([c for cs in self.stream_conns.values() for c in cs]):
-            sid = sid_of[(conn.id, id(conn.owner))]
+            sid = sid_of[_key(conn)]
             msg = self._deserialize(conn, raw)
             seen[sid] += 1
             last_seen[sid] = now = t_ns * 1e-9
