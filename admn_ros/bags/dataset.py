@@ -276,7 +276,16 @@ def summary_text(meta: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def dataset_main(argv: Sequence[str]) -> int:
+    """``admn-ros dataset``: ``--from-bag`` builds from bags, anything else goes to the simulated
+    generators (:func:`admn_ros.core.data.__main__.dataset_main`)."""
+    if not any(a.startswith("--from-bag") for a in argv):
+        if "-h" in argv or "--help" in argv:
+            print("admn-ros dataset --from-bag BAG [BAG ...] --mapping FILE --out DIR: build a dataset from your "
+                  "recordings\n(admn-ros dataset --from-bag --help for its options)\n")
+        from admn_ros.core.data.__main__ import dataset_main as generate_main
+
+        return generate_main(argv)
     p = argparse.ArgumentParser(prog="admn-ros dataset --from-bag",
                                 description="Build a tracking dataset (docs/DATASET.md) from recorded bags and a "
                                             "topic mapping; splits are disjoint time segments (docs/OWN_ROBOT.md).")
@@ -292,20 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the segment -> split assignment")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
-    return p
-
-
-def dataset_main(argv: Sequence[str]) -> int:
-    """``admn-ros dataset``: ``--from-bag`` builds from bags, anything else goes to the simulated
-    generators (:func:`admn_ros.core.data.__main__.dataset_main`)."""
-    if not any(a.startswith("--from-bag") for a in argv):
-        if "-h" in argv or "--help" in argv:
-            print("admn-ros dataset --from-bag BAG [BAG ...] --mapping FILE --out DIR: build a dataset from your "
-                  "recordings\n(admn-ros dataset --from-bag --help for its options)\n")
-        from admn_ros.core.data.__main__ import dataset_main as generate_main
-
-        return generate_main(argv)
-    a = build_parser().parse_args(argv)
+    a = p.parse_args(argv)
     from admn_ros.bags.mapping import MappingError
     from admn_ros.bags.reader import BagError
 

@@ -371,8 +371,8 @@ class BagFrames:
         qoi: dict[str, list[tuple[int, StreamQoIInfo]]] = {sid: [] for sid in self.qoi_conns}
         gt: list[tuple[int, tuple[float, float]]] = []
         labels: list[tuple[int, str]] = []
-        # connection -> the stream of its QoI, None for the ground truth
-        side = {_key(c): sid for sid, cs in self.qoi_conns.items() for c in cs} | dict.fromkeys(map(_key, self.gt_conns))
+        side: dict[tuple[int, int], str | None] = {_key(c): sid for sid, cs in self.qoi_conns.items() for c in cs}
+        side.update(dict.fromkeys(map(_key, self.gt_conns)))  # QoI: its stream id, ground truth: None
         axes = self.mapping.gt_axes
         pairs: set[tuple[str, str]] = set()
         if self.qoi_conns or self.gt_conns:

@@ -348,8 +348,9 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
     return summary.finish(t_wall)
 
 
-def build_parser(prog: str = "admn-ros record") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0].replace("``", ""),
+def main(argv: Sequence[str]) -> int:
+    """``admn-ros record ...``; returns the exit code."""
+    p = argparse.ArgumentParser(prog="admn-ros record", description=__doc__.split("\n\n")[0].replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="source sim writes exactly the sensor node's topics; source live "
                                        "subscribes over DDS (ROS_DOMAIN_ID must match the graph's).")
@@ -378,12 +379,7 @@ def build_parser(prog: str = "admn-ros record") -> argparse.ArgumentParser:
                     help="topics to record (default: the sensor node's image, camera_info, QoI and "
                          "ground-truth topics, i.e. what --source sim writes)")
     g2.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the topics to appear")
-    return p
-
-
-def main(argv: Sequence[str]) -> int:
-    """``admn-ros record ...``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args = p.parse_args(argv)
     progress = not args.no_progress
     try:
         if args.source == "sim":

@@ -14,8 +14,20 @@ from typing import Sequence
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 
 
-def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0].replace("``", ""),
+def _task_hint(e: Exception, task: str) -> str:
+    """A hint when a bag holds another task's ground truth."""
+    from admn_ros.bags.reader import BagContentError
+
+    if not isinstance(e, BagContentError):
+        return ""
+    names = {c.topic.strip("/") for c in e.contents}
+    other = [t for t in TASKS.values() if t.name != task and t.truth.topic in names]
+    return "".join(f"\nthis bag holds /{t.truth.topic}: replay it with --task {t.name}" for t in other)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``admn-ros replay ...``; returns the exit code."""
+    p = argparse.ArgumentParser(prog="admn-ros replay", description=__doc__.split("\n\n")[0].replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bag", help="rosbag2 directory, .db3/.mcap file or ROS 1 .bag")
     p.add_argument("--out", required=True, help="output directory (per-output CSV, outputs/, summary.json)")
@@ -44,23 +56,7 @@ def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
                    help="turn the stream health check off (on by default with the live nodes' thresholds: a "
                         "frozen or stalled stream is treated as missing, as in the graph)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
-
-
-def _task_hint(e: Exception, task: str) -> str:
-    """A hint when a bag holds another task's ground truth."""
-    from admn_ros.bags.reader import BagContentError
-
-    if not isinstance(e, BagContentError):
-        return ""
-    names = {c.topic.strip("/") for c in e.contents}
-    other = [t for t in TASKS.values() if t.name != task and t.truth.topic in names]
-    return "".join(f"\nthis bag holds /{t.truth.topic}: replay it with --task {t.name}" for t in other)
-
-
-def main(argv: Sequence[str]) -> int:
-    """``admn-ros replay ...``; returns the exit code."""
-    a = build_parser().parse_args(argv)
+    a = p.parse_args(argv)
     from admn_ros.bags.reader import BagError
     from admn_ros.core.checkpoint import CheckpointError
 
