@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from tqdm import tqdm
+
+from admn_ros.bags.reader import BagError, _open_reader
+
 CLOCK_TOPIC = "/clock"
 CLOCK_HZ = 100.0
 
@@ -35,9 +39,7 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, s
     ``start_delay`` s before any data. Each publisher first waits (at most ``match_timeout``) for
     the subscriptions the graph shows: volatile messages sent before matching are lost."""
     from rosgraph_msgs.msg import Clock
-    from tqdm import tqdm
 
-    from admn_ros.bags.reader import _open_reader
     from admn_ros.ros.convert import message_class, ns_to_stamp
     from admn_ros.ros.qos import reliable_qos
 
@@ -101,7 +103,6 @@ def main(argv: Sequence[str]) -> int:
     a = p.parse_args(argv)
     import rclpy
 
-    from admn_ros.bags.reader import BagError
     from admn_ros.ros.env import configure_dds_env
 
     configure_dds_env()

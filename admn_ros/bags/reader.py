@@ -20,21 +20,21 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
+from rosbags.highlevel import AnyReader
+from rosbags.interfaces import Connection
+from tqdm import tqdm
 
 from admn_ros.bags.mapping import StreamTopic, TopicMapping, load_mapping, norm_topic
+from admn_ros.bags.salvage import lost_everything, open_salvaged, storage_file
 from admn_ros.bags.typestore import get_admn_typestore, short_type
 from admn_ros.core.image_convert import (MESSAGE_KINDS, ConversionError, check_supported, decode_stream,
                                          message_encoding, supported_text)
 from admn_ros.core.health import HEALTH_OFF, MISSING, HealthConfig, content_signature
 from admn_ros.core.preprocess import to_model_input
 from admn_ros.core.sync import StreamSync, SyncedSet, SyncStats, header_stamp_ns
-
-if TYPE_CHECKING:
-    from rosbags.highlevel import AnyReader
-    from rosbags.interfaces import Connection
 
 #: Field of the ground-truth types that carry a class label (activity) instead of a position.
 LABEL_FIELD = "class_name"
@@ -147,14 +147,10 @@ def _describe(path: Path) -> str:
     return ", ".join(str(f) for f in files or ([path / "metadata.yaml"] if path.is_dir() else [path]))
 
 
-def _open_reader(path: Path) -> "AnyReader":
+def _open_reader(path: Path) -> AnyReader:
     """An open reader of the bag; for a bag whose storage file was cut off, a
     :class:`~admn_ros.bags.salvage.SalvagedReader` of what is intact (its ``loss`` says what
     is missing, and a warning names it)."""
-    from rosbags.highlevel import AnyReader
-
-    from admn_ros.bags.salvage import lost_everything, open_salvaged, storage_file
-
     bag = path
     if not path.exists():
         raise BagReadError(f"bag {path} does not exist")
@@ -178,12 +174,12 @@ def _open_reader(path: Path) -> "AnyReader":
     return reader
 
 
-def _key(conn: "Connection") -> tuple[int, int]:
+def _key(conn: Connection) -> tuple[int, int]:
     """A connection's identity across the readers of a multi-file bag."""
     return conn.id, id(conn.owner)
 
 
-def _contents(reader: "AnyReader") -> list[BagTopic]:
+def _contents(reader: AnyReader) -> list[BagTopic]:
     return [BagTopic(t, i.msgtype or "<mixed>", int(i.msgcount)) for t, i in sorted(reader.topics.items())]
 
 
@@ -322,7 +318,7 @@ class BagFrames:
         """``"position"`` (tracking), ``"label"`` (activity) or ``None`` (no ground truth)."""
         return None if not self.gt_conns else "label" if self.gt_field == LABEL_FIELD else "position"
 
-    def _deserialize(self, conn: "Connection", raw: bytes) -> Any:
+    def _deserialize(self, conn: Connection, raw: bytes) -> Any:
         assert self._reader is not None
         try:
             return self._reader.deserialize(raw, conn.msgtype)
@@ -330,7 +326,7 @@ class BagFrames:
             raise BagReadError(f"cannot deserialize a {conn.msgtype} message of topic {conn.topic!r} in "
                                f"bag {self.path} (file(s): {_describe(self.path)}): {type(e).__name__}: {e}") from e
 
-    def _messages(self, conns: Sequence["Connection"]) -> Iterator[tuple["Connection", int, bytes]]:
+    def _messages(self, conns: Sequence[Connection]) -> Iterator[tuple[Connection, int, bytes]]:
         assert self._reader is not None
         try:
             yield from self._reader.messages(connections=list(conns))
@@ -447,8 +443,6 @@ class BagFrames:
     def __iter__(self) -> Iterator[BagFrame]:
         if self._reader is None:
             raise BagError(f"BagFrames({self.path}) is closed")
-        from tqdm import tqdm
-
         start = self._reader.start_time * 1e-9
         sync: StreamSync[str] = StreamSync(list(self.stream_conns), self.slop, self._queue_size(), self.timeout,
                                            start_time=start, health=self.health)

@@ -20,14 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+from rosbags.rosbag2 import StoragePlugin, Writer
+from tqdm import tqdm
+
 from admn_ros.bags import msgs
 from admn_ros.bags.typestore import TypestoreError, get_admn_typestore, normalize_type
-from admn_ros.core.tasks import DEFAULT_TASK, TASKS
+from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id
+from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
+from admn_ros.ros import topics
 
 if TYPE_CHECKING:
-    from rosbags.interfaces import Qos
-    from rosbags.rosbag2 import Writer
-
     from admn_ros.core.sim import CorruptionSpec
 
 #: Stamp of frame 0 (s since the epoch, 2023-11-14T22:13:20Z): deterministic, and far from 0,
@@ -56,19 +59,15 @@ def parse_corrupt_arg(text: str) -> tuple[str, "CorruptionSpec"]:
         raise ValueError(f"--corrupt {text!r}: {e}") from None
 
 
-def _qos(reliable: bool, depth: int) -> "Qos":
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-
+def _qos(reliable: bool, depth: int) -> Qos:
     inf = QosTime(*_INFINITE)
     return Qos(QosHistory.KEEP_LAST, int(depth),
                QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
                QosDurability.VOLATILE, inf, inf, QosLiveliness.AUTOMATIC, inf, False)
 
 
-def open_writer(out: Path, storage: str = "sqlite3") -> "Writer":
+def open_writer(out: Path, storage: str = "sqlite3") -> Writer:
     """An opened rosbags rosbag2 writer (format version 9); ``out`` must not exist."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"output bag {out} exists already; choose another --out or remove it")
@@ -112,8 +111,6 @@ class RecordSummary:
 
 def _camera_info_topic(sid: str) -> str | None:
     """The CameraInfo topic the sensor node publishes beside a camera stream (None: not a camera)."""
-    from admn_ros.core.streams import split_stream_id
-
     node, mod = split_stream_id(sid)
     return f"/{node}/{'color' if mod == 'rgb' else 'depth'}/camera_info" if mod in ("rgb", "depth") else None
 
@@ -121,9 +118,6 @@ def _camera_info_topic(sid: str) -> str | None:
 def sim_topics(stream_ids: Sequence[str], camera_info: bool, task: str | None = None) -> dict[str, tuple[str, bool]]:
     """Absolute topic -> (type, reliable) of what the sensor node publishes for ``stream_ids``
     in a task's scenario."""
-    from admn_ros.core.tasks import get_task
-    from admn_ros.ros import topics
-
     out: dict[str, tuple[str, bool]] = {}
     for sid in stream_ids:
         out["/" + topics.image_topic(sid)] = ("sensor_msgs/msg/Image", False)
@@ -143,13 +137,8 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
     """Record ``frames`` frames (default ``duration`` s) of a task's simulated scenario to a new
     bag at ``out`` (see the module docstring). Returns a :class:`RecordSummary`. On error the
     partial bag is removed."""
-    from tqdm import tqdm
-
     from admn_ros.core.image_convert import sensor_array
     from admn_ros.core.sim import corruption_text
-    from admn_ros.core.streams import MODALITIES, split_stream_id
-    from admn_ros.core.tasks import get_task
-    from admn_ros.ros import topics
 
     t = get_task(task)
     sim = t.simulator(seed=int(seed), episode=int(episode), subject_id=subject_id, config_file=config_file)
@@ -225,15 +214,11 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
 def default_live_topics() -> list[str]:
     """What ``--source sim`` writes (absolute names): the sensor node's image, camera_info, QoI
     and ground-truth topics."""
-    from admn_ros.core.streams import StreamSet
-
     return list(sim_topics(StreamSet().ids, camera_info=True))
 
 
-def _rclpy_qos_to_bag(q: Any) -> "Qos":
+def _rclpy_qos_to_bag(q: Any) -> Qos:
     """rclpy QoSProfile (from get_publishers_info_by_topic) -> rosbags Qos."""
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-
     def dur(d: Any) -> QosTime:
         ns = int(d.nanoseconds)
         return QosTime(*_INFINITE) if ns >= 2**63 - 1 or ns < 0 else QosTime(*divmod(ns, 1_000_000_000))
@@ -319,8 +304,6 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
             raise RuntimeError(f"no recordable topic among {list(found)}")
         log(f"[record] recording {len(subs)} topics for {duration:g} s on ROS_DOMAIN_ID="
             f"{os.environ.get('ROS_DOMAIN_ID')} -> {out}")
-        from tqdm import tqdm
-
         t0 = time.monotonic()
         first_ns = node.get_clock().now().nanoseconds
         with tqdm(total=round(duration, 1), unit="s", desc="record (live)", disable=not progress,

@@ -11,13 +11,15 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from admn_ros.bags.mapping import load_mapping
+from admn_ros.bags.reader import BagContentError, BagError
+from admn_ros.core.health import HealthConfig
+from admn_ros.core.streams import budget_from_fraction
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 
 
 def _task_hint(e: Exception, task: str) -> str:
     """A hint when a bag holds another task's ground truth."""
-    from admn_ros.bags.reader import BagContentError
-
     if not isinstance(e, BagContentError):
         return ""
     names = {c.topic.strip("/") for c in e.contents}
@@ -57,19 +59,14 @@ def main(argv: Sequence[str]) -> int:
                         "frozen or stalled stream is treated as missing, as in the graph)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
-    from admn_ros.bags.reader import BagError
     from admn_ros.core.checkpoint import CheckpointError
 
     try:
-        from admn_ros.bags.mapping import load_mapping
-        from admn_ros.core.health import HealthConfig
-
         task = get_task(a.task)
         mapping = load_mapping(a.mapping or task.mapping)
         health = None if a.no_health_check else HealthConfig()
         if a.realtime:
             from admn_ros.bags.realtime import realtime_replay
-            from admn_ros.core.streams import budget_from_fraction
 
             budget = a.budget or budget_from_fraction(0.25, len(mapping.stream_ids))
             print(realtime_replay(a.bag, a.out, mapping=mapping, budget=budget, model_dir=a.model_dir,

@@ -16,6 +16,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Sequence
+from urllib.parse import quote
+
+import yaml
+from rosbags.rosbag2.storage_mcap import decompress
+
+from admn_ros.bags.typestore import get_admn_typestore
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 
@@ -75,8 +81,6 @@ class BagLoss:
 
 def expected_counts(bag: Path) -> dict[str, tuple[str, int]] | None:
     """``topic -> (type, message count)`` from a rosbag2 ``metadata.yaml`` (None without one)."""
-    import yaml
-
     p = bag / "metadata.yaml"
     if not p.is_file():
         return None
@@ -102,8 +106,6 @@ class _SqliteSource:
     """Rows of a cut-off rosbag2 sqlite3 file, in row order up to the first unreadable one."""
 
     def __init__(self, path: Path) -> None:
-        from urllib.parse import quote
-
         self.con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
         try:
             self.con.execute("PRAGMA writable_schema=ON")   # use the pages the file has
@@ -161,8 +163,6 @@ class _McapSource:
 
     @staticmethod
     def _chunk(body: bytes) -> bytes:
-        from rosbags.rosbag2.storage_mcap import decompress
-
         _, _, usize, crc, n = struct.unpack_from("<QQQII", body, 0)   # ..., compression name length
         (csize,) = struct.unpack_from("<Q", body, 32 + n)
         return decompress(body[40 + n:40 + n + csize], body[32:32 + n].decode(), usize, crc)
@@ -211,8 +211,6 @@ class SalvagedReader:
     :meth:`messages` (log-time order), :meth:`deserialize`, :meth:`close`; and :attr:`loss`."""
 
     def __init__(self, bag: Path, file: Path, reason: str) -> None:
-        from admn_ros.bags.typestore import get_admn_typestore
-
         self.path = bag
         self.source = src = _SqliteSource(file) if file.suffix == ".db3" else _McapSource(file)
         src.index.sort()
