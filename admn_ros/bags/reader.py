@@ -34,6 +34,8 @@ from admn_ros.core.image_convert import (MESSAGE_KINDS, ConversionError, check_s
                                          message_encoding, supported_text)
 from admn_ros.core.health import HEALTH_OFF, MISSING, HealthConfig, content_signature
 from admn_ros.core.preprocess import to_model_input
+from admn_ros.core.radar_cloud import CloudToRangeAzimuth
+from admn_ros.core.sim.config import load_sim_config
 from admn_ros.core.sync import StreamSync, SyncedSet, SyncStats, header_stamp_ns
 
 #: Field of the ground-truth types that carry a class label (activity) instead of a position.
@@ -347,9 +349,6 @@ class BagFrames:
     def _cloud_map(self):
         """The PointCloud2 -> range-azimuth map of the mapping's sensors config (made once)."""
         if self._cloud_to_map is None:
-            from admn_ros.core.radar_cloud import CloudToRangeAzimuth
-            from admn_ros.core.sim.config import load_sim_config
-
             self._cloud_to_map = CloudToRangeAzimuth(load_sim_config(self.mapping.sensors_config).radar)
         return self._cloud_to_map
 

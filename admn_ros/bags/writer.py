@@ -14,6 +14,7 @@ from admn_ros.bags.record import _qos, open_writer
 from admn_ros.bags.typestore import get_admn_typestore
 from admn_ros.core.streams import allocation_fields
 from admn_ros.core.tasks import Task, get_task
+from admn_ros.core.viz import allocation_bars, bar_markers, text_marker
 from admn_ros.ros import topics
 
 
@@ -68,8 +69,6 @@ class OutputBagWriter:
 
     def _allocation_markers(self, a: Any) -> list[Any]:
         """Per-stream bars at the nodes (as the map view draws them), else one text line."""
-        from admn_ros.core.viz import allocation_bars, bar_markers, text_marker
-
         mask = np.asarray(a.mask, bool)
         if not self.node_xy:
             text = "  ".join(f"{s} {int(b)}" for s, b in zip(self.stream_ids, mask.sum(1)))
