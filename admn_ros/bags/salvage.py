@@ -134,32 +134,34 @@ class _McapSource:
 
     def __init__(self, path: Path) -> None:
         self.f = f = open(path, "rb")  # noqa: SIM115 - closed in close()
-        try:
-            self._scan(f, path.stat().st_size)
-        except BaseException:
-            f.close()
-            raise
-
-    def _scan(self, f: Any, size: int) -> None:
-        if f.read(8) != MCAP_MAGIC:
-            raise ValueError("not an MCAP file (bad magic)")
         self.schemas: dict[int, str] = {}
         self.topics: dict[int, tuple[str, str]] = {}
         self.index: list[tuple[int, int, int]] = []          # (log time, ref, channel id)
         self.refs: list[tuple[int, int, int]] = []            # ref -> (chunk record offset or -1, offset, length)
-        pos = 8
-        while pos + 9 <= size:
-            f.seek(pos)
-            op, length = struct.unpack("<BQ", f.read(9))
-            end = pos + 9 + length
-            if end > size or op in (0x02, 0x0F):               # cut off here, or the data section ended
-                break
-            body = f.read(length)
-            if op == 0x06:                                     # chunk: its records, decompressed
-                self._records(self._chunk(body), pos)
-            else:
-                self._record(op, body, -1, pos + 9)
-            pos = end
+        self._cached: tuple[int, bytes] = (-1, b"")          # the chunk read last: (offset, its records)
+        try:
+            if f.read(8) != MCAP_MAGIC:
+                raise ValueError("not an MCAP file (bad magic)")
+            pos, size = 8, path.stat().st_size
+            while pos + 9 <= size:
+                f.seek(pos)
+                op, length = struct.unpack("<BQ", f.read(9))
+                end = pos + 9 + length
+                if end > size or op in (0x02, 0x0F):           # cut off here, or the data section ended
+                    break
+                body = f.read(length)
+                if op == 0x06:                                 # chunk: its records, decompressed
+                    data, p = self._chunk(body), 0
+                    while p + 9 <= len(data):
+                        op, length = struct.unpack_from("<BQ", data, p)
+                        self._record(op, data[p + 9:p + 9 + length], pos, p + 9)
+                        p += 9 + length
+                else:
+                    self._record(op, body, -1, pos + 9)
+                pos = end
+        except BaseException:
+            f.close()
+            raise
 
     @staticmethod
     def _chunk(body: bytes) -> bytes:
@@ -167,24 +169,17 @@ class _McapSource:
         (csize,) = struct.unpack_from("<Q", body, 32 + n)
         return decompress(body[40 + n:40 + n + csize], body[32:32 + n].decode(), usize, crc)
 
-    def _records(self, data: bytes, chunk_pos: int) -> None:
-        p = 0
-        while p + 9 <= len(data):
-            op, length = struct.unpack_from("<BQ", data, p)
-            self._record(op, data[p + 9:p + 9 + length], chunk_pos, p + 9)
-            p += 9 + length
-
     def _record(self, op: int, body: bytes, chunk_pos: int, offset: int) -> None:
-        def string(at: int) -> tuple[str, int]:
+        def string(at: int) -> str:
             (n,) = struct.unpack_from("<I", body, at)
-            return body[at + 4:at + 4 + n].decode(), at + 4 + n
+            return body[at + 4:at + 4 + n].decode()
 
         if op == 0x03:                                         # schema: id, name, ...
             (sid,) = struct.unpack_from("<H", body, 0)
-            self.schemas[sid] = string(2)[0]
+            self.schemas[sid] = string(2)
         elif op == 0x04:                                       # channel: id, schema id, topic, ...
             cid, sid = struct.unpack_from("<HH", body, 0)
-            self.topics[cid] = (string(4)[0], self.schemas.get(sid, ""))
+            self.topics[cid] = (string(4), self.schemas.get(sid, ""))
         elif op == 0x05:                                       # message: channel, seq, log time, ...
             cid, _, log_time, _ = struct.unpack_from("<HIQQ", body, 0)
             self.index.append((int(log_time), len(self.refs), int(cid)))
@@ -195,7 +190,7 @@ class _McapSource:
         if chunk_pos < 0:
             self.f.seek(offset)
             return self.f.read(length)
-        if getattr(self, "_cached", (None,))[0] != chunk_pos:
+        if self._cached[0] != chunk_pos:
             self.f.seek(chunk_pos)
             _, n = struct.unpack("<BQ", self.f.read(9))
             self._cached = (chunk_pos, self._chunk(self.f.read(n)))
