@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -26,12 +26,11 @@ from tqdm import tqdm
 
 from admn_ros.bags import msgs
 from admn_ros.bags.typestore import TypestoreError, get_admn_typestore, normalize_type
+from admn_ros.core.image_convert import sensor_array
+from admn_ros.core.sim import CorruptionSpec, corruption_text, parse_corruption
 from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.ros import topics
-
-if TYPE_CHECKING:
-    from admn_ros.core.sim import CorruptionSpec
 
 #: Stamp of frame 0 (s since the epoch, 2023-11-14T22:13:20Z): deterministic, and far from 0,
 #: which ROS treats as "time not set" under ``use_sim_time``.
@@ -42,12 +41,10 @@ BAG_VERSION = 9
 _INFINITE = (9223372036, 854775807)
 
 
-def parse_corrupt_arg(text: str) -> tuple[str, "CorruptionSpec"]:
+def parse_corrupt_arg(text: str) -> tuple[str, CorruptionSpec]:
     """``"node1/rgb=gaussian:sigma=3.0,flicker:period=2:duty=0.5"`` -> (stream id, spec); after
     ``<stream>=`` the syntax of :func:`admn_ros.core.sim.parse_corruption`. Raises ``ValueError``
     naming the argument and the problem."""
-    from admn_ros.core.sim import parse_corruption
-
     sid, eq, rest = str(text).partition("=")
     sid = sid.strip()
     if not eq or not sid or not rest.strip():
@@ -131,15 +128,12 @@ def sim_topics(stream_ids: Sequence[str], camera_info: bool, task: str | None = 
 
 def record_sim(out: str | Path, *, task: str | None = None, frames: int | None = None, duration: float = 10.0,
                seed: int = 0, episode: int = 0, subject_id: int | None = None,
-               corruptions: dict[str, "CorruptionSpec"] | None = None, storage: str = "sqlite3",
+               corruptions: dict[str, CorruptionSpec] | None = None, storage: str = "sqlite3",
                config_file: str | None = None, nodes: Sequence[str] | None = None,
                progress: bool = False) -> RecordSummary:
     """Record ``frames`` frames (default ``duration`` s) of a task's simulated scenario to a new
     bag at ``out`` (see the module docstring). Returns a :class:`RecordSummary`. On error the
     partial bag is removed."""
-    from admn_ros.core.image_convert import sensor_array
-    from admn_ros.core.sim import corruption_text
-
     t = get_task(task)
     sim = t.simulator(seed=int(seed), episode=int(episode), subject_id=subject_id, config_file=config_file)
     rate = float(sim.rate_hz)

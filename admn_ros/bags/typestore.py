@@ -19,9 +19,6 @@ from admn_ros.core import paths
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
 
-#: ROS package of our interfaces.
-PACKAGE = "admn_ros"
-
 
 class TypestoreError(RuntimeError):
     """A message type could not be found or registered."""
@@ -51,14 +48,14 @@ def admn_msg_files() -> dict[str, Path]:
                 for p in os.environ.get(var, "").split(os.pathsep) if p] + [sys.prefix]
     cands = [Path(os.environ["ADMN_ROS_MSG_DIR"])] if os.environ.get("ADMN_ROS_MSG_DIR") else []
     cands += [paths.SOURCE_ROOT / "msg", paths.share_dir() / "msg"]
-    cands += [Path(p) / "share" / PACKAGE / "msg" for p in prefixes]
+    cands += [Path(p) / "share" / "admn_ros" / "msg" for p in prefixes]
     dirs = [p for p in dict.fromkeys(cands) if p.is_dir() and any(p.glob("*.msg"))]
     if not dirs:
         raise TypestoreError(
             "cannot find the admn_ros .msg files; looked in $ADMN_ROS_MSG_DIR, "
             f"{paths.SOURCE_ROOT / 'msg'}, {paths.share_dir() / 'msg'} and "
             "<ament prefix>/share/admn_ros/msg")
-    return {f"{PACKAGE}/msg/{p.stem}": p for p in sorted(dirs[0].glob("*.msg"))}
+    return {f"admn_ros/msg/{p.stem}": p for p in sorted(dirs[0].glob("*.msg"))}
 
 
 @lru_cache(maxsize=1)
