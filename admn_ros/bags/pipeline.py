@@ -40,16 +40,13 @@ class RuntimePipeline:
 
     def __init__(self, stream_ids: Sequence[str], budget: int | None = None, *, policy: str = "admn",
                  model_dir: str | None = None, backend: str = "auto", task: str | None = None) -> None:
-        if policy not in POLICIES:
-            raise ValueError(f"unknown policy {policy!r}; known: {list(POLICIES)}")
         self.rt = Runtime.load(model_dir or get_task(task).models_dir(), backend=backend, task=task)
         self.task, self.labels = self.rt.task, self.rt.labels
         if list(stream_ids) != list(self.rt.stream_ids):
             raise ValueError(f"bag mapping streams {list(stream_ids)} != {self.task.name} model streams "
                              f"{list(self.rt.stream_ids)}")
-        n = len(self.rt.stream_ids)
         self.policy = policy
-        self.budget = int(budget) if budget is not None else budget_from_fraction(0.25, n)
+        self.budget = int(budget) if budget is not None else budget_from_fraction(0.25, len(self.rt.stream_ids))
         self.name = f"{policy}_L{self.budget}" if policy != "upper_bound" else "upper_bound"
         self.window = FrameWindow(self.rt.frames, self.rt.stream_ids)
         self._last_ns: int | None = None
