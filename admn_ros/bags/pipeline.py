@@ -97,7 +97,7 @@ class TrackCentreBaseline:
 def make_pipeline(name: str, stream_ids: Sequence[str], budget: int | None = None,
                   **options: Any) -> FramePipeline:
     """The pipeline ``name``: a policy of :data:`~admn_ros.core.streams.POLICIES` (``options`` go to
-    :class:`RuntimePipeline`) or ``baseline`` (:class:`TrackCentreBaseline`, no options)."""
+    :class:`RuntimePipeline`) or ``baseline`` (:class:`TrackCentreBaseline`, which ignores them)."""
     if name == "baseline":
         return TrackCentreBaseline(stream_ids, budget)
     if name not in POLICIES:

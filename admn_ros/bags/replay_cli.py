@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Sequence
 
 from admn_ros.bags.mapping import load_mapping
+from admn_ros.bags.pipeline import make_pipeline
 from admn_ros.bags.reader import BagContentError, BagError
+from admn_ros.bags.replay import replay
+from admn_ros.bags.report import replay_report
 from admn_ros.core.health import HealthConfig
 from admn_ros.core.streams import budget_from_fraction
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
@@ -73,19 +76,14 @@ def main(argv: Sequence[str]) -> int:
                                   rate=a.rate, task=a.task).text())
             return 0
         if a.budgets:
-            from admn_ros.bags.report import replay_report
-
             replay_report(a.bag, a.out, methods=["admn", "naive", "upper_bound"],
                           budgets=[int(b) for b in a.budgets.split(",") if b], mapping=mapping,
                           model_dir=a.model_dir, backend=a.backend, progress=not a.no_progress,
                           write_bags=not a.no_bag, task=a.task, health=health)
             print((Path(a.out) / "report.md").read_text())
             return 0
-        from admn_ros.bags.pipeline import make_pipeline
-        from admn_ros.bags.replay import replay
-
-        opts = {"model_dir": a.model_dir, "backend": a.backend, "task": a.task} if a.pipeline != "baseline" else {}
-        pipe = make_pipeline(a.pipeline, mapping.stream_ids, a.budget, **opts)
+        pipe = make_pipeline(a.pipeline, mapping.stream_ids, a.budget, model_dir=a.model_dir, backend=a.backend,
+                             task=a.task)
         s = replay(a.bag, pipe, a.out, task=a.task, mapping=mapping, progress=not a.no_progress,
                    write_bag=not a.no_bag, health=health)
     except (BagError, ValueError, FileExistsError, CheckpointError, RuntimeError) as e:
