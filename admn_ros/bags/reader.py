@@ -237,6 +237,9 @@ class BagFrames:
         try:
             self.contents = _contents(self._reader)
             self._resolve_topics()
+            # messages per stream topic and the bag's duration (s), from the bag index
+            self._counts = {sid: sum(int(c.msgcount) for c in cs) for sid, cs in self.stream_conns.items()}
+            self._duration_s = max(self._reader.duration, 1) * 1e-9
             self.timeout = float(timeout if timeout is not None else
                                  (self.mapping.timeout if self.mapping.timeout is not None
                                   else self._default_timeout()))
@@ -299,16 +302,11 @@ class BagFrames:
         if problems:
             raise self._content_error(problems)
 
-    def _topic_stats(self, sid: str) -> tuple[int, float]:
-        """(message count of a stream's topic, bag duration s), from the bag index."""
-        assert self._reader is not None
-        return sum(int(c.msgcount) for c in self.stream_conns[sid]), max(self._reader.duration, 1) * 1e-9
-
     def _default_timeout(self) -> float:
         """1.5 frame periods (of the fastest mapped stream): long enough that a stream which
         delivered the previous frame is not missing, short enough that one which skipped a
         frame is missing by the time the next frame arrives (so no frame is lost)."""
-        periods = [dur / (n - 1) for n, dur in map(self._topic_stats, self.stream_conns) if n >= 2]
+        periods = [self._duration_s / (n - 1) for n in self._counts.values() if n >= 2]
         return max(1.5 * min(periods), 1e-3) if periods else 1.0
 
     @property
@@ -446,8 +444,7 @@ class BagFrames:
         sync: StreamSync[str] = StreamSync(list(self.stream_conns), self.slop, self._queue_size(), self.timeout,
                                            start_time=start, health=self.health)
         self.stats, self.undecodable = sync.stats, {}
-        busiest = max((self._topic_stats(s)[0] for s in self.stream_conns), default=0)  # frames at most
-        with tqdm(total=busiest, unit="frame", desc=f"read {self.path.name}",
+        with tqdm(total=max(self._counts.values(), default=0), unit="frame", desc=f"read {self.path.name}",
                   disable=not self.progress, leave=False) as bar:
             for index, fs in enumerate(self._synced_sets(sync, start)):
                 yield self._make_frame(index, fs)
@@ -465,7 +462,7 @@ class BagFrames:
             stamp_ns = _stamp_ns(msg, t_ns)
             arr, problem = self._decode(sid, stamp_ns, msg)
             yield from sync.add(sid, stamp_ns, (stamp_ns, arr, problem), now=now, signature=self._signature(sid, arr))
-        short = {s: (seen[s], n) for s in keys if seen[s] < (n := self._topic_stats(s)[0])}
+        short = {s: (seen[s], n) for s in keys if seen[s] < (n := self._counts[s])}
         if short:
             raise BagReadError(
                 f"bag {self.path} (file(s): {_describe(self.path)}) is truncated: read fewer messages "
@@ -484,7 +481,7 @@ class BagFrames:
     def _queue_size(self) -> int:
         if self.queue_size is not None:
             return int(self.queue_size)
-        rates = [n / dur if dur > 0 else n for n, dur in map(self._topic_stats, self.stream_conns)]
+        rates = [n / self._duration_s for n in self._counts.values()]
         return int(math.ceil(self.timeout * max(rates, default=1.0))) + 10
 
     def close(self) -> None:
