@@ -206,7 +206,6 @@ class SalvagedReader:
     :meth:`messages` (log-time order), :meth:`deserialize`, :meth:`close`; and :attr:`loss`."""
 
     def __init__(self, bag: Path, file: Path, reason: str) -> None:
-        self.path = bag
         self.source = src = _SqliteSource(file) if file.suffix == ".db3" else _McapSource(file)
         src.index.sort()
         counts = Counter(cid for _, _, cid in src.index)
@@ -215,19 +214,17 @@ class SalvagedReader:
         self.topics = {c.topic: c for c in self.connections}  # .msgtype, .msgcount as AnyReader's
         self.start_time = src.index[0][0] if src.index else 0
         self.duration = src.index[-1][0] + 1 - self.start_time if src.index else 0
-        self.typestore = get_admn_typestore()
         self.loss = bag_loss(bag, file, reason, {t: (c.msgtype, c.msgcount) for t, c in self.topics.items()})
 
     def messages(self, connections: Sequence[SalvagedConnection] | None = None
                  ) -> Iterator[tuple[SalvagedConnection, int, bytes]]:
         by_id = {c.id: c for c in (connections if connections is not None else self.connections)}
         for ts, ref, cid in self.source.index:
-            c = by_id.get(cid)
-            if c is not None:
+            if (c := by_id.get(cid)) is not None:
                 yield c, ts, self.source.read(ref)
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
-        return self.typestore.deserialize_cdr(raw, msgtype)
+        return get_admn_typestore().deserialize_cdr(raw, msgtype)
 
     def close(self) -> None:
         self.source.close()
