@@ -171,7 +171,7 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
         summary.per_topic = {topic: 0 for topic in conns}
 
         def put(topic: str, msg: Any, t_ns: int) -> None:
-            writer.write(conns[topic], t_ns, msgs.serialize(msg, ts))
+            writer.write(conns[topic], t_ns, msgs.serialize(msg))
             summary.per_topic[topic] += 1
 
         last_ns = start_ns

@@ -124,8 +124,9 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
         with frames, open(csv_path, "w", newline="") as fcsv:
             w = csv.writer(fcsv)
             w.writerow(["index", "stamp_ns", "stamp_s", *t.columns, "tokens_present", "active_blocks", "budget",
-                        "n_present", "missing", "unhealthy", *[f"true_sigma:{x}" for x in ids], *[f"est_sigma:{x}" for x in ids],
-                        *[f"blocks:{x}" for x in ids], "gflops", "computed", "pipeline_ms", "pipeline"])
+                        "n_present", "missing", "unhealthy",
+                        *[f"{c}:{x}" for c in ("true_sigma", "est_sigma", "blocks") for x in ids],
+                        "gflops", "computed", "pipeline_ms", "pipeline"])
             for f in frames:
                 restarts = getattr(pipeline, "restarts", 0)
                 if window is not None:

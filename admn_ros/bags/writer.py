@@ -35,16 +35,16 @@ class OutputBagWriter:
         self.path, self.task, self.stream_ids = Path(path), get_task(task), list(stream_ids)
         self.labels = [str(c) for c in labels]
         self.controller, self.node_xy = controller, node_xy
-        self.ts = get_admn_typestore()
         self._w = open_writer(self.path, storage)
         self._w.set_custom_data("admn_ros.source", "replay outputs")
         if controller:
             self._w.set_custom_data("admn_ros.controller", controller)
-        self._conns = {t: self._w.add_connection(t, typ, typestore=self.ts, offered_qos_profiles=[_qos(True, 10)])
+        self._conns = {t: self._w.add_connection(t, typ, typestore=get_admn_typestore(),
+                                                 offered_qos_profiles=[_qos(True, 10)])
                        for t, typ in output_topics(self.task).items()}
 
     def _put(self, topic: str, msg: Any, t_ns: int) -> None:
-        self._w.write(self._conns[topic], t_ns, msgs.serialize(msg, self.ts))
+        self._w.write(self._conns[topic], t_ns, msgs.serialize(msg))
 
     def write(self, stamp_ns: int, est: dict[str, Any], a: Any, *, truth: Any, window_frames: int,
               status: Any) -> None:
