@@ -18,20 +18,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from admn_ros.core.data.generate import plan_splits
 from admn_ros.core.data.simdata import ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape
+from admn_ros.core.preprocess import MODEL_INPUT, to_storage
+from admn_ros.core.streams import DEPTH_MAX_M, StreamSet, split_stream_id
 
 #: Why a frame was not kept, in the order they are checked.
 REASONS = ("bad message", "missing stream", "no ground truth", "split gap")
 _STORED = ("rgb", "depth", "radar")
-
-
-def _grid(stream_ids: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Nodes (mapping order) and modalities (rgb, depth, radar order) of the mapped streams."""
-    from admn_ros.core.streams import split_stream_id
-
-    pairs = [split_stream_id(s) for s in stream_ids]
-    nodes = list(dict.fromkeys(n for n, _ in pairs))
-    return nodes, [m for m in _STORED if any(mm == m for _, mm in pairs)]
 
 
 class _Reading:
@@ -40,7 +34,6 @@ class _Reading:
     def __init__(self, work: Path, nodes: list[str]) -> None:
         self.nodes, self.work = nodes, work
         self.files = {m: open(work / f"{m}.bin", "ab") for m in _STORED}  # noqa: SIM115 - closed in arrays()
-        self.n = 0
         self.bag: list[int] = []
         self.stamp: list[int] = []
         self.gt: list[np.ndarray] = []
@@ -48,8 +41,6 @@ class _Reading:
 
     def add(self, b: int, frame: Any) -> str | None:
         """Store ``frame`` of bag ``b``, or return why it cannot be (``bad message: node1/rgb``)."""
-        from admn_ros.core.preprocess import to_storage
-
         out = {m: np.zeros(array_shape(m, 1, len(self.nodes))[1:], ARRAYS[m][0]) for m in _STORED}
         for sid, data in frame.streams.items():
             if data is None:
@@ -65,14 +56,14 @@ class _Reading:
         self.bag.append(b)
         self.stamp.append(frame.stamp_ns)
         self.gt.append(frame.gt_xy)
-        self.n += 1
         return None
 
     def arrays(self) -> dict[str, np.ndarray]:
         for f in self.files.values():
             f.close()
-        return {m: np.memmap(self.work / f"{m}.bin", ARRAYS[m][0], "r", shape=array_shape(m, self.n, len(self.nodes)))
-                if self.n else np.zeros(array_shape(m, 0, len(self.nodes)), ARRAYS[m][0]) for m in _STORED}
+        n = len(self.bag)
+        return {m: np.memmap(self.work / f"{m}.bin", ARRAYS[m][0], "r", shape=array_shape(m, n, len(self.nodes)))
+                if n else np.zeros(array_shape(m, 0, len(self.nodes)), ARRAYS[m][0]) for m in _STORED}
 
 
 def _skip_reason(frame: Any, required: Sequence[str]) -> str | None:
@@ -88,8 +79,6 @@ def assign_splits(bag: np.ndarray, stamp_ns: np.ndarray, segment_s: float, gap_s
                   test_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Segment id and split of every sample (``bag``, ``stamp_ns`` in time order per bag);
     split ``""`` = dropped for the gap. Returns ``(segment, split, segment_split)``."""
-    from admn_ros.core.data.generate import plan_splits
-
     seg_ns, gap_ns = int(round(segment_s * 1e9)), int(round(gap_s * 1e9))
     local = np.zeros(len(bag), np.int64)
     for b in np.unique(bag):
@@ -126,8 +115,6 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
     ``meta.json["from_bag"]``). Nothing is left in ``out`` after an error."""
     from admn_ros.bags.mapping import load_mapping
     from admn_ros.bags.reader import BagFrames
-    from admn_ros.core.preprocess import MODEL_INPUT
-    from admn_ros.core.streams import DEPTH_MAX_M, StreamSet
 
     say = log or (lambda _m: None)
     if not bags:
@@ -138,7 +125,9 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
     if not m.ground_truth:
         raise ValueError(f"{m.source}: ground_truth: the mapping names no ground-truth topic; a dataset "
                          f"needs positions (PointStamped, PoseStamped, Odometry, tf ...)")
-    nodes, modalities = _grid(m.stream_ids)
+    pairs = [split_stream_id(s) for s in m.stream_ids]
+    nodes = list(dict.fromkeys(n for n, _ in pairs))                       # mapping order
+    modalities = [x for x in _STORED if any(mod == x for _, mod in pairs)]  # rgb, depth, radar order
     required = [s.stream_id for s in m.streams if not s.optional]
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -170,7 +159,7 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                            "skipped": {r: skipped[r] for r in REASONS if skipped[r]}, "skipped_streams": dict(detail)})
             say(f"[dataset] {path}: {n} frames, {report[-1]['kept']} with their streams and ground truth"
                 + _skips(report[-1]))
-        if rd.n == 0:
+        if not rd.bag:
             raise ValueError(f"no frame of {len(bags)} bag(s) has every required stream and ground truth: "
                              + "; ".join(r["bag"] + _skips(r) for r in report))
         arr = rd.arrays()
@@ -218,8 +207,7 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                 "depth_max_m": DEPTH_MAX_M, "rate_hz": round(1e9 / float(np.median(dt)), 3) if dt.size else None,
                 "seed": seed, "mapping": {"source": m.source, **m.to_dict()},
                 "absent_streams": [s for s in grid.ids if s not in rd.present],
-                "bounds": [[float(kept[:, 0].min()), float(kept[:, 0].max())],
-                           [float(kept[:, 1].min()), float(kept[:, 1].max())]],
+                "bounds": [[float(kept[:, i].min()), float(kept[:, i].max())] for i in (0, 1)],
                 "splits": info, "arrays": arrays, "from_bag": summary}
         (out / "meta.json").write_text(json.dumps(meta, indent=2))
     except BaseException:
@@ -277,7 +265,16 @@ def summary_text(meta: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def dataset_main(argv: Sequence[str]) -> int:
+    """``admn-ros dataset``: ``--from-bag`` builds from bags, anything else goes to the simulated
+    generators (:func:`admn_ros.core.data.__main__.dataset_main`)."""
+    if not any(a.startswith("--from-bag") for a in argv):
+        if "-h" in argv or "--help" in argv:
+            print("admn-ros dataset --from-bag BAG [BAG ...] --mapping FILE --out DIR: build a dataset from your "
+                  "recordings\n(admn-ros dataset --from-bag --help for its options)\n")
+        from admn_ros.core.data.__main__ import dataset_main as generate_main
+
+        return generate_main(argv)
     p = argparse.ArgumentParser(prog="admn-ros dataset --from-bag",
                                 description="Build a tracking dataset (docs/DATASET.md) from recorded bags and a "
                                             "topic mapping; splits are disjoint time segments (docs/OWN_ROBOT.md).")
@@ -293,21 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the segment -> split assignment")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
-    return p
-
-
-def dataset_main(argv: Sequence[str] | None = None) -> int:
-    """``admn-ros dataset``: ``--from-bag`` builds from bags, anything else goes to the simulated
-    generators (:func:`admn_ros.core.data.__main__.dataset_main`)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not any(a.startswith("--from-bag") for a in argv):
-        if "-h" in argv or "--help" in argv:
-            print("admn-ros dataset --from-bag BAG [BAG ...] --mapping FILE --out DIR: build a dataset from your "
-                  "recordings\n(admn-ros dataset --from-bag --help for its options)\n")
-        from admn_ros.core.data.__main__ import dataset_main as generate_main
-
-        return generate_main(argv)
-    a = build_parser().parse_args(argv)
+    a = p.parse_args(argv)
     from admn_ros.bags.mapping import MappingError
     from admn_ros.bags.reader import BagError
 

@@ -175,11 +175,8 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
     qoi = {str(sid): t for sid, t in raw_qoi.items()}
 
     gt_raw = data.get("ground_truth")
-    gt_topic: str | None = None
-    axes: tuple[str, str] = ("x", "y")
-    tol = 0.05
-    frames: tuple[str, str] | None = None
     gt_raw = {"topic": gt_raw} if isinstance(gt_raw, str) else gt_raw
+    gt: dict[str, Any] = {}  # the ground-truth fields of TopicMapping (absent: its defaults)
     if gt_raw is not None:
         _check(isinstance(gt_raw, Mapping), source, "ground_truth",
                f"expected a topic or a mapping with {sorted(_GT_KEYS)}")
@@ -189,8 +186,7 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
         ax = gt_raw.get("axes", ["x", "y"])
         _check(isinstance(ax, (list, tuple)) and len(ax) == 2 and all(a in _AXES for a in ax) and ax[0] != ax[1],
                source, "ground_truth.axes", f"must be two different axes of {list(_AXES)}, got {ax!r}")
-        axes = (str(ax[0]), str(ax[1]))
-        tol = float(_number(gt_raw.get("tolerance", 0.05), source, "ground_truth.tolerance", 0.0))  # type: ignore[arg-type]
+        tol = _number(gt_raw.get("tolerance", 0.05), source, "ground_truth.tolerance", 0.0)
         named = [k for k in ("parent", "child") if k in gt_raw]
         for k in named:
             _check(_is_name(gt_raw[k]), source, f"ground_truth.{k}", f"must be a frame id, got {gt_raw[k]!r}")
@@ -198,8 +194,8 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
             other = ({"parent", "child"} - set(named)).pop()
             raise _fail(source, f"ground_truth.{other}", f"missing: name both parent and child "
                                                          f"(only {named[0]} is given)")
-        if named:
-            frames = (norm_topic(gt_raw["parent"]), norm_topic(gt_raw["child"]))
+        gt = {"ground_truth": gt_topic, "gt_axes": (str(ax[0]), str(ax[1])), "gt_tolerance": tol,
+              "gt_frames": (norm_topic(gt_raw["parent"]), norm_topic(gt_raw["child"])) if named else None}
 
     slop = float(_number(data.get("slop", 0.02), source, "slop", 0.0))  # type: ignore[arg-type]
     timeout = _number(data.get("timeout"), source, "timeout", 1e-6, allow_none=True)
@@ -212,8 +208,7 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
             p = Path(source).parent / p
         _check(p.is_file(), source, "sensors_config", f"file not found: {p}")
         sensors = str(p)
-    return TopicMapping(tuple(streams), qoi, gt_topic, axes, tol, slop, timeout, source, gt_frames=frames,
-                        sensors_config=sensors)
+    return TopicMapping(tuple(streams), qoi, slop=slop, timeout=timeout, source=source, sensors_config=sensors, **gt)
 
 
 def load_mapping(spec: str | Path | Mapping[str, Any] | TopicMapping | None = None) -> TopicMapping:

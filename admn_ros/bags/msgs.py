@@ -45,10 +45,9 @@ def new_msg(msgtype: str, ts: "Typestore | None" = None, **fields: Any) -> Any:
     return ts.types[name](**kwargs)
 
 
-def serialize(msg: Any, ts: "Typestore | None" = None) -> memoryview:
-    """CDR (little endian, with encapsulation header) bytes of a rosbags message."""
-    ts = get_admn_typestore() if ts is None else ts
-    return ts.serialize_cdr(msg, msg.__msgtype__)
+def serialize(msg: Any) -> memoryview:
+    """CDR (little endian, with encapsulation header) bytes of a rosbags message of the shared typestore."""
+    return get_admn_typestore().serialize_cdr(msg, msg.__msgtype__)
 
 
 def header(ns: int, frame_id: str = "") -> Any:

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from tqdm import tqdm
+
+from admn_ros.bags.reader import BagError, _open_reader
+
 CLOCK_TOPIC = "/clock"
 CLOCK_HZ = 100.0
 
@@ -35,9 +39,7 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, s
     ``start_delay`` s before any data. Each publisher first waits (at most ``match_timeout``) for
     the subscriptions the graph shows: volatile messages sent before matching are lost."""
     from rosgraph_msgs.msg import Clock
-    from tqdm import tqdm
 
-    from admn_ros.bags.reader import _open_reader
     from admn_ros.ros.convert import message_class, ns_to_stamp
     from admn_ros.ros.qos import reliable_qos
 
@@ -93,15 +95,14 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, s
     return stats
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="admn-ros play", description=__doc__.split("\n\n")[0])
     p.add_argument("bag", help="rosbag2 directory or .db3/.mcap file")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
     p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    a = p.parse_args(argv)
     import rclpy
 
-    from admn_ros.bags.reader import BagError
     from admn_ros.ros.env import configure_dds_env
 
     configure_dds_env()
@@ -120,7 +121,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

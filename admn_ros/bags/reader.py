@@ -20,21 +20,23 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
+from rosbags.highlevel import AnyReader
+from rosbags.interfaces import Connection
+from tqdm import tqdm
 
 from admn_ros.bags.mapping import StreamTopic, TopicMapping, load_mapping, norm_topic
+from admn_ros.bags.salvage import lost_everything, open_salvaged, storage_file
 from admn_ros.bags.typestore import get_admn_typestore, short_type
 from admn_ros.core.image_convert import (MESSAGE_KINDS, ConversionError, check_supported, decode_stream,
                                          message_encoding, supported_text)
 from admn_ros.core.health import HEALTH_OFF, MISSING, HealthConfig, content_signature
 from admn_ros.core.preprocess import to_model_input
+from admn_ros.core.radar_cloud import CloudToRangeAzimuth
+from admn_ros.core.sim.config import load_sim_config
 from admn_ros.core.sync import StreamSync, SyncedSet, SyncStats, header_stamp_ns
-
-if TYPE_CHECKING:
-    from rosbags.highlevel import AnyReader
-    from rosbags.interfaces import Connection
 
 #: Field of the ground-truth types that carry a class label (activity) instead of a position.
 LABEL_FIELD = "class_name"
@@ -68,26 +70,17 @@ class BagTopic(NamedTuple):
     count: int
 
 
-def format_contents(contents: Sequence[BagTopic]) -> str:
-    """A ``ros2 bag info``-like table of a bag's topics."""
-    if not contents:
-        return "  (the bag has no topics)"
-    w, wt = max(len(c.topic) for c in contents), max(len(c.msgtype) for c in contents)
-    return "\n".join(f"  {c.topic:<{w}}  {c.msgtype:<{wt}}  {c.count:>7} msgs" for c in contents)
-
-
 class BagContentError(BagError):
     """The bag lacks what the mapping needs or holds data we cannot decode; ``problems`` (one line
-    each) and the bag's ``contents`` are in the message too."""
+    each), the bag's ``contents`` (a ``ros2 bag info``-like table) and ``hint`` are in the message."""
 
-    def __init__(self, path: Path, problems: Sequence[str], contents: Sequence[BagTopic],
-                 hint: str = "") -> None:
+    def __init__(self, path: Path, problems: Sequence[str], contents: Sequence[BagTopic], hint: str) -> None:
         self.path, self.problems, self.contents = path, list(problems), list(contents)
-        msg = (f"bag {path}:\n" + "\n".join(f"  - {p}" for p in self.problems)
-               + f"\nthe bag contains {len(self.contents)} topic(s):\n" + format_contents(self.contents))
-        if hint:
-            msg += "\n" + hint
-        super().__init__(msg)
+        w, wt = (max((len(c[i]) for c in contents), default=0) for i in (0, 1))
+        table = "\n".join(f"  {c.topic:<{w}}  {c.msgtype:<{wt}}  {c.count:>7} msgs" for c in contents)
+        super().__init__(f"bag {path}:\n" + "\n".join(f"  - {p}" for p in self.problems)
+                         + f"\nthe bag contains {len(self.contents)} topic(s):\n"
+                         + (table or "  (the bag has no topics)") + "\n" + hint)
 
 
 @dataclass(frozen=True)
@@ -156,14 +149,10 @@ def _describe(path: Path) -> str:
     return ", ".join(str(f) for f in files or ([path / "metadata.yaml"] if path.is_dir() else [path]))
 
 
-def _open_reader(path: Path) -> "AnyReader":
+def _open_reader(path: Path) -> AnyReader:
     """An open reader of the bag; for a bag whose storage file was cut off, a
     :class:`~admn_ros.bags.salvage.SalvagedReader` of what is intact (its ``loss`` says what
     is missing, and a warning names it)."""
-    from rosbags.highlevel import AnyReader
-
-    from admn_ros.bags.salvage import lost_everything, open_salvaged, storage_file
-
     bag = path
     if not path.exists():
         raise BagReadError(f"bag {path} does not exist")
@@ -174,8 +163,6 @@ def _open_reader(path: Path) -> "AnyReader":
     try:
         reader = AnyReader([path], default_typestore=get_admn_typestore())
         reader.open()
-    except BagError:
-        raise
     except Exception as e:  # noqa: BLE001 - rosbags/sqlite3/mcap raise many error types
         reason = f"{type(e).__name__}: {e}"
         salvaged = open_salvaged(bag, reason)
@@ -189,7 +176,12 @@ def _open_reader(path: Path) -> "AnyReader":
     return reader
 
 
-def _contents(reader: "AnyReader") -> list[BagTopic]:
+def _key(conn: Connection) -> tuple[int, int]:
+    """A connection's identity across the readers of a multi-file bag."""
+    return conn.id, id(conn.owner)
+
+
+def _contents(reader: AnyReader) -> list[BagTopic]:
     return [BagTopic(t, i.msgtype or "<mixed>", int(i.msgcount)) for t, i in sorted(reader.topics.items())]
 
 
@@ -200,9 +192,6 @@ class _Track:
         samples.sort(key=lambda s: s[0])
         self.t = [s[0] for s in samples]
         self.v = [s[1] for s in samples]
-
-    def __len__(self) -> int:
-        return len(self.t)
 
     def nearest(self, t: int, tol_ns: int) -> Any | None:
         i = bisect.bisect_left(self.t, t)
@@ -248,6 +237,9 @@ class BagFrames:
         try:
             self.contents = _contents(self._reader)
             self._resolve_topics()
+            # messages per stream topic and the bag's duration (s), from the bag index
+            self._counts = {sid: sum(int(c.msgcount) for c in cs) for sid, cs in self.stream_conns.items()}
+            self._duration_s = max(self._reader.duration, 1) * 1e-9
             self.timeout = float(timeout if timeout is not None else
                                  (self.mapping.timeout if self.mapping.timeout is not None
                                   else self._default_timeout()))
@@ -257,78 +249,65 @@ class BagFrames:
             self.close()
             raise
 
-    def _content_error(self, problems: list[str], hint: str = "") -> BagContentError:
-        return BagContentError(self.path, problems, self.contents,
-                               hint or f"(topic mapping: {self.mapping.source})")
+    def _content_error(self, problems: list[str]) -> BagContentError:
+        return BagContentError(self.path, problems, self.contents, f"(topic mapping: {self.mapping.source})")
 
     def _resolve_topics(self) -> None:
         assert self._reader is not None
         by_topic: dict[str, list[Connection]] = {}
         for c in self._reader.connections:
             by_topic.setdefault(norm_topic(c.topic), []).append(c)
+
+        def lookup(topic: str) -> tuple[list[Connection], list[str], str | None]:
+            """A topic's connections, their types and its one type (None: absent or mixed)."""
+            conns = by_topic.get(norm_topic(topic), [])
+            types = sorted({short_type(c.msgtype) for c in conns})
+            return conns, types, types[0] if len(types) == 1 else None
+
         problems: list[str] = []
         self.stream_conns: dict[str, list[Connection]] = {}
         self.kinds: dict[str, str] = {}       # stream id -> message kind (image, compressed, pointcloud2)
         for st in self.mapping.streams:
-            conns = by_topic.get(norm_topic(st.topic), [])
-            if not conns:
-                if not st.optional:
-                    problems.append(f"stream {st.stream_id}: topic {st.topic!r} is not in the bag")
-                continue
-            types = {short_type(c.msgtype) for c in conns}
-            kind = MESSAGE_KINDS.get(next(iter(types))) if len(types) == 1 else None
-            if kind is None or (kind == "pointcloud2" and st.modality != "radar"):
+            conns, types, one = lookup(st.topic)
+            kind = MESSAGE_KINDS.get(one or "")
+            if not conns and not st.optional:
+                problems.append(f"stream {st.stream_id}: topic {st.topic!r} is not in the bag")
+            elif conns and (kind is None or (kind == "pointcloud2" and st.modality != "radar")):
                 expected = "sensor_msgs/Image or sensor_msgs/CompressedImage" + (
                     " or sensor_msgs/PointCloud2" if st.modality == "radar" else "")
-                problems.append(f"stream {st.stream_id}: topic {st.topic!r} has type(s) {sorted(types)}, "
-                                f"expected {expected}")
-                continue
-            self.kinds[st.stream_id] = kind
-            self.stream_conns[st.stream_id] = conns
+                problems.append(f"stream {st.stream_id}: topic {st.topic!r} has type(s) {types}, expected {expected}")
+            elif conns:
+                self.kinds[st.stream_id], self.stream_conns[st.stream_id] = kind, conns
         if not problems and not self.stream_conns:
             problems.append("none of the mapped stream topics is in the bag")
         self.qoi_conns: dict[str, list[Connection]] = {}
         for sid, topic in self.mapping.qoi.items():
-            conns = by_topic.get(norm_topic(topic), [])
-            if conns:
-                bad = {short_type(c.msgtype) for c in conns} - {QOI_TYPE}
-                if bad:
-                    problems.append(f"qoi of {sid}: topic {topic!r} has type(s) {sorted(bad)}, expected {QOI_TYPE}")
-                else:
-                    self.qoi_conns[sid] = conns
+            conns, types, _ = lookup(topic)
+            if bad := sorted(set(types) - {QOI_TYPE}):
+                problems.append(f"qoi of {sid}: topic {topic!r} has type(s) {bad}, expected {QOI_TYPE}")
+            elif conns:
+                self.qoi_conns[sid] = conns
         self.gt_conns: list[Connection] = []
         self.gt_field = ""
         if self.mapping.ground_truth:
-            conns = by_topic.get(norm_topic(self.mapping.ground_truth), [])
-            types = {short_type(c.msgtype) for c in conns}
-            if conns and (len(types) != 1 or next(iter(types)) not in GT_TYPES):
-                problems.append(f"ground truth: topic {self.mapping.ground_truth!r} has type(s) {sorted(types)}, "
+            conns, types, one = lookup(self.mapping.ground_truth)
+            if conns and one not in GT_TYPES:
+                problems.append(f"ground truth: topic {self.mapping.ground_truth!r} has type(s) {types}, "
                                 f"expected one of {sorted(GT_TYPES)}")
             elif conns:
-                self.gt_conns = conns
-                self.gt_field = GT_TYPES[next(iter(types))]
+                self.gt_conns, self.gt_field = conns, GT_TYPES[one]
                 if self.gt_field == "transforms" and not self.mapping.gt_frames:
                     problems.append(f"ground truth: topic {self.mapping.ground_truth!r} is a tf2_msgs/TFMessage: "
                                     f"name the transform with ground_truth.parent and ground_truth.child")
         if problems:
             raise self._content_error(problems)
 
-    def _topic_stats(self, sid: str) -> tuple[int, float]:
-        """(message count of a stream's topic, bag duration s), from the bag index."""
-        assert self._reader is not None
-        return sum(int(c.msgcount) for c in self.stream_conns[sid]), max(self._reader.duration, 1) * 1e-9
-
     def _default_timeout(self) -> float:
         """1.5 frame periods (of the fastest mapped stream): long enough that a stream which
         delivered the previous frame is not missing, short enough that one which skipped a
         frame is missing by the time the next frame arrives (so no frame is lost)."""
-        periods = [dur / (n - 1) for n, dur in map(self._topic_stats, self.stream_conns) if n >= 2]
+        periods = [self._duration_s / (n - 1) for n in self._counts.values() if n >= 2]
         return max(1.5 * min(periods), 1e-3) if periods else 1.0
-
-    @property
-    def expected_frames(self) -> int:
-        """Upper estimate of the number of frames (messages of the busiest stream topic)."""
-        return max((self._topic_stats(s)[0] for s in self.stream_conns), default=0)
 
     @property
     def stream_ids(self) -> list[str]:
@@ -339,7 +318,7 @@ class BagFrames:
         """``"position"`` (tracking), ``"label"`` (activity) or ``None`` (no ground truth)."""
         return None if not self.gt_conns else "label" if self.gt_field == LABEL_FIELD else "position"
 
-    def _deserialize(self, conn: "Connection", raw: bytes) -> Any:
+    def _deserialize(self, conn: Connection, raw: bytes) -> Any:
         assert self._reader is not None
         try:
             return self._reader.deserialize(raw, conn.msgtype)
@@ -347,12 +326,10 @@ class BagFrames:
             raise BagReadError(f"cannot deserialize a {conn.msgtype} message of topic {conn.topic!r} in "
                                f"bag {self.path} (file(s): {_describe(self.path)}): {type(e).__name__}: {e}") from e
 
-    def _messages(self, conns: Sequence["Connection"]) -> Iterator[tuple["Connection", int, bytes]]:
+    def _messages(self, conns: Sequence[Connection]) -> Iterator[tuple[Connection, int, bytes]]:
         assert self._reader is not None
         try:
             yield from self._reader.messages(connections=list(conns))
-        except BagError:
-            raise
         except Exception as e:  # noqa: BLE001 - sqlite3 / mcap / rosbags errors
             raise BagReadError(f"error reading bag {self.path} (file(s): {_describe(self.path)}): the file "
                                f"is truncated or corrupt: {type(e).__name__}: {e}") from e
@@ -370,9 +347,6 @@ class BagFrames:
     def _cloud_map(self):
         """The PointCloud2 -> range-azimuth map of the mapping's sensors config (made once)."""
         if self._cloud_to_map is None:
-            from admn_ros.core.radar_cloud import CloudToRangeAzimuth
-            from admn_ros.core.sim.config import load_sim_config
-
             self._cloud_to_map = CloudToRangeAzimuth(load_sim_config(self.mapping.sensors_config).radar)
         return self._cloud_to_map
 
@@ -390,23 +364,21 @@ class BagFrames:
         qoi: dict[str, list[tuple[int, StreamQoIInfo]]] = {sid: [] for sid in self.qoi_conns}
         gt: list[tuple[int, tuple[float, float]]] = []
         labels: list[tuple[int, str]] = []
-        conn_sid = {(c.id, id(c.owner)): sid for sid, cs in self.qoi_conns.items() for c in cs}
-        gt_ids = {(c.id, id(c.owner)) for c in self.gt_conns}
+        side: dict[tuple[int, int], str | None] = {_key(c): sid for sid, cs in self.qoi_conns.items() for c in cs}
+        side.update(dict.fromkeys(map(_key, self.gt_conns)))  # QoI: its stream id, ground truth: None
         axes = self.mapping.gt_axes
         pairs: set[tuple[str, str]] = set()
-        conns = [c for cs in self.qoi_conns.values() for c in cs] + self.gt_conns
-        if conns:
-            for conn, t, raw in self._messages(conns):
+        if self.qoi_conns or self.gt_conns:
+            for conn, t, raw in self._messages([c for cs in self.qoi_conns.values() for c in cs] + self.gt_conns):
                 msg = self._deserialize(conn, raw)
-                if (conn.id, id(conn.owner)) in gt_ids and self.gt_field == LABEL_FIELD:
-                    labels.append((_stamp_ns(msg, t), str(msg.class_name)))
-                elif (conn.id, id(conn.owner)) in gt_ids:
-                    for m, p in _positions(msg, self.gt_field, self.mapping.gt_frames, pairs):
-                        gt.append((_stamp_ns(m, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1])))))
-                else:
-                    sid = conn_sid[(conn.id, id(conn.owner))]
+                if (sid := side[_key(conn)]) is not None:
                     qoi[sid].append((_stamp_ns(msg, t), StreamQoIInfo(
                         str(msg.corruption), float(msg.noise_sigma), float(msg.severity))))
+                elif self.gt_field == LABEL_FIELD:
+                    labels.append((_stamp_ns(msg, t), str(msg.class_name)))
+                else:
+                    gt += [(_stamp_ns(m, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1]))))
+                           for m, p in _positions(msg, self.gt_field, self.mapping.gt_frames, pairs)]
         if pairs and not gt:
             raise self._content_error([f"ground truth: topic {self.mapping.ground_truth!r} has no transform "
                                        f"{' -> '.join(self.mapping.gt_frames or ())} (ground_truth.parent -> "
@@ -432,9 +404,8 @@ class BagFrames:
             qoi = {sid: (self._qoi[sid].nearest(stamps[sid] if stamps[sid] is not None else stamp_ns, tol)
                          if sid in self._qoi else None) for sid in self.mapping.stream_ids}
         tol_gt = int(round(self.mapping.gt_tolerance * 1e9))
-        gt = self._gt.interp(stamp_ns, tol_gt) if len(self._gt) else None
-        label = self._labels.nearest(stamp_ns, tol_gt) if len(self._labels) else None
-        return BagFrame(index, stamp_ns, streams, stamps, qoi, gt, label, bad,
+        return BagFrame(index, stamp_ns, streams, stamps, qoi, self._gt.interp(stamp_ns, tol_gt),
+                        self._labels.nearest(stamp_ns, tol_gt), bad,
                         {sid: fs.status.get(sid, MISSING) for sid in streams})
 
     def _signature(self, sid: str, arr: np.ndarray | None) -> np.ndarray | None:
@@ -469,13 +440,11 @@ class BagFrames:
     def __iter__(self) -> Iterator[BagFrame]:
         if self._reader is None:
             raise BagError(f"BagFrames({self.path}) is closed")
-        from tqdm import tqdm
-
         start = self._reader.start_time * 1e-9
         sync: StreamSync[str] = StreamSync(list(self.stream_conns), self.slop, self._queue_size(), self.timeout,
                                            start_time=start, health=self.health)
         self.stats, self.undecodable = sync.stats, {}
-        with tqdm(total=self.expected_frames, unit="frame", desc=f"read {self.path.name}",
+        with tqdm(total=max(self._counts.values(), default=0), unit="frame", desc=f"read {self.path.name}",
                   disable=not self.progress, leave=False) as bar:
             for index, fs in enumerate(self._synced_sets(sync, start)):
                 yield self._make_frame(index, fs)
@@ -483,17 +452,17 @@ class BagFrames:
 
     def _synced_sets(self, sync: StreamSync[str], start: float) -> Iterator[SyncedSet[str]]:
         keys = list(self.stream_conns)
-        sid_of = {(c.id, id(c.owner)): sid for sid, cs in self.stream_conns.items() for c in cs}
+        sid_of = {_key(c): sid for sid, cs in self.stream_conns.items() for c in cs}
         seen, last_seen = dict.fromkeys(keys, 0), dict.fromkeys(keys, start)
         for conn, t_ns, raw in self._messages([c for cs in self.stream_conns.values() for c in cs]):
-            sid = sid_of[(conn.id, id(conn.owner))]
+            sid = sid_of[_key(conn)]
             msg = self._deserialize(conn, raw)
             seen[sid] += 1
             last_seen[sid] = now = t_ns * 1e-9
             stamp_ns = _stamp_ns(msg, t_ns)
             arr, problem = self._decode(sid, stamp_ns, msg)
             yield from sync.add(sid, stamp_ns, (stamp_ns, arr, problem), now=now, signature=self._signature(sid, arr))
-        short = {s: (seen[s], n) for s in keys if seen[s] < (n := self._topic_stats(s)[0])}
+        short = {s: (seen[s], n) for s in keys if seen[s] < (n := self._counts[s])}
         if short:
             raise BagReadError(
                 f"bag {self.path} (file(s): {_describe(self.path)}) is truncated: read fewer messages "
@@ -512,7 +481,7 @@ class BagFrames:
     def _queue_size(self) -> int:
         if self.queue_size is not None:
             return int(self.queue_size)
-        rates = [n / dur if dur > 0 else n for n, dur in map(self._topic_stats, self.stream_conns)]
+        rates = [n / self._duration_s for n in self._counts.values()]
         return int(math.ceil(self.timeout * max(rates, default=1.0))) + 10
 
     def close(self) -> None:

@@ -20,13 +20,24 @@ from typing import Any
 
 import numpy as np
 
+from admn_ros.bags.pipeline import RuntimePipeline
+from admn_ros.bags.play import play
 from admn_ros.bags.reader import BagFrames
+from admn_ros.core.health import unhealthy
+from admn_ros.core.sync import stamp_to_ns
 from admn_ros.core.tasks import Task, get_task
+from admn_ros.ros import topics
+from admn_ros.ros.convert import message_class
+from admn_ros.ros.env import isolated_env
+from admn_ros.ros.graph import GRAPHS, GraphOptions, build_graph
+from admn_ros.ros.runner import GraphProcesses
 
 #: graph nodes that synchronize the bag's image topics (they get the reader's sync parameters)
 IMAGE_SYNC_NODES = ("controller_node", "backbone_node", "activity_node")
 #: depth of their reliable image subscriptions: a node that falls behind for seconds gets every frame
 REPLAY_QOS_DEPTH = 100
+#: s to wait for the graph's subscriptions, and for its last outputs after the bag was played
+READY_TIMEOUT, DRAIN_S = 90.0, 3.0
 
 
 @dataclass
@@ -58,9 +69,6 @@ class RealtimeSummary:
 
 def _offline(task: Task, bag: Path, mapping: Any, budget: int, model_dir: str | None) -> tuple[dict, dict, dict]:
     """Per output stamp: allocation mask, estimate and truth of the offline pipeline."""
-    from admn_ros.bags.pipeline import RuntimePipeline
-    from admn_ros.core.health import unhealthy
-
     pipe = RuntimePipeline(mapping.stream_ids, budget, model_dir=model_dir, backend="torch", task=task.name)
     masks, ests, truths = {}, {}, {}
     with BagFrames(bag, mapping) as frames:
@@ -80,20 +88,13 @@ def _mean(task: Task, ests: dict, truths: dict) -> float:
 
 
 def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budget: int,
-                    model_dir: str | None = None, rate: float = 1.0, ready_timeout: float = 90.0,
-                    drain_s: float = 3.0, log=print, task: str | None = None) -> RealtimeSummary:
+                    model_dir: str | None = None, rate: float = 1.0, log=print, task: str | None = None
+                    ) -> RealtimeSummary:
     """Play ``bag`` through the ``task``'s node graph and compare with offline replay (module docstring)."""
     import rclpy
 
-    from admn_ros.bags.play import play
     from admn_ros.msg import LayerAllocation
-    from admn_ros.ros import topics
-    from admn_ros.core.sync import stamp_to_ns
-    from admn_ros.ros.convert import message_class
-    from admn_ros.ros.env import isolated_env
-    from admn_ros.ros.graph import GRAPHS, GraphOptions, build_graph
     from admn_ros.ros.qos import reliable_qos
-    from admn_ros.ros.runner import GraphProcesses
 
     t = get_task(task)
     bag, out = Path(bag), Path(out_dir)
@@ -142,7 +143,7 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
         spin.start()
         image_topics = ["/" + st.topic.lstrip("/") for st in mapping.streams]
         readers = GRAPHS[t.graph][1]   # nodes of the graph that read each image topic
-        deadline = time.monotonic() + ready_timeout
+        deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if procs.dead():
                 raise RuntimeError(f"graph process exited during start-up: {procs.dead()}")
@@ -151,12 +152,12 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
                 break
             time.sleep(0.2)
         else:
-            raise RuntimeError(f"graph not ready after {ready_timeout:.0f} s (image topic subscribers: "
+            raise RuntimeError(f"graph not ready after {READY_TIMEOUT:.0f} s (image topic subscribers: "
                                f"{[node.count_subscribers(x) for x in image_topics]})")
         log(f"[replay --realtime] graph ready (ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}); playing {bag.name} "
             f"at rate {rate}")
         ps = play(bag, node, rate=rate, start_delay=1.0)
-        time.sleep(drain_s)
+        time.sleep(DRAIN_S)
     finally:
         stop.set()
         if spin.is_alive():

@@ -18,17 +18,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
+
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+from rosbags.rosbag2 import StoragePlugin, Writer
+from tqdm import tqdm
 
 from admn_ros.bags import msgs
 from admn_ros.bags.typestore import TypestoreError, get_admn_typestore, normalize_type
-from admn_ros.core.tasks import DEFAULT_TASK, TASKS
-
-if TYPE_CHECKING:
-    from rosbags.interfaces import Qos
-    from rosbags.rosbag2 import Writer
-
-    from admn_ros.core.sim import CorruptionSpec
+from admn_ros.core.image_convert import sensor_array
+from admn_ros.core.sim import CorruptionSpec, corruption_text, parse_corruption
+from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id
+from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
+from admn_ros.ros import topics
 
 #: Stamp of frame 0 (s since the epoch, 2023-11-14T22:13:20Z): deterministic, and far from 0,
 #: which ROS treats as "time not set" under ``use_sim_time``.
@@ -39,12 +41,10 @@ BAG_VERSION = 9
 _INFINITE = (9223372036, 854775807)
 
 
-def parse_corrupt_arg(text: str) -> tuple[str, "CorruptionSpec"]:
+def parse_corrupt_arg(text: str) -> tuple[str, CorruptionSpec]:
     """``"node1/rgb=gaussian:sigma=3.0,flicker:period=2:duty=0.5"`` -> (stream id, spec); after
     ``<stream>=`` the syntax of :func:`admn_ros.core.sim.parse_corruption`. Raises ``ValueError``
     naming the argument and the problem."""
-    from admn_ros.core.sim import parse_corruption
-
     sid, eq, rest = str(text).partition("=")
     sid = sid.strip()
     if not eq or not sid or not rest.strip():
@@ -56,19 +56,15 @@ def parse_corrupt_arg(text: str) -> tuple[str, "CorruptionSpec"]:
         raise ValueError(f"--corrupt {text!r}: {e}") from None
 
 
-def _qos(reliable: bool, depth: int) -> "Qos":
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-
+def _qos(reliable: bool, depth: int) -> Qos:
     inf = QosTime(*_INFINITE)
     return Qos(QosHistory.KEEP_LAST, int(depth),
                QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
                QosDurability.VOLATILE, inf, inf, QosLiveliness.AUTOMATIC, inf, False)
 
 
-def open_writer(out: Path, storage: str = "sqlite3") -> "Writer":
+def open_writer(out: Path, storage: str = "sqlite3") -> Writer:
     """An opened rosbags rosbag2 writer (format version 9); ``out`` must not exist."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"output bag {out} exists already; choose another --out or remove it")
@@ -110,63 +106,34 @@ class RecordSummary:
         return self
 
 
+def _camera_info_topic(sid: str) -> str | None:
+    """The CameraInfo topic the sensor node publishes beside a camera stream (None: not a camera)."""
+    node, mod = split_stream_id(sid)
+    return f"/{node}/{'color' if mod == 'rgb' else 'depth'}/camera_info" if mod in ("rgb", "depth") else None
+
+
 def sim_topics(stream_ids: Sequence[str], camera_info: bool, task: str | None = None) -> dict[str, tuple[str, bool]]:
     """Absolute topic -> (type, reliable) of what the sensor node publishes for ``stream_ids``
     in a task's scenario."""
-    from admn_ros.core.streams import split_stream_id
-    from admn_ros.core.tasks import get_task
-    from admn_ros.ros import topics
-
     out: dict[str, tuple[str, bool]] = {}
     for sid in stream_ids:
-        node, mod = split_stream_id(sid)
         out["/" + topics.image_topic(sid)] = ("sensor_msgs/msg/Image", False)
-        if camera_info and mod in ("rgb", "depth"):
-            out[f"/{node}/{'color' if mod == 'rgb' else 'depth'}/camera_info"] = ("sensor_msgs/msg/CameraInfo", False)
+        if camera_info and (cam := _camera_info_topic(sid)):
+            out[cam] = ("sensor_msgs/msg/CameraInfo", False)
         out["/" + topics.qoi_topic(sid)] = ("admn_ros/msg/StreamQoI", False)
     t = get_task(task)
     out["/" + t.truth.topic] = (t.truth.type, True)
     return out
 
 
-def _put_streams(put: Any, streams: dict[str, Any], ids: Sequence[str], t_ns: int,
-                 cams: dict[str, Any] | None = None) -> None:
-    """One frame's stream messages, as the sensor node publishes them: per stream its QoI,
-    then (unless dropped out) its image and, with ``cams``, the camera's CameraInfo."""
-    from admn_ros.core.image_convert import sensor_array
-    from admn_ros.core.streams import MODALITIES, split_stream_id
-    from admn_ros.ros import topics
-
-    for sid in ids:
-        sf = streams.get(sid)
-        if sf is None:
-            continue
-        node, mod = split_stream_id(sid)
-        hdr = msgs.header(t_ns, topics.frame_id(node, mod))
-        put("/" + topics.qoi_topic(sid), msgs.stream_qoi(hdr, sid, sf.corruption, sf.sigma, sf.severity), t_ns)
-        if sf.data is None:  # dropout: no image, as the sensor node
-            continue
-        put("/" + topics.image_topic(sid), msgs.image(sensor_array(mod, sf.data), MODALITIES[mod].encoding, hdr), t_ns)
-        if cams and mod in ("rgb", "depth"):
-            cam = cams[node]
-            put(f"/{node}/{'color' if mod == 'rgb' else 'depth'}/camera_info",
-                msgs.camera_info(hdr, cam.width, cam.height, cam.K), t_ns)
-
-
 def record_sim(out: str | Path, *, task: str | None = None, frames: int | None = None, duration: float = 10.0,
                seed: int = 0, episode: int = 0, subject_id: int | None = None,
-               corruptions: dict[str, "CorruptionSpec"] | None = None, storage: str = "sqlite3",
+               corruptions: dict[str, CorruptionSpec] | None = None, storage: str = "sqlite3",
                config_file: str | None = None, nodes: Sequence[str] | None = None,
                progress: bool = False) -> RecordSummary:
     """Record ``frames`` frames (default ``duration`` s) of a task's simulated scenario to a new
     bag at ``out`` (see the module docstring). Returns a :class:`RecordSummary`. On error the
     partial bag is removed."""
-    from tqdm import tqdm
-
-    from admn_ros.core.sim import corruption_text
-    from admn_ros.core.streams import split_stream_id
-    from admn_ros.core.tasks import get_task
-
     t = get_task(task)
     sim = t.simulator(seed=int(seed), episode=int(episode), subject_id=subject_id, config_file=config_file)
     rate = float(sim.rate_hz)
@@ -204,14 +171,27 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
         summary.per_topic = {topic: 0 for topic in conns}
 
         def put(topic: str, msg: Any, t_ns: int) -> None:
-            writer.write(conns[topic], t_ns, msgs.serialize(msg, ts))
+            writer.write(conns[topic], t_ns, msgs.serialize(msg))
             summary.per_topic[topic] += 1
 
         last_ns = start_ns
         for k in tqdm(range(frames), unit="frame", desc="record (sim)", disable=not progress, leave=False):
             last_ns = start_ns + int(round(k * 1e9 / rate))
             frame = sim.step()
-            _put_streams(put, frame.streams, ids, last_ns, cams)
+            for sid in ids:  # as the sensor node: the QoI, then (unless dropped out) image and CameraInfo
+                if (sf := frame.streams.get(sid)) is None:
+                    continue
+                node, mod = split_stream_id(sid)
+                hdr = msgs.header(last_ns, topics.frame_id(node, mod))
+                put("/" + topics.qoi_topic(sid), msgs.stream_qoi(hdr, sid, sf.corruption, sf.sigma, sf.severity),
+                    last_ns)
+                if sf.data is None:
+                    continue
+                put("/" + topics.image_topic(sid), msgs.image(sensor_array(mod, sf.data), MODALITIES[mod].encoding,
+                                                              hdr), last_ns)
+                if cams and (cam := _camera_info_topic(sid)):
+                    info = cams[node]
+                    put(cam, msgs.camera_info(hdr, info.width, info.height, info.K), last_ns)
             truth = t.fill_truth(msgs.new_msg(t.truth.type, header=msgs.header(last_ns, t.frame_id)),
                                  t.sim_truth(frame), labels)
             put("/" + t.truth.topic, truth, last_ns)
@@ -228,15 +208,11 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
 def default_live_topics() -> list[str]:
     """What ``--source sim`` writes (absolute names): the sensor node's image, camera_info, QoI
     and ground-truth topics."""
-    from admn_ros.core.streams import StreamSet
-
     return list(sim_topics(StreamSet().ids, camera_info=True))
 
 
-def _rclpy_qos_to_bag(q: Any) -> "Qos":
+def _rclpy_qos_to_bag(q: Any) -> Qos:
     """rclpy QoSProfile (from get_publishers_info_by_topic) -> rosbags Qos."""
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-
     def dur(d: Any) -> QosTime:
         ns = int(d.nanoseconds)
         return QosTime(*_INFINITE) if ns >= 2**63 - 1 or ns < 0 else QosTime(*divmod(ns, 1_000_000_000))
@@ -322,8 +298,6 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
             raise RuntimeError(f"no recordable topic among {list(found)}")
         log(f"[record] recording {len(subs)} topics for {duration:g} s on ROS_DOMAIN_ID="
             f"{os.environ.get('ROS_DOMAIN_ID')} -> {out}")
-        from tqdm import tqdm
-
         t0 = time.monotonic()
         first_ns = node.get_clock().now().nanoseconds
         with tqdm(total=round(duration, 1), unit="s", desc="record (live)", disable=not progress,
@@ -351,8 +325,9 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
     return summary.finish(t_wall)
 
 
-def build_parser(prog: str = "admn-ros record") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0].replace("``", ""),
+def main(argv: Sequence[str]) -> int:
+    """``admn-ros record ...``; returns the exit code."""
+    p = argparse.ArgumentParser(prog="admn-ros record", description=__doc__.split("\n\n")[0].replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="source sim writes exactly the sensor node's topics; source live "
                                        "subscribes over DDS (ROS_DOMAIN_ID must match the graph's).")
@@ -381,12 +356,7 @@ def build_parser(prog: str = "admn-ros record") -> argparse.ArgumentParser:
                     help="topics to record (default: the sensor node's image, camera_info, QoI and "
                          "ground-truth topics, i.e. what --source sim writes)")
     g2.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the topics to appear")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``admn-ros record ...``; returns the exit code."""
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = p.parse_args(argv)
     progress = not args.no_progress
     try:
         if args.source == "sim":
@@ -404,7 +374,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(s.text())
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

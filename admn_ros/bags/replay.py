@@ -21,7 +21,9 @@ import numpy as np
 
 from admn_ros.bags.pipeline import FramePipeline
 from admn_ros.bags.reader import BagFrames
+from admn_ros.bags.writer import OutputBagWriter
 from admn_ros.core.health import HealthConfig, stream_status, unhealthy
+from admn_ros.core.sim import load_sim_config
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.core.tasks.base import KeysAsAttributes, fmt
 
@@ -81,8 +83,6 @@ class ReplaySummary(KeysAsAttributes):
 def node_xy(stream_ids: Sequence[str]) -> dict[str, tuple[float, float]] | None:
     """Sensor node positions from the simulator config, if it knows all nodes of the mapping."""
     try:
-        from admn_ros.core.sim import load_sim_config
-
         known = {n.name: (float(n.position[0]), float(n.position[1])) for n in load_sim_config(None).nodes}
         return known if {s.split("/")[0] for s in stream_ids} <= set(known) else None
     except Exception:  # noqa: BLE001 - bars are a nicety
@@ -96,8 +96,6 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
     (default: the task's) and the stream health check ``health`` (``None``: off); write the CSV,
     output bag and summary into ``out_dir``. Raises :class:`~admn_ros.bags.reader.BagError`,
     ``FileExistsError`` (the output bag exists) or ``ValueError`` (a pipeline of another task)."""
-    from admn_ros.bags.writer import OutputBagWriter
-
     t = get_task(getattr(pipeline, "task", None) or task)
     if task is not None and get_task(task) is not t:
         raise ValueError(f"pipeline {pipeline.name!r} is a {t.name} pipeline, not {get_task(task).name}")
@@ -126,8 +124,9 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
         with frames, open(csv_path, "w", newline="") as fcsv:
             w = csv.writer(fcsv)
             w.writerow(["index", "stamp_ns", "stamp_s", *t.columns, "tokens_present", "active_blocks", "budget",
-                        "n_present", "missing", "unhealthy", *[f"true_sigma:{x}" for x in ids], *[f"est_sigma:{x}" for x in ids],
-                        *[f"blocks:{x}" for x in ids], "gflops", "computed", "pipeline_ms", "pipeline"])
+                        "n_present", "missing", "unhealthy",
+                        *[f"{c}:{x}" for c in ("true_sigma", "est_sigma", "blocks") for x in ids],
+                        "gflops", "computed", "pipeline_ms", "pipeline"])
             for f in frames:
                 restarts = getattr(pipeline, "restarts", 0)
                 if window is not None:
@@ -171,7 +170,7 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
         ok = True
     finally:
         if writer is not None:
-            writer.close() if ok else writer.abort()
+            writer.close(ok)
     s.window_restarts = int(getattr(pipeline, "restarts", 0))
     s.metrics = scorer.summary()
     s.wall_s = time.perf_counter() - t0

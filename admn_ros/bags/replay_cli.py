@@ -11,11 +11,28 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from admn_ros.bags.mapping import load_mapping
+from admn_ros.bags.pipeline import make_pipeline
+from admn_ros.bags.reader import BagContentError, BagError
+from admn_ros.bags.replay import replay
+from admn_ros.bags.report import replay_report
+from admn_ros.core.health import HealthConfig
+from admn_ros.core.streams import budget_from_fraction
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 
 
-def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0].replace("``", ""),
+def _task_hint(e: Exception, task: str) -> str:
+    """A hint when a bag holds another task's ground truth."""
+    if not isinstance(e, BagContentError):
+        return ""
+    names = {c.topic.strip("/") for c in e.contents}
+    other = [t for t in TASKS.values() if t.name != task and t.truth.topic in names]
+    return "".join(f"\nthis bag holds /{t.truth.topic}: replay it with --task {t.name}" for t in other)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``admn-ros replay ...``; returns the exit code."""
+    p = argparse.ArgumentParser(prog="admn-ros replay", description=__doc__.split("\n\n")[0].replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bag", help="rosbag2 directory, .db3/.mcap file or ROS 1 .bag")
     p.add_argument("--out", required=True, help="output directory (per-output CSV, outputs/, summary.json)")
@@ -44,55 +61,29 @@ def build_parser(prog: str = "admn-ros replay") -> argparse.ArgumentParser:
                    help="turn the stream health check off (on by default with the live nodes' thresholds: a "
                         "frozen or stalled stream is treated as missing, as in the graph)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
-
-
-def _task_hint(e: Exception, task: str) -> str:
-    """A hint when a bag holds another task's ground truth."""
-    from admn_ros.bags.reader import BagContentError
-
-    if not isinstance(e, BagContentError):
-        return ""
-    names = {c.topic.strip("/") for c in e.contents}
-    other = [t for t in TASKS.values() if t.name != task and t.truth.topic in names]
-    return "".join(f"\nthis bag holds /{t.truth.topic}: replay it with --task {t.name}" for t in other)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``admn-ros replay ...``; returns the exit code."""
-    a = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    from admn_ros.bags.reader import BagError
+    a = p.parse_args(argv)
     from admn_ros.core.checkpoint import CheckpointError
 
     try:
-        from admn_ros.bags.mapping import load_mapping
-        from admn_ros.core.health import HealthConfig
-
         task = get_task(a.task)
         mapping = load_mapping(a.mapping or task.mapping)
         health = None if a.no_health_check else HealthConfig()
         if a.realtime:
             from admn_ros.bags.realtime import realtime_replay
-            from admn_ros.core.streams import budget_from_fraction
 
             budget = a.budget or budget_from_fraction(0.25, len(mapping.stream_ids))
             print(realtime_replay(a.bag, a.out, mapping=mapping, budget=budget, model_dir=a.model_dir,
                                   rate=a.rate, task=a.task).text())
             return 0
         if a.budgets:
-            from admn_ros.bags.report import replay_report
-
             replay_report(a.bag, a.out, methods=["admn", "naive", "upper_bound"],
                           budgets=[int(b) for b in a.budgets.split(",") if b], mapping=mapping,
                           model_dir=a.model_dir, backend=a.backend, progress=not a.no_progress,
                           write_bags=not a.no_bag, task=a.task, health=health)
             print((Path(a.out) / "report.md").read_text())
             return 0
-        from admn_ros.bags.pipeline import make_pipeline
-        from admn_ros.bags.replay import replay
-
-        opts = {"model_dir": a.model_dir, "backend": a.backend, "task": a.task} if a.pipeline != "baseline" else {}
-        pipe = make_pipeline(a.pipeline, mapping.stream_ids, a.budget, **opts)
+        pipe = make_pipeline(a.pipeline, mapping.stream_ids, a.budget, model_dir=a.model_dir, backend=a.backend,
+                             task=a.task)
         s = replay(a.bag, pipe, a.out, task=a.task, mapping=mapping, progress=not a.no_progress,
                    write_bag=not a.no_bag, health=health)
     except (BagError, ValueError, FileExistsError, CheckpointError, RuntimeError) as e:
@@ -100,7 +91,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(s.text())
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

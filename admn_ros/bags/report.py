@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from admn_ros.bags.pipeline import make_pipeline
+from admn_ros.bags.replay import replay
 from admn_ros.core.health import HealthConfig
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.core.tasks.base import read_rows, save_figure
@@ -36,9 +38,6 @@ def replay_report(bag: str | Path, out_dir: str | Path, *, methods: Sequence[str
                   health: Any = HealthConfig()) -> list[dict[str, Any]]:
     """Run every (method, budget) and write report.md / report.csv / plots; return the rows
     (``health``: the stream health check of :func:`admn_ros.bags.replay.replay`)."""
-    from admn_ros.bags.pipeline import make_pipeline
-    from admn_ros.bags.replay import replay
-
     t = get_task(task)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

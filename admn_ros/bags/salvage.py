@@ -13,9 +13,15 @@ import contextlib
 import sqlite3
 import struct
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Sequence
+from urllib.parse import quote
+
+import yaml
+from rosbags.rosbag2.storage_mcap import decompress
+
+from admn_ros.bags.typestore import get_admn_typestore
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 
@@ -49,16 +55,16 @@ class BagLoss:
     bag: Path
     file: Path                # its storage file
     reason: str               # why rosbags could not open it
-    topics: list[TopicLoss] = field(default_factory=list)
-    has_metadata: bool = True
+    topics: list[TopicLoss]
+    has_metadata: bool
 
     @property
     def recovered(self) -> int:
         return sum(t.recovered for t in self.topics)
 
     @property
-    def expected(self) -> int | None:
-        return sum(t.expected or 0 for t in self.topics) if self.has_metadata else None
+    def expected(self) -> int:
+        return sum(t.expected or 0 for t in self.topics)
 
     def text(self) -> str:
         """``bag B: storage file F is cut off or damaged (...): recovered 675 of 750 messages listed in
@@ -68,17 +74,14 @@ class BagLoss:
             per = ", ".join(f"{t.topic} {t.recovered}" for t in self.topics) or "none"
             return (f"{head}: recovered {self.recovered} messages ({per}); the bag has no metadata.yaml, so "
                     "what was lost is unknown")
-        lost = [t for t in self.topics if t.lost]
-        lines = ", ".join(f"{t.topic} {t.lost} of {t.expected}" for t in lost) or "nothing"
+        lines = ", ".join(f"{t.topic} {t.lost} of {t.expected}" for t in self.topics if t.lost) or "nothing"
         return (f"{head}: recovered {self.recovered} of {self.expected} messages listed in metadata.yaml; "
                 f"lost: {lines}")
 
 
-def expected_counts(bag_dir: Path) -> dict[str, tuple[str, int]] | None:
+def expected_counts(bag: Path) -> dict[str, tuple[str, int]] | None:
     """``topic -> (type, message count)`` from a rosbag2 ``metadata.yaml`` (None without one)."""
-    import yaml
-
-    p = bag_dir / "metadata.yaml"
+    p = bag / "metadata.yaml"
     if not p.is_file():
         return None
     try:
@@ -90,12 +93,19 @@ def expected_counts(bag_dir: Path) -> dict[str, tuple[str, int]] | None:
         return None
 
 
+def bag_loss(bag: Path, file: Path, reason: str, got: dict[str, tuple[str, int]]) -> BagLoss:
+    """What the bag lost when ``got`` (``topic -> (type, count)``) is what could be read of it."""
+    expected = expected_counts(bag)
+    exp = expected or {}
+    topics = [TopicLoss(t, ty, n, got[t][1] if t in got else 0) for t, (ty, n) in exp.items()]
+    topics += [TopicLoss(t, ty, None, n) for t, (ty, n) in got.items() if t not in exp]
+    return BagLoss(bag, file, reason, topics, has_metadata=expected is not None)
+
+
 class _SqliteSource:
     """Rows of a cut-off rosbag2 sqlite3 file, in row order up to the first unreadable one."""
 
     def __init__(self, path: Path) -> None:
-        from urllib.parse import quote
-
         self.con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
         try:
             self.con.execute("PRAGMA writable_schema=ON")   # use the pages the file has
@@ -124,59 +134,52 @@ class _McapSource:
 
     def __init__(self, path: Path) -> None:
         self.f = f = open(path, "rb")  # noqa: SIM115 - closed in close()
-        try:
-            self._scan(f, path.stat().st_size)
-        except BaseException:
-            f.close()
-            raise
-
-    def _scan(self, f: Any, size: int) -> None:
-        if f.read(8) != MCAP_MAGIC:
-            raise ValueError("not an MCAP file (bad magic)")
         self.schemas: dict[int, str] = {}
         self.topics: dict[int, tuple[str, str]] = {}
         self.index: list[tuple[int, int, int]] = []          # (log time, ref, channel id)
         self.refs: list[tuple[int, int, int]] = []            # ref -> (chunk record offset or -1, offset, length)
-        pos = 8
-        while pos + 9 <= size:
-            f.seek(pos)
-            op, length = struct.unpack("<BQ", f.read(9))
-            end = pos + 9 + length
-            if end > size or op in (0x02, 0x0F):               # cut off here, or the data section ended
-                break
-            body = f.read(length)
-            if op == 0x06:                                     # chunk: its records, decompressed
-                self._records(self._chunk(body), pos)
-            else:
-                self._record(op, body, -1, pos + 9)
-            pos = end
+        self._cached: tuple[int, bytes] = (-1, b"")          # the chunk read last: (offset, its records)
+        try:
+            if f.read(8) != MCAP_MAGIC:
+                raise ValueError("not an MCAP file (bad magic)")
+            pos, size = 8, path.stat().st_size
+            while pos + 9 <= size:
+                f.seek(pos)
+                op, length = struct.unpack("<BQ", f.read(9))
+                end = pos + 9 + length
+                if end > size or op in (0x02, 0x0F):           # cut off here, or the data section ended
+                    break
+                body = f.read(length)
+                if op == 0x06:                                 # chunk: its records, decompressed
+                    data, p = self._chunk(body), 0
+                    while p + 9 <= len(data):
+                        op, length = struct.unpack_from("<BQ", data, p)
+                        self._record(op, data[p + 9:p + 9 + length], pos, p + 9)
+                        p += 9 + length
+                else:
+                    self._record(op, body, -1, pos + 9)
+                pos = end
+        except BaseException:
+            f.close()
+            raise
 
     @staticmethod
     def _chunk(body: bytes) -> bytes:
-        from rosbags.rosbag2.storage_mcap import decompress
-
         _, _, usize, crc, n = struct.unpack_from("<QQQII", body, 0)   # ..., compression name length
         (csize,) = struct.unpack_from("<Q", body, 32 + n)
         return decompress(body[40 + n:40 + n + csize], body[32:32 + n].decode(), usize, crc)
 
-    def _records(self, data: bytes, chunk_pos: int) -> None:
-        p = 0
-        while p + 9 <= len(data):
-            op, length = struct.unpack_from("<BQ", data, p)
-            self._record(op, data[p + 9:p + 9 + length], chunk_pos, p + 9)
-            p += 9 + length
-
     def _record(self, op: int, body: bytes, chunk_pos: int, offset: int) -> None:
-        def string(at: int) -> tuple[str, int]:
+        def string(at: int) -> str:
             (n,) = struct.unpack_from("<I", body, at)
-            return body[at + 4:at + 4 + n].decode(), at + 4 + n
+            return body[at + 4:at + 4 + n].decode()
 
         if op == 0x03:                                         # schema: id, name, ...
             (sid,) = struct.unpack_from("<H", body, 0)
-            self.schemas[sid] = string(2)[0]
+            self.schemas[sid] = string(2)
         elif op == 0x04:                                       # channel: id, schema id, topic, ...
             cid, sid = struct.unpack_from("<HH", body, 0)
-            self.topics[cid] = (string(4)[0], self.schemas.get(sid, ""))
+            self.topics[cid] = (string(4), self.schemas.get(sid, ""))
         elif op == 0x05:                                       # message: channel, seq, log time, ...
             cid, _, log_time, _ = struct.unpack_from("<HIQQ", body, 0)
             self.index.append((int(log_time), len(self.refs), int(cid)))
@@ -187,7 +190,7 @@ class _McapSource:
         if chunk_pos < 0:
             self.f.seek(offset)
             return self.f.read(length)
-        if getattr(self, "_cached", (None,))[0] != chunk_pos:
+        if self._cached[0] != chunk_pos:
             self.f.seek(chunk_pos)
             _, n = struct.unpack("<BQ", self.f.read(9))
             self._cached = (chunk_pos, self._chunk(self.f.read(n)))
@@ -203,9 +206,6 @@ class SalvagedReader:
     :meth:`messages` (log-time order), :meth:`deserialize`, :meth:`close`; and :attr:`loss`."""
 
     def __init__(self, bag: Path, file: Path, reason: str) -> None:
-        from admn_ros.bags.typestore import get_admn_typestore
-
-        self.path = bag
         self.source = src = _SqliteSource(file) if file.suffix == ".db3" else _McapSource(file)
         src.index.sort()
         counts = Counter(cid for _, _, cid in src.index)
@@ -214,23 +214,17 @@ class SalvagedReader:
         self.topics = {c.topic: c for c in self.connections}  # .msgtype, .msgcount as AnyReader's
         self.start_time = src.index[0][0] if src.index else 0
         self.duration = src.index[-1][0] + 1 - self.start_time if src.index else 0
-        self.typestore = get_admn_typestore()
-        expected = expected_counts(bag) if bag.is_dir() else None
-        exp, got = expected or {}, self.topics
-        topics = [TopicLoss(t, ty, n, got[t].msgcount if t in got else 0) for t, (ty, n) in exp.items()]
-        topics += [TopicLoss(t, c.msgtype, None, c.msgcount) for t, c in got.items() if t not in exp]
-        self.loss = BagLoss(bag, file, reason, topics, has_metadata=expected is not None)
+        self.loss = bag_loss(bag, file, reason, {t: (c.msgtype, c.msgcount) for t, c in self.topics.items()})
 
     def messages(self, connections: Sequence[SalvagedConnection] | None = None
                  ) -> Iterator[tuple[SalvagedConnection, int, bytes]]:
         by_id = {c.id: c for c in (connections if connections is not None else self.connections)}
         for ts, ref, cid in self.source.index:
-            c = by_id.get(cid)
-            if c is not None:
+            if (c := by_id.get(cid)) is not None:
                 yield c, ts, self.source.read(ref)
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
-        return self.typestore.deserialize_cdr(raw, msgtype)
+        return get_admn_typestore().deserialize_cdr(raw, msgtype)
 
     def close(self) -> None:
         self.source.close()
@@ -264,8 +258,5 @@ def open_salvaged(path: Path, reason: str) -> SalvagedReader | None:
 def lost_everything(path: Path, reason: str) -> BagLoss | None:
     """For a bag nothing could be read from: every topic of its metadata.yaml as lost (None
     without a metadata.yaml)."""
-    expected = expected_counts(path) if path.is_dir() else None
-    if expected is None:
-        return None
-    file = storage_file(path) or path
-    return BagLoss(path, file, reason, [TopicLoss(t, ty, n, 0) for t, (ty, n) in expected.items()])
+    loss = bag_loss(path, storage_file(path) or path, reason, {})
+    return loss if loss.has_metadata else None

@@ -19,9 +19,6 @@ from admn_ros.core import paths
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
 
-#: ROS package of our interfaces.
-PACKAGE = "admn_ros"
-
 
 class TypestoreError(RuntimeError):
     """A message type could not be found or registered."""
@@ -43,34 +40,22 @@ def short_type(name: str) -> str:
     return f"{parts[0]}/{parts[-1]}" if len(parts) >= 2 else name
 
 
-def _ament_prefixes() -> list[Path]:
-    out: list[Path] = []
-    for var in ("AMENT_PREFIX_PATH", "COLCON_PREFIX_PATH"):
-        out += [Path(p) for p in os.environ.get(var, "").split(os.pathsep) if p]
-    out.append(Path(sys.prefix))  # the venv: the PyPI ROS wheels put share/ here
-    return list(dict.fromkeys(out))
-
-
-def msg_dirs() -> list[Path]:
-    """Candidate directories holding ``admn_ros``'s ``.msg`` files, in search order."""
-    cands: list[Path] = []
-    env = os.environ.get("ADMN_ROS_MSG_DIR")
-    if env:
-        cands.append(Path(env))
-    cands += [paths.SOURCE_ROOT / "msg", paths.share_dir() / "msg"]
-    cands += [p / "share" / PACKAGE / "msg" for p in _ament_prefixes()]
-    return [p for p in dict.fromkeys(cands) if p.is_dir() and any(p.glob("*.msg"))]
-
-
 def admn_msg_files() -> dict[str, Path]:
-    """``admn_ros/msg/<Name>`` -> ``.msg`` file, from the first directory of :func:`msg_dirs`."""
-    dirs = msg_dirs()
+    """``admn_ros/msg/<Name>`` -> ``.msg`` file, from the first directory holding them of:
+    ``$ADMN_ROS_MSG_DIR``, the source tree, the share directory, ``<prefix>/share/admn_ros/msg`` of
+    the ament / colcon prefixes and of the venv (where the PyPI ROS wheels put share/)."""
+    prefixes = [p for var in ("AMENT_PREFIX_PATH", "COLCON_PREFIX_PATH")
+                for p in os.environ.get(var, "").split(os.pathsep) if p] + [sys.prefix]
+    cands = [Path(os.environ["ADMN_ROS_MSG_DIR"])] if os.environ.get("ADMN_ROS_MSG_DIR") else []
+    cands += [paths.SOURCE_ROOT / "msg", paths.share_dir() / "msg"]
+    cands += [Path(p) / "share" / "admn_ros" / "msg" for p in prefixes]
+    dirs = [p for p in dict.fromkeys(cands) if p.is_dir() and any(p.glob("*.msg"))]
     if not dirs:
         raise TypestoreError(
             "cannot find the admn_ros .msg files; looked in $ADMN_ROS_MSG_DIR, "
             f"{paths.SOURCE_ROOT / 'msg'}, {paths.share_dir() / 'msg'} and "
             "<ament prefix>/share/admn_ros/msg")
-    return {f"{PACKAGE}/msg/{p.stem}": p for p in sorted(dirs[0].glob("*.msg"))}
+    return {f"admn_ros/msg/{p.stem}": p for p in sorted(dirs[0].glob("*.msg"))}
 
 
 @lru_cache(maxsize=1)

@@ -14,6 +14,7 @@ from admn_ros.bags.record import _qos, open_writer
 from admn_ros.bags.typestore import get_admn_typestore
 from admn_ros.core.streams import allocation_fields
 from admn_ros.core.tasks import Task, get_task
+from admn_ros.core.viz import allocation_bars, bar_markers, text_marker
 from admn_ros.ros import topics
 
 
@@ -34,49 +35,40 @@ class OutputBagWriter:
         self.path, self.task, self.stream_ids = Path(path), get_task(task), list(stream_ids)
         self.labels = [str(c) for c in labels]
         self.controller, self.node_xy = controller, node_xy
-        self.ts = get_admn_typestore()
         self._w = open_writer(self.path, storage)
         self._w.set_custom_data("admn_ros.source", "replay outputs")
         if controller:
             self._w.set_custom_data("admn_ros.controller", controller)
-        self._conns = {t: self._w.add_connection(t, typ, typestore=self.ts, offered_qos_profiles=[_qos(True, 10)])
+        self._conns = {t: self._w.add_connection(t, typ, typestore=get_admn_typestore(),
+                                                 offered_qos_profiles=[_qos(True, 10)])
                        for t, typ in output_topics(self.task).items()}
-        self._closed = False
 
     def _put(self, topic: str, msg: Any, t_ns: int) -> None:
-        if self._closed:
-            raise RuntimeError(f"OutputBagWriter({self.path}) is closed")
-        self._w.write(self._conns[topic], t_ns, msgs.serialize(msg, self.ts))
+        self._w.write(self._conns[topic], t_ns, msgs.serialize(msg))
 
-    def write(self, stamp_ns: int, est: dict[str, Any], allocation: Any = None, *, truth: Any = None,
-              window_frames: int = 1, status: Any = None) -> None:
-        """Write one output (all at ``stamp_ns``): the estimate, the allocation (a
-        :class:`~admn_ros.core.runtime.Allocation`, if any, with ``status`` as its
-        ``stream_status``), the truth (if any), the markers."""
+    def write(self, stamp_ns: int, est: dict[str, Any], a: Any, *, truth: Any, window_frames: int,
+              status: Any) -> None:
+        """Write one output (all at ``stamp_ns``): the estimate, the allocation ``a`` (a
+        :class:`~admn_ros.core.runtime.Allocation`, with ``status`` as its ``stream_status``), the
+        truth (if any), the markers."""
         t, task = int(stamp_ns), self.task
         hdr = msgs.header(t, task.frame_id)
         self._put("/" + task.output.topic,
                   task.fill_output(msgs.new_msg(task.output.type, header=hdr), est, window_frames), t)
-        if allocation is not None:
-            a = allocation
-            fields = allocation_fields(a.mask, self.stream_ids, budget=a.budget, present=a.present,
-                                       estimated_noise=a.est_noise, controller=self.controller, decision_ms=a.ms,
-                                       stream_status=status)
-            self._put("/" + topics.ALLOCATION, msgs.new_msg("admn_ros/msg/LayerAllocation", header=hdr, **fields), t)
+        fields = allocation_fields(a.mask, self.stream_ids, budget=a.budget, present=a.present,
+                                   estimated_noise=a.est_noise, controller=self.controller, decision_ms=a.ms,
+                                   stream_status=status)
+        self._put("/" + topics.ALLOCATION, msgs.new_msg("admn_ros/msg/LayerAllocation", header=hdr, **fields), t)
         if truth is not None:
             self._put("/" + task.truth.topic,
                       task.fill_truth(msgs.new_msg(task.truth.type, header=hdr), truth, self.labels), t)
-        specs = task.markers(est, truth, self.controller)
-        if allocation is not None:
-            specs += self._allocation_markers(allocation)
+        specs = task.markers(est, truth, self.controller) + self._allocation_markers(a)
         markers = [msgs.marker(hdr, s.ns, s.id, msgs.MARKER[s.kind], position=s.position, scale=s.scale,
                                rgba=s.rgba, points=s.points, text=s.text) for s in specs]
         self._put("/" + topics.MARKERS, msgs.new_msg("visualization_msgs/msg/MarkerArray", markers=markers), t)
 
     def _allocation_markers(self, a: Any) -> list[Any]:
         """Per-stream bars at the nodes (as the map view draws them), else one text line."""
-        from admn_ros.core.viz import allocation_bars, bar_markers, text_marker
-
         mask = np.asarray(a.mask, bool)
         if not self.node_xy:
             text = "  ".join(f"{s} {int(b)}" for s, b in zip(self.stream_ids, mask.sum(1)))
@@ -84,13 +76,6 @@ class OutputBagWriter:
         return bar_markers(allocation_bars(self.stream_ids, mask, a.est_noise, self.node_xy, present=a.present),
                            self.node_xy, bar_height=0.5, bar_width=0.08)
 
-    def close(self) -> None:
-        """Finish the bag (writes ``metadata.yaml``)."""
-        if not self._closed:
-            self._closed = True
-            self._w.close()
-
-    def abort(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._w.abort()
+    def close(self, ok: bool = True) -> None:
+        """Finish the bag (writes ``metadata.yaml``), or with ``ok`` false abort it."""
+        self._w.close() if ok else self._w.abort()
