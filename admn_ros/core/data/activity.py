@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,8 +20,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load_meta_json
-from admn_ros.core.data.tools import (WorkerPool, clear_dataset, cli_exit_code, copy_npy, fmt_bytes,
-                                      generation_summary)
+from admn_ros.core.data.tools import (WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, generation_summary,
+                                      truncate_npy)
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import check_index
 from admn_ros.core.streams import DEPTH_MAX_M
@@ -123,13 +124,14 @@ def _checked(stem: str, arr: Any, n: int, frames: int, what: str) -> np.ndarray:
 
 
 class ActivityWriter:
-    """Create an activity dataset from windows of storage arrays added per split; :meth:`close`
-    writes ``meta.json`` last, :meth:`abort` (or an exception in a ``with`` block) removes all.
-    ``sizes`` (windows per split) preallocates (docs/DATASET.md)."""
+    """Create an activity dataset from windows of storage arrays added per split into files
+    preallocated for at most ``sizes[split]`` windows; :meth:`close` trims every split to what was
+    added and writes ``meta.json`` last, :meth:`abort` (or an exception in a ``with`` block) removes
+    all (docs/DATASET.md)."""
 
     def __init__(self, root: str | Path, classes: Sequence[str], frames: int, rate_hz: float, source: str,
-                 extra_meta: Mapping[str, Any] | None = None, overwrite: bool = False, *,
-                 sizes: Mapping[str, int] | None = None, seed: int | None = None) -> None:
+                 sizes: Mapping[str, int], extra_meta: Mapping[str, Any] | None = None, overwrite: bool = False, *,
+                 seed: int | None = None) -> None:
         self.root = Path(root)
         self.classes = [str(c) for c in classes]
         if not self.classes or len(set(self.classes)) != len(self.classes):
@@ -140,30 +142,21 @@ class ActivityWriter:
         self.rate_hz = float(rate_hz)
         self.source = source
         self.seed = seed
-        self.extra_meta: dict[str, Any] = {}
-        self.update_meta(extra_meta or {})
+        self.extra_meta: dict[str, Any] = dict(extra_meta or {})
         existed = self.root.exists()
         clear_dataset(self.root, overwrite)
-        self.root.mkdir(parents=True, exist_ok=True)
         self._created_root = not existed
         self._closed = False
         self._n = {s: 0 for s in SPLITS}
         self._subjects: dict[str, set[int]] = {s: set() for s in SPLITS}
         self._counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
-        self._sizes = None if sizes is None else {s: int(sizes.get(s, 0)) for s in SPLITS}
+        self._sizes = {s: int(sizes.get(s, 0)) for s in SPLITS}
         self._mm: dict[str, dict[str, np.ndarray]] = {}
-        self._parts: dict[str, dict[str, Any]] = {}
-        if self._sizes is not None:
-            for s, n in self._sizes.items():
-                if n:
-                    (self.root / s).mkdir(parents=True, exist_ok=True)
-                    self._mm[s] = {stem: np.lib.format.open_memmap(
-                        self.root / s / f"{stem}.npy", mode="w+", dtype=np.dtype(dt),
-                        shape=array_shape(stem, n, self.frames)) for stem, (dt, _, _) in ACTIVITY_ARRAYS.items()}
-
-    def update_meta(self, extra: Mapping[str, Any]) -> None:
-        """Add entries to ``meta.json`` (written by :meth:`close`)."""
-        self.extra_meta.update(extra)
+        for s, n in self._sizes.items():
+            (self.root / s).mkdir(parents=True, exist_ok=True)
+            self._mm[s] = {stem: np.lib.format.open_memmap(self.root / s / f"{stem}.npy", mode="w+",
+                                                           dtype=np.dtype(dt), shape=array_shape(stem, n, self.frames))
+                           for stem, (dt, _, _) in ACTIVITY_ARRAYS.items()} if n else {}
 
     def add(self, split: str, rgb: Any, depth: Any, radar: Any, label: Any, subject: Any, t: Any) -> int:
         """Append windows ``[N, F, ...]`` (``preprocess.to_storage`` frames) with ``N`` labels,
@@ -189,48 +182,15 @@ class ActivityWriter:
         arrays = {stem: _checked(stem, a, n, self.frames, what)
                   for stem, a in (("rgb", rgb), ("depth", depth), ("radar", radar))}
         arrays.update(label=lab.astype(np.int64), subject=sub.astype(np.int32), t=tt.astype(np.float32))
-        if n == 0:
-            return 0
         i0 = self._n[split]
-        if self._sizes is not None:
-            if i0 + n > self._sizes[split]:
-                raise ValueError(f"{what}: {i0 + n} windows exceed the preallocated size {self._sizes[split]}")
-            for stem, a in arrays.items():
-                self._mm[split][stem][i0:i0 + n] = a
-        else:
-            files = self._parts.get(split)
-            if files is None:
-                (self.root / split).mkdir(parents=True, exist_ok=True)
-                files = self._parts[split] = {stem: open(self.root / split / f".{stem}.part", "wb")
-                                              for stem in ACTIVITY_ARRAYS}
-            for stem, a in arrays.items():
-                files[stem].write(np.ascontiguousarray(a, dtype=np.dtype(ACTIVITY_ARRAYS[stem][0])).tobytes())
+        if i0 + n > self._sizes[split]:
+            raise ValueError(f"{what}: {i0 + n} windows exceed the preallocated size {self._sizes[split]}")
+        for stem, a in arrays.items():
+            self._mm[split][stem][i0:i0 + n] = a
         self._n[split] = i0 + n
         self._subjects[split].update(int(x) for x in np.unique(arrays["subject"]))
         self._counts[split].update(int(x) for x in arrays["label"])
         return n
-
-    def _finish_split(self, split: str) -> None:
-        n, d = self._n[split], self.root / split
-        d.mkdir(parents=True, exist_ok=True)
-        if split in self._mm:
-            for a in self._mm[split].values():
-                a.flush()
-            self._mm.pop(split)
-            return
-        files = self._parts.pop(split, None)
-        for stem, (dt, _, _) in ACTIVITY_ARRAYS.items():
-            dtype, shape = np.dtype(dt), array_shape(stem, n, self.frames)
-            out = d / f"{stem}.npy"
-            if files is None or n == 0:
-                np.save(out, np.zeros(shape, dtype))
-                continue
-            files[stem].close()
-            part = d / f".{stem}.part"
-            src = np.memmap(part, dtype=dtype, mode="r", shape=shape)
-            copy_npy(src, out, max(1, (64 << 20) // max(1, int(np.prod(shape[1:])) * dtype.itemsize)))
-            del src
-            part.unlink()
 
     def meta(self) -> dict[str, Any]:
         nodes = list(frame_names(self.frames))
@@ -251,15 +211,19 @@ class ActivityWriter:
         return meta
 
     def close(self) -> dict[str, Any]:
-        """Finish every split's arrays, then write ``meta.json``; returns the meta."""
+        """Trim every split's arrays to the windows added, then write ``meta.json``; returns the meta."""
         if self._closed:
             raise ValueError(f"{self.root}: writer already closed")
-        if self._sizes is not None:
-            short = {s: (self._n[s], n) for s, n in self._sizes.items() if self._n[s] != n}
-            if short:
-                raise DatasetError(f"{self.root}: splits not filled (written, preallocated): {short}")
-        for s in SPLITS:
-            self._finish_split(s)
+        for s, arrays in self._mm.items():
+            for stem, (dt, _, _) in ACTIVITY_ARRAYS.items():
+                path = self.root / s / f"{stem}.npy"
+                if not arrays:  # a split without windows: header-only files, written last
+                    np.save(path, np.zeros(array_shape(stem, 0, self.frames), dt))
+                    continue
+                arrays[stem].flush()
+                if self._n[s] < self._sizes[s]:
+                    truncate_npy(path, self._n[s])
+        self._mm.clear()
         meta = self.meta()
         tmp = self.root / ".meta.json.tmp"
         tmp.write_text(json.dumps(meta, indent=2))
@@ -269,20 +233,14 @@ class ActivityWriter:
 
     def abort(self) -> None:
         """Remove everything written; the writer is closed."""
-        for files in self._parts.values():
-            for f in files.values():
-                f.close()
-        self._parts.clear()
         self._mm.clear()
         for s in SPLITS:
             shutil.rmtree(self.root / s, ignore_errors=True)
         (self.root / "meta.json").unlink(missing_ok=True)
         (self.root / ".meta.json.tmp").unlink(missing_ok=True)
         if self._created_root:
-            try:
+            with suppress(OSError):
                 self.root.rmdir()
-            except OSError:
-                pass
         self._closed = True
 
     def __enter__(self) -> "ActivityWriter":
@@ -394,8 +352,7 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
     split_of = {sid: s for s in SPLITS for sid in plan[s]}
     t0 = time.perf_counter()
     busy = 0.0
-    with ActivityWriter(out, list(ACTIVITIES), frames, rate_hz, "sim", extra, overwrite, sizes=sizes,
-                        seed=seed) as writer:
+    with ActivityWriter(out, list(ACTIVITIES), frames, rate_hz, "sim", sizes, extra, overwrite, seed=seed) as writer:
         with WorkerPool(_run_task, tasks, workers, progress=progress, total=total, unit="window",
                         desc=f"activity -> {out}") as pool:
             for task, arr, sec in pool:   # in task order: deterministic layout
@@ -408,7 +365,7 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
         summary = generation_summary(out, total, workers, elapsed, busy)
         nbytes = summary["bytes"]
         summary["bytes_per_window"] = round(summary["total_bytes"] / max(total, 1), 1)
-        writer.update_meta({"generation": summary})
+        writer.extra_meta["generation"] = summary
         writer.close()
     if progress:
         counts = ", ".join(f"{s}: {sizes[s]} windows of {len(plan[s])} subjects" for s in SPLITS)

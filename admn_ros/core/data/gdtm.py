@@ -20,7 +20,7 @@ import numpy as np
 
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError,
                                         array_shape)
-from admn_ros.core.data.tools import clear_dataset, cli_exit_code, copy_npy, progress_bar
+from admn_ros.core.data.tools import clear_dataset, cli_exit_code, progress_bar, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M, StreamSet
 
@@ -524,15 +524,6 @@ def _episodes(stamps: np.ndarray, pose_ids: np.ndarray, gap_ms: float, first_id:
     return ep, t
 
 
-def _truncate_npy(path: Path, n: int) -> None:
-    """Rewrite ``path`` (a .npy array) keeping its first ``n`` rows."""
-    src = np.load(path, mmap_mode="r")
-    tmp = path.with_name(path.stem + ".tmp.npy")
-    copy_npy(src[:n], tmp, 1024)
-    del src
-    os.replace(tmp, path)
-
-
 def _write_split(plan: _Plan, out_dir: Path, depth_src: str, radar: RadarNorm,
                  on_corrupt: str, progress: bool) -> tuple[int, Counter, list[str], np.ndarray]:
     """Decode and store the split's samples; returns (n written, corrupt drops, examples, kept row mask)."""
@@ -576,7 +567,7 @@ def _write_split(plan: _Plan, out_dir: Path, depth_src: str, radar: RadarNorm,
     del big
     if w < n:
         for stem in MODALITIES:
-            _truncate_npy(out_dir / f"{stem}.npy", w)
+            truncate_npy(out_dir / f"{stem}.npy", w)
     return w, corrupt, examples, kept
 
 

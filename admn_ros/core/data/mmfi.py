@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.data.activity import ActivityWriter
-from admn_ros.core.data.simdata import DatasetError
+from admn_ros.core.data.simdata import SPLITS, DatasetError
 from admn_ros.core.data.tools import cli_exit_code, progress_bar
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 
@@ -84,7 +84,6 @@ _IMAGE_EXTS = ("png", "jpg", "jpeg", "bmp")
 _ENV_RE = re.compile(r"^E\d{2}$")
 _SUBJ_RE = re.compile(r"^S\d{2}$")
 _ACT_RE = re.compile(r"^A\d{2}$")
-OUT_SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 class MMFiError(DatasetError):
@@ -107,7 +106,7 @@ def split_subjects(split: str = "admn", actions: Sequence[str] | str = "protocol
     acts, proto = _resolve_actions(actions)
     if split not in SPLIT_KINDS:
         raise ValueError(f"split must be one of {list(SPLIT_KINDS)}, got {split!r}")
-    form: dict[str, dict[str, list[str]]] = {s: {} for s in OUT_SPLITS}
+    form: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
 
     def put(name: str, subj: str, act: str) -> None:
         form[name].setdefault(subj, []).append(act)
@@ -412,44 +411,25 @@ class ConvertSummary:
         return "\n".join(self.lines())
 
 
-class _Decoder:
-    """Decodes frames of one sequence into 64x64 storage arrays (cached)."""
-
-    def __init__(self, keypoints: bool, files: Mapping[str, Mapping[int, Path]], keypoint_canvas: tuple[float, float],
-                 notes: Counter) -> None:
-        self.keypoints = keypoints
-        self.files = files
-        self.canvas = keypoint_canvas
-        self.notes = notes
-        self.cache: dict[tuple[str, int], np.ndarray] = {}
-
-    def get(self, modality: str, n: int) -> np.ndarray:
-        """Storage array of frame ``n``; KeyError if the file is missing, MMFiError if corrupt."""
-        key = (modality, n)
-        if key in self.cache:
-            return self.cache[key]
-        path = self.files[modality][n]  # KeyError = missing
-        if modality == "depth":
-            out = to_storage("depth", read_depth_png(path))
-        elif modality == "radar":
-            h, n_out = radar_histogram(read_mmwave_bin(path))
-            self.notes["radar_points_outside_axes"] += n_out
-            if not h.any():
-                self.notes["radar_empty_frames"] += 1
-            out = to_storage("radar", h)
-        elif self.keypoints:
-            img, n_out = render_keypoints(read_keypoints(path), self.canvas)
-            self.notes["keypoints_outside_canvas"] += n_out
-            out = to_storage("rgb", img)
-        else:
-            try:
-                out = to_storage("rgb", read_image(path))
-            except MMFiError:
-                raise
-            except ValueError as exc:
-                raise _err(path, str(exc)) from None
-        self.cache[key] = out
-        return out
+def _decode(modality: str, path: Path, keypoints: bool, canvas: tuple[float, float], notes: Counter) -> np.ndarray:
+    """Storage array of one frame file; MMFiError if it is corrupt."""
+    if modality == "depth":
+        return to_storage("depth", read_depth_png(path))
+    if modality == "radar":
+        h, n_out = radar_histogram(read_mmwave_bin(path))
+        notes["radar_points_outside_axes"] += n_out
+        if not h.any():
+            notes["radar_empty_frames"] += 1
+        return to_storage("radar", h)
+    if keypoints:
+        img, n_out = render_keypoints(read_keypoints(path), canvas)
+        notes["keypoints_outside_canvas"] += n_out
+        return to_storage("rgb", img)
+    img = read_image(path)
+    try:
+        return to_storage("rgb", img)
+    except ValueError as exc:
+        raise _err(path, str(exc)) from None
 
 
 def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, frames: int = 5,
@@ -464,13 +444,10 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     file), FileExistsError or ValueError."""
     t0 = time.perf_counter()
     root_p, out_p = Path(root), Path(out)
-    if frames < 1:
-        raise ValueError(f"frames must be >= 1, got {frames}")
-    if frame_step < 1:
-        raise ValueError(f"frame_step must be >= 1, got {frame_step}")
     stride = frames * frame_step if stride is None else int(stride)
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
+    for name, v in (("frames", frames), ("frame_step", frame_step), ("stride", stride)):
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}")
     if image_source not in IMAGE_SOURCES:
         raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
     if not rate_hz > 0:
@@ -494,7 +471,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     plan: dict[str, list[SequenceDir]] = {}
     absent = 0
     empty: list[str] = []
-    for name in OUT_SPLITS:
+    for name in SPLITS:
         pairs = [(subj, a) for subj, al in form.get(name, {}).items() for a in al]
         if not pairs:
             continue
@@ -553,9 +530,12 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
         },
     }
     seq_index: dict[str, list[dict[str, Any]]] = {}
+    span = (frames - 1) * frame_step + 1
+    starts = {s: range(min(map(min, files[s].values())), max(map(max, files[s].values())) - span + 2, stride)
+              for s in chosen}
+    sizes = {name: sum(len(starts[s]) for s in seq_list) for name, seq_list in plan.items()}
     # a failed conversion leaves no half-written dataset behind (the writer aborts)
-    with ActivityWriter(out_p, classes, frames, rate_hz, source="mmfi", extra_meta=extra,
-                        overwrite=overwrite) as writer:
+    with ActivityWriter(out_p, classes, frames, rate_hz, "mmfi", sizes, extra, overwrite) as writer:
         for name, seq_list in plan.items():
             skipped: Counter = Counter()
             skipped_seq: Counter = Counter()
@@ -564,9 +544,9 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             seq_index[name] = []
             bar = progress_bar(progress, len(seq_list), "seq", f"mmfi {name}")
             for s in seq_list:
-                w, reasons = _convert_sequence(s, files[s], keypoints, frames, frame_step, stride,
-                                               classes.index(s.action), int(s.subject[1:]), rate_hz, name, writer,
-                                               keypoint_canvas, strict, notes, summary.examples)
+                w, reasons = _convert_sequence(s, files[s], starts[s], span, frame_step, classes.index(s.action),
+                                               int(s.subject[1:]), rate_hz, name, writer, keypoints, keypoint_canvas,
+                                               strict, notes, summary.examples)
                 skipped.update(reasons)
                 if w:
                     n_written += w
@@ -586,7 +566,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             summary.skipped_sequences[name] = dict(sorted(skipped_seq.items()))
         summary.notes = {k: int(v) for k, v in sorted(notes.items())}
         summary.elapsed_s = round(time.perf_counter() - t0, 3)
-        writer.update_meta({"conversion": summary.to_dict(), "mmfi_sequences": seq_index})
+        writer.extra_meta.update(conversion=summary.to_dict(), mmfi_sequences=seq_index)
         writer.close()
     if progress:
         print(summary)
@@ -598,22 +578,18 @@ def _short(items: Sequence[str], n: int = 10) -> str:
     return ", ".join(items[:n]) + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
 
-def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], keypoints: bool, frames: int,
-                      frame_step: int, stride: int, label: int, subject: int, rate_hz: float, split: str, writer: Any,
-                      keypoint_canvas: tuple[float, float], strict: bool, notes: Counter,
+def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], starts: range, span: int,
+                      frame_step: int, label: int, subject: int, rate_hz: float, split: str, writer: ActivityWriter,
+                      keypoints: bool, keypoint_canvas: tuple[float, float], strict: bool, notes: Counter,
                       examples: list[str]) -> tuple[int, Counter]:
     """Write the windows of one sequence; returns (windows written, skipped windows per reason)."""
     reasons: Counter = Counter()
-    last = max(max(f) for f in files.values())
-    first = min(min(f) for f in files.values())
-    span = (frames - 1) * frame_step + 1
-    starts = list(range(first, last - span + 2, stride))
     if not starts:
         reasons["short_sequence"] += 1
         if len(examples) < 10:
-            examples.append(f"{s.path}: only {last - first + 1} frames, a window spans {span}")
+            examples.append(f"{s.path}: only {starts.stop - starts.start + span - 1} frames, a window spans {span}")
         return 0, reasons
-    dec = _Decoder(keypoints, files, keypoint_canvas, notes)
+    cache: dict[tuple[str, int], np.ndarray] = {}
     bad: dict[int, str] = {}
     rows: dict[str, list[np.ndarray]] = {"rgb": [], "depth": [], "radar": []}
     t: list[float] = []
@@ -624,7 +600,9 @@ def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], k
         for n in win if reason is None else ():
             for mod in stack:
                 try:
-                    stack[mod].append(dec.get(mod, n))
+                    if (mod, n) not in cache:
+                        cache[mod, n] = _decode(mod, files[mod][n], keypoints, keypoint_canvas, notes)
+                    stack[mod].append(cache[mod, n])
                     continue
                 except KeyError:
                     path = next(iter(files[mod].values())).parent / _frame_name(n, files[mod])
@@ -646,7 +624,7 @@ def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], k
             continue
         for mod in rows:
             rows[mod].append(np.stack(stack[mod]))
-        t.append((st - first) / rate_hz)
+        t.append((st - starts.start) / rate_hz)
     n = len(t)
     if n:
         writer.add(split, rgb=np.stack(rows["rgb"]), depth=np.stack(rows["depth"]), radar=np.stack(rows["radar"]),

@@ -33,30 +33,23 @@ def worker_init() -> None:
     cv2.setNumThreads(1)
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def progress_bar(enabled: bool, total: int, unit: str, desc: str) -> Any:
-    """A tqdm bar on stderr, or (not ``enabled``) one that shows nothing."""
-    if not enabled:
-        return _NoBar()
+    """A tqdm bar on stderr that shows nothing unless ``enabled``."""
     from tqdm import tqdm
 
-    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr)
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, disable=not enabled)
 
 
-def copy_npy(src: np.ndarray, path: Path, step: int) -> None:
-    """Write ``src`` (e.g. a memmap) to the .npy file ``path``, ``step`` rows at a time."""
-    dst = np.lib.format.open_memmap(path, mode="w+", dtype=src.dtype, shape=src.shape)
-    for i in range(0, len(src), step):
-        dst[i:i + step] = src[i:i + step]
+def truncate_npy(path: Path, n: int) -> None:
+    """Rewrite the .npy file ``path`` keeping its first ``n`` rows, 1024 rows at a time."""
+    src = np.load(path, mmap_mode="r")
+    tmp = path.with_name(path.stem + ".tmp.npy")
+    dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype, shape=(n, *src.shape[1:]))
+    for i in range(0, n, 1024):
+        dst[i:i + 1024] = src[i:min(i + 1024, n)]
     dst.flush()
-    del dst
+    del dst, src
+    os.replace(tmp, path)
 
 
 class WorkerPool:
