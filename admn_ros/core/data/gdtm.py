@@ -27,9 +27,6 @@ from admn_ros.core.streams import DEPTH_MAX_M, StreamSet
 if TYPE_CHECKING:  # pragma: no cover
     import h5py
 
-#: The h5py version this reader is tested with (requirements pin).
-H5PY_PIN: str = "h5py==3.16.0"
-
 #: Our modality -> source option -> (HDF5 file in the node directory, dataset key).
 RGB_SOURCES: dict[str, tuple[str, str]] = {
     "zed": ("zed.hdf5", "zed_camera_left"),
@@ -77,16 +74,13 @@ def _h5py() -> Any:
     try:
         import h5py
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(f"reading GDTM needs h5py: pip install '{H5PY_PIN}'") from exc
+        raise ImportError(f"reading GDTM needs h5py: pip install 'h5py==3.16.0'") from exc
     return h5py
 
 
 def _open_h5(path: Path) -> "h5py.File":
-    h5py = _h5py()
-    if not path.is_file():
-        raise FileNotFoundError(f"GDTM file not found: {path}")
     try:
-        return h5py.File(path, "r")
+        return _h5py().File(path, "r")
     except OSError as exc:
         raise _err(path, None, f"not a readable HDF5 file ({exc})") from None
 
@@ -104,29 +98,20 @@ class RadarNorm:
     def transform(self) -> str:
         return RADAR_TRANSFORMS[self.kind]
 
-    def _oriented(self, frame: np.ndarray) -> np.ndarray:
+    def values(self, frame: np.ndarray, size: int | None = None) -> np.ndarray:
+        """Transformed float64 values (rows nearest-first; ``size`` subsamples first), NaN where not finite."""
         a = np.asarray(frame)
-        return a[::-1] if self.kind == "azimuth" else a  # stored zi[::-1, ::-1]: row 0 = far end
-
-    def _transform(self, a: np.ndarray) -> np.ndarray:
-        a = np.asarray(a, dtype=np.float64)
+        a = a[::-1] if self.kind == "azimuth" else a  # stored zi[::-1, ::-1]: row 0 = far end
+        a = np.asarray(a if size is None else subsample(a, size), dtype=np.float64)
         bad = ~np.isfinite(a)
         if self.transform == "db":
             a = 20.0 * np.log10(np.maximum(np.abs(np.where(bad, 1.0, a)), _DB_FLOOR))
         return np.where(bad, np.nan, a)
 
-    def values(self, frame: np.ndarray) -> np.ndarray:
-        """Transformed float64 values (rows nearest-first), NaN where not finite."""
-        return self._transform(self._oriented(frame))
-
     def apply(self, frame: np.ndarray, size: int | None = None) -> np.ndarray:
         """Float32 heatmap in [0, 1]; ``size`` subsamples first (the same as ``to_storage`` after, but faster)."""
-        a = self._oriented(frame)
-        if size is not None:
-            a = subsample(a, size)
-        x = (self._transform(a) - self.lo) / (self.hi - self.lo)
-        x = np.where(np.isfinite(x), x, 0.0)
-        return np.clip(x, 0.0, 1.0).astype(np.float32)
+        x = (self.values(frame, size) - self.lo) / (self.hi - self.lo)
+        return np.clip(np.where(np.isfinite(x), x, 0.0), 0.0, 1.0).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "source_key": RADAR_SOURCES[self.kind][1], "transform": self.transform,
@@ -267,8 +252,6 @@ def _read_scalar(f: "h5py.File", path: Path, key: str) -> Any:
 
 
 def _parse_mocap(raw: Any, path: Path, key: str) -> list[dict[str, Any]]:
-    if isinstance(raw, np.ndarray) and raw.shape == ():
-        raw = raw.item()
     if isinstance(raw, (bytes, np.bytes_)):
         raw = bytes(raw).decode("utf-8", errors="strict")
     if not isinstance(raw, str):
@@ -342,25 +325,17 @@ def _decode_jpeg(raw: Any, path: Path, key: str, gray: bool = False) -> np.ndarr
 def _depth_mm(raw: Any, path: Path, key: str) -> np.ndarray:
     """ZED depth -> uint16 mm (0 = invalid); float input is taken as millimetres."""
     a = np.asarray(raw)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if a.ndim != 2 or a.size == 0:
-        raise _err(path, key, f"expected a 2-D depth map in millimetres, got shape {a.shape}")
+    if a.ndim != 2 or a.size == 0 or a.dtype.kind not in "fiu":
+        raise _err(path, key, f"expected a 2-D numeric depth map in millimetres, got {a.dtype} {a.shape}")
     if a.dtype == np.uint16:
         return a
-    if np.issubdtype(a.dtype, np.floating):
-        ok = np.isfinite(a) & (a > 0)
-        return np.clip(np.where(ok, np.rint(np.where(ok, a, 0.0)), 0.0), 0, 65535).astype(np.uint16)
-    if np.issubdtype(a.dtype, np.integer):
-        return np.clip(a, 0, 65535).astype(np.uint16)
-    raise _err(path, key, f"expected a numeric depth map, got {a.dtype}")
+    ok = np.isfinite(a) & (a > 0)
+    return np.clip(np.rint(np.where(ok, a, 0.0)), 0, 65535).astype(np.uint16)
 
 
 def _radar_frame(raw: Any, path: Path, key: str) -> np.ndarray:
     a = np.asarray(raw)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if a.ndim != 2 or a.size == 0 or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+    if a.ndim != 2 or a.size == 0 or a.dtype.kind not in "fiu":
         raise _err(path, key, f"expected a 2-D numeric radar heatmap, got {a.dtype} {a.shape}")
     return a
 
@@ -511,16 +486,10 @@ def _calibrate_radar(plan: _Plan, kind: str, on_corrupt: str) -> tuple[RadarNorm
 
 def _episodes(stamps: np.ndarray, pose_ids: np.ndarray, gap_ms: float, first_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Episode ids (new at a gap > ``gap_ms`` or a node-pose change) and seconds since the episode start."""
-    n = len(stamps)
-    ep = np.zeros(n, dtype=np.int32)
-    t = np.zeros(n, dtype=np.float32)
-    if n == 0:
-        return ep, t
-    new = np.ones(n, dtype=bool)
+    new = np.ones(len(stamps), dtype=bool)
     new[1:] = (np.diff(stamps) > gap_ms) | (pose_ids[1:] != pose_ids[:-1])
-    ep[:] = first_id + np.cumsum(new) - 1
-    starts = stamps[np.flatnonzero(new)][ep - first_id]
-    t[:] = (stamps - starts) / 1000.0
+    ep = (first_id + np.cumsum(new) - 1).astype(np.int32)
+    t = ((stamps - stamps[np.flatnonzero(new)][ep - first_id]) / 1000.0).astype(np.float32)
     return ep, t
 
 
@@ -738,10 +707,6 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     return summary
 
 
-def _parse_splits(items: Sequence[str]) -> dict[str, str]:
-    return {name: sub or name for name, _, sub in (it.partition("=") for it in items)}
-
-
 def main(argv: list[str] | None = None) -> int:
     """``admn-ros convert-gdtm``: 0 on success, 2 with a one-line error otherwise."""
     p = argparse.ArgumentParser(
@@ -773,8 +738,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     a = p.parse_args(argv)
+    splits = {name: sub or name for name, _, sub in (it.partition("=") for it in a.splits)}
     return cli_exit_code(lambda: convert_gdtm(
-        a.src, a.out, splits=_parse_splits(a.splits), radar=a.radar, rgb=a.rgb, depth=a.depth,
+        a.src, a.out, splits=splits, radar=a.radar, rgb=a.rgb, depth=a.depth,
         radar_range=tuple(a.radar_range) if a.radar_range else None, tolerance_ms=a.tolerance_ms,
         radar_tolerance_ms=a.radar_tolerance_ms, car_id=a.car_id, gt_axes=tuple(a.gt_axes),
         episode_gap_ms=a.episode_gap_ms, limit=a.limit, on_corrupt=a.on_corrupt, overwrite=a.overwrite,
