@@ -89,9 +89,6 @@ class ActivityDataset(MemmapBatches):
         self.classes: list[str] = list(self.meta["classes"])
         self.frames: int = int(self.meta["frames"])
         self.nodes: list[str] = list(self.meta["nodes"])
-        self.stream_ids: list[str] = list(self.meta.get("stream_ids") or activity_stream_ids(self.frames))
-        self.modalities: list[str] = list(self.meta.get("modalities") or ACTIVITY_MODALITIES)
-        self.rate_hz = float(self.meta.get("rate_hz", 0.0))
         self._map_arrays(d, ACTIVITY_ARRAYS, lambda stem: array_shape(stem, self._n, self.frames))
         self.labels: np.ndarray = self.label
         self.subjects: np.ndarray = self.subject

@@ -23,7 +23,6 @@ from admn_ros.core.streams import DEPTH_MAX_M
 class _Task:
     out_dir: str
     split: str
-    n_split: int
     episode: int
     offset: int
     n_frames: int
@@ -56,27 +55,13 @@ def plan_splits(n_samples: int, frames_per_episode: int, val_frac: float, test_f
     return {s: [(int(e), lengths[e]) for e in sorted(groups[s])] for s in SPLITS}
 
 
-def _open(out_dir: str, split: str, n: int, s: int, mode: str) -> dict[str, np.ndarray]:
-    out = {}
-    for stem, (dtype, _shape, _doc) in ARRAYS.items():
-        p = Path(out_dir) / split / f"{stem}.npy"
-        if mode == "w+" and n == 0:  # an empty split: a plain (header-only) .npy file
-            np.save(p, np.zeros(array_shape(stem, 0, s), np.dtype(dtype)))
-        elif mode == "w+":
-            out[stem] = np.lib.format.open_memmap(p, mode="w+", dtype=np.dtype(dtype),
-                                                  shape=array_shape(stem, n, s))
-        else:
-            out[stem] = np.load(p, mmap_mode="r+")
-    return out
-
-
 def _run_task(task: _Task) -> tuple[str, int, int, float]:
     from admn_ros.core.sim.simulator import GDTMSimulator
 
     t0 = time.perf_counter()
     cfg = task.cfg
     nodes = [n.name for n in cfg.nodes]
-    arrs = _open(task.out_dir, task.split, task.n_split, len(nodes), "r+")
+    arrs = {stem: np.load(Path(task.out_dir) / task.split / f"{stem}.npy", mmap_mode="r+") for stem in ARRAYS}
     sim = GDTMSimulator(cfg, seed=task.seed, episode=task.episode)
     for i in range(task.n_frames):
         f = sim.step()
@@ -110,13 +95,12 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     for split in SPLITS:
         (out / split).mkdir(parents=True, exist_ok=True)
         n_split = sum(n for _, n in plan[split])
-        arrs = _open(str(out), split, n_split, len(nodes), "w+")  # allocate the files
-        for a in arrs.values():
-            a.flush()
-        del arrs
+        for stem, (dtype, _shape, _doc) in ARRAYS.items():  # allocate the files
+            np.lib.format.open_memmap(out / split / f"{stem}.npy", mode="w+", dtype=np.dtype(dtype),
+                                      shape=array_shape(stem, n_split, len(nodes))).flush()
         off = 0
         for ep, n in plan[split]:
-            tasks.append(_Task(str(out), split, n_split, ep, off, n, seed, cfg))
+            tasks.append(_Task(str(out), split, ep, off, n, seed, cfg))
             off += n
     tasks.sort(key=lambda t: -t.n_frames)  # long episodes first: better load balance
 

@@ -156,7 +156,6 @@ class SimDataset(MemmapBatches):
         self.meta = read_meta(self.root)
         _info, d = self._open_split(split)
         self.nodes: list[str] = list(self.meta["nodes"])
-        self.stream_ids: list[str] = list(self.meta["stream_ids"])
         self._map_arrays(d, ARRAYS, lambda stem: array_shape(stem, self._n, len(self.nodes)))
 
     def __len__(self) -> int:
