@@ -20,8 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load_meta_json
-from admn_ros.core.data.tools import (WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, generation_summary,
-                                      truncate_npy)
+from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import check_index
 from admn_ros.core.streams import DEPTH_MAX_M
@@ -347,20 +346,16 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
                    int(width), int(height), float(max_start_s))
              for s in SPLITS for sid in plan[s] for a in ACTIVITIES]
     split_of = {sid: s for s in SPLITS for sid in plan[s]}
-    t0 = time.perf_counter()
-    busy = 0.0
     with ActivityWriter(out, list(ACTIVITIES), frames, rate_hz, "sim", sizes, extra, overwrite, seed=seed) as writer:
         with WorkerPool(_run_task, tasks, workers, progress=progress, total=total, unit="window",
                         desc=f"activity -> {out}") as pool:
             for task, arr, sec in pool:   # in task order: deterministic layout
-                busy += sec
                 n = task.windows
                 writer.add(split_of[task.subject_id], arr["rgb"], arr["depth"], arr["radar"],
                            np.full(n, task.activity, np.int64), np.full(n, task.subject_id, np.int32), arr["t"])
-                pool.advance(n)
-            elapsed = time.perf_counter() - t0
-        summary = generation_summary(out, total, workers, elapsed, busy)
-        nbytes = summary["bytes"]
+                pool.advance(n, sec)
+        summary = pool.summary(out, total)
+        elapsed, nbytes = summary["elapsed_s"], summary["bytes"]
         summary["bytes_per_window"] = round(summary["total_bytes"] / max(total, 1), 1)
         writer.extra_meta["generation"] = summary
         writer.close()
@@ -368,7 +363,7 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
         counts = ", ".join(f"{s}: {sizes[s]} windows of {len(plan[s])} subjects" for s in SPLITS)
         per = ", ".join(f"{s} {fmt_bytes(nbytes[s])}" for s in SPLITS)
         print(f"[activity] {total} windows of {frames} frames at {rate_hz:g} Hz, {n_act} activities ({counts})\n"
-              f"[activity] {elapsed:.1f} s with {workers} worker(s) = {total / max(elapsed, 1e-9):.1f} windows/s; "
+              f"[activity] {elapsed:.1f} s with {workers} worker(s) = {summary['samples_per_s']:.1f} windows/s; "
               f"on disk {fmt_bytes(summary['total_bytes'])} ({per}; "
               f"{fmt_bytes(summary['bytes_per_window'])} per window) in {out}")
     return out

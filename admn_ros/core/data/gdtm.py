@@ -74,7 +74,7 @@ def _h5py() -> Any:
     try:
         import h5py
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(f"reading GDTM needs h5py: pip install 'h5py==3.16.0'") from exc
+        raise ImportError("reading GDTM needs h5py: pip install 'h5py==3.16.0'") from exc
     return h5py
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape)
-from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, generation_summary
+from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import SimConfig, load_sim_config
 from admn_ros.core.streams import DEPTH_MAX_M
@@ -104,16 +104,12 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
             off += n
     tasks.sort(key=lambda t: -t.n_frames)  # long episodes first: better load balance
 
-    t0 = time.perf_counter()
-    busy = 0.0
     with WorkerPool(_run_task, tasks, workers, ordered=False, progress=progress, total=n_samples, unit="sample",
                     desc=f"simdata -> {out}") as pool:
         for _split, _ep, n, sec in pool:
-            busy += sec
-            pool.advance(n)
-    elapsed = time.perf_counter() - t0
-    summary = generation_summary(out, n_samples, workers, elapsed, busy)
-    sizes = summary["bytes"]
+            pool.advance(n, sec)
+    summary = pool.summary(out, n_samples)
+    elapsed, sizes = summary["elapsed_s"], summary["bytes"]
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -145,7 +141,7 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
         counts = ", ".join(f"{s}: {meta['splits'][s]['n_samples']} in {len(plan[s])} episodes" for s in SPLITS)
         per = ", ".join(f"{s} {fmt_bytes(sizes[s])}" for s in SPLITS)
         print(f"[simdata] {n_samples} samples ({counts})\n"
-              f"[simdata] {elapsed:.1f} s with {workers} worker(s) = {n_samples / elapsed:.0f} samples/s; "
+              f"[simdata] {elapsed:.1f} s with {workers} worker(s) = {summary['samples_per_s']:.0f} samples/s; "
               f"on disk {fmt_bytes(summary['total_bytes'])} ({per}) in {out}")
     return summary
 
