@@ -29,6 +29,8 @@ ACTIVITY_FORMAT: str = "admn_ros.activitydata"
 ACTIVITY_FORMAT_VERSION: int = 1
 ACTIVITY_MODALITIES: tuple[str, ...] = ("rgb", "depth", "radar")
 SENSOR_NODE: str = "node1"
+#: A window starts at a uniformly drawn time in [0, MAX_START_S) of its performance, seconds.
+MAX_START_S: float = 30.0
 M = MODEL_INPUT
 
 #: Per-split arrays: stem -> (dtype, shape with "N" / "F" placeholders, description).
@@ -272,7 +274,6 @@ class _Task:
     rate_hz: float
     width: int
     height: int
-    max_start_s: float
 
 
 def window_rng(seed: int, subject_id: int, activity: int, window: int) -> np.random.Generator:
@@ -299,7 +300,7 @@ def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
            "radar": np.empty((n, F, M, M), np.float16), "t": np.empty(n, np.float32)}
     for w in range(n):
         rng = window_rng(task.seed, task.subject_id, task.activity, w)
-        start = float(rng.uniform(0.0, task.max_start_s))
+        start = float(rng.uniform(0.0, MAX_START_S))
         win = render_window(r.subject, ACTIVITIES[task.activity], start, F, task.rate_hz, rng, renderer=r)
         for i in range(F):
             for m in ACTIVITY_MODALITIES:
@@ -311,7 +312,7 @@ def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
 def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subjects: int = 5, test_subjects: int = 5,
                               windows_per_activity: int = 20, frames: int = 5, rate_hz: float = 10.0, seed: int = 0,
                               workers: int = 2, progress: bool = True, overwrite: bool = False, *,
-                              width: int = 160, height: int = 120, max_start_s: float = 30.0) -> Path:
+                              width: int = 160, height: int = 120) -> Path:
     """Render a simulated MM-Fi-style activity dataset into ``out`` (docs/DATASET.md): the arrays
     depend only on the arguments, not on ``workers``."""
     from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M,
@@ -320,8 +321,6 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
     for name, v, lo in (("windows_per_activity", windows_per_activity, 1), ("workers", workers, 0), ("seed", seed, 0)):
         check_index(name, v, lo=lo)
     frame_names(frames)
-    if not (math.isfinite(max_start_s) and max_start_s > 0):
-        raise ValueError(f"max_start_s must be > 0, got {max_start_s!r}")
     plan = plan_subject_splits(n_subjects, val_subjects, test_subjects, seed)
     n_act = len(ACTIVITIES)
     sizes = {s: len(plan[s]) * n_act * windows_per_activity for s in SPLITS}
@@ -334,7 +333,7 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
                        "preprocessed with admn_ros.core.preprocess.to_storage. Splits are by subject.",
         "generator": {"n_subjects": n_subjects, "val_subjects": val_subjects, "test_subjects": test_subjects,
                       "windows_per_activity": windows_per_activity, "frames": frames, "rate_hz": rate_hz,
-                      "seed": seed, "width": width, "height": height, "max_start_s": max_start_s},
+                      "seed": seed, "width": width, "height": height, "max_start_s": MAX_START_S},
         "sensor": {"height_m": SENSOR_HEIGHT_M, "camera": {"width": width, "height": height,
                                                            "vfov_deg": CAMERA_VFOV_DEG},
                    "radar_axes": {"rows": f"slant range [i, i+1) * {RANGE_RES_M} m, row 0 nearest (0..6 m)",
@@ -343,7 +342,7 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
         "subjects": {str(sid): subjects[sid].to_dict() for sid in range(n_subjects)},
     }
     tasks = [_Task(int(seed), sid, activity_index(a), int(windows_per_activity), int(frames), float(rate_hz),
-                   int(width), int(height), float(max_start_s))
+                   int(width), int(height))
              for s in SPLITS for sid in plan[s] for a in ACTIVITIES]
     split_of = {sid: s for s in SPLITS for sid in plan[s]}
     with ActivityWriter(out, list(ACTIVITIES), frames, rate_hz, "sim", sizes, extra, overwrite, seed=seed) as writer:

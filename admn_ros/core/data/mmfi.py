@@ -174,8 +174,6 @@ def read_depth_png(path: str | Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise _err(path, "OpenCV cannot decode this depth PNG (corrupt or not an image)")
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
     if img.dtype != np.uint16 or img.ndim != 2:
         raise _err(path, f"expected a 16-bit single-channel depth PNG (millimetres), got {img.dtype} {img.shape}")
     return img
@@ -248,8 +246,6 @@ def radar_histogram(points: np.ndarray, size: int = MODEL_INPUT) -> tuple[np.nda
     <= 0) divided by its maximum, and the number of points outside it."""
     h = np.zeros((size, size), np.float64)
     pts = np.asarray(points, np.float64).reshape(-1, MMWAVE_FEATURES)
-    if len(pts) == 0:
-        return h.astype(np.float32), 0
     r = np.sqrt((pts[:, :3] ** 2).sum(axis=1))
     v = pts[:, 3]
     row = np.floor(r / RADAR_RANGE_MAX_M * size).astype(np.int64)
@@ -262,9 +258,7 @@ def radar_histogram(points: np.ndarray, size: int = MODEL_INPUT) -> tuple[np.nda
     if not wts.sum() > 0:
         wts = np.ones(int(inside.sum()))
     np.add.at(h, (row[inside], col[inside]), wts)
-    m = h.max()
-    if m > 0:
-        h /= m
+    h /= h.max()
     return h.astype(np.float32), n_out
 
 
@@ -389,7 +383,7 @@ class ConvertSummary:
                 "n_windows": self.n_windows, "n_skipped": self.n_skipped, "notes": self.notes,
                 "examples": self.examples, "elapsed_s": self.elapsed_s}
 
-    def lines(self) -> list[str]:
+    def __str__(self) -> str:
         step = f", frame step {self.frame_step}" if self.frame_step != 1 else ""
         out = [f"[mmfi] {self.n_windows} windows of {self.frames} frames (stride {self.stride}{step}) from "
                f"{self.root} -> {self.out} in {self.elapsed_s:.1f} s; split {self.split}, image source "
@@ -398,17 +392,13 @@ class ConvertSummary:
             sk = self.skipped.get(s, {})
             out.append(f"[mmfi] {s}: {n} windows from {self.sequences.get(s, 0)} sequences, "
                        f"{len(self.subjects.get(s, []))} subjects; skipped {sum(sk.values())} windows"
-                       + (f" {dict(sorted(sk.items()))}" if sk else ""))
+                       + (f" {sk}" if sk else ""))
             if self.skipped_sequences.get(s):
-                out.append(f"[mmfi] {s}: sequences without any window "
-                           f"{dict(sorted(self.skipped_sequences[s].items()))}")
-        if any(self.notes.values()):
-            out.append(f"[mmfi] notes {dict(sorted((k, v) for k, v in self.notes.items() if v))}")
-        out += [f"[mmfi]   e.g. {e}" for e in self.examples[:3]]
-        return out
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
+                out.append(f"[mmfi] {s}: sequences without any window {self.skipped_sequences[s]}")
+        notes = {k: v for k, v in self.notes.items() if v}
+        if notes:
+            out.append(f"[mmfi] notes {notes}")
+        return "\n".join(out + [f"[mmfi]   e.g. {e}" for e in self.examples[:3]])
 
 
 def _decode(modality: str, path: Path, keypoints: bool, canvas: tuple[float, float], notes: Counter) -> np.ndarray:
