@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load_meta_json
+from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load_meta_json, split_permutation
 from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import check_index
@@ -258,10 +258,7 @@ def plan_subject_splits(n_subjects: int, val_subjects: int, test_subjects: int, 
     if n_subjects - val_subjects - test_subjects < 1:
         raise ValueError(f"{n_subjects} subjects leave none for train after {val_subjects} val and "
                          f"{test_subjects} test subjects")
-    perm = np.random.default_rng(np.random.SeedSequence([int(seed), 0xAC71])).permutation(int(n_subjects))
-    groups = {"val": perm[:val_subjects], "test": perm[val_subjects:val_subjects + test_subjects],
-              "train": perm[val_subjects + test_subjects:]}
-    return {s: sorted(int(x) for x in groups[s]) for s in SPLITS}
+    return split_permutation(int(n_subjects), val_subjects, test_subjects, [int(seed), 0xAC71])
 
 
 @dataclass(frozen=True)

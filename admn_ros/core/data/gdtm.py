@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError,
-                                        array_shape)
+from admn_ros.core.data.simdata import (FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError, arrays_meta,
+                                        create_arrays)
 from admn_ros.core.data.tools import clear_dataset, cli_exit_code, progress_bar, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M, StreamSet
@@ -497,9 +497,7 @@ def _write_split(plan: _Plan, out_dir: Path, depth_src: str, radar: RadarNorm,
                  on_corrupt: str, progress: bool) -> tuple[int, Counter, list[str], np.ndarray]:
     """Decode and store the split's samples; returns (n written, corrupt drops, examples, kept row mask)."""
     n = len(plan.stamps)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    big = {stem: np.lib.format.open_memmap(out_dir / f"{stem}.npy", mode="w+", dtype=ARRAYS[stem][0],
-                                           shape=array_shape(stem, n, len(NODES))) for stem in MODALITIES}
+    big = create_arrays(out_dir, n, len(NODES), MODALITIES)
     corrupt: Counter = Counter()
     examples: list[str] = []
     kept = np.zeros(n, dtype=bool)
@@ -642,25 +640,20 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     summary = {"source": "gdtm", "src_root": str(src), "out": str(out), "elapsed_s": round(elapsed, 3),
                "n_samples": n_total, "splits": summary_splits, "radar": {**norm.to_dict(), "calibration": calib},
                "bytes": sizes, "total_bytes": sum(sizes.values())}
-    arrays = {f"{stem}.npy": {"dtype": dt, "shape": list(shape), "description": doc}
-              for stem, (dt, shape, doc) in ARRAYS.items()}
-    arrays["rgb.npy"]["description"] = (f"GDTM {RGB_SOURCES[rgb][1]} JPEG decoded to rgb8, nearest pixel-centre "
-                                        "subsampled to 64x64 (16:9 squeezed), channels first; "
-                                        "model input = value / 255")
-    arrays["depth.npy"]["description"] = (
-        "GDTM zed_camera_depth, uint16 millimetres (0 = invalid), 64x64 nearest" if depth == "zed" else
-        "GDTM realsense_camera_depth (colourised JPEG) as grayscale g, stored as round(g / 255 * depth_max_m * "
-        "1000) so that model input = g / 255: NOT metric")
-    arrays["radar.npy"]["description"] = (
-        f"GDTM {RADAR_SOURCES[radar][1]} normalised to [0, 1] (see meta radar), 64x64 nearest; " +
-        ("Cartesian bird's-eye grid, row 0 nearest (flipped from the stored far-first rows), columns as stored"
-         if radar == "azimuth" else "rows = range bins (row 0 nearest), columns = doppler bins (fft-shifted)"))
-    arrays["gt.npy"]["description"] = (f"car position (mocap {gt_axes[0]}, mocap {gt_axes[1]}) in the OptiTrack "
-                                       "frame, metres")
-    arrays["episode.npy"]["description"] = ("contiguous recording segment id (new at a gap > episode_gap_ms or a "
-                                            "node-pose change); unique across splits")
-    arrays["t.npy"]["description"] = "seconds since the start of the sample's episode (segment)"
-    arrays["visibility.npy"]["description"] = "unknown for real data: NaN"
+    arrays = arrays_meta(
+        rgb=f"GDTM {RGB_SOURCES[rgb][1]} JPEG decoded to rgb8, nearest pixel-centre subsampled to 64x64 (16:9 "
+            "squeezed), channels first; model input = value / 255",
+        depth="GDTM zed_camera_depth, uint16 millimetres (0 = invalid), 64x64 nearest" if depth == "zed" else
+              "GDTM realsense_camera_depth (colourised JPEG) as grayscale g, stored as round(g / 255 * depth_max_m * "
+              "1000) so that model input = g / 255: NOT metric",
+        radar=f"GDTM {RADAR_SOURCES[radar][1]} normalised to [0, 1] (see meta radar), 64x64 nearest; " +
+              ("Cartesian bird's-eye grid, row 0 nearest (flipped from the stored far-first rows), columns as stored"
+               if radar == "azimuth" else "rows = range bins (row 0 nearest), columns = doppler bins (fft-shifted)"),
+        gt=f"car position (mocap {gt_axes[0]}, mocap {gt_axes[1]}) in the OptiTrack frame, metres",
+        episode="contiguous recording segment id (new at a gap > episode_gap_ms or a node-pose change); unique "
+                "across splits",
+        t="seconds since the start of the sample's episode (segment)",
+        visibility="unknown for real data: NaN")
     arrays["stamp_ms.npy"] = {"dtype": "int64", "shape": ["N"],
                               "description": "GDTM frame timestamp (mocap group name), ms since the epoch"}
     meta = {

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape)
+from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, arrays_meta, create_arrays,
+                                        split_permutation)
 from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import SimConfig, load_sim_config
@@ -50,9 +51,8 @@ def plan_splits(n_samples: int, frames_per_episode: int, val_frac: float, test_f
         raise ValueError(f"{n_samples} samples at {frames_per_episode} frames per episode give only "
                          f"{n_ep} episodes: too few for train + val ({n_val}) + test ({n_test}); "
                          f"lower frames_per_episode")
-    perm = np.random.default_rng([seed, 0x5D17]).permutation(n_ep)
-    groups = {"val": perm[:n_val], "test": perm[n_val:n_val + n_test], "train": perm[n_val + n_test:]}
-    return {s: [(int(e), lengths[e]) for e in sorted(groups[s])] for s in SPLITS}
+    groups = split_permutation(n_ep, n_val, n_test, [seed, 0x5D17])
+    return {s: [(e, lengths[e]) for e in groups[s]] for s in SPLITS}
 
 
 def _run_task(task: _Task) -> tuple[str, int, int, float]:
@@ -93,11 +93,9 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     nodes = [n.name for n in cfg.nodes]
     tasks: list[_Task] = []
     for split in SPLITS:
-        (out / split).mkdir(parents=True, exist_ok=True)
         n_split = sum(n for _, n in plan[split])
-        for stem, (dtype, _shape, _doc) in ARRAYS.items():  # allocate the files
-            np.lib.format.open_memmap(out / split / f"{stem}.npy", mode="w+", dtype=np.dtype(dtype),
-                                      shape=array_shape(stem, n_split, len(nodes))).flush()
+        for a in create_arrays(out / split, n_split, len(nodes)).values():  # allocate the files
+            a.flush()
         off = 0
         for ep, n in plan[split]:
             tasks.append(_Task(str(out), split, ep, off, n, seed, cfg))
@@ -132,8 +130,7 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
         "splits": {s: {"n_samples": sum(n for _, n in plan[s]),
                        "episodes": [e for e, _ in plan[s]],
                        "episode_frames": [n for _, n in plan[s]]} for s in SPLITS},
-        "arrays": {f"{stem}.npy": {"dtype": dt, "shape": list(shape), "description": doc}
-                   for stem, (dt, shape, doc) in ARRAYS.items()},
+        "arrays": arrays_meta(),
         "generation": summary,
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2))

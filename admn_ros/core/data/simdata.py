@@ -40,6 +40,27 @@ def array_shape(stem: str, n: int, s: int) -> tuple[int, ...]:
     return tuple(n if d == "N" else s if d == "S" else int(d) for d in ARRAYS[stem][1])
 
 
+def create_arrays(d: Path, n: int, s: int, stems: Sequence[str] = tuple(ARRAYS)) -> dict[str, np.ndarray]:
+    """Preallocated ``<d>/<stem>.npy`` memory maps for ``n`` samples of ``s`` nodes (``d`` is created)."""
+    d.mkdir(parents=True, exist_ok=True)
+    return {stem: np.lib.format.open_memmap(d / f"{stem}.npy", mode="w+", dtype=np.dtype(ARRAYS[stem][0]),
+                                            shape=array_shape(stem, n, s)) for stem in stems}
+
+
+def arrays_meta(**descriptions: str) -> dict[str, dict[str, Any]]:
+    """``meta.json["arrays"]`` of :data:`ARRAYS`; ``descriptions`` (stem=text) replace the generic ones."""
+    return {f"{stem}.npy": {"dtype": dt, "shape": list(shape), "description": descriptions.get(stem, doc)}
+            for stem, (dt, shape, doc) in ARRAYS.items()}
+
+
+def split_permutation(n: int, n_val: int, n_test: int, seed: Sequence[int]) -> dict[str, list[int]]:
+    """``0 .. n-1`` by a permutation seeded with ``seed``: the first ``n_val`` to val, the next
+    ``n_test`` to test, the rest to train (each list sorted)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    groups = {"val": perm[:n_val], "test": perm[n_val:n_val + n_test], "train": perm[n_val + n_test:]}
+    return {s: sorted(int(x) for x in groups[s]) for s in SPLITS}
+
+
 class DatasetError(ValueError):
     """A dataset directory that cannot be read; the message names the path."""
 
