@@ -376,7 +376,6 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
     stamps: list[int] = []
     gts: list[tuple[float, float]] = []
     pose_ids: list[int] = []
-    h5py = _h5py()
     with _open_h5(mocap_path) as f:
         try:
             names = list(f.keys())
@@ -392,12 +391,7 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
         last_pose = -1
         for stamp, name in order:
             key = f"/{name}/{MOCAP_KEY}"
-            try:
-                try:
-                    if not isinstance(f[name], h5py.Group):
-                        raise _err(mocap_path, f"/{name}", "expected a timestamp group, found a dataset")
-                except (OSError, RuntimeError, KeyError) as exc:
-                    raise _err(mocap_path, f"/{name}", f"cannot read the group ({exc})") from None
+            try:  # a top-level dataset instead of a group reads as a missing key
                 objs = _parse_mocap(_read_scalar(f, mocap_path, key), mocap_path, key)
                 reason, pos = _pick_car(objs, car_id, axes, mocap_path, key)
                 poses = _node_poses(objs, mocap_path, key)
@@ -602,7 +596,6 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
             ts = time.perf_counter()
             w, corrupt, examples, kept = _write_split(plan, out / name, depth, norm, on_corrupt, progress)
             if w == 0:
-                shutil.rmtree(out / name, ignore_errors=True)
                 raise _empty_split_error(plan, corrupt)
             stamps = plan.stamps[kept]
             gt = plan.gt[kept]

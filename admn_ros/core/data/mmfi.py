@@ -98,7 +98,7 @@ def _err(path: str | Path, msg: str) -> MMFiError:
     return MMFiError(f"{path}: {msg}", path)
 
 
-def split_subjects(split: str = "admn", actions: Sequence[str] | str = "protocol3", *,
+def split_subjects(split: str = "admn", actions: Sequence[str] | str | None = "protocol3", *,
                    val_subjects: Sequence[str] | None = None) -> dict[str, dict[str, list[str]]]:
     """``{split: {subject: [actions]}}`` (empty splits omitted): ``test`` is the toolbox's validation
     set of that split (``admn``: the paper's test subjects), ``val`` comes out of its training set
@@ -149,12 +149,9 @@ def _check_subjects(subjects: Iterable[str]) -> list[str]:
 
 def _resolve_actions(actions: Sequence[str] | str | None) -> tuple[list[str], str | None]:
     """Action codes in class order and the protocol name if ``actions`` named one."""
-    if actions is None:
-        return list(ALL_ACTIONS), "protocol3"
-    if isinstance(actions, str):
-        if actions in PROTOCOLS:
-            return list(PROTOCOLS[actions]), actions
-        actions = [actions]
+    actions = ["protocol3"] if actions is None else [actions] if isinstance(actions, str) else list(actions)
+    if len(actions) == 1 and actions[0] in PROTOCOLS:
+        return list(PROTOCOLS[actions[0]]), actions[0]
     acts = [str(a).upper() for a in actions]
     bad = [a for a in acts if a not in MMFI_ACTIONS]
     if bad or not acts:
@@ -445,7 +442,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     if len(keypoint_canvas) != 2 or min(keypoint_canvas) <= 0:
         raise ValueError(f"keypoint_canvas must be (W, H) > 0, got {keypoint_canvas!r}")
     acts, proto = _resolve_actions(actions)
-    form = split_subjects(split, actions if actions is not None else "protocol3", val_subjects=val_subjects)
+    form = split_subjects(split, actions, val_subjects=val_subjects)
     rgb_root_p = None if rgb_root is None else Path(rgb_root)
     if rgb_root_p is not None and not rgb_root_p.is_dir():
         raise FileNotFoundError(f"anonymised RGB root not found: {rgb_root_p}")
@@ -663,10 +660,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     a = p.parse_args(argv)
-    actions: Any = a.actions[0] if a.actions is not None and len(a.actions) == 1 else a.actions
     return cli_exit_code(lambda: convert_mmfi(
         a.root, a.out, frames=a.frames, stride=a.stride, frame_step=a.frame_step, split=a.split,
-        environments=a.environments, actions=actions, image_source=a.image_source, rgb_root=a.rgb_root,
+        environments=a.environments, actions=a.actions, image_source=a.image_source, rgb_root=a.rgb_root,
         keypoint_canvas=(float(a.keypoint_canvas[0]), float(a.keypoint_canvas[1])),
         val_subjects=a.val_subjects, rate_hz=a.rate_hz, strict=a.strict, overwrite=a.overwrite, progress=not a.quiet))
 
