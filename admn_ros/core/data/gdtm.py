@@ -60,11 +60,6 @@ _DB_FLOOR = 1e-6
 class GDTMError(DatasetError):
     """A GDTM source that cannot be converted; names the file and HDF5 key (:attr:`path`, :attr:`key`)."""
 
-    def __init__(self, message: str, path: str | Path | None = None, key: str | None = None) -> None:
-        super().__init__(message)
-        self.path = None if path is None else str(path)
-        self.key = key
-
 
 def _err(path: str | Path, key: str | None, msg: str) -> GDTMError:
     return GDTMError(f"{path}" + (f": key {key!r}" if key else "") + f": {msg}", path, key)

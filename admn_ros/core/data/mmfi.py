@@ -89,10 +89,6 @@ _ACT_RE = re.compile(r"^A\d{2}$")
 class MMFiError(DatasetError):
     """An MM-Fi copy that cannot be converted; the message names the folder or file (also :attr:`path`)."""
 
-    def __init__(self, message: str, path: str | Path | None = None) -> None:
-        super().__init__(message)
-        self.path = None if path is None else str(path)
-
 
 def _err(path: str | Path, msg: str) -> MMFiError:
     return MMFiError(f"{path}: {msg}", path)

@@ -62,7 +62,13 @@ def split_permutation(n: int, n_val: int, n_test: int, seed: Sequence[int]) -> d
 
 
 class DatasetError(ValueError):
-    """A dataset directory that cannot be read; the message names the path."""
+    """A dataset directory (or a copy to convert) that cannot be read; the message names the path
+    (also :attr:`path` and the HDF5 :attr:`key` where a converter knows them)."""
+
+    def __init__(self, message: str, path: str | Path | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.key = key
 
 
 def read_meta(root: str | Path) -> dict[str, Any]:
