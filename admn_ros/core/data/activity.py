@@ -19,7 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load_meta_json, split_permutation
+from admn_ros.core.data.simdata import (SPLITS, DatasetError, MemmapBatches, array_shape, load_meta_json,
+                                        split_permutation)
 from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import check_index
@@ -58,11 +59,6 @@ def activity_stream_ids(frames: int) -> list[str]:
     return [f"{n}/{m}" for n in frame_names(frames) for m in ACTIVITY_MODALITIES]
 
 
-def array_shape(stem: str, n: int, frames: int) -> tuple[int, ...]:
-    """Concrete shape of array ``stem`` for ``n`` windows of ``frames`` frames."""
-    return tuple(n if d == "N" else frames if d == "F" else int(d) for d in ACTIVITY_ARRAYS[stem][1])
-
-
 def read_activity_meta(root: str | Path) -> dict[str, Any]:
     """Load and check ``<root>/meta.json`` (format name, version, classes, frames, nodes)."""
     meta = load_meta_json(root, ACTIVITY_FORMAT, ACTIVITY_FORMAT_VERSION, "regenerate or reconvert the dataset")
@@ -90,7 +86,7 @@ class ActivityDataset(MemmapBatches):
         self.classes: list[str] = list(self.meta["classes"])
         self.frames: int = int(self.meta["frames"])
         self.nodes: list[str] = list(self.meta["nodes"])
-        self._map_arrays(d, ACTIVITY_ARRAYS, lambda stem: array_shape(stem, self._n, self.frames))
+        self._map_arrays(d, ACTIVITY_ARRAYS, self.frames)
         self.labels: np.ndarray = self.label
         self.subjects: np.ndarray = self.subject
         lo, hi = int(self.label.min()), int(self.label.max())
@@ -112,8 +108,9 @@ def _checked(stem: str, arr: Any, n: int, frames: int, what: str) -> np.ndarray:
     """``arr`` if it holds ``n`` windows of ``frames`` storage frames of ``stem`` (ValueError otherwise)."""
     a = np.asarray(arr)
     dtype = np.dtype(ACTIVITY_ARRAYS[stem][0])
-    if a.dtype != dtype or a.shape[2:] != array_shape(stem, n, frames)[2:]:
-        raise ValueError(f"{what}: {stem} must be {dtype} [N, F, {', '.join(map(str, array_shape(stem, 0, 0)[2:]))}] "
+    frame_shape = array_shape(stem, n, frames, ACTIVITY_ARRAYS)[2:]
+    if a.dtype != dtype or a.shape[2:] != frame_shape:
+        raise ValueError(f"{what}: {stem} must be {dtype} [N, F, {', '.join(map(str, frame_shape))}] "
                          f"storage windows (preprocess.to_storage), got {a.dtype} {a.shape}")
     if a.shape[:2] != (n, frames):
         raise ValueError(f"{what}: {stem} holds {a.shape[0]} windows of {a.shape[1]} frames, "
@@ -151,9 +148,10 @@ class ActivityWriter:
         self._sizes = {s: int(sizes.get(s, 0)) for s in SPLITS}
         self._mm: dict[str, dict[str, np.ndarray]] = {}
         for s, n in self._sizes.items():
-            (self.root / s).mkdir(parents=True, exist_ok=True)
-            self._mm[s] = {stem: np.lib.format.open_memmap(self.root / s / f"{stem}.npy", mode="w+",
-                                                           dtype=np.dtype(dt), shape=array_shape(stem, n, self.frames))
+            d = self.root / s
+            d.mkdir(parents=True, exist_ok=True)
+            self._mm[s] = {stem: np.lib.format.open_memmap(d / f"{stem}.npy", mode="w+", dtype=np.dtype(dt),
+                                                           shape=array_shape(stem, n, self.frames, ACTIVITY_ARRAYS))
                            for stem, (dt, _, _) in ACTIVITY_ARRAYS.items()} if n else {}
 
     def add(self, split: str, rgb: Any, depth: Any, radar: Any, label: Any, subject: Any, t: Any) -> int:
@@ -216,7 +214,7 @@ class ActivityWriter:
             for stem, (dt, _, _) in ACTIVITY_ARRAYS.items():
                 path = self.root / s / f"{stem}.npy"
                 if not arrays:  # a split without windows: header-only files, written last
-                    np.save(path, np.zeros(array_shape(stem, 0, self.frames), dt))
+                    np.save(path, np.zeros(array_shape(stem, 0, self.frames, ACTIVITY_ARRAYS), dt))
                     continue
                 arrays[stem].flush()
                 if self._n[s] < self._sizes[s]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -35,9 +35,10 @@ ARRAYS: dict[str, tuple[str, tuple[Any, ...], str]] = {
 }
 
 
-def array_shape(stem: str, n: int, s: int) -> tuple[int, ...]:
-    """Concrete shape of array ``stem`` for ``n`` samples and ``s`` nodes."""
-    return tuple(n if d == "N" else s if d == "S" else int(d) for d in ARRAYS[stem][1])
+def array_shape(stem: str, n: int, s: int, arrays: dict[str, tuple[str, tuple[Any, ...], str]] = ARRAYS
+                ) -> tuple[int, ...]:
+    """Concrete shape of ``arrays[stem]`` for ``n`` samples (``"N"``) of ``s`` nodes or frames (``"S"``, ``"F"``)."""
+    return tuple(n if d == "N" else s if isinstance(d, str) else int(d) for d in arrays[stem][1])
 
 
 def create_arrays(d: Path, n: int, s: int, stems: Sequence[str] = tuple(ARRAYS)) -> dict[str, np.ndarray]:
@@ -125,9 +126,8 @@ class MemmapBatches:
         self._n = n
         return info, d
 
-    def _map_arrays(self, d: Path, arrays: dict[str, tuple[str, tuple[Any, ...], str]],
-                    shape: Callable[[str], tuple[int, ...]]) -> None:
-        """Memory-map ``<d>/<stem>.npy`` as attribute ``stem``, checking dtype and ``shape(stem)``."""
+    def _map_arrays(self, d: Path, arrays: dict[str, tuple[str, tuple[Any, ...], str]], s: int) -> None:
+        """Memory-map ``<d>/<stem>.npy`` as attribute ``stem``, checking dtype and shape (``s`` nodes or frames)."""
         for stem, (dtype, _shape, _doc) in arrays.items():
             p = d / f"{stem}.npy"
             if not p.is_file():
@@ -136,7 +136,7 @@ class MemmapBatches:
                 arr = np.load(p, mmap_mode="r")
             except ValueError as e:
                 raise DatasetError(f"{p}: not a readable .npy file: {e}") from None
-            want = shape(stem)
+            want = array_shape(stem, self._n, s, arrays)
             if arr.shape != want or arr.dtype != np.dtype(dtype):
                 raise DatasetError(f"{p}: expected {dtype} {want} (from meta.json), got {arr.dtype} {arr.shape}")
             setattr(self, stem, arr)
@@ -183,7 +183,7 @@ class SimDataset(MemmapBatches):
         self.meta = read_meta(self.root)
         _info, d = self._open_split(split)
         self.nodes: list[str] = list(self.meta["nodes"])
-        self._map_arrays(d, ARRAYS, lambda stem: array_shape(stem, self._n, len(self.nodes)))
+        self._map_arrays(d, ARRAYS, len(self.nodes))
 
     def __len__(self) -> int:
         return self._n
