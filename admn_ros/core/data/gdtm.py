@@ -418,7 +418,7 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
     for s in streams:
         _, idx = index[(s.node, s.path.name)]
         tol = radar_tol_ms if s.modality == "radar" else tol_ms
-        m, ok = _nearest(idx[s.key], st_arr, tol) if len(st_arr) else (st_arr, keep)
+        m, ok = _nearest(idx[s.key], st_arr, tol)
         match[s.sid] = m
         missing[s.sid] = int((~ok).sum())
         inexact[s.sid] = int((ok & (m != st_arr)).sum())

@@ -51,6 +51,11 @@ ADMN_TEST_SUBJECTS: tuple[str, ...] = ("S08", "S09", "S10", "S18", "S19", "S20",
                                        "S40")
 ADMN_VAL_SUBJECTS: tuple[str, ...] = ("S07", "S17", "S27", "S37")
 SPLIT_KINDS: tuple[str, ...] = ("admn", "cross_subject", "random", "cross_environment")
+#: Test subjects of the subject-disjoint splits (``cross_environment``: all of E04).
+TEST_SUBJECTS: dict[str, tuple[str, ...]] = {
+    "admn": ADMN_TEST_SUBJECTS, "cross_subject": CROSS_SUBJECT_TEST,
+    "cross_environment": tuple(s for s in ALL_SUBJECTS if SUBJECT_ENV[s] == "E04"),
+}
 #: Training subjects held out as ``val`` (``admn``: the authors' own; the others: ours, one per environment).
 DEFAULT_VAL_SUBJECTS: dict[str, tuple[str, ...]] = {
     "admn": ADMN_VAL_SUBJECTS,
@@ -119,12 +124,7 @@ def split_subjects(split: str = "admn", actions: Sequence[str] | str | None = "p
             for j in test_idx:
                 put("test", ALL_SUBJECTS[j], act)
     else:
-        if split == "admn":
-            test = set(ADMN_TEST_SUBJECTS)
-        elif split == "cross_subject":
-            test = set(CROSS_SUBJECT_TEST)
-        else:
-            test = {s for s in ALL_SUBJECTS if SUBJECT_ENV[s] == "E04"}
+        test = set(TEST_SUBJECTS[split])
         vals = set(_check_subjects(DEFAULT_VAL_SUBJECTS[split] if val_subjects is None else val_subjects))
         if vals & test:
             raise ValueError(f"val_subjects {sorted(vals & test)} are test subjects of the {split} split")
