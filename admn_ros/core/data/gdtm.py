@@ -28,17 +28,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import h5py
 
 #: Our modality -> source option -> (HDF5 file in the node directory, dataset key).
-RGB_SOURCES: dict[str, tuple[str, str]] = {
-    "zed": ("zed.hdf5", "zed_camera_left"),
-    "realsense": ("realsense.hdf5", "realsense_camera_img"),
-}
-DEPTH_SOURCES: dict[str, tuple[str, str]] = {
-    "zed": ("zed.hdf5", "zed_camera_depth"),
-    "realsense": ("realsense.hdf5", "realsense_camera_depth"),
-}
-RADAR_SOURCES: dict[str, tuple[str, str]] = {
-    "azimuth": ("mmwave.hdf5", "azimuth_static"),
-    "range_doppler": ("mmwave.hdf5", "range_doppler"),
+SOURCES: dict[str, dict[str, tuple[str, str]]] = {
+    "rgb": {"zed": ("zed.hdf5", "zed_camera_left"), "realsense": ("realsense.hdf5", "realsense_camera_img")},
+    "depth": {"zed": ("zed.hdf5", "zed_camera_depth"), "realsense": ("realsense.hdf5", "realsense_camera_depth")},
+    "radar": {"azimuth": ("mmwave.hdf5", "azimuth_static"), "range_doppler": ("mmwave.hdf5", "range_doppler")},
 }
 MOCAP_FILE: str = "mocap.hdf5"
 MOCAP_KEY: str = "mocap"
@@ -109,7 +102,7 @@ class RadarNorm:
         return np.clip(np.where(np.isfinite(x), x, 0.0), 0.0, 1.0).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "source_key": RADAR_SOURCES[self.kind][1], "transform": self.transform,
+        return {"kind": self.kind, "source_key": SOURCES["radar"][self.kind][1], "transform": self.transform,
                 "lo": self.lo, "hi": self.hi}
 
 
@@ -466,7 +459,7 @@ def _calibrate_radar(plan: _Plan, kind: str, on_corrupt: str) -> tuple[RadarNorm
     allv = np.concatenate(vals) if vals else np.zeros(0)
     if allv.size == 0:
         raise GDTMError(f"split {plan.split!r}: no finite radar values in {used} calibration frames "
-                        f"({RADAR_SOURCES[kind][1]}); pass radar_range=(lo, hi)", plan.src_dir)
+                        f"({SOURCES['radar'][kind][1]}); pass radar_range=(lo, hi)", plan.src_dir)
     lo, hi = (float(x) for x in np.percentile(allv, RADAR_PERCENTILES))
     if not hi - lo > 1e-9:
         hi = lo + 1.0
@@ -541,9 +534,9 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     FileNotFoundError, GDTMError, FileExistsError or ValueError, naming what is wrong."""
     t0 = time.perf_counter()
     src, out = Path(src_root), Path(out_dir)
-    for name, v, known in (("radar", radar, RADAR_SOURCES), ("rgb", rgb, RGB_SOURCES), ("depth", depth, DEPTH_SOURCES)):
-        if v not in known:
-            raise ValueError(f"{name} must be one of {sorted(known)}, got {v!r}")
+    for name, v in (("radar", radar), ("rgb", rgb), ("depth", depth)):
+        if v not in SOURCES[name]:
+            raise ValueError(f"{name} must be one of {sorted(SOURCES[name])}, got {v!r}")
     if on_corrupt not in ("raise", "drop"):
         raise ValueError(f"on_corrupt must be 'raise' or 'drop', got {on_corrupt!r}")
     if len(gt_axes) != 2 or any(a not in _AXES for a in gt_axes) or gt_axes[0] == gt_axes[1]:
@@ -558,7 +551,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     if out.resolve() in {src.resolve(), *(d.resolve() for d in split_dirs.values())}:
         raise ValueError(f"output {out} must not be a GDTM input directory")
     clear_dataset(out, overwrite, remove=False)
-    sources = {"rgb": RGB_SOURCES[rgb], "depth": DEPTH_SOURCES[depth], "radar": RADAR_SOURCES[radar]}
+    sources = {"rgb": SOURCES["rgb"][rgb], "depth": SOURCES["depth"][depth], "radar": SOURCES["radar"][radar]}
     axes = (_AXES[gt_axes[0]], _AXES[gt_axes[1]])
 
     # align every split first: layout problems fail before any decoding
@@ -629,12 +622,12 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
                "n_samples": n_total, "splits": summary_splits, "radar": {**norm.to_dict(), "calibration": calib},
                "bytes": sizes, "total_bytes": sum(sizes.values())}
     arrays = arrays_meta(
-        rgb=f"GDTM {RGB_SOURCES[rgb][1]} JPEG decoded to rgb8, nearest pixel-centre subsampled to 64x64 (16:9 "
+        rgb=f"GDTM {sources['rgb'][1]} JPEG decoded to rgb8, nearest pixel-centre subsampled to 64x64 (16:9 "
             "squeezed), channels first; model input = value / 255",
         depth="GDTM zed_camera_depth, uint16 millimetres (0 = invalid), 64x64 nearest" if depth == "zed" else
               "GDTM realsense_camera_depth (colourised JPEG) as grayscale g, stored as round(g / 255 * depth_max_m * "
               "1000) so that model input = g / 255: NOT metric",
-        radar=f"GDTM {RADAR_SOURCES[radar][1]} normalised to [0, 1] (see meta radar), 64x64 nearest; " +
+        radar=f"GDTM {sources['radar'][1]} normalised to [0, 1] (see meta radar), 64x64 nearest; " +
               ("Cartesian bird's-eye grid, row 0 nearest (flipped from the stored far-first rows), columns as stored"
                if radar == "azimuth" else "rows = range bins (row 0 nearest), columns = doppler bins (fft-shifted)"),
         gt=f"car position (mocap {gt_axes[0]}, mocap {gt_axes[1]}) in the OptiTrack frame, metres",
@@ -700,10 +693,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--splits", nargs="+", default=list(SPLITS), metavar="SPLIT[=DIR]",
                    help="our splits to convert, optionally from another GDTM directory "
                         "(e.g. train=chunk_0 val=chunk_1 test=chunk_2; '.' = --src itself)")
-    p.add_argument("--radar", choices=sorted(RADAR_SOURCES), default="azimuth",
+    p.add_argument("--radar", choices=sorted(SOURCES["radar"]), default="azimuth",
                    help="radar source: azimuth_static or range_doppler (default azimuth)")
-    p.add_argument("--rgb", choices=sorted(RGB_SOURCES), default="zed", help="camera (default zed)")
-    p.add_argument("--depth", choices=sorted(DEPTH_SOURCES), default="zed",
+    p.add_argument("--rgb", choices=sorted(SOURCES["rgb"]), default="zed", help="camera (default zed)")
+    p.add_argument("--depth", choices=sorted(SOURCES["depth"]), default="zed",
                    help="depth: zed (metric mm, default) or realsense (colourised JPEG, not metric)")
     p.add_argument("--radar-range", nargs=2, type=float, metavar=("LO", "HI"), default=None,
                    help="transformed radar values mapped to 0 and 1 (default: train percentiles)")
