@@ -46,10 +46,9 @@ SUBJECT_ENV: dict[str, str] = {s: ENVIRONMENTS[(int(s[1:]) - 1) // 10] for s in 
 CROSS_SUBJECT_TEST: tuple[str, ...] = ("S05", "S10", "S15", "S20", "S25", "S30", "S35", "S40")
 #: ``random_split`` of config.yaml: seed 0, the first 80 % of each action's permutation train.
 RANDOM_SPLIT_TRAIN: int = 32
-#: The ADMN authors' MM-Fi subjects (nesl/ADMN ``MMFI_Noise/PickleDataset.py``): test and val; the rest train.
+#: The ADMN authors' MM-Fi test subjects (nesl/ADMN ``MMFI_Noise/PickleDataset.py``; val: DEFAULT_VAL_SUBJECTS).
 ADMN_TEST_SUBJECTS: tuple[str, ...] = ("S08", "S09", "S10", "S18", "S19", "S20", "S28", "S29", "S30", "S38", "S39",
                                        "S40")
-ADMN_VAL_SUBJECTS: tuple[str, ...] = ("S07", "S17", "S27", "S37")
 SPLIT_KINDS: tuple[str, ...] = ("admn", "cross_subject", "random", "cross_environment")
 #: Test subjects of the subject-disjoint splits (``cross_environment``: all of E04).
 TEST_SUBJECTS: dict[str, tuple[str, ...]] = {
@@ -58,7 +57,7 @@ TEST_SUBJECTS: dict[str, tuple[str, ...]] = {
 }
 #: Training subjects held out as ``val`` (``admn``: the authors' own; the others: ours, one per environment).
 DEFAULT_VAL_SUBJECTS: dict[str, tuple[str, ...]] = {
-    "admn": ADMN_VAL_SUBJECTS,
+    "admn": ("S07", "S17", "S27", "S37"),
     "cross_subject": ("S04", "S14", "S24", "S34"),
     "cross_environment": ("S10", "S20", "S30"),
 }
@@ -86,9 +85,6 @@ COCO_LIMBS: tuple[tuple[int, int, str], ...] = (
 _LIMB_RGB = {"L": (255, 80, 40), "R": (40, 120, 255), "C": (60, 230, 60)}
 _FRAME_RE = re.compile(r"^frame(\d+)\.([A-Za-z0-9]+)$")
 _IMAGE_EXTS = ("png", "jpg", "jpeg", "bmp")
-_ENV_RE = re.compile(r"^E\d{2}$")
-_SUBJ_RE = re.compile(r"^S\d{2}$")
-_ACT_RE = re.compile(r"^A\d{2}$")
 
 
 class MMFiError(DatasetError):
@@ -269,9 +265,10 @@ class SequenceDir:
         return f"{self.env}/{self.subject}/{self.action}"
 
 
-def _sorted_dirs(d: Path, pattern: re.Pattern[str]) -> list[str]:
+def _sorted_dirs(d: Path, prefix: str) -> list[str]:
+    """The ``<prefix>NN`` folders in ``d`` (E01, S07, A12, ...), sorted."""
     try:
-        return sorted(e.name for e in os.scandir(d) if e.is_dir() and pattern.match(e.name))
+        return sorted(e.name for e in os.scandir(d) if e.is_dir() and re.fullmatch(prefix + r"\d{2}", e.name))
     except OSError as exc:
         raise _err(d, f"cannot list this folder ({exc})") from None
 
@@ -283,12 +280,12 @@ def scan_mmfi(root: str | Path, environments: Sequence[str] | None = None) -> li
         raise FileNotFoundError(f"MM-Fi root not found: {root} (point it at the folder holding E01 ... E04)")
     if not root.is_dir():
         raise NotADirectoryError(f"MM-Fi root is not a directory: {root}")
-    envs = _sorted_dirs(root, _ENV_RE)
+    envs = _sorted_dirs(root, "E")
     if not envs:
         found = sorted(e.name for e in os.scandir(root))[:12]
         hint = ""
         for name in found:
-            if (root / name).is_dir() and _sorted_dirs(root / name, _ENV_RE):
+            if (root / name).is_dir() and _sorted_dirs(root / name, "E"):
                 hint = f"; did you mean {root / name}?"
                 break
         raise _err(root, f"not an MM-Fi root: no environment folders E01..E04 here (found {found}){hint}")
@@ -300,8 +297,8 @@ def scan_mmfi(root: str | Path, environments: Sequence[str] | None = None) -> li
         envs = [e for e in envs if e in want]
     out: list[SequenceDir] = []
     for env in envs:
-        for subj in _sorted_dirs(root / env, _SUBJ_RE):
-            for act in _sorted_dirs(root / env / subj, _ACT_RE):
+        for subj in _sorted_dirs(root / env, "S"):
+            for act in _sorted_dirs(root / env / subj, "A"):
                 out.append(SequenceDir(env, subj, act, root / env / subj / act))
     return out
 
