@@ -571,46 +571,44 @@ def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], s
         return 0, reasons
     cache: dict[tuple[str, int], np.ndarray] = {}
     bad: dict[int, str] = {}
-    rows: dict[str, list[np.ndarray]] = {"rgb": [], "depth": [], "radar": []}
-    t: list[float] = []
+
+    def drop_reason(n: int) -> str | None:
+        """Decode frame ``n`` of every slot into ``cache``; why a window holding it is dropped, if it is."""
+        for mod in ("rgb", "depth", "radar"):
+            if n in bad or (mod, n) in cache:
+                continue
+            try:
+                cache[mod, n] = _decode(mod, files[mod][n], keypoints, keypoint_canvas, notes)
+                continue
+            except KeyError:
+                path = next(iter(files[mod].values())).parent / _frame_name(n, files[mod])
+                if strict:
+                    raise _err(path, f"frame {n} of {s.name} missing from {path.parent.name}/ (strict)") from None
+                bad[n], msg = f"missing:{mod}", f"{path}: frame {n} missing"
+            except MMFiError as exc:
+                if strict:
+                    raise
+                bad[n], msg = f"corrupt:{mod}", str(exc)
+            if len(examples) < 10:
+                examples.append(msg)
+        return bad.get(n)
+
+    kept: list[range] = []
     for st in starts:
         win = range(st, st + span, frame_step)
-        reason = next((bad[n] for n in win if n in bad), None)
-        stack: dict[str, list[np.ndarray]] = {"rgb": [], "depth": [], "radar": []}
-        for n in win if reason is None else ():
-            for mod in stack:
-                try:
-                    if (mod, n) not in cache:
-                        cache[mod, n] = _decode(mod, files[mod][n], keypoints, keypoint_canvas, notes)
-                    stack[mod].append(cache[mod, n])
-                    continue
-                except KeyError:
-                    path = next(iter(files[mod].values())).parent / _frame_name(n, files[mod])
-                    if strict:
-                        raise _err(path, f"frame {n} of {s.name} missing from {path.parent.name}/ (strict)") from None
-                    reason, msg = f"missing:{mod}", f"{path}: frame {n} missing"
-                except MMFiError as exc:
-                    if strict:
-                        raise
-                    reason, msg = f"corrupt:{mod}", str(exc)
-                bad[n] = reason
-                if len(examples) < 10:
-                    examples.append(msg)
-                break
-            if reason is not None:
-                break
-        if reason is not None:
+        # a frame already known to be bad drops the window before its other frames are decoded
+        reason = next((bad[n] for n in win if n in bad), None) or next(filter(None, map(drop_reason, win)), None)
+        if reason is None:
+            kept.append(win)
+        else:
             reasons[reason] += 1
-            continue
-        for mod in rows:
-            rows[mod].append(np.stack(stack[mod]))
-        t.append((st - starts.start) / rate_hz)
-    n = len(t)
-    if n:
-        writer.add(split, rgb=np.stack(rows["rgb"]), depth=np.stack(rows["depth"]), radar=np.stack(rows["radar"]),
-                   label=np.full(n, label, np.int64), subject=np.full(n, subject, np.int32),
-                   t=np.asarray(t, np.float32))
-    return n, reasons
+    if kept:
+        windows = {mod: np.stack([np.stack([cache[mod, n] for n in win]) for win in kept])
+                   for mod in ("rgb", "depth", "radar")}
+        writer.add(split, **windows, label=np.full(len(kept), label, np.int64),
+                   subject=np.full(len(kept), subject, np.int32),
+                   t=np.asarray([(win.start - starts.start) / rate_hz for win in kept], np.float32))
+    return len(kept), reasons
 
 
 def _frame_name(n: int, existing: Mapping[int, Path]) -> str:
