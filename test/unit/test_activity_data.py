@@ -240,13 +240,18 @@ def test_reader_errors(dataset, tmp_path):
 
 # ----------------------------------------------------------------------------- writer
 def test_writer_round_trip(subject, renderer, tmp_path):
+    """Windows added to preallocated splits come back exactly; close trims a split that got fewer
+    windows than preallocated (train 2 of 3, val 0 of 1), abort removes everything.
+
+    Break tried: close without trimming (ActivityDataset then rejects train/rgb.npy's shape)."""
     w1 = render_window(subject, "kick", 0.5, 2, seed=1, renderer=renderer)          # sensor frames
     w2 = render_window(subject, "clap", 2.0, 2, seed=2, renderer=renderer)
     s1, stored = ({m: np.stack([to_storage(m, f) for f in w[m]])[None] for m in ("rgb", "depth", "radar")}
                   for w in (w1, w2))
     one = {"subject": np.array([7]), "t": np.array([0.5])}
     out = tmp_path / "w"
-    writer = ActivityWriter(out, ["kick", "clap"], 2, 10.0, "test", extra_meta={"note": "hi"})
+    writer = ActivityWriter(out, ["kick", "clap"], 2, 10.0, "test", {"train": 3, "val": 1, "test": 1},
+                            extra_meta={"note": "hi"})
     assert writer.add("train", s1["rgb"], s1["depth"], s1["radar"], label=np.array([0]), **one) == 1
     assert writer.add("train", stored["rgb"], stored["depth"], stored["radar"], label=np.array([1]),
                       subject=np.array([7]), t=np.array([2.0])) == 1
@@ -273,13 +278,14 @@ def test_writer_round_trip(subject, renderer, tmp_path):
     with pytest.raises(DatasetError, match="has no samples"):
         ActivityDataset(out, "val")
     with pytest.raises(FileExistsError, match="already holds a dataset"):
-        ActivityWriter(out, ["a"], 2, 10.0, "test")
-    # preallocated sizes must be filled; abort leaves nothing behind
-    pre = ActivityWriter(out, ["a"], 2, 10.0, "test", overwrite=True, sizes={"train": 2})
+        ActivityWriter(out, ["a"], 2, 10.0, "test", {})
+    # no more windows than preallocated; abort leaves nothing behind
+    pre = ActivityWriter(out, ["a"], 2, 10.0, "test", {"train": 1}, overwrite=True)
     pre.add("train", stored["rgb"], stored["depth"], stored["radar"], label=np.array([0]), subject=np.array([1]),
             t=np.array([0.0]))
-    with pytest.raises(DatasetError, match="not filled"):
-        pre.close()
+    with pytest.raises(ValueError, match="2 windows exceed the preallocated size 1"):
+        pre.add("train", stored["rgb"], stored["depth"], stored["radar"], label=np.array([0]), subject=np.array([1]),
+                t=np.array([0.0]))
     pre.abort()
     assert not (out / "meta.json").exists() and not (out / "train").exists()
 

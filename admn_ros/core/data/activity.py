@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,9 +19,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.data.simdata import SPLITS, DatasetError, MemmapBatches, load_meta_json
-from admn_ros.core.data.tools import (WorkerPool, clear_dataset, cli_exit_code, copy_npy, fmt_bytes,
-                                      generation_summary)
+from admn_ros.core.data.simdata import (SPLITS, DatasetError, MemmapBatches, array_shape, load_meta_json,
+                                        split_permutation)
+from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import check_index
 from admn_ros.core.streams import DEPTH_MAX_M
@@ -29,6 +30,8 @@ ACTIVITY_FORMAT: str = "admn_ros.activitydata"
 ACTIVITY_FORMAT_VERSION: int = 1
 ACTIVITY_MODALITIES: tuple[str, ...] = ("rgb", "depth", "radar")
 SENSOR_NODE: str = "node1"
+#: A window starts at a uniformly drawn time in [0, MAX_START_S) of its performance, seconds.
+MAX_START_S: float = 30.0
 M = MODEL_INPUT
 
 #: Per-split arrays: stem -> (dtype, shape with "N" / "F" placeholders, description).
@@ -54,11 +57,6 @@ def frame_names(frames: int) -> tuple[str, ...]:
 def activity_stream_ids(frames: int) -> list[str]:
     """``["f0/rgb", "f0/depth", "f0/radar", "f1/rgb", ...]`` (frame-major)."""
     return [f"{n}/{m}" for n in frame_names(frames) for m in ACTIVITY_MODALITIES]
-
-
-def array_shape(stem: str, n: int, frames: int) -> tuple[int, ...]:
-    """Concrete shape of array ``stem`` for ``n`` windows of ``frames`` frames."""
-    return tuple(n if d == "N" else frames if d == "F" else int(d) for d in ACTIVITY_ARRAYS[stem][1])
 
 
 def read_activity_meta(root: str | Path) -> dict[str, Any]:
@@ -88,10 +86,7 @@ class ActivityDataset(MemmapBatches):
         self.classes: list[str] = list(self.meta["classes"])
         self.frames: int = int(self.meta["frames"])
         self.nodes: list[str] = list(self.meta["nodes"])
-        self.stream_ids: list[str] = list(self.meta.get("stream_ids") or activity_stream_ids(self.frames))
-        self.modalities: list[str] = list(self.meta.get("modalities") or ACTIVITY_MODALITIES)
-        self.rate_hz = float(self.meta.get("rate_hz", 0.0))
-        self._map_arrays(d, ACTIVITY_ARRAYS, lambda stem: array_shape(stem, self._n, self.frames))
+        self._map_arrays(d, ACTIVITY_ARRAYS, self.frames)
         self.labels: np.ndarray = self.label
         self.subjects: np.ndarray = self.subject
         lo, hi = int(self.label.min()), int(self.label.max())
@@ -113,8 +108,9 @@ def _checked(stem: str, arr: Any, n: int, frames: int, what: str) -> np.ndarray:
     """``arr`` if it holds ``n`` windows of ``frames`` storage frames of ``stem`` (ValueError otherwise)."""
     a = np.asarray(arr)
     dtype = np.dtype(ACTIVITY_ARRAYS[stem][0])
-    if a.dtype != dtype or a.shape[2:] != array_shape(stem, n, frames)[2:]:
-        raise ValueError(f"{what}: {stem} must be {dtype} [N, F, {', '.join(map(str, array_shape(stem, 0, 0)[2:]))}] "
+    frame_shape = array_shape(stem, n, frames, ACTIVITY_ARRAYS)[2:]
+    if a.dtype != dtype or a.shape[2:] != frame_shape:
+        raise ValueError(f"{what}: {stem} must be {dtype} [N, F, {', '.join(map(str, frame_shape))}] "
                          f"storage windows (preprocess.to_storage), got {a.dtype} {a.shape}")
     if a.shape[:2] != (n, frames):
         raise ValueError(f"{what}: {stem} holds {a.shape[0]} windows of {a.shape[1]} frames, "
@@ -123,13 +119,14 @@ def _checked(stem: str, arr: Any, n: int, frames: int, what: str) -> np.ndarray:
 
 
 class ActivityWriter:
-    """Create an activity dataset from windows of storage arrays added per split; :meth:`close`
-    writes ``meta.json`` last, :meth:`abort` (or an exception in a ``with`` block) removes all.
-    ``sizes`` (windows per split) preallocates (docs/DATASET.md)."""
+    """Create an activity dataset from windows of storage arrays added per split into files
+    preallocated for at most ``sizes[split]`` windows; :meth:`close` trims every split to what was
+    added and writes ``meta.json`` last, :meth:`abort` (or an exception in a ``with`` block) removes
+    all (docs/DATASET.md)."""
 
     def __init__(self, root: str | Path, classes: Sequence[str], frames: int, rate_hz: float, source: str,
-                 extra_meta: Mapping[str, Any] | None = None, overwrite: bool = False, *,
-                 sizes: Mapping[str, int] | None = None, seed: int | None = None) -> None:
+                 sizes: Mapping[str, int], extra_meta: Mapping[str, Any] | None = None, overwrite: bool = False, *,
+                 seed: int | None = None) -> None:
         self.root = Path(root)
         self.classes = [str(c) for c in classes]
         if not self.classes or len(set(self.classes)) != len(self.classes):
@@ -140,30 +137,22 @@ class ActivityWriter:
         self.rate_hz = float(rate_hz)
         self.source = source
         self.seed = seed
-        self.extra_meta: dict[str, Any] = {}
-        self.update_meta(extra_meta or {})
+        self.extra_meta: dict[str, Any] = dict(extra_meta or {})
         existed = self.root.exists()
         clear_dataset(self.root, overwrite)
-        self.root.mkdir(parents=True, exist_ok=True)
         self._created_root = not existed
         self._closed = False
         self._n = {s: 0 for s in SPLITS}
         self._subjects: dict[str, set[int]] = {s: set() for s in SPLITS}
         self._counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
-        self._sizes = None if sizes is None else {s: int(sizes.get(s, 0)) for s in SPLITS}
+        self._sizes = {s: int(sizes.get(s, 0)) for s in SPLITS}
         self._mm: dict[str, dict[str, np.ndarray]] = {}
-        self._parts: dict[str, dict[str, Any]] = {}
-        if self._sizes is not None:
-            for s, n in self._sizes.items():
-                if n:
-                    (self.root / s).mkdir(parents=True, exist_ok=True)
-                    self._mm[s] = {stem: np.lib.format.open_memmap(
-                        self.root / s / f"{stem}.npy", mode="w+", dtype=np.dtype(dt),
-                        shape=array_shape(stem, n, self.frames)) for stem, (dt, _, _) in ACTIVITY_ARRAYS.items()}
-
-    def update_meta(self, extra: Mapping[str, Any]) -> None:
-        """Add entries to ``meta.json`` (written by :meth:`close`)."""
-        self.extra_meta.update(extra)
+        for s, n in self._sizes.items():
+            d = self.root / s
+            d.mkdir(parents=True, exist_ok=True)
+            self._mm[s] = {stem: np.lib.format.open_memmap(d / f"{stem}.npy", mode="w+", dtype=np.dtype(dt),
+                                                           shape=array_shape(stem, n, self.frames, ACTIVITY_ARRAYS))
+                           for stem, (dt, _, _) in ACTIVITY_ARRAYS.items()} if n else {}
 
     def add(self, split: str, rgb: Any, depth: Any, radar: Any, label: Any, subject: Any, t: Any) -> int:
         """Append windows ``[N, F, ...]`` (``preprocess.to_storage`` frames) with ``N`` labels,
@@ -189,48 +178,15 @@ class ActivityWriter:
         arrays = {stem: _checked(stem, a, n, self.frames, what)
                   for stem, a in (("rgb", rgb), ("depth", depth), ("radar", radar))}
         arrays.update(label=lab.astype(np.int64), subject=sub.astype(np.int32), t=tt.astype(np.float32))
-        if n == 0:
-            return 0
         i0 = self._n[split]
-        if self._sizes is not None:
-            if i0 + n > self._sizes[split]:
-                raise ValueError(f"{what}: {i0 + n} windows exceed the preallocated size {self._sizes[split]}")
-            for stem, a in arrays.items():
-                self._mm[split][stem][i0:i0 + n] = a
-        else:
-            files = self._parts.get(split)
-            if files is None:
-                (self.root / split).mkdir(parents=True, exist_ok=True)
-                files = self._parts[split] = {stem: open(self.root / split / f".{stem}.part", "wb")
-                                              for stem in ACTIVITY_ARRAYS}
-            for stem, a in arrays.items():
-                files[stem].write(np.ascontiguousarray(a, dtype=np.dtype(ACTIVITY_ARRAYS[stem][0])).tobytes())
+        if i0 + n > self._sizes[split]:
+            raise ValueError(f"{what}: {i0 + n} windows exceed the preallocated size {self._sizes[split]}")
+        for stem, a in arrays.items():
+            self._mm[split][stem][i0:i0 + n] = a
         self._n[split] = i0 + n
         self._subjects[split].update(int(x) for x in np.unique(arrays["subject"]))
         self._counts[split].update(int(x) for x in arrays["label"])
         return n
-
-    def _finish_split(self, split: str) -> None:
-        n, d = self._n[split], self.root / split
-        d.mkdir(parents=True, exist_ok=True)
-        if split in self._mm:
-            for a in self._mm[split].values():
-                a.flush()
-            self._mm.pop(split)
-            return
-        files = self._parts.pop(split, None)
-        for stem, (dt, _, _) in ACTIVITY_ARRAYS.items():
-            dtype, shape = np.dtype(dt), array_shape(stem, n, self.frames)
-            out = d / f"{stem}.npy"
-            if files is None or n == 0:
-                np.save(out, np.zeros(shape, dtype))
-                continue
-            files[stem].close()
-            part = d / f".{stem}.part"
-            src = np.memmap(part, dtype=dtype, mode="r", shape=shape)
-            copy_npy(src, out, max(1, (64 << 20) // max(1, int(np.prod(shape[1:])) * dtype.itemsize)))
-            del src
-            part.unlink()
 
     def meta(self) -> dict[str, Any]:
         nodes = list(frame_names(self.frames))
@@ -251,15 +207,19 @@ class ActivityWriter:
         return meta
 
     def close(self) -> dict[str, Any]:
-        """Finish every split's arrays, then write ``meta.json``; returns the meta."""
+        """Trim every split's arrays to the windows added, then write ``meta.json``; returns the meta."""
         if self._closed:
             raise ValueError(f"{self.root}: writer already closed")
-        if self._sizes is not None:
-            short = {s: (self._n[s], n) for s, n in self._sizes.items() if self._n[s] != n}
-            if short:
-                raise DatasetError(f"{self.root}: splits not filled (written, preallocated): {short}")
-        for s in SPLITS:
-            self._finish_split(s)
+        for s, arrays in self._mm.items():
+            for stem, (dt, _, _) in ACTIVITY_ARRAYS.items():
+                path = self.root / s / f"{stem}.npy"
+                if not arrays:  # a split without windows: header-only files, written last
+                    np.save(path, np.zeros(array_shape(stem, 0, self.frames, ACTIVITY_ARRAYS), dt))
+                    continue
+                arrays[stem].flush()
+                if self._n[s] < self._sizes[s]:
+                    truncate_npy(path, self._n[s])
+        self._mm.clear()
         meta = self.meta()
         tmp = self.root / ".meta.json.tmp"
         tmp.write_text(json.dumps(meta, indent=2))
@@ -269,20 +229,14 @@ class ActivityWriter:
 
     def abort(self) -> None:
         """Remove everything written; the writer is closed."""
-        for files in self._parts.values():
-            for f in files.values():
-                f.close()
-        self._parts.clear()
         self._mm.clear()
         for s in SPLITS:
             shutil.rmtree(self.root / s, ignore_errors=True)
         (self.root / "meta.json").unlink(missing_ok=True)
         (self.root / ".meta.json.tmp").unlink(missing_ok=True)
         if self._created_root:
-            try:
+            with suppress(OSError):
                 self.root.rmdir()
-            except OSError:
-                pass
         self._closed = True
 
     def __enter__(self) -> "ActivityWriter":
@@ -302,10 +256,7 @@ def plan_subject_splits(n_subjects: int, val_subjects: int, test_subjects: int, 
     if n_subjects - val_subjects - test_subjects < 1:
         raise ValueError(f"{n_subjects} subjects leave none for train after {val_subjects} val and "
                          f"{test_subjects} test subjects")
-    perm = np.random.default_rng(np.random.SeedSequence([int(seed), 0xAC71])).permutation(int(n_subjects))
-    groups = {"val": perm[:val_subjects], "test": perm[val_subjects:val_subjects + test_subjects],
-              "train": perm[val_subjects + test_subjects:]}
-    return {s: sorted(int(x) for x in groups[s]) for s in SPLITS}
+    return split_permutation(int(n_subjects), val_subjects, test_subjects, [int(seed), 0xAC71])
 
 
 @dataclass(frozen=True)
@@ -318,7 +269,6 @@ class _Task:
     rate_hz: float
     width: int
     height: int
-    max_start_s: float
 
 
 def window_rng(seed: int, subject_id: int, activity: int, window: int) -> np.random.Generator:
@@ -345,7 +295,7 @@ def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
            "radar": np.empty((n, F, M, M), np.float16), "t": np.empty(n, np.float32)}
     for w in range(n):
         rng = window_rng(task.seed, task.subject_id, task.activity, w)
-        start = float(rng.uniform(0.0, task.max_start_s))
+        start = float(rng.uniform(0.0, MAX_START_S))
         win = render_window(r.subject, ACTIVITIES[task.activity], start, F, task.rate_hz, rng, renderer=r)
         for i in range(F):
             for m in ACTIVITY_MODALITIES:
@@ -357,7 +307,7 @@ def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
 def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subjects: int = 5, test_subjects: int = 5,
                               windows_per_activity: int = 20, frames: int = 5, rate_hz: float = 10.0, seed: int = 0,
                               workers: int = 2, progress: bool = True, overwrite: bool = False, *,
-                              width: int = 160, height: int = 120, max_start_s: float = 30.0) -> Path:
+                              width: int = 160, height: int = 120) -> Path:
     """Render a simulated MM-Fi-style activity dataset into ``out`` (docs/DATASET.md): the arrays
     depend only on the arguments, not on ``workers``."""
     from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M,
@@ -366,8 +316,6 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
     for name, v, lo in (("windows_per_activity", windows_per_activity, 1), ("workers", workers, 0), ("seed", seed, 0)):
         check_index(name, v, lo=lo)
     frame_names(frames)
-    if not (math.isfinite(max_start_s) and max_start_s > 0):
-        raise ValueError(f"max_start_s must be > 0, got {max_start_s!r}")
     plan = plan_subject_splits(n_subjects, val_subjects, test_subjects, seed)
     n_act = len(ACTIVITIES)
     sizes = {s: len(plan[s]) * n_act * windows_per_activity for s in SPLITS}
@@ -380,7 +328,7 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
                        "preprocessed with admn_ros.core.preprocess.to_storage. Splits are by subject.",
         "generator": {"n_subjects": n_subjects, "val_subjects": val_subjects, "test_subjects": test_subjects,
                       "windows_per_activity": windows_per_activity, "frames": frames, "rate_hz": rate_hz,
-                      "seed": seed, "width": width, "height": height, "max_start_s": max_start_s},
+                      "seed": seed, "width": width, "height": height, "max_start_s": MAX_START_S},
         "sensor": {"height_m": SENSOR_HEIGHT_M, "camera": {"width": width, "height": height,
                                                            "vfov_deg": CAMERA_VFOV_DEG},
                    "radar_axes": {"rows": f"slant range [i, i+1) * {RANGE_RES_M} m, row 0 nearest (0..6 m)",
@@ -389,32 +337,27 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
         "subjects": {str(sid): subjects[sid].to_dict() for sid in range(n_subjects)},
     }
     tasks = [_Task(int(seed), sid, activity_index(a), int(windows_per_activity), int(frames), float(rate_hz),
-                   int(width), int(height), float(max_start_s))
+                   int(width), int(height))
              for s in SPLITS for sid in plan[s] for a in ACTIVITIES]
     split_of = {sid: s for s in SPLITS for sid in plan[s]}
-    t0 = time.perf_counter()
-    busy = 0.0
-    with ActivityWriter(out, list(ACTIVITIES), frames, rate_hz, "sim", extra, overwrite, sizes=sizes,
-                        seed=seed) as writer:
+    with ActivityWriter(out, list(ACTIVITIES), frames, rate_hz, "sim", sizes, extra, overwrite, seed=seed) as writer:
         with WorkerPool(_run_task, tasks, workers, progress=progress, total=total, unit="window",
                         desc=f"activity -> {out}") as pool:
             for task, arr, sec in pool:   # in task order: deterministic layout
-                busy += sec
                 n = task.windows
                 writer.add(split_of[task.subject_id], arr["rgb"], arr["depth"], arr["radar"],
                            np.full(n, task.activity, np.int64), np.full(n, task.subject_id, np.int32), arr["t"])
-                pool.advance(n)
-            elapsed = time.perf_counter() - t0
-        summary = generation_summary(out, total, workers, elapsed, busy)
-        nbytes = summary["bytes"]
+                pool.advance(n, sec)
+        summary = pool.summary(out, total)
+        elapsed, nbytes = summary["elapsed_s"], summary["bytes"]
         summary["bytes_per_window"] = round(summary["total_bytes"] / max(total, 1), 1)
-        writer.update_meta({"generation": summary})
+        writer.extra_meta["generation"] = summary
         writer.close()
     if progress:
         counts = ", ".join(f"{s}: {sizes[s]} windows of {len(plan[s])} subjects" for s in SPLITS)
         per = ", ".join(f"{s} {fmt_bytes(nbytes[s])}" for s in SPLITS)
         print(f"[activity] {total} windows of {frames} frames at {rate_hz:g} Hz, {n_act} activities ({counts})\n"
-              f"[activity] {elapsed:.1f} s with {workers} worker(s) = {total / max(elapsed, 1e-9):.1f} windows/s; "
+              f"[activity] {elapsed:.1f} s with {workers} worker(s) = {summary['samples_per_s']:.1f} windows/s; "
               f"on disk {fmt_bytes(summary['total_bytes'])} ({per}; "
               f"{fmt_bytes(summary['bytes_per_window'])} per window) in {out}")
     return out

@@ -18,30 +18,20 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError,
-                                        array_shape)
-from admn_ros.core.data.tools import clear_dataset, cli_exit_code, copy_npy, progress_bar
+from admn_ros.core.data.simdata import (FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError, arrays_meta,
+                                        create_arrays)
+from admn_ros.core.data.tools import clear_dataset, cli_exit_code, progress_bar, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M, StreamSet
 
 if TYPE_CHECKING:  # pragma: no cover
     import h5py
 
-#: The h5py version this reader is tested with (requirements pin).
-H5PY_PIN: str = "h5py==3.16.0"
-
 #: Our modality -> source option -> (HDF5 file in the node directory, dataset key).
-RGB_SOURCES: dict[str, tuple[str, str]] = {
-    "zed": ("zed.hdf5", "zed_camera_left"),
-    "realsense": ("realsense.hdf5", "realsense_camera_img"),
-}
-DEPTH_SOURCES: dict[str, tuple[str, str]] = {
-    "zed": ("zed.hdf5", "zed_camera_depth"),
-    "realsense": ("realsense.hdf5", "realsense_camera_depth"),
-}
-RADAR_SOURCES: dict[str, tuple[str, str]] = {
-    "azimuth": ("mmwave.hdf5", "azimuth_static"),
-    "range_doppler": ("mmwave.hdf5", "range_doppler"),
+SOURCES: dict[str, dict[str, tuple[str, str]]] = {
+    "rgb": {"zed": ("zed.hdf5", "zed_camera_left"), "realsense": ("realsense.hdf5", "realsense_camera_img")},
+    "depth": {"zed": ("zed.hdf5", "zed_camera_depth"), "realsense": ("realsense.hdf5", "realsense_camera_depth")},
+    "radar": {"azimuth": ("mmwave.hdf5", "azimuth_static"), "range_doppler": ("mmwave.hdf5", "range_doppler")},
 }
 MOCAP_FILE: str = "mocap.hdf5"
 MOCAP_KEY: str = "mocap"
@@ -63,11 +53,6 @@ _DB_FLOOR = 1e-6
 class GDTMError(DatasetError):
     """A GDTM source that cannot be converted; names the file and HDF5 key (:attr:`path`, :attr:`key`)."""
 
-    def __init__(self, message: str, path: str | Path | None = None, key: str | None = None) -> None:
-        super().__init__(message)
-        self.path = None if path is None else str(path)
-        self.key = key
-
 
 def _err(path: str | Path, key: str | None, msg: str) -> GDTMError:
     return GDTMError(f"{path}" + (f": key {key!r}" if key else "") + f": {msg}", path, key)
@@ -77,16 +62,13 @@ def _h5py() -> Any:
     try:
         import h5py
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(f"reading GDTM needs h5py: pip install '{H5PY_PIN}'") from exc
+        raise ImportError("reading GDTM needs h5py: pip install 'h5py==3.16.0'") from exc
     return h5py
 
 
 def _open_h5(path: Path) -> "h5py.File":
-    h5py = _h5py()
-    if not path.is_file():
-        raise FileNotFoundError(f"GDTM file not found: {path}")
     try:
-        return h5py.File(path, "r")
+        return _h5py().File(path, "r")
     except OSError as exc:
         raise _err(path, None, f"not a readable HDF5 file ({exc})") from None
 
@@ -104,32 +86,23 @@ class RadarNorm:
     def transform(self) -> str:
         return RADAR_TRANSFORMS[self.kind]
 
-    def _oriented(self, frame: np.ndarray) -> np.ndarray:
+    def values(self, frame: np.ndarray, size: int | None = None) -> np.ndarray:
+        """Transformed float64 values (rows nearest-first; ``size`` subsamples first), NaN where not finite."""
         a = np.asarray(frame)
-        return a[::-1] if self.kind == "azimuth" else a  # stored zi[::-1, ::-1]: row 0 = far end
-
-    def _transform(self, a: np.ndarray) -> np.ndarray:
-        a = np.asarray(a, dtype=np.float64)
+        a = a[::-1] if self.kind == "azimuth" else a  # stored zi[::-1, ::-1]: row 0 = far end
+        a = np.asarray(a if size is None else subsample(a, size), dtype=np.float64)
         bad = ~np.isfinite(a)
         if self.transform == "db":
             a = 20.0 * np.log10(np.maximum(np.abs(np.where(bad, 1.0, a)), _DB_FLOOR))
         return np.where(bad, np.nan, a)
 
-    def values(self, frame: np.ndarray) -> np.ndarray:
-        """Transformed float64 values (rows nearest-first), NaN where not finite."""
-        return self._transform(self._oriented(frame))
-
     def apply(self, frame: np.ndarray, size: int | None = None) -> np.ndarray:
         """Float32 heatmap in [0, 1]; ``size`` subsamples first (the same as ``to_storage`` after, but faster)."""
-        a = self._oriented(frame)
-        if size is not None:
-            a = subsample(a, size)
-        x = (self._transform(a) - self.lo) / (self.hi - self.lo)
-        x = np.where(np.isfinite(x), x, 0.0)
-        return np.clip(x, 0.0, 1.0).astype(np.float32)
+        x = (self.values(frame, size) - self.lo) / (self.hi - self.lo)
+        return np.clip(np.where(np.isfinite(x), x, 0.0), 0.0, 1.0).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "source_key": RADAR_SOURCES[self.kind][1], "transform": self.transform,
+        return {"kind": self.kind, "source_key": SOURCES["radar"][self.kind][1], "transform": self.transform,
                 "lo": self.lo, "hi": self.hi}
 
 
@@ -267,8 +240,6 @@ def _read_scalar(f: "h5py.File", path: Path, key: str) -> Any:
 
 
 def _parse_mocap(raw: Any, path: Path, key: str) -> list[dict[str, Any]]:
-    if isinstance(raw, np.ndarray) and raw.shape == ():
-        raw = raw.item()
     if isinstance(raw, (bytes, np.bytes_)):
         raw = bytes(raw).decode("utf-8", errors="strict")
     if not isinstance(raw, str):
@@ -342,25 +313,17 @@ def _decode_jpeg(raw: Any, path: Path, key: str, gray: bool = False) -> np.ndarr
 def _depth_mm(raw: Any, path: Path, key: str) -> np.ndarray:
     """ZED depth -> uint16 mm (0 = invalid); float input is taken as millimetres."""
     a = np.asarray(raw)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if a.ndim != 2 or a.size == 0:
-        raise _err(path, key, f"expected a 2-D depth map in millimetres, got shape {a.shape}")
+    if a.ndim != 2 or a.size == 0 or a.dtype.kind not in "fiu":
+        raise _err(path, key, f"expected a 2-D numeric depth map in millimetres, got {a.dtype} {a.shape}")
     if a.dtype == np.uint16:
         return a
-    if np.issubdtype(a.dtype, np.floating):
-        ok = np.isfinite(a) & (a > 0)
-        return np.clip(np.where(ok, np.rint(np.where(ok, a, 0.0)), 0.0), 0, 65535).astype(np.uint16)
-    if np.issubdtype(a.dtype, np.integer):
-        return np.clip(a, 0, 65535).astype(np.uint16)
-    raise _err(path, key, f"expected a numeric depth map, got {a.dtype}")
+    ok = np.isfinite(a) & (a > 0)
+    return np.clip(np.rint(np.where(ok, a, 0.0)), 0, 65535).astype(np.uint16)
 
 
 def _radar_frame(raw: Any, path: Path, key: str) -> np.ndarray:
     a = np.asarray(raw)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if a.ndim != 2 or a.size == 0 or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+    if a.ndim != 2 or a.size == 0 or a.dtype.kind not in "fiu":
         raise _err(path, key, f"expected a 2-D numeric radar heatmap, got {a.dtype} {a.shape}")
     return a
 
@@ -401,7 +364,6 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
     stamps: list[int] = []
     gts: list[tuple[float, float]] = []
     pose_ids: list[int] = []
-    h5py = _h5py()
     with _open_h5(mocap_path) as f:
         try:
             names = list(f.keys())
@@ -417,12 +379,7 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
         last_pose = -1
         for stamp, name in order:
             key = f"/{name}/{MOCAP_KEY}"
-            try:
-                try:
-                    if not isinstance(f[name], h5py.Group):
-                        raise _err(mocap_path, f"/{name}", "expected a timestamp group, found a dataset")
-                except (OSError, RuntimeError, KeyError) as exc:
-                    raise _err(mocap_path, f"/{name}", f"cannot read the group ({exc})") from None
+            try:  # a top-level dataset instead of a group reads as a missing key
                 objs = _parse_mocap(_read_scalar(f, mocap_path, key), mocap_path, key)
                 reason, pos = _pick_car(objs, car_id, axes, mocap_path, key)
                 poses = _node_poses(objs, mocap_path, key)
@@ -454,7 +411,7 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
     for s in streams:
         _, idx = index[(s.node, s.path.name)]
         tol = radar_tol_ms if s.modality == "radar" else tol_ms
-        m, ok = _nearest(idx[s.key], st_arr, tol) if len(st_arr) else (st_arr, keep)
+        m, ok = _nearest(idx[s.key], st_arr, tol)
         match[s.sid] = m
         missing[s.sid] = int((~ok).sum())
         inexact[s.sid] = int((ok & (m != st_arr)).sum())
@@ -502,7 +459,7 @@ def _calibrate_radar(plan: _Plan, kind: str, on_corrupt: str) -> tuple[RadarNorm
     allv = np.concatenate(vals) if vals else np.zeros(0)
     if allv.size == 0:
         raise GDTMError(f"split {plan.split!r}: no finite radar values in {used} calibration frames "
-                        f"({RADAR_SOURCES[kind][1]}); pass radar_range=(lo, hi)", plan.src_dir)
+                        f"({SOURCES['radar'][kind][1]}); pass radar_range=(lo, hi)", plan.src_dir)
     lo, hi = (float(x) for x in np.percentile(allv, RADAR_PERCENTILES))
     if not hi - lo > 1e-9:
         hi = lo + 1.0
@@ -511,35 +468,18 @@ def _calibrate_radar(plan: _Plan, kind: str, on_corrupt: str) -> tuple[RadarNorm
 
 def _episodes(stamps: np.ndarray, pose_ids: np.ndarray, gap_ms: float, first_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Episode ids (new at a gap > ``gap_ms`` or a node-pose change) and seconds since the episode start."""
-    n = len(stamps)
-    ep = np.zeros(n, dtype=np.int32)
-    t = np.zeros(n, dtype=np.float32)
-    if n == 0:
-        return ep, t
-    new = np.ones(n, dtype=bool)
+    new = np.ones(len(stamps), dtype=bool)
     new[1:] = (np.diff(stamps) > gap_ms) | (pose_ids[1:] != pose_ids[:-1])
-    ep[:] = first_id + np.cumsum(new) - 1
-    starts = stamps[np.flatnonzero(new)][ep - first_id]
-    t[:] = (stamps - starts) / 1000.0
+    ep = (first_id + np.cumsum(new) - 1).astype(np.int32)
+    t = ((stamps - stamps[np.flatnonzero(new)][ep - first_id]) / 1000.0).astype(np.float32)
     return ep, t
-
-
-def _truncate_npy(path: Path, n: int) -> None:
-    """Rewrite ``path`` (a .npy array) keeping its first ``n`` rows."""
-    src = np.load(path, mmap_mode="r")
-    tmp = path.with_name(path.stem + ".tmp.npy")
-    copy_npy(src[:n], tmp, 1024)
-    del src
-    os.replace(tmp, path)
 
 
 def _write_split(plan: _Plan, out_dir: Path, depth_src: str, radar: RadarNorm,
                  on_corrupt: str, progress: bool) -> tuple[int, Counter, list[str], np.ndarray]:
     """Decode and store the split's samples; returns (n written, corrupt drops, examples, kept row mask)."""
     n = len(plan.stamps)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    big = {stem: np.lib.format.open_memmap(out_dir / f"{stem}.npy", mode="w+", dtype=ARRAYS[stem][0],
-                                           shape=array_shape(stem, n, len(NODES))) for stem in MODALITIES}
+    big = create_arrays(out_dir, n, len(NODES), MODALITIES)
     corrupt: Counter = Counter()
     examples: list[str] = []
     kept = np.zeros(n, dtype=bool)
@@ -576,7 +516,7 @@ def _write_split(plan: _Plan, out_dir: Path, depth_src: str, radar: RadarNorm,
     del big
     if w < n:
         for stem in MODALITIES:
-            _truncate_npy(out_dir / f"{stem}.npy", w)
+            truncate_npy(out_dir / f"{stem}.npy", w)
     return w, corrupt, examples, kept
 
 
@@ -594,9 +534,9 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     FileNotFoundError, GDTMError, FileExistsError or ValueError, naming what is wrong."""
     t0 = time.perf_counter()
     src, out = Path(src_root), Path(out_dir)
-    for name, v, known in (("radar", radar, RADAR_SOURCES), ("rgb", rgb, RGB_SOURCES), ("depth", depth, DEPTH_SOURCES)):
-        if v not in known:
-            raise ValueError(f"{name} must be one of {sorted(known)}, got {v!r}")
+    for name, v in (("radar", radar), ("rgb", rgb), ("depth", depth)):
+        if v not in SOURCES[name]:
+            raise ValueError(f"{name} must be one of {sorted(SOURCES[name])}, got {v!r}")
     if on_corrupt not in ("raise", "drop"):
         raise ValueError(f"on_corrupt must be 'raise' or 'drop', got {on_corrupt!r}")
     if len(gt_axes) != 2 or any(a not in _AXES for a in gt_axes) or gt_axes[0] == gt_axes[1]:
@@ -611,7 +551,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     if out.resolve() in {src.resolve(), *(d.resolve() for d in split_dirs.values())}:
         raise ValueError(f"output {out} must not be a GDTM input directory")
     clear_dataset(out, overwrite, remove=False)
-    sources = {"rgb": RGB_SOURCES[rgb], "depth": DEPTH_SOURCES[depth], "radar": RADAR_SOURCES[radar]}
+    sources = {"rgb": SOURCES["rgb"][rgb], "depth": SOURCES["depth"][depth], "radar": SOURCES["radar"][radar]}
     axes = (_AXES[gt_axes[0]], _AXES[gt_axes[1]])
 
     # align every split first: layout problems fail before any decoding
@@ -644,7 +584,6 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
             ts = time.perf_counter()
             w, corrupt, examples, kept = _write_split(plan, out / name, depth, norm, on_corrupt, progress)
             if w == 0:
-                shutil.rmtree(out / name, ignore_errors=True)
                 raise _empty_split_error(plan, corrupt)
             stamps = plan.stamps[kept]
             gt = plan.gt[kept]
@@ -682,25 +621,20 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     summary = {"source": "gdtm", "src_root": str(src), "out": str(out), "elapsed_s": round(elapsed, 3),
                "n_samples": n_total, "splits": summary_splits, "radar": {**norm.to_dict(), "calibration": calib},
                "bytes": sizes, "total_bytes": sum(sizes.values())}
-    arrays = {f"{stem}.npy": {"dtype": dt, "shape": list(shape), "description": doc}
-              for stem, (dt, shape, doc) in ARRAYS.items()}
-    arrays["rgb.npy"]["description"] = (f"GDTM {RGB_SOURCES[rgb][1]} JPEG decoded to rgb8, nearest pixel-centre "
-                                        "subsampled to 64x64 (16:9 squeezed), channels first; "
-                                        "model input = value / 255")
-    arrays["depth.npy"]["description"] = (
-        "GDTM zed_camera_depth, uint16 millimetres (0 = invalid), 64x64 nearest" if depth == "zed" else
-        "GDTM realsense_camera_depth (colourised JPEG) as grayscale g, stored as round(g / 255 * depth_max_m * "
-        "1000) so that model input = g / 255: NOT metric")
-    arrays["radar.npy"]["description"] = (
-        f"GDTM {RADAR_SOURCES[radar][1]} normalised to [0, 1] (see meta radar), 64x64 nearest; " +
-        ("Cartesian bird's-eye grid, row 0 nearest (flipped from the stored far-first rows), columns as stored"
-         if radar == "azimuth" else "rows = range bins (row 0 nearest), columns = doppler bins (fft-shifted)"))
-    arrays["gt.npy"]["description"] = (f"car position (mocap {gt_axes[0]}, mocap {gt_axes[1]}) in the OptiTrack "
-                                       "frame, metres")
-    arrays["episode.npy"]["description"] = ("contiguous recording segment id (new at a gap > episode_gap_ms or a "
-                                            "node-pose change); unique across splits")
-    arrays["t.npy"]["description"] = "seconds since the start of the sample's episode (segment)"
-    arrays["visibility.npy"]["description"] = "unknown for real data: NaN"
+    arrays = arrays_meta(
+        rgb=f"GDTM {sources['rgb'][1]} JPEG decoded to rgb8, nearest pixel-centre subsampled to 64x64 (16:9 "
+            "squeezed), channels first; model input = value / 255",
+        depth="GDTM zed_camera_depth, uint16 millimetres (0 = invalid), 64x64 nearest" if depth == "zed" else
+              "GDTM realsense_camera_depth (colourised JPEG) as grayscale g, stored as round(g / 255 * depth_max_m * "
+              "1000) so that model input = g / 255: NOT metric",
+        radar=f"GDTM {sources['radar'][1]} normalised to [0, 1] (see meta radar), 64x64 nearest; " +
+              ("Cartesian bird's-eye grid, row 0 nearest (flipped from the stored far-first rows), columns as stored"
+               if radar == "azimuth" else "rows = range bins (row 0 nearest), columns = doppler bins (fft-shifted)"),
+        gt=f"car position (mocap {gt_axes[0]}, mocap {gt_axes[1]}) in the OptiTrack frame, metres",
+        episode="contiguous recording segment id (new at a gap > episode_gap_ms or a node-pose change); unique "
+                "across splits",
+        t="seconds since the start of the sample's episode (segment)",
+        visibility="unknown for real data: NaN")
     arrays["stamp_ms.npy"] = {"dtype": "int64", "shape": ["N"],
                               "description": "GDTM frame timestamp (mocap group name), ms since the epoch"}
     meta = {
@@ -747,10 +681,6 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     return summary
 
 
-def _parse_splits(items: Sequence[str]) -> dict[str, str]:
-    return {name: sub or name for name, _, sub in (it.partition("=") for it in items)}
-
-
 def main(argv: list[str] | None = None) -> int:
     """``admn-ros convert-gdtm``: 0 on success, 2 with a one-line error otherwise."""
     p = argparse.ArgumentParser(
@@ -763,10 +693,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--splits", nargs="+", default=list(SPLITS), metavar="SPLIT[=DIR]",
                    help="our splits to convert, optionally from another GDTM directory "
                         "(e.g. train=chunk_0 val=chunk_1 test=chunk_2; '.' = --src itself)")
-    p.add_argument("--radar", choices=sorted(RADAR_SOURCES), default="azimuth",
+    p.add_argument("--radar", choices=sorted(SOURCES["radar"]), default="azimuth",
                    help="radar source: azimuth_static or range_doppler (default azimuth)")
-    p.add_argument("--rgb", choices=sorted(RGB_SOURCES), default="zed", help="camera (default zed)")
-    p.add_argument("--depth", choices=sorted(DEPTH_SOURCES), default="zed",
+    p.add_argument("--rgb", choices=sorted(SOURCES["rgb"]), default="zed", help="camera (default zed)")
+    p.add_argument("--depth", choices=sorted(SOURCES["depth"]), default="zed",
                    help="depth: zed (metric mm, default) or realsense (colourised JPEG, not metric)")
     p.add_argument("--radar-range", nargs=2, type=float, metavar=("LO", "HI"), default=None,
                    help="transformed radar values mapped to 0 and 1 (default: train percentiles)")
@@ -782,8 +712,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     a = p.parse_args(argv)
+    splits = {name: sub or name for name, _, sub in (it.partition("=") for it in a.splits)}
     return cli_exit_code(lambda: convert_gdtm(
-        a.src, a.out, splits=_parse_splits(a.splits), radar=a.radar, rgb=a.rgb, depth=a.depth,
+        a.src, a.out, splits=splits, radar=a.radar, rgb=a.rgb, depth=a.depth,
         radar_range=tuple(a.radar_range) if a.radar_range else None, tolerance_ms=a.tolerance_ms,
         radar_tolerance_ms=a.radar_tolerance_ms, car_id=a.car_id, gt_axes=tuple(a.gt_axes),
         episode_gap_ms=a.episode_gap_ms, limit=a.limit, on_corrupt=a.on_corrupt, overwrite=a.overwrite,

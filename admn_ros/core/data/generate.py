@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape)
-from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, generation_summary
+from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, arrays_meta, create_arrays,
+                                        split_permutation)
+from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import SimConfig, load_sim_config
 from admn_ros.core.streams import DEPTH_MAX_M
@@ -23,7 +24,6 @@ from admn_ros.core.streams import DEPTH_MAX_M
 class _Task:
     out_dir: str
     split: str
-    n_split: int
     episode: int
     offset: int
     n_frames: int
@@ -51,23 +51,8 @@ def plan_splits(n_samples: int, frames_per_episode: int, val_frac: float, test_f
         raise ValueError(f"{n_samples} samples at {frames_per_episode} frames per episode give only "
                          f"{n_ep} episodes: too few for train + val ({n_val}) + test ({n_test}); "
                          f"lower frames_per_episode")
-    perm = np.random.default_rng([seed, 0x5D17]).permutation(n_ep)
-    groups = {"val": perm[:n_val], "test": perm[n_val:n_val + n_test], "train": perm[n_val + n_test:]}
-    return {s: [(int(e), lengths[e]) for e in sorted(groups[s])] for s in SPLITS}
-
-
-def _open(out_dir: str, split: str, n: int, s: int, mode: str) -> dict[str, np.ndarray]:
-    out = {}
-    for stem, (dtype, _shape, _doc) in ARRAYS.items():
-        p = Path(out_dir) / split / f"{stem}.npy"
-        if mode == "w+" and n == 0:  # an empty split: a plain (header-only) .npy file
-            np.save(p, np.zeros(array_shape(stem, 0, s), np.dtype(dtype)))
-        elif mode == "w+":
-            out[stem] = np.lib.format.open_memmap(p, mode="w+", dtype=np.dtype(dtype),
-                                                  shape=array_shape(stem, n, s))
-        else:
-            out[stem] = np.load(p, mmap_mode="r+")
-    return out
+    groups = split_permutation(n_ep, n_val, n_test, [seed, 0x5D17])
+    return {s: [(e, lengths[e]) for e in groups[s]] for s in SPLITS}
 
 
 def _run_task(task: _Task) -> tuple[str, int, int, float]:
@@ -76,7 +61,7 @@ def _run_task(task: _Task) -> tuple[str, int, int, float]:
     t0 = time.perf_counter()
     cfg = task.cfg
     nodes = [n.name for n in cfg.nodes]
-    arrs = _open(task.out_dir, task.split, task.n_split, len(nodes), "r+")
+    arrs = {stem: np.load(Path(task.out_dir) / task.split / f"{stem}.npy", mmap_mode="r+") for stem in ARRAYS}
     sim = GDTMSimulator(cfg, seed=task.seed, episode=task.episode)
     for i in range(task.n_frames):
         f = sim.step()
@@ -108,28 +93,21 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     nodes = [n.name for n in cfg.nodes]
     tasks: list[_Task] = []
     for split in SPLITS:
-        (out / split).mkdir(parents=True, exist_ok=True)
         n_split = sum(n for _, n in plan[split])
-        arrs = _open(str(out), split, n_split, len(nodes), "w+")  # allocate the files
-        for a in arrs.values():
+        for a in create_arrays(out / split, n_split, len(nodes)).values():  # allocate the files
             a.flush()
-        del arrs
         off = 0
         for ep, n in plan[split]:
-            tasks.append(_Task(str(out), split, n_split, ep, off, n, seed, cfg))
+            tasks.append(_Task(str(out), split, ep, off, n, seed, cfg))
             off += n
     tasks.sort(key=lambda t: -t.n_frames)  # long episodes first: better load balance
 
-    t0 = time.perf_counter()
-    busy = 0.0
     with WorkerPool(_run_task, tasks, workers, ordered=False, progress=progress, total=n_samples, unit="sample",
                     desc=f"simdata -> {out}") as pool:
         for _split, _ep, n, sec in pool:
-            busy += sec
-            pool.advance(n)
-    elapsed = time.perf_counter() - t0
-    summary = generation_summary(out, n_samples, workers, elapsed, busy)
-    sizes = summary["bytes"]
+            pool.advance(n, sec)
+    summary = pool.summary(out, n_samples)
+    elapsed, sizes = summary["elapsed_s"], summary["bytes"]
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -152,8 +130,7 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
         "splits": {s: {"n_samples": sum(n for _, n in plan[s]),
                        "episodes": [e for e, _ in plan[s]],
                        "episode_frames": [n for _, n in plan[s]]} for s in SPLITS},
-        "arrays": {f"{stem}.npy": {"dtype": dt, "shape": list(shape), "description": doc}
-                   for stem, (dt, shape, doc) in ARRAYS.items()},
+        "arrays": arrays_meta(),
         "generation": summary,
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -161,7 +138,7 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
         counts = ", ".join(f"{s}: {meta['splits'][s]['n_samples']} in {len(plan[s])} episodes" for s in SPLITS)
         per = ", ".join(f"{s} {fmt_bytes(sizes[s])}" for s in SPLITS)
         print(f"[simdata] {n_samples} samples ({counts})\n"
-              f"[simdata] {elapsed:.1f} s with {workers} worker(s) = {n_samples / elapsed:.0f} samples/s; "
+              f"[simdata] {elapsed:.1f} s with {workers} worker(s) = {summary['samples_per_s']:.0f} samples/s; "
               f"on disk {fmt_bytes(summary['total_bytes'])} ({per}) in {out}")
     return summary
 

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.data.activity import ActivityWriter
-from admn_ros.core.data.simdata import DatasetError
+from admn_ros.core.data.simdata import SPLITS, DatasetError
 from admn_ros.core.data.tools import cli_exit_code, progress_bar
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 
@@ -46,14 +46,18 @@ SUBJECT_ENV: dict[str, str] = {s: ENVIRONMENTS[(int(s[1:]) - 1) // 10] for s in 
 CROSS_SUBJECT_TEST: tuple[str, ...] = ("S05", "S10", "S15", "S20", "S25", "S30", "S35", "S40")
 #: ``random_split`` of config.yaml: seed 0, the first 80 % of each action's permutation train.
 RANDOM_SPLIT_TRAIN: int = 32
-#: The ADMN authors' MM-Fi subjects (nesl/ADMN ``MMFI_Noise/PickleDataset.py``): test and val; the rest train.
+#: The ADMN authors' MM-Fi test subjects (nesl/ADMN ``MMFI_Noise/PickleDataset.py``; val: DEFAULT_VAL_SUBJECTS).
 ADMN_TEST_SUBJECTS: tuple[str, ...] = ("S08", "S09", "S10", "S18", "S19", "S20", "S28", "S29", "S30", "S38", "S39",
                                        "S40")
-ADMN_VAL_SUBJECTS: tuple[str, ...] = ("S07", "S17", "S27", "S37")
 SPLIT_KINDS: tuple[str, ...] = ("admn", "cross_subject", "random", "cross_environment")
+#: Test subjects of the subject-disjoint splits (``cross_environment``: all of E04).
+TEST_SUBJECTS: dict[str, tuple[str, ...]] = {
+    "admn": ADMN_TEST_SUBJECTS, "cross_subject": CROSS_SUBJECT_TEST,
+    "cross_environment": tuple(s for s in ALL_SUBJECTS if SUBJECT_ENV[s] == "E04"),
+}
 #: Training subjects held out as ``val`` (``admn``: the authors' own; the others: ours, one per environment).
 DEFAULT_VAL_SUBJECTS: dict[str, tuple[str, ...]] = {
-    "admn": ADMN_VAL_SUBJECTS,
+    "admn": ("S07", "S17", "S27", "S37"),
     "cross_subject": ("S04", "S14", "S24", "S34"),
     "cross_environment": ("S10", "S20", "S30"),
 }
@@ -81,25 +85,17 @@ COCO_LIMBS: tuple[tuple[int, int, str], ...] = (
 _LIMB_RGB = {"L": (255, 80, 40), "R": (40, 120, 255), "C": (60, 230, 60)}
 _FRAME_RE = re.compile(r"^frame(\d+)\.([A-Za-z0-9]+)$")
 _IMAGE_EXTS = ("png", "jpg", "jpeg", "bmp")
-_ENV_RE = re.compile(r"^E\d{2}$")
-_SUBJ_RE = re.compile(r"^S\d{2}$")
-_ACT_RE = re.compile(r"^A\d{2}$")
-OUT_SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 class MMFiError(DatasetError):
     """An MM-Fi copy that cannot be converted; the message names the folder or file (also :attr:`path`)."""
-
-    def __init__(self, message: str, path: str | Path | None = None) -> None:
-        super().__init__(message)
-        self.path = None if path is None else str(path)
 
 
 def _err(path: str | Path, msg: str) -> MMFiError:
     return MMFiError(f"{path}: {msg}", path)
 
 
-def split_subjects(split: str = "admn", actions: Sequence[str] | str = "protocol3", *,
+def split_subjects(split: str = "admn", actions: Sequence[str] | str | None = "protocol3", *,
                    val_subjects: Sequence[str] | None = None) -> dict[str, dict[str, list[str]]]:
     """``{split: {subject: [actions]}}`` (empty splits omitted): ``test`` is the toolbox's validation
     set of that split (``admn``: the paper's test subjects), ``val`` comes out of its training set
@@ -107,7 +103,7 @@ def split_subjects(split: str = "admn", actions: Sequence[str] | str = "protocol
     acts, proto = _resolve_actions(actions)
     if split not in SPLIT_KINDS:
         raise ValueError(f"split must be one of {list(SPLIT_KINDS)}, got {split!r}")
-    form: dict[str, dict[str, list[str]]] = {s: {} for s in OUT_SPLITS}
+    form: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
 
     def put(name: str, subj: str, act: str) -> None:
         form[name].setdefault(subj, []).append(act)
@@ -124,12 +120,7 @@ def split_subjects(split: str = "admn", actions: Sequence[str] | str = "protocol
             for j in test_idx:
                 put("test", ALL_SUBJECTS[j], act)
     else:
-        if split == "admn":
-            test = set(ADMN_TEST_SUBJECTS)
-        elif split == "cross_subject":
-            test = set(CROSS_SUBJECT_TEST)
-        else:
-            test = {s for s in ALL_SUBJECTS if SUBJECT_ENV[s] == "E04"}
+        test = set(TEST_SUBJECTS[split])
         vals = set(_check_subjects(DEFAULT_VAL_SUBJECTS[split] if val_subjects is None else val_subjects))
         if vals & test:
             raise ValueError(f"val_subjects {sorted(vals & test)} are test subjects of the {split} split")
@@ -150,12 +141,9 @@ def _check_subjects(subjects: Iterable[str]) -> list[str]:
 
 def _resolve_actions(actions: Sequence[str] | str | None) -> tuple[list[str], str | None]:
     """Action codes in class order and the protocol name if ``actions`` named one."""
-    if actions is None:
-        return list(ALL_ACTIONS), "protocol3"
-    if isinstance(actions, str):
-        if actions in PROTOCOLS:
-            return list(PROTOCOLS[actions]), actions
-        actions = [actions]
+    actions = ["protocol3"] if actions is None else [actions] if isinstance(actions, str) else list(actions)
+    if len(actions) == 1 and actions[0] in PROTOCOLS:
+        return list(PROTOCOLS[actions[0]]), actions[0]
     acts = [str(a).upper() for a in actions]
     bad = [a for a in acts if a not in MMFI_ACTIONS]
     if bad or not acts:
@@ -175,8 +163,6 @@ def read_depth_png(path: str | Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise _err(path, "OpenCV cannot decode this depth PNG (corrupt or not an image)")
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
     if img.dtype != np.uint16 or img.ndim != 2:
         raise _err(path, f"expected a 16-bit single-channel depth PNG (millimetres), got {img.dtype} {img.shape}")
     return img
@@ -249,8 +235,6 @@ def radar_histogram(points: np.ndarray, size: int = MODEL_INPUT) -> tuple[np.nda
     <= 0) divided by its maximum, and the number of points outside it."""
     h = np.zeros((size, size), np.float64)
     pts = np.asarray(points, np.float64).reshape(-1, MMWAVE_FEATURES)
-    if len(pts) == 0:
-        return h.astype(np.float32), 0
     r = np.sqrt((pts[:, :3] ** 2).sum(axis=1))
     v = pts[:, 3]
     row = np.floor(r / RADAR_RANGE_MAX_M * size).astype(np.int64)
@@ -263,9 +247,7 @@ def radar_histogram(points: np.ndarray, size: int = MODEL_INPUT) -> tuple[np.nda
     if not wts.sum() > 0:
         wts = np.ones(int(inside.sum()))
     np.add.at(h, (row[inside], col[inside]), wts)
-    m = h.max()
-    if m > 0:
-        h /= m
+    h /= h.max()
     return h.astype(np.float32), n_out
 
 
@@ -283,9 +265,10 @@ class SequenceDir:
         return f"{self.env}/{self.subject}/{self.action}"
 
 
-def _sorted_dirs(d: Path, pattern: re.Pattern[str]) -> list[str]:
+def _sorted_dirs(d: Path, prefix: str) -> list[str]:
+    """The ``<prefix>NN`` folders in ``d`` (E01, S07, A12, ...), sorted."""
     try:
-        return sorted(e.name for e in os.scandir(d) if e.is_dir() and pattern.match(e.name))
+        return sorted(e.name for e in os.scandir(d) if e.is_dir() and re.fullmatch(prefix + r"\d{2}", e.name))
     except OSError as exc:
         raise _err(d, f"cannot list this folder ({exc})") from None
 
@@ -297,12 +280,12 @@ def scan_mmfi(root: str | Path, environments: Sequence[str] | None = None) -> li
         raise FileNotFoundError(f"MM-Fi root not found: {root} (point it at the folder holding E01 ... E04)")
     if not root.is_dir():
         raise NotADirectoryError(f"MM-Fi root is not a directory: {root}")
-    envs = _sorted_dirs(root, _ENV_RE)
+    envs = _sorted_dirs(root, "E")
     if not envs:
         found = sorted(e.name for e in os.scandir(root))[:12]
         hint = ""
         for name in found:
-            if (root / name).is_dir() and _sorted_dirs(root / name, _ENV_RE):
+            if (root / name).is_dir() and _sorted_dirs(root / name, "E"):
                 hint = f"; did you mean {root / name}?"
                 break
         raise _err(root, f"not an MM-Fi root: no environment folders E01..E04 here (found {found}){hint}")
@@ -314,8 +297,8 @@ def scan_mmfi(root: str | Path, environments: Sequence[str] | None = None) -> li
         envs = [e for e in envs if e in want]
     out: list[SequenceDir] = []
     for env in envs:
-        for subj in _sorted_dirs(root / env, _SUBJ_RE):
-            for act in _sorted_dirs(root / env / subj, _ACT_RE):
+        for subj in _sorted_dirs(root / env, "S"):
+            for act in _sorted_dirs(root / env / subj, "A"):
                 out.append(SequenceDir(env, subj, act, root / env / subj / act))
     return out
 
@@ -390,7 +373,7 @@ class ConvertSummary:
                 "n_windows": self.n_windows, "n_skipped": self.n_skipped, "notes": self.notes,
                 "examples": self.examples, "elapsed_s": self.elapsed_s}
 
-    def lines(self) -> list[str]:
+    def __str__(self) -> str:
         step = f", frame step {self.frame_step}" if self.frame_step != 1 else ""
         out = [f"[mmfi] {self.n_windows} windows of {self.frames} frames (stride {self.stride}{step}) from "
                f"{self.root} -> {self.out} in {self.elapsed_s:.1f} s; split {self.split}, image source "
@@ -399,57 +382,34 @@ class ConvertSummary:
             sk = self.skipped.get(s, {})
             out.append(f"[mmfi] {s}: {n} windows from {self.sequences.get(s, 0)} sequences, "
                        f"{len(self.subjects.get(s, []))} subjects; skipped {sum(sk.values())} windows"
-                       + (f" {dict(sorted(sk.items()))}" if sk else ""))
+                       + (f" {sk}" if sk else ""))
             if self.skipped_sequences.get(s):
-                out.append(f"[mmfi] {s}: sequences without any window "
-                           f"{dict(sorted(self.skipped_sequences[s].items()))}")
-        if any(self.notes.values()):
-            out.append(f"[mmfi] notes {dict(sorted((k, v) for k, v in self.notes.items() if v))}")
-        out += [f"[mmfi]   e.g. {e}" for e in self.examples[:3]]
-        return out
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
+                out.append(f"[mmfi] {s}: sequences without any window {self.skipped_sequences[s]}")
+        notes = {k: v for k, v in self.notes.items() if v}
+        if notes:
+            out.append(f"[mmfi] notes {notes}")
+        return "\n".join(out + [f"[mmfi]   e.g. {e}" for e in self.examples[:3]])
 
 
-class _Decoder:
-    """Decodes frames of one sequence into 64x64 storage arrays (cached)."""
-
-    def __init__(self, keypoints: bool, files: Mapping[str, Mapping[int, Path]], keypoint_canvas: tuple[float, float],
-                 notes: Counter) -> None:
-        self.keypoints = keypoints
-        self.files = files
-        self.canvas = keypoint_canvas
-        self.notes = notes
-        self.cache: dict[tuple[str, int], np.ndarray] = {}
-
-    def get(self, modality: str, n: int) -> np.ndarray:
-        """Storage array of frame ``n``; KeyError if the file is missing, MMFiError if corrupt."""
-        key = (modality, n)
-        if key in self.cache:
-            return self.cache[key]
-        path = self.files[modality][n]  # KeyError = missing
-        if modality == "depth":
-            out = to_storage("depth", read_depth_png(path))
-        elif modality == "radar":
-            h, n_out = radar_histogram(read_mmwave_bin(path))
-            self.notes["radar_points_outside_axes"] += n_out
-            if not h.any():
-                self.notes["radar_empty_frames"] += 1
-            out = to_storage("radar", h)
-        elif self.keypoints:
-            img, n_out = render_keypoints(read_keypoints(path), self.canvas)
-            self.notes["keypoints_outside_canvas"] += n_out
-            out = to_storage("rgb", img)
-        else:
-            try:
-                out = to_storage("rgb", read_image(path))
-            except MMFiError:
-                raise
-            except ValueError as exc:
-                raise _err(path, str(exc)) from None
-        self.cache[key] = out
-        return out
+def _decode(modality: str, path: Path, keypoints: bool, canvas: tuple[float, float], notes: Counter) -> np.ndarray:
+    """Storage array of one frame file; MMFiError if it is corrupt."""
+    if modality == "depth":
+        return to_storage("depth", read_depth_png(path))
+    if modality == "radar":
+        h, n_out = radar_histogram(read_mmwave_bin(path))
+        notes["radar_points_outside_axes"] += n_out
+        if not h.any():
+            notes["radar_empty_frames"] += 1
+        return to_storage("radar", h)
+    if keypoints:
+        img, n_out = render_keypoints(read_keypoints(path), canvas)
+        notes["keypoints_outside_canvas"] += n_out
+        return to_storage("rgb", img)
+    img = read_image(path)
+    try:
+        return to_storage("rgb", img)
+    except ValueError as exc:
+        raise _err(path, str(exc)) from None
 
 
 def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, frames: int = 5,
@@ -464,13 +424,10 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     file), FileExistsError or ValueError."""
     t0 = time.perf_counter()
     root_p, out_p = Path(root), Path(out)
-    if frames < 1:
-        raise ValueError(f"frames must be >= 1, got {frames}")
-    if frame_step < 1:
-        raise ValueError(f"frame_step must be >= 1, got {frame_step}")
     stride = frames * frame_step if stride is None else int(stride)
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
+    for name, v in (("frames", frames), ("frame_step", frame_step), ("stride", stride)):
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}")
     if image_source not in IMAGE_SOURCES:
         raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
     if not rate_hz > 0:
@@ -478,7 +435,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     if len(keypoint_canvas) != 2 or min(keypoint_canvas) <= 0:
         raise ValueError(f"keypoint_canvas must be (W, H) > 0, got {keypoint_canvas!r}")
     acts, proto = _resolve_actions(actions)
-    form = split_subjects(split, actions if actions is not None else "protocol3", val_subjects=val_subjects)
+    form = split_subjects(split, actions, val_subjects=val_subjects)
     rgb_root_p = None if rgb_root is None else Path(rgb_root)
     if rgb_root_p is not None and not rgb_root_p.is_dir():
         raise FileNotFoundError(f"anonymised RGB root not found: {rgb_root_p}")
@@ -494,7 +451,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     plan: dict[str, list[SequenceDir]] = {}
     absent = 0
     empty: list[str] = []
-    for name in OUT_SPLITS:
+    for name in SPLITS:
         pairs = [(subj, a) for subj, al in form.get(name, {}).items() for a in al]
         if not pairs:
             continue
@@ -553,9 +510,12 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
         },
     }
     seq_index: dict[str, list[dict[str, Any]]] = {}
+    span = (frames - 1) * frame_step + 1
+    starts = {s: range(min(map(min, files[s].values())), max(map(max, files[s].values())) - span + 2, stride)
+              for s in chosen}
+    sizes = {name: sum(len(starts[s]) for s in seq_list) for name, seq_list in plan.items()}
     # a failed conversion leaves no half-written dataset behind (the writer aborts)
-    with ActivityWriter(out_p, classes, frames, rate_hz, source="mmfi", extra_meta=extra,
-                        overwrite=overwrite) as writer:
+    with ActivityWriter(out_p, classes, frames, rate_hz, "mmfi", sizes, extra, overwrite) as writer:
         for name, seq_list in plan.items():
             skipped: Counter = Counter()
             skipped_seq: Counter = Counter()
@@ -564,9 +524,9 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             seq_index[name] = []
             bar = progress_bar(progress, len(seq_list), "seq", f"mmfi {name}")
             for s in seq_list:
-                w, reasons = _convert_sequence(s, files[s], keypoints, frames, frame_step, stride,
-                                               classes.index(s.action), int(s.subject[1:]), rate_hz, name, writer,
-                                               keypoint_canvas, strict, notes, summary.examples)
+                w, reasons = _convert_sequence(s, files[s], starts[s], span, frame_step, classes.index(s.action),
+                                               int(s.subject[1:]), rate_hz, name, writer, keypoints, keypoint_canvas,
+                                               strict, notes, summary.examples)
                 skipped.update(reasons)
                 if w:
                     n_written += w
@@ -586,7 +546,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             summary.skipped_sequences[name] = dict(sorted(skipped_seq.items()))
         summary.notes = {k: int(v) for k, v in sorted(notes.items())}
         summary.elapsed_s = round(time.perf_counter() - t0, 3)
-        writer.update_meta({"conversion": summary.to_dict(), "mmfi_sequences": seq_index})
+        writer.extra_meta.update(conversion=summary.to_dict(), mmfi_sequences=seq_index)
         writer.close()
     if progress:
         print(summary)
@@ -598,61 +558,57 @@ def _short(items: Sequence[str], n: int = 10) -> str:
     return ", ".join(items[:n]) + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
 
-def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], keypoints: bool, frames: int,
-                      frame_step: int, stride: int, label: int, subject: int, rate_hz: float, split: str, writer: Any,
-                      keypoint_canvas: tuple[float, float], strict: bool, notes: Counter,
+def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], starts: range, span: int,
+                      frame_step: int, label: int, subject: int, rate_hz: float, split: str, writer: ActivityWriter,
+                      keypoints: bool, keypoint_canvas: tuple[float, float], strict: bool, notes: Counter,
                       examples: list[str]) -> tuple[int, Counter]:
     """Write the windows of one sequence; returns (windows written, skipped windows per reason)."""
     reasons: Counter = Counter()
-    last = max(max(f) for f in files.values())
-    first = min(min(f) for f in files.values())
-    span = (frames - 1) * frame_step + 1
-    starts = list(range(first, last - span + 2, stride))
     if not starts:
         reasons["short_sequence"] += 1
         if len(examples) < 10:
-            examples.append(f"{s.path}: only {last - first + 1} frames, a window spans {span}")
+            examples.append(f"{s.path}: only {starts.stop - starts.start + span - 1} frames, a window spans {span}")
         return 0, reasons
-    dec = _Decoder(keypoints, files, keypoint_canvas, notes)
+    cache: dict[tuple[str, int], np.ndarray] = {}
     bad: dict[int, str] = {}
-    rows: dict[str, list[np.ndarray]] = {"rgb": [], "depth": [], "radar": []}
-    t: list[float] = []
+
+    def drop_reason(n: int) -> str | None:
+        """Decode frame ``n`` of every slot into ``cache``; why a window holding it is dropped, if it is."""
+        for mod in ("rgb", "depth", "radar"):
+            if n in bad or (mod, n) in cache:
+                continue
+            try:
+                cache[mod, n] = _decode(mod, files[mod][n], keypoints, keypoint_canvas, notes)
+                continue
+            except KeyError:
+                path = next(iter(files[mod].values())).parent / _frame_name(n, files[mod])
+                if strict:
+                    raise _err(path, f"frame {n} of {s.name} missing from {path.parent.name}/ (strict)") from None
+                bad[n], msg = f"missing:{mod}", f"{path}: frame {n} missing"
+            except MMFiError as exc:
+                if strict:
+                    raise
+                bad[n], msg = f"corrupt:{mod}", str(exc)
+            if len(examples) < 10:
+                examples.append(msg)
+        return bad.get(n)
+
+    kept: list[range] = []
     for st in starts:
         win = range(st, st + span, frame_step)
-        reason = next((bad[n] for n in win if n in bad), None)
-        stack: dict[str, list[np.ndarray]] = {"rgb": [], "depth": [], "radar": []}
-        for n in win if reason is None else ():
-            for mod in stack:
-                try:
-                    stack[mod].append(dec.get(mod, n))
-                    continue
-                except KeyError:
-                    path = next(iter(files[mod].values())).parent / _frame_name(n, files[mod])
-                    if strict:
-                        raise _err(path, f"frame {n} of {s.name} missing from {path.parent.name}/ (strict)") from None
-                    reason, msg = f"missing:{mod}", f"{path}: frame {n} missing"
-                except MMFiError as exc:
-                    if strict:
-                        raise
-                    reason, msg = f"corrupt:{mod}", str(exc)
-                bad[n] = reason
-                if len(examples) < 10:
-                    examples.append(msg)
-                break
-            if reason is not None:
-                break
-        if reason is not None:
+        # a frame already known to be bad drops the window before its other frames are decoded
+        reason = next((bad[n] for n in win if n in bad), None) or next(filter(None, map(drop_reason, win)), None)
+        if reason is None:
+            kept.append(win)
+        else:
             reasons[reason] += 1
-            continue
-        for mod in rows:
-            rows[mod].append(np.stack(stack[mod]))
-        t.append((st - first) / rate_hz)
-    n = len(t)
-    if n:
-        writer.add(split, rgb=np.stack(rows["rgb"]), depth=np.stack(rows["depth"]), radar=np.stack(rows["radar"]),
-                   label=np.full(n, label, np.int64), subject=np.full(n, subject, np.int32),
-                   t=np.asarray(t, np.float32))
-    return n, reasons
+    if kept:
+        windows = {mod: np.stack([np.stack([cache[mod, n] for n in win]) for win in kept])
+                   for mod in ("rgb", "depth", "radar")}
+        writer.add(split, **windows, label=np.full(len(kept), label, np.int64),
+                   subject=np.full(len(kept), subject, np.int32),
+                   t=np.asarray([(win.start - starts.start) / rate_hz for win in kept], np.float32))
+    return len(kept), reasons
 
 
 def _frame_name(n: int, existing: Mapping[int, Path]) -> str:
@@ -695,10 +651,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     a = p.parse_args(argv)
-    actions: Any = a.actions[0] if a.actions is not None and len(a.actions) == 1 else a.actions
     return cli_exit_code(lambda: convert_mmfi(
         a.root, a.out, frames=a.frames, stride=a.stride, frame_step=a.frame_step, split=a.split,
-        environments=a.environments, actions=actions, image_source=a.image_source, rgb_root=a.rgb_root,
+        environments=a.environments, actions=a.actions, image_source=a.image_source, rgb_root=a.rgb_root,
         keypoint_canvas=(float(a.keypoint_canvas[0]), float(a.keypoint_canvas[1])),
         val_subjects=a.val_subjects, rate_hz=a.rate_hz, strict=a.strict, overwrite=a.overwrite, progress=not a.quiet))
 

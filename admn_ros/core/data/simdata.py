@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -35,13 +35,41 @@ ARRAYS: dict[str, tuple[str, tuple[Any, ...], str]] = {
 }
 
 
-def array_shape(stem: str, n: int, s: int) -> tuple[int, ...]:
-    """Concrete shape of array ``stem`` for ``n`` samples and ``s`` nodes."""
-    return tuple(n if d == "N" else s if d == "S" else int(d) for d in ARRAYS[stem][1])
+def array_shape(stem: str, n: int, s: int, arrays: dict[str, tuple[str, tuple[Any, ...], str]] = ARRAYS
+                ) -> tuple[int, ...]:
+    """Concrete shape of ``arrays[stem]`` for ``n`` samples (``"N"``) of ``s`` nodes or frames (``"S"``, ``"F"``)."""
+    return tuple(n if d == "N" else s if isinstance(d, str) else int(d) for d in arrays[stem][1])
+
+
+def create_arrays(d: Path, n: int, s: int, stems: Sequence[str] = tuple(ARRAYS)) -> dict[str, np.ndarray]:
+    """Preallocated ``<d>/<stem>.npy`` memory maps for ``n`` samples of ``s`` nodes (``d`` is created)."""
+    d.mkdir(parents=True, exist_ok=True)
+    return {stem: np.lib.format.open_memmap(d / f"{stem}.npy", mode="w+", dtype=np.dtype(ARRAYS[stem][0]),
+                                            shape=array_shape(stem, n, s)) for stem in stems}
+
+
+def arrays_meta(**descriptions: str) -> dict[str, dict[str, Any]]:
+    """``meta.json["arrays"]`` of :data:`ARRAYS`; ``descriptions`` (stem=text) replace the generic ones."""
+    return {f"{stem}.npy": {"dtype": dt, "shape": list(shape), "description": descriptions.get(stem, doc)}
+            for stem, (dt, shape, doc) in ARRAYS.items()}
+
+
+def split_permutation(n: int, n_val: int, n_test: int, seed: Sequence[int]) -> dict[str, list[int]]:
+    """``0 .. n-1`` by a permutation seeded with ``seed``: the first ``n_val`` to val, the next
+    ``n_test`` to test, the rest to train (each list sorted)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    groups = {"val": perm[:n_val], "test": perm[n_val:n_val + n_test], "train": perm[n_val + n_test:]}
+    return {s: sorted(int(x) for x in groups[s]) for s in SPLITS}
 
 
 class DatasetError(ValueError):
-    """A dataset directory that cannot be read; the message names the path."""
+    """A dataset directory (or a copy to convert) that cannot be read; the message names the path
+    (also :attr:`path` and the HDF5 :attr:`key` where a converter knows them)."""
+
+    def __init__(self, message: str, path: str | Path | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.key = key
 
 
 def read_meta(root: str | Path) -> dict[str, Any]:
@@ -98,9 +126,8 @@ class MemmapBatches:
         self._n = n
         return info, d
 
-    def _map_arrays(self, d: Path, arrays: dict[str, tuple[str, tuple[Any, ...], str]],
-                    shape: Callable[[str], tuple[int, ...]]) -> None:
-        """Memory-map ``<d>/<stem>.npy`` as attribute ``stem``, checking dtype and ``shape(stem)``."""
+    def _map_arrays(self, d: Path, arrays: dict[str, tuple[str, tuple[Any, ...], str]], s: int) -> None:
+        """Memory-map ``<d>/<stem>.npy`` as attribute ``stem``, checking dtype and shape (``s`` nodes or frames)."""
         for stem, (dtype, _shape, _doc) in arrays.items():
             p = d / f"{stem}.npy"
             if not p.is_file():
@@ -109,7 +136,7 @@ class MemmapBatches:
                 arr = np.load(p, mmap_mode="r")
             except ValueError as e:
                 raise DatasetError(f"{p}: not a readable .npy file: {e}") from None
-            want = shape(stem)
+            want = array_shape(stem, self._n, s, arrays)
             if arr.shape != want or arr.dtype != np.dtype(dtype):
                 raise DatasetError(f"{p}: expected {dtype} {want} (from meta.json), got {arr.dtype} {arr.shape}")
             setattr(self, stem, arr)
@@ -156,8 +183,7 @@ class SimDataset(MemmapBatches):
         self.meta = read_meta(self.root)
         _info, d = self._open_split(split)
         self.nodes: list[str] = list(self.meta["nodes"])
-        self.stream_ids: list[str] = list(self.meta["stream_ids"])
-        self._map_arrays(d, ARRAYS, lambda stem: array_shape(stem, self._n, len(self.nodes)))
+        self._map_arrays(d, ARRAYS, len(self.nodes))
 
     def __len__(self) -> int:
         return self._n

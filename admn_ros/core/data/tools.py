@@ -5,6 +5,7 @@ import multiprocessing as mp
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -33,30 +34,23 @@ def worker_init() -> None:
     cv2.setNumThreads(1)
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def progress_bar(enabled: bool, total: int, unit: str, desc: str) -> Any:
-    """A tqdm bar on stderr, or (not ``enabled``) one that shows nothing."""
-    if not enabled:
-        return _NoBar()
+    """A tqdm bar on stderr that shows nothing unless ``enabled``."""
     from tqdm import tqdm
 
-    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr)
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, disable=not enabled)
 
 
-def copy_npy(src: np.ndarray, path: Path, step: int) -> None:
-    """Write ``src`` (e.g. a memmap) to the .npy file ``path``, ``step`` rows at a time."""
-    dst = np.lib.format.open_memmap(path, mode="w+", dtype=src.dtype, shape=src.shape)
-    for i in range(0, len(src), step):
-        dst[i:i + step] = src[i:i + step]
+def truncate_npy(path: Path, n: int) -> None:
+    """Rewrite the .npy file ``path`` keeping its first ``n`` rows, 1024 rows at a time."""
+    src = np.load(path, mmap_mode="r")
+    tmp = path.with_name(path.stem + ".tmp.npy")
+    dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype, shape=(n, *src.shape[1:]))
+    for i in range(0, n, 1024):
+        dst[i:i + 1024] = src[i:min(i + 1024, n)]
     dst.flush()
-    del dst
+    del dst, src
+    os.replace(tmp, path)
 
 
 class WorkerPool:
@@ -67,6 +61,7 @@ class WorkerPool:
     def __init__(self, fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *, ordered: bool = True,
                  progress: bool = True, total: int = 0, unit: str = "it", desc: str = "") -> None:
         self.bar = progress_bar(progress, total, unit, desc)
+        self.workers, self.t0, self.busy = int(workers), time.perf_counter(), 0.0
         self.pool = None
         if workers <= 1:
             self.results: Iterable[Any] = map(fn, tasks)
@@ -80,8 +75,18 @@ class WorkerPool:
     def __iter__(self) -> Iterator[Any]:
         return iter(self.results)
 
-    def advance(self, n: int) -> None:
+    def advance(self, n: int, busy_s: float) -> None:
+        """``n`` more items done, in ``busy_s`` seconds of a worker."""
+        self.busy += busy_s
         self.bar.update(n)
+
+    def summary(self, out: str | Path, n_samples: int) -> dict[str, Any]:
+        """``meta.json["generation"]`` of a generator run: samples, workers, seconds, rate, bytes."""
+        elapsed = time.perf_counter() - self.t0
+        nbytes = {s: sum(p.stat().st_size for p in (Path(out) / s).glob("*.npy")) for s in SPLITS}
+        return {"n_samples": n_samples, "workers": self.workers, "elapsed_s": round(elapsed, 3),
+                "samples_per_s": round(n_samples / max(elapsed, 1e-9), 1), "worker_busy_s": round(self.busy, 3),
+                "bytes": nbytes, "total_bytes": sum(nbytes.values())}
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -94,14 +99,6 @@ class WorkerPool:
                 self.pool.join()
         finally:
             self.bar.close()
-
-
-def generation_summary(out: str | Path, n_samples: int, workers: int, elapsed: float, busy: float) -> dict[str, Any]:
-    """``meta.json["generation"]`` of a generator run: samples, workers, seconds, rate, bytes."""
-    nbytes = {s: sum(p.stat().st_size for p in (Path(out) / s).glob("*.npy")) for s in SPLITS}
-    return {"n_samples": n_samples, "workers": int(workers), "elapsed_s": round(elapsed, 3),
-            "samples_per_s": round(n_samples / max(elapsed, 1e-9), 1), "worker_busy_s": round(busy, 3),
-            "bytes": nbytes, "total_bytes": sum(nbytes.values())}
 
 
 def fmt_bytes(n: float) -> str:
