@@ -89,7 +89,7 @@ def test_frame_window_and_runtime_cache(tmp_path: Path) -> None:
     for k in range(F):
         win.push(k, frames[k])
     r1 = rt.infer(win, 9)
-    assert r1.computed == F * 3 and r1.allocation.blocks.sum() == 9 and r1.present.all()
+    assert r1.computed == F * 3 and r1.allocation.mask.sum() == 9 and r1.present.all()
     win.push(F, frames[F])
     with pytest.raises(ValueError, match="older"):
         win.push(1, frames[0])
