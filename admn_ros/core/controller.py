@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from admn_ros.core.streams import (DEFAULT_NODES, DEPTH, MODALITIES, StreamGridMixin, StreamSet,
-                                  budget_from_fraction, spread_order)
+                                  budget_from_fraction, spread_order, validate_budget)
 from admn_ros.core.vit import Block, init_linear
 
 
@@ -53,9 +53,7 @@ class ControllerConfig(StreamGridMixin):
         if self.img_size % 16:
             raise ValueError(f"ControllerConfig.img_size must be a multiple of 16, got {self.img_size}")
         StreamSet(self.nodes, self.modalities)
-        lo = self.n_streams if self.first_block else 0
-        if not lo <= self.budget <= self.n_streams * self.depth:
-            raise ValueError(f"ControllerConfig.budget {self.budget} out of range [{lo}, {self.n_streams * self.depth}]")
+        validate_budget(self.budget, self.n_streams, self.depth, self.first_block)
 
     def _stream_depth(self) -> int:
         return self.depth

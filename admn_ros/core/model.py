@@ -56,9 +56,7 @@ class ADMNConfig(StreamGridMixin):
         self.nodes = tuple(self.nodes)
         self.modalities = tuple(self.modalities)
         self.bounds = (tuple(map(float, self.bounds[0])), tuple(map(float, self.bounds[1])))  # type: ignore[assignment]
-        for m in self.modalities:
-            if m not in MODALITIES:
-                raise ValueError(f"ADMNConfig.modalities: unknown modality {m!r}; known: {sorted(MODALITIES)}")
+        StreamSet(self.nodes, self.modalities)  # validates names
         if self.task not in TASKS:
             raise ValueError(f"ADMNConfig.task: {self.task!r} is not one of {list(TASKS)}")
         if int(self.frames) < 1:
@@ -66,7 +64,6 @@ class ADMNConfig(StreamGridMixin):
         self.frames = int(self.frames)
         if self.img_size % self.patch:
             raise ValueError(f"ADMNConfig.img_size {self.img_size} is not a multiple of patch {self.patch}")
-        StreamSet(self.nodes, self.modalities)  # validates names
 
     def _stream_depth(self) -> int:
         return self.vit_depth

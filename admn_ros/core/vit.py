@@ -156,17 +156,14 @@ class AdaptiveViT(nn.Module):
                 raise ValueError(f"full-backbone drop probability must be in [0, 1], got {full_drop}")
             self.full_drop = float(full_drop)
 
-    def sample_drop_mask(self, batch: int, device: torch.device | None = None,
-                         generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_drop_mask(self, batch: int, device: torch.device | None = None) -> torch.Tensor:
         """Training keep-mask ``[batch, depth]`` (bool) from LayerDrop and full-backbone dropout."""
-        keep = torch.rand(batch, self.depth, generator=generator, device=device) >= self.layerdrop
+        keep = torch.rand(batch, self.depth, device=device) >= self.layerdrop
         if self.layerdrop_keep_first:
             keep[:, 0] = True
         if self.full_drop > 0.0:
-            full = torch.rand(batch, generator=generator, device=device) < self.full_drop
-            first_only = torch.zeros(self.depth, dtype=torch.bool, device=device)
-            first_only[0] = True
-            keep = torch.where(full[:, None], first_only[None, :], keep)
+            full = torch.rand(batch, device=device) < self.full_drop
+            keep = torch.where(full[:, None], torch.arange(self.depth, device=device) == 0, keep)
         return keep
 
     def run_blocks(self, tokens: torch.Tensor, active: Active = None) -> torch.Tensor:
@@ -180,14 +177,11 @@ class AdaptiveViT(nn.Module):
         counts = on_cpu.sum(0).tolist()
         x = tokens
         for j, blk in enumerate(self.blocks):
-            n_on = counts[j]
-            if n_on == 0:
-                continue
-            if n_on == b:
+            if 0 < counts[j] < b:
+                idx = on_cpu[:, j].nonzero().squeeze(1).to(x.device)
+                x = x.index_copy(0, idx, blk(x.index_select(0, idx)))
+            elif counts[j]:
                 x = blk(x)
-                continue
-            idx = on_cpu[:, j].nonzero().squeeze(1).to(x.device)
-            x = x.index_copy(0, idx, blk(x.index_select(0, idx)))
         return x
 
     def forward(self, x: torch.Tensor, active: Active = None) -> torch.Tensor:
