@@ -38,10 +38,8 @@ def stamp_to_ns(stamp: Any) -> int:
 
 def header_stamp_ns(msg: Any) -> int | None:
     """``msg.header.stamp`` in ns, or ``None`` for a message without one."""
-    header = getattr(msg, "header", None)
-    if header is None or not hasattr(header, "stamp"):
-        return None
-    return stamp_to_ns(header.stamp)
+    stamp = getattr(getattr(msg, "header", None), "stamp", None)
+    return None if stamp is None else stamp_to_ns(stamp)
 
 
 class SimpleFilter:
@@ -309,9 +307,7 @@ class StreamSync(Generic[K]):
                 for k in self.keys}
 
     def queued(self, key: K) -> int:
-        if key not in self._filters:
-            return 0
-        return len(self._sync.queues[self.live.index(key)])
+        return len(self._sync.queues[self.live.index(key)]) if key in self._filters else 0
 
     def _refresh(self, now: float) -> None:
         self._now = now
