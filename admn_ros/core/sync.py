@@ -121,20 +121,15 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
         self._clock = clock or time.time_ns
         self._logger = logger if logger is not None else logging.getLogger("message_filters_approx")
 
-    def _arrival_stamp(self, msg: Any) -> int | None:
-        ns = None if self.sync_arrival_time else header_stamp_ns(msg)
-        if ns is not None:
-            return ns
-        if not (self.allow_headerless or self.sync_arrival_time):
-            self._logger.warning("message without header.stamp dropped: approximate time synchronization needs "
-                                 "stamps; set allow_headerless=True to stamp such messages with the clock's now")
-            return None
-        return int(self._clock())
-
     def add(self, msg: Any, my_queue: dict[int, Any], my_queue_index: int | None = None) -> None:
-        ns = self._arrival_stamp(msg)
+        ns = None if self.sync_arrival_time else header_stamp_ns(msg)
         if ns is None:
-            return
+            if not (self.allow_headerless or self.sync_arrival_time):
+                self._logger.warning("message without header.stamp dropped: approximate time synchronization "
+                                     "needs stamps; set allow_headerless=True to stamp such messages with the "
+                                     "clock's now")
+                return
+            ns = int(self._clock())
         key = ns
         if my_queue_index is not None and self.queue_offset:
             key -= int(self.queue_offset[my_queue_index])
