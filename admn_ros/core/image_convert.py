@@ -184,12 +184,11 @@ def convert_encoding(a: np.ndarray, src: str, dst: str) -> np.ndarray:
     return np.array(out, copy=True) if out is a else out
 
 
-def image_message_fields(arr: Any, encoding: str = "passthrough") -> dict[str, Any]:
+def image_message_fields(a: Any, encoding: str = "passthrough") -> dict[str, Any]:
     """The ``sensor_msgs/Image`` fields but the header, as ``cv2_to_imgmsg`` fills them (``data``
     a contiguous uint8 array); the array's type must match ``encoding``."""
-    if not isinstance(arr, np.ndarray):
-        raise ConversionError("bad_data", f"expected a numpy array, got {type(arr).__name__}")
-    a = arr
+    if not isinstance(a, np.ndarray):
+        raise ConversionError("bad_data", f"expected a numpy array, got {type(a).__name__}")
     if a.ndim not in (2, 3):
         raise ConversionError("bad_data", f"expected an (H, W) or (H, W, C) array, got shape {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0 or (a.ndim == 3 and a.shape[2] == 0):
@@ -197,16 +196,11 @@ def image_message_fields(arr: Any, encoding: str = "passthrough") -> dict[str, A
     code = a.dtype.str[1:]
     if code not in _CV_DEPTH:
         raise ConversionError("bad_encoding", f"no image encoding for dtype {a.dtype}")
-    channels = 1 if a.ndim == 2 else int(a.shape[2])
-    cv_type = f"{_CV_DEPTH[code]}C{channels}"
-    if encoding == "passthrough":
-        enc = cv_type
-    else:
-        enc = str(encoding)
-        if encoding_info(enc).cv_type != cv_type:
-            raise ConversionError("bad_encoding", f"encoding {enc!r} needs an image of type "
-                                                  f"{encoding_info(enc).cv_type}, got {cv_type} "
-                                                  f"(dtype {a.dtype}, shape {a.shape})")
+    cv_type = f"{_CV_DEPTH[code]}C{1 if a.ndim == 2 else a.shape[2]}"
+    enc = cv_type if encoding == "passthrough" else str(encoding)
+    if (need := encoding_info(enc).cv_type) != cv_type:
+        raise ConversionError("bad_encoding", f"encoding {enc!r} needs an image of type {need}, got {cv_type} "
+                                              f"(dtype {a.dtype}, shape {a.shape})")
     big = a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and _HOST_BIG)
     data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
     h = int(a.shape[0])
@@ -278,8 +272,7 @@ _KIND_TEXT = {"image": "Image encodings", "compressed": "CompressedImage formats
 
 
 def supported_text(modality: str) -> str:
-    parts = [f"{_KIND_TEXT[k]} {list(v)}" for k, v in STREAM_FORMATS[modality].items() if v]
-    return " or ".join(parts)
+    return " or ".join(f"{_KIND_TEXT[k]} {list(v)}" for k, v in STREAM_FORMATS[modality].items() if v)
 
 
 def compressed_kind(fmt: str) -> str:
