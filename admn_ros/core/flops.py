@@ -92,16 +92,14 @@ def allocation_gflops(cfg: ADMNConfig, mask: Any, include_controller: bool = Tru
     return (f / 1e9) if isinstance(f, np.ndarray) else float(f) / 1e9
 
 
-def flops_breakdown(cfg: ADMNConfig, mask: Any, controller_cfg: ControllerConfig | None = None,
-                    present: Any = None) -> dict[str, float]:
+def flops_breakdown(cfg: ADMNConfig, mask: Any, controller_cfg: ControllerConfig | None = None) -> dict[str, float]:
     """FLOPs per component of one allocation ``[n, depth]`` (``fusion`` includes ``head``, ``total`` the controller)."""
     m = _to_numpy(mask).astype(bool)
     if m.ndim != 2:
         raise ValueError("flops_breakdown takes a single [n, depth] mask")
-    p = np.ones(cfg.n_streams, dtype=bool) if present is None else _to_numpy(present).astype(bool)
     out = {
-        "patch_embed": float((p * _stream_patch_flops(cfg)).sum() * cfg.frames),
-        "blocks": float((m & p[:, None]).sum() * vit_block_flops(cfg) * cfg.frames),
+        "patch_embed": float(_stream_patch_flops(cfg).sum() * cfg.frames),
+        "blocks": float(m.sum() * vit_block_flops(cfg) * cfg.frames),
         "fusion": float(fusion_flops(cfg)),
         "head": float(get_task(cfg.task).head_flops(cfg)),
         "controller": float(controller_flops(controller_cfg or ControllerConfig.for_model(cfg))),
