@@ -130,14 +130,6 @@ class FrameWindow:
         """Per stream its newest input in the window (what the controller judges)."""
         return {sid: x for f in self._buf for sid, x in f.inputs.items()}
 
-    def present(self) -> np.ndarray:
-        """bool ``[F, n]``: which (frame, stream) has data; missing leading frames are False."""
-        p = np.zeros((self.frames, len(self.stream_ids)), bool)
-        off = self.frames - len(self._buf)
-        for k, f in enumerate(self._buf):
-            p[off + k] = [sid in f.inputs for sid in self.stream_ids]
-        return p
-
 
 @dataclass
 class _ControllerEntry:
@@ -522,7 +514,7 @@ class Runtime:
             raise ValueError("no stream has data in the window")
         alloc = self.allocate(newest, budget, policy)
         n, f_total = len(self.stream_ids), self.frames
-        present = window.present()
+        present = np.zeros((f_total, n), bool)   # (frame, stream) with data and blocks; leading frames missing
         off = f_total - len(frames)
         emb = np.zeros((f_total, n, self.embed_dim), np.float32)
         todo: list[tuple[tuple[int, int], str, np.ndarray, np.ndarray]] = []
@@ -530,17 +522,17 @@ class Runtime:
             for i, sid in enumerate(self.stream_ids):
                 x, row = fr.inputs.get(sid), alloc.mask[i]
                 if x is None or not row.any():
-                    present[off + k, i] = False
-                elif sid in fr.cache and fr.cache[sid][0] == row.tobytes():
+                    continue
+                present[off + k, i] = True
+                if sid in fr.cache and fr.cache[sid][0] == row.tobytes():
                     emb[off + k, i] = fr.cache[sid][1]       # computed with this allocation row before
                 else:
                     todo.append(((off + k, i), sid, x, row))
         for (fi, i), v in self._backbones(todo).items():
             emb[fi, i] = v
             frames[fi - off].cache[self.stream_ids[i]] = (alloc.mask[i].tobytes(), v)
-        computed = len(todo)
         if not present.any():
             raise ValueError("no (frame, stream) with data and blocks in the window")
         est = self._fuse(emb, present)
         embs = {sid: emb[-1, i].copy() for i, sid in enumerate(self.stream_ids) if present[-1, i]}
-        return Result(alloc, est, present, computed, (time.perf_counter() - t0) * 1e3, frames[-1].stamp_ns, embs)
+        return Result(alloc, est, present, len(todo), (time.perf_counter() - t0) * 1e3, frames[-1].stamp_ns, embs)
