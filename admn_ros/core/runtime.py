@@ -12,9 +12,6 @@ and controllers, and the pipeline parts the node graph is split into, for any ta
     win.push(stamp_ns, x)
     res = rt.infer(win, budget=27)                                    # the whole graph, window by window
 
-A window has ``F`` frames (:attr:`Runtime.frames`); a frame may lack streams (their tokens are
-masked). The controller judges each stream's newest frame and allocates once per window; the
-embeddings are cached per (frame, stream) with the allocation row they were computed with.
 Model-directory rules and the allocation policy (universal controller, else the one for that
 budget, else naive): docs/ARCHITECTURE.md, "Runtime and replay". Importing this module does
 not import torch.
