@@ -127,13 +127,12 @@ class DemoRecord:
             est = [f for f in fs if f.estimate is not None]
             blocks = [f.blocks for f in fs if f.blocks is not None]
             lat = [f.latency_ms for f in est]
-            row: dict[str, Any] = {
+            out.append({
                 "phase": name, "start_s": span[i][0], "end_s": span[i][1], "estimates": len(est),
                 "compared": sum("admn" in f.scores for f in fs),
                 self.task.metric.name: {k: _mean([f.scores[k] for f in fs if k in f.scores]) for k in METHODS},
                 "blocks": dict(zip(self.ids, np.mean(blocks, axis=0).round(2).tolist())) if blocks else {},
-                "latency_ms": {"p50": _pct(lat, 50), "p99": _pct(lat, 99)}}
-            out.append(row)
+                "latency_ms": {"p50": _pct(lat, 50), "p99": _pct(lat, 99)}})
         return out
 
     def report(self, files: Sequence[Path] = ()) -> tuple[list[str], dict[str, Any]]:
@@ -227,9 +226,8 @@ class DemoRecord:
                      x=0.01, ha="left", fontsize=12)
         ax = fig.add_subplot(grid[:, 1])
         ax.axis("off")
-        shown = next((i for i in range(1, len(self.phase_names())) if i in self.dashboards), None)
-        if shown is None and self.dashboards:
-            shown = max(self.dashboards)
+        shown = next((i for i in range(1, len(self.phase_names())) if i in self.dashboards),
+                     max(self.dashboards, default=None))
         if shown is not None:
             ax.imshow(self.dashboards[shown])
             ax.set_title(f"admn/dashboard during '{self.phase_names()[shown]}'", fontsize=10)
