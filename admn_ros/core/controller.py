@@ -222,13 +222,9 @@ class AllocationController(nn.Module):
         """Stream tokens ``[B, n, dim]``; a window of frames (``[B, F*S, C, H, W]``, frame-major)
         is judged on its newest frame: one allocation per window and stream."""
         cfg = self.cfg
-        x0 = inputs[cfg.modalities[0]]
-        b, s = x0.shape[0], len(cfg.nodes)
-        toks = []
-        for m in cfg.modalities:
-            x = inputs[m]
-            x = x[:, -s:]  # identity for single-frame inputs
-            toks.append(self.encoders[m](x.reshape(b * s, *x.shape[2:])).reshape(b, s, cfg.dim))
+        b, s = inputs[cfg.modalities[0]].shape[0], len(cfg.nodes)
+        toks = [self.encoders[m](inputs[m][:, -s:].reshape(b * s, *inputs[m].shape[2:])).reshape(b, s, cfg.dim)
+                for m in cfg.modalities]   # [:, -s:]: the newest frame (all of a single-frame input)
         tok = torch.stack(toks, dim=2).reshape(b, cfg.n_streams, cfg.dim) + self.stream_emb
         x = torch.cat([self.cls.expand(b, -1, -1), tok], dim=1)
         attend = None
@@ -244,8 +240,8 @@ class AllocationController(nn.Module):
         """``{"logits": [B, n, depth], "sigma": [B, n], "tokens": [B, n, dim]}``; ``budget`` matters
         only for ``universal``."""
         tok = self.encode(inputs, present)
-        b = tok.shape[0]
-        frac = self.budget_fraction(self.cfg.budget if budget is None else budget, b) if self.cfg.universal else None
+        frac = (self.budget_fraction(self.cfg.budget if budget is None else budget, tok.shape[0])
+                if self.cfg.universal else None)
         logits, sigma = self.heads(tok, frac)
         return {"logits": logits, "sigma": sigma, "tokens": tok}
 
