@@ -75,9 +75,7 @@ class Fusion(nn.Module):
         """Fused embedding ``[B, Df]``; a sample with no present stream attends to every token
         (a meaningless but finite output rather than NaN)."""
         present = present.to(torch.bool)
-        any_present = present.any(dim=1, keepdim=True)
-        keys = present | ~any_present  # [B, n]
-        attend = keys[:, None, None, :]  # [B, 1, 1, n]: query may attend key
+        attend = (present | ~present.any(dim=1, keepdim=True))[:, None, None, :]  # [B, 1, 1, n]: query may attend key
         x = self.tokens(emb)
         for layer in self.layers:
             x = layer(x, attend)

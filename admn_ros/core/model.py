@@ -81,8 +81,7 @@ def as_mask_tensor(mask: Any, batch: int, n_streams: int, depth: int, device: to
     as a tensor ``[batch, n_streams, depth]``; bool stays bool, a 0/1 float mask stays float."""
     if mask is None:
         return torch.ones(batch, n_streams, depth, dtype=torch.bool, device=device)
-    m = torch.from_numpy(np.asarray(mask)) if not isinstance(mask, torch.Tensor) else mask
-    m = m.to(device)
+    m = (mask if isinstance(mask, torch.Tensor) else torch.from_numpy(np.asarray(mask))).to(device)
     if m.dim() == 2:
         m = m.unsqueeze(0).expand(batch, -1, -1)
     if tuple(m.shape) != (batch, n_streams, depth):
@@ -98,8 +97,7 @@ def as_present_tensor(present: Any, batch: int, n_streams: int, device: torch.de
     n_tok = frames * n_streams
     if present is None:
         return torch.ones(batch, n_tok, dtype=torch.bool, device=device)
-    p = torch.from_numpy(np.asarray(present)) if not isinstance(present, torch.Tensor) else present
-    p = p.to(device=device, dtype=torch.bool)
+    p = (present if isinstance(present, torch.Tensor) else torch.from_numpy(np.asarray(present))).to(device, torch.bool)
     if p.dim() == 1:
         p = p.unsqueeze(0).expand(batch, -1)
     if p.dim() == 2 and p.shape[0] == batch and p.shape[1] == n_streams and frames > 1:
