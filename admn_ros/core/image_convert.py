@@ -121,10 +121,7 @@ def image_to_numpy(msg: Any, desired_encoding: str = "passthrough") -> np.ndarra
     row = w * info.pixel_bytes
     if step != row:
         raw = np.ascontiguousarray(raw.reshape(h, step)[:, :row])
-    dt = info.dtype
-    if dt.itemsize > 1:
-        dt = dt.newbyteorder(">" if msg.is_bigendian else "<")
-    out = raw.view(dt)
+    out = raw.view(info.dtype.newbyteorder(">" if msg.is_bigendian else "<"))
     if not out.dtype.isnative:
         out = out.astype(info.dtype)   # byte swap into host order
     out = out.reshape((h, w) if info.channels == 1 else (h, w, info.channels))
@@ -315,13 +312,10 @@ def decode_image(msg: Any, modality: str, to_array: ToArray = image_to_numpy) ->
                                               f"supported: {supported_text(modality)}")
     check_layout(msg)
     try:
-        if modality == "rgb":
-            if enc in _OPENCV_ORDER:
-                a = convert_encoding(to_array(msg, "passthrough"), _OPENCV_ORDER[enc], "rgb8")
-            else:
-                a = to_array(msg, "rgb8")
+        if modality == "rgb" and enc in _OPENCV_ORDER:
+            a = convert_encoding(to_array(msg, "passthrough"), _OPENCV_ORDER[enc], "rgb8")
         else:
-            a = to_array(msg, "passthrough")
+            a = to_array(msg, "rgb8" if modality == "rgb" else "passthrough")
     except ConversionError:
         raise
     except Exception as exc:  # noqa: BLE001 - a bridge's own error types (CvBridgeError, cv2.error, ...)
