@@ -149,9 +149,8 @@ class VizState:
 
     def bars(self, spacing: float = 0.12) -> list[Bar]:
         a = self.allocation
-        if a is None:
-            return []
-        return allocation_bars(a.stream_ids, a.mask, a.estimated_noise, self.node_xy, spacing, a.present)
+        return [] if a is None else allocation_bars(a.stream_ids, a.mask, a.estimated_noise, self.node_xy, spacing,
+                                                    a.present)
 
     def title(self) -> str:
         a = self.allocation
@@ -231,6 +230,5 @@ def render_dashboard(state: VizState, width: int = 640, height: int = 480) -> np
             node, mod = split_stream_id(b.stream_id)
             cv2.putText(img, f"{node[-1]}{_SHORT[mod]}", (x, y1 + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
                         _rgb255(MODALITY_COLOR[mod]), 1)
-    if state.title():
-        cv2.putText(img, state.title(), (10, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    cv2.putText(img, state.title(), (10, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
     return img

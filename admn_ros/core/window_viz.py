@@ -52,10 +52,9 @@ class WindowView:
 
     def bars(self, at: tuple[float, float] = (0.0, 0.0), spacing: float = 0.14) -> list[Bar]:
         """The streams' allocation bars side by side around ``at`` (empty before the first window)."""
-        if self.mask is None:
-            return []
         node_xy = {split_stream_id(s)[0]: at for s in self.stream_ids}
-        return allocation_bars(self.stream_ids, self.mask, self.est_noise, node_xy, spacing, self.present)
+        return [] if self.mask is None else allocation_bars(self.stream_ids, self.mask, self.est_noise, node_xy,
+                                                            spacing, self.present)
 
 
 def window_markers(view: WindowView, origin: tuple[float, float] = (0.0, 0.0), bar_height: float = 0.6,
