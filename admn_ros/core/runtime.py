@@ -146,14 +146,13 @@ class Runtime:
     use after :meth:`warmup` (``auto`` resolved)."""
 
     def __init__(self, model_path: Path, model: Any, controllers: list[_ControllerEntry],
-                 skipped: list[tuple[Path, str]], meta: Mapping[str, Any] | None = None, backend: str = "auto",
-                 device: str = "cpu", threads: int = 1) -> None:
+                 skipped: list[tuple[Path, str]], meta: Mapping[str, Any], backend: str, device: str,
+                 threads: int) -> None:
         self.model_path = model_path
         self.model = model.eval()
         self.cfg = model.cfg
-        self.meta: dict[str, Any] = dict(meta or {})
         self.task = get_task(self.cfg.task)
-        self.labels: list[str] = self.task.labels(self.cfg, self.meta)
+        self.labels: list[str] = self.task.labels(self.cfg, meta)
         self.streams: StreamSet = self.cfg.streams
         self.stream_ids: list[str] = self.streams.ids
         self._index = {s: i for i, s in enumerate(self.stream_ids)}
