@@ -55,9 +55,6 @@ class ControllerConfig(StreamGridMixin):
         StreamSet(self.nodes, self.modalities)
         validate_budget(self.budget, self.n_streams, self.depth, self.first_block)
 
-    def _stream_depth(self) -> int:
-        return self.depth
-
     @classmethod
     def for_model(cls, model_cfg: Any, **overrides: Any) -> "ControllerConfig":
         """The config matching an :class:`~admn_ros.core.model.ADMNConfig`; default budget 25% of all blocks."""
@@ -216,7 +213,7 @@ class AllocationController(nn.Module):
 
     def budget_fraction(self, budget: int | Sequence[int] | torch.Tensor, batch: int) -> torch.Tensor:
         """``L / (n * depth)`` as float ``[B]``."""
-        return _budget_tensor(budget, batch, self.stream_emb.device).float() / float(self.cfg.total_blocks)
+        return _budget_tensor(budget, batch, self.stream_emb.device).float() / float(self.cfg.n_streams * self.cfg.depth)
 
     def encode(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
         """Stream tokens ``[B, n, dim]``; a window of frames (``[B, F*S, C, H, W]``, frame-major)

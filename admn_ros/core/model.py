@@ -65,9 +65,6 @@ class ADMNConfig(StreamGridMixin):
         if self.img_size % self.patch:
             raise ValueError(f"ADMNConfig.img_size {self.img_size} is not a multiple of patch {self.patch}")
 
-    def _stream_depth(self) -> int:
-        return self.vit_depth
-
     @property
     def n_tokens(self) -> int:
         """Fusion tokens: every frame of every stream (``frames * n_streams``)."""

@@ -107,8 +107,8 @@ class StreamSet:
 
 
 class StreamGridMixin:
-    """``streams`` / ``n_streams`` / ``total_blocks``, ``to_dict`` and ``from_dict`` for a config dataclass
-    with ``nodes`` and ``modalities`` fields; :meth:`_stream_depth` gives the backbone depth."""
+    """``streams`` / ``n_streams`` / ``stream_modalities``, ``to_dict`` and ``from_dict`` for a config
+    dataclass with ``nodes`` and ``modalities`` fields."""
 
     nodes: tuple[str, ...]
     modalities: tuple[str, ...]
@@ -143,9 +143,6 @@ class StreamGridMixin:
             raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known keys: {sorted(known)}")
         return cls(**d)
 
-    def _stream_depth(self) -> int:
-        raise NotImplementedError
-
     @property
     def streams(self) -> StreamSet:
         return StreamSet(self.nodes, self.modalities)
@@ -158,10 +155,6 @@ class StreamGridMixin:
     def stream_modalities(self) -> list[str]:
         """The modality of every stream, in stream order."""
         return [m for _ in self.nodes for m in self.modalities]
-
-    @property
-    def total_blocks(self) -> int:
-        return self.n_streams * self._stream_depth()
 
 
 def budget_from_fraction(fraction: float, n_streams: int, depth: int = DEPTH) -> int:

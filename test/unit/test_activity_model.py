@@ -28,7 +28,7 @@ def model() -> ADMNModel:
 
 def test_window_allocation_is_shared_by_frames_and_skipping_equals_blending(model: ADMNModel) -> None:
     cfg = model.cfg
-    assert (cfg.n_streams, cfg.n_tokens, cfg.total_blocks) == (3, 3 * F, 36)
+    assert (cfg.n_streams, cfg.n_tokens, cfg.n_streams * cfg.vit_depth) == (3, 3 * F, 36)
     x = random_inputs(cfg, 2, torch.Generator().manual_seed(1))
     mask = torch.from_numpy(naive_allocation(3, 9, 12))
     with torch.no_grad():
