@@ -205,9 +205,6 @@ class _Entry:
         self.key, self.payload, self.stamp_ns, self.seq = key, payload, stamp_to_ns(stamp), seq
 
 
-SynchronizerFactory = Callable[[Sequence[Any], int, float], Any]
-
-
 class StreamSync(Generic[K]):
     """Approximate-time synchronization over the *live* inputs ``keys`` (output order): an input
     silent for more than ``timeout`` s, or unhealthy under ``health``, is left out until it
@@ -220,8 +217,8 @@ class StreamSync(Generic[K]):
     ``use_sim_time`` the clock reads 0 until ``/clock`` arrives)."""
 
     def __init__(self, keys: Sequence[K], slop: float, queue_size: int = 10, timeout: float = 0.5, *,
-                 synchronizer: SynchronizerFactory | None = None, start_time: float | None = None,
-                 health: HealthConfig | None = None) -> None:
+                 synchronizer: Callable[[Sequence[Any], int, float], Any] | None = None,
+                 start_time: float | None = None, health: HealthConfig | None = None) -> None:
         if not keys:
             raise ValueError("StreamSync needs at least one input key")
         if len(set(keys)) != len(keys):
@@ -229,7 +226,7 @@ class StreamSync(Generic[K]):
         _check_settings(slop, queue_size, timeout)
         self.keys: list[K] = list(keys)
         self.slop, self.queue_size, self.timeout = float(slop), int(queue_size), float(timeout)
-        self._factory: SynchronizerFactory = synchronizer or ApproximateTimeSynchronizer
+        self._factory = synchronizer or ApproximateTimeSynchronizer
         self._started = start_time is not None
         self._last_seen: dict[K, float] = {k: float(start_time or 0.0) for k in self.keys}
         #: the inputs the current synchronizer runs over (none: no synchronizer)
