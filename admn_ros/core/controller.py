@@ -213,7 +213,8 @@ class AllocationController(nn.Module):
 
     def budget_fraction(self, budget: int | Sequence[int] | torch.Tensor, batch: int) -> torch.Tensor:
         """``L / (n * depth)`` as float ``[B]``."""
-        return _budget_tensor(budget, batch, self.stream_emb.device).float() / float(self.cfg.n_streams * self.cfg.depth)
+        total = float(self.cfg.n_streams * self.cfg.depth)
+        return _budget_tensor(budget, batch, self.stream_emb.device).float() / total
 
     def encode(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
         """Stream tokens ``[B, n, dim]``; a window of frames (``[B, F*S, C, H, W]``, frame-major)
