@@ -36,15 +36,15 @@ class Frame:
 
 
 class DemoRecord:
-    """Per-frame record of a demo run over ``timeline`` (``None``: one phase); keeps ``max_frames``
-    frames and the model inputs of the newest ``max_inputs``."""
+    """Per-frame record of a demo run over ``timeline`` (``None``: one phase); keeps ``MAX_FRAMES``
+    frames and the model inputs of the newest ``MAX_INPUTS``."""
 
-    def __init__(self, task: Task, stream_ids: Sequence[str], timeline: Timeline | None = None,
-                 max_frames: int = 20000, max_inputs: int = 2000) -> None:
+    MAX_FRAMES, MAX_INPUTS = 20000, 2000
+
+    def __init__(self, task: Task, stream_ids: Sequence[str], timeline: Timeline | None = None) -> None:
         self.task, self.ids, self.timeline = task, list(stream_ids), timeline
         self.frames: OrderedDict[int, Frame] = OrderedDict()
         self._with_inputs: deque[int] = deque()
-        self.max_frames, self.max_inputs = int(max_frames), int(max_inputs)
         self.start_ns: int | None = None     # the scenario's (or the first estimate's) stamp
         self.dashboards: dict[int, np.ndarray] = {}   # phase -> its last dashboard image
         self.hops: dict[str, tuple[float, float]] = {}
@@ -55,7 +55,7 @@ class DemoRecord:
         f = self.frames.get(ns)
         if f is None:
             f = self.frames[ns] = Frame()
-            while len(self.frames) > self.max_frames:
+            while len(self.frames) > self.MAX_FRAMES:
                 self.frames.popitem(last=False)
         return f
 
@@ -63,7 +63,7 @@ class DemoRecord:
         f = self.frame(ns)
         if not f.inputs:
             self._with_inputs.append(ns)
-            while len(self._with_inputs) > self.max_inputs:
+            while len(self._with_inputs) > self.MAX_INPUTS:
                 old = self.frames.get(self._with_inputs.popleft())
                 if old is not None:
                     old.inputs.clear()
@@ -103,12 +103,11 @@ class DemoRecord:
         if not pick:
             return 0
         rt = Runtime.load(model_dir, backend=backend, task=self.task.name)
-        mods = {s: split_stream_id(s)[1] for s in self.ids}
         for policy in ("naive", "upper_bound"):
             win = FrameWindow(rt.frames, rt.stream_ids)
             for ns in stamps:
                 f = self.frames[ns]
-                win.push(ns, {s: from_storage(mods[s], a) for s, a in f.inputs.items()})
+                win.push(ns, {s: from_storage(split_stream_id(s)[1], a) for s, a in f.inputs.items()})
                 if ns in pick and win.full:
                     f.scores[policy] = self.task.score(rt.infer(win, budget, policy).estimate, f.truth)
         for ns in pick:
