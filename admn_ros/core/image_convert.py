@@ -207,17 +207,15 @@ def image_message_fields(a: Any, encoding: str = "passthrough") -> dict[str, Any
 
 class ImageBridge:
     """``CvBridge``'s two image calls without cv_bridge; ``image_type`` (e.g. ``sensor_msgs.msg.Image``)
-    is needed by :meth:`cv2_to_imgmsg` only."""
+    is the message :meth:`cv2_to_imgmsg` builds."""
 
-    def __init__(self, image_type: Callable[[], Any] | None = None) -> None:
+    def __init__(self, image_type: Callable[[], Any]) -> None:
         self.image_type = image_type
 
     def imgmsg_to_cv2(self, img_msg: Any, desired_encoding: str = "passthrough") -> np.ndarray:
         return image_to_numpy(img_msg, desired_encoding)
 
     def cv2_to_imgmsg(self, cvim: Any, encoding: str = "passthrough", header: Any = None) -> Any:
-        if self.image_type is None:
-            raise TypeError("ImageBridge() was made without an image_type; cannot build messages")
         f = image_message_fields(cvim, encoding)
         msg = self.image_type()
         if header is not None:
