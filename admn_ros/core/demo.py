@@ -219,8 +219,13 @@ class DemoRecord:
         axes[2].legend(loc="upper left", fontsize=8)
         first = min((ts[i] for i in judged), default=0.0)
         axes[0].set_xlim(max(first, -5.0), max(ts.max(initial=1.0), self.timeline.duration_s if self.timeline else 0))
-        for ax in axes:
-            self._shade(ax)
+        for k, ax in enumerate(axes):   # the phases: every other one shaded, names above the first plot
+            for i, p in enumerate(self.timeline.phases if self.timeline is not None else ()):
+                if i % 2:
+                    ax.axvspan(p.start_s, p.end_s, color="0.88", zorder=0)
+                if k == 0:
+                    ax.text((p.start_s + p.end_s) / 2, 1.01, p.name, ha="center", va="bottom", fontsize=8,
+                            transform=ax.get_xaxis_transform())
         fig.suptitle(f"admn_ros {self.task.name} demo: {self.timeline.name if self.timeline else 'no scenario'}",
                      x=0.01, ha="left", fontsize=12)
         ax = fig.add_subplot(grid[:, 1])
@@ -232,16 +237,6 @@ class DemoRecord:
             ax.set_title(f"admn/dashboard during '{self.phase_names()[shown]}'", fontsize=10)
         save_figure(fig, path)
         return path
-
-    def _shade(self, ax: Any) -> None:
-        if self.timeline is None:
-            return
-        for i, p in enumerate(self.timeline.phases):
-            if i % 2:
-                ax.axvspan(p.start_s, p.end_s, color="0.88", zorder=0)
-            if ax is ax.figure.axes[0]:
-                ax.text((p.start_s + p.end_s) / 2, 1.01, p.name, ha="center", va="bottom", fontsize=8,
-                        transform=ax.get_xaxis_transform())
 
 
 def _mean(v: Sequence[float]) -> float:
