@@ -36,9 +36,7 @@ def weights_id(state_dict: Mapping[str, torch.Tensor]) -> str:
     """16 hex digits of a content hash of the weights, the same for a float32 checkpoint and
     its float16 shipped copy (floating tensors are hashed as float16)."""
     h = hashlib.sha256()
-    for k in sorted(state_dict):
-        if k.startswith(OPTIM_PREFIX):
-            continue
+    for k in sorted(state_dict):   # model weights only: the optimizer state is stored apart
         t = state_dict[k].detach().cpu()
         if t.is_floating_point():
             t = t.to(torch.float16)
