@@ -258,43 +258,33 @@ class AllocationController(nn.Module):
                                     self.cfg.first_block)
         return out
 
-    def noise_loss(self, sigma_pred: torch.Tensor, sigma_true: torch.Tensor, present: torch.Tensor | None = None,
+    def noise_loss(self, sigma_pred: torch.Tensor, sigma_true: torch.Tensor,
                    modality_weights: Mapping[str, float] | None = None) -> torch.Tensor:
-        """``sum(w * |pred - true|) / #present`` over ``[B, n]``; ``modality_weights`` e.g.
+        """The mean of ``w * |pred - true|`` over ``[B, n]``; ``modality_weights`` e.g.
         ``{"depth": 20.0}`` (the authors weight depth x20)."""
         w = torch.tensor([float((modality_weights or {}).get(m, 1.0)) for m in self.stream_modalities],
                          device=sigma_pred.device, dtype=sigma_pred.dtype)
-        err = (sigma_pred - sigma_true.to(sigma_pred)).abs() * w
-        if present is None:
-            return err.mean()
-        p = present.to(err.device, err.dtype)
-        return (err * p).sum() / p.sum().clamp_min(1.0)
+        return ((sigma_pred - sigma_true.to(sigma_pred)).abs() * w).mean()
 
-    def reconstruct(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def reconstruct(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """ADMN_AE: reconstructions per modality ``[B, S, C, H, W]`` from the stream tokens."""
         if self.decoders is None:
             raise RuntimeError("this controller has no decoder: build it with ControllerConfig(autoencoder=True)")
         cfg = self.cfg
-        tok = self.encode(inputs, present)
+        tok = self.encode(inputs)
         b, s = tok.shape[0], len(cfg.nodes)
         tok = tok.reshape(b, s, len(cfg.modalities), cfg.dim)
         return {m: self.decoders[m](tok[:, :, mi].reshape(b * s, cfg.dim)).reshape(inputs[m].shape)
                 for mi, m in enumerate(cfg.modalities)}
 
-    def reconstruction_loss(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
-        """ADMN_AE loss: MSE of :meth:`reconstruct` against the (noisy) newest frame, averaged over present streams."""
+    def reconstruction_loss(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """ADMN_AE loss: MSE of :meth:`reconstruct` against the (noisy) newest frame, averaged over the streams."""
         cfg = self.cfg
-        s_nodes = len(cfg.nodes)
-        inputs = {m: x[:, -s_nodes:] for m, x in inputs.items()}
-        rec = self.reconstruct(inputs, present)
+        inputs = {m: x[:, -len(cfg.nodes):] for m, x in inputs.items()}
+        rec = self.reconstruct(inputs)
         b, s = inputs[cfg.modalities[0]].shape[:2]
-        pres = torch.ones(b, cfg.n_streams, dtype=torch.bool) if present is None else present.to(torch.bool)
-        pres = pres.to(rec[cfg.modalities[0]].device).reshape(b, s, len(cfg.modalities)).float()
-        tot, cnt = 0.0, pres.sum().clamp_min(1.0)
-        for mi, m in enumerate(cfg.modalities):
-            err = (rec[m] - inputs[m]).pow(2).mean(dim=(2, 3, 4))  # [B, S]
-            tot = tot + (err * pres[:, :, mi]).sum()
-        return tot / cnt
+        tot = sum((rec[m] - inputs[m]).pow(2).mean(dim=(2, 3, 4)).sum() for m in cfg.modalities)   # [B, S] each
+        return tot / float(b * s * len(cfg.modalities))
 
     def freeze_encoder(self, frozen: bool = True) -> None:
         """ADMN_AE stage 2: freeze everything but the allocation head (``frozen=False`` undoes it)."""
