@@ -270,9 +270,8 @@ class StreamSync(Generic[K]):
             self._last_seen = {k: now for k in self.keys}
         self._last_seen[key] = now
         self.stats.offered += 1
-        h = self.health.get(key)
-        if h is not None:
-            h.update(stamp_to_ns(stamp), now, signature)
+        if key in self.health:
+            self.health[key].update(stamp_to_ns(stamp), now, signature)
         self._refresh(now)
         if key in self._filters:
             self._filters[key].signalMessage(_Entry(key, stamp, payload, next(self._seq)))
@@ -287,9 +286,7 @@ class StreamSync(Generic[K]):
 
     def missing(self, now: float) -> frozenset[K]:
         """Inputs silent for longer than ``timeout`` at time ``now`` (none before the first message)."""
-        if not self._started:
-            return frozenset()
-        return frozenset(k for k in self.keys if now - self._last_seen[k] > self.timeout)
+        return frozenset(k for k in self.keys if self._started and now - self._last_seen[k] > self.timeout)
 
     def status(self, now: float | None = None) -> dict[K, str]:
         """Per input at ``now`` (default: the last ``add`` / ``poll``): ``missing`` (timed out),
