@@ -125,9 +125,7 @@ def image_to_numpy(msg: Any, desired_encoding: str = "passthrough") -> np.ndarra
     if not out.dtype.isnative:
         out = out.astype(info.dtype)   # byte swap into host order
     out = out.reshape((h, w) if info.channels == 1 else (h, w, info.channels))
-    if desired_encoding == "passthrough":
-        return out
-    return convert_encoding(out, info.name, desired_encoding)
+    return out if desired_encoding == "passthrough" else convert_encoding(out, info.name, desired_encoding)
 
 
 _SAME = -1
