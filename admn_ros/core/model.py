@@ -147,8 +147,8 @@ class ADMNModel(nn.Module):
         return batches[cfg.modalities[0]]
 
     def embed(self, modality: str, x: torch.Tensor, active: Any = None, blend: bool = False) -> torch.Tensor:
-        """One modality's backbone on ``[N, C, H, W]`` -> ``[N, vit_dim]``; ``active``: ``[N, depth]``,
-        block indices for all rows, or ``None`` (all); ``blend``: the compute-and-blend baseline."""
+        """One modality's backbone on ``[N, C, H, W]`` -> ``[N, vit_dim]``; ``active``: ``[N, depth]``
+        or ``None`` (all); ``blend``: the compute-and-blend baseline."""
         bb = self.backbones[modality]
         return bb.forward_blend(x, active) if blend else bb(x, active)
 

@@ -8,7 +8,7 @@ full-backbone dropout act only in ``train()`` mode, through the same path.
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -16,9 +16,8 @@ from torch import nn
 
 from admn_ros.core.streams import DEPTH
 
-#: An allocation: ``None`` (all blocks), a bool/0-1 float tensor ``[B, depth]`` or ``[depth]``,
-#: or block indices for every sample.
-Active = Union[None, torch.Tensor, Sequence[int]]
+#: An allocation: ``None`` (all blocks) or a bool/0-1 float tensor ``[B, depth]`` or ``[depth]``.
+Active = Optional[torch.Tensor]
 
 
 def init_linear(module: nn.Module) -> None:
@@ -113,13 +112,6 @@ def active_to_mask(active: Active, batch: int, depth: int, device: torch.device 
     """An :data:`Active` allocation as a ``[batch, depth]`` tensor (bool, or float if given float)."""
     if active is None:
         return torch.ones(batch, depth, dtype=torch.bool, device=device)
-    if not isinstance(active, torch.Tensor):
-        idx = [int(i) for i in active]
-        if any(not 0 <= i < depth for i in idx):
-            raise ValueError(f"block indices {idx} out of range [0, {depth})")
-        m = torch.zeros(batch, depth, dtype=torch.bool, device=device)
-        m[:, idx] = True
-        return m
     m = active.to(device) if device is not None else active
     if m.dim() == 1:
         m = m.unsqueeze(0).expand(batch, -1)
