@@ -61,10 +61,8 @@ class Fusion(nn.Module):
             order += idx
             self.register_buffer(f"_idx_{m}", torch.tensor(idx, dtype=torch.long), persistent=False)
         self.register_buffer("_perm", torch.argsort(torch.tensor(order)), persistent=False)
-        self.adapters.apply(init_linear)
-        self.layers.apply(init_linear)
-        self.head.apply(init_linear)
-        init_linear(self.readout)
+        for mod in (self.adapters, self.layers, self.head, self.readout):
+            mod.apply(init_linear)
 
     def tokens(self, emb: torch.Tensor) -> torch.Tensor:
         """Adapters + stream embedding: ``[B, n, Db]`` -> ``[B, n, Df]``."""
