@@ -75,7 +75,6 @@ class PatchEmbed(nn.Module):
         super().__init__()
         if img_size % patch:
             raise ValueError(f"image size {img_size} is not a multiple of patch size {patch}")
-        self.in_chans, self.img_size, self.patch = in_chans, img_size, patch
         self.n_patches = (img_size // patch) ** 2
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
@@ -99,7 +98,6 @@ class SpatialHead(nn.Module):
 
     def __init__(self, dim: int, tokens: int, proj: int = 16) -> None:
         super().__init__()
-        self.tokens, self.proj_dim = tokens, proj
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.reduce = nn.Linear(dim, proj)
         self.out = nn.Linear(tokens * proj, dim)
