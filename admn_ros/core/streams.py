@@ -22,16 +22,15 @@ DEPTH_MAX_M: float = 8.0
 class Modality:
     """Static facts about one sensing modality."""
 
-    name: str
     channels: int                       # of the model input
     sigma_max: float                    # largest noise std on [0, 1] data (paper: image 3, depth 0.75)
     encoding: str                       # sensor_msgs/Image encoding the sensor node publishes
 
 
 MODALITIES: dict[str, Modality] = {
-    "rgb": Modality("rgb", 3, 3.0, "rgb8"),
-    "depth": Modality("depth", 1, 0.75, "16UC1"),
-    "radar": Modality("radar", 1, 1.0, "32FC1"),
+    "rgb": Modality(3, 3.0, "rgb8"),
+    "depth": Modality(1, 0.75, "16UC1"),
+    "radar": Modality(1, 1.0, "32FC1"),
 }
 
 #: Default sensor nodes of the GDTM-style network.
