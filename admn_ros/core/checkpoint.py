@@ -136,8 +136,7 @@ def save_checkpoint(path: str | os.PathLike[str], *, kind: str, state_dict: Mapp
         save_file(tensors, str(tmp), metadata={META_KEY: text})
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     return path
 
 
