@@ -58,14 +58,11 @@ class ControllerConfig(StreamGridMixin):
     @classmethod
     def for_model(cls, model_cfg: Any, **overrides: Any) -> "ControllerConfig":
         """The config matching an :class:`~admn_ros.core.model.ADMNConfig`; default budget 25% of all blocks."""
-        kw: dict[str, Any] = dict(nodes=model_cfg.nodes, modalities=model_cfg.modalities,
-                                  depth=model_cfg.vit_depth, img_size=model_cfg.img_size,
-                                  first_block=model_cfg.first_block)
-        n = len(model_cfg.nodes) * len(model_cfg.modalities)
-        kw["budget"] = max(n if model_cfg.first_block else 0,
-                           budget_from_fraction(0.25, n, model_cfg.vit_depth))
-        kw.update(overrides)
-        return cls(**kw)
+        n, m = model_cfg.n_streams, model_cfg
+        return cls(**{"nodes": m.nodes, "modalities": m.modalities, "depth": m.vit_depth, "img_size": m.img_size,
+                      "first_block": m.first_block,
+                      "budget": max(n if m.first_block else 0, budget_from_fraction(0.25, n, m.vit_depth)), **overrides})
+
 
 def _budget_tensor(budget: int | Sequence[int] | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
     b = torch.as_tensor(budget, device=device).long()
