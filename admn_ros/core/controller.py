@@ -59,9 +59,9 @@ class ControllerConfig(StreamGridMixin):
     def for_model(cls, model_cfg: Any, **overrides: Any) -> "ControllerConfig":
         """The config matching an :class:`~admn_ros.core.model.ADMNConfig`; default budget 25% of all blocks."""
         n, m = model_cfg.n_streams, model_cfg
+        budget = max(n if m.first_block else 0, budget_from_fraction(0.25, n, m.vit_depth))
         return cls(**{"nodes": m.nodes, "modalities": m.modalities, "depth": m.vit_depth, "img_size": m.img_size,
-                      "first_block": m.first_block,
-                      "budget": max(n if m.first_block else 0, budget_from_fraction(0.25, n, m.vit_depth)), **overrides})
+                      "first_block": m.first_block, "budget": budget, **overrides})
 
 
 def _budget_tensor(budget: int | Sequence[int] | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
