@@ -160,15 +160,12 @@ class ADMNModel(nn.Module):
         b = self._check_inputs(inputs)
         s, n_mod, depth = cfg.frames * len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
         dev = self.device
-        mask_t = as_mask_tensor(mask, b, cfg.n_streams, depth, dev)
-        if cfg.frames > 1:  # one allocation per window stream, shared by its frames
-            mask_t = mask_t.repeat(1, cfg.frames, 1)
-        mask_t = mask_t.reshape(b, s, n_mod, depth)
+        # one allocation per window stream, shared by its frames
+        mask_t = as_mask_tensor(mask, b, cfg.n_streams, depth, dev).repeat(1, cfg.frames, 1).reshape(b, s, n_mod, depth)
         pres = as_present_tensor(present, b, cfg.n_streams, dev, cfg.frames).reshape(b, s, n_mod)
         outs = []
         for mi, m in enumerate(cfg.modalities):
-            x = inputs[m].to(dev)
-            x = x.reshape(b * s, *x.shape[2:])
+            x = inputs[m].to(dev).reshape(b * s, *inputs[m].shape[2:])
             am = mask_t[:, :, mi].reshape(b * s, depth)
             pm = pres[:, :, mi].reshape(b * s)
             if bool(pm.all()):
