@@ -450,12 +450,9 @@ class Runtime:
             if x.shape[1:] != want:
                 raise ValueError(f"{mod}: model input must have shape {want}, got {x.shape[1:]}")
             e = self._main_engine().embed(mod, torch.from_numpy(x), np.stack([it[3] for it in group]))
-            e = e.cpu().numpy().astype(np.float32)
-            ms = (time.perf_counter() - t0) * 1e3
-            for k, it in enumerate(group):
-                out[it[0]] = e[k]
-                if timings_ms is not None:
-                    timings_ms[it[0]] = ms
+            out.update(zip([it[0] for it in group], e.cpu().numpy().astype(np.float32)))
+            if timings_ms is not None:
+                timings_ms.update(dict.fromkeys([it[0] for it in group], (time.perf_counter() - t0) * 1e3))
         return out
 
     def _fuse(self, emb: np.ndarray, present: np.ndarray) -> dict[str, Any]:
