@@ -110,8 +110,7 @@ class DemoRecord:
                 win.push(ns, {s: from_storage(split_stream_id(s)[1], a) for s, a in f.inputs.items()})
                 if ns in pick and win.full:
                     f.scores[policy] = self.task.score(rt.infer(win, budget, policy).estimate, f.truth)
-        for ns in pick:
-            f = self.frames[ns]
+        for f in map(self.frames.__getitem__, pick):
             f.scores["admn"] = self.task.score(f.estimate, f.truth)
         self.compared = len(pick)
         return self.compared
@@ -151,9 +150,8 @@ class DemoRecord:
         short = [s.replace("node", "n") for s in self.ids]
         lines += ["", "blocks per stream (ADMN, mean over the phase; budget "
                       f"{self.budget})", f"  {'phase':<{w}} " + " ".join(f"{s:>9}" for s in short)]
-        for r in rows:
-            lines.append(f"  {r['phase']:<{w}} " + " ".join(f"{_num(r['blocks'].get(s, math.nan)):>9}"
-                                                        for s in self.ids))
+        lines += [f"  {r['phase']:<{w}} " + " ".join(f"{_num(r['blocks'].get(s, math.nan)):>9}" for s in self.ids)
+                  for r in rows]
         inside = [f for ns, f in self.frames.items() if self.phase(ns) is not None]
         judged = [self.task.score(f.estimate, f.truth) for f in inside if f.estimate is not None and f.truth is not None]
         doc = {"task": self.task.name, "metric": {"name": m.name, "unit": m.unit, "lower_is_better": m.lower_is_better,
