@@ -354,9 +354,8 @@ def decode_compressed(msg: Any, modality: str) -> np.ndarray:
         raise ConversionError("bad_encoding", f"CompressedImage format {fmt!r} cannot feed a {modality} stream; "
                                               f"supported: {supported_text(modality)}")
     data = message_bytes(msg.data)
-    if modality == "rgb":
-        bgr = _imdecode(data, cv2.IMREAD_COLOR, f"{kind} image")
-        return np.ascontiguousarray(bgr[:, :, ::-1])
+    if modality == "rgb":   # OpenCV decodes to bgr
+        return np.ascontiguousarray(_imdecode(data, cv2.IMREAD_COLOR, f"{kind} image")[:, :, ::-1])
     if kind == "compressedDepth":
         return decode_compressed_depth(data, fmt)
     return np.array(_imdecode(data, cv2.IMREAD_UNCHANGED, "png depth image", depth16=True), dtype=np.uint16)
