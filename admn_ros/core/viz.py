@@ -207,8 +207,7 @@ def render_dashboard(state: VizState, width: int = 640, height: int = 480) -> np
         cv2.circle(img, px(xy), 6, (200, 200, 200), -1)
         cv2.putText(img, node, (px(xy)[0] + 8, px(xy)[1] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (200, 200, 200), 1)
     if len(state.trail) > 1:
-        pts = np.array([px(p) for p in state.trail], np.int32)
-        cv2.polylines(img, [pts], False, (0, 140, 255), 1)
+        cv2.polylines(img, [np.array([px(p) for p in state.trail], np.int32)], False, (0, 140, 255), 1)
     if state.ground_truth is not None:
         cv2.drawMarker(img, px(state.ground_truth), (0, 255, 0), cv2.MARKER_CROSS, 14, 2)
     if state.estimate is not None:
