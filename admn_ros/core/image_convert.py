@@ -193,7 +193,7 @@ def image_message_fields(a: Any, encoding: str = "passthrough") -> dict[str, Any
         raise ConversionError("bad_encoding", f"no image encoding for dtype {a.dtype}")
     cv_type = f"{_CV_DEPTH[code]}C{1 if a.ndim == 2 else a.shape[2]}"
     enc = cv_type if encoding == "passthrough" else str(encoding)
-    if (need := encoding_info(enc).cv_type) != cv_type:
+    if encoding != "passthrough" and (need := encoding_info(enc).cv_type) != cv_type:
         raise ConversionError("bad_encoding", f"encoding {enc!r} needs an image of type {need}, got {cv_type} "
                                               f"(dtype {a.dtype}, shape {a.shape})")
     big = a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and _HOST_BIG)
