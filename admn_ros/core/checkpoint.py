@@ -36,9 +36,7 @@ def weights_id(state_dict: Mapping[str, torch.Tensor]) -> str:
     """16 hex digits of a content hash of the weights, the same for a float32 checkpoint and
     its float16 shipped copy (floating tensors are hashed as float16)."""
     h = hashlib.sha256()
-    for k in sorted(state_dict):
-        if k.startswith(OPTIM_PREFIX):
-            continue
+    for k in sorted(state_dict):   # model weights only: the optimizer state is stored apart
         t = state_dict[k].detach().cpu()
         if t.is_floating_point():
             t = t.to(torch.float16)
@@ -74,8 +72,8 @@ class Checkpoint:
         """Completed epochs (0 if none)."""
         return int(self.meta.get("epoch", 0))
 
-    def load_into(self, module: torch.nn.Module, prefix: str = "", strict: bool = True) -> None:
-        load_into(module, self.tensors, path=self.path, prefix=prefix, strict=strict)
+    def load_into(self, module: torch.nn.Module) -> None:
+        load_into(module, self.tensors, path=self.path)
 
 
 def _flatten_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -138,8 +136,7 @@ def save_checkpoint(path: str | os.PathLike[str], *, kind: str, state_dict: Mapp
         save_file(tensors, str(tmp), metadata={META_KEY: text})
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -170,18 +167,15 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return doc
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, kind: str | Iterable[str] | None = None,
+def load_checkpoint(path: str | os.PathLike[str], *, kind: str | None = None,
                     with_optimizer: bool = True) -> Checkpoint:
-    """Load a checkpoint, insisting on ``kind`` (one or several) if given."""
+    """Load a checkpoint, insisting on ``kind`` if given."""
     from safetensors.torch import load_file
 
     path = Path(path)
     doc = read_metadata(path)
-    if kind is not None:
-        kinds = {kind} if isinstance(kind, str) else set(kind)
-        if doc.get("kind") not in kinds:
-            raise CheckpointError(f"{path}: checkpoint kind {doc.get('kind')!r} != expected "
-                                  f"{' or '.join(repr(k) for k in sorted(kinds))}")
+    if kind is not None and doc.get("kind") != kind:
+        raise CheckpointError(f"{path}: checkpoint kind {doc.get('kind')!r} != expected {kind!r}")
     try:
         raw = load_file(str(path))
     except Exception as exc:  # noqa: BLE001
@@ -201,25 +195,23 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: str | Iterable[str] |
 
 
 def load_into(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *,
-              path: str | os.PathLike[str] = "<checkpoint>", prefix: str = "", strict: bool = True) -> None:
+              path: str | os.PathLike[str] = "<checkpoint>", strict: bool = True) -> None:
     """Check keys and shapes against ``module.state_dict()`` (:class:`CheckpointError` naming the file
-    and every missing/unexpected/mis-shaped key), then copy the weights in; ``prefix`` selects
-    (and strips) a sub-tree of ``tensors``."""
-    sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)} if prefix else dict(tensors)
+    and every missing/unexpected/mis-shaped key), then copy the weights in."""
     expected = module.state_dict()
     problems: list[str] = []
     for k, t in expected.items():
-        if k not in sub:
+        if k not in tensors:
             problems.append(f"missing key {k} (expected shape {_shape(t.shape)})")
-        elif tuple(sub[k].shape) != tuple(t.shape):
-            problems.append(f"key {k} shape {_shape(sub[k].shape)} != expected {_shape(t.shape)}")
+        elif tuple(tensors[k].shape) != tuple(t.shape):
+            problems.append(f"key {k} shape {_shape(tensors[k].shape)} != expected {_shape(t.shape)}")
     if strict:
-        problems += [f"unexpected key {k} shape {_shape(sub[k].shape)}" for k in sub if k not in expected]
+        problems += [f"unexpected key {k} shape {_shape(tensors[k].shape)}" for k in tensors if k not in expected]
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise CheckpointError(f"{path}: {len(problems)} of {len(expected)} weights do not fit the network its "
                               "config describes: " + "; ".join(problems[:5]) + more)
-    module.load_state_dict({k: v for k, v in sub.items() if k in expected}, strict=strict)
+    module.load_state_dict({k: v for k, v in tensors.items() if k in expected}, strict=strict)
 
 
 def check_config(path: str | os.PathLike[str], stored: Mapping[str, Any], expected: Mapping[str, Any],

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from admn_ros.core.streams import (DEFAULT_NODES, DEPTH, MODALITIES, StreamGridMixin, StreamSet,
-                                  budget_from_fraction, spread_order)
+                                  budget_from_fraction, spread_order, validate_budget)
 from admn_ros.core.vit import Block, init_linear
 
 
@@ -53,24 +53,16 @@ class ControllerConfig(StreamGridMixin):
         if self.img_size % 16:
             raise ValueError(f"ControllerConfig.img_size must be a multiple of 16, got {self.img_size}")
         StreamSet(self.nodes, self.modalities)
-        lo = self.n_streams if self.first_block else 0
-        if not lo <= self.budget <= self.n_streams * self.depth:
-            raise ValueError(f"ControllerConfig.budget {self.budget} out of range [{lo}, {self.n_streams * self.depth}]")
-
-    def _stream_depth(self) -> int:
-        return self.depth
+        validate_budget(self.budget, self.n_streams, self.depth, self.first_block)
 
     @classmethod
     def for_model(cls, model_cfg: Any, **overrides: Any) -> "ControllerConfig":
         """The config matching an :class:`~admn_ros.core.model.ADMNConfig`; default budget 25% of all blocks."""
-        kw: dict[str, Any] = dict(nodes=model_cfg.nodes, modalities=model_cfg.modalities,
-                                  depth=model_cfg.vit_depth, img_size=model_cfg.img_size,
-                                  first_block=model_cfg.first_block)
-        n = len(model_cfg.nodes) * len(model_cfg.modalities)
-        kw["budget"] = max(n if model_cfg.first_block else 0,
-                           budget_from_fraction(0.25, n, model_cfg.vit_depth))
-        kw.update(overrides)
-        return cls(**kw)
+        n, m = model_cfg.n_streams, model_cfg
+        budget = max(n if m.first_block else 0, budget_from_fraction(0.25, n, m.vit_depth))
+        return cls(**{"nodes": m.nodes, "modalities": m.modalities, "depth": m.vit_depth, "img_size": m.img_size,
+                      "first_block": m.first_block, "budget": budget, **overrides})
+
 
 def _budget_tensor(budget: int | Sequence[int] | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
     b = torch.as_tensor(budget, device=device).long()
@@ -218,19 +210,16 @@ class AllocationController(nn.Module):
 
     def budget_fraction(self, budget: int | Sequence[int] | torch.Tensor, batch: int) -> torch.Tensor:
         """``L / (n * depth)`` as float ``[B]``."""
-        return _budget_tensor(budget, batch, self.stream_emb.device).float() / float(self.cfg.total_blocks)
+        total = float(self.cfg.n_streams * self.cfg.depth)
+        return _budget_tensor(budget, batch, self.stream_emb.device).float() / total
 
     def encode(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
         """Stream tokens ``[B, n, dim]``; a window of frames (``[B, F*S, C, H, W]``, frame-major)
         is judged on its newest frame: one allocation per window and stream."""
         cfg = self.cfg
-        x0 = inputs[cfg.modalities[0]]
-        b, s = x0.shape[0], len(cfg.nodes)
-        toks = []
-        for m in cfg.modalities:
-            x = inputs[m]
-            x = x[:, -s:]  # identity for single-frame inputs
-            toks.append(self.encoders[m](x.reshape(b * s, *x.shape[2:])).reshape(b, s, cfg.dim))
+        b, s = inputs[cfg.modalities[0]].shape[0], len(cfg.nodes)
+        toks = [self.encoders[m](inputs[m][:, -s:].reshape(b * s, *inputs[m].shape[2:])).reshape(b, s, cfg.dim)
+                for m in cfg.modalities]   # [:, -s:]: the newest frame (all of a single-frame input)
         tok = torch.stack(toks, dim=2).reshape(b, cfg.n_streams, cfg.dim) + self.stream_emb
         x = torch.cat([self.cls.expand(b, -1, -1), tok], dim=1)
         attend = None
@@ -246,8 +235,8 @@ class AllocationController(nn.Module):
         """``{"logits": [B, n, depth], "sigma": [B, n], "tokens": [B, n, dim]}``; ``budget`` matters
         only for ``universal``."""
         tok = self.encode(inputs, present)
-        b = tok.shape[0]
-        frac = self.budget_fraction(self.cfg.budget if budget is None else budget, b) if self.cfg.universal else None
+        frac = (self.budget_fraction(self.cfg.budget if budget is None else budget, tok.shape[0])
+                if self.cfg.universal else None)
         logits, sigma = self.heads(tok, frac)
         return {"logits": logits, "sigma": sigma, "tokens": tok}
 
@@ -266,43 +255,33 @@ class AllocationController(nn.Module):
                                     self.cfg.first_block)
         return out
 
-    def noise_loss(self, sigma_pred: torch.Tensor, sigma_true: torch.Tensor, present: torch.Tensor | None = None,
+    def noise_loss(self, sigma_pred: torch.Tensor, sigma_true: torch.Tensor,
                    modality_weights: Mapping[str, float] | None = None) -> torch.Tensor:
-        """``sum(w * |pred - true|) / #present`` over ``[B, n]``; ``modality_weights`` e.g.
+        """The mean of ``w * |pred - true|`` over ``[B, n]``; ``modality_weights`` e.g.
         ``{"depth": 20.0}`` (the authors weight depth x20)."""
         w = torch.tensor([float((modality_weights or {}).get(m, 1.0)) for m in self.stream_modalities],
                          device=sigma_pred.device, dtype=sigma_pred.dtype)
-        err = (sigma_pred - sigma_true.to(sigma_pred)).abs() * w
-        if present is None:
-            return err.mean()
-        p = present.to(err.device, err.dtype)
-        return (err * p).sum() / p.sum().clamp_min(1.0)
+        return ((sigma_pred - sigma_true.to(sigma_pred)).abs() * w).mean()
 
-    def reconstruct(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def reconstruct(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """ADMN_AE: reconstructions per modality ``[B, S, C, H, W]`` from the stream tokens."""
         if self.decoders is None:
             raise RuntimeError("this controller has no decoder: build it with ControllerConfig(autoencoder=True)")
         cfg = self.cfg
-        tok = self.encode(inputs, present)
+        tok = self.encode(inputs)
         b, s = tok.shape[0], len(cfg.nodes)
         tok = tok.reshape(b, s, len(cfg.modalities), cfg.dim)
         return {m: self.decoders[m](tok[:, :, mi].reshape(b * s, cfg.dim)).reshape(inputs[m].shape)
                 for mi, m in enumerate(cfg.modalities)}
 
-    def reconstruction_loss(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
-        """ADMN_AE loss: MSE of :meth:`reconstruct` against the (noisy) newest frame, averaged over present streams."""
+    def reconstruction_loss(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """ADMN_AE loss: MSE of :meth:`reconstruct` against the (noisy) newest frame, averaged over the streams."""
         cfg = self.cfg
-        s_nodes = len(cfg.nodes)
-        inputs = {m: x[:, -s_nodes:] for m, x in inputs.items()}
-        rec = self.reconstruct(inputs, present)
+        inputs = {m: x[:, -len(cfg.nodes):] for m, x in inputs.items()}
+        rec = self.reconstruct(inputs)
         b, s = inputs[cfg.modalities[0]].shape[:2]
-        pres = torch.ones(b, cfg.n_streams, dtype=torch.bool) if present is None else present.to(torch.bool)
-        pres = pres.to(rec[cfg.modalities[0]].device).reshape(b, s, len(cfg.modalities)).float()
-        tot, cnt = 0.0, pres.sum().clamp_min(1.0)
-        for mi, m in enumerate(cfg.modalities):
-            err = (rec[m] - inputs[m]).pow(2).mean(dim=(2, 3, 4))  # [B, S]
-            tot = tot + (err * pres[:, :, mi]).sum()
-        return tot / cnt
+        tot = sum((rec[m] - inputs[m]).pow(2).mean(dim=(2, 3, 4)).sum() for m in cfg.modalities)   # [B, S] each
+        return tot / float(b * s * len(cfg.modalities))
 
     def freeze_encoder(self, frozen: bool = True) -> None:
         """ADMN_AE stage 2: freeze everything but the allocation head (``frozen=False`` undoes it)."""

@@ -36,15 +36,15 @@ class Frame:
 
 
 class DemoRecord:
-    """Per-frame record of a demo run over ``timeline`` (``None``: one phase); keeps ``max_frames``
-    frames and the model inputs of the newest ``max_inputs``."""
+    """Per-frame record of a demo run over ``timeline`` (``None``: one phase); keeps ``MAX_FRAMES``
+    frames and the model inputs of the newest ``MAX_INPUTS``."""
 
-    def __init__(self, task: Task, stream_ids: Sequence[str], timeline: Timeline | None = None,
-                 max_frames: int = 20000, max_inputs: int = 2000) -> None:
+    MAX_FRAMES, MAX_INPUTS = 20000, 2000
+
+    def __init__(self, task: Task, stream_ids: Sequence[str], timeline: Timeline | None = None) -> None:
         self.task, self.ids, self.timeline = task, list(stream_ids), timeline
         self.frames: OrderedDict[int, Frame] = OrderedDict()
         self._with_inputs: deque[int] = deque()
-        self.max_frames, self.max_inputs = int(max_frames), int(max_inputs)
         self.start_ns: int | None = None     # the scenario's (or the first estimate's) stamp
         self.dashboards: dict[int, np.ndarray] = {}   # phase -> its last dashboard image
         self.hops: dict[str, tuple[float, float]] = {}
@@ -55,7 +55,7 @@ class DemoRecord:
         f = self.frames.get(ns)
         if f is None:
             f = self.frames[ns] = Frame()
-            while len(self.frames) > self.max_frames:
+            while len(self.frames) > self.MAX_FRAMES:
                 self.frames.popitem(last=False)
         return f
 
@@ -63,7 +63,7 @@ class DemoRecord:
         f = self.frame(ns)
         if not f.inputs:
             self._with_inputs.append(ns)
-            while len(self._with_inputs) > self.max_inputs:
+            while len(self._with_inputs) > self.MAX_INPUTS:
                 old = self.frames.get(self._with_inputs.popleft())
                 if old is not None:
                     old.inputs.clear()
@@ -103,16 +103,14 @@ class DemoRecord:
         if not pick:
             return 0
         rt = Runtime.load(model_dir, backend=backend, task=self.task.name)
-        mods = {s: split_stream_id(s)[1] for s in self.ids}
         for policy in ("naive", "upper_bound"):
             win = FrameWindow(rt.frames, rt.stream_ids)
             for ns in stamps:
                 f = self.frames[ns]
-                win.push(ns, {s: from_storage(mods[s], a) for s, a in f.inputs.items()})
+                win.push(ns, {s: from_storage(split_stream_id(s)[1], a) for s, a in f.inputs.items()})
                 if ns in pick and win.full:
                     f.scores[policy] = self.task.score(rt.infer(win, budget, policy).estimate, f.truth)
-        for ns in pick:
-            f = self.frames[ns]
+        for f in map(self.frames.__getitem__, pick):
             f.scores["admn"] = self.task.score(f.estimate, f.truth)
         self.compared = len(pick)
         return self.compared
@@ -127,13 +125,12 @@ class DemoRecord:
             est = [f for f in fs if f.estimate is not None]
             blocks = [f.blocks for f in fs if f.blocks is not None]
             lat = [f.latency_ms for f in est]
-            row: dict[str, Any] = {
+            out.append({
                 "phase": name, "start_s": span[i][0], "end_s": span[i][1], "estimates": len(est),
                 "compared": sum("admn" in f.scores for f in fs),
                 self.task.metric.name: {k: _mean([f.scores[k] for f in fs if k in f.scores]) for k in METHODS},
                 "blocks": dict(zip(self.ids, np.mean(blocks, axis=0).round(2).tolist())) if blocks else {},
-                "latency_ms": {"p50": _pct(lat, 50), "p99": _pct(lat, 99)}}
-            out.append(row)
+                "latency_ms": {"p50": _pct(lat, 50), "p99": _pct(lat, 99)}})
         return out
 
     def report(self, files: Sequence[Path] = ()) -> tuple[list[str], dict[str, Any]]:
@@ -153,9 +150,8 @@ class DemoRecord:
         short = [s.replace("node", "n") for s in self.ids]
         lines += ["", "blocks per stream (ADMN, mean over the phase; budget "
                       f"{self.budget})", f"  {'phase':<{w}} " + " ".join(f"{s:>9}" for s in short)]
-        for r in rows:
-            lines.append(f"  {r['phase']:<{w}} " + " ".join(f"{_num(r['blocks'].get(s, math.nan)):>9}"
-                                                        for s in self.ids))
+        lines += [f"  {r['phase']:<{w}} " + " ".join(f"{_num(r['blocks'].get(s, math.nan)):>9}" for s in self.ids)
+                  for r in rows]
         inside = [f for ns, f in self.frames.items() if self.phase(ns) is not None]
         judged = [self.task.score(f.estimate, f.truth) for f in inside if f.estimate is not None and f.truth is not None]
         doc = {"task": self.task.name, "metric": {"name": m.name, "unit": m.unit, "lower_is_better": m.lower_is_better,
@@ -221,30 +217,24 @@ class DemoRecord:
         axes[2].legend(loc="upper left", fontsize=8)
         first = min((ts[i] for i in judged), default=0.0)
         axes[0].set_xlim(max(first, -5.0), max(ts.max(initial=1.0), self.timeline.duration_s if self.timeline else 0))
-        for ax in axes:
-            self._shade(ax)
+        for k, ax in enumerate(axes):   # the phases: every other one shaded, names above the first plot
+            for i, p in enumerate(self.timeline.phases if self.timeline is not None else ()):
+                if i % 2:
+                    ax.axvspan(p.start_s, p.end_s, color="0.88", zorder=0)
+                if k == 0:
+                    ax.text((p.start_s + p.end_s) / 2, 1.01, p.name, ha="center", va="bottom", fontsize=8,
+                            transform=ax.get_xaxis_transform())
         fig.suptitle(f"admn_ros {self.task.name} demo: {self.timeline.name if self.timeline else 'no scenario'}",
                      x=0.01, ha="left", fontsize=12)
         ax = fig.add_subplot(grid[:, 1])
         ax.axis("off")
-        shown = next((i for i in range(1, len(self.phase_names())) if i in self.dashboards), None)
-        if shown is None and self.dashboards:
-            shown = max(self.dashboards)
+        shown = next((i for i in range(1, len(self.phase_names())) if i in self.dashboards),
+                     max(self.dashboards, default=None))
         if shown is not None:
             ax.imshow(self.dashboards[shown])
             ax.set_title(f"admn/dashboard during '{self.phase_names()[shown]}'", fontsize=10)
         save_figure(fig, path)
         return path
-
-    def _shade(self, ax: Any) -> None:
-        if self.timeline is None:
-            return
-        for i, p in enumerate(self.timeline.phases):
-            if i % 2:
-                ax.axvspan(p.start_s, p.end_s, color="0.88", zorder=0)
-            if ax is ax.figure.axes[0]:
-                ax.text((p.start_s + p.end_s) / 2, 1.01, p.name, ha="center", va="bottom", fontsize=8,
-                        transform=ax.get_xaxis_transform())
 
 
 def _mean(v: Sequence[float]) -> float:

@@ -15,11 +15,6 @@ from admn_ros.core.streams import MODALITIES
 from admn_ros.core.tasks import get_task
 
 
-def patch_embed_flops(in_chans: int, img_size: int, patch: int, dim: int) -> int:
-    n = (img_size // patch) ** 2
-    return 2 * n * in_chans * patch * patch * dim
-
-
 def block_flops(tokens: int, dim: int, mlp_ratio: float = 4.0) -> int:
     """One transformer block: qkv ``3 T D^2`` + attention ``2 T^2 D`` + projection ``T D^2`` + MLP ``2 T D H``."""
     hidden = int(round(dim * mlp_ratio))
@@ -54,16 +49,13 @@ def controller_flops(ccfg: ControllerConfig) -> int:
     return 2 * (convs + head + noise) + ccfg.layers * block_flops(n + 1, d, ccfg.mlp_ratio)
 
 
-def readout_flops(cfg: ADMNConfig, proj: int = 16) -> int:
-    """The backbone's :class:`~admn_ros.core.vit.SpatialHead`."""
-    t = 1 + (cfg.img_size // cfg.patch) ** 2
-    return 2 * (t * cfg.vit_dim * proj + t * proj * cfg.vit_dim)
-
-
-def _stream_patch_flops(cfg: ADMNConfig) -> np.ndarray:
-    """Per-stream fixed backbone cost: patch embedding + readout (run even with 0 blocks)."""
-    return np.array([patch_embed_flops(MODALITIES[m].channels, cfg.img_size, cfg.patch, cfg.vit_dim)
-                     + readout_flops(cfg) for m in cfg.stream_modalities], dtype=np.int64)
+def _stream_patch_flops(cfg: ADMNConfig, proj: int = 16) -> np.ndarray:
+    """Per-stream fixed backbone cost, run even with 0 blocks: the patch embedding and the
+    :class:`~admn_ros.core.vit.SpatialHead` readout (``proj`` channels per token)."""
+    n = (cfg.img_size // cfg.patch) ** 2
+    readout = 2 * (n + 1) * (cfg.vit_dim * proj + proj * cfg.vit_dim)
+    return np.array([2 * n * MODALITIES[m].channels * cfg.patch * cfg.patch * cfg.vit_dim + readout
+                     for m in cfg.stream_modalities], dtype=np.int64)
 
 
 def allocation_flops(cfg: ADMNConfig, mask: Any, present: Any = None) -> np.ndarray | int:
@@ -92,16 +84,14 @@ def allocation_gflops(cfg: ADMNConfig, mask: Any, include_controller: bool = Tru
     return (f / 1e9) if isinstance(f, np.ndarray) else float(f) / 1e9
 
 
-def flops_breakdown(cfg: ADMNConfig, mask: Any, controller_cfg: ControllerConfig | None = None,
-                    present: Any = None) -> dict[str, float]:
+def flops_breakdown(cfg: ADMNConfig, mask: Any, controller_cfg: ControllerConfig | None = None) -> dict[str, float]:
     """FLOPs per component of one allocation ``[n, depth]`` (``fusion`` includes ``head``, ``total`` the controller)."""
     m = _to_numpy(mask).astype(bool)
     if m.ndim != 2:
         raise ValueError("flops_breakdown takes a single [n, depth] mask")
-    p = np.ones(cfg.n_streams, dtype=bool) if present is None else _to_numpy(present).astype(bool)
     out = {
-        "patch_embed": float((p * _stream_patch_flops(cfg)).sum() * cfg.frames),
-        "blocks": float((m & p[:, None]).sum() * vit_block_flops(cfg) * cfg.frames),
+        "patch_embed": float(_stream_patch_flops(cfg).sum() * cfg.frames),
+        "blocks": float(m.sum() * vit_block_flops(cfg) * cfg.frames),
         "fusion": float(fusion_flops(cfg)),
         "head": float(get_task(cfg.task).head_flops(cfg)),
         "controller": float(controller_flops(controller_cfg or ControllerConfig.for_model(cfg))),

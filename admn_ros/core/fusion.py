@@ -61,10 +61,8 @@ class Fusion(nn.Module):
             order += idx
             self.register_buffer(f"_idx_{m}", torch.tensor(idx, dtype=torch.long), persistent=False)
         self.register_buffer("_perm", torch.argsort(torch.tensor(order)), persistent=False)
-        self.adapters.apply(init_linear)
-        self.layers.apply(init_linear)
-        self.head.apply(init_linear)
-        init_linear(self.readout)
+        for mod in (self.adapters, self.layers, self.head, self.readout):
+            mod.apply(init_linear)
 
     def tokens(self, emb: torch.Tensor) -> torch.Tensor:
         """Adapters + stream embedding: ``[B, n, Db]`` -> ``[B, n, Df]``."""
@@ -75,9 +73,7 @@ class Fusion(nn.Module):
         """Fused embedding ``[B, Df]``; a sample with no present stream attends to every token
         (a meaningless but finite output rather than NaN)."""
         present = present.to(torch.bool)
-        any_present = present.any(dim=1, keepdim=True)
-        keys = present | ~any_present  # [B, n]
-        attend = keys[:, None, None, :]  # [B, 1, 1, n]: query may attend key
+        attend = (present | ~present.any(dim=1, keepdim=True))[:, None, None, :]  # [B, 1, 1, n]: query may attend key
         x = self.tokens(emb)
         for layer in self.layers:
             x = layer(x, attend)

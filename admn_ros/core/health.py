@@ -30,12 +30,9 @@ class HealthConfig:
     recover_frames: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("frozen_frames", "stall_frames", "recover_frames"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"health check: {name} must be >= 0, got {getattr(self, name)}")
-        if not self.frozen_tolerance >= 0 or not self.max_jump_s >= 0:
-            raise ValueError(f"health check: frozen_tolerance and max_jump_s must be >= 0, got "
-                             f"{self.frozen_tolerance} and {self.max_jump_s}")
+        for f in fields(self):
+            if not getattr(self, f.name) >= 0:   # NaN fails too
+                raise ValueError(f"health check: {f.name} must be >= 0, got {getattr(self, f.name)}")
 
     @classmethod
     def from_params(cls, p: Mapping[str, Any]) -> "HealthConfig":

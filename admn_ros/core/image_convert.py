@@ -121,16 +121,11 @@ def image_to_numpy(msg: Any, desired_encoding: str = "passthrough") -> np.ndarra
     row = w * info.pixel_bytes
     if step != row:
         raw = np.ascontiguousarray(raw.reshape(h, step)[:, :row])
-    dt = info.dtype
-    if dt.itemsize > 1:
-        dt = dt.newbyteorder(">" if msg.is_bigendian else "<")
-    out = raw.view(dt)
+    out = raw.view(info.dtype.newbyteorder(">" if msg.is_bigendian else "<"))
     if not out.dtype.isnative:
         out = out.astype(info.dtype)   # byte swap into host order
     out = out.reshape((h, w) if info.channels == 1 else (h, w, info.channels))
-    if desired_encoding == "passthrough":
-        return out
-    return convert_encoding(out, info.name, desired_encoding)
+    return out if desired_encoding == "passthrough" else convert_encoding(out, info.name, desired_encoding)
 
 
 _SAME = -1
@@ -184,12 +179,11 @@ def convert_encoding(a: np.ndarray, src: str, dst: str) -> np.ndarray:
     return np.array(out, copy=True) if out is a else out
 
 
-def image_message_fields(arr: Any, encoding: str = "passthrough") -> dict[str, Any]:
+def image_message_fields(a: Any, encoding: str = "passthrough") -> dict[str, Any]:
     """The ``sensor_msgs/Image`` fields but the header, as ``cv2_to_imgmsg`` fills them (``data``
     a contiguous uint8 array); the array's type must match ``encoding``."""
-    if not isinstance(arr, np.ndarray):
-        raise ConversionError("bad_data", f"expected a numpy array, got {type(arr).__name__}")
-    a = arr
+    if not isinstance(a, np.ndarray):
+        raise ConversionError("bad_data", f"expected a numpy array, got {type(a).__name__}")
     if a.ndim not in (2, 3):
         raise ConversionError("bad_data", f"expected an (H, W) or (H, W, C) array, got shape {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0 or (a.ndim == 3 and a.shape[2] == 0):
@@ -197,16 +191,11 @@ def image_message_fields(arr: Any, encoding: str = "passthrough") -> dict[str, A
     code = a.dtype.str[1:]
     if code not in _CV_DEPTH:
         raise ConversionError("bad_encoding", f"no image encoding for dtype {a.dtype}")
-    channels = 1 if a.ndim == 2 else int(a.shape[2])
-    cv_type = f"{_CV_DEPTH[code]}C{channels}"
-    if encoding == "passthrough":
-        enc = cv_type
-    else:
-        enc = str(encoding)
-        if encoding_info(enc).cv_type != cv_type:
-            raise ConversionError("bad_encoding", f"encoding {enc!r} needs an image of type "
-                                                  f"{encoding_info(enc).cv_type}, got {cv_type} "
-                                                  f"(dtype {a.dtype}, shape {a.shape})")
+    cv_type = f"{_CV_DEPTH[code]}C{1 if a.ndim == 2 else a.shape[2]}"
+    enc = cv_type if encoding == "passthrough" else str(encoding)
+    if encoding != "passthrough" and (need := encoding_info(enc).cv_type) != cv_type:
+        raise ConversionError("bad_encoding", f"encoding {enc!r} needs an image of type {need}, got {cv_type} "
+                                              f"(dtype {a.dtype}, shape {a.shape})")
     big = a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and _HOST_BIG)
     data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
     h = int(a.shape[0])
@@ -216,17 +205,15 @@ def image_message_fields(arr: Any, encoding: str = "passthrough") -> dict[str, A
 
 class ImageBridge:
     """``CvBridge``'s two image calls without cv_bridge; ``image_type`` (e.g. ``sensor_msgs.msg.Image``)
-    is needed by :meth:`cv2_to_imgmsg` only."""
+    is the message :meth:`cv2_to_imgmsg` builds."""
 
-    def __init__(self, image_type: Callable[[], Any] | None = None) -> None:
+    def __init__(self, image_type: Callable[[], Any]) -> None:
         self.image_type = image_type
 
     def imgmsg_to_cv2(self, img_msg: Any, desired_encoding: str = "passthrough") -> np.ndarray:
         return image_to_numpy(img_msg, desired_encoding)
 
     def cv2_to_imgmsg(self, cvim: Any, encoding: str = "passthrough", header: Any = None) -> Any:
-        if self.image_type is None:
-            raise TypeError("ImageBridge() was made without an image_type; cannot build messages")
         f = image_message_fields(cvim, encoding)
         msg = self.image_type()
         if header is not None:
@@ -278,8 +265,7 @@ _KIND_TEXT = {"image": "Image encodings", "compressed": "CompressedImage formats
 
 
 def supported_text(modality: str) -> str:
-    parts = [f"{_KIND_TEXT[k]} {list(v)}" for k, v in STREAM_FORMATS[modality].items() if v]
-    return " or ".join(parts)
+    return " or ".join(f"{_KIND_TEXT[k]} {list(v)}" for k, v in STREAM_FORMATS[modality].items() if v)
 
 
 def compressed_kind(fmt: str) -> str:
@@ -322,13 +308,10 @@ def decode_image(msg: Any, modality: str, to_array: ToArray = image_to_numpy) ->
                                               f"supported: {supported_text(modality)}")
     check_layout(msg)
     try:
-        if modality == "rgb":
-            if enc in _OPENCV_ORDER:
-                a = convert_encoding(to_array(msg, "passthrough"), _OPENCV_ORDER[enc], "rgb8")
-            else:
-                a = to_array(msg, "rgb8")
+        if modality == "rgb" and enc in _OPENCV_ORDER:
+            a = convert_encoding(to_array(msg, "passthrough"), _OPENCV_ORDER[enc], "rgb8")
         else:
-            a = to_array(msg, "passthrough")
+            a = to_array(msg, "rgb8" if modality == "rgb" else "passthrough")
     except ConversionError:
         raise
     except Exception as exc:  # noqa: BLE001 - a bridge's own error types (CvBridgeError, cv2.error, ...)
@@ -371,9 +354,8 @@ def decode_compressed(msg: Any, modality: str) -> np.ndarray:
         raise ConversionError("bad_encoding", f"CompressedImage format {fmt!r} cannot feed a {modality} stream; "
                                               f"supported: {supported_text(modality)}")
     data = message_bytes(msg.data)
-    if modality == "rgb":
-        bgr = _imdecode(data, cv2.IMREAD_COLOR, f"{kind} image")
-        return np.ascontiguousarray(bgr[:, :, ::-1])
+    if modality == "rgb":   # OpenCV decodes to bgr
+        return np.ascontiguousarray(_imdecode(data, cv2.IMREAD_COLOR, f"{kind} image")[:, :, ::-1])
     if kind == "compressedDepth":
         return decode_compressed_depth(data, fmt)
     return np.array(_imdecode(data, cv2.IMREAD_UNCHANGED, "png depth image", depth16=True), dtype=np.uint16)

@@ -56,9 +56,7 @@ class ADMNConfig(StreamGridMixin):
         self.nodes = tuple(self.nodes)
         self.modalities = tuple(self.modalities)
         self.bounds = (tuple(map(float, self.bounds[0])), tuple(map(float, self.bounds[1])))  # type: ignore[assignment]
-        for m in self.modalities:
-            if m not in MODALITIES:
-                raise ValueError(f"ADMNConfig.modalities: unknown modality {m!r}; known: {sorted(MODALITIES)}")
+        StreamSet(self.nodes, self.modalities)  # validates names
         if self.task not in TASKS:
             raise ValueError(f"ADMNConfig.task: {self.task!r} is not one of {list(TASKS)}")
         if int(self.frames) < 1:
@@ -66,10 +64,6 @@ class ADMNConfig(StreamGridMixin):
         self.frames = int(self.frames)
         if self.img_size % self.patch:
             raise ValueError(f"ADMNConfig.img_size {self.img_size} is not a multiple of patch {self.patch}")
-        StreamSet(self.nodes, self.modalities)  # validates names
-
-    def _stream_depth(self) -> int:
-        return self.vit_depth
 
     @property
     def n_tokens(self) -> int:
@@ -84,8 +78,7 @@ def as_mask_tensor(mask: Any, batch: int, n_streams: int, depth: int, device: to
     as a tensor ``[batch, n_streams, depth]``; bool stays bool, a 0/1 float mask stays float."""
     if mask is None:
         return torch.ones(batch, n_streams, depth, dtype=torch.bool, device=device)
-    m = torch.from_numpy(np.asarray(mask)) if not isinstance(mask, torch.Tensor) else mask
-    m = m.to(device)
+    m = (mask if isinstance(mask, torch.Tensor) else torch.from_numpy(np.asarray(mask))).to(device)
     if m.dim() == 2:
         m = m.unsqueeze(0).expand(batch, -1, -1)
     if tuple(m.shape) != (batch, n_streams, depth):
@@ -101,8 +94,7 @@ def as_present_tensor(present: Any, batch: int, n_streams: int, device: torch.de
     n_tok = frames * n_streams
     if present is None:
         return torch.ones(batch, n_tok, dtype=torch.bool, device=device)
-    p = torch.from_numpy(np.asarray(present)) if not isinstance(present, torch.Tensor) else present
-    p = p.to(device=device, dtype=torch.bool)
+    p = (present if isinstance(present, torch.Tensor) else torch.from_numpy(np.asarray(present))).to(device, torch.bool)
     if p.dim() == 1:
         p = p.unsqueeze(0).expand(batch, -1)
     if p.dim() == 2 and p.shape[0] == batch and p.shape[1] == n_streams and frames > 1:
@@ -155,8 +147,8 @@ class ADMNModel(nn.Module):
         return batches[cfg.modalities[0]]
 
     def embed(self, modality: str, x: torch.Tensor, active: Any = None, blend: bool = False) -> torch.Tensor:
-        """One modality's backbone on ``[N, C, H, W]`` -> ``[N, vit_dim]``; ``active``: ``[N, depth]``,
-        block indices for all rows, or ``None`` (all); ``blend``: the compute-and-blend baseline."""
+        """One modality's backbone on ``[N, C, H, W]`` -> ``[N, vit_dim]``; ``active``: ``[N, depth]``
+        or ``None`` (all); ``blend``: the compute-and-blend baseline."""
         bb = self.backbones[modality]
         return bb.forward_blend(x, active) if blend else bb(x, active)
 
@@ -168,15 +160,12 @@ class ADMNModel(nn.Module):
         b = self._check_inputs(inputs)
         s, n_mod, depth = cfg.frames * len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
         dev = self.device
-        mask_t = as_mask_tensor(mask, b, cfg.n_streams, depth, dev)
-        if cfg.frames > 1:  # one allocation per window stream, shared by its frames
-            mask_t = mask_t.repeat(1, cfg.frames, 1)
-        mask_t = mask_t.reshape(b, s, n_mod, depth)
+        # one allocation per window stream, shared by its frames
+        mask_t = as_mask_tensor(mask, b, cfg.n_streams, depth, dev).repeat(1, cfg.frames, 1).reshape(b, s, n_mod, depth)
         pres = as_present_tensor(present, b, cfg.n_streams, dev, cfg.frames).reshape(b, s, n_mod)
         outs = []
         for mi, m in enumerate(cfg.modalities):
-            x = inputs[m].to(dev)
-            x = x.reshape(b * s, *x.shape[2:])
+            x = inputs[m].to(dev).reshape(b * s, *inputs[m].shape[2:])
             am = mask_t[:, :, mi].reshape(b * s, depth)
             pm = pres[:, :, mi].reshape(b * s)
             if bool(pm.all()):

@@ -41,12 +41,9 @@ def draw_stream_sigmas(streams: StreamSet, regime: str, rng: np.random.Generator
     """Sigmas for every stream (float32 ``(len(streams),)``), one per modality or per stream."""
     if mode not in ("stream", "modality"):
         raise ValueError(f"unknown draw mode {mode!r}; use 'stream' or 'modality'")
-    out = np.zeros(len(streams), dtype=np.float32)
     shared = {m: draw_sigma(regime, MODALITIES[m].sigma_max, rng) for m in streams.modalities}
-    for i in range(len(streams)):
-        m = streams.modality_of(i)
-        out[i] = shared[m] if mode == "modality" else draw_sigma(regime, MODALITIES[m].sigma_max, rng)
-    return out
+    return np.array([shared[m] if mode == "modality" else draw_sigma(regime, MODALITIES[m].sigma_max, rng)
+                     for m in map(streams.modality_of, range(len(streams)))], np.float32)
 
 
 def add_gaussian_noise(x01: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:

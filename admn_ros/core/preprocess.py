@@ -34,9 +34,7 @@ def sample_indices(n_in: int, n_out: int = MODEL_INPUT) -> np.ndarray:
 
 def subsample(img: np.ndarray, size: int = MODEL_INPUT) -> np.ndarray:
     """Nearest pixel-centre subsampling of the first two axes to ``size x size``."""
-    r = sample_indices(img.shape[0], size)
-    c = sample_indices(img.shape[1], size)
-    return img[r[:, None], c[None, :]]
+    return img[sample_indices(img.shape[0], size)[:, None], sample_indices(img.shape[1], size)[None, :]]
 
 
 def _check_modality(modality: str) -> None:

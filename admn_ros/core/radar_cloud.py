@@ -61,11 +61,8 @@ def read_points(msg: Any, names: Sequence[str], optional: Sequence[str] = ()) ->
         raise _fail(f"PointCloud2 data has {raw.size} bytes, height*row_step = {h}*{rs} = {h * rs}")
     rows = raw[: h * rs].reshape(h, rs)[:, : w * ps]
     rec = np.ascontiguousarray(rows).reshape(n, ps)
-    out: dict[str, np.ndarray] = {}
-    for k in (*names, *optional):
-        if k not in fields:
-            out[k] = np.zeros(n)
-            continue
+    out = {k: np.zeros(n) for k in (*names, *optional) if k not in fields}
+    for k in used:
         off, dt = fields[k]
         out[k] = np.ascontiguousarray(rec[:, off: off + dt.itemsize]).view(dt).reshape(n).astype(np.float64)
     return out

@@ -12,9 +12,6 @@ and controllers, and the pipeline parts the node graph is split into, for any ta
     win.push(stamp_ns, x)
     res = rt.infer(win, budget=27)                                    # the whole graph, window by window
 
-A window has ``F`` frames (:attr:`Runtime.frames`); a frame may lack streams (their tokens are
-masked). The controller judges each stream's newest frame and allocates once per window; the
-embeddings are cached per (frame, stream) with the allocation row they were computed with.
 Model-directory rules and the allocation policy (universal controller, else the one for that
 budget, else naive): docs/ARCHITECTURE.md, "Runtime and replay". Importing this module does
 not import torch.
@@ -49,11 +46,6 @@ class Allocation:
     controller: str
     ms: float
     budget: int
-
-    @property
-    def blocks(self) -> np.ndarray:
-        """Active blocks per stream, int ``(n_streams,)``."""
-        return self.mask.sum(axis=1)
 
 
 @dataclass
@@ -133,32 +125,19 @@ class FrameWindow:
 
     def newest_inputs(self) -> dict[str, np.ndarray]:
         """Per stream its newest input in the window (what the controller judges)."""
-        out: dict[str, np.ndarray] = {}
-        for f in reversed(self._buf):
-            for sid, x in f.inputs.items():
-                out.setdefault(sid, x)
-        return out
-
-    def present(self) -> np.ndarray:
-        """bool ``[F, n]``: which (frame, stream) has data; missing leading frames are False."""
-        p = np.zeros((self.frames, len(self.stream_ids)), bool)
-        off = self.frames - len(self._buf)
-        for k, f in enumerate(self._buf):
-            p[off + k] = [sid in f.inputs for sid in self.stream_ids]
-        return p
+        return {sid: x for f in self._buf for sid, x in f.inputs.items()}
 
 
 @dataclass
 class _ControllerEntry:
     path: Path
-    universal: bool
-    budget: int | None
-    controller: Any = None   # AllocationController (loaded lazily)
+    budget: int | None       # None: the universal controller
+    controller: Any          # AllocationController
     engine: Any = None       # InferenceEngine (built lazily)
 
     @property
     def name(self) -> str:
-        return UNIVERSAL if self.universal else f"admn_L{self.budget}"
+        return UNIVERSAL if self.budget is None else f"admn_L{self.budget}"
 
 
 class Runtime:
@@ -167,14 +146,13 @@ class Runtime:
     use after :meth:`warmup` (``auto`` resolved)."""
 
     def __init__(self, model_path: Path, model: Any, controllers: list[_ControllerEntry],
-                 skipped: list[tuple[Path, str]], meta: Mapping[str, Any] | None = None, backend: str = "auto",
-                 device: str = "cpu", threads: int = 1) -> None:
+                 skipped: list[tuple[Path, str]], meta: Mapping[str, Any], backend: str, device: str,
+                 threads: int) -> None:
         self.model_path = model_path
         self.model = model.eval()
         self.cfg = model.cfg
-        self.meta: dict[str, Any] = dict(meta or {})
         self.task = get_task(self.cfg.task)
-        self.labels: list[str] = self.task.labels(self.cfg, self.meta)
+        self.labels: list[str] = self.task.labels(self.cfg, meta)
         self.streams: StreamSet = self.cfg.streams
         self.stream_ids: list[str] = self.streams.ids
         self._index = {s: i for i, s in enumerate(self.stream_ids)}
@@ -182,8 +160,8 @@ class Runtime:
         self._ctrl, self.skipped = controllers, skipped
         self.backend, self.device, self.threads = backend, device, threads
         self._engine: Any = None
-        self.universal = next((c for c in controllers if c.universal), None)
-        self.per_budget = {int(c.budget): c for c in controllers if not c.universal and c.budget is not None}
+        self.universal = next((c for c in controllers if c.budget is None), None)
+        self.per_budget = {c.budget: c for c in controllers if c.budget is not None}
 
     @classmethod
     def load(cls, model_dir: str | Path, backend: str = "auto", device: str = "cpu", *,
@@ -215,26 +193,18 @@ class Runtime:
         if not files:
             raise CheckpointError(f"{d}: no *.safetensors checkpoints in the model directory")
         metas: dict[Path, dict[str, Any]] = {f: read_metadata(f) for f in files}  # corrupt file -> raises
-        skipped: list[tuple[Path, str]] = []
-        mains: list[Path] = []
-        ctrls: list[Path] = []
         tasks = {f: (m.get("model_config") or {}).get("task", DEFAULT_TASK) for f, m in metas.items()
                  if m.get("kind") == "stage1"}
         if task is None and len(set(tasks.values())) > 1:
             raise CheckpointError(f"{d}: stage1 models of several tasks {sorted(set(tasks.values()))}; choose one "
                                   "with task")
         want = get_task(task if task is not None else next(iter(tasks.values()), None)).name
-        for f, m in metas.items():
-            kind = m.get("kind")
-            if kind == "stage1":
-                if tasks[f] == want:
-                    mains.append(f)
-                else:
-                    skipped.append((f, f"stage1 model for task {tasks[f]!r}, not {want}"))
-            elif kind == "controller":
-                ctrls.append(f)
-            else:
-                skipped.append((f, f"checkpoint kind {kind!r} is not used by the runtime"))
+        mains = [f for f, t in tasks.items() if t == want]
+        ctrls = [f for f, m in metas.items() if m.get("kind") == "controller"]
+        skipped: list[tuple[Path, str]] = [
+            (f, f"stage1 model for task {tasks[f]!r}, not {want}" if f in tasks
+             else f"checkpoint kind {m.get('kind')!r} is not used by the runtime")
+            for f, m in metas.items() if f not in mains and f not in ctrls]
         if not mains:
             kinds = sorted({str(m.get('kind')) for m in metas.values()})
             raise CheckpointError(f"{d}: no stage1 {want} model (e.g. {get_task(want).model_file}) among "
@@ -263,7 +233,7 @@ class Runtime:
         load_checkpoint(main, kind="stage1", with_optimizer=False).load_into(model)
         wid = mmeta.get("weights_id")
         others = {m.get("weights_id"): f.name for f, m in metas.items() if m.get("kind") == "stage1" and f != main}
-        entries: list[_ControllerEntry] = []
+        used: dict[int | None, _ControllerEntry] = {}   # one universal, one per budget: the first file name wins
         for f in ctrls:
             m = metas[f]
             parent = m.get("stage1_weights_id")
@@ -293,15 +263,12 @@ class Runtime:
                 continue
             ctrl = AllocationController(ccfg)
             load_checkpoint(f, kind="controller", with_optimizer=False).load_into(ctrl)
-            entries.append(_ControllerEntry(f, bool(ccfg.universal), None if ccfg.universal else int(ccfg.budget),
-                                            ctrl.eval()))
-        used: dict[int | None, _ControllerEntry] = {}   # one universal, one per budget: the first file name wins
-        for e in entries:
-            if e.budget in used:
-                what = "universal controller" if e.universal else f"controller for budget {e.budget}"
-                skipped.append((e.path, f"another {what} ({used[e.budget].path.name}) is used"))
+            key = None if ccfg.universal else int(ccfg.budget)
+            if key in used:
+                what = "universal controller" if key is None else f"controller for budget {key}"
+                skipped.append((f, f"another {what} ({used[key].path.name}) is used"))
             else:
-                used[e.budget] = e
+                used[key] = _ControllerEntry(f, key, ctrl.eval())
         return cls(main, model, list(used.values()), skipped, mmeta, backend, device, threads)
 
     @property
@@ -359,16 +326,14 @@ class Runtime:
             raise ValueError(f"unknown runtime parts {sorted(unknown)}; known: allocate, embed, fuse")
         if parts & {"embed", "fuse"}:
             self._main_engine()
-        if "allocate" in parts:
-            for c in self._ctrl:
-                self._ctrl_engine(c)
         # one dummy frame so lazy allocations (thread pools, ORT arenas) happen now
         x = {s: np.zeros((self.cfg.channels(split_stream_id(s)[1]), self.cfg.img_size, self.cfg.img_size),
                          np.float32) for s in self.stream_ids}
         lo, hi = self.budget_range()
         if "allocate" in parts:
             for c in self._ctrl:
-                self.allocate(x, int(c.budget) if c.budget is not None else max(lo, hi // 4))
+                self._ctrl_engine(c)
+                self.allocate(x, c.budget if c.budget is not None else max(lo, hi // 4))
         if "embed" in parts:
             self.embed(self.stream_ids, x, np.ones((len(self.stream_ids), self.depth), bool))
         if "fuse" in parts:
@@ -388,12 +353,9 @@ class Runtime:
             n_bad = int(a.size - np.count_nonzero(np.isfinite(a)))
             raise ValueError(f"{sid}: radar heatmap contains {n_bad} NaN/inf value(s)")
         try:
-            x = to_model_input(mod, a)
+            return to_model_input(mod, a)
         except ValueError as exc:
             raise ValueError(f"{sid}: {exc}") from None
-        if not np.isfinite(x).all():  # defensive: never feed NaN to the network
-            raise ValueError(f"{sid}: preprocessed input is not finite")
-        return x
 
     def _batch(self, inputs: Mapping[str, np.ndarray | None]) -> tuple[dict[str, Any], np.ndarray]:
         import torch
@@ -488,12 +450,9 @@ class Runtime:
             if x.shape[1:] != want:
                 raise ValueError(f"{mod}: model input must have shape {want}, got {x.shape[1:]}")
             e = self._main_engine().embed(mod, torch.from_numpy(x), np.stack([it[3] for it in group]))
-            e = e.cpu().numpy().astype(np.float32)
-            ms = (time.perf_counter() - t0) * 1e3
-            for k, it in enumerate(group):
-                out[it[0]] = e[k]
-                if timings_ms is not None:
-                    timings_ms[it[0]] = ms
+            out.update(zip([it[0] for it in group], e.cpu().numpy().astype(np.float32)))
+            if timings_ms is not None:
+                timings_ms.update(dict.fromkeys([it[0] for it in group], (time.perf_counter() - t0) * 1e3))
         return out
 
     def _fuse(self, emb: np.ndarray, present: np.ndarray) -> dict[str, Any]:
@@ -548,7 +507,7 @@ class Runtime:
             raise ValueError("no stream has data in the window")
         alloc = self.allocate(newest, budget, policy)
         n, f_total = len(self.stream_ids), self.frames
-        present = window.present()
+        present = np.zeros((f_total, n), bool)   # (frame, stream) with data and blocks; leading frames missing
         off = f_total - len(frames)
         emb = np.zeros((f_total, n, self.embed_dim), np.float32)
         todo: list[tuple[tuple[int, int], str, np.ndarray, np.ndarray]] = []
@@ -556,17 +515,17 @@ class Runtime:
             for i, sid in enumerate(self.stream_ids):
                 x, row = fr.inputs.get(sid), alloc.mask[i]
                 if x is None or not row.any():
-                    present[off + k, i] = False
-                elif sid in fr.cache and fr.cache[sid][0] == row.tobytes():
+                    continue
+                present[off + k, i] = True
+                if sid in fr.cache and fr.cache[sid][0] == row.tobytes():
                     emb[off + k, i] = fr.cache[sid][1]       # computed with this allocation row before
                 else:
                     todo.append(((off + k, i), sid, x, row))
         for (fi, i), v in self._backbones(todo).items():
             emb[fi, i] = v
             frames[fi - off].cache[self.stream_ids[i]] = (alloc.mask[i].tobytes(), v)
-        computed = len(todo)
         if not present.any():
             raise ValueError("no (frame, stream) with data and blocks in the window")
         est = self._fuse(emb, present)
         embs = {sid: emb[-1, i].copy() for i, sid in enumerate(self.stream_ids) if present[-1, i]}
-        return Result(alloc, est, present, computed, (time.perf_counter() - t0) * 1e3, frames[-1].stamp_ns, embs)
+        return Result(alloc, est, present, len(todo), (time.perf_counter() - t0) * 1e3, frames[-1].stamp_ns, embs)

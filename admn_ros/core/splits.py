@@ -7,6 +7,7 @@ each backbone once per distinct count, only the fusion per split). Used by stage
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, Mapping
 
 import numpy as np
@@ -38,16 +39,10 @@ def split_candidates(n_streams: int, budget: int, depth: int, first_block: bool 
 
 
 def _n_compositions(n: int, total: int, cap: int) -> int:
-    """Ways to write ``total`` as ``n`` ordered parts in ``[0, cap]``."""
-    ways = [1] + [0] * total
-    for _ in range(n):
-        nxt = [0] * (total + 1)
-        for t in range(total + 1):
-            if ways[t]:
-                for k in range(0, min(cap, total - t) + 1):
-                    nxt[t + k] += ways[t]
-        ways = nxt
-    return ways[total]
+    """Ways to write ``total`` as ``n >= 1`` ordered parts in ``[0, cap]`` (inclusion-exclusion over the
+    parts that exceed ``cap``)."""
+    return sum((-1) ** k * math.comb(n, k) * math.comb(total - k * (cap + 1) + n - 1, n - 1)
+               for k in range(n + 1) if k * (cap + 1) <= total)
 
 
 def prefix_masks(counts: np.ndarray | torch.Tensor, depth: int) -> torch.Tensor:

@@ -22,16 +22,15 @@ DEPTH_MAX_M: float = 8.0
 class Modality:
     """Static facts about one sensing modality."""
 
-    name: str
     channels: int                       # of the model input
     sigma_max: float                    # largest noise std on [0, 1] data (paper: image 3, depth 0.75)
     encoding: str                       # sensor_msgs/Image encoding the sensor node publishes
 
 
 MODALITIES: dict[str, Modality] = {
-    "rgb": Modality("rgb", 3, 3.0, "rgb8"),
-    "depth": Modality("depth", 1, 0.75, "16UC1"),
-    "radar": Modality("radar", 1, 1.0, "32FC1"),
+    "rgb": Modality(3, 3.0, "rgb8"),
+    "depth": Modality(1, 0.75, "16UC1"),
+    "radar": Modality(1, 1.0, "32FC1"),
 }
 
 #: Default sensor nodes of the GDTM-style network.
@@ -107,8 +106,8 @@ class StreamSet:
 
 
 class StreamGridMixin:
-    """``streams`` / ``n_streams`` / ``total_blocks``, ``to_dict`` and ``from_dict`` for a config dataclass
-    with ``nodes`` and ``modalities`` fields; :meth:`_stream_depth` gives the backbone depth."""
+    """``streams`` / ``n_streams`` / ``stream_modalities``, ``to_dict`` and ``from_dict`` for a config
+    dataclass with ``nodes`` and ``modalities`` fields."""
 
     nodes: tuple[str, ...]
     modalities: tuple[str, ...]
@@ -143,9 +142,6 @@ class StreamGridMixin:
             raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known keys: {sorted(known)}")
         return cls(**d)
 
-    def _stream_depth(self) -> int:
-        raise NotImplementedError
-
     @property
     def streams(self) -> StreamSet:
         return StreamSet(self.nodes, self.modalities)
@@ -158,10 +154,6 @@ class StreamGridMixin:
     def stream_modalities(self) -> list[str]:
         """The modality of every stream, in stream order."""
         return [m for _ in self.nodes for m in self.modalities]
-
-    @property
-    def total_blocks(self) -> int:
-        return self.n_streams * self._stream_depth()
 
 
 def budget_from_fraction(fraction: float, n_streams: int, depth: int = DEPTH) -> int:

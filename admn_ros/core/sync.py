@@ -38,10 +38,8 @@ def stamp_to_ns(stamp: Any) -> int:
 
 def header_stamp_ns(msg: Any) -> int | None:
     """``msg.header.stamp`` in ns, or ``None`` for a message without one."""
-    header = getattr(msg, "header", None)
-    if header is None or not hasattr(header, "stamp"):
-        return None
-    return stamp_to_ns(header.stamp)
+    stamp = getattr(getattr(msg, "header", None), "stamp", None)
+    return None if stamp is None else stamp_to_ns(stamp)
 
 
 class SimpleFilter:
@@ -123,20 +121,15 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
         self._clock = clock or time.time_ns
         self._logger = logger if logger is not None else logging.getLogger("message_filters_approx")
 
-    def _arrival_stamp(self, msg: Any) -> int | None:
-        ns = None if self.sync_arrival_time else header_stamp_ns(msg)
-        if ns is not None:
-            return ns
-        if not (self.allow_headerless or self.sync_arrival_time):
-            self._logger.warning("message without header.stamp dropped: approximate time synchronization needs "
-                                 "stamps; set allow_headerless=True to stamp such messages with the clock's now")
-            return None
-        return int(self._clock())
-
     def add(self, msg: Any, my_queue: dict[int, Any], my_queue_index: int | None = None) -> None:
-        ns = self._arrival_stamp(msg)
+        ns = None if self.sync_arrival_time else header_stamp_ns(msg)
         if ns is None:
-            return
+            if not (self.allow_headerless or self.sync_arrival_time):
+                self._logger.warning("message without header.stamp dropped: approximate time synchronization "
+                                     "needs stamps; set allow_headerless=True to stamp such messages with the "
+                                     "clock's now")
+                return
+            ns = int(self._clock())
         key = ns
         if my_queue_index is not None and self.queue_offset:
             key -= int(self.queue_offset[my_queue_index])
@@ -212,9 +205,6 @@ class _Entry:
         self.key, self.payload, self.stamp_ns, self.seq = key, payload, stamp_to_ns(stamp), seq
 
 
-SynchronizerFactory = Callable[[Sequence[Any], int, float], Any]
-
-
 class StreamSync(Generic[K]):
     """Approximate-time synchronization over the *live* inputs ``keys`` (output order): an input
     silent for more than ``timeout`` s, or unhealthy under ``health``, is left out until it
@@ -227,8 +217,8 @@ class StreamSync(Generic[K]):
     ``use_sim_time`` the clock reads 0 until ``/clock`` arrives)."""
 
     def __init__(self, keys: Sequence[K], slop: float, queue_size: int = 10, timeout: float = 0.5, *,
-                 synchronizer: SynchronizerFactory | None = None, start_time: float | None = None,
-                 health: HealthConfig | None = None) -> None:
+                 synchronizer: Callable[[Sequence[Any], int, float], Any] | None = None,
+                 start_time: float | None = None, health: HealthConfig | None = None) -> None:
         if not keys:
             raise ValueError("StreamSync needs at least one input key")
         if len(set(keys)) != len(keys):
@@ -236,7 +226,7 @@ class StreamSync(Generic[K]):
         _check_settings(slop, queue_size, timeout)
         self.keys: list[K] = list(keys)
         self.slop, self.queue_size, self.timeout = float(slop), int(queue_size), float(timeout)
-        self._factory: SynchronizerFactory = synchronizer or ApproximateTimeSynchronizer
+        self._factory = synchronizer or ApproximateTimeSynchronizer
         self._started = start_time is not None
         self._last_seen: dict[K, float] = {k: float(start_time or 0.0) for k in self.keys}
         #: the inputs the current synchronizer runs over (none: no synchronizer)
@@ -280,9 +270,8 @@ class StreamSync(Generic[K]):
             self._last_seen = {k: now for k in self.keys}
         self._last_seen[key] = now
         self.stats.offered += 1
-        h = self.health.get(key)
-        if h is not None:
-            h.update(stamp_to_ns(stamp), now, signature)
+        if key in self.health:
+            self.health[key].update(stamp_to_ns(stamp), now, signature)
         self._refresh(now)
         if key in self._filters:
             self._filters[key].signalMessage(_Entry(key, stamp, payload, next(self._seq)))
@@ -297,9 +286,7 @@ class StreamSync(Generic[K]):
 
     def missing(self, now: float) -> frozenset[K]:
         """Inputs silent for longer than ``timeout`` at time ``now`` (none before the first message)."""
-        if not self._started:
-            return frozenset()
-        return frozenset(k for k in self.keys if now - self._last_seen[k] > self.timeout)
+        return frozenset(k for k in self.keys if self._started and now - self._last_seen[k] > self.timeout)
 
     def status(self, now: float | None = None) -> dict[K, str]:
         """Per input at ``now`` (default: the last ``add`` / ``poll``): ``missing`` (timed out),
@@ -309,9 +296,7 @@ class StreamSync(Generic[K]):
                 for k in self.keys}
 
     def queued(self, key: K) -> int:
-        if key not in self._filters:
-            return 0
-        return len(self._sync.queues[self.live.index(key)])
+        return len(self._sync.queues[self.live.index(key)]) if key in self._filters else 0
 
     def _refresh(self, now: float) -> None:
         self._now = now

@@ -8,7 +8,7 @@ full-backbone dropout act only in ``train()`` mode, through the same path.
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -16,9 +16,8 @@ from torch import nn
 
 from admn_ros.core.streams import DEPTH
 
-#: An allocation: ``None`` (all blocks), a bool/0-1 float tensor ``[B, depth]`` or ``[depth]``,
-#: or block indices for every sample.
-Active = Union[None, torch.Tensor, Sequence[int]]
+#: An allocation: ``None`` (all blocks) or a bool/0-1 float tensor ``[B, depth]`` or ``[depth]``.
+Active = Optional[torch.Tensor]
 
 
 def init_linear(module: nn.Module) -> None:
@@ -76,7 +75,6 @@ class PatchEmbed(nn.Module):
         super().__init__()
         if img_size % patch:
             raise ValueError(f"image size {img_size} is not a multiple of patch size {patch}")
-        self.in_chans, self.img_size, self.patch = in_chans, img_size, patch
         self.n_patches = (img_size // patch) ** 2
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
@@ -100,7 +98,6 @@ class SpatialHead(nn.Module):
 
     def __init__(self, dim: int, tokens: int, proj: int = 16) -> None:
         super().__init__()
-        self.tokens, self.proj_dim = tokens, proj
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.reduce = nn.Linear(dim, proj)
         self.out = nn.Linear(tokens * proj, dim)
@@ -113,13 +110,6 @@ def active_to_mask(active: Active, batch: int, depth: int, device: torch.device 
     """An :data:`Active` allocation as a ``[batch, depth]`` tensor (bool, or float if given float)."""
     if active is None:
         return torch.ones(batch, depth, dtype=torch.bool, device=device)
-    if not isinstance(active, torch.Tensor):
-        idx = [int(i) for i in active]
-        if any(not 0 <= i < depth for i in idx):
-            raise ValueError(f"block indices {idx} out of range [0, {depth})")
-        m = torch.zeros(batch, depth, dtype=torch.bool, device=device)
-        m[:, idx] = True
-        return m
     m = active.to(device) if device is not None else active
     if m.dim() == 1:
         m = m.unsqueeze(0).expand(batch, -1)
@@ -156,17 +146,14 @@ class AdaptiveViT(nn.Module):
                 raise ValueError(f"full-backbone drop probability must be in [0, 1], got {full_drop}")
             self.full_drop = float(full_drop)
 
-    def sample_drop_mask(self, batch: int, device: torch.device | None = None,
-                         generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_drop_mask(self, batch: int, device: torch.device | None = None) -> torch.Tensor:
         """Training keep-mask ``[batch, depth]`` (bool) from LayerDrop and full-backbone dropout."""
-        keep = torch.rand(batch, self.depth, generator=generator, device=device) >= self.layerdrop
+        keep = torch.rand(batch, self.depth, device=device) >= self.layerdrop
         if self.layerdrop_keep_first:
             keep[:, 0] = True
         if self.full_drop > 0.0:
-            full = torch.rand(batch, generator=generator, device=device) < self.full_drop
-            first_only = torch.zeros(self.depth, dtype=torch.bool, device=device)
-            first_only[0] = True
-            keep = torch.where(full[:, None], first_only[None, :], keep)
+            full = torch.rand(batch, device=device) < self.full_drop
+            keep = torch.where(full[:, None], torch.arange(self.depth, device=device) == 0, keep)
         return keep
 
     def run_blocks(self, tokens: torch.Tensor, active: Active = None) -> torch.Tensor:
@@ -180,14 +167,11 @@ class AdaptiveViT(nn.Module):
         counts = on_cpu.sum(0).tolist()
         x = tokens
         for j, blk in enumerate(self.blocks):
-            n_on = counts[j]
-            if n_on == 0:
-                continue
-            if n_on == b:
+            if 0 < counts[j] < b:
+                idx = on_cpu[:, j].nonzero().squeeze(1).to(x.device)
+                x = x.index_copy(0, idx, blk(x.index_select(0, idx)))
+            elif counts[j]:
                 x = blk(x)
-                continue
-            idx = on_cpu[:, j].nonzero().squeeze(1).to(x.device)
-            x = x.index_copy(0, idx, blk(x.index_select(0, idx)))
         return x
 
     def forward(self, x: torch.Tensor, active: Active = None) -> torch.Tensor:

@@ -149,9 +149,8 @@ class VizState:
 
     def bars(self, spacing: float = 0.12) -> list[Bar]:
         a = self.allocation
-        if a is None:
-            return []
-        return allocation_bars(a.stream_ids, a.mask, a.estimated_noise, self.node_xy, spacing, a.present)
+        return [] if a is None else allocation_bars(a.stream_ids, a.mask, a.estimated_noise, self.node_xy, spacing,
+                                                    a.present)
 
     def title(self) -> str:
         a = self.allocation
@@ -208,8 +207,7 @@ def render_dashboard(state: VizState, width: int = 640, height: int = 480) -> np
         cv2.circle(img, px(xy), 6, (200, 200, 200), -1)
         cv2.putText(img, node, (px(xy)[0] + 8, px(xy)[1] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (200, 200, 200), 1)
     if len(state.trail) > 1:
-        pts = np.array([px(p) for p in state.trail], np.int32)
-        cv2.polylines(img, [pts], False, (0, 140, 255), 1)
+        cv2.polylines(img, [np.array([px(p) for p in state.trail], np.int32)], False, (0, 140, 255), 1)
     if state.ground_truth is not None:
         cv2.drawMarker(img, px(state.ground_truth), (0, 255, 0), cv2.MARKER_CROSS, 14, 2)
     if state.estimate is not None:
@@ -231,6 +229,5 @@ def render_dashboard(state: VizState, width: int = 640, height: int = 480) -> np
             node, mod = split_stream_id(b.stream_id)
             cv2.putText(img, f"{node[-1]}{_SHORT[mod]}", (x, y1 + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
                         _rgb255(MODALITY_COLOR[mod]), 1)
-    if state.title():
-        cv2.putText(img, state.title(), (10, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    cv2.putText(img, state.title(), (10, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
     return img

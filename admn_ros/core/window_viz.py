@@ -52,10 +52,9 @@ class WindowView:
 
     def bars(self, at: tuple[float, float] = (0.0, 0.0), spacing: float = 0.14) -> list[Bar]:
         """The streams' allocation bars side by side around ``at`` (empty before the first window)."""
-        if self.mask is None:
-            return []
         node_xy = {split_stream_id(s)[0]: at for s in self.stream_ids}
-        return allocation_bars(self.stream_ids, self.mask, self.est_noise, node_xy, spacing, self.present)
+        return [] if self.mask is None else allocation_bars(self.stream_ids, self.mask, self.est_noise, node_xy,
+                                                            spacing, self.present)
 
 
 def window_markers(view: WindowView, origin: tuple[float, float] = (0.0, 0.0), bar_height: float = 0.6,
@@ -77,12 +76,10 @@ def window_markers(view: WindowView, origin: tuple[float, float] = (0.0, 0.0), b
     out += bar_markers(view.bars(at), {split_stream_id(s)[0]: at for s in view.stream_ids}, bar_height)
     if view.tokens is not None:
         tok, cell = np.asarray(view.tokens, bool), 0.07
-        for k in range(tok.shape[0]):
-            for i in range(tok.shape[1]):
-                out.append(MarkerSpec("window_tokens", k * tok.shape[1] + i, "CUBE",
-                                      (ox + 0.9 + k * (cell + 0.02), oy - 0.45 - i * (cell + 0.02), 0.01),
-                                      (cell, cell, 0.02),
-                                      (0.25, 0.8, 0.35, 0.95) if tok[k, i] else (0.3, 0.3, 0.3, 0.9)))
+        out += [MarkerSpec("window_tokens", k * tok.shape[1] + i, "CUBE",
+                           (ox + 0.9 + k * (cell + 0.02), oy - 0.45 - i * (cell + 0.02), 0.01), (cell, cell, 0.02),
+                           (0.25, 0.8, 0.35, 0.95) if tok[k, i] else (0.3, 0.3, 0.3, 0.9))
+                for k in range(tok.shape[0]) for i in range(tok.shape[1])]
         out.append(text_marker("window_tokens", 10_000, (ox + 0.9 + (tok.shape[0] - 1) * (cell + 0.02) / 2,
                                                          oy - 0.35, 0.02), 0.08,
                                f"window {tok.shape[0]} frames (old -> new)", (0.85, 0.85, 0.85, 1.0)))

@@ -28,7 +28,7 @@ def model() -> ADMNModel:
 
 def test_window_allocation_is_shared_by_frames_and_skipping_equals_blending(model: ADMNModel) -> None:
     cfg = model.cfg
-    assert (cfg.n_streams, cfg.n_tokens, cfg.total_blocks) == (3, 3 * F, 36)
+    assert (cfg.n_streams, cfg.n_tokens, cfg.n_streams * cfg.vit_depth) == (3, 3 * F, 36)
     x = random_inputs(cfg, 2, torch.Generator().manual_seed(1))
     mask = torch.from_numpy(naive_allocation(3, 9, 12))
     with torch.no_grad():
@@ -89,7 +89,7 @@ def test_frame_window_and_runtime_cache(tmp_path: Path) -> None:
     for k in range(F):
         win.push(k, frames[k])
     r1 = rt.infer(win, 9)
-    assert r1.computed == F * 3 and r1.allocation.blocks.sum() == 9 and r1.present.all()
+    assert r1.computed == F * 3 and r1.allocation.mask.sum() == 9 and r1.present.all()
     win.push(F, frames[F])
     with pytest.raises(ValueError, match="older"):
         win.push(1, frames[0])

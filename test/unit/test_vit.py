@@ -84,15 +84,15 @@ def test_off_blocks_are_never_computed():
     assert rows == m.sum(0).tolist()
 
 
-def test_index_list_equals_bool_mask():
+def test_shared_mask_equals_per_sample_mask():
+    """Break tried: broadcasting a ``[depth]`` mask as all blocks on."""
     vit = tiny_vit().eval()
     x = torch.rand(2, 3, 32, 32)
     m = torch.zeros(DEPTH, dtype=torch.bool)
     m[[0, 3, 7]] = True
     with torch.no_grad():
-        torch.testing.assert_close(vit(x, [0, 3, 7]), vit(x, m))
-    with pytest.raises(ValueError, match="out of range"):
-        vit(x, [0, 12])
+        torch.testing.assert_close(vit(x, m), vit(x, m.expand(2, -1)))
+        assert not torch.equal(vit(x, m), vit(x))
     with pytest.raises(ValueError, match="shape"):
         vit(x, torch.ones(3, DEPTH, dtype=torch.bool))
 
