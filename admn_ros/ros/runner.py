@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from contextlib import suppress
 from typing import Any, Sequence
 
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
-from admn_ros.ros.env import exit_process, isolated_env, make_executor
+from admn_ros.ros.env import exit_process, isolated_env, make_executor, spin, stop_process_groups
 from admn_ros.ros.graph import GraphOptions, NodeSpec, ProcessSpec, build_graph, decode_specs, graph_processes
 
 
@@ -153,18 +151,7 @@ class GraphProcesses:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-        for _, p in self.procs:
-            if p.poll() is None:
-                with suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for _, p in self.procs:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=2.0)
+        stop_process_groups([p for _, p in self.procs], timeout)
 
 
 def compose(specs: Sequence[NodeSpec], ros_args: Sequence[str] = ()) -> int:
@@ -173,8 +160,6 @@ def compose(specs: Sequence[NodeSpec], ros_args: Sequence[str] = ()) -> int:
     ``SetRemap``/``SetParameter``) apply to every node after its own."""
     import rclpy
     from rclpy.executors import ExternalShutdownException
-
-    from admn_ros.ros.env import spin
 
     rclpy.init()
     nodes = []
@@ -234,8 +219,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     except ValueError as exc:
         print(f"[{prog}] error: {exc}", file=sys.stderr, flush=True)
         return 2
-    env = dict(isolated_env(dict(os.environ)))
-    os.environ.update(env)
+    env = dict(isolated_env())
     specs = build_graph(options_from_args(a))
     sensor_args = [s.strip() for s in a.sensor_args.split(";") if s.strip()]
     print(f"[{prog}] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} discovery={env['ROS_AUTOMATIC_DISCOVERY_RANGE']} "
