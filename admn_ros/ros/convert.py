@@ -33,10 +33,8 @@ def ns_to_stamp(ns: int) -> Time:
 def seconds_to_stamp(seconds: float) -> Time:
     """Float seconds (finite, >= 0) -> ``builtin_interfaces/Time``, rounded to the nanosecond."""
     s = float(seconds)
-    if not math.isfinite(s):
-        raise ValueError(f"stamp seconds must be finite, got {seconds}")
-    if s < 0.0:
-        raise ValueError(f"stamp seconds must be >= 0, got {seconds}")
+    if not math.isfinite(s) or s < 0.0:
+        raise ValueError(f"stamp seconds must be finite and >= 0, got {seconds}")
     return ns_to_stamp(round(s * 1e9))
 
 

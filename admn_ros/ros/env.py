@@ -94,11 +94,9 @@ def stop_process_groups(procs: list[subprocess.Popen], timeout: float = 5.0) -> 
 
 def make_executor(context: Any = None) -> Any:
     """rclpy's ``EventsExecutor`` (the default executor rebuilds a wait set over every entity for each
-    callback), else ``SingleThreadedExecutor``."""
-    try:
-        from rclpy.experimental import EventsExecutor
-    except ImportError:
-        from rclpy.executors import SingleThreadedExecutor as EventsExecutor
+    callback)."""
+    from rclpy.experimental import EventsExecutor
+
     return EventsExecutor(context=context)
 
 

@@ -255,12 +255,10 @@ class AdmnNode(LifecycleNode):
 
     def autostart(self) -> bool:
         """configure + activate; False (and ``configure_error`` set) if either failed."""
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            self.configure_error = self.configure_error or "configure transition failed"
-            return False
-        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-            self.configure_error = self.configure_error or "activate transition failed"
-            return False
+        for trigger, what in ((self.trigger_configure, "configure"), (self.trigger_activate, "activate")):
+            if trigger() != TransitionCallbackReturn.SUCCESS:
+                self.configure_error = self.configure_error or f"{what} transition failed"
+                return False
         return True
 
     @property

@@ -148,7 +148,8 @@ class SensorNode(Node):
         self._corr_specs = corruption_specs(ids)
         self._specs = {s.name: s for s in BASE_SPECS + self._corr_specs}
         corr = declare_parameters(self, self._corr_specs)
-        install_validation(self, BASE_SPECS + self._corr_specs)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        install_validation(self, BASE_SPECS + self._corr_specs)  # registered last: runs first
         self.p = p
 
         self.corruption: dict[str, Any] = {}  # stream id -> CorruptionSpec as given
@@ -158,7 +159,6 @@ class SensorNode(Node):
                 self._apply_corruption(sid, parse_corruption(text, split_stream_id(sid)[1]))
             except ValueError as e:
                 raise ParameterError(f"parameter {corruption_param(sid)!r} = {text!r}: {e}") from None
-        self.add_on_set_parameters_callback(self._on_set_parameters)
         try:
             self.timeline = Timeline.load(p["timeline_file"], ids) if p["timeline_file"] else None
         except ValueError as e:
@@ -243,13 +243,10 @@ class SensorNode(Node):
                 return SetParametersResult(
                     successful=False, reason=f"parameter {prm.name!r} is not a parameter of {self.get_name()}")
             if prm.name.startswith("corruption."):
-                if prm.type_ != Parameter.Type.STRING:
+                if prm.type_ != Parameter.Type.STRING:  # NOT_SET: undeclaring it
                     return SetParametersResult(successful=False, reason=f"parameter {prm.name!r} must be a string")
                 sid = "/".join(prm.name.split(".")[1:])
-                try:
-                    todo.append((sid, parse_corruption(prm.value, split_stream_id(sid)[1])))
-                except ValueError as e:
-                    return SetParametersResult(successful=False, reason=f"parameter {prm.name!r}: {e}")
+                todo.append((sid, parse_corruption(prm.value, split_stream_id(sid)[1])))
         old = dict(self.corruption)
         for sid, c in todo:
             try:
