@@ -71,15 +71,14 @@ def parse_args(prog: str, argv: Sequence[str]) -> argparse.Namespace:
     a.task = t.name
     if a.budget is None:
         a.budget = t.budget
-    if a.sensor_nodes is None:
-        a.sensor_nodes = ",".join(t.sensor_nodes)
+    a.sensor_nodes = tuple(t.sensor_nodes if a.sensor_nodes is None else filter(None, a.sensor_nodes.split(",")))
     return a
 
 
 def options_from_args(a: argparse.Namespace) -> GraphOptions:
     return GraphOptions(task=a.task, namespace=a.namespace, params_file=a.params_file, budget=a.budget,
                         use_sim_time=a.use_sim_time, sim_sensors=not a.no_sim_sensors,
-                        sensor_nodes=tuple(s for s in a.sensor_nodes.split(",") if s),
+                        sensor_nodes=a.sensor_nodes,
                         model_dir=a.model_dir, allocation_mode=a.allocation_mode, composed=a.composed,
                         subject_id=a.subject_id, seed=a.seed, episode=a.episode, respawn=not a.no_respawn,
                         respawn_delay=a.respawn_delay)
@@ -212,7 +211,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     from admn_ros.core.streams import StreamSet
 
     a = parse_args(prog, argv)
-    ids = StreamSet(nodes=tuple(s for s in a.sensor_nodes.split(",") if s)).ids
+    ids = StreamSet(nodes=a.sensor_nodes).ids
     try:  # the demo's scenario (--scenario)
         scenario = (Timeline.load(a.scenario or config_path(f"demo_{a.task}.yaml"), ids)
                     if monitor and a.scenario != "none" else None)

@@ -152,13 +152,9 @@ class SensorNode(Node):
         install_validation(self, BASE_SPECS + self._corr_specs)  # registered last: runs first
         self.p = p
 
-        self.corruption: dict[str, Any] = {}  # stream id -> CorruptionSpec as given
+        self.corruption: dict[str, Any] = {}  # stream id -> CorruptionSpec as given (checked on declaration)
         for sid in ids:
-            text = corr[corruption_param(sid)]
-            try:
-                self._apply_corruption(sid, parse_corruption(text, split_stream_id(sid)[1]))
-            except ValueError as e:
-                raise ParameterError(f"parameter {corruption_param(sid)!r} = {text!r}: {e}") from None
+            self._apply_corruption(sid, parse_corruption(corr[corruption_param(sid)], split_stream_id(sid)[1]))
         try:
             self.timeline = Timeline.load(p["timeline_file"], ids) if p["timeline_file"] else None
         except ValueError as e:
@@ -247,18 +243,10 @@ class SensorNode(Node):
                     return SetParametersResult(successful=False, reason=f"parameter {prm.name!r} must be a string")
                 sid = "/".join(prm.name.split(".")[1:])
                 todo.append((sid, parse_corruption(prm.value, split_stream_id(sid)[1])))
-        old = dict(self.corruption)
-        for sid, c in todo:
-            try:
-                self._apply_corruption(sid, c)
-            except (ValueError, KeyError) as e:  # simulator refused: roll back what we applied
-                for s2, c2 in old.items():
-                    if self.corruption.get(s2) != c2:
-                        self._apply_corruption(s2, c2)
-                return SetParametersResult(successful=False, reason=f"stream {sid!r}: {e}")
-        for sid, c in todo:
-            if old.get(sid) != c:
+        for sid, c in todo:  # parsed for the stream's modality: the simulator takes it
+            if self.corruption.get(sid) != c:
                 self.get_logger().info(f"corruption of {sid} -> {c}")
+            self._apply_corruption(sid, c)
         if any(prm.name.startswith("timeline_") for prm in params):
             self.timeline, self.phase = timeline, None
         return SetParametersResult(successful=True)
