@@ -149,8 +149,7 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: 
 
 
 def _table(results: list[dict]) -> str:
-    rows = [("config", lambda r: r["config"]),
-            ("processes", lambda r: str(r["processes"])),
+    rows = [("processes", lambda r: str(r["processes"])),
             ("startup to first target (s)", lambda r: f"{r['startup_s']:.1f}"),
             ("window (s)", lambda r: f"{r['window_s']:.0f}"),
             ("targets / s (sensors 15 Hz)", lambda r: f"{r['targets_hz']:.2f}"),
@@ -168,7 +167,7 @@ def _table(results: list[dict]) -> str:
               else "-") for h, label in HOPS.items()]
     out = ["| " + " | ".join(["figure"] + [r["config"] for r in results]) + " |",
            "|" + "---|" * (len(results) + 1)]
-    for name, fn in rows[1:]:
+    for name, fn in rows:
         out.append("| " + " | ".join([name] + [fn(r) for r in results]) + " |")
     return "\n".join(out)
 

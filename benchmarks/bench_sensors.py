@@ -225,17 +225,14 @@ def _role_sub(a: argparse.Namespace) -> int:
     return 0
 
 
-def bench_latency(frames: int, rate: float) -> list[dict]:
-    rows = []
+def bench_latency(frames: int, rate: float) -> None:
     with tempfile.TemporaryDirectory() as d:
         for label, changes in _variants(Path(d)):
             for (w, h) in ((640, 480), (320, 240)):
                 r = run_latency_pair(w, h, frames, rate, changes)
-                rows.append(r)
                 print(f"  {label:<28} {f'{w}x{h}':>8}  " + (f"ERROR: {r['error'][:300]}" if "error" in r else
                       f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:7.2f} ms  "
                       f"delivered {r['n']}/{r['sent']}"), flush=True)
-    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,7 +44,6 @@ class ActivityNode(AdmnNode):
     """See the module docstring."""
 
     NODE_NAME = "activity_node"
-    DEFAULT_SENSOR_NODES = WINDOW_TASK.sensor_nodes
     AUTO_BUDGET = AUTO_BUDGET
     SUMMARY = "window"
 

@@ -20,15 +20,14 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from admn_ros.core.health import UNHEALTHY, HealthConfig, content_signature
 from admn_ros.core.image_convert import STREAM_FORMATS, ConversionError, decode_stream
-from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, StreamSet, split_stream_id, validate_budget
+from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id, validate_budget
 from admn_ros.core.sync import StreamSync, SyncedSet, stamp_to_ns
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import image_bridge
 from admn_ros.ros.diagnostics import input_status, make_array, summary_status, sync_values
 from admn_ros.ros.env import run_process
-from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
-                                 read_parameters)
+from admn_ros.ros.params import ParamSpec, declare_parameters, install_validation, read_parameters
 from admn_ros.ros.qos import image_qos, reliable_qos
 from admn_ros.ros.telemetry import StreamMonitor
 
@@ -193,21 +192,16 @@ class AdmnNode(LifecycleNode):
         if self.p["autostart"]:
             self.autostart()
 
-    #: Sensor nodes assumed before ``sensor_nodes`` is declared (stream counts for budget checks).
-    DEFAULT_SENSOR_NODES: tuple[str, ...] = DEFAULT_NODES
     #: A budget parameter value meaning "derive it from the model" (None = no such value).
     AUTO_BUDGET: int | None = None
 
     def _n_streams(self) -> int:
-        """Streams the budget counts: the loaded runtime's, else ``sensor_nodes`` x modalities."""
+        """Streams the budget counts: the loaded runtime's, else ``sensor_nodes`` (declared before
+        ``budget``) x modalities."""
         rt = getattr(self, "runtime", None)
         if rt is not None:
             return len(rt.stream_ids)
-        try:
-            nodes = list(self.get_parameter("sensor_nodes").value)
-        except Exception:  # noqa: BLE001 - not declared yet
-            nodes = list(self.DEFAULT_SENSOR_NODES)
-        return max(1, len(nodes)) * len(MODALITIES)
+        return max(1, len(self.get_parameter("sensor_nodes").value or ())) * len(MODALITIES)
 
     def _budget_problem(self, value: Any) -> str | None:
         """Why ``value`` is not a valid ``budget`` parameter (None if it is)."""
@@ -461,7 +455,7 @@ class AdmnNode(LifecycleNode):
             self.diag_pub = self.lifecycle_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos())
         except Exception as exc:  # noqa: BLE001 - report, never leave a half-configured node
             ck = sys.modules.get("admn_ros.core.checkpoint")  # a CheckpointError means it was imported
-            if isinstance(exc, (ParameterError, ValueError, KeyError, OSError)) or (
+            if isinstance(exc, (ValueError, KeyError, OSError)) or (
                     ck is not None and isinstance(exc, ck.CheckpointError)):
                 self.configure_error = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
             else:
@@ -547,11 +541,6 @@ class AdmnNode(LifecycleNode):
         self.diag_pub.publish(make_array(self.get_clock().now().to_msg(), statuses))
         self._prev_rejected = {k: int(sum(self.monitor.rejected(k).values())) for k in self.monitor.inputs}
         self._prev_dropped = int(sum(self.monitor.dropped.values()))
-
-    def destroy_node(self) -> None:
-        with suppress(Exception):
-            self._destroy_subs_timers()
-        super().destroy_node()
 
 
 def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:

@@ -71,14 +71,15 @@ def parse_args(prog: str, argv: Sequence[str]) -> argparse.Namespace:
     a.task = t.name
     if a.budget is None:
         a.budget = t.budget
-    a.sensor_nodes = tuple(t.sensor_nodes if a.sensor_nodes is None else filter(None, a.sensor_nodes.split(",")))
+    if a.sensor_nodes is None:
+        a.sensor_nodes = ",".join(t.sensor_nodes)
     return a
 
 
 def options_from_args(a: argparse.Namespace) -> GraphOptions:
     return GraphOptions(task=a.task, namespace=a.namespace, params_file=a.params_file, budget=a.budget,
                         use_sim_time=a.use_sim_time, sim_sensors=not a.no_sim_sensors,
-                        sensor_nodes=a.sensor_nodes,
+                        sensor_nodes=tuple(s for s in a.sensor_nodes.split(",") if s),
                         model_dir=a.model_dir, allocation_mode=a.allocation_mode, composed=a.composed,
                         subject_id=a.subject_id, seed=a.seed, episode=a.episode, respawn=not a.no_respawn,
                         respawn_delay=a.respawn_delay)
@@ -211,7 +212,8 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     from admn_ros.core.streams import StreamSet
 
     a = parse_args(prog, argv)
-    ids = StreamSet(nodes=a.sensor_nodes).ids
+    opts = options_from_args(a)
+    ids = StreamSet(nodes=opts.sensor_nodes).ids
     try:  # the demo's scenario (--scenario)
         scenario = (Timeline.load(a.scenario or config_path(f"demo_{a.task}.yaml"), ids)
                     if monitor and a.scenario != "none" else None)
@@ -219,7 +221,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
         print(f"[{prog}] error: {exc}", file=sys.stderr, flush=True)
         return 2
     env = dict(isolated_env())
-    specs = build_graph(options_from_args(a))
+    specs = build_graph(opts)
     sensor_args = [s.strip() for s in a.sensor_args.split(";") if s.strip()]
     print(f"[{prog}] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} discovery={env['ROS_AUTOMATIC_DISCOVERY_RANGE']} "
           f"{a.task} graph nodes: {', '.join(s.name for s in specs)}{' (composed)' if a.composed else ''}",
@@ -261,8 +263,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     finally:
         procs.stop()
         if mon is not None:
-            print(mon.finish(time.monotonic() - t0, a.out, a.model_dir or get_task(a.task).models_dir(), a.compare),
-                  flush=True)
+            print(mon.finish(time.monotonic() - t0, a.out, opts.resolved_model_dir(), a.compare), flush=True)
         if node is not None:
             node.destroy_node()
         if "rclpy" in sys.modules:

@@ -446,14 +446,6 @@ class SensorNode(Node):
                 "achieved_hz": f"{r:.2f}", "corruption": kind, "sigma": f"{(c.sigma or 0.0) if c else 0.0:g}"}))
         self.diag_pub.publish(make_array(self.get_clock().now().to_msg(), statuses))
 
-    def destroy_node(self) -> None:
-        for t in (getattr(self, "_timer", None), getattr(self, "_phase_timer", None),
-                  getattr(self, "_render_timer", None)):
-            if t is not None:
-                self.destroy_timer(t)
-        self._timer = self._phase_timer = self._render_timer = None
-        super().destroy_node()
-
 
 def main(args: list[str] | None = None) -> int:
     """``python -m admn_ros.ros.sensor_node --ros-args -p rate_hz:=10 -p nodes:=[node1]``."""
