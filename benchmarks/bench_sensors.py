@@ -160,45 +160,38 @@ def run_latency_pair(width: int, height: int, frames: int, rate: float, env_chan
 
 def _role_pub(a: argparse.Namespace) -> int:
     import numpy as np
-    import rclpy
-
-    from admn_ros.ros.convert import numpy_to_image
-    from admn_ros.ros.qos import reliable_qos, sensor_qos
     from sensor_msgs.msg import Image
 
-    rclpy.init()
-    node = rclpy.create_node("bench_image_pub")
-    pub = node.create_publisher(Image, "bench/image", reliable_qos(5) if a.reliable else sensor_qos(5))
-    img = np.random.default_rng(0).integers(0, 255, (a.height, a.width, 3), dtype=np.uint8)
-    msg = numpy_to_image(img, "rgb8", frame_id="0")
-    t_end = time.monotonic() + 15.0
-    while pub.get_subscription_count() < 1 and time.monotonic() < t_end:
-        time.sleep(0.02)
-    time.sleep(0.3)  # let the reader's side of discovery settle too
-    period = 1.0 / a.rate
-    t_next = time.monotonic()
-    for i in range(a.frames + 10):  # 10 warm-up frames (the subscriber drops them)
-        ns = time.time_ns()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
-        msg.header.frame_id = str(i)
-        pub.publish(msg)
-        t_next += period
-        time.sleep(max(0.0, t_next - time.monotonic()))
-    time.sleep(0.5)
-    node.destroy_node()
-    rclpy.try_shutdown()
+    from admn_ros.ros.convert import numpy_to_image
+    from admn_ros.ros.qos import image_qos
+
+    with monitor_node("bench_image_pub", events=False) as (node, _):
+        pub = node.create_publisher(Image, "bench/image", image_qos("reliable" if a.reliable else "best_effort", 5))
+        img = np.random.default_rng(0).integers(0, 255, (a.height, a.width, 3), dtype=np.uint8)
+        msg = numpy_to_image(img, "rgb8", frame_id="0")
+        t_end = time.monotonic() + 15.0
+        while pub.get_subscription_count() < 1 and time.monotonic() < t_end:
+            time.sleep(0.02)
+        time.sleep(0.3)  # let the reader's side of discovery settle too
+        period = 1.0 / a.rate
+        t_next = time.monotonic()
+        for i in range(a.frames + 10):  # 10 warm-up frames (the subscriber drops them)
+            ns = time.time_ns()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+            msg.header.frame_id = str(i)
+            pub.publish(msg)
+            t_next += period
+            time.sleep(max(0.0, t_next - time.monotonic()))
+        time.sleep(0.5)
     return 0
 
 
 def _role_sub(a: argparse.Namespace) -> int:
     import numpy as np
-    import rclpy
     from sensor_msgs.msg import Image
 
-    from admn_ros.ros.qos import reliable_qos, sensor_qos
+    from admn_ros.ros.qos import image_qos
 
-    rclpy.init()
-    node = rclpy.create_node("bench_image_sub")
     lat: list[float] = []
     seqs: set[int] = set()
     last = [0.0]
@@ -212,16 +205,12 @@ def _role_sub(a: argparse.Namespace) -> int:
         seqs.add(i)
         last[0] = time.monotonic()
 
-    node.create_subscription(Image, "bench/image", cb, reliable_qos(5) if a.reliable else sensor_qos(5))
-    t_end = time.monotonic() + 10.0 + a.frames / a.rate + 5.0
-    while time.monotonic() < t_end:
-        rclpy.spin_once(node, timeout_sec=0.05)
-        if len(seqs) >= a.frames or (last[0] and time.monotonic() - last[0] > 1.5):
-            break
+    with monitor_node("bench_image_sub", events=False) as (node, ex):
+        node.create_subscription(Image, "bench/image", cb, image_qos("reliable" if a.reliable else "best_effort", 5))
+        spin_for(ex, 15.0 + a.frames / a.rate,
+                 lambda: len(seqs) >= a.frames or bool(last[0] and time.monotonic() - last[0] > 1.5))
     p50, p99, top = np.percentile(lat, [50, 99, 100]) if lat else (float("nan"),) * 3
     print(json.dumps({"n": len(lat), "sent": a.frames, "p50_ms": p50, "p99_ms": p99, "max_ms": top}), flush=True)
-    node.destroy_node()
-    rclpy.try_shutdown()
     return 0
 
 

@@ -24,17 +24,18 @@ def proc_stat(pid: int) -> tuple[int, int] | None:
 
 
 @contextmanager
-def monitor_node(name: str) -> Iterator[tuple[Any, Any]]:
+def monitor_node(name: str, events: bool = True) -> Iterator[tuple[Any, Any]]:
     """``(node, executor)``: a node on a fresh rclpy context in the nodes' executor
-    (:func:`admn_ros.ros.env.make_executor`), all shut down on exit."""
+    (:func:`admn_ros.ros.env.make_executor`; not ``events``: rclpy's default one), all shut down on exit."""
     import rclpy
+    from rclpy.executors import SingleThreadedExecutor
 
     from admn_ros.ros.env import make_executor
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node(name, context=ctx)
-    ex = make_executor(context=ctx)
+    ex = (make_executor if events else SingleThreadedExecutor)(context=ctx)
     ex.add_node(node)
     try:
         yield node, ex

@@ -240,10 +240,8 @@ class ActivityNode(AdmnNode):
             "metric": float(metric) if metric is not None else float("nan"), "judged": len(self.scores),
             "backend": rt.engine_backend, **latency_values("infer", self.infer_ms),
             **latency_values("e2e", self.e2e_ms), **self.hops.values(), **self.sync_diagnostics()}
-        msg = ""
-        if self.configure_error is None:
-            msg = (f"{values['windows']} estimates, last {values['estimate'] or '-'}, L={values['budget']}"
-                   + (f", {self.metric_text()}" if metric is not None else ""))
+        msg = (f"{values['windows']} estimates, last {values['estimate'] or '-'}, L={values['budget']}"
+               + (f", {self.metric_text()}" if metric is not None else ""))  # a configure error replaces it
         return out + [self.summary_status(msg, values)]
 
 

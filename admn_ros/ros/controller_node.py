@@ -150,8 +150,7 @@ class ControllerNode(AdmnNode):
             if m is not None:
                 values.update({"deadline_model_a_ms": m[0], "deadline_model_b_ms_per_block": m[1]})
         values.update(self.sync_diagnostics())
-        msg = (f"{values['frames']} frames, L={values['effective_budget']} [{values['controller']}]"
-               if self.configure_error is None else "")
+        msg = f"{values['frames']} frames, L={values['effective_budget']} [{values['controller']}]"
         return out + [self.summary_status(msg, values)]
 
 

@@ -42,12 +42,6 @@ def latency_values(prefix: str, window: LatencyWindow) -> dict[str, float]:
             f"{prefix}_count": float(window.count)}
 
 
-def sync_values(stats: Any, implementation: str) -> dict[str, Any]:
-    """The counters of a :class:`admn_ros.core.sync.StreamSync`'s ``stats`` and the implementation."""
-    return {"sync_sets": stats.sets, "sync_stale_sets": stats.stale_sets, "sync_discarded": stats.discarded,
-            "sync_queued": stats.queued, "sync_rebuilds": stats.rebuilds, "sync_impl": implementation}
-
-
 def input_status(node_name: str, key: Hashable, monitor: StreamMonitor, now_s: float, now_ns: int,
                  stale_s: float, extra: Mapping[str, Any] | None = None,
                  prev_rejected: int = 0) -> DiagnosticStatus:

@@ -25,7 +25,7 @@ from admn_ros.core.sync import StreamSync, SyncedSet, stamp_to_ns
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import image_bridge
-from admn_ros.ros.diagnostics import input_status, make_array, summary_status, sync_values
+from admn_ros.ros.diagnostics import input_status, make_array, summary_status
 from admn_ros.ros.env import run_process
 from admn_ros.ros.params import ParamSpec, declare_parameters, install_validation, read_parameters
 from admn_ros.ros.qos import image_qos, reliable_qos
@@ -325,8 +325,10 @@ class AdmnNode(LifecycleNode):
 
     def sync_diagnostics(self) -> dict[str, Any]:
         """``sync_*`` values of ``self.sync`` for the summary status ({} without one)."""
-        sync = getattr(self, "sync", None)
-        return sync_values(sync.stats, msg_filters.IMPLEMENTATION) if sync is not None else {}
+        st = self.sync.stats if getattr(self, "sync", None) is not None else None
+        return {} if st is None else {
+            "sync_sets": st.sets, "sync_stale_sets": st.stale_sets, "sync_discarded": st.discarded,
+            "sync_queued": st.queued, "sync_rebuilds": st.rebuilds, "sync_impl": msg_filters.IMPLEMENTATION}
 
     def _radar_cloud(self, sid: str) -> bool:
         return self.cloud_to_map is not None and split_stream_id(sid)[1] == "radar"

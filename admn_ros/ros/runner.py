@@ -204,9 +204,6 @@ def container_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
-    argv = list(argv)
-    if "--container-specs" in argv:  # the composed child (ProcessSpec.command of admn_container)
-        return container_main(argv)
     from admn_ros.core.paths import config_path
     from admn_ros.core.sim.timeline import Timeline
     from admn_ros.core.streams import StreamSet
@@ -279,5 +276,5 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     return _run(sys.argv[1:] if argv is None else argv, "admn-ros demo", monitor=True)
 
 
-if __name__ == "__main__":
-    sys.exit(run_main())
+if __name__ == "__main__":  # admn_container as ProcessSpec.command starts it
+    sys.exit(container_main())

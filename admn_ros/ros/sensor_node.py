@@ -167,16 +167,11 @@ class SensorNode(Node):
                            for sid in self.my_streams}
         self.qoi_pubs = ({sid: self.create_publisher(StreamQoI, topics.qoi_topic(sid), img_qos)
                           for sid in self.my_streams} if p["publish_qoi"] else {})
-        self.info_pubs: dict[str, Any] = {}
-        self.camera_info: dict[str, CameraInfo] = {}
-        if p["publish_camera_info"] and self.cfg is not None:
-            for n in self.nodes:
-                for mod, sub in (("rgb", "color"), ("depth", "depth")):
-                    if mod in self.streams.modalities:
-                        sid = stream_id(n, mod)
-                        self.info_pubs[sid] = self.create_publisher(
-                            CameraInfo, f"{n}/{sub}/camera_info", img_qos)
-                        self.camera_info[sid] = self._make_camera_info(n, frame_id(n, mod))
+        cams = [(n, mod, sub) for n in self.nodes for mod, sub in (("rgb", "color"), ("depth", "depth"))
+                if mod in self.streams.modalities] if p["publish_camera_info"] and self.cfg is not None else []
+        self.info_pubs = {stream_id(n, mod): self.create_publisher(CameraInfo, f"{n}/{sub}/camera_info", img_qos)
+                          for n, mod, sub in cams}
+        self.camera_info = {stream_id(n, mod): self._make_camera_info(n, frame_id(n, mod)) for n, mod, _ in cams}
         self.gt_pub = None
         if p["publish_ground_truth"]:
             self._truth_cls = message_class(self.task.truth.type)
