@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import math
 import sys
 from contextlib import suppress
 from dataclasses import fields
@@ -25,7 +26,7 @@ from admn_ros.core.sync import StreamSync, SyncedSet, stamp_to_ns
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import image_bridge
-from admn_ros.ros.diagnostics import input_status, make_array, summary_status
+from admn_ros.ros.diagnostics import ERROR, OK, WARN, make_array, make_status
 from admn_ros.ros.env import run_process
 from admn_ros.ros.params import ParamSpec, declare_parameters, install_validation, read_parameters
 from admn_ros.ros.qos import image_qos, reliable_qos
@@ -176,7 +177,7 @@ class AdmnNode(LifecycleNode):
         self.configure_error: str | None = None
         self.cloud_to_map: Any = None          # PointCloud2 radar -> range-azimuth map (radar_input)
         self._topic_names: dict[str, str] = {}  # topic -> resolved name (namespace, remapping)
-        self.monitor = StreamMonitor([])
+        self.monitor = StreamMonitor()
         self._prev_rejected: dict[Any, int] = {}
         self._prev_dropped = 0
         self._stale_reported = 0
@@ -450,7 +451,7 @@ class AdmnNode(LifecycleNode):
         self.configure_error = None
         try:
             self.p = read_parameters(self, self.specs)
-            self.monitor = StreamMonitor([])
+            self.monitor = StreamMonitor()
             self._prev_rejected, self._prev_dropped = {}, 0
             self._make_cloud_map()
             self.configure()
@@ -522,15 +523,42 @@ class AdmnNode(LifecycleNode):
 
     def input_status(self, key: Any, extra: dict[str, Any] | None = None,
                      stale_s: float | None = None) -> DiagnosticStatus:
-        """/diagnostics status of input ``key`` (stale after ``stale_s``, default the parameter)."""
-        return input_status(self.get_fully_qualified_name(), key, self.monitor, self.now_s(), self.now_ns(),
-                            self.p["stale_s"] if stale_s is None else stale_s, extra,
-                            self._prev_rejected.get(key, 0))
+        """/diagnostics status ``<fqn>: input <key>``: rate, age, accepted/rejected counts (by reason) and
+        ``extra``; WARN without data, when the last stamp is older than ``stale_s`` (default the parameter),
+        when ``extra``'s health is frozen/stalled, or when messages were rejected since the last report."""
+        mon, now_ns = self.monitor, self.now_ns()
+        st = mon.inputs.get(key)
+        rate, age, rej = mon.rate(key, now_ns * 1e-9), mon.age(key, now_ns), mon.rejected(key)
+        n_rej, prev = int(sum(rej.values())), self._prev_rejected.get(key, 0)
+        values: dict[str, Any] = {"rate_hz": rate, "age_s": age, "accepted": st.accepted if st else 0,
+                                  "rejected": n_rej, **{f"rejected.{r}": c for r, c in sorted(rej.items())},
+                                  **(extra or {})}
+        if st is None or st.accepted == 0:
+            level, msg = WARN, "no data yet"
+        elif not math.isnan(age) and age > (self.p["stale_s"] if stale_s is None else stale_s):
+            level, msg = WARN, f"stale: last stamp {age:.2f} s old"
+        else:
+            level, msg = OK, f"{rate:.1f} Hz"
+        if values.get("health") in UNHEALTHY:
+            level, msg = WARN, f"{values['health']}: treated as missing (0 blocks) until it recovers; {msg}"
+        if n_rej > prev:
+            level = max(level, WARN)
+            msg += f", {n_rej - prev} rejected ({', '.join(f'{r} {c}' for r, c in rej.most_common(3))})"
+        return make_status(f"{self.get_fully_qualified_name()}: input {key}", str(key), level, msg, values)
 
     def summary_status(self, message: str, values: dict[str, Any]) -> DiagnosticStatus:
-        """The node's summary status ``<fqn>: SUMMARY`` with ``values`` and the drop counts."""
-        return summary_status(self.get_fully_qualified_name(), self.SUMMARY, message, values, self.monitor.dropped,
-                              self._prev_dropped, self.configure_error)
+        """The node's summary status ``<fqn>: SUMMARY`` with ``values`` and the drop counts: WARN if frames
+        were dropped since the last report, ERROR (its message) on ``configure_error``."""
+        dropped = self.monitor.dropped
+        v = {**values, "dropped": int(sum(dropped.values())), **{f"dropped.{r}": c for r, c in sorted(dropped.items())}}
+        level = OK
+        if v["dropped"] > self._prev_dropped:
+            level = WARN
+            message += f"; dropped {v['dropped'] - self._prev_dropped} frame(s) since last report"
+        if self.configure_error:
+            level, message = ERROR, self.configure_error
+        name = self.get_fully_qualified_name()
+        return make_status(f"{name}: {self.SUMMARY}", name, level, message, v)
 
     def publish_diagnostics(self) -> None:
         if self.diag_pub is None:
