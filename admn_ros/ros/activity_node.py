@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -28,7 +28,7 @@ from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, numpy_to_image
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, run_node, stream_specs
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import HopWindows, LatencyWindow, RateMeter
@@ -245,9 +245,7 @@ class ActivityNode(AdmnNode):
         return out + [self.summary_status(msg, values)]
 
 
-def main(args: Sequence[str] | None = None) -> int:
-    """``python -m admn_ros.ros.activity_node --ros-args -p model_dir:=models/activity -p budget:=9``."""
-    return run_node(ActivityNode, list(args) if args is not None else None)
+main = ActivityNode.main  # python -m admn_ros.ros.activity_node --ros-args -p model_dir:=models/activity -p budget:=9
 
 
 if __name__ == "__main__":

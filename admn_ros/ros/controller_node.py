@@ -21,7 +21,7 @@ from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, run_node, stream_specs
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow
@@ -154,9 +154,7 @@ class ControllerNode(AdmnNode):
         return out + [self.summary_status(msg, values)]
 
 
-def main(args: list[str] | None = None) -> int:
-    """``python -m admn_ros.ros.controller_node --ros-args -p model_dir:=models -p budget:=27``."""
-    return run_node(ControllerNode, args)
+main = ControllerNode.main  # python -m admn_ros.ros.controller_node --ros-args -p model_dir:=models -p budget:=27
 
 
 if __name__ == "__main__":

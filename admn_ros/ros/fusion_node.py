@@ -18,7 +18,7 @@ from admn_ros.msg import StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, message_class
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, run_node, sync_specs
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, sync_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import HopWindows, LatencyWindow
@@ -147,9 +147,7 @@ class FusionNode(AdmnNode):
         return out + [self.summary_status(msg, values)]
 
 
-def main(args: list[str] | None = None) -> int:
-    """``python -m admn_ros.ros.fusion_node --ros-args -p model_dir:=models``."""
-    return run_node(FusionNode, args)
+main = FusionNode.main  # python -m admn_ros.ros.fusion_node --ros-args -p model_dir:=models
 
 
 if __name__ == "__main__":

@@ -572,9 +572,9 @@ class AdmnNode(LifecycleNode):
         self._prev_rejected = {k: int(sum(self.monitor.rejected(k).values())) for k in self.monitor.inputs}
         self._prev_dropped = int(sum(self.monitor.dropped.values()))
 
-
-def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
-    """``main()`` of a node: exit code 2 (the problem on stderr) if a parameter is invalid or
-    autostart failed (e.g. the model directory or a checkpoint is wrong)."""
-    return run_process(cls, cls.NODE_NAME, (ValueError,), args,
-                       failed=lambda node: node.configure_error if node.p["autostart"] else None)
+    @classmethod
+    def main(cls, args: Sequence[str] | None = None) -> int:
+        """The node's executable: exit code 2 (the problem on stderr) if a parameter is invalid or
+        autostart failed (e.g. the model directory or a checkpoint is wrong)."""
+        return run_process(cls, cls.NODE_NAME, (ValueError,), None if args is None else list(args),
+                           failed=lambda node: node.configure_error if node.p["autostart"] else None)

@@ -22,7 +22,7 @@ from admn_ros.core.viz import MarkerSpec, VizState, render_dashboard, scene_mark
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header, message_class, numpy_to_image
-from admn_ros.ros.lifecycle import AdmnNode, run_node
+from admn_ros.ros.lifecycle import AdmnNode
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 
@@ -198,9 +198,7 @@ class VizNode(AdmnNode):
         return out + [self.summary_status(msg, values)]
 
 
-def main(args: list[str] | None = None) -> int:
-    """``python -m admn_ros.ros.viz_node``."""
-    return run_node(VizNode, args)
+main = VizNode.main  # python -m admn_ros.ros.viz_node
 
 
 if __name__ == "__main__":
