@@ -85,7 +85,6 @@ class ActivityNode(AdmnNode):
         validate_budget(self.budget, len(self.ids), rt.depth, bool(rt.cfg.first_block))
         rt.warmup()
         self.window = FrameWindow(rt.frames, self.ids)
-        self.sync = None                    # made on activate
         self._out_cls = message_class(self.task.output.type)
         self.out_pub = self.lifecycle_publisher(self._out_cls, self.task.output.topic, reliable_qos())
         self.alloc_pub = self.lifecycle_publisher(LayerAllocation, topics.ALLOCATION, reliable_qos())
@@ -217,8 +216,6 @@ class ActivityNode(AdmnNode):
                             float(self.p["marker_lifetime"]))
 
     def publish_dashboard(self) -> None:
-        if getattr(self, "view", None) is None:
-            return
         self.view.metric = self.metric_text()
         img = render_window_dashboard(self.view, int(self.p["dashboard_width"]), int(self.p["dashboard_height"]))
         self.dash_pub.publish(numpy_to_image(img, "rgb8", make_header(getattr(self, "stamp", None),

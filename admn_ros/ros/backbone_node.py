@@ -83,7 +83,6 @@ class BackboneNode(AdmnNode):
         rt.warmup(("embed",))
         self.node_name = node
         self.sids = [stream_id(node, m) for m in rt.cfg.modalities]
-        self.sync = None
         self.pub = self.lifecycle_publisher(StreamEmbeddings, topics.embeddings_topic(node), reliable_qos())
         self.pending: deque[_Frame] = deque()
         self.allocs: deque[_Alloc] = deque(maxlen=64)

@@ -6,7 +6,6 @@ task's estimates). Topics, synchronization, stream health and bad input: docs/DE
 """
 from __future__ import annotations
 
-import math
 import sys
 from collections import OrderedDict
 from typing import Any
@@ -63,7 +62,6 @@ class ControllerNode(AdmnNode):
         self.deadline: DeadlineBudget | None = None
         self.deadline_budget = self.budget
         self._make_deadline()
-        self.sync = None                  # made on activate
         self.alloc_pub = self.lifecycle_publisher(LayerAllocation, topics.ALLOCATION, reliable_qos())
         self.decision = LatencyWindow()
         self.e2e = LatencyWindow()
@@ -73,7 +71,7 @@ class ControllerNode(AdmnNode):
         self.get_logger().info(rt.describe())
 
     def _make_deadline(self) -> None:
-        rt = getattr(self, "runtime", None)
+        rt = self.runtime
         d = float(self.p["deadline_ms"])
         if rt is None or d <= 0:
             self.deadline = None
@@ -98,10 +96,8 @@ class ControllerNode(AdmnNode):
             return
         ns = stamp_to_ns(msg.header.stamp)
         blocks = self._sent.pop(ns, None)
-        if blocks is None:
-            return
         lat = (self.now_ns() - ns) * 1e-6
-        if not math.isfinite(lat) or lat < 0:
+        if blocks is None or lat < 0:
             return
         self.e2e.add(lat)
         self.deadline.update(blocks, lat)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import time
-from array import array as array_type  # rosidl float32[] fields are array.array
 from typing import Any
 
 import numpy as np
@@ -46,7 +45,6 @@ class FusionNode(AdmnNode):
                              "not in the split graph")
         rt.warmup(("fuse",))
         self.nodes = list(rt.streams.nodes)
-        self.sync = None
         self._out_cls = message_class(rt.task.output.type)
         self.pub = self.lifecycle_publisher(self._out_cls, rt.task.output.topic, reliable_qos())
         self.fuse_ms = LatencyWindow()
@@ -84,8 +82,7 @@ class FusionNode(AdmnNode):
                 continue
             if k != rt.embed_dim:
                 raise ValueError(f"{sid}: embedding has {k} values, model dim is {rt.embed_dim}")
-            v = np.frombuffer(e.embedding, np.float32) if isinstance(e.embedding, array_type) \
-                else np.asarray(e.embedding, np.float32)
+            v = np.frombuffer(e.embedding, np.float32)  # rosidl float32[] fields are array.array
             if not np.isfinite(v).all():
                 raise OverflowError(f"{sid}: embedding contains NaN/inf")
             out[sid] = v.copy()

@@ -182,6 +182,8 @@ class AdmnNode(LifecycleNode):
         self._prev_dropped = 0
         self._stale_reported = 0
         self.diag_pub = None
+        self.runtime: Any = None                # the loaded models (configure)
+        self.sync: StreamSync | None = None     # the synchronizer of the inputs (activate)
         try:
             self.specs: tuple[ParamSpec, ...] = COMMON_SPECS + tuple(self.param_specs())
             self.p: dict[str, Any] = declare_parameters(self, self.specs)
@@ -199,7 +201,7 @@ class AdmnNode(LifecycleNode):
     def _n_streams(self) -> int:
         """Streams the budget counts: the loaded runtime's, else ``sensor_nodes`` (declared before
         ``budget``) x modalities."""
-        rt = getattr(self, "runtime", None)
+        rt = self.runtime
         if rt is not None:
             return len(rt.stream_ids)
         return max(1, len(self.get_parameter("sensor_nodes").value or ())) * len(MODALITIES)
@@ -304,7 +306,7 @@ class AdmnNode(LifecycleNode):
     def health_values(self, key: Any) -> dict[str, Any]:
         """``health`` (``ok``, ``missing``, ``frozen``, ``stalled``) and ``health.<status>`` (times the
         input turned so) of a synchronized input."""
-        sync = getattr(self, "sync", None)
+        sync = self.sync
         if sync is None:
             return {}
         h = sync.health.get(key)
@@ -326,7 +328,7 @@ class AdmnNode(LifecycleNode):
 
     def sync_diagnostics(self) -> dict[str, Any]:
         """``sync_*`` values of ``self.sync`` for the summary status ({} without one)."""
-        st = self.sync.stats if getattr(self, "sync", None) is not None else None
+        st = self.sync.stats if self.sync is not None else None
         return {} if st is None else {
             "sync_sets": st.sets, "sync_stale_sets": st.stale_sets, "sync_discarded": st.discarded,
             "sync_queued": st.queued, "sync_rebuilds": st.rebuilds, "sync_impl": msg_filters.IMPLEMENTATION}
@@ -439,9 +441,9 @@ class AdmnNode(LifecycleNode):
                 v = prm.value
                 self.p[prm.name] = list(v) if type(v).__name__ == "array" or isinstance(v, tuple) else v
                 try:
-                    if prm.name in ("slop", "timeout") and getattr(self, "sync", None) is not None:
+                    if prm.name in ("slop", "timeout") and self.sync is not None:
                         self.sync.configure(**{prm.name: float(v)})
-                    if getattr(self, "sync", None) is not None and prm.name in HEALTH_PARAMS:
+                    if self.sync is not None and prm.name in HEALTH_PARAMS:
                         self.sync.configure(health=self._health_config())
                     self.on_parameter(prm.name, self.p[prm.name])
                 except Exception as exc:  # noqa: BLE001 - never let a callback kill the node

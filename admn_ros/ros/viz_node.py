@@ -176,23 +176,18 @@ class VizNode(AdmnNode):
                             self.stamp, float(self.p["marker_lifetime"]))
 
     def publish_markers(self) -> None:
-        if getattr(self, "state", None) is None:
-            return
         self.marker_pub.publish(self.markers())
         self.markers_published += 1
 
     def publish_dashboard(self) -> None:
-        if getattr(self, "state", None) is None:
-            return
         img = render_dashboard(self.state, int(self.p["dashboard_width"]), int(self.p["dashboard_height"]))
         self.dash_pub.publish(numpy_to_image(img, "rgb8", make_header(self.stamp, str(self.p["frame_id"]))))
         self.dashboards_published += 1
 
     def diagnostic_statuses(self):
         out = [self.input_status(k, {}) for k in (topics.ALLOCATION, TARGET, GROUND_TRUTH)]
-        errs = list(getattr(self, "errors", ()))
-        values = {"markers_published": getattr(self, "markers_published", 0),
-                  "dashboards_published": getattr(self, "dashboards_published", 0),
+        errs = list(self.errors)
+        values = {"markers_published": self.markers_published, "dashboards_published": self.dashboards_published,
                   "error_cm_mean": 100 * float(np.mean(errs)) if errs else float("nan")}
         msg = f"error {values['error_cm_mean']:.1f} cm over {len(errs)} frames" if errs else "no error yet"
         return out + [self.summary_status(msg, values)]
