@@ -162,13 +162,13 @@ def _role_pub(a: argparse.Namespace) -> int:
     import numpy as np
     from sensor_msgs.msg import Image
 
-    from admn_ros.ros.convert import numpy_to_image
+    from admn_ros.ros.convert import make_header, numpy_to_image
     from admn_ros.ros.qos import image_qos
 
     with monitor_node("bench_image_pub", events=False) as (node, _):
         pub = node.create_publisher(Image, "bench/image", image_qos("reliable" if a.reliable else "best_effort", 5))
         img = np.random.default_rng(0).integers(0, 255, (a.height, a.width, 3), dtype=np.uint8)
-        msg = numpy_to_image(img, "rgb8", frame_id="0")
+        msg = numpy_to_image(img, "rgb8", make_header(frame_id="0"))
         t_end = time.monotonic() + 15.0
         while pub.get_subscription_count() < 1 and time.monotonic() < t_end:
             time.sleep(0.02)
