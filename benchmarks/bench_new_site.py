@@ -115,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, Any] = json.loads(tf.read_text()) if tf.is_file() else {}
     quiet = ["--no-progress"]
 
-    # 1-2. the site's recordings and the small dataset
     bags = [work / "bags" / f"bag{e}" for e in range(a.bags)]
     for e, bag in enumerate(bags):
         run(f"record_bag{e}", ["record", "--config", str(SITE), "--frames", str(a.frames), "--seed", "1",
@@ -124,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     run("dataset_site", ["dataset", "--from-bag", *map(str, bags), "--out", str(site), "--test-frac",
                          str(a.test_frac), "--quiet"], work, site / "meta.json", times)
     full = work / "full"
-    # 3. the model sets
     dirs = {"shipped": Path(models), **{k: work / "models" / k for k in SETS[1:]}}
     train = {"finetuned": ["--data", str(site), "--init", models],
              "scratch": ["--data", str(site)],

@@ -100,17 +100,16 @@ def make_executor(context: Any = None) -> Any:
     return EventsExecutor(context=context)
 
 
-def spin(*nodes: Any, duration: float = 0.0) -> None:
-    """Spin ``nodes`` with :func:`make_executor` until rclpy shuts down (or for ``duration`` s).
-    ``spin_once`` with a timeout: the events executor's untimed ``spin_once`` runs no timers."""
+def spin(*nodes: Any) -> None:
+    """Spin ``nodes`` with :func:`make_executor` until rclpy shuts down. ``spin_once`` with a
+    timeout: the events executor's untimed ``spin_once`` runs no timers."""
     import rclpy
 
     ex = make_executor()
     for n in nodes:
         ex.add_node(n)
-    end = time.monotonic() + duration if duration > 0 else float("inf")
     try:
-        while rclpy.ok() and time.monotonic() < end:
+        while rclpy.ok():
             ex.spin_once(timeout_sec=0.1)
     finally:
         # an executor left alive keeps the DDS participant, and with it its /dev/shm segments, past

@@ -178,7 +178,6 @@ class SensorNode(Node):
             self.gt_pub = self.create_publisher(self._truth_cls, self.task.truth.topic, reliable_qos())
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos())
 
-        # timing state
         # start_time is rounded to the microsecond so every process derives the same grid
         self.start_ns: int | None = (None if p["start_time"] < 0
                                      else int(round(p["start_time"] * 1e6)) * 1000)
