@@ -89,15 +89,15 @@ class ParamSpec:
 
 
 def parameter_overrides(node: Node) -> dict[str, Parameter]:
-    """Overrides (``-p``, ``--params-file``, ``parameter_overrides=``) targeted at ``node`` (rclpy
-    keeps them in a private attribute; this is the one place we read it)."""
-    return dict(getattr(node, "_parameter_overrides", {}) or {})
+    """Overrides (``-p``, ``--params-file``, ``parameter_overrides=``) targeted at ``node``: rclpy's own
+    dict, in a private attribute (this is the one place we read it)."""
+    return getattr(node, "_parameter_overrides", None) or {}
 
 
 def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
     """Declare every spec on ``node`` (overrides applied, an integer for a DOUBLE made a double) and
     return ``{name: value}``; an invalid override raises :class:`ParameterError` naming the parameter."""
-    overrides = getattr(node, "_parameter_overrides", None) or {}   # rclpy's; updated in place
+    overrides = parameter_overrides(node)   # updated in place
     for s in specs:
         o = overrides.get(s.name)
         if o is not None and s.ptype == Parameter.Type.DOUBLE and o.type_ == Parameter.Type.INTEGER:
