@@ -7,19 +7,16 @@ mean budget chosen and the sensor-stamp -> target latency.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
-import yaml
 
-from admn_ros.core.paths import config_path
 from admn_ros.ros.env import isolated_env
 from admn_ros.ros.graph import GraphOptions, build_graph
 from admn_ros.ros.runner import GraphProcesses
+from benchmarks.common import monitor_node, spin_for
 
 DEADLINE_MS, HOGS, WARMUP_S = 40.0, 2, 60.0
 
@@ -29,70 +26,52 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phase-s", type=float, default=25.0, help="seconds per phase")
     a = ap.parse_args(argv)
 
-    env = dict(isolated_env(dict(os.environ)))
-    os.environ.update(env)
-    params = yaml.safe_load(config_path("tracking.yaml").read_text())
-    params["/**"]["ros__parameters"]["deadline_ms"] = DEADLINE_MS
-    pf = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-    yaml.safe_dump(params, pf)
-    pf.close()
-    specs = build_graph(GraphOptions(params_file=pf.name, budget=54))
-    specs = [s for s in specs if s.executable != "viz_node"]
+    env = dict(isolated_env())
+    specs = [s for s in build_graph(GraphOptions(budget=54)) if s.executable != "viz_node"]
+    next(s for s in specs if s.executable == "controller_node").parameters["deadline_ms"] = DEADLINE_MS
 
-    import rclpy
+    from admn_ros.core.sync import stamp_to_ns
     from admn_ros.core.tasks import get_task
     from admn_ros.msg import LayerAllocation
     from admn_ros.ros import topics
-    from admn_ros.core.sync import stamp_to_ns
     from admn_ros.ros.convert import message_class
     from admn_ros.ros.qos import reliable_qos
 
-    rclpy.init()
-    node = rclpy.create_node("bench_deadline")
     log: list[tuple[float, str, float]] = []  # (wall time, kind, value)
-
-    def on_alloc(m) -> None:
-        log.append((time.monotonic(), "budget", float(m.budget)))
-
-    def on_target(m) -> None:
-        lat = (node.get_clock().now().nanoseconds - stamp_to_ns(m.header.stamp)) * 1e-6
-        log.append((time.monotonic(), "latency", lat))
-
-    node.create_subscription(LayerAllocation, topics.ALLOCATION, on_alloc, reliable_qos())
-    out = get_task("tracking").output
-    node.create_subscription(message_class(out.type), out.topic, on_target, reliable_qos())
     procs = GraphProcesses()
     hogs: list[subprocess.Popen] = []
     phases: list[tuple[str, float, float]] = []
-    try:
-        procs.start(specs, composed=False, env=env, quiet=True)
-        t_end = time.monotonic() + WARMUP_S
-        while time.monotonic() < t_end and not any(k == "latency" for _, k, _ in log):
-            rclpy.spin_once(node, timeout_sec=0.1)
-        if not any(k == "latency" for _, k, _ in log):
-            print("no target within the warm-up time", file=sys.stderr)
-            return 1
+    with monitor_node("bench_deadline") as (node, ex):
+        def on_target(m) -> None:
+            lat = (node.get_clock().now().nanoseconds - stamp_to_ns(m.header.stamp)) * 1e-6
+            log.append((time.monotonic(), "latency", lat))
 
-        def run_phase(name: str) -> None:
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < a.phase_s:
-                rclpy.spin_once(node, timeout_sec=0.05)
-            phases.append((name, t0, time.monotonic()))
+        node.create_subscription(LayerAllocation, topics.ALLOCATION,
+                                 lambda m: log.append((time.monotonic(), "budget", float(m.budget))), reliable_qos())
+        out = get_task("tracking").output
+        node.create_subscription(message_class(out.type), out.topic, on_target, reliable_qos())
+        try:
+            procs.start(specs, composed=False, env=env, quiet=True)
+            if not spin_for(ex, WARMUP_S, lambda: any(k == "latency" for _, k, _ in log)):
+                print("no target within the warm-up time", file=sys.stderr)
+                return 1
 
-        run_phase("idle")
-        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(HOGS)]
-        run_phase(f"loaded ({HOGS} busy processes)")
-        for h in hogs:
-            h.kill()
-        hogs = []
-        run_phase("idle again")
-    finally:
-        for h in hogs:
-            h.kill()
-        procs.stop()
-        node.destroy_node()
-        rclpy.shutdown()
-        os.unlink(pf.name)
+            def run_phase(name: str) -> None:
+                t0 = time.monotonic()
+                spin_for(ex, a.phase_s)
+                phases.append((name, t0, time.monotonic()))
+
+            run_phase("idle")
+            hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(HOGS)]
+            run_phase(f"loaded ({HOGS} busy processes)")
+            for h in hogs:
+                h.kill()
+            hogs = []
+            run_phase("idle again")
+        finally:
+            for h in hogs:
+                h.kill()
+            procs.stop()
 
     print(f"deadline mode: target period {DEADLINE_MS:.0f} ms, phases of {a.phase_s:.0f} s, "
           f"budget range 9..108, start 54")

@@ -21,24 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from admn_ros.ros.env import isolated_env, make_executor
+from admn_ros.ros.env import isolated_env
 from admn_ros.ros.telemetry import HOPS, hop_lines, hops_of
+from benchmarks.common import CLK_TCK, ROOT, monitor_node, proc_stat, spin_for
 
-ROOT = Path(__file__).resolve().parents[1]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONFIGS = (("per_frame", False), ("pipelined", False), ("per_frame", True), ("pipelined", True))
 RATE, BUDGET, BACKEND, WARMUP_S = 15.0, 27, "auto", 5.0
-
-
-def proc_stat(pid: int) -> tuple[int, int] | None:
-    """(cpu ticks: utime + stime, rss kB) of ``pid``, or None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        rss = next((int(ln.split()[1]) for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
-                    if ln.startswith("VmRSS:")), 0)
-        return int(fields[11]) + int(fields[12]), rss
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def _totals(pids: list[int]) -> tuple[int, float]:
@@ -93,8 +81,6 @@ class _Recorder:
 def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: Path | None = None,
                label: str = "") -> dict:
     """One configuration; ``tree``: run the graph from that source tree (PYTHONPATH, its config/)."""
-    import rclpy
-
     from admn_ros.ros.graph import GraphOptions, build_graph
     from admn_ros.ros.runner import GraphProcesses
 
@@ -107,55 +93,40 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: 
         if tree is not None:
             s.params_files = [str(tree / Path(f).relative_to(ROOT)) for f in s.params_files]
     procs = GraphProcesses()
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node("bench_graph_monitor", context=ctx)
-    ex = make_executor(context=ctx)   # the nodes' executor: the receipt here adds little
-    ex.add_node(node)
-    rec = _Recorder(node)
     label = f"{mode}, {'composed' if composed else 'processes'}{label}"
     res: dict = {"config": label}
-    try:
-        t_start = time.monotonic()
-        procs.start(specs, composed, env, quiet=True, sensor_args=[f"rate_hz:={RATE}"])
-        pids = [p.pid for _, p in procs.procs]
-        while rec.first_target is None:
-            if procs.dead():
-                raise RuntimeError(f"graph process(es) exited: {procs.dead()}")
-            if time.monotonic() - t_start > 120:
+
+    def check_alive() -> bool:
+        if procs.dead():
+            raise RuntimeError(f"graph process(es) exited: {procs.dead()}")
+        return False
+
+    # the monitor spins in the nodes' executor: the receipt here adds little
+    with monitor_node("bench_graph_monitor") as (node, ex):
+        rec = _Recorder(node)
+        try:
+            t_start = time.monotonic()
+            procs.start(specs, composed, env, quiet=True, sensor_args=[f"rate_hz:={RATE}"])
+            pids = [p.pid for _, p in procs.procs]
+            if not spin_for(ex, 120.0, lambda: check_alive() or rec.first_target is not None):
                 raise RuntimeError("no target within 120 s")
-            ex.spin_once(timeout_sec=0.05)
-        res["startup_s"] = rec.first_target - t_start
-        end = time.monotonic() + WARMUP_S
-        while time.monotonic() < end:
-            ex.spin_once(timeout_sec=0.05)
-        drop0 = rec.dropped()
-        ticks0, rss0 = _totals(pids)
-        rec.recording = True
-        w0 = time.monotonic()
-        window = minutes * 60.0
-        next_sample = w0 + 5.0
-        rss_series = [(0.0, rss0)]
-        while time.monotonic() - w0 < window:
-            ex.spin_once(timeout_sec=0.05)
-            if time.monotonic() >= next_sample:
+            res["startup_s"] = rec.first_target - t_start
+            spin_for(ex, WARMUP_S)
+            drop0 = rec.dropped()
+            ticks0, rss0 = _totals(pids)
+            rec.recording = True
+            w0 = time.monotonic()
+            rss_series = [(0.0, rss0)]
+            while time.monotonic() - w0 < minutes * 60.0:
+                spin_for(ex, min(5.0, minutes * 60.0 - (time.monotonic() - w0)), check_alive)
                 rss_series.append((time.monotonic() - w0, _totals(pids)[1]))
-                next_sample += 5.0
-            if procs.dead():
-                raise RuntimeError(f"graph process(es) exited: {procs.dead()}")
-        rec.recording = False
-        elapsed = time.monotonic() - w0
-        ticks1, rss1 = _totals(pids)
-        # one more diagnostics report covering the window
-        end = time.monotonic() + 1.2
-        while time.monotonic() < end:
-            ex.spin_once(timeout_sec=0.05)
-        drop1 = rec.dropped()
-    finally:
-        procs.stop()
-        ex.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=ctx)
+            rec.recording = False
+            elapsed = time.monotonic() - w0
+            ticks1, rss1 = _totals(pids)
+            spin_for(ex, 1.2)  # one more diagnostics report covering the window
+            drop1 = rec.dropped()
+        finally:
+            procs.stop()
     lat = np.array([(r - s) * 1e3 for r, s in rec.targets])
     tt = np.array([r for r, _ in rec.targets])
     drift = float(np.polyfit((tt - tt[0]) / 60.0, lat, 1)[0]) if len(lat) > 10 else float("nan")
@@ -165,9 +136,8 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: 
     res.update({
         "window_s": elapsed, "targets": len(lat), "sensor_hz": RATE, "targets_hz": len(lat) / elapsed,
         "frames_lost": max(0, int(round(RATE * elapsed)) - len(lat)),
-        "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
-        "latency_ms_p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
-        "latency_ms_max": float(lat.max()) if len(lat) else float("nan"),
+        **dict(zip(("latency_ms_p50", "latency_ms_p99", "latency_ms_max"),
+                   map(float, np.percentile(lat, [50, 99, 100]) if len(lat) else [float("nan")] * 3))),
         "latency_drift_ms_per_min": drift,
         "dropped": {k: v for k, v in dropped.items() if v},
         "rss_mb_start": rss0, "rss_mb_end": rss1, "rss_mb_max": float(rs.max()), "rss_slope_mb_per_min": rss_slope,
@@ -179,8 +149,7 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: 
 
 
 def _table(results: list[dict]) -> str:
-    rows = [("config", lambda r: r["config"]),
-            ("processes", lambda r: str(r["processes"])),
+    rows = [("processes", lambda r: str(r["processes"])),
             ("startup to first target (s)", lambda r: f"{r['startup_s']:.1f}"),
             ("window (s)", lambda r: f"{r['window_s']:.0f}"),
             ("targets / s (sensors 15 Hz)", lambda r: f"{r['targets_hz']:.2f}"),
@@ -198,7 +167,7 @@ def _table(results: list[dict]) -> str:
               else "-") for h, label in HOPS.items()]
     out = ["| " + " | ".join(["figure"] + [r["config"] for r in results]) + " |",
            "|" + "---|" * (len(results) + 1)]
-    for name, fn in rows[1:]:
+    for name, fn in rows:
         out.append("| " + " | ".join([name] + [fn(r) for r in results]) + " |")
     return "\n".join(out)
 

@@ -1,26 +1,13 @@
 """Fine-tuning the shipped models for a new site: how much data and time it takes.
 
 Run: ``nice -n 5 .venv/bin/python -m benchmarks.bench_new_site --work runs/new_site`` (about
-2 hours on this machine, most of it the full-size reference; ``--quick`` is a smoke run of
-every step in a few minutes). The site is ``benchmarks/new_site.yaml``: the shipped track
-and car in another room, under other lights, seen from other sensor poses. Every step goes
-through the ``admn-ros`` commands a user runs:
-
-1. ``admn-ros record --config new_site.yaml``: ``--bags`` short bags (``--frames`` each,
-   seed 1, one episode each: another scene and lighting per bag);
-2. ``admn-ros dataset --from-bag``: the small site dataset, its time segments split into
-   train / val / test (``--test-frac``);
-3. four model sets, each evaluated with ``admn-ros evaluate`` on that dataset's test segments:
-   the shipped ``models/`` unchanged; ``admn-ros train all --init models/`` (fine-tuned);
-   ``admn-ros train all`` on the same small dataset (from scratch); and the reference, the
-   shipped recipe on a full-size dataset of the site (``admn-ros dataset --config
-   new_site.yaml``, as many samples as the shipped recipe's).
-
-Every step is skipped when its output exists (``--work`` keeps them), and an interrupted
-``train all`` resumes, so a re-run continues. The figures (errors as ``admn-ros evaluate``
-reports them, averaged over its noise regimes and draws; data sizes; wall times; the
-fine-tuned / full-size ratios against the target) are printed and written to
-``<work>/summary.json``.
+2 hours, most of it the full-size reference; ``--quick``: a smoke run of every step in a few
+minutes). Every step is an ``admn-ros`` command a user runs at the site ``benchmarks/new_site.yaml``:
+record bags, build the small site dataset from them, train the model sets (fine-tuned from
+``models/``, from scratch, the shipped recipe on a full-size dataset) and evaluate them and the
+shipped models on the site's test segments (docs/BENCHMARKS.md, "Fine-tuning for a new site").
+A step whose output exists is skipped (``--work`` keeps them) and an interrupted ``train all``
+resumes, so a re-run continues. The figures are printed and written to ``<work>/summary.json``.
 """
 from __future__ import annotations
 
@@ -106,7 +93,7 @@ def samples(data: Path) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default="runs/new_site", help="where bags, datasets, runs, models and evaluations go")
     p.add_argument("--models", default="models", help="the shipped models to start from")
     p.add_argument("--bags", type=int, default=4, help="bags recorded at the site")
@@ -128,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, Any] = json.loads(tf.read_text()) if tf.is_file() else {}
     quiet = ["--no-progress"]
 
-    # 1-2. the site's recordings and the small dataset
     bags = [work / "bags" / f"bag{e}" for e in range(a.bags)]
     for e, bag in enumerate(bags):
         run(f"record_bag{e}", ["record", "--config", str(SITE), "--frames", str(a.frames), "--seed", "1",
@@ -137,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     run("dataset_site", ["dataset", "--from-bag", *map(str, bags), "--out", str(site), "--test-frac",
                          str(a.test_frac), "--quiet"], work, site / "meta.json", times)
     full = work / "full"
-    # 3. the model sets
     dirs = {"shipped": Path(models), **{k: work / "models" / k for k in SETS[1:]}}
     train = {"finetuned": ["--data", str(site), "--init", models],
              "scratch": ["--data", str(site)],

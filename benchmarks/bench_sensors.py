@@ -15,30 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from admn_ros.ros.env import isolated_env
-from benchmarks.bench_graph import CLK_TCK, proc_stat
+from admn_ros.ros.env import isolated_env, stop_process_groups
+from benchmarks.common import CLK_TCK, ROOT, monitor_node, proc_stat, spin_for
 
-REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
-
-
-def _kill(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    deadline = time.monotonic() + 5.0
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=5.0)
 
 
 def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
     """Three sensor_node processes (node1..3), one subscriber here; rates and CPU shares."""
-    import rclpy
-    from rclpy.node import Node
     from sensor_msgs.msg import Image
 
     from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, stream_id
@@ -49,8 +33,6 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
     start_time = time.time() + 4.0  # shared grid; processes need ~1-3 s to start
     procs: list[subprocess.Popen] = []
     logs = []
-    rclpy.init()
-    sub_node = Node("bench_sensor_counter")
     stamps: dict[str, set] = {}
     seen: set[str] = set()
     counting = [False]
@@ -64,58 +46,52 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
         return cb
 
     sids = [stream_id(n, m) for n in nodes for m in MODALITIES]
-    subs = [sub_node.create_subscription(Image, topics.image_topic(s), make_cb(s), sensor_qos(10))
-            for s in sids]
-    try:
-        for i, n in enumerate(nodes):
-            log = tempfile.TemporaryFile()
-            logs.append(log)
-            cmd = [PY, "-m", "admn_ros.ros.sensor_node", "--ros-args",
-                   "-r", f"__node:=sensor_{n}", "-p", f"nodes:=[{n}]", "-p", f"rate_hz:={rate_hz}",
-                   "-p", f"start_time:={start_time:.3f}", "-p", "publish_camera_info:=false",
-                   "-p", f"publish_ground_truth:={'true' if i == 0 else 'false'}",
-                   "-p", "diagnostics_period:=0.0"]
-            procs.append(subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
-        t_end = time.monotonic() + 30.0  # until all 9 streams arrive (bounded), then measure
-        while len(seen) < len(sids) and time.monotonic() < t_end and all(p.poll() is None for p in procs):
-            rclpy.spin_once(sub_node, timeout_sec=0.05)
-        if len(seen) < len(sids) or any(p.poll() is not None for p in procs):
-            out = []
-            for log in logs:
-                log.seek(0)
-                out.append(log.read().decode(errors="replace")[-2000:])
-            return {"error": f"streams seen: {sorted(seen)}; process output:\n" + "\n---\n".join(out)}
-        time.sleep(0.5)
-        for _ in range(20):
-            rclpy.spin_once(sub_node, timeout_sec=0.0)
-        # Stamps are start_time + k / rate on the wall clock: count, per stream, the frames
-        # received whose stamp lies in the window (immune to queued messages at its edges).
-        counting[0] = True
-        ticks0 = [(proc_stat(p.pid) or (None,))[0] for p in procs]
-        w0, t0 = time.time_ns(), time.monotonic()
-        while time.monotonic() - t0 < duration:
-            rclpy.spin_once(sub_node, timeout_sec=0.05)
-        w1, elapsed = time.time_ns(), time.monotonic() - t0
-        ticks1 = [(proc_stat(p.pid) or (None,))[0] for p in procs]
-        t_drain = time.monotonic() + 0.5  # late deliveries of frames stamped inside the window
-        while time.monotonic() < t_drain:
-            rclpy.spin_once(sub_node, timeout_sec=0.05)
-        counting[0] = False
-        cpu = {n: (None if a is None or b is None else (b - a) / CLK_TCK / elapsed)
-               for n, a, b in zip(nodes, ticks0, ticks1)}
-        inside = {s: {k for k in stamps.get(s, set()) if w0 <= k < w1} for s in sids}
-        window_s = (w1 - w0) * 1e-9
-        rates = {s: len(inside[s]) / window_s for s in sids}
-        expected = len({k for v in inside.values() for k in v})
-        common = set.intersection(*inside.values())
-        return {"elapsed": window_s, "rate_hz": rate_hz, "rates": rates, "cpu": cpu,
-                "frames_all_9_streams": len(common), "distinct_stamps": expected}
-    finally:
-        _kill(procs)
-        for s in subs:
-            sub_node.destroy_subscription(s)
-        sub_node.destroy_node()
-        rclpy.try_shutdown()
+    with monitor_node("bench_sensor_counter") as (sub_node, ex):
+        for s in sids:
+            sub_node.create_subscription(Image, topics.image_topic(s), make_cb(s), sensor_qos(10))
+        try:
+            for i, n in enumerate(nodes):
+                log = tempfile.TemporaryFile()
+                logs.append(log)
+                cmd = [PY, "-m", "admn_ros.ros.sensor_node", "--ros-args",
+                       "-r", f"__node:=sensor_{n}", "-p", f"nodes:=[{n}]", "-p", f"rate_hz:={rate_hz}",
+                       "-p", f"start_time:={start_time:.3f}", "-p", "publish_camera_info:=false",
+                       "-p", f"publish_ground_truth:={'true' if i == 0 else 'false'}",
+                       "-p", "diagnostics_period:=0.0"]
+                procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                              start_new_session=True))
+            # until all 9 streams arrive (bounded), then measure
+            spin_for(ex, 30.0, lambda: len(seen) >= len(sids) or any(p.poll() is not None for p in procs))
+            if len(seen) < len(sids) or any(p.poll() is not None for p in procs):
+                out = []
+                for log in logs:
+                    log.seek(0)
+                    out.append(log.read().decode(errors="replace")[-2000:])
+                return {"error": f"streams seen: {sorted(seen)}; process output:\n" + "\n---\n".join(out)}
+            time.sleep(0.5)
+            for _ in range(20):
+                ex.spin_once(timeout_sec=0.0)
+            # Stamps are start_time + k / rate on the wall clock: count, per stream, the frames
+            # received whose stamp lies in the window (immune to queued messages at its edges).
+            counting[0] = True
+            ticks0 = [(proc_stat(p.pid) or (None,))[0] for p in procs]
+            w0, t0 = time.time_ns(), time.monotonic()
+            spin_for(ex, duration)
+            w1, elapsed = time.time_ns(), time.monotonic() - t0
+            ticks1 = [(proc_stat(p.pid) or (None,))[0] for p in procs]
+            spin_for(ex, 0.5)  # late deliveries of frames stamped inside the window
+            counting[0] = False
+        finally:
+            stop_process_groups(procs)
+    cpu = {n: (None if a is None or b is None else (b - a) / CLK_TCK / elapsed)
+           for n, a, b in zip(nodes, ticks0, ticks1)}
+    inside = {s: {k for k in stamps.get(s, set()) if w0 <= k < w1} for s in sids}
+    window_s = (w1 - w0) * 1e-9
+    rates = {s: len(inside[s]) / window_s for s in sids}
+    expected = len({k for v in inside.values() for k in v})
+    common = set.intersection(*inside.values())
+    return {"elapsed": window_s, "rate_hz": rate_hz, "rates": rates, "cpu": cpu,
+            "frames_all_9_streams": len(common), "distinct_stamps": expected}
 
 
 _TWEAKED_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
@@ -147,7 +123,7 @@ _TWEAKED_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
 
 def _variants(tmpdir: Path) -> list[tuple[str, dict]]:
     """(label, env changes) of the DDS set-ups compared; None value = unset."""
-    shipped = str(REPO / "config" / "fastdds.xml")
+    shipped = str(ROOT / "config" / "fastdds.xml")
     tweaked = tmpdir / "bench_fastdds_shm_only.xml"
     tweaked.write_text(_TWEAKED_PROFILE)
     return [
@@ -167,8 +143,9 @@ def run_latency_pair(width: int, height: int, frames: int, rate: float, env_chan
     common = ["--width", str(width), "--height", str(height), "--frames", str(frames), "--rate", str(rate)]
     if env.pop("_RELIABLE", None):
         common.append("--reliable")
-    sub, pub = (subprocess.Popen([PY, "-m", "benchmarks.bench_sensors", "--role", role, *common], cwd=REPO, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for role in ("sub", "pub"))
+    sub, pub = (subprocess.Popen([PY, "-m", "benchmarks.bench_sensors", "--role", role, *common], cwd=ROOT, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                for role in ("sub", "pub"))
     try:
         out, err = sub.communicate(timeout=timeout)
         for line in reversed(out.decode().splitlines()):
@@ -178,50 +155,43 @@ def run_latency_pair(width: int, height: int, frames: int, rate: float, env_chan
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout} s"}
     finally:
-        _kill([pub, sub])
+        stop_process_groups([pub, sub])
 
 
 def _role_pub(a: argparse.Namespace) -> int:
     import numpy as np
-    import rclpy
-
-    from admn_ros.ros.convert import numpy_to_image
-    from admn_ros.ros.qos import reliable_qos, sensor_qos
     from sensor_msgs.msg import Image
 
-    rclpy.init()
-    node = rclpy.create_node("bench_image_pub")
-    pub = node.create_publisher(Image, "bench/image", reliable_qos(5) if a.reliable else sensor_qos(5))
-    img = np.random.default_rng(0).integers(0, 255, (a.height, a.width, 3), dtype=np.uint8)
-    msg = numpy_to_image(img, "rgb8", frame_id="0")
-    t_end = time.monotonic() + 15.0
-    while pub.get_subscription_count() < 1 and time.monotonic() < t_end:
-        time.sleep(0.02)
-    time.sleep(0.3)  # let the reader's side of discovery settle too
-    period = 1.0 / a.rate
-    t_next = time.monotonic()
-    for i in range(a.frames + 10):  # 10 warm-up frames (the subscriber drops them)
-        ns = time.time_ns()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
-        msg.header.frame_id = str(i)
-        pub.publish(msg)
-        t_next += period
-        time.sleep(max(0.0, t_next - time.monotonic()))
-    time.sleep(0.5)
-    node.destroy_node()
-    rclpy.try_shutdown()
+    from admn_ros.ros.convert import make_header, numpy_to_image
+    from admn_ros.ros.qos import image_qos
+
+    with monitor_node("bench_image_pub", events=False) as (node, _):
+        pub = node.create_publisher(Image, "bench/image", image_qos("reliable" if a.reliable else "best_effort", 5))
+        img = np.random.default_rng(0).integers(0, 255, (a.height, a.width, 3), dtype=np.uint8)
+        msg = numpy_to_image(img, "rgb8", make_header(frame_id="0"))
+        t_end = time.monotonic() + 15.0
+        while pub.get_subscription_count() < 1 and time.monotonic() < t_end:
+            time.sleep(0.02)
+        time.sleep(0.3)  # let the reader's side of discovery settle too
+        period = 1.0 / a.rate
+        t_next = time.monotonic()
+        for i in range(a.frames + 10):  # 10 warm-up frames (the subscriber drops them)
+            ns = time.time_ns()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+            msg.header.frame_id = str(i)
+            pub.publish(msg)
+            t_next += period
+            time.sleep(max(0.0, t_next - time.monotonic()))
+        time.sleep(0.5)
     return 0
 
 
 def _role_sub(a: argparse.Namespace) -> int:
     import numpy as np
-    import rclpy
     from sensor_msgs.msg import Image
 
-    from admn_ros.ros.qos import reliable_qos, sensor_qos
+    from admn_ros.ros.qos import image_qos
 
-    rclpy.init()
-    node = rclpy.create_node("bench_image_sub")
     lat: list[float] = []
     seqs: set[int] = set()
     last = [0.0]
@@ -235,30 +205,23 @@ def _role_sub(a: argparse.Namespace) -> int:
         seqs.add(i)
         last[0] = time.monotonic()
 
-    node.create_subscription(Image, "bench/image", cb, reliable_qos(5) if a.reliable else sensor_qos(5))
-    t_end = time.monotonic() + 10.0 + a.frames / a.rate + 5.0
-    while time.monotonic() < t_end:
-        rclpy.spin_once(node, timeout_sec=0.05)
-        if len(seqs) >= a.frames or (last[0] and time.monotonic() - last[0] > 1.5):
-            break
+    with monitor_node("bench_image_sub", events=False) as (node, ex):
+        node.create_subscription(Image, "bench/image", cb, image_qos("reliable" if a.reliable else "best_effort", 5))
+        spin_for(ex, 15.0 + a.frames / a.rate,
+                 lambda: len(seqs) >= a.frames or bool(last[0] and time.monotonic() - last[0] > 1.5))
     p50, p99, top = np.percentile(lat, [50, 99, 100]) if lat else (float("nan"),) * 3
     print(json.dumps({"n": len(lat), "sent": a.frames, "p50_ms": p50, "p99_ms": p99, "max_ms": top}), flush=True)
-    node.destroy_node()
-    rclpy.try_shutdown()
     return 0
 
 
-def bench_latency(frames: int, rate: float) -> list[dict]:
-    rows = []
+def bench_latency(frames: int, rate: float) -> None:
     with tempfile.TemporaryDirectory() as d:
         for label, changes in _variants(Path(d)):
             for (w, h) in ((640, 480), (320, 240)):
                 r = run_latency_pair(w, h, frames, rate, changes)
-                rows.append(r)
                 print(f"  {label:<28} {f'{w}x{h}':>8}  " + (f"ERROR: {r['error'][:300]}" if "error" in r else
                       f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:7.2f} ms  "
                       f"delivered {r['n']}/{r['sent']}"), flush=True)
-    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

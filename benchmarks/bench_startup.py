@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import ROOT
+
 KINDS = ("sensor_node", "controller_node", "backbone_node", "fusion_node", "viz_node", "activity_node")
 
 #: runs in the measured tree: phase times of one node kind (JSON on stdout)
@@ -59,46 +59,33 @@ def node_phases(tree: Path, kind: str, env: dict) -> dict[str, float]:
 
 def graph_first_target(tree: Path, env: dict, timeout: float = 180.0) -> float:
     """Seconds from starting ``admn-ros run`` in ``tree`` to the first target received here."""
-    import rclpy
     from geometry_msgs.msg import PoseWithCovarianceStamped
 
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node("bench_startup", context=ctx)
-    got: list[float] = []
-    node.create_subscription(PoseWithCovarianceStamped, "/admn/target", lambda m: got.append(time.monotonic()), 10)
-    from rclpy.executors import SingleThreadedExecutor
+    from admn_ros.ros.env import stop_process_groups
+    from benchmarks.common import monitor_node, spin_for
 
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(node)
-    t0 = time.monotonic()
-    p = subprocess.Popen([sys.executable, "-m", "admn_ros.cli", "run", "--quiet"], env={**env, "PYTHONPATH": str(tree)},
-                         cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        while not got and time.monotonic() - t0 < timeout and p.poll() is None:
-            ex.spin_once(timeout_sec=0.02)
-        return got[0] - t0 if got else float("nan")
-    finally:
-        os.killpg(p.pid, 2)
+    got: list[float] = []
+    with monitor_node("bench_startup") as (node, ex):
+        node.create_subscription(PoseWithCovarianceStamped, "/admn/target", lambda m: got.append(time.monotonic()),
+                                 10)
+        t0 = time.monotonic()
+        p = subprocess.Popen([sys.executable, "-m", "admn_ros.cli", "run", "--quiet"],
+                             env={**env, "PYTHONPATH": str(tree)}, cwd=tree, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, 9)
-            p.wait()
-        ex.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=ctx)
+            spin_for(ex, timeout, lambda: bool(got) or p.poll() is not None)
+            return got[0] - t0 if got else float("nan")
+        finally:
+            stop_process_groups([p], 30.0)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     from admn_ros.ros.env import isolated_env
 
-    env = dict(isolated_env(dict(os.environ)))
-    os.environ.update(env)
+    env = dict(isolated_env())
     res: dict[str, list] = {}
     for _ in range(a.repeats):
         for k in KINDS:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
+
+from admn_ros.ros.env import stop_process_groups
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,7 @@ def run(bench: Bench) -> tuple[int | None, float, list[str]]:
     try:
         rc: int | None = proc.wait(timeout=bench.limit_s)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGINT)  # the benchmarks stop their graphs on SIGINT
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_groups([proc], 15.0)  # the benchmarks stop their graphs on SIGINT
         rc = None
     reader.join(timeout=5)
     return rc, time.monotonic() - t0, lines

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -28,7 +28,7 @@ from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, numpy_to_image
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, run_node, stream_specs
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import HopWindows, LatencyWindow, RateMeter
@@ -44,7 +44,6 @@ class ActivityNode(AdmnNode):
     """See the module docstring."""
 
     NODE_NAME = "activity_node"
-    DEFAULT_SENSOR_NODES = WINDOW_TASK.sensor_nodes
     AUTO_BUDGET = AUTO_BUDGET
     SUMMARY = "window"
 
@@ -86,7 +85,6 @@ class ActivityNode(AdmnNode):
         validate_budget(self.budget, len(self.ids), rt.depth, bool(rt.cfg.first_block))
         rt.warmup()
         self.window = FrameWindow(rt.frames, self.ids)
-        self.sync = None                    # made on activate
         self._out_cls = message_class(self.task.output.type)
         self.out_pub = self.lifecycle_publisher(self._out_cls, self.task.output.topic, reliable_qos())
         self.alloc_pub = self.lifecycle_publisher(LayerAllocation, topics.ALLOCATION, reliable_qos())
@@ -218,8 +216,6 @@ class ActivityNode(AdmnNode):
                             float(self.p["marker_lifetime"]))
 
     def publish_dashboard(self) -> None:
-        if getattr(self, "view", None) is None:
-            return
         self.view.metric = self.metric_text()
         img = render_window_dashboard(self.view, int(self.p["dashboard_width"]), int(self.p["dashboard_height"]))
         self.dash_pub.publish(numpy_to_image(img, "rgb8", make_header(getattr(self, "stamp", None),
@@ -241,16 +237,12 @@ class ActivityNode(AdmnNode):
             "metric": float(metric) if metric is not None else float("nan"), "judged": len(self.scores),
             "backend": rt.engine_backend, **latency_values("infer", self.infer_ms),
             **latency_values("e2e", self.e2e_ms), **self.hops.values(), **self.sync_diagnostics()}
-        msg = ""
-        if self.configure_error is None:
-            msg = (f"{values['windows']} estimates, last {values['estimate'] or '-'}, L={values['budget']}"
-                   + (f", {self.metric_text()}" if metric is not None else ""))
+        msg = (f"{values['windows']} estimates, last {values['estimate'] or '-'}, L={values['budget']}"
+               + (f", {self.metric_text()}" if metric is not None else ""))  # a configure error replaces it
         return out + [self.summary_status(msg, values)]
 
 
-def main(args: Sequence[str] | None = None) -> int:
-    """``python -m admn_ros.ros.activity_node --ros-args -p model_dir:=models/activity -p budget:=9``."""
-    return run_node(ActivityNode, list(args) if args is not None else None)
+main = ActivityNode.main  # python -m admn_ros.ros.activity_node --ros-args -p model_dir:=models/activity -p budget:=9
 
 
 if __name__ == "__main__":

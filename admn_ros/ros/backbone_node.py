@@ -20,7 +20,7 @@ from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, run_node, stream_specs
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow
@@ -83,7 +83,6 @@ class BackboneNode(AdmnNode):
         rt.warmup(("embed",))
         self.node_name = node
         self.sids = [stream_id(node, m) for m in rt.cfg.modalities]
-        self.sync = None
         self.pub = self.lifecycle_publisher(StreamEmbeddings, topics.embeddings_topic(node), reliable_qos())
         self.pending: deque[_Frame] = deque()
         self.allocs: deque[_Alloc] = deque(maxlen=64)
@@ -107,16 +106,14 @@ class BackboneNode(AdmnNode):
             return
         try:
             a = allocation_to_mask(msg)
+            if a.mask.shape[1] != self.runtime.depth:
+                raise ValueError(f"depth {a.mask.shape[1]} != model depth {self.runtime.depth}")
+            idx = {s: i for i, s in enumerate(a.stream_ids)}
+            missing = [s for s in self.sids if s not in idx]
+            if missing:
+                raise ValueError(f"allocation has no row for {missing} (streams {a.stream_ids})")
         except ValueError as exc:
             self.reject(key, "bad_allocation", str(exc))
-            return
-        if a.mask.shape[1] != self.runtime.depth:
-            self.reject(key, "bad_allocation", f"depth {a.mask.shape[1]} != model depth {self.runtime.depth}")
-            return
-        idx = {s: i for i, s in enumerate(a.stream_ids)}
-        missing = [s for s in self.sids if s not in idx]
-        if missing:
-            self.reject(key, "bad_allocation", f"allocation has no row for {missing} (streams {a.stream_ids})")
             return
         self.monitor.accept(key, ns, self.now_s())
         rows = [idx[s] for s in self.sids]
@@ -141,20 +138,17 @@ class BackboneNode(AdmnNode):
     def _on_frame(self, fs) -> None:
         newest = newest_item(fs)
         f = _Frame(newest[1], newest[2], payloads(fs), time.monotonic())
-        if self.p["allocation_mode"] == "pipelined":
-            if self.latest is None:
-                self.monitor.drop("no_allocation_yet")
-                return
-            self._run(f, self.latest)
-            return
-        a = self._find(f.stamp_ns)
+        pipelined = self.p["allocation_mode"] == "pipelined"
+        a = self.latest if pipelined else self._find(f.stamp_ns)
         if a is not None:
             self._run(f, a)
-            return
-        self.pending.append(f)
-        while len(self.pending) > int(self.p["max_pending"]):
-            self.pending.popleft()
-            self.monitor.drop("pending_overflow")
+        elif pipelined:
+            self.monitor.drop("no_allocation_yet")
+        else:
+            self.pending.append(f)
+            while len(self.pending) > int(self.p["max_pending"]):
+                self.pending.popleft()
+                self.monitor.drop("pending_overflow")
 
     def _find(self, stamp_ns: int) -> _Alloc | None:
         slop = int(float(self.p["slop"]) * 1e9)
@@ -222,9 +216,7 @@ class BackboneNode(AdmnNode):
         return out + [self.summary_status(msg, values)]
 
 
-def main(args: list[str] | None = None) -> int:
-    """``python -m admn_ros.ros.backbone_node --ros-args -p sensor_node:=node1 -p model_dir:=models``."""
-    return run_node(BackboneNode, args)
+main = BackboneNode.main  # python -m admn_ros.ros.backbone_node --ros-args -p sensor_node:=node1 -p model_dir:=models
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ task's estimates). Topics, synchronization, stream health and bad input: docs/DE
 """
 from __future__ import annotations
 
-import math
 import sys
 from collections import OrderedDict
 from typing import Any
@@ -21,7 +20,7 @@ from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, run_node, stream_specs
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow
@@ -63,7 +62,6 @@ class ControllerNode(AdmnNode):
         self.deadline: DeadlineBudget | None = None
         self.deadline_budget = self.budget
         self._make_deadline()
-        self.sync = None                  # made on activate
         self.alloc_pub = self.lifecycle_publisher(LayerAllocation, topics.ALLOCATION, reliable_qos())
         self.decision = LatencyWindow()
         self.e2e = LatencyWindow()
@@ -73,7 +71,7 @@ class ControllerNode(AdmnNode):
         self.get_logger().info(rt.describe())
 
     def _make_deadline(self) -> None:
-        rt = getattr(self, "runtime", None)
+        rt = self.runtime
         d = float(self.p["deadline_ms"])
         if rt is None or d <= 0:
             self.deadline = None
@@ -98,10 +96,8 @@ class ControllerNode(AdmnNode):
             return
         ns = stamp_to_ns(msg.header.stamp)
         blocks = self._sent.pop(ns, None)
-        if blocks is None:
-            return
         lat = (self.now_ns() - ns) * 1e-6
-        if not math.isfinite(lat) or lat < 0:
+        if blocks is None or lat < 0:
             return
         self.e2e.add(lat)
         self.deadline.update(blocks, lat)
@@ -150,14 +146,11 @@ class ControllerNode(AdmnNode):
             if m is not None:
                 values.update({"deadline_model_a_ms": m[0], "deadline_model_b_ms_per_block": m[1]})
         values.update(self.sync_diagnostics())
-        msg = (f"{values['frames']} frames, L={values['effective_budget']} [{values['controller']}]"
-               if self.configure_error is None else "")
+        msg = f"{values['frames']} frames, L={values['effective_budget']} [{values['controller']}]"
         return out + [self.summary_status(msg, values)]
 
 
-def main(args: list[str] | None = None) -> int:
-    """``python -m admn_ros.ros.controller_node --ros-args -p model_dir:=models -p budget:=27``."""
-    return run_node(ControllerNode, args)
+main = ControllerNode.main  # python -m admn_ros.ros.controller_node --ros-args -p model_dir:=models -p budget:=27
 
 
 if __name__ == "__main__":

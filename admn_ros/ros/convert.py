@@ -6,7 +6,6 @@ names -> rclpy classes.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -30,20 +29,9 @@ def ns_to_stamp(ns: int) -> Time:
     return Time(sec=sec, nanosec=nsec)
 
 
-def seconds_to_stamp(seconds: float) -> Time:
-    """Float seconds (finite, >= 0) -> ``builtin_interfaces/Time``, rounded to the nanosecond."""
-    s = float(seconds)
-    if not math.isfinite(s):
-        raise ValueError(f"stamp seconds must be finite, got {seconds}")
-    if s < 0.0:
-        raise ValueError(f"stamp seconds must be >= 0, got {seconds}")
-    return ns_to_stamp(round(s * 1e9))
-
-
-def make_header(stamp: Time | float | int | None = None, frame_id: str = "") -> Header:
-    """A ``std_msgs/Header``; ``stamp`` may be a ``Time``, float seconds, or ``None`` (zero)."""
-    t = Time() if stamp is None else stamp if isinstance(stamp, Time) else seconds_to_stamp(stamp)
-    return Header(stamp=t, frame_id=frame_id)
+def make_header(stamp: Time | None = None, frame_id: str = "") -> Header:
+    """A ``std_msgs/Header`` (``stamp`` ``None``: zero)."""
+    return Header(stamp=Time() if stamp is None else stamp, frame_id=frame_id)
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,12 +45,10 @@ def image_bridge() -> Any:
     return CvBridge()
 
 
-def numpy_to_image(arr: np.ndarray, encoding: str, header: Header | None = None,
-                   *, stamp: Time | float | None = None, frame_id: str = "") -> Image:
+def numpy_to_image(arr: np.ndarray, encoding: str, header: Header | None = None) -> Image:
     """numpy array, already of the encoding's dtype (nothing is cast) -> ``sensor_msgs/Image``
-    through :func:`image_bridge`; ``header`` wins over ``stamp``/``frame_id``."""
-    return image_bridge().cv2_to_imgmsg(np.asarray(arr), encoding,
-                                        header if header is not None else make_header(stamp, frame_id))
+    through :func:`image_bridge` (``header`` ``None``: a zero stamp and frame id)."""
+    return image_bridge().cv2_to_imgmsg(np.asarray(arr), encoding, header if header is not None else make_header())
 
 
 @dataclass
@@ -83,7 +69,6 @@ class Allocation:
 
 def mask_to_allocation(mask: np.ndarray, stream_ids: Sequence[str], *,
                        budget: int | None = None, header: Header | None = None,
-                       stamp: Time | float | None = None,
                        present: Sequence[bool] | np.ndarray | None = None,
                        estimated_noise: Sequence[float] | np.ndarray | None = None,
                        controller: str = "", decision_ms: float = 0.0,
@@ -97,7 +82,7 @@ def mask_to_allocation(mask: np.ndarray, stream_ids: Sequence[str], *,
                           stream_status=stream_status)
     msg = LayerAllocation(**{**f, "active_blocks": f["active_blocks"].tolist(),
                              "stream_present": f["stream_present"].tolist()})
-    msg.header = header if header is not None else make_header(stamp)
+    msg.header = header if header is not None else make_header()
     return msg
 
 

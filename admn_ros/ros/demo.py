@@ -30,8 +30,7 @@ START_DELAY_S = 0.5
 class Monitor:
     """See the module docstring; the scenario's parameters are set on ``sensor_node``."""
 
-    def __init__(self, node: Any, stream_ids: list[str], task: Task, scenario: Timeline | None = None,
-                 sensor_node: str = "sensor_node") -> None:
+    def __init__(self, node: Any, stream_ids: list[str], task: Task, scenario: Timeline | None = None) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.parameter_client import AsyncParameterClient
         from sensor_msgs.msg import Image
@@ -48,7 +47,7 @@ class Monitor:
         self.last_alloc = ""            # the last allocation as ``L=27 [controller] n1/rgb:4 ...``
         self.last: tuple[int, Any] | None = None
         self.estimates = 0
-        self.params = AsyncParameterClient(node, sensor_node) if scenario is not None else None
+        self.params = AsyncParameterClient(node, "sensor_node") if scenario is not None else None
         self._set: Any = None          # the future of the scenario's parameters
         sub = node.create_subscription
         sub(message_class(task.truth.type), task.truth.topic, self._on_truth, reliable_qos(50))

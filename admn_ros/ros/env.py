@@ -1,13 +1,17 @@
 """Process environment for DDS: localhost-only discovery, the shipped FastDDS profile,
-and a ROS_DOMAIN_ID of our own; the executor node processes spin and how a node process ends
-(:func:`exit_process`). Imports no rclpy at module level: call before ``rclpy.init``."""
+and a ROS_DOMAIN_ID of our own; the executor node processes spin, how a node process ends
+(:func:`exit_process`) and how a parent stops its children (:func:`stop_process_groups`).
+Imports no rclpy at module level: call before ``rclpy.init``."""
 from __future__ import annotations
 
 import fcntl
 import gc
 import os
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, Callable, MutableMapping
@@ -71,29 +75,41 @@ def exit_process(rc: int) -> int:
     os._exit(rc)
 
 
+def stop_process_groups(procs: list[subprocess.Popen], timeout: float = 5.0) -> None:
+    """SIGINT to the process group of each of ``procs`` (started with ``start_new_session``), then
+    SIGKILL to those still running after ``timeout`` s."""
+    for p in procs:
+        if p.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=2.0)
+
+
 def make_executor(context: Any = None) -> Any:
     """rclpy's ``EventsExecutor`` (the default executor rebuilds a wait set over every entity for each
-    callback), else ``SingleThreadedExecutor``."""
-    try:
-        from rclpy.experimental import EventsExecutor
-    except ImportError:
-        from rclpy.executors import SingleThreadedExecutor as EventsExecutor
+    callback)."""
+    from rclpy.experimental import EventsExecutor
+
     return EventsExecutor(context=context)
 
 
-def spin(*nodes: Any, duration: float = 0.0) -> None:
-    """Spin ``nodes`` with :func:`make_executor` until rclpy shuts down (or for ``duration`` s).
-    ``spin_once`` with a timeout: the events executor's untimed ``spin_once`` runs no timers."""
-    import time
-
+def spin(*nodes: Any) -> None:
+    """Spin ``nodes`` with :func:`make_executor` until rclpy shuts down. ``spin_once`` with a
+    timeout: the events executor's untimed ``spin_once`` runs no timers."""
     import rclpy
 
     ex = make_executor()
     for n in nodes:
         ex.add_node(n)
-    end = time.monotonic() + duration if duration > 0 else float("inf")
     try:
-        while rclpy.ok() and time.monotonic() < end:
+        while rclpy.ok():
             ex.spin_once(timeout_sec=0.1)
     finally:
         # an executor left alive keeps the DDS participant, and with it its /dev/shm segments, past

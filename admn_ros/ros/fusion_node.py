@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import time
-from array import array as array_type  # rosidl float32[] fields are array.array
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from admn_ros.msg import StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, message_class
 from admn_ros.ros.diagnostics import latency_values
-from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, run_node, sync_specs
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, sync_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import HopWindows, LatencyWindow
@@ -46,7 +45,6 @@ class FusionNode(AdmnNode):
                              "not in the split graph")
         rt.warmup(("fuse",))
         self.nodes = list(rt.streams.nodes)
-        self.sync = None
         self._out_cls = message_class(rt.task.output.type)
         self.pub = self.lifecycle_publisher(self._out_cls, rt.task.output.topic, reliable_qos())
         self.fuse_ms = LatencyWindow()
@@ -84,8 +82,7 @@ class FusionNode(AdmnNode):
                 continue
             if k != rt.embed_dim:
                 raise ValueError(f"{sid}: embedding has {k} values, model dim is {rt.embed_dim}")
-            v = np.frombuffer(e.embedding, np.float32) if isinstance(e.embedding, array_type) \
-                else np.asarray(e.embedding, np.float32)
+            v = np.frombuffer(e.embedding, np.float32)  # rosidl float32[] fields are array.array
             if not np.isfinite(v).all():
                 raise OverflowError(f"{sid}: embedding contains NaN/inf")
             out[sid] = v.copy()
@@ -147,9 +144,7 @@ class FusionNode(AdmnNode):
         return out + [self.summary_status(msg, values)]
 
 
-def main(args: list[str] | None = None) -> int:
-    """``python -m admn_ros.ros.fusion_node --ros-args -p model_dir:=models``."""
-    return run_node(FusionNode, args)
+main = FusionNode.main  # python -m admn_ros.ros.fusion_node --ros-args -p model_dir:=models
 
 
 if __name__ == "__main__":

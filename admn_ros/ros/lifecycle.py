@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import math
 import sys
 from contextlib import suppress
 from dataclasses import fields
@@ -20,15 +21,14 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from admn_ros.core.health import UNHEALTHY, HealthConfig, content_signature
 from admn_ros.core.image_convert import STREAM_FORMATS, ConversionError, decode_stream
-from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, StreamSet, split_stream_id, validate_budget
+from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id, validate_budget
 from admn_ros.core.sync import StreamSync, SyncedSet, stamp_to_ns
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import image_bridge
-from admn_ros.ros.diagnostics import input_status, make_array, summary_status, sync_values
+from admn_ros.ros.diagnostics import ERROR, OK, WARN, make_array, make_status
 from admn_ros.ros.env import run_process
-from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
-                                 read_parameters)
+from admn_ros.ros.params import ParamSpec, declare_parameters, install_validation, read_parameters
 from admn_ros.ros.qos import image_qos, reliable_qos
 from admn_ros.ros.telemetry import StreamMonitor
 
@@ -177,11 +177,13 @@ class AdmnNode(LifecycleNode):
         self.configure_error: str | None = None
         self.cloud_to_map: Any = None          # PointCloud2 radar -> range-azimuth map (radar_input)
         self._topic_names: dict[str, str] = {}  # topic -> resolved name (namespace, remapping)
-        self.monitor = StreamMonitor([])
+        self.monitor = StreamMonitor()
         self._prev_rejected: dict[Any, int] = {}
         self._prev_dropped = 0
         self._stale_reported = 0
         self.diag_pub = None
+        self.runtime: Any = None                # the loaded models (configure)
+        self.sync: StreamSync | None = None     # the synchronizer of the inputs (activate)
         try:
             self.specs: tuple[ParamSpec, ...] = COMMON_SPECS + tuple(self.param_specs())
             self.p: dict[str, Any] = declare_parameters(self, self.specs)
@@ -193,21 +195,16 @@ class AdmnNode(LifecycleNode):
         if self.p["autostart"]:
             self.autostart()
 
-    #: Sensor nodes assumed before ``sensor_nodes`` is declared (stream counts for budget checks).
-    DEFAULT_SENSOR_NODES: tuple[str, ...] = DEFAULT_NODES
     #: A budget parameter value meaning "derive it from the model" (None = no such value).
     AUTO_BUDGET: int | None = None
 
     def _n_streams(self) -> int:
-        """Streams the budget counts: the loaded runtime's, else ``sensor_nodes`` x modalities."""
-        rt = getattr(self, "runtime", None)
+        """Streams the budget counts: the loaded runtime's, else ``sensor_nodes`` (declared before
+        ``budget``) x modalities."""
+        rt = self.runtime
         if rt is not None:
             return len(rt.stream_ids)
-        try:
-            nodes = list(self.get_parameter("sensor_nodes").value)
-        except Exception:  # noqa: BLE001 - not declared yet
-            nodes = list(self.DEFAULT_SENSOR_NODES)
-        return max(1, len(nodes)) * len(MODALITIES)
+        return max(1, len(self.get_parameter("sensor_nodes").value or ())) * len(MODALITIES)
 
     def _budget_problem(self, value: Any) -> str | None:
         """Why ``value`` is not a valid ``budget`` parameter (None if it is)."""
@@ -255,12 +252,10 @@ class AdmnNode(LifecycleNode):
 
     def autostart(self) -> bool:
         """configure + activate; False (and ``configure_error`` set) if either failed."""
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            self.configure_error = self.configure_error or "configure transition failed"
-            return False
-        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-            self.configure_error = self.configure_error or "activate transition failed"
-            return False
+        for trigger, what in ((self.trigger_configure, "configure"), (self.trigger_activate, "activate")):
+            if trigger() != TransitionCallbackReturn.SUCCESS:
+                self.configure_error = self.configure_error or f"{what} transition failed"
+                return False
         return True
 
     @property
@@ -311,7 +306,7 @@ class AdmnNode(LifecycleNode):
     def health_values(self, key: Any) -> dict[str, Any]:
         """``health`` (``ok``, ``missing``, ``frozen``, ``stalled``) and ``health.<status>`` (times the
         input turned so) of a synchronized input."""
-        sync = getattr(self, "sync", None)
+        sync = self.sync
         if sync is None:
             return {}
         h = sync.health.get(key)
@@ -333,8 +328,10 @@ class AdmnNode(LifecycleNode):
 
     def sync_diagnostics(self) -> dict[str, Any]:
         """``sync_*`` values of ``self.sync`` for the summary status ({} without one)."""
-        sync = getattr(self, "sync", None)
-        return sync_values(sync.stats, msg_filters.IMPLEMENTATION) if sync is not None else {}
+        st = self.sync.stats if self.sync is not None else None
+        return {} if st is None else {
+            "sync_sets": st.sets, "sync_stale_sets": st.stale_sets, "sync_discarded": st.discarded,
+            "sync_queued": st.queued, "sync_rebuilds": st.rebuilds, "sync_impl": msg_filters.IMPLEMENTATION}
 
     def _radar_cloud(self, sid: str) -> bool:
         return self.cloud_to_map is not None and split_stream_id(sid)[1] == "radar"
@@ -444,9 +441,9 @@ class AdmnNode(LifecycleNode):
                 v = prm.value
                 self.p[prm.name] = list(v) if type(v).__name__ == "array" or isinstance(v, tuple) else v
                 try:
-                    if prm.name in ("slop", "timeout") and getattr(self, "sync", None) is not None:
+                    if prm.name in ("slop", "timeout") and self.sync is not None:
                         self.sync.configure(**{prm.name: float(v)})
-                    if getattr(self, "sync", None) is not None and prm.name in HEALTH_PARAMS:
+                    if self.sync is not None and prm.name in HEALTH_PARAMS:
                         self.sync.configure(health=self._health_config())
                     self.on_parameter(prm.name, self.p[prm.name])
                 except Exception as exc:  # noqa: BLE001 - never let a callback kill the node
@@ -456,14 +453,14 @@ class AdmnNode(LifecycleNode):
         self.configure_error = None
         try:
             self.p = read_parameters(self, self.specs)
-            self.monitor = StreamMonitor([])
+            self.monitor = StreamMonitor()
             self._prev_rejected, self._prev_dropped = {}, 0
             self._make_cloud_map()
             self.configure()
             self.diag_pub = self.lifecycle_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos())
         except Exception as exc:  # noqa: BLE001 - report, never leave a half-configured node
             ck = sys.modules.get("admn_ros.core.checkpoint")  # a CheckpointError means it was imported
-            if isinstance(exc, (ParameterError, ValueError, KeyError, OSError)) or (
+            if isinstance(exc, (ValueError, KeyError, OSError)) or (
                     ck is not None and isinstance(exc, ck.CheckpointError)):
                 self.configure_error = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
             else:
@@ -528,15 +525,42 @@ class AdmnNode(LifecycleNode):
 
     def input_status(self, key: Any, extra: dict[str, Any] | None = None,
                      stale_s: float | None = None) -> DiagnosticStatus:
-        """/diagnostics status of input ``key`` (stale after ``stale_s``, default the parameter)."""
-        return input_status(self.get_fully_qualified_name(), key, self.monitor, self.now_s(), self.now_ns(),
-                            self.p["stale_s"] if stale_s is None else stale_s, extra,
-                            self._prev_rejected.get(key, 0))
+        """/diagnostics status ``<fqn>: input <key>``: rate, age, accepted/rejected counts (by reason) and
+        ``extra``; WARN without data, when the last stamp is older than ``stale_s`` (default the parameter),
+        when ``extra``'s health is frozen/stalled, or when messages were rejected since the last report."""
+        mon, now_ns = self.monitor, self.now_ns()
+        st = mon.inputs.get(key)
+        rate, age, rej = mon.rate(key, now_ns * 1e-9), mon.age(key, now_ns), mon.rejected(key)
+        n_rej, prev = int(sum(rej.values())), self._prev_rejected.get(key, 0)
+        values: dict[str, Any] = {"rate_hz": rate, "age_s": age, "accepted": st.accepted if st else 0,
+                                  "rejected": n_rej, **{f"rejected.{r}": c for r, c in sorted(rej.items())},
+                                  **(extra or {})}
+        if st is None or st.accepted == 0:
+            level, msg = WARN, "no data yet"
+        elif not math.isnan(age) and age > (self.p["stale_s"] if stale_s is None else stale_s):
+            level, msg = WARN, f"stale: last stamp {age:.2f} s old"
+        else:
+            level, msg = OK, f"{rate:.1f} Hz"
+        if values.get("health") in UNHEALTHY:
+            level, msg = WARN, f"{values['health']}: treated as missing (0 blocks) until it recovers; {msg}"
+        if n_rej > prev:
+            level = max(level, WARN)
+            msg += f", {n_rej - prev} rejected ({', '.join(f'{r} {c}' for r, c in rej.most_common(3))})"
+        return make_status(f"{self.get_fully_qualified_name()}: input {key}", str(key), level, msg, values)
 
     def summary_status(self, message: str, values: dict[str, Any]) -> DiagnosticStatus:
-        """The node's summary status ``<fqn>: SUMMARY`` with ``values`` and the drop counts."""
-        return summary_status(self.get_fully_qualified_name(), self.SUMMARY, message, values, self.monitor.dropped,
-                              self._prev_dropped, self.configure_error)
+        """The node's summary status ``<fqn>: SUMMARY`` with ``values`` and the drop counts: WARN if frames
+        were dropped since the last report, ERROR (its message) on ``configure_error``."""
+        dropped = self.monitor.dropped
+        v = {**values, "dropped": int(sum(dropped.values())), **{f"dropped.{r}": c for r, c in sorted(dropped.items())}}
+        level = OK
+        if v["dropped"] > self._prev_dropped:
+            level = WARN
+            message += f"; dropped {v['dropped'] - self._prev_dropped} frame(s) since last report"
+        if self.configure_error:
+            level, message = ERROR, self.configure_error
+        name = self.get_fully_qualified_name()
+        return make_status(f"{name}: {self.SUMMARY}", name, level, message, v)
 
     def publish_diagnostics(self) -> None:
         if self.diag_pub is None:
@@ -550,14 +574,9 @@ class AdmnNode(LifecycleNode):
         self._prev_rejected = {k: int(sum(self.monitor.rejected(k).values())) for k in self.monitor.inputs}
         self._prev_dropped = int(sum(self.monitor.dropped.values()))
 
-    def destroy_node(self) -> None:
-        with suppress(Exception):
-            self._destroy_subs_timers()
-        super().destroy_node()
-
-
-def run_node(cls: type[AdmnNode], args: list[str] | None = None) -> int:
-    """``main()`` of a node: exit code 2 (the problem on stderr) if a parameter is invalid or
-    autostart failed (e.g. the model directory or a checkpoint is wrong)."""
-    return run_process(cls, cls.NODE_NAME, (ValueError,), args,
-                       failed=lambda node: node.configure_error if node.p["autostart"] else None)
+    @classmethod
+    def main(cls, args: Sequence[str] | None = None) -> int:
+        """The node's executable: exit code 2 (the problem on stderr) if a parameter is invalid or
+        autostart failed (e.g. the model directory or a checkpoint is wrong)."""
+        return run_process(cls, cls.NODE_NAME, (ValueError,), None if args is None else list(args),
+                           failed=lambda node: node.configure_error if node.p["autostart"] else None)

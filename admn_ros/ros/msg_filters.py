@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
+import rclpy.logging
 from rclpy.clock import ROSClock
 from rclpy.duration import Duration
 
@@ -15,19 +16,6 @@ from admn_ros.core import sync as _core
 
 #: environment variable choosing the implementation: auto (default), builtin, message_filters
 ENV = "ADMN_MESSAGE_FILTERS"
-
-
-def _ros_now_ns() -> int:
-    return int(ROSClock().now().nanoseconds)
-
-
-class _RosLogger:
-    """rclpy's ``message_filters_approx`` logger, created when first used."""
-
-    def warning(self, text: str) -> None:
-        import rclpy.logging
-
-        rclpy.logging.get_logger("message_filters_approx").warning(text)
 
 
 class BuiltinSubscriber(_core.SimpleFilter):
@@ -59,7 +47,8 @@ class BuiltinApproximateTimeSynchronizer(_core.ApproximateTimeSynchronizer):
     def __init__(self, fs: Sequence[Any], queue_size: int, slop: float, queue_offset: Any = False,
                  allow_headerless: bool = False, sync_arrival_time: bool = False) -> None:
         super().__init__(fs, queue_size, slop, queue_offset, allow_headerless, sync_arrival_time,
-                         clock=_ros_now_ns, logger=_RosLogger())
+                         clock=lambda: int(ROSClock().now().nanoseconds),
+                         logger=rclpy.logging.get_logger("message_filters_approx"))
         self.slop = Duration(nanoseconds=self.slop_ns)
 
 

@@ -53,12 +53,10 @@ class ParamSpec:
                 d.integer_range = [IntegerRange(
                     from_value=int(self.min if self.min is not None else -(2**63)),
                     to_value=int(self.max if self.max is not None else 2**63 - 1))]
-            elif self.ptype == Parameter.Type.DOUBLE:
+            else:  # DOUBLE
                 d.floating_point_range = [FloatingPointRange(
                     from_value=float(self.min if self.min is not None else -math.inf),
                     to_value=float(self.max if self.max is not None else math.inf))]
-            else:
-                raise TypeError(f"parameter {self.name!r}: min/max need an INTEGER or DOUBLE type")
         if self.choices:
             extra.append("one of: " + ", ".join(self.choices))
         d.additional_constraints = "; ".join(extra)
@@ -91,15 +89,15 @@ class ParamSpec:
 
 
 def parameter_overrides(node: Node) -> dict[str, Parameter]:
-    """Overrides (``-p``, ``--params-file``, ``parameter_overrides=``) targeted at ``node`` (rclpy
-    keeps them in a private attribute; this is the one place we read it)."""
-    return dict(getattr(node, "_parameter_overrides", {}) or {})
+    """Overrides (``-p``, ``--params-file``, ``parameter_overrides=``) targeted at ``node``: rclpy's own
+    dict, in a private attribute (this is the one place we read it)."""
+    return getattr(node, "_parameter_overrides", None) or {}
 
 
 def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
     """Declare every spec on ``node`` (overrides applied, an integer for a DOUBLE made a double) and
     return ``{name: value}``; an invalid override raises :class:`ParameterError` naming the parameter."""
-    overrides = getattr(node, "_parameter_overrides", None) or {}   # rclpy's; updated in place
+    overrides = parameter_overrides(node)   # updated in place
     for s in specs:
         o = overrides.get(s.name)
         if o is not None and s.ptype == Parameter.Type.DOUBLE and o.type_ == Parameter.Type.INTEGER:
@@ -107,16 +105,13 @@ def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]
         why = s.check(o.value) if o is not None else None
         if why:
             raise ParameterError(why)
-        default = s.default
-        if s.ptype == Parameter.Type.DOUBLE and isinstance(default, int):
-            default = float(default)
         try:
-            if s.type is not None and (default is None or default == []):
+            if s.type is not None and (s.default is None or s.default == []):
                 # rclpy cannot infer a type from [] (it guesses BYTE_ARRAY): declare by type;
                 # left unset unless overridden, and read back as the spec default.
                 node.declare_parameter(s.name, s.ptype, s.descriptor())
             else:
-                node.declare_parameter(s.name, default, s.descriptor())
+                node.declare_parameter(s.name, s.default, s.descriptor())
         except (InvalidParameterTypeException, InvalidParameterValueException) as e:
             raise ParameterError(f"parameter {s.name!r}: {e}") from None
     return read_parameters(node, specs)

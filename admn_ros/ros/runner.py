@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from contextlib import suppress
 from typing import Any, Sequence
 
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
-from admn_ros.ros.env import exit_process, isolated_env, make_executor
+from admn_ros.ros.env import exit_process, isolated_env, make_executor, spin, stop_process_groups
 from admn_ros.ros.graph import GraphOptions, NodeSpec, ProcessSpec, build_graph, decode_specs, graph_processes
 
 
@@ -153,18 +151,7 @@ class GraphProcesses:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-        for _, p in self.procs:
-            if p.poll() is None:
-                with suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for _, p in self.procs:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=2.0)
+        stop_process_groups([p for _, p in self.procs], timeout)
 
 
 def compose(specs: Sequence[NodeSpec], ros_args: Sequence[str] = ()) -> int:
@@ -173,8 +160,6 @@ def compose(specs: Sequence[NodeSpec], ros_args: Sequence[str] = ()) -> int:
     ``SetRemap``/``SetParameter``) apply to every node after its own."""
     import rclpy
     from rclpy.executors import ExternalShutdownException
-
-    from admn_ros.ros.env import spin
 
     rclpy.init()
     nodes = []
@@ -219,24 +204,21 @@ def container_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
-    argv = list(argv)
-    if "--container-specs" in argv:  # the composed child (ProcessSpec.command of admn_container)
-        return container_main(argv)
     from admn_ros.core.paths import config_path
     from admn_ros.core.sim.timeline import Timeline
     from admn_ros.core.streams import StreamSet
 
     a = parse_args(prog, argv)
-    ids = StreamSet(nodes=tuple(s for s in a.sensor_nodes.split(",") if s)).ids
+    opts = options_from_args(a)
+    ids = StreamSet(nodes=opts.sensor_nodes).ids
     try:  # the demo's scenario (--scenario)
         scenario = (Timeline.load(a.scenario or config_path(f"demo_{a.task}.yaml"), ids)
                     if monitor and a.scenario != "none" else None)
     except ValueError as exc:
         print(f"[{prog}] error: {exc}", file=sys.stderr, flush=True)
         return 2
-    env = dict(isolated_env(dict(os.environ)))
-    os.environ.update(env)
-    specs = build_graph(options_from_args(a))
+    env = dict(isolated_env())
+    specs = build_graph(opts)
     sensor_args = [s.strip() for s in a.sensor_args.split(";") if s.strip()]
     print(f"[{prog}] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} discovery={env['ROS_AUTOMATIC_DISCOVERY_RANGE']} "
           f"{a.task} graph nodes: {', '.join(s.name for s in specs)}{' (composed)' if a.composed else ''}",
@@ -278,8 +260,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     finally:
         procs.stop()
         if mon is not None:
-            print(mon.finish(time.monotonic() - t0, a.out, a.model_dir or get_task(a.task).models_dir(), a.compare),
-                  flush=True)
+            print(mon.finish(time.monotonic() - t0, a.out, opts.resolved_model_dir(), a.compare), flush=True)
         if node is not None:
             node.destroy_node()
         if "rclpy" in sys.modules:
@@ -295,5 +276,5 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     return _run(sys.argv[1:] if argv is None else argv, "admn-ros demo", monitor=True)
 
 
-if __name__ == "__main__":
-    sys.exit(run_main())
+if __name__ == "__main__":  # admn_container as ProcessSpec.command starts it
+    sys.exit(container_main())

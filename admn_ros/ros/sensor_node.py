@@ -148,17 +148,13 @@ class SensorNode(Node):
         self._corr_specs = corruption_specs(ids)
         self._specs = {s.name: s for s in BASE_SPECS + self._corr_specs}
         corr = declare_parameters(self, self._corr_specs)
-        install_validation(self, BASE_SPECS + self._corr_specs)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        install_validation(self, BASE_SPECS + self._corr_specs)  # registered last: runs first
         self.p = p
 
-        self.corruption: dict[str, Any] = {}  # stream id -> CorruptionSpec as given
+        self.corruption: dict[str, Any] = {}  # stream id -> CorruptionSpec as given (checked on declaration)
         for sid in ids:
-            text = corr[corruption_param(sid)]
-            try:
-                self._apply_corruption(sid, parse_corruption(text, split_stream_id(sid)[1]))
-            except ValueError as e:
-                raise ParameterError(f"parameter {corruption_param(sid)!r} = {text!r}: {e}") from None
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+            self._apply_corruption(sid, parse_corruption(corr[corruption_param(sid)], split_stream_id(sid)[1]))
         try:
             self.timeline = Timeline.load(p["timeline_file"], ids) if p["timeline_file"] else None
         except ValueError as e:
@@ -171,23 +167,17 @@ class SensorNode(Node):
                            for sid in self.my_streams}
         self.qoi_pubs = ({sid: self.create_publisher(StreamQoI, topics.qoi_topic(sid), img_qos)
                           for sid in self.my_streams} if p["publish_qoi"] else {})
-        self.info_pubs: dict[str, Any] = {}
-        self.camera_info: dict[str, CameraInfo] = {}
-        if p["publish_camera_info"] and self.cfg is not None:
-            for n in self.nodes:
-                for mod, sub in (("rgb", "color"), ("depth", "depth")):
-                    if mod in self.streams.modalities:
-                        sid = stream_id(n, mod)
-                        self.info_pubs[sid] = self.create_publisher(
-                            CameraInfo, f"{n}/{sub}/camera_info", img_qos)
-                        self.camera_info[sid] = self._make_camera_info(n, frame_id(n, mod))
+        cams = [(n, mod, sub) for n in self.nodes for mod, sub in (("rgb", "color"), ("depth", "depth"))
+                if mod in self.streams.modalities] if p["publish_camera_info"] and self.cfg is not None else []
+        self.info_pubs = {stream_id(n, mod): self.create_publisher(CameraInfo, f"{n}/{sub}/camera_info", img_qos)
+                          for n, mod, sub in cams}
+        self.camera_info = {stream_id(n, mod): self._make_camera_info(n, frame_id(n, mod)) for n, mod, _ in cams}
         self.gt_pub = None
         if p["publish_ground_truth"]:
             self._truth_cls = message_class(self.task.truth.type)
             self.gt_pub = self.create_publisher(self._truth_cls, self.task.truth.topic, reliable_qos())
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos())
 
-        # timing state
         # start_time is rounded to the microsecond so every process derives the same grid
         self.start_ns: int | None = (None if p["start_time"] < 0
                                      else int(round(p["start_time"] * 1e6)) * 1000)
@@ -243,25 +233,14 @@ class SensorNode(Node):
                 return SetParametersResult(
                     successful=False, reason=f"parameter {prm.name!r} is not a parameter of {self.get_name()}")
             if prm.name.startswith("corruption."):
-                if prm.type_ != Parameter.Type.STRING:
+                if prm.type_ != Parameter.Type.STRING:  # NOT_SET: undeclaring it
                     return SetParametersResult(successful=False, reason=f"parameter {prm.name!r} must be a string")
                 sid = "/".join(prm.name.split(".")[1:])
-                try:
-                    todo.append((sid, parse_corruption(prm.value, split_stream_id(sid)[1])))
-                except ValueError as e:
-                    return SetParametersResult(successful=False, reason=f"parameter {prm.name!r}: {e}")
-        old = dict(self.corruption)
-        for sid, c in todo:
-            try:
-                self._apply_corruption(sid, c)
-            except (ValueError, KeyError) as e:  # simulator refused: roll back what we applied
-                for s2, c2 in old.items():
-                    if self.corruption.get(s2) != c2:
-                        self._apply_corruption(s2, c2)
-                return SetParametersResult(successful=False, reason=f"stream {sid!r}: {e}")
-        for sid, c in todo:
-            if old.get(sid) != c:
+                todo.append((sid, parse_corruption(prm.value, split_stream_id(sid)[1])))
+        for sid, c in todo:  # parsed for the stream's modality: the simulator takes it
+            if self.corruption.get(sid) != c:
                 self.get_logger().info(f"corruption of {sid} -> {c}")
+            self._apply_corruption(sid, c)
         if any(prm.name.startswith("timeline_") for prm in params):
             self.timeline, self.phase = timeline, None
         return SetParametersResult(successful=True)
@@ -460,14 +439,6 @@ class SensorNode(Node):
             statuses.append(make_status(f"{name}: {sid}", sid, level, msg, {
                 "achieved_hz": f"{r:.2f}", "corruption": kind, "sigma": f"{(c.sigma or 0.0) if c else 0.0:g}"}))
         self.diag_pub.publish(make_array(self.get_clock().now().to_msg(), statuses))
-
-    def destroy_node(self) -> None:
-        for t in (getattr(self, "_timer", None), getattr(self, "_phase_timer", None),
-                  getattr(self, "_render_timer", None)):
-            if t is not None:
-                self.destroy_timer(t)
-        self._timer = self._phase_timer = self._render_timer = None
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -4,9 +4,9 @@ latency windows, the end-to-end latency by hop, and per-input stamp checks and r
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable
+from typing import Hashable
 
 import numpy as np
 
@@ -77,12 +77,8 @@ class HopWindows:
             self.windows[k].add(v)
 
     def values(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for h, w in self.windows.items():
-            if w.count:
-                s = w.summary()
-                out.update({f"hop.{h}_ms_p50": s["p50"], f"hop.{h}_ms_p99": s["p99"]})
-        return out
+        sums = {h: w.summary() for h, w in self.windows.items() if w.count}
+        return {f"hop.{h}_ms_{q}": s[q] for h, s in sums.items() for q in ("p50", "p99")}
 
 
 def hops_of(values: dict[str, str]) -> dict[str, tuple[float, float]]:
@@ -101,57 +97,46 @@ class _InputState:
     rate: RateMeter
     accepted: int = 0
     last_stamp_ns: int | None = None
-    last_arrival: float | None = None
     rejected: Counter = field(default_factory=Counter)
 
 
 class StreamMonitor:
     """Per-input stamp checks (``check_stamp``: ``zero_stamp``, ``duplicate_stamp``, ``out_of_order``
-    or None), rate, age and rejection counts by reason; frame-level drops in ``dropped``."""
+    or None), rate, age and rejection counts by reason; frame-level drops in ``dropped``. An input
+    is known from its first check, acceptance or rejection on."""
 
-    def __init__(self, keys: Iterable[Hashable], window_s: float = 2.0) -> None:
-        self.window = window_s
-        self.inputs: dict[Hashable, _InputState] = {k: _InputState(RateMeter(window_s)) for k in keys}
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.inputs: defaultdict[Hashable, _InputState] = defaultdict(lambda: _InputState(RateMeter(window_s)))
         self.dropped: Counter = Counter()   # frame-level drops by reason
-
-    def _get(self, key: Hashable) -> _InputState:
-        st = self.inputs.get(key)
-        if st is None:
-            st = self.inputs[key] = _InputState(RateMeter(self.window))
-        return st
 
     def check_stamp(self, key: Hashable, stamp_ns: int) -> str | None:
         if stamp_ns <= 0:
             return "zero_stamp"
-        last = self._get(key).last_stamp_ns
-        if last is not None:
-            if stamp_ns == last:
-                return "duplicate_stamp"
-            if stamp_ns < last:
-                return "out_of_order"
-        return None
+        last = self.inputs[key].last_stamp_ns
+        if last is None or stamp_ns > last:
+            return None
+        return "duplicate_stamp" if stamp_ns == last else "out_of_order"
 
     def accept(self, key: Hashable, stamp_ns: int, now: float) -> None:
-        st = self._get(key)
+        st = self.inputs[key]
         st.accepted += 1
         st.last_stamp_ns = int(stamp_ns)
-        st.last_arrival = float(now)
         st.rate.tick(now)
 
     def reject(self, key: Hashable, reason: str) -> None:
-        self._get(key).rejected[reason] += 1
+        self.inputs[key].rejected[reason] += 1
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] += n
 
     def rate(self, key: Hashable, now: float) -> float:
-        return self._get(key).rate.rate(now)
+        return self.inputs[key].rate.rate(now)
 
     def age(self, key: Hashable, now_ns: int) -> float:
         """Seconds between ``now_ns`` and the stamp of the last accepted message (NaN if none)."""
-        last = self._get(key).last_stamp_ns
+        last = self.inputs[key].last_stamp_ns
         return math.nan if last is None else (int(now_ns) - last) * 1e-9
 
     def rejected(self, key: Hashable) -> Counter:
         """Rejections of one input by reason."""
-        return Counter(self._get(key).rejected)
+        return Counter(self.inputs[key].rejected)

@@ -22,7 +22,7 @@ from admn_ros.core.viz import MarkerSpec, VizState, render_dashboard, scene_mark
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header, message_class, numpy_to_image
-from admn_ros.ros.lifecycle import AdmnNode, run_node
+from admn_ros.ros.lifecycle import AdmnNode
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 
@@ -176,31 +176,24 @@ class VizNode(AdmnNode):
                             self.stamp, float(self.p["marker_lifetime"]))
 
     def publish_markers(self) -> None:
-        if getattr(self, "state", None) is None:
-            return
         self.marker_pub.publish(self.markers())
         self.markers_published += 1
 
     def publish_dashboard(self) -> None:
-        if getattr(self, "state", None) is None:
-            return
         img = render_dashboard(self.state, int(self.p["dashboard_width"]), int(self.p["dashboard_height"]))
         self.dash_pub.publish(numpy_to_image(img, "rgb8", make_header(self.stamp, str(self.p["frame_id"]))))
         self.dashboards_published += 1
 
     def diagnostic_statuses(self):
         out = [self.input_status(k, {}) for k in (topics.ALLOCATION, TARGET, GROUND_TRUTH)]
-        errs = list(getattr(self, "errors", ()))
-        values = {"markers_published": getattr(self, "markers_published", 0),
-                  "dashboards_published": getattr(self, "dashboards_published", 0),
+        errs = list(self.errors)
+        values = {"markers_published": self.markers_published, "dashboards_published": self.dashboards_published,
                   "error_cm_mean": 100 * float(np.mean(errs)) if errs else float("nan")}
         msg = f"error {values['error_cm_mean']:.1f} cm over {len(errs)} frames" if errs else "no error yet"
         return out + [self.summary_status(msg, values)]
 
 
-def main(args: list[str] | None = None) -> int:
-    """``python -m admn_ros.ros.viz_node``."""
-    return run_node(VizNode, args)
+main = VizNode.main  # python -m admn_ros.ros.viz_node
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def test_viz_node_markers_and_dashboard(tmp_path):
     from admn_ros.msg import LayerAllocation
     from admn_ros.ros import topics
     from admn_ros.core.image_convert import image_to_numpy
-    from admn_ros.ros.convert import mask_to_allocation, ns_to_stamp
+    from admn_ros.ros.convert import make_header, mask_to_allocation, ns_to_stamp
     from fixtures.markers import render_markers, save_png
     from admn_ros.ros.qos import reliable_qos
     from admn_ros.ros.viz_node import VizNode
@@ -75,7 +75,7 @@ def test_viz_node_markers_and_dashboard(tmp_path):
             g.header.stamp, g.header.frame_id = stamp, "map"
             g.point.x, g.point.y = x + 0.05, y - 0.04
             pg.publish(g)
-            pa.publish(mask_to_allocation(mask, ids, budget=27, stamp=stamp, present=present,
+            pa.publish(mask_to_allocation(mask, ids, budget=27, header=make_header(stamp), present=present,
                                           estimated_noise=NOISE, controller="admn_universal", decision_ms=2.0))
             t = PoseWithCovarianceStamped()
             t.header.stamp, t.header.frame_id = stamp, "map"

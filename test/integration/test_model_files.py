@@ -153,7 +153,7 @@ def test_node_process_exits_with_code_2_and_the_error(broken):
     """A controller node process started on a directory whose controller belongs to another
     stage-1 network exits with code 2 and prints ``[controller_node] error: <the message>``.
 
-    Break tried: ``run_node`` ignoring a failed autostart (the node kept spinning unconfigured):
+    Break tried: ``AdmnNode.main`` ignoring a failed autostart (the node kept spinning unconfigured):
     the process did not exit and the test failed on the timeout."""
     d, want = broken["foreign_controller"]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -10,7 +10,7 @@ from admn_ros.ros.telemetry import LatencyWindow, RateMeter, StreamMonitor
 def test_stream_monitor_and_meters():
     """Break tried: RateMeter.rate without sliding its window (the rate long after the last
     tick stayed 2 Hz instead of 0)."""
-    m = StreamMonitor(["a"])
+    m = StreamMonitor()
     assert m.check_stamp("a", 0) == "zero_stamp"
     m.accept("a", 100, now=1.0)
     assert m.check_stamp("a", 100) == "duplicate_stamp"
