@@ -174,7 +174,7 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
     s.window_restarts = int(getattr(pipeline, "restarts", 0))
     s.metrics = scorer.summary()
     s.wall_s = time.perf_counter() - t0
-    s.sync_unmatched, s.sync_late = int(frames.stats.unmatched), int(frames.stats.late)
+    s.sync_unmatched, s.sync_late = int(frames.stats.discarded), int(frames.stats.stale)
     s.mean_blocks = float(np.mean(blocks)) if blocks else math.nan
     s.pipeline_ms_mean = float(np.mean(proc_ms)) if proc_ms else math.nan
     s.frames_per_s = s.frames / s.wall_s if s.wall_s > 0 else 0.0

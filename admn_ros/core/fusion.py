@@ -84,8 +84,3 @@ class Fusion(nn.Module):
     def forward(self, emb: torch.Tensor, present: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.task.head_forward(self.head, self.pooled(emb, present))
 
-
-def task_loss(task: str, out: dict[str, torch.Tensor], target: torch.Tensor, nll_weight: float = 1.0,
-              dist_weight: float = 0.05) -> torch.Tensor:
-    """The task's training loss (tracking: ``nll_weight * NLL + dist_weight * distance``, the paper's 1 and 0.05)."""
-    return get_task(task).loss(out, target, nll_weight, dist_weight)

@@ -193,9 +193,6 @@ class SyncStats:
     def discarded(self) -> int:
         return self.offered - self.matched - self.queued
 
-    unmatched = discarded   # the replay summaries' names
-    late = property(lambda self: self.stale)
-
 
 class _Entry:
     """What :class:`StreamSync` passes through the synchronizer: a header plus our payload."""

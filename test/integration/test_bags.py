@@ -272,7 +272,7 @@ def test_multi_rate_streams_keep_every_frame(tmp_path):
     assert with_radar and all(abs(f.stream_stamps_ns["node1/radar"] - f.stream_stamps_ns["node1/rgb"]) <= 34_000_000
                               for f in with_radar)
     radar = {f.index: int(f.streams["node1/radar"][0, 0]) for f in with_radar}
-    assert len(radar) + bf.stats.unmatched + bf.stats.late == 9
+    assert len(radar) + bf.stats.discarded + bf.stats.stale == 9
 
 
 # ---------------------------------------------------------------------------- errors

@@ -300,7 +300,7 @@ def test_a_set_older_than_an_emitted_one_is_dropped_as_stale():
     assert sets_of(s.add("b", 2 * S, "B2", now=0.0)) == [{"a": "A2", "b": "B2"}]
     assert s.add("b", 1 * S, "B1", now=0.0) == []          # message_filters fires (A1, B1) now
     assert (s.stats.stale_sets, s.stats.stale, s.stats.sets, s.stats.queued) == (1, 2, 1, 0)
-    assert s.stats.late == 2 and s.stats.unmatched == 0
+    assert s.stats.stale == 2 and s.stats.discarded == 0
 
 
 def test_timed_out_stream_is_missing_and_frames_go_on_then_it_rejoins():
