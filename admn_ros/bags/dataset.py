@@ -19,7 +19,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from admn_ros.core.data.generate import plan_splits
-from admn_ros.core.data.simdata import ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape
+from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape, arrays_meta,
+                                        create_arrays)
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M, StreamSet, split_stream_id
 
@@ -61,9 +62,9 @@ class _Reading:
     def arrays(self) -> dict[str, np.ndarray]:
         for f in self.files.values():
             f.close()
-        n = len(self.bag)
+        n = len(self.bag)  # > 0: a build without kept frames stops before
         return {m: np.memmap(self.work / f"{m}.bin", ARRAYS[m][0], "r", shape=array_shape(m, n, len(self.nodes)))
-                if n else np.zeros(array_shape(m, 0, len(self.nodes)), ARRAYS[m][0]) for m in _STORED}
+                for m in _STORED}
 
 
 def _skip_reason(frame: Any, required: Sequence[str]) -> str | None:
@@ -194,11 +195,10 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
         summary = {"bags": report, "segment_s": segment_s, "gap_s": gap_s, "val_frac": val_frac,
                    "test_frac": test_frac, "seed": seed, "n_segments": len(seg_split),
                    "segment_splits": seg_split, "elapsed_s": round(time.perf_counter() - t0, 3)}
-        arrays = {f"{k}.npy": {"dtype": d, "shape": list(sh), "description": doc} for k, (d, sh, doc) in ARRAYS.items()}
-        arrays["gt.npy"]["description"] = f"ground truth ({', '.join(m.gt_axes)}) of {m.ground_truth}, metres"
-        arrays["episode.npy"]["description"] = "time segment of a bag (see from_bag.segment_splits)"
-        arrays["t.npy"]["description"] = "seconds since the first sample of the segment"
-        arrays["visibility.npy"]["description"] = "unknown for recordings: NaN"
+        arrays = arrays_meta(gt=f"ground truth ({', '.join(m.gt_axes)}) of {m.ground_truth}, metres",
+                             episode="time segment of a bag (see from_bag.segment_splits)",
+                             t="seconds since the first sample of the segment",
+                             visibility="unknown for recordings: NaN")
         arrays["stamp_ns.npy"] = {"dtype": "int64", "shape": ["N"], "description": "frame stamp in the bag, ns"}
         meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "source": "rosbag",
                 "description": "Synchronised frames of rosbags (admn-ros dataset --from-bag), preprocessed with "
@@ -219,22 +219,17 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
 
 def _write_split(d: Path, arr: dict[str, np.ndarray], idx: np.ndarray, gt: np.ndarray, stamp: np.ndarray,
                  seg: np.ndarray, first: dict[int, int], n_nodes: int) -> None:
-    d.mkdir()
     n = len(idx)
-    small = {"gt": gt[idx], "episode": seg.astype(np.int32), "stamp_ns": stamp[idx],
-             "t": np.array([(stamp[i] - first[int(k)]) * 1e-9 for i, k in zip(idx, seg)], np.float32).reshape(n),
-             "visibility": np.full(array_shape("visibility", n, n_nodes), np.nan, np.float16)}
-    for k, a in small.items():
-        np.save(d / f"{k}.npy", a)
+    t = np.array([(stamp[i] - first[int(k)]) * 1e-9 for i, k in zip(idx, seg)]).reshape(n)
+    dst = create_arrays(d, n, n_nodes)
+    for k, v in {"gt": gt[idx], "episode": seg, "t": t, "visibility": np.nan}.items():
+        dst[k][...] = v
     for k in _STORED:
-        if n == 0:  # an empty split: a plain (header-only) .npy file
-            np.save(d / f"{k}.npy", np.zeros(array_shape(k, 0, n_nodes), ARRAYS[k][0]))
-            continue
-        dst = np.lib.format.open_memmap(d / f"{k}.npy", "w+", ARRAYS[k][0], array_shape(k, n, n_nodes))
         for i in range(0, n, 512):
-            dst[i:i + 512] = arr[k][idx[i:i + 512]]
-        dst.flush()
-        del dst
+            dst[k][i:i + 512] = arr[k][idx[i:i + 512]]
+    for a in dst.values():
+        a.flush()
+    np.save(d / "stamp_ns.npy", stamp[idx])
 
 
 def _skips(r: dict[str, Any]) -> str:
