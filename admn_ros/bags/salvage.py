@@ -1,11 +1,8 @@
 """Read what is intact of a rosbag2 whose storage file was cut off, and say what was lost.
 
-rosbags refuses a ``.db3`` / ``.mcap`` file that ends early (power loss, full disk). sqlite3:
-opened read-only with ``PRAGMA writable_schema=ON`` so SQLite uses the pages that are there;
-rows are read in order up to the first one the cut went through. MCAP: the records are scanned
-up to the last complete one (a chunk cut in two is lost as a whole). :class:`SalvagedReader`
-offers the part of ``AnyReader`` the bag readers use; its :attr:`~SalvagedReader.loss` compares
-the recovered counts with ``metadata.yaml`` (docs/DEPLOY.md, "A bag cut off while it was recorded").
+sqlite3: rows in order up to the first one the cut went through (read-only, ``writable_schema``); MCAP: records
+up to the last complete one. :class:`SalvagedReader` offers the part of ``AnyReader`` the bag readers use
+(docs/DEPLOY.md, "A bag cut off while it was recorded").
 """
 from __future__ import annotations
 
