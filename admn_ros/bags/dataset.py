@@ -1,10 +1,5 @@
-"""``admn-ros dataset --from-bag``: a tracking dataset from your own recordings (docs/OWN_ROBOT.md).
-
-A synchronised frame is kept when every non-optional stream has a decodable message and the
-ground truth a position (else it is counted under its reason; absent streams are zeros). Each bag
-is cut into ``segment_s`` segments assigned to splits like episodes, and a frame closer than
-``gap_s`` to the previous kept frame of another split is dropped.
-"""
+"""``admn-ros dataset --from-bag``: a tracking dataset from your own recordings (which frames are kept and how
+splits are cut: docs/OWN_ROBOT.md)."""
 from __future__ import annotations
 
 import argparse

@@ -59,21 +59,15 @@ class BagLoss:
     def recovered(self) -> int:
         return sum(t.recovered for t in self.topics)
 
-    @property
-    def expected(self) -> int:
-        return sum(t.expected or 0 for t in self.topics)
-
     def text(self) -> str:
-        """``bag B: storage file F is cut off or damaged (...): recovered 675 of 750 messages listed in
-        metadata.yaml; lost: /topic 25 of 30, ...``."""
         head = f"bag {self.bag}: storage file {self.file} is cut off or damaged ({self.reason})"
         if not self.has_metadata:
             per = ", ".join(f"{t.topic} {t.recovered}" for t in self.topics) or "none"
             return (f"{head}: recovered {self.recovered} messages ({per}); the bag has no metadata.yaml, so "
                     "what was lost is unknown")
-        lines = ", ".join(f"{t.topic} {t.lost} of {t.expected}" for t in self.topics if t.lost) or "nothing"
-        return (f"{head}: recovered {self.recovered} of {self.expected} messages listed in metadata.yaml; "
-                f"lost: {lines}")
+        lost = ", ".join(f"{t.topic} {t.lost} of {t.expected}" for t in self.topics if t.lost) or "nothing"
+        expected = sum(t.expected or 0 for t in self.topics)
+        return f"{head}: recovered {self.recovered} of {expected} messages listed in metadata.yaml; lost: {lost}"
 
 
 def expected_counts(bag: Path) -> dict[str, tuple[str, int]] | None:
