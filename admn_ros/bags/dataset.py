@@ -166,13 +166,8 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                                                   test_frac, seed)
         info: dict[str, Any] = {}
         for s in SPLITS:
-            idx = order[split == s]
-            seg = segment[split == s]
-            first = {int(k): int(stamp[idx][seg == k].min()) for k in np.unique(seg)}
-            _write_split(out / s, arr, idx, gt, stamp, seg, first, len(nodes))
-            info[s] = {"n_samples": int(len(idx)), "episodes": sorted(first),
-                       "episode_frames": [int((seg == k).sum()) for k in sorted(first)]}
-            if len(idx) == 0 and (s == "train" or {"val": val_frac, "test": test_frac}[s] > 0):
+            info[s] = _write_split(out / s, arr, order[split == s], gt, stamp, segment[split == s], len(nodes))
+            if info[s]["n_samples"] == 0 and (s == "train" or {"val": val_frac, "test": test_frac}[s] > 0):
                 raise ValueError(f"split {s} has no frames after cutting {len(seg_split)} segment(s) with a "
                                  f"{gap_s:g} s gap; record longer or lower --segment / --gap")
         for b, r in enumerate(report):
@@ -213,8 +208,10 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
 
 
 def _write_split(d: Path, arr: dict[str, np.ndarray], idx: np.ndarray, gt: np.ndarray, stamp: np.ndarray,
-                 seg: np.ndarray, first: dict[int, int], n_nodes: int) -> None:
+                 seg: np.ndarray, n_nodes: int) -> dict[str, Any]:
+    """Write the split of the samples ``idx`` (segments ``seg``) into ``d``; returns its ``meta.json`` entry."""
     n = len(idx)
+    first = {int(k): int(stamp[idx][seg == k].min()) for k in np.unique(seg)}
     t = np.array([(stamp[i] - first[int(k)]) * 1e-9 for i, k in zip(idx, seg)]).reshape(n)
     dst = create_arrays(d, n, n_nodes)
     for k, v in {"gt": gt[idx], "episode": seg, "t": t, "visibility": np.nan}.items():
@@ -225,6 +222,7 @@ def _write_split(d: Path, arr: dict[str, np.ndarray], idx: np.ndarray, gt: np.nd
     for a in dst.values():
         a.flush()
     np.save(d / "stamp_ns.npy", stamp[idx])
+    return {"n_samples": n, "episodes": sorted(first), "episode_frames": [int((seg == k).sum()) for k in sorted(first)]}
 
 
 def _skips(r: dict[str, Any]) -> str:
