@@ -1,4 +1,2 @@
-"""Bag I/O without ROS message packages: record the (simulated) network to rosbag2 (``record``),
-read bags as synchronized ADMN frames (``reader.BagFrames``), write pipeline outputs for RViz /
-Foxglove (``writer``) and replay bags through a pipeline (``replay``, ``report``, ``realtime``).
-"""
+"""Bag I/O without ROS message packages: record (``record``), read as synchronized frames (``reader``), write
+outputs (``writer``) and replay bags through a pipeline (``replay``, ``report``, ``realtime``)."""

@@ -1,10 +1,5 @@
-"""``admn-ros dataset --from-bag``: a tracking dataset from your own recordings (docs/OWN_ROBOT.md).
-
-A synchronised frame is kept when every non-optional stream has a decodable message and the
-ground truth a position (else it is counted under its reason; absent streams are zeros). Each bag
-is cut into ``segment_s`` segments assigned to splits like episodes, and a frame closer than
-``gap_s`` to the previous kept frame of another split is dropped.
-"""
+"""``admn-ros dataset --from-bag``: a tracking dataset from your own recordings (which frames are kept and how
+splits are cut: docs/OWN_ROBOT.md)."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +14,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from admn_ros.core.data.generate import plan_splits
-from admn_ros.core.data.simdata import ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape
+from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape, arrays_meta,
+                                        create_arrays)
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.streams import DEPTH_MAX_M, StreamSet, split_stream_id
 
@@ -61,9 +57,9 @@ class _Reading:
     def arrays(self) -> dict[str, np.ndarray]:
         for f in self.files.values():
             f.close()
-        n = len(self.bag)
+        n = len(self.bag)  # > 0: a build without kept frames stops before
         return {m: np.memmap(self.work / f"{m}.bin", ARRAYS[m][0], "r", shape=array_shape(m, n, len(self.nodes)))
-                if n else np.zeros(array_shape(m, 0, len(self.nodes)), ARRAYS[m][0]) for m in _STORED}
+                for m in _STORED}
 
 
 def _skip_reason(frame: Any, required: Sequence[str]) -> str | None:
@@ -170,13 +166,8 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                                                   test_frac, seed)
         info: dict[str, Any] = {}
         for s in SPLITS:
-            idx = order[split == s]
-            seg = segment[split == s]
-            first = {int(k): int(stamp[idx][seg == k].min()) for k in np.unique(seg)}
-            _write_split(out / s, arr, idx, gt, stamp, seg, first, len(nodes))
-            info[s] = {"n_samples": int(len(idx)), "episodes": sorted(first),
-                       "episode_frames": [int((seg == k).sum()) for k in sorted(first)]}
-            if len(idx) == 0 and (s == "train" or {"val": val_frac, "test": test_frac}[s] > 0):
+            info[s] = _write_split(out / s, arr, order[split == s], gt, stamp, segment[split == s], len(nodes))
+            if info[s]["n_samples"] == 0 and (s == "train" or {"val": val_frac, "test": test_frac}[s] > 0):
                 raise ValueError(f"split {s} has no frames after cutting {len(seg_split)} segment(s) with a "
                                  f"{gap_s:g} s gap; record longer or lower --segment / --gap")
         for b, r in enumerate(report):
@@ -194,11 +185,10 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
         summary = {"bags": report, "segment_s": segment_s, "gap_s": gap_s, "val_frac": val_frac,
                    "test_frac": test_frac, "seed": seed, "n_segments": len(seg_split),
                    "segment_splits": seg_split, "elapsed_s": round(time.perf_counter() - t0, 3)}
-        arrays = {f"{k}.npy": {"dtype": d, "shape": list(sh), "description": doc} for k, (d, sh, doc) in ARRAYS.items()}
-        arrays["gt.npy"]["description"] = f"ground truth ({', '.join(m.gt_axes)}) of {m.ground_truth}, metres"
-        arrays["episode.npy"]["description"] = "time segment of a bag (see from_bag.segment_splits)"
-        arrays["t.npy"]["description"] = "seconds since the first sample of the segment"
-        arrays["visibility.npy"]["description"] = "unknown for recordings: NaN"
+        arrays = arrays_meta(gt=f"ground truth ({', '.join(m.gt_axes)}) of {m.ground_truth}, metres",
+                             episode="time segment of a bag (see from_bag.segment_splits)",
+                             t="seconds since the first sample of the segment",
+                             visibility="unknown for recordings: NaN")
         arrays["stamp_ns.npy"] = {"dtype": "int64", "shape": ["N"], "description": "frame stamp in the bag, ns"}
         meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "source": "rosbag",
                 "description": "Synchronised frames of rosbags (admn-ros dataset --from-bag), preprocessed with "
@@ -218,23 +208,21 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
 
 
 def _write_split(d: Path, arr: dict[str, np.ndarray], idx: np.ndarray, gt: np.ndarray, stamp: np.ndarray,
-                 seg: np.ndarray, first: dict[int, int], n_nodes: int) -> None:
-    d.mkdir()
+                 seg: np.ndarray, n_nodes: int) -> dict[str, Any]:
+    """Write the split of the samples ``idx`` (segments ``seg``) into ``d``; returns its ``meta.json`` entry."""
     n = len(idx)
-    small = {"gt": gt[idx], "episode": seg.astype(np.int32), "stamp_ns": stamp[idx],
-             "t": np.array([(stamp[i] - first[int(k)]) * 1e-9 for i, k in zip(idx, seg)], np.float32).reshape(n),
-             "visibility": np.full(array_shape("visibility", n, n_nodes), np.nan, np.float16)}
-    for k, a in small.items():
-        np.save(d / f"{k}.npy", a)
+    first = {int(k): int(stamp[idx][seg == k].min()) for k in np.unique(seg)}
+    t = np.array([(stamp[i] - first[int(k)]) * 1e-9 for i, k in zip(idx, seg)]).reshape(n)
+    dst = create_arrays(d, n, n_nodes)
+    for k, v in {"gt": gt[idx], "episode": seg, "t": t, "visibility": np.nan}.items():
+        dst[k][...] = v
     for k in _STORED:
-        if n == 0:  # an empty split: a plain (header-only) .npy file
-            np.save(d / f"{k}.npy", np.zeros(array_shape(k, 0, n_nodes), ARRAYS[k][0]))
-            continue
-        dst = np.lib.format.open_memmap(d / f"{k}.npy", "w+", ARRAYS[k][0], array_shape(k, n, n_nodes))
         for i in range(0, n, 512):
-            dst[i:i + 512] = arr[k][idx[i:i + 512]]
-        dst.flush()
-        del dst
+            dst[k][i:i + 512] = arr[k][idx[i:i + 512]]
+    for a in dst.values():
+        a.flush()
+    np.save(d / "stamp_ns.npy", stamp[idx])
+    return {"n_samples": n, "episodes": sorted(first), "episode_frames": [int((seg == k).sum()) for k in sorted(first)]}
 
 
 def _skips(r: dict[str, Any]) -> str:

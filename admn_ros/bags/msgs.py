@@ -1,8 +1,5 @@
-"""Build ROS 2 messages as rosbags dataclasses (no rclpy) and serialise them to CDR.
-
-:func:`new_msg` fills every field the caller does not give with its ROS default; the helpers
-build our bags' messages with the live nodes' fields, encodings and frame ids.
-"""
+"""Build ROS 2 messages as rosbags dataclasses (no rclpy; :func:`new_msg` fills unset fields with their ROS
+defaults) with the live nodes' fields, encodings and frame ids, and serialise them to CDR."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence

@@ -1,11 +1,5 @@
-"""The pluggable pipeline of ``admn-ros replay``: synchronized frames in, estimates out.
-
-A :class:`FramePipeline` has a ``name`` and ``process(stamp_ns, streams)`` returning a
-:class:`~admn_ros.core.runtime.Result` once it has a window (else ``None``); ``streams`` maps
-each stream id, in the topic mapping's order, to its array or ``None``, and allocation rows follow
-that order. Optional members: ``task``, ``labels``, ``restarts``, ``note``, ``window`` (its
-:class:`~admn_ros.core.runtime.FrameWindow`). :func:`make_pipeline` makes them by name.
-"""
+"""The pluggable pipeline of ``admn-ros replay`` (:class:`FramePipeline`): synchronized frames in, estimates
+out; :func:`make_pipeline` makes them by name."""
 from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
@@ -22,12 +16,15 @@ MAX_GAP_S = 2.0
 
 
 class FramePipeline(Protocol):
-    """What ``admn-ros replay`` runs per frame (see the module docstring)."""
+    """What ``admn-ros replay`` runs per frame. ``streams`` maps each stream id, in the topic mapping's order, to
+    its array or ``None``; allocation rows follow that order. Optional members: ``task``, ``labels``,
+    ``restarts``, ``note``, ``window`` (its :class:`~admn_ros.core.runtime.FrameWindow`)."""
 
     name: str
 
     def process(self, stamp_ns: int, streams: dict[str, np.ndarray | None]) -> Result | None:
-        """Add the frame stamped ``stamp_ns``; the window's result, or ``None`` (no output yet)."""
+        """Add the frame stamped ``stamp_ns``; the window's :class:`~admn_ros.core.runtime.Result`, or ``None``
+        (no output yet)."""
         ...
 
 

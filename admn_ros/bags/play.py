@@ -71,9 +71,9 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, s
         for conn, t_ns, raw in reader.messages():
             if t0_bag is None:
                 t0_bag, start = t_ns, time.monotonic() + start_delay
-                while time.monotonic() < start:
+                while (now := time.monotonic()) < start:
                     tick(t_ns)
-                    time.sleep(min(start - time.monotonic(), 1.0 / CLOCK_HZ))
+                    time.sleep(min(start - now, 1.0 / CLOCK_HZ))
                 wall0 = time.monotonic()
             due = wall0 + (t_ns - t0_bag) * 1e-9 / rate
             while (now := time.monotonic()) < due:

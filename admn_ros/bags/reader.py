@@ -1,15 +1,9 @@
 """Read a bag as synchronized ADMN frames: ``BagFrames(path, mapping)``.
 
-Reads rosbag2 (a directory, ``.db3`` or ``.mcap``) and ROS 1 ``.bag`` files through rosbags'
-``AnyReader``; a cut-off storage file is read up to its last intact message
-(:mod:`admn_ros.bags.salvage`, :attr:`BagFrames.loss`). Frames are formed as the live nodes form
-them: :class:`admn_ros.core.sync.StreamSync` and the stream health check on the messages in
-log-time order, log time as the clock (docs/ARCHITECTURE.md, "Synchronization policy"); at the
-end of the bag the inputs time out one by one so trailing partial frames are emitted too. QoI
-matches by nearest stamp within ``slop``; a position ground truth is interpolated, a label is the
-nearest one, both within the mapping's tolerance. An undecodable message is skipped (its stream is
-missing in that frame, counted in :attr:`BagFrames.undecodable`); a bad bag raises
-:class:`BagReadError` or :class:`BagContentError`, which lists what the bag holds.
+rosbag2 (directory, ``.db3``, ``.mcap``) and ROS 1 ``.bag`` through rosbags' ``AnyReader``; a cut-off storage
+file is read up to its last intact message (:mod:`admn_ros.bags.salvage`). Frames form as in the live nodes, log
+time as the clock (docs/ARCHITECTURE.md, "Synchronization policy"); an undecodable message leaves its stream
+missing in that frame. A bad bag raises :class:`BagReadError` or :class:`BagContentError`.
 """
 from __future__ import annotations
 
@@ -105,11 +99,6 @@ class BagFrame:
     gt_label: str | None = None                  # ground-truth activity label
     bad: dict[str, str] = field(default_factory=dict)     # stream id -> why its message was unusable
     status: dict[str, str] = field(default_factory=dict)  # ok, missing, frozen or stalled (health check)
-
-    @property
-    def stamp(self) -> float:
-        """Frame stamp in seconds."""
-        return self.stamp_ns * 1e-9
 
     @property
     def present(self) -> np.ndarray:
@@ -230,13 +219,15 @@ class BagFrames:
         self.stats = SyncStats()
         self.undecodable: dict[str, int] = {}  # stream id -> messages skipped as undecodable
         self._warned: set[tuple[str, str, str]] = set()
-        self._cloud_to_map: Any = None
         self._reader: AnyReader | None = _open_reader(self.path)
         #: what a cut-off bag lost (:class:`admn_ros.bags.salvage.BagLoss`), None for an intact bag
         self.loss = getattr(self._reader, "loss", None)
         try:
             self.contents = _contents(self._reader)
             self._resolve_topics()
+            # the PointCloud2 -> range-azimuth map of the mapping's sensors config
+            self._cloud_to_map = (CloudToRangeAzimuth(load_sim_config(self.mapping.sensors_config).radar)
+                                  if "pointcloud2" in self.kinds.values() else None)
             # messages per stream topic and the bag's duration (s), from the bag index
             self._counts = {sid: sum(int(c.msgcount) for c in cs) for sid, cs in self.stream_conns.items()}
             self._duration_s = max(self._reader.duration, 1) * 1e-9
@@ -344,12 +335,6 @@ class BagFrames:
                     f"expects {list(st.encodings)}")
         return None
 
-    def _cloud_map(self):
-        """The PointCloud2 -> range-azimuth map of the mapping's sensors config (made once)."""
-        if self._cloud_to_map is None:
-            self._cloud_to_map = CloudToRangeAzimuth(load_sim_config(self.mapping.sensors_config).radar)
-        return self._cloud_to_map
-
     def _check_first_messages(self) -> None:
         problems = []
         for sid, conns in self.stream_conns.items():
@@ -426,8 +411,7 @@ class BagFrames:
         problem, reason = self._check_encoding(st, enc, kind), "bad_encoding"
         if problem is None:
             try:
-                return decode_stream(msg, kind, st.modality, cloud_to_map=(
-                    self._cloud_map() if kind == "pointcloud2" else None)), None
+                return decode_stream(msg, kind, st.modality, cloud_to_map=self._cloud_to_map), None
             except ConversionError as e:
                 problem, reason = f"stream {sid}: topic {st.topic!r}, {enc}: {e}", e.reason
         self.undecodable[sid] = self.undecodable.get(sid, 0) + 1

@@ -1,11 +1,7 @@
-"""Real-time replay through the node graph, compared with offline replay, for any task.
-
-``admn-ros replay BAG --realtime`` starts the task's graph without simulated sensors and with
-``use_sim_time``, plays the bag with ``/clock`` (:mod:`admn_ros.bags.play`), records every
-published allocation and estimate, then replays offline and reports per output stamp whether
-both are identical, and the task's metric of both. The synchronizing nodes get the offline
-reader's sync parameters and reliable image subscriptions, and every model-loading node the
-``torch`` backend, so only timing differs: on a loaded machine play slower (``--rate 0.5``).
+"""``admn-ros replay BAG --realtime``: play the bag with ``/clock`` through the task's node graph
+(``use_sim_time``, no simulated sensors) and compare every published allocation and estimate with offline
+replay. The nodes get the offline reader's sync parameters, reliable image subscriptions and the ``torch``
+backend, so only timing differs: on a loaded machine play slower (``--rate 0.5``).
 """
 from __future__ import annotations
 
@@ -67,18 +63,17 @@ class RealtimeSummary:
                 f"{self.play}")
 
 
-def _offline(task: Task, bag: Path, mapping: Any, budget: int, model_dir: str | None) -> tuple[dict, dict, dict]:
+def _offline(task: Task, frames: BagFrames, budget: int, model_dir: str | None) -> tuple[dict, dict, dict]:
     """Per output stamp: allocation mask, estimate and truth of the offline pipeline."""
-    pipe = RuntimePipeline(mapping.stream_ids, budget, model_dir=model_dir, backend="torch", task=task.name)
+    pipe = RuntimePipeline(frames.stream_ids, budget, model_dir=model_dir, backend="torch", task=task.name)
     masks, ests, truths = {}, {}, {}
-    with BagFrames(bag, mapping) as frames:
-        for f in frames:
-            pipe.window.forget(unhealthy(f.status))
-            if (r := pipe.process(f.stamp_ns, f.streams)) is None:
-                continue
-            masks[f.stamp_ns], ests[f.stamp_ns] = r.allocation.mask, r.estimate
-            if (truth := task.bag_truth(f)) is not None:
-                truths[f.stamp_ns] = truth
+    for f in frames:
+        pipe.window.forget(unhealthy(f.status))
+        if (r := pipe.process(f.stamp_ns, f.streams)) is None:
+            continue
+        masks[f.stamp_ns], ests[f.stamp_ns] = r.allocation.mask, r.estimate
+        if (truth := task.bag_truth(f)) is not None:
+            truths[f.stamp_ns] = truth
     return masks, ests, truths
 
 
@@ -104,8 +99,10 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
     nodes = tuple(dict.fromkeys(s.split("/")[0] for s in mapping.stream_ids))
     specs = build_graph(GraphOptions(task=t.name, budget=budget, use_sim_time=True, sim_sensors=False,
                                      sensor_nodes=nodes, model_dir=model_dir or ""))
+    log("[replay --realtime] offline pass for comparison ...")
     with BagFrames(bag, mapping) as frames:
         sync = frames.sync_parameters
+        masks, ests, truths = _offline(t, frames, budget, model_dir)
     # foreign topic names (e.g. realsense/zed) are remapped onto the graph's inputs
     remaps = [(topics.image_topic(st.stream_id), st.topic) for st in mapping.streams
               if st.topic.lstrip("/") != topics.image_topic(st.stream_id)]
@@ -166,8 +163,6 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-    log("[replay --realtime] offline pass for comparison ...")
-    masks, ests, truths = _offline(t, bag, mapping, budget, model_dir)
     matched = [k for k in masks if k in allocs]
     same = [k for k in matched if allocs[k].shape == masks[k].shape and np.array_equal(allocs[k], masks[k])]
     lat = [(recv_bagtime[k] - k) * 1e-6 for k in recv_bagtime]

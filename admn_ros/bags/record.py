@@ -1,12 +1,8 @@
 """``admn-ros record``: record the (simulated) sensor network to a rosbag2.
 
-``--source sim`` runs a task's simulator (no DDS: fast and deterministic) and writes exactly
-what ``admn_ros.ros.sensor_node`` publishes per frame (images, QoI, camera_info, the truth; the
-node's frame ids and offered QoS), stamped ``DEFAULT_START_TIME + k / rate`` with log time = stamp; a
-dropped-out stream writes its QoI but no image. ``--source live`` subscribes over DDS with raw
-(undecoded) subscriptions and the publishers' reliability, and stores their offered QoS; log
-time is the receive time. Either way rosbags writes rosbag2 version 9 (sqlite3 or mcap, CDR,
-type definitions and hashes), which ``ros2 bag`` reads. Examples: README.md, docs/OWN_ROBOT.md.
+``--source sim`` writes, without DDS, what ``admn_ros.ros.sensor_node`` publishes per frame (its frame ids and
+offered QoS), stamped ``DEFAULT_START_TIME + k / rate`` with log time = stamp; ``--source live`` stores raw DDS
+subscriptions with the publishers' QoS, log time = receive time. Both write rosbag2 v9, as ``ros2 bag`` does.
 """
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
 """Replay a bag through a pipeline and score it against the bag's ground truth, for any task.
 
-Every synchronized frame (:class:`~admn_ros.bags.reader.BagFrames`; a stream the health check
-leaves out is dropped from the pipeline's whole window, as in the window node) goes to a
-:class:`~admn_ros.bags.pipeline.FramePipeline`; every output is scored against the truth at its
-frame. ``out_dir`` gets the task's CSV (one row per output: stamp, :attr:`Task.columns`, blocks,
-missing / unhealthy streams, true and estimated noise, GFLOPs, timing), ``outputs/`` (a rosbag2
-for RViz / Foxglove) and ``summary.json``. ``admn-ros replay`` is :mod:`admn_ros.bags.replay_cli`.
+``out_dir`` gets the task's CSV (one row per output), ``outputs/`` (a rosbag2 for RViz / Foxglove) and
+``summary.json``; a stream the health check leaves out is dropped from the pipeline's whole window, as in the
+window node. The CLI is :mod:`admn_ros.bags.replay_cli`.
 """
 from __future__ import annotations
 
@@ -114,11 +111,10 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
     scorer = t.scorer(n_frames)
     blocks: list[int] = []
     proc_ms: list[float] = []
-    first = last = None
+    first_ns = last_ns = None
     writer = (OutputBagWriter(bag_out, ids, t, labels=getattr(pipeline, "labels", ()), storage=storage,
                               controller=pipeline.name, node_xy=node_xy(ids) if t.frame_id == "map" else None)
               if write_bag else None)
-    nan_row = [""] * len(ids)
     ok = False
     try:
         with frames, open(csv_path, "w", newline="") as fcsv:
@@ -139,7 +135,7 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
                     scorer.restart()
                 truth = t.bag_truth(f)
                 scorer.frame(truth)
-                first, last = (f.stamp if first is None else first), f.stamp
+                first_ns, last_ns = (f.stamp_ns if first_ns is None else first_ns), f.stamp_ns
                 missing = [x for x, p in zip(ids, f.present) if not p]
                 s.frames += 1
                 s.frames_with_gt += truth is not None
@@ -161,7 +157,7 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
                 w.writerow([f.index, f.stamp_ns, f"{sec}.{nsec:09d}", *scorer.add(est, truth),
                             int(np.asarray(tokens).sum()), int(mask.sum()), a.budget, int(np.sum(a.present)),
                             ";".join(missing), ";".join(f"{x}={f.status[x]}" for x in unhealthy(f.status)),
-                            *([fmt(x) for x in true] if true is not None else nan_row),
+                            *([fmt(x) for x in true] if true is not None else [""] * len(ids)),
                             *[fmt(x) for x in noise], *mask.sum(1).tolist(), fmt(res.extra.get("gflops")),
                             res.computed, f"{ms:.3f}", pipeline.name])
                 if writer is not None:
@@ -178,7 +174,7 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
     s.mean_blocks = float(np.mean(blocks)) if blocks else math.nan
     s.pipeline_ms_mean = float(np.mean(proc_ms)) if proc_ms else math.nan
     s.frames_per_s = s.frames / s.wall_s if s.wall_s > 0 else 0.0
-    s.bag_duration_s = (last - first) if first is not None and last is not None else 0.0
+    s.bag_duration_s = last_ns * 1e-9 - first_ns * 1e-9 if first_ns is not None else 0.0
     s.outputs = {"csv": str(csv_path), "summary": str(json_path), **({"bag": str(bag_out)} if writer else {})}
     json_path.write_text(json.dumps(s.to_dict(), indent=2, allow_nan=True) + "\n")
     return s

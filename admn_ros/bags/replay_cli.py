@@ -1,8 +1,6 @@
 """``admn-ros replay``: run a bag through a pipeline and score it against its ground truth.
 
-Offline: :func:`admn_ros.bags.replay.replay` with one ``--pipeline``; ``--budgets``: ADMN and
-Naive at every budget, the Upper Bound, and a report (:mod:`admn_ros.bags.report`); ``--realtime``: through the
-node graph on ``/clock``, compared with offline (:mod:`admn_ros.bags.realtime`).
+``--budgets`` runs :mod:`admn_ros.bags.report`, ``--realtime`` :mod:`admn_ros.bags.realtime`.
 """
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Replay one bag at several budgets and baselines and write a Table-1-shaped report.
-
-Every (method, budget) is replayed offline (:func:`admn_ros.bags.replay.replay`) into
-``DIR/<name>/``; then ``DIR/report.md`` / ``report.csv`` / ``report.json`` (the task's metric,
-GFLOPs, pipeline latency) and plots: ``<metric>_vs_budget.png``, ``allocation_noise.png`` (blocks
-and estimated vs true noise per stream, ADMN at the smallest budget) and the task's plot of that run.
+"""Replay one bag at several budgets and baselines into ``DIR/<run>/`` and write a Table-1-shaped report:
+``DIR/report.md`` / ``.csv`` / ``.json`` (the task's metric, GFLOPs, pipeline latency), ``<metric>_vs_budget.png``,
+``allocation_noise.png`` and the task's plot of ADMN at the smallest budget.
 """
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
 """Read what is intact of a rosbag2 whose storage file was cut off, and say what was lost.
 
-rosbags refuses a ``.db3`` / ``.mcap`` file that ends early (power loss, full disk). sqlite3:
-opened read-only with ``PRAGMA writable_schema=ON`` so SQLite uses the pages that are there;
-rows are read in order up to the first one the cut went through. MCAP: the records are scanned
-up to the last complete one (a chunk cut in two is lost as a whole). :class:`SalvagedReader`
-offers the part of ``AnyReader`` the bag readers use; its :attr:`~SalvagedReader.loss` compares
-the recovered counts with ``metadata.yaml`` (docs/DEPLOY.md, "A bag cut off while it was recorded").
+sqlite3: rows in order up to the first one the cut went through (read-only, ``writable_schema``); MCAP: records
+up to the last complete one. :class:`SalvagedReader` offers the part of ``AnyReader`` the bag readers use
+(docs/DEPLOY.md, "A bag cut off while it was recorded").
 """
 from __future__ import annotations
 
@@ -62,21 +59,15 @@ class BagLoss:
     def recovered(self) -> int:
         return sum(t.recovered for t in self.topics)
 
-    @property
-    def expected(self) -> int:
-        return sum(t.expected or 0 for t in self.topics)
-
     def text(self) -> str:
-        """``bag B: storage file F is cut off or damaged (...): recovered 675 of 750 messages listed in
-        metadata.yaml; lost: /topic 25 of 30, ...``."""
         head = f"bag {self.bag}: storage file {self.file} is cut off or damaged ({self.reason})"
         if not self.has_metadata:
             per = ", ".join(f"{t.topic} {t.recovered}" for t in self.topics) or "none"
             return (f"{head}: recovered {self.recovered} messages ({per}); the bag has no metadata.yaml, so "
                     "what was lost is unknown")
-        lines = ", ".join(f"{t.topic} {t.lost} of {t.expected}" for t in self.topics if t.lost) or "nothing"
-        return (f"{head}: recovered {self.recovered} of {self.expected} messages listed in metadata.yaml; "
-                f"lost: {lines}")
+        lost = ", ".join(f"{t.topic} {t.lost} of {t.expected}" for t in self.topics if t.lost) or "nothing"
+        expected = sum(t.expected or 0 for t in self.topics)
+        return f"{head}: recovered {self.recovered} of {expected} messages listed in metadata.yaml; lost: {lost}"
 
 
 def expected_counts(bag: Path) -> dict[str, tuple[str, int]] | None:

@@ -1,8 +1,5 @@
-"""A rosbags typestore that knows the ROS 2 Kilted standard messages *and* ``admn_ros/msg/*``.
-
-Our definitions are parsed from the ``.msg`` files of ``$ADMN_ROS_MSG_DIR``, the source tree,
-or the install's ``share/admn_ros/msg`` (first hit wins); the RIHS01 type hashes rosbags
-computes from them equal rosidl's, so our bags carry what ``ros2 bag record`` would write.
+"""A rosbags typestore that knows the ROS 2 Kilted standard messages *and* ``admn_ros/msg/*`` (parsed from our
+``.msg`` files, first found wins); the RIHS01 hashes rosbags computes from them equal rosidl's.
 """
 from __future__ import annotations
 
