@@ -148,10 +148,7 @@ def _resolve_actions(actions: Sequence[str] | str | None) -> tuple[list[str], st
         raise ValueError(f"unknown MM-Fi actions {bad or acts}; use A01..A27 or protocol1/2/3")
     if len(set(acts)) != len(acts):
         raise ValueError(f"duplicate actions in {acts}")
-    for name, proto in PROTOCOLS.items():
-        if list(proto) == acts:
-            return acts, name
-    return acts, None
+    return acts, next((name for name, proto in PROTOCOLS.items() if list(proto) == acts), None)
 
 
 def read_depth_png(path: str | Path) -> np.ndarray:

@@ -1,7 +1,7 @@
 """MM-Fi-style human-activity simulator: articulated people seen by one rgb/depth/radar node
-(body model, activities, subjects and sensor axes: docs/DATASET.md). :func:`render_window`
-renders the dataset's windows, :class:`ActivitySimulator` the live streams with runtime
-corruptions. Same ``(seed, subject_id[, episode])``, same arrays.
+(body model, activities, subjects, axes: docs/DATASET.md). :func:`render_window` renders the
+dataset's windows, :class:`ActivitySimulator` the live streams with runtime corruptions. Same
+``(seed, subject_id[, episode])``, same arrays.
 """
 from __future__ import annotations
 
@@ -428,13 +428,12 @@ def _radar_points(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
     wts: list[float] = []
     for a, c, r, length in _limbs(subject.build):
         n = max(2, int(math.ceil(length * H / 0.06)))
-        for i in range(n):
-            f = (i + 0.5) / n
-            m = np.zeros(len(JOINTS))
-            m[_J[a]] += 1 - f
-            m[_J[c]] += f
-            rows.append(m)
-            wts.append(2 * r * H * length * H / n)
+        f = (np.arange(n) + 0.5) / n
+        m = np.zeros((n, len(JOINTS)))
+        m[:, _J[a]] += 1 - f
+        m[:, _J[c]] += f
+        rows += list(m)
+        wts += [2 * r * H * length * H / n] * n
     # torso: a 4 x 3 grid between the shoulders and the hips
     tw = 2 * _SHOULDER_W * H * _TORSO * H
     for u in np.linspace(0.1, 0.9, 4):

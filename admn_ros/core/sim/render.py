@@ -139,7 +139,6 @@ def _floor_albedo(x: np.ndarray, y: np.ndarray, app: Appearance, cfg: SimConfig)
     trng = np.random.default_rng(app.texture_seed)
     table = trng.uniform(-1, 1, (64, 64))
     s, k = app.texture_scale, app.texture_contrast
-    tone = np.zeros_like(x)
     if app.floor_texture == "tiles":
         ix, iy = np.floor(x / s).astype(np.int64), np.floor(y / s).astype(np.int64)
         tone = 0.5 * k * table[ix % 64, iy % 64]
