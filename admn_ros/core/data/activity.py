@@ -19,8 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.data.simdata import (SPLITS, DatasetError, MemmapBatches, array_shape, load_meta_json,
-                                        split_permutation)
+from admn_ros.core.data.simdata import (SPLITS, DatasetError, MemmapBatches, array_shape, create_arrays,
+                                        load_meta_json, split_permutation)
 from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import check_index
@@ -54,26 +54,6 @@ def frame_names(frames: int) -> tuple[str, ...]:
     return tuple(f"f{i}" for i in range(check_index("frames", frames, lo=1)))
 
 
-def activity_stream_ids(frames: int) -> list[str]:
-    """``["f0/rgb", "f0/depth", "f0/radar", "f1/rgb", ...]`` (frame-major)."""
-    return [f"{n}/{m}" for n in frame_names(frames) for m in ACTIVITY_MODALITIES]
-
-
-def read_activity_meta(root: str | Path) -> dict[str, Any]:
-    """Load and check ``<root>/meta.json`` (format name, version, classes, frames, nodes)."""
-    meta = load_meta_json(root, ACTIVITY_FORMAT, ACTIVITY_FORMAT_VERSION, "regenerate or reconvert the dataset")
-    mp_ = Path(root) / "meta.json"
-    classes, frames = meta.get("classes"), meta.get("frames")
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-        raise DatasetError(f"{mp_}: 'classes' must be a non-empty list of names, got {classes!r}")
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        raise DatasetError(f"{mp_}: 'frames' must be a positive integer, got {frames!r}")
-    if meta.get("nodes") != list(frame_names(frames)):
-        raise DatasetError(f"{mp_}: 'nodes' {meta.get('nodes')!r} do not match frames = {frames} "
-                           f"(expected {list(frame_names(frames))})")
-    return meta
-
-
 class ActivityDataset(MemmapBatches):
     """Memory-mapped reader of one split of an activity dataset (the arrays as attributes)."""
 
@@ -81,11 +61,21 @@ class ActivityDataset(MemmapBatches):
 
     def __init__(self, root: str | Path, split: str = "train") -> None:
         self.root = Path(root)
-        self.meta = read_activity_meta(self.root)
+        self.meta = load_meta_json(root, ACTIVITY_FORMAT, ACTIVITY_FORMAT_VERSION,
+                                   "regenerate or reconvert the dataset")
+        mp_ = self.root / "meta.json"
+        classes, frames = self.meta.get("classes"), self.meta.get("frames")
+        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+            raise DatasetError(f"{mp_}: 'classes' must be a non-empty list of names, got {classes!r}")
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+            raise DatasetError(f"{mp_}: 'frames' must be a positive integer, got {frames!r}")
+        self.nodes: list[str] = list(frame_names(frames))
+        if self.meta.get("nodes") != self.nodes:
+            raise DatasetError(f"{mp_}: 'nodes' {self.meta.get('nodes')!r} do not match frames = {frames} "
+                               f"(expected {self.nodes})")
         info, d = self._open_split(split)
-        self.classes: list[str] = list(self.meta["classes"])
-        self.frames: int = int(self.meta["frames"])
-        self.nodes: list[str] = list(self.meta["nodes"])
+        self.classes: list[str] = classes
+        self.frames: int = frames
         self._map_arrays(d, ACTIVITY_ARRAYS, self.frames)
         self.labels: np.ndarray = self.label
         self.subjects: np.ndarray = self.subject
@@ -95,9 +85,6 @@ class ActivityDataset(MemmapBatches):
                                f"{len(self.classes)} classes")
         ids = info.get("subjects")
         self.subject_ids: list[int] = sorted(int(s) for s in (np.unique(self.subject) if ids is None else ids))
-
-    def __len__(self) -> int:
-        return self._n
 
     def __repr__(self) -> str:
         return (f"ActivityDataset({str(self.root)!r}, {self.split!r}, n={self._n}, frames={self.frames}, "
@@ -148,11 +135,8 @@ class ActivityWriter:
         self._sizes = {s: int(sizes.get(s, 0)) for s in SPLITS}
         self._mm: dict[str, dict[str, np.ndarray]] = {}
         for s, n in self._sizes.items():
-            d = self.root / s
-            d.mkdir(parents=True, exist_ok=True)
-            self._mm[s] = {stem: np.lib.format.open_memmap(d / f"{stem}.npy", mode="w+", dtype=np.dtype(dt),
-                                                           shape=array_shape(stem, n, self.frames, ACTIVITY_ARRAYS))
-                           for stem, (dt, _, _) in ACTIVITY_ARRAYS.items()} if n else {}
+            (self.root / s).mkdir(parents=True, exist_ok=True)
+            self._mm[s] = create_arrays(self.root / s, n, self.frames, arrays=ACTIVITY_ARRAYS) if n else {}
 
     def add(self, split: str, rgb: Any, depth: Any, radar: Any, label: Any, subject: Any, t: Any) -> int:
         """Append windows ``[N, F, ...]`` (``preprocess.to_storage`` frames) with ``N`` labels,
@@ -194,7 +178,8 @@ class ActivityWriter:
             "format": ACTIVITY_FORMAT, "format_version": ACTIVITY_FORMAT_VERSION, "task": "activity",
             "source": self.source, "classes": list(self.classes), "n_classes": len(self.classes),
             "frames": self.frames, "rate_hz": self.rate_hz, "sensor_node": SENSOR_NODE, "nodes": nodes,
-            "modalities": list(ACTIVITY_MODALITIES), "stream_ids": activity_stream_ids(self.frames),
+            "modalities": list(ACTIVITY_MODALITIES),
+            "stream_ids": [f"{n}/{m}" for n in nodes for m in ACTIVITY_MODALITIES],
             "model_input": MODEL_INPUT, "depth_max_m": DEPTH_MAX_M,
             "seed": self.seed,
             "splits": {s: {"n_samples": self._n[s], "subjects": sorted(self._subjects[s]),

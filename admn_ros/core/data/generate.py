@@ -35,10 +35,9 @@ def plan_splits(n_samples: int, frames_per_episode: int, val_frac: float, test_f
                 seed: int) -> dict[str, list[tuple[int, int]]]:
     """``split -> [(episode id, n_frames), ...]`` sorted by id; the last episode may be shorter.
     A split with a positive fraction gets at least one episode; train keeps at least one."""
-    if n_samples <= 0:
-        raise ValueError(f"n_samples must be > 0, got {n_samples}")
-    if frames_per_episode <= 0:
-        raise ValueError(f"frames_per_episode must be > 0, got {frames_per_episode}")
+    for name, n in (("n_samples", n_samples), ("frames_per_episode", frames_per_episode)):
+        if n <= 0:
+            raise ValueError(f"{name} must be > 0, got {n}")
     for name, f in (("val_frac", val_frac), ("test_frac", test_frac)):
         if not 0.0 <= f < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {f}")

@@ -19,6 +19,7 @@ from admn_ros.core.data.activity import ActivityWriter
 from admn_ros.core.data.simdata import SPLITS, DatasetError
 from admn_ros.core.data.tools import cli_exit_code, progress_bar
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
+from admn_ros.core.sim.activity import RADAR_DOPPLER_MAX_MPS, RADAR_RANGE_MAX_M
 
 #: The 27 actions (toolbox README "Activities Included").
 MMFI_ACTIONS: dict[str, str] = {
@@ -67,9 +68,6 @@ RANDOM_VAL_PER_ACTION: int = 4
 DEFAULT_RATE_HZ: float = 10.0
 #: mmWave .bin: the toolbox reads ``np.frombuffer(raw, dtype=np.float64).reshape(-1, 5)``.
 MMWAVE_FEATURES: int = 5
-#: Our simulator's range-Doppler axes: rows range [0, RANGE_MAX_M), columns Doppler [-DOPPLER_MAX, +DOPPLER_MAX).
-RADAR_RANGE_MAX_M: float = 6.0
-RADAR_DOPPLER_MAX_MPS: float = 3.0
 IMAGE_SOURCES: tuple[str, ...] = ("auto", "rgb", "keypoints")
 #: Folder (inside a sequence folder) holding the anonymised RGB images, as HoloLLM (NTUMARS) arranges them.
 RGB_IMAGE_DIR: str = "rgb_img"
@@ -150,10 +148,7 @@ def _resolve_actions(actions: Sequence[str] | str | None) -> tuple[list[str], st
         raise ValueError(f"unknown MM-Fi actions {bad or acts}; use A01..A27 or protocol1/2/3")
     if len(set(acts)) != len(acts):
         raise ValueError(f"duplicate actions in {acts}")
-    for name, proto in PROTOCOLS.items():
-        if list(proto) == acts:
-            return acts, name
-    return acts, None
+    return acts, next((name for name, proto in PROTOCOLS.items() if list(proto) == acts), None)
 
 
 def read_depth_png(path: str | Path) -> np.ndarray:
@@ -283,11 +278,8 @@ def scan_mmfi(root: str | Path, environments: Sequence[str] | None = None) -> li
     envs = _sorted_dirs(root, "E")
     if not envs:
         found = sorted(e.name for e in os.scandir(root))[:12]
-        hint = ""
-        for name in found:
-            if (root / name).is_dir() and _sorted_dirs(root / name, "E"):
-                hint = f"; did you mean {root / name}?"
-                break
+        hint = next((f"; did you mean {root / n}?" for n in found
+                     if (root / n).is_dir() and _sorted_dirs(root / n, "E")), "")
         raise _err(root, f"not an MM-Fi root: no environment folders E01..E04 here (found {found}){hint}")
     if environments is not None:
         want = [str(e).upper() for e in environments]
@@ -295,12 +287,8 @@ def scan_mmfi(root: str | Path, environments: Sequence[str] | None = None) -> li
         if missing:
             raise _err(root, f"environment folder(s) {missing} not found (present: {envs})")
         envs = [e for e in envs if e in want]
-    out: list[SequenceDir] = []
-    for env in envs:
-        for subj in _sorted_dirs(root / env, "S"):
-            for act in _sorted_dirs(root / env / subj, "A"):
-                out.append(SequenceDir(env, subj, act, root / env / subj / act))
-    return out
+    return [SequenceDir(env, subj, act, root / env / subj / act) for env in envs
+            for subj in _sorted_dirs(root / env, "S") for act in _sorted_dirs(root / env / subj, "A")]
 
 
 def _frame_files(d: Path, exts: Sequence[str]) -> dict[int, Path]:
@@ -613,11 +601,8 @@ def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], s
 
 def _frame_name(n: int, existing: Mapping[int, Path]) -> str:
     """The name frame ``n`` would have in a folder (same digits and extension as its files)."""
-    sample = next(iter(existing.values())).name
-    m = _FRAME_RE.match(sample)
-    digits = len(m.group(1)) if m else 3
-    ext = m.group(2) if m else "bin"
-    return f"frame{n:0{digits}d}.{ext}"
+    digits, ext = _FRAME_RE.match(next(iter(existing.values())).name).groups()  # type: ignore[union-attr]
+    return f"frame{n:0{len(digits)}d}.{ext}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,11 +41,13 @@ def array_shape(stem: str, n: int, s: int, arrays: dict[str, tuple[str, tuple[An
     return tuple(n if d == "N" else s if isinstance(d, str) else int(d) for d in arrays[stem][1])
 
 
-def create_arrays(d: Path, n: int, s: int, stems: Sequence[str] = tuple(ARRAYS)) -> dict[str, np.ndarray]:
-    """Preallocated ``<d>/<stem>.npy`` memory maps for ``n`` samples of ``s`` nodes (``d`` is created)."""
+def create_arrays(d: Path, n: int, s: int, stems: Sequence[str] | None = None,
+                  arrays: dict[str, tuple[str, tuple[Any, ...], str]] = ARRAYS) -> dict[str, np.ndarray]:
+    """Preallocated ``<d>/<stem>.npy`` memory maps of ``arrays`` (every one, or ``stems``) for ``n``
+    samples of ``s`` nodes or frames (``d`` is created)."""
     d.mkdir(parents=True, exist_ok=True)
-    return {stem: np.lib.format.open_memmap(d / f"{stem}.npy", mode="w+", dtype=np.dtype(ARRAYS[stem][0]),
-                                            shape=array_shape(stem, n, s)) for stem in stems}
+    return {stem: np.lib.format.open_memmap(d / f"{stem}.npy", mode="w+", dtype=np.dtype(arrays[stem][0]),
+                                            shape=array_shape(stem, n, s, arrays)) for stem in stems or arrays}
 
 
 def arrays_meta(**descriptions: str) -> dict[str, dict[str, Any]]:
@@ -171,6 +173,9 @@ class MemmapBatches:
         name, dtype = self.TARGET
         return {**{m: from_storage(m, take(m)) for m in ("rgb", "depth", "radar")}, name: take(name).astype(dtype)}
 
+    def __len__(self) -> int:
+        return self._n
+
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         return {k: v[0] for k, v in self.batch([int(i)]).items()}
 
@@ -184,9 +189,6 @@ class SimDataset(MemmapBatches):
         _info, d = self._open_split(split)
         self.nodes: list[str] = list(self.meta["nodes"])
         self._map_arrays(d, ARRAYS, len(self.nodes))
-
-    def __len__(self) -> int:
-        return self._n
 
     def __repr__(self) -> str:
         return f"SimDataset({str(self.root)!r}, {self.split!r}, n={self._n}, nodes={self.nodes})"

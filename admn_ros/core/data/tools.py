@@ -92,10 +92,7 @@ class WorkerPool:
                  tb: TracebackType | None) -> None:
         try:
             if self.pool is not None:
-                if exc_type is None:
-                    self.pool.close()
-                else:
-                    self.pool.terminate()
+                (self.pool.close if exc_type is None else self.pool.terminate)()
                 self.pool.join()
         finally:
             self.bar.close()

@@ -1,7 +1,7 @@
 """MM-Fi-style human-activity simulator: articulated people seen by one rgb/depth/radar node
-(body model, activities, subjects and sensor axes: docs/DATASET.md). :func:`render_window`
-renders the dataset's windows, :class:`ActivitySimulator` the live streams with runtime
-corruptions. Same ``(seed, subject_id[, episode])``, same arrays.
+(body model, activities, subjects, axes: docs/DATASET.md). :func:`render_window` renders the
+dataset's windows, :class:`ActivitySimulator` the live streams with runtime corruptions. Same
+``(seed, subject_id[, episode])``, same arrays.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from admn_ros.core.sim.config import RadarConfig, check_index
-from admn_ros.core.sim.render import RGB_SENSOR_SIGMA, depth_sigma_m, speckle_to_unit
+from admn_ros.core.sim.render import DEPTH_MIN_M, RGB_SENSOR_SIGMA, depth_mm, depth_sigma_m, speckle_to_unit
 from admn_ros.core.sim.simulator import CorruptibleStreams, StreamFrame
 from admn_ros.core.streams import DEPTH_MAX_M
 
@@ -31,6 +31,7 @@ SENSOR_HEIGHT_M: float = 1.2
 CAMERA_VFOV_DEG: float = 58.0
 _SENSOR = np.array([0.0, 0.0, SENSOR_HEIGHT_M])   # camera and radar centre (x forward, y left, z up)
 RADAR_BINS: int = 64
+#: Range-Doppler axes (also the MM-Fi converter's): rows range [0, RANGE_MAX), columns Doppler [-MAX, +MAX).
 RADAR_RANGE_MAX_M: float = 6.0
 RADAR_DOPPLER_MAX_MPS: float = 3.0
 RANGE_RES_M: float = RADAR_RANGE_MAX_M / RADAR_BINS
@@ -177,53 +178,51 @@ def _cos_cycle(phi: np.ndarray) -> np.ndarray:
 
 
 # Each activity: phi -> {param: value}; angles in DEGREES, "d_" = dominant side, "o_" = other,
-# "b_" = both sides. Missing parameters stay at rest.
-def _wave(phi: np.ndarray) -> dict[str, np.ndarray]:
+# "b_" = both sides. Missing parameters stay at rest; a number holds for the whole cycle.
+def _wave(phi: np.ndarray) -> dict[str, np.ndarray | float]:
     s = np.sin(2 * np.pi * phi)
-    return {"d_sh_abd": 100 + 6 * s, "d_sh_flex": 15 + 0 * s, "d_sh_twist": 90 + 0 * s, "d_elbow": 85 + 40 * s,
-            "pitch": 2 + 0 * s}
+    return {"d_sh_abd": 100 + 6 * s, "d_sh_flex": 15, "d_sh_twist": 90, "d_elbow": 85 + 40 * s, "pitch": 2}
 
 
-def _squat(phi: np.ndarray) -> dict[str, np.ndarray]:
+def _squat(phi: np.ndarray) -> dict[str, np.ndarray | float]:
     d = _cos_cycle(phi)
-    return {"b_hip_flex": 100 * d, "b_knee": 120 * d, "pitch": 35 * d, "b_sh_flex": 90 * d, "b_elbow": 12 + 0 * d,
-            "b_sh_abd": 8 + 0 * d}
+    return {"b_hip_flex": 100 * d, "b_knee": 120 * d, "pitch": 35 * d, "b_sh_flex": 90 * d, "b_elbow": 12,
+            "b_sh_abd": 8}
 
 
-def _jump(phi: np.ndarray) -> dict[str, np.ndarray]:
+def _jump(phi: np.ndarray) -> dict[str, np.ndarray | float]:
     c = _keys(phi, [(0, 0), (0.22, 1), (0.32, 0), (0.72, 0), (0.82, 0.6), (1, 0)])
     u = np.clip((phi - 0.32) / 0.4, 0.0, 1.0)
     return {"lift": 4.0 * 0.22 * u * (1 - u), "b_hip_flex": 55 * c, "b_knee": 85 * c, "pitch": 22 * c,
-            "b_sh_flex": _keys(phi, [(0, 0), (0.22, -40), (0.42, 150), (0.6, 150), (0.82, 15), (1, 0)]),
-            "b_elbow": 15 + 0 * c}
+            "b_sh_flex": _keys(phi, [(0, 0), (0.22, -40), (0.42, 150), (0.6, 150), (0.82, 15), (1, 0)]), "b_elbow": 15}
 
 
-def _walk(phi: np.ndarray) -> dict[str, np.ndarray]:
+def _walk(phi: np.ndarray) -> dict[str, np.ndarray | float]:
     s = np.sin(2 * np.pi * phi)
     up, down = np.maximum(s, 0), np.maximum(-s, 0)
     return {"l_hip_flex": 50 * up, "l_knee": 80 * up, "r_hip_flex": 50 * down, "r_knee": 80 * down,
-            "l_sh_flex": -25 * s, "r_sh_flex": 25 * s, "b_elbow": 30 + 0 * s, "pitch": 3 + 0 * s}
+            "l_sh_flex": -25 * s, "r_sh_flex": 25 * s, "b_elbow": 30, "pitch": 3}
 
 
-def _raise_arms(phi: np.ndarray) -> dict[str, np.ndarray]:
+def _raise_arms(phi: np.ndarray) -> dict[str, np.ndarray | float]:
     d = _cos_cycle(phi)
     return {"b_sh_abd": 10 + 160 * d, "b_sh_flex": 10 * d, "b_elbow": 10 + 8 * d}
 
 
-def _sit_down(phi: np.ndarray) -> dict[str, np.ndarray]:
+def _sit_down(phi: np.ndarray) -> dict[str, np.ndarray | float]:
     d = _keys(phi, [(0, 0), (0.22, 1), (0.55, 1), (0.77, 0), (1, 0)])
     b = _keys(phi, [(0, 0), (0.11, 1), (0.22, 0), (0.55, 0), (0.66, 1), (0.77, 0), (1, 0)])
     return {"b_hip_flex": 92 * d, "b_knee": 92 * d, "pitch": 10 * d + 32 * b, "b_sh_flex": 28 * d + 50 * b,
             "b_elbow": 12 + 45 * d * (1 - b), "shift_x": -0.04 * b}
 
 
-def _bend(phi: np.ndarray) -> dict[str, np.ndarray]:
+def _bend(phi: np.ndarray) -> dict[str, np.ndarray | float]:
     d = _keys(phi, [(0, 0), (0.3, 1), (0.5, 1), (0.8, 0), (1, 0)])
     return {"pitch": 80 * d, "b_knee": 15 * d, "b_hip_flex": 8 * d, "shift_x": -0.12 * d, "b_sh_flex": 12 * d,
-            "b_elbow": 12 + 0 * d}
+            "b_elbow": 12}
 
 
-def _kick(phi: np.ndarray) -> dict[str, np.ndarray]:
+def _kick(phi: np.ndarray) -> dict[str, np.ndarray | float]:
     k = _keys(phi, [(0, 0), (0.2, 1), (0.5, 1), (0.7, 0), (1, 0)])
     return {"d_hip_flex": _keys(phi, [(0, 0), (0.18, 45), (0.32, 85), (0.46, 45), (0.62, 0), (1, 0)]),
             "d_knee": _keys(phi, [(0, 0), (0.18, 85), (0.32, 5), (0.46, 85), (0.62, 0), (1, 0)]),
@@ -231,25 +230,21 @@ def _kick(phi: np.ndarray) -> dict[str, np.ndarray]:
             "b_sh_abd": 10 + 25 * k, "o_sh_flex": 30 * k, "d_sh_flex": -15 * k, "o_knee": 8 * k}
 
 
-def _punch(phi: np.ndarray) -> dict[str, np.ndarray]:
-    ed = _keys(phi, [(0, 0), (0.2, 1), (0.4, 0), (1, 0)])
-    eo = _keys(phi, [(0, 0), (0.5, 0), (0.7, 1), (0.9, 0), (1, 0)])
-    out = {"pitch": 5 + 0 * phi, "b_knee": 12 + 0 * phi, "b_hip_flex": 6 + 0 * phi}
-    for side, e in (("d", ed), ("o", eo)):
-        out[f"{side}_sh_flex"] = 35 + 53 * e
-        out[f"{side}_sh_horiz"] = -15 + 7 * e
-        out[f"{side}_elbow"] = 125 - 120 * e
-        out[f"{side}_sh_abd"] = 10 + 0 * e
+def _punch(phi: np.ndarray) -> dict[str, np.ndarray | float]:
+    out: dict[str, np.ndarray | float] = {"pitch": 5, "b_knee": 12, "b_hip_flex": 6, "b_sh_abd": 10}
+    for side, keys in (("d", [(0, 0), (0.2, 1), (0.4, 0), (1, 0)]),
+                       ("o", [(0, 0), (0.5, 0), (0.7, 1), (0.9, 0), (1, 0)])):
+        e = _keys(phi, keys)
+        out |= {f"{side}_sh_flex": 35 + 53 * e, f"{side}_sh_horiz": -15 + 7 * e, f"{side}_elbow": 125 - 120 * e}
     return out
 
 
-def _clap(phi: np.ndarray) -> dict[str, np.ndarray]:
-    return {"b_sh_flex": 80 + 0 * phi, "b_elbow": 25 + 0 * phi,
-            "b_sh_horiz": _keys(phi, [(0, 50), (0.45, -17), (0.55, -17), (1, 50)])}
+def _clap(phi: np.ndarray) -> dict[str, np.ndarray | float]:
+    return {"b_sh_flex": 80, "b_elbow": 25, "b_sh_horiz": _keys(phi, [(0, 50), (0.45, -17), (0.55, -17), (1, 50)])}
 
 
 #: activity -> (pose function of the phase, period in seconds at speed 1)
-_ACTIVITY_FUNCS: dict[str, tuple[Callable[[np.ndarray], dict[str, np.ndarray]], float]] = {
+_ACTIVITY_FUNCS: dict[str, tuple[Callable[[np.ndarray], dict[str, np.ndarray | float]], float]] = {
     "wave": (_wave, 1.0), "squat": (_squat, 2.4), "jump": (_jump, 1.1), "walk_in_place": (_walk, 1.1),
     "raise_arms": (_raise_arms, 2.8), "sit_down": (_sit_down, 5.0), "bend": (_bend, 4.0), "kick": (_kick, 1.8),
     "punch": (_punch, 1.5), "clap": (_clap, 0.8),
@@ -433,13 +428,12 @@ def _radar_points(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
     wts: list[float] = []
     for a, c, r, length in _limbs(subject.build):
         n = max(2, int(math.ceil(length * H / 0.06)))
-        for i in range(n):
-            f = (i + 0.5) / n
-            m = np.zeros(len(JOINTS))
-            m[_J[a]] += 1 - f
-            m[_J[c]] += f
-            rows.append(m)
-            wts.append(2 * r * H * length * H / n)
+        f = (np.arange(n) + 0.5) / n
+        m = np.zeros((n, len(JOINTS)))
+        m[:, _J[a]] += 1 - f
+        m[:, _J[c]] += f
+        rows += list(m)
+        wts += [2 * r * H * length * H / n] * n
     # torso: a 4 x 3 grid between the shoulders and the hips
     tw = 2 * _SHOULDER_W * H * _TORSO * H
     for u in np.linspace(0.1, 0.9, 4):
@@ -617,9 +611,8 @@ class ActivityRenderer:
         rgb = np.clip(img.astype(np.float32) + self._rgb_noise[k] + 0.5, 0, 255).astype(np.uint8)
         zn = z + self._z_noise[k] * depth_sigma_m(z).astype(np.float32)
         edges = cv2.morphologyEx(mask, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-        holes = self._holes[k] | (edges & self._edge_keep[k]) | (z > DEPTH_MAX_M) | (z < 0.2)
-        depth = np.where(holes, 0, np.clip(np.rint(zn * 1000.0), 0, DEPTH_MAX_M * 1000)).astype(np.uint16)
-        return rgb, depth
+        holes = self._holes[k] | (edges & self._edge_keep[k]) | (z > DEPTH_MAX_M) | (z < DEPTH_MIN_M)
+        return rgb, np.where(holes, 0, depth_mm(zn))
 
     def _draw_head(self, img: np.ndarray, z: np.ndarray, mask: np.ndarray, Jw: np.ndarray, uv: np.ndarray,
                    gain: np.ndarray) -> None:

@@ -1,8 +1,6 @@
-"""Typed configuration of the simulated GDTM-style sensor network (``config/sensors.yaml``).
-
-Frames follow REP-103 (``map``: metres, z up; node body x forward, y left, z up; camera optical
-z forward, x right, y down; pitch > 0 looks down): docs/DATASET.md. Every YAML key is optional;
-unknown keys, wrong types and out-of-range values raise :class:`SimConfigError` naming file and key.
+"""Typed configuration of the simulated GDTM-style sensor network (``config/sensors.yaml``; frames
+and axes: docs/DATASET.md). Every YAML key is optional; unknown keys, wrong types and out-of-range
+values raise :class:`SimConfigError` naming file and key.
 """
 from __future__ import annotations
 
@@ -214,10 +212,7 @@ class SimConfig:
         """JSON-friendly description (angles in degrees as in the YAML file, plus intrinsics)."""
         return {
             "rate_hz": self.rate_hz,
-            "track": asdict(self.track),
-            "room": asdict(self.room),
-            "car": asdict(self.car),
-            "radar": asdict(self.radar),
+            **{k: asdict(getattr(self, k)) for k in ("track", "room", "car", "radar")},
             "obstacles": {"min": self.obstacles_min, "max": self.obstacles_max},
             "lighting": {k: list(v) for k, v in asdict(self.lighting).items()},
             "depth_max_m": DEPTH_MAX_M,

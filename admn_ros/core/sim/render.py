@@ -37,6 +37,11 @@ def depth_sigma_m(z: np.ndarray) -> np.ndarray:
     return 0.001 + 0.002 * np.square(z)
 
 
+def depth_mm(z: np.ndarray) -> np.ndarray:
+    """Z-depth in metres -> uint16 millimetres, clipped to [0, DEPTH_MAX_M]."""
+    return np.clip(np.rint(z * 1000.0), 0, DEPTH_MAX_M * 1000).astype(np.uint16)
+
+
 def radar_power_to_unit(p: np.ndarray) -> np.ndarray:
     """Radar power -> [0, 1] (float32) through the fixed dB window."""
     db = 10.0 * np.log10(np.maximum(p, 1e-12))
@@ -134,7 +139,6 @@ def _floor_albedo(x: np.ndarray, y: np.ndarray, app: Appearance, cfg: SimConfig)
     trng = np.random.default_rng(app.texture_seed)
     table = trng.uniform(-1, 1, (64, 64))
     s, k = app.texture_scale, app.texture_contrast
-    tone = np.zeros_like(x)
     if app.floor_texture == "tiles":
         ix, iy = np.floor(x / s).astype(np.int64), np.floor(y / s).astype(np.int64)
         tone = 0.5 * k * table[ix % 64, iy % 64]
@@ -255,7 +259,7 @@ class CameraRenderer:
             zn = np.where(invalid, 0.0, z + rng.standard_normal((H, W), dtype=np.float32) * sig)
             holes = (edges & (rng.random((H, W)) < 0.5)) | (rng.random((H, W)) < 0.003)
             zn = np.where(holes, 0.0, zn)
-            depths.append(np.clip(np.rint(zn * 1000.0), 0, DEPTH_MAX_M * 1000).astype(np.uint16))
+            depths.append(depth_mm(zn))
         return np.stack(rgbs), np.stack(depths)
 
     def render(self, pose: tuple[float, float, float], rng: np.random.Generator
@@ -344,8 +348,7 @@ class CameraRenderer:
             roi[vis] = np.clip((col[vis] + noise) * 255.0 + 0.5, 0, 255).astype(np.uint8)
             zv = zcar[vis]
             zn = zv + rng.standard_normal(nvis, dtype=np.float32) * depth_sigma_m(zv)
-            mm = np.where((zv > DEPTH_MAX_M) | (zv < DEPTH_MIN_M), 0.0, np.rint(zn * 1000.0))
-            depth[v0:v1, u0:u1][vis] = np.clip(mm, 0, DEPTH_MAX_M * 1000).astype(np.uint16)
+            depth[v0:v1, u0:u1][vis] = np.where((zv > DEPTH_MAX_M) | (zv < DEPTH_MIN_M), 0, depth_mm(zn))
         return nvis / total, nvis
 
 

@@ -184,17 +184,14 @@ def sample_obstacles(cfg: SimConfig, traj: Trajectory, rng: np.random.Generator)
             cy = rng.uniform(y0 - 0.5, y1 + 0.5)
             ob = Obstacle(kind, (float(cx), float(cy)), float(sx), float(sy), float(height),
                           float(rng.uniform(0, np.pi)), tuple(float(c) for c in color))
-            if ob.footprint_distance(path).min() < car_clear:
-                continue
-            if np.linalg.norm(nodes_xy - [cx, cy], axis=1).min() < ob.radius + 0.9:
-                continue
-            if any(math.dist(ob.center, o.center) < ob.radius + o.radius + 0.15 for o in out):
-                continue
             wall = min(cfg.room.size_x / 2 - abs(cx), cfg.room.size_y / 2 - abs(cy))
-            if wall < ob.radius + 0.1:
-                continue
-            out.append(ob)
-            break
+            # clear of the car's path, the nodes, the other obstacles and the walls
+            if (ob.footprint_distance(path).min() >= car_clear
+                    and np.linalg.norm(nodes_xy - [cx, cy], axis=1).min() >= ob.radius + 0.9
+                    and all(math.dist(ob.center, o.center) >= ob.radius + o.radius + 0.15 for o in out)
+                    and wall >= ob.radius + 0.1):
+                out.append(ob)
+                break
     return out
 
 

@@ -1,7 +1,6 @@
 """A scenario: a timeline of sensor corruptions in phases (``admn-ros demo --scenario FILE``, the
 sensor node's ``timeline_file``; format: ``config/demo_tracking.yaml``). A phase corrupts the streams
-it names and makes every other one clean; the last phase holds. Problems raise ``ValueError``
-naming the file, the phase and the key.
+it names and makes every other one clean; the last phase holds. ``ValueError`` names file, phase, key.
 """
 from __future__ import annotations
 
