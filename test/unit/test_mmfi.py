@@ -175,14 +175,6 @@ def test_synthetic_writer_converts(tmp_path):
     assert d[1].tolist() == [1000 + 300 + 10 * i for i in (2, 4, 6)]
 
 
-def test_radar_axes_match_the_activity_simulator():
-    sim = pytest.importorskip("admn_ros.core.sim.activity")
-    from admn_ros.core.data import mmfi
-
-    assert (mmfi.RADAR_RANGE_MAX_M, mmfi.RADAR_DOPPLER_MAX_MPS) == (sim.RADAR_RANGE_MAX_M, sim.RADAR_DOPPLER_MAX_MPS)
-    assert getattr(sim, "RADAR_BINS", 64) == 64
-
-
 def test_helpers():
     h, out = radar_histogram(np.array([[3.0, 0, 0, 0.0, 2.0], [3.0, 0, 0, 0.0, 2.0], [9.0, 0, 0, 0, 1.0],
                                        [1.0, 0, 0, -2.9, 1.0]]))
