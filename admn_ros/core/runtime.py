@@ -1,20 +1,7 @@
-"""The runtime every consumer of trained models calls (rclpy-free): a model directory's model
-and controllers, and the pipeline parts the node graph is split into, for any task.
-
-::
-
-    rt = Runtime.load("models/")                                      # model + controllers
-    x = {sid: rt.preprocess(sid, array) for sid, array in raw.items()}   # (C, 64, 64) float32
-    a = rt.allocate(x, budget=27)                                     # controller node
-    e = rt.embed(rt.stream_ids[:3], x, a.mask[:3])                    # backbone node (real skipping)
-    est = rt.fuse(e)                                                  # fusion node: the task's estimate
-    win = FrameWindow(rt.frames, rt.stream_ids)
-    win.push(stamp_ns, x)
-    res = rt.infer(win, budget=27)                                    # the whole graph, window by window
-
-Model-directory rules and the allocation policy (universal controller, else the one for that
-budget, else naive): docs/ARCHITECTURE.md, "Runtime and replay". Importing this module does
-not import torch.
+"""The runtime every consumer of trained models calls (rclpy-free): :meth:`Runtime.load` a model
+directory, then ``preprocess`` -> ``allocate`` (controller node) -> ``embed`` (backbone node) -> ``fuse``
+(fusion node), or ``infer`` the whole graph on a :class:`FrameWindow`. Model-directory rules and the
+allocation policy: docs/ARCHITECTURE.md, "Runtime and replay". Importing this module does not import torch.
 """
 from __future__ import annotations
 
@@ -302,19 +289,19 @@ class Runtime:
         n = len(self.stream_ids)
         return (n if self.cfg.first_block else 1), n * self.depth
 
-    def _new_engine(self, controller: Any, backend: str) -> Any:
+    def _new_engine(self, controller: Any = None) -> Any:
+        """The engine of ``controller`` (on torch), or without one the backbones' and fusion's."""
         from admn_ros.core.engine import InferenceEngine
 
-        return InferenceEngine(self.model, controller, backend=backend, threads=self.threads, device=self.device)
+        return InferenceEngine(self.model, controller, backend="torch" if controller is not None else self.backend,
+                               threads=self.threads, device=self.device)
 
     def _main_engine(self) -> Any:
-        if self._engine is None:
-            self._engine = self._new_engine(None, self.backend)
+        self._engine = self._engine or self._new_engine()
         return self._engine
 
     def _ctrl_engine(self, entry: _ControllerEntry) -> Any:
-        if entry.engine is None:
-            entry.engine = self._new_engine(entry.controller, "torch")
+        entry.engine = entry.engine or self._new_engine(entry.controller)
         return entry.engine
 
     def warmup(self, parts: Iterable[str] = ("allocate", "embed", "fuse")) -> None:
