@@ -1,12 +1,8 @@
-"""Image messages <-> numpy with cv_bridge's semantics, and the decoding of a sensor message
-into the array one stream of the model reads: the one place where images are converted.
-
-Duck-typed on the fields of ``sensor_msgs/Image`` / ``CompressedImage`` / ``PointCloud2``
-(rclpy, rosbags, ``SimpleNamespace``); nothing here imports ROS. :func:`image_to_numpy` /
-:func:`image_message_fields` are ``imgmsg_to_cv2`` / ``cv2_to_imgmsg``; :func:`decode_stream`
-gives rgb ``uint8 (H, W, 3)``, depth ``uint16`` mm (0 = invalid, REP-118) or radar ``float32``
-(formats: :data:`STREAM_FORMATS`). Anything else raises :class:`ConversionError`; decoded
-arrays are writable and own their memory.
+"""The one place where images are converted, duck-typed on the message fields (nothing here imports
+ROS): :func:`image_to_numpy` / :func:`image_message_fields` are cv_bridge's ``imgmsg_to_cv2`` /
+``cv2_to_imgmsg``; :func:`decode_stream` gives a stream's rgb ``uint8 (H, W, 3)``, depth ``uint16`` mm
+(0 = invalid, REP-118) or radar ``float32`` (formats: :data:`STREAM_FORMATS`), writable and owning
+its memory. Anything else raises :class:`ConversionError`.
 """
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""Time synchronization with ``message_filters`` semantics, plus stream timeouts (rclpy-free).
-
-:class:`SimpleFilter`, :class:`TimeSynchronizer` and :class:`ApproximateTimeSynchronizer` are a
-drop-in for the Python API of ROS 2 ``message_filters`` (same sets, same queue handling; stamps
-as integer ns from ``sec``/``nanosec``, ``nanoseconds`` or an int). :class:`StreamSync` adds
-stream timeouts and health (:mod:`admn_ros.core.health`) on top of any such synchronizer.
-The policy is described in docs/ARCHITECTURE.md, "Synchronization policy".
+"""Time synchronization (rclpy-free): :class:`SimpleFilter`, :class:`TimeSynchronizer` and
+:class:`ApproximateTimeSynchronizer` are a drop-in for ROS 2 ``message_filters``' Python API;
+:class:`StreamSync` adds stream timeouts and health (:mod:`admn_ros.core.health`) on top of any such
+synchronizer. Policy: docs/ARCHITECTURE.md, "Synchronization policy".
 """
 from __future__ import annotations
 

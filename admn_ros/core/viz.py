@@ -1,8 +1,5 @@
-"""Visual geometry for RViz markers and the dashboard image (rclpy-free).
-
-The viz node turns these primitives into ``visualization_msgs/Marker``s; the
-dashboard renders the same primitives top-down with OpenCV, so what RViz shows
-and what an image viewer shows come from one description.
+"""Visual geometry for RViz markers and the dashboard image (rclpy-free): the viz node turns these
+primitives into ``visualization_msgs/Marker``s and the dashboard draws the same ones with OpenCV.
 """
 from __future__ import annotations
 
