@@ -180,14 +180,12 @@ class _OnnxBackend(_Backend):
 
 
 class InferenceEngine:
-    """Batched / batch-1 ADMN inference with per-sample allocations and real skipping.
-
-    Without a ``controller``, :meth:`infer` needs a mask (or uses every block). ``threads``: ``torch.set_num_threads`` at
-    construction (``None`` = leave it; torch's and ONNX Runtime's pools would fight over 2 cores).
-    ``device``: move model and controller there first (``"auto"``: CUDA if present; ONNX Runtime
-    always runs on the CPU). After construction ``backend`` is the one in use, ``check`` maps
-    backends to their max abs difference to torch, ``timings_ms`` to the median batch-1 latency
-    (``auto``), ``errors`` to why one was rejected."""
+    """Batched / batch-1 ADMN inference with per-sample allocations and real skipping; without a
+    ``controller``, :meth:`infer` needs a mask (or uses every block). ``threads``: ``torch.set_num_threads``
+    (``None`` = leave it; torch's and ONNX Runtime's pools would fight over 2 cores). ``device``: move model
+    and controller there first (``"auto"``: CUDA if present; ONNX Runtime always runs on the CPU). After
+    construction ``backend`` is the one in use, ``check`` maps backends to their max abs difference to
+    torch, ``timings_ms`` to the median batch-1 latency (``auto``), ``errors`` to why one was rejected."""
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None = None,
                  backend: str = "torch", threads: int | None = 1, atol: float = 1e-4, time_reps: int = 15,
