@@ -134,9 +134,7 @@ _CVT: dict[tuple[str, str], int] = {(s, d): _SAME if s == d else getattr(cv2, f"
 def _cast(a: np.ndarray, dst: np.dtype) -> np.ndarray:
     """cv_bridge's depth step (OpenCV's ``convertTo``): 8 -> 16 bit scaled by 65535/255, 16 -> 8 by
     255/65535, else a plain cast; integers saturate, floats round half to even, NaN -> 0."""
-    bits_src, bits_dst = a.dtype.itemsize * 8, dst.itemsize * 8
-    scale = (65535.0 / 255.0 if (bits_src, bits_dst) == (8, 16)
-             else 255.0 / 65535.0 if (bits_src, bits_dst) == (16, 8) else 1.0)
+    scale = {(1, 2): 65535.0 / 255.0, (2, 1): 255.0 / 65535.0}.get((a.dtype.itemsize, dst.itemsize), 1.0)
     if dst.kind == "f":
         return a.astype(dst)
     v = a.astype(np.float64) * scale if (scale != 1.0 or a.dtype.kind == "f") else a

@@ -132,7 +132,7 @@ class Runtime:
     ``skipped``: ``[(path, why)]`` files present but not used; ``engine_backend``: the backend in
     use after :meth:`warmup` (``auto`` resolved)."""
 
-    def __init__(self, model_path: Path, model: Any, controllers: list[_ControllerEntry],
+    def __init__(self, model_path: Path, model: Any, controllers: dict[int | None, _ControllerEntry],
                  skipped: list[tuple[Path, str]], meta: Mapping[str, Any], backend: str, device: str,
                  threads: int) -> None:
         self.model_path = model_path
@@ -144,11 +144,9 @@ class Runtime:
         self.stream_ids: list[str] = self.streams.ids
         self._index = {s: i for i, s in enumerate(self.stream_ids)}
         self.depth, self.embed_dim = int(self.cfg.vit_depth), int(self.cfg.vit_dim)
-        self._ctrl, self.skipped = controllers, skipped
+        self._ctrl, self.skipped = controllers, skipped   # budget (None: universal) -> controller
         self.backend, self.device, self.threads = backend, device, threads
         self._engine: Any = None
-        self.universal = next((c for c in controllers if c.budget is None), None)
-        self.per_budget = {c.budget: c for c in controllers if c.budget is not None}
 
     @classmethod
     def load(cls, model_dir: str | Path, backend: str = "auto", device: str = "cpu", *,
@@ -256,11 +254,11 @@ class Runtime:
                 skipped.append((f, f"another {what} ({used[key].path.name}) is used"))
             else:
                 used[key] = _ControllerEntry(f, key, ctrl.eval())
-        return cls(main, model, list(used.values()), skipped, mmeta, backend, device, threads)
+        return cls(main, model, used, skipped, mmeta, backend, device, threads)
 
     @property
     def controllers(self) -> dict[str, Path]:
-        return {c.name: c.path for c in self._ctrl}
+        return {c.name: c.path for c in self._ctrl.values()}
 
     @property
     def frames(self) -> int:
@@ -318,7 +316,7 @@ class Runtime:
                          np.float32) for s in self.stream_ids}
         lo, hi = self.budget_range()
         if "allocate" in parts:
-            for c in self._ctrl:
+            for c in self._ctrl.values():
                 self._ctrl_engine(c)
                 self.allocate(x, c.budget if c.budget is not None else max(lo, hi // 4))
         if "embed" in parts:
@@ -382,7 +380,7 @@ class Runtime:
         t0 = time.perf_counter()
         batch, present = self._batch(inputs)
         noise = np.full(n, np.nan, np.float32)
-        entry = self.universal or self.per_budget.get(budget)
+        entry = self._ctrl.get(None) or self._ctrl.get(budget)
         if policy == "upper_bound":
             mask, budget, name = np.ones((n, self.depth), bool), n * self.depth, policy
         elif policy == "naive":
