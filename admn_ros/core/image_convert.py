@@ -55,7 +55,8 @@ _NAMED: dict[str, tuple[np.dtype, int, str]] = {
     "rgb16": (_U16, 3, "rgb"), "bgr16": (_U16, 3, "bgr"), "rgba16": (_U16, 4, "rgba"), "bgra16": (_U16, 4, "bgra"),
     # known to cv_bridge, passthrough only here
     "yuv422": (_U8, 2, ""), "yuv422_yuy2": (_U8, 2, ""),
-    **{f"bayer_{p}{bits}": (dt, 1, "") for p in ("rggb", "bggr", "gbrg", "grbg") for bits, dt in ((8, _U8), (16, _U16))},
+    **{f"bayer_{p}{bits}": (dt, 1, "") for p in ("rggb", "bggr", "gbrg", "grbg")
+       for bits, dt in ((8, _U8), (16, _U16))},
 }
 _GENERIC = re.compile(r"(8U|8S|16U|16S|32S|32F|64F)(?:C([0-9]+))?")
 _GENERIC_DTYPES = {"8U": "u1", "8S": "i1", "16U": "u2", "16S": "i2", "32S": "i4", "32F": "f4", "64F": "f8"}
