@@ -46,8 +46,7 @@ class DeadlineBudget:
         if var < 1.0:  # all frames at (almost) the same block count: slope unknown
             # Assume the fixed part is small and scale through the origin.
             return (0.0, my / mx) if mx > 0 else None
-        b = (self._sxy / self._sw - mx * my) / var
-        b = max(b, 1e-6)
+        b = max((self._sxy / self._sw - mx * my) / var, 1e-6)
         return my - b * mx, b
 
     def choose(self, current: int) -> int:

@@ -1,11 +1,6 @@
 """The ADMN controller: per-stream QoI encoders -> transformer -> per-(stream, block) logits
-``[B, n, depth]`` and the estimated noise ``sigma [B, n]`` (missing streams masked as keys).
-
-Each stream's selectable logits are sorted along :func:`~admn_ros.core.streams.spread_order`,
-so a top-L selection runs a prefix of that order (:mod:`admn_ros.core.splits`).
-:func:`select_blocks` sums exactly to ``L``: block 0 of every present stream is forced and
-counted. ``universal`` feeds ``L / (n * depth)`` to the allocation head through FiLM (one
-controller for every budget); ``autoencoder`` adds the ADMN_AE reconstruction decoder.
+``[B, n, depth]``, sorted along :func:`~admn_ros.core.streams.spread_order` so a top-L selection runs
+a prefix of it, and the estimated noise ``sigma [B, n]`` (missing streams masked as keys).
 """
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""Inference engine: per-sample allocations with REAL skipping, on several backends.
-
-Every backend runs the backbones block by block, each block only on the (sample, node) rows
-whose allocation has it on, so work scales with the active blocks and a mixed batch gives what
-per-sample execution gives. Backends: ``torch`` (the eager model, the reference), ``onnx``
-(parts exported with the TorchScript exporter, run by ONNX Runtime on the CPU with one thread;
-checked against torch within ``atol``) and ``auto`` (the faster of the two at batch 1). See docs/BENCHMARKS.md.
+"""Inference engine: per-sample allocations with REAL skipping (each block runs only on the rows whose
+allocation has it on, so a mixed batch gives what per-sample execution gives). Backends: ``torch`` (the
+reference), ``onnx`` (parts exported, ONNX Runtime on one CPU thread, checked against torch within
+``atol``) and ``auto`` (the faster of the two at batch 1). See docs/BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -60,9 +57,9 @@ class _Backend:
     Subclasses implement ``embed`` (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` ->
     ``[N, D]``), ``fuse`` and ``control`` on torch CPU tensors."""
 
-    name = "base"
+    name: str
 
-    def __init__(self, model: ADMNModel, controller: AllocationController | None, wrap: Wrap | None) -> None:
+    def __init__(self, model: ADMNModel, controller: AllocationController | None, wrap: Wrap | None = None) -> None:
         cfg, dev = model.cfg, model.device
         self.patch: dict[str, Any] = {}
         self.blocks: dict[str, list[Any]] = {}
@@ -122,9 +119,6 @@ class _TorchBackend(_Backend):
     """Eager torch, the reference, with index_select/index_copy skipping."""
 
     name = "torch"
-
-    def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
-        super().__init__(model, controller, None)
 
     def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
         return self.head[modality](self._skipping(modality, self.patch[modality](x), on, _torch_rows))
@@ -186,14 +180,12 @@ class _OnnxBackend(_Backend):
 
 
 class InferenceEngine:
-    """Batched / batch-1 ADMN inference with per-sample allocations and real skipping.
-
-    Without a ``controller``, :meth:`infer` needs a mask (or uses every block). ``threads``: ``torch.set_num_threads`` at
-    construction (``None`` = leave it; torch's and ONNX Runtime's pools would fight over 2 cores).
-    ``device``: move model and controller there first (``"auto"``: CUDA if present; ONNX Runtime
-    always runs on the CPU). After construction ``backend`` is the one in use, ``check`` maps
-    backends to their max abs difference to torch, ``timings_ms`` to the median batch-1 latency
-    (``auto``), ``errors`` to why one was rejected."""
+    """Batched / batch-1 ADMN inference with per-sample allocations and real skipping; without a
+    ``controller``, :meth:`infer` needs a mask (or uses every block). ``threads``: ``torch.set_num_threads``
+    (``None`` = leave it; torch's and ONNX Runtime's pools would fight over 2 cores). ``device``: move model
+    and controller there first (``"auto"``: CUDA if present; ONNX Runtime always runs on the CPU). After
+    construction ``backend`` is the one in use, ``check`` maps backends to their max abs difference to
+    torch, ``timings_ms`` to the median batch-1 latency (``auto``), ``errors`` to why one was rejected."""
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None = None,
                  backend: str = "torch", threads: int | None = 1, atol: float = 1e-4, time_reps: int = 15,
@@ -317,20 +309,17 @@ class InferenceEngine:
         b, s, n_mod, depth = mask.shape[0], cfg.frames * len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
         on_all = mask.reshape(b, s, n_mod, depth).cpu().numpy()
         p_all = pres.reshape(b, s, n_mod).cpu().numpy()
-        emb = torch.zeros(b, s, n_mod, cfg.vit_dim, device=mask.device)
+        emb = torch.zeros(b * s, n_mod, cfg.vit_dim, device=mask.device)
         for mi, m in enumerate(cfg.modalities):
             x = xs[m].reshape(b * s, *xs[m].shape[2:])
             on = on_all[:, :, mi].reshape(b * s, depth)
             p = p_all[:, :, mi].reshape(b * s)
             if p.all():
-                e = be.embed(m, x, on)
-                emb[:, :, mi] = e.to(emb.device).reshape(b, s, -1)
+                emb[:, mi] = be.embed(m, x, on).to(emb.device)
             elif p.any():
                 rows = np.flatnonzero(p)
-                e = be.embed(m, x[torch.from_numpy(rows).to(x.device)], on[rows])
-                flat = emb[:, :, mi].reshape(b * s, -1)
-                flat[torch.from_numpy(rows).to(flat.device)] = e.to(flat.device)
-                emb[:, :, mi] = flat.reshape(b, s, -1)
+                idx = torch.from_numpy(rows)
+                emb[idx.to(emb.device), mi] = be.embed(m, x[idx.to(x.device)], on[rows]).to(emb.device)
         return emb.reshape(b, cfg.n_tokens, cfg.vit_dim)
 
     def infer(self, inputs: Mapping[str, torch.Tensor], present: Any = None, mask: Any = None,

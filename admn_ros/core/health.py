@@ -1,10 +1,7 @@
-"""Per-stream health: what a single frame cannot show (rclpy-free).
-
-A *frozen* stream repeats its content with new stamps; a *stalled* one has stamps that stop
-advancing or jump (older than the newest by more than ``max_jump_s``, or ahead of the arrival
-clock by more: a silent stream that comes back is no jump). Either is treated as missing by
-:class:`admn_ros.core.sync.StreamSync` until ``recover_frames`` good messages in a row. A stall
-takes precedence over a freeze. Rules and parameters: docs/ARCHITECTURE.md and docs/DEPLOY.md.
+"""Per-stream health, what a single frame cannot show (rclpy-free): a *frozen* stream repeats its
+content with new stamps; a *stalled* one has stamps that stop advancing or jump (more than ``max_jump_s``
+back, or ahead of the arrival clock; a stall wins over a freeze). :class:`admn_ros.core.sync.StreamSync`
+treats either as missing until ``recover_frames`` good messages in a row. Rules: docs/ARCHITECTURE.md.
 """
 from __future__ import annotations
 

@@ -1,12 +1,8 @@
-"""Image messages <-> numpy with cv_bridge's semantics, and the decoding of a sensor message
-into the array one stream of the model reads: the one place where images are converted.
-
-Duck-typed on the fields of ``sensor_msgs/Image`` / ``CompressedImage`` / ``PointCloud2``
-(rclpy, rosbags, ``SimpleNamespace``); nothing here imports ROS. :func:`image_to_numpy` /
-:func:`image_message_fields` are ``imgmsg_to_cv2`` / ``cv2_to_imgmsg``; :func:`decode_stream`
-gives rgb ``uint8 (H, W, 3)``, depth ``uint16`` mm (0 = invalid, REP-118) or radar ``float32``
-(formats: :data:`STREAM_FORMATS`). Anything else raises :class:`ConversionError`; decoded
-arrays are writable and own their memory.
+"""The one place where images are converted, duck-typed on the message fields (nothing here imports
+ROS): :func:`image_to_numpy` / :func:`image_message_fields` are cv_bridge's ``imgmsg_to_cv2`` /
+``cv2_to_imgmsg``; :func:`decode_stream` gives a stream's rgb ``uint8 (H, W, 3)``, depth ``uint16`` mm
+(0 = invalid, REP-118) or radar ``float32`` (formats: :data:`STREAM_FORMATS`), writable and owning
+its memory. Anything else raises :class:`ConversionError`.
 """
 from __future__ import annotations
 
@@ -59,9 +55,8 @@ _NAMED: dict[str, tuple[np.dtype, int, str]] = {
     "rgb16": (_U16, 3, "rgb"), "bgr16": (_U16, 3, "bgr"), "rgba16": (_U16, 4, "rgba"), "bgra16": (_U16, 4, "bgra"),
     # known to cv_bridge, passthrough only here
     "yuv422": (_U8, 2, ""), "yuv422_yuy2": (_U8, 2, ""),
-    "bayer_rggb8": (_U8, 1, ""), "bayer_bggr8": (_U8, 1, ""), "bayer_gbrg8": (_U8, 1, ""), "bayer_grbg8": (_U8, 1, ""),
-    "bayer_rggb16": (_U16, 1, ""), "bayer_bggr16": (_U16, 1, ""), "bayer_gbrg16": (_U16, 1, ""),
-    "bayer_grbg16": (_U16, 1, ""),
+    **{f"bayer_{p}{bits}": (dt, 1, "") for p in ("rggb", "bggr", "gbrg", "grbg")
+       for bits, dt in ((8, _U8), (16, _U16))},
 }
 _GENERIC = re.compile(r"(8U|8S|16U|16S|32S|32F|64F)(?:C([0-9]+))?")
 _GENERIC_DTYPES = {"8U": "u1", "8S": "i1", "16U": "u2", "16S": "i2", "32S": "i4", "32F": "f4", "64F": "f8"}
@@ -138,9 +133,7 @@ _CVT: dict[tuple[str, str], int] = {(s, d): _SAME if s == d else getattr(cv2, f"
 def _cast(a: np.ndarray, dst: np.dtype) -> np.ndarray:
     """cv_bridge's depth step (OpenCV's ``convertTo``): 8 -> 16 bit scaled by 65535/255, 16 -> 8 by
     255/65535, else a plain cast; integers saturate, floats round half to even, NaN -> 0."""
-    bits_src, bits_dst = a.dtype.itemsize * 8, dst.itemsize * 8
-    scale = (65535.0 / 255.0 if (bits_src, bits_dst) == (8, 16)
-             else 255.0 / 65535.0 if (bits_src, bits_dst) == (16, 8) else 1.0)
+    scale = {(1, 2): 65535.0 / 255.0, (2, 1): 255.0 / 65535.0}.get((a.dtype.itemsize, dst.itemsize), 1.0)
     if dst.kind == "f":
         return a.astype(dst)
     v = a.astype(np.float64) * scale if (scale != 1.0 or a.dtype.kind == "f") else a

@@ -1,20 +1,7 @@
-"""The runtime every consumer of trained models calls (rclpy-free): a model directory's model
-and controllers, and the pipeline parts the node graph is split into, for any task.
-
-::
-
-    rt = Runtime.load("models/")                                      # model + controllers
-    x = {sid: rt.preprocess(sid, array) for sid, array in raw.items()}   # (C, 64, 64) float32
-    a = rt.allocate(x, budget=27)                                     # controller node
-    e = rt.embed(rt.stream_ids[:3], x, a.mask[:3])                    # backbone node (real skipping)
-    est = rt.fuse(e)                                                  # fusion node: the task's estimate
-    win = FrameWindow(rt.frames, rt.stream_ids)
-    win.push(stamp_ns, x)
-    res = rt.infer(win, budget=27)                                    # the whole graph, window by window
-
-Model-directory rules and the allocation policy (universal controller, else the one for that
-budget, else naive): docs/ARCHITECTURE.md, "Runtime and replay". Importing this module does
-not import torch.
+"""The runtime every consumer of trained models calls (rclpy-free): :meth:`Runtime.load` a model
+directory, then ``preprocess`` -> ``allocate`` (controller node) -> ``embed`` (backbone node) -> ``fuse``
+(fusion node), or ``infer`` the whole graph on a :class:`FrameWindow`. Model-directory rules and the
+allocation policy: docs/ARCHITECTURE.md, "Runtime and replay". Importing this module does not import torch.
 """
 from __future__ import annotations
 
@@ -145,7 +132,7 @@ class Runtime:
     ``skipped``: ``[(path, why)]`` files present but not used; ``engine_backend``: the backend in
     use after :meth:`warmup` (``auto`` resolved)."""
 
-    def __init__(self, model_path: Path, model: Any, controllers: list[_ControllerEntry],
+    def __init__(self, model_path: Path, model: Any, controllers: dict[int | None, _ControllerEntry],
                  skipped: list[tuple[Path, str]], meta: Mapping[str, Any], backend: str, device: str,
                  threads: int) -> None:
         self.model_path = model_path
@@ -157,11 +144,9 @@ class Runtime:
         self.stream_ids: list[str] = self.streams.ids
         self._index = {s: i for i, s in enumerate(self.stream_ids)}
         self.depth, self.embed_dim = int(self.cfg.vit_depth), int(self.cfg.vit_dim)
-        self._ctrl, self.skipped = controllers, skipped
+        self._ctrl, self.skipped = controllers, skipped   # budget (None: universal) -> controller
         self.backend, self.device, self.threads = backend, device, threads
         self._engine: Any = None
-        self.universal = next((c for c in controllers if c.budget is None), None)
-        self.per_budget = {c.budget: c for c in controllers if c.budget is not None}
 
     @classmethod
     def load(cls, model_dir: str | Path, backend: str = "auto", device: str = "cpu", *,
@@ -269,11 +254,11 @@ class Runtime:
                 skipped.append((f, f"another {what} ({used[key].path.name}) is used"))
             else:
                 used[key] = _ControllerEntry(f, key, ctrl.eval())
-        return cls(main, model, list(used.values()), skipped, mmeta, backend, device, threads)
+        return cls(main, model, used, skipped, mmeta, backend, device, threads)
 
     @property
     def controllers(self) -> dict[str, Path]:
-        return {c.name: c.path for c in self._ctrl}
+        return {c.name: c.path for c in self._ctrl.values()}
 
     @property
     def frames(self) -> int:
@@ -302,19 +287,19 @@ class Runtime:
         n = len(self.stream_ids)
         return (n if self.cfg.first_block else 1), n * self.depth
 
-    def _new_engine(self, controller: Any, backend: str) -> Any:
+    def _new_engine(self, controller: Any = None) -> Any:
+        """The engine of ``controller`` (on torch), or without one the backbones' and fusion's."""
         from admn_ros.core.engine import InferenceEngine
 
-        return InferenceEngine(self.model, controller, backend=backend, threads=self.threads, device=self.device)
+        return InferenceEngine(self.model, controller, backend="torch" if controller is not None else self.backend,
+                               threads=self.threads, device=self.device)
 
     def _main_engine(self) -> Any:
-        if self._engine is None:
-            self._engine = self._new_engine(None, self.backend)
+        self._engine = self._engine or self._new_engine()
         return self._engine
 
     def _ctrl_engine(self, entry: _ControllerEntry) -> Any:
-        if entry.engine is None:
-            entry.engine = self._new_engine(entry.controller, "torch")
+        entry.engine = entry.engine or self._new_engine(entry.controller)
         return entry.engine
 
     def warmup(self, parts: Iterable[str] = ("allocate", "embed", "fuse")) -> None:
@@ -331,7 +316,7 @@ class Runtime:
                          np.float32) for s in self.stream_ids}
         lo, hi = self.budget_range()
         if "allocate" in parts:
-            for c in self._ctrl:
+            for c in self._ctrl.values():
                 self._ctrl_engine(c)
                 self.allocate(x, c.budget if c.budget is not None else max(lo, hi // 4))
         if "embed" in parts:
@@ -395,7 +380,7 @@ class Runtime:
         t0 = time.perf_counter()
         batch, present = self._batch(inputs)
         noise = np.full(n, np.nan, np.float32)
-        entry = self.universal or self.per_budget.get(budget)
+        entry = self._ctrl.get(None) or self._ctrl.get(budget)
         if policy == "upper_bound":
             mask, budget, name = np.ones((n, self.depth), bool), n * self.depth, policy
         elif policy == "naive":

@@ -235,10 +235,7 @@ def spread_allocation(n_streams: int, budget: int, chosen: Sequence[int], first_
 def spread_order(depth: int = DEPTH) -> list[int]:
     """Blocks in the order :func:`every_other_blocks` first uses them as ``n_keep`` grows:
     for 12 blocks ``[0, 6, 4, 8, 3, 9, 2, 7, 10, 1, 5, 11]``."""
-    order: list[int] = []
-    for k in range(1, depth + 1):
-        order += [j for j in every_other_blocks(k, depth) if j not in order]
-    return order
+    return list(dict.fromkeys(j for k in range(1, depth + 1) for j in every_other_blocks(k, depth)))
 
 
 def full_allocation(n_streams: int, depth: int = DEPTH) -> np.ndarray:

@@ -1,10 +1,7 @@
-"""Time synchronization with ``message_filters`` semantics, plus stream timeouts (rclpy-free).
-
-:class:`SimpleFilter`, :class:`TimeSynchronizer` and :class:`ApproximateTimeSynchronizer` are a
-drop-in for the Python API of ROS 2 ``message_filters`` (same sets, same queue handling; stamps
-as integer ns from ``sec``/``nanosec``, ``nanoseconds`` or an int). :class:`StreamSync` adds
-stream timeouts and health (:mod:`admn_ros.core.health`) on top of any such synchronizer.
-The policy is described in docs/ARCHITECTURE.md, "Synchronization policy".
+"""Time synchronization (rclpy-free): :class:`SimpleFilter`, :class:`TimeSynchronizer` and
+:class:`ApproximateTimeSynchronizer` are a drop-in for ROS 2 ``message_filters``' Python API;
+:class:`StreamSync` adds stream timeouts and health (:mod:`admn_ros.core.health`) on top of any such
+synchronizer. Policy: docs/ARCHITECTURE.md, "Synchronization policy".
 """
 from __future__ import annotations
 
@@ -173,13 +170,10 @@ class SyncedSet(Generic[K]):
 
 @dataclass
 class SyncStats:
-    """Counters of a :class:`StreamSync`.
-
-    ``offered`` messages went in; ``matched`` of them fired in a set; ``sets`` sets were
-    emitted; ``stale_sets`` sets (``stale`` messages) were dropped because they were not
-    newer than an emitted set; ``rebuilds`` counts changes of the live inputs; ``queued``
-    messages wait in the synchronizer now; the rest were ``discarded`` (a queue overflowed,
-    a second message with the same stamp replaced the first, the input timed out or was unhealthy)."""
+    """Counters of a :class:`StreamSync`: ``offered`` messages went in, ``matched`` of them fired in one
+    of the ``sets`` emitted; ``stale_sets`` sets (``stale`` messages) were not newer than an emitted set;
+    ``rebuilds`` counts changes of the live inputs; ``queued`` messages wait now; the rest were
+    ``discarded`` (queue overflow, same stamp replaced, input timed out or unhealthy)."""
 
     offered: int = 0
     matched: int = 0
@@ -205,13 +199,11 @@ class _Entry:
 class StreamSync(Generic[K]):
     """Approximate-time synchronization over the *live* inputs ``keys`` (output order): an input
     silent for more than ``timeout`` s, or unhealthy under ``health``, is left out until it
-    rejoins. A set not newer than the last emitted one is dropped as stale. Time (``now``, s) is
-    passed in, so ROS, wall, bag or simulated time all work.
-
-    ``synchronizer``: ``(filters, queue_size, slop) -> synchronizer`` with the ``message_filters``
-    API (default :class:`ApproximateTimeSynchronizer`). ``start_time``: clock origin for
-    never-seen inputs; ``None`` = the ``now`` of the first :meth:`add` (what nodes need: with
-    ``use_sim_time`` the clock reads 0 until ``/clock`` arrives)."""
+    rejoins; a set not newer than the last emitted one is dropped as stale. Time (``now``, s) is
+    passed in (ROS, wall, bag or simulated time). ``synchronizer``: ``(filters, queue_size, slop) ->``
+    a ``message_filters``-like synchronizer. ``start_time``: clock origin for never-seen inputs;
+    ``None`` = the ``now`` of the first :meth:`add` (with ``use_sim_time`` the clock reads 0 until
+    ``/clock`` arrives)."""
 
     def __init__(self, keys: Sequence[K], slop: float, queue_size: int = 10, timeout: float = 0.5, *,
                  synchronizer: Callable[[Sequence[Any], int, float], Any] | None = None,

@@ -1,9 +1,7 @@
 """Adaptive-depth Vision Transformer backbone (one per modality, shared by its streams):
 ``[B, C, 64, 64]`` in [0, 1] -> 16 patch tokens + CLS ``[B, 17, 64]`` -> spatial readout ``[B, 64]``.
-
-Skipping is real: block ``j`` runs only on the sub-batch ``active[:, j]`` (``index_select`` ->
-block -> ``index_copy``), so a sample gets exactly what it would alone. LayerDrop and
-full-backbone dropout act only in ``train()`` mode, through the same path.
+Skipping is real: block ``j`` runs only on the sub-batch ``active[:, j]``, so a sample gets exactly
+what it would alone.
 """
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Visual geometry for RViz markers and the dashboard image (rclpy-free).
-
-The viz node turns these primitives into ``visualization_msgs/Marker``s; the
-dashboard renders the same primitives top-down with OpenCV, so what RViz shows
-and what an image viewer shows come from one description.
+"""Visual geometry for RViz markers and the dashboard image (rclpy-free): the viz node turns these
+primitives into ``visualization_msgs/Marker``s and the dashboard draws the same ones with OpenCV.
 """
 from __future__ import annotations
 
@@ -160,8 +157,8 @@ class VizState:
         return t
 
 
-def scene_markers(state: VizState, bar_height: float = 0.6, bar_width: float = 0.09) -> list[MarkerSpec]:
-    """The map scene of ``state`` (see the module docstring for the namespaces)."""
+def scene_markers(state: VizState, bar_height: float = 0.6) -> list[MarkerSpec]:
+    """The map scene of ``state``: track, sensor nodes, allocation bars, estimate, ground truth, status."""
     x0, x1, y0, y1 = state.track_bounds
     out = [line_marker("track", 0, [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], 0.0, 0.03,
                        (0.7, 0.7, 0.7, 1.0), persistent=True)]
@@ -170,7 +167,7 @@ def scene_markers(state: VizState, bar_height: float = 0.6, bar_width: float = 0
                            persistent=True),
                 MarkerSpec("sensor_nodes", 100 + k, "TEXT_VIEW_FACING", (x, y + 0.36, 0.05), (0, 0, 0.14),
                            (0.9, 0.9, 0.9, 1.0), text=node, persistent=True)]
-    out += bar_markers(state.bars(spacing=bar_width * 1.4), state.node_xy, bar_height, bar_width)
+    out += bar_markers(state.bars(spacing=0.09 * 1.4), state.node_xy, bar_height)
     if state.estimate is not None:
         mx, my = state.estimate
         out.append(MarkerSpec("estimate", 0, "SPHERE", (mx, my, 0.06), (0.12, 0.12, 0.12), (1.0, 0.55, 0.0, 1.0)))

@@ -50,39 +50,35 @@ class WindowView:
         t = f"L={self.budget} [{self.controller}]" if self.mask is not None else "waiting for a full window"
         return f"{self.title}  {t}  {self.metric}".strip()
 
-    def bars(self, at: tuple[float, float] = (0.0, 0.0), spacing: float = 0.14) -> list[Bar]:
+    def bars(self, at: tuple[float, float] = (0.0, 0.0)) -> list[Bar]:
         """The streams' allocation bars side by side around ``at`` (empty before the first window)."""
         node_xy = {split_stream_id(s)[0]: at for s in self.stream_ids}
         return [] if self.mask is None else allocation_bars(self.stream_ids, self.mask, self.est_noise, node_xy,
-                                                            spacing, self.present)
+                                                            0.14, self.present)
 
 
-def window_markers(view: WindowView, origin: tuple[float, float] = (0.0, 0.0), bar_height: float = 0.6,
-                   top: int = 6) -> list[MarkerSpec]:
-    """The window node's markers in the ``x``/``y`` plane around ``origin``: ``activity_label``,
-    ``activity_status``, ``activity_scores`` (+ ``activity_score_text``), the map view's allocation
-    bars and ``window_tokens`` (an ``F x n`` grid, green = the token had data)."""
-    ox, oy = float(origin[0]), float(origin[1])
-    out = [text_marker("activity_label", 0, (ox + 0.6, oy + 1.25, 0.05), 0.22, view.label, verdict_rgb(view.ok)),
-           text_marker("activity_status", 0, (ox + 0.6, oy + 0.98, 0.05), 0.12, view.status_text(),
-                       (0.85, 0.85, 0.85, 1.0))]
-    for k, (name, p, is_truth) in enumerate(view.ranked[:top]):   # bars to the right of the streams
-        y, length = oy + 0.6 - 0.16 * k, max(float(p) * 1.2, 0.005)
-        out += [MarkerSpec("activity_scores", k, "CUBE", (ox + 0.9 + length / 2, y, 0.02), (length, 0.1, 0.04),
+def window_markers(view: WindowView) -> list[MarkerSpec]:
+    """The window node's markers in the ``x``/``y`` plane around the origin: ``activity_label``,
+    ``activity_status``, ``activity_scores`` (+ ``activity_score_text``, the top 6), the map view's
+    allocation bars and ``window_tokens`` (an ``F x n`` grid, green = the token had data)."""
+    out = [text_marker("activity_label", 0, (0.6, 1.25, 0.05), 0.22, view.label, verdict_rgb(view.ok)),
+           text_marker("activity_status", 0, (0.6, 0.98, 0.05), 0.12, view.status_text(), (0.85, 0.85, 0.85, 1.0))]
+    for k, (name, p, is_truth) in enumerate(view.ranked[:6]):   # bars to the right of the streams
+        y, length = 0.6 - 0.16 * k, max(float(p) * 1.2, 0.005)
+        out += [MarkerSpec("activity_scores", k, "CUBE", (0.9 + length / 2, y, 0.02), (length, 0.1, 0.04),
                            (1.0, 0.6, 0.15, 0.95) if k == 0 else (0.45, 0.6, 0.9, 0.9)),
-                text_marker("activity_score_text", k, (ox + 0.5, y, 0.06), 0.08,
+                text_marker("activity_score_text", k, (0.5, y, 0.06), 0.08,
                             f"{name} {p:.2f}" + (" *" if is_truth else ""))]
-    at = (ox - 0.4, oy)
-    out += bar_markers(view.bars(at), {split_stream_id(s)[0]: at for s in view.stream_ids}, bar_height)
+    at = (-0.4, 0.0)
+    out += bar_markers(view.bars(at), {split_stream_id(s)[0]: at for s in view.stream_ids})
     if view.tokens is not None:
         tok, cell = np.asarray(view.tokens, bool), 0.07
         out += [MarkerSpec("window_tokens", k * tok.shape[1] + i, "CUBE",
-                           (ox + 0.9 + k * (cell + 0.02), oy - 0.45 - i * (cell + 0.02), 0.01), (cell, cell, 0.02),
+                           (0.9 + k * (cell + 0.02), -0.45 - i * (cell + 0.02), 0.01), (cell, cell, 0.02),
                            (0.25, 0.8, 0.35, 0.95) if tok[k, i] else (0.3, 0.3, 0.3, 0.9))
                 for k in range(tok.shape[0]) for i in range(tok.shape[1])]
-        out.append(text_marker("window_tokens", 10_000, (ox + 0.9 + (tok.shape[0] - 1) * (cell + 0.02) / 2,
-                                                         oy - 0.35, 0.02), 0.08,
-                               f"window {tok.shape[0]} frames (old -> new)", (0.85, 0.85, 0.85, 1.0)))
+        out.append(text_marker("window_tokens", 10_000, (0.9 + (tok.shape[0] - 1) * (cell + 0.02) / 2, -0.35, 0.02),
+                               0.08, f"window {tok.shape[0]} frames (old -> new)", (0.85, 0.85, 0.85, 1.0)))
     return out
 
 
@@ -91,8 +87,8 @@ def verdict_rgb(ok: bool | None) -> tuple[float, float, float, float]:
     return (0.5, 1.0, 0.5, 1.0) if ok else ((1.0, 0.6, 0.5, 1.0) if ok is False else (1.0, 1.0, 1.0, 1.0))
 
 
-def render_window_dashboard(view: WindowView, width: int = 640, height: int = 480, top: int = 8) -> np.ndarray:
-    """rgb8 ``(height, width, 3)``: the label (and truth), the top ranked entries, per-stream
+def render_window_dashboard(view: WindowView, width: int = 640, height: int = 480) -> np.ndarray:
+    """rgb8 ``(height, width, 3)``: the label (and truth), the top 8 ranked entries, per-stream
     blocks coloured by QoI, and the window's (frame x stream) tokens with data."""
     img = np.full((height, width, 3), 32, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
@@ -101,7 +97,7 @@ def render_window_dashboard(view: WindowView, width: int = 640, height: int = 48
     # scores (left half)
     x0, y0, bar_h = 12, 84, 20
     sw = int(width * 0.5) - 24
-    for k, (name, p, is_truth) in enumerate(view.ranked[:top]):
+    for k, (name, p, is_truth) in enumerate(view.ranked[:8]):
         y = y0 + k * (bar_h + 8)
         if y + bar_h > height - 8:
             break
