@@ -17,11 +17,10 @@ from admn_ros.core.data.generate import plan_splits
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape, arrays_meta,
                                         create_arrays)
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
-from admn_ros.core.streams import DEPTH_MAX_M, StreamSet, split_stream_id
+from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES, StreamSet, split_stream_id
 
 #: Why a frame was not kept, in the order they are checked.
 REASONS = ("bad message", "missing stream", "no ground truth", "split gap")
-_STORED = ("rgb", "depth", "radar")
 
 
 class _Reading:
@@ -29,7 +28,7 @@ class _Reading:
 
     def __init__(self, work: Path, nodes: list[str]) -> None:
         self.nodes, self.work = nodes, work
-        self.files = {m: open(work / f"{m}.bin", "ab") for m in _STORED}  # noqa: SIM115 - closed in arrays()
+        self.files = {m: open(work / f"{m}.bin", "ab") for m in MODALITY_NAMES}  # noqa: SIM115 - closed in arrays()
         self.bag: list[int] = []
         self.stamp: list[int] = []
         self.gt: list[np.ndarray] = []
@@ -37,7 +36,7 @@ class _Reading:
 
     def add(self, b: int, frame: Any) -> str | None:
         """Store ``frame`` of bag ``b``, or return why it cannot be (``bad message: node1/rgb``)."""
-        out = {m: np.zeros(array_shape(m, 1, len(self.nodes))[1:], ARRAYS[m][0]) for m in _STORED}
+        out = {m: np.zeros(array_shape(m, 1, len(self.nodes))[1:], ARRAYS[m][0]) for m in MODALITY_NAMES}
         for sid, data in frame.streams.items():
             if data is None:
                 continue
@@ -59,7 +58,7 @@ class _Reading:
             f.close()
         n = len(self.bag)  # > 0: a build without kept frames stops before
         return {m: np.memmap(self.work / f"{m}.bin", ARRAYS[m][0], "r", shape=array_shape(m, n, len(self.nodes)))
-                for m in _STORED}
+                for m in MODALITY_NAMES}
 
 
 def _skip_reason(frame: Any, required: Sequence[str]) -> str | None:
@@ -123,7 +122,7 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                          f"needs positions (PointStamped, PoseStamped, Odometry, tf ...)")
     pairs = [split_stream_id(s) for s in m.stream_ids]
     nodes = list(dict.fromkeys(n for n, _ in pairs))                       # mapping order
-    modalities = [x for x in _STORED if any(mod == x for _, mod in pairs)]  # rgb, depth, radar order
+    modalities = [x for x in MODALITY_NAMES if any(mod == x for _, mod in pairs)]  # rgb, depth, radar order
     required = [s.stream_id for s in m.streams if not s.optional]
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -216,7 +215,7 @@ def _write_split(d: Path, arr: dict[str, np.ndarray], idx: np.ndarray, gt: np.nd
     dst = create_arrays(d, n, n_nodes)
     for k, v in {"gt": gt[idx], "episode": seg, "t": t, "visibility": np.nan}.items():
         dst[k][...] = v
-    for k in _STORED:
+    for k in MODALITY_NAMES:
         for i in range(0, n, 512):
             dst[k][i:i + 512] = arr[k][idx[i:i + 512]]
     for a in dst.values():

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from admn_ros.core.streams import (DEFAULT_NODES, DEPTH, MODALITIES, StreamGridMixin, StreamSet,
+from admn_ros.core.streams import (DEFAULT_NODES, DEPTH, MODALITIES, MODALITY_NAMES, StreamGridMixin, StreamSet,
                                   budget_from_fraction, spread_order, validate_budget)
 from admn_ros.core.vit import Block, init_linear
 
@@ -26,7 +26,7 @@ class ControllerConfig(StreamGridMixin):
     LEGACY_DEFAULTS: ClassVar[Mapping[str, Any]] = {"prior": "none", "block_order": "free"}
 
     nodes: tuple[str, ...] = DEFAULT_NODES
-    modalities: tuple[str, ...] = ("rgb", "depth", "radar")
+    modalities: tuple[str, ...] = MODALITY_NAMES
     depth: int = DEPTH
     img_size: int = 64
     dim: int = 32

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from admn_ros.core.fusion import DEFAULT_BOUNDS, Fusion
-from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, StreamGridMixin, StreamSet
+from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, MODALITY_NAMES, StreamGridMixin, StreamSet
 from admn_ros.core.tasks import TASKS
 from admn_ros.core.vit import AdaptiveViT
 
@@ -30,7 +30,7 @@ class ADMNConfig(StreamGridMixin):
                                             "fusion_token_norm": False, "aux_heads": False}
 
     nodes: tuple[str, ...] = DEFAULT_NODES
-    modalities: tuple[str, ...] = ("rgb", "depth", "radar")
+    modalities: tuple[str, ...] = MODALITY_NAMES
     frames: int = 1
     img_size: int = 64
     patch: int = 16

@@ -32,6 +32,8 @@ MODALITIES: dict[str, Modality] = {
     "depth": Modality(1, 0.75, "16UC1"),
     "radar": Modality(1, 1.0, "32FC1"),
 }
+#: The modalities in stream order (rgb, depth, radar).
+MODALITY_NAMES: tuple[str, ...] = tuple(MODALITIES)
 
 #: Default sensor nodes of the GDTM-style network.
 DEFAULT_NODES: tuple[str, ...] = ("node1", "node2", "node3")
@@ -61,7 +63,7 @@ class StreamSet:
     row order of every mask."""
 
     nodes: tuple[str, ...] = DEFAULT_NODES
-    modalities: tuple[str, ...] = ("rgb", "depth", "radar")
+    modalities: tuple[str, ...] = MODALITY_NAMES
 
     def __post_init__(self) -> None:
         if not self.nodes or not self.modalities:

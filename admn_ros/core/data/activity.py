@@ -24,11 +24,10 @@ from admn_ros.core.data.simdata import (SPLITS, DatasetError, MemmapBatches, arr
 from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import check_index
-from admn_ros.core.streams import DEPTH_MAX_M
+from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES
 
 ACTIVITY_FORMAT: str = "admn_ros.activitydata"
 ACTIVITY_FORMAT_VERSION: int = 1
-ACTIVITY_MODALITIES: tuple[str, ...] = ("rgb", "depth", "radar")
 SENSOR_NODE: str = "node1"
 #: A window starts at a uniformly drawn time in [0, MAX_START_S) of its performance, seconds.
 MAX_START_S: float = 30.0
@@ -178,8 +177,8 @@ class ActivityWriter:
             "format": ACTIVITY_FORMAT, "format_version": ACTIVITY_FORMAT_VERSION, "task": "activity",
             "source": self.source, "classes": list(self.classes), "n_classes": len(self.classes),
             "frames": self.frames, "rate_hz": self.rate_hz, "sensor_node": SENSOR_NODE, "nodes": nodes,
-            "modalities": list(ACTIVITY_MODALITIES),
-            "stream_ids": [f"{n}/{m}" for n in nodes for m in ACTIVITY_MODALITIES],
+            "modalities": list(MODALITY_NAMES),
+            "stream_ids": [f"{n}/{m}" for n in nodes for m in MODALITY_NAMES],
             "model_input": MODEL_INPUT, "depth_max_m": DEPTH_MAX_M,
             "seed": self.seed,
             "splits": {s: {"n_samples": self._n[s], "subjects": sorted(self._subjects[s]),
@@ -283,7 +282,7 @@ def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
         start = float(rng.uniform(0.0, MAX_START_S))
         win = render_window(r.subject, ACTIVITIES[task.activity], start, F, task.rate_hz, rng, renderer=r)
         for i in range(F):
-            for m in ACTIVITY_MODALITIES:
+            for m in MODALITY_NAMES:
                 out[m][w, i] = to_storage(m, win[m][i])
         out["t"][w] = start
     return task, out, time.perf_counter() - t0

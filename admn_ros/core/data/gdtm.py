@@ -22,7 +22,7 @@ from admn_ros.core.data.simdata import (FORMAT_NAME, FORMAT_VERSION, SPLITS, Dat
                                         create_arrays)
 from admn_ros.core.data.tools import clear_dataset, cli_exit_code, progress_bar, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
-from admn_ros.core.streams import DEPTH_MAX_M, StreamSet
+from admn_ros.core.streams import DEFAULT_NODES as NODES, DEPTH_MAX_M, MODALITY_NAMES as MODALITIES, StreamSet
 
 if TYPE_CHECKING:  # pragma: no cover
     import h5py
@@ -35,8 +35,6 @@ SOURCES: dict[str, dict[str, tuple[str, str]]] = {
 }
 MOCAP_FILE: str = "mocap.hdf5"
 MOCAP_KEY: str = "mocap"
-MODALITIES: tuple[str, ...] = ("rgb", "depth", "radar")
-NODES: tuple[str, ...] = ("node1", "node2", "node3")
 #: Frame period of the authors' alignment (``pd.date_range(..., freq='66ms')``), ms.
 FRAME_MS: int = 66
 #: Radar transform per source: ``db`` = 20 log10(magnitude) (azimuth_static is |FFT|),

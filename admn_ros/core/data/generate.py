@@ -17,7 +17,7 @@ from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPL
 from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import SimConfig, load_sim_config
-from admn_ros.core.streams import DEPTH_MAX_M
+from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def _run_task(task: _Task) -> tuple[str, int, int, float]:
         f = sim.step()
         j = task.offset + i
         for k, node in enumerate(nodes):
-            for m in ("rgb", "depth", "radar"):
+            for m in MODALITY_NAMES:
                 arrs[m][j, k] = to_storage(m, f.streams[f"{node}/{m}"].data)
             arrs["visibility"][j, k] = f.visibility[node]
         arrs["gt"][j] = f.gt_xy

@@ -20,6 +20,7 @@ from admn_ros.core.data.simdata import SPLITS, DatasetError
 from admn_ros.core.data.tools import cli_exit_code, progress_bar
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.activity import RADAR_DOPPLER_MAX_MPS, RADAR_RANGE_MAX_M
+from admn_ros.core.streams import MODALITY_NAMES
 
 #: The 27 actions (toolbox README "Activities Included").
 MMFI_ACTIONS: dict[str, str] = {
@@ -562,7 +563,7 @@ def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], s
 
     def drop_reason(n: int) -> str | None:
         """Decode frame ``n`` of every slot into ``cache``; why a window holding it is dropped, if it is."""
-        for mod in ("rgb", "depth", "radar"):
+        for mod in MODALITY_NAMES:
             if n in bad or (mod, n) in cache:
                 continue
             try:
@@ -592,7 +593,7 @@ def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], s
             reasons[reason] += 1
     if kept:
         windows = {mod: np.stack([np.stack([cache[mod, n] for n in win]) for win in kept])
-                   for mod in ("rgb", "depth", "radar")}
+                   for mod in MODALITY_NAMES}
         writer.add(split, **windows, label=np.full(len(kept), label, np.int64),
                    subject=np.full(len(kept), subject, np.int32),
                    t=np.asarray([(win.start - starts.start) / rate_hz for win in kept], np.float32))

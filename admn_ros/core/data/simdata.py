@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from admn_ros.core.preprocess import MODEL_INPUT, from_storage
+from admn_ros.core.streams import MODALITY_NAMES
 
 FORMAT_NAME: str = "admn_ros.simdata"
 FORMAT_VERSION: int = 1
@@ -171,7 +172,7 @@ class MemmapBatches:
             return np.asarray(getattr(self, stem)[s_idx])[inv]
 
         name, dtype = self.TARGET
-        return {**{m: from_storage(m, take(m)) for m in ("rgb", "depth", "radar")}, name: take(name).astype(dtype)}
+        return {**{m: from_storage(m, take(m)) for m in MODALITY_NAMES}, name: take(name).astype(dtype)}
 
     def __len__(self) -> int:
         return self._n

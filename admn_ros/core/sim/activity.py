@@ -17,14 +17,13 @@ import numpy as np
 from admn_ros.core.sim.config import RadarConfig, check_index
 from admn_ros.core.sim.render import DEPTH_MIN_M, RGB_SENSOR_SIGMA, depth_mm, depth_sigma_m, speckle_to_unit
 from admn_ros.core.sim.simulator import CorruptibleStreams, StreamFrame
-from admn_ros.core.streams import DEPTH_MAX_M
+from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES
 
 #: The simulated activities, in class-index order.
 ACTIVITIES: tuple[str, ...] = ("wave", "squat", "jump", "walk_in_place", "raise_arms", "sit_down",
                                "bend", "kick", "punch", "clap")
 SENSOR_NODE: str = "node1"
-MODALITY_ORDER: tuple[str, ...] = ("rgb", "depth", "radar")
-STREAM_IDS: tuple[str, ...] = tuple(f"{SENSOR_NODE}/{m}" for m in MODALITY_ORDER)
+STREAM_IDS: tuple[str, ...] = tuple(f"{SENSOR_NODE}/{m}" for m in MODALITY_NAMES)
 
 #: Sensor height above the floor (m; camera and radar), camera vertical field of view (deg).
 SENSOR_HEIGHT_M: float = 1.2
@@ -727,7 +726,7 @@ def render_window(subject: Subject, activity: str, start_s: float, frames: int, 
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     times = float(start_s) + np.arange(int(frames)) / float(rate_hz)
     out = renderer.render_times(Performance(subject, [(activity, 1.0)]), times, rng)
-    return {k: np.stack([o[i] for o in out]) for i, k in enumerate(MODALITY_ORDER)}
+    return {k: np.stack([o[i] for o in out]) for i, k in enumerate(MODALITY_NAMES)}
 
 
 @dataclass
@@ -818,7 +817,7 @@ def preview_activity(path: str | Path) -> Path:
     for k, act in enumerate(ACTIVITIES):
         w = render_window(subject, act, 1.0, frames, rate_hz, seed=k, renderer=renderer)
         cells = []
-        for kind in MODALITY_ORDER:
+        for kind in MODALITY_NAMES:
             cells += [np.pad(_tile(kind, x, tile_w, tile_h), ((1, 1), (1, 1), (0, 0))) for x in w[kind]]
             cells.append(np.zeros((tile_h + 2, 4, 3), np.uint8))
         lab = np.full((tile_h + 2, label_w, 3), 30, np.uint8)

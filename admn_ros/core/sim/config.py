@@ -11,9 +11,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from admn_ros.core.streams import DEPTH_MAX_M, StreamSet, stream_id
+from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES, StreamSet, stream_id
 
-SIM_MODALITIES: tuple[str, ...] = ("rgb", "depth", "radar")
 
 
 class SimConfigError(ValueError):
@@ -200,7 +199,7 @@ class SimConfig:
     @property
     def streams(self) -> StreamSet:
         """Node-major :class:`StreamSet` (``node1/rgb, node1/depth, node1/radar, node2/rgb, ...``)."""
-        return StreamSet(tuple(n.name for n in self.nodes), SIM_MODALITIES)
+        return StreamSet(tuple(n.name for n in self.nodes), MODALITY_NAMES)
 
     def node(self, name: str) -> NodeConfig:
         for n in self.nodes:
