@@ -1,7 +1,6 @@
-"""Message <-> numpy conversions of the nodes: ``sensor_msgs/Image`` through :func:`image_bridge`
-(do *not* set ``ROS_PYTHON_CHECK_FIELDS``: it makes the payload assignment ~100x slower),
-``admn_ros/LayerAllocation`` <-> boolean ``(n_streams, depth)`` mask, stamps, and message type
-names -> rclpy classes.
+"""Message <-> numpy conversions of the nodes: images (:func:`image_bridge`; do *not* set
+``ROS_PYTHON_CHECK_FIELDS``: it makes the payload assignment ~100x slower), ``admn_ros/LayerAllocation``,
+stamps, and message type names -> rclpy classes.
 """
 from __future__ import annotations
 
@@ -96,17 +95,15 @@ def allocation_to_mask(msg) -> Allocation:
         raise ValueError(f"LayerAllocation size mismatch: len(active_blocks) = "
                          f"{len(msg.active_blocks)} != len(stream_ids) * depth = {n}*{depth}")
     mask = np.array(msg.active_blocks, dtype=bool).reshape(n, depth)
-    present = (np.ones(n, bool) if len(msg.stream_present) == 0
-               else np.array(msg.stream_present, dtype=bool))
+    present = np.ones(n, bool) if len(msg.stream_present) == 0 else np.array(msg.stream_present, dtype=bool)
     if present.shape != (n,):
         raise ValueError(f"LayerAllocation.stream_present has {present.size} entries, expected {n}")
     noise = (np.full(n, np.nan, np.float32) if len(msg.estimated_noise) == 0
              else np.frombuffer(msg.estimated_noise, dtype=np.float32).copy())
     if noise.shape != (n,):
         raise ValueError(f"LayerAllocation.estimated_noise has {noise.size} entries, expected {n}")
-    return Allocation(mask=mask, stream_ids=ids, budget=int(msg.budget), present=present,
-                      estimated_noise=noise, controller=msg.controller,
-                      decision_ms=float(msg.decision_ms),
+    return Allocation(mask=mask, stream_ids=ids, budget=int(msg.budget), present=present, estimated_noise=noise,
+                      controller=msg.controller, decision_ms=float(msg.decision_ms),
                       first_block_forced=bool(msg.first_block_forced), header=msg.header,
                       stream_status=list(msg.stream_status))
 
