@@ -1,7 +1,6 @@
-"""The launch description of a task's graph (imported by ``launch/<task>.launch.py``; needs
-``launch`` and ``launch_ros``, which nothing else imports): every launch argument declared with its
-description, and one ``launch_ros`` ``Node`` per process of
-:func:`~admn_ros.ros.graph.options_processes` (the list ``admn-ros run`` starts); RViz with ``use_rviz``.
+"""The launch description of a task's graph (imported by ``launch/<task>.launch.py``; the only module that
+needs ``launch`` and ``launch_ros``): the launch arguments and one ``Node`` per process of
+:func:`~admn_ros.ros.graph.options_processes` (the list ``admn-ros run`` starts).
 """
 from __future__ import annotations
 

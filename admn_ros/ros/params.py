@@ -1,8 +1,6 @@
-"""Typed parameter specs (:class:`ParamSpec`) -> declared ROS 2 parameters with descriptors
-(description, range, ``read_only``, choices in ``additional_constraints``, for ``ros2 param
-describe``), and back. Bad values from YAML or ``-p`` raise :class:`ParameterError` naming the
-parameter; at run time :func:`install_validation` rejects them with a reason. An integer given for a
-double parameter (``-p rate_hz:=10``) is accepted as ``10.0``.
+"""Typed parameter specs (:class:`ParamSpec`) -> declared ROS 2 parameters with descriptors (for ``ros2 param
+describe``), and back. Bad values from YAML or ``-p`` raise :class:`ParameterError` naming the parameter; at
+run time :func:`install_validation` rejects them with a reason. An integer for a double is accepted.
 """
 from __future__ import annotations
 
