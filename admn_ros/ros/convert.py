@@ -66,19 +66,13 @@ class Allocation:
     stream_status: list[str] = field(default_factory=list)   # per stream: ok, missing, frozen, stalled
 
 
-def mask_to_allocation(mask: np.ndarray, stream_ids: Sequence[str], *,
-                       budget: int | None = None, header: Header | None = None,
-                       present: Sequence[bool] | np.ndarray | None = None,
-                       estimated_noise: Sequence[float] | np.ndarray | None = None,
-                       controller: str = "", decision_ms: float = 0.0,
-                       first_block_forced: bool = True, stream_status: Sequence[str] | None = None):
-    """Boolean ``(n_streams, depth)`` mask -> ``admn_ros/LayerAllocation``
-    (:func:`admn_ros.core.streams.allocation_fields`)."""
+def mask_to_allocation(mask: np.ndarray, stream_ids: Sequence[str], *, header: Header | None = None,
+                       **fields: Any):
+    """Boolean ``(n_streams, depth)`` mask -> ``admn_ros/LayerAllocation``; ``fields`` (budget, present,
+    estimated_noise, ...) as :func:`admn_ros.core.streams.allocation_fields` takes them."""
     from admn_ros.msg import LayerAllocation
 
-    f = allocation_fields(mask, stream_ids, budget=budget, present=present, estimated_noise=estimated_noise,
-                          controller=controller, decision_ms=decision_ms, first_block_forced=first_block_forced,
-                          stream_status=stream_status)
+    f = allocation_fields(mask, stream_ids, **fields)
     msg = LayerAllocation(**{**f, "active_blocks": f["active_blocks"].tolist(),
                              "stream_present": f["stream_present"].tolist()})
     msg.header = header if header is not None else make_header()
