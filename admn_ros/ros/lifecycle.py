@@ -291,11 +291,12 @@ class AdmnNode(LifecycleNode):
             self.reject(topics.BUDGET, "bad_budget", f"budget {v} from {topics.BUDGET} rejected: {res.reason}")
 
     def make_sync(self, keys: Sequence[Any]) -> StreamSync:
-        """The node's synchronizer over ``keys`` (``sync_specs``), with the health check when the node
-        has its parameters (``stream_specs``)."""
+        """The node's synchronizer over ``keys`` (``sync_specs``): :class:`StreamSync` over
+        :mod:`~admn_ros.ros.msg_filters`' ``ApproximateTimeSynchronizer``, with the health check when the
+        node has its parameters (``stream_specs``)."""
         self._stale_reported = 0
-        return msg_filters.stream_sync(keys, float(self.p["slop"]), int(self.p["queue_size"]),
-                                       float(self.p["timeout"]), self._health_config())
+        return StreamSync(keys, float(self.p["slop"]), int(self.p["queue_size"]), float(self.p["timeout"]),
+                          synchronizer=msg_filters.ApproximateTimeSynchronizer, health=self._health_config())
 
     def _health_config(self) -> HealthConfig | None:
         return HealthConfig.from_params(self.p) if "frozen_frames" in self.p else None
