@@ -124,8 +124,6 @@ class BackboneNode(AdmnNode):
             self._match_pending()
 
     def _on_poll(self) -> None:
-        if self.sync is None:
-            return
         self.sync_poll(self._on_frame)
         if self.pending:
             self._match_pending()
