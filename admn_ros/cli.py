@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("admn_ros.ros.runner", "demo_main",
@@ -42,9 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"admn-ros: unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module, func, _ = COMMANDS[cmd]
-    fn: Callable[[list[str]], int | None] = getattr(importlib.import_module(module), func)
-    rc = fn(rest)
-    return int(rc or 0)
+    fn = getattr(importlib.import_module(module), func)
+    return int(fn(rest) or 0)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,8 @@
 """The whole ADMN node graph under load: 3 sensor nodes x 3 streams at 15 Hz, 25% budget.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_graph [--minutes 1]`` (per
-configuration; a soak: ``--minutes 10``). Configurations: allocation mode ``per_frame`` /
-``pipelined`` x the ADMN nodes as separate processes / composed in one process, started like
-``admn-ros run`` with the shipped models. Per configuration, after the first target + 5 s: sensor
-stamp -> target latency, targets/s, latency drift, frames dropped by the nodes, RSS and CPU of the
-graph processes, and every hop's p50 / p99 from the fusion node's ``/diagnostics``.
-``--baseline REV`` also runs the graph of git revision REV (a temporary worktree), alternating
-with this tree (``--repeat`` times): compare the pairs of one run.
+``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_graph [--minutes 1]``: per configuration
+(allocation mode x separate processes / composed), after the first target + 5 s, the figures of
+docs/BENCHMARKS.md, "Node graph end to end". ``--baseline REV`` alternates with git revision REV.
 """
 from __future__ import annotations
 

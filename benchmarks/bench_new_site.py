@@ -1,13 +1,8 @@
 """Fine-tuning the shipped models for a new site: how much data and time it takes.
 
-Run: ``nice -n 5 .venv/bin/python -m benchmarks.bench_new_site --work runs/new_site`` (about
-2 hours, most of it the full-size reference; ``--quick``: a smoke run of every step in a few
-minutes). Every step is an ``admn-ros`` command a user runs at the site ``benchmarks/new_site.yaml``:
-record bags, build the small site dataset from them, train the model sets (fine-tuned from
-``models/``, from scratch, the shipped recipe on a full-size dataset) and evaluate them and the
-shipped models on the site's test segments (docs/BENCHMARKS.md, "Fine-tuning for a new site").
-A step whose output exists is skipped (``--work`` keeps them) and an interrupted ``train all``
-resumes, so a re-run continues. The figures are printed and written to ``<work>/summary.json``.
+``nice -n 5 .venv/bin/python -m benchmarks.bench_new_site --work runs/new_site`` (about 2 hours;
+``--quick``: a smoke run): the ``admn-ros`` steps of docs/BENCHMARKS.md, "Fine-tuning for a new site".
+A step whose output exists is skipped, so a re-run continues. Figures also go to ``<work>/summary.json``.
 """
 from __future__ import annotations
 
@@ -21,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import ROOT
+
 SITE = ROOT / "benchmarks" / "new_site.yaml"
 #: Fine-tuned vs full-size: at most this error ratio, data share and training-time share.
 TARGET = {"error": 1.2, "data": 0.10, "time": 0.25}
@@ -66,15 +62,13 @@ def errors(results: Path) -> dict[str, Any]:
     """Per method and budget (``ADMN@27``, ``Upper Bound``) the error averaged over the evaluated
     noise regimes and draws, and the clean all-blocks error."""
     d = json.loads(results.read_text())
-    out: dict[str, Any] = {"n": d["info"]["n_samples"], "budgets": d["budgets"],
-                           "clean": next(c["value"] for c in d["depth_curve"] if c["blocks"] == max(
-                               c["blocks"] for c in d["depth_curve"]))}
+    cells: dict[str, list[float]] = {}
     for r in d["records"]:
         if r["method"] in METHODS:
-            out.setdefault("_" + cell(r["method"], r["budget"]), []).append(r["value"])
-    for k in [k for k in out if k.startswith("_")]:
-        out[k[1:]] = sum(out[k]) / len(out.pop(k))
-    return out
+            cells.setdefault(cell(r["method"], r["budget"]), []).append(r["value"])
+    return {"n": d["info"]["n_samples"], "budgets": d["budgets"],
+            "clean": max(d["depth_curve"], key=lambda c: c["blocks"])["value"],
+            **{k: sum(v) / len(v) for k, v in cells.items()}}
 
 
 def cell(method: str, budget: int) -> str:

@@ -1,13 +1,8 @@
 """Soak: the tracking graph with the shipped models for a long window, judged against its targets.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_soak --minutes 30``
-(3 sensor nodes x RGB + depth + radar at 15 Hz, budget 27 = 25%, every node its own process,
-started as ``admn-ros run`` starts them; measured by :func:`benchmarks.bench_graph.run_config`).
-
-Prints RSS at the start and end of the window, targets per sensor frame, latency p50 / p99 and
-its drift, and frames dropped by the nodes, then one PASS/FAIL line per target: RSS growth
-under 5%, a target for at least 99% of frames, no backlog (latency drift under 1 ms/min).
-Exit code 1 if a target fails.
+``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_soak --minutes 30``: the graph of
+:func:`benchmarks.bench_graph.run_config` (separate processes, per frame); one PASS/FAIL line per
+target of :func:`verdict`, exit code 1 if one fails.
 """
 from __future__ import annotations
 

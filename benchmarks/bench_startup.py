@@ -12,7 +12,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from benchmarks.common import ROOT
 
@@ -22,7 +21,7 @@ KINDS = ("sensor_node", "controller_node", "backbone_node", "fusion_node", "viz_
 NODE_SCRIPT = r"""
 import importlib, json, sys, time
 t0 = time.perf_counter()
-kind, params = sys.argv[1], sys.argv[2]
+kind = sys.argv[1]
 import rclpy
 from admn_ros.ros.graph import GraphOptions, build_graph
 task = "activity" if kind == "activity_node" else "tracking"
@@ -46,19 +45,19 @@ rclpy.shutdown()
 """
 
 
-def node_phases(tree: Path, kind: str, env: dict) -> dict[str, float]:
+def node_phases(kind: str, env: dict) -> dict[str, float]:
     t = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", NODE_SCRIPT, kind, ""], env={**env, "PYTHONPATH": str(tree)},
-                       capture_output=True, text=True, timeout=600, cwd=tree)
+    r = subprocess.run([sys.executable, "-c", NODE_SCRIPT, kind], env={**env, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
     total = time.monotonic() - t
     if r.returncode != 0:
-        raise RuntimeError(f"{tree} {kind}: {r.stderr[-2000:]}")
+        raise RuntimeError(f"{kind}: {r.stderr[-2000:]}")
     ph = json.loads(r.stdout.strip().splitlines()[-1])
     return {"interpreter": total - sum(ph.values()), **ph, "total": total}
 
 
-def graph_first_target(tree: Path, env: dict, timeout: float = 180.0) -> float:
-    """Seconds from starting ``admn-ros run`` in ``tree`` to the first target received here."""
+def graph_first_target(env: dict, timeout: float = 180.0) -> float:
+    """Seconds from starting ``admn-ros run`` to the first target received here."""
     from geometry_msgs.msg import PoseWithCovarianceStamped
 
     from admn_ros.ros.env import stop_process_groups
@@ -70,7 +69,7 @@ def graph_first_target(tree: Path, env: dict, timeout: float = 180.0) -> float:
                                  10)
         t0 = time.monotonic()
         p = subprocess.Popen([sys.executable, "-m", "admn_ros.cli", "run", "--quiet"],
-                             env={**env, "PYTHONPATH": str(tree)}, cwd=tree, stdout=subprocess.DEVNULL,
+                             env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             spin_for(ex, timeout, lambda: bool(got) or p.poll() is not None)
@@ -89,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, list] = {}
     for _ in range(a.repeats):
         for k in KINDS:
-            res.setdefault(k, []).append(node_phases(ROOT, k, env))
-        res.setdefault("graph", []).append(graph_first_target(ROOT, env))
+            res.setdefault(k, []).append(node_phases(k, env))
+        res.setdefault("graph", []).append(graph_first_target(env))
     cols = ("interpreter", "imports", "construct", "configure", "activate", "total")
     print(f"\n{ROOT} (median of {a.repeats}; seconds)")
     print(f"{'node':<16}" + "".join(f"{c:>12}" for c in cols))

@@ -1,10 +1,7 @@
-"""ADMN window node (``activity_node``): a sensor node's rgb/depth/radar frames -> the task's
-estimate per sliding window of ``F`` frames, the whole pipeline in one node. Streams are
-synchronized as in the controller and offline replay; frames go into a
-:class:`~admn_ros.core.runtime.FrameWindow` and every ``publish_every_n_frames`` frames of a full
-window :meth:`Runtime.infer` runs (one allocation per window and stream, ``budget`` blocks, 0 = 25%
-of the model's). Publishes the task's output, ``admn/allocation``, ``admn/markers``,
-``admn/dashboard`` and /diagnostics; topics and parameters: docs/DEPLOY.md, "Activity recognition graph".
+"""ADMN window node (``activity_node``): a sensor node's synchronized rgb/depth/radar frames -> the task's
+estimate per sliding window of ``F`` frames, the whole pipeline in one node (:meth:`Runtime.infer` every
+``publish_every_n_frames`` frames of a full window). Topics and parameters: docs/DEPLOY.md, "Activity
+recognition graph".
 """
 from __future__ import annotations
 
@@ -174,8 +171,7 @@ class ActivityNode(AdmnNode):
             self.monitor.drop("infer_error")
             self.warn_throttled("infer_error", f"inference failed: {exc}")
             return
-        out = self._out_cls()
-        out.header = make_header(stamp)
+        out = self._out_cls(header=make_header(stamp))
         self.out_pub.publish(task.fill_output(out, res.estimate, window_frames=len(self.window)))
         a = res.allocation
         self.alloc_pub.publish(mask_to_allocation(a.mask, self.ids, budget=a.budget, header=make_header(stamp),

@@ -45,7 +45,6 @@ class _Alloc:
     present: np.ndarray         # bool (n_streams,)
     est_noise: np.ndarray       # (n_streams,)
     controller: str
-    received: float
     input_ms: float = 0.0       # the controller's hops (LayerAllocation.input_ms / decision_ms)
     decision_ms: float = 0.0
 
@@ -117,7 +116,7 @@ class BackboneNode(AdmnNode):
             return
         self.monitor.accept(key, ns, self.now_s())
         rows = [idx[s] for s in self.sids]
-        al = _Alloc(ns, a.mask[rows], a.present[rows], a.estimated_noise[rows], a.controller, time.monotonic(),
+        al = _Alloc(ns, a.mask[rows], a.present[rows], a.estimated_noise[rows], a.controller,
                     float(msg.input_ms), float(msg.decision_ms))
         self.allocs.append(al)
         self.latest = al
@@ -125,8 +124,6 @@ class BackboneNode(AdmnNode):
             self._match_pending()
 
     def _on_poll(self) -> None:
-        if self.sync is None:
-            return
         self.sync_poll(self._on_frame)
         if self.pending:
             self._match_pending()
@@ -183,17 +180,12 @@ class BackboneNode(AdmnNode):
             self.warn_throttled("embed_error", f"embedding failed: {exc}")
             return
         self.embed_ms.add((time.perf_counter() - t0) * 1e3)
-        out = StreamEmbeddings()
-        out.header = make_header(f.stamp)
-        out.allocation_controller = a.controller
-        out.input_ms, out.decision_ms = a.input_ms, a.decision_ms
+        out = StreamEmbeddings(header=make_header(f.stamp), allocation_controller=a.controller,
+                               input_ms=a.input_ms, decision_ms=a.decision_ms)
         out.allocation_ms = (t_start - f.stamp_ns) * 1e-6 - a.input_ms - a.decision_ms
         depth = self.runtime.depth
         for sid in self.sids:
-            e = StreamEmbedding()
-            e.header = out.header
-            e.stream_id = sid
-            e.depth = depth
+            e = StreamEmbedding(header=out.header, stream_id=sid, depth=depth)
             vec = embs.get(sid)
             if vec is None:
                 e.active_blocks = [False] * depth

@@ -1,7 +1,6 @@
-"""Message <-> numpy conversions of the nodes: ``sensor_msgs/Image`` through :func:`image_bridge`
-(do *not* set ``ROS_PYTHON_CHECK_FIELDS``: it makes the payload assignment ~100x slower),
-``admn_ros/LayerAllocation`` <-> boolean ``(n_streams, depth)`` mask, stamps, and message type
-names -> rclpy classes.
+"""Message <-> numpy conversions of the nodes: images (:func:`image_bridge`; do *not* set
+``ROS_PYTHON_CHECK_FIELDS``: it makes the payload assignment ~100x slower), ``admn_ros/LayerAllocation``,
+stamps, and message type names -> rclpy classes.
 """
 from __future__ import annotations
 
@@ -67,19 +66,13 @@ class Allocation:
     stream_status: list[str] = field(default_factory=list)   # per stream: ok, missing, frozen, stalled
 
 
-def mask_to_allocation(mask: np.ndarray, stream_ids: Sequence[str], *,
-                       budget: int | None = None, header: Header | None = None,
-                       present: Sequence[bool] | np.ndarray | None = None,
-                       estimated_noise: Sequence[float] | np.ndarray | None = None,
-                       controller: str = "", decision_ms: float = 0.0,
-                       first_block_forced: bool = True, stream_status: Sequence[str] | None = None):
-    """Boolean ``(n_streams, depth)`` mask -> ``admn_ros/LayerAllocation``
-    (:func:`admn_ros.core.streams.allocation_fields`)."""
+def mask_to_allocation(mask: np.ndarray, stream_ids: Sequence[str], *, header: Header | None = None,
+                       **fields: Any):
+    """Boolean ``(n_streams, depth)`` mask -> ``admn_ros/LayerAllocation``; ``fields`` (budget, present,
+    estimated_noise, ...) as :func:`admn_ros.core.streams.allocation_fields` takes them."""
     from admn_ros.msg import LayerAllocation
 
-    f = allocation_fields(mask, stream_ids, budget=budget, present=present, estimated_noise=estimated_noise,
-                          controller=controller, decision_ms=decision_ms, first_block_forced=first_block_forced,
-                          stream_status=stream_status)
+    f = allocation_fields(mask, stream_ids, **fields)
     msg = LayerAllocation(**{**f, "active_blocks": f["active_blocks"].tolist(),
                              "stream_present": f["stream_present"].tolist()})
     msg.header = header if header is not None else make_header()
@@ -96,17 +89,15 @@ def allocation_to_mask(msg) -> Allocation:
         raise ValueError(f"LayerAllocation size mismatch: len(active_blocks) = "
                          f"{len(msg.active_blocks)} != len(stream_ids) * depth = {n}*{depth}")
     mask = np.array(msg.active_blocks, dtype=bool).reshape(n, depth)
-    present = (np.ones(n, bool) if len(msg.stream_present) == 0
-               else np.array(msg.stream_present, dtype=bool))
+    present = np.ones(n, bool) if len(msg.stream_present) == 0 else np.array(msg.stream_present, dtype=bool)
     if present.shape != (n,):
         raise ValueError(f"LayerAllocation.stream_present has {present.size} entries, expected {n}")
     noise = (np.full(n, np.nan, np.float32) if len(msg.estimated_noise) == 0
              else np.frombuffer(msg.estimated_noise, dtype=np.float32).copy())
     if noise.shape != (n,):
         raise ValueError(f"LayerAllocation.estimated_noise has {noise.size} entries, expected {n}")
-    return Allocation(mask=mask, stream_ids=ids, budget=int(msg.budget), present=present,
-                      estimated_noise=noise, controller=msg.controller,
-                      decision_ms=float(msg.decision_ms),
+    return Allocation(mask=mask, stream_ids=ids, budget=int(msg.budget), present=present, estimated_noise=noise,
+                      controller=msg.controller, decision_ms=float(msg.decision_ms),
                       first_block_forced=bool(msg.first_block_forced), header=msg.header,
                       stream_status=list(msg.stream_status))
 

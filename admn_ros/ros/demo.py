@@ -1,6 +1,5 @@
-"""The live demo's monitor (``admn-ros demo``) for any task: :class:`Monitor` listens to the running
-graph (estimates, truth, allocations, images, QoI, dashboard, /diagnostics), starts the sensors'
-scenario when the first estimate arrives, prints the live line and at the end compares Naive
+"""The live demo's monitor (``admn-ros demo``) for any task: :class:`Monitor` listens to the running graph,
+starts the sensors' scenario at the first estimate, prints the live line and at the end compares Naive
 Allocation and the Upper Bound on the recorded inputs (:class:`~admn_ros.core.demo.DemoRecord`).
 """
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""``/diagnostics`` messages of the ADMN nodes (conversion only; the bookkeeping is
-:mod:`admn_ros.ros.telemetry`, the statuses :meth:`AdmnNode.input_status
-<admn_ros.ros.lifecycle.AdmnNode.input_status>` / ``summary_status``); keys and levels:
-docs/DEPLOY.md, "Operating".
+"""``/diagnostics`` messages of the ADMN nodes (conversion only; bookkeeping: :mod:`admn_ros.ros.telemetry`);
+keys and levels: docs/DEPLOY.md, "Operating".
 """
 from __future__ import annotations
 

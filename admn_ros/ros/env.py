@@ -1,7 +1,5 @@
-"""Process environment for DDS: localhost-only discovery, the shipped FastDDS profile,
-and a ROS_DOMAIN_ID of our own; the executor node processes spin, how a node process ends
-(:func:`exit_process`) and how a parent stops its children (:func:`stop_process_groups`).
-Imports no rclpy at module level: call before ``rclpy.init``."""
+"""Process environment for DDS (localhost-only discovery, the shipped FastDDS profile, a ROS_DOMAIN_ID of
+our own), the nodes' executor, and how node processes end and are stopped. No rclpy at module level."""
 from __future__ import annotations
 
 import fcntl

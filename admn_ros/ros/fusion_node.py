@@ -124,8 +124,7 @@ class FusionNode(AdmnNode):
             self.monitor.drop("fuse_error")
             self.warn_throttled("fuse_error", f"fusion failed: {exc}")
             return
-        out = self._out_cls()
-        out.header = make_header(newest[1], str(self.p["frame_id"]))
+        out = self._out_cls(header=make_header(newest[1], str(self.p["frame_id"])))
         self.pub.publish(self.runtime.task.fill_output(out, est, unknown_variance=float(self.p["unknown_variance"])))
         self.frames += 1
         t_out = self.now_ns()

@@ -1,14 +1,11 @@
-"""The node graphs as data (no rclpy, no launch imports): :func:`build_graph` gives the node specs
-of a task's layout (``split``: sensors -> controller -> backbones -> fusion -> viz; ``window``:
-sensors -> activity_node) and :func:`graph_processes` the processes that run them (one per node, or
-the simulated sensors plus ``admn_container`` when ``composed``). The launch files
+"""The node graphs as data (no rclpy, no launch imports): :func:`build_graph` gives a task's node
+specs, :func:`graph_processes` the processes that run them. The launch files
 (:mod:`admn_ros.ros.launch_graph`) and :mod:`admn_ros.ros.runner` both start exactly these processes.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, Callable
 
 from admn_ros.core.paths import config_path
@@ -31,14 +28,10 @@ class NodeSpec:
 
     def ros_args(self) -> list[str]:
         """Command-line ``--ros-args`` for starting this spec as a process."""
-        args = _name_args(self.name, self.namespace)
-        for f in self.params_files:
-            args += ["--params-file", f]
-        for k, v in self.parameters.items():
-            args += ["-p", f"{k}:={_param_literal(v)}"]
-        for a, b in self.remappings:
-            args += ["-r", f"{a}:={b}"]
-        return args
+        return [*_name_args(self.name, self.namespace),
+                *[x for f in self.params_files for x in ("--params-file", f)],
+                *[x for k, v in self.parameters.items() for x in ("-p", f"{k}:={_param_literal(v)}")],
+                *[x for a, b in self.remappings for x in ("-r", f"{a}:={b}")]]
 
 
 def _name_args(name: str, namespace: str) -> list[str]:
@@ -187,10 +180,6 @@ GRAPHS: dict[str, tuple[Callable[[GraphOptions], list[NodeSpec]], int]] = {
 def build_graph(opts: GraphOptions) -> list[NodeSpec]:
     """The node specs of ``opts.task``'s graph."""
     return GRAPHS[get_task(opts.task).graph][0](opts)
-
-
-def rviz_config() -> Path:
-    return config_path("admn.rviz")
 
 
 @dataclass

@@ -1,7 +1,6 @@
-"""The launch description of a task's graph (imported by ``launch/<task>.launch.py``; needs
-``launch`` and ``launch_ros``, which nothing else imports): every launch argument declared with its
-description, and one ``launch_ros`` ``Node`` per process of
-:func:`~admn_ros.ros.graph.options_processes` (the list ``admn-ros run`` starts); RViz with ``use_rviz``.
+"""The launch description of a task's graph (imported by ``launch/<task>.launch.py``; the only module that
+needs ``launch`` and ``launch_ros``): the launch arguments and one ``Node`` per process of
+:func:`~admn_ros.ros.graph.options_processes` (the list ``admn-ros run`` starts).
 """
 from __future__ import annotations
 
@@ -11,7 +10,8 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from admn_ros.ros.graph import LAUNCH_ARGUMENTS, GraphOptions, launch_arguments, options_processes, rviz_config
+from admn_ros.core.paths import config_path
+from admn_ros.ros.graph import LAUNCH_ARGUMENTS, GraphOptions, launch_arguments, options_processes
 
 
 def graph_nodes(context: LaunchContext, task: str) -> list[Node]:
@@ -33,6 +33,7 @@ def graph_launch_description(task: str) -> LaunchDescription:
     ld = LaunchDescription([DeclareLaunchArgument(n, default_value=d, description=desc)
                             for n, d, desc in launch_arguments(task)])
     ld.add_action(OpaqueFunction(function=graph_nodes, args=[task]))
-    ld.add_action(Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", str(rviz_config())],
+    ld.add_action(Node(package="rviz2", executable="rviz2", name="rviz2",
+                       arguments=["-d", str(config_path("admn.rviz"))],
                        condition=IfCondition(LaunchConfiguration("use_rviz"))))
     return ld

@@ -1,8 +1,7 @@
-"""The base of the ADMN nodes: an rclpy ``LifecycleNode`` with declared parameters, autostart,
-/diagnostics, throttled rejection logs and the sensor-image checks (lifecycle: docs/DEPLOY.md).
-``autostart`` runs configure + activate in the constructor, so subclasses must not do work after
-``super().__init__``. Nodes take the ``rclpy.node.Node`` keyword arguments (``cli_args``,
-``context``, ...), so several can share one process (``admn_container``).
+"""The base of the ADMN nodes: an rclpy ``LifecycleNode`` with declared parameters, autostart (configure +
+activate in the constructor: subclasses do no work after ``super().__init__``), /diagnostics, throttled
+rejection logs and the sensor-image checks (lifecycle: docs/DEPLOY.md). Nodes take ``rclpy.node.Node``'s
+keyword arguments, so several can share one process (``admn_container``).
 """
 from __future__ import annotations
 
@@ -81,9 +80,8 @@ def sync_specs() -> list[ParamSpec]:
 
 
 def stream_specs(radar: bool = True) -> list[ParamSpec]:
-    """Synchronizer, image, health and (``radar``) radar-input parameters of the nodes that read
-    the sensor streams. A frozen or stalled stream is treated as missing (0 blocks) until it
-    recovers (:mod:`admn_ros.core.health`)."""
+    """Synchronizer, image, health (:mod:`admn_ros.core.health`) and (``radar``) radar-input parameters
+    of the nodes that read the sensor streams."""
     d = HealthConfig()
     return [
         *sync_specs(),
@@ -199,8 +197,7 @@ class AdmnNode(LifecycleNode):
     AUTO_BUDGET: int | None = None
 
     def _n_streams(self) -> int:
-        """Streams the budget counts: the loaded runtime's, else ``sensor_nodes`` (declared before
-        ``budget``) x modalities."""
+        """Streams the budget counts: the loaded runtime's, else ``sensor_nodes`` x modalities."""
         rt = self.runtime
         if rt is not None:
             return len(rt.stream_ids)
@@ -294,11 +291,12 @@ class AdmnNode(LifecycleNode):
             self.reject(topics.BUDGET, "bad_budget", f"budget {v} from {topics.BUDGET} rejected: {res.reason}")
 
     def make_sync(self, keys: Sequence[Any]) -> StreamSync:
-        """The node's synchronizer over ``keys`` (``sync_specs``), with the health check when the node
-        has its parameters (``stream_specs``)."""
+        """The node's synchronizer over ``keys`` (``sync_specs``): :class:`StreamSync` over
+        :mod:`~admn_ros.ros.msg_filters`' ``ApproximateTimeSynchronizer``, with the health check when the
+        node has its parameters (``stream_specs``)."""
         self._stale_reported = 0
-        return msg_filters.stream_sync(keys, float(self.p["slop"]), int(self.p["queue_size"]),
-                                       float(self.p["timeout"]), self._health_config())
+        return StreamSync(keys, float(self.p["slop"]), int(self.p["queue_size"]), float(self.p["timeout"]),
+                          synchronizer=msg_filters.ApproximateTimeSynchronizer, health=self._health_config())
 
     def _health_config(self) -> HealthConfig | None:
         return HealthConfig.from_params(self.p) if "frozen_frames" in self.p else None
@@ -341,15 +339,6 @@ class AdmnNode(LifecycleNode):
         if self._radar_cloud(sid):
             return PointCloud2, topics.radar_points_topic(split_stream_id(sid)[0])
         return Image, topics.image_topic(sid)
-
-    def _make_cloud_map(self) -> None:
-        """Load the sensors config's radar map when the radar input is PointCloud2 (configure)."""
-        self.cloud_to_map = None
-        if self.p.get("radar_input") == "pointcloud2":
-            from admn_ros.core.radar_cloud import CloudToRangeAzimuth
-            from admn_ros.core.sim.config import load_sim_config
-
-            self.cloud_to_map = CloudToRangeAzimuth(load_sim_config(self.p.get("sensors_config") or None).radar)
 
     def timer(self, period_s: float, callback: Callable) -> Any:
         t = self.create_timer(period_s, callback)
@@ -455,7 +444,11 @@ class AdmnNode(LifecycleNode):
             self.p = read_parameters(self, self.specs)
             self.monitor = StreamMonitor()
             self._prev_rejected, self._prev_dropped = {}, 0
-            self._make_cloud_map()
+            if self.p.get("radar_input") == "pointcloud2":  # radar as PointCloud2: drawn into the map
+                from admn_ros.core.radar_cloud import CloudToRangeAzimuth
+                from admn_ros.core.sim.config import load_sim_config
+
+                self.cloud_to_map = CloudToRangeAzimuth(load_sim_config(self.p.get("sensors_config") or None).radar)
             self.configure()
             self.diag_pub = self.lifecycle_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable_qos())
         except Exception as exc:  # noqa: BLE001 - report, never leave a half-configured node

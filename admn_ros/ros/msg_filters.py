@@ -70,11 +70,3 @@ def _load(choice: str) -> tuple[str, Any, Any, Any, Any]:
 
 IMPLEMENTATION, SimpleFilter, Subscriber, TimeSynchronizer, ApproximateTimeSynchronizer = \
     _load(os.environ.get(ENV, "auto").strip().lower() or "auto")
-
-
-def stream_sync(keys: Sequence[Any], slop: float, queue_size: int, timeout: float,
-                health: Any = None) -> _core.StreamSync:
-    """The nodes' synchronizer: :class:`admn_ros.core.sync.StreamSync` (stream timeouts and the
-    ``health`` check) over this module's ``ApproximateTimeSynchronizer``."""
-    return _core.StreamSync(keys, slop, queue_size, timeout, synchronizer=ApproximateTimeSynchronizer,
-                            health=health)

@@ -1,8 +1,6 @@
-"""Typed parameter specs (:class:`ParamSpec`) -> declared ROS 2 parameters with descriptors
-(description, range, ``read_only``, choices in ``additional_constraints``, for ``ros2 param
-describe``), and back. Bad values from YAML or ``-p`` raise :class:`ParameterError` naming the
-parameter; at run time :func:`install_validation` rejects them with a reason. An integer given for a
-double parameter (``-p rate_hz:=10``) is accepted as ``10.0``.
+"""Typed parameter specs (:class:`ParamSpec`) -> declared ROS 2 parameters with descriptors (for ``ros2 param
+describe``), and back. Bad values from YAML or ``-p`` raise :class:`ParameterError` naming the parameter; at
+run time :func:`install_validation` rejects them with a reason. An integer for a double is accepted.
 """
 from __future__ import annotations
 
@@ -48,15 +46,14 @@ class ParamSpec:
         d = ParameterDescriptor(description=self.description, read_only=self.read_only)
         d.type = self.ptype.value
         extra = [self.constraints] if self.constraints else []
-        if self.min is not None or self.max is not None:
+        lo, hi = self.min, self.max
+        if lo is not None or hi is not None:
             if self.ptype == Parameter.Type.INTEGER:
-                d.integer_range = [IntegerRange(
-                    from_value=int(self.min if self.min is not None else -(2**63)),
-                    to_value=int(self.max if self.max is not None else 2**63 - 1))]
+                d.integer_range = [IntegerRange(from_value=int(-(2**63) if lo is None else lo),
+                                                to_value=int(2**63 - 1 if hi is None else hi))]
             else:  # DOUBLE
-                d.floating_point_range = [FloatingPointRange(
-                    from_value=float(self.min if self.min is not None else -math.inf),
-                    to_value=float(self.max if self.max is not None else math.inf))]
+                d.floating_point_range = [FloatingPointRange(from_value=float(-math.inf if lo is None else lo),
+                                                             to_value=float(math.inf if hi is None else hi))]
         if self.choices:
             extra.append("one of: " + ", ".join(self.choices))
         d.additional_constraints = "; ".join(extra)

@@ -1,6 +1,5 @@
-"""QoS profiles of every admn_ros node (one place, so publishers and subscribers match):
-best-effort sensor data (a best-effort subscriber matches best-effort and reliable publishers)
-and reliable outputs (allocations, embeddings, estimates). Keep last, volatile."""
+"""QoS profiles of every admn_ros node, in one place so publishers and subscribers match: keep last,
+volatile; best-effort sensor data (matches best-effort and reliable publishers), reliable outputs."""
 from __future__ import annotations
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy

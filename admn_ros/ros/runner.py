@@ -1,10 +1,7 @@
 """Start the ADMN graph where ``ros2 launch`` is not available, and the live demo.
 
-``admn-ros run [<task>]`` starts the processes of :func:`admn_ros.ros.graph.graph_processes` (the
-ones ``launch/<task>.launch.py`` starts; ``--composed``: the ADMN nodes in one ``admn_container``),
-each with localhost discovery, the shipped FastDDS profile and this run's own ROS_DOMAIN_ID.
-``admn-ros demo`` adds a :class:`~admn_ros.ros.demo.Monitor` that plays the task's scenario and
-prints the live state and, at the end, a per-phase comparison, a picture and a JSON summary.
+``admn-ros run`` starts the processes of :func:`~admn_ros.ros.graph.graph_processes` (localhost discovery,
+the shipped FastDDS profile, a ROS_DOMAIN_ID of its own); ``admn-ros demo`` adds a :class:`~admn_ros.ros.demo.Monitor`.
 """
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""Simulated sensors as a ROS 2 node: drives the task's simulator (``scenario``,
-:meth:`Task.simulator`) on a timer and publishes each selected sensor node's images, camera_info,
-QoI, the scenario's truth and /diagnostics. Topics, the shared time grid of several processes,
-corruption parameters and timelines: docs/DEPLOY.md, "What each node does". No simulation math
-here: parameters, QoS, timing and message conversion only.
+"""Simulated sensors as a ROS 2 node: runs the task's simulator (``scenario``) on a timer and publishes
+each selected sensor node's images, camera_info, QoI, the scenario's truth and /diagnostics. Topics, the
+shared time grid, corruptions and timelines: docs/DEPLOY.md, "What each node does".
 """
 from __future__ import annotations
 
@@ -110,7 +108,7 @@ _PHASE_MAX_RETRIES = 20
 
 
 class SensorNode(Node):
-    """Publishes the simulated sensor streams of the selected nodes (see module docstring)."""
+    """See the module docstring."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         kwargs.setdefault("allow_undeclared_parameters", True)  # so unknown names get a reason
@@ -250,9 +248,8 @@ class SensorNode(Node):
 
     def _start_timer(self) -> None:
         """Start the periodic timer on a grid point so ticks land just after the frames' due times
-        (all processes alike). Without a start_time the grid starts ``_ANCHOR_DELAY_NS`` from now
-        (under sim time with no /clock yet: at the first tick). Anchoring at the first tick of a
-        free-running timer offset every stamp by that tick's start-up delay, a constant per run."""
+        (all processes alike); anchoring at a free-running timer's first tick would offset every stamp
+        by that tick's start-up delay."""
         period_s = self.period_ns * 1e-9
         now = self._now_ns()
         if self.start_ns is None:
@@ -272,8 +269,7 @@ class SensorNode(Node):
         self._phase_timer = self.create_timer(delay, self._phase_then_periodic)
 
     def _phase_then_periodic(self) -> None:
-        """Start the periodic timer on a grid point; if this callback ran late (executor not
-        spinning yet) the timer would keep that offset, so wait for the next grid point again."""
+        """Start the periodic timer, or wait for the next grid point if this callback ran late."""
         if self._phase_timer is not None:
             self.destroy_timer(self._phase_timer)
             self._phase_timer = None
@@ -291,7 +287,6 @@ class SensorNode(Node):
 
     def frame_stamp_ns(self, k: int) -> int:
         """Stamp of frame ``k``: start_time + k / rate_hz (integer nanoseconds)."""
-        assert self.start_ns is not None
         return self.start_ns + int(round(k * 1e9 / self.rate_hz))
 
     def _on_timer(self) -> None:
@@ -339,9 +334,8 @@ class SensorNode(Node):
             self._render_timer = None
 
     def _render(self, k: int) -> tuple[int, Any, dict[str, Image]]:
-        """Step the simulator to frame ``k`` (at most ``max_catch_up`` skipped frames, not
-        rendered) with the scenario's corruptions of its stamp; ``(index, frame, image messages)``
-        (the images of the published streams, stamped; none for a dropped-out stream)."""
+        """Step the simulator to frame ``k`` (at most ``max_catch_up`` frames skipped unrendered);
+        ``(index, frame, stamped image messages)``, none for a dropped-out stream."""
         late = min(k - self.next_k, int(self.p["max_catch_up"]))
         t0 = time.perf_counter()
         if late > 0:
@@ -410,18 +404,13 @@ class SensorNode(Node):
                           r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
                           p=[cam.fx, 0.0, cam.cx, 0.0, 0.0, cam.fy, cam.cy, 0.0, 0.0, 0.0, 1.0, 0.0])
 
-    def achieved_rate(self, sid: str | None = None) -> float:
-        """Achieved publish rate (Hz) of one stream, or of frames if ``sid`` is None."""
-        now_s = self._now_ns() * 1e-9
-        return (self.tick_meter if sid is None else self.meters[sid]).rate(now_s)
-
     def _maybe_diagnostics(self) -> None:
         period = float(self.get_parameter("diagnostics_period").value)
         if period <= 0 or time.monotonic() - self._last_diag < period:
             return
         self._last_diag = time.monotonic()
-        name = self.get_fully_qualified_name()
-        frame_rate = self.achieved_rate()
+        name, now_s = self.get_fully_qualified_name(), self._now_ns() * 1e-9
+        frame_rate = self.tick_meter.rate(now_s)
         values = {"target_hz": f"{self.rate_hz:g}", "achieved_hz": f"{frame_rate:.2f}",
                   "frames_published": str(self.frames_published), "frames_skipped": str(self.frames_skipped),
                   "step_ms_mean": f"{np.mean(self.step_ms) if self.step_ms else 0.0:.2f}",
@@ -431,13 +420,11 @@ class SensorNode(Node):
         statuses = [make_status(f"{name}: frames", f"{self.task.name}_sim", OK if frame_rate >= 0.8 * self.rate_hz
                                 else WARN, f"{frame_rate:.1f} / {self.rate_hz:g} Hz", values)]
         for sid in self.my_streams:
-            r = self.achieved_rate(sid)
-            c = self.corruption.get(sid)
-            kind = "none" if c is None else c.kind
-            level, msg = (WARN, "dropout (publishing nothing)") if kind == "dropout" else (
+            r, c = self.meters[sid].rate(now_s), self.corruption[sid]
+            level, msg = (WARN, "dropout (publishing nothing)") if c.kind == "dropout" else (
                 OK if r >= 0.8 * self.rate_hz else WARN, f"{r:.1f} Hz")
             statuses.append(make_status(f"{name}: {sid}", sid, level, msg, {
-                "achieved_hz": f"{r:.2f}", "corruption": kind, "sigma": f"{(c.sigma or 0.0) if c else 0.0:g}"}))
+                "achieved_hz": f"{r:.2f}", "corruption": c.kind, "sigma": f"{c.sigma or 0.0:g}"}))
         self.diag_pub.publish(make_array(self.get_clock().now().to_msg(), statuses))
 
 

@@ -12,17 +12,14 @@ import numpy as np
 
 
 class RateMeter:
-    """Achieved message rate over a sliding window (times in seconds of any clock);
-    ``count`` is every tick so far."""
+    """Achieved message rate over a sliding window (times in seconds of any clock)."""
 
     def __init__(self, window_s: float = 2.0) -> None:
         self.window = float(window_s)
         self.times: deque[float] = deque()
-        self.count = 0
 
     def tick(self, t: float) -> None:
         self.times.append(float(t))
-        self.count += 1
         self._trim(float(t))
 
     def _trim(self, now: float) -> None:

@@ -85,14 +85,13 @@ class VizNode(AdmnNode):
 
         p = self.p
         cfg = load_sim_config(p["sensors_config"] or None)
-        known = [n.name for n in cfg.nodes]
+        known = cfg.node_xy()
         unknown = [n for n in p["sensor_nodes"] if n not in known]
         if unknown:
             raise ValueError(f"{cfg.source or 'sensor config'}: sensor_nodes {unknown} have no pose "
-                             f"(nodes in the config: {known})")
+                             f"(nodes in the config: {list(known)})")
         StreamSet(tuple(p["sensor_nodes"]))
-        node_xy = {n: (float(cfg.node(n).position[0]), float(cfg.node(n).position[1])) for n in p["sensor_nodes"]}
-        self.state = VizState(cfg.track.bounds, node_xy)
+        self.state = VizState(cfg.track.bounds, {n: known[n] for n in p["sensor_nodes"]})
         self.state.trail = deque(maxlen=max(1, int(p["trail_length"])))
         self.state.gt_trail = deque(maxlen=max(1, int(p["trail_length"])))
         self._gt: dict[int, tuple[float, float]] = {}

@@ -724,10 +724,10 @@ def test_every_rviz_topic_is_published_by_the_graph(graph):
     Break tried: renaming the dashboard topic in the .rviz file (admn/dashboard_image) fails."""
     import yaml
 
-    from admn_ros.ros.graph import rviz_config
+    from admn_ros.core.paths import config_path
 
     procs, lis = graph
-    cfg = yaml.safe_load(rviz_config().read_text())["Visualization Manager"]
+    cfg = yaml.safe_load(config_path("admn.rviz").read_text())["Visualization Manager"]
     assert cfg["Global Options"]["Fixed Frame"] == "map" and cfg["Transformation"]["Current"]["Class"] == \
         "rviz_default_plugins/TF"
     shown = []

@@ -207,6 +207,10 @@ class SimConfig:
                 return n
         raise KeyError(f"unknown node {name!r}; known: {[n.name for n in self.nodes]}")
 
+    def node_xy(self) -> dict[str, tuple[float, float]]:
+        """Node name -> its (x, y) position (m) on the map, in config order."""
+        return {n.name: (float(n.position[0]), float(n.position[1])) for n in self.nodes}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly description (angles in degrees as in the YAML file, plus intrinsics)."""
         return {
