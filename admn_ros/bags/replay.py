@@ -80,7 +80,7 @@ class ReplaySummary(KeysAsAttributes):
 def node_xy(stream_ids: Sequence[str]) -> dict[str, tuple[float, float]] | None:
     """Sensor node positions from the simulator config, if it knows all nodes of the mapping."""
     try:
-        known = {n.name: (float(n.position[0]), float(n.position[1])) for n in load_sim_config(None).nodes}
+        known = load_sim_config(None).node_xy()
         return known if {s.split("/")[0] for s in stream_ids} <= set(known) else None
     except Exception:  # noqa: BLE001 - bars are a nicety
         return None
