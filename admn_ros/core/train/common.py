@@ -221,12 +221,9 @@ class NoiseSampler:
 
 def noise_aware_masks(sigmas: np.ndarray, streams: StreamSet, budgets: Sequence[int], depth: int,
                       first_block: bool, rng: np.random.Generator, temperature: float = 0.2) -> np.ndarray:
-    """Budgeted, QoI-aware training allocations (stage 1's ``alloc_ramp``): bool ``[B, n, depth]``.
-
-    Per sample a budget is drawn from ``budgets``; the best (stream, block) pairs by
-    ``1 - sigma / sigma_max`` plus ``temperature`` x Gumbel noise run (block 0 first if
-    ``first_block``): cleaner streams get more blocks, and which blocks run is random.
-    """
+    """Budgeted, QoI-aware training allocations (stage 1's ``alloc_ramp``; docs/TRAINING.md): bool
+    ``[B, n, depth]``, per sample a budget from ``budgets`` given to the best (stream, block) pairs by
+    ``1 - sigma / sigma_max`` plus ``temperature`` x Gumbel noise (block 0 first if ``first_block``)."""
     sig = np.asarray(sigmas, dtype=np.float32).reshape(-1, len(streams))
     n = len(streams)
     quality = 1.0 - np.clip(sig / sigma_max_of(streams), 0.0, 1.0)
