@@ -96,6 +96,7 @@ def fold_universal(src: AllocationController, budget: int) -> AllocationControll
     return dst
 
 
+@torch.no_grad()
 def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n: int, budgets: list[int],
                         regimes: Mapping[str, float], batch_size: int, seed: int) -> dict[str, float]:
     """Mean val score per budget of the controller and of naive allocation on identical noisy inputs
@@ -117,13 +118,12 @@ def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n
                                                      batch_size, noise_seed).mean())
     gen = torch.Generator().manual_seed(noise_seed)
     errs = []
-    with torch.no_grad():
-        for s in range(0, n, batch_size):
-            sel = idx[s:s + batch_size]
-            inputs, _ = to_torch(ds.batch(sel), streams.modalities)
-            inputs = apply_noise(inputs, sig[s:s + len(sel)], streams, gen)
-            pred = ctrl(inputs, budget=budgets[0])["sigma"]
-            errs.append((pred - torch.from_numpy(sig[s:s + len(sel)])).abs().mean().item())
+    for s in range(0, n, batch_size):
+        sel = idx[s:s + batch_size]
+        inputs, _ = to_torch(ds.batch(sel), streams.modalities)
+        inputs = apply_noise(inputs, sig[s:s + len(sel)], streams, gen)
+        pred = ctrl(inputs, budget=budgets[0])["sigma"]
+        errs.append((pred - torch.from_numpy(sig[s:s + len(sel)])).abs().mean().item())
     res["sigma_l1"] = float(np.mean(errs)) if errs else float("nan")
     return res
 
