@@ -295,7 +295,8 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
                                              cfg.lr, cfg.min_lr, 0, "linear")
 
         losses, _ = run_epoch(ctrl, opt, train_ds, cfg, rng, streams.modalities, lr_of, step_loss, tput,
-                              f"stage2 {label} epoch {epoch + 1}/{total_epochs} ({phase})", f"[stage2] epoch {epoch + 1}")
+                              f"stage2 {label} epoch {epoch + 1}/{total_epochs} ({phase})",
+                              f"[stage2] epoch {epoch + 1}")
         val = validate_controller(model, ctrl, val_ds, n_val, budgets_val, cfg.noise_regimes, cfg.batch_size,
                                   cfg.seed)
         rec = {"epoch": epoch + 1, "phase": phase, "loss": float(np.mean(losses)),
