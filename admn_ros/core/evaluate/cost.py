@@ -43,7 +43,7 @@ def flops_table(model: ADMNModel, methods: Sequence[Method], budgets: Sequence[i
             continue
         for L in (budgets if meth.budgeted else [n * depth]):
             mask = naive_allocation(n, L, depth) if meth.budgeted else full_allocation(n, depth)
-            c = meth.controller_for(L)
+            c = meth.controllers.get(L, meth.controller)
             rows.append(FlopsRow(meth.name, L, allocation_flops(cfg, mask) / 1e9,
                                  controller_flops(c.cfg) / 1e9 if (c is not None and meth.adaptive) else 0.0))
     return rows

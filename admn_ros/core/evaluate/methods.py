@@ -1,8 +1,5 @@
-"""Allocation methods compared in Table 1, each mapping (noisy inputs, budget) -> a bool mask: the
-controllers' top-L (``ADMN`` per budget, ``ADMN universal``, ``ADMN_AE``), ``ADMN per-modality``
-(:func:`per_modality_mask`), the ``QoI oracle`` yardstick (told the true noise), ``Upper Bound``,
-``Naive Allocation`` and one single-modality method per modality. A method returns ``None`` for a
-budget it cannot serve ("n/a" in the table).
+"""Allocation methods compared in Table 1 (:func:`build_methods`), each mapping (noisy inputs, budget)
+-> a bool mask, or ``None`` for a budget it cannot serve ("n/a" in the table).
 """
 from __future__ import annotations
 
@@ -47,9 +44,6 @@ class Method:
         if self.from_sigmas is not None and sigmas is not None:
             return self.from_sigmas(sigmas, budget)
         return self.allocate(inputs, budget, batch, present)
-
-    def controller_for(self, budget: int) -> AllocationController | None:
-        return self.controllers.get(budget, self.controller)
 
 
 def static_method(name: str, key: str, fn: Callable[[int], np.ndarray]) -> Method:

@@ -1,9 +1,5 @@
-"""Paired comparisons of two methods on the same test samples, with a cluster bootstrap interval.
-
-Test samples are not independent (the frames of an episode, the windows of a subject move
-together), so the interval resamples whole groups (:func:`sample_groups`): what the split can
-say about unseen episodes or subjects. With few groups it is wide, and that is the honest answer.
-"""
+"""Paired comparisons of two methods on the same test samples, with a cluster bootstrap interval:
+the frames of an episode (the windows of a subject) move together, so it resamples whole groups."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,10 +21,6 @@ class PairedDiff:
     hi: float
     groups: int
     n: int
-
-    def excludes_zero(self) -> bool:
-        """True when the interval lies entirely on one side of 0."""
-        return bool(np.isfinite(self.lo) and np.isfinite(self.hi) and (self.lo > 0 or self.hi < 0))
 
 
 def sample_groups(ds: Any, n: int) -> tuple[np.ndarray, str]:

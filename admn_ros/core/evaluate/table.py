@@ -276,11 +276,8 @@ def depth_curve(model: torch.nn.Module, ds: Any, settings: EvalSettings,
 
 def find(records: Sequence[Record], regime: str, draw: str, method: str, budget: int | None = None) -> Record | None:
     """The record of one cell (``method`` is a name or key; ``budget=None`` takes the first), or None."""
-    for r in records:
-        if r.regime == regime and r.draw == draw and (r.method == method or r.key == method) and (
-                budget is None or r.budget == budget):
-            return r
-    return None
+    return next((r for r in records if r.regime == regime and r.draw == draw and method in (r.method, r.key)
+                 and (budget is None or r.budget == budget)), None)
 
 
 def lookup(records: Sequence[Record], regime: str, draw: str, method: str, budget: int | None = None) -> float:

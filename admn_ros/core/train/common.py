@@ -221,12 +221,9 @@ class NoiseSampler:
 
 def noise_aware_masks(sigmas: np.ndarray, streams: StreamSet, budgets: Sequence[int], depth: int,
                       first_block: bool, rng: np.random.Generator, temperature: float = 0.2) -> np.ndarray:
-    """Budgeted, QoI-aware training allocations (stage 1's ``alloc_ramp``): bool ``[B, n, depth]``.
-
-    Per sample a budget is drawn from ``budgets``; the best (stream, block) pairs by
-    ``1 - sigma / sigma_max`` plus ``temperature`` x Gumbel noise run (block 0 first if
-    ``first_block``): cleaner streams get more blocks, and which blocks run is random.
-    """
+    """Budgeted, QoI-aware training allocations (stage 1's ``alloc_ramp``; docs/TRAINING.md): bool
+    ``[B, n, depth]``, per sample a budget from ``budgets`` given to the best (stream, block) pairs by
+    ``1 - sigma / sigma_max`` plus ``temperature`` x Gumbel noise (block 0 first if ``first_block``)."""
     sig = np.asarray(sigmas, dtype=np.float32).reshape(-1, len(streams))
     n = len(streams)
     quality = 1.0 - np.clip(sig / sigma_max_of(streams), 0.0, 1.0)
@@ -349,22 +346,6 @@ def lr_at(step: int, total: int, base: float, min_lr: float, warmup: int = 0, sc
     return base + (min_lr - base) * t
 
 
-def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: Iterator[torch.nn.Parameter],
-                   where: str) -> None:
-    """One step on a finite ``loss`` (gradients clipped to norm 1 over the trainable ``params``)."""
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"{where}: non-finite loss {loss.item()}")
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_([p for p in params if p.requires_grad], 1.0)
-    opt.step()
-
-
-def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    for g in opt.param_groups:
-        g["lr"] = lr
-
-
 def make_adamw(params: Sequence[torch.nn.Parameter] | Iterator[torch.nn.Parameter], lr: float,
                weight_decay: float) -> torch.optim.AdamW:
     """AdamW (fused kernel when torch supports it on this device); no decay on biases/norms/embeddings."""
@@ -401,6 +382,40 @@ class Throughput:
     @property
     def rate(self) -> float:
         return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_epoch(module: torch.nn.Module, opt: torch.optim.Optimizer, ds: Any, cfg: Any, rng: np.random.Generator,
+              modalities: Sequence[str], lr_of: Callable[[int], float],
+              loss_of: Callable[[np.ndarray, Inputs, torch.Tensor], torch.Tensor], tput: Throughput, desc: str,
+              where: str) -> tuple[list[float], float]:
+    """One training epoch of ``module`` over :func:`epoch_batches` of ``ds`` (``cfg.batch_size``,
+    ``cfg.train_samples``): batch ``i`` at learning rate ``lr_of(i)``, one step on the finite loss
+    ``loss_of(indices, inputs, target)`` with gradients clipped to norm 1, timed by ``tput``.
+    Returns the losses and the last learning rate."""
+    module.train()
+    batches = epoch_batches(len(ds), cfg.batch_size, rng, limit=cfg.train_samples)
+    bar = progress(len(batches), desc, cfg.progress)
+    losses: list[float] = []
+    lr = 0.0
+    for i, sel in enumerate(batches):
+        lr = lr_of(i)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        inputs, target = to_torch(ds.batch(sel), modalities)
+        tput.start()
+        loss = loss_of(sel, inputs, target)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{where} step {i}: non-finite loss {loss.item()}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in module.parameters() if p.requires_grad], 1.0)
+        opt.step()
+        tput.stop(len(sel))
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{lr:.1e}", sps=f"{tput.rate:.0f}")
+    bar.close()
+    return losses, lr
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:

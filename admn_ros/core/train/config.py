@@ -80,17 +80,12 @@ def _check_mix(name: str, mix: Mapping[str, float], allowed: Sequence[str]) -> N
 
 @dataclass
 class Stage1Config(_Base):
-    """Stage 1: LayerDrop training of backbones + fusion with noise augmentation (docs/TRAINING.md).
-
-    Ramps are ``[[epoch, value], ...]`` (``loss_ramp``: ``[[epoch, nll_weight, dist_weight]]``), each
-    value holding from its epoch on. ``train_samples`` / ``val_samples``: a fresh random subset per
-    epoch / the first samples (0 = all). ``modality_missing``: per modality, the probability that
-    all its streams are missing in a sample. ``alloc_ramp``: the share of noisy-phase batches run
-    under budgeted QoI-aware allocations (``alloc_fractions`` of all blocks, Gumbel scale
-    ``alloc_temperature``; :func:`~admn_ros.core.train.common.noise_aware_masks`) instead of
-    LayerDrop. ``init``: a stage-1 checkpoint of the same network to start from ("" = scratch).
-    ``threads``: torch threads (0 = torch's default).
-    """
+    """Stage 1 (docs/TRAINING.md). Ramps are ``[[epoch, value], ...]`` (``loss_ramp``: ``[[epoch,
+    nll_weight, dist_weight]]``), each value holding from its epoch on. ``train_samples``: a fresh random
+    subset per epoch, ``val_samples``: the first samples (0 = all). ``modality_missing``: per modality,
+    the probability that all its streams are missing. ``alloc_ramp``: the share of noisy batches under
+    :func:`~admn_ros.core.train.common.noise_aware_masks` instead of LayerDrop. ``init``: a stage-1
+    checkpoint of the same network ("" = scratch). ``threads``: 0 = torch's default."""
 
     data: str = "data/gdtm_sim"
     out: str = "runs/stage1"
@@ -177,18 +172,11 @@ VARIANTS: dict[str, tuple[int, int]] = {"budget": (0, 1), "universal": (1, 4), "
 
 @dataclass
 class Stage2Config(_Base):
-    """Stage 2: a controller on the frozen stage-1 network (docs/TRAINING.md); other fields as stage 1.
-
-    ``variant``: ``budget`` (one controller per budget: ``budget`` blocks, or ``budget_fraction``
-    of all when 0), ``universal`` (budget-conditioned, each batch draws a budget from the
-    ``budget_range`` fractions) or ``ae`` (ADMN_AE). ``init``: a controller to start from (a
-    universal one is folded at ``budget``). ``epochs`` / ``noise_warmup_epochs``: ``None`` = the
-    variant's (:data:`VARIANTS`). ``loss_weights``: the tracking task loss's ``(nll, dist)``.
-    The objective (:func:`~admn_ros.core.train.stage2.expected_split_loss`) is the softmax
-    (``split_temperature``) weighted loss over every split of a budget with at most
-    ``split_limit`` splits, else over the current, the even and ``k_samples`` Gumbel-perturbed
-    (scale ``explore_scale``) splits. ``controller``: ``ControllerConfig`` overrides.
-    """
+    """Stage 2 (docs/TRAINING.md); fields as stage 1's where shared. ``variant``: ``budget`` (``budget``
+    blocks, or ``budget_fraction`` of all when 0), ``universal`` (a budget per batch from the
+    ``budget_range`` fractions) or ``ae``. ``init``: a controller to start from (a universal one is folded
+    at ``budget``). ``epochs`` / ``noise_warmup_epochs``: ``None`` = the variant's (:data:`VARIANTS`).
+    ``loss_weights`` and the split fields: :func:`~admn_ros.core.train.stage2.expected_split_loss`."""
 
     data: str = "data/gdtm_sim"
     out: str = "runs/controller"
@@ -273,12 +261,9 @@ FINETUNE_STAGE1: dict[str, Any] = {**WARM_STAGE1, "alloc_ramp": [[0, 0.5]]}
 
 @dataclass(frozen=True)
 class TaskRecipe:
-    """What the shipped recipe (``admn-ros train all``) sets for one task: directories, the
-    dataset ``generator`` (``module:function``, called with ``(data, seed=, workers=, progress=,
-    **dataset)``), config fields over the defaults for stage 1 and every controller, the finetune's
-    epochs (:data:`FINETUNE_STAGE1`; 0 = none) and, with ``--init MODELS``, the fields that
-    replace stage 1 and the finetune (``init_stage1``) and per variant of stage 2 (``init_stage2``).
-    """
+    """The shipped recipe (``admn-ros train all``) of one task: directories, the dataset ``generator``
+    (``module:function``), config fields over the defaults, the finetune's epochs (0 = none) and, with
+    ``--init MODELS``, the fields of the warm start (``init_stage1``) and per controller (``init_stage2``)."""
 
     data: str
     runs: str

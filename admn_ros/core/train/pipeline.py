@@ -1,9 +1,6 @@
 """The shipped-model pipeline (``admn-ros train all``, ``make models``; docs/TRAINING.md): dataset ->
-stage 1 (-> finetune) -> controllers in parallel lanes of 1-thread subprocesses -> ``models/``, with
-fixed seeds; each step resumes or is skipped when its output exists. ``--init MODELS`` replaces stage 1
-and the finetune by a warm start from MODELS, and every controller starts from its counterpart there.
-Logs of the stage-2 subprocesses go to ``<runs>/<name>.log``, the summary to
-``<runs>/pipeline_summary.json``.
+stage 1 (-> finetune) -> controllers in two lanes of 1-thread subprocesses (logs in ``<runs>/<name>.log``)
+-> ``models/``; each step resumes or is skipped when its output exists.
 """
 from __future__ import annotations
 

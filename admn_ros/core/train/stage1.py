@@ -17,9 +17,9 @@ from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import budget_from_fraction, naive_allocation, validate_budget
 from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, checked_splits, continue_run,
-                                        derive_seed, draw_missing, epoch_batches, fmt_duration, load_resume, lr_at,
-                                        make_adamw, metric_key, noise_aware_masks, open_split, optimizer_step, progress,
-                                        sample_scores, seed_everything, set_lr, start_run, to_torch, write_json)
+                                        derive_seed, draw_missing, fmt_duration, load_resume, lr_at,
+                                        make_adamw, metric_key, noise_aware_masks, open_split, run_epoch,
+                                        sample_scores, seed_everything, start_run, write_json)
 from admn_ros.core.train.config import Stage1Config, TrainConfigError
 
 LAST = "last.safetensors"
@@ -198,16 +198,8 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
         w_nll, w_dist = cfg.loss_weights_at(epoch)
         noisy_phase = epoch >= cfg.noise_start_epoch
         p_alloc = cfg.alloc_at(epoch) if noisy_phase else 0.0
-        model.train()
-        batches = epoch_batches(len(train_ds), cfg.batch_size, rng, limit=cfg.train_samples)
-        bar = progress(len(batches), f"stage1 epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
-        losses = []
-        for i, sel in enumerate(batches):
-            step = epoch * steps_per_epoch + i
-            lr = lr_at(step, total_steps, cfg.lr, cfg.min_lr, warmup, "cosine")
-            set_lr(opt, lr)
-            inputs, gt = to_torch(train_ds.batch(sel), streams.modalities)
-            tput.start()
+
+        def step_loss(sel: np.ndarray, inputs: dict[str, torch.Tensor], gt: torch.Tensor) -> torch.Tensor:
             mask = None
             if noisy_phase:
                 sig = sampler.draw(len(sel), rng)
@@ -219,14 +211,11 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
                                    cfg.modality_missing if noisy_phase else None)
             # an allocation batch runs exactly its budget: no LayerDrop on top
             model.set_layerdrop(0.0 if mask is not None else p_drop, 0.0 if mask is not None else cfg.full_drop)
-            out_d = model(inputs, mask, present)
-            loss = get_task(mcfg.task).loss(out_d, gt, w_nll, w_dist)
-            optimizer_step(opt, loss, model.parameters(), f"[stage1] epoch {epoch + 1} step {i}")
-            tput.stop(len(sel))
-            losses.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{lr:.1e}", sps=f"{tput.rate:.0f}")
-        bar.close()
+            return get_task(mcfg.task).loss(model(inputs, mask, present), gt, w_nll, w_dist)
+
+        losses, lr = run_epoch(model, opt, train_ds, cfg, rng, streams.modalities,
+                               lambda i: lr_at(epoch * steps_per_epoch + i, total_steps, cfg.lr, cfg.min_lr, warmup),
+                               step_loss, tput, f"stage1 epoch {epoch + 1}/{cfg.epochs}", f"[stage1] epoch {epoch + 1}")
         val = validate_stage1(model, val_ds, n_val, cfg.batch_size, cfg.seed)
         rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "loss_weights": [w_nll, w_dist],
                "layerdrop": p_drop, "alloc": p_alloc, "noise": noisy_phase,

@@ -19,9 +19,9 @@ from admn_ros.core.splits import (count_embeddings, sampled_splits, split_candid
                                   split_losses)
 from admn_ros.core.streams import MODALITIES, budget_from_fraction, naive_allocation
 from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, checked_splits, continue_run,
-                                        derive_seed, epoch_batches, fmt_duration, load_resume, lr_at, make_adamw,
-                                        metric_key, open_split, optimizer_step, progress, sample_scores,
-                                        seed_everything, set_lr, start_run, to_torch)
+                                        derive_seed, fmt_duration, load_resume, lr_at, make_adamw,
+                                        metric_key, open_split, run_epoch, sample_scores, seed_everything,
+                                        start_run, to_torch)
 from admn_ros.core.train.config import TABLE_FRACTIONS, Stage2Config, TrainConfigError
 from admn_ros.core.train.stage1 import StageResult, finish_run
 
@@ -96,6 +96,7 @@ def fold_universal(src: AllocationController, budget: int) -> AllocationControll
     return dst
 
 
+@torch.no_grad()
 def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n: int, budgets: list[int],
                         regimes: Mapping[str, float], batch_size: int, seed: int) -> dict[str, float]:
     """Mean val score per budget of the controller and of naive allocation on identical noisy inputs
@@ -117,13 +118,12 @@ def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n
                                                      batch_size, noise_seed).mean())
     gen = torch.Generator().manual_seed(noise_seed)
     errs = []
-    with torch.no_grad():
-        for s in range(0, n, batch_size):
-            sel = idx[s:s + batch_size]
-            inputs, _ = to_torch(ds.batch(sel), streams.modalities)
-            inputs = apply_noise(inputs, sig[s:s + len(sel)], streams, gen)
-            pred = ctrl(inputs, budget=budgets[0])["sigma"]
-            errs.append((pred - torch.from_numpy(sig[s:s + len(sel)])).abs().mean().item())
+    for s in range(0, n, batch_size):
+        sel = idx[s:s + batch_size]
+        inputs, _ = to_torch(ds.batch(sel), streams.modalities)
+        inputs = apply_noise(inputs, sig[s:s + len(sel)], streams, gen)
+        pred = ctrl(inputs, budget=budgets[0])["sigma"]
+        errs.append((pred - torch.from_numpy(sig[s:s + len(sel)])).abs().mean().item())
     res["sigma_l1"] = float(np.mean(errs)) if errs else float("nan")
     return res
 
@@ -269,40 +269,34 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
         rng = seed_everything(cfg.seed, "stage2", cfg.variant, epoch)
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "stage2-gauss", epoch))
         ggen = torch.Generator().manual_seed(derive_seed(cfg.seed, "stage2-gumbel", epoch))
-        ctrl.train()
-        batches = epoch_batches(len(train_ds), cfg.batch_size, rng, limit=cfg.train_samples)
         phase = ("autoencoder" if cfg.variant == "ae" else "noise-head") if warm else "allocation"
-        bar = progress(len(batches), f"stage2 {label} epoch {epoch + 1}/{total_epochs} ({phase})", cfg.progress)
-        losses, task_losses = [], []
-        for i, sel in enumerate(batches):
-            lr = cfg.lr if warm else lr_at((epoch - cfg.noise_warmup_epochs) * steps_per_epoch + i, alloc_steps,
-                                           cfg.lr, cfg.min_lr, 0, "linear")
-            set_lr(opt, lr)
-            inputs, gt = to_torch(train_ds.batch(sel), streams.modalities)
-            tput.start()
+        task_losses: list[float] = []
+
+        def step_loss(sel: np.ndarray, inputs: dict[str, torch.Tensor], gt: torch.Tensor) -> torch.Tensor:
             sig = sampler.draw(len(sel), rng)
             noisy = apply_noise(inputs, sig, streams, gen)
             # every split of a batch's budgets is scored: one budget per batch keeps that cost at one budget's
             budget: Any = ccfg.budget if fixed else torch.from_numpy(rng.integers(lo, hi + 1, size=1)).expand(len(sel))
             if warm and cfg.variant == "ae":
-                loss = ctrl.reconstruction_loss(noisy)
-            elif warm:
-                o = ctrl(noisy, budget=budget)
-                loss = ctrl.noise_loss(o["sigma"], torch.from_numpy(sig), modality_weights=nweights)
-            else:
-                o = ctrl(noisy, budget=budget)
-                loss, chosen = expected_split_loss(model, o["logits"], noisy, gt, budget, table, cfg,
-                                                   ctrl.cfg.first_block, ggen)
-                task_losses.append(chosen)
-            if not warm and cfg.variant != "ae" and cfg.noise_weight > 0:
+                return ctrl.reconstruction_loss(noisy)
+            o = ctrl(noisy, budget=budget)
+            if warm:
+                return ctrl.noise_loss(o["sigma"], torch.from_numpy(sig), modality_weights=nweights)
+            loss, chosen = expected_split_loss(model, o["logits"], noisy, gt, budget, table, cfg, ctrl.cfg.first_block,
+                                               ggen)
+            task_losses.append(chosen)
+            if cfg.variant != "ae" and cfg.noise_weight > 0:
                 loss = loss + cfg.noise_weight * ctrl.noise_loss(o["sigma"], torch.from_numpy(sig),
                                                                  modality_weights=nweights)
-            optimizer_step(opt, loss, ctrl.parameters(), f"[stage2] epoch {epoch + 1} step {i}")
-            tput.stop(len(sel))
-            losses.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", sps=f"{tput.rate:.0f}")
-        bar.close()
+            return loss
+
+        def lr_of(i: int) -> float:
+            return cfg.lr if warm else lr_at((epoch - cfg.noise_warmup_epochs) * steps_per_epoch + i, alloc_steps,
+                                             cfg.lr, cfg.min_lr, 0, "linear")
+
+        losses, _ = run_epoch(ctrl, opt, train_ds, cfg, rng, streams.modalities, lr_of, step_loss, tput,
+                              f"stage2 {label} epoch {epoch + 1}/{total_epochs} ({phase})",
+                              f"[stage2] epoch {epoch + 1}")
         val = validate_controller(model, ctrl, val_ds, n_val, budgets_val, cfg.noise_regimes, cfg.batch_size,
                                   cfg.seed)
         rec = {"epoch": epoch + 1, "phase": phase, "loss": float(np.mean(losses)),
