@@ -30,9 +30,9 @@ def main() -> None:
     model, cfg = rt.model, rt.cfg
     n, depth = cfg.n_streams, cfg.vit_depth
     L25 = budget_from_fraction(0.25, n, depth)
-    if L25 not in rt.per_budget:
+    if L25 not in rt.budget_controllers:
         raise SystemExit(f"{models_dir()}: no controller for budget {L25} (run `make models`)")
-    ctrl = rt.per_budget[L25].controller
+    ctrl = rt.budget_controllers[L25]
     t0 = time.perf_counter()
     engines = {be: InferenceEngine(model, ctrl, backend=be) for be in ("torch", "onnx")}
     build_s = time.perf_counter() - t0

@@ -261,6 +261,11 @@ class Runtime:
         return {c.name: c.path for c in self._ctrl.values()}
 
     @property
+    def budget_controllers(self) -> dict[int | None, Any]:
+        """Budget (``None``: the universal one) -> its AllocationController."""
+        return {k: c.controller for k, c in self._ctrl.items()}
+
+    @property
     def frames(self) -> int:
         """Window length ``F`` (1 for tracking)."""
         return int(self.cfg.frames)
