@@ -650,7 +650,9 @@ def test_killed_nodes_are_respawned_and_targets_flow_again(model_dir):
     """``admn-ros run``'s supervision (launch_ros ``respawn``): SIGKILL one node of each kind in
     turn (sensor, controller, one backbone, fusion). Only that process is restarted (after
     ``respawn_delay``), every other keeps its pid and runs on, and once the restarted node
-    publishes again (images / allocations / embeddings / targets) targets flow within 2 s.
+    publishes again (images / allocations / embeddings / targets) targets flow within 5 s. (Each
+    subscriber discovers the restarted publisher on its own, so the listener may see it before
+    the graph does: 0.1-1.3 s apart on a quiet machine, more under load.)
 
     Break tried: a supervisor that restarts nothing (the graph stays without the killed node)
     fails at the first kill; restarting every process instead of the dead one fails the pid
@@ -695,8 +697,8 @@ def test_killed_nodes_are_respawned_and_targets_flow_again(model_dir):
 
             assert lis.spin_until(lambda: back() is not None, 60.0), f"{victim} never came back"
             t_back = back()
-            assert lis.spin_until(lambda: any(t > t_back for t, _ in lis.targets), 2.0), \
-                f"no target within 2 s of {victim} being back"
+            assert lis.spin_until(lambda: any(t > t_back for t, _ in lis.targets), 5.0), \
+                f"no target within 5 s of {victim} being back"
             t_target = next(t for t, _ in lis.targets if t > t_back)
             report[victim] = (round(t_back - t_restart, 2), round(t_target - t_restart, 2))
             for n, p in procs.procs:
