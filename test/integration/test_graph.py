@@ -652,7 +652,7 @@ def test_killed_nodes_are_respawned_and_targets_flow_again(model_dir):
     ``respawn_delay``), every other keeps its pid and runs on, and once the restarted node
     publishes again (images / allocations / embeddings / targets) targets flow within 5 s. (Each
     subscriber discovers the restarted publisher on its own, so the listener may see it before
-    the graph does: 0.1-1.3 s apart on a quiet machine, more under load.)
+    the graph does: 0.1-1.3 s apart in the runs measured.)
 
     Break tried: a supervisor that restarts nothing (the graph stays without the killed node)
     fails at the first kill; restarting every process instead of the dead one fails the pid
