@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from admn_ros.ros.env import isolated_env, stop_process_groups
 from benchmarks.common import CLK_TCK, ROOT, monitor_node, proc_stat, spin_for
@@ -94,44 +93,12 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
             "frames_all_9_streams": len(common), "distinct_stamps": expected}
 
 
-_TWEAKED_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
-<!-- benchmark variant: SHM only in the profile (rmw_fastrtps appends SHM + UDP under LOCALHOST
-     anyway), 32 MiB segment, larger port queue. -->
-<dds xmlns="http://www.eprosima.com">
-  <profiles>
-    <transport_descriptors>
-      <transport_descriptor>
-        <transport_id>bench_shm_32mb</transport_id>
-        <type>SHM</type>
-        <segment_size>33554432</segment_size>
-        <port_queue_capacity>2048</port_queue_capacity>
-        <maxMessageSize>33554432</maxMessageSize>
-      </transport_descriptor>
-    </transport_descriptors>
-    <participant profile_name="bench_default" is_default_profile="true">
-      <rtps>
-        <useBuiltinTransports>false</useBuiltinTransports>
-        <userTransports>
-          <transport_id>bench_shm_32mb</transport_id>
-        </userTransports>
-      </rtps>
-    </participant>
-  </profiles>
-</dds>
-"""
-
-
-def _variants(tmpdir: Path) -> list[tuple[str, dict]]:
+def _variants() -> list[tuple[str, dict]]:
     """(label, env changes) of the DDS set-ups compared; None value = unset."""
     shipped = str(ROOT / "config" / "fastdds.xml")
-    tweaked = tmpdir / "bench_fastdds_shm_only.xml"
-    tweaked.write_text(_TWEAKED_PROFILE)
     return [
         ("no profile", {"FASTDDS_DEFAULT_PROFILES_FILE": None}),
         ("shipped profile", {"FASTDDS_DEFAULT_PROFILES_FILE": shipped}),
-        ("shipped + USE_QOS_FROM_XML", {"FASTDDS_DEFAULT_PROFILES_FILE": shipped,
-                                        "RMW_FASTRTPS_USE_QOS_FROM_XML": "1"}),
-        ("SHM-only profile", {"FASTDDS_DEFAULT_PROFILES_FILE": str(tweaked)}),
         ("no profile, RELIABLE QoS", {"FASTDDS_DEFAULT_PROFILES_FILE": None, "_RELIABLE": "1"}),
     ]
 
@@ -215,13 +182,12 @@ def _role_sub(a: argparse.Namespace) -> int:
 
 
 def bench_latency(frames: int, rate: float) -> None:
-    with tempfile.TemporaryDirectory() as d:
-        for label, changes in _variants(Path(d)):
-            for (w, h) in ((640, 480), (320, 240)):
-                r = run_latency_pair(w, h, frames, rate, changes)
-                print(f"  {label:<28} {f'{w}x{h}':>8}  " + (f"ERROR: {r['error'][:300]}" if "error" in r else
-                      f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:7.2f} ms  "
-                      f"delivered {r['n']}/{r['sent']}"), flush=True)
+    for label, changes in _variants():
+        for (w, h) in ((640, 480), (320, 240)):
+            r = run_latency_pair(w, h, frames, rate, changes)
+            print(f"  {label:<28} {f'{w}x{h}':>8}  " + (f"ERROR: {r['error'][:300]}" if "error" in r else
+                  f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:7.2f} ms  "
+                  f"delivered {r['n']}/{r['sent']}"), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
