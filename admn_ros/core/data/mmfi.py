@@ -473,7 +473,8 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                 other = sorted({p.suffix for p in d.iterdir()})[:6]
                 hint = ""
                 if mod == "rgb" and not keypoints and ".npy" in other:
-                    hint = "; it holds .npy keypoints (the public release): use image_source='keypoints'"
+                    hint = ("; it holds .npy keypoints (the public release): use --image-source keypoints "
+                            "(image_source='keypoints' in Python)")
                 raise _err(d, f"no frameNNN.{'|'.join(exts[mod])} files in {s.name}/{d.name} (suffixes found: "
                               f"{other}){hint}")
             files[s][mod] = ff
