@@ -632,7 +632,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keypoint-canvas", nargs=2, type=float, default=list(DEFAULT_KEYPOINT_CANVAS),
                    metavar=("W", "H"), help="image size the keypoints are given in (default 640 480)")
     p.add_argument("--val-subjects", nargs="*", default=None, metavar="S",
-                   help="training subjects held out as val (default one per environment; none: no val split)")
+                   help="training subjects held out as val (default one per environment; the flag with no "
+                        "subject: no val split)")
     p.add_argument("--rate-hz", type=float, default=DEFAULT_RATE_HZ, help="frame rate (default 10)")
     p.add_argument("--strict", action="store_true", help="a missing or corrupt frame is an error")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
