@@ -28,7 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 def _usage() -> str:
     lines = ["usage: admn-ros <command> [options]   (admn-ros <command> --help)", "", "commands:"]
-    lines += [f"  {name:<10} {helptext}" for name, (_, _, helptext) in COMMANDS.items()]
+    w = max(map(len, COMMANDS))
+    lines += [f"  {name:<{w}}  {helptext}" for name, (_, _, helptext) in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -208,15 +208,19 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     a = parse_args(prog, argv)
     opts = options_from_args(a)
     ids = StreamSet(nodes=opts.sensor_nodes).ids
+    sensor_args = [s.strip() for s in a.sensor_args.split(";") if s.strip()]
+    scenario_file = a.scenario or config_path(f"demo_{a.task}.yaml")
     try:  # the demo's scenario (--scenario)
-        scenario = (Timeline.load(a.scenario or config_path(f"demo_{a.task}.yaml"), ids)
-                    if monitor and a.scenario != "none" else None)
+        scenario = Timeline.load(scenario_file, ids) if monitor and a.scenario != "none" else None
+        corrupt = [s for s in sensor_args if s.startswith("corruption.")]
+        if scenario is not None and corrupt:
+            raise ValueError(f"--sensor-args {'; '.join(corrupt)}: the scenario {scenario_file} sets every "
+                             "stream's corruption in its phases; add --scenario none to corrupt streams yourself")
     except ValueError as exc:
         print(f"[{prog}] error: {exc}", file=sys.stderr, flush=True)
         return 2
     env = dict(isolated_env())
     specs = build_graph(opts)
-    sensor_args = [s.strip() for s in a.sensor_args.split(";") if s.strip()]
     print(f"[{prog}] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} discovery={env['ROS_AUTOMATIC_DISCOVERY_RANGE']} "
           f"{a.task} graph nodes: {', '.join(s.name for s in specs)}{' (composed)' if a.composed else ''}",
           flush=True)

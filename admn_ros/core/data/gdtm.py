@@ -692,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="our splits to convert, optionally from another GDTM directory "
                         "(e.g. train=chunk_0 val=chunk_1 test=chunk_2; '.' = --src itself)")
     p.add_argument("--radar", choices=sorted(SOURCES["radar"]), default="azimuth",
-                   help="radar source: azimuth_static or range_doppler (default azimuth)")
+                   help="radar source: azimuth (the azimuth_static heatmap, default) or range_doppler")
     p.add_argument("--rgb", choices=sorted(SOURCES["rgb"]), default="zed", help="camera (default zed)")
     p.add_argument("--depth", choices=sorted(SOURCES["depth"]), default="zed",
                    help="depth: zed (metric mm, default) or realsense (colourised JPEG, not metric)")

@@ -473,7 +473,8 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                 other = sorted({p.suffix for p in d.iterdir()})[:6]
                 hint = ""
                 if mod == "rgb" and not keypoints and ".npy" in other:
-                    hint = "; it holds .npy keypoints (the public release): use image_source='keypoints'"
+                    hint = ("; it holds .npy keypoints (the public release): use --image-source keypoints "
+                            "(image_source='keypoints' in Python)")
                 raise _err(d, f"no frameNNN.{'|'.join(exts[mod])} files in {s.name}/{d.name} (suffixes found: "
                               f"{other}){hint}")
             files[s][mod] = ff
@@ -631,7 +632,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keypoint-canvas", nargs=2, type=float, default=list(DEFAULT_KEYPOINT_CANVAS),
                    metavar=("W", "H"), help="image size the keypoints are given in (default 640 480)")
     p.add_argument("--val-subjects", nargs="*", default=None, metavar="S",
-                   help="training subjects held out as val (default one per environment; none: no val split)")
+                   help="training subjects held out as val (default one per environment; the flag with no "
+                        "subject: no val split)")
     p.add_argument("--rate-hz", type=float, default=DEFAULT_RATE_HZ, help="frame rate (default 10)")
     p.add_argument("--strict", action="store_true", help="a missing or corrupt frame is an error")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")

@@ -315,5 +315,7 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
         cells = ", ".join(f"{key.replace('_' + k, '')} {x:.1f}" for key, x in (st.get("val") or {}).items()
                           if key.endswith("_" + k))
         log(f"[all]   {name}: {fmt_duration(st.get('seconds', 0))}, val {task.metric.unit}: {cells}")
-    log(f"[all] evaluate with: admn-ros evaluate --data {cfg.data} --models {cfg.models} --out {task.report_dir}")
+    shipped = (str(cfg.data), str(cfg.models)) == (cfg.recipe.data, cfg.recipe.models)  # the committed report's
+    out = task.report_dir if shipped else Path(str(cfg.runs)) / "table1"
+    log(f"[all] evaluate with: admn-ros evaluate --data {cfg.data} --models {cfg.models} --out {out}")
     return summary
