@@ -1,0 +1,74 @@
+"""A careless user's input to ``admn-ros`` commands: one clear error naming the file / flag / key,
+exit code 2 (130 after Ctrl-C), no traceback, and nothing of the user's lost."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from admn_ros import cli
+from admn_ros.core.data import generate
+
+TINY = ["--n-samples", "20", "--frames-per-episode", "5", "--workers", "1", "--quiet"]
+
+
+def _fails(capsys: pytest.CaptureFixture, argv: list[str], *expect: str, rc: int = 2) -> str:
+    """Run ``admn-ros argv``: exit code ``rc``, one error without a traceback holding every ``expect``."""
+    assert cli.main(argv) == rc
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and all(e in err for e in expect), err
+    return err
+
+
+def test_interrupted_dataset_leaves_nothing_and_the_next_run_starts(tmp_path, capsys, monkeypatch):
+    """Ctrl-C while rendering: exit 130 with one line, no half-written split; the same command then
+    runs without --overwrite. Break tried: no cleanup in generate_dataset (the splits stay and the next
+    run is refused as "already holds a dataset"); no KeyboardInterrupt handling in cli.main."""
+    out = tmp_path / "ds"
+    run = generate._run_task
+
+    def interrupted(task):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generate, "_run_task", interrupted)
+    _fails(capsys, ["dataset", "--out", str(out), *TINY], "admn-ros dataset: interrupted", rc=130)
+    assert not out.exists() or not any(out.iterdir())
+    monkeypatch.setattr(generate, "_run_task", run)
+    assert cli.main(["dataset", "--out", str(out), *TINY]) == 0 and (out / "meta.json").is_file()
+
+
+def test_os_errors_are_one_line(tmp_path, capsys):
+    """An output path below a file: the OSError names the path. Break tried: no OSError handling in
+    cli.main (a FileNotFoundError traceback from the bag writer)."""
+    (tmp_path / "f").write_text("mine")
+    _fails(capsys, ["record", "--out", str(tmp_path / "f" / "bag"), "--frames", "2", "--no-progress"],
+           "admn-ros record: error:", str(tmp_path / "f"))
+    assert (tmp_path / "f").read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", ["mapping.yaml", "sensors.yaml", "scenario.yaml", "train.yaml"])
+def test_binary_yaml_names_the_file(tmp_path, name):
+    """A binary file given as a YAML file: the error names it. Break tried: read_yaml without
+    UnicodeDecodeError (a bare "'utf-8' codec can't decode" without the file)."""
+    from admn_ros.bags.mapping import load_mapping
+    from admn_ros.core.sim.config import load_sim_config
+    from admn_ros.core.sim.timeline import Timeline
+    from admn_ros.core.train.config import load_config_file
+
+    p = tmp_path / name
+    p.write_bytes(b"\x89PNG\r\n\x1a\n\xe0\xff\x00")
+    load = {"mapping.yaml": load_mapping, "sensors.yaml": load_sim_config, "scenario.yaml": Timeline.load,
+            "train.yaml": load_config_file}[name]
+    with pytest.raises(ValueError, match=f"{p}: cannot read the .*utf-8"):
+        load(str(p))
+
+
+def test_scenario_unknown_top_level_key(tmp_path):
+    """A typo of ``name`` in a scenario file is an error, not ignored. Break tried: no top-level
+    key check in Timeline.parse."""
+    from admn_ros.core.sim.timeline import Timeline
+
+    p = tmp_path / "s.yaml"
+    p.write_text("nmae: mine\nphases:\n  - {name: a, seconds: 1}\n")
+    with pytest.raises(ValueError, match=r"s.yaml: \['nmae'\]: unknown key"):
+        Timeline.load(p)
