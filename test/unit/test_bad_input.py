@@ -72,3 +72,34 @@ def test_scenario_unknown_top_level_key(tmp_path):
     p.write_text("nmae: mine\nphases:\n  - {name: a, seconds: 1}\n")
     with pytest.raises(ValueError, match=r"s.yaml: \['nmae'\]: unknown key"):
         Timeline.load(p)
+
+
+@pytest.mark.parametrize("config, expect", [
+    ("epochs: many\n", "Stage1Config.epochs must be of type int, got 'many'"),
+    ("model: 5\n", "Stage1Config.model must be of type"),
+    ("noise_regimes: [binary]\n", "Stage1Config.noise_regimes must be of type"),
+])
+def test_train_config_of_the_wrong_type(tmp_path, capsys, config, expect):
+    """A value of the wrong type in a training config file names the field. Break tried: no type
+    check in _Base.from_dict (TypeError / AttributeError tracebacks from the range checks)."""
+    (tmp_path / "c.yaml").write_text(config)
+    _fails(capsys, ["train", "stage1", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                    "--config", str(tmp_path / "c.yaml")], "admn-ros train stage1: error:", expect)
+
+
+@pytest.mark.parametrize("model, expect", [
+    ('{"vit_dim": -3}', "ADMNConfig.vit_dim must be an integer >= 1, got -3"),
+    ('{"fusion_heads": "many"}', "ADMNConfig.fusion_heads must be an integer >= 1, got 'many'"),
+    ('{"vit_dim": 15}', "ADMNConfig.vit_dim 15 is not a multiple of vit_heads 4"),
+    ('[1]', "--model: expected a JSON object"),
+])
+def test_train_model_flag_out_of_range(tmp_path, capsys, model, expect):
+    """``--model`` with a negative, non-integer or indivisible size names the field. Break tried:
+    no size checks in ADMNConfig.__post_init__ (RuntimeError / TypeError / ValueError tracebacks from
+    torch while building the network); no TypeError handling of --model in the train CLI."""
+    from admn_ros.core.data import generate_dataset
+
+    generate_dataset(tmp_path / "ds", n_samples=20, frames_per_episode=5, workers=1, progress=False)
+    _fails(capsys, ["train", "stage1", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"),
+                    "--epochs", "1", "--train-samples", "4", "--no-progress", "--model", model], expect)
+    assert not (tmp_path / "run" / "last.safetensors").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
@@ -54,6 +55,11 @@ class _Base:
         unknown = sorted(set(d) - known)
         if unknown:
             raise TrainConfigError(f"{cls.__name__}: unknown keys {unknown}; known keys: {sorted(known)}")
+        for f in fields(cls):  # a number or a mapping where the default is one
+            default = f.default_factory() if callable(f.default_factory) else f.default
+            want = {float: Real, int: Integral, bool: Integral, dict: Mapping}.get(type(default))
+            if f.name in d and want and not isinstance(d[f.name], want):
+                raise TrainConfigError(f"{cls.__name__}.{f.name} must be of type {f.type}, got {d[f.name]!r}")
         return cls(**dict(d))
 
 
