@@ -103,3 +103,17 @@ def test_train_model_flag_out_of_range(tmp_path, capsys, model, expect):
     _fails(capsys, ["train", "stage1", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"),
                     "--epochs", "1", "--train-samples", "4", "--no-progress", "--model", model], expect)
     assert not (tmp_path / "run" / "last.safetensors").exists()
+
+
+def test_evaluate_checks_out_and_stage1_first(tmp_path, capsys, monkeypatch):
+    """``--out`` naming a file fails before any model is loaded, the file untouched; ``--stage1``
+    alone outside the package root names the checkpoint, not a missing ``models``. Break tried: the
+    --out directory created after the evaluation (a FileExistsError once it ran); --models defaulting
+    to "models" with --stage1 ("models: models directory not found")."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f").write_text("mine")
+    _fails(capsys, ["evaluate", "--data", "d", "--stage1", "s.safetensors", "--out", "f"],
+           "admn-ros evaluate: error:", "File exists", "'f'")
+    assert (tmp_path / "f").read_text() == "mine"
+    _fails(capsys, ["evaluate", "--data", "d", "--stage1", "s.safetensors", "--out", "o"],
+           "s.safetensors: checkpoint file not found")
