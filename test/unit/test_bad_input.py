@@ -117,3 +117,16 @@ def test_evaluate_checks_out_and_stage1_first(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "f").read_text() == "mine"
     _fails(capsys, ["evaluate", "--data", "d", "--stage1", "s.safetensors", "--out", "o"],
            "s.safetensors: checkpoint file not found")
+
+
+def test_failed_replay_leaves_no_output_bag(tmp_path, capsys):
+    """A replay that fails on its first frame (budget out of range) removes its unfinished output
+    bag, so the same command with a valid budget then runs; a bad --budgets names the flag. Break
+    tried: OutputBagWriter.close(ok=False) aborting without removing the bag ("output bag .../outputs
+    exists already" on the next run); int() of --budgets without a message of ours."""
+    bag, out = str(tmp_path / "bag"), str(tmp_path / "out")
+    assert cli.main(["record", "--out", bag, "--frames", "3", "--no-progress"]) == 0
+    _fails(capsys, ["replay", bag, "--out", out, "--budget", "0", "--no-progress"], "budget 0 out of range")
+    assert not (tmp_path / "out" / "outputs").exists()
+    assert cli.main(["replay", bag, "--out", out, "--budget", "27", "--no-progress"]) == 0
+    _fails(capsys, ["replay", bag, "--out", str(tmp_path / "o2"), "--budgets", "27,x"], "--budgets:", "'27,x'")
