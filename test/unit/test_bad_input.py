@@ -13,11 +13,12 @@ TINY = ["--n-samples", "20", "--frames-per-episode", "5", "--workers", "1", "--q
 
 
 def _fails(capsys: pytest.CaptureFixture, argv: list[str], *expect: str, rc: int = 2) -> str:
-    """Run ``admn-ros argv``: exit code ``rc``, one error without a traceback holding every ``expect``."""
+    """Run ``admn-ros argv``: exit code ``rc``, one error without a traceback holding every ``expect``;
+    returns stdout + stderr."""
     assert cli.main(argv) == rc
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "Traceback" not in err and all(e in err for e in expect), err
-    return err
+    return out + err
 
 
 def test_interrupted_dataset_leaves_nothing_and_the_next_run_starts(tmp_path, capsys, monkeypatch):
@@ -130,3 +131,21 @@ def test_failed_replay_leaves_no_output_bag(tmp_path, capsys):
     assert not (tmp_path / "out" / "outputs").exists()
     assert cli.main(["replay", bag, "--out", out, "--budget", "27", "--no-progress"]) == 0
     _fails(capsys, ["replay", bag, "--out", str(tmp_path / "o2"), "--budgets", "27,x"], "--budgets:", "'27,x'")
+
+
+@pytest.mark.parametrize("text, expect", [
+    (None, "cannot read the parameter file: No such file"),
+    ("a: [1, 2\n", "invalid YAML"),
+    ("rate_hz: 5\n", "not a ROS 2 parameter file"),
+])
+def test_run_refuses_a_bad_params_file_before_starting(tmp_path, capsys, text, expect):
+    """``admn-ros run/demo --params-file`` that is missing, not YAML or not a parameter file: one
+    error naming it, exit 2, no node started. Break tried: no check in runner._run (every node died
+    with an rcl traceback, was respawned, and run exited 0)."""
+    p = tmp_path / "params.yaml"
+    if text is not None:
+        p.write_text(text)
+    for cmd in ("run", "demo"):
+        printed = _fails(capsys, [cmd, "--params-file", str(p), "--duration", "1"], f"[admn-ros {cmd}] error: {p}",
+                         expect)
+        assert "graph nodes" not in printed
