@@ -359,6 +359,8 @@ def main(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     progress = not args.no_progress
     try:
+        if args.duration is not None and not 0 < args.duration < math.inf:  # NaN too
+            raise ValueError(f"--duration must be a finite number of seconds > 0, got {args.duration}")
         if args.source == "sim":
             corr = dict(parse_corrupt_arg(text) for text in args.corrupt)
             s = record_sim(args.out, task=args.scenario, frames=args.frames,

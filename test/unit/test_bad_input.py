@@ -149,3 +149,22 @@ def test_run_refuses_a_bad_params_file_before_starting(tmp_path, capsys, text, e
         printed = _fails(capsys, [cmd, "--params-file", str(p), "--duration", "1"], f"[admn-ros {cmd}] error: {p}",
                          expect)
         assert "graph nodes" not in printed
+
+
+def test_from_bag_overwrite_never_empties_a_directory_of_other_files(tmp_path):
+    """``dataset --from-bag --overwrite`` into a directory of the user's files that is no dataset:
+    refused, the files kept. Break tried: no meta.json check before rmtree (the directory emptied)."""
+    from admn_ros.bags.dataset import build_dataset
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="holds no dataset"):
+        build_dataset([tmp_path / "some.bag"], "default", tmp_path, overwrite=True, progress=False, log=None)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("duration", ["nan", "-1", "inf"])
+def test_record_duration_out_of_range(tmp_path, capsys, duration):
+    """``record --duration`` NaN, negative or infinite names the flag. Break tried: no --duration
+    check (NaN: "cannot convert float NaN to integer", inf: an OverflowError traceback)."""
+    _fails(capsys, ["record", "--out", str(tmp_path / "b"), "--duration", duration], "--duration must be")
+    assert not (tmp_path / "b").exists()
