@@ -85,7 +85,7 @@ def _flags_config(a: argparse.Namespace, cls: Any) -> Any:
         except json.JSONDecodeError as exc:
             raise TrainConfigError(f"--model: invalid JSON: {exc}") from exc
         except TypeError:
-            raise TrainConfigError(f"--model: expected a JSON object of ADMNConfig fields, got {a.model_json}") from None
+            raise TrainConfigError(f"--model: expected a JSON object of model fields, got {a.model_json}") from None
     if a.no_progress:
         d["progress"] = False
     return cls.from_dict(d)
