@@ -43,8 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"admn-ros: unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module, func, _ = COMMANDS[cmd]
-    fn = getattr(importlib.import_module(module), func)
-    return int(fn(rest) or 0)
+    try:
+        return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: the command has removed what it left unfinished
+        print(f"admn-ros {cmd}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # unreadable input, unwritable output, a file where a directory belongs
+        print(f"admn-ros {cmd}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

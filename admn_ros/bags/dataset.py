@@ -128,6 +128,8 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
+        if not (out / "meta.json").is_file():  # --overwrite replaces a dataset, never other files
+            raise FileExistsError(f"{out} is not empty and holds no dataset (no meta.json); choose another --out")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
 from admn_ros.core import paths
 from admn_ros.core.streams import split_stream_id
@@ -222,10 +221,4 @@ def load_mapping(spec: str | Path | Mapping[str, Any] | TopicMapping | None = No
     p = paths.config_path(SHIPPED[s]) if s in SHIPPED else Path(s).expanduser()
     if not p.is_file():
         raise MappingError(f"topic mapping {s!r} is neither a shipped mapping {sorted(SHIPPED)} nor an existing file")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise MappingError(f"cannot read topic mapping {p}: {e}") from None
-    except yaml.YAMLError as e:
-        raise MappingError(f"{p}: invalid YAML: {e}") from None
-    return parse_mapping(data, str(p))
+    return parse_mapping(paths.read_yaml(p, "topic mapping", MappingError), str(p))

@@ -71,6 +71,12 @@ def open_writer(out: Path, storage: str = "sqlite3") -> Writer:
     return w
 
 
+def discard(w: Writer, out: Path) -> None:
+    """Abort the unfinished bag ``w`` and remove its directory ``out`` (:func:`open_writer` created it)."""
+    w.abort()
+    shutil.rmtree(out, ignore_errors=True)
+
+
 @dataclass
 class RecordSummary:
     """What a recording wrote."""
@@ -194,8 +200,7 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
             summary.frames += 1
         writer.close()
     except BaseException:
-        writer.abort()
-        shutil.rmtree(out, ignore_errors=True)
+        discard(writer, out)
         raise
     summary.duration_s = (last_ns - start_ns) * 1e-9
     return summary.finish(t_wall)
@@ -310,8 +315,7 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
         summary.duration_s = (last_ns - first_ns) * 1e-9
     except BaseException:
         if writer is not None:
-            writer.abort()
-            shutil.rmtree(out, ignore_errors=True)
+            discard(writer, out)
         raise
     finally:
         if node is not None:
@@ -355,6 +359,8 @@ def main(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     progress = not args.no_progress
     try:
+        if args.duration is not None and not 0 < args.duration < math.inf:  # NaN too
+            raise ValueError(f"--duration must be a finite number of seconds > 0, got {args.duration}")
         if args.source == "sim":
             corr = dict(parse_corrupt_arg(text) for text in args.corrupt)
             s = record_sim(args.out, task=args.scenario, frames=args.frames,

@@ -28,6 +28,13 @@ def _task_hint(e: Exception, task: str) -> str:
     return "".join(f"\nthis bag holds /{t.truth.topic}: replay it with --task {t.name}" for t in other)
 
 
+def _budgets(text: str) -> list[int]:
+    try:
+        return [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise ValueError(f"--budgets: expected a comma list of block counts, e.g. 27,54, got {text!r}") from None
+
+
 def main(argv: Sequence[str]) -> int:
     """``admn-ros replay ...``; returns the exit code."""
     p = argparse.ArgumentParser(prog="admn-ros replay", description=__doc__.split("\n\n")[0].replace("``", ""),
@@ -75,7 +82,7 @@ def main(argv: Sequence[str]) -> int:
             return 0
         if a.budgets:
             replay_report(a.bag, a.out, methods=["admn", "naive", "upper_bound"],
-                          budgets=[int(b) for b in a.budgets.split(",") if b], mapping=mapping,
+                          budgets=_budgets(a.budgets), mapping=mapping,
                           model_dir=a.model_dir, backend=a.backend, progress=not a.no_progress,
                           write_bags=not a.no_bag, task=a.task, health=health)
             print((Path(a.out) / "report.md").read_text())

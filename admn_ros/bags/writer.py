@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from admn_ros.bags import msgs
-from admn_ros.bags.record import _qos, open_writer
+from admn_ros.bags.record import _qos, discard, open_writer
 from admn_ros.bags.typestore import get_admn_typestore
 from admn_ros.core.streams import allocation_fields
 from admn_ros.core.tasks import Task, get_task
@@ -77,5 +77,5 @@ class OutputBagWriter:
                            self.node_xy, bar_height=0.5, bar_width=0.08)
 
     def close(self, ok: bool = True) -> None:
-        """Finish the bag (writes ``metadata.yaml``), or with ``ok`` false abort it."""
-        self._w.close() if ok else self._w.abort()
+        """Finish the bag (writes ``metadata.yaml``), or with ``ok`` false abort and remove it."""
+        self._w.close() if ok else discard(self._w, self.path)

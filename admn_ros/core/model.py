@@ -62,6 +62,14 @@ class ADMNConfig(StreamGridMixin):
         if int(self.frames) < 1:
             raise ValueError(f"ADMNConfig.frames must be >= 1, got {self.frames}")
         self.frames = int(self.frames)
+        for k in ("img_size", "patch", "vit_dim", "vit_depth", "vit_heads", "fusion_dim", "fusion_depth",
+                  "fusion_heads", "n_classes"):
+            if not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
+                raise ValueError(f"ADMNConfig.{k} must be an integer >= 1, got {getattr(self, k)!r}")
+        for dim, heads in (("vit_dim", "vit_heads"), ("fusion_dim", "fusion_heads")):
+            if getattr(self, dim) % getattr(self, heads):
+                raise ValueError(f"ADMNConfig.{dim} {getattr(self, dim)} is not a multiple of {heads} "
+                                 f"{getattr(self, heads)}")
         if self.img_size % self.patch:
             raise ValueError(f"ADMNConfig.img_size {self.img_size} is not a multiple of patch {self.patch}")
 

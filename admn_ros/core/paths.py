@@ -1,10 +1,11 @@
 """Where the package's data files (config/, models/, launch/) live: ``share/admn_ros`` when installed
-by colcon, the source tree in the venv (editable install)."""
+by colcon, the source tree in the venv (editable install); :func:`read_yaml` reads a user's YAML file."""
 from __future__ import annotations
 
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,3 +36,17 @@ def config_path(name: str) -> Path:
 
 def models_dir() -> Path:
     return share_dir() / "models"
+
+
+def read_yaml(path: str | Path, what: str, error: type[Exception] = ValueError) -> Any:
+    """The YAML document in ``path`` (a ``what``, e.g. "topic mapping"); ``error`` naming the file and
+    the problem when it is missing, a directory, not UTF-8 text or not valid YAML."""
+    import yaml
+
+    p = Path(path).expanduser()
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"{p}: cannot read the {what}: {getattr(e, 'strerror', None) or e}") from None
+    except yaml.YAMLError as e:
+        raise error(f"{p}: invalid YAML: {e}") from None

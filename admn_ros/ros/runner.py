@@ -200,8 +200,14 @@ def container_main(argv: Sequence[str] | None = None) -> int:
     return exit_process(compose(decode_specs(argv[argv.index("--container-specs") + 1]), ros))
 
 
+def _ros_parameters(doc: Any) -> bool:
+    """Whether every branch of the YAML ``doc`` ends in a ``ros__parameters`` mapping."""
+    return isinstance(doc, dict) and bool(doc) and all(
+        isinstance(v, dict) if k == "ros__parameters" else _ros_parameters(v) for k, v in doc.items())
+
+
 def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
-    from admn_ros.core.paths import config_path
+    from admn_ros.core.paths import config_path, read_yaml
     from admn_ros.core.sim.timeline import Timeline
     from admn_ros.core.streams import StreamSet
 
@@ -210,7 +216,10 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     ids = StreamSet(nodes=opts.sensor_nodes).ids
     sensor_args = [s.strip() for s in a.sensor_args.split(";") if s.strip()]
     scenario_file = a.scenario or config_path(f"demo_{a.task}.yaml")
-    try:  # the demo's scenario (--scenario)
+    try:  # the parameter file and the demo's scenario (--scenario), before any node starts
+        if a.params_file and not _ros_parameters(read_yaml(a.params_file, "parameter file")):
+            raise ValueError(f"{a.params_file}: not a ROS 2 parameter file: expected '/**:' or node names over "
+                             f"'ros__parameters:' (as in config/{a.task}.yaml)")
         scenario = Timeline.load(scenario_file, ids) if monitor and a.scenario != "none" else None
         corrupt = [s for s in sensor_args if s.startswith("corruption.")]
         if scenario is not None and corrupt:

@@ -381,6 +381,9 @@ def test_cli_stage1_and_errors(data, tmp_path, capsys):
 
 
 def test_ship_models(data, stage1_model, tmp_path):
+    """Shipping writes the task's files and manifest; a controller of another stage-1 network is
+    refused before any shipped file is replaced. Break tried: the weights check inside the write loop
+    (the new stage-1 file replaced the shipped one, then the error)."""
     from admn_ros.core.train.ship import ship_models
 
     c = train_stage2(_s2(data, stage1_model, tmp_path / "c", variant="budget", budget=27, epochs=0), log=_quiet)
@@ -390,8 +393,10 @@ def test_ship_models(data, stage1_model, tmp_path):
     assert (tmp_path / "models" / "manifest.json").is_file() and man["total_bytes"] < 30 * 2**20
     assert read_metadata(tmp_path / "models" / "tracking.safetensors")["weights_id"] == man["stage1_weights_id"]
     other = train_stage1(_s1(data, tmp_path / "s1b", epochs=1, seed=9), log=_quiet)
+    before = (tmp_path / "models" / "tracking.safetensors").read_bytes()
     with pytest.raises(CheckpointError, match="trained on stage-1 weights"):
-        ship_models(other.model_path, [c.model_path], tmp_path / "m2")
+        ship_models(other.model_path, [c.model_path], tmp_path / "models")
+    assert (tmp_path / "models" / "tracking.safetensors").read_bytes() == before
 
 
 # ----------------------------------------------------------------------------- the shipped recipe

@@ -8,7 +8,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -20,7 +19,8 @@ import numpy as np
 
 from admn_ros.core.data.simdata import (FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError, arrays_meta,
                                         create_arrays)
-from admn_ros.core.data.tools import clear_dataset, cli_exit_code, progress_bar, truncate_npy
+from admn_ros.core.data.tools import (clear_dataset, cli_exit_code, progress_bar, splits_removed_on_error,
+                                      truncate_npy)
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
 from admn_ros.core.streams import DEFAULT_NODES as NODES, DEPTH_MAX_M, MODALITY_NAMES as MODALITIES, StreamSet
 
@@ -577,7 +577,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     summary_splits: dict[str, Any] = {}
     all_gt: list[np.ndarray] = []
     next_episode = 0
-    try:  # a failed conversion leaves no half-written split behind
+    with splits_removed_on_error(out, plans):  # a failed conversion leaves no half-written split behind
         for name, plan in plans.items():
             ts = time.perf_counter()
             w, corrupt, examples, kept = _write_split(plan, out / name, depth, norm, on_corrupt, progress)
@@ -606,10 +606,6 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
                 "seconds": round(time.perf_counter() - ts, 3),
             }
             assert w + summary_splits[name]["n_dropped"] == plan.n_mocap
-    except BaseException:
-        for s in plans:
-            shutil.rmtree(out / s, ignore_errors=True)
-        raise
 
     gt_all = np.concatenate(all_gt)
     box = [[float(gt_all[:, k].min()), float(gt_all[:, k].max())] for k in (0, 1)]

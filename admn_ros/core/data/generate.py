@@ -14,7 +14,7 @@ import numpy as np
 
 from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, arrays_meta, create_arrays,
                                         split_permutation)
-from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes
+from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, splits_removed_on_error
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.config import SimConfig, load_sim_config
 from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES
@@ -91,20 +91,21 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     clear_dataset(out, overwrite)
     nodes = [n.name for n in cfg.nodes]
     tasks: list[_Task] = []
-    for split in SPLITS:
-        n_split = sum(n for _, n in plan[split])
-        for a in create_arrays(out / split, n_split, len(nodes)).values():  # allocate the files
-            a.flush()
-        off = 0
-        for ep, n in plan[split]:
-            tasks.append(_Task(str(out), split, ep, off, n, seed, cfg))
-            off += n
-    tasks.sort(key=lambda t: -t.n_frames)  # long episodes first: better load balance
+    with splits_removed_on_error(out):
+        for split in SPLITS:
+            n_split = sum(n for _, n in plan[split])
+            for a in create_arrays(out / split, n_split, len(nodes)).values():  # allocate the files
+                a.flush()
+            off = 0
+            for ep, n in plan[split]:
+                tasks.append(_Task(str(out), split, ep, off, n, seed, cfg))
+                off += n
+        tasks.sort(key=lambda t: -t.n_frames)  # long episodes first: better load balance
 
-    with WorkerPool(_run_task, tasks, workers, ordered=False, progress=progress, total=n_samples, unit="sample",
-                    desc=f"simdata -> {out}") as pool:
-        for _split, _ep, n, sec in pool:
-            pool.advance(n, sec)
+        with WorkerPool(_run_task, tasks, workers, ordered=False, progress=progress, total=n_samples,
+                        unit="sample", desc=f"simdata -> {out}") as pool:
+            for _split, _ep, n, sec in pool:
+                pool.advance(n, sec)
     summary = pool.summary(out, n_samples)
     elapsed, sizes = summary["elapsed_s"], summary["bytes"]
     meta = {

@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -24,6 +25,18 @@ def clear_dataset(out: Path, overwrite: bool, remove: bool = True) -> None:
             (out / "meta.json").unlink(missing_ok=True)
             for s in SPLITS:
                 shutil.rmtree(out / s, ignore_errors=True)
+
+
+@contextmanager
+def splits_removed_on_error(out: Path, splits: Iterable[str] = SPLITS) -> Iterator[None]:
+    """Remove the ``splits`` written in ``out`` when the block fails or is interrupted (Ctrl-C), so
+    that nothing half-written looks like a dataset to the next run."""
+    try:
+        yield
+    except BaseException:
+        for s in splits:
+            shutil.rmtree(out / s, ignore_errors=True)
+        raise
 
 
 def worker_init() -> None:

@@ -102,6 +102,8 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     t0 = time.perf_counter()
     settings = settings or EvalSettings()
     set_threads(threads)
+    outd = Path(out)
+    outd.mkdir(parents=True, exist_ok=True)  # an unusable --out fails before the evaluation
     ms = discover_models(models, stage1, controllers)
     model, wid = load_stage1(ms.stage1)
     ds = open_split(data, "test")
@@ -139,9 +141,6 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
         lat_ctrl = per_budget or ({L: universal for L in budgets} if universal is not None else {})
         lat = measure_latency(model, lat_ctrl, budgets, reps=latency_reps, threads=max(1, threads))
     targets = check_targets(records, fl, budgets, settings, model.cfg.task)
-
-    outd = Path(out)
-    outd.mkdir(parents=True, exist_ok=True)
     info = {"data": data, "split": "test", "n_samples": n, "models": ms.describe(),
             "total_blocks": streams.total_blocks, "task": model.cfg.task, "frames": model.cfg.frames,
             "groups": sample_groups(ds, n)[1], **notes}
@@ -181,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="admn-ros evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="dataset root (meta.json + train/ val/ test/)")
-    p.add_argument("--models", default="models", help="directory with tracking + controller checkpoints")
+    p.add_argument("--models", default=None, help="directory with tracking + controller checkpoints (default: "
+                                                  "models, with --stage1 only if it exists)")
     p.add_argument("--stage1", default=None, help="explicit stage-1 checkpoint (overrides --models)")
     p.add_argument("--controller", action="append", default=[], help="extra controller checkpoint (repeatable)")
     p.add_argument("--out", required=True, help="output directory for table1.md/.csv, results.json, plots")
@@ -228,7 +228,8 @@ def settings_from_args(a: argparse.Namespace) -> EvalSettings:
 def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
-        evaluate(a.data, a.out, a.models, a.stage1, a.controller, settings_from_args(a), latency=not a.no_latency,
+        models = a.models if a.models is not None else None if a.stage1 and not Path("models").is_dir() else "models"
+        evaluate(a.data, a.out, models, a.stage1, a.controller, settings_from_args(a), latency=not a.no_latency,
                  plots=not a.no_plots, show_progress=not a.no_progress, threads=a.threads)
     except (TrainConfigError, CheckpointError) as exc:
         print(f"admn-ros evaluate: error: {exc}", file=sys.stderr)

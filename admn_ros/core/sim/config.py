@@ -408,17 +408,9 @@ def parse_sim_config(data: Any, source: str = "<dict>") -> SimConfig:
 def load_sim_config(path: str | Path | None = None) -> SimConfig:
     """Load and validate a sensors YAML file (default: the shipped ``config/sensors.yaml``);
     FileNotFoundError or :class:`SimConfigError` naming the file (and the key)."""
-    import yaml
+    from admn_ros.core.paths import config_path, read_yaml
 
-    if path is None:
-        from admn_ros.core.paths import config_path
-
-        path = config_path("sensors.yaml")
-    p = Path(path)
+    p = Path(config_path("sensors.yaml") if path is None else path)
     if not p.is_file():
         raise FileNotFoundError(f"simulator config file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise SimConfigError(f"{p}: invalid YAML: {e}") from None
-    return parse_sim_config(data, str(p))
+    return parse_sim_config(read_yaml(p, "simulator config", SimConfigError), str(p))

@@ -50,16 +50,9 @@ class Timeline:
     @classmethod
     def load(cls, path: str | Path, stream_ids: Sequence[str] | None = None) -> "Timeline":
         """Read and check a scenario file; with ``stream_ids`` every named stream must be one."""
-        import yaml
+        from admn_ros.core.paths import read_yaml
 
-        p = Path(path).expanduser()
-        try:
-            doc = yaml.safe_load(p.read_text())
-        except OSError as e:
-            raise ValueError(f"{p}: cannot read the scenario file: {e.strerror or e}") from None
-        except yaml.YAMLError as e:
-            raise ValueError(f"{p}: not valid YAML: {e}") from None
-        return cls.parse(doc, str(p), stream_ids)
+        return cls.parse(read_yaml(path, "scenario file"), str(Path(path).expanduser()), stream_ids)
 
     @classmethod
     def parse(cls, doc: Any, source: str = "<scenario>", stream_ids: Sequence[str] | None = None) -> "Timeline":
@@ -68,6 +61,8 @@ class Timeline:
 
         if not isinstance(doc, dict) or not isinstance(doc.get("phases"), list) or not doc["phases"]:
             raise bad("phases", "a scenario needs a non-empty list 'phases' (each with name, seconds, corrupt)")
+        if set(doc) - {"name", "phases"}:
+            raise bad(str(sorted(set(doc) - {"name", "phases"})), "unknown key(s); known: name, phases")
         phases, t = [], 0.0
         for i, ph in enumerate(doc["phases"]):
             if not isinstance(ph, dict):

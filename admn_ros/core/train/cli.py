@@ -84,6 +84,8 @@ def _flags_config(a: argparse.Namespace, cls: Any) -> Any:
             d["model"] = {**d.get("model", {}), **json.loads(a.model_json)}
         except json.JSONDecodeError as exc:
             raise TrainConfigError(f"--model: invalid JSON: {exc}") from exc
+        except TypeError:
+            raise TrainConfigError(f"--model: expected a JSON object of model fields, got {a.model_json}") from None
     if a.no_progress:
         d["progress"] = False
     return cls.from_dict(d)

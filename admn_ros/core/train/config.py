@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
 from admn_ros.core.noise import REGIMES
+from admn_ros.core.paths import read_yaml
 from admn_ros.core.streams import DEPTH, MODALITIES, budget_from_fraction, validate_budget
 
 T = TypeVar("T", bound="_Base")
@@ -29,16 +31,13 @@ def load_config_file(path: str | None) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise TrainConfigError(f"{p}: config file not found")
-    text = p.read_text()
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            d = yaml.safe_load(text) or {}
-        else:
-            d = json.loads(text)
-    except Exception as exc:  # noqa: BLE001
-        raise TrainConfigError(f"{p}: cannot parse config: {exc}") from exc
+    if p.suffix in (".yaml", ".yml"):
+        d = read_yaml(p, "config", TrainConfigError) or {}
+    else:
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise TrainConfigError(f"{p}: cannot parse config: {exc}") from exc
     if not isinstance(d, dict):
         raise TrainConfigError(f"{p}: config must be a mapping of field -> value")
     return d
@@ -56,6 +55,11 @@ class _Base:
         unknown = sorted(set(d) - known)
         if unknown:
             raise TrainConfigError(f"{cls.__name__}: unknown keys {unknown}; known keys: {sorted(known)}")
+        for f in fields(cls):  # a number or a mapping where the default is one
+            default = f.default_factory() if callable(f.default_factory) else f.default
+            want = {float: Real, int: Integral, bool: Integral, dict: Mapping}.get(type(default))
+            if f.name in d and want and not isinstance(d[f.name], want):
+                raise TrainConfigError(f"{cls.__name__}.{f.name} must be of type {f.type}, got {d[f.name]!r}")
         return cls(**dict(d))
 
 

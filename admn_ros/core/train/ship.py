@@ -36,17 +36,20 @@ def ship_models(stage1: str | Path, controllers: Sequence[str | Path], out_dir: 
     :class:`CheckpointError` if a controller was trained on another network or the total exceeds
     :data:`MAX_TOTAL_BYTES`."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     entries = []
     s1 = load_checkpoint(stage1, kind="stage1", with_optimizer=False)
     wid = s1.meta["weights_id"]
-    for ck in [s1, *(load_checkpoint(p, kind="controller", with_optimizer=False) for p in controllers)]:
+    cks = [s1, *(load_checkpoint(p, kind="controller", with_optimizer=False) for p in controllers)]
+    for ck in cks[1:]:  # every check before the first file in out is replaced
+        if ck.meta.get("stage1_weights_id") != wid:
+            raise CheckpointError(f"{ck.path}: trained on stage-1 weights {ck.meta.get('stage1_weights_id')}, "
+                                  f"not on {stage1} ({wid})")
+    names = [shipped_name(ck.meta) for ck in cks]
+    out.mkdir(parents=True, exist_ok=True)
+    for ck, name in zip(cks, names):
         meta = {k: v for k, v in ck.meta.items()
                 if k not in ("format", "version", "kind", "weights_id", "saved_at", "torch", "optimizer")}
-        if ck.kind == "controller" and meta.get("stage1_weights_id") != wid:
-            raise CheckpointError(f"{ck.path}: trained on stage-1 weights {meta.get('stage1_weights_id')}, "
-                                  f"not on {stage1} ({wid})")
-        dst = out / shipped_name(ck.meta)
+        dst = out / name
         save_checkpoint(dst, kind=ck.kind, state_dict=ck.tensors, meta=meta, dtype=dtype)
         entries.append({"file": str(dst.relative_to(out)), "kind": ck.kind, "variant": ck.meta.get("variant"),
                         "budget": ck.meta.get("budget"), "budget_range": ck.meta.get("budget_range"),
