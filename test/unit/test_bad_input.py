@@ -2,7 +2,6 @@
 exit code 2 (130 after Ctrl-C), no traceback, and nothing of the user's lost."""
 from __future__ import annotations
 
-
 import pytest
 
 from admn_ros import cli
