@@ -57,7 +57,7 @@ def load_resume(resume: bool, last: Path, kind: str, model_config: Mapping[str, 
     if not resume:
         return None
     if not last.exists():
-        log(f"[{tag}] --resume: no {last}; starting from scratch")
+        log(f"[{tag}] --resume: no {last} yet; starting a new run")
         return None
     ck = load_checkpoint(last, kind=kind)
     check_config(last, ck.model_config, dict(model_config))
