@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-
 from admn_ros.core import paths
 from admn_ros.core.streams import split_stream_id
 

@@ -8,6 +8,7 @@ bool ``[B, n]`` or per token ``[B, F*n]``. A stream gets one allocation per wind
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
@@ -64,7 +65,7 @@ class ADMNConfig(StreamGridMixin):
         self.frames = int(self.frames)
         for k in ("img_size", "patch", "vit_dim", "vit_depth", "vit_heads", "fusion_dim", "fusion_depth",
                   "fusion_heads", "n_classes"):
-            if not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
+            if not isinstance(getattr(self, k), Integral) or getattr(self, k) < 1:
                 raise ValueError(f"ADMNConfig.{k} must be an integer >= 1, got {getattr(self, k)!r}")
         for dim, heads in (("vit_dim", "vit_heads"), ("fusion_dim", "fusion_heads")):
             if getattr(self, dim) % getattr(self, heads):

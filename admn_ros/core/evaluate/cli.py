@@ -228,7 +228,9 @@ def settings_from_args(a: argparse.Namespace) -> EvalSettings:
 def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
-        models = a.models if a.models is not None else None if a.stage1 and not Path("models").is_dir() else "models"
+        models = a.models
+        if models is None:  # models/, unless --stage1 names the model and there is no models/
+            models = None if a.stage1 and not Path("models").is_dir() else "models"
         evaluate(a.data, a.out, models, a.stage1, a.controller, settings_from_args(a), latency=not a.no_latency,
                  plots=not a.no_plots, show_progress=not a.no_progress, threads=a.threads)
     except (TrainConfigError, CheckpointError) as exc:
