@@ -24,6 +24,9 @@ RATE_WINDOW_S = 3.0
 #: The scenario starts this long after the first estimate (s): no frame rendered before the sensor
 #: node got the parameters falls into it.
 START_DELAY_S = 0.5
+#: The scenario's parameters are sent again when unanswered after RESEND_S (a request sent before
+#: DDS has matched both sides of the service is lost), and the demo fails after GIVE_UP_S.
+RESEND_S, GIVE_UP_S = 2.0, 20.0
 
 
 class Monitor:
@@ -48,6 +51,8 @@ class Monitor:
         self.estimates = 0
         self.params = AsyncParameterClient(node, "sensor_node") if scenario is not None else None
         self._set: Any = None          # the future of the scenario's parameters
+        self._start_s: float | None = None   # the scenario's start (node clock, s) once the first estimate came
+        self._asked: list[float] = []        # when the parameters were sent (node clock, s)
         sub = node.create_subscription
         sub(message_class(task.truth.type), task.truth.topic, self._on_truth, reliable_qos(50))
         sub(message_class(task.output.type), task.output.topic, self._on_estimate, reliable_qos(50))
@@ -113,25 +118,35 @@ class Monitor:
 
     def _start(self, first_ns: int) -> None:
         """Start the scenario shortly after the first estimate (without one: phase 0 from here)."""
-        from rclpy.parameter import Parameter
-
         if self.params is None:
             self.rec.start_ns = first_ns
             return
-        start_s = round(self._now_s() + START_DELAY_S, 3)
-        self.rec.start_ns = int(round(start_s * 1e9))
-        self._set = self.params.set_parameters([Parameter("timeline_file", value=str(Path(self.scenario.source))),
-                                                Parameter("timeline_start", value=start_s)])
+        self._start_s = round(self._now_s() + START_DELAY_S, 3)
+        self.rec.start_ns = int(round(self._start_s * 1e9))
+        self.check_scenario()
 
-    def scenario_failed(self) -> str | None:
-        """Why the sensor node refused or did not answer the scenario's parameters (None: fine or pending)."""
-        if self._set is None or not self._set.done():
+    def check_scenario(self) -> str | None:
+        """Send the scenario's parameters to the sensor node once its parameter services are matched,
+        again while unanswered; why the node refused them or did not answer (None: fine or pending)."""
+        from rclpy.parameter import Parameter
+
+        if self._start_s is None or self.params is None:
             return None
-        try:
-            bad = [r.reason for r in self._set.result().results if not r.successful]
-        except Exception as exc:  # noqa: BLE001 - service call failed
-            bad = [str(exc)]
-        return "; ".join(bad) or None
+        now = self._now_s()
+        if self._set is not None and self._set.done():
+            try:
+                bad = [r.reason for r in self._set.result().results if not r.successful]
+            except Exception as exc:  # noqa: BLE001 - service call failed
+                bad = [str(exc)]
+            return "; ".join(bad) or None
+        if now - self._start_s > GIVE_UP_S:
+            return f"no answer to the scenario's parameters within {GIVE_UP_S:g} s"
+        if self.params.services_are_ready() and (not self._asked or now - self._asked[-1] >= RESEND_S):
+            self._asked.append(now)
+            self._set = self.params.set_parameters([
+                Parameter("timeline_file", value=str(Path(self.scenario.source))),
+                Parameter("timeline_start", value=self._start_s)])
+        return None
 
     def done(self) -> bool:
         """The scenario's last phase is over (never without a scenario)."""

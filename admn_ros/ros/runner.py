@@ -257,8 +257,8 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
             if mon is not None and now >= next_print and not why:
                 print(mon.line(now - t0), flush=True)
                 next_print = now + 1.0
-                refused = mon.scenario_failed()
-                why = f"the sensor node refused the scenario: {refused}" if refused else None
+                refused = mon.check_scenario()
+                why = f"the sensor node did not take the scenario: {refused}" if refused else None
             if why:
                 print(f"[{prog}] {why}", file=sys.stderr, flush=True)
                 rc = 1
