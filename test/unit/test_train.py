@@ -428,7 +428,8 @@ def test_train_all_defaults_are_the_shipped_recipe():
 def test_train_all_runs_every_step_and_ships_one_run(tmp_path, capsys, monkeypatch):
     """A small ``train all --task activity`` (tiny networks): stage 1, the finetune under budgeted
     allocations, all controllers on the finetuned network, then ``models/`` with a manifest that
-    names the command and no file from another run."""
+    names the command and no file from another run; the evaluation it suggests writes into the run
+    directory, not over the committed report (break tried: suggesting ``task.report_dir`` always)."""
     import dataclasses
     import json
 
@@ -446,6 +447,7 @@ def test_train_all_runs_every_step_and_ships_one_run(tmp_path, capsys, monkeypat
             str(tmp_path / "m"), "--stage1-epochs", "1", "--finetune-epochs", "1", "--stage2-train-samples", "16",
             "--val-samples", "8", "--no-progress"]
     assert cli.main(args) == 0, capsys.readouterr()
+    assert f"--out {tmp_path / 'r' / 'table1'}" in capsys.readouterr().out
     man = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert man["command"] == "admn-ros train all " + " ".join(args[1:-1])
     assert sorted(e["file"] for e in man["files"]) == [
