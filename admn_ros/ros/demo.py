@@ -52,7 +52,7 @@ class Monitor:
         self.params = AsyncParameterClient(node, "sensor_node") if scenario is not None else None
         self._set: Any = None          # the future of the scenario's parameters
         self._start_s: float | None = None   # the scenario's start (node clock, s) once the first estimate came
-        self._asked: list[float] = []        # when the parameters were sent (node clock, s)
+        self._asked_s: float | None = None   # when the parameters were last sent (node clock, s)
         sub = node.create_subscription
         sub(message_class(task.truth.type), task.truth.topic, self._on_truth, reliable_qos(50))
         sub(message_class(task.output.type), task.output.topic, self._on_estimate, reliable_qos(50))
@@ -141,8 +141,8 @@ class Monitor:
             return "; ".join(bad) or None
         if now - self._start_s > GIVE_UP_S:
             return f"no answer to the scenario's parameters within {GIVE_UP_S:g} s"
-        if self.params.services_are_ready() and (not self._asked or now - self._asked[-1] >= RESEND_S):
-            self._asked.append(now)
+        if self.params.services_are_ready() and (self._asked_s is None or now - self._asked_s >= RESEND_S):
+            self._asked_s = now
             self._set = self.params.set_parameters([
                 Parameter("timeline_file", value=str(Path(self.scenario.source))),
                 Parameter("timeline_start", value=self._start_s)])
