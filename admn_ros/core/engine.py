@@ -48,47 +48,12 @@ class _ControllerPart(nn.Module):
         return self.controller.heads(tok, frac)
 
 
-Wrap = Callable[[nn.Module, tuple, list, list], Any]
-
-
 class _Backend:
-    """Runs the parts of a model: ``patch``/``blocks``/``head`` per modality, ``fusion``, ``ctrl``,
-    each the module itself (``wrap=None``) or ``wrap(module, example args, input names, output names)``.
-    Subclasses implement ``embed`` (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` ->
-    ``[N, D]``), ``fuse`` and ``control`` on torch CPU tensors."""
+    """Runs the parts of a model: ``patch``/``blocks``/``head`` per modality, ``fusion`` and ``ctrl``
+    (``None`` without a controller). Subclasses implement ``embed`` (one backbone: ``x [N, C, H, W]``,
+    ``on`` bool ``[N, depth]`` -> ``[N, D]``), ``fuse`` and ``control`` on torch CPU tensors."""
 
     name: str
-
-    def __init__(self, model: ADMNModel, controller: AllocationController | None, wrap: Wrap | None = None) -> None:
-        cfg, dev = model.cfg, model.device
-        self.patch: dict[str, Any] = {}
-        self.blocks: dict[str, list[Any]] = {}
-        self.head: dict[str, Any] = {}
-        fpart = _FusionPart(model)
-        cpart = _ControllerPart(controller) if controller is not None else None
-        with torch.no_grad():
-            for m, bb in model.backbones.items():
-                if wrap is None:
-                    self.patch[m], self.blocks[m], self.head[m] = bb.patch_embed, list(bb.blocks), bb.head
-                    continue
-                x = torch.rand(2, cfg.channels(m), cfg.img_size, cfg.img_size, device=dev)
-                tok = bb.patch_embed(x)
-                self.patch[m] = wrap(bb.patch_embed, (x,), ["x"], ["tok"])
-                self.blocks[m] = [wrap(b, (tok,), ["x"], ["y"]) for b in bb.blocks]
-                self.head[m] = wrap(bb.head, (tok,), ["x"], ["cls"])
-            if wrap is None:
-                self.fusion, self.ctrl = fpart, cpart
-                return
-            emb = torch.rand(2, cfg.n_tokens, cfg.vit_dim, device=dev)
-            tok_pres = torch.ones(2, cfg.n_tokens, dtype=torch.bool, device=dev)
-            self.fusion = wrap(fpart, (emb, tok_pres), ["emb", "present"], list(model.fusion.task.outputs))
-            self.ctrl = None
-            if cpart is not None:
-                pres = torch.ones(2, cfg.n_streams, dtype=torch.bool, device=dev)
-                ins = random_inputs(cfg, 2, device=dev)
-                mods = cpart.modalities
-                args = (*[ins[m] for m in mods], pres, torch.full((2,), 0.25, device=dev))
-                self.ctrl = wrap(cpart, args, [*mods, "present", "budget_frac"], ["logits", "sigma"])
 
     def _skipping(self, modality: str, tok: Any, on: np.ndarray, rows: Callable[[Any, Any, Any], Any]) -> Any:
         """The blocks of ``modality`` on ``tok``, block ``j`` only on the rows ``on[:, j]``
@@ -120,6 +85,13 @@ class _TorchBackend(_Backend):
 
     name = "torch"
 
+    def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
+        self.patch = {m: bb.patch_embed for m, bb in model.backbones.items()}
+        self.blocks = {m: list(bb.blocks) for m, bb in model.backbones.items()}
+        self.head = {m: bb.head for m, bb in model.backbones.items()}
+        self.fusion = _FusionPart(model)
+        self.ctrl = _ControllerPart(controller) if controller is not None else None
+
     def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
         return self.head[modality](self._skipping(modality, self.patch[modality](x), on, _torch_rows))
 
@@ -146,7 +118,29 @@ class _OnnxBackend(_Backend):
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._so = so
-        super().__init__(model, controller, self._session)
+        cfg, dev = model.cfg, model.device
+        self.patch: dict[str, Any] = {}
+        self.blocks: dict[str, list[Any]] = {}
+        self.head: dict[str, Any] = {}
+        with torch.no_grad():
+            for m, bb in model.backbones.items():
+                x = torch.rand(2, cfg.channels(m), cfg.img_size, cfg.img_size, device=dev)
+                tok = bb.patch_embed(x)
+                self.patch[m] = self._session(bb.patch_embed, (x,), ["x"], ["tok"])
+                self.blocks[m] = [self._session(b, (tok,), ["x"], ["y"]) for b in bb.blocks]
+                self.head[m] = self._session(bb.head, (tok,), ["x"], ["cls"])
+            emb = torch.rand(2, cfg.n_tokens, cfg.vit_dim, device=dev)
+            tok_pres = torch.ones(2, cfg.n_tokens, dtype=torch.bool, device=dev)
+            self.fusion = self._session(_FusionPart(model), (emb, tok_pres), ["emb", "present"],
+                                        list(model.fusion.task.outputs))
+            self.ctrl = None
+            if controller is not None:
+                cpart = _ControllerPart(controller)
+                pres = torch.ones(2, cfg.n_streams, dtype=torch.bool, device=dev)
+                ins = random_inputs(cfg, 2, device=dev)
+                args = (*[ins[m] for m in cpart.modalities], pres, torch.full((2,), 0.25, device=dev))
+                self.ctrl = self._session(cpart, args, [*cpart.modalities, "present", "budget_frac"],
+                                          ["logits", "sigma"])
 
     def _session(self, module: nn.Module, args: tuple[torch.Tensor, ...], in_names: list[str],
                  out_names: list[str]) -> Callable[..., list[np.ndarray]]:
