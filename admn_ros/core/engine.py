@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from admn_ros.core.controller import AllocationController, select_blocks
-from admn_ros.core.model import ADMNModel, as_mask_tensor, as_present_tensor, random_inputs
+from admn_ros.core.model import ADMNModel, as_present_tensor, random_inputs
 from admn_ros.core.streams import budget_from_fraction, naive_allocation
+from admn_ros.core.vit import broadcast_mask
 
 BACKENDS: tuple[str, ...] = ("torch", "onnx", "auto")
 
@@ -276,7 +277,7 @@ class InferenceEngine:
         if mask is None and self.controller is not None:
             mask_t, out["ctrl_logits"], out["sigma"] = self._control(be, xs, pres, budget, b, dev)
         else:
-            mask_t = as_mask_tensor(mask, b, cfg.n_streams, cfg.vit_depth, dev)
+            mask_t = broadcast_mask(mask, (b, cfg.n_streams, cfg.vit_depth), dev)
             mask_t = (mask_t > 0.5) if mask_t.is_floating_point() else mask_t.to(torch.bool)
         emb = self._embeddings(be, xs, mask_t.repeat(1, cfg.frames, 1) if cfg.frames > 1 else mask_t, tok_pres)
         outs = be.fuse(emb, tok_pres)

@@ -18,7 +18,7 @@ from torch import nn
 from admn_ros.core.fusion import DEFAULT_BOUNDS, Fusion
 from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, MODALITY_NAMES, StreamGridMixin, StreamSet
 from admn_ros.core.tasks import TASKS
-from admn_ros.core.vit import AdaptiveViT
+from admn_ros.core.vit import AdaptiveViT, broadcast_mask
 
 CONFIG_VERSION: int = 1
 
@@ -81,19 +81,6 @@ class ADMNConfig(StreamGridMixin):
 
     def channels(self, modality: str) -> int:
         return MODALITIES[modality].channels
-
-def as_mask_tensor(mask: Any, batch: int, n_streams: int, depth: int, device: torch.device) -> torch.Tensor:
-    """An allocation (``None`` = all on, ``[n, depth]`` shared or ``[B, n, depth]``, numpy or torch)
-    as a tensor ``[batch, n_streams, depth]``; bool stays bool, a 0/1 float mask stays float."""
-    if mask is None:
-        return torch.ones(batch, n_streams, depth, dtype=torch.bool, device=device)
-    m = (mask if isinstance(mask, torch.Tensor) else torch.from_numpy(np.asarray(mask))).to(device)
-    if m.dim() == 2:
-        m = m.unsqueeze(0).expand(batch, -1, -1)
-    if tuple(m.shape) != (batch, n_streams, depth):
-        raise ValueError(f"allocation mask must have shape [{batch}, {n_streams}, {depth}] "
-                         f"(or [{n_streams}, {depth}]), got {list(m.shape)}")
-    return m
 
 
 def as_present_tensor(present: Any, batch: int, n_streams: int, device: torch.device,
@@ -170,7 +157,8 @@ class ADMNModel(nn.Module):
         s, n_mod, depth = cfg.frames * len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
         dev = self.device
         # one allocation per window stream, shared by its frames
-        mask_t = as_mask_tensor(mask, b, cfg.n_streams, depth, dev).repeat(1, cfg.frames, 1).reshape(b, s, n_mod, depth)
+        mask_t = broadcast_mask(mask, (b, cfg.n_streams, depth), dev)
+        mask_t = mask_t.repeat(1, cfg.frames, 1).reshape(b, s, n_mod, depth)
         pres = as_present_tensor(present, b, cfg.n_streams, dev, cfg.frames).reshape(b, s, n_mod)
         outs = []
         for mi, m in enumerate(cfg.modalities):

@@ -6,8 +6,9 @@ what it would alone.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -104,15 +105,18 @@ class SpatialHead(nn.Module):
         return self.out(self.reduce(self.norm(x)).flatten(1))
 
 
-def active_to_mask(active: Active, batch: int, depth: int, device: torch.device | None = None) -> torch.Tensor:
-    """An :data:`Active` allocation as a ``[batch, depth]`` tensor (bool, or float if given float)."""
-    if active is None:
-        return torch.ones(batch, depth, dtype=torch.bool, device=device)
-    m = active.to(device) if device is not None else active
-    if m.dim() == 1:
-        m = m.unsqueeze(0).expand(batch, -1)
-    if m.shape != (batch, depth):
-        raise ValueError(f"allocation mask must have shape [{batch}, {depth}], got {list(m.shape)}")
+def broadcast_mask(mask: Any, shape: Sequence[int], device: torch.device | None = None) -> torch.Tensor:
+    """An allocation (numpy or torch; without the leading batch axis: shared by the batch; ``None``:
+    all on) as a tensor of ``shape``; bool stays bool, a 0/1 float mask stays float."""
+    if mask is None:
+        return torch.ones(*shape, dtype=torch.bool, device=device)
+    m = mask if isinstance(mask, torch.Tensor) else torch.from_numpy(np.asarray(mask))
+    if device is not None:
+        m = m.to(device)
+    if m.dim() == len(shape) - 1:
+        m = m.unsqueeze(0).expand(shape[0], *m.shape)
+    if tuple(m.shape) != tuple(shape):
+        raise ValueError(f"allocation mask must have shape {list(shape)} (or {list(shape[1:])}), got {list(m.shape)}")
     return m
 
 
@@ -157,7 +161,7 @@ class AdaptiveViT(nn.Module):
     def run_blocks(self, tokens: torch.Tensor, active: Active = None) -> torch.Tensor:
         """The active blocks on tokens ``[B, T, D]``, skipping per sample."""
         b = tokens.shape[0]
-        mask = active_to_mask(active, b, self.depth, tokens.device)
+        mask = broadcast_mask(active, (b, self.depth), tokens.device)
         on = (mask > 0.5) if mask.is_floating_point() else mask
         if self.training and (self.layerdrop > 0.0 or self.full_drop > 0.0):
             on = on & self.sample_drop_mask(b, tokens.device)
@@ -179,7 +183,7 @@ class AdaptiveViT(nn.Module):
         """Benchmark baseline (the authors' batching): every block for every sample, blended
         ``x = m * blk(x) + (1 - m) * x``; the output of :meth:`forward`, no compute saved, no LayerDrop."""
         tok = self.patch_embed(x)
-        mask = active_to_mask(active, tok.shape[0], self.depth, tok.device).to(tok.dtype)
+        mask = broadcast_mask(active, (tok.shape[0], self.depth), tok.device).to(tok.dtype)
         for j, blk in enumerate(self.blocks):
             m = mask[:, j].view(-1, 1, 1)
             tok = m * blk(tok) + (1.0 - m) * tok
