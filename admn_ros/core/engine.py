@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from admn_ros.core.controller import AllocationController, select_blocks
-from admn_ros.core.model import ADMNModel, as_present_tensor, random_inputs
+from admn_ros.core.model import ADMNModel, as_present_tensor, embed_tokens, random_inputs
 from admn_ros.core.streams import budget_from_fraction, naive_allocation
 from admn_ros.core.vit import broadcast_mask
 
@@ -279,7 +279,8 @@ class InferenceEngine:
         else:
             mask_t = broadcast_mask(mask, (b, cfg.n_streams, cfg.vit_depth), dev)
             mask_t = (mask_t > 0.5) if mask_t.is_floating_point() else mask_t.to(torch.bool)
-        emb = self._embeddings(be, xs, mask_t.repeat(1, cfg.frames, 1) if cfg.frames > 1 else mask_t, tok_pres)
+        emb = embed_tokens(cfg, lambda m, x, rows: be.embed(m, x, rows.cpu().numpy()), xs,
+                           mask_t.repeat(1, cfg.frames, 1), tok_pres)
         outs = be.fuse(emb, tok_pres)
         out.update(zip(self.model.fusion.task.outputs, outs))
         out["emb"] = emb
@@ -297,25 +298,6 @@ class InferenceEngine:
         frac = self.controller.budget_fraction(L, b).to(dev)
         logits, sigma = be.control([xs[m] for m in c.modalities], pres, frac)
         return select_blocks(logits.to(dev), torch.as_tensor(L), pres, c.first_block) > 0.5, logits, sigma
-
-    def _embeddings(self, be: _Backend, xs: Mapping[str, torch.Tensor], mask: torch.Tensor,
-                    pres: torch.Tensor) -> torch.Tensor:
-        cfg = self.cfg
-        b, s, n_mod, depth = mask.shape[0], cfg.frames * len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
-        on_all = mask.reshape(b, s, n_mod, depth).cpu().numpy()
-        p_all = pres.reshape(b, s, n_mod).cpu().numpy()
-        emb = torch.zeros(b * s, n_mod, cfg.vit_dim, device=mask.device)
-        for mi, m in enumerate(cfg.modalities):
-            x = xs[m].reshape(b * s, *xs[m].shape[2:])
-            on = on_all[:, :, mi].reshape(b * s, depth)
-            p = p_all[:, :, mi].reshape(b * s)
-            if p.all():
-                emb[:, mi] = be.embed(m, x, on).to(emb.device)
-            elif p.any():
-                rows = np.flatnonzero(p)
-                idx = torch.from_numpy(rows)
-                emb[idx.to(emb.device), mi] = be.embed(m, x[idx.to(x.device)], on[rows]).to(emb.device)
-        return emb.reshape(b, cfg.n_tokens, cfg.vit_dim)
 
     def infer(self, inputs: Mapping[str, torch.Tensor], present: Any = None, mask: Any = None,
               budget: int | Sequence[int] | torch.Tensor | None = None) -> dict[str, torch.Tensor]:

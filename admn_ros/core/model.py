@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from numbers import Integral
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import torch
@@ -154,26 +154,12 @@ class ADMNModel(nn.Module):
         missing streams are not computed (zero rows, masked by :meth:`fuse`)."""
         cfg = self.cfg
         b = self._check_inputs(inputs)
-        s, n_mod, depth = cfg.frames * len(cfg.nodes), len(cfg.modalities), cfg.vit_depth
         dev = self.device
         # one allocation per window stream, shared by its frames
-        mask_t = broadcast_mask(mask, (b, cfg.n_streams, depth), dev)
-        mask_t = mask_t.repeat(1, cfg.frames, 1).reshape(b, s, n_mod, depth)
-        pres = as_present_tensor(present, b, cfg.n_streams, dev, cfg.frames).reshape(b, s, n_mod)
-        outs = []
-        for mi, m in enumerate(cfg.modalities):
-            x = inputs[m].to(dev).reshape(b * s, *inputs[m].shape[2:])
-            am = mask_t[:, :, mi].reshape(b * s, depth)
-            pm = pres[:, :, mi].reshape(b * s)
-            if bool(pm.all()):
-                e = self.embed(m, x, am, blend)
-            else:
-                e = x.new_zeros(b * s, cfg.vit_dim)
-                idx = pm.nonzero().squeeze(1)
-                if idx.numel():
-                    e = e.index_copy(0, idx, self.embed(m, x.index_select(0, idx), am.index_select(0, idx), blend))
-            outs.append(e.reshape(b, s, cfg.vit_dim))
-        return torch.stack(outs, dim=2).reshape(b, cfg.n_tokens, cfg.vit_dim)
+        mask_t = broadcast_mask(mask, (b, cfg.n_streams, cfg.vit_depth), dev).repeat(1, cfg.frames, 1)
+        pres = as_present_tensor(present, b, cfg.n_streams, dev, cfg.frames)
+        xs = {m: inputs[m].to(dev) for m in cfg.modalities}
+        return embed_tokens(cfg, lambda m, x, rows: self.embed(m, x, rows, blend), xs, mask_t, pres)
 
     def fuse(self, embeddings: torch.Tensor, present: Any = None) -> dict[str, torch.Tensor]:
         """Fusion + task head on embeddings ``[B, F*n, vit_dim]``: tracking ``{"mean": [B, 2],
@@ -189,6 +175,29 @@ class ADMNModel(nn.Module):
         out = self.fuse(emb, present)
         out["emb"] = emb
         return out
+
+
+def embed_tokens(cfg: ADMNConfig, embed: Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor],
+                 inputs: Mapping[str, torch.Tensor], mask: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Every token's backbone embedding ``[B, F*n, vit_dim]`` from per-token allocations ``mask
+    [B, F*n, depth]`` and ``present [B, F*n]``: per modality one ``embed(modality, x [N, C, H, W],
+    allocation rows [N, depth])`` call on its present tokens; missing tokens are zero rows."""
+    b, s, n_mod = mask.shape[0], cfg.frames * len(cfg.nodes), len(cfg.modalities)
+    mask = mask.reshape(b, s, n_mod, cfg.vit_depth)
+    present = present.reshape(b, s, n_mod)
+    outs = []
+    for mi, m in enumerate(cfg.modalities):
+        x = inputs[m].reshape(b * s, *inputs[m].shape[2:])
+        rows, p = mask[:, :, mi].reshape(b * s, cfg.vit_depth), present[:, :, mi].reshape(b * s)
+        if bool(p.all()):
+            e = embed(m, x, rows)
+        else:
+            e = x.new_zeros(b * s, cfg.vit_dim)
+            idx = p.nonzero().squeeze(1)
+            if idx.numel():
+                e = e.index_copy(0, idx, embed(m, x.index_select(0, idx), rows.index_select(0, idx)))
+        outs.append(e.reshape(b, s, cfg.vit_dim))
+    return torch.stack(outs, dim=2).reshape(b, cfg.n_tokens, cfg.vit_dim)
 
 
 def random_inputs(cfg: ADMNConfig, batch: int = 1, generator: torch.Generator | None = None,
