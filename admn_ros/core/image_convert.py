@@ -63,9 +63,6 @@ _GENERIC_DTYPES = {"8U": "u1", "8S": "i1", "16U": "u2", "16S": "i2", "32S": "i4"
 _CV_DEPTH = {v: k for k, v in _GENERIC_DTYPES.items()}
 _MAX_CHANNELS = 512   # OpenCV's CV_CN_MAX
 
-#: The encodings whose conversions are tested against cv_bridge's behaviour.
-COMMON_ENCODINGS: tuple[str, ...] = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "16UC1", "32FC1")
-
 
 def encoding_info(encoding: str) -> EncodingInfo:
     """The :class:`EncodingInfo` of a named (``rgb8``, ``mono16``, ...) or generic

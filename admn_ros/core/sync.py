@@ -132,8 +132,7 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
             key -= int(self.queue_offset[my_queue_index])
         with self.lock:
             self._store(my_queue, key, msg)
-            others = range(len(self.queues)) if my_queue_index is None else \
-                [i for i in range(len(self.queues)) if i != my_queue_index]
+            others = [i for i in range(len(self.queues)) if i != my_queue_index]   # all for no index
             candidates = []
             for i in others:
                 near = [s for s in self.queues[i] if abs(s - key) <= self.slop_ns]
