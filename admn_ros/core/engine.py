@@ -207,28 +207,25 @@ class InferenceEngine:
         self.timings_ms: dict[str, float] = {}
         self.errors: dict[str, str] = {}
         self._backends: dict[str, _Backend] = {"torch": _TorchBackend(model, self.controller)}
-        for name in [] if backend == "torch" else ["onnx"]:
+        if backend != "torch":
             try:
                 be = _OnnxBackend(model, self.controller)
             except Exception as exc:  # noqa: BLE001 - report and fall back
-                self.errors[name] = f"{type(exc).__name__}: {exc}"
+                self.errors["onnx"] = f"{type(exc).__name__}: {exc}"
                 if backend != "auto":
                     raise
-                continue
-            diff = self._compare(be)
-            self.check[name] = diff
-            if diff > atol:
-                self.errors[name] = f"max abs difference {diff:.3g} to torch exceeds atol {atol}"
-                if backend != "auto":
-                    raise RuntimeError(f"backend {name!r} does not match torch: {self.errors[name]}")
-                continue
-            self._backends[name] = be
+            else:
+                self.check["onnx"] = diff = self._compare(be)
+                if diff > atol:
+                    self.errors["onnx"] = f"max abs difference {diff:.3g} to torch exceeds atol {atol}"
+                    if backend != "auto":
+                        raise RuntimeError(f"backend 'onnx' does not match torch: {self.errors['onnx']}")
+                else:
+                    self._backends["onnx"] = be
         if backend == "auto":
-            for name, be in self._backends.items():
-                self.timings_ms[name] = self._time(be, time_reps)
-            self.backend = min(self.timings_ms, key=self.timings_ms.__getitem__)
-        else:
-            self.backend = backend
+            self.timings_ms = {name: self._time(be, time_reps) for name, be in self._backends.items()}
+            backend = min(self.timings_ms, key=self.timings_ms.__getitem__)
+        self.backend = backend
         self._be = self._backends[self.backend]
 
     def _probe(self, batch: int = 3, seed: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
