@@ -21,23 +21,6 @@ from admn_ros.core.tasks.base import MessageSpec, Metric, Scorer, Task, read_row
 UNSEEN_SUBJECT = 1000
 
 
-def activity_label_fields(classes: Sequence[str], probs: Sequence[float] | np.ndarray,
-                          window_frames: int = 0) -> dict[str, Any]:
-    """The fields of an ``admn_ros/ActivityLabel`` for class probabilities (model index order): the top
-    class, and every class with its float32 score in score order (ties by class index). ``ValueError``
-    for mismatched sizes or a non-finite or negative probability."""
-    names = [str(c) for c in classes]
-    p = np.asarray(probs, dtype=np.float64).reshape(-1)
-    if p.shape != (len(names),) or not names:
-        raise ValueError(f"{p.size} probabilities for {len(names)} classes")
-    if not np.isfinite(p).all() or (p < 0).any():
-        raise ValueError("class probabilities must be finite and >= 0")
-    order = np.argsort(-p, kind="stable")
-    return {"class_id": int(order[0]), "class_name": names[int(order[0])], "confidence": float(p[order[0]]),
-            "class_names": [names[int(i)] for i in order], "scores": p[order].astype(np.float32),
-            "window_frames": int(window_frames)}
-
-
 @dataclass
 class _Scorer(Scorer):
     """Accuracy over windows with a truth, over *pure* windows, per class, mean confidence."""
@@ -188,10 +171,19 @@ class ActivityTask(Task):
 
     def fill_output(self, msg: Any, est: Mapping[str, Any], window_frames: int = 1,
                     unknown_variance: float = 1.0e6) -> Any:
-        f = activity_label_fields(est["classes"], est["probs"], window_frames)
-        set_field(msg, "scores", f.pop("scores"), np.float32)
-        for k, v in f.items():
-            setattr(msg, k, v)
+        """The top class, and every class with its score in score order (ties by class index);
+        ``ValueError`` for mismatched sizes or a non-finite or negative probability."""
+        names = [str(c) for c in est["classes"]]
+        p = np.asarray(est["probs"], dtype=np.float64).reshape(-1)
+        if p.shape != (len(names),) or not names:
+            raise ValueError(f"{p.size} probabilities for {len(names)} classes")
+        if not np.isfinite(p).all() or (p < 0).any():
+            raise ValueError("class probabilities must be finite and >= 0")
+        order = np.argsort(-p, kind="stable")
+        msg.class_id, msg.class_name, msg.confidence = int(order[0]), names[int(order[0])], float(p[order[0]])
+        msg.class_names = [names[int(i)] for i in order]
+        set_field(msg, "scores", p[order], np.float32)
+        msg.window_frames = int(window_frames)
         return msg
 
     def read_output(self, msg: Any) -> dict[str, Any]:
