@@ -50,51 +50,25 @@ class _ControllerPart(nn.Module):
 
 
 class _Backend:
-    """Runs the parts of a model: ``patch``/``blocks``/``head`` per modality, ``fusion`` and ``ctrl``
-    (``None`` without a controller). Subclasses implement ``embed`` (one backbone: ``x [N, C, H, W]``,
-    ``on`` bool ``[N, depth]`` -> ``[N, D]``), ``fuse`` and ``control`` on torch CPU tensors."""
+    """Runs the parts of a model: ``embed`` (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]``
+    -> ``[N, D]``), ``fuse`` and ``control`` on torch CPU tensors."""
 
     name: str
 
-    def _skipping(self, modality: str, tok: Any, on: np.ndarray, rows: Callable[[Any, Any, Any], Any]) -> Any:
-        """The blocks of ``modality`` on ``tok``, block ``j`` only on the rows ``on[:, j]``
-        (``rows(block, tok, idx)``; ``idx`` is ``None`` when every row is on)."""
-        counts = on.sum(0)
-        for j, blk in enumerate(self.blocks[modality]):
-            c = int(counts[j])
-            if c:
-                tok = rows(blk, tok, None if c == tok.shape[0] else np.flatnonzero(on[:, j]))
-        return tok
-
-
-def _torch_rows(blk: Any, tok: torch.Tensor, idx: np.ndarray | None) -> torch.Tensor:
-    if idx is None:
-        return blk(tok)
-    i = torch.from_numpy(idx).to(tok.device)
-    return tok.index_copy(0, i, blk(tok.index_select(0, i)))
-
-
-def _ort_rows(run: Any, tok: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
-    if idx is None:
-        return run(tok)[0]
-    tok[idx] = run(tok[idx])[0]
-    return tok
-
 
 class _TorchBackend(_Backend):
-    """Eager torch, the reference, with index_select/index_copy skipping."""
+    """Eager torch, the reference: the model's own backbones (real skipping in
+    :meth:`~admn_ros.core.vit.AdaptiveViT.run_blocks`)."""
 
     name = "torch"
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
-        self.patch = {m: bb.patch_embed for m, bb in model.backbones.items()}
-        self.blocks = {m: list(bb.blocks) for m, bb in model.backbones.items()}
-        self.head = {m: bb.head for m, bb in model.backbones.items()}
+        self.backbones = model.backbones
         self.fusion = _FusionPart(model)
         self.ctrl = _ControllerPart(controller) if controller is not None else None
 
     def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
-        return self.head[modality](self._skipping(modality, self.patch[modality](x), on, _torch_rows))
+        return self.backbones[modality](x, torch.tensor(on))
 
     def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(self.fusion(emb, present))
@@ -160,8 +134,15 @@ class _OnnxBackend(_Backend):
         return run
 
     def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
+        """Block ``j`` runs only on the rows ``on[:, j]``."""
         tok = self.patch[modality](x.detach().cpu().numpy())[0]
-        return torch.from_numpy(self.head[modality](self._skipping(modality, tok, on, _ort_rows))[0])
+        for j, run in enumerate(self.blocks[modality]):
+            rows = np.flatnonzero(on[:, j])
+            if 0 < rows.size < tok.shape[0]:
+                tok[rows] = run(tok[rows])[0]
+            elif rows.size:
+                tok = run(tok)[0]
+        return torch.from_numpy(self.head[modality](tok)[0])
 
     def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(torch.from_numpy(o) for o in self.fusion(emb.detach().cpu().numpy(), present.cpu().numpy()))
