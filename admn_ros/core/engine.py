@@ -288,6 +288,7 @@ class InferenceEngine:
                for m, v in inputs.items()}
         return self._run(self._be, ins, mask, present, budget)
 
+    @torch.no_grad()
     def allocate(self, inputs: Mapping[str, torch.Tensor], present: Any = None,
                  budget: int | Sequence[int] | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Controller only: ``{"mask": bool [B, n, depth], "ctrl_logits", "sigma"}``."""
@@ -295,32 +296,24 @@ class InferenceEngine:
             raise RuntimeError("this engine has no controller")
         b = int(inputs[self.cfg.modalities[0]].shape[0])
         dev = self._device(self._be)
-        with torch.no_grad():
-            pres = as_present_tensor(present, b, self.cfg.n_streams, dev)
-            xs = {m: inputs[m].to(dev) for m in self.controller.cfg.modalities}
-            mask, logits, sigma = self._control(self._be, xs, pres, budget, b, dev)
+        pres = as_present_tensor(present, b, self.cfg.n_streams, dev)
+        xs = {m: inputs[m].to(dev) for m in self.controller.cfg.modalities}
+        mask, logits, sigma = self._control(self._be, xs, pres, budget, b, dev)
         return {"mask": mask, "ctrl_logits": logits, "sigma": sigma}
 
+    @torch.no_grad()
     def embed(self, modality: str, x: torch.Tensor, active: Any = None) -> torch.Tensor:
         """One backbone on a batch of its streams: ``x [N, C, H, W]``, ``active`` bool ``[N, depth]`` /
         ``[depth]`` / ``None`` -> ``[N, D]``."""
-        n = x.shape[0]
-        depth = self.cfg.vit_depth
-        if active is None:
-            on = np.ones((n, depth), dtype=bool)
-        else:
-            a = active.detach().cpu().numpy() if isinstance(active, torch.Tensor) else np.asarray(active)
-            on = np.broadcast_to(a.astype(bool) if a.dtype == bool else a > 0.5, (n, depth))
-        dev = self._device(self._be)
-        with torch.no_grad():
-            return self._be.embed(modality, x.to(dev, torch.float32), np.ascontiguousarray(on))
+        a = broadcast_mask(active, (x.shape[0], self.cfg.vit_depth))
+        on = a if a.dtype == torch.bool else a > 0.5
+        return self._be.embed(modality, x.to(self._device(self._be), torch.float32), on.cpu().numpy())
 
+    @torch.no_grad()
     def fuse(self, embeddings: torch.Tensor, present: Any = None) -> dict[str, torch.Tensor]:
         """Fusion + head on ``[B, F*n, D]`` embeddings (for a ROS fusion node); ``present``
         ``[B, n]`` or per token ``[B, F*n]``."""
-        b = embeddings.shape[0]
         dev = self._device(self._be)
-        with torch.no_grad():
-            pres = as_present_tensor(present, b, self.cfg.n_streams, dev, self.cfg.frames)
-            outs = self._be.fuse(embeddings.to(dev, torch.float32), pres)
+        pres = as_present_tensor(present, embeddings.shape[0], self.cfg.n_streams, dev, self.cfg.frames)
+        outs = self._be.fuse(embeddings.to(dev, torch.float32), pres)
         return dict(zip(self.model.fusion.task.outputs, outs))
