@@ -71,13 +71,12 @@ class FrameWindow:
             raise ValueError(f"a window needs at least 1 frame, got {frames}")
         self.frames = int(frames)
         self.stream_ids = list(stream_ids)
-        self._known = set(self.stream_ids)
         self._buf: deque[WindowFrame] = deque(maxlen=self.frames)
 
     def push(self, stamp_ns: int, inputs: Mapping[str, np.ndarray | None]) -> WindowFrame:
         """Append a frame (``sid -> model input``; ``None`` or absent = no data); ``ValueError`` for an
         unknown stream or a stamp older than the newest frame."""
-        unknown = sorted(set(inputs) - self._known)
+        unknown = sorted(set(inputs) - set(self.stream_ids))
         if unknown:
             raise ValueError(f"unknown stream(s) {unknown}; window streams: {self.stream_ids}")
         if self._buf and int(stamp_ns) < self._buf[-1].stamp_ns:
@@ -194,10 +193,9 @@ class Runtime:
             kinds = sorted({str(m.get('kind')) for m in metas.values()})
             raise CheckpointError(f"{d}: no stage1 {want} model (e.g. {get_task(want).model_file}) among "
                                   f"{len(files)} checkpoint(s) (kinds found: {kinds})")
-        votes = Counter(metas[c].get("stage1_weights_id") for c in ctrls)
-        ranked = sorted(mains, key=lambda f: -votes.get(metas[f].get("weights_id"), 0))
-        if len(ranked) > 1 and votes.get(metas[ranked[0]].get("weights_id"), 0) == \
-                votes.get(metas[ranked[1]].get("weights_id"), 0):
+        votes = Counter(metas[c].get("stage1_weights_id") for c in ctrls)   # stage-1 weights id -> controllers
+        ranked = sorted(mains, key=lambda f: -votes[metas[f].get("weights_id")])
+        if len(ranked) > 1 and votes[metas[ranked[0]].get("weights_id")] == votes[metas[ranked[1]].get("weights_id")]:
             raise CheckpointError(f"{d}: several stage1 {want} models {[f.name for f in mains]} and the "
                                   "controllers do not single one out; keep one of them in the directory")
         main = ranked[0]
