@@ -225,8 +225,7 @@ class InferenceEngine:
         ins, mask, present = self._probe()
         ref = self._run(self._backends["torch"], ins, mask, present, None)
         out = self._run(be, ins, mask, present, None)
-        keys = [k for k in ("mean", "cov", "logits", "emb", "ctrl_logits", "sigma") if k in ref]
-        return max(float((ref[k].cpu() - out[k].cpu()).abs().max()) for k in keys)
+        return max(float((ref[k].cpu() - out[k].cpu()).abs().max()) for k in ref if k != "mask")
 
     def _time(self, be: _Backend, reps: int = 15) -> float:
         ins, _, _ = self._probe(batch=1)

@@ -113,10 +113,8 @@ class TrackingTask(Task):
         return euclidean_distance(out["mean"].detach(), target) * 100.0
 
     def check_target(self, batch: Mapping[str, Any], cfg: Any) -> str | None:
-        if "gt" not in batch or tuple(np.shape(batch["gt"])) != (1, 2):
-            got = None if "gt" not in batch else tuple(np.shape(batch["gt"]))
-            return f"dataset ground truth 'gt' must have shape [B, 2], got {got}"
-        return None
+        got = tuple(np.shape(batch["gt"])) if "gt" in batch else None
+        return None if got == (1, 2) else f"dataset ground truth 'gt' must have shape [B, 2], got {got}"
 
     def estimate(self, out: Mapping[str, np.ndarray], labels: Sequence[str]) -> dict[str, Any]:
         return {"mean": np.asarray(out["mean"], np.float64).reshape(2),
