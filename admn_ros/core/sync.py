@@ -45,12 +45,11 @@ class SimpleFilter:
 
     def __init__(self) -> None:
         self.callbacks: dict[int, tuple[Callable[..., Any], tuple]] = {}
-        self._next_conn = 0
+        self._conns = itertools.count()
 
     def registerCallback(self, cb: Callable[..., Any], *args: Any) -> int:  # noqa: N802 - message_filters API
         """Call ``cb(*messages, *args)`` on every output; returns the connection id."""
-        conn = self._next_conn
-        self._next_conn += 1
+        conn = next(self._conns)
         self.callbacks[conn] = (cb, args)
         return conn
 
