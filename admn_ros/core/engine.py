@@ -283,8 +283,7 @@ class InferenceEngine:
         controller or every block; ``budget`` int or ``[B]``). Returns the head's outputs plus
         ``"emb" [B, n, D]``, the executed ``"mask"`` and, with a controller, ``"ctrl_logits"`` and
         ``"sigma" [B, n]``."""
-        ins = {m: (v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v)))
-               for m, v in inputs.items()}
+        ins = {m: torch.as_tensor(v) for m, v in inputs.items()}
         return self._run(self._be, ins, mask, present, budget)
 
     @torch.no_grad()

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from numbers import Integral
 from typing import Any, Callable, ClassVar, Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -90,7 +89,7 @@ def as_present_tensor(present: Any, batch: int, n_streams: int, device: torch.de
     n_tok = frames * n_streams
     if present is None:
         return torch.ones(batch, n_tok, dtype=torch.bool, device=device)
-    p = (present if isinstance(present, torch.Tensor) else torch.from_numpy(np.asarray(present))).to(device, torch.bool)
+    p = torch.as_tensor(present).to(device, torch.bool)
     if p.dim() == 1:
         p = p.unsqueeze(0).expand(batch, -1)
     if p.dim() == 2 and p.shape[0] == batch and p.shape[1] == n_streams and frames > 1:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -110,7 +109,7 @@ def broadcast_mask(mask: Any, shape: Sequence[int], device: torch.device | None 
     all on) as a tensor of ``shape``; bool stays bool, a 0/1 float mask stays float."""
     if mask is None:
         return torch.ones(*shape, dtype=torch.bool, device=device)
-    m = mask if isinstance(mask, torch.Tensor) else torch.from_numpy(np.asarray(mask))
+    m = torch.as_tensor(mask)
     if device is not None:
         m = m.to(device)
     if m.dim() == len(shape) - 1:
