@@ -21,6 +21,8 @@ from admn_ros.core.train.config import TrainConfigError
 
 #: A batch as the model wants it: dict modality -> float32 ``[B, S, C, H, W]`` in [0, 1].
 Inputs = dict[str, torch.Tensor]
+#: A run directory's checkpoint after every epoch (weights + optimizer), for ``--resume``.
+LAST = "last.safetensors"
 
 
 def set_threads(n: int) -> None:
@@ -35,13 +37,13 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
 
 
-def start_run(out: str | Path, threads: int, resume: bool, force: bool, last: str = "last.safetensors") -> Path:
+def start_run(out: str | Path, threads: int, resume: bool, force: bool) -> Path:
     """Set torch's threads and return the run directory ``out``; refuses (:class:`TrainConfigError`)
-    an ``out`` that already holds ``last`` unless ``resume`` or ``force``."""
+    an ``out`` that already holds :data:`LAST` unless ``resume`` or ``force``."""
     set_threads(threads)
     path = Path(out)
-    if (path / last).exists() and not (resume or force):
-        raise TrainConfigError(f"{path}: run directory already has {last}; pass --resume to continue it "
+    if (path / LAST).exists() and not (resume or force):
+        raise TrainConfigError(f"{path}: run directory already has {LAST}; pass --resume to continue it "
                                "or --force to start over")
     return path
 
@@ -434,11 +436,6 @@ def fmt_duration(seconds: float) -> str:
 
 
 MaskFn = Callable[[Inputs, int], torch.Tensor | np.ndarray | None]
-
-
-def metric_key(task: str) -> str:
-    """Suffix of validation metric names (the task's :attr:`Metric.key`: ``cm``, ``acc``)."""
-    return get_task(task).metric.key
 
 
 @torch.no_grad()
