@@ -178,7 +178,6 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
             frng = np.random.default_rng(derive_seed(settings.seed, "eval-failure", regime, draw))
             errs: dict[tuple[str, int], list[np.ndarray]] = {}
             shares: dict[tuple[str, int], list[float]] = {}
-            na: set[tuple[str, int]] = set()
             for bi, start in enumerate(range(0, n_total, settings.batch_size)):
                 sel = np.arange(start, min(n_total, start + settings.batch_size))
                 clean, gt = to_torch(ds.batch(sel), streams.modalities)
@@ -201,11 +200,8 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                                   sig[i].copy(), gt[i].numpy().copy()) for i in range(k)]
                 for meth, L in cells:
                     key = (meth.name, L)
-                    if key in na:
-                        continue
                     mask = meth.mask(noisy, L, len(sel), sig, present)
-                    if mask is None:
-                        na.add(key)
+                    if mask is None:  # not applicable at this budget ("n/a")
                         continue
                     mask = np.asarray(mask, dtype=bool)
                     if present is not None:  # an absent stream gets no blocks
@@ -233,7 +229,7 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                 key = (meth.name, L)
                 rec = Record(regime, draw, meth.name, meth.key, L, L / total, float("nan"), float("nan"), 0)
                 records.append(rec)
-                if key in na or key not in errs:
+                if key not in errs:
                     continue
                 e = np.concatenate(errs[key])
                 sh = shares.get(key)
