@@ -193,11 +193,9 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                 else:
                     noisy = apply_noise(clean, sig, streams, gen)
                 noisy_rows = sig >= 0.5 * smax  # the noisy share counts streams at sigma >= sigma_max / 2
-                ex = None
-                if bi == 0 and n_examples > 0:
-                    k = min(n_examples, len(sel))
-                    ex = [Example(regime, draw, budgets[0], {m: noisy[m][i].numpy().copy() for m in streams.modalities},
-                                  sig[i].copy(), gt[i].numpy().copy()) for i in range(k)]
+                k = min(n_examples, len(sel)) if bi == 0 else 0  # the examples: the first batch's first samples
+                ex = [Example(regime, draw, budgets[0], {m: noisy[m][i].numpy().copy() for m in streams.modalities},
+                              sig[i].copy(), gt[i].numpy().copy()) for i in range(k)]
                 for meth, L in cells:
                     key = (meth.name, L)
                     mask = meth.mask(noisy, L, len(sel), sig, present)
@@ -212,18 +210,15 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                     out = model(noisy, torch.from_numpy(np.ascontiguousarray(mask)), present)
                     errs.setdefault(key, []).append(get_task(cfg.task).scores(out, gt).numpy())
                     if meth.adaptive and L > forced:
-                        extra = mask.copy()
-                        if cfg.first_block:
-                            extra[:, :, 0] = False
+                        extra = mask[:, :, 1:] if cfg.first_block else mask  # the blocks not forced
                         on_noisy = (extra.sum(2) * noisy_rows).sum(1)
                         shares.setdefault(key, []).extend((on_noisy / (L - forced)).tolist())
-                    if ex is not None and (L == budgets[0] or not meth.budgeted):
+                    if L == budgets[0] or not meth.budgeted:
                         for i, exi in enumerate(ex):
                             exi.masks[meth.name] = mask[i].copy()
                             exi.preds[meth.name] = (out["mean"][i].numpy().copy() if "mean" in out
                                                     else out["logits"][i].argmax(-1).numpy().copy())
-                if ex is not None:
-                    examples.extend(ex)
+                examples.extend(ex)
                 bar.update(1)
             for meth, L in cells:
                 key = (meth.name, L)
