@@ -298,12 +298,8 @@ def apply_failures(inputs: Mapping[str, torch.Tensor], kind: str, severity: np.n
         x = inputs[m]
         if x.shape[1] != s:
             raise ValueError(f"inputs[{m!r}] has {x.shape[1]} images per sample, not one per node ({s})")
-        hit = np.argwhere(sev[:, :, mi] > 0)
-        if not len(hit):
-            out[m] = x
-            continue
         y = x.clone()
-        for bi, si in hit:
+        for bi, si in np.argwhere(sev[:, :, mi] > 0):
             if kind == "frozen":
                 if earlier is None:
                     raise ValueError("frozen streams need their earlier frames (earlier=...)")
