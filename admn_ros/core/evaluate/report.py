@@ -118,9 +118,8 @@ def check_targets(records: Sequence[Record], flops: Sequence[FlopsRow], budgets:
     adm = admn_name(records)
     L0 = budgets[0]
     pct = f"{round(100 * settings.fractions[0])}%"
-    fl = {(r.method, r.budget): r for r in flops}
     full = next((r for r in flops if r.method == "Upper Bound"), None)
-    a0 = fl.get((adm, L0))
+    a0 = next((r for r in flops if (r.method, r.budget) == (adm, L0)), None)
     if full is not None and a0 is not None:
         ratio = a0.gflops_total / full.gflops_total
         out.append(Target(f"FLOPs {adm} at {pct} incl. controller <= 0.30 x full", ratio <= 0.30,

@@ -431,13 +431,10 @@ def fmt_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
-MaskFn = Callable[[Inputs, int], torch.Tensor | np.ndarray | None]
-
-
 @torch.no_grad()
 def sample_scores(model: torch.nn.Module, ds: Any, indices: np.ndarray, streams: StreamSet,
-                  mask_fn: MaskFn, sigmas: np.ndarray | None = None, batch_size: int = 64,
-                  noise_seed: int = 0) -> np.ndarray:
+                  mask_fn: Callable[[Inputs, int], torch.Tensor | np.ndarray | None], sigmas: np.ndarray | None = None,
+                  batch_size: int = 64, noise_seed: int = 0) -> np.ndarray:
     """Per-sample scores of ``model`` (eval mode, batch-1 semantics) in the task's metric (tracking
     error in cm, activity 100 / 0 per label) on ``ds[indices]``, with ``sigmas [len(indices), n]``
     of Gaussian noise (seeded by ``noise_seed``; ``None`` = clean) and ``mask_fn(noisy, batch)``
