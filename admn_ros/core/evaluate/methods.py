@@ -91,7 +91,7 @@ def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True) -> Meth
 Controllers = Mapping[int, AllocationController] | AllocationController
 
 
-def _from_controllers(name: str, key: str, controllers: Controllers,
+def controller_method(name: str, key: str, controllers: Controllers,
                       choose: Callable[[AllocationController, Inputs, torch.Tensor | None, int], np.ndarray]
                       ) -> Method:
     """A method from one (universal) controller or ``{budget: controller}``: ``choose(controller in
@@ -108,12 +108,6 @@ def _from_controllers(name: str, key: str, controllers: Controllers,
         return choose(c.eval(), dict(inputs), pres, budget)
 
     return Method(name, key, allocate, controller=shared, adaptive=True, controllers=per_budget)
-
-
-def controller_method(name: str, key: str, controllers: Controllers) -> Method:
-    """The controller's top-L."""
-    return _from_controllers(name, key, controllers,
-                             lambda c, x, pres, L: (c.allocate(x, pres, budget=L)["mask"] > 0.5).numpy())
 
 
 def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: StreamSet,
@@ -149,13 +143,6 @@ def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: S
     return out.reshape(b, n, depth)
 
 
-def per_modality_method(controllers: Controllers, streams: StreamSet, first_block: bool = True) -> Method:
-    """The per-modality baseline from a controller's logits (see :func:`per_modality_mask`)."""
-    return _from_controllers("ADMN per-modality", "admn_per_modality", controllers,
-                             lambda c, x, pres, L: per_modality_mask(c(x, pres, budget=L)["logits"], L, streams,
-                                                                     first_block))
-
-
 def baseline_methods(streams: StreamSet, depth: int, first_block: bool = True) -> list[Method]:
     """Upper Bound, Naive Allocation, the QoI oracle and one single-modality baseline per modality."""
     n = len(streams)
@@ -172,14 +159,23 @@ def baseline_methods(streams: StreamSet, depth: int, first_block: bool = True) -
 def build_methods(streams: StreamSet, depth: int, per_budget: Mapping[int, AllocationController] | None = None,
                   universal: AllocationController | None = None, ae: AllocationController | None = None,
                   first_block: bool = True) -> list[Method]:
-    """Every method of the table that the given controllers allow, in display order."""
+    """Every method of the table that the given controllers allow, in display order: the controllers'
+    top-L, the baselines, and ``ADMN per-modality``, :func:`per_modality_mask` of a controller's logits."""
+
+    def top_l(c: AllocationController, x: Inputs, pres: torch.Tensor | None, L: int) -> np.ndarray:
+        return (c.allocate(x, pres, budget=L)["mask"] > 0.5).numpy()
+
+    def per_modality(c: AllocationController, x: Inputs, pres: torch.Tensor | None, L: int) -> np.ndarray:
+        return per_modality_mask(c(x, pres, budget=L)["logits"], L, streams, first_block)
+
     ctrls = (("ADMN", "admn", per_budget or None), ("ADMN universal", "admn_universal", universal),
              ("ADMN_AE", "admn_ae", ae))
-    out = [controller_method(name, key, c) for name, key, c in ctrls if c is not None]
+    out = [controller_method(name, key, c, top_l) for name, key, c in ctrls if c is not None]
     base = baseline_methods(streams, depth, first_block)
     out += base[:3]
     if per_budget or universal is not None:
-        out.append(per_modality_method(per_budget or universal, streams, first_block))  # type: ignore[arg-type]
+        out.append(controller_method("ADMN per-modality", "admn_per_modality",
+                                     per_budget or universal, per_modality))  # type: ignore[arg-type]
     out += base[3:]
     return out
 
