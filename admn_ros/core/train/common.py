@@ -316,10 +316,11 @@ def apply_failures(inputs: Mapping[str, torch.Tensor], kind: str, severity: np.n
     return out, present.reshape(b, s * nm)
 
 
-def draw_missing(batch: int, n: int, prob: float, rng: np.random.Generator, streams: StreamSet,
+def draw_missing(batch: int, prob: float, rng: np.random.Generator, streams: StreamSet,
                  modality_prob: Mapping[str, float] | None = None) -> np.ndarray | None:
     """``present [B, n]``: each stream missing with ``prob``, every stream of modality ``m`` with
     ``modality_prob[m]``, at least one kept per sample; ``None`` if nothing can go missing."""
+    n = len(streams)
     mod_p = {m: float(p) for m, p in (modality_prob or {}).items() if float(p) > 0}
     if prob <= 0 and not mod_p:
         return None

@@ -206,7 +206,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
                 if p_alloc > 0 and rng.random() < p_alloc:
                     mask = noise_aware_masks(sig, streams, budgets, mcfg.vit_depth, mcfg.first_block, rng,
                                              cfg.alloc_temperature)
-            present = draw_missing(len(sel), len(streams), cfg.missing_prob, rng, streams,
+            present = draw_missing(len(sel), cfg.missing_prob, rng, streams,
                                    cfg.modality_missing if noisy_phase else None)
             # an allocation batch runs exactly its budget: no LayerDrop on top
             model.set_layerdrop(0.0 if mask is not None else p_drop, 0.0 if mask is not None else cfg.full_drop)
