@@ -253,8 +253,7 @@ def depth_curve(model: torch.nn.Module, ds: Any, settings: EvalSettings,
     """Clean-input score with the same ``k`` every-other blocks on every stream, per ``k``: if it is
     flat, no allocation can beat an even split by much."""
     cfg = model.cfg
-    n_total = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
-    idx = np.arange(n_total)
+    idx = np.arange(len(ds) if settings.samples <= 0 else min(len(ds), settings.samples))
     out = []
     for k in blocks:
         if 1 <= k <= cfg.vit_depth:
