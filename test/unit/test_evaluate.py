@@ -13,8 +13,7 @@ import torch
 from admn_ros.core.checkpoint import save_checkpoint, weights_id
 from admn_ros.core.controller import AllocationController, ControllerConfig
 from admn_ros.core.evaluate import cli as ecli
-from admn_ros.core.evaluate.methods import (baseline_methods, build_methods, naive, per_modality_mask,
-                                            single_modality, static_method)
+from admn_ros.core.evaluate.methods import baseline_methods, build_methods, per_modality_mask, static_method
 from admn_ros.core.evaluate.report import check_targets
 from admn_ros.core.evaluate.table import (NAIVE, EarlierFrames, EvalSettings, Record, failure_geometry, find,
                                           run_table)
@@ -75,9 +74,10 @@ def test_baseline_masks_have_the_budget(L):
             continue
         assert m.shape == (2, 9, 12) and (m.reshape(2, -1).sum(1) == L).all(), meth.name
         assert m[:, :, 0].all(), meth.name  # first-block rule
-    nv = naive(SS, 12).allocate(x, 27, 1)[0]
+    by_key = {meth.key: meth for meth in baseline_methods(SS, 12)}
+    nv = by_key["naive"].allocate(x, 27, 1)[0]
     assert (nv.sum(1) == 3).all() and np.array_equal(nv, naive_allocation(9, 27))
-    rgb = single_modality(SS, "rgb", 12).allocate(x, 27, 1)[0]
+    rgb = by_key["rgb_only"].allocate(x, 27, 1)[0]
     assert rgb.sum(1).tolist() == [7, 1, 1, 7, 1, 1, 7, 1, 1]
 
 

@@ -160,15 +160,13 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
                                                    model.cfg.task)
         if lat is not None:
             files["latency_plot"] = plot_latency(lat, outd / "latency_vs_blocks.png")
-        name = next((m.name for m in methods if m.adaptive), None)
+        name = next(m.name for m in methods if m.adaptive)  # a controller's, else the QoI oracle's
         classes = list((getattr(ds, "meta", None) or {}).get("classes", [])) or None
-        if name:
-            for draw in settings.draws:
-                exs = [e for e in examples if e.draw == draw and e.regime == settings.regimes[0]]
-                p = plot_examples(exs, streams, outd / f"allocation_examples_{draw}.png", method=name,
-                                  classes=classes)
-                if p:
-                    files[f"examples_{draw}"] = p
+        for draw in settings.draws:
+            exs = [e for e in examples if e.draw == draw and e.regime == settings.regimes[0]]
+            p = plot_examples(exs, streams, outd / f"allocation_examples_{draw}.png", method=name, classes=classes)
+            if p:
+                files[f"examples_{draw}"] = p
     seconds = time.perf_counter() - t0
     log(f"==== evaluation done in {fmt_duration(seconds)}: " + ", ".join(f"{k}={v}" for k, v in files.items()))
     for line in summary_lines(targets):

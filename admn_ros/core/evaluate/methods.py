@@ -62,21 +62,6 @@ def static_method(name: str, key: str, fn: Callable[[int], np.ndarray]) -> Metho
     return Method(name, key, allocate)
 
 
-def upper_bound(streams: StreamSet, depth: int) -> Method:
-    return replace(static_method("Upper Bound", "upper_bound", lambda L: full_allocation(len(streams), depth)),
-                   budgeted=False)
-
-
-def naive(streams: StreamSet, depth: int) -> Method:
-    return static_method("Naive Allocation", "naive", lambda L: naive_allocation(len(streams), L, depth))
-
-
-def single_modality(streams: StreamSet, modality: str, depth: int, first_block: bool = True) -> Method:
-    title = {"rgb": "RGB", "depth": "Depth", "radar": "Radar"}.get(modality, modality)
-    return static_method(f"{title} only", f"{modality}_only",
-                         lambda L: modality_allocation(streams, L, [modality], first_block, depth))
-
-
 def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True) -> Method:
     """The ``QoI oracle``: told the true sigmas, it spreads the budget evenly over the streams with
     ``sigma < sigma_max / 2`` (all if none is), so ``Naive - oracle`` bounds what a QoI-aware
@@ -106,7 +91,7 @@ def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True) -> Meth
 Controllers = Mapping[int, AllocationController] | AllocationController
 
 
-def _from_controllers(name: str, key: str, controllers: Controllers,
+def controller_method(name: str, key: str, controllers: Controllers,
                       choose: Callable[[AllocationController, Inputs, torch.Tensor | None, int], np.ndarray]
                       ) -> Method:
     """A method from one (universal) controller or ``{budget: controller}``: ``choose(controller in
@@ -123,12 +108,6 @@ def _from_controllers(name: str, key: str, controllers: Controllers,
         return choose(c.eval(), dict(inputs), pres, budget)
 
     return Method(name, key, allocate, controller=shared, adaptive=True, controllers=per_budget)
-
-
-def controller_method(name: str, key: str, controllers: Controllers) -> Method:
-    """The controller's top-L."""
-    return _from_controllers(name, key, controllers,
-                             lambda c, x, pres, L: (c.allocate(x, pres, budget=L)["mask"] > 0.5).numpy())
 
 
 def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: StreamSet,
@@ -164,35 +143,39 @@ def per_modality_mask(logits: torch.Tensor | np.ndarray, budget: int, streams: S
     return out.reshape(b, n, depth)
 
 
-def per_modality_method(controllers: Controllers, streams: StreamSet, first_block: bool = True) -> Method:
-    """The per-modality baseline from a controller's logits (see :func:`per_modality_mask`)."""
-    return _from_controllers("ADMN per-modality", "admn_per_modality", controllers,
-                             lambda c, x, pres, L: per_modality_mask(c(x, pres, budget=L)["logits"], L, streams,
-                                                                     first_block))
-
-
 def baseline_methods(streams: StreamSet, depth: int, first_block: bool = True) -> list[Method]:
     """Upper Bound, Naive Allocation, the QoI oracle and one single-modality baseline per modality."""
-    out = [upper_bound(streams, depth), naive(streams, depth), qoi_oracle(streams, depth, first_block)]
-    out += [single_modality(streams, m, depth, first_block) for m in streams.modalities]
+    n = len(streams)
+    title = {"rgb": "RGB", "depth": "Depth", "radar": "Radar"}
+    out = [replace(static_method("Upper Bound", "upper_bound", lambda L: full_allocation(n, depth)), budgeted=False),
+           static_method("Naive Allocation", "naive", lambda L: naive_allocation(n, L, depth)),
+           qoi_oracle(streams, depth, first_block)]
+    out += [static_method(f"{title.get(m, m)} only", f"{m}_only",
+                          lambda L, m=m: modality_allocation(streams, L, [m], first_block, depth))
+            for m in streams.modalities]
     return out
 
 
 def build_methods(streams: StreamSet, depth: int, per_budget: Mapping[int, AllocationController] | None = None,
                   universal: AllocationController | None = None, ae: AllocationController | None = None,
                   first_block: bool = True) -> list[Method]:
-    """Every method of the table that the given controllers allow, in display order."""
-    out: list[Method] = []
-    if per_budget:
-        out.append(controller_method("ADMN", "admn", per_budget))
-    if universal is not None:
-        out.append(controller_method("ADMN universal", "admn_universal", universal))
-    if ae is not None:
-        out.append(controller_method("ADMN_AE", "admn_ae", ae))
+    """Every method of the table that the given controllers allow, in display order: the controllers'
+    top-L, the baselines, and ``ADMN per-modality``, :func:`per_modality_mask` of a controller's logits."""
+
+    def top_l(c: AllocationController, x: Inputs, pres: torch.Tensor | None, L: int) -> np.ndarray:
+        return (c.allocate(x, pres, budget=L)["mask"] > 0.5).numpy()
+
+    def per_modality(c: AllocationController, x: Inputs, pres: torch.Tensor | None, L: int) -> np.ndarray:
+        return per_modality_mask(c(x, pres, budget=L)["logits"], L, streams, first_block)
+
+    ctrls = (("ADMN", "admn", per_budget or None), ("ADMN universal", "admn_universal", universal),
+             ("ADMN_AE", "admn_ae", ae))
+    out = [controller_method(name, key, c, top_l) for name, key, c in ctrls if c is not None]
     base = baseline_methods(streams, depth, first_block)
     out += base[:3]
     if per_budget or universal is not None:
-        out.append(per_modality_method(per_budget or universal, streams, first_block))  # type: ignore[arg-type]
+        out.append(controller_method("ADMN per-modality", "admn_per_modality",
+                                     per_budget or universal, per_modality))  # type: ignore[arg-type]
     out += base[3:]
     return out
 

@@ -87,11 +87,6 @@ def plot_latency(latency: LatencyResult, path: Path) -> Path:
     return path
 
 
-def _thumb(x: np.ndarray) -> np.ndarray:
-    """``[C, H, W]`` in [0, 1] -> displayable ``[H, W(, 3)]``."""
-    return np.clip(x.transpose(1, 2, 0), 0, 1) if x.shape[0] == 3 else np.clip(x[0], 0, 1)
-
-
 def plot_examples(examples: Sequence[Example], streams: StreamSet, path: Path, method: str = "ADMN",
                   max_examples: int = 3, classes: Sequence[str] | None = None) -> Path | None:
     """Fig.-8-style: per example a row of noisy inputs (node x modality; for windows the newest
@@ -110,7 +105,8 @@ def plot_examples(examples: Sequence[Example], streams: StreamSet, path: Path, m
             node, mi = divmod(i, nm)
             m = streams.modalities[mi]
             ax = fig.add_subplot(gs[r, i])
-            img = _thumb(e.inputs[m][len(e.inputs[m]) - s + node])
+            x = e.inputs[m][len(e.inputs[m]) - s + node]  # [C, H, W] -> [H, W(, 3)]
+            img = np.clip(x.transpose(1, 2, 0) if x.shape[0] == 3 else x[0], 0, 1)
             ax.imshow(img, cmap=None if img.ndim == 3 else "viridis", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])

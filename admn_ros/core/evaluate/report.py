@@ -85,9 +85,7 @@ def _accuracy_targets(records: Sequence[Record], budgets: Sequence[int], setting
                         lookup(records, "binary", draw, NAIVE, L0), f"binary {dname}, {pct} (L={L0})", adm)
             bt[1].detail += f"; paired {adm} - Naive {vs_naive_text(find(records, 'binary', draw, adm, L0))}"
             out += bt
-        for regime in ("discrete", "continuous", *REAL_WORLD):
-            if regime not in settings.regimes:
-                continue
+        for regime in [r for r in ("discrete", "continuous", *REAL_WORLD) if r in settings.regimes]:
             failure = regime in REAL_WORLD
             if failure and regime in STREAM_FAILURES and not higher_is_better:
                 a, ub = lookup(records, regime, draw, adm, L0), lookup(records, regime, draw, "Upper Bound")
@@ -118,9 +116,8 @@ def check_targets(records: Sequence[Record], flops: Sequence[FlopsRow], budgets:
     adm = admn_name(records)
     L0 = budgets[0]
     pct = f"{round(100 * settings.fractions[0])}%"
-    fl = {(r.method, r.budget): r for r in flops}
     full = next((r for r in flops if r.method == "Upper Bound"), None)
-    a0 = fl.get((adm, L0))
+    a0 = next((r for r in flops if (r.method, r.budget) == (adm, L0)), None)
     if full is not None and a0 is not None:
         ratio = a0.gflops_total / full.gflops_total
         out.append(Target(f"FLOPs {adm} at {pct} incl. controller <= 0.30 x full", ratio <= 0.30,
@@ -183,7 +180,7 @@ def _failure_section(settings: EvalSettings, info: dict[str, Any]) -> list[str]:
 def _paired_section(records: Sequence[Record], settings: EvalSettings, budgets: Sequence[int], info: dict[str, Any],
                     task: Task) -> list[str]:
     """Markdown: each adaptive method minus Naive Allocation, sample by sample, with its interval."""
-    names = [m for m in dict.fromkeys(r.method for r in records if not math.isnan(r.vs_naive))]
+    names = list(dict.fromkeys(r.method for r in records if not math.isnan(r.vs_naive)))
     if not names:
         return []
     n_groups = max(r.vs_naive_groups for r in records)
@@ -227,8 +224,7 @@ def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: Late
               f"noise seed {settings.seed}",
               f"- models: {info.get('models')}",
               f"- metric: {task.table_metric.format(frames=info.get('frames'))} (batch-1 semantics: per-sample "
-              "allocation); "
-              "every method sees identical corrupted inputs",
+              "allocation); every method sees identical corrupted inputs",
               f"- budgets are active blocks of {total} (forced first blocks included); Upper Bound uses all {total}",
               "- *noisy share*: for adaptive methods, fraction of the non-forced blocks given to streams with "
               "sigma >= sigma_max/2 (or a real-world failure)", ""]

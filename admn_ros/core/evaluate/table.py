@@ -178,7 +178,6 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
             frng = np.random.default_rng(derive_seed(settings.seed, "eval-failure", regime, draw))
             errs: dict[tuple[str, int], list[np.ndarray]] = {}
             shares: dict[tuple[str, int], list[float]] = {}
-            na: set[tuple[str, int]] = set()
             for bi, start in enumerate(range(0, n_total, settings.batch_size)):
                 sel = np.arange(start, min(n_total, start + settings.batch_size))
                 clean, gt = to_torch(ds.batch(sel), streams.modalities)
@@ -194,18 +193,13 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                 else:
                     noisy = apply_noise(clean, sig, streams, gen)
                 noisy_rows = sig >= 0.5 * smax  # the noisy share counts streams at sigma >= sigma_max / 2
-                ex = None
-                if bi == 0 and n_examples > 0:
-                    k = min(n_examples, len(sel))
-                    ex = [Example(regime, draw, budgets[0], {m: noisy[m][i].numpy().copy() for m in streams.modalities},
-                                  sig[i].copy(), gt[i].numpy().copy()) for i in range(k)]
+                k = min(n_examples, len(sel)) if bi == 0 else 0  # the examples: the first batch's first samples
+                ex = [Example(regime, draw, budgets[0], {m: noisy[m][i].numpy().copy() for m in streams.modalities},
+                              sig[i].copy(), gt[i].numpy().copy()) for i in range(k)]
                 for meth, L in cells:
                     key = (meth.name, L)
-                    if key in na:
-                        continue
                     mask = meth.mask(noisy, L, len(sel), sig, present)
-                    if mask is None:
-                        na.add(key)
+                    if mask is None:  # not applicable at this budget ("n/a")
                         continue
                     mask = np.asarray(mask, dtype=bool)
                     if present is not None:  # an absent stream gets no blocks
@@ -216,24 +210,21 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                     out = model(noisy, torch.from_numpy(np.ascontiguousarray(mask)), present)
                     errs.setdefault(key, []).append(get_task(cfg.task).scores(out, gt).numpy())
                     if meth.adaptive and L > forced:
-                        extra = mask.copy()
-                        if cfg.first_block:
-                            extra[:, :, 0] = False
+                        extra = mask[:, :, 1:] if cfg.first_block else mask  # the blocks not forced
                         on_noisy = (extra.sum(2) * noisy_rows).sum(1)
                         shares.setdefault(key, []).extend((on_noisy / (L - forced)).tolist())
-                    if ex is not None and (L == budgets[0] or not meth.budgeted):
+                    if L == budgets[0] or not meth.budgeted:
                         for i, exi in enumerate(ex):
                             exi.masks[meth.name] = mask[i].copy()
                             exi.preds[meth.name] = (out["mean"][i].numpy().copy() if "mean" in out
                                                     else out["logits"][i].argmax(-1).numpy().copy())
-                if ex is not None:
-                    examples.extend(ex)
+                examples.extend(ex)
                 bar.update(1)
             for meth, L in cells:
                 key = (meth.name, L)
                 rec = Record(regime, draw, meth.name, meth.key, L, L / total, float("nan"), float("nan"), 0)
                 records.append(rec)
-                if key in na or key not in errs:
+                if key not in errs:
                     continue
                 e = np.concatenate(errs[key])
                 sh = shares.get(key)
@@ -262,8 +253,7 @@ def depth_curve(model: torch.nn.Module, ds: Any, settings: EvalSettings,
     """Clean-input score with the same ``k`` every-other blocks on every stream, per ``k``: if it is
     flat, no allocation can beat an even split by much."""
     cfg = model.cfg
-    n_total = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
-    idx = np.arange(n_total)
+    idx = np.arange(len(ds) if settings.samples <= 0 else min(len(ds), settings.samples))
     out = []
     for k in blocks:
         if 1 <= k <= cfg.vit_depth:

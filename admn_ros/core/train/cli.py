@@ -28,13 +28,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset root (meta.json + train/ val/ test/)")
     p.add_argument("--out", help="run directory")
     p.add_argument("--config", help="JSON/YAML file with config fields (flags override it)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, dest="batch_size")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--train-samples", type=int, dest="train_samples",
-                   help="training samples per epoch, random subset each epoch (0 = all)")
-    p.add_argument("--val-samples", type=int, dest="val_samples", help="validation samples per epoch (0 = all)")
+    for flag, kind in (("--epochs", int), ("--batch-size", int), ("--lr", float), ("--seed", int)):
+        p.add_argument(flag, type=kind)
+    p.add_argument("--train-samples", type=int, help="training samples per epoch, random subset each epoch (0 = all)")
+    p.add_argument("--val-samples", type=int, help="validation samples per epoch (0 = all)")
     p.add_argument("--threads", type=int, help="torch threads (0 = OMP_NUM_THREADS default)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     p.add_argument("--force", action="store_true", help="start over even if OUT has a checkpoint")
@@ -48,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     s1 = sub.add_parser("stage1", help="LayerDrop finetuning of backbones + fusion (tracking)")
     _common(s1)
-    s1.add_argument("--noise-start-epoch", type=int, dest="noise_start_epoch")
+    s1.add_argument("--noise-start-epoch", type=int)
     s1.add_argument("--model", dest="model_json", help="ADMNConfig overrides as JSON, e.g. '{\"vit_dim\": 64}'")
     s1.add_argument("--init", help="stage-1 checkpoint of the same network to start from")
 

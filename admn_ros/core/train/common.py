@@ -21,6 +21,8 @@ from admn_ros.core.train.config import TrainConfigError
 
 #: A batch as the model wants it: dict modality -> float32 ``[B, S, C, H, W]`` in [0, 1].
 Inputs = dict[str, torch.Tensor]
+#: A run directory's checkpoint after every epoch (weights + optimizer), for ``--resume``.
+LAST = "last.safetensors"
 
 
 def set_threads(n: int) -> None:
@@ -35,13 +37,13 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
 
 
-def start_run(out: str | Path, threads: int, resume: bool, force: bool, last: str = "last.safetensors") -> Path:
+def start_run(out: str | Path, threads: int, resume: bool, force: bool) -> Path:
     """Set torch's threads and return the run directory ``out``; refuses (:class:`TrainConfigError`)
-    an ``out`` that already holds ``last`` unless ``resume`` or ``force``."""
+    an ``out`` that already holds :data:`LAST` unless ``resume`` or ``force``."""
     set_threads(threads)
     path = Path(out)
-    if (path / last).exists() and not (resume or force):
-        raise TrainConfigError(f"{path}: run directory already has {last}; pass --resume to continue it "
+    if (path / LAST).exists() and not (resume or force):
+        raise TrainConfigError(f"{path}: run directory already has {LAST}; pass --resume to continue it "
                                "or --force to start over")
     return path
 
@@ -296,12 +298,8 @@ def apply_failures(inputs: Mapping[str, torch.Tensor], kind: str, severity: np.n
         x = inputs[m]
         if x.shape[1] != s:
             raise ValueError(f"inputs[{m!r}] has {x.shape[1]} images per sample, not one per node ({s})")
-        hit = np.argwhere(sev[:, :, mi] > 0)
-        if not len(hit):
-            out[m] = x
-            continue
         y = x.clone()
-        for bi, si in hit:
+        for bi, si in np.argwhere(sev[:, :, mi] > 0):
             if kind == "frozen":
                 if earlier is None:
                     raise ValueError("frozen streams need their earlier frames (earlier=...)")
@@ -318,10 +316,11 @@ def apply_failures(inputs: Mapping[str, torch.Tensor], kind: str, severity: np.n
     return out, present.reshape(b, s * nm)
 
 
-def draw_missing(batch: int, n: int, prob: float, rng: np.random.Generator, streams: StreamSet,
+def draw_missing(batch: int, prob: float, rng: np.random.Generator, streams: StreamSet,
                  modality_prob: Mapping[str, float] | None = None) -> np.ndarray | None:
     """``present [B, n]``: each stream missing with ``prob``, every stream of modality ``m`` with
     ``modality_prob[m]``, at least one kept per sample; ``None`` if nothing can go missing."""
+    n = len(streams)
     mod_p = {m: float(p) for m, p in (modality_prob or {}).items() if float(p) > 0}
     if prob <= 0 and not mod_p:
         return None
@@ -433,18 +432,10 @@ def fmt_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
-MaskFn = Callable[[Inputs, int], torch.Tensor | np.ndarray | None]
-
-
-def metric_key(task: str) -> str:
-    """Suffix of validation metric names (the task's :attr:`Metric.key`: ``cm``, ``acc``)."""
-    return get_task(task).metric.key
-
-
 @torch.no_grad()
 def sample_scores(model: torch.nn.Module, ds: Any, indices: np.ndarray, streams: StreamSet,
-                  mask_fn: MaskFn, sigmas: np.ndarray | None = None, batch_size: int = 64,
-                  noise_seed: int = 0) -> np.ndarray:
+                  mask_fn: Callable[[Inputs, int], torch.Tensor | np.ndarray | None], sigmas: np.ndarray | None = None,
+                  batch_size: int = 64, noise_seed: int = 0) -> np.ndarray:
     """Per-sample scores of ``model`` (eval mode, batch-1 semantics) in the task's metric (tracking
     error in cm, activity 100 / 0 per label) on ``ds[indices]``, with ``sigmas [len(indices), n]``
     of Gaussian noise (seeded by ``noise_seed``; ``None`` = clean) and ``mask_fn(noisy, batch)``

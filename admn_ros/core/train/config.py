@@ -45,6 +45,16 @@ def load_config_file(path: str | None) -> dict[str, Any]:
 
 @dataclass
 class _Base:
+    """The fields both stages share (``val_samples``: the first samples, 0 = all; ``threads``: 0 =
+    torch's default) and (de)serialisation."""
+
+    data: str = "data/gdtm_sim"
+    batch_size: int = 64
+    seed: int = 0
+    val_samples: int = 512
+    threads: int = 0
+    progress: bool = True
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
@@ -86,22 +96,18 @@ def _check_mix(name: str, mix: Mapping[str, float], allowed: Sequence[str]) -> N
 class Stage1Config(_Base):
     """Stage 1 (docs/TRAINING.md). Ramps are ``[[epoch, value], ...]`` (``loss_ramp``: ``[[epoch,
     nll_weight, dist_weight]]``), each value holding from its epoch on. ``train_samples``: a fresh random
-    subset per epoch, ``val_samples``: the first samples (0 = all). ``modality_missing``: per modality,
-    the probability that all its streams are missing. ``alloc_ramp``: the share of noisy batches under
+    subset per epoch (0 = all). ``modality_missing``: per modality, the probability that all its streams
+    are missing. ``alloc_ramp``: the share of noisy batches under
     :func:`~admn_ros.core.train.common.noise_aware_masks` instead of LayerDrop. ``init``: a stage-1
-    checkpoint of the same network ("" = scratch). ``threads``: 0 = torch's default."""
+    checkpoint of the same network ("" = scratch)."""
 
-    data: str = "data/gdtm_sim"
     out: str = "runs/stage1"
     epochs: int = 10
-    batch_size: int = 64
     lr: float = 5e-4
     min_lr: float = 2e-5
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
-    seed: int = 0
     train_samples: int = 0
-    val_samples: int = 512
     layerdrop_ramp: tuple[tuple[int, float], ...] = ((0, 0.0), (2, 0.1), (4, 0.2))
     loss_ramp: tuple[tuple[int, float, float], ...] = ((0, 0.0, 1.0), (2, 1.0, 0.05))
     full_drop: float = 0.1
@@ -116,8 +122,6 @@ class Stage1Config(_Base):
     alloc_temperature: float = 0.2
     model: dict[str, Any] = field(default_factory=dict)
     init: str = ""
-    threads: int = 0
-    progress: bool = True
 
     def __post_init__(self) -> None:
         try:
@@ -182,7 +186,6 @@ class Stage2Config(_Base):
     at ``budget``). ``epochs`` / ``noise_warmup_epochs``: ``None`` = the variant's (:data:`VARIANTS`).
     ``loss_weights`` and the split fields: :func:`~admn_ros.core.train.stage2.expected_split_loss`."""
 
-    data: str = "data/gdtm_sim"
     out: str = "runs/controller"
     stage1: str = "runs/stage1/model.safetensors"
     variant: str = "budget"
@@ -192,7 +195,6 @@ class Stage2Config(_Base):
     init: str = ""
     epochs: int | None = None
     noise_warmup_epochs: int | None = None
-    batch_size: int = 64
     lr: float = 1e-3
     min_lr: float = 1e-5
     weight_decay: float = 0.01
@@ -206,11 +208,7 @@ class Stage2Config(_Base):
     split_temperature: float = 1.0
     split_limit: int = 4096
     controller: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
     train_samples: int = 4800
-    val_samples: int = 512
-    threads: int = 0
-    progress: bool = True
 
     def __post_init__(self) -> None:
         _check(self.variant in VARIANTS, f"Stage2Config.variant must be one of {list(VARIANTS)}, got {self.variant!r}")

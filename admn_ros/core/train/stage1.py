@@ -16,13 +16,12 @@ from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, save_chec
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import budget_from_fraction, naive_allocation, validate_budget
 from admn_ros.core.tasks import get_task
-from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, checked_splits, continue_run,
+from admn_ros.core.train.common import (LAST, NoiseSampler, Throughput, apply_noise, checked_splits, continue_run,
                                         derive_seed, draw_missing, fmt_duration, load_resume, lr_at,
-                                        make_adamw, metric_key, noise_aware_masks, open_split, run_epoch,
+                                        make_adamw, noise_aware_masks, open_split, run_epoch,
                                         sample_scores, seed_everything, start_run, write_json)
 from admn_ros.core.train.config import Stage1Config, TrainConfigError
 
-LAST = "last.safetensors"
 FINAL = "model.safetensors"
 SUMMARY = "summary.json"
 #: Fields of the training config that must not change when resuming.
@@ -107,7 +106,7 @@ def validate_stage1(model: ADMNModel, ds: Any, n: int, batch_size: int, seed: in
     """Validation scores (``*_cm`` errors / ``*_acc`` accuracies): clean full model, and under
     continuous noise the full model and naive 25%."""
     streams = model.cfg.streams
-    k = metric_key(model.cfg.task)
+    k = get_task(model.cfg.task).metric.key
     idx = np.arange(n)
     rng = np.random.default_rng(derive_seed(seed, "val-noise"))
     sig = NoiseSampler(streams, {"continuous": 1.0}, modality_prob=0.5).draw(n, rng)
@@ -151,7 +150,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
     """Run stage 1 as configured. ``resume`` continues ``cfg.out/last.safetensors`` (same model
     config, data, seed and batch size) up to ``cfg.epochs``; ``force`` starts over. Raises
     :class:`TrainConfigError` (config, data) or :class:`CheckpointError` (resume checkpoint)."""
-    out = start_run(cfg.out, cfg.threads, resume, force, LAST)
+    out = start_run(cfg.out, cfg.threads, resume, force)
     train_ds, val_ds = open_split(cfg.data, "train"), open_split(cfg.data, "val")
     mcfg = build_model_config(cfg, train_ds)
     n_train, n_val = checked_splits(cfg, mcfg, train_ds, val_ds, f" vs {cfg.init}" if cfg.init else "")
@@ -207,7 +206,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
                 if p_alloc > 0 and rng.random() < p_alloc:
                     mask = noise_aware_masks(sig, streams, budgets, mcfg.vit_depth, mcfg.first_block, rng,
                                              cfg.alloc_temperature)
-            present = draw_missing(len(sel), len(streams), cfg.missing_prob, rng, streams,
+            present = draw_missing(len(sel), cfg.missing_prob, rng, streams,
                                    cfg.modality_missing if noisy_phase else None)
             # an allocation batch runs exactly its budget: no LayerDrop on top
             model.set_layerdrop(0.0 if mask is not None else p_drop, 0.0 if mask is not None else cfg.full_drop)

@@ -18,14 +18,13 @@ from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.splits import (count_embeddings, sampled_splits, split_candidates, split_log_scores,
                                   split_losses)
 from admn_ros.core.streams import MODALITIES, budget_from_fraction, naive_allocation
-from admn_ros.core.train.common import (NoiseSampler, Throughput, apply_noise, checked_splits, continue_run,
-                                        derive_seed, fmt_duration, load_resume, lr_at, make_adamw,
-                                        metric_key, open_split, run_epoch, sample_scores, seed_everything,
-                                        start_run, to_torch)
+from admn_ros.core.tasks import get_task
+from admn_ros.core.train.common import (LAST, NoiseSampler, Throughput, apply_noise, checked_splits, continue_run,
+                                        derive_seed, fmt_duration, load_resume, lr_at, make_adamw, open_split,
+                                        run_epoch, sample_scores, seed_everything, start_run, to_torch)
 from admn_ros.core.train.config import TABLE_FRACTIONS, Stage2Config, TrainConfigError
 from admn_ros.core.train.stage1 import StageResult, finish_run
 
-LAST = "last.safetensors"
 FINAL = "controller.safetensors"
 RESUME_FIXED = ("data", "stage1", "variant", "budget", "budget_fraction", "budget_range", "batch_size", "seed",
                 "train_samples", "controller", "init")
@@ -102,7 +101,7 @@ def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n
     """Mean val score per budget of the controller and of naive allocation on identical noisy inputs
     (``admn_L{L}_cm`` / ``naive_L{L}_acc``...), and the noise head's L1 (``sigma_l1``)."""
     streams = model.cfg.streams
-    k = metric_key(model.cfg.task)
+    k = get_task(model.cfg.task).metric.key
     idx = np.arange(n)
     sig = NoiseSampler(streams, regimes, modality_prob=0.5).draw(n, np.random.default_rng(derive_seed(seed, "v2")))
     noise_seed = derive_seed(seed, "v2-gauss")
@@ -212,7 +211,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
                  log: Callable[[str], None] = print) -> StageResult:
     """Train one controller as configured; :class:`TrainConfigError` (config, data, budgets) or
     :class:`CheckpointError` (stage-1 or resume checkpoint)."""
-    out = start_run(cfg.out, cfg.threads, resume, force, LAST)
+    out = start_run(cfg.out, cfg.threads, resume, force)
     model, parent_id = load_stage1(cfg.stage1)
     mcfg = model.cfg
     ccfg = build_controller_config(cfg, mcfg)  # validates budgets before touching data
@@ -305,7 +304,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
         history.append(rec)
         save_checkpoint(out / LAST, kind="controller_train", state_dict=ctrl.state_dict(), meta=meta(epoch + 1),
                         optimizer_state=opt.state_dict())
-        k = metric_key(mcfg.task)
+        k = get_task(mcfg.task).metric.key
         vs = ", ".join(f"L={L}: {val[f'admn_L{L}_{k}']:.1f} vs naive {val[f'naive_L{L}_{k}']:.1f}"
                        for L in budgets_val)
         log(f"[stage2] {label} epoch {epoch + 1}/{total_epochs} ({phase}) loss {rec['loss']:.3f} | val "
