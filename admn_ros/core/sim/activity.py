@@ -774,10 +774,6 @@ class ActivitySimulator(CorruptibleStreams):
         self._sensor_rng = np.random.default_rng(sensor_ss)
         return corr_ss
 
-    def label_at(self, t: float) -> str:
-        """Activity at ``t`` seconds."""
-        return self.performance.label(float(t))
-
     def step(self) -> ActivityFrame:
         """Render the frame at :attr:`t`, then advance the clock by ``1 / rate_hz``."""
         t = self.t
