@@ -299,7 +299,6 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
 
     for name, v, lo in (("windows_per_activity", windows_per_activity, 1), ("workers", workers, 0), ("seed", seed, 0)):
         check_index(name, v, lo=lo)
-    frame_names(frames)
     plan = plan_subject_splits(n_subjects, val_subjects, test_subjects, seed)
     n_act = len(ACTIVITIES)
     sizes = {s: len(plan[s]) * n_act * windows_per_activity for s in SPLITS}

@@ -74,7 +74,6 @@ def _run_task(task: _Task) -> tuple[str, int, int, float]:
         arrs["t"][j] = f.t
     for a in arrs.values():
         a.flush()
-    del arrs
     return task.split, task.episode, task.n_frames, time.perf_counter() - t0
 
 

@@ -482,8 +482,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     classes = list(acts)
     summary = ConvertSummary(str(root_p), str(out_p), split, image_source, frames, stride, classes,
                              frame_step=frame_step)
-    notes: Counter = Counter()
-    notes["sequences_absent"] = absent
+    notes = Counter(sequences_absent=absent)
     extra = {
         "mmfi": {
             "root": str(root_p), "split": split, "protocol": proto, "actions": classes,

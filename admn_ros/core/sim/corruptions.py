@@ -113,8 +113,7 @@ def parse_corruption(text: str, modality: str | None = None) -> CorruptionSpec:
     s = str(text).strip()
     if not s:
         raise ValueError("empty corruption string; use 'none' for a clean stream")
-    kind, *more = s.replace(";", ",").replace(":", ",").split(",", 1)
-    rest = more[0] if more else ""
+    kind, _, rest = s.replace(";", ",").replace(":", ",").partition(",")
     kind = kind.strip().lower()
     if kind in SCHEDULES:
         raise ValueError(f"{kind!r} is a schedule, not a corruption kind: write e.g. "
