@@ -310,19 +310,18 @@ def _decode_jpeg(raw: Any, path: Path, key: str, gray: bool = False) -> np.ndarr
 
 def _depth_mm(raw: Any, path: Path, key: str) -> np.ndarray:
     """ZED depth -> uint16 mm (0 = invalid); float input is taken as millimetres."""
-    a = np.asarray(raw)
-    if a.ndim != 2 or a.size == 0 or a.dtype.kind not in "fiu":
-        raise _err(path, key, f"expected a 2-D numeric depth map in millimetres, got {a.dtype} {a.shape}")
+    a = _map_2d(raw, path, key, "depth map in millimetres")
     if a.dtype == np.uint16:
         return a
     ok = np.isfinite(a) & (a > 0)
     return np.clip(np.rint(np.where(ok, a, 0.0)), 0, 65535).astype(np.uint16)
 
 
-def _radar_frame(raw: Any, path: Path, key: str) -> np.ndarray:
+def _map_2d(raw: Any, path: Path, key: str, what: str = "radar heatmap") -> np.ndarray:
+    """``raw`` as a non-empty 2-D numeric array (GDTMError naming ``what`` otherwise)."""
     a = np.asarray(raw)
     if a.ndim != 2 or a.size == 0 or a.dtype.kind not in "fiu":
-        raise _err(path, key, f"expected a 2-D numeric radar heatmap, got {a.dtype} {a.shape}")
+        raise _err(path, key, f"expected a 2-D numeric {what}, got {a.dtype} {a.shape}")
     return a
 
 
@@ -336,7 +335,7 @@ def _convert(st: _Stream, raw: Any, key: str, depth_src: str, radar: RadarNorm |
             return to_storage("depth", mm)
         return to_storage("depth", _depth_mm(raw, st.path, key))
     assert radar is not None
-    return to_storage("radar", radar.apply(_radar_frame(raw, st.path, key), MODEL_INPUT))
+    return to_storage("radar", radar.apply(_map_2d(raw, st.path, key), MODEL_INPUT))
 
 
 def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, str]], tol_ms: float,
@@ -444,7 +443,7 @@ def _calibrate_radar(plan: _Plan, kind: str, on_corrupt: str) -> tuple[RadarNorm
             for s in radar_streams:
                 key = s.h5key(int(plan.match[s.sid][i]))
                 try:
-                    v = probe.values(_radar_frame(_read_scalar(files[s.path], s.path, key), s.path, key))
+                    v = probe.values(_map_2d(_read_scalar(files[s.path], s.path, key), s.path, key))
                 except GDTMError:
                     if on_corrupt == "raise":
                         raise
