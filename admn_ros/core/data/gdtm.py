@@ -404,7 +404,6 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
     match: dict[str, np.ndarray] = {}
     missing: Counter = Counter()
     inexact: Counter = Counter()
-    first_missing: list[str] = [""] * len(st_arr)
     for s in streams:
         _, idx = index[(s.node, s.path.name)]
         tol = radar_tol_ms if s.modality == "radar" else tol_ms
@@ -412,10 +411,8 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
         match[s.sid] = m
         missing[s.sid] = int((~ok).sum())
         inexact[s.sid] = int((ok & (m != st_arr)).sum())
-        for i in np.flatnonzero(~ok & keep):
-            first_missing[i] = f"missing:{s.sid}"
+        dropped[f"missing:{s.sid}"] += int((~ok & keep).sum())  # a sample counts for its first missing stream
         keep &= ok
-    dropped.update(r for r in first_missing if r)
     return _Plan(split=split, src_dir=split_dir, mocap_path=mocap_path, n_mocap=n_mocap, stamps=st_arr[keep],
                  gt=np.array(gts, dtype=np.float32).reshape(-1, 2)[keep],
                  pose_ids=np.array(pose_ids, dtype=np.int32)[keep], streams=streams,
