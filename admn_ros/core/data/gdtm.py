@@ -478,12 +478,10 @@ def _write_split(plan: _Plan, out_dir: Path, depth_src: str, radar: RadarNorm,
     examples: list[str] = []
     kept = np.zeros(n, dtype=bool)
     w = 0
-    bar = progress_bar(progress, n, "sample", f"gdtm {plan.split}")
-    with ExitStack() as stack:
+    with progress_bar(progress, n, "sample", f"gdtm {plan.split}") as bar, ExitStack() as stack:
         files = {p: stack.enter_context(_open_h5(p)) for p in {s.path for s in plan.streams}}
         for i in range(n):
             row: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
-            bad = ""
             for s in plan.streams:  # node-major, as the nodes of the output
                 key = s.h5key(int(plan.match[s.sid][i]))
                 try:
@@ -492,19 +490,16 @@ def _write_split(plan: _Plan, out_dir: Path, depth_src: str, radar: RadarNorm,
                     err = exc if isinstance(exc, GDTMError) else _err(s.path, key, str(exc))
                     if on_corrupt == "raise":
                         raise err from None
-                    bad = f"corrupt:{s.sid}"
+                    corrupt[f"corrupt:{s.sid}"] += 1
                     if len(examples) < 10:
                         examples.append(str(err))
                     break
-            if bad:
-                corrupt[bad] += 1
-            else:
+            else:  # every stream decoded
                 for m in MODALITIES:
                     big[m][w] = np.stack(row[m])
                 kept[i] = True
                 w += 1
             bar.update(1)
-    bar.close()
     for a in big.values():
         a.flush()
     del big
