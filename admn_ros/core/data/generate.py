@@ -7,6 +7,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +93,10 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     tasks: list[_Task] = []
     with splits_removed_on_error(out):
         for split in SPLITS:
-            n_split = sum(n for _, n in plan[split])
-            for a in create_arrays(out / split, n_split, len(nodes)).values():  # allocate the files
+            for a in create_arrays(out / split, sum(n for _, n in plan[split]), len(nodes)).values():  # allocate
                 a.flush()
-            off = 0
-            for ep, n in plan[split]:
-                tasks.append(_Task(str(out), split, ep, off, n, seed, cfg))
-                off += n
+            offsets = accumulate((n for _, n in plan[split]), initial=0)  # first row of each episode
+            tasks += [_Task(str(out), split, ep, off, n, seed, cfg) for (ep, n), off in zip(plan[split], offsets)]
         tasks.sort(key=lambda t: -t.n_frames)  # long episodes first: better load balance
 
         with WorkerPool(_run_task, tasks, workers, ordered=False, progress=progress, total=n_samples,
