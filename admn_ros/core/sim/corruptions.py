@@ -122,9 +122,8 @@ def parse_corruption(text: str, modality: str | None = None) -> CorruptionSpec:
         raise ValueError(f"unknown corruption kind {kind!r}; known: {list(KINDS)}")
     fields: dict[str, object] = {"kind": kind}
     for item in filter(None, (x.strip() for x in rest.split(","))):
-        if item.lower() in SCHEDULES:
-            fields["schedule"] = item.lower()
-            continue
+        if item.lower() in SCHEDULES:  # a bare schedule name
+            item = f"schedule={item}"
         key, eq, val = item.partition("=")
         key, val = key.strip().lower(), val.strip()
         if not eq or not val:
