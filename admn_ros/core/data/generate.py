@@ -59,13 +59,11 @@ def _run_task(task: _Task) -> tuple[str, int, int, float]:
     from admn_ros.core.sim.simulator import GDTMSimulator
 
     t0 = time.perf_counter()
-    cfg = task.cfg
-    nodes = [n.name for n in cfg.nodes]
+    nodes = [n.name for n in task.cfg.nodes]
     arrs = {stem: np.load(Path(task.out_dir) / task.split / f"{stem}.npy", mmap_mode="r+") for stem in ARRAYS}
-    sim = GDTMSimulator(cfg, seed=task.seed, episode=task.episode)
-    for i in range(task.n_frames):
+    sim = GDTMSimulator(task.cfg, seed=task.seed, episode=task.episode)
+    for j in range(task.offset, task.offset + task.n_frames):  # the episode's rows
         f = sim.step()
-        j = task.offset + i
         for k, node in enumerate(nodes):
             for m in MODALITY_NAMES:
                 arrs[m][j, k] = to_storage(m, f.streams[f"{node}/{m}"].data)
