@@ -439,9 +439,7 @@ def _radar_points(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
                 m[_J[f"{side}_hip"]] += wl * u
             rows.append(m)
             wts.append(1.3 * tw / 12)
-    m = np.zeros(len(JOINTS))
-    m[_J["head"]] = 1.0
-    rows.append(m)
+    rows.append(np.eye(len(JOINTS))[_J["head"]])
     wts.append(math.pi * (_R_HEAD * H) ** 2)
     return np.stack(rows), np.array(wts)
 
