@@ -136,8 +136,7 @@ def _value_noise(x: np.ndarray, y: np.ndarray, scale: float, table: np.ndarray) 
 
 
 def _floor_albedo(x: np.ndarray, y: np.ndarray, app: Appearance, cfg: SimConfig) -> np.ndarray:
-    trng = np.random.default_rng(app.texture_seed)
-    table = trng.uniform(-1, 1, (64, 64))
+    table = np.random.default_rng(app.texture_seed).uniform(-1, 1, (64, 64))
     s, k = app.texture_scale, app.texture_contrast
     if app.floor_texture == "tiles":
         ix, iy = np.floor(x / s).astype(np.int64), np.floor(y / s).astype(np.int64)
