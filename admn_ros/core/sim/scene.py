@@ -28,11 +28,10 @@ class Trajectory:
     length: float = field(init=False)
 
     def __post_init__(self) -> None:
-        closed = np.vstack([self.points, self.points[:1]])
-        seg = np.linalg.norm(np.diff(closed, axis=0), axis=1)
+        self._closed = np.vstack([self.points, self.points[:1]])
+        seg = np.linalg.norm(np.diff(self._closed, axis=0), axis=1)
         self._cum = np.concatenate([[0.0], np.cumsum(seg)])
         self.length = float(self._cum[-1])
-        self._closed = closed
 
     def speed(self, t: float) -> float:
         return float(self.v0 + np.sum(self.amps * np.sin(self.omegas * t + self.phases)))
