@@ -366,9 +366,7 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
             names = list(f.keys())
         except (OSError, RuntimeError) as exc:
             raise _err(mocap_path, None, f"cannot list groups ({exc})") from None
-        order = sorted(((_parse_stamp(mocap_path, n), n) for n in names))
-        if limit > 0:
-            order = order[:limit]
+        order = sorted((_parse_stamp(mocap_path, n), n) for n in names)[:limit if limit > 0 else None]
         n_mocap = len(order)
         if n_mocap == 0:
             raise GDTMError(f"split {split!r}: {mocap_path} has no timestamp groups: the split has no samples",
@@ -478,9 +476,9 @@ def _write_split(plan: _Plan, out_dir: Path, depth_src: str, radar: RadarNorm,
     examples: list[str] = []
     kept = np.zeros(n, dtype=bool)
     w = 0
-    with progress_bar(progress, n, "sample", f"gdtm {plan.split}") as bar, ExitStack() as stack:
+    with ExitStack() as stack:
         files = {p: stack.enter_context(_open_h5(p)) for p in {s.path for s in plan.streams}}
-        for i in range(n):
+        for i in progress_bar(progress, n, "sample", f"gdtm {plan.split}", range(n)):
             row: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
             for s in plan.streams:  # node-major, as the nodes of the output
                 key = s.h5key(int(plan.match[s.sid][i]))
@@ -499,7 +497,6 @@ def _write_split(plan: _Plan, out_dir: Path, depth_src: str, radar: RadarNorm,
                     big[m][w] = np.stack(row[m])
                 kept[i] = True
                 w += 1
-            bar.update(1)
     for a in big.values():
         a.flush()
     del big

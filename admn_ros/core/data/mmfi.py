@@ -508,8 +508,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             n_written = 0
             subjects: set[str] = set()
             seq_index[name] = []
-            bar = progress_bar(progress, len(seq_list), "seq", f"mmfi {name}")
-            for s in seq_list:
+            for s in progress_bar(progress, len(seq_list), "seq", f"mmfi {name}", seq_list):
                 w, reasons = _convert_sequence(s, files[s], starts[s], span, frame_step, classes.index(s.action),
                                                int(s.subject[1:]), rate_hz, name, writer, keypoints, keypoint_canvas,
                                                strict, notes, summary.examples)
@@ -520,8 +519,6 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                     seq_index[name].append({"seq": s.name, "windows": w})
                 else:
                     skipped_seq["short_sequence" if reasons.get("short_sequence") else "all_windows_dropped"] += 1
-                bar.update(1)
-            bar.close()
             if n_written == 0:
                 raise _err(root_p, f"split {name!r} has no windows: all {len(seq_list)} sequences were dropped "
                                    f"({dict(skipped)}); e.g. {summary.examples[:2]}")
