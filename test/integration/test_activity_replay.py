@@ -51,7 +51,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def _true_labels() -> list[str]:
     sim = ActivitySimulator(draw_subject(SEED, SUBJECT), seed=SEED)
-    return [sim.label_at(k / sim.rate_hz) for k in range(FRAMES)]
+    return [sim.performance.label(k / sim.rate_hz) for k in range(FRAMES)]
 
 
 def test_record_writes_the_scenario_and_its_truth(bag_and_models):

@@ -299,13 +299,11 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
 
     for name, v, lo in (("windows_per_activity", windows_per_activity, 1), ("workers", workers, 0), ("seed", seed, 0)):
         check_index(name, v, lo=lo)
-    frame_names(frames)
     plan = plan_subject_splits(n_subjects, val_subjects, test_subjects, seed)
     n_act = len(ACTIVITIES)
     sizes = {s: len(plan[s]) * n_act * windows_per_activity for s in SPLITS}
     total = sum(sizes.values())
     out = Path(out)
-    subjects = {sid: draw_subject(seed, sid) for sid in range(n_subjects)}
     extra = {
         "description": "Simulated MM-Fi-style activity windows (admn_ros.core.sim.activity): one subject per "
                        "recording in front of node1 (rgb, depth, range-Doppler radar), clean frames "
@@ -318,7 +316,7 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
                    "radar_axes": {"rows": f"slant range [i, i+1) * {RANGE_RES_M} m, row 0 nearest (0..6 m)",
                                   "cols": f"radial velocity -3 + [j, j+1) * {DOPPLER_RES_MPS} m/s, "
                                           "positive = moving away; zero Doppler between columns 31 and 32"}},
-        "subjects": {str(sid): subjects[sid].to_dict() for sid in range(n_subjects)},
+        "subjects": {str(sid): draw_subject(seed, sid).to_dict() for sid in range(n_subjects)},
     }
     tasks = [_Task(int(seed), sid, activity_index(a), int(windows_per_activity), int(frames), float(rate_hz),
                    int(width), int(height))

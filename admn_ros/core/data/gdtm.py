@@ -310,19 +310,18 @@ def _decode_jpeg(raw: Any, path: Path, key: str, gray: bool = False) -> np.ndarr
 
 def _depth_mm(raw: Any, path: Path, key: str) -> np.ndarray:
     """ZED depth -> uint16 mm (0 = invalid); float input is taken as millimetres."""
-    a = np.asarray(raw)
-    if a.ndim != 2 or a.size == 0 or a.dtype.kind not in "fiu":
-        raise _err(path, key, f"expected a 2-D numeric depth map in millimetres, got {a.dtype} {a.shape}")
+    a = _map_2d(raw, path, key, "depth map in millimetres")
     if a.dtype == np.uint16:
         return a
     ok = np.isfinite(a) & (a > 0)
     return np.clip(np.rint(np.where(ok, a, 0.0)), 0, 65535).astype(np.uint16)
 
 
-def _radar_frame(raw: Any, path: Path, key: str) -> np.ndarray:
+def _map_2d(raw: Any, path: Path, key: str, what: str = "radar heatmap") -> np.ndarray:
+    """``raw`` as a non-empty 2-D numeric array (GDTMError naming ``what`` otherwise)."""
     a = np.asarray(raw)
     if a.ndim != 2 or a.size == 0 or a.dtype.kind not in "fiu":
-        raise _err(path, key, f"expected a 2-D numeric radar heatmap, got {a.dtype} {a.shape}")
+        raise _err(path, key, f"expected a 2-D numeric {what}, got {a.dtype} {a.shape}")
     return a
 
 
@@ -336,7 +335,7 @@ def _convert(st: _Stream, raw: Any, key: str, depth_src: str, radar: RadarNorm |
             return to_storage("depth", mm)
         return to_storage("depth", _depth_mm(raw, st.path, key))
     assert radar is not None
-    return to_storage("radar", radar.apply(_radar_frame(raw, st.path, key), MODEL_INPUT))
+    return to_storage("radar", radar.apply(_map_2d(raw, st.path, key), MODEL_INPUT))
 
 
 def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, str]], tol_ms: float,
@@ -367,9 +366,7 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
             names = list(f.keys())
         except (OSError, RuntimeError) as exc:
             raise _err(mocap_path, None, f"cannot list groups ({exc})") from None
-        order = sorted(((_parse_stamp(mocap_path, n), n) for n in names))
-        if limit > 0:
-            order = order[:limit]
+        order = sorted((_parse_stamp(mocap_path, n), n) for n in names)[:limit if limit > 0 else None]
         n_mocap = len(order)
         if n_mocap == 0:
             raise GDTMError(f"split {split!r}: {mocap_path} has no timestamp groups: the split has no samples",
@@ -405,7 +402,6 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
     match: dict[str, np.ndarray] = {}
     missing: Counter = Counter()
     inexact: Counter = Counter()
-    first_missing: list[str] = [""] * len(st_arr)
     for s in streams:
         _, idx = index[(s.node, s.path.name)]
         tol = radar_tol_ms if s.modality == "radar" else tol_ms
@@ -413,10 +409,8 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
         match[s.sid] = m
         missing[s.sid] = int((~ok).sum())
         inexact[s.sid] = int((ok & (m != st_arr)).sum())
-        for i in np.flatnonzero(~ok & keep):
-            first_missing[i] = f"missing:{s.sid}"
+        dropped[f"missing:{s.sid}"] += int((~ok & keep).sum())  # a sample counts for its first missing stream
         keep &= ok
-    dropped.update(r for r in first_missing if r)
     return _Plan(split=split, src_dir=split_dir, mocap_path=mocap_path, n_mocap=n_mocap, stamps=st_arr[keep],
                  gt=np.array(gts, dtype=np.float32).reshape(-1, 2)[keep],
                  pose_ids=np.array(pose_ids, dtype=np.int32)[keep], streams=streams,
@@ -444,7 +438,7 @@ def _calibrate_radar(plan: _Plan, kind: str, on_corrupt: str) -> tuple[RadarNorm
             for s in radar_streams:
                 key = s.h5key(int(plan.match[s.sid][i]))
                 try:
-                    v = probe.values(_radar_frame(_read_scalar(files[s.path], s.path, key), s.path, key))
+                    v = probe.values(_map_2d(_read_scalar(files[s.path], s.path, key), s.path, key))
                 except GDTMError:
                     if on_corrupt == "raise":
                         raise
@@ -482,12 +476,10 @@ def _write_split(plan: _Plan, out_dir: Path, depth_src: str, radar: RadarNorm,
     examples: list[str] = []
     kept = np.zeros(n, dtype=bool)
     w = 0
-    bar = progress_bar(progress, n, "sample", f"gdtm {plan.split}")
     with ExitStack() as stack:
         files = {p: stack.enter_context(_open_h5(p)) for p in {s.path for s in plan.streams}}
-        for i in range(n):
+        for i in progress_bar(progress, n, "sample", f"gdtm {plan.split}", range(n)):
             row: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
-            bad = ""
             for s in plan.streams:  # node-major, as the nodes of the output
                 key = s.h5key(int(plan.match[s.sid][i]))
                 try:
@@ -496,19 +488,15 @@ def _write_split(plan: _Plan, out_dir: Path, depth_src: str, radar: RadarNorm,
                     err = exc if isinstance(exc, GDTMError) else _err(s.path, key, str(exc))
                     if on_corrupt == "raise":
                         raise err from None
-                    bad = f"corrupt:{s.sid}"
+                    corrupt[f"corrupt:{s.sid}"] += 1
                     if len(examples) < 10:
                         examples.append(str(err))
                     break
-            if bad:
-                corrupt[bad] += 1
-            else:
+            else:  # every stream decoded
                 for m in MODALITIES:
                     big[m][w] = np.stack(row[m])
                 kept[i] = True
                 w += 1
-            bar.update(1)
-    bar.close()
     for a in big.values():
         a.flush()
     del big

@@ -7,6 +7,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +59,11 @@ def _run_task(task: _Task) -> tuple[str, int, int, float]:
     from admn_ros.core.sim.simulator import GDTMSimulator
 
     t0 = time.perf_counter()
-    cfg = task.cfg
-    nodes = [n.name for n in cfg.nodes]
+    nodes = [n.name for n in task.cfg.nodes]
     arrs = {stem: np.load(Path(task.out_dir) / task.split / f"{stem}.npy", mmap_mode="r+") for stem in ARRAYS}
-    sim = GDTMSimulator(cfg, seed=task.seed, episode=task.episode)
-    for i in range(task.n_frames):
+    sim = GDTMSimulator(task.cfg, seed=task.seed, episode=task.episode)
+    for j in range(task.offset, task.offset + task.n_frames):  # the episode's rows
         f = sim.step()
-        j = task.offset + i
         for k, node in enumerate(nodes):
             for m in MODALITY_NAMES:
                 arrs[m][j, k] = to_storage(m, f.streams[f"{node}/{m}"].data)
@@ -74,7 +73,6 @@ def _run_task(task: _Task) -> tuple[str, int, int, float]:
         arrs["t"][j] = f.t
     for a in arrs.values():
         a.flush()
-    del arrs
     return task.split, task.episode, task.n_frames, time.perf_counter() - t0
 
 
@@ -93,13 +91,10 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     tasks: list[_Task] = []
     with splits_removed_on_error(out):
         for split in SPLITS:
-            n_split = sum(n for _, n in plan[split])
-            for a in create_arrays(out / split, n_split, len(nodes)).values():  # allocate the files
+            for a in create_arrays(out / split, sum(n for _, n in plan[split]), len(nodes)).values():  # allocate
                 a.flush()
-            off = 0
-            for ep, n in plan[split]:
-                tasks.append(_Task(str(out), split, ep, off, n, seed, cfg))
-                off += n
+            offsets = accumulate((n for _, n in plan[split]), initial=0)  # first row of each episode
+            tasks += [_Task(str(out), split, ep, off, n, seed, cfg) for (ep, n), off in zip(plan[split], offsets)]
         tasks.sort(key=lambda t: -t.n_frames)  # long episodes first: better load balance
 
         with WorkerPool(_run_task, tasks, workers, ordered=False, progress=progress, total=n_samples,

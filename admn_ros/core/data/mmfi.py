@@ -111,13 +111,13 @@ def split_subjects(split: str = "admn", actions: Sequence[str] | str | None = "p
         order = PROTOCOLS[proto] if proto else ALL_ACTIONS
         vals = None if val_subjects is None else set(_check_subjects(val_subjects))
         for act in acts:
-            perm = np.random.RandomState(order.index(act)).permutation(len(ALL_SUBJECTS))
-            train_idx, test_idx = perm[:RANDOM_SPLIT_TRAIN], perm[RANDOM_SPLIT_TRAIN:]
-            val_set = {ALL_SUBJECTS[j] for j in train_idx[-RANDOM_VAL_PER_ACTION:]} if vals is None else vals
-            for j in train_idx:
-                put("val" if ALL_SUBJECTS[j] in val_set else "train", ALL_SUBJECTS[j], act)
-            for j in test_idx:
-                put("test", ALL_SUBJECTS[j], act)
+            perm = [ALL_SUBJECTS[j] for j in np.random.RandomState(order.index(act)).permutation(len(ALL_SUBJECTS))]
+            train, test = perm[:RANDOM_SPLIT_TRAIN], perm[RANDOM_SPLIT_TRAIN:]
+            val_set = set(train[-RANDOM_VAL_PER_ACTION:]) if vals is None else vals
+            for subj in train:
+                put("val" if subj in val_set else "train", subj, act)
+            for subj in test:
+                put("test", subj, act)
     else:
         test = set(TEST_SUBJECTS[split])
         vals = set(_check_subjects(DEFAULT_VAL_SUBJECTS[split] if val_subjects is None else val_subjects))
@@ -423,7 +423,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
         raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
     if len(keypoint_canvas) != 2 or min(keypoint_canvas) <= 0:
         raise ValueError(f"keypoint_canvas must be (W, H) > 0, got {keypoint_canvas!r}")
-    acts, proto = _resolve_actions(actions)
+    classes, proto = _resolve_actions(actions)
     form = split_subjects(split, actions, val_subjects=val_subjects)
     rgb_root_p = None if rgb_root is None else Path(rgb_root)
     if rgb_root_p is not None and not rgb_root_p.is_dir():
@@ -440,10 +440,8 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     plan: dict[str, list[SequenceDir]] = {}
     absent = 0
     empty: list[str] = []
-    for name in SPLITS:
-        pairs = [(subj, a) for subj, al in form.get(name, {}).items() for a in al]
-        if not pairs:
-            continue
+    for name, subject_actions in form.items():   # the non-empty splits, in split order
+        pairs = [(subj, a) for subj, al in subject_actions.items() for a in al]
         got = [by_key[p] for p in pairs if p in by_key]
         absent += len(pairs) - len(got)
         if not got:
@@ -479,11 +477,9 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                               f"{other}){hint}")
             files[s][mod] = ff
 
-    classes = list(acts)
     summary = ConvertSummary(str(root_p), str(out_p), split, image_source, frames, stride, classes,
                              frame_step=frame_step)
-    notes: Counter = Counter()
-    notes["sequences_absent"] = absent
+    notes = Counter(sequences_absent=absent)
     extra = {
         "mmfi": {
             "root": str(root_p), "split": split, "protocol": proto, "actions": classes,
@@ -512,8 +508,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             n_written = 0
             subjects: set[str] = set()
             seq_index[name] = []
-            bar = progress_bar(progress, len(seq_list), "seq", f"mmfi {name}")
-            for s in seq_list:
+            for s in progress_bar(progress, len(seq_list), "seq", f"mmfi {name}", seq_list):
                 w, reasons = _convert_sequence(s, files[s], starts[s], span, frame_step, classes.index(s.action),
                                                int(s.subject[1:]), rate_hz, name, writer, keypoints, keypoint_canvas,
                                                strict, notes, summary.examples)
@@ -524,8 +519,6 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                     seq_index[name].append({"seq": s.name, "windows": w})
                 else:
                     skipped_seq["short_sequence" if reasons.get("short_sequence") else "all_windows_dropped"] += 1
-                bar.update(1)
-            bar.close()
             if n_written == 0:
                 raise _err(root_p, f"split {name!r} has no windows: all {len(seq_list)} sequences were dropped "
                                    f"({dict(skipped)}); e.g. {summary.examples[:2]}")

@@ -47,11 +47,11 @@ def worker_init() -> None:
     cv2.setNumThreads(1)
 
 
-def progress_bar(enabled: bool, total: int, unit: str, desc: str) -> Any:
-    """A tqdm bar on stderr that shows nothing unless ``enabled``."""
+def progress_bar(enabled: bool, total: int, unit: str, desc: str, items: Iterable[Any] | None = None) -> Any:
+    """A tqdm bar on stderr (iterating over ``items`` if given) that shows nothing unless ``enabled``."""
     from tqdm import tqdm
 
-    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, disable=not enabled)
+    return tqdm(items, total=total, unit=unit, desc=desc, file=sys.stderr, disable=not enabled)
 
 
 def truncate_npy(path: Path, n: int) -> None:

@@ -256,28 +256,24 @@ _REST = np.array([math.radians(_REST_DEG.get(name[2:], 0.0)) if name[:2] in ("l_
 _ANGLE = np.array([name not in ("lift", "shift_x", "sway") for name in POSE_PARAMS])
 
 
-def _style(subject: Subject, activity: str) -> tuple[float, float, float]:
-    """Per (subject, activity) period factor, amplitude factor and phase offset."""
-    ss = np.random.SeedSequence([subject.seed, subject.subject_id, 0x57E, activity_index(activity)])
-    rng = np.random.default_rng(ss)
-    return float(rng.uniform(0.9, 1.1)), float(rng.uniform(0.9, 1.1)), float(rng.random())
-
-
 def activity_params(subject: Subject, activity: str, times: np.ndarray) -> np.ndarray:
     """Pose parameters ``(K, len(POSE_PARAMS))`` of ``subject`` performing ``activity``
     continuously since t = 0, at ``times`` (seconds, shape ``(K,)``)."""
-    fn, period = _ACTIVITY_FUNCS[ACTIVITIES[activity_index(activity)]]
-    pf, af, ph = _style(subject, activity)
+    k = activity_index(activity)
+    fn, period = _ACTIVITY_FUNCS[ACTIVITIES[k]]
+    # the subject's style of this activity: period factor, amplitude factor, phase offset
+    rng = np.random.default_rng(np.random.SeedSequence([subject.seed, subject.subject_id, 0x57E, k]))
+    pf, af, ph = float(rng.uniform(0.9, 1.1)), float(rng.uniform(0.9, 1.1)), float(rng.random())
     t = np.asarray(times, np.float64).reshape(-1)
     phi = np.mod(t * subject.speed / (period * pf) + subject.phase + ph, 1.0)
     out = np.tile(_REST, (t.size, 1))
     dom, oth = ("l", "r") if subject.handedness > 0 else ("r", "l")
+    sides = {"d": (dom,), "o": (oth,), "b": ("l", "r"), "l": ("l",), "r": ("r",)}
     for key, val in fn(phi).items():
         v = np.broadcast_to(np.asarray(val, np.float64), t.shape)
         pre, _, name = key.partition("_")
-        if pre in ("d", "o", "b", "l", "r") and name in _SIDE_PARAMS:
-            sides = {"d": (dom,), "o": (oth,), "b": ("l", "r"), "l": ("l",), "r": ("r",)}[pre]
-            for s in sides:
+        if pre in sides and name in _SIDE_PARAMS:
+            for s in sides[pre]:
                 out[:, _PI[f"{s}_{name}"]] = np.radians(v)
         elif key in _PI:
             out[:, _PI[key]] = np.radians(v) if _ANGLE[_PI[key]] else v
@@ -443,9 +439,7 @@ def _radar_points(subject: Subject) -> tuple[np.ndarray, np.ndarray]:
                 m[_J[f"{side}_hip"]] += wl * u
             rows.append(m)
             wts.append(1.3 * tw / 12)
-    m = np.zeros(len(JOINTS))
-    m[_J["head"]] = 1.0
-    rows.append(m)
+    rows.append(np.eye(len(JOINTS))[_J["head"]])
     wts.append(math.pi * (_R_HEAD * H) ** 2)
     return np.stack(rows), np.array(wts)
 
@@ -773,10 +767,6 @@ class ActivitySimulator(CorruptibleStreams):
         sensor_ss, corr_ss = np.random.SeedSequence([self.seed, self.subject.subject_id, self.episode, 0xAC75]).spawn(2)
         self._sensor_rng = np.random.default_rng(sensor_ss)
         return corr_ss
-
-    def label_at(self, t: float) -> str:
-        """Activity at ``t`` seconds."""
-        return self.performance.label(float(t))
 
     def step(self) -> ActivityFrame:
         """Render the frame at :attr:`t`, then advance the clock by ``1 / rate_hz``."""

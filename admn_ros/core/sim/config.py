@@ -14,7 +14,6 @@ import numpy as np
 from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES, StreamSet, stream_id
 
 
-
 class SimConfigError(ValueError):
     """Invalid simulator configuration; the message names the file and the key."""
 
@@ -351,16 +350,14 @@ def _radar_cloud(ctx: _Ctx, radar: Mapping[str, Any]) -> RadarCloudConfig:
     m = ctx.mapping(radar.get("pointcloud"), key, {"intensity_field", "intensity_unit", "intensity_ref"})
     d = RadarCloudConfig()
     fld = m.get("intensity_field", d.intensity_field)
-    if fld is None:
-        fld = ""
-    if not isinstance(fld, str):
+    if not isinstance(fld, (str, type(None))):
         raise ctx.fail(f"{key}.intensity_field", f"expected a field name ('' = none), got {fld!r}")
     unit = m.get("intensity_unit", d.intensity_unit)
     if unit not in INTENSITY_UNITS:
         raise ctx.fail(f"{key}.intensity_unit", f"expected one of {list(INTENSITY_UNITS)}, got {unit!r}")
     lo_open = unit == "linear"   # linear: a divisor
     ref = ctx.value(m, "intensity_ref", key, d.intensity_ref, 0.0 if lo_open else -1e6, 1e12, lo_open=lo_open)
-    return RadarCloudConfig(fld, str(unit), ref)
+    return RadarCloudConfig(fld or "", str(unit), ref)
 
 
 def parse_sim_config(data: Any, source: str = "<dict>") -> SimConfig:

@@ -113,8 +113,7 @@ def parse_corruption(text: str, modality: str | None = None) -> CorruptionSpec:
     s = str(text).strip()
     if not s:
         raise ValueError("empty corruption string; use 'none' for a clean stream")
-    kind, *more = s.replace(";", ",").replace(":", ",").split(",", 1)
-    rest = more[0] if more else ""
+    kind, _, rest = s.replace(";", ",").replace(":", ",").partition(",")
     kind = kind.strip().lower()
     if kind in SCHEDULES:
         raise ValueError(f"{kind!r} is a schedule, not a corruption kind: write e.g. "
@@ -123,9 +122,8 @@ def parse_corruption(text: str, modality: str | None = None) -> CorruptionSpec:
         raise ValueError(f"unknown corruption kind {kind!r}; known: {list(KINDS)}")
     fields: dict[str, object] = {"kind": kind}
     for item in filter(None, (x.strip() for x in rest.split(","))):
-        if item.lower() in SCHEDULES:
-            fields["schedule"] = item.lower()
-            continue
+        if item.lower() in SCHEDULES:  # a bare schedule name
+            item = f"schedule={item}"
         key, eq, val = item.partition("=")
         key, val = key.strip().lower(), val.strip()
         if not eq or not val:

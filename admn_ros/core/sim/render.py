@@ -136,8 +136,7 @@ def _value_noise(x: np.ndarray, y: np.ndarray, scale: float, table: np.ndarray) 
 
 
 def _floor_albedo(x: np.ndarray, y: np.ndarray, app: Appearance, cfg: SimConfig) -> np.ndarray:
-    trng = np.random.default_rng(app.texture_seed)
-    table = trng.uniform(-1, 1, (64, 64))
+    table = np.random.default_rng(app.texture_seed).uniform(-1, 1, (64, 64))
     s, k = app.texture_scale, app.texture_contrast
     if app.floor_texture == "tiles":
         ix, iy = np.floor(x / s).astype(np.int64), np.floor(y / s).astype(np.int64)
@@ -371,12 +370,10 @@ class RadarRenderer:
         d = np.stack([np.cos(th), np.sin(th)], 1)
         n = d.shape[0]
         # walls (the room is a box around the node: nearest positive plane)
-        X, Y = cfg.room.size_x / 2, cfg.room.size_y / 2
+        half = np.array([cfg.room.size_x / 2, cfg.room.size_y / 2])
         with np.errstate(divide="ignore", invalid="ignore"):
-            tx = np.where(d[:, 0] > 0, (X - self.xy[0]) / d[:, 0], (-X - self.xy[0]) / d[:, 0])
-            ty = np.where(d[:, 1] > 0, (Y - self.xy[1]) / d[:, 1], (-Y - self.xy[1]) / d[:, 1])
-        tx = np.where(np.abs(d[:, 0]) > 1e-9, tx, np.inf)
-        ty = np.where(np.abs(d[:, 1]) > 1e-9, ty, np.inf)
+            t_xy = np.where(d > 0, (half - self.xy) / d, (-half - self.xy) / d)
+        tx, ty = np.where(np.abs(d) > 1e-9, t_xy, np.inf).T
         t_wall = np.minimum(tx, ty)
         cos_wall = np.where(tx < ty, np.abs(d[:, 0]), np.abs(d[:, 1]))
         o3 = np.array([self.xy[0], self.xy[1], 0.01])

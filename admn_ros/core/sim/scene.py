@@ -28,11 +28,10 @@ class Trajectory:
     length: float = field(init=False)
 
     def __post_init__(self) -> None:
-        closed = np.vstack([self.points, self.points[:1]])
-        seg = np.linalg.norm(np.diff(closed, axis=0), axis=1)
+        self._closed = np.vstack([self.points, self.points[:1]])
+        seg = np.linalg.norm(np.diff(self._closed, axis=0), axis=1)
         self._cum = np.concatenate([[0.0], np.cumsum(seg)])
         self.length = float(self._cum[-1])
-        self._closed = closed
 
     def speed(self, t: float) -> float:
         return float(self.v0 + np.sum(self.amps * np.sin(self.omegas * t + self.phases)))
@@ -53,14 +52,12 @@ class Trajectory:
 
 
 def _catmull_rom_closed(wp: np.ndarray, per_seg: int) -> np.ndarray:
-    n = len(wp)
-    out = []
+    i = np.arange(len(wp))
+    p0, p1, p2, p3 = (wp[(i + k) % len(wp)][:, None] for k in (-1, 0, 1, 2))  # (n, 1, 2): segment i runs p1 -> p2
     u = np.linspace(0.0, 1.0, per_seg, endpoint=False)[:, None]
-    for i in range(n):
-        p0, p1, p2, p3 = wp[(i - 1) % n], wp[i], wp[(i + 1) % n], wp[(i + 2) % n]
-        out.append(0.5 * ((2 * p1) + (-p0 + p2) * u + (2 * p0 - 5 * p1 + 4 * p2 - p3) * u ** 2
-                          + (-p0 + 3 * p1 - 3 * p2 + p3) * u ** 3))
-    return np.vstack(out)
+    pts = 0.5 * ((2 * p1) + (-p0 + p2) * u + (2 * p0 - 5 * p1 + 4 * p2 - p3) * u ** 2
+                 + (-p0 + 3 * p1 - 3 * p2 + p3) * u ** 3)
+    return pts.reshape(-1, 2)
 
 
 def _curve(kind: str, rng: np.random.Generator, hx: float, hy: float) -> np.ndarray:
@@ -74,11 +71,8 @@ def _curve(kind: str, rng: np.random.Generator, hx: float, hy: float) -> np.ndar
     elif kind == "figure8":
         a, b = rng.uniform(0.7, 1.0), rng.uniform(0.6, 1.0)
         pts = np.stack([np.sin(th), np.sin(th) * np.cos(th) * 2.0], 1)  # lemniscate of Gerono
-        if rng.random() < 0.5:  # long axis along y (the longer side of the track) or x
-            pts = pts[:, ::-1]
-            pts = pts * [hx * b, hy * a]
-        else:
-            pts = pts * [hx * a, hy * b]
+        # long axis along y (the longer side of the track) or x
+        pts = pts[:, ::-1] * [hx * b, hy * a] if rng.random() < 0.5 else pts * [hx * a, hy * b]
     else:  # spline
         n = int(rng.integers(5, 9))
         # keep waypoints well separated in angle so the curve does not self-intersect
@@ -180,8 +174,7 @@ def sample_obstacles(cfg: SimConfig, traj: Trajectory, rng: np.random.Generator)
                 sx = sy = rng.uniform(0.16, 0.32)
                 height = rng.uniform(0.9, 2.0)
                 color = np.clip(rng.uniform(0.55, 0.85) * rng.uniform(0.92, 1.08, 3), 0, 1)
-            cx = rng.uniform(x0 - 0.5, x1 + 0.5)
-            cy = rng.uniform(y0 - 0.5, y1 + 0.5)
+            cx, cy = rng.uniform(x0 - 0.5, x1 + 0.5), rng.uniform(y0 - 0.5, y1 + 0.5)
             ob = Obstacle(kind, (float(cx), float(cy)), float(sx), float(sy), float(height),
                           float(rng.uniform(0, np.pi)), tuple(float(c) for c in color))
             wall = min(cfg.room.size_x / 2 - abs(cx), cfg.room.size_y / 2 - abs(cy))
