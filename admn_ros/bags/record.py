@@ -229,10 +229,9 @@ def _rclpy_qos_to_bag(q: Any) -> Qos:
 
 def record_live(out: str | Path, topics: Sequence[str], *, duration: float, storage: str = "sqlite3",
                 wait: float = 5.0, progress: bool = False, log: Any = print) -> RecordSummary:
-    """Record ``topics`` from the ROS graph for ``duration`` seconds. Topics not on the graph
-    after ``wait`` s are reported and skipped; ``RuntimeError`` (listing the graph) if none is."""
-    if not (math.isfinite(duration) and duration > 0):
-        raise ValueError(f"--duration must be > 0 s for live recording, got {duration}")
+    """Record ``topics`` from the ROS graph for ``duration`` seconds (finite, > 0: :func:`main` checks
+    it). Topics not on the graph after ``wait`` s are reported and skipped; ``RuntimeError`` (listing
+    the graph) if none is."""
     from admn_ros.ros.convert import message_class
     from admn_ros.ros.env import isolated_env
 
