@@ -7,6 +7,7 @@ docs/BENCHMARKS.md, "Node graph end to end". ``--baseline REV`` alternates with 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -66,10 +67,8 @@ class _Recorder:
             node = name.split(":")[0].strip("/")
             for k, v in vals.items():
                 if k.startswith("dropped.") or k == "sync_discarded":
-                    try:
+                    with contextlib.suppress(ValueError):
                         out[f"{node}: {k.replace('dropped.', '')}"] = int(float(v))
-                    except ValueError:
-                        pass
         return out
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -43,7 +42,7 @@ def run(name: str, args: list[str], work: Path, done: Path, times: dict[str, Any
     log(f"{name}: admn-ros {shlex.join(args)}  (log {logf})")
     t0 = time.perf_counter()
     with open(logf, "a") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ))
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
         while proc.poll() is None:
             try:
                 proc.wait(timeout=60)

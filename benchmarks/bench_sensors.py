@@ -14,10 +14,15 @@ import sys
 import tempfile
 import time
 
+from admn_ros.core.sync import stamp_to_ns
 from admn_ros.ros.env import isolated_env, stop_process_groups
 from benchmarks.common import CLK_TCK, ROOT, monitor_node, proc_stat, spin_for
 
 PY = sys.executable
+#: (label, env changes) of the DDS set-ups compared; None value = unset
+VARIANTS = (("no profile", {"FASTDDS_DEFAULT_PROFILES_FILE": None}),
+            ("shipped profile", {"FASTDDS_DEFAULT_PROFILES_FILE": str(ROOT / "config" / "fastdds.xml")}),
+            ("no profile, RELIABLE QoS", {"FASTDDS_DEFAULT_PROFILES_FILE": None, "_RELIABLE": "1"}))
 
 
 def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
@@ -40,8 +45,7 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
         def cb(msg: Image) -> None:
             seen.add(sid)
             if counting[0]:
-                stamps.setdefault(sid, set()).add(msg.header.stamp.sec * 1_000_000_000
-                                                  + msg.header.stamp.nanosec)
+                stamps.setdefault(sid, set()).add(stamp_to_ns(msg.header.stamp))
         return cb
 
     sids = [stream_id(n, m) for n in nodes for m in MODALITIES]
@@ -91,16 +95,6 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
     common = set.intersection(*inside.values())
     return {"elapsed": window_s, "rate_hz": rate_hz, "rates": rates, "cpu": cpu,
             "frames_all_9_streams": len(common), "distinct_stamps": expected}
-
-
-def _variants() -> list[tuple[str, dict]]:
-    """(label, env changes) of the DDS set-ups compared; None value = unset."""
-    shipped = str(ROOT / "config" / "fastdds.xml")
-    return [
-        ("no profile", {"FASTDDS_DEFAULT_PROFILES_FILE": None}),
-        ("shipped profile", {"FASTDDS_DEFAULT_PROFILES_FILE": shipped}),
-        ("no profile, RELIABLE QoS", {"FASTDDS_DEFAULT_PROFILES_FILE": None, "_RELIABLE": "1"}),
-    ]
 
 
 def run_latency_pair(width: int, height: int, frames: int, rate: float, env_changes: dict,
@@ -168,7 +162,7 @@ def _role_sub(a: argparse.Namespace) -> int:
         i = int(msg.header.frame_id)
         if i < 10:
             return
-        lat.append((now - (msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)) / 1e6)
+        lat.append((now - stamp_to_ns(msg.header.stamp)) / 1e6)
         seqs.add(i)
         last[0] = time.monotonic()
 
@@ -179,15 +173,6 @@ def _role_sub(a: argparse.Namespace) -> int:
     p50, p99, top = np.percentile(lat, [50, 99, 100]) if lat else (float("nan"),) * 3
     print(json.dumps({"n": len(lat), "sent": a.frames, "p50_ms": p50, "p99_ms": p99, "max_ms": top}), flush=True)
     return 0
-
-
-def bench_latency(frames: int, rate: float) -> None:
-    for label, changes in _variants():
-        for (w, h) in ((640, 480), (320, 240)):
-            r = run_latency_pair(w, h, frames, rate, changes)
-            print(f"  {label:<28} {f'{w}x{h}':>8}  " + (f"ERROR: {r['error'][:300]}" if "error" in r else
-                  f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:7.2f} ms  "
-                  f"delivered {r['n']}/{r['sent']}"), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,7 +218,12 @@ def main(argv: list[str] | None = None) -> int:
         frames = 60 if a.quick else 150
         print(f"\n(b) image latency publish -> Python callback, {frames} frames at {a.rate:g} Hz, "
               f"best effort, LOCALHOST in all rows", flush=True)
-        bench_latency(frames, a.rate)
+        for label, changes in VARIANTS:
+            for (w, h) in ((640, 480), (320, 240)):
+                r = run_latency_pair(w, h, frames, a.rate, changes)
+                print(f"  {label:<28} {f'{w}x{h}':>8}  " + (f"ERROR: {r['error'][:300]}" if "error" in r else
+                      f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:7.2f} ms  "
+                      f"delivered {r['n']}/{r['sent']}"), flush=True)
     print(f"\ntotal {time.monotonic() - t_start:.0f} s")
     return 0
 

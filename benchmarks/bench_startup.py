@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 
-from benchmarks.common import ROOT
+from admn_ros.ros.env import isolated_env, stop_process_groups
+from benchmarks.common import ROOT, monitor_node, spin_for
 
 KINDS = ("sensor_node", "controller_node", "backbone_node", "fusion_node", "viz_node", "activity_node")
 
@@ -60,9 +61,6 @@ def graph_first_target(env: dict, timeout: float = 180.0) -> float:
     """Seconds from starting ``admn-ros run`` to the first target received here."""
     from geometry_msgs.msg import PoseWithCovarianceStamped
 
-    from admn_ros.ros.env import stop_process_groups
-    from benchmarks.common import monitor_node, spin_for
-
     got: list[float] = []
     with monitor_node("bench_startup") as (node, ex):
         node.create_subscription(PoseWithCovarianceStamped, "/admn/target", lambda m: got.append(time.monotonic()),
@@ -82,8 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args(argv)
-    from admn_ros.ros.env import isolated_env
-
     env = dict(isolated_env())
     res: dict[str, list] = {}
     for _ in range(a.repeats):

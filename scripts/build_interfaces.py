@@ -28,8 +28,6 @@ def fix_exports(prefix: Path) -> int:
     fixed = 0
     for f in (prefix / "share").rglob("*.cmake"):
         text = f.read_text(errors="surrogateescape")
-        if "/opt/python/cp311-cp311" not in text:
-            continue
         new = text.replace(BUILDER_NP_INCLUDE, np_inc).replace(BUILDER_PY_INCLUDE, py_inc)
         if new != text:
             f.write_text(new, errors="surrogateescape")

@@ -61,12 +61,6 @@ def image(arr: np.ndarray, encoding: str, hdr: Any) -> Any:
     return new_msg("sensor_msgs/msg/Image", header=hdr, **image_message_fields(np.asarray(arr), encoding))
 
 
-def compressed_image(data: bytes | np.ndarray, fmt: str, hdr: Any) -> Any:
-    """``sensor_msgs/CompressedImage`` (``fmt`` e.g. ``jpeg``, ``"rgb8; jpeg compressed bgr8"``)."""
-    buf = np.frombuffer(bytes(data), dtype=np.uint8) if not isinstance(data, np.ndarray) else data.astype(np.uint8)
-    return new_msg("sensor_msgs/msg/CompressedImage", header=hdr, format=fmt, data=buf)
-
-
 def camera_info(hdr: Any, width: int, height: int, K: np.ndarray) -> Any:
     """Pinhole ``sensor_msgs/CameraInfo`` (plumb_bob, no distortion), as the sensor node sends."""
     k = np.asarray(K, dtype=np.float64).reshape(3, 3)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -94,8 +93,7 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
     t = get_task(task)
     bag, out = Path(bag), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(isolated_env(dict(os.environ)))
-    os.environ.update(env)
+    env = dict(isolated_env())  # also into os.environ, for this process's node
     nodes = tuple(dict.fromkeys(s.split("/")[0] for s in mapping.stream_ids))
     specs = build_graph(GraphOptions(task=t.name, budget=budget, use_sim_time=True, sim_sensors=False,
                                      sensor_nodes=nodes, model_dir=model_dir or ""))

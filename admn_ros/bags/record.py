@@ -229,10 +229,9 @@ def _rclpy_qos_to_bag(q: Any) -> Qos:
 
 def record_live(out: str | Path, topics: Sequence[str], *, duration: float, storage: str = "sqlite3",
                 wait: float = 5.0, progress: bool = False, log: Any = print) -> RecordSummary:
-    """Record ``topics`` from the ROS graph for ``duration`` seconds. Topics not on the graph
-    after ``wait`` s are reported and skipped; ``RuntimeError`` (listing the graph) if none is."""
-    if not (math.isfinite(duration) and duration > 0):
-        raise ValueError(f"--duration must be > 0 s for live recording, got {duration}")
+    """Record ``topics`` from the ROS graph for ``duration`` seconds (finite, > 0: :func:`main` checks
+    it). Topics not on the graph after ``wait`` s are reported and skipped; ``RuntimeError`` (listing
+    the graph) if none is."""
     from admn_ros.ros.convert import message_class
     from admn_ros.ros.env import isolated_env
 
@@ -334,7 +333,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--source", choices=("sim", "live"), default="sim", help="where the data comes from")
     p.add_argument("--out", required=True, help="output bag directory (must not exist)")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="rosbag2 storage plugin")
-    p.add_argument("--duration", type=float, default=None,
+    p.add_argument("--duration", type=float, default=10.0,
                    help="seconds to record (sim: bag time; live: wall time); default 10")
     p.add_argument("--frames", type=int, default=None, help="sim: number of frames (overrides --duration)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -359,16 +358,15 @@ def main(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     progress = not args.no_progress
     try:
-        if args.duration is not None and not 0 < args.duration < math.inf:  # NaN too
+        if not 0 < args.duration < math.inf:  # NaN too
             raise ValueError(f"--duration must be a finite number of seconds > 0, got {args.duration}")
         if args.source == "sim":
             corr = dict(parse_corrupt_arg(text) for text in args.corrupt)
-            s = record_sim(args.out, task=args.scenario, frames=args.frames,
-                           duration=10.0 if args.duration is None else args.duration, seed=args.seed,
-                           episode=args.episode, subject_id=args.subject_id, corruptions=corr,
-                           storage=args.storage, config_file=args.config, nodes=args.nodes, progress=progress)
+            s = record_sim(args.out, task=args.scenario, frames=args.frames, duration=args.duration, seed=args.seed,
+                           episode=args.episode, subject_id=args.subject_id, corruptions=corr, storage=args.storage,
+                           config_file=args.config, nodes=args.nodes, progress=progress)
         else:
-            s = record_live(args.out, args.topics or default_live_topics(), duration=args.duration or 10.0,
+            s = record_live(args.out, args.topics or default_live_topics(), duration=args.duration,
                             storage=args.storage, wait=args.wait, progress=progress)
     except (ValueError, FileExistsError, RuntimeError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

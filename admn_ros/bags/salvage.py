@@ -240,7 +240,7 @@ def open_salvaged(path: Path, reason: str) -> SalvagedReader | None:
         r = SalvagedReader(path, file, reason)
     except (sqlite3.Error, ValueError, OSError, struct.error, UnicodeDecodeError):
         return None
-    if not r.connections or r.loss.recovered == 0:
+    if r.loss.recovered == 0:
         r.close()
         return None
     return r

@@ -73,7 +73,8 @@ def _write_rig_bag(path: Path, frames: list, gt_xy, *, storage: str = "mcap", gt
             ok, buf = cv2.imencode(".png" if node == "node1" else ".jpg", rgb)
             data = buf.tobytes() if k != bad_rgb or node != "node2" else b"\xff\xd8 not a jpeg"
             put(f"/{node}/zed/zed_node/rgb/image_rect_color/compressed", "sensor_msgs/msg/CompressedImage", t,
-                msgs.compressed_image(data, "png" if node == "node1" else "jpeg", msgs.header(t, f"{node}_zed")))
+                msgs.new_msg("sensor_msgs/msg/CompressedImage", header=msgs.header(t, f"{node}_zed"),
+                             format="png" if node == "node1" else "jpeg", data=np.frombuffer(data, np.uint8)))
             depth = f.streams[f"{node}/depth"].data
             if depth is None or (k == no_depth and node == "node1"):
                 continue

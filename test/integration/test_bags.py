@@ -165,7 +165,8 @@ def _write_rig_bag(path: Path, reference: list, storage: str = "mcap") -> None:
             else:
                 ok, buf = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
                 fmt = "rgb8; jpeg compressed bgr8"
-            m = msgs.compressed_image(buf.tobytes(), fmt, msgs.header(t_rgb, f"{node}_zed_left"))
+            m = msgs.new_msg("sensor_msgs/msg/CompressedImage", header=msgs.header(t_rgb, f"{node}_zed_left"),
+                             format=fmt, data=np.frombuffer(buf.tobytes(), np.uint8))
             topic = f"/{node}/zed/zed_node/rgb/image_rect_color/compressed"
             w.write(conn(topic, "sensor_msgs/msg/CompressedImage"), t_rgb + 2_000_000, msgs.serialize(m))
             depth = ref.streams[f"{node}/depth"].data
