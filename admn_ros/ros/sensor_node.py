@@ -113,7 +113,7 @@ class SensorNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         kwargs.setdefault("allow_undeclared_parameters", True)  # so unknown names get a reason
         super().__init__(node_name, **kwargs)
-        self._timer = self._phase_timer = self._render_timer = None
+        self._timer = self._render_timer = None
         try:
             self._setup()
         except BaseException:
@@ -250,35 +250,27 @@ class SensorNode(Node):
         """Start the periodic timer on a grid point so ticks land just after the frames' due times
         (all processes alike); anchoring at a free-running timer's first tick would offset every stamp
         by that tick's start-up delay."""
-        period_s = self.period_ns * 1e-9
         now = self._now_ns()
         if self.start_ns is None:
             if now <= 0:  # use_sim_time and no /clock yet: anchor at the first tick
-                self._timer = self.create_timer(period_s, self._on_timer)
+                self._timer = self.create_timer(self.period_ns * 1e-9, self._on_timer)
                 return
             self.start_ns = now + _ANCHOR_DELAY_NS
-        if now <= 0:  # sim time not received yet: retry shortly
-            self._phase_timer = self.create_timer(0.01, self._phase_then_periodic)
-            return
         self._arm_phase_timer(now)
 
     def _arm_phase_timer(self, now: int) -> None:
-        """One-shot timer to just after the next grid point."""
-        rel = (now - self.start_ns) % self.period_ns
-        delay = (self.period_ns - rel) * 1e-9 + _PHASE_SLACK_NS * 1e-9
-        self._phase_timer = self.create_timer(delay, self._phase_then_periodic)
+        """One-shot timer to just after the next grid point (sim time not received yet: in 10 ms)."""
+        delay_ns = self.period_ns - (now - self.start_ns) % self.period_ns + _PHASE_SLACK_NS
+        self._phase_timer = self.create_timer(delay_ns * 1e-9 if now > 0 else 0.01, self._phase_then_periodic)
 
     def _phase_then_periodic(self) -> None:
         """Start the periodic timer, or wait for the next grid point if this callback ran late."""
-        if self._phase_timer is not None:
-            self.destroy_timer(self._phase_timer)
-            self._phase_timer = None
+        self.destroy_timer(self._phase_timer)
         now = self._now_ns()
         if now <= 0:
-            self._phase_timer = self.create_timer(0.01, self._phase_then_periodic)
+            self._arm_phase_timer(now)
             return
-        rel = (now - self.start_ns) % self.period_ns
-        if rel > _PHASE_TOLERANCE_NS and self._phase_retries < _PHASE_MAX_RETRIES:
+        if (now - self.start_ns) % self.period_ns > _PHASE_TOLERANCE_NS and self._phase_retries < _PHASE_MAX_RETRIES:
             self._phase_retries += 1
             self._arm_phase_timer(now)
             return
