@@ -24,7 +24,6 @@ from admn_ros.core.window_viz import WindowView, render_window_dashboard, window
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, numpy_to_image
-from admn_ros.ros.diagnostics import latency_values
 from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -231,8 +230,8 @@ class ActivityNode(AdmnNode):
             "estimate": self.task.text(res.estimate) if res is not None else "",
             "controller": res.allocation.controller if res is not None else "",
             "metric": float(metric) if metric is not None else float("nan"), "judged": len(self.scores),
-            "backend": rt.engine_backend, **latency_values("infer", self.infer_ms),
-            **latency_values("e2e", self.e2e_ms), **self.hops.values(), **self.sync_diagnostics()}
+            "backend": rt.engine_backend, **self.infer_ms.values("infer"),
+            **self.e2e_ms.values("e2e"), **self.hops.values()}
         msg = (f"{values['windows']} estimates, last {values['estimate'] or '-'}, L={values['budget']}"
                + (f", {self.metric_text()}" if metric is not None else ""))  # a configure error replaces it
         return out + [self.summary_status(msg, values)]

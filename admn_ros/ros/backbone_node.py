@@ -19,7 +19,6 @@ from admn_ros.core.streams import stream_id
 from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header
-from admn_ros.ros.diagnostics import latency_values
 from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -202,8 +201,7 @@ class BackboneNode(AdmnNode):
         out = self.stream_statuses(self.sids, self.latest) + [self.input_status(topics.ALLOCATION, {})]
         values: dict[str, Any] = {"frames": self.frames, "mode": self.p["allocation_mode"],
                                   "pending": len(self.pending), "backend": self.runtime.engine_backend,
-                                  **latency_values("embed", self.embed_ms),
-                                  **latency_values("allocation_wait", self.wait_ms), **self.sync_diagnostics()}
+                                  **self.embed_ms.values("embed"), **self.wait_ms.values("allocation_wait")}
         msg = f"{values['frames']} frames ({values['mode']})"
         return out + [self.summary_status(msg, values)]
 

@@ -19,7 +19,6 @@ from admn_ros.core.sync import stamp_to_ns
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class
-from admn_ros.ros.diagnostics import latency_values
 from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -139,13 +138,12 @@ class ControllerNode(AdmnNode):
         values: dict[str, Any] = {
             "frames": self.frames, "budget": self.p["budget"], "effective_budget": self.effective_budget(),
             "deadline_ms": self.p["deadline_ms"], "controller": a.controller if a is not None else "",
-            "backend": self.runtime.engine_backend, **latency_values("decision", self.decision)}
+            "backend": self.runtime.engine_backend, **self.decision.values("decision")}
         if self.deadline is not None:
-            values.update(latency_values("e2e", self.e2e))
+            values.update(self.e2e.values("e2e"))
             m = self.deadline.model()
             if m is not None:
                 values.update({"deadline_model_a_ms": m[0], "deadline_model_b_ms_per_block": m[1]})
-        values.update(self.sync_diagnostics())
         msg = f"{values['frames']} frames, L={values['effective_budget']} [{values['controller']}]"
         return out + [self.summary_status(msg, values)]
 

@@ -9,8 +9,6 @@ from typing import Any, Mapping
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
-from admn_ros.ros.telemetry import LatencyWindow
-
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
 
@@ -29,12 +27,6 @@ def make_status(name: str, hardware_id: str, level: int | bytes, message: str,
     st.level = level if isinstance(level, bytes) else bytes([int(level)])  # levels are bytes in rclpy
     st.values = [KeyValue(key=str(k), value=_fmt(v)) for k, v in (values or {}).items()]
     return st
-
-
-def latency_values(prefix: str, window: LatencyWindow) -> dict[str, float]:
-    s = window.summary()
-    return {f"{prefix}_ms_p50": s["p50"], f"{prefix}_ms_p99": s["p99"], f"{prefix}_ms_max": s["max"],
-            f"{prefix}_count": float(window.count)}
 
 
 def make_array(stamp: Any, statuses: list[DiagnosticStatus]) -> DiagnosticArray:

@@ -301,35 +301,25 @@ class AdmnNode(LifecycleNode):
     def _health_config(self) -> HealthConfig | None:
         return HealthConfig.from_params(self.p) if "frozen_frames" in self.p else None
 
-    def health_values(self, key: Any) -> dict[str, Any]:
-        """``health`` (``ok``, ``missing``, ``frozen``, ``stalled``) and ``health.<status>`` (times the
-        input turned so) of a synchronized input."""
-        sync = self.sync
-        if sync is None:
-            return {}
-        h = sync.health.get(key)
-        return {"health": sync.status(self.now_s())[key],
-                **({f"health.{s}": h.events[s] for s in sorted(UNHEALTHY)} if h is not None else {})}
-
     def stream_statuses(self, ids: Sequence[str], alloc: Any = None,
                         extra: Callable[[str], dict[str, Any]] | None = None) -> list[DiagnosticStatus]:
-        """/diagnostics status of each stream of ``ids``: ``extra(sid)``, its health and, with ``alloc``
-        (``est_noise``, ``mask``, ``present`` in the order of ``ids``), its estimated noise, blocks, presence."""
+        """/diagnostics status of each stream of ``ids``: ``extra(sid)``, its ``health`` (``ok``, ``missing``,
+        ``frozen``, ``stalled``) and ``health.<status>`` (times it turned so) and, with ``alloc`` (``est_noise``,
+        ``mask``, ``present`` in the order of ``ids``), its estimated noise, blocks, presence."""
+        sync = self.sync
+        status = sync.status(self.now_s()) if sync is not None else {}
         out = []
         for i, sid in enumerate(ids):
-            v = {**(extra(sid) if extra is not None else {}), **self.health_values(sid)}
+            v = extra(sid) if extra is not None else {}
+            if sync is not None:
+                h = sync.health.get(sid)
+                v = {**v, "health": status[sid], **({f"health.{s}": h.events[s] for s in sorted(UNHEALTHY)}
+                                                    if h is not None else {})}
             if alloc is not None:
                 v.update({"est_sigma": float(alloc.est_noise[i]), "blocks": int(alloc.mask[i].sum()),
                           "present": bool(alloc.present[i])})
             out.append(self.input_status(sid, v))
         return out
-
-    def sync_diagnostics(self) -> dict[str, Any]:
-        """``sync_*`` values of ``self.sync`` for the summary status ({} without one)."""
-        st = self.sync.stats if self.sync is not None else None
-        return {} if st is None else {
-            "sync_sets": st.sets, "sync_stale_sets": st.stale_sets, "sync_discarded": st.discarded,
-            "sync_queued": st.queued, "sync_rebuilds": st.rebuilds, "sync_impl": msg_filters.IMPLEMENTATION}
 
     def _radar_cloud(self, sid: str) -> bool:
         return self.cloud_to_map is not None and split_stream_id(sid)[1] == "radar"
@@ -424,14 +414,12 @@ class AdmnNode(LifecycleNode):
         return ns
 
     def _after_set(self, params: list[Parameter]) -> None:
-        names = {s.name for s in self.specs}
+        self.p = read_parameters(self, self.specs)
         for prm in params:
-            if prm.name in names:
-                v = prm.value
-                self.p[prm.name] = list(v) if type(v).__name__ == "array" or isinstance(v, tuple) else v
+            if prm.name in self.p:
                 try:
                     if prm.name in ("slop", "timeout") and self.sync is not None:
-                        self.sync.configure(**{prm.name: float(v)})
+                        self.sync.configure(**{prm.name: float(prm.value)})
                     if self.sync is not None and prm.name in HEALTH_PARAMS:
                         self.sync.configure(health=self._health_config())
                     self.on_parameter(prm.name, self.p[prm.name])
@@ -542,9 +530,13 @@ class AdmnNode(LifecycleNode):
         return make_status(f"{self.get_fully_qualified_name()}: input {key}", str(key), level, msg, values)
 
     def summary_status(self, message: str, values: dict[str, Any]) -> DiagnosticStatus:
-        """The node's summary status ``<fqn>: SUMMARY`` with ``values`` and the drop counts: WARN if frames
-        were dropped since the last report, ERROR (its message) on ``configure_error``."""
-        dropped = self.monitor.dropped
+        """The node's summary status ``<fqn>: SUMMARY`` with ``values``, the ``sync_*`` counts of ``self.sync``
+        and the drop counts: WARN if frames were dropped since the last report, ERROR (its message) on
+        ``configure_error``."""
+        dropped, st = self.monitor.dropped, self.sync.stats if self.sync is not None else None
+        if st is not None:
+            values = {**values, "sync_sets": st.sets, "sync_stale_sets": st.stale_sets, "sync_discarded": st.discarded,
+                      "sync_queued": st.queued, "sync_rebuilds": st.rebuilds, "sync_impl": msg_filters.IMPLEMENTATION}
         v = {**values, "dropped": int(sum(dropped.values())), **{f"dropped.{r}": c for r, c in sorted(dropped.items())}}
         level = OK
         if v["dropped"] > self._prev_dropped:
