@@ -37,8 +37,6 @@ AUTO_BUDGET = 0
 
 
 class ActivityNode(AdmnNode):
-    """See the module docstring."""
-
     NODE_NAME = "activity_node"
     AUTO_BUDGET = AUTO_BUDGET
     SUMMARY = "window"

@@ -49,8 +49,6 @@ class _Alloc:
 
 
 class BackboneNode(AdmnNode):
-    """See the module docstring."""
-
     NODE_NAME = "backbone_node"
     SUMMARY = "backbone"
 

@@ -26,8 +26,6 @@ from admn_ros.ros.telemetry import LatencyWindow
 
 
 class ControllerNode(AdmnNode):
-    """See the module docstring."""
-
     NODE_NAME = "controller_node"
     SUMMARY = "allocation"
 

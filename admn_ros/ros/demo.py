@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+from sensor_msgs.msg import Image
 
 from admn_ros.core.demo import DemoRecord
 from admn_ros.core.image_convert import decode_stream
@@ -16,7 +20,10 @@ from admn_ros.core.preprocess import to_storage
 from admn_ros.core.sim.timeline import Timeline
 from admn_ros.core.tasks import Task
 from admn_ros.core.sync import stamp_to_ns
-from admn_ros.ros.convert import image_bridge
+from admn_ros.msg import LayerAllocation, StreamQoI
+from admn_ros.ros import topics
+from admn_ros.ros.convert import image_bridge, message_class
+from admn_ros.ros.qos import reliable_qos, sensor_qos
 from admn_ros.ros.telemetry import RateMeter, hop_lines, hops_of
 
 #: Window (s) of the live sensor rates.
@@ -33,15 +40,6 @@ class Monitor:
     """See the module docstring; the scenario's parameters are set on ``sensor_node``."""
 
     def __init__(self, node: Any, stream_ids: list[str], task: Task, scenario: Timeline | None = None) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.parameter_client import AsyncParameterClient
-        from sensor_msgs.msg import Image
-
-        from admn_ros.msg import LayerAllocation, StreamQoI
-        from admn_ros.ros import topics
-        from admn_ros.ros.convert import message_class
-        from admn_ros.ros.qos import reliable_qos, sensor_qos
-
         self.node, self.task, self.ids = node, task, list(stream_ids)
         self.rec = DemoRecord(task, self.ids, scenario)
         self.scenario = scenario
@@ -128,8 +126,6 @@ class Monitor:
     def check_scenario(self) -> str | None:
         """Send the scenario's parameters to the sensor node once its parameter services are matched,
         again while unanswered; why the node refused them or did not answer (None: fine or pending)."""
-        from rclpy.parameter import Parameter
-
         if self._start_s is None or self.params is None:
             return None
         now = self._now_s()

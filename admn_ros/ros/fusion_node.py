@@ -23,8 +23,6 @@ from admn_ros.ros.telemetry import HopWindows, LatencyWindow
 
 
 class FusionNode(AdmnNode):
-    """See the module docstring."""
-
     NODE_NAME = "fusion_node"
     SUMMARY = "fusion"
 

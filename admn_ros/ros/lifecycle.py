@@ -174,7 +174,6 @@ class AdmnNode(LifecycleNode):
         self._child_loggers: dict[tuple[str, str], Any] = {}
         self.configure_error: str | None = None
         self.cloud_to_map: Any = None          # PointCloud2 radar -> range-azimuth map (radar_input)
-        self._topic_names: dict[str, str] = {}  # topic -> resolved name (namespace, remapping)
         self.monitor = StreamMonitor()
         self._prev_rejected: dict[Any, int] = {}
         self._prev_dropped = 0
@@ -262,14 +261,12 @@ class AdmnNode(LifecycleNode):
     def subscribe(self, msg_type: Any, topic: str, callback: Callable, qos: Any) -> Any:
         s = self.create_subscription(msg_type, topic, callback, qos)
         self._subs.append(s)
-        self._topic_names[topic] = s.topic_name
         return s
 
     def subscribe_filter(self, msg_type: Any, topic: str, qos: Any) -> Any:
         """A ``message_filters`` ``Subscriber`` on ``topic``, destroyed with the others on deactivate."""
         f = msg_filters.Subscriber(self, msg_type, topic, qos_profile=qos)
         self._subs.append(f.sub)
-        self._topic_names[topic] = f.sub.topic_name
         self.input_filters[topic] = f
         return f
 
@@ -371,7 +368,8 @@ class AdmnNode(LifecycleNode):
             x = self.runtime.preprocess(sid, arr)
         except InputRejected as exc:
             topic = self.stream_input(sid)[1]
-            self.reject(sid, exc.reason, f"topic {self._topic_names.get(topic, topic)}: {exc.detail}")
+            f = self.input_filters.get(topic)  # its resolved name: namespace, remapping
+            self.reject(sid, exc.reason, f"topic {f.sub.topic_name if f else topic}: {exc.detail}")
             return
         except ValueError as exc:
             self.reject(sid, "bad_values", str(exc))

@@ -108,8 +108,6 @@ _PHASE_MAX_RETRIES = 20
 
 
 class SensorNode(Node):
-    """See the module docstring."""
-
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         kwargs.setdefault("allow_undeclared_parameters", True)  # so unknown names get a reason
         super().__init__(node_name, **kwargs)
@@ -142,7 +140,10 @@ class SensorNode(Node):
         self.period_ns = int(round(1e9 / self.rate_hz))
 
         ids = self.streams.ids
-        self._check_corruption_overrides(ids)
+        known = {corruption_param(s) for s in ids}
+        for name in parameter_overrides(self):
+            if name.startswith("corruption.") and name not in known:
+                raise ParameterError(self._unknown_corruption_reason(name, ids))
         self._corr_specs = corruption_specs(ids)
         self._specs = {s.name: s for s in BASE_SPECS + self._corr_specs}
         corr = declare_parameters(self, self._corr_specs)
@@ -195,12 +196,6 @@ class SensorNode(Node):
         self.get_logger().info(
             f"publishing {len(self.my_streams)} streams of {self.nodes} at {self.rate_hz:g} Hz "
             f"(seed {p['seed']}, episode {p['episode']}, {source})")
-
-    def _check_corruption_overrides(self, ids: list[str]) -> None:
-        known = {corruption_param(s) for s in ids}
-        for name in parameter_overrides(self):
-            if name.startswith("corruption.") and name not in known:
-                raise ParameterError(self._unknown_corruption_reason(name, ids))
 
     @staticmethod
     def _unknown_corruption_reason(name: str, ids: list[str]) -> str:
