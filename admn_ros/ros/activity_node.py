@@ -32,21 +32,19 @@ from admn_ros.ros.viz_node import marker_array, view_specs
 
 #: the default task of the node (its shipped models and sensor nodes): the first windowed task
 WINDOW_TASK = next(t for t in TASKS.values() if t.graph == "window")
-#: budget parameter value meaning "25% of the model's blocks"
-AUTO_BUDGET = 0
 
 
 class ActivityNode(AdmnNode):
     NODE_NAME = "activity_node"
-    AUTO_BUDGET = AUTO_BUDGET
+    AUTO_BUDGET = 0   # the budget parameter value meaning "25% of the model's blocks"
     SUMMARY = "window"
 
     def param_specs(self) -> list[ParamSpec]:
         return [
             *model_specs(WINDOW_TASK),
-            ParamSpec("budget", AUTO_BUDGET, "Layer budget L: active blocks over the window's streams, first blocks "
-                      "included (0 = 25% of the model's blocks); also settable on topic admn/budget",
-                      min=0, max=65535, validator=self._budget_problem),
+            ParamSpec("budget", self.AUTO_BUDGET, "Layer budget L: active blocks over the window's streams, first "
+                      "blocks included (0 = 25% of the model's blocks); also settable on topic admn/budget",
+                      min=0, max=65535, validator=self._check_budget),
             ParamSpec("publish_every_n_frames", 1, "Estimate every n-th frame once the window is full (the window "
                       "still slides by one frame)", min=1, max=10000),
             ParamSpec("max_gap_s", 2.0, "A frame stamped more than this many seconds after the previous one "
@@ -61,7 +59,7 @@ class ActivityNode(AdmnNode):
     def resolved_budget(self, value: int | None = None) -> int:
         """``budget`` (or ``value``); AUTO_BUDGET = 25% of the streams' blocks, at least one per stream."""
         v, n = int(self.p["budget"] if value is None else value), self._n_streams()
-        return max(n, budget_from_fraction(0.25, n)) if v == AUTO_BUDGET else v
+        return max(n, budget_from_fraction(0.25, n)) if v == self.AUTO_BUDGET else v
 
     def on_parameter(self, name: str, value: Any) -> None:
         if name == "budget":

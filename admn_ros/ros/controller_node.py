@@ -34,7 +34,7 @@ class ControllerNode(AdmnNode):
             *model_specs(),
             ParamSpec("budget", 27, "Layer budget L: active backbone blocks over all streams, first "
                       "blocks included (27 = 25% of 9 x 12); also settable on topic admn/budget",
-                      min=1, max=65535, validator=self._budget_problem),
+                      min=1, max=65535, validator=self._check_budget),
             ParamSpec("deadline_ms", 0.0, "> 0: deadline mode, the budget follows the measured end-to-end "
                       "latency (sensor stamp -> target) so frames fit this many ms", min=0.0, max=60000.0),
             ParamSpec("deadline_margin", 0.15, "Deadline mode: fraction of deadline_ms kept free", min=0.0, max=0.9),

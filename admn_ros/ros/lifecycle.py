@@ -202,15 +202,10 @@ class AdmnNode(LifecycleNode):
             return len(rt.stream_ids)
         return max(1, len(self.get_parameter("sensor_nodes").value or ())) * len(MODALITIES)
 
-    def _budget_problem(self, value: Any) -> str | None:
-        """Why ``value`` is not a valid ``budget`` parameter (None if it is)."""
-        if self.AUTO_BUDGET is not None and int(value) == self.AUTO_BUDGET:
-            return None
-        try:
+    def _check_budget(self, value: Any) -> None:
+        """``ValueError`` if ``value`` is not a valid ``budget`` parameter."""
+        if self.AUTO_BUDGET is None or int(value) != self.AUTO_BUDGET:
             validate_budget(int(value), self._n_streams())
-        except ValueError as exc:
-            return str(exc)
-        return None
 
     def load_runtime(self, task: Task | None = None, streams: bool = True) -> Any:
         """``self.runtime``: the models of ``model_dir`` (default: ``task``'s shipped ones) loaded with

@@ -8,6 +8,7 @@ import math
 import sys
 import time
 from collections import deque
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -78,22 +79,12 @@ BASE_SPECS: tuple[ParamSpec, ...] = (
 )
 
 
-def _corruption_validator(modality: str):
-    def check(value: Any) -> str | None:
-        try:
-            parse_corruption(value, modality)
-        except ValueError as e:
-            return str(e)
-        return None
-    return check
-
-
 def corruption_specs(stream_ids: list[str]) -> tuple[ParamSpec, ...]:
     return tuple(ParamSpec(corruption_param(sid), "none",
                            f"Corruption of stream {sid}: '<kind>[:sigma=..,severity=..,"
                            f"schedule=constant|flicker,period_s=..,duty=..]'",
                            constraints="kinds: " + ", ".join(CORRUPTION_KINDS),
-                           validator=_corruption_validator(split_stream_id(sid)[1]))
+                           validator=partial(parse_corruption, modality=split_stream_id(sid)[1]))
                  for sid in stream_ids)
 
 
