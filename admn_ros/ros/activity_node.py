@@ -226,8 +226,8 @@ class ActivityNode(AdmnNode):
             "estimate": self.task.text(res.estimate) if res is not None else "",
             "controller": res.allocation.controller if res is not None else "",
             "metric": float(metric) if metric is not None else float("nan"), "judged": len(self.scores),
-            "backend": rt.engine_backend, **self.infer_ms.values("infer"),
-            **self.e2e_ms.values("e2e"), **self.hops.values()}
+            "backend": rt.engine_backend, **self.infer_ms.report("infer"),
+            **self.e2e_ms.report("e2e"), **self.hops.values()}
         msg = (f"{values['windows']} estimates, last {values['estimate'] or '-'}, L={values['budget']}"
                + (f", {self.metric_text()}" if metric is not None else ""))  # a configure error replaces it
         return out + [self.summary_status(msg, values)]

@@ -199,7 +199,7 @@ class BackboneNode(AdmnNode):
         out = self.stream_statuses(self.sids, self.latest) + [self.input_status(topics.ALLOCATION, {})]
         values: dict[str, Any] = {"frames": self.frames, "mode": self.p["allocation_mode"],
                                   "pending": len(self.pending), "backend": self.runtime.engine_backend,
-                                  **self.embed_ms.values("embed"), **self.wait_ms.values("allocation_wait")}
+                                  **self.embed_ms.report("embed"), **self.wait_ms.report("allocation_wait")}
         msg = f"{values['frames']} frames ({values['mode']})"
         return out + [self.summary_status(msg, values)]
 

@@ -136,9 +136,9 @@ class ControllerNode(AdmnNode):
         values: dict[str, Any] = {
             "frames": self.frames, "budget": self.p["budget"], "effective_budget": self.effective_budget(),
             "deadline_ms": self.p["deadline_ms"], "controller": a.controller if a is not None else "",
-            "backend": self.runtime.engine_backend, **self.decision.values("decision")}
+            "backend": self.runtime.engine_backend, **self.decision.report("decision")}
         if self.deadline is not None:
-            values.update(self.e2e.values("e2e"))
+            values.update(self.e2e.report("e2e"))
             m = self.deadline.model()
             if m is not None:
                 values.update({"deadline_model_a_ms": m[0], "deadline_model_b_ms_per_block": m[1]})

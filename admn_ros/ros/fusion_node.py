@@ -134,8 +134,8 @@ class FusionNode(AdmnNode):
 
     def diagnostic_statuses(self):
         out = [self.input_status(n, {"frames_missing": self.missing_frames.get(n, 0)}) for n in self.nodes]
-        values: dict[str, Any] = {"frames": self.frames, **self.fuse_ms.values("fuse"),
-                                  **self.e2e_ms.values("e2e"), **self.hops.values()}
+        values: dict[str, Any] = {"frames": self.frames, **self.fuse_ms.report("fuse"),
+                                  **self.e2e_ms.report("e2e"), **self.hops.values()}
         msg = f"{values['frames']} estimates, e2e p50 {self.e2e_ms.summary()['p50']:.1f} ms"
         return out + [self.summary_status(msg, values)]
 
