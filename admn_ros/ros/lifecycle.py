@@ -466,16 +466,12 @@ class AdmnNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release_all()
-        return super().on_cleanup(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release_all()
-        return super().on_shutdown(state)
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Also the shutdown and error transitions: release everything (the lifecycle publishers, rclpy's
+        managed entities, included)."""
         self._release_all()
         return TransitionCallbackReturn.SUCCESS
+
+    on_shutdown = on_error = on_cleanup
 
     def _destroy_subs_timers(self) -> None:
         for s in self._subs:
