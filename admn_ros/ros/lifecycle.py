@@ -313,13 +313,11 @@ class AdmnNode(LifecycleNode):
             out.append(self.input_status(sid, v))
         return out
 
-    def _radar_cloud(self, sid: str) -> bool:
-        return self.cloud_to_map is not None and split_stream_id(sid)[1] == "radar"
-
     def stream_input(self, sid: str) -> tuple[Any, str]:
         """Message type and topic of stream ``sid``'s input (``radar_input: pointcloud2``: radar on N/radar/points)."""
-        if self._radar_cloud(sid):
-            return PointCloud2, topics.radar_points_topic(split_stream_id(sid)[0])
+        node, mod = split_stream_id(sid)
+        if self.cloud_to_map is not None and mod == "radar":
+            return PointCloud2, topics.radar_points_topic(node)
         return Image, topics.image_topic(sid)
 
     def timer(self, period_s: float, callback: Callable) -> Any:
@@ -359,7 +357,7 @@ class AdmnNode(LifecycleNode):
             return
         try:
             arr = decode_sensor_image(sid, msg, self.p["min_image_side"], self.p["max_image_side"],
-                                      cloud_to_map=self.cloud_to_map if self._radar_cloud(sid) else None)
+                                      cloud_to_map=self.cloud_to_map)
             x = self.runtime.preprocess(sid, arr)
         except InputRejected as exc:
             topic = self.stream_input(sid)[1]
