@@ -43,9 +43,7 @@ class ControllerNode(AdmnNode):
 
     def on_parameter(self, name: str, value: Any) -> None:
         if name == "budget":
-            self.budget = int(value)
-            if self.deadline is not None:
-                self.deadline_budget = int(value)
+            self.budget = self.deadline_budget = int(value)   # deadline mode starts again from it
             self.get_logger().info(f"budget -> {value}")
         elif name in ("deadline_ms", "deadline_margin"):
             self._make_deadline()
