@@ -45,7 +45,7 @@ class Monitor:
         self.scenario = scenario
         self.rates = {sid: RateMeter(RATE_WINDOW_S) for sid in self.ids}
         self.last_alloc = ""            # the last allocation as ``L=27 [controller] n1/rgb:4 ...``
-        self.last: tuple[int, Any] | None = None
+        self.last: Any = None            # the frame of the last estimate
         self.estimates = 0
         self.params = AsyncParameterClient(node, "sensor_node") if scenario is not None else None
         self._set: Any = None          # the future of the scenario's parameters
@@ -99,7 +99,7 @@ class Monitor:
         f.estimate = self.task.read_output(msg)
         f.latency_ms = self._now_s() * 1e3 - ns * 1e-6
         self.estimates += 1
-        self.last = (ns, f)
+        self.last = f
         if self.rec.start_ns is None:
             self._start(ns)
 
@@ -165,8 +165,8 @@ class Monitor:
                 left = max(0.0, p.end_s - (ns - self.rec.start_ns) * 1e-9)
                 parts.append(f"phase {i + 1}/{len(self.scenario.phases)} {p.name!r} ({left:.0f} s left)")
         parts.append(f"sensors {min(rates):4.1f}-{max(rates):4.1f} Hz x{len(rates)}")
-        if self.last is not None:
-            _, f = self.last
+        f = self.last
+        if f is not None:
             recent = [g for g in list(self.rec.frames.values())[-45:] if g.estimate is not None]
             scores = [self.task.score(g.estimate, g.truth) for g in recent if g.truth is not None][-30:]
             parts += [f"estimates {self.estimates}", self.task.text(f.estimate, f.truth),
