@@ -130,8 +130,8 @@ def run_process(make: Callable[[], Any], label: str, errors: tuple[type[Exceptio
     rc = 0
     try:
         try:
-            made = make()
-            nodes = made if isinstance(made, list) else [made]
+            nodes = make()
+            nodes = nodes if isinstance(nodes, list) else [nodes]
         except errors as exc:
             print(f"[{label}] error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}",
                   file=sys.stderr, flush=True)
