@@ -109,41 +109,29 @@ def stream_specs(radar: bool = True) -> list[ParamSpec]:
     ]
 
 
-class InputRejected(ValueError):
-    """A message that cannot be used; ``reason`` is a short identifier counted on /diagnostics."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
 def decode_sensor_image(sid: str, msg: Any, min_side: int = 8, max_side: int = 8192, *,
                         cloud_to_map: Callable[[Any], np.ndarray] | None = None) -> np.ndarray:
     """A sensor message of stream ``sid`` (``sensor_msgs/Image``, or ``PointCloud2`` radar with
-    ``cloud_to_map``) -> numpy array for :meth:`Runtime.preprocess`, or :class:`InputRejected`
-    (``bad_encoding``, ``empty``, ``bad_size``, ``bad_layout``, ``bad_data``, ``bad_cloud``,
-    ``non_finite``)."""
+    ``cloud_to_map``) -> numpy array for :meth:`Runtime.preprocess`, or a :class:`ConversionError` whose
+    ``reason`` is counted on /diagnostics (``bad_encoding``, ``empty``, ``bad_size``, ``bad_layout``,
+    ``bad_data``, ``bad_cloud``, ``non_finite``)."""
     _, mod = split_stream_id(sid)
     kind = "pointcloud2" if cloud_to_map is not None and mod == "radar" else "image"
     if kind == "image":
         enc = str(msg.encoding)
         if enc not in STREAM_FORMATS[mod]["image"]:
-            raise InputRejected("bad_encoding", f"encoding {enc!r} cannot feed a {mod} stream; "
-                                f"supported: {list(STREAM_FORMATS[mod]['image'])}")
+            raise ConversionError("bad_encoding", f"encoding {enc!r} cannot feed a {mod} stream; "
+                                  f"supported: {list(STREAM_FORMATS[mod]['image'])}")
         h, w = int(msg.height), int(msg.width)
         if h == 0 or w == 0 or len(msg.data) == 0:
-            raise InputRejected("empty", f"empty image {w}x{h}, {len(msg.data)} data bytes")
+            raise ConversionError("empty", f"empty image {w}x{h}, {len(msg.data)} data bytes")
         if not (min_side <= h <= max_side and min_side <= w <= max_side):
-            raise InputRejected("bad_size", f"image {w}x{h} outside the accepted side range "
-                                f"[{min_side}, {max_side}]")
-    try:
-        arr = decode_stream(msg, kind, mod, to_array=image_bridge().imgmsg_to_cv2, cloud_to_map=cloud_to_map)
-    except ConversionError as exc:
-        raise InputRejected(exc.reason, str(exc)) from None
+            raise ConversionError("bad_size", f"image {w}x{h} outside the accepted side range "
+                                  f"[{min_side}, {max_side}]")
+    arr = decode_stream(msg, kind, mod, to_array=image_bridge().imgmsg_to_cv2, cloud_to_map=cloud_to_map)
     if mod == "radar" and not np.isfinite(arr).all():
         n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        raise InputRejected("non_finite", f"radar heatmap has {n_bad} NaN/inf value(s)")
+        raise ConversionError("non_finite", f"radar heatmap has {n_bad} NaN/inf value(s)")
     return arr
 
 
@@ -174,10 +162,6 @@ class AdmnNode(LifecycleNode):
         self._child_loggers: dict[tuple[str, str], Any] = {}
         self.configure_error: str | None = None
         self.cloud_to_map: Any = None          # PointCloud2 radar -> range-azimuth map (radar_input)
-        self.monitor = StreamMonitor()
-        self._prev_rejected: dict[Any, int] = {}
-        self._prev_dropped = 0
-        self._stale_reported = 0
         self.diag_pub = None
         self.runtime: Any = None                # the loaded models (configure)
         self.sync: StreamSync | None = None     # the synchronizer of the inputs (activate)
@@ -359,10 +343,10 @@ class AdmnNode(LifecycleNode):
             arr = decode_sensor_image(sid, msg, self.p["min_image_side"], self.p["max_image_side"],
                                       cloud_to_map=self.cloud_to_map)
             x = self.runtime.preprocess(sid, arr)
-        except InputRejected as exc:
+        except ConversionError as exc:
             topic = self.stream_input(sid)[1]
             f = self.input_filters.get(topic)  # its resolved name: namespace, remapping
-            self.reject(sid, exc.reason, f"topic {f.sub.topic_name if f else topic}: {exc.detail}")
+            self.reject(sid, exc.reason, f"topic {f.sub.topic_name if f else topic}: {exc}")
             return
         except ValueError as exc:
             self.reject(sid, "bad_values", str(exc))
@@ -420,7 +404,6 @@ class AdmnNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.configure_error = None
         try:
-            self.p = read_parameters(self, self.specs)
             self.monitor = StreamMonitor()
             self._prev_rejected, self._prev_dropped = {}, 0
             if self.p.get("radar_input") == "pointcloud2":  # radar as PointCloud2: drawn into the map
