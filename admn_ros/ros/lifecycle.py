@@ -173,8 +173,11 @@ class AdmnNode(LifecycleNode):
         except BaseException:
             self.destroy_node()
             raise
-        if self.p["autostart"]:
-            self.autostart()
+        if self.p["autostart"]:  # configure + activate; configure_error says why either failed
+            for trigger, what in ((self.trigger_configure, "configure"), (self.trigger_activate, "activate")):
+                if trigger() != TransitionCallbackReturn.SUCCESS:
+                    self.configure_error = self.configure_error or f"{what} transition failed"
+                    break
 
     #: A budget parameter value meaning "derive it from the model" (None = no such value).
     AUTO_BUDGET: int | None = None
@@ -224,14 +227,6 @@ class AdmnNode(LifecycleNode):
 
     def diagnostic_statuses(self) -> list[DiagnosticStatus]:
         return []
-
-    def autostart(self) -> bool:
-        """configure + activate; False (and ``configure_error`` set) if either failed."""
-        for trigger, what in ((self.trigger_configure, "configure"), (self.trigger_activate, "activate")):
-            if trigger() != TransitionCallbackReturn.SUCCESS:
-                self.configure_error = self.configure_error or f"{what} transition failed"
-                return False
-        return True
 
     @property
     def state_label(self) -> str:
