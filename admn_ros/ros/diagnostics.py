@@ -6,8 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from std_msgs.msg import Header
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
@@ -27,8 +26,4 @@ def make_status(name: str, hardware_id: str, level: int | bytes, message: str,
     st.level = level if isinstance(level, bytes) else bytes([int(level)])  # levels are bytes in rclpy
     st.values = [KeyValue(key=str(k), value=_fmt(v)) for k, v in (values or {}).items()]
     return st
-
-
-def make_array(stamp: Any, statuses: list[DiagnosticStatus]) -> DiagnosticArray:
-    return DiagnosticArray(header=Header(stamp=stamp), status=list(statuses))
 

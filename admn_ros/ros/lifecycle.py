@@ -24,8 +24,8 @@ from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id, valida
 from admn_ros.core.sync import StreamSync, SyncedSet, stamp_to_ns
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
-from admn_ros.ros.convert import image_bridge
-from admn_ros.ros.diagnostics import ERROR, OK, WARN, make_array, make_status
+from admn_ros.ros.convert import image_bridge, make_header
+from admn_ros.ros.diagnostics import ERROR, OK, WARN, make_status
 from admn_ros.ros.env import run_process
 from admn_ros.ros.params import ParamSpec, declare_parameters, install_validation, read_parameters
 from admn_ros.ros.qos import image_qos, reliable_qos
@@ -520,7 +520,7 @@ class AdmnNode(LifecycleNode):
         except Exception as exc:  # noqa: BLE001 - diagnostics must never kill the node
             self.warn_throttled("diagnostics", f"building diagnostics failed: {exc}")
             return
-        self.diag_pub.publish(make_array(self.get_clock().now().to_msg(), statuses))
+        self.diag_pub.publish(DiagnosticArray(header=make_header(self.get_clock().now().to_msg()), status=statuses))
         self._prev_rejected = {k: int(sum(self.monitor.rejected(k).values())) for k in self.monitor.inputs}
         self._prev_dropped = int(sum(self.monitor.dropped.values()))
 

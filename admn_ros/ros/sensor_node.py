@@ -26,7 +26,7 @@ from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.msg import StreamQoI
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, message_class, ns_to_stamp, numpy_to_image
-from admn_ros.ros.diagnostics import OK, WARN, make_array, make_status
+from admn_ros.ros.diagnostics import OK, WARN, make_status
 from admn_ros.ros.env import run_process
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  parameter_overrides)
@@ -403,7 +403,7 @@ class SensorNode(Node):
                 OK if r >= 0.8 * self.rate_hz else WARN, f"{r:.1f} Hz")
             statuses.append(make_status(f"{name}: {sid}", sid, level, msg, {
                 "achieved_hz": f"{r:.2f}", "corruption": c.kind, "sigma": f"{c.sigma or 0.0:g}"}))
-        self.diag_pub.publish(make_array(self.get_clock().now().to_msg(), statuses))
+        self.diag_pub.publish(DiagnosticArray(header=make_header(self.get_clock().now().to_msg()), status=statuses))
 
 
 def main(args: list[str] | None = None) -> int:
