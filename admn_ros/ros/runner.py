@@ -115,13 +115,12 @@ class GraphProcesses:
             self._thread = threading.Thread(target=self._supervise, name="respawn", daemon=True)
             self._thread.start()
 
-    def _spawn(self, name: str) -> subprocess.Popen:
+    def _spawn(self, name: str) -> None:
         p, env, out, extra = self._specs[name]
         proc = subprocess.Popen(p.command(sys.executable) + extra, env=env, stdout=out, stderr=out,
                                 start_new_session=True)
         with self._lock:
             self.procs = [(n, q) for n, q in self.procs if n != name] + [(name, proc)]
-        return proc
 
     def _supervise(self) -> None:
         due: dict[str, tuple[float, int]] = {}
