@@ -77,7 +77,6 @@ class BackboneNode(AdmnNode):
             raise ValueError(f"{rt.model_path}: sensor_node {node!r} is not one of the model's nodes "
                              f"{list(rt.streams.nodes)}")
         rt.warmup(("embed",))
-        self.node_name = node
         self.sids = [stream_id(node, m) for m in rt.cfg.modalities]
         self.pub = self.lifecycle_publisher(StreamEmbeddings, topics.embeddings_topic(node), reliable_qos())
         self.pending: deque[_Frame] = deque()
