@@ -24,7 +24,6 @@ from admn_ros.core.window_viz import WindowView, render_window_dashboard, window
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, numpy_to_image
-from admn_ros.ros.diagnostics import latency_values
 from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -33,23 +32,19 @@ from admn_ros.ros.viz_node import marker_array, view_specs
 
 #: the default task of the node (its shipped models and sensor nodes): the first windowed task
 WINDOW_TASK = next(t for t in TASKS.values() if t.graph == "window")
-#: budget parameter value meaning "25% of the model's blocks"
-AUTO_BUDGET = 0
 
 
 class ActivityNode(AdmnNode):
-    """See the module docstring."""
-
     NODE_NAME = "activity_node"
-    AUTO_BUDGET = AUTO_BUDGET
+    AUTO_BUDGET = 0   # the budget parameter value meaning "25% of the model's blocks"
     SUMMARY = "window"
 
     def param_specs(self) -> list[ParamSpec]:
         return [
             *model_specs(WINDOW_TASK),
-            ParamSpec("budget", AUTO_BUDGET, "Layer budget L: active blocks over the window's streams, first blocks "
-                      "included (0 = 25% of the model's blocks); also settable on topic admn/budget",
-                      min=0, max=65535, validator=self._budget_problem),
+            ParamSpec("budget", self.AUTO_BUDGET, "Layer budget L: active blocks over the window's streams, first "
+                      "blocks included (0 = 25% of the model's blocks); also settable on topic admn/budget",
+                      min=0, max=65535, validator=self._check_budget),
             ParamSpec("publish_every_n_frames", 1, "Estimate every n-th frame once the window is full (the window "
                       "still slides by one frame)", min=1, max=10000),
             ParamSpec("max_gap_s", 2.0, "A frame stamped more than this many seconds after the previous one "
@@ -64,7 +59,7 @@ class ActivityNode(AdmnNode):
     def resolved_budget(self, value: int | None = None) -> int:
         """``budget`` (or ``value``); AUTO_BUDGET = 25% of the streams' blocks, at least one per stream."""
         v, n = int(self.p["budget"] if value is None else value), self._n_streams()
-        return max(n, budget_from_fraction(0.25, n)) if v == AUTO_BUDGET else v
+        return max(n, budget_from_fraction(0.25, n)) if v == self.AUTO_BUDGET else v
 
     def on_parameter(self, name: str, value: Any) -> None:
         if name == "budget":
@@ -231,8 +226,8 @@ class ActivityNode(AdmnNode):
             "estimate": self.task.text(res.estimate) if res is not None else "",
             "controller": res.allocation.controller if res is not None else "",
             "metric": float(metric) if metric is not None else float("nan"), "judged": len(self.scores),
-            "backend": rt.engine_backend, **latency_values("infer", self.infer_ms),
-            **latency_values("e2e", self.e2e_ms), **self.hops.values(), **self.sync_diagnostics()}
+            "backend": rt.engine_backend, **self.infer_ms.report("infer"),
+            **self.e2e_ms.report("e2e"), **self.hops.values()}
         msg = (f"{values['windows']} estimates, last {values['estimate'] or '-'}, L={values['budget']}"
                + (f", {self.metric_text()}" if metric is not None else ""))  # a configure error replaces it
         return out + [self.summary_status(msg, values)]

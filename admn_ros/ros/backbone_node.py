@@ -19,7 +19,6 @@ from admn_ros.core.streams import stream_id
 from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import allocation_to_mask, make_header
-from admn_ros.ros.diagnostics import latency_values
 from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -50,8 +49,6 @@ class _Alloc:
 
 
 class BackboneNode(AdmnNode):
-    """See the module docstring."""
-
     NODE_NAME = "backbone_node"
     SUMMARY = "backbone"
 
@@ -80,7 +77,6 @@ class BackboneNode(AdmnNode):
             raise ValueError(f"{rt.model_path}: sensor_node {node!r} is not one of the model's nodes "
                              f"{list(rt.streams.nodes)}")
         rt.warmup(("embed",))
-        self.node_name = node
         self.sids = [stream_id(node, m) for m in rt.cfg.modalities]
         self.pub = self.lifecycle_publisher(StreamEmbeddings, topics.embeddings_topic(node), reliable_qos())
         self.pending: deque[_Frame] = deque()
@@ -202,8 +198,7 @@ class BackboneNode(AdmnNode):
         out = self.stream_statuses(self.sids, self.latest) + [self.input_status(topics.ALLOCATION, {})]
         values: dict[str, Any] = {"frames": self.frames, "mode": self.p["allocation_mode"],
                                   "pending": len(self.pending), "backend": self.runtime.engine_backend,
-                                  **latency_values("embed", self.embed_ms),
-                                  **latency_values("allocation_wait", self.wait_ms), **self.sync_diagnostics()}
+                                  **self.embed_ms.report("embed"), **self.wait_ms.report("allocation_wait")}
         msg = f"{values['frames']} frames ({values['mode']})"
         return out + [self.summary_status(msg, values)]
 

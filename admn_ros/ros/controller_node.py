@@ -19,7 +19,6 @@ from admn_ros.core.sync import stamp_to_ns
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, mask_to_allocation, message_class
-from admn_ros.ros.diagnostics import latency_values
 from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -27,8 +26,6 @@ from admn_ros.ros.telemetry import LatencyWindow
 
 
 class ControllerNode(AdmnNode):
-    """See the module docstring."""
-
     NODE_NAME = "controller_node"
     SUMMARY = "allocation"
 
@@ -37,7 +34,7 @@ class ControllerNode(AdmnNode):
             *model_specs(),
             ParamSpec("budget", 27, "Layer budget L: active backbone blocks over all streams, first "
                       "blocks included (27 = 25% of 9 x 12); also settable on topic admn/budget",
-                      min=1, max=65535, validator=self._budget_problem),
+                      min=1, max=65535, validator=self._check_budget),
             ParamSpec("deadline_ms", 0.0, "> 0: deadline mode, the budget follows the measured end-to-end "
                       "latency (sensor stamp -> target) so frames fit this many ms", min=0.0, max=60000.0),
             ParamSpec("deadline_margin", 0.15, "Deadline mode: fraction of deadline_ms kept free", min=0.0, max=0.9),
@@ -46,9 +43,7 @@ class ControllerNode(AdmnNode):
 
     def on_parameter(self, name: str, value: Any) -> None:
         if name == "budget":
-            self.budget = int(value)
-            if self.deadline is not None:
-                self.deadline_budget = int(value)
+            self.budget = self.deadline_budget = int(value)   # deadline mode starts again from it
             self.get_logger().info(f"budget -> {value}")
         elif name in ("deadline_ms", "deadline_margin"):
             self._make_deadline()
@@ -139,13 +134,12 @@ class ControllerNode(AdmnNode):
         values: dict[str, Any] = {
             "frames": self.frames, "budget": self.p["budget"], "effective_budget": self.effective_budget(),
             "deadline_ms": self.p["deadline_ms"], "controller": a.controller if a is not None else "",
-            "backend": self.runtime.engine_backend, **latency_values("decision", self.decision)}
+            "backend": self.runtime.engine_backend, **self.decision.report("decision")}
         if self.deadline is not None:
-            values.update(latency_values("e2e", self.e2e))
+            values.update(self.e2e.report("e2e"))
             m = self.deadline.model()
             if m is not None:
                 values.update({"deadline_model_a_ms": m[0], "deadline_model_b_ms_per_block": m[1]})
-        values.update(self.sync_diagnostics())
         msg = f"{values['frames']} frames, L={values['effective_budget']} [{values['controller']}]"
         return out + [self.summary_status(msg, values)]
 

@@ -5,6 +5,7 @@ stamps, and message type names -> rclpy classes.
 from __future__ import annotations
 
 import functools
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -105,8 +106,6 @@ def allocation_to_mask(msg) -> Allocation:
 def message_class(msgtype: str) -> type:
     """``geometry_msgs/msg/PointStamped`` (or ``geometry_msgs/PointStamped``) -> the rclpy message
     class; ``RuntimeError`` naming the module when the interface package is not importable."""
-    import importlib
-
     parts = str(msgtype).strip("/").split("/")
     pkg, name = parts[0], parts[-1]
     sub = parts[1] if len(parts) == 3 else "msg"

@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+from sensor_msgs.msg import Image
 
 from admn_ros.core.demo import DemoRecord
 from admn_ros.core.image_convert import decode_stream
@@ -16,7 +20,10 @@ from admn_ros.core.preprocess import to_storage
 from admn_ros.core.sim.timeline import Timeline
 from admn_ros.core.tasks import Task
 from admn_ros.core.sync import stamp_to_ns
-from admn_ros.ros.convert import image_bridge
+from admn_ros.msg import LayerAllocation, StreamQoI
+from admn_ros.ros import topics
+from admn_ros.ros.convert import image_bridge, message_class
+from admn_ros.ros.qos import reliable_qos, sensor_qos
 from admn_ros.ros.telemetry import RateMeter, hop_lines, hops_of
 
 #: Window (s) of the live sensor rates.
@@ -33,21 +40,12 @@ class Monitor:
     """See the module docstring; the scenario's parameters are set on ``sensor_node``."""
 
     def __init__(self, node: Any, stream_ids: list[str], task: Task, scenario: Timeline | None = None) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.parameter_client import AsyncParameterClient
-        from sensor_msgs.msg import Image
-
-        from admn_ros.msg import LayerAllocation, StreamQoI
-        from admn_ros.ros import topics
-        from admn_ros.ros.convert import message_class
-        from admn_ros.ros.qos import reliable_qos, sensor_qos
-
         self.node, self.task, self.ids = node, task, list(stream_ids)
         self.rec = DemoRecord(task, self.ids, scenario)
         self.scenario = scenario
         self.rates = {sid: RateMeter(RATE_WINDOW_S) for sid in self.ids}
         self.last_alloc = ""            # the last allocation as ``L=27 [controller] n1/rgb:4 ...``
-        self.last: tuple[int, Any] | None = None
+        self.last: Any = None            # the frame of the last estimate
         self.estimates = 0
         self.params = AsyncParameterClient(node, "sensor_node") if scenario is not None else None
         self._set: Any = None          # the future of the scenario's parameters
@@ -101,7 +99,7 @@ class Monitor:
         f.estimate = self.task.read_output(msg)
         f.latency_ms = self._now_s() * 1e3 - ns * 1e-6
         self.estimates += 1
-        self.last = (ns, f)
+        self.last = f
         if self.rec.start_ns is None:
             self._start(ns)
 
@@ -128,8 +126,6 @@ class Monitor:
     def check_scenario(self) -> str | None:
         """Send the scenario's parameters to the sensor node once its parameter services are matched,
         again while unanswered; why the node refused them or did not answer (None: fine or pending)."""
-        from rclpy.parameter import Parameter
-
         if self._start_s is None or self.params is None:
             return None
         now = self._now_s()
@@ -169,8 +165,8 @@ class Monitor:
                 left = max(0.0, p.end_s - (ns - self.rec.start_ns) * 1e-9)
                 parts.append(f"phase {i + 1}/{len(self.scenario.phases)} {p.name!r} ({left:.0f} s left)")
         parts.append(f"sensors {min(rates):4.1f}-{max(rates):4.1f} Hz x{len(rates)}")
-        if self.last is not None:
-            _, f = self.last
+        f = self.last
+        if f is not None:
             recent = [g for g in list(self.rec.frames.values())[-45:] if g.estimate is not None]
             scores = [self.task.score(g.estimate, g.truth) for g in recent if g.truth is not None][-30:]
             parts += [f"estimates {self.estimates}", self.task.text(f.estimate, f.truth),

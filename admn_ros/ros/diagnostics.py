@@ -6,10 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from std_msgs.msg import Header
-
-from admn_ros.ros.telemetry import LatencyWindow
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
@@ -29,14 +26,4 @@ def make_status(name: str, hardware_id: str, level: int | bytes, message: str,
     st.level = level if isinstance(level, bytes) else bytes([int(level)])  # levels are bytes in rclpy
     st.values = [KeyValue(key=str(k), value=_fmt(v)) for k, v in (values or {}).items()]
     return st
-
-
-def latency_values(prefix: str, window: LatencyWindow) -> dict[str, float]:
-    s = window.summary()
-    return {f"{prefix}_ms_p50": s["p50"], f"{prefix}_ms_p99": s["p99"], f"{prefix}_ms_max": s["max"],
-            f"{prefix}_count": float(window.count)}
-
-
-def make_array(stamp: Any, statuses: list[DiagnosticStatus]) -> DiagnosticArray:
-    return DiagnosticArray(header=Header(stamp=stamp), status=list(statuses))
 

@@ -117,36 +117,40 @@ def spin(*nodes: Any) -> None:
 
 def run_process(make: Callable[[], Any], label: str, errors: tuple[type[Exception], ...],
                 args: list[str] | None = None, failed: Callable[[Any], str | None] | None = None) -> int:
-    """``main()`` of a node process: DDS environment, init, ``make()`` the node, spin, clean up.
-    Exit code 2 with the problem on stderr when ``make`` raises one of ``errors`` or ``failed(node)``
-    names a problem; SIGINT/SIGTERM during a callback is a clean exit."""
+    """``main()`` of a node process: DDS environment, init, ``make()`` the node (or a container's list of
+    nodes), spin, clean up, :func:`exit_process`. Exit code 2 with the problem on stderr when ``make``
+    raises one of ``errors`` or ``failed(node)`` names a problem; SIGINT/SIGTERM during a callback is a
+    clean exit."""
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
     configure_dds_env()  # localhost discovery + shipped FastDDS profile unless the environment says otherwise
     rclpy.init(args=args)
-    node, rc = None, 0
+    nodes: list[Any] = []
+    rc = 0
     try:
         try:
-            node = make()
+            nodes = make()
+            nodes = nodes if isinstance(nodes, list) else [nodes]
         except errors as exc:
             print(f"[{label}] error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}",
                   file=sys.stderr, flush=True)
             rc = 2
-        why = failed(node) if node is not None and failed is not None else None
-        if why:
-            print(f"[{node.get_name()}] error: {why}", file=sys.stderr, flush=True)
-            rc = 2
+        for node in nodes if failed is not None else ():
+            why = failed(node)
+            if why:
+                print(f"[{node.get_name()}] error: {why}", file=sys.stderr, flush=True)
+                rc = 2
         if rc == 0:
-            spin(node)
+            spin(*nodes)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
         if rclpy.ok():
             raise
     finally:
-        if node is not None:
+        for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
-    node = None  # so exit_process's collection can free it with the context
+    nodes, node = [], None  # so exit_process's collection can free them with the context
     return exit_process(rc)

@@ -16,7 +16,6 @@ from admn_ros.core.streams import split_stream_id
 from admn_ros.msg import StreamEmbeddings
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, message_class
-from admn_ros.ros.diagnostics import latency_values
 from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, sync_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
@@ -24,8 +23,6 @@ from admn_ros.ros.telemetry import HopWindows, LatencyWindow
 
 
 class FusionNode(AdmnNode):
-    """See the module docstring."""
-
     NODE_NAME = "fusion_node"
     SUMMARY = "fusion"
 
@@ -137,8 +134,8 @@ class FusionNode(AdmnNode):
 
     def diagnostic_statuses(self):
         out = [self.input_status(n, {"frames_missing": self.missing_frames.get(n, 0)}) for n in self.nodes]
-        values: dict[str, Any] = {"frames": self.frames, **latency_values("fuse", self.fuse_ms),
-                                  **latency_values("e2e", self.e2e_ms), **self.hops.values(), **self.sync_diagnostics()}
+        values: dict[str, Any] = {"frames": self.frames, **self.fuse_ms.report("fuse"),
+                                  **self.e2e_ms.report("e2e"), **self.hops.values()}
         msg = f"{values['frames']} estimates, e2e p50 {self.e2e_ms.summary()['p50']:.1f} ms"
         return out + [self.summary_status(msg, values)]
 

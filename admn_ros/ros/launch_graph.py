@@ -17,15 +17,12 @@ from admn_ros.ros.graph import LAUNCH_ARGUMENTS, GraphOptions, launch_arguments,
 def graph_nodes(context: LaunchContext, task: str) -> list[Node]:
     """The graph's processes as ``Node`` actions, for the launch arguments of ``context``."""
     values = {n: LaunchConfiguration(n).perform(context) for n in LAUNCH_ARGUMENTS}
-    out = []
-    for p in options_processes(GraphOptions.from_strings(task, values)):
-        s = p.node
-        out.append(Node(package="admn_ros", executable=p.executable, name=p.name, namespace=p.namespace,
-                        parameters=[*s.params_files, s.parameters] if s is not None else None,
-                        remappings=list(s.remappings) if s is not None else None,
-                        arguments=p.arguments or None, respawn=p.respawn, respawn_delay=p.respawn_delay,
-                        output="screen", emulate_tty=True))
-    return out
+    return [Node(package="admn_ros", executable=p.executable, name=p.name, namespace=p.namespace,
+                 parameters=[*p.node.params_files, p.node.parameters] if p.node is not None else None,
+                 remappings=list(p.node.remappings) if p.node is not None else None,
+                 arguments=p.arguments or None, respawn=p.respawn, respawn_delay=p.respawn_delay,
+                 output="screen", emulate_tty=True)
+            for p in options_processes(GraphOptions.from_strings(task, values))]
 
 
 def graph_launch_description(task: str) -> LaunchDescription:

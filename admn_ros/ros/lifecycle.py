@@ -24,8 +24,8 @@ from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id, valida
 from admn_ros.core.sync import StreamSync, SyncedSet, stamp_to_ns
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
-from admn_ros.ros.convert import image_bridge
-from admn_ros.ros.diagnostics import ERROR, OK, WARN, make_array, make_status
+from admn_ros.ros.convert import image_bridge, make_header
+from admn_ros.ros.diagnostics import ERROR, OK, WARN, make_status
 from admn_ros.ros.env import run_process
 from admn_ros.ros.params import ParamSpec, declare_parameters, install_validation, read_parameters
 from admn_ros.ros.qos import image_qos, reliable_qos
@@ -109,41 +109,29 @@ def stream_specs(radar: bool = True) -> list[ParamSpec]:
     ]
 
 
-class InputRejected(ValueError):
-    """A message that cannot be used; ``reason`` is a short identifier counted on /diagnostics."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
 def decode_sensor_image(sid: str, msg: Any, min_side: int = 8, max_side: int = 8192, *,
                         cloud_to_map: Callable[[Any], np.ndarray] | None = None) -> np.ndarray:
     """A sensor message of stream ``sid`` (``sensor_msgs/Image``, or ``PointCloud2`` radar with
-    ``cloud_to_map``) -> numpy array for :meth:`Runtime.preprocess`, or :class:`InputRejected`
-    (``bad_encoding``, ``empty``, ``bad_size``, ``bad_layout``, ``bad_data``, ``bad_cloud``,
-    ``non_finite``)."""
+    ``cloud_to_map``) -> numpy array for :meth:`Runtime.preprocess`, or a :class:`ConversionError` whose
+    ``reason`` is counted on /diagnostics (``bad_encoding``, ``empty``, ``bad_size``, ``bad_layout``,
+    ``bad_data``, ``bad_cloud``, ``non_finite``)."""
     _, mod = split_stream_id(sid)
     kind = "pointcloud2" if cloud_to_map is not None and mod == "radar" else "image"
     if kind == "image":
         enc = str(msg.encoding)
         if enc not in STREAM_FORMATS[mod]["image"]:
-            raise InputRejected("bad_encoding", f"encoding {enc!r} cannot feed a {mod} stream; "
-                                f"supported: {list(STREAM_FORMATS[mod]['image'])}")
+            raise ConversionError("bad_encoding", f"encoding {enc!r} cannot feed a {mod} stream; "
+                                  f"supported: {list(STREAM_FORMATS[mod]['image'])}")
         h, w = int(msg.height), int(msg.width)
         if h == 0 or w == 0 or len(msg.data) == 0:
-            raise InputRejected("empty", f"empty image {w}x{h}, {len(msg.data)} data bytes")
+            raise ConversionError("empty", f"empty image {w}x{h}, {len(msg.data)} data bytes")
         if not (min_side <= h <= max_side and min_side <= w <= max_side):
-            raise InputRejected("bad_size", f"image {w}x{h} outside the accepted side range "
-                                f"[{min_side}, {max_side}]")
-    try:
-        arr = decode_stream(msg, kind, mod, to_array=image_bridge().imgmsg_to_cv2, cloud_to_map=cloud_to_map)
-    except ConversionError as exc:
-        raise InputRejected(exc.reason, str(exc)) from None
+            raise ConversionError("bad_size", f"image {w}x{h} outside the accepted side range "
+                                  f"[{min_side}, {max_side}]")
+    arr = decode_stream(msg, kind, mod, to_array=image_bridge().imgmsg_to_cv2, cloud_to_map=cloud_to_map)
     if mod == "radar" and not np.isfinite(arr).all():
         n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        raise InputRejected("non_finite", f"radar heatmap has {n_bad} NaN/inf value(s)")
+        raise ConversionError("non_finite", f"radar heatmap has {n_bad} NaN/inf value(s)")
     return arr
 
 
@@ -174,11 +162,6 @@ class AdmnNode(LifecycleNode):
         self._child_loggers: dict[tuple[str, str], Any] = {}
         self.configure_error: str | None = None
         self.cloud_to_map: Any = None          # PointCloud2 radar -> range-azimuth map (radar_input)
-        self._topic_names: dict[str, str] = {}  # topic -> resolved name (namespace, remapping)
-        self.monitor = StreamMonitor()
-        self._prev_rejected: dict[Any, int] = {}
-        self._prev_dropped = 0
-        self._stale_reported = 0
         self.diag_pub = None
         self.runtime: Any = None                # the loaded models (configure)
         self.sync: StreamSync | None = None     # the synchronizer of the inputs (activate)
@@ -190,8 +173,11 @@ class AdmnNode(LifecycleNode):
         except BaseException:
             self.destroy_node()
             raise
-        if self.p["autostart"]:
-            self.autostart()
+        if self.p["autostart"]:  # configure + activate; configure_error says why either failed
+            for trigger, what in ((self.trigger_configure, "configure"), (self.trigger_activate, "activate")):
+                if trigger() != TransitionCallbackReturn.SUCCESS:
+                    self.configure_error = self.configure_error or f"{what} transition failed"
+                    break
 
     #: A budget parameter value meaning "derive it from the model" (None = no such value).
     AUTO_BUDGET: int | None = None
@@ -203,15 +189,10 @@ class AdmnNode(LifecycleNode):
             return len(rt.stream_ids)
         return max(1, len(self.get_parameter("sensor_nodes").value or ())) * len(MODALITIES)
 
-    def _budget_problem(self, value: Any) -> str | None:
-        """Why ``value`` is not a valid ``budget`` parameter (None if it is)."""
-        if self.AUTO_BUDGET is not None and int(value) == self.AUTO_BUDGET:
-            return None
-        try:
+    def _check_budget(self, value: Any) -> None:
+        """``ValueError`` if ``value`` is not a valid ``budget`` parameter."""
+        if self.AUTO_BUDGET is None or int(value) != self.AUTO_BUDGET:
             validate_budget(int(value), self._n_streams())
-        except ValueError as exc:
-            return str(exc)
-        return None
 
     def load_runtime(self, task: Task | None = None, streams: bool = True) -> Any:
         """``self.runtime``: the models of ``model_dir`` (default: ``task``'s shipped ones) loaded with
@@ -247,14 +228,6 @@ class AdmnNode(LifecycleNode):
     def diagnostic_statuses(self) -> list[DiagnosticStatus]:
         return []
 
-    def autostart(self) -> bool:
-        """configure + activate; False (and ``configure_error`` set) if either failed."""
-        for trigger, what in ((self.trigger_configure, "configure"), (self.trigger_activate, "activate")):
-            if trigger() != TransitionCallbackReturn.SUCCESS:
-                self.configure_error = self.configure_error or f"{what} transition failed"
-                return False
-        return True
-
     @property
     def state_label(self) -> str:
         return str(self._state_machine.current_state[1])
@@ -262,14 +235,12 @@ class AdmnNode(LifecycleNode):
     def subscribe(self, msg_type: Any, topic: str, callback: Callable, qos: Any) -> Any:
         s = self.create_subscription(msg_type, topic, callback, qos)
         self._subs.append(s)
-        self._topic_names[topic] = s.topic_name
         return s
 
     def subscribe_filter(self, msg_type: Any, topic: str, qos: Any) -> Any:
         """A ``message_filters`` ``Subscriber`` on ``topic``, destroyed with the others on deactivate."""
         f = msg_filters.Subscriber(self, msg_type, topic, qos_profile=qos)
         self._subs.append(f.sub)
-        self._topic_names[topic] = f.sub.topic_name
         self.input_filters[topic] = f
         return f
 
@@ -301,43 +272,31 @@ class AdmnNode(LifecycleNode):
     def _health_config(self) -> HealthConfig | None:
         return HealthConfig.from_params(self.p) if "frozen_frames" in self.p else None
 
-    def health_values(self, key: Any) -> dict[str, Any]:
-        """``health`` (``ok``, ``missing``, ``frozen``, ``stalled``) and ``health.<status>`` (times the
-        input turned so) of a synchronized input."""
-        sync = self.sync
-        if sync is None:
-            return {}
-        h = sync.health.get(key)
-        return {"health": sync.status(self.now_s())[key],
-                **({f"health.{s}": h.events[s] for s in sorted(UNHEALTHY)} if h is not None else {})}
-
     def stream_statuses(self, ids: Sequence[str], alloc: Any = None,
                         extra: Callable[[str], dict[str, Any]] | None = None) -> list[DiagnosticStatus]:
-        """/diagnostics status of each stream of ``ids``: ``extra(sid)``, its health and, with ``alloc``
-        (``est_noise``, ``mask``, ``present`` in the order of ``ids``), its estimated noise, blocks, presence."""
+        """/diagnostics status of each stream of ``ids``: ``extra(sid)``, its ``health`` (``ok``, ``missing``,
+        ``frozen``, ``stalled``) and ``health.<status>`` (times it turned so) and, with ``alloc`` (``est_noise``,
+        ``mask``, ``present`` in the order of ``ids``), its estimated noise, blocks, presence."""
+        sync = self.sync
+        status = sync.status(self.now_s()) if sync is not None else {}
         out = []
         for i, sid in enumerate(ids):
-            v = {**(extra(sid) if extra is not None else {}), **self.health_values(sid)}
+            v = extra(sid) if extra is not None else {}
+            if sync is not None:
+                h = sync.health.get(sid)
+                v = {**v, "health": status[sid], **({f"health.{s}": h.events[s] for s in sorted(UNHEALTHY)}
+                                                    if h is not None else {})}
             if alloc is not None:
                 v.update({"est_sigma": float(alloc.est_noise[i]), "blocks": int(alloc.mask[i].sum()),
                           "present": bool(alloc.present[i])})
             out.append(self.input_status(sid, v))
         return out
 
-    def sync_diagnostics(self) -> dict[str, Any]:
-        """``sync_*`` values of ``self.sync`` for the summary status ({} without one)."""
-        st = self.sync.stats if self.sync is not None else None
-        return {} if st is None else {
-            "sync_sets": st.sets, "sync_stale_sets": st.stale_sets, "sync_discarded": st.discarded,
-            "sync_queued": st.queued, "sync_rebuilds": st.rebuilds, "sync_impl": msg_filters.IMPLEMENTATION}
-
-    def _radar_cloud(self, sid: str) -> bool:
-        return self.cloud_to_map is not None and split_stream_id(sid)[1] == "radar"
-
     def stream_input(self, sid: str) -> tuple[Any, str]:
         """Message type and topic of stream ``sid``'s input (``radar_input: pointcloud2``: radar on N/radar/points)."""
-        if self._radar_cloud(sid):
-            return PointCloud2, topics.radar_points_topic(split_stream_id(sid)[0])
+        node, mod = split_stream_id(sid)
+        if self.cloud_to_map is not None and mod == "radar":
+            return PointCloud2, topics.radar_points_topic(node)
         return Image, topics.image_topic(sid)
 
     def timer(self, period_s: float, callback: Callable) -> Any:
@@ -377,11 +336,12 @@ class AdmnNode(LifecycleNode):
             return
         try:
             arr = decode_sensor_image(sid, msg, self.p["min_image_side"], self.p["max_image_side"],
-                                      cloud_to_map=self.cloud_to_map if self._radar_cloud(sid) else None)
+                                      cloud_to_map=self.cloud_to_map)
             x = self.runtime.preprocess(sid, arr)
-        except InputRejected as exc:
+        except ConversionError as exc:
             topic = self.stream_input(sid)[1]
-            self.reject(sid, exc.reason, f"topic {self._topic_names.get(topic, topic)}: {exc.detail}")
+            f = self.input_filters.get(topic)  # its resolved name: namespace, remapping
+            self.reject(sid, exc.reason, f"topic {f.sub.topic_name if f else topic}: {exc}")
             return
         except ValueError as exc:
             self.reject(sid, "bad_values", str(exc))
@@ -424,14 +384,12 @@ class AdmnNode(LifecycleNode):
         return ns
 
     def _after_set(self, params: list[Parameter]) -> None:
-        names = {s.name for s in self.specs}
+        self.p = read_parameters(self, self.specs)
         for prm in params:
-            if prm.name in names:
-                v = prm.value
-                self.p[prm.name] = list(v) if type(v).__name__ == "array" or isinstance(v, tuple) else v
+            if prm.name in self.p:
                 try:
                     if prm.name in ("slop", "timeout") and self.sync is not None:
-                        self.sync.configure(**{prm.name: float(v)})
+                        self.sync.configure(**{prm.name: float(prm.value)})
                     if self.sync is not None and prm.name in HEALTH_PARAMS:
                         self.sync.configure(health=self._health_config())
                     self.on_parameter(prm.name, self.p[prm.name])
@@ -441,7 +399,6 @@ class AdmnNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.configure_error = None
         try:
-            self.p = read_parameters(self, self.specs)
             self.monitor = StreamMonitor()
             self._prev_rejected, self._prev_dropped = {}, 0
             if self.p.get("radar_input") == "pointcloud2":  # radar as PointCloud2: drawn into the map
@@ -485,16 +442,12 @@ class AdmnNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release_all()
-        return super().on_cleanup(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release_all()
-        return super().on_shutdown(state)
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Also the shutdown and error transitions: release everything (the lifecycle publishers, rclpy's
+        managed entities, included)."""
         self._release_all()
         return TransitionCallbackReturn.SUCCESS
+
+    on_shutdown = on_error = on_cleanup
 
     def _destroy_subs_timers(self) -> None:
         for s in self._subs:
@@ -542,9 +495,13 @@ class AdmnNode(LifecycleNode):
         return make_status(f"{self.get_fully_qualified_name()}: input {key}", str(key), level, msg, values)
 
     def summary_status(self, message: str, values: dict[str, Any]) -> DiagnosticStatus:
-        """The node's summary status ``<fqn>: SUMMARY`` with ``values`` and the drop counts: WARN if frames
-        were dropped since the last report, ERROR (its message) on ``configure_error``."""
-        dropped = self.monitor.dropped
+        """The node's summary status ``<fqn>: SUMMARY`` with ``values``, the ``sync_*`` counts of ``self.sync``
+        and the drop counts: WARN if frames were dropped since the last report, ERROR (its message) on
+        ``configure_error``."""
+        dropped, st = self.monitor.dropped, self.sync.stats if self.sync is not None else None
+        if st is not None:
+            values = {**values, "sync_sets": st.sets, "sync_stale_sets": st.stale_sets, "sync_discarded": st.discarded,
+                      "sync_queued": st.queued, "sync_rebuilds": st.rebuilds, "sync_impl": msg_filters.IMPLEMENTATION}
         v = {**values, "dropped": int(sum(dropped.values())), **{f"dropped.{r}": c for r, c in sorted(dropped.items())}}
         level = OK
         if v["dropped"] > self._prev_dropped:
@@ -563,7 +520,7 @@ class AdmnNode(LifecycleNode):
         except Exception as exc:  # noqa: BLE001 - diagnostics must never kill the node
             self.warn_throttled("diagnostics", f"building diagnostics failed: {exc}")
             return
-        self.diag_pub.publish(make_array(self.get_clock().now().to_msg(), statuses))
+        self.diag_pub.publish(DiagnosticArray(header=make_header(self.get_clock().now().to_msg()), status=statuses))
         self._prev_rejected = {k: int(sum(self.monitor.rejected(k).values())) for k in self.monitor.inputs}
         self._prev_dropped = int(sum(self.monitor.dropped.values()))
 

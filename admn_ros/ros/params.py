@@ -24,8 +24,8 @@ class ParameterError(ValueError):
 class ParamSpec:
     """One parameter. ``default``'s Python type gives the parameter type unless ``type`` is set
     (needed for empty lists); ``min``/``max``: inclusive range of INTEGER / DOUBLE; ``choices``: of a
-    STRING; ``constraints``: extra ``additional_constraints`` text; ``validator``: ``value -> error
-    message or None``, run at declaration and on set."""
+    STRING; ``constraints``: extra ``additional_constraints`` text; ``validator``: called with the
+    value at declaration and on set, a ``ValueError`` it raises says why the value is refused."""
 
     name: str
     default: Any
@@ -36,7 +36,7 @@ class ParamSpec:
     choices: tuple[str, ...] | None = None
     read_only: bool = False
     constraints: str = ""
-    validator: Callable[[Any], str | None] | None = field(default=None, compare=False)
+    validator: Callable[[Any], Any] | None = field(default=None, compare=False)
 
     @property
     def ptype(self) -> Parameter.Type:
@@ -79,9 +79,10 @@ class ParamSpec:
         if self.choices and value not in self.choices:
             return f"parameter {self.name!r} = {value!r} is not one of {list(self.choices)}"
         if self.validator is not None:
-            why = self.validator(value)
-            if why:
-                return f"parameter {self.name!r} = {value!r}: {why}"
+            try:
+                self.validator(value)
+            except ValueError as exc:
+                return f"parameter {self.name!r} = {value!r}: {exc}"
         return None
 
 

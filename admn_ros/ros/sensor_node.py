@@ -8,6 +8,7 @@ import math
 import sys
 import time
 from collections import deque
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.msg import StreamQoI
 from admn_ros.ros import topics
 from admn_ros.ros.convert import make_header, message_class, ns_to_stamp, numpy_to_image
-from admn_ros.ros.diagnostics import OK, WARN, make_array, make_status
+from admn_ros.ros.diagnostics import OK, WARN, make_status
 from admn_ros.ros.env import run_process
 from admn_ros.ros.params import (ParamSpec, ParameterError, declare_parameters, install_validation,
                                  parameter_overrides)
@@ -78,22 +79,12 @@ BASE_SPECS: tuple[ParamSpec, ...] = (
 )
 
 
-def _corruption_validator(modality: str):
-    def check(value: Any) -> str | None:
-        try:
-            parse_corruption(value, modality)
-        except ValueError as e:
-            return str(e)
-        return None
-    return check
-
-
 def corruption_specs(stream_ids: list[str]) -> tuple[ParamSpec, ...]:
     return tuple(ParamSpec(corruption_param(sid), "none",
                            f"Corruption of stream {sid}: '<kind>[:sigma=..,severity=..,"
                            f"schedule=constant|flicker,period_s=..,duty=..]'",
                            constraints="kinds: " + ", ".join(CORRUPTION_KINDS),
-                           validator=_corruption_validator(split_stream_id(sid)[1]))
+                           validator=partial(parse_corruption, modality=split_stream_id(sid)[1]))
                  for sid in stream_ids)
 
 
@@ -108,12 +99,10 @@ _PHASE_MAX_RETRIES = 20
 
 
 class SensorNode(Node):
-    """See the module docstring."""
-
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         kwargs.setdefault("allow_undeclared_parameters", True)  # so unknown names get a reason
         super().__init__(node_name, **kwargs)
-        self._timer = self._phase_timer = self._render_timer = None
+        self._timer = self._render_timer = None
         try:
             self._setup()
         except BaseException:
@@ -142,7 +131,10 @@ class SensorNode(Node):
         self.period_ns = int(round(1e9 / self.rate_hz))
 
         ids = self.streams.ids
-        self._check_corruption_overrides(ids)
+        known = {corruption_param(s) for s in ids}
+        for name in parameter_overrides(self):
+            if name.startswith("corruption.") and name not in known:
+                raise ParameterError(self._unknown_corruption_reason(name, ids))
         self._corr_specs = corruption_specs(ids)
         self._specs = {s.name: s for s in BASE_SPECS + self._corr_specs}
         corr = declare_parameters(self, self._corr_specs)
@@ -196,12 +188,6 @@ class SensorNode(Node):
             f"publishing {len(self.my_streams)} streams of {self.nodes} at {self.rate_hz:g} Hz "
             f"(seed {p['seed']}, episode {p['episode']}, {source})")
 
-    def _check_corruption_overrides(self, ids: list[str]) -> None:
-        known = {corruption_param(s) for s in ids}
-        for name in parameter_overrides(self):
-            if name.startswith("corruption.") and name not in known:
-                raise ParameterError(self._unknown_corruption_reason(name, ids))
-
     @staticmethod
     def _unknown_corruption_reason(name: str, ids: list[str]) -> str:
         parts = name.split(".")
@@ -250,35 +236,27 @@ class SensorNode(Node):
         """Start the periodic timer on a grid point so ticks land just after the frames' due times
         (all processes alike); anchoring at a free-running timer's first tick would offset every stamp
         by that tick's start-up delay."""
-        period_s = self.period_ns * 1e-9
         now = self._now_ns()
         if self.start_ns is None:
             if now <= 0:  # use_sim_time and no /clock yet: anchor at the first tick
-                self._timer = self.create_timer(period_s, self._on_timer)
+                self._timer = self.create_timer(self.period_ns * 1e-9, self._on_timer)
                 return
             self.start_ns = now + _ANCHOR_DELAY_NS
-        if now <= 0:  # sim time not received yet: retry shortly
-            self._phase_timer = self.create_timer(0.01, self._phase_then_periodic)
-            return
         self._arm_phase_timer(now)
 
     def _arm_phase_timer(self, now: int) -> None:
-        """One-shot timer to just after the next grid point."""
-        rel = (now - self.start_ns) % self.period_ns
-        delay = (self.period_ns - rel) * 1e-9 + _PHASE_SLACK_NS * 1e-9
-        self._phase_timer = self.create_timer(delay, self._phase_then_periodic)
+        """One-shot timer to just after the next grid point (sim time not received yet: in 10 ms)."""
+        delay_ns = self.period_ns - (now - self.start_ns) % self.period_ns + _PHASE_SLACK_NS
+        self._phase_timer = self.create_timer(delay_ns * 1e-9 if now > 0 else 0.01, self._phase_then_periodic)
 
     def _phase_then_periodic(self) -> None:
         """Start the periodic timer, or wait for the next grid point if this callback ran late."""
-        if self._phase_timer is not None:
-            self.destroy_timer(self._phase_timer)
-            self._phase_timer = None
+        self.destroy_timer(self._phase_timer)
         now = self._now_ns()
         if now <= 0:
-            self._phase_timer = self.create_timer(0.01, self._phase_then_periodic)
+            self._arm_phase_timer(now)
             return
-        rel = (now - self.start_ns) % self.period_ns
-        if rel > _PHASE_TOLERANCE_NS and self._phase_retries < _PHASE_MAX_RETRIES:
+        if (now - self.start_ns) % self.period_ns > _PHASE_TOLERANCE_NS and self._phase_retries < _PHASE_MAX_RETRIES:
             self._phase_retries += 1
             self._arm_phase_timer(now)
             return
@@ -425,7 +403,7 @@ class SensorNode(Node):
                 OK if r >= 0.8 * self.rate_hz else WARN, f"{r:.1f} Hz")
             statuses.append(make_status(f"{name}: {sid}", sid, level, msg, {
                 "achieved_hz": f"{r:.2f}", "corruption": c.kind, "sigma": f"{c.sigma or 0.0:g}"}))
-        self.diag_pub.publish(make_array(self.get_clock().now().to_msg(), statuses))
+        self.diag_pub.publish(DiagnosticArray(header=make_header(self.get_clock().now().to_msg()), status=statuses))
 
 
 def main(args: list[str] | None = None) -> int:

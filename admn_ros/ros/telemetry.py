@@ -52,6 +52,11 @@ class LatencyWindow:
         return {"n": float(len(a)), "mean": float(a.mean()), "p50": float(np.percentile(a, 50)),
                 "p99": float(np.percentile(a, 99)), "max": float(a.max())}
 
+    def report(self, prefix: str) -> dict[str, float]:
+        """The ``/diagnostics`` values ``<prefix>_ms_p50`` / ``_p99`` / ``_max`` and ``<prefix>_count``."""
+        s = self.summary()
+        return {**{f"{prefix}_ms_{q}": s[q] for q in ("p50", "p99", "max")}, f"{prefix}_count": float(self.count)}
+
 
 #: The hops of the end-to-end latency (sensor stamp -> estimate published), in order, with their
 #: labels; per frame they add up to it. The window node reports the first three (as "backbone" the

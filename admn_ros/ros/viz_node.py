@@ -64,8 +64,6 @@ def view_specs(marker_lifetime: float) -> list[ParamSpec]:
 
 
 class VizNode(AdmnNode):
-    """See the module docstring."""
-
     NODE_NAME = "viz_node"
     SUMMARY = "viz"
 
@@ -92,8 +90,7 @@ class VizNode(AdmnNode):
                              f"(nodes in the config: {list(known)})")
         StreamSet(tuple(p["sensor_nodes"]))
         self.state = VizState(cfg.track.bounds, {n: known[n] for n in p["sensor_nodes"]})
-        self.state.trail = deque(maxlen=max(1, int(p["trail_length"])))
-        self.state.gt_trail = deque(maxlen=max(1, int(p["trail_length"])))
+        self.on_parameter("trail_length", p["trail_length"])
         self._gt: dict[int, tuple[float, float]] = {}
         self._last_target: tuple[int, float, float] | None = None
         self.errors: deque[float] = deque(maxlen=300)

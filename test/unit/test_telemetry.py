@@ -9,7 +9,7 @@ from admn_ros.ros.telemetry import LatencyWindow, RateMeter, StreamMonitor
 
 def test_stream_monitor_and_meters():
     """Break tried: RateMeter.rate without sliding its window (the rate long after the last
-    tick stayed 2 Hz instead of 0)."""
+    tick stayed 2 Hz instead of 0); LatencyWindow.report without its max (the report lacked embed_ms_max)."""
     m = StreamMonitor()
     assert m.check_stamp("a", 0) == "zero_stamp"
     m.accept("a", 100, now=1.0)
@@ -30,3 +30,5 @@ def test_stream_monitor_and_meters():
         lw.add(v)
     s = lw.summary()
     assert s["n"] == 10 and s["max"] == 19
+    assert lw.report("embed") == {"embed_ms_p50": s["p50"], "embed_ms_p99": s["p99"], "embed_ms_max": 19.0,
+                                  "embed_count": 20.0}
