@@ -71,7 +71,8 @@ BASE_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("max_catch_up", 1000, "When late, frames skipped (not rendered) per tick to get back onto the shared "
               "time grid; 0 = never skip (stamps then lag the clock)", min=0, max=1_000_000),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 = off)", min=0.0, max=3600.0),
-    ParamSpec("rate_window", 2.0, "Window (s) over which the achieved rate is measured", min=0.1, max=60.0),
+    ParamSpec("rate_window", 2.0, "Window (s) over which the achieved rate is measured", min=0.1, max=60.0,
+              read_only=True),
     ParamSpec("timeline_file", "", "Scenario YAML: phases that corrupt streams for some seconds "
               "(config/demo_tracking.yaml); '' = none"),
     ParamSpec("timeline_start", -1.0, "Node-clock time (s) the scenario starts; < 0: at frame 0",
@@ -314,7 +315,7 @@ class SensorNode(Node):
     def _render(self, k: int) -> tuple[int, Any, dict[str, Image]]:
         """Step the simulator to frame ``k`` (at most ``max_catch_up`` frames skipped unrendered);
         ``(index, frame, stamped image messages)``, none for a dropped-out stream."""
-        late = min(k - self.next_k, int(self.p["max_catch_up"]))
+        late = min(k - self.next_k, int(self.get_parameter("max_catch_up").value))
         t0 = time.perf_counter()
         if late > 0:
             self.sim.skip(late)  # not rendered

@@ -249,6 +249,30 @@ def test_stamps_are_never_in_the_future(startup_delay_s):
         rclpy.try_shutdown(context=ctx)
 
 
+def test_max_catch_up_applies_when_set_at_run_time():
+    """In-process: a late node skips at most ``max_catch_up`` frames per render, with the value set
+    while it runs. Break tried: reading the start-up value (the run-time 0 still skipped 5 frames)."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from admn_ros.ros.sensor_node import SensorNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = SensorNode("sensor_node_catch_up", context=ctx, parameter_overrides=[
+            Parameter("nodes", value=["node1"]), Parameter("diagnostics_period", value=0.0)])
+        for limit, skipped in ((0, 0), (2, 2)):
+            assert node.set_parameters([Parameter("max_catch_up", value=limit)])[0].successful
+            before, k = node.frames_skipped, node.next_k
+            node._render(k + 5)
+            assert node.frames_skipped - before == skipped
+        assert not node.set_parameters([Parameter("rate_window", value=5.0)])[0].successful  # read at start-up
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
+
+
 def test_two_processes_share_the_time_grid():
     start = time.time() + 2.5  # both processes need ~1 s to start
     common = ["-p", f"rate_hz:={RATE}", "-p", f"start_time:={start:.3f}", "-p", "seed:=7",
