@@ -402,7 +402,9 @@ def test_fuzz_10k_per_input_type_counted_on_diagnostics(tmp_path):
                         problems.append(f"{k} {inp}: rejected.{r} = {c} < {frac} x {n} sent")
                 if inp == topics.ALLOCATION:
                     c, n = sum(got.get(r, 0) for r in pair), sum(exp.get(r, 0) for r in pair)
-                    if not COUNTED_FRACTION * n <= c <= n:
+                    # a malformed allocation overtaken by a newer real one is counted out of order
+                    spill = max(exp.get("bad_allocation", 0) - got.get("bad_allocation", 0), 0)
+                    if not COUNTED_FRACTION * n <= c <= n + spill:
                         problems.append(f"{k} {inp}: {c} duplicate + out-of-order counted, {n} sent")
         lines = [f"fuzzing: {len(schedule)} messages in {fuzz_s:.1f} s ({len(schedule) / fuzz_s:.0f}/s; "
                  f"paused {paused:.1f} s for the nodes to catch up); "
