@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeVar
 
 import torch
 
@@ -22,6 +22,8 @@ FORMAT = "admn_ros.checkpoint"   # meta["format"] of our checkpoints
 VERSION = 1                      # bumped when the layout changes incompatibly
 META_KEY = "admn_ros"            # safetensors header-metadata key of the JSON document
 OPTIM_PREFIX = "__optim__/"      # tensor-name prefix of the optimizer state
+
+T = TypeVar("T")
 
 
 class CheckpointError(RuntimeError):
@@ -212,6 +214,18 @@ def load_into(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *,
         raise CheckpointError(f"{path}: {len(problems)} of {len(expected)} weights do not fit the network its "
                               "config describes: " + "; ".join(problems[:5]) + more)
     module.load_state_dict({k: v for k, v in tensors.items() if k in expected}, strict=strict)
+
+
+def stored_config(path: str | os.PathLike[str], meta: Mapping[str, Any], key: str, cls: type[T]) -> T:
+    """``cls.from_dict(meta[key])``: the config a checkpoint's metadata stores under ``key``
+    (``"model_config"``, ``"controller_config"``); :class:`CheckpointError` naming the file if it
+    is missing or invalid."""
+    try:
+        return cls.from_dict(meta[key])  # type: ignore[attr-defined]
+    except KeyError:
+        raise CheckpointError(f"{path}: metadata has no {key}") from None
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: invalid {key}: {exc}") from exc
 
 
 def check_config(path: str | os.PathLike[str], stored: Mapping[str, Any], expected: Mapping[str, Any],

@@ -160,7 +160,7 @@ class Runtime:
         :class:`~admn_ros.core.checkpoint.CheckpointError` naming the file and the problem."""
         import torch
 
-        from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, read_metadata
+        from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, read_metadata, stored_config
         from admn_ros.core.controller import AllocationController, ControllerConfig
         from admn_ros.core.engine import BACKENDS
         from admn_ros.core.model import ADMNConfig, ADMNModel
@@ -200,10 +200,7 @@ class Runtime:
                                   "controllers do not single one out; keep one of them in the directory")
         main = ranked[0]
         mmeta = metas[main]
-        try:
-            mcfg = ADMNConfig.from_dict(mmeta.get("model_config") or {})
-        except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"{main}: invalid model_config: {exc}") from exc
+        mcfg = stored_config(main, mmeta, "model_config", ADMNConfig)
         if mcfg.img_size != MODEL_INPUT:
             raise CheckpointError(f"{main}: model_config.img_size {mcfg.img_size} != {MODEL_INPUT} "
                                   "(the preprocessing output size)")
@@ -229,10 +226,7 @@ class Runtime:
                 skipped.append((f, f"controller of {others[parent]} (stage1 weights {parent}), model {main.name} "
                                    f"is {wid}"))
                 continue
-            try:
-                ccfg = ControllerConfig.from_dict(m.get("controller_config") or {})
-            except (ValueError, TypeError) as exc:
-                raise CheckpointError(f"{f}: invalid controller_config: {exc}") from exc
+            ccfg = stored_config(f, m, "controller_config", ControllerConfig)
             got = (tuple(ccfg.nodes), tuple(ccfg.modalities), ccfg.depth, ccfg.img_size, ccfg.first_block)
             exp = (tuple(mcfg.nodes), tuple(mcfg.modalities), mcfg.vit_depth, mcfg.img_size, mcfg.first_block)
             if got != exp:

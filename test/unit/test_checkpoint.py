@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from admn_ros.core.checkpoint import (CheckpointError, check_config, load_checkpoint, load_into, read_metadata,
-                                      save_checkpoint, weights_id)
+                                      save_checkpoint, stored_config, weights_id)
+from admn_ros.core.controller import ControllerConfig
+from admn_ros.core.model import ADMNConfig
 
 
 def _net(out: int = 3) -> torch.nn.Module:
@@ -167,6 +169,20 @@ def test_check_config_names_the_differing_field():
     with pytest.raises(CheckpointError, match=r"run/last.safetensors: model_config.vit_dim = 32 != expected 64"):
         check_config("run/last.safetensors", {"vit_dim": 32, "nodes": ["a"]}, {"vit_dim": 64, "nodes": ("a",)})
     check_config("x", {"nodes": ["a", "b"]}, {"nodes": ("a", "b")})  # lists == tuples
+
+
+def test_stored_config_names_the_file_and_key():
+    """A config stored in a checkpoint's metadata is rebuilt; a missing or invalid one raises a
+    CheckpointError naming the file and the key.
+
+    Break tried: ``stored_config`` without its ``KeyError`` branch: a bare KeyError escaped and
+    the test failed."""
+    meta = {"model_config": {"vit_dim": 32}, "controller_config": {"bogus": 1}}
+    assert stored_config("m.safetensors", meta, "model_config", ADMNConfig).vit_dim == 32
+    with pytest.raises(CheckpointError, match=r"m\.safetensors: invalid controller_config: .*unknown keys \['bogus'\]"):
+        stored_config("m.safetensors", meta, "controller_config", ControllerConfig)
+    with pytest.raises(CheckpointError, match=r"m\.safetensors: metadata has no controller_config"):
+        stored_config("m.safetensors", {}, "controller_config", ControllerConfig)
 
 
 def test_reserved_prefix_and_non_json_meta_are_rejected(tmp_path):

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, stored_config
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import budget_from_fraction, naive_allocation, validate_budget
 from admn_ros.core.tasks import get_task
@@ -133,10 +133,7 @@ def warm_start(model: ADMNModel, path: str | Path, log: Callable[[str], None] = 
     """Load every weight of the stage-1 checkpoint ``path`` into ``model`` (``Stage1Config.init``);
     :class:`CheckpointError` naming the fields if it is another network."""
     ck = load_checkpoint(path, kind="stage1", with_optimizer=False)
-    try:
-        stored = ADMNConfig.from_dict(ck.model_config).to_dict()
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: invalid model_config: {exc}") from exc
+    stored = stored_config(path, ck.meta, "model_config", ADMNConfig).to_dict()
     want = model.cfg.to_dict()  # the head's bounds are no weights: a new site may move them
     diff = [f"{k} = {stored.get(k)!r} != {v!r}" for k, v in want.items() if stored.get(k) != v and k != "bounds"]
     if diff:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, load_into, save_checkpoint
+from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, load_into, save_checkpoint, stored_config
 from admn_ros.core.controller import AllocationController, ControllerConfig
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.splits import (count_embeddings, sampled_splits, split_candidates, split_log_scores,
@@ -33,11 +33,7 @@ RESUME_FIXED = ("data", "stage1", "variant", "budget", "budget_fraction", "budge
 def load_stage1(path: str | Path) -> tuple[ADMNModel, str]:
     """The frozen stage-1 network (eval mode, no grads) and its ``weights_id``."""
     ck = load_checkpoint(path, kind="stage1", with_optimizer=False)
-    try:
-        mcfg = ADMNConfig.from_dict(ck.model_config)
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: invalid model_config: {exc}") from exc
-    model = ADMNModel(mcfg)
+    model = ADMNModel(stored_config(path, ck.meta, "model_config", ADMNConfig))
     ck.load_into(model)
     model.eval().requires_grad_(False)
     return model, str(ck.meta["weights_id"])
@@ -49,10 +45,7 @@ def load_controller(path: str | Path, model: ADMNModel | None = None, model_weig
     ``model``'s streams and depth. Trained on another stage-1 network than ``model_weights_id``:
     raises if ``strict_parent``, else ``meta["parent_mismatch"] = True``."""
     ck = load_checkpoint(path, kind="controller", with_optimizer=False)
-    try:
-        ccfg = ControllerConfig.from_dict(ck.meta["controller_config"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: invalid controller_config: {exc}") from exc
+    ccfg = stored_config(path, ck.meta, "controller_config", ControllerConfig)
     if model is not None:
         mc = model.cfg
         got = (list(ccfg.nodes), list(ccfg.modalities), ccfg.depth)
