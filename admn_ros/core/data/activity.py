@@ -23,12 +23,13 @@ from admn_ros.core.data.simdata import (SPLITS, DatasetError, MemmapBatches, arr
                                         load_meta_json, split_permutation)
 from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
+from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M, SENSOR_HEIGHT_M,
+                                        SENSOR_NODE, ActivityRenderer, activity_index, draw_subject, render_window)
 from admn_ros.core.sim.config import check_index
 from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES
 
 ACTIVITY_FORMAT: str = "admn_ros.activitydata"
 ACTIVITY_FORMAT_VERSION: int = 1
-SENSOR_NODE: str = "node1"
 #: A window starts at a uniformly drawn time in [0, MAX_START_S) of its performance, seconds.
 MAX_START_S: float = 30.0
 M = MODEL_INPUT
@@ -262,16 +263,12 @@ def window_rng(seed: int, subject_id: int, activity: int, window: int) -> np.ran
 
 
 @lru_cache(maxsize=4)
-def _renderer(seed: int, subject_id: int, width: int, height: int) -> Any:
-    from admn_ros.core.sim.activity import ActivityRenderer, draw_subject
-
+def _renderer(seed: int, subject_id: int, width: int, height: int) -> ActivityRenderer:
     return ActivityRenderer(draw_subject(seed, subject_id), width, height)
 
 
 def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
     """Render the windows of one (subject, activity) into storage arrays."""
-    from admn_ros.core.sim.activity import ACTIVITIES, render_window
-
     t0 = time.perf_counter()
     r = _renderer(task.seed, task.subject_id, task.width, task.height)
     F, n = task.frames, task.windows
@@ -294,9 +291,6 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
                               width: int = 160, height: int = 120) -> Path:
     """Render a simulated MM-Fi-style activity dataset into ``out`` (docs/DATASET.md): the arrays
     depend only on the arguments, not on ``workers``."""
-    from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M,
-                                            SENSOR_HEIGHT_M, activity_index, draw_subject)
-
     for name, v, lo in (("windows_per_activity", windows_per_activity, 1), ("workers", workers, 0), ("seed", seed, 0)):
         check_index(name, v, lo=lo)
     plan = plan_subject_splits(n_subjects, val_subjects, test_subjects, seed)
