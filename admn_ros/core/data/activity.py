@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import time
@@ -25,7 +24,7 @@ from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, f
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M, SENSOR_HEIGHT_M,
                                         SENSOR_NODE, ActivityRenderer, activity_index, draw_subject, render_window)
-from admn_ros.core.sim.config import check_index
+from admn_ros.core.sim.config import check_index, check_rate
 from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES
 
 ACTIVITY_FORMAT: str = "admn_ros.activitydata"
@@ -119,9 +118,7 @@ class ActivityWriter:
         if not self.classes or len(set(self.classes)) != len(self.classes):
             raise ValueError(f"classes must be non-empty and unique, got {list(classes)!r}")
         self.frames = len(frame_names(frames))
-        if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
-            raise ValueError(f"rate_hz must be > 0, got {rate_hz!r}")
-        self.rate_hz = float(rate_hz)
+        self.rate_hz = check_rate(rate_hz)
         self.source = source
         self.seed = seed
         self.extra_meta: dict[str, Any] = dict(extra_meta or {})
