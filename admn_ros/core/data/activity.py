@@ -269,8 +269,8 @@ def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
     t0 = time.perf_counter()
     r = _renderer(task.seed, task.subject_id, task.width, task.height)
     F, n = task.frames, task.windows
-    out = {"rgb": np.empty((n, F, 3, M, M), np.uint8), "depth": np.empty((n, F, M, M), np.uint16),
-           "radar": np.empty((n, F, M, M), np.float16), "t": np.empty(n, np.float32)}
+    out = {stem: np.empty(array_shape(stem, n, F, ACTIVITY_ARRAYS), ACTIVITY_ARRAYS[stem][0])
+           for stem in (*MODALITY_NAMES, "t")}
     for w in range(n):
         rng = window_rng(task.seed, task.subject_id, task.activity, w)
         start = float(rng.uniform(0.0, MAX_START_S))
