@@ -99,16 +99,29 @@ def from_storage(modality: str, stored: np.ndarray) -> np.ndarray:
     tail = (3, MODEL_INPUT, MODEL_INPUT) if modality == "rgb" else (MODEL_INPUT, MODEL_INPUT)
     if stored.shape[-len(tail):] != tail:
         raise ValueError(f"{modality}: stored data must end with shape {tail}, got {stored.shape}")
+    if modality == "radar" and np.isnan(stored).any():
+        raise ValueError("radar: stored heatmap contains NaN")
+    x = to_unit(modality, stored)
+    return x if modality == "rgb" else x[..., None, :, :]
+
+
+def to_unit(modality: str, data: np.ndarray) -> np.ndarray:
+    """Sensor-dtype values of any shape -> float32 in [0, 1] (the scaling in this module's docstring)."""
     if modality == "rgb":
-        return stored.astype(np.float32) * np.float32(1.0 / 255.0)
+        return data.astype(np.float32) * np.float32(1.0 / 255.0)
     if modality == "depth":
-        x = np.minimum(stored.astype(np.float32) * np.float32(1.0 / _DEPTH_SCALE_MM), 1.0)
-    else:
-        x = stored.astype(np.float32)
-        if np.isnan(x).any():
-            raise ValueError("radar: stored heatmap contains NaN")
-        x = np.clip(x, 0.0, 1.0)
-    return x[..., None, :, :]
+        return np.minimum(data.astype(np.float32) * np.float32(1.0 / _DEPTH_SCALE_MM), 1.0)
+    return np.clip(data.astype(np.float32), 0.0, 1.0)
+
+
+def from_unit(modality: str, x01: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_unit` back to the sensor dtype (uint8 / uint16 mm / float32), rounding."""
+    x = np.clip(x01, 0.0, 1.0)
+    if modality == "rgb":
+        return (x * 255.0 + 0.5).astype(np.uint8)
+    if modality == "depth":
+        return (x * _DEPTH_SCALE_MM + 0.5).astype(np.uint16)
+    return x.astype(np.float32)
 
 
 def to_model_input(modality: str, data: np.ndarray) -> np.ndarray:

@@ -128,6 +128,20 @@ def test_simulator_schedule_labels_and_determinism(subject):
         ActivitySimulator(subject, schedule=[("dance", 1.0)])
 
 
+@pytest.mark.parametrize("rate_hz", [0.0, -5.0, float("nan"), float("inf"), "10"])
+def test_bad_rate_is_refused_everywhere(subject, renderer, tmp_path, rate_hz):
+    """The simulator, a rendered window and the writer refuse a rate that is not a finite number > 0,
+    naming it; the writer leaves nothing behind.
+    Break tried: check_rate without its math.isfinite test (inf was accepted)."""
+    with pytest.raises(ActivityError, match="rate_hz must be > 0"):
+        ActivitySimulator(subject, rate_hz=rate_hz)
+    with pytest.raises(ActivityError, match="rate_hz must be > 0"):
+        render_window(subject, "wave", 0.0, 2, rate_hz, renderer=renderer)
+    with pytest.raises(ValueError, match="rate_hz must be > 0"):
+        ActivityWriter(tmp_path / "ds", ["a"], 2, rate_hz, "test", {"train": 1})
+    assert not (tmp_path / "ds").exists()
+
+
 def test_simulator_corruptions(subject):
     sched = [("jump", 10.0)]
     clean = ActivitySimulator(subject, seed=4, schedule=sched)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from admn_ros.core.noise import add_gaussian_noise
+from admn_ros.core.preprocess import to_unit
 from admn_ros.core.sim import (CorruptionSpec, GDTMSimulator, NodeConfig, SimConfig, SimConfigError,
                                SimFrame, StreamFrame, load_sim_config)
-from admn_ros.core.sim.corruptions import apply_gaussian, to_unit
+from admn_ros.core.sim.corruptions import apply_gaussian
 from admn_ros.core.sim.render import CameraRenderer
 from admn_ros.core.sim.scene import Obstacle, Scene
 from admn_ros.core.streams import DEPTH_MAX_M, MODALITIES, StreamSet

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import time
@@ -23,12 +22,13 @@ from admn_ros.core.data.simdata import (SPLITS, DatasetError, MemmapBatches, arr
                                         load_meta_json, split_permutation)
 from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
-from admn_ros.core.sim.config import check_index
+from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M, SENSOR_HEIGHT_M,
+                                        SENSOR_NODE, ActivityRenderer, activity_index, draw_subject, render_window)
+from admn_ros.core.sim.config import check_index, check_rate
 from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES
 
 ACTIVITY_FORMAT: str = "admn_ros.activitydata"
 ACTIVITY_FORMAT_VERSION: int = 1
-SENSOR_NODE: str = "node1"
 #: A window starts at a uniformly drawn time in [0, MAX_START_S) of its performance, seconds.
 MAX_START_S: float = 30.0
 M = MODEL_INPUT
@@ -118,9 +118,7 @@ class ActivityWriter:
         if not self.classes or len(set(self.classes)) != len(self.classes):
             raise ValueError(f"classes must be non-empty and unique, got {list(classes)!r}")
         self.frames = len(frame_names(frames))
-        if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
-            raise ValueError(f"rate_hz must be > 0, got {rate_hz!r}")
-        self.rate_hz = float(rate_hz)
+        self.rate_hz = check_rate(rate_hz)
         self.source = source
         self.seed = seed
         self.extra_meta: dict[str, Any] = dict(extra_meta or {})
@@ -262,21 +260,17 @@ def window_rng(seed: int, subject_id: int, activity: int, window: int) -> np.ran
 
 
 @lru_cache(maxsize=4)
-def _renderer(seed: int, subject_id: int, width: int, height: int) -> Any:
-    from admn_ros.core.sim.activity import ActivityRenderer, draw_subject
-
+def _renderer(seed: int, subject_id: int, width: int, height: int) -> ActivityRenderer:
     return ActivityRenderer(draw_subject(seed, subject_id), width, height)
 
 
 def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
     """Render the windows of one (subject, activity) into storage arrays."""
-    from admn_ros.core.sim.activity import ACTIVITIES, render_window
-
     t0 = time.perf_counter()
     r = _renderer(task.seed, task.subject_id, task.width, task.height)
     F, n = task.frames, task.windows
-    out = {"rgb": np.empty((n, F, 3, M, M), np.uint8), "depth": np.empty((n, F, M, M), np.uint16),
-           "radar": np.empty((n, F, M, M), np.float16), "t": np.empty(n, np.float32)}
+    out = {stem: np.empty(array_shape(stem, n, F, ACTIVITY_ARRAYS), ACTIVITY_ARRAYS[stem][0])
+           for stem in (*MODALITY_NAMES, "t")}
     for w in range(n):
         rng = window_rng(task.seed, task.subject_id, task.activity, w)
         start = float(rng.uniform(0.0, MAX_START_S))
@@ -294,9 +288,6 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
                               width: int = 160, height: int = 120) -> Path:
     """Render a simulated MM-Fi-style activity dataset into ``out`` (docs/DATASET.md): the arrays
     depend only on the arguments, not on ``workers``."""
-    from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M,
-                                            SENSOR_HEIGHT_M, activity_index, draw_subject)
-
     for name, v, lo in (("windows_per_activity", windows_per_activity, 1), ("workers", workers, 0), ("seed", seed, 0)):
         check_index(name, v, lo=lo)
     plan = plan_subject_splits(n_subjects, val_subjects, test_subjects, seed)

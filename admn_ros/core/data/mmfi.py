@@ -20,6 +20,7 @@ from admn_ros.core.data.simdata import SPLITS, DatasetError
 from admn_ros.core.data.tools import cli_exit_code, progress_bar
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.activity import RADAR_DOPPLER_MAX_MPS, RADAR_RANGE_MAX_M
+from admn_ros.core.sim.config import check_rate
 from admn_ros.core.streams import MODALITY_NAMES
 
 #: The 27 actions (toolbox README "Activities Included").
@@ -419,8 +420,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
             raise ValueError(f"{name} must be >= 1, got {v}")
     if image_source not in IMAGE_SOURCES:
         raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
-    if not rate_hz > 0:
-        raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+    check_rate(rate_hz)
     if len(keypoint_canvas) != 2 or min(keypoint_canvas) <= 0:
         raise ValueError(f"keypoint_canvas must be (W, H) > 0, got {keypoint_canvas!r}")
     classes, proto = _resolve_actions(actions)

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from admn_ros.core.sim.config import RadarConfig, check_index
+from admn_ros.core.sim.config import RadarConfig, check_index, check_rate
 from admn_ros.core.sim.render import DEPTH_MIN_M, RGB_SENSOR_SIGMA, depth_mm, depth_sigma_m, speckle_to_unit
 from admn_ros.core.sim.simulator import CorruptibleStreams, StreamFrame
 from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES
@@ -711,8 +711,7 @@ def render_window(subject: Subject, activity: str, start_s: float, frames: int, 
     (F, 64, 64)}``. ``seed`` is the noise seed; ``renderer`` a prebuilt one of this subject."""
     activity_index(activity)
     check_index("frames", frames, ActivityError, lo=1)
-    if not (math.isfinite(rate_hz) and rate_hz > 0):
-        raise ActivityError(f"rate_hz must be > 0, got {rate_hz!r}")
+    check_rate(rate_hz, ActivityError)
     if renderer is None:
         renderer = ActivityRenderer(subject, width, height)
     elif renderer.subject != subject:
@@ -750,10 +749,8 @@ class ActivitySimulator(CorruptibleStreams):
     def __init__(self, subject: Subject, seed: int = 0, episode: int = 0, rate_hz: float = 10.0,
                  schedule: Sequence[tuple[str, float]] | None = None) -> None:
         self.seed = check_index("seed", seed, ActivityError)
-        if not (isinstance(rate_hz, (int, float)) and math.isfinite(rate_hz) and rate_hz > 0):
-            raise ActivityError(f"rate_hz must be > 0, got {rate_hz!r}")
         self.subject = subject
-        self.rate_hz = float(rate_hz)
+        self.rate_hz = check_rate(rate_hz, ActivityError)
         self.renderer = ActivityRenderer(subject)
         self._schedule_arg = None if schedule is None else list(schedule)
         self._ids = list(STREAM_IDS)

@@ -25,6 +25,13 @@ def check_index(name: str, v: object, error: type[ValueError] = ValueError, lo: 
     return int(v)
 
 
+def check_rate(rate_hz: object, error: type[ValueError] = ValueError) -> float:
+    """``rate_hz`` as a float if it is a finite number > 0, else ``error``."""
+    if not (isinstance(rate_hz, (int, float, np.integer, np.floating)) and math.isfinite(rate_hz) and rate_hz > 0):
+        raise error(f"rate_hz must be > 0, got {rate_hz!r}")
+    return float(rate_hz)
+
+
 @dataclass(frozen=True)
 class CameraIntrinsics:
     """Pinhole intrinsics in pixels (OpenCV convention: pixel centres at integers)."""

@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 
 from admn_ros.core.noise import add_gaussian_noise, check_sigma
+from admn_ros.core.preprocess import from_unit, to_unit
 from admn_ros.core.sim.config import RadarConfig
 from admn_ros.core.sim.render import radar_point_response, radar_power_to_unit, radar_unit_to_power
-from admn_ros.core.streams import DEPTH_MAX_M, MODALITIES
+from admn_ros.core.streams import MODALITIES
 
 KINDS: tuple[str, ...] = ("none", "gaussian", "low_light", "motion_blur", "frozen", "clutter", "dropout")
 SCHEDULES: tuple[str, ...] = ("constant", "flicker")
@@ -25,7 +26,6 @@ APPLIES_TO: dict[str, frozenset[str]] = {
     "motion_blur": frozenset({"rgb", "depth"}), "frozen": _ALL,
     "clutter": frozenset({"radar"}), "dropout": _ALL,
 }
-_DEPTH_SCALE_MM = DEPTH_MAX_M * 1000.0
 
 
 @dataclass(frozen=True)
@@ -153,25 +153,6 @@ def corruption_text(spec: CorruptionSpec) -> str:
     if spec.schedule != "constant":
         opts += [f"schedule={spec.schedule}", f"period_s={spec.period_s:g}", f"duty={spec.duty:g}"]
     return spec.kind + (":" + ",".join(opts) if opts else "")
-
-
-def to_unit(modality: str, data: np.ndarray) -> np.ndarray:
-    """Sensor data -> float32 in [0, 1] (rgb / 255, depth mm / (DEPTH_MAX_M * 1000), radar)."""
-    if modality == "rgb":
-        return data.astype(np.float32) * np.float32(1.0 / 255.0)
-    if modality == "depth":
-        return np.minimum(data.astype(np.float32) * np.float32(1.0 / _DEPTH_SCALE_MM), 1.0)
-    return np.clip(data.astype(np.float32), 0.0, 1.0)
-
-
-def from_unit(modality: str, x01: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`to_unit` back to the sensor dtype (uint8 / uint16 mm / float32)."""
-    x = np.clip(x01, 0.0, 1.0)
-    if modality == "rgb":
-        return (x * 255.0 + 0.5).astype(np.uint8)
-    if modality == "depth":
-        return (x * _DEPTH_SCALE_MM + 0.5).astype(np.uint16)
-    return x.astype(np.float32)
 
 
 def apply_gaussian(modality: str, data: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
