@@ -20,8 +20,9 @@ _HOST_BIG = sys.byteorder == "big"
 
 class ConversionError(ValueError):
     """A message that cannot be converted. ``reason``: ``bad_encoding`` (unknown encoding,
-    or one the stream cannot use), ``empty``, ``bad_layout`` (step / data size inconsistent),
-    ``bad_data`` (undecodable payload) or ``bad_cloud`` (PointCloud2 fields / layout)."""
+    or one the stream cannot use), ``empty``, ``bad_size`` (a side outside the accepted range),
+    ``bad_layout`` (step / data size inconsistent), ``bad_data`` (undecodable payload) or ``bad_cloud``
+    (PointCloud2 fields / layout)."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -86,14 +87,18 @@ def message_bytes(data: Any) -> np.ndarray:
     return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
 
 
-def check_layout(msg: Any) -> EncodingInfo:
+def check_layout(msg: Any, side_range: tuple[int, int] | None = None) -> EncodingInfo:
     """The encoding of an Image message after cv_bridge's layout checks (not empty,
-    ``step >= width x bytes per pixel``, ``len(data) == height x step``)."""
+    ``step >= width x bytes per pixel``, ``len(data) == height x step``). ``side_range``: the accepted
+    ``(min, max)`` of height and width, checked before the layout (``bad_size``)."""
     info = encoding_info(msg.encoding)
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     n = len(msg.data)
     if h == 0 or w == 0 or n == 0:
         raise ConversionError("empty", f"empty {info.name} image: height={h} width={w} len(data)={n}")
+    if side_range is not None and not all(side_range[0] <= s <= side_range[1] for s in (h, w)):
+        raise ConversionError("bad_size", f"image {w}x{h} outside the accepted side range "
+                                          f"[{side_range[0]}, {side_range[1]}]")
     row = w * info.pixel_bytes
     if step < row:
         raise ConversionError("bad_layout", f"{info.name} image step {step} is smaller than width*bytes_per_pixel "
@@ -289,14 +294,16 @@ def _owned(a: np.ndarray) -> np.ndarray:
 ToArray = Callable[[Any, str], np.ndarray]
 
 
-def decode_image(msg: Any, modality: str, to_array: ToArray = image_to_numpy) -> np.ndarray:
+def decode_image(msg: Any, modality: str, to_array: ToArray = image_to_numpy,
+                 side_range: tuple[int, int] | None = None) -> np.ndarray:
     """``sensor_msgs/Image`` -> the modality's array; ``to_array`` is an ``imgmsg_to_cv2``-like call
-    (cv_bridge's in the nodes when importable), run after the layout check."""
+    (cv_bridge's in the nodes when importable), run after the layout check (see :func:`check_layout`
+    for ``side_range``)."""
     enc = str(msg.encoding)
     if not check_supported(modality, enc, "image"):
         raise ConversionError("bad_encoding", f"Image encoding {enc!r} cannot feed a {modality} stream; "
                                               f"supported: {supported_text(modality)}")
-    check_layout(msg)
+    check_layout(msg, side_range)
     try:
         if modality == "rgb" and enc in _OPENCV_ORDER:
             a = convert_encoding(to_array(msg, "passthrough"), _OPENCV_ORDER[enc], "rgb8")
@@ -352,11 +359,13 @@ def decode_compressed(msg: Any, modality: str) -> np.ndarray:
 
 
 def decode_stream(msg: Any, kind: str, modality: str, *, to_array: ToArray = image_to_numpy,
-                  cloud_to_map: Callable[[Any], np.ndarray] | None = None) -> np.ndarray:
+                  cloud_to_map: Callable[[Any], np.ndarray] | None = None,
+                  side_range: tuple[int, int] | None = None) -> np.ndarray:
     """A message of ``kind`` (:data:`MESSAGE_KINDS` value) -> the array a ``modality`` stream
-    reads. PointCloud2 radar needs ``cloud_to_map`` (a :class:`admn_ros.core.radar_cloud.CloudToRangeAzimuth`)."""
+    reads. PointCloud2 radar needs ``cloud_to_map`` (a :class:`admn_ros.core.radar_cloud.CloudToRangeAzimuth`);
+    ``side_range`` bounds an Image's sides (:func:`check_layout`)."""
     if kind == "image":
-        return decode_image(msg, modality, to_array)
+        return decode_image(msg, modality, to_array, side_range)
     if kind == "compressed":
         return decode_compressed(msg, modality)
     if kind == "pointcloud2":

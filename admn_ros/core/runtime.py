@@ -325,15 +325,18 @@ class Runtime:
     def preprocess(self, sid: str, array: np.ndarray) -> np.ndarray:
         """Raw sensor array -> float32 ``(C, 64, 64)`` in [0, 1] for stream ``sid``
         (:func:`~admn_ros.core.preprocess.to_model_input`; radar NaN/inf are errors, depth NaN/inf
-        become 0). Raises ``ValueError`` naming the stream and the problem."""
+        become 0). Raises ``ValueError`` naming the stream and the problem (for radar NaN/inf a
+        :class:`~admn_ros.core.image_convert.ConversionError` with reason ``non_finite``)."""
         from admn_ros.core.preprocess import to_model_input
 
         _, mod = split_stream_id(sid)
         self.index(sid)
         a = np.asarray(array)
         if mod == "radar" and a.dtype.kind == "f" and a.size and not np.isfinite(a).all():
+            from admn_ros.core.image_convert import ConversionError
+
             n_bad = int(a.size - np.count_nonzero(np.isfinite(a)))
-            raise ValueError(f"{sid}: radar heatmap contains {n_bad} NaN/inf value(s)")
+            raise ConversionError("non_finite", f"{sid}: radar heatmap contains {n_bad} NaN/inf value(s)")
         try:
             return to_model_input(mod, a)
         except ValueError as exc:

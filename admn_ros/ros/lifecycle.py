@@ -19,7 +19,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, PointCloud2
 
 from admn_ros.core.health import UNHEALTHY, HealthConfig, content_signature
-from admn_ros.core.image_convert import STREAM_FORMATS, ConversionError, decode_stream
+from admn_ros.core.image_convert import ConversionError, decode_stream
 from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id, validate_budget
 from admn_ros.core.sync import StreamSync, SyncedSet, stamp_to_ns
 from admn_ros.core.tasks import Task, get_task
@@ -114,25 +114,11 @@ def decode_sensor_image(sid: str, msg: Any, min_side: int = 8, max_side: int = 8
     """A sensor message of stream ``sid`` (``sensor_msgs/Image``, or ``PointCloud2`` radar with
     ``cloud_to_map``) -> numpy array for :meth:`Runtime.preprocess`, or a :class:`ConversionError` whose
     ``reason`` is counted on /diagnostics (``bad_encoding``, ``empty``, ``bad_size``, ``bad_layout``,
-    ``bad_data``, ``bad_cloud``, ``non_finite``)."""
+    ``bad_data``, ``bad_cloud``; radar NaN/inf are ``non_finite`` in :meth:`Runtime.preprocess`)."""
     _, mod = split_stream_id(sid)
     kind = "pointcloud2" if cloud_to_map is not None and mod == "radar" else "image"
-    if kind == "image":
-        enc = str(msg.encoding)
-        if enc not in STREAM_FORMATS[mod]["image"]:
-            raise ConversionError("bad_encoding", f"encoding {enc!r} cannot feed a {mod} stream; "
-                                  f"supported: {list(STREAM_FORMATS[mod]['image'])}")
-        h, w = int(msg.height), int(msg.width)
-        if h == 0 or w == 0 or len(msg.data) == 0:
-            raise ConversionError("empty", f"empty image {w}x{h}, {len(msg.data)} data bytes")
-        if not (min_side <= h <= max_side and min_side <= w <= max_side):
-            raise ConversionError("bad_size", f"image {w}x{h} outside the accepted side range "
-                                  f"[{min_side}, {max_side}]")
-    arr = decode_stream(msg, kind, mod, to_array=image_bridge().imgmsg_to_cv2, cloud_to_map=cloud_to_map)
-    if mod == "radar" and not np.isfinite(arr).all():
-        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        raise ConversionError("non_finite", f"radar heatmap has {n_bad} NaN/inf value(s)")
-    return arr
+    return decode_stream(msg, kind, mod, to_array=image_bridge().imgmsg_to_cv2, cloud_to_map=cloud_to_map,
+                         side_range=(min_side, max_side))
 
 
 def newest_item(fs: SyncedSet) -> tuple:

@@ -310,6 +310,19 @@ def test_streams_reject_what_they_cannot_use():
         ic.decode_image(img("rgb8", 2, 2, bytes(11), step=6), "rgb")
 
 
+def test_side_range_is_checked_after_emptiness_and_before_the_layout():
+    """A side outside ``side_range`` is ``bad_size`` even when the layout is also wrong (a huge
+    header over a few bytes); an empty image stays ``empty``.
+    Break tried: the side check after the layout check fails the first assertion (``bad_layout``)."""
+    with pytest.raises(ic.ConversionError, match=r"image 100000x2 outside the accepted side range \[8, 8192\]") as e:
+        ic.decode_stream(img("rgb8", 2, 100000, bytes(12), step=6), "image", "rgb", side_range=(8, 8192))
+    assert e.value.reason == "bad_size"
+    with pytest.raises(ic.ConversionError) as e:
+        ic.decode_image(img("mono16", 1, 0, b""), "depth", side_range=(8, 8192))
+    assert e.value.reason == "empty"
+    assert ic.decode_image(img("mono16", 1, 2, bytes(4)), "depth").shape == (1, 2)
+
+
 def test_decode_image_uses_the_given_bridge_and_wraps_its_errors():
     """With cv_bridge importable the nodes pass ``CvBridge().imgmsg_to_cv2``: the stream
     decoder asks it for rgb8 (or passthrough) and turns its own exceptions into a

@@ -228,8 +228,9 @@ def test_preprocess_checks(rt):
     assert rt.preprocess("node1/depth", d).max() == 0.0  # REP-118: NaN depth = no return
     r = np.zeros((64, 64), np.float32)
     r[3, 3] = np.inf
-    with pytest.raises(ValueError, match="node1/radar: .*NaN/inf"):
+    with pytest.raises(ValueError, match="node1/radar: .*NaN/inf") as e:
         rt.preprocess("node1/radar", r)
+    assert e.value.reason == "non_finite"    # the reason the nodes count on /diagnostics
     with pytest.raises(ValueError, match="node1/rgb: rgb: expected uint8"):
         rt.preprocess("node1/rgb", np.zeros((8, 8), np.uint16))
 
