@@ -250,6 +250,22 @@ def test_corrupt_and_missing_frames_are_counted_or_raise(tmp_path):
         _convert(root, tmp_path / "strict", strict=True)
 
 
+def test_unreadable_frame_files_are_counted_in_every_slot(tmp_path):
+    """A frame file that cannot be read (here a folder in its place; a dangling link or a file without
+    read permission alike) drops only its windows, whatever the slot, and names the file.
+    Break tried: read_mmwave_bin without its OSError handler (the conversion died on the first .bin)."""
+    root = write_tree(tmp_path / "src")
+    seq = root / "E01" / "S01" / "A01"
+    for path in (seq / "depth" / "frame001.png", seq / "rgb" / "frame003.npy", seq / "mmwave" / "frame005.bin"):
+        path.unlink()
+        path.mkdir()
+    s = _convert(root, tmp_path / "out", frames=2)                      # windows 1-2, 3-4, 5-6, 7-8
+    assert s.skipped["train"] == {"corrupt:depth": 1, "corrupt:rgb": 1, "corrupt:radar": 1}
+    assert s.windows["train"] == 5 and "mmwave/frame005.bin: cannot read" in "\n".join(s.examples)
+    with pytest.raises(MMFiError, match=r"depth/frame001\.png"):
+        _convert(root, tmp_path / "strict", frames=2, strict=True)
+
+
 def test_corrupt_everywhere_leaves_no_dataset(tmp_path):
     root = write_tree(tmp_path / "src", actions=("A01",), frames=3)
     (root / "E01" / "S08" / "A01" / "depth" / "frame003.png").write_bytes(b"")

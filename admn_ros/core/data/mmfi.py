@@ -168,7 +168,10 @@ def read_depth_png(path: str | Path) -> np.ndarray:
 def read_mmwave_bin(path: str | Path) -> np.ndarray:
     """A radar frame as float64 ``(n_points, 5)``; an empty file is a frame with no points."""
     p = Path(path)
-    raw = p.read_bytes()
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise _err(p, f"cannot read ({exc.strerror})") from None
     rec = MMWAVE_FEATURES * 8
     if len(raw) % rec:
         raise _err(p, f"size {len(raw)} bytes is not a multiple of {rec} ({MMWAVE_FEATURES} float64 values per "
