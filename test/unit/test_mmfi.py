@@ -266,6 +266,16 @@ def test_unreadable_frame_files_are_counted_in_every_slot(tmp_path):
         _convert(root, tmp_path / "strict", frames=2, strict=True)
 
 
+@pytest.mark.parametrize("canvas", [(0.0, 480.0), (float("nan"), 480.0), (640.0, float("inf"))])
+def test_keypoint_canvas_must_be_finite_and_positive(tmp_path, canvas):
+    """Break tried: the old check `min(canvas) <= 0` (NaN passed it and OpenCV raised mid-conversion;
+    an infinite canvas drew every keypoint in one corner)."""
+    root = write_tree(tmp_path / "src", actions=("A01",), frames=3)
+    with pytest.raises(ValueError, match="keypoint_canvas must be"):
+        _convert(root, tmp_path / "out", actions=["A01"], keypoint_canvas=canvas)
+    assert not (tmp_path / "out").exists()
+
+
 def test_corrupt_everywhere_leaves_no_dataset(tmp_path):
     root = write_tree(tmp_path / "src", actions=("A01",), frames=3)
     (root / "E01" / "S08" / "A01" / "depth" / "frame003.png").write_bytes(b"")

@@ -424,8 +424,8 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     if image_source not in IMAGE_SOURCES:
         raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
     check_rate(rate_hz)
-    if len(keypoint_canvas) != 2 or min(keypoint_canvas) <= 0:
-        raise ValueError(f"keypoint_canvas must be (W, H) > 0, got {keypoint_canvas!r}")
+    if len(keypoint_canvas) != 2 or not all(0 < v < np.inf for v in keypoint_canvas):
+        raise ValueError(f"keypoint_canvas must be (W, H), finite and > 0, got {keypoint_canvas!r}")
     classes, proto = _resolve_actions(actions)
     form = split_subjects(split, actions, val_subjects=val_subjects)
     rgb_root_p = None if rgb_root is None else Path(rgb_root)
