@@ -196,6 +196,18 @@ def test_wrong_root_path(tmp_path):
     assert not (tmp_path / "out" / "meta.json").exists()
 
 
+def test_tree_without_sequences_names_its_environments(tmp_path):
+    """Break tried: listing the environments of the sequences found (none), which printed
+    'under environments []' for a tree that has E01 and E04."""
+    for part in ("E01/S01", "E04"):
+        (tmp_path / "src" / part).mkdir(parents=True)
+    with pytest.raises(MMFiError, match=r"no sequence folders .* under environments \['E01', 'E04'\]"):
+        _convert(tmp_path / "src", tmp_path / "out")
+    with pytest.raises(MMFiError, match=r"under environments \['E04'\]"):
+        _convert(tmp_path / "src", tmp_path / "out", environments=["e04"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_modality_folder_names_it(tmp_path):
     root = write_tree(tmp_path / "src")
     shutil.rmtree(root / "E01" / "S07" / "A02" / "mmwave")

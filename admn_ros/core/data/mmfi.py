@@ -436,7 +436,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
 
     # which sequences exist and go where; every needed folder is checked before any decoding
     seqs = scan_mmfi(root_p, environments)
-    envs_used = sorted({s.env for s in seqs}) if environments is None else [str(e).upper() for e in environments]
+    envs_used = _sorted_dirs(root_p, "E") if environments is None else [str(e).upper() for e in environments]
     if not seqs:
         raise _err(root_p, f"no sequence folders <env>/S../A.. under environments {envs_used}")
     by_key = {(s.subject, s.action): s for s in seqs}
