@@ -309,6 +309,21 @@ def test_existing_output_and_cli(tmp_path, capsys):
     assert COMMANDS["convert-mmfi"][:2] == ("admn_ros.core.data.mmfi", "main")
 
 
+def test_model_of_other_classes_is_refused(converted, tmp_path, capsys):
+    """An activity model of 10 classes (the simulated set) on a 2-class MM-Fi copy: an error naming both
+    counts instead of an accuracy over unrelated labels.
+    Break tried: check_dataset without the task's model_overrides loop (the table was written)."""
+    from admn_ros.core.evaluate.cli import main as evaluate_main
+    from fixtures import write_random_activity_models
+
+    _, out, _ = converted
+    write_random_activity_models(tmp_path / "m", frames=3)
+    assert evaluate_main(["--data", str(out), "--models", str(tmp_path / "m"), "--out", str(tmp_path / "rep"),
+                          "--no-latency", "--no-plots", "--no-progress", "--regimes", "binary"]) == 2
+    assert "dataset n_classes 2 != model config n_classes 10" in capsys.readouterr().err
+    assert not (tmp_path / "rep" / "table1.md").exists()
+
+
 # ----------------------------------------------------------------------------- end to end
 def test_converted_mmfi_trains_and_evaluates_end_to_end(converted, tmp_path):
     """The same training and evaluation commands take a converted MM-Fi copy: one stage-1
