@@ -206,10 +206,10 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
     return summary.finish(t_wall)
 
 
-def default_live_topics() -> list[str]:
-    """What ``--source sim`` writes (absolute names): the sensor node's image, camera_info, QoI
-    and ground-truth topics."""
-    return list(sim_topics(StreamSet().ids, camera_info=True))
+def default_live_topics(task: str | None = None) -> list[str]:
+    """What ``--source sim`` writes for a task's scenario (absolute names): the sensor node's image,
+    camera_info, QoI and ground-truth topics."""
+    return list(sim_topics(StreamSet(get_task(task).sensor_nodes).ids, camera_info=True, task=task))
 
 
 def _rclpy_qos_to_bag(q: Any) -> Qos:
@@ -353,7 +353,7 @@ def main(argv: Sequence[str]) -> int:
     g2 = p.add_argument_group("live source")
     g2.add_argument("--topics", nargs="+", default=None,
                     help="topics to record (default: the sensor node's image, camera_info, QoI and "
-                         "ground-truth topics, i.e. what --source sim writes)")
+                         "ground-truth topics, i.e. what --source sim writes for --scenario)")
     g2.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the topics to appear")
     args = p.parse_args(argv)
     progress = not args.no_progress
@@ -366,7 +366,7 @@ def main(argv: Sequence[str]) -> int:
                            episode=args.episode, subject_id=args.subject_id, corruptions=corr, storage=args.storage,
                            config_file=args.config, nodes=args.nodes, progress=progress)
         else:
-            s = record_live(args.out, args.topics or default_live_topics(), duration=args.duration,
+            s = record_live(args.out, args.topics or default_live_topics(args.scenario), duration=args.duration,
                             storage=args.storage, wait=args.wait, progress=progress)
     except (ValueError, FileExistsError, RuntimeError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

@@ -69,7 +69,7 @@ class ReplaySummary(KeysAsAttributes):
             *t.scorer(self.window_frames).lines(self.metrics),
             f"blocks     {self.mean_blocks:.1f} active per {t.unit} (mean)",
             f"sync       {self.sync_unmatched} unmatched, {self.sync_late} late message(s) dropped"
-            + ("  (consider a larger --slop)" if self.sync_unmatched else ""),
+            + ("  (a stream missing, or a larger slop in the topic mapping)" if self.sync_unmatched else ""),
             f"speed      {self.frames_per_s:.1f} frames/s end to end ({self.wall_s:.2f} s), "
             f"pipeline {self.pipeline_ms_mean:.2f} ms/frame",
             *[f"output     {k}: {v}" for k, v in self.outputs.items()],

@@ -166,7 +166,7 @@ class ActivityNode(AdmnNode):
             self.monitor.drop("infer_error")
             self.warn_throttled("infer_error", f"inference failed: {exc}")
             return
-        out = self._out_cls(header=make_header(stamp))
+        out = self._out_cls(header=make_header(stamp, task.frame_id))
         self.out_pub.publish(task.fill_output(out, res.estimate, window_frames=len(self.window)))
         a = res.allocation
         self.alloc_pub.publish(mask_to_allocation(a.mask, self.ids, budget=a.budget, header=make_header(stamp),

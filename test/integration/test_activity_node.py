@@ -203,6 +203,8 @@ def test_activity_label_round_trip_over_dds():
 
 # --------------------------------------------------------------------------- (b)
 def test_window_with_a_missing_depth_frame_and_a_dead_stream(model_dir, tmp_path):
+    """Labels are stamped like the offline replay's (the newest frame's stamp, the task's frame_id).
+    Break tried: the label header without the task's frame_id (it was '')."""
     from admn_ros.core.image_convert import image_to_numpy
     from admn_ros.ros.convert import allocation_to_mask
     from fixtures.markers import render_markers, save_png
@@ -219,7 +221,7 @@ def test_window_with_a_missing_depth_frame_and_a_dead_stream(model_dir, tmp_path
             f"{len(rig.labels)} labels for {len(want)} full windows"
         assert [_ns(m.header.stamp) for m in rig.labels] == want, "a frame was dropped or labels are out of order"
         for m in rig.labels:
-            assert m.window_frames == FRAMES
+            assert m.window_frames == FRAMES and m.header.frame_id == TASK.frame_id
             s = np.asarray(m.scores, np.float64)
             assert s.sum() == pytest.approx(1.0, abs=1e-5)
             assert (np.diff(s) <= 1e-7).all(), "scores not in score order"

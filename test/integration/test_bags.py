@@ -377,6 +377,27 @@ def _read_allocations(path: Path) -> list:
 # ---------------------------------------------------------------------------- live (DDS)
 
 
+def test_live_recording_defaults_to_the_scenarios_topics(tmp_path, monkeypatch):
+    """`record --source live --scenario activity` records what the activity scenario publishes, its
+    ground truth included (without it a replay of the bag scores nothing).
+    Break tried: main calling default_live_topics() without the scenario (the tracking topics)."""
+    from admn_ros.bags import record
+
+    got: list[list[str]] = []
+
+    def fake_record_live(out, topics, **_):
+        got.append(list(topics))
+        return record.RecordSummary(Path(out), "sqlite3")
+
+    monkeypatch.setattr(record, "record_live", fake_record_live)
+    for scenario in ("activity", "tracking"):
+        assert record.main(["--source", "live", "--scenario", scenario, "--out", str(tmp_path / scenario)]) == 0
+    activity, tracking = got
+    assert "/ground_truth/activity" in activity and "/node1/radar/range_azimuth" in activity
+    assert not any(t.startswith("/node2/") for t in activity) and "/ground_truth/target" not in activity
+    assert "/ground_truth/target" in tracking and "/node3/qoi/depth" in tracking
+
+
 @pytest.mark.ros
 def test_live_recording_of_the_sensor_node(tmp_path):
     from admn_ros.bags.record import default_live_topics, record_live

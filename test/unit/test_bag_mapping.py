@@ -182,3 +182,16 @@ def test_track_centre_baseline():
         p.task.check_estimate({"mean": np.zeros(2), "cov": np.eye(3)})
     with pytest.raises(ValueError, match="unknown pipeline"):
         make_pipeline("nope", ids)
+
+
+def test_replay_summary_points_unmatched_messages_at_the_mapping_slop():
+    """`admn-ros replay` has no --slop option: the synchronizer's slop is the topic mapping's key.
+    Break tried: the old hint '(consider a larger --slop)'."""
+    from admn_ros.bags.replay import ReplaySummary
+    from admn_ros.core.tasks import get_task
+
+    metrics = get_task("activity").scorer(5).summary()
+    text = ReplaySummary("b", "admn_L9", "m.yaml", task="activity", sync_unmatched=3, metrics=metrics).text()
+    line = next(x for x in text.splitlines() if x.startswith("sync"))
+    assert "3 unmatched" in line and "slop in the topic mapping" in line and "--slop" not in line
+    assert "slop" not in ReplaySummary("b", "admn_L9", "m.yaml", task="activity", metrics=metrics).text()

@@ -196,6 +196,18 @@ def test_wrong_root_path(tmp_path):
     assert not (tmp_path / "out" / "meta.json").exists()
 
 
+def test_tree_without_sequences_names_its_environments(tmp_path):
+    """Break tried: listing the environments of the sequences found (none), which printed
+    'under environments []' for a tree that has E01 and E04."""
+    for part in ("E01/S01", "E04"):
+        (tmp_path / "src" / part).mkdir(parents=True)
+    with pytest.raises(MMFiError, match=r"no sequence folders .* under environments \['E01', 'E04'\]"):
+        _convert(tmp_path / "src", tmp_path / "out")
+    with pytest.raises(MMFiError, match=r"under environments \['E04'\]"):
+        _convert(tmp_path / "src", tmp_path / "out", environments=["e04"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_modality_folder_names_it(tmp_path):
     root = write_tree(tmp_path / "src")
     shutil.rmtree(root / "E01" / "S07" / "A02" / "mmwave")
@@ -250,6 +262,32 @@ def test_corrupt_and_missing_frames_are_counted_or_raise(tmp_path):
         _convert(root, tmp_path / "strict", strict=True)
 
 
+def test_unreadable_frame_files_are_counted_in_every_slot(tmp_path):
+    """A frame file that cannot be read (here a folder in its place; a dangling link or a file without
+    read permission alike) drops only its windows, whatever the slot, and names the file.
+    Break tried: read_mmwave_bin without its OSError handler (the conversion died on the first .bin)."""
+    root = write_tree(tmp_path / "src")
+    seq = root / "E01" / "S01" / "A01"
+    for path in (seq / "depth" / "frame001.png", seq / "rgb" / "frame003.npy", seq / "mmwave" / "frame005.bin"):
+        path.unlink()
+        path.mkdir()
+    s = _convert(root, tmp_path / "out", frames=2)                      # windows 1-2, 3-4, 5-6, 7-8
+    assert s.skipped["train"] == {"corrupt:depth": 1, "corrupt:rgb": 1, "corrupt:radar": 1}
+    assert s.windows["train"] == 5 and "mmwave/frame005.bin: cannot read" in "\n".join(s.examples)
+    with pytest.raises(MMFiError, match=r"depth/frame001\.png"):
+        _convert(root, tmp_path / "strict", frames=2, strict=True)
+
+
+@pytest.mark.parametrize("canvas", [(0.0, 480.0), (float("nan"), 480.0), (640.0, float("inf"))])
+def test_keypoint_canvas_must_be_finite_and_positive(tmp_path, canvas):
+    """Break tried: the old check `min(canvas) <= 0` (NaN passed it and OpenCV raised mid-conversion;
+    an infinite canvas drew every keypoint in one corner)."""
+    root = write_tree(tmp_path / "src", actions=("A01",), frames=3)
+    with pytest.raises(ValueError, match="keypoint_canvas must be"):
+        _convert(root, tmp_path / "out", actions=["A01"], keypoint_canvas=canvas)
+    assert not (tmp_path / "out").exists()
+
+
 def test_corrupt_everywhere_leaves_no_dataset(tmp_path):
     root = write_tree(tmp_path / "src", actions=("A01",), frames=3)
     (root / "E01" / "S08" / "A01" / "depth" / "frame003.png").write_bytes(b"")
@@ -269,6 +307,21 @@ def test_existing_output_and_cli(tmp_path, capsys):
     assert "MM-Fi root not found" in capsys.readouterr().err
     from admn_ros.cli import COMMANDS
     assert COMMANDS["convert-mmfi"][:2] == ("admn_ros.core.data.mmfi", "main")
+
+
+def test_model_of_other_classes_is_refused(converted, tmp_path, capsys):
+    """An activity model of 10 classes (the simulated set) on a 2-class MM-Fi copy: an error naming both
+    counts instead of an accuracy over unrelated labels.
+    Break tried: check_dataset without the task's model_overrides loop (the table was written)."""
+    from admn_ros.core.evaluate.cli import main as evaluate_main
+    from fixtures import write_random_activity_models
+
+    _, out, _ = converted
+    write_random_activity_models(tmp_path / "m", frames=3)
+    assert evaluate_main(["--data", str(out), "--models", str(tmp_path / "m"), "--out", str(tmp_path / "rep"),
+                          "--no-latency", "--no-plots", "--no-progress", "--regimes", "binary"]) == 2
+    assert "dataset n_classes 2 != model config n_classes 10" in capsys.readouterr().err
+    assert not (tmp_path / "rep" / "table1.md").exists()
 
 
 # ----------------------------------------------------------------------------- end to end

@@ -168,7 +168,10 @@ def read_depth_png(path: str | Path) -> np.ndarray:
 def read_mmwave_bin(path: str | Path) -> np.ndarray:
     """A radar frame as float64 ``(n_points, 5)``; an empty file is a frame with no points."""
     p = Path(path)
-    raw = p.read_bytes()
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise _err(p, f"cannot read ({exc.strerror})") from None
     rec = MMWAVE_FEATURES * 8
     if len(raw) % rec:
         raise _err(p, f"size {len(raw)} bytes is not a multiple of {rec} ({MMWAVE_FEATURES} float64 values per "
@@ -421,8 +424,8 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     if image_source not in IMAGE_SOURCES:
         raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
     check_rate(rate_hz)
-    if len(keypoint_canvas) != 2 or min(keypoint_canvas) <= 0:
-        raise ValueError(f"keypoint_canvas must be (W, H) > 0, got {keypoint_canvas!r}")
+    if len(keypoint_canvas) != 2 or not all(0 < v < np.inf for v in keypoint_canvas):
+        raise ValueError(f"keypoint_canvas must be (W, H), finite and > 0, got {keypoint_canvas!r}")
     classes, proto = _resolve_actions(actions)
     form = split_subjects(split, actions, val_subjects=val_subjects)
     rgb_root_p = None if rgb_root is None else Path(rgb_root)
@@ -433,7 +436,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
 
     # which sequences exist and go where; every needed folder is checked before any decoding
     seqs = scan_mmfi(root_p, environments)
-    envs_used = sorted({s.env for s in seqs}) if environments is None else [str(e).upper() for e in environments]
+    envs_used = _sorted_dirs(root_p, "E") if environments is None else [str(e).upper() for e in environments]
     if not seqs:
         raise _err(root_p, f"no sequence folders <env>/S../A.. under environments {envs_used}")
     by_key = {(s.subject, s.action): s for s in seqs}

@@ -178,8 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="admn-ros evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="dataset root (meta.json + train/ val/ test/)")
-    p.add_argument("--models", default=None, help="directory with tracking + controller checkpoints (default: "
-                                                  "models, with --stage1 only if it exists)")
+    p.add_argument("--models", default=None, help="directory with a stage-1 model + controller checkpoints "
+                                                  "(default: models, with --stage1 only if it exists; activity: "
+                                                  "pass models/activity)")
     p.add_argument("--stage1", default=None, help="explicit stage-1 checkpoint (overrides --models)")
     p.add_argument("--controller", action="append", default=[], help="extra controller checkpoint (repeatable)")
     p.add_argument("--out", required=True, help="output directory for table1.md/.csv, results.json, plots")

@@ -143,18 +143,19 @@ def to_torch(batch: Mapping[str, Any], modalities: Sequence[str]) -> tuple[Input
 
 
 def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
-    """Fail early (:class:`TrainConfigError`) if the dataset's task, nodes, modalities, frames,
-    shapes, value range or targets (checked on one sample) do not match the model config."""
+    """Fail early (:class:`TrainConfigError`) if the dataset's task, the model fields it sets (activity:
+    frames, classes), nodes, modalities, shapes, value range or targets (checked on one sample) do not
+    match the model config."""
     task = get_task(getattr(model_cfg, "task", None))
     meta = getattr(ds, "meta", None)
     if isinstance(meta, Mapping):
         got_task = meta.get("task", DEFAULT_TASK)
         if got_task != task.name:
             raise TrainConfigError(f"{where}: dataset is for task {got_task!r}, the model config for {task.name!r}")
-        frames = meta.get("frames")
-        if frames is not None and int(frames) != int(getattr(model_cfg, "frames", 1)):
-            raise TrainConfigError(f"{where}: dataset windows have {frames} frames, "
-                                   f"the model config {model_cfg.frames}")
+        for key, want in task.model_overrides(meta).items():
+            got = getattr(model_cfg, key, want)
+            if key != "nodes" and got != want:   # nodes: with the stream set below
+                raise TrainConfigError(f"{where}: dataset {key} {want} != model config {key} {got}")
         for key, got, want in (("nodes", task.dataset_nodes(meta), list(model_cfg.nodes)),
                                ("modalities", meta.get("modalities"), list(model_cfg.modalities))):
             if got is not None and list(got) != want:
