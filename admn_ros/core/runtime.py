@@ -13,7 +13,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.streams import POLICIES, StreamSet, naive_allocation, split_stream_id
+from admn_ros.core.streams import (POLICIES, StreamSet, budget_range, naive_allocation, split_stream_id,
+                                  validate_budget)
 from admn_ros.core.tasks import DEFAULT_TASK, get_task
 from admn_ros.core.tasks.base import KeysAsAttributes
 
@@ -280,9 +281,8 @@ class Runtime:
             raise KeyError(f"unknown stream {sid!r}; model streams: {self.stream_ids}") from None
 
     def budget_range(self) -> tuple[int, int]:
-        """``(lo, hi)`` valid budgets: every stream's first block .. all blocks."""
-        n = len(self.stream_ids)
-        return (n if self.cfg.first_block else 1), n * self.depth
+        """``(lo, hi)`` valid budgets of these streams (:func:`~admn_ros.core.streams.budget_range`)."""
+        return budget_range(len(self.stream_ids), self.depth, self.cfg.first_block)
 
     def _new_engine(self, controller: Any = None) -> Any:
         """The engine of ``controller`` (on torch), or without one the backbones' and fusion's."""
@@ -373,10 +373,9 @@ class Runtime:
 
         if policy not in POLICIES:
             raise ValueError(f"unknown allocation policy {policy!r}; known: {list(POLICIES)}")
-        lo, hi = self.budget_range()
         budget, n = int(budget), len(self.stream_ids)
-        if policy == "admn" and not lo <= budget <= hi:
-            raise ValueError(f"budget {budget} out of range [{lo}, {hi}] for {n} streams x {self.depth} blocks")
+        if policy == "admn":
+            validate_budget(budget, n, self.depth, self.cfg.first_block)
         t0 = time.perf_counter()
         batch, present = self._batch(inputs)
         noise = np.full(n, np.nan, np.float32)

@@ -165,9 +165,14 @@ def budget_from_fraction(fraction: float, n_streams: int, depth: int = DEPTH) ->
     return int(round(fraction * n_streams * depth))
 
 
+def budget_range(n_streams: int, depth: int = DEPTH, first_block: bool = True) -> tuple[int, int]:
+    """``(lo, hi)`` valid budgets: every stream's forced first block (without the rule: one block) .. all blocks."""
+    return (n_streams if first_block else 1), n_streams * depth
+
+
 def validate_budget(budget: int, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> int:
-    """Check a budget against the stream count and the first-block rule; return it as int."""
-    lo, hi = (n_streams if first_block else 0), n_streams * depth
+    """Check a budget against :func:`budget_range`; return it as int."""
+    lo, hi = budget_range(n_streams, depth, first_block)
     if not lo <= int(budget) <= hi:
         raise ValueError(f"budget {budget} out of range [{lo}, {hi}] for {n_streams} streams x {depth} blocks"
                          + (" (the first block of every stream is always on)" if first_block else ""))

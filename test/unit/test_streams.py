@@ -35,7 +35,11 @@ def test_budget_validation():
         st.validate_budget(8, 9)
     with pytest.raises(ValueError, match="out of range"):
         st.validate_budget(109, 9)
-    assert st.validate_budget(0, 9, first_block=False) == 0
+    assert st.validate_budget(1, 9, first_block=False) == 1
+    with pytest.raises(ValueError, match=r"\[1, 108\]"):
+        st.validate_budget(0, 9, first_block=False)
+    with pytest.raises(ValueError, match=r"\[1, 108\]"):
+        st.naive_allocation(9, 0)
 
 
 def test_every_other_blocks():

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence, TypeVar
 
 from admn_ros.core.noise import REGIMES
 from admn_ros.core.paths import read_yaml
-from admn_ros.core.streams import DEPTH, MODALITIES, budget_from_fraction, validate_budget
+from admn_ros.core.streams import DEPTH, MODALITIES, budget_from_fraction, budget_range, validate_budget
 
 T = TypeVar("T", bound="_Base")
 
@@ -243,7 +243,7 @@ class Stage2Config(_Base):
 
     def resolve_range(self, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> tuple[int, int]:
         """``budget_range`` in blocks, clipped to what the first-block rule allows."""
-        lo = max(n_streams if first_block else 1, budget_from_fraction(self.budget_range[0], n_streams, depth))
+        lo = max(budget_range(n_streams, depth, first_block)[0], budget_from_fraction(self.budget_range[0], n_streams, depth))
         hi = budget_from_fraction(self.budget_range[1], n_streams, depth)
         if hi < lo:
             raise TrainConfigError(f"Stage2Config.budget_range {list(self.budget_range)} gives [{lo}, {hi}] blocks; "
