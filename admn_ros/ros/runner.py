@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any, Sequence
 
+from admn_ros.core.streams import StreamSet
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.ros.env import isolated_env, make_executor, run_process, stop_process_groups
 from admn_ros.ros.graph import (CONTAINER, GraphOptions, NodeSpec, ProcessSpec, build_graph, decode_specs,
@@ -71,6 +72,10 @@ def parse_args(prog: str, argv: Sequence[str]) -> argparse.Namespace:
         a.budget = t.budget
     if a.sensor_nodes is None:
         a.sensor_nodes = ",".join(t.sensor_nodes)
+    try:
+        StreamSet(nodes=[s for s in a.sensor_nodes.split(",") if s])
+    except ValueError as exc:
+        build_parser(prog).error(f"--sensor-nodes {a.sensor_nodes!r}: {exc}")
     return a
 
 
@@ -197,7 +202,6 @@ def _ros_parameters(doc: Any) -> bool:
 def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     from admn_ros.core.paths import config_path, read_yaml
     from admn_ros.core.sim.timeline import Timeline
-    from admn_ros.core.streams import StreamSet
 
     a = parse_args(prog, argv)
     opts = options_from_args(a)

@@ -166,3 +166,23 @@ def test_record_duration_out_of_range(tmp_path, capsys, duration):
     check (NaN: "cannot convert float NaN to integer", inf: an OverflowError traceback)."""
     _fails(capsys, ["record", "--out", str(tmp_path / "b"), "--duration", duration], "--duration must be")
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--sensor-nodes", ""], "--sensor-nodes '': a StreamSet needs at least one node"),
+    (["--sensor-nodes", "node1,node1"], "--sensor-nodes 'node1,node1': duplicate nodes"),
+])
+def test_run_refuses_bad_graph_flags_before_starting(monkeypatch, capsys, args, expect):
+    """``admn-ros run/demo`` with a flag no graph can take: argparse's error naming the flag, exit 2,
+    no process started. Break tried: no --sensor-nodes check in runner.parse_args (a ValueError
+    traceback from StreamSet in runner._run)."""
+    from admn_ros.ros import runner
+
+    def start(*a, **k):
+        raise AssertionError("a graph process was started")
+
+    monkeypatch.setattr(runner.GraphProcesses, "start", start)
+    for cmd in ("run", "demo"):
+        with pytest.raises(SystemExit) as stop:
+            cli.main([cmd, *args])
+        assert stop.value.code == 2 and expect in capsys.readouterr().err
