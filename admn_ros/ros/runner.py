@@ -72,6 +72,9 @@ def parse_args(prog: str, argv: Sequence[str]) -> argparse.Namespace:
         a.budget = t.budget
     if a.sensor_nodes is None:
         a.sensor_nodes = ",".join(t.sensor_nodes)
+    for flag in ("duration", "respawn_delay", "compare"):
+        if not getattr(a, flag) >= 0:
+            build_parser(prog).error(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(a, flag)}")
     try:
         StreamSet(nodes=[s for s in a.sensor_nodes.split(",") if s])
     except ValueError as exc:
