@@ -256,7 +256,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
                 why = f"the sensor node did not take the scenario: {refused}" if refused else None
             if why:
                 print(f"[{prog}] {why}", file=sys.stderr, flush=True)
-                rc = 1
+                rc = CONFIG_ERROR if any(code == CONFIG_ERROR for _, code in dead) else 1
                 break
             if mon is not None and mon.done():
                 break
