@@ -190,3 +190,18 @@ def test_run_refuses_bad_graph_flags_before_starting(monkeypatch, capsys, args, 
         with pytest.raises(SystemExit) as stop:
             cli.main([cmd, *args])
         assert stop.value.code == 2 and expect in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--samples", "-1"], "n_samples must be > 0, got -1"),
+    (["--samples", "10", "--frames-per-episode", "50"], "too few for train + val (1) + test (1)"),
+    (["--task", "activity", "--subjects", "2"], "2 subjects leave none for train"),
+])
+def test_train_all_dataset_size_out_of_range(tmp_path, capsys, args, expect):
+    """``train all`` with a dataset size the generator refuses: one error naming the dataset, exit 2,
+    before any training. Break tried: no ValueError handling around the generator in
+    pipeline._make_dataset (a ValueError traceback, exit 1)."""
+    _fails(capsys, ["train", "all", "--data", str(tmp_path / "ds"), "--runs", str(tmp_path / "runs"),
+                    "--models", str(tmp_path / "models"), "--workers", "1", "--no-progress", *args],
+           "admn-ros train all: error:", str(tmp_path / "ds"), expect)
+    assert not (tmp_path / "models").exists()

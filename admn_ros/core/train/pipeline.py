@@ -213,8 +213,11 @@ def _make_dataset(cfg: PipelineConfig, log: Any) -> None:
     size = {**cfg.recipe.dataset, **cfg.dataset}
     log(f"[all] generating the {cfg.task} dataset into {cfg.data} "
         f"({', '.join(f'{k} {v}' for k, v in size.items())}, seed {cfg.seed}, {cfg.workers} workers)")
-    getattr(importlib.import_module(module), name)(cfg.data, seed=cfg.seed, workers=cfg.workers,
-                                                   progress=cfg.progress, **size)
+    try:
+        getattr(importlib.import_module(module), name)(cfg.data, seed=cfg.seed, workers=cfg.workers,
+                                                       progress=cfg.progress, **size)
+    except ValueError as exc:  # the generator's check of a size or count
+        raise TrainConfigError(f"{cfg.data}: cannot generate the {cfg.task} dataset: {exc}") from exc
 
 
 def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
