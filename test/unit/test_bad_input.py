@@ -205,3 +205,18 @@ def test_train_all_dataset_size_out_of_range(tmp_path, capsys, args, expect):
                     "--models", str(tmp_path / "models"), "--workers", "1", "--no-progress", *args],
            "admn-ros train all: error:", str(tmp_path / "ds"), expect)
     assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--draws", ""], "--draws: []; use modality and/or stream"),
+])
+def test_evaluate_flags_no_table_can_take(tmp_path, capsys, args, expect):
+    """``evaluate`` with no draw: one error naming the flag, exit 2. Break tried: no empty check of
+    --draws (a matplotlib ValueError traceback after the table)."""
+    from fixtures import write_random_models
+
+    write_random_models(tmp_path / "models")
+    generate.generate_dataset(tmp_path / "ds", n_samples=20, frames_per_episode=5, workers=1, progress=False)
+    _fails(capsys, ["evaluate", "--data", str(tmp_path / "ds"), "--models", str(tmp_path / "models"),
+                    "--out", str(tmp_path / "out"), "--regimes", "binary", "--no-latency", "--no-progress", *args],
+           "admn-ros evaluate: error:", expect)

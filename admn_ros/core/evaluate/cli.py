@@ -210,7 +210,7 @@ def settings_from_args(a: argparse.Namespace) -> EvalSettings:
     if bad or not regimes:
         raise TrainConfigError(f"--regimes: unknown {bad}; use none, binary, discrete, continuous, "
                                f"{', '.join(REAL_WORLD)} or realworld")
-    if any(d not in ("modality", "stream") for d in draws):
+    if not draws or any(d not in ("modality", "stream") for d in draws):
         raise TrainConfigError(f"--draws: {list(draws)}; use modality and/or stream")
     try:
         fr = tuple(float(x) for x in _csv(a.fractions))
