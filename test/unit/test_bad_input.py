@@ -208,11 +208,13 @@ def test_train_all_dataset_size_out_of_range(tmp_path, capsys, args, expect):
 
 
 @pytest.mark.parametrize("args, expect", [
+    (["--fractions", "0.01"], "--fractions 0.01: budget 1 out of range [9, 108]"),
     (["--draws", ""], "--draws: []; use modality and/or stream"),
 ])
 def test_evaluate_flags_no_table_can_take(tmp_path, capsys, args, expect):
-    """``evaluate`` with no draw: one error naming the flag, exit 2. Break tried: no empty check of
-    --draws (a matplotlib ValueError traceback after the table)."""
+    """``evaluate`` with a fraction below the forced first blocks or no draw: one error naming the
+    flag, exit 2. Break tried: no budget check in evaluate (a ValueError traceback from select_blocks
+    mid-table); no empty check of --draws (a matplotlib ValueError traceback after the table)."""
     from fixtures import write_random_models
 
     write_random_models(tmp_path / "models")

@@ -29,7 +29,8 @@ from admn_ros.core.evaluate.table import (EvalSettings, Example, Record, depth_c
 from admn_ros.core.noise import REGIMES
 from admn_ros.core.sim.corruptions import REAL_WORLD
 from admn_ros.core.tasks import TASKS
-from admn_ros.core.train.common import check_dataset, fmt_duration, open_split, set_threads, write_json
+from admn_ros.core.train.common import (check_budgets, check_dataset, fmt_duration, open_split, set_threads,
+                                        write_json)
 from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
 from admn_ros.core.train.stage2 import load_controller, load_stage1
 
@@ -126,6 +127,8 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     streams = model.cfg.streams
     methods = build_methods(streams, model.cfg.vit_depth, per_budget, universal, ae, model.cfg.first_block)
     budgets = settings.budgets(len(streams), model.cfg.vit_depth)
+    check_budgets(budgets, len(streams), model.cfg.vit_depth, model.cfg.first_block,
+                  f"--fractions {','.join(map(str, settings.fractions))}")
     n = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
     log(f"[evaluate] {ms.describe()}")
     log(f"[evaluate] {n} test samples x {len(settings.regimes)} regimes x {len(settings.draws)} draws, "
