@@ -222,3 +222,20 @@ def test_evaluate_flags_no_table_can_take(tmp_path, capsys, args, expect):
     _fails(capsys, ["evaluate", "--data", str(tmp_path / "ds"), "--models", str(tmp_path / "models"),
                     "--out", str(tmp_path / "out"), "--regimes", "binary", "--no-latency", "--no-progress", *args],
            "admn-ros evaluate: error:", expect)
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_train_out_naming_a_file_fails_before_training(tmp_path, capsys, stage):
+    """``train stage1/stage2 --out`` naming a file: refused before any epoch, the file untouched.
+    Break tried: no file check in common.start_run (the epoch ran, then saving failed with "File
+    exists")."""
+    from fixtures import write_random_models
+
+    generate.generate_dataset(tmp_path / "ds", n_samples=20, frames_per_episode=5, workers=1, progress=False)
+    stage1 = write_random_models(tmp_path / "models")["model"]
+    (tmp_path / "f").write_text("mine")
+    argv = ["train", stage, "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "f"), "--epochs", "1",
+            "--train-samples", "4", "--val-samples", "4", "--no-progress"]
+    printed = _fails(capsys, argv + (["--stage1", str(stage1)] if stage == "stage2" else []),
+                     f"admn-ros train {stage}: error: {tmp_path / 'f'}: --out is a file")
+    assert f"[{stage}]" not in printed and (tmp_path / "f").read_text() == "mine"

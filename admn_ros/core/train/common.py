@@ -42,6 +42,8 @@ def start_run(out: str | Path, threads: int, resume: bool, force: bool) -> Path:
     an ``out`` that already holds :data:`LAST` unless ``resume`` or ``force``."""
     set_threads(threads)
     path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise TrainConfigError(f"{path}: --out is a file, not a run directory")
     if (path / LAST).exists() and not (resume or force):
         raise TrainConfigError(f"{path}: run directory already has {LAST}; pass --resume to continue it "
                                "or --force to start over")
