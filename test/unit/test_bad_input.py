@@ -239,3 +239,18 @@ def test_train_out_naming_a_file_fails_before_training(tmp_path, capsys, stage):
     printed = _fails(capsys, argv + (["--stage1", str(stage1)] if stage == "stage2" else []),
                      f"admn-ros train {stage}: error: {tmp_path / 'f'}: --out is a file")
     assert f"[{stage}]" not in printed and (tmp_path / "f").read_text() == "mine"
+
+
+@pytest.mark.parametrize("fields, expect", [
+    ({"noise_warmup_epochs": -1}, "noise_warmup_epochs must be >= 0, and > 0 when epochs is 0, got -1"),
+    ({"epochs": -2}, "Stage2Config.epochs must be >= 0, got -2"),
+    ({"epochs": 0, "noise_warmup_epochs": 0}, "noise_warmup_epochs must be >= 0, and > 0 when epochs is 0, got 0"),
+])
+def test_stage2_epoch_counts_name_the_field_at_fault(fields, expect):
+    """A negative ``--warmup-epochs`` names noise_warmup_epochs and its value. Break tried: the
+    former combined rule (the message named ``epochs`` with its valid value 1)."""
+    from admn_ros.core.train.config import Stage2Config, TrainConfigError
+
+    with pytest.raises(TrainConfigError) as err:
+        Stage2Config(**fields)
+    assert expect in str(err.value)
