@@ -22,7 +22,7 @@ from admn_ros.ros.graph import (CONTAINER, GraphOptions, NodeSpec, ProcessSpec, 
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0].replace("``", ""),
                                 usage=f"{prog} [{'|'.join(TASKS)}] [options]")
     p.add_argument("--task", choices=list(TASKS), default=None,
                    help=f"which graph: {' or '.join(TASKS)} (default {DEFAULT_TASK}; also as the first argument)")
@@ -30,32 +30,35 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
     p.add_argument("--budget", type=int, default=None, help="layer budget L; 0 = 25%% of the model's blocks "
                    f"(default: {per_task(f'{t.name} {t.budget}' for t in TASKS.values())})")
-    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
-    p.add_argument("--namespace", default="", help="namespace for every node")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default 0: until "
+                   "Ctrl-C; demo: until the scenario ends)")
+    p.add_argument("--namespace", default="", help="namespace for every node (default: none)")
     p.add_argument("--params-file", default="", help="ADMN node parameters (default: config/<task>.yaml)")
     p.add_argument("--model-dir", default="", help="models directory (default: the task's shipped models: "
                    f"{per_task(f'{t.name} models/{t.models_subdir}' for t in TASKS.values())})")
     p.add_argument("--sensor-nodes", default=None, help="comma-separated sensor node names (default: "
                    f"{per_task(t.name + ' ' + ','.join(t.sensor_nodes) for t in TASKS.values())})")
-    p.add_argument("--subject-id", type=int, default=0, help="simulated sensors: the subject (activity)")
-    p.add_argument("--seed", type=int, default=0, help="simulated sensors: seed (scene, subject)")
-    p.add_argument("--episode", type=int, default=0, help="simulated sensors: episode")
+    p.add_argument("--subject-id", type=int, default=0, help="simulated sensors: the subject (activity; default 0)")
+    p.add_argument("--seed", type=int, default=0, help="simulated sensors: seed (scene, subject; default 0)")
+    p.add_argument("--episode", type=int, default=0, help="simulated sensors: episode (default 0)")
     p.add_argument("--allocation-mode", choices=["per_frame", "pipelined"], default="per_frame",
-                   help="per_frame: backbones wait for the frame's allocation; pipelined: use the latest")
+                   help="per_frame (default): backbones wait for the frame's allocation; pipelined: use the latest")
     p.add_argument("--composed", action="store_true", help="run the ADMN nodes in one process")
     p.add_argument("--no-sim-sensors", action="store_true", help="do not start the simulated sensors")
     p.add_argument("--use-sim-time", action="store_true", help="use /clock (bag replay)")
     p.add_argument("--no-respawn", action="store_true", help="do not restart node processes that die "
                    "(default: restart them, like the launch files' respawn:=true)")
-    p.add_argument("--respawn-delay", type=float, default=0.5, help="seconds before a died node is restarted")
-    p.add_argument("--sensor-args", default="", help="extra sensor_node parameters, e.g. "
+    p.add_argument("--respawn-delay", type=float, default=0.5, help="seconds before a died node is restarted "
+                   "(default 0.5)")
+    p.add_argument("--sensor-args", default="", help="extra sensor_node parameters separated by ';', e.g. "
                    "'corruption.node1.rgb:=gaussian:sigma=3.0'")
     p.add_argument("--quiet", action="store_true", help="do not forward node logs")
     p.add_argument("--scenario", default="", help="demo: scenario YAML of sensor failures in phases "
                    "(default: config/demo_<task>.yaml; 'none': all clean until --duration or Ctrl-C)")
-    p.add_argument("--out", default="out/demo", help="demo: folder of the picture and the JSON summary")
+    p.add_argument("--out", default="out/demo", help="demo: folder of the picture and the JSON summary "
+                   "(default out/demo)")
     p.add_argument("--compare", type=int, default=300, help="demo: frames on which Naive Allocation and the "
-                   "Upper Bound are computed after the run (spread evenly; 0 = no comparison)")
+                   "Upper Bound are computed after the run (spread evenly; default 300; 0 = no comparison)")
     return p
 
 

@@ -178,27 +178,30 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="admn-ros evaluate", description=__doc__,
+    p = argparse.ArgumentParser(prog="admn-ros evaluate", description=__doc__.replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="dataset root (meta.json + train/ val/ test/)")
-    p.add_argument("--models", default=None, help="directory with tracking + controller checkpoints (default: "
+    p.add_argument("--models", default=None, help="directory of a stage-1 model + controller checkpoints (default: "
                                                   "models, with --stage1 only if it exists)")
     p.add_argument("--stage1", default=None, help="explicit stage-1 checkpoint (overrides --models)")
     p.add_argument("--controller", action="append", default=[], help="extra controller checkpoint (repeatable)")
     p.add_argument("--out", required=True, help="output directory for table1.md/.csv, results.json, plots")
-    p.add_argument("--samples", type=int, default=0, help="test samples to use (0 = all)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (identical corrupted inputs for every method)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--samples", type=int, default=0, help="test samples to use (default 0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (identical corrupted inputs for every method; "
+                   "default 0)")
+    p.add_argument("--batch-size", type=int, default=64, help="samples per forward pass (default 64)")
     p.add_argument("--regimes", default="binary,discrete,continuous",
                    help="comma list of rows: noise regimes (none = clean, binary, discrete, continuous) "
-                        f"and/or real-world failures ({', '.join(REAL_WORLD)}; realworld = all of them)")
-    p.add_argument("--draws", default="modality,stream", help="comma list: modality (paper), stream")
+                        f"and/or real-world failures ({', '.join(REAL_WORLD)}; realworld = all of them); "
+                        "default %(default)s")
+    p.add_argument("--draws", default="modality,stream", help="comma list: modality (paper), stream (default "
+                   "%(default)s)")
     p.add_argument("--fractions", default=",".join(str(f) for f in TABLE_FRACTIONS),
-                   help="comma list of budget fractions of all blocks")
+                   help="comma list of budget fractions of all blocks (default %(default)s)")
     p.add_argument("--no-latency", action="store_true", help="skip batch-1 latency measurement")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
