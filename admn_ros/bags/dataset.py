@@ -270,13 +270,15 @@ def dataset_main(argv: Sequence[str]) -> int:
     p.add_argument("--from-bag", nargs="*", default=[], metavar="BAG",
                    help="rosbag2 directories, .db3 / .mcap files or ROS 1 .bag files")
     p.add_argument("--mapping", default="default",
-                   help="topic mapping: a YAML file or a shipped name (default, realsense_zed); the same as replay's")
+                   help="topic mapping: a YAML file or a shipped name (default, realsense_zed); the same as "
+                        "replay's (default: default)")
     p.add_argument("--out", required=True, help="output dataset directory")
     p.add_argument("--segment", type=float, default=10.0, help="seconds per contiguous segment (default 10)")
-    p.add_argument("--gap", type=float, default=1.0, help="seconds dropped between segments of different splits")
+    p.add_argument("--gap", type=float, default=1.0, help="seconds dropped between segments of different splits "
+                   "(default 1)")
     p.add_argument("--val-frac", type=float, default=0.1, help="share of segments for val (default 0.1)")
     p.add_argument("--test-frac", type=float, default=0.1, help="share of segments for test (default 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the segment -> split assignment")
+    p.add_argument("--seed", type=int, default=0, help="seed of the segment -> split assignment (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     a = p.parse_args(argv)

@@ -96,10 +96,10 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, s
 
 
 def main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="admn-ros play", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="admn-ros play", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("bag", help="rosbag2 directory or .db3/.mcap file")
-    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1.0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     import rclpy
 

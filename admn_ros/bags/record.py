@@ -330,9 +330,10 @@ def main(argv: Sequence[str]) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="source sim writes exactly the sensor node's topics; source live "
                                        "subscribes over DDS (ROS_DOMAIN_ID must match the graph's).")
-    p.add_argument("--source", choices=("sim", "live"), default="sim", help="where the data comes from")
+    p.add_argument("--source", choices=("sim", "live"), default="sim", help="where the data comes from (default sim)")
     p.add_argument("--out", required=True, help="output bag directory (must not exist)")
-    p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="rosbag2 storage plugin")
+    p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3",
+                   help="rosbag2 storage plugin (default sqlite3)")
     p.add_argument("--duration", type=float, default=10.0,
                    help="seconds to record (sim: bag time; live: wall time); default 10")
     p.add_argument("--frames", type=int, default=None, help="sim: number of frames (overrides --duration)")
@@ -340,11 +341,12 @@ def main(argv: Sequence[str]) -> int:
     g = p.add_argument_group("sim source")
     g.add_argument("--scenario", choices=list(TASKS), default=DEFAULT_TASK,
                    help="the task whose simulated scenario is recorded: tracking (the GDTM-style network of "
-                        "--config) or activity (a subject in front of node1, ground truth on /ground_truth/activity)")
+                        "--config) or activity (a subject in front of node1, ground truth on /ground_truth/activity); "
+                        "default %(default)s")
     g.add_argument("--subject-id", type=int, default=None,
                    help="activity: the simulated subject (default 1000, a person no dataset trains on)")
-    g.add_argument("--seed", type=int, default=0, help="scene seed")
-    g.add_argument("--episode", type=int, default=0, help="episode index")
+    g.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+    g.add_argument("--episode", type=int, default=0, help="episode index (default 0)")
     g.add_argument("--config", default=None, help="tracking: simulator config YAML (default: config/sensors.yaml)")
     g.add_argument("--nodes", nargs="+", default=None, help="sensor nodes to record (default: all)")
     g.add_argument("--corrupt", action="append", default=[], metavar="STREAM=SPEC",
@@ -354,7 +356,7 @@ def main(argv: Sequence[str]) -> int:
     g2.add_argument("--topics", nargs="+", default=None,
                     help="topics to record (default: the sensor node's image, camera_info, QoI and "
                          "ground-truth topics, i.e. what --source sim writes for --scenario)")
-    g2.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the topics to appear")
+    g2.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the topics to appear (default 5)")
     args = p.parse_args(argv)
     progress = not args.no_progress
     try:

@@ -43,13 +43,13 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--out", required=True, help="output directory (per-output CSV, outputs/, summary.json)")
     p.add_argument("--task", choices=list(TASKS), default=DEFAULT_TASK,
                    help="tracking (positions vs /ground_truth/target) or activity (a label per sliding window "
-                        "vs /ground_truth/activity)")
+                        "vs /ground_truth/activity); default %(default)s")
     p.add_argument("--mapping", default=None,
                    help="topic mapping: 'default', 'realsense_zed', 'activity' or a YAML file (see "
                         "config/bag_topics_*.yaml); default: the task's ('default' / 'activity')")
     p.add_argument("--pipeline", default="admn",
                    help="'admn' (ADMN controller), 'naive', 'upper_bound' or 'baseline' (constant track centre, "
-                        "for plumbing checks; tracking)")
+                        "for plumbing checks; tracking); default %(default)s")
     p.add_argument("--budget", type=int, default=None,
                    help="layer budget L (default: 25%% of the window streams' blocks)")
     p.add_argument("--budgets", default=None,
@@ -58,9 +58,10 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--realtime", action="store_true",
                    help="also replay in real time through the node graph (use_sim_time, /clock) and compare "
                         "its allocations and estimates with the offline run output by output")
-    p.add_argument("--rate", type=float, default=1.0, help="playback rate for --realtime")
+    p.add_argument("--rate", type=float, default=1.0, help="playback rate for --realtime (default 1.0)")
     p.add_argument("--model-dir", default=None, help="models directory (default: the task's shipped models)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="inference backend")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                   help="inference backend (default auto)")
     p.add_argument("--no-bag", action="store_true", help="do not write the output bag")
     p.add_argument("--no-health-check", action="store_true",
                    help="turn the stream health check off (on by default with the live nodes' thresholds: a "

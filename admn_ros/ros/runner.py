@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any, Sequence
 
+from admn_ros.core.streams import StreamSet
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.ros.env import isolated_env, make_executor, run_process, stop_process_groups
 from admn_ros.ros.graph import (CONTAINER, GraphOptions, NodeSpec, ProcessSpec, build_graph, decode_specs,
@@ -21,7 +22,7 @@ from admn_ros.ros.graph import (CONTAINER, GraphOptions, NodeSpec, ProcessSpec, 
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0].replace("``", ""),
                                 usage=f"{prog} [{'|'.join(TASKS)}] [options]")
     p.add_argument("--task", choices=list(TASKS), default=None,
                    help=f"which graph: {' or '.join(TASKS)} (default {DEFAULT_TASK}; also as the first argument)")
@@ -29,32 +30,35 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
     p.add_argument("--budget", type=int, default=None, help="layer budget L; 0 = 25%% of the model's blocks "
                    f"(default: {per_task(f'{t.name} {t.budget}' for t in TASKS.values())})")
-    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
-    p.add_argument("--namespace", default="", help="namespace for every node")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default 0: until "
+                   "Ctrl-C; demo: until the scenario ends)")
+    p.add_argument("--namespace", default="", help="namespace for every node (default: none)")
     p.add_argument("--params-file", default="", help="ADMN node parameters (default: config/<task>.yaml)")
     p.add_argument("--model-dir", default="", help="models directory (default: the task's shipped models: "
                    f"{per_task(f'{t.name} models/{t.models_subdir}' for t in TASKS.values())})")
     p.add_argument("--sensor-nodes", default=None, help="comma-separated sensor node names (default: "
                    f"{per_task(t.name + ' ' + ','.join(t.sensor_nodes) for t in TASKS.values())})")
-    p.add_argument("--subject-id", type=int, default=0, help="simulated sensors: the subject (activity)")
-    p.add_argument("--seed", type=int, default=0, help="simulated sensors: seed (scene, subject)")
-    p.add_argument("--episode", type=int, default=0, help="simulated sensors: episode")
+    p.add_argument("--subject-id", type=int, default=0, help="simulated sensors: the subject (activity; default 0)")
+    p.add_argument("--seed", type=int, default=0, help="simulated sensors: seed (scene, subject; default 0)")
+    p.add_argument("--episode", type=int, default=0, help="simulated sensors: episode (default 0)")
     p.add_argument("--allocation-mode", choices=["per_frame", "pipelined"], default="per_frame",
-                   help="per_frame: backbones wait for the frame's allocation; pipelined: use the latest")
+                   help="per_frame (default): backbones wait for the frame's allocation; pipelined: use the latest")
     p.add_argument("--composed", action="store_true", help="run the ADMN nodes in one process")
     p.add_argument("--no-sim-sensors", action="store_true", help="do not start the simulated sensors")
     p.add_argument("--use-sim-time", action="store_true", help="use /clock (bag replay)")
     p.add_argument("--no-respawn", action="store_true", help="do not restart node processes that die "
                    "(default: restart them, like the launch files' respawn:=true)")
-    p.add_argument("--respawn-delay", type=float, default=0.5, help="seconds before a died node is restarted")
-    p.add_argument("--sensor-args", default="", help="extra sensor_node parameters, e.g. "
+    p.add_argument("--respawn-delay", type=float, default=0.5, help="seconds before a died node is restarted "
+                   "(default 0.5)")
+    p.add_argument("--sensor-args", default="", help="extra sensor_node parameters separated by ';', e.g. "
                    "'corruption.node1.rgb:=gaussian:sigma=3.0'")
     p.add_argument("--quiet", action="store_true", help="do not forward node logs")
     p.add_argument("--scenario", default="", help="demo: scenario YAML of sensor failures in phases "
                    "(default: config/demo_<task>.yaml; 'none': all clean until --duration or Ctrl-C)")
-    p.add_argument("--out", default="out/demo", help="demo: folder of the picture and the JSON summary")
+    p.add_argument("--out", default="out/demo", help="demo: folder of the picture and the JSON summary "
+                   "(default out/demo)")
     p.add_argument("--compare", type=int, default=300, help="demo: frames on which Naive Allocation and the "
-                   "Upper Bound are computed after the run (spread evenly; 0 = no comparison)")
+                   "Upper Bound are computed after the run (spread evenly; default 300; 0 = no comparison)")
     return p
 
 
@@ -71,6 +75,13 @@ def parse_args(prog: str, argv: Sequence[str]) -> argparse.Namespace:
         a.budget = t.budget
     if a.sensor_nodes is None:
         a.sensor_nodes = ",".join(t.sensor_nodes)
+    for flag in ("duration", "respawn_delay", "compare"):
+        if not getattr(a, flag) >= 0:
+            build_parser(prog).error(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(a, flag)}")
+    try:
+        StreamSet(nodes=[s for s in a.sensor_nodes.split(",") if s])
+    except ValueError as exc:
+        build_parser(prog).error(f"--sensor-nodes {a.sensor_nodes!r}: {exc}")
     return a
 
 
@@ -197,7 +208,6 @@ def _ros_parameters(doc: Any) -> bool:
 def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     from admn_ros.core.paths import config_path, read_yaml
     from admn_ros.core.sim.timeline import Timeline
-    from admn_ros.core.streams import StreamSet
 
     a = parse_args(prog, argv)
     opts = options_from_args(a)
@@ -249,7 +259,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
                 why = f"the sensor node did not take the scenario: {refused}" if refused else None
             if why:
                 print(f"[{prog}] {why}", file=sys.stderr, flush=True)
-                rc = 1
+                rc = CONFIG_ERROR if any(code == CONFIG_ERROR for _, code in dead) else 1
                 break
             if mon is not None and mon.done():
                 break

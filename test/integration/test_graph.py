@@ -506,6 +506,20 @@ def test_bad_model_dir_fails_configure_with_named_problem(tmp_path, model_dir):
         rclpy.try_shutdown(context=ctx)
 
 
+
+def test_run_exits_2_when_a_node_rejects_its_parameters(model_dir):
+    """``admn-ros run`` with a budget the model cannot take: the controller names it and exits 2, and
+    run stops at once with exit code 2 (its arguments are at fault), not at --duration.
+
+    Break tried: runner._run returning 1 for every node process that exited: exit code 1."""
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "admn_ros.cli", "run", "--no-sim-sensors", "--budget", "500",
+                        "--model-dir", str(model_dir), "--duration", "60"], env=dict(os.environ),
+                       capture_output=True, text=True, timeout=90)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert "budget 500 out of range" in p.stderr and "('controller_node', 2)" in p.stderr
+    assert time.monotonic() - t0 < 60
+
 # --------------------------------------------------------------------------- PointCloud2 radar
 DETECTIONS = 24     # strongest cells per radar image sent as points
 

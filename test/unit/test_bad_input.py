@@ -166,3 +166,91 @@ def test_record_duration_out_of_range(tmp_path, capsys, duration):
     check (NaN: "cannot convert float NaN to integer", inf: an OverflowError traceback)."""
     _fails(capsys, ["record", "--out", str(tmp_path / "b"), "--duration", duration], "--duration must be")
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--sensor-nodes", ""], "--sensor-nodes '': a StreamSet needs at least one node"),
+    (["--sensor-nodes", "node1,node1"], "--sensor-nodes 'node1,node1': duplicate nodes"),
+    (["--duration", "-1"], "--duration must be >= 0, got -1.0"),
+    (["--compare", "-5"], "--compare must be >= 0, got -5"),
+    (["--respawn-delay", "nan"], "--respawn-delay must be >= 0, got nan"),
+])
+def test_run_refuses_bad_graph_flags_before_starting(monkeypatch, capsys, args, expect):
+    """``admn-ros run/demo`` with a flag no graph can take: argparse's error naming the flag, exit 2,
+    no process started. Break tried: no --sensor-nodes check in runner.parse_args (a ValueError
+    traceback from StreamSet in runner._run); no check of --duration / --compare / --respawn-delay
+    (the graph started, and a negative --duration stopped it at once with exit 0)."""
+    from admn_ros.ros import runner
+
+    def start(*a, **k):
+        raise AssertionError("a graph process was started")
+
+    monkeypatch.setattr(runner.GraphProcesses, "start", start)
+    for cmd in ("run", "demo"):
+        with pytest.raises(SystemExit) as stop:
+            cli.main([cmd, *args])
+        assert stop.value.code == 2 and expect in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--samples", "-1"], "n_samples must be > 0, got -1"),
+    (["--samples", "10", "--frames-per-episode", "50"], "too few for train + val (1) + test (1)"),
+    (["--task", "activity", "--subjects", "2"], "2 subjects leave none for train"),
+])
+def test_train_all_dataset_size_out_of_range(tmp_path, capsys, args, expect):
+    """``train all`` with a dataset size the generator refuses: one error naming the dataset, exit 2,
+    before any training. Break tried: no ValueError handling around the generator in
+    pipeline._make_dataset (a ValueError traceback, exit 1)."""
+    _fails(capsys, ["train", "all", "--data", str(tmp_path / "ds"), "--runs", str(tmp_path / "runs"),
+                    "--models", str(tmp_path / "models"), "--workers", "1", "--no-progress", *args],
+           "admn-ros train all: error:", str(tmp_path / "ds"), expect)
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--fractions", "0.01"], "--fractions 0.01: budget 1 out of range [9, 108]"),
+    (["--draws", ""], "--draws: []; use modality and/or stream"),
+])
+def test_evaluate_flags_no_table_can_take(tmp_path, capsys, args, expect):
+    """``evaluate`` with a fraction below the forced first blocks or no draw: one error naming the
+    flag, exit 2. Break tried: no budget check in evaluate (a ValueError traceback from select_blocks
+    mid-table); no empty check of --draws (a matplotlib ValueError traceback after the table)."""
+    from fixtures import write_random_models
+
+    write_random_models(tmp_path / "models")
+    generate.generate_dataset(tmp_path / "ds", n_samples=20, frames_per_episode=5, workers=1, progress=False)
+    _fails(capsys, ["evaluate", "--data", str(tmp_path / "ds"), "--models", str(tmp_path / "models"),
+                    "--out", str(tmp_path / "out"), "--regimes", "binary", "--no-latency", "--no-progress", *args],
+           "admn-ros evaluate: error:", expect)
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_train_out_naming_a_file_fails_before_training(tmp_path, capsys, stage):
+    """``train stage1/stage2 --out`` naming a file: refused before any epoch, the file untouched.
+    Break tried: no file check in common.start_run (the epoch ran, then saving failed with "File
+    exists")."""
+    from fixtures import write_random_models
+
+    generate.generate_dataset(tmp_path / "ds", n_samples=20, frames_per_episode=5, workers=1, progress=False)
+    stage1 = write_random_models(tmp_path / "models")["model"]
+    (tmp_path / "f").write_text("mine")
+    argv = ["train", stage, "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "f"), "--epochs", "1",
+            "--train-samples", "4", "--val-samples", "4", "--no-progress"]
+    printed = _fails(capsys, argv + (["--stage1", str(stage1)] if stage == "stage2" else []),
+                     f"admn-ros train {stage}: error: {tmp_path / 'f'}: --out is a file")
+    assert f"[{stage}]" not in printed and (tmp_path / "f").read_text() == "mine"
+
+
+@pytest.mark.parametrize("fields, expect", [
+    ({"noise_warmup_epochs": -1}, "noise_warmup_epochs must be >= 0, and > 0 when epochs is 0, got -1"),
+    ({"epochs": -2}, "Stage2Config.epochs must be >= 0, got -2"),
+    ({"epochs": 0, "noise_warmup_epochs": 0}, "noise_warmup_epochs must be >= 0, and > 0 when epochs is 0, got 0"),
+])
+def test_stage2_epoch_counts_name_the_field_at_fault(fields, expect):
+    """A negative ``--warmup-epochs`` names noise_warmup_epochs and its value. Break tried: the
+    former combined rule (the message named ``epochs`` with its valid value 1)."""
+    from admn_ros.core.train.config import Stage2Config, TrainConfigError
+
+    with pytest.raises(TrainConfigError) as err:
+        Stage2Config(**fields)
+    assert expect in str(err.value)

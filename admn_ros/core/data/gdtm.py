@@ -674,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output dataset directory (e.g. data/gdtm_real)")
     p.add_argument("--splits", nargs="+", default=list(SPLITS), metavar="SPLIT[=DIR]",
                    help="our splits to convert, optionally from another GDTM directory "
-                        "(e.g. train=chunk_0 val=chunk_1 test=chunk_2; '.' = --src itself)")
+                        "(e.g. train=chunk_0 val=chunk_1 test=chunk_2; '.' = --src itself; default: train val test)")
     p.add_argument("--radar", choices=sorted(SOURCES["radar"]), default="azimuth",
                    help="radar source: azimuth (the azimuth_static heatmap, default) or range_doppler")
     p.add_argument("--rgb", choices=sorted(SOURCES["rgb"]), default="zed", help="camera (default zed)")
@@ -682,12 +682,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="depth: zed (metric mm, default) or realsense (colourised JPEG, not metric)")
     p.add_argument("--radar-range", nargs=2, type=float, metavar=("LO", "HI"), default=None,
                    help="transformed radar values mapped to 0 and 1 (default: train percentiles)")
-    p.add_argument("--tolerance-ms", type=float, default=FRAME_MS / 2, help="rgb/depth alignment tolerance")
-    p.add_argument("--radar-tolerance-ms", type=float, default=250.0, help="radar alignment tolerance")
-    p.add_argument("--car-id", type=int, default=None, help="mocap id of the car (3 red, 4 green)")
+    p.add_argument("--tolerance-ms", type=float, default=FRAME_MS / 2,
+                   help="rgb/depth alignment tolerance (default 33 ms)")
+    p.add_argument("--radar-tolerance-ms", type=float, default=250.0, help="radar alignment tolerance (default 250 ms)")
+    p.add_argument("--car-id", type=int, default=None,
+                   help="mocap id of the car (3 red, 4 green; default: the only car)")
     p.add_argument("--gt-axes", nargs=2, default=["x", "z"], metavar=("A", "B"),
                    help="mocap axes used as ground truth (default x z)")
-    p.add_argument("--episode-gap-ms", type=float, default=1000.0, help="gap that starts a new episode")
+    p.add_argument("--episode-gap-ms", type=float, default=1000.0,
+                   help="gap that starts a new episode (default 1000 ms)")
     p.add_argument("--limit", type=int, default=0, help="first N mocap frames per split only (0 = all)")
     p.add_argument("--on-corrupt", choices=("raise", "drop"), default="raise",
                    help="undecodable frame: stop naming file and key (default) or drop and count it")

@@ -29,7 +29,8 @@ from admn_ros.core.evaluate.table import (EvalSettings, Example, Record, depth_c
 from admn_ros.core.noise import REGIMES
 from admn_ros.core.sim.corruptions import REAL_WORLD
 from admn_ros.core.tasks import TASKS
-from admn_ros.core.train.common import check_dataset, fmt_duration, open_split, set_threads, write_json
+from admn_ros.core.train.common import (check_budgets, check_dataset, fmt_duration, open_split, set_threads,
+                                        write_json)
 from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
 from admn_ros.core.train.stage2 import load_controller, load_stage1
 
@@ -126,6 +127,8 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     streams = model.cfg.streams
     methods = build_methods(streams, model.cfg.vit_depth, per_budget, universal, ae, model.cfg.first_block)
     budgets = settings.budgets(len(streams), model.cfg.vit_depth)
+    check_budgets(budgets, len(streams), model.cfg.vit_depth, model.cfg.first_block,
+                  f"--fractions {','.join(map(str, settings.fractions))}")
     n = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
     log(f"[evaluate] {ms.describe()}")
     log(f"[evaluate] {n} test samples x {len(settings.regimes)} regimes x {len(settings.draws)} draws, "
@@ -175,7 +178,7 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="admn-ros evaluate", description=__doc__,
+    p = argparse.ArgumentParser(prog="admn-ros evaluate", description=__doc__.replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="dataset root (meta.json + train/ val/ test/)")
     p.add_argument("--models", default=None, help="directory with a stage-1 model + controller checkpoints "
@@ -184,19 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage1", default=None, help="explicit stage-1 checkpoint (overrides --models)")
     p.add_argument("--controller", action="append", default=[], help="extra controller checkpoint (repeatable)")
     p.add_argument("--out", required=True, help="output directory for table1.md/.csv, results.json, plots")
-    p.add_argument("--samples", type=int, default=0, help="test samples to use (0 = all)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (identical corrupted inputs for every method)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--samples", type=int, default=0, help="test samples to use (default 0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (identical corrupted inputs for every method; "
+                   "default 0)")
+    p.add_argument("--batch-size", type=int, default=64, help="samples per forward pass (default 64)")
     p.add_argument("--regimes", default="binary,discrete,continuous",
                    help="comma list of rows: noise regimes (none = clean, binary, discrete, continuous) "
-                        f"and/or real-world failures ({', '.join(REAL_WORLD)}; realworld = all of them)")
-    p.add_argument("--draws", default="modality,stream", help="comma list: modality (paper), stream")
+                        f"and/or real-world failures ({', '.join(REAL_WORLD)}; realworld = all of them); "
+                        "default %(default)s")
+    p.add_argument("--draws", default="modality,stream", help="comma list: modality (paper), stream (default "
+                   "%(default)s)")
     p.add_argument("--fractions", default=",".join(str(f) for f in TABLE_FRACTIONS),
-                   help="comma list of budget fractions of all blocks")
+                   help="comma list of budget fractions of all blocks (default %(default)s)")
     p.add_argument("--no-latency", action="store_true", help="skip batch-1 latency measurement")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
@@ -211,7 +217,7 @@ def settings_from_args(a: argparse.Namespace) -> EvalSettings:
     if bad or not regimes:
         raise TrainConfigError(f"--regimes: unknown {bad}; use none, binary, discrete, continuous, "
                                f"{', '.join(REAL_WORLD)} or realworld")
-    if any(d not in ("modality", "stream") for d in draws):
+    if not draws or any(d not in ("modality", "stream") for d in draws):
         raise TrainConfigError(f"--draws: {list(draws)}; use modality and/or stream")
     try:
         fr = tuple(float(x) for x in _csv(a.fractions))

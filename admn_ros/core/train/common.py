@@ -42,6 +42,8 @@ def start_run(out: str | Path, threads: int, resume: bool, force: bool) -> Path:
     an ``out`` that already holds :data:`LAST` unless ``resume`` or ``force``."""
     set_threads(threads)
     path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise TrainConfigError(f"{path}: --out is a file, not a run directory")
     if (path / LAST).exists() and not (resume or force):
         raise TrainConfigError(f"{path}: run directory already has {LAST}; pass --resume to continue it "
                                "or --force to start over")
@@ -220,6 +222,15 @@ class NoiseSampler:
             mode = "modality" if rng.random() < self.modality_prob else "stream"
             out[b] = draw_stream_sigmas(self.streams, regime, rng, mode=mode)
         return out
+
+
+def check_budgets(budgets: Sequence[int], n_streams: int, depth: int, first_block: bool, what: str) -> None:
+    """:class:`TrainConfigError` naming the setting ``what`` for a budget ``validate_budget`` refuses."""
+    try:
+        for b in budgets:
+            validate_budget(b, n_streams, depth, first_block)
+    except ValueError as exc:
+        raise TrainConfigError(f"{what}: {exc}") from exc
 
 
 def noise_aware_masks(sigmas: np.ndarray, streams: StreamSet, budgets: Sequence[int], depth: int,

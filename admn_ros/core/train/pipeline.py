@@ -100,23 +100,24 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="dataset root; generated if missing (default: the task's)")
     p.add_argument("--runs", default=None, help="run directories (default: the task's)")
     p.add_argument("--models", default=None, help="where the shipped models go (default: the task's)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--workers", type=int, default=d.workers, help="dataset generation processes")
-    p.add_argument("--stage1-threads", type=int, default=d.stage1_threads)
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of the dataset and every run (default {d.seed})")
+    p.add_argument("--workers", type=int, default=d.workers, help=f"dataset generation processes (default {d.workers})")
+    p.add_argument("--stage1-threads", type=int, default=d.stage1_threads,
+                   help=f"torch threads of stage 1 and the finetune (default {d.stage1_threads})")
     g = p.add_argument_group("smaller runs (default: the shipped recipe)")
     g.add_argument("--samples", type=int, help="tracking: dataset size if it must be generated")
     g.add_argument("--frames-per-episode", type=int, help="tracking: consecutive frames per simulated episode")
     g.add_argument("--subjects", type=int, help="activity: simulated subjects if the dataset must be generated")
     g.add_argument("--windows-per-activity", type=int, help="activity: windows per (subject, activity)")
     g.add_argument("--frames", type=int, help="activity: frames per window")
-    g.add_argument("--stage1-epochs", type=int)
+    g.add_argument("--stage1-epochs", type=int, help="stage-1 epochs")
     g.add_argument("--finetune-epochs", type=int, help="epochs of the finetune of the whole stage-1 network")
     g.add_argument("--stage2-train-samples", type=int, help="training samples per stage-2 epoch")
     g.add_argument("--val-samples", type=int, help="validation samples per epoch")
     p.add_argument("--init", default=None, metavar="MODELS",
                    help="fine-tune the models in MODELS (e.g. models/) on --data instead of training from scratch "
                         "(the recipe's init_stage1 / init_stage2; docs/TRAINING.md)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run_pipeline_args(a: argparse.Namespace) -> int:
@@ -213,8 +214,11 @@ def _make_dataset(cfg: PipelineConfig, log: Any) -> None:
     size = {**cfg.recipe.dataset, **cfg.dataset}
     log(f"[all] generating the {cfg.task} dataset into {cfg.data} "
         f"({', '.join(f'{k} {v}' for k, v in size.items())}, seed {cfg.seed}, {cfg.workers} workers)")
-    getattr(importlib.import_module(module), name)(cfg.data, seed=cfg.seed, workers=cfg.workers,
-                                                   progress=cfg.progress, **size)
+    try:
+        getattr(importlib.import_module(module), name)(cfg.data, seed=cfg.seed, workers=cfg.workers,
+                                                       progress=cfg.progress, **size)
+    except ValueError as exc:  # the generator's check of a size or count
+        raise TrainConfigError(f"{cfg.data}: cannot generate the {cfg.task} dataset: {exc}") from exc
 
 
 def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:

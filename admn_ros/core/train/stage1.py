@@ -14,10 +14,10 @@ import torch
 
 from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, stored_config
 from admn_ros.core.model import ADMNConfig, ADMNModel
-from admn_ros.core.streams import budget_from_fraction, naive_allocation, validate_budget
+from admn_ros.core.streams import budget_from_fraction, naive_allocation
 from admn_ros.core.tasks import get_task
-from admn_ros.core.train.common import (LAST, NoiseSampler, Throughput, apply_noise, checked_splits, continue_run,
-                                        derive_seed, draw_missing, fmt_duration, load_resume, lr_at,
+from admn_ros.core.train.common import (LAST, NoiseSampler, Throughput, apply_noise, check_budgets, checked_splits,
+                                        continue_run, derive_seed, draw_missing, fmt_duration, load_resume, lr_at,
                                         make_adamw, noise_aware_masks, open_split, run_epoch,
                                         sample_scores, seed_everything, start_run, write_json)
 from admn_ros.core.train.config import Stage1Config, TrainConfigError
@@ -176,11 +176,8 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
     sampler = NoiseSampler(streams, cfg.noise_regimes, cfg.modality_draw_prob, cfg.clean_prob)
     budgets = sorted({budget_from_fraction(f, len(streams), mcfg.vit_depth) for f in cfg.alloc_fractions})
     if any(p > 0 for _, p in cfg.alloc_ramp):  # a budget the allocations cannot meet fails now, not mid-run
-        try:
-            for b in budgets:
-                validate_budget(b, len(streams), mcfg.vit_depth, mcfg.first_block)
-        except ValueError as exc:
-            raise TrainConfigError(f"Stage1Config.alloc_fractions {list(cfg.alloc_fractions)}: {exc}") from exc
+        check_budgets(budgets, len(streams), mcfg.vit_depth, mcfg.first_block,
+                      f"Stage1Config.alloc_fractions {list(cfg.alloc_fractions)}")
     tput = Throughput()
     t_start = time.perf_counter()
     log(f"[stage1] {n_train} train / {n_val} val samples, {steps_per_epoch} steps/epoch x {cfg.epochs} epochs, "
