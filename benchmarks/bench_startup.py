@@ -24,9 +24,9 @@ import importlib, json, sys, time
 t0 = time.perf_counter()
 kind = sys.argv[1]
 import rclpy
+from admn_ros.core.tasks import TASKS
 from admn_ros.ros.graph import GraphOptions, build_graph
-task = "activity" if kind == "activity_node" else "tracking"
-spec = next(s for s in build_graph(GraphOptions(task=task)) if s.executable == kind)
+spec = next(s for task in TASKS for s in build_graph(GraphOptions(task=task)) if s.executable == kind)
 mod = importlib.import_module(spec.module)
 t1 = time.perf_counter()
 rclpy.init()

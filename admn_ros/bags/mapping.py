@@ -29,9 +29,11 @@ from typing import Any, Mapping
 
 from admn_ros.core import paths
 from admn_ros.core.streams import split_stream_id
+from admn_ros.core.tasks import TASKS
 
-#: Shipped mapping names -> config file names.
-SHIPPED: dict[str, str] = {name: f"bag_topics_{name}.yaml" for name in ("default", "realsense_zed", "activity")}
+#: Shipped mapping names (the RealSense + ZED rig's and every task's ``Task.mapping``) -> config file names.
+SHIPPED: dict[str, str] = {name: f"bag_topics_{name}.yaml"
+                           for name in ("default", "realsense_zed", *(t.mapping for t in TASKS.values()))}
 
 _TOP_KEYS = {"slop", "timeout", "streams", "qoi", "ground_truth", "sensors_config"}
 _STREAM_KEYS = {"topic", "encoding", "optional"}

@@ -19,7 +19,7 @@ from admn_ros.core.health import stream_status, unhealthy
 from admn_ros.core.runtime import FrameWindow, Result
 from admn_ros.core.streams import budget_from_fraction, validate_budget
 from admn_ros.core.sync import SyncedSet
-from admn_ros.core.tasks import TASKS
+from admn_ros.core.tasks import TASKS, get_task
 from admn_ros.core.window_viz import WindowView, render_window_dashboard, window_markers
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
@@ -41,6 +41,8 @@ class ActivityNode(AdmnNode):
 
     def param_specs(self) -> list[ParamSpec]:
         return [
+            ParamSpec("task", WINDOW_TASK.name, "The windowed task whose shipped models model_dir '' loads",
+                      choices=tuple(n for n, t in TASKS.items() if t.graph == "window"), read_only=True),
             *model_specs(WINDOW_TASK),
             ParamSpec("budget", self.AUTO_BUDGET, "Layer budget L: active blocks over the window's streams, first "
                       "blocks included (0 = 25% of the model's blocks); also settable on topic admn/budget",
@@ -67,10 +69,11 @@ class ActivityNode(AdmnNode):
             self.get_logger().info(f"budget -> {self.budget}")
 
     def configure(self) -> None:
-        if not self.p["model_dir"] and not WINDOW_TASK.models_dir().is_dir():
-            raise FileNotFoundError(f"{WINDOW_TASK.models_dir()}: no {WINDOW_TASK.name} models yet; train them with "
-                                    f"`make models-{WINDOW_TASK.name}` or set the model_dir parameter")
-        rt = self.load_runtime(WINDOW_TASK)
+        task = get_task(self.p["task"])
+        if not self.p["model_dir"] and not task.models_dir().is_dir():
+            raise FileNotFoundError(f"{task.models_dir()}: no {task.name} models yet; train them with "
+                                    f"`make models-{task.name}` or set the model_dir parameter")
+        rt = self.load_runtime(task)
         self.task = rt.task
         self.ids = list(rt.stream_ids)
         self.budget = self.resolved_budget()

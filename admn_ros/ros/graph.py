@@ -166,7 +166,7 @@ def window_graph(opts: GraphOptions) -> list[NodeSpec]:
     pf = [opts.resolved_params_file()]
     specs = [_sensor_spec(opts, pf)] if opts.sim_sensors else []
     specs.append(_spec("activity_node", "activity_node", "ActivityNode", opts, pf,
-                       {"use_sim_time": opts.use_sim_time, "model_dir": opts.resolved_model_dir(),
+                       {"use_sim_time": opts.use_sim_time, "task": opts.task, "model_dir": opts.resolved_model_dir(),
                         "budget": int(opts.budget), "sensor_nodes": list(opts.sensor_nodes),
                         "ground_truth": bool(opts.sim_sensors)}))
     return specs

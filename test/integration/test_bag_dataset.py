@@ -434,8 +434,9 @@ def test_foreign_bag_to_trained_and_evaluated_model_through_the_cli(tmp_path):
     model, _ = load_stage1(s1 / "model.safetensors")
     test = SimDataset(data, "test")
     with torch.no_grad():
-        inputs, target = to_torch(test.batch(np.arange(n_test)), model.cfg.modalities)
-        err = float(get_task("tracking").scores(model(inputs), target).mean())
+        task = get_task("tracking")
+        inputs, target = to_torch(test.batch(np.arange(n_test)), model.cfg.modalities, task)
+        err = float(task.scores(model(inputs), target).mean())
     assert res["depth_curve"][-1]["blocks"] == 12 and res["depth_curve"][-1]["value"] == pytest.approx(err, rel=1e-4)
     assert "| binary | ADMN |" in (rep / "table1.md").read_text()
     models, rp = tmp_path / "models", tmp_path / "replay"

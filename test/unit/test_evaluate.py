@@ -20,6 +20,7 @@ from admn_ros.core.evaluate.table import (NAIVE, EarlierFrames, EvalSettings, Re
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import StreamSet, naive_allocation
 from admn_ros.core.sim.corruptions import APPLIES_TO, REAL_WORLD
+from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import apply_failures, draw_failures, open_split, to_torch
 from admn_ros.core.train.stage1 import dataset_bounds
 from fixtures.shipped import committed
@@ -156,7 +157,7 @@ def test_table_cells_match_an_independent_recomputation_on_the_shipped_model(dat
     with torch.no_grad():
         for start in range(0, n, bs):
             sel = np.arange(start, min(n, start + bs))
-            x, gt = to_torch(ds.batch(sel), SS.modalities)
+            x, gt = to_torch(ds.batch(sel), SS.modalities, get_task("tracking"))
             x = apply_noise(x, sig[sel], SS, gen)
             adm = (ctrl.allocate(x, budget=L)["mask"] > 0.5).numpy()
             for key, m in (("upper_bound", full_allocation(9, 12)), ("naive", naive_allocation(9, L)), ("admn", adm)):
@@ -253,7 +254,7 @@ def test_evaluate_writes_table_csv_json_and_plots(data, models, tmp_path):
     from admn_ros.core.train.stage2 import load_stage1
 
     model, _ = load_stage1(models / "tracking.safetensors")
-    x, gt = to_torch(open_split(data, "test").batch(np.arange(10)), SS.modalities)
+    x, gt = to_torch(open_split(data, "test").batch(np.arange(10)), SS.modalities, get_task("tracking"))
     with torch.no_grad():
         for k, v in res.depth_curve:
             m = torch.from_numpy(np.broadcast_to(mask_from_counts([k] * 9, 12), (10, 9, 12)).copy())

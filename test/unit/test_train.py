@@ -12,6 +12,7 @@ from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, read_meta
 from admn_ros.core.controller import AllocationController, ControllerConfig
 from admn_ros.core.noise import draw_stream_sigmas
 from admn_ros.core.streams import MODALITIES, StreamSet, budget_from_fraction
+from admn_ros.core.tasks import get_task
 from admn_ros.core.train import cli
 from admn_ros.core.model import ADMNModel
 from admn_ros.core.train.common import (NoiseSampler, apply_noise, epoch_batches, lr_at, noise_aware_masks,
@@ -403,19 +404,19 @@ def test_ship_models(data, stage1_model, tmp_path):
 def test_train_all_defaults_are_the_shipped_recipe():
     """``admn-ros train all`` with no recipe flags trains what ``make models`` ships, and
     ``--task activity`` what ``make models-activity`` ships; the manifest names that command."""
-    from admn_ros.core.train.config import TASK_RECIPES, VARIANTS
+    from admn_ros.core.train.config import VARIANTS
     from admn_ros.core.train.pipeline import PipelineConfig
 
     track, act = PipelineConfig(), PipelineConfig(task="activity")
     assert track.command() == "admn-ros train all" and act.command() == "admn-ros train all --task activity"
     assert (track.data, track.runs, track.models) == ("data/gdtm_sim", "runs/shipped", "models")
     assert (act.data, act.runs, act.models) == ("data/activity_sim", "runs/activity", "models/activity")
-    assert TASK_RECIPES["tracking"].dataset == {"n_samples": 24000, "frames_per_episode": 50}
-    assert TASK_RECIPES["activity"].dataset == {"n_subjects": 100, "windows_per_activity": 8, "frames": 5}
+    assert track.recipe.dataset == {"n_samples": 24000, "frames_per_episode": 50}
+    assert act.recipe.dataset == {"n_subjects": 100, "windows_per_activity": 8, "frames": 5}
     s1t, s1a = Stage1Config(**track.stage1_fields()), Stage1Config(**act.stage1_fields())
     assert (s1t.epochs, s1a.epochs, s1t.val_samples) == (10, 14, 512)
     assert s1t.modality_missing == {"radar": 0.25} and s1a.modality_missing == dict.fromkeys(MODALITIES, 0.2)
-    assert (TASK_RECIPES["tracking"].finetune_epochs, TASK_RECIPES["activity"].finetune_epochs) == (0, 4)
+    assert (track.recipe.finetune_epochs, act.recipe.finetune_epochs) == (0, 4)
     s2t, s2a = Stage2Config(**track.stage2_fields()), Stage2Config(**act.stage2_fields())
     assert (s2t.train_samples, s2a.train_samples, s2t.val_samples) == (4800, 2400, 512)
     assert VARIANTS == {"budget": (0, 1), "universal": (1, 4), "ae": (1, 2)}
@@ -434,10 +435,10 @@ def test_train_all_runs_every_step_and_ships_one_run(tmp_path, capsys, monkeypat
     import json
 
     from admn_ros.core.data.activity import generate_activity_dataset
-    from admn_ros.core.train.config import TASK_RECIPES, VARIANTS
+    from admn_ros.core.train.config import VARIANTS
 
-    recipe = TASK_RECIPES["activity"]
-    monkeypatch.setitem(TASK_RECIPES, "activity", dataclasses.replace(
+    recipe = get_task("activity").recipe
+    monkeypatch.setattr(get_task("activity"), "recipe", dataclasses.replace(
         recipe, stage1={**recipe.stage1, "model": TINY_MODEL}, stage2={**recipe.stage2, "controller": TINY_CONTROLLER}))
 
     root = tmp_path / "d"
@@ -492,10 +493,8 @@ def test_train_all_init_fine_tunes_from_the_given_models(data, tiny_models, tmp_
     without ``--init``: their train_config named no init and the test failed."""
     import dataclasses
 
-    from admn_ros.core.train.config import TASK_RECIPES
-
-    recipe = TASK_RECIPES["tracking"]
-    monkeypatch.setitem(TASK_RECIPES, "tracking", dataclasses.replace(
+    recipe = get_task("tracking").recipe
+    monkeypatch.setattr(get_task("tracking"), "recipe", dataclasses.replace(
         recipe, stage1={**recipe.stage1, "model": TINY_MODEL}, stage2={**recipe.stage2, "controller": TINY_CONTROLLER}))
     first: dict[str, torch.Tensor] = {}
     forward = ADMNModel.forward

@@ -180,7 +180,7 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
             shares: dict[tuple[str, int], list[float]] = {}
             for bi, start in enumerate(range(0, n_total, settings.batch_size)):
                 sel = np.arange(start, min(n_total, start + settings.batch_size))
-                clean, gt = to_torch(ds.batch(sel), streams.modalities)
+                clean, gt = to_torch(ds.batch(sel), streams.modalities, get_task(cfg.task))
                 sig = sig_all[sel]
                 present = None
                 if failure:

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.tasks.base import MessageSpec, Metric, Scorer, Task, read_rows, save_figure, set_field
+from admn_ros.core.train.config import FINETUNE_STAGE1, TaskRecipe
 
 #: Default subject of a simulated recording: an id no dataset of ours trains on (datasets
 #: use ids ``0 .. subjects-1``), i.e. a person the shipped models never saw.
@@ -89,6 +90,12 @@ class ActivityTask(Task):
     unit = "window"
     columns = ("gt_label", "est_label", "confidence", "correct", "pure")
     dataset_module = "admn_ros.core.data.activity"
+    dataset_reader = "admn_ros.core.data.activity:ActivityDataset"
+    # every modality sees the window, so each drops out in stage 1 (a clean backbone can replace a noisy one)
+    recipe = TaskRecipe(data="data/activity_sim", runs="runs/activity", generator="generate_activity_dataset",
+                        dataset={"n_subjects": 100, "windows_per_activity": 8, "frames": 5},
+                        stage1={"epochs": 14, "modality_missing": {"rgb": 0.2, "depth": 0.2, "radar": 0.2}},
+                        finetune_epochs=4, stage2={"train_samples": 2400}, init_stage1={**FINETUNE_STAGE1, "epochs": 3})
     report_dir = "docs/results/activity"
     table_title = "ADMN activity recognition (simulated MM-Fi-style test split)"
     table_metric = "accuracy in % over windows of {frames} frames (one allocation per window and stream)"
@@ -123,6 +130,9 @@ class ActivityTask(Task):
         if lab.shape != (1,) or not (0 <= int(lab[0]) < cfg.n_classes):
             return f"dataset 'label' must be [B] class indices in [0, {cfg.n_classes}), got {lab.tolist()}"
         return None
+
+    def target(self, batch: Mapping[str, Any]) -> np.ndarray:
+        return np.asarray(batch["label"], np.int64)
 
     def model_overrides(self, meta: Mapping[str, Any]) -> dict[str, Any]:
         # the dataset's "nodes" are its frame slots (f0..); the model's node is the sensor node

@@ -125,6 +125,8 @@ class Task:
     unit: ClassVar[str] = "frame"
     columns: ClassVar[tuple[str, ...]] = ()      # per-output CSV columns (:meth:`row`)
     dataset_module: ClassVar[str] = ""           # dataset generator (module with main(argv))
+    dataset_reader: ClassVar[str] = "admn_ros.core.data:SimDataset"  # a split's reader (module:class(root, split))
+    recipe: ClassVar[Any]                        # shipped training recipe (train.config.TaskRecipe)
     report_dir: ClassVar[str] = ""
     compute_targets: ClassVar[bool] = False      # evaluate also checks FLOPs / controller share
     table_title: ClassVar[str] = ""              # evaluation report title; metric text ({frames})
@@ -164,6 +166,14 @@ class Task:
     def check_target(self, batch: Mapping[str, Any], cfg: Any) -> str | None:
         """What is wrong with one sample's target (``None`` = fine)."""
         raise NotImplementedError
+
+    def target(self, batch: Mapping[str, Any]) -> np.ndarray:
+        """The training targets of a dataset batch (what :meth:`loss_per_sample` compares to)."""
+        raise NotImplementedError
+
+    def positions(self, ds: Any) -> np.ndarray:
+        """Positions ``[N, 2]`` of a dataset the head's mean bounds (``ADMNConfig.bounds``) must hold."""
+        return np.zeros((0, 2))
 
     def model_overrides(self, meta: Mapping[str, Any]) -> dict[str, Any]:
         """``ADMNConfig`` fields a dataset of this task sets (from its metadata)."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from admn_ros.core.streams import DEFAULT_NODES
 from admn_ros.core.tasks.base import MessageSpec, Metric, Scorer, Task, fmt, read_rows, save_figure, set_field
+from admn_ros.core.train.config import TaskRecipe
 
 _EST_RGBA = (0.1, 0.5, 1.0, 0.95)
 _GT_RGBA = (0.1, 0.9, 0.2, 0.95)
@@ -64,6 +65,8 @@ class TrackingTask(Task):
     params_file = "tracking.yaml"
     columns = ("gt_x", "gt_y", "est_x", "est_y", "error_cm", "cov_xx", "cov_xy", "cov_yy")
     dataset_module = "admn_ros.core.data.generate"
+    recipe = TaskRecipe(data="data/gdtm_sim", runs="runs/shipped", generator="generate_dataset",
+                        dataset={"n_samples": 24000, "frames_per_episode": 50})
     report_dir = "docs/results/table1"
     compute_targets = True
     table_title = "ADMN Table 1 (simulated GDTM-style test split)"
@@ -115,6 +118,14 @@ class TrackingTask(Task):
     def check_target(self, batch: Mapping[str, Any], cfg: Any) -> str | None:
         got = tuple(np.shape(batch["gt"])) if "gt" in batch else None
         return None if got == (1, 2) else f"dataset ground truth 'gt' must have shape [B, 2], got {got}"
+
+    def target(self, batch: Mapping[str, Any]) -> np.ndarray:
+        return np.asarray(batch["gt"], np.float32)
+
+    def positions(self, ds: Any) -> np.ndarray:
+        gt = getattr(ds, "gt", None)  # SimDataset exposes the memory-mapped ground truth; else a sample's
+        gt = ds.batch(np.arange(min(len(ds), 256))).get("gt") if gt is None else gt
+        return np.zeros((0, 2)) if gt is None else np.asarray(gt)
 
     def estimate(self, out: Mapping[str, np.ndarray], labels: Sequence[str]) -> dict[str, Any]:
         return {"mean": np.asarray(out["mean"], np.float64).reshape(2),

@@ -3,6 +3,7 @@ seeded randomness, noise and failure sampling, schedules, progress and the per-s
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ import torch
 
 from admn_ros.core.noise import draw_stream_sigmas
 from admn_ros.core.streams import MODALITIES, StreamSet, validate_budget
-from admn_ros.core.tasks import DEFAULT_TASK, get_task
+from admn_ros.core.tasks import DEFAULT_TASK, Task, get_task
 from admn_ros.core.train.config import TrainConfigError
 
 #: A batch as the model wants it: dict modality -> float32 ``[B, S, C, H, W]`` in [0, 1].
@@ -109,7 +110,8 @@ def epoch_batches(n: int, batch_size: int, rng: np.random.Generator, limit: int 
 
 
 def open_split(root: str | os.PathLike[str], split: str) -> Any:
-    """Open ``SimDataset(root, split)`` or raise :class:`TrainConfigError` naming what is missing."""
+    """Open a split with its task's reader (``Task.dataset_reader``; the task named in ``meta.json``, else
+    the default) or raise :class:`TrainConfigError` naming what is missing."""
     root = Path(root)
     if not root.is_dir():
         raise TrainConfigError(f"{root}: dataset directory not found "
@@ -119,15 +121,13 @@ def open_split(root: str | os.PathLike[str], split: str) -> Any:
                                f"(generate one with `admn-ros dataset --out {root}`)")
     if not (root / split).is_dir():
         raise TrainConfigError(f"{root}: split {split!r} not found (expected directory {root / split})")
-    from admn_ros.core.data import SimDataset
-    from admn_ros.core.data.activity import ActivityDataset
-
     try:
-        fmt = json.loads((root / "meta.json").read_text()).get("format")
+        task = json.loads((root / "meta.json").read_text()).get("task")
     except (OSError, ValueError) as exc:
         raise TrainConfigError(f"{root / 'meta.json'}: unreadable: {exc}") from exc
     try:
-        ds = (ActivityDataset if fmt == "admn_ros.activitydata" else SimDataset)(root, split)
+        module, reader = get_task(task).dataset_reader.split(":")
+        ds = getattr(importlib.import_module(module), reader)(root, split)
     except (OSError, ValueError, KeyError) as exc:
         raise TrainConfigError(f"{root}/{split}: cannot open dataset split: {exc}") from exc
     if len(ds) == 0:
@@ -135,13 +135,12 @@ def open_split(root: str | os.PathLike[str], split: str) -> Any:
     return ds
 
 
-def to_torch(batch: Mapping[str, Any], modalities: Sequence[str]) -> tuple[Inputs, torch.Tensor]:
-    """A dataset batch -> (inputs dict of float32 tensors, target): tracking ground truth
-    ``gt [B, 2]`` metres (float32) or activity ``label [B]`` (int64)."""
+def to_torch(batch: Mapping[str, Any], modalities: Sequence[str], task: Task | None = None
+             ) -> tuple[Inputs, torch.Tensor | None]:
+    """A dataset batch -> (inputs dict of float32 tensors, ``task``'s target: :meth:`Task.target`;
+    ``None`` without a task)."""
     inputs = {m: torch.as_tensor(np.ascontiguousarray(batch[m]), dtype=torch.float32) for m in modalities}
-    if "gt" in batch:
-        return inputs, torch.as_tensor(np.asarray(batch["gt"]), dtype=torch.float32)
-    return inputs, torch.as_tensor(np.asarray(batch["label"]), dtype=torch.int64)
+    return inputs, None if task is None else torch.as_tensor(task.target(batch))
 
 
 def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
@@ -396,13 +395,13 @@ class Throughput:
 
 
 def run_epoch(module: torch.nn.Module, opt: torch.optim.Optimizer, ds: Any, cfg: Any, rng: np.random.Generator,
-              modalities: Sequence[str], lr_of: Callable[[int], float],
+              model_cfg: Any, lr_of: Callable[[int], float],
               loss_of: Callable[[np.ndarray, Inputs, torch.Tensor], torch.Tensor], tput: Throughput, desc: str,
               where: str) -> tuple[list[float], float]:
     """One training epoch of ``module`` over :func:`epoch_batches` of ``ds`` (``cfg.batch_size``,
-    ``cfg.train_samples``): batch ``i`` at learning rate ``lr_of(i)``, one step on the finite loss
-    ``loss_of(indices, inputs, target)`` with gradients clipped to norm 1, timed by ``tput``.
-    Returns the losses and the last learning rate."""
+    ``cfg.train_samples``; ``model_cfg``'s modalities, its task's target): batch ``i`` at learning rate
+    ``lr_of(i)``, one step on the finite loss ``loss_of(indices, inputs, target)`` with gradients clipped to
+    norm 1, timed by ``tput``. Returns the losses and the last learning rate."""
     module.train()
     batches = epoch_batches(len(ds), cfg.batch_size, rng, limit=cfg.train_samples)
     bar = progress(len(batches), desc, cfg.progress)
@@ -412,7 +411,7 @@ def run_epoch(module: torch.nn.Module, opt: torch.optim.Optimizer, ds: Any, cfg:
         lr = lr_of(i)
         for g in opt.param_groups:
             g["lr"] = lr
-        inputs, target = to_torch(ds.batch(sel), modalities)
+        inputs, target = to_torch(ds.batch(sel), model_cfg.modalities, get_task(model_cfg.task))
         tput.start()
         loss = loss_of(sel, inputs, target)
         if not torch.isfinite(loss):
@@ -459,7 +458,7 @@ def sample_scores(model: torch.nn.Module, ds: Any, indices: np.ndarray, streams:
     task = get_task(getattr(model.cfg, "task", None))
     for start in range(0, len(indices), batch_size):
         sel = np.asarray(indices[start:start + batch_size])
-        inputs, target = to_torch(ds.batch(sel), mods)
+        inputs, target = to_torch(ds.batch(sel), mods, task)
         if sigmas is not None:
             inputs = apply_noise(inputs, sigmas[start:start + len(sel)], streams, gen)
         mask = mask_fn(inputs, len(sel))

@@ -1,6 +1,6 @@
-"""Typed training configurations (stage 1, stage 2), serialisable into checkpoints, and the
-shipped recipe per task (:data:`TASK_RECIPES`). Defaults are the shipped tracking recipe; a config
-is validated at construction and every problem raises :class:`TrainConfigError` naming the field.
+"""Typed training configurations (stage 1, stage 2), serialisable into checkpoints, and what a task's
+shipped recipe holds (:class:`TaskRecipe`). Defaults are the shipped tracking recipe; a config is validated
+at construction and every problem raises :class:`TrainConfigError` naming the field.
 """
 from __future__ import annotations
 
@@ -264,13 +264,13 @@ FINETUNE_STAGE1: dict[str, Any] = {**WARM_STAGE1, "alloc_ramp": [[0, 0.5]]}
 
 @dataclass(frozen=True)
 class TaskRecipe:
-    """The shipped recipe (``admn-ros train all``) of one task: directories, the dataset ``generator``
-    (``module:function``), config fields over the defaults, the finetune's epochs (0 = none) and, with
-    ``--init MODELS``, the fields of the warm start (``init_stage1``) and per controller (``init_stage2``)."""
+    """The shipped recipe (``admn-ros train all``) of one task (``Task.recipe``): directories (the models
+    go to ``models/<Task.models_subdir>``), the dataset ``generator`` (a function of ``Task.dataset_module``),
+    config fields over the defaults, the finetune's epochs (0 = none) and, with ``--init MODELS``, the
+    fields of the warm start (``init_stage1``) and per controller (``init_stage2``)."""
 
     data: str
     runs: str
-    models: str
     generator: str
     dataset: dict[str, int]
     stage1: dict[str, Any] = field(default_factory=dict)
@@ -280,19 +280,3 @@ class TaskRecipe:
     # every controller starts from its counterpart in MODELS: no noise-head warmup, one epoch re-fits it
     init_stage2: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {v: {"noise_warmup_epochs": 0, "epochs": 1} for v in VARIANTS})
-
-
-#: The shipped recipe per task (``make models``, ``make models-activity``). Activity windows are
-#: seen by all three modalities, so every modality drops out in stage 1 (each backbone must learn
-#: alone, so a clean one can replace a noisy one).
-TASK_RECIPES: dict[str, TaskRecipe] = {
-    "tracking": TaskRecipe(data="data/gdtm_sim", runs="runs/shipped", models="models",
-                           generator="admn_ros.core.data.generate:generate_dataset",
-                           dataset={"n_samples": 24000, "frames_per_episode": 50}),
-    "activity": TaskRecipe(data="data/activity_sim", runs="runs/activity", models="models/activity",
-                           generator="admn_ros.core.data.activity:generate_activity_dataset",
-                           dataset={"n_subjects": 100, "windows_per_activity": 8, "frames": 5},
-                           stage1={"epochs": 14, "modality_missing": {"rgb": 0.2, "depth": 0.2, "radar": 0.2}},
-                           finetune_epochs=4, stage2={"train_samples": 2400},
-                           init_stage1={**FINETUNE_STAGE1, "epochs": 3}),
-}

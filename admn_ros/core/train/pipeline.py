@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from admn_ros.core.streams import budget_from_fraction
-from admn_ros.core.tasks import get_task
+from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.core.train.common import fmt_duration, write_json
-from admn_ros.core.train.config import (FINETUNE_STAGE1, TABLE_FRACTIONS, TASK_RECIPES, Stage1Config, TaskRecipe,
-                                        TrainConfigError, VARIANTS)
+from admn_ros.core.train.config import (FINETUNE_STAGE1, TABLE_FRACTIONS, Stage1Config, TaskRecipe, TrainConfigError,
+                                        VARIANTS)
 
 #: Dataset-size flags of ``train all`` and the generator argument each sets.
 DATASET_FLAGS: dict[str, str] = {"samples": "n_samples", "frames_per_episode": "frames_per_episode",
@@ -31,10 +31,10 @@ DATASET_FLAGS: dict[str, str] = {"samples": "n_samples", "frames_per_episode": "
 @dataclass
 class PipelineConfig:
     """What ``admn-ros train all`` runs: every ``None`` (and ``dataset``'s missing generator
-    arguments) is the task's shipped recipe (:data:`~admn_ros.core.train.config.TASK_RECIPES`);
+    arguments) is the task's shipped recipe (``Task.recipe``; the models go to ``models/<Task.models_subdir>``);
     ``init``: a models directory to fine-tune from."""
 
-    task: str = "tracking"
+    task: str = DEFAULT_TASK
     data: str | None = None
     runs: str | None = None
     models: str | None = None
@@ -50,12 +50,12 @@ class PipelineConfig:
     init: str | None = None
 
     def __post_init__(self) -> None:
-        if self.task not in TASK_RECIPES:
-            raise TrainConfigError(f"unknown task {self.task!r}; known: {sorted(TASK_RECIPES)}")
-        recipe = TASK_RECIPES[self.task]
+        if self.task not in TASKS:
+            raise TrainConfigError(f"unknown task {self.task!r}; known: {sorted(TASKS)}")
+        recipe = self.recipe
         self.data = self.data or recipe.data
         self.runs = self.runs or recipe.runs
-        self.models = self.models or recipe.models
+        self.models = self.models or str(Path("models", TASKS[self.task].models_subdir))
         extra = sorted(set(self.dataset) - set(recipe.dataset))
         if extra:
             flags = [f"--{k.replace('_', '-')}" for k, v in DATASET_FLAGS.items() if v in extra]
@@ -63,7 +63,7 @@ class PipelineConfig:
 
     @property
     def recipe(self) -> TaskRecipe:
-        return TASK_RECIPES[self.task]
+        return TASKS[self.task].recipe
 
     def _fields(self, recipe: dict[str, Any], init: dict[str, Any], **over: Any) -> dict[str, Any]:
         return {**recipe, **(init if self.init else {}), **{k: v for k, v in over.items() if v is not None}}
@@ -94,7 +94,7 @@ class PipelineConfig:
 
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     d = PipelineConfig()
-    p.add_argument("--task", choices=sorted(TASK_RECIPES), default="tracking",
+    p.add_argument("--task", choices=sorted(TASKS), default=DEFAULT_TASK,
                    help="tracking (GDTM-style, default) or activity (MM-Fi-style; data/runs/models default to "
                         "data/activity_sim, runs/activity, models/activity)")
     p.add_argument("--data", default=None, help="dataset root; generated if missing (default: the task's)")
@@ -210,13 +210,12 @@ def _make_dataset(cfg: PipelineConfig, log: Any) -> None:
     if (Path(str(cfg.data)) / "meta.json").is_file():
         log(f"[all] dataset {cfg.data} exists; reusing it")
         return
-    module, name = cfg.recipe.generator.split(":")
+    generate = getattr(importlib.import_module(get_task(cfg.task).dataset_module), cfg.recipe.generator)
     size = {**cfg.recipe.dataset, **cfg.dataset}
     log(f"[all] generating the {cfg.task} dataset into {cfg.data} "
         f"({', '.join(f'{k} {v}' for k, v in size.items())}, seed {cfg.seed}, {cfg.workers} workers)")
     try:
-        getattr(importlib.import_module(module), name)(cfg.data, seed=cfg.seed, workers=cfg.workers,
-                                                       progress=cfg.progress, **size)
+        generate(cfg.data, seed=cfg.seed, workers=cfg.workers, progress=cfg.progress, **size)
     except ValueError as exc:  # the generator's check of a size or count
         raise TrainConfigError(f"{cfg.data}: cannot generate the {cfg.task} dataset: {exc}") from exc
 
@@ -319,7 +318,8 @@ def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
         cells = ", ".join(f"{key.replace('_' + k, '')} {x:.1f}" for key, x in (st.get("val") or {}).items()
                           if key.endswith("_" + k))
         log(f"[all]   {name}: {fmt_duration(st.get('seconds', 0))}, val {task.metric.unit}: {cells}")
-    shipped = (str(cfg.data), str(cfg.models)) == (cfg.recipe.data, cfg.recipe.models)  # the committed report's
+    ref = PipelineConfig(task=cfg.task)
+    shipped = (str(cfg.data), str(cfg.models)) == (ref.data, ref.models)  # the committed report's
     out = task.report_dir if shipped else Path(str(cfg.runs)) / "table1"
     log(f"[all] evaluate with: admn-ros evaluate --data {cfg.data} --models {cfg.models} --out {out}")
     return summary

@@ -66,8 +66,8 @@ def dataset_bounds(ds: Any, margin: float = BOUNDS_MARGIN) -> list[list[float]] 
 
 def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
     """``ADMNConfig``: ``cfg.model`` over the network of ``cfg.init`` (else the defaults with the
-    dataset's nodes, modalities and task fields). The head's mean bounds: the init's if the ground
-    truth lies inside them, else the dataset's (:func:`dataset_bounds`)."""
+    dataset's nodes, modalities and task fields). The head's mean bounds: the init's if the task's
+    ``positions`` of the dataset lie inside them, else the dataset's (:func:`dataset_bounds`)."""
     base = {}
     if cfg.init:
         base = {k: v for k, v in load_checkpoint(cfg.init, kind="stage1", with_optimizer=False).model_config.items()
@@ -75,11 +75,9 @@ def build_model_config(cfg: Stage1Config, ds: Any) -> ADMNConfig:
     over = {**base, **cfg.model}
     meta = _meta(ds)
     over.update({key: list(meta[key]) for key in ("nodes", "modalities") if key not in over and meta.get(key)})
-    over.update({k: v for k, v in get_task(meta.get("task")).model_overrides(meta).items() if k not in cfg.model})
-    raw_gt = getattr(ds, "gt", None)  # SimDataset exposes the memory-mapped ground truth
-    if raw_gt is None:
-        raw_gt = ds.batch(np.arange(min(len(ds), 256))).get("gt")   # None: a dataset of labels
-    gt = np.zeros((0, 2)) if raw_gt is None else np.asarray(raw_gt)
+    task = get_task(meta.get("task"))
+    over.update({k: v for k, v in task.model_overrides(meta).items() if k not in cfg.model})
+    gt = task.positions(ds)
 
     def inside(b: Any) -> bool:
         (x0, x1), (y0, y1) = b
@@ -206,7 +204,7 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
             model.set_layerdrop(0.0 if mask is not None else p_drop, 0.0 if mask is not None else cfg.full_drop)
             return get_task(mcfg.task).loss(model(inputs, mask, present), gt, w_nll, w_dist)
 
-        losses, lr = run_epoch(model, opt, train_ds, cfg, rng, streams.modalities,
+        losses, lr = run_epoch(model, opt, train_ds, cfg, rng, mcfg,
                                lambda i: lr_at(epoch * steps_per_epoch + i, total_steps, cfg.lr, cfg.min_lr, warmup),
                                step_loss, tput, f"stage1 epoch {epoch + 1}/{cfg.epochs}", f"[stage1] epoch {epoch + 1}")
         val = validate_stage1(model, val_ds, n_val, cfg.batch_size, cfg.seed)

@@ -286,7 +286,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
             return cfg.lr if warm else lr_at((epoch - cfg.noise_warmup_epochs) * steps_per_epoch + i, alloc_steps,
                                              cfg.lr, cfg.min_lr, 0, "linear")
 
-        losses, _ = run_epoch(ctrl, opt, train_ds, cfg, rng, streams.modalities, lr_of, step_loss, tput,
+        losses, _ = run_epoch(ctrl, opt, train_ds, cfg, rng, mcfg, lr_of, step_loss, tput,
                               f"stage2 {label} epoch {epoch + 1}/{total_epochs} ({phase})",
                               f"[stage2] epoch {epoch + 1}")
         val = validate_controller(model, ctrl, val_ds, n_val, budgets_val, cfg.noise_regimes, cfg.batch_size,
