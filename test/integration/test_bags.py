@@ -411,3 +411,36 @@ def test_live_recording_of_the_sensor_node(tmp_path):
     assert f.gt_xy is not None and not np.isnan(f.true_noise()).any()
     assert sum(g.gt_xy is not None for g in full) >= len(full) - 3
     assert s.messages == sum(counts.values())
+
+
+@pytest.mark.ros
+def test_ctrl_c_ends_a_live_recording_and_keeps_the_bag(tmp_path):
+    """Ctrl-C (SIGINT) during `admn-ros record --source live --duration 60` stops the recording,
+    closes the bag with what was recorded and prints its summary, as ``ros2 bag record`` does.
+    Break tried: without the KeyboardInterrupt handling of the recording loop the bag was removed
+    and the command exited 130."""
+    import signal
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    node = subprocess.Popen([sys.executable, "-m", "admn_ros.ros.sensor_node", "--ros-args", "-p", "rate_hz:=10.0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    bag = tmp_path / "live"
+    rec = subprocess.Popen([sys.executable, "-m", "admn_ros.cli", "record", "--source", "live", "--duration", "60",
+                            "--wait", "20", "--no-progress", "--out", str(bag), "--topics", "/node1/color/image_raw"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        t0 = time.monotonic()
+        first = rec.stdout.readline()
+        assert first.startswith("[record] recording"), first
+        time.sleep(2.0)
+        rec.send_signal(signal.SIGINT)
+        out, _ = rec.communicate(timeout=30)
+        assert time.monotonic() - t0 < 40
+    finally:
+        for p in (rec, node):
+            p.kill()
+            p.wait(timeout=10)
+    assert rec.returncode == 0 and "stopped by Ctrl-C" in out and f"bag        {bag}" in out, out
+    assert (bag / "metadata.yaml").is_file()
+    assert 5 <= {c.topic: c.count for c in bag_contents(bag)}["/node1/color/image_raw"] <= 40, out
