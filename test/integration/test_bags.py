@@ -414,6 +414,40 @@ def test_live_recording_of_the_sensor_node(tmp_path):
 
 
 @pytest.mark.ros
+def test_play_skips_a_topic_whose_message_type_is_not_importable(tmp_path, capsys):
+    """A robot bag with a message type of the robot's own package, not importable here:
+    `admn-ros play` publishes every other topic and names the skipped one and its type, as
+    ``ros2 bag play`` does, instead of refusing the whole bag.
+    Breaks tried: creating the publishers without the per-topic skip: play failed with
+    "cannot import the Python message class of 'my_robot_msgs/msg/Status'"; reading with an empty
+    connection list (rosbags then reads every topic): KeyError on the status-only bag."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    from admn_ros.bags.play import main as play_main
+
+    ts = get_typestore(Stores.ROS2_KILTED)
+    ts.register(get_types_from_msg("float64 battery", "my_robot_msgs/msg/Status"))
+    for name, with_camera in (("robot", True), ("status_only", False)):
+        with Writer(tmp_path / name, version=9, storage_plugin=StoragePlugin.SQLITE3) as w:
+            cam = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=ts) if with_camera else None
+            status = w.add_connection("/robot/status", "my_robot_msgs/msg/Status", typestore=ts)
+            for k in range(5):
+                t = int(DEFAULT_START_TIME * 1e9) + k * 10_000_000
+                if cam is not None:
+                    w.write(cam, t, msgs.serialize(msgs.image(np.zeros((4, 4, 3), np.uint8), "rgb8", msgs.header(t))))
+                w.write(status, t, ts.serialize_cdr(ts.types["my_robot_msgs/msg/Status"](battery=0.9),
+                                                    "my_robot_msgs/msg/Status"))
+    skipped = "skipped /robot/status (my_robot_msgs/msg/Status: its Python message class is not importable)"
+    assert play_main([str(tmp_path / "robot"), "--no-progress"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "played 5 messages on 1 topics" in out and skipped in out
+    assert play_main([str(tmp_path / "status_only"), "--no-progress"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "played 0 messages on 0 topics" in out and skipped in out
+
+
+@pytest.mark.ros
 def test_ctrl_c_ends_a_live_recording_and_keeps_the_bag(tmp_path):
     """Ctrl-C (SIGINT) during `admn-ros record --source live --duration 60` stops the recording,
     closes the bag with what was recorded and prints its summary, as ``ros2 bag record`` does.
