@@ -230,6 +230,9 @@ class BagFrames:
                                   if "pointcloud2" in self.kinds.values() else None)
             # messages per stream topic and the bag's duration (s), from the bag index
             self._counts = {sid: sum(int(c.msgcount) for c in cs) for sid, cs in self.stream_conns.items()}
+            if not any(self._counts.values()):
+                raise self._content_error(["no message on the mapped stream topic(s) " + ", ".join(
+                    repr(self.mapping.stream(sid).topic) for sid in self._counts)])
             self._duration_s = max(self._reader.duration, 1) * 1e-9
             self.timeout = float(timeout if timeout is not None else
                                  (self.mapping.timeout if self.mapping.timeout is not None

@@ -293,6 +293,32 @@ def test_missing_topic_lists_the_bag_contents(sim_bags):
     assert names == {c.topic for c in bag_contents(sim_bags["sqlite3"])}
 
 
+def test_a_bag_without_messages_on_its_mapped_topics_is_one_error(tmp_path, capsys):
+    """An empty recording (topics declared, no message stored, as a live recording whose
+    publishers never matched leaves it): replay and dataset each stop with one error naming the
+    bag and the empty topics, with the bag's contents, instead of a 0-frame report with NaN
+    errors and exit code 0 (replay) or "no frame ... skipped none" (dataset).
+    Break tried: without the empty-topics check both commands went on as described."""
+    from admn_ros.bags.dataset import dataset_main
+    from admn_ros.bags.record import open_writer
+    from admn_ros.bags.replay_cli import main as replay_main
+
+    bag = tmp_path / "empty"
+    w = open_writer(bag, "mcap")
+    w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=get_admn_typestore())
+    w.add_connection("/truth", "geometry_msgs/msg/PointStamped", typestore=get_admn_typestore())
+    w.close()
+    mp = tmp_path / "m.yaml"
+    mp.write_text(yaml.safe_dump({"streams": {"node1/rgb": "/cam/image_raw"}, "ground_truth": "/truth"}))
+    common = ["--mapping", str(mp), "--out", str(tmp_path / "out")]
+    for main, argv in ((replay_main, [str(bag), *common, "--pipeline", "baseline", "--no-progress"]),
+                       (dataset_main, ["--from-bag", str(bag), *common, "--quiet"])):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"bag {bag}:\n  - no message on the mapped stream topic(s) '/cam/image_raw'" in err, err
+        assert "/cam/image_raw  sensor_msgs/msg/Image" in err and "0 msgs" in err, err
+
+
 def test_wrong_type_and_encoding_are_explained(sim_bags, tmp_path):
     with pytest.raises(BagContentError, match=r"node1/rgb.*admn_ros/StreamQoI.*expected sensor_msgs/Image"):
         BagFrames(sim_bags["mcap"], {"streams": {"node1/rgb": "/node1/qoi/rgb"}})
