@@ -150,6 +150,8 @@ def _open_reader(path: Path) -> AnyReader:
         if path is None:
             raise BagReadError(f"bag directory {bag} has no metadata.yaml and not exactly one .db3 / .mcap file")
     try:
+        if Path(f"{path}-journal").is_file():  # sqlite would roll back the transaction the recording was in
+            raise BagReadError(f"{path}-journal: the recording ended inside a transaction")
         reader = AnyReader([path], default_typestore=get_admn_typestore())
         reader.open()
     except Exception as e:  # noqa: BLE001 - rosbags/sqlite3/mcap raise many error types
