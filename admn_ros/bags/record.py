@@ -300,6 +300,7 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
             f"{os.environ.get('ROS_DOMAIN_ID')} -> {out}")
         t0 = time.monotonic()
         first_ns = node.get_clock().now().nanoseconds
+        committed = 0.0
         with tqdm(total=round(duration, 1), unit="s", desc="record (live)", disable=not progress,
                   leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s") as bar:
             try:
@@ -307,6 +308,11 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
                     ex.spin_once(timeout_sec=min(0.05, max(0.0, duration - el)))
                     bar.n = round(min(el, duration), 1)
                     bar.refresh()
+                    if storage == "sqlite3" and el >= committed + 1.0:
+                        # rosbags writes a sqlite3 bag in one transaction until it is closed: commit each
+                        # second, so that a crash or a power loss keeps all but the last second
+                        writer.storage.conn.commit()  # type: ignore[union-attr]
+                        committed = el
             except KeyboardInterrupt:  # Ctrl-C ends the recording early and keeps the bag, as ros2 bag record
                 log(f"[record] stopped by Ctrl-C after {time.monotonic() - t0:.1f} s")
         last_ns = node.get_clock().now().nanoseconds
