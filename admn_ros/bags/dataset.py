@@ -114,6 +114,10 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
     say = log or (lambda _m: None)
     if not bags:
         raise ValueError("no bags given (--from-bag BAG [BAG ...])")
+    resolved = [Path(b).resolve() for b in bags]
+    for i, r in enumerate(resolved):
+        if r in resolved[:i]:
+            raise ValueError(f"bag {bags[i]} is given twice; its frames would be in more than one split")
     if not 0 <= gap_s < segment_s:
         raise ValueError(f"--gap must be >= 0 and shorter than --segment ({segment_s:g} s), got {gap_s:g}")
     m = load_mapping(mapping)

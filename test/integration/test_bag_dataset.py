@@ -351,6 +351,19 @@ def test_bad_input_is_explained_and_leaves_nothing(tmp_path, capsys):
     assert (out / "meta.json").is_file()  # a failed --overwrite run names the problem before touching out
 
 
+def test_a_bag_given_twice_is_refused(tmp_path):
+    """The same recording twice in --from-bag (e.g. a repeated path in a long command) would put
+    identical frames into train and test; it is refused, naming the bag, before anything is read.
+    Break tried: without the check the dataset was built, 5 frames both in train and in test."""
+    bag = tmp_path / "b"
+    _small_bag(bag, "point")
+    mapping = {"streams": {"node1/rgb": "/cam/image_raw"}, "ground_truth": "/truth"}
+    out = tmp_path / "ds"
+    with pytest.raises(ValueError, match=f"bag {bag} is given twice"):
+        build_dataset([bag, tmp_path / "." / "b"], mapping, out, segment_s=0.5, gap_s=0.1, progress=False, log=None)
+    assert not out.exists()
+
+
 def test_a_failed_overwrite_keeps_the_dataset_it_would_replace(tmp_path, capsys):
     """`--overwrite` with a bag that turns out unusable only while it is read (its ground-truth
     topic is missing) names the topic and leaves the existing dataset byte for byte; a
