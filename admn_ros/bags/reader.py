@@ -287,7 +287,10 @@ class BagFrames:
         self.gt_field = ""
         if self.mapping.ground_truth:
             conns, types, one = lookup(self.mapping.ground_truth)
-            if conns and one not in GT_TYPES:
+            if not conns:  # a bag without ground truth replays unscored; a typo in the mapping shows here
+                _LOG.warning("bag %s: no ground-truth topic %r (topic mapping %s): its frames have no ground truth",
+                             self.path, self.mapping.ground_truth, self.mapping.source)
+            elif one not in GT_TYPES:
                 problems.append(f"ground truth: topic {self.mapping.ground_truth!r} has type(s) {types}, "
                                 f"expected one of {sorted(GT_TYPES)}")
             elif conns:

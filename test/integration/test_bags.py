@@ -319,6 +319,27 @@ def test_a_bag_without_messages_on_its_mapped_topics_is_one_error(tmp_path, caps
         assert "/cam/image_raw  sensor_msgs/msg/Image" in err and "0 msgs" in err, err
 
 
+def test_a_ground_truth_topic_not_in_the_bag_is_named(sim_bags, tmp_path, capsys, caplog):
+    """A mapping whose ground-truth topic the bag lacks (a typo) replays unscored, as a bag
+    without ground truth does, but the replay says which topic it did not find, with the mapping.
+    Break tried: no warning: the replay printed only "0 with ground truth" and NaN errors."""
+    import logging
+
+    from admn_ros.bags.replay_cli import main as replay_main
+
+    mp = tmp_path / "typo.yaml"
+    mp.write_text(yaml.safe_dump({"streams": {f"{n}/{m}": f"/{n}/" + t for n in ("node1", "node2", "node3")
+                                              for m, t in (("rgb", "color/image_raw"), ("depth", "depth/image_raw"),
+                                                           ("radar", "radar/range_azimuth"))},
+                                  "ground_truth": "/ground_truth/targt"}))
+    with caplog.at_level(logging.WARNING, logger="admn_ros.bags.reader"):
+        assert replay_main([str(sim_bags["sqlite3"]), "--mapping", str(mp), "--out", str(tmp_path / "r"),
+                            "--pipeline", "baseline", "--no-progress", "--no-bag"]) == 0
+    assert f"frames     {FRAMES} (0 with ground truth" in capsys.readouterr().out
+    assert any(f"no ground-truth topic '/ground_truth/targt' (topic mapping {mp})" in r.getMessage()
+               for r in caplog.records)
+
+
 def test_wrong_type_and_encoding_are_explained(sim_bags, tmp_path):
     with pytest.raises(BagContentError, match=r"node1/rgb.*admn_ros/StreamQoI.*expected sensor_msgs/Image"):
         BagFrames(sim_bags["mcap"], {"streams": {"node1/rgb": "/node1/qoi/rgb"}})
