@@ -115,9 +115,8 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
     if not bags:
         raise ValueError("no bags given (--from-bag BAG [BAG ...])")
     resolved = [Path(b).resolve() for b in bags]
-    for i, r in enumerate(resolved):
-        if r in resolved[:i]:
-            raise ValueError(f"bag {bags[i]} is given twice; its frames would be in more than one split")
+    if twice := [b for b, r in zip(bags, resolved) if resolved.count(r) > 1]:
+        raise ValueError(f"bag {twice[0]} is given twice; its frames would be in more than one split")
     if not 0 <= gap_s < segment_s:
         raise ValueError(f"--gap must be >= 0 and shorter than --segment ({segment_s:g} s), got {gap_s:g}")
     m = load_mapping(mapping)

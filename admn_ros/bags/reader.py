@@ -293,7 +293,7 @@ class BagFrames:
             elif one not in GT_TYPES:
                 problems.append(f"ground truth: topic {self.mapping.ground_truth!r} has type(s) {types}, "
                                 f"expected one of {sorted(GT_TYPES)}")
-            elif conns:
+            else:
                 self.gt_conns, self.gt_field = conns, GT_TYPES[one]
                 if self.gt_field == "transforms" and not self.mapping.gt_frames:
                     problems.append(f"ground truth: topic {self.mapping.ground_truth!r} is a tf2_msgs/TFMessage: "
