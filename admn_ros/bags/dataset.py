@@ -107,13 +107,16 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                   overwrite: bool = False, progress: bool = True,
                   log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Build a tracking dataset in ``out`` from ``bags``; returns the report (also
-    ``meta.json["from_bag"]``). Nothing is left in ``out`` after an error."""
+    ``meta.json["from_bag"]``). An error leaves ``out`` as it was."""
     from admn_ros.bags.mapping import load_mapping
     from admn_ros.bags.reader import BagFrames
 
     say = log or (lambda _m: None)
     if not bags:
         raise ValueError("no bags given (--from-bag BAG [BAG ...])")
+    resolved = [Path(b).resolve() for b in bags]
+    if twice := [b for b, r in zip(bags, resolved) if resolved.count(r) > 1]:
+        raise ValueError(f"bag {twice[0]} is given twice; its frames would be in more than one split")
     if not 0 <= gap_s < segment_s:
         raise ValueError(f"--gap must be >= 0 and shorter than --segment ({segment_s:g} s), got {gap_s:g}")
     m = load_mapping(mapping)
@@ -130,12 +133,13 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
             raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
         if not (out / "meta.json").is_file():  # --overwrite replaces a dataset, never other files
             raise FileExistsError(f"{out} is not empty and holds no dataset (no meta.json); choose another --out")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    work = out.with_name(f".{out.name}.partial")  # the new dataset, moved to out once complete
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     t0 = time.perf_counter()
     try:
-        (out / ".frames").mkdir()
-        rd = _Reading(out / ".frames", nodes)
+        (work / ".frames").mkdir()
+        rd = _Reading(work / ".frames", nodes)
         report: list[dict[str, Any]] = []
         for b, path in enumerate(bags):
             skipped: Counter = Counter()
@@ -167,7 +171,7 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                                                   test_frac, seed)
         info: dict[str, Any] = {}
         for s in SPLITS:
-            info[s] = _write_split(out / s, arr, order[split == s], gt, stamp, segment[split == s], len(nodes))
+            info[s] = _write_split(work / s, arr, order[split == s], gt, stamp, segment[split == s], len(nodes))
             if info[s]["n_samples"] == 0 and (s == "train" or {"val": val_frac, "test": test_frac}[s] > 0):
                 raise ValueError(f"split {s} has no frames after cutting {len(seg_split)} segment(s) with a "
                                  f"{gap_s:g} s gap; record longer or lower --segment / --gap")
@@ -179,7 +183,7 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                 r["skipped"]["split gap"] = gap
                 r["kept"] -= gap
         del arr
-        shutil.rmtree(out / ".frames")
+        shutil.rmtree(work / ".frames")
         kept = gt[order[split != ""]]
         grid = StreamSet(tuple(nodes), tuple(modalities))
         dt = np.diff(stamp[order])[np.diff(bag[order]) == 0]
@@ -200,10 +204,12 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                 "absent_streams": [s for s in grid.ids if s not in rd.present],
                 "bounds": [[float(kept[:, i].min()), float(kept[:, i].max())] for i in (0, 1)],
                 "splits": info, "arrays": arrays, "from_bag": summary}
-        (out / "meta.json").write_text(json.dumps(meta, indent=2))
+        (work / "meta.json").write_text(json.dumps(meta, indent=2))
     except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
         raise
+    shutil.rmtree(out, ignore_errors=True)
+    work.rename(out)
     say(summary_text(meta))
     return summary
 

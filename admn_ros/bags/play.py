@@ -1,6 +1,7 @@
 """``admn-ros play``: publish a rosbag2 at its recorded rate with ``/clock`` (where
 ``ros2 bag play --clock`` is not installed), forwarding the recorded CDR bytes undecoded.
-ROS 1 bags are not played (not CDR); ``admn-ros replay`` reads them offline.
+ROS 1 bags are not played (not CDR); ``admn-ros replay`` reads them offline. A topic whose
+message type is not importable here is skipped and named at the end.
 """
 from __future__ import annotations
 
@@ -26,10 +27,13 @@ class PlayStats:
     bag_seconds: float = 0.0
     wall_seconds: float = 0.0
     max_lag_ms: float = 0.0  # worst wall-clock lateness of a publish vs its schedule
+    skipped: dict[str, str] = field(default_factory=dict)  # topic -> its type, not importable here
 
     def text(self) -> str:
         return (f"played {self.messages} messages on {len(self.topics)} topics: {self.bag_seconds:.2f} s of bag "
-                f"in {self.wall_seconds:.2f} s wall (max lag {self.max_lag_ms:.1f} ms)")
+                f"in {self.wall_seconds:.2f} s wall (max lag {self.max_lag_ms:.1f} ms)" + "".join(
+                    f"; skipped {t} ({typ}: its Python message class is not importable)"
+                    for t, typ in self.skipped.items()))
 
 
 def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, start_delay: float = 0.2,
@@ -51,8 +55,13 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, s
     reader = _open_reader(path)
     stats = PlayStats()
     try:
-        pubs = {c.topic: node.create_publisher(message_class(c.msgtype), c.topic, reliable_qos())
-                for c in reader.connections}
+        pubs = {}
+        for c in reader.connections:  # a type not importable here is skipped, as ros2 bag play does
+            try:
+                pubs[c.topic] = node.create_publisher(message_class(c.msgtype), c.topic, reliable_qos())
+            except RuntimeError:
+                stats.skipped[c.topic] = c.msgtype
+        conns = [c for c in reader.connections if c.topic in pubs]
         clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, reliable_qos()) if clock else None
         waiting = dict(pubs, **({CLOCK_TOPIC: clock_pub} if clock_pub is not None else {}))
         deadline = time.monotonic() + match_timeout
@@ -66,9 +75,9 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, s
 
         t0_bag = wall0 = None
         next_clock = 0.0
-        bar = tqdm(total=sum(c.msgcount for c in reader.connections), desc=f"play {path.name}", unit="msg",
+        bar = tqdm(total=sum(c.msgcount for c in conns), desc=f"play {path.name}", unit="msg",
                    disable=not progress)
-        for conn, t_ns, raw in reader.messages():
+        for conn, t_ns, raw in reader.messages(connections=conns) if conns else ():  # no connections = all
             if t0_bag is None:
                 t0_bag, start = t_ns, time.monotonic() + start_delay
                 while (now := time.monotonic()) < start:

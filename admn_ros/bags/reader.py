@@ -150,6 +150,8 @@ def _open_reader(path: Path) -> AnyReader:
         if path is None:
             raise BagReadError(f"bag directory {bag} has no metadata.yaml and not exactly one .db3 / .mcap file")
     try:
+        if Path(f"{path}-journal").is_file():  # sqlite would roll back the transaction the recording was in
+            raise BagReadError(f"{path}-journal: the recording ended inside a transaction")
         reader = AnyReader([path], default_typestore=get_admn_typestore())
         reader.open()
     except Exception as e:  # noqa: BLE001 - rosbags/sqlite3/mcap raise many error types
@@ -230,6 +232,9 @@ class BagFrames:
                                   if "pointcloud2" in self.kinds.values() else None)
             # messages per stream topic and the bag's duration (s), from the bag index
             self._counts = {sid: sum(int(c.msgcount) for c in cs) for sid, cs in self.stream_conns.items()}
+            if not any(self._counts.values()):
+                raise self._content_error(["no message on the mapped stream topic(s) " + ", ".join(
+                    repr(self.mapping.stream(sid).topic) for sid in self._counts)])
             self._duration_s = max(self._reader.duration, 1) * 1e-9
             self.timeout = float(timeout if timeout is not None else
                                  (self.mapping.timeout if self.mapping.timeout is not None
@@ -282,10 +287,13 @@ class BagFrames:
         self.gt_field = ""
         if self.mapping.ground_truth:
             conns, types, one = lookup(self.mapping.ground_truth)
-            if conns and one not in GT_TYPES:
+            if not conns:  # a bag without ground truth replays unscored; a typo in the mapping shows here
+                _LOG.warning("bag %s: no ground-truth topic %r (topic mapping %s): its frames have no ground truth",
+                             self.path, self.mapping.ground_truth, self.mapping.source)
+            elif one not in GT_TYPES:
                 problems.append(f"ground truth: topic {self.mapping.ground_truth!r} has type(s) {types}, "
                                 f"expected one of {sorted(GT_TYPES)}")
-            elif conns:
+            else:
                 self.gt_conns, self.gt_field = conns, GT_TYPES[one]
                 if self.gt_field == "transforms" and not self.mapping.gt_frames:
                     problems.append(f"ground truth: topic {self.mapping.ground_truth!r} is a tf2_msgs/TFMessage: "

@@ -230,8 +230,8 @@ def _rclpy_qos_to_bag(q: Any) -> Qos:
 def record_live(out: str | Path, topics: Sequence[str], *, duration: float, storage: str = "sqlite3",
                 wait: float = 5.0, progress: bool = False, log: Any = print) -> RecordSummary:
     """Record ``topics`` from the ROS graph for ``duration`` seconds (finite, > 0: :func:`main` checks
-    it). Topics not on the graph after ``wait`` s are reported and skipped; ``RuntimeError`` (listing
-    the graph) if none is."""
+    it) or until Ctrl-C. Topics not on the graph after ``wait`` s are reported and skipped;
+    ``RuntimeError`` (listing the graph) if none is."""
     from admn_ros.ros.convert import message_class
     from admn_ros.ros.env import isolated_env
 
@@ -300,12 +300,21 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
             f"{os.environ.get('ROS_DOMAIN_ID')} -> {out}")
         t0 = time.monotonic()
         first_ns = node.get_clock().now().nanoseconds
+        committed = 0.0
         with tqdm(total=round(duration, 1), unit="s", desc="record (live)", disable=not progress,
                   leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s") as bar:
-            while (el := time.monotonic() - t0) < duration:
-                ex.spin_once(timeout_sec=min(0.05, max(0.0, duration - el)))
-                bar.n = round(min(el, duration), 1)
-                bar.refresh()
+            try:
+                while (el := time.monotonic() - t0) < duration:
+                    ex.spin_once(timeout_sec=min(0.05, max(0.0, duration - el)))
+                    bar.n = round(min(el, duration), 1)
+                    bar.refresh()
+                    if storage == "sqlite3" and el >= committed + 1.0:
+                        # rosbags writes a sqlite3 bag in one transaction until it is closed: commit each
+                        # second, so that a crash or a power loss keeps all but the last second
+                        writer.storage.conn.commit()  # type: ignore[union-attr]
+                        committed = el
+            except KeyboardInterrupt:  # Ctrl-C ends the recording early and keeps the bag, as ros2 bag record
+                log(f"[record] stopped by Ctrl-C after {time.monotonic() - t0:.1f} s")
         last_ns = node.get_clock().now().nanoseconds
         for s in subs:
             node.destroy_subscription(s)

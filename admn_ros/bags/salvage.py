@@ -97,7 +97,7 @@ class _SqliteSource:
     """Rows of a cut-off rosbag2 sqlite3 file, in row order up to the first unreadable one."""
 
     def __init__(self, path: Path) -> None:
-        self.con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        self.con = sqlite3.connect(f"file:{quote(str(path))}?immutable=1", uri=True)
         try:
             self.con.execute("PRAGMA writable_schema=ON")   # use the pages the file has
             self.topics = {int(i): (str(n), str(t)) for i, n, t in

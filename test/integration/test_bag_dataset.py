@@ -351,6 +351,48 @@ def test_bad_input_is_explained_and_leaves_nothing(tmp_path, capsys):
     assert (out / "meta.json").is_file()  # a failed --overwrite run names the problem before touching out
 
 
+def test_a_bag_given_twice_is_refused(tmp_path):
+    """The same recording twice in --from-bag (e.g. a repeated path in a long command) would put
+    identical frames into train and test; it is refused, naming the bag, before anything is read.
+    Break tried: without the check the dataset was built, 5 frames both in train and in test."""
+    bag = tmp_path / "b"
+    _small_bag(bag, "point")
+    mapping = {"streams": {"node1/rgb": "/cam/image_raw"}, "ground_truth": "/truth"}
+    out = tmp_path / "ds"
+    with pytest.raises(ValueError, match=f"bag {bag} is given twice"):
+        build_dataset([bag, tmp_path / "." / "b"], mapping, out, segment_s=0.5, gap_s=0.1, progress=False, log=None)
+    assert not out.exists()
+
+
+def test_a_failed_overwrite_keeps_the_dataset_it_would_replace(tmp_path, capsys):
+    """`--overwrite` with a bag that turns out unusable only while it is read (its ground-truth
+    topic is missing) names the topic and leaves the existing dataset byte for byte; a
+    successful `--overwrite` replaces it and leaves nothing else next to it.
+    Break tried: removing the old dataset before the bags are read: the failed run lost it."""
+    bag = tmp_path / "b"
+    _small_bag(bag, "point")
+    out = tmp_path / "ds"
+    mp = tmp_path / "m.yaml"
+    mapping = {"streams": {"node1/rgb": "/cam/image_raw"}, "ground_truth": "/truth"}
+    mp.write_text(yaml.safe_dump(mapping))
+    args = ["--from-bag", str(bag), "--mapping", str(mp), "--out", str(out), "--quiet", "--segment", "0.5",
+            "--gap", "0.1", "--overwrite"]
+    assert dataset_main(args) == 0
+
+    def files() -> dict[str, bytes]:
+        return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    before = files()
+    mp.write_text(yaml.safe_dump({**mapping, "ground_truth": "/nope"}))
+    assert dataset_main(args) == 2
+    assert "no position ground truth on '/nope'" in capsys.readouterr().err
+    assert files() == before
+    mp.write_text(yaml.safe_dump(mapping))
+    assert dataset_main([*args, "--seed", "1"]) == 0
+    assert json.loads((out / "meta.json").read_text())["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "ds", "m.yaml"]
+
+
 # ---------------------------------------------------------------------------- live recording
 
 

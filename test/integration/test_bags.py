@@ -293,6 +293,53 @@ def test_missing_topic_lists_the_bag_contents(sim_bags):
     assert names == {c.topic for c in bag_contents(sim_bags["sqlite3"])}
 
 
+def test_a_bag_without_messages_on_its_mapped_topics_is_one_error(tmp_path, capsys):
+    """An empty recording (topics declared, no message stored, as a live recording whose
+    publishers never matched leaves it): replay and dataset each stop with one error naming the
+    bag and the empty topics, with the bag's contents, instead of a 0-frame report with NaN
+    errors and exit code 0 (replay) or "no frame ... skipped none" (dataset).
+    Break tried: without the empty-topics check both commands went on as described."""
+    from admn_ros.bags.dataset import dataset_main
+    from admn_ros.bags.record import open_writer
+    from admn_ros.bags.replay_cli import main as replay_main
+
+    bag = tmp_path / "empty"
+    w = open_writer(bag, "mcap")
+    w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=get_admn_typestore())
+    w.add_connection("/truth", "geometry_msgs/msg/PointStamped", typestore=get_admn_typestore())
+    w.close()
+    mp = tmp_path / "m.yaml"
+    mp.write_text(yaml.safe_dump({"streams": {"node1/rgb": "/cam/image_raw"}, "ground_truth": "/truth"}))
+    common = ["--mapping", str(mp), "--out", str(tmp_path / "out")]
+    for main, argv in ((replay_main, [str(bag), *common, "--pipeline", "baseline", "--no-progress"]),
+                       (dataset_main, ["--from-bag", str(bag), *common, "--quiet"])):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"bag {bag}:\n  - no message on the mapped stream topic(s) '/cam/image_raw'" in err, err
+        assert "/cam/image_raw  sensor_msgs/msg/Image" in err and "0 msgs" in err, err
+
+
+def test_a_ground_truth_topic_not_in_the_bag_is_named(sim_bags, tmp_path, capsys, caplog):
+    """A mapping whose ground-truth topic the bag lacks (a typo) replays unscored, as a bag
+    without ground truth does, but the replay says which topic it did not find, with the mapping.
+    Break tried: no warning: the replay printed only "0 with ground truth" and NaN errors."""
+    import logging
+
+    from admn_ros.bags.replay_cli import main as replay_main
+
+    mp = tmp_path / "typo.yaml"
+    mp.write_text(yaml.safe_dump({"streams": {f"{n}/{m}": f"/{n}/" + t for n in ("node1", "node2", "node3")
+                                              for m, t in (("rgb", "color/image_raw"), ("depth", "depth/image_raw"),
+                                                           ("radar", "radar/range_azimuth"))},
+                                  "ground_truth": "/ground_truth/targt"}))
+    with caplog.at_level(logging.WARNING, logger="admn_ros.bags.reader"):
+        assert replay_main([str(sim_bags["sqlite3"]), "--mapping", str(mp), "--out", str(tmp_path / "r"),
+                            "--pipeline", "baseline", "--no-progress", "--no-bag"]) == 0
+    assert f"frames     {FRAMES} (0 with ground truth" in capsys.readouterr().out
+    assert any(f"no ground-truth topic '/ground_truth/targt' (topic mapping {mp})" in r.getMessage()
+               for r in caplog.records)
+
+
 def test_wrong_type_and_encoding_are_explained(sim_bags, tmp_path):
     with pytest.raises(BagContentError, match=r"node1/rgb.*admn_ros/StreamQoI.*expected sensor_msgs/Image"):
         BagFrames(sim_bags["mcap"], {"streams": {"node1/rgb": "/node1/qoi/rgb"}})
@@ -432,3 +479,95 @@ def test_live_recording_of_the_sensor_node(tmp_path):
     assert f.gt_xy is not None and not np.isnan(f.true_noise()).any()
     assert sum(g.gt_xy is not None for g in full) >= len(full) - 3
     assert s.messages == sum(counts.values())
+
+
+@pytest.mark.ros
+def test_play_skips_a_topic_whose_message_type_is_not_importable(tmp_path, capsys):
+    """A robot bag with a message type of the robot's own package, not importable here:
+    `admn-ros play` publishes every other topic and names the skipped one and its type, as
+    ``ros2 bag play`` does, instead of refusing the whole bag.
+    Breaks tried: creating the publishers without the per-topic skip: play failed with
+    "cannot import the Python message class of 'my_robot_msgs/msg/Status'"; reading with an empty
+    connection list (rosbags then reads every topic): KeyError on the status-only bag."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    from admn_ros.bags.play import main as play_main
+
+    ts = get_typestore(Stores.ROS2_KILTED)
+    ts.register(get_types_from_msg("float64 battery", "my_robot_msgs/msg/Status"))
+    for name, with_camera in (("robot", True), ("status_only", False)):
+        with Writer(tmp_path / name, version=9, storage_plugin=StoragePlugin.SQLITE3) as w:
+            cam = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=ts) if with_camera else None
+            status = w.add_connection("/robot/status", "my_robot_msgs/msg/Status", typestore=ts)
+            for k in range(5):
+                t = int(DEFAULT_START_TIME * 1e9) + k * 10_000_000
+                if cam is not None:
+                    w.write(cam, t, msgs.serialize(msgs.image(np.zeros((4, 4, 3), np.uint8), "rgb8", msgs.header(t))))
+                w.write(status, t, ts.serialize_cdr(ts.types["my_robot_msgs/msg/Status"](battery=0.9),
+                                                    "my_robot_msgs/msg/Status"))
+    skipped = "skipped /robot/status (my_robot_msgs/msg/Status: its Python message class is not importable)"
+    assert play_main([str(tmp_path / "robot"), "--no-progress"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "played 5 messages on 1 topics" in out and skipped in out
+    assert play_main([str(tmp_path / "status_only"), "--no-progress"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "played 0 messages on 0 topics" in out and skipped in out
+
+
+def _stop_a_live_recording(bag: Path, storage: str, sig: int) -> tuple[int, str]:
+    """Record the sensor node's node1 colour topic (10 Hz) live into ``bag`` for up to 60 s and send
+    ``sig`` to the recorder 2 s after it started recording; returns its exit code and output."""
+    import signal
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    node = subprocess.Popen([sys.executable, "-m", "admn_ros.ros.sensor_node", "--ros-args", "-p", "rate_hz:=10.0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    rec = subprocess.Popen([sys.executable, "-m", "admn_ros.cli", "record", "--source", "live", "--duration", "60",
+                            "--storage", storage, "--wait", "20", "--no-progress", "--out", str(bag), "--topics",
+                            "/node1/color/image_raw"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        t0 = time.monotonic()
+        first = rec.stdout.readline()
+        assert first.startswith("[record] recording"), first
+        time.sleep(2.0)
+        rec.send_signal(sig)
+        out, _ = rec.communicate(timeout=30)
+        assert time.monotonic() - t0 < 40
+    finally:
+        for p in (rec, node):
+            p.kill()
+            p.wait(timeout=10)
+    return rec.returncode, first + out
+
+
+@pytest.mark.ros
+def test_ctrl_c_ends_a_live_recording_and_keeps_the_bag(tmp_path):
+    """Ctrl-C (SIGINT) during `admn-ros record --source live --duration 60` stops the recording,
+    closes the bag with what was recorded and prints its summary, as ``ros2 bag record`` does.
+    Break tried: without the KeyboardInterrupt handling of the recording loop the bag was removed
+    and the command exited 130."""
+    import signal
+
+    bag = tmp_path / "live"
+    rc, out = _stop_a_live_recording(bag, "sqlite3", signal.SIGINT)
+    assert rc == 0 and "stopped by Ctrl-C" in out and f"bag        {bag}" in out, out
+    assert (bag / "metadata.yaml").is_file()
+    assert 5 <= {c.topic: c.count for c in bag_contents(bag)}["/node1/color/image_raw"] <= 40, out
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_a_killed_live_recording_keeps_what_it_recorded(tmp_path, storage):
+    """A recorder killed mid-recording (SIGKILL: a crash or a power loss) leaves a bag without
+    metadata.yaml whose frames up to about the last second are read back.
+    Break tried: without the sqlite3 commit each second (one transaction until the bag is
+    closed) the killed sqlite3 bag held 0 messages."""
+    import signal
+
+    bag = tmp_path / "live"
+    rc, out = _stop_a_live_recording(bag, storage, signal.SIGKILL)
+    assert rc == -signal.SIGKILL and not (bag / "metadata.yaml").exists(), out
+    with BagFrames(bag, {"streams": {"node1/rgb": "/node1/color/image_raw"}}) as bf:
+        assert len(list(bf)) >= 5, out
