@@ -98,7 +98,8 @@ def stream_specs(radar: bool = True) -> list[ParamSpec]:
         ParamSpec("stall_frames", d.stall_frames, "A stream whose stamps do not advance this many messages in a "
                   "row is stalled (0 blocks until it recovers); 0 = off", min=0, max=100000),
         ParamSpec("max_jump_s", d.max_jump_s, "A stamp this much older than the stream's newest, or further ahead "
-                  "than the clock advanced, stalls the stream; 0 = off", min=0.0, max=86400.0),
+                  "than the clock advanced, stalls the stream; 0 = off (also the check of stamps far from the "
+                  "other streams')", min=0.0, max=86400.0),
         ParamSpec("recover_frames", d.recover_frames, "A frozen or stalled stream rejoins after this many good "
                   "messages in a row", min=0, max=100000),
         *([ParamSpec("radar_input", "image", "Radar input: image (32FC1 range-azimuth map on N/radar/range_azimuth) "
