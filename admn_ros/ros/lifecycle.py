@@ -318,7 +318,10 @@ class AdmnNode(LifecycleNode):
     def _on_stream(self, msg: Any, sid: str, on_set: Callable[[Any], None]) -> None:
         """Stamp check, decode and preprocess a sensor message and offer ``(model_input, stamp, stamp_ns)``
         to the synchronizer; a rejection is counted and logged with the topic."""
-        ns = self.check_stamp(sid, msg.header.stamp, order=False)
+        topic = self.stream_input(sid)[1]
+        f = self.input_filters.get(topic)  # its resolved name: namespace, remapping
+        where = f"topic {f.sub.topic_name if f else topic}"
+        ns = self.check_stamp(sid, msg.header.stamp, order=False, where=where)
         if ns is None:
             return
         try:
@@ -326,12 +329,10 @@ class AdmnNode(LifecycleNode):
                                       cloud_to_map=self.cloud_to_map)
             x = self.runtime.preprocess(sid, arr)
         except ConversionError as exc:
-            topic = self.stream_input(sid)[1]
-            f = self.input_filters.get(topic)  # its resolved name: namespace, remapping
-            self.reject(sid, exc.reason, f"topic {f.sub.topic_name if f else topic}: {exc}")
+            self.reject(sid, exc.reason, f"{where}: {exc}")
             return
         except ValueError as exc:
-            self.reject(sid, "bad_values", str(exc))
+            self.reject(sid, "bad_values", f"{where}: {exc}")
             return
         self.monitor.accept(sid, ns, self.now_s())
         self.sync_offer(sid, (x, msg.header.stamp, ns), on_set)
@@ -355,18 +356,21 @@ class AdmnNode(LifecycleNode):
         for fs in sets:
             on_set(fs)
 
-    def check_stamp(self, key: Any, stamp: Time, order: bool = True) -> int | None:
+    def check_stamp(self, key: Any, stamp: Time, order: bool = True, where: str = "") -> int | None:
         """Stamp in ns, or None after rejecting a zero or future stamp, and with ``order`` a duplicate or
-        out-of-order one (synchronized inputs pass False: a reordered message can complete an older frame)."""
+        out-of-order one (synchronized inputs pass False: a reordered message can complete an older frame);
+        ``where`` (e.g. the topic) leads the warning."""
         ns = stamp_to_ns(stamp)
         why = self.monitor.check_stamp(key, ns) if order else ("zero_stamp" if ns <= 0 else None)
+        detail = f"{where}: stamp {ns * 1e-9:.6f} s" if where else f"stamp {ns * 1e-9:.6f} s"
         future = float(self.p["max_future_s"])
         if why is None and future > 0:
             now = self.now_ns()
             if now > 0 and ns > now + int(future * 1e9):
                 why = "future_stamp"
+                detail += f" is {(ns - now) * 1e-9:.3f} s ahead of the node clock (max_future_s {future:g})"
         if why is not None:
-            self.reject(key, why, f"stamp {ns * 1e-9:.6f} s")
+            self.reject(key, why, detail)
             return None
         return ns
 

@@ -506,6 +506,39 @@ def test_bad_model_dir_fails_configure_with_named_problem(tmp_path, model_dir):
         rclpy.try_shutdown(context=ctx)
 
 
+def test_stamp_rejections_name_the_resolved_topic(model_dir):
+    """A sensor message with a zero stamp or one from a clock far ahead is rejected with a warning
+    that names the stream's resolved topic (remapped here), and for a future stamp how far ahead it
+    is and the limit; both are counted. Break tried: the stamp check's warning without the topic
+    (as before: "node2/depth: message rejected (future_stamp, 1 so far): stamp 1700000010.000000 s")."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from admn_ros.ros.controller_node import ControllerNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = ControllerNode(context=ctx, cli_args=["--ros-args", "-r", "node2/depth/image_raw:=/cam2/depth"],
+                              parameter_overrides=[Parameter("model_dir", value=str(model_dir)),
+                                                   Parameter("backend", value="torch")])
+        assert node.state_label == "active", node.configure_error
+        warned: list[str] = []
+        node.warn_throttled = lambda kind, text, key="": warned.append(text)
+        m = Image(height=8, width=8, encoding="16UC1", step=16, data=bytes(128))
+        m.header.stamp.sec = int(node.now_s()) + 10
+        node._on_stream(m, "node2/depth", lambda fs: None)
+        m.header.stamp.sec = 0
+        node._on_stream(m, "node2/depth", lambda fs: None)
+        assert dict(node.monitor.rejected("node2/depth")) == {"future_stamp": 1, "zero_stamp": 1}
+        assert len(warned) == 2 and all("topic /cam2/depth" in w for w in warned), warned
+        assert "s ahead of the node clock (max_future_s 2)" in warned[0], warned[0]
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
+
+
 # --------------------------------------------------------------------------- PointCloud2 radar
 DETECTIONS = 24     # strongest cells per radar image sent as points
 
