@@ -306,8 +306,12 @@ def test_two_processes_share_the_time_grid():
     (["-p", "corruption.node9.rgb:=gaussian:sigma=1.0"], ["unknown stream 'node9/rgb'", "known streams"]),
     (["-p", "corruption.node1.rgb:=gaussian:sigma=-1.0"], ["corruption.node1.rgb", "negative sigma"]),
     (["-p", "nodes:=[node7]"], ["unknown sensor node", "node7"]),
+    (["-p", "nonsense"], ["[sensor_node] error:", "'-p nonsense'"]),
+    (["--params-file", "/nonexistent/params.yaml"], ["[sensor_node] error:", "/nonexistent/params.yaml"]),
 ])
 def test_bad_startup_parameters_exit_with_reason(args, expected):
+    """Break tried (the last two cases, ROS arguments rcl cannot parse): no handling of rclpy.init's
+    error (a traceback and exit code 1, which ``admn-ros run`` and launch_ros respawn forever)."""
     proc = _spawn(*args)
     try:
         _, err = proc.communicate(timeout=30)
