@@ -318,7 +318,7 @@ class AdmnNode(LifecycleNode):
     def _on_stream(self, msg: Any, sid: str, on_set: Callable[[Any], None]) -> None:
         """Stamp check, decode and preprocess a sensor message and offer ``(model_input, stamp, stamp_ns)``
         to the synchronizer; a rejection is counted and logged with the topic."""
-        topic = self.stream_input(sid)[1]
+        msg_type, topic = self.stream_input(sid)
         f = self.input_filters.get(topic)  # its resolved name: namespace, remapping
         where = f"topic {f.sub.topic_name if f else topic}"
         ns = self.check_stamp(sid, msg.header.stamp, order=False, where=where)
@@ -335,12 +335,13 @@ class AdmnNode(LifecycleNode):
             self.reject(sid, "bad_values", f"{where}: {exc}")
             return
         self.monitor.accept(sid, ns, self.now_s())
-        self.sync_offer(sid, (x, msg.header.stamp, ns), on_set)
+        self.sync_offer(sid, (x, msg.header.stamp, ns), on_set, repeats=msg_type is Image)
 
-    def sync_offer(self, key: Any, item: tuple, on_set: Callable[[Any], None]) -> None:
-        """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; ``on_set`` gets every set it fires."""
+    def sync_offer(self, key: Any, item: tuple, on_set: Callable[[Any], None], repeats: bool = True) -> None:
+        """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; ``on_set`` gets every set it fires. ``repeats``:
+        whether repeated content means a frozen input (not for radar detections: a static scene repeats them)."""
         if self.sync is not None:
-            sig = content_signature(item[0]) if self.sync.health else None
+            sig = content_signature(item[0]) if self.sync.health and repeats else None
             self._on_sets(self.sync.add(key, item[1], item, self.now_s(), sig), on_set)
 
     def sync_poll(self, on_set: Callable[[Any], None]) -> None:

@@ -539,6 +539,37 @@ def test_stamp_rejections_name_the_resolved_topic(model_dir):
         rclpy.try_shutdown(context=ctx)
 
 
+def test_a_radar_seeing_the_same_scene_is_not_frozen(model_dir):
+    """``radar_input: pointcloud2``: a radar driver's scans repeat exactly in a static or empty scene
+    (here 12 scans without a detection); the stream stays ok. Break tried: the content signature of
+    PointCloud2 radar checked like an image's (frozen from the 9th scan on)."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import PointCloud2, PointField
+
+    from admn_ros.ros.controller_node import ControllerNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = ControllerNode(context=ctx, parameter_overrides=[
+            Parameter("model_dir", value=str(model_dir)), Parameter("backend", value="torch"),
+            Parameter("radar_input", value="pointcloud2")])
+        assert node.state_label == "active", node.configure_error
+        fields = [PointField(name=n, offset=4 * k, datatype=PointField.FLOAT32, count=1)
+                  for k, n in enumerate(("x", "y", "z", "intensity"))]
+        t0 = int(node.now_s())
+        for k in range(12):
+            m = PointCloud2(height=1, width=0, fields=fields, point_step=16, row_step=0)
+            m.header.stamp.sec, m.header.stamp.nanosec = t0, k * 50_000_000
+            node._on_stream(m, "node1/radar", lambda fs: None)
+        assert node.monitor.inputs["node1/radar"].accepted == 12
+        assert node.sync.status()["node1/radar"] == "ok"
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
+
+
 # --------------------------------------------------------------------------- PointCloud2 radar
 DETECTIONS = 24     # strongest cells per radar image sent as points
 
