@@ -87,8 +87,9 @@ class StreamHealth:
             self._set(STALLED)
         elif 0 < c.frozen_frames <= self._repeats:
             self._set(FROZEN)
-        elif self.status != OK:
-            self._good = self._good + 1 if advancing and changed else 0
+        elif self.status != OK:   # a good message: its stamp advances and its content changed, or that rule is off
+            good = (advancing or not (c.stall_frames or jump_ns)) and (changed or not c.frozen_frames)
+            self._good = self._good + 1 if good else 0
             if self._good >= c.recover_frames:
                 self.status = OK
         return self.status

@@ -233,3 +233,23 @@ def test_a_stream_whose_clock_is_off_is_stalled_and_the_frames_go_on(offset_s):
     assert fired[59].status == dict.fromkeys(keys, "ok")
     assert all(s.status[key] == "ok" for s in fired.values() for key in "abc")
     assert sync.health["d"].events["stalled"] >= 1
+
+
+def test_turning_a_rule_off_at_run_time_releases_the_streams_it_holds():
+    """frozen_frames / stall_frames and max_jump_s set to 0 while a stream is frozen / stalled (an
+    operator silencing a false alarm): it rejoins after recover_frames messages although its content
+    still repeats / its stamps still do not advance. Break tried: recovery that still asks for changed
+    content and advancing stamps kept both streams out for good."""
+    rng = np.random.default_rng(6)
+    sync = StreamSync(["a", "b", "c"], slop=0.01, queue_size=5, timeout=0.5, health=CFG)
+    held, stuck = _noisy(rng), T0 + 10 * P
+    for k in range(30):
+        if k == 20:
+            sync.configure(health=HealthConfig(frozen_frames=0, stall_frames=0, max_jump_s=0.0))
+        sync.add("a", T0 + k * P, k, k / 15, _noisy(rng))
+        sync.add("b", T0 + k * P, k, k / 15, held if k >= 5 else _noisy(rng))
+        sync.add("c", min(T0 + k * P, stuck), k, k / 15, _noisy(rng))
+        if k == 19:
+            assert sync.status() == {"a": "ok", "b": "frozen", "c": "stalled"}
+    assert sync.status() == {"a": "ok", "b": "ok", "c": "ok"}
+    assert sync.health["b"].events["frozen"] == 1 and sync.health["c"].events["stalled"] == 1
