@@ -268,9 +268,8 @@ class StreamSync(Generic[K]):
         return self._drain()
 
     def _apart(self, stamp_ns: int, now: float) -> bool:
-        """Whether ``stamp_ns`` lies more than ``timeout`` (``slop`` if larger) from the median newest stamp of
-        the inputs heard within ``timeout``, three or more: a sensor clock that is off, whose messages would
-        never match the others'."""
+        """Whether ``stamp_ns`` lies more than ``timeout`` (``slop`` if larger) from the median newest stamp of the
+        three or more inputs heard within ``timeout``: a sensor clock that is off, never matching the others'."""
         heard = [s for k, s in self._stamp_ns.items() if now - self._last_seen[k] <= self.timeout]
         return len(heard) >= 3 and abs(stamp_ns - statistics.median(heard)) > max(self.timeout, self.slop) * 1e9
 
