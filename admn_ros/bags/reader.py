@@ -402,8 +402,9 @@ class BagFrames:
                         {sid: fs.status.get(sid, MISSING) for sid in streams})
 
     def _signature(self, sid: str, arr: np.ndarray | None) -> np.ndarray | None:
-        """The health check's content signature of a decoded message (``None``: not checked)."""
-        if self.health is None or arr is None:
+        """The health check's content signature of a decoded message (``None``: not checked; radar detections
+        repeat in a static scene)."""
+        if self.health is None or arr is None or self.kinds[sid] == "pointcloud2":
             return None
         try:
             return content_signature(to_model_input(self.mapping.stream(sid).modality, arr))

@@ -1,7 +1,8 @@
-"""Per-stream health, what a single frame cannot show (rclpy-free): a *frozen* stream repeats its
-content with new stamps; a *stalled* one has stamps that stop advancing or jump (more than ``max_jump_s``
-back, or ahead of the arrival clock; a stall wins over a freeze). :class:`admn_ros.core.sync.StreamSync`
-treats either as missing until ``recover_frames`` good messages in a row. Rules: docs/ARCHITECTURE.md.
+"""Per-stream health, what a single frame cannot show (rclpy-free): a *frozen* stream repeats its content with new
+stamps; a *stalled* one has stamps that stop advancing or jump (more than ``max_jump_s`` back, or ahead of the
+arrival clock) or lie far from the other streams' (a sensor clock that is off); a stall wins over a freeze.
+:class:`admn_ros.core.sync.StreamSync` treats either as missing until ``recover_frames`` good messages in a row.
+Rules: docs/ARCHITECTURE.md.
 """
 from __future__ import annotations
 
@@ -59,8 +60,9 @@ class StreamHealth:
         self._sig: np.ndarray | None = None
         self._repeats = self._stalls = self._good = 0
 
-    def update(self, stamp_ns: int, now: float, signature: np.ndarray | None = None) -> str:
-        """Feed one message (header stamp ns, arrival time s, signature or ``None``); the status after it."""
+    def update(self, stamp_ns: int, now: float, signature: np.ndarray | None = None, apart: bool = False) -> str:
+        """Feed one message (header stamp ns, arrival time s, signature or ``None``; ``apart``: its stamp lies far
+        from the other streams', a stall like a jump); the status after it."""
         c = self.cfg
         stamp_ns, now = int(stamp_ns), float(now)
         jump_ns = int(c.max_jump_s * 1e9)
@@ -81,12 +83,13 @@ class StreamHealth:
             changed = prev is None or prev.shape != signature.shape or \
                 float(np.mean(np.abs(signature - prev))) > c.frozen_tolerance
         self._repeats = 0 if changed else self._repeats + 1
-        if jumped or 0 < c.stall_frames <= self._stalls:
+        if jumped or (apart and jump_ns > 0) or 0 < c.stall_frames <= self._stalls:
             self._set(STALLED)
         elif 0 < c.frozen_frames <= self._repeats:
             self._set(FROZEN)
-        elif self.status != OK:
-            self._good = self._good + 1 if advancing and changed else 0
+        elif self.status != OK:   # a good message: its stamp advances and its content changed, or that rule is off
+            good = (advancing or not (c.stall_frames or jump_ns)) and (changed or not c.frozen_frames)
+            self._good = self._good + 1 if good else 0
             if self._good >= c.recover_frames:
                 self.status = OK
         return self.status

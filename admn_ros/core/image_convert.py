@@ -10,7 +10,7 @@ import re
 import struct
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -259,8 +259,8 @@ _OPENCV_ORDER = {"8UC3": "bgr8", "8UC4": "bgra8", "8UC1": "mono8"}
 _KIND_TEXT = {"image": "Image encodings", "compressed": "CompressedImage formats", "pointcloud2": "sensor_msgs"}
 
 
-def supported_text(modality: str) -> str:
-    return " or ".join(f"{_KIND_TEXT[k]} {list(v)}" for k, v in STREAM_FORMATS[modality].items() if v)
+def supported_text(modality: str, kinds: Sequence[str] = tuple(_KIND_TEXT)) -> str:
+    return " or ".join(f"{_KIND_TEXT[k]} {list(v)}" for k, v in STREAM_FORMATS[modality].items() if v and k in kinds)
 
 
 def compressed_kind(fmt: str) -> str:
@@ -302,7 +302,7 @@ def decode_image(msg: Any, modality: str, to_array: ToArray = image_to_numpy,
     enc = str(msg.encoding)
     if not check_supported(modality, enc, "image"):
         raise ConversionError("bad_encoding", f"Image encoding {enc!r} cannot feed a {modality} stream; "
-                                              f"supported: {supported_text(modality)}")
+                                              f"supported: {supported_text(modality, ('image',))}")
     check_layout(msg, side_range)
     try:
         if modality == "rgb" and enc in _OPENCV_ORDER:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -227,6 +228,7 @@ class StreamSync(Generic[K]):
         self.stats = SyncStats()
         #: sets emitted without each input (it was timed out or unhealthy)
         self.missing_count: dict[K, int] = {k: 0 for k in self.keys}
+        self._stamp_ns: dict[K, int] = {}      # newest stamp of each input (health check)
         #: input -> its health check (empty without ``health``)
         self.health: dict[K, StreamHealth] = {k: StreamHealth(health) for k in self.keys} if health else {}
 
@@ -258,11 +260,18 @@ class StreamSync(Generic[K]):
         self._last_seen[key] = now
         self.stats.offered += 1
         if key in self.health:
-            self.health[key].update(stamp_to_ns(stamp), now, signature)
+            ns = self._stamp_ns[key] = stamp_to_ns(stamp)
+            self.health[key].update(ns, now, signature, apart=self._apart(ns, now))
         self._refresh(now)
         if key in self._filters:
             self._filters[key].signalMessage(_Entry(key, stamp, payload, next(self._seq)))
         return self._drain()
+
+    def _apart(self, stamp_ns: int, now: float) -> bool:
+        """Whether ``stamp_ns`` lies more than ``timeout`` (``slop`` if larger) from the median newest stamp of the
+        three or more inputs heard within ``timeout``: a sensor clock that is off, never matching the others'."""
+        heard = [s for k, s in self._stamp_ns.items() if now - self._last_seen[k] <= self.timeout]
+        return len(heard) >= 3 and abs(stamp_ns - statistics.median(heard)) > max(self.timeout, self.slop) * 1e9
 
     def poll(self, now: float) -> list[SyncedSet[K]]:
         """Call periodically (a timer): fires the sets that an input's timeout completes."""

@@ -118,14 +118,18 @@ def spin(*nodes: Any) -> None:
 def run_process(make: Callable[[], Any], label: str, errors: tuple[type[Exception], ...],
                 args: list[str] | None = None, failed: Callable[[Any], str | None] | None = None) -> int:
     """``main()`` of a node process: DDS environment, init, ``make()`` the node (or a container's list of
-    nodes), spin, clean up, :func:`exit_process`. Exit code 2 with the problem on stderr when ``make``
-    raises one of ``errors`` or ``failed(node)`` names a problem; SIGINT/SIGTERM during a callback is a
-    clean exit."""
+    nodes), spin, clean up, :func:`exit_process`. Exit code 2 with the problem on stderr when rcl cannot
+    parse the ROS arguments, ``make`` raises one of ``errors`` or ``failed(node)`` names a problem;
+    SIGINT/SIGTERM during a callback is a clean exit."""
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
     configure_dds_env()  # localhost discovery + shipped FastDDS profile unless the environment says otherwise
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except RuntimeError as exc:  # ROS arguments rcl cannot parse (-p, -r, --params-file)
+        print(f"[{label}] error: {exc}", file=sys.stderr, flush=True)
+        return exit_process(2)
     nodes: list[Any] = []
     rc = 0
     try:

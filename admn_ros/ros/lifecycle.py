@@ -98,7 +98,8 @@ def stream_specs(radar: bool = True) -> list[ParamSpec]:
         ParamSpec("stall_frames", d.stall_frames, "A stream whose stamps do not advance this many messages in a "
                   "row is stalled (0 blocks until it recovers); 0 = off", min=0, max=100000),
         ParamSpec("max_jump_s", d.max_jump_s, "A stamp this much older than the stream's newest, or further ahead "
-                  "than the clock advanced, stalls the stream; 0 = off", min=0.0, max=86400.0),
+                  "than the clock advanced, stalls the stream; 0 = off (also the check of stamps far from the "
+                  "other streams')", min=0.0, max=86400.0),
         ParamSpec("recover_frames", d.recover_frames, "A frozen or stalled stream rejoins after this many good "
                   "messages in a row", min=0, max=100000),
         *([ParamSpec("radar_input", "image", "Radar input: image (32FC1 range-azimuth map on N/radar/range_azimuth) "
@@ -317,7 +318,10 @@ class AdmnNode(LifecycleNode):
     def _on_stream(self, msg: Any, sid: str, on_set: Callable[[Any], None]) -> None:
         """Stamp check, decode and preprocess a sensor message and offer ``(model_input, stamp, stamp_ns)``
         to the synchronizer; a rejection is counted and logged with the topic."""
-        ns = self.check_stamp(sid, msg.header.stamp, order=False)
+        msg_type, topic = self.stream_input(sid)
+        f = self.input_filters.get(topic)  # its resolved name: namespace, remapping
+        where = f"topic {f.sub.topic_name if f else topic}"
+        ns = self.check_stamp(sid, msg.header.stamp, order=False, where=where)
         if ns is None:
             return
         try:
@@ -325,20 +329,19 @@ class AdmnNode(LifecycleNode):
                                       cloud_to_map=self.cloud_to_map)
             x = self.runtime.preprocess(sid, arr)
         except ConversionError as exc:
-            topic = self.stream_input(sid)[1]
-            f = self.input_filters.get(topic)  # its resolved name: namespace, remapping
-            self.reject(sid, exc.reason, f"topic {f.sub.topic_name if f else topic}: {exc}")
+            self.reject(sid, exc.reason, f"{where}: {exc}")
             return
         except ValueError as exc:
-            self.reject(sid, "bad_values", str(exc))
+            self.reject(sid, "bad_values", f"{where}: {exc}")
             return
         self.monitor.accept(sid, ns, self.now_s())
-        self.sync_offer(sid, (x, msg.header.stamp, ns), on_set)
+        self.sync_offer(sid, (x, msg.header.stamp, ns), on_set, repeats=msg_type is Image)
 
-    def sync_offer(self, key: Any, item: tuple, on_set: Callable[[Any], None]) -> None:
-        """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; ``on_set`` gets every set it fires."""
+    def sync_offer(self, key: Any, item: tuple, on_set: Callable[[Any], None], repeats: bool = True) -> None:
+        """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; ``on_set`` gets every set it fires. ``repeats``:
+        whether repeated content means a frozen input (not for radar detections: a static scene repeats them)."""
         if self.sync is not None:
-            sig = content_signature(item[0]) if self.sync.health else None
+            sig = content_signature(item[0]) if self.sync.health and repeats else None
             self._on_sets(self.sync.add(key, item[1], item, self.now_s(), sig), on_set)
 
     def sync_poll(self, on_set: Callable[[Any], None]) -> None:
@@ -354,18 +357,21 @@ class AdmnNode(LifecycleNode):
         for fs in sets:
             on_set(fs)
 
-    def check_stamp(self, key: Any, stamp: Time, order: bool = True) -> int | None:
+    def check_stamp(self, key: Any, stamp: Time, order: bool = True, where: str = "") -> int | None:
         """Stamp in ns, or None after rejecting a zero or future stamp, and with ``order`` a duplicate or
-        out-of-order one (synchronized inputs pass False: a reordered message can complete an older frame)."""
+        out-of-order one (synchronized inputs pass False: a reordered message can complete an older frame);
+        ``where`` (e.g. the topic) leads the warning."""
         ns = stamp_to_ns(stamp)
         why = self.monitor.check_stamp(key, ns) if order else ("zero_stamp" if ns <= 0 else None)
+        detail = f"{where}: stamp {ns * 1e-9:.6f} s" if where else f"stamp {ns * 1e-9:.6f} s"
         future = float(self.p["max_future_s"])
         if why is None and future > 0:
             now = self.now_ns()
             if now > 0 and ns > now + int(future * 1e9):
                 why = "future_stamp"
+                detail += f" is {(ns - now) * 1e-9:.3f} s ahead of the node clock (max_future_s {future:g})"
         if why is not None:
-            self.reject(key, why, f"stamp {ns * 1e-9:.6f} s")
+            self.reject(key, why, detail)
             return None
         return ns
 

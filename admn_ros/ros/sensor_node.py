@@ -313,9 +313,10 @@ class SensorNode(Node):
             self._render_timer = None
 
     def _render(self, k: int) -> tuple[int, Any, dict[str, Image]]:
-        """Step the simulator to frame ``k`` (at most ``max_catch_up`` frames skipped unrendered);
-        ``(index, frame, stamped image messages)``, none for a dropped-out stream."""
-        late = min(k - self.next_k, int(self.get_parameter("max_catch_up").value))
+        """Step the simulator to frame ``k`` (at most ``max_catch_up`` frames skipped unrendered, any number to the
+        first frame); ``(index, frame, stamped image messages)``, none for a dropped-out stream."""
+        cap = int(self.get_parameter("max_catch_up").value)
+        late = min(k - self.next_k, cap if self.next_k > 0 or cap == 0 else k)
         t0 = time.perf_counter()
         if late > 0:
             self.sim.skip(late)  # not rendered

@@ -110,6 +110,30 @@ def test_pointcloud_radar_and_undecodable_messages(tmp_path, caplog):
         assert f.gt_xy == pytest.approx([0.1 * k, 0.0])
 
 
+def test_a_radar_seeing_the_same_scene_is_not_frozen(tmp_path):
+    """A radar driver's scans repeat exactly in a static or empty scene (here: no detection in 12
+    scans): its stream stays ok and present in every frame. Break tried: the content signature of
+    PointCloud2 radar checked like an image's (frozen from the 9th scan on)."""
+    ts = get_admn_typestore()
+    w = open_writer(tmp_path / "empty", "sqlite3")
+    cons = {t: w.add_connection(t, ty, typestore=ts) for t, ty in (
+        ("/cam/image_raw", "sensor_msgs/msg/Image"), ("/cam/depth", "sensor_msgs/msg/Image"),
+        ("/ti_mmwave/radar_scan_pcl", "sensor_msgs/msg/PointCloud2"))}
+    rng = np.random.default_rng(0)
+    for k in range(12):
+        t = T0 + k * PERIOD
+        hdr = msgs.header(t, "node1")
+        w.write(cons["/cam/image_raw"], t, msgs.serialize(msgs.image(rng.integers(0, 255, (8, 8, 3), np.uint8),
+                                                                     "rgb8", hdr)))
+        w.write(cons["/cam/depth"], t, msgs.serialize(msgs.image(np.full((8, 8), 1000 + k, np.uint16), "16UC1", hdr)))
+        w.write(cons["/ti_mmwave/radar_scan_pcl"], t, msgs.serialize(radar_cloud(hdr, np.zeros((0, 5), np.float32))))
+    w.close()
+    with BagFrames(tmp_path / "empty", {k: v for k, v in MAPPING.items() if k != "ground_truth"}) as bf:
+        frames = list(bf)
+    assert len(frames) == 12
+    assert all(f.status["node1/radar"] == "ok" and f.streams["node1/radar"] is not None for f in frames)
+
+
 def test_pointcloud_on_a_camera_stream_is_a_content_error(tmp_path):
     from admn_ros.bags.reader import BagContentError
 

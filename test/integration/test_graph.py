@@ -506,7 +506,6 @@ def test_bad_model_dir_fails_configure_with_named_problem(tmp_path, model_dir):
         rclpy.try_shutdown(context=ctx)
 
 
-
 def test_run_exits_2_when_a_node_rejects_its_parameters(model_dir):
     """``admn-ros run`` with a budget the model cannot take: the controller names it and exits 2, and
     run stops at once with exit code 2 (its arguments are at fault), not at --duration.
@@ -519,6 +518,71 @@ def test_run_exits_2_when_a_node_rejects_its_parameters(model_dir):
     assert p.returncode == 2, p.stderr[-2000:]
     assert "budget 500 out of range" in p.stderr and "('controller_node', 2)" in p.stderr
     assert time.monotonic() - t0 < 60
+
+
+def test_stamp_rejections_name_the_resolved_topic(model_dir):
+    """A sensor message with a zero stamp or one from a clock far ahead is rejected with a warning
+    that names the stream's resolved topic (remapped here), and for a future stamp how far ahead it
+    is and the limit; both are counted. Break tried: the stamp check's warning without the topic
+    (as before: "node2/depth: message rejected (future_stamp, 1 so far): stamp 1700000010.000000 s")."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from admn_ros.ros.controller_node import ControllerNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = ControllerNode(context=ctx, cli_args=["--ros-args", "-r", "node2/depth/image_raw:=/cam2/depth"],
+                              parameter_overrides=[Parameter("model_dir", value=str(model_dir)),
+                                                   Parameter("backend", value="torch")])
+        assert node.state_label == "active", node.configure_error
+        warned: list[str] = []
+        node.warn_throttled = lambda kind, text, key="": warned.append(text)
+        m = Image(height=8, width=8, encoding="16UC1", step=16, data=bytes(128))
+        m.header.stamp.sec = int(node.now_s()) + 10
+        node._on_stream(m, "node2/depth", lambda fs: None)
+        m.header.stamp.sec = 0
+        node._on_stream(m, "node2/depth", lambda fs: None)
+        assert dict(node.monitor.rejected("node2/depth")) == {"future_stamp": 1, "zero_stamp": 1}
+        assert len(warned) == 2 and all("topic /cam2/depth" in w for w in warned), warned
+        assert "s ahead of the node clock (max_future_s 2)" in warned[0], warned[0]
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
+
+
+def test_a_radar_seeing_the_same_scene_is_not_frozen(model_dir):
+    """``radar_input: pointcloud2``: a radar driver's scans repeat exactly in a static or empty scene
+    (here 12 scans without a detection); the stream stays ok. Break tried: the content signature of
+    PointCloud2 radar checked like an image's (frozen from the 9th scan on)."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import PointCloud2, PointField
+
+    from admn_ros.ros.controller_node import ControllerNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = ControllerNode(context=ctx, parameter_overrides=[
+            Parameter("model_dir", value=str(model_dir)), Parameter("backend", value="torch"),
+            Parameter("radar_input", value="pointcloud2")])
+        assert node.state_label == "active", node.configure_error
+        fields = [PointField(name=n, offset=4 * k, datatype=PointField.FLOAT32, count=1)
+                  for k, n in enumerate(("x", "y", "z", "intensity"))]
+        t0 = int(node.now_s())
+        for k in range(12):
+            m = PointCloud2(height=1, width=0, fields=fields, point_step=16, row_step=0)
+            m.header.stamp.sec, m.header.stamp.nanosec = t0, k * 50_000_000
+            node._on_stream(m, "node1/radar", lambda fs: None)
+        assert node.monitor.inputs["node1/radar"].accepted == 12
+        assert node.sync.status()["node1/radar"] == "ok"
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
+
 
 # --------------------------------------------------------------------------- PointCloud2 radar
 DETECTIONS = 24     # strongest cells per radar image sent as points

@@ -306,8 +306,12 @@ def test_two_processes_share_the_time_grid():
     (["-p", "corruption.node9.rgb:=gaussian:sigma=1.0"], ["unknown stream 'node9/rgb'", "known streams"]),
     (["-p", "corruption.node1.rgb:=gaussian:sigma=-1.0"], ["corruption.node1.rgb", "negative sigma"]),
     (["-p", "nodes:=[node7]"], ["unknown sensor node", "node7"]),
+    (["-p", "nonsense"], ["[sensor_node] error:", "'-p nonsense'"]),
+    (["--params-file", "/nonexistent/params.yaml"], ["[sensor_node] error:", "/nonexistent/params.yaml"]),
 ])
 def test_bad_startup_parameters_exit_with_reason(args, expected):
+    """Break tried (the last two cases, ROS arguments rcl cannot parse): no handling of rclpy.init's
+    error (a traceback and exit code 1, which ``admn-ros run`` and launch_ros respawn forever)."""
     proc = _spawn(*args)
     try:
         _, err = proc.communicate(timeout=30)
@@ -318,6 +322,46 @@ def test_bad_startup_parameters_exit_with_reason(args, expected):
     assert "Traceback" not in text, text
     for e in expected:
         assert e in text, f"{e!r} not in stderr: {text}"
+
+
+def test_a_start_time_long_past_starts_at_the_frame_due():
+    """Sensor hosts given a start_time an hour past (as in DEPLOY.md, or a host restarted in a long
+    run) publish the frame due now on the shared grid from the first frame on, one frame per tick.
+    Break tried: max_catch_up also capping the first frame (stamps an hour old, then 1000 frames
+    ahead per tick: every stream stalled in the ADMN nodes)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from admn_ros.ros.qos import sensor_qos
+    from admn_ros.ros.sensor_node import SensorNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = SensorNode("sensor_node_past", context=ctx, parameter_overrides=[
+            Parameter("start_time", value=round(time.time()) - 3600.0), Parameter("rate_hz", value=RATE),
+            Parameter("nodes", value=["node1"]), Parameter("diagnostics_period", value=0.0)])
+        aux = rclpy.create_node("past_listener", context=ctx)
+        got: list[tuple[float, float]] = []
+        aux.create_subscription(Image, "node1/radar/range_azimuth",
+                                lambda m: got.append((_key(m) * 1e-9, time.time())), sensor_qos(20))
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        ex.add_node(aux)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10.0 and len(got) < 5:
+            ex.spin_once(timeout_sec=0.05)
+        assert len(got) >= 5, got
+        assert all(abs(stamp - received) < 1.0 for stamp, received in got), got
+        steps = [round((b[0] - a[0]) * RATE) for a, b in zip(got, got[1:])]
+        assert all(1 <= s <= 3 for s in steps), steps
+        ex.shutdown()
+        node.destroy_node()
+        aux.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
 
 
 def test_use_sim_time_follows_clock():

@@ -205,3 +205,51 @@ def test_health_config_checks_and_from_params():
     p = {"frozen_frames": 4, "frozen_tolerance": 0, "stall_frames": 2, "max_jump_s": 3, "recover_frames": 1, "x": 0}
     c = HealthConfig.from_params(p)
     assert c == HealthConfig(4, 0.0, 2, 3.0, 1) and isinstance(c.max_jump_s, float)
+
+
+@pytest.mark.parametrize("offset_s", [0.8, -0.8, -3600.0])
+def test_a_stream_whose_clock_is_off_is_stalled_and_the_frames_go_on(offset_s):
+    """A sensor whose clock is off (stamps 0.8 s ahead or behind the others', or an hour behind)
+    never matches them; it is stalled, every frame still fires without it, and it rejoins once
+    its clock is right again (after it went ahead: once its stamps pass those it sent ahead). Break tried: no stamp comparison across the streams (no frame
+    fired from the offset on, the stream stayed ok); comparing with the clock instead of the
+    other streams flagged every stream of a replay whose clock is not the stamps'."""
+    rng = np.random.default_rng(5)
+    keys = ["a", "b", "c", "d"]
+    sync = StreamSync(keys, slop=0.03, queue_size=10, timeout=0.5, health=CFG)
+    fired: dict[int, object] = {}
+    for k in range(60):
+        t = 1000.0 + k / 15          # the node clock is not the stamps' clock
+        off = int(offset_s * 1e9) if 10 <= k < 40 else 0
+        for key in keys:
+            stamp = T0 + k * P + (off if key == "d" else 0)
+            for s in sync.add(key, stamp, k, t, _noisy(rng)):
+                fired[s.items["a"]] = s
+    assert sorted(fired) == list(range(60))           # every frame fired
+    stalled = [k for k, s in fired.items() if s.status["d"] == "stalled"]
+    assert stalled[0] == 10 and all(fired[k].items["d"] is None for k in stalled)
+    # back in step: stamps that went ahead stall it until they are passed, then recover_frames
+    assert max(stalled) <= 40 + max(offset_s, 0) * 15 + CFG.recover_frames
+    assert fired[59].status == dict.fromkeys(keys, "ok")
+    assert all(s.status[key] == "ok" for s in fired.values() for key in "abc")
+    assert sync.health["d"].events["stalled"] >= 1
+
+
+def test_turning_a_rule_off_at_run_time_releases_the_streams_it_holds():
+    """frozen_frames / stall_frames and max_jump_s set to 0 while a stream is frozen / stalled (an
+    operator silencing a false alarm): it rejoins after recover_frames messages although its content
+    still repeats / its stamps still do not advance. Break tried: recovery that still asks for changed
+    content and advancing stamps kept both streams out for good."""
+    rng = np.random.default_rng(6)
+    sync = StreamSync(["a", "b", "c"], slop=0.01, queue_size=5, timeout=0.5, health=CFG)
+    held, stuck = _noisy(rng), T0 + 10 * P
+    for k in range(30):
+        if k == 20:
+            sync.configure(health=HealthConfig(frozen_frames=0, stall_frames=0, max_jump_s=0.0))
+        sync.add("a", T0 + k * P, k, k / 15, _noisy(rng))
+        sync.add("b", T0 + k * P, k, k / 15, held if k >= 5 else _noisy(rng))
+        sync.add("c", min(T0 + k * P, stuck), k, k / 15, _noisy(rng))
+        if k == 19:
+            assert sync.status() == {"a": "ok", "b": "frozen", "c": "stalled"}
+    assert sync.status() == {"a": "ok", "b": "ok", "c": "ok"}
+    assert sync.health["b"].events["frozen"] == 1 and sync.health["c"].events["stalled"] == 1
