@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from admn_ros.bags.pipeline import RuntimePipeline
-from admn_ros.bags.play import play
+from admn_ros.bags.play import check_rate, play
 from admn_ros.bags.reader import BagFrames
 from admn_ros.core.health import unhealthy
 from admn_ros.core.sync import stamp_to_ns
@@ -85,6 +85,7 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
                     model_dir: str | None = None, rate: float = 1.0, log=print, task: str | None = None
                     ) -> RealtimeSummary:
     """Play ``bag`` through the ``task``'s node graph and compare with offline replay (module docstring)."""
+    check_rate(rate)
     import rclpy
 
     from admn_ros.msg import LayerAllocation
