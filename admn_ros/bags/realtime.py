@@ -6,7 +6,6 @@ backend, so only timing differs: on a loaded machine play slower (``--rate 0.5``
 from __future__ import annotations
 
 import csv
-import json
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -18,6 +17,7 @@ import numpy as np
 from admn_ros.bags.pipeline import RuntimePipeline
 from admn_ros.bags.play import check_rate, play
 from admn_ros.bags.reader import BagFrames
+from admn_ros.bags.replay import json_text
 from admn_ros.core.health import unhealthy
 from admn_ros.core.sync import stamp_to_ns
 from admn_ros.core.tasks import Task, get_task
@@ -183,5 +183,5 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
         metric_realtime=_mean(t, rt_ests, truths), metric_offline=_mean(t, ests, truths),
         latency_ms_p50=float(np.percentile(lat, 50)) if lat else float("nan"),
         latency_ms_p99=float(np.percentile(lat, 99)) if lat else float("nan"), play=ps.text())
-    (out / "realtime_summary.json").write_text(json.dumps(asdict(s), indent=2))
+    (out / "realtime_summary.json").write_text(json_text(asdict(s)))
     return s

@@ -77,6 +77,11 @@ class ReplaySummary(KeysAsAttributes):
         ])
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as strict JSON, which every parser reads: a NaN or infinite number (nothing to score) is null."""
+    return json.dumps(json.loads(json.dumps(obj), parse_constant=lambda _: None), indent=2, allow_nan=False) + "\n"
+
+
 def node_xy(stream_ids: Sequence[str]) -> dict[str, tuple[float, float]] | None:
     """Sensor node positions from the simulator config, if it knows all nodes of the mapping."""
     try:
@@ -176,5 +181,5 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
     s.frames_per_s = s.frames / s.wall_s if s.wall_s > 0 else 0.0
     s.bag_duration_s = last_ns * 1e-9 - first_ns * 1e-9 if first_ns is not None else 0.0
     s.outputs = {"csv": str(csv_path), "summary": str(json_path), **({"bag": str(bag_out)} if writer else {})}
-    json_path.write_text(json.dumps(s.to_dict(), indent=2, allow_nan=True) + "\n")
+    json_path.write_text(json_text(s.to_dict()))
     return s
