@@ -233,7 +233,7 @@ class BagFrames:
             # messages per stream topic and the bag's duration (s), from the bag index
             self._counts = {sid: sum(int(c.msgcount) for c in cs) for sid, cs in self.stream_conns.items()}
             if not any(self._counts.values()):
-                raise self._content_error(["no message on the mapped stream topic(s) " + ", ".join(
+                raise self.content_error(["no message on the mapped stream topic(s) " + ", ".join(
                     repr(self.mapping.stream(sid).topic) for sid in self._counts)])
             self._duration_s = max(self._reader.duration, 1) * 1e-9
             self.timeout = float(timeout if timeout is not None else
@@ -245,7 +245,7 @@ class BagFrames:
             self.close()
             raise
 
-    def _content_error(self, problems: list[str]) -> BagContentError:
+    def content_error(self, problems: list[str]) -> BagContentError:
         return BagContentError(self.path, problems, self.contents, f"(topic mapping: {self.mapping.source})")
 
     def _resolve_topics(self) -> None:
@@ -299,7 +299,7 @@ class BagFrames:
                     problems.append(f"ground truth: topic {self.mapping.ground_truth!r} is a tf2_msgs/TFMessage: "
                                     f"name the transform with ground_truth.parent and ground_truth.child")
         if problems:
-            raise self._content_error(problems)
+            raise self.content_error(problems)
 
     def _default_timeout(self) -> float:
         """1.5 frame periods (of the fastest mapped stream): long enough that a stream which
@@ -351,7 +351,7 @@ class BagFrames:
                 problems += filter(None, [self._check_encoding(self.mapping.stream(sid), enc, self.kinds[sid])])
                 break
         if problems:
-            raise self._content_error(problems)
+            raise self.content_error(problems)
 
     def _load_side_topics(self) -> None:
         qoi: dict[str, list[tuple[int, StreamQoIInfo]]] = {sid: [] for sid in self.qoi_conns}
@@ -373,7 +373,7 @@ class BagFrames:
                     gt += [(_stamp_ns(m, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1]))))
                            for m, p in _positions(msg, self.gt_field, self.mapping.gt_frames, pairs)]
         if pairs and not gt:
-            raise self._content_error([f"ground truth: topic {self.mapping.ground_truth!r} has no transform "
+            raise self.content_error([f"ground truth: topic {self.mapping.ground_truth!r} has no transform "
                                        f"{' -> '.join(self.mapping.gt_frames or ())} (ground_truth.parent -> "
                                        f"ground_truth.child); it has: "
                                        + ", ".join(f"{a} -> {b}" for a, b in sorted(pairs)[:20])])

@@ -17,7 +17,7 @@ import numpy as np
 from admn_ros.bags.pipeline import RuntimePipeline
 from admn_ros.bags.play import check_rate, play
 from admn_ros.bags.reader import BagFrames
-from admn_ros.bags.replay import json_text
+from admn_ros.bags.replay import json_text, task_frames
 from admn_ros.core.health import unhealthy
 from admn_ros.core.sync import stamp_to_ns
 from admn_ros.core.tasks import Task, get_task
@@ -99,7 +99,7 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
     specs = build_graph(GraphOptions(task=t.name, budget=budget, use_sim_time=True, sim_sensors=False,
                                      sensor_nodes=nodes, model_dir=model_dir or ""))
     log("[replay --realtime] offline pass for comparison ...")
-    with BagFrames(bag, mapping) as frames:
+    with task_frames(t, bag, mapping) as frames:
         sync = frames.sync_parameters
         masks, ests, truths = _offline(t, frames, budget, model_dir)
     # foreign topic names (e.g. realsense/zed) are remapped onto the graph's inputs

@@ -12,7 +12,7 @@ from typing import Sequence
 from admn_ros.bags.mapping import load_mapping
 from admn_ros.bags.pipeline import make_pipeline
 from admn_ros.bags.reader import BagContentError, BagError
-from admn_ros.bags.replay import replay
+from admn_ros.bags.replay import other_tasks, replay
 from admn_ros.bags.report import replay_report
 from admn_ros.cli import refuse_unused
 from admn_ros.core.health import HealthConfig
@@ -24,9 +24,8 @@ def _task_hint(e: Exception, task: str) -> str:
     """A hint when a bag holds another task's ground truth."""
     if not isinstance(e, BagContentError):
         return ""
-    names = {c.topic.strip("/") for c in e.contents}
-    other = [t for t in TASKS.values() if t.name != task and t.truth.topic in names]
-    return "".join(f"\nthis bag holds /{t.truth.topic}: replay it with --task {t.name}" for t in other)
+    return "".join(f"\nthis bag holds /{o.truth.topic}: replay it with --task {o.name}"
+                   for o in other_tasks(get_task(task), e.contents))
 
 
 def _budgets(text: str) -> list[int]:

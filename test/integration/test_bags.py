@@ -340,6 +340,20 @@ def test_a_ground_truth_topic_not_in_the_bag_is_named(sim_bags, tmp_path, capsys
                for r in caplog.records)
 
 
+def test_a_tracking_bag_replayed_as_activity_names_its_task(sim_bags, tmp_path, capsys):
+    """A tracking bag holds node1's streams, so ``--task activity`` finds them, but its ground truth is
+    tracking's: one error with the hint, as an activity bag replayed as tracking gives, and no CSV.
+    Break tried: task_frames returning the frames without the check (exit 0, "accuracy n/a")."""
+    from admn_ros.bags.replay_cli import main as replay_main
+
+    assert replay_main([str(sim_bags["sqlite3"]), "--task", "activity", "--out", str(tmp_path / "r"),
+                        "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "'/ground_truth/activity' is not in the bag, which holds the ground truth of another task" in err, err
+    assert err.rstrip().endswith("this bag holds /ground_truth/target: replay it with --task tracking"), err
+    assert not (tmp_path / "r" / "windows.csv").exists()
+
+
 def test_replay_json_without_ground_truth_is_strict(sim_bags, tmp_path):
     """A replay and a replay report of a bag scored against nothing write strict JSON: a metric with
     nothing to score is null, not ``NaN`` (which strict parsers such as ``jq`` or JavaScript reject).

@@ -191,7 +191,7 @@ def test_realtime_replay_rate_out_of_range_fails_before_any_work(tmp_path, capsy
     ``rate <= 0`` check (NaN and inf reached the offline pass)."""
     from admn_ros.bags import realtime
 
-    monkeypatch.setattr(realtime, "BagFrames", lambda *a, **k: pytest.fail("the offline pass started"))
+    monkeypatch.setattr(realtime, "task_frames", lambda *a, **k: pytest.fail("the offline pass started"))
     _fails(capsys, ["replay", str(tmp_path / "no_bag"), "--out", str(tmp_path / "o"), "--realtime", "--rate", rate],
            "admn-ros replay: error: playback rate (--rate) must be a finite number > 0")
 
