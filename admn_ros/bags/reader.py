@@ -99,6 +99,7 @@ class BagFrame:
     gt_label: str | None = None                  # ground-truth activity label
     bad: dict[str, str] = field(default_factory=dict)     # stream id -> why its message was unusable
     status: dict[str, str] = field(default_factory=dict)  # ok, missing, frozen or stalled (health check)
+    log_ns: int = 0                              # log time (the bag's clock) of the set's last message
 
     @property
     def present(self) -> np.ndarray:
@@ -385,7 +386,7 @@ class BagFrames:
         stamps: dict[str, int | None] = dict.fromkeys(streams)
         bad: dict[str, str] = {}
         items = {sid: it for sid, it in fs.items.items() if it is not None}
-        for sid, (stamp_ns, arr, problem) in items.items():
+        for sid, (stamp_ns, arr, problem, _) in items.items():
             if problem is None:
                 streams[sid], stamps[sid] = arr, stamp_ns
             else:
@@ -399,7 +400,7 @@ class BagFrames:
         tol_gt = int(round(self.mapping.gt_tolerance * 1e9))
         return BagFrame(index, stamp_ns, streams, stamps, qoi, self._gt.interp(stamp_ns, tol_gt),
                         self._labels.nearest(stamp_ns, tol_gt), bad,
-                        {sid: fs.status.get(sid, MISSING) for sid in streams})
+                        {sid: fs.status.get(sid, MISSING) for sid in streams}, max(it[3] for it in items.values()))
 
     def _signature(self, sid: str, arr: np.ndarray | None) -> np.ndarray | None:
         """The health check's content signature of a decoded message (``None``: not checked)."""
@@ -453,7 +454,8 @@ class BagFrames:
             last_seen[sid] = now = t_ns * 1e-9
             stamp_ns = _stamp_ns(msg, t_ns)
             arr, problem = self._decode(sid, stamp_ns, msg)
-            yield from sync.add(sid, stamp_ns, (stamp_ns, arr, problem), now=now, signature=self._signature(sid, arr))
+            yield from sync.add(sid, stamp_ns, (stamp_ns, arr, problem, t_ns), now=now,
+                                signature=self._signature(sid, arr))
         short = {s: (seen[s], n) for s in keys if seen[s] < (n := self._counts[s])}
         if short:
             raise BagReadError(
