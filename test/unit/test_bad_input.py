@@ -169,6 +169,25 @@ def test_record_duration_out_of_range(tmp_path, capsys, duration):
 
 
 @pytest.mark.parametrize("args, expect", [
+    (["--source", "live", "--corrupt", "node1/rgb=dropout", "--seed", "3"],
+     "--seed, --corrupt: sim source options, not for --source live"),
+    (["--source", "live", "--frames", "5"], "--frames: sim source options, not for --source live"),
+    (["--topics", "/x", "--wait", "1"], "--topics, --wait: live source options, not for --source sim"),
+])
+def test_record_refuses_options_of_the_other_source(tmp_path, capsys, monkeypatch, args, expect):
+    """``record`` with an option of the other source (its help group): argparse's error naming it,
+    exit 2, nothing recorded. Break tried: no refuse_unused call in record.main (--source live
+    recorded without the corruption; --source sim recorded the simulator, ignoring --topics)."""
+    from admn_ros.bags import record
+
+    for name in ("record_sim", "record_live"):
+        monkeypatch.setattr(record, name, lambda *a, **k: pytest.fail("a recording started"))
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["record", "--out", str(tmp_path / "b"), *args])
+    assert stop.value.code == 2 and expect in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, expect", [
     (["--realtime", "--pipeline", "naive"], "--pipeline: not with --realtime"),
     (["--realtime", "--budgets", "9,18", "--backend", "onnx"], "--budgets, --backend: not with --realtime"),
     (["--realtime", "--no-bag", "--no-health-check"], "--no-bag, --no-health-check: not with --realtime"),
