@@ -4,6 +4,7 @@ works without rclpy and ``admn-ros run`` without matplotlib.
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from typing import Sequence
@@ -24,6 +25,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "replay": ("admn_ros.bags.replay_cli", "main", "evaluate a rosbag2 through the pipeline"),
     "play": ("admn_ros.bags.play", "main", "publish a rosbag2 in real time with /clock"),
 }
+
+
+def refuse_unused(parser: argparse.ArgumentParser, args: argparse.Namespace, dests: Sequence[str], why: str) -> None:
+    """argparse's error (exit 2) naming the options of ``dests`` given other than their default,
+    which the chosen mode ignores (``why``)."""
+    if given := [f"--{d.replace('_', '-')}" for d in dests if getattr(args, d) != parser.get_default(d)]:
+        parser.error(f"{', '.join(given)}: {why}")
 
 
 def _usage() -> str:

@@ -6,6 +6,7 @@ message type is not importable here is skipped and named at the end.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,12 @@ class PlayStats:
                     for t, typ in self.skipped.items()))
 
 
+def check_rate(rate: float) -> None:
+    """``ValueError`` unless ``rate`` is a finite playback rate > 0."""
+    if not 0 < rate < math.inf:  # NaN too
+        raise ValueError(f"playback rate (--rate) must be a finite number > 0, got {rate}")
+
+
 def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, start_delay: float = 0.2,
          match_timeout: float = 5.0, progress: bool = False) -> PlayStats:
     """Publish ``bag`` through the rclpy ``node`` in real time scaled by ``rate``, with ``/clock``
@@ -47,8 +54,7 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, s
     from admn_ros.ros.convert import message_class, ns_to_stamp
     from admn_ros.ros.qos import reliable_qos
 
-    if rate <= 0:
-        raise ValueError(f"play rate must be > 0, got {rate}")
+    check_rate(rate)
     path = Path(bag)
     if path.suffix == ".bag":
         raise ValueError(f"{path}: ROS 1 bags carry no CDR payload to publish; use `admn-ros replay` offline")

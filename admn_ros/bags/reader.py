@@ -99,6 +99,7 @@ class BagFrame:
     gt_label: str | None = None                  # ground-truth activity label
     bad: dict[str, str] = field(default_factory=dict)     # stream id -> why its message was unusable
     status: dict[str, str] = field(default_factory=dict)  # ok, missing, frozen or stalled (health check)
+    log_ns: int = 0                              # log time (the bag's clock) of the set's last message
 
     @property
     def present(self) -> np.ndarray:
@@ -233,7 +234,7 @@ class BagFrames:
             # messages per stream topic and the bag's duration (s), from the bag index
             self._counts = {sid: sum(int(c.msgcount) for c in cs) for sid, cs in self.stream_conns.items()}
             if not any(self._counts.values()):
-                raise self._content_error(["no message on the mapped stream topic(s) " + ", ".join(
+                raise self.content_error(["no message on the mapped stream topic(s) " + ", ".join(
                     repr(self.mapping.stream(sid).topic) for sid in self._counts)])
             self._duration_s = max(self._reader.duration, 1) * 1e-9
             self.timeout = float(timeout if timeout is not None else
@@ -245,7 +246,7 @@ class BagFrames:
             self.close()
             raise
 
-    def _content_error(self, problems: list[str]) -> BagContentError:
+    def content_error(self, problems: list[str]) -> BagContentError:
         return BagContentError(self.path, problems, self.contents, f"(topic mapping: {self.mapping.source})")
 
     def _resolve_topics(self) -> None:
@@ -299,7 +300,7 @@ class BagFrames:
                     problems.append(f"ground truth: topic {self.mapping.ground_truth!r} is a tf2_msgs/TFMessage: "
                                     f"name the transform with ground_truth.parent and ground_truth.child")
         if problems:
-            raise self._content_error(problems)
+            raise self.content_error(problems)
 
     def _default_timeout(self) -> float:
         """1.5 frame periods (of the fastest mapped stream): long enough that a stream which
@@ -351,7 +352,7 @@ class BagFrames:
                 problems += filter(None, [self._check_encoding(self.mapping.stream(sid), enc, self.kinds[sid])])
                 break
         if problems:
-            raise self._content_error(problems)
+            raise self.content_error(problems)
 
     def _load_side_topics(self) -> None:
         qoi: dict[str, list[tuple[int, StreamQoIInfo]]] = {sid: [] for sid in self.qoi_conns}
@@ -373,7 +374,7 @@ class BagFrames:
                     gt += [(_stamp_ns(m, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1]))))
                            for m, p in _positions(msg, self.gt_field, self.mapping.gt_frames, pairs)]
         if pairs and not gt:
-            raise self._content_error([f"ground truth: topic {self.mapping.ground_truth!r} has no transform "
+            raise self.content_error([f"ground truth: topic {self.mapping.ground_truth!r} has no transform "
                                        f"{' -> '.join(self.mapping.gt_frames or ())} (ground_truth.parent -> "
                                        f"ground_truth.child); it has: "
                                        + ", ".join(f"{a} -> {b}" for a, b in sorted(pairs)[:20])])
@@ -385,7 +386,7 @@ class BagFrames:
         stamps: dict[str, int | None] = dict.fromkeys(streams)
         bad: dict[str, str] = {}
         items = {sid: it for sid, it in fs.items.items() if it is not None}
-        for sid, (stamp_ns, arr, problem) in items.items():
+        for sid, (stamp_ns, arr, problem, _) in items.items():
             if problem is None:
                 streams[sid], stamps[sid] = arr, stamp_ns
             else:
@@ -399,7 +400,7 @@ class BagFrames:
         tol_gt = int(round(self.mapping.gt_tolerance * 1e9))
         return BagFrame(index, stamp_ns, streams, stamps, qoi, self._gt.interp(stamp_ns, tol_gt),
                         self._labels.nearest(stamp_ns, tol_gt), bad,
-                        {sid: fs.status.get(sid, MISSING) for sid in streams})
+                        {sid: fs.status.get(sid, MISSING) for sid in streams}, max(it[3] for it in items.values()))
 
     def _signature(self, sid: str, arr: np.ndarray | None) -> np.ndarray | None:
         """The health check's content signature of a decoded message (``None``: not checked; radar detections
@@ -454,7 +455,8 @@ class BagFrames:
             last_seen[sid] = now = t_ns * 1e-9
             stamp_ns = _stamp_ns(msg, t_ns)
             arr, problem = self._decode(sid, stamp_ns, msg)
-            yield from sync.add(sid, stamp_ns, (stamp_ns, arr, problem), now=now, signature=self._signature(sid, arr))
+            yield from sync.add(sid, stamp_ns, (stamp_ns, arr, problem, t_ns), now=now,
+                                signature=self._signature(sid, arr))
         short = {s: (seen[s], n) for s in keys if seen[s] < (n := self._counts[s])}
         if short:
             raise BagReadError(

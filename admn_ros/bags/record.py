@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from admn_ros.bags import msgs
 from admn_ros.bags.typestore import TypestoreError, get_admn_typestore, normalize_type
+from admn_ros.cli import refuse_unused
 from admn_ros.core.image_convert import sensor_array
 from admn_ros.core.sim import CorruptionSpec, corruption_text, parse_corruption
 from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id
@@ -345,13 +346,13 @@ def main(argv: Sequence[str]) -> int:
                    help="rosbag2 storage plugin (default sqlite3)")
     p.add_argument("--duration", type=float, default=10.0,
                    help="seconds to record (sim: bag time; live: wall time); default 10")
-    p.add_argument("--frames", type=int, default=None, help="sim: number of frames (overrides --duration)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g = p.add_argument_group("sim source")
-    g.add_argument("--scenario", choices=list(TASKS), default=DEFAULT_TASK,
+    p.add_argument("--scenario", choices=list(TASKS), default=DEFAULT_TASK,
                    help="the task whose simulated scenario is recorded: tracking (the GDTM-style network of "
                         "--config) or activity (a subject in front of node1, ground truth on /ground_truth/activity); "
-                        "default %(default)s")
+                        "live: the scenario whose topics --topics defaults to; default %(default)s")
+    g = p.add_argument_group("sim source")
+    g.add_argument("--frames", type=int, default=None, help="number of frames (overrides --duration)")
     g.add_argument("--subject-id", type=int, default=None,
                    help="activity: the simulated subject (default 1000, a person no dataset trains on)")
     g.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
@@ -367,6 +368,10 @@ def main(argv: Sequence[str]) -> int:
                          "ground-truth topics, i.e. what --source sim writes for --scenario)")
     g2.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the topics to appear (default 5)")
     args = p.parse_args(argv)
+    only = {"sim": ("frames", "subject_id", "seed", "episode", "config", "nodes", "corrupt"),
+            "live": ("topics", "wait")}
+    other = "live" if args.source == "sim" else "sim"
+    refuse_unused(p, args, only[other], f"{other} source options, not for --source {args.source}")
     progress = not args.no_progress
     try:
         if not 0 < args.duration < math.inf:  # NaN too

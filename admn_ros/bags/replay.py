@@ -17,11 +17,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from admn_ros.bags.pipeline import FramePipeline
-from admn_ros.bags.reader import BagFrames
+from admn_ros.bags.reader import BagFrames, BagTopic
 from admn_ros.bags.writer import OutputBagWriter
 from admn_ros.core.health import HealthConfig, stream_status, unhealthy
 from admn_ros.core.sim import load_sim_config
-from admn_ros.core.tasks import Task, get_task
+from admn_ros.core.tasks import TASKS, Task, get_task
 from admn_ros.core.tasks.base import KeysAsAttributes, fmt
 
 
@@ -77,6 +77,29 @@ class ReplaySummary(KeysAsAttributes):
         ])
 
 
+def other_tasks(t: Task, contents: Sequence[BagTopic]) -> list[Task]:
+    """The tasks other than ``t`` whose ground-truth topic is among a bag's ``contents``."""
+    names = {c.topic.strip("/") for c in contents}
+    return [o for o in TASKS.values() if o is not t and o.truth.topic in names]
+
+
+def task_frames(t: Task, bag: str | Path, mapping: Any = None, **options: Any) -> BagFrames:
+    """``BagFrames(bag, mapping, **options)`` for task ``t`` (default mapping: the task's). A bag without the
+    mapping's ground truth that holds another task's is refused, as one without the mapping's streams is."""
+    frames = BagFrames(bag, mapping if mapping is not None else t.mapping, **options)
+    m = frames.mapping
+    if m.ground_truth and frames.ground_truth_kind is None and (others := other_tasks(t, frames.contents)):
+        frames.close()
+        raise frames.content_error([f"ground truth: topic {m.ground_truth!r} is not in the bag, which holds the "
+                                    f"ground truth of another task ({', '.join(o.name for o in others)})"])
+    return frames
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as strict JSON, which every parser reads: a NaN or infinite number (nothing to score) is null."""
+    return json.dumps(json.loads(json.dumps(obj), parse_constant=lambda _: None), indent=2, allow_nan=False) + "\n"
+
+
 def node_xy(stream_ids: Sequence[str]) -> dict[str, tuple[float, float]] | None:
     """Sensor node positions from the simulator config, if it knows all nodes of the mapping."""
     try:
@@ -102,7 +125,7 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
     if write_bag and bag_out.exists():
         raise FileExistsError(f"output bag {bag_out} exists already; choose another --out or remove it")
     t0 = time.perf_counter()
-    frames = BagFrames(bag, mapping if mapping is not None else t.mapping, progress=progress, health=health)
+    frames = task_frames(t, bag, mapping, progress=progress, health=health)
     ids = frames.stream_ids
     window = getattr(pipeline, "window", None)
     n_frames = window.frames if window is not None else 1
@@ -176,5 +199,5 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
     s.frames_per_s = s.frames / s.wall_s if s.wall_s > 0 else 0.0
     s.bag_duration_s = last_ns * 1e-9 - first_ns * 1e-9 if first_ns is not None else 0.0
     s.outputs = {"csv": str(csv_path), "summary": str(json_path), **({"bag": str(bag_out)} if writer else {})}
-    json_path.write_text(json.dumps(s.to_dict(), indent=2, allow_nan=True) + "\n")
+    json_path.write_text(json_text(s.to_dict()))
     return s

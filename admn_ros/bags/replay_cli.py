@@ -12,8 +12,9 @@ from typing import Sequence
 from admn_ros.bags.mapping import load_mapping
 from admn_ros.bags.pipeline import make_pipeline
 from admn_ros.bags.reader import BagContentError, BagError
-from admn_ros.bags.replay import replay
+from admn_ros.bags.replay import other_tasks, replay
 from admn_ros.bags.report import replay_report
+from admn_ros.cli import refuse_unused
 from admn_ros.core.health import HealthConfig
 from admn_ros.core.streams import budget_from_fraction
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
@@ -23,9 +24,8 @@ def _task_hint(e: Exception, task: str) -> str:
     """A hint when a bag holds another task's ground truth."""
     if not isinstance(e, BagContentError):
         return ""
-    names = {c.topic.strip("/") for c in e.contents}
-    other = [t for t in TASKS.values() if t.name != task and t.truth.topic in names]
-    return "".join(f"\nthis bag holds /{t.truth.topic}: replay it with --task {t.name}" for t in other)
+    return "".join(f"\nthis bag holds /{o.truth.topic}: replay it with --task {o.name}"
+                   for o in other_tasks(get_task(task), e.contents))
 
 
 def _budgets(text: str) -> list[int]:
@@ -68,6 +68,12 @@ def main(argv: Sequence[str]) -> int:
                         "frozen or stalled stream is treated as missing, as in the graph)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
+    if a.realtime:
+        refuse_unused(p, a, ("pipeline", "budgets", "backend", "no_bag", "no_health_check"),
+                      "not with --realtime, which runs the task's ADMN node graph (torch backend, health check on) "
+                      "and writes no output bag")
+    else:
+        refuse_unused(p, a, ("rate",), "only with --realtime")
     from admn_ros.core.checkpoint import CheckpointError
 
     try:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from admn_ros.bags.pipeline import make_pipeline
-from admn_ros.bags.replay import replay
+from admn_ros.bags.replay import json_text, replay
 from admn_ros.core.health import HealthConfig
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.core.tasks.base import read_rows, save_figure
@@ -56,7 +55,7 @@ def replay_report(bag: str | Path, out_dir: str | Path, *, methods: Sequence[str
                          "gflops": float(np.nanmean(fr["gflops"])) if "gflops" in fr else float("nan")})
     _write_tables(out, rows, bag, t)
     _plots(out, rows, runs, methods, budgets, t)
-    (out / "report.json").write_text(json.dumps(rows, indent=2))
+    (out / "report.json").write_text(json_text(rows))
     return rows
 
 

@@ -340,6 +340,45 @@ def test_a_ground_truth_topic_not_in_the_bag_is_named(sim_bags, tmp_path, capsys
                for r in caplog.records)
 
 
+def test_a_tracking_bag_replayed_as_activity_names_its_task(sim_bags, tmp_path, capsys):
+    """A tracking bag holds node1's streams, so ``--task activity`` finds them, but its ground truth is
+    tracking's: one error with the hint, as an activity bag replayed as tracking gives, and no CSV.
+    Break tried: task_frames returning the frames without the check (exit 0, "accuracy n/a")."""
+    from admn_ros.bags.replay_cli import main as replay_main
+
+    assert replay_main([str(sim_bags["sqlite3"]), "--task", "activity", "--out", str(tmp_path / "r"),
+                        "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "'/ground_truth/activity' is not in the bag, which holds the ground truth of another task" in err, err
+    assert err.rstrip().endswith("this bag holds /ground_truth/target: replay it with --task tracking"), err
+    assert not (tmp_path / "r" / "windows.csv").exists()
+
+
+def test_replay_json_without_ground_truth_is_strict(sim_bags, tmp_path):
+    """A replay and a replay report of a bag scored against nothing write strict JSON: a metric with
+    nothing to score is null, not ``NaN`` (which strict parsers such as ``jq`` or JavaScript reject).
+    Break tried: json.dumps(..., allow_nan=True) in replay and report (``NaN`` in both files)."""
+    import json
+
+    from admn_ros.bags.mapping import load_mapping
+    from admn_ros.bags.pipeline import make_pipeline
+    from admn_ros.bags.replay import replay
+    from admn_ros.bags.report import replay_report
+
+    def strict(path: Path):
+        return json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path}: {c} is not JSON"))
+
+    mapping = load_mapping({"streams": {f"node1/{m}": f"/node1/{t}" for m, t in (
+        ("rgb", "color/image_raw"), ("depth", "depth/image_raw"), ("radar", "radar/range_azimuth"))}})
+    s = replay(sim_bags["mcap"], make_pipeline("baseline", mapping.stream_ids, 6), tmp_path / "r", mapping=mapping,
+               write_bag=False)
+    assert s.frames == FRAMES and s.frames_with_gt == 0
+    assert strict(tmp_path / "r" / "summary.json")["mean_error_cm"] is None
+    replay_report(sim_bags["mcap"], tmp_path / "rep", methods=["baseline"], budgets=[6], mapping=mapping,
+                  progress=False, write_bags=False)
+    assert strict(tmp_path / "rep" / "report.json")[0]["mean_error_cm"] is None
+
+
 def test_wrong_type_and_encoding_are_explained(sim_bags, tmp_path):
     with pytest.raises(BagContentError, match=r"node1/rgb.*admn_ros/StreamQoI.*expected sensor_msgs/Image"):
         BagFrames(sim_bags["mcap"], {"streams": {"node1/rgb": "/node1/qoi/rgb"}})

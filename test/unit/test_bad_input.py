@@ -169,6 +169,53 @@ def test_record_duration_out_of_range(tmp_path, capsys, duration):
 
 
 @pytest.mark.parametrize("args, expect", [
+    (["--source", "live", "--corrupt", "node1/rgb=dropout", "--seed", "3"],
+     "--seed, --corrupt: sim source options, not for --source live"),
+    (["--source", "live", "--frames", "5"], "--frames: sim source options, not for --source live"),
+    (["--topics", "/x", "--wait", "1"], "--topics, --wait: live source options, not for --source sim"),
+])
+def test_record_refuses_options_of_the_other_source(tmp_path, capsys, monkeypatch, args, expect):
+    """``record`` with an option of the other source (its help group): argparse's error naming it,
+    exit 2, nothing recorded. Break tried: no refuse_unused call in record.main (--source live
+    recorded without the corruption; --source sim recorded the simulator, ignoring --topics)."""
+    from admn_ros.bags import record
+
+    for name in ("record_sim", "record_live"):
+        monkeypatch.setattr(record, name, lambda *a, **k: pytest.fail("a recording started"))
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["record", "--out", str(tmp_path / "b"), *args])
+    assert stop.value.code == 2 and expect in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--realtime", "--pipeline", "naive"], "--pipeline: not with --realtime"),
+    (["--realtime", "--budgets", "9,18", "--backend", "onnx"], "--budgets, --backend: not with --realtime"),
+    (["--realtime", "--no-bag", "--no-health-check"], "--no-bag, --no-health-check: not with --realtime"),
+    (["--rate", "0.5"], "--rate: only with --realtime"),
+])
+def test_replay_refuses_options_its_mode_ignores(tmp_path, capsys, args, expect):
+    """``replay`` with an option the chosen mode would ignore: argparse's error naming it, exit 2, before
+    the bag is opened (it does not exist here). Break tried: no refuse_unused calls in replay_cli.main (the
+    bag was opened: "bag not found", exit 2 without SystemExit)."""
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["replay", str(tmp_path / "no_bag"), "--out", str(tmp_path / "o"), *args])
+    assert stop.value.code == 2 and expect in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("rate", ["0", "-1", "nan", "inf"])
+def test_realtime_replay_rate_out_of_range_fails_before_any_work(tmp_path, capsys, monkeypatch, rate):
+    """``replay --realtime --rate`` zero, negative, NaN or infinite names the flag before the offline pass.
+    Break tried: check_rate removed from realtime_replay (the offline pass started); play's former
+    ``rate <= 0`` check (NaN and inf reached the offline pass)."""
+    from admn_ros.bags import realtime
+
+    monkeypatch.setattr(realtime, "task_frames", lambda *a, **k: pytest.fail("the offline pass started"))
+    _fails(capsys, ["replay", str(tmp_path / "no_bag"), "--out", str(tmp_path / "o"), "--realtime", "--rate", rate],
+           "admn-ros replay: error: playback rate (--rate) must be a finite number > 0")
+
+
+@pytest.mark.parametrize("args, expect", [
     (["--sensor-nodes", ""], "--sensor-nodes '': a StreamSet needs at least one node"),
     (["--sensor-nodes", "node1,node1"], "--sensor-nodes 'node1,node1': duplicate nodes"),
     (["--duration", "-1"], "--duration must be >= 0, got -1.0"),
