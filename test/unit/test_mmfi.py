@@ -128,6 +128,21 @@ def test_subject_splits_are_disjoint_and_follow_mmfi():
         assert per["test"] == {f"S{j + 1:02d}" for j in perm[32:]}
 
 
+def test_val_subjects_fold_case_and_refuse_duplicates(tmp_path, capsys):
+    """``--val-subjects s07`` is S07 (as ``--actions a01`` and ``--environments e01`` fold case), and a
+    subject named twice is an error naming the list. Break tried: _check_subjects without .upper()
+    ("unknown MM-Fi subjects ['s07']") and without the duplicate check (['S07', 'S07'] taken silently)."""
+    assert split_subjects("admn", ["A01"], val_subjects=["s07"])["val"] == {"S07": ["A01"]}
+    assert split_subjects("random", ["A01"], val_subjects=["s02"])["val"] == {"S02": ["A01"]}
+    for kind in ("admn", "random"):
+        with pytest.raises(ValueError, match=r"duplicate subjects in val_subjects \['S07', 'S07'\]"):
+            split_subjects(kind, ["A01"], val_subjects=["S07", "s07"])
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "src"), "--out", str(out), "--val-subjects", "S07", "s07"]) == 2
+    assert "duplicate subjects in val_subjects ['S07', 'S07']" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_converted_subjects_disjoint(converted):
     _, out, summary = converted
     subs = {s: set(_load(out, s)["subject"].tolist()) for s in ("train", "val", "test")}

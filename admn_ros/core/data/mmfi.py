@@ -132,10 +132,12 @@ def split_subjects(split: str = "admn", actions: Sequence[str] | str | None = "p
 
 
 def _check_subjects(subjects: Iterable[str]) -> list[str]:
-    out = [str(s) for s in subjects]
+    out = [str(s).upper() for s in subjects]
     bad = [s for s in out if s not in SUBJECT_ENV]
     if bad:
         raise ValueError(f"unknown MM-Fi subjects {bad}; subjects are S01..S40")
+    if len(set(out)) != len(out):
+        raise ValueError(f"duplicate subjects in val_subjects {out}")
     return out
 
 
