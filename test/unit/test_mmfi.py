@@ -177,6 +177,21 @@ def test_image_sources_rgb_jpeg_and_rgb_root(tmp_path):
     assert s.image_source == "rgb" and _load(tmp_path / "rr", "test")["rgb"][0, 0, 2, 5, 5] == 200
 
 
+def test_partial_rgb_root_names_the_layout_in_use(tmp_path):
+    """An anonymised-RGB download (all_images/MMFi_Defaced_RGB/E/S/A/rgb) without one of the sequences:
+    the error names that sequence's folder in the download's layout, not a layout the download does not
+    use. Break tried: the old per-sequence search falling back to <rgb_root>/E01/S08/A01/rgb."""
+    root = write_tree(tmp_path / "src", actions=("A01",), frames=3)
+    base = tmp_path / "rgbdl" / "all_images" / "MMFi_Defaced_RGB"
+    for subj in ("S01", "S07"):   # S08 (test) missing from the download
+        d = base / "E01" / subj / "A01" / "rgb"
+        d.mkdir(parents=True)
+        cv2.imwrite(str(d / "frame001.png"), np.zeros((*DEPTH_HW, 3), np.uint8))
+    with pytest.raises(MMFiError, match="modality folder missing for E01/S08/A01") as e:
+        _convert(root, tmp_path / "out", actions=["A01"], rgb_root=tmp_path / "rgbdl")
+    assert e.value.path == str(base / "E01" / "S08" / "A01" / "rgb")
+
+
 def test_synthetic_writer_converts(tmp_path):
     info = write_synthetic_mmfi(tmp_path / "src", subjects=SUBJECTS, actions=("A03", "A12"), frames=6)
     assert len(info["sequences"]) == 6

@@ -316,8 +316,8 @@ def _slot_folders(seq: SequenceDir, image_source: str, rgb_root: Path | None) ->
         rgb = seq.path / RGB_IMAGE_DIR
     else:  # the extracted anonymised-RGB download: [all_images/][MMFi_Defaced_RGB/]E/S/A/rgb
         bases = (rgb_root, rgb_root / "MMFi_Defaced_RGB", rgb_root / "all_images" / "MMFi_Defaced_RGB")
-        rgb = next((d for d in (b / seq.env / seq.subject / seq.action / "rgb" for b in bases) if d.is_dir()),
-                   rgb_root / seq.env / seq.subject / seq.action / "rgb")
+        base = next((b for b in bases if any((b / e).is_dir() for e in ENVIRONMENTS)), rgb_root)
+        rgb = base / seq.env / seq.subject / seq.action / "rgb"
     return {"rgb": rgb, "depth": seq.path / "depth", "radar": seq.path / "mmwave"}
 
 
