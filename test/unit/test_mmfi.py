@@ -308,6 +308,25 @@ def test_unreadable_frame_files_are_counted_in_every_slot(tmp_path):
         _convert(root, tmp_path / "strict", frames=2, strict=True)
 
 
+def test_unreadable_images_leave_stderr_to_the_converter(tmp_path, capfd):
+    """An image OpenCV cannot open (a dangling link) or decode (a PNG signature over garbage) is counted
+    and named in the summary; OpenCV's own ``[ WARN ] imread_`` / ``[ERROR]`` lines stay off stderr, and
+    its log level is the caller's again afterwards. Break tried: convert_mmfi without _opencv_silent
+    (both lines on stderr)."""
+    root = write_tree(tmp_path / "src", rgb_jpeg=True)
+    seq = root / "E01" / "S01" / "A01"
+    (seq / "rgb_img" / "frame002.jpg").unlink()
+    (seq / "rgb_img" / "frame002.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (seq / "depth" / "frame005.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(16))
+    level = cv2.utils.logging.getLogLevel()
+    s = _convert(root, tmp_path / "out", frames=2)
+    assert s.skipped["train"] == {"corrupt:depth": 1, "corrupt:rgb": 1}
+    assert "frame002.jpg: OpenCV cannot decode" in "\n".join(s.examples)
+    err = capfd.readouterr().err
+    assert "imread_" not in err and "ERROR" not in err, err
+    assert cv2.utils.logging.getLogLevel() == level
+
+
 @pytest.mark.parametrize("canvas", [(0.0, 480.0), (float("nan"), 480.0), (640.0, float("inf"))])
 def test_keypoint_canvas_must_be_finite_and_positive(tmp_path, canvas):
     """Break tried: the old check `min(canvas) <= 0` (NaN passed it and OpenCV raised mid-conversion;

@@ -9,9 +9,10 @@ import os
 import re
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -386,6 +387,18 @@ class ConvertSummary:
         return "\n".join(out + [f"[mmfi]   e.g. {e}" for e in self.examples[:3]])
 
 
+@contextmanager
+def _opencv_silent() -> Iterator[None]:
+    """OpenCV's own log lines off: the converter counts and names every frame OpenCV cannot read."""
+    import cv2
+
+    old = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(old)
+
+
 def _decode(modality: str, path: Path, keypoints: bool, canvas: tuple[float, float], notes: Counter) -> np.ndarray:
     """Storage array of one frame file; MMFiError if it is corrupt."""
     if modality == "depth":
@@ -506,7 +519,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
               for s in chosen}
     sizes = {name: sum(len(starts[s]) for s in seq_list) for name, seq_list in plan.items()}
     # a failed conversion leaves no half-written dataset behind (the writer aborts)
-    with ActivityWriter(out_p, classes, frames, rate_hz, "mmfi", sizes, extra, overwrite) as writer:
+    with ActivityWriter(out_p, classes, frames, rate_hz, "mmfi", sizes, extra, overwrite) as writer, _opencv_silent():
         for name, seq_list in plan.items():
             skipped: Counter = Counter()
             skipped_seq: Counter = Counter()
