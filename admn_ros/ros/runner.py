@@ -102,7 +102,7 @@ class GraphProcesses:
     """Child processes of a running graph (:func:`admn_ros.ros.graph.graph_processes`). A process with
     ``respawn`` that exits is restarted after its ``respawn_delay`` by a supervising thread, as
     launch_ros does (:attr:`restarts`), unless it exited with :data:`CONFIG_ERROR`. :meth:`stop`
-    ends them all (SIGINT, then SIGKILL)."""
+    ends them all (SIGTERM, then SIGKILL)."""
 
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
@@ -159,7 +159,8 @@ class GraphProcesses:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-        stop_process_groups([p for _, p in self.procs], timeout)
+        # SIGTERM: a node process still importing ends without a KeyboardInterrupt traceback (run_process)
+        stop_process_groups([p for _, p in self.procs], timeout, signal.SIGTERM)
 
 
 def compose(specs: Sequence[NodeSpec], ros_args: Sequence[str] = ()) -> int:

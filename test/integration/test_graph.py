@@ -520,6 +520,20 @@ def test_run_exits_2_when_a_node_rejects_its_parameters(model_dir):
     assert "budget 500 out of range" in p.stderr and "('controller_node', 2)" in p.stderr
     assert time.monotonic() - t0 < 60
 
+
+def test_run_stopped_while_its_nodes_start_stops_cleanly(model_dir):
+    """``admn-ros run --duration 0.5`` (as Ctrl-C right after the start): the node processes, still
+    importing, end at once without a traceback, and none waits for SIGKILL.
+
+    Break tried: GraphProcesses.stop sending SIGINT (KeyboardInterrupt tracebacks of the importing
+    processes)."""
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "admn_ros.cli", "run", "--model-dir", str(model_dir), "--duration",
+                        "0.5"], env=dict(os.environ), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "KeyboardInterrupt" not in p.stderr, p.stderr[-3000:]
+    assert time.monotonic() - t0 < 5.0  # GraphProcesses.stop sends SIGKILL after 5 s
+
 # --------------------------------------------------------------------------- PointCloud2 radar
 DETECTIONS = 24     # strongest cells per radar image sent as points
 
