@@ -173,7 +173,8 @@ def compose(specs: Sequence[NodeSpec], ros_args: Sequence[str] = ()) -> int:
         return [getattr(importlib.import_module(s.module), s.node_class)(
             cli_args=s.ros_args() + list(ros_args), use_global_arguments=False) for s in specs]
 
-    return run_process(make, CONTAINER, ())
+    return run_process(make, CONTAINER, (ValueError, OSError, KeyError),
+                       failed=lambda node: getattr(node, "configure_error", None))
 
 
 def _container_ros_args(ros: Sequence[str]) -> list[str]:
@@ -268,8 +269,10 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
         pass
     finally:
         procs.stop()
-        if mon is not None:
+        if mon is not None and mon.estimates:
             print(mon.finish(time.monotonic() - t0, a.out, opts.resolved_model_dir(), a.compare), flush=True)
+        elif mon is not None and not rc:
+            print(f"[{prog}] no estimate received: no report written", flush=True)
         if node is not None:
             node.destroy_node()
         if "rclpy" in sys.modules:

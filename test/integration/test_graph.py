@@ -507,18 +507,30 @@ def test_bad_model_dir_fails_configure_with_named_problem(tmp_path, model_dir):
 
 
 
-def test_run_exits_2_when_a_node_rejects_its_parameters(model_dir):
-    """``admn-ros run`` with a budget the model cannot take: the controller names it and exits 2, and
-    run stops at once with exit code 2 (its arguments are at fault), not at --duration.
+@pytest.mark.parametrize("cmd, process", [
+    (["run"], "controller_node"),
+    (["demo"], "controller_node"),
+    (["demo", "--composed"], "admn_container"),
+])
+def test_graph_exits_2_when_a_node_rejects_its_parameters(model_dir, tmp_path, cmd, process):
+    """``admn-ros run`` / ``demo`` with a budget the model cannot take: the node's one-line reason reaches
+    the user, without a traceback, and the command stops
+    at once with exit code 2 (its arguments are at fault), not at --duration; a demo writes no report.
 
-    Break tried: runner._run returning 1 for every node process that exited: exit code 1."""
+    Breaks tried: runner._run returning 1 for every node process that exited (exit code 1); compose
+    without the node errors (a ParameterError traceback, the container respawned until --duration,
+    exit 0, an empty report with matplotlib legend warnings); runner._run writing the demo's report
+    without an estimate."""
     t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "admn_ros.cli", "run", "--no-sim-sensors", "--budget", "500",
-                        "--model-dir", str(model_dir), "--duration", "60"], env=dict(os.environ),
-                       capture_output=True, text=True, timeout=90)
+    out = tmp_path / "demo"
+    p = subprocess.run([sys.executable, "-m", "admn_ros.cli", *cmd, "--no-sim-sensors", "--budget", "500",
+                        "--model-dir", str(model_dir), "--duration", "60", "--out", str(out)],
+                       env=dict(os.environ), capture_output=True, text=True, timeout=90)
     assert p.returncode == 2, p.stderr[-2000:]
-    assert "budget 500 out of range" in p.stderr and "('controller_node', 2)" in p.stderr
+    assert "budget 500 out of range" in p.stderr and f"('{process}', 2)" in p.stderr, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "Warning" not in p.stderr, p.stderr[-2000:]
     assert time.monotonic() - t0 < 60
+    assert not out.exists()
 
 
 def test_run_stopped_while_its_nodes_start_stops_cleanly(model_dir):
