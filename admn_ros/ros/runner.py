@@ -111,6 +111,9 @@ class GraphProcesses:
         self._specs: dict[str, tuple[ProcessSpec, dict, Any, list[str]]] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._readers: dict[str, threading.Thread] = {}
+        #: with ``quiet``: the last ``error:`` line each process printed (its output is not forwarded)
+        self.errors: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def start(self, specs: Sequence[NodeSpec], composed: bool, env: dict, quiet: bool,
@@ -128,10 +131,25 @@ class GraphProcesses:
 
     def _spawn(self, name: str) -> None:
         p, env, out, extra = self._specs[name]
-        proc = subprocess.Popen(p.command(sys.executable) + extra, env=env, stdout=out, stderr=out,
-                                start_new_session=True)
+        proc = subprocess.Popen(p.command(sys.executable) + extra, env=env, stdout=out, start_new_session=True,
+                                stderr=None if out is None else subprocess.PIPE, text=True, errors="replace")
+        if proc.stderr is not None:
+            self._readers[name] = threading.Thread(target=self._keep_errors, args=(name, proc.stderr), daemon=True)
+            self._readers[name].start()
         with self._lock:
             self.procs = [(n, q) for n, q in self.procs if n != name] + [(name, proc)]
+
+    def _keep_errors(self, name: str, stream: Any) -> None:
+        for line in stream:
+            if "] error: " in line:
+                self.errors[name] = line.strip()
+
+    def reasons(self, procs: Sequence[tuple[str, int]]) -> str:
+        """The :attr:`errors` of the exited ``procs`` (once their output is read), one indented line each."""
+        for name, _ in procs:
+            if name in self._readers:
+                self._readers[name].join(timeout=2.0)
+        return "".join(f"\n  {self.errors[n]}" for n, _ in procs if n in self.errors)
 
     def _supervise(self) -> None:
         due: dict[str, tuple[float, int]] = {}
@@ -253,7 +271,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
         while not stop["flag"] and not (a.duration and time.monotonic() - t0 >= a.duration):
             ex.spin_once(timeout_sec=0.05)
             now, dead = time.monotonic(), procs.dead()
-            why = f"node process(es) exited: {dead}" if dead else None
+            why = f"node process(es) exited: {dead}{procs.reasons(dead)}" if dead else None
             if mon is not None and now >= next_print and not why:
                 print(mon.line(now - t0), flush=True)
                 next_print = now + 1.0

@@ -509,18 +509,20 @@ def test_bad_model_dir_fails_configure_with_named_problem(tmp_path, model_dir):
 
 @pytest.mark.parametrize("cmd, process", [
     (["run"], "controller_node"),
-    (["demo"], "controller_node"),
+    (["run", "--quiet"], "controller_node"),
+    (["demo", "--quiet"], "controller_node"),
     (["demo", "--composed"], "admn_container"),
 ])
 def test_graph_exits_2_when_a_node_rejects_its_parameters(model_dir, tmp_path, cmd, process):
     """``admn-ros run`` / ``demo`` with a budget the model cannot take: the node's one-line reason reaches
-    the user, without a traceback, and the command stops
+    the user (also with --quiet, which forwards no node log), without a traceback, and the command stops
     at once with exit code 2 (its arguments are at fault), not at --duration; a demo writes no report.
 
     Breaks tried: runner._run returning 1 for every node process that exited (exit code 1); compose
     without the node errors (a ParameterError traceback, the container respawned until --duration,
     exit 0, an empty report with matplotlib legend warnings); runner._run writing the demo's report
-    without an estimate."""
+    without an estimate; GraphProcesses with --quiet sending the nodes' stderr to DEVNULL (only
+    "exited: [('controller_node', 2)]")."""
     t0 = time.monotonic()
     out = tmp_path / "demo"
     p = subprocess.run([sys.executable, "-m", "admn_ros.cli", *cmd, "--no-sim-sensors", "--budget", "500",
