@@ -258,8 +258,9 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     try:
         procs.start(specs, a.composed, env, a.quiet, sensor_args, not a.no_respawn, a.respawn_delay)
         import rclpy
+        from rclpy.signals import SignalHandlerOptions
 
-        rclpy.init()
+        rclpy.init(signal_handler_options=SignalHandlerOptions.SIGINT)  # SIGTERM: the stop flag above
         node = rclpy.create_node("admn_monitor", namespace=a.namespace or None)
         ex = make_executor()
         ex.add_node(node)

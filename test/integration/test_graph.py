@@ -548,6 +548,27 @@ def test_run_stopped_while_its_nodes_start_stops_cleanly(model_dir):
     assert "Traceback" not in p.stderr and "KeyboardInterrupt" not in p.stderr, p.stderr[-3000:]
     assert time.monotonic() - t0 < 5.0  # GraphProcesses.stop sends SIGKILL after 5 s
 
+
+def test_demo_stopped_with_sigterm_stops_cleanly(model_dir):
+    """SIGTERM to ``admn-ros demo`` (a service manager stopping it) once its monitor spins: it stops its
+    graph and exits 0 without a traceback. Break tried: the monitor's rclpy.init with rclpy's own SIGTERM
+    handler (ExternalShutdownException traceback from spin_once, exit 1)."""
+    import signal
+
+    p = subprocess.Popen([sys.executable, "-m", "admn_ros.cli", "demo", "--quiet", "--no-sim-sensors", "--scenario",
+                          "none", "--model-dir", str(model_dir), "--duration", "60"], env=dict(os.environ),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert any(line.startswith("t=") for line in p.stdout), "no status line"
+        time.sleep(0.5)  # in spin_once
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 0 and "Traceback" not in err, err[-3000:]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+
 # --------------------------------------------------------------------------- PointCloud2 radar
 DETECTIONS = 24     # strongest cells per radar image sent as points
 
