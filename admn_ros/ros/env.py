@@ -73,13 +73,13 @@ def exit_process(rc: int) -> int:
     os._exit(rc)
 
 
-def stop_process_groups(procs: list[subprocess.Popen], timeout: float = 5.0) -> None:
-    """SIGINT to the process group of each of ``procs`` (started with ``start_new_session``), then
+def stop_process_groups(procs: list[subprocess.Popen], timeout: float = 5.0, sig: int = signal.SIGINT) -> None:
+    """``sig`` to the process group of each of ``procs`` (started with ``start_new_session``), then
     SIGKILL to those still running after ``timeout`` s."""
     for p in procs:
         if p.poll() is None:
             with suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGINT)
+                os.killpg(p.pid, sig)
     deadline = time.monotonic() + timeout
     for p in procs:
         try:
@@ -98,16 +98,16 @@ def make_executor(context: Any = None) -> Any:
     return EventsExecutor(context=context)
 
 
-def spin(*nodes: Any) -> None:
-    """Spin ``nodes`` with :func:`make_executor` until rclpy shuts down. ``spin_once`` with a
-    timeout: the events executor's untimed ``spin_once`` runs no timers."""
+def spin(*nodes: Any, stopped: Callable[[], bool] = lambda: False) -> None:
+    """Spin ``nodes`` with :func:`make_executor` until rclpy shuts down or ``stopped()``. ``spin_once``
+    with a timeout: the events executor's untimed ``spin_once`` runs no timers."""
     import rclpy
 
     ex = make_executor()
     for n in nodes:
         ex.add_node(n)
     try:
-        while rclpy.ok():
+        while rclpy.ok() and not stopped():
             ex.spin_once(timeout_sec=0.1)
     finally:
         # an executor left alive keeps the DDS participant, and with it its /dev/shm segments, past
@@ -119,19 +119,31 @@ def run_process(make: Callable[[], Any], label: str, errors: tuple[type[Exceptio
                 args: list[str] | None = None, failed: Callable[[Any], str | None] | None = None) -> int:
     """``main()`` of a node process: DDS environment, init, ``make()`` the node (or a container's list of
     nodes), spin, clean up, :func:`exit_process`. Exit code 2 with the problem on stderr when rcl cannot
-    parse the ROS arguments, ``make`` raises one of ``errors`` or ``failed(node)`` names a problem;
-    SIGINT/SIGTERM during a callback is a clean exit."""
+    parse the ROS arguments, ``make`` raises one of ``errors`` or ``failed(node)`` names a problem; SIGINT,
+    or SIGTERM (after the running callback), is a clean exit."""
     import rclpy
     from rclpy.executors import ExternalShutdownException
+    from rclpy.signals import SignalHandlerOptions
 
     configure_dds_env()  # localhost discovery + shipped FastDDS profile unless the environment says otherwise
+    nodes: list[Any] = []
+    rc, spinning, stop = 0, False, False
+
+    def on_sigterm(*_: Any) -> None:
+        """SIGTERM while starting: stop at once (as SIGINT); while spinning: after the running callback."""
+        nonlocal stop
+        if not spinning:
+            raise KeyboardInterrupt
+        stop = True
+
+    # before this (imports) SIGTERM ends the process silently; rclpy's own SIGTERM handler would invalidate
+    # the context under a running callback
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.SIGINT)
     except RuntimeError as exc:  # ROS arguments rcl cannot parse (-p, -r, --params-file)
         print(f"[{label}] error: {exc}", file=sys.stderr, flush=True)
         return exit_process(2)
-    nodes: list[Any] = []
-    rc = 0
     try:
         try:
             nodes = make()
@@ -146,7 +158,8 @@ def run_process(make: Callable[[], Any], label: str, errors: tuple[type[Exceptio
                 print(f"[{node.get_name()}] error: {why}", file=sys.stderr, flush=True)
                 rc = 2
         if rc == 0:
-            spin(*nodes)
+            spinning = True
+            spin(*nodes, stopped=lambda: stop)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:

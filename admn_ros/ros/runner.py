@@ -102,7 +102,7 @@ class GraphProcesses:
     """Child processes of a running graph (:func:`admn_ros.ros.graph.graph_processes`). A process with
     ``respawn`` that exits is restarted after its ``respawn_delay`` by a supervising thread, as
     launch_ros does (:attr:`restarts`), unless it exited with :data:`CONFIG_ERROR`. :meth:`stop`
-    ends them all (SIGINT, then SIGKILL)."""
+    ends them all (SIGTERM, then SIGKILL)."""
 
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
@@ -111,6 +111,9 @@ class GraphProcesses:
         self._specs: dict[str, tuple[ProcessSpec, dict, Any, list[str]]] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._readers: dict[str, threading.Thread] = {}
+        #: with ``quiet``: the last ``error:`` line each process printed (its output is not forwarded)
+        self.errors: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def start(self, specs: Sequence[NodeSpec], composed: bool, env: dict, quiet: bool,
@@ -128,10 +131,25 @@ class GraphProcesses:
 
     def _spawn(self, name: str) -> None:
         p, env, out, extra = self._specs[name]
-        proc = subprocess.Popen(p.command(sys.executable) + extra, env=env, stdout=out, stderr=out,
-                                start_new_session=True)
+        proc = subprocess.Popen(p.command(sys.executable) + extra, env=env, stdout=out, start_new_session=True,
+                                stderr=None if out is None else subprocess.PIPE, text=True, errors="replace")
+        if proc.stderr is not None:
+            self._readers[name] = threading.Thread(target=self._keep_errors, args=(name, proc.stderr), daemon=True)
+            self._readers[name].start()
         with self._lock:
             self.procs = [(n, q) for n, q in self.procs if n != name] + [(name, proc)]
+
+    def _keep_errors(self, name: str, stream: Any) -> None:
+        for line in stream:
+            if "] error: " in line:
+                self.errors[name] = line.strip()
+
+    def reasons(self, procs: Sequence[tuple[str, int]]) -> str:
+        """The :attr:`errors` of the exited ``procs`` (once their output is read), one indented line each."""
+        for name, _ in procs:
+            if name in self._readers:
+                self._readers[name].join(timeout=2.0)
+        return "".join(f"\n  {self.errors[n]}" for n, _ in procs if n in self.errors)
 
     def _supervise(self) -> None:
         due: dict[str, tuple[float, int]] = {}
@@ -159,7 +177,8 @@ class GraphProcesses:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-        stop_process_groups([p for _, p in self.procs], timeout)
+        # SIGTERM: a node process still importing ends without a KeyboardInterrupt traceback (run_process)
+        stop_process_groups([p for _, p in self.procs], timeout, signal.SIGTERM)
 
 
 def compose(specs: Sequence[NodeSpec], ros_args: Sequence[str] = ()) -> int:
@@ -172,7 +191,8 @@ def compose(specs: Sequence[NodeSpec], ros_args: Sequence[str] = ()) -> int:
         return [getattr(importlib.import_module(s.module), s.node_class)(
             cli_args=s.ros_args() + list(ros_args), use_global_arguments=False) for s in specs]
 
-    return run_process(make, CONTAINER, ())
+    return run_process(make, CONTAINER, (ValueError, OSError, KeyError),
+                       failed=lambda node: getattr(node, "configure_error", None))
 
 
 def _container_ros_args(ros: Sequence[str]) -> list[str]:
@@ -238,8 +258,9 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
     try:
         procs.start(specs, a.composed, env, a.quiet, sensor_args, not a.no_respawn, a.respawn_delay)
         import rclpy
+        from rclpy.signals import SignalHandlerOptions
 
-        rclpy.init()
+        rclpy.init(signal_handler_options=SignalHandlerOptions.SIGINT)  # SIGTERM: the stop flag above
         node = rclpy.create_node("admn_monitor", namespace=a.namespace or None)
         ex = make_executor()
         ex.add_node(node)
@@ -251,7 +272,7 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
         while not stop["flag"] and not (a.duration and time.monotonic() - t0 >= a.duration):
             ex.spin_once(timeout_sec=0.05)
             now, dead = time.monotonic(), procs.dead()
-            why = f"node process(es) exited: {dead}" if dead else None
+            why = f"node process(es) exited: {dead}{procs.reasons(dead)}" if dead else None
             if mon is not None and now >= next_print and not why:
                 print(mon.line(now - t0), flush=True)
                 next_print = now + 1.0
@@ -267,8 +288,10 @@ def _run(argv: Sequence[str], prog: str, monitor: bool) -> int:
         pass
     finally:
         procs.stop()
-        if mon is not None:
+        if mon is not None and mon.estimates:
             print(mon.finish(time.monotonic() - t0, a.out, opts.resolved_model_dir(), a.compare), flush=True)
+        elif mon is not None and not rc:
+            print(f"[{prog}] no estimate received: no report written", flush=True)
         if node is not None:
             node.destroy_node()
         if "rclpy" in sys.modules:

@@ -506,18 +506,67 @@ def test_bad_model_dir_fails_configure_with_named_problem(tmp_path, model_dir):
         rclpy.try_shutdown(context=ctx)
 
 
-def test_run_exits_2_when_a_node_rejects_its_parameters(model_dir):
-    """``admn-ros run`` with a budget the model cannot take: the controller names it and exits 2, and
-    run stops at once with exit code 2 (its arguments are at fault), not at --duration.
+@pytest.mark.parametrize("cmd, process", [
+    (["run"], "controller_node"),
+    (["run", "--quiet"], "controller_node"),
+    (["demo", "--quiet"], "controller_node"),
+    (["demo", "--composed"], "admn_container"),
+])
+def test_graph_exits_2_when_a_node_rejects_its_parameters(model_dir, tmp_path, cmd, process):
+    """``admn-ros run`` / ``demo`` with a budget the model cannot take: the node's one-line reason reaches
+    the user (also with --quiet, which forwards no node log), without a traceback, and the command stops
+    at once with exit code 2 (its arguments are at fault), not at --duration; a demo writes no report.
 
-    Break tried: runner._run returning 1 for every node process that exited: exit code 1."""
+    Breaks tried: runner._run returning 1 for every node process that exited (exit code 1); compose
+    without the node errors (a ParameterError traceback, the container respawned until --duration,
+    exit 0, an empty report with matplotlib legend warnings); runner._run writing the demo's report
+    without an estimate; GraphProcesses with --quiet sending the nodes' stderr to DEVNULL (only
+    "exited: [('controller_node', 2)]")."""
     t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "admn_ros.cli", "run", "--no-sim-sensors", "--budget", "500",
-                        "--model-dir", str(model_dir), "--duration", "60"], env=dict(os.environ),
-                       capture_output=True, text=True, timeout=90)
+    out = tmp_path / "demo"
+    p = subprocess.run([sys.executable, "-m", "admn_ros.cli", *cmd, "--no-sim-sensors", "--budget", "500",
+                        "--model-dir", str(model_dir), "--duration", "60", "--out", str(out)],
+                       env=dict(os.environ), capture_output=True, text=True, timeout=90)
     assert p.returncode == 2, p.stderr[-2000:]
-    assert "budget 500 out of range" in p.stderr and "('controller_node', 2)" in p.stderr
+    assert "budget 500 out of range" in p.stderr and f"('{process}', 2)" in p.stderr, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "Warning" not in p.stderr, p.stderr[-2000:]
     assert time.monotonic() - t0 < 60
+    assert not out.exists()
+
+
+def test_run_stopped_while_its_nodes_start_stops_cleanly(model_dir):
+    """``admn-ros run --duration 0.5`` (as Ctrl-C right after the start): the node processes, still
+    importing, end at once without a traceback, and none waits for SIGKILL.
+
+    Break tried: GraphProcesses.stop sending SIGINT (KeyboardInterrupt tracebacks of the importing
+    processes)."""
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "admn_ros.cli", "run", "--model-dir", str(model_dir), "--duration",
+                        "0.5"], env=dict(os.environ), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "KeyboardInterrupt" not in p.stderr, p.stderr[-3000:]
+    assert time.monotonic() - t0 < 5.0  # GraphProcesses.stop sends SIGKILL after 5 s
+
+
+def test_demo_stopped_with_sigterm_stops_cleanly(model_dir):
+    """SIGTERM to ``admn-ros demo`` (a service manager stopping it) once its monitor spins: it stops its
+    graph and exits 0 without a traceback. Break tried: the monitor's rclpy.init with rclpy's own SIGTERM
+    handler (ExternalShutdownException traceback from spin_once, exit 1)."""
+    import signal
+
+    p = subprocess.Popen([sys.executable, "-m", "admn_ros.cli", "demo", "--quiet", "--no-sim-sensors", "--scenario",
+                          "none", "--model-dir", str(model_dir), "--duration", "60"], env=dict(os.environ),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert any(line.startswith("t=") for line in p.stdout), "no status line"
+        time.sleep(0.5)  # in spin_once
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 0 and "Traceback" not in err, err[-3000:]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
 
 
 def test_stamp_rejections_name_the_resolved_topic(model_dir):

@@ -456,10 +456,11 @@ def test_param_specs_descriptors_and_errors():
 @pytest.mark.parametrize("module, sig", [
     ("admn_ros.ros.sensor_node", "SIGTERM"),
     ("admn_ros.ros.controller_node", "SIGINT"),  # a lifecycle node with a model: cycles hold its handles
+    ("admn_ros.ros.controller_node", "SIGTERM"),
 ])
 def test_clean_exit_frees_its_shared_memory_segments(module, sig):
-    """A node process stopped with SIGTERM (rclpy's handler: the spin loop ends) or SIGINT (as
-    ``ros2 launch`` and ``admn-ros run`` stop it) removes the FastDDS shared-memory segments it
+    """A node process stopped with SIGTERM (as ``admn-ros run`` stops it: the spin loop ends) or SIGINT (as
+    ``ros2 launch`` stops it) removes the FastDDS shared-memory segments it
     created (/dev/shm is RAM: leaked segments of every stopped node add up to gigabytes on a robot
     that restarts its graph). Breaks tried: ``spin`` without the executor shutdown -> the sensor
     node's segments left; ``exit_process`` without the gc collection -> the controller's left."""
@@ -487,3 +488,53 @@ def test_clean_exit_frees_its_shared_memory_segments(module, sig):
         _stop(p)
     left = sorted(s for s in segs if os.path.exists(f"/dev/shm/{s}"))
     assert not left, f"segments left in /dev/shm after a clean exit: {left}"
+
+
+SIGTERM_PROBE = '''
+import sys, time
+from admn_ros.ros.env import run_process
+
+
+def make():
+    import rclpy
+    from std_msgs.msg import String
+
+    node = rclpy.create_node("sigterm_probe")
+    pub = node.create_publisher(String, "sigterm_probe", 10)
+
+    def tick():  # a long callback that publishes at its end
+        print("busy", flush=True)
+        time.sleep(0.5)
+        pub.publish(String(data="done"))
+
+    node.create_timer(0.01, tick)
+    if sys.argv[1] == "starting":  # a node still loading its models
+        print("busy", flush=True)
+        time.sleep(30.0)
+    return node
+
+
+run_process(make, "sigterm_probe", ())
+'''
+
+
+@pytest.mark.parametrize("phase", ["starting", "spinning"])
+def test_sigterm_stops_a_node_process_cleanly(phase):
+    """SIGTERM (how ``admn-ros run`` stops its nodes) to a node process still making its node ends it at
+    once; in a callback, the callback completes (its publisher still works) and the process exits 0 with
+    nothing on stderr. Break tried: run_process leaving SIGTERM to rclpy's handler (starting: the process
+    went on loading for 30 s; spinning: "Exception in 'timers' callback: ... context is invalid")."""
+    import signal
+
+    p = subprocess.Popen([sys.executable, "-c", SIGTERM_PROBE, phase], env=dict(os.environ), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "busy", p.stderr.read() if p.poll() is not None else "no output"
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=10)
+        assert p.returncode == 0 and time.monotonic() - t0 < 3.0, err
+        assert err == "", err
+    finally:
+        _stop(p)

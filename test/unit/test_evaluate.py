@@ -436,3 +436,25 @@ def test_failure_targets_and_report(data, models, tmp_path):
     assert all(f"| {k} | ADMN |" in md for k in REAL_WORLD) and "realised age" in md
     rows = list(csv.DictReader((tmp_path / "rw" / "table1.csv").open()))
     assert {r["regime"] for r in rows} == set(REAL_WORLD)
+
+
+def test_real_world_failures_are_refused_for_a_model_of_frame_windows(tmp_path, capsys):
+    """An activity model (windows of frames per stream) under ``--regimes realworld`` or any single
+    failure: refused before a regime is evaluated, the error naming the failures and why, exit 2, no report.
+    Break tried: no check in run_table ('frozen' needs episodes for realworld; low_light: a ValueError
+    traceback from apply_failures after the clean rows)."""
+    from admn_ros.core.data.activity import generate_activity_dataset
+    from fixtures import write_random_activity_models
+
+    data = tmp_path / "act"
+    generate_activity_dataset(data, n_subjects=4, val_subjects=1, test_subjects=1, windows_per_activity=1,
+                              frames=2, seed=3, workers=1, progress=False)
+    classes = json.loads((data / "meta.json").read_text())["classes"]
+    write_random_activity_models(tmp_path / "m", frames=2, classes=classes)
+    for regimes, named in (("realworld", "low_light, motion_blur, frozen, clutter, dropout"),
+                           ("none,low_light", "low_light")):
+        rc = ecli.main(["--data", str(data), "--models", str(tmp_path / "m"), "--out", str(tmp_path / "rep"),
+                        "--regimes", regimes, "--no-latency", "--no-plots", "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 2 and f"real-world failures ({named}) corrupt one image per stream" in err, err
+        assert "2-frame windows" in err and not (tmp_path / "rep" / "table1.md").exists()

@@ -128,6 +128,21 @@ def test_subject_splits_are_disjoint_and_follow_mmfi():
         assert per["test"] == {f"S{j + 1:02d}" for j in perm[32:]}
 
 
+def test_val_subjects_fold_case_and_refuse_duplicates(tmp_path, capsys):
+    """``--val-subjects s07`` is S07 (as ``--actions a01`` and ``--environments e01`` fold case), and a
+    subject named twice is an error naming the list. Break tried: _check_subjects without .upper()
+    ("unknown MM-Fi subjects ['s07']") and without the duplicate check (['S07', 'S07'] taken silently)."""
+    assert split_subjects("admn", ["A01"], val_subjects=["s07"])["val"] == {"S07": ["A01"]}
+    assert split_subjects("random", ["A01"], val_subjects=["s02"])["val"] == {"S02": ["A01"]}
+    for kind in ("admn", "random"):
+        with pytest.raises(ValueError, match=r"duplicate subjects in val_subjects \['S07', 'S07'\]"):
+            split_subjects(kind, ["A01"], val_subjects=["S07", "s07"])
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "src"), "--out", str(out), "--val-subjects", "S07", "s07"]) == 2
+    assert "duplicate subjects in val_subjects ['S07', 'S07']" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_converted_subjects_disjoint(converted):
     _, out, summary = converted
     subs = {s: set(_load(out, s)["subject"].tolist()) for s in ("train", "val", "test")}
@@ -160,6 +175,21 @@ def test_image_sources_rgb_jpeg_and_rgb_root(tmp_path):
             cv2.imwrite(str(d / f"frame{i:03d}.png"), np.full((*DEPTH_HW, 3), (200, 0, 0), np.uint8))
     s = _convert(root, tmp_path / "rr", actions=["A01"], rgb_root=rgb_root)
     assert s.image_source == "rgb" and _load(tmp_path / "rr", "test")["rgb"][0, 0, 2, 5, 5] == 200
+
+
+def test_partial_rgb_root_names_the_layout_in_use(tmp_path):
+    """An anonymised-RGB download (all_images/MMFi_Defaced_RGB/E/S/A/rgb) without one of the sequences:
+    the error names that sequence's folder in the download's layout, not a layout the download does not
+    use. Break tried: the old per-sequence search falling back to <rgb_root>/E01/S08/A01/rgb."""
+    root = write_tree(tmp_path / "src", actions=("A01",), frames=3)
+    base = tmp_path / "rgbdl" / "all_images" / "MMFi_Defaced_RGB"
+    for subj in ("S01", "S07"):   # S08 (test) missing from the download
+        d = base / "E01" / subj / "A01" / "rgb"
+        d.mkdir(parents=True)
+        cv2.imwrite(str(d / "frame001.png"), np.zeros((*DEPTH_HW, 3), np.uint8))
+    with pytest.raises(MMFiError, match="modality folder missing for E01/S08/A01") as e:
+        _convert(root, tmp_path / "out", actions=["A01"], rgb_root=tmp_path / "rgbdl")
+    assert e.value.path == str(base / "E01" / "S08" / "A01" / "rgb")
 
 
 def test_synthetic_writer_converts(tmp_path):
@@ -276,6 +306,25 @@ def test_unreadable_frame_files_are_counted_in_every_slot(tmp_path):
     assert s.windows["train"] == 5 and "mmwave/frame005.bin: cannot read" in "\n".join(s.examples)
     with pytest.raises(MMFiError, match=r"depth/frame001\.png"):
         _convert(root, tmp_path / "strict", frames=2, strict=True)
+
+
+def test_unreadable_images_leave_stderr_to_the_converter(tmp_path, capfd):
+    """An image OpenCV cannot open (a dangling link) or decode (a PNG signature over garbage) is counted
+    and named in the summary; OpenCV's own ``[ WARN ] imread_`` / ``[ERROR]`` lines stay off stderr, and
+    its log level is the caller's again afterwards. Break tried: convert_mmfi without _opencv_silent
+    (both lines on stderr)."""
+    root = write_tree(tmp_path / "src", rgb_jpeg=True)
+    seq = root / "E01" / "S01" / "A01"
+    (seq / "rgb_img" / "frame002.jpg").unlink()
+    (seq / "rgb_img" / "frame002.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (seq / "depth" / "frame005.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(16))
+    level = cv2.utils.logging.getLogLevel()
+    s = _convert(root, tmp_path / "out", frames=2)
+    assert s.skipped["train"] == {"corrupt:depth": 1, "corrupt:rgb": 1}
+    assert "frame002.jpg: OpenCV cannot decode" in "\n".join(s.examples)
+    err = capfd.readouterr().err
+    assert "imread_" not in err and "ERROR" not in err, err
+    assert cv2.utils.logging.getLogLevel() == level
 
 
 @pytest.mark.parametrize("canvas", [(0.0, 480.0), (float("nan"), 480.0), (640.0, float("inf"))])

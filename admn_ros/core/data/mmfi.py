@@ -9,9 +9,10 @@ import os
 import re
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -132,10 +133,12 @@ def split_subjects(split: str = "admn", actions: Sequence[str] | str | None = "p
 
 
 def _check_subjects(subjects: Iterable[str]) -> list[str]:
-    out = [str(s) for s in subjects]
+    out = [str(s).upper() for s in subjects]
     bad = [s for s in out if s not in SUBJECT_ENV]
     if bad:
         raise ValueError(f"unknown MM-Fi subjects {bad}; subjects are S01..S40")
+    if len(set(out)) != len(out):
+        raise ValueError(f"duplicate subjects in val_subjects {out}")
     return out
 
 
@@ -314,8 +317,8 @@ def _slot_folders(seq: SequenceDir, image_source: str, rgb_root: Path | None) ->
         rgb = seq.path / RGB_IMAGE_DIR
     else:  # the extracted anonymised-RGB download: [all_images/][MMFi_Defaced_RGB/]E/S/A/rgb
         bases = (rgb_root, rgb_root / "MMFi_Defaced_RGB", rgb_root / "all_images" / "MMFi_Defaced_RGB")
-        rgb = next((d for d in (b / seq.env / seq.subject / seq.action / "rgb" for b in bases) if d.is_dir()),
-                   rgb_root / seq.env / seq.subject / seq.action / "rgb")
+        base = next((b for b in bases if any((b / e).is_dir() for e in ENVIRONMENTS)), rgb_root)
+        rgb = base / seq.env / seq.subject / seq.action / "rgb"
     return {"rgb": rgb, "depth": seq.path / "depth", "radar": seq.path / "mmwave"}
 
 
@@ -382,6 +385,18 @@ class ConvertSummary:
         if notes:
             out.append(f"[mmfi] notes {notes}")
         return "\n".join(out + [f"[mmfi]   e.g. {e}" for e in self.examples[:3]])
+
+
+@contextmanager
+def _opencv_silent() -> Iterator[None]:
+    """OpenCV's own log lines off: the converter counts and names every frame OpenCV cannot read."""
+    import cv2
+
+    old = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(old)
 
 
 def _decode(modality: str, path: Path, keypoints: bool, canvas: tuple[float, float], notes: Counter) -> np.ndarray:
@@ -504,7 +519,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
               for s in chosen}
     sizes = {name: sum(len(starts[s]) for s in seq_list) for name, seq_list in plan.items()}
     # a failed conversion leaves no half-written dataset behind (the writer aborts)
-    with ActivityWriter(out_p, classes, frames, rate_hz, "mmfi", sizes, extra, overwrite) as writer:
+    with ActivityWriter(out_p, classes, frames, rate_hz, "mmfi", sizes, extra, overwrite) as writer, _opencv_silent():
         for name, seq_list in plan.items():
             skipped: Counter = Counter()
             skipped_seq: Counter = Counter()

@@ -13,7 +13,7 @@ import torch
 
 from admn_ros.core.evaluate.methods import Method
 from admn_ros.core.evaluate.stats import paired_diff, sample_groups
-from admn_ros.core.noise import draw_stream_sigmas
+from admn_ros.core.noise import REGIMES, draw_stream_sigmas
 from admn_ros.core.sim.config import CameraIntrinsics, RadarConfig
 from admn_ros.core.sim.corruptions import REAL_WORLD
 from admn_ros.core.streams import StreamSet, budget_from_fraction, mask_from_counts
@@ -164,6 +164,11 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
     bar = progress(len(settings.regimes) * len(settings.draws) * n_batches, "evaluate", show_progress)
     smax = sigma_max_of(streams)
     radar, pixel_scale = failure_geometry(ds)
+    failures = [r for r in settings.regimes if r in REAL_WORLD]
+    if failures and cfg.frames > 1:
+        raise TrainConfigError(f"real-world failures ({', '.join(failures)}) corrupt one image per stream; a model of "
+                               f"{cfg.frames}-frame windows ({cfg.task}) takes the noise regimes only "
+                               f"({', '.join(REGIMES)})")
     history = EarlierFrames(ds) if "frozen" in settings.regimes else None
     for regime in settings.regimes:
         failure = regime in REAL_WORLD
