@@ -371,8 +371,10 @@ class BagFrames:
                 elif self.gt_field == LABEL_FIELD:
                     labels.append((_stamp_ns(msg, t), str(msg.class_name)))
                 else:
-                    gt += [(_stamp_ns(m, t), (float(getattr(p, axes[0])), float(getattr(p, axes[1]))))
-                           for m, p in _positions(msg, self.gt_field, self.mapping.gt_frames, pairs)]
+                    for m, p in _positions(msg, self.gt_field, self.mapping.gt_frames, pairs):
+                        xy = (float(getattr(p, axes[0])), float(getattr(p, axes[1])))
+                        if np.isfinite(xy).all():  # NaN: a tracker that lost the target, no ground truth
+                            gt.append((_stamp_ns(m, t), xy))
         if pairs and not gt:
             raise self.content_error([f"ground truth: topic {self.mapping.ground_truth!r} has no transform "
                                        f"{' -> '.join(self.mapping.gt_frames or ())} (ground_truth.parent -> "

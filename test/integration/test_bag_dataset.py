@@ -51,12 +51,12 @@ def _rig_frames(n: int) -> list:
 
 
 def _write_rig_bag(path: Path, frames: list, gt_xy, *, storage: str = "mcap", gt_hole: tuple[float, float] = (),
-                   bad_rgb: int = -1, no_depth: int = -1) -> None:
+                   hole_nan: bool = False, bad_rgb: int = -1, no_depth: int = -1) -> None:
     """A realsense/zed-style recording (config/bag_topics_realsense_zed.yaml names): ZED colour as
     PNG (node1) / JPEG CompressedImage, RealSense 16UC1 depth (node1, node2) and 32FC1 metres
     (node3), no radar, per-driver stamp offsets, mocap PoseStamped at 120 Hz from ``gt_xy(t_s)``
-    with no samples in ``gt_hole`` (s); frame ``bad_rgb`` has a broken node2 JPEG and frame
-    ``no_depth`` no node1 depth."""
+    with no samples in ``gt_hole`` (s), or NaN positions there (``hole_nan``: a tracker that lost
+    the target); frame ``bad_rgb`` has a broken node2 JPEG and frame ``no_depth`` no node1 depth."""
     ts = get_admn_typestore()
     w = open_writer(path, storage)
     conns: dict[str, object] = {}
@@ -84,9 +84,11 @@ def _write_rig_bag(path: Path, frames: list, gt_xy, *, storage: str = "mcap", gt
     for j in range(int(len(frames) * PERIOD / 1e9 * 120) + 12):
         t = T0 - 40_000_000 + j * round(1e9 / 120)
         s = (t - T0) * 1e-9
-        if gt_hole and gt_hole[0] <= s < gt_hole[1]:
-            continue
         x, y = gt_xy(s)
+        if gt_hole and gt_hole[0] <= s < gt_hole[1]:
+            if not hole_nan:
+                continue
+            x = y = float("nan")
         put("/vrpn_mocap/rc_car/pose", "geometry_msgs/msg/PoseStamped", t,
             msgs.new_msg("geometry_msgs/msg/PoseStamped", header=msgs.header(t, "world"), pose=msgs.pose(x, y, 0.1)))
     w.close()
@@ -140,15 +142,17 @@ def test_record_output_becomes_a_dataset_equal_to_the_simulator(tmp_path, storag
 # ---------------------------------------------------------------------------- foreign recordings
 
 
-def test_realsense_zed_bag_reports_each_skip_reason(tmp_path):
+@pytest.mark.parametrize("hole_nan", [False, True], ids=["no_samples", "nan_samples"])
+def test_realsense_zed_bag_reports_each_skip_reason(tmp_path, hole_nan):
     """A foreign rig bag: PNG / JPEG colour, 16UC1 mm and 32FC1 m depth, mocap PoseStamped with
-    a hole; one broken JPEG and one frame without node1 depth. Each skipped frame is counted
-    under its reason; kept ground truth is the mocap interpolated to the frame stamp; the
-    absent radar is stored as zeros and listed.
-    Break tried: ignoring ground_truth.tolerance (nearest sample at any distance) keeps the hole's frames."""
+    a hole (no samples, or NaN positions); one broken JPEG and one frame without node1 depth. Each
+    skipped frame is counted under its reason; kept ground truth is the mocap interpolated to the
+    frame stamp; the absent radar is stored as zeros and listed.
+    Breaks tried: ignoring ground_truth.tolerance (nearest sample at any distance) keeps the hole's
+    frames; keeping NaN positions stores NaN ground truth for them."""
     frames = _rig_frames(40)
     bag = tmp_path / "rig"
-    _write_rig_bag(bag, frames, _line, gt_hole=(1.0, 1.5), bad_rgb=5, no_depth=30)
+    _write_rig_bag(bag, frames, _line, gt_hole=(1.0, 1.5), hole_nan=hole_nan, bad_rgb=5, no_depth=30)
     out = tmp_path / "ds"
     rep = build_dataset([bag], "realsense_zed", out, segment_s=0.5, gap_s=0.1, progress=False, log=None)
     r = rep["bags"][0]
