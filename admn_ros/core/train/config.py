@@ -244,7 +244,8 @@ class Stage2Config(_Base):
 
     def resolve_range(self, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> tuple[int, int]:
         """``budget_range`` in blocks, clipped to what the first-block rule allows."""
-        lo = max(budget_range(n_streams, depth, first_block)[0], budget_from_fraction(self.budget_range[0], n_streams, depth))
+        lo = max(budget_range(n_streams, depth, first_block)[0],
+                 budget_from_fraction(self.budget_range[0], n_streams, depth))
         hi = budget_from_fraction(self.budget_range[1], n_streams, depth)
         if hi < lo:
             raise TrainConfigError(f"Stage2Config.budget_range {list(self.budget_range)} gives [{lo}, {hi}] blocks; "
