@@ -201,8 +201,9 @@ POLICIES: tuple[str, ...] = ("admn", "naive", "upper_bound")
 
 def naive_allocation(n_streams: int, budget: int, depth: int = DEPTH) -> np.ndarray:
     """The paper's Naive baseline: ``budget`` split evenly over the streams (the first
-    ``budget % n_streams`` get one more), every-other blocks."""
-    validate_budget(budget, n_streams, depth, first_block=False)
+    ``budget % n_streams`` get one more), every-other blocks; 0 blocks is the empty mask."""
+    if not 0 <= int(budget) <= n_streams * depth:
+        raise ValueError(f"cannot place {budget} blocks in {n_streams} streams x {depth} blocks")
     base, extra = divmod(int(budget), n_streams)
     return mask_from_counts([base + (1 if i < extra else 0) for i in range(n_streams)], depth)
 
