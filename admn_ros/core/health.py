@@ -58,11 +58,12 @@ class StreamHealth:
         self._newest: int | None = None     # newest stamp (ns) and its arrival time (s)
         self._newest_at = 0.0
         self._sig: np.ndarray | None = None
-        self._repeats = self._stalls = self._good = 0
+        self._repeats = self._stalls = self._good = self._apart = 0
 
     def update(self, stamp_ns: int, now: float, signature: np.ndarray | None = None, apart: bool = False) -> str:
         """Feed one message (header stamp ns, arrival time s, signature or ``None``; ``apart``: its stamp lies far
-        from the other streams', a stall like a jump); the status after it."""
+        from the other streams', a stall once ``stall_frames`` messages in a row do: a clock that is off, not one
+        late delivery); the status after it."""
         c = self.cfg
         stamp_ns, now = int(stamp_ns), float(now)
         jump_ns = int(c.max_jump_s * 1e9)
@@ -83,7 +84,8 @@ class StreamHealth:
             changed = prev is None or prev.shape != signature.shape or \
                 float(np.mean(np.abs(signature - prev))) > c.frozen_tolerance
         self._repeats = 0 if changed else self._repeats + 1
-        if jumped or (apart and jump_ns > 0) or 0 < c.stall_frames <= self._stalls:
+        self._apart = self._apart + 1 if apart else 0
+        if jumped or (jump_ns > 0 and max(c.stall_frames, 1) <= self._apart) or 0 < c.stall_frames <= self._stalls:
             self._set(STALLED)
         elif 0 < c.frozen_frames <= self._repeats:
             self._set(FROZEN)
