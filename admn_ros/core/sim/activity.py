@@ -19,9 +19,6 @@ from admn_ros.core.sim.render import DEPTH_MIN_M, RGB_SENSOR_SIGMA, depth_mm, de
 from admn_ros.core.sim.simulator import CorruptibleStreams, StreamFrame
 from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES
 
-#: The simulated activities, in class-index order.
-ACTIVITIES: tuple[str, ...] = ("wave", "squat", "jump", "walk_in_place", "raise_arms", "sit_down",
-                               "bend", "kick", "punch", "clap")
 SENSOR_NODE: str = "node1"
 STREAM_IDS: tuple[str, ...] = tuple(f"{SENSOR_NODE}/{m}" for m in MODALITY_NAMES)
 
@@ -248,7 +245,8 @@ _ACTIVITY_FUNCS: dict[str, tuple[Callable[[np.ndarray], dict[str, np.ndarray | f
     "raise_arms": (_raise_arms, 2.8), "sit_down": (_sit_down, 5.0), "bend": (_bend, 4.0), "kick": (_kick, 1.8),
     "punch": (_punch, 1.5), "clap": (_clap, 0.8),
 }
-assert tuple(_ACTIVITY_FUNCS) == ACTIVITIES
+#: The simulated activities, in class-index order.
+ACTIVITIES: tuple[str, ...] = tuple(_ACTIVITY_FUNCS)
 
 
 _REST = np.array([math.radians(_REST_DEG.get(name[2:], 0.0)) if name[:2] in ("l_", "r_") else 0.0
@@ -260,7 +258,7 @@ def activity_params(subject: Subject, activity: str, times: np.ndarray) -> np.nd
     """Pose parameters ``(K, len(POSE_PARAMS))`` of ``subject`` performing ``activity``
     continuously since t = 0, at ``times`` (seconds, shape ``(K,)``)."""
     k = activity_index(activity)
-    fn, period = _ACTIVITY_FUNCS[ACTIVITIES[k]]
+    fn, period = _ACTIVITY_FUNCS[activity]
     # the subject's style of this activity: period factor, amplitude factor, phase offset
     rng = np.random.default_rng(np.random.SeedSequence([subject.seed, subject.subject_id, 0x57E, k]))
     pf, af, ph = float(rng.uniform(0.9, 1.1)), float(rng.uniform(0.9, 1.1)), float(rng.random())
@@ -275,10 +273,8 @@ def activity_params(subject: Subject, activity: str, times: np.ndarray) -> np.nd
         if pre in sides and name in _SIDE_PARAMS:
             for s in sides[pre]:
                 out[:, _PI[f"{s}_{name}"]] = np.radians(v)
-        elif key in _PI:
+        else:
             out[:, _PI[key]] = np.radians(v) if _ANGLE[_PI[key]] else v
-        else:  # pragma: no cover - a typo in an activity table
-            raise ActivityError(f"activity {activity!r}: unknown pose parameter {key!r}")
     out = _REST + subject.amplitude * af * (out - _REST)
     # idle motion: slow sway and breathing-like pitch
     out[:, _PI["sway"]] += 0.012 * np.sin(2 * np.pi * t / 3.7 + 6.0 * subject.phase)
@@ -709,7 +705,6 @@ def render_window(subject: Subject, activity: str, start_s: float, frames: int, 
     """``frames`` frames at ``rate_hz`` from ``start_s`` of ``subject`` performing ``activity``
     since t = 0: ``{"rgb": uint8 (F, H, W, 3), "depth": uint16 (F, H, W) mm, "radar": float32
     (F, 64, 64)}``. ``seed`` is the noise seed; ``renderer`` a prebuilt one of this subject."""
-    activity_index(activity)
     check_index("frames", frames, ActivityError, lo=1)
     check_rate(rate_hz, ActivityError)
     if renderer is None:
@@ -748,14 +743,11 @@ class ActivitySimulator(CorruptibleStreams):
 
     def __init__(self, subject: Subject, seed: int = 0, episode: int = 0, rate_hz: float = 10.0,
                  schedule: Sequence[tuple[str, float]] | None = None) -> None:
-        self.seed = check_index("seed", seed, ActivityError)
         self.subject = subject
         self.rate_hz = check_rate(rate_hz, ActivityError)
         self.renderer = ActivityRenderer(subject)
         self._schedule_arg = None if schedule is None else list(schedule)
-        self._ids = list(STREAM_IDS)
-        self._corr = {}
-        self.reset(check_index("episode", episode, ActivityError))
+        super().__init__(list(STREAM_IDS), seed, episode)
 
     def _start_episode(self) -> np.random.SeedSequence:
         sched = self._schedule_arg or default_schedule(self.seed, self.episode)

@@ -212,17 +212,12 @@ class CameraRenderer:
             (0, X, 2, (-1, 0, 0)), (0, -X, 3, (1, 0, 0)), (1, Y, 4, (0, -1, 0)), (1, -Y, 5, (0, 1, 0)),
         ]
         with np.errstate(divide="ignore", invalid="ignore"):
-            for axis, coord, k, nrm in planes:
-                t = (coord - o[axis]) / d[:, axis]
-                ok = (t > 1e-6) & (t < t_best)
-                t_best = np.where(ok, t, t_best)
-                kind = np.where(ok, k, kind)
-                normal[ok] = nrm
-        for i, ob in enumerate(self.scene.obstacles):
-            t, nrm = _hit_obstacle(ob, o, d)
-            ok = t < t_best
+            hits = [(k, (coord - o[axis]) / d[:, axis], np.broadcast_to(nrm, (n, 3))) for axis, coord, k, nrm in planes]
+        hits += [(10 + i, *_hit_obstacle(ob, o, d)) for i, ob in enumerate(self.scene.obstacles)]
+        for k, t, nrm in hits:  # the nearest hit in front of the camera wins
+            ok = (t > 1e-6) & (t < t_best)
             t_best = np.where(ok, t, t_best)
-            kind = np.where(ok, 10 + i, kind)
+            kind = np.where(ok, k, kind)
             normal[ok] = nrm[ok]
         p = o[None, :] + t_best[:, None] * d
         alb = np.zeros((n, 3))
