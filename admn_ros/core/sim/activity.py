@@ -779,10 +779,9 @@ def _tile(kind: str, x: np.ndarray, tile_w: int, tile_h: int) -> np.ndarray:
         return cv2.resize(c, (tile_w, tile_h), interpolation=cv2.INTER_NEAREST)
     q = np.round(np.clip(x, 0, 1) * 23) / 23   # 24 levels: keeps the PNG small
     c = cv2.applyColorMap((q * 255 + 0.5).astype(np.uint8), cv2.COLORMAP_INFERNO)[:, :, ::-1]
-    out = np.zeros((tile_h, tile_w, 3), np.uint8)
-    out[:, (tile_w - tile_h) // 2:(tile_w - tile_h) // 2 + tile_h] = cv2.resize(
-        c, (tile_h, tile_h), interpolation=cv2.INTER_NEAREST)
-    return out
+    left = (tile_w - tile_h) // 2
+    square = cv2.resize(c, (tile_h, tile_h), interpolation=cv2.INTER_NEAREST)
+    return np.pad(square, ((0, 0), (left, tile_w - tile_h - left), (0, 0)))
 
 
 def preview_activity(path: str | Path) -> Path:
