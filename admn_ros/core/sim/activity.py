@@ -729,17 +729,14 @@ class ActivityFrame:
     subject_id: int = 0
 
 
-#: Radar geometry for the ``clutter`` corruption's ghosts.
-CLUTTER_RADAR = RadarConfig(range_bins=RADAR_BINS, range_res_m=RANGE_RES_M, azimuth_bins=RADAR_BINS, fov_deg=120.0)
-
-
 class ActivitySimulator(CorruptibleStreams):
     """A subject performing ``schedule`` (``[(activity, seconds), ...]``, cycled; default: every
     activity for :data:`SCHEDULE_SEGMENT_S` s in an order drawn from ``(seed, episode)``) in front
     of ``node1``."""
 
     _error = ActivityError
-    clutter_radar = CLUTTER_RADAR
+    #: the ``clutter`` corruption's ghosts, on the range-Doppler map's bins
+    clutter_radar = RadarConfig(range_bins=RADAR_BINS, range_res_m=RANGE_RES_M, azimuth_bins=RADAR_BINS, fov_deg=120.0)
 
     def __init__(self, subject: Subject, seed: int = 0, episode: int = 0, rate_hz: float = 10.0,
                  schedule: Sequence[tuple[str, float]] | None = None) -> None:

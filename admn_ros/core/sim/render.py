@@ -64,7 +64,8 @@ def radar_point_response(radar: RadarConfig, ranges: np.ndarray, azimuths: np.nd
     """Power map ``(range_bins, azimuth_bins)`` of point targets (slant range m, azimuth rad,
     power), each a separable sinc^2 in range and azimuth (a blob with sidelobes)."""
     rc, ac = radar.range_centers(), radar.azimuth_centers()
-    rp = np.sinc((rc[None, :] - np.asarray(ranges, np.float32)[:, None]) / (radar.range_res_m * RADAR_RANGE_RES_BINS)) ** 2
+    ranges = np.asarray(ranges, np.float32)
+    rp = np.sinc((rc[None, :] - ranges[:, None]) / (radar.range_res_m * RADAR_RANGE_RES_BINS)) ** 2
     ap = np.sinc((ac[None, :] - np.asarray(azimuths, np.float32)[:, None]) / math.radians(RADAR_BEAM_DEG)) ** 2
     return np.einsum("k,kr,ka->ra", np.asarray(powers, np.float32), rp, ap).astype(np.float32)
 
