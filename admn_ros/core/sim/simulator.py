@@ -154,10 +154,9 @@ class GDTMSimulator(CorruptibleStreams):
 
     def __init__(self, cfg: SimConfig | None = None, seed: int = 0, episode: int = 0) -> None:
         self.cfg = load_sim_config() if cfg is None else cfg
-        self.streams = self.cfg.streams
         self.rate_hz = float(self.cfg.rate_hz)
         self.clutter_radar = self.cfg.radar
-        super().__init__(self.streams.ids, seed, episode)
+        super().__init__(self.cfg.streams.ids, seed, episode)
 
     def _start_episode(self) -> np.random.SeedSequence:
         scene_ss, bank_ss, sensor_ss, corr_ss = np.random.SeedSequence([self.seed, self.episode]).spawn(4)
