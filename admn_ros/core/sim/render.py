@@ -164,11 +164,11 @@ def _floor_albedo(x: np.ndarray, y: np.ndarray, app: Appearance, cfg: SimConfig)
     return alb
 
 
-def _wall_albedo(wall: np.ndarray, u: np.ndarray, z: np.ndarray, app: Appearance) -> np.ndarray:
+def _wall_albedo(wall: int, u: np.ndarray, z: np.ndarray, app: Appearance) -> np.ndarray:
     alb = np.tile(np.asarray(app.wall_color), (len(u), 1))
     alb[z < 0.1] *= 0.55  # baseboard
     for w_i, cu, cz, hw, hh, ci in app.posters:
-        m = (wall == int(w_i)) & (np.abs(u - cu) < hw) & (np.abs(z - cz) < hh)
+        m = (int(w_i) == wall) & (np.abs(u - cu) < hw) & (np.abs(z - cz) < hh)
         inner = m & (np.abs(u - cu) < hw * 0.8) & (np.abs(z - cz) < hh * 0.8)
         alb[m] = 0.92
         alb[inner] = PALETTE[int(ci) % len(PALETTE)] * 0.85 + 0.05
@@ -225,7 +225,7 @@ class CameraRenderer:
         for w in range(4):
             m = kind == 2 + w
             u = p[m, 1] if w < 2 else p[m, 0]
-            alb[m] = _wall_albedo(np.full(m.sum(), w), u, p[m, 2], app)
+            alb[m] = _wall_albedo(w, u, p[m, 2], app)
         for i, ob in enumerate(self.scene.obstacles):
             m = kind == 10 + i
             top = normal[m, 2] > 0.5
@@ -278,10 +278,8 @@ class CameraRenderer:
         uv, zc = self.node.project(np.vstack([corners, shadow]))
         if (zc < 0.05).any():
             return 0.0, 0
-        u0 = max(int(math.floor(uv[:, 0].min())) - 1, 0)
-        u1 = min(int(math.ceil(uv[:, 0].max())) + 2, self.W)
-        v0 = max(int(math.floor(uv[:, 1].min())) - 1, 0)
-        v1 = min(int(math.ceil(uv[:, 1].max())) + 2, self.H)
+        u0, v0 = np.maximum(np.floor(uv.min(0)).astype(int) - 1, 0)
+        u1, v1 = np.minimum(np.ceil(uv.max(0)).astype(int) + 2, (self.W, self.H))
         if u0 >= u1 or v0 >= v1:
             return 0.0, 0
         xs, ys = self._xs[u0:u1][None, :], self._ys[v0:v1][:, None]
