@@ -495,8 +495,7 @@ class ActivityRenderer:
         u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
         dy = -(u - self.cx) / f        # world y per unit depth
         dz = -(v - self.cy) / f        # world z per unit depth
-        with np.errstate(divide="ignore"):
-            t_floor = np.where(dz < -1e-6, SENSOR_HEIGHT_M / np.maximum(-dz, 1e-9), np.inf)
+        t_floor = np.where(dz < -1e-6, SENSOR_HEIGHT_M / np.maximum(-dz, 1e-9), np.inf)
         z = np.minimum(t_floor, sj.wall_m)
         floor = t_floor < sj.wall_m
         X, Y, Zh = z, z * dy, SENSOR_HEIGHT_M + z * dz

@@ -294,8 +294,7 @@ class CameraRenderer:
         def plane_depth(n_w: np.ndarray, p_w: np.ndarray) -> np.ndarray:
             n_c = self.R.T @ n_w
             inv = (n_c[0] * xs + n_c[1] * ys + n_c[2]) / float(n_c @ (self.R.T @ (p_w - self.C)))
-            with np.errstate(divide="ignore"):
-                return np.where(inv > 1e-6, 1.0 / np.maximum(inv, 1e-6), np.inf).astype(np.float32)
+            return np.where(inv > 1e-6, 1.0 / np.maximum(inv, 1e-6), np.inf).astype(np.float32)
 
         # shadow on the floor (only where the floor is what the camera sees there)
         sm = poly_mask(uv[[8, 9, 11, 10]])
