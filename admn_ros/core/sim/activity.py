@@ -499,7 +499,6 @@ class ActivityRenderer:
         z = np.minimum(t_floor, sj.wall_m)
         floor = t_floor < sj.wall_m
         X, Y, Zh = z, z * dy, SENSOR_HEIGHT_M + z * dz
-        rgb = np.empty((H, W, 3))
         # wall: colour, light gradient, baseboard, decorations
         wall = np.asarray(sj.wall) * (1.0 + 0.12 * sj.light_side * np.clip(Y / 3.0, -1, 1))[..., None]
         wall = wall * (1.0 - 0.06 * np.clip(Zh - 1.5, 0, 2))[..., None]
@@ -528,7 +527,7 @@ class ActivityRenderer:
         fl = fc * mod[..., None] * (1.0 + 0.1 * sj.light_side * np.clip(Y / 3.0, -1, 1))[..., None]
         r2 = (X - sj.distance_m) ** 2 + (Y - sj.lateral_m) ** 2
         fl = fl * (1.0 - 0.35 * np.exp(-r2 / (2 * 0.28 ** 2)))[..., None]
-        rgb[:] = np.where(floor[..., None], fl, wall)
+        rgb = np.where(floor[..., None], fl, wall)
         small = rng.standard_normal((max(2, int(H / 12.0)), max(2, int(W / 12.0)))).astype(np.float32)
         rgb = rgb * (1.0 + 0.04 * cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC))[..., None]  # smooth shading
         rgb = np.clip(rgb * sj.exposure * np.asarray(sj.cast), 0.0, 1.0)
@@ -656,8 +655,7 @@ class ActivityRenderer:
             with np.errstate(divide="ignore", invalid="ignore"):
                 tz = np.where(np.abs(den) > 0.05, num / den, p0[0])
             tz = np.clip(tz, P[:, 0].min() - 0.15, P[:, 0].max() + 0.15)
-            zs = z[y0:y1, x0:x1]
-            zs[sel] = tz[sel].astype(np.float32)
+            z[y0:y1, x0:x1][sel] = tz[sel].astype(np.float32)
             mask[y0:y1, x0:x1][sel] = 255
 
     def _radar(self, Jr: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -93,9 +93,8 @@ def _hit_obstacle(ob: Obstacle, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarra
         tn, tf = tmin.max(1), np.nan_to_num(np.maximum(t1, t2), nan=np.inf).min(1)
         hit = (tn <= tf) & (tn > 1e-6)
         axis = tmin.argmax(1)
-        sign = -np.sign(ld[np.arange(n), axis])
         ln = np.zeros((n, 3))
-        ln[np.arange(n), axis] = sign
+        ln[np.arange(n), axis] = -np.sign(ld[np.arange(n), axis])
         normal = np.stack([ln[:, 0] * c - ln[:, 1] * s, ln[:, 0] * s + ln[:, 1] * c, ln[:, 2]], 1)
         return np.where(hit, tn, np.inf), normal
     # pillar: vertical cylinder + top cap
@@ -250,8 +249,7 @@ class CameraRenderer:
             rgbs.append(np.clip(noisy * 255.0 + 0.5, 0, 255).astype(np.uint8))
             zn = np.where(invalid, 0.0, z + rng.standard_normal((H, W), dtype=np.float32) * sig)
             holes = (edges & (rng.random((H, W)) < 0.5)) | (rng.random((H, W)) < 0.003)
-            zn = np.where(holes, 0.0, zn)
-            depths.append(depth_mm(zn))
+            depths.append(depth_mm(np.where(holes, 0.0, zn)))
         return np.stack(rgbs), np.stack(depths)
 
     def render(self, pose: tuple[float, float, float], rng: np.random.Generator
