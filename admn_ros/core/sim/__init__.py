@@ -1,5 +1,4 @@
-"""rclpy-free GDTM-style simulator: an RC car on an indoor track, sensor nodes with RGB,
-depth and radar, static obstacles, per-episode lighting and background, and corruptions."""
+"""rclpy-free simulators (GDTM-style tracking, MM-Fi-style activity), their sensor config and corruptions."""
 from admn_ros.core.sim.config import NodeConfig, SimConfig, SimConfigError, load_sim_config
 from admn_ros.core.sim.corruptions import KINDS as CORRUPTION_KINDS
 from admn_ros.core.sim.corruptions import CorruptionSpec, corruption_text, parse_corruption

@@ -19,9 +19,6 @@ from admn_ros.core.sim.render import DEPTH_MIN_M, RGB_SENSOR_SIGMA, depth_mm, de
 from admn_ros.core.sim.simulator import CorruptibleStreams, StreamFrame
 from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES
 
-#: The simulated activities, in class-index order.
-ACTIVITIES: tuple[str, ...] = ("wave", "squat", "jump", "walk_in_place", "raise_arms", "sit_down",
-                               "bend", "kick", "punch", "clap")
 SENSOR_NODE: str = "node1"
 STREAM_IDS: tuple[str, ...] = tuple(f"{SENSOR_NODE}/{m}" for m in MODALITY_NAMES)
 
@@ -248,7 +245,8 @@ _ACTIVITY_FUNCS: dict[str, tuple[Callable[[np.ndarray], dict[str, np.ndarray | f
     "raise_arms": (_raise_arms, 2.8), "sit_down": (_sit_down, 5.0), "bend": (_bend, 4.0), "kick": (_kick, 1.8),
     "punch": (_punch, 1.5), "clap": (_clap, 0.8),
 }
-assert tuple(_ACTIVITY_FUNCS) == ACTIVITIES
+#: The simulated activities, in class-index order.
+ACTIVITIES: tuple[str, ...] = tuple(_ACTIVITY_FUNCS)
 
 
 _REST = np.array([math.radians(_REST_DEG.get(name[2:], 0.0)) if name[:2] in ("l_", "r_") else 0.0
@@ -260,7 +258,7 @@ def activity_params(subject: Subject, activity: str, times: np.ndarray) -> np.nd
     """Pose parameters ``(K, len(POSE_PARAMS))`` of ``subject`` performing ``activity``
     continuously since t = 0, at ``times`` (seconds, shape ``(K,)``)."""
     k = activity_index(activity)
-    fn, period = _ACTIVITY_FUNCS[ACTIVITIES[k]]
+    fn, period = _ACTIVITY_FUNCS[activity]
     # the subject's style of this activity: period factor, amplitude factor, phase offset
     rng = np.random.default_rng(np.random.SeedSequence([subject.seed, subject.subject_id, 0x57E, k]))
     pf, af, ph = float(rng.uniform(0.9, 1.1)), float(rng.uniform(0.9, 1.1)), float(rng.random())
@@ -275,10 +273,8 @@ def activity_params(subject: Subject, activity: str, times: np.ndarray) -> np.nd
         if pre in sides and name in _SIDE_PARAMS:
             for s in sides[pre]:
                 out[:, _PI[f"{s}_{name}"]] = np.radians(v)
-        elif key in _PI:
+        else:
             out[:, _PI[key]] = np.radians(v) if _ANGLE[_PI[key]] else v
-        else:  # pragma: no cover - a typo in an activity table
-            raise ActivityError(f"activity {activity!r}: unknown pose parameter {key!r}")
     out = _REST + subject.amplitude * af * (out - _REST)
     # idle motion: slow sway and breathing-like pitch
     out[:, _PI["sway"]] += 0.012 * np.sin(2 * np.pi * t / 3.7 + 6.0 * subject.phase)
@@ -499,12 +495,10 @@ class ActivityRenderer:
         u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
         dy = -(u - self.cx) / f        # world y per unit depth
         dz = -(v - self.cy) / f        # world z per unit depth
-        with np.errstate(divide="ignore"):
-            t_floor = np.where(dz < -1e-6, SENSOR_HEIGHT_M / np.maximum(-dz, 1e-9), np.inf)
+        t_floor = np.where(dz < -1e-6, SENSOR_HEIGHT_M / np.maximum(-dz, 1e-9), np.inf)
         z = np.minimum(t_floor, sj.wall_m)
         floor = t_floor < sj.wall_m
         X, Y, Zh = z, z * dy, SENSOR_HEIGHT_M + z * dz
-        rgb = np.empty((H, W, 3))
         # wall: colour, light gradient, baseboard, decorations
         wall = np.asarray(sj.wall) * (1.0 + 0.12 * sj.light_side * np.clip(Y / 3.0, -1, 1))[..., None]
         wall = wall * (1.0 - 0.06 * np.clip(Zh - 1.5, 0, 2))[..., None]
@@ -533,7 +527,7 @@ class ActivityRenderer:
         fl = fc * mod[..., None] * (1.0 + 0.1 * sj.light_side * np.clip(Y / 3.0, -1, 1))[..., None]
         r2 = (X - sj.distance_m) ** 2 + (Y - sj.lateral_m) ** 2
         fl = fl * (1.0 - 0.35 * np.exp(-r2 / (2 * 0.28 ** 2)))[..., None]
-        rgb[:] = np.where(floor[..., None], fl, wall)
+        rgb = np.where(floor[..., None], fl, wall)
         small = rng.standard_normal((max(2, int(H / 12.0)), max(2, int(W / 12.0)))).astype(np.float32)
         rgb = rgb * (1.0 + 0.04 * cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC))[..., None]  # smooth shading
         rgb = np.clip(rgb * sj.exposure * np.asarray(sj.cast), 0.0, 1.0)
@@ -661,8 +655,7 @@ class ActivityRenderer:
             with np.errstate(divide="ignore", invalid="ignore"):
                 tz = np.where(np.abs(den) > 0.05, num / den, p0[0])
             tz = np.clip(tz, P[:, 0].min() - 0.15, P[:, 0].max() + 0.15)
-            zs = z[y0:y1, x0:x1]
-            zs[sel] = tz[sel].astype(np.float32)
+            z[y0:y1, x0:x1][sel] = tz[sel].astype(np.float32)
             mask[y0:y1, x0:x1][sel] = 255
 
     def _radar(self, Jr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -709,7 +702,6 @@ def render_window(subject: Subject, activity: str, start_s: float, frames: int, 
     """``frames`` frames at ``rate_hz`` from ``start_s`` of ``subject`` performing ``activity``
     since t = 0: ``{"rgb": uint8 (F, H, W, 3), "depth": uint16 (F, H, W) mm, "radar": float32
     (F, 64, 64)}``. ``seed`` is the noise seed; ``renderer`` a prebuilt one of this subject."""
-    activity_index(activity)
     check_index("frames", frames, ActivityError, lo=1)
     check_rate(rate_hz, ActivityError)
     if renderer is None:
@@ -734,28 +726,22 @@ class ActivityFrame:
     subject_id: int = 0
 
 
-#: Radar geometry for the ``clutter`` corruption's ghosts.
-CLUTTER_RADAR = RadarConfig(range_bins=RADAR_BINS, range_res_m=RANGE_RES_M, azimuth_bins=RADAR_BINS, fov_deg=120.0)
-
-
 class ActivitySimulator(CorruptibleStreams):
     """A subject performing ``schedule`` (``[(activity, seconds), ...]``, cycled; default: every
     activity for :data:`SCHEDULE_SEGMENT_S` s in an order drawn from ``(seed, episode)``) in front
     of ``node1``."""
 
     _error = ActivityError
-    clutter_radar = CLUTTER_RADAR
+    #: the ``clutter`` corruption's ghosts, on the range-Doppler map's bins
+    clutter_radar = RadarConfig(range_bins=RADAR_BINS, range_res_m=RANGE_RES_M, azimuth_bins=RADAR_BINS, fov_deg=120.0)
 
     def __init__(self, subject: Subject, seed: int = 0, episode: int = 0, rate_hz: float = 10.0,
                  schedule: Sequence[tuple[str, float]] | None = None) -> None:
-        self.seed = check_index("seed", seed, ActivityError)
         self.subject = subject
         self.rate_hz = check_rate(rate_hz, ActivityError)
         self.renderer = ActivityRenderer(subject)
         self._schedule_arg = None if schedule is None else list(schedule)
-        self._ids = list(STREAM_IDS)
-        self._corr = {}
-        self.reset(check_index("episode", episode, ActivityError))
+        super().__init__(list(STREAM_IDS), seed, episode)
 
     def _start_episode(self) -> np.random.SeedSequence:
         sched = self._schedule_arg or default_schedule(self.seed, self.episode)
@@ -787,10 +773,9 @@ def _tile(kind: str, x: np.ndarray, tile_w: int, tile_h: int) -> np.ndarray:
         return cv2.resize(c, (tile_w, tile_h), interpolation=cv2.INTER_NEAREST)
     q = np.round(np.clip(x, 0, 1) * 23) / 23   # 24 levels: keeps the PNG small
     c = cv2.applyColorMap((q * 255 + 0.5).astype(np.uint8), cv2.COLORMAP_INFERNO)[:, :, ::-1]
-    out = np.zeros((tile_h, tile_w, 3), np.uint8)
-    out[:, (tile_w - tile_h) // 2:(tile_w - tile_h) // 2 + tile_h] = cv2.resize(
-        c, (tile_h, tile_h), interpolation=cv2.INTER_NEAREST)
-    return out
+    left = (tile_w - tile_h) // 2
+    square = cv2.resize(c, (tile_h, tile_h), interpolation=cv2.INTER_NEAREST)
+    return np.pad(square, ((0, 0), (left, tile_w - tile_h - left), (0, 0)))
 
 
 def preview_activity(path: str | Path) -> Path:

@@ -234,18 +234,12 @@ class SimConfig:
         }
 
 
-def _look_at_center(name: str, x: float, y: float, z: float, pitch_deg: float) -> NodeConfig:
-    return NodeConfig(name, (x, y, z), math.atan2(-y, -x), math.radians(pitch_deg),
-                      CameraIntrinsics.from_fov(320, 240, 90.0))
-
-
 def default_nodes() -> list[NodeConfig]:
-    """The built-in layout (same as the shipped ``config/sensors.yaml``)."""
-    return [
-        _look_at_center("node1", -2.1, -2.4, 1.5, 30.0),
-        _look_at_center("node2", 2.1, -2.4, 1.5, 30.0),
-        _look_at_center("node3", 0.0, 2.6, 1.5, 30.0),
-    ]
+    """The built-in layout (same as the shipped ``config/sensors.yaml``): 1.5 m high, 30 deg down,
+    each looking at the map origin."""
+    cam = CameraIntrinsics.from_fov(320, 240, 90.0)
+    return [NodeConfig(name, (x, y, 1.5), math.atan2(-y, -x), math.radians(30.0), cam)
+            for name, x, y in (("node1", -2.1, -2.4), ("node2", 2.1, -2.4), ("node3", 0.0, 2.6))]
 
 
 @dataclass

@@ -65,8 +65,6 @@ def radar_point_response(radar: RadarConfig, ranges: np.ndarray, azimuths: np.nd
     power), each a separable sinc^2 in range and azimuth (a blob with sidelobes)."""
     rc, ac = radar.range_centers(), radar.azimuth_centers()
     ranges = np.asarray(ranges, np.float32)
-    if ranges.size == 0:
-        return np.zeros((radar.range_bins, radar.azimuth_bins), np.float32)
     rp = np.sinc((rc[None, :] - ranges[:, None]) / (radar.range_res_m * RADAR_RANGE_RES_BINS)) ** 2
     ap = np.sinc((ac[None, :] - np.asarray(azimuths, np.float32)[:, None]) / math.radians(RADAR_BEAM_DEG)) ** 2
     return np.einsum("k,kr,ka->ra", np.asarray(powers, np.float32), rp, ap).astype(np.float32)
@@ -95,9 +93,8 @@ def _hit_obstacle(ob: Obstacle, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarra
         tn, tf = tmin.max(1), np.nan_to_num(np.maximum(t1, t2), nan=np.inf).min(1)
         hit = (tn <= tf) & (tn > 1e-6)
         axis = tmin.argmax(1)
-        sign = -np.sign(ld[np.arange(n), axis])
         ln = np.zeros((n, 3))
-        ln[np.arange(n), axis] = sign
+        ln[np.arange(n), axis] = -np.sign(ld[np.arange(n), axis])
         normal = np.stack([ln[:, 0] * c - ln[:, 1] * s, ln[:, 0] * s + ln[:, 1] * c, ln[:, 2]], 1)
         return np.where(hit, tn, np.inf), normal
     # pillar: vertical cylinder + top cap
@@ -166,11 +163,11 @@ def _floor_albedo(x: np.ndarray, y: np.ndarray, app: Appearance, cfg: SimConfig)
     return alb
 
 
-def _wall_albedo(wall: np.ndarray, u: np.ndarray, z: np.ndarray, app: Appearance) -> np.ndarray:
+def _wall_albedo(wall: int, u: np.ndarray, z: np.ndarray, app: Appearance) -> np.ndarray:
     alb = np.tile(np.asarray(app.wall_color), (len(u), 1))
     alb[z < 0.1] *= 0.55  # baseboard
     for w_i, cu, cz, hw, hh, ci in app.posters:
-        m = (wall == int(w_i)) & (np.abs(u - cu) < hw) & (np.abs(z - cz) < hh)
+        m = (int(w_i) == wall) & (np.abs(u - cu) < hw) & (np.abs(z - cz) < hh)
         inner = m & (np.abs(u - cu) < hw * 0.8) & (np.abs(z - cz) < hh * 0.8)
         alb[m] = 0.92
         alb[inner] = PALETTE[int(ci) % len(PALETTE)] * 0.85 + 0.05
@@ -212,17 +209,12 @@ class CameraRenderer:
             (0, X, 2, (-1, 0, 0)), (0, -X, 3, (1, 0, 0)), (1, Y, 4, (0, -1, 0)), (1, -Y, 5, (0, 1, 0)),
         ]
         with np.errstate(divide="ignore", invalid="ignore"):
-            for axis, coord, k, nrm in planes:
-                t = (coord - o[axis]) / d[:, axis]
-                ok = (t > 1e-6) & (t < t_best)
-                t_best = np.where(ok, t, t_best)
-                kind = np.where(ok, k, kind)
-                normal[ok] = nrm
-        for i, ob in enumerate(self.scene.obstacles):
-            t, nrm = _hit_obstacle(ob, o, d)
-            ok = t < t_best
+            hits = [(k, (coord - o[axis]) / d[:, axis], np.broadcast_to(nrm, (n, 3))) for axis, coord, k, nrm in planes]
+        hits += [(10 + i, *_hit_obstacle(ob, o, d)) for i, ob in enumerate(self.scene.obstacles)]
+        for k, t, nrm in hits:  # the nearest hit in front of the camera wins
+            ok = (t > 1e-6) & (t < t_best)
             t_best = np.where(ok, t, t_best)
-            kind = np.where(ok, 10 + i, kind)
+            kind = np.where(ok, k, kind)
             normal[ok] = nrm[ok]
         p = o[None, :] + t_best[:, None] * d
         alb = np.zeros((n, 3))
@@ -232,7 +224,7 @@ class CameraRenderer:
         for w in range(4):
             m = kind == 2 + w
             u = p[m, 1] if w < 2 else p[m, 0]
-            alb[m] = _wall_albedo(np.full(m.sum(), w), u, p[m, 2], app)
+            alb[m] = _wall_albedo(w, u, p[m, 2], app)
         for i, ob in enumerate(self.scene.obstacles):
             m = kind == 10 + i
             top = normal[m, 2] > 0.5
@@ -257,8 +249,7 @@ class CameraRenderer:
             rgbs.append(np.clip(noisy * 255.0 + 0.5, 0, 255).astype(np.uint8))
             zn = np.where(invalid, 0.0, z + rng.standard_normal((H, W), dtype=np.float32) * sig)
             holes = (edges & (rng.random((H, W)) < 0.5)) | (rng.random((H, W)) < 0.003)
-            zn = np.where(holes, 0.0, zn)
-            depths.append(depth_mm(zn))
+            depths.append(depth_mm(np.where(holes, 0.0, zn)))
         return np.stack(rgbs), np.stack(depths)
 
     def render(self, pose: tuple[float, float, float], rng: np.random.Generator
@@ -285,10 +276,8 @@ class CameraRenderer:
         uv, zc = self.node.project(np.vstack([corners, shadow]))
         if (zc < 0.05).any():
             return 0.0, 0
-        u0 = max(int(math.floor(uv[:, 0].min())) - 1, 0)
-        u1 = min(int(math.ceil(uv[:, 0].max())) + 2, self.W)
-        v0 = max(int(math.floor(uv[:, 1].min())) - 1, 0)
-        v1 = min(int(math.ceil(uv[:, 1].max())) + 2, self.H)
+        u0, v0 = np.maximum(np.floor(uv.min(0)).astype(int) - 1, 0)
+        u1, v1 = np.minimum(np.ceil(uv.max(0)).astype(int) + 2, (self.W, self.H))
         if u0 >= u1 or v0 >= v1:
             return 0.0, 0
         xs, ys = self._xs[u0:u1][None, :], self._ys[v0:v1][:, None]
@@ -303,8 +292,7 @@ class CameraRenderer:
         def plane_depth(n_w: np.ndarray, p_w: np.ndarray) -> np.ndarray:
             n_c = self.R.T @ n_w
             inv = (n_c[0] * xs + n_c[1] * ys + n_c[2]) / float(n_c @ (self.R.T @ (p_w - self.C)))
-            with np.errstate(divide="ignore"):
-                return np.where(inv > 1e-6, 1.0 / np.maximum(inv, 1e-6), np.inf).astype(np.float32)
+            return np.where(inv > 1e-6, 1.0 / np.maximum(inv, 1e-6), np.inf).astype(np.float32)
 
         # shadow on the floor (only where the floor is what the camera sees there)
         sm = poly_mask(uv[[8, 9, 11, 10]])

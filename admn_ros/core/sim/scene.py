@@ -33,9 +33,6 @@ class Trajectory:
         self._cum = np.concatenate([[0.0], np.cumsum(seg)])
         self.length = float(self._cum[-1])
 
-    def speed(self, t: float) -> float:
-        return float(self.v0 + np.sum(self.amps * np.sin(self.omegas * t + self.phases)))
-
     def arc_length(self, t: float) -> float:
         """Distance driven since the start of the curve at time ``t`` (exact integral of v)."""
         integ = np.sum(self.amps / self.omegas * (np.cos(self.phases) - np.cos(self.omegas * t + self.phases)))

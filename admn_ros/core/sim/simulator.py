@@ -48,21 +48,23 @@ class _CorruptionState:
 
 
 class CorruptibleStreams:
-    """The clock and runtime corruptions of a simulator's streams. A simulator sets ``_ids``,
-    ``rate_hz``, ``clutter_radar`` (the radar geometry of ``clutter``) and ``_error``, implements
-    :meth:`_start_episode`, and passes every clean frame through :meth:`_emit`."""
+    """The clock and runtime corruptions of a simulator's streams. A simulator sets ``rate_hz``,
+    ``clutter_radar`` (the radar geometry of ``clutter``) and ``_error``, implements
+    :meth:`_start_episode`, ends its ``__init__`` with this one's and passes every clean frame
+    through :meth:`_emit`."""
 
-    _ids: list[str]
-    _corr: dict[str, _CorruptionState]
-    _corr_seeds: list[np.random.SeedSequence]
-    _last_clean: dict[str, np.ndarray]
     _error: type[ValueError] = ValueError
-    index: int
-    episode: int
     rate_hz: float
     clutter_radar: RadarConfig
     #: the sensor config (node poses, cameras), ``None`` when the simulator has none
     cfg: SimConfig | None = None
+
+    def __init__(self, stream_ids: list[str], seed: int, episode: int) -> None:
+        self.seed = check_index("seed", seed, self._error)
+        self._ids = list(stream_ids)
+        self._corr: dict[str, _CorruptionState] = {}
+        self.episode = check_index("episode", episode, self._error)
+        self.reset()
 
     @property
     def t(self) -> float:
@@ -152,13 +154,9 @@ class GDTMSimulator(CorruptibleStreams):
 
     def __init__(self, cfg: SimConfig | None = None, seed: int = 0, episode: int = 0) -> None:
         self.cfg = load_sim_config() if cfg is None else cfg
-        self.seed = check_index("seed", seed)
-        self.streams = self.cfg.streams
-        self._ids = self.streams.ids
         self.rate_hz = float(self.cfg.rate_hz)
         self.clutter_radar = self.cfg.radar
-        self._corr: dict[str, _CorruptionState] = {}
-        self.reset(check_index("episode", episode))
+        super().__init__(self.cfg.streams.ids, seed, episode)
 
     def _start_episode(self) -> np.random.SeedSequence:
         scene_ss, bank_ss, sensor_ss, corr_ss = np.random.SeedSequence([self.seed, self.episode]).spawn(4)
