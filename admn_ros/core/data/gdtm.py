@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.data.simdata import (FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError, arrays_meta,
-                                        create_arrays)
+                                        create_arrays, stream_meta)
 from admn_ros.core.data.tools import (clear_dataset, cli_exit_code, progress_bar, splits_removed_on_error,
                                       truncate_npy)
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
@@ -346,16 +346,12 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
     if not mocap_path.is_file():
         have = sorted(p.name for p in split_dir.iterdir())
         raise FileNotFoundError(f"GDTM file not found: {mocap_path} ({split_dir} contains {have})")
-    need: dict[tuple[str, str], dict[str, None]] = {}  # (node, file) -> dataset keys, one pass per file
-    for node in NODES:
-        for modality in MODALITIES:
-            need.setdefault((node, sources[modality][0]), {})[sources[modality][1]] = None
-    index: dict[tuple[str, str], tuple[Path, dict[str, np.ndarray]]] = {}
-    for (node, fname), keys in need.items():
-        p = _node_file(split_dir, node, fname)
-        index[(node, fname)] = (p, _index_node_file(p, _node_spellings(node)[0], list(keys)))
-    streams = [_Stream(node, m, index[(node, sources[m][0])][0], _node_spellings(node)[0], sources[m][1])
+    streams = [_Stream(node, m, _node_file(split_dir, node, sources[m][0]), _node_spellings(node)[0], sources[m][1])
                for node in NODES for m in MODALITIES]
+    index: dict[Path, dict[str, np.ndarray]] = {}  # file -> dataset key -> sorted stamps, one pass per file
+    for p in dict.fromkeys(s.path for s in streams):
+        in_p = [s for s in streams if s.path == p]
+        index[p] = _index_node_file(p, in_p[0].group, list(dict.fromkeys(s.key for s in in_p)))
 
     dropped: Counter = Counter()
     stamps: list[int] = []
@@ -403,9 +399,8 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
     missing: Counter = Counter()
     inexact: Counter = Counter()
     for s in streams:
-        _, idx = index[(s.node, s.path.name)]
         tol = radar_tol_ms if s.modality == "radar" else tol_ms
-        m, ok = _nearest(idx[s.key], st_arr, tol)
+        m, ok = _nearest(index[s.path][s.key], st_arr, tol)
         match[s.sid] = m
         missing[s.sid] = int((~ok).sum())
         inexact[s.sid] = int((ok & (m != st_arr)).sum())
@@ -626,11 +621,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
         "description": "GDTM (nesl/GDTM) preprocessed HDF5 converted by admn_ros.core.data.gdtm: streams aligned "
                        "to the mocap timestamps, images/depth subsampled with preprocess.to_storage, radar "
                        "normalised to [0, 1]. Splits are the GDTM split directories.",
-        "stream_ids": StreamSet(NODES, MODALITIES).ids,
-        "nodes": list(NODES),
-        "modalities": list(MODALITIES),
-        "model_input": MODEL_INPUT,
-        "depth_max_m": DEPTH_MAX_M,
+        **stream_meta(StreamSet(NODES, MODALITIES)),
         "rate_hz": round(1000.0 / FRAME_MS, 3),
         "gdtm": {
             "src_root": str(src),

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from admn_ros.core.preprocess import MODEL_INPUT, from_storage
-from admn_ros.core.streams import MODALITY_NAMES
+from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES, StreamSet
 
 FORMAT_NAME: str = "admn_ros.simdata"
 FORMAT_VERSION: int = 1
@@ -55,6 +55,12 @@ def arrays_meta(**descriptions: str) -> dict[str, dict[str, Any]]:
     """``meta.json["arrays"]`` of :data:`ARRAYS`; ``descriptions`` (stem=text) replace the generic ones."""
     return {f"{stem}.npy": {"dtype": dt, "shape": list(shape), "description": descriptions.get(stem, doc)}
             for stem, (dt, shape, doc) in ARRAYS.items()}
+
+
+def stream_meta(streams: StreamSet) -> dict[str, Any]:
+    """The ``meta.json`` entries of a dataset's streams (of its nodes, or frames) and of their storage scaling."""
+    return {"stream_ids": streams.ids, "nodes": list(streams.nodes), "modalities": list(streams.modalities),
+            "model_input": MODEL_INPUT, "depth_max_m": DEPTH_MAX_M}
 
 
 def split_permutation(n: int, n_val: int, n_test: int, seed: Sequence[int]) -> dict[str, list[int]]:
