@@ -10,7 +10,7 @@ import re
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -104,31 +104,27 @@ def split_subjects(split: str = "admn", actions: Sequence[str] | str | None = "p
     acts, proto = _resolve_actions(actions)
     if split not in SPLIT_KINDS:
         raise ValueError(f"split must be one of {list(SPLIT_KINDS)}, got {split!r}")
-    form: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
-
-    def put(name: str, subj: str, act: str) -> None:
-        form[name].setdefault(subj, []).append(act)
-
+    test: dict[str, set[str]] = {}  # action -> its test subjects
+    val: dict[str, set[str]] = {}   # action -> its val subjects (a test subject stays in test)
     if split == "random":
         order = PROTOCOLS[proto] if proto else ALL_ACTIONS
         vals = None if val_subjects is None else set(_check_subjects(val_subjects))
         for act in acts:
             perm = [ALL_SUBJECTS[j] for j in np.random.RandomState(order.index(act)).permutation(len(ALL_SUBJECTS))]
-            train, test = perm[:RANDOM_SPLIT_TRAIN], perm[RANDOM_SPLIT_TRAIN:]
-            val_set = set(train[-RANDOM_VAL_PER_ACTION:]) if vals is None else vals
-            for subj in train:
-                put("val" if subj in val_set else "train", subj, act)
-            for subj in test:
-                put("test", subj, act)
+            train = perm[:RANDOM_SPLIT_TRAIN]
+            test[act] = set(perm[RANDOM_SPLIT_TRAIN:])
+            val[act] = set(train[-RANDOM_VAL_PER_ACTION:]) if vals is None else vals
     else:
-        test = set(TEST_SUBJECTS[split])
+        tests = set(TEST_SUBJECTS[split])
         vals = set(_check_subjects(DEFAULT_VAL_SUBJECTS[split] if val_subjects is None else val_subjects))
-        if vals & test:
-            raise ValueError(f"val_subjects {sorted(vals & test)} are test subjects of the {split} split")
+        if vals & tests:
+            raise ValueError(f"val_subjects {sorted(vals & tests)} are test subjects of the {split} split")
+        test, val = dict.fromkeys(acts, tests), dict.fromkeys(acts, vals)
+    form: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
+    for act in acts:
         for subj in ALL_SUBJECTS:
-            name = "test" if subj in test else "val" if subj in vals else "train"
-            for act in acts:
-                put(name, subj, act)
+            name = "test" if subj in test[act] else "val" if subj in val[act] else "train"
+            form[name].setdefault(subj, []).append(act)
     return {k: dict(sorted(v.items())) for k, v in form.items() if v}
 
 
@@ -361,13 +357,10 @@ class ConvertSummary:
         return int(sum(sum(v.values()) for v in self.skipped.values()))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": "mmfi", "root": self.root, "out": self.out, "split": self.split,
-                "image_source": self.image_source, "frames": self.frames, "stride": self.stride,
-                "frame_step": self.frame_step,
-                "n_classes": len(self.classes), "windows": self.windows, "sequences": self.sequences,
-                "subjects": self.subjects, "skipped": self.skipped, "skipped_sequences": self.skipped_sequences,
-                "n_windows": self.n_windows, "n_skipped": self.n_skipped, "notes": self.notes,
-                "examples": self.examples, "elapsed_s": self.elapsed_s}
+        """Every field but ``classes`` (their count instead), with the totals."""
+        fields = {k: v for k, v in asdict(self).items() if k != "classes"}
+        return {"source": "mmfi", **fields, "n_classes": len(self.classes), "n_windows": self.n_windows,
+                "n_skipped": self.n_skipped}
 
     def __str__(self) -> str:
         step = f", frame step {self.frame_step}" if self.frame_step != 1 else ""
