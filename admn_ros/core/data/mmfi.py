@@ -21,7 +21,7 @@ from admn_ros.core.data.simdata import SPLITS, DatasetError
 from admn_ros.core.data.tools import cli_exit_code, progress_bar
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.activity import RADAR_DOPPLER_MAX_MPS, RADAR_RANGE_MAX_M
-from admn_ros.core.sim.config import check_rate
+from admn_ros.core.sim.config import check_index, check_rate
 from admn_ros.core.streams import MODALITY_NAMES
 
 #: The 27 actions (toolbox README "Activities Included").
@@ -427,8 +427,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     root_p, out_p = Path(root), Path(out)
     stride = frames * frame_step if stride is None else int(stride)
     for name, v in (("frames", frames), ("frame_step", frame_step), ("stride", stride)):
-        if v < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
+        check_index(name, v, lo=1)
     if image_source not in IMAGE_SOURCES:
         raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
     check_rate(rate_hz)
