@@ -406,11 +406,7 @@ def _decode(modality: str, path: Path, keypoints: bool, canvas: tuple[float, flo
         img, n_out = render_keypoints(read_keypoints(path), canvas)
         notes["keypoints_outside_canvas"] += n_out
         return to_storage("rgb", img)
-    img = read_image(path)
-    try:
-        return to_storage("rgb", img)
-    except ValueError as exc:
-        raise _err(path, str(exc)) from None
+    return to_storage("rgb", read_image(path))
 
 
 def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, frames: int = 5,
