@@ -129,7 +129,7 @@ class _Plan:
     n_mocap: int
     stamps: np.ndarray                     # int64 [n] kept mocap stamps (ms)
     gt: np.ndarray                         # float32 [n, 2]
-    pose_ids: np.ndarray                   # int32 [n] index into the dataset-wide pose table
+    pose_ids: np.ndarray                   # int32 [n] index into the dataset-wide pose sets (-1: none yet)
     streams: list[_Stream]
     match: dict[str, np.ndarray]           # sid -> int64 [n] matched source stamps
     dropped: Counter = field(default_factory=Counter)
@@ -340,8 +340,8 @@ def _convert(st: _Stream, raw: Any, key: str, depth_src: str, radar: RadarNorm |
 
 def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, str]], tol_ms: float,
                 radar_tol_ms: float, car_id: int | None, axes: tuple[int, int], limit: int, on_corrupt: str,
-                pose_table: list[str], pose_values: list[dict[str, Any]]) -> _Plan:
-    """Index the split's files and align every stream to the mocap timestamps."""
+                pose_sets: dict[str, dict[str, Any]]) -> _Plan:
+    """Index the split's files and align every stream to the mocap timestamps (new node poses: into ``pose_sets``)."""
     mocap_path = split_dir / MOCAP_FILE
     if not mocap_path.is_file():
         have = sorted(p.name for p in split_dir.iterdir())
@@ -384,11 +384,10 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
                 continue
             if poses:
                 pk = _pose_key({n: poses[n] for n in NODES if n in poses} or poses)
-                if pk not in pose_table:
-                    pose_table.append(pk)
-                    pose_values.append({n: {"T": poses[n]["T"],
-                                            "R": np.reshape(poses[n]["R"], (3, 3)).tolist()} for n in sorted(poses)})
-                last_pose = pose_table.index(pk)
+                if pk not in pose_sets:
+                    pose_sets[pk] = {n: {"T": poses[n]["T"], "R": np.reshape(poses[n]["R"], (3, 3)).tolist()}
+                                     for n in sorted(poses)}
+                last_pose = list(pose_sets).index(pk)
             stamps.append(stamp)
             gts.append(pos)  # type: ignore[arg-type]
             pose_ids.append(last_pose)
@@ -536,12 +535,11 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     axes = (_AXES[gt_axes[0]], _AXES[gt_axes[1]])
 
     # align every split first: layout problems fail before any decoding
-    pose_table: list[str] = []
-    pose_values: list[dict[str, Any]] = []
+    pose_sets: dict[str, dict[str, Any]] = {}
     plans: dict[str, _Plan] = {}
     for name, d in split_dirs.items():
         plan = _plan_split(name, d, sources, tolerance_ms, radar_tolerance_ms, car_id, axes, limit,
-                           on_corrupt, pose_table, pose_values)
+                           on_corrupt, pose_sets)
         if len(plan.stamps) == 0:
             raise _empty_split_error(plan)
         plans[name] = plan
@@ -638,7 +636,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
         "mocap_axes": list(gt_axes),
         "radar": {**norm.to_dict(), "calibration": calib},
         "node_poses": {"convention": "OptiTrack frame, metres: local = R (p - T); from the mocap JSON node objects",
-                       "sets": pose_values},
+                       "sets": list(pose_sets.values())},
         "bounds": box,  # ground-truth extent; stage 1 adds its margin for the Gaussian head's box
         "splits": split_info,
         "arrays": arrays,
