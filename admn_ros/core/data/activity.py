@@ -64,11 +64,10 @@ class ActivityDataset(MemmapBatches):
         self.meta = load_meta_json(root, ACTIVITY_FORMAT, ACTIVITY_FORMAT_VERSION,
                                    "regenerate or reconvert the dataset")
         mp_ = self.root / "meta.json"
-        classes, frames = self.meta.get("classes"), self.meta.get("frames")
+        classes = self.meta.get("classes")
         if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
             raise DatasetError(f"{mp_}: 'classes' must be a non-empty list of names, got {classes!r}")
-        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-            raise DatasetError(f"{mp_}: 'frames' must be a positive integer, got {frames!r}")
+        frames = check_index(f"{mp_}: 'frames'", self.meta.get("frames"), DatasetError, lo=1)
         self.nodes: list[str] = list(frame_names(frames))
         if self.meta.get("nodes") != self.nodes:
             raise DatasetError(f"{mp_}: 'nodes' {self.meta.get('nodes')!r} do not match frames = {frames} "
@@ -123,9 +122,8 @@ class ActivityWriter:
         self.source = source
         self.seed = seed
         self.extra_meta: dict[str, Any] = dict(extra_meta or {})
-        existed = self.root.exists()
+        self._created_root = not self.root.exists()
         clear_dataset(self.root, overwrite)
-        self._created_root = not existed
         self._closed = False
         self._n = {s: 0 for s in SPLITS}
         self._subjects: dict[str, set[int]] = {s: set() for s in SPLITS}

@@ -552,12 +552,11 @@ def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], s
                       keypoints: bool, keypoint_canvas: tuple[float, float], strict: bool, notes: Counter,
                       examples: list[str]) -> tuple[int, Counter]:
     """Write the windows of one sequence; returns (windows written, skipped windows per reason)."""
-    reasons: Counter = Counter()
     if not starts:
-        reasons["short_sequence"] += 1
         if len(examples) < 10:
             examples.append(f"{s.path}: only {starts.stop - starts.start + span - 1} frames, a window spans {span}")
-        return 0, reasons
+        return 0, Counter(short_sequence=1)
+    reasons: Counter = Counter()
     cache: dict[tuple[str, int], np.ndarray] = {}
     bad: dict[int, str] = {}
 
