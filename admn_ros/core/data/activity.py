@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from admn_ros.core.data.simdata import (SPLITS, DatasetError, MemmapBatches, array_shape, create_arrays,
-                                        load_meta_json, split_permutation, stream_meta)
+                                        load_meta_json, meta_head, split_permutation)
 from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M, SENSOR_HEIGHT_M,
@@ -170,10 +170,10 @@ class ActivityWriter:
 
     def meta(self) -> dict[str, Any]:
         return {
-            "format": ACTIVITY_FORMAT, "format_version": ACTIVITY_FORMAT_VERSION, "task": "activity",
-            "source": self.source, "classes": list(self.classes), "n_classes": len(self.classes),
+            **meta_head(StreamSet(frame_names(self.frames), MODALITY_NAMES),
+                        (ACTIVITY_FORMAT, ACTIVITY_FORMAT_VERSION)),
+            "task": "activity", "source": self.source, "classes": list(self.classes), "n_classes": len(self.classes),
             "frames": self.frames, "rate_hz": self.rate_hz, "sensor_node": SENSOR_NODE, "seed": self.seed,
-            **stream_meta(StreamSet(frame_names(self.frames), MODALITY_NAMES)),
             "splits": {s: {"n_samples": self._n[s], "subjects": sorted(self._subjects[s]),
                            "class_counts": [int(self._counts[s].get(k, 0)) for k in range(len(self.classes))]}
                        for s in SPLITS},

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.data.simdata import (FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError, arrays_meta,
-                                        create_arrays, stream_meta)
+from admn_ros.core.data.simdata import SPLITS, DatasetError, arrays_meta, create_arrays, meta_head
 from admn_ros.core.data.tools import (clear_dataset, cli_exit_code, progress_bar, splits_removed_on_error,
                                       truncate_npy)
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
@@ -613,13 +612,11 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     arrays["stamp_ms.npy"] = {"dtype": "int64", "shape": ["N"],
                               "description": "GDTM frame timestamp (mocap group name), ms since the epoch"}
     meta = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        **meta_head(StreamSet(NODES, MODALITIES)),
         "source": "gdtm",
         "description": "GDTM (nesl/GDTM) preprocessed HDF5 converted by admn_ros.core.data.gdtm: streams aligned "
                        "to the mocap timestamps, images/depth subsampled with preprocess.to_storage, radar "
                        "normalised to [0, 1]. Splits are the GDTM split directories.",
-        **stream_meta(StreamSet(NODES, MODALITIES)),
         "rate_hz": round(1000.0 / FRAME_MS, 3),
         "gdtm": {
             "src_root": str(src),

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, arrays_meta, create_arrays,
-                                        split_permutation, stream_meta)
+from admn_ros.core.data.simdata import ARRAYS, SPLITS, arrays_meta, create_arrays, meta_head, split_permutation
 from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, splits_removed_on_error
 from admn_ros.core.preprocess import to_storage
 from admn_ros.core.sim.config import SimConfig, load_sim_config
@@ -103,12 +102,10 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     summary = pool.summary(out, n_samples)
     elapsed, sizes = summary["elapsed_s"], summary["bytes"]
     meta = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        **meta_head(cfg.streams),
         "description": "Clean (uncorrupted) frames of the GDTM-style simulator "
                        "(admn_ros.core.sim), preprocessed with admn_ros.core.preprocess.to_storage "
                        "(nearest pixel-centre subsampling to 64x64). Splits are by episode.",
-        **stream_meta(cfg.streams),
         "rate_hz": cfg.rate_hz,
         "seed": seed,
         "n_samples": n_samples,

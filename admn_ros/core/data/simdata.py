@@ -57,10 +57,11 @@ def arrays_meta(**descriptions: str) -> dict[str, dict[str, Any]]:
             for stem, (dt, shape, doc) in ARRAYS.items()}
 
 
-def stream_meta(streams: StreamSet) -> dict[str, Any]:
-    """The ``meta.json`` entries of a dataset's streams (of its nodes, or frames) and of their storage scaling."""
-    return {"stream_ids": streams.ids, "nodes": list(streams.nodes), "modalities": list(streams.modalities),
-            "model_input": MODEL_INPUT, "depth_max_m": DEPTH_MAX_M}
+def meta_head(streams: StreamSet, fmt: tuple[str, int] = (FORMAT_NAME, FORMAT_VERSION)) -> dict[str, Any]:
+    """The ``meta.json`` entries every dataset starts with: its format ``(name, version)``, its streams (of
+    its nodes, or frames) and their storage scaling (:func:`load_meta_json` checks the format)."""
+    return {"format": fmt[0], "format_version": fmt[1], "stream_ids": streams.ids, "nodes": list(streams.nodes),
+            "modalities": list(streams.modalities), "model_input": MODEL_INPUT, "depth_max_m": DEPTH_MAX_M}
 
 
 def split_permutation(n: int, n_val: int, n_test: int, seed: Sequence[int]) -> dict[str, list[int]]:
