@@ -11,21 +11,20 @@ import shutil
 import time
 from collections import Counter
 from contextlib import suppress
-from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from admn_ros.core.data.simdata import (SPLITS, DatasetError, MemmapBatches, array_shape, create_arrays,
-                                        load_meta_json, split_permutation)
+                                        load_meta_json, meta_head, split_permutation)
 from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, truncate_npy
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.activity import (ACTIVITIES, CAMERA_VFOV_DEG, DOPPLER_RES_MPS, RANGE_RES_M, SENSOR_HEIGHT_M,
                                         SENSOR_NODE, ActivityRenderer, activity_index, draw_subject, render_window)
 from admn_ros.core.sim.config import check_index, check_rate
-from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES
+from admn_ros.core.streams import MODALITY_NAMES, StreamSet
 
 ACTIVITY_FORMAT: str = "admn_ros.activitydata"
 ACTIVITY_FORMAT_VERSION: int = 1
@@ -48,6 +47,8 @@ ACTIVITY_ARRAYS: dict[str, tuple[str, tuple[Any, ...], str]] = {
     "subject": ("int32", ("N",), "subject id (splits are disjoint by subject)"),
     "t": ("float32", ("N",), "start time of the window in its recording / performance, seconds"),
 }
+
+
 def frame_names(frames: int) -> tuple[str, ...]:
     """The pseudo-node names of a window's frames: ``("f0", ..., "f{F-1}")``."""
     return tuple(f"f{i}" for i in range(check_index("frames", frames, lo=1)))
@@ -63,11 +64,10 @@ class ActivityDataset(MemmapBatches):
         self.meta = load_meta_json(root, ACTIVITY_FORMAT, ACTIVITY_FORMAT_VERSION,
                                    "regenerate or reconvert the dataset")
         mp_ = self.root / "meta.json"
-        classes, frames = self.meta.get("classes"), self.meta.get("frames")
+        classes = self.meta.get("classes")
         if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
             raise DatasetError(f"{mp_}: 'classes' must be a non-empty list of names, got {classes!r}")
-        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-            raise DatasetError(f"{mp_}: 'frames' must be a positive integer, got {frames!r}")
+        frames = check_index(f"{mp_}: 'frames'", self.meta.get("frames"), DatasetError, lo=1)
         self.nodes: list[str] = list(frame_names(frames))
         if self.meta.get("nodes") != self.nodes:
             raise DatasetError(f"{mp_}: 'nodes' {self.meta.get('nodes')!r} do not match frames = {frames} "
@@ -122,9 +122,8 @@ class ActivityWriter:
         self.source = source
         self.seed = seed
         self.extra_meta: dict[str, Any] = dict(extra_meta or {})
-        existed = self.root.exists()
+        self._created_root = not self.root.exists()
         clear_dataset(self.root, overwrite)
-        self._created_root = not existed
         self._closed = False
         self._n = {s: 0 for s in SPLITS}
         self._subjects: dict[str, set[int]] = {s: set() for s in SPLITS}
@@ -170,23 +169,18 @@ class ActivityWriter:
         return n
 
     def meta(self) -> dict[str, Any]:
-        nodes = list(frame_names(self.frames))
-        meta: dict[str, Any] = {
-            "format": ACTIVITY_FORMAT, "format_version": ACTIVITY_FORMAT_VERSION, "task": "activity",
-            "source": self.source, "classes": list(self.classes), "n_classes": len(self.classes),
-            "frames": self.frames, "rate_hz": self.rate_hz, "sensor_node": SENSOR_NODE, "nodes": nodes,
-            "modalities": list(MODALITY_NAMES),
-            "stream_ids": [f"{n}/{m}" for n in nodes for m in MODALITY_NAMES],
-            "model_input": MODEL_INPUT, "depth_max_m": DEPTH_MAX_M,
-            "seed": self.seed,
+        return {
+            **meta_head(StreamSet(frame_names(self.frames), MODALITY_NAMES),
+                        (ACTIVITY_FORMAT, ACTIVITY_FORMAT_VERSION)),
+            "task": "activity", "source": self.source, "classes": list(self.classes), "n_classes": len(self.classes),
+            "frames": self.frames, "rate_hz": self.rate_hz, "sensor_node": SENSOR_NODE, "seed": self.seed,
             "splits": {s: {"n_samples": self._n[s], "subjects": sorted(self._subjects[s]),
                            "class_counts": [int(self._counts[s].get(k, 0)) for k in range(len(self.classes))]}
                        for s in SPLITS},
             "arrays": {stem: {"dtype": dt, "shape": list(shape), "doc": doc}
                        for stem, (dt, shape, doc) in ACTIVITY_ARRAYS.items()},
+            **self.extra_meta,
         }
-        meta.update(self.extra_meta)
-        return meta
 
     def close(self) -> dict[str, Any]:
         """Trim every split's arrays to the windows added, then write ``meta.json``; returns the meta."""
@@ -241,18 +235,6 @@ def plan_subject_splits(n_subjects: int, val_subjects: int, test_subjects: int, 
     return split_permutation(int(n_subjects), val_subjects, test_subjects, [int(seed), 0xAC71])
 
 
-@dataclass(frozen=True)
-class _Task:
-    seed: int
-    subject_id: int
-    activity: int
-    windows: int
-    frames: int
-    rate_hz: float
-    width: int
-    height: int
-
-
 def window_rng(seed: int, subject_id: int, activity: int, window: int) -> np.random.Generator:
     """The generator of one window: its start time, then its sensor noise."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(subject_id), int(activity), int(window),
@@ -264,18 +246,19 @@ def _renderer(seed: int, subject_id: int, width: int, height: int) -> ActivityRe
     return ActivityRenderer(draw_subject(seed, subject_id), width, height)
 
 
-def _run_task(task: _Task) -> tuple[_Task, dict[str, np.ndarray], float]:
-    """Render the windows of one (subject, activity) into storage arrays."""
+def _render_windows(task: tuple[int, int], seed: int, windows: int, frames: int, rate_hz: float, width: int,
+                    height: int) -> tuple[tuple[int, int], dict[str, np.ndarray], float]:
+    """Render the windows of one ``task = (subject id, activity index)`` into storage arrays."""
     t0 = time.perf_counter()
-    r = _renderer(task.seed, task.subject_id, task.width, task.height)
-    F, n = task.frames, task.windows
-    out = {stem: np.empty(array_shape(stem, n, F, ACTIVITY_ARRAYS), ACTIVITY_ARRAYS[stem][0])
+    subject_id, activity = task
+    r = _renderer(seed, subject_id, width, height)
+    out = {stem: np.empty(array_shape(stem, windows, frames, ACTIVITY_ARRAYS), ACTIVITY_ARRAYS[stem][0])
            for stem in (*MODALITY_NAMES, "t")}
-    for w in range(n):
-        rng = window_rng(task.seed, task.subject_id, task.activity, w)
+    for w in range(windows):
+        rng = window_rng(seed, subject_id, activity, w)
         start = float(rng.uniform(0.0, MAX_START_S))
-        win = render_window(r.subject, ACTIVITIES[task.activity], start, F, task.rate_hz, rng, renderer=r)
-        for i in range(F):
+        win = render_window(r.subject, ACTIVITIES[activity], start, frames, rate_hz, rng, renderer=r)
+        for i in range(frames):
             for m in MODALITY_NAMES:
                 out[m][w, i] = to_storage(m, win[m][i])
         out["t"][w] = start
@@ -309,17 +292,17 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
                                           "positive = moving away; zero Doppler between columns 31 and 32"}},
         "subjects": {str(sid): draw_subject(seed, sid).to_dict() for sid in range(n_subjects)},
     }
-    tasks = [_Task(int(seed), sid, activity_index(a), int(windows_per_activity), int(frames), float(rate_hz),
-                   int(width), int(height))
-             for s in SPLITS for sid in plan[s] for a in ACTIVITIES]
+    tasks = [(sid, activity_index(a)) for s in SPLITS for sid in plan[s] for a in ACTIVITIES]
+    render = partial(_render_windows, seed=int(seed), windows=int(windows_per_activity), frames=int(frames),
+                     rate_hz=float(rate_hz), width=int(width), height=int(height))
     split_of = {sid: s for s in SPLITS for sid in plan[s]}
+    n = windows_per_activity
     with ActivityWriter(out, list(ACTIVITIES), frames, rate_hz, "sim", sizes, extra, overwrite, seed=seed) as writer:
-        with WorkerPool(_run_task, tasks, workers, progress=progress, total=total, unit="window",
+        with WorkerPool(render, tasks, workers, progress=progress, total=total, unit="window",
                         desc=f"activity -> {out}") as pool:
-            for task, arr, sec in pool:   # in task order: deterministic layout
-                n = task.windows
-                writer.add(split_of[task.subject_id], arr["rgb"], arr["depth"], arr["radar"],
-                           np.full(n, task.activity, np.int64), np.full(n, task.subject_id, np.int32), arr["t"])
+            for (sid, act), arr, sec in pool:   # in task order: deterministic layout
+                writer.add(split_of[sid], arr["rgb"], arr["depth"], arr["radar"], np.full(n, act, np.int64),
+                           np.full(n, sid, np.int32), arr["t"])
                 pool.advance(n, sec)
         summary = pool.summary(out, total)
         elapsed, nbytes = summary["elapsed_s"], summary["bytes"]

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from admn_ros.core.data.simdata import (FORMAT_NAME, FORMAT_VERSION, SPLITS, DatasetError, arrays_meta,
-                                        create_arrays)
+from admn_ros.core.data.simdata import SPLITS, DatasetError, arrays_meta, create_arrays, meta_head
 from admn_ros.core.data.tools import (clear_dataset, cli_exit_code, progress_bar, splits_removed_on_error,
                                       truncate_npy)
 from admn_ros.core.preprocess import MODEL_INPUT, subsample, to_storage
@@ -129,7 +128,7 @@ class _Plan:
     n_mocap: int
     stamps: np.ndarray                     # int64 [n] kept mocap stamps (ms)
     gt: np.ndarray                         # float32 [n, 2]
-    pose_ids: np.ndarray                   # int32 [n] index into the dataset-wide pose table
+    pose_ids: np.ndarray                   # int32 [n] index into the dataset-wide pose sets (-1: none yet)
     streams: list[_Stream]
     match: dict[str, np.ndarray]           # sid -> int64 [n] matched source stamps
     dropped: Counter = field(default_factory=Counter)
@@ -340,22 +339,18 @@ def _convert(st: _Stream, raw: Any, key: str, depth_src: str, radar: RadarNorm |
 
 def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, str]], tol_ms: float,
                 radar_tol_ms: float, car_id: int | None, axes: tuple[int, int], limit: int, on_corrupt: str,
-                pose_table: list[str], pose_values: list[dict[str, Any]]) -> _Plan:
-    """Index the split's files and align every stream to the mocap timestamps."""
+                pose_sets: dict[str, dict[str, Any]]) -> _Plan:
+    """Index the split's files and align every stream to the mocap timestamps (new node poses: into ``pose_sets``)."""
     mocap_path = split_dir / MOCAP_FILE
     if not mocap_path.is_file():
         have = sorted(p.name for p in split_dir.iterdir())
         raise FileNotFoundError(f"GDTM file not found: {mocap_path} ({split_dir} contains {have})")
-    need: dict[tuple[str, str], dict[str, None]] = {}  # (node, file) -> dataset keys, one pass per file
-    for node in NODES:
-        for modality in MODALITIES:
-            need.setdefault((node, sources[modality][0]), {})[sources[modality][1]] = None
-    index: dict[tuple[str, str], tuple[Path, dict[str, np.ndarray]]] = {}
-    for (node, fname), keys in need.items():
-        p = _node_file(split_dir, node, fname)
-        index[(node, fname)] = (p, _index_node_file(p, _node_spellings(node)[0], list(keys)))
-    streams = [_Stream(node, m, index[(node, sources[m][0])][0], _node_spellings(node)[0], sources[m][1])
+    streams = [_Stream(node, m, _node_file(split_dir, node, sources[m][0]), _node_spellings(node)[0], sources[m][1])
                for node in NODES for m in MODALITIES]
+    index: dict[Path, dict[str, np.ndarray]] = {}  # file -> dataset key -> sorted stamps, one pass per file
+    for p in dict.fromkeys(s.path for s in streams):
+        in_p = [s for s in streams if s.path == p]
+        index[p] = _index_node_file(p, in_p[0].group, list(dict.fromkeys(s.key for s in in_p)))
 
     dropped: Counter = Counter()
     stamps: list[int] = []
@@ -388,11 +383,10 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
                 continue
             if poses:
                 pk = _pose_key({n: poses[n] for n in NODES if n in poses} or poses)
-                if pk not in pose_table:
-                    pose_table.append(pk)
-                    pose_values.append({n: {"T": poses[n]["T"],
-                                            "R": np.reshape(poses[n]["R"], (3, 3)).tolist()} for n in sorted(poses)})
-                last_pose = pose_table.index(pk)
+                if pk not in pose_sets:
+                    pose_sets[pk] = {n: {"T": poses[n]["T"], "R": np.reshape(poses[n]["R"], (3, 3)).tolist()}
+                                     for n in sorted(poses)}
+                last_pose = list(pose_sets).index(pk)
             stamps.append(stamp)
             gts.append(pos)  # type: ignore[arg-type]
             pose_ids.append(last_pose)
@@ -403,9 +397,8 @@ def _plan_split(split: str, split_dir: Path, sources: Mapping[str, tuple[str, st
     missing: Counter = Counter()
     inexact: Counter = Counter()
     for s in streams:
-        _, idx = index[(s.node, s.path.name)]
         tol = radar_tol_ms if s.modality == "radar" else tol_ms
-        m, ok = _nearest(idx[s.key], st_arr, tol)
+        m, ok = _nearest(index[s.path][s.key], st_arr, tol)
         match[s.sid] = m
         missing[s.sid] = int((~ok).sum())
         inexact[s.sid] = int((ok & (m != st_arr)).sum())
@@ -541,12 +534,11 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     axes = (_AXES[gt_axes[0]], _AXES[gt_axes[1]])
 
     # align every split first: layout problems fail before any decoding
-    pose_table: list[str] = []
-    pose_values: list[dict[str, Any]] = []
+    pose_sets: dict[str, dict[str, Any]] = {}
     plans: dict[str, _Plan] = {}
     for name, d in split_dirs.items():
         plan = _plan_split(name, d, sources, tolerance_ms, radar_tolerance_ms, car_id, axes, limit,
-                           on_corrupt, pose_table, pose_values)
+                           on_corrupt, pose_sets)
         if len(plan.stamps) == 0:
             raise _empty_split_error(plan)
         plans[name] = plan
@@ -620,17 +612,11 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
     arrays["stamp_ms.npy"] = {"dtype": "int64", "shape": ["N"],
                               "description": "GDTM frame timestamp (mocap group name), ms since the epoch"}
     meta = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        **meta_head(StreamSet(NODES, MODALITIES)),
         "source": "gdtm",
         "description": "GDTM (nesl/GDTM) preprocessed HDF5 converted by admn_ros.core.data.gdtm: streams aligned "
                        "to the mocap timestamps, images/depth subsampled with preprocess.to_storage, radar "
                        "normalised to [0, 1]. Splits are the GDTM split directories.",
-        "stream_ids": StreamSet(NODES, MODALITIES).ids,
-        "nodes": list(NODES),
-        "modalities": list(MODALITIES),
-        "model_input": MODEL_INPUT,
-        "depth_max_m": DEPTH_MAX_M,
         "rate_hz": round(1000.0 / FRAME_MS, 3),
         "gdtm": {
             "src_root": str(src),
@@ -647,7 +633,7 @@ def convert_gdtm(src_root: str | os.PathLike[str], out_dir: str | os.PathLike[st
         "mocap_axes": list(gt_axes),
         "radar": {**norm.to_dict(), "calibration": calib},
         "node_poses": {"convention": "OptiTrack frame, metres: local = R (p - T); from the mocap JSON node objects",
-                       "sets": pose_values},
+                       "sets": list(pose_sets.values())},
         "bounds": box,  # ground-truth extent; stage 1 adds its margin for the Gaussian head's box
         "splits": split_info,
         "arrays": arrays,

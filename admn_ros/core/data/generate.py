@@ -13,12 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, arrays_meta, create_arrays,
-                                        split_permutation)
+from admn_ros.core.data.simdata import ARRAYS, SPLITS, arrays_meta, create_arrays, meta_head, split_permutation
 from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, fmt_bytes, splits_removed_on_error
-from admn_ros.core.preprocess import MODEL_INPUT, to_storage
+from admn_ros.core.preprocess import to_storage
 from admn_ros.core.sim.config import SimConfig, load_sim_config
-from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES
+from admn_ros.core.streams import MODALITY_NAMES
 
 
 @dataclass(frozen=True)
@@ -87,11 +86,10 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     plan = plan_splits(n_samples, frames_per_episode, val_frac, test_frac, seed)
     out = Path(out_dir)
     clear_dataset(out, overwrite)
-    nodes = [n.name for n in cfg.nodes]
     tasks: list[_Task] = []
     with splits_removed_on_error(out):
         for split in SPLITS:
-            for a in create_arrays(out / split, sum(n for _, n in plan[split]), len(nodes)).values():  # allocate
+            for a in create_arrays(out / split, sum(n for _, n in plan[split]), len(cfg.nodes)).values():  # allocate
                 a.flush()
             offsets = accumulate((n for _, n in plan[split]), initial=0)  # first row of each episode
             tasks += [_Task(str(out), split, ep, off, n, seed, cfg) for (ep, n), off in zip(plan[split], offsets)]
@@ -104,16 +102,10 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     summary = pool.summary(out, n_samples)
     elapsed, sizes = summary["elapsed_s"], summary["bytes"]
     meta = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        **meta_head(cfg.streams),
         "description": "Clean (uncorrupted) frames of the GDTM-style simulator "
                        "(admn_ros.core.sim), preprocessed with admn_ros.core.preprocess.to_storage "
                        "(nearest pixel-centre subsampling to 64x64). Splits are by episode.",
-        "stream_ids": cfg.streams.ids,
-        "nodes": nodes,
-        "modalities": list(cfg.streams.modalities),
-        "model_input": MODEL_INPUT,
-        "depth_max_m": DEPTH_MAX_M,
         "rate_hz": cfg.rate_hz,
         "seed": seed,
         "n_samples": n_samples,

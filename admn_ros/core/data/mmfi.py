@@ -10,7 +10,7 @@ import re
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -21,7 +21,7 @@ from admn_ros.core.data.simdata import SPLITS, DatasetError
 from admn_ros.core.data.tools import cli_exit_code, progress_bar
 from admn_ros.core.preprocess import MODEL_INPUT, to_storage
 from admn_ros.core.sim.activity import RADAR_DOPPLER_MAX_MPS, RADAR_RANGE_MAX_M
-from admn_ros.core.sim.config import check_rate
+from admn_ros.core.sim.config import check_index, check_rate
 from admn_ros.core.streams import MODALITY_NAMES
 
 #: The 27 actions (toolbox README "Activities Included").
@@ -104,31 +104,27 @@ def split_subjects(split: str = "admn", actions: Sequence[str] | str | None = "p
     acts, proto = _resolve_actions(actions)
     if split not in SPLIT_KINDS:
         raise ValueError(f"split must be one of {list(SPLIT_KINDS)}, got {split!r}")
-    form: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
-
-    def put(name: str, subj: str, act: str) -> None:
-        form[name].setdefault(subj, []).append(act)
-
+    test: dict[str, set[str]] = {}  # action -> its test subjects
+    val: dict[str, set[str]] = {}   # action -> its val subjects (a test subject stays in test)
     if split == "random":
         order = PROTOCOLS[proto] if proto else ALL_ACTIONS
         vals = None if val_subjects is None else set(_check_subjects(val_subjects))
         for act in acts:
             perm = [ALL_SUBJECTS[j] for j in np.random.RandomState(order.index(act)).permutation(len(ALL_SUBJECTS))]
-            train, test = perm[:RANDOM_SPLIT_TRAIN], perm[RANDOM_SPLIT_TRAIN:]
-            val_set = set(train[-RANDOM_VAL_PER_ACTION:]) if vals is None else vals
-            for subj in train:
-                put("val" if subj in val_set else "train", subj, act)
-            for subj in test:
-                put("test", subj, act)
+            train = perm[:RANDOM_SPLIT_TRAIN]
+            test[act] = set(perm[RANDOM_SPLIT_TRAIN:])
+            val[act] = set(train[-RANDOM_VAL_PER_ACTION:]) if vals is None else vals
     else:
-        test = set(TEST_SUBJECTS[split])
+        tests = set(TEST_SUBJECTS[split])
         vals = set(_check_subjects(DEFAULT_VAL_SUBJECTS[split] if val_subjects is None else val_subjects))
-        if vals & test:
-            raise ValueError(f"val_subjects {sorted(vals & test)} are test subjects of the {split} split")
+        if vals & tests:
+            raise ValueError(f"val_subjects {sorted(vals & tests)} are test subjects of the {split} split")
+        test, val = dict.fromkeys(acts, tests), dict.fromkeys(acts, vals)
+    form: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
+    for act in acts:
         for subj in ALL_SUBJECTS:
-            name = "test" if subj in test else "val" if subj in vals else "train"
-            for act in acts:
-                put(name, subj, act)
+            name = "test" if subj in test[act] else "val" if subj in val[act] else "train"
+            form[name].setdefault(subj, []).append(act)
     return {k: dict(sorted(v.items())) for k, v in form.items() if v}
 
 
@@ -361,13 +357,10 @@ class ConvertSummary:
         return int(sum(sum(v.values()) for v in self.skipped.values()))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": "mmfi", "root": self.root, "out": self.out, "split": self.split,
-                "image_source": self.image_source, "frames": self.frames, "stride": self.stride,
-                "frame_step": self.frame_step,
-                "n_classes": len(self.classes), "windows": self.windows, "sequences": self.sequences,
-                "subjects": self.subjects, "skipped": self.skipped, "skipped_sequences": self.skipped_sequences,
-                "n_windows": self.n_windows, "n_skipped": self.n_skipped, "notes": self.notes,
-                "examples": self.examples, "elapsed_s": self.elapsed_s}
+        """Every field but ``classes`` (their count instead), with the totals."""
+        fields = {k: v for k, v in asdict(self).items() if k != "classes"}
+        return {"source": "mmfi", **fields, "n_classes": len(self.classes), "n_windows": self.n_windows,
+                "n_skipped": self.n_skipped}
 
     def __str__(self) -> str:
         step = f", frame step {self.frame_step}" if self.frame_step != 1 else ""
@@ -413,11 +406,7 @@ def _decode(modality: str, path: Path, keypoints: bool, canvas: tuple[float, flo
         img, n_out = render_keypoints(read_keypoints(path), canvas)
         notes["keypoints_outside_canvas"] += n_out
         return to_storage("rgb", img)
-    img = read_image(path)
-    try:
-        return to_storage("rgb", img)
-    except ValueError as exc:
-        raise _err(path, str(exc)) from None
+    return to_storage("rgb", read_image(path))
 
 
 def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, frames: int = 5,
@@ -434,8 +423,7 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
     root_p, out_p = Path(root), Path(out)
     stride = frames * frame_step if stride is None else int(stride)
     for name, v in (("frames", frames), ("frame_step", frame_step), ("stride", stride)):
-        if v < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
+        check_index(name, v, lo=1)
     if image_source not in IMAGE_SOURCES:
         raise ValueError(f"image_source must be one of {list(IMAGE_SOURCES)}, got {image_source!r}")
     check_rate(rate_hz)
@@ -564,12 +552,11 @@ def _convert_sequence(s: SequenceDir, files: Mapping[str, Mapping[int, Path]], s
                       keypoints: bool, keypoint_canvas: tuple[float, float], strict: bool, notes: Counter,
                       examples: list[str]) -> tuple[int, Counter]:
     """Write the windows of one sequence; returns (windows written, skipped windows per reason)."""
-    reasons: Counter = Counter()
     if not starts:
-        reasons["short_sequence"] += 1
         if len(examples) < 10:
             examples.append(f"{s.path}: only {starts.stop - starts.start + span - 1} frames, a window spans {span}")
-        return 0, reasons
+        return 0, Counter(short_sequence=1)
+    reasons: Counter = Counter()
     cache: dict[tuple[str, int], np.ndarray] = {}
     bad: dict[int, str] = {}
 

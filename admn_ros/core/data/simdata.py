@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from admn_ros.core.preprocess import MODEL_INPUT, from_storage
-from admn_ros.core.streams import MODALITY_NAMES
+from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES, StreamSet
 
 FORMAT_NAME: str = "admn_ros.simdata"
 FORMAT_VERSION: int = 1
@@ -55,6 +55,13 @@ def arrays_meta(**descriptions: str) -> dict[str, dict[str, Any]]:
     """``meta.json["arrays"]`` of :data:`ARRAYS`; ``descriptions`` (stem=text) replace the generic ones."""
     return {f"{stem}.npy": {"dtype": dt, "shape": list(shape), "description": descriptions.get(stem, doc)}
             for stem, (dt, shape, doc) in ARRAYS.items()}
+
+
+def meta_head(streams: StreamSet, fmt: tuple[str, int] = (FORMAT_NAME, FORMAT_VERSION)) -> dict[str, Any]:
+    """The ``meta.json`` entries every dataset starts with: its format ``(name, version)``, its streams (of
+    its nodes, or frames) and their storage scaling (:func:`load_meta_json` checks the format)."""
+    return {"format": fmt[0], "format_version": fmt[1], "stream_ids": streams.ids, "nodes": list(streams.nodes),
+            "modalities": list(streams.modalities), "model_input": MODEL_INPUT, "depth_max_m": DEPTH_MAX_M}
 
 
 def split_permutation(n: int, n_val: int, n_test: int, seed: Sequence[int]) -> dict[str, list[int]]:
@@ -147,9 +154,7 @@ class MemmapBatches:
     def _index(self, indices: Sequence[int] | np.ndarray | slice) -> np.ndarray:
         if isinstance(indices, slice):
             return np.arange(self._n)[indices]
-        idx = np.asarray(indices)
-        if idx.ndim == 0:
-            idx = idx[None]
+        idx = np.atleast_1d(indices)
         if idx.dtype == bool:
             raise DatasetError("boolean masks are not supported as batch indices; use np.flatnonzero")
         idx = idx.astype(np.int64)
@@ -162,14 +167,11 @@ class MemmapBatches:
         """Float32 model inputs in [0, 1] ``rgb [B, S, 3, 64, 64]``, ``depth`` / ``radar
         [B, S, 1, 64, 64]`` (``S`` = nodes, or frames of a window) and the target."""
         idx = self._index(indices)
-        # memmap fancy indexing is fastest on sorted indices; restore the caller's order after
-        order = np.argsort(idx, kind="stable")
-        inv = np.empty_like(order)
-        inv[order] = np.arange(len(order))
-        s_idx = idx[order]
+        # each row read once, in sorted order (fastest on a memmap); the caller's order restored after
+        rows, inv = np.unique(idx, return_inverse=True)
 
         def take(stem: str) -> np.ndarray:
-            return np.asarray(getattr(self, stem)[s_idx])[inv]
+            return np.asarray(getattr(self, stem)[rows])[inv]
 
         name, dtype = self.TARGET
         return {**{m: from_storage(m, take(m)) for m in MODALITY_NAMES}, name: take(name).astype(dtype)}
