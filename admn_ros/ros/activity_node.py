@@ -1,8 +1,5 @@
-"""ADMN window node (``activity_node``): a sensor node's synchronized rgb/depth/radar frames -> the task's
-estimate per sliding window of ``F`` frames, the whole pipeline in one node (:meth:`Runtime.infer` every
-``publish_every_n_frames`` frames of a full window). Topics and parameters: docs/DEPLOY.md, "Activity
-recognition graph".
-"""
+"""ADMN window node (``activity_node``): a sensor node's synchronized frames -> the task's estimate per sliding
+window, the whole pipeline in one node (:meth:`Runtime.infer`); docs/DEPLOY.md, "Activity recognition graph"."""
 from __future__ import annotations
 
 import sys

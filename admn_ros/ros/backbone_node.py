@@ -1,8 +1,5 @@
-"""ADMN backbone node: one sensor node's streams (parameter ``sensor_node``) through their
-adaptive-depth backbones (:meth:`Runtime.embed`, real block skipping) with the rows of the
-``admn/allocation`` for its streams, published on ``admn/<sensor_node>/embeddings``. Runs next to its
-sensors, so only embeddings cross the network. ``allocation_mode``, drops and topics: docs/DEPLOY.md.
-"""
+"""ADMN backbone node: the streams of sensor node ``sensor_node`` through the blocks ``admn/allocation`` gives
+them (:meth:`Runtime.embed`) -> ``admn/<sensor_node>/embeddings``; modes, drops, topics: docs/DEPLOY.md."""
 from __future__ import annotations
 
 import array

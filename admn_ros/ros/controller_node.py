@@ -1,9 +1,6 @@
-"""ADMN controller node: synchronized sensor frames -> per-stream layer allocation on
-``admn/allocation`` (:meth:`Runtime.allocate`). Budget ``L`` from the ``budget`` parameter, the
-``admn/budget`` topic, or deadline mode (``deadline_ms`` > 0,
-:class:`admn_ros.core.budget.DeadlineBudget` fed with the measured end-to-end latency of the
-task's estimates). Topics, synchronization, stream health and bad input: docs/DEPLOY.md.
-"""
+"""ADMN controller node: synchronized sensor frames -> per-stream layer allocation on ``admn/allocation``
+(:meth:`Runtime.allocate`) within the budget: the ``budget`` parameter, the ``admn/budget`` topic, or deadline
+mode (:class:`~admn_ros.core.budget.DeadlineBudget`). Synchronization, health, bad input: docs/DEPLOY.md."""
 from __future__ import annotations
 
 import sys

@@ -1,9 +1,6 @@
-"""ADMN fusion node: every backbone node's ``admn/<node>/embeddings`` (synchronized as the
-controller's images; a silent backbone node is masked) -> :meth:`Runtime.fuse` -> the task's
-estimate (:attr:`Task.output <admn_ros.core.tasks.base.Task.output>`) with the sensor stamp. Models of
-one frame per window only (windowed ones run in ``activity_node``). Topics, covariance, rejections and
-the latency hops on /diagnostics: docs/DEPLOY.md.
-"""
+"""ADMN fusion node: the synchronized ``admn/<node>/embeddings`` of every backbone node -> :meth:`Runtime.fuse`
+-> the task's estimate with the sensor stamp (models of one frame per window; windowed ones run in
+``activity_node``). Masking, covariance, rejections, latency hops: docs/DEPLOY.md."""
 from __future__ import annotations
 
 import sys
