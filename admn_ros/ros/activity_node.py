@@ -1,8 +1,5 @@
-"""ADMN window node (``activity_node``): a sensor node's synchronized rgb/depth/radar frames -> the task's
-estimate per sliding window of ``F`` frames, the whole pipeline in one node (:meth:`Runtime.infer` every
-``publish_every_n_frames`` frames of a full window). Topics and parameters: docs/DEPLOY.md, "Activity
-recognition graph".
-"""
+"""ADMN window node (``activity_node``): a sensor node's synchronized frames -> the task's estimate per sliding
+window, the whole pipeline in one node (:meth:`Runtime.infer`); docs/DEPLOY.md, "Activity recognition graph"."""
 from __future__ import annotations
 
 import sys
@@ -10,7 +7,6 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import UInt16
 from visualization_msgs.msg import MarkerArray
@@ -23,8 +19,8 @@ from admn_ros.core.tasks import TASKS, get_task
 from admn_ros.core.window_viz import WindowView, render_window_dashboard, window_markers
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
-from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, numpy_to_image
-from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
+from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, ns_to_stamp, numpy_to_image
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import HopWindows, LatencyWindow, RateMeter
@@ -135,16 +131,15 @@ class ActivityNode(AdmnNode):
             self.scores.append(self.task.score(est, truth))
 
     def _on_frame(self, fr: SyncedSet) -> None:
-        newest = newest_item(fr)
         self.window.forget(unhealthy(fr.status))
         self._status = fr.status
-        stamp_ns = int(newest[2])
+        stamp_ns = fr.stamp_ns
         if self._last_frame_ns is not None and (stamp_ns - self._last_frame_ns) * 1e-9 > float(self.p["max_gap_s"]):
             self.window.clear()                   # a long gap: do not mix old frames with new ones
             self._since_out = 0
             self.monitor.drop("window_restart")
         try:
-            self.window.push(stamp_ns, payloads(fr))
+            self.window.push(stamp_ns, fr.items)
         except ValueError as exc:
             self.monitor.drop("frame_order")
             self.warn_throttled("frame_order", f"frame not added to the window: {exc}")
@@ -159,10 +154,10 @@ class ActivityNode(AdmnNode):
         if self.windows and self._since_out < int(self.p["publish_every_n_frames"]):
             return
         self._since_out = 0
-        self._infer(newest[1], stamp_ns)
+        self._infer(stamp_ns)
 
-    def _infer(self, stamp: Time, stamp_ns: int) -> None:
-        rt, task, t_in = self.runtime, self.task, self.now_ns()
+    def _infer(self, stamp_ns: int) -> None:
+        rt, task, t_in, stamp = self.runtime, self.task, self.now_ns(), ns_to_stamp(stamp_ns)
         try:
             res = rt.infer(self.window, self.budget)
         except ValueError as exc:

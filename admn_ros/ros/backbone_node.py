@@ -1,8 +1,5 @@
-"""ADMN backbone node: one sensor node's streams (parameter ``sensor_node``) through their
-adaptive-depth backbones (:meth:`Runtime.embed`, real block skipping) with the rows of the
-``admn/allocation`` for its streams, published on ``admn/<sensor_node>/embeddings``. Runs next to its
-sensors, so only embeddings cross the network. ``allocation_mode``, drops and topics: docs/DEPLOY.md.
-"""
+"""ADMN backbone node: the streams of sensor node ``sensor_node`` through the blocks ``admn/allocation`` gives
+them (:meth:`Runtime.embed`) -> ``admn/<sensor_node>/embeddings``; modes, drops, topics: docs/DEPLOY.md."""
 from __future__ import annotations
 
 import array
@@ -13,13 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from builtin_interfaces.msg import Time
 
 from admn_ros.core.streams import stream_id
 from admn_ros.msg import LayerAllocation, StreamEmbedding, StreamEmbeddings
 from admn_ros.ros import topics
-from admn_ros.ros.convert import allocation_to_mask, make_header
-from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
+from admn_ros.ros.convert import allocation_to_mask, make_header, ns_to_stamp
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow
@@ -29,7 +25,6 @@ MODES = ("per_frame", "pipelined")
 
 @dataclass
 class _Frame:
-    stamp: Time
     stamp_ns: int
     inputs: dict[str, np.ndarray | None]
     ready: float          # monotonic time the frame was complete
@@ -129,8 +124,7 @@ class BackboneNode(AdmnNode):
                 self.monitor.drop("allocation_timeout")
 
     def _on_frame(self, fs) -> None:
-        newest = newest_item(fs)
-        f = _Frame(newest[1], newest[2], payloads(fs), time.monotonic())
+        f = _Frame(fs.stamp_ns, fs.items, time.monotonic())
         pipelined = self.p["allocation_mode"] == "pipelined"
         a = self.latest if pipelined else self._find(f.stamp_ns)
         if a is not None:
@@ -176,7 +170,7 @@ class BackboneNode(AdmnNode):
             self.warn_throttled("embed_error", f"embedding failed: {exc}")
             return
         self.embed_ms.add((time.perf_counter() - t0) * 1e3)
-        out = StreamEmbeddings(header=make_header(f.stamp), allocation_controller=a.controller,
+        out = StreamEmbeddings(header=make_header(ns_to_stamp(f.stamp_ns)), allocation_controller=a.controller,
                                input_ms=a.input_ms, decision_ms=a.decision_ms)
         out.allocation_ms = (t_start - f.stamp_ns) * 1e-6 - a.input_ms - a.decision_ms
         depth = self.runtime.depth

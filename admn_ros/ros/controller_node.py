@@ -1,9 +1,6 @@
-"""ADMN controller node: synchronized sensor frames -> per-stream layer allocation on
-``admn/allocation`` (:meth:`Runtime.allocate`). Budget ``L`` from the ``budget`` parameter, the
-``admn/budget`` topic, or deadline mode (``deadline_ms`` > 0,
-:class:`admn_ros.core.budget.DeadlineBudget` fed with the measured end-to-end latency of the
-task's estimates). Topics, synchronization, stream health and bad input: docs/DEPLOY.md.
-"""
+"""ADMN controller node: synchronized sensor frames -> per-stream layer allocation on ``admn/allocation``
+(:meth:`Runtime.allocate`) within the budget: the ``budget`` parameter, the ``admn/budget`` topic, or deadline
+mode (:class:`~admn_ros.core.budget.DeadlineBudget`). Synchronization, health, bad input: docs/DEPLOY.md."""
 from __future__ import annotations
 
 import sys
@@ -18,8 +15,8 @@ from admn_ros.core.streams import validate_budget
 from admn_ros.core.sync import stamp_to_ns
 from admn_ros.msg import LayerAllocation
 from admn_ros.ros import topics
-from admn_ros.ros.convert import make_header, mask_to_allocation, message_class
-from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, payloads, stream_specs
+from admn_ros.ros.convert import make_header, mask_to_allocation, message_class, ns_to_stamp
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, stream_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow
@@ -103,26 +100,25 @@ class ControllerNode(AdmnNode):
 
     def _process(self, fs) -> None:
         t_in = self.now_ns()
-        newest = newest_item(fs)
         budget = self.effective_budget()
         try:
-            a = self.runtime.allocate(payloads(fs), budget)
+            a = self.runtime.allocate(fs.items, budget)
         except ValueError as exc:
             self.monitor.drop("allocation_error")
             self.warn_throttled("allocation_error", f"allocation failed: {exc}")
             return
-        msg = mask_to_allocation(a.mask, self.ids, budget=budget, header=make_header(newest[1]),
+        msg = mask_to_allocation(a.mask, self.ids, budget=budget, header=make_header(ns_to_stamp(fs.stamp_ns)),
                                  present=a.present, estimated_noise=a.est_noise, controller=a.controller,
                                  first_block_forced=bool(self.runtime.cfg.first_block),
                                  stream_status=stream_status(self.ids, a.present, fs.status))
-        msg.input_ms = (t_in - newest[2]) * 1e-6           # sensor stamp -> every input here
+        msg.input_ms = (t_in - fs.stamp_ns) * 1e-6         # sensor stamp -> every input here
         msg.decision_ms = (self.now_ns() - t_in) * 1e-6    # this node's compute for the frame
         self.alloc_pub.publish(msg)
         self.frames += 1
         self.last = a
         self.decision.add(a.ms)
         if self.deadline is not None:
-            self._sent[newest[2]] = int(a.mask.sum())
+            self._sent[fs.stamp_ns] = int(a.mask.sum())
             while len(self._sent) > 300:
                 self._sent.popitem(last=False)
 

@@ -116,11 +116,11 @@ def spin(*nodes: Any, stopped: Callable[[], bool] = lambda: False) -> None:
 
 
 def run_process(make: Callable[[], Any], label: str, errors: tuple[type[Exception], ...],
-                args: list[str] | None = None, failed: Callable[[Any], str | None] | None = None) -> int:
+                args: list[str] | None = None) -> int:
     """``main()`` of a node process: DDS environment, init, ``make()`` the node (or a container's list of
     nodes), spin, clean up, :func:`exit_process`. Exit code 2 with the problem on stderr when rcl cannot
-    parse the ROS arguments, ``make`` raises one of ``errors`` or ``failed(node)`` names a problem; SIGINT,
-    or SIGTERM (after the running callback), is a clean exit."""
+    parse the ROS arguments, ``make`` raises one of ``errors`` or a node's ``configure_error`` (a failed
+    autostart) names a problem; SIGINT, or SIGTERM (after the running callback), is a clean exit."""
     import rclpy
     from rclpy.executors import ExternalShutdownException
     from rclpy.signals import SignalHandlerOptions
@@ -152,8 +152,8 @@ def run_process(make: Callable[[], Any], label: str, errors: tuple[type[Exceptio
             print(f"[{label}] error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}",
                   file=sys.stderr, flush=True)
             rc = 2
-        for node in nodes if failed is not None else ():
-            why = failed(node)
+        for node in nodes:
+            why = getattr(node, "configure_error", None)
             if why:
                 print(f"[{node.get_name()}] error: {why}", file=sys.stderr, flush=True)
                 rc = 2

@@ -1,9 +1,6 @@
-"""ADMN fusion node: every backbone node's ``admn/<node>/embeddings`` (synchronized as the
-controller's images; a silent backbone node is masked) -> :meth:`Runtime.fuse` -> the task's
-estimate (:attr:`Task.output <admn_ros.core.tasks.base.Task.output>`) with the sensor stamp. Models of
-one frame per window only (windowed ones run in ``activity_node``). Topics, covariance, rejections and
-the latency hops on /diagnostics: docs/DEPLOY.md.
-"""
+"""ADMN fusion node: the synchronized ``admn/<node>/embeddings`` of every backbone node -> :meth:`Runtime.fuse`
+-> the task's estimate with the sensor stamp (models of one frame per window; windowed ones run in
+``activity_node``). Masking, covariance, rejections, latency hops: docs/DEPLOY.md."""
 from __future__ import annotations
 
 import sys
@@ -15,8 +12,8 @@ import numpy as np
 from admn_ros.core.streams import split_stream_id
 from admn_ros.msg import StreamEmbeddings
 from admn_ros.ros import topics
-from admn_ros.ros.convert import make_header, message_class
-from admn_ros.ros.lifecycle import AdmnNode, model_specs, newest_item, sync_specs
+from admn_ros.ros.convert import make_header, message_class, ns_to_stamp
+from admn_ros.ros.lifecycle import AdmnNode, model_specs, sync_specs
 from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import HopWindows, LatencyWindow
@@ -99,7 +96,7 @@ class FusionNode(AdmnNode):
             return
         self.monitor.accept(node, ns, self.now_s())
         up = (msg.input_ms, msg.decision_ms, msg.allocation_ms, msg.backbone_ms)
-        self.sync_offer(node, (embs, msg.header.stamp, ns, up), self._process)
+        self.sync_offer(node, msg.header.stamp, (embs, up), self._process)
 
     def _process(self, fs) -> None:
         t_in = self.now_ns()
@@ -109,7 +106,6 @@ class FusionNode(AdmnNode):
                 self.missing_frames[node] += 1
                 continue
             embs.update(it[0])
-        newest = newest_item(fs)
         if not any(v is not None for v in embs.values()):
             self.monitor.drop("nothing_present")
             return
@@ -121,16 +117,17 @@ class FusionNode(AdmnNode):
             self.monitor.drop("fuse_error")
             self.warn_throttled("fuse_error", f"fusion failed: {exc}")
             return
-        out = self._out_cls(header=make_header(newest[1], str(self.p["frame_id"])))
+        out = self._out_cls(header=make_header(ns_to_stamp(fs.stamp_ns), str(self.p["frame_id"])))
         self.pub.publish(self.runtime.task.fill_output(out, est, unknown_variance=float(self.p["unknown_variance"])))
         self.frames += 1
         t_out = self.now_ns()
-        self.e2e_ms.add((t_out - newest[2]) * 1e-6)
+        self.e2e_ms.add((t_out - fs.stamp_ns) * 1e-6)
         # the hops of the backbone node whose embeddings were ready last, then this node's
-        crit = max((it for it in fs.items.values() if it is not None), key=lambda it: it[2] * 1e-6 + sum(it[3]))
-        ms_in, ms_dec, ms_alloc, ms_bb = crit[3]
+        crit = max(fs.stamps_ns, key=lambda n: fs.stamps_ns[n] * 1e-6 + sum(fs.items[n][1]))
+        ms_in, ms_dec, ms_alloc, ms_bb = fs.items[crit][1]
         self.hops.add(sensor_to_controller=ms_in, controller=ms_dec, allocation_to_backbone=ms_alloc, backbone=ms_bb,
-                      embeddings_to_fusion=(t_in - crit[2]) * 1e-6 - sum(crit[3]), fusion=(t_out - t_in) * 1e-6)
+                      embeddings_to_fusion=(t_in - fs.stamps_ns[crit]) * 1e-6 - sum(fs.items[crit][1]),
+                      fusion=(t_out - t_in) * 1e-6)
 
     def diagnostic_statuses(self):
         out = [self.input_status(n, {"frames_missing": self.missing_frames.get(n, 0)}) for n in self.nodes]

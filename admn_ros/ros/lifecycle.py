@@ -21,7 +21,7 @@ from sensor_msgs.msg import Image, PointCloud2
 from admn_ros.core.health import UNHEALTHY, HealthConfig, content_signature
 from admn_ros.core.image_convert import ConversionError, decode_stream
 from admn_ros.core.streams import MODALITIES, StreamSet, split_stream_id, validate_budget
-from admn_ros.core.sync import StreamSync, SyncedSet, stamp_to_ns
+from admn_ros.core.sync import StreamSync, stamp_to_ns
 from admn_ros.core.tasks import Task, get_task
 from admn_ros.ros import msg_filters, topics
 from admn_ros.ros.convert import image_bridge, make_header
@@ -120,16 +120,6 @@ def decode_sensor_image(sid: str, msg: Any, min_side: int = 8, max_side: int = 8
     kind = "pointcloud2" if cloud_to_map is not None and mod == "radar" else "image"
     return decode_stream(msg, kind, mod, to_array=image_bridge().imgmsg_to_cv2, cloud_to_map=cloud_to_map,
                          side_range=(min_side, max_side))
-
-
-def newest_item(fs: SyncedSet) -> tuple:
-    """The item ``(payload, stamp, stamp_ns, ...)`` of a synchronized set with the newest stamp."""
-    return max((it for it in fs.items.values() if it is not None), key=lambda it: it[2])
-
-
-def payloads(fs: SyncedSet) -> dict[Any, Any]:
-    """Input -> payload of a synchronized set (``None``: missing)."""
-    return {k: (it[0] if it is not None else None) for k, it in fs.items.items()}
 
 
 class AdmnNode(LifecycleNode):
@@ -316,8 +306,8 @@ class AdmnNode(LifecycleNode):
         lg.warning(text, throttle_duration_sec=float(self.p["log_throttle_s"]) or 1e-9)
 
     def _on_stream(self, msg: Any, sid: str, on_set: Callable[[Any], None]) -> None:
-        """Stamp check, decode and preprocess a sensor message and offer ``(model_input, stamp, stamp_ns)``
-        to the synchronizer; a rejection is counted and logged with the topic."""
+        """Stamp check, decode and preprocess a sensor message and offer the model input to the
+        synchronizer; a rejection is counted and logged with the topic."""
         msg_type, topic = self.stream_input(sid)
         f = self.input_filters.get(topic)  # its resolved name: namespace, remapping
         where = f"topic {f.sub.topic_name if f else topic}"
@@ -335,14 +325,15 @@ class AdmnNode(LifecycleNode):
             self.reject(sid, "bad_values", f"{where}: {exc}")
             return
         self.monitor.accept(sid, ns, self.now_s())
-        self.sync_offer(sid, (x, msg.header.stamp, ns), on_set, repeats=msg_type is Image)
+        self.sync_offer(sid, msg.header.stamp, x, on_set, repeats=msg_type is Image)
 
-    def sync_offer(self, key: Any, item: tuple, on_set: Callable[[Any], None], repeats: bool = True) -> None:
-        """Offer ``(payload, stamp, stamp_ns)`` to ``self.sync``; ``on_set`` gets every set it fires. ``repeats``:
+    def sync_offer(self, key: Any, stamp: Time, payload: Any, on_set: Callable[[Any], None],
+                   repeats: bool = True) -> None:
+        """Offer ``payload`` to ``self.sync``; ``on_set`` gets every set it fires (its stamp: the newest). ``repeats``:
         whether repeated content means a frozen input (not for radar detections: a static scene repeats them)."""
         if self.sync is not None:
-            sig = content_signature(item[0]) if self.sync.health and repeats else None
-            self._on_sets(self.sync.add(key, item[1], item, self.now_s(), sig), on_set)
+            sig = content_signature(payload) if self.sync.health and repeats else None
+            self._on_sets(self.sync.add(key, stamp, payload, self.now_s(), sig), on_set)
 
     def sync_poll(self, on_set: Callable[[Any], None]) -> None:
         """Timer callback body: fire sets whose missing inputs timed out."""
@@ -520,5 +511,4 @@ class AdmnNode(LifecycleNode):
     def main(cls, args: Sequence[str] | None = None) -> int:
         """The node's executable: exit code 2 (the problem on stderr) if a parameter is invalid or
         autostart failed (e.g. the model directory or a checkpoint is wrong)."""
-        return run_process(cls, cls.NODE_NAME, (ValueError,), None if args is None else list(args),
-                           failed=lambda node: node.configure_error if node.p["autostart"] else None)
+        return run_process(cls, cls.NODE_NAME, (ValueError,), None if args is None else list(args))

@@ -60,10 +60,9 @@ class ParamSpec:
         return d
 
     def check(self, value: Any) -> str | None:
-        """Return why ``value`` is invalid for this spec, or ``None`` if it is fine."""
+        """Return why ``value`` is invalid for this spec, or ``None`` if it is fine (an integer for a DOUBLE
+        is made a double before: :func:`declare_parameters`, :func:`install_validation`)."""
         pt = self.ptype
-        if pt == Parameter.Type.DOUBLE and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
         if value is None and pt.name.endswith("ARRAY"):
             value = []  # an empty YAML list arrives untyped (None): it is the empty array
         if not pt.check(value):

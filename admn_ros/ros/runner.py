@@ -191,8 +191,7 @@ def compose(specs: Sequence[NodeSpec], ros_args: Sequence[str] = ()) -> int:
         return [getattr(importlib.import_module(s.module), s.node_class)(
             cli_args=s.ros_args() + list(ros_args), use_global_arguments=False) for s in specs]
 
-    return run_process(make, CONTAINER, (ValueError, OSError, KeyError),
-                       failed=lambda node: getattr(node, "configure_error", None))
+    return run_process(make, CONTAINER, (ValueError, OSError, KeyError))
 
 
 def _container_ros_args(ros: Sequence[str]) -> list[str]:

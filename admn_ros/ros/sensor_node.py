@@ -103,7 +103,7 @@ class SensorNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         kwargs.setdefault("allow_undeclared_parameters", True)  # so unknown names get a reason
         super().__init__(node_name, **kwargs)
-        self._timer = self._render_timer = None
+        self._render_timer = None
         try:
             self._setup()
         except BaseException:
@@ -141,7 +141,6 @@ class SensorNode(Node):
         corr = declare_parameters(self, self._corr_specs)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         install_validation(self, BASE_SPECS + self._corr_specs)  # registered last: runs first
-        self.p = p
 
         self.corruption: dict[str, Any] = {}  # stream id -> CorruptionSpec as given (checked on declaration)
         for sid in ids:
@@ -240,7 +239,7 @@ class SensorNode(Node):
         now = self._now_ns()
         if self.start_ns is None:
             if now <= 0:  # use_sim_time and no /clock yet: anchor at the first tick
-                self._timer = self.create_timer(self.period_ns * 1e-9, self._on_timer)
+                self.create_timer(self.period_ns * 1e-9, self._on_timer)
                 return
             self.start_ns = now + _ANCHOR_DELAY_NS
         self._arm_phase_timer(now)
@@ -261,7 +260,7 @@ class SensorNode(Node):
             self._phase_retries += 1
             self._arm_phase_timer(now)
             return
-        self._timer = self.create_timer(self.period_ns * 1e-9, self._on_timer)
+        self.create_timer(self.period_ns * 1e-9, self._on_timer)
         self._on_timer()
 
     def frame_stamp_ns(self, k: int) -> int:
