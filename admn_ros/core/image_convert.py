@@ -125,13 +125,6 @@ def image_to_numpy(msg: Any, desired_encoding: str = "passthrough") -> np.ndarra
     return out if desired_encoding == "passthrough" else convert_encoding(out, info.name, desired_encoding)
 
 
-_SAME = -1
-_LAYOUTS = ("gray", "rgb", "bgr", "rgba", "bgra")
-#: cvtColor code of every pair of colour layouts
-_CVT: dict[tuple[str, str], int] = {(s, d): _SAME if s == d else getattr(cv2, f"COLOR_{s.upper()}2{d.upper()}")
-                                    for s in _LAYOUTS for d in _LAYOUTS}
-
-
 def _cast(a: np.ndarray, dst: np.dtype) -> np.ndarray:
     """cv_bridge's depth step (OpenCV's ``convertTo``): 8 -> 16 bit scaled by 65535/255, 16 -> 8 by
     255/65535, else a plain cast; integers saturate, floats round half to even, NaN -> 0."""
@@ -162,11 +155,10 @@ def convert_encoding(a: np.ndarray, src: str, dst: str) -> np.ndarray:
             raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}: "
                                                   f"{si.channels} vs {di.channels} channels")
         return _cast(a, di.dtype)
-    code = _CVT[(si.colour, di.colour)]
     out = a
-    if code != _SAME:
+    if si.colour != di.colour:
         try:
-            out = cv2.cvtColor(np.ascontiguousarray(a), code)
+            out = cv2.cvtColor(np.ascontiguousarray(a), getattr(cv2, f"COLOR_{si.colour.upper()}2{di.colour.upper()}"))
         except cv2.error as exc:
             raise ConversionError("bad_encoding", f"cannot convert {si.name!r} to {di.name!r}: {exc}") from None
     if si.dtype != di.dtype:

@@ -25,16 +25,13 @@ def split_candidates(n_streams: int, budget: int, depth: int, first_block: bool 
     n, L = int(n_streams), int(budget)
     if not n * lo <= L <= n * depth:
         raise ValueError(f"budget {L} cannot be split over {n} streams with {lo}..{depth} blocks each")
-    out: list[tuple[int, ...]] = []
     # count before materialising, so a huge grid fails fast
     total = _n_compositions(n, L - n * lo, depth - lo)
     if total > limit:
         raise ValueError(f"{total} splits of budget {L} over {n} streams exceed the limit {limit}; "
                          "split enumeration is for a few streams (e.g. the activity window)")
-    for head in itertools.product(range(lo, depth + 1), repeat=n - 1):
-        last = L - sum(head)
-        if lo <= last <= depth:
-            out.append((*head, last))
+    heads = itertools.product(range(lo, depth + 1), repeat=n - 1)
+    out = [(*head, L - sum(head)) for head in heads if lo <= L - sum(head) <= depth]
     return np.asarray(out, dtype=np.int64).reshape(-1, n)
 
 

@@ -19,14 +19,11 @@ Active = Optional[torch.Tensor]
 
 
 def init_linear(module: nn.Module) -> None:
-    """Truncated-normal (std 0.02) weights and zero biases for Linear layers (ViT convention)."""
+    """ViT init of a Linear layer: truncated-normal (std 0.02) weights, zero biases; other modules unchanged."""
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 class Attention(nn.Module):

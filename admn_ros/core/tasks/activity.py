@@ -217,13 +217,12 @@ class ActivityTask(Task):
         return frame.gt_label
 
     def markers(self, est: Mapping[str, Any], truth: Any = None, label: str = "") -> list[Any]:
-        from admn_ros.core.viz import MarkerSpec
+        from admn_ros.core.viz import text_marker
 
         text = (f"{label}: " if label else "") + f"{est['class_name']} ({est['confidence']:.2f})" + (
             f"  truth {truth}" if truth is not None else "")
         ok = truth is None or truth == est["class_name"]
-        return [MarkerSpec("activity", 0, "TEXT_VIEW_FACING", (0.0, 0.0, 1.0), (0, 0, 0.12),
-                           (1, 1, 1, 1) if ok else (1.0, 0.35, 0.3, 1.0), text=text)]
+        return [text_marker("activity", 0, (0.0, 0.0, 1.0), 0.12, text, (1, 1, 1, 1) if ok else (1.0, 0.35, 0.3, 1.0))]
 
     def scorer(self, frames: int) -> Scorer:
         return _Scorer(self, frames=int(frames))
