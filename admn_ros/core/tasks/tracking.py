@@ -9,7 +9,6 @@ scored against ``PointStamped`` on ``ground_truth/target``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -40,7 +39,6 @@ def euclidean_distance(mean: Any, target: Any) -> Any:
     return torch.linalg.vector_norm(mean - target, dim=-1)
 
 
-@dataclass
 class _Scorer(Scorer):
     def summary(self) -> dict[str, Any]:
         e = np.asarray(self.scores, np.float64)
