@@ -1,8 +1,5 @@
-"""Per-stream health, what a single frame cannot show (rclpy-free): a *frozen* stream repeats its content with new
-stamps; a *stalled* one has stamps that stop advancing or jump (more than ``max_jump_s`` back, or ahead of the
-arrival clock) or lie far from the other streams' (a sensor clock that is off); a stall wins over a freeze.
-:class:`admn_ros.core.sync.StreamSync` treats either as missing until ``recover_frames`` good messages in a row.
-Rules: docs/ARCHITECTURE.md.
+"""Per-stream health, what a single frame cannot show (rclpy-free): *frozen* content, *stalled* or jumping
+stamps (a stall wins over a freeze); the rules: docs/ARCHITECTURE.md, "Synchronization policy".
 """
 from __future__ import annotations
 

@@ -121,7 +121,6 @@ class ADMNModel(nn.Module):
         return next(self.parameters()).device
 
     def set_layerdrop(self, p: float, full_drop: float | None = None) -> None:
-        """Set LayerDrop (and optionally full-backbone dropout) on every backbone."""
         for b in self.backbones.values():
             b.set_layerdrop(p, full_drop)
 

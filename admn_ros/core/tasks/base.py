@@ -134,7 +134,6 @@ class Task:
     report_caption: ClassVar[str] = ""           # first line of a replay report
 
     def models_dir(self) -> Any:
-        """The task's shipped models directory (``models/`` + :attr:`models_subdir`)."""
         from admn_ros.core.paths import models_dir
 
         return models_dir() / self.models_subdir if self.models_subdir else models_dir()
@@ -265,7 +264,6 @@ class Task:
 
 
 def read_rows(path: Any) -> list[dict[str, str]]:
-    """The rows of a replay CSV."""
     import csv
 
     with open(path, newline="") as f:
