@@ -175,10 +175,9 @@ def image_message_fields(a: Any, encoding: str = "passthrough") -> dict[str, Any
         raise ConversionError("bad_data", f"expected an (H, W) or (H, W, C) array, got shape {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0 or (a.ndim == 3 and a.shape[2] == 0):
         raise ConversionError("empty", f"cannot encode an empty image (shape {a.shape})")
-    code = a.dtype.str[1:]
-    if code not in _CV_DEPTH:
+    if a.dtype.str[1:] not in _CV_DEPTH:
         raise ConversionError("bad_encoding", f"no image encoding for dtype {a.dtype}")
-    cv_type = f"{_CV_DEPTH[code]}C{1 if a.ndim == 2 else a.shape[2]}"
+    cv_type = EncodingInfo("", a.dtype, 1 if a.ndim == 2 else a.shape[2], None).cv_type
     enc = cv_type if encoding == "passthrough" else str(encoding)
     if encoding != "passthrough" and (need := encoding_info(enc).cv_type) != cv_type:
         raise ConversionError("bad_encoding", f"encoding {enc!r} needs an image of type {need}, got {cv_type} "

@@ -13,7 +13,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from admn_ros.core.streams import spread_order
+from admn_ros.core.controller import select_blocks
+from admn_ros.core.streams import naive_allocation, spread_order
+from admn_ros.core.tasks import get_task
 
 
 def split_candidates(n_streams: int, budget: int, depth: int, first_block: bool = True,
@@ -68,9 +70,6 @@ def sampled_splits(logits: torch.Tensor, budget: int, k: int, scale: float, firs
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample candidates ``[k + 2, B, n]``: the top-L split, the even split and ``k``
     Gumbel-perturbed ones; and a bool ``[B, k + 2]``, False for a repeat within a sample."""
-    from admn_ros.core.controller import select_blocks
-    from admn_ros.core.streams import naive_allocation
-
     lg = logits.detach()
     b, n, depth = lg.shape
     even = torch.from_numpy(naive_allocation(n, budget, depth).sum(1)).to(lg.device).long()
@@ -98,8 +97,6 @@ def split_losses(model: Any, inputs: Mapping[str, torch.Tensor] | None, target: 
     """Task loss and score ``[C, B]`` of every split ``counts`` (``[C, n]`` or ``[C, B, n]``) on one
     batch, equal to ``model(inputs, prefix_masks(c))`` per split. ``emb=(ks, embeddings)``
     passes :func:`count_embeddings` computed for a superset of the counts."""
-    from admn_ros.core.tasks import get_task
-
     cfg = model.cfg
     n = cfg.n_streams
     counts = torch.as_tensor(np.asarray(counts), dtype=torch.long)  # [C, n] or [C, B, n]

@@ -7,7 +7,7 @@ activity) is also scored on its own.
 """
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -104,8 +104,6 @@ class ActivityTask(Task):
                       "GFLOPs per window).")
 
     def head(self, cfg: Any, dim: int) -> Any:
-        from collections import OrderedDict
-
         from torch import nn
 
         return nn.Sequential(OrderedDict(norm=nn.LayerNorm(dim), fc=nn.Linear(dim, int(cfg.n_classes))))

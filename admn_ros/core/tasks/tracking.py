@@ -9,6 +9,7 @@ scored against ``PointStamped`` on ``ground_truth/target``.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -220,8 +221,6 @@ class TrackingTask(Task):
 
     def simulator(self, *, seed: int = 0, episode: int = 0, rate_hz: float | None = None,
                   subject_id: int | None = None, config_file: str | None = None) -> Any:
-        from dataclasses import replace
-
         from admn_ros.core.sim import GDTMSimulator, load_sim_config
 
         if subject_id:
