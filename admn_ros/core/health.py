@@ -64,14 +64,10 @@ class StreamHealth:
         c = self.cfg
         stamp_ns, now = int(stamp_ns), float(now)
         jump_ns = int(c.max_jump_s * 1e9)
-        jumped = advancing = False
-        if self._newest is None:
-            advancing = True
-        elif jump_ns > 0 and (stamp_ns < self._newest - jump_ns or (
-                stamp_ns > self._newest and (stamp_ns - self._newest) - (now - self._newest_at) * 1e9 > jump_ns)):
-            jumped = True
-        else:
-            advancing = stamp_ns > self._newest
+        first = self._newest is None
+        jumped = not first and jump_ns > 0 and (stamp_ns < self._newest - jump_ns or (
+            stamp_ns > self._newest and (stamp_ns - self._newest) - (now - self._newest_at) * 1e9 > jump_ns))
+        advancing = first or (not jumped and stamp_ns > self._newest)
         if jumped or advancing:
             self._newest, self._newest_at = stamp_ns, now
         self._stalls = 0 if advancing else self._stalls + 1

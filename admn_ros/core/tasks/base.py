@@ -5,11 +5,14 @@ rclpy message and a rosbags dataclass alike.
 """
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
+
+from admn_ros.core import paths
 
 
 @dataclass(frozen=True)
@@ -134,9 +137,7 @@ class Task:
     report_caption: ClassVar[str] = ""           # first line of a replay report
 
     def models_dir(self) -> Any:
-        from admn_ros.core.paths import models_dir
-
-        return models_dir() / self.models_subdir if self.models_subdir else models_dir()
+        return paths.models_dir() / self.models_subdir if self.models_subdir else paths.models_dir()
 
     # The members (docs/ARCHITECTURE.md, "Tasks"); torch only inside the methods.
     def head(self, cfg: Any, dim: int) -> Any:
@@ -264,8 +265,6 @@ class Task:
 
 
 def read_rows(path: Any) -> list[dict[str, str]]:
-    import csv
-
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
