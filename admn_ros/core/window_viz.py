@@ -125,8 +125,7 @@ def render_window_dashboard(view: WindowView, width: int = 640, height: int = 48
         cell = max(6, min(22, (width - bx0 - 12) // max(f, 1) - 2, 80 // max(n, 1) - 2))
         cv2.putText(img, f"window: {f} frames (old -> new)", (bx0, gy0 - 8), font, 0.42, (200, 200, 200), 1,
                     cv2.LINE_AA)
-        for k in range(f):
-            for i in range(n):
-                x, y = bx0 + k * (cell + 2), gy0 + i * (cell + 2)
-                cv2.rectangle(img, (x, y), (x + cell, y + cell), (60, 200, 90) if tok[k, i] else (70, 70, 70), -1)
+        for (k, i), on in np.ndenumerate(tok):
+            x, y = bx0 + k * (cell + 2), gy0 + i * (cell + 2)
+            cv2.rectangle(img, (x, y), (x + cell, y + cell), (60, 200, 90) if on else (70, 70, 70), -1)
     return img
