@@ -1,9 +1,6 @@
-"""Activity recognition: a class label per sliding window of ``F`` frames.
-
-Head: LayerNorm + Linear -> class logits; loss: cross-entropy; metric: accuracy in %. Published as
-``admn_ros/ActivityLabel`` on ``admn/activity``, scored against the one on
-``ground_truth/activity`` at the window's newest frame; a *pure* window (all ``F`` frames of one
-activity) is also scored on its own.
+"""Activity recognition: a class label per sliding window of ``F`` frames, scored against the true
+label at the window's newest frame; a *pure* window (all ``F`` frames of one activity) is also scored
+on its own.
 """
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """The :class:`Task` interface: everything after the fused embedding that differs between tasks
-(head, loss, metric, estimate, ROS messages, replay, display, simulation, graph defaults; see
-docs/ARCHITECTURE.md, "Tasks"). Messages are filled by field name, so one function fills an
-rclpy message and a rosbags dataclass alike.
+(docs/ARCHITECTURE.md, "Tasks": what each member does).
 """
 from __future__ import annotations
 

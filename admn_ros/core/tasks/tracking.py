@@ -2,9 +2,7 @@
 
 Head: pooled embedding -> mean bounded to ``ADMNConfig.bounds`` (sigmoid scaled to the box) and
 covariance ``L L^T + eps I`` (``L`` lower-triangular, softplus diagonal). Loss: ``nll_weight`` x
-Gaussian NLL + ``dist_weight`` x distance (the paper: 1 and 0.05); metric: error in cm. Published
-as ``PoseWithCovarianceStamped`` on ``admn/target`` (``z`` and rotations get ``unknown_variance``),
-scored against ``PointStamped`` on ``ground_truth/target``.
+Gaussian NLL + ``dist_weight`` x distance (the paper: 1 and 0.05); metric: error in cm.
 """
 from __future__ import annotations
 
