@@ -1,7 +1,6 @@
-"""What the live demo saw, frame by frame, and its report (rclpy-free; the ROS side is
-:mod:`admn_ros.ros.demo`): per frame stamp the estimate, latency, truth, allocation, true noise
-and model inputs; after the run, Naive Allocation and the Upper Bound on the same inputs (a side
-:class:`~admn_ros.core.runtime.Runtime`, never the graph), the per-phase table and the picture.
+"""What the live demo saw, frame by frame (:class:`Frame`), and its report (rclpy-free; the ROS side
+is :mod:`admn_ros.ros.demo`): after the run, Naive Allocation and the Upper Bound on the same inputs
+(a side :class:`~admn_ros.core.runtime.Runtime`, never the graph), the per-phase table and the picture.
 """
 from __future__ import annotations
 

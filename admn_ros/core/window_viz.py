@@ -1,7 +1,6 @@
-"""What the window node (``activity_node``) shows (rclpy-free): the estimate vs its truth, the
-task's ranked entries (class scores), per-stream layer use and which (frame, stream) tokens had
-data. :func:`window_markers` (RViz) and :func:`render_window_dashboard` (rgb image) draw the
-same :class:`WindowView`, as :mod:`admn_ros.core.viz` does for the map.
+"""What the window node (``activity_node``) shows (rclpy-free): :func:`window_markers` (RViz) and
+:func:`render_window_dashboard` (rgb image) draw the same :class:`WindowView`, as :mod:`admn_ros.core.viz`
+does for the map.
 """
 from __future__ import annotations
 
