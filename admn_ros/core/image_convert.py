@@ -145,15 +145,14 @@ def convert_encoding(a: np.ndarray, src: str, dst: str) -> np.ndarray:
     si, di = encoding_info(src), encoding_info(dst)
     if si.name == di.name:
         return np.array(a, copy=True)
+    cannot = f"cannot convert image encoding {si.name!r} to {di.name!r}"
     if si.colour == "" or di.colour == "":
-        raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}")
+        raise ConversionError("bad_encoding", cannot)
     if si.colour is None or di.colour is None:
         if si.colour is None and di.colour is not None:
-            raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}: "
-                                                  f"{si.name!r} is not a colour encoding but {di.name!r} is")
+            raise ConversionError("bad_encoding", f"{cannot}: {si.name!r} is not a colour encoding but {di.name!r} is")
         if si.channels != di.channels:
-            raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}: "
-                                                  f"{si.channels} vs {di.channels} channels")
+            raise ConversionError("bad_encoding", f"{cannot}: {si.channels} vs {di.channels} channels")
         return _cast(a, di.dtype)
     out = a
     if si.colour != di.colour:
@@ -173,7 +172,7 @@ def image_message_fields(a: Any, encoding: str = "passthrough") -> dict[str, Any
         raise ConversionError("bad_data", f"expected a numpy array, got {type(a).__name__}")
     if a.ndim not in (2, 3):
         raise ConversionError("bad_data", f"expected an (H, W) or (H, W, C) array, got shape {a.shape}")
-    if a.shape[0] == 0 or a.shape[1] == 0 or (a.ndim == 3 and a.shape[2] == 0):
+    if a.size == 0:
         raise ConversionError("empty", f"cannot encode an empty image (shape {a.shape})")
     if a.dtype.str[1:] not in _CV_DEPTH:
         raise ConversionError("bad_encoding", f"no image encoding for dtype {a.dtype}")
