@@ -1,7 +1,6 @@
-"""What the live demo saw, frame by frame, and its report (rclpy-free; the ROS side is
-:mod:`admn_ros.ros.demo`): per frame stamp the estimate, latency, truth, allocation, true noise
-and model inputs; after the run, Naive Allocation and the Upper Bound on the same inputs (a side
-:class:`~admn_ros.core.runtime.Runtime`, never the graph), the per-phase table and the picture.
+"""What the live demo saw, frame by frame (:class:`Frame`), and its report (rclpy-free; the ROS side
+is :mod:`admn_ros.ros.demo`): after the run, Naive Allocation and the Upper Bound on the same inputs
+(a side :class:`~admn_ros.core.runtime.Runtime`, never the graph), the per-phase table and the picture.
 """
 from __future__ import annotations
 
@@ -147,19 +146,17 @@ class DemoRecord:
             lines.append(f"  {r['phase']:<{w}} {r['compared']:>8}  " + " ".join(
                 f"{_num(v[k]):>{n}}" for k, n in (("admn", 8), ("naive", 8), ("upper_bound", 11)))
                 + f"   {_num(r['latency_ms']['p50'])} / {_num(r['latency_ms']['p99'])} ms")
-        short = [s.replace("node", "n") for s in self.ids]
-        lines += ["", "blocks per stream (ADMN, mean over the phase; budget "
-                      f"{self.budget})", f"  {'phase':<{w}} " + " ".join(f"{s:>9}" for s in short)]
+        lines += ["", f"blocks per stream (ADMN, mean over the phase; budget {self.budget})",
+                  f"  {'phase':<{w}} " + " ".join(f"{s.replace('node', 'n'):>9}" for s in self.ids)]
         lines += [f"  {r['phase']:<{w}} " + " ".join(f"{_num(r['blocks'].get(s, math.nan)):>9}" for s in self.ids)
                   for r in rows]
         inside = [f for ns, f in self.frames.items() if self.phase(ns) is not None]
         judged = [self.task.score(f.estimate, f.truth) for f in inside if f.estimate is not None and f.truth is not None]
+        means = {k: _mean([f.scores[k] for f in inside if k in f.scores]) for k in METHODS}
         doc = {"task": self.task.name, "metric": {"name": m.name, "unit": m.unit, "lower_is_better": m.lower_is_better,
-                                                  "admn_all_estimates": _mean(judged), "judged": len(judged), **{
-                                                      k: _mean([f.scores[k] for f in inside if k in f.scores])
-                                                      for k in METHODS}},
-               "scenario": self.timeline.name if self.timeline is not None else None,
-               "scenario_file": self.timeline.source if self.timeline is not None else None,
+                                                  "admn_all_estimates": _mean(judged), "judged": len(judged), **means},
+               "scenario": getattr(self.timeline, "name", None),
+               "scenario_file": getattr(self.timeline, "source", None),
                "budget": self.budget, "streams": self.ids, "compared": self.compared,
                "estimates": sum(f.estimate is not None for f in self.frames.values()),
                "phases": rows, "hops_ms": {h: {"p50": a, "p99": b} for h, (a, b) in self.hops.items()},

@@ -1,8 +1,5 @@
-"""Per-stream health, what a single frame cannot show (rclpy-free): a *frozen* stream repeats its content with new
-stamps; a *stalled* one has stamps that stop advancing or jump (more than ``max_jump_s`` back, or ahead of the
-arrival clock) or lie far from the other streams' (a sensor clock that is off); a stall wins over a freeze.
-:class:`admn_ros.core.sync.StreamSync` treats either as missing until ``recover_frames`` good messages in a row.
-Rules: docs/ARCHITECTURE.md.
+"""Per-stream health, what a single frame cannot show (rclpy-free): *frozen* content, *stalled* or jumping
+stamps (a stall wins over a freeze); the rules: docs/ARCHITECTURE.md, "Synchronization policy".
 """
 from __future__ import annotations
 
@@ -67,14 +64,10 @@ class StreamHealth:
         c = self.cfg
         stamp_ns, now = int(stamp_ns), float(now)
         jump_ns = int(c.max_jump_s * 1e9)
-        jumped = advancing = False
-        if self._newest is None:
-            advancing = True
-        elif jump_ns > 0 and (stamp_ns < self._newest - jump_ns or (
-                stamp_ns > self._newest and (stamp_ns - self._newest) - (now - self._newest_at) * 1e9 > jump_ns)):
-            jumped = True
-        else:
-            advancing = stamp_ns > self._newest
+        first = self._newest is None
+        jumped = not first and jump_ns > 0 and (stamp_ns < self._newest - jump_ns or (
+            stamp_ns > self._newest and (stamp_ns - self._newest) - (now - self._newest_at) * 1e9 > jump_ns))
+        advancing = first or (not jumped and stamp_ns > self._newest)
         if jumped or advancing:
             self._newest, self._newest_at = stamp_ns, now
         self._stalls = 0 if advancing else self._stalls + 1

@@ -125,13 +125,6 @@ def image_to_numpy(msg: Any, desired_encoding: str = "passthrough") -> np.ndarra
     return out if desired_encoding == "passthrough" else convert_encoding(out, info.name, desired_encoding)
 
 
-_SAME = -1
-_LAYOUTS = ("gray", "rgb", "bgr", "rgba", "bgra")
-#: cvtColor code of every pair of colour layouts
-_CVT: dict[tuple[str, str], int] = {(s, d): _SAME if s == d else getattr(cv2, f"COLOR_{s.upper()}2{d.upper()}")
-                                    for s in _LAYOUTS for d in _LAYOUTS}
-
-
 def _cast(a: np.ndarray, dst: np.dtype) -> np.ndarray:
     """cv_bridge's depth step (OpenCV's ``convertTo``): 8 -> 16 bit scaled by 65535/255, 16 -> 8 by
     255/65535, else a plain cast; integers saturate, floats round half to even, NaN -> 0."""
@@ -152,21 +145,19 @@ def convert_encoding(a: np.ndarray, src: str, dst: str) -> np.ndarray:
     si, di = encoding_info(src), encoding_info(dst)
     if si.name == di.name:
         return np.array(a, copy=True)
+    cannot = f"cannot convert image encoding {si.name!r} to {di.name!r}"
     if si.colour == "" or di.colour == "":
-        raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}")
+        raise ConversionError("bad_encoding", cannot)
     if si.colour is None or di.colour is None:
         if si.colour is None and di.colour is not None:
-            raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}: "
-                                                  f"{si.name!r} is not a colour encoding but {di.name!r} is")
+            raise ConversionError("bad_encoding", f"{cannot}: {si.name!r} is not a colour encoding but {di.name!r} is")
         if si.channels != di.channels:
-            raise ConversionError("bad_encoding", f"cannot convert image encoding {si.name!r} to {di.name!r}: "
-                                                  f"{si.channels} vs {di.channels} channels")
+            raise ConversionError("bad_encoding", f"{cannot}: {si.channels} vs {di.channels} channels")
         return _cast(a, di.dtype)
-    code = _CVT[(si.colour, di.colour)]
     out = a
-    if code != _SAME:
+    if si.colour != di.colour:
         try:
-            out = cv2.cvtColor(np.ascontiguousarray(a), code)
+            out = cv2.cvtColor(np.ascontiguousarray(a), getattr(cv2, f"COLOR_{si.colour.upper()}2{di.colour.upper()}"))
         except cv2.error as exc:
             raise ConversionError("bad_encoding", f"cannot convert {si.name!r} to {di.name!r}: {exc}") from None
     if si.dtype != di.dtype:
@@ -181,12 +172,11 @@ def image_message_fields(a: Any, encoding: str = "passthrough") -> dict[str, Any
         raise ConversionError("bad_data", f"expected a numpy array, got {type(a).__name__}")
     if a.ndim not in (2, 3):
         raise ConversionError("bad_data", f"expected an (H, W) or (H, W, C) array, got shape {a.shape}")
-    if a.shape[0] == 0 or a.shape[1] == 0 or (a.ndim == 3 and a.shape[2] == 0):
+    if a.size == 0:
         raise ConversionError("empty", f"cannot encode an empty image (shape {a.shape})")
-    code = a.dtype.str[1:]
-    if code not in _CV_DEPTH:
+    if a.dtype.str[1:] not in _CV_DEPTH:
         raise ConversionError("bad_encoding", f"no image encoding for dtype {a.dtype}")
-    cv_type = f"{_CV_DEPTH[code]}C{1 if a.ndim == 2 else a.shape[2]}"
+    cv_type = EncodingInfo("", a.dtype, 1 if a.ndim == 2 else a.shape[2], None).cv_type
     enc = cv_type if encoding == "passthrough" else str(encoding)
     if encoding != "passthrough" and (need := encoding_info(enc).cv_type) != cv_type:
         raise ConversionError("bad_encoding", f"encoding {enc!r} needs an image of type {need}, got {cv_type} "

@@ -121,7 +121,6 @@ class ADMNModel(nn.Module):
         return next(self.parameters()).device
 
     def set_layerdrop(self, p: float, full_drop: float | None = None) -> None:
-        """Set LayerDrop (and optionally full-backbone dropout) on every backbone."""
         for b in self.backbones.values():
             b.set_layerdrop(p, full_drop)
 
@@ -171,9 +170,7 @@ class ADMNModel(nn.Module):
                 blend: bool = False) -> dict[str, torch.Tensor]:
         """:meth:`backbone_embeddings` then :meth:`fuse`, plus ``"emb"``."""
         emb = self.backbone_embeddings(inputs, mask, present, blend)
-        out = self.fuse(emb, present)
-        out["emb"] = emb
-        return out
+        return {**self.fuse(emb, present), "emb": emb}
 
 
 def embed_tokens(cfg: ADMNConfig, embed: Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor],

@@ -1,8 +1,5 @@
-"""Sensor data -> model input (float32 ``(C, 64, 64)`` in [0, 1]) and the dataset storage.
-
-Nearest subsampling at pixel centres, no averaging (docs/DATASET.md). Scaling: rgb ``/ 255``;
-depth mm ``/ (DEPTH_MAX_M * 1000)`` clipped to 1 (float metres: NaN / inf / <= 0 -> 0, REP-118);
-radar clipped to [0, 1], NaN an error.
+"""Sensor data -> model input (float32 ``(C, 64, 64)`` in [0, 1]) and the dataset storage: nearest
+pixel-centre subsampling, no averaging, and the scaling to [0, 1] of docs/DATASET.md.
 """
 from __future__ import annotations
 
@@ -106,7 +103,7 @@ def from_storage(modality: str, stored: np.ndarray) -> np.ndarray:
 
 
 def to_unit(modality: str, data: np.ndarray) -> np.ndarray:
-    """Sensor-dtype values of any shape -> float32 in [0, 1] (the scaling in this module's docstring)."""
+    """Sensor-dtype values of any shape -> float32 in [0, 1] (docs/DATASET.md; depth mm saturate at 1)."""
     if modality == "rgb":
         return data.astype(np.float32) * np.float32(1.0 / 255.0)
     if modality == "depth":

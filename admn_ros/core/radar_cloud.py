@@ -49,21 +49,19 @@ def read_points(msg: Any, names: Sequence[str], optional: Sequence[str] = ()) ->
     n = h * w
     if n == 0:
         return {k: np.zeros(0) for k in (*names, *optional)}
-    used = [k for k in (*names, *optional) if k in fields]
-    for k in used:
-        off, dt = fields[k]
-        if off < 0 or off + dt.itemsize > ps:
-            raise _fail(f"PointCloud2 field {k!r} (offset {off}, {dt.itemsize} bytes) lies outside "
-                        f"point_step {ps}")
     if rs < w * ps:
         raise _fail(f"PointCloud2 row_step {rs} is smaller than width*point_step = {w}*{ps} = {w * ps}")
     if raw.size < h * rs:
         raise _fail(f"PointCloud2 data has {raw.size} bytes, height*row_step = {h}*{rs} = {h * rs}")
     rows = raw[: h * rs].reshape(h, rs)[:, : w * ps]
     rec = np.ascontiguousarray(rows).reshape(n, ps)
+    used = [k for k in (*names, *optional) if k in fields]
     out = {k: np.zeros(n) for k in (*names, *optional) if k not in fields}
     for k in used:
         off, dt = fields[k]
+        if off < 0 or off + dt.itemsize > ps:
+            raise _fail(f"PointCloud2 field {k!r} (offset {off}, {dt.itemsize} bytes) lies outside "
+                        f"point_step {ps}")
         out[k] = np.ascontiguousarray(rec[:, off: off + dt.itemsize]).view(dt).reshape(n).astype(np.float64)
     return out
 

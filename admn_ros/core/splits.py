@@ -13,7 +13,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from admn_ros.core.streams import spread_order
+from admn_ros.core.controller import select_blocks
+from admn_ros.core.streams import naive_allocation, spread_order
+from admn_ros.core.tasks import get_task
 
 
 def split_candidates(n_streams: int, budget: int, depth: int, first_block: bool = True,
@@ -25,16 +27,13 @@ def split_candidates(n_streams: int, budget: int, depth: int, first_block: bool 
     n, L = int(n_streams), int(budget)
     if not n * lo <= L <= n * depth:
         raise ValueError(f"budget {L} cannot be split over {n} streams with {lo}..{depth} blocks each")
-    out: list[tuple[int, ...]] = []
     # count before materialising, so a huge grid fails fast
     total = _n_compositions(n, L - n * lo, depth - lo)
     if total > limit:
         raise ValueError(f"{total} splits of budget {L} over {n} streams exceed the limit {limit}; "
                          "split enumeration is for a few streams (e.g. the activity window)")
-    for head in itertools.product(range(lo, depth + 1), repeat=n - 1):
-        last = L - sum(head)
-        if lo <= last <= depth:
-            out.append((*head, last))
+    heads = itertools.product(range(lo, depth + 1), repeat=n - 1)
+    out = [(*head, L - sum(head)) for head in heads if lo <= L - sum(head) <= depth]
     return np.asarray(out, dtype=np.int64).reshape(-1, n)
 
 
@@ -71,9 +70,6 @@ def sampled_splits(logits: torch.Tensor, budget: int, k: int, scale: float, firs
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample candidates ``[k + 2, B, n]``: the top-L split, the even split and ``k``
     Gumbel-perturbed ones; and a bool ``[B, k + 2]``, False for a repeat within a sample."""
-    from admn_ros.core.controller import select_blocks
-    from admn_ros.core.streams import naive_allocation
-
     lg = logits.detach()
     b, n, depth = lg.shape
     even = torch.from_numpy(naive_allocation(n, budget, depth).sum(1)).to(lg.device).long()
@@ -101,8 +97,6 @@ def split_losses(model: Any, inputs: Mapping[str, torch.Tensor] | None, target: 
     """Task loss and score ``[C, B]`` of every split ``counts`` (``[C, n]`` or ``[C, B, n]``) on one
     batch, equal to ``model(inputs, prefix_masks(c))`` per split. ``emb=(ks, embeddings)``
     passes :func:`count_embeddings` computed for a superset of the counts."""
-    from admn_ros.core.tasks import get_task
-
     cfg = model.cfg
     n = cfg.n_streams
     counts = torch.as_tensor(np.asarray(counts), dtype=torch.long)  # [C, n] or [C, B, n]

@@ -19,14 +19,11 @@ Active = Optional[torch.Tensor]
 
 
 def init_linear(module: nn.Module) -> None:
-    """Truncated-normal (std 0.02) weights and zero biases for Linear layers (ViT convention)."""
+    """ViT init of a Linear layer: truncated-normal (std 0.02) weights, zero biases; other modules unchanged."""
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 class Attention(nn.Module):
@@ -67,12 +64,11 @@ class Block(nn.Module):
 
 
 class PatchEmbed(nn.Module):
-    """Image ``[B, C, H, W]`` in [0, 1] (centred to [-1, 1]) -> tokens ``[B, 1 + N, D]``, CLS first."""
+    """Image ``[B, C, H, W]`` in [0, 1] (centred to [-1, 1]) -> tokens ``[B, 1 + N, D]``, CLS first;
+    ``img_size`` a multiple of ``patch`` (``ADMNConfig`` checks)."""
 
     def __init__(self, in_chans: int, img_size: int, patch: int, dim: int) -> None:
         super().__init__()
-        if img_size % patch:
-            raise ValueError(f"image size {img_size} is not a multiple of patch size {patch}")
         self.n_patches = (img_size // patch) ** 2
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))

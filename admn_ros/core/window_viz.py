@@ -1,7 +1,6 @@
-"""What the window node (``activity_node``) shows (rclpy-free): the estimate vs its truth, the
-task's ranked entries (class scores), per-stream layer use and which (frame, stream) tokens had
-data. :func:`window_markers` (RViz) and :func:`render_window_dashboard` (rgb image) draw the
-same :class:`WindowView`, as :mod:`admn_ros.core.viz` does for the map.
+"""What the window node (``activity_node``) shows (rclpy-free): :func:`window_markers` (RViz) and
+:func:`render_window_dashboard` (rgb image) draw the same :class:`WindowView`, as :mod:`admn_ros.core.viz`
+does for the map.
 """
 from __future__ import annotations
 
@@ -19,42 +18,37 @@ from admn_ros.core.viz import (_SHORT, MODALITY_COLOR, Bar, MarkerSpec, _rgb255,
 @dataclass
 class WindowView:
     """One window's result as displayed, for any task: ``label`` / ``ok`` / ``ranked`` are the task's
-    ``text`` / ``verdict`` / ``ranked``; ``mask``, ``est_noise``, ``present``, ``budget``,
-    ``controller`` the allocation's; ``tokens`` bool ``[F, n]`` (frame, stream) tokens with data
-    and blocks; ``metric`` the running metric as text ('' = no truth yet)."""
+    ``text`` / ``verdict`` / ``ranked``; ``allocation`` the window's
+    :class:`~admn_ros.core.runtime.Allocation` (``None`` before the first window); ``tokens`` bool
+    ``[F, n]`` (frame, stream) tokens with data and blocks; ``metric`` the running metric as text
+    ('' = no truth yet)."""
 
     stream_ids: list[str]
     title: str = ""
     label: str = "no window yet"
     ok: bool | None = None
     ranked: list[tuple[str, float, bool]] = field(default_factory=list)
-    mask: np.ndarray | None = None
-    est_noise: np.ndarray | None = None
-    present: np.ndarray | None = None
+    allocation: Any = None
     tokens: np.ndarray | None = None
-    budget: int = 0
-    controller: str = ""
     metric: str = ""
 
     @classmethod
     def from_result(cls, task: Any, res: Any, stream_ids: Sequence[str], truth: Any = None, metric: str = "",
                     title: str = "") -> "WindowView":
         """From a :class:`~admn_ros.core.runtime.Result` of ``task`` (a :class:`~admn_ros.core.tasks.base.Task`)."""
-        a = res.allocation
         return cls(list(stream_ids), title, task.text(res.estimate, truth), task.verdict(res.estimate, truth),
-                   task.ranked(res.estimate, truth), np.asarray(a.mask, bool), np.asarray(a.est_noise, np.float64),
-                   np.asarray(a.present, bool), np.asarray(res.present, bool), int(a.budget), str(a.controller),
-                   metric)
+                   task.ranked(res.estimate, truth), res.allocation, np.asarray(res.present, bool), metric)
 
     def status_text(self) -> str:
-        t = f"L={self.budget} [{self.controller}]" if self.mask is not None else "waiting for a full window"
+        a = self.allocation
+        t = f"L={a.budget} [{a.controller}]" if a is not None else "waiting for a full window"
         return f"{self.title}  {t}  {self.metric}".strip()
 
     def bars(self, at: tuple[float, float] = (0.0, 0.0)) -> list[Bar]:
         """The streams' allocation bars side by side around ``at`` (empty before the first window)."""
+        a = self.allocation
         node_xy = {split_stream_id(s)[0]: at for s in self.stream_ids}
-        return [] if self.mask is None else allocation_bars(self.stream_ids, self.mask, self.est_noise, node_xy,
-                                                            0.14, self.present)
+        return [] if a is None else allocation_bars(self.stream_ids, a.mask, a.est_noise, node_xy, 0.14, a.present)
 
 
 def window_markers(view: WindowView) -> list[MarkerSpec]:
@@ -110,7 +104,7 @@ def render_window_dashboard(view: WindowView, width: int = 640, height: int = 48
     # per-stream blocks (right half)
     n = len(view.stream_ids)
     bx0, by0, by1 = int(width * 0.5) + 12, 96, height - 150
-    if n and view.mask is not None:
+    if n and view.allocation is not None:
         bw = max(6, (width - bx0 - 12) // n - 10)
         for i, b in enumerate(view.bars()):
             x = bx0 + i * (bw + 10)
@@ -130,8 +124,7 @@ def render_window_dashboard(view: WindowView, width: int = 640, height: int = 48
         cell = max(6, min(22, (width - bx0 - 12) // max(f, 1) - 2, 80 // max(n, 1) - 2))
         cv2.putText(img, f"window: {f} frames (old -> new)", (bx0, gy0 - 8), font, 0.42, (200, 200, 200), 1,
                     cv2.LINE_AA)
-        for k in range(f):
-            for i in range(n):
-                x, y = bx0 + k * (cell + 2), gy0 + i * (cell + 2)
-                cv2.rectangle(img, (x, y), (x + cell, y + cell), (60, 200, 90) if tok[k, i] else (70, 70, 70), -1)
+        for (k, i), on in np.ndenumerate(tok):
+            x, y = bx0 + k * (cell + 2), gy0 + i * (cell + 2)
+            cv2.rectangle(img, (x, y), (x + cell, y + cell), (60, 200, 90) if on else (70, 70, 70), -1)
     return img

@@ -17,10 +17,9 @@ def get_task(task: str | Task | None = None) -> Task:
     if isinstance(task, Task):
         return task
     name = DEFAULT_TASK if task is None else str(task)
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; known: {list(TASKS)}") from None
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known: {list(TASKS)}")
+    return TASKS[name]
 
 
 __all__ = ["TASKS", "DEFAULT_TASK", "get_task", "Task"]

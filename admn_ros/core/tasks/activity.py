@@ -1,13 +1,10 @@
-"""Activity recognition: a class label per sliding window of ``F`` frames.
-
-Head: LayerNorm + Linear -> class logits; loss: cross-entropy; metric: accuracy in %. Published as
-``admn_ros/ActivityLabel`` on ``admn/activity``, scored against the one on
-``ground_truth/activity`` at the window's newest frame; a *pure* window (all ``F`` frames of one
-activity) is also scored on its own.
+"""Activity recognition: a class label per sliding window of ``F`` frames, scored against the true
+label at the window's newest frame; a *pure* window (all ``F`` frames of one activity) is also scored
+on its own.
 """
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -104,8 +101,6 @@ class ActivityTask(Task):
                       "GFLOPs per window).")
 
     def head(self, cfg: Any, dim: int) -> Any:
-        from collections import OrderedDict
-
         from torch import nn
 
         return nn.Sequential(OrderedDict(norm=nn.LayerNorm(dim), fc=nn.Linear(dim, int(cfg.n_classes))))
@@ -217,13 +212,12 @@ class ActivityTask(Task):
         return frame.gt_label
 
     def markers(self, est: Mapping[str, Any], truth: Any = None, label: str = "") -> list[Any]:
-        from admn_ros.core.viz import MarkerSpec
+        from admn_ros.core.viz import text_marker
 
         text = (f"{label}: " if label else "") + f"{est['class_name']} ({est['confidence']:.2f})" + (
             f"  truth {truth}" if truth is not None else "")
         ok = truth is None or truth == est["class_name"]
-        return [MarkerSpec("activity", 0, "TEXT_VIEW_FACING", (0.0, 0.0, 1.0), (0, 0, 0.12),
-                           (1, 1, 1, 1) if ok else (1.0, 0.35, 0.3, 1.0), text=text)]
+        return [text_marker("activity", 0, (0.0, 0.0, 1.0), 0.12, text, (1, 1, 1, 1) if ok else (1.0, 0.35, 0.3, 1.0))]
 
     def scorer(self, frames: int) -> Scorer:
         return _Scorer(self, frames=int(frames))

@@ -1,15 +1,16 @@
 """The :class:`Task` interface: everything after the fused embedding that differs between tasks
-(head, loss, metric, estimate, ROS messages, replay, display, simulation, graph defaults; see
-docs/ARCHITECTURE.md, "Tasks"). Messages are filled by field name, so one function fills an
-rclpy message and a rosbags dataclass alike.
+(docs/ARCHITECTURE.md, "Tasks": what each member does).
 """
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
+
+from admn_ros.core import paths
 
 
 @dataclass(frozen=True)
@@ -134,10 +135,7 @@ class Task:
     report_caption: ClassVar[str] = ""           # first line of a replay report
 
     def models_dir(self) -> Any:
-        """The task's shipped models directory (``models/`` + :attr:`models_subdir`)."""
-        from admn_ros.core.paths import models_dir
-
-        return models_dir() / self.models_subdir if self.models_subdir else models_dir()
+        return paths.models_dir() / self.models_subdir if self.models_subdir else paths.models_dir()
 
     # The members (docs/ARCHITECTURE.md, "Tasks"); torch only inside the methods.
     def head(self, cfg: Any, dim: int) -> Any:
@@ -265,9 +263,6 @@ class Task:
 
 
 def read_rows(path: Any) -> list[dict[str, str]]:
-    """The rows of a replay CSV."""
-    import csv
-
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 

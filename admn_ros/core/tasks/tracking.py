@@ -2,14 +2,12 @@
 
 Head: pooled embedding -> mean bounded to ``ADMNConfig.bounds`` (sigmoid scaled to the box) and
 covariance ``L L^T + eps I`` (``L`` lower-triangular, softplus diagonal). Loss: ``nll_weight`` x
-Gaussian NLL + ``dist_weight`` x distance (the paper: 1 and 0.05); metric: error in cm. Published
-as ``PoseWithCovarianceStamped`` on ``admn/target`` (``z`` and rotations get ``unknown_variance``),
-scored against ``PointStamped`` on ``ground_truth/target``.
+Gaussian NLL + ``dist_weight`` x distance (the paper: 1 and 0.05); metric: error in cm.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -40,7 +38,6 @@ def euclidean_distance(mean: Any, target: Any) -> Any:
     return torch.linalg.vector_norm(mean - target, dim=-1)
 
 
-@dataclass
 class _Scorer(Scorer):
     def summary(self) -> dict[str, Any]:
         e = np.asarray(self.scores, np.float64)
@@ -180,14 +177,12 @@ class TrackingTask(Task):
         return frame.gt_xy
 
     def markers(self, est: Mapping[str, Any], truth: Any = None, label: str = "") -> list[Any]:
-        from admn_ros.core.viz import MarkerSpec, cov_ellipse
+        from admn_ros.core.viz import MarkerSpec, cov_ellipse, line_marker, text_marker
 
         mean, cov = np.asarray(est["mean"], np.float64), np.asarray(est["cov"], np.float64)
         out = [MarkerSpec("estimate", 0, "SPHERE", (mean[0], mean[1], 0.05), (0.1, 0.1, 0.1), _EST_RGBA)]
         if np.all(np.isfinite(cov)):
-            ring = cov_ellipse(mean, cov, n_std=2.0, n=48)
-            out.append(MarkerSpec("covariance_2sigma", 0, "LINE_STRIP", scale=(0.015, 0, 0), rgba=_EST_RGBA,
-                                  points=[(x, y, 0.02) for x, y in ring]))
+            out.append(line_marker("covariance_2sigma", 0, cov_ellipse(mean, cov), 0.02, 0.015, _EST_RGBA))
         if truth is not None:
             g = np.asarray(truth, np.float64).reshape(2)
             label = f"{label}  err {self.score(est, g):.1f} cm".strip()
@@ -195,8 +190,7 @@ class TrackingTask(Task):
             out.append(MarkerSpec("error", 0, "LINE_LIST", scale=(0.01, 0, 0), rgba=(1, 1, 1, 0.8),
                                   points=[(mean[0], mean[1], 0.05), (g[0], g[1], 0.05)]))
         if label:
-            out.append(MarkerSpec("label", 0, "TEXT_VIEW_FACING", (mean[0], mean[1], 0.35), (0, 0, 0.12),
-                                  text=label))
+            out.append(text_marker("label", 0, (mean[0], mean[1], 0.35), 0.12, label))
         return out
 
     def row(self, est: Mapping[str, Any], truth: Any) -> list[Any]:
@@ -225,8 +219,6 @@ class TrackingTask(Task):
 
     def simulator(self, *, seed: int = 0, episode: int = 0, rate_hz: float | None = None,
                   subject_id: int | None = None, config_file: str | None = None) -> Any:
-        from dataclasses import replace
-
         from admn_ros.core.sim import GDTMSimulator, load_sim_config
 
         if subject_id:
