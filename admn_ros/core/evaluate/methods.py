@@ -88,10 +88,7 @@ def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True) -> Meth
     return Method("QoI oracle", "qoi_oracle", lambda *args: None, adaptive=True, from_sigmas=from_sigmas)
 
 
-Controllers = Mapping[int, AllocationController] | AllocationController
-
-
-def controller_method(name: str, key: str, controllers: Controllers,
+def controller_method(name: str, key: str, controllers: Mapping[int, AllocationController] | AllocationController,
                       choose: Callable[[AllocationController, Inputs, torch.Tensor | None, int], np.ndarray]
                       ) -> Method:
     """A method from one (universal) controller or ``{budget: controller}``: ``choose(controller in

@@ -19,7 +19,7 @@ from admn_ros.core.sim.corruptions import REAL_WORLD
 from admn_ros.core.streams import StreamSet, budget_from_fraction, mask_from_counts
 from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import (apply_failures, apply_noise, derive_seed, draw_failures, progress,
-                                        sample_scores, sigma_max_of, to_torch)
+                                        mean_score, sigma_max_of, to_torch)
 from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
 
 DRAWS: dict[str, str] = {"modality": "per modality", "stream": "per stream"}
@@ -258,15 +258,10 @@ def depth_curve(model: torch.nn.Module, ds: Any, settings: EvalSettings,
     """Clean-input score with the same ``k`` every-other blocks on every stream, per ``k``: if it is
     flat, no allocation can beat an even split by much."""
     cfg = model.cfg
-    idx = np.arange(len(ds) if settings.samples <= 0 else min(len(ds), settings.samples))
-    out = []
-    for k in blocks:
-        if 1 <= k <= cfg.vit_depth:
-            mask = mask_from_counts([k] * cfg.n_streams, cfg.vit_depth)
-            scores = sample_scores(model, ds, idx, cfg.streams, lambda x, b, m=mask: m,
-                                   batch_size=settings.batch_size)
-            out.append((int(k), float(scores.mean())))
-    return out
+    n = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
+    return [(int(k), mean_score(model, ds, n, mask_from_counts([k] * cfg.n_streams, cfg.vit_depth),
+                                batch_size=settings.batch_size))
+            for k in blocks if 1 <= k <= cfg.vit_depth]
 
 
 def find(records: Sequence[Record], regime: str, draw: str, method: str, budget: int | None = None) -> Record | None:

@@ -1,7 +1,5 @@
-"""Stage 1: LayerDrop training of the backbones + fusion with noise augmentation (the recipe:
-docs/TRAINING.md). Outputs in ``cfg.out``: ``last.safetensors`` (weights + optimizer after every
-epoch, for ``--resume``), ``model.safetensors`` (final weights) and ``summary.json``.
-"""
+"""Stage 1: LayerDrop training of the backbones + fusion with noise augmentation (the recipe and the
+files of a run directory: docs/TRAINING.md)."""
 from __future__ import annotations
 
 import time
@@ -19,7 +17,7 @@ from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import (LAST, NoiseSampler, Throughput, apply_noise, check_budgets, checked_splits,
                                         continue_run, derive_seed, draw_missing, fmt_duration, load_resume, lr_at,
                                         make_adamw, noise_aware_masks, open_split, run_epoch,
-                                        sample_scores, seed_everything, start_run, write_json)
+                                        mean_score, seed_everything, start_run, write_json)
 from admn_ros.core.train.config import Stage1Config, TrainConfigError
 
 FINAL = "model.safetensors"
@@ -105,19 +103,14 @@ def validate_stage1(model: ADMNModel, ds: Any, n: int, batch_size: int, seed: in
     continuous noise the full model and naive 25%."""
     streams = model.cfg.streams
     k = get_task(model.cfg.task).metric.key
-    idx = np.arange(n)
     rng = np.random.default_rng(derive_seed(seed, "val-noise"))
     sig = NoiseSampler(streams, {"continuous": 1.0}, modality_prob=0.5).draw(n, rng)
     naive = naive_allocation(len(streams), budget_from_fraction(0.25, len(streams), model.cfg.vit_depth),
                              model.cfg.vit_depth)
     noise_seed = derive_seed(seed, "val-gauss")
-    out = {
-        f"clean_full_{k}": sample_scores(model, ds, idx, streams, lambda x, b: None, None, batch_size),
-        f"noisy_full_{k}": sample_scores(model, ds, idx, streams, lambda x, b: None, sig, batch_size, noise_seed),
-        f"noisy_naive25_{k}": sample_scores(model, ds, idx, streams, lambda x, b: naive, sig, batch_size,
-                                            noise_seed),
-    }
-    return {name: float(v.mean()) for name, v in out.items()}
+    return {f"clean_full_{k}": mean_score(model, ds, n, None, None, batch_size),
+            f"noisy_full_{k}": mean_score(model, ds, n, None, sig, batch_size, noise_seed),
+            f"noisy_naive25_{k}": mean_score(model, ds, n, naive, sig, batch_size, noise_seed)}
 
 
 def val_text(val: Mapping[str, float], task: str) -> str:
