@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -268,7 +269,5 @@ def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: Late
 
 
 def summary_lines(targets: Sequence[Target]) -> list[str]:
-    n_pass = sum(t.passed is True for t in targets)
-    n_fail = sum(t.passed is False for t in targets)
-    return [t.line() for t in targets] + [f"targets: {n_pass} PASS, {n_fail} FAIL, "
-                                          f"{sum(t.passed is None for t in targets)} n/a"]
+    n = Counter(t.passed for t in targets)
+    return [t.line() for t in targets] + [f"targets: {n[True]} PASS, {n[False]} FAIL, {n[None]} n/a"]

@@ -220,15 +220,6 @@ class NoiseSampler:
         return out
 
 
-def check_budgets(budgets: Sequence[int], n_streams: int, depth: int, first_block: bool, what: str) -> None:
-    """:class:`TrainConfigError` naming the setting ``what`` for a budget ``validate_budget`` refuses."""
-    try:
-        for b in budgets:
-            validate_budget(b, n_streams, depth, first_block)
-    except ValueError as exc:
-        raise TrainConfigError(f"{what}: {exc}") from exc
-
-
 def noise_aware_masks(sigmas: np.ndarray, streams: StreamSet, budgets: Sequence[int], depth: int,
                       first_block: bool, rng: np.random.Generator, temperature: float = 0.2) -> np.ndarray:
     """Budgeted, QoI-aware training allocations (stage 1's ``alloc_ramp``; docs/TRAINING.md): bool

@@ -14,11 +14,11 @@ from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, save_chec
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import budget_from_fraction, naive_allocation
 from admn_ros.core.tasks import get_task
-from admn_ros.core.train.common import (LAST, NoiseSampler, Throughput, apply_noise, check_budgets, checked_splits,
-                                        continue_run, derive_seed, draw_missing, fmt_duration, load_resume, lr_at,
-                                        make_adamw, noise_aware_masks, open_split, run_epoch,
-                                        mean_score, seed_everything, start_run, write_json)
-from admn_ros.core.train.config import Stage1Config, TrainConfigError
+from admn_ros.core.train.common import (LAST, NoiseSampler, Throughput, apply_noise, checked_splits, continue_run,
+                                        derive_seed, draw_missing, fmt_duration, load_resume, lr_at, make_adamw,
+                                        mean_score, noise_aware_masks, open_split, run_epoch, seed_everything,
+                                        start_run, write_json)
+from admn_ros.core.train.config import Stage1Config, TrainConfigError, check_budgets
 
 FINAL = "model.safetensors"
 SUMMARY = "summary.json"
@@ -40,17 +40,13 @@ class StageResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-#: Margin (metres) added around the track to get the Gaussian head's mean bounds.
-BOUNDS_MARGIN = 0.2
-
-
 def _meta(ds: Any) -> dict[str, Any]:
     meta = getattr(ds, "meta", None)
     return meta if isinstance(meta, dict) else {}
 
 
-def dataset_bounds(ds: Any, margin: float = BOUNDS_MARGIN) -> list[list[float]] | None:
-    """Map-frame box of the car plus ``margin``: the dataset's ``meta["bounds"]`` (ground-truth
+def dataset_bounds(ds: Any, margin: float = 0.2) -> list[list[float]] | None:
+    """Map-frame box of the car plus ``margin`` metres: the dataset's ``meta["bounds"]`` (ground-truth
     extent), else the simulator's track centred on the origin; ``None`` if it has neither."""
     meta = _meta(ds)
     if meta.get("bounds"):

@@ -167,7 +167,6 @@ def expected_split_loss(model: ADMNModel, logits: torch.Tensor, inputs: Mapping[
 
 
 def build_controller_config(cfg: Stage2Config, mcfg: ADMNConfig) -> ControllerConfig:
-    """The controller config for ``cfg.variant`` on the stage-1 model's streams."""
     over: dict[str, Any] = dict(cfg.controller)
     if cfg.variant == "budget":
         over.update(budget=cfg.resolve_budget(mcfg.n_streams, mcfg.vit_depth, mcfg.first_block), universal=False)
