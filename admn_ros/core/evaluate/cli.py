@@ -29,16 +29,13 @@ from admn_ros.core.evaluate.table import (EvalSettings, Example, Record, depth_c
 from admn_ros.core.noise import REGIMES
 from admn_ros.core.sim.corruptions import REAL_WORLD
 from admn_ros.core.tasks import TASKS
-from admn_ros.core.train.common import (check_budgets, check_dataset, fmt_duration, open_split, set_threads,
-                                        write_json)
-from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
+from admn_ros.core.train.common import check_dataset, fmt_duration, open_split, set_threads, write_json
+from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError, check_budgets
 from admn_ros.core.train.stage2 import load_controller, load_stage1
 
 
 @dataclass
 class ModelSet:
-    """The networks to evaluate: the stage-1 model and the controllers found."""
-
     stage1: Path
     controllers_budget: dict[int, Path] = field(default_factory=dict)
     universal: Path | None = None
@@ -110,7 +107,6 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
     ds = open_split(data, "test")
     check_dataset(ds, model.cfg, f"{data}/test")
     if len(model.cfg.nodes) == 1 and len(settings.draws) > 1:
-        # one sensor node: drawing per stream is drawing per modality
         settings = replace(settings, draws=("modality",))
         log("[evaluate] one sensor node: per-stream and per-modality noise coincide; evaluating per modality")
 

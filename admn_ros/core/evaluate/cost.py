@@ -1,7 +1,5 @@
-"""Compute cost per allocation: analytic GFLOPs (:mod:`admn_ros.core.flops`, controller counted; for a
-fixed budget they depend only on the number of active blocks) and batch-1 latency through the
-:class:`~admn_ros.core.engine.InferenceEngine` (real skipping; median of timed runs after warm-up).
-"""
+"""Compute cost per allocation: analytic GFLOPs (:mod:`admn_ros.core.flops`, controller counted) and batch-1
+latency through the :class:`~admn_ros.core.engine.InferenceEngine` (real skipping)."""
 from __future__ import annotations
 
 import statistics

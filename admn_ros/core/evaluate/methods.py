@@ -12,9 +12,8 @@ import torch
 from admn_ros.core.controller import AllocationController
 from admn_ros.core.streams import (StreamSet, full_allocation, modality_allocation, naive_allocation,
                                   spread_allocation)
-from admn_ros.core.train.common import sigma_max_of
+from admn_ros.core.train.common import Inputs, sigma_max_of
 
-Inputs = Mapping[str, torch.Tensor]
 #: ``(noisy inputs, budget L, batch size, present) -> bool [B, n, depth]`` or ``None`` (not
 #: applicable); ``present`` is bool ``[B, n]`` (``None`` = every stream has data). Streams that
 #: are not present get no blocks whatever a method returns (the table masks them).
@@ -88,10 +87,7 @@ def qoi_oracle(streams: StreamSet, depth: int, first_block: bool = True) -> Meth
     return Method("QoI oracle", "qoi_oracle", lambda *args: None, adaptive=True, from_sigmas=from_sigmas)
 
 
-Controllers = Mapping[int, AllocationController] | AllocationController
-
-
-def controller_method(name: str, key: str, controllers: Controllers,
+def controller_method(name: str, key: str, controllers: Mapping[int, AllocationController] | AllocationController,
                       choose: Callable[[AllocationController, Inputs, torch.Tensor | None, int], np.ndarray]
                       ) -> Method:
     """A method from one (universal) controller or ``{budget: controller}``: ``choose(controller in

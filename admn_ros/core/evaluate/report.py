@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -29,19 +30,15 @@ class Target:
         return f"[{tag}] {self.name}: {self.detail}"
 
 
-def _f(x: float, nd: int = 1) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
-
-
-def _sf(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:+.1f}"
+def _f(x: float, nd: int = 1, sign: str = "") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:{sign}.{nd}f}"
 
 
 def vs_naive_text(r: Record | None) -> str:
     """``"-0.6 [-2.1, +0.9]"``: paired difference to Naive Allocation and its 95% interval."""
     if r is None or math.isnan(r.vs_naive):
         return "n/a"
-    return f"{_sf(r.vs_naive)} [{_sf(r.vs_naive_lo)}, {_sf(r.vs_naive_hi)}]"
+    return f"{_f(r.vs_naive, sign='+')} [{_f(r.vs_naive_lo, sign='+')}, {_f(r.vs_naive_hi, sign='+')}]"
 
 
 def admn_name(records: Sequence[Record]) -> str:
@@ -67,15 +64,13 @@ def _binary_point_targets(a: float, ub: float, nv: float, where: str, adm: str) 
                    f"{_f(a)} - {_f(nv)} = {_f(a - nv)} points")]
 
 
-def _accuracy_targets(records: Sequence[Record], budgets: Sequence[int], settings: EvalSettings,
-                      higher_is_better: bool) -> list[Target]:
-    """Per draw mode: the binary targets at the smallest budget; ADMN better than Naive at every budget
-    (discrete, continuous) or at least as good (real-world failures); errors under ``frozen`` /
-    ``dropout``: ADMN within 1.10 x the Upper Bound at the smallest budget."""
+def _accuracy_targets(records: Sequence[Record], budgets: Sequence[int], settings: EvalSettings, adm: str,
+                      pct: str, higher_is_better: bool) -> list[Target]:
+    """Per draw mode: the binary targets at the smallest budget (``pct`` of all blocks); ADMN better than
+    Naive at every budget (discrete, continuous) or at least as good (real-world failures); errors under
+    ``frozen`` / ``dropout``: ADMN within 1.10 x the Upper Bound at the smallest budget."""
     out: list[Target] = []
-    adm = admn_name(records)
     L0 = budgets[0]
-    pct = f"{round(100 * settings.fractions[0])}%"
     binary = _binary_point_targets if higher_is_better else _binary_ratio_targets
     word, unit = (">", " %") if higher_is_better else ("<", "")
     for draw in settings.draws:
@@ -110,12 +105,12 @@ def check_targets(records: Sequence[Record], flops: Sequence[FlopsRow], budgets:
     :attr:`Task.compute_targets`, ADMN's FLOPs at the smallest budget <= 0.30 x the full model, the
     controller's share <= 2% and (a check) per-stream ADMN beating the per-modality baseline."""
     metric = get_task(task).metric
-    out = _accuracy_targets(records, budgets, settings, higher_is_better=not metric.lower_is_better)
-    if not get_task(task).compute_targets:
-        return out
     adm = admn_name(records)
     L0 = budgets[0]
     pct = f"{round(100 * settings.fractions[0])}%"
+    out = _accuracy_targets(records, budgets, settings, adm, pct, higher_is_better=not metric.lower_is_better)
+    if not get_task(task).compute_targets:
+        return out
     full = next((r for r in flops if r.method == "Upper Bound"), None)
     a0 = next((r for r in flops if (r.method, r.budget) == (adm, L0)), None)
     if full is not None and a0 is not None:
@@ -274,7 +269,5 @@ def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: Late
 
 
 def summary_lines(targets: Sequence[Target]) -> list[str]:
-    n_pass = sum(t.passed is True for t in targets)
-    n_fail = sum(t.passed is False for t in targets)
-    return [t.line() for t in targets] + [f"targets: {n_pass} PASS, {n_fail} FAIL, "
-                                          f"{sum(t.passed is None for t in targets)} n/a"]
+    n = Counter(t.passed for t in targets)
+    return [t.line() for t in targets] + [f"targets: {n[True]} PASS, {n[False]} FAIL, {n[None]} n/a"]

@@ -7,10 +7,6 @@ from typing import Any
 
 import numpy as np
 
-#: Dataset attributes that name a sample's group, in order of preference.
-GROUP_FIELDS: tuple[str, ...] = ("subject", "episode")
-
-
 @dataclass(frozen=True)
 class PairedDiff:
     """Mean of ``a - b`` over ``n`` samples (the difference of two table cells) and its percentile
@@ -26,7 +22,7 @@ class PairedDiff:
 def sample_groups(ds: Any, n: int) -> tuple[np.ndarray, str]:
     """Group id of each of the first ``n`` samples of ``ds`` and the group's name: ``subject``
     (activity), ``episode`` (tracking), else every sample its own (``sample``)."""
-    for name in GROUP_FIELDS:
+    for name in ("subject", "episode"):
         arr = getattr(ds, name, None)
         if arr is not None:
             g = np.asarray(arr[:n]).reshape(-1)

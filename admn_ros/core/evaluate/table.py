@@ -1,8 +1,5 @@
-"""Table 1 on a held-out split: the mean score per noise regime or real-world failure, draw mode,
-method and budget. Every method and budget sees the same corrupted inputs (seeded per regime and
-draw), scores are per sample with batch-1 semantics, and each budgeted method is compared with
-Naive Allocation sample by sample (:mod:`admn_ros.core.evaluate.stats`).
-"""
+"""Table 1 on a held-out split: the mean score per noise regime or real-world failure, draw mode, method and
+budget (what the rows, methods and cells are: docs/TRAINING.md, "Evaluation (Table 1)")."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -19,7 +16,7 @@ from admn_ros.core.sim.corruptions import REAL_WORLD
 from admn_ros.core.streams import StreamSet, budget_from_fraction, mask_from_counts
 from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import (apply_failures, apply_noise, derive_seed, draw_failures, progress,
-                                        sample_scores, sigma_max_of, to_torch)
+                                        mean_score, sigma_max_of, to_torch)
 from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
 
 DRAWS: dict[str, str] = {"modality": "per modality", "stream": "per stream"}
@@ -187,7 +184,6 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                 sel = np.arange(start, min(n_total, start + settings.batch_size))
                 clean, gt = to_torch(ds.batch(sel), streams.modalities, get_task(cfg.task))
                 sig = sig_all[sel]
-                present = None
                 if failure:
                     earlier = None
                     if history is not None and regime == "frozen":
@@ -196,7 +192,7 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                     noisy, present = apply_failures(clean, regime, sig / smax, streams, frng, earlier, radar,
                                                     pixel_scale)
                 else:
-                    noisy = apply_noise(clean, sig, streams, gen)
+                    noisy, present = apply_noise(clean, sig, streams, gen), None
                 noisy_rows = sig >= 0.5 * smax  # the noisy share counts streams at sigma >= sigma_max / 2
                 k = min(n_examples, len(sel)) if bi == 0 else 0  # the examples: the first batch's first samples
                 ex = [Example(regime, draw, budgets[0], {m: noisy[m][i].numpy().copy() for m in streams.modalities},
@@ -237,10 +233,9 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
                 rec.noisy_share = float(np.mean(sh)) if sh else float("nan")
                 base = errs.get((NAIVE, L))
                 if meth.budgeted and meth.name != NAIVE and base is not None:
-                    pd = paired_diff(e, np.concatenate(base), groups,
-                                     seed=derive_seed(settings.seed, "bootstrap", regime, draw))
-                    rec.vs_naive, rec.vs_naive_lo, rec.vs_naive_hi = pd.mean, pd.lo, pd.hi
-                    rec.vs_naive_groups = pd.groups
+                    d = paired_diff(e, np.concatenate(base), groups,
+                                    seed=derive_seed(settings.seed, "bootstrap", regime, draw))
+                    rec.vs_naive, rec.vs_naive_lo, rec.vs_naive_hi, rec.vs_naive_groups = d.mean, d.lo, d.hi, d.groups
     bar.close()
     if notes is not None and frozen_ages:
         a = np.asarray(frozen_ages)
@@ -248,25 +243,16 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
     return records, examples
 
 
-#: Blocks per stream of the depth-sensitivity curve (:func:`depth_curve`).
-CURVE_BLOCKS: tuple[int, ...] = (1, 2, 3, 4, 6, 9, 12)
-
-
 @torch.no_grad()
 def depth_curve(model: torch.nn.Module, ds: Any, settings: EvalSettings,
-                blocks: Sequence[int] = CURVE_BLOCKS) -> list[tuple[int, float]]:
+                blocks: Sequence[int] = (1, 2, 3, 4, 6, 9, 12)) -> list[tuple[int, float]]:
     """Clean-input score with the same ``k`` every-other blocks on every stream, per ``k``: if it is
     flat, no allocation can beat an even split by much."""
     cfg = model.cfg
-    idx = np.arange(len(ds) if settings.samples <= 0 else min(len(ds), settings.samples))
-    out = []
-    for k in blocks:
-        if 1 <= k <= cfg.vit_depth:
-            mask = mask_from_counts([k] * cfg.n_streams, cfg.vit_depth)
-            scores = sample_scores(model, ds, idx, cfg.streams, lambda x, b, m=mask: m,
-                                   batch_size=settings.batch_size)
-            out.append((int(k), float(scores.mean())))
-    return out
+    n = len(ds) if settings.samples <= 0 else min(len(ds), settings.samples)
+    return [(int(k), mean_score(model, ds, n, mask_from_counts([k] * cfg.n_streams, cfg.vit_depth),
+                                batch_size=settings.batch_size))
+            for k in blocks if 1 <= k <= cfg.vit_depth]
 
 
 def find(records: Sequence[Record], regime: str, draw: str, method: str, budget: int | None = None) -> Record | None:

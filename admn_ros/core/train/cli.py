@@ -47,7 +47,6 @@ def _common(p: argparse.ArgumentParser, cls: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``admn-ros train`` parser (subcommands stage1, stage2, ship, all)."""
     p = argparse.ArgumentParser(prog="admn-ros train", description=__doc__.replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)

@@ -113,12 +113,9 @@ def open_split(root: str | os.PathLike[str], split: str) -> Any:
     """Open a split with its task's reader (``Task.dataset_reader``; the task named in ``meta.json``, else
     the default) or raise :class:`TrainConfigError` naming what is missing."""
     root = Path(root)
-    if not root.is_dir():
-        raise TrainConfigError(f"{root}: dataset directory not found "
-                               f"(generate one with `admn-ros dataset --out {root}`)")
     if not (root / "meta.json").is_file():
-        raise TrainConfigError(f"{root}: no meta.json; not a dataset directory "
-                               f"(generate one with `admn-ros dataset --out {root}`)")
+        what = "no meta.json; not a dataset directory" if root.is_dir() else "dataset directory not found"
+        raise TrainConfigError(f"{root}: {what} (generate one with `admn-ros dataset --out {root}`)")
     if not (root / split).is_dir():
         raise TrainConfigError(f"{root}: split {split!r} not found (expected directory {root / split})")
     try:
@@ -223,15 +220,6 @@ class NoiseSampler:
         return out
 
 
-def check_budgets(budgets: Sequence[int], n_streams: int, depth: int, first_block: bool, what: str) -> None:
-    """:class:`TrainConfigError` naming the setting ``what`` for a budget ``validate_budget`` refuses."""
-    try:
-        for b in budgets:
-            validate_budget(b, n_streams, depth, first_block)
-    except ValueError as exc:
-        raise TrainConfigError(f"{what}: {exc}") from exc
-
-
 def noise_aware_masks(sigmas: np.ndarray, streams: StreamSet, budgets: Sequence[int], depth: int,
                       first_block: bool, rng: np.random.Generator, temperature: float = 0.2) -> np.ndarray:
     """Budgeted, QoI-aware training allocations (stage 1's ``alloc_ramp``; docs/TRAINING.md): bool
@@ -271,10 +259,8 @@ def apply_noise(inputs: Mapping[str, torch.Tensor], sigmas: np.ndarray | torch.T
         frames = x.shape[1] // s
         if frames * s != x.shape[1]:
             raise ValueError(f"inputs[{m!r}] has {x.shape[1]} images per sample, not a multiple of {s} nodes")
-        if frames > 1:
-            sm = sm.repeat(1, frames)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-        out[m] = (x + noise * sm.reshape(b, frames * s, 1, 1, 1)).clamp_(0.0, 1.0)
+        out[m] = (x + noise * sm.repeat(1, frames).reshape(b, frames * s, 1, 1, 1)).clamp_(0.0, 1.0)
     return out
 
 
@@ -444,24 +430,22 @@ def fmt_duration(seconds: float) -> str:
 
 
 @torch.no_grad()
-def sample_scores(model: torch.nn.Module, ds: Any, indices: np.ndarray, streams: StreamSet,
-                  mask_fn: Callable[[Inputs, int], torch.Tensor | np.ndarray | None], sigmas: np.ndarray | None = None,
-                  batch_size: int = 64, noise_seed: int = 0) -> np.ndarray:
-    """Per-sample scores of ``model`` (eval mode, batch-1 semantics) in the task's metric (tracking
-    error in cm, activity 100 / 0 per label) on ``ds[indices]``, with ``sigmas [len(indices), n]``
-    of Gaussian noise (seeded by ``noise_seed``; ``None`` = clean) and ``mask_fn(noisy, batch)``
-    giving ``[B, n, depth]`` / ``[n, depth]`` / ``None``."""
+def mean_score(model: torch.nn.Module, ds: Any, n: int, mask: Any = None, sigmas: np.ndarray | None = None,
+               batch_size: int = 64, noise_seed: int = 0) -> float:
+    """Mean per-sample score of ``model`` (eval mode, batch-1 semantics) in the task's metric (tracking
+    error in cm, activity 100 / 0 per label) on the first ``n`` samples of ``ds``, with ``sigmas [n, streams]``
+    of Gaussian noise (seeded by ``noise_seed``; ``None`` = clean) and ``mask``: ``[streams, depth]``,
+    ``None`` (every block) or a function of the noisy inputs giving ``[B, streams, depth]``."""
     model.eval()
+    streams = model.cfg.streams
     gen = torch.Generator().manual_seed(int(noise_seed))
-    errs = []
-    mods = list(streams.modalities)
     task = get_task(getattr(model.cfg, "task", None))
-    for start in range(0, len(indices), batch_size):
-        sel = np.asarray(indices[start:start + batch_size])
-        inputs, target = to_torch(ds.batch(sel), mods, task)
+    errs = []
+    for start in range(0, n, batch_size):
+        sel = np.arange(start, min(n, start + batch_size))
+        inputs, target = to_torch(ds.batch(sel), streams.modalities, task)
         if sigmas is not None:
             inputs = apply_noise(inputs, sigmas[start:start + len(sel)], streams, gen)
-        mask = mask_fn(inputs, len(sel))
-        out = model(inputs, mask)
+        out = model(inputs, mask(inputs) if callable(mask) else mask)
         errs.append(task.scores(out, target).numpy())
-    return np.concatenate(errs) if errs else np.zeros(0)
+    return float(np.concatenate(errs).mean()) if errs else float("nan")

@@ -24,6 +24,15 @@ class TrainConfigError(ValueError):
     """A training/evaluation setting or input is invalid; the message names it."""
 
 
+def check_budgets(budgets: Sequence[int], n_streams: int, depth: int, first_block: bool, what: str) -> None:
+    """:class:`TrainConfigError` naming the setting ``what`` for a budget ``validate_budget`` refuses."""
+    try:
+        for b in budgets:
+            validate_budget(b, n_streams, depth, first_block)
+    except ValueError as exc:
+        raise TrainConfigError(f"{what}: {exc}") from exc
+
+
 def load_config_file(path: str | None) -> dict[str, Any]:
     """A JSON (or ``.yaml``/``.yml``) file of config fields as a dict; ``{}`` for no path."""
     if not path:
@@ -56,8 +65,7 @@ class _Base:
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls: type[T], d: Mapping[str, Any]) -> T:
@@ -236,11 +244,9 @@ class Stage2Config(_Base):
 
     def resolve_budget(self, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> int:
         """The fixed budget ``L`` (for ``variant="budget"``), validated against the stream set."""
-        L = self.budget or budget_from_fraction(self.budget_fraction, n_streams, depth)
-        try:
-            return validate_budget(L, n_streams, depth, first_block)
-        except ValueError as exc:
-            raise TrainConfigError(f"Stage2Config.budget: {exc}") from exc
+        L = int(self.budget or budget_from_fraction(self.budget_fraction, n_streams, depth))
+        check_budgets([L], n_streams, depth, first_block, "Stage2Config.budget")
+        return L
 
     def resolve_range(self, n_streams: int, depth: int = DEPTH, first_block: bool = True) -> tuple[int, int]:
         """``budget_range`` in blocks, clipped to what the first-block rule allows."""

@@ -1,7 +1,5 @@
-"""The shipped-model pipeline (``admn-ros train all``, ``make models``; docs/TRAINING.md): dataset ->
-stage 1 (-> finetune) -> controllers in two lanes of 1-thread subprocesses (logs in ``<runs>/<name>.log``)
--> ``models/``; each step resumes or is skipped when its output exists.
-"""
+"""The shipped-model pipeline (``admn-ros train all``, ``make models``; its steps: docs/TRAINING.md, "What
+``admn-ros train all`` does")."""
 from __future__ import annotations
 
 import argparse
@@ -79,7 +77,6 @@ class PipelineConfig:
                             train_samples=self.stage2_train_samples, val_samples=self.val_samples)
 
     def command(self) -> str:
-        """The ``admn-ros train all`` command line of this configuration."""
         ref = PipelineConfig(task=self.task)
         parts = ["admn-ros train all"] + ([f"--task {self.task}"] if self.task != PipelineConfig.task else [])
         for f in fields(self):
@@ -221,7 +218,7 @@ def _make_dataset(cfg: PipelineConfig, log: Any) -> None:
 
 
 def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
-    """Run every step (see the module docstring); returns the summary dict."""
+    """Run every step (docs/TRAINING.md); returns the summary dict."""
     log = _locked(log)
     from admn_ros.core.checkpoint import read_metadata
     from admn_ros.core.model import ADMNConfig

@@ -1,8 +1,5 @@
-"""Export trained checkpoints into the shipped ``models/`` directory (weights only; the metadata keeps
-configs and metrics): the stage-1 network (the task's ``model_file``), ``controller_L<budget>`` and
-``controller_universal`` ``.safetensors``, ``baselines/controller_ae.safetensors`` (kept out of the top
-level, where runtimes load every controller) and ``manifest.json`` (the command and the file list).
-"""
+"""Export trained checkpoints into the shipped ``models/`` directory, weights only, with ``manifest.json``
+(the files and their names: docs/TRAINING.md, "Shipped files")."""
 from __future__ import annotations
 
 from pathlib import Path

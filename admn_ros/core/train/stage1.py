@@ -1,7 +1,5 @@
-"""Stage 1: LayerDrop training of the backbones + fusion with noise augmentation (the recipe:
-docs/TRAINING.md). Outputs in ``cfg.out``: ``last.safetensors`` (weights + optimizer after every
-epoch, for ``--resume``), ``model.safetensors`` (final weights) and ``summary.json``.
-"""
+"""Stage 1: LayerDrop training of the backbones + fusion with noise augmentation (the recipe and the
+files of a run directory: docs/TRAINING.md)."""
 from __future__ import annotations
 
 import time
@@ -16,11 +14,11 @@ from admn_ros.core.checkpoint import CheckpointError, load_checkpoint, save_chec
 from admn_ros.core.model import ADMNConfig, ADMNModel
 from admn_ros.core.streams import budget_from_fraction, naive_allocation
 from admn_ros.core.tasks import get_task
-from admn_ros.core.train.common import (LAST, NoiseSampler, Throughput, apply_noise, check_budgets, checked_splits,
-                                        continue_run, derive_seed, draw_missing, fmt_duration, load_resume, lr_at,
-                                        make_adamw, noise_aware_masks, open_split, run_epoch,
-                                        sample_scores, seed_everything, start_run, write_json)
-from admn_ros.core.train.config import Stage1Config, TrainConfigError
+from admn_ros.core.train.common import (LAST, NoiseSampler, Throughput, apply_noise, checked_splits, continue_run,
+                                        derive_seed, draw_missing, fmt_duration, load_resume, lr_at, make_adamw,
+                                        mean_score, noise_aware_masks, open_split, run_epoch, seed_everything,
+                                        start_run, write_json)
+from admn_ros.core.train.config import Stage1Config, TrainConfigError, check_budgets
 
 FINAL = "model.safetensors"
 SUMMARY = "summary.json"
@@ -42,17 +40,13 @@ class StageResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-#: Margin (metres) added around the track to get the Gaussian head's mean bounds.
-BOUNDS_MARGIN = 0.2
-
-
 def _meta(ds: Any) -> dict[str, Any]:
     meta = getattr(ds, "meta", None)
     return meta if isinstance(meta, dict) else {}
 
 
-def dataset_bounds(ds: Any, margin: float = BOUNDS_MARGIN) -> list[list[float]] | None:
-    """Map-frame box of the car plus ``margin``: the dataset's ``meta["bounds"]`` (ground-truth
+def dataset_bounds(ds: Any, margin: float = 0.2) -> list[list[float]] | None:
+    """Map-frame box of the car plus ``margin`` metres: the dataset's ``meta["bounds"]`` (ground-truth
     extent), else the simulator's track centred on the origin; ``None`` if it has neither."""
     meta = _meta(ds)
     if meta.get("bounds"):
@@ -105,19 +99,14 @@ def validate_stage1(model: ADMNModel, ds: Any, n: int, batch_size: int, seed: in
     continuous noise the full model and naive 25%."""
     streams = model.cfg.streams
     k = get_task(model.cfg.task).metric.key
-    idx = np.arange(n)
     rng = np.random.default_rng(derive_seed(seed, "val-noise"))
     sig = NoiseSampler(streams, {"continuous": 1.0}, modality_prob=0.5).draw(n, rng)
     naive = naive_allocation(len(streams), budget_from_fraction(0.25, len(streams), model.cfg.vit_depth),
                              model.cfg.vit_depth)
     noise_seed = derive_seed(seed, "val-gauss")
-    out = {
-        f"clean_full_{k}": sample_scores(model, ds, idx, streams, lambda x, b: None, None, batch_size),
-        f"noisy_full_{k}": sample_scores(model, ds, idx, streams, lambda x, b: None, sig, batch_size, noise_seed),
-        f"noisy_naive25_{k}": sample_scores(model, ds, idx, streams, lambda x, b: naive, sig, batch_size,
-                                            noise_seed),
-    }
-    return {name: float(v.mean()) for name, v in out.items()}
+    return {f"clean_full_{k}": mean_score(model, ds, n, None, None, batch_size),
+            f"noisy_full_{k}": mean_score(model, ds, n, None, sig, batch_size, noise_seed),
+            f"noisy_naive25_{k}": mean_score(model, ds, n, naive, sig, batch_size, noise_seed)}
 
 
 def val_text(val: Mapping[str, float], task: str) -> str:

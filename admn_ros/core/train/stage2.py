@@ -1,8 +1,5 @@
-"""Stage 2: allocation controllers on the frozen stage-1 network (variants ``budget``, ``universal``
-and ``ae``; the objective, :func:`expected_split_loss`, and the recipe: docs/TRAINING.md). Outputs in
-``cfg.out``: ``last.safetensors`` (for ``--resume``), ``controller.safetensors`` (kind ``controller``;
-its metadata names the stage-1 ``weights_id`` it was trained on) and ``summary.json``.
-"""
+"""Stage 2: allocation controllers on the frozen stage-1 network (variants ``budget``, ``universal`` and ``ae``;
+the objective, :func:`expected_split_loss`, the recipe and the files of a run directory: docs/TRAINING.md)."""
 from __future__ import annotations
 
 import time
@@ -21,7 +18,7 @@ from admn_ros.core.streams import MODALITIES, budget_from_fraction, naive_alloca
 from admn_ros.core.tasks import get_task
 from admn_ros.core.train.common import (LAST, NoiseSampler, Throughput, apply_noise, checked_splits, continue_run,
                                         derive_seed, fmt_duration, load_resume, lr_at, make_adamw, open_split,
-                                        run_epoch, sample_scores, seed_everything, start_run, to_torch)
+                                        run_epoch, mean_score, seed_everything, start_run, to_torch)
 from admn_ros.core.train.config import TABLE_FRACTIONS, Stage2Config, TrainConfigError
 from admn_ros.core.train.stage1 import StageResult, finish_run
 
@@ -95,23 +92,20 @@ def validate_controller(model: ADMNModel, ctrl: AllocationController, ds: Any, n
     (``admn_L{L}_cm`` / ``naive_L{L}_acc``...), and the noise head's L1 (``sigma_l1``)."""
     streams = model.cfg.streams
     k = get_task(model.cfg.task).metric.key
-    idx = np.arange(n)
     sig = NoiseSampler(streams, regimes, modality_prob=0.5).draw(n, np.random.default_rng(derive_seed(seed, "v2")))
     noise_seed = derive_seed(seed, "v2-gauss")
     ctrl.eval()
     res: dict[str, float] = {}
     for L in budgets:
-        def admn(x: dict[str, torch.Tensor], b: int, L: int = L) -> torch.Tensor:
+        def admn(x: dict[str, torch.Tensor], L: int = L) -> torch.Tensor:
             return ctrl.allocate(x, budget=L)["mask"] > 0.5
         naive = naive_allocation(len(streams), L, model.cfg.vit_depth)
-        res[f"admn_L{L}_{k}"] = float(sample_scores(model, ds, idx, streams, admn, sig, batch_size,
-                                                    noise_seed).mean())
-        res[f"naive_L{L}_{k}"] = float(sample_scores(model, ds, idx, streams, lambda x, b: naive, sig,
-                                                     batch_size, noise_seed).mean())
+        res[f"admn_L{L}_{k}"] = mean_score(model, ds, n, admn, sig, batch_size, noise_seed)
+        res[f"naive_L{L}_{k}"] = mean_score(model, ds, n, naive, sig, batch_size, noise_seed)
     gen = torch.Generator().manual_seed(noise_seed)
     errs = []
     for s in range(0, n, batch_size):
-        sel = idx[s:s + batch_size]
+        sel = np.arange(s, min(n, s + batch_size))
         inputs, _ = to_torch(ds.batch(sel), streams.modalities)
         inputs = apply_noise(inputs, sig[s:s + len(sel)], streams, gen)
         pred = ctrl(inputs, budget=budgets[0])["sigma"]
@@ -173,7 +167,6 @@ def expected_split_loss(model: ADMNModel, logits: torch.Tensor, inputs: Mapping[
 
 
 def build_controller_config(cfg: Stage2Config, mcfg: ADMNConfig) -> ControllerConfig:
-    """The controller config for ``cfg.variant`` on the stage-1 model's streams."""
     over: dict[str, Any] = dict(cfg.controller)
     if cfg.variant == "budget":
         over.update(budget=cfg.resolve_budget(mcfg.n_streams, mcfg.vit_depth, mcfg.first_block), universal=False)
