@@ -35,8 +35,7 @@ def new_msg(msgtype: str, ts: "Typestore | None" = None, **fields: Any) -> Any:
     ts = get_admn_typestore() if ts is None else ts
     name = normalize_type(msgtype)
     _, fdefs = ts.fielddefs[name]
-    unknown = set(fields) - {f for f, _ in fdefs}
-    if unknown:
+    if unknown := set(fields) - {f for f, _ in fdefs}:
         raise TypeError(f"{name} has no field(s) {sorted(unknown)}; fields: {[f for f, _ in fdefs]}")
     kwargs = {f: (fields[f] if f in fields else _default(ts, d)) for f, d in fdefs}
     return ts.types[name](**kwargs)

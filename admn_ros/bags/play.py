@@ -134,5 +134,4 @@ def main(argv: Sequence[str]) -> int:
         return 130
     finally:
         node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        rclpy.try_shutdown()

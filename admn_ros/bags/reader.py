@@ -22,7 +22,7 @@ from rosbags.interfaces import Connection
 from tqdm import tqdm
 
 from admn_ros.bags.mapping import StreamTopic, TopicMapping, load_mapping, norm_topic
-from admn_ros.bags.salvage import lost_everything, open_salvaged, storage_file
+from admn_ros.bags.salvage import bag_loss, open_salvaged, storage_file
 from admn_ros.bags.typestore import get_admn_typestore, short_type
 from admn_ros.core.image_convert import (MESSAGE_KINDS, ConversionError, check_supported, decode_stream,
                                          message_encoding, supported_text)
@@ -161,20 +161,16 @@ def _open_reader(path: Path) -> AnyReader:
         if salvaged is not None:
             _LOG.warning("%s; reading the intact messages", salvaged.loss.text())
             return salvaged  # type: ignore[return-value]
-        lost = lost_everything(bag, reason)
+        lost = bag_loss(bag, storage_file(bag) or bag, reason, {})  # nothing read: all metadata.yaml lists
         raise BagReadError(f"cannot read bag {path} (file(s): {_describe(path)}): the file is "
                            f"truncated, corrupt or not a bag: {reason}"
-                           + (f"\n{lost.text()}" if lost is not None else "")) from e
+                           + (f"\n{lost.text()}" if lost.has_metadata else "")) from e
     return reader
 
 
 def _key(conn: Connection) -> tuple[int, int]:
     """A connection's identity across the readers of a multi-file bag."""
     return conn.id, id(conn.owner)
-
-
-def _contents(reader: AnyReader) -> list[BagTopic]:
-    return [BagTopic(t, i.msgtype or "<mixed>", int(i.msgcount)) for t, i in sorted(reader.topics.items())]
 
 
 class _Track:
@@ -226,7 +222,8 @@ class BagFrames:
         #: what a cut-off bag lost (:class:`admn_ros.bags.salvage.BagLoss`), None for an intact bag
         self.loss = getattr(self._reader, "loss", None)
         try:
-            self.contents = _contents(self._reader)
+            self.contents = [BagTopic(t, i.msgtype or "<mixed>", int(i.msgcount))
+                             for t, i in sorted(self._reader.topics.items())]
             self._resolve_topics()
             # the PointCloud2 -> range-azimuth map of the mapping's sensors config
             self._cloud_to_map = (CloudToRangeAzimuth(load_sim_config(self.mapping.sensors_config).radar)
@@ -459,8 +456,7 @@ class BagFrames:
             arr, problem = self._decode(sid, stamp_ns, msg)
             yield from sync.add(sid, stamp_ns, (stamp_ns, arr, problem, t_ns), now=now,
                                 signature=self._signature(sid, arr))
-        short = {s: (seen[s], n) for s in keys if seen[s] < (n := self._counts[s])}
-        if short:
+        if short := {s: (seen[s], n) for s in keys if seen[s] < (n := self._counts[s])}:
             raise BagReadError(
                 f"bag {self.path} (file(s): {_describe(self.path)}) is truncated: read fewer messages "
                 f"than its index lists: " + ", ".join(

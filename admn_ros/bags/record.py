@@ -142,8 +142,7 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
     rate = float(sim.rate_hz)
     all_nodes = list(dict.fromkeys(split_stream_id(sid)[0] for sid in sim.stream_ids))
     use_nodes = list(dict.fromkeys(nodes)) if nodes else all_nodes
-    bad = [n for n in use_nodes if n not in all_nodes]
-    if bad:
+    if bad := [n for n in use_nodes if n not in all_nodes]:
         raise ValueError(f"unknown sensor node(s) {bad}; nodes of the {t.name} scenario: {all_nodes}")
     ids = [sid for sid in sim.stream_ids if split_stream_id(sid)[0] in use_nodes]
     for sid, spec in (corruptions or {}).items():
