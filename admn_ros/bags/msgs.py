@@ -2,7 +2,7 @@
 defaults) with the live nodes' fields, encodings and frame ids, and serialise them to CDR."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -10,6 +10,8 @@ from admn_ros.bags.typestore import get_admn_typestore, normalize_type
 
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
+
+    from admn_ros.core.viz import MarkerSpec
 
 _NP_BASE = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8, "int8": np.int8, "uint8": np.uint8,
             "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32,
@@ -92,15 +94,9 @@ def point(x: float, y: float, z: float = 0.0) -> Any:
     return new_msg("geometry_msgs/msg/Point", x=float(x), y=float(y), z=float(z))
 
 
-def marker(hdr: Any, ns: str, mid: int, mtype: int, *, position: Sequence[float] = (0.0, 0.0, 0.0),
-           scale: Sequence[float] = (1.0, 1.0, 1.0), rgba: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
-           points: Sequence[Sequence[float]] = (), text: str = "") -> Any:
-    """A ``visualization_msgs/Marker`` (action ADD)."""
-    return new_msg("visualization_msgs/msg/Marker", header=hdr, ns=ns, id=int(mid), type=int(mtype),
-                   action=0, pose=pose(*position), scale=vector3(*scale), color=color(*rgba),
-                   points=[point(*p) for p in points], text=text)
-
-
-#: visualization_msgs/Marker type constants.
-MARKER = {"ARROW": 0, "CUBE": 1, "SPHERE": 2, "CYLINDER": 3, "LINE_STRIP": 4, "LINE_LIST": 5,
-          "TEXT_VIEW_FACING": 9}
+def marker(hdr: Any, spec: MarkerSpec) -> Any:
+    """The ``visualization_msgs/Marker`` of a :class:`~admn_ros.core.viz.MarkerSpec` (action ADD)."""
+    cls = get_admn_typestore().types["visualization_msgs/msg/Marker"]  # its type constants, by name
+    return new_msg("visualization_msgs/msg/Marker", header=hdr, ns=spec.ns, id=int(spec.id),
+                   type=getattr(cls, spec.kind), action=cls.ADD, pose=pose(*spec.position), scale=vector3(*spec.scale),
+                   color=color(*spec.rgba), points=[point(*p) for p in spec.points], text=spec.text)

@@ -264,8 +264,7 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
             ex.spin_once(timeout_sec=0.1)
         if not found:
             raise RuntimeError(f"none of the topics {want} appeared within {wait:g} s on ROS_DOMAIN_ID="
-                               f"{os.environ.get('ROS_DOMAIN_ID')}; the graph has: "
-                               f"{sorted(dict(node.get_topic_names_and_types()))}")
+                               f"{os.environ.get('ROS_DOMAIN_ID')}; the graph has: {sorted(graph)}")
         if missing := [t for t in want if t not in found]:
             log(f"[record] not on the graph after {wait:g} s, skipped: {missing}")
         ts = get_admn_typestore()

@@ -63,8 +63,7 @@ class OutputBagWriter:
             self._put("/" + task.truth.topic,
                       task.fill_truth(msgs.new_msg(task.truth.type, header=hdr), truth, self.labels), t)
         specs = task.markers(est, truth, self.controller) + self._allocation_markers(a)
-        markers = [msgs.marker(hdr, s.ns, s.id, msgs.MARKER[s.kind], position=s.position, scale=s.scale,
-                               rgba=s.rgba, points=s.points, text=s.text) for s in specs]
+        markers = [msgs.marker(hdr, s) for s in specs]
         self._put("/" + topics.MARKERS, msgs.new_msg("visualization_msgs/msg/MarkerArray", markers=markers), t)
 
     def _allocation_markers(self, a: Any) -> list[Any]:
