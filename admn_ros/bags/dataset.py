@@ -286,14 +286,13 @@ def dataset_main(argv: Sequence[str]) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     a = p.parse_args(argv)
-    from admn_ros.bags.mapping import MappingError
     from admn_ros.bags.reader import BagError
 
     try:
         build_dataset(a.from_bag, a.mapping, a.out, segment_s=a.segment, gap_s=a.gap, val_frac=a.val_frac,
                       test_frac=a.test_frac, seed=a.seed, overwrite=a.overwrite, progress=not a.quiet,
                       log=None if a.quiet else print)
-    except (BagError, MappingError, ValueError, OSError) as e:
+    except (BagError, ValueError, OSError) as e:  # a MappingError is a ValueError
         print(f"admn-ros dataset: error: {e}", file=sys.stderr)
         return 2
     return 0

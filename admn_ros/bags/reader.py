@@ -197,7 +197,7 @@ class _Track:
         return None if v is None else np.asarray(v, dtype=np.float64)
 
 
-class BagFrames:
+class BagFrames(contextlib.AbstractContextManager):
     """Synchronized frames of a bag (see the module docstring); a context manager.
 
     ``mapping``: anything :func:`~admn_ros.bags.mapping.load_mapping` takes; ``slop`` / ``timeout``
@@ -482,9 +482,6 @@ class BagFrames:
         if r is not None:
             with contextlib.suppress(Exception):  # closing a reader that failed half-way
                 r.close()
-
-    def __enter__(self) -> "BagFrames":
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
