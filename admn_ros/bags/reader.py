@@ -173,6 +173,10 @@ def _key(conn: Connection) -> tuple[int, int]:
     return conn.id, id(conn.owner)
 
 
+def _contents(reader: AnyReader) -> list[BagTopic]:
+    return [BagTopic(t, i.msgtype or "<mixed>", int(i.msgcount)) for t, i in sorted(reader.topics.items())]
+
+
 class _Track:
     """Sorted (stamp_ns, value) samples with nearest / interpolated lookup."""
 
@@ -222,8 +226,7 @@ class BagFrames(contextlib.AbstractContextManager):
         #: what a cut-off bag lost (:class:`admn_ros.bags.salvage.BagLoss`), None for an intact bag
         self.loss = getattr(self._reader, "loss", None)
         try:
-            self.contents = [BagTopic(t, i.msgtype or "<mixed>", int(i.msgcount))
-                             for t, i in sorted(self._reader.topics.items())]
+            self.contents = _contents(self._reader)
             self._resolve_topics()
             # the PointCloud2 -> range-azimuth map of the mapping's sensors config
             self._cloud_to_map = (CloudToRangeAzimuth(load_sim_config(self.mapping.sensors_config).radar)
