@@ -4,6 +4,7 @@ stamped (and logged) at the input frame's stamp, in the task's frame.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,9 +26,9 @@ def output_topics(task: Task | str) -> dict[str, str]:
             "/" + topics.MARKERS: "visualization_msgs/msg/MarkerArray", "/" + task.truth.topic: task.truth.type}
 
 
-class OutputBagWriter:
-    """Writes pipeline outputs one by one into the new bag ``path``. ``node_xy``: sensor node
-    positions for per-stream allocation bars (``None``: a text marker with the blocks per stream)."""
+class OutputBagWriter(contextlib.AbstractContextManager):
+    """Writes pipeline outputs one by one into the new bag ``path`` (a context manager). ``node_xy``: sensor
+    node positions for per-stream allocation bars (``None``: a text marker with the blocks per stream)."""
 
     def __init__(self, path: str | Path, stream_ids: Sequence[str], task: Task | str, *,
                  labels: Sequence[str] = (), storage: str = "sqlite3", controller: str = "",
@@ -75,6 +76,6 @@ class OutputBagWriter:
         return bar_markers(allocation_bars(self.stream_ids, mask, a.est_noise, self.node_xy, present=a.present),
                            self.node_xy, bar_height=0.5, bar_width=0.08)
 
-    def close(self, ok: bool = True) -> None:
-        """Finish the bag (writes ``metadata.yaml``), or with ``ok`` false abort and remove it."""
-        self._w.close() if ok else discard(self._w, self.path)
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        """Finish the bag (writes ``metadata.yaml``), or after an error abort and remove it."""
+        self._w.close() if exc_type is None else discard(self._w, self.path)
