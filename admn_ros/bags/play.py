@@ -126,8 +126,6 @@ def main(argv: Sequence[str]) -> int:
     except (BagError, ValueError, RuntimeError) as e:
         print(f"admn-ros play: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
