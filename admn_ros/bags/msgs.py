@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rosbags.interfaces import Nodetype
 
 from admn_ros.bags.typestore import get_admn_typestore, normalize_type
 
@@ -19,8 +20,6 @@ _NP_BASE = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8, "int8": np.int
 
 
 def _default(ts: "Typestore", desc: tuple) -> Any:
-    from rosbags.interfaces import Nodetype
-
     kind, rest = desc
     if kind == Nodetype.BASE:
         return {"string": "", "wstring": "", "bool": False}.get(rest[0], 0.0 if rest[0].startswith("float") else 0)
