@@ -34,8 +34,8 @@ class _Reading:
         self.gt: list[np.ndarray] = []
         self.present: set[str] = set()
 
-    def add(self, b: int, frame: Any) -> str | None:
-        """Store ``frame`` of bag ``b``, or return why it cannot be (``bad message: node1/rgb``)."""
+    def add(self, b: int, frame: Any) -> tuple[str, list[str]] | None:
+        """Store ``frame`` of bag ``b``, or return why it cannot be (``("bad message", ["node1/rgb"])``)."""
         out = {m: np.zeros(array_shape(m, 1, len(self.nodes))[1:], ARRAYS[m][0]) for m in MODALITY_NAMES}
         for sid, data in frame.streams.items():
             if data is None:
@@ -44,7 +44,7 @@ class _Reading:
             try:
                 out[mod][self.nodes.index(node)] = to_storage(mod, data)
             except ValueError:
-                return f"bad message: {sid}"
+                return "bad message", [sid]
         for m, a in out.items():
             self.files[m].write(a.tobytes())
         self.present.update(s for s, d in frame.streams.items() if d is not None)
@@ -61,13 +61,13 @@ class _Reading:
                 for m in MODALITY_NAMES}
 
 
-def _skip_reason(frame: Any, required: Sequence[str]) -> str | None:
+def _skip_reason(frame: Any, required: Sequence[str]) -> tuple[str, list[str]] | None:
+    """Why ``frame`` is not kept (a reason of :data:`REASONS` and the streams it names), or None."""
     if frame.bad:
-        return "bad message: " + ", ".join(sorted(frame.bad))
-    missing = [s for s in required if frame.streams.get(s) is None]
-    if missing:
-        return "missing stream: " + ", ".join(missing)
-    return None if frame.gt_xy is not None else "no ground truth"
+        return "bad message", sorted(frame.bad)
+    if missing := [s for s in required if frame.streams.get(s) is None]:
+        return "missing stream", missing
+    return None if frame.gt_xy is not None else ("no ground truth", [])
 
 
 def assign_splits(bag: np.ndarray, stamp_ns: np.ndarray, segment_s: float, gap_s: float, val_frac: float,
@@ -151,11 +151,10 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                                      f"{m.source}); the bag has: " + ", ".join(c.topic for c in bf.contents))
                 for f in bf:
                     n += 1
-                    why = _skip_reason(f, required) or rd.add(b, f)
-                    if why:
-                        reason, _, streams = why.partition(": ")
+                    if why := _skip_reason(f, required) or rd.add(b, f):
+                        reason, streams = why
                         skipped[reason] += 1
-                        detail.update(f"{reason}: {s}" for s in streams.split(", ") if s)
+                        detail.update(f"{reason}: {s}" for s in streams)
             report.append({"bag": str(path), "frames": n, "kept": n - sum(skipped.values()),
                            "skipped": {r: skipped[r] for r in REASONS if skipped[r]}, "skipped_streams": dict(detail)})
             say(f"[dataset] {path}: {n} frames, {report[-1]['kept']} with their streams and ground truth"
@@ -178,8 +177,7 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
         for b, r in enumerate(report):
             in_bag = bag[order] == b
             r["splits"] = {s: int((split[in_bag] == s).sum()) for s in SPLITS}
-            gap = int((split[in_bag] == "").sum())
-            if gap:
+            if gap := int((split[in_bag] == "").sum()):
                 r["skipped"]["split gap"] = gap
                 r["kept"] -= gap
         del arr
@@ -288,14 +286,13 @@ def dataset_main(argv: Sequence[str]) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     a = p.parse_args(argv)
-    from admn_ros.bags.mapping import MappingError
     from admn_ros.bags.reader import BagError
 
     try:
         build_dataset(a.from_bag, a.mapping, a.out, segment_s=a.segment, gap_s=a.gap, val_frac=a.val_frac,
                       test_frac=a.test_frac, seed=a.seed, overwrite=a.overwrite, progress=not a.quiet,
                       log=None if a.quiet else print)
-    except (BagError, MappingError, ValueError, OSError) as e:
+    except (BagError, ValueError, OSError) as e:  # a MappingError is a ValueError
         print(f"admn-ros dataset: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -124,9 +124,7 @@ def _is_name(x: Any) -> bool:
     return isinstance(x, str) and bool(norm_topic(x))
 
 
-def _number(raw: Any, source: str, key: str, lo: float, allow_none: bool = False) -> float | None:
-    if raw is None and allow_none:
-        return None
+def _number(raw: Any, source: str, key: str, lo: float) -> float:
     _check(not isinstance(raw, bool) and isinstance(raw, (int, float)) and math.isfinite(raw) and raw >= lo,
            source, key, f"must be a number >= {lo}, got {raw!r}")
     return float(raw)
@@ -197,8 +195,8 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
         gt = {"ground_truth": gt_topic, "gt_axes": (str(ax[0]), str(ax[1])), "gt_tolerance": tol,
               "gt_frames": (norm_topic(gt_raw["parent"]), norm_topic(gt_raw["child"])) if named else None}
 
-    slop = float(_number(data.get("slop", 0.02), source, "slop", 0.0))  # type: ignore[arg-type]
-    timeout = _number(data.get("timeout"), source, "timeout", 1e-6, allow_none=True)
+    slop = _number(data.get("slop", 0.02), source, "slop", 0.0)
+    timeout = None if data.get("timeout") is None else _number(data["timeout"], source, "timeout", 1e-6)
     sensors = data.get("sensors_config")
     if sensors is not None:
         _check(isinstance(sensors, str) and sensors.strip(), source, "sensors_config",

@@ -2,14 +2,17 @@
 defaults) with the live nodes' fields, encodings and frame ids, and serialise them to CDR."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rosbags.interfaces import Nodetype
 
 from admn_ros.bags.typestore import get_admn_typestore, normalize_type
 
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
+
+    from admn_ros.core.viz import MarkerSpec
 
 _NP_BASE = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8, "int8": np.int8, "uint8": np.uint8,
             "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32,
@@ -17,8 +20,6 @@ _NP_BASE = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8, "int8": np.int
 
 
 def _default(ts: "Typestore", desc: tuple) -> Any:
-    from rosbags.interfaces import Nodetype
-
     kind, rest = desc
     if kind == Nodetype.BASE:
         return {"string": "", "wstring": "", "bool": False}.get(rest[0], 0.0 if rest[0].startswith("float") else 0)
@@ -35,8 +36,7 @@ def new_msg(msgtype: str, ts: "Typestore | None" = None, **fields: Any) -> Any:
     ts = get_admn_typestore() if ts is None else ts
     name = normalize_type(msgtype)
     _, fdefs = ts.fielddefs[name]
-    unknown = set(fields) - {f for f, _ in fdefs}
-    if unknown:
+    if unknown := set(fields) - {f for f, _ in fdefs}:
         raise TypeError(f"{name} has no field(s) {sorted(unknown)}; fields: {[f for f, _ in fdefs]}")
     kwargs = {f: (fields[f] if f in fields else _default(ts, d)) for f, d in fdefs}
     return ts.types[name](**kwargs)
@@ -93,15 +93,9 @@ def point(x: float, y: float, z: float = 0.0) -> Any:
     return new_msg("geometry_msgs/msg/Point", x=float(x), y=float(y), z=float(z))
 
 
-def marker(hdr: Any, ns: str, mid: int, mtype: int, *, position: Sequence[float] = (0.0, 0.0, 0.0),
-           scale: Sequence[float] = (1.0, 1.0, 1.0), rgba: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
-           points: Sequence[Sequence[float]] = (), text: str = "") -> Any:
-    """A ``visualization_msgs/Marker`` (action ADD)."""
-    return new_msg("visualization_msgs/msg/Marker", header=hdr, ns=ns, id=int(mid), type=int(mtype),
-                   action=0, pose=pose(*position), scale=vector3(*scale), color=color(*rgba),
-                   points=[point(*p) for p in points], text=text)
-
-
-#: visualization_msgs/Marker type constants.
-MARKER = {"ARROW": 0, "CUBE": 1, "SPHERE": 2, "CYLINDER": 3, "LINE_STRIP": 4, "LINE_LIST": 5,
-          "TEXT_VIEW_FACING": 9}
+def marker(hdr: Any, spec: MarkerSpec) -> Any:
+    """The ``visualization_msgs/Marker`` of a :class:`~admn_ros.core.viz.MarkerSpec` (action ADD)."""
+    cls = get_admn_typestore().types["visualization_msgs/msg/Marker"]  # its type constants, by name
+    return new_msg("visualization_msgs/msg/Marker", header=hdr, ns=spec.ns, id=int(spec.id),
+                   type=getattr(cls, spec.kind), action=cls.ADD, pose=pose(*spec.position), scale=vector3(*spec.scale),
+                   color=color(*spec.rgba), points=[point(*p) for p in spec.points], text=spec.text)

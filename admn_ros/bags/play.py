@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from tqdm import tqdm
 
-from admn_ros.bags.reader import BagError, _open_reader
+from admn_ros.bags.reader import _open_reader
 
 CLOCK_TOPIC = "/clock"
 CLOCK_HZ = 100.0
@@ -84,16 +84,12 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, s
         bar = tqdm(total=sum(c.msgcount for c in conns), desc=f"play {path.name}", unit="msg",
                    disable=not progress)
         for conn, t_ns, raw in reader.messages(connections=conns) if conns else ():  # no connections = all
-            if t0_bag is None:
-                t0_bag, start = t_ns, time.monotonic() + start_delay
-                while (now := time.monotonic()) < start:
-                    tick(t_ns)
-                    time.sleep(min(start - now, 1.0 / CLOCK_HZ))
-                wall0 = time.monotonic()
+            if t0_bag is None:  # the bag's time starts start_delay s from now; the clock stands still till then
+                t0_bag, wall0 = t_ns, time.monotonic() + start_delay
             due = wall0 + (t_ns - t0_bag) * 1e-9 / rate
             while (now := time.monotonic()) < due:
                 if now >= next_clock:
-                    tick(t0_bag + int((now - wall0) * rate * 1e9))
+                    tick(t0_bag + max(0, int((now - wall0) * rate * 1e9)))
                     next_clock = now + 1.0 / CLOCK_HZ
                 time.sleep(min(due - now, 1.0 / CLOCK_HZ))
             tick(t_ns)
@@ -127,12 +123,9 @@ def main(argv: Sequence[str]) -> int:
         s = play(a.bag, node, rate=a.rate, start_delay=1.0, progress=not a.no_progress)
         print(s.text())
         return 0
-    except (BagError, ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError) as e:  # a BagError is a RuntimeError
         print(f"admn-ros play: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
     finally:
         node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        rclpy.try_shutdown()

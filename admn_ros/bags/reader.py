@@ -22,7 +22,7 @@ from rosbags.interfaces import Connection
 from tqdm import tqdm
 
 from admn_ros.bags.mapping import StreamTopic, TopicMapping, load_mapping, norm_topic
-from admn_ros.bags.salvage import lost_everything, open_salvaged, storage_file
+from admn_ros.bags.salvage import bag_loss, open_salvaged, storage_file
 from admn_ros.bags.typestore import get_admn_typestore, short_type
 from admn_ros.core.image_convert import (MESSAGE_KINDS, ConversionError, check_supported, decode_stream,
                                          message_encoding, supported_text)
@@ -161,10 +161,10 @@ def _open_reader(path: Path) -> AnyReader:
         if salvaged is not None:
             _LOG.warning("%s; reading the intact messages", salvaged.loss.text())
             return salvaged  # type: ignore[return-value]
-        lost = lost_everything(bag, reason)
+        lost = bag_loss(bag, storage_file(bag) or bag, reason, {})  # nothing read: all metadata.yaml lists
         raise BagReadError(f"cannot read bag {path} (file(s): {_describe(path)}): the file is "
                            f"truncated, corrupt or not a bag: {reason}"
-                           + (f"\n{lost.text()}" if lost is not None else "")) from e
+                           + (f"\n{lost.text()}" if lost.has_metadata else "")) from e
     return reader
 
 
@@ -201,7 +201,7 @@ class _Track:
         return None if v is None else np.asarray(v, dtype=np.float64)
 
 
-class BagFrames:
+class BagFrames(contextlib.AbstractContextManager):
     """Synchronized frames of a bag (see the module docstring); a context manager.
 
     ``mapping``: anything :func:`~admn_ros.bags.mapping.load_mapping` takes; ``slop`` / ``timeout``
@@ -459,8 +459,7 @@ class BagFrames:
             arr, problem = self._decode(sid, stamp_ns, msg)
             yield from sync.add(sid, stamp_ns, (stamp_ns, arr, problem, t_ns), now=now,
                                 signature=self._signature(sid, arr))
-        short = {s: (seen[s], n) for s in keys if seen[s] < (n := self._counts[s])}
-        if short:
+        if short := {s: (seen[s], n) for s in keys if seen[s] < (n := self._counts[s])}:
             raise BagReadError(
                 f"bag {self.path} (file(s): {_describe(self.path)}) is truncated: read fewer messages "
                 f"than its index lists: " + ", ".join(
@@ -486,9 +485,6 @@ class BagFrames:
         if r is not None:
             with contextlib.suppress(Exception):  # closing a reader that failed half-way
                 r.close()
-
-    def __enter__(self) -> "BagFrames":
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

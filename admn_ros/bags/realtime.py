@@ -165,8 +165,7 @@ def realtime_replay(bag: str | Path, out_dir: str | Path, *, mapping: Any, budge
             spin.join(timeout=2.0)
         procs.stop()
         node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        rclpy.try_shutdown()
     matched = [k for k in masks if k in allocs]
     same = [k for k in matched if allocs[k].shape == masks[k].shape and np.array_equal(allocs[k], masks[k])]
     lat = [(recv_ns[k] - inputs_ns[k]) * 1e-6 for k in recv_ns if k in inputs_ns]

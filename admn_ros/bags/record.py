@@ -7,6 +7,7 @@ subscriptions with the publishers' QoS, log time = receive time. Both write rosb
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import shutil
@@ -14,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -72,10 +73,18 @@ def open_writer(out: Path, storage: str = "sqlite3") -> Writer:
     return w
 
 
-def discard(w: Writer, out: Path) -> None:
-    """Abort the unfinished bag ``w`` and remove its directory ``out`` (:func:`open_writer` created it)."""
-    w.abort()
-    shutil.rmtree(out, ignore_errors=True)
+@contextlib.contextmanager
+def new_bag(out: Path, storage: str = "sqlite3") -> Iterator[Writer]:
+    """:func:`open_writer` for a ``with`` block: the bag is finished (``metadata.yaml``) at its end, or aborted
+    and removed after an error."""
+    w = open_writer(out, storage)
+    try:
+        yield w
+    except BaseException:
+        w.abort()
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    w.close()
 
 
 @dataclass
@@ -142,8 +151,7 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
     rate = float(sim.rate_hz)
     all_nodes = list(dict.fromkeys(split_stream_id(sid)[0] for sid in sim.stream_ids))
     use_nodes = list(dict.fromkeys(nodes)) if nodes else all_nodes
-    bad = [n for n in use_nodes if n not in all_nodes]
-    if bad:
+    if bad := [n for n in use_nodes if n not in all_nodes]:
         raise ValueError(f"unknown sensor node(s) {bad}; nodes of the {t.name} scenario: {all_nodes}")
     ids = [sid for sid in sim.stream_ids if split_stream_id(sid)[0] in use_nodes]
     for sid, spec in (corruptions or {}).items():
@@ -159,9 +167,8 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
     start_ns = int(round(DEFAULT_START_TIME * 1e9))
     summary = RecordSummary(out, storage)
     t_wall = time.perf_counter()
-    writer = open_writer(out, storage)
     labels = t.sim_labels()
-    try:
+    with new_bag(out, storage) as writer:
         writer.set_custom_data("admn_ros.source", "sim")
         writer.set_custom_data("admn_ros.sim", f"scenario={t.name} {t.describe_sim(sim)} seed={seed} "
                                                f"episode={episode} rate_hz={rate:g} frames={frames}")
@@ -199,10 +206,6 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
                                  t.sim_truth(frame), labels)
             put("/" + t.truth.topic, truth, last_ns)
             summary.frames += 1
-        writer.close()
-    except BaseException:
-        discard(writer, out)
-        raise
     summary.duration_s = (last_ns - start_ns) * 1e-9
     return summary.finish(t_wall)
 
@@ -250,7 +253,7 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
     summary = RecordSummary(out, storage)
     ctx = rclpy.Context()
     rclpy.init(args=[], context=ctx)
-    node = writer = None
+    node = None
     t_wall = time.perf_counter()
     try:
         node = rclpy.create_node("admn_bag_recorder", context=ctx)
@@ -265,67 +268,60 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
             ex.spin_once(timeout_sec=0.1)
         if not found:
             raise RuntimeError(f"none of the topics {want} appeared within {wait:g} s on ROS_DOMAIN_ID="
-                               f"{os.environ.get('ROS_DOMAIN_ID')}; the graph has: "
-                               f"{sorted(dict(node.get_topic_names_and_types()))}")
+                               f"{os.environ.get('ROS_DOMAIN_ID')}; the graph has: {sorted(graph)}")
         if missing := [t for t in want if t not in found]:
             log(f"[record] not on the graph after {wait:g} s, skipped: {missing}")
         ts = get_admn_typestore()
-        writer = open_writer(out, storage)
-        writer.set_custom_data("admn_ros.source", "live")
-        conns: dict[str, Any] = {}
-        subs = []
-        for topic, typ in found.items():
-            try:
-                name = normalize_type(typ)
-                if name not in ts.types:
-                    raise TypestoreError(f"{name} is not a ROS 2 Kilted standard or admn_ros message type")
-                cls = message_class(name)
-            except Exception as e:  # noqa: BLE001 - report and skip the topic
-                log(f"[record] skipping {topic} ({typ}): {e}")
-                continue
-            infos = node.get_publishers_info_by_topic(topic)
-            offered = [_rclpy_qos_to_bag(i.qos_profile) for i in infos]
-            reliable = bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
-            conns[topic] = writer.add_connection(topic, name, typestore=ts, offered_qos_profiles=offered)
-            summary.per_topic[topic] = 0
-            qos = image_qos("reliable" if reliable else "best_effort", 100)
+        with new_bag(out, storage) as writer:
+            writer.set_custom_data("admn_ros.source", "live")
+            conns: dict[str, Any] = {}
+            subs = []
+            for topic, typ in found.items():
+                try:
+                    name = normalize_type(typ)
+                    if name not in ts.types:
+                        raise TypestoreError(f"{name} is not a ROS 2 Kilted standard or admn_ros message type")
+                    cls = message_class(name)
+                except Exception as e:  # noqa: BLE001 - report and skip the topic
+                    log(f"[record] skipping {topic} ({typ}): {e}")
+                    continue
+                infos = node.get_publishers_info_by_topic(topic)
+                offered = [_rclpy_qos_to_bag(i.qos_profile) for i in infos]
+                reliable = bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+                conns[topic] = writer.add_connection(topic, name, typestore=ts, offered_qos_profiles=offered)
+                summary.per_topic[topic] = 0
+                qos = image_qos("reliable" if reliable else "best_effort", 100)
 
-            def cb(data: bytes, topic: str = topic) -> None:
-                writer.write(conns[topic], node.get_clock().now().nanoseconds, data)  # type: ignore[union-attr]
-                summary.per_topic[topic] += 1
+                def cb(data: bytes, topic: str = topic) -> None:
+                    writer.write(conns[topic], node.get_clock().now().nanoseconds, data)  # type: ignore[union-attr]
+                    summary.per_topic[topic] += 1
 
-            subs.append(node.create_subscription(cls, topic, cb, qos, raw=True))
-        if not subs:
-            raise RuntimeError(f"no recordable topic among {list(found)}")
-        log(f"[record] recording {len(subs)} topics for {duration:g} s on ROS_DOMAIN_ID="
-            f"{os.environ.get('ROS_DOMAIN_ID')} -> {out}")
-        t0 = time.monotonic()
-        first_ns = node.get_clock().now().nanoseconds
-        committed = 0.0
-        with tqdm(total=round(duration, 1), unit="s", desc="record (live)", disable=not progress,
-                  leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s") as bar:
-            try:
-                while (el := time.monotonic() - t0) < duration:
-                    ex.spin_once(timeout_sec=min(0.05, max(0.0, duration - el)))
-                    bar.n = round(min(el, duration), 1)
-                    bar.refresh()
-                    if storage == "sqlite3" and el >= committed + 1.0:
-                        # rosbags writes a sqlite3 bag in one transaction until it is closed: commit each
-                        # second, so that a crash or a power loss keeps all but the last second
-                        writer.storage.conn.commit()  # type: ignore[union-attr]
-                        committed = el
-            except KeyboardInterrupt:  # Ctrl-C ends the recording early and keeps the bag, as ros2 bag record
-                log(f"[record] stopped by Ctrl-C after {time.monotonic() - t0:.1f} s")
-        last_ns = node.get_clock().now().nanoseconds
-        for s in subs:
-            node.destroy_subscription(s)
-        writer.close()
-        writer = None
+                subs.append(node.create_subscription(cls, topic, cb, qos, raw=True))
+            if not subs:
+                raise RuntimeError(f"no recordable topic among {list(found)}")
+            log(f"[record] recording {len(subs)} topics for {duration:g} s on ROS_DOMAIN_ID="
+                f"{os.environ.get('ROS_DOMAIN_ID')} -> {out}")
+            t0 = time.monotonic()
+            first_ns = node.get_clock().now().nanoseconds
+            committed = 0.0
+            with tqdm(total=round(duration, 1), unit="s", desc="record (live)", disable=not progress,
+                      leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s") as bar:
+                try:
+                    while (el := time.monotonic() - t0) < duration:
+                        ex.spin_once(timeout_sec=min(0.05, max(0.0, duration - el)))
+                        bar.n = round(min(el, duration), 1)
+                        bar.refresh()
+                        if storage == "sqlite3" and el >= committed + 1.0:
+                            # rosbags writes a sqlite3 bag in one transaction until it is closed: commit each
+                            # second, so that a crash or a power loss keeps all but the last second
+                            writer.storage.conn.commit()  # type: ignore[union-attr]
+                            committed = el
+                except KeyboardInterrupt:  # Ctrl-C ends the recording early and keeps the bag, as ros2 bag record
+                    log(f"[record] stopped by Ctrl-C after {time.monotonic() - t0:.1f} s")
+            last_ns = node.get_clock().now().nanoseconds
+            for s in subs:
+                node.destroy_subscription(s)
         summary.duration_s = (last_ns - first_ns) * 1e-9
-    except BaseException:
-        if writer is not None:
-            discard(writer, out)
-        raise
     finally:
         if node is not None:
             node.destroy_node()

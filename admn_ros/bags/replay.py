@@ -6,6 +6,7 @@ window node. The CLI is :mod:`admn_ros.bags.replay_cli`.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -138,58 +139,52 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
     writer = (OutputBagWriter(bag_out, ids, t, labels=getattr(pipeline, "labels", ()), storage=storage,
                               controller=pipeline.name, node_xy=node_xy(ids) if t.frame_id == "map" else None)
               if write_bag else None)
-    ok = False
-    try:
-        with frames, open(csv_path, "w", newline="") as fcsv:
-            w = csv.writer(fcsv)
-            w.writerow(["index", "stamp_ns", "stamp_s", *t.columns, "tokens_present", "active_blocks", "budget",
-                        "n_present", "missing", "unhealthy",
-                        *[f"{c}:{x}" for c in ("true_sigma", "est_sigma", "blocks") for x in ids],
-                        "gflops", "computed", "pipeline_ms", "pipeline"])
-            for f in frames:
-                restarts = getattr(pipeline, "restarts", 0)
-                if window is not None:
-                    window.forget(unhealthy(f.status))
-                tp = time.perf_counter()
-                res = pipeline.process(f.stamp_ns, f.streams)
-                ms = (time.perf_counter() - tp) * 1e3
-                proc_ms.append(ms)
-                if getattr(pipeline, "restarts", 0) != restarts:
-                    scorer.restart()
-                truth = t.bag_truth(f)
-                scorer.frame(truth)
-                first_ns, last_ns = (f.stamp_ns if first_ns is None else first_ns), f.stamp_ns
-                missing = [x for x, p in zip(ids, f.present) if not p]
-                s.frames += 1
-                s.frames_with_gt += truth is not None
-                s.frames_with_missing_streams += bool(missing)
-                if res is None:
-                    continue
-                a = res.allocation
-                mask = np.asarray(a.mask, bool)
-                if mask.ndim != 2 or mask.shape[0] != len(ids):
-                    raise ValueError(f"pipeline {pipeline.name}: allocation mask must have shape ({len(ids)}, "
-                                     f"depth), got {mask.shape}")
-                est = t.check_estimate(res.estimate)
-                s.windows += 1
-                blocks.append(int(mask.sum()))
-                true = f.true_noise()
-                noise = np.asarray(a.est_noise, np.float64).reshape(-1)
-                tokens = res.present if res.present is not None else a.present
-                sec, nsec = divmod(f.stamp_ns, 1_000_000_000)
-                w.writerow([f.index, f.stamp_ns, f"{sec}.{nsec:09d}", *scorer.add(est, truth),
-                            int(np.asarray(tokens).sum()), int(mask.sum()), a.budget, int(np.sum(a.present)),
-                            ";".join(missing), ";".join(f"{x}={f.status[x]}" for x in unhealthy(f.status)),
-                            *([fmt(x) for x in true] if true is not None else [""] * len(ids)),
-                            *[fmt(x) for x in noise], *mask.sum(1).tolist(), fmt(res.extra.get("gflops")),
-                            res.computed, f"{ms:.3f}", pipeline.name])
-                if writer is not None:
-                    writer.write(f.stamp_ns, est, a, truth=truth, window_frames=n_frames,
-                                 status=stream_status(ids, a.present, f.status))
-        ok = True
-    finally:
-        if writer is not None:
-            writer.close(ok)
+    with frames, writer or contextlib.nullcontext(), open(csv_path, "w", newline="") as fcsv:
+        w = csv.writer(fcsv)
+        w.writerow(["index", "stamp_ns", "stamp_s", *t.columns, "tokens_present", "active_blocks", "budget",
+                    "n_present", "missing", "unhealthy",
+                    *[f"{c}:{x}" for c in ("true_sigma", "est_sigma", "blocks") for x in ids],
+                    "gflops", "computed", "pipeline_ms", "pipeline"])
+        for f in frames:
+            restarts = getattr(pipeline, "restarts", 0)
+            if window is not None:
+                window.forget(unhealthy(f.status))
+            tp = time.perf_counter()
+            res = pipeline.process(f.stamp_ns, f.streams)
+            ms = (time.perf_counter() - tp) * 1e3
+            proc_ms.append(ms)
+            if getattr(pipeline, "restarts", 0) != restarts:
+                scorer.restart()
+            truth = t.bag_truth(f)
+            scorer.frame(truth)
+            first_ns, last_ns = (f.stamp_ns if first_ns is None else first_ns), f.stamp_ns
+            missing = [x for x, p in zip(ids, f.present) if not p]
+            s.frames += 1
+            s.frames_with_gt += truth is not None
+            s.frames_with_missing_streams += bool(missing)
+            if res is None:
+                continue
+            a = res.allocation
+            mask = np.asarray(a.mask, bool)
+            if mask.ndim != 2 or mask.shape[0] != len(ids):
+                raise ValueError(f"pipeline {pipeline.name}: allocation mask must have shape ({len(ids)}, "
+                                 f"depth), got {mask.shape}")
+            est = t.check_estimate(res.estimate)
+            s.windows += 1
+            blocks.append(int(mask.sum()))
+            true = f.true_noise()
+            noise = np.asarray(a.est_noise, np.float64).reshape(-1)
+            tokens = res.present if res.present is not None else a.present
+            sec, nsec = divmod(f.stamp_ns, 1_000_000_000)
+            w.writerow([f.index, f.stamp_ns, f"{sec}.{nsec:09d}", *scorer.add(est, truth),
+                        int(np.asarray(tokens).sum()), int(mask.sum()), a.budget, int(np.sum(a.present)),
+                        ";".join(missing), ";".join(f"{x}={f.status[x]}" for x in unhealthy(f.status)),
+                        *([fmt(x) for x in true] if true is not None else [""] * len(ids)),
+                        *[fmt(x) for x in noise], *mask.sum(1).tolist(), fmt(res.extra.get("gflops")),
+                        res.computed, f"{ms:.3f}", pipeline.name])
+            if writer is not None:
+                writer.write(f.stamp_ns, est, a, truth=truth, window_frames=n_frames,
+                             status=stream_status(ids, a.present, f.status))
     s.window_restarts = int(getattr(pipeline, "restarts", 0))
     s.metrics = scorer.summary()
     s.wall_s = time.perf_counter() - t0

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from admn_ros.bags.mapping import load_mapping
 from admn_ros.bags.pipeline import make_pipeline
-from admn_ros.bags.reader import BagContentError, BagError
+from admn_ros.bags.reader import BagContentError
 from admn_ros.bags.replay import other_tasks, replay
 from admn_ros.bags.report import replay_report
 from admn_ros.cli import refuse_unused
@@ -74,8 +74,6 @@ def main(argv: Sequence[str]) -> int:
                       "and writes no output bag")
     else:
         refuse_unused(p, a, ("rate",), "only with --realtime")
-    from admn_ros.core.checkpoint import CheckpointError
-
     try:
         task = get_task(a.task)
         mapping = load_mapping(a.mapping or task.mapping)
@@ -98,7 +96,7 @@ def main(argv: Sequence[str]) -> int:
                              task=a.task)
         s = replay(a.bag, pipe, a.out, task=a.task, mapping=mapping, progress=not a.no_progress,
                    write_bag=not a.no_bag, health=health)
-    except (BagError, ValueError, FileExistsError, CheckpointError, RuntimeError) as e:
+    except (ValueError, FileExistsError, RuntimeError) as e:  # a BagError or CheckpointError is a RuntimeError
         print(f"admn-ros replay: error: {e}{_task_hint(e, a.task)}", file=sys.stderr)
         return 2
     print(s.text())

@@ -233,8 +233,7 @@ def open_salvaged(path: Path, reason: str) -> SalvagedReader | None:
     """A :class:`SalvagedReader` for the bag at ``path`` whose storage file rosbags could not open
     (``reason``), or None when nothing can be read from it (not one sqlite3 / MCAP file,
     unreadable tables, no intact message)."""
-    file = storage_file(path)
-    if file is None:
+    if (file := storage_file(path)) is None:
         return None
     try:
         r = SalvagedReader(path, file, reason)
@@ -244,10 +243,3 @@ def open_salvaged(path: Path, reason: str) -> SalvagedReader | None:
         r.close()
         return None
     return r
-
-
-def lost_everything(path: Path, reason: str) -> BagLoss | None:
-    """For a bag nothing could be read from: every topic of its metadata.yaml as lost (None
-    without a metadata.yaml)."""
-    loss = bag_loss(path, storage_file(path) or path, reason, {})
-    return loss if loss.has_metadata else None

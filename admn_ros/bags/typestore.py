@@ -46,13 +46,11 @@ def admn_msg_files() -> dict[str, Path]:
     cands = [Path(os.environ["ADMN_ROS_MSG_DIR"])] if os.environ.get("ADMN_ROS_MSG_DIR") else []
     cands += [paths.SOURCE_ROOT / "msg", paths.share_dir() / "msg"]
     cands += [Path(p) / "share" / "admn_ros" / "msg" for p in prefixes]
-    dirs = [p for p in dict.fromkeys(cands) if p.is_dir() and any(p.glob("*.msg"))]
-    if not dirs:
-        raise TypestoreError(
-            "cannot find the admn_ros .msg files; looked in $ADMN_ROS_MSG_DIR, "
-            f"{paths.SOURCE_ROOT / 'msg'}, {paths.share_dir() / 'msg'} and "
-            "<ament prefix>/share/admn_ros/msg")
-    return {f"admn_ros/msg/{p.stem}": p for p in sorted(dirs[0].glob("*.msg"))}
+    found = next((p for p in cands if p.is_dir() and any(p.glob("*.msg"))), None)
+    if found is None:
+        raise TypestoreError("cannot find the admn_ros .msg files; looked in $ADMN_ROS_MSG_DIR, "
+                             f"{paths.SOURCE_ROOT}/msg, {paths.share_dir()}/msg and <ament prefix>/share/admn_ros/msg")
+    return {f"admn_ros/msg/{p.stem}": p for p in sorted(found.glob("*.msg"))}
 
 
 @lru_cache(maxsize=1)

@@ -4,13 +4,14 @@ stamped (and logged) at the input frame's stamp, in the task's frame.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from admn_ros.bags import msgs
-from admn_ros.bags.record import _qos, discard, open_writer
+from admn_ros.bags.record import _qos, new_bag
 from admn_ros.bags.typestore import get_admn_typestore
 from admn_ros.core.streams import allocation_fields
 from admn_ros.core.tasks import Task, get_task
@@ -25,9 +26,10 @@ def output_topics(task: Task | str) -> dict[str, str]:
             "/" + topics.MARKERS: "visualization_msgs/msg/MarkerArray", "/" + task.truth.topic: task.truth.type}
 
 
-class OutputBagWriter:
-    """Writes pipeline outputs one by one into the new bag ``path``. ``node_xy``: sensor node
-    positions for per-stream allocation bars (``None``: a text marker with the blocks per stream)."""
+class OutputBagWriter(contextlib.ExitStack):
+    """Writes pipeline outputs one by one into the new bag ``path``; a context manager that finishes the bag, or
+    after an error removes it (:func:`~admn_ros.bags.record.new_bag`). ``node_xy``: sensor node positions for
+    per-stream allocation bars (``None``: a text marker with the blocks per stream)."""
 
     def __init__(self, path: str | Path, stream_ids: Sequence[str], task: Task | str, *,
                  labels: Sequence[str] = (), storage: str = "sqlite3", controller: str = "",
@@ -35,7 +37,8 @@ class OutputBagWriter:
         self.path, self.task, self.stream_ids = Path(path), get_task(task), list(stream_ids)
         self.labels = [str(c) for c in labels]
         self.controller, self.node_xy = controller, node_xy
-        self._w = open_writer(self.path, storage)
+        super().__init__()
+        self._w = self.enter_context(new_bag(self.path, storage))
         self._w.set_custom_data("admn_ros.source", "replay outputs")
         if controller:
             self._w.set_custom_data("admn_ros.controller", controller)
@@ -63,8 +66,7 @@ class OutputBagWriter:
             self._put("/" + task.truth.topic,
                       task.fill_truth(msgs.new_msg(task.truth.type, header=hdr), truth, self.labels), t)
         specs = task.markers(est, truth, self.controller) + self._allocation_markers(a)
-        markers = [msgs.marker(hdr, s.ns, s.id, msgs.MARKER[s.kind], position=s.position, scale=s.scale,
-                               rgba=s.rgba, points=s.points, text=s.text) for s in specs]
+        markers = [msgs.marker(hdr, s) for s in specs]
         self._put("/" + topics.MARKERS, msgs.new_msg("visualization_msgs/msg/MarkerArray", markers=markers), t)
 
     def _allocation_markers(self, a: Any) -> list[Any]:
@@ -75,7 +77,3 @@ class OutputBagWriter:
             return [text_marker("allocation_text", 0, (0.0, 0.0, 0.8), 0.08, text)]
         return bar_markers(allocation_bars(self.stream_ids, mask, a.est_noise, self.node_xy, present=a.present),
                            self.node_xy, bar_height=0.5, bar_width=0.08)
-
-    def close(self, ok: bool = True) -> None:
-        """Finish the bag (writes ``metadata.yaml``), or with ``ok`` false abort and remove it."""
-        self._w.close() if ok else discard(self._w, self.path)

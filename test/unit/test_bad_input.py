@@ -121,7 +121,7 @@ def test_evaluate_checks_out_and_stage1_first(tmp_path, capsys, monkeypatch):
 def test_failed_replay_leaves_no_output_bag(tmp_path, capsys):
     """A replay that fails on its first frame (budget out of range) removes its unfinished output
     bag, so the same command with a valid budget then runs; a bad --budgets names the flag. Break
-    tried: OutputBagWriter.close(ok=False) aborting without removing the bag ("output bag .../outputs
+    tried: record.new_bag aborting after an error without removing the bag ("output bag .../outputs
     exists already" on the next run); int() of --budgets without a message of ours."""
     bag, out = str(tmp_path / "bag"), str(tmp_path / "out")
     assert cli.main(["record", "--out", bag, "--frames", "3", "--no-progress"]) == 0
