@@ -7,7 +7,6 @@ docs/BENCHMARKS.md, "Node graph end to end". ``--baseline REV`` alternates with 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
@@ -39,20 +38,14 @@ class _Recorder:
         from admn_ros.ros.convert import message_class
         from admn_ros.ros.qos import reliable_qos
 
-        self.targets: list[tuple[float, float]] = []   # (receipt wall time, stamp)
+        self.targets: list[tuple[float, float, float]] = []  # (receipt monotonic time, receipt wall time, stamp)
         self.diag: dict[str, dict[str, str]] = {}
-        self.recording = False
         out = get_task("tracking").output
         node.create_subscription(message_class(out.type), out.topic, self._on_target, reliable_qos(100))
         node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diag, reliable_qos(100))
-        self.first_target: float | None = None
 
     def _on_target(self, msg) -> None:
-        now = time.time()
-        if self.first_target is None:
-            self.first_target = time.monotonic()
-        if self.recording:
-            self.targets.append((now, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
+        self.targets.append((time.monotonic(), time.time(), msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
 
     def _on_diag(self, msg) -> None:
         for st in msg.status:
@@ -60,16 +53,9 @@ class _Recorder:
 
     def dropped(self) -> dict[str, int]:
         """Frames dropped so far by the ADMN nodes (summary statuses), ``"<node>: <reason>" -> count``."""
-        out: dict[str, int] = {}
-        for name, vals in self.diag.items():
-            if ": input " in name:
-                continue
-            node = name.split(":")[0].strip("/")
-            for k, v in vals.items():
-                if k.startswith("dropped.") or k == "sync_discarded":
-                    with contextlib.suppress(ValueError):
-                        out[f"{node}: {k.replace('dropped.', '')}"] = int(float(v))
-        return out
+        return {f"{name.split(':')[0].strip('/')}: {k.removeprefix('dropped.')}": int(float(v))
+                for name, vals in self.diag.items() if ": input " not in name
+                for k, v in vals.items() if k.startswith("dropped.") or k == "sync_discarded"}
 
 
 def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: Path | None = None,
@@ -102,27 +88,26 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: 
             t_start = time.monotonic()
             procs.start(specs, composed, env, quiet=True, sensor_args=[f"rate_hz:={RATE}"])
             pids = [p.pid for _, p in procs.procs]
-            if not spin_for(ex, 120.0, lambda: check_alive() or rec.first_target is not None):
+            if not spin_for(ex, 120.0, lambda: check_alive() or bool(rec.targets)):
                 raise RuntimeError("no target within 120 s")
-            res["startup_s"] = rec.first_target - t_start
+            res["startup_s"] = rec.targets[0][0] - t_start
             spin_for(ex, WARMUP_S)
             drop0 = rec.dropped()
             ticks0, rss0 = _totals(pids)
-            rec.recording = True
             w0 = time.monotonic()
             rss_series = [(0.0, rss0)]
             while time.monotonic() - w0 < minutes * 60.0:
                 spin_for(ex, min(5.0, minutes * 60.0 - (time.monotonic() - w0)), check_alive)
                 rss_series.append((time.monotonic() - w0, _totals(pids)[1]))
-            rec.recording = False
             elapsed = time.monotonic() - w0
             ticks1, rss1 = _totals(pids)
             spin_for(ex, 1.2)  # one more diagnostics report covering the window
             drop1 = rec.dropped()
         finally:
             procs.stop()
-    lat = np.array([(r - s) * 1e3 for r, s in rec.targets])
-    tt = np.array([r for r, _ in rec.targets])
+    window = [(r, s) for m, r, s in rec.targets if w0 <= m < w0 + elapsed]
+    lat = np.array([(r - s) * 1e3 for r, s in window])
+    tt = np.array([r for r, _ in window])
     drift = float(np.polyfit((tt - tt[0]) / 60.0, lat, 1)[0]) if len(lat) > 10 else float("nan")
     ts, rs = np.array(rss_series).T
     rss_slope = float(np.polyfit(ts / 60.0, rs, 1)[0]) if len(ts) > 2 else float("nan")
