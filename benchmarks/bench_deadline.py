@@ -69,10 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             run_phase(f"loaded ({HOGS} busy processes)")
             for h in hogs:
                 h.kill()
-            hogs = []
             run_phase("idle again")
         finally:
-            for h in hogs:
+            for h in hogs:  # again if the loaded phase was interrupted (kill() skips exited ones)
                 h.kill()
             procs.stop()
 

@@ -97,12 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     work = Path(a.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    tiny: list[str] = []
-    few: list[str] = []
     if a.quick:
         a.bags, a.frames, a.full_samples = 2, 300, 600
-        tiny = ["--stage1-epochs", "1", "--stage2-train-samples", "64", "--val-samples", "32"]
-        few = ["--samples", "32", "--regimes", "continuous"]
+    tiny = ["--stage1-epochs", "1", "--stage2-train-samples", "64", "--val-samples", "32"] if a.quick else []
+    few = ["--samples", "32", "--regimes", "continuous"] if a.quick else []
     models = str(Path(a.models).resolve())
     tf = work / "times.json"
     times: dict[str, Any] = json.loads(tf.read_text()) if tf.is_file() else {}

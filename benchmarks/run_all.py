@@ -43,8 +43,7 @@ BENCHES: tuple[Bench, ...] = (
 
 def run(bench: Bench) -> tuple[int | None, float, list[str]]:
     """Run one benchmark, echoing its output; returns (exit code or None on timeout, seconds, lines)."""
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1")
+    env = {"OMP_NUM_THREADS": "1", **os.environ}
     cmd = [sys.executable, "-m", f"benchmarks.{bench.name}", *bench.args]
     print(f"\n===== {bench.name} {' '.join(bench.args)} (limit {bench.limit_s:.0f} s)", flush=True)
     t0 = time.monotonic()
