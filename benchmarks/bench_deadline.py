@@ -1,8 +1,6 @@
 """Deadline mode under CPU load from another process: the simulated graph with the controller
 in deadline mode (40 ms), through three phases (idle, 12 busy-loop processes, idle); per phase the
-mean budget chosen and the sensor-stamp -> target latency.
-
-    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_deadline [--phase-s 25]
+mean budget chosen and the sensor-stamp -> target latency (docs/BENCHMARKS.md, "Deadline mode under CPU load").
 """
 from __future__ import annotations
 

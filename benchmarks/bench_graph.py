@@ -1,8 +1,7 @@
 """The whole ADMN node graph under load: 3 sensor nodes x 3 streams at 15 Hz, 25% budget.
 
-``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_graph [--minutes 1]``: per configuration
-(allocation mode x separate processes / composed), after the first target + 5 s, the figures of
-docs/BENCHMARKS.md, "Node graph end to end". ``--baseline REV`` alternates with git revision REV.
+Per configuration (allocation mode x separate processes / composed), after the first target + 5 s,
+the figures of docs/BENCHMARKS.md, "Node graph end to end" (with the command).
 """
 from __future__ import annotations
 

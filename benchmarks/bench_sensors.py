@@ -19,10 +19,10 @@ from admn_ros.ros.env import isolated_env, stop_process_groups
 from benchmarks.common import CLK_TCK, ROOT, monitor_node, proc_stat, spin_for
 
 PY = sys.executable
-#: (label, env changes) of the DDS set-ups compared; None value = unset
-VARIANTS = (("no profile", {"FASTDDS_DEFAULT_PROFILES_FILE": None}),
-            ("shipped profile", {"FASTDDS_DEFAULT_PROFILES_FILE": str(ROOT / "config" / "fastdds.xml")}),
-            ("no profile, RELIABLE QoS", {"FASTDDS_DEFAULT_PROFILES_FILE": None, "_RELIABLE": "1"}))
+#: (label, env changes, extra role arguments) of the DDS set-ups compared; None value = unset
+VARIANTS = (("no profile", {"FASTDDS_DEFAULT_PROFILES_FILE": None}, ()),
+            ("shipped profile", {"FASTDDS_DEFAULT_PROFILES_FILE": str(ROOT / "config" / "fastdds.xml")}, ()),
+            ("no profile, RELIABLE QoS", {"FASTDDS_DEFAULT_PROFILES_FILE": None}, ("--reliable",)))
 
 
 def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> None:
@@ -94,12 +94,10 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> None:
           f"seen on all 9 streams {len(set.intersection(*inside.values()))}")
 
 
-def run_latency_pair(width: int, height: int, frames: int, rate: float, env_changes: dict,
+def run_latency_pair(width: int, height: int, frames: int, rate: float, env_changes: dict, args: tuple[str, ...],
                      timeout: float = 40.0) -> dict:
     env = {k: v for k, v in {**os.environ, **env_changes}.items() if v is not None}
-    common = ["--width", str(width), "--height", str(height), "--frames", str(frames), "--rate", str(rate)]
-    if env.pop("_RELIABLE", None):
-        common.append("--reliable")
+    common = ["--width", str(width), "--height", str(height), "--frames", str(frames), "--rate", str(rate), *args]
     sub, pub = (subprocess.Popen([PY, "-m", "benchmarks.bench_sensors", "--role", role, *common], cwd=ROOT, env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
                 for role in ("sub", "pub"))
@@ -204,9 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         frames = 60 if a.quick else 150
         print(f"\n(b) image latency publish -> Python callback, {frames} frames at {a.rate:g} Hz, "
               f"best effort, LOCALHOST in all rows", flush=True)
-        for label, changes in VARIANTS:
+        for label, changes, args in VARIANTS:
             for (w, h) in ((640, 480), (320, 240)):
-                r = run_latency_pair(w, h, frames, a.rate, changes)
+                r = run_latency_pair(w, h, frames, a.rate, changes, args)
                 print(f"  {label:<28} {f'{w}x{h}':>8}  " + (f"ERROR: {r['error'][:300]}" if "error" in r else
                       f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:7.2f} ms  "
                       f"delivered {r['n']}/{r['sent']}"), flush=True)
