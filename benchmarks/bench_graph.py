@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from admn_ros.core.paths import models_dir
 from admn_ros.ros.env import isolated_env
 from admn_ros.ros.telemetry import HOPS, hop_lines, hops_of
 from benchmarks.common import CLK_TCK, ROOT, monitor_node, proc_stat, spin_for
@@ -165,15 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.configs != "all":
         want = {tuple(c.split(":")) for c in a.configs.split(",")}
         configs = [(m, c) for m, c in CONFIGS if (m, "composed" if c else "processes") in want]
-    from admn_ros.core.paths import models_dir
-
     model_dir = str(models_dir())
     if not (models_dir() / "tracking.safetensors").is_file():
         raise SystemExit(f"{model_dir}: no shipped tracking model (run `make models`)")
     print(f"[bench_graph] ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} models: {model_dir} (shipped (models/)); "
           f"{RATE:g} Hz, budget {BUDGET}, backend {BACKEND}, {a.minutes:g} min per config", flush=True)
-    trees: list[tuple[Path | None, str]] = [(None, "")]
-    tmp = None
+    trees: list[tuple[Path | None, str]] = [(None, " [this tree]" if a.baseline else "")]
     if a.baseline:
         rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", a.baseline], check=True,
                              capture_output=True, text=True).stdout.strip()
@@ -187,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode, composed in configs:
             for k in range(a.repeat):
                 for tree, tag in trees[::-1] if k % 2 else trees:
-                    r = run_config(model_dir, mode, composed, a.minutes, tree, tag or " [this tree]" if tmp else "")
+                    r = run_config(model_dir, mode, composed, a.minutes, tree, tag)
                     print(f"[bench_graph] {r['config']}: {r['targets_hz']:.2f} targets/s, latency p50 "
                           f"{r['latency_ms_p50']:.1f} p99 {r['latency_ms_p99']:.1f} ms, drift "
                           f"{r['latency_drift_ms_per_min']:+.2f} ms/min, "
@@ -198,10 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(r)
                     time.sleep(2.0)
     finally:
-        if tmp is not None:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp)], capture_output=True)
-    print()
-    print(_table(results))
+        for tree, _ in trees[1:]:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+    print("\n" + _table(results))
     return 0
 
 

@@ -117,25 +117,21 @@ def _role_pub(a: argparse.Namespace) -> int:
     import numpy as np
     from sensor_msgs.msg import Image
 
-    from admn_ros.ros.convert import make_header, numpy_to_image
+    from admn_ros.ros.convert import make_header, ns_to_stamp, numpy_to_image
     from admn_ros.ros.qos import image_qos
 
-    with monitor_node("bench_image_pub", events=False) as (node, _):
+    with monitor_node("bench_image_pub", events=False) as (node, ex):
         pub = node.create_publisher(Image, "bench/image", image_qos("reliable" if a.reliable else "best_effort", 5))
         img = np.random.default_rng(0).integers(0, 255, (a.height, a.width, 3), dtype=np.uint8)
         msg = numpy_to_image(img, "rgb8", make_header(frame_id="0"))
-        t_end = time.monotonic() + 15.0
-        while pub.get_subscription_count() < 1 and time.monotonic() < t_end:
-            time.sleep(0.02)
+        spin_for(ex, 15.0, lambda: pub.get_subscription_count() >= 1)
         time.sleep(0.3)  # let the reader's side of discovery settle too
-        period = 1.0 / a.rate
         t_next = time.monotonic()
         for i in range(a.frames + 10):  # 10 warm-up frames (the subscriber drops them)
-            ns = time.time_ns()
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+            msg.header.stamp = ns_to_stamp(time.time_ns())
             msg.header.frame_id = str(i)
             pub.publish(msg)
-            t_next += period
+            t_next += 1.0 / a.rate
             time.sleep(max(0.0, t_next - time.monotonic()))
         time.sleep(0.5)
     return 0
