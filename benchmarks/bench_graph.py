@@ -73,8 +73,7 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: 
         if tree is not None:
             s.params_files = [str(tree / Path(f).relative_to(ROOT)) for f in s.params_files]
     procs = GraphProcesses()
-    label = f"{mode}, {'composed' if composed else 'processes'}{label}"
-    res: dict = {"config": label}
+    res: dict = {"config": f"{mode}, {'composed' if composed else 'processes'}{label}"}
 
     def check_alive() -> bool:
         if procs.dead():

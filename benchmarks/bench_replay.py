@@ -26,8 +26,7 @@ def bench_storage(root: Path, storage: str, duration: float, repeat: int, seed: 
     from admn_ros.bags.replay import replay
     from admn_ros.core.sim import load_sim_config
 
-    rate = load_sim_config(None).rate_hz
-    frames = int(round(duration * rate)) + 1
+    frames = int(round(duration * load_sim_config(None).rate_hz)) + 1
     corr = dict(parse_corrupt_arg(c) for c in ("node1/rgb=gaussian:sigma=2.0,flicker:period=2:duty=0.5",
                                                "node2/depth=dropout,flicker:period=4:duty=0.25"))
     bag = root / f"bench_{storage}"
