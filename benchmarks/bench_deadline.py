@@ -1,8 +1,6 @@
 """Deadline mode under CPU load from another process: the simulated graph with the controller
 in deadline mode (40 ms), through three phases (idle, 12 busy-loop processes, idle); per phase the
-mean budget chosen and the sensor-stamp -> target latency.
-
-    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_deadline [--phase-s 25]
+mean budget chosen and the sensor-stamp -> target latency (docs/BENCHMARKS.md, "Deadline mode under CPU load").
 """
 from __future__ import annotations
 
@@ -69,10 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             run_phase(f"loaded ({HOGS} busy processes)")
             for h in hogs:
                 h.kill()
-            hogs = []
             run_phase("idle again")
         finally:
-            for h in hogs:
+            for h in hogs:  # again if the loaded phase was interrupted (kill() skips exited ones)
                 h.kill()
             procs.stop()
 

@@ -1,13 +1,11 @@
 """The whole ADMN node graph under load: 3 sensor nodes x 3 streams at 15 Hz, 25% budget.
 
-``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_graph [--minutes 1]``: per configuration
-(allocation mode x separate processes / composed), after the first target + 5 s, the figures of
-docs/BENCHMARKS.md, "Node graph end to end". ``--baseline REV`` alternates with git revision REV.
+Per configuration (allocation mode x separate processes / composed), after the first target + 5 s,
+the figures of docs/BENCHMARKS.md, "Node graph end to end" (with the command).
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from admn_ros.core.paths import models_dir
 from admn_ros.ros.env import isolated_env
 from admn_ros.ros.telemetry import HOPS, hop_lines, hops_of
 from benchmarks.common import CLK_TCK, ROOT, monitor_node, proc_stat, spin_for
@@ -39,20 +38,14 @@ class _Recorder:
         from admn_ros.ros.convert import message_class
         from admn_ros.ros.qos import reliable_qos
 
-        self.targets: list[tuple[float, float]] = []   # (receipt wall time, stamp)
+        self.targets: list[tuple[float, float, float]] = []  # (receipt monotonic time, receipt wall time, stamp)
         self.diag: dict[str, dict[str, str]] = {}
-        self.recording = False
         out = get_task("tracking").output
         node.create_subscription(message_class(out.type), out.topic, self._on_target, reliable_qos(100))
         node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diag, reliable_qos(100))
-        self.first_target: float | None = None
 
     def _on_target(self, msg) -> None:
-        now = time.time()
-        if self.first_target is None:
-            self.first_target = time.monotonic()
-        if self.recording:
-            self.targets.append((now, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
+        self.targets.append((time.monotonic(), time.time(), msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
 
     def _on_diag(self, msg) -> None:
         for st in msg.status:
@@ -60,16 +53,9 @@ class _Recorder:
 
     def dropped(self) -> dict[str, int]:
         """Frames dropped so far by the ADMN nodes (summary statuses), ``"<node>: <reason>" -> count``."""
-        out: dict[str, int] = {}
-        for name, vals in self.diag.items():
-            if ": input " in name:
-                continue
-            node = name.split(":")[0].strip("/")
-            for k, v in vals.items():
-                if k.startswith("dropped.") or k == "sync_discarded":
-                    with contextlib.suppress(ValueError):
-                        out[f"{node}: {k.replace('dropped.', '')}"] = int(float(v))
-        return out
+        return {f"{name.split(':')[0].strip('/')}: {k.removeprefix('dropped.')}": int(float(v))
+                for name, vals in self.diag.items() if ": input " not in name
+                for k, v in vals.items() if k.startswith("dropped.") or k == "sync_discarded"}
 
 
 def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: Path | None = None,
@@ -87,8 +73,7 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: 
         if tree is not None:
             s.params_files = [str(tree / Path(f).relative_to(ROOT)) for f in s.params_files]
     procs = GraphProcesses()
-    label = f"{mode}, {'composed' if composed else 'processes'}{label}"
-    res: dict = {"config": label}
+    res: dict = {"config": f"{mode}, {'composed' if composed else 'processes'}{label}"}
 
     def check_alive() -> bool:
         if procs.dead():
@@ -102,27 +87,26 @@ def run_config(model_dir: str, mode: str, composed: bool, minutes: float, tree: 
             t_start = time.monotonic()
             procs.start(specs, composed, env, quiet=True, sensor_args=[f"rate_hz:={RATE}"])
             pids = [p.pid for _, p in procs.procs]
-            if not spin_for(ex, 120.0, lambda: check_alive() or rec.first_target is not None):
+            if not spin_for(ex, 120.0, lambda: check_alive() or bool(rec.targets)):
                 raise RuntimeError("no target within 120 s")
-            res["startup_s"] = rec.first_target - t_start
+            res["startup_s"] = rec.targets[0][0] - t_start
             spin_for(ex, WARMUP_S)
             drop0 = rec.dropped()
             ticks0, rss0 = _totals(pids)
-            rec.recording = True
             w0 = time.monotonic()
             rss_series = [(0.0, rss0)]
             while time.monotonic() - w0 < minutes * 60.0:
                 spin_for(ex, min(5.0, minutes * 60.0 - (time.monotonic() - w0)), check_alive)
                 rss_series.append((time.monotonic() - w0, _totals(pids)[1]))
-            rec.recording = False
             elapsed = time.monotonic() - w0
             ticks1, rss1 = _totals(pids)
             spin_for(ex, 1.2)  # one more diagnostics report covering the window
             drop1 = rec.dropped()
         finally:
             procs.stop()
-    lat = np.array([(r - s) * 1e3 for r, s in rec.targets])
-    tt = np.array([r for r, _ in rec.targets])
+    window = [(r, s) for m, r, s in rec.targets if w0 <= m < w0 + elapsed]
+    lat = np.array([(r - s) * 1e3 for r, s in window])
+    tt = np.array([r for r, _ in window])
     drift = float(np.polyfit((tt - tt[0]) / 60.0, lat, 1)[0]) if len(lat) > 10 else float("nan")
     ts, rs = np.array(rss_series).T
     rss_slope = float(np.polyfit(ts / 60.0, rs, 1)[0]) if len(ts) > 2 else float("nan")
@@ -181,15 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.configs != "all":
         want = {tuple(c.split(":")) for c in a.configs.split(",")}
         configs = [(m, c) for m, c in CONFIGS if (m, "composed" if c else "processes") in want]
-    from admn_ros.core.paths import models_dir
-
     model_dir = str(models_dir())
     if not (models_dir() / "tracking.safetensors").is_file():
         raise SystemExit(f"{model_dir}: no shipped tracking model (run `make models`)")
     print(f"[bench_graph] ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} models: {model_dir} (shipped (models/)); "
           f"{RATE:g} Hz, budget {BUDGET}, backend {BACKEND}, {a.minutes:g} min per config", flush=True)
-    trees: list[tuple[Path | None, str]] = [(None, "")]
-    tmp = None
+    trees: list[tuple[Path | None, str]] = [(None, " [this tree]" if a.baseline else "")]
     if a.baseline:
         rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", a.baseline], check=True,
                              capture_output=True, text=True).stdout.strip()
@@ -203,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode, composed in configs:
             for k in range(a.repeat):
                 for tree, tag in trees[::-1] if k % 2 else trees:
-                    r = run_config(model_dir, mode, composed, a.minutes, tree, tag or " [this tree]" if tmp else "")
+                    r = run_config(model_dir, mode, composed, a.minutes, tree, tag)
                     print(f"[bench_graph] {r['config']}: {r['targets_hz']:.2f} targets/s, latency p50 "
                           f"{r['latency_ms_p50']:.1f} p99 {r['latency_ms_p99']:.1f} ms, drift "
                           f"{r['latency_drift_ms_per_min']:+.2f} ms/min, "
@@ -214,10 +195,9 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(r)
                     time.sleep(2.0)
     finally:
-        if tmp is not None:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp)], capture_output=True)
-    print()
-    print(_table(results))
+        for tree, _ in trees[1:]:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+    print("\n" + _table(results))
     return 0
 
 

@@ -97,12 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     work = Path(a.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    tiny: list[str] = []
-    few: list[str] = []
     if a.quick:
         a.bags, a.frames, a.full_samples = 2, 300, 600
-        tiny = ["--stage1-epochs", "1", "--stage2-train-samples", "64", "--val-samples", "32"]
-        few = ["--samples", "32", "--regimes", "continuous"]
+    tiny = ["--stage1-epochs", "1", "--stage2-train-samples", "64", "--val-samples", "32"] if a.quick else []
+    few = ["--samples", "32", "--regimes", "continuous"] if a.quick else []
     models = str(Path(a.models).resolve())
     tf = work / "times.json"
     times: dict[str, Any] = json.loads(tf.read_text()) if tf.is_file() else {}
@@ -133,9 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         run(f"evaluate_{name}", ["evaluate", "--data", str(site), "--models", str(dirs[name]), "--out", str(out),
                                  "--no-latency", "--no-plots", "--threads", "2", *few, *quiet], work,
             out / "results.json", times)
-        res[name] = errors(out / "results.json")
-        res[name]["train_s"] = train_seconds(work / "runs" / name) if name != "shipped" else 0.0
-        res[name]["wall_s"] = times.get(f"train_{name}", 0.0)
+        train_s = train_seconds(work / "runs" / name) if name != "shipped" else 0.0
+        res[name] = {**errors(out / "results.json"), "train_s": train_s, "wall_s": times.get(f"train_{name}", 0.0)}
     report(res, samples(site), samples(full), times, work, a)
     return 0
 
@@ -146,10 +143,8 @@ def report(res: dict[str, Any], site: dict[str, int], full: dict[str, int], time
     n_train = {"shipped": 0, "finetuned": site["train"], "scratch": site["train"], "full": full["train"]}
     n_total = {"shipped": 0, "finetuned": sum(site.values()), "scratch": sum(site.values()), "full": sum(full.values())}
     cols = [cell(m, L) for m in METHODS[:2] for L in budgets] + ["Upper Bound", "clean"]
-    print()
-    print(f"New site ({SITE.name}), test segments of the recorded bags: {res['shipped']['n']} samples; errors in cm, "
-          "mean over the noise regimes x draws of `admn-ros evaluate` (clean: all blocks, no noise)")
-    print()
+    print(f"\nNew site ({SITE.name}), test segments of the recorded bags: {res['shipped']['n']} samples; errors in cm, "
+          "mean over the noise regimes x draws of `admn-ros evaluate` (clean: all blocks, no noise)\n")
     print("| model set | " + " | ".join(c.replace("@", " L=") for c in cols) + " | train / all samples | train time |")
     print("|---" * (len(cols) + 3) + "|")
     for name in SETS:
@@ -162,15 +157,13 @@ def report(res: dict[str, Any], site: dict[str, int], full: dict[str, int], time
     worst = max(err, key=err.get)
     ratios = {"error": err[worst], "data": n_total["finetuned"] / n_total["full"],
               "time": ft["train_s"] / fu["train_s"]}
-    print()
-    print("fine-tuned / full-size, error per column: " + ", ".join(f"{c} {v:.2f}" for c, v in err.items()))
+    print("\nfine-tuned / full-size, error per column: " + ", ".join(f"{c} {v:.2f}" for c, v in err.items()))
     passed = {k: ratios[k] <= TARGET[k] for k in TARGET}
     for k, what in (("error", f"error (worst cell, {worst})"), ("data", "data (all samples)"),
                     ("time", "training time (train all, dataset excluded)")):
         print(f"[{'PASS' if passed[k] else 'FAIL'}] {what}: {ratios[k]:.2f} (target <= {TARGET[k]})")
     adm = {n: sum(res[n][cell("ADMN", L)] for L in budgets) / len(budgets) for n in SETS}
-    print()
-    print(f"Summary: the shipped models score {adm['shipped']:.1f} cm (ADMN, mean of the four budgets) at this site. "
+    print(f"\nSummary: the shipped models score {adm['shipped']:.1f} cm (ADMN, mean of the four budgets) at this site. "
           f"Fine-tuned from them on {n_train['finetuned']} training samples in {ft['train_s'] / 60:.1f} min they "
           f"score {adm['finetuned']:.1f} cm; the same data from scratch gives {adm['scratch']:.1f} cm in "
           f"{res['scratch']['train_s'] / 60:.1f} min; the shipped recipe on the full-size dataset "

@@ -26,8 +26,7 @@ def bench_storage(root: Path, storage: str, duration: float, repeat: int, seed: 
     from admn_ros.bags.replay import replay
     from admn_ros.core.sim import load_sim_config
 
-    rate = load_sim_config(None).rate_hz
-    frames = int(round(duration * rate)) + 1
+    frames = int(round(duration * load_sim_config(None).rate_hz)) + 1
     corr = dict(parse_corrupt_arg(c) for c in ("node1/rgb=gaussian:sigma=2.0,flicker:period=2:duty=0.5",
                                                "node2/depth=dropout,flicker:period=4:duty=0.25"))
     bag = root / f"bench_{storage}"
@@ -57,14 +56,13 @@ def bench_storage(root: Path, storage: str, duration: float, repeat: int, seed: 
     replay_s = time.perf_counter() - t
 
     rs, ws = _median(read_s), _median(raw_s)
-    print(f"[{storage}] {frames} frames / {round(rec.duration_s, 3):.1f} s bag, {rec.messages} msgs, "
-          f"{round(size_mb, 1)} MB; recorded at {round(frames / rec.wall_s, 1)} frames/s")
-    print(f"[{storage}] raw message iteration : {round(n_raw / ws, 0):.0f} msgs/s, {round(size_mb / ws, 0):.0f} MB/s")
-    print(f"[{storage}] BagFrames (decode+sync): {round(n_frames / rs, 1)} frames/s, {round(size_mb / rs, 1)} MB/s, "
-          f"{round(n_frames / rs / REAL_TIME_HZ, 2)}x real time (15 Hz); open -> first frame "
-          f"{round(_median(first_s), 3)} s")
-    print(f"[{storage}] replay, baseline + CSV + output bag: {round(s.frames / replay_s, 1)} frames/s "
-          f"({round(s.frames / replay_s / REAL_TIME_HZ, 2)}x real time)")
+    print(f"[{storage}] {frames} frames / {rec.duration_s:.1f} s bag, {rec.messages} msgs, "
+          f"{size_mb:.1f} MB; recorded at {frames / rec.wall_s:.1f} frames/s")
+    print(f"[{storage}] raw message iteration : {n_raw / ws:.0f} msgs/s, {size_mb / ws:.0f} MB/s")
+    print(f"[{storage}] BagFrames (decode+sync): {n_frames / rs:.1f} frames/s, {size_mb / rs:.1f} MB/s, "
+          f"{n_frames / rs / REAL_TIME_HZ:.2f}x real time (15 Hz); open -> first frame {_median(first_s):.3f} s")
+    print(f"[{storage}] replay, baseline + CSV + output bag: {s.frames / replay_s:.1f} frames/s "
+          f"({s.frames / replay_s / REAL_TIME_HZ:.2f}x real time)")
 
 
 def main(argv: list[str] | None = None) -> int:

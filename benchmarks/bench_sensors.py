@@ -19,14 +19,14 @@ from admn_ros.ros.env import isolated_env, stop_process_groups
 from benchmarks.common import CLK_TCK, ROOT, monitor_node, proc_stat, spin_for
 
 PY = sys.executable
-#: (label, env changes) of the DDS set-ups compared; None value = unset
-VARIANTS = (("no profile", {"FASTDDS_DEFAULT_PROFILES_FILE": None}),
-            ("shipped profile", {"FASTDDS_DEFAULT_PROFILES_FILE": str(ROOT / "config" / "fastdds.xml")}),
-            ("no profile, RELIABLE QoS", {"FASTDDS_DEFAULT_PROFILES_FILE": None, "_RELIABLE": "1"}))
+#: (label, env changes, extra role arguments) of the DDS set-ups compared; None value = unset
+VARIANTS = (("no profile", {"FASTDDS_DEFAULT_PROFILES_FILE": None}, ()),
+            ("shipped profile", {"FASTDDS_DEFAULT_PROFILES_FILE": str(ROOT / "config" / "fastdds.xml")}, ()),
+            ("no profile, RELIABLE QoS", {"FASTDDS_DEFAULT_PROFILES_FILE": None}, ("--reliable",)))
 
 
-def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
-    """Three sensor_node processes (node1..3), one subscriber here; rates and CPU shares."""
+def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> None:
+    """Three sensor_node processes (node1..3), one subscriber here; prints rates and CPU shares."""
     from sensor_msgs.msg import Image
 
     from admn_ros.core.streams import DEFAULT_NODES, MODALITIES, stream_id
@@ -37,21 +37,19 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
     start_time = time.time() + 4.0  # shared grid; processes need ~1-3 s to start
     procs: list[subprocess.Popen] = []
     logs = []
-    stamps: dict[str, set] = {}
+    sids = [stream_id(n, m) for n in nodes for m in MODALITIES]
+    stamps: dict[str, set[int]] = {s: set() for s in sids}
     seen: set[str] = set()
     counting = [False]
 
-    def make_cb(sid: str):
-        def cb(msg: Image) -> None:
-            seen.add(sid)
-            if counting[0]:
-                stamps.setdefault(sid, set()).add(stamp_to_ns(msg.header.stamp))
-        return cb
+    def on_image(sid: str, msg: Image) -> None:
+        seen.add(sid)
+        if counting[0]:
+            stamps[sid].add(stamp_to_ns(msg.header.stamp))
 
-    sids = [stream_id(n, m) for n in nodes for m in MODALITIES]
     with monitor_node("bench_sensor_counter") as (sub_node, ex):
         for s in sids:
-            sub_node.create_subscription(Image, topics.image_topic(s), make_cb(s), sensor_qos(10))
+            sub_node.create_subscription(Image, topics.image_topic(s), lambda m, s=s: on_image(s, m), sensor_qos(10))
         try:
             for i, n in enumerate(nodes):
                 log = tempfile.TemporaryFile()
@@ -70,10 +68,9 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
                 for log in logs:
                     log.seek(0)
                     out.append(log.read().decode(errors="replace")[-2000:])
-                return {"error": f"streams seen: {sorted(seen)}; process output:\n" + "\n---\n".join(out)}
-            time.sleep(0.5)
-            for _ in range(20):
-                ex.spin_once(timeout_sec=0.0)
+                print(f"  ERROR: streams seen: {sorted(seen)}; process output:\n" + "\n---\n".join(out))
+                return
+            spin_for(ex, 0.5)
             # Stamps are start_time + k / rate on the wall clock: count, per stream, the frames
             # received whose stamp lies in the window (immune to queued messages at its edges).
             counting[0] = True
@@ -83,27 +80,24 @@ def bench_sensor_nodes(duration: float, rate_hz: float = 15.0) -> dict:
             w1, elapsed = time.time_ns(), time.monotonic() - t0
             ticks1 = [(proc_stat(p.pid) or (None,))[0] for p in procs]
             spin_for(ex, 0.5)  # late deliveries of frames stamped inside the window
-            counting[0] = False
         finally:
             stop_process_groups(procs)
-    cpu = {n: (None if a is None or b is None else (b - a) / CLK_TCK / elapsed)
-           for n, a, b in zip(nodes, ticks0, ticks1)}
-    inside = {s: {k for k in stamps.get(s, set()) if w0 <= k < w1} for s in sids}
+    inside = {s: {k for k in stamps[s] if w0 <= k < w1} for s in sids}
     window_s = (w1 - w0) * 1e-9
-    rates = {s: len(inside[s]) / window_s for s in sids}
-    expected = len({k for v in inside.values() for k in v})
-    common = set.intersection(*inside.values())
-    return {"elapsed": window_s, "rate_hz": rate_hz, "rates": rates, "cpu": cpu,
-            "frames_all_9_streams": len(common), "distinct_stamps": expected}
+    for sid in sids:
+        hz = len(inside[sid]) / window_s
+        print(f"  {sid:<14} {hz:6.2f} Hz  ({100 * hz / rate_hz:5.1f}% of {rate_hz:g})")
+    for n, a, b in zip(nodes, ticks0, ticks1):
+        cpu = "n/a" if a is None or b is None else f"{100 * (b - a) / CLK_TCK / elapsed:5.1f}% of one core"
+        print(f"  sensor_{n:<8} CPU {cpu}")
+    print(f"  frames stamped in the window {len(set().union(*inside.values()))} (expected {rate_hz * window_s:.0f}), "
+          f"seen on all 9 streams {len(set.intersection(*inside.values()))}")
 
 
-def run_latency_pair(width: int, height: int, frames: int, rate: float, env_changes: dict,
+def run_latency_pair(width: int, height: int, frames: int, rate: float, env_changes: dict, args: tuple[str, ...],
                      timeout: float = 40.0) -> dict:
     env = {k: v for k, v in {**os.environ, **env_changes}.items() if v is not None}
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    common = ["--width", str(width), "--height", str(height), "--frames", str(frames), "--rate", str(rate)]
-    if env.pop("_RELIABLE", None):
-        common.append("--reliable")
+    common = ["--width", str(width), "--height", str(height), "--frames", str(frames), "--rate", str(rate), *args]
     sub, pub = (subprocess.Popen([PY, "-m", "benchmarks.bench_sensors", "--role", role, *common], cwd=ROOT, env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
                 for role in ("sub", "pub"))
@@ -123,25 +117,21 @@ def _role_pub(a: argparse.Namespace) -> int:
     import numpy as np
     from sensor_msgs.msg import Image
 
-    from admn_ros.ros.convert import make_header, numpy_to_image
+    from admn_ros.ros.convert import make_header, ns_to_stamp, numpy_to_image
     from admn_ros.ros.qos import image_qos
 
-    with monitor_node("bench_image_pub", events=False) as (node, _):
+    with monitor_node("bench_image_pub", events=False) as (node, ex):
         pub = node.create_publisher(Image, "bench/image", image_qos("reliable" if a.reliable else "best_effort", 5))
         img = np.random.default_rng(0).integers(0, 255, (a.height, a.width, 3), dtype=np.uint8)
         msg = numpy_to_image(img, "rgb8", make_header(frame_id="0"))
-        t_end = time.monotonic() + 15.0
-        while pub.get_subscription_count() < 1 and time.monotonic() < t_end:
-            time.sleep(0.02)
+        spin_for(ex, 15.0, lambda: pub.get_subscription_count() >= 1)
         time.sleep(0.3)  # let the reader's side of discovery settle too
-        period = 1.0 / a.rate
         t_next = time.monotonic()
         for i in range(a.frames + 10):  # 10 warm-up frames (the subscriber drops them)
-            ns = time.time_ns()
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+            msg.header.stamp = ns_to_stamp(time.time_ns())
             msg.header.frame_id = str(i)
             pub.publish(msg)
-            t_next += period
+            t_next += 1.0 / a.rate
             time.sleep(max(0.0, t_next - time.monotonic()))
         time.sleep(0.5)
     return 0
@@ -203,24 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     if a.only in (None, "a"):
         dur = 4.0 if a.quick else 10.0
         print(f"\n(a) 3 sensor_node processes x 3 streams at 15 Hz, window {dur:.0f} s", flush=True)
-        r = bench_sensor_nodes(dur)
-        if "error" in r:
-            print("  ERROR:", r["error"])
-        else:
-            for sid, hz in r["rates"].items():
-                print(f"  {sid:<14} {hz:6.2f} Hz  ({100 * hz / r['rate_hz']:5.1f}% of {r['rate_hz']:g})")
-            for n, c in r["cpu"].items():
-                print(f"  sensor_{n:<8} CPU {('n/a' if c is None else f'{100 * c:5.1f}% of one core')}")
-            print(f"  frames stamped in the window {r['distinct_stamps']} "
-                  f"(expected {r['rate_hz'] * r['elapsed']:.0f}), seen on all 9 streams "
-                  f"{r['frames_all_9_streams']}")
+        bench_sensor_nodes(dur)
     if a.only in (None, "b"):
         frames = 60 if a.quick else 150
         print(f"\n(b) image latency publish -> Python callback, {frames} frames at {a.rate:g} Hz, "
               f"best effort, LOCALHOST in all rows", flush=True)
-        for label, changes in VARIANTS:
+        for label, changes, args in VARIANTS:
             for (w, h) in ((640, 480), (320, 240)):
-                r = run_latency_pair(w, h, frames, a.rate, changes)
+                r = run_latency_pair(w, h, frames, a.rate, changes, args)
                 print(f"  {label:<28} {f'{w}x{h}':>8}  " + (f"ERROR: {r['error'][:300]}" if "error" in r else
                       f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:7.2f} ms  "
                       f"delivered {r['n']}/{r['sent']}"), flush=True)

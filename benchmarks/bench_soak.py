@@ -1,8 +1,7 @@
 """Soak: the tracking graph with the shipped models for a long window, judged against its targets.
 
-``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_soak --minutes 30``: the graph of
-:func:`benchmarks.bench_graph.run_config` (separate processes, per frame); one PASS/FAIL line per
-target of :func:`verdict`, exit code 1 if one fails.
+The graph of :func:`benchmarks.bench_graph.run_config` (separate processes, per frame); one PASS/FAIL
+line per target of :func:`verdict`, exit code 1 if one fails (docs/BENCHMARKS.md, "Soak").
 """
 from __future__ import annotations
 

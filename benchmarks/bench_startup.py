@@ -1,8 +1,6 @@
 """Where the graph's start-up goes: per node kind, in a fresh process, the interpreter start,
 imports, node construction, ``configure`` and ``activate``; then the time from starting ``admn-ros
-run`` to the first target received. Figures are medians.
-
-    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_startup [--repeats 3]
+run`` to the first target received. Figures are medians (docs/BENCHMARKS.md, "Start-up").
 """
 from __future__ import annotations
 

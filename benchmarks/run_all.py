@@ -12,41 +12,25 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
 from admn_ros.ros.env import stop_process_groups
 
-
-@dataclass(frozen=True)
-class Bench:
-    """A benchmark module, its quick arguments, time limit (s) and the summary's headline regex."""
-
-    name: str
-    args: tuple[str, ...]
-    limit_s: float
-    headline: str
-
-
-BENCHES: tuple[Bench, ...] = (
-    Bench("bench_engine", ("--reps", "10"), 240,
-          r"^(best:|ratio 25%|controller |real skipping \(torch)"),
-    Bench("bench_sensors", ("--quick",), 180,
-          r"(frames stamped in the window|^  node\d/rgb |shipped profile\b.*\d)"),
-    Bench("bench_graph", ("--minutes", "0.5", "--configs", "pipelined:processes"), 150,
-          r"^\[bench_graph\] .*targets/s"),
-    Bench("bench_replay", ("--duration", "10", "--storage", "mcap", "--repeat", "1"), 150,
-          r"(BagFrames \(decode\+sync\)|replay, baseline)"),
-    Bench("bench_deadline", ("--phase-s", "15"), 180,
-          r"^(deadline mode|idle|loaded)"),
-)
+#: benchmark module -> (its quick arguments, time limit in s, regex of its headline lines in the summary)
+BENCHES: dict[str, tuple[tuple[str, ...], float, str]] = {
+    "bench_engine": (("--reps", "10"), 240, r"^(best:|ratio 25%|controller |real skipping \(torch)"),
+    "bench_sensors": (("--quick",), 180, r"(frames stamped in the window|^  node\d/rgb |shipped profile\b.*\d)"),
+    "bench_graph": (("--minutes", "0.5", "--configs", "pipelined:processes"), 150, r"^\[bench_graph\] .*targets/s"),
+    "bench_replay": (("--duration", "10", "--storage", "mcap", "--repeat", "1"), 150,
+                     r"(BagFrames \(decode\+sync\)|replay, baseline)"),
+    "bench_deadline": (("--phase-s", "15"), 180, r"^(deadline mode|idle|loaded)"),
+}
 
 
-def run(bench: Bench) -> tuple[int | None, float, list[str]]:
+def run(name: str, args: tuple[str, ...], limit_s: float) -> tuple[int | None, float, list[str]]:
     """Run one benchmark, echoing its output; returns (exit code or None on timeout, seconds, lines)."""
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    cmd = [sys.executable, "-m", f"benchmarks.{bench.name}", *bench.args]
-    print(f"\n===== {bench.name} {' '.join(bench.args)} (limit {bench.limit_s:.0f} s)", flush=True)
+    env = {"OMP_NUM_THREADS": "1", **os.environ}
+    cmd = [sys.executable, "-m", f"benchmarks.{name}", *args]
+    print(f"\n===== {name} {' '.join(args)} (limit {limit_s:.0f} s)", flush=True)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
@@ -61,7 +45,7 @@ def run(bench: Bench) -> tuple[int | None, float, list[str]]:
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     try:
-        rc: int | None = proc.wait(timeout=bench.limit_s)
+        rc: int | None = proc.wait(timeout=limit_s)
     except subprocess.TimeoutExpired:
         stop_process_groups([proc], 15.0)  # the benchmarks stop their graphs on SIGINT
         rc = None
@@ -71,17 +55,17 @@ def run(bench: Bench) -> tuple[int | None, float, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
-    results = [(b, *run(b)) for b in BENCHES]
+    results = [(name, headline, *run(name, args, limit_s)) for name, (args, limit_s, headline) in BENCHES.items()]
 
     print("\n" + "=" * 72 + "\nsummary (quick settings; full settings: each benchmark on its own)")
-    for bench, rc, secs, lines in results:
+    for name, headline, rc, secs, lines in results:
         status = "ok" if rc == 0 else ("TIMEOUT" if rc is None else f"FAILED (exit {rc})")
-        print(f"- {bench.name}: {status}, {secs:.0f} s")
+        print(f"- {name}: {status}, {secs:.0f} s")
         for line in lines:
-            if re.search(bench.headline, line):
+            if re.search(headline, line):
                 print(f"    {line.strip()}")
-    print(f"total {sum(r[2] for r in results):.0f} s")
-    return 0 if all(r[1] == 0 for r in results) else 1
+    print(f"total {sum(secs for _, _, _, secs, _ in results):.0f} s")
+    return 0 if all(rc == 0 for _, _, rc, _, _ in results) else 1
 
 
 if __name__ == "__main__":
