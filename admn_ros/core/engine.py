@@ -49,18 +49,10 @@ class _ControllerPart(nn.Module):
         return self.controller.heads(tok, frac)
 
 
-class _Backend:
-    """Runs the parts of a model: ``embed`` (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]``
-    -> ``[N, D]``), ``fuse`` and ``control`` on torch CPU tensors."""
-
-    name: str
-
-
-class _TorchBackend(_Backend):
+class _TorchBackend:
     """Eager torch, the reference: the model's own backbones (real skipping in
-    :meth:`~admn_ros.core.vit.AdaptiveViT.run_blocks`)."""
-
-    name = "torch"
+    :meth:`~admn_ros.core.vit.AdaptiveViT.run_blocks`). A backend runs the parts of a model: ``embed``
+    (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` -> ``[N, D]``), ``fuse`` and ``control``."""
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
         self.backbones = model.backbones
@@ -78,10 +70,8 @@ class _TorchBackend(_Backend):
         return self.ctrl(*xs, present, frac)
 
 
-class _OnnxBackend(_Backend):
+class _OnnxBackend:
     """ONNX Runtime sessions per part (each part a ``run(*arrays) -> outputs``); Python-level skipping."""
-
-    name = "onnx"
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
         import onnxruntime as ort
@@ -155,6 +145,9 @@ class _OnnxBackend(_Backend):
         return torch.from_numpy(logits), torch.from_numpy(sigma)
 
 
+_Backend = _TorchBackend | _OnnxBackend
+
+
 class InferenceEngine:
     """Batched / batch-1 ADMN inference with per-sample allocations and real skipping; without a
     ``controller``, :meth:`infer` needs a mask (or uses every block). ``threads``: ``torch.set_num_threads``
@@ -180,10 +173,9 @@ class InferenceEngine:
         self.cfg = model.cfg
         if controller is not None:
             cc = controller.cfg
-            if (cc.nodes, cc.modalities, cc.depth) != (self.cfg.nodes, self.cfg.modalities, self.cfg.vit_depth):
-                raise ValueError("controller and model disagree on nodes/modalities/depth: "
-                                 f"{(cc.nodes, cc.modalities, cc.depth)} vs "
-                                 f"{(self.cfg.nodes, self.cfg.modalities, self.cfg.vit_depth)}")
+            got, want = (cc.nodes, cc.modalities, cc.depth), (self.cfg.nodes, self.cfg.modalities, self.cfg.vit_depth)
+            if got != want:
+                raise ValueError(f"controller and model disagree on nodes/modalities/depth: {got} vs {want}")
         self.check: dict[str, float] = {}
         self.timings_ms: dict[str, float] = {}
         self.errors: dict[str, str] = {}
@@ -265,7 +257,7 @@ class InferenceEngine:
         return out
 
     def _device(self, be: _Backend) -> torch.device:
-        return self.model.device if be.name != "onnx" else torch.device("cpu")
+        return torch.device("cpu") if isinstance(be, _OnnxBackend) else self.model.device
 
     def _control(self, be: _Backend, xs: Mapping[str, torch.Tensor], pres: torch.Tensor, budget: Any, b: int,
                  dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
