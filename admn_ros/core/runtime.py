@@ -142,7 +142,6 @@ class Runtime:
         self.labels: list[str] = self.task.labels(self.cfg, meta)
         self.streams: StreamSet = self.cfg.streams
         self.stream_ids: list[str] = self.streams.ids
-        self._index = {s: i for i, s in enumerate(self.stream_ids)}
         self.depth, self.embed_dim = int(self.cfg.vit_depth), int(self.cfg.vit_dim)
         self._ctrl, self.skipped = controllers, skipped   # budget (None: universal) -> controller
         self.backend, self.device, self.threads = backend, device, threads
@@ -275,10 +274,7 @@ class Runtime:
         return self._engine.backend if self._engine is not None else self.backend
 
     def index(self, sid: str) -> int:
-        try:
-            return self._index[sid]
-        except KeyError:
-            raise KeyError(f"unknown stream {sid!r}; model streams: {self.stream_ids}") from None
+        return self.streams.index(sid)
 
     def budget_range(self) -> tuple[int, int]:
         """``(lo, hi)`` valid budgets of these streams (:func:`~admn_ros.core.streams.budget_range`)."""
@@ -306,8 +302,6 @@ class Runtime:
         unknown = parts - {"allocate", "embed", "fuse"}
         if unknown:
             raise ValueError(f"unknown runtime parts {sorted(unknown)}; known: allocate, embed, fuse")
-        if parts & {"embed", "fuse"}:
-            self._main_engine()
         # one dummy frame so lazy allocations (thread pools, ORT arenas) happen now
         x = {s: np.zeros((self.cfg.channels(split_stream_id(s)[1]), self.cfg.img_size, self.cfg.img_size),
                          np.float32) for s in self.stream_ids}
