@@ -250,8 +250,7 @@ class InferenceEngine:
             mask_t = (mask_t > 0.5) if mask_t.is_floating_point() else mask_t.to(torch.bool)
         emb = embed_tokens(cfg, lambda m, x, rows: be.embed(m, x, rows.cpu().numpy()), xs,
                            mask_t.repeat(1, cfg.frames, 1), tok_pres)
-        outs = be.fuse(emb, tok_pres)
-        out.update(zip(self.model.fusion.task.outputs, outs))
+        out.update(zip(self.model.fusion.task.outputs, be.fuse(emb, tok_pres)))
         out["emb"] = emb
         out["mask"] = mask_t & pres[:, :, None]
         return out

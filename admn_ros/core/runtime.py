@@ -194,11 +194,11 @@ class Runtime:
             raise CheckpointError(f"{d}: no stage1 {want} model (e.g. {get_task(want).model_file}) among "
                                   f"{len(files)} checkpoint(s) (kinds found: {kinds})")
         votes = Counter(metas[c].get("stage1_weights_id") for c in ctrls)   # stage-1 weights id -> controllers
-        ranked = sorted(mains, key=lambda f: -votes[metas[f].get("weights_id")])
-        if len(ranked) > 1 and votes[metas[ranked[0]].get("weights_id")] == votes[metas[ranked[1]].get("weights_id")]:
+        score = {f: votes[metas[f].get("weights_id")] for f in mains}
+        main, *rest = sorted(mains, key=lambda f: -score[f])
+        if rest and score[rest[0]] == score[main]:
             raise CheckpointError(f"{d}: several stage1 {want} models {[f.name for f in mains]} and the "
                                   "controllers do not single one out; keep one of them in the directory")
-        main = ranked[0]
         mmeta = metas[main]
         mcfg = stored_config(main, mmeta, "model_config", ADMNConfig)
         if mcfg.img_size != MODEL_INPUT:
