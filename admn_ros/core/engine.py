@@ -51,23 +51,17 @@ class _ControllerPart(nn.Module):
 
 class _TorchBackend:
     """Eager torch, the reference: the model's own backbones (real skipping in
-    :meth:`~admn_ros.core.vit.AdaptiveViT.run_blocks`). A backend runs the parts of a model: ``embed``
-    (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` -> ``[N, D]``), ``fuse`` and ``control``."""
+    :meth:`~admn_ros.core.vit.AdaptiveViT.run_blocks`). A backend runs the parts of a model on torch
+    tensors: ``embed`` (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` -> ``[N, D]``),
+    ``fuse`` as :class:`_FusionPart` and ``control`` as :class:`_ControllerPart`."""
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
         self.backbones = model.backbones
-        self.fusion = _FusionPart(model)
-        self.ctrl = _ControllerPart(controller) if controller is not None else None
+        self.fuse = _FusionPart(model)
+        self.control = _ControllerPart(controller) if controller is not None else None
 
     def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
         return self.backbones[modality](x, torch.tensor(on))
-
-    def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.fusion(emb, present))
-
-    def control(self, xs: Sequence[torch.Tensor], present: torch.Tensor, frac: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.ctrl(*xs, present, frac)
 
 
 class _OnnxBackend:
@@ -137,11 +131,9 @@ class _OnnxBackend:
     def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(torch.from_numpy(o) for o in self.fusion(emb.detach().cpu().numpy(), present.cpu().numpy()))
 
-    def control(self, xs: Sequence[torch.Tensor], present: torch.Tensor, frac: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def control(self, *args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.ctrl is not None
-        logits, sigma = self.ctrl(*(x.detach().cpu().numpy() for x in xs), present.cpu().numpy(),
-                                  frac.detach().cpu().numpy().astype(np.float32))
+        logits, sigma = self.ctrl(*(a.detach().cpu().numpy() for a in args))
         return torch.from_numpy(logits), torch.from_numpy(sigma)
 
 
@@ -264,7 +256,7 @@ class InferenceEngine:
         c = self.controller.cfg
         L = budget if budget is not None else c.budget
         frac = self.controller.budget_fraction(L, b).to(dev)
-        logits, sigma = be.control([xs[m] for m in c.modalities], pres, frac)
+        logits, sigma = be.control(*[xs[m] for m in c.modalities], pres, frac)
         return select_blocks(logits.to(dev), torch.as_tensor(L), pres, c.first_block) > 0.5, logits, sigma
 
     def infer(self, inputs: Mapping[str, torch.Tensor], present: Any = None, mask: Any = None,
