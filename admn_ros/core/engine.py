@@ -64,6 +64,11 @@ class _TorchBackend:
         return self.backbones[modality](x, torch.tensor(on))
 
 
+def _on_tensors(run: Callable[..., list[np.ndarray]]) -> Callable[..., tuple[torch.Tensor, ...]]:
+    """``run`` (numpy arrays in and out) called with and returning torch tensors."""
+    return lambda *args: tuple(torch.from_numpy(o) for o in run(*(a.detach().cpu().numpy() for a in args)))
+
+
 class _OnnxBackend:
     """ONNX Runtime sessions per part (each part a ``run(*arrays) -> outputs``); Python-level skipping."""
 
@@ -90,16 +95,16 @@ class _OnnxBackend:
                 self.head[m] = self._session(bb.head, (tok,), ["x"], ["cls"])
             emb = torch.rand(2, cfg.n_tokens, cfg.vit_dim, device=dev)
             tok_pres = torch.ones(2, cfg.n_tokens, dtype=torch.bool, device=dev)
-            self.fusion = self._session(_FusionPart(model), (emb, tok_pres), ["emb", "present"],
-                                        list(model.fusion.task.outputs))
-            self.ctrl = None
+            self.fuse = _on_tensors(self._session(_FusionPart(model), (emb, tok_pres), ["emb", "present"],
+                                                  list(model.fusion.task.outputs)))
+            self.control = None
             if controller is not None:
                 cpart = _ControllerPart(controller)
                 pres = torch.ones(2, cfg.n_streams, dtype=torch.bool, device=dev)
                 ins = random_inputs(cfg, 2, device=dev)
                 args = (*[ins[m] for m in cpart.modalities], pres, torch.full((2,), 0.25, device=dev))
-                self.ctrl = self._session(cpart, args, [*cpart.modalities, "present", "budget_frac"],
-                                          ["logits", "sigma"])
+                self.control = _on_tensors(self._session(cpart, args, [*cpart.modalities, "present", "budget_frac"],
+                                                         ["logits", "sigma"]))
 
     def _session(self, module: nn.Module, args: tuple[torch.Tensor, ...], in_names: list[str],
                  out_names: list[str]) -> Callable[..., list[np.ndarray]]:
@@ -127,14 +132,6 @@ class _OnnxBackend:
             elif rows.size:
                 tok = run(tok)[0]
         return torch.from_numpy(self.head[modality](tok)[0])
-
-    def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(torch.from_numpy(o) for o in self.fusion(emb.detach().cpu().numpy(), present.cpu().numpy()))
-
-    def control(self, *args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        assert self.ctrl is not None
-        logits, sigma = self.ctrl(*(a.detach().cpu().numpy() for a in args))
-        return torch.from_numpy(logits), torch.from_numpy(sigma)
 
 
 _Backend = _TorchBackend | _OnnxBackend
