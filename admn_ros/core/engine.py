@@ -293,5 +293,4 @@ class InferenceEngine:
         ``[B, n]`` or per token ``[B, F*n]``."""
         dev = self._device(self._be)
         pres = as_present_tensor(present, embeddings.shape[0], self.cfg.n_streams, dev, self.cfg.frames)
-        outs = self._be.fuse(embeddings.to(dev, torch.float32), pres)
-        return dict(zip(self.model.fusion.task.outputs, outs))
+        return dict(zip(self.model.fusion.task.outputs, self._be.fuse(embeddings.to(dev, torch.float32), pres)))
