@@ -348,13 +348,16 @@ class Runtime:
             if x is None:
                 continue
             node_i, mod_i = divmod(i, len(cfg.modalities))
-            m = cfg.modalities[mod_i]
-            want = (cfg.channels(m), size, size)
-            if tuple(np.shape(x)) != want:
-                raise ValueError(f"{sid}: model input must have shape {want}, got {tuple(np.shape(x))}")
-            xs[m][0, node_i] = x
+            xs[cfg.modalities[mod_i]][0, node_i] = self._input(sid, x)
             present[i] = True
         return {m: torch.from_numpy(v) for m, v in xs.items()}, present
+
+    def _input(self, sid: str, x: Any) -> np.ndarray:
+        """Stream ``sid``'s model input as float32; ``ValueError`` naming the stream unless it is ``(C, H, W)``."""
+        want = (self.cfg.channels(split_stream_id(sid)[1]), self.cfg.img_size, self.cfg.img_size)
+        if tuple(np.shape(x)) != want:
+            raise ValueError(f"{sid}: model input must have shape {want}, got {tuple(np.shape(x))}")
+        return np.asarray(x, np.float32)
 
     def allocate(self, inputs: Mapping[str, np.ndarray | None], budget: int, policy: str = "admn") -> Allocation:
         """Per-stream layer allocation for one frame (``sid -> (C, 64, 64)``, ``None``/absent = missing)
@@ -423,10 +426,7 @@ class Runtime:
         out: dict[Any, np.ndarray] = {}
         for mod, group in groups.items():
             t0 = time.perf_counter()
-            x = np.stack([np.asarray(it[2], np.float32) for it in group])
-            want = (self.cfg.channels(mod), self.cfg.img_size, self.cfg.img_size)
-            if x.shape[1:] != want:
-                raise ValueError(f"{mod}: model input must have shape {want}, got {x.shape[1:]}")
+            x = np.stack([self._input(it[1], it[2]) for it in group])
             e = self._main_engine().embed(mod, torch.from_numpy(x), np.stack([it[3] for it in group]))
             out.update(zip([it[0] for it in group], e.cpu().numpy().astype(np.float32)))
             if timings_ms is not None:
