@@ -26,27 +26,23 @@ class DeadlineBudget:
         if self.target_ms <= 0 or not 0 <= self.margin < 1 or not 0 < self.decay < 1:
             raise ValueError(f"deadline settings invalid: target_ms={self.target_ms}, margin={self.margin}, "
                              f"decay={self.decay}")
-        self._sw = self._sx = self._sy = self._sxx = self._sxy = 0.0
+        self._sums = [0.0] * 5          # weighted sums of 1, x, y, x*x, x*y (x: blocks, y: latency)
 
     def update(self, blocks: int, latency_ms: float) -> None:
-        d = self.decay
         x, y = float(blocks), float(latency_ms)
-        self._sw = d * self._sw + 1.0
-        self._sx = d * self._sx + x
-        self._sy = d * self._sy + y
-        self._sxx = d * self._sxx + x * x
-        self._sxy = d * self._sxy + x * y
+        self._sums = [self.decay * s + v for s, v in zip(self._sums, (1.0, x, y, x * x, x * y))]
 
     def model(self) -> tuple[float, float] | None:
         """``(a, b)`` of ``latency = a + b * blocks``, or None while under-determined."""
-        if self._sw < 3:
+        sw, sx, sy, sxx, sxy = self._sums
+        if sw < 3:
             return None
-        mx, my = self._sx / self._sw, self._sy / self._sw
-        var = self._sxx / self._sw - mx * mx
+        mx, my = sx / sw, sy / sw
+        var = sxx / sw - mx * mx
         if var < 1.0:  # all frames at (almost) the same block count: slope unknown
             # Assume the fixed part is small and scale through the origin.
             return (0.0, my / mx) if mx > 0 else None
-        b = max((self._sxy / self._sw - mx * my) / var, 1e-6)
+        b = max((sxy / sw - mx * my) / var, 1e-6)
         return my - b * mx, b
 
     def choose(self, current: int) -> int:

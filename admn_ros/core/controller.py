@@ -230,8 +230,7 @@ class AllocationController(nn.Module):
         """``{"logits": [B, n, depth], "sigma": [B, n], "tokens": [B, n, dim]}``; ``budget`` matters
         only for ``universal``."""
         tok = self.encode(inputs, present)
-        frac = (self.budget_fraction(self.cfg.budget if budget is None else budget, tok.shape[0])
-                if self.cfg.universal else None)
+        frac = self.budget_fraction(self.cfg.budget if budget is None else budget, tok.shape[0])
         logits, sigma = self.heads(tok, frac)
         return {"logits": logits, "sigma": sigma, "tokens": tok}
 

@@ -49,39 +49,28 @@ class _ControllerPart(nn.Module):
         return self.controller.heads(tok, frac)
 
 
-class _Backend:
-    """Runs the parts of a model: ``embed`` (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]``
-    -> ``[N, D]``), ``fuse`` and ``control`` on torch CPU tensors."""
-
-    name: str
-
-
-class _TorchBackend(_Backend):
+class _TorchBackend:
     """Eager torch, the reference: the model's own backbones (real skipping in
-    :meth:`~admn_ros.core.vit.AdaptiveViT.run_blocks`)."""
-
-    name = "torch"
+    :meth:`~admn_ros.core.vit.AdaptiveViT.run_blocks`). A backend runs the parts of a model on torch
+    tensors: ``embed`` (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` -> ``[N, D]``),
+    ``fuse`` as :class:`_FusionPart` and ``control`` as :class:`_ControllerPart`."""
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
         self.backbones = model.backbones
-        self.fusion = _FusionPart(model)
-        self.ctrl = _ControllerPart(controller) if controller is not None else None
+        self.fuse = _FusionPart(model)
+        self.control = _ControllerPart(controller) if controller is not None else None
 
     def embed(self, modality: str, x: torch.Tensor, on: np.ndarray) -> torch.Tensor:
         return self.backbones[modality](x, torch.tensor(on))
 
-    def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.fusion(emb, present))
 
-    def control(self, xs: Sequence[torch.Tensor], present: torch.Tensor, frac: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.ctrl(*xs, present, frac)
+def _on_tensors(run: Callable[..., list[np.ndarray]]) -> Callable[..., tuple[torch.Tensor, ...]]:
+    """``run`` (numpy arrays in and out) called with and returning torch tensors."""
+    return lambda *args: tuple(torch.from_numpy(o) for o in run(*(a.detach().cpu().numpy() for a in args)))
 
 
-class _OnnxBackend(_Backend):
+class _OnnxBackend:
     """ONNX Runtime sessions per part (each part a ``run(*arrays) -> outputs``); Python-level skipping."""
-
-    name = "onnx"
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
         import onnxruntime as ort
@@ -106,16 +95,16 @@ class _OnnxBackend(_Backend):
                 self.head[m] = self._session(bb.head, (tok,), ["x"], ["cls"])
             emb = torch.rand(2, cfg.n_tokens, cfg.vit_dim, device=dev)
             tok_pres = torch.ones(2, cfg.n_tokens, dtype=torch.bool, device=dev)
-            self.fusion = self._session(_FusionPart(model), (emb, tok_pres), ["emb", "present"],
-                                        list(model.fusion.task.outputs))
-            self.ctrl = None
+            self.fuse = _on_tensors(self._session(_FusionPart(model), (emb, tok_pres), ["emb", "present"],
+                                                  list(model.fusion.task.outputs)))
+            self.control = None
             if controller is not None:
                 cpart = _ControllerPart(controller)
                 pres = torch.ones(2, cfg.n_streams, dtype=torch.bool, device=dev)
                 ins = random_inputs(cfg, 2, device=dev)
                 args = (*[ins[m] for m in cpart.modalities], pres, torch.full((2,), 0.25, device=dev))
-                self.ctrl = self._session(cpart, args, [*cpart.modalities, "present", "budget_frac"],
-                                          ["logits", "sigma"])
+                self.control = _on_tensors(self._session(cpart, args, [*cpart.modalities, "present", "budget_frac"],
+                                                         ["logits", "sigma"]))
 
     def _session(self, module: nn.Module, args: tuple[torch.Tensor, ...], in_names: list[str],
                  out_names: list[str]) -> Callable[..., list[np.ndarray]]:
@@ -144,15 +133,8 @@ class _OnnxBackend(_Backend):
                 tok = run(tok)[0]
         return torch.from_numpy(self.head[modality](tok)[0])
 
-    def fuse(self, emb: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(torch.from_numpy(o) for o in self.fusion(emb.detach().cpu().numpy(), present.cpu().numpy()))
 
-    def control(self, xs: Sequence[torch.Tensor], present: torch.Tensor, frac: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        assert self.ctrl is not None
-        logits, sigma = self.ctrl(*(x.detach().cpu().numpy() for x in xs), present.cpu().numpy(),
-                                  frac.detach().cpu().numpy().astype(np.float32))
-        return torch.from_numpy(logits), torch.from_numpy(sigma)
+_Backend = _TorchBackend | _OnnxBackend
 
 
 class InferenceEngine:
@@ -180,10 +162,9 @@ class InferenceEngine:
         self.cfg = model.cfg
         if controller is not None:
             cc = controller.cfg
-            if (cc.nodes, cc.modalities, cc.depth) != (self.cfg.nodes, self.cfg.modalities, self.cfg.vit_depth):
-                raise ValueError("controller and model disagree on nodes/modalities/depth: "
-                                 f"{(cc.nodes, cc.modalities, cc.depth)} vs "
-                                 f"{(self.cfg.nodes, self.cfg.modalities, self.cfg.vit_depth)}")
+            got, want = (cc.nodes, cc.modalities, cc.depth), (self.cfg.nodes, self.cfg.modalities, self.cfg.vit_depth)
+            if got != want:
+                raise ValueError(f"controller and model disagree on nodes/modalities/depth: {got} vs {want}")
         self.check: dict[str, float] = {}
         self.timings_ms: dict[str, float] = {}
         self.errors: dict[str, str] = {}
@@ -258,14 +239,13 @@ class InferenceEngine:
             mask_t = (mask_t > 0.5) if mask_t.is_floating_point() else mask_t.to(torch.bool)
         emb = embed_tokens(cfg, lambda m, x, rows: be.embed(m, x, rows.cpu().numpy()), xs,
                            mask_t.repeat(1, cfg.frames, 1), tok_pres)
-        outs = be.fuse(emb, tok_pres)
-        out.update(zip(self.model.fusion.task.outputs, outs))
+        out.update(zip(self.model.fusion.task.outputs, be.fuse(emb, tok_pres)))
         out["emb"] = emb
         out["mask"] = mask_t & pres[:, :, None]
         return out
 
     def _device(self, be: _Backend) -> torch.device:
-        return self.model.device if be.name != "onnx" else torch.device("cpu")
+        return torch.device("cpu") if isinstance(be, _OnnxBackend) else self.model.device
 
     def _control(self, be: _Backend, xs: Mapping[str, torch.Tensor], pres: torch.Tensor, budget: Any, b: int,
                  dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -273,7 +253,7 @@ class InferenceEngine:
         c = self.controller.cfg
         L = budget if budget is not None else c.budget
         frac = self.controller.budget_fraction(L, b).to(dev)
-        logits, sigma = be.control([xs[m] for m in c.modalities], pres, frac)
+        logits, sigma = be.control(*[xs[m] for m in c.modalities], pres, frac)
         return select_blocks(logits.to(dev), torch.as_tensor(L), pres, c.first_block) > 0.5, logits, sigma
 
     def infer(self, inputs: Mapping[str, torch.Tensor], present: Any = None, mask: Any = None,
@@ -313,5 +293,4 @@ class InferenceEngine:
         ``[B, n]`` or per token ``[B, F*n]``."""
         dev = self._device(self._be)
         pres = as_present_tensor(present, embeddings.shape[0], self.cfg.n_streams, dev, self.cfg.frames)
-        outs = self._be.fuse(embeddings.to(dev, torch.float32), pres)
-        return dict(zip(self.model.fusion.task.outputs, outs))
+        return dict(zip(self.model.fusion.task.outputs, self._be.fuse(embeddings.to(dev, torch.float32), pres)))

@@ -2,6 +2,7 @@
 by colcon, the source tree in the venv (editable install); :func:`read_yaml` reads a user's YAML file."""
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -18,14 +19,12 @@ def share_dir() -> Path:
         return Path(env)
     if (SOURCE_ROOT / "config").is_dir() and (SOURCE_ROOT / "setup.py").is_file():
         return SOURCE_ROOT
-    try:  # colcon install
+    with contextlib.suppress(Exception):  # colcon install (unless the ament index is absent or lacks the package)
         from ament_index_python.packages import get_package_share_directory
 
         p = Path(get_package_share_directory("admn_ros"))
         if (p / "config").is_dir():
             return p
-    except Exception:  # noqa: BLE001 - ament index absent or package not registered
-        pass
     return SOURCE_ROOT
 
 

@@ -142,7 +142,6 @@ class Runtime:
         self.labels: list[str] = self.task.labels(self.cfg, meta)
         self.streams: StreamSet = self.cfg.streams
         self.stream_ids: list[str] = self.streams.ids
-        self._index = {s: i for i, s in enumerate(self.stream_ids)}
         self.depth, self.embed_dim = int(self.cfg.vit_depth), int(self.cfg.vit_dim)
         self._ctrl, self.skipped = controllers, skipped   # budget (None: universal) -> controller
         self.backend, self.device, self.threads = backend, device, threads
@@ -195,11 +194,11 @@ class Runtime:
             raise CheckpointError(f"{d}: no stage1 {want} model (e.g. {get_task(want).model_file}) among "
                                   f"{len(files)} checkpoint(s) (kinds found: {kinds})")
         votes = Counter(metas[c].get("stage1_weights_id") for c in ctrls)   # stage-1 weights id -> controllers
-        ranked = sorted(mains, key=lambda f: -votes[metas[f].get("weights_id")])
-        if len(ranked) > 1 and votes[metas[ranked[0]].get("weights_id")] == votes[metas[ranked[1]].get("weights_id")]:
+        score = {f: votes[metas[f].get("weights_id")] for f in mains}
+        main, *rest = sorted(mains, key=lambda f: -score[f])
+        if rest and score[rest[0]] == score[main]:
             raise CheckpointError(f"{d}: several stage1 {want} models {[f.name for f in mains]} and the "
                                   "controllers do not single one out; keep one of them in the directory")
-        main = ranked[0]
         mmeta = metas[main]
         mcfg = stored_config(main, mmeta, "model_config", ADMNConfig)
         if mcfg.img_size != MODEL_INPUT:
@@ -275,10 +274,7 @@ class Runtime:
         return self._engine.backend if self._engine is not None else self.backend
 
     def index(self, sid: str) -> int:
-        try:
-            return self._index[sid]
-        except KeyError:
-            raise KeyError(f"unknown stream {sid!r}; model streams: {self.stream_ids}") from None
+        return self.streams.index(sid)
 
     def budget_range(self) -> tuple[int, int]:
         """``(lo, hi)`` valid budgets of these streams (:func:`~admn_ros.core.streams.budget_range`)."""
@@ -306,8 +302,6 @@ class Runtime:
         unknown = parts - {"allocate", "embed", "fuse"}
         if unknown:
             raise ValueError(f"unknown runtime parts {sorted(unknown)}; known: allocate, embed, fuse")
-        if parts & {"embed", "fuse"}:
-            self._main_engine()
         # one dummy frame so lazy allocations (thread pools, ORT arenas) happen now
         x = {s: np.zeros((self.cfg.channels(split_stream_id(s)[1]), self.cfg.img_size, self.cfg.img_size),
                          np.float32) for s in self.stream_ids}
@@ -354,13 +348,16 @@ class Runtime:
             if x is None:
                 continue
             node_i, mod_i = divmod(i, len(cfg.modalities))
-            m = cfg.modalities[mod_i]
-            want = (cfg.channels(m), size, size)
-            if tuple(np.shape(x)) != want:
-                raise ValueError(f"{sid}: model input must have shape {want}, got {tuple(np.shape(x))}")
-            xs[m][0, node_i] = x
+            xs[cfg.modalities[mod_i]][0, node_i] = self._input(sid, x)
             present[i] = True
         return {m: torch.from_numpy(v) for m, v in xs.items()}, present
+
+    def _input(self, sid: str, x: Any) -> np.ndarray:
+        """Stream ``sid``'s model input as float32; ``ValueError`` naming the stream unless it is ``(C, H, W)``."""
+        want = (self.cfg.channels(split_stream_id(sid)[1]), self.cfg.img_size, self.cfg.img_size)
+        if tuple(np.shape(x)) != want:
+            raise ValueError(f"{sid}: model input must have shape {want}, got {tuple(np.shape(x))}")
+        return np.asarray(x, np.float32)
 
     def allocate(self, inputs: Mapping[str, np.ndarray | None], budget: int, policy: str = "admn") -> Allocation:
         """Per-stream layer allocation for one frame (``sid -> (C, 64, 64)``, ``None``/absent = missing)
@@ -429,10 +426,7 @@ class Runtime:
         out: dict[Any, np.ndarray] = {}
         for mod, group in groups.items():
             t0 = time.perf_counter()
-            x = np.stack([np.asarray(it[2], np.float32) for it in group])
-            want = (self.cfg.channels(mod), self.cfg.img_size, self.cfg.img_size)
-            if x.shape[1:] != want:
-                raise ValueError(f"{mod}: model input must have shape {want}, got {x.shape[1:]}")
+            x = np.stack([self._input(it[1], it[2]) for it in group])
             e = self._main_engine().embed(mod, torch.from_numpy(x), np.stack([it[3] for it in group]))
             out.update(zip([it[0] for it in group], e.cpu().numpy().astype(np.float32)))
             if timings_ms is not None:

@@ -222,6 +222,22 @@ def test_fuse_rejects_bad_embeddings(rt):
         rt.fuse({"node9/rgb": np.zeros(16, np.float32)})
 
 
+def test_model_inputs_of_the_wrong_shape_name_their_stream(rt):
+    """allocate, embed and infer refuse a model input that is not the stream's (C, 64, 64), naming the
+    stream, also when it sits beside good inputs of its modality.
+
+    Break tried: ``Runtime._input`` returning the array unchecked: allocate broadcast the (1, 64, 64)
+    array into the 3-channel rgb row and did not raise."""
+    x = frame(rt)
+    x["node2/rgb"] = np.zeros((1, 64, 64), np.float32)
+    with pytest.raises(ValueError, match=r"node2/rgb: model input must have shape \(3, 64, 64\)"):
+        rt.allocate(x, 12)
+    with pytest.raises(ValueError, match=r"node2/rgb: model input must have shape \(3, 64, 64\), got \(1, 64, 64\)"):
+        rt.embed(["node1/rgb", "node2/rgb"], x, np.ones((2, DEPTH), bool))
+    with pytest.raises(ValueError, match="node2/rgb: model input must have shape"):
+        rt.infer(x, 12)
+
+
 def test_preprocess_checks(rt):
     assert rt.preprocess("node1/rgb", np.zeros((240, 320, 3), np.uint8)).shape == (3, 64, 64)
     d = np.full((48, 64), np.nan, np.float32)
