@@ -57,12 +57,13 @@ def node_phases(kind: str, env: dict) -> dict[str, float]:
 
 def graph_first_target(env: dict, timeout: float = 180.0) -> float:
     """Seconds from starting ``admn-ros run`` to the first target received here."""
-    from geometry_msgs.msg import PoseWithCovarianceStamped
+    from admn_ros.core.tasks import get_task
+    from admn_ros.ros.convert import message_class
 
+    out = get_task("tracking").output
     got: list[float] = []
     with monitor_node("bench_startup") as (node, ex):
-        node.create_subscription(PoseWithCovarianceStamped, "/admn/target", lambda m: got.append(time.monotonic()),
-                                 10)
+        node.create_subscription(message_class(out.type), out.topic, lambda m: got.append(time.monotonic()), 10)
         t0 = time.monotonic()
         p = subprocess.Popen([sys.executable, "-m", "admn_ros.cli", "run", "--quiet"],
                              env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=subprocess.DEVNULL,
