@@ -14,10 +14,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from admn_ros.core.data.generate import plan_splits
-from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape, arrays_meta,
-                                        create_arrays)
-from admn_ros.core.preprocess import MODEL_INPUT, to_storage
-from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES, StreamSet, split_stream_id
+from admn_ros.core.data.simdata import ARRAYS, SPLITS, array_shape, arrays_meta, create_arrays, meta_head
+from admn_ros.core.preprocess import to_storage
+from admn_ros.core.streams import MODALITY_NAMES, StreamSet, split_stream_id
 
 #: Why a frame was not kept, in the order they are checked.
 REASONS = ("bad message", "missing stream", "no ground truth", "split gap")
@@ -193,11 +192,10 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                              t="seconds since the first sample of the segment",
                              visibility="unknown for recordings: NaN")
         arrays["stamp_ns.npy"] = {"dtype": "int64", "shape": ["N"], "description": "frame stamp in the bag, ns"}
-        meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "source": "rosbag",
+        meta = {**meta_head(grid), "source": "rosbag",
                 "description": "Synchronised frames of rosbags (admn-ros dataset --from-bag), preprocessed with "
                                "preprocess.to_storage; splits are disjoint time segments of the bags.",
-                "stream_ids": grid.ids, "nodes": nodes, "modalities": modalities, "model_input": MODEL_INPUT,
-                "depth_max_m": DEPTH_MAX_M, "rate_hz": round(1e9 / float(np.median(dt)), 3) if dt.size else None,
+                "rate_hz": round(1e9 / float(np.median(dt)), 3) if dt.size else None,
                 "seed": seed, "mapping": {"source": m.source, **m.to_dict()},
                 "absent_streams": [s for s in grid.ids if s not in rd.present],
                 "bounds": [[float(kept[:, i].min()), float(kept[:, i].max())] for i in (0, 1)],
