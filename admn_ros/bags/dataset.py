@@ -25,7 +25,7 @@ REASONS = ("bad message", "missing stream", "no ground truth", "split gap")
 class _Reading:
     """The kept frames of all bags, appended to raw files in ``work`` (one per stored array)."""
 
-    def __init__(self, work: Path, nodes: list[str]) -> None:
+    def __init__(self, work: Path, nodes: Sequence[str]) -> None:
         self.nodes, self.work = nodes, work
         self.files = {m: open(work / f"{m}.bin", "ab") for m in MODALITY_NAMES}  # noqa: SIM115 - closed in arrays()
         self.bag: list[int] = []
@@ -123,8 +123,8 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
         raise ValueError(f"{m.source}: ground_truth: the mapping names no ground-truth topic; a dataset "
                          f"needs positions (PointStamped, PoseStamped, Odometry, tf ...)")
     pairs = [split_stream_id(s) for s in m.stream_ids]
-    nodes = list(dict.fromkeys(n for n, _ in pairs))                       # mapping order
-    modalities = [x for x in MODALITY_NAMES if any(mod == x for _, mod in pairs)]  # rgb, depth, radar order
+    grid = StreamSet(tuple(dict.fromkeys(n for n, _ in pairs)),  # nodes in mapping order, modalities in rgb, depth,
+                     tuple(x for x in MODALITY_NAMES if any(mod == x for _, mod in pairs)))  # radar order
     required = [s.stream_id for s in m.streams if not s.optional]
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -138,7 +138,7 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
     t0 = time.perf_counter()
     try:
         (work / ".frames").mkdir()
-        rd = _Reading(work / ".frames", nodes)
+        rd = _Reading(work / ".frames", grid.nodes)
         report: list[dict[str, Any]] = []
         for b, path in enumerate(bags):
             skipped: Counter = Counter()
@@ -169,7 +169,7 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                                                   test_frac, seed)
         info: dict[str, Any] = {}
         for s in SPLITS:
-            info[s] = _write_split(work / s, arr, order[split == s], gt, stamp, segment[split == s], len(nodes))
+            info[s] = _write_split(work / s, arr, order[split == s], gt, stamp, segment[split == s], len(grid.nodes))
             if info[s]["n_samples"] == 0 and (s == "train" or {"val": val_frac, "test": test_frac}[s] > 0):
                 raise ValueError(f"split {s} has no frames after cutting {len(seg_split)} segment(s) with a "
                                  f"{gap_s:g} s gap; record longer or lower --segment / --gap")
@@ -182,7 +182,6 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
         del arr
         shutil.rmtree(work / ".frames")
         kept = gt[order[split != ""]]
-        grid = StreamSet(tuple(nodes), tuple(modalities))
         dt = np.diff(stamp[order])[np.diff(bag[order]) == 0]
         summary = {"bags": report, "segment_s": segment_s, "gap_s": gap_s, "val_frac": val_frac,
                    "test_frac": test_frac, "seed": seed, "n_segments": len(seg_split),

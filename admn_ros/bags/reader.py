@@ -228,7 +228,6 @@ class BagFrames(contextlib.AbstractContextManager):
         try:
             self.contents = _contents(self._reader)
             self._resolve_topics()
-            # the PointCloud2 -> range-azimuth map of the mapping's sensors config
             self._cloud_to_map = (CloudToRangeAzimuth(load_sim_config(self.mapping.sensors_config).radar)
                                   if "pointcloud2" in self.kinds.values() else None)
             # messages per stream topic and the bag's duration (s), from the bag index

@@ -36,7 +36,6 @@ def _budgets(text: str) -> list[int]:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``admn-ros replay ...``; returns the exit code."""
     p = argparse.ArgumentParser(prog="admn-ros replay", description=__doc__.split("\n\n")[0].replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bag", help="rosbag2 directory, .db3/.mcap file or ROS 1 .bag")

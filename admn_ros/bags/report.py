@@ -67,9 +67,8 @@ def _cell(r: dict[str, Any], t: Task) -> str:
 
 
 def _write_tables(out: Path, rows: list[dict[str, Any]], bag: str | Path, t: Task) -> None:
-    keys = list(rows[0]) if rows else []
     with open(out / "report.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
         w.writeheader()
         w.writerows(rows)
     budgets = sorted({r["budget"] for r in rows if r["method"] != "upper_bound"})
