@@ -28,9 +28,7 @@ class _Reading:
     def __init__(self, work: Path, nodes: Sequence[str]) -> None:
         self.nodes, self.work = nodes, work
         self.files = {m: open(work / f"{m}.bin", "ab") for m in MODALITY_NAMES}  # noqa: SIM115 - closed in arrays()
-        self.bag: list[int] = []
-        self.stamp: list[int] = []
-        self.gt: list[np.ndarray] = []
+        self.kept: list[tuple[int, int, np.ndarray]] = []  # (bag, stamp_ns, gt_xy) of each stored frame
         self.present: set[str] = set()
 
     def add(self, b: int, frame: Any) -> tuple[str, list[str]] | None:
@@ -47,15 +45,13 @@ class _Reading:
         for m, a in out.items():
             self.files[m].write(a.tobytes())
         self.present.update(s for s, d in frame.streams.items() if d is not None)
-        self.bag.append(b)
-        self.stamp.append(frame.stamp_ns)
-        self.gt.append(frame.gt_xy)
+        self.kept.append((b, frame.stamp_ns, frame.gt_xy))
         return None
 
     def arrays(self) -> dict[str, np.ndarray]:
         for f in self.files.values():
             f.close()
-        n = len(self.bag)  # > 0: a build without kept frames stops before
+        n = len(self.kept)  # > 0: a build without kept frames stops before
         return {m: np.memmap(self.work / f"{m}.bin", ARRAYS[m][0], "r", shape=array_shape(m, n, len(self.nodes)))
                 for m in MODALITY_NAMES}
 
@@ -158,12 +154,13 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                            "skipped": {r: skipped[r] for r in REASONS if skipped[r]}, "skipped_streams": dict(detail)})
             say(f"[dataset] {path}: {n} frames, {report[-1]['kept']} with their streams and ground truth"
                 + _skips(report[-1]))
-        if not rd.bag:
+        if not rd.kept:
             raise ValueError(f"no frame of {len(bags)} bag(s) has every required stream and ground truth: "
                              + "; ".join(r["bag"] + _skips(r) for r in report))
         arr = rd.arrays()
-        bag, stamp = np.asarray(rd.bag, np.int64), np.asarray(rd.stamp, np.int64)
-        gt = np.asarray(rd.gt, np.float32).reshape(-1, 2)
+        kept_bag, kept_stamp, kept_gt = zip(*rd.kept)
+        bag, stamp = np.asarray(kept_bag, np.int64), np.asarray(kept_stamp, np.int64)
+        gt = np.asarray(kept_gt, np.float32).reshape(-1, 2)
         order = np.lexsort((stamp, bag))
         segment, split, seg_split = assign_splits(bag[order], stamp[order], segment_s, gap_s, val_frac,
                                                   test_frac, seed)
@@ -283,13 +280,11 @@ def dataset_main(argv: Sequence[str]) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     a = p.parse_args(argv)
-    from admn_ros.bags.reader import BagError
-
     try:
         build_dataset(a.from_bag, a.mapping, a.out, segment_s=a.segment, gap_s=a.gap, val_frac=a.val_frac,
                       test_frac=a.test_frac, seed=a.seed, overwrite=a.overwrite, progress=not a.quiet,
                       log=None if a.quiet else print)
-    except (BagError, ValueError, OSError) as e:  # a MappingError is a ValueError
+    except (ValueError, RuntimeError, OSError) as e:  # a MappingError is a ValueError, a BagError a RuntimeError
         print(f"admn-ros dataset: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -216,7 +216,6 @@ def default_live_topics(task: str | None = None) -> list[str]:
 
 
 def _rclpy_qos_to_bag(q: Any) -> Qos:
-    """rclpy QoSProfile (from get_publishers_info_by_topic) -> rosbags Qos."""
     def dur(d: Any) -> QosTime:
         ns = int(d.nanoseconds)
         return QosTime(*_INFINITE) if ns >= 2**63 - 1 or ns < 0 else QosTime(*divmod(ns, 1_000_000_000))

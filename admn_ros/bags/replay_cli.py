@@ -22,10 +22,8 @@ from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 
 def _task_hint(e: Exception, task: str) -> str:
     """A hint when a bag holds another task's ground truth."""
-    if not isinstance(e, BagContentError):
-        return ""
-    return "".join(f"\nthis bag holds /{o.truth.topic}: replay it with --task {o.name}"
-                   for o in other_tasks(get_task(task), e.contents))
+    others = other_tasks(get_task(task), e.contents) if isinstance(e, BagContentError) else []
+    return "".join(f"\nthis bag holds /{o.truth.topic}: replay it with --task {o.name}" for o in others)
 
 
 def _budgets(text: str) -> list[int]:

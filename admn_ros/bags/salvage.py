@@ -184,9 +184,8 @@ class _McapSource:
 
 
 class SalvagedReader:
-    """The intact messages of a cut-off bag, with the ``AnyReader`` members the bag readers use:
-    :attr:`connections`, :attr:`topics`, :attr:`start_time`, :attr:`duration`,
-    :meth:`messages` (log-time order), :meth:`deserialize`, :meth:`close`; and :attr:`loss`."""
+    """The intact messages of a cut-off bag, with the ``AnyReader`` members the bag readers use (messages in
+    log-time order) and :attr:`loss`."""
 
     def __init__(self, bag: Path, file: Path, reason: str) -> None:
         self.source = src = _SqliteSource(file) if file.suffix == ".db3" else _McapSource(file)
