@@ -119,8 +119,8 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
         raise ValueError(f"{m.source}: ground_truth: the mapping names no ground-truth topic; a dataset "
                          f"needs positions (PointStamped, PoseStamped, Odometry, tf ...)")
     pairs = [split_stream_id(s) for s in m.stream_ids]
-    grid = StreamSet(tuple(dict.fromkeys(n for n, _ in pairs)),  # nodes in mapping order, modalities in rgb, depth,
-                     tuple(x for x in MODALITY_NAMES if any(mod == x for _, mod in pairs)))  # radar order
+    grid = StreamSet(tuple(dict.fromkeys(n for n, _ in pairs)),                            # mapping order
+                     tuple(x for x in MODALITY_NAMES if any(mod == x for _, mod in pairs)))  # rgb, depth, radar order
     required = [s.stream_id for s in m.streams if not s.optional]
     out = Path(out)
     if out.exists() and any(out.iterdir()):
