@@ -14,10 +14,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from admn_ros.core.data.generate import plan_splits
-from admn_ros.core.data.simdata import (ARRAYS, FORMAT_NAME, FORMAT_VERSION, SPLITS, array_shape, arrays_meta,
-                                        create_arrays)
-from admn_ros.core.preprocess import MODEL_INPUT, to_storage
-from admn_ros.core.streams import DEPTH_MAX_M, MODALITY_NAMES, StreamSet, split_stream_id
+from admn_ros.core.data.simdata import ARRAYS, SPLITS, array_shape, arrays_meta, create_arrays, meta_head
+from admn_ros.core.preprocess import to_storage
+from admn_ros.core.streams import MODALITY_NAMES, StreamSet, split_stream_id
 
 #: Why a frame was not kept, in the order they are checked.
 REASONS = ("bad message", "missing stream", "no ground truth", "split gap")
@@ -26,12 +25,10 @@ REASONS = ("bad message", "missing stream", "no ground truth", "split gap")
 class _Reading:
     """The kept frames of all bags, appended to raw files in ``work`` (one per stored array)."""
 
-    def __init__(self, work: Path, nodes: list[str]) -> None:
+    def __init__(self, work: Path, nodes: Sequence[str]) -> None:
         self.nodes, self.work = nodes, work
         self.files = {m: open(work / f"{m}.bin", "ab") for m in MODALITY_NAMES}  # noqa: SIM115 - closed in arrays()
-        self.bag: list[int] = []
-        self.stamp: list[int] = []
-        self.gt: list[np.ndarray] = []
+        self.kept: list[tuple[int, int, np.ndarray]] = []  # (bag, stamp_ns, gt_xy) of each stored frame
         self.present: set[str] = set()
 
     def add(self, b: int, frame: Any) -> tuple[str, list[str]] | None:
@@ -48,15 +45,13 @@ class _Reading:
         for m, a in out.items():
             self.files[m].write(a.tobytes())
         self.present.update(s for s, d in frame.streams.items() if d is not None)
-        self.bag.append(b)
-        self.stamp.append(frame.stamp_ns)
-        self.gt.append(frame.gt_xy)
+        self.kept.append((b, frame.stamp_ns, frame.gt_xy))
         return None
 
     def arrays(self) -> dict[str, np.ndarray]:
         for f in self.files.values():
             f.close()
-        n = len(self.bag)  # > 0: a build without kept frames stops before
+        n = len(self.kept)  # > 0: a build without kept frames stops before
         return {m: np.memmap(self.work / f"{m}.bin", ARRAYS[m][0], "r", shape=array_shape(m, n, len(self.nodes)))
                 for m in MODALITY_NAMES}
 
@@ -124,8 +119,8 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
         raise ValueError(f"{m.source}: ground_truth: the mapping names no ground-truth topic; a dataset "
                          f"needs positions (PointStamped, PoseStamped, Odometry, tf ...)")
     pairs = [split_stream_id(s) for s in m.stream_ids]
-    nodes = list(dict.fromkeys(n for n, _ in pairs))                       # mapping order
-    modalities = [x for x in MODALITY_NAMES if any(mod == x for _, mod in pairs)]  # rgb, depth, radar order
+    grid = StreamSet(tuple(dict.fromkeys(n for n, _ in pairs)),                            # mapping order
+                     tuple(x for x in MODALITY_NAMES if any(mod == x for _, mod in pairs)))  # rgb, depth, radar order
     required = [s.stream_id for s in m.streams if not s.optional]
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -139,7 +134,7 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
     t0 = time.perf_counter()
     try:
         (work / ".frames").mkdir()
-        rd = _Reading(work / ".frames", nodes)
+        rd = _Reading(work / ".frames", grid.nodes)
         report: list[dict[str, Any]] = []
         for b, path in enumerate(bags):
             skipped: Counter = Counter()
@@ -159,18 +154,19 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                            "skipped": {r: skipped[r] for r in REASONS if skipped[r]}, "skipped_streams": dict(detail)})
             say(f"[dataset] {path}: {n} frames, {report[-1]['kept']} with their streams and ground truth"
                 + _skips(report[-1]))
-        if not rd.bag:
+        if not rd.kept:
             raise ValueError(f"no frame of {len(bags)} bag(s) has every required stream and ground truth: "
                              + "; ".join(r["bag"] + _skips(r) for r in report))
         arr = rd.arrays()
-        bag, stamp = np.asarray(rd.bag, np.int64), np.asarray(rd.stamp, np.int64)
-        gt = np.asarray(rd.gt, np.float32).reshape(-1, 2)
+        kept_bag, kept_stamp, kept_gt = zip(*rd.kept)
+        bag, stamp = np.asarray(kept_bag, np.int64), np.asarray(kept_stamp, np.int64)
+        gt = np.asarray(kept_gt, np.float32).reshape(-1, 2)
         order = np.lexsort((stamp, bag))
         segment, split, seg_split = assign_splits(bag[order], stamp[order], segment_s, gap_s, val_frac,
                                                   test_frac, seed)
         info: dict[str, Any] = {}
         for s in SPLITS:
-            info[s] = _write_split(work / s, arr, order[split == s], gt, stamp, segment[split == s], len(nodes))
+            info[s] = _write_split(work / s, arr, order[split == s], gt, stamp, segment[split == s], len(grid.nodes))
             if info[s]["n_samples"] == 0 and (s == "train" or {"val": val_frac, "test": test_frac}[s] > 0):
                 raise ValueError(f"split {s} has no frames after cutting {len(seg_split)} segment(s) with a "
                                  f"{gap_s:g} s gap; record longer or lower --segment / --gap")
@@ -183,7 +179,6 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
         del arr
         shutil.rmtree(work / ".frames")
         kept = gt[order[split != ""]]
-        grid = StreamSet(tuple(nodes), tuple(modalities))
         dt = np.diff(stamp[order])[np.diff(bag[order]) == 0]
         summary = {"bags": report, "segment_s": segment_s, "gap_s": gap_s, "val_frac": val_frac,
                    "test_frac": test_frac, "seed": seed, "n_segments": len(seg_split),
@@ -193,11 +188,10 @@ def build_dataset(bags: Sequence[str | Path], mapping: Any, out: str | Path, *, 
                              t="seconds since the first sample of the segment",
                              visibility="unknown for recordings: NaN")
         arrays["stamp_ns.npy"] = {"dtype": "int64", "shape": ["N"], "description": "frame stamp in the bag, ns"}
-        meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "source": "rosbag",
+        meta = {**meta_head(grid), "source": "rosbag",
                 "description": "Synchronised frames of rosbags (admn-ros dataset --from-bag), preprocessed with "
                                "preprocess.to_storage; splits are disjoint time segments of the bags.",
-                "stream_ids": grid.ids, "nodes": nodes, "modalities": modalities, "model_input": MODEL_INPUT,
-                "depth_max_m": DEPTH_MAX_M, "rate_hz": round(1e9 / float(np.median(dt)), 3) if dt.size else None,
+                "rate_hz": round(1e9 / float(np.median(dt)), 3) if dt.size else None,
                 "seed": seed, "mapping": {"source": m.source, **m.to_dict()},
                 "absent_streams": [s for s in grid.ids if s not in rd.present],
                 "bounds": [[float(kept[:, i].min()), float(kept[:, i].max())] for i in (0, 1)],
@@ -286,13 +280,11 @@ def dataset_main(argv: Sequence[str]) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     a = p.parse_args(argv)
-    from admn_ros.bags.reader import BagError
-
     try:
         build_dataset(a.from_bag, a.mapping, a.out, segment_s=a.segment, gap_s=a.gap, val_frac=a.val_frac,
                       test_frac=a.test_frac, seed=a.seed, overwrite=a.overwrite, progress=not a.quiet,
                       log=None if a.quiet else print)
-    except (BagError, ValueError, OSError) as e:  # a MappingError is a ValueError
+    except (ValueError, RuntimeError, OSError) as e:  # a MappingError is a ValueError, a BagError a RuntimeError
         print(f"admn-ros dataset: error: {e}", file=sys.stderr)
         return 2
     return 0

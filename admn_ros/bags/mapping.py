@@ -140,6 +140,7 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
     _check(isinstance(raw_streams, Mapping) and raw_streams, source, "streams",
            "must be a non-empty mapping 'stream id -> topic'")
     streams: list[StreamTopic] = []
+    seen: dict[str, str] = {}  # topic -> its stream id
     for sid, raw in raw_streams.items():
         key = f"streams.{sid}"
         try:
@@ -152,17 +153,14 @@ def parse_mapping(data: Any, source: str = "<dict>") -> TopicMapping:
         _no_unknown(raw, _STREAM_KEYS, source, key)
         topic = raw.get("topic")
         _check(_is_name(topic), source, f"{key}.topic", f"must be a non-empty topic name, got {topic!r}")
+        other = seen.setdefault(norm_topic(topic), str(sid))
+        _check(other == str(sid), source, f"{key}.topic", f"topic {topic!r} is also used by stream {other!r}")
         enc = (raw["encoding"],) if isinstance(raw.get("encoding"), str) else raw.get("encoding", ())
         _check(isinstance(enc, (list, tuple)) and all(isinstance(e, str) and e for e in enc), source,
                f"{key}.encoding", f"must be a string or a list of strings, got {enc!r}")
         opt = raw.get("optional", False)
         _check(isinstance(opt, bool), source, f"{key}.optional", f"must be true or false, got {opt!r}")
         streams.append(StreamTopic(str(sid), topic, tuple(enc), opt))
-    seen: dict[str, str] = {}
-    for s in streams:
-        other = seen.setdefault(norm_topic(s.topic), s.stream_id)
-        _check(other == s.stream_id, source, f"streams.{s.stream_id}.topic",
-               f"topic {s.topic!r} is also used by stream {other!r}")
     ids = [s.stream_id for s in streams]
 
     raw_qoi = data.get("qoi") or {}

@@ -8,6 +8,7 @@ import numpy as np
 from rosbags.interfaces import Nodetype
 
 from admn_ros.bags.typestore import get_admn_typestore, normalize_type
+from admn_ros.core.image_convert import image_message_fields
 
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
@@ -56,8 +57,6 @@ def header(ns: int, frame_id: str = "") -> Any:
 def image(arr: np.ndarray, encoding: str, hdr: Any) -> Any:
     """``sensor_msgs/Image`` of an array, laid out as cv_bridge's ``cv2_to_imgmsg`` does
     (:func:`admn_ros.core.image_convert.image_message_fields`)."""
-    from admn_ros.core.image_convert import image_message_fields
-
     return new_msg("sensor_msgs/msg/Image", header=hdr, **image_message_fields(np.asarray(arr), encoding))
 
 

@@ -6,10 +6,10 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from admn_ros.core.flops import allocation_gflops
 from admn_ros.core.runtime import Allocation, FrameWindow, Result, Runtime
 from admn_ros.core.streams import DEPTH, POLICIES, budget_from_fraction, naive_allocation
 from admn_ros.core.tasks import get_task
-
 
 #: s: a frame stamped this much after the previous one starts a new window (the activity node's ``max_gap_s``)
 MAX_GAP_S = 2.0
@@ -25,7 +25,6 @@ class FramePipeline(Protocol):
     def process(self, stamp_ns: int, streams: dict[str, np.ndarray | None]) -> Result | None:
         """Add the frame stamped ``stamp_ns``; the window's :class:`~admn_ros.core.runtime.Result`, or ``None``
         (no output yet)."""
-        ...
 
 
 class RuntimePipeline:
@@ -52,8 +51,6 @@ class RuntimePipeline:
         self.rt.warmup(("allocate", "embed", "fuse") if policy == "admn" else ("embed", "fuse"))
 
     def process(self, stamp_ns: int, streams: dict[str, np.ndarray | None]) -> Result | None:
-        from admn_ros.core.flops import allocation_gflops
-
         rt = self.rt
         if self._last_ns is not None and int(stamp_ns) - self._last_ns > MAX_GAP_S * 1e9:
             self.window.clear()

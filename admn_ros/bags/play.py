@@ -38,7 +38,6 @@ class PlayStats:
 
 
 def check_rate(rate: float) -> None:
-    """``ValueError`` unless ``rate`` is a finite playback rate > 0."""
     if not 0 < rate < math.inf:  # NaN too
         raise ValueError(f"playback rate (--rate) must be a finite number > 0, got {rate}")
 
@@ -81,9 +80,9 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, s
 
         t0_bag = wall0 = None
         next_clock = 0.0
-        bar = tqdm(total=sum(c.msgcount for c in conns), desc=f"play {path.name}", unit="msg",
-                   disable=not progress)
-        for conn, t_ns, raw in reader.messages(connections=conns) if conns else ():  # no connections = all
+        for conn, t_ns, raw in tqdm(reader.messages(connections=conns) if conns else (),  # no connections = all
+                                    total=sum(c.msgcount for c in conns), desc=f"play {path.name}", unit="msg",
+                                    disable=not progress):
             if t0_bag is None:  # the bag's time starts start_delay s from now; the clock stands still till then
                 t0_bag, wall0 = t_ns, time.monotonic() + start_delay
             due = wall0 + (t_ns - t0_bag) * 1e-9 / rate
@@ -98,8 +97,6 @@ def play(bag: str | Path, node: Any, *, rate: float = 1.0, clock: bool = True, s
             stats.messages += 1
             stats.topics[conn.topic] = stats.topics.get(conn.topic, 0) + 1
             stats.bag_seconds = (t_ns - t0_bag) * 1e-9
-            bar.update(1)
-        bar.close()
         stats.wall_seconds = 0.0 if wall0 is None else time.monotonic() - wall0
     finally:
         reader.close()

@@ -228,7 +228,6 @@ class BagFrames(contextlib.AbstractContextManager):
         try:
             self.contents = _contents(self._reader)
             self._resolve_topics()
-            # the PointCloud2 -> range-azimuth map of the mapping's sensors config
             self._cloud_to_map = (CloudToRangeAzimuth(load_sim_config(self.mapping.sensors_config).radar)
                                   if "pointcloud2" in self.kinds.values() else None)
             # messages per stream topic and the bag's duration (s), from the bag index
@@ -250,7 +249,6 @@ class BagFrames(contextlib.AbstractContextManager):
         return BagContentError(self.path, problems, self.contents, f"(topic mapping: {self.mapping.source})")
 
     def _resolve_topics(self) -> None:
-        assert self._reader is not None
         by_topic: dict[str, list[Connection]] = {}
         for c in self._reader.connections:
             by_topic.setdefault(norm_topic(c.topic), []).append(c)
@@ -319,7 +317,6 @@ class BagFrames(contextlib.AbstractContextManager):
         return None if not self.gt_conns else "label" if self.gt_field == LABEL_FIELD else "position"
 
     def _deserialize(self, conn: Connection, raw: bytes) -> Any:
-        assert self._reader is not None
         try:
             return self._reader.deserialize(raw, conn.msgtype)
         except Exception as e:  # noqa: BLE001
@@ -327,7 +324,6 @@ class BagFrames(contextlib.AbstractContextManager):
                                f"bag {self.path} (file(s): {_describe(self.path)}): {type(e).__name__}: {e}") from e
 
     def _messages(self, conns: Sequence[Connection]) -> Iterator[tuple[Connection, int, bytes]]:
-        assert self._reader is not None
         try:
             yield from self._reader.messages(connections=list(conns))
         except Exception as e:  # noqa: BLE001 - sqlite3 / mcap / rosbags errors

@@ -163,7 +163,6 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
     if frames <= 0:
         raise ValueError(f"number of frames must be > 0, got {frames}")
     out = Path(out)
-    ts = get_admn_typestore()
     start_ns = int(round(DEFAULT_START_TIME * 1e9))
     summary = RecordSummary(out, storage)
     t_wall = time.perf_counter()
@@ -175,7 +174,7 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
         if corruptions:
             writer.set_custom_data("admn_ros.corruptions",
                                    "; ".join(f"{k}={corruption_text(v)}" for k, v in corruptions.items()))
-        conns = {topic: writer.add_connection(topic, typ, typestore=ts,
+        conns = {topic: writer.add_connection(topic, typ, typestore=get_admn_typestore(),
                                               offered_qos_profiles=[_qos(rel, 10 if rel else 5)])
                  for topic, (typ, rel) in sim_topics(ids, cams is not None, t.name).items()}
         summary.per_topic = {topic: 0 for topic in conns}
@@ -217,7 +216,6 @@ def default_live_topics(task: str | None = None) -> list[str]:
 
 
 def _rclpy_qos_to_bag(q: Any) -> Qos:
-    """rclpy QoSProfile (from get_publishers_info_by_topic) -> rosbags Qos."""
     def dur(d: Any) -> QosTime:
         ns = int(d.nanoseconds)
         return QosTime(*_INFINITE) if ns >= 2**63 - 1 or ns < 0 else QosTime(*divmod(ns, 1_000_000_000))
@@ -331,7 +329,6 @@ def record_live(out: str | Path, topics: Sequence[str], *, duration: float, stor
 
 
 def main(argv: Sequence[str]) -> int:
-    """``admn-ros record ...``; returns the exit code."""
     p = argparse.ArgumentParser(prog="admn-ros record", description=__doc__.split("\n\n")[0].replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="source sim writes exactly the sensor node's topics; source live "

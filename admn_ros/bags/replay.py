@@ -136,11 +136,12 @@ def replay(bag: str | Path, pipeline: FramePipeline, out_dir: str | Path, *, tas
     blocks: list[int] = []
     proc_ms: list[float] = []
     first_ns = last_ns = None
-    writer = (OutputBagWriter(bag_out, ids, t, labels=getattr(pipeline, "labels", ()), storage=storage,
-                              controller=pipeline.name, node_xy=node_xy(ids) if t.frame_id == "map" else None)
-              if write_bag else None)
-    with frames, writer or contextlib.nullcontext(), open(csv_path, "w", newline="") as fcsv:
-        w = csv.writer(fcsv)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(frames)
+        writer = stack.enter_context(OutputBagWriter(
+            bag_out, ids, t, labels=getattr(pipeline, "labels", ()), storage=storage, controller=pipeline.name,
+            node_xy=node_xy(ids) if t.frame_id == "map" else None)) if write_bag else None
+        w = csv.writer(stack.enter_context(open(csv_path, "w", newline="")))
         w.writerow(["index", "stamp_ns", "stamp_s", *t.columns, "tokens_present", "active_blocks", "budget",
                     "n_present", "missing", "unhealthy",
                     *[f"{c}:{x}" for c in ("true_sigma", "est_sigma", "blocks") for x in ids],

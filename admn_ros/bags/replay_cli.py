@@ -22,10 +22,8 @@ from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 
 def _task_hint(e: Exception, task: str) -> str:
     """A hint when a bag holds another task's ground truth."""
-    if not isinstance(e, BagContentError):
-        return ""
-    return "".join(f"\nthis bag holds /{o.truth.topic}: replay it with --task {o.name}"
-                   for o in other_tasks(get_task(task), e.contents))
+    others = other_tasks(get_task(task), e.contents) if isinstance(e, BagContentError) else []
+    return "".join(f"\nthis bag holds /{o.truth.topic}: replay it with --task {o.name}" for o in others)
 
 
 def _budgets(text: str) -> list[int]:
@@ -36,7 +34,6 @@ def _budgets(text: str) -> list[int]:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``admn-ros replay ...``; returns the exit code."""
     p = argparse.ArgumentParser(prog="admn-ros replay", description=__doc__.split("\n\n")[0].replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bag", help="rosbag2 directory, .db3/.mcap file or ROS 1 .bag")

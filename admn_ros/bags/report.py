@@ -46,13 +46,14 @@ def replay_report(bag: str | Path, out_dir: str | Path, *, methods: Sequence[str
             s = replay(bag, pipe, run_dir, task=t, mapping=mapping, progress=progress, write_bag=write_bags,
                        health=health)
             fr = read_columns(run_dir / t.csv_name)
+            gflops = fr.get("gflops", np.array([]))  # all NaN: the pipeline gives no compute figures
             rows.append({"method": method, "budget": int(np.nanmean(fr["active_blocks"])) if budget is None
                          else int(budget), "run": pipe.name, "frames": s.windows,
                          **{k: v for k, v in s.metrics.items() if isinstance(v, (int, float))},
                          "pipeline_ms": s.pipeline_ms_mean, "frames_per_s": s.frames_per_s,
                          "realtime_factor": (s.frames_per_s * s.bag_duration_s / max(s.frames, 1)) if s.frames
                          else float("nan"),
-                         "gflops": float(np.nanmean(fr["gflops"])) if "gflops" in fr else float("nan")})
+                         "gflops": float("nan") if np.isnan(gflops).all() else float(np.nanmean(gflops))})
     _write_tables(out, rows, bag, t)
     _plots(out, rows, runs, methods, budgets, t)
     (out / "report.json").write_text(json_text(rows))
@@ -66,9 +67,8 @@ def _cell(r: dict[str, Any], t: Task) -> str:
 
 
 def _write_tables(out: Path, rows: list[dict[str, Any]], bag: str | Path, t: Task) -> None:
-    keys = list(rows[0]) if rows else []
     with open(out / "report.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
         w.writeheader()
         w.writerows(rows)
     budgets = sorted({r["budget"] for r in rows if r["method"] != "upper_bound"})

@@ -70,27 +70,19 @@ class BagLoss:
         return f"{head}: recovered {self.recovered} of {expected} messages listed in metadata.yaml; lost: {lost}"
 
 
-def expected_counts(bag: Path) -> dict[str, tuple[str, int]] | None:
-    """``topic -> (type, message count)`` from a rosbag2 ``metadata.yaml`` (None without one)."""
-    p = bag / "metadata.yaml"
-    if not p.is_file():
-        return None
-    try:
-        info = (yaml.safe_load(p.read_text()) or {}).get("rosbag2_bagfile_information") or {}
-        return {str((t.get("topic_metadata") or {}).get("name")):
-                (str((t.get("topic_metadata") or {}).get("type", "")), int(t.get("message_count", 0)))
-                for t in info.get("topics_with_message_count") or []}
-    except (yaml.YAMLError, AttributeError, TypeError, ValueError):
-        return None
-
-
 def bag_loss(bag: Path, file: Path, reason: str, got: dict[str, tuple[str, int]]) -> BagLoss:
-    """What the bag lost when ``got`` (``topic -> (type, count)``) is what could be read of it."""
-    expected = expected_counts(bag)
-    exp = expected or {}
-    topics = [TopicLoss(t, ty, n, got[t][1] if t in got else 0) for t, (ty, n) in exp.items()]
-    topics += [TopicLoss(t, ty, None, n) for t, (ty, n) in got.items() if t not in exp]
-    return BagLoss(bag, file, reason, topics, has_metadata=expected is not None)
+    """What the bag lost when ``got`` (``topic -> (type, count)``) is what could be read of it, by the
+    ``topic -> (type, count)`` of its ``metadata.yaml`` (unknown without a readable one)."""
+    exp: dict[str, tuple[str, int]] | None = None
+    if (bag / "metadata.yaml").is_file():
+        with contextlib.suppress(yaml.YAMLError, AttributeError, TypeError, ValueError):
+            info = (yaml.safe_load((bag / "metadata.yaml").read_text()) or {}).get("rosbag2_bagfile_information") or {}
+            exp = {str((t.get("topic_metadata") or {}).get("name")):
+                   (str((t.get("topic_metadata") or {}).get("type", "")), int(t.get("message_count", 0)))
+                   for t in info.get("topics_with_message_count") or []}
+    topics = [TopicLoss(t, ty, n, got[t][1] if t in got else 0) for t, (ty, n) in (exp or {}).items()]
+    topics += [TopicLoss(t, ty, None, n) for t, (ty, n) in got.items() if t not in (exp or {})]
+    return BagLoss(bag, file, reason, topics, has_metadata=exp is not None)
 
 
 class _SqliteSource:
@@ -192,9 +184,8 @@ class _McapSource:
 
 
 class SalvagedReader:
-    """The intact messages of a cut-off bag, with the ``AnyReader`` members the bag readers use:
-    :attr:`connections`, :attr:`topics`, :attr:`start_time`, :attr:`duration`,
-    :meth:`messages` (log-time order), :meth:`deserialize`, :meth:`close`; and :attr:`loss`."""
+    """The intact messages of a cut-off bag, with the ``AnyReader`` members the bag readers use (messages in
+    log-time order) and :attr:`loss`."""
 
     def __init__(self, bag: Path, file: Path, reason: str) -> None:
         self.source = src = _SqliteSource(file) if file.suffix == ".db3" else _McapSource(file)

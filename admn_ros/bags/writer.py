@@ -65,8 +65,7 @@ class OutputBagWriter(contextlib.ExitStack):
         if truth is not None:
             self._put("/" + task.truth.topic,
                       task.fill_truth(msgs.new_msg(task.truth.type, header=hdr), truth, self.labels), t)
-        specs = task.markers(est, truth, self.controller) + self._allocation_markers(a)
-        markers = [msgs.marker(hdr, s) for s in specs]
+        markers = [msgs.marker(hdr, s) for s in task.markers(est, truth, self.controller) + self._allocation_markers(a)]
         self._put("/" + topics.MARKERS, msgs.new_msg("visualization_msgs/msg/MarkerArray", markers=markers), t)
 
     def _allocation_markers(self, a: Any) -> list[Any]:

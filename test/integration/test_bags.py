@@ -379,6 +379,48 @@ def test_replay_json_without_ground_truth_is_strict(sim_bags, tmp_path):
     assert strict(tmp_path / "rep" / "report.json")[0]["mean_error_cm"] is None
 
 
+def test_a_report_of_runs_without_compute_figures_has_no_gflops_quietly(sim_bags, tmp_path):
+    """A ``--budgets`` report of a pipeline that gives no GFLOPs (every CSV cell empty) reports NaN (null in
+    report.json) without numpy's "Mean of empty slice" warning.
+    Break tried: np.nanmean over the all-NaN gflops column (the RuntimeWarning is raised as an error here)."""
+    import json
+    import warnings
+
+    from admn_ros.bags.mapping import load_mapping
+    from admn_ros.bags.report import replay_report
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows = replay_report(sim_bags["mcap"], tmp_path / "rep", methods=["baseline"], budgets=[6],
+                             mapping=load_mapping("default"), progress=False, write_bags=False)
+    assert len(rows) == 1 and np.isnan(rows[0]["gflops"])
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())[0]["gflops"] is None
+
+
+def test_replay_closes_the_bag_when_the_output_bag_cannot_be_made(sim_bags, tmp_path, monkeypatch):
+    """An output bag that cannot be made (here: an unknown storage) fails the replay with the writer's error
+    and leaves no reader of the input bag open.
+    Break tried: building the OutputBagWriter outside the block that closes the frames (the reader stays open)."""
+    from admn_ros.bags import replay as replay_module
+    from admn_ros.bags.mapping import load_mapping
+    from admn_ros.bags.pipeline import make_pipeline
+
+    opened = []
+
+    def frames(*args, **kwargs):
+        opened.append(task_frames(*args, **kwargs))
+        return opened[-1]
+
+    task_frames = replay_module.task_frames
+    monkeypatch.setattr(replay_module, "task_frames", frames)
+    mapping = load_mapping("default")
+    with pytest.raises(ValueError, match="unknown storage 'nope'"):
+        replay_module.replay(sim_bags["mcap"], make_pipeline("baseline", mapping.stream_ids, 6), tmp_path / "r",
+                             mapping=mapping, storage="nope")
+    assert len(opened) == 1 and opened[0]._reader is None
+    assert not (tmp_path / "r" / "outputs").exists()
+
+
 def test_wrong_type_and_encoding_are_explained(sim_bags, tmp_path):
     with pytest.raises(BagContentError, match=r"node1/rgb.*admn_ros/StreamQoI.*expected sensor_msgs/Image"):
         BagFrames(sim_bags["mcap"], {"streams": {"node1/rgb": "/node1/qoi/rgb"}})
