@@ -73,8 +73,7 @@ def median_ms(fn: Any, reps: int, warmup: int = 3) -> float:
 
 def measure_latency(model: ADMNModel, controllers: dict[int, AllocationController], budgets: Sequence[int],
                     reps: int = 20, threads: int = 1) -> LatencyResult:
-    """Batch-1 latency via the engine (median of ``reps`` after 3 warm-up runs): full model, ADMN per
-    budget, and a blocks-vs-ms curve over 8 static allocations."""
+    """The :class:`LatencyResult` via the engine (medians of ``reps`` after 3 warm-up runs; 8 curve points)."""
     from admn_ros.core.engine import InferenceEngine
 
     cfg = model.cfg

@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif a.cmd == "all":
             from admn_ros.core.train.pipeline import run_pipeline_args
 
-            return run_pipeline_args(a)
+            run_pipeline_args(a)
     except (TrainConfigError, CheckpointError) as exc:
         print(f"admn-ros train {a.cmd}: error: {exc}", file=sys.stderr)
         return 2

@@ -134,16 +134,13 @@ def open_split(root: str | os.PathLike[str], split: str) -> Any:
 
 def to_torch(batch: Mapping[str, Any], modalities: Sequence[str], task: Task | None = None
              ) -> tuple[Inputs, torch.Tensor | None]:
-    """A dataset batch -> (inputs dict of float32 tensors, ``task``'s target: :meth:`Task.target`;
-    ``None`` without a task)."""
+    """A dataset batch -> (float32 input tensors per modality, :meth:`Task.target`; ``None`` without a task)."""
     inputs = {m: torch.as_tensor(np.ascontiguousarray(batch[m]), dtype=torch.float32) for m in modalities}
     return inputs, None if task is None else torch.as_tensor(task.target(batch))
 
 
 def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
-    """Fail early (:class:`TrainConfigError`) if the dataset's task, the model fields it sets (activity:
-    frames, classes), nodes, modalities, shapes, value range or targets (checked on one sample) do not
-    match the model config."""
+    """Fail early (:class:`TrainConfigError`) if the dataset (meta, one sample) does not match the model config."""
     task = get_task(getattr(model_cfg, "task", None))
     meta = getattr(ds, "meta", None)
     if isinstance(meta, Mapping):
@@ -384,10 +381,9 @@ def run_epoch(module: torch.nn.Module, opt: torch.optim.Optimizer, ds: Any, cfg:
               model_cfg: Any, lr_of: Callable[[int], float],
               loss_of: Callable[[np.ndarray, Inputs, torch.Tensor], torch.Tensor], tput: Throughput, desc: str,
               where: str) -> tuple[list[float], float]:
-    """One training epoch of ``module`` over :func:`epoch_batches` of ``ds`` (``cfg.batch_size``,
-    ``cfg.train_samples``; ``model_cfg``'s modalities, its task's target): batch ``i`` at learning rate
-    ``lr_of(i)``, one step on the finite loss ``loss_of(indices, inputs, target)`` with gradients clipped to
-    norm 1, timed by ``tput``. Returns the losses and the last learning rate."""
+    """One training epoch of ``module`` over :func:`epoch_batches` of ``ds``: batch ``i`` at learning rate
+    ``lr_of(i)``, one step on the finite ``loss_of(indices, inputs, target)`` with gradients clipped to norm 1;
+    returns the losses and the last learning rate."""
     module.train()
     batches = epoch_batches(len(ds), cfg.batch_size, rng, limit=cfg.train_samples)
     bar = progress(len(batches), desc, cfg.progress)

@@ -117,12 +117,11 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def run_pipeline_args(a: argparse.Namespace) -> int:
+def run_pipeline_args(a: argparse.Namespace) -> None:
     run_pipeline(PipelineConfig(**{f.name: getattr(a, f.name) for f in fields(PipelineConfig)
                                    if f.name not in ("progress", "dataset")}, progress=not a.no_progress,
                                 dataset={arg: getattr(a, flag) for flag, arg in DATASET_FLAGS.items()
                                          if getattr(a, flag) is not None}))
-    return 0
 
 
 def _stage2_cmd(cfg: PipelineConfig, stage1: Path, name: str, variant: str, extra: list[str]) -> list[str]:

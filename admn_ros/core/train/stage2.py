@@ -248,7 +248,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
 
     for epoch in range(start_epoch, total_epochs):
         warm = epoch < cfg.noise_warmup_epochs
-        if cfg.variant == "ae" and not warm and epoch == cfg.noise_warmup_epochs:
+        if cfg.variant == "ae" and epoch == cfg.noise_warmup_epochs:
             ctrl.freeze_encoder(True)  # AE: only the allocation head learns from here on
             opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
         rng = seed_everything(cfg.seed, "stage2", cfg.variant, epoch)
@@ -265,15 +265,13 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
             if warm and cfg.variant == "ae":
                 return ctrl.reconstruction_loss(noisy)
             o = ctrl(noisy, budget=budget)
+            noise_loss = ctrl.noise_loss(o["sigma"], torch.from_numpy(sig), modality_weights=nweights)
             if warm:
-                return ctrl.noise_loss(o["sigma"], torch.from_numpy(sig), modality_weights=nweights)
+                return noise_loss
             loss, chosen = expected_split_loss(model, o["logits"], noisy, gt, budget, table, cfg, ctrl.cfg.first_block,
                                                ggen)
             task_losses.append(chosen)
-            if cfg.variant != "ae" and cfg.noise_weight > 0:
-                loss = loss + cfg.noise_weight * ctrl.noise_loss(o["sigma"], torch.from_numpy(sig),
-                                                                 modality_weights=nweights)
-            return loss
+            return loss + cfg.noise_weight * noise_loss if cfg.variant != "ae" and cfg.noise_weight > 0 else loss
 
         def lr_of(i: int) -> float:
             return cfg.lr if warm else lr_at((epoch - cfg.noise_warmup_epochs) * steps_per_epoch + i, alloc_steps,
