@@ -15,7 +15,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from admn_ros.core.checkpoint import CheckpointError, check_config, load_checkpoint
 from admn_ros.core.noise import draw_stream_sigmas
+from admn_ros.core.sim.corruptions import APPLIES_TO, CorruptionSpec, corrupt_model_input
 from admn_ros.core.streams import MODALITIES, StreamSet, validate_budget
 from admn_ros.core.tasks import DEFAULT_TASK, Task, get_task
 from admn_ros.core.train.config import TrainConfigError
@@ -57,8 +59,6 @@ def load_resume(resume: bool, last: Path, kind: str, model_config: Mapping[str, 
     """The checkpoint to resume from (``None`` without ``resume`` or if ``last`` is absent);
     :class:`CheckpointError` unless it has the same model config, ``meta`` entries, ``fixed``
     training fields (the dataset compared as a resolved path) and an optimizer state."""
-    from admn_ros.core.checkpoint import CheckpointError, check_config, load_checkpoint
-
     if not resume:
         return None
     if not last.exists():
@@ -265,8 +265,6 @@ def draw_failures(kind: str, streams: StreamSet, rng: np.random.Generator, mode:
     """Severity ``[n]`` of the real-world failure ``kind`` per stream, drawn like the binary
     regime (each stream, or modality, it applies to fails with probability 1/2). ``dropout``
     keeps one stream (or modality) when all would drop: the graph needs one to publish."""
-    from admn_ros.core.sim.corruptions import APPLIES_TO
-
     mods = np.array([streams.modality_of(i) for i in range(len(streams))])
     hit = (draw_stream_sigmas(streams, "binary", rng, mode=mode) > 0) & np.isin(mods, list(APPLIES_TO[kind]))
     if kind == "dropout" and hit.all():
@@ -281,8 +279,6 @@ def apply_failures(inputs: Mapping[str, torch.Tensor], kind: str, severity: np.n
     """The real-world failure ``kind`` on every stream with ``severity [B, n] > 0``: returns the
     corrupted inputs and ``present [B, n]``. Image failures go through ``corrupt_model_input``;
     a ``frozen`` stream shows ``earlier[m]``; a ``dropout`` stream is zeros and not present."""
-    from admn_ros.core.sim.corruptions import CorruptionSpec, corrupt_model_input
-
     sev = np.asarray(severity, np.float32)
     b, s, nm = sev.shape[0], len(streams.nodes), len(streams.modalities)
     sev = sev.reshape(b, s, nm)
@@ -343,9 +339,8 @@ def make_adamw(params: Sequence[torch.nn.Parameter] | Iterator[torch.nn.Paramete
                weight_decay: float) -> torch.optim.AdamW:
     """AdamW (fused kernel when torch supports it on this device); no decay on biases/norms/embeddings."""
     params = [p for p in params if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     try:
         return torch.optim.AdamW(groups, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):  # fused unsupported on this build/device
