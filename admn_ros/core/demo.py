@@ -14,7 +14,7 @@ import numpy as np
 
 from admn_ros.core.sim.timeline import Timeline
 from admn_ros.core.streams import MODALITIES, split_stream_id
-from admn_ros.core.tasks.base import Task, save_figure
+from admn_ros.core.tasks.base import Task, pyplot, save_figure
 
 #: The methods of the comparison: the graph's ADMN and the baselines computed on its frames.
 METHODS = {"admn": "ADMN", "naive": "Naive", "upper_bound": "Upper Bound"}
@@ -166,11 +166,7 @@ class DemoRecord:
     def plot(self, path: Path) -> Path:
         """One PNG: blocks per stream over time with the phases shaded, estimated vs true noise per
         stream, the metric of ADMN / Naive / Upper Bound over time, and one dashboard frame."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         t0 = self.start_ns if self.start_ns is not None else min(self.frames, default=0)
         ts = np.array([(ns - t0) * 1e-9 for ns in self.frames])
         fs = list(self.frames.values())

@@ -22,6 +22,7 @@ from admn_ros.core.checkpoint import CheckpointError, read_metadata
 from admn_ros.core.controller import AllocationController
 from admn_ros.core.evaluate.cost import FlopsRow, LatencyResult, flops_table, measure_latency
 from admn_ros.core.evaluate.methods import build_methods
+from admn_ros.core.evaluate.plots import plot_error_vs_budget, plot_examples, plot_latency
 from admn_ros.core.evaluate.report import Target, check_targets, markdown, summary_lines, write_csv
 from admn_ros.core.evaluate.stats import sample_groups
 from admn_ros.core.evaluate.table import (EvalSettings, Example, Record, depth_curve, failure_geometry,
@@ -153,8 +154,6 @@ def evaluate(data: str, out: str, models: str | None = "models", stage1: str | N
                                "depth_curve": [{"blocks": k, "value": v} for k, v in curve],
                                "targets": [asdict(t) for t in targets]})
     if plots:
-        from admn_ros.core.evaluate.plots import plot_error_vs_budget, plot_examples, plot_latency
-
         files["error_plot"] = plot_error_vs_budget(records, settings, budgets, outd / "error_vs_budget.png",
                                                    model.cfg.task)
         if lat is not None:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from admn_ros.core.controller import AllocationController
+from admn_ros.core.engine import InferenceEngine
 from admn_ros.core.evaluate.methods import Method
 from admn_ros.core.flops import allocation_flops, controller_flops
 from admn_ros.core.model import ADMNModel, random_inputs
@@ -73,21 +74,15 @@ def median_ms(fn: Any, reps: int, warmup: int = 3) -> float:
 
 def measure_latency(model: ADMNModel, controllers: dict[int, AllocationController], budgets: Sequence[int],
                     reps: int = 20, threads: int = 1) -> LatencyResult:
-    """Batch-1 latency via the engine (median of ``reps`` after 3 warm-up runs): full model, ADMN per
-    budget, and a blocks-vs-ms curve over 8 static allocations."""
-    from admn_ros.core.engine import InferenceEngine
-
+    """The :class:`LatencyResult` via the engine (medians of ``reps`` after 3 warm-up runs; 8 curve points)."""
     cfg = model.cfg
     n, depth = cfg.n_streams, cfg.vit_depth
     x = random_inputs(cfg, 1, torch.Generator().manual_seed(0))
     base = InferenceEngine(model, None, backend="torch", threads=threads)
     full = full_allocation(n, depth)
     res = LatencyResult(median_ms(lambda: base.infer(x, mask=full), reps), threads=threads)
-    for L in budgets:
-        c = controllers.get(L)
-        if c is None:
-            continue
-        eng = InferenceEngine(model, c, backend="torch", threads=threads)
+    for L in [b for b in budgets if b in controllers]:
+        eng = InferenceEngine(model, controllers[L], backend="torch", threads=threads)
         res.per_budget_ms[L] = median_ms(lambda: eng.infer(x, budget=L), reps)
         res.controller_ms[L] = median_ms(lambda: eng.allocate(x, budget=L), reps)
     for blocks in np.unique(np.linspace(n, n * depth, 8).round().astype(int)):

@@ -39,7 +39,6 @@ class Method:
 
     def mask(self, inputs: Inputs, budget: int, batch: int, sigmas: np.ndarray | None = None,
              present: np.ndarray | None = None) -> np.ndarray | None:
-        """The allocation for a batch: :attr:`from_sigmas` when set (and ``sigmas`` given), else :attr:`allocate`."""
         if self.from_sigmas is not None and sigmas is not None:
             return self.from_sigmas(sigmas, budget)
         return self.allocate(inputs, budget, batch, present)

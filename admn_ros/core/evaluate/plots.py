@@ -13,17 +13,8 @@ from admn_ros.core.evaluate.cost import LatencyResult
 from admn_ros.core.evaluate.table import DRAWS, EvalSettings, Example, Record, lookup
 from admn_ros.core.streams import StreamSet
 from admn_ros.core.tasks import get_task
-from admn_ros.core.tasks.base import save_figure
+from admn_ros.core.tasks.base import pyplot, save_figure
 from admn_ros.core.train.common import sigma_max_of
-
-
-def _plt():  # noqa: ANN202 - matplotlib module
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 STYLE = {"ADMN": ("tab:green", "o", "-"), "ADMN universal": ("tab:olive", "s", "-"),
@@ -35,7 +26,7 @@ STYLE = {"ADMN": ("tab:green", "o", "-"), "ADMN universal": ("tab:olive", "s", "
 
 def plot_error_vs_budget(records: Sequence[Record], settings: EvalSettings, budgets: Sequence[int],
                          path: Path, task: str = "tracking") -> Path:
-    plt = _plt()
+    plt = pyplot()
     rows, cols = len(settings.draws), len(settings.regimes)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, sharex=True)
     methods = list(dict.fromkeys(r.method for r in records))
@@ -69,7 +60,7 @@ def plot_error_vs_budget(records: Sequence[Record], settings: EvalSettings, budg
 
 
 def plot_latency(latency: LatencyResult, path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     if latency.curve:
         b, ms = zip(*latency.curve)
@@ -95,7 +86,7 @@ def plot_examples(examples: Sequence[Example], streams: StreamSet, path: Path, m
     ex = [e for e in examples if method in e.masks][:max_examples]
     if not ex:
         return None
-    plt = _plt()
+    plt = pyplot()
     s, nm = len(streams.nodes), len(streams.modalities)
     noisy = np.asarray([e.sigmas for e in ex]) >= 0.5 * sigma_max_of(streams)  # sigma >= sigma_max / 2
     fig = plt.figure(figsize=(1.5 * s * nm + 4.0, 2.1 * len(ex)))

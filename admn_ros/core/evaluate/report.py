@@ -231,10 +231,9 @@ def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: Late
             _f(lookup(records, regime, draw, m, None if m == "Upper Bound" else L)) for L in budgets])
         shares = [r for r in records if r.draw == draw and not math.isnan(r.noisy_share)]
         if shares:
-            lines.append(f"Noisy share ({DRAWS.get(draw, draw)}): " + "; ".join(
+            lines += [f"Noisy share ({DRAWS.get(draw, draw)}): " + "; ".join(
                 f"{r.method} {r.regime} L={r.budget}: {r.noisy_share:.2f}" for r in shares
-                if r.method in ("ADMN", "ADMN universal") and r.budget == budgets[0]))
-            lines.append("")
+                if r.method in ("ADMN", "ADMN universal") and r.budget == budgets[0]), ""]
     lines += _paired_section(records, settings, budgets, info, task)
     if curve:
         unit = f"{task.metric.name} {task.metric.unit}"
@@ -257,13 +256,10 @@ def markdown(records: Sequence[Record], flops: Sequence[FlopsRow], latency: Late
                   f"{latency.full_ms:.2f} ms", ""]
         if latency.per_budget_ms:
             lines += ["| budget | ADMN ms (controller + blocks) | controller ms | vs full |", "|---|---|---|---|"]
-            for L, ms in latency.per_budget_ms.items():
-                lines.append(f"| {L} | {ms:.2f} | {latency.controller_ms.get(L, math.nan):.2f} | "
-                             f"{ms / latency.full_ms:.2f} |")
-            lines.append("")
-        lines.append("Latency vs active blocks (static allocations): " + ", ".join(
-            f"{b}: {ms:.2f} ms" for b, ms in latency.curve))
-        lines.append("")
+            lines += [f"| {L} | {ms:.2f} | {latency.controller_ms.get(L, math.nan):.2f} | {ms / latency.full_ms:.2f} |"
+                      for L, ms in latency.per_budget_ms.items()] + [""]
+        lines += ["Latency vs active blocks (static allocations): " + ", ".join(
+            f"{b}: {ms:.2f} ms" for b, ms in latency.curve), ""]
     lines += ["## Targets", ""] + [f"- {t.line()}" for t in targets] + [""]
     return "\n".join(lines)
 

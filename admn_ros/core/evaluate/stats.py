@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+
 @dataclass(frozen=True)
 class PairedDiff:
     """Mean of ``a - b`` over ``n`` samples (the difference of two table cells) and its percentile

@@ -267,6 +267,16 @@ def read_rows(path: Any) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend: figures go to files, never to a display."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig: Any, path: Any, rect: Sequence[float] | None = None) -> None:
     """Lay out (inside ``rect``, figure fractions; ``None`` = all of it), write (110 dpi) and close a
     matplotlib figure."""

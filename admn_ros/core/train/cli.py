@@ -21,8 +21,14 @@ import sys
 from dataclasses import fields
 from typing import Any, Sequence
 
+import torch
+
 from admn_ros.core.checkpoint import CheckpointError
 from admn_ros.core.train.config import VARIANTS, Stage1Config, Stage2Config, TrainConfigError, load_config_file
+from admn_ros.core.train.pipeline import add_pipeline_args, run_pipeline_args
+from admn_ros.core.train.ship import ship_models
+from admn_ros.core.train.stage1 import train_stage1
+from admn_ros.core.train.stage2 import train_stage2
 
 
 def _common(p: argparse.ArgumentParser, cls: Any) -> None:
@@ -75,8 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--float16", action="store_true", help="store weights as float16")
 
     al = sub.add_parser("all", help="dataset + stage 1 + all controllers + ship (the `make models` pipeline)")
-    from admn_ros.core.train.pipeline import add_pipeline_args
-
     add_pipeline_args(al)
     return p
 
@@ -103,25 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
         if a.cmd == "stage1":
-            from admn_ros.core.train.stage1 import train_stage1
-
             train_stage1(_flags_config(a, Stage1Config), resume=a.resume, force=a.force)
         elif a.cmd == "stage2":
-            from admn_ros.core.train.stage2 import train_stage2
-
             train_stage2(_flags_config(a, Stage2Config), resume=a.resume, force=a.force)
         elif a.cmd == "ship":
-            import torch
-
-            from admn_ros.core.train.ship import ship_models
-
             man = ship_models(a.stage1, a.controller, a.models, torch.float16 if a.float16 else torch.float32,
                               command=shlex.join(["admn-ros", "train", *(argv if argv is not None else sys.argv[1:])]))
             print(f"[ship] {len(man['files'])} files, {man['total_bytes'] / 1e6:.1f} MB -> {a.models}/manifest.json")
         elif a.cmd == "all":
-            from admn_ros.core.train.pipeline import run_pipeline_args
-
-            return run_pipeline_args(a)
+            run_pipeline_args(a)
     except (TrainConfigError, CheckpointError) as exc:
         print(f"admn-ros train {a.cmd}: error: {exc}", file=sys.stderr)
         return 2

@@ -15,7 +15,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from admn_ros.core.checkpoint import CheckpointError, check_config, load_checkpoint
 from admn_ros.core.noise import draw_stream_sigmas
+from admn_ros.core.sim.corruptions import APPLIES_TO, CorruptionSpec, corrupt_model_input
 from admn_ros.core.streams import MODALITIES, StreamSet, validate_budget
 from admn_ros.core.tasks import DEFAULT_TASK, Task, get_task
 from admn_ros.core.train.config import TrainConfigError
@@ -57,8 +59,6 @@ def load_resume(resume: bool, last: Path, kind: str, model_config: Mapping[str, 
     """The checkpoint to resume from (``None`` without ``resume`` or if ``last`` is absent);
     :class:`CheckpointError` unless it has the same model config, ``meta`` entries, ``fixed``
     training fields (the dataset compared as a resolved path) and an optimizer state."""
-    from admn_ros.core.checkpoint import CheckpointError, check_config, load_checkpoint
-
     if not resume:
         return None
     if not last.exists():
@@ -134,16 +134,13 @@ def open_split(root: str | os.PathLike[str], split: str) -> Any:
 
 def to_torch(batch: Mapping[str, Any], modalities: Sequence[str], task: Task | None = None
              ) -> tuple[Inputs, torch.Tensor | None]:
-    """A dataset batch -> (inputs dict of float32 tensors, ``task``'s target: :meth:`Task.target`;
-    ``None`` without a task)."""
+    """A dataset batch -> (float32 input tensors per modality, :meth:`Task.target`; ``None`` without a task)."""
     inputs = {m: torch.as_tensor(np.ascontiguousarray(batch[m]), dtype=torch.float32) for m in modalities}
     return inputs, None if task is None else torch.as_tensor(task.target(batch))
 
 
 def check_dataset(ds: Any, model_cfg: Any, where: str) -> None:
-    """Fail early (:class:`TrainConfigError`) if the dataset's task, the model fields it sets (activity:
-    frames, classes), nodes, modalities, shapes, value range or targets (checked on one sample) do not
-    match the model config."""
+    """Fail early (:class:`TrainConfigError`) if the dataset (meta, one sample) does not match the model config."""
     task = get_task(getattr(model_cfg, "task", None))
     meta = getattr(ds, "meta", None)
     if isinstance(meta, Mapping):
@@ -268,8 +265,6 @@ def draw_failures(kind: str, streams: StreamSet, rng: np.random.Generator, mode:
     """Severity ``[n]`` of the real-world failure ``kind`` per stream, drawn like the binary
     regime (each stream, or modality, it applies to fails with probability 1/2). ``dropout``
     keeps one stream (or modality) when all would drop: the graph needs one to publish."""
-    from admn_ros.core.sim.corruptions import APPLIES_TO
-
     mods = np.array([streams.modality_of(i) for i in range(len(streams))])
     hit = (draw_stream_sigmas(streams, "binary", rng, mode=mode) > 0) & np.isin(mods, list(APPLIES_TO[kind]))
     if kind == "dropout" and hit.all():
@@ -284,8 +279,6 @@ def apply_failures(inputs: Mapping[str, torch.Tensor], kind: str, severity: np.n
     """The real-world failure ``kind`` on every stream with ``severity [B, n] > 0``: returns the
     corrupted inputs and ``present [B, n]``. Image failures go through ``corrupt_model_input``;
     a ``frozen`` stream shows ``earlier[m]``; a ``dropout`` stream is zeros and not present."""
-    from admn_ros.core.sim.corruptions import CorruptionSpec, corrupt_model_input
-
     sev = np.asarray(severity, np.float32)
     b, s, nm = sev.shape[0], len(streams.nodes), len(streams.modalities)
     sev = sev.reshape(b, s, nm)
@@ -346,9 +339,8 @@ def make_adamw(params: Sequence[torch.nn.Parameter] | Iterator[torch.nn.Paramete
                weight_decay: float) -> torch.optim.AdamW:
     """AdamW (fused kernel when torch supports it on this device); no decay on biases/norms/embeddings."""
     params = [p for p in params if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     try:
         return torch.optim.AdamW(groups, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):  # fused unsupported on this build/device
@@ -384,10 +376,9 @@ def run_epoch(module: torch.nn.Module, opt: torch.optim.Optimizer, ds: Any, cfg:
               model_cfg: Any, lr_of: Callable[[int], float],
               loss_of: Callable[[np.ndarray, Inputs, torch.Tensor], torch.Tensor], tput: Throughput, desc: str,
               where: str) -> tuple[list[float], float]:
-    """One training epoch of ``module`` over :func:`epoch_batches` of ``ds`` (``cfg.batch_size``,
-    ``cfg.train_samples``; ``model_cfg``'s modalities, its task's target): batch ``i`` at learning rate
-    ``lr_of(i)``, one step on the finite loss ``loss_of(indices, inputs, target)`` with gradients clipped to
-    norm 1, timed by ``tput``. Returns the losses and the last learning rate."""
+    """One training epoch of ``module`` over :func:`epoch_batches` of ``ds``: batch ``i`` at learning rate
+    ``lr_of(i)``, one step on the finite ``loss_of(indices, inputs, target)`` with gradients clipped to norm 1;
+    returns the losses and the last learning rate."""
     module.train()
     batches = epoch_batches(len(ds), cfg.batch_size, rng, limit=cfg.train_samples)
     bar = progress(len(batches), desc, cfg.progress)

@@ -14,11 +14,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from admn_ros.core.checkpoint import read_metadata
+from admn_ros.core.model import ADMNConfig
 from admn_ros.core.streams import budget_from_fraction
 from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 from admn_ros.core.train.common import fmt_duration, write_json
 from admn_ros.core.train.config import (FINETUNE_STAGE1, TABLE_FRACTIONS, Stage1Config, TaskRecipe, TrainConfigError,
                                         VARIANTS)
+from admn_ros.core.train.ship import ship_models, shipped_name
+from admn_ros.core.train.stage1 import train_stage1, val_text
 
 #: Dataset-size flags of ``train all`` and the generator argument each sets.
 DATASET_FLAGS: dict[str, str] = {"samples": "n_samples", "frames_per_episode": "frames_per_episode",
@@ -117,12 +121,11 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def run_pipeline_args(a: argparse.Namespace) -> int:
+def run_pipeline_args(a: argparse.Namespace) -> None:
     run_pipeline(PipelineConfig(**{f.name: getattr(a, f.name) for f in fields(PipelineConfig)
                                    if f.name not in ("progress", "dataset")}, progress=not a.no_progress,
                                 dataset={arg: getattr(a, flag) for flag, arg in DATASET_FLAGS.items()
                                          if getattr(a, flag) is not None}))
-    return 0
 
 
 def _stage2_cmd(cfg: PipelineConfig, stage1: Path, name: str, variant: str, extra: list[str]) -> list[str]:
@@ -136,9 +139,6 @@ def init_models(cfg: PipelineConfig) -> dict[str, Path]:
     """The files of ``cfg.init`` to start from: ``stage1`` and, where present, ``universal``, ``ae``
     and ``L<budget>`` controllers; :class:`TrainConfigError` naming the file if the directory holds
     no stage-1 network of ``cfg.task`` or a controller trained on another network."""
-    from admn_ros.core.checkpoint import read_metadata
-    from admn_ros.core.train.ship import shipped_name
-
     d = Path(str(cfg.init))
     if not d.is_dir():
         raise TrainConfigError(f"{d}: --init models directory not found")
@@ -220,11 +220,6 @@ def _make_dataset(cfg: PipelineConfig, log: Any) -> None:
 def run_pipeline(cfg: PipelineConfig, log: Any = print) -> dict[str, Any]:
     """Run every step (docs/TRAINING.md); returns the summary dict."""
     log = _locked(log)
-    from admn_ros.core.checkpoint import read_metadata
-    from admn_ros.core.model import ADMNConfig
-    from admn_ros.core.train.ship import ship_models
-    from admn_ros.core.train.stage1 import train_stage1, val_text
-
     t_all = time.perf_counter()
     runs = Path(str(cfg.runs))
     runs.mkdir(parents=True, exist_ok=True)

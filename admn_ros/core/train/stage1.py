@@ -131,9 +131,8 @@ def warm_start(model: ADMNModel, path: str | Path, log: Callable[[str], None] = 
 
 def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
                  log: Callable[[str], None] = print) -> StageResult:
-    """Run stage 1 as configured. ``resume`` continues ``cfg.out/last.safetensors`` (same model
-    config, data, seed and batch size) up to ``cfg.epochs``; ``force`` starts over. Raises
-    :class:`TrainConfigError` (config, data) or :class:`CheckpointError` (resume checkpoint)."""
+    """Run stage 1 as configured (``resume``: continue ``cfg.out``'s :data:`LAST` up to ``cfg.epochs``; ``force``:
+    start over); :class:`TrainConfigError` (config, data) or :class:`CheckpointError` (resume checkpoint)."""
     out = start_run(cfg.out, cfg.threads, resume, force)
     train_ds, val_ds = open_split(cfg.data, "train"), open_split(cfg.data, "val")
     mcfg = build_model_config(cfg, train_ds)
@@ -151,11 +150,10 @@ def train_stage1(cfg: Stage1Config, resume: bool = False, force: bool = False,
 
     streams = mcfg.streams
     classes = _meta(train_ds).get("classes")
-    extra_meta = {"classes": list(classes)} if classes else {}
 
     def meta(epoch: int) -> dict[str, Any]:
         return {"model_config": mcfg.to_dict(), "train_config": cfg.to_dict(), "stage": 1, "epoch": epoch,
-                "metrics": val, "history": history, **extra_meta}
+                "metrics": val, "history": history, **({"classes": list(classes)} if classes else {})}
 
     steps_per_epoch = max(1, n_train // cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs

@@ -234,7 +234,8 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
     tput = Throughput()
     t0 = time.perf_counter()
     fixed = cfg.variant == "budget"
-    label = f"{cfg.variant}" + (f" L={ccfg.budget}" if fixed else f" L in [{lo}, {hi}]")
+    label = cfg.variant + (f" L={ccfg.budget}" if fixed else f" L in [{lo}, {hi}]")
+    metric = get_task(mcfg.task).metric
 
     def meta(epoch: int, export: bool = False) -> dict[str, Any]:
         cc = {**ccfg.to_dict(), **({"autoencoder": False} if export else {})}  # the decoder is not shipped
@@ -248,7 +249,7 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
 
     for epoch in range(start_epoch, total_epochs):
         warm = epoch < cfg.noise_warmup_epochs
-        if cfg.variant == "ae" and not warm and epoch == cfg.noise_warmup_epochs:
+        if cfg.variant == "ae" and epoch == cfg.noise_warmup_epochs:
             ctrl.freeze_encoder(True)  # AE: only the allocation head learns from here on
             opt = make_adamw(ctrl.parameters(), cfg.lr, cfg.weight_decay)
         rng = seed_everything(cfg.seed, "stage2", cfg.variant, epoch)
@@ -265,15 +266,13 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
             if warm and cfg.variant == "ae":
                 return ctrl.reconstruction_loss(noisy)
             o = ctrl(noisy, budget=budget)
+            noise_loss = ctrl.noise_loss(o["sigma"], torch.from_numpy(sig), modality_weights=nweights)
             if warm:
-                return ctrl.noise_loss(o["sigma"], torch.from_numpy(sig), modality_weights=nweights)
+                return noise_loss
             loss, chosen = expected_split_loss(model, o["logits"], noisy, gt, budget, table, cfg, ctrl.cfg.first_block,
                                                ggen)
             task_losses.append(chosen)
-            if cfg.variant != "ae" and cfg.noise_weight > 0:
-                loss = loss + cfg.noise_weight * ctrl.noise_loss(o["sigma"], torch.from_numpy(sig),
-                                                                 modality_weights=nweights)
-            return loss
+            return loss + cfg.noise_weight * noise_loss if cfg.variant != "ae" and cfg.noise_weight > 0 else loss
 
         def lr_of(i: int) -> float:
             return cfg.lr if warm else lr_at((epoch - cfg.noise_warmup_epochs) * steps_per_epoch + i, alloc_steps,
@@ -290,12 +289,10 @@ def train_stage2(cfg: Stage2Config, resume: bool = False, force: bool = False,
         history.append(rec)
         save_checkpoint(out / LAST, kind="controller_train", state_dict=ctrl.state_dict(), meta=meta(epoch + 1),
                         optimizer_state=opt.state_dict())
-        k = get_task(mcfg.task).metric.key
-        vs = ", ".join(f"L={L}: {val[f'admn_L{L}_{k}']:.1f} vs naive {val[f'naive_L{L}_{k}']:.1f}"
+        vs = ", ".join(f"L={L}: {val[f'admn_L{L}_{metric.key}']:.1f} vs naive {val[f'naive_L{L}_{metric.key}']:.1f}"
                        for L in budgets_val)
-        log(f"[stage2] {label} epoch {epoch + 1}/{total_epochs} ({phase}) loss {rec['loss']:.3f} | val "
-            f"{'accuracy %' if k == 'acc' else 'cm'} {vs}; "
-            f"sigma L1 {val['sigma_l1']:.3f} | {tput.rate:.0f} samples/s, "
+        log(f"[stage2] {label} epoch {epoch + 1}/{total_epochs} ({phase}) loss {rec['loss']:.3f} | val {metric.axis} "
+            f"{vs}; sigma L1 {val['sigma_l1']:.3f} | {tput.rate:.0f} samples/s, "
             f"elapsed {fmt_duration(time.perf_counter() - t0)}")
 
     done = max(start_epoch, total_epochs)
