@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import re
 import struct
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
-
-_HOST_BIG = sys.byteorder == "big"
 
 
 class ConversionError(ValueError):
@@ -181,7 +178,7 @@ def image_message_fields(a: Any, encoding: str = "passthrough") -> dict[str, Any
     if encoding != "passthrough" and (need := encoding_info(enc).cv_type) != cv_type:
         raise ConversionError("bad_encoding", f"encoding {enc!r} needs an image of type {need}, got {cv_type} "
                                               f"(dtype {a.dtype}, shape {a.shape})")
-    big = a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and _HOST_BIG)
+    big = a.dtype.str[0] == ">"   # dtype.str spells the host order out
     data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
     h = int(a.shape[0])
     return {"height": h, "width": int(a.shape[1]), "encoding": enc, "is_bigendian": int(big),
@@ -247,6 +244,8 @@ STREAM_FORMATS: dict[str, dict[str, tuple[str, ...]]] = {
 #: Generic OpenCV types read in OpenCV's channel order on rgb streams.
 _OPENCV_ORDER = {"8UC3": "bgr8", "8UC4": "bgra8", "8UC1": "mono8"}
 _KIND_TEXT = {"image": "Image encodings", "compressed": "CompressedImage formats", "pointcloud2": "sensor_msgs"}
+#: Words of a CompressedImage format -> its kind, first match wins.
+_COMPRESSED_KINDS = (("compresseddepth", "compressedDepth"), ("png", "png"), ("jpeg", "jpeg"), ("jpg", "jpeg"))
 
 
 def supported_text(modality: str, kinds: Sequence[str] = tuple(_KIND_TEXT)) -> str:
@@ -257,13 +256,7 @@ def compressed_kind(fmt: str) -> str:
     """CompressedImage ``format`` (image_transport's ``"rgb8; jpeg compressed bgr8"``, or just
     ``"jpeg"``) -> ``compressedDepth`` | ``png`` | ``jpeg`` | the format itself."""
     f = fmt.lower()
-    if "compresseddepth" in f:
-        return "compressedDepth"
-    if "png" in f:
-        return "png"
-    if "jpeg" in f or "jpg" in f:
-        return "jpeg"
-    return fmt.strip()
+    return next((kind for key, kind in _COMPRESSED_KINDS if key in f), fmt.strip())
 
 
 def message_encoding(msg: Any, kind: str) -> str:
