@@ -59,10 +59,8 @@ class ADMNConfig(StreamGridMixin):
         StreamSet(self.nodes, self.modalities)  # validates names
         if self.task not in TASKS:
             raise ValueError(f"ADMNConfig.task: {self.task!r} is not one of {list(TASKS)}")
-        if int(self.frames) < 1:
-            raise ValueError(f"ADMNConfig.frames must be >= 1, got {self.frames}")
         self.frames = int(self.frames)
-        for k in ("img_size", "patch", "vit_dim", "vit_depth", "vit_heads", "fusion_dim", "fusion_depth",
+        for k in ("frames", "img_size", "patch", "vit_dim", "vit_depth", "vit_heads", "fusion_dim", "fusion_depth",
                   "fusion_heads", "n_classes"):
             if not isinstance(getattr(self, k), Integral) or getattr(self, k) < 1:
                 raise ValueError(f"ADMNConfig.{k} must be an integer >= 1, got {getattr(self, k)!r}")
@@ -162,8 +160,7 @@ class ADMNModel(nn.Module):
     def fuse(self, embeddings: torch.Tensor, present: Any = None) -> dict[str, torch.Tensor]:
         """Fusion + task head on embeddings ``[B, F*n, vit_dim]``: tracking ``{"mean": [B, 2],
         "cov": [B, 2, 2]}``, activity ``{"logits": [B, K]}``."""
-        b = embeddings.shape[0]
-        pres = as_present_tensor(present, b, self.cfg.n_streams, embeddings.device, self.cfg.frames)
+        pres = as_present_tensor(present, embeddings.shape[0], self.cfg.n_streams, embeddings.device, self.cfg.frames)
         return self.fusion(embeddings, pres)
 
     def forward(self, inputs: Mapping[str, torch.Tensor], mask: Any = None, present: Any = None,
