@@ -85,9 +85,8 @@ def message_bytes(data: Any) -> np.ndarray:
 
 
 def check_layout(msg: Any, side_range: tuple[int, int] | None = None) -> EncodingInfo:
-    """The encoding of an Image message after cv_bridge's layout checks (not empty,
-    ``step >= width x bytes per pixel``, ``len(data) == height x step``). ``side_range``: the accepted
-    ``(min, max)`` of height and width, checked before the layout (``bad_size``)."""
+    """The encoding of an Image message after cv_bridge's layout checks (``empty``, ``bad_layout``);
+    ``side_range``: the accepted ``(min, max)`` of height and width, checked first (``bad_size``)."""
     info = encoding_info(msg.encoding)
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     n = len(msg.data)
@@ -179,7 +178,7 @@ def image_message_fields(a: Any, encoding: str = "passthrough") -> dict[str, Any
         raise ConversionError("bad_encoding", f"encoding {enc!r} needs an image of type {need}, got {cv_type} "
                                               f"(dtype {a.dtype}, shape {a.shape})")
     big = a.dtype.str[0] == ">"   # dtype.str spells the host order out
-    data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    data = message_bytes(a)
     h = int(a.shape[0])
     return {"height": h, "width": int(a.shape[1]), "encoding": enc, "is_bigendian": int(big),
             "step": data.size // h, "data": data}
@@ -300,7 +299,6 @@ def decode_image(msg: Any, modality: str, to_array: ToArray = image_to_numpy,
 
 
 def _imdecode(buf: np.ndarray, flags: int, what: str, depth16: bool = False) -> np.ndarray:
-    """``depth16``: the image must be 16-bit single channel (mm)."""
     img = cv2.imdecode(buf, flags)
     if img is None:
         raise ConversionError("bad_data", f"cannot decode {what} ({buf.size} bytes): not a valid image")
@@ -363,4 +361,5 @@ def decode_stream(msg: Any, kind: str, modality: str, *, to_array: ToArray = ima
             raise
         except Exception as exc:  # noqa: BLE001 - a malformed cloud must not take a node down
             raise ConversionError("bad_cloud", f"cannot read PointCloud2: {type(exc).__name__}: {exc}") from None
-    raise ConversionError("bad_encoding", f"unknown message kind {kind!r}; known: {sorted(set(MESSAGE_KINDS.values()))}")
+    raise ConversionError("bad_encoding", f"unknown message kind {kind!r}; "
+                                          f"known: {sorted(set(MESSAGE_KINDS.values()))}")

@@ -73,7 +73,6 @@ class ADMNConfig(StreamGridMixin):
 
     @property
     def n_tokens(self) -> int:
-        """Fusion tokens: every frame of every stream (``frames * n_streams``)."""
         return self.frames * self.n_streams
 
     def channels(self, modality: str) -> int:
@@ -165,7 +164,6 @@ class ADMNModel(nn.Module):
 
     def forward(self, inputs: Mapping[str, torch.Tensor], mask: Any = None, present: Any = None,
                 blend: bool = False) -> dict[str, torch.Tensor]:
-        """:meth:`backbone_embeddings` then :meth:`fuse`, plus ``"emb"``."""
         emb = self.backbone_embeddings(inputs, mask, present, blend)
         return {**self.fuse(emb, present), "emb": emb}
 
