@@ -64,12 +64,10 @@ class ADMNConfig(StreamGridMixin):
                   "fusion_heads", "n_classes"):
             if not isinstance(getattr(self, k), Integral) or getattr(self, k) < 1:
                 raise ValueError(f"ADMNConfig.{k} must be an integer >= 1, got {getattr(self, k)!r}")
-        for dim, heads in (("vit_dim", "vit_heads"), ("fusion_dim", "fusion_heads")):
-            if getattr(self, dim) % getattr(self, heads):
-                raise ValueError(f"ADMNConfig.{dim} {getattr(self, dim)} is not a multiple of {heads} "
-                                 f"{getattr(self, heads)}")
-        if self.img_size % self.patch:
-            raise ValueError(f"ADMNConfig.img_size {self.img_size} is not a multiple of patch {self.patch}")
+        for whole, part in (("vit_dim", "vit_heads"), ("fusion_dim", "fusion_heads"), ("img_size", "patch")):
+            if getattr(self, whole) % getattr(self, part):
+                raise ValueError(f"ADMNConfig.{whole} {getattr(self, whole)} is not a multiple of {part} "
+                                 f"{getattr(self, part)}")
 
     @property
     def n_tokens(self) -> int:
