@@ -7,7 +7,7 @@ bool ``[B, n]`` or per token ``[B, F*n]``. A stream gets one allocation per wind
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -18,8 +18,6 @@ from admn_ros.core.fusion import DEFAULT_BOUNDS, Fusion
 from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, MODALITY_NAMES, StreamGridMixin, StreamSet
 from admn_ros.core.tasks import TASKS
 from admn_ros.core.vit import AdaptiveViT, broadcast_mask
-
-CONFIG_VERSION: int = 1
 
 
 @dataclass
@@ -50,7 +48,7 @@ class ADMNConfig(StreamGridMixin):
     layerdrop: float = 0.0              # training only, ramped by the trainer
     full_drop: float = 0.1              # whole-backbone dropout per stream and sample (training only)
     first_block: bool = True            # block 0 of every present stream always on
-    version: int = field(default=CONFIG_VERSION)
+    version: int = 1                    # format version of the saved config
 
     def __post_init__(self) -> None:
         self.nodes = tuple(self.nodes)
