@@ -269,10 +269,6 @@ def check_supported(modality: str, encoding: str, kind: str) -> bool:
     return encoding in STREAM_FORMATS[modality][kind]
 
 
-def _owned(a: np.ndarray) -> np.ndarray:
-    return a if (a.flags.owndata and a.flags.writeable and a.flags.c_contiguous) else np.array(a, copy=True)
-
-
 ToArray = Callable[[Any, str], np.ndarray]
 
 
@@ -295,7 +291,7 @@ def decode_image(msg: Any, modality: str, to_array: ToArray = image_to_numpy,
         raise
     except Exception as exc:  # noqa: BLE001 - a bridge's own error types (CvBridgeError, cv2.error, ...)
         raise ConversionError("bad_data", f"cannot read {enc} image: {type(exc).__name__}: {exc}") from None
-    return _owned(sensor_array(modality, a))
+    return np.require(sensor_array(modality, a), requirements="CWO")   # contiguous, writable, owning
 
 
 def _imdecode(buf: np.ndarray, flags: int, what: str, depth16: bool = False) -> np.ndarray:
@@ -356,7 +352,7 @@ def decode_stream(msg: Any, kind: str, modality: str, *, to_array: ToArray = ima
         if cloud_to_map is None:
             raise ConversionError("bad_encoding", "PointCloud2 radar needs a range-azimuth map configuration")
         try:
-            return _owned(np.asarray(cloud_to_map(msg), dtype=np.float32))
+            return np.require(cloud_to_map(msg), np.float32, requirements="CWO")
         except ConversionError:
             raise
         except Exception as exc:  # noqa: BLE001 - a malformed cloud must not take a node down
