@@ -84,8 +84,8 @@ class DemoRecord:
         f.true_noise[self.ids.index(sid)] = severity
 
     def compare(self, model_dir: str | Path, budget: int, limit: int = 300, backend: str = "torch") -> int:
-        """Score ADMN, and Naive Allocation and the Upper Bound at the graph's ``budget`` on the recorded
-        inputs, on at most ``limit`` frames (evenly spread over those with an estimate, a truth and the
+        """Score the graph's ADMN, and Naive Allocation and the Upper Bound (at ``budget``, on the recorded
+        inputs), on at most ``limit`` frames (evenly spread over those with an estimate, a truth and the
         inputs of every stream the graph had); returns how many."""
         from admn_ros.core.preprocess import from_storage
         from admn_ros.core.runtime import FrameWindow, Runtime

@@ -177,7 +177,7 @@ def image_message_fields(a: Any, encoding: str = "passthrough") -> dict[str, Any
     if encoding != "passthrough" and (need := encoding_info(enc).cv_type) != cv_type:
         raise ConversionError("bad_encoding", f"encoding {enc!r} needs an image of type {need}, got {cv_type} "
                                               f"(dtype {a.dtype}, shape {a.shape})")
-    big = a.dtype.str[0] == ">"   # dtype.str spells the host order out
+    big = a.dtype.str[0] == ">"   # dtype.str spells native order as "<" or ">"
     data = message_bytes(a)
     h = int(a.shape[0])
     return {"height": h, "width": int(a.shape[1]), "encoding": enc, "is_bigendian": int(big),
