@@ -84,10 +84,9 @@ class DemoRecord:
         f.true_noise[self.ids.index(sid)] = severity
 
     def compare(self, model_dir: str | Path, budget: int, limit: int = 300, backend: str = "torch") -> int:
-        """Score ADMN, Naive Allocation and the Upper Bound on at most ``limit`` frames (evenly
-        spread over the frames with an estimate, a truth and the inputs of every stream the
-        graph had); returns how many. The baselines run here on the recorded inputs, with the
-        graph's budget and window length."""
+        """Score the graph's ADMN, and Naive Allocation and the Upper Bound (at ``budget``, on the recorded
+        inputs), on at most ``limit`` frames (evenly spread over those with an estimate, a truth and the
+        inputs of every stream the graph had); returns how many."""
         from admn_ros.core.preprocess import from_storage
         from admn_ros.core.runtime import FrameWindow, Runtime
 
@@ -151,7 +150,8 @@ class DemoRecord:
         lines += [f"  {r['phase']:<{w}} " + " ".join(f"{_num(r['blocks'].get(s, math.nan)):>9}" for s in self.ids)
                   for r in rows]
         inside = [f for ns, f in self.frames.items() if self.phase(ns) is not None]
-        judged = [self.task.score(f.estimate, f.truth) for f in inside if f.estimate is not None and f.truth is not None]
+        judged = [self.task.score(f.estimate, f.truth) for f in inside
+                  if f.estimate is not None and f.truth is not None]
         means = {k: _mean([f.scores[k] for f in inside if k in f.scores]) for k in METHODS}
         doc = {"task": self.task.name, "metric": {"name": m.name, "unit": m.unit, "lower_is_better": m.lower_is_better,
                                                   "admn_all_estimates": _mean(judged), "judged": len(judged), **means},

@@ -45,8 +45,6 @@ def content_signature(x: np.ndarray) -> np.ndarray:
 
 
 class StreamHealth:
-    """The health state of one stream (see the module docstring)."""
-
     def __init__(self, cfg: HealthConfig | None = None) -> None:
         self.cfg = cfg or HealthConfig()
         self.status = OK
@@ -100,7 +98,6 @@ class StreamHealth:
 
 
 def unhealthy(status: Mapping[str, str]) -> list[str]:
-    """The inputs of a ``{input: status}`` map that are frozen or stalled."""
     return [k for k, s in status.items() if s in UNHEALTHY]
 
 

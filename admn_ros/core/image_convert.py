@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import re
 import struct
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
-
-_HOST_BIG = sys.byteorder == "big"
 
 
 class ConversionError(ValueError):
@@ -88,9 +85,8 @@ def message_bytes(data: Any) -> np.ndarray:
 
 
 def check_layout(msg: Any, side_range: tuple[int, int] | None = None) -> EncodingInfo:
-    """The encoding of an Image message after cv_bridge's layout checks (not empty,
-    ``step >= width x bytes per pixel``, ``len(data) == height x step``). ``side_range``: the accepted
-    ``(min, max)`` of height and width, checked before the layout (``bad_size``)."""
+    """The encoding of an Image message after cv_bridge's layout checks (``empty``, ``bad_layout``);
+    ``side_range``: the accepted ``(min, max)`` of height and width, checked first (``bad_size``)."""
     info = encoding_info(msg.encoding)
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     n = len(msg.data)
@@ -181,8 +177,8 @@ def image_message_fields(a: Any, encoding: str = "passthrough") -> dict[str, Any
     if encoding != "passthrough" and (need := encoding_info(enc).cv_type) != cv_type:
         raise ConversionError("bad_encoding", f"encoding {enc!r} needs an image of type {need}, got {cv_type} "
                                               f"(dtype {a.dtype}, shape {a.shape})")
-    big = a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and _HOST_BIG)
-    data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    big = a.dtype.str[0] == ">"   # dtype.str spells native order as "<" or ">"
+    data = message_bytes(a)
     h = int(a.shape[0])
     return {"height": h, "width": int(a.shape[1]), "encoding": enc, "is_bigendian": int(big),
             "step": data.size // h, "data": data}
@@ -247,6 +243,8 @@ STREAM_FORMATS: dict[str, dict[str, tuple[str, ...]]] = {
 #: Generic OpenCV types read in OpenCV's channel order on rgb streams.
 _OPENCV_ORDER = {"8UC3": "bgr8", "8UC4": "bgra8", "8UC1": "mono8"}
 _KIND_TEXT = {"image": "Image encodings", "compressed": "CompressedImage formats", "pointcloud2": "sensor_msgs"}
+#: Words of a CompressedImage format -> its kind, first match wins.
+_COMPRESSED_KINDS = (("compresseddepth", "compressedDepth"), ("png", "png"), ("jpeg", "jpeg"), ("jpg", "jpeg"))
 
 
 def supported_text(modality: str, kinds: Sequence[str] = tuple(_KIND_TEXT)) -> str:
@@ -257,13 +255,7 @@ def compressed_kind(fmt: str) -> str:
     """CompressedImage ``format`` (image_transport's ``"rgb8; jpeg compressed bgr8"``, or just
     ``"jpeg"``) -> ``compressedDepth`` | ``png`` | ``jpeg`` | the format itself."""
     f = fmt.lower()
-    if "compresseddepth" in f:
-        return "compressedDepth"
-    if "png" in f:
-        return "png"
-    if "jpeg" in f or "jpg" in f:
-        return "jpeg"
-    return fmt.strip()
+    return next((kind for key, kind in _COMPRESSED_KINDS if key in f), fmt.strip())
 
 
 def message_encoding(msg: Any, kind: str) -> str:
@@ -275,10 +267,6 @@ def message_encoding(msg: Any, kind: str) -> str:
 
 def check_supported(modality: str, encoding: str, kind: str) -> bool:
     return encoding in STREAM_FORMATS[modality][kind]
-
-
-def _owned(a: np.ndarray) -> np.ndarray:
-    return a if (a.flags.owndata and a.flags.writeable and a.flags.c_contiguous) else np.array(a, copy=True)
 
 
 ToArray = Callable[[Any, str], np.ndarray]
@@ -303,11 +291,10 @@ def decode_image(msg: Any, modality: str, to_array: ToArray = image_to_numpy,
         raise
     except Exception as exc:  # noqa: BLE001 - a bridge's own error types (CvBridgeError, cv2.error, ...)
         raise ConversionError("bad_data", f"cannot read {enc} image: {type(exc).__name__}: {exc}") from None
-    return _owned(sensor_array(modality, a))
+    return np.require(sensor_array(modality, a), requirements="CWO")   # contiguous, writable, owning
 
 
 def _imdecode(buf: np.ndarray, flags: int, what: str, depth16: bool = False) -> np.ndarray:
-    """``depth16``: the image must be 16-bit single channel (mm)."""
     img = cv2.imdecode(buf, flags)
     if img is None:
         raise ConversionError("bad_data", f"cannot decode {what} ({buf.size} bytes): not a valid image")
@@ -365,9 +352,10 @@ def decode_stream(msg: Any, kind: str, modality: str, *, to_array: ToArray = ima
         if cloud_to_map is None:
             raise ConversionError("bad_encoding", "PointCloud2 radar needs a range-azimuth map configuration")
         try:
-            return _owned(np.asarray(cloud_to_map(msg), dtype=np.float32))
+            return np.require(cloud_to_map(msg), np.float32, requirements="CWO")
         except ConversionError:
             raise
         except Exception as exc:  # noqa: BLE001 - a malformed cloud must not take a node down
             raise ConversionError("bad_cloud", f"cannot read PointCloud2: {type(exc).__name__}: {exc}") from None
-    raise ConversionError("bad_encoding", f"unknown message kind {kind!r}; known: {sorted(set(MESSAGE_KINDS.values()))}")
+    raise ConversionError("bad_encoding", f"unknown message kind {kind!r}; "
+                                          f"known: {sorted(set(MESSAGE_KINDS.values()))}")

@@ -7,7 +7,7 @@ bool ``[B, n]`` or per token ``[B, F*n]``. A stream gets one allocation per wind
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -18,8 +18,6 @@ from admn_ros.core.fusion import DEFAULT_BOUNDS, Fusion
 from admn_ros.core.streams import DEFAULT_NODES, DEPTH, MODALITIES, MODALITY_NAMES, StreamGridMixin, StreamSet
 from admn_ros.core.tasks import TASKS
 from admn_ros.core.vit import AdaptiveViT, broadcast_mask
-
-CONFIG_VERSION: int = 1
 
 
 @dataclass
@@ -50,7 +48,7 @@ class ADMNConfig(StreamGridMixin):
     layerdrop: float = 0.0              # training only, ramped by the trainer
     full_drop: float = 0.1              # whole-backbone dropout per stream and sample (training only)
     first_block: bool = True            # block 0 of every present stream always on
-    version: int = field(default=CONFIG_VERSION)
+    version: int = 1                    # format version of the saved config
 
     def __post_init__(self) -> None:
         self.nodes = tuple(self.nodes)
@@ -59,23 +57,18 @@ class ADMNConfig(StreamGridMixin):
         StreamSet(self.nodes, self.modalities)  # validates names
         if self.task not in TASKS:
             raise ValueError(f"ADMNConfig.task: {self.task!r} is not one of {list(TASKS)}")
-        if int(self.frames) < 1:
-            raise ValueError(f"ADMNConfig.frames must be >= 1, got {self.frames}")
         self.frames = int(self.frames)
-        for k in ("img_size", "patch", "vit_dim", "vit_depth", "vit_heads", "fusion_dim", "fusion_depth",
+        for k in ("frames", "img_size", "patch", "vit_dim", "vit_depth", "vit_heads", "fusion_dim", "fusion_depth",
                   "fusion_heads", "n_classes"):
             if not isinstance(getattr(self, k), Integral) or getattr(self, k) < 1:
                 raise ValueError(f"ADMNConfig.{k} must be an integer >= 1, got {getattr(self, k)!r}")
-        for dim, heads in (("vit_dim", "vit_heads"), ("fusion_dim", "fusion_heads")):
-            if getattr(self, dim) % getattr(self, heads):
-                raise ValueError(f"ADMNConfig.{dim} {getattr(self, dim)} is not a multiple of {heads} "
-                                 f"{getattr(self, heads)}")
-        if self.img_size % self.patch:
-            raise ValueError(f"ADMNConfig.img_size {self.img_size} is not a multiple of patch {self.patch}")
+        for whole, part in (("vit_dim", "vit_heads"), ("fusion_dim", "fusion_heads"), ("img_size", "patch")):
+            if getattr(self, whole) % getattr(self, part):
+                raise ValueError(f"ADMNConfig.{whole} {getattr(self, whole)} is not a multiple of {part} "
+                                 f"{getattr(self, part)}")
 
     @property
     def n_tokens(self) -> int:
-        """Fusion tokens: every frame of every stream (``frames * n_streams``)."""
         return self.frames * self.n_streams
 
     def channels(self, modality: str) -> int:
@@ -162,13 +155,11 @@ class ADMNModel(nn.Module):
     def fuse(self, embeddings: torch.Tensor, present: Any = None) -> dict[str, torch.Tensor]:
         """Fusion + task head on embeddings ``[B, F*n, vit_dim]``: tracking ``{"mean": [B, 2],
         "cov": [B, 2, 2]}``, activity ``{"logits": [B, K]}``."""
-        b = embeddings.shape[0]
-        pres = as_present_tensor(present, b, self.cfg.n_streams, embeddings.device, self.cfg.frames)
+        pres = as_present_tensor(present, embeddings.shape[0], self.cfg.n_streams, embeddings.device, self.cfg.frames)
         return self.fusion(embeddings, pres)
 
     def forward(self, inputs: Mapping[str, torch.Tensor], mask: Any = None, present: Any = None,
                 blend: bool = False) -> dict[str, torch.Tensor]:
-        """:meth:`backbone_embeddings` then :meth:`fuse`, plus ``"emb"``."""
         emb = self.backbone_embeddings(inputs, mask, present, blend)
         return {**self.fuse(emb, present), "emb": emb}
 

@@ -1,9 +1,6 @@
-"""``sensor_msgs/PointCloud2`` radar -> the range-azimuth map the tracking model reads.
-
-:class:`CloudToRangeAzimuth` draws a driver's detections (``x``, ``y``, ``z`` in the radar frame,
-REP-103, and an intensity) into the map of ``radar`` in config/sensors.yaml as the simulator draws
-its targets (a sinc^2 blob at slant range and azimuth, its noise floor and dB window). Non-finite
-points and those beyond the map are ignored; bad layouts raise ``ConversionError("bad_cloud")``.
+"""``sensor_msgs/PointCloud2`` radar -> the range-azimuth map the tracking model reads (docs/DEPLOY.md, "Radar
+drivers"): each detection is drawn as the simulator draws its targets; non-finite points and those beyond the map
+are ignored.
 """
 from __future__ import annotations
 
@@ -21,10 +18,6 @@ from admn_ros.core.sim.render import (RADAR_BEAM_DEG, RADAR_NOISE_POWER, radar_p
 POINT_FIELD_TYPES: dict[int, str] = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
 
 
-def _fail(detail: str) -> ConversionError:
-    return ConversionError("bad_cloud", detail)
-
-
 def cloud_fields(msg: Any) -> dict[str, tuple[int, np.dtype]]:
     """Field name -> (byte offset, dtype of its first element), in the cloud's byte order."""
     order = ">" if msg.is_bigendian else "<"
@@ -32,7 +25,7 @@ def cloud_fields(msg: Any) -> dict[str, tuple[int, np.dtype]]:
     for f in msg.fields:
         code = POINT_FIELD_TYPES.get(int(f.datatype))
         if code is None:
-            raise _fail(f"PointCloud2 field {f.name!r} has unknown datatype {int(f.datatype)}")
+            raise ConversionError("bad_cloud", f"PointCloud2 field {f.name!r} has unknown datatype {int(f.datatype)}")
         out[str(f.name)] = (int(f.offset), np.dtype(order + code))
     return out
 
@@ -42,7 +35,7 @@ def read_points(msg: Any, names: Sequence[str], optional: Sequence[str] = ()) ->
     fields = cloud_fields(msg)
     missing = [n for n in names if n not in fields]
     if missing:
-        raise _fail(f"PointCloud2 has no field(s) {missing}; fields: {sorted(fields)}")
+        raise ConversionError("bad_cloud", f"PointCloud2 has no field(s) {missing}; fields: {sorted(fields)}")
     h, w = int(msg.height), int(msg.width)
     ps, rs = int(msg.point_step), int(msg.row_step)
     raw = message_bytes(msg.data)
@@ -50,9 +43,11 @@ def read_points(msg: Any, names: Sequence[str], optional: Sequence[str] = ()) ->
     if n == 0:
         return {k: np.zeros(0) for k in (*names, *optional)}
     if rs < w * ps:
-        raise _fail(f"PointCloud2 row_step {rs} is smaller than width*point_step = {w}*{ps} = {w * ps}")
+        raise ConversionError("bad_cloud", f"PointCloud2 row_step {rs} is smaller than width*point_step = "
+                                           f"{w}*{ps} = {w * ps}")
     if raw.size < h * rs:
-        raise _fail(f"PointCloud2 data has {raw.size} bytes, height*row_step = {h}*{rs} = {h * rs}")
+        raise ConversionError("bad_cloud", f"PointCloud2 data has {raw.size} bytes, height*row_step = "
+                                           f"{h}*{rs} = {h * rs}")
     rows = raw[: h * rs].reshape(h, rs)[:, : w * ps]
     rec = np.ascontiguousarray(rows).reshape(n, ps)
     used = [k for k in (*names, *optional) if k in fields]
@@ -60,8 +55,8 @@ def read_points(msg: Any, names: Sequence[str], optional: Sequence[str] = ()) ->
     for k in used:
         off, dt = fields[k]
         if off < 0 or off + dt.itemsize > ps:
-            raise _fail(f"PointCloud2 field {k!r} (offset {off}, {dt.itemsize} bytes) lies outside "
-                        f"point_step {ps}")
+            raise ConversionError("bad_cloud", f"PointCloud2 field {k!r} (offset {off}, {dt.itemsize} bytes) "
+                                               f"lies outside point_step {ps}")
         out[k] = np.ascontiguousarray(rec[:, off: off + dt.itemsize]).view(dt).reshape(n).astype(np.float64)
     return out
 

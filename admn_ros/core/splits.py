@@ -1,8 +1,7 @@
 """Count splits: allocations described by how many blocks each stream runs (a controller's top-L
-gives every stream a prefix of :func:`~admn_ros.core.streams.spread_order`). Enumerate
-(:func:`split_candidates`) or sample (:func:`sampled_splits`) them, score them under the logits
-(:func:`split_log_scores`) and evaluate the frozen network on all at once (:func:`split_losses`:
-each backbone once per distinct count, only the fusion per split). Used by stage 2.
+gives every stream a prefix of :func:`~admn_ros.core.streams.spread_order`), enumerated or sampled,
+scored under the logits and evaluated on the frozen network for stage 2 (each backbone once per
+distinct count, only the fusion per split).
 """
 from __future__ import annotations
 
@@ -98,7 +97,7 @@ def split_losses(model: Any, inputs: Mapping[str, torch.Tensor] | None, target: 
     batch, equal to ``model(inputs, prefix_masks(c))`` per split. ``emb=(ks, embeddings)``
     passes :func:`count_embeddings` computed for a superset of the counts."""
     cfg = model.cfg
-    n = cfg.n_streams
+    task = get_task(cfg.task)
     counts = torch.as_tensor(np.asarray(counts), dtype=torch.long)  # [C, n] or [C, B, n]
     if emb is None:
         ks = sorted(set(counts.unique().tolist()))
@@ -107,22 +106,21 @@ def split_losses(model: Any, inputs: Mapping[str, torch.Tensor] | None, target: 
     lut[torch.tensor(emb[0])] = torch.arange(len(emb[0]))
     e_all = emb[1]
     _, b, t, d = e_all.shape  # token t belongs to stream t % n (frame-major order)
-    per_sample = counts.dim() == 3
-    kidx = lut[counts[..., torch.arange(t) % n]]  # [C, T] or [C, B, T]
+    tok = torch.arange(t)
+    kidx = lut[counts[..., tok % cfg.n_streams]]  # [C, T] or [C, B, T]
     if bool((kidx < 0).any()):
         raise ValueError("split_losses: emb lacks embeddings for some counts")
-    tok = torch.arange(t)
     rows = torch.arange(b)
     per = max(1, max_rows // max(b, 1))
     losses, scores = [], []
     for s in range(0, len(counts), per):
         ki = kidx[s:s + per]
-        if per_sample:  # [c, B, T]
+        if counts.dim() == 3:  # [c, B, T]
             e = e_all[ki, rows[None, :, None], tok[None, None, :]]  # [c, B, T, D]
         else:  # [c, T]
             e = e_all[ki, :, tok[None, :].expand_as(ki)].permute(0, 2, 1, 3)  # [c, B, T, D]
         out = model.fuse(e.reshape(-1, t, d))
         tgt = target.repeat(len(ki), *([1] * (target.dim() - 1)))
-        losses.append(get_task(cfg.task).loss_per_sample(out, tgt, *loss_weights).reshape(len(ki), b))
-        scores.append(get_task(cfg.task).scores(out, tgt).reshape(len(ki), b))
+        losses.append(task.loss_per_sample(out, tgt, *loss_weights).reshape(len(ki), b))
+        scores.append(task.scores(out, tgt).reshape(len(ki), b))
     return torch.cat(losses), torch.cat(scores)

@@ -75,8 +75,7 @@ class PatchEmbed(nn.Module):
         self.pos = nn.Parameter(torch.zeros(1, 1 + self.n_patches, dim))
         nn.init.trunc_normal_(self.cls, std=0.02)
         nn.init.trunc_normal_(self.pos, std=0.02)
-        fan_in = in_chans * patch * patch
-        nn.init.trunc_normal_(self.proj.weight, std=1.0 / math.sqrt(fan_in))
+        nn.init.trunc_normal_(self.proj.weight, std=1.0 / math.sqrt(in_chans * patch * patch))  # 1 / sqrt(fan-in)
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +128,6 @@ class AdaptiveViT(nn.Module):
         self.patch_embed = PatchEmbed(in_chans, img_size, patch, dim)
         self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
         self.head = SpatialHead(dim, 1 + self.patch_embed.n_patches)
-        self.layerdrop = self.full_drop = 0.0
         self.layerdrop_keep_first = layerdrop_keep_first
         self.set_layerdrop(layerdrop, full_drop)
         self.blocks.apply(init_linear)

@@ -192,8 +192,7 @@ def render_dashboard(state: VizState, width: int = 640, height: int = 480) -> np
     img = np.full((height, width, 3), 32, np.uint8)
     map_w = int(width * 0.55)
     x0, x1, y0, y1 = state.track_bounds
-    tw, th = x1 - x0, y1 - y0
-    scale = min((map_w - 40) / (tw + 1.0), (height - 60) / (th + 1.0))
+    scale = min((map_w - 40) / (x1 - x0 + 1.0), (height - 60) / (y1 - y0 + 1.0))
     ox, oy = 20 + 0.5 * scale, height - 20 - 0.5 * scale
 
     def px(xy) -> tuple[int, int]:

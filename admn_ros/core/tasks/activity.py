@@ -242,8 +242,7 @@ class ActivityTask(Task):
         ax.plot(t[ok], est[ok], "b.", ms=4, label="estimate (right)")
         ax.plot(t[~ok], est[~ok], "rx", ms=4, label="estimate (wrong)")
         ax.set_yticks(range(len(names)), names)
-        ax.set_xlabel("time (s)")
-        ax.set_title(f"{run}: activity per window")
+        ax.set(xlabel="time (s)", title=f"{run}: activity per window")
         ax.legend(fontsize=7, loc="upper right")
         save_figure(fig, Path(out_dir) / "labels.png")
 

@@ -147,7 +147,8 @@ class TrackingTask(Task):
         if est is None:
             return "no target yet"
         m = est["mean"]
-        return f"x {m[0]:+.2f} y {m[1]:+.2f} m" + (f", err {self.score(est, truth):.1f} cm" if truth is not None else "")
+        err = f", err {self.score(est, truth):.1f} cm" if truth is not None else ""
+        return f"x {m[0]:+.2f} y {m[1]:+.2f} m{err}"
 
     def fill_output(self, msg: Any, est: Mapping[str, Any], window_frames: int = 1,
                     unknown_variance: float = 1.0e6) -> Any:
@@ -211,9 +212,7 @@ class TrackingTask(Task):
         fig, ax = plt.subplots(figsize=(5, 5.5))
         ax.plot(col["gt_x"], col["gt_y"], "g-", lw=1.5, label="ground truth")
         ax.plot(col["est_x"], col["est_y"], "r.", ms=2, label=run)
-        ax.set_aspect("equal")
-        ax.set_xlabel("x (m, map)")
-        ax.set_ylabel("y (m, map)")
+        ax.set(aspect="equal", xlabel="x (m, map)", ylabel="y (m, map)")
         ax.legend()
         save_figure(fig, Path(out_dir) / "trajectory.png")
 
