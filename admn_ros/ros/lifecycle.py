@@ -205,10 +205,6 @@ class AdmnNode(LifecycleNode):
     def diagnostic_statuses(self) -> list[DiagnosticStatus]:
         return []
 
-    @property
-    def state_label(self) -> str:
-        return str(self._state_machine.current_state[1])
-
     def subscribe(self, msg_type: Any, topic: str, callback: Callable, qos: Any) -> Any:
         s = self.create_subscription(msg_type, topic, callback, qos)
         self._subs.append(s)

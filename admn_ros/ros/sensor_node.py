@@ -157,11 +157,10 @@ class SensorNode(Node):
                            for sid in self.my_streams}
         self.qoi_pubs = ({sid: self.create_publisher(StreamQoI, topics.qoi_topic(sid), img_qos)
                           for sid in self.my_streams} if p["publish_qoi"] else {})
-        cams = [(n, mod, sub) for n in self.nodes for mod, sub in (("rgb", "color"), ("depth", "depth"))
-                if mod in self.streams.modalities] if p["publish_camera_info"] and self.cfg is not None else []
-        self.info_pubs = {stream_id(n, mod): self.create_publisher(CameraInfo, f"{n}/{sub}/camera_info", img_qos)
-                          for n, mod, sub in cams}
-        self.camera_info = {stream_id(n, mod): self._make_camera_info(n, frame_id(n, mod)) for n, mod, _ in cams}
+        cams = ({sid: t for sid in self.my_streams if (t := topics.camera_info_topic(sid))}
+                if p["publish_camera_info"] and self.cfg is not None else {})
+        self.info_pubs = {sid: self.create_publisher(CameraInfo, topic, img_qos) for sid, topic in cams.items()}
+        self.camera_info = {sid: self._make_camera_info(split_stream_id(sid)[0]) for sid in cams}
         self.gt_pub = None
         if p["publish_ground_truth"]:
             self._truth_cls = message_class(self.task.truth.type)
@@ -376,9 +375,10 @@ class SensorNode(Node):
         self.frames_published += 1
         self.publish_lag_ms.append((self._now_ns() - self.frame_stamp_ns(k)) * 1e-6)
 
-    def _make_camera_info(self, node: str, fid: str) -> CameraInfo:
+    def _make_camera_info(self, node: str) -> CameraInfo:
+        """The camera_info of ``node``'s camera (its header is the image's, set when published)."""
         cam = self.cfg.node(node).camera
-        return CameraInfo(header=make_header(None, fid), width=int(cam.width), height=int(cam.height),
+        return CameraInfo(width=int(cam.width), height=int(cam.height),
                           distortion_model="plumb_bob", d=[0.0] * 5, k=[float(x) for x in cam.K.reshape(-1)],
                           r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
                           p=[cam.fx, 0.0, cam.cx, 0.0, 0.0, cam.fy, cam.cy, 0.0, 0.0, 0.0, 1.0, 0.0])
