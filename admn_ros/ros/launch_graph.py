@@ -1,7 +1,5 @@
-"""The launch description of a task's graph (imported by ``launch/<task>.launch.py``; the only module that
-needs ``launch`` and ``launch_ros``): the launch arguments and one ``Node`` per process of
-:func:`~admn_ros.ros.graph.options_processes` (the list ``admn-ros run`` starts).
-"""
+"""The launch description of a task's graph for ``launch/<task>.launch.py`` (the only module that needs ``launch``
+and ``launch_ros``); docs/ARCHITECTURE.md, "Launch file and local runner: one graph"."""
 from __future__ import annotations
 
 from launch import LaunchContext, LaunchDescription

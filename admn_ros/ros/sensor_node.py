@@ -263,7 +263,6 @@ class SensorNode(Node):
         self._on_timer()
 
     def frame_stamp_ns(self, k: int) -> int:
-        """Stamp of frame ``k``: start_time + k / rate_hz (integer nanoseconds)."""
         return self.start_ns + int(round(k * 1e9 / self.rate_hz))
 
     def _on_timer(self) -> None:
