@@ -151,8 +151,7 @@ class Monitor:
                 and self._now_s() > self.rec.start_ns * 1e-9 + self.scenario.duration_s + 1.0)
 
     def line(self, elapsed: float) -> str:
-        """The live status line: phase, sensor rates (sliding window), the last estimate, metric,
-        latency and allocation."""
+        """The live status line (``admn-ros demo`` prints one every second)."""
         now = self._now_s()
         rates = [r.rate(now) for r in self.rates.values()]
         parts = [f"t={elapsed:5.1f}s"]

@@ -1,8 +1,7 @@
-"""The base of the ADMN nodes: an rclpy ``LifecycleNode`` with declared parameters, autostart (configure +
-activate in the constructor: subclasses do no work after ``super().__init__``), /diagnostics, throttled
-rejection logs and the sensor-image checks (lifecycle: docs/DEPLOY.md). Nodes take ``rclpy.node.Node``'s
-keyword arguments, so several can share one process (``admn_container``).
-"""
+"""The base of the ADMN nodes: an rclpy ``LifecycleNode`` with declared parameters, autostart (configure + activate
+in the constructor: subclasses do no work after ``super().__init__``), /diagnostics, throttled rejection logs and
+the sensor-image checks (docs/DEPLOY.md, "What each node does"); nodes take ``rclpy.node.Node``'s keyword
+arguments, so several can share one process (``admn_container``)."""
 from __future__ import annotations
 
 import math

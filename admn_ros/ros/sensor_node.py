@@ -80,15 +80,6 @@ BASE_SPECS: tuple[ParamSpec, ...] = (
 )
 
 
-def corruption_specs(stream_ids: list[str]) -> tuple[ParamSpec, ...]:
-    return tuple(ParamSpec(corruption_param(sid), "none",
-                           f"Corruption of stream {sid}: '<kind>[:sigma=..,severity=..,"
-                           f"schedule=constant|flicker,period_s=..,duty=..]'",
-                           constraints="kinds: " + ", ".join(CORRUPTION_KINDS),
-                           validator=partial(parse_corruption, modality=split_stream_id(sid)[1]))
-                 for sid in stream_ids)
-
-
 #: Without start_time, frame 0 is due this long after the timer starts (ns).
 _ANCHOR_DELAY_NS = 10_000_000
 #: The periodic timer is started this long after a grid point (ns) ...
@@ -132,15 +123,18 @@ class SensorNode(Node):
         self.period_ns = int(round(1e9 / self.rate_hz))
 
         ids = self.streams.ids
-        known = {corruption_param(s) for s in ids}
+        corr_specs = tuple(ParamSpec(corruption_param(sid), "none", f"Corruption of stream {sid}: '<kind>[:sigma=..,"
+                                     "severity=..,schedule=constant|flicker,period_s=..,duty=..]'",
+                                     constraints="kinds: " + ", ".join(CORRUPTION_KINDS),
+                                     validator=partial(parse_corruption, modality=split_stream_id(sid)[1]))
+                           for sid in ids)
+        self._specs = {s.name: s for s in BASE_SPECS + corr_specs}
         for name in parameter_overrides(self):
-            if name.startswith("corruption.") and name not in known:
+            if name.startswith("corruption.") and name not in self._specs:
                 raise ParameterError(self._unknown_corruption_reason(name, ids))
-        self._corr_specs = corruption_specs(ids)
-        self._specs = {s.name: s for s in BASE_SPECS + self._corr_specs}
-        corr = declare_parameters(self, self._corr_specs)
+        corr = declare_parameters(self, corr_specs)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        install_validation(self, BASE_SPECS + self._corr_specs)  # registered last: runs first
+        install_validation(self, BASE_SPECS + corr_specs)  # registered last: runs first
 
         self.corruption: dict[str, Any] = {}  # stream id -> CorruptionSpec as given (checked on declaration)
         for sid in ids:
@@ -375,7 +369,6 @@ class SensorNode(Node):
         self.publish_lag_ms.append((self._now_ns() - self.frame_stamp_ns(k)) * 1e-6)
 
     def _make_camera_info(self, node: str) -> CameraInfo:
-        """The camera_info of ``node``'s camera (its header is the image's, set when published)."""
         cam = self.cfg.node(node).camera
         return CameraInfo(width=int(cam.width), height=int(cam.height),
                           distortion_model="plumb_bob", d=[0.0] * 5, k=[float(x) for x in cam.K.reshape(-1)],
