@@ -118,20 +118,14 @@ class RecordSummary:
         return self
 
 
-def _camera_info_topic(sid: str) -> str | None:
-    """The CameraInfo topic the sensor node publishes beside a camera stream (None: not a camera)."""
-    node, mod = split_stream_id(sid)
-    return f"/{node}/{'color' if mod == 'rgb' else 'depth'}/camera_info" if mod in ("rgb", "depth") else None
-
-
 def sim_topics(stream_ids: Sequence[str], camera_info: bool, task: str | None = None) -> dict[str, tuple[str, bool]]:
     """Absolute topic -> (type, reliable) of what the sensor node publishes for ``stream_ids``
     in a task's scenario."""
     out: dict[str, tuple[str, bool]] = {}
     for sid in stream_ids:
         out["/" + topics.image_topic(sid)] = ("sensor_msgs/msg/Image", False)
-        if camera_info and (cam := _camera_info_topic(sid)):
-            out[cam] = ("sensor_msgs/msg/CameraInfo", False)
+        if camera_info and (cam := topics.camera_info_topic(sid)):
+            out["/" + cam] = ("sensor_msgs/msg/CameraInfo", False)
         out["/" + topics.qoi_topic(sid)] = ("admn_ros/msg/StreamQoI", False)
     t = get_task(task)
     out["/" + t.truth.topic] = (t.truth.type, True)
@@ -198,9 +192,9 @@ def record_sim(out: str | Path, *, task: str | None = None, frames: int | None =
                     continue
                 put("/" + topics.image_topic(sid), msgs.image(sensor_array(mod, sf.data), MODALITIES[mod].encoding,
                                                               hdr), last_ns)
-                if cams and (cam := _camera_info_topic(sid)):
+                if cams and (cam := topics.camera_info_topic(sid)):
                     info = cams[node]
-                    put(cam, msgs.camera_info(hdr, info.width, info.height, info.K), last_ns)
+                    put("/" + cam, msgs.camera_info(hdr, info.width, info.height, info.K), last_ns)
             truth = t.fill_truth(msgs.new_msg(t.truth.type, header=msgs.header(last_ns, t.frame_id)),
                                  t.sim_truth(frame), labels)
             put("/" + t.truth.topic, truth, last_ns)

@@ -20,8 +20,6 @@ from admn_ros.ros.params import ParamSpec
 from admn_ros.ros.qos import reliable_qos
 from admn_ros.ros.telemetry import LatencyWindow
 
-MODES = ("per_frame", "pipelined")
-
 
 @dataclass
 class _Frame:
@@ -53,7 +51,7 @@ class BackboneNode(AdmnNode):
             ParamSpec("sensor_node", "node1", "The sensor node whose streams this backbone node runs; "
                       "applied on configure"),
             ParamSpec("allocation_mode", "per_frame", "per_frame: wait for each frame's allocation; "
-                      "pipelined: use the latest allocation at once", choices=MODES),
+                      "pipelined: use the latest allocation at once", choices=("per_frame", "pipelined")),
             ParamSpec("allocation_wait", 0.5, "per_frame: longest wait (s) for a frame's allocation before "
                       "the frame is dropped", min=0.001, max=60.0),
             ParamSpec("max_pending", 10, "per_frame: frames kept waiting for their allocation", min=1, max=1000),

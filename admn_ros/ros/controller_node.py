@@ -51,7 +51,6 @@ class ControllerNode(AdmnNode):
         validate_budget(self.budget, len(rt.stream_ids))
         rt.warmup(("allocate",))
         self.ids = rt.stream_ids
-        self.deadline: DeadlineBudget | None = None
         self.deadline_budget = self.budget
         self._make_deadline()
         self.alloc_pub = self.lifecycle_publisher(LayerAllocation, topics.ALLOCATION, reliable_qos())

@@ -74,10 +74,9 @@ def mask_to_allocation(mask: np.ndarray, stream_ids: Sequence[str], *, header: H
     from admn_ros.msg import LayerAllocation
 
     f = allocation_fields(mask, stream_ids, **fields)
-    msg = LayerAllocation(**{**f, "active_blocks": f["active_blocks"].tolist(),
-                             "stream_present": f["stream_present"].tolist()})
-    msg.header = header if header is not None else make_header()
-    return msg
+    return LayerAllocation(header=make_header() if header is None else header,
+                           **{**f, "active_blocks": f["active_blocks"].tolist(),
+                              "stream_present": f["stream_present"].tolist()})
 
 
 def allocation_to_mask(msg) -> Allocation:

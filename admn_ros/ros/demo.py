@@ -22,7 +22,7 @@ from admn_ros.core.tasks import Task
 from admn_ros.core.sync import stamp_to_ns
 from admn_ros.msg import LayerAllocation, StreamQoI
 from admn_ros.ros import topics
-from admn_ros.ros.convert import image_bridge, message_class
+from admn_ros.ros.convert import allocation_to_mask, image_bridge, message_class
 from admn_ros.ros.qos import reliable_qos, sensor_qos
 from admn_ros.ros.telemetry import RateMeter, hop_lines, hops_of
 
@@ -78,17 +78,18 @@ class Monitor:
             self.rec.add_noise(stamp_to_ns(msg.header.stamp), msg.stream_id, float(msg.severity))
 
     def _on_alloc(self, msg: Any) -> None:
-        n = len(msg.stream_ids)
-        if len(msg.active_blocks) != n * msg.depth:
-            return
-        blocks = np.asarray(msg.active_blocks, dtype=bool).reshape(n, msg.depth).sum(1)
-        self.last_alloc = f"L={msg.budget} [{msg.controller}] " + " ".join(
-            f"{sid.replace('node', 'n')}:{c}" for sid, c in zip(msg.stream_ids, blocks))
-        if n and msg.depth and list(msg.stream_ids) == self.ids:
+        try:
+            a = allocation_to_mask(msg)
+        except ValueError:
+            return  # the graph rejects it too
+        blocks = a.mask.sum(1)
+        self.last_alloc = f"L={a.budget} [{a.controller}] " + " ".join(
+            f"{sid.replace('node', 'n')}:{c}" for sid, c in zip(a.stream_ids, blocks))
+        if a.stream_ids == self.ids:
             f = self.rec.frame(stamp_to_ns(msg.header.stamp))
             f.blocks = blocks
-            f.est_noise = np.asarray(msg.estimated_noise, np.float64)
-            self.rec.budget = int(msg.budget)
+            f.est_noise = a.estimated_noise.astype(np.float64)
+            self.rec.budget = a.budget
 
     def _on_truth(self, msg: Any) -> None:
         self.rec.frame(stamp_to_ns(msg.header.stamp)).truth = self.task.read_truth(msg)
@@ -150,8 +151,7 @@ class Monitor:
                 and self._now_s() > self.rec.start_ns * 1e-9 + self.scenario.duration_s + 1.0)
 
     def line(self, elapsed: float) -> str:
-        """The live status line: phase, sensor rates (sliding window), the last estimate, metric,
-        latency and allocation."""
+        """The live status line (``admn-ros demo`` prints one every second)."""
         now = self._now_s()
         rates = [r.rate(now) for r in self.rates.values()]
         parts = [f"t={elapsed:5.1f}s"]

@@ -3,7 +3,6 @@ keys and levels: docs/DEPLOY.md, "Operating".
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -15,7 +14,7 @@ def _fmt(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.4g}"
+        return f"{v:.4g}"  # nan, inf as such
     return str(v)
 
 

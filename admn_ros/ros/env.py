@@ -20,8 +20,7 @@ _held_locks: list = []  # keep lock files open for the life of the process
 
 
 def configure_dds_env(env: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
-    """Set (if unset) ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, the shipped FastDDS profile
-    and rmw_fastrtps_cpp in ``env`` (default ``os.environ``); return it."""
+    """Localhost discovery, rmw_fastrtps_cpp, the shipped FastDDS profile in ``env`` (``os.environ``) unless set."""
     env = os.environ if env is None else env
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")

@@ -88,11 +88,8 @@ class FusionNode(AdmnNode):
             return
         try:
             embs = self._parse(node, msg)
-        except OverflowError as exc:
-            self.reject(node, "non_finite", str(exc))
-            return
-        except ValueError as exc:
-            self.reject(node, "bad_embedding", str(exc))
+        except (OverflowError, ValueError) as exc:
+            self.reject(node, "non_finite" if isinstance(exc, OverflowError) else "bad_embedding", str(exc))
             return
         self.monitor.accept(node, ns, self.now_s())
         up = (msg.input_ms, msg.decision_ms, msg.allocation_ms, msg.backbone_ms)

@@ -1,7 +1,5 @@
-"""The node graphs as data (no rclpy, no launch imports): :func:`build_graph` gives a task's node
-specs, :func:`graph_processes` the processes that run them. The launch files
-(:mod:`admn_ros.ros.launch_graph`) and :mod:`admn_ros.ros.runner` both start exactly these processes.
-"""
+"""The node graphs as data (no rclpy, no launch imports), the processes the launch files and ``admn-ros run``
+both start; docs/ARCHITECTURE.md, "Launch file and local runner: one graph"."""
 from __future__ import annotations
 
 import json
@@ -27,7 +25,6 @@ class NodeSpec:
     remappings: list[tuple[str, str]] = field(default_factory=list)
 
     def ros_args(self) -> list[str]:
-        """Command-line ``--ros-args`` for starting this spec as a process."""
         return [*_name_args(self.name, self.namespace),
                 *[x for f in self.params_files for x in ("--params-file", f)],
                 *[x for k, v in self.parameters.items() for x in ("-p", f"{k}:={_param_literal(v)}")],
@@ -80,11 +77,9 @@ class GraphOptions:
         self.sensor_nodes = tuple(t.sensor_nodes if self.sensor_nodes is None else self.sensor_nodes)
 
     def resolved_params_file(self) -> str:
-        """``params_file``, or the task's shipped parameter file."""
         return self.params_file or str(config_path(get_task(self.task).params_file))
 
     def resolved_model_dir(self) -> str:
-        """``model_dir``, or the task's shipped models directory."""
         return self.model_dir or str(get_task(self.task).models_dir())
 
     @classmethod
@@ -137,7 +132,6 @@ def _spec(name: str, exe: str, cls: str, opts: GraphOptions, pf: list[str], para
 
 
 def _sensor_spec(opts: GraphOptions, params_files: list[str]) -> NodeSpec:
-    """The simulated sensors of the task's scenario."""
     return _spec("sensor_node", "sensor_node", "SensorNode", opts, params_files,
                  {"use_sim_time": opts.use_sim_time, "scenario": opts.task, "nodes": list(opts.sensor_nodes),
                   "subject_id": int(opts.subject_id), "seed": int(opts.seed), "episode": int(opts.episode)})
@@ -178,7 +172,6 @@ GRAPHS: dict[str, tuple[Callable[[GraphOptions], list[NodeSpec]], int]] = {
 
 
 def build_graph(opts: GraphOptions) -> list[NodeSpec]:
-    """The node specs of ``opts.task``'s graph."""
     return GRAPHS[get_task(opts.task).graph][0](opts)
 
 

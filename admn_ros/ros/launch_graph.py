@@ -1,7 +1,5 @@
-"""The launch description of a task's graph (imported by ``launch/<task>.launch.py``; the only module that
-needs ``launch`` and ``launch_ros``): the launch arguments and one ``Node`` per process of
-:func:`~admn_ros.ros.graph.options_processes` (the list ``admn-ros run`` starts).
-"""
+"""The launch description of a task's graph for ``launch/<task>.launch.py`` (the only module that needs ``launch``
+and ``launch_ros``); docs/ARCHITECTURE.md, "Launch file and local runner: one graph"."""
 from __future__ import annotations
 
 from launch import LaunchContext, LaunchDescription
@@ -27,10 +25,8 @@ def graph_nodes(context: LaunchContext, task: str) -> list[Node]:
 
 def graph_launch_description(task: str) -> LaunchDescription:
     """Declared arguments, the graph's nodes, and RViz (``use_rviz``)."""
-    ld = LaunchDescription([DeclareLaunchArgument(n, default_value=d, description=desc)
-                            for n, d, desc in launch_arguments(task)])
-    ld.add_action(OpaqueFunction(function=graph_nodes, args=[task]))
-    ld.add_action(Node(package="rviz2", executable="rviz2", name="rviz2",
-                       arguments=["-d", str(config_path("admn.rviz"))],
-                       condition=IfCondition(LaunchConfiguration("use_rviz"))))
-    return ld
+    return LaunchDescription([
+        *[DeclareLaunchArgument(n, default_value=d, description=desc) for n, d, desc in launch_arguments(task)],
+        OpaqueFunction(function=graph_nodes, args=[task]),
+        Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", str(config_path("admn.rviz"))],
+             condition=IfCondition(LaunchConfiguration("use_rviz")))])

@@ -1,8 +1,7 @@
-"""The base of the ADMN nodes: an rclpy ``LifecycleNode`` with declared parameters, autostart (configure +
-activate in the constructor: subclasses do no work after ``super().__init__``), /diagnostics, throttled
-rejection logs and the sensor-image checks (lifecycle: docs/DEPLOY.md). Nodes take ``rclpy.node.Node``'s
-keyword arguments, so several can share one process (``admn_container``).
-"""
+"""The base of the ADMN nodes: an rclpy ``LifecycleNode`` with declared parameters, autostart (configure + activate
+in the constructor: subclasses do no work after ``super().__init__``), /diagnostics, throttled rejection logs and
+the sensor-image checks (docs/DEPLOY.md, "What each node does"); nodes take ``rclpy.node.Node``'s keyword
+arguments, so several can share one process (``admn_container``)."""
 from __future__ import annotations
 
 import math
@@ -167,7 +166,6 @@ class AdmnNode(LifecycleNode):
         return max(1, len(self.get_parameter("sensor_nodes").value or ())) * len(MODALITIES)
 
     def _check_budget(self, value: Any) -> None:
-        """``ValueError`` if ``value`` is not a valid ``budget`` parameter."""
         if self.AUTO_BUDGET is None or int(value) != self.AUTO_BUDGET:
             validate_budget(int(value), self._n_streams())
 
@@ -205,10 +203,6 @@ class AdmnNode(LifecycleNode):
     def diagnostic_statuses(self) -> list[DiagnosticStatus]:
         return []
 
-    @property
-    def state_label(self) -> str:
-        return str(self._state_machine.current_state[1])
-
     def subscribe(self, msg_type: Any, topic: str, callback: Callable, qos: Any) -> Any:
         s = self.create_subscription(msg_type, topic, callback, qos)
         self._subs.append(s)
@@ -239,9 +233,7 @@ class AdmnNode(LifecycleNode):
             self.reject(topics.BUDGET, "bad_budget", f"budget {v} from {topics.BUDGET} rejected: {res.reason}")
 
     def make_sync(self, keys: Sequence[Any]) -> StreamSync:
-        """The node's synchronizer over ``keys`` (``sync_specs``): :class:`StreamSync` over
-        :mod:`~admn_ros.ros.msg_filters`' ``ApproximateTimeSynchronizer``, with the health check when the
-        node has its parameters (``stream_specs``)."""
+        """The synchronizer over ``keys``, with the health check when the node has its parameters (``stream_specs``)."""
         self._stale_reported = 0
         return StreamSync(keys, float(self.p["slop"]), int(self.p["queue_size"]), float(self.p["timeout"]),
                           synchronizer=msg_filters.ApproximateTimeSynchronizer, health=self._health_config())
@@ -306,8 +298,7 @@ class AdmnNode(LifecycleNode):
         lg.warning(text, throttle_duration_sec=float(self.p["log_throttle_s"]) or 1e-9)
 
     def _on_stream(self, msg: Any, sid: str, on_set: Callable[[Any], None]) -> None:
-        """Stamp check, decode and preprocess a sensor message and offer the model input to the
-        synchronizer; a rejection is counted and logged with the topic."""
+        """A sensor message -> its model input, offered to the synchronizer (a rejection names the topic)."""
         msg_type, topic = self.stream_input(sid)
         f = self.input_filters.get(topic)  # its resolved name: namespace, remapping
         where = f"topic {f.sub.topic_name if f else topic}"
@@ -415,9 +406,8 @@ class AdmnNode(LifecycleNode):
             self.get_logger().error(self.configure_error)
             self._destroy_subs_timers()
             return TransitionCallbackReturn.FAILURE
-        ret = super().on_activate(state)
         self.get_logger().info("active")
-        return ret
+        return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy_subs_timers()
@@ -458,13 +448,13 @@ class AdmnNode(LifecycleNode):
         ``extra``; WARN without data, when the last stamp is older than ``stale_s`` (default the parameter),
         when ``extra``'s health is frozen/stalled, or when messages were rejected since the last report."""
         mon, now_ns = self.monitor, self.now_ns()
-        st = mon.inputs.get(key)
-        rate, age, rej = mon.rate(key, now_ns * 1e-9), mon.age(key, now_ns), mon.rejected(key)
+        st = mon.inputs[key]
+        rate, age, rej = st.rate.rate(now_ns * 1e-9), mon.age(key, now_ns), mon.rejected(key)
         n_rej, prev = int(sum(rej.values())), self._prev_rejected.get(key, 0)
-        values: dict[str, Any] = {"rate_hz": rate, "age_s": age, "accepted": st.accepted if st else 0,
+        values: dict[str, Any] = {"rate_hz": rate, "age_s": age, "accepted": st.accepted,
                                   "rejected": n_rej, **{f"rejected.{r}": c for r, c in sorted(rej.items())},
                                   **(extra or {})}
-        if st is None or st.accepted == 0:
+        if st.accepted == 0:
             level, msg = WARN, "no data yet"
         elif not math.isnan(age) and age > (self.p["stale_s"] if stale_s is None else stale_s):
             level, msg = WARN, f"stale: last stamp {age:.2f} s old"

@@ -1,8 +1,5 @@
-"""The ``message_filters`` API the nodes use: the real ROS 2 package when it is importable,
-:mod:`admn_ros.core.sync` (bound to the ROS clock and logger) otherwise; ``IMPLEMENTATION`` says
-which (``"message_filters"`` or ``"admn_ros"``). ``ADMN_MESSAGE_FILTERS=builtin`` selects ours even when
-the package is installed, ``message_filters`` forces the package.
-"""
+"""The ``message_filters`` API the nodes use: the ROS 2 package when it is importable, else :mod:`admn_ros.core.sync`
+bound to the ROS clock and logger (``IMPLEMENTATION``: ``"message_filters"`` or ``"admn_ros"``; :data:`ENV` chooses)."""
 from __future__ import annotations
 
 import os

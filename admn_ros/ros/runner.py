@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import fields
 from typing import Any, Sequence
 
 from admn_ros.core.streams import StreamSet
@@ -86,12 +87,10 @@ def parse_args(prog: str, argv: Sequence[str]) -> argparse.Namespace:
 
 
 def options_from_args(a: argparse.Namespace) -> GraphOptions:
-    return GraphOptions(task=a.task, namespace=a.namespace, params_file=a.params_file, budget=a.budget,
-                        use_sim_time=a.use_sim_time, sim_sensors=not a.no_sim_sensors,
-                        sensor_nodes=tuple(s for s in a.sensor_nodes.split(",") if s),
-                        model_dir=a.model_dir, allocation_mode=a.allocation_mode, composed=a.composed,
-                        subject_id=a.subject_id, seed=a.seed, episode=a.episode, respawn=not a.no_respawn,
-                        respawn_delay=a.respawn_delay)
+    """The graph options of :func:`parse_args`' result (options and fields share their names)."""
+    same = {f.name: getattr(a, f.name) for f in fields(GraphOptions) if hasattr(a, f.name)}
+    return GraphOptions(**{**same, "sensor_nodes": tuple(s for s in a.sensor_nodes.split(",") if s),
+                           "sim_sensors": not a.no_sim_sensors, "respawn": not a.no_respawn})
 
 
 #: exit code of a node whose parameters or models are invalid (restarting cannot help)

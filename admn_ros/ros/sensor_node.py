@@ -80,15 +80,6 @@ BASE_SPECS: tuple[ParamSpec, ...] = (
 )
 
 
-def corruption_specs(stream_ids: list[str]) -> tuple[ParamSpec, ...]:
-    return tuple(ParamSpec(corruption_param(sid), "none",
-                           f"Corruption of stream {sid}: '<kind>[:sigma=..,severity=..,"
-                           f"schedule=constant|flicker,period_s=..,duty=..]'",
-                           constraints="kinds: " + ", ".join(CORRUPTION_KINDS),
-                           validator=partial(parse_corruption, modality=split_stream_id(sid)[1]))
-                 for sid in stream_ids)
-
-
 #: Without start_time, frame 0 is due this long after the timer starts (ns).
 _ANCHOR_DELAY_NS = 10_000_000
 #: The periodic timer is started this long after a grid point (ns) ...
@@ -132,15 +123,18 @@ class SensorNode(Node):
         self.period_ns = int(round(1e9 / self.rate_hz))
 
         ids = self.streams.ids
-        known = {corruption_param(s) for s in ids}
+        corr_specs = tuple(ParamSpec(corruption_param(sid), "none", f"Corruption of stream {sid}: '<kind>[:sigma=..,"
+                                     "severity=..,schedule=constant|flicker,period_s=..,duty=..]'",
+                                     constraints="kinds: " + ", ".join(CORRUPTION_KINDS),
+                                     validator=partial(parse_corruption, modality=split_stream_id(sid)[1]))
+                           for sid in ids)
+        self._specs = {s.name: s for s in BASE_SPECS + corr_specs}
         for name in parameter_overrides(self):
-            if name.startswith("corruption.") and name not in known:
+            if name.startswith("corruption.") and name not in self._specs:
                 raise ParameterError(self._unknown_corruption_reason(name, ids))
-        self._corr_specs = corruption_specs(ids)
-        self._specs = {s.name: s for s in BASE_SPECS + self._corr_specs}
-        corr = declare_parameters(self, self._corr_specs)
+        corr = declare_parameters(self, corr_specs)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        install_validation(self, BASE_SPECS + self._corr_specs)  # registered last: runs first
+        install_validation(self, BASE_SPECS + corr_specs)  # registered last: runs first
 
         self.corruption: dict[str, Any] = {}  # stream id -> CorruptionSpec as given (checked on declaration)
         for sid in ids:
@@ -157,11 +151,10 @@ class SensorNode(Node):
                            for sid in self.my_streams}
         self.qoi_pubs = ({sid: self.create_publisher(StreamQoI, topics.qoi_topic(sid), img_qos)
                           for sid in self.my_streams} if p["publish_qoi"] else {})
-        cams = [(n, mod, sub) for n in self.nodes for mod, sub in (("rgb", "color"), ("depth", "depth"))
-                if mod in self.streams.modalities] if p["publish_camera_info"] and self.cfg is not None else []
-        self.info_pubs = {stream_id(n, mod): self.create_publisher(CameraInfo, f"{n}/{sub}/camera_info", img_qos)
-                          for n, mod, sub in cams}
-        self.camera_info = {stream_id(n, mod): self._make_camera_info(n, frame_id(n, mod)) for n, mod, _ in cams}
+        cams = ({sid: t for sid in self.my_streams if (t := topics.camera_info_topic(sid))}
+                if p["publish_camera_info"] and self.cfg is not None else {})
+        self.info_pubs = {sid: self.create_publisher(CameraInfo, topic, img_qos) for sid, topic in cams.items()}
+        self.camera_info = {sid: self._make_camera_info(split_stream_id(sid)[0]) for sid in cams}
         self.gt_pub = None
         if p["publish_ground_truth"]:
             self._truth_cls = message_class(self.task.truth.type)
@@ -264,7 +257,6 @@ class SensorNode(Node):
         self._on_timer()
 
     def frame_stamp_ns(self, k: int) -> int:
-        """Stamp of frame ``k``: start_time + k / rate_hz (integer nanoseconds)."""
         return self.start_ns + int(round(k * 1e9 / self.rate_hz))
 
     def _on_timer(self) -> None:
@@ -376,9 +368,9 @@ class SensorNode(Node):
         self.frames_published += 1
         self.publish_lag_ms.append((self._now_ns() - self.frame_stamp_ns(k)) * 1e-6)
 
-    def _make_camera_info(self, node: str, fid: str) -> CameraInfo:
+    def _make_camera_info(self, node: str) -> CameraInfo:
         cam = self.cfg.node(node).camera
-        return CameraInfo(header=make_header(None, fid), width=int(cam.width), height=int(cam.height),
+        return CameraInfo(width=int(cam.width), height=int(cam.height),
                           distortion_model="plumb_bob", d=[0.0] * 5, k=[float(x) for x in cam.K.reshape(-1)],
                           r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
                           p=[cam.fx, 0.0, cam.cx, 0.0, 0.0, cam.fy, cam.cy, 0.0, 0.0, 0.0, 1.0, 0.0])

@@ -131,14 +131,10 @@ class StreamMonitor:
     def drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] += n
 
-    def rate(self, key: Hashable, now: float) -> float:
-        return self.inputs[key].rate.rate(now)
-
     def age(self, key: Hashable, now_ns: int) -> float:
         """Seconds between ``now_ns`` and the stamp of the last accepted message (NaN if none)."""
         last = self.inputs[key].last_stamp_ns
         return math.nan if last is None else (int(now_ns) - last) * 1e-9
 
     def rejected(self, key: Hashable) -> Counter:
-        """Rejections of one input by reason."""
         return Counter(self.inputs[key].rejected)

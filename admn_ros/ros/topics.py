@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from admn_ros.core.streams import split_stream_id
 
+_CAMERA = {"rgb": "color", "depth": "depth"}   # the camera namespace of each camera modality
 _IMAGE_SUFFIX = {"rgb": "color/image_raw", "depth": "depth/image_raw", "radar": "radar/range_azimuth"}
 _FRAME_SUFFIX = {"rgb": "color_optical_frame", "depth": "depth_optical_frame", "radar": "radar_frame"}
 
@@ -24,6 +25,12 @@ def image_topic(sid: str) -> str:
     """``node1/rgb`` -> ``node1/color/image_raw`` (REP-118 style names)."""
     node, mod = split_stream_id(sid)
     return f"{node}/{_IMAGE_SUFFIX[mod]}"
+
+
+def camera_info_topic(sid: str) -> str | None:
+    """``node1/rgb`` -> ``node1/color/camera_info``, beside the camera's image (None: radar has no camera)."""
+    node, mod = split_stream_id(sid)
+    return f"{node}/{_CAMERA[mod]}/camera_info" if mod in _CAMERA else None
 
 
 def radar_points_topic(sensor_node: str) -> str:

@@ -1,7 +1,5 @@
-"""ADMN visualization node: RViz markers (``admn/markers``) and a dashboard image
-(``admn/dashboard``) of the tracking graph, from ``admn/allocation`` and the tracking task's estimate
-and truth, with node poses and the track of ``sensors_config``; marker namespaces: docs/DEPLOY.md.
-"""
+"""ADMN visualization node: RViz markers and a dashboard image of the tracking graph's allocations, estimates and
+truth; topics, marker namespaces and the track: docs/DEPLOY.md, "What each node does"."""
 from __future__ import annotations
 
 import math

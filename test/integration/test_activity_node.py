@@ -28,6 +28,7 @@ import pytest
 
 from admn_ros.core.tasks import get_task
 from fixtures import write_random_activity_models
+from fixtures.lifecycle import state_label
 
 pytestmark = pytest.mark.ros
 
@@ -73,7 +74,7 @@ class Rig:
                      "diagnostics_period": 0.3, "dashboard_rate": 10.0, "ground_truth": False, **params}
         self.node = ActivityNode(context=self.ctx,
                                  parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
-        assert self.node.state_label == "active", self.node.configure_error
+        assert state_label(self.node) == "active", self.node.configure_error
         self.tn = rclpy.create_node("activity_test", context=self.ctx)
         self.ex = SingleThreadedExecutor(context=self.ctx)
         self.ex.add_node(self.node)
@@ -307,7 +308,7 @@ def test_bad_input_is_rejected_and_counted(model_dir):
         for k in range(4, 8):                        # the good stream goes on
             rig.publish_frame(k)
         node = rig.node
-        assert node.state_label == "active"
+        assert state_label(node) == "active"
         for sid, _, reason in bad:
             assert node.monitor.rejected(sid)[reason] == 1, (sid, reason, node.monitor.rejected(sid))
         assert rig.spin_until(lambda: len(rig.labels) >= 3, 3.0), f"{len(rig.labels)} labels after bad input"

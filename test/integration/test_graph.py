@@ -36,6 +36,7 @@ import pytest
 from admn_ros.core.runtime import Runtime
 from admn_ros.core.tasks import get_task
 from fixtures import write_random_models
+from fixtures.lifecycle import state_label
 from admn_ros.core.streams import StreamSet
 
 pytestmark = pytest.mark.ros
@@ -485,21 +486,21 @@ def test_bad_model_dir_fails_configure_with_named_problem(tmp_path, model_dir):
         node = ControllerNode(context=ctx, parameter_overrides=[
             Parameter("autostart", value=False), Parameter("model_dir", value=str(bad)),
             Parameter("backend", value="torch")])
-        assert node.state_label == "unconfigured"
+        assert state_label(node) == "unconfigured"
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-        assert node.state_label == "unconfigured"
+        assert state_label(node) == "unconfigured"
         assert "tracking.safetensors" in node.configure_error and "corrupt" in node.configure_error
         node.set_parameters([Parameter("model_dir", value=str(model_dir))])
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        assert node.state_label == "active"
+        assert state_label(node) == "active"
         res = node.set_parameters([Parameter("budget", value=200)])[0]
         assert not res.successful and "out of range" in res.reason
         # the usual lifecycle round trip
-        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and node.state_label == "inactive"
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and node.state_label == "active"
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and state_label(node) == "inactive"
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and state_label(node) == "active"
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and node.state_label == "unconfigured"
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and state_label(node) == "unconfigured"
         assert node.runtime is None
         node.destroy_node()
     finally:
@@ -586,7 +587,7 @@ def test_stamp_rejections_name_the_resolved_topic(model_dir):
         node = ControllerNode(context=ctx, cli_args=["--ros-args", "-r", "node2/depth/image_raw:=/cam2/depth"],
                               parameter_overrides=[Parameter("model_dir", value=str(model_dir)),
                                                    Parameter("backend", value="torch")])
-        assert node.state_label == "active", node.configure_error
+        assert state_label(node) == "active", node.configure_error
         warned: list[str] = []
         node.warn_throttled = lambda kind, text, key="": warned.append(text)
         m = Image(height=8, width=8, encoding="16UC1", step=16, data=bytes(128))
@@ -618,7 +619,7 @@ def test_a_radar_seeing_the_same_scene_is_not_frozen(model_dir):
         node = ControllerNode(context=ctx, parameter_overrides=[
             Parameter("model_dir", value=str(model_dir)), Parameter("backend", value="torch"),
             Parameter("radar_input", value="pointcloud2")])
-        assert node.state_label == "active", node.configure_error
+        assert state_label(node) == "active", node.configure_error
         fields = [PointField(name=n, offset=4 * k, datatype=PointField.FLOAT32, count=1)
                   for k, n in enumerate(("x", "y", "z", "intensity"))]
         t0 = int(node.now_s())

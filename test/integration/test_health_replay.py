@@ -24,6 +24,7 @@ from admn_ros.core.health import HealthConfig
 from admn_ros.core.sim import CorruptionSpec
 from admn_ros.core.tasks import get_task
 from fixtures import write_random_activity_models, write_random_models
+from fixtures.lifecycle import state_label
 
 pytestmark = pytest.mark.ros
 
@@ -93,7 +94,7 @@ def _live(task: str, d: Path) -> dict[int, tuple[np.ndarray, list[str]]]:
     out: dict[int, tuple[np.ndarray, list[str]]] = {}
     try:
         node = cls(context=ctx, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-        assert node.state_label == "active", node.configure_error
+        assert state_label(node) == "active", node.configure_error
         publish = node.alloc_pub.publish
 
         def keep(msg):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from admn_ros.core.streams import StreamSet, mask_from_counts
+from fixtures.lifecycle import state_label
 
 pytestmark = pytest.mark.ros
 
@@ -43,7 +44,7 @@ def test_viz_node_markers_and_dashboard(tmp_path):
     rclpy.init(context=ctx)
     viz = VizNode(context=ctx, parameter_overrides=[Parameter("marker_rate", value=20.0),
                                                     Parameter("marker_lifetime", value=0.0)])
-    assert viz.state_label == "active", viz.configure_error
+    assert state_label(viz) == "active", viz.configure_error
     tn = rclpy.create_node("viz_test", context=ctx)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(viz)

@@ -30,6 +30,7 @@ from admn_ros.bags.reader import BagFrames
 from admn_ros.bags.record import open_writer
 from admn_ros.bags.typestore import get_admn_typestore
 from fixtures import write_random_models
+from fixtures.lifecycle import state_label
 
 pytestmark = pytest.mark.ros
 
@@ -107,7 +108,7 @@ def _controller(ctx, model_dir: Path, **extra):
               "timeout": TIMEOUT, "image_reliability": "reliable", "qos_depth": 50, "max_future_s": 0.0,
               "diagnostics_period": 0.2, **extra}
     node = ControllerNode(context=ctx, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-    assert node.state_label == "active", node.configure_error
+    assert state_label(node) == "active", node.configure_error
     return node
 
 

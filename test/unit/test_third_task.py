@@ -14,6 +14,7 @@ import torch
 from admn_ros.core.tasks import TASKS
 from admn_ros.core.tasks.activity import ActivityTask
 from admn_ros.core.train.config import TaskRecipe
+from fixtures.lifecycle import state_label
 
 FRAMES, CLASSES = 2, ("sit", "wave", "jump")
 CHANNELS = {"rgb": 3, "depth": 1, "radar": 1}
@@ -123,7 +124,7 @@ def test_a_third_windowed_task_gets_its_graph_and_its_window_node(third):
         node = ActivityNode(context=ctx, parameter_overrides=[Parameter("task", value="third"),
                                                               Parameter("backend", value="torch")])
         try:
-            assert node.state_label != "active"
+            assert state_label(node) != "active"
             assert f"{third.models_dir()}: no third models yet" in str(node.configure_error)
         finally:
             node.destroy_node()
