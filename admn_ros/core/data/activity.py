@@ -257,7 +257,7 @@ def _render_windows(task: tuple[int, int], seed: int, windows: int, frames: int,
     for w in range(windows):
         rng = window_rng(seed, subject_id, activity, w)
         start = float(rng.uniform(0.0, MAX_START_S))
-        win = render_window(r.subject, ACTIVITIES[activity], start, frames, rate_hz, rng, renderer=r)
+        win = render_window(r, ACTIVITIES[activity], start, frames, rate_hz, rng)
         for i in range(frames):
             for m in MODALITY_NAMES:
                 out[m][w, i] = to_storage(m, win[m][i])

@@ -696,21 +696,16 @@ class ActivityRenderer:
         return [(*self._camera(Jall[i, 0], rng), self._radar(Jall[i, 1:], rng)) for i in range(tt.shape[0])]
 
 
-def render_window(subject: Subject, activity: str, start_s: float, frames: int, rate_hz: float = 10.0,
-                  seed: int | np.random.Generator | np.random.SeedSequence = 0, width: int = 160, height: int = 120,
-                  renderer: ActivityRenderer | None = None) -> dict[str, np.ndarray]:
-    """``frames`` frames at ``rate_hz`` from ``start_s`` of ``subject`` performing ``activity``
-    since t = 0: ``{"rgb": uint8 (F, H, W, 3), "depth": uint16 (F, H, W) mm, "radar": float32
-    (F, 64, 64)}``. ``seed`` is the noise seed; ``renderer`` a prebuilt one of this subject."""
+def render_window(renderer: ActivityRenderer, activity: str, start_s: float, frames: int, rate_hz: float = 10.0,
+                  seed: int | np.random.Generator | np.random.SeedSequence = 0) -> dict[str, np.ndarray]:
+    """``frames`` frames at ``rate_hz`` from ``start_s`` of the renderer's subject performing
+    ``activity`` since t = 0: ``{"rgb": uint8 (F, H, W, 3), "depth": uint16 (F, H, W) mm, "radar":
+    float32 (F, 64, 64)}``. ``seed`` is the noise seed."""
     check_index("frames", frames, ActivityError, lo=1)
     check_rate(rate_hz, ActivityError)
-    if renderer is None:
-        renderer = ActivityRenderer(subject, width, height)
-    elif renderer.subject != subject:
-        raise ActivityError("renderer was built for another subject")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     times = float(start_s) + np.arange(int(frames)) / float(rate_hz)
-    out = renderer.render_times(Performance(subject, [(activity, 1.0)]), times, rng)
+    out = renderer.render_times(Performance(renderer.subject, [(activity, 1.0)]), times, rng)
     return {k: np.stack([o[i] for o in out]) for i, k in enumerate(MODALITY_NAMES)}
 
 
@@ -787,7 +782,7 @@ def preview_activity(path: str | Path) -> Path:
     tile_h = int(round(tile_w * renderer.H / renderer.W))
     rows = []
     for k, act in enumerate(ACTIVITIES):
-        w = render_window(subject, act, 1.0, frames, rate_hz, seed=k, renderer=renderer)
+        w = render_window(renderer, act, 1.0, frames, rate_hz, seed=k)
         cells = []
         for kind in MODALITY_NAMES:
             cells += [np.pad(_tile(kind, x, tile_w, tile_h), ((1, 1), (1, 1), (0, 0))) for x in w[kind]]
