@@ -1,12 +1,11 @@
 """Pieces shared by the training stages and the evaluation: dataset access with named errors,
-seeded randomness, noise and failure sampling, schedules, progress and the per-sample score."""
+seeded randomness, noise and failure sampling, schedules and the per-sample score."""
 from __future__ import annotations
 
 import hashlib
 import importlib
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from admn_ros.core.data.tools import progress_bar
 from admn_ros.core.noise import draw_stream_sigmas
 from admn_ros.core.streams import MODALITIES, StreamSet, validate_budget
 from admn_ros.core.tasks import DEFAULT_TASK, Task, get_task
@@ -355,14 +355,6 @@ def make_adamw(params: Sequence[torch.nn.Parameter] | Iterator[torch.nn.Paramete
         return torch.optim.AdamW(groups, lr=lr)
 
 
-def progress(total: int, desc: str, enabled: bool = True) -> Any:
-    """A tqdm bar on stderr (a no-op object when disabled)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True,
-                file=sys.stderr, unit="batch")
-
-
 class Throughput:
     """Samples/s over the timed sections (:meth:`start` ... :meth:`stop`)."""
 
@@ -390,7 +382,7 @@ def run_epoch(module: torch.nn.Module, opt: torch.optim.Optimizer, ds: Any, cfg:
     norm 1, timed by ``tput``. Returns the losses and the last learning rate."""
     module.train()
     batches = epoch_batches(len(ds), cfg.batch_size, rng, limit=cfg.train_samples)
-    bar = progress(len(batches), desc, cfg.progress)
+    bar = progress_bar(cfg.progress, len(batches), "batch", desc, transient=True)
     losses: list[float] = []
     lr = 0.0
     for i, sel in enumerate(batches):
