@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import time
 from collections import Counter
 from contextlib import suppress
@@ -206,9 +205,7 @@ class ActivityWriter:
     def abort(self) -> None:
         """Remove everything written; the writer is closed."""
         self._mm.clear()
-        for s in SPLITS:
-            shutil.rmtree(self.root / s, ignore_errors=True)
-        (self.root / "meta.json").unlink(missing_ok=True)
+        clear_dataset(self.root, overwrite=True)
         (self.root / ".meta.json.tmp").unlink(missing_ok=True)
         if self._created_root:
             with suppress(OSError):
@@ -258,9 +255,8 @@ def _render_windows(task: tuple[int, int], seed: int, windows: int, frames: int,
         rng = window_rng(seed, subject_id, activity, w)
         start = float(rng.uniform(0.0, MAX_START_S))
         win = render_window(r, ACTIVITIES[activity], start, frames, rate_hz, rng)
-        for i in range(frames):
-            for m in MODALITY_NAMES:
-                out[m][w, i] = to_storage(m, win[m][i])
+        for m in MODALITY_NAMES:
+            out[m][w] = [to_storage(m, frame) for frame in win[m]]
         out["t"][w] = start
     return task, out, time.perf_counter() - t0
 

@@ -83,7 +83,6 @@ class DatasetError(ValueError):
 
 
 def read_meta(root: str | Path) -> dict[str, Any]:
-    """Load and check ``<root>/meta.json`` (format name and version)."""
     return load_meta_json(root, FORMAT_NAME, FORMAT_VERSION, "regenerate the dataset")
 
 

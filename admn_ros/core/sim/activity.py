@@ -161,8 +161,7 @@ def draw_subject(seed: int, subject_id: int) -> Subject:
 
 def _keys(phi: np.ndarray, points: Sequence[tuple[float, float]]) -> np.ndarray:
     """Smoothstep curve through ``(phase, value)`` keys from phase 0 to 1."""
-    xs = np.array([p for p, _ in points])
-    vs = np.array([v for _, v in points])
+    xs, vs = np.array(points, np.float64).T
     i = np.clip(np.searchsorted(xs, phi, side="right") - 1, 0, len(xs) - 2)
     u = np.clip((phi - xs[i]) / (xs[i + 1] - xs[i]), 0.0, 1.0)
     s = u * u * (3.0 - 2.0 * u)
@@ -639,9 +638,8 @@ class ActivityRenderer:
             ip = np.array([_ipt(p) for p in pts], np.int32)
             cv2.fillConvexPoly(img, ip, _paint(colr, 0.5 + 0.6 * lam, gain), cv2.LINE_AA, _SH)
             # depth: the front surface plane (TORSO_DEPTH / 2 ahead of the joint plane)
-            x0, y0 = np.floor(pts.min(0)).astype(int) - 1
-            x1, y1 = np.ceil(pts.max(0)).astype(int) + 2
-            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, self.W), min(y1, self.H)
+            x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - 1, 0)
+            x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + 2, (self.W, self.H))
             if x1 <= x0 or y1 <= y0:
                 continue
             m = np.zeros((y1 - y0, x1 - x0), np.uint8)

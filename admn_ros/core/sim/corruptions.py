@@ -93,10 +93,7 @@ class CorruptionSpec:
         """Whether the corruption is on ``elapsed_s`` seconds after it was set."""
         if self.kind == "none":
             return False
-        if self.schedule == "constant":
-            return True
-        phase = (elapsed_s + 1e-9) % self.period_s
-        return phase < self.duty * self.period_s
+        return self.schedule == "constant" or (elapsed_s + 1e-9) % self.period_s < self.duty * self.period_s
 
 
 #: Option keys of a corruption string (``period`` is short for ``period_s``).

@@ -175,7 +175,6 @@ def _wall_albedo(wall: int, u: np.ndarray, z: np.ndarray, app: Appearance) -> np
 
 
 def expose(color: np.ndarray, app: Appearance) -> np.ndarray:
-    """Apply the episode's exposure gain and colour cast; clip to [0, 1]."""
     return np.clip(color * app.gain * np.asarray(app.cast), 0.0, 1.0)
 
 

@@ -25,8 +25,6 @@ class Phase:
 
 @dataclass(frozen=True)
 class Timeline:
-    """The phases of a scenario file (:meth:`load`)."""
-
     name: str
     phases: tuple[Phase, ...]
     source: str = ""
