@@ -772,8 +772,7 @@ def _tile(kind: str, x: np.ndarray, tile_w: int, tile_h: int) -> np.ndarray:
 
 
 def preview_activity(path: str | Path) -> Path:
-    """The PNG grid of docs/DATASET.md: subject 1 of seed 0, a row per activity, columns rgb /
-    depth / radar over one window of 5 frames at 10 Hz from t = 1 s."""
+    """The PNG grid of docs/DATASET.md: a row per activity, a window of rgb, depth and radar frames each."""
     frames, rate_hz, tile_w, label_w, white = 5, 10.0, 72, 92, (255, 255, 255)
     subject = draw_subject(0, 1)
     renderer = ActivityRenderer(subject)
