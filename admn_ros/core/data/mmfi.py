@@ -357,7 +357,6 @@ class ConvertSummary:
         return int(sum(sum(v.values()) for v in self.skipped.values()))
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field but ``classes`` (their count instead), with the totals."""
         fields = {k: v for k, v in asdict(self).items() if k != "classes"}
         return {"source": "mmfi", **fields, "n_classes": len(self.classes), "n_windows": self.n_windows,
                 "n_skipped": self.n_skipped}
