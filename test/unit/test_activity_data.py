@@ -68,8 +68,8 @@ def test_body_stands_on_the_floor_and_moves(subject):
 
 
 def test_render_window_shapes_and_determinism(subject, renderer):
-    a = render_window(subject, "squat", 1.0, 3, seed=7, renderer=renderer)
-    b = render_window(subject, "squat", 1.0, 3, seed=7)      # a fresh renderer: same arrays
+    a = render_window(renderer, "squat", 1.0, 3, seed=7)
+    b = render_window(ActivityRenderer(subject), "squat", 1.0, 3, seed=7)      # a fresh renderer: same arrays
     assert a["rgb"].dtype == np.uint8 and a["rgb"].shape == (3, 120, 160, 3)
     assert a["depth"].dtype == np.uint16 and a["depth"].shape == (3, 120, 160)
     assert a["radar"].dtype == np.float32 and a["radar"].shape == (3, RADAR_BINS, RADAR_BINS)
@@ -78,9 +78,9 @@ def test_render_window_shapes_and_determinism(subject, renderer):
         assert np.array_equal(a[k], b[k]), k
     d = a["depth"][0]
     assert (d == 0).any() and 4000 <= int(np.median(d[10])) <= 5000          # holes; the wall at 4-5 m
-    c = render_window(subject, "squat", 1.0, 3, seed=8, renderer=renderer)
+    c = render_window(renderer, "squat", 1.0, 3, seed=8)
     assert not np.array_equal(a["rgb"], c["rgb"])                            # noise follows the seed
-    small = render_window(subject, "wave", 0.0, 1, width=80, height=60)
+    small = render_window(ActivityRenderer(subject, 80, 60), "wave", 0.0, 1)
     assert small["rgb"].shape == (1, 60, 80, 3)
 
 
@@ -94,8 +94,8 @@ def _moving_power(radar: np.ndarray, distance: float) -> float:
 
 
 def test_activities_differ_in_rgb_and_radar(subject, renderer):
-    w = {a: render_window(subject, a, 1.0, 10, seed=1, renderer=renderer) for a in ("wave", "squat", "jump", "clap")}
-    noise = render_window(subject, "wave", 1.0, 10, seed=2, renderer=renderer)
+    w = {a: render_window(renderer, a, 1.0, 10, seed=1) for a in ("wave", "squat", "jump", "clap")}
+    noise = render_window(renderer, "wave", 1.0, 10, seed=2)
     def changed(x: np.ndarray, y: np.ndarray) -> float:   # fraction of pixels that differ by > 40 levels
         return float((np.abs(x.astype(int) - y).max(-1) > 40).mean())
 
@@ -136,7 +136,7 @@ def test_bad_rate_is_refused_everywhere(subject, renderer, tmp_path, rate_hz):
     with pytest.raises(ActivityError, match="rate_hz must be > 0"):
         ActivitySimulator(subject, rate_hz=rate_hz)
     with pytest.raises(ActivityError, match="rate_hz must be > 0"):
-        render_window(subject, "wave", 0.0, 2, rate_hz, renderer=renderer)
+        render_window(renderer, "wave", 0.0, 2, rate_hz)
     with pytest.raises(ValueError, match="rate_hz must be > 0"):
         ActivityWriter(tmp_path / "ds", ["a"], 2, rate_hz, "test", {"train": 1})
     assert not (tmp_path / "ds").exists()
@@ -203,7 +203,7 @@ def test_generated_dataset_layout_and_reader(dataset):
     rng = window_rng(3, sid, lab, 0)
     start = float(rng.uniform(0.0, 30.0))
     assert ds.t[3] == np.float32(start)
-    w = render_window(draw_subject(3, sid), ACTIVITIES[lab], start, 2, 10.0, rng)
+    w = render_window(ActivityRenderer(draw_subject(3, sid)), ACTIVITIES[lab], start, 2, 10.0, rng)
     assert np.array_equal(ds.rgb[3, 1], to_storage("rgb", w["rgb"][1]))
     assert np.array_equal(ds.batch([3])["depth"][0, 0], to_model_input("depth", w["depth"][0]))
 
@@ -253,13 +253,13 @@ def test_reader_errors(dataset, tmp_path):
 
 
 # ----------------------------------------------------------------------------- writer
-def test_writer_round_trip(subject, renderer, tmp_path):
+def test_writer_round_trip(renderer, tmp_path):
     """Windows added to preallocated splits come back exactly; close trims a split that got fewer
     windows than preallocated (train 2 of 3, val 0 of 1), abort removes everything.
 
     Break tried: close without trimming (ActivityDataset then rejects train/rgb.npy's shape)."""
-    w1 = render_window(subject, "kick", 0.5, 2, seed=1, renderer=renderer)          # sensor frames
-    w2 = render_window(subject, "clap", 2.0, 2, seed=2, renderer=renderer)
+    w1 = render_window(renderer, "kick", 0.5, 2, seed=1)          # sensor frames
+    w2 = render_window(renderer, "clap", 2.0, 2, seed=2)
     s1, stored = ({m: np.stack([to_storage(m, f) for f in w[m]])[None] for m in ("rgb", "depth", "radar")}
                   for w in (w1, w2))
     one = {"subject": np.array([7]), "t": np.array([0.5])}

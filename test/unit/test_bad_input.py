@@ -26,7 +26,7 @@ def test_interrupted_dataset_leaves_nothing_and_the_next_run_starts(tmp_path, ca
     out = tmp_path / "ds"
     run = generate._run_task
 
-    def interrupted(task):
+    def interrupted(task, **_):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(generate, "_run_task", interrupted)

@@ -10,7 +10,6 @@ from admn_ros.core.tasks import DEFAULT_TASK, TASKS, get_task
 
 
 def dataset_main(argv: list[str] | None = None) -> int:
-    """The task's generator (default: tracking) with the other options."""
     p = argparse.ArgumentParser(prog="admn-ros dataset", add_help=False, allow_abbrev=False)
     p.add_argument("--task", default=DEFAULT_TASK)
     a, rest = p.parse_known_args(argv)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import time
 from collections import Counter
 from contextlib import suppress
@@ -105,10 +104,8 @@ def _checked(stem: str, arr: Any, n: int, frames: int, what: str) -> np.ndarray:
 
 
 class ActivityWriter:
-    """Create an activity dataset from windows of storage arrays added per split into files
-    preallocated for at most ``sizes[split]`` windows; :meth:`close` trims every split to what was
-    added and writes ``meta.json`` last, :meth:`abort` (or an exception in a ``with`` block) removes
-    all (docs/DATASET.md)."""
+    """Create an activity dataset (docs/DATASET.md) from windows added per split into files preallocated
+    for at most ``sizes[split]`` windows; an exception in a ``with`` block aborts (removes all)."""
 
     def __init__(self, root: str | Path, classes: Sequence[str], frames: int, rate_hz: float, source: str,
                  sizes: Mapping[str, int], extra_meta: Mapping[str, Any] | None = None, overwrite: bool = False, *,
@@ -129,10 +126,8 @@ class ActivityWriter:
         self._subjects: dict[str, set[int]] = {s: set() for s in SPLITS}
         self._counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
         self._sizes = {s: int(sizes.get(s, 0)) for s in SPLITS}
-        self._mm: dict[str, dict[str, np.ndarray]] = {}
-        for s, n in self._sizes.items():
-            (self.root / s).mkdir(parents=True, exist_ok=True)
-            self._mm[s] = create_arrays(self.root / s, n, self.frames, arrays=ACTIVITY_ARRAYS) if n else {}
+        self._mm = {s: create_arrays(self.root / s, n, self.frames, arrays=ACTIVITY_ARRAYS)
+                    for s, n in self._sizes.items()}
 
     def add(self, split: str, rgb: Any, depth: Any, radar: Any, label: Any, subject: Any, t: Any) -> int:
         """Append windows ``[N, F, ...]`` (``preprocess.to_storage`` frames) with ``N`` labels,
@@ -187,14 +182,10 @@ class ActivityWriter:
         if self._closed:
             raise ValueError(f"{self.root}: writer already closed")
         for s, arrays in self._mm.items():
-            for stem, (dt, _, _) in ACTIVITY_ARRAYS.items():
-                path = self.root / s / f"{stem}.npy"
-                if not arrays:  # a split without windows: header-only files, written last
-                    np.save(path, np.zeros(array_shape(stem, 0, self.frames, ACTIVITY_ARRAYS), dt))
-                    continue
-                arrays[stem].flush()
+            for stem, a in arrays.items():
+                a.flush()
                 if self._n[s] < self._sizes[s]:
-                    truncate_npy(path, self._n[s])
+                    truncate_npy(self.root / s / f"{stem}.npy", self._n[s])
         self._mm.clear()
         meta = self.meta()
         tmp = self.root / ".meta.json.tmp"
@@ -206,9 +197,7 @@ class ActivityWriter:
     def abort(self) -> None:
         """Remove everything written; the writer is closed."""
         self._mm.clear()
-        for s in SPLITS:
-            shutil.rmtree(self.root / s, ignore_errors=True)
-        (self.root / "meta.json").unlink(missing_ok=True)
+        clear_dataset(self.root, overwrite=True)
         (self.root / ".meta.json.tmp").unlink(missing_ok=True)
         if self._created_root:
             with suppress(OSError):
@@ -257,10 +246,9 @@ def _render_windows(task: tuple[int, int], seed: int, windows: int, frames: int,
     for w in range(windows):
         rng = window_rng(seed, subject_id, activity, w)
         start = float(rng.uniform(0.0, MAX_START_S))
-        win = render_window(r.subject, ACTIVITIES[activity], start, frames, rate_hz, rng, renderer=r)
-        for i in range(frames):
-            for m in MODALITY_NAMES:
-                out[m][w, i] = to_storage(m, win[m][i])
+        win = render_window(r, ACTIVITIES[activity], start, frames, rate_hz, rng)
+        for m in MODALITY_NAMES:
+            out[m][w] = [to_storage(m, frame) for frame in win[m]]
         out["t"][w] = start
     return task, out, time.perf_counter() - t0
 
@@ -301,8 +289,7 @@ def generate_activity_dataset(out: str | Path, n_subjects: int = 40, val_subject
         with WorkerPool(render, tasks, workers, progress=progress, total=total, unit="window",
                         desc=f"activity -> {out}") as pool:
             for (sid, act), arr, sec in pool:   # in task order: deterministic layout
-                writer.add(split_of[sid], arr["rgb"], arr["depth"], arr["radar"], np.full(n, act, np.int64),
-                           np.full(n, sid, np.int32), arr["t"])
+                writer.add(split_of[sid], **arr, label=np.full(n, act, np.int64), subject=np.full(n, sid, np.int32))
                 pool.advance(n, sec)
         summary = pool.summary(out, total)
         elapsed, nbytes = summary["elapsed_s"], summary["bytes"]

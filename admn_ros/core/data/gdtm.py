@@ -424,7 +424,6 @@ def _calibrate_radar(plan: _Plan, kind: str, on_corrupt: str) -> tuple[RadarNorm
     picks = np.unique(np.linspace(0, n - 1, num=min(n, RADAR_CALIBRATION_FRAMES)).round().astype(int))
     probe = RadarNorm(kind, 0.0, 1.0)
     vals: list[np.ndarray] = []
-    used = 0
     with ExitStack() as stack:
         files = {s.path: stack.enter_context(_open_h5(s.path)) for s in radar_streams}
         for i in picks:
@@ -440,15 +439,14 @@ def _calibrate_radar(plan: _Plan, kind: str, on_corrupt: str) -> tuple[RadarNorm
                 if v.size > 20000:
                     v = v[:: int(math.ceil(v.size / 20000))]
                 vals.append(v)
-                used += 1
     allv = np.concatenate(vals) if vals else np.zeros(0)
     if allv.size == 0:
-        raise GDTMError(f"split {plan.split!r}: no finite radar values in {used} calibration frames "
+        raise GDTMError(f"split {plan.split!r}: no finite radar values in {len(vals)} calibration frames "
                         f"({SOURCES['radar'][kind][1]}); pass radar_range=(lo, hi)", plan.src_dir)
     lo, hi = (float(x) for x in np.percentile(allv, RADAR_PERCENTILES))
     if not hi - lo > 1e-9:
         hi = lo + 1.0
-    return RadarNorm(kind, lo, hi), used
+    return RadarNorm(kind, lo, hi), len(vals)
 
 
 def _episodes(stamps: np.ndarray, pose_ids: np.ndarray, gap_ms: float, first_id: int) -> tuple[np.ndarray, np.ndarray]:

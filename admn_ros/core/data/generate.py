@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import dataclass
+from functools import partial
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -18,17 +18,6 @@ from admn_ros.core.data.tools import WorkerPool, clear_dataset, cli_exit_code, f
 from admn_ros.core.preprocess import to_storage
 from admn_ros.core.sim.config import SimConfig, load_sim_config
 from admn_ros.core.streams import MODALITY_NAMES
-
-
-@dataclass(frozen=True)
-class _Task:
-    out_dir: str
-    split: str
-    episode: int
-    offset: int
-    n_frames: int
-    seed: int
-    cfg: SimConfig
 
 
 def plan_splits(n_samples: int, frames_per_episode: int, val_frac: float, test_frac: float,
@@ -54,25 +43,28 @@ def plan_splits(n_samples: int, frames_per_episode: int, val_frac: float, test_f
     return {s: [(e, lengths[e]) for e in groups[s]] for s in SPLITS}
 
 
-def _run_task(task: _Task) -> tuple[str, int, int, float]:
+def _run_task(task: tuple[str, int, int, int], out_dir: str, seed: int, cfg: SimConfig
+              ) -> tuple[str, int, int, float]:
+    """Render ``task = (split, episode, first row, frames)`` into the episode's rows of the split's arrays."""
     from admn_ros.core.sim.simulator import GDTMSimulator
 
     t0 = time.perf_counter()
-    nodes = [n.name for n in task.cfg.nodes]
-    arrs = {stem: np.load(Path(task.out_dir) / task.split / f"{stem}.npy", mmap_mode="r+") for stem in ARRAYS}
-    sim = GDTMSimulator(task.cfg, seed=task.seed, episode=task.episode)
-    for j in range(task.offset, task.offset + task.n_frames):  # the episode's rows
+    split, episode, offset, n_frames = task
+    nodes = [n.name for n in cfg.nodes]
+    arrs = {stem: np.load(Path(out_dir) / split / f"{stem}.npy", mmap_mode="r+") for stem in ARRAYS}
+    sim = GDTMSimulator(cfg, seed=seed, episode=episode)
+    for j in range(offset, offset + n_frames):
         f = sim.step()
         for k, node in enumerate(nodes):
             for m in MODALITY_NAMES:
                 arrs[m][j, k] = to_storage(m, f.streams[f"{node}/{m}"].data)
             arrs["visibility"][j, k] = f.visibility[node]
         arrs["gt"][j] = f.gt_xy
-        arrs["episode"][j] = task.episode
+        arrs["episode"][j] = episode
         arrs["t"][j] = f.t
     for a in arrs.values():
         a.flush()
-    return task.split, task.episode, task.n_frames, time.perf_counter() - t0
+    return split, episode, n_frames, time.perf_counter() - t0
 
 
 def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
@@ -86,16 +78,17 @@ def generate_dataset(out_dir: str | Path, n_samples: int = 20000, seed: int = 0,
     plan = plan_splits(n_samples, frames_per_episode, val_frac, test_frac, seed)
     out = Path(out_dir)
     clear_dataset(out, overwrite)
-    tasks: list[_Task] = []
+    tasks: list[tuple[str, int, int, int]] = []
     with splits_removed_on_error(out):
         for split in SPLITS:
             for a in create_arrays(out / split, sum(n for _, n in plan[split]), len(cfg.nodes)).values():  # allocate
                 a.flush()
             offsets = accumulate((n for _, n in plan[split]), initial=0)  # first row of each episode
-            tasks += [_Task(str(out), split, ep, off, n, seed, cfg) for (ep, n), off in zip(plan[split], offsets)]
-        tasks.sort(key=lambda t: -t.n_frames)  # long episodes first: better load balance
+            tasks += [(split, ep, off, n) for (ep, n), off in zip(plan[split], offsets)]
+        tasks.sort(key=lambda t: -t[3])  # long episodes first: better load balance
 
-        with WorkerPool(_run_task, tasks, workers, ordered=False, progress=progress, total=n_samples,
+        render = partial(_run_task, out_dir=str(out), seed=seed, cfg=cfg)
+        with WorkerPool(render, tasks, workers, ordered=False, progress=progress, total=n_samples,
                         unit="sample", desc=f"simdata -> {out}") as pool:
             for _split, _ep, n, sec in pool:
                 pool.advance(n, sec)

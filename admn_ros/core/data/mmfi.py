@@ -357,7 +357,6 @@ class ConvertSummary:
         return int(sum(sum(v.values()) for v in self.skipped.values()))
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field but ``classes`` (their count instead), with the totals."""
         fields = {k: v for k, v in asdict(self).items() if k != "classes"}
         return {"source": "mmfi", **fields, "n_classes": len(self.classes), "n_windows": self.n_windows,
                 "n_skipped": self.n_skipped}
@@ -511,7 +510,6 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
         for name, seq_list in plan.items():
             skipped: Counter = Counter()
             skipped_seq: Counter = Counter()
-            n_written = 0
             subjects: set[str] = set()
             seq_index[name] = []
             for s in progress_bar(progress, len(seq_list), "seq", f"mmfi {name}", seq_list):
@@ -520,11 +518,11 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
                                                strict, notes, summary.examples)
                 skipped.update(reasons)
                 if w:
-                    n_written += w
                     subjects.add(s.subject)
                     seq_index[name].append({"seq": s.name, "windows": w})
                 else:
                     skipped_seq["short_sequence" if reasons.get("short_sequence") else "all_windows_dropped"] += 1
+            n_written = sum(e["windows"] for e in seq_index[name])
             if n_written == 0:
                 raise _err(root_p, f"split {name!r} has no windows: all {len(seq_list)} sequences were dropped "
                                    f"({dict(skipped)}); e.g. {summary.examples[:2]}")

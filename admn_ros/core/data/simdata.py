@@ -44,8 +44,7 @@ def array_shape(stem: str, n: int, s: int, arrays: dict[str, tuple[str, tuple[An
 
 def create_arrays(d: Path, n: int, s: int, stems: Sequence[str] | None = None,
                   arrays: dict[str, tuple[str, tuple[Any, ...], str]] = ARRAYS) -> dict[str, np.ndarray]:
-    """Preallocated ``<d>/<stem>.npy`` memory maps of ``arrays`` (every one, or ``stems``) for ``n``
-    samples of ``s`` nodes or frames (``d`` is created)."""
+    """Preallocated ``<d>/<stem>.npy`` memory maps (``d`` is created) of ``stems`` of ``arrays`` (default: all)."""
     d.mkdir(parents=True, exist_ok=True)
     return {stem: np.lib.format.open_memmap(d / f"{stem}.npy", mode="w+", dtype=np.dtype(arrays[stem][0]),
                                             shape=array_shape(stem, n, s, arrays)) for stem in stems or arrays}
@@ -83,7 +82,6 @@ class DatasetError(ValueError):
 
 
 def read_meta(root: str | Path) -> dict[str, Any]:
-    """Load and check ``<root>/meta.json`` (format name and version)."""
     return load_meta_json(root, FORMAT_NAME, FORMAT_VERSION, "regenerate the dataset")
 
 

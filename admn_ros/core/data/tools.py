@@ -47,11 +47,14 @@ def worker_init() -> None:
     cv2.setNumThreads(1)
 
 
-def progress_bar(enabled: bool, total: int, unit: str, desc: str, items: Iterable[Any] | None = None) -> Any:
-    """A tqdm bar on stderr (iterating over ``items`` if given) that shows nothing unless ``enabled``."""
+def progress_bar(enabled: bool, total: int, unit: str, desc: str, items: Iterable[Any] | None = None, *,
+                 transient: bool = False) -> Any:
+    """A tqdm bar on stderr (iterating over ``items`` if given) that shows nothing unless ``enabled``;
+    a ``transient`` one follows the terminal's width and is erased when closed."""
     from tqdm import tqdm
 
-    return tqdm(items, total=total, unit=unit, desc=desc, file=sys.stderr, disable=not enabled)
+    return tqdm(items, total=total, unit=unit, desc=desc, file=sys.stderr, disable=not enabled, leave=not transient,
+                dynamic_ncols=transient)
 
 
 def truncate_npy(path: Path, n: int) -> None:

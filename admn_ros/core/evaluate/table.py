@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from admn_ros.core.data.tools import progress_bar
 from admn_ros.core.evaluate.methods import Method
 from admn_ros.core.evaluate.stats import paired_diff, sample_groups
 from admn_ros.core.noise import REGIMES, draw_stream_sigmas
@@ -15,8 +16,8 @@ from admn_ros.core.sim.config import CameraIntrinsics, RadarConfig
 from admn_ros.core.sim.corruptions import REAL_WORLD
 from admn_ros.core.streams import StreamSet, budget_from_fraction, mask_from_counts
 from admn_ros.core.tasks import get_task
-from admn_ros.core.train.common import (apply_failures, apply_noise, derive_seed, draw_failures, progress,
-                                        mean_score, sigma_max_of, to_torch)
+from admn_ros.core.train.common import (apply_failures, apply_noise, derive_seed, draw_failures, mean_score,
+                                        sigma_max_of, to_torch)
 from admn_ros.core.train.config import TABLE_FRACTIONS, TrainConfigError
 
 DRAWS: dict[str, str] = {"modality": "per modality", "stream": "per stream"}
@@ -158,7 +159,8 @@ def run_table(model: torch.nn.Module, methods: Sequence[Method], ds: Any, settin
     examples: list[Example] = []
     frozen_ages: list[int] = []
     n_batches = (n_total + settings.batch_size - 1) // settings.batch_size
-    bar = progress(len(settings.regimes) * len(settings.draws) * n_batches, "evaluate", show_progress)
+    bar = progress_bar(show_progress, len(settings.regimes) * len(settings.draws) * n_batches, "batch", "evaluate",
+                       transient=True)
     smax = sigma_max_of(streams)
     radar, pixel_scale = failure_geometry(ds)
     failures = [r for r in settings.regimes if r in REAL_WORLD]

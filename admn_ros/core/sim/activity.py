@@ -161,8 +161,7 @@ def draw_subject(seed: int, subject_id: int) -> Subject:
 
 def _keys(phi: np.ndarray, points: Sequence[tuple[float, float]]) -> np.ndarray:
     """Smoothstep curve through ``(phase, value)`` keys from phase 0 to 1."""
-    xs = np.array([p for p, _ in points])
-    vs = np.array([v for _, v in points])
+    xs, vs = np.array(points, np.float64).T
     i = np.clip(np.searchsorted(xs, phi, side="right") - 1, 0, len(xs) - 2)
     u = np.clip((phi - xs[i]) / (xs[i + 1] - xs[i]), 0.0, 1.0)
     s = u * u * (3.0 - 2.0 * u)
@@ -639,9 +638,8 @@ class ActivityRenderer:
             ip = np.array([_ipt(p) for p in pts], np.int32)
             cv2.fillConvexPoly(img, ip, _paint(colr, 0.5 + 0.6 * lam, gain), cv2.LINE_AA, _SH)
             # depth: the front surface plane (TORSO_DEPTH / 2 ahead of the joint plane)
-            x0, y0 = np.floor(pts.min(0)).astype(int) - 1
-            x1, y1 = np.ceil(pts.max(0)).astype(int) + 2
-            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, self.W), min(y1, self.H)
+            x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - 1, 0)
+            x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + 2, (self.W, self.H))
             if x1 <= x0 or y1 <= y0:
                 continue
             m = np.zeros((y1 - y0, x1 - x0), np.uint8)
@@ -696,21 +694,16 @@ class ActivityRenderer:
         return [(*self._camera(Jall[i, 0], rng), self._radar(Jall[i, 1:], rng)) for i in range(tt.shape[0])]
 
 
-def render_window(subject: Subject, activity: str, start_s: float, frames: int, rate_hz: float = 10.0,
-                  seed: int | np.random.Generator | np.random.SeedSequence = 0, width: int = 160, height: int = 120,
-                  renderer: ActivityRenderer | None = None) -> dict[str, np.ndarray]:
-    """``frames`` frames at ``rate_hz`` from ``start_s`` of ``subject`` performing ``activity``
-    since t = 0: ``{"rgb": uint8 (F, H, W, 3), "depth": uint16 (F, H, W) mm, "radar": float32
-    (F, 64, 64)}``. ``seed`` is the noise seed; ``renderer`` a prebuilt one of this subject."""
+def render_window(renderer: ActivityRenderer, activity: str, start_s: float, frames: int, rate_hz: float = 10.0,
+                  seed: int | np.random.Generator | np.random.SeedSequence = 0) -> dict[str, np.ndarray]:
+    """``frames`` frames at ``rate_hz`` from ``start_s`` of the renderer's subject performing
+    ``activity`` since t = 0: ``{"rgb": uint8 (F, H, W, 3), "depth": uint16 (F, H, W) mm, "radar":
+    float32 (F, 64, 64)}``. ``seed`` is the noise seed."""
     check_index("frames", frames, ActivityError, lo=1)
     check_rate(rate_hz, ActivityError)
-    if renderer is None:
-        renderer = ActivityRenderer(subject, width, height)
-    elif renderer.subject != subject:
-        raise ActivityError("renderer was built for another subject")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     times = float(start_s) + np.arange(int(frames)) / float(rate_hz)
-    out = renderer.render_times(Performance(subject, [(activity, 1.0)]), times, rng)
+    out = renderer.render_times(Performance(renderer.subject, [(activity, 1.0)]), times, rng)
     return {k: np.stack([o[i] for o in out]) for i, k in enumerate(MODALITY_NAMES)}
 
 
@@ -779,15 +772,14 @@ def _tile(kind: str, x: np.ndarray, tile_w: int, tile_h: int) -> np.ndarray:
 
 
 def preview_activity(path: str | Path) -> Path:
-    """The PNG grid of docs/DATASET.md: subject 1 of seed 0, a row per activity, columns rgb /
-    depth / radar over one window of 5 frames at 10 Hz from t = 1 s."""
+    """The PNG grid of docs/DATASET.md: a row per activity, a window of rgb, depth and radar frames each."""
     frames, rate_hz, tile_w, label_w, white = 5, 10.0, 72, 92, (255, 255, 255)
     subject = draw_subject(0, 1)
     renderer = ActivityRenderer(subject)
     tile_h = int(round(tile_w * renderer.H / renderer.W))
     rows = []
     for k, act in enumerate(ACTIVITIES):
-        w = render_window(subject, act, 1.0, frames, rate_hz, seed=k, renderer=renderer)
+        w = render_window(renderer, act, 1.0, frames, rate_hz, seed=k)
         cells = []
         for kind in MODALITY_NAMES:
             cells += [np.pad(_tile(kind, x, tile_w, tile_h), ((1, 1), (1, 1), (0, 0))) for x in w[kind]]

@@ -225,18 +225,14 @@ class SimConfig:
             "obstacles": {"min": self.obstacles_min, "max": self.obstacles_max},
             "lighting": {k: list(v) for k, v in asdict(self.lighting).items()},
             "depth_max_m": DEPTH_MAX_M,
-            "nodes": [
-                {"name": n.name, "position": list(n.position), "yaw_deg": math.degrees(n.yaw),
-                 "pitch_deg": math.degrees(n.pitch), "quaternion_xyzw": list(n.quaternion_xyzw()),
-                 "camera": asdict(n.camera)}
-                for n in self.nodes
-            ],
+            "nodes": [{"name": n.name, "position": list(n.position), "yaw_deg": math.degrees(n.yaw),
+                       "pitch_deg": math.degrees(n.pitch), "quaternion_xyzw": list(n.quaternion_xyzw()),
+                       "camera": asdict(n.camera)} for n in self.nodes],
         }
 
 
 def default_nodes() -> list[NodeConfig]:
-    """The built-in layout (same as the shipped ``config/sensors.yaml``): 1.5 m high, 30 deg down,
-    each looking at the map origin."""
+    """The built-in layout, the same as the shipped ``config/sensors.yaml``."""
     cam = CameraIntrinsics.from_fov(320, 240, 90.0)
     return [NodeConfig(name, (x, y, 1.5), math.atan2(-y, -x), math.radians(30.0), cam)
             for name, x, y in (("node1", -2.1, -2.4), ("node2", 2.1, -2.4), ("node3", 0.0, 2.6))]

@@ -84,19 +84,14 @@ class CorruptionSpec:
             return replace(self, sigma=sigma, severity=min(sev, 1.0))
         if self.sigma not in (None, 0, 0.0):
             raise ValueError(f"sigma applies to 'gaussian' only, not to {self.kind!r} (use severity)")
-        if self.kind == "none":
-            return replace(self, sigma=0.0, severity=0.0)
         sev = 1.0 if self.kind in ("frozen", "dropout") or self.severity is None else float(self.severity)
-        return replace(self, sigma=0.0, severity=sev)
+        return replace(self, sigma=0.0, severity=0.0 if self.kind == "none" else sev)
 
     def active(self, elapsed_s: float) -> bool:
         """Whether the corruption is on ``elapsed_s`` seconds after it was set."""
         if self.kind == "none":
             return False
-        if self.schedule == "constant":
-            return True
-        phase = (elapsed_s + 1e-9) % self.period_s
-        return phase < self.duty * self.period_s
+        return self.schedule == "constant" or (elapsed_s + 1e-9) % self.period_s < self.duty * self.period_s
 
 
 #: Option keys of a corruption string (``period`` is short for ``period_s``).

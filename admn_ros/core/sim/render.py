@@ -125,11 +125,9 @@ def _value_noise(x: np.ndarray, y: np.ndarray, scale: float, table: np.ndarray) 
     ix, iy = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
     fx, fy = gx - ix, gy - iy
     fx, fy = fx * fx * (3 - 2 * fx), fy * fy * (3 - 2 * fy)
-    t00 = table[ix % n, iy % n]
-    t10 = table[(ix + 1) % n, iy % n]
-    t01 = table[ix % n, (iy + 1) % n]
-    t11 = table[(ix + 1) % n, (iy + 1) % n]
-    return (t00 * (1 - fx) + t10 * fx) * (1 - fy) + (t01 * (1 - fx) + t11 * fx) * fy
+    x0, x1, y0, y1 = ix % n, (ix + 1) % n, iy % n, (iy + 1) % n
+    return ((table[x0, y0] * (1 - fx) + table[x1, y0] * fx) * (1 - fy)
+            + (table[x0, y1] * (1 - fx) + table[x1, y1] * fx) * fy)
 
 
 def _floor_albedo(x: np.ndarray, y: np.ndarray, app: Appearance, cfg: SimConfig) -> np.ndarray:
@@ -175,7 +173,6 @@ def _wall_albedo(wall: int, u: np.ndarray, z: np.ndarray, app: Appearance) -> np
 
 
 def expose(color: np.ndarray, app: Appearance) -> np.ndarray:
-    """Apply the episode's exposure gain and colour cast; clip to [0, 1]."""
     return np.clip(color * app.gain * np.asarray(app.cast), 0.0, 1.0)
 
 

@@ -144,7 +144,6 @@ class Obstacle:
         return np.hypot(qx, qy)
 
     def segment_hits(self, a: np.ndarray, b: np.ndarray) -> bool:
-        """Whether the 2-D segment a-b crosses the footprint."""
         ts = np.linspace(0.0, 1.0, 48)[:, None]
         return bool((self.footprint_distance(a + ts * (b - a)) <= 0.0).any())
 
@@ -275,8 +274,6 @@ def sample_appearance(cfg: SimConfig, rng: np.random.Generator) -> Appearance:
 
 @dataclass
 class Scene:
-    """One episode's world: trajectory, obstacles and appearance."""
-
     trajectory: Trajectory
     obstacles: list[Obstacle]
     appearance: Appearance

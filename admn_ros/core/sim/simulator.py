@@ -63,8 +63,7 @@ class CorruptibleStreams:
         self.seed = check_index("seed", seed, self._error)
         self._ids = list(stream_ids)
         self._corr: dict[str, _CorruptionState] = {}
-        self.episode = check_index("episode", episode, self._error)
-        self.reset()
+        self.reset(episode)
 
     @property
     def t(self) -> float:
@@ -72,14 +71,12 @@ class CorruptibleStreams:
         return self.index / self.rate_hz
 
     def skip(self, n: int) -> None:
-        """Advance the clock by ``n`` frames without rendering."""
         if n < 0:
             raise ValueError(f"cannot skip a negative number of frames ({n})")
         self.index += int(n)
 
     @property
     def stream_ids(self) -> list[str]:
-        """The simulator's streams, in stream order."""
         return list(self._ids)
 
     def _start_episode(self) -> np.random.SeedSequence:
@@ -95,8 +92,7 @@ class CorruptibleStreams:
         # one random stream per stream id; set corruptions restart their schedules
         self._corr_seeds = corr_ss.spawn(len(self._ids))
         self._last_clean = {}
-        for sid, st in list(self._corr.items()):
-            self._corr[sid] = self._new_state(sid, st.spec)
+        self._corr = {sid: self._new_state(sid, st.spec) for sid, st in self._corr.items()}
 
     def _new_state(self, sid: str, spec: CorruptionSpec) -> _CorruptionState:
         rng = np.random.default_rng(self._corr_seeds[self._ids.index(sid)])

@@ -14,8 +14,7 @@ from admn_ros.core.streams import split_stream_id
 
 @dataclass(frozen=True)
 class Phase:
-    """One phase: ``name``, ``start_s`` / ``end_s`` on the timeline, ``corrupt`` (stream id ->
-    corruption string)."""
+    """One phase of a scenario (seconds on its timeline); ``corrupt`` maps stream ids to corruption strings."""
 
     name: str
     start_s: float
@@ -25,8 +24,6 @@ class Phase:
 
 @dataclass(frozen=True)
 class Timeline:
-    """The phases of a scenario file (:meth:`load`)."""
-
     name: str
     phases: tuple[Phase, ...]
     source: str = ""

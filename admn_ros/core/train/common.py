@@ -1,12 +1,11 @@
 """Pieces shared by the training stages and the evaluation: dataset access with named errors,
-seeded randomness, noise and failure sampling, schedules, progress and the per-sample score."""
+seeded randomness, noise and failure sampling, schedules and the per-sample score."""
 from __future__ import annotations
 
 import hashlib
 import importlib
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from admn_ros.core.checkpoint import CheckpointError, check_config, load_checkpoint
+from admn_ros.core.data.tools import progress_bar
 from admn_ros.core.noise import draw_stream_sigmas
 from admn_ros.core.sim.corruptions import APPLIES_TO, CorruptionSpec, corrupt_model_input
 from admn_ros.core.streams import MODALITIES, StreamSet, validate_budget
@@ -347,14 +347,6 @@ def make_adamw(params: Sequence[torch.nn.Parameter] | Iterator[torch.nn.Paramete
         return torch.optim.AdamW(groups, lr=lr)
 
 
-def progress(total: int, desc: str, enabled: bool = True) -> Any:
-    """A tqdm bar on stderr (a no-op object when disabled)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True,
-                file=sys.stderr, unit="batch")
-
-
 class Throughput:
     """Samples/s over the timed sections (:meth:`start` ... :meth:`stop`)."""
 
@@ -381,7 +373,7 @@ def run_epoch(module: torch.nn.Module, opt: torch.optim.Optimizer, ds: Any, cfg:
     returns the losses and the last learning rate."""
     module.train()
     batches = epoch_batches(len(ds), cfg.batch_size, rng, limit=cfg.train_samples)
-    bar = progress(len(batches), desc, cfg.progress)
+    bar = progress_bar(cfg.progress, len(batches), "batch", desc, transient=True)
     losses: list[float] = []
     lr = 0.0
     for i, sel in enumerate(batches):
