@@ -384,7 +384,7 @@ def test_doc_paths_and_links_exist() -> None:
     ("admn-ros dataset --task activity --out DIR --n-samples 10", "--n-samples"),
     ("admn-ros train stage2 --data D --variant {budget,fancy}", "--variant"),
     ("admn-ros frobnicate --out DIR", "unknown subcommand"),
-    ("python -m admn_ros.core.data.gdtm --src S --out O --no-such-flag", "--no-such-flag"),
+    ("admn-ros convert-gdtm --src S --out O --no-such-flag", "--no-such-flag"),
     ("make evaluate-all", "evaluate-all"),
     ("ros2 launch admn_ros tracking.launch.py budget:=27 no_such_arg:=1", "no_such_arg"),
     ("ros2 run admn_ros no_such_node", "no_such_node"),

@@ -327,7 +327,3 @@ def main(argv: list[str] | None = None) -> int:
     return cli_exit_code(lambda: generate_activity_dataset(
         a.out, a.subjects, a.val_subjects, a.test_subjects, a.windows_per_activity, a.frames, a.rate_hz, a.seed,
         a.workers, not a.quiet, a.overwrite, width=a.width, height=a.height))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

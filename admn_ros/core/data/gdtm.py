@@ -688,7 +688,3 @@ def main(argv: list[str] | None = None) -> int:
         radar_tolerance_ms=a.radar_tolerance_ms, car_id=a.car_id, gt_axes=tuple(a.gt_axes),
         episode_gap_ms=a.episode_gap_ms, limit=a.limit, on_corrupt=a.on_corrupt, overwrite=a.overwrite,
         progress=not a.quiet))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

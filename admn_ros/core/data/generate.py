@@ -139,7 +139,3 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     return cli_exit_code(lambda: generate_dataset(a.out, a.n_samples, a.seed, a.frames_per_episode, a.val_frac,
                                                   a.test_frac, a.workers, not a.quiet, a.config, a.overwrite))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

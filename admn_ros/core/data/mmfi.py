@@ -640,7 +640,3 @@ def main(argv: list[str] | None = None) -> int:
         environments=a.environments, actions=a.actions, image_source=a.image_source, rgb_root=a.rgb_root,
         keypoint_canvas=(float(a.keypoint_canvas[0]), float(a.keypoint_canvas[1])),
         val_subjects=a.val_subjects, rate_hz=a.rate_hz, strict=a.strict, overwrite=a.overwrite, progress=not a.quiet))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(None))
