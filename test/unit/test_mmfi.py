@@ -227,14 +227,15 @@ def test_wrong_root_path(tmp_path):
 
 
 def test_tree_without_sequences_names_its_environments(tmp_path):
-    """Break tried: listing the environments of the sequences found (none), which printed
-    'under environments []' for a tree that has E01 and E04."""
+    """An environment given twice (in any case) is listed once. Breaks tried: listing the environments
+    of the sequences found (none), which printed 'under environments []' for a tree that has E01 and
+    E04; listing ``--environments`` as given ('E04', 'E04')."""
     for part in ("E01/S01", "E04"):
         (tmp_path / "src" / part).mkdir(parents=True)
     with pytest.raises(MMFiError, match=r"no sequence folders .* under environments \['E01', 'E04'\]"):
         _convert(tmp_path / "src", tmp_path / "out")
     with pytest.raises(MMFiError, match=r"under environments \['E04'\]"):
-        _convert(tmp_path / "src", tmp_path / "out", environments=["e04"])
+        _convert(tmp_path / "src", tmp_path / "out", environments=["e04", "E04"])
     assert not (tmp_path / "out").exists()
 
 

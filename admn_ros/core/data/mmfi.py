@@ -437,8 +437,9 @@ def convert_mmfi(root: str | os.PathLike[str], out: str | os.PathLike[str], *, f
         raise ValueError(f"output {out_p} must not be the MM-Fi root or one of its environment folders")
 
     # which sequences exist and go where; every needed folder is checked before any decoding
-    seqs = scan_mmfi(root_p, environments)
-    envs_used = _sorted_dirs(root_p, "E") if environments is None else [str(e).upper() for e in environments]
+    want = None if environments is None else list(dict.fromkeys(str(e).upper() for e in environments))
+    seqs = scan_mmfi(root_p, want)
+    envs_used = _sorted_dirs(root_p, "E") if want is None else want
     if not seqs:
         raise _err(root_p, f"no sequence folders <env>/S../A.. under environments {envs_used}")
     by_key = {(s.subject, s.action): s for s in seqs}
