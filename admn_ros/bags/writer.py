@@ -5,6 +5,7 @@ stamped (and logged) at the input frame's stamp, in the task's frame.
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,12 +40,16 @@ class OutputBagWriter(contextlib.ExitStack):
         self.controller, self.node_xy = controller, node_xy
         super().__init__()
         self._w = self.enter_context(new_bag(self.path, storage))
-        self._w.set_custom_data("admn_ros.source", "replay outputs")
-        if controller:
-            self._w.set_custom_data("admn_ros.controller", controller)
-        self._conns = {t: self._w.add_connection(t, typ, typestore=get_admn_typestore(),
-                                                 offered_qos_profiles=[_qos(True, 10)])
-                       for t, typ in output_topics(self.task).items()}
+        try:
+            self._w.set_custom_data("admn_ros.source", "replay outputs")
+            if controller:
+                self._w.set_custom_data("admn_ros.controller", controller)
+            self._conns = {t: self._w.add_connection(t, typ, typestore=get_admn_typestore(),
+                                                     offered_qos_profiles=[_qos(True, 10)])
+                           for t, typ in output_topics(self.task).items()}
+        except BaseException:  # no caller's `with` holds the half-made bag yet: remove it here
+            self.__exit__(*sys.exc_info())
+            raise
 
     def _put(self, topic: str, msg: Any, t_ns: int) -> None:
         self._w.write(self._conns[topic], t_ns, msgs.serialize(msg))

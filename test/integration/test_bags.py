@@ -421,6 +421,21 @@ def test_replay_closes_the_bag_when_the_output_bag_cannot_be_made(sim_bags, tmp_
     assert not (tmp_path / "r" / "outputs").exists()
 
 
+def test_an_output_bag_that_fails_half_made_is_removed(tmp_path, monkeypatch):
+    """A connection the new output bag cannot take fails with its error and leaves no half-made bag, so the
+    same ``--out`` works again. Break tried: no cleanup in ``OutputBagWriter.__init__`` (the directory stays)."""
+    from admn_ros.bags import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "output_topics", lambda task: {"/admn/target": "admn_ros/msg/NoSuchType"})
+    try:
+        writer_module.OutputBagWriter(tmp_path / "outputs", ["node1/rgb"], "tracking")
+    except Exception as e:  # checked while the error is handled: no help from collecting the half-made writer
+        assert "NoSuchType" in str(e)
+        assert not (tmp_path / "outputs").exists()
+    else:
+        pytest.fail("an output bag with an unknown message type was made")
+
+
 def test_wrong_type_and_encoding_are_explained(sim_bags, tmp_path):
     with pytest.raises(BagContentError, match=r"node1/rgb.*admn_ros/StreamQoI.*expected sensor_msgs/Image"):
         BagFrames(sim_bags["mcap"], {"streams": {"node1/rgb": "/node1/qoi/rgb"}})
