@@ -291,9 +291,6 @@ class StreamSync(Generic[K]):
         return {k: MISSING if k in missing else (self.health[k].status if k in self.health else OK)
                 for k in self.keys}
 
-    def queued(self, key: K) -> int:
-        return len(self._sync.queues[self.live.index(key)]) if key in self._filters else 0
-
     def _refresh(self, now: float) -> None:
         self._now = now
         missing = self.missing(now)
