@@ -465,16 +465,12 @@ class Runtime:
             raise ValueError("no stream present: nothing to fuse")
         return self._fuse(emb, present)
 
-    def infer(self, window: FrameWindow | Mapping[str, np.ndarray | None], budget: int,
-              policy: str = "admn") -> Result:
-        """The whole graph's computation for a window (or one frame's inputs): allocate on each stream's
-        newest frame (``policy`` as :meth:`allocate`), embed every (frame, stream) with the window's
-        allocation (cached when unchanged), fuse. ``ValueError`` for an empty window, no stream with
-        data, a budget out of range, a bad input shape."""
+    def infer(self, window: FrameWindow, budget: int, policy: str = "admn") -> Result:
+        """The whole graph's computation for a window: allocate on each stream's newest frame
+        (``policy`` as :meth:`allocate`), embed every (frame, stream) with the window's allocation
+        (cached when unchanged), fuse. ``ValueError`` for an empty window, no stream with data, a
+        budget out of range, a bad input shape."""
         t0 = time.perf_counter()
-        if not isinstance(window, FrameWindow):
-            inputs, window = window, FrameWindow(self.frames, self.stream_ids)
-            window.push(0, inputs)
         frames = window.items
         if not frames:
             raise ValueError("empty window: push frames first")
