@@ -52,10 +52,11 @@ class _ControllerPart(nn.Module):
 class _TorchBackend:
     """Eager torch, the reference: the model's own backbones (real skipping in
     :meth:`~admn_ros.core.vit.AdaptiveViT.run_blocks`). A backend runs the parts of a model on torch
-    tensors: ``embed`` (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` -> ``[N, D]``),
-    ``fuse`` as :class:`_FusionPart` and ``control`` as :class:`_ControllerPart`."""
+    tensors on its ``device``: ``embed`` (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` ->
+    ``[N, D]``), ``fuse`` as :class:`_FusionPart` and ``control`` as :class:`_ControllerPart`."""
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
+        self.device = model.device
         self.backbones = model.backbones
         self.fuse = _FusionPart(model)
         self.control = _ControllerPart(controller) if controller is not None else None
@@ -75,7 +76,7 @@ class _OnnxBackend:
     def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
         import onnxruntime as ort
 
-        self.ort = ort
+        self.ort, self.device = ort, torch.device("cpu")
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1
@@ -227,7 +228,7 @@ class InferenceEngine:
              budget: Any) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         b = int(inputs[cfg.modalities[0]].shape[0])
-        dev = self._device(be)
+        dev = be.device
         xs = {m: inputs[m].to(dev, torch.float32) for m in cfg.modalities}
         tok_pres = as_present_tensor(present, b, cfg.n_streams, dev, cfg.frames)  # [B, F*n]
         pres = tok_pres.reshape(b, cfg.frames, cfg.n_streams).any(1)  # per window stream
@@ -243,9 +244,6 @@ class InferenceEngine:
         out["emb"] = emb
         out["mask"] = mask_t & pres[:, :, None]
         return out
-
-    def _device(self, be: _Backend) -> torch.device:
-        return torch.device("cpu") if isinstance(be, _OnnxBackend) else self.model.device
 
     def _control(self, be: _Backend, xs: Mapping[str, torch.Tensor], pres: torch.Tensor, budget: Any, b: int,
                  dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -273,7 +271,7 @@ class InferenceEngine:
         if self.controller is None:
             raise RuntimeError("this engine has no controller")
         b = int(inputs[self.cfg.modalities[0]].shape[0])
-        dev = self._device(self._be)
+        dev = self._be.device
         pres = as_present_tensor(present, b, self.cfg.n_streams, dev)
         xs = {m: inputs[m].to(dev) for m in self.controller.cfg.modalities}
         mask, logits, sigma = self._control(self._be, xs, pres, budget, b, dev)
@@ -285,12 +283,12 @@ class InferenceEngine:
         ``[depth]`` / ``None`` -> ``[N, D]``."""
         a = broadcast_mask(active, (x.shape[0], self.cfg.vit_depth))
         on = a if a.dtype == torch.bool else a > 0.5
-        return self._be.embed(modality, x.to(self._device(self._be), torch.float32), on.cpu().numpy())
+        return self._be.embed(modality, x.to(self._be.device, torch.float32), on.cpu().numpy())
 
     @torch.no_grad()
     def fuse(self, embeddings: torch.Tensor, present: Any = None) -> dict[str, torch.Tensor]:
         """Fusion + head on ``[B, F*n, D]`` embeddings (for a ROS fusion node); ``present``
         ``[B, n]`` or per token ``[B, F*n]``."""
-        dev = self._device(self._be)
+        dev = self._be.device
         pres = as_present_tensor(present, embeddings.shape[0], self.cfg.n_streams, dev, self.cfg.frames)
         return dict(zip(self.model.fusion.task.outputs, self._be.fuse(embeddings.to(dev, torch.float32), pres)))
