@@ -77,12 +77,8 @@ class _OnnxBackend:
         import onnxruntime as ort
 
         self.ort, self.device = ort, torch.device("cpu")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._so = so
+        self._so = ort.SessionOptions()   # by default sequential, with every graph optimization
+        self._so.intra_op_num_threads = self._so.inter_op_num_threads = 1
         cfg, dev = model.cfg, model.device
         self.patch: dict[str, Any] = {}
         self.blocks: dict[str, list[Any]] = {}
@@ -191,30 +187,24 @@ class InferenceEngine:
         self.backend = backend
         self._be = self._backends[self.backend]
 
-    def _probe(self, batch: int = 3, seed: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(seed)
-        ins = random_inputs(self.cfg, batch, g, self.model.device)
+    def _compare(self, be: _Backend) -> float:
+        g = torch.Generator().manual_seed(0)
+        ins = random_inputs(self.cfg, 3, g, self.model.device)
         n, depth = self.cfg.n_streams, self.cfg.vit_depth
-        mask = torch.rand(batch, n, depth, generator=g) < 0.5
+        mask = torch.rand(3, n, depth, generator=g) < 0.5
         mask[:, :, 0] = True
         mask[0] = True
-        present = torch.ones(batch, n, dtype=torch.bool)
-        if batch > 1:
-            present[-1, 1] = False
-        return ins, mask, present
-
-    def _compare(self, be: _Backend) -> float:
-        ins, mask, present = self._probe()
+        present = torch.ones(3, n, dtype=torch.bool)
+        present[-1, 1] = False
         ref = self._run(self._backends["torch"], ins, mask, present, None)
         out = self._run(be, ins, mask, present, None)
         return max(float((ref[k].cpu() - out[k].cpu()).abs().max()) for k in ref if k != "mask")
 
     def _time(self, be: _Backend, reps: int = 15) -> float:
-        ins, _, _ = self._probe(batch=1)
-        full = torch.ones(1, self.cfg.n_streams, self.cfg.vit_depth, dtype=torch.bool)
-        quarter = torch.from_numpy(naive_allocation(self.cfg.n_streams,
-                                                    budget_from_fraction(0.25, self.cfg.n_streams, self.cfg.vit_depth),
-                                                    self.cfg.vit_depth))[None]
+        ins = random_inputs(self.cfg, 1, torch.Generator().manual_seed(0), self.model.device)
+        n, depth = self.cfg.n_streams, self.cfg.vit_depth
+        full = torch.ones(1, n, depth, dtype=torch.bool)
+        quarter = torch.from_numpy(naive_allocation(n, budget_from_fraction(0.25, n, depth), depth))[None]
         ts = []
         for _ in range(reps):
             t0 = time.perf_counter()
