@@ -1,8 +1,5 @@
-"""Time synchronization (rclpy-free): :class:`SimpleFilter`, :class:`TimeSynchronizer` and
-:class:`ApproximateTimeSynchronizer` are a drop-in for ROS 2 ``message_filters``' Python API;
-:class:`StreamSync` adds stream timeouts and health (:mod:`admn_ros.core.health`) on top of any such
-synchronizer. Policy: docs/ARCHITECTURE.md, "Synchronization policy".
-"""
+"""Time synchronization (rclpy-free): a drop-in for ROS 2 ``message_filters``' Python synchronizers and
+:class:`StreamSync`, stream timeouts and health on top; docs/ARCHITECTURE.md, "Synchronization policy"."""
 from __future__ import annotations
 
 import itertools
@@ -63,8 +60,7 @@ class SimpleFilter:
 
 
 class TimeSynchronizer(SimpleFilter):
-    """Sets of messages with *identical* header stamps, one from each filter in ``fs``;
-    ``registerCallback(cb)`` gets ``cb(msg_0, ..., msg_n-1)``. See the module docstring."""
+    """Sets of messages with *identical* header stamps, one from each filter in ``fs``, in that order."""
 
     def __init__(self, fs: Sequence[Any], queue_size: int) -> None:
         SimpleFilter.__init__(self)
