@@ -129,14 +129,10 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
         with self.lock:
             self._store(my_queue, key, msg)
             others = [i for i in range(len(self.queues)) if i != my_queue_index]   # all for no index
-            candidates = []
-            for i in others:
-                near = [s for s in self.queues[i] if abs(s - key) <= self.slop_ns]
-                if not near:
-                    return
-                near.sort(key=lambda s: abs(s - key))     # stable: ties stay in queue order
-                candidates.append(near)
-            for combo in itertools.product(*candidates):
+            # per other input its stamps within slop of the key, nearest first (stable: ties stay in queue order)
+            candidates = [sorted((s for s in self.queues[i] if abs(s - key) <= self.slop_ns),
+                                 key=lambda s: abs(s - key)) for i in others]
+            for combo in itertools.product(*candidates):   # none if an input has no candidate
                 stamps = list(combo)
                 if my_queue_index is not None:
                     stamps.insert(my_queue_index, ns)     # the anchor's own, unshifted stamp
