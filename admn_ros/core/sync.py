@@ -1,5 +1,5 @@
-"""Time synchronization (rclpy-free): a drop-in for ROS 2 ``message_filters``' Python synchronizers and
-:class:`StreamSync`, stream timeouts and health on top; docs/ARCHITECTURE.md, "Synchronization policy"."""
+"""Time synchronization (rclpy-free): a drop-in for ROS 2 ``message_filters``' Python synchronizers, and
+:class:`StreamSync` (stream timeouts and health on top); docs/ARCHITECTURE.md, "Synchronization policy"."""
 from __future__ import annotations
 
 import itertools
