@@ -171,7 +171,6 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_checkpoint(path: str | os.PathLike[str], *, kind: str | None = None,
                     with_optimizer: bool = True) -> Checkpoint:
-    """Load a checkpoint, insisting on ``kind`` if given."""
     from safetensors.torch import load_file
 
     path = Path(path)

@@ -235,7 +235,6 @@ class AllocationController(nn.Module):
         return {"logits": logits, "sigma": sigma, "tokens": tok}
 
     def heads(self, tok: torch.Tensor, budget_frac: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stream tokens -> ``(logits, sigma)``."""
         logits = self.alloc_head(tok, budget_frac if self.cfg.universal else None)
         logits = spread_ordered(logits, self.cfg.first_block, self.spread_free)
         sigma = F.softplus(self.noise_head(tok).squeeze(-1))

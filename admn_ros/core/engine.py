@@ -52,10 +52,11 @@ class _ControllerPart(nn.Module):
 class _TorchBackend:
     """Eager torch, the reference: the model's own backbones (real skipping in
     :meth:`~admn_ros.core.vit.AdaptiveViT.run_blocks`). A backend runs the parts of a model on torch
-    tensors: ``embed`` (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` -> ``[N, D]``),
-    ``fuse`` as :class:`_FusionPart` and ``control`` as :class:`_ControllerPart`."""
+    tensors on its ``device``: ``embed`` (one backbone: ``x [N, C, H, W]``, ``on`` bool ``[N, depth]`` ->
+    ``[N, D]``), ``fuse`` as :class:`_FusionPart` and ``control`` as :class:`_ControllerPart`."""
 
     def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
+        self.device = model.device
         self.backbones = model.backbones
         self.fuse = _FusionPart(model)
         self.control = _ControllerPart(controller) if controller is not None else None
@@ -75,13 +76,9 @@ class _OnnxBackend:
     def __init__(self, model: ADMNModel, controller: AllocationController | None) -> None:
         import onnxruntime as ort
 
-        self.ort = ort
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._so = so
+        self.ort, self.device = ort, torch.device("cpu")
+        self._so = ort.SessionOptions()   # by default sequential, with every graph optimization
+        self._so.intra_op_num_threads = self._so.inter_op_num_threads = 1
         cfg, dev = model.cfg, model.device
         self.patch: dict[str, Any] = {}
         self.blocks: dict[str, list[Any]] = {}
@@ -190,30 +187,24 @@ class InferenceEngine:
         self.backend = backend
         self._be = self._backends[self.backend]
 
-    def _probe(self, batch: int = 3, seed: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(seed)
-        ins = random_inputs(self.cfg, batch, g, self.model.device)
+    def _compare(self, be: _Backend) -> float:
+        g = torch.Generator().manual_seed(0)
+        ins = random_inputs(self.cfg, 3, g, self.model.device)
         n, depth = self.cfg.n_streams, self.cfg.vit_depth
-        mask = torch.rand(batch, n, depth, generator=g) < 0.5
+        mask = torch.rand(3, n, depth, generator=g) < 0.5
         mask[:, :, 0] = True
         mask[0] = True
-        present = torch.ones(batch, n, dtype=torch.bool)
-        if batch > 1:
-            present[-1, 1] = False
-        return ins, mask, present
-
-    def _compare(self, be: _Backend) -> float:
-        ins, mask, present = self._probe()
+        present = torch.ones(3, n, dtype=torch.bool)
+        present[-1, 1] = False
         ref = self._run(self._backends["torch"], ins, mask, present, None)
         out = self._run(be, ins, mask, present, None)
         return max(float((ref[k].cpu() - out[k].cpu()).abs().max()) for k in ref if k != "mask")
 
     def _time(self, be: _Backend, reps: int = 15) -> float:
-        ins, _, _ = self._probe(batch=1)
-        full = torch.ones(1, self.cfg.n_streams, self.cfg.vit_depth, dtype=torch.bool)
-        quarter = torch.from_numpy(naive_allocation(self.cfg.n_streams,
-                                                    budget_from_fraction(0.25, self.cfg.n_streams, self.cfg.vit_depth),
-                                                    self.cfg.vit_depth))[None]
+        ins = random_inputs(self.cfg, 1, torch.Generator().manual_seed(0), self.model.device)
+        n, depth = self.cfg.n_streams, self.cfg.vit_depth
+        full = torch.ones(1, n, depth, dtype=torch.bool)
+        quarter = torch.from_numpy(naive_allocation(n, budget_from_fraction(0.25, n, depth), depth))[None]
         ts = []
         for _ in range(reps):
             t0 = time.perf_counter()
@@ -227,7 +218,7 @@ class InferenceEngine:
              budget: Any) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         b = int(inputs[cfg.modalities[0]].shape[0])
-        dev = self._device(be)
+        dev = be.device
         xs = {m: inputs[m].to(dev, torch.float32) for m in cfg.modalities}
         tok_pres = as_present_tensor(present, b, cfg.n_streams, dev, cfg.frames)  # [B, F*n]
         pres = tok_pres.reshape(b, cfg.frames, cfg.n_streams).any(1)  # per window stream
@@ -243,9 +234,6 @@ class InferenceEngine:
         out["emb"] = emb
         out["mask"] = mask_t & pres[:, :, None]
         return out
-
-    def _device(self, be: _Backend) -> torch.device:
-        return torch.device("cpu") if isinstance(be, _OnnxBackend) else self.model.device
 
     def _control(self, be: _Backend, xs: Mapping[str, torch.Tensor], pres: torch.Tensor, budget: Any, b: int,
                  dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -273,7 +261,7 @@ class InferenceEngine:
         if self.controller is None:
             raise RuntimeError("this engine has no controller")
         b = int(inputs[self.cfg.modalities[0]].shape[0])
-        dev = self._device(self._be)
+        dev = self._be.device
         pres = as_present_tensor(present, b, self.cfg.n_streams, dev)
         xs = {m: inputs[m].to(dev) for m in self.controller.cfg.modalities}
         mask, logits, sigma = self._control(self._be, xs, pres, budget, b, dev)
@@ -285,12 +273,12 @@ class InferenceEngine:
         ``[depth]`` / ``None`` -> ``[N, D]``."""
         a = broadcast_mask(active, (x.shape[0], self.cfg.vit_depth))
         on = a if a.dtype == torch.bool else a > 0.5
-        return self._be.embed(modality, x.to(self._device(self._be), torch.float32), on.cpu().numpy())
+        return self._be.embed(modality, x.to(self._be.device, torch.float32), on.cpu().numpy())
 
     @torch.no_grad()
     def fuse(self, embeddings: torch.Tensor, present: Any = None) -> dict[str, torch.Tensor]:
         """Fusion + head on ``[B, F*n, D]`` embeddings (for a ROS fusion node); ``present``
         ``[B, n]`` or per token ``[B, F*n]``."""
-        dev = self._device(self._be)
+        dev = self._be.device
         pres = as_present_tensor(present, embeddings.shape[0], self.cfg.n_streams, dev, self.cfg.frames)
         return dict(zip(self.model.fusion.task.outputs, self._be.fuse(embeddings.to(dev, torch.float32), pres)))

@@ -1,8 +1,5 @@
-"""The runtime every consumer of trained models calls (rclpy-free): :meth:`Runtime.load` a model
-directory, then ``preprocess`` -> ``allocate`` (controller node) -> ``embed`` (backbone node) -> ``fuse``
-(fusion node), or ``infer`` the whole graph on a :class:`FrameWindow`. Model-directory rules and the
-allocation policy: docs/ARCHITECTURE.md, "Runtime and replay". Importing this module does not import torch.
-"""
+"""The runtime every consumer of trained models calls (rclpy-free; importing it does not import torch):
+docs/ARCHITECTURE.md, "Runtime and replay"."""
 from __future__ import annotations
 
 import time
@@ -107,7 +104,6 @@ class FrameWindow:
 
     @property
     def items(self) -> list[WindowFrame]:
-        """Frames, oldest first."""
         return list(self._buf)
 
     def newest_inputs(self) -> dict[str, np.ndarray]:
@@ -317,9 +313,8 @@ class Runtime:
                        np.ones((self.frames, len(self.stream_ids)), bool))
 
     def preprocess(self, sid: str, array: np.ndarray) -> np.ndarray:
-        """Raw sensor array -> float32 ``(C, 64, 64)`` in [0, 1] for stream ``sid``
-        (:func:`~admn_ros.core.preprocess.to_model_input`; radar NaN/inf are errors, depth NaN/inf
-        become 0). Raises ``ValueError`` naming the stream and the problem (for radar NaN/inf a
+        """Raw sensor array -> float32 ``(C, 64, 64)`` in [0, 1] for stream ``sid`` (depth NaN/inf become 0).
+        Raises ``ValueError`` naming the stream and the problem (radar NaN/inf: a
         :class:`~admn_ros.core.image_convert.ConversionError` with reason ``non_finite``)."""
         from admn_ros.core.preprocess import to_model_input
 
@@ -465,16 +460,12 @@ class Runtime:
             raise ValueError("no stream present: nothing to fuse")
         return self._fuse(emb, present)
 
-    def infer(self, window: FrameWindow | Mapping[str, np.ndarray | None], budget: int,
-              policy: str = "admn") -> Result:
-        """The whole graph's computation for a window (or one frame's inputs): allocate on each stream's
-        newest frame (``policy`` as :meth:`allocate`), embed every (frame, stream) with the window's
-        allocation (cached when unchanged), fuse. ``ValueError`` for an empty window, no stream with
-        data, a budget out of range, a bad input shape."""
+    def infer(self, window: FrameWindow, budget: int, policy: str = "admn") -> Result:
+        """The whole graph's computation for a window: allocate on each stream's newest frame
+        (``policy`` as :meth:`allocate`), embed every (frame, stream) with the window's allocation
+        (cached when unchanged), fuse. ``ValueError`` for an empty window, no stream with data, a
+        budget out of range, a bad input shape."""
         t0 = time.perf_counter()
-        if not isinstance(window, FrameWindow):
-            inputs, window = window, FrameWindow(self.frames, self.stream_ids)
-            window.push(0, inputs)
         frames = window.items
         if not frames:
             raise ValueError("empty window: push frames first")

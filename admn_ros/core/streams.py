@@ -20,8 +20,6 @@ DEPTH_MAX_M: float = 8.0
 
 @dataclass(frozen=True)
 class Modality:
-    """Static facts about one sensing modality."""
-
     channels: int                       # of the model input
     sigma_max: float                    # largest noise std on [0, 1] data (paper: image 3, depth 0.75)
     encoding: str                       # sensor_msgs/Image encoding the sensor node publishes

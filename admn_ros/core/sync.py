@@ -1,8 +1,5 @@
-"""Time synchronization (rclpy-free): :class:`SimpleFilter`, :class:`TimeSynchronizer` and
-:class:`ApproximateTimeSynchronizer` are a drop-in for ROS 2 ``message_filters``' Python API;
-:class:`StreamSync` adds stream timeouts and health (:mod:`admn_ros.core.health`) on top of any such
-synchronizer. Policy: docs/ARCHITECTURE.md, "Synchronization policy".
-"""
+"""Time synchronization (rclpy-free): a drop-in for ROS 2 ``message_filters``' Python synchronizers, and
+:class:`StreamSync` (stream timeouts and health on top); docs/ARCHITECTURE.md, "Synchronization policy"."""
 from __future__ import annotations
 
 import itertools
@@ -63,8 +60,7 @@ class SimpleFilter:
 
 
 class TimeSynchronizer(SimpleFilter):
-    """Sets of messages with *identical* header stamps, one from each filter in ``fs``;
-    ``registerCallback(cb)`` gets ``cb(msg_0, ..., msg_n-1)``. See the module docstring."""
+    """Sets of messages with *identical* header stamps, one from each filter in ``fs``, in that order."""
 
     def __init__(self, fs: Sequence[Any], queue_size: int) -> None:
         SimpleFilter.__init__(self)
@@ -133,14 +129,10 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
         with self.lock:
             self._store(my_queue, key, msg)
             others = [i for i in range(len(self.queues)) if i != my_queue_index]   # all for no index
-            candidates = []
-            for i in others:
-                near = [s for s in self.queues[i] if abs(s - key) <= self.slop_ns]
-                if not near:
-                    return
-                near.sort(key=lambda s: abs(s - key))     # stable: ties stay in queue order
-                candidates.append(near)
-            for combo in itertools.product(*candidates):
+            # per other input its stamps within slop of the key, nearest first (stable: ties stay in queue order)
+            candidates = [sorted((s for s in self.queues[i] if abs(s - key) <= self.slop_ns),
+                                 key=lambda s: abs(s - key)) for i in others]
+            for combo in itertools.product(*candidates):   # none if an input has no candidate
                 stamps = list(combo)
                 if my_queue_index is not None:
                     stamps.insert(my_queue_index, ns)     # the anchor's own, unshifted stamp
@@ -290,9 +282,6 @@ class StreamSync(Generic[K]):
         missing = self.missing(self._now if now is None else now)
         return {k: MISSING if k in missing else (self.health[k].status if k in self.health else OK)
                 for k in self.keys}
-
-    def queued(self, key: K) -> int:
-        return len(self._sync.queues[self.live.index(key)]) if key in self._filters else 0
 
     def _refresh(self, now: float) -> None:
         self._now = now

@@ -33,7 +33,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from admn_ros.core.runtime import Runtime
+from admn_ros.core.runtime import FrameWindow, Runtime
 from admn_ros.core.tasks import get_task
 from fixtures import write_random_models
 from fixtures.lifecycle import state_label
@@ -247,7 +247,9 @@ class TestRunningGraph:
             assert a.stream_ids == rt.stream_ids
             inputs = {sid: (rt.preprocess(sid, image_to_numpy(lis.images[sid][s])) if a.present[i] else None)
                       for i, sid in enumerate(SIDS)}
-            res = rt.infer(inputs, int(a.budget))
+            window = FrameWindow(rt.frames, rt.stream_ids)
+            window.push(s, inputs)
+            res = rt.infer(window, int(a.budget))
             compared += 1
             # the same allocation decided (controller) and executed (backbones: a stream a backbone
             # did not have in time runs no block even if the controller gave it some)

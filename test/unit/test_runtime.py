@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from admn_ros.core.checkpoint import CheckpointError, read_metadata, save_checkpoint
-from admn_ros.core.runtime import NAIVE, NONE, UNIVERSAL, Runtime
+from admn_ros.core.runtime import NAIVE, NONE, UNIVERSAL, FrameWindow, Runtime
 from admn_ros.core.streams import DEPTH, StreamSet, naive_allocation
 from fixtures import write_random_activity_models, write_random_models
 
@@ -33,6 +33,13 @@ def rt(model_dir):
 def frame(rt: Runtime, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {s: rng.random((rt.cfg.channels(s.split("/")[1]), 64, 64), dtype=np.float32) for s in rt.stream_ids}
+
+
+def window_of(rt: Runtime, inputs: dict[str, np.ndarray | None]) -> FrameWindow:
+    """A window holding the one frame ``inputs``."""
+    w = FrameWindow(rt.frames, rt.stream_ids)
+    w.push(0, inputs)
+    return w
 
 
 # ------------------------------------------------------------------ loading
@@ -207,7 +214,7 @@ def test_embed_and_fuse_equal_the_model(rt):
         ref = rt.model(ins, torch.from_numpy(a.mask)[None], torch.from_numpy(a.present)[None])
     np.testing.assert_allclose(mean, ref["mean"][0].numpy(), atol=1e-5)
     np.testing.assert_allclose(cov, ref["cov"][0].numpy(), atol=1e-5)
-    res = rt.infer(x, 12)
+    res = rt.infer(window_of(rt, x), 12)
     np.testing.assert_allclose(res.mean, mean, atol=1e-6)
 
 
@@ -235,7 +242,7 @@ def test_model_inputs_of_the_wrong_shape_name_their_stream(rt):
     with pytest.raises(ValueError, match=r"node2/rgb: model input must have shape \(3, 64, 64\), got \(1, 64, 64\)"):
         rt.embed(["node1/rgb", "node2/rgb"], x, np.ones((2, DEPTH), bool))
     with pytest.raises(ValueError, match="node2/rgb: model input must have shape"):
-        rt.infer(x, 12)
+        rt.infer(window_of(rt, x), 12)
 
 
 def test_preprocess_checks(rt):

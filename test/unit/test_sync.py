@@ -377,14 +377,19 @@ def test_all_inputs_missing_fires_nothing_and_counts_what_was_lost():
     assert s.stats.discarded == 1 and s.stats.queued == 0
 
 
+def queued(s: StreamSync, key: str) -> int:
+    """Messages of input ``key`` waiting in the synchronizer of ``s``."""
+    return len(s._sync.queues[s.live.index(key)]) if key in s.live else 0
+
+
 def test_configure_rebuilds_and_offers_the_queued_messages_again():
     s = StreamSync(["a", "b"], slop=0.01, timeout=10.0)
     s.add("a", 1 * S, "A1", now=0.0)
     assert s.add("b", 1 * S + 20_000_000, "B1", now=0.0) == []    # 20 ms apart: no set
     s.configure(timeout=5.0)                                       # no rebuild
-    assert s.timeout == 5.0 and s.queued("a") == 1 and s.queued("b") == 1
+    assert s.timeout == 5.0 and queued(s, "a") == 1 and queued(s, "b") == 1
     s.configure(slop=0.05)                                         # rebuild: now they match
-    assert s.slop == 0.05 and s.queued("a") == 0
+    assert s.slop == 0.05 and queued(s, "a") == 0
     assert sets_of(s.poll(now=0.0)) == [{"a": "A1", "b": "B1"}]
 
 
