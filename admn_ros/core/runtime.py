@@ -398,7 +398,7 @@ class Runtime:
         """Backbone embeddings ``sid -> float32 (D,)`` of the ``sids`` with an input and an active block
         (real block skipping; the others are not computed). ``mask_rows``: bool ``(len(sids), DEPTH)``
         or ``sid -> (DEPTH,)``; ``timings_ms`` gets ``sid -> ms`` of its modality's backbone call."""
-        rows = mask_rows if isinstance(mask_rows, Mapping) else {s: np.asarray(mask_rows)[k] for k, s in enumerate(sids)}
+        rows = mask_rows if isinstance(mask_rows, Mapping) else dict(zip(sids, np.asarray(mask_rows), strict=True))
         todo: list[tuple[str, str, np.ndarray, np.ndarray]] = []
         for sid in sids:
             self.index(sid)
