@@ -374,7 +374,7 @@ class AdmnNode(LifecycleNode):
         self.configure_error = None
         try:
             self.monitor = StreamMonitor()
-            self._prev_rejected, self._prev_dropped = {}, 0
+            self._prev_rejected, self._prev_dropped, self._prev_sync = {}, 0, (0, 0)
             if self.p.get("radar_input") == "pointcloud2":  # radar as PointCloud2: drawn into the map
                 from admn_ros.core.radar_cloud import CloudToRangeAzimuth
                 from admn_ros.core.sim.config import load_sim_config
@@ -469,7 +469,8 @@ class AdmnNode(LifecycleNode):
 
     def summary_status(self, message: str, values: dict[str, Any]) -> DiagnosticStatus:
         """The node's summary status ``<fqn>: SUMMARY`` with ``values``, the ``sync_*`` counts of ``self.sync``
-        and the drop counts: WARN if frames were dropped since the last report, ERROR (its message) on
+        and the drop counts: WARN if frames were dropped since the last report, or if every input sends but
+        none of their messages formed a set (stamps further apart than ``slop``); ERROR (its message) on
         ``configure_error``."""
         dropped, st = self.monitor.dropped, self.sync.stats if self.sync is not None else None
         if st is not None:
@@ -480,6 +481,12 @@ class AdmnNode(LifecycleNode):
         if v["dropped"] > self._prev_dropped:
             level = WARN
             message += f"; dropped {v['dropped'] - self._prev_dropped} frame(s) since last report"
+        sets0, discarded0 = self._prev_sync
+        all_live = st is not None and self.sync.live == tuple(self.sync.keys)
+        if all_live and st.sets == sets0 and st.discarded > discarded0:
+            level = WARN
+            message += (f"; every input sends but no frame formed since last report: their stamps lie more than "
+                        f"slop ({self.sync.slop:g} s) apart (docs/DEPLOY.md, Clocks)")
         if self.configure_error:
             level, message = ERROR, self.configure_error
         name = self.get_fully_qualified_name()
@@ -496,6 +503,7 @@ class AdmnNode(LifecycleNode):
         self.diag_pub.publish(DiagnosticArray(header=make_header(self.get_clock().now().to_msg()), status=statuses))
         self._prev_rejected = {k: int(sum(self.monitor.rejected(k).values())) for k in self.monitor.inputs}
         self._prev_dropped = int(sum(self.monitor.dropped.values()))
+        self._prev_sync = (self.sync.stats.sets, self.sync.stats.discarded) if self.sync is not None else (0, 0)
 
     @classmethod
     def main(cls, args: Sequence[str] | None = None) -> int:

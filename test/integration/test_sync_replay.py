@@ -213,3 +213,41 @@ def test_the_controller_over_dds_playing_the_bag_allocates_the_offline_frames(re
     finally:
         stop.set()
         rclpy.try_shutdown(context=ctx)
+
+
+@pytest.mark.parametrize("offset_ms", [0, 40])
+def test_a_stream_stamped_further_than_slop_from_the_others_is_named_on_diagnostics(reordered_bag, offset_ms):
+    """Every input sends, but node1/rgb is stamped 40 ms (more than ``slop``, less than ``timeout``) after the
+    others: no frame completes, and the controller's summary on /diagnostics says so (WARN, naming ``slop``)
+    rather than staying OK. Without the offset the frames complete and no such warning appears.
+    Break tried: no stuck-synchronizer check in ``summary_status`` (the summary stayed OK with sync_sets 0)."""
+    import rclpy
+
+    from admn_ros.ros import topics
+    from admn_ros.ros.convert import make_header, ns_to_stamp, numpy_to_image
+    from admn_ros.ros.diagnostics import WARN
+
+    d, sids, _ = reordered_bag
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = _controller(ctx, d / "models")
+        rng = np.random.default_rng(1)
+        for k in range(25):
+            for i, sid in enumerate(sids):
+                mod = sid.split("/")[1]
+                arr = {"rgb": lambda: rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+                       "depth": lambda: rng.integers(500, 4000, (32, 32), dtype=np.uint16),
+                       "radar": lambda: rng.random((32, 32), dtype=np.float32)}[mod]()
+                stamp = _stamp(i, k) + (offset_ms * 10**6 if i == 0 else 0)
+                msg = numpy_to_image(arr, ENC[mod], make_header(ns_to_stamp(stamp)))
+                node.input_filters[topics.image_topic(sid)].callback(msg)
+        summary = next(s for s in node.diagnostic_statuses() if s.name.endswith(node.SUMMARY))
+        if offset_ms:
+            assert node.sync.stats.sets == 0 and node.sync.stats.discarded > 0
+            assert summary.level == WARN and "slop" in summary.message, summary.message
+        else:
+            assert node.sync.stats.sets >= 20 and "slop" not in summary.message, summary.message
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
